@@ -1,0 +1,98 @@
+// `kubewire cni ...`: install the plugins, and drive a network like cnitool does.
+
+import { createHash } from 'node:crypto';
+import type { Command } from 'commander';
+import { installPlugins } from '../cni/install.ts';
+import { loadDefaultConfList } from '../cni/runtime/conflist.ts';
+import { CniRuntime, type RuntimeConf } from '../cni/runtime/runtime.ts';
+import { convertResult, type Attachment } from '../cni/spec/types.ts';
+
+interface RuntimeFlags {
+  confDir: string;
+  binDir: string;
+  cacheDir: string;
+  containerId?: string;
+  ifname: string;
+  args?: string;
+  capArgs?: string;
+  hostNetns?: string;
+}
+
+function withRuntimeFlags(cmd: Command): Command {
+  return cmd
+    .option('--conf-dir <dir>', 'CNI configuration directory (first file is used)', process.env.NETCONFPATH ?? '/etc/cni/net.d')
+    .option('--bin-dir <dirs>', 'plugin directories, colon-separated (CNI_PATH)', process.env.CNI_PATH ?? '/opt/cni/bin')
+    .option('--cache-dir <dir>', 'result cache root', '/var/lib/cni')
+    .option('--container-id <id>', 'container ID (default: derived from the netns path, as cnitool does)')
+    .option('--ifname <name>', 'interface name in the container', process.env.CNI_IFNAME ?? 'eth0')
+    .option('--args <k=v;...>', 'CNI_ARGS', process.env.CNI_ARGS)
+    .option('--cap-args <json>', 'capability arguments as JSON, e.g. {"portMappings":[...]}', process.env.CAP_ARGS)
+    .option('--host-netns <path>', 'run the plugins inside this network namespace');
+}
+
+function runtimeOf(flags: RuntimeFlags): CniRuntime {
+  return new CniRuntime({ path: flags.binDir.split(':').filter(Boolean), cacheDir: flags.cacheDir, hostNetns: flags.hostNetns });
+}
+
+function runtimeConf(netns: string, flags: RuntimeFlags): RuntimeConf {
+  let capabilityArgs: Record<string, unknown> | undefined;
+  if (flags.capArgs) {
+    try {
+      capabilityArgs = JSON.parse(flags.capArgs) as Record<string, unknown>;
+    } catch {
+      throw new Error('--cap-args is not valid JSON');
+    }
+  }
+  const args = (flags.args ?? '').split(';').filter(Boolean).map((kv): [string, string] => {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new Error(`--args entry ${JSON.stringify(kv)} is not KEY=VALUE`);
+    return [kv.slice(0, eq), kv.slice(eq + 1)];
+  });
+  const containerID = flags.containerId ?? `cnitool-${createHash('sha512').update(netns).digest('hex').slice(0, 20)}`;
+  return { containerID, netns, ifName: flags.ifname, args, capabilityArgs };
+}
+
+export function registerCniCommands(program: Command): void {
+  const cni = program.command('cni').description('CNI plugins and runtime');
+
+  cni
+    .command('install')
+    .description('write the plugin executables (bridge, host-local, loopback, portmap) into a directory')
+    .requiredOption('--dir <dir>', 'target directory, e.g. /opt/cni/bin')
+    .action((opts: { dir: string }) => {
+      for (const path of installPlugins({ dir: opts.dir })) process.stdout.write(`installed ${path}\n`);
+    });
+
+  for (const verb of ['add', 'check', 'del'] as const) {
+    withRuntimeFlags(cni.command(`${verb} <netns>`).description(`${verb.toUpperCase()} the container at <netns> (a path) to the network`)).action(
+      async (netns: string, flags: RuntimeFlags) => {
+        const list = loadDefaultConfList(flags.confDir);
+        const rt = runtimeOf(flags);
+        const conf = runtimeConf(netns, flags);
+        if (verb === 'add') {
+          const result = await rt.addNetworkList(list, conf);
+          process.stdout.write(`${JSON.stringify(convertResult(result, list.cniVersion), null, 2)}\n`);
+        } else if (verb === 'check') {
+          await rt.checkNetworkList(list, conf);
+        } else {
+          await rt.delNetworkList(list, conf);
+        }
+      },
+    );
+  }
+
+  withRuntimeFlags(cni.command('status').description('ask every plugin of the network whether it is ready for ADD')).action(async (flags: RuntimeFlags) => {
+    await runtimeOf(flags).getStatusNetworkList(loadDefaultConfList(flags.confDir));
+    process.stdout.write('ready\n');
+  });
+
+  withRuntimeFlags(cni.command('gc').description('release everything held for attachments not listed as valid'))
+    .option('--valid <id/ifname,...>', 'the attachments that are still valid', '')
+    .action(async (flags: RuntimeFlags & { valid: string }) => {
+      const valid: Attachment[] = flags.valid.split(',').filter(Boolean).map((a) => {
+        const [containerID = '', ifname = 'eth0'] = a.split('/');
+        return { containerID, ifname };
+      });
+      await runtimeOf(flags).gcNetworkList(loadDefaultConfList(flags.confDir), valid);
+    });
+}

@@ -1,0 +1,22 @@
+// The kubewire command line. Errors are printed as one clear line, never a stack trace.
+
+import { Command } from 'commander';
+import { CniError } from '../cni/spec/errors.ts';
+import { registerCniCommands } from './cni.ts';
+import { registerDemoCommands } from './demo.ts';
+
+const program = new Command();
+program
+  .name('kubewire')
+  .description('Kubernetes host networking on one Linux machine, with the real kernel')
+  .showHelpAfterError();
+registerCniCommands(program);
+registerDemoCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CniError) process.stderr.write(`error: ${e.message} (CNI error code ${e.code})\n`);
+  else process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+}

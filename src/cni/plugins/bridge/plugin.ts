@@ -1,0 +1,304 @@
+// The bridge plugin: a veth pair joins the pod's network namespace to a Linux bridge on the
+// node; the bridge (optionally) is the pod's gateway. Same observable result as the
+// reference plugin, in a few batched kernel calls:
+//   1. bridge + veth pair (one `ip -batch` on the host)   ∥  IPAM ADD
+//   2. pod addresses and routes (one batch in the pod)  ∥  gateway address, ip_forward, masquerade
+//   3. confirm the host end of the veth is up
+
+import { randomBytes } from 'node:crypto';
+import { CniError, ErrorCode, asCniError, withContext } from '../../spec/errors.ts';
+import type { Interface, IPConfig, Result, Route } from '../../spec/types.ts';
+import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
+import { delegate } from '../../ipam/delegate.ts';
+import { validAttachments } from '../../ipam/host-local/plugin.ts';
+import { ipBatch, ipJson, getLink, isExists, isNotFound, type LinkInfo } from '../../../dataplane/linux/ip.ts';
+import { inspectNetns } from '../../../dataplane/linux/netns.ts';
+import { requireNetns } from '../sandbox.ts';
+import { setLocalSysctl, setSysctlsIn } from '../../../dataplane/linux/sysctl.ts';
+import { addToIP, contains, defaultRoute, firstIP, formatIP, networkOf, parsePrefix, tryParsePrefix, type Family } from '../../../netaddr/ip.ts';
+import { parseBridgeConf, type BridgeConf } from './config.ts';
+import { gcMasq, setupMasq, teardownMasq } from '../ipmasq.ts';
+
+/** Host veths carry this alias so that GC can find those of attachments that are gone. */
+const ALIAS_PREFIX = 'kubewire-cni';
+
+export function vethAlias(network: string, containerID: string, ifName: string): string {
+  return `${ALIAS_PREFIX} ${network} ${containerID} ${ifName}`;
+}
+
+export function parseVethAlias(alias: string | undefined): { network: string; containerID: string; ifName: string } | undefined {
+  const parts = alias?.split(' ');
+  if (!parts || parts.length !== 4 || parts[0] !== ALIAS_PREFIX) return undefined;
+  return { network: parts[1]!, containerID: parts[2]!, ifName: parts[3]! };
+}
+
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02; // unicast, locally administered
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+function randomVethName(): string {
+  return `veth${randomBytes(4).toString('hex')}`;
+}
+
+/** Fault injection for tests, like the reference's debugPostIPAMError. */
+function injectFault(args: CmdArgs, point: string): void {
+  const fault = args.env.KUBEWIRE_CNI_FAULT;
+  if (fault === point) throw new CniError(ErrorCode.Internal, `injected fault at ${point}`);
+  if (fault === `kill-${point}`) process.kill(process.pid, 'SIGKILL');
+}
+
+
+function familyOf(address: string): Family {
+  return address.includes(':') ? 6 : 4;
+}
+
+/** The gateway of each IP: as IPAM said, else the first address of its subnet (as the reference does). */
+export function withGateways(ips: IPConfig[]): IPConfig[] {
+  return ips.map((ip) => {
+    if (ip.gateway) return { ...ip, interface: 2 };
+    const prefix = parsePrefix(ip.address);
+    return { ...ip, gateway: formatIP(addToIP(firstIP(networkOf(prefix)), 1n)), interface: 2 };
+  });
+}
+
+/** IPAM's routes plus, for isDefaultGateway, a default route per family via its gateway. */
+export function podRoutes(ips: IPConfig[], ipamRoutes: Route[], isDefaultGateway: boolean): Route[] {
+  const routes = [...ipamRoutes];
+  if (!isDefaultGateway) return routes;
+  for (const family of [4, 6] as const) {
+    const gw = ips.find((ip) => familyOf(ip.address) === family)?.gateway;
+    const hasDefault = routes.some((r) => r.dst === defaultRoute(family));
+    if (gw && !hasDefault) routes.push({ dst: defaultRoute(family), gw });
+  }
+  return routes;
+}
+
+/** ip commands run inside the pod: addresses, link up, routes (a route without gw uses its family's gateway). */
+export function podLines(ifName: string, ips: IPConfig[], routes: Route[]): string[] {
+  const lines = ips.map((ip) => `addr add ${ip.address} dev ${ifName}`);
+  lines.push(`link set dev ${ifName} up`);
+  for (const r of routes) {
+    const family = familyOf(r.dst);
+    const gw = r.gw ?? ips.find((ip) => familyOf(ip.address) === family)?.gateway;
+    lines.push(`route add ${r.dst}${gw ? ` via ${gw}` : ''} dev ${ifName}`);
+  }
+  return lines;
+}
+
+/**
+ * Addresses the bridge needs as gateway: lines to run and addresses to remove. A different
+ * address in the way is an error unless forceAddress (the reference's ensureAddr).
+ */
+export function gatewayLines(conf: BridgeConf, bridge: LinkInfo | undefined, ips: IPConfig[]): string[] {
+  const lines: string[] = [];
+  const existing = (bridge?.addr_info ?? []).filter((a) => a.scope !== 'link');
+  for (const ip of ips) {
+    const bits = parsePrefix(ip.address).bits;
+    const gw = parsePrefix(`${ip.gateway}/${bits}`);
+    const family = gw.ip.family;
+    let present = false;
+    for (const a of existing) {
+      if ((a.family === 'inet' ? 4 : 6) !== family) continue;
+      const have = tryParsePrefix(`${a.local}/${a.prefixlen}`);
+      if (!have) continue;
+      if (have.ip.value === gw.ip.value) { present = true; continue; }
+      if (family === 4 || contains(have, gw.ip) || contains(gw, have.ip)) {
+        if (!conf.forceAddress) {
+          throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} already has an IP address different from ${ip.gateway}/${bits} (${a.local}/${a.prefixlen}); set forceAddress to replace it`);
+        }
+        lines.push(`addr del ${a.local}/${a.prefixlen} dev ${conf.bridge}`);
+      }
+    }
+    if (!present) lines.push(`addr replace ${ip.gateway}/${bits} dev ${conf.bridge}`);
+  }
+  return lines;
+}
+
+interface Links {
+  bridge: LinkInfo | undefined;
+  bridgeMac: string;
+  hostVeth: string;
+  hostMac: string;
+  podMac: string;
+}
+
+/** Step 1: the bridge (created if missing) and the veth pair, the pod end named ifName in the pod. */
+async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
+  let bridge = await getLink(conf.bridge);
+  if (bridge && bridge.linkinfo?.info_kind !== 'bridge') {
+    throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} already exists but is not a bridge`);
+  }
+  const mtu = conf.mtu ? ` mtu ${conf.mtu}` : '';
+  const podMac = conf.mac ?? randomMac();
+  for (let attempt = 0; ; attempt++) {
+    const bridgeMac = bridge?.address ?? randomMac();
+    const hostVeth = randomVethName();
+    const hostMac = randomMac();
+    const lines = [
+      ...(bridge ? [] : [`link add name ${conf.bridge}${mtu} address ${bridgeMac} type bridge`]),
+      `link set dev ${conf.bridge} up${conf.promiscMode ? ' promisc on' : ''}`,
+      `link add name ${hostVeth}${mtu} address ${hostMac} type veth peer name ${args.ifName}${mtu} address ${podMac} netns ${args.netns}`,
+      `link set dev ${hostVeth} master ${conf.bridge} alias "${vethAlias(args.conf.name, args.containerID, args.ifName)}"`,
+      ...(conf.hairpinMode ? [`link set dev ${hostVeth} type bridge_slave hairpin on`] : []),
+      `link set dev ${hostVeth} up`,
+    ];
+    try {
+      await ipBatch(lines);
+      return { bridge, bridgeMac, hostVeth, hostMac, podMac };
+    } catch (e) {
+      if (!isExists(e) || attempt >= 5) throw withContext('failed to create the bridge and veth pair', e);
+      // "File exists": a parallel ADD created the bridge, the pod already has ifName, or
+      // (rarely) the random host veth name was taken. Find out which.
+      const nowBridge = await getLink(conf.bridge);
+      if (!bridge && nowBridge) {
+        bridge = nowBridge;
+        continue;
+      }
+      if (await getLink(args.ifName, args.netns).catch(() => undefined)) {
+        throw new CniError(ErrorCode.Internal, `container interface ${JSON.stringify(args.ifName)} already exists in ${args.netns}`);
+      }
+    }
+  }
+}
+
+async function add(args: CmdArgs): Promise<Result> {
+  const conf = parseBridgeConf(args.conf, args.args);
+  requireNetns(args.netns);
+  const undo: Array<() => Promise<unknown>> = [];
+  try {
+    const [linksOutcome, ipamOutcome] = await Promise.allSettled([setupLinks(conf, args), delegate('ADD', args)]);
+    if (linksOutcome.status === 'fulfilled') {
+      const veth = linksOutcome.value.hostVeth;
+      undo.push(() => ipBatch([`link del dev ${veth}`]));
+    }
+    if (ipamOutcome.status === 'fulfilled') undo.push(() => delegate('DEL', args));
+    if (linksOutcome.status === 'rejected') throw linksOutcome.reason;
+    if (ipamOutcome.status === 'rejected') throw withContext('IPAM ADD failed', ipamOutcome.reason);
+    const links = linksOutcome.value;
+    const ipam = ipamOutcome.value!;
+    injectFault(args, 'after-ipam');
+
+    if (!ipam.ips?.length) throw new CniError(ErrorCode.Internal, 'IPAM plugin returned no IP configuration');
+    const ips = withGateways(ipam.ips);
+    const routes = podRoutes(ips, ipam.routes ?? [], conf.isDefaultGateway);
+    const ipv4 = ips.filter((ip) => familyOf(ip.address) === 4).map((ip) => ip.address);
+    if (conf.ipMasq) undo.push(() => teardownMasq(args.conf.name, args.containerID));
+
+    await Promise.all([
+      // In the pod: settle sysctls before addresses (accept_dad must precede IPv6 addresses).
+      setSysctlsIn(args.netns, { [`net.ipv4.conf.${args.ifName}.arp_notify`]: '1', [`net.ipv6.conf.${args.ifName}.accept_dad`]: '0' })
+        .then(() => ipBatch(podLines(args.ifName, ips, routes), args.netns))
+        .catch((e) => { throw withContext(`failed to configure ${args.ifName} in ${args.netns}`, e); }),
+      conf.isGateway ? ipBatch(gatewayLines(conf, links.bridge, ips)).catch((e) => { throw withContext(`failed to set the gateway address on ${conf.bridge}`, e); }) : undefined,
+      conf.ipMasq ? setupMasq(args.conf.name, args.containerID, ipv4).catch((e) => { throw withContext('failed to set up IP masquerade', e); }) : undefined,
+    ]);
+    setLocalSysctl(`net.ipv6.conf.${conf.bridge}.accept_ra`, '0');
+    if (conf.isGateway) {
+      if (ipv4.length) setLocalSysctl('net.ipv4.ip_forward', '1');
+      if (ipv4.length < ips.length) setLocalSysctl('net.ipv6.conf.all.forwarding', '1');
+    }
+    await waitOperUp(links.hostVeth);
+
+    const interfaces: Interface[] = [
+      { name: conf.bridge, mac: links.bridgeMac },
+      { name: links.hostVeth, mac: links.hostMac },
+      { name: args.ifName, mac: links.podMac, sandbox: args.netns },
+    ];
+    return { cniVersion: args.conf.cniVersion, interfaces, ips, routes, dns: args.conf.dns ?? {} };
+  } catch (e) {
+    for (const step of undo.reverse()) {
+      await step().catch((u) => args.log(`rollback step failed: ${asCniError(u).message}`));
+    }
+    throw e;
+  }
+}
+
+/** The reference waits for the host end to be operationally up before answering. */
+async function waitOperUp(hostVeth: string): Promise<void> {
+  for (const delay of [0, 50, 500, 1000, 1000]) {
+    if (delay) await new Promise((r) => setTimeout(r, delay));
+    const link = await getLink(hostVeth);
+    if (link?.operstate === 'UP') return;
+  }
+  throw new CniError(ErrorCode.Internal, `bridge port ${hostVeth} is not up (in error state)`);
+}
+
+async function del(args: CmdArgs): Promise<void> {
+  const conf = parseBridgeConf(args.conf, args.args);
+  const podGone = !args.netns || inspectNetns(args.netns) !== 'ok';
+  await Promise.all([
+    // The host end of the veth disappears with the pod end; a gone namespace took both.
+    podGone ? undefined : ipBatch([`link del dev ${args.ifName}`], args.netns).catch((e) => { if (!isNotFound(e)) throw withContext(`failed to delete ${args.ifName}`, e); }),
+    delegate('DEL', args),
+    conf.ipMasq ? teardownMasq(args.conf.name, args.containerID) : undefined,
+  ]);
+}
+
+async function check(args: CmdArgs): Promise<void> {
+  const conf = parseBridgeConf(args.conf, args.args);
+  requireNetns(args.netns);
+  const prev = args.conf.prevResult;
+  if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'CHECK requires prevResult');
+  await delegate('CHECK', args);
+  const [bridge, pod, routes] = await Promise.all([
+    getLink(conf.bridge),
+    getLink(args.ifName, args.netns),
+    ipJson<Array<{ dst: string; gateway?: string }>>(['route', 'show', 'dev', args.ifName], args.netns).catch(() => []),
+  ]);
+  if (!bridge || bridge.linkinfo?.info_kind !== 'bridge') throw new CniError(ErrorCode.Internal, `bridge ${conf.bridge} does not exist`);
+  if (!pod) throw new CniError(ErrorCode.Internal, `interface ${args.ifName} does not exist in ${args.netns}`);
+  if (pod.linkinfo?.info_kind !== 'veth') throw new CniError(ErrorCode.Internal, `interface ${args.ifName} in ${args.netns} is not a veth`);
+  const podIf = prev.interfaces?.find((i) => i.name === args.ifName && i.sandbox);
+  if (podIf?.mac && podIf.mac.toLowerCase() !== pod.address.toLowerCase()) {
+    throw new CniError(ErrorCode.Internal, `interface ${args.ifName} has MAC ${pod.address}, expected ${podIf.mac}`);
+  }
+  const hostIf = prev.interfaces?.find((i) => !i.sandbox && i.name !== conf.bridge);
+  if (hostIf) {
+    const host = await getLink(hostIf.name);
+    if (!host) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} does not exist`);
+    if (host.master !== conf.bridge) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} is not a port of ${conf.bridge}`);
+    if (pod.link_index !== host.ifindex) throw new CniError(ErrorCode.Internal, `${args.ifName} is not the peer of host veth ${hostIf.name}`);
+  }
+  const have = new Set((pod.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
+  for (const ip of prev.ips ?? []) {
+    if (!have.has(ip.address)) throw new CniError(ErrorCode.Internal, `interface ${args.ifName} in ${args.netns} lacks address ${ip.address}`);
+  }
+  for (const r of prev.routes ?? []) {
+    const dst = r.dst === '0.0.0.0/0' || r.dst === '::/0' ? 'default' : r.dst;
+    const found = routes.some((k) => (k.dst === dst || `${k.dst}/32` === dst) && (!r.gw || k.gateway === r.gw));
+    if (!found) throw new CniError(ErrorCode.Internal, `route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${args.netns}`);
+  }
+}
+
+/** Removes what attachments no longer valid left behind: IPs (via IPAM), host veths, masquerade chains. */
+async function gc(args: CmdArgs): Promise<void> {
+  const conf = parseBridgeConf(args.conf, args.args);
+  const valid = validAttachments(args.conf);
+  const isValid = (containerID: string, ifName: string): boolean => valid.some((a) => a.containerID === containerID && a.ifname === ifName);
+  const errors: string[] = [];
+  const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    try { await fn(); } catch (e) { errors.push(`${what}: ${asCniError(e).message}`); }
+  };
+  await attempt('IPAM GC', () => delegate('GC', args));
+  await attempt('veth GC', async () => {
+    const ports = await ipJson<LinkInfo[]>(['link', 'show', 'master', conf.bridge]).catch((e) => { if (isNotFound(e)) return []; throw e; });
+    const stale = ports.filter((p) => {
+      const owner = parseVethAlias(p.ifalias);
+      return owner && owner.network === args.conf.name && !isValid(owner.containerID, owner.ifName);
+    });
+    for (const p of stale) args.log(`gc: removing host veth ${p.ifname} (${p.ifalias})`);
+    await ipBatch(stale.map((p) => `link del dev ${p.ifname}`));
+  });
+  if (conf.ipMasq) await attempt('masquerade GC', () => gcMasq(args.conf.name, new Set(valid.map((a) => a.containerID)), args.log));
+  if (errors.length) throw new CniError(ErrorCode.Internal, `GC incomplete: ${errors.join('; ')}`);
+}
+
+async function status(args: CmdArgs): Promise<void> {
+  parseBridgeConf(args.conf, args.args);
+  await delegate('STATUS', args);
+}
+
+export const bridge: PluginFuncs = { add, del, check, gc, status };
+

@@ -1,0 +1,42 @@
+// The loopback plugin: brings `lo` up in the pod (whatever CNI_IFNAME says), as the
+// runtime asks before eth0 when a pod starts.
+
+import { CniError, ErrorCode } from '../../spec/errors.ts';
+import type { Result } from '../../spec/types.ts';
+import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
+import { ipBatch, ipBatchJson, ipJson, isNotFound, type LinkInfo } from '../../../dataplane/linux/ip.ts';
+import { inspectNetns } from '../../../dataplane/linux/netns.ts';
+import { requireNetns } from '../sandbox.ts';
+
+function isLoopbackAddress(local: string): boolean {
+  return local === '::1' || local.startsWith('127.');
+}
+
+export const loopback: PluginFuncs = {
+  async add(args: CmdArgs): Promise<Result> {
+    requireNetns(args.netns);
+    const [lo] = await ipBatchJson<LinkInfo[]>(['link set dev lo up', 'addr show dev lo'], args.netns);
+    const addrs = lo?.addr_info ?? [];
+    const foreign = addrs.find((a) => !isLoopbackAddress(a.local));
+    if (foreign) throw new CniError(ErrorCode.Internal, `lo in ${args.netns} has a non-loopback address ${foreign.local}`);
+    if (args.conf.prevResult) return args.conf.prevResult;
+    return {
+      cniVersion: args.conf.cniVersion,
+      interfaces: [{ name: 'lo', mac: '00:00:00:00:00:00', sandbox: args.netns }],
+      ips: addrs.map((a) => ({ address: `${a.local}/${a.prefixlen}`, interface: 0 })),
+    };
+  },
+
+  async del(args: CmdArgs): Promise<void> {
+    if (!args.netns || inspectNetns(args.netns) !== 'ok') return; // the namespace took lo with it
+    await ipBatch(['link set dev lo down'], args.netns).catch((e) => {
+      if (!isNotFound(e)) throw e;
+    });
+  },
+
+  async check(args: CmdArgs): Promise<void> {
+    requireNetns(args.netns);
+    const [lo] = await ipJson<LinkInfo[]>(['link', 'show', 'dev', 'lo'], args.netns);
+    if (!lo?.flags.includes('UP')) throw new CniError(ErrorCode.Internal, `lo is down in ${args.netns}`);
+  },
+};

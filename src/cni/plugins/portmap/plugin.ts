@@ -1,0 +1,113 @@
+// The portmap plugin (chained after bridge): runtimeConfig.portMappings become hostPort
+// DNAT rules with hairpin masquerade; DEL removes them, GC removes those of dead pods.
+
+import { CniError, ErrorCode } from '../../spec/errors.ts';
+import type { Result } from '../../spec/types.ts';
+import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
+import { validAttachments } from '../../ipam/host-local/plugin.ts';
+import { iptablesRestore, iptablesSave, parseSave, removalLines, transaction } from '../../../dataplane/linux/iptables.ts';
+import { withFileLock } from '../../../dataplane/linux/lock.ts';
+import { setLocalSysctl } from '../../../dataplane/linux/sysctl.ts';
+import { run } from '../../../dataplane/linux/exec.ts';
+import { tryParseIP } from '../../../netaddr/ip.ts';
+import { containerLines, dnatChainName, portmapOwners, sharedLines, type PortMapping, type PortmapTarget } from './rules.ts';
+import { mkdirSync } from 'node:fs';
+
+/** Serialises read-modify-write of the shared chains between concurrent portmap calls. */
+const LOCK_DIR = '/run/kubewire';
+const LOCK_FILE = `${LOCK_DIR}/cni-portmap.lock`;
+
+function invalid(msg: string): CniError {
+  return new CniError(ErrorCode.InvalidNetworkConfig, msg);
+}
+
+export function parseMappings(raw: unknown): PortMapping[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw invalid('runtimeConfig.portMappings must be a list');
+  return raw.map((m, i) => {
+    const where = `runtimeConfig.portMappings[${i}]`;
+    const port = (v: unknown, field: string): number => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) throw invalid(`${where}.${field} must be a port number (1-65535), not ${JSON.stringify(v)}`);
+      return v;
+    };
+    const protocol = String(m?.protocol ?? 'tcp').toLowerCase();
+    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp') throw invalid(`${where}.protocol ${JSON.stringify(m?.protocol)} is not tcp, udp or sctp`);
+    const hostIP = m?.hostIP;
+    if (hostIP !== undefined && hostIP !== '' && (typeof hostIP !== 'string' || !tryParseIP(hostIP))) throw invalid(`${where}.hostIP ${JSON.stringify(hostIP)} is not an IP address`);
+    return { hostPort: port(m?.hostPort, 'hostPort'), containerPort: port(m?.containerPort, 'containerPort'), protocol, ...(hostIP ? { hostIP } : {}) };
+  });
+}
+
+function targetOf(args: CmdArgs): PortmapTarget | undefined {
+  const mappings = parseMappings(args.conf.runtimeConfig?.portMappings).filter((m) => !m.hostIP || !m.hostIP.includes(':'));
+  const markMasqBit = args.conf.markMasqBit ?? 13;
+  if (typeof markMasqBit !== 'number' || !Number.isInteger(markMasqBit) || markMasqBit < 0 || markMasqBit > 31) throw invalid('field "markMasqBit" must be an integer between 0 and 31');
+  const snat = args.conf.snat ?? true;
+  if (typeof snat !== 'boolean') throw invalid('field "snat" must be true or false');
+  if (!mappings.length) return undefined;
+  const prev = args.conf.prevResult;
+  if (!prev) throw invalid('portmap must be chained after a plugin that sets up the interface: prevResult is missing');
+  const sandboxed = new Set((prev.interfaces ?? []).flatMap((iface, i) => (iface.sandbox ? [i] : [])));
+  const podAddress = prev.ips?.find((ip) => !ip.address.includes(':') && (ip.interface === undefined || sandboxed.has(ip.interface)))?.address;
+  if (!podAddress) throw invalid('prevResult has no IPv4 address of the container to map ports to');
+  return { network: args.conf.name, containerID: args.containerID, podAddress, mappings, markMasqBit, snat };
+}
+
+async function removeChains(chainsOf: (dump: ReturnType<typeof parseSave>) => string[]): Promise<void> {
+  await withFileLock(LOCK_FILE, async () => {
+    const dump = parseSave(await iptablesSave('nat'));
+    const lines = removalLines(dump, chainsOf(dump));
+    if (lines.length) await iptablesRestore(transaction('nat', lines));
+  });
+}
+
+export const portmap: PluginFuncs = {
+  async add(args: CmdArgs): Promise<Result> {
+    const target = targetOf(args);
+    const prev = args.conf.prevResult;
+    if (!prev) throw invalid('portmap must be chained after a plugin that sets up the interface: prevResult is missing');
+    if (!target) return prev;
+    mkdirSync(LOCK_DIR, { recursive: true });
+    await withFileLock(LOCK_FILE, async () => {
+      const dump = parseSave(await iptablesSave('nat'));
+      await iptablesRestore(transaction('nat', [...sharedLines(dump, target.markMasqBit), ...containerLines(target)]));
+    });
+    // DNAT of 127.0.0.1 to the pod needs route_localnet on the interface towards it.
+    const hostIf = prev.interfaces?.find((i) => !i.sandbox)?.name;
+    if (hostIf) setLocalSysctl(`net.ipv4.conf.${hostIf}.route_localnet`, '1');
+    // Stale UDP conntrack entries would keep sending to the previous pod on this hostPort.
+    for (const m of target.mappings.filter((x) => x.protocol === 'udp')) {
+      await run(['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(m.hostPort)]).catch(() => undefined);
+    }
+    return prev;
+  },
+
+  async del(args: CmdArgs): Promise<void> {
+    parseMappings(args.conf.runtimeConfig?.portMappings);
+    mkdirSync(LOCK_DIR, { recursive: true });
+    await removeChains(() => [dnatChainName(args.conf.name, args.containerID)]);
+  },
+
+  async check(args: CmdArgs): Promise<void> {
+    const target = targetOf(args);
+    if (!target) return;
+    const dump = parseSave(await iptablesSave('nat'));
+    const chain = dnatChainName(target.network, target.containerID);
+    if (!dump.chains.has(chain)) throw new CniError(ErrorCode.Internal, `portmap chain ${chain} for ${target.containerID} is missing`);
+    const podIP = target.podAddress.split('/')[0];
+    for (const m of target.mappings) {
+      const ok = dump.rules.some((r) => r.startsWith(`-A ${chain} `) && r.includes(`--dport ${m.hostPort} `) && r.includes(`--to-destination ${podIP}:${m.containerPort}`));
+      if (!ok) throw new CniError(ErrorCode.Internal, `portmap rule for hostPort ${m.hostPort}/${m.protocol} -> ${podIP}:${m.containerPort} is missing`);
+    }
+  },
+
+  async gc(args: CmdArgs): Promise<void> {
+    const valid = new Set(validAttachments(args.conf).map((a) => a.containerID));
+    mkdirSync(LOCK_DIR, { recursive: true });
+    await removeChains((dump) => {
+      const stale = [...portmapOwners(dump, args.conf.name)].filter(([, id]) => !valid.has(id));
+      for (const [chain, id] of stale) args.log(`gc: removing port mappings ${chain} of ${id}`);
+      return stale.map(([chain]) => chain);
+    });
+  },
+};

@@ -1,0 +1,56 @@
+// iproute2 as a batch engine: one `ip -batch` per namespace and step keeps the kernel
+// calls of a CNI ADD to a handful of process starts.
+
+import { CommandError, run } from './exec.ts';
+
+/** Applies `lines` (ip commands without the leading "ip") in one process; stops at the first error. */
+export async function ipBatch(lines: string[], netns?: string): Promise<void> {
+  if (!lines.length) return;
+  await run(['ip', '-batch', '-'], { input: `${lines.join('\n')}\n`, netns });
+}
+
+/** Runs `lines` in one process with JSON output, returning what the last `show` printed. */
+export async function ipBatchJson<T>(lines: string[], netns?: string): Promise<T> {
+  const out = await run(['ip', '-json', '-batch', '-'], { input: `${lines.join('\n')}\n`, netns });
+  return (out.trim() ? JSON.parse(out) : []) as T;
+}
+
+/** `ip -json ...`, parsed. */
+export async function ipJson<T>(args: string[], netns?: string): Promise<T> {
+  const out = await run(['ip', '-json', ...args], { netns });
+  return (out.trim() ? JSON.parse(out) : []) as T;
+}
+
+export interface LinkInfo {
+  ifindex: number;
+  ifname: string;
+  link?: string;
+  link_index?: number;
+  flags: string[];
+  mtu: number;
+  operstate: string;
+  address: string;
+  master?: string;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_data?: Record<string, unknown>; info_slave_data?: Record<string, unknown> };
+  addr_info?: Array<{ family: string; local: string; prefixlen: number; scope?: string }>;
+}
+
+/** A link with its addresses and details, or undefined when it does not exist. */
+export async function getLink(name: string, netns?: string): Promise<LinkInfo | undefined> {
+  try {
+    const links = await ipJson<LinkInfo[]>(['-details', 'addr', 'show', 'dev', name], netns);
+    return links[0];
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+}
+
+export function isNotFound(e: unknown): boolean {
+  return e instanceof CommandError && /does not exist|Cannot find device|No such device|not found/i.test(e.stderr);
+}
+
+export function isExists(e: unknown): boolean {
+  return e instanceof CommandError && /File exists/i.test(e.stderr);
+}

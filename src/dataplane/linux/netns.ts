@@ -1,0 +1,21 @@
+// Network namespaces are handled by path (CNI_NETNS), never by switching the process's own.
+
+import { statSync, type Stats } from 'node:fs';
+
+export type NetnsState = 'ok' | 'missing' | 'not-a-netns' | 'own';
+
+/**
+ * Tells whether `path` is a namespace file other than this process's network namespace: a
+ * namespace bind mount lives on nsfs, the same filesystem as /proc/self/ns/net.
+ */
+export function inspectNetns(path: string): NetnsState {
+  let target: Stats;
+  try {
+    target = statSync(path);
+  } catch {
+    return 'missing';
+  }
+  const own = statSync('/proc/self/ns/net');
+  if (target.dev !== own.dev) return 'not-a-netns';
+  return target.ino === own.ino ? 'own' : 'ok';
+}

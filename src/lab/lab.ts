@@ -1,0 +1,75 @@
+// A lab: network namespaces (and scratch directories) made for a demo, test or benchmark,
+// all removed by cleanup() — also when the process is interrupted. Nothing here ever
+// touches the machine's own root namespace: links are created inside lab namespaces only.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, type RunOptions } from '../dataplane/linux/exec.ts';
+import { ipBatch } from '../dataplane/linux/ip.ts';
+
+const NETNS_DIR = '/var/run/netns';
+const NAME = /^[a-z0-9][a-z0-9-]{0,40}$/;
+
+export function netnsPath(name: string): string {
+  return `${NETNS_DIR}/${name}`;
+}
+
+export class Lab {
+  private readonly namespaces: string[] = [];
+  private readonly dirs: string[] = [];
+  private readonly onSignal = (): void => {
+    void this.cleanup().finally(() => process.exit(130));
+  };
+
+  constructor(readonly prefix: string) {
+    if (!NAME.test(prefix)) throw new Error(`lab prefix ${JSON.stringify(prefix)} must be lowercase letters, digits and '-'`);
+    process.once('SIGINT', this.onSignal);
+    process.once('SIGTERM', this.onSignal);
+  }
+
+  /** Creates namespace <prefix>-<name> with lo up; returns its path. */
+  async netns(name: string): Promise<string> {
+    const full = `${this.prefix}-${name}`;
+    if (!NAME.test(full)) throw new Error(`namespace name ${JSON.stringify(full)} is not valid`);
+    await run(['ip', 'netns', 'add', full]);
+    this.namespaces.push(full);
+    await ipBatch(['link set dev lo up'], netnsPath(full));
+    return netnsPath(full);
+  }
+
+  /** A veth pair between two lab namespaces (given by path), with addresses in CIDR notation. */
+  async link(a: { netns: string; ifName: string; address?: string }, b: { netns: string; ifName: string; address?: string }): Promise<void> {
+    // Created inside namespace a, the peer goes straight into b: the root namespace never holds either end.
+    await ipBatch([`link add name ${a.ifName} type veth peer name ${b.ifName} netns ${b.netns}`, `link set dev ${a.ifName} up`, ...(a.address ? [`addr add ${a.address} dev ${a.ifName}`] : [])], a.netns);
+    await ipBatch([`link set dev ${b.ifName} up`, ...(b.address ? [`addr add ${b.address} dev ${b.ifName}`] : [])], b.netns);
+  }
+
+  dir(name: string): string {
+    const d = mkdtempSync(join(tmpdir(), `${this.prefix}-${name}-`));
+    this.dirs.push(d);
+    return d;
+  }
+
+  exec(netns: string, argv: string[], opts: Omit<RunOptions, 'netns'> = {}): Promise<string> {
+    return run(argv, { ...opts, netns });
+  }
+
+  async cleanup(): Promise<void> {
+    process.removeListener('SIGINT', this.onSignal);
+    process.removeListener('SIGTERM', this.onSignal);
+    for (const ns of this.namespaces.splice(0).reverse()) {
+      await run(['ip', 'netns', 'del', ns]).catch(() => undefined);
+    }
+    for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+export async function withLab<T>(prefix: string, fn: (lab: Lab) => Promise<T>): Promise<T> {
+  const lab = new Lab(prefix);
+  try {
+    return await fn(lab);
+  } finally {
+    await lab.cleanup();
+  }
+}
