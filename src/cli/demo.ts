@@ -1,7 +1,6 @@
 // `kubewire demo cni`: the seed's pod-to-pod picture built with kubewire's CNI plugins on
 // the real kernel, in namespaces the demo creates and removes.
 
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -14,9 +13,6 @@ import { run } from '../dataplane/linux/exec.ts';
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
 const step = (s: string): void => say(`\n\x1b[1m==> ${s}\x1b[0m`);
 
-const SERVER = `require('http').createServer((q, s) => s.end('hello from ' + process.env.POD + ', you are ' + q.socket.remoteAddress + '\\n')).listen(80, '0.0.0.0', () => console.log('ready'))`;
-const CLIENT = `fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then(r => r.text()).then(t => process.stdout.write(t), e => { console.error(String(e)); process.exit(1) })`;
-
 export function registerDemoCommands(program: Command): void {
   const demo = program.command('demo').description('guided demos on the real kernel');
   demo.command('cni').description('two pods on one node joined by veth pairs to a bridge, wired by the CNI plugins').action(demoCni);
@@ -24,7 +20,6 @@ export function registerDemoCommands(program: Command): void {
 
 async function demoCni(): Promise<void> {
   const lab = new Lab(`kw-demo-${process.pid}`);
-  const servers: Array<ReturnType<typeof spawn>> = [];
   try {
     step('A node, two pod network namespaces and an outside client (all lab namespaces)');
     const node = await lab.netns('node');
@@ -64,13 +59,8 @@ async function demoCni(): Promise<void> {
     }
 
     step('An HTTP server in pod-b; a request from pod-a crosses the bridge with no NAT');
-    const server = spawn('nsenter', [`--net=${podB}`, '--', process.execPath, '-e', SERVER], { env: { ...process.env, POD: 'pod-b' }, stdio: ['ignore', 'pipe', 'inherit'] });
-    servers.push(server);
-    await new Promise<void>((resolve, reject) => {
-      server.stdout!.once('data', () => resolve());
-      server.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    });
-    const fetchFrom = (netns: string, url: string): Promise<string> => run([process.execPath, '-e', CLIENT, url], { netns });
+    const server = await lab.echoServer(podB, 80, 'pod-b');
+    const fetchFrom = (netns: string, url: string): Promise<string> => lab.httpGet(netns, url);
     say(`pod-a -> http://${ips['pod-b']}/ : ${(await fetchFrom(podA, `http://${ips['pod-b']}/`)).trim()}`);
     say(`(pod-a's own IP is ${ips['pod-a']}: the server saw the pod's real address)`);
 
@@ -92,7 +82,6 @@ async function demoCni(): Promise<void> {
     say(`ports left on cni0: ${ports ? ports : 'none'}`);
     say(`masquerade/portmap chains left: ${(await run(['iptables-save', '-t', 'nat'], { netns: node })).split('\n').filter((l) => /^:CNI-(DN-)?[0-9a-f]/.test(l)).length}`);
   } finally {
-    for (const s of servers) s.kill();
     await lab.cleanup();
     say('\nlab namespaces removed');
   }

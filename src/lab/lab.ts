@@ -2,6 +2,7 @@
 // all removed by cleanup() — also when the process is interrupted. Nothing here ever
 // touches the machine's own root namespace: links are created inside lab namespaces only.
 
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,11 @@ import { run, type RunOptions } from '../dataplane/linux/exec.ts';
 import { ipBatch } from '../dataplane/linux/ip.ts';
 
 const NETNS_DIR = '/var/run/netns';
+
+// A tiny HTTP server that answers with its name and the client's address as it sees it
+// (proof of no NAT), and a client with a bounded timeout. Both run with the machine's node.
+const ECHO_SERVER = `require('http').createServer((q, s) => s.end('hello from ' + process.argv[2] + ', you are ' + q.socket.remoteAddress.replace('::ffff:', '') + '\\n')).listen(Number(process.argv[1]), '0.0.0.0', () => console.log('ready'))`;
+const HTTP_GET = `fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then(r => r.text()).then(t => process.stdout.write(t), e => { console.error(String(e.cause ?? e)); process.exit(1) })`;
 const NAME = /^[a-z0-9][a-z0-9-]{0,40}$/;
 
 export function netnsPath(name: string): string {
@@ -18,6 +24,7 @@ export function netnsPath(name: string): string {
 export class Lab {
   private readonly namespaces: string[] = [];
   private readonly dirs: string[] = [];
+  private readonly processes: ChildProcess[] = [];
   private readonly onSignal = (): void => {
     void this.cleanup().finally(() => process.exit(130));
   };
@@ -51,6 +58,22 @@ export class Lab {
     return d;
   }
 
+  /** Starts the echo HTTP server inside `netns`; resolves once it listens. Stopped by cleanup(). */
+  async echoServer(netns: string, port: number, name: string): Promise<ChildProcess> {
+    const child = spawn('nsenter', [`--net=${netns}`, '--', process.execPath, '-e', ECHO_SERVER, String(port), name], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.processes.push(child);
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`echo server in ${netns} exited with code ${code}`)));
+    });
+    return child;
+  }
+
+  /** An HTTP GET from inside `netns` (3 s timeout); resolves with the body. */
+  httpGet(netns: string, url: string): Promise<string> {
+    return run([process.execPath, '-e', HTTP_GET, url], { netns });
+  }
+
   exec(netns: string, argv: string[], opts: Omit<RunOptions, 'netns'> = {}): Promise<string> {
     return run(argv, { ...opts, netns });
   }
@@ -58,6 +81,7 @@ export class Lab {
   async cleanup(): Promise<void> {
     process.removeListener('SIGINT', this.onSignal);
     process.removeListener('SIGTERM', this.onSignal);
+    for (const p of this.processes.splice(0)) p.kill('SIGKILL');
     for (const ns of this.namespaces.splice(0).reverse()) {
       await run(['ip', 'netns', 'del', ns]).catch(() => undefined);
     }

@@ -56,7 +56,9 @@ export function sharedLines(dump: TableDump, markMasqBit: number): string[] {
   const jumps: Array<[string, string, string]> = [
     ['PREROUTING', DNAT_CHAIN, `-A PREROUTING -m addrtype --dst-type LOCAL -j ${DNAT_CHAIN}`],
     ['OUTPUT', DNAT_CHAIN, `-A OUTPUT -m addrtype --dst-type LOCAL -j ${DNAT_CHAIN}`],
-    ['POSTROUTING', MASQ_CHAIN, `-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j ${MASQ_CHAIN}`],
+    // First in POSTROUTING, as the reference does: a bridge's ipMasq chain ACCEPTs pod-subnet
+    // traffic, which would otherwise end the chain before a hairpin connection is masqueraded.
+    ['POSTROUTING', MASQ_CHAIN, `-I POSTROUTING 1 -m comment --comment "CNI portfwd requiring masquerade" -j ${MASQ_CHAIN}`],
   ];
   for (const [chain, target, rule] of jumps) if (!jumpsTo(chain, target)) lines.push(rule);
   return lines;
