@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what kubewire needs on a fresh Debian/Ubuntu machine (as root): the kernel tools,
+# the reference CNI plugins (for the differential tests and benchmark), npm packages, and
+# builds the project.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+  echo "kubewire setup needs root (network namespaces, iptables): run it with sudo" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq iproute2 iptables nftables conntrack ipset util-linux procps iputils-ping \
+  containernetworking-plugins hyperfine >/dev/null
+npm ci --no-audit --no-fund
+npm run build
