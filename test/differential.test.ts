@@ -1,0 +1,106 @@
+// Differential tests against the reference plugins (Debian's containernetworking-plugins):
+// the same configuration through theirs and ours must leave the same namespace state, modulo
+// random names, MACs and ifindexes; and each must release what the other allocated.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { withLab, type Lab } from '../src/lab/lab.ts';
+import { mustCall, NOT_ROOT, pluginDir, REFERENCE_DIR, sh } from './helpers.ts';
+
+const skip = NOT_ROOT || (existsSync(`${REFERENCE_DIR}/bridge`) ? false : `reference plugins missing in ${REFERENCE_DIR} (apt-get install containernetworking-plugins)`);
+
+/** What a user would inspect, with names, MACs and indexes that legitimately differ removed. */
+async function snapshot(node: string, pod: string, bridge: string): Promise<object> {
+  const hostLinks: any[] = JSON.parse(await sh(node, ['ip', '-json', '-details', 'addr', 'show']));
+  const podLinks: any[] = JSON.parse(await sh(pod, ['ip', '-json', '-details', 'addr', 'show']));
+  const br = hostLinks.find((l) => l.ifname === bridge);
+  const ports = hostLinks.filter((l) => l.master === bridge);
+  const eth0 = podLinks.find((l) => l.ifname === 'eth0');
+  const addrs = (l: any) => (l?.addr_info ?? []).filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`).sort();
+  const routes = (text: string) => (JSON.parse(text) as any[]).map((r) => ({ dst: r.dst, gateway: r.gateway, dev: r.dev, scope: r.scope, protocol: r.protocol })).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  const sysctl = async (ns: string, key: string) => (await sh(ns, ['sysctl', '-n', key]).catch(() => 'absent')).trim();
+  const nat = (await sh(node, ['iptables-save', '-t', 'nat'])).split('\n').filter((l) => l.startsWith('-A') || l.startsWith(':CNI')).map((l) => l.replace(/\[\d+:\d+\]/, '')).sort();
+  return {
+    bridge: { kind: br?.linkinfo?.info_kind, up: br?.flags.includes('UP'), mtu: br?.mtu, addresses: addrs(br), promisc: br?.flags.includes('PROMISC') },
+    ports: ports.map((p) => ({ kind: p.linkinfo?.info_kind, up: p.operstate, mtu: p.mtu, hairpin: p.linkinfo?.info_slave_data?.hairpin, peerIsEth0: p.ifindex === eth0?.link_index })),
+    eth0: { kind: eth0?.linkinfo?.info_kind, up: eth0?.operstate, mtu: eth0?.mtu, addresses: addrs(eth0) },
+    podRoutes: routes(await sh(pod, ['ip', '-json', 'route', 'show'])),
+    hostRoutes: routes(await sh(node, ['ip', '-json', 'route', 'show'])),
+    sysctls: {
+      ipForward: await sysctl(node, 'net.ipv4.ip_forward'),
+      arpNotify: await sysctl(pod, 'net.ipv4.conf.eth0.arp_notify'),
+    },
+    nat,
+  };
+}
+
+async function runBoth(lab: Lab, conf: Record<string, unknown>): Promise<{ ours: object; theirs: object; results: any[] }> {
+  const out: object[] = [];
+  const results: any[] = [];
+  for (const [tag, dir] of [['o', pluginDir()], ['r', REFERENCE_DIR]] as const) {
+    const node = await lab.netns(`${tag}node`);
+    const pod = await lab.netns(`${tag}pod`);
+    const c = { ...conf, ipam: { ...(conf.ipam as object), dataDir: lab.dir(`${tag}ipam`) } };
+    const result = await mustCall({ command: 'ADD', conf: c, containerID: 'diff', netns: pod, ifName: 'eth0', hostNetns: node, dir });
+    results.push(result);
+    out.push(await snapshot(node, pod, conf.bridge as string));
+  }
+  return { ours: out[0]!, theirs: out[1]!, results };
+}
+
+const CONFIGS: Array<[string, Record<string, unknown>]> = [
+  ['gateway + ipMasq + hairpin', { isGateway: true, ipMasq: true, hairpinMode: true }],
+  ['default gateway + mtu', { isDefaultGateway: true, mtu: 1400 }],
+  ['no gateway, promiscuous bridge', { promiscMode: true }],
+];
+
+describe('differential: kubewire vs reference plugins', { skip }, () => {
+  for (const [label, extra] of CONFIGS) {
+    test(`same namespace state: ${label}`, async () => {
+      await withLab('kwt-diff', async (lab) => {
+        const conf = { cniVersion: '1.0.0', name: 'diffnet', type: 'bridge', bridge: 'kwbr6', ...extra, ipam: { type: 'host-local', ranges: [[{ subnet: '10.100.10.0/24' }]], routes: [{ dst: '10.200.0.0/16' }] } };
+        const { ours, theirs, results } = await runBoth(lab, conf);
+        assert.deepEqual(ours, theirs);
+        const shape = (r: any) => ({ ...r, interfaces: r.interfaces.map((i: any) => ({ ...i, name: i.name.startsWith('veth') ? 'veth' : i.name, mac: 'mac', sandbox: i.sandbox ? 'pod' : undefined })) });
+        assert.deepEqual(shape(results[0]), shape(results[1]));
+      });
+    });
+  }
+
+  test('allocations cross-release in both directions (shared host-local directory)', async () => {
+    await withLab('kwt-diffx', async (lab) => {
+      const dataDir = lab.dir('ipam');
+      const conf = { cniVersion: '1.0.0', name: 'xnet', type: 'host-local', ipam: { type: 'host-local', ranges: [[{ subnet: '10.100.11.0/24' }]], dataDir } };
+      const ips = () => readdirSync(join(dataDir, 'xnet')).filter((f) => /^\d/.test(f)).sort();
+      const call = (command: 'ADD' | 'DEL', dir: string, id: string) => mustCall({ command, conf, containerID: id, netns: '/proc/self/ns/net', ifName: 'eth0', dir });
+      const a = await call('ADD', REFERENCE_DIR, 'by-reference');
+      const b = await call('ADD', pluginDir(), 'by-kubewire');
+      // Round-robin continues from the other implementation's last_reserved_ip.
+      assert.deepEqual([a.ips[0].address, b.ips[0].address], ['10.100.11.2/24', '10.100.11.3/24']);
+      const c = await call('ADD', REFERENCE_DIR, 'by-reference-2');
+      assert.equal(c.ips[0].address, '10.100.11.4/24');
+      await call('DEL', pluginDir(), 'by-reference');
+      await call('DEL', REFERENCE_DIR, 'by-kubewire');
+      assert.deepEqual(ips(), ['10.100.11.4']);
+      await mustCall({ command: 'GC', conf: { ...conf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] } });
+      assert.deepEqual(ips(), []);
+    });
+  });
+
+  test('ipMasq chains: same name and rules, removed by either DEL', async () => {
+    await withLab('kwt-diffm', async (lab) => {
+      const node = await lab.netns('node');
+      const dataDir = lab.dir('ipam');
+      const conf = { cniVersion: '1.0.0', name: 'mnet', type: 'bridge', bridge: 'kwbr7', isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.100.12.0/24' }]], dataDir } };
+      for (const [adder, deleter] of [[REFERENCE_DIR, pluginDir()], [pluginDir(), REFERENCE_DIR]] as const) {
+        const pod = await lab.netns(`p${adder === REFERENCE_DIR ? 'r' : 'o'}`);
+        await mustCall({ command: 'ADD', conf, containerID: 'm1', netns: pod, ifName: 'eth0', hostNetns: node, dir: adder });
+        assert.match(await sh(node, ['iptables-save', '-t', 'nat']), /-A POSTROUTING -s 10\.100\.12\.\d+\/32 -m comment --comment "name: \\"mnet\\" id: \\"m1\\"" -j CNI-/);
+        await mustCall({ command: 'DEL', conf, containerID: 'm1', netns: pod, ifName: 'eth0', hostNetns: node, dir: deleter });
+        assert.doesNotMatch(await sh(node, ['iptables-save', '-t', 'nat']), /CNI-/);
+        assert.deepEqual(readdirSync(join(dataDir, 'mnet')).filter((f) => /^\d/.test(f)), []);
+      }
+    });
+  });
+});
