@@ -65,6 +65,28 @@ describe('bridge plugin', opts, () => {
     });
   }
 
+  test('24 pods added in parallel on a new bridge: one bridge, distinct IPs, every pod reachable; parallel DEL leaves nothing', async () => {
+    await withLab('kwt-brpar', async (lab) => {
+      const node = await lab.netns('node');
+      const dataDir = lab.dir('ipam');
+      const conf = bridgeConf({ bridge: 'kwbr8', subnet: '10.100.13.0/24', dataDir, extra: { ipMasq: true, hairpinMode: true } });
+      const pods = await Promise.all(Array.from({ length: 24 }, (_, i) => lab.netns(`p${i}`)));
+      const results = await Promise.all(pods.map((pod, i) => mustCall({ command: 'ADD', conf, containerID: `par${i}`, netns: pod, ifName: 'eth0', hostNetns: node })));
+      const ips = results.map((r) => r.ips[0].address.split('/')[0]);
+      assert.equal(new Set(ips).size, pods.length);
+      const hostLinks = await links(node);
+      assert.equal(hostLinks.filter((l) => l.linkinfo?.info_kind === 'bridge').length, 1);
+      assert.equal(hostLinks.filter((l) => l.master === 'kwbr8').length, pods.length);
+      assert.equal(new Set(results.map((r) => r.interfaces[0].mac)).size, 1, 'the bridge MAC changed between ADDs');
+      await sh(node, ['ping', '-c1', '-W2', ips[23]!]);
+      await sh(pods[0]!, ['ping', '-c1', '-W2', ips[23]!]);
+      await Promise.all(pods.map((pod, i) => mustCall({ command: 'DEL', conf, containerID: `par${i}`, netns: pod, ifName: 'eth0', hostNetns: node })));
+      assert.equal((await links(node)).filter((l) => l.master === 'kwbr8').length, 0);
+      assert.deepEqual(readdirSync(join(dataDir, 'kwtest')).filter((f) => /^\d/.test(f)), []);
+      assert.doesNotMatch(await sh(node, ['iptables-save', '-t', 'nat']), /CNI-[0-9a-f]/);
+    });
+  });
+
   test('CHECK detects a removed address; DEL twice and with the namespace gone both succeed', async () => {
     await withLab('kwt-brchk', async (lab) => {
       const node = await lab.netns('node');

@@ -13,7 +13,7 @@ import {
   type NetConf,
   type Result,
 } from '../spec/types.ts';
-import { validateContainerID, validateIfName, validateNetworkName } from '../spec/names.ts';
+import { validateContainerID, validateIfName, validateNetnsPath, validateNetworkName } from '../spec/names.ts';
 
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
 
@@ -134,6 +134,10 @@ function checkEnvironment(command: Command, env: Record<string, string | undefin
   if (env.CNI_CONTAINERID !== undefined && REQUIRED_ENV[command].includes('CNI_CONTAINERID')) {
     const problem = validateContainerID(env.CNI_CONTAINERID);
     if (problem) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_CONTAINERID ${problem}`);
+  }
+  if (env.CNI_NETNS && (command === 'ADD' || command === 'CHECK' || command === 'DEL')) {
+    const problem = validateNetnsPath(env.CNI_NETNS);
+    if (problem) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${problem}`);
   }
   if (env.CNI_IFNAME !== undefined && REQUIRED_ENV[command].includes('CNI_IFNAME')) {
     const problem = validateIfName(env.CNI_IFNAME);

@@ -26,6 +26,15 @@ export function validateIfName(name: string): string | undefined {
   if (Buffer.byteLength(name) > 15) return `${JSON.stringify(name)} is longer than 15 characters`;
   if (name === '.' || name === '..') return `${JSON.stringify(name)} is not a valid interface name`;
   if (/[/:\s]/.test(name)) return `${JSON.stringify(name)} contains '/', ':' or whitespace`;
+  // The kernel would take these, but they mean something to the tools' batch parsers.
+  if (/["'#\\]/.test(name)) return `${JSON.stringify(name)} contains a quote, '#' or '\\'`;
   if (!/^[\x21-\x7e]+$/.test(name)) return `${JSON.stringify(name)} contains non-printable or non-ASCII characters`;
+  return undefined;
+}
+
+/** CNI_NETNS: an absolute path without characters that a tool's batch parser would interpret. */
+export function validateNetnsPath(path: string): string | undefined {
+  if (!path.startsWith('/')) return `${JSON.stringify(path)} is not an absolute path`;
+  if (/[\s"'#\\]/.test(path)) return `${JSON.stringify(path)} contains whitespace, a quote, '#' or '\\'`;
   return undefined;
 }

@@ -1,6 +1,7 @@
 // iproute2 as a batch engine: one `ip -batch` per namespace and step keeps the kernel
 // calls of a CNI ADD to a handful of process starts.
 
+import { readFileSync } from 'node:fs';
 import { CommandError, run } from './exec.ts';
 
 /** Applies `lines` (ip commands without the leading "ip") in one process; stops at the first error. */
@@ -9,9 +10,9 @@ export async function ipBatch(lines: string[], netns?: string): Promise<void> {
   await run(['ip', '-batch', '-'], { input: `${lines.join('\n')}\n`, netns });
 }
 
-/** Runs `lines` in one process with JSON output, returning what the last `show` printed. */
+/** Runs `lines` in one process with JSON (-details) output: what its `show` lines print. */
 export async function ipBatchJson<T>(lines: string[], netns?: string): Promise<T> {
-  const out = await run(['ip', '-json', '-batch', '-'], { input: `${lines.join('\n')}\n`, netns });
+  const out = await run(['ip', '-json', '-details', '-batch', '-'], { input: `${lines.join('\n')}\n`, netns });
   return (out.trim() ? JSON.parse(out) : []) as T;
 }
 
@@ -19,6 +20,24 @@ export async function ipBatchJson<T>(lines: string[], netns?: string): Promise<T
 export async function ipJson<T>(args: string[], netns?: string): Promise<T> {
   const out = await run(['ip', '-json', ...args], { netns });
   return (out.trim() ? JSON.parse(out) : []) as T;
+}
+
+/**
+ * Sets sysctls, then runs an ip batch, inside `netns` with one process chain: CNI ADD needs
+ * both in the pod, and each process start costs milliseconds. `sysctls` keys are paths
+ * under /proc/sys (net/ipv4/conf/eth0/arp_notify: interface names may contain dots); keys
+ * that do not exist are skipped. Values and keys are
+ * passed as arguments, never as script text.
+ */
+export async function ipBatchWithSysctls(netns: string, sysctls: Record<string, string>, lines: string[]): Promise<void> {
+  const script = 'while [ $# -gt 1 ]; do if [ -e "/proc/sys/$1" ]; then echo "$2" > "/proc/sys/$1" || exit 1; fi; shift 2; done; exec ip -batch -';
+  const args = Object.entries(sysctls).flatMap(([k, v]) => [k, v]);
+  await run(['sh', '-c', script, 'sh', ...args], { input: `${lines.join('\n')}\n`, netns });
+}
+
+/** Whether a link exists in this process's network namespace (/proc/net/dev is per namespace). */
+export function linkExistsHere(name: string): boolean {
+  return readFileSync('/proc/net/dev', 'utf8').split('\n').some((l) => l.trimStart().startsWith(`${name}:`));
 }
 
 export interface LinkInfo {

@@ -5,6 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { toolPath } from './exec.ts';
 
 export interface FileLock {
   release(): void;
@@ -14,7 +15,7 @@ export async function lockFile(path: string, mode: 'exclusive' | 'shared' = 'exc
   const fd = openSync(path, 'a', 0o600);
   try {
     await new Promise<void>((resolve, reject) => {
-      const child = spawn('flock', [mode === 'exclusive' ? '-x' : '-s', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+      const child = spawn(toolPath('flock'), [mode === 'exclusive' ? '-x' : '-s', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
       let stderr = '';
       child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
       child.on('error', reject);

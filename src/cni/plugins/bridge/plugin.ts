@@ -11,11 +11,11 @@ import type { Interface, IPConfig, Result, Route } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { delegate } from '../../ipam/delegate.ts';
 import { validAttachments } from '../../ipam/host-local/plugin.ts';
-import { ipBatch, ipJson, getLink, isExists, isNotFound, type LinkInfo } from '../../../dataplane/linux/ip.ts';
+import { getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, isExists, isNotFound, linkExistsHere, type LinkInfo } from '../../../dataplane/linux/ip.ts';
 import { inspectNetns } from '../../../dataplane/linux/netns.ts';
 import { requireNetns } from '../sandbox.ts';
-import { setLocalSysctl, setSysctlsIn } from '../../../dataplane/linux/sysctl.ts';
-import { addToIP, contains, defaultRoute, firstIP, formatIP, networkOf, parsePrefix, tryParsePrefix, type Family } from '../../../netaddr/ip.ts';
+import { setLocalSysctl } from '../../../dataplane/linux/sysctl.ts';
+import { addToIP, contains, defaultRoute, firstIP, formatIP, formatPrefix, networkOf, parsePrefix, tryParseIP, tryParsePrefix, type Family } from '../../../netaddr/ip.ts';
 import { parseBridgeConf, type BridgeConf } from './config.ts';
 import { gcMasq, setupMasq, teardownMasq } from '../ipmasq.ts';
 
@@ -52,6 +52,30 @@ function injectFault(args: CmdArgs, point: string): void {
 
 function familyOf(address: string): Family {
   return address.includes(':') ? 6 : 4;
+}
+
+/**
+ * IPAM results may come from any plugin in CNI_PATH; everything that reaches an ip command
+ * must be a well-formed address, so the result is checked (and canonicalised) first.
+ */
+export function checkIpamResult(ipam: Result): { ips: IPConfig[]; routes: Route[] } {
+  const bad = (what: string, value: unknown): CniError => new CniError(ErrorCode.Internal, `IPAM plugin returned an invalid ${what}: ${JSON.stringify(value)}`);
+  if (!ipam.ips?.length) throw new CniError(ErrorCode.Internal, 'IPAM plugin returned no IP configuration');
+  const ips = ipam.ips.map((ip) => {
+    const prefix = typeof ip.address === 'string' ? tryParsePrefix(ip.address) : undefined;
+    if (!prefix) throw bad('address', ip.address);
+    const gw = ip.gateway === undefined ? undefined : typeof ip.gateway === 'string' ? tryParseIP(ip.gateway) : undefined;
+    if (ip.gateway !== undefined && !gw) throw bad('gateway', ip.gateway);
+    return { address: formatPrefix(prefix), ...(gw ? { gateway: formatIP(gw) } : {}) };
+  });
+  const routes = (ipam.routes ?? []).map((r) => {
+    const dst = typeof r.dst === 'string' ? tryParsePrefix(r.dst) : undefined;
+    if (!dst) throw bad('route destination', r.dst);
+    const gw = r.gw === undefined ? undefined : typeof r.gw === 'string' ? tryParseIP(r.gw) : undefined;
+    if (r.gw !== undefined && !gw) throw bad('route gateway', r.gw);
+    return { dst: formatPrefix(dst), ...(gw ? { gw: formatIP(gw) } : {}) };
+  });
+  return { ips, routes };
 }
 
 /** The gateway of each IP: as IPAM said, else the first address of its subnet (as the reference does). */
@@ -117,43 +141,52 @@ export function gatewayLines(conf: BridgeConf, bridge: LinkInfo | undefined, ips
 }
 
 interface Links {
-  bridge: LinkInfo | undefined;
-  bridgeMac: string;
+  /** The bridge as it is after the batch (kind, MAC, addresses). */
+  bridge: LinkInfo;
   hostVeth: string;
   hostMac: string;
   podMac: string;
 }
 
-/** Step 1: the bridge (created if missing) and the veth pair, the pod end named ifName in the pod. */
+/**
+ * Step 1, one process: the bridge (created if missing), the veth pair with its pod end named
+ * ifName inside the pod, the host end on the bridge; the batch ends by printing the bridge.
+ */
 async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
-  let bridge = await getLink(conf.bridge);
-  if (bridge && bridge.linkinfo?.info_kind !== 'bridge') {
-    throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} already exists but is not a bridge`);
-  }
   const mtu = conf.mtu ? ` mtu ${conf.mtu}` : '';
   const podMac = conf.mac ?? randomMac();
+  let create = !linkExistsHere(conf.bridge);
   for (let attempt = 0; ; attempt++) {
-    const bridgeMac = bridge?.address ?? randomMac();
     const hostVeth = randomVethName();
     const hostMac = randomMac();
     const lines = [
-      ...(bridge ? [] : [`link add name ${conf.bridge}${mtu} address ${bridgeMac} type bridge`]),
+      // A fixed address: otherwise a bridge takes the lowest MAC of its ports and changes it as pods come and go.
+      ...(create ? [`link add name ${conf.bridge}${mtu} address ${randomMac()} type bridge`] : []),
       `link set dev ${conf.bridge} up${conf.promiscMode ? ' promisc on' : ''}`,
       `link add name ${hostVeth}${mtu} address ${hostMac} type veth peer name ${args.ifName}${mtu} address ${podMac} netns ${args.netns}`,
       `link set dev ${hostVeth} master ${conf.bridge} alias "${vethAlias(args.conf.name, args.containerID, args.ifName)}"`,
       ...(conf.hairpinMode ? [`link set dev ${hostVeth} type bridge_slave hairpin on`] : []),
       `link set dev ${hostVeth} up`,
+      `addr show dev ${conf.bridge}`,
     ];
     try {
-      await ipBatch(lines);
-      return { bridge, bridgeMac, hostVeth, hostMac, podMac };
+      const [bridge] = await ipBatchJson<LinkInfo[]>(lines);
+      if (bridge?.linkinfo?.info_kind !== 'bridge') throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} is not a bridge`);
+      return { bridge, hostVeth, hostMac, podMac };
     } catch (e) {
+      // Undo whatever part of the batch ran: our veth, recognised by its alias (the name
+      // itself may have been taken by another pod, which must be left alone).
+      const made = await getLink(hostVeth).catch(() => undefined);
+      if (made?.ifalias === vethAlias(args.conf.name, args.containerID, args.ifName)) await ipBatch([`link del dev ${hostVeth}`]).catch(() => undefined);
+      const existing = await getLink(conf.bridge);
+      if (existing && existing.linkinfo?.info_kind !== 'bridge') {
+        throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} already exists but is not a bridge`);
+      }
       if (!isExists(e) || attempt >= 5) throw withContext('failed to create the bridge and veth pair', e);
-      // "File exists": a parallel ADD created the bridge, the pod already has ifName, or
-      // (rarely) the random host veth name was taken. Find out which.
-      const nowBridge = await getLink(conf.bridge);
-      if (!bridge && nowBridge) {
-        bridge = nowBridge;
+      // "File exists": a parallel ADD created the bridge first, the pod already has ifName,
+      // or (rarely) the random host veth name was taken. Find out which.
+      if (create && existing) {
+        create = false;
         continue;
       }
       if (await getLink(args.ifName, args.netns).catch(() => undefined)) {
@@ -177,32 +210,36 @@ async function add(args: CmdArgs): Promise<Result> {
     if (linksOutcome.status === 'rejected') throw linksOutcome.reason;
     if (ipamOutcome.status === 'rejected') throw withContext('IPAM ADD failed', ipamOutcome.reason);
     const links = linksOutcome.value;
-    const ipam = ipamOutcome.value!;
     injectFault(args, 'after-ipam');
 
-    if (!ipam.ips?.length) throw new CniError(ErrorCode.Internal, 'IPAM plugin returned no IP configuration');
-    const ips = withGateways(ipam.ips);
-    const routes = podRoutes(ips, ipam.routes ?? [], conf.isDefaultGateway);
+    const checked = checkIpamResult(ipamOutcome.value!);
+    const ips = withGateways(checked.ips);
+    const routes = podRoutes(ips, checked.routes, conf.isDefaultGateway);
     const ipv4 = ips.filter((ip) => familyOf(ip.address) === 4).map((ip) => ip.address);
+    const hostLines = conf.isGateway ? gatewayLines(conf, links.bridge, ips) : [];
     if (conf.ipMasq) undo.push(() => teardownMasq(args.conf.name, args.containerID));
 
-    await Promise.all([
-      // In the pod: settle sysctls before addresses (accept_dad must precede IPv6 addresses).
-      setSysctlsIn(args.netns, { [`net.ipv4.conf.${args.ifName}.arp_notify`]: '1', [`net.ipv6.conf.${args.ifName}.accept_dad`]: '0' })
-        .then(() => ipBatch(podLines(args.ifName, ips, routes), args.netns))
-        .catch((e) => { throw withContext(`failed to configure ${args.ifName} in ${args.netns}`, e); }),
-      conf.isGateway ? ipBatch(gatewayLines(conf, links.bridge, ips)).catch((e) => { throw withContext(`failed to set the gateway address on ${conf.bridge}`, e); }) : undefined,
+    // Step 2: the pod's side (sysctls first: accept_dad must precede IPv6 addresses), then
+    // the host's (gateway address, and a look at the veth's state), beside the masquerade.
+    const podSysctls = { [`net/ipv4/conf/${args.ifName}/arp_notify`]: '1', [`net/ipv6/conf/${args.ifName}/accept_dad`]: '0' };
+    const [hostVeth] = await Promise.all([
+      ipBatchWithSysctls(args.netns, podSysctls, podLines(args.ifName, ips, routes))
+        .catch((e) => { throw withContext(`failed to configure ${args.ifName} in ${args.netns}`, e); })
+        .then(() => ipBatchJson<LinkInfo[]>([...hostLines, `link show dev ${links.hostVeth}`]))
+        .catch((e) => { throw withContext(`failed to set the gateway address on ${conf.bridge}`, e); })
+        .then((out) => out[0]),
       conf.ipMasq ? setupMasq(args.conf.name, args.containerID, ipv4).catch((e) => { throw withContext('failed to set up IP masquerade', e); }) : undefined,
     ]);
-    setLocalSysctl(`net.ipv6.conf.${conf.bridge}.accept_ra`, '0');
+    setLocalSysctl(`net/ipv6/conf/${conf.bridge}/accept_ra`, '0');
     if (conf.isGateway) {
-      if (ipv4.length) setLocalSysctl('net.ipv4.ip_forward', '1');
-      if (ipv4.length < ips.length) setLocalSysctl('net.ipv6.conf.all.forwarding', '1');
+      if (ipv4.length) setLocalSysctl('net/ipv4/ip_forward', '1');
+      if (ipv4.length < ips.length) setLocalSysctl('net/ipv6/conf/all/forwarding', '1');
     }
-    await waitOperUp(links.hostVeth);
+    // Step 3: the reference answers only once the bridge port is up; so do we.
+    if (hostVeth?.operstate !== 'UP') await waitOperUp(links.hostVeth);
 
     const interfaces: Interface[] = [
-      { name: conf.bridge, mac: links.bridgeMac },
+      { name: conf.bridge, mac: links.bridge.address },
       { name: links.hostVeth, mac: links.hostMac },
       { name: args.ifName, mac: links.podMac, sandbox: args.netns },
     ];
@@ -217,8 +254,8 @@ async function add(args: CmdArgs): Promise<Result> {
 
 /** The reference waits for the host end to be operationally up before answering. */
 async function waitOperUp(hostVeth: string): Promise<void> {
-  for (const delay of [0, 50, 500, 1000, 1000]) {
-    if (delay) await new Promise((r) => setTimeout(r, delay));
+  for (const delay of [20, 50, 500, 1000, 1000]) {
+    await new Promise((r) => setTimeout(r, delay));
     const link = await getLink(hostVeth);
     if (link?.operstate === 'UP') return;
   }

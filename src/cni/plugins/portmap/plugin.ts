@@ -74,7 +74,7 @@ export const portmap: PluginFuncs = {
     });
     // DNAT of 127.0.0.1 to the pod needs route_localnet on the interface towards it.
     const hostIf = prev.interfaces?.find((i) => !i.sandbox)?.name;
-    if (hostIf) setLocalSysctl(`net.ipv4.conf.${hostIf}.route_localnet`, '1');
+    if (hostIf) setLocalSysctl(`net/ipv4/conf/${hostIf}/route_localnet`, '1');
     // Stale UDP conntrack entries would keep sending to the previous pod on this hostPort.
     for (const m of target.mappings.filter((x) => x.protocol === 'udp')) {
       await run(['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(m.hostPort)]).catch(() => undefined);
