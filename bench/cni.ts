@@ -8,6 +8,8 @@ import { existsSync } from 'node:fs';
 import { installPlugins } from '../src/cni/install.ts';
 import { execPlugin } from '../src/cni/invoke/exec.ts';
 import { withLab } from '../src/lab/lab.ts';
+import { parseConfList } from '../src/cni/runtime/conflist.ts';
+import { CniRuntime } from '../src/cni/runtime/runtime.ts';
 
 const REFERENCE_DIR = '/usr/lib/cni';
 const iterations = Number(process.argv[process.argv.indexOf('--iterations') + 1]) || 40;
@@ -76,9 +78,32 @@ async function main(): Promise<void> {
       );
     };
     console.log(`bridge + host-local, isGateway + ipMasq, ${iterations} pods each (goal: kubewire ADD p50 <= 0.5x reference)`);
+    console.log('plugins executed as runtimes do (one process per call):');
     row('ADD', 'add');
     row('DEL', 'del');
     row('VERSION', 'version');
+
+    // kubewire's runtime library can run its own plugins in-process (no process start):
+    // what kubewire's node agent does. Same kernel work, same results.
+    const list = parseConfList(Buffer.from(JSON.stringify({ ...JSON.parse(conf('cni2', '10.90.0.0/16', lab.dir('ipam'))), type: undefined, plugins: [JSON.parse(conf('cni2', '10.90.0.0/16', lab.dir('ipam2')))] })), 'bench');
+    const rt = new CniRuntime({ path: [ours], cacheDir: lab.dir('cache'), hostNetns: node, inProcess: true });
+    const inAdd: number[] = [];
+    const inDel: number[] = [];
+    for (let i = 0; i < iterations; i++) {
+      const t0 = performance.now();
+      await rt.addNetworkList(list, { containerID: `inproc-${i}`, netns: pods[i]!, ifName: 'eth2' });
+      inAdd.push(performance.now() - t0);
+    }
+    for (let i = 0; i < iterations; i++) {
+      const t0 = performance.now();
+      await rt.delNetworkList(list, { containerID: `inproc-${i}`, netns: pods[i]!, ifName: 'eth2' });
+      inDel.push(performance.now() - t0);
+    }
+    const ref = times.reference!;
+    console.log('kubewire runtime library, plugins in-process (the node agent\'s path), against the executed reference:');
+    for (const [label, xs, r] of [['ADD', inAdd, ref.add], ['DEL', inDel, ref.del]] as const) {
+      console.log(`${label.padEnd(8)} kubewire p50 ${quantile(xs, 0.5).toFixed(1).padStart(6)} ms p99 ${quantile(xs, 0.99).toFixed(1).padStart(6)} ms | reference p50 ${quantile(r, 0.5).toFixed(1).padStart(6)} ms | ratio p50 ${(quantile(xs, 0.5) / quantile(r, 0.5)).toFixed(2)}`);
+    }
   });
 }
 

@@ -29,8 +29,8 @@ test('runtimeConfig carries only the capabilities a plugin declares', () => {
 });
 
 describe('runtime with bridge + portmap on the real kernel', { skip: NOT_ROOT }, () => {
-  test('ADD chain, cache, hostPort from outside and hairpin, CHECK, DEL in reverse, GC', async () => {
-    await withLab('kwt-rt', async (lab) => {
+  for (const inProcess of [false, true]) test(`ADD chain, cache, hostPort from outside and hairpin, CHECK, DEL in reverse, GC (${inProcess ? 'plugins in-process' : 'plugins executed'})`, async () => {
+    await withLab(inProcess ? 'kwt-rtin' : 'kwt-rt', async (lab) => {
       const node = await lab.netns('node');
       const external = await lab.netns('ext');
       await lab.link({ netns: node, ifName: 'eth0', address: '192.168.200.10/24' }, { netns: external, ifName: 'eth0', address: '192.168.200.99/24' });
@@ -48,7 +48,7 @@ describe('runtime with bridge + portmap on the real kernel', { skip: NOT_ROOT },
       const list = loadDefaultConfList(confDir);
       assert.equal(list.name, 'kwnet', 'the lexicographically first file is the network');
       const cacheDir = lab.dir('cache');
-      const rt = new CniRuntime({ path: [pluginDir()], cacheDir, hostNetns: node });
+      const rt = new CniRuntime({ path: [pluginDir()], cacheDir, hostNetns: node, inProcess });
 
       const pods: Record<string, string> = {};
       for (const name of ['web', 'client']) pods[name] = await lab.netns(name);

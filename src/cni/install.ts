@@ -5,7 +5,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PLUGIN_MARKER } from './ipam/delegate.ts';
+import { PLUGIN_MARKER } from './invoke/marker.ts';
 
 export const PLUGIN_NAMES = ['bridge', 'host-local', 'loopback', 'portmap'] as const;
 const BUNDLE = 'kubewire-cni.cjs';

@@ -58,21 +58,28 @@ function execOnce(req: ExecRequest): Promise<unknown> {
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', reject);
     child.on('close', (code, signal) => {
-      const stdout = Buffer.concat(out).toString('utf8').trim();
-      const stderr = Buffer.concat(err).toString('utf8').trim();
-      if (code === 0) {
-        if (!stdout) return resolve(undefined);
-        try {
-          return resolve(JSON.parse(stdout));
-        } catch {
-          return reject(new CniError(ErrorCode.DecodingFailure, `plugin ${req.pluginPath} printed a result that is not JSON`, stdout.slice(0, 200)));
-        }
+      try {
+        resolve(pluginOutput(req.pluginPath, code, signal, Buffer.concat(out).toString('utf8'), Buffer.concat(err).toString('utf8')));
+      } catch (e) {
+        reject(e);
       }
-      reject(pluginFailure(req.pluginPath, code, signal, stdout, stderr));
     });
     child.stdin.on('error', () => {});
     child.stdin.end(req.stdin);
   });
+}
+
+/** A plugin's answer: its parsed result (undefined when it printed nothing), or its error as a CniError. */
+export function pluginOutput(path: string, code: number | null, signal: NodeJS.Signals | null, rawStdout: string, rawStderr: string): unknown {
+  const stdout = rawStdout.trim();
+  const stderr = rawStderr.trim();
+  if (code !== 0) throw pluginFailure(path, code, signal, stdout, stderr);
+  if (!stdout) return undefined;
+  try {
+    return JSON.parse(stdout);
+  } catch {
+    throw new CniError(ErrorCode.DecodingFailure, `plugin ${path} printed a result that is not JSON`, stdout.slice(0, 200));
+  }
 }
 
 function pluginFailure(path: string, code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string): CniError {

@@ -2,28 +2,14 @@
 // environment, the full configuration. When the plugin found in CNI_PATH is one of ours it
 // runs in-process, which saves a process start (and is observably the same).
 
-import { closeSync, openSync, readSync } from 'node:fs';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import { normalizeResult, type Result } from '../spec/types.ts';
 import type { CmdArgs, Command, PluginFuncs } from '../skel/skel.ts';
 import { execPlugin, findInPath } from '../invoke/exec.ts';
+import { isKubewirePlugin } from '../invoke/marker.ts';
 import { hostLocal } from './host-local/plugin.ts';
 
-/** Marks the executables that `kubewire cni install` writes. */
-export const PLUGIN_MARKER = 'kubewire-cni-plugin';
-
 const IN_PROCESS: Record<string, PluginFuncs> = { 'host-local': hostLocal };
-
-function isKubewirePlugin(path: string): boolean {
-  const fd = openSync(path, 'r');
-  try {
-    const head = Buffer.alloc(256);
-    const n = readSync(fd, head, 0, head.length, 0);
-    return head.subarray(0, n).toString('latin1').includes(PLUGIN_MARKER);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export function ipamType(args: CmdArgs): string {
   const type = args.conf.ipam?.type;
@@ -48,7 +34,7 @@ export async function delegate(command: Exclude<Command, 'VERSION'>, args: CmdAr
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(args.env)) if (v !== undefined) env[k] = v;
   env.CNI_COMMAND = command;
-  const out = await execPlugin({ pluginPath: path, env, stdin: args.stdin });
+  const out = await execPlugin({ pluginPath: path, env, stdin: args.stdin, hostNetns: args.hostNetns });
   if (command !== 'ADD') return undefined;
   if (out === undefined) throw new CniError(ErrorCode.DecodingFailure, `IPAM plugin ${type} returned no result`);
   return normalizeResult(out, `result of IPAM plugin ${type}`);

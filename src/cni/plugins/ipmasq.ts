@@ -20,15 +20,15 @@ export function masqLines(network: string, containerID: string, addresses: strin
   return lines;
 }
 
-export async function setupMasq(network: string, containerID: string, ipv4Addresses: string[]): Promise<void> {
+export async function setupMasq(network: string, containerID: string, ipv4Addresses: string[], netns?: string): Promise<void> {
   if (!ipv4Addresses.length) return;
-  await iptablesRestore(transaction('nat', masqLines(network, containerID, ipv4Addresses)));
+  await iptablesRestore(transaction('nat', masqLines(network, containerID, ipv4Addresses)), netns);
 }
 
-export async function teardownMasq(network: string, containerID: string): Promise<void> {
-  const dump = parseSave(await iptablesSave('nat'));
+export async function teardownMasq(network: string, containerID: string, netns?: string): Promise<void> {
+  const dump = parseSave(await iptablesSave('nat', netns));
   const lines = removalLines(dump, [chainName(network, containerID)]);
-  if (lines.length) await iptablesRestore(transaction('nat', lines));
+  if (lines.length) await iptablesRestore(transaction('nat', lines), netns);
 }
 
 /** Container IDs of `network` that own masquerade chains (from the POSTROUTING jumps). */
@@ -44,10 +44,10 @@ export function masqOwners(dump: TableDump, network: string): Map<string, string
 }
 
 /** Removes masquerade chains of attachments that are not valid any more. */
-export async function gcMasq(network: string, validContainers: Set<string>, log: (m: string) => void): Promise<void> {
-  const dump = parseSave(await iptablesSave('nat'));
+export async function gcMasq(network: string, validContainers: Set<string>, log: (m: string) => void, netns?: string): Promise<void> {
+  const dump = parseSave(await iptablesSave('nat', netns));
   const stale = [...masqOwners(dump, network)].filter(([, id]) => !validContainers.has(id));
   if (!stale.length) return;
   for (const [chain, id] of stale) log(`gc: removing masquerade chain ${chain} of ${id}`);
-  await iptablesRestore(transaction('nat', removalLines(dump, stale.map(([c]) => c))));
+  await iptablesRestore(transaction('nat', removalLines(dump, stale.map(([c]) => c))), netns);
 }

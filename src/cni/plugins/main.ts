@@ -1,18 +1,8 @@
 // Entry point of the plugin executables that `kubewire cni install` writes: one bundle,
 // several plugins, chosen by the first argument (the installed wrapper passes its name).
 
-import { runPlugin, type PluginFuncs } from '../skel/skel.ts';
-import { bridge } from './bridge/plugin.ts';
-import { loopback } from './loopback/plugin.ts';
-import { portmap } from './portmap/plugin.ts';
-import { hostLocal } from '../ipam/host-local/plugin.ts';
-
-export const PLUGINS: Record<string, PluginFuncs> = {
-  bridge,
-  'host-local': hostLocal,
-  loopback,
-  portmap,
-};
+import { runPlugin } from '../skel/skel.ts';
+import { PLUGINS } from './registry.ts';
 
 async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];

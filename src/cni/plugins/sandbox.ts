@@ -3,8 +3,8 @@
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import { inspectNetns } from '../../dataplane/linux/netns.ts';
 
-export function requireNetns(path: string): void {
-  switch (inspectNetns(path)) {
+export function requireNetns(path: string, hostNetns?: string): void {
+  switch (inspectNetns(path, hostNetns)) {
     case 'ok':
       return;
     case 'missing':
@@ -12,6 +12,6 @@ export function requireNetns(path: string): void {
     case 'not-a-netns':
       throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${JSON.stringify(path)} is not a network namespace`);
     case 'own':
-      throw new CniError(ErrorCode.InvalidNetNS, `CNI_NETNS ${JSON.stringify(path)} is the plugin's own network namespace`);
+      throw new CniError(ErrorCode.InvalidNetNS, `CNI_NETNS ${JSON.stringify(path)} is the host's own network namespace`);
   }
 }

@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import { atLeast, convertResult, normalizeResult, type Attachment, type Result } from '../spec/types.ts';
 import { validateContainerID, validateIfName } from '../spec/names.ts';
-import { execPlugin, findInPath } from '../invoke/exec.ts';
+import { execPlugin, findInPath, pluginOutput } from '../invoke/exec.ts';
+import { isKubewirePlugin } from '../invoke/marker.ts';
+import { PLUGINS } from '../plugins/registry.ts';
+import { runPlugin } from '../skel/skel.ts';
 import { parseConfList, type NetworkConfigList, type PluginConf } from './conflist.ts';
 
 export interface RuntimeConf {
@@ -28,6 +31,14 @@ export interface RuntimeOptions {
   cacheDir?: string;
   /** Runs plugins inside this network namespace: the lab node that plays the host. */
   hostNetns?: string;
+  /**
+   * Runs kubewire's own plugins (recognised by their marker in CNI_PATH) in this process
+   * instead of executing them: the same code and results without a process start per call.
+   * Other plugins are always executed.
+   */
+  inProcess?: boolean;
+  /** Where in-process plugins' logs go (default: stderr). */
+  log?: (line: string) => void;
 }
 
 type PluginCommand = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC';
@@ -160,6 +171,13 @@ export class CniRuntime {
       if (rt.args?.length) env.CNI_ARGS = rt.args.map(([k, v]) => `${k}=${v}`).join(';');
     }
     const path = findInPath(plugin.type, this.opts.path);
+    const local = this.opts.inProcess ? PLUGINS[plugin.type] : undefined;
+    if (local && isKubewirePlugin(path)) {
+      let stdout = '';
+      const log = this.opts.log ?? ((line: string) => void process.stderr.write(line));
+      const code = await runPlugin(plugin.type, local, { env, stdin: Buffer.from(JSON.stringify(conf)), stdout: (t) => (stdout += t), stderr: log }, this.opts.hostNetns);
+      return pluginOutput(path, code, null, stdout, '');
+    }
     return execPlugin({ pluginPath: path, env, stdin: JSON.stringify(conf), hostNetns: this.opts.hostNetns });
   }
 

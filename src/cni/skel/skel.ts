@@ -31,6 +31,11 @@ export interface CmdArgs {
   stdin: Buffer;
   env: Record<string, string | undefined>;
   log: (message: string) => void;
+  /**
+   * The namespace the plugin treats as the host, when it runs in-process on behalf of a
+   * runtime serving a lab node; undefined for an executable, whose host is its own namespace.
+   */
+  hostNetns?: string;
 }
 
 export interface PluginFuncs {
@@ -61,7 +66,7 @@ const REQUIRED_ENV: Record<Command, string[]> = {
 const MIN_VERSION: Partial<Record<Command, string>> = { CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
 
 /** Runs one plugin invocation and returns its exit code. */
-export async function runPlugin(name: string, funcs: PluginFuncs, io: PluginIO): Promise<number> {
+export async function runPlugin(name: string, funcs: PluginFuncs, io: PluginIO, hostNetns?: string): Promise<number> {
   const rawCommand = io.env.CNI_COMMAND;
   if (!rawCommand) {
     io.stderr(`CNI ${name} plugin (kubewire) — supported CNI versions: ${SUPPORTED_VERSIONS.join(', ')}\n`);
@@ -93,6 +98,7 @@ export async function runPlugin(name: string, funcs: PluginFuncs, io: PluginIO):
       stdin: io.stdin,
       env: io.env,
       log: (m) => io.stderr(`${name}: ${m}\n`),
+      hostNetns,
     };
     switch (command) {
       case 'ADD': {
@@ -116,7 +122,8 @@ export async function runPlugin(name: string, funcs: PluginFuncs, io: PluginIO):
   } catch (e) {
     const err = asCniError(e);
     io.stdout(JSON.stringify(err.toJSON(replyVersion)));
-    if (err.code === ErrorCode.Internal && e instanceof Error && e.stack) io.stderr(`${name}: ${e.stack}\n`);
+    // An unexpected exception (not a CniError we raised on purpose) is a bug: keep its stack in the log.
+    if (!(e instanceof CniError) && e instanceof Error && e.stack) io.stderr(`${name}: ${e.stack}\n`);
     return 1;
   }
 }

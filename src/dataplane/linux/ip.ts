@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { CommandError, run } from './exec.ts';
+import { SYSCTL_LOOP, setLocalSysctl } from './sysctl.ts';
 
 /** Applies `lines` (ip commands without the leading "ip") in one process; stops at the first error. */
 export async function ipBatch(lines: string[], netns?: string): Promise<void> {
@@ -30,9 +31,18 @@ export async function ipJson<T>(args: string[], netns?: string): Promise<T> {
  * passed as arguments, never as script text.
  */
 export async function ipBatchWithSysctls(netns: string, sysctls: Record<string, string>, lines: string[]): Promise<void> {
-  const script = 'while [ $# -gt 1 ]; do if [ -e "/proc/sys/$1" ]; then echo "$2" > "/proc/sys/$1" || exit 1; fi; shift 2; done; exec ip -batch -';
-  const args = Object.entries(sysctls).flatMap(([k, v]) => [k, v]);
-  await run(['sh', '-c', script, 'sh', ...args], { input: `${lines.join('\n')}\n`, netns });
+  const args = Object.entries(sysctls).flat();
+  await run(['sh', '-c', `${SYSCTL_LOOP}; exec ip -batch -`, 'sh', ...args], { input: `${lines.join('\n')}\n`, netns });
+}
+
+/** As ipBatchWithSysctls, with JSON output; in this process's namespace when `netns` is undefined. */
+export async function ipBatchJsonWithSysctls<T>(netns: string | undefined, sysctls: Record<string, string>, lines: string[]): Promise<T> {
+  if (!netns) {
+    for (const [k, v] of Object.entries(sysctls)) setLocalSysctl(k, v);
+    return ipBatchJson<T>(lines);
+  }
+  const out = await run(['sh', '-c', `${SYSCTL_LOOP}; exec ip -json -details -batch -`, 'sh', ...Object.entries(sysctls).flat()], { input: `${lines.join('\n')}\n`, netns });
+  return (out.trim() ? JSON.parse(out) : []) as T;
 }
 
 /** Whether a link exists in this process's network namespace (/proc/net/dev is per namespace). */

@@ -5,13 +5,13 @@ import { run } from './exec.ts';
 
 export type Table = 'nat' | 'filter' | 'mangle' | 'raw';
 
-export async function iptablesSave(table: Table): Promise<string> {
-  return run(['iptables-save', '-t', table]);
+export async function iptablesSave(table: Table, netns?: string): Promise<string> {
+  return run(['iptables-save', '-t', table], { netns });
 }
 
 /** Applies an iptables-restore script (with *table ... COMMIT sections) atomically. */
-export async function iptablesRestore(script: string): Promise<void> {
-  await run(['iptables-restore', '-w', '--noflush'], { input: script });
+export async function iptablesRestore(script: string, netns?: string): Promise<void> {
+  await run(['iptables-restore', '-w', '--noflush'], { input: script, netns });
 }
 
 /** A parsed `iptables-save -t TABLE` dump: chain names, and rules in order ("-A CHAIN ..."). */

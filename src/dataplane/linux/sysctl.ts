@@ -2,6 +2,7 @@
 // under /proc/sys (net/ipv4/conf/eth0.100/arp_notify): interface names may contain dots.
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import { run } from './exec.ts';
 
 /** Sets `key` here. Returns false when the key does not exist (e.g. IPv6 disabled). */
 export function setLocalSysctl(key: string, value: string): boolean {
@@ -22,4 +23,20 @@ export function getLocalSysctl(key: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A shell loop that writes key/value argument pairs under /proc/sys (missing keys skipped). */
+export const SYSCTL_LOOP = 'while [ $# -gt 1 ]; do if [ -e "/proc/sys/$1" ]; then echo "$2" > "/proc/sys/$1" || exit 1; fi; shift 2; done';
+
+/**
+ * Sets sysctls in `netns`, or in this process's namespace when it is undefined. Another
+ * namespace needs a process inside it: one shell, keys and values passed as arguments.
+ */
+export async function setSysctls(netns: string | undefined, values: Record<string, string>): Promise<void> {
+  if (!netns) {
+    for (const [k, v] of Object.entries(values)) setLocalSysctl(k, v);
+    return;
+  }
+  const args = Object.entries(values).flat();
+  if (args.length) await run(['sh', '-c', SYSCTL_LOOP, 'sh', ...args], { netns });
 }

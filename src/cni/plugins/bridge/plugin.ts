@@ -11,10 +11,9 @@ import type { Interface, IPConfig, Result, Route } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { delegate } from '../../ipam/delegate.ts';
 import { validAttachments } from '../../ipam/host-local/plugin.ts';
-import { getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, isExists, isNotFound, linkExistsHere, type LinkInfo } from '../../../dataplane/linux/ip.ts';
+import { getLink, ipBatch, ipBatchJson, ipBatchJsonWithSysctls, ipBatchWithSysctls, ipJson, isExists, isNotFound, linkExistsHere, type LinkInfo } from '../../../dataplane/linux/ip.ts';
 import { inspectNetns } from '../../../dataplane/linux/netns.ts';
 import { requireNetns } from '../sandbox.ts';
-import { setLocalSysctl } from '../../../dataplane/linux/sysctl.ts';
 import { addToIP, contains, defaultRoute, firstIP, formatIP, formatPrefix, networkOf, parsePrefix, tryParseIP, tryParsePrefix, type Family } from '../../../netaddr/ip.ts';
 import { parseBridgeConf, type BridgeConf } from './config.ts';
 import { gcMasq, setupMasq, teardownMasq } from '../ipmasq.ts';
@@ -155,7 +154,8 @@ interface Links {
 async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
   const mtu = conf.mtu ? ` mtu ${conf.mtu}` : '';
   const podMac = conf.mac ?? randomMac();
-  let create = !linkExistsHere(conf.bridge);
+  const host = args.hostNetns;
+  let create = host ? !(await getLink(conf.bridge, host)) : !linkExistsHere(conf.bridge);
   for (let attempt = 0; ; attempt++) {
     const hostVeth = randomVethName();
     const hostMac = randomMac();
@@ -170,15 +170,15 @@ async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
       `addr show dev ${conf.bridge}`,
     ];
     try {
-      const [bridge] = await ipBatchJson<LinkInfo[]>(lines);
+      const [bridge] = await ipBatchJson<LinkInfo[]>(lines, host);
       if (bridge?.linkinfo?.info_kind !== 'bridge') throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} is not a bridge`);
       return { bridge, hostVeth, hostMac, podMac };
     } catch (e) {
       // Undo whatever part of the batch ran: our veth, recognised by its alias (the name
       // itself may have been taken by another pod, which must be left alone).
-      const made = await getLink(hostVeth).catch(() => undefined);
-      if (made?.ifalias === vethAlias(args.conf.name, args.containerID, args.ifName)) await ipBatch([`link del dev ${hostVeth}`]).catch(() => undefined);
-      const existing = await getLink(conf.bridge);
+      const made = await getLink(hostVeth, host).catch(() => undefined);
+      if (made?.ifalias === vethAlias(args.conf.name, args.containerID, args.ifName)) await ipBatch([`link del dev ${hostVeth}`], host).catch(() => undefined);
+      const existing = await getLink(conf.bridge, host);
       if (existing && existing.linkinfo?.info_kind !== 'bridge') {
         throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} already exists but is not a bridge`);
       }
@@ -198,13 +198,14 @@ async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
 
 async function add(args: CmdArgs): Promise<Result> {
   const conf = parseBridgeConf(args.conf, args.args);
-  requireNetns(args.netns);
+  const host = args.hostNetns;
+  requireNetns(args.netns, host);
   const undo: Array<() => Promise<unknown>> = [];
   try {
     const [linksOutcome, ipamOutcome] = await Promise.allSettled([setupLinks(conf, args), delegate('ADD', args)]);
     if (linksOutcome.status === 'fulfilled') {
       const veth = linksOutcome.value.hostVeth;
-      undo.push(() => ipBatch([`link del dev ${veth}`]));
+      undo.push(() => ipBatch([`link del dev ${veth}`], host));
     }
     if (ipamOutcome.status === 'fulfilled') undo.push(() => delegate('DEL', args));
     if (linksOutcome.status === 'rejected') throw linksOutcome.reason;
@@ -217,26 +218,34 @@ async function add(args: CmdArgs): Promise<Result> {
     const routes = podRoutes(ips, checked.routes, conf.isDefaultGateway);
     const ipv4 = ips.filter((ip) => familyOf(ip.address) === 4).map((ip) => ip.address);
     const hostLines = conf.isGateway ? gatewayLines(conf, links.bridge, ips) : [];
-    if (conf.ipMasq) undo.push(() => teardownMasq(args.conf.name, args.containerID));
+    if (conf.ipMasq) undo.push(() => teardownMasq(args.conf.name, args.containerID, host));
 
     // Step 2: the pod's side (sysctls first: accept_dad must precede IPv6 addresses), then
     // the host's (gateway address, and a look at the veth's state), beside the masquerade.
+    const hostSysctls = {
+      [`net/ipv6/conf/${conf.bridge}/accept_ra`]: '0',
+      ...(conf.isGateway && ipv4.length ? { 'net/ipv4/ip_forward': '1' } : {}),
+      ...(conf.isGateway && ipv4.length < ips.length ? { 'net/ipv6/conf/all/forwarding': '1' } : {}),
+    };
     const podSysctls = { [`net/ipv4/conf/${args.ifName}/arp_notify`]: '1', [`net/ipv6/conf/${args.ifName}/accept_dad`]: '0' };
+    const podThenHost = async (): Promise<LinkInfo | undefined> => {
+      try {
+        await ipBatchWithSysctls(args.netns, podSysctls, podLines(args.ifName, ips, routes));
+      } catch (e) {
+        throw withContext(`failed to configure ${args.ifName} in ${args.netns}`, e);
+      }
+      try {
+        return (await ipBatchJsonWithSysctls<LinkInfo[]>(host, hostSysctls, [...hostLines, `link show dev ${links.hostVeth}`]))[0];
+      } catch (e) {
+        throw withContext(`failed to configure the gateway on ${conf.bridge}`, e);
+      }
+    };
     const [hostVeth] = await Promise.all([
-      ipBatchWithSysctls(args.netns, podSysctls, podLines(args.ifName, ips, routes))
-        .catch((e) => { throw withContext(`failed to configure ${args.ifName} in ${args.netns}`, e); })
-        .then(() => ipBatchJson<LinkInfo[]>([...hostLines, `link show dev ${links.hostVeth}`]))
-        .catch((e) => { throw withContext(`failed to set the gateway address on ${conf.bridge}`, e); })
-        .then((out) => out[0]),
-      conf.ipMasq ? setupMasq(args.conf.name, args.containerID, ipv4).catch((e) => { throw withContext('failed to set up IP masquerade', e); }) : undefined,
+      podThenHost(),
+      conf.ipMasq ? setupMasq(args.conf.name, args.containerID, ipv4, host).catch((e) => { throw withContext('failed to set up IP masquerade', e); }) : undefined,
     ]);
-    setLocalSysctl(`net/ipv6/conf/${conf.bridge}/accept_ra`, '0');
-    if (conf.isGateway) {
-      if (ipv4.length) setLocalSysctl('net/ipv4/ip_forward', '1');
-      if (ipv4.length < ips.length) setLocalSysctl('net/ipv6/conf/all/forwarding', '1');
-    }
     // Step 3: the reference answers only once the bridge port is up; so do we.
-    if (hostVeth?.operstate !== 'UP') await waitOperUp(links.hostVeth);
+    if (hostVeth?.operstate !== 'UP') await waitOperUp(links.hostVeth, host);
 
     const interfaces: Interface[] = [
       { name: conf.bridge, mac: links.bridge.address },
@@ -253,10 +262,10 @@ async function add(args: CmdArgs): Promise<Result> {
 }
 
 /** The reference waits for the host end to be operationally up before answering. */
-async function waitOperUp(hostVeth: string): Promise<void> {
+async function waitOperUp(hostVeth: string, host: string | undefined): Promise<void> {
   for (const delay of [20, 50, 500, 1000, 1000]) {
     await new Promise((r) => setTimeout(r, delay));
-    const link = await getLink(hostVeth);
+    const link = await getLink(hostVeth, host);
     if (link?.operstate === 'UP') return;
   }
   throw new CniError(ErrorCode.Internal, `bridge port ${hostVeth} is not up (in error state)`);
@@ -264,23 +273,24 @@ async function waitOperUp(hostVeth: string): Promise<void> {
 
 async function del(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConf(args.conf, args.args);
-  const podGone = !args.netns || inspectNetns(args.netns) !== 'ok';
+  const podGone = !args.netns || inspectNetns(args.netns, args.hostNetns) !== 'ok';
   await Promise.all([
     // The host end of the veth disappears with the pod end; a gone namespace took both.
     podGone ? undefined : ipBatch([`link del dev ${args.ifName}`], args.netns).catch((e) => { if (!isNotFound(e)) throw withContext(`failed to delete ${args.ifName}`, e); }),
     delegate('DEL', args),
-    conf.ipMasq ? teardownMasq(args.conf.name, args.containerID) : undefined,
+    conf.ipMasq ? teardownMasq(args.conf.name, args.containerID, args.hostNetns) : undefined,
   ]);
 }
 
 async function check(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConf(args.conf, args.args);
-  requireNetns(args.netns);
+  const host = args.hostNetns;
+  requireNetns(args.netns, host);
   const prev = args.conf.prevResult;
   if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'CHECK requires prevResult');
   await delegate('CHECK', args);
   const [bridge, pod, routes] = await Promise.all([
-    getLink(conf.bridge),
+    getLink(conf.bridge, host),
     getLink(args.ifName, args.netns),
     ipJson<Array<{ dst: string; gateway?: string }>>(['route', 'show', 'dev', args.ifName], args.netns).catch(() => []),
   ]);
@@ -293,10 +303,10 @@ async function check(args: CmdArgs): Promise<void> {
   }
   const hostIf = prev.interfaces?.find((i) => !i.sandbox && i.name !== conf.bridge);
   if (hostIf) {
-    const host = await getLink(hostIf.name);
-    if (!host) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} does not exist`);
-    if (host.master !== conf.bridge) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} is not a port of ${conf.bridge}`);
-    if (pod.link_index !== host.ifindex) throw new CniError(ErrorCode.Internal, `${args.ifName} is not the peer of host veth ${hostIf.name}`);
+    const hostLink = await getLink(hostIf.name, host);
+    if (!hostLink) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} does not exist`);
+    if (hostLink.master !== conf.bridge) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} is not a port of ${conf.bridge}`);
+    if (pod.link_index !== hostLink.ifindex) throw new CniError(ErrorCode.Internal, `${args.ifName} is not the peer of host veth ${hostIf.name}`);
   }
   const have = new Set((pod.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
   for (const ip of prev.ips ?? []) {
@@ -320,15 +330,15 @@ async function gc(args: CmdArgs): Promise<void> {
   };
   await attempt('IPAM GC', () => delegate('GC', args));
   await attempt('veth GC', async () => {
-    const ports = await ipJson<LinkInfo[]>(['link', 'show', 'master', conf.bridge]).catch((e) => { if (isNotFound(e)) return []; throw e; });
+    const ports = await ipJson<LinkInfo[]>(['link', 'show', 'master', conf.bridge], args.hostNetns).catch((e) => { if (isNotFound(e)) return []; throw e; });
     const stale = ports.filter((p) => {
       const owner = parseVethAlias(p.ifalias);
       return owner && owner.network === args.conf.name && !isValid(owner.containerID, owner.ifName);
     });
     for (const p of stale) args.log(`gc: removing host veth ${p.ifname} (${p.ifalias})`);
-    await ipBatch(stale.map((p) => `link del dev ${p.ifname}`));
+    await ipBatch(stale.map((p) => `link del dev ${p.ifname}`), args.hostNetns);
   });
-  if (conf.ipMasq) await attempt('masquerade GC', () => gcMasq(args.conf.name, new Set(valid.map((a) => a.containerID)), args.log));
+  if (conf.ipMasq) await attempt('masquerade GC', () => gcMasq(args.conf.name, new Set(valid.map((a) => a.containerID)), args.log, args.hostNetns));
   if (errors.length) throw new CniError(ErrorCode.Internal, `GC incomplete: ${errors.join('; ')}`);
 }
 

@@ -14,7 +14,7 @@ function isLoopbackAddress(local: string): boolean {
 
 export const loopback: PluginFuncs = {
   async add(args: CmdArgs): Promise<Result> {
-    requireNetns(args.netns);
+    requireNetns(args.netns, args.hostNetns);
     const [lo] = await ipBatchJson<LinkInfo[]>(['link set dev lo up', 'addr show dev lo'], args.netns);
     const addrs = lo?.addr_info ?? [];
     const foreign = addrs.find((a) => !isLoopbackAddress(a.local));
@@ -28,14 +28,14 @@ export const loopback: PluginFuncs = {
   },
 
   async del(args: CmdArgs): Promise<void> {
-    if (!args.netns || inspectNetns(args.netns) !== 'ok') return; // the namespace took lo with it
+    if (!args.netns || inspectNetns(args.netns, args.hostNetns) !== 'ok') return; // the namespace took lo with it
     await ipBatch(['link set dev lo down'], args.netns).catch((e) => {
       if (!isNotFound(e)) throw e;
     });
   },
 
   async check(args: CmdArgs): Promise<void> {
-    requireNetns(args.netns);
+    requireNetns(args.netns, args.hostNetns);
     const [lo] = await ipJson<LinkInfo[]>(['link', 'show', 'dev', 'lo'], args.netns);
     if (!lo?.flags.includes('UP')) throw new CniError(ErrorCode.Internal, `lo is down in ${args.netns}`);
   },

@@ -7,7 +7,7 @@ import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { validAttachments } from '../../ipam/host-local/plugin.ts';
 import { iptablesRestore, iptablesSave, parseSave, removalLines, transaction } from '../../../dataplane/linux/iptables.ts';
 import { withFileLock } from '../../../dataplane/linux/lock.ts';
-import { setLocalSysctl } from '../../../dataplane/linux/sysctl.ts';
+import { setSysctls } from '../../../dataplane/linux/sysctl.ts';
 import { run } from '../../../dataplane/linux/exec.ts';
 import { tryParseIP } from '../../../netaddr/ip.ts';
 import { containerLines, dnatChainName, portmapOwners, sharedLines, type PortMapping, type PortmapTarget } from './rules.ts';
@@ -53,11 +53,11 @@ function targetOf(args: CmdArgs): PortmapTarget | undefined {
   return { network: args.conf.name, containerID: args.containerID, podAddress, mappings, markMasqBit, snat };
 }
 
-async function removeChains(chainsOf: (dump: ReturnType<typeof parseSave>) => string[]): Promise<void> {
+async function removeChains(netns: string | undefined, chainsOf: (dump: ReturnType<typeof parseSave>) => string[]): Promise<void> {
   await withFileLock(LOCK_FILE, async () => {
-    const dump = parseSave(await iptablesSave('nat'));
+    const dump = parseSave(await iptablesSave('nat', netns));
     const lines = removalLines(dump, chainsOf(dump));
-    if (lines.length) await iptablesRestore(transaction('nat', lines));
+    if (lines.length) await iptablesRestore(transaction('nat', lines), netns);
   });
 }
 
@@ -69,15 +69,15 @@ export const portmap: PluginFuncs = {
     if (!target) return prev;
     mkdirSync(LOCK_DIR, { recursive: true });
     await withFileLock(LOCK_FILE, async () => {
-      const dump = parseSave(await iptablesSave('nat'));
-      await iptablesRestore(transaction('nat', [...sharedLines(dump, target.markMasqBit), ...containerLines(target)]));
+      const dump = parseSave(await iptablesSave('nat', args.hostNetns));
+      await iptablesRestore(transaction('nat', [...sharedLines(dump, target.markMasqBit), ...containerLines(target)]), args.hostNetns);
     });
     // DNAT of 127.0.0.1 to the pod needs route_localnet on the interface towards it.
     const hostIf = prev.interfaces?.find((i) => !i.sandbox)?.name;
-    if (hostIf) setLocalSysctl(`net/ipv4/conf/${hostIf}/route_localnet`, '1');
+    if (hostIf) await setSysctls(args.hostNetns, { [`net/ipv4/conf/${hostIf}/route_localnet`]: '1' });
     // Stale UDP conntrack entries would keep sending to the previous pod on this hostPort.
     for (const m of target.mappings.filter((x) => x.protocol === 'udp')) {
-      await run(['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(m.hostPort)]).catch(() => undefined);
+      await run(['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(m.hostPort)], { netns: args.hostNetns }).catch(() => undefined);
     }
     return prev;
   },
@@ -85,13 +85,13 @@ export const portmap: PluginFuncs = {
   async del(args: CmdArgs): Promise<void> {
     parseMappings(args.conf.runtimeConfig?.portMappings);
     mkdirSync(LOCK_DIR, { recursive: true });
-    await removeChains(() => [dnatChainName(args.conf.name, args.containerID)]);
+    await removeChains(args.hostNetns, () => [dnatChainName(args.conf.name, args.containerID)]);
   },
 
   async check(args: CmdArgs): Promise<void> {
     const target = targetOf(args);
     if (!target) return;
-    const dump = parseSave(await iptablesSave('nat'));
+    const dump = parseSave(await iptablesSave('nat', args.hostNetns));
     const chain = dnatChainName(target.network, target.containerID);
     if (!dump.chains.has(chain)) throw new CniError(ErrorCode.Internal, `portmap chain ${chain} for ${target.containerID} is missing`);
     const podIP = target.podAddress.split('/')[0];
@@ -104,7 +104,7 @@ export const portmap: PluginFuncs = {
   async gc(args: CmdArgs): Promise<void> {
     const valid = new Set(validAttachments(args.conf).map((a) => a.containerID));
     mkdirSync(LOCK_DIR, { recursive: true });
-    await removeChains((dump) => {
+    await removeChains(args.hostNetns, (dump) => {
       const stale = [...portmapOwners(dump, args.conf.name)].filter(([, id]) => !valid.has(id));
       for (const [chain, id] of stale) args.log(`gc: removing port mappings ${chain} of ${id}`);
       return stale.map(([chain]) => chain);
