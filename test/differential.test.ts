@@ -6,6 +6,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { withLab, type Lab } from '../src/lab/lab.ts';
+import { parseConfList } from '../src/cni/runtime/conflist.ts';
+import { CniRuntime } from '../src/cni/runtime/runtime.ts';
 import { mustCall, NOT_ROOT, pluginDir, REFERENCE_DIR, sh } from './helpers.ts';
 
 const skip = NOT_ROOT || (existsSync(`${REFERENCE_DIR}/bridge`) ? false : `reference plugins missing in ${REFERENCE_DIR} (apt-get install containernetworking-plugins)`);
@@ -85,6 +87,32 @@ describe('differential: kubewire vs reference plugins', { skip }, () => {
       assert.deepEqual(ips(), ['10.100.11.4']);
       await mustCall({ command: 'GC', conf: { ...conf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] } });
       assert.deepEqual(ips(), []);
+    });
+  });
+
+  test('portmap: the same nat rules as the reference for the same mappings; either DEL removes the other\'s', async () => {
+    await withLab('kwt-diffp', async (lab) => {
+      const dumps: string[][] = [];
+      const conflist = (dataDir: string) => Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'pnet', plugins: [
+        { type: 'bridge', bridge: 'kwbr9', isGateway: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.100.14.0/24' }]], dataDir } },
+        { type: 'portmap', capabilities: { portMappings: true } },
+      ] }));
+      const portMappings = [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }, { hostPort: 5353, containerPort: 53, protocol: 'udp' }, { hostPort: 9090, containerPort: 90, protocol: 'tcp', hostIP: '192.168.200.10' }];
+      for (const [tag, dir, deleter] of [['o', pluginDir(), REFERENCE_DIR], ['r', REFERENCE_DIR, pluginDir()]] as const) {
+        const node = await lab.netns(`${tag}node`);
+        const pod = await lab.netns(`${tag}pod`);
+        const list = parseConfList(conflist(lab.dir(`${tag}ipam`)), 'pnet');
+        const add = new CniRuntime({ path: [dir], cacheDir: lab.dir(`${tag}cache`), hostNetns: node });
+        await add.addNetworkList(list, { containerID: 'pm', netns: pod, ifName: 'eth0', capabilityArgs: { portMappings } });
+        const nat = await sh(node, ['iptables-save', '-t', 'nat']);
+        // Rules as sets: the order of entries within a chain's table listing may differ.
+        dumps.push(nat.split('\n').filter((l) => l.startsWith('-A') || l.startsWith(':CNI')).map((l) => l.replace(/\[\d+:\d+\]/, '')).sort());
+        // DEL by the other implementation: the mapping's own chain goes.
+        const del = new CniRuntime({ path: [deleter], cacheDir: lab.dir(`${tag}cache2`), hostNetns: node });
+        await del.delNetworkList(list, { containerID: 'pm', netns: pod, ifName: 'eth0', capabilityArgs: { portMappings } });
+        assert.doesNotMatch(await sh(node, ['iptables-save', '-t', 'nat']), /CNI-DN-/);
+      }
+      assert.deepEqual(dumps[0], dumps[1]);
     });
   });
 

@@ -6,6 +6,7 @@ import { installPlugins } from '../cni/install.ts';
 import { loadDefaultConfList } from '../cni/runtime/conflist.ts';
 import { CniRuntime, type RuntimeConf } from '../cni/runtime/runtime.ts';
 import { convertResult, type Attachment } from '../cni/spec/types.ts';
+import { validateContainerID } from '../cni/spec/names.ts';
 
 interface RuntimeFlags {
   confDir: string;
@@ -49,6 +50,8 @@ function runtimeConf(netns: string, flags: RuntimeFlags): RuntimeConf {
     return [kv.slice(0, eq), kv.slice(eq + 1)];
   });
   const containerID = flags.containerId ?? `cnitool-${createHash('sha512').update(netns).digest('hex').slice(0, 20)}`;
+  const problem = validateContainerID(containerID);
+  if (problem) throw new Error(`--container-id: container ID ${problem}`);
   return { containerID, netns, ifName: flags.ifname, args, capabilityArgs };
 }
 
@@ -66,9 +69,9 @@ export function registerCniCommands(program: Command): void {
   for (const verb of ['add', 'check', 'del'] as const) {
     withRuntimeFlags(cni.command(`${verb} <netns>`).description(`${verb.toUpperCase()} the container at <netns> (a path) to the network`)).action(
       async (netns: string, flags: RuntimeFlags) => {
+        const conf = runtimeConf(netns, flags);
         const list = loadDefaultConfList(flags.confDir);
         const rt = runtimeOf(flags);
-        const conf = runtimeConf(netns, flags);
         if (verb === 'add') {
           const result = await rt.addNetworkList(list, conf);
           process.stdout.write(`${JSON.stringify(convertResult(result, list.cniVersion), null, 2)}\n`);

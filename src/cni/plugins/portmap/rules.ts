@@ -48,7 +48,7 @@ export function sharedLines(dump: TableDump, markMasqBit: number): string[] {
   const chains: Array<[string, string[]]> = [
     [DNAT_CHAIN, []],
     [SETMARK_CHAIN, [`-A ${SETMARK_CHAIN} -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark ${mark}`]],
-    [MASQ_CHAIN, [`-A ${MASQ_CHAIN} -m comment --comment "CNI portfwd requiring masquerade" -m mark --mark ${mark} -j MASQUERADE`]],
+    [MASQ_CHAIN, [`-A ${MASQ_CHAIN} -m mark --mark ${mark} -j MASQUERADE`]],
   ];
   for (const [chain, rules] of chains) {
     if (!dump.chains.has(chain)) lines.push(`:${chain} - [0:0]`, ...rules);
