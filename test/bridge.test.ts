@@ -87,6 +87,30 @@ describe('bridge plugin', opts, () => {
     });
   });
 
+  test('dual-stack: IPv4 and IPv6 addresses, gateways on the bridge, default routes for both families', async () => {
+    await withLab('kwt-brds', async (lab) => {
+      const node = await lab.netns('node');
+      const pod = await lab.netns('pod');
+      const conf = bridgeConf({ bridge: 'kwbr12', subnet: '10.100.17.0/24', dataDir: lab.dir('ipam'), extra: { isDefaultGateway: true, ipMasq: true }, ipamExtra: { ranges: [[{ subnet: '10.100.17.0/24' }], [{ subnet: 'fd00:100:17::/64' }]] } });
+      const result = await mustCall({ command: 'ADD', conf, containerID: 'ds', netns: pod, ifName: 'eth0', hostNetns: node });
+      assert.deepEqual(result.ips.map((i: any) => i.address), ['10.100.17.2/24', 'fd00:100:17::2/64']);
+      assert.deepEqual(result.routes, [{ dst: '0.0.0.0/0', gw: '10.100.17.1' }, { dst: '::/0', gw: 'fd00:100:17::1' }]);
+      const br = (await links(node)).find((l) => l.ifname === 'kwbr12');
+      assert.deepEqual(br.addr_info.filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`).sort(), ['10.100.17.1/24', 'fd00:100:17::1/64']);
+      assert.match(await sh(pod, ['ip', '-6', 'route', 'show', 'default']), /default via fd00:100:17::1 dev eth0/);
+      assert.equal((await sh(pod, ['sysctl', '-n', 'net.ipv6.conf.eth0.accept_dad'])).trim(), '0');
+      assert.equal((await sh(node, ['sysctl', '-n', 'net.ipv6.conf.all.forwarding'])).trim(), '1');
+      // The bridge's own IPv6 address goes through DAD first (the pod's does not: accept_dad=0).
+      await sh(node, ['ping', '-6', '-c1', '-w4', 'fd00:100:17::2']);
+      await mustCall({ command: 'CHECK', conf: { ...conf, prevResult: result }, containerID: 'ds', netns: pod, ifName: 'eth0', hostNetns: node });
+      assert.match(await sh(node, ['ip6tables-save', '-t', 'nat']), /-A CNI-\S+ ! -d ff00::\/8 .*-j MASQUERADE/);
+      assert.match(await sh(node, ['iptables-save', '-t', 'nat']), /-A CNI-\S+ ! -d 224\.0\.0\.0\/4 .*-j MASQUERADE/);
+      await mustCall({ command: 'DEL', conf, containerID: 'ds', netns: pod, ifName: 'eth0', hostNetns: node });
+      assert.doesNotMatch(await sh(node, ['ip6tables-save', '-t', 'nat']), /CNI-/);
+      assert.doesNotMatch(await sh(node, ['iptables-save', '-t', 'nat']), /CNI-/);
+    });
+  });
+
   test('CHECK detects a removed address; DEL twice and with the namespace gone both succeed', async () => {
     await withLab('kwt-brchk', async (lab) => {
       const node = await lab.netns('node');

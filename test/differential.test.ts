@@ -22,18 +22,23 @@ async function snapshot(node: string, pod: string, bridge: string): Promise<obje
   const addrs = (l: any) => (l?.addr_info ?? []).filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`).sort();
   const routes = (text: string) => (JSON.parse(text) as any[]).map((r) => ({ dst: r.dst, gateway: r.gateway, dev: r.dev, scope: r.scope, protocol: r.protocol })).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
   const sysctl = async (ns: string, key: string) => (await sh(ns, ['sysctl', '-n', key]).catch(() => 'absent')).trim();
-  const nat = (await sh(node, ['iptables-save', '-t', 'nat'])).split('\n').filter((l) => l.startsWith('-A') || l.startsWith(':CNI')).map((l) => l.replace(/\[\d+:\d+\]/, '')).sort();
+  const rules = (text: string) => text.split('\n').filter((l) => l.startsWith('-A') || l.startsWith(':CNI')).map((l) => l.replace(/\[\d+:\d+\]/, '')).sort();
+  const nat = rules(await sh(node, ['iptables-save', '-t', 'nat']));
+  const nat6 = rules(await sh(node, ['ip6tables-save', '-t', 'nat']));
   return {
     bridge: { kind: br?.linkinfo?.info_kind, up: br?.flags.includes('UP'), mtu: br?.mtu, addresses: addrs(br), promisc: br?.flags.includes('PROMISC') },
     ports: ports.map((p) => ({ kind: p.linkinfo?.info_kind, up: p.operstate, mtu: p.mtu, hairpin: p.linkinfo?.info_slave_data?.hairpin, peerIsEth0: p.ifindex === eth0?.link_index })),
     eth0: { kind: eth0?.linkinfo?.info_kind, up: eth0?.operstate, mtu: eth0?.mtu, addresses: addrs(eth0) },
     podRoutes: routes(await sh(pod, ['ip', '-json', 'route', 'show'])),
+    podRoutes6: routes(await sh(pod, ['ip', '-json', '-6', 'route', 'show'])).filter((r: any) => !r.dst.startsWith('fe80')),
     hostRoutes: routes(await sh(node, ['ip', '-json', 'route', 'show'])),
+    hostRoutes6: routes(await sh(node, ['ip', '-json', '-6', 'route', 'show'])).filter((r: any) => !r.dst.startsWith('fe80')),
     sysctls: {
       ipForward: await sysctl(node, 'net.ipv4.ip_forward'),
       arpNotify: await sysctl(pod, 'net.ipv4.conf.eth0.arp_notify'),
     },
     nat,
+    nat6,
   };
 }
 
@@ -55,13 +60,14 @@ const CONFIGS: Array<[string, Record<string, unknown>]> = [
   ['gateway + ipMasq + hairpin', { isGateway: true, ipMasq: true, hairpinMode: true }],
   ['default gateway + mtu', { isDefaultGateway: true, mtu: 1400 }],
   ['no gateway, promiscuous bridge', { promiscMode: true }],
+  ['dual-stack default gateway + ipMasq', { isDefaultGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.100.10.0/24' }], [{ subnet: 'fd00:100:10::/64' }]] } }],
 ];
 
 describe('differential: kubewire vs reference plugins', { skip }, () => {
   for (const [label, extra] of CONFIGS) {
     test(`same namespace state: ${label}`, async () => {
       await withLab('kwt-diff', async (lab) => {
-        const conf = { cniVersion: '1.0.0', name: 'diffnet', type: 'bridge', bridge: 'kwbr6', ...extra, ipam: { type: 'host-local', ranges: [[{ subnet: '10.100.10.0/24' }]], routes: [{ dst: '10.200.0.0/16' }] } };
+        const conf = { cniVersion: '1.0.0', name: 'diffnet', type: 'bridge', bridge: 'kwbr6', ipam: { type: 'host-local', ranges: [[{ subnet: '10.100.10.0/24' }]], routes: [{ dst: '10.200.0.0/16' }] }, ...extra };
         const { ours, theirs, results } = await runBoth(lab, conf);
         assert.deepEqual(ours, theirs);
         const shape = (r: any) => ({ ...r, interfaces: r.interfaces.map((i: any) => ({ ...i, name: i.name.startsWith('veth') ? 'veth' : i.name, mac: 'mac', sandbox: i.sandbox ? 'pod' : undefined })) });

@@ -1,13 +1,21 @@
 // Masquerade for traffic leaving the pod network (bridge's ipMasq), in the reference
 // plugin's shape: POSTROUTING -s podIP -j CNI-<hash>; the chain accepts the pod's own
-// subnet and masquerades the rest but multicast.
+// subnet and masquerades the rest but multicast. IPv4 through iptables, IPv6 through
+// ip6tables, each one transaction.
 
 import { networkOf, formatPrefix, parsePrefix } from '../../netaddr/ip.ts';
-import { iptablesRestore, iptablesSave, parseSave, removalLines, transaction, type TableDump } from '../../dataplane/linux/iptables.ts';
+import { iptablesRestore, iptablesSave, parseSave, removalLines, transaction, type IPFamily, type TableDump } from '../../dataplane/linux/iptables.ts';
 import { attachmentComment, chainName, containerOfRule, quoteArg } from './netfilter-names.ts';
 
-/** Restore lines that set up masquerade for the pod's IPv4 addresses (CIDR notation). */
-export function masqLines(network: string, containerID: string, addresses: string[]): string[] {
+const MULTICAST: Record<IPFamily, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
+const FAMILIES: IPFamily[] = [4, 6];
+
+function familyOf(address: string): IPFamily {
+  return address.includes(':') ? 6 : 4;
+}
+
+/** Restore lines that set up masquerade for the pod's addresses of one family (CIDR notation). */
+export function masqLines(network: string, containerID: string, addresses: string[], family: IPFamily = 4): string[] {
   const chain = chainName(network, containerID);
   const comment = ['-m', 'comment', '--comment', quoteArg(attachmentComment(network, containerID))].join(' ');
   const lines = [`:${chain} - [0:0]`];
@@ -15,20 +23,29 @@ export function masqLines(network: string, containerID: string, addresses: strin
     const prefix = parsePrefix(address);
     lines.push(`-A ${chain} -d ${formatPrefix(networkOf(prefix))} -j ACCEPT ${comment}`);
   }
-  lines.push(`-A ${chain} ! -d 224.0.0.0/4 -j MASQUERADE ${comment}`);
+  lines.push(`-A ${chain} ! -d ${MULTICAST[family]} -j MASQUERADE ${comment}`);
   for (const address of addresses) lines.push(`-A POSTROUTING -s ${address.split('/')[0]} -j ${chain} ${comment}`);
   return lines;
 }
 
-export async function setupMasq(network: string, containerID: string, ipv4Addresses: string[], netns?: string): Promise<void> {
-  if (!ipv4Addresses.length) return;
-  await iptablesRestore(transaction('nat', masqLines(network, containerID, ipv4Addresses)), netns);
+export async function setupMasq(network: string, containerID: string, addresses: string[], netns?: string): Promise<void> {
+  await Promise.all(FAMILIES.map(async (family) => {
+    const mine = addresses.filter((a) => familyOf(a) === family);
+    if (mine.length) await iptablesRestore(transaction('nat', masqLines(network, containerID, mine, family)), netns, family);
+  }));
 }
 
-export async function teardownMasq(network: string, containerID: string, netns?: string): Promise<void> {
-  const dump = parseSave(await iptablesSave('nat', netns));
-  const lines = removalLines(dump, [chainName(network, containerID)]);
-  if (lines.length) await iptablesRestore(transaction('nat', lines), netns);
+/** Removes the attachment's chain and its jumps; `families` narrows the work when known. */
+export async function teardownMasq(network: string, containerID: string, netns?: string, families: IPFamily[] = FAMILIES): Promise<void> {
+  await Promise.all(families.map(async (family) => {
+    const dump = parseSave(await iptablesSave('nat', netns, family));
+    const lines = removalLines(dump, [chainName(network, containerID)]);
+    if (lines.length) await iptablesRestore(transaction('nat', lines), netns, family);
+  }));
+}
+
+export function familiesOf(addresses: string[]): IPFamily[] {
+  return FAMILIES.filter((f) => addresses.some((a) => familyOf(a) === f));
 }
 
 /** Container IDs of `network` that own masquerade chains (from the POSTROUTING jumps). */
@@ -45,9 +62,11 @@ export function masqOwners(dump: TableDump, network: string): Map<string, string
 
 /** Removes masquerade chains of attachments that are not valid any more. */
 export async function gcMasq(network: string, validContainers: Set<string>, log: (m: string) => void, netns?: string): Promise<void> {
-  const dump = parseSave(await iptablesSave('nat', netns));
-  const stale = [...masqOwners(dump, network)].filter(([, id]) => !validContainers.has(id));
-  if (!stale.length) return;
-  for (const [chain, id] of stale) log(`gc: removing masquerade chain ${chain} of ${id}`);
-  await iptablesRestore(transaction('nat', removalLines(dump, stale.map(([c]) => c))), netns);
+  await Promise.all(FAMILIES.map(async (family) => {
+    const dump = parseSave(await iptablesSave('nat', netns, family));
+    const stale = [...masqOwners(dump, network)].filter(([, id]) => !validContainers.has(id));
+    if (!stale.length) return;
+    for (const [chain, id] of stale) log(`gc: removing masquerade chain ${chain} (IPv${family}) of ${id}`);
+    await iptablesRestore(transaction('nat', removalLines(dump, stale.map(([c]) => c))), netns, family);
+  }));
 }

@@ -4,14 +4,18 @@
 import { run } from './exec.ts';
 
 export type Table = 'nat' | 'filter' | 'mangle' | 'raw';
+/** 4: iptables, 6: ip6tables. */
+export type IPFamily = 4 | 6;
 
-export async function iptablesSave(table: Table, netns?: string): Promise<string> {
-  return run(['iptables-save', '-t', table], { netns });
+const TOOL: Record<IPFamily, string> = { 4: 'iptables', 6: 'ip6tables' };
+
+export async function iptablesSave(table: Table, netns?: string, family: IPFamily = 4): Promise<string> {
+  return run([`${TOOL[family]}-save`, '-t', table], { netns });
 }
 
 /** Applies an iptables-restore script (with *table ... COMMIT sections) atomically. */
-export async function iptablesRestore(script: string, netns?: string): Promise<void> {
-  await run(['iptables-restore', '-w', '--noflush'], { input: script, netns });
+export async function iptablesRestore(script: string, netns?: string, family: IPFamily = 4): Promise<void> {
+  await run([`${TOOL[family]}-restore`, '-w', '--noflush'], { input: script, netns });
 }
 
 /** A parsed `iptables-save -t TABLE` dump: chain names, and rules in order ("-A CHAIN ..."). */

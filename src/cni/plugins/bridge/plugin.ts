@@ -16,7 +16,7 @@ import { inspectNetns } from '../../../dataplane/linux/netns.ts';
 import { requireNetns } from '../sandbox.ts';
 import { addToIP, contains, defaultRoute, firstIP, formatIP, formatPrefix, networkOf, parsePrefix, tryParseIP, tryParsePrefix, type Family } from '../../../netaddr/ip.ts';
 import { parseBridgeConf, type BridgeConf } from './config.ts';
-import { gcMasq, setupMasq, teardownMasq } from '../ipmasq.ts';
+import { familiesOf, gcMasq, setupMasq, teardownMasq } from '../ipmasq.ts';
 
 /** Host veths carry this alias so that GC can find those of attachments that are gone. */
 const ALIAS_PREFIX = 'kubewire-cni';
@@ -218,7 +218,7 @@ async function add(args: CmdArgs): Promise<Result> {
     const routes = podRoutes(ips, checked.routes, conf.isDefaultGateway);
     const ipv4 = ips.filter((ip) => familyOf(ip.address) === 4).map((ip) => ip.address);
     const hostLines = conf.isGateway ? gatewayLines(conf, links.bridge, ips) : [];
-    if (conf.ipMasq) undo.push(() => teardownMasq(args.conf.name, args.containerID, host));
+    if (conf.ipMasq) undo.push(() => teardownMasq(args.conf.name, args.containerID, host, familiesOf(ips.map((ip) => ip.address))));
 
     // Step 2: the pod's side (sysctls first: accept_dad must precede IPv6 addresses), then
     // the host's (gateway address, and a look at the veth's state), beside the masquerade.
@@ -242,7 +242,7 @@ async function add(args: CmdArgs): Promise<Result> {
     };
     const [hostVeth] = await Promise.all([
       podThenHost(),
-      conf.ipMasq ? setupMasq(args.conf.name, args.containerID, ipv4, host).catch((e) => { throw withContext('failed to set up IP masquerade', e); }) : undefined,
+      conf.ipMasq ? setupMasq(args.conf.name, args.containerID, ips.map((ip) => ip.address), host).catch((e) => { throw withContext('failed to set up IP masquerade', e); }) : undefined,
     ]);
     // Step 3: the reference answers only once the bridge port is up; so do we.
     if (hostVeth?.operstate !== 'UP') await waitOperUp(links.hostVeth, host);
@@ -278,7 +278,8 @@ async function del(args: CmdArgs): Promise<void> {
     // The host end of the veth disappears with the pod end; a gone namespace took both.
     podGone ? undefined : ipBatch([`link del dev ${args.ifName}`], args.netns).catch((e) => { if (!isNotFound(e)) throw withContext(`failed to delete ${args.ifName}`, e); }),
     delegate('DEL', args),
-    conf.ipMasq ? teardownMasq(args.conf.name, args.containerID, args.hostNetns) : undefined,
+    // With prevResult we know which families to clean; without it, both.
+    conf.ipMasq ? teardownMasq(args.conf.name, args.containerID, args.hostNetns, args.conf.prevResult?.ips?.length ? familiesOf(args.conf.prevResult.ips.map((ip) => ip.address)) : undefined) : undefined,
   ]);
 }
 
@@ -292,7 +293,8 @@ async function check(args: CmdArgs): Promise<void> {
   const [bridge, pod, routes] = await Promise.all([
     getLink(conf.bridge, host),
     getLink(args.ifName, args.netns),
-    ipJson<Array<{ dst: string; gateway?: string }>>(['route', 'show', 'dev', args.ifName], args.netns).catch(() => []),
+    // `ip route` lists one family at a time.
+    Promise.all(['-4', '-6'].map((f) => ipJson<Array<{ dst: string; gateway?: string }>>([f, 'route', 'show', 'dev', args.ifName], args.netns).catch(() => []))).then((r) => r.flat()),
   ]);
   if (!bridge || bridge.linkinfo?.info_kind !== 'bridge') throw new CniError(ErrorCode.Internal, `bridge ${conf.bridge} does not exist`);
   if (!pod) throw new CniError(ErrorCode.Internal, `interface ${args.ifName} does not exist in ${args.netns}`);
@@ -314,7 +316,7 @@ async function check(args: CmdArgs): Promise<void> {
   }
   for (const r of prev.routes ?? []) {
     const dst = r.dst === '0.0.0.0/0' || r.dst === '::/0' ? 'default' : r.dst;
-    const found = routes.some((k) => (k.dst === dst || `${k.dst}/32` === dst) && (!r.gw || k.gateway === r.gw));
+    const found = routes.some((k) => (k.dst === dst || `${k.dst}/32` === dst || `${k.dst}/128` === dst) && (!r.gw || k.gateway === r.gw));
     if (!found) throw new CniError(ErrorCode.Internal, `route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${args.netns}`);
   }
 }
