@@ -221,6 +221,17 @@ describe('bridge plugin', opts, () => {
       assert.deepEqual(files, ['10.100.5.10']);
       assert.equal(readFileSync(join(dataDir, 'kwtest', '10.100.5.10'), 'utf8'), 'c\r\neth0');
 
+      // A bridge holding another address of the family refuses to become the gateway unless forceAddress.
+      await sh(node, ['ip', 'link', 'add', 'kwbr13', 'type', 'bridge']);
+      await sh(node, ['ip', 'addr', 'add', '10.100.18.254/24', 'dev', 'kwbr13']);
+      const other = bridgeConf({ bridge: 'kwbr13', subnet: '10.100.18.0/24', dataDir });
+      const pod3 = await lab.netns('pod3');
+      await expectError({ ...base, conf: other, containerID: 'c3', netns: pod3 }, 999, /"kwbr13" already has an IP address different from 10\.100\.18\.1\/24/);
+      assert.equal((await links(pod3)).find((l) => l.ifname === 'eth0'), undefined);
+      await mustCall({ ...base, conf: { ...other, forceAddress: true }, containerID: 'c3', netns: pod3 });
+      const kwbr13 = (await links(node)).find((l) => l.ifname === 'kwbr13');
+      assert.deepEqual(kwbr13.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`), ['10.100.18.1/24']);
+
       // STATUS reports that no further ADD can succeed.
       const status = await callPlugin({ command: 'STATUS', conf, hostNetns: node });
       assert.equal(status.ok, false);

@@ -35,10 +35,6 @@ export class CniError extends Error {
   }
 }
 
-export function isCniError(e: unknown): e is CniError {
-  return e instanceof CniError;
-}
-
 /** Wraps anything thrown into a CniError; unknown failures become code 999. */
 export function asCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;

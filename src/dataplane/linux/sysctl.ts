@@ -17,14 +17,6 @@ export function setLocalSysctl(key: string, value: string): boolean {
   }
 }
 
-export function getLocalSysctl(key: string): string | undefined {
-  try {
-    return readFileSync(`/proc/sys/${key}`, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
 /** A shell loop that writes key/value argument pairs under /proc/sys (missing keys skipped). */
 export const SYSCTL_LOOP = 'while [ $# -gt 1 ]; do if [ -e "/proc/sys/$1" ]; then echo "$2" > "/proc/sys/$1" || exit 1; fi; shift 2; done';
 

@@ -1,9 +1,10 @@
 // The bridge plugin: a veth pair joins the pod's network namespace to a Linux bridge on the
 // node; the bridge (optionally) is the pod's gateway. Same observable result as the
 // reference plugin, in a few batched kernel calls:
-//   1. bridge + veth pair (one `ip -batch` on the host)   ∥  IPAM ADD
-//   2. pod addresses and routes (one batch in the pod)  ∥  gateway address, ip_forward, masquerade
-//   3. confirm the host end of the veth is up
+//   1. bridge + veth pair, then the bridge's state (one `ip -batch` on the host)  ∥  IPAM ADD
+//   2. pod sysctls, addresses and routes (one process chain in the pod), then gateway
+//      address, host sysctls and the veth's state (one batch on the host)  ∥  masquerade
+//   3. only if the host end of the veth is not up yet: wait for it, as the reference does
 
 import { randomBytes } from 'node:crypto';
 import { CniError, ErrorCode, asCniError, withContext } from '../../spec/errors.ts';
@@ -47,7 +48,6 @@ function injectFault(args: CmdArgs, point: string): void {
   if (fault === point) throw new CniError(ErrorCode.Internal, `injected fault at ${point}`);
   if (fault === `kill-${point}`) process.kill(process.pid, 'SIGKILL');
 }
-
 
 function familyOf(address: string): Family {
   return address.includes(':') ? 6 : 4;
@@ -111,8 +111,8 @@ export function podLines(ifName: string, ips: IPConfig[], routes: Route[]): stri
 }
 
 /**
- * Addresses the bridge needs as gateway: lines to run and addresses to remove. A different
- * address in the way is an error unless forceAddress (the reference's ensureAddr).
+ * The ip lines that give the bridge its gateway addresses (removing those in the way when
+ * forceAddress). A different address in the way is an error otherwise (the reference's ensureAddr).
  */
 export function gatewayLines(conf: BridgeConf, bridge: LinkInfo | undefined, ips: IPConfig[]): string[] {
   const lines: string[] = [];
