@@ -49,12 +49,15 @@ async function demoCni(): Promise<void> {
 
     step('Pod start: the runtime calls CNI twice per pod, for lo and for eth0');
     const ips: Record<string, string> = {};
+    const owners = new Map<string, string>(); // MAC or interface name -> what it is
     for (const [name, netns, ports] of [['pod-a', podA, []], ['pod-b', podB, [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]]] as const) {
       const t0 = performance.now();
       await rt.addNetworkList(loList, { containerID: name, netns, ifName: 'lo' });
       const result = await rt.addNetworkList(list, { containerID: name, netns, ifName: 'eth0', capabilityArgs: { portMappings: ports } });
       ips[name] = result.ips![0]!.address.split('/')[0]!;
       const host = result.interfaces![1]!;
+      owners.set(result.interfaces![2]!.mac!, `${name}'s eth0`);
+      owners.set(host.name, `${name}'s host veth`);
       say(`${name}: eth0 ${result.ips![0]!.address} gw ${result.ips![0]!.gateway}; host end ${host.name} on cni0 (${(performance.now() - t0).toFixed(0)} ms)`);
     }
 
@@ -65,7 +68,11 @@ async function demoCni(): Promise<void> {
     say(`(pod-a's own IP is ${ips['pod-a']}: the server saw the pod's real address)`);
 
     step('What the bridge learnt: its forwarding database (FDB) and the pods\' neighbour (ARP) tables');
-    say((await run(['bridge', 'fdb', 'show', 'br', 'cni0'], { netns: node })).split('\n').filter((l) => l && !l.includes('permanent')).join('\n'));
+    const learnt = (await run(['bridge', 'fdb', 'show', 'br', 'cni0'], { netns: node })).split('\n').filter((l) => l && !l.includes('permanent'));
+    for (const line of learnt) {
+      const [mac = '', , port = ''] = line.split(' ');
+      say(`${line.trim()}   <- ${owners.get(mac) ?? 'unknown'} learnt on ${owners.get(port) ?? port}`);
+    }
     say(`pod-a neighbours:\n${(await run(['ip', 'neigh', 'show', 'dev', 'eth0'], { netns: podA })).trim()}`);
 
     step('portmap: hostPort 8080 on the node reaches pod-b:80, from outside the node');
