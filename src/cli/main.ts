@@ -4,12 +4,14 @@ import { Command } from 'commander';
 import { CniError } from '../cni/spec/errors.ts';
 import { registerCniCommands } from './cni.ts';
 import { registerDemoCommands } from './demo.ts';
+import { registerClusterCommands } from './cluster.ts';
 
 const program = new Command();
 program
   .name('kubewire')
   .description('Kubernetes host networking on one Linux machine, with the real kernel')
   .showHelpAfterError();
+registerClusterCommands(program);
 registerCniCommands(program);
 registerDemoCommands(program);
 

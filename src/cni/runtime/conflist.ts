@@ -2,7 +2,8 @@
 // how the runtime picks one: the lexicographically first file of the directory, as libcni
 // and containerd do. Writing one is atomic, so a reader never sees half a file.
 
-import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { writeJsonAtomically } from '../../state/files.ts';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import { compareVersions, isSupportedVersion, SUPPORTED_VERSIONS } from '../spec/types.ts';
@@ -105,9 +106,7 @@ export function loadDefaultConfList(dir: string): NetworkConfigList {
   return parseConfList(readFileSync(path), path);
 }
 
-/** Writes a conflist so that readers see the old file or the new one, never a part. */
+/** Writes a conflist so that runtimes see the old file or the new one, never a part ("cni plugin not initialized" otherwise). */
 export function writeConfListAtomically(path: string, conflist: object): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(conflist, null, 2)}\n`, { mode: 0o644 });
-  renameSync(tmp, path);
+  writeJsonAtomically(path, conflist);
 }

@@ -1,0 +1,120 @@
+// A cluster's address plan and names, decided from its spec alone (pure): every node owns
+// a podCIDR cut from one flat cluster range; nodes sit on an underlay segment whose router
+// is their default gateway; everything lives in namespaces named after the cluster.
+
+import { addToIP, contains, firstIP, formatIP, formatPrefix, networkOf, overlaps, parseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
+
+export type RoutingMode = 'routed' | 'host-gw';
+
+export interface ClusterSpec {
+  name: string;
+  nodes: number;
+  mode: RoutingMode;
+  podCIDR: string;
+  nodeCIDRMask: number;
+  serviceCIDR: string;
+}
+
+export const DEFAULT_SPEC: Omit<ClusterSpec, 'name'> = {
+  nodes: 2,
+  mode: 'routed',
+  podCIDR: '10.244.0.0/16',
+  nodeCIDRMask: 24,
+  serviceCIDR: '10.96.0.0/12',
+};
+
+/** The underlay segment (kind's docker network range; private to the cluster's namespaces). */
+export const UNDERLAY = { subnet: '172.18.0.0/16', router: '172.18.0.1', bridge: 'underlay', firstNodeHost: 11, external: '172.18.0.200' } as const;
+
+export interface NodePlan {
+  name: string; // kubewire-node-1
+  netns: string; // namespace name: kw-<cluster>-node-1
+  ip: string; // on the underlay
+  podCIDR: string;
+  /** The node's gateway on its bridge: the podCIDR's first address. */
+  bridgeIP: string;
+  /** Name of the underlay's port towards this node. */
+  underlayPort: string;
+}
+
+export interface ClusterPlan {
+  spec: ClusterSpec;
+  networkNetns: string;
+  externalNetns: string;
+  nodes: NodePlan[];
+}
+
+export class SpecError extends Error {
+  override name = 'SpecError';
+}
+
+const CLUSTER_NAME = /^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$/;
+
+/** Namespace names start kw_<cluster>_: cluster names have no '_', so clusters never collide. */
+export function netnsPrefix(cluster: string): string {
+  return `kw_${cluster}_`;
+}
+
+export function validateSpec(spec: ClusterSpec): void {
+  if (!CLUSTER_NAME.test(spec.name)) throw new SpecError(`--cluster ${JSON.stringify(spec.name)}: a cluster name is a DNS label of at most 20 characters (lowercase letters, digits, '-')`);
+  if (!Number.isInteger(spec.nodes) || spec.nodes < 1 || spec.nodes > 50) throw new SpecError(`--nodes ${spec.nodes}: must be a whole number from 1 to 50`);
+  if (spec.mode !== 'routed' && spec.mode !== 'host-gw') throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed or host-gw`);
+  const pods = cidr(spec.podCIDR, '--pod-cidr');
+  const services = cidr(spec.serviceCIDR, '--service-cidr');
+  if (pods.ip.family !== 4 || services.ip.family !== 4) throw new SpecError('--pod-cidr and --service-cidr must be IPv4 ranges (dual-stack clusters come later)');
+  if (!Number.isInteger(spec.nodeCIDRMask) || spec.nodeCIDRMask < pods.bits || spec.nodeCIDRMask > 28) {
+    throw new SpecError(`--node-cidr-mask ${spec.nodeCIDRMask}: must be between the pod CIDR's prefix (${pods.bits}) and 28`);
+  }
+  const capacity = 2 ** (spec.nodeCIDRMask - pods.bits);
+  if (spec.nodes > capacity) throw new SpecError(`--pod-cidr ${spec.podCIDR} holds only ${capacity} node CIDRs of /${spec.nodeCIDRMask}, not ${spec.nodes}`);
+  const underlay = tryParsePrefix(UNDERLAY.subnet)!;
+  for (const [flag, p] of [['--pod-cidr', pods], ['--service-cidr', services]] as const) {
+    if (overlaps(p, underlay)) throw new SpecError(`${flag} ${formatPrefix(p)} overlaps the node network ${UNDERLAY.subnet}`);
+  }
+  if (overlaps(pods, services)) throw new SpecError(`--pod-cidr ${spec.podCIDR} and --service-cidr ${spec.serviceCIDR} overlap`);
+}
+
+function cidr(text: string, flag: string): Prefix {
+  const p = tryParsePrefix(text);
+  if (!p) throw new SpecError(`${flag} ${JSON.stringify(text)} is not a CIDR such as 10.244.0.0/16`);
+  if (networkOf(p).ip.value !== p.ip.value) throw new SpecError(`${flag} ${text} has host bits set; did you mean ${formatPrefix(networkOf(p))}?`);
+  return p;
+}
+
+/** The i-th /mask of the range (i from 0), as the node IPAM's range allocator hands them out. */
+export function nodeCIDR(podCIDR: string, mask: number, index: number): string {
+  const range = tryParsePrefix(podCIDR)!;
+  const size = 1n << BigInt(width(range.ip.family) - mask);
+  const ip = addToIP(firstIP(range), size * BigInt(index));
+  if (!contains(range, ip)) throw new SpecError(`node CIDR ${index} does not fit in ${podCIDR}`);
+  return formatPrefix({ ip, bits: mask });
+}
+
+export function planCluster(spec: ClusterSpec): ClusterPlan {
+  validateSpec(spec);
+  const prefix = netnsPrefix(spec.name);
+  const nodes = Array.from({ length: spec.nodes }, (_, i): NodePlan => {
+    const podCIDR = nodeCIDR(spec.podCIDR, spec.nodeCIDRMask, i);
+    return {
+      name: `${spec.name}-node-${i + 1}`,
+      netns: `${prefix}node-${i + 1}`,
+      ip: formatIP(addToIP(parseIP(UNDERLAY.router), BigInt(UNDERLAY.firstNodeHost - 1 + i))),
+      podCIDR,
+      bridgeIP: formatIP(addToIP(firstIP(tryParsePrefix(podCIDR)!), 1n)),
+      underlayPort: `node${i + 1}`,
+    };
+  });
+  return { spec, networkNetns: `${prefix}network`, externalNetns: `${prefix}external`, nodes };
+}
+
+/** Routes each node needs to the other nodes' pods: none when routed (the router has them). */
+export function nodeRoutes(plan: ClusterPlan, node: NodePlan): Array<{ dst: string; via: string }> {
+  if (plan.spec.mode === 'routed') return [];
+  return plan.nodes.filter((n) => n !== node).map((n) => ({ dst: n.podCIDR, via: n.ip }));
+}
+
+/** Routes the underlay's router holds: one per node podCIDR when routed ("the network routes by CIDR"). */
+export function routerRoutes(plan: ClusterPlan): Array<{ dst: string; via: string }> {
+  if (plan.spec.mode === 'host-gw') return [];
+  return plan.nodes.map((n) => ({ dst: n.podCIDR, via: n.ip }));
+}

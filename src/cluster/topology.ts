@@ -1,0 +1,142 @@
+// Builds and removes a cluster's network on the real kernel: the underlay namespace (a
+// bridge for the L2 segment, and the router on it), one namespace per node (eth0 on the
+// underlay, forwarding on, its CNI configuration and plugins), and the external client.
+// Nothing is added to the machine's root namespace: every link is created inside a lab
+// namespace, with its peer sent straight into another.
+
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { installPlugins } from '../cni/install.ts';
+import { writeConfListAtomically } from '../cni/runtime/conflist.ts';
+import { run } from '../dataplane/linux/exec.ts';
+import { ipBatch, ipBatchWithSysctls } from '../dataplane/linux/ip.ts';
+import { netnsPath } from '../lab/lab.ts';
+import { netnsPrefix, nodeRoutes, routerRoutes, UNDERLAY, type ClusterPlan, type NodePlan } from './plan.ts';
+
+const UNDERLAY_BITS = UNDERLAY.subnet.split('/')[1];
+
+export interface NodeFiles {
+  binDir: string;
+  confDir: string;
+  ipamDir: string;
+  cacheDir: string;
+}
+
+export function nodeFiles(stateDir: string, node: NodePlan): NodeFiles {
+  const root = join(stateDir, 'nodes', node.name);
+  return { binDir: join(root, 'cni', 'bin'), confDir: join(root, 'cni', 'net.d'), ipamDir: join(root, 'cni', 'networks'), cacheDir: join(root, 'cni', 'cache') };
+}
+
+/** The node's CNI network: bridge cni0 as the pods' gateway, host-local on the node's podCIDR, portmap. */
+export function nodeConflist(node: NodePlan, files: NodeFiles): object {
+  return {
+    cniVersion: '1.1.0',
+    name: 'kubewire',
+    plugins: [
+      {
+        type: 'bridge',
+        bridge: 'cni0',
+        isGateway: true,
+        isDefaultGateway: true,
+        hairpinMode: true,
+        // No ipMasq: pod traffic to other nodes' pods must keep the pod's own address.
+        ipMasq: false,
+        ipam: { type: 'host-local', ranges: [[{ subnet: node.podCIDR }]], dataDir: files.ipamDir },
+      },
+      { type: 'portmap', capabilities: { portMappings: true } },
+    ],
+  };
+}
+
+/** Node kernel settings: forwarding, bridged traffic through iptables (for Services), loose rp_filter, no redirects. */
+export const NODE_SYSCTLS: Record<string, string> = {
+  'net/ipv4/ip_forward': '1',
+  'net/bridge/bridge-nf-call-iptables': '1',
+  'net/ipv4/conf/all/rp_filter': '2',
+  'net/ipv4/conf/default/rp_filter': '2',
+  'net/ipv4/conf/all/accept_redirects': '0',
+};
+
+/** The router forwards between nodes and must not redirect them to each other: the seed's path goes through it. */
+export const ROUTER_SYSCTLS: Record<string, string> = {
+  'net/ipv4/ip_forward': '1',
+  'net/ipv4/conf/all/send_redirects': '0',
+  'net/ipv4/conf/default/send_redirects': '0',
+};
+
+async function addNetns(name: string): Promise<void> {
+  await run(['ip', 'netns', 'add', name]);
+}
+
+/** Creates everything; on failure removes what it made and rethrows. `progress` narrates. */
+export async function buildCluster(plan: ClusterPlan, stateDir: string, progress: (line: string) => void = () => {}): Promise<void> {
+  try {
+    progress(`creating namespaces: network, ${plan.nodes.map((n) => n.name).join(', ')}, external`);
+    for (const ns of [plan.networkNetns, ...plan.nodes.map((n) => n.netns), plan.externalNetns]) await addNetns(ns);
+    const network = netnsPath(plan.networkNetns);
+
+    progress(`underlay ${UNDERLAY.subnet}: bridge and router ${UNDERLAY.router} (mode ${plan.spec.mode})`);
+    const underlayLines = [
+      'link set dev lo up',
+      `link add name ${UNDERLAY.bridge} type bridge`,
+      `addr add ${UNDERLAY.router}/${UNDERLAY_BITS} dev ${UNDERLAY.bridge}`,
+      `link set dev ${UNDERLAY.bridge} up`,
+      ...plan.nodes.flatMap((n) => [
+        `link add name ${n.underlayPort} type veth peer name eth0 netns ${netnsPath(n.netns)}`,
+        `link set dev ${n.underlayPort} master ${UNDERLAY.bridge} up`,
+      ]),
+      `link add name external type veth peer name eth0 netns ${netnsPath(plan.externalNetns)}`,
+      `link set dev external master ${UNDERLAY.bridge} up`,
+      ...routerRoutes(plan).map((r) => `route add ${r.dst} via ${r.via}`),
+    ];
+    await ipBatchWithSysctls(network, ROUTER_SYSCTLS, underlayLines);
+
+    progress('nodes: eth0 on the underlay, default route to the router, forwarding, CNI config and plugins');
+    await Promise.all([
+      ...plan.nodes.map((n) =>
+        ipBatchWithSysctls(netnsPath(n.netns), NODE_SYSCTLS, [
+          'link set dev lo up',
+          `addr add ${n.ip}/${UNDERLAY_BITS} dev eth0`,
+          'link set dev eth0 up',
+          `route add default via ${UNDERLAY.router}`,
+          ...nodeRoutes(plan, n).map((r) => `route add ${r.dst} via ${r.via}`),
+        ]),
+      ),
+      ipBatch(['link set dev lo up', `addr add ${UNDERLAY.external}/${UNDERLAY_BITS} dev eth0`, 'link set dev eth0 up', `route add default via ${UNDERLAY.router}`], netnsPath(plan.externalNetns)),
+    ]);
+    for (const n of plan.nodes) {
+      const files = nodeFiles(stateDir, n);
+      for (const dir of Object.values(files)) mkdirSync(dir, { recursive: true });
+      installPlugins({ dir: files.binDir });
+      writeConfListAtomically(join(files.confDir, '10-kubewire.conflist'), nodeConflist(n, files));
+    }
+  } catch (e) {
+    await removeClusterNetwork(plan.spec.name);
+    rmSync(join(stateDir, 'nodes'), { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** The namespaces of a cluster, found by name (so that even a half-built cluster is found). */
+export async function clusterNamespaces(cluster: string): Promise<string[]> {
+  const out = await run(['ip', 'netns', 'list']);
+  return out.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(netnsPrefix(cluster)));
+}
+
+/** Deletes every namespace of the cluster; links inside them go with them. */
+export async function removeClusterNetwork(cluster: string): Promise<string[]> {
+  const namespaces = await clusterNamespaces(cluster);
+  for (const ns of namespaces) {
+    // Processes left inside would keep the namespace alive: end them first.
+    const pids = (await run(['ip', 'netns', 'pids', ns]).catch(() => '')).split('\n').filter(Boolean);
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await run(['ip', 'netns', 'del', ns]).catch(() => undefined);
+  }
+  return namespaces;
+}

@@ -1,0 +1,9 @@
+// Writing state files so that a reader (or a crash) never sees half of one.
+
+import { renameSync, writeFileSync } from 'node:fs';
+
+export function writeJsonAtomically(path: string, value: unknown, mode = 0o644): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode });
+  renameSync(tmp, path);
+}
