@@ -83,7 +83,7 @@ export const portmap: PluginFuncs = {
   },
 
   async del(args: CmdArgs): Promise<void> {
-    parseMappings(args.conf.runtimeConfig?.portMappings);
+    // Best effort whatever the mappings say: the chain is found by the attachment's name.
     mkdirSync(LOCK_DIR, { recursive: true });
     await removeChains(args.hostNetns, () => [dnatChainName(args.conf.name, args.containerID)]);
   },
