@@ -207,6 +207,8 @@ describe('bridge plugin', opts, () => {
       await expectError({ ...base, conf: { ...conf, mtu: 'big' } }, 7, /"mtu"/);
       await expectError({ ...base, conf: { ...conf, hairpinMode: true, promiscMode: true } }, 7, /hairpinMode and promiscMode/);
       await expectError({ ...base, conf: { ...conf, isGateway: 'yes' } }, 7, /"isGateway"/);
+      await expectError({ ...base, conf: { ...conf, vlan: 100 } }, 2, /field "vlan" \(100\) is not supported/);
+      await expectError({ ...base, conf: { ...conf, ipMasqBackend: 'nftables' } }, 2, /ipMasqBackend/);
       await expectError({ ...base, conf: '{"cniVersion": "1.0.0", "name": ' }, 6, /not valid JSON/);
 
       await mustCall({ ...base, conf });

@@ -18,6 +18,8 @@ export interface BridgeConf {
 }
 
 const BOOLEAN_FIELDS = ['isGateway', 'isDefaultGateway', 'forceAddress', 'ipMasq', 'hairpinMode', 'promiscMode'] as const;
+/** The reference plugin's options that kubewire does not implement: refused (code 2) rather than ignored. */
+const UNSUPPORTED_FIELDS = ['vlan', 'vlanTrunk', 'preserveDefaultVlan', 'macspoofchk', 'enabledad', 'disableContainerInterface', 'portIsolation'] as const;
 const MAC = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
 
 function invalid(msg: string): CniError {
@@ -45,6 +47,15 @@ export function parseBridgeConf(conf: NetConf, cniArgs: Map<string, string>): Br
     if (v === undefined) continue;
     if (typeof v !== 'boolean') throw invalid(`field "${field}" must be true or false, not ${JSON.stringify(v)}`);
     out[field] = v;
+  }
+  for (const field of UNSUPPORTED_FIELDS) {
+    const v = conf[field];
+    if (v !== undefined && v !== false && v !== 0 && !(Array.isArray(v) && !v.length)) {
+      throw new CniError(ErrorCode.UnsupportedField, `field "${field}" (${JSON.stringify(v)}) is not supported by kubewire's bridge plugin`);
+    }
+  }
+  if (conf.ipMasqBackend !== undefined && conf.ipMasqBackend !== 'iptables') {
+    throw new CniError(ErrorCode.UnsupportedField, `field "ipMasqBackend" (${JSON.stringify(conf.ipMasqBackend)}) is not supported: only "iptables"`);
   }
   if (out.isDefaultGateway) out.isGateway = true;
   if (out.hairpinMode && out.promiscMode) throw invalid('cannot set hairpinMode and promiscMode at the same time');
