@@ -94,6 +94,7 @@ describe('runtime with bridge + portmap on the real kernel', { skip: NOT_ROOT },
       assert.ok(!existsSync(join(cacheDir, 'results', 'kwnet-client-eth0')));
       assert.equal((JSON.parse(await sh(pods.client!, ['ip', '-j', 'link'])) as any[]).find((l) => l.ifname === 'eth0'), undefined);
       await rt.getStatusNetworkList(list);
+      assert.deepEqual((await rt.getVersionInfo('portmap')).supportedVersions, ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']);
     });
   });
 });
