@@ -87,6 +87,9 @@ for (const mode of ['routed', 'host-gw'] as const) {
         assert.equal((await lab.httpGet(pods[2]!.netns, `http://${pods[1]!.ip}:8080/`)).trim(), `hello from pod1, you are ${pods[2]!.ip}`);
         // The node agent's view: node-2 reaches its own pod directly over cni0.
         assert.match(await lab.httpGet(netnsPath(plan.nodes[1]!.netns), `http://${pods[1]!.ip}:8080/`), /you are 10\.244\.1\.1\n/);
+        // Leaving the cluster, pod traffic is masqueraded to its node's address.
+        await lab.echoServer(netnsPath(plan.externalNetns), 8081, 'outside');
+        assert.equal((await lab.httpGet(pods[1]!.netns, 'http://172.18.0.200:8081/')).trim(), `hello from outside, you are ${plan.nodes[1]!.ip}`);
         const path = await sh(pods[0]!.netns, ['ip', 'route', 'get', pods[1]!.ip]);
         assert.match(path, /via 10\.244\.0\.1 dev eth0/);
         if (mode === 'routed') {

@@ -10,6 +10,7 @@ import { installPlugins } from '../cni/install.ts';
 import { writeConfListAtomically } from '../cni/runtime/conflist.ts';
 import { run } from '../dataplane/linux/exec.ts';
 import { ipBatch, ipBatchWithSysctls } from '../dataplane/linux/ip.ts';
+import { iptablesRestore, transaction } from '../dataplane/linux/iptables.ts';
 import { netnsPath } from '../lab/lab.ts';
 import { netnsPrefix, nodeRoutes, routerRoutes, UNDERLAY, type ClusterPlan, type NodePlan } from './plan.ts';
 
@@ -64,6 +65,19 @@ export const ROUTER_SYSCTLS: Record<string, string> = {
   'net/ipv4/conf/default/send_redirects': '0',
 };
 
+/**
+ * The node's masquerade for pod traffic leaving the cluster (what kindnet and ip-masq-agent
+ * do): pod-to-pod traffic keeps the pod's address, anything else leaves with the node's.
+ */
+export function nodeMasqueradeLines(podCIDR: string): string[] {
+  return [
+    ':KUBEWIRE-POSTROUTING - [0:0]',
+    '-A POSTROUTING -m comment --comment "kubewire: masquerade pod traffic leaving the cluster" -j KUBEWIRE-POSTROUTING',
+    `-A KUBEWIRE-POSTROUTING -d ${podCIDR} -j RETURN`,
+    `-A KUBEWIRE-POSTROUTING -s ${podCIDR} -j MASQUERADE`,
+  ];
+}
+
 async function addNetns(name: string): Promise<void> {
   await run(['ip', 'netns', 'add', name]);
 }
@@ -91,7 +105,7 @@ export async function buildCluster(plan: ClusterPlan, stateDir: string, progress
     ];
     await ipBatchWithSysctls(network, ROUTER_SYSCTLS, underlayLines);
 
-    progress('nodes: eth0 on the underlay, default route to the router, forwarding, CNI config and plugins');
+    progress('nodes: eth0 on the underlay, default route to the router, forwarding, masquerade out of the cluster, CNI config and plugins');
     await Promise.all([
       ...plan.nodes.map((n) =>
         ipBatchWithSysctls(netnsPath(n.netns), NODE_SYSCTLS, [
@@ -104,6 +118,7 @@ export async function buildCluster(plan: ClusterPlan, stateDir: string, progress
       ),
       ipBatch(['link set dev lo up', `addr add ${UNDERLAY.external}/${UNDERLAY_BITS} dev eth0`, 'link set dev eth0 up', `route add default via ${UNDERLAY.router}`], netnsPath(plan.externalNetns)),
     ]);
+    await Promise.all(plan.nodes.map((n) => iptablesRestore(transaction('nat', nodeMasqueradeLines(plan.spec.podCIDR)), netnsPath(n.netns))));
     for (const n of plan.nodes) {
       const files = nodeFiles(stateDir, n);
       for (const dir of Object.values(files)) mkdirSync(dir, { recursive: true });
