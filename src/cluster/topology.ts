@@ -126,7 +126,9 @@ export async function buildCluster(plan: ClusterPlan, stateDir: string, progress
       writeConfListAtomically(join(files.confDir, '10-kubewire.conflist'), nodeConflist(n, files));
     }
   } catch (e) {
-    await removeClusterNetwork(plan.spec.name);
+    // The build's own error is the one to report; a namespace that would not go is found
+    // by the next `up` ("already exists") and removed by `down`.
+    await removeClusterNetwork(plan.spec.name).catch(() => undefined);
     rmSync(join(stateDir, 'nodes'), { recursive: true, force: true });
     throw e;
   }
@@ -138,9 +140,10 @@ export async function clusterNamespaces(cluster: string): Promise<string[]> {
   return out.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(netnsPrefix(cluster)));
 }
 
-/** Deletes every namespace of the cluster; links inside them go with them. */
+/** Deletes every namespace of the cluster (links inside go with them); tries all, then reports failures. */
 export async function removeClusterNetwork(cluster: string): Promise<string[]> {
   const namespaces = await clusterNamespaces(cluster);
+  const failures: string[] = [];
   for (const ns of namespaces) {
     // Processes left inside would keep the namespace alive: end them first.
     const pids = (await run(['ip', 'netns', 'pids', ns]).catch(() => '')).split('\n').filter(Boolean);
@@ -151,7 +154,8 @@ export async function removeClusterNetwork(cluster: string): Promise<string[]> {
         // already gone
       }
     }
-    await run(['ip', 'netns', 'del', ns]).catch(() => undefined);
+    await run(['ip', 'netns', 'del', ns]).catch((e: Error) => failures.push(e.message));
   }
+  if (failures.length) throw new Error(`could not remove ${failures.length} namespace(s) of cluster ${cluster}: ${failures.join('; ')}`);
   return namespaces;
 }

@@ -5,6 +5,7 @@
 // through CNI GC, the IPs and rules) of pods that are no longer wanted.
 
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { loadDefaultConfList, parseConfList, type NetworkConfigList } from '../cni/runtime/conflist.ts';
 import { CniRuntime } from '../cni/runtime/runtime.ts';
 import type { Attachment } from '../cni/spec/types.ts';
@@ -85,7 +86,7 @@ export class SandboxManager {
     const args = this.cniArgs(pod);
     await this.runtime.delNetworkList(this.network(), { containerID: pod.uid, netns, ifName: 'eth0', args });
     await this.runtime.delNetworkList(LOOPBACK, { containerID: pod.uid, netns, ifName: 'lo', args });
-    await run(['ip', 'netns', 'del', name]).catch(() => undefined);
+    if (existsSync(netns)) await run(['ip', 'netns', 'del', name]); // absent: already removed
   }
 
   /** The pods' namespaces that exist on this node. */
