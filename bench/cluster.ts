@@ -20,7 +20,7 @@ const seconds = (t0: number): string => ((performance.now() - t0) / 1000).toFixe
 
 try {
   let t0 = performance.now();
-  const plan = await up({ name, nodes: 3, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' });
+  const { plan } = await up({ name, nodes: 3, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' }, () => {}, { daemon: false });
   console.log(`up, 3 nodes:                ${seconds(t0)} s`);
   const managers = plan.nodes.map((n) => new SandboxManager(name, n, nodeFiles(clusterDir(name), n)));
   const pods = Array.from({ length: PODS }, (_, i) => ({ uid: `bench-${i}`, namespace: 'default', name: `p-${i}` }));

@@ -13,7 +13,7 @@ import { loadDefaultConfList } from '../src/cni/runtime/conflist.ts';
 import { CniRuntime } from '../src/cni/runtime/runtime.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
 import { netnsPath, withLab } from '../src/lab/lab.ts';
-import { NOT_ROOT, sh } from './helpers.ts';
+import { NOT_ROOT, rootState, sh } from './helpers.ts';
 
 test('address plan: node CIDRs cut in order from the cluster range, node IPs on the underlay', () => {
   const plan = planCluster({ name: 'demo', nodes: 3, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' });
@@ -41,17 +41,6 @@ test('bad specs are refused naming the flag', () => {
   for (const [patch, re] of cases) assert.throws(() => planCluster({ ...base, ...patch }), (e: unknown) => e instanceof SpecError && re.test(e.message), JSON.stringify(patch));
 });
 
-async function rootState(): Promise<string> {
-  const [links, addrs, routes, rules] = await Promise.all([
-    run(['ip', '-o', 'link', 'show']),
-    run(['ip', '-o', 'addr', 'show']),
-    run(['ip', 'route', 'show', 'table', 'all']),
-    run(['ip', 'rule', 'show']),
-  ]);
-  // Counters and link states of the machine's own interfaces change by themselves; names and addresses must not.
-  return [links.split('\n').map((l) => l.split(':').slice(0, 2).join(':')).join('\n'), addrs.replace(/valid_lft.*$/gm, ''), routes, rules].join('\n--\n');
-}
-
 for (const mode of ['routed', 'host-gw'] as const) {
   describe(`cluster network, ${mode}`, { skip: NOT_ROOT }, () => {
     const name = `kwt${process.pid % 100000}${mode === 'routed' ? 'r' : 'h'}`;
@@ -63,7 +52,7 @@ for (const mode of ['routed', 'host-gw'] as const) {
       stateDir = mkdtempSync(join(tmpdir(), 'kwt-state-'));
       process.env.KUBEWIRE_STATE_DIR = stateDir;
       rootBefore = await rootState();
-      plan = await up({ name, nodes: 3, mode, podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' });
+      ({ plan } = await up({ name, nodes: 3, mode, podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' }, () => {}, { daemon: false }));
     });
     after(async () => {
       await down(name).catch(() => undefined);

@@ -80,3 +80,15 @@ export function bridgeConf(o: { name?: string; bridge: string; subnet: string; d
     ipam: { type: 'host-local', ranges: [[{ subnet: o.subnet }]], dataDir: o.dataDir, ...(o.ipamExtra ?? {}) },
   };
 }
+
+/** The machine's own network (root namespace): links, addresses, routes, rules; must never change. */
+export async function rootState(): Promise<string> {
+  const [links, addrs, routes, rules] = await Promise.all([
+    run(['ip', '-o', 'link', 'show']),
+    run(['ip', '-o', 'addr', 'show']),
+    run(['ip', 'route', 'show', 'table', 'all']),
+    run(['ip', 'rule', 'show']),
+  ]);
+  // Counters and link states of the machine's own interfaces change by themselves; names and addresses must not.
+  return [links.split('\n').map((l) => l.split(':').slice(0, 2).join(':')).join('\n'), addrs.replace(/valid_lft.*$/gm, ''), routes, rules].join('\n--\n');
+}

@@ -23,7 +23,7 @@ describe('pod sandboxes', { skip: NOT_ROOT }, () => {
   before(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-state-'));
     process.env.KUBEWIRE_STATE_DIR = stateDir;
-    plan = await up({ name, nodes: 2, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' });
+    ({ plan } = await up({ name, nodes: 2, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' }, () => {}, { daemon: false }));
     managers = plan.nodes.map((n) => new SandboxManager(name, n, nodeFiles(clusterDir(name), n)));
   });
   after(async () => {

@@ -18,6 +18,8 @@ export interface ObjectMeta {
   deletionTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+  deletionGracePeriodSeconds?: number;
   [key: string]: unknown;
 }
 
@@ -91,17 +93,26 @@ export class Store {
     `);
   }
 
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Prepared once, reused: preparing costs more than running these small statements. */
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
+    return s;
+  }
+
   close(): void {
     this.db.close();
   }
 
   /** The newest resourceVersion (0 for an empty store). */
   currentRV(): number {
-    return (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined)?.seq ?? 0;
+    return (this.stmt("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined)?.seq ?? 0;
   }
 
   get(key: Key): KubeObject {
-    const row = this.db.prepare('SELECT rv, body FROM objects WHERE kind = ? AND namespace = ? AND name = ?').get(key.kind, key.namespace ?? '', key.name) as Row | undefined;
+    const row = this.stmt('SELECT rv, body FROM objects WHERE kind = ? AND namespace = ? AND name = ?').get(key.kind, key.namespace ?? '', key.name) as Row | undefined;
     if (!row) throw new StoreError('NotFound', `${key.kind.toLowerCase()} ${JSON.stringify(key.name)} not found${key.namespace ? ` in namespace ${key.namespace}` : ''}`);
     return JSON.parse(row.body) as KubeObject;
   }
@@ -119,8 +130,8 @@ export class Store {
   list(kind: string, namespace?: string): { items: KubeObject[]; resourceVersion: number } {
     return this.db.transaction(() => {
       const rows = (namespace === undefined
-        ? this.db.prepare('SELECT rv, body FROM objects WHERE kind = ? ORDER BY namespace, name').all(kind)
-        : this.db.prepare('SELECT rv, body FROM objects WHERE kind = ? AND namespace = ? ORDER BY name').all(kind, namespace)) as Row[];
+        ? this.stmt('SELECT rv, body FROM objects WHERE kind = ? ORDER BY namespace, name').all(kind)
+        : this.stmt('SELECT rv, body FROM objects WHERE kind = ? AND namespace = ? ORDER BY name').all(kind, namespace)) as Row[];
       return { items: rows.map((r) => JSON.parse(r.body) as KubeObject), resourceVersion: this.currentRV() };
     })();
   }
@@ -170,7 +181,7 @@ export class Store {
   delete(key: Key): KubeObject {
     return this.write(() => {
       const current = this.get(key);
-      this.db.prepare('DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?').run(key.kind, key.namespace ?? '', key.name);
+      this.stmt('DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?').run(key.kind, key.namespace ?? '', key.name);
       return this.commit('DELETED', current, false);
     });
   }
@@ -183,7 +194,7 @@ export class Store {
     const backlog = this.db
       .prepare(`SELECT rv, type, body FROM events WHERE rv > ? AND kind = ?${namespace === undefined ? '' : ' AND namespace = ?'} ORDER BY rv`)
       .all(...(namespace === undefined ? [since, kind] : [since, kind, namespace])) as Array<Row & { type: EventType }>;
-    const oldest = (this.db.prepare('SELECT MIN(rv) AS rv FROM events').get() as { rv: number | null }).rv;
+    const oldest = (this.stmt('SELECT MIN(rv) AS rv FROM events').get() as { rv: number | null }).rv;
     if (since > 0 && oldest !== null && since < oldest - 1) throw new StoreError('Gone', `too old resource version: ${since} (${oldest - 1})`);
     for (const e of backlog) fn({ type: e.type, object: JSON.parse(e.body) as KubeObject }, e.rv);
     const listener = { kind, namespace, fn };
@@ -191,8 +202,8 @@ export class Store {
     return () => this.listeners.delete(listener);
   }
 
-  /** Runs a write in a transaction; watchers hear of it only once it has committed. */
-  private write<T>(fn: () => T): T {
+  /** Runs writes in one transaction (nested calls join it); watchers hear of them only once it has committed. */
+  write<T>(fn: () => T): T {
     const outer = this.db.inTransaction;
     let result: T;
     try {
@@ -215,14 +226,14 @@ export class Store {
   private commit(type: EventType, obj: KubeObject, keep = true): KubeObject {
     const key = keyOf(obj);
     const ns = key.namespace ?? '';
-    const info = this.db.prepare('INSERT INTO events (kind, namespace, type, body) VALUES (?, ?, ?, ?)').run(obj.kind, ns, type, '');
+    const info = this.stmt('INSERT INTO events (kind, namespace, type, body) VALUES (?, ?, ?, ?)').run(obj.kind, ns, type, '');
     const rv = Number(info.lastInsertRowid);
     const stored: KubeObject = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(rv) } };
     const body = JSON.stringify(stored);
-    this.db.prepare('UPDATE events SET body = ? WHERE rv = ?').run(body, rv);
-    if (keep) this.db.prepare('INSERT OR REPLACE INTO objects (kind, namespace, name, rv, body) VALUES (?, ?, ?, ?, ?)').run(obj.kind, ns, key.name, rv, body);
+    this.stmt('UPDATE events SET body = ? WHERE rv = ?').run(body, rv);
+    if (keep) this.stmt('INSERT OR REPLACE INTO objects (kind, namespace, name, rv, body) VALUES (?, ?, ?, ?, ?)').run(obj.kind, ns, key.name, rv, body);
     // Compact now and then, not on every write.
-    if (rv % Math.min(1000, this.eventLogSize) === 0) this.db.prepare('DELETE FROM events WHERE rv <= ?').run(rv - this.eventLogSize);
+    if (rv % Math.min(1000, this.eventLogSize) === 0) this.stmt('DELETE FROM events WHERE rv <= ?').run(rv - this.eventLogSize);
     this.pending.push([{ type, object: stored }, rv]);
     return stored;
   }

@@ -4,19 +4,15 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomically } from '../state/files.ts';
+import { clusterDir } from '../state/paths.ts';
+
+export { clusterDir, stateRoot } from '../state/paths.ts';
 import { planCluster, type ClusterPlan, type ClusterSpec } from './plan.ts';
 import { buildCluster, clusterNamespaces, removeClusterNetwork } from './topology.ts';
+import { daemonPid, startDaemon, stopClusterProcesses } from '../daemon/process.ts';
 
 export class ClusterError extends Error {
   override name = 'ClusterError';
-}
-
-export function stateRoot(): string {
-  return process.env.KUBEWIRE_STATE_DIR || '/var/lib/kubewire';
-}
-
-export function clusterDir(name: string): string {
-  return join(stateRoot(), name);
 }
 
 export function loadCluster(name: string): ClusterPlan {
@@ -25,26 +21,56 @@ export function loadCluster(name: string): ClusterPlan {
   return JSON.parse(readFileSync(file, 'utf8')) as ClusterPlan;
 }
 
-export async function up(spec: ClusterSpec, progress: (line: string) => void = () => {}): Promise<ClusterPlan> {
-  const plan = planCluster(spec);
+export interface UpResult {
+  plan: ClusterPlan;
+  /** true when the cluster existed and only its daemon was (re)started. */
+  restarted: boolean;
+}
+
+/**
+ * Builds the cluster's network, records it, and starts its daemon. On a cluster that
+ * exists but whose daemon is not running (a crash, a reboot of the daemon), `up` starts
+ * the daemon again, which adopts the pods the kernel still holds.
+ */
+export interface UpOptions {
+  /** false builds the network only, with no control plane (tests of the network alone). */
+  daemon?: boolean;
+}
+
+export async function up(spec: ClusterSpec, progress: (line: string) => void = () => {}, opts: UpOptions = {}): Promise<UpResult> {
   const dir = clusterDir(spec.name);
-  if (existsSync(join(dir, 'cluster.json')) || (await clusterNamespaces(spec.name)).length) {
-    throw new ClusterError(`cluster ${JSON.stringify(spec.name)} already exists (kubewire down --cluster ${spec.name} removes it)`);
+  if (existsSync(join(dir, 'cluster.json'))) {
+    if (daemonPid(spec.name)) throw new ClusterError(`cluster ${JSON.stringify(spec.name)} already exists and is running (kubewire down --cluster ${spec.name} removes it)`);
+    const plan = loadCluster(spec.name);
+    progress(`cluster ${spec.name} exists but its daemon is not running: starting it`);
+    await startDaemon(spec.name, plan.nodes.length);
+    return { plan, restarted: true };
+  }
+  const plan = planCluster(spec);
+  if ((await clusterNamespaces(spec.name)).length) {
+    throw new ClusterError(`namespaces of a cluster ${JSON.stringify(spec.name)} exist but its record does not (kubewire down --cluster ${spec.name} removes them)`);
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   try {
     await buildCluster(plan, dir, progress);
     writeJsonAtomically(join(dir, 'cluster.json'), plan, 0o600);
+    if (opts.daemon !== false) {
+      progress('starting the control plane and the node agents');
+      await startDaemon(spec.name, plan.nodes.length);
+    }
   } catch (e) {
+    await stopClusterProcesses(spec.name).catch(() => undefined);
+    await removeClusterNetwork(spec.name).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
-  return plan;
+  return { plan, restarted: false };
 }
 
-/** Removes the cluster's namespaces (and what runs in them) and its files. */
+/** Stops the cluster's processes, removes its namespaces (and what runs in them) and its files. */
 export async function down(name: string): Promise<string[]> {
   const dir = clusterDir(name);
+  await stopClusterProcesses(name);
   const namespaces = await removeClusterNetwork(name);
   if (!namespaces.length && !existsSync(dir)) throw new ClusterError(`cluster ${JSON.stringify(name)} does not exist`);
   rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,101 @@
+// kubewire_netns: opens a socket inside another network namespace and hands its file
+// descriptor to Node, which serves it like any other (net.Server.listen({ fd }),
+// dgram bind({ fd })). Node cannot setns(2) by itself; doing it here, on the calling
+// thread only and back at once, lets one process serve many pods' ports without a
+// helper process per pod. A socket keeps the namespace it was created in.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <node_api.h>
+
+static napi_value fail(napi_env env, const char *what, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+// listenIn(netnsPath: string, protocol: "tcp" | "udp", port: number, backlog: number): fd
+static napi_value listen_in(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4) { napi_throw_type_error(env, NULL, "listenIn(netns, protocol, port, backlog)"); return NULL; }
+  char path[512], proto[8];
+  size_t len;
+  int32_t port, backlog;
+  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], proto, sizeof proto, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &backlog) != napi_ok) {
+    napi_throw_type_error(env, NULL, "listenIn(netns: string, protocol: string, port: number, backlog: number)");
+    return NULL;
+  }
+  int udp = strcmp(proto, "udp") == 0;
+  if (!udp && strcmp(proto, "tcp") != 0) { napi_throw_type_error(env, NULL, "protocol must be tcp or udp"); return NULL; }
+  if (port < 1 || port > 65535) { napi_throw_range_error(env, NULL, "port must be 1-65535"); return NULL; }
+
+  int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (home < 0) return fail(env, "open /proc/thread-self/ns/net", errno);
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) { int e = errno; close(home); return fail(env, path, e); }
+  if (setns(target, CLONE_NEWNET) < 0) { int e = errno; close(home); close(target); return fail(env, "setns", e); }
+  close(target);
+
+  int err = 0;
+  const char *step = NULL;
+  // IPv6 socket with V6ONLY off: one listener answers IPv4 and IPv6, like Go's net.Listen(":P").
+  int fd = socket(AF_INET6, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int v4only = 0;
+  if (fd < 0) {
+    // Namespaces with IPv6 disabled: fall back to IPv4.
+    fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    v4only = 1;
+  }
+  if (fd < 0) { err = errno; step = "socket"; }
+  else {
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc;
+    if (v4only) {
+      struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = { htonl(INADDR_ANY) } };
+      rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+    } else {
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+      struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port), .sin6_addr = IN6ADDR_ANY_INIT };
+      rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+    }
+    if (rc < 0) { err = errno; step = "bind"; }
+    else if (!udp && listen(fd, backlog) < 0) { err = errno; step = "listen"; }
+    if (err) { close(fd); fd = -1; }
+  }
+  // Always go home, even after a failure: the rest of the thread must stay where it was.
+  if (setns(home, CLONE_NEWNET) < 0) {
+    int e = errno;
+    close(home);
+    if (fd >= 0) close(fd);
+    return fail(env, "setns back to the original namespace", e);
+  }
+  close(home);
+  if (err) return fail(env, step, err);
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_value fn;
+  napi_create_function(env, "listenIn", NAPI_AUTO_LENGTH, listen_in, NULL, &fn);
+  napi_set_named_property(env, exports, "listenIn", fn);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,86 @@
+// The resource types kubewire serves, with the names kubectl users type (plural, singular,
+// short names) and the REST paths of the Kubernetes API they live under.
+
+export interface ResourceType {
+  kind: string;
+  group: string; // '' for the core group
+  version: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  namespaced: boolean;
+}
+
+export const RESOURCES: readonly ResourceType[] = [
+  { kind: 'Namespace', group: '', version: 'v1', plural: 'namespaces', singular: 'namespace', shortNames: ['ns'], namespaced: false },
+  { kind: 'Node', group: '', version: 'v1', plural: 'nodes', singular: 'node', shortNames: ['no'], namespaced: false },
+  { kind: 'Pod', group: '', version: 'v1', plural: 'pods', singular: 'pod', shortNames: ['po'], namespaced: true },
+  { kind: 'Deployment', group: 'apps', version: 'v1', plural: 'deployments', singular: 'deployment', shortNames: ['deploy'], namespaced: true },
+];
+
+export function apiVersionOf(rt: ResourceType): string {
+  return rt.group ? `${rt.group}/${rt.version}` : rt.version;
+}
+
+/** The type of a manifest's apiVersion + kind, or why there is none (kubectl's wording). */
+export function typeOfManifest(apiVersion: unknown, kind: unknown): ResourceType | string {
+  if (typeof kind !== 'string' || !kind) return 'kind: Required value (every object needs apiVersion and kind)';
+  if (typeof apiVersion !== 'string' || !apiVersion) return 'apiVersion: Required value (every object needs apiVersion and kind)';
+  const rt = RESOURCES.find((r) => r.kind === kind && apiVersionOf(r) === apiVersion);
+  if (rt) return rt;
+  const sameKind = RESOURCES.find((r) => r.kind === kind);
+  if (sameKind) return `no matches for kind "${kind}" in version "${apiVersion}" (kubewire serves ${kind} as ${apiVersionOf(sameKind)})`;
+  return `no matches for kind "${kind}" in version "${apiVersion}" (kubewire serves ${RESOURCES.map((r) => r.kind).join(', ')})`;
+}
+
+/** A resource by any name kubectl accepts: pods, pod, po, Pod, deployments.apps. */
+export function resourceNamed(name: string): ResourceType | undefined {
+  const [base, group] = name.toLowerCase().split(/\.(.*)/) as [string, string | undefined];
+  return RESOURCES.find(
+    (r) => (group === undefined || r.group === group) && (r.plural === base || r.singular === base || r.shortNames.includes(base) || r.kind.toLowerCase() === base),
+  );
+}
+
+export function resourceOfKind(kind: string): ResourceType {
+  const rt = RESOURCES.find((r) => r.kind === kind);
+  if (!rt) throw new Error(`unknown kind ${kind}`);
+  return rt;
+}
+
+/** /api/v1/namespaces/NS/pods/NAME/SUB or /apis/GROUP/VERSION/... */
+export function resourcePath(rt: ResourceType, namespace?: string, name?: string, subresource?: string): string {
+  let path = rt.group ? `/apis/${rt.group}/${rt.version}` : `/api/${rt.version}`;
+  if (rt.namespaced && namespace) path += `/namespaces/${encodeURIComponent(namespace)}`;
+  path += `/${rt.plural}`;
+  if (name) path += `/${encodeURIComponent(name)}`;
+  if (name && subresource) path += `/${subresource}`;
+  return path;
+}
+
+export interface ParsedPath {
+  rt: ResourceType;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+/** The inverse of resourcePath; undefined for paths that name no resource. */
+export function parseResourcePath(pathname: string): ParsedPath | undefined {
+  const parts = pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  let group = '';
+  let version: string | undefined;
+  if (parts[0] === 'api') [version] = parts.splice(0, 2).slice(1);
+  else if (parts[0] === 'apis') [group, version] = parts.splice(0, 3).slice(1) as [string, string];
+  else return undefined;
+  let namespace: string | undefined;
+  // /namespaces/NS/<plural>... is a namespaced path; /namespaces or /namespaces/NS alone is the Namespace resource.
+  if ((parts[0] as string) === 'namespaces' && parts.length >= 3) {
+    namespace = parts[1];
+    parts.splice(0, 2);
+  }
+  const [plural, name, subresource, ...rest] = parts;
+  if (rest.length) return undefined;
+  const rt = RESOURCES.find((r) => r.group === group && r.version === version && r.plural === plural);
+  if (!rt || (namespace !== undefined && !rt.namespaced)) return undefined;
+  return { rt, namespace, name, subresource };
+}

@@ -1,0 +1,226 @@
+// The API server's rules on top of the store, shared by the REST adapter and by the
+// components that run in the daemon's process: validation and defaults on every write,
+// namespaces that must exist (and stop taking objects while they terminate), the status
+// subresource, graceful pod deletion (the node agent finishes it), and selectors on lists.
+
+import { matches, parseSelector } from '../api/labels.ts';
+import { apiVersionOf, resourceOfKind } from '../api/resources.ts';
+import type { KubeObject, Namespace, Node, Pod } from '../api/types.ts';
+import { now } from '../api/types.ts';
+import { formatErrors, validate } from '../api/validation.ts';
+import { Store, StoreError, keyOf, type Key, type WatchEvent } from './store.ts';
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+export interface DeleteOptions {
+  /** 0 removes a pod at once, without waiting for its node agent. */
+  gracePeriodSeconds?: number;
+}
+
+export interface WriteOptions {
+  /** Writes by kubewire's own components (node registration). */
+  system?: boolean;
+}
+
+/** The reads and writes components need: satisfied by Api in-process, or a REST client. */
+export interface ApiReader {
+  get(key: Key): KubeObject;
+  list(kind: string, namespace?: string, opts?: ListOptions): { items: KubeObject[]; resourceVersion: number };
+  watch(kind: string, namespace: string | undefined, since: number, fn: (e: WatchEvent, rv: number) => void): () => void;
+}
+
+function invalid(message: string): StoreError {
+  return new StoreError('Invalid', message);
+}
+
+function fieldValue(obj: KubeObject, path: string): string | undefined {
+  let v: unknown = obj;
+  for (const p of path.split('.')) v = (v as Record<string, unknown> | undefined)?.[p];
+  return v === undefined || v === null ? undefined : String(v);
+}
+
+export function fieldSelectorMatcher(text: string | undefined): (obj: KubeObject) => boolean {
+  if (!text) return () => true;
+  const terms = text.split(',').map((t) => {
+    const m = t.match(/^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$/);
+    if (!m) throw invalid(`invalid field selector ${JSON.stringify(t)}: expected field=value or field!=value`);
+    return { path: m[1]!, neg: m[2] === '!=', value: m[3]! };
+  });
+  return (obj) => terms.every((t) => ((fieldValue(obj, t.path) ?? '') === t.value) !== t.neg);
+}
+
+export function labelSelectorMatcher(text: string | undefined): (obj: KubeObject) => boolean {
+  if (!text) return () => true;
+  let selector;
+  try {
+    selector = parseSelector(text);
+  } catch (e) {
+    throw invalid((e as Error).message);
+  }
+  return (obj) => matches(selector, obj.metadata.labels);
+}
+
+export class Api implements ApiReader {
+  constructor(readonly store: Store) {}
+
+  get(key: Key): KubeObject {
+    return this.store.get(key);
+  }
+
+  tryGet<T extends KubeObject = KubeObject>(key: Key): T | undefined {
+    return this.store.tryGet(key) as T | undefined;
+  }
+
+  list(kind: string, namespace?: string, opts: ListOptions = {}): { items: KubeObject[]; resourceVersion: number } {
+    const byLabel = labelSelectorMatcher(opts.labelSelector);
+    const byField = fieldSelectorMatcher(opts.fieldSelector);
+    const res = this.store.list(kind, namespace);
+    return { items: res.items.filter((o) => byLabel(o) && byField(o)), resourceVersion: res.resourceVersion };
+  }
+
+  watch(kind: string, namespace: string | undefined, since: number, fn: (e: WatchEvent, rv: number) => void): () => void {
+    return this.store.watch(kind, namespace, since, fn);
+  }
+
+  private checkNamespace(obj: KubeObject): void {
+    const rt = resourceOfKind(obj.kind);
+    if (!rt.namespaced) {
+      delete obj.metadata.namespace;
+      return;
+    }
+    obj.metadata.namespace ||= 'default';
+    const ns = this.store.tryGet({ kind: 'Namespace', name: obj.metadata.namespace }) as Namespace | undefined;
+    if (!ns) throw new StoreError('NotFound', `namespaces ${JSON.stringify(obj.metadata.namespace)} not found`);
+    if (ns.metadata.deletionTimestamp) throw new StoreError('Invalid', `${rt.singular} ${JSON.stringify(obj.metadata.name)} is forbidden: unable to create new content in namespace ${obj.metadata.namespace} because it is being terminated`);
+  }
+
+  private checkValid(obj: KubeObject): void {
+    const errors = validate(obj);
+    if (errors.length) throw invalid(formatErrors(obj.kind, obj.metadata?.name, errors));
+  }
+
+  create<T extends KubeObject>(input: T, opts: WriteOptions = {}): T {
+    const obj = structuredClone(input);
+    const rt = resourceOfKind(obj.kind);
+    obj.apiVersion = apiVersionOf(rt);
+    keyOf(obj);
+    this.checkValid(obj);
+    if (obj.kind === 'Node' && !opts.system) throw invalid(`nodes are registered by the node agents (kubewire up --nodes N); node ${JSON.stringify(obj.metadata.name)} does not exist`);
+    // Clients may not set what the server owns.
+    for (const f of ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'generation'] as const) delete obj.metadata[f];
+    return this.store.write(() => {
+      this.checkNamespace(obj);
+      if (obj.kind === 'Pod') obj.status = { phase: 'Pending', ...(opts.system ? (obj.status as object) : {}) };
+      else if (obj.kind === 'Namespace') obj.status = { phase: 'Active' };
+      else if (!opts.system) delete obj.status;
+      return this.store.create(obj) as T;
+    });
+  }
+
+  /** Replaces an object's metadata and spec (status is kept: it has its own subresource). */
+  update<T extends KubeObject>(input: T): T {
+    const obj = structuredClone(input);
+    obj.apiVersion = apiVersionOf(resourceOfKind(obj.kind));
+    return this.store.write(() => {
+      const current = this.store.get(keyOf(obj));
+      // The scheduler's binding is not the client's to undo: a manifest without nodeName keeps it.
+      if (obj.kind === 'Pod' && obj.spec && !(obj as Pod).spec.nodeName && (current as Pod).spec.nodeName) (obj as Pod).spec.nodeName = (current as Pod).spec.nodeName;
+      this.checkValid(obj);
+      this.checkImmutable(current, obj);
+      obj.status = current.status;
+      obj.metadata = { ...obj.metadata, deletionTimestamp: current.metadata.deletionTimestamp, namespace: current.metadata.namespace };
+      if (!obj.metadata.deletionTimestamp) delete obj.metadata.deletionTimestamp;
+      if (!obj.metadata.namespace) delete obj.metadata.namespace;
+      return this.store.update(obj) as T;
+    });
+  }
+
+  /** Writes only the status (the node agent's and controllers' subresource). */
+  updateStatus<T extends KubeObject>(key: Key, status: unknown, resourceVersion?: string): T {
+    return this.store.write(() => {
+      const current = this.store.get(key);
+      if (resourceVersion && resourceVersion !== current.metadata.resourceVersion) return this.store.update({ ...current, metadata: { ...current.metadata, resourceVersion } }) as T;
+      if (JSON.stringify(current.status) === JSON.stringify(status)) return current as T;
+      return this.store.update({ ...current, status }) as T;
+    });
+  }
+
+  /** Reads, changes and writes in one transaction, through the rules of update(). */
+  mutate<T extends KubeObject>(key: Key, change: (obj: T) => T | undefined): T {
+    return this.store.write(() => {
+      const current = this.store.get(key) as T;
+      const next = change(structuredClone(current));
+      if (!next || JSON.stringify(next) === JSON.stringify(current)) return current;
+      const spec = this.update({ ...next, metadata: { ...next.metadata, resourceVersion: undefined } });
+      return JSON.stringify(next.status) === JSON.stringify(current.status) ? spec : this.updateStatus<T>(key, next.status);
+    });
+  }
+
+  private checkImmutable(current: KubeObject, next: KubeObject): void {
+    const name = JSON.stringify(next.metadata.name);
+    if (next.kind === 'Pod') {
+      const a = current as Pod;
+      const b = next as Pod;
+      const strip = (p: Pod) => JSON.stringify({ ...p.spec, nodeName: undefined, containers: p.spec.containers.map((c) => ({ ...c, image: undefined })) });
+      if (strip(a) !== strip(b)) throw invalid(`Pod ${name} is invalid: spec: Forbidden: pod updates may not change fields other than \`spec.containers[*].image\` and a first \`spec.nodeName\``);
+      if (a.spec.nodeName && b.spec.nodeName !== a.spec.nodeName) throw invalid(`Pod ${name} is invalid: spec.nodeName: Forbidden: pod is already bound to node ${JSON.stringify(a.spec.nodeName)}`);
+    }
+    if (next.kind === 'Deployment') {
+      const a = (current.spec as { selector?: unknown }).selector;
+      const b = (next.spec as { selector?: unknown }).selector;
+      if (JSON.stringify(a) !== JSON.stringify(b)) throw invalid(`Deployment.apps ${name} is invalid: spec.selector: Invalid value: field is immutable`);
+    }
+    if (next.kind === 'Node') {
+      const a = (current as Node).spec?.podCIDR;
+      const b = (next as Node).spec?.podCIDR;
+      if (a && a !== b) throw invalid(`Node ${name} is invalid: spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid`);
+    }
+  }
+
+  /**
+   * Deletes, as Kubernetes does: a pod on a node is only marked (deletionTimestamp) and its
+   * node agent removes it once its sandbox is gone; a namespace goes Terminating and the
+   * namespace controller empties it first. Everything else goes at once.
+   */
+  delete(key: Key, opts: DeleteOptions = {}): KubeObject {
+    return this.store.write(() => {
+      const current = this.store.get(key);
+      if (current.metadata.deletionTimestamp && opts.gracePeriodSeconds !== 0) return current;
+      const graceful = (current.kind === 'Pod' && (current as Pod).spec.nodeName && opts.gracePeriodSeconds !== 0) || current.kind === 'Namespace';
+      if (current.kind === 'Namespace' && ['default', 'kube-system', 'kube-public', 'kube-node-lease'].includes(key.name)) {
+        throw new StoreError('Invalid', `namespace ${JSON.stringify(key.name)} is forbidden: this namespace may not be deleted`);
+      }
+      if (!graceful) return this.store.delete(key);
+      const marked: KubeObject = { ...current, metadata: { ...current.metadata, deletionTimestamp: now() } };
+      if (current.kind === 'Pod') marked.metadata.deletionGracePeriodSeconds = opts.gracePeriodSeconds ?? (current as Pod).spec.terminationGracePeriodSeconds ?? 30;
+      if (current.kind === 'Namespace') marked.status = { phase: 'Terminating' };
+      return this.store.update(marked);
+    });
+  }
+
+  /** Runs a write with every check, then rolls it back (?dryRun=All). */
+  dryRun<T>(write: () => T): T {
+    const rollback = new Error('dry run');
+    let result: T | undefined;
+    try {
+      this.store.write(() => {
+        result = write();
+        throw rollback;
+      });
+    } catch (e) {
+      if (e !== rollback) throw e;
+    }
+    return result as T;
+  }
+
+  /** Removes an object for good (the last step of a graceful deletion). */
+  finalize(key: Key, uid?: string): void {
+    this.store.write(() => {
+      const current = this.store.tryGet(key);
+      if (current && (!uid || current.metadata.uid === uid)) this.store.delete(key);
+    });
+  }
+}

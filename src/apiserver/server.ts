@@ -1,0 +1,241 @@
+// The REST adapter: Kubernetes-shaped paths on a unix socket that only root may open.
+// It turns HTTP into Api calls and Api errors into Status objects; the rules live in Api.
+//   GET    /api/v1/namespaces/NS/pods[?labelSelector=&fieldSelector=&watch=1&resourceVersion=]
+//   POST   /api/v1/namespaces/NS/pods          PUT|PATCH|DELETE .../pods/NAME
+//   PUT    .../pods/NAME/status                GET .../pods/NAME/log?container=&follow=&tailLines=
+//   GET|PUT|PATCH /apis/apps/v1/namespaces/NS/deployments/NAME/scale
+
+import { chmodSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { apiVersionOf, parseResourcePath, resourcePath, type ParsedPath } from '../api/resources.ts';
+import type { Deployment, KubeObject } from '../api/types.ts';
+import { Api, fieldSelectorMatcher, labelSelectorMatcher } from './api.ts';
+import { StoreError, type Key } from './store.ts';
+
+export interface LogRequest {
+  namespace: string;
+  pod: string;
+  container?: string;
+  follow: boolean;
+  tailLines?: number;
+}
+
+export interface ServerHooks {
+  /** Opens a pod's container log; throws StoreError when there is none. */
+  podLog?: (req: LogRequest) => Readable;
+}
+
+export const VERSION = { major: '1', minor: '31', gitVersion: 'v1.31.0-kubewire', platform: 'linux/amd64' };
+
+/** JSON merge patch (RFC 7386), what `kubectl patch --type merge` and `kubectl scale` send. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+class HttpError extends Error {
+  constructor(readonly code: number, message: string, readonly reason = 'BadRequest') {
+    super(message);
+  }
+}
+
+function send(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, e: unknown): void {
+  if (e instanceof StoreError) return send(res, e.code, e.toStatus());
+  const code = e instanceof HttpError ? e.code : 500;
+  const reason = e instanceof HttpError ? e.reason : 'InternalError';
+  send(res, code, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: e instanceof Error ? e.message : String(e), reason, code });
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > 8 << 20) throw new HttpError(413, 'request body larger than 8 MiB', 'RequestEntityTooLarge');
+    chunks.push(c);
+  }
+  if (!size) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (e) {
+    throw new HttpError(400, `request body is not JSON: ${(e as Error).message}`);
+  }
+}
+
+function keyOfPath(p: ParsedPath): Key {
+  return { kind: p.rt.kind, namespace: p.rt.namespaced ? p.namespace : undefined, name: p.name! };
+}
+
+function scaleOf(d: Deployment): object {
+  return {
+    kind: 'Scale',
+    apiVersion: 'autoscaling/v1',
+    metadata: { name: d.metadata.name, namespace: d.metadata.namespace, uid: d.metadata.uid, resourceVersion: d.metadata.resourceVersion },
+    spec: { replicas: d.spec.replicas ?? 1 },
+    status: { replicas: d.status?.replicas ?? 0, selector: Object.entries(d.spec.selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',') },
+  };
+}
+
+export class ApiServer {
+  private server?: Server;
+  private readonly watches = new Set<() => void>();
+
+  constructor(private readonly api: Api, private readonly hooks: ServerHooks = {}) {}
+
+  async listen(socketPath: string): Promise<void> {
+    rmSync(socketPath, { force: true });
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(socketPath, () => resolve());
+    });
+    chmodSync(socketPath, 0o600); // root only, like the admin kubeconfig
+  }
+
+  async close(): Promise<void> {
+    for (const stop of this.watches) stop();
+    this.server?.closeAllConnections();
+    await new Promise((r) => this.server?.close(r) ?? r(undefined));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://kubewire');
+      if (url.pathname === '/healthz' || url.pathname === '/readyz' || url.pathname === '/livez') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        return void res.end('ok');
+      }
+      if (url.pathname === '/version') return send(res, 200, VERSION);
+      const p = parseResourcePath(url.pathname);
+      if (!p) throw new HttpError(404, `the server could not find the requested resource (${req.method} ${url.pathname})`, 'NotFound');
+      if (p.rt.namespaced && !p.namespace && (req.method !== 'GET' || p.name)) throw new HttpError(404, `${p.rt.plural} are namespaced: use /namespaces/NS/${p.rt.plural}`, 'NotFound');
+      await this.route(req, res, url, p);
+    } catch (e) {
+      if (!res.headersSent) sendError(res, e);
+      else res.end();
+    }
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL, p: ParsedPath): Promise<void> {
+    const q = url.searchParams;
+    const api = this.api;
+    const method = req.method ?? 'GET';
+    if (!p.name) {
+      if (method === 'GET') {
+        const opts = { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined };
+        if (q.get('watch') === '1' || q.get('watch') === 'true') return this.watch(req, res, p, Number(q.get('resourceVersion') || 0), opts);
+        const list = api.list(p.rt.kind, p.namespace, opts);
+        return send(res, 200, { kind: `${p.rt.kind}List`, apiVersion: apiVersionOf(p.rt), metadata: { resourceVersion: String(list.resourceVersion) }, items: list.items });
+      }
+      if (method === 'POST') {
+        const obj = (await readBody(req)) as KubeObject;
+        if (!obj || typeof obj !== 'object') throw new HttpError(400, 'request body must be an object');
+        if (obj.kind !== p.rt.kind) throw new HttpError(400, `the body's kind ${JSON.stringify(obj.kind)} does not match the path (${p.rt.kind})`);
+        obj.metadata ??= { name: '' };
+        if (p.namespace) {
+          if (obj.metadata.namespace && obj.metadata.namespace !== p.namespace) throw new HttpError(400, 'the namespace of the provided object does not match the namespace sent on the request');
+          obj.metadata.namespace = p.namespace;
+        }
+        if (q.get('dryRun') === 'All') return send(res, 201, api.dryRun(() => api.create(obj)));
+        return send(res, 201, api.create(obj));
+      }
+      throw new HttpError(405, `${method} is not supported on a collection`, 'MethodNotAllowed');
+    }
+    const key = keyOfPath(p);
+    if (p.subresource === 'log' && p.rt.kind === 'Pod' && method === 'GET') return this.log(res, p, url);
+    if (p.subresource === 'scale' && p.rt.kind === 'Deployment') {
+      if (method === 'GET') return send(res, 200, scaleOf(api.get(key) as Deployment));
+      const body = (await readBody(req)) as { spec?: { replicas?: unknown } } | undefined;
+      const scale = method === 'PATCH' ? (mergePatch(scaleOf(api.get(key) as Deployment), body) as typeof body) : body;
+      const replicas = scale?.spec?.replicas;
+      if (!Number.isInteger(replicas) || (replicas as number) < 0) throw new StoreError('Invalid', `Scale.autoscaling ${JSON.stringify(p.name)} is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`);
+      const d = api.mutate<Deployment>(key, (d) => ({ ...d, spec: { ...d.spec, replicas: replicas as number } }));
+      return send(res, 200, scaleOf(d));
+    }
+    if (p.subresource === 'status' && (method === 'PUT' || method === 'PATCH')) {
+      const body = (await readBody(req)) as KubeObject;
+      const status = method === 'PATCH' ? mergePatch(api.get(key).status, body?.status) : body?.status;
+      return send(res, 200, api.updateStatus(key, status, body?.metadata?.resourceVersion));
+    }
+    if (p.subresource) throw new HttpError(404, `${p.rt.plural}/${p.subresource} is not a subresource kubewire serves`, 'NotFound');
+    switch (method) {
+      case 'GET':
+        return send(res, 200, api.get(key));
+      case 'PUT': {
+        const obj = (await readBody(req)) as KubeObject;
+        if (obj?.metadata?.name !== p.name) throw new HttpError(400, `the name of the object (${JSON.stringify(obj?.metadata?.name)}) does not match the name on the URL (${JSON.stringify(p.name)})`);
+        if (p.namespace) obj.metadata.namespace = p.namespace;
+        if (q.get('dryRun') === 'All') return send(res, 200, api.dryRun(() => api.update(obj)));
+        return send(res, 200, api.update(obj));
+      }
+      case 'PATCH': {
+        const patch = await readBody(req);
+        const current = api.get(key);
+        const next = mergePatch(current, patch) as KubeObject;
+        next.metadata.resourceVersion = (patch as KubeObject)?.metadata?.resourceVersion;
+        return send(res, 200, api.update(next));
+      }
+      case 'DELETE': {
+        const body = (await readBody(req)) as { gracePeriodSeconds?: number } | undefined;
+        const grace = q.get('gracePeriodSeconds') ?? body?.gracePeriodSeconds;
+        return send(res, 200, api.delete(key, { gracePeriodSeconds: grace === undefined || grace === null ? undefined : Number(grace) }));
+      }
+    }
+    throw new HttpError(405, `${method} is not supported on ${resourcePath(p.rt, p.namespace, p.name)}`, 'MethodNotAllowed');
+  }
+
+  /** Newline-delimited watch events, as the Kubernetes API streams them. Without a resourceVersion, the current objects come first as ADDED. */
+  private watch(req: IncomingMessage, res: ServerResponse, p: ParsedPath, since: number, opts: { labelSelector?: string; fieldSelector?: string }): void {
+    const api = this.api;
+    // Parsed once, up front: a bad selector is a 422 before the stream starts.
+    const byLabel = labelSelectorMatcher(opts.labelSelector);
+    const byField = fieldSelectorMatcher(opts.fieldSelector);
+    let start = since;
+    const initial: KubeObject[] = [];
+    if (!since) {
+      const list = api.list(p.rt.kind, p.namespace, opts);
+      initial.push(...list.items);
+      start = list.resourceVersion;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders(); // the watcher learns at once that the watch is established
+    for (const o of initial) res.write(`${JSON.stringify({ type: 'ADDED', object: o })}\n`);
+    const stop = api.watch(p.rt.kind, p.namespace, start, (e) => {
+      if (byLabel(e.object) && byField(e.object)) res.write(`${JSON.stringify(e)}\n`);
+    });
+    this.watches.add(stop);
+    const end = () => {
+      stop();
+      this.watches.delete(stop);
+    };
+    req.on('close', end);
+    res.on('close', end);
+  }
+
+  private log(res: ServerResponse, p: ParsedPath, url: URL): void {
+    if (!this.hooks.podLog) throw new HttpError(404, 'logs are not served', 'NotFound');
+    const tail = url.searchParams.get('tailLines');
+    const stream = this.hooks.podLog({
+      namespace: p.namespace!,
+      pod: p.name!,
+      container: url.searchParams.get('container') ?? undefined,
+      follow: url.searchParams.get('follow') === 'true' || url.searchParams.get('follow') === '1',
+      tailLines: tail === null ? undefined : Number(tail),
+    });
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    stream.pipe(res);
+    res.on('close', () => stream.destroy());
+  }
+}

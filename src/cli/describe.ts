@@ -1,0 +1,159 @@
+// `kubewire describe node|pod|deployment NAME`: kubectl's description, followed by the
+// seed made visible from the kernel itself: the node's podCIDR and cni0, each veth pair
+// with both ends (ifindex, MAC), the bridge FDB, the neighbour (ARP) table and the routes.
+
+import { stringify } from 'yaml';
+import { formatSelector } from '../api/labels.ts';
+import type { Deployment, Node, Pod } from '../api/types.ts';
+import { UNDERLAY, type ClusterPlan } from '../cluster/plan.ts';
+import { bridgeFdb, formatRoute, ipv4Of, snapshot, type LinkInfo } from '../dataplane/linux/inspect.ts';
+import { netnsPath } from '../lab/lab.ts';
+import { age, podStatus, table } from './print.ts';
+
+const indent = (text: string, n = 2) => text.split('\n').map((l) => (l ? ' '.repeat(n) + l : l)).join('\n');
+
+function fields(rows: Array<[string, string | undefined]>): string {
+  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+  return rows.map(([k, v]) => `${`${k}:`.padEnd(w)}${(v ?? '<none>').split('\n').join(`\n${' '.repeat(w)}`)}`).join('\n');
+}
+
+function labels(l: Record<string, string> | undefined): string {
+  const entries = Object.entries(l ?? {});
+  return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join('\n') : '<none>';
+}
+
+function linkLine(l: LinkInfo): string {
+  return `${l.ifname}@if${l.link_index ?? '-'}  ifindex ${l.ifindex}  mac ${l.address ?? '-'}`;
+}
+
+/** What the node agent recorded about a pod's attachment (its pod.json). */
+export interface PodAttachment {
+  namespace: string;
+  name: string;
+  ip: string;
+  mac?: string;
+  hostVeth?: string;
+}
+
+export async function describeNode(node: Node, pods: Pod[], plan: ClusterPlan, attachments: PodAttachment[] = []): Promise<string> {
+  const np = plan.nodes.find((n) => n.name === node.metadata.name);
+  const out: string[] = [];
+  out.push(fields([
+    ['Name', node.metadata.name],
+    ['Labels', labels(node.metadata.labels)],
+    ['CreationTimestamp', node.metadata.creationTimestamp],
+    ['PodCIDR', node.spec?.podCIDR],
+    ['PodCIDRs', node.spec?.podCIDRs?.join(',')],
+    ['Unschedulable', String(Boolean(node.spec?.unschedulable))],
+  ]));
+  out.push('Addresses:\n' + indent((node.status?.addresses ?? []).map((a) => `${a.type}:  ${a.address}`).join('\n')));
+  out.push('Conditions:\n' + indent(table([['Type', 'Status', 'Reason', 'Message'], ...(node.status?.conditions ?? []).map((c) => [c.type, c.status, c.reason ?? '', c.message ?? ''])])));
+  out.push(`Non-terminated Pods:          (${pods.length} in total)\n` + indent(table([['Namespace', 'Name', 'IP', 'Age'], ...pods.map((p) => [p.metadata.namespace ?? '', p.metadata.name, p.status?.podIP ?? '<none>', age(p.metadata.creationTimestamp)])])));
+  if (!np) return out.join('\n');
+
+  const ns = netnsPath(np.netns);
+  const snap = await snapshot(ns);
+  const fdb = await bridgeFdb(ns, 'cni0').catch(() => []);
+  const cni0 = snap.links.find((l) => l.ifname === 'cni0');
+  const eth0 = snap.links.find((l) => l.ifname === 'eth0');
+  const ports = snap.links.filter((l) => l.master === 'cni0');
+  const net: string[] = [];
+  net.push(fields([
+    ['Namespace', `${np.netns} (${ns})`],
+    ['eth0', `${ipv4Of(eth0) ?? '-'}  mac ${eth0?.address ?? '-'}  (on the underlay; default gateway ${UNDERLAY.router})`],
+    ['cni0 (bridge)', cni0 ? `${ipv4Of(cni0) ?? '-'}  mac ${cni0.address}  ifindex ${cni0.ifindex}  (the pods' gateway)` : 'not created yet (the first pod creates it)'],
+  ]));
+  if (ports.length) {
+    net.push(`Bridge ports (host ends of the pods' veth pairs):\n` + indent(table([['PORT', 'IFINDEX', 'MAC', 'PEER (eth0 in the pod)', 'POD', 'STATE'], ...ports.map((p) => {
+      const a = attachments.find((x) => x.hostVeth === p.ifname);
+      return [p.ifname, String(p.ifindex), p.address ?? '', `if${p.link_index ?? '-'}${a?.mac ? ` ${a.mac}` : ''}`, a ? `${a.namespace}/${a.name} ${a.ip}` : '', p.operstate ?? ''];
+    })])));
+  }
+  const learned = fdb.filter((e) => !e.flags?.includes('self') && e.state !== 'permanent' && !e.mac.startsWith('33:33') && !e.mac.startsWith('01:00:5e'));
+  if (learned.length) {
+    const owner = (mac: string, port: string) => {
+      const a = attachments.find((x) => x.mac === mac);
+      if (a) return `pod ${a.namespace}/${a.name} (${a.ip})`;
+      return port === 'cni0' ? 'the bridge itself' : '';
+    };
+    net.push('Bridge FDB (MACs cni0 learned, and the port each is behind):\n' + indent(table([['MAC', 'PORT', 'OWNER', 'STATE'], ...learned.map((e) => [e.mac, e.ifname, owner(e.mac, e.ifname), e.state ?? 'learned'])])));
+  }
+  const neigh = snap.neighbours.filter((n) => !n.dst.includes(':'));
+  net.push('Neighbours (ARP):\n' + indent(neigh.length ? table([['IP', 'DEV', 'MAC', 'STATE'], ...neigh.map((n) => [n.dst, n.dev, n.lladdr ?? '-', (n.state ?? []).join(',')])]) : '<none>'));
+  net.push('Routes:\n' + indent(snap.routes.map(formatRoute).join('\n')));
+  out.push('Network (from the kernel):\n' + indent(net.join('\n')));
+  return out.join('\n');
+}
+
+export async function describePod(pod: Pod, plan: ClusterPlan | undefined, netnsOfPod: string | undefined): Promise<string> {
+  const out: string[] = [];
+  const owner = (pod.metadata.ownerReferences as Array<{ kind: string; name: string }> | undefined)?.[0];
+  const st = pod.status ?? {};
+  const np = plan?.nodes.find((n) => n.name === pod.spec.nodeName);
+  out.push(fields([
+    ['Name', pod.metadata.name],
+    ['Namespace', pod.metadata.namespace],
+    ['Node', pod.spec.nodeName ? `${pod.spec.nodeName}/${st.hostIP ?? np?.ip ?? ''}` : '<none>'],
+    ['Start Time', st.startTime],
+    ['Labels', labels(pod.metadata.labels)],
+    ['Status', podStatus(pod)],
+    ['IP', st.podIP],
+    ['IPs', st.podIPs?.map((i) => `IP: ${i.ip}`).join('\n') ?? '<none>'],
+    ['Controlled By', owner ? `${owner.kind}/${owner.name}` : undefined],
+  ]));
+  const containers = pod.spec.containers.map((c) => {
+    const cs = st.containerStatuses?.find((s) => s.name === c.name);
+    const state = cs?.state.running ? `Running\n  Started:    ${cs.state.running.startedAt}` : cs?.state.waiting ? `Waiting\n  Reason:     ${cs.state.waiting.reason}` : cs?.state.terminated ? `Terminated\n  Reason:     ${cs.state.terminated.reason}\n  Exit Code:  ${cs.state.terminated.exitCode}` : 'Waiting';
+    return `${c.name}:\n` + indent(fields([
+      ['Image', c.image],
+      ['Port', (c.ports ?? []).map((p) => `${p.containerPort}/${p.protocol ?? 'TCP'}`).join(', ') || '<none>'],
+      ['Command', c.command?.join(' ')],
+      ['Args', c.args?.join(' ')],
+      ['State', state],
+      ['Ready', String(cs?.ready ?? false)],
+      ['Restart Count', String(cs?.restartCount ?? 0)],
+    ]));
+  });
+  out.push('Containers:\n' + indent(containers.join('\n')));
+  out.push('Conditions:\n' + indent(table([['Type', 'Status'], ...(st.conditions ?? []).map((c) => [c.type, c.status])])));
+  if (!np || !netnsOfPod) return out.join('\n');
+
+  // Both ends of the pod's veth pair: eth0 inside, its peer on cni0 in the node.
+  const [inside, node] = await Promise.all([snapshot(netnsOfPod), snapshot(netnsPath(np.netns))]);
+  const eth0 = inside.links.find((l) => l.ifname === 'eth0');
+  const hostEnd = node.links.find((l) => l.ifindex === eth0?.link_index && l.master === 'cni0');
+  const fdb = await bridgeFdb(netnsPath(np.netns), 'cni0').catch(() => []);
+  const learned = fdb.find((e) => e.mac === eth0?.address && !e.flags?.includes('self'));
+  const nodeNeigh = node.neighbours.find((n) => n.dst === st.podIP);
+  const net: string[] = [];
+  net.push(fields([
+    ['Pod namespace', netnsOfPod],
+    ['eth0 (in the pod)', eth0 ? `${linkLine(eth0)}  ${ipv4Of(eth0) ?? ''}` : 'missing'],
+    ['veth (on the node)', hostEnd ? `${linkLine(hostEnd)}  master cni0 on ${np.name}` : 'missing'],
+    ['Bridge FDB', learned ? `${learned.mac} behind port ${learned.ifname}` : 'not learned yet (no frame from the pod since the entry aged out)'],
+    ['Node ARP entry', nodeNeigh ? `${nodeNeigh.dst} -> ${nodeNeigh.lladdr ?? '-'} (${(nodeNeigh.state ?? []).join(',')}) on ${nodeNeigh.dev}` : 'none yet (the node has not talked to this pod)'],
+  ]));
+  net.push('Pod routes:\n' + indent(inside.routes.map(formatRoute).join('\n')));
+  const neigh = inside.neighbours.filter((n) => !n.dst.includes(':'));
+  net.push('Pod neighbours (ARP):\n' + indent(neigh.length ? table([['IP', 'MAC', 'STATE'], ...neigh.map((n) => [n.dst, n.lladdr ?? '-', (n.state ?? []).join(',')])]) : '<none>'));
+  out.push('Network (from the kernel):\n' + indent(net.join('\n')));
+  return out.join('\n');
+}
+
+export function describeDeployment(d: Deployment, pods: Pod[]): string {
+  const s = d.status ?? {};
+  return [
+    fields([
+      ['Name', d.metadata.name],
+      ['Namespace', d.metadata.namespace],
+      ['CreationTimestamp', d.metadata.creationTimestamp],
+      ['Labels', labels(d.metadata.labels)],
+      ['Selector', formatSelector(d.spec.selector)],
+      ['Replicas', `${d.spec.replicas ?? 1} desired | ${s.updatedReplicas ?? 0} updated | ${s.replicas ?? 0} total | ${s.availableReplicas ?? 0} available | ${s.unavailableReplicas ?? 0} unavailable`],
+      ['StrategyType', d.spec.strategy?.type ?? 'RollingUpdate'],
+    ]),
+    'Pod Template:\n' + indent(stringify(d.spec.template).trimEnd()),
+    'Conditions:\n' + indent(table([['Type', 'Status', 'Reason'], ...(s.conditions ?? []).map((c) => [c.type, c.status, c.reason ?? ''])])),
+    'Pods:\n' + indent(table([['NAME', 'STATUS', 'IP', 'NODE'], ...pods.map((p) => [p.metadata.name, podStatus(p), p.status?.podIP ?? '<none>', p.spec.nodeName ?? '<none>'])])),
+  ].join('\n');
+}

@@ -1,0 +1,411 @@
+// kubectl's verbs against a kubewire cluster's API: apply, delete, get, describe, logs,
+// scale, exec, wait, rollout status. Flags and output follow kubectl.
+
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
+import type { Deployment, KubeObject, Node, Pod } from '../api/types.ts';
+import { ApiClient, ApiError } from '../apiserver/client.ts';
+import { ClusterError, loadCluster } from '../cluster/cluster.ts';
+import type { ClusterPlan } from '../cluster/plan.ts';
+import { nodeFiles } from '../cluster/topology.ts';
+import { daemonPid } from '../daemon/process.ts';
+import { netnsPath } from '../lab/lab.ts';
+import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts';
+import { SandboxManager } from '../node/sandbox.ts';
+import { clusterDir, daemonPaths } from '../state/paths.ts';
+import { describeDeployment, describeNode, describePod, type PodAttachment } from './describe.ts';
+import { printObjects, printTable } from './print.ts';
+
+export const defaultCluster = (): string => process.env.KUBEWIRE_CLUSTER || 'kubewire';
+const out = (s: string): void => void process.stdout.write(s.endsWith('\n') || !s ? s : `${s}\n`);
+
+export function connect(cluster: string): { client: ApiClient; plan: ClusterPlan } {
+  const plan = loadCluster(cluster);
+  if (!daemonPid(cluster)) throw new ClusterError(`the daemon of cluster ${cluster} is not running (kubewire up --cluster ${cluster} starts it again)`);
+  return { client: new ApiClient(daemonPaths(cluster).socket), plan };
+}
+
+function resource(name: string): ResourceType {
+  const rt = resourceNamed(name);
+  if (!rt) throw new ClusterError(`the server doesn't have a resource type "${name}" (kubewire serves ${RESOURCES.map((r) => r.plural).join(', ')})`);
+  return rt;
+}
+
+/** "pod/web" or ("pod", "web"): kubectl accepts both. */
+function target(kindOrSlash: string, name?: string): { rt: ResourceType; name?: string } {
+  if (kindOrSlash.includes('/')) {
+    const [k, n] = kindOrSlash.split('/', 2) as [string, string];
+    return { rt: resource(k), name: n };
+  }
+  return { rt: resource(kindOrSlash), name };
+}
+
+/** kubectl's "deployment.apps/web" form. */
+function ref(rt: ResourceType, name: string): string {
+  return `${rt.group ? `${rt.singular}.${rt.group}` : rt.singular}/${name}`;
+}
+
+function namespaceFor(rt: ResourceType, obj: KubeObject, flag: string | undefined): string | undefined {
+  if (!rt.namespaced) return undefined;
+  const own = obj.metadata.namespace;
+  if (own && flag && own !== flag) {
+    throw new ManifestError(`the namespace from the provided object "${own}" does not match the namespace "${flag}". You must pass '--namespace=${own}' to perform this operation.`);
+  }
+  return own || flag || 'default';
+}
+
+function sameContent(a: KubeObject, b: KubeObject): boolean {
+  const pick = (o: KubeObject) => JSON.stringify([o.spec, o.metadata.labels ?? {}, o.metadata.annotations ?? {}, o.data]);
+  return pick(a) === pick(b);
+}
+
+interface Planned {
+  m: Manifest;
+  obj: KubeObject;
+  current?: KubeObject;
+}
+
+async function apply(client: ApiClient, manifests: Manifest[], nsFlag: string | undefined, dryRun: boolean): Promise<void> {
+  // Namespaces first, so that objects in a namespace created by the same apply find it.
+  const ordered = [...manifests.filter((m) => m.rt.kind === 'Namespace'), ...manifests.filter((m) => m.rt.kind !== 'Namespace')];
+  const planned: Planned[] = [];
+  for (const m of ordered) {
+    const obj: KubeObject = { ...structuredClone(m.object), apiVersion: apiVersionOf(m.rt) };
+    const ns = namespaceFor(m.rt, obj, nsFlag);
+    if (ns) obj.metadata.namespace = ns;
+    const current = await client.get(m.rt, ns, obj.metadata.name).catch((e: unknown) => {
+      if (e instanceof ApiError && e.code === 404) return undefined;
+      throw e;
+    });
+    const bound = (current as Pod | undefined)?.spec?.nodeName;
+    if (m.rt.kind === 'Pod' && bound && !(obj as Pod).spec?.nodeName) (obj as Pod).spec.nodeName = bound; // the scheduler's binding stays
+    planned.push({ m, obj, current });
+  }
+  // Every object through the server's checks first (dry run): nothing changes unless all pass.
+  const creating = new Set(planned.filter((p) => p.m.rt.kind === 'Namespace' && !p.current).map((p) => p.obj.metadata.name));
+  const problems: string[] = [];
+  for (const p of planned) {
+    if (p.obj.metadata.namespace && creating.has(p.obj.metadata.namespace) && !p.current) continue; // its namespace does not exist yet
+    const body = p.current ? { ...p.obj, metadata: { ...p.obj.metadata, resourceVersion: p.current.metadata.resourceVersion } } : p.obj;
+    const path = p.current ? resourcePath(p.m.rt, p.obj.metadata.namespace, p.obj.metadata.name) : resourcePath(p.m.rt, p.obj.metadata.namespace);
+    await client.call(p.current ? 'PUT' : 'POST', `${path}?dryRun=All`, body).catch((e: Error) => problems.push(`${p.m.source}: document ${p.m.index} (${p.m.rt.kind} ${JSON.stringify(p.obj.metadata.name)}): ${e.message}`));
+  }
+  if (problems.length) throw new ManifestError(`nothing was applied:\n  ${problems.join('\n  ')}`);
+  const suffix = dryRun ? ' (dry run)' : '';
+  for (const p of planned) {
+    const name = ref(p.m.rt, p.obj.metadata.name);
+    if (p.current && sameContent(p.current, p.obj)) {
+      out(`${name} unchanged${suffix}`);
+      continue;
+    }
+    if (!dryRun) {
+      if (p.current) await client.update(p.m.rt, { ...p.obj, metadata: { ...p.obj.metadata, resourceVersion: p.current.metadata.resourceVersion } });
+      else await client.create(p.m.rt, p.obj);
+    }
+    out(`${name} ${p.current ? 'configured' : 'created'}${suffix}`);
+  }
+}
+
+async function waitGone(client: ApiClient, rt: ResourceType, ns: string | undefined, name: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const gone = await client.get(rt, ns, name).then(() => false, (e: unknown) => e instanceof ApiError && e.code === 404);
+    if (gone) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+function parseDuration(text: string, flag: string): number {
+  const m = text.match(/^(\d+(?:\.\d+)?)(ms|s|m|h)?$/);
+  if (!m) throw new ClusterError(`${flag} ${JSON.stringify(text)} is not a duration such as 30s or 2m`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+}
+
+function conditionTrue(obj: KubeObject, type: string): boolean {
+  const conditions = (obj.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? [];
+  return conditions.some((c) => c.type.toLowerCase() === type.toLowerCase() && c.status === 'True');
+}
+
+/** The network namespace of a pod, as its node agent named it. */
+export function podNetns(cluster: string, plan: ClusterPlan, pod: Pod): string | undefined {
+  const node = plan.nodes.find((n) => n.name === pod.spec.nodeName);
+  if (!node || !pod.metadata.uid) return undefined;
+  const sm = new SandboxManager(cluster, node, nodeFiles(clusterDir(cluster), node));
+  const path = netnsPath(sm.netnsName({ uid: pod.metadata.uid, namespace: pod.metadata.namespace!, name: pod.metadata.name }));
+  return existsSync(path) ? path : undefined;
+}
+
+function attachmentsOf(cluster: string, node: string): PodAttachment[] {
+  const dir = join(clusterDir(cluster), 'nodes', node, 'pods');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((d) => {
+    try {
+      return [JSON.parse(readFileSync(join(dir, d, 'pod.json'), 'utf8')) as PodAttachment];
+    } catch {
+      return [];
+    }
+  });
+}
+
+async function runIn(netns: string, command: string[], env?: Record<string, string>): Promise<number> {
+  if (!command.length) throw new ClusterError('you must specify at least one command for the container (after --)');
+  const child = spawn('nsenter', [`--net=${netns}`, '--', ...command], { stdio: 'inherit', env: { ...process.env, ...env } });
+  return new Promise<number>((resolve) => {
+    child.on('error', (e) => {
+      process.stderr.write(`error: ${e.message}\n`);
+      resolve(1);
+    });
+    child.on('exit', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
+  });
+}
+
+const clusterOpt = (c: Command) => c.option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster());
+const nsOpt = (c: Command) => c.option('-n, --namespace <ns>', 'namespace');
+
+export function registerKubectlCommands(program: Command): void {
+  clusterOpt(nsOpt(program.command('apply')))
+    .description('create or update objects from manifests (multi-document YAML, JSON, directories, - for stdin)')
+    .requiredOption('-f, --filename <file...>', 'file, directory or - (repeatable)')
+    .option('--dry-run <mode>', 'server: check everything, change nothing')
+    .action(async (o: { cluster: string; namespace?: string; filename: string[]; dryRun?: string }) => {
+      const manifests = loadManifests(o.filename);
+      const { client } = connect(o.cluster);
+      await apply(client, manifests, o.namespace, o.dryRun === 'server' || o.dryRun === 'client');
+    });
+
+  clusterOpt(nsOpt(program.command('delete')))
+    .description('delete objects by file, or by kind and names (kubectl delete pod web-1 / -f app.yaml)')
+    .argument('[args...]', 'KIND NAME... or KIND/NAME...')
+    .option('-f, --filename <file...>', 'delete what these manifests describe')
+    .option('-l, --selector <selector>', 'delete the objects of KIND with these labels')
+    .option('--all', 'delete every object of KIND in the namespace')
+    .option('--grace-period <seconds>', 'seconds a pod gets to stop (0 with --force: at once)')
+    .option('--now', 'same as --grace-period=1')
+    .option('--force', 'with --grace-period=0: remove pods without waiting for their node')
+    .option('--ignore-not-found', 'no error for objects that do not exist')
+    .option('--wait <bool>', 'wait until the objects are gone', 'true')
+    .option('--timeout <duration>', 'how long --wait waits', '60s')
+    .action(async (args: string[], o: { cluster: string; namespace?: string; filename?: string[]; selector?: string; all?: boolean; gracePeriod?: string; now?: boolean; force?: boolean; ignoreNotFound?: boolean; wait: string; timeout: string }) => {
+      const targets: Array<{ rt: ResourceType; ns?: string; name: string }> = [];
+      if (o.filename) {
+        for (const m of loadManifests(o.filename)) targets.push({ rt: m.rt, ns: namespaceFor(m.rt, m.object, o.namespace), name: m.object.metadata.name });
+      }
+      const { client } = connect(o.cluster);
+      if (args.length) {
+        if (args[0]!.includes('/')) for (const a of args) {
+          const t = target(a);
+          targets.push({ rt: t.rt, ns: t.rt.namespaced ? o.namespace ?? 'default' : undefined, name: t.name! });
+        }
+        else {
+          const rt = resource(args[0]!);
+          const ns = rt.namespaced ? o.namespace ?? 'default' : undefined;
+          for (const name of args.slice(1)) targets.push({ rt, ns, name });
+          if (o.all || o.selector) {
+            const list = await client.list(rt, ns, { labelSelector: o.selector });
+            for (const item of list.items) targets.push({ rt, ns, name: item.metadata.name });
+          } else if (args.length === 1) throw new ClusterError(`resource(s) were provided, but no name was specified (use --all or -l to delete many)`);
+        }
+      }
+      if (!targets.length) {
+        if (o.all || o.selector) return out('No resources found');
+        throw new ClusterError('nothing to delete: give -f FILE, KIND NAME, or KIND --all');
+      }
+      const grace = o.force && o.gracePeriod === '0' ? 0 : o.now ? 1 : o.gracePeriod !== undefined ? Number(o.gracePeriod) : undefined;
+      const deleted: typeof targets = [];
+      for (const t of targets) {
+        try {
+          await client.delete(t.rt, t.ns, t.name, grace);
+          out(`${ref(t.rt, t.name).replace('/', ' "')}" deleted`);
+          deleted.push(t);
+        } catch (e) {
+          if (e instanceof ApiError && e.code === 404 && o.ignoreNotFound) continue;
+          if (e instanceof ApiError && e.code === 404) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${t.name}" not found${t.ns ? ` in namespace ${t.ns}` : ''}`);
+          throw e;
+        }
+      }
+      if (o.wait !== 'false') {
+        const timeout = parseDuration(o.timeout, '--timeout');
+        for (const t of deleted) if (!(await waitGone(client, t.rt, t.ns, t.name, timeout))) throw new ClusterError(`timed out waiting for ${ref(t.rt, t.name)} to be deleted`);
+      }
+    });
+
+  clusterOpt(nsOpt(program.command('get')))
+    .description('display one or many objects (pods, deployments, nodes, namespaces)')
+    .argument('<kind>', 'pods | deployments | nodes | namespaces (or KIND/NAME)')
+    .argument('[names...]', 'object names')
+    .option('-A, --all-namespaces', 'list across all namespaces')
+    .option('-o, --output <format>', 'wide | json | yaml | name')
+    .option('-l, --selector <selector>', 'label selector, e.g. app=web,tier!=db')
+    .option('--field-selector <selector>', 'field selector, e.g. spec.nodeName=kubewire-node-1')
+    .action(async (kind: string, names: string[], o: { cluster: string; namespace?: string; allNamespaces?: boolean; output?: string; selector?: string; fieldSelector?: string }) => {
+      const t = target(kind, names[0]);
+      const all = [...(t.name && kind.includes('/') ? [t.name] : []), ...names];
+      if (o.output && !['wide', 'json', 'yaml', 'name'].includes(o.output)) throw new ClusterError(`unable to match a printer suitable for the output format "${o.output}", allowed formats are: json,name,wide,yaml`);
+      const { client } = connect(o.cluster);
+      const ns = t.rt.namespaced && !o.allNamespaces ? o.namespace ?? 'default' : undefined;
+      let items: KubeObject[];
+      if (all.length) items = await Promise.all(all.map((n) => client.get(t.rt, ns, n).catch((e: unknown) => {
+        if (e instanceof ApiError && e.code === 404) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${n}" not found`);
+        throw e;
+      })));
+      else items = (await client.list(t.rt, ns, { labelSelector: o.selector, fieldSelector: o.fieldSelector })).items;
+      if (o.output === 'json' || o.output === 'yaml' || o.output === 'name') return out(printObjects(items, o.output, all.length === 1, t.rt));
+      if (!items.length) {
+        process.stderr.write(ns ? `No resources found in ${ns} namespace.\n` : 'No resources found\n');
+        return;
+      }
+      out(printTable(t.rt, items, { wide: o.output === 'wide', allNamespaces: Boolean(o.allNamespaces) }));
+    });
+
+  clusterOpt(nsOpt(program.command('describe')))
+    .description('show an object in detail; nodes and pods with their network as the kernel holds it')
+    .argument('<kind>', 'node | pod | deployment (or KIND/NAME)')
+    .argument('[name]', 'object name')
+    .action(async (kind: string, name: string | undefined, o: { cluster: string; namespace?: string }) => {
+      const t = target(kind, name);
+      if (!t.name) throw new ClusterError(`describe needs a name: kubewire describe ${t.rt.singular} NAME`);
+      const { client, plan } = connect(o.cluster);
+      const ns = t.rt.namespaced ? o.namespace ?? 'default' : undefined;
+      const obj = await client.get(t.rt, ns, t.name).catch((e: unknown) => {
+        if (e instanceof ApiError && e.code === 404) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${t.name}" not found`);
+        throw e;
+      });
+      if (t.rt.kind === 'Node') {
+        const pods = (await client.list<Pod>(resource('pods'), undefined, { fieldSelector: `spec.nodeName=${t.name}` })).items.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+        return out(await describeNode(obj as Node, pods, plan, attachmentsOf(o.cluster, t.name)));
+      }
+      if (t.rt.kind === 'Pod') return out(await describePod(obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod)));
+      if (t.rt.kind === 'Deployment') {
+        const d = obj as Deployment;
+        const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter((p) => (p.metadata.ownerReferences as Array<{ uid: string }> | undefined)?.some((r) => r.uid === d.metadata.uid));
+        return out(describeDeployment(d, pods));
+      }
+      out(printObjects([obj], 'yaml', true, t.rt));
+    });
+
+  clusterOpt(nsOpt(program.command('logs')))
+    .description("print a container's log (the built-in workload's requests, or the command's output)")
+    .argument('<pod>', 'pod name (or pod/NAME)')
+    .option('-c, --container <name>', 'container name (needed when the pod has several)')
+    .option('-f, --follow', 'stream new lines until interrupted')
+    .option('--tail <lines>', 'only the last N lines')
+    .action(async (podArg: string, o: { cluster: string; namespace?: string; container?: string; follow?: boolean; tail?: string }) => {
+      const name = podArg.replace(/^(pod|pods|po)\//, '');
+      const { client } = connect(o.cluster);
+      const q = new URLSearchParams();
+      if (o.container) q.set('container', o.container);
+      if (o.follow) q.set('follow', 'true');
+      if (o.tail !== undefined && o.tail !== '-1') q.set('tailLines', o.tail);
+      await client.stream(`${resourcePath(resource('pods'), o.namespace ?? 'default', name, 'log')}?${q}`, (c) => process.stdout.write(c));
+    });
+
+  clusterOpt(nsOpt(program.command('scale')))
+    .description('set the number of replicas of a Deployment')
+    .argument('<target...>', 'deployment/NAME or deployment NAME')
+    .requiredOption('--replicas <n>', 'the new number of replicas')
+    .action(async (args: string[], o: { cluster: string; namespace?: string; replicas: string }) => {
+      const t = target(args[0]!, args[1]);
+      if (t.rt.kind !== 'Deployment' || !t.name) throw new ClusterError('scale works on deployments: kubewire scale deployment/NAME --replicas=N');
+      if (!/^\d+$/.test(o.replicas)) throw new ClusterError(`--replicas ${JSON.stringify(o.replicas)} is not a whole number`);
+      const { client } = connect(o.cluster);
+      await client.call('PATCH', resourcePath(t.rt, o.namespace ?? 'default', t.name, 'scale'), { spec: { replicas: Number(o.replicas) } });
+      out(`${ref(t.rt, t.name)} scaled`);
+    });
+
+  clusterOpt(nsOpt(program.command('wait')))
+    .description('wait for a condition on objects: --for=condition=Ready pod -l app=web, --for=delete pod/x')
+    .argument('<target...>', 'KIND/NAME, KIND NAME, or KIND with -l / --all')
+    .requiredOption('--for <condition>', 'condition=TYPE or delete')
+    .option('-l, --selector <selector>', 'label selector')
+    .option('--all', 'every object of KIND')
+    .option('--timeout <duration>', 'how long to wait', '30s')
+    .action(async (args: string[], o: { cluster: string; namespace?: string; for: string; selector?: string; all?: boolean; timeout: string }) => {
+      const t = target(args[0]!, args[1]);
+      const { client } = connect(o.cluster);
+      const ns = t.rt.namespaced ? o.namespace ?? 'default' : undefined;
+      const want = o.for === 'delete' ? undefined : o.for.match(/^condition=(\w+)$/)?.[1];
+      if (o.for !== 'delete' && !want) throw new ClusterError(`--for ${JSON.stringify(o.for)}: expected condition=TYPE or delete`);
+      const deadline = Date.now() + parseDuration(o.timeout, '--timeout');
+      const fetch = async () => (t.name ? [await client.get(t.rt, ns, t.name).catch((e: unknown) => { if (e instanceof ApiError && e.code === 404) return undefined; throw e; })].filter((x): x is KubeObject => Boolean(x)) : (await client.list(t.rt, ns, { labelSelector: o.selector })).items);
+      for (;;) {
+        const items = await fetch();
+        if (o.for === 'delete' ? items.length === 0 : items.length > 0 && items.every((i) => conditionTrue(i, want!))) {
+          if (o.for === 'delete') out(`${t.name ? ref(t.rt, t.name) : t.rt.plural} condition met`);
+          else for (const i of items) out(`${ref(t.rt, i.metadata.name)} condition met`);
+          return;
+        }
+        if (Date.now() > deadline) throw new ClusterError(`timed out waiting for the condition on ${t.name ? ref(t.rt, t.name) : t.rt.plural}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+
+  const rollout = program.command('rollout').description('manage the rollout of a Deployment');
+  clusterOpt(nsOpt(rollout.command('status')))
+    .description('watch a Deployment until all its replicas are updated and ready')
+    .argument('<target...>', 'deployment/NAME or deployment NAME')
+    .option('--timeout <duration>', 'how long to wait', '120s')
+    .action(async (args: string[], o: { cluster: string; namespace?: string; timeout: string }) => {
+      const t = target(args[0]!, args[1]);
+      if (t.rt.kind !== 'Deployment' || !t.name) throw new ClusterError('rollout status works on deployments: kubewire rollout status deployment/NAME');
+      const { client } = connect(o.cluster);
+      const deadline = Date.now() + parseDuration(o.timeout, '--timeout');
+      let last = '';
+      for (;;) {
+        const d = await client.get<Deployment>(t.rt, o.namespace ?? 'default', t.name);
+        const want = d.spec.replicas ?? 1;
+        const s = d.status ?? {};
+        let line: string;
+        if ((s.observedGeneration ?? 0) < (d.metadata.generation ?? 0)) line = `Waiting for deployment spec update to be observed...`;
+        else if ((s.updatedReplicas ?? 0) < want) line = `Waiting for deployment "${t.name}" rollout to finish: ${s.updatedReplicas ?? 0} out of ${want} new replicas have been updated...`;
+        else if ((s.replicas ?? 0) > (s.updatedReplicas ?? 0)) line = `Waiting for deployment "${t.name}" rollout to finish: ${(s.replicas ?? 0) - (s.updatedReplicas ?? 0)} old replicas are pending termination...`;
+        else if ((s.availableReplicas ?? 0) < want) line = `Waiting for deployment "${t.name}" rollout to finish: ${s.availableReplicas ?? 0} of ${want} updated replicas are available...`;
+        else return out(`deployment "${t.name}" successfully rolled out`);
+        if (line !== last) out(line);
+        last = line;
+        if (Date.now() > deadline) throw new ClusterError(`timed out waiting for the rollout of deployment "${t.name}"`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+
+  clusterOpt(nsOpt(program.command('exec')))
+    .description("run a command in a pod's network namespace, a node's root namespace (--node) or the external client (--external)")
+    .argument('[pod]', 'pod name (or pod/NAME)')
+    .argument('[command...]', 'command and arguments, after --')
+    .option('-c, --container <name>', 'container (all of a pod\'s containers share its network namespace)')
+    .option('--node <name>', "a node's root namespace instead of a pod")
+    .option('--external', 'the client outside the cluster')
+    .action(async (podArg: string | undefined, command: string[], o: { cluster: string; namespace?: string; container?: string; node?: string; external?: boolean }) => {
+      const plan = loadCluster(o.cluster);
+      if (o.external || o.node) {
+        const argv = podArg ? [podArg, ...command] : command;
+        let netns: string;
+        if (o.external) netns = plan.externalNetns;
+        else {
+          const node = plan.nodes.find((n) => n.name === o.node);
+          if (!node) throw new ClusterError(`node ${JSON.stringify(o.node)} not found in cluster ${o.cluster} (nodes: ${plan.nodes.map((n) => n.name).join(', ')})`);
+          netns = node.netns;
+        }
+        process.exitCode = await runIn(netnsPath(netns), argv);
+        return;
+      }
+      if (!podArg) throw new ClusterError('exec needs a pod name, --node NODE or --external');
+      const name = podArg.replace(/^(pod|pods|po)\//, '');
+      const { client } = connect(o.cluster);
+      const ns = o.namespace ?? 'default';
+      const pod = await client.get<Pod>(resource('pods'), ns, name).catch((e: unknown) => {
+        if (e instanceof ApiError && e.code === 404) throw new ClusterError(`pods "${name}" not found in namespace ${ns}`);
+        throw e;
+      });
+      const container = o.container ? pod.spec.containers.find((c) => c.name === o.container) : pod.spec.containers[0];
+      if (!container) throw new ClusterError(`container ${o.container} not found in pod ${name} (containers: ${pod.spec.containers.map((c) => c.name).join(', ')})`);
+      const netns = podNetns(o.cluster, plan, pod);
+      if (!netns || pod.status?.phase !== 'Running') throw new ClusterError(`pod ${name} is not running (status ${pod.status?.phase ?? 'Pending'}${pod.spec.nodeName ? '' : ', not scheduled yet'})`);
+      const env: Record<string, string> = { HOSTNAME: name, POD_NAME: name, POD_NAMESPACE: ns, POD_IP: pod.status.podIP ?? '' };
+      for (const e of container.env ?? []) env[e.name] = e.value ?? '';
+      process.exitCode = await runIn(netns, command, env);
+    });
+}

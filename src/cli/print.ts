@@ -1,0 +1,86 @@
+// Output as kubectl prints it: tables with its columns and wording, ages like "5m3s",
+// -o json (the object, or a v1 List), -o yaml, -o name.
+
+import { stringify } from 'yaml';
+import type { ResourceType } from '../api/resources.ts';
+import type { Deployment, KubeObject, Namespace, Node, Pod } from '../api/types.ts';
+import { formatSelector } from '../api/labels.ts';
+
+export function table(rows: string[][]): string {
+  if (!rows.length) return '';
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('   ').trimEnd()).join('\n');
+}
+
+/** kubectl's HumanDuration: 45s, 5m3s, 3h20m, 2d4h, 400d. */
+export function age(since: string | undefined, nowMs = Date.now()): string {
+  if (!since) return '<unknown>';
+  const s = Math.max(0, Math.floor((nowMs - Date.parse(since)) / 1000));
+  if (s < 120) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 10) return s % 60 ? `${m}m${s % 60}s` : `${m}m`;
+  if (m < 180) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 8) return m % 60 ? `${h}h${m % 60}m` : `${h}h`;
+  if (h < 48) return `${h}h`;
+  const d = Math.floor(h / 24);
+  if (d < 8) return h % 24 ? `${d}d${h % 24}h` : `${d}d`;
+  return `${d}d`;
+}
+
+/** The STATUS column of `kubectl get pods`. */
+export function podStatus(pod: Pod): string {
+  if (pod.metadata.deletionTimestamp) return 'Terminating';
+  const st = pod.status;
+  if (st?.phase === 'Succeeded') return 'Completed';
+  if (st?.phase === 'Failed') return st.reason ?? 'Error';
+  for (const c of st?.containerStatuses ?? []) {
+    if (c.state.waiting) return c.state.waiting.reason;
+    if (c.state.terminated && st?.phase !== 'Running') return c.state.terminated.reason;
+  }
+  if (st?.phase === 'Pending' && pod.spec.nodeName) return 'ContainerCreating';
+  return st?.phase ?? 'Pending';
+}
+
+function podRow(pod: Pod, wide: boolean): string[] {
+  const cs = pod.status?.containerStatuses ?? [];
+  const ready = `${cs.filter((c) => c.ready).length}/${pod.spec.containers.length}`;
+  const restarts = cs.reduce((n, c) => n + c.restartCount, 0);
+  const row = [pod.metadata.name, ready, podStatus(pod), String(restarts), age(pod.metadata.creationTimestamp)];
+  if (wide) row.push(pod.status?.podIP ?? '<none>', pod.spec.nodeName ?? '<none>');
+  return row;
+}
+
+function deploymentRow(d: Deployment, wide: boolean): string[] {
+  const s = d.status ?? {};
+  const row = [d.metadata.name, `${s.readyReplicas ?? 0}/${d.spec.replicas ?? 1}`, String(s.updatedReplicas ?? 0), String(s.availableReplicas ?? 0), age(d.metadata.creationTimestamp)];
+  if (wide) row.push(d.spec.template.spec.containers.map((c) => c.name).join(','), d.spec.template.spec.containers.map((c) => c.image).join(','), formatSelector(d.spec.selector));
+  return row;
+}
+
+function nodeRow(n: Node, wide: boolean): string[] {
+  const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+  const row = [n.metadata.name, `${ready ? 'Ready' : 'NotReady'}${n.spec?.unschedulable ? ',SchedulingDisabled' : ''}`, '<none>', age(n.metadata.creationTimestamp), n.status?.nodeInfo?.kubeletVersion ?? ''];
+  if (wide) row.push(n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? '<none>', n.spec?.podCIDR ?? '<none>', n.status?.nodeInfo?.containerRuntimeVersion ?? '');
+  return row;
+}
+
+const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObject, wide: boolean) => string[] }> = {
+  Pod: { base: ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'], wide: ['IP', 'NODE'], row: (o, w) => podRow(o as Pod, w) },
+  Deployment: { base: ['NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => deploymentRow(o as Deployment, w) },
+  Node: { base: ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'], wide: ['INTERNAL-IP', 'POD-CIDR', 'CONTAINER-RUNTIME'], row: (o, w) => nodeRow(o as Node, w) },
+  Namespace: { base: ['NAME', 'STATUS', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Namespace).status?.phase ?? 'Active', age(o.metadata.creationTimestamp)] },
+};
+
+export function printTable(rt: ResourceType, items: KubeObject[], opts: { wide: boolean; allNamespaces: boolean }): string {
+  const h = HEADERS[rt.kind]!;
+  const header = [...(opts.allNamespaces && rt.namespaced ? ['NAMESPACE'] : []), ...h.base, ...(opts.wide ? h.wide : [])];
+  const rows = items.map((o) => [...(opts.allNamespaces && rt.namespaced ? [o.metadata.namespace ?? ''] : []), ...h.row(o, opts.wide)]);
+  return table([header, ...rows]);
+}
+
+export function printObjects(items: KubeObject[], format: 'json' | 'yaml' | 'name', single: boolean, rt: ResourceType): string {
+  if (format === 'name') return items.map((o) => `${rt.group ? `${rt.singular}.${rt.group}` : rt.singular}/${o.metadata.name}`).join('\n');
+  const value = single ? items[0] : { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '' }, items };
+  return format === 'json' ? JSON.stringify(value, null, 4) : stringify(value).trimEnd();
+}

@@ -1,0 +1,90 @@
+// kube-controller-manager and kube-scheduler of a kubewire cluster: each controller is a
+// work queue fed by watches, plus a periodic resync (level-triggered: a missed event or a
+// restart costs nothing but a little delay).
+
+import type { Deployment, Node, Pod } from '../api/types.ts';
+import type { Api } from '../apiserver/api.ts';
+import { collectOrphans, deploymentsFor, syncDeployment } from './deployment.ts';
+import { syncNamespace } from './namespace.ts';
+import { syncNodeCIDRs } from './nodeipam.ts';
+import { WorkQueue, nameKey, splitKey } from './queue.ts';
+import { schedulePending } from './scheduler.ts';
+
+export interface ControllerOptions {
+  clusterCIDR: string;
+  nodeCIDRMask: number;
+  log: (line: string) => void;
+  resyncMs?: number;
+}
+
+export class ControllerManager {
+  private readonly stops: Array<() => void> = [];
+  private readonly queues: WorkQueue[] = [];
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly api: Api, private readonly opts: ControllerOptions) {}
+
+  start(): void {
+    const { api, opts } = this;
+    const onError = (name: string) => (key: string, e: unknown) => opts.log(`${name} ${key}: ${e instanceof Error ? e.message : String(e)}`);
+    const nodes = this.queue(() => syncNodeCIDRs(api, opts.clusterCIDR, opts.nodeCIDRMask), onError('node-ipam'));
+    const scheduler = this.queue(() => void schedulePending(api), onError('scheduler'));
+    const gc = this.queue(() => void collectOrphans(api), onError('garbage-collector'));
+    const deployments = this.queue((key) => {
+      const { namespace, name } = splitKey(key);
+      syncDeployment(api, namespace!, name);
+    }, onError('deployment'));
+    const namespaces = this.queue((key) => {
+      if (!syncNamespace(api, key)) namespaces.addAfter(key, 500);
+    }, onError('namespace'));
+
+    this.stops.push(
+      api.watch('Node', undefined, api.store.currentRV(), () => {
+        nodes.add('all');
+        scheduler.add('pending');
+      }),
+      api.watch('Deployment', undefined, api.store.currentRV(), (e) => {
+        const d = e.object as Deployment;
+        if (e.type === 'DELETED') gc.add('orphans');
+        else deployments.add(nameKey(d.metadata.namespace, d.metadata.name));
+      }),
+      api.watch('Pod', undefined, api.store.currentRV(), (e) => {
+        const pod = e.object as Pod;
+        if (!pod.spec.nodeName && e.type !== 'DELETED') scheduler.add('pending');
+        if (e.type === 'DELETED' || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') scheduler.add('pending');
+        for (const name of deploymentsFor(api, pod)) deployments.add(nameKey(pod.metadata.namespace, name));
+      }),
+      api.watch('Namespace', undefined, api.store.currentRV(), (e) => {
+        if (e.object.metadata.deletionTimestamp) namespaces.add(e.object.metadata.name);
+      }),
+    );
+    const resync = () => {
+      nodes.add('all');
+      scheduler.add('pending');
+      gc.add('orphans');
+      for (const d of api.list('Deployment').items) deployments.add(nameKey(d.metadata.namespace, d.metadata.name));
+      for (const ns of api.list('Namespace').items) if (ns.metadata.deletionTimestamp) namespaces.add(ns.metadata.name);
+    };
+    resync();
+    this.timer = setInterval(resync, opts.resyncMs ?? 10_000);
+    this.timer.unref();
+  }
+
+  private queue(handle: (key: string) => void, onError: (key: string, e: unknown) => void): WorkQueue {
+    const q = new WorkQueue(handle, { onError });
+    this.queues.push(q);
+    return q;
+  }
+
+  async idle(): Promise<void> {
+    await Promise.all(this.queues.map((q) => q.idle()));
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    for (const s of this.stops) s();
+    for (const q of this.queues) q.stop();
+  }
+}
+
+export type { Node };

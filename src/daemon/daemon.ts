@@ -1,0 +1,92 @@
+// The cluster daemon: the control plane (store, API server, controllers) and the node
+// agents of one cluster, in one process started by `kubewire up`. Pods' processes and the
+// workload host run apart from it and outlive it; a restarted daemon adopts them.
+
+import { existsSync, mkdirSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Pod } from '../api/types.ts';
+import { Api } from '../apiserver/api.ts';
+import { ApiServer, type LogRequest } from '../apiserver/server.ts';
+import { Store, StoreError } from '../apiserver/store.ts';
+import { loadCluster } from '../cluster/cluster.ts';
+import { clusterDir, daemonPaths } from '../state/paths.ts';
+import { nodeFiles } from '../cluster/topology.ts';
+import { ControllerManager } from '../controllers/manager.ts';
+import { NodeAgent } from '../node/agent.ts';
+import { WorkloadHostClient } from '../workloads/client.ts';
+import { logStream } from './logs.ts';
+
+export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
+
+export class Daemon {
+  readonly api: Api;
+  readonly agents: NodeAgent[] = [];
+  private readonly server: ApiServer;
+  private readonly controllers: ControllerManager;
+  private readonly store: Store;
+  private readonly host: WorkloadHostClient;
+
+  constructor(readonly cluster: string, private readonly log: (line: string) => void = (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`)) {
+    const plan = loadCluster(cluster);
+    const paths = daemonPaths(cluster);
+    this.store = new Store(paths.store);
+    this.api = new Api(this.store);
+    this.host = new WorkloadHostClient(paths.hostSocket);
+    this.server = new ApiServer(this.api, { podLog: (r) => this.podLog(r) });
+    this.controllers = new ControllerManager(this.api, { clusterCIDR: plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });
+    for (const node of plan.nodes) {
+      const files = nodeFiles(paths.dir, node);
+      this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, log }));
+    }
+  }
+
+  async start(): Promise<void> {
+    const paths = daemonPaths(this.cluster);
+    for (const name of SYSTEM_NAMESPACES) {
+      if (!this.api.tryGet({ kind: 'Namespace', name })) this.api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    }
+    await this.host.start(this.cluster, paths.hostLog, paths.hostPidFile);
+    this.controllers.start();
+    // Agents register their nodes; node IPAM gives them podCIDRs; then pods flow.
+    await Promise.all(this.agents.map((a) => a.start()));
+    await this.server.listen(paths.socket);
+    writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+    this.log(`kubewire daemon for cluster ${this.cluster} ready on ${paths.socket}`);
+  }
+
+  async stop(): Promise<void> {
+    await this.server.close();
+    this.controllers.stop();
+    await Promise.all(this.agents.map((a) => a.stop()));
+    this.store.close();
+    const paths = daemonPaths(this.cluster);
+    if (readFileSync(paths.pidFile, 'utf8').trim() === String(process.pid)) rmSync(paths.pidFile, { force: true });
+  }
+
+  private podLog(r: LogRequest) {
+    const pod = this.api.get({ kind: 'Pod', namespace: r.namespace, name: r.pod }) as Pod;
+    const names = pod.spec.containers.map((c) => c.name);
+    const container = r.container ?? (names.length === 1 ? names[0] : undefined);
+    if (!container) throw new StoreError('Invalid', `a container name must be specified for pod ${r.pod}, choose one of: [${names.join(' ')}]`);
+    if (!names.includes(container)) throw new StoreError('Invalid', `container ${container} is not valid for pod ${r.pod}`);
+    const local = this.agents.find((a) => a.nodeName === pod.spec.nodeName)?.localPod(r.namespace, r.pod);
+    if (!local) throw new StoreError('Invalid', `container "${container}" in pod "${r.pod}" is waiting to start: ContainerCreating`);
+    const file = join(local.dir, container, '0.log');
+    return logStream(file, { follow: r.follow, tailLines: r.tailLines, stillThere: () => existsSync(local.dir) });
+  }
+}
+
+/** `kubewire daemon`: runs until SIGTERM. */
+export async function runDaemon(cluster: string): Promise<void> {
+  mkdirSync(clusterDir(cluster), { recursive: true, mode: 0o700 });
+  const daemon = new Daemon(cluster);
+  await daemon.start();
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void daemon.stop().finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

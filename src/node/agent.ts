@@ -1,0 +1,351 @@
+// The node agent: the kubelet's network role for one node. It registers its Node, then
+// converges every pod bound to it: a sandbox (netns + CNI lo/eth0), the containers (a
+// command from the host filesystem, or a built-in workload), and the pod's status
+// (podIP, hostIP, phase, conditions, containerStatuses). A deleted pod's processes are
+// stopped, its attachment deleted through CNI and its namespace removed before the object
+// goes. Its record of each pod (<node>/pods/<ns>_<name>_<uid>/pod.json) and the kernel
+// are what a restarted agent adopts or cleans up.
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ContainerState, ContainerStatus, Node, Pod, PodPhase, PodStatus } from '../api/types.ts';
+import { now } from '../api/types.ts';
+import type { Api } from '../apiserver/api.ts';
+import type { ClusterPlan, NodePlan } from '../cluster/plan.ts';
+import type { NodeFiles } from '../cluster/topology.ts';
+import { nameKey, splitKey, WorkQueue } from '../controllers/queue.ts';
+import { run } from '../dataplane/linux/exec.ts';
+import { writeJsonAtomically } from '../state/files.ts';
+import { workloadFor, type WorkloadSpec } from '../workloads/builtin.ts';
+import type { WorkloadHostClient } from '../workloads/client.ts';
+import { isAlive, startProcess, stopProcess, type ProcessRecord } from './processes.ts';
+import { SandboxManager, type PodRef } from './sandbox.ts';
+
+interface ContainerRecord {
+  restartCount: number;
+  process?: ProcessRecord;
+  startedAt?: string;
+  lastTerminated?: ContainerState['terminated'];
+  /** While set, the container waits before its next start (CrashLoopBackOff). */
+  backoffUntil?: number;
+}
+
+/** What the agent keeps on disk about a pod it runs. */
+export interface LocalPod {
+  uid: string;
+  namespace: string;
+  name: string;
+  netns: string;
+  ip: string;
+  mac?: string;
+  hostVeth?: string;
+  startTime: string;
+  containers: Record<string, ContainerRecord>;
+}
+
+const BACKOFF_START_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+
+/** The pod's phase from its containers (pure); Kubernetes' rules for restartPolicy. */
+export function podPhase(restartPolicy: string, states: ContainerState[]): PodPhase {
+  if (states.some((s) => s.running)) return 'Running';
+  const done = states.every((s) => s.terminated);
+  if (done && restartPolicy !== 'Always') return states.every((s) => s.terminated!.exitCode === 0) ? 'Succeeded' : 'Failed';
+  if (states.some((s) => s.terminated) || states.some((s) => s.waiting?.reason === 'CrashLoopBackOff')) return 'Running';
+  return 'Pending';
+}
+
+export interface AgentOptions {
+  api: Api;
+  plan: ClusterPlan;
+  node: NodePlan;
+  files: NodeFiles;
+  stateDir: string; // the node's directory
+  host: WorkloadHostClient;
+  log: (line: string) => void;
+  concurrency?: number;
+}
+
+export class NodeAgent {
+  readonly sandboxes: SandboxManager;
+  private readonly local = new Map<string, LocalPod>();
+  /** Pids of processes this agent started in this run: their exit arrives as an event. */
+  private readonly children = new Set<number>();
+  private readonly queue: WorkQueue;
+  private readonly podsDir: string;
+  private stopWatch?: () => void;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(private readonly o: AgentOptions) {
+    this.sandboxes = new SandboxManager(o.plan.spec.name, o.node, o.files);
+    this.podsDir = join(o.stateDir, 'pods');
+    this.queue = new WorkQueue((key) => this.sync(key), { concurrency: o.concurrency ?? 24, onError: (key, e) => o.log(`${o.node.name}: pod ${key}: ${e instanceof Error ? e.message : String(e)}`) });
+  }
+
+  get nodeName(): string {
+    return this.o.node.name;
+  }
+
+  podDir(p: { namespace: string; name: string; uid: string }): string {
+    return join(this.podsDir, `${p.namespace}_${p.name}_${p.uid}`);
+  }
+
+  async start(): Promise<void> {
+    const { api, node } = this.o;
+    this.register();
+    mkdirSync(this.podsDir, { recursive: true });
+    // Adopt what a previous run left: records on disk, checked against the store and the kernel.
+    for (const dir of readdirSync(this.podsDir)) {
+      try {
+        const rec = JSON.parse(readFileSync(join(this.podsDir, dir, 'pod.json'), 'utf8')) as LocalPod;
+        this.local.set(nameKey(rec.namespace, rec.name), rec);
+      } catch {
+        rmSync(join(this.podsDir, dir), { recursive: true, force: true }); // a record cut short by a crash
+      }
+    }
+    const mine = (api.list('Pod', undefined, { fieldSelector: `spec.nodeName=${node.name}` }).items as Pod[]).filter((p) => !p.metadata.deletionTimestamp);
+    for (const [key, rec] of this.local) {
+      const pod = mine.find((p) => nameKey(p.metadata.namespace, p.metadata.name) === key);
+      if (!pod || pod.metadata.uid !== rec.uid) await this.teardown(rec, 0);
+    }
+    // Namespaces, IPs and rules of pods nobody wants any more (a crash between steps).
+    const removed = await this.sandboxes.gc(mine.map(refOf)).catch((e: Error) => {
+      this.o.log(e.message);
+      return [];
+    });
+    if (removed.length) this.o.log(`${node.name}: removed ${removed.length} leftover pod namespace(s)`);
+    const rv = api.store.currentRV();
+    this.stopWatch = api.watch('Pod', undefined, rv, (e) => {
+      const pod = e.object as Pod;
+      const key = nameKey(pod.metadata.namespace, pod.metadata.name);
+      if (pod.spec.nodeName === node.name || this.local.has(key)) this.queue.add(key);
+    });
+    for (const p of api.list('Pod', undefined, { fieldSelector: `spec.nodeName=${node.name}` }).items) this.queue.add(nameKey(p.metadata.namespace, p.metadata.name));
+    // Processes adopted after a restart are not our children: look at them now and then.
+    this.timer = setInterval(() => this.checkProcesses(), 1000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopWatch?.();
+    clearInterval(this.timer);
+    this.queue.stop();
+    await this.queue.idle();
+  }
+
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  /** Registers the Node (its podCIDR comes from node IPAM) and reports it Ready. */
+  private register(): void {
+    const { api, node } = this.o;
+    const status = {
+      addresses: [{ type: 'InternalIP', address: node.ip }, { type: 'Hostname', address: node.name }],
+      conditions: [{ type: 'Ready', status: 'True' as const, reason: 'KubeletReady', message: 'kubewire node agent is posting ready status', lastHeartbeatTime: now(), lastTransitionTime: now() }],
+      nodeInfo: { kubeletVersion: 'v1.31.0-kubewire', containerRuntimeVersion: 'kubewire://0.1.0', operatingSystem: 'linux', architecture: process.arch === 'x64' ? 'amd64' : process.arch },
+    };
+    if (!api.tryGet({ kind: 'Node', name: node.name })) {
+      api.create<Node>({ apiVersion: 'v1', kind: 'Node', metadata: { name: node.name, labels: { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux' } }, spec: {}, status }, { system: true });
+    } else api.updateStatus({ kind: 'Node', name: node.name }, status);
+  }
+
+  private save(rec: LocalPod): void {
+    const dir = this.podDir(rec);
+    mkdirSync(dir, { recursive: true });
+    writeJsonAtomically(join(dir, 'pod.json'), rec, 0o600);
+  }
+
+  private async sync(key: string): Promise<void> {
+    if (this.stopped) return;
+    const { api, node } = this.o;
+    const { namespace, name } = splitKey(key);
+    const pod = api.tryGet<Pod>({ kind: 'Pod', namespace, name });
+    let rec = this.local.get(key);
+    if (rec && (!pod || pod.metadata.uid !== rec.uid || pod.spec.nodeName !== node.name)) {
+      await this.teardown(rec, 0);
+      rec = undefined;
+    }
+    if (!pod || pod.spec.nodeName !== node.name) return;
+    if (pod.metadata.deletionTimestamp) {
+      if (rec) await this.teardown(rec, ((pod.metadata.deletionGracePeriodSeconds as number | undefined) ?? 30) * 1000);
+      api.finalize({ kind: 'Pod', namespace, name }, pod.metadata.uid);
+      return;
+    }
+    if (rec && !existsSync(rec.netns)) {
+      // Someone removed the pod's namespace behind our back: a new sandbox, as the kubelet would make.
+      this.o.log(`${node.name}: sandbox of ${key} is gone; recreating it`);
+      await this.teardown(rec, 0);
+      rec = undefined;
+    }
+    const restartPolicy = pod.spec.restartPolicy ?? 'Always';
+    if (!rec) {
+      const finished = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+      if (finished) return; // a pod that ran to completion does not start again
+      const sandbox = await this.sandboxes.create(refOf(pod), portMappings(pod));
+      rec = { uid: pod.metadata.uid!, namespace: namespace!, name, netns: sandbox.netns, ip: sandbox.ip, mac: sandbox.mac, hostVeth: sandbox.hostVeth, startTime: now(), containers: {} };
+      this.local.set(key, rec);
+      this.save(rec);
+    }
+    const statuses = await this.runContainers(pod, rec, restartPolicy);
+    this.publish(pod, rec, statuses, restartPolicy);
+  }
+
+  private async runContainers(pod: Pod, rec: LocalPod, restartPolicy: string): Promise<ContainerStatus[]> {
+    const builtins: WorkloadSpec[] = [];
+    const statuses: ContainerStatus[] = [];
+    let changed = false;
+    for (const c of pod.spec.containers) {
+      const w = workloadFor(c);
+      const cr = (rec.containers[c.name] ??= { restartCount: 0 });
+      const base = { name: c.name, image: c.image, restartCount: cr.restartCount };
+      if (w !== 'process') {
+        if (w !== 'idle') builtins.push(w);
+        cr.startedAt ??= now();
+        statuses.push({ ...base, ready: true, started: true, state: { running: { startedAt: cr.startedAt } } });
+        continue;
+      }
+      if (cr.process && (this.children.has(cr.process.pid) || isAlive(cr.process))) {
+        statuses.push({ ...base, ready: true, started: true, state: { running: { startedAt: cr.process.startedAt } }, ...(cr.lastTerminated ? { lastState: { terminated: cr.lastTerminated } } : {}) });
+        continue;
+      }
+      if (cr.process) {
+        // It ended while nobody was watching (daemon restart): its exit code is lost.
+        cr.lastTerminated = { exitCode: -1, reason: 'Unknown', startedAt: cr.process.startedAt, finishedAt: now() };
+        cr.process = undefined;
+        changed = true;
+      }
+      const exited = cr.lastTerminated;
+      const mayRun = !exited || restartPolicy === 'Always' || (restartPolicy === 'OnFailure' && exited.exitCode !== 0);
+      if (!mayRun) {
+        statuses.push({ ...base, ready: false, started: false, state: { terminated: exited } });
+        continue;
+      }
+      if (cr.backoffUntil && Date.now() < cr.backoffUntil) {
+        this.queue.addAfter(nameKey(rec.namespace, rec.name), cr.backoffUntil - Date.now() + 10);
+        statuses.push({ ...base, ready: false, started: false, state: { waiting: { reason: 'CrashLoopBackOff', message: `back-off restarting failed container ${c.name} in pod ${rec.name}` } }, ...(exited ? { lastState: { terminated: exited } } : {}) });
+        continue;
+      }
+      if (exited) cr.restartCount++;
+      const argv = [...(c.command ?? []), ...(c.args ?? [])];
+      const env: Record<string, string> = {
+        PATH: process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        HOSTNAME: pod.metadata.name,
+        POD_NAME: pod.metadata.name,
+        POD_NAMESPACE: rec.namespace,
+        POD_IP: rec.ip,
+        NODE_NAME: this.o.node.name,
+        HOST_IP: this.o.node.ip,
+      };
+      for (const e of c.env ?? []) env[e.name] = e.value ?? '';
+      const key = nameKey(rec.namespace, rec.name);
+      const startedAt = Date.now();
+      let pid = 0;
+      try {
+        cr.process = await startProcess({ argv, env, workingDir: c.workingDir, netns: rec.netns, logFile: join(this.podDir(rec), c.name, '0.log') }, (code, signal) => {
+          this.children.delete(pid);
+          const current = this.local.get(key);
+          const record = current?.uid === rec.uid ? current.containers[c.name] : undefined;
+          if (!record?.process) return;
+          record.lastTerminated = { exitCode: code ?? 128 + (signal ? 9 : 0), ...(signal ? { signal: 9 } : {}), reason: code === 0 ? 'Completed' : 'Error', startedAt: record.process.startedAt, finishedAt: now() };
+          record.process = undefined;
+          // Quick exits back off, doubling up to 30 s, as the kubelet's CrashLoopBackOff (10 s to 5 min) does.
+          const ranMs = Date.now() - startedAt;
+          record.backoffUntil = ranMs > 60_000 ? undefined : Date.now() + Math.min(BACKOFF_START_MS * 2 ** Math.min(record.restartCount, 10), BACKOFF_MAX_MS);
+          this.save(current!);
+          this.queue.add(key);
+        });
+      } catch (e) {
+        cr.lastTerminated = { exitCode: 127, reason: 'StartError', finishedAt: now() };
+        cr.backoffUntil = Date.now() + Math.min(BACKOFF_START_MS * 2 ** Math.min(cr.restartCount, 10), BACKOFF_MAX_MS);
+        this.save(rec);
+        this.queue.addAfter(key, cr.backoffUntil - Date.now() + 10);
+        statuses.push({ ...base, restartCount: cr.restartCount, ready: false, started: false, state: { waiting: { reason: 'StartError', message: (e as Error).message } } });
+        continue;
+      }
+      pid = cr.process.pid;
+      this.children.add(pid);
+      changed = true;
+      statuses.push({ ...base, restartCount: cr.restartCount, ready: true, started: true, state: { running: { startedAt: cr.process.startedAt } }, ...(exited ? { lastState: { terminated: exited } } : {}) });
+    }
+    if (builtins.length) {
+      await this.o.host.ensure(rec.uid, { pod: { name: rec.name, namespace: rec.namespace, ip: rec.ip, node: this.o.node.name }, netns: rec.netns, logDir: this.podDir(rec), workloads: builtins });
+    }
+    if (changed) this.save(rec);
+    return statuses;
+  }
+
+  private publish(pod: Pod, rec: LocalPod, statuses: ContainerStatus[], restartPolicy: string): void {
+    const phase = podPhase(restartPolicy, statuses.map((s) => s.state));
+    const ready = phase === 'Running' && statuses.every((s) => s.ready);
+    const previous = pod.status?.conditions ?? [];
+    const cond = (type: string, ok: boolean) => {
+      const status = ok ? ('True' as const) : ('False' as const);
+      const old = previous.find((c) => c.type === type);
+      return { type, status, lastTransitionTime: old?.status === status ? old.lastTransitionTime : now() };
+    };
+    const status: PodStatus = {
+      phase,
+      conditions: [cond('PodReadyToStartContainers', true), cond('Initialized', true), cond('Ready', ready), cond('ContainersReady', ready), cond('PodScheduled', true)],
+      hostIP: this.o.node.ip,
+      hostIPs: [{ ip: this.o.node.ip }],
+      podIP: rec.ip,
+      podIPs: [{ ip: rec.ip }],
+      startTime: rec.startTime,
+      containerStatuses: statuses,
+    };
+    this.o.api.store.write(() => {
+      const current = this.o.api.tryGet<Pod>({ kind: 'Pod', namespace: rec.namespace, name: rec.name });
+      if (current?.metadata.uid === rec.uid && !current.metadata.deletionTimestamp) this.o.api.updateStatus({ kind: 'Pod', namespace: rec.namespace, name: rec.name }, status);
+    });
+  }
+
+  /** Stops everything of a pod and removes its sandbox and record. */
+  private async teardown(rec: LocalPod, graceMs: number): Promise<void> {
+    const key = nameKey(rec.namespace, rec.name);
+    await this.o.host.stop(rec.uid).catch((e: Error) => this.o.log(`${this.o.node.name}: ${e.message}`));
+    await Promise.all(Object.values(rec.containers).map((c) => (c.process ? stopProcess(c.process, graceMs) : undefined)));
+    for (const c of Object.values(rec.containers)) c.process = undefined;
+    // Anything else still running in the pod's namespace (a daemonised child) goes too.
+    if (existsSync(rec.netns)) {
+      const netnsName = rec.netns.split('/').pop()!;
+      const pids = (await run(['ip', 'netns', 'pids', netnsName]).catch(() => '')).split('\n').filter(Boolean);
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    }
+    await this.sandboxes.remove(refOf(rec));
+    rmSync(this.podDir(rec), { recursive: true, force: true });
+    if (this.local.get(key)?.uid === rec.uid) this.local.delete(key);
+  }
+
+  private checkProcesses(): void {
+    for (const [key, rec] of this.local) {
+      if (Object.values(rec.containers).some((c) => c.process && !this.children.has(c.process.pid) && !isAlive(c.process))) this.queue.add(key);
+    }
+  }
+
+  /** The pods this agent runs, as it knows them (for logs, describe and tests). */
+  localPod(namespace: string, name: string): (LocalPod & { dir: string }) | undefined {
+    const rec = this.local.get(nameKey(namespace, name));
+    return rec && { ...rec, dir: this.podDir(rec) };
+  }
+}
+
+function refOf(p: Pod | LocalPod): PodRef {
+  if ('metadata' in p) return { uid: p.metadata.uid!, namespace: p.metadata.namespace!, name: p.metadata.name };
+  return { uid: p.uid, namespace: p.namespace, name: p.name };
+}
+
+/** The portmap capability's input: containerPorts with a hostPort (kubelet's rule). */
+function portMappings(pod: Pod): unknown[] {
+  return pod.spec.containers.flatMap((c) =>
+    (c.ports ?? []).filter((p) => p.hostPort).map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP').toLowerCase(), hostIP: p.hostIP ?? '' })),
+  );
+}

@@ -1,0 +1,58 @@
+// Where kubewire's own files are, wherever it runs from (dist bundle, sources under tsx).
+
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+let root: string | undefined;
+
+/** The directory holding kubewire's package.json. */
+export function packageRoot(): string {
+  if (root) return root;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'bin', 'kubewire.js'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the kubewire package directory');
+    dir = up;
+  }
+  return (root = dir);
+}
+
+/** The CLI entry point, for starting kubewire's own background processes. */
+export function cliPath(): string {
+  return join(packageRoot(), 'bin', 'kubewire.js');
+}
+
+export function stateRoot(): string {
+  return process.env.KUBEWIRE_STATE_DIR || '/var/lib/kubewire';
+}
+
+/** A cluster's directory: its plan, store, sockets, node files, pods' records and logs. */
+export function clusterDir(name: string): string {
+  return join(stateRoot(), name);
+}
+
+export interface DaemonPaths {
+  dir: string;
+  socket: string;
+  store: string;
+  pidFile: string;
+  log: string;
+  hostSocket: string;
+  hostPidFile: string;
+  hostLog: string;
+}
+
+export function daemonPaths(cluster: string): DaemonPaths {
+  const dir = clusterDir(cluster);
+  return {
+    dir,
+    socket: join(dir, 'api.sock'),
+    store: join(dir, 'store.db'),
+    pidFile: join(dir, 'daemon.pid'),
+    log: join(dir, 'daemon.log'),
+    hostSocket: join(dir, 'workloads.sock'),
+    hostPidFile: join(dir, 'workloads.pid'),
+    hostLog: join(dir, 'workloads.log'),
+  };
+}

@@ -1,0 +1,120 @@
+// Built-in workloads for containers that have no command (images are not pulled):
+//  - "hello": an HTTP server on each TCP containerPort answering with the pod's name, its
+//    IP and the client's address as the pod sees it (the proof that nothing NATs pod
+//    traffic), and a UDP echo of the same on each UDP containerPort;
+//  - agnhost netexec: /hostname, /clientip, /echo?msg=, /healthz, /exit, /shell refused;
+//    UDP commands "hostname", "echo X", "clientip";
+//  - agnhost serve-hostname: the pod name over HTTP (and UDP with --udp).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface PodIdentity {
+  name: string;
+  namespace: string;
+  ip: string;
+  node: string;
+}
+
+export type WorkloadKind = 'hello' | 'netexec' | 'serve-hostname';
+
+export interface WorkloadSpec {
+  container: string;
+  kind: WorkloadKind;
+  ports: Array<{ port: number; protocol: 'TCP' | 'UDP' }>;
+}
+
+/** The client address as a pod sees it: IPv4 clients come in as ::ffff:a.b.c.d on our dual socket. */
+export function plainAddress(a: string | undefined): string {
+  return (a ?? '').replace(/^::ffff:/, '');
+}
+
+function hostPort(addr: string | undefined, port: number | undefined): string {
+  const a = plainAddress(addr);
+  return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
+}
+
+/** What a container of an image we cannot run should run instead, from its args (pure). */
+export function workloadFor(c: { name: string; image: string; command?: string[]; args?: string[]; ports?: Array<{ containerPort: number; protocol?: string }> }): WorkloadSpec | 'process' | 'idle' {
+  const ports = (c.ports ?? []).filter((p) => p.protocol !== 'SCTP').map((p) => ({ port: p.containerPort, protocol: (p.protocol ?? 'TCP') as 'TCP' | 'UDP' }));
+  const agnhost = /(^|\/)agnhost(:|@|$)/.test(c.image);
+  if (agnhost && !c.command?.length) {
+    const [verb, ...flags] = c.args ?? [];
+    const flag = (name: string, fallback: number): number => {
+      const f = flags.find((x) => x.startsWith(`--${name}=`));
+      return f ? Number(f.split('=')[1]) : fallback;
+    };
+    if (verb === 'netexec') {
+      const http = flag('http-port', 8080);
+      const udp = flag('udp-port', 8081);
+      return { container: c.name, kind: 'netexec', ports: [{ port: http, protocol: 'TCP' }, ...(udp > 0 ? [{ port: udp, protocol: 'UDP' as const }] : [])] };
+    }
+    if (verb === 'serve-hostname') {
+      const port = flag('port', 9376);
+      const udp = flags.includes('--udp') || flags.includes('--udp=true');
+      const tcp = !flags.includes('--tcp=false');
+      return { container: c.name, kind: 'serve-hostname', ports: [...(tcp || !udp ? [{ port, protocol: 'TCP' as const }] : []), ...(udp ? [{ port, protocol: 'UDP' as const }] : [])] };
+    }
+  }
+  if (c.command?.length || c.args?.length) return 'process';
+  return ports.length ? { container: c.name, kind: 'hello', ports } : 'idle';
+}
+
+export function helloText(pod: PodIdentity, client: string, server: string): string {
+  return `pod: ${pod.name}\nnamespace: ${pod.namespace}\npod IP: ${pod.ip}\nnode: ${pod.node}\nserver: ${server}\nclient: ${client}\n`;
+}
+
+/** Answers one HTTP request; returns the log line. */
+export function handleHttp(kind: WorkloadKind, pod: PodIdentity, req: IncomingMessage, res: ServerResponse): string {
+  const url = new URL(req.url ?? '/', 'http://pod');
+  const client = hostPort(req.socket.remoteAddress, req.socket.remotePort);
+  const server = hostPort(req.socket.localAddress, req.socket.localPort);
+  let status = 200;
+  let body: string;
+  if (kind === 'hello') body = helloText(pod, client, server);
+  else if (kind === 'serve-hostname') body = pod.name;
+  else {
+    switch (url.pathname) {
+      case '/':
+        body = `NOW: ${new Date().toISOString()}`;
+        break;
+      case '/hostname':
+        body = pod.name;
+        break;
+      case '/clientip':
+        body = client;
+        break;
+      case '/echo':
+        body = url.searchParams.get('msg') ?? '';
+        break;
+      case '/healthz':
+        body = 'ok';
+        break;
+      case '/header': {
+        const h = req.headers[(url.searchParams.get('key') ?? '').toLowerCase()];
+        body = Array.isArray(h) ? h.join(',') : (h ?? '');
+        break;
+      }
+      case '/shell':
+        status = 403;
+        body = 'kubewire: /shell is not served (it would run commands on the host)';
+        break;
+      default:
+        status = 404;
+        body = `404 page not found`;
+    }
+  }
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+  return `${new Date().toISOString()} ${client} ${req.method} ${req.url} ${status}`;
+}
+
+/** Answers one UDP datagram (pure). */
+export function answerUdp(kind: WorkloadKind, pod: PodIdentity, message: string, client: string): string {
+  if (kind === 'hello') return helloText(pod, client, '');
+  if (kind === 'serve-hostname') return pod.name;
+  const [cmd, ...rest] = message.trim().split(' ');
+  if (cmd === 'hostname') return pod.name;
+  if (cmd === 'echo') return rest.join(' ');
+  if (cmd === 'clientip') return client;
+  return `unknown command ${JSON.stringify(cmd)}`;
+}

@@ -1,0 +1,173 @@
+// The API layer as plain data: manifests (files, document indexes, fields), validation in
+// Kubernetes' wording, REST paths, label and field selectors, merge patch, and the API
+// server's rules (namespaces, status subresource, graceful deletion, dry run, watch) over
+// its real unix-socket adapter.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { matches, parseSelector } from '../src/api/labels.ts';
+import { parseResourcePath, resourceNamed, resourcePath } from '../src/api/resources.ts';
+import type { Pod } from '../src/api/types.ts';
+import { Api } from '../src/apiserver/api.ts';
+import { ApiClient, ApiError } from '../src/apiserver/client.ts';
+import { ApiServer, mergePatch } from '../src/apiserver/server.ts';
+import { Store } from '../src/apiserver/store.ts';
+import { loadManifests, ManifestError, parseManifests } from '../src/manifest/load.ts';
+
+const deployment = (over: Record<string, unknown> = {}) => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'web' },
+  spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'nginx', ports: [{ containerPort: 80 }] }] } }, ...over },
+});
+
+test('manifests: multi-document YAML and v1 List, every problem named by file, document and field, nothing returned', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-manifests-'));
+  try {
+    writeFileSync(join(dir, 'a.yaml'), `apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, image: x}]}}\n`);
+    writeFileSync(join(dir, 'b.json'), JSON.stringify(deployment()));
+    writeFileSync(join(dir, 'notes.txt'), 'ignored');
+    const ok = loadManifests([dir]);
+    assert.deepEqual(ok.map((m) => [m.source.split('/').pop(), m.index, m.object.kind]), [['a.yaml', 0, 'Namespace'], ['a.yaml', 2, 'Pod'], ['b.json', 0, 'Deployment']]);
+
+    const problems: string[] = [];
+    const text = [
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: Web_1}\nspec: {containers: [{name: c, image: x}]}',
+      'apiVersion: v1\nkind: Widget\nmetadata: {name: w}',
+      'apiVersion: v1\nkind: Deployment\nmetadata: {name: d}',
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{image: x, ports: [{containerPort: 0, protocol: ICMP}]}]}',
+      'apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {podCIDR: 10.244.300.0/24}',
+      'kind: [unclosed',
+    ].join('\n---\n');
+    assert.deepEqual(parseManifests('bad.yaml', text, problems), []);
+    const expect = [
+      /^bad\.yaml: document 0 \(Pod "Web_1"\): metadata\.name: Invalid value: "Web_1": a lowercase RFC 1123 subdomain/,
+      /^bad\.yaml: document 1 \(Widget "w"\): no matches for kind "Widget" in version "v1"/,
+      /^bad\.yaml: document 2 \(Deployment "d"\): no matches for kind "Deployment" in version "v1" \(kubewire serves Deployment as apps\/v1\)/,
+      /^bad\.yaml: document 3 \(Pod "p"\): spec\.containers\[0\]\.name: Required value/,
+      /^bad\.yaml: document 3 \(Pod "p"\): spec\.containers\[0\]\.ports\[0\]\.containerPort: Invalid value: 0: must be between 1 and 65535/,
+      /^bad\.yaml: document 3 \(Pod "p"\): spec\.containers\[0\]\.ports\[0\]\.protocol: Unsupported value: "ICMP"/,
+      /^bad\.yaml: document 4 \(Node "n"\): spec\.podCIDR: Invalid value: "10\.244\.300\.0\/24": must be a CIDR/,
+      /^bad\.yaml: document 5: YAML syntax error at line \d+, column \d+/,
+    ];
+    assert.equal(problems.length, expect.length, problems.join('\n'));
+    expect.forEach((re, i) => assert.match(problems[i]!, re));
+    assert.throws(() => loadManifests([join(dir, 'missing.yaml')]), (e: unknown) => e instanceof ManifestError && /the path ".*missing\.yaml" does not exist/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('deployment checks: selector must match the template, replicas non-negative, restartPolicy Always', () => {
+  const problems: string[] = [];
+  const bad = deployment({ replicas: -1, selector: { matchLabels: { app: 'other' } } });
+  (bad.spec.template.spec as { restartPolicy?: string }).restartPolicy = 'Never';
+  parseManifests('d.yaml', JSON.stringify(bad), problems);
+  assert.ok(problems.some((p) => /spec\.replicas: Invalid value: -1/.test(p)));
+  assert.ok(problems.some((p) => /spec\.template\.metadata\.labels: Invalid value: `selector` does not match template `labels`/.test(p)));
+  assert.ok(problems.some((p) => /spec\.template\.spec\.restartPolicy: Unsupported value: "Never"/.test(p)));
+});
+
+test('REST paths and the names kubectl accepts', () => {
+  const pods = resourceNamed('po')!;
+  const deploy = resourceNamed('deployments.apps')!;
+  assert.equal(resourcePath(pods, 'default', 'web', 'log'), '/api/v1/namespaces/default/pods/web/log');
+  assert.equal(resourcePath(deploy, 'shop'), '/apis/apps/v1/namespaces/shop/deployments');
+  assert.equal(resourcePath(resourceNamed('ns')!, undefined, 'shop'), '/api/v1/namespaces/shop');
+  assert.deepEqual(parseResourcePath('/api/v1/namespaces/shop'), { rt: resourceNamed('namespace'), namespace: undefined, name: 'shop', subresource: undefined });
+  assert.equal(parseResourcePath('/apis/apps/v1/namespaces/shop/deployments/web/scale')?.subresource, 'scale');
+  assert.equal(parseResourcePath('/api/v1/pods')?.rt.kind, 'Pod');
+  assert.equal(parseResourcePath('/api/v1/namespaces/x/nodes'), undefined, 'nodes are not namespaced');
+  assert.equal(resourceNamed('services'), undefined);
+});
+
+test('label selectors and merge patch', () => {
+  const sel = parseSelector('app=web,tier!=db,env in (prod, staging),!canary');
+  assert.ok(matches(sel, { app: 'web', env: 'prod' }));
+  assert.ok(!matches(sel, { app: 'web', env: 'dev' }));
+  assert.ok(!matches(sel, { app: 'web', env: 'prod', tier: 'db' }));
+  assert.ok(!matches(sel, { app: 'web', env: 'prod', canary: 'yes' }));
+  assert.throws(() => parseSelector('a b c'), /unable to parse/);
+  assert.deepEqual(mergePatch({ a: 1, b: { c: 2, d: 3 } }, { b: { c: null, e: 4 }, f: [1] }), { a: 1, b: { d: 3, e: 4 }, f: [1] });
+});
+
+describe('API server over its unix socket', () => {
+  let dir: string;
+  let store: Store;
+  let api: Api;
+  let server: ApiServer;
+  let client: ApiClient;
+  const pods = resourceNamed('pods')!;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kwt-api-'));
+    store = new Store(join(dir, 'store.db'));
+    api = new Api(store);
+    for (const name of ['default', 'shop']) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    server = new ApiServer(api);
+    await server.listen(join(dir, 'api.sock'));
+    client = new ApiClient(join(dir, 'api.sock'));
+  });
+  after(async () => {
+    await server.close();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const pod = (name: string, ns = 'shop', labels: Record<string, string> = {}): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels }, spec: { containers: [{ name: 'c', image: 'x' }] } });
+
+  test('create, get, list with selectors; the namespace must exist; status is the server\'s', async () => {
+    const created = await client.create(pods, { ...pod('a', 'shop', { app: 'web' }), status: { phase: 'Running' } });
+    assert.equal(created.status?.phase, 'Pending', 'clients cannot set status on create');
+    assert.ok(created.metadata.uid && created.metadata.resourceVersion);
+    await client.create(pods, pod('b', 'shop', { app: 'db' }));
+    assert.deepEqual((await client.list(pods, 'shop', { labelSelector: 'app=web' })).items.map((p) => p.metadata.name), ['a']);
+    assert.deepEqual((await client.list(pods, undefined, { fieldSelector: 'metadata.namespace=shop,metadata.name!=a' })).items.map((p) => p.metadata.name), ['b']);
+    await assert.rejects(client.create(pods, pod('c', 'nowhere')), (e: unknown) => e instanceof ApiError && e.code === 404 && /namespaces "nowhere" not found/.test(e.message));
+    await assert.rejects(client.create(pods, pod('a')), (e: unknown) => e instanceof ApiError && e.code === 409 && /already exists/.test(e.message));
+    await assert.rejects(client.call('GET', '/api/v1/pods?labelSelector=a%20b%20c'), (e: unknown) => e instanceof ApiError && e.code === 422);
+    await assert.rejects(client.call('GET', '/api/v1/widgets'), (e: unknown) => e instanceof ApiError && e.code === 404);
+  });
+
+  test('dry run checks everything and changes nothing', async () => {
+    const rv = store.currentRV();
+    await client.call('POST', '/api/v1/namespaces/shop/pods?dryRun=All', pod('dry'));
+    assert.equal(store.currentRV(), rv);
+    assert.equal(api.tryGet({ kind: 'Pod', namespace: 'shop', name: 'dry' }), undefined);
+    await assert.rejects(client.call('POST', '/api/v1/namespaces/shop/pods?dryRun=All', { ...pod('Bad Name') }), (e: unknown) => e instanceof ApiError && e.code === 422 && /metadata\.name/.test(e.message));
+  });
+
+  test('pods are immutable but for image and a first nodeName; a bound pod is deleted gracefully', async () => {
+    const p = await client.get<Pod>(pods, 'shop', 'a');
+    await assert.rejects(client.update(pods, { ...p, spec: { ...p.spec, restartPolicy: 'Never' } }), (e: unknown) => e instanceof ApiError && /pod updates may not change fields/.test(e.message));
+    const bound = api.mutate<Pod>({ kind: 'Pod', namespace: 'shop', name: 'a' }, (x) => ({ ...x, spec: { ...x.spec, nodeName: 'n1' } }));
+    assert.equal(bound.spec.nodeName, 'n1');
+    await client.delete(pods, 'shop', 'a');
+    const marked = await client.get<Pod>(pods, 'shop', 'a');
+    assert.ok(marked.metadata.deletionTimestamp, 'a pod on a node waits for its node agent');
+    assert.equal(marked.metadata.deletionGracePeriodSeconds, 30);
+    api.finalize({ kind: 'Pod', namespace: 'shop', name: 'a' }, marked.metadata.uid);
+    await assert.rejects(client.get(pods, 'shop', 'a'), (e: unknown) => e instanceof ApiError && e.code === 404);
+    await client.delete(pods, 'shop', 'b'); // unbound: gone at once
+    await assert.rejects(client.get(pods, 'shop', 'b'), (e: unknown) => e instanceof ApiError && e.code === 404);
+  });
+
+  test('watch streams what changes after the list, filtered by selector', async () => {
+    const list = await client.list(pods, 'shop');
+    const seen: string[] = [];
+    const stop = await client.watch(pods, 'shop', { resourceVersion: list.metadata.resourceVersion, labelSelector: 'app=web' }, (e) => seen.push(`${e.type} ${e.object.metadata.name}`));
+    await client.create(pods, pod('w1', 'shop', { app: 'web' }));
+    await client.create(pods, pod('other', 'shop', { app: 'db' }));
+    await client.delete(pods, 'shop', 'w1');
+    for (let i = 0; i < 50 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    stop();
+    assert.deepEqual(seen, ['ADDED w1', 'DELETED w1']);
+  });
+
+  test('a terminating namespace takes no new objects', async () => {
+    api.delete({ kind: 'Namespace', name: 'shop' });
+    await assert.rejects(client.create(pods, pod('late')), (e: unknown) => e instanceof ApiError && /being terminated/.test(e.message));
+    await assert.rejects(client.delete(resourceNamed('ns')!, undefined, 'default'), (e: unknown) => e instanceof ApiError && /may not be deleted/.test(e.message));
+  });
+});
