@@ -75,6 +75,7 @@ async function stop(pid: number, graceMs: number): Promise<void> {
     } catch {
       // gone
     }
+    while (alive()) await new Promise((r) => setTimeout(r, 10));
   }
 }
 

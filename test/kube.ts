@@ -1,0 +1,44 @@
+// Running the kubewire CLI as a user would, for the end-to-end tests: each call bounded in
+// time, against a cluster in a scratch state directory.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class Kube {
+  constructor(readonly cluster: string, readonly stateDir: string) {}
+
+  run(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Result> {
+    return new Promise((resolve) => {
+      const env = { ...process.env, KUBEWIRE_STATE_DIR: this.stateDir, KUBEWIRE_CLUSTER: this.cluster };
+      delete env.NODE_EXTRA_CA_CERTS;
+      const child = execFile(process.execPath, [BIN, ...args], { env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      });
+      if (opts.input !== undefined) child.stdin!.end(opts.input);
+    });
+  }
+
+  /** Runs and insists on success; returns stdout. */
+  async ok(...args: string[]): Promise<string> {
+    const r = await this.run(args);
+    if (r.code !== 0) throw new Error(`kubewire ${args.join(' ')} failed (${r.code}): ${r.stderr || r.stdout}`);
+    return r.stdout;
+  }
+
+  async json<T = any>(...args: string[]): Promise<T> {
+    return JSON.parse(await this.ok(...args, '-o', 'json')) as T;
+  }
+
+  async apply(yaml: string): Promise<string> {
+    const r = await this.run(['apply', '-f', '-'], { input: yaml });
+    if (r.code !== 0) throw new Error(`apply failed: ${r.stderr}`);
+    return r.stdout;
+  }
+}

@@ -1,0 +1,313 @@
+// The seed's picture on a running cluster, driven through the CLI as a user would: pods
+// spread over two nodes, each in its own namespace joined to its node's bridge by a veth
+// pair; pod-to-pod traffic on one node and across nodes keeps the client's own pod IP (no
+// NAT); a node reaches its pods; a pod's containers share localhost; the bridge learns
+// the pods' MACs and the node's ARP table holds them. Then the control plane dies (kill
+// -9) and comes back without losing or duplicating anything, and `down` leaves nothing.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Pod } from '../src/api/types.ts';
+import { run } from '../src/dataplane/linux/exec.ts';
+import { contains, parseIP, tryParsePrefix } from '../src/netaddr/ip.ts';
+import { NOT_ROOT, rootState } from './helpers.ts';
+import { Kube } from './kube.ts';
+
+const MANIFEST = `
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 4
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: duo
+  labels: {app: duo}
+spec:
+  containers:
+  - name: server
+    image: registry.k8s.io/e2e-test-images/agnhost:2.47
+    args: ["netexec", "--http-port=8080", "--udp-port=8081"]
+  - name: client
+    image: curlimages/curl
+    command: ["sh", "-c"]
+    args: ["while true; do curl -s localhost:8080/hostname; echo; sleep 0.2; done"]
+`;
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function field(text: string, name: string): string | undefined {
+  return text.match(new RegExp(`^${name}: (.*)$`, 'm'))?.[1];
+}
+
+/** Gone, or a zombie waiting for init to reap it: either way it has ended. */
+function ended(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+async function clusterNetns(cluster: string): Promise<string[]> {
+  return (await run(['ip', 'netns', 'list'])).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`kw_${cluster}_`));
+}
+
+describe('pods on a two-node cluster', { skip: NOT_ROOT }, () => {
+  const cluster = `kwp${process.pid % 100000}`;
+  let stateDir: string;
+  let kube: Kube;
+  let rootBefore: string;
+  let pods: Pod[];
+  const running = async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
+
+  before(async () => {
+    rootBefore = await rootState();
+    stateDir = mkdtempSync(join(tmpdir(), 'kwt-pods-'));
+    kube = new Kube(cluster, stateDir);
+    const up = await kube.ok('up', '--nodes', '2');
+    assert.match(up, /is up in [\d.]+ s/);
+  });
+
+  after(async () => {
+    // Whatever happened, nothing of the cluster stays behind.
+    await kube.run(['down']);
+    for (const ns of await clusterNetns(cluster)) await run(['ip', 'netns', 'del', ns]).catch(() => undefined);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('nodes get disjoint podCIDRs from the cluster range and report Ready', async () => {
+    const list = await kube.json('get', 'nodes');
+    assert.equal(list.kind, 'List');
+    assert.equal(list.items.length, 2);
+    const cidrs = list.items.map((n: { spec: { podCIDR: string } }) => n.spec.podCIDR);
+    assert.equal(new Set(cidrs).size, 2);
+    for (const c of cidrs) assert.ok(contains(tryParsePrefix('10.244.0.0/16')!, tryParsePrefix(c)!.ip));
+    assert.ok(list.items.every((n: Pod) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')));
+  });
+
+  test('apply: a Deployment spread over both nodes and a two-container pod, all Running with IPs', async () => {
+    const out = await kube.apply(MANIFEST);
+    assert.match(out, /deployment\.apps\/web created\npod\/duo created/);
+    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '30s');
+    await kube.ok('wait', '--for=condition=Ready', 'pod/duo', '--timeout', '30s');
+    pods = await running();
+    assert.equal(pods.length, 5);
+    const nodes = await kube.json('get', 'nodes');
+    const web = pods.filter((p) => p.metadata.labels?.app === 'web');
+    const perNode = new Map<string, number>();
+    for (const p of web) perNode.set(p.spec.nodeName!, (perNode.get(p.spec.nodeName!) ?? 0) + 1);
+    assert.deepEqual([...perNode.values()], [2, 2], 'the scheduler spreads replicas');
+    const ips = pods.map((p) => p.status!.podIP!);
+    assert.equal(new Set(ips).size, pods.length, 'no IP twice');
+    for (const p of pods) {
+      const node = nodes.items.find((n: { metadata: { name: string } }) => n.metadata.name === p.spec.nodeName);
+      assert.ok(contains(tryParsePrefix(node.spec.podCIDR)!, parseIP(p.status!.podIP!)), `${p.metadata.name} ${p.status!.podIP} in ${node.spec.podCIDR}`);
+      assert.equal(p.status!.hostIP, node.status.addresses[0].address);
+    }
+    const table = await kube.ok('get', 'pods', '-o', 'wide');
+    assert.match(table, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE/);
+    assert.match(table, /duo\s+2\/2\s+Running\s+0/);
+  });
+
+  test("a pod's IP is the same inside the pod as the cluster reports it", async () => {
+    for (const p of pods) {
+      const inside = JSON.parse(await kube.ok('exec', p.metadata.name, '--', 'ip', '-j', '-4', 'addr', 'show', 'eth0'));
+      assert.equal(inside[0].addr_info[0].local, p.status!.podIP);
+    }
+  });
+
+  test('pod to pod, same node and across nodes: the server sees the client pod\'s own IP (no NAT)', async () => {
+    const web = pods.filter((p) => p.metadata.labels?.app === 'web');
+    const client = web[0]!;
+    const sameNode = web.find((p) => p !== client && p.spec.nodeName === client.spec.nodeName)!;
+    const otherNode = web.find((p) => p.spec.nodeName !== client.spec.nodeName)!;
+    for (const server of [sameNode, otherNode]) {
+      const body = await kube.ok('exec', client.metadata.name, '--', 'curl', '-s', '-m', '3', `http://${server.status!.podIP}/`);
+      assert.equal(field(body, 'pod'), server.metadata.name);
+      assert.equal(field(body, 'node'), server.spec.nodeName);
+      assert.equal(field(body, 'client')?.split(':')[0], client.status!.podIP, body);
+    }
+    // The server's log records the same client address.
+    const log = await kube.ok('logs', otherNode.metadata.name);
+    assert.match(log, new RegExp(`${client.status!.podIP!.replace(/\./g, '\\.')}:\\d+ GET / 200`));
+  });
+
+  test('a node reaches its pods directly (from its cni0 address)', async () => {
+    const p = pods.find((x) => x.metadata.labels?.app === 'web')!;
+    const body = await kube.ok('exec', '--node', p.spec.nodeName!, '--', 'curl', '-s', '-m', '3', `http://${p.status!.podIP}/`);
+    const gateway = p.status!.podIP!.replace(/\.\d+$/, '.1');
+    assert.equal(field(body, 'client')?.split(':')[0], gateway);
+  });
+
+  test("a pod's containers share its namespace: the client container reaches netexec on localhost; agnhost endpoints answer", async () => {
+    let last = '';
+    const log = await waitFor('the client container to reach the server', async () => {
+      const r = await kube.run(['logs', 'duo', '-c', 'client', '--tail', '3']);
+      last = r.stdout + r.stderr;
+      return /^duo$/m.test(r.stdout) ? r.stdout : undefined;
+    }).catch((e: Error) => assert.fail(`${e.message}; last log: ${JSON.stringify(last)}`));
+    assert.match(log, /^duo$/m);
+    const duo = pods.find((p) => p.metadata.name === 'duo')!;
+    const web = pods.find((p) => p.metadata.labels?.app === 'web' && p.spec.nodeName !== duo.spec.nodeName)!;
+    const echo = await kube.ok('exec', web.metadata.name, '--', 'curl', '-s', '-m', '3', `http://${duo.status!.podIP}:8080/echo?msg=hello`);
+    assert.equal(echo, 'hello');
+    const clientip = await kube.ok('exec', web.metadata.name, '--', 'curl', '-s', '-m', '3', `http://${duo.status!.podIP}:8080/clientip`);
+    assert.equal(clientip.split(':')[0], web.status!.podIP);
+    const udp = await kube.ok('exec', web.metadata.name, '--', 'sh', '-c', `echo hostname | nc -u -w1 ${duo.status!.podIP} 8081`);
+    assert.equal(udp.trim(), 'duo');
+    const usage = await kube.run(['logs', 'duo']);
+    assert.match(usage.stderr, /a container name must be specified for pod duo, choose one of: \[server client\]/);
+  });
+
+  test("the bridge learns each pod's MAC behind its veth; ARP tables hold the pods and the gateway", async () => {
+    const p = pods.find((x) => x.metadata.labels?.app === 'web')!;
+    const [link] = JSON.parse(await kube.ok('exec', p.metadata.name, '--', 'ip', '-j', 'link', 'show', 'eth0'));
+    const mac: string = link.address;
+    const peerIndex: number = link.link_index;
+    // Traffic from the node to the pod: ARP resolves the pod, the bridge learns its MAC.
+    await kube.ok('exec', '--node', p.spec.nodeName!, '--', 'ping', '-c', '1', '-W', '2', p.status!.podIP!);
+    const veths = JSON.parse(await kube.ok('exec', '--node', p.spec.nodeName!, '--', 'ip', '-j', 'link', 'show', 'master', 'cni0'));
+    const hostEnd = veths.find((l: { ifindex: number }) => l.ifindex === peerIndex);
+    assert.ok(hostEnd, 'the host end of the pod\'s veth pair is a port of cni0');
+    const fdb = JSON.parse(await kube.ok('exec', '--node', p.spec.nodeName!, '--', 'bridge', '-j', 'fdb', 'show', 'br', 'cni0'));
+    assert.ok(fdb.some((e: { mac: string; ifname: string }) => e.mac === mac && e.ifname === hostEnd.ifname), `FDB has ${mac} on ${hostEnd.ifname}`);
+    const neigh = JSON.parse(await kube.ok('exec', '--node', p.spec.nodeName!, '--', 'ip', '-j', 'neigh', 'show', 'dev', 'cni0'));
+    assert.ok(neigh.some((n: { dst: string; lladdr: string }) => n.dst === p.status!.podIP && n.lladdr === mac));
+    const podNeigh = JSON.parse(await kube.ok('exec', p.metadata.name, '--', 'ip', '-j', 'neigh', 'show', 'dev', 'eth0'));
+    const gateway = p.status!.podIP!.replace(/\.\d+$/, '.1');
+    assert.ok(podNeigh.some((n: { dst: string }) => n.dst === gateway), 'the pod has resolved its gateway, cni0');
+
+    const node = await kube.ok('describe', 'node', p.spec.nodeName!);
+    assert.match(node, new RegExp(`${hostEnd.ifname}\\s+${hostEnd.ifindex}\\s+${hostEnd.address}\\s+if${link.ifindex} ${mac}\\s+default/${p.metadata.name}`));
+    assert.match(node, new RegExp(`${mac}\\s+${hostEnd.ifname}\\s+pod default/${p.metadata.name}`));
+    const pod = await kube.ok('describe', 'pod', p.metadata.name);
+    assert.match(pod, new RegExp(`eth0 \\(in the pod\\):\\s+eth0@if${peerIndex}\\s+ifindex ${link.ifindex}\\s+mac ${mac}`));
+    assert.match(pod, new RegExp(`veth \\(on the node\\):\\s+${hostEnd.ifname}@if${link.ifindex}`));
+  });
+
+  test('bad input changes nothing and says what is wrong', async () => {
+    const before = await running();
+    const bad = await kube.run(['apply', '-f', '-'], { input: `${MANIFEST.replace('replicas: 4', 'replicas: 6')}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c, image: i, ports: [{containerPort: 99999}]}]}\n` });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /<stdin>: document 2 \(Pod "x"\): spec\.containers\[0\]\.ports\[0\]\.containerPort: Invalid value: 99999/);
+    const inNs = await kube.run(['apply', '-f', '-'], { input: 'apiVersion: v1\nkind: Pod\nmetadata: {name: y, namespace: nowhere}\nspec: {containers: [{name: c, image: i}]}\n' });
+    assert.match(inNs.stderr, /namespaces "nowhere" not found/);
+    const after = await running();
+    assert.deepEqual(after.map((p) => p.metadata.uid).sort(), before.map((p) => p.metadata.uid).sort());
+    assert.equal((await kube.json('get', 'deployment', 'web')).spec.replicas, 4);
+    const missing = await kube.run(['exec', 'ghost', '--', 'true']);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, 'error: pods "ghost" not found in namespace default\n');
+    const again = await kube.run(['up']);
+    assert.match(again.stderr, /already exists and is running/);
+  });
+
+  test('a deleted pod loses its namespace and IP; its Deployment replaces it', async () => {
+    const victim = pods.find((p) => p.metadata.labels?.app === 'web')!;
+    const nsBefore = await clusterNetns(cluster);
+    assert.ok(nsBefore.some((n) => n.endsWith(`_default_${victim.metadata.name}`)));
+    assert.match(await kube.ok('delete', 'pod', victim.metadata.name), new RegExp(`pod "${victim.metadata.name}" deleted`));
+    assert.ok(!(await clusterNetns(cluster)).some((n) => n.endsWith(`_default_${victim.metadata.name}`)), 'the pod namespace is gone once delete returns');
+    const ipam = join(stateDir, cluster, 'nodes', victim.spec.nodeName!, 'cni', 'networks', 'kubewire');
+    assert.ok(!existsSync(join(ipam, victim.status!.podIP!)), 'host-local released the IP');
+    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '30s');
+    pods = await waitFor('4 web pods Running', async () => {
+      const now = await running();
+      return now.filter((p) => p.metadata.labels?.app === 'web' && p.status?.phase === 'Running').length === 4 ? now : undefined;
+    });
+    assert.ok(!pods.some((p) => p.metadata.name === victim.metadata.name));
+  });
+
+  test('kill -9 of the daemon: pods keep serving; `up` restarts it; no pod lost, no IP twice, no namespace leaked', async () => {
+    const daemonPid = Number(readFileSync(join(stateDir, cluster, 'daemon.pid'), 'utf8'));
+    process.kill(daemonPid, 'SIGKILL');
+    await waitFor('the daemon to die', async () => ended(daemonPid) || undefined);
+    const p = pods.find((x) => x.metadata.labels?.app === 'web')!;
+    const body = await kube.ok('exec', '--node', p.spec.nodeName!, '--', 'curl', '-s', '-m', '3', `http://${p.status!.podIP}/`);
+    assert.equal(field(body, 'pod'), p.metadata.name, 'the data plane does not need the control plane');
+    const down = await kube.run(['get', 'pods']);
+    assert.match(down.stderr, /daemon of cluster .* is not running \(kubewire up --cluster .* starts it again\)/);
+
+    const up = await kube.ok('up');
+    assert.match(up, /daemon restarted/);
+    const after = await running();
+    assert.deepEqual(after.map((x) => `${x.metadata.uid} ${x.status?.podIP}`).sort(), pods.map((x) => `${x.metadata.uid} ${x.status?.podIP}`).sort());
+    assert.ok(after.every((x) => x.status?.phase === 'Running'));
+    const podNs = (await clusterNetns(cluster)).filter((n) => n.includes('_pod_'));
+    assert.equal(podNs.length, after.length, 'one namespace per pod, none leaked');
+    // The adopted command container still runs, and new pods get fresh IPs.
+    assert.match(await kube.ok('logs', 'duo', '-c', 'client', '--tail', '1'), /duo/);
+    await kube.ok('scale', 'deployment/web', '--replicas=6');
+    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '30s');
+    const scaled = await running();
+    assert.equal(scaled.length, 7);
+    assert.equal(new Set(scaled.map((x) => x.status?.podIP)).size, 7, 'no IP twice');
+  });
+
+  test('down removes every namespace, process and file, and the root namespace is as before', async () => {
+    const procs = [join(stateDir, cluster, 'daemon.pid'), join(stateDir, cluster, 'workloads.pid')].map((f) => Number(readFileSync(f, 'utf8')));
+    const out = await kube.ok('down');
+    assert.match(out, /cluster kwp\d+ removed \(\d+ namespaces\)/);
+    assert.deepEqual(await clusterNetns(cluster), []);
+    assert.ok(!existsSync(join(stateDir, cluster)));
+    for (const pid of procs) assert.ok(ended(pid), `process ${pid} ended`);
+    assert.deepEqual(readdirSync(stateDir), []);
+    assert.equal(await rootState(), rootBefore);
+    const again = await kube.run(['down']);
+    assert.match(again.stderr, /cluster "kwp\d+" does not exist/);
+  });
+});
+
+describe('host-gw: nodes route to each other\'s podCIDRs', { skip: NOT_ROOT }, () => {
+  const cluster = `kwh${process.pid % 100000}`;
+  let stateDir: string;
+  let kube: Kube;
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'kwt-hostgw-'));
+    kube = new Kube(cluster, stateDir);
+    await kube.ok('up', '--mode', 'host-gw');
+  });
+  after(async () => {
+    await kube.run(['down']);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('pods pinned to each node with nodeName talk with no NAT', async () => {
+    const pod = (name: string, node: string) => `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  nodeName: ${cluster}-node-${node}\n  containers: [{name: c, image: nginx, ports: [{containerPort: 80}]}]\n---\n`;
+    await kube.apply(pod('a', '1') + pod('b', '2'));
+    await kube.ok('wait', '--for=condition=Ready', 'pod/a', '--timeout', '30s');
+    await kube.ok('wait', '--for=condition=Ready', 'pod/b', '--timeout', '30s');
+    const a = await kube.json<Pod>('get', 'pod', 'a');
+    const b = await kube.json<Pod>('get', 'pod', 'b');
+    assert.equal(a.spec.nodeName, `${cluster}-node-1`);
+    assert.equal(b.spec.nodeName, `${cluster}-node-2`);
+    const routes = await kube.ok('exec', '--node', `${cluster}-node-1`, '--', 'ip', 'route');
+    assert.match(routes, /10\.244\.1\.0\/24 via 172\.18\.0\.12 dev eth0/);
+    const body = await kube.ok('exec', 'a', '--', 'curl', '-s', '-m', '3', `http://${b.status!.podIP}/`);
+    assert.equal(field(body, 'client')?.split(':')[0], a.status!.podIP);
+  });
+});
