@@ -92,7 +92,7 @@ for (const mode of ['routed', 'host-gw'] as const) {
     });
 
     test('up on an existing cluster is refused; down removes everything; the root namespace is untouched', async () => {
-      await assert.rejects(up({ name, nodes: 1, mode, podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' }), /already exists/);
+      await assert.rejects(up({ name, nodes: 1, mode, podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' }, () => {}, { daemon: false }), /already exists/);
       const removed = await down(name);
       assert.equal(removed.length, 5);
       assert.deepEqual((await run(['ip', 'netns', 'list'])).split('\n').filter((l) => l.startsWith(`kw_${name}_`)), []);

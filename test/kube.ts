@@ -16,7 +16,7 @@ export class Kube {
 
   run(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Result> {
     return new Promise((resolve) => {
-      const env = { ...process.env, KUBEWIRE_STATE_DIR: this.stateDir, KUBEWIRE_CLUSTER: this.cluster };
+      const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: this.stateDir, KUBEWIRE_CLUSTER: this.cluster };
       delete env.NODE_EXTRA_CA_CERTS;
       const child = execFile(process.execPath, [BIN, ...args], { env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });

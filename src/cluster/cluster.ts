@@ -40,7 +40,7 @@ export interface UpOptions {
 export async function up(spec: ClusterSpec, progress: (line: string) => void = () => {}, opts: UpOptions = {}): Promise<UpResult> {
   const dir = clusterDir(spec.name);
   if (existsSync(join(dir, 'cluster.json'))) {
-    if (daemonPid(spec.name)) throw new ClusterError(`cluster ${JSON.stringify(spec.name)} already exists and is running (kubewire down --cluster ${spec.name} removes it)`);
+    if (daemonPid(spec.name) || opts.daemon === false) throw new ClusterError(`cluster ${JSON.stringify(spec.name)} already exists and is running (kubewire down --cluster ${spec.name} removes it)`);
     const plan = loadCluster(spec.name);
     progress(`cluster ${spec.name} exists but its daemon is not running: starting it`);
     await startDaemon(spec.name, plan.nodes.length);
