@@ -9,12 +9,17 @@ import { loadDefaultConfList } from '../cni/runtime/conflist.ts';
 import { CniRuntime } from '../cni/runtime/runtime.ts';
 import { Lab } from '../lab/lab.ts';
 import { run } from '../dataplane/linux/exec.ts';
+import { demoCluster } from './demo-cluster.ts';
 
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
 const step = (s: string): void => say(`\n\x1b[1m==> ${s}\x1b[0m`);
 
 export function registerDemoCommands(program: Command): void {
-  const demo = program.command('demo').description('guided demos on the real kernel');
+  const demo = program
+    .command('demo')
+    .description('a two-node cluster, a Deployment over both nodes, and a pod-to-pod request across nodes with no NAT (the cluster stays up)')
+    .option('--cluster <name>', 'cluster to create or use', process.env.KUBEWIRE_CLUSTER || 'kubewire')
+    .action(async (o: { cluster: string }) => demoCluster(o.cluster));
   demo.command('cni').description('two pods on one node joined by veth pairs to a bridge, wired by the CNI plugins').action(demoCni);
 }
 
