@@ -5,7 +5,7 @@
 // the pods' MACs and the node's ARP table holds them. Then the control plane dies (kill
 // -9) and comes back without losing or duplicating anything, and `down` leaves nothing.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -242,6 +242,54 @@ describe('pods on a two-node cluster', { skip: NOT_ROOT }, () => {
     assert.ok(!pods.some((p) => p.metadata.name === victim.metadata.name));
   });
 
+  test('a command that keeps failing restarts with a back-off (CrashLoopBackOff); its output is in its log', async () => {
+    await kube.apply('apiVersion: v1\nkind: Pod\nmetadata: {name: crasher}\nspec:\n  containers: [{name: c, image: busybox, command: [sh, -c, "echo attempt; exit 3"]}]\n');
+    const pod = await waitFor('two restarts', async () => {
+      const p = await kube.json<Pod>('get', 'pod', 'crasher');
+      return (p.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 2 ? p : undefined;
+    });
+    const cs = pod.status!.containerStatuses![0]!;
+    assert.equal(cs.lastState?.terminated?.exitCode, 3);
+    assert.match(await kube.ok('logs', 'crasher'), /^attempt\nattempt\n/);
+    assert.match(await kube.ok('get', 'pod', 'crasher'), /crasher\s+0\/1\s+(CrashLoopBackOff|Running)\s+[2-9]/);
+    await kube.ok('delete', 'pod', 'crasher');
+  });
+
+  test('a new template rolls the Deployment over to new pods', async () => {
+    const before = (await running()).filter((p) => p.metadata.labels?.app === 'web');
+    await kube.apply(MANIFEST.replace('image: nginx', 'image: nginx:1.27'));
+    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '60s');
+    pods = await waitFor('only new web pods', async () => {
+      const now = await running();
+      const web = now.filter((p) => p.metadata.labels?.app === 'web');
+      return web.length === 4 && web.every((p) => p.status?.phase === 'Running' && !before.some((b) => b.metadata.uid === p.metadata.uid)) ? now : undefined;
+    });
+    const hashes = new Set(pods.filter((p) => p.metadata.labels?.app === 'web').map((p) => p.metadata.labels!['pod-template-hash']));
+    assert.equal(hashes.size, 1);
+    assert.ok(!hashes.has(before[0]!.metadata.labels!['pod-template-hash']!));
+  });
+
+  test('deleting a namespace removes its pods (namespaces, IPs) and then itself', async () => {
+    await kube.apply('apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: cart, namespace: shop}\nspec: {containers: [{name: c, image: x, ports: [{containerPort: 80}]}]}\n');
+    await kube.ok('wait', '--for=condition=Ready', 'pod/cart', '-n', 'shop', '--timeout', '30s');
+    assert.ok((await clusterNetns(cluster)).some((n) => n.endsWith('_shop_cart')));
+    await kube.ok('delete', 'namespace', 'shop', '--timeout', '30s');
+    assert.ok(!(await clusterNetns(cluster)).some((n) => n.endsWith('_shop_cart')));
+    assert.match((await kube.run(['get', 'namespace', 'shop'])).stderr, /namespaces "shop" not found/);
+  });
+
+  test('the workload host killed: the daemon starts it again and every pod serves again', async () => {
+    const hostPid = Number(readFileSync(join(stateDir, cluster, 'workloads.pid'), 'utf8'));
+    process.kill(hostPid, 'SIGKILL');
+    const p = pods.find((x) => x.metadata.labels?.app === 'web')!;
+    const body = await waitFor('the pod to serve again', async () => {
+      const r = await kube.run(['exec', '--node', p.spec.nodeName!, '--', 'curl', '-s', '-m', '1', `http://${p.status!.podIP}/`]);
+      return field(r.stdout, 'pod') === p.metadata.name ? r.stdout : undefined;
+    }, 20_000);
+    assert.equal(field(body, 'pod IP'), p.status!.podIP);
+    assert.notEqual(Number(readFileSync(join(stateDir, cluster, 'workloads.pid'), 'utf8')), hostPid);
+  });
+
   test('kill -9 of the daemon: pods keep serving; `up` restarts it; no pod lost, no IP twice, no namespace leaked', async () => {
     const daemonPid = Number(readFileSync(join(stateDir, cluster, 'daemon.pid'), 'utf8'));
     process.kill(daemonPid, 'SIGKILL');
@@ -252,8 +300,18 @@ describe('pods on a two-node cluster', { skip: NOT_ROOT }, () => {
     const down = await kube.run(['get', 'pods']);
     assert.match(down.stderr, /daemon of cluster .* is not running \(kubewire up --cluster .* starts it again\)/);
 
+    // What a crash in the middle of a pod's setup leaves: a pod namespace and an IP that no pod owns.
+    const node1 = `${cluster}-node-1`;
+    const ghostNs = `kw_${cluster}_pod_${node1}_default_ghost`;
+    await run(['ip', 'netns', 'add', ghostNs]);
+    const ipam = join(stateDir, cluster, 'nodes', node1, 'cni', 'networks', 'kubewire');
+    const ghostIP = pods.find((x) => x.spec.nodeName === node1)!.status!.podIP!.replace(/\.\d+$/, '.250');
+    writeFileSync(join(ipam, ghostIP), 'ghost-container-id\r\neth0');
+
     const up = await kube.ok('up');
     assert.match(up, /daemon restarted/);
+    assert.ok(!(await clusterNetns(cluster)).includes(ghostNs), 'the leftover pod namespace is removed');
+    assert.ok(!existsSync(join(ipam, ghostIP)), 'CNI GC released the leftover IP');
     const after = await running();
     assert.deepEqual(after.map((x) => `${x.metadata.uid} ${x.status?.podIP}`).sort(), pods.map((x) => `${x.metadata.uid} ${x.status?.podIP}`).sort());
     assert.ok(after.every((x) => x.status?.phase === 'Running'));

@@ -103,13 +103,21 @@ export async function describePod(pod: Pod, plan: ClusterPlan | undefined, netns
   ]));
   const containers = pod.spec.containers.map((c) => {
     const cs = st.containerStatuses?.find((s) => s.name === c.name);
-    const state = cs?.state.running ? `Running\n  Started:    ${cs.state.running.startedAt}` : cs?.state.waiting ? `Waiting\n  Reason:     ${cs.state.waiting.reason}` : cs?.state.terminated ? `Terminated\n  Reason:     ${cs.state.terminated.reason}\n  Exit Code:  ${cs.state.terminated.exitCode}` : 'Waiting';
+    const state: Array<[string, string | undefined]> = cs?.state.running
+      ? [['State', 'Running'], ['  Started', cs.state.running.startedAt]]
+      : cs?.state.waiting
+        ? [['State', 'Waiting'], ['  Reason', cs.state.waiting.reason]]
+        : cs?.state.terminated
+          ? [['State', 'Terminated'], ['  Reason', cs.state.terminated.reason], ['  Exit Code', String(cs.state.terminated.exitCode)]]
+          : [['State', 'Waiting'], ['  Reason', 'ContainerCreating']];
+    const last = cs?.lastState?.terminated;
     return `${c.name}:\n` + indent(fields([
       ['Image', c.image],
       ['Port', (c.ports ?? []).map((p) => `${p.containerPort}/${p.protocol ?? 'TCP'}`).join(', ') || '<none>'],
       ['Command', c.command?.join(' ')],
       ['Args', c.args?.join(' ')],
-      ['State', state],
+      ...state,
+      ...(last ? ([['Last State', 'Terminated'], ['  Reason', last.reason], ['  Exit Code', String(last.exitCode)]] as Array<[string, string]>) : []),
       ['Ready', String(cs?.ready ?? false)],
       ['Restart Count', String(cs?.restartCount ?? 0)],
     ]));

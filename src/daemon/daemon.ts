@@ -25,6 +25,7 @@ export class Daemon {
   private readonly controllers: ControllerManager;
   private readonly store: Store;
   private readonly host: WorkloadHostClient;
+  private watchdog?: NodeJS.Timeout;
 
   constructor(readonly cluster: string, private readonly log: (line: string) => void = (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`)) {
     const plan = loadCluster(cluster);
@@ -50,11 +51,33 @@ export class Daemon {
     // Agents register their nodes; node IPAM gives them podCIDRs; then pods flow.
     await Promise.all(this.agents.map((a) => a.start()));
     await this.server.listen(paths.socket);
+    this.watchdog = setInterval(() => void this.checkWorkloadHost(), 1000);
+    this.watchdog.unref();
     writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     this.log(`kubewire daemon for cluster ${this.cluster} ready on ${paths.socket}`);
   }
 
+  private checking = false;
+
+  /** A workload host that died (kill -9, OOM) is started again and given every pod's workloads back. */
+  private async checkWorkloadHost(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      if (await this.host.alive()) return;
+      const paths = daemonPaths(this.cluster);
+      this.log('the workload host is not answering: starting it again');
+      await this.host.start(this.cluster, paths.hostLog, paths.hostPidFile);
+      for (const a of this.agents) a.resync();
+    } catch (e) {
+      this.log(`workload host: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      this.checking = false;
+    }
+  }
+
   async stop(): Promise<void> {
+    clearInterval(this.watchdog);
     await this.server.close();
     this.controllers.stop();
     await Promise.all(this.agents.map((a) => a.stop()));

@@ -121,10 +121,21 @@ export class NodeAgent {
       const key = nameKey(pod.metadata.namespace, pod.metadata.name);
       if (pod.spec.nodeName === node.name || this.local.has(key)) this.queue.add(key);
     });
-    for (const p of api.list('Pod', undefined, { fieldSelector: `spec.nodeName=${node.name}` }).items) this.queue.add(nameKey(p.metadata.namespace, p.metadata.name));
-    // Processes adopted after a restart are not our children: look at them now and then.
-    this.timer = setInterval(() => this.checkProcesses(), 1000);
+    this.resync();
+    // Processes adopted after a restart are not our children: look at them now and then;
+    // and every 10 s, everything (level-triggered: whatever drifted converges back).
+    let ticks = 0;
+    this.timer = setInterval(() => {
+      this.checkProcesses();
+      if (++ticks % 10 === 0) this.resync();
+    }, 1000);
     this.timer.unref();
+  }
+
+  /** Queues every pod of this node for a sync. */
+  resync(): void {
+    for (const key of this.local.keys()) this.queue.add(key);
+    for (const p of this.o.api.list('Pod', undefined, { fieldSelector: `spec.nodeName=${this.o.node.name}` }).items) this.queue.add(nameKey(p.metadata.namespace, p.metadata.name));
   }
 
   async stop(): Promise<void> {
