@@ -368,4 +368,13 @@ describe('host-gw: nodes route to each other\'s podCIDRs', { skip: NOT_ROOT }, (
     const body = await kube.ok('exec', 'a', '--', 'curl', '-s', '-m', '3', `http://${b.status!.podIP}/`);
     assert.equal(field(body, 'client')?.split(':')[0], a.status!.podIP);
   });
+
+  test('a hostPort reaches the pod from outside the cluster through its node (portmap)', async () => {
+    await kube.apply(`apiVersion: v1\nkind: Pod\nmetadata: {name: hp}\nspec:\n  nodeName: ${cluster}-node-2\n  containers: [{name: c, image: nginx, ports: [{containerPort: 80, hostPort: 8080}]}]\n`);
+    await kube.ok('wait', '--for=condition=Ready', 'pod/hp', '--timeout', '30s');
+    const hp = await kube.json<Pod>('get', 'pod', 'hp');
+    const body = await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '3', `http://${hp.status!.hostIP}:8080/`);
+    assert.equal(field(body, 'pod'), 'hp');
+    assert.equal(field(body, 'client')?.split(':')[0], '172.18.0.200', 'DNAT only: the client address is kept');
+  });
 });

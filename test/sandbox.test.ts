@@ -69,4 +69,15 @@ describe('pod sandboxes', { skip: NOT_ROOT }, () => {
     assert.equal((await sh(netnsPath(plan.nodes[0]!.netns), ['ip', '-o', 'link', 'show', 'master', 'cni0'])).trim().split('\n').length, 1);
     await restarted.remove(a!);
   });
+
+  test('a crash mid-setup of a pod that is still wanted: creating it again replaces the half-made sandbox, one IP', async () => {
+    const p = pod(103)!;
+    await managers[1]!.create(p);
+    // The agent died before recording the sandbox: the namespace and the IP exist, the record does not.
+    const again = await managers[1]!.create(p);
+    assert.deepEqual(await managers[1]!.namespaces(), [managers[1]!.netnsName(p)]);
+    assert.deepEqual(ipamFiles(1), [again.ip]);
+    assert.equal((await sh(again.netns, ['ip', '-o', '-4', 'addr', 'show', 'eth0'])).includes(again.ip), true);
+    await managers[1]!.remove(p);
+  });
 });

@@ -8,11 +8,11 @@ import { Store, StoreError, type KubeObject, type WatchEvent } from '../src/apis
 
 const pod = (name: string, extra: Partial<KubeObject> = {}): KubeObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' }, spec: { containers: [{ name: 'c' }] }, ...extra });
 
-function withStore(fn: (store: Store, path: string) => void): void {
+async function withStore(fn: (store: Store, path: string) => void | Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kwt-store-'));
   const store = new Store(join(dir, 'state.db'));
   try {
-    fn(store, join(dir, 'state.db'));
+    await fn(store, join(dir, 'state.db'));
   } finally {
     store.close();
     rmSync(dir, { recursive: true, force: true });
@@ -57,6 +57,32 @@ test('watch replays from a resourceVersion, then streams; a failed transaction e
   assert.deepEqual(store.list('Pod', 'default').items.map((p) => p.metadata.name), ['b', 'd']);
   // All namespaces: ordered by namespace, then name.
   assert.deepEqual(store.list('Pod').items.map((p) => `${p.metadata.namespace}/${p.metadata.name}`), ['default/b', 'default/d', 'elsewhere/c']);
+}));
+
+test('every watcher sees events in resourceVersion order, even when another watcher writes as it hears one', () => withStore(async (store) => {
+  const seen: string[] = [];
+  // Like the scheduler: hearing of a new pod, it binds it at once.
+  store.watch('Pod', undefined, store.currentRV(), (e) => {
+    if (e.type === 'ADDED') store.update({ ...e.object, metadata: { ...e.object.metadata, resourceVersion: undefined }, spec: { nodeName: 'n1' } });
+  });
+  store.watch('Pod', undefined, store.currentRV(), (e, rv) => seen.push(`${rv} ${e.type}`));
+  store.create(pod('a'));
+  assert.deepEqual(seen, ['1 ADDED', '2 MODIFIED']);
+  // A watcher that throws does not keep the event from the others, nor fail the committed write.
+  store.watch('Pod', undefined, store.currentRV(), () => {
+    throw new Error('watcher bug');
+  });
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  try {
+    assert.equal(store.create(pod('b')).metadata.name, 'b');
+  } finally {
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+  }
+  assert.deepEqual(seen.slice(2), ['3 ADDED', '4 MODIFIED']);
+  assert.ok(warnings.some((w) => /watcher of Pod failed on ADDED b: watcher bug/.test(w)));
 }));
 
 test('state survives a restart of the store', () => {

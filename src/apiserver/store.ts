@@ -79,6 +79,9 @@ export class Store {
   private readonly listeners = new Set<{ kind: string; namespace?: string; fn: Listener }>();
   /** Events of the running transaction, delivered after it commits. */
   private readonly pending: Array<[WatchEvent, number]> = [];
+  /** Committed events not yet delivered, in resourceVersion order. */
+  private readonly outbox: Array<[WatchEvent, number]> = [];
+  private delivering = false;
 
   private readonly eventLogSize: number;
 
@@ -204,23 +207,46 @@ export class Store {
 
   /** Runs writes in one transaction (nested calls join it); watchers hear of them only once it has committed. */
   write<T>(fn: () => T): T {
-    const outer = this.db.inTransaction;
+    const outer = !this.db.inTransaction;
+    const mark = this.pending.length;
     let result: T;
     try {
-      result = this.db.transaction(fn)();
+      result = this.db.transaction(fn)(); // nested calls run in a savepoint
     } catch (e) {
-      if (!outer) this.pending.length = 0; // rolled back: nothing happened
+      this.pending.length = mark; // rolled back (the whole transaction, or just this savepoint)
       throw e;
     }
-    if (!outer) {
-      const events = this.pending.splice(0);
-      for (const [event, rv] of events) {
-        for (const l of this.listeners) {
-          if (l.kind === event.object.kind && (l.namespace === undefined || l.namespace === (event.object.metadata.namespace ?? ''))) l.fn(event, rv);
-        }
-      }
+    if (outer) {
+      this.outbox.push(...this.pending.splice(0));
+      this.deliver();
     }
     return result;
+  }
+
+  /**
+   * Hands committed events to watchers in resourceVersion order. A watcher that writes
+   * while it is being told of an event does not jump the queue: its events wait until
+   * every watcher has heard of the earlier ones.
+   */
+  private deliver(): void {
+    if (this.delivering) return;
+    this.delivering = true;
+    try {
+      for (let next = this.outbox.shift(); next; next = this.outbox.shift()) {
+        const [event, rv] = next;
+        for (const l of [...this.listeners]) {
+          if (l.kind !== event.object.kind || (l.namespace !== undefined && l.namespace !== (event.object.metadata.namespace ?? ''))) continue;
+          try {
+            l.fn(event, rv);
+          } catch (e) {
+            // One watcher's bug must not keep the event from the others, nor undo a committed write.
+            process.emitWarning(`watcher of ${l.kind} failed on ${event.type} ${event.object.metadata.name}: ${e instanceof Error ? e.message : String(e)}`);
+          }
+        }
+      }
+    } finally {
+      this.delivering = false;
+    }
   }
 
   private commit(type: EventType, obj: KubeObject, keep = true): KubeObject {

@@ -151,6 +151,23 @@ function attachmentsOf(cluster: string, node: string): PodAttachment[] {
   });
 }
 
+/** `get -w`: the table, then one row per change (kubectl prints no header again). */
+async function watchTable(client: ApiClient, rt: ResourceType, ns: string | undefined, items: KubeObject[], rv: string, names: string[], o: { allNamespaces?: boolean; output?: string; selector?: string; fieldSelector?: string }): Promise<void> {
+  const opts = { wide: o.output === 'wide', allNamespaces: Boolean(o.allNamespaces) };
+  const header = printTable(rt, [], opts);
+  out(items.length ? printTable(rt, items, opts) : header);
+  if (!rv) rv = (await client.list(rt, ns, { labelSelector: o.selector, fieldSelector: o.fieldSelector })).metadata.resourceVersion;
+  await new Promise<void>((resolve) => {
+    void client.watch(rt, ns, { resourceVersion: rv, labelSelector: o.selector, fieldSelector: o.fieldSelector }, (e) => {
+      if (names.length && !names.includes(e.object.metadata.name)) return;
+      out(printTable(rt, [e.object], opts).split('\n').slice(1).join('\n'));
+    }).then((stop) => process.once('SIGINT', () => {
+      stop();
+      resolve();
+    }));
+  });
+}
+
 async function runIn(netns: string, command: string[], env?: Record<string, string>): Promise<number> {
   if (!command.length) throw new ClusterError('you must specify at least one command for the container (after --)');
   const child = spawn('nsenter', [`--net=${netns}`, '--', ...command], { stdio: 'inherit', env: { ...process.env, ...env } });
@@ -241,18 +258,25 @@ export function registerKubectlCommands(program: Command): void {
     .option('-o, --output <format>', 'wide | json | yaml | name')
     .option('-l, --selector <selector>', 'label selector, e.g. app=web,tier!=db')
     .option('--field-selector <selector>', 'field selector, e.g. spec.nodeName=kubewire-node-1')
-    .action(async (kind: string, names: string[], o: { cluster: string; namespace?: string; allNamespaces?: boolean; output?: string; selector?: string; fieldSelector?: string }) => {
+    .option('-w, --watch', 'after listing, print each change as it happens (Ctrl-C stops)')
+    .action(async (kind: string, names: string[], o: { cluster: string; namespace?: string; allNamespaces?: boolean; output?: string; selector?: string; fieldSelector?: string; watch?: boolean }) => {
       const t = target(kind, names[0]);
       const all = [...(t.name && kind.includes('/') ? [t.name] : []), ...names];
       if (o.output && !['wide', 'json', 'yaml', 'name'].includes(o.output)) throw new ClusterError(`unable to match a printer suitable for the output format "${o.output}", allowed formats are: json,name,wide,yaml`);
       const { client } = connect(o.cluster);
       const ns = t.rt.namespaced && !o.allNamespaces ? o.namespace ?? 'default' : undefined;
-      let items: KubeObject[];
+      let items: KubeObject[] = [];
       if (all.length) items = await Promise.all(all.map((n) => client.get(t.rt, ns, n).catch((e: unknown) => {
         if (e instanceof ApiError && e.code === 404) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${n}" not found`);
         throw e;
       })));
-      else items = (await client.list(t.rt, ns, { labelSelector: o.selector, fieldSelector: o.fieldSelector })).items;
+      let listRV = '';
+      if (!all.length) {
+        const list = await client.list(t.rt, ns, { labelSelector: o.selector, fieldSelector: o.fieldSelector });
+        items = list.items;
+        listRV = list.metadata.resourceVersion;
+      }
+      if (o.watch) return watchTable(client, t.rt, ns, items, listRV, all, o);
       if (o.output === 'json' || o.output === 'yaml' || o.output === 'name') return out(printObjects(items, o.output, all.length === 1, t.rt));
       if (!items.length) {
         process.stderr.write(ns ? `No resources found in ${ns} namespace.\n` : 'No resources found\n');

@@ -2,7 +2,7 @@
 // work queue fed by watches, plus a periodic resync (level-triggered: a missed event or a
 // restart costs nothing but a little delay).
 
-import type { Deployment, Node, Pod } from '../api/types.ts';
+import type { Deployment, Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import { collectOrphans, deploymentsFor, syncDeployment } from './deployment.ts';
 import { syncNamespace } from './namespace.ts';
@@ -86,5 +86,3 @@ export class ControllerManager {
     for (const q of this.queues) q.stop();
   }
 }
-
-export type { Node };

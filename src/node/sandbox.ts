@@ -63,6 +63,9 @@ export class SandboxManager {
     const name = this.netnsName(pod);
     const netns = netnsPath(name);
     const network = this.network();
+    // A namespace by this name without a record of it is what a crash mid-setup leaves:
+    // undo it (CNI DEL for this pod, then the namespace) and start clean.
+    if (existsSync(netns)) await this.remove(pod);
     await run(['ip', 'netns', 'add', name]);
     try {
       const args = this.cniArgs(pod);
