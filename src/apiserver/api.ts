@@ -128,6 +128,8 @@ export class Api implements ApiReader {
       const current = this.store.get(keyOf(obj));
       // The scheduler's binding is not the client's to undo: a manifest without nodeName keeps it.
       if (obj.kind === 'Pod' && obj.spec && !(obj as Pod).spec.nodeName && (current as Pod).spec.nodeName) (obj as Pod).spec.nodeName = (current as Pod).spec.nodeName;
+      // Likewise node IPAM's podCIDR: relabelling a node from a manifest keeps it.
+      if (obj.kind === 'Node' && !(obj as Node).spec?.podCIDR && (current as Node).spec?.podCIDR) obj.spec = { ...(obj as Node).spec, podCIDR: (current as Node).spec.podCIDR, podCIDRs: (current as Node).spec.podCIDRs };
       this.checkValid(obj);
       this.checkImmutable(current, obj);
       obj.status = current.status;

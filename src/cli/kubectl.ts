@@ -400,6 +400,8 @@ export function registerKubectlCommands(program: Command): void {
     .argument('[pod]', 'pod name (or pod/NAME)')
     .argument('[command...]', 'command and arguments, after --')
     .option('-c, --container <name>', 'container (all of a pod\'s containers share its network namespace)')
+    .option('-i, --stdin', 'pass stdin to the command (always: it runs on your terminal)')
+    .option('-t, --tty', 'accepted for kubectl habits: the command runs on your terminal')
     .option('--node <name>', "a node's root namespace instead of a pod")
     .option('--external', 'the client outside the cluster')
     .action(async (podArg: string | undefined, command: string[], o: { cluster: string; namespace?: string; container?: string; node?: string; external?: boolean }) => {
