@@ -80,7 +80,7 @@ export class NodeAgent {
   constructor(private readonly o: AgentOptions) {
     this.sandboxes = new SandboxManager(o.plan.spec.name, o.node, o.files);
     this.podsDir = join(o.stateDir, 'pods');
-    this.queue = new WorkQueue((key) => this.sync(key), { concurrency: o.concurrency ?? 24, onError: (key, e) => o.log(`${o.node.name}: pod ${key}: ${e instanceof Error ? e.message : String(e)}`) });
+    this.queue = new WorkQueue((key) => this.sync(key), { concurrency: o.concurrency ?? 8, onError: (key, e) => o.log(`${o.node.name}: pod ${key}: ${e instanceof Error ? e.message : String(e)}`) });
   }
 
   get nodeName(): string {
