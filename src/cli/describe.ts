@@ -2,6 +2,7 @@
 // seed made visible from the kernel itself: the node's podCIDR and cni0, each veth pair
 // with both ends (ifindex, MAC), the bridge FDB, the neighbour (ARP) table and the routes.
 
+import { existsSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { formatSelector } from '../api/labels.ts';
 import type { Deployment, Node, Pod } from '../api/types.ts';
@@ -52,6 +53,7 @@ export async function describeNode(node: Node, pods: Pod[], plan: ClusterPlan, a
   if (!np) return out.join('\n');
 
   const ns = netnsPath(np.netns);
+  if (!existsSync(ns)) return [...out, `Network (from the kernel):\n  the node's namespace ${np.netns} is gone`].join('\n');
   const snap = await snapshot(ns);
   const fdb = await bridgeFdb(ns, 'cni0').catch(() => []);
   const cni0 = snap.links.find((l) => l.ifname === 'cni0');

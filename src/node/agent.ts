@@ -7,6 +7,7 @@
 // are what a restarted agent adopts or cleans up.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerState, ContainerStatus, Node, Pod, PodPhase, PodStatus } from '../api/types.ts';
 import { now } from '../api/types.ts';
@@ -15,6 +16,7 @@ import type { ClusterPlan, NodePlan } from '../cluster/plan.ts';
 import type { NodeFiles } from '../cluster/topology.ts';
 import { nameKey, splitKey, WorkQueue } from '../controllers/queue.ts';
 import { run } from '../dataplane/linux/exec.ts';
+import { netnsPath } from '../lab/lab.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { workloadFor, type WorkloadSpec } from '../workloads/builtin.ts';
 import type { WorkloadHostClient } from '../workloads/client.ts';
@@ -127,7 +129,10 @@ export class NodeAgent {
     let ticks = 0;
     this.timer = setInterval(() => {
       this.checkProcesses();
-      if (++ticks % 10 === 0) this.resync();
+      if (++ticks % 10 === 0) {
+        this.resync();
+        this.reportReadiness();
+      }
     }, 1000);
     this.timer.unref();
   }
@@ -161,6 +166,20 @@ export class NodeAgent {
     if (!api.tryGet({ kind: 'Node', name: node.name })) {
       api.create<Node>({ apiVersion: 'v1', kind: 'Node', metadata: { name: node.name, labels: { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux' } }, spec: {}, status }, { system: true });
     } else api.updateStatus({ kind: 'Node', name: node.name }, status);
+  }
+
+  /** A node whose namespace is gone (someone removed it) is NotReady: the scheduler stops sending pods. */
+  private reportReadiness(): void {
+    const { api, node } = this.o;
+    const ok = existsSync(netnsPath(node.netns));
+    const current = api.tryGet<Node>({ kind: 'Node', name: node.name });
+    const ready = current?.status?.conditions?.find((c) => c.type === 'Ready');
+    if (!current || (ready?.status === 'True') === ok) return;
+    const condition = ok
+      ? { type: 'Ready', status: 'True' as const, reason: 'KubeletReady', message: 'kubewire node agent is posting ready status', lastTransitionTime: now() }
+      : { type: 'Ready', status: 'False' as const, reason: 'NodeNetworkUnavailable', message: `the node's network namespace ${node.netns} is gone (kubewire down and up rebuild it)`, lastTransitionTime: now() };
+    api.updateStatus({ kind: 'Node', name: node.name }, { ...current.status, conditions: [condition] });
+    this.o.log(`${node.name}: ${condition.message}`);
   }
 
   private save(rec: LocalPod): void {
@@ -260,7 +279,9 @@ export class NodeAgent {
           const current = this.local.get(key);
           const record = current?.uid === rec.uid ? current.containers[c.name] : undefined;
           if (!record?.process) return;
-          record.lastTerminated = { exitCode: code ?? 128 + (signal ? 9 : 0), ...(signal ? { signal: 9 } : {}), reason: code === 0 ? 'Completed' : 'Error', startedAt: record.process.startedAt, finishedAt: now() };
+          const signo = signal ? constants.signals[signal] : undefined;
+          // A shell's convention, as the kubelet reports it: killed by signal N exits 128+N.
+          record.lastTerminated = { exitCode: code ?? 128 + (signo ?? 0), ...(signo ? { signal: signo } : {}), reason: code === 0 ? 'Completed' : 'Error', startedAt: record.process.startedAt, finishedAt: now() };
           record.process = undefined;
           // Quick exits back off, doubling up to 30 s, as the kubelet's CrashLoopBackOff (10 s to 5 min) does.
           const ranMs = Date.now() - startedAt;
