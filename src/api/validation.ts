@@ -2,9 +2,9 @@
 // every problem names its field path (spec.containers[0].ports[1].containerPort) and what
 // is wrong with it. Pure functions of the object.
 
-import { tryParsePrefix, networkOf, formatPrefix } from '../netaddr/ip.ts';
+import { formatPrefix, networkOf, tryParseIP, tryParsePrefix } from '../netaddr/ip.ts';
 import { matches } from './labels.ts';
-import type { Container, Deployment, KubeObject, LabelSelector, Node, Pod, PodSpec } from './types.ts';
+import type { Container, Deployment, EndpointSlice, KubeObject, LabelSelector, Node, Pod, PodSpec, Service } from './types.ts';
 
 export interface FieldError {
   field: string;
@@ -172,6 +172,77 @@ function checkNode(e: Errors, n: Node): void {
   }
 }
 
+function isIP(v: unknown): boolean {
+  return typeof v === 'string' && tryParseIP(v) !== undefined;
+}
+
+function checkService(e: Errors, svc: Service): void {
+  checkMeta(e, svc, 'label');
+  const spec = svc.spec;
+  if (!isObject(spec)) return e.add('spec', 'Required value');
+  const type = spec.type ?? 'ClusterIP';
+  if (!['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'].includes(type)) e.add('spec.type', `Unsupported value: ${JSON.stringify(type)}: supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"`);
+  if (type === 'ExternalName') {
+    e.add('spec.externalName', dnsSubdomainProblem(spec.externalName));
+    return;
+  }
+  if (spec.clusterIP !== undefined && spec.clusterIP !== '' && spec.clusterIP !== 'None' && !isIP(spec.clusterIP)) e.add('spec.clusterIP', `Invalid value: ${JSON.stringify(spec.clusterIP)}: must be a valid IP address (or "None" for a headless Service)`);
+  if (spec.clusterIP === 'None' && type !== 'ClusterIP') e.add('spec.clusterIP', `Invalid value: "None": may not be set to 'None' for ${type} services`);
+  if (spec.selector !== undefined) checkLabels(e, 'spec.selector', spec.selector);
+  (spec.externalIPs ?? []).forEach((ip, i) => {
+    if (!isIP(ip)) e.add(`spec.externalIPs[${i}]`, `Invalid value: ${JSON.stringify(ip)}: must be a valid IP address`);
+  });
+  if (spec.sessionAffinity !== undefined && !['None', 'ClientIP'].includes(spec.sessionAffinity)) e.add('spec.sessionAffinity', `Unsupported value: ${JSON.stringify(spec.sessionAffinity)}: supported values: "ClientIP", "None"`);
+  const timeout = spec.sessionAffinityConfig?.clientIP?.timeoutSeconds;
+  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1 || timeout > 86400)) e.add('spec.sessionAffinityConfig.clientIP.timeoutSeconds', `Invalid value: ${JSON.stringify(timeout)}: must be greater than 0 and less than 86400`);
+  for (const f of ['externalTrafficPolicy', 'internalTrafficPolicy'] as const) {
+    if (spec[f] !== undefined && !['Cluster', 'Local'].includes(spec[f]!)) e.add(`spec.${f}`, `Unsupported value: ${JSON.stringify(spec[f])}: supported values: "Cluster", "Local"`);
+  }
+  if (spec.externalTrafficPolicy !== undefined && type === 'ClusterIP') e.add('spec.externalTrafficPolicy', 'Invalid value: may only be set for NodePort and LoadBalancer services');
+  const ports = spec.ports ?? [];
+  if (!Array.isArray(ports)) return e.add('spec.ports', 'Invalid value: must be a list');
+  if (!ports.length && spec.clusterIP !== 'None') e.add('spec.ports', 'Required value');
+  const names = new Set<string>();
+  const seen = new Set<string>();
+  ports.forEach((p, i) => {
+    const f = `spec.ports[${i}]`;
+    if (!isObject(p)) return e.add(f, 'Invalid value: must be an object');
+    if (ports.length > 1 && !p.name) e.add(`${f}.name`, 'Required value');
+    if (p.name !== undefined) {
+      e.add(`${f}.name`, dnsLabelProblem(p.name));
+      if (names.has(p.name)) e.add(`${f}.name`, `Duplicate value: ${JSON.stringify(p.name)}`);
+      names.add(p.name);
+    }
+    checkPort(e, `${f}.port`, p.port, true);
+    if (p.protocol !== undefined && !['TCP', 'UDP', 'SCTP'].includes(p.protocol)) e.add(`${f}.protocol`, `Unsupported value: ${JSON.stringify(p.protocol)}: supported values: "SCTP", "TCP", "UDP"`);
+    const key = `${p.port}/${p.protocol ?? 'TCP'}`;
+    if (seen.has(key)) e.add(f, `Duplicate value: ${JSON.stringify(key)}`);
+    seen.add(key);
+    const tp = p.targetPort;
+    if (typeof tp === 'number') checkPort(e, `${f}.targetPort`, tp, true);
+    else if (tp !== undefined && (typeof tp !== 'string' || tp.length > 15 || !PORT_NAME.test(tp) || !/[a-z]/.test(tp))) e.add(`${f}.targetPort`, `Invalid value: ${JSON.stringify(tp)}: must be a port number or a port name (at most 15 lowercase letters, digits and '-')`);
+    if (p.nodePort !== undefined) {
+      if (type === 'ClusterIP') e.add(`${f}.nodePort`, 'Forbidden: may not be used when `type` is \'ClusterIP\'');
+      else checkPort(e, `${f}.nodePort`, p.nodePort, true);
+    }
+  });
+}
+
+function checkEndpointSlice(e: Errors, es: EndpointSlice): void {
+  checkMeta(e, es, 'subdomain');
+  if (!['IPv4', 'IPv6', 'FQDN'].includes(es.addressType)) e.add('addressType', `Unsupported value: ${JSON.stringify(es.addressType)}: supported values: "FQDN", "IPv4", "IPv6"`);
+  if (!Array.isArray(es.endpoints)) return e.add('endpoints', 'Required value');
+  if (es.endpoints.length > 1000) e.add('endpoints', `Too many: ${es.endpoints.length}: must have at most 1000 items`);
+  es.endpoints.forEach((ep, i) => {
+    if (!Array.isArray(ep?.addresses) || ep.addresses.length !== 1) e.add(`endpoints[${i}].addresses`, 'Invalid value: must contain exactly one address');
+    else if (es.addressType !== 'FQDN' && !isIP(ep.addresses[0])) e.add(`endpoints[${i}].addresses[0]`, `Invalid value: ${JSON.stringify(ep.addresses[0])}: must be a valid IP address`);
+  });
+  (es.ports ?? []).forEach((p, i) => {
+    checkPort(e, `ports[${i}].port`, p.port, false);
+    if (p.protocol !== undefined && !['TCP', 'UDP', 'SCTP'].includes(p.protocol)) e.add(`ports[${i}].protocol`, `Unsupported value: ${JSON.stringify(p.protocol)}: supported values: "SCTP", "TCP", "UDP"`);
+  });
+}
+
 /** Problems with an object of a known kind; empty when it may be stored. */
 export function validate(obj: KubeObject): FieldError[] {
   const e = new Errors();
@@ -180,6 +251,8 @@ export function validate(obj: KubeObject): FieldError[] {
     case 'Deployment': checkDeployment(e, obj as Deployment); break;
     case 'Node': checkNode(e, obj as Node); break;
     case 'Namespace': checkMeta(e, obj, 'label'); break;
+    case 'Service': checkService(e, obj as Service); break;
+    case 'EndpointSlice': checkEndpointSlice(e, obj as EndpointSlice); break;
   }
   return e.list;
 }

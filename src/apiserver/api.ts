@@ -5,9 +5,10 @@
 
 import { matches, parseSelector } from '../api/labels.ts';
 import { apiVersionOf, resourceOfKind } from '../api/resources.ts';
-import type { KubeObject, Namespace, Node, Pod } from '../api/types.ts';
+import type { KubeObject, Namespace, Node, Pod, Service } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import { formatErrors, validate } from '../api/validation.ts';
+import { allocatedBy, admitService, ServiceInvalid } from './services.ts';
 import { Store, StoreError, keyOf, type Key, type WatchEvent } from './store.ts';
 
 export interface ListOptions {
@@ -63,8 +64,28 @@ export function labelSelectorMatcher(text: string | undefined): (obj: KubeObject
   return (obj) => matches(selector, obj.metadata.labels);
 }
 
+export interface ApiOptions {
+  /** Where ClusterIPs come from. */
+  serviceCIDR?: string;
+}
+
 export class Api implements ApiReader {
-  constructor(readonly store: Store) {}
+  readonly serviceCIDR: string;
+
+  constructor(readonly store: Store, opts: ApiOptions = {}) {
+    this.serviceCIDR = opts.serviceCIDR ?? '10.96.0.0/12';
+  }
+
+  /** Service admission: defaults and allocations, against what the other Services hold. */
+  private admitService(svc: Service, current: Service | undefined): Service {
+    const used = allocatedBy(this.store.list('Service').items as Service[], current ? { namespace: current.metadata.namespace, name: current.metadata.name } : undefined);
+    try {
+      return admitService(svc, current, used, this.serviceCIDR);
+    } catch (e) {
+      if (e instanceof ServiceInvalid) throw invalid(e.message);
+      throw e;
+    }
+  }
 
   get(key: Key): KubeObject {
     return this.store.get(key);
@@ -116,6 +137,7 @@ export class Api implements ApiReader {
       if (obj.kind === 'Pod') obj.status = { phase: 'Pending', ...(opts.system ? (obj.status as object) : {}) };
       else if (obj.kind === 'Namespace') obj.status = { phase: 'Active' };
       else if (!opts.system) delete obj.status;
+      if (obj.kind === 'Service') return this.store.create(this.admitService(obj as unknown as Service, undefined)) as T;
       return this.store.create(obj) as T;
     });
   }
@@ -136,6 +158,7 @@ export class Api implements ApiReader {
       obj.metadata = { ...obj.metadata, deletionTimestamp: current.metadata.deletionTimestamp, namespace: current.metadata.namespace };
       if (!obj.metadata.deletionTimestamp) delete obj.metadata.deletionTimestamp;
       if (!obj.metadata.namespace) delete obj.metadata.namespace;
+      if (obj.kind === 'Service') return this.store.update(this.admitService(obj as unknown as Service, current as Service)) as T;
       return this.store.update(obj) as T;
     });
   }

@@ -57,9 +57,18 @@ function namespaceFor(rt: ResourceType, obj: KubeObject, flag: string | undefine
   return own || flag || 'default';
 }
 
-function sameContent(a: KubeObject, b: KubeObject): boolean {
-  const pick = (o: KubeObject) => JSON.stringify([o.spec, o.metadata.labels ?? {}, o.metadata.annotations ?? {}, o.data]);
-  return pick(a) === pick(b);
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** kubectl's record of what was applied: the manifest itself, in an annotation. */
+function withLastApplied(obj: KubeObject): KubeObject {
+  const { [LAST_APPLIED]: _previous, ...annotations } = obj.metadata.annotations ?? {};
+  const manifest = { ...obj, metadata: { ...obj.metadata, annotations: Object.keys(annotations).length ? annotations : undefined } };
+  return { ...obj, metadata: { ...obj.metadata, annotations: { ...annotations, [LAST_APPLIED]: `${JSON.stringify(manifest)}\n` } } };
+}
+
+/** Unchanged when the manifest is what was applied last time (the server's defaults do not count). */
+function sameContent(current: KubeObject, next: KubeObject): boolean {
+  return current.metadata.annotations?.[LAST_APPLIED] === next.metadata.annotations?.[LAST_APPLIED];
 }
 
 interface Planned {
@@ -73,9 +82,10 @@ async function apply(client: ApiClient, manifests: Manifest[], nsFlag: string | 
   const ordered = [...manifests.filter((m) => m.rt.kind === 'Namespace'), ...manifests.filter((m) => m.rt.kind !== 'Namespace')];
   const planned: Planned[] = [];
   for (const m of ordered) {
-    const obj: KubeObject = { ...structuredClone(m.object), apiVersion: apiVersionOf(m.rt) };
+    let obj: KubeObject = { ...structuredClone(m.object), apiVersion: apiVersionOf(m.rt) };
     const ns = namespaceFor(m.rt, obj, nsFlag);
     if (ns) obj.metadata.namespace = ns;
+    obj = withLastApplied(obj);
     const current = await client.get(m.rt, ns, obj.metadata.name).catch((e: unknown) => {
       if (e instanceof ApiError && e.code === 404) return undefined;
       throw e;

@@ -3,7 +3,7 @@
 
 import { stringify } from 'yaml';
 import type { ResourceType } from '../api/resources.ts';
-import type { Deployment, KubeObject, Namespace, Node, Pod } from '../api/types.ts';
+import type { Deployment, EndpointSlice, KubeObject, Namespace, Node, Pod, Service } from '../api/types.ts';
 import { formatSelector } from '../api/labels.ts';
 
 export function table(rows: string[][]): string {
@@ -65,10 +65,30 @@ function nodeRow(n: Node, wide: boolean): string[] {
   return row;
 }
 
+function servicePorts(svc: Service): string {
+  return (svc.spec.ports ?? []).map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',') || '<none>';
+}
+
+function serviceRow(svc: Service, wide: boolean): string[] {
+  const external = svc.spec.externalIPs?.length ? svc.spec.externalIPs.join(',') : svc.spec.type === 'LoadBalancer' ? '<pending>' : '<none>';
+  const row = [svc.metadata.name, svc.spec.type ?? 'ClusterIP', svc.spec.clusterIP ?? '<none>', external, servicePorts(svc), age(svc.metadata.creationTimestamp)];
+  if (wide) row.push(svc.spec.selector ? Object.entries(svc.spec.selector).map(([k, v]) => `${k}=${v}`).join(',') : '<none>');
+  return row;
+}
+
+function sliceRow(es: EndpointSlice): string[] {
+  const ports = (es.ports ?? []).map((p) => String(p.port ?? '<unset>')).join(',') || '<unset>';
+  const addrs = es.endpoints.map((e) => e.addresses[0]!);
+  const shown = addrs.length > 3 ? `${addrs.slice(0, 3).join(',')} + ${addrs.length - 3} more...` : addrs.join(',') || '<unset>';
+  return [es.metadata.name, es.addressType, ports, shown, age(es.metadata.creationTimestamp)];
+}
+
 const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObject, wide: boolean) => string[] }> = {
   Pod: { base: ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'], wide: ['IP', 'NODE'], row: (o, w) => podRow(o as Pod, w) },
   Deployment: { base: ['NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => deploymentRow(o as Deployment, w) },
   Node: { base: ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'], wide: ['INTERNAL-IP', 'POD-CIDR', 'CONTAINER-RUNTIME'], row: (o, w) => nodeRow(o as Node, w) },
+  Service: { base: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE'], wide: ['SELECTOR'], row: (o, w) => serviceRow(o as Service, w) },
+  EndpointSlice: { base: ['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', 'AGE'], wide: [], row: (o) => sliceRow(o as EndpointSlice) },
   Namespace: { base: ['NAME', 'STATUS', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Namespace).status?.phase ?? 'Active', age(o.metadata.creationTimestamp)] },
 };
 

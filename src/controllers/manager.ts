@@ -5,6 +5,7 @@
 import type { Deployment, Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import { collectOrphans, deploymentsFor, syncDeployment } from './deployment.ts';
+import { servicesFor, syncEndpointSlices } from './endpointslice.ts';
 import { syncNamespace } from './namespace.ts';
 import { syncNodeCIDRs } from './nodeipam.ts';
 import { WorkQueue, nameKey, splitKey } from './queue.ts';
@@ -34,6 +35,10 @@ export class ControllerManager {
       const { namespace, name } = splitKey(key);
       syncDeployment(api, namespace!, name);
     }, onError('deployment'));
+    const slices = this.queue((key) => {
+      const { namespace, name } = splitKey(key);
+      syncEndpointSlices(api, namespace!, name);
+    }, onError('endpointslice'));
     const namespaces = this.queue((key) => {
       if (!syncNamespace(api, key)) namespaces.addAfter(key, 500);
     }, onError('namespace'));
@@ -53,7 +58,9 @@ export class ControllerManager {
         if (!pod.spec.nodeName && e.type !== 'DELETED') scheduler.add('pending');
         if (e.type === 'DELETED' || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') scheduler.add('pending');
         for (const name of deploymentsFor(api, pod)) deployments.add(nameKey(pod.metadata.namespace, name));
+        for (const name of servicesFor(api, pod)) slices.add(nameKey(pod.metadata.namespace, name));
       }),
+      api.watch('Service', undefined, api.store.currentRV(), (e) => slices.add(nameKey(e.object.metadata.namespace, e.object.metadata.name))),
       api.watch('Namespace', undefined, api.store.currentRV(), (e) => {
         if (e.object.metadata.deletionTimestamp) namespaces.add(e.object.metadata.name);
       }),
@@ -63,6 +70,7 @@ export class ControllerManager {
       scheduler.add('pending');
       gc.add('orphans');
       for (const d of api.list('Deployment').items) deployments.add(nameKey(d.metadata.namespace, d.metadata.name));
+      for (const svc of api.list('Service').items) slices.add(nameKey(svc.metadata.namespace, svc.metadata.name));
       for (const ns of api.list('Namespace').items) if (ns.metadata.deletionTimestamp) namespaces.add(ns.metadata.name);
     };
     resync();

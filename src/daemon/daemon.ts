@@ -31,7 +31,7 @@ export class Daemon {
     const plan = loadCluster(cluster);
     const paths = daemonPaths(cluster);
     this.store = new Store(paths.store);
-    this.api = new Api(this.store);
+    this.api = new Api(this.store, { serviceCIDR: plan.spec.serviceCIDR });
     this.host = new WorkloadHostClient(paths.hostSocket);
     this.server = new ApiServer(this.api, { podLog: (r) => this.podLog(r) });
     this.controllers = new ControllerManager(this.api, { clusterCIDR: plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });

@@ -1,0 +1,80 @@
+// The API server's defaults for a Service (type, protocol, targetPort, policies) and its
+// allocations (ClusterIP from the service CIDR, NodePorts from 30000-32767), on create and
+// update. A ClusterIP and the NodePorts a Service already holds are kept on update.
+
+import type { Service, ServicePort } from '../api/types.ts';
+import { AllocationError, allocateClusterIP, allocateNodePort } from './allocators.ts';
+
+export interface Allocated {
+  clusterIPs: Set<string>;
+  nodePorts: Set<number>;
+}
+
+/** What the other Services hold (pure). */
+export function allocatedBy(services: Service[], except?: { namespace?: string; name: string }): Allocated {
+  const out: Allocated = { clusterIPs: new Set(), nodePorts: new Set() };
+  for (const s of services) {
+    if (except && s.metadata.namespace === except.namespace && s.metadata.name === except.name) continue;
+    if (s.spec.clusterIP && s.spec.clusterIP !== 'None') out.clusterIPs.add(s.spec.clusterIP);
+    for (const p of s.spec.ports ?? []) if (p.nodePort) out.nodePorts.add(p.nodePort);
+  }
+  return out;
+}
+
+export class ServiceInvalid extends Error {
+  override name = 'ServiceInvalid';
+}
+
+/** The Service as stored: defaults filled, addresses and ports allocated (pure but for randomness). */
+export function admitService(input: Service, current: Service | undefined, used: Allocated, serviceCIDR: string): Service {
+  const svc = structuredClone(input);
+  const spec = svc.spec;
+  const name = JSON.stringify(svc.metadata.name);
+  const fail = (field: string, value: unknown, e: unknown): never => {
+    throw new ServiceInvalid(`Service ${name} is invalid: ${field}: Invalid value: ${JSON.stringify(value)}: ${e instanceof AllocationError ? e.message : String(e)}`);
+  };
+  spec.type ??= 'ClusterIP';
+  if (spec.type === 'ExternalName') return svc;
+  spec.sessionAffinity ??= 'None';
+  if (spec.sessionAffinity === 'ClientIP') spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800 } };
+  spec.internalTrafficPolicy ??= 'Cluster';
+  if (spec.type !== 'ClusterIP') spec.externalTrafficPolicy ??= 'Cluster';
+  spec.ipFamilies = ['IPv4'];
+  spec.ipFamilyPolicy = 'SingleStack';
+  spec.ports = (spec.ports ?? []).map((p): ServicePort => ({ ...p, protocol: p.protocol ?? 'TCP', targetPort: p.targetPort ?? p.port }));
+
+  // ClusterIP: immutable once set.
+  const had = current?.spec.clusterIP;
+  if (had && spec.clusterIP && spec.clusterIP !== had) throw new ServiceInvalid(`Service ${name} is invalid: spec.clusterIPs[0]: Invalid value: ${JSON.stringify([spec.clusterIP])}: may not change once set`);
+  if (had) spec.clusterIP = had;
+  else if (spec.clusterIP !== 'None') {
+    try {
+      spec.clusterIP = allocateClusterIP(serviceCIDR, used.clusterIPs, spec.clusterIP || undefined);
+    } catch (e) {
+      fail('spec.clusterIPs', [spec.clusterIP], e);
+    }
+  }
+  spec.clusterIPs = [spec.clusterIP!];
+
+  // NodePorts: NodePort and LoadBalancer Services have one per port; an existing one is kept.
+  const taken = new Set(used.nodePorts);
+  spec.ports.forEach((p, i) => {
+    if (spec.type === 'ClusterIP') {
+      delete p.nodePort;
+      return;
+    }
+    const kept = current?.spec.ports?.find((c) => c.port === p.port && (c.protocol ?? 'TCP') === p.protocol)?.nodePort;
+    if (p.nodePort === undefined && kept) p.nodePort = kept;
+    if (p.nodePort !== undefined && p.nodePort === kept) {
+      taken.add(p.nodePort);
+      return;
+    }
+    try {
+      p.nodePort = allocateNodePort(taken, p.nodePort);
+    } catch (e) {
+      fail(`spec.ports[${i}].nodePort`, p.nodePort, e);
+    }
+    taken.add(p.nodePort!);
+  });
+  return svc;
+}
