@@ -1,0 +1,195 @@
+// kube-proxy's iptables mode as a pure function: the Services' ports and endpoints in, the
+// filter and nat tables out as one iptables-restore text, with upstream's chains, names,
+// comments and rule shapes (pkg/proxy/iptables/proxier.go), so that `iptables-save` on a
+// kubewire node reads like it does on any Kubernetes node.
+
+import { endpointString, servicePortName, type ServicePortInfo } from '../model.ts';
+import { endpointChain, externalChain, localChain, serviceChain } from './names.ts';
+
+export interface IptablesConfig {
+  /** The cluster's pod range: traffic from outside it to a ClusterIP is masqueraded (kube-proxy's --cluster-cidr detector). */
+  clusterCIDR: string;
+  /** The node's pod range (externalTrafficPolicy Local lets pod traffic through). */
+  nodePodCIDR?: string;
+  /** kube-proxy's --iptables-masquerade-bit (14). */
+  masqueradeBit?: number;
+}
+
+/** Chains kube-proxy owns in each table; what a sync writes whole. */
+export const FILTER_CHAINS = ['KUBE-NODEPORTS', 'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-FORWARD', 'KUBE-PROXY-FIREWALL'];
+export const NAT_CHAINS = ['KUBE-NODEPORTS', 'KUBE-SERVICES', 'KUBE-MARK-MASQ', 'KUBE-POSTROUTING'];
+/** Prefixes of the per-Service chains: one that exists but is not written any more is deleted. */
+export const SERVICE_CHAIN = /^KUBE-(SVC|SVL|EXT|FW|SEP)-[A-Z2-7]{16}$/;
+
+/** The jumps from the built-in chains into kube-proxy's (iptablesJumpChains), ensured once per full sync. */
+export const JUMP_RULES: Array<{ table: 'filter' | 'nat'; chain: string; rule: string[] }> = [
+  { table: 'filter', chain: 'INPUT', rule: ['-m', 'conntrack', '--ctstate', 'NEW', '-m', 'comment', '--comment', 'kubernetes externally-visible service portals', '-j', 'KUBE-EXTERNAL-SERVICES'] },
+  { table: 'filter', chain: 'FORWARD', rule: ['-m', 'conntrack', '--ctstate', 'NEW', '-m', 'comment', '--comment', 'kubernetes externally-visible service portals', '-j', 'KUBE-EXTERNAL-SERVICES'] },
+  { table: 'filter', chain: 'INPUT', rule: ['-m', 'comment', '--comment', 'kubernetes health check service ports', '-j', 'KUBE-NODEPORTS'] },
+  { table: 'filter', chain: 'FORWARD', rule: ['-m', 'conntrack', '--ctstate', 'NEW', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'] },
+  { table: 'filter', chain: 'OUTPUT', rule: ['-m', 'conntrack', '--ctstate', 'NEW', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'] },
+  { table: 'filter', chain: 'FORWARD', rule: ['-m', 'comment', '--comment', 'kubernetes forwarding rules', '-j', 'KUBE-FORWARD'] },
+  { table: 'filter', chain: 'INPUT', rule: ['-m', 'conntrack', '--ctstate', 'NEW', '-m', 'comment', '--comment', 'kubernetes load balancer firewall', '-j', 'KUBE-PROXY-FIREWALL'] },
+  { table: 'filter', chain: 'OUTPUT', rule: ['-m', 'conntrack', '--ctstate', 'NEW', '-m', 'comment', '--comment', 'kubernetes load balancer firewall', '-j', 'KUBE-PROXY-FIREWALL'] },
+  { table: 'filter', chain: 'FORWARD', rule: ['-m', 'conntrack', '--ctstate', 'NEW', '-m', 'comment', '--comment', 'kubernetes load balancer firewall', '-j', 'KUBE-PROXY-FIREWALL'] },
+  { table: 'nat', chain: 'OUTPUT', rule: ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'] },
+  { table: 'nat', chain: 'PREROUTING', rule: ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'] },
+  { table: 'nat', chain: 'POSTROUTING', rule: ['-m', 'comment', '--comment', 'kubernetes postrouting rules', '-j', 'KUBE-POSTROUTING'] },
+];
+
+/** iptables-save quotes a comment only when it has to. */
+function comment(text: string): string {
+  return /[\s"]/.test(text) ? `-m comment --comment "${text.replace(/"/g, '\\"')}"` : `-m comment --comment ${text}`;
+}
+
+/** Go's fmt.Sprintf("%0.10f", p). */
+function probability(p: number): string {
+  return p.toFixed(10);
+}
+
+export interface RuleSet {
+  filter: string[];
+  nat: string[];
+  /** Every chain the nat table should hold afterwards (to find stale ones). */
+  natChains: Set<string>;
+}
+
+/** Builds the whole ruleset. */
+export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleSet {
+  const mark = `0x${(1 << (cfg.masqueradeBit ?? 14)).toString(16)}`;
+  const filterRules: string[] = [];
+  const externalRules: string[] = [];
+  const natServices: string[] = [];
+  const natNodePorts: string[] = [];
+  const natChains: string[][] = []; // per-Service chain declarations and rules, in order
+  const declared = new Set<string>(NAT_CHAINS);
+
+  for (const sp of ports) {
+    const name = servicePortName(sp);
+    const proto = sp.protocol;
+    const match = `-m ${proto} -p ${proto}`;
+    const svcChain = serviceChain(name, proto);
+    const svlChain = localChain(name, proto);
+    const extChain = externalChain(name, proto);
+    const ready = sp.endpoints.filter((e) => e.ready);
+    const local = ready.filter((e) => e.local);
+    const clusterEndpoints = sp.internalLocal ? local : ready;
+    const hasExternal = sp.nodePort !== undefined || sp.externalIPs.length > 0;
+    const externalEndpoints = sp.externalLocal ? local : ready;
+    // With endpoints (below), KUBE-SVC serves cluster traffic unless internalTrafficPolicy is
+    // Local, and external traffic always (directly, or for pods and the node under eTP Local);
+    // KUBE-SVL holds the local endpoints when a Local policy needs them.
+    const usesSvc = !sp.internalLocal || hasExternal;
+    const usesSvl = local.length > 0 && (sp.internalLocal || (hasExternal && sp.externalLocal));
+
+    // ClusterIP.
+    if (sp.clusterIP) {
+      const dst = `-d ${sp.clusterIP} --dport ${sp.port}`;
+      if (clusterEndpoints.length) natServices.push(`-A KUBE-SERVICES ${comment(`${name} cluster IP`)} ${match} ${dst} -j ${sp.internalLocal ? svlChain : svcChain}`);
+      else if (ready.length === 0) filterRules.push(`-A KUBE-SERVICES ${comment(`${name} has no endpoints`)} ${match} ${dst} -j REJECT`);
+      else filterRules.push(`-A KUBE-SERVICES ${comment(`${name} has no local endpoints`)} ${match} ${dst} -j DROP`);
+    }
+
+    // External addresses: externalIPs and the NodePort go through KUBE-EXT.
+    if (hasExternal) {
+      if (externalEndpoints.length || (sp.externalLocal && ready.length)) {
+        for (const ip of sp.externalIPs) natServices.push(`-A KUBE-SERVICES ${comment(`${name} external IP`)} ${match} -d ${ip} --dport ${sp.port} -j ${extChain}`);
+        if (sp.nodePort) natNodePorts.push(`-A KUBE-NODEPORTS ${comment(name)} ${match} --dport ${sp.nodePort} -j ${extChain}`);
+      }
+      if (!ready.length) {
+        for (const ip of sp.externalIPs) externalRules.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no endpoints`)} ${match} -d ${ip} --dport ${sp.port} -j REJECT`);
+        if (sp.nodePort) externalRules.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no endpoints`)} -m addrtype --dst-type LOCAL ${match} --dport ${sp.nodePort} -j REJECT`);
+      } else if (sp.externalLocal && !local.length) {
+        for (const ip of sp.externalIPs) externalRules.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no local endpoints`)} ${match} -d ${ip} --dport ${sp.port} -j DROP`);
+        if (sp.nodePort) externalRules.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no local endpoints`)} -m addrtype --dst-type LOCAL ${match} --dport ${sp.nodePort} -j DROP`);
+      }
+    }
+
+    if (!ready.length) continue;
+    const chain = (c: string, rules: string[]) => {
+      declared.add(c);
+      natChains.push([`:${c} - [0:0]`, ...rules]);
+    };
+
+    if (hasExternal && (externalEndpoints.length || sp.externalLocal)) {
+      const ext: string[] = [];
+      if (!sp.externalLocal) {
+        ext.push(`-A ${extChain} ${comment(`masquerade traffic for ${name} external destinations`)} -j KUBE-MARK-MASQ`, `-A ${extChain} -j ${svcChain}`);
+      } else {
+        // Local policy: pods and the node itself may use any endpoint; outside clients only local ones, with their address kept.
+        if (cfg.nodePodCIDR) ext.push(`-A ${extChain} ${comment(`pod traffic for ${name} external destinations`)} -s ${cfg.nodePodCIDR} -j ${svcChain}`);
+        ext.push(`-A ${extChain} ${comment(`masquerade LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`);
+        ext.push(`-A ${extChain} ${comment(`route LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${svcChain}`);
+        if (local.length) ext.push(`-A ${extChain} -j ${svlChain}`);
+      }
+      chain(extChain, ext);
+    }
+
+    const balance = (c: string, eps: typeof ready, masq: boolean) => {
+      const rules: string[] = [];
+      if (masq && sp.clusterIP) rules.push(`-A ${c} ${comment(`${name} cluster IP`)} ${match} -d ${sp.clusterIP} --dport ${sp.port} ! -s ${cfg.clusterCIDR} -j KUBE-MARK-MASQ`);
+      if (sp.affinitySeconds !== undefined) {
+        for (const ep of eps) {
+          const sep = endpointChain(name, proto, endpointString(ep));
+          rules.push(`-A ${c} ${comment(`${name} -> ${endpointString(ep)}`)} -m recent --name ${sep} --rcheck --seconds ${sp.affinitySeconds} --reap -j ${sep}`);
+        }
+      }
+      eps.forEach((ep, i) => {
+        const sep = endpointChain(name, proto, endpointString(ep));
+        const random = i < eps.length - 1 ? ` -m statistic --mode random --probability ${probability(1 / (eps.length - i))}` : '';
+        rules.push(`-A ${c} ${comment(`${name} -> ${endpointString(ep)}`)}${random} -j ${sep}`);
+      });
+      chain(c, rules);
+    };
+    if (usesSvc) balance(svcChain, ready, true);
+    if (usesSvl) balance(svlChain, local, false);
+
+    for (const ep of usesSvc ? ready : local) {
+      const sep = endpointChain(name, proto, endpointString(ep));
+      const affinity = sp.affinitySeconds !== undefined ? ` -m recent --name ${sep} --set` : '';
+      chain(sep, [
+        `-A ${sep} ${comment(name)} -s ${ep.ip} -j KUBE-MARK-MASQ`,
+        `-A ${sep} ${comment(name)}${affinity} ${match} -j DNAT --to-destination ${endpointString(ep)}`,
+      ]);
+    }
+  }
+
+  natServices.push(`-A KUBE-SERVICES ${comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain')} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`);
+  const filter = [
+    ...FILTER_CHAINS.map((c) => `:${c} - [0:0]`),
+    ...filterRules,
+    ...externalRules,
+    '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP',
+    `-A KUBE-FORWARD ${comment('kubernetes forwarding rules')} -m mark --mark ${mark}/${mark} -j ACCEPT`,
+    `-A KUBE-FORWARD ${comment('kubernetes forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+  ];
+  const nat = [
+    ...NAT_CHAINS.map((c) => `:${c} - [0:0]`),
+    ...natChains.map((c) => c[0]!),
+    ...natServices,
+    ...natNodePorts,
+    `-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`,
+    `-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`,
+    `-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`,
+    `-A KUBE-POSTROUTING ${comment('kubernetes service traffic requiring SNAT')} -j MASQUERADE`,
+    ...natChains.flatMap((c) => c.slice(1)),
+  ];
+  return { filter, nat, natChains: declared };
+}
+
+/** The iptables-restore input: both tables, and the stale per-Service chains flushed and deleted. */
+export function restoreText(rules: RuleSet, staleChains: string[]): string {
+  const stale = staleChains.filter((c) => !rules.natChains.has(c));
+  return [
+    '*filter',
+    ...rules.filter,
+    'COMMIT',
+    '*nat',
+    ...rules.nat.filter((l) => l.startsWith(':')),
+    ...stale.map((c) => `:${c} - [0:0]`),
+    ...rules.nat.filter((l) => !l.startsWith(':')),
+    ...stale.map((c) => `-X ${c}`),
+    'COMMIT',
+    '',
+  ].join('\n');
+}

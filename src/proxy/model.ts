@@ -1,0 +1,102 @@
+// What a service proxy programs, decided from Services and EndpointSlices alone (pure): one
+// entry per Service port, with its virtual addresses and the endpoints that serve it, as
+// kube-proxy's ServicePort and Endpoint views hold them.
+
+import type { EndpointSlice, Service } from '../api/types.ts';
+import { SERVICE_NAME_LABEL } from '../controllers/endpointslice.ts';
+
+export type Protocol = 'tcp' | 'udp' | 'sctp';
+
+export interface ProxyEndpoint {
+  ip: string;
+  port: number;
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+  /** On the node this proxy runs on. */
+  local: boolean;
+}
+
+export interface ServicePortInfo {
+  namespace: string;
+  name: string;
+  portName: string; // '' when the port has no name
+  protocol: Protocol;
+  clusterIP?: string;
+  port: number;
+  nodePort?: number;
+  externalIPs: string[];
+  /** Seconds of ClientIP affinity; undefined without affinity. */
+  affinitySeconds?: number;
+  externalLocal: boolean;
+  internalLocal: boolean;
+  endpoints: ProxyEndpoint[];
+}
+
+/** kube-proxy's ServicePortName: "ns/name:port", or "ns/name" for an unnamed port. */
+export function servicePortName(sp: Pick<ServicePortInfo, 'namespace' | 'name' | 'portName'>): string {
+  return `${sp.namespace}/${sp.name}${sp.portName ? `:${sp.portName}` : ''}`;
+}
+
+export function endpointString(ep: Pick<ProxyEndpoint, 'ip' | 'port'>): string {
+  return ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
+}
+
+/** Services kube-proxy skips: headless, ExternalName, or handed to another proxy. */
+export function skipService(svc: Service): boolean {
+  const labels = svc.metadata.labels ?? {};
+  return !svc.spec.clusterIP || svc.spec.clusterIP === 'None' || svc.spec.type === 'ExternalName' || 'service.kubernetes.io/service-proxy-name' in labels || 'service.kubernetes.io/headless' in labels;
+}
+
+/** The proxy's view of the cluster's Services for the node `nodeName` (pure). */
+export function buildServicePorts(services: Service[], slices: EndpointSlice[], nodeName: string): ServicePortInfo[] {
+  const bySvc = new Map<string, EndpointSlice[]>();
+  for (const s of slices) {
+    const svcName = s.metadata.labels?.[SERVICE_NAME_LABEL];
+    if (!svcName || s.addressType !== 'IPv4') continue;
+    const key = `${s.metadata.namespace}/${svcName}`;
+    bySvc.set(key, [...(bySvc.get(key) ?? []), s]);
+  }
+  const out: ServicePortInfo[] = [];
+  for (const svc of services) {
+    if (skipService(svc)) continue;
+    const ns = svc.metadata.namespace ?? 'default';
+    for (const p of svc.spec.ports ?? []) {
+      const protocol = (p.protocol ?? 'TCP').toLowerCase() as Protocol;
+      const portName = p.name ?? '';
+      const seen = new Map<string, ProxyEndpoint>();
+      for (const slice of bySvc.get(`${ns}/${svc.metadata.name}`) ?? []) {
+        const sp = (slice.ports ?? []).find((x) => (x.name ?? '') === portName && (x.protocol ?? 'TCP').toLowerCase() === protocol);
+        if (!sp?.port) continue;
+        for (const ep of slice.endpoints) {
+          const e: ProxyEndpoint = {
+            ip: ep.addresses[0]!,
+            port: sp.port,
+            // An endpoint is ready unless it says otherwise (EndpointSlice semantics: nil means true).
+            ready: ep.conditions?.ready !== false,
+            serving: ep.conditions?.serving ?? ep.conditions?.ready !== false,
+            terminating: ep.conditions?.terminating === true,
+            local: ep.nodeName === nodeName,
+          };
+          seen.set(endpointString(e), e);
+        }
+      }
+      out.push({
+        namespace: ns,
+        name: svc.metadata.name,
+        portName,
+        protocol,
+        clusterIP: svc.spec.clusterIP,
+        port: p.port,
+        nodePort: svc.spec.type === 'NodePort' || svc.spec.type === 'LoadBalancer' ? p.nodePort : undefined,
+        externalIPs: svc.spec.externalIPs ?? [],
+        affinitySeconds: svc.spec.sessionAffinity === 'ClientIP' ? (svc.spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800) : undefined,
+        externalLocal: svc.spec.externalTrafficPolicy === 'Local',
+        internalLocal: svc.spec.internalTrafficPolicy === 'Local',
+        // Sorted as kube-proxy sorts them: by their "ip:port" string.
+        endpoints: [...seen.values()].sort((a, b) => endpointString(a).localeCompare(endpointString(b))),
+      });
+    }
+  }
+  return out.sort((a, b) => servicePortName(a).localeCompare(servicePortName(b)) || a.protocol.localeCompare(b.protocol));
+}
