@@ -12,7 +12,9 @@ import { loadCluster } from '../cluster/cluster.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
 import { nodeFiles } from '../cluster/topology.ts';
 import { ControllerManager } from '../controllers/manager.ts';
+import { netnsPath } from '../lab/lab.ts';
 import { NodeAgent } from '../node/agent.ts';
+import { IptablesProxier } from '../proxy/iptables/proxier.ts';
 import { WorkloadHostClient } from '../workloads/client.ts';
 import { logStream } from './logs.ts';
 
@@ -21,6 +23,7 @@ export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube
 export class Daemon {
   readonly api: Api;
   readonly agents: NodeAgent[] = [];
+  readonly proxies: IptablesProxier[] = [];
   private readonly server: ApiServer;
   private readonly controllers: ControllerManager;
   private readonly store: Store;
@@ -38,6 +41,7 @@ export class Daemon {
     for (const node of plan.nodes) {
       const files = nodeFiles(paths.dir, node);
       this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, log }));
+      this.proxies.push(new IptablesProxier({ api: this.api, nodeName: node.name, netns: netnsPath(node.netns), clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR, log }));
     }
   }
 
@@ -50,6 +54,7 @@ export class Daemon {
     this.controllers.start();
     // Agents register their nodes; node IPAM gives them podCIDRs; then pods flow.
     await Promise.all(this.agents.map((a) => a.start()));
+    for (const p of this.proxies) p.start();
     await this.server.listen(paths.socket);
     this.watchdog = setInterval(() => void this.checkWorkloadHost(), 1000);
     this.watchdog.unref();
@@ -80,7 +85,7 @@ export class Daemon {
     clearInterval(this.watchdog);
     await this.server.close();
     this.controllers.stop();
-    await Promise.all(this.agents.map((a) => a.stop()));
+    await Promise.all([...this.agents.map((a) => a.stop()), ...this.proxies.map((p) => p.stop())]);
     this.store.close();
     const paths = daemonPaths(this.cluster);
     if (readFileSync(paths.pidFile, 'utf8').trim() === String(process.pid)) rmSync(paths.pidFile, { force: true });

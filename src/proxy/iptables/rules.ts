@@ -177,16 +177,30 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
   return { filter, nat, natChains: declared };
 }
 
+export interface RestoreExtras {
+  /** Chains to declare in both tables (the canary). */
+  declare?: string[];
+  /** Rules after all declarations, per table (the jumps from built-in chains, as -I). */
+  filter?: string[];
+  nat?: string[];
+}
+
 /** The iptables-restore input: both tables, and the stale per-Service chains flushed and deleted. */
-export function restoreText(rules: RuleSet, staleChains: string[]): string {
+export function restoreText(rules: RuleSet, staleChains: string[], extras: RestoreExtras = {}): string {
   const stale = staleChains.filter((c) => !rules.natChains.has(c));
+  const declare = (extras.declare ?? []).map((c) => `:${c} - [0:0]`);
   return [
     '*filter',
-    ...rules.filter,
+    ...declare,
+    ...rules.filter.filter((l) => l.startsWith(':')),
+    ...(extras.filter ?? []),
+    ...rules.filter.filter((l) => !l.startsWith(':')),
     'COMMIT',
     '*nat',
+    ...declare,
     ...rules.nat.filter((l) => l.startsWith(':')),
     ...stale.map((c) => `:${c} - [0:0]`),
+    ...(extras.nat ?? []),
     ...rules.nat.filter((l) => !l.startsWith(':')),
     ...stale.map((c) => `-X ${c}`),
     'COMMIT',
