@@ -1,0 +1,191 @@
+// Services on a running cluster, with real traffic (kube-proxy's iptables mode): a
+// ClusterIP load-balances over every endpoint, from pods (keeping the client's pod IP) and
+// from the node itself; a NodePort answers at every node from outside; a pod reaches
+// itself through its own Service (hairpin); a Service without endpoints refuses at once;
+// endpoint changes are honoured within about a second; a flushed nat table comes back.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Pod, Service } from '../src/api/types.ts';
+import { run } from '../src/dataplane/linux/exec.ts';
+import { serviceChain } from '../src/proxy/iptables/names.ts';
+import { NOT_ROOT } from './helpers.ts';
+import { Kube } from './kube.ts';
+
+const MANIFEST = `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        ports: [{containerPort: 8080, name: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-np}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty}
+spec:
+  selector: {app: nothing}
+  ports: [{port: 80}]
+`;
+
+function field(text: string, name: string): string | undefined {
+  return text.match(new RegExp(`^${name}: (.*)$`, 'm'))?.[1];
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('Services, iptables mode', { skip: NOT_ROOT }, () => {
+  const cluster = `kws${process.pid % 100000}`;
+  let stateDir: string;
+  let kube: Kube;
+  let pods: Pod[];
+  let vip: string;
+  const node = (i: number) => `${cluster}-node-${i}`;
+  /** Runs curl in the pod's namespace N times in one process; returns the answers. */
+  const curlMany = async (where: string[], url: string, n: number): Promise<string[]> => {
+    const out = await kube.ok('exec', ...where, '--', 'sh', '-c', `for i in $(seq ${n}); do curl -s -m 2 ${url}; echo ===; done`);
+    return out.split('===\n').filter((s) => s.trim());
+  };
+
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'kwt-svc-'));
+    kube = new Kube(cluster, stateDir);
+    await kube.ok('up');
+    await kube.apply(MANIFEST);
+    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '30s');
+    pods = (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', 'app=web')).items;
+    vip = (await kube.json<Service>('get', 'service', 'web')).spec.clusterIP!;
+  });
+  after(async () => {
+    await kube.run(['down']);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('the Service gets a ClusterIP from the service CIDR and an EndpointSlice with every pod (named targetPort resolved)', async () => {
+    assert.match(vip, /^10\.(9[6-9]|10\d|11[01])\./);
+    const slices = (await kube.json('get', 'endpointslices', '-l', 'kubernetes.io/service-name=web')).items;
+    assert.equal(slices.length, 1);
+    assert.deepEqual(slices[0].ports, [{ name: 'http', port: 8080, protocol: 'TCP' }]);
+    assert.deepEqual(slices[0].endpoints.map((e: { addresses: string[] }) => e.addresses[0]).sort(), pods.map((p) => p.status!.podIP).sort());
+    assert.ok(slices[0].endpoints.every((e: { conditions: { ready: boolean } }) => e.conditions.ready));
+    const np = await kube.json<Service>('get', 'service', 'web-np');
+    assert.equal(np.spec.ports![0]!.nodePort, 30080);
+  });
+
+  test('ClusterIP from a pod: every endpoint answers, and sees the client pod\'s own IP', async () => {
+    const client = pods[0]!;
+    const answers = await curlMany([client.metadata.name], `http://${vip}/`, 30);
+    assert.equal(answers.length, 30);
+    const seen = new Set(answers.map((a) => field(a, 'pod')));
+    assert.deepEqual([...seen].sort(), pods.map((p) => p.metadata.name).sort(), 'all three endpoints reached');
+    for (const a of answers) {
+      if (field(a, 'pod') !== client.metadata.name) assert.equal(field(a, 'client')?.split(':')[0], client.status!.podIP, 'no NAT between pods');
+      // Hairpin: a pod reaching itself through its Service is masqueraded so the reply comes back through the bridge.
+      else assert.equal(field(a, 'client')?.split(':')[0], client.status!.podIP!.replace(/\.\d+$/, '.1'));
+    }
+  });
+
+  test('ClusterIP from the node itself', async () => {
+    const answers = await curlMany(['--node', node(1)], `http://${vip}/`, 12);
+    assert.ok(answers.every((a) => pods.some((p) => p.metadata.name === field(a, 'pod'))));
+  });
+
+  test('NodePort from outside the cluster at every node IP', async () => {
+    for (const ip of ['172.18.0.11', '172.18.0.12']) {
+      const a = await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '3', `http://${ip}:30080/`);
+      assert.ok(pods.some((p) => p.metadata.name === field(a, 'pod')), a);
+      // externalTrafficPolicy Cluster masquerades: the pod sees the node (its eth0 or cni0 address), not the client.
+      assert.notEqual(field(a, 'client')?.split(':')[0], '172.18.0.200');
+    }
+  });
+
+  test('a Service without endpoints refuses at once (REJECT), it does not time out', async () => {
+    const empty = (await kube.json<Service>('get', 'service', 'empty')).spec.clusterIP!;
+    const t0 = performance.now();
+    const r = await kube.run(['exec', pods[0]!.metadata.name, '--', 'curl', '-s', '-m', '5', `http://${empty}/`]);
+    const ms = performance.now() - t0;
+    assert.equal(r.code, 7, 'curl: connection refused');
+    assert.ok(ms < 2000, `refused after ${ms.toFixed(0)} ms`);
+  });
+
+  test("the node's nat table holds upstream's chains for the Service", async () => {
+    const save = await kube.ok('exec', '--node', node(1), '--', 'iptables-save', '-t', 'nat');
+    const chain = serviceChain('default/web:http', 'tcp');
+    // iptables-save prints matches in its own order (-d, -p, then modules).
+    assert.match(save, new RegExp(`-A KUBE-SERVICES -d ${vip.replace(/\./g, '\\.')}/32 -p tcp -m comment --comment "default/web:http cluster IP" -m tcp --dport 80 -j ${chain}`));
+    assert.equal(save.split('\n').filter((l) => l.startsWith(`-A ${chain} `) && l.includes('-j KUBE-SEP-')).length, 3);
+    assert.match(save, /-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES/);
+  });
+
+  test('endpoints removed and added are honoured within about a second', async () => {
+    await kube.ok('scale', 'deployment/web', '--replicas=0');
+    const refusedAfter = await waitFor('the ClusterIP to refuse', async () => {
+      const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '1', `http://${vip}/`]);
+      return r.code === 7 ? true : undefined;
+    });
+    assert.ok(refusedAfter);
+    await kube.ok('scale', 'deployment/web', '--replicas=2');
+    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '30s');
+    const t0 = performance.now();
+    await waitFor('the ClusterIP to answer', async () => {
+      const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '1', `http://${vip}/`]);
+      return r.code === 0 && field(r.stdout, 'pod') ? true : undefined;
+    });
+    assert.ok(performance.now() - t0 < 3000, 'served within about a second of the pods being ready');
+    pods = (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', 'app=web')).items.filter((p) => !p.metadata.deletionTimestamp);
+  });
+
+  test('a flushed nat table comes back by itself', async () => {
+    const ns = `/var/run/netns/kw_${cluster}_node-1`;
+    await run(['iptables', '-t', 'nat', '-F'], { netns: ns });
+    await run(['iptables', '-t', 'nat', '-X'], { netns: ns });
+    const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '1', `http://${vip}/`]);
+    assert.notEqual(r.code, 0, 'broken right after the flush');
+    await waitFor('the rules to come back', async () => {
+      const again = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '1', `http://${vip}/`]);
+      return again.code === 0 ? true : undefined;
+    }, 15_000);
+  });
+
+  test('bad Services are refused: a taken or out-of-range clusterIP or nodePort, an unknown protocol', async () => {
+    const bad = async (spec: string) => (await kube.run(['apply', '-f', '-'], { input: `apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: ${spec}\n` })).stderr;
+    assert.match(await bad(`{clusterIP: ${vip}, ports: [{port: 80}]}`), /spec\.clusterIPs: Invalid value: \[".*"\]: failed to allocate IP .*: provided IP is already allocated/);
+    assert.match(await bad('{clusterIP: 192.168.1.1, ports: [{port: 80}]}'), /the provided IP \(192\.168\.1\.1\) is not in the valid range\. The range of valid IPs is 10\.96\.0\.0\/12/);
+    assert.match(await bad('{type: NodePort, ports: [{port: 80, nodePort: 30080}]}'), /spec\.ports\[0\]\.nodePort: Invalid value: 30080: provided port is already allocated/);
+    assert.match(await bad('{type: NodePort, ports: [{port: 80, nodePort: 40000}]}'), /provided port is not in the valid range\. The range of valid ports is 30000-32767/);
+    assert.match(await bad('{ports: [{port: 80, protocol: ICMP}]}'), /spec\.ports\[0\]\.protocol: Unsupported value: "ICMP"/);
+    assert.match((await kube.run(['get', 'service', 'bad'])).stderr, /not found/);
+  });
+});
