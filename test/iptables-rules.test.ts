@@ -122,3 +122,17 @@ test('Services and EndpointSlices become service ports: named ports matched, hea
   assert.match(text, /\n-X KUBE-SVC-AAAAAAAAAAAAAAAA\nCOMMIT\n$/);
   assert.ok(!text.includes('10.0.1.10:8080 '), 'a terminating endpoint takes no new connections');
 });
+
+test('UDP conntrack cleanup: flows to endpoints that went away, and flows made while there was none', async () => {
+  const { staleUdpDeletions, udpState } = await import('../src/proxy/conntrack.ts');
+  const udp = (eps: string[]) => sp({ protocol: 'udp', portName: 'dns', port: 53, clusterIP: '10.96.0.10', nodePort: 30053, endpoints: eps.map((ip) => ep(ip, 8081)) });
+  assert.deepEqual(staleUdpDeletions(udpState([udp(['10.0.1.1', '10.0.2.1'])]), udpState([udp(['10.0.2.1'])])), [
+    ['conntrack', '-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--orig-port-dst', '53', '--reply-src', '10.0.1.1'],
+    ['conntrack', '-D', '-p', 'udp', '--orig-port-dst', '30053', '--reply-src', '10.0.1.1'],
+  ]);
+  assert.deepEqual(staleUdpDeletions(udpState([udp([])]), udpState([udp(['10.0.2.1'])])), [
+    ['conntrack', '-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--orig-port-dst', '53', '--reply-src', '10.96.0.10'],
+  ]);
+  assert.deepEqual(staleUdpDeletions(udpState([udp(['10.0.2.1'])]), udpState([udp(['10.0.2.1'])])), []);
+  assert.deepEqual(staleUdpDeletions(udpState([sp({ endpoints: [ep('10.0.1.1', 80)] })]), udpState([])), [], 'TCP ends its own connections');
+});

@@ -50,6 +50,71 @@ metadata: {name: empty}
 spec:
   selector: {app: nothing}
   ports: [{port: 80}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: echo}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      containers:
+      - name: netexec
+        image: registry.k8s.io/e2e-test-images/agnhost:2.47
+        args: [netexec, --http-port=8080, --udp-port=8081]
+        ports: [{containerPort: 8080, name: http}, {containerPort: 8081, name: dns, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo-udp}
+spec:
+  selector: {app: echo}
+  ports: [{name: dns, port: 53, targetPort: dns, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sticky}
+spec:
+  selector: {app: echo}
+  sessionAffinity: ClientIP
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: solo, labels: {app: solo}}
+spec:
+  nodeName: NODE1
+  containers:
+  - name: netexec
+    image: registry.k8s.io/e2e-test-images/agnhost:2.47
+    args: [netexec, --http-port=8080]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: solo-local}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: solo}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30082}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: solo-internal}
+spec:
+  internalTrafficPolicy: Local
+  selector: {app: solo}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: solo-ext}
+spec:
+  externalIPs: [192.0.2.10]
+  selector: {app: solo}
+  ports: [{port: 80, targetPort: 8080}]
 `;
 
 function field(text: string, name: string): string | undefined {
@@ -83,8 +148,10 @@ describe('Services, iptables mode', { skip: NOT_ROOT }, () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-svc-'));
     kube = new Kube(cluster, stateDir);
     await kube.ok('up');
-    await kube.apply(MANIFEST);
+    await kube.apply(MANIFEST.replace('NODE1', node(1)));
     await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '30s');
+    await kube.ok('rollout', 'status', 'deployment/echo', '--timeout', '30s');
+    await kube.ok('wait', '--for=condition=Ready', 'pod/solo', '--timeout', '30s');
     pods = (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', 'app=web')).items;
     vip = (await kube.json<Service>('get', 'service', 'web')).spec.clusterIP!;
   });
@@ -177,6 +244,50 @@ describe('Services, iptables mode', { skip: NOT_ROOT }, () => {
       const again = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '1', `http://${vip}/`]);
       return again.code === 0 ? true : undefined;
     }, 15_000);
+  });
+
+  const clusterIP = async (name: string) => (await kube.json<Service>('get', 'service', name)).spec.clusterIP!;
+
+  test('sessionAffinity ClientIP: one client keeps its endpoint', async () => {
+    const ip = await clusterIP('sticky');
+    const answers = await kube.ok('exec', pods[0]!.metadata.name, '--', 'sh', '-c', `for i in $(seq 10); do curl -s -m 2 http://${ip}/hostname; echo; done`);
+    const names = new Set(answers.trim().split('\n'));
+    assert.equal(names.size, 1, answers);
+    assert.match([...names][0]!, /^echo-/);
+  });
+
+  test('externalTrafficPolicy Local: the client IP is kept at a node with an endpoint; a node without one drops', async () => {
+    const at1 = await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '3', 'http://172.18.0.11:30082/clientip');
+    assert.equal(at1.split(':')[0], '172.18.0.200', 'no masquerade: the pod sees the outside client');
+    const at2 = await kube.run(['exec', '--external', '--', 'curl', '-s', '-m', '1', 'http://172.18.0.12:30082/clientip']);
+    assert.equal(at2.code, 28, 'dropped (timeout), not forwarded to another node');
+  });
+
+  test('internalTrafficPolicy Local: only a node with a local endpoint serves it', async () => {
+    const ip = await clusterIP('solo-internal');
+    assert.equal(await kube.ok('exec', '--node', node(1), '--', 'curl', '-s', '-m', '2', `http://${ip}/hostname`), 'solo');
+    assert.equal((await kube.run(['exec', '--node', node(2), '--', 'curl', '-s', '-m', '1', `http://${ip}/hostname`])).code, 28);
+  });
+
+  test('externalIPs: traffic routed to any node for the external IP reaches the Service', async () => {
+    await kube.ok('exec', '--external', '--', 'ip', 'route', 'replace', '192.0.2.10/32', 'via', '172.18.0.12');
+    assert.equal(await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '3', 'http://192.0.2.10/hostname'), 'solo');
+  });
+
+  test('UDP: a client keeps its endpoint while it lives; when it goes, the stale conntrack entry goes too', async () => {
+    const ip = await clusterIP('echo-udp');
+    const client = pods[0]!.metadata.name;
+    // The same source port every time: one conntrack entry, one endpoint.
+    const ask = async () => (await kube.run(['exec', client, '--', 'sh', '-c', `echo hostname | nc -u -w1 -p 40000 ${ip} 53`])).stdout.trim();
+    const first = await waitFor('a UDP answer', async () => (await ask()) || undefined);
+    assert.match(first, /^echo-/);
+    assert.equal(await ask(), first);
+    await kube.ok('delete', 'pod', first, '--grace-period=0', '--force');
+    const next = await waitFor('an answer from another endpoint', async () => {
+      const a = await ask();
+      return a && a !== first ? a : undefined;
+    }, 10_000);
+    assert.match(next, /^echo-/);
   });
 
   test('bad Services are refused: a taken or out-of-range clusterIP or nodePort, an unknown protocol', async () => {

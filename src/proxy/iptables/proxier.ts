@@ -7,6 +7,8 @@
 import type { EndpointSlice, Service } from '../../api/types.ts';
 import type { Api } from '../../apiserver/api.ts';
 import { iptablesRestore, iptablesSave, parseSave } from '../../dataplane/linux/iptables.ts';
+import { run } from '../../dataplane/linux/exec.ts';
+import { staleUdpDeletions, udpState, type UdpState } from '../conntrack.ts';
 import { buildServicePorts } from '../model.ts';
 import { buildRules, JUMP_RULES, restoreText, SERVICE_CHAIN, type IptablesConfig } from './rules.ts';
 
@@ -45,6 +47,7 @@ export class IptablesProxier {
   private lastSync = 0;
   private stops: Array<() => void> = [];
   private stopped = false;
+  private udp = new Map<string, UdpState>();
 
   constructor(private readonly o: ProxierOptions) {}
 
@@ -101,6 +104,10 @@ export class IptablesProxier {
         if (!dump.rules.includes(saveForm(j.chain, j.rule))) jumps[j.table].push(saveForm(j.chain, j.rule).replace(/^-A (\S+)/, '-I $1 1'));
       }
       await iptablesRestore(restoreText(rules, stale, { declare: [CANARY], ...jumps }), netns);
+      // Only once the new rules are in: stale UDP flows would otherwise be re-created by the old ones.
+      const udp = udpState(ports);
+      for (const argv of staleUdpDeletions(this.udp, udp)) await run(argv, { netns }).catch(() => undefined); // exit 1: nothing matched
+      this.udp = udp;
       this.stats.syncs++;
       this.stats.rules = rules.filter.length + rules.nat.length;
       this.stats.lastSyncAt = new Date();
