@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { clusterDir, down, up } from '../src/cluster/cluster.ts';
+import { clusterDir, down, ipvsAvailable, up } from '../src/cluster/cluster.ts';
 import { nodeCIDR, planCluster, SpecError, type ClusterPlan } from '../src/cluster/plan.ts';
 import { nodeFiles } from '../src/cluster/topology.ts';
 import { loadDefaultConfList } from '../src/cni/runtime/conflist.ts';
@@ -37,6 +37,8 @@ test('bad specs are refused naming the flag', () => {
     [{ podCIDR: '10.244.0.0/24', nodes: 3 }, /--node-cidr-mask 24|holds only 1 node CIDRs/],
     [{ podCIDR: '10.96.0.0/16' }, /overlap/],
     [{ podCIDR: '172.18.0.0/16' }, /overlaps the node network/],
+    [{ proxyMode: 'userspace' }, /--proxy-mode "userspace": must be iptables, nftables or ipvs/],
+    [{ proxyMode: 'nftables' }, /--proxy-mode nftables is not implemented yet/],
   ];
   for (const [patch, re] of cases) assert.throws(() => planCluster({ ...base, ...patch }), (e: unknown) => e instanceof SpecError && re.test(e.message), JSON.stringify(patch));
 });
@@ -103,3 +105,16 @@ for (const mode of ['routed', 'host-gw'] as const) {
     });
   });
 }
+
+test('--proxy-mode ipvs on a kernel without IPVS is refused before anything is made', { skip: ipvsAvailable() ? 'this kernel has IPVS' : NOT_ROOT }, async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'kwt-ipvs-'));
+  process.env.KUBEWIRE_STATE_DIR = stateDir;
+  try {
+    await assert.rejects(up({ name: 'kwtipvs', nodes: 1, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12', proxyMode: 'ipvs' }), /--proxy-mode ipvs needs the kernel's IPVS \(the ip_vs module\), and this kernel has none/);
+    assert.deepEqual(readdirSync(stateDir), []);
+    assert.deepEqual((await run(['ip', 'netns', 'list'])).split('\n').filter((l) => l.startsWith('kw_kwtipvs_')), []);
+  } finally {
+    delete process.env.KUBEWIRE_STATE_DIR;
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});

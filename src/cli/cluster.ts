@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ClusterError, down, up } from '../cluster/cluster.ts';
-import { DEFAULT_SPEC, type RoutingMode } from '../cluster/plan.ts';
+import { DEFAULT_SPEC, type ProxyMode, type RoutingMode } from '../cluster/plan.ts';
 import { runDaemon } from '../daemon/daemon.ts';
 import { runWorkloadHost } from '../workloads/host.ts';
 import { defaultCluster } from './kubectl.ts';
@@ -27,10 +27,11 @@ export function registerClusterCommands(program: Command): void {
     .option('--pod-cidr <cidr>', 'cluster pod range', DEFAULT_SPEC.podCIDR)
     .option('--node-cidr-mask <bits>', 'prefix length of each node podCIDR', integer('--node-cidr-mask'), DEFAULT_SPEC.nodeCIDRMask)
     .option('--service-cidr <cidr>', 'Service ClusterIP range', DEFAULT_SPEC.serviceCIDR)
-    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string }) => {
+    .option('--proxy-mode <mode>', 'service proxy: iptables (nftables and ipvs: see the README)', DEFAULT_SPEC.proxyMode)
+    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode }) => {
       const t0 = performance.now();
       const { plan, restarted } = await up(
-        { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr },
+        { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode },
         (line) => process.stdout.write(` • ${line}\n`),
       );
       const secs = ((performance.now() - t0) / 1000).toFixed(2);

@@ -21,6 +21,17 @@ export function loadCluster(name: string): ClusterPlan {
   return JSON.parse(readFileSync(file, 'utf8')) as ClusterPlan;
 }
 
+/** Whether the kernel has IPVS: loaded (/proc/net/ip_vs), or a module that could be. */
+export function ipvsAvailable(): boolean {
+  if (existsSync('/proc/net/ip_vs')) return true;
+  try {
+    const release = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+    return readFileSync(`/lib/modules/${release}/modules.dep`, 'utf8').includes('/ip_vs.ko');
+  } catch {
+    return false;
+  }
+}
+
 export interface UpResult {
   plan: ClusterPlan;
   /** true when the cluster existed and only its daemon was (re)started. */
@@ -47,6 +58,9 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
     return { plan, restarted: true };
   }
   const plan = planCluster(spec);
+  if (plan.spec.proxyMode === 'ipvs' && !ipvsAvailable()) {
+    throw new ClusterError('--proxy-mode ipvs needs the kernel\'s IPVS (the ip_vs module), and this kernel has none (no /proc/net/ip_vs, no ip_vs module to load): use --proxy-mode iptables');
+  }
   if ((await clusterNamespaces(spec.name)).length) {
     throw new ClusterError(`namespaces of a cluster ${JSON.stringify(spec.name)} exist but its record does not (kubewire down --cluster ${spec.name} removes them)`);
   }

@@ -5,6 +5,7 @@
 import { addToIP, contains, firstIP, formatIP, formatPrefix, networkOf, overlaps, parseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
 
 export type RoutingMode = 'routed' | 'host-gw';
+export type ProxyMode = 'iptables' | 'nftables' | 'ipvs';
 
 export interface ClusterSpec {
   name: string;
@@ -13,6 +14,8 @@ export interface ClusterSpec {
   podCIDR: string;
   nodeCIDRMask: number;
   serviceCIDR: string;
+  /** How each node's service proxy programs the kernel (kube-proxy's --proxy-mode). */
+  proxyMode?: ProxyMode;
 }
 
 export const DEFAULT_SPEC: Omit<ClusterSpec, 'name'> = {
@@ -21,6 +24,7 @@ export const DEFAULT_SPEC: Omit<ClusterSpec, 'name'> = {
   podCIDR: '10.244.0.0/16',
   nodeCIDRMask: 24,
   serviceCIDR: '10.96.0.0/12',
+  proxyMode: 'iptables',
 };
 
 /** The underlay segment (kind's docker network range; private to the cluster's namespaces). */
@@ -59,6 +63,9 @@ export function validateSpec(spec: ClusterSpec): void {
   if (!CLUSTER_NAME.test(spec.name)) throw new SpecError(`--cluster ${JSON.stringify(spec.name)}: a cluster name is a DNS label of at most 20 characters (lowercase letters, digits, '-')`);
   if (!Number.isInteger(spec.nodes) || spec.nodes < 1 || spec.nodes > 50) throw new SpecError(`--nodes ${spec.nodes}: must be a whole number from 1 to 50`);
   if (spec.mode !== 'routed' && spec.mode !== 'host-gw') throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed or host-gw`);
+  const proxy = spec.proxyMode ?? 'iptables';
+  if (!['iptables', 'nftables', 'ipvs'].includes(proxy)) throw new SpecError(`--proxy-mode ${JSON.stringify(proxy)}: must be iptables, nftables or ipvs`);
+  if (proxy === 'nftables') throw new SpecError('--proxy-mode nftables is not implemented yet (kubewire has iptables mode today); use --proxy-mode iptables');
   const pods = cidr(spec.podCIDR, '--pod-cidr');
   const services = cidr(spec.serviceCIDR, '--service-cidr');
   if (pods.ip.family !== 4 || services.ip.family !== 4) throw new SpecError('--pod-cidr and --service-cidr must be IPv4 ranges (dual-stack clusters come later)');
