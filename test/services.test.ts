@@ -216,6 +216,22 @@ describe('Services, iptables mode', { skip: NOT_ROOT }, () => {
     assert.match(save, /-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES/);
   });
 
+  test('describe service shows the VIP, endpoints by node and the chains that carry it; metrics and healthz as kube-proxy serves them', async () => {
+    const text = await kube.ok('describe', 'service', 'web-np');
+    assert.match(text, /^Type:\s+NodePort$/m);
+    assert.match(text, /^NodePort:\s+<unset>\s+30080\/TCP$/m);
+    for (const p of pods) assert.match(text, new RegExp(`${p.spec.nodeName}: .*${p.status!.podIP!.replace(/\./g, '\\.')} ${p.metadata.name}`));
+    assert.match(text, /-A KUBE-NODEPORTS .*--dport 30080 -j KUBE-EXT-/);
+    assert.equal(text.split('\n').filter((l) => /-j DNAT --to-destination/.test(l)).length, 3);
+
+    const metrics = await kube.ok('exec', '--node', node(1), '--', 'curl', '-s', 'http://127.0.0.1:10249/metrics');
+    assert.ok(Number(metrics.match(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds (\S+)$/m)?.[1]) > Date.now() / 1000 - 600);
+    assert.ok(Number(metrics.match(/^kubeproxy_sync_proxy_rules_iptables_total\{table="nat"\} (\d+)$/m)?.[1]) > 10);
+    assert.match(metrics, /^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m);
+    const health = await kube.ok('exec', '--node', node(2), '--', 'curl', '-s', '-w', ' %{http_code}', 'http://127.0.0.1:10256/healthz');
+    assert.match(health, /"nodeEligible":true\} 200$/);
+  });
+
   test('endpoints removed and added are honoured within about a second', async () => {
     await kube.ok('scale', 'deployment/web', '--replicas=0');
     const refusedAfter = await waitFor('the ClusterIP to refuse', async () => {

@@ -5,7 +5,9 @@
 import { existsSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { formatSelector } from '../api/labels.ts';
-import type { Deployment, Node, Pod } from '../api/types.ts';
+import type { Deployment, EndpointSlice, Node, Pod, Service } from '../api/types.ts';
+import { run } from '../dataplane/linux/exec.ts';
+import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
 import { UNDERLAY, type ClusterPlan } from '../cluster/plan.ts';
 import { bridgeFdb, formatRoute, ipv4Of, snapshot, type LinkInfo } from '../dataplane/linux/inspect.ts';
 import { netnsPath } from '../lab/lab.ts';
@@ -166,4 +168,62 @@ export function describeDeployment(d: Deployment, pods: Pod[]): string {
     'Conditions:\n' + indent(table([['Type', 'Status', 'Reason'], ...(s.conditions ?? []).map((c) => [c.type, c.status, c.reason ?? ''])])),
     'Pods:\n' + indent(table([['NAME', 'STATUS', 'IP', 'NODE'], ...pods.map((p) => [p.metadata.name, podStatus(p), p.status?.podIP ?? '<none>', p.spec.nodeName ?? '<none>'])])),
   ].join('\n');
+}
+
+/** `describe service`: kubectl's view, then where each endpoint runs and the chains that carry the Service on a node. */
+export async function describeService(svc: Service, slices: EndpointSlice[], plan: ClusterPlan | undefined): Promise<string> {
+  const s = svc.spec;
+  const endpoints = slices.flatMap((sl) => sl.endpoints.map((e) => ({ e, ports: sl.ports ?? [] })));
+  const out: string[] = [];
+  out.push(fields([
+    ['Name', svc.metadata.name],
+    ['Namespace', svc.metadata.namespace],
+    ['Labels', labels(svc.metadata.labels)],
+    ['Selector', s.selector ? Object.entries(s.selector).map(([k, v]) => `${k}=${v}`).join(',') : '<none>'],
+    ['Type', s.type ?? 'ClusterIP'],
+    ['IP', s.clusterIP],
+    ['IPs', (s.clusterIPs ?? []).join(',') || '<none>'],
+    ...(s.externalIPs?.length ? [['External IPs', s.externalIPs.join(',')] as [string, string]] : []),
+    ['Session Affinity', s.sessionAffinity ?? 'None'],
+    ...(s.externalTrafficPolicy ? [['External Traffic Policy', s.externalTrafficPolicy] as [string, string]] : []),
+    ['Internal Traffic Policy', s.internalTrafficPolicy ?? 'Cluster'],
+  ]));
+  for (const p of s.ports ?? []) {
+    const eps = endpoints.filter((x) => x.ports.some((ep) => (ep.name ?? '') === (p.name ?? '')) && x.e.conditions.ready !== false).map((x) => `${x.e.addresses[0]}:${x.ports.find((ep) => (ep.name ?? '') === (p.name ?? ''))!.port}`);
+    out.push(fields([
+      ['Port', `${p.name || '<unset>'}  ${p.port}/${p.protocol ?? 'TCP'}`],
+      ['TargetPort', `${p.targetPort ?? p.port}/${p.protocol ?? 'TCP'}`],
+      ...(p.nodePort ? [['NodePort', `${p.name || '<unset>'}  ${p.nodePort}/${p.protocol ?? 'TCP'}`] as [string, string]] : []),
+      ['Endpoints', eps.join(',') || '<none>'],
+    ]));
+  }
+  const byNode = new Map<string, string[]>();
+  for (const { e } of endpoints) {
+    const state = e.conditions.terminating ? ' (terminating)' : e.conditions.ready === false ? ' (not ready)' : '';
+    byNode.set(e.nodeName ?? '<none>', [...(byNode.get(e.nodeName ?? '<none>') ?? []), `${e.addresses[0]} ${e.targetRef?.name ?? ''}${state}`]);
+  }
+  out.push('Endpoints by node:\n' + indent(byNode.size ? [...byNode].map(([n, eps]) => `${n}: ${eps.join(', ')}`).join('\n') : '<none>'));
+  const node = plan?.nodes[0];
+  if (node && existsSync(netnsPath(node.netns)) && s.clusterIP && s.clusterIP !== 'None') {
+    const save = await run(['iptables-save'], { netns: netnsPath(node.netns) }).catch(() => '');
+    const lines = serviceRules(save.split('\n').filter((l) => l.startsWith('-A ')), svc);
+    out.push(`Rules on ${node.name} (iptables; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
+  }
+  return out.join('\n');
+}
+
+/** The rules of one Service in an iptables-save dump: its chains (named by hash, as kube-proxy names them), the jumps into them, its endpoints' chains, its REJECT/DROP rules. */
+export function serviceRules(rules: string[], svc: Service): string[] {
+  const chains = new Set<string>();
+  const tags: string[] = [];
+  for (const p of svc.spec.ports ?? []) {
+    const name = `${svc.metadata.namespace}/${svc.metadata.name}${p.name ? `:${p.name}` : ''}`;
+    const proto = (p.protocol ?? 'TCP').toLowerCase();
+    tags.push(name);
+    for (const c of [serviceChain(name, proto), localChain(name, proto), externalChain(name, proto)]) chains.add(c);
+  }
+  const target = (l: string) => l.match(/ -j (\S+)/)?.[1];
+  for (const l of rules) if (chains.has(l.split(' ')[1]!) && target(l)?.startsWith('KUBE-SEP-')) chains.add(target(l)!);
+  const own = (l: string) => tags.some((t) => l.includes(`"${t} has no`) || l.includes(`"${t} cluster IP"`) || l.includes(`"${t} external IP"`));
+  return rules.filter((l) => chains.has(l.split(' ')[1]!) || chains.has(target(l) ?? '') || own(l));
 }

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
-import type { Deployment, KubeObject, Node, Pod } from '../api/types.ts';
+import type { Deployment, EndpointSlice, KubeObject, Node, Pod, Service } from '../api/types.ts';
 import { ApiClient, ApiError } from '../apiserver/client.ts';
 import { ClusterError, loadCluster } from '../cluster/cluster.ts';
 import type { ClusterPlan } from '../cluster/plan.ts';
@@ -16,7 +16,7 @@ import { netnsPath } from '../lab/lab.ts';
 import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts';
 import { SandboxManager } from '../node/sandbox.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
-import { describeDeployment, describeNode, describePod, type PodAttachment } from './describe.ts';
+import { describeDeployment, describeNode, describePod, describeService, type PodAttachment } from './describe.ts';
 import { printObjects, printTable } from './print.ts';
 
 export const defaultCluster = (): string => process.env.KUBEWIRE_CLUSTER || 'kubewire';
@@ -297,7 +297,7 @@ export function registerKubectlCommands(program: Command): void {
 
   clusterOpt(nsOpt(program.command('describe')))
     .description('show an object in detail; nodes and pods with their network as the kernel holds it')
-    .argument('<kind>', 'node | pod | deployment (or KIND/NAME)')
+    .argument('<kind>', 'node | pod | deployment | service (or KIND/NAME)')
     .argument('[name]', 'object name')
     .action(async (kind: string, name: string | undefined, o: { cluster: string; namespace?: string }) => {
       const t = target(kind, name);
@@ -317,6 +317,10 @@ export function registerKubectlCommands(program: Command): void {
         const d = obj as Deployment;
         const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter((p) => (p.metadata.ownerReferences as Array<{ uid: string }> | undefined)?.some((r) => r.uid === d.metadata.uid));
         return out(describeDeployment(d, pods));
+      }
+      if (t.rt.kind === 'Service') {
+        const slices = (await client.list<EndpointSlice>(resource('endpointslices'), ns, { labelSelector: `kubernetes.io/service-name=${t.name}` })).items;
+        return out(await describeService(obj as Service, slices, plan));
       }
       out(printObjects([obj], 'yaml', true, t.rt));
     });

@@ -54,7 +54,7 @@ export class Daemon {
     this.controllers.start();
     // Agents register their nodes; node IPAM gives them podCIDRs; then pods flow.
     await Promise.all(this.agents.map((a) => a.start()));
-    for (const p of this.proxies) p.start();
+    await Promise.all(this.proxies.map((p) => p.start()));
     await this.server.listen(paths.socket);
     this.watchdog = setInterval(() => void this.checkWorkloadHost(), 1000);
     this.watchdog.unref();

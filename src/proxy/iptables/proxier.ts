@@ -9,6 +9,7 @@ import type { Api } from '../../apiserver/api.ts';
 import { iptablesRestore, iptablesSave, parseSave } from '../../dataplane/linux/iptables.ts';
 import { run } from '../../dataplane/linux/exec.ts';
 import { staleUdpDeletions, udpState, type UdpState } from '../conntrack.ts';
+import { ProxyMetrics, serveProxyMetrics } from '../metrics.ts';
 import { buildServicePorts } from '../model.ts';
 import { buildRules, JUMP_RULES, restoreText, SERVICE_CHAIN, type IptablesConfig } from './rules.ts';
 
@@ -48,12 +49,32 @@ export class IptablesProxier {
   private stops: Array<() => void> = [];
   private stopped = false;
   private udp = new Map<string, UdpState>();
+  readonly metrics: ProxyMetrics;
+  private closeMetrics?: () => Promise<void>;
 
-  constructor(private readonly o: ProxierOptions) {}
+  constructor(private readonly o: ProxierOptions) {
+    this.metrics = new ProxyMetrics(o.nodeName);
+  }
 
-  start(): void {
+  async start(): Promise<void> {
     const rv = this.o.api.store.currentRV();
-    this.stops.push(this.o.api.watch('Service', undefined, rv, () => this.schedule()), this.o.api.watch('EndpointSlice', undefined, rv, () => this.schedule()));
+    const m = this.metrics;
+    this.stops.push(
+      this.o.api.watch('Service', undefined, rv, () => {
+        m.serviceChanges.inc();
+        m.serviceChangesPending.inc();
+        this.schedule();
+      }),
+      this.o.api.watch('EndpointSlice', undefined, rv, () => {
+        m.endpointChanges.inc();
+        m.endpointChangesPending.inc();
+        this.schedule();
+      }),
+    );
+    this.closeMetrics = await serveProxyMetrics(m, this.o.netns).catch((e: Error) => {
+      this.o.log(`proxy on ${this.o.nodeName}: no metrics endpoint: ${e.message}`);
+      return undefined;
+    });
     this.schedule();
     this.checker = setInterval(() => void this.checkCanary(), this.o.checkMs ?? 5000);
     this.checker.unref();
@@ -65,6 +86,7 @@ export class IptablesProxier {
     clearTimeout(this.timer);
     clearInterval(this.checker);
     await this.running;
+    await this.closeMetrics?.();
   }
 
   /** Resolves once every change seen so far is in the kernel. */
@@ -75,6 +97,8 @@ export class IptablesProxier {
   /** Batches changes: at most one sync per minSyncMs, and never two at once. */
   schedule(): void {
     this.pending = true;
+    this.metrics.queuedAt = Date.now();
+    this.metrics.lastQueued.setToCurrentTime();
     if (this.timer || this.running || this.stopped) return;
     const wait = Math.max(0, this.lastSync + (this.o.minSyncMs ?? 100) - Date.now());
     this.timer = setTimeout(() => {
@@ -90,6 +114,10 @@ export class IptablesProxier {
   private async sync(): Promise<void> {
     const t0 = performance.now();
     const { api, netns } = this.o;
+    const m = this.metrics;
+    const startedAt = Date.now();
+    m.serviceChangesPending.set(0);
+    m.endpointChangesPending.set(0);
     try {
       const ports = buildServicePorts(api.list('Service').items as Service[], api.list('EndpointSlice').items as EndpointSlice[], this.o.nodeName);
       const rules = buildRules(ports, this.o);
@@ -111,8 +139,16 @@ export class IptablesProxier {
       this.stats.syncs++;
       this.stats.rules = rules.filter.length + rules.nat.length;
       this.stats.lastSyncAt = new Date();
+      const seconds = (performance.now() - t0) / 1000;
+      m.syncDuration.observe(seconds);
+      m.fullSyncDuration.observe(seconds); // every sync rewrites every chain (no partial syncs yet)
+      m.lastSync.setToCurrentTime();
+      m.syncedAt = startedAt;
+      m.rules.set({ table: 'filter' }, rules.filter.filter((l) => l.startsWith('-A')).length);
+      m.rules.set({ table: 'nat' }, rules.nat.filter((l) => l.startsWith('-A')).length);
     } catch (e) {
       this.stats.failures++;
+      m.restoreFailures.inc();
       // The previous ruleset stays (the restore is one transaction); try again, whole, soon.
       this.o.log(`proxy on ${this.o.nodeName}: sync failed, previous rules kept: ${e instanceof Error ? e.message : String(e)}`);
       if (!this.stopped) setTimeout(() => this.schedule(), 1000).unref();

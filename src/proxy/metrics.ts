@@ -1,0 +1,79 @@
+// The proxy's Prometheus metrics and health, with kube-proxy's names, served as kube-proxy
+// serves them: /metrics on port 10249 and /healthz on port 10256 inside the node's own
+// network namespace (`kubewire exec --node N -- curl -s localhost:10249/metrics`).
+
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { netnsAddon } from '../workloads/native.ts';
+
+export const METRICS_PORT = 10249;
+export const HEALTHZ_PORT = 10256;
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly syncDuration: Histogram;
+  readonly fullSyncDuration: Histogram;
+  readonly lastSync: Gauge;
+  readonly lastQueued: Gauge;
+  readonly rules: Gauge;
+  readonly restoreFailures: Counter;
+  readonly serviceChangesPending: Gauge;
+  readonly endpointChangesPending: Gauge;
+  readonly serviceChanges: Counter;
+  readonly endpointChanges: Counter;
+  /** For /healthz: when the last change was queued and when rules last went in. */
+  queuedAt = 0;
+  syncedAt = 0;
+
+  constructor(readonly nodeName: string) {
+    const r = [this.registry];
+    const buckets = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i); // upstream: ExponentialBuckets(0.001, 2, 15)
+    this.syncDuration = new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds', buckets, registers: r });
+    this.fullSyncDuration = new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for full resyncs', buckets, registers: r });
+    this.lastSync = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', registers: r });
+    this.lastQueued = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', registers: r });
+    this.rules = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy', labelNames: ['table'], registers: r });
+    this.restoreFailures = new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'Cumulative proxy iptables restore failures', registers: r });
+    this.serviceChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers: r });
+    this.endpointChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Pending proxy rules Endpoint changes', registers: r });
+    this.serviceChanges = new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Cumulative proxy rules Service changes', registers: r });
+    this.endpointChanges = new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers: r });
+  }
+
+  /** kube-proxy's rule: healthy unless a change has waited longer than the timeout for rules. */
+  health(timeoutMs = 60_000, now = Date.now()): { healthy: boolean; body: object } {
+    const healthy = this.queuedAt <= this.syncedAt || now - this.queuedAt < timeoutMs;
+    return { healthy, body: { lastUpdated: new Date(this.syncedAt || now).toISOString(), currentTime: new Date(now).toISOString(), nodeEligible: true } };
+  }
+}
+
+/** Serves /metrics and /healthz inside the node's namespace; returns the closer. */
+export async function serveProxyMetrics(metrics: ProxyMetrics, netns: string): Promise<() => Promise<void>> {
+  const servers: Server[] = [];
+  const handler = createServer(async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      return void res.end(await metrics.registry.metrics());
+    }
+    if (path === '/healthz' || path === '/livez') {
+      const h = metrics.health();
+      res.writeHead(h.healthy ? 200 : 503, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify(h.body));
+    }
+    res.writeHead(404).end('404 page not found\n');
+  });
+  servers.push(handler);
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      const server = port === METRICS_PORT ? handler : createServer((req, res) => handler.emit('request', req, res));
+      if (server !== handler) servers.push(server);
+      server.once('error', reject);
+      server.listen({ fd: netnsAddon().listenIn(netns, 'tcp', port, 128) }, () => resolve());
+    });
+  await listen(METRICS_PORT);
+  await listen(HEALTHZ_PORT);
+  return async () => {
+    await Promise.all(servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));
+  };
+}
