@@ -14,7 +14,8 @@ import { nodeFiles } from '../cluster/topology.ts';
 import { ControllerManager } from '../controllers/manager.ts';
 import { netnsPath } from '../lab/lab.ts';
 import { NodeAgent } from '../node/agent.ts';
-import { IptablesProxier } from '../proxy/iptables/proxier.ts';
+import { IptablesBackend } from '../proxy/iptables/backend.ts';
+import { Proxier } from '../proxy/proxier.ts';
 import { WorkloadHostClient } from '../workloads/client.ts';
 import { logStream } from './logs.ts';
 
@@ -23,7 +24,7 @@ export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube
 export class Daemon {
   readonly api: Api;
   readonly agents: NodeAgent[] = [];
-  readonly proxies: IptablesProxier[] = [];
+  readonly proxies: Proxier[] = [];
   private readonly server: ApiServer;
   private readonly controllers: ControllerManager;
   private readonly store: Store;
@@ -41,7 +42,9 @@ export class Daemon {
     for (const node of plan.nodes) {
       const files = nodeFiles(paths.dir, node);
       this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, log }));
-      this.proxies.push(new IptablesProxier({ api: this.api, nodeName: node.name, netns: netnsPath(node.netns), clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR, log }));
+      const netns = netnsPath(node.netns);
+      const backend = new IptablesBackend(netns, { clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR });
+      this.proxies.push(new Proxier({ api: this.api, nodeName: node.name, netns, backend, log }));
     }
   }
 
