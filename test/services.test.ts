@@ -131,8 +131,8 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
   }
 }
 
-describe('Services, iptables mode', { skip: NOT_ROOT }, () => {
-  const cluster = `kws${process.pid % 100000}`;
+for (const mode of ['iptables', 'nftables'] as const) describe(`Services, ${mode} mode`, { skip: NOT_ROOT }, () => {
+  const cluster = `kws${process.pid % 100000}${mode[0]}`;
   let stateDir: string;
   let kube: Kube;
   let pods: Pod[];
@@ -147,7 +147,7 @@ describe('Services, iptables mode', { skip: NOT_ROOT }, () => {
   before(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-svc-'));
     kube = new Kube(cluster, stateDir);
-    await kube.ok('up');
+    await kube.ok('up', '--proxy-mode', mode);
     await kube.apply(MANIFEST.replace('NODE1', node(1)));
     await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '30s');
     await kube.ok('rollout', 'status', 'deployment/echo', '--timeout', '30s');
@@ -207,13 +207,22 @@ describe('Services, iptables mode', { skip: NOT_ROOT }, () => {
     assert.ok(ms < 2000, `refused after ${ms.toFixed(0)} ms`);
   });
 
-  test("the node's nat table holds upstream's chains for the Service", async () => {
-    const save = await kube.ok('exec', '--node', node(1), '--', 'iptables-save', '-t', 'nat');
-    const chain = serviceChain('default/web:http', 'tcp');
-    // iptables-save prints matches in its own order (-d, -p, then modules).
-    assert.match(save, new RegExp(`-A KUBE-SERVICES -d ${vip.replace(/\./g, '\\.')}/32 -p tcp -m comment --comment "default/web:http cluster IP" -m tcp --dport 80 -j ${chain}`));
-    assert.equal(save.split('\n').filter((l) => l.startsWith(`-A ${chain} `) && l.includes('-j KUBE-SEP-')).length, 3);
-    assert.match(save, /-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES/);
+  test("the node holds the Service's rules: upstream's chains (iptables) or map elements (nftables)", async () => {
+    if (mode === 'iptables') {
+      const save = await kube.ok('exec', '--node', node(1), '--', 'iptables-save', '-t', 'nat');
+      const chain = serviceChain('default/web:http', 'tcp');
+      // iptables-save prints matches in its own order (-d, -p, then modules).
+      assert.match(save, new RegExp(`-A KUBE-SERVICES -d ${vip.replace(/\./g, '\\.')}/32 -p tcp -m comment --comment "default/web:http cluster IP" -m tcp --dport 80 -j ${chain}`));
+      assert.equal(save.split('\n').filter((l) => l.startsWith(`-A ${chain} `) && l.includes('-j KUBE-SEP-')).length, 3);
+      assert.match(save, /-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES/);
+    } else {
+      const table = await kube.ok('exec', '--node', node(1), '--', 'nft', 'list', 'table', 'ip', 'kubewire');
+      assert.match(table, new RegExp(`${vip.replace(/\./g, '\\.')} \\. tcp \\. 80 : goto group-3`));
+      for (let i = 0; i < 3; i++) assert.match(table, new RegExp(`${vip.replace(/\./g, '\\.')} \\. tcp \\. 80 \\. ${i} : 10\\.244\\.\\d+\\.\\d+ \\. 8080`));
+      assert.ok(!/chain endpoint-/.test(table.replace(/chain endpoint-\w+-default\/sticky\/.*/g, '')), 'no chain per endpoint but for affinity');
+      const iptables = await kube.ok('exec', '--node', node(1), '--', 'iptables-save', '-t', 'nat');
+      assert.ok(!iptables.includes('KUBE-SVC-'), 'nftables mode leaves iptables alone');
+    }
   });
 
   test('describe service shows the VIP, endpoints by node and the chains that carry it; metrics and healthz as kube-proxy serves them', async () => {
@@ -221,12 +230,18 @@ describe('Services, iptables mode', { skip: NOT_ROOT }, () => {
     assert.match(text, /^Type:\s+NodePort$/m);
     assert.match(text, /^NodePort:\s+<unset>\s+30080\/TCP$/m);
     for (const p of pods) assert.match(text, new RegExp(`${p.spec.nodeName}: .*${p.status!.podIP!.replace(/\./g, '\\.')} ${p.metadata.name}`));
-    assert.match(text, /-A KUBE-NODEPORTS .*--dport 30080 -j KUBE-EXT-/);
-    assert.equal(text.split('\n').filter((l) => /-j DNAT --to-destination/.test(l)).length, 3);
+    if (mode === 'iptables') {
+      assert.match(text, /-A KUBE-NODEPORTS .*--dport 30080 -j KUBE-EXT-/);
+      assert.equal(text.split('\n').filter((l) => /-j DNAT --to-destination/.test(l)).length, 3);
+    } else {
+      assert.match(text, /tcp \. 30080 : goto external-\w+-default\/web-np\/tcp\/80/);
+      assert.match(text, /dnat ip to numgen random mod 3 map/);
+    }
 
     const metrics = await kube.ok('exec', '--node', node(1), '--', 'curl', '-s', 'http://127.0.0.1:10249/metrics');
     assert.ok(Number(metrics.match(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds (\S+)$/m)?.[1]) > Date.now() / 1000 - 600);
-    assert.ok(Number(metrics.match(/^kubeproxy_sync_proxy_rules_iptables_total\{table="nat"\} (\d+)$/m)?.[1]) > 10);
+    if (mode === 'iptables') assert.ok(Number(metrics.match(/^kubeproxy_sync_proxy_rules_iptables_total\{table="nat"\} (\d+)$/m)?.[1]) > 10);
+    else assert.ok(Number(metrics.match(/^kubewire_proxy_nftables_objects\{kind="backends"\} (\d+)$/m)?.[1]) >= 3);
     assert.match(metrics, /^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m);
     const health = await kube.ok('exec', '--node', node(2), '--', 'curl', '-s', '-w', ' %{http_code}', 'http://127.0.0.1:10256/healthz');
     assert.match(health, /"nodeEligible":true\} 200$/);
@@ -250,10 +265,12 @@ describe('Services, iptables mode', { skip: NOT_ROOT }, () => {
     pods = (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', 'app=web')).items.filter((p) => !p.metadata.deletionTimestamp);
   });
 
-  test('a flushed nat table comes back by itself', async () => {
+  test('rules flushed behind its back come back by themselves', async () => {
     const ns = `/var/run/netns/kw_${cluster}_node-1`;
-    await run(['iptables', '-t', 'nat', '-F'], { netns: ns });
-    await run(['iptables', '-t', 'nat', '-X'], { netns: ns });
+    if (mode === 'iptables') {
+      await run(['iptables', '-t', 'nat', '-F'], { netns: ns });
+      await run(['iptables', '-t', 'nat', '-X'], { netns: ns });
+    } else await run(['nft', 'delete', 'table', 'ip', 'kubewire'], { netns: ns });
     const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '1', `http://${vip}/`]);
     assert.notEqual(r.code, 0, 'broken right after the flush');
     await waitFor('the rules to come back', async () => {
@@ -316,3 +333,4 @@ describe('Services, iptables mode', { skip: NOT_ROOT }, () => {
     assert.match((await kube.run(['get', 'service', 'bad'])).stderr, /not found/);
   });
 });
+

@@ -27,7 +27,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--pod-cidr <cidr>', 'cluster pod range', DEFAULT_SPEC.podCIDR)
     .option('--node-cidr-mask <bits>', 'prefix length of each node podCIDR', integer('--node-cidr-mask'), DEFAULT_SPEC.nodeCIDRMask)
     .option('--service-cidr <cidr>', 'Service ClusterIP range', DEFAULT_SPEC.serviceCIDR)
-    .option('--proxy-mode <mode>', 'service proxy: iptables (nftables and ipvs: see the README)', DEFAULT_SPEC.proxyMode)
+    .option('--proxy-mode <mode>', 'service proxy: iptables or nftables (ipvs where the kernel has it)', DEFAULT_SPEC.proxyMode)
     .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode }) => {
       const t0 = performance.now();
       const { plan, restarted } = await up(

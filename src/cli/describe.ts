@@ -205,9 +205,26 @@ export async function describeService(svc: Service, slices: EndpointSlice[], pla
   out.push('Endpoints by node:\n' + indent(byNode.size ? [...byNode].map(([n, eps]) => `${n}: ${eps.join(', ')}`).join('\n') : '<none>'));
   const node = plan?.nodes[0];
   if (node && existsSync(netnsPath(node.netns)) && s.clusterIP && s.clusterIP !== 'None') {
-    const save = await run(['iptables-save'], { netns: netnsPath(node.netns) }).catch(() => '');
-    const lines = serviceRules(save.split('\n').filter((l) => l.startsWith('-A ')), svc);
-    out.push(`Rules on ${node.name} (iptables; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
+    if (plan?.spec.proxyMode === 'nftables') {
+      const table = await run(['nft', 'list', 'table', 'ip', 'kubewire'], { netns: netnsPath(node.netns) }).catch(() => '');
+      const id = `-${svc.metadata.namespace}/${svc.metadata.name}/`;
+      const addrs = [s.clusterIP, ...(s.externalIPs ?? [])].map((ip) => `${ip} . `);
+      const nodePorts = (s.ports ?? []).filter((p) => p.nodePort).map((p) => ` . ${p.nodePort} : `);
+      // Its map elements, and its own chains whole.
+      const lines: string[] = [];
+      let inChain = false;
+      for (const raw of table.split('\n')) {
+        const l = raw.trim();
+        if (l.startsWith('chain ')) inChain = l.includes(id);
+        if (inChain || addrs.some((a) => l.includes(a)) || nodePorts.some((n) => l.includes(n))) lines.push(l.replace(/^elements = \{ /, '').replace(/,$/, ''));
+        if (inChain && l === '}') inChain = false;
+      }
+      out.push(`nftables on ${node.name} (table ip kubewire; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
+    } else {
+      const save = await run(['iptables-save'], { netns: netnsPath(node.netns) }).catch(() => '');
+      const lines = serviceRules(save.split('\n').filter((l) => l.startsWith('-A ')), svc);
+      out.push(`Rules on ${node.name} (iptables; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
+    }
   }
   return out.join('\n');
 }

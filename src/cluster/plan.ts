@@ -65,7 +65,6 @@ export function validateSpec(spec: ClusterSpec): void {
   if (spec.mode !== 'routed' && spec.mode !== 'host-gw') throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed or host-gw`);
   const proxy = spec.proxyMode ?? 'iptables';
   if (!['iptables', 'nftables', 'ipvs'].includes(proxy)) throw new SpecError(`--proxy-mode ${JSON.stringify(proxy)}: must be iptables, nftables or ipvs`);
-  if (proxy === 'nftables') throw new SpecError('--proxy-mode nftables is not implemented yet (kubewire has iptables mode today); use --proxy-mode iptables');
   const pods = cidr(spec.podCIDR, '--pod-cidr');
   const services = cidr(spec.serviceCIDR, '--service-cidr');
   if (pods.ip.family !== 4 || services.ip.family !== 4) throw new SpecError('--pod-cidr and --service-cidr must be IPv4 ranges (dual-stack clusters come later)');

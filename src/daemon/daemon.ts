@@ -15,6 +15,7 @@ import { ControllerManager } from '../controllers/manager.ts';
 import { netnsPath } from '../lab/lab.ts';
 import { NodeAgent } from '../node/agent.ts';
 import { IptablesBackend } from '../proxy/iptables/backend.ts';
+import { NftablesBackend } from '../proxy/nftables/backend.ts';
 import { Proxier } from '../proxy/proxier.ts';
 import { WorkloadHostClient } from '../workloads/client.ts';
 import { logStream } from './logs.ts';
@@ -43,7 +44,8 @@ export class Daemon {
       const files = nodeFiles(paths.dir, node);
       this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, log }));
       const netns = netnsPath(node.netns);
-      const backend = new IptablesBackend(netns, { clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR });
+      const cfg = { clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR };
+      const backend = plan.spec.proxyMode === 'nftables' ? new NftablesBackend(netns, cfg) : new IptablesBackend(netns, cfg);
       this.proxies.push(new Proxier({ api: this.api, nodeName: node.name, netns, backend, log }));
     }
   }

@@ -129,7 +129,10 @@ export class Proxier {
       m.fullSyncDuration.observe(seconds); // every sync rewrites the whole ruleset (no partial syncs yet)
       m.lastSync.setToCurrentTime();
       m.syncedAt = startedAt;
-      for (const [table, n] of Object.entries(counts)) m.rules.set({ table }, n);
+      for (const [kind, n] of Object.entries(counts)) {
+        if (this.o.backend.mode === 'iptables') m.rules.set({ table: kind }, n);
+        else m.nftObjects.set({ kind }, n);
+      }
     } catch (e) {
       this.stats.failures++;
       m.restoreFailures.inc();
