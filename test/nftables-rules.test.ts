@@ -1,0 +1,59 @@
+// kubewire's nftables table as data: what a Service becomes (map elements for plain ones,
+// chains only where policies need them), and every shape accepted by the kernel's nft
+// (checked with `nft -c` in a namespace the test makes).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { run } from '../src/dataplane/linux/exec.ts';
+import type { ServicePortInfo } from '../src/proxy/model.ts';
+import { buildNftables, chainName } from '../src/proxy/nftables/rules.ts';
+import { NOT_ROOT } from './helpers.ts';
+
+const sp = (over: Partial<ServicePortInfo>): ServicePortInfo => ({ namespace: 'ns1', name: 'svc1', portName: 'p80', protocol: 'tcp', port: 80, externalIPs: [], externalLocal: false, internalLocal: false, endpoints: [], ...over });
+const ep = (ip: string, port: number, local = false) => ({ ip, port, ready: true, serving: true, terminating: false, local });
+const cfg = { clusterCIDR: '10.0.0.0/8', nodePodCIDR: '10.0.1.0/24' };
+
+const FIXTURE: ServicePortInfo[] = [
+  sp({ clusterIP: '172.30.0.41', endpoints: [ep('10.0.1.1', 80), ep('10.0.2.1', 80)] }),
+  sp({ name: 'svc2', clusterIP: '172.30.0.42', endpoints: [ep('10.0.1.2', 8080)] }),
+  sp({ name: 'np', clusterIP: '172.30.0.43', nodePort: 30080, externalIPs: ['192.0.2.10'], endpoints: [ep('10.0.1.3', 80), ep('10.0.2.3', 80)] }),
+  sp({ name: 'sticky', clusterIP: '172.30.0.44', affinitySeconds: 10800, endpoints: [ep('10.0.1.4', 80), ep('10.0.2.4', 80)] }),
+  sp({ name: 'local', clusterIP: '172.30.0.45', nodePort: 30081, externalLocal: true, internalLocal: true, endpoints: [ep('10.0.1.5', 80, true), ep('10.0.2.5', 80)] }),
+  sp({ name: 'nolocal', clusterIP: '172.30.0.46', nodePort: 30082, externalLocal: true, endpoints: [ep('10.0.2.6', 80)] }),
+  sp({ name: 'dns', protocol: 'udp', portName: 'dns', port: 53, clusterIP: '172.30.0.47', endpoints: [ep('10.0.1.7', 53), ep('10.0.2.7', 53), ep('10.0.3.7', 53)] }),
+  sp({ name: 'empty', clusterIP: '172.30.0.48', nodePort: 30083 }),
+];
+
+test('plain Services are map elements in the group of their endpoint count; no chain of their own', () => {
+  const { script } = buildNftables(FIXTURE, cfg);
+  assert.match(script, /172\.30\.0\.41 \. tcp \. 80 : goto group-2/);
+  assert.match(script, /172\.30\.0\.41 \. tcp \. 80 \. 0 : 10\.0\.1\.1 \. 80,\s+172\.30\.0\.41 \. tcp \. 80 \. 1 : 10\.0\.2\.1 \. 80/);
+  assert.match(script, /typeof ip daddr \. meta l4proto \. th dport \. numgen random mod 3 : ip daddr \. th dport/);
+  assert.ok(!script.includes(chainName('service', 'ns1/svc1/tcp/p80')));
+  assert.match(script, /chain group-2 \{\n\s+ip saddr != 10\.0\.0\.0\/8 jump mark-for-masquerade\n\s+dnat ip to ip daddr \. meta l4proto \. th dport \. numgen random mod 2 map @backends-2/);
+  assert.match(script, /10\.0\.1\.1 \. 10\.0\.1\.1/, 'hairpin pair');
+});
+
+test('NodePorts, external IPs, affinity and Local policies get chains; missing endpoints reject or drop', () => {
+  const { script } = buildNftables(FIXTURE, cfg);
+  const ext = chainName('external', 'ns1/np/tcp/p80');
+  assert.match(script, new RegExp(`tcp \\. 30080 : goto ${ext}`));
+  assert.match(script, new RegExp(`192\\.0\\.2\\.10 \\. tcp \\. 80 : goto ${ext}`));
+  const sticky = chainName('service', 'ns1/sticky/tcp/p80');
+  assert.match(script, new RegExp(`chain ${sticky} \\{[^}]*ip saddr @affinity-\\w+-ns1/sticky/tcp/p80__10\\.0\\.1\\.4/80 goto endpoint-`));
+  assert.match(script, /flags dynamic,timeout\n\s+timeout 10800s/);
+  assert.match(script, new RegExp(`172\\.30\\.0\\.45 \\. tcp \\. 80 : goto ${chainName('local', 'ns1/local/tcp/p80')}`), 'internalTrafficPolicy Local: only local endpoints');
+  assert.match(script, /tcp \. 30082 : drop/, 'eTP Local without a local endpoint drops outside traffic');
+  assert.match(script, /172\.30\.0\.48 \. tcp \. 80 : goto reject-chain/);
+  assert.match(script, /tcp \. 30083 : goto reject-chain/);
+});
+
+test('the whole table is accepted by nft (checked, not applied, in a scratch namespace)', { skip: NOT_ROOT }, async () => {
+  const ns = `kwt-nftc-${process.pid}`;
+  await run(['ip', 'netns', 'add', ns]);
+  try {
+    await run(['nft', '-c', '-f', '-'], { netns: `/var/run/netns/${ns}`, input: buildNftables(FIXTURE, cfg).script });
+    await run(['nft', '-c', '-f', '-'], { netns: `/var/run/netns/${ns}`, input: buildNftables([], cfg).script });
+  } finally {
+    await run(['ip', 'netns', 'del', ns]);
+  }
+});
