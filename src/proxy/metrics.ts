@@ -13,6 +13,7 @@ export class ProxyMetrics {
   readonly registry = new Registry();
   readonly syncDuration: Histogram;
   readonly fullSyncDuration: Histogram;
+  readonly partialSyncDuration: Histogram;
   readonly lastSync: Gauge;
   readonly lastQueued: Gauge;
   readonly rules: Gauge;
@@ -31,6 +32,7 @@ export class ProxyMetrics {
     const buckets = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i); // upstream: ExponentialBuckets(0.001, 2, 15)
     this.syncDuration = new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds', buckets, registers: r });
     this.fullSyncDuration = new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for full resyncs', buckets, registers: r });
+    this.partialSyncDuration = new Histogram({ name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for partial resyncs', buckets, registers: r });
     this.lastSync = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', registers: r });
     this.lastQueued = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', registers: r });
     this.rules = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy', labelNames: ['table'], registers: r });

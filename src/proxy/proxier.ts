@@ -15,8 +15,8 @@ import { buildServicePorts, type ServicePortInfo } from './model.ts';
 
 export interface ProxyBackend {
   readonly mode: 'iptables' | 'nftables';
-  /** Puts the ruleset for `ports` into the kernel in one transaction; returns rule counts by table. */
-  apply(ports: ServicePortInfo[]): Promise<Record<string, number>>;
+  /** Puts the ruleset for `ports` into the kernel in one transaction: whole, or only what changed (partial). */
+  apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }>;
   /** False when the kernel lost the rules (a flushed or deleted table): the next sync restores them. */
   intact(): Promise<boolean>;
 }
@@ -117,7 +117,7 @@ export class Proxier {
     m.endpointChangesPending.set(0);
     try {
       const ports = buildServicePorts(api.list('Service').items as Service[], api.list('EndpointSlice').items as EndpointSlice[], this.o.nodeName);
-      const counts = await this.o.backend.apply(ports);
+      const { counts, partial } = await this.o.backend.apply(ports);
       // Only once the new rules are in: stale UDP flows would otherwise be re-created by the old ones.
       const udp = udpState(ports);
       for (const argv of staleUdpDeletions(this.udp, udp)) await run(argv, { netns }).catch(() => undefined); // exit 1: nothing matched
@@ -126,7 +126,7 @@ export class Proxier {
       this.stats.lastSyncAt = new Date();
       const seconds = (performance.now() - t0) / 1000;
       m.syncDuration.observe(seconds);
-      m.fullSyncDuration.observe(seconds); // every sync rewrites the whole ruleset (no partial syncs yet)
+      (partial ? m.partialSyncDuration : m.fullSyncDuration).observe(seconds);
       m.lastSync.setToCurrentTime();
       m.syncedAt = startedAt;
       for (const [kind, n] of Object.entries(counts)) {

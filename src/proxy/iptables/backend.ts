@@ -19,7 +19,7 @@ export class IptablesBackend implements ProxyBackend {
 
   constructor(private readonly netns: string, private readonly cfg: IptablesConfig) {}
 
-  async apply(ports: ServicePortInfo[]): Promise<Record<string, number>> {
+  async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }> {
     const rules = buildRules(ports, this.cfg);
     const [nat, filter] = await Promise.all([iptablesSave('nat', this.netns), iptablesSave('filter', this.netns)]);
     const natDump = parseSave(nat);
@@ -32,7 +32,7 @@ export class IptablesBackend implements ProxyBackend {
       if (!dump.rules.includes(saveForm(j.chain, j.rule))) jumps[j.table].push(saveForm(j.chain, j.rule).replace(/^-A (\S+)/, '-I $1 1'));
     }
     await iptablesRestore(restoreText(rules, stale, { declare: [CANARY], ...jumps }), this.netns);
-    return { filter: rules.filter.filter((l) => l.startsWith('-A')).length, nat: rules.nat.filter((l) => l.startsWith('-A')).length };
+    return { counts: { filter: rules.filter.filter((l) => l.startsWith('-A')).length, nat: rules.nat.filter((l) => l.startsWith('-A')).length }, partial: false };
   }
 
   /** The canary and the jump into KUBE-SERVICES are still there. */

@@ -40,14 +40,33 @@ export function isSimple(sp: ServicePortInfo): boolean {
   return sp.affinitySeconds === undefined && !sp.internalLocal && !sp.externalLocal;
 }
 
+/** A map or set: its declaration (type, flags, comment) and its elements (key -> value; value '' for a set). */
+export interface NftCollection {
+  kind: 'map' | 'set';
+  spec: string[];
+  elements: Map<string, string>;
+}
+
+/** The table as data, so that two versions can be compared element by element. */
+export interface NftTable {
+  collections: Map<string, NftCollection>;
+  /** Chains with their rules; base chains carry their hook line first. */
+  chains: Map<string, string[]>;
+}
+
 export interface NftRuleset {
   script: string;
   /** Map elements and rules, for metrics. */
   counts: Record<string, number>;
 }
 
-/** The whole table, as one `nft -f` transaction that replaces the previous one. */
 export function buildNftables(ports: ServicePortInfo[], cfg: NftConfig): NftRuleset {
+  const table = buildTable(ports, cfg);
+  return { script: renderFull(table), counts: countObjects(table) };
+}
+
+/** The table kubewire wants for these Service ports (pure). */
+export function buildTable(ports: ServicePortInfo[], cfg: NftConfig): NftTable {
   const mark = `0x${(1 << (cfg.masqueradeBit ?? 14)).toString(16).padStart(8, '0')}`;
   const serviceIPs: string[] = [];
   const nodePorts: string[] = [];
@@ -56,7 +75,7 @@ export function buildNftables(ports: ServicePortInfo[], cfg: NftConfig): NftRule
   const hairpin = new Set<string>();
   const backends = new Map<number, string[]>();
   const chains: Array<{ name: string; rules: string[] }> = [];
-  const sets: string[] = [];
+  const affinitySets = new Map<string, number>();
   const notLoopback = `ip daddr != 127.0.0.0/8`;
 
   // A port mapping needs a transport protocol match before it.
@@ -114,8 +133,8 @@ export function buildNftables(ports: ServicePortInfo[], cfg: NftConfig): NftRule
       const epChains = eps.map((e) => chainName('endpoint', `${id}__${e.ip}/${e.port}`));
       eps.forEach((e, i) => {
         const aff = chainName('affinity', `${id}__${e.ip}/${e.port}`);
-        if (!sets.some((s) => s.includes(quote(aff)))) {
-          sets.push(`  set ${quote(aff)} {\n    type ipv4_addr\n    flags dynamic,timeout\n    timeout ${sp.affinitySeconds}s\n  }`);
+        if (!affinitySets.has(aff)) {
+          affinitySets.set(aff, sp.affinitySeconds!);
           chains.push({ name: epChains[i]!, rules: [`update @${quote(aff)} { ip saddr }`, `meta l4proto ${sp.protocol} dnat ip to ${endpointString(e)}`] });
         }
         rules.push(`ip saddr @${quote(aff)} goto ${quote(epChains[i]!)}`);
@@ -145,40 +164,98 @@ export function buildNftables(ports: ServicePortInfo[], cfg: NftConfig): NftRule
     }
   }
 
-  const map = (name: string, type: string, comment: string, elements: string[]) =>
-    `  map ${name} {\n    ${type}\n    comment "${comment}"\n${elements.length ? `    elements = { ${elements.join(',\n      ')} }\n` : ''}  }`;
+  const collections = new Map<string, NftCollection>();
+  const addMap = (name: string, type: string, comment: string, elements: string[]) => {
+    const m = new Map<string, string>();
+    for (const e of elements) {
+      const i = e.indexOf(' : ');
+      m.set(e.slice(0, i), e.slice(i + 3));
+    }
+    collections.set(name, { kind: 'map', spec: [type, `comment "${comment}"`], elements: m });
+  };
+  addMap('service-ips', 'type ipv4_addr . inet_proto . inet_service : verdict', 'ClusterIP and external IP traffic', serviceIPs);
+  addMap('service-nodeports', 'type inet_proto . inet_service : verdict', 'NodePort traffic', nodePorts);
+  addMap('no-endpoint-services', 'type ipv4_addr . inet_proto . inet_service : verdict', 'vmap to drop or reject packets to services with no endpoints', noEndpointServices);
+  addMap('no-endpoint-nodeports', 'type inet_proto . inet_service : verdict', 'vmap to drop or reject packets to service nodeports with no endpoints', noEndpointNodePorts);
   const groups = [...backends.keys()].sort((a, b) => a - b);
-  const lines = [
+  for (const n of groups) addMap(`backends-${n}`, `typeof ip daddr . meta l4proto . th dport . numgen random mod ${n} : ip daddr . th dport`, `endpoints of the Services with ${n} endpoint${n === 1 ? '' : 's'}`, backends.get(n)!);
+  collections.set('hairpin', { kind: 'set', spec: ['type ipv4_addr . ipv4_addr', 'comment "endpoint . endpoint: a pod reaching itself through a Service"'], elements: new Map([...hairpin].map((e) => [e, ''])) });
+  for (const [name, seconds] of affinitySets) collections.set(name, { kind: 'set', spec: ['type ipv4_addr', 'flags dynamic,timeout', `timeout ${seconds}s`], elements: new Map() });
+
+  const all = new Map<string, string[]>([
+    ['nat-prerouting', ['type nat hook prerouting priority dstnat; policy accept;', 'jump services']],
+    ['nat-output', ['type nat hook output priority -100; policy accept;', 'jump services']],
+    ['nat-postrouting', ['type nat hook postrouting priority srcnat; policy accept;', 'jump masquerading']],
+    ['filter-input', ['type filter hook input priority filter; policy accept;', 'ct state new jump service-endpoints-check']],
+    ['filter-forward', ['type filter hook forward priority filter; policy accept;', 'ct state new jump service-endpoints-check']],
+    ['filter-output', ['type filter hook output priority filter; policy accept;', 'ct state new jump service-endpoints-check']],
+    ['services', ['ip daddr . meta l4proto . th dport vmap @service-ips', `${notLoopback} fib daddr type local meta l4proto . th dport vmap @service-nodeports`]],
+    ['service-endpoints-check', ['ip daddr . meta l4proto . th dport vmap @no-endpoint-services', `${notLoopback} fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports`]],
+    ['masquerading', ['ct status dnat ip saddr . ip daddr @hairpin masquerade', `meta mark & ${mark} == 0 return`, `meta mark set meta mark ^ ${mark}`, 'masquerade fully-random']],
+    ['mark-for-masquerade', [`meta mark set meta mark | ${mark}`]],
+    ['reject-chain', ['reject']],
+  ]);
+  for (const n of groups) all.set(`group-${n}`, [`ip saddr != ${cfg.clusterCIDR} jump mark-for-masquerade`, `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod ${n} map @backends-${n}`]);
+  for (const c of chains) all.set(c.name, c.rules);
+  return { collections, chains: all };
+}
+
+const BASE_CHAIN = /^type \w+ hook /;
+
+function collectionBlock(name: string, c: NftCollection): string {
+  const elements = [...c.elements].map(([k, v]) => (c.kind === 'map' ? `${k} : ${v}` : k));
+  return `  ${c.kind} ${name} {\n${c.spec.map((l) => `    ${l}\n`).join('')}${elements.length ? `    elements = { ${elements.join(',\n      ')} }\n` : ''}  }`;
+}
+
+/** The whole table, as one `nft -f` transaction that replaces the previous one. */
+export function renderFull(t: NftTable): string {
+  return [
     `add table ip ${TABLE}`,
     `delete table ip ${TABLE}`,
     `table ip ${TABLE} {`,
     `  comment "rules for kubewire's service proxy"`,
-    map('service-ips', 'type ipv4_addr . inet_proto . inet_service : verdict', 'ClusterIP and external IP traffic', serviceIPs),
-    map('service-nodeports', 'type inet_proto . inet_service : verdict', 'NodePort traffic', nodePorts),
-    map('no-endpoint-services', 'type ipv4_addr . inet_proto . inet_service : verdict', 'vmap to drop or reject packets to services with no endpoints', noEndpointServices),
-    map('no-endpoint-nodeports', 'type inet_proto . inet_service : verdict', 'vmap to drop or reject packets to service nodeports with no endpoints', noEndpointNodePorts),
-    ...groups.map((n) => map(`backends-${n}`, `typeof ip daddr . meta l4proto . th dport . numgen random mod ${n} : ip daddr . th dport`, `endpoints of the Services with ${n} endpoint${n === 1 ? '' : 's'}`, backends.get(n)!)),
-    `  set hairpin {\n    type ipv4_addr . ipv4_addr\n    comment "endpoint . endpoint: a pod reaching itself through a Service"\n${hairpin.size ? `    elements = { ${[...hairpin].join(',\n      ')} }\n` : ''}  }`,
-    ...sets,
-    `  chain nat-prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    jump services\n  }`,
-    `  chain nat-output {\n    type nat hook output priority -100; policy accept;\n    jump services\n  }`,
-    `  chain nat-postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    jump masquerading\n  }`,
-    `  chain filter-input {\n    type filter hook input priority filter; policy accept;\n    ct state new jump service-endpoints-check\n  }`,
-    `  chain filter-forward {\n    type filter hook forward priority filter; policy accept;\n    ct state new jump service-endpoints-check\n  }`,
-    `  chain filter-output {\n    type filter hook output priority filter; policy accept;\n    ct state new jump service-endpoints-check\n  }`,
-    `  chain services {\n    ip daddr . meta l4proto . th dport vmap @service-ips\n    ${notLoopback} fib daddr type local meta l4proto . th dport vmap @service-nodeports\n  }`,
-    `  chain service-endpoints-check {\n    ip daddr . meta l4proto . th dport vmap @no-endpoint-services\n    ${notLoopback} fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports\n  }`,
-    `  chain masquerading {\n    ct status dnat ip saddr . ip daddr @hairpin masquerade\n    meta mark & ${mark} == 0 return\n    meta mark set meta mark ^ ${mark}\n    masquerade fully-random\n  }`,
-    `  chain mark-for-masquerade {\n    meta mark set meta mark | ${mark}\n  }`,
-    `  chain reject-chain {\n    reject\n  }`,
-    ...groups.map((n) => `  chain group-${n} {\n    ip saddr != ${cfg.clusterCIDR} jump mark-for-masquerade\n    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod ${n} map @backends-${n}\n  }`),
-    ...chains.map((c) => `  chain ${quote(c.name)} {\n${c.rules.map((r) => `    ${r}`).join('\n')}\n  }`),
+    ...[...t.collections].map(([name, c]) => collectionBlock(name, c)),
+    ...[...t.chains].map(([name, rules]) => `  chain ${name} {\n${rules.map((r) => `    ${r}`).join('\n')}\n  }`),
     '}',
     '',
-  ];
-  const backendElements = groups.reduce((n, g) => n + backends.get(g)!.length, 0);
-  return {
-    script: lines.join('\n'),
-    counts: { 'service-ips': serviceIPs.length, backends: backendElements, hairpin: hairpin.size, chains: chains.length + groups.length, 'no-endpoint': noEndpointServices.length + noEndpointNodePorts.length },
-  };
+  ].join('\n');
+}
+
+/**
+ * Only what changed, as one `nft -f` transaction: new maps, sets and chains first, changed
+ * chains flushed and refilled, elements deleted and added, then what nothing refers to any
+ * more deleted. A one-Service change is a handful of lines whatever the table's size.
+ */
+export function renderDiff(prev: NftTable, next: NftTable): string {
+  const t = `ip ${TABLE}`;
+  const out: string[] = [];
+  for (const [name, c] of next.collections) if (!prev.collections.has(name)) out.push(`add ${c.kind} ${t} ${name} { ${c.spec.join('; ')}; }`);
+  for (const name of next.chains.keys()) if (!prev.chains.has(name)) out.push(`add chain ${t} ${name}`);
+  for (const [name, rules] of next.chains) {
+    const old = prev.chains.get(name);
+    if (old && JSON.stringify(old) === JSON.stringify(rules)) continue;
+    if (BASE_CHAIN.test(rules[0] ?? '')) continue; // base chains never change
+    if (old) out.push(`flush chain ${t} ${name}`);
+    for (const r of rules) out.push(`add rule ${t} ${name} ${r}`);
+  }
+  for (const [name, c] of next.collections) {
+    const old = prev.collections.get(name)?.elements ?? new Map<string, string>();
+    const gone = [...old].filter(([k, v]) => c.elements.get(k) !== v).map(([k]) => k);
+    const added = [...c.elements].filter(([k, v]) => old.get(k) !== v).map(([k, v]) => (c.kind === 'map' ? `${k} : ${v}` : k));
+    if (gone.length && prev.collections.has(name)) out.push(`delete element ${t} ${name} { ${gone.join(', ')} }`);
+    if (added.length) out.push(`add element ${t} ${name} { ${added.join(', ')} }`);
+  }
+  // Elements and rules that referred to these are gone by now, earlier in the same transaction.
+  // Chains that go: all emptied first (they may jump to each other), then deleted.
+  const goneChains = [...prev.chains.keys()].filter((name) => !next.chains.has(name));
+  for (const name of goneChains) out.push(`flush chain ${t} ${name}`);
+  for (const name of goneChains) out.push(`delete chain ${t} ${name}`);
+  for (const [name, c] of prev.collections) if (!next.collections.has(name)) out.push(`delete ${c.kind} ${t} ${name}`);
+  return out.length ? `${out.join('\n')}\n` : '';
+}
+
+export function countObjects(t: NftTable): Record<string, number> {
+  const size = (name: string) => t.collections.get(name)?.elements.size ?? 0;
+  const backends = [...t.collections].filter(([n]) => n.startsWith('backends-')).reduce((n, [, c]) => n + c.elements.size, 0);
+  return { 'service-ips': size('service-ips'), backends, hairpin: size('hairpin'), chains: t.chains.size, 'no-endpoint': size('no-endpoint-services') + size('no-endpoint-nodeports') };
 }
