@@ -53,23 +53,37 @@ export class Proxier {
   private stopped = false;
   private udp = new Map<string, UdpState>();
   private closeMetrics?: () => Promise<void>;
+  // Change tracking (kube-proxy's ServiceChangeTracker / EndpointsChangeTracker): the objects
+  // as the watches deliver them, and each Service's ports rebuilt only when it changed, so that
+  // an unchanged Service hands the backend the very same object as last time.
+  private readonly services = new Map<string, Service>();
+  private readonly slices = new Map<string, Map<string, EndpointSlice>>();
+  private readonly sliceOwner = new Map<string, string>();
+  private readonly ports = new Map<string, ServicePortInfo[]>();
+  private readonly dirty = new Set<string>();
 
   constructor(private readonly o: ProxierOptions) {
     this.metrics = new ProxyMetrics(o.nodeName);
   }
 
   async start(): Promise<void> {
-    const rv = this.o.api.store.currentRV();
+    const { api } = this.o;
     const m = this.metrics;
+    const services = api.list('Service');
+    for (const svc of services.items as Service[]) this.onService(svc, false);
+    const slices = api.list('EndpointSlice');
+    for (const es of slices.items as EndpointSlice[]) this.onSlice(es, false);
     this.stops.push(
-      this.o.api.watch('Service', undefined, rv, () => {
+      api.watch('Service', undefined, services.resourceVersion, (e) => {
         m.serviceChanges.inc();
         m.serviceChangesPending.inc();
+        this.onService(e.object as Service, e.type === 'DELETED');
         this.schedule();
       }),
-      this.o.api.watch('EndpointSlice', undefined, rv, () => {
+      api.watch('EndpointSlice', undefined, slices.resourceVersion, (e) => {
         m.endpointChanges.inc();
         m.endpointChangesPending.inc();
+        this.onSlice(e.object as EndpointSlice, e.type === 'DELETED');
         this.schedule();
       }),
     );
@@ -91,6 +105,49 @@ export class Proxier {
     await this.closeMetrics?.();
   }
 
+  private onService(svc: Service, deleted: boolean): void {
+    const key = `${svc.metadata.namespace}/${svc.metadata.name}`;
+    if (deleted) this.services.delete(key);
+    else this.services.set(key, svc);
+    this.dirty.add(key);
+  }
+
+  private onSlice(es: EndpointSlice, deleted: boolean): void {
+    const id = `${es.metadata.namespace}/${es.metadata.name}`;
+    const svcName = es.metadata.labels?.['kubernetes.io/service-name'];
+    const key = svcName ? `${es.metadata.namespace}/${svcName}` : undefined;
+    // A slice that changed hands (its service-name label) leaves its old Service too.
+    const before = this.sliceOwner.get(id);
+    if (before && before !== key) {
+      this.slices.get(before)?.delete(id);
+      this.dirty.add(before);
+    }
+    if (!key || deleted) {
+      this.sliceOwner.delete(id);
+      if (key) {
+        this.slices.get(key)?.delete(id);
+        this.dirty.add(key);
+      }
+      return;
+    }
+    this.sliceOwner.set(id, key);
+    let map = this.slices.get(key);
+    if (!map) this.slices.set(key, (map = new Map()));
+    map.set(id, es);
+    this.dirty.add(key);
+  }
+
+  /** Every Service's ports, rebuilt only for the Services that changed since the last sync. */
+  private currentPorts(): ServicePortInfo[] {
+    for (const key of this.dirty) {
+      const svc = this.services.get(key);
+      if (svc) this.ports.set(key, buildServicePorts([svc], [...(this.slices.get(key)?.values() ?? [])], this.o.nodeName));
+      else this.ports.delete(key);
+    }
+    this.dirty.clear();
+    return [...this.ports.values()].flat();
+  }
+
   /** Batches changes: at most one sync per minSyncMs, and never two at once. */
   schedule(): void {
     this.pending = true;
@@ -110,13 +167,13 @@ export class Proxier {
 
   private async sync(): Promise<void> {
     const t0 = performance.now();
-    const { api, netns } = this.o;
+    const { netns } = this.o;
     const m = this.metrics;
     const startedAt = Date.now();
     m.serviceChangesPending.set(0);
     m.endpointChangesPending.set(0);
     try {
-      const ports = buildServicePorts(api.list('Service').items as Service[], api.list('EndpointSlice').items as EndpointSlice[], this.o.nodeName);
+      const ports = this.currentPorts();
       const { counts, partial } = await this.o.backend.apply(ports);
       // Only once the new rules are in: stale UDP flows would otherwise be re-created by the old ones.
       const udp = udpState(ports);

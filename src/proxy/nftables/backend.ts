@@ -5,33 +5,39 @@
 import { run } from '../../dataplane/linux/exec.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend } from '../proxier.ts';
-import { buildTable, countObjects, renderDiff, renderFull, TABLE, type NftConfig, type NftTable } from './rules.ts';
+import { NftState, TABLE, type NftConfig } from './rules.ts';
 
 export class NftablesBackend implements ProxyBackend {
   readonly mode = 'nftables';
 
-  constructor(private readonly netns: string, private readonly cfg: NftConfig) {}
-
-  /** What the kernel holds, as last written; undefined forces a full sync. */
-  private current?: NftTable;
+  private readonly state: NftState;
+  /** False until a full sync has gone in (and again after a failure or a lost table). */
+  private synced = false;
   /** How the last sync went in: for tests and the benchmark. */
   lastSync: { kind: 'full' | 'partial' | 'none'; lines: number } = { kind: 'none', lines: 0 };
 
+  constructor(private readonly netns: string, cfg: NftConfig) {
+    this.state = new NftState(cfg);
+  }
+
   async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }> {
-    const next = buildTable(ports, this.cfg);
-    const script = this.current ? renderDiff(this.current, next) : renderFull(next);
-    const kind = this.current ? 'partial' : 'full';
-    this.current = undefined; // unknown until the transaction has gone in
+    const partial = this.synced;
+    let script: string;
+    if (partial) script = this.state.update(ports);
+    else {
+      script = this.state.full(ports).script;
+    }
+    this.synced = false; // unknown until the transaction has gone in
     if (script) await run(['nft', '-f', '-'], { netns: this.netns, input: script });
-    this.current = next;
-    this.lastSync = { kind: script ? kind : 'none', lines: script ? script.split('\n').length - 1 : 0 };
-    return { counts: countObjects(next), partial: kind === 'partial' };
+    this.synced = true;
+    this.lastSync = { kind: script ? (partial ? 'partial' : 'full') : 'none', lines: script ? script.split('\n').length - 1 : 0 };
+    return { counts: this.state.counts(), partial };
   }
 
   async intact(): Promise<boolean> {
     const tables = await run(['nft', 'list', 'tables'], { netns: this.netns });
     const ok = tables.split('\n').includes(`table ip ${TABLE}`);
-    if (!ok) this.current = undefined; // the next sync writes it whole
+    if (!ok) this.synced = false; // the next sync writes it whole
     return ok;
   }
 }

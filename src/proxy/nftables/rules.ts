@@ -65,123 +65,141 @@ export function buildNftables(ports: ServicePortInfo[], cfg: NftConfig): NftRule
   return { script: renderFull(table), counts: countObjects(table) };
 }
 
-/** The table kubewire wants for these Service ports (pure). */
-export function buildTable(ports: ServicePortInfo[], cfg: NftConfig): NftTable {
-  const mark = `0x${(1 << (cfg.masqueradeBit ?? 14)).toString(16).padStart(8, '0')}`;
-  const serviceIPs: string[] = [];
-  const nodePorts: string[] = [];
-  const noEndpointServices: string[] = [];
-  const noEndpointNodePorts: string[] = [];
-  const hairpin = new Set<string>();
-  const backends = new Map<number, string[]>();
-  const chains: Array<{ name: string; rules: string[] }> = [];
-  const affinitySets = new Map<string, number>();
-  const notLoopback = `ip daddr != 127.0.0.0/8`;
+/** What one Service port puts in the table: map and set elements, chains, affinity sets, groups. */
+export interface Contribution {
+  elements: Array<[collection: string, key: string, value: string]>;
+  chains: Array<[name: string, rules: string[]]>;
+  affinitySets: Array<[name: string, seconds: number]>;
+  /** The endpoint-count groups it joins (group-N chain, backends-N map). */
+  groups: number[];
+}
 
-  // A port mapping needs a transport protocol match before it.
-  const dnatMap = (proto: string, eps: ProxyEndpoint[]) =>
-    eps.length === 1
-      ? `meta l4proto ${proto} dnat ip to ${endpointString(eps[0]!)}`
-      : `meta l4proto ${proto} dnat ip to numgen random mod ${eps.length} map { ${eps.map((e, i) => `${i} : ${e.ip} . ${e.port}`).join(', ')} }`;
+// A port mapping needs a transport protocol match before it.
+const dnatMap = (proto: string, eps: ProxyEndpoint[]) =>
+  eps.length === 1
+    ? `meta l4proto ${proto} dnat ip to ${endpointString(eps[0]!)}`
+    : `meta l4proto ${proto} dnat ip to numgen random mod ${eps.length} map { ${eps.map((e, i) => `${i} : ${e.ip} . ${e.port}`).join(', ')} }`;
 
-  for (const sp of ports) {
-    const ready = sp.endpoints.filter((e) => e.ready);
-    const local = ready.filter((e) => e.local);
-    for (const e of ready) hairpin.add(`${e.ip} . ${e.ip}`);
-    const id = svcId(sp);
-    const hasExternal = sp.nodePort !== undefined || sp.externalIPs.length > 0;
-    const externalTargets = (verdict: string) => {
-      for (const ip of sp.externalIPs) serviceIPs.push(`${key(ip, sp)} : ${verdict}`);
-      if (sp.nodePort) nodePorts.push(`${sp.protocol} . ${sp.nodePort} : ${verdict}`);
-    };
-    const noEndpoints = (verdict: string, cluster: boolean, external: boolean) => {
-      if (cluster && sp.clusterIP) noEndpointServices.push(`${key(sp.clusterIP, sp)} : ${verdict}`);
-      if (external) {
-        for (const ip of sp.externalIPs) noEndpointServices.push(`${key(ip, sp)} : ${verdict}`);
-        if (sp.nodePort) noEndpointNodePorts.push(`${sp.protocol} . ${sp.nodePort} : ${verdict}`);
-      }
-    };
-
-    if (!ready.length) {
-      noEndpoints('goto reject-chain', true, true);
-      continue;
+/** One Service port's share of the table (pure). */
+export function contribution(sp: ServicePortInfo, cfg: NftConfig): Contribution {
+  const out: Contribution = { elements: [], chains: [], affinitySets: [], groups: [] };
+  const el = (collection: string, k: string, v = '') => out.elements.push([collection, k, v]);
+  const ready = sp.endpoints.filter((e) => e.ready);
+  const local = ready.filter((e) => e.local);
+  for (const e of ready) el('hairpin', `${e.ip} . ${e.ip}`);
+  const id = svcId(sp);
+  const hasExternal = sp.nodePort !== undefined || sp.externalIPs.length > 0;
+  const externalTargets = (verdict: string) => {
+    for (const ip of sp.externalIPs) el('service-ips', key(ip, sp), verdict);
+    if (sp.nodePort) el('service-nodeports', `${sp.protocol} . ${sp.nodePort}`, verdict);
+  };
+  const noEndpoints = (verdict: string, cluster: boolean, external: boolean) => {
+    if (cluster && sp.clusterIP) el('no-endpoint-services', key(sp.clusterIP, sp), verdict);
+    if (external) {
+      for (const ip of sp.externalIPs) el('no-endpoint-services', key(ip, sp), verdict);
+      if (sp.nodePort) el('no-endpoint-nodeports', `${sp.protocol} . ${sp.nodePort}`, verdict);
     }
+  };
 
-    if (isSimple(sp)) {
-      // Cluster traffic: the group of its endpoint count, no chain of its own.
-      const n = ready.length;
-      if (sp.clusterIP) {
-        serviceIPs.push(`${key(sp.clusterIP, sp)} : goto group-${n}`);
-        const list = backends.get(n) ?? [];
-        ready.forEach((e, i) => list.push(`${key(sp.clusterIP!, sp)} . ${i} : ${e.ip} . ${e.port}`));
-        backends.set(n, list);
-      }
-      if (hasExternal) {
-        const ext = chainName('external', id);
-        chains.push({ name: ext, rules: [`jump mark-for-masquerade`, dnatMap(sp.protocol, ready)] });
-        externalTargets(`goto ${quote(ext)}`);
-      }
-      continue;
-    }
+  if (!ready.length) {
+    noEndpoints('goto reject-chain', true, true);
+    return out;
+  }
 
-    // A chain per Service: affinity and Local policies need it.
-    const svc = chainName('service', id);
-    const loc = chainName('local', id);
-    const balance = (eps: ProxyEndpoint[], masq: boolean): string[] => {
-      const rules = masq ? [`ip saddr != ${cfg.clusterCIDR} jump mark-for-masquerade`] : [];
-      if (sp.affinitySeconds === undefined) return [...rules, dnatMap(sp.protocol, eps)];
-      const epChains = eps.map((e) => chainName('endpoint', `${id}__${e.ip}/${e.port}`));
-      eps.forEach((e, i) => {
-        const aff = chainName('affinity', `${id}__${e.ip}/${e.port}`);
-        if (!affinitySets.has(aff)) {
-          affinitySets.set(aff, sp.affinitySeconds!);
-          chains.push({ name: epChains[i]!, rules: [`update @${quote(aff)} { ip saddr }`, `meta l4proto ${sp.protocol} dnat ip to ${endpointString(e)}`] });
-        }
-        rules.push(`ip saddr @${quote(aff)} goto ${quote(epChains[i]!)}`);
-      });
-      rules.push(`numgen random mod ${eps.length} vmap { ${epChains.map((c, i) => `${i} : goto ${quote(c)}`).join(', ')} }`);
-      return rules;
-    };
-    chains.push({ name: svc, rules: balance(ready, true) });
-    if (local.length) chains.push({ name: loc, rules: balance(local, false) });
-
+  if (isSimple(sp)) {
+    // Cluster traffic: the group of its endpoint count, no chain of its own.
+    const n = ready.length;
     if (sp.clusterIP) {
-      if (!sp.internalLocal) serviceIPs.push(`${key(sp.clusterIP, sp)} : goto ${quote(svc)}`);
-      else if (local.length) serviceIPs.push(`${key(sp.clusterIP, sp)} : goto ${quote(loc)}`);
-      else noEndpoints('drop', true, false);
+      el('service-ips', key(sp.clusterIP, sp), `goto group-${n}`);
+      out.groups.push(n);
+      ready.forEach((e, i) => el(`backends-${n}`, `${key(sp.clusterIP!, sp)} . ${i}`, `${e.ip} . ${e.port}`));
     }
     if (hasExternal) {
       const ext = chainName('external', id);
-      if (!sp.externalLocal) chains.push({ name: ext, rules: ['jump mark-for-masquerade', `goto ${quote(svc)}`] });
-      else {
-        // Pods and the node itself may use any endpoint; outside clients only local ones, their address kept.
-        const rules = [...(cfg.nodePodCIDR ? [`ip saddr ${cfg.nodePodCIDR} goto ${quote(svc)}`] : []), 'fib saddr type local jump mark-for-masquerade', `fib saddr type local goto ${quote(svc)}`];
-        if (local.length) rules.push(`goto ${quote(loc)}`);
-        else noEndpoints('drop', false, true);
-        chains.push({ name: ext, rules });
-      }
+      out.chains.push([ext, ['jump mark-for-masquerade', dnatMap(sp.protocol, ready)]]);
       externalTargets(`goto ${quote(ext)}`);
     }
+    return out;
   }
 
-  const collections = new Map<string, NftCollection>();
-  const addMap = (name: string, type: string, comment: string, elements: string[]) => {
-    const m = new Map<string, string>();
-    for (const e of elements) {
-      const i = e.indexOf(' : ');
-      m.set(e.slice(0, i), e.slice(i + 3));
-    }
-    collections.set(name, { kind: 'map', spec: [type, `comment "${comment}"`], elements: m });
+  // A chain per Service: affinity and Local policies need it.
+  const svc = chainName('service', id);
+  const loc = chainName('local', id);
+  const balance = (eps: ProxyEndpoint[], masq: boolean): string[] => {
+    const rules = masq ? [`ip saddr != ${cfg.clusterCIDR} jump mark-for-masquerade`] : [];
+    if (sp.affinitySeconds === undefined) return [...rules, dnatMap(sp.protocol, eps)];
+    const epChains = eps.map((e) => chainName('endpoint', `${id}__${e.ip}/${e.port}`));
+    eps.forEach((e, i) => {
+      const aff = chainName('affinity', `${id}__${e.ip}/${e.port}`);
+      if (!out.affinitySets.some(([n]) => n === aff)) {
+        out.affinitySets.push([aff, sp.affinitySeconds!]);
+        out.chains.push([epChains[i]!, [`update @${quote(aff)} { ip saddr }`, `meta l4proto ${sp.protocol} dnat ip to ${endpointString(e)}`]]);
+      }
+      rules.push(`ip saddr @${quote(aff)} goto ${quote(epChains[i]!)}`);
+    });
+    rules.push(`numgen random mod ${eps.length} vmap { ${epChains.map((c, i) => `${i} : goto ${quote(c)}`).join(', ')} }`);
+    return rules;
   };
-  addMap('service-ips', 'type ipv4_addr . inet_proto . inet_service : verdict', 'ClusterIP and external IP traffic', serviceIPs);
-  addMap('service-nodeports', 'type inet_proto . inet_service : verdict', 'NodePort traffic', nodePorts);
-  addMap('no-endpoint-services', 'type ipv4_addr . inet_proto . inet_service : verdict', 'vmap to drop or reject packets to services with no endpoints', noEndpointServices);
-  addMap('no-endpoint-nodeports', 'type inet_proto . inet_service : verdict', 'vmap to drop or reject packets to service nodeports with no endpoints', noEndpointNodePorts);
-  const groups = [...backends.keys()].sort((a, b) => a - b);
-  for (const n of groups) addMap(`backends-${n}`, `typeof ip daddr . meta l4proto . th dport . numgen random mod ${n} : ip daddr . th dport`, `endpoints of the Services with ${n} endpoint${n === 1 ? '' : 's'}`, backends.get(n)!);
-  collections.set('hairpin', { kind: 'set', spec: ['type ipv4_addr . ipv4_addr', 'comment "endpoint . endpoint: a pod reaching itself through a Service"'], elements: new Map([...hairpin].map((e) => [e, ''])) });
-  for (const [name, seconds] of affinitySets) collections.set(name, { kind: 'set', spec: ['type ipv4_addr', 'flags dynamic,timeout', `timeout ${seconds}s`], elements: new Map() });
+  out.chains.push([svc, balance(ready, true)]);
+  if (local.length) out.chains.push([loc, balance(local, false)]);
 
+  if (sp.clusterIP) {
+    if (!sp.internalLocal) el('service-ips', key(sp.clusterIP, sp), `goto ${quote(svc)}`);
+    else if (local.length) el('service-ips', key(sp.clusterIP, sp), `goto ${quote(loc)}`);
+    else noEndpoints('drop', true, false);
+  }
+  if (hasExternal) {
+    const ext = chainName('external', id);
+    if (!sp.externalLocal) out.chains.push([ext, ['jump mark-for-masquerade', `goto ${quote(svc)}`]]);
+    else {
+      // Pods and the node itself may use any endpoint; outside clients only local ones, their address kept.
+      const rules = [...(cfg.nodePodCIDR ? [`ip saddr ${cfg.nodePodCIDR} goto ${quote(svc)}`] : []), 'fib saddr type local jump mark-for-masquerade', `fib saddr type local goto ${quote(svc)}`];
+      if (local.length) rules.push(`goto ${quote(loc)}`);
+      else noEndpoints('drop', false, true);
+      out.chains.push([ext, rules]);
+    }
+    externalTargets(`goto ${quote(ext)}`);
+  }
+  return out;
+}
+
+const MAP_SPECS: Record<string, [string, string]> = {
+  'service-ips': ['type ipv4_addr . inet_proto . inet_service : verdict', 'ClusterIP and external IP traffic'],
+  'service-nodeports': ['type inet_proto . inet_service : verdict', 'NodePort traffic'],
+  'no-endpoint-services': ['type ipv4_addr . inet_proto . inet_service : verdict', 'vmap to drop or reject packets to services with no endpoints'],
+  'no-endpoint-nodeports': ['type inet_proto . inet_service : verdict', 'vmap to drop or reject packets to service nodeports with no endpoints'],
+};
+
+/** The declaration of a collection, by name. */
+function collectionSpec(name: string): Pick<NftCollection, 'kind' | 'spec'> {
+  if (MAP_SPECS[name]) return { kind: 'map', spec: [MAP_SPECS[name]![0], `comment "${MAP_SPECS[name]![1]}"`] };
+  if (name === 'hairpin') return { kind: 'set', spec: ['type ipv4_addr . ipv4_addr', 'comment "endpoint . endpoint: a pod reaching itself through a Service"'] };
+  const n = Number(name.slice('backends-'.length));
+  return { kind: 'map', spec: [`typeof ip daddr . meta l4proto . th dport . numgen random mod ${n} : ip daddr . th dport`, `comment "endpoints of the Services with ${n} endpoint${n === 1 ? '' : 's'}"`] };
+}
+
+function groupChain(n: number, cfg: NftConfig): string[] {
+  return [`ip saddr != ${cfg.clusterCIDR} jump mark-for-masquerade`, `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod ${n} map @backends-${n}`];
+}
+
+/** The table kubewire wants for these Service ports (pure). */
+export function buildTable(ports: ServicePortInfo[], cfg: NftConfig): NftTable {
+  return assemble(ports.map((sp) => contribution(sp, cfg)), cfg);
+}
+
+function assemble(contributions: Contribution[], cfg: NftConfig): NftTable {
+  const mark = `0x${(1 << (cfg.masqueradeBit ?? 14)).toString(16).padStart(8, '0')}`;
+  const notLoopback = `ip daddr != 127.0.0.0/8`;
+  const collections = new Map<string, NftCollection>();
+  for (const name of [...Object.keys(MAP_SPECS), 'hairpin']) collections.set(name, { ...collectionSpec(name), elements: new Map() });
+  const groups = [...new Set(contributions.flatMap((c) => c.groups))].sort((a, b) => a - b);
+  for (const n of groups) collections.set(`backends-${n}`, { ...collectionSpec(`backends-${n}`), elements: new Map() });
+  const chains: Array<[string, string[]]> = [];
+  for (const c of contributions) {
+    for (const [coll, k, v] of c.elements) collections.get(coll)!.elements.set(k, v);
+    for (const [name, seconds] of c.affinitySets) collections.set(name, { kind: 'set', spec: ['type ipv4_addr', 'flags dynamic,timeout', `timeout ${seconds}s`], elements: new Map() });
+    chains.push(...c.chains);
+  }
   const all = new Map<string, string[]>([
     ['nat-prerouting', ['type nat hook prerouting priority dstnat; policy accept;', 'jump services']],
     ['nat-output', ['type nat hook output priority -100; policy accept;', 'jump services']],
@@ -195,8 +213,8 @@ export function buildTable(ports: ServicePortInfo[], cfg: NftConfig): NftTable {
     ['mark-for-masquerade', [`meta mark set meta mark | ${mark}`]],
     ['reject-chain', ['reject']],
   ]);
-  for (const n of groups) all.set(`group-${n}`, [`ip saddr != ${cfg.clusterCIDR} jump mark-for-masquerade`, `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod ${n} map @backends-${n}`]);
-  for (const c of chains) all.set(c.name, c.rules);
+  for (const n of groups) all.set(`group-${n}`, groupChain(n, cfg));
+  for (const [name, rules] of chains) all.set(name, rules);
   return { collections, chains: all };
 }
 
@@ -258,4 +276,138 @@ export function countObjects(t: NftTable): Record<string, number> {
   const size = (name: string) => t.collections.get(name)?.elements.size ?? 0;
   const backends = [...t.collections].filter(([n]) => n.startsWith('backends-')).reduce((n, [, c]) => n + c.elements.size, 0);
   return { 'service-ips': size('service-ips'), backends, hairpin: size('hairpin'), chains: t.chains.size, 'no-endpoint': size('no-endpoint-services') + size('no-endpoint-nodeports') };
+}
+
+const spKey = (sp: ServicePortInfo) => `${servicePortName(sp)}/${sp.protocol}`;
+
+/**
+ * What the kernel holds, by Service port, so that a sync sends only what changed. Ports are
+ * compared by identity: the proxier hands over the same object for a Service that did not
+ * change, so finding the changes costs a pointer check per Service.
+ */
+export class NftState {
+  private bySp = new Map<string, { sp: ServicePortInfo; c: Contribution }>();
+  private hairpin = new Map<string, number>();
+  private groups = new Map<number, number>();
+
+  constructor(private readonly cfg: NftConfig) {}
+
+  /** The whole table (first sync, or after a failure); the state starts over from it. */
+  full(ports: ServicePortInfo[]): { script: string; table: NftTable } {
+    this.bySp.clear();
+    this.hairpin.clear();
+    this.groups.clear();
+    this.totals = { serviceIPs: 0, backends: 0, noEndpoint: 0, chains: 0 };
+    const all = ports.map((sp) => {
+      const c = contribution(sp, this.cfg);
+      this.bySp.set(spKey(sp), { sp, c });
+      this.count(c, 1);
+      return c;
+    });
+    const table = assemble(all, this.cfg);
+    return { script: renderFull(table), table };
+  }
+
+  /** The difference from the last sync, as one transaction ('' when nothing changed). */
+  update(ports: ServicePortInfo[]): string {
+    const changes: Array<[Contribution | undefined, Contribution | undefined]> = [];
+    const seen = new Set<string>();
+    for (const sp of ports) {
+      const k = spKey(sp);
+      seen.add(k);
+      const prev = this.bySp.get(k);
+      if (prev?.sp === sp) continue;
+      const c = contribution(sp, this.cfg);
+      changes.push([prev?.c, c]);
+      this.bySp.set(k, { sp, c });
+    }
+    for (const [k, prev] of this.bySp) {
+      if (seen.has(k)) continue;
+      changes.push([prev.c, undefined]);
+      this.bySp.delete(k);
+    }
+    if (!changes.length) return '';
+    // The counts before, of just what these changes touch (copying all would cost more than the change).
+    const hairpinBefore = new Set<string>();
+    for (const [old, neu] of changes) for (const [coll, k] of [...(old?.elements ?? []), ...(neu?.elements ?? [])]) if (coll === 'hairpin' && this.hairpin.has(k)) hairpinBefore.add(k);
+    const groupsBefore = new Map(this.groups);
+    for (const [old, neu] of changes) {
+      if (old) this.count(old, -1);
+      if (neu) this.count(neu, 1);
+    }
+    const prevPart: NftTable = { collections: new Map(), chains: new Map() };
+    const nextPart: NftTable = { collections: new Map(), chains: new Map() };
+    const touch = (t: NftTable, name: string) => {
+      let c = t.collections.get(name);
+      if (!c) t.collections.set(name, (c = { ...collectionSpec(name), elements: new Map() }));
+      return c;
+    };
+    const exists = (name: string, when: 'before' | 'after') => {
+      if (!name.startsWith('backends-')) return true;
+      const n = Number(name.slice('backends-'.length));
+      return ((when === 'before' ? groupsBefore : this.groups).get(n) ?? 0) > 0;
+    };
+    touch(prevPart, 'hairpin');
+    touch(nextPart, 'hairpin');
+    for (const [old, neu] of changes) {
+      for (const [coll, k, v] of old?.elements ?? []) {
+        if (coll === 'hairpin') {
+          if (!this.hairpin.has(k)) prevPart.collections.get('hairpin')!.elements.set(k, '');
+          continue;
+        }
+        touch(prevPart, coll).elements.set(k, v);
+        if (exists(coll, 'after')) touch(nextPart, coll);
+      }
+      for (const [coll, k, v] of neu?.elements ?? []) {
+        if (coll === 'hairpin') {
+          if (!hairpinBefore.has(k)) nextPart.collections.get('hairpin')!.elements.set(k, '');
+          continue;
+        }
+        touch(nextPart, coll).elements.set(k, v);
+        if (exists(coll, 'before')) touch(prevPart, coll);
+      }
+      for (const [name, rules] of old?.chains ?? []) prevPart.chains.set(name, rules);
+      for (const [name, rules] of neu?.chains ?? []) nextPart.chains.set(name, rules);
+      for (const [name, seconds] of old?.affinitySets ?? []) prevPart.collections.set(name, { kind: 'set', spec: ['type ipv4_addr', 'flags dynamic,timeout', `timeout ${seconds}s`], elements: new Map() });
+      for (const [name, seconds] of neu?.affinitySets ?? []) nextPart.collections.set(name, { kind: 'set', spec: ['type ipv4_addr', 'flags dynamic,timeout', `timeout ${seconds}s`], elements: new Map() });
+    }
+    // Groups that appear get their chain; groups that empty lose chain and map.
+    for (const n of new Set([...groupsBefore.keys(), ...this.groups.keys()])) {
+      const before = groupsBefore.get(n) ?? 0;
+      const after = this.groups.get(n) ?? 0;
+      if (!before && after) nextPart.chains.set(`group-${n}`, groupChain(n, this.cfg));
+      if (before && !after) {
+        prevPart.chains.set(`group-${n}`, groupChain(n, this.cfg));
+        touch(prevPart, `backends-${n}`);
+      }
+    }
+    return renderDiff(prevPart, nextPart);
+  }
+
+  private totals = { serviceIPs: 0, backends: 0, noEndpoint: 0, chains: 0 };
+
+  /** Elements and chains the kernel holds (for metrics). */
+  counts(): Record<string, number> {
+    const t = this.totals;
+    return { 'service-ips': t.serviceIPs, backends: t.backends, hairpin: this.hairpin.size, chains: t.chains + this.groups.size, 'no-endpoint': t.noEndpoint };
+  }
+
+  private count(c: Contribution, by: 1 | -1): void {
+    const t = this.totals;
+    t.chains += by * c.chains.length;
+    for (const [coll, k] of c.elements) {
+      if (coll === 'service-ips') t.serviceIPs += by;
+      else if (coll.startsWith('backends-')) t.backends += by;
+      else if (coll.startsWith('no-endpoint')) t.noEndpoint += by;
+      if (coll !== 'hairpin') continue;
+      const n = (this.hairpin.get(k) ?? 0) + by;
+      if (n > 0) this.hairpin.set(k, n);
+      else this.hairpin.delete(k);
+    }
+    for (const g of c.groups) {
+      const n = (this.groups.get(g) ?? 0) + by;
+      if (n > 0) this.groups.set(g, n);
+      else this.groups.delete(g);
+    }
+  }
 }
