@@ -8,6 +8,7 @@ import type { EndpointSlice, Service } from '../src/api/types.ts';
 import { buildServicePorts, type ServicePortInfo } from '../src/proxy/model.ts';
 import { endpointChain, serviceChain } from '../src/proxy/iptables/names.ts';
 import { buildRules, restoreText } from '../src/proxy/iptables/rules.ts';
+import { isRoot } from './helpers.ts';
 
 function byChain(lines: string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
@@ -135,4 +136,26 @@ test('UDP conntrack cleanup: flows to endpoints that went away, and flows made w
   ]);
   assert.deepEqual(staleUdpDeletions(udpState([udp(['10.0.2.1'])]), udpState([udp(['10.0.2.1'])])), []);
   assert.deepEqual(staleUdpDeletions(udpState([sp({ endpoints: [ep('10.0.1.1', 80)] })]), udpState([])), [], 'TCP ends its own connections');
+});
+
+test('a partial sync (changed Services only) leaves iptables exactly as a full sync would', { skip: isRoot ? false : 'needs root to create network namespaces' }, async () => {
+  const { IptablesBackend } = await import('../src/proxy/iptables/backend.ts');
+  const { run } = await import('../src/dataplane/linux/exec.ts');
+  const svc = (name: string, eps: string[], over: Partial<ServicePortInfo> = {}) => sp({ name, clusterIP: `172.30.0.${40 + Number(name.replace(/\D/g, '') || 0)}`, endpoints: eps.map((ip) => ep(ip, 80)), ...over });
+  const a = [svc('s1', ['10.0.1.1', '10.0.2.1']), svc('s2', ['10.0.1.2']), svc('s3', ['10.0.1.3'], { nodePort: 30003 }), svc('s4', [])];
+  const b = [svc('s1', ['10.0.1.1', '10.0.3.1']), a[1]!, svc('s4', ['10.0.1.4']), svc('s5', ['10.0.1.5'], { affinitySeconds: 60 })]; // s2 the same object; s3 gone
+  const normalize = (save: string) => save.split('\n').filter((l) => !l.startsWith('#')).sort();
+  const names = [`kwt-ipa-${process.pid}`, `kwt-ipb-${process.pid}`];
+  for (const n of names) await run(['ip', 'netns', 'add', n]);
+  try {
+    const [x, y] = names.map((n) => new IptablesBackend(`/var/run/netns/${n}`, { clusterCIDR: '10.0.0.0/8' }));
+    assert.equal((await x!.apply(a)).partial, false);
+    assert.equal((await x!.apply(b)).partial, true);
+    await y!.apply(b);
+    const [got, want] = await Promise.all(names.map((n) => run(['iptables-save'], { netns: `/var/run/netns/${n}` })));
+    assert.deepEqual(normalize(got!), normalize(want!));
+    assert.ok(!got!.includes('30003'), 'the removed Service left nothing');
+  } finally {
+    for (const n of names) await run(['ip', 'netns', 'del', n]);
+  }
 });

@@ -1,12 +1,14 @@
 // kube-proxy's iptables mode as a proxier backend: each sync is one iptables-restore of the
-// filter and nat tables in the node's namespace, with the jumps from the built-in chains
-// inserted where missing and stale per-Service chains deleted. A canary chain tells when
-// someone flushed or deleted the table.
+// filter and nat tables in the node's namespace. The first sync (and any after a failure or a
+// lost table) is full: it reads the tables, inserts the jumps from the built-in chains where
+// missing and deletes every stale per-Service chain. Later syncs are partial, as upstream's
+// (KEP-3453): the top-level chains whole, per-Service chains only for the Services that
+// changed. A canary chain tells when someone flushed or deleted the table.
 
 import { iptablesRestore, iptablesSave, parseSave } from '../../dataplane/linux/iptables.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend } from '../proxier.ts';
-import { buildRules, JUMP_RULES, restoreText, SERVICE_CHAIN, type IptablesConfig } from './rules.ts';
+import { buildRules, JUMP_RULES, ownerKey, partialRestoreText, restoreText, SERVICE_CHAIN, type IptablesConfig } from './rules.ts';
 
 const CANARY = 'KUBE-PROXY-CANARY';
 
@@ -19,26 +21,46 @@ export class IptablesBackend implements ProxyBackend {
 
   constructor(private readonly netns: string, private readonly cfg: IptablesConfig) {}
 
+  /** What the kernel holds since the last sync: each Service port (by identity) and its chains. */
+  private synced = false;
+  private written = new Map<string, string[][]>();
+  private ports = new Map<string, ServicePortInfo>();
+
   async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }> {
     const rules = buildRules(ports, this.cfg);
-    const [nat, filter] = await Promise.all([iptablesSave('nat', this.netns), iptablesSave('filter', this.netns)]);
-    const natDump = parseSave(nat);
-    const filterDump = parseSave(filter);
-    const stale = [...natDump.chains].filter((c) => SERVICE_CHAIN.test(c) && !rules.natChains.has(c));
-    // The jumps from the built-in chains, inserted first where missing (a fresh node, or a flushed table).
-    const jumps = { filter: [] as string[], nat: [] as string[] };
-    for (const j of JUMP_RULES) {
-      const dump = j.table === 'nat' ? natDump : filterDump;
-      if (!dump.rules.includes(saveForm(j.chain, j.rule))) jumps[j.table].push(saveForm(j.chain, j.rule).replace(/^-A (\S+)/, '-I $1 1'));
+    const partial = this.synced;
+    const current = new Map(ports.map((sp) => [ownerKey(sp), sp]));
+    this.synced = false; // unknown until the transaction has gone in
+    if (partial) {
+      const changed = new Set<string>();
+      for (const [k, sp] of current) if (this.ports.get(k) !== sp) changed.add(k);
+      for (const k of this.ports.keys()) if (!current.has(k)) changed.add(k);
+      await iptablesRestore(partialRestoreText(rules, changed, this.written, { declare: [CANARY] }), this.netns);
+    } else {
+      const [nat, filter] = await Promise.all([iptablesSave('nat', this.netns), iptablesSave('filter', this.netns)]);
+      const natDump = parseSave(nat);
+      const filterDump = parseSave(filter);
+      const stale = [...natDump.chains].filter((c) => SERVICE_CHAIN.test(c) && !rules.natChains.has(c));
+      // The jumps from the built-in chains, inserted first where missing (a fresh node, or a flushed table).
+      const jumps = { filter: [] as string[], nat: [] as string[] };
+      for (const j of JUMP_RULES) {
+        const dump = j.table === 'nat' ? natDump : filterDump;
+        if (!dump.rules.includes(saveForm(j.chain, j.rule))) jumps[j.table].push(saveForm(j.chain, j.rule).replace(/^-A (\S+)/, '-I $1 1'));
+      }
+      await iptablesRestore(restoreText(rules, stale, { declare: [CANARY], ...jumps }), this.netns);
     }
-    await iptablesRestore(restoreText(rules, stale, { declare: [CANARY], ...jumps }), this.netns);
-    return { counts: { filter: rules.filter.filter((l) => l.startsWith('-A')).length, nat: rules.nat.filter((l) => l.startsWith('-A')).length }, partial: false };
+    this.synced = true;
+    this.written = rules.serviceChains;
+    this.ports = current;
+    return { counts: { filter: rules.filter.filter((l) => l.startsWith('-A')).length, nat: rules.nat.filter((l) => l.startsWith('-A')).length }, partial };
   }
 
   /** The canary and the jump into KUBE-SERVICES are still there. */
   async intact(): Promise<boolean> {
     const dump = parseSave(await iptablesSave('nat', this.netns).catch(() => ''));
     const jump = JUMP_RULES.find((j) => j.table === 'nat' && j.chain === 'PREROUTING')!;
-    return dump.chains.has(CANARY) && dump.rules.includes(saveForm(jump.chain, jump.rule));
+    const ok = dump.chains.has(CANARY) && dump.rules.includes(saveForm(jump.chain, jump.rule));
+    if (!ok) this.synced = false; // the next sync is a full one
+    return ok;
   }
 }

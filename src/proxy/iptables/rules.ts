@@ -52,6 +52,13 @@ export interface RuleSet {
   nat: string[];
   /** Every chain the nat table should hold afterwards (to find stale ones). */
   natChains: Set<string>;
+  /** Each Service port's own chains (SVC, SVL, EXT, SEP), declaration first, by its key. */
+  serviceChains: Map<string, string[][]>;
+}
+
+/** The key under which a Service port's chains are kept: "ns/name:port/protocol". */
+export function ownerKey(sp: ServicePortInfo): string {
+  return `${servicePortName(sp)}/${sp.protocol}`;
 }
 
 /** Builds the whole ruleset. */
@@ -62,6 +69,7 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
   const natServices: string[] = [];
   const natNodePorts: string[] = [];
   const natChains: string[][] = []; // per-Service chain declarations and rules, in order
+  const serviceChains = new Map<string, string[][]>();
   const declared = new Set<string>(NAT_CHAINS);
 
   for (const sp of ports) {
@@ -106,9 +114,12 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
     }
 
     if (!ready.length) continue;
+    const owner = ownerKey(sp);
     const chain = (c: string, rules: string[]) => {
       declared.add(c);
-      natChains.push([`:${c} - [0:0]`, ...rules]);
+      const block = [`:${c} - [0:0]`, ...rules];
+      natChains.push(block);
+      serviceChains.set(owner, [...(serviceChains.get(owner) ?? []), block]);
     };
 
     if (hasExternal && (externalEndpoints.length || sp.externalLocal)) {
@@ -174,7 +185,42 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
     `-A KUBE-POSTROUTING ${comment('kubernetes service traffic requiring SNAT')} -j MASQUERADE`,
     ...natChains.flatMap((c) => c.slice(1)),
   ];
-  return { filter, nat, natChains: declared };
+  return { filter, nat, natChains: declared, serviceChains };
+}
+
+/**
+ * A partial sync (KEP-3453): the top-level chains whole (one rule per Service port, cheap),
+ * but of the per-Service chains only those of `changed` Service ports; chains they no longer
+ * have (and those of removed ports) are deleted. The rest stays as the kernel holds it.
+ */
+export function partialRestoreText(rules: RuleSet, changed: Set<string>, previous: Map<string, string[][]>, extras: RestoreExtras = {}): string {
+  const keep = (block: string[]) => block[0]!.slice(1).split(' ')[0]!;
+  const blocks = [...changed].flatMap((k) => rules.serviceChains.get(k) ?? []);
+  const stale = [...changed].flatMap((k) => (previous.get(k) ?? []).map(keep)).filter((c) => !rules.natChains.has(c));
+  const natTop = rules.nat.filter((l) => {
+    const chain = l.startsWith(':') ? l.slice(1).split(' ')[0]! : l.split(' ')[1]!;
+    return NAT_CHAINS.includes(chain);
+  });
+  const declare = (extras.declare ?? []).map((c) => `:${c} - [0:0]`);
+  return [
+    '*filter',
+    ...declare,
+    ...rules.filter.filter((l) => l.startsWith(':')),
+    ...(extras.filter ?? []),
+    ...rules.filter.filter((l) => !l.startsWith(':')),
+    'COMMIT',
+    '*nat',
+    ...declare,
+    ...natTop.filter((l) => l.startsWith(':')),
+    ...blocks.map((b) => b[0]!),
+    ...stale.map((c) => `:${c} - [0:0]`),
+    ...(extras.nat ?? []),
+    ...natTop.filter((l) => !l.startsWith(':')),
+    ...blocks.flatMap((b) => b.slice(1)),
+    ...stale.map((c) => `-X ${c}`),
+    'COMMIT',
+    '',
+  ].join('\n');
 }
 
 export interface RestoreExtras {
