@@ -112,7 +112,7 @@ async function oneRun(mode: 'iptables' | 'nftables', size: number, baselineConne
     const change = ms(t0);
 
     const connect = await connectLatency(lab, node, services(1)[0]!.clusterIP!);
-    row([mode, String(size), fmt(full), fmt(rawLoad), `${(full / rawLoad).toFixed(2)}x`, `${fmt(change)}${r.partial ? ' (diff)' : ' (full)'}`, `${connect.toFixed(3)} ms${baselineConnect ? ` ${(connect / baselineConnect).toFixed(2)}x` : ''}`, `${heap.toFixed(0)} MB / gen ${fmt(generate)}`]);
+    row([mode, String(size), fmt(full), fmt(rawLoad), `${(full / rawLoad).toFixed(2)}x`, `${fmt(change)}${r.partial ? ' (partial)' : ' (full)'}`, `${connect.toFixed(3)} ms${baselineConnect ? ` ${(connect / baselineConnect).toFixed(2)}x` : ''}`, `${heap.toFixed(0)} MB / gen ${fmt(generate)}`]);
     return connect;
   } finally {
     await lab.cleanup();

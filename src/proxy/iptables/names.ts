@@ -23,8 +23,9 @@ export function base32(bytes: Uint8Array): string {
   return out;
 }
 
+/** 16 base32 characters are the first 80 bits: only those 10 bytes need encoding. */
 function hash16(text: string): string {
-  return base32(createHash('sha256').update(text).digest()).slice(0, 16);
+  return base32(createHash('sha256').update(text).digest().subarray(0, 10));
 }
 
 export const serviceChain = (svcPortName: string, protocol: string) => `KUBE-SVC-${hash16(svcPortName + protocol)}`;

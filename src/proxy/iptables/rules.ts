@@ -136,17 +136,19 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
       chain(extChain, ext);
     }
 
+    // Each endpoint's chain name, hashed once.
+    const sepNames = new Map(ready.map((ep) => [ep, endpointChain(name, proto, endpointString(ep))]));
     const balance = (c: string, eps: typeof ready, masq: boolean) => {
       const rules: string[] = [];
       if (masq && sp.clusterIP) rules.push(`-A ${c} ${comment(`${name} cluster IP`)} ${match} -d ${sp.clusterIP} --dport ${sp.port} ! -s ${cfg.clusterCIDR} -j KUBE-MARK-MASQ`);
       if (sp.affinitySeconds !== undefined) {
         for (const ep of eps) {
-          const sep = endpointChain(name, proto, endpointString(ep));
+          const sep = sepNames.get(ep)!;
           rules.push(`-A ${c} ${comment(`${name} -> ${endpointString(ep)}`)} -m recent --name ${sep} --rcheck --seconds ${sp.affinitySeconds} --reap -j ${sep}`);
         }
       }
       eps.forEach((ep, i) => {
-        const sep = endpointChain(name, proto, endpointString(ep));
+        const sep = sepNames.get(ep)!;
         const random = i < eps.length - 1 ? ` -m statistic --mode random --probability ${probability(1 / (eps.length - i))}` : '';
         rules.push(`-A ${c} ${comment(`${name} -> ${endpointString(ep)}`)}${random} -j ${sep}`);
       });
@@ -156,7 +158,7 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
     if (usesSvl) balance(svlChain, local, false);
 
     for (const ep of usesSvc ? ready : local) {
-      const sep = endpointChain(name, proto, endpointString(ep));
+      const sep = sepNames.get(ep)!;
       const affinity = sp.affinitySeconds !== undefined ? ` -m recent --name ${sep} --set` : '';
       chain(sep, [
         `-A ${sep} ${comment(name)} -s ${ep.ip} -j KUBE-MARK-MASQ`,
