@@ -159,3 +159,12 @@ test('a partial sync (changed Services only) leaves iptables exactly as a full s
     for (const n of names) await run(['ip', 'netns', 'del', n]);
   }
 });
+
+test('terminating endpoints serve only when no endpoint is ready (KEP-1669)', async () => {
+  const { categorize } = await import('../src/proxy/model.ts');
+  const term = (ip: string, local = false) => ({ ip, port: 80, ready: false, serving: true, terminating: true, local });
+  assert.deepEqual(categorize(sp({ endpoints: [ep('10.0.1.1', 80), term('10.0.1.2')] })).cluster.map((e) => e.ip), ['10.0.1.1']);
+  assert.deepEqual(categorize(sp({ endpoints: [term('10.0.1.2', true), { ...term('10.0.1.3'), serving: false }] })).cluster.map((e) => e.ip), ['10.0.1.2']);
+  const rules = buildRules([sp({ clusterIP: '172.30.0.41', endpoints: [term('10.0.1.2')] })], { clusterCIDR: '10.0.0.0/8' });
+  assert.ok(rules.nat.some((l) => l.includes('--to-destination 10.0.1.2:80')), 'a terminating endpoint still serves when it is the last one');
+});

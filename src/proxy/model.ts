@@ -100,3 +100,16 @@ export function buildServicePorts(services: Service[], slices: EndpointSlice[], 
   }
   return out.sort((a, b) => servicePortName(a).localeCompare(servicePortName(b)) || a.protocol.localeCompare(b.protocol));
 }
+
+/**
+ * Which endpoints serve (kube-proxy's CategorizeEndpoints, KEP-1669): cluster traffic uses
+ * the ready ones, or, when none is ready, those still serving while they terminate; local
+ * traffic the same among the node's own.
+ */
+export function categorize(sp: ServicePortInfo): { cluster: ProxyEndpoint[]; local: ProxyEndpoint[] } {
+  const pick = (eps: ProxyEndpoint[]) => {
+    const ready = eps.filter((e) => e.ready);
+    return ready.length ? ready : eps.filter((e) => e.serving && e.terminating);
+  };
+  return { cluster: pick(sp.endpoints), local: pick(sp.endpoints.filter((e) => e.local)) };
+}

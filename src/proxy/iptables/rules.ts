@@ -3,7 +3,7 @@
 // comments and rule shapes (pkg/proxy/iptables/proxier.go), so that `iptables-save` on a
 // kubewire node reads like it does on any Kubernetes node.
 
-import { endpointString, servicePortName, type ServicePortInfo } from '../model.ts';
+import { categorize, endpointString, servicePortName, type ServicePortInfo } from '../model.ts';
 import { endpointChain, externalChain, localChain, serviceChain } from './names.ts';
 
 export interface IptablesConfig {
@@ -79,8 +79,7 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
     const svcChain = serviceChain(name, proto);
     const svlChain = localChain(name, proto);
     const extChain = externalChain(name, proto);
-    const ready = sp.endpoints.filter((e) => e.ready);
-    const local = ready.filter((e) => e.local);
+    const { cluster: ready, local } = categorize(sp);
     const clusterEndpoints = sp.internalLocal ? local : ready;
     const hasExternal = sp.nodePort !== undefined || sp.externalIPs.length > 0;
     const externalEndpoints = sp.externalLocal ? local : ready;

@@ -12,7 +12,7 @@
 
 import { createHash } from 'node:crypto';
 import { base32 } from '../iptables/names.ts';
-import { endpointString, servicePortName, type ProxyEndpoint, type ServicePortInfo } from '../model.ts';
+import { categorize, endpointString, servicePortName, type ProxyEndpoint, type ServicePortInfo } from '../model.ts';
 
 export const TABLE = 'kubewire';
 
@@ -84,8 +84,7 @@ const dnatMap = (proto: string, eps: ProxyEndpoint[]) =>
 export function contribution(sp: ServicePortInfo, cfg: NftConfig): Contribution {
   const out: Contribution = { elements: [], chains: [], affinitySets: [], groups: [] };
   const el = (collection: string, k: string, v = '') => out.elements.push([collection, k, v]);
-  const ready = sp.endpoints.filter((e) => e.ready);
-  const local = ready.filter((e) => e.local);
+  const { cluster: ready, local } = categorize(sp);
   for (const e of ready) el('hairpin', `${e.ip} . ${e.ip}`);
   const id = svcId(sp);
   const hasExternal = sp.nodePort !== undefined || sp.externalIPs.length > 0;
