@@ -1,0 +1,67 @@
+// kube-proxy's IPVS mode as data (this kernel has no IP_VS): virtual and real servers per
+// Service address, persistence for affinity, Local policies, the ipsets and the iptables
+// rules around them — the ipsets and rules loaded for real in a scratch namespace.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { run } from '../src/dataplane/linux/exec.ts';
+import type { ServicePortInfo } from '../src/proxy/model.ts';
+import { buildIpvsConfig, ipsetRestore, ipvsadmRules } from '../src/proxy/ipvs/config.ts';
+import { NOT_ROOT } from './helpers.ts';
+
+const sp = (over: Partial<ServicePortInfo>): ServicePortInfo => ({ namespace: 'ns1', name: 'svc1', portName: 'p80', protocol: 'tcp', port: 80, externalIPs: [], externalLocal: false, internalLocal: false, endpoints: [], ...over });
+const ep = (ip: string, port: number, local = false) => ({ ip, port, ready: true, serving: true, terminating: false, local });
+const opts = { clusterCIDR: '10.244.0.0/16', nodeIPs: ['172.18.0.11'] };
+const FIXTURE = [
+  sp({ clusterIP: '10.96.0.10', endpoints: [ep('10.244.0.2', 8080), ep('10.244.1.2', 8080)] }),
+  sp({ name: 'np', clusterIP: '10.96.0.11', nodePort: 30080, externalIPs: ['192.0.2.10'], affinitySeconds: 600, endpoints: [ep('10.244.0.3', 80, true), ep('10.244.1.3', 80)] }),
+  sp({ name: 'local', clusterIP: '10.96.0.12', nodePort: 30081, externalLocal: true, internalLocal: true, endpoints: [ep('10.244.0.4', 80, true), ep('10.244.1.4', 80)] }),
+  sp({ name: 'dns', protocol: 'udp', portName: 'dns', port: 53, clusterIP: '10.96.0.13', endpoints: [ep('10.244.0.5', 53)] }),
+];
+
+test('a virtual server per Service address, a real server per endpoint, persistence for ClientIP affinity', () => {
+  const cfg = buildIpvsConfig(FIXTURE, opts);
+  assert.deepEqual(cfg.addresses, ['10.96.0.10', '10.96.0.11', '192.0.2.10', '10.96.0.12', '10.96.0.13']);
+  assert.equal(ipvsadmRules(cfg), [
+    '-A -t 10.96.0.10:80 -s rr',
+    '-a -t 10.96.0.10:80 -r 10.244.0.2:8080 -m -w 1',
+    '-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1',
+    '-A -t 10.96.0.11:80 -s rr -p 600',
+    '-a -t 10.96.0.11:80 -r 10.244.0.3:80 -m -w 1',
+    '-a -t 10.96.0.11:80 -r 10.244.1.3:80 -m -w 1',
+    '-A -t 192.0.2.10:80 -s rr -p 600',
+    '-a -t 192.0.2.10:80 -r 10.244.0.3:80 -m -w 1',
+    '-a -t 192.0.2.10:80 -r 10.244.1.3:80 -m -w 1',
+    '-A -t 172.18.0.11:30080 -s rr -p 600',
+    '-a -t 172.18.0.11:30080 -r 10.244.0.3:80 -m -w 1',
+    '-a -t 172.18.0.11:30080 -r 10.244.1.3:80 -m -w 1',
+    '-A -t 10.96.0.12:80 -s rr',
+    '-a -t 10.96.0.12:80 -r 10.244.0.4:80 -m -w 1',
+    '-A -t 172.18.0.11:30081 -s rr',
+    '-a -t 172.18.0.11:30081 -r 10.244.0.4:80 -m -w 1',
+    '-A -u 10.96.0.13:53 -s rr',
+    '-a -u 10.96.0.13:53 -r 10.244.0.5:53 -m -w 1',
+    '',
+  ].join('\n'));
+  assert.deepEqual(cfg.ipsets.get('KUBE-CLUSTER-IP')!.entries, ['10.96.0.10,tcp:80', '10.96.0.11,tcp:80', '10.96.0.12,tcp:80', '10.96.0.13,udp:53']);
+  assert.deepEqual(cfg.ipsets.get('KUBE-NODE-PORT-TCP')!.entries, ['30080', '30081']);
+  assert.deepEqual(cfg.ipsets.get('KUBE-NODE-PORT-LOCAL-TCP')!.entries, ['30081']);
+  assert.ok(cfg.ipsets.get('KUBE-LOOP-BACK')!.entries.includes('10.244.0.2,tcp:8080,10.244.0.2'));
+});
+
+test('the ipsets and iptables rules of IPVS mode load for real (ipset restore, iptables-restore with -m set)', { skip: NOT_ROOT }, async () => {
+  const ns = `kwt-ipvs-${process.pid}`;
+  const path = `/var/run/netns/${ns}`;
+  await run(['ip', 'netns', 'add', ns]);
+  try {
+    const cfg = buildIpvsConfig(FIXTURE, opts);
+    await run(['ipset', 'restore', '-exist'], { netns: path, input: ipsetRestore(cfg) });
+    const listed = await run(['ipset', 'list', 'KUBE-CLUSTER-IP'], { netns: path });
+    for (const e of cfg.ipsets.get('KUBE-CLUSTER-IP')!.entries) assert.ok(listed.includes(e), e);
+    await run(['iptables-restore', '-w', '--noflush'], { netns: path, input: cfg.iptables });
+    const save = await run(['iptables-save', '-t', 'nat'], { netns: path });
+    assert.match(save, /-A KUBE-POSTROUTING .*-m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE/);
+    assert.match(save, /-A KUBE-SERVICES ! -s 10\.244\.0\.0\/16 .*-m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ/);
+  } finally {
+    await run(['ip', 'netns', 'del', ns]);
+  }
+});
