@@ -11,6 +11,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq iproute2 iptables nftables conntrack ipset util-linux procps iputils-ping \
-  containernetworking-plugins hyperfine curl netcat-openbsd g++ make python3 >/dev/null
+  containernetworking-plugins hyperfine curl netcat-openbsd ipvsadm g++ make python3 >/dev/null
 npm ci --no-audit --no-fund
 npm run build

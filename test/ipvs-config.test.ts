@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { run } from '../src/dataplane/linux/exec.ts';
 import type { ServicePortInfo } from '../src/proxy/model.ts';
-import { buildIpvsConfig, ipsetRestore, ipvsadmRules } from '../src/proxy/ipvs/config.ts';
+import { buildIpvsConfig, ipsetRestore, ipsetSwapRestore, ipvsadmDiff, ipvsadmRules } from '../src/proxy/ipvs/config.ts';
 import { NOT_ROOT } from './helpers.ts';
 
 const sp = (over: Partial<ServicePortInfo>): ServicePortInfo => ({ namespace: 'ns1', name: 'svc1', portName: 'p80', protocol: 'tcp', port: 80, externalIPs: [], externalLocal: false, internalLocal: false, endpoints: [], ...over });
@@ -61,6 +61,49 @@ test('the ipsets and iptables rules of IPVS mode load for real (ipset restore, i
     const save = await run(['iptables-save', '-t', 'nat'], { netns: path });
     assert.match(save, /-A KUBE-POSTROUTING .*-m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE/);
     assert.match(save, /-A KUBE-SERVICES ! -s 10\.244\.0\.0\/16 .*-m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ/);
+  } finally {
+    await run(['ip', 'netns', 'del', ns]);
+  }
+});
+
+test('ipvsadm diff: add what is missing, edit what changed, delete what is stale, leave the rest', () => {
+  const cfg = buildIpvsConfig(FIXTURE.slice(0, 2), opts);
+  const current = [
+    '-A -t 10.96.0.10:80 -s rr',
+    '-a -t 10.96.0.10:80 -r 10.244.0.2:8080 -m -w 1', // stays
+    '-a -t 10.96.0.10:80 -r 10.244.9.9:8080 -m -w 1', // endpoint gone
+    '-A -t 10.96.0.11:80 -s rr', // affinity added since
+    '-A -t 10.96.0.99:80 -s rr', // Service gone
+    '-a -t 10.96.0.99:80 -r 10.244.0.9:80 -m -w 1',
+  ].join('\n');
+  assert.deepEqual(ipvsadmDiff(current, cfg), [
+    '-E -t 10.96.0.11:80 -s rr -p 600',
+    '-A -t 192.0.2.10:80 -s rr -p 600',
+    '-A -t 172.18.0.11:30080 -s rr -p 600',
+    '-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1',
+    '-a -t 10.96.0.11:80 -r 10.244.0.3:80 -m -w 1',
+    '-a -t 10.96.0.11:80 -r 10.244.1.3:80 -m -w 1',
+    '-a -t 192.0.2.10:80 -r 10.244.0.3:80 -m -w 1',
+    '-a -t 192.0.2.10:80 -r 10.244.1.3:80 -m -w 1',
+    '-a -t 172.18.0.11:30080 -r 10.244.0.3:80 -m -w 1',
+    '-a -t 172.18.0.11:30080 -r 10.244.1.3:80 -m -w 1',
+    '-d -t 10.96.0.10:80 -r 10.244.9.9:8080',
+    '-D -t 10.96.0.99:80',
+  ]);
+  assert.deepEqual(ipvsadmDiff(ipvsadmRules(cfg), cfg), [], 'in sync: nothing to do');
+});
+
+test('ipsets are swapped in whole (loaded for real twice: the second replaces the first)', { skip: NOT_ROOT }, async () => {
+  const ns = `kwt-ipset-${process.pid}`;
+  const path = `/var/run/netns/${ns}`;
+  await run(['ip', 'netns', 'add', ns]);
+  try {
+    await run(['ipset', 'restore', '-exist'], { netns: path, input: ipsetSwapRestore(buildIpvsConfig(FIXTURE, opts)) });
+    await run(['ipset', 'restore', '-exist'], { netns: path, input: ipsetSwapRestore(buildIpvsConfig(FIXTURE.slice(0, 1), opts)) });
+    const listed = await run(['ipset', 'list', 'KUBE-CLUSTER-IP'], { netns: path });
+    assert.ok(listed.includes('10.96.0.10,tcp:80'));
+    assert.ok(!listed.includes('10.96.0.11'), 'entries of Services that went away are gone');
+    assert.ok(!(await run(['ipset', 'list', '-n'], { netns: path })).includes('-TMP'));
   } finally {
     await run(['ip', 'netns', 'del', ns]);
   }

@@ -241,7 +241,7 @@ for (const mode of ['iptables', 'nftables'] as const) describe(`Services, ${mode
     const metrics = await kube.ok('exec', '--node', node(1), '--', 'curl', '-s', 'http://127.0.0.1:10249/metrics');
     assert.ok(Number(metrics.match(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds (\S+)$/m)?.[1]) > Date.now() / 1000 - 600);
     if (mode === 'iptables') assert.ok(Number(metrics.match(/^kubeproxy_sync_proxy_rules_iptables_total\{table="nat"\} (\d+)$/m)?.[1]) > 10);
-    else assert.ok(Number(metrics.match(/^kubewire_proxy_nftables_objects\{kind="backends"\} (\d+)$/m)?.[1]) >= 3);
+    else assert.ok(Number(metrics.match(/^kubewire_proxy_objects\{kind="backends"\} (\d+)$/m)?.[1]) >= 3);
     assert.match(metrics, /^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m);
     const health = await kube.ok('exec', '--node', node(2), '--', 'curl', '-s', '-w', ' %{http_code}', 'http://127.0.0.1:10256/healthz');
     assert.match(health, /"nodeEligible":true\} 200$/);

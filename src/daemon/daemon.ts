@@ -15,6 +15,7 @@ import { ControllerManager } from '../controllers/manager.ts';
 import { netnsPath } from '../lab/lab.ts';
 import { NodeAgent } from '../node/agent.ts';
 import { IptablesBackend } from '../proxy/iptables/backend.ts';
+import { IpvsBackend } from '../proxy/ipvs/backend.ts';
 import { NftablesBackend } from '../proxy/nftables/backend.ts';
 import { Proxier } from '../proxy/proxier.ts';
 import { WorkloadHostClient } from '../workloads/client.ts';
@@ -45,7 +46,8 @@ export class Daemon {
       this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, log }));
       const netns = netnsPath(node.netns);
       const cfg = { clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR };
-      const backend = plan.spec.proxyMode === 'nftables' ? new NftablesBackend(netns, cfg) : new IptablesBackend(netns, cfg);
+      const mode = plan.spec.proxyMode ?? 'iptables';
+      const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip] }) : new IptablesBackend(netns, cfg);
       this.proxies.push(new Proxier({ api: this.api, nodeName: node.name, netns, backend, log }));
     }
   }

@@ -18,7 +18,7 @@ export class ProxyMetrics {
   readonly lastQueued: Gauge;
   readonly rules: Gauge;
   readonly restoreFailures: Counter;
-  readonly nftObjects: Gauge;
+  readonly objects: Gauge;
   readonly serviceChangesPending: Gauge;
   readonly endpointChangesPending: Gauge;
   readonly serviceChanges: Counter;
@@ -36,7 +36,7 @@ export class ProxyMetrics {
     this.lastSync = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', registers: r });
     this.lastQueued = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', registers: r });
     this.rules = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy', labelNames: ['table'], registers: r });
-    this.nftObjects = new Gauge({ name: 'kubewire_proxy_nftables_objects', help: 'Elements and chains of kubewire\'s nftables table, by kind', labelNames: ['kind'], registers: r });
+    this.objects = new Gauge({ name: 'kubewire_proxy_objects', help: 'What the proxy holds in the kernel beyond iptables rules: nftables elements and chains, or IPVS virtual and real servers, by kind', labelNames: ['kind'], registers: r });
     this.restoreFailures = new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'Cumulative proxy iptables restore failures', registers: r });
     this.serviceChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers: r });
     this.endpointChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Pending proxy rules Endpoint changes', registers: r });

@@ -14,7 +14,7 @@ import { ProxyMetrics, serveProxyMetrics } from './metrics.ts';
 import { buildServicePorts, type ServicePortInfo } from './model.ts';
 
 export interface ProxyBackend {
-  readonly mode: 'iptables' | 'nftables';
+  readonly mode: 'iptables' | 'nftables' | 'ipvs';
   /** Puts the ruleset for `ports` into the kernel in one transaction: whole, or only what changed (partial). */
   apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }>;
   /** False when the kernel lost the rules (a flushed or deleted table): the next sync restores them. */
@@ -188,7 +188,7 @@ export class Proxier {
       m.syncedAt = startedAt;
       for (const [kind, n] of Object.entries(counts)) {
         if (this.o.backend.mode === 'iptables') m.rules.set({ table: kind }, n);
-        else m.nftObjects.set({ kind }, n);
+        else m.objects.set({ kind }, n); // nftables elements and chains; IPVS virtual and real servers
       }
     } catch (e) {
       this.stats.failures++;

@@ -161,3 +161,52 @@ export function ipsetRestore(cfg: IpvsConfig): string {
   }
   return `${out.join('\n')}\n`;
 }
+
+/**
+ * The ipvsadm-restore commands that turn what the kernel holds (`ipvsadm-save -n`) into
+ * `cfg` (pure): new virtual servers added, changed ones edited, real servers added, edited
+ * and deleted, stale virtual servers deleted last. Connections to servers that stay are not
+ * disturbed, as kube-proxy's own sync does.
+ */
+export function ipvsadmDiff(currentSave: string, cfg: IpvsConfig): string[] {
+  const parse = (lines: string[]) => {
+    const vs = new Map<string, string>(); // "-t 10.96.0.10:80" -> "-s rr -p 600"
+    const rs = new Map<string, string>(); // "-t 10.96.0.10:80 -r 10.244.0.2:8080" -> "-m -w 1"
+    for (const line of lines) {
+      const m = line.trim().match(/^-(A|a) (-[tu]|--sctp-service) (\S+)(?: -r (\S+))? ?(.*)$/);
+      if (!m) continue;
+      if (m[1] === 'A') vs.set(`${m[2]} ${m[3]}`, m[5]!.trim());
+      else rs.set(`${m[2]} ${m[3]} -r ${m[4]}`, m[5]!.trim());
+    }
+    return { vs, rs };
+  };
+  const have = parse(currentSave.split('\n'));
+  const want = parse(ipvsadmRules(cfg).split('\n'));
+  const out: string[] = [];
+  for (const [svc, flags] of want.vs) {
+    if (!have.vs.has(svc)) out.push(`-A ${svc} ${flags}`);
+    else if (have.vs.get(svc) !== flags) out.push(`-E ${svc} ${flags}`);
+  }
+  for (const [real, flags] of want.rs) {
+    if (!have.rs.has(real)) out.push(`-a ${real} ${flags}`);
+    else if (have.rs.get(real) !== flags) out.push(`-e ${real} ${flags}`);
+  }
+  for (const real of have.rs.keys()) {
+    const svc = real.split(' -r ')[0]!;
+    if (!want.rs.has(real) && want.vs.has(svc)) out.push(`-d ${real}`);
+  }
+  for (const svc of have.vs.keys()) if (!want.vs.has(svc)) out.push(`-D ${svc}`);
+  return out;
+}
+
+/** ipsets replaced atomically: each filled as a temporary set, then swapped in. */
+export function ipsetSwapRestore(cfg: IpvsConfig): string {
+  const out: string[] = [];
+  for (const [name, s] of cfg.ipsets) {
+    const create = (n: string) => `create ${n} ${s.type}${s.type.startsWith('bitmap') ? ' range 0-65535' : ' family inet hashsize 1024 maxelem 65536'}`;
+    out.push(create(name), create(`${name}-TMP`), `flush ${name}-TMP`);
+    for (const e of s.entries) out.push(`add ${name}-TMP ${e}`);
+    out.push(`swap ${name}-TMP ${name}`, `destroy ${name}-TMP`);
+  }
+  return `${out.join('\n')}\n`;
+}
