@@ -27,8 +27,11 @@ export class IptablesBackend implements ProxyBackend {
   private ports = new Map<string, ServicePortInfo>();
 
   async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }> {
-    const rules = buildRules(ports, this.cfg);
     const partial = this.synced;
+    // A full sync reads the tables; started first, the reads run while the rules are generated.
+    const saves = partial ? undefined : Promise.all([iptablesSave('nat', this.netns), iptablesSave('filter', this.netns)]);
+    saves?.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+    const rules = buildRules(ports, this.cfg);
     const current = new Map(ports.map((sp) => [ownerKey(sp), sp]));
     this.synced = false; // unknown until the transaction has gone in
     if (partial) {
@@ -37,7 +40,7 @@ export class IptablesBackend implements ProxyBackend {
       for (const k of this.ports.keys()) if (!current.has(k)) changed.add(k);
       await iptablesRestore(partialRestoreText(rules, changed, this.written, { declare: [CANARY] }), this.netns);
     } else {
-      const [nat, filter] = await Promise.all([iptablesSave('nat', this.netns), iptablesSave('filter', this.netns)]);
+      const [nat, filter] = await saves!;
       const natDump = parseSave(nat);
       const filterDump = parseSave(filter);
       const stale = [...natDump.chains].filter((c) => SERVICE_CHAIN.test(c) && !rules.natChains.has(c));

@@ -136,20 +136,22 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
     }
 
     // Each endpoint's chain name, hashed once.
-    const sepNames = new Map(ready.map((ep) => [ep, endpointChain(name, proto, endpointString(ep))]));
+    const epText = new Map(ready.map((ep) => [ep, endpointString(ep)]));
+    const sepNames = new Map(ready.map((ep) => [ep, endpointChain(name, proto, epText.get(ep)!)]));
+    const nameComment = comment(name); // the same on every endpoint chain rule
     const balance = (c: string, eps: typeof ready, masq: boolean) => {
       const rules: string[] = [];
       if (masq && sp.clusterIP) rules.push(`-A ${c} ${comment(`${name} cluster IP`)} ${match} -d ${sp.clusterIP} --dport ${sp.port} ! -s ${cfg.clusterCIDR} -j KUBE-MARK-MASQ`);
       if (sp.affinitySeconds !== undefined) {
         for (const ep of eps) {
           const sep = sepNames.get(ep)!;
-          rules.push(`-A ${c} ${comment(`${name} -> ${endpointString(ep)}`)} -m recent --name ${sep} --rcheck --seconds ${sp.affinitySeconds} --reap -j ${sep}`);
+          rules.push(`-A ${c} ${comment(`${name} -> ${epText.get(ep)}`)} -m recent --name ${sep} --rcheck --seconds ${sp.affinitySeconds} --reap -j ${sep}`);
         }
       }
       eps.forEach((ep, i) => {
         const sep = sepNames.get(ep)!;
         const random = i < eps.length - 1 ? ` -m statistic --mode random --probability ${probability(1 / (eps.length - i))}` : '';
-        rules.push(`-A ${c} ${comment(`${name} -> ${endpointString(ep)}`)}${random} -j ${sep}`);
+        rules.push(`-A ${c} ${comment(`${name} -> ${epText.get(ep)}`)}${random} -j ${sep}`);
       });
       chain(c, rules);
     };
@@ -160,8 +162,8 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
       const sep = sepNames.get(ep)!;
       const affinity = sp.affinitySeconds !== undefined ? ` -m recent --name ${sep} --set` : '';
       chain(sep, [
-        `-A ${sep} ${comment(name)} -s ${ep.ip} -j KUBE-MARK-MASQ`,
-        `-A ${sep} ${comment(name)}${affinity} ${match} -j DNAT --to-destination ${endpointString(ep)}`,
+        `-A ${sep} ${nameComment} -s ${ep.ip} -j KUBE-MARK-MASQ`,
+        `-A ${sep} ${nameComment}${affinity} ${match} -j DNAT --to-destination ${epText.get(ep)}`,
       ]);
     }
   }
