@@ -168,3 +168,30 @@ test('terminating endpoints serve only when no endpoint is ready (KEP-1669)', as
   const rules = buildRules([sp({ clusterIP: '172.30.0.41', endpoints: [term('10.0.1.2')] })], { clusterCIDR: '10.0.0.0/8' });
   assert.ok(rules.nat.some((l) => l.includes('--to-destination 10.0.1.2:80')), 'a terminating endpoint still serves when it is the last one');
 });
+
+test('a rejected ruleset leaves the previous one in place, is reported, and the next sync is a full one (both modes)', { skip: isRoot ? false : 'needs root to create network namespaces' }, async () => {
+  const { IptablesBackend } = await import('../src/proxy/iptables/backend.ts');
+  const { NftablesBackend } = await import('../src/proxy/nftables/backend.ts');
+  const { run } = await import('../src/dataplane/linux/exec.ts');
+  const good = [sp({ clusterIP: '172.30.0.41', endpoints: [ep('10.0.1.1', 80)] })];
+  // An address the kernel refuses: the whole transaction fails.
+  const bad = [good[0]!, sp({ name: 'svc9', clusterIP: '172.30.0.999', endpoints: [ep('10.0.1.9', 80)] })];
+  for (const mode of ['iptables', 'nftables'] as const) {
+    const ns = `kwt-rej-${mode.slice(0, 3)}-${process.pid}`;
+    const path = `/var/run/netns/${ns}`;
+    await run(['ip', 'netns', 'add', ns]);
+    try {
+      const backend = mode === 'iptables' ? new IptablesBackend(path, { clusterCIDR: '10.0.0.0/8' }) : new NftablesBackend(path, { clusterCIDR: '10.0.0.0/8' });
+      await backend.apply(good);
+      const before = mode === 'iptables' ? await run(['iptables-save', '-t', 'nat'], { netns: path }) : await run(['nft', 'list', 'table', 'ip', 'kubewire'], { netns: path });
+      await assert.rejects(backend.apply(bad), mode);
+      const after = mode === 'iptables' ? await run(['iptables-save', '-t', 'nat'], { netns: path }) : await run(['nft', 'list', 'table', 'ip', 'kubewire'], { netns: path });
+      const strip = (t: string) => t.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+      assert.equal(strip(after), strip(before), `${mode}: the previous rules stay`);
+      assert.equal((await backend.apply(good)).partial, false, `${mode}: the next sync is a full one`);
+      assert.equal((await backend.apply(good)).partial, true, `${mode}: and then partial again`);
+    } finally {
+      await run(['ip', 'netns', 'del', ns]);
+    }
+  }
+});

@@ -4,7 +4,7 @@
 // itself through its own Service (hairpin); a Service without endpoints refuses at once;
 // endpoint changes are honoured within about a second; a flushed nat table comes back.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -321,6 +321,60 @@ for (const mode of ['iptables', 'nftables'] as const) describe(`Services, ${mode
       return a && a !== first ? a : undefined;
     }, 10_000);
     assert.match(next, /^echo-/);
+  });
+
+  test('a Service without a selector uses the EndpointSlice written by hand; a headless Service gets slices and no VIP', async () => {
+    const solo = await kube.json<Pod>('get', 'pod', 'solo');
+    await kube.apply(`apiVersion: v1
+kind: Service
+metadata: {name: manual}
+spec:
+  ports: [{name: http, port: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-1
+  labels: {kubernetes.io/service-name: manual}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints: [{addresses: [${solo.status!.podIP}], conditions: {ready: true}, nodeName: ${solo.spec.nodeName}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`);
+    const ip = await clusterIP('manual');
+    const answer = await waitFor('the hand-written endpoint to serve', async () => {
+      const r = await kube.run(['exec', '--node', node(2), '--', 'curl', '-s', '-m', '1', `http://${ip}/hostname`]);
+      return r.code === 0 ? r.stdout : undefined;
+    }, 10_000);
+    assert.equal(answer, 'solo');
+    assert.equal((await kube.json('get', 'endpointslices', '-l', 'kubernetes.io/service-name=manual')).items.length, 1, 'the controller leaves hand-written slices alone');
+    assert.equal(await clusterIP('headless'), 'None');
+    const slices = (await kube.json('get', 'endpointslices', '-l', 'kubernetes.io/service-name=headless')).items;
+    assert.equal(slices[0].endpoints.length, pods.length);
+  });
+
+  test('the proxy restarted (daemon killed, then up): the rules stay in the kernel the whole time', async () => {
+    const daemonPid = Number(readFileSync(join(stateDir, cluster, 'daemon.pid'), 'utf8'));
+    process.kill(daemonPid, 'SIGKILL');
+    for (let i = 0; i < 3; i++) {
+      const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '2', `http://${vip}/`]);
+      assert.equal(r.code, 0, 'served while the proxy is down');
+    }
+    await kube.ok('up');
+    const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '2', `http://${vip}/`]);
+    assert.equal(r.code, 0);
+    const metrics = await waitFor('the restarted proxy to sync', async () => {
+      const m = await kube.ok('exec', '--node', node(1), '--', 'curl', '-s', 'http://127.0.0.1:10249/metrics');
+      return /^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m.test(m) ? m : undefined;
+    });
+    assert.ok(metrics);
   });
 
   test('bad Services are refused: a taken or out-of-range clusterIP or nodePort, an unknown protocol', async () => {
