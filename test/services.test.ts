@@ -169,6 +169,10 @@ for (const mode of ['iptables', 'nftables'] as const) describe(`Services, ${mode
     assert.ok(slices[0].endpoints.every((e: { conditions: { ready: boolean } }) => e.conditions.ready));
     const np = await kube.json<Service>('get', 'service', 'web-np');
     assert.equal(np.spec.ports![0]!.nodePort, 30080);
+    const names = await kube.ok('get', 'svc,endpointslices', '-o', 'name');
+    assert.match(names, /^service\/web$/m);
+    assert.match(names, /^endpointslice\.discovery\.k8s\.io\/web-\w+$/m);
+    assert.match(await kube.ok('get', 'all'), /^service\/web-np\s+NodePort\s+\S+\s+<none>\s+80:30080\/TCP/m);
   });
 
   test('ClusterIP from a pod: every endpoint answers, and sees the client pod\'s own IP', async () => {

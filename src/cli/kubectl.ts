@@ -261,8 +261,8 @@ export function registerKubectlCommands(program: Command): void {
     });
 
   clusterOpt(nsOpt(program.command('get')))
-    .description('display one or many objects (pods, deployments, nodes, namespaces)')
-    .argument('<kind>', 'pods | deployments | nodes | namespaces (or KIND/NAME)')
+    .description('display one or many objects (pods, deployments, services, endpointslices, nodes, namespaces)')
+    .argument('<kind>', 'a kind (pods, svc, deploy, ...), KIND/NAME, several as svc,pods, or all')
     .argument('[names...]', 'object names')
     .option('-A, --all-namespaces', 'list across all namespaces')
     .option('-o, --output <format>', 'wide | json | yaml | name')
@@ -270,6 +270,24 @@ export function registerKubectlCommands(program: Command): void {
     .option('--field-selector <selector>', 'field selector, e.g. spec.nodeName=kubewire-node-1')
     .option('-w, --watch', 'after listing, print each change as it happens (Ctrl-C stops)')
     .action(async (kind: string, names: string[], o: { cluster: string; namespace?: string; allNamespaces?: boolean; output?: string; selector?: string; fieldSelector?: string; watch?: boolean }) => {
+      // Several kinds at once (get svc,pods; get all): a table per kind, names as kind/name.
+      if ((kind.includes(',') || kind === 'all') && !kind.includes('/')) {
+        if (names.length || o.watch) throw new ClusterError('names and --watch need a single kind');
+        const kinds = kind === 'all' ? ['pods', 'services', 'deployments'] : kind.split(',');
+        const rts = kinds.map(resource);
+        if (o.output && !['wide', 'json', 'yaml', 'name'].includes(o.output)) throw new ClusterError(`unable to match a printer suitable for the output format "${o.output}", allowed formats are: json,name,wide,yaml`);
+        const { client } = connect(o.cluster);
+        const lists = await Promise.all(rts.map(async (rt) => ({ rt, items: (await client.list(rt, rt.namespaced && !o.allNamespaces ? o.namespace ?? 'default' : undefined, { labelSelector: o.selector, fieldSelector: o.fieldSelector })).items })));
+        if (o.output === 'json' || o.output === 'yaml') return out(printObjects(lists.flatMap((l) => l.items), o.output, false, rts[0]!));
+        if (o.output === 'name') return out(lists.filter((l) => l.items.length).map((l) => printObjects(l.items, 'name', false, l.rt)).join('\n'));
+        const tables = lists.filter((l) => l.items.length).map((l) => {
+          const prefix = l.rt.group ? `${l.rt.singular}.${l.rt.group}/` : `${l.rt.singular}/`;
+          const named = l.items.map((i) => ({ ...i, metadata: { ...i.metadata, name: `${prefix}${i.metadata.name}` } }));
+          return printTable(l.rt, named, { wide: o.output === 'wide', allNamespaces: Boolean(o.allNamespaces) });
+        });
+        if (!tables.length) process.stderr.write('No resources found\n');
+        return out(tables.join('\n\n'));
+      }
       const t = target(kind, names[0]);
       const all = [...(t.name && kind.includes('/') ? [t.name] : []), ...names];
       if (o.output && !['wide', 'json', 'yaml', 'name'].includes(o.output)) throw new ClusterError(`unable to match a printer suitable for the output format "${o.output}", allowed formats are: json,name,wide,yaml`);
