@@ -34,7 +34,8 @@ function svcId(sp: ServicePortInfo): string {
 }
 
 const key = (ip: string, sp: ServicePortInfo, port = sp.port) => `${ip} . ${sp.protocol} . ${port}`;
-const quote = (name: string) => name; // nft identifiers may hold "/" and "." unquoted (quoted ones are refused here)
+// Chain and set names go unquoted: nft accepts "/" and "." in identifiers (and refuses quoted ones
+// in these places). They are built from validated DNS names, IPs and numbers only.
 
 export function isSimple(sp: ServicePortInfo): boolean {
   return sp.affinitySeconds === undefined && !sp.internalLocal && !sp.externalLocal;
@@ -116,7 +117,7 @@ export function contribution(sp: ServicePortInfo, cfg: NftConfig): Contribution 
     if (hasExternal) {
       const ext = chainName('external', id);
       out.chains.push([ext, ['jump mark-for-masquerade', dnatMap(sp.protocol, ready)]]);
-      externalTargets(`goto ${quote(ext)}`);
+      externalTargets(`goto ${ext}`);
     }
     return out;
   }
@@ -132,32 +133,32 @@ export function contribution(sp: ServicePortInfo, cfg: NftConfig): Contribution 
       const aff = chainName('affinity', `${id}__${e.ip}/${e.port}`);
       if (!out.affinitySets.some(([n]) => n === aff)) {
         out.affinitySets.push([aff, sp.affinitySeconds!]);
-        out.chains.push([epChains[i]!, [`update @${quote(aff)} { ip saddr }`, `meta l4proto ${sp.protocol} dnat ip to ${endpointString(e)}`]]);
+        out.chains.push([epChains[i]!, [`update @${aff} { ip saddr }`, `meta l4proto ${sp.protocol} dnat ip to ${endpointString(e)}`]]);
       }
-      rules.push(`ip saddr @${quote(aff)} goto ${quote(epChains[i]!)}`);
+      rules.push(`ip saddr @${aff} goto ${epChains[i]!}`);
     });
-    rules.push(`numgen random mod ${eps.length} vmap { ${epChains.map((c, i) => `${i} : goto ${quote(c)}`).join(', ')} }`);
+    rules.push(`numgen random mod ${eps.length} vmap { ${epChains.map((c, i) => `${i} : goto ${c}`).join(', ')} }`);
     return rules;
   };
   out.chains.push([svc, balance(ready, true)]);
   if (local.length) out.chains.push([loc, balance(local, false)]);
 
   if (sp.clusterIP) {
-    if (!sp.internalLocal) el('service-ips', key(sp.clusterIP, sp), `goto ${quote(svc)}`);
-    else if (local.length) el('service-ips', key(sp.clusterIP, sp), `goto ${quote(loc)}`);
+    if (!sp.internalLocal) el('service-ips', key(sp.clusterIP, sp), `goto ${svc}`);
+    else if (local.length) el('service-ips', key(sp.clusterIP, sp), `goto ${loc}`);
     else noEndpoints('drop', true, false);
   }
   if (hasExternal) {
     const ext = chainName('external', id);
-    if (!sp.externalLocal) out.chains.push([ext, ['jump mark-for-masquerade', `goto ${quote(svc)}`]]);
+    if (!sp.externalLocal) out.chains.push([ext, ['jump mark-for-masquerade', `goto ${svc}`]]);
     else {
       // Pods and the node itself may use any endpoint; outside clients only local ones, their address kept.
-      const rules = [...(cfg.nodePodCIDR ? [`ip saddr ${cfg.nodePodCIDR} goto ${quote(svc)}`] : []), 'fib saddr type local jump mark-for-masquerade', `fib saddr type local goto ${quote(svc)}`];
-      if (local.length) rules.push(`goto ${quote(loc)}`);
+      const rules = [...(cfg.nodePodCIDR ? [`ip saddr ${cfg.nodePodCIDR} goto ${svc}`] : []), 'fib saddr type local jump mark-for-masquerade', `fib saddr type local goto ${svc}`];
+      if (local.length) rules.push(`goto ${loc}`);
       else noEndpoints('drop', false, true);
       out.chains.push([ext, rules]);
     }
-    externalTargets(`goto ${quote(ext)}`);
+    externalTargets(`goto ${ext}`);
   }
   return out;
 }
