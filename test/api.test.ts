@@ -172,3 +172,37 @@ describe('API server over its unix socket', () => {
     await assert.rejects(client.delete(resourceNamed('ns')!, undefined, 'default'), (e: unknown) => e instanceof ApiError && /may not be deleted/.test(e.message));
   });
 });
+
+test('unknown fields are refused as kubectl --validate=strict does; --validate=false accepts them', () => {
+  const text = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, lables: {a: b}}
+spec:
+  replica: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      contianers: []
+      containers: [{name: web, image: nginx, port: 80, ports: [{containerPort: 80, protcol: TCP}], livenessProbe: {httpGet: {path: /, port: 80}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s}
+spec: {selector: {app: web}, ports: [{port: 80, target: 8080}], externalTrafficPolicy: Cluster, type: NodePort}
+`;
+  const problems: string[] = [];
+  assert.deepEqual(parseManifests('typo.yaml', text, problems), []);
+  assert.deepEqual(problems.map((p) => p.match(/unknown field "([^"]+)"/)?.[1]), [
+    'metadata.lables',
+    'spec.replica',
+    'spec.template.spec.contianers',
+    'spec.template.spec.containers[0].port',
+    'spec.template.spec.containers[0].ports[0].protcol',
+    'spec.ports[0].target',
+  ]);
+  assert.match(problems[1]!, /^typo\.yaml: document 0 \(Deployment "web"\): strict decoding error: unknown field "spec\.replica"/);
+  const lenient: string[] = [];
+  assert.equal(parseManifests('typo.yaml', text, lenient, { validate: 'ignore' }).length, 2);
+  assert.deepEqual(lenient, []);
+});

@@ -198,8 +198,9 @@ export function registerKubectlCommands(program: Command): void {
     .description('create or update objects from manifests (multi-document YAML, JSON, directories, - for stdin)')
     .requiredOption('-f, --filename <file...>', 'file, directory or - (repeatable)')
     .option('--dry-run <mode>', 'server: check everything, change nothing')
-    .action(async (o: { cluster: string; namespace?: string; filename: string[]; dryRun?: string }) => {
-      const manifests = loadManifests(o.filename);
+    .option('--validate <mode>', 'strict (unknown fields are errors) or false', 'strict')
+    .action(async (o: { cluster: string; namespace?: string; filename: string[]; dryRun?: string; validate: string }) => {
+      const manifests = loadManifests(o.filename, undefined, { validate: o.validate === 'false' || o.validate === 'ignore' ? 'ignore' : 'strict' });
       const { client } = connect(o.cluster);
       await apply(client, manifests, o.namespace, o.dryRun === 'server' || o.dryRun === 'client');
     });

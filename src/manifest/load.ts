@@ -9,6 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import { typeOfManifest, type ResourceType } from '../api/resources.ts';
 import type { KubeObject } from '../api/types.ts';
 import { validate } from '../api/validation.ts';
+import { unknownFields } from '../api/fields.ts';
 
 export class ManifestError extends Error {
   override name = 'ManifestError';
@@ -41,8 +42,13 @@ function describe(source: string, index: number, obj?: Partial<KubeObject>): str
   return `${source}: document ${index}${what}`;
 }
 
+export interface LoadOptions {
+  /** kubectl's --validate: 'strict' (default) refuses unknown fields; 'ignore' accepts them. */
+  validate?: 'strict' | 'ignore';
+}
+
 /** Parses and checks one file's text; problems are pushed to `problems`. */
-export function parseManifests(source: string, text: string, problems: string[]): Manifest[] {
+export function parseManifests(source: string, text: string, problems: string[], opts: LoadOptions = {}): Manifest[] {
   const out: Manifest[] = [];
   const docs = parseAllDocuments(text, { prettyErrors: true });
   const list = Array.isArray(docs) ? docs : [docs];
@@ -70,14 +76,16 @@ export function parseManifests(source: string, text: string, problems: string[])
       if (typeof item.metadata !== 'object' || item.metadata === null) return void problems.push(`${where}: metadata.name: Required value`);
       const errors = validate(item);
       for (const e of errors) problems.push(`${where}: ${e.field}: ${e.detail}`);
-      if (!errors.length) out.push({ source, index: i, rt, object: item });
+      const unknown = opts.validate === 'ignore' ? [] : unknownFields(item as unknown as Record<string, unknown>);
+      for (const f of unknown) problems.push(`${where}: strict decoding error: unknown field "${f}" (--validate=false accepts it)`);
+      if (!errors.length && !unknown.length) out.push({ source, index: i, rt, object: item });
     });
   }
   return out;
 }
 
 /** Loads every -f argument; throws one ManifestError listing every problem found. */
-export function loadManifests(args: string[], stdin: () => string = () => readFileSync(0, 'utf8')): Manifest[] {
+export function loadManifests(args: string[], stdin: () => string = () => readFileSync(0, 'utf8'), opts: LoadOptions = {}): Manifest[] {
   const problems: string[] = [];
   const out: Manifest[] = [];
   for (const arg of args) {
@@ -89,7 +97,7 @@ export function loadManifests(args: string[], stdin: () => string = () => readFi
         problems.push(`${file}: cannot read: ${(e as Error).message}`);
         continue;
       }
-      out.push(...parseManifests(file === '-' ? '<stdin>' : file, text, problems));
+      out.push(...parseManifests(file === '-' ? '<stdin>' : file, text, problems, opts));
     }
   }
   if (problems.length) throw new ManifestError(`nothing was applied:\n  ${problems.join('\n  ')}`);
