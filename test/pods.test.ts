@@ -252,6 +252,12 @@ describe('pods on a two-node cluster', { skip: NOT_ROOT }, () => {
     assert.equal(cs.lastState?.terminated?.exitCode, 3);
     assert.match(await kube.ok('logs', 'crasher'), /^attempt\nattempt\n/);
     assert.match(await kube.ok('get', 'pod', 'crasher'), /crasher\s+0\/1\s+(CrashLoopBackOff|Running)\s+[2-9]/);
+    // The story in Events, as kubectl describe tells it.
+    const described = await kube.ok('describe', 'pod', 'crasher');
+    assert.match(described, /Normal\s+Scheduled\s+.*default-scheduler\s+Successfully assigned default\/crasher to /);
+    assert.match(described, /Normal\s+Started\s+\S+ \(x[2-9]\d* over \S+\)\s+kubelet\s+Started container c/);
+    assert.match(described, /Warning\s+BackOff\s+.*kubelet\s+Back-off restarting failed container c in pod crasher/);
+    assert.match(await kube.ok('get', 'events'), /SuccessfulCreate\s+deployment\/web\s+Created pod: web-/);
     await kube.ok('delete', 'pod', 'crasher');
   });
 

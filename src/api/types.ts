@@ -200,3 +200,23 @@ export interface EndpointSlice extends KubeObject {
   endpoints: Endpoint[];
   ports?: EndpointPort[];
 }
+
+export interface ObjectReference {
+  kind: string;
+  namespace?: string;
+  name: string;
+  uid?: string;
+  apiVersion?: string;
+}
+
+/** core/v1 Event, as `kubectl describe` and `kubectl get events` show them. */
+export interface Event extends KubeObject {
+  involvedObject: ObjectReference;
+  reason: string;
+  message: string;
+  type: 'Normal' | 'Warning';
+  count: number;
+  firstTimestamp: string;
+  lastTimestamp: string;
+  source: { component: string; host?: string };
+}

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { formatSelector } from '../api/labels.ts';
-import type { Deployment, EndpointSlice, Node, Pod, Service } from '../api/types.ts';
+import type { Deployment, EndpointSlice, Event, Node, Pod, Service } from '../api/types.ts';
 import { run } from '../dataplane/linux/exec.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
 import { UNDERLAY, type ClusterPlan } from '../cluster/plan.ts';
@@ -243,4 +243,12 @@ export function serviceRules(rules: string[], svc: Service): string[] {
   for (const l of rules) if (chains.has(l.split(' ')[1]!) && target(l)?.startsWith('KUBE-SEP-')) chains.add(target(l)!);
   const own = (l: string) => tags.some((t) => l.includes(`"${t} has no`) || l.includes(`"${t} cluster IP"`) || l.includes(`"${t} external IP"`));
   return rules.filter((l) => chains.has(l.split(' ')[1]!) || chains.has(target(l) ?? '') || own(l));
+}
+
+/** The Events section every describe ends with, newest last, as kubectl prints it. */
+export function eventsSection(events: Event[]): string {
+  if (!events.length) return 'Events:  <none>';
+  const sorted = [...events].sort((a, b) => a.lastTimestamp.localeCompare(b.lastTimestamp));
+  const rows = sorted.map((e) => [e.type, e.reason, e.count > 1 ? `${age(e.lastTimestamp)} (x${e.count} over ${age(e.firstTimestamp)})` : age(e.lastTimestamp), e.source.component, e.message]);
+  return `Events:\n${indent(table([['Type', 'Reason', 'Age', 'From', 'Message'], ['----', '------', '----', '----', '-------'], ...rows]))}`;
 }

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
-import type { Deployment, EndpointSlice, KubeObject, Node, Pod, Service } from '../api/types.ts';
+import type { Deployment, EndpointSlice, Event, KubeObject, Node, Pod, Service } from '../api/types.ts';
 import { ApiClient, ApiError } from '../apiserver/client.ts';
 import { ClusterError, loadCluster } from '../cluster/cluster.ts';
 import type { ClusterPlan } from '../cluster/plan.ts';
@@ -16,7 +16,7 @@ import { netnsPath } from '../lab/lab.ts';
 import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts';
 import { SandboxManager } from '../node/sandbox.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
-import { describeDeployment, describeNode, describePod, describeService, type PodAttachment } from './describe.ts';
+import { describeDeployment, describeNode, describePod, describeService, eventsSection, type PodAttachment } from './describe.ts';
 import { printObjects, printTable } from './print.ts';
 
 export const defaultCluster = (): string => process.env.KUBEWIRE_CLUSTER || 'kubewire';
@@ -327,19 +327,21 @@ export function registerKubectlCommands(program: Command): void {
         if (e instanceof ApiError && e.code === 404) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${t.name}" not found`);
         throw e;
       });
+      const events = async () =>
+        eventsSection(t.rt.namespaced ? (await client.list<Event>(resource('events'), ns, { fieldSelector: `involvedObject.uid=${obj.metadata.uid}` })).items : []);
       if (t.rt.kind === 'Node') {
         const pods = (await client.list<Pod>(resource('pods'), undefined, { fieldSelector: `spec.nodeName=${t.name}` })).items.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
         return out(await describeNode(obj as Node, pods, plan, attachmentsOf(o.cluster, t.name)));
       }
-      if (t.rt.kind === 'Pod') return out(await describePod(obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod)));
+      if (t.rt.kind === 'Pod') return out(`${await describePod(obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod))}\n${await events()}`);
       if (t.rt.kind === 'Deployment') {
         const d = obj as Deployment;
         const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter((p) => (p.metadata.ownerReferences as Array<{ uid: string }> | undefined)?.some((r) => r.uid === d.metadata.uid));
-        return out(describeDeployment(d, pods));
+        return out(`${describeDeployment(d, pods)}\n${await events()}`);
       }
       if (t.rt.kind === 'Service') {
         const slices = (await client.list<EndpointSlice>(resource('endpointslices'), ns, { labelSelector: `kubernetes.io/service-name=${t.name}` })).items;
-        return out(await describeService(obj as Service, slices, plan));
+        return out(`${await describeService(obj as Service, slices, plan)}\n${await events()}`);
       }
       out(printObjects([obj], 'yaml', true, t.rt));
     });

@@ -3,7 +3,7 @@
 
 import { stringify } from 'yaml';
 import type { ResourceType } from '../api/resources.ts';
-import type { Deployment, EndpointSlice, KubeObject, Namespace, Node, Pod, Service } from '../api/types.ts';
+import type { Deployment, EndpointSlice, Event, KubeObject, Namespace, Node, Pod, Service } from '../api/types.ts';
 import { formatSelector } from '../api/labels.ts';
 
 export function table(rows: string[][]): string {
@@ -83,12 +83,18 @@ function sliceRow(es: EndpointSlice): string[] {
   return [es.metadata.name, es.addressType, ports, shown, age(es.metadata.creationTimestamp)];
 }
 
+function eventRow(e: Event): string[] {
+  const obj = `${e.involvedObject.kind.toLowerCase()}/${e.involvedObject.name}`;
+  return [age(e.lastTimestamp), e.type, e.reason, obj, e.message];
+}
+
 const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObject, wide: boolean) => string[] }> = {
   Pod: { base: ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'], wide: ['IP', 'NODE'], row: (o, w) => podRow(o as Pod, w) },
   Deployment: { base: ['NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => deploymentRow(o as Deployment, w) },
   Node: { base: ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'], wide: ['INTERNAL-IP', 'POD-CIDR', 'CONTAINER-RUNTIME'], row: (o, w) => nodeRow(o as Node, w) },
   Service: { base: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE'], wide: ['SELECTOR'], row: (o, w) => serviceRow(o as Service, w) },
   EndpointSlice: { base: ['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', 'AGE'], wide: [], row: (o) => sliceRow(o as EndpointSlice) },
+  Event: { base: ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'], wide: [], row: (o) => eventRow(o as Event) },
   Namespace: { base: ['NAME', 'STATUS', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Namespace).status?.phase ?? 'Active', age(o.metadata.creationTimestamp)] },
 };
 

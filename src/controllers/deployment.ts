@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Condition, Deployment, DeploymentStatus, ObjectMeta, OwnerReference, Pod } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
+import type { EventRecorder } from '../apiserver/events.ts';
 import { matches } from '../api/labels.ts';
 
 // Kubernetes' SafeEncodeString alphabet: no vowels, no look-alikes, so names never spell words.
@@ -123,14 +124,20 @@ export function controllerOf(obj: { metadata: ObjectMeta }): OwnerReference | un
 }
 
 /** One reconcile of the Deployment namespace/name. */
-export function syncDeployment(api: Api, namespace: string, name: string): void {
+export function syncDeployment(api: Api, namespace: string, name: string, events?: EventRecorder): void {
   const d = api.tryGet<Deployment>({ kind: 'Deployment', namespace, name });
   if (!d || d.metadata.deletionTimestamp) return;
   const pods = api.list('Pod', namespace).items as Pod[];
   const owned = pods.filter((p) => controllerOf(p)?.uid === d.metadata.uid);
   const plan = planReplicas(d, owned);
-  for (const p of plan.delete) api.delete({ kind: 'Pod', namespace, name: p.metadata.name });
-  for (let i = 0; i < plan.create; i++) api.create(podFromTemplate(d));
+  for (const p of plan.delete) {
+    api.delete({ kind: 'Pod', namespace, name: p.metadata.name });
+    events?.record(d, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
+  }
+  for (let i = 0; i < plan.create; i++) {
+    const pod = api.create(podFromTemplate(d));
+    events?.record(d, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`);
+  }
   if (plan.create || plan.delete.length) {
     // The status reflects the pods as they are now.
     const after = (api.list('Pod', namespace).items as Pod[]).filter((p) => controllerOf(p)?.uid === d.metadata.uid);

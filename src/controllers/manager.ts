@@ -7,6 +7,7 @@ import type { Api } from '../apiserver/api.ts';
 import { collectOrphans, deploymentsFor, syncDeployment } from './deployment.ts';
 import { servicesFor, syncEndpointSlices } from './endpointslice.ts';
 import { syncNamespace } from './namespace.ts';
+import { EventRecorder, expireEvents } from '../apiserver/events.ts';
 import { syncNodeCIDRs } from './nodeipam.ts';
 import { WorkQueue, nameKey, splitKey } from './queue.ts';
 import { schedulePending } from './scheduler.ts';
@@ -29,11 +30,14 @@ export class ControllerManager {
     const { api, opts } = this;
     const onError = (name: string) => (key: string, e: unknown) => opts.log(`${name} ${key}: ${e instanceof Error ? e.message : String(e)}`);
     const nodes = this.queue(() => syncNodeCIDRs(api, opts.clusterCIDR, opts.nodeCIDRMask), onError('node-ipam'));
-    const scheduler = this.queue(() => void schedulePending(api), onError('scheduler'));
+    const schedulerEvents = new EventRecorder(api, 'default-scheduler');
+    const scheduler = this.queue(() => void schedulePending(api, schedulerEvents), onError('scheduler'));
+    const deploymentEvents = new EventRecorder(api, 'deployment-controller');
+    const eventTTL = this.queue(() => void expireEvents(api), onError('event-ttl'));
     const gc = this.queue(() => void collectOrphans(api), onError('garbage-collector'));
     const deployments = this.queue((key) => {
       const { namespace, name } = splitKey(key);
-      syncDeployment(api, namespace!, name);
+      syncDeployment(api, namespace!, name, deploymentEvents);
     }, onError('deployment'));
     const slices = this.queue((key) => {
       const { namespace, name } = splitKey(key);
@@ -66,6 +70,7 @@ export class ControllerManager {
       }),
     );
     const resync = () => {
+      eventTTL.add('expire');
       nodes.add('all');
       scheduler.add('pending');
       gc.add('orphans');

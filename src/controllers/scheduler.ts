@@ -4,6 +4,7 @@
 
 import type { Node, Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
+import type { EventRecorder } from '../apiserver/events.ts';
 
 export function isSchedulable(node: Node): boolean {
   const ready = node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
@@ -34,7 +35,7 @@ export function pickNode(pod: Pod, nodes: Node[], bound: Pod[]): string | undefi
 }
 
 /** Binds every unbound pod it can; returns how many it bound. */
-export function schedulePending(api: Api): number {
+export function schedulePending(api: Api, events?: EventRecorder): number {
   const pods = api.list('Pod').items as Pod[];
   const pending = pods.filter((p) => !p.spec.nodeName && !p.metadata.deletionTimestamp);
   if (!pending.length) return 0;
@@ -46,6 +47,7 @@ export function schedulePending(api: Api): number {
     if (!node) break;
     const updated = api.mutate<Pod>({ kind: 'Pod', namespace: pod.metadata.namespace, name: pod.metadata.name }, (p) => (p.spec.nodeName ? undefined : { ...p, spec: { ...p.spec, nodeName: node } }));
     bound.push(updated);
+    events?.record(updated, 'Normal', 'Scheduled', `Successfully assigned ${updated.metadata.namespace}/${updated.metadata.name} to ${node}`);
     n++;
   }
   return n;

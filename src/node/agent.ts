@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { ContainerState, ContainerStatus, Node, Pod, PodPhase, PodStatus } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
+import { EventRecorder } from '../apiserver/events.ts';
 import type { ClusterPlan, NodePlan } from '../cluster/plan.ts';
 import type { NodeFiles } from '../cluster/topology.ts';
 import { nameKey, splitKey, WorkQueue } from '../controllers/queue.ts';
@@ -75,6 +76,7 @@ export class NodeAgent {
   private readonly children = new Set<number>();
   private readonly queue: WorkQueue;
   private readonly podsDir: string;
+  private readonly events: EventRecorder;
   private stopWatch?: () => void;
   private timer?: NodeJS.Timeout;
   private stopped = false;
@@ -82,6 +84,7 @@ export class NodeAgent {
   constructor(private readonly o: AgentOptions) {
     this.sandboxes = new SandboxManager(o.plan.spec.name, o.node, o.files);
     this.podsDir = join(o.stateDir, 'pods');
+    this.events = new EventRecorder(o.api, 'kubelet', o.node.name);
     this.queue = new WorkQueue((key) => this.sync(key), { concurrency: o.concurrency ?? 8, onError: (key, e) => o.log(`${o.node.name}: pod ${key}: ${e instanceof Error ? e.message : String(e)}`) });
   }
 
@@ -200,6 +203,7 @@ export class NodeAgent {
     }
     if (!pod || pod.spec.nodeName !== node.name) return;
     if (pod.metadata.deletionTimestamp) {
+      if (rec) for (const c of pod.spec.containers) this.events.record(pod, 'Normal', 'Killing', `Stopping container ${c.name}`);
       if (rec) await this.teardown(rec, ((pod.metadata.deletionGracePeriodSeconds as number | undefined) ?? 30) * 1000);
       api.finalize({ kind: 'Pod', namespace, name }, pod.metadata.uid);
       return;
@@ -214,7 +218,10 @@ export class NodeAgent {
     if (!rec) {
       const finished = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
       if (finished) return; // a pod that ran to completion does not start again
-      const sandbox = await this.sandboxes.create(refOf(pod), portMappings(pod));
+      const sandbox = await this.sandboxes.create(refOf(pod), portMappings(pod)).catch((e: Error) => {
+        this.events.record(pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${e.message}`);
+        throw e;
+      });
       rec = { uid: pod.metadata.uid!, namespace: namespace!, name, netns: sandbox.netns, ip: sandbox.ip, mac: sandbox.mac, hostVeth: sandbox.hostVeth, startTime: now(), containers: {} };
       this.local.set(key, rec);
       this.save(rec);
@@ -233,7 +240,10 @@ export class NodeAgent {
       const base = { name: c.name, image: c.image, restartCount: cr.restartCount };
       if (w !== 'process') {
         if (w !== 'idle') builtins.push(w);
-        cr.startedAt ??= now();
+        if (!cr.startedAt) {
+          cr.startedAt = now();
+          this.events.record(pod, 'Normal', 'Started', `Started container ${c.name}${w === 'idle' ? '' : ` (kubewire's built-in ${w.kind} workload on ${w.ports.map((p) => `${p.port}/${p.protocol}`).join(', ')})`}`);
+        }
         statuses.push({ ...base, ready: true, started: true, state: { running: { startedAt: cr.startedAt } } });
         continue;
       }
@@ -254,6 +264,7 @@ export class NodeAgent {
         continue;
       }
       if (cr.backoffUntil && Date.now() < cr.backoffUntil) {
+        this.events.record(pod, 'Warning', 'BackOff', `Back-off restarting failed container ${c.name} in pod ${rec.name}`);
         this.queue.addAfter(nameKey(rec.namespace, rec.name), cr.backoffUntil - Date.now() + 10);
         statuses.push({ ...base, ready: false, started: false, state: { waiting: { reason: 'CrashLoopBackOff', message: `back-off restarting failed container ${c.name} in pod ${rec.name}` } }, ...(exited ? { lastState: { terminated: exited } } : {}) });
         continue;
@@ -290,6 +301,7 @@ export class NodeAgent {
           this.queue.add(key);
         });
       } catch (e) {
+        this.events.record(pod, 'Warning', 'Failed', `Error: ${(e as Error).message}`);
         cr.lastTerminated = { exitCode: 127, reason: 'StartError', finishedAt: now() };
         cr.backoffUntil = Date.now() + Math.min(BACKOFF_START_MS * 2 ** Math.min(cr.restartCount, 10), BACKOFF_MAX_MS);
         this.save(rec);
@@ -299,6 +311,7 @@ export class NodeAgent {
       }
       pid = cr.process.pid;
       this.children.add(pid);
+      this.events.record(pod, 'Normal', 'Started', `Started container ${c.name}`);
       changed = true;
       statuses.push({ ...base, restartCount: cr.restartCount, ready: true, started: true, state: { running: { startedAt: cr.process.startedAt } }, ...(exited ? { lastState: { terminated: exited } } : {}) });
     }
