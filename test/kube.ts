@@ -42,3 +42,19 @@ export class Kube {
     return r.stdout;
   }
 }
+
+/** Polls `fn` until it returns something (not undefined or false); fails after `timeoutMs` naming `what`. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A "name: value" line of the built-in workload's answer. */
+export function field(text: string, name: string): string | undefined {
+  return text.match(new RegExp(`^${name}: (.*)$`, 'm'))?.[1];
+}

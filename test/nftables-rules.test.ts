@@ -5,12 +5,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { run } from '../src/dataplane/linux/exec.ts';
 import type { ServicePortInfo } from '../src/proxy/model.ts';
-import { buildNftables, chainName } from '../src/proxy/nftables/rules.ts';
+import { chainName, NftState } from '../src/proxy/nftables/rules.ts';
+
 import { NOT_ROOT } from './helpers.ts';
 
 const sp = (over: Partial<ServicePortInfo>): ServicePortInfo => ({ namespace: 'ns1', name: 'svc1', portName: 'p80', protocol: 'tcp', port: 80, externalIPs: [], externalLocal: false, internalLocal: false, endpoints: [], ...over });
 const ep = (ip: string, port: number, local = false) => ({ ip, port, ready: true, serving: true, terminating: false, local });
 const cfg = { clusterCIDR: '10.0.0.0/8', nodePodCIDR: '10.0.1.0/24' };
+/** The whole table for these ports, as a first sync writes it. */
+const fullScript = (ports: ServicePortInfo[]) => new NftState(cfg).full(ports).script;
 
 const FIXTURE: ServicePortInfo[] = [
   sp({ clusterIP: '172.30.0.41', endpoints: [ep('10.0.1.1', 80), ep('10.0.2.1', 80)] }),
@@ -24,7 +27,7 @@ const FIXTURE: ServicePortInfo[] = [
 ];
 
 test('plain Services are map elements in the group of their endpoint count; no chain of their own', () => {
-  const { script } = buildNftables(FIXTURE, cfg);
+  const script = fullScript(FIXTURE);
   assert.match(script, /172\.30\.0\.41 \. tcp \. 80 : goto group-2/);
   assert.match(script, /172\.30\.0\.41 \. tcp \. 80 \. 0 : 10\.0\.1\.1 \. 80,\s+172\.30\.0\.41 \. tcp \. 80 \. 1 : 10\.0\.2\.1 \. 80/);
   assert.match(script, /typeof ip daddr \. meta l4proto \. th dport \. numgen random mod 3 : ip daddr \. th dport/);
@@ -34,7 +37,7 @@ test('plain Services are map elements in the group of their endpoint count; no c
 });
 
 test('NodePorts, external IPs, affinity and Local policies get chains; missing endpoints reject or drop', () => {
-  const { script } = buildNftables(FIXTURE, cfg);
+  const script = fullScript(FIXTURE);
   const ext = chainName('external', 'ns1/np/tcp/p80');
   assert.match(script, new RegExp(`tcp \\. 30080 : goto ${ext}`));
   assert.match(script, new RegExp(`192\\.0\\.2\\.10 \\. tcp \\. 80 : goto ${ext}`));
@@ -51,8 +54,8 @@ test('the whole table is accepted by nft (checked, not applied, in a scratch nam
   const ns = `kwt-nftc-${process.pid}`;
   await run(['ip', 'netns', 'add', ns]);
   try {
-    await run(['nft', '-c', '-f', '-'], { netns: `/var/run/netns/${ns}`, input: buildNftables(FIXTURE, cfg).script });
-    await run(['nft', '-c', '-f', '-'], { netns: `/var/run/netns/${ns}`, input: buildNftables([], cfg).script });
+    await run(['nft', '-c', '-f', '-'], { netns: `/var/run/netns/${ns}`, input: fullScript(FIXTURE) });
+    await run(['nft', '-c', '-f', '-'], { netns: `/var/run/netns/${ns}`, input: fullScript([]) });
   } finally {
     await run(['ip', 'netns', 'del', ns]);
   }

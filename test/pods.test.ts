@@ -13,7 +13,7 @@ import type { Pod } from '../src/api/types.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
 import { contains, parseIP, tryParsePrefix } from '../src/netaddr/ip.ts';
 import { NOT_ROOT, rootState } from './helpers.ts';
-import { Kube } from './kube.ts';
+import { field, Kube, waitFor } from './kube.ts';
 
 const MANIFEST = `
 apiVersion: apps/v1
@@ -48,20 +48,6 @@ spec:
     command: ["sh", "-c"]
     args: ["while true; do curl -s localhost:8080/hostname; echo; sleep 0.2; done"]
 `;
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function field(text: string, name: string): string | undefined {
-  return text.match(new RegExp(`^${name}: (.*)$`, 'm'))?.[1];
-}
 
 /** Gone, or a zombie waiting for init to reap it: either way it has ended. */
 function ended(pid: number): boolean {

@@ -12,7 +12,7 @@ import type { Pod, Service } from '../src/api/types.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
 import { serviceChain } from '../src/proxy/iptables/names.ts';
 import { NOT_ROOT } from './helpers.ts';
-import { Kube } from './kube.ts';
+import { field, Kube, waitFor } from './kube.ts';
 
 const MANIFEST = `
 apiVersion: apps/v1
@@ -116,20 +116,6 @@ spec:
   selector: {app: solo}
   ports: [{port: 80, targetPort: 8080}]
 `;
-
-function field(text: string, name: string): string | undefined {
-  return text.match(new RegExp(`^${name}: (.*)$`, 'm'))?.[1];
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 for (const mode of ['iptables', 'nftables'] as const) describe(`Services, ${mode} mode`, { skip: NOT_ROOT }, () => {
   const cluster = `kws${process.pid % 100000}${mode[0]}`;
@@ -253,11 +239,10 @@ for (const mode of ['iptables', 'nftables'] as const) describe(`Services, ${mode
 
   test('endpoints removed and added are honoured within about a second', async () => {
     await kube.ok('scale', 'deployment/web', '--replicas=0');
-    const refusedAfter = await waitFor('the ClusterIP to refuse', async () => {
+    await waitFor('the ClusterIP to refuse', async () => {
       const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '1', `http://${vip}/`]);
       return r.code === 7 ? true : undefined;
     });
-    assert.ok(refusedAfter);
     await kube.ok('scale', 'deployment/web', '--replicas=2');
     await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '30s');
     const t0 = performance.now();
@@ -374,11 +359,10 @@ spec:
     await kube.ok('up');
     const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '2', `http://${vip}/`]);
     assert.equal(r.code, 0);
-    const metrics = await waitFor('the restarted proxy to sync', async () => {
+    await waitFor('the restarted proxy to sync', async () => {
       const m = await kube.ok('exec', '--node', node(1), '--', 'curl', '-s', 'http://127.0.0.1:10249/metrics');
       return /^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m.test(m) ? m : undefined;
     });
-    assert.ok(metrics);
   });
 
   test('bad Services are refused: a taken or out-of-range clusterIP or nodePort, an unknown protocol', async () => {

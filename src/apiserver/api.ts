@@ -26,13 +26,6 @@ export interface WriteOptions {
   system?: boolean;
 }
 
-/** The reads and writes components need: satisfied by Api in-process, or a REST client. */
-export interface ApiReader {
-  get(key: Key): KubeObject;
-  list(kind: string, namespace?: string, opts?: ListOptions): { items: KubeObject[]; resourceVersion: number };
-  watch(kind: string, namespace: string | undefined, since: number, fn: (e: WatchEvent, rv: number) => void): () => void;
-}
-
 function invalid(message: string): StoreError {
   return new StoreError('Invalid', message);
 }
@@ -69,7 +62,7 @@ export interface ApiOptions {
   serviceCIDR?: string;
 }
 
-export class Api implements ApiReader {
+export class Api {
   readonly serviceCIDR: string;
 
   constructor(readonly store: Store, opts: ApiOptions = {}) {

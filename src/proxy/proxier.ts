@@ -34,15 +34,7 @@ export interface ProxierOptions {
   checkMs?: number;
 }
 
-export interface SyncStats {
-  syncs: number;
-  failures: number;
-  lastSyncMs: number;
-  lastSyncAt?: Date;
-}
-
 export class Proxier {
-  readonly stats: SyncStats = { syncs: 0, failures: 0, lastSyncMs: 0 };
   readonly metrics: ProxyMetrics;
   private timer?: NodeJS.Timeout;
   private checker?: NodeJS.Timeout;
@@ -179,8 +171,6 @@ export class Proxier {
       const udp = udpState(ports);
       for (const argv of staleUdpDeletions(this.udp, udp)) await run(argv, { netns }).catch(() => undefined); // exit 1: nothing matched
       this.udp = udp;
-      this.stats.syncs++;
-      this.stats.lastSyncAt = new Date();
       const seconds = (performance.now() - t0) / 1000;
       m.syncDuration.observe(seconds);
       (partial ? m.partialSyncDuration : m.fullSyncDuration).observe(seconds);
@@ -191,13 +181,11 @@ export class Proxier {
         else m.objects.set({ kind }, n); // nftables elements and chains; IPVS virtual and real servers
       }
     } catch (e) {
-      this.stats.failures++;
       m.restoreFailures.inc();
       // The previous ruleset stays (the change is one transaction); try again, whole, soon.
       this.o.log(`proxy on ${this.o.nodeName}: sync failed, previous rules kept: ${e instanceof Error ? e.message : String(e)}`);
       if (!this.stopped) setTimeout(() => this.schedule(), 1000).unref();
     } finally {
-      this.stats.lastSyncMs = performance.now() - t0;
       this.lastSync = Date.now();
     }
   }

@@ -26,10 +26,6 @@ export class WorkloadHostClient {
     return this.call('GET', '/pods').then((r) => r.code === 200, () => false);
   }
 
-  async serving(): Promise<string[]> {
-    return (await this.call('GET', '/pods')).body.pods as string[];
-  }
-
   async ensure(uid: string, spec: PodWorkloads): Promise<void> {
     const r = await this.call('PUT', `/pods/${uid}`, spec);
     if (r.code !== 200) throw new Error(`built-in workload of pod ${spec.pod.namespace}/${spec.pod.name}: ${String(r.body.message)}`);

@@ -68,7 +68,6 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
   const externalRules: string[] = [];
   const natServices: string[] = [];
   const natNodePorts: string[] = [];
-  const natChains: string[][] = []; // per-Service chain declarations and rules, in order
   const serviceChains = new Map<string, string[][]>();
   const declared = new Set<string>(NAT_CHAINS);
 
@@ -117,7 +116,6 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
     const chain = (c: string, rules: string[]) => {
       declared.add(c);
       const block = [`:${c} - [0:0]`, ...rules];
-      natChains.push(block);
       serviceChains.set(owner, [...(serviceChains.get(owner) ?? []), block]);
     };
 
@@ -177,33 +175,37 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
     `-A KUBE-FORWARD ${comment('kubernetes forwarding rules')} -m mark --mark ${mark}/${mark} -j ACCEPT`,
     `-A KUBE-FORWARD ${comment('kubernetes forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
   ];
+  const blocks = [...serviceChains.values()].flat(); // per-Service chains, declaration first
   const nat = [
     ...NAT_CHAINS.map((c) => `:${c} - [0:0]`),
-    ...natChains.map((c) => c[0]!),
+    ...blocks.map((c) => c[0]!),
     ...natServices,
     ...natNodePorts,
     `-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`,
     `-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`,
     `-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`,
     `-A KUBE-POSTROUTING ${comment('kubernetes service traffic requiring SNAT')} -j MASQUERADE`,
-    ...natChains.flatMap((c) => c.slice(1)),
+    ...blocks.flatMap((c) => c.slice(1)),
   ];
   return { filter, nat, natChains: declared, serviceChains };
 }
 
+export interface RestoreExtras {
+  /** Chains to declare in both tables (the canary). */
+  declare?: string[];
+  /** Rules after all declarations, per table (the jumps from built-in chains, as -I). */
+  filter?: string[];
+  nat?: string[];
+}
+
+const chainOf = (line: string) => (line.startsWith(':') ? line.slice(1).split(' ')[0]! : line.split(' ')[1]!);
+
 /**
- * A partial sync (KEP-3453): the top-level chains whole (one rule per Service port, cheap),
- * but of the per-Service chains only those of `changed` Service ports; chains they no longer
- * have (and those of removed ports) are deleted. The rest stays as the kernel holds it.
+ * The iptables-restore input: the filter table and nat's top-level chains whole, the given
+ * per-Service chain blocks, and `stale` chains flushed and deleted.
  */
-export function partialRestoreText(rules: RuleSet, changed: Set<string>, previous: Map<string, string[][]>, extras: RestoreExtras = {}): string {
-  const keep = (block: string[]) => block[0]!.slice(1).split(' ')[0]!;
-  const blocks = [...changed].flatMap((k) => rules.serviceChains.get(k) ?? []);
-  const stale = [...changed].flatMap((k) => (previous.get(k) ?? []).map(keep)).filter((c) => !rules.natChains.has(c));
-  const natTop = rules.nat.filter((l) => {
-    const chain = l.startsWith(':') ? l.slice(1).split(' ')[0]! : l.split(' ')[1]!;
-    return NAT_CHAINS.includes(chain);
-  });
+function render(rules: RuleSet, blocks: string[][], stale: string[], extras: RestoreExtras): string {
+  const natTop = rules.nat.filter((l) => NAT_CHAINS.includes(chainOf(l)));
   const declare = (extras.declare ?? []).map((c) => `:${c} - [0:0]`);
   return [
     '*filter',
@@ -226,33 +228,18 @@ export function partialRestoreText(rules: RuleSet, changed: Set<string>, previou
   ].join('\n');
 }
 
-export interface RestoreExtras {
-  /** Chains to declare in both tables (the canary). */
-  declare?: string[];
-  /** Rules after all declarations, per table (the jumps from built-in chains, as -I). */
-  filter?: string[];
-  nat?: string[];
+/** A full sync: every chain, and the stale per-Service chains found in the kernel deleted. */
+export function restoreText(rules: RuleSet, staleChains: string[], extras: RestoreExtras = {}): string {
+  return render(rules, [...rules.serviceChains.values()].flat(), staleChains.filter((c) => !rules.natChains.has(c)), extras);
 }
 
-/** The iptables-restore input: both tables, and the stale per-Service chains flushed and deleted. */
-export function restoreText(rules: RuleSet, staleChains: string[], extras: RestoreExtras = {}): string {
-  const stale = staleChains.filter((c) => !rules.natChains.has(c));
-  const declare = (extras.declare ?? []).map((c) => `:${c} - [0:0]`);
-  return [
-    '*filter',
-    ...declare,
-    ...rules.filter.filter((l) => l.startsWith(':')),
-    ...(extras.filter ?? []),
-    ...rules.filter.filter((l) => !l.startsWith(':')),
-    'COMMIT',
-    '*nat',
-    ...declare,
-    ...rules.nat.filter((l) => l.startsWith(':')),
-    ...stale.map((c) => `:${c} - [0:0]`),
-    ...(extras.nat ?? []),
-    ...rules.nat.filter((l) => !l.startsWith(':')),
-    ...stale.map((c) => `-X ${c}`),
-    'COMMIT',
-    '',
-  ].join('\n');
+/**
+ * A partial sync (KEP-3453): the top-level chains whole (one rule per Service port, cheap),
+ * but of the per-Service chains only those of `changed` Service ports; chains they no longer
+ * have (and those of removed ports) are deleted. The rest stays as the kernel holds it.
+ */
+export function partialRestoreText(rules: RuleSet, changed: Set<string>, previous: Map<string, string[][]>, extras: RestoreExtras = {}): string {
+  const blocks = [...changed].flatMap((k) => rules.serviceChains.get(k) ?? []);
+  const stale = [...changed].flatMap((k) => (previous.get(k) ?? []).map((b) => chainOf(b[0]!))).filter((c) => !rules.natChains.has(c));
+  return render(rules, blocks, stale, extras);
 }

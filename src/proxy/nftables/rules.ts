@@ -55,17 +55,6 @@ export interface NftTable {
   chains: Map<string, string[]>;
 }
 
-export interface NftRuleset {
-  script: string;
-  /** Map elements and rules, for metrics. */
-  counts: Record<string, number>;
-}
-
-export function buildNftables(ports: ServicePortInfo[], cfg: NftConfig): NftRuleset {
-  const table = buildTable(ports, cfg);
-  return { script: renderFull(table), counts: countObjects(table) };
-}
-
 /** What one Service port puts in the table: map and set elements, chains, affinity sets, groups. */
 export interface Contribution {
   elements: Array<[collection: string, key: string, value: string]>;
@@ -272,11 +261,6 @@ export function renderDiff(prev: NftTable, next: NftTable): string {
   return out.length ? `${out.join('\n')}\n` : '';
 }
 
-export function countObjects(t: NftTable): Record<string, number> {
-  const size = (name: string) => t.collections.get(name)?.elements.size ?? 0;
-  const backends = [...t.collections].filter(([n]) => n.startsWith('backends-')).reduce((n, [, c]) => n + c.elements.size, 0);
-  return { 'service-ips': size('service-ips'), backends, hairpin: size('hairpin'), chains: t.chains.size, 'no-endpoint': size('no-endpoint-services') + size('no-endpoint-nodeports') };
-}
 
 const spKey = (sp: ServicePortInfo) => `${servicePortName(sp)}/${sp.protocol}`;
 
