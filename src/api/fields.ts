@@ -13,6 +13,9 @@ const CONTAINER_PORT = ['containerPort', 'hostIP', 'hostPort', 'name', 'protocol
 const DEPLOYMENT_SPEC = ['minReadySeconds', 'paused', 'progressDeadlineSeconds', 'replicas', 'revisionHistoryLimit', 'selector', 'strategy', 'template'];
 const SERVICE_SPEC = ['allocateLoadBalancerNodePorts', 'clusterIP', 'clusterIPs', 'externalIPs', 'externalName', 'externalTrafficPolicy', 'healthCheckNodePort', 'internalTrafficPolicy', 'ipFamilies', 'ipFamilyPolicy', 'loadBalancerClass', 'loadBalancerIP', 'loadBalancerSourceRanges', 'ports', 'publishNotReadyAddresses', 'selector', 'sessionAffinity', 'sessionAffinityConfig', 'trafficDistribution', 'type'];
 const SERVICE_PORT = ['appProtocol', 'name', 'nodePort', 'port', 'protocol', 'targetPort'];
+const INGRESS_SPEC = ['defaultBackend', 'ingressClassName', 'rules', 'tls'];
+const INGRESS_RULE = ['host', 'http'];
+const INGRESS_PATH = ['backend', 'path', 'pathType'];
 const TOP: Record<string, string[]> = {
   Pod: ['spec', 'status'],
   Deployment: ['spec', 'status'],
@@ -20,6 +23,9 @@ const TOP: Record<string, string[]> = {
   Namespace: ['spec', 'status'],
   Node: ['spec', 'status'],
   EndpointSlice: ['addressType', 'endpoints', 'ports'],
+  Ingress: ['spec', 'status'],
+  IngressClass: ['spec'],
+  Secret: ['data', 'immutable', 'stringData', 'type'],
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -67,5 +73,16 @@ export function unknownFields(obj: Record<string, unknown>): string[] {
     check(out, 'spec', spec, SERVICE_SPEC);
     if (Array.isArray(spec.ports)) spec.ports.forEach((p, i) => check(out, `spec.ports[${i}]`, p, SERVICE_PORT));
   }
+  if (kind === 'Ingress' && isObject(spec)) {
+    check(out, 'spec', spec, INGRESS_SPEC);
+    if (Array.isArray(spec.rules)) {
+      spec.rules.forEach((r, i) => {
+        check(out, `spec.rules[${i}]`, r, INGRESS_RULE);
+        const paths = isObject(r) && isObject(r.http) ? r.http.paths : undefined;
+        if (Array.isArray(paths)) paths.forEach((p, j) => check(out, `spec.rules[${i}].http.paths[${j}]`, p, INGRESS_PATH));
+      });
+    }
+  }
+  if (kind === 'IngressClass') check(out, 'spec', spec, ['controller', 'parameters']);
   return out;
 }

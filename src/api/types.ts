@@ -220,3 +220,54 @@ export interface Event extends KubeObject {
   lastTimestamp: string;
   source: { component: string; host?: string };
 }
+
+/** core/v1 Secret; kubewire reads `kubernetes.io/tls` ones (tls.crt, tls.key, base64 in `data`). */
+export interface Secret extends KubeObject {
+  type?: string;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+export interface IngressServiceBackend {
+  name: string;
+  port: { name?: string; number?: number };
+}
+
+export interface IngressBackend {
+  service?: IngressServiceBackend;
+  resource?: { apiGroup?: string; kind: string; name: string };
+}
+
+export type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
+
+export interface HTTPIngressPath {
+  path?: string;
+  pathType: PathType;
+  backend: IngressBackend;
+}
+
+export interface IngressRule {
+  host?: string;
+  http?: { paths: HTTPIngressPath[] };
+}
+
+export interface IngressTLS {
+  hosts?: string[];
+  secretName?: string;
+}
+
+/** networking.k8s.io/v1 Ingress. */
+export interface Ingress extends KubeObject {
+  spec: {
+    ingressClassName?: string;
+    defaultBackend?: IngressBackend;
+    tls?: IngressTLS[];
+    rules?: IngressRule[];
+  };
+  status?: { loadBalancer?: { ingress?: Array<{ ip?: string; hostname?: string }> } };
+}
+
+/** networking.k8s.io/v1 IngressClass (cluster-scoped). */
+export interface IngressClass extends KubeObject {
+  spec: { controller?: string; parameters?: Record<string, unknown> };
+}

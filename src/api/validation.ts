@@ -4,7 +4,7 @@
 
 import { formatPrefix, networkOf, tryParseIP, tryParsePrefix } from '../netaddr/ip.ts';
 import { matches } from './labels.ts';
-import type { Container, Deployment, EndpointSlice, KubeObject, LabelSelector, Node, Pod, PodSpec, Service } from './types.ts';
+import type { Container, Deployment, EndpointSlice, Ingress, IngressBackend, IngressClass, KubeObject, LabelSelector, Node, Pod, PodSpec, Secret, Service } from './types.ts';
 
 export interface FieldError {
   field: string;
@@ -243,6 +243,109 @@ function checkEndpointSlice(e: Errors, es: EndpointSlice): void {
   });
 }
 
+/** A rule or TLS host: a DNS name, or `*.` and one: never an IP, never a port. */
+function hostProblem(host: unknown): string | undefined {
+  if (typeof host !== 'string') return `Invalid value: ${JSON.stringify(host)}: must be a string`;
+  if (isIP(host)) return `Invalid value: ${JSON.stringify(host)}: must be a DNS name, not an IP address`;
+  if (host.startsWith('*.')) {
+    const rest = dnsSubdomainProblem(host.slice(2));
+    return rest && `Invalid value: ${JSON.stringify(host)}: a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character`;
+  }
+  return dnsSubdomainProblem(host);
+}
+
+/** Upstream's path rules: Exact and Prefix paths are clean absolute paths; ImplementationSpecific only absolute. */
+export function ingressPathProblem(path: unknown, pathType: unknown): string | undefined {
+  if (pathType === undefined || pathType === '') return 'pathType: Required value: pathType must be specified';
+  if (!['Exact', 'Prefix', 'ImplementationSpecific'].includes(pathType as string)) return `pathType: Unsupported value: ${JSON.stringify(pathType)}: supported values: "Exact", "ImplementationSpecific", "Prefix"`;
+  if (pathType === 'ImplementationSpecific') {
+    return path !== undefined && path !== '' && !(typeof path === 'string' && path.startsWith('/')) ? `path: Invalid value: ${JSON.stringify(path)}: must be an absolute path` : undefined;
+  }
+  if (typeof path !== 'string' || !path.startsWith('/')) return `path: Invalid value: ${JSON.stringify(path ?? '')}: must be an absolute path`;
+  for (const bad of ['//', '/./', '/../', '%2f', '%2F']) if (path.includes(bad)) return `path: Invalid value: ${JSON.stringify(path)}: must not contain '${bad}'`;
+  for (const bad of ['/..', '/.']) if (path.endsWith(bad)) return `path: Invalid value: ${JSON.stringify(path)}: cannot end with '${bad}'`;
+  return undefined;
+}
+
+function checkIngressBackend(e: Errors, f: string, b: IngressBackend | undefined): void {
+  if (!isObject(b)) return e.add(f, 'Required value');
+  if (b.service && b.resource) return e.add(f, 'Invalid value: cannot set both resource and service backends');
+  if (b.resource) return;
+  if (!isObject(b.service)) return e.add(f, 'Invalid value: one backend (service or resource) must be specified');
+  e.add(`${f}.service.name`, dnsLabelProblem(b.service.name));
+  const port = b.service.port;
+  if (!isObject(port)) return e.add(`${f}.service.port`, 'Required value');
+  if ((port.name === undefined) === (port.number === undefined)) return e.add(`${f}.service.port`, 'Invalid value: exactly one of name or number must be set');
+  if (port.number !== undefined) checkPort(e, `${f}.service.port.number`, port.number, true);
+  else if (typeof port.name !== 'string' || port.name.length > 15 || !PORT_NAME.test(port.name) || !/[a-z]/.test(port.name)) e.add(`${f}.service.port.name`, `Invalid value: ${JSON.stringify(port.name)}: must be a port name (at most 15 lowercase letters, digits and '-')`);
+}
+
+export const INGRESS_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
+
+function checkIngress(e: Errors, ing: Ingress): void {
+  checkMeta(e, ing, 'subdomain');
+  const spec = ing.spec;
+  if (!isObject(spec)) return e.add('spec', 'Required value');
+  if (spec.ingressClassName !== undefined) e.add('spec.ingressClassName', dnsSubdomainProblem(spec.ingressClassName));
+  const annotated = ing.metadata.annotations?.[INGRESS_CLASS_ANNOTATION];
+  if (annotated !== undefined && spec.ingressClassName !== undefined && annotated !== spec.ingressClassName) {
+    e.add(`metadata.annotations.${INGRESS_CLASS_ANNOTATION}`, `Invalid value: ${JSON.stringify(annotated)}: must match \`ingressClassName\` when both are specified`);
+  }
+  const rules = spec.rules ?? [];
+  if (!Array.isArray(rules)) return e.add('spec.rules', 'Invalid value: must be a list');
+  if (!rules.length && !spec.defaultBackend) e.add('spec', 'Invalid value: either `defaultBackend` or `rules` must be specified');
+  if (spec.defaultBackend !== undefined) checkIngressBackend(e, 'spec.defaultBackend', spec.defaultBackend);
+  rules.forEach((r, i) => {
+    const f = `spec.rules[${i}]`;
+    if (!isObject(r)) return e.add(f, 'Invalid value: must be an object');
+    if (r.host !== undefined && r.host !== '') e.add(`${f}.host`, hostProblem(r.host));
+    if (r.http === undefined) return;
+    const paths = (r.http as { paths?: unknown } | undefined)?.paths;
+    if (!Array.isArray(paths) || !paths.length) return e.add(`${f}.http.paths`, 'Required value');
+    paths.forEach((p, j) => {
+      const pf = `${f}.http.paths[${j}]`;
+      if (!isObject(p)) return e.add(pf, 'Invalid value: must be an object');
+      const problem = ingressPathProblem(p.path, p.pathType);
+      if (problem) {
+        const [field, ...detail] = problem.split(': ');
+        e.add(`${pf}.${field}`, detail.join(': '));
+      }
+      checkIngressBackend(e, `${pf}.backend`, p.backend as IngressBackend | undefined);
+    });
+  });
+  const tls = spec.tls ?? [];
+  if (!Array.isArray(tls)) return e.add('spec.tls', 'Invalid value: must be a list');
+  tls.forEach((t, i) => {
+    if (!isObject(t)) return e.add(`spec.tls[${i}]`, 'Invalid value: must be an object');
+    ((t.hosts ?? []) as unknown[]).forEach((h, j) => e.add(`spec.tls[${i}].hosts[${j}]`, hostProblem(h)));
+    if (t.secretName !== undefined && t.secretName !== '') e.add(`spec.tls[${i}].secretName`, dnsSubdomainProblem(t.secretName));
+  });
+}
+
+function checkIngressClass(e: Errors, ic: IngressClass): void {
+  checkMeta(e, ic, 'subdomain');
+  const controller = ic.spec?.controller;
+  if (!controller) return e.add('spec.controller', 'Required value');
+  if (typeof controller !== 'string' || controller.length > 250 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/\S+$/.test(controller)) {
+    e.add('spec.controller', `Invalid value: ${JSON.stringify(controller)}: must be a domain-prefixed path (such as "kubewire.dev/ingress-controller"), at most 250 characters`);
+  }
+}
+
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+
+function checkSecret(e: Errors, secret: Secret): void {
+  checkMeta(e, secret, 'subdomain');
+  const data = secret.data ?? {};
+  if (!isObject(data)) return e.add('data', 'Invalid value: must be a map of strings');
+  for (const [k, v] of Object.entries(data)) {
+    if (!SECRET_KEY.test(k)) e.add(`data[${k}]`, `Invalid value: ${JSON.stringify(k)}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`);
+    if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v.replace(/\s/g, ''))) e.add(`data[${k}]`, 'Invalid value: must be base64 (use stringData for plain text)');
+  }
+  if (secret.type === 'kubernetes.io/tls') {
+    for (const k of ['tls.crt', 'tls.key']) if (data[k] === undefined) e.add(`data[${k}]`, 'Required value');
+  }
+}
+
 /** Problems with an object of a known kind; empty when it may be stored. */
 export function validate(obj: KubeObject): FieldError[] {
   const e = new Errors();
@@ -253,6 +356,9 @@ export function validate(obj: KubeObject): FieldError[] {
     case 'Namespace': checkMeta(e, obj, 'label'); break;
     case 'Service': checkService(e, obj as Service); break;
     case 'EndpointSlice': checkEndpointSlice(e, obj as EndpointSlice); break;
+    case 'Ingress': checkIngress(e, obj as Ingress); break;
+    case 'IngressClass': checkIngressClass(e, obj as IngressClass); break;
+    case 'Secret': checkSecret(e, obj as Secret); break;
   }
   return e.list;
 }

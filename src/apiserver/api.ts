@@ -5,10 +5,11 @@
 
 import { matches, parseSelector } from '../api/labels.ts';
 import { apiVersionOf, resourceOfKind } from '../api/resources.ts';
-import type { KubeObject, Namespace, Node, Pod, Service } from '../api/types.ts';
+import type { Ingress, IngressClass, KubeObject, Namespace, Node, Pod, Secret, Service } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import { formatErrors, validate } from '../api/validation.ts';
 import { allocatedBy, admitService, ServiceInvalid } from './services.ts';
+import { admitIngress, admitSecret } from './admission.ts';
 import { Store, StoreError, keyOf, type Key, type WatchEvent } from './store.ts';
 
 export interface ListOptions {
@@ -131,6 +132,8 @@ export class Api {
       else if (obj.kind === 'Namespace') obj.status = { phase: 'Active' };
       else if (!opts.system) delete obj.status;
       if (obj.kind === 'Service') return this.store.create(this.admitService(obj as unknown as Service, undefined)) as T;
+      if (obj.kind === 'Secret') return this.store.create(admitSecret(obj as Secret)) as T;
+      if (obj.kind === 'Ingress') return this.store.create(admitIngress(obj as Ingress, this.store.list('IngressClass').items as IngressClass[])) as T;
       return this.store.create(obj) as T;
     });
   }
@@ -152,6 +155,7 @@ export class Api {
       if (!obj.metadata.deletionTimestamp) delete obj.metadata.deletionTimestamp;
       if (!obj.metadata.namespace) delete obj.metadata.namespace;
       if (obj.kind === 'Service') return this.store.update(this.admitService(obj as unknown as Service, current as Service)) as T;
+      if (obj.kind === 'Secret') return this.store.update(admitSecret(obj as Secret)) as T;
       return this.store.update(obj) as T;
     });
   }
@@ -190,6 +194,9 @@ export class Api {
       const a = (current.spec as { selector?: unknown }).selector;
       const b = (next.spec as { selector?: unknown }).selector;
       if (JSON.stringify(a) !== JSON.stringify(b)) throw invalid(`Deployment.apps ${name} is invalid: spec.selector: Invalid value: field is immutable`);
+    }
+    if (next.kind === 'IngressClass' && (current as IngressClass).spec.controller !== (next as IngressClass).spec.controller) {
+      throw invalid(`IngressClass.networking.k8s.io ${name} is invalid: spec.controller: Invalid value: field is immutable`);
     }
     if (next.kind === 'Node') {
       const a = (current as Node).spec?.podCIDR;

@@ -89,8 +89,8 @@ export class ApiClient {
     return this.call('DELETE', `${resourcePath(rt, namespace, name)}${q}`);
   }
 
-  /** Watches a collection; calls `fn` per event until the returned function is called. */
-  async watch(rt: ResourceType, namespace: string | undefined, q: ListQuery & { resourceVersion?: string }, fn: (e: { type: string; object: KubeObject }) => void): Promise<() => void> {
+  /** Watches a collection; calls `fn` per event until the returned function is called, and `ended` if the server ends the stream. */
+  async watch(rt: ResourceType, namespace: string | undefined, q: ListQuery & { resourceVersion?: string }, fn: (e: { type: string; object: KubeObject }) => void, ended?: () => void): Promise<() => void> {
     const qs = new URLSearchParams({ watch: '1', ...(Object.fromEntries(Object.entries(q).filter(([, v]) => v)) as Record<string, string>) }).toString();
     const res = await this.open('GET', `${resourcePath(rt, namespace)}?${qs}`);
     if ((res.statusCode ?? 500) >= 400) throw new ApiError(res.statusCode ?? 500, 'Error', `watch failed with HTTP ${res.statusCode}`);
@@ -105,7 +105,14 @@ export class ApiClient {
         if (line.trim()) fn(JSON.parse(line) as { type: string; object: KubeObject });
       }
     });
+    let stopped = false;
     res.on('error', () => undefined);
-    return () => res.destroy();
+    res.on('close', () => {
+      if (!stopped) ended?.();
+    });
+    return () => {
+      stopped = true;
+      res.destroy();
+    };
   }
 }

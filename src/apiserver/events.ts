@@ -9,6 +9,24 @@ import type { Api } from './api.ts';
 
 export const EVENT_TTL_MS = 60 * 60 * 1000;
 
+/** A new v1 Event about `obj` (count 1, now). */
+export function eventFor(obj: KubeObject, type: Event['type'], reason: string, message: string, source: Event['source'], name: string): Event {
+  const stamp = now();
+  return {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { name, namespace: obj.metadata.namespace ?? 'default' },
+    involvedObject: { kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name, uid: obj.metadata.uid, apiVersion: obj.apiVersion },
+    reason,
+    message,
+    type,
+    count: 1,
+    firstTimestamp: stamp,
+    lastTimestamp: stamp,
+    source,
+  };
+}
+
 export class EventRecorder {
   /** (object uid, reason, message) -> event name, so that a repeat is a count, not a new object. */
   private readonly seen = new Map<string, string>();
@@ -26,19 +44,7 @@ export class EventRecorder {
         this.api.update<Event>({ ...existing, count: existing.count + 1, lastTimestamp: stamp, metadata: { ...existing.metadata, resourceVersion: undefined } });
         return;
       }
-      const event: Event = {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { name: `${obj.metadata.name}.${randomBytes(8).toString('hex')}`, namespace: ns },
-        involvedObject: { kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name, uid: obj.metadata.uid, apiVersion: obj.apiVersion },
-        reason,
-        message,
-        type,
-        count: 1,
-        firstTimestamp: stamp,
-        lastTimestamp: stamp,
-        source: { component: this.component, ...(this.host ? { host: this.host } : {}) },
-      };
+      const event = eventFor(obj, type, reason, message, { component: this.component, ...(this.host ? { host: this.host } : {}) }, `${obj.metadata.name}.${randomBytes(8).toString('hex')}`);
       this.api.create(event, { system: true });
       this.seen.set(key, event.metadata.name);
     } catch {

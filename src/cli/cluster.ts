@@ -1,11 +1,12 @@
 // `kubewire up` and `down`: the cluster network, its control plane and its node agents;
-// and the background processes `up` starts (`daemon`, `workload-host`).
+// and the background processes `up` starts (`daemon`, `workload-host`, `ingress-controller`).
 
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ClusterError, down, up } from '../cluster/cluster.ts';
 import { DEFAULT_SPEC, type ProxyMode, type RoutingMode } from '../cluster/plan.ts';
 import { runDaemon } from '../daemon/daemon.ts';
+import { runIngressController } from '../ingress/main.ts';
 import { runWorkloadHost } from '../workloads/host.ts';
 import { defaultCluster } from './kubectl.ts';
 import { table } from './print.ts';
@@ -28,10 +29,11 @@ export function registerClusterCommands(program: Command): void {
     .option('--node-cidr-mask <bits>', 'prefix length of each node podCIDR', integer('--node-cidr-mask'), DEFAULT_SPEC.nodeCIDRMask)
     .option('--service-cidr <cidr>', 'Service ClusterIP range', DEFAULT_SPEC.serviceCIDR)
     .option('--proxy-mode <mode>', 'service proxy: iptables or nftables (ipvs where the kernel has it)', DEFAULT_SPEC.proxyMode)
-    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode }) => {
+    .option('--ingress-use-forwarded-headers', "ingress controllers trust clients' X-Forwarded-* headers (only behind another proxy; ingress-nginx's use-forwarded-headers)", false)
+    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean }) => {
       const t0 = performance.now();
       const { plan, restarted } = await up(
-        { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode },
+        { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}) },
         (line) => process.stdout.write(` • ${line}\n`),
       );
       const secs = ((performance.now() - t0) / 1000).toFixed(2);
@@ -55,6 +57,15 @@ export function registerClusterCommands(program: Command): void {
     .option('--cluster <name>', 'cluster name', defaultCluster())
     .action(async (o: { cluster: string }) => {
       await runDaemon(o.cluster);
+    });
+
+  program
+    .command('ingress-controller', { hidden: true })
+    .description("serve a node's :80 and :443 for the cluster's Ingresses (the daemon starts one per node)")
+    .option('--cluster <name>', 'cluster name', defaultCluster())
+    .requiredOption('--node <name>', 'the node whose network namespace this runs in')
+    .action(async (o: { cluster: string; node: string }) => {
+      await runIngressController(o.cluster, o.node);
     });
 
   program

@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { formatSelector } from '../api/labels.ts';
-import type { Deployment, EndpointSlice, Event, Node, Pod, Service } from '../api/types.ts';
+import type { Deployment, EndpointSlice, Event, Ingress, IngressBackend, Node, Pod, Service } from '../api/types.ts';
+import { upstreamOf } from '../ingress/routes.ts';
 import { run } from '../dataplane/linux/exec.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
 import { UNDERLAY, type ClusterPlan } from '../cluster/plan.ts';
@@ -243,6 +244,37 @@ export function serviceRules(rules: string[], svc: Service): string[] {
   for (const l of rules) if (chains.has(l.split(' ')[1]!) && target(l)?.startsWith('KUBE-SEP-')) chains.add(target(l)!);
   const own = (l: string) => tags.some((t) => l.includes(`"${t} has no`) || l.includes(`"${t} cluster IP"`) || l.includes(`"${t} external IP"`));
   return rules.filter((l) => chains.has(l.split(' ')[1]!) || chains.has(target(l) ?? '') || own(l));
+}
+
+/** `describe ingress`, as kubectl prints it: rules with each backend's endpoints (or the error), TLS, annotations. */
+export function describeIngress(ing: Ingress, services: Service[], slices: EndpointSlice[]): string {
+  const backend = (b: IngressBackend | undefined) => {
+    if (!b?.service) return b?.resource ? `APIGroup: ${b.resource.apiGroup ?? ''}, Kind: ${b.resource.kind}, Name: ${b.resource.name}` : '<default>';
+    const up = upstreamOf(ing, b, services, slices);
+    const port = b.service.port.name ?? b.service.port.number;
+    const eps = typeof up === 'string' ? `<error: ${up}>` : up.endpoints.length ? `(${up.endpoints.join(',')})` : '(<none>)';
+    return `${b.service.name}:${port} ${eps}`;
+  };
+  const rules: string[][] = [['Host', 'Path', 'Backends'], ['----', '----', '--------']];
+  for (const r of ing.spec.rules ?? []) {
+    rules.push([r.host || '*', '', '']);
+    for (const p of r.http?.paths ?? []) rules.push(['', `${p.path ?? '/'} (${p.pathType})`, backend(p.backend)]);
+  }
+  const tls = (ing.spec.tls ?? []).map((t) => `${t.secretName || 'SNI routes'} terminates ${(t.hosts ?? []).join(',')}`);
+  const annotations = Object.entries(ing.metadata.annotations ?? {}).filter(([k]) => k !== 'kubectl.kubernetes.io/last-applied-configuration');
+  return [
+    fields([
+      ['Name', ing.metadata.name],
+      ['Labels', labels(ing.metadata.labels)],
+      ['Namespace', ing.metadata.namespace],
+      ['Address', (ing.status?.loadBalancer?.ingress ?? []).map((a) => a.ip ?? a.hostname).join(',')],
+      ['Ingress Class', ing.spec.ingressClassName ?? '<none>'],
+      ['Default backend', backend(ing.spec.defaultBackend)],
+    ]),
+    ...(tls.length ? [`TLS:\n${indent(tls.join('\n'))}`] : []),
+    `Rules:\n${indent(table(rules))}`,
+    fields([['Annotations', annotations.map(([k, v]) => `${k}: ${v}`).join('\n') || '<none>']]),
+  ].join('\n');
 }
 
 /** The Events section every describe ends with, newest last, as kubectl prints it. */

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
-import type { Deployment, EndpointSlice, Event, KubeObject, Node, Pod, Service } from '../api/types.ts';
+import type { Deployment, EndpointSlice, Event, Ingress, KubeObject, Node, Pod, Service } from '../api/types.ts';
 import { ApiClient, ApiError } from '../apiserver/client.ts';
 import { ClusterError, loadCluster } from '../cluster/cluster.ts';
 import type { ClusterPlan } from '../cluster/plan.ts';
@@ -16,7 +16,7 @@ import { netnsPath } from '../lab/lab.ts';
 import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts';
 import { SandboxManager } from '../node/sandbox.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
-import { describeDeployment, describeNode, describePod, describeService, eventsSection, type PodAttachment } from './describe.ts';
+import { describeDeployment, describeIngress, describeNode, describePod, describeService, eventsSection, type PodAttachment } from './describe.ts';
 import { printObjects, printTable } from './print.ts';
 
 export const defaultCluster = (): string => process.env.KUBEWIRE_CLUSTER || 'kubewire';
@@ -342,6 +342,10 @@ export function registerKubectlCommands(program: Command): void {
       if (t.rt.kind === 'Service') {
         const slices = (await client.list<EndpointSlice>(resource('endpointslices'), ns, { labelSelector: `kubernetes.io/service-name=${t.name}` })).items;
         return out(`${await describeService(obj as Service, slices, plan)}\n${await events()}`);
+      }
+      if (t.rt.kind === 'Ingress') {
+        const [services, slices] = await Promise.all([client.list<Service>(resource('services'), ns), client.list<EndpointSlice>(resource('endpointslices'), ns)]);
+        return out(`${describeIngress(obj as Ingress, services.items, slices.items)}\n${await events()}`);
       }
       out(printObjects([obj], 'yaml', true, t.rt));
     });

@@ -3,7 +3,7 @@
 
 import { stringify } from 'yaml';
 import type { ResourceType } from '../api/resources.ts';
-import type { Deployment, EndpointSlice, Event, KubeObject, Namespace, Node, Pod, Service } from '../api/types.ts';
+import type { Deployment, EndpointSlice, Event, Ingress, IngressClass, KubeObject, Namespace, Node, Pod, Secret, Service } from '../api/types.ts';
 import { formatSelector } from '../api/labels.ts';
 
 export function table(rows: string[][]): string {
@@ -83,6 +83,13 @@ function sliceRow(es: EndpointSlice): string[] {
   return [es.metadata.name, es.addressType, ports, shown, age(es.metadata.creationTimestamp)];
 }
 
+function ingressRow(ing: Ingress): string[] {
+  const hosts = [...new Set((ing.spec.rules ?? []).map((r) => r.host || '*'))].join(',') || '*';
+  const address = (ing.status?.loadBalancer?.ingress ?? []).map((a) => a.ip ?? a.hostname).join(',');
+  const cls = ing.spec.ingressClassName ?? ing.metadata.annotations?.['kubernetes.io/ingress.class'] ?? '<none>';
+  return [ing.metadata.name, cls, hosts, address, ing.spec.tls?.length ? '80, 443' : '80', age(ing.metadata.creationTimestamp)];
+}
+
 function eventRow(e: Event): string[] {
   const obj = `${e.involvedObject.kind.toLowerCase()}/${e.involvedObject.name}`;
   return [age(e.lastTimestamp), e.type, e.reason, obj, e.message];
@@ -94,6 +101,9 @@ const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObj
   Node: { base: ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'], wide: ['INTERNAL-IP', 'POD-CIDR', 'CONTAINER-RUNTIME'], row: (o, w) => nodeRow(o as Node, w) },
   Service: { base: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE'], wide: ['SELECTOR'], row: (o, w) => serviceRow(o as Service, w) },
   EndpointSlice: { base: ['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', 'AGE'], wide: [], row: (o) => sliceRow(o as EndpointSlice) },
+  Ingress: { base: ['NAME', 'CLASS', 'HOSTS', 'ADDRESS', 'PORTS', 'AGE'], wide: [], row: (o) => ingressRow(o as Ingress) },
+  IngressClass: { base: ['NAME', 'CONTROLLER', 'PARAMETERS', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as IngressClass).spec.controller ?? '', (o as IngressClass).spec.parameters ? JSON.stringify((o as IngressClass).spec.parameters) : '<none>', age(o.metadata.creationTimestamp)] },
+  Secret: { base: ['NAME', 'TYPE', 'DATA', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Secret).type ?? 'Opaque', String(Object.keys((o as Secret).data ?? {}).length), age(o.metadata.creationTimestamp)] },
   Event: { base: ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'], wide: [], row: (o) => eventRow(o as Event) },
   Namespace: { base: ['NAME', 'STATUS', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Namespace).status?.phase ?? 'Active', age(o.metadata.creationTimestamp)] },
 };

@@ -16,6 +16,8 @@ export interface ClusterSpec {
   serviceCIDR: string;
   /** How each node's service proxy programs the kernel (kube-proxy's --proxy-mode). */
   proxyMode?: ProxyMode;
+  /** The ingress controllers trust clients' X-Forwarded-* headers (ingress-nginx's use-forwarded-headers): only behind another proxy. */
+  ingressUseForwardedHeaders?: boolean;
 }
 
 export const DEFAULT_SPEC: Omit<ClusterSpec, 'name'> = {

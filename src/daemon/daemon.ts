@@ -14,6 +14,9 @@ import { nodeFiles } from '../cluster/topology.ts';
 import { ControllerManager } from '../controllers/manager.ts';
 import { netnsPath } from '../lab/lab.ts';
 import { NodeAgent } from '../node/agent.ts';
+import { DEFAULT_CLASS_ANNOTATION } from '../apiserver/admission.ts';
+import { CONTROLLER_NAME, DEFAULT_CLASS } from '../ingress/classes.ts';
+import { ensureIngressControllers } from '../ingress/supervisor.ts';
 import { IptablesBackend } from '../proxy/iptables/backend.ts';
 import { IpvsBackend } from '../proxy/ipvs/backend.ts';
 import { NftablesBackend } from '../proxy/nftables/backend.ts';
@@ -62,8 +65,15 @@ export class Daemon {
     // Agents register their nodes; node IPAM gives them podCIDRs; then pods flow.
     await Promise.all(this.agents.map((a) => a.start()));
     await Promise.all(this.proxies.map((p) => p.start()));
+    if (!this.api.tryGet({ kind: 'IngressClass', name: DEFAULT_CLASS })) {
+      this.api.create({ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: DEFAULT_CLASS, annotations: { [DEFAULT_CLASS_ANNOTATION]: 'true' } }, spec: { controller: CONTROLLER_NAME } });
+    }
     await this.server.listen(paths.socket);
-    this.watchdog = setInterval(() => void this.checkWorkloadHost(), 1000);
+    this.checkIngressControllers();
+    this.watchdog = setInterval(() => {
+      void this.checkWorkloadHost();
+      this.checkIngressControllers();
+    }, 1000);
     this.watchdog.unref();
     writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     this.log(`kubewire daemon for cluster ${this.cluster} ready on ${paths.socket}`);
@@ -85,6 +95,16 @@ export class Daemon {
       this.log(`workload host: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
       this.checking = false;
+    }
+  }
+
+  /** Every node runs an ingress controller; one that died (kill -9, OOM) is started again. */
+  private checkIngressControllers(): void {
+    try {
+      const started = ensureIngressControllers(this.cluster, loadCluster(this.cluster));
+      if (started.length) this.log(`ingress controller started on ${started.join(', ')}`);
+    } catch (e) {
+      this.log(`ingress controllers: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { ApiClient } from '../apiserver/client.ts';
 import { cliPath, daemonPaths } from '../state/paths.ts';
+import { ingressControllerPids } from '../ingress/supervisor.ts';
 
 /** The pid in `pidFile` if that process is alive and is kubewire's `role` for `cluster`. */
 export function livePid(pidFile: string, role: string, cluster: string): number | undefined {
@@ -53,7 +54,8 @@ export async function startDaemon(cluster: string, nodes: number, timeoutMs = 30
   throw new Error(`the daemon of cluster ${cluster} did not become ready in ${timeoutMs / 1000} s (see ${paths.log})`);
 }
 
-async function stop(pid: number, graceMs: number): Promise<void> {
+/** SIGTERM, then SIGKILL after `graceMs`; returns once the process is gone. */
+export async function stopProcess(pid: number, graceMs: number): Promise<void> {
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
@@ -79,11 +81,12 @@ async function stop(pid: number, graceMs: number): Promise<void> {
   }
 }
 
-/** Stops the daemon and the workload host of a cluster (pods' processes are left to `down`). */
+/** Stops the daemon, the workload host and the ingress controllers of a cluster (pods' processes are left to `down`). */
 export async function stopClusterProcesses(cluster: string): Promise<void> {
   const paths = daemonPaths(cluster);
   const daemon = daemonPid(cluster);
-  if (daemon) await stop(daemon, 5000);
+  if (daemon) await stopProcess(daemon, 5000);
   const host = livePid(paths.hostPidFile, 'workload-host', cluster);
-  if (host) await stop(host, 2000);
+  if (host) await stopProcess(host, 2000);
+  await Promise.all(ingressControllerPids(cluster).map((pid) => stopProcess(pid, 11_000)));
 }

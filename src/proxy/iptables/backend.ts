@@ -5,15 +5,30 @@
 // (KEP-3453): the top-level chains whole, per-Service chains only for the Services that
 // changed. A canary chain tells when someone flushed or deleted the table.
 
-import { iptablesRestore, iptablesSave, parseSave } from '../../dataplane/linux/iptables.ts';
+import { iptablesRestore, iptablesSave, parseSave, type TableDump } from '../../dataplane/linux/iptables.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend } from '../proxier.ts';
-import { buildRules, JUMP_RULES, ownerKey, partialRestoreText, restoreText, SERVICE_CHAIN, type IptablesConfig } from './rules.ts';
+import { buildRules, JUMP_RULES, ownerKey, partialRestoreText, restoreText, SERVICE_CHAIN, type IptablesConfig, type RuleSet } from './rules.ts';
 
 const CANARY = 'KUBE-PROXY-CANARY';
 
 function saveForm(chain: string, args: string[]): string {
   return `-A ${chain} ${args.map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' ')}`;
+}
+
+/**
+ * A full sync's iptables-restore input, given what the tables hold now: every chain, the
+ * canary, the jumps from the built-in chains inserted first where missing (a fresh node, or a
+ * flushed table), and every stale per-Service chain deleted.
+ */
+export function fullSyncText(rules: RuleSet, nat: TableDump, filter: TableDump): string {
+  const stale = [...nat.chains].filter((c) => SERVICE_CHAIN.test(c) && !rules.natChains.has(c));
+  const jumps = { filter: [] as string[], nat: [] as string[] };
+  for (const j of JUMP_RULES) {
+    const rule = saveForm(j.chain, j.rule);
+    if (!(j.table === 'nat' ? nat : filter).rules.includes(rule)) jumps[j.table].push(rule.replace(/^-A (\S+)/, '-I $1 1'));
+  }
+  return restoreText(rules, stale, { declare: [CANARY], ...jumps });
 }
 
 export class IptablesBackend implements ProxyBackend {
@@ -41,16 +56,7 @@ export class IptablesBackend implements ProxyBackend {
       await iptablesRestore(partialRestoreText(rules, changed, this.written, { declare: [CANARY] }), this.netns);
     } else {
       const [nat, filter] = await saves!;
-      const natDump = parseSave(nat);
-      const filterDump = parseSave(filter);
-      const stale = [...natDump.chains].filter((c) => SERVICE_CHAIN.test(c) && !rules.natChains.has(c));
-      // The jumps from the built-in chains, inserted first where missing (a fresh node, or a flushed table).
-      const jumps = { filter: [] as string[], nat: [] as string[] };
-      for (const j of JUMP_RULES) {
-        const dump = j.table === 'nat' ? natDump : filterDump;
-        if (!dump.rules.includes(saveForm(j.chain, j.rule))) jumps[j.table].push(saveForm(j.chain, j.rule).replace(/^-A (\S+)/, '-I $1 1'));
-      }
-      await iptablesRestore(restoreText(rules, stale, { declare: [CANARY], ...jumps }), this.netns);
+      await iptablesRestore(fullSyncText(rules, parseSave(nat), parseSave(filter)), this.netns);
     }
     this.synced = true;
     this.written = rules.serviceChains;

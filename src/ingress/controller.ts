@@ -1,0 +1,148 @@
+// The ingress controller of one node, as ingress-nginx runs one per node with hostNetwork:
+// it watches Ingresses, IngressClasses, Services, EndpointSlices and Secrets through the
+// API, rebuilds the route table on every change and swaps it into the proxy. The leader
+// (the first node's controller) also writes each served Ingress's status (every node's IP)
+// and records the problems it finds as Events, which `describe ingress` shows.
+
+import { createHash } from 'node:crypto';
+import { resourceOfKind, resourcePath } from '../api/resources.ts';
+import type { EndpointSlice, Event, Ingress, IngressClass, KubeObject, Secret, Service } from '../api/types.ts';
+import { ApiError, type ApiClient } from '../apiserver/client.ts';
+import { eventFor } from '../apiserver/events.ts';
+import { servedBy } from './classes.ts';
+import { Informer } from './informer.ts';
+import type { IngressMetrics } from './metrics.ts';
+import type { IngressProxy } from './proxy.ts';
+import { buildRoutes, type Problem } from './routes.ts';
+import { loadTls, type Certificate } from './tls.ts';
+
+export interface ControllerOptions {
+  client: ApiClient;
+  proxy: IngressProxy;
+  metrics: IngressMetrics;
+  nodeName: string;
+  /** What goes into status.loadBalancer.ingress: the IPs of the nodes running the controller. */
+  addresses: string[];
+  /** Only the leader writes statuses and events. */
+  leader: boolean;
+  log: (line: string) => void;
+}
+
+const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
+
+export class IngressController {
+  private readonly ingresses: Informer<Ingress>;
+  private readonly classes: Informer<IngressClass>;
+  private readonly services: Informer<Service>;
+  private readonly slices: Informer<EndpointSlice>;
+  private readonly secrets: Informer<Secret>;
+  private readonly certCache = new Map<string, Certificate | string>();
+  private timer?: NodeJS.Timeout;
+  private lastProblems = new Set<string>();
+  /** Events already recorded (by name), so that each is written once. */
+  private readonly recorded = new Set<string>();
+  /** Resolves after the first configuration built from a full view of the cluster. */
+  readonly ready: Promise<void>;
+  private markReady!: () => void;
+
+  constructor(private readonly o: ControllerOptions) {
+    const inform = <T extends KubeObject>(kind: string) => new Informer<T>(o.client, resourceOfKind(kind), () => this.schedule(), o.log);
+    this.ingresses = inform('Ingress');
+    this.classes = inform('IngressClass');
+    this.services = inform('Service');
+    this.slices = inform('EndpointSlice');
+    this.secrets = inform('Secret');
+    this.ready = new Promise((r) => (this.markReady = r));
+  }
+
+  private get informers() {
+    return [this.ingresses, this.classes, this.services, this.slices, this.secrets];
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.start()));
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    for (const i of this.informers) i.stop();
+  }
+
+  /** Changes come in bursts (a rollout touches pods, slices, statuses): one rebuild per 20 ms. */
+  private schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.informers.every((i) => i.synced)) void this.sync();
+    }, 20);
+  }
+
+  private async sync(): Promise<void> {
+    const classes = [...this.classes.items.values()];
+    const all = [...this.ingresses.items.values()];
+    const served = all.filter((i) => servedBy(i, classes));
+    try {
+      const tls = loadTls(served, [...this.secrets.items.values()], this.certCache);
+      const { table, problems } = buildRoutes({ ingresses: served, services: [...this.services.items.values()], slices: [...this.slices.items.values()], usableSecrets: new Set(tls.certificates.keys()) });
+      this.o.proxy.configure({ table, contexts: new Map([...tls.certificates].map(([k, c]) => [k, c.context])) });
+      const m = this.o.metrics;
+      m.reloads.inc();
+      m.lastReloadOk.set(1);
+      m.lastReloadTime.set(Date.now() / 1000);
+      m.certificateExpiry.reset();
+      for (const [host, secret] of table.tls) {
+        const cert = tls.certificates.get(secret);
+        const [namespace, name] = secret.split('/') as [string, string];
+        if (cert) m.certificateExpiry.set({ namespace, secret_name: name, host }, cert.notAfter.getTime() / 1000);
+      }
+      const found = [...tls.problems, ...problems];
+      m.problems.set(found.length);
+      this.logProblems(found);
+      this.markReady();
+      if (this.o.leader) await this.publish(all, served, found);
+    } catch (e) {
+      this.o.metrics.lastReloadOk.set(0);
+      this.o.log(`configuration not applied (the previous one stays): ${e instanceof Error ? e.stack : String(e)}`);
+    }
+  }
+
+  private logProblems(problems: Problem[]): void {
+    const now = new Set(problems.map((p) => `Ingress ${p.ingress.namespace}/${p.ingress.name}: ${p.message}`));
+    for (const p of now) if (!this.lastProblems.has(p)) this.o.log(p);
+    for (const p of this.lastProblems) if (!now.has(p)) this.o.log(`resolved: ${p}`);
+    this.lastProblems = now;
+  }
+
+  /** Statuses (every node's IP on served Ingresses, none on the others we had claimed) and Events. */
+  private async publish(all: Ingress[], served: Ingress[], problems: Problem[]): Promise<void> {
+    const ours = this.o.addresses.map((ip) => ({ ip }));
+    const servedSet = new Set(served);
+    for (const ing of all) {
+      const current = ing.status?.loadBalancer?.ingress ?? [];
+      const wanted = servedSet.has(ing) ? ours : JSON.stringify(current) === JSON.stringify(ours) ? [] : current;
+      if (JSON.stringify(current) === JSON.stringify(wanted)) continue;
+      const path = `${resourcePath(resourceOfKind('Ingress'), ing.metadata.namespace, ing.metadata.name)}/status`;
+      await this.o.client.call('PUT', path, { ...ing, status: { loadBalancer: { ingress: wanted } } }).catch((e: unknown) => this.o.log(`status of Ingress ${ing.metadata.namespace}/${ing.metadata.name}: ${e instanceof Error ? e.message : String(e)}`));
+    }
+    for (const ing of served) await this.event(ing, 'Normal', 'Sync', 'Scheduled for sync', JSON.stringify(ing.spec));
+    const byUid = new Map(served.map((i) => [i.metadata.uid, i]));
+    for (const p of problems) {
+      const ing = byUid.get(p.ingress.uid);
+      if (ing) await this.event(ing, 'Warning', p.reason, p.message, '');
+    }
+  }
+
+  /** One Event per (Ingress, reason, message, version): a deterministic name makes it idempotent across restarts. */
+  private async event(ing: Ingress, type: Event['type'], reason: string, message: string, version: string): Promise<void> {
+    const name = `${ing.metadata.name}.${hash(`${ing.metadata.uid} ${reason} ${message} ${version}`)}`;
+    if (this.recorded.has(name)) return;
+    const event = eventFor({ ...ing, kind: 'Ingress', apiVersion: 'networking.k8s.io/v1' }, type, reason, message, { component: 'ingress-controller', host: this.o.nodeName }, name);
+    try {
+      await this.o.client.create(resourceOfKind('Event'), event);
+      this.recorded.add(name);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 409) this.recorded.add(name);
+      // Otherwise (namespace going away, API restarting) the next sync tries again.
+    }
+  }
+}

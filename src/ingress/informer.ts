@@ -1,0 +1,56 @@
+// A client-go style informer over the daemon's API: list, then watch from the list's
+// resourceVersion, keeping a local copy of every object. When the stream ends (the daemon
+// restarted) it lists again and replaces the copy, so deletions during the gap are seen.
+
+import type { ResourceType } from '../api/resources.ts';
+import type { KubeObject } from '../api/types.ts';
+import type { ApiClient } from '../apiserver/client.ts';
+
+export class Informer<T extends KubeObject> {
+  readonly items = new Map<string, T>();
+  private stopWatch?: () => void;
+  private stopped = false;
+  private retry?: NodeJS.Timeout;
+  /** True once the first list has arrived. */
+  synced = false;
+
+  constructor(private readonly client: ApiClient, private readonly rt: ResourceType, private readonly changed: () => void, private readonly log: (l: string) => void) {}
+
+  async start(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const list = await this.client.list<T>(this.rt);
+      this.items.clear();
+      for (const o of list.items) this.items.set(keyOf(o), { ...o, kind: this.rt.kind });
+      this.synced = true;
+      this.changed();
+      this.stopWatch = await this.client.watch(this.rt, undefined, { resourceVersion: list.metadata.resourceVersion }, (e) => {
+        const o = e.object as T;
+        if (e.type === 'DELETED') this.items.delete(keyOf(o));
+        else this.items.set(keyOf(o), o);
+        this.changed();
+      }, () => this.again());
+    } catch (e) {
+      this.log(`watching ${this.rt.plural}: ${e instanceof Error ? e.message : String(e)}; retrying`);
+      this.again();
+    }
+  }
+
+  private again(): void {
+    if (this.stopped || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.start();
+    }, 500);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.stopWatch?.();
+  }
+}
+
+export function keyOf(o: KubeObject): string {
+  return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
+}

@@ -1,0 +1,248 @@
+// The routing table of the ingress controller: a pure function of the Ingresses it serves
+// and the Services, EndpointSlices and Secrets they name. Every problem (a missing Service,
+// an unknown port name, a path ingress-nginx would refuse, a conflict with an older Ingress)
+// is reported against its Ingress and costs only that rule: the valid rest is served.
+
+import type { EndpointSlice, Ingress, IngressBackend, Service } from '../api/types.ts';
+import { byPrecedence, compilePath, hostMatches, pathMatches, type PathMatcher } from './paths.ts';
+
+export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
+
+/** Where a path's requests go: a Service port and its ready endpoints (ip:port). */
+export interface Upstream {
+  /** namespace/service:port, as ingress-nginx names upstreams (its metrics' `service` label is the Service). */
+  name: string;
+  namespace: string;
+  service: string;
+  endpoints: string[];
+  /** Why there is no endpoint to send to (503), when that is so. */
+  unavailable?: string;
+}
+
+/** Per-Ingress settings (ingress-nginx's annotation names, so existing manifests keep working). */
+export interface RouteOptions {
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  bodyLimit: number;
+  sslRedirect: boolean;
+}
+
+export const DEFAULT_OPTIONS: RouteOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 60_000, bodyLimit: 1024 * 1024, sslRedirect: true };
+
+export interface Route extends PathMatcher {
+  /** The rule's host ('' for a host-less rule or the default backend). */
+  host: string;
+  ingress: { namespace: string; name: string };
+  upstream: Upstream;
+  options: RouteOptions;
+  /** This route's host has TLS: plain HTTP to it is redirected (308) unless the Ingress says not to. */
+  tls: boolean;
+}
+
+export interface HostRoutes {
+  host: string;
+  routes: Route[];
+}
+
+export interface RouteTable {
+  /** Precise hosts. */
+  hosts: Map<string, HostRoutes>;
+  /** Wildcard hosts, by the suffix after `*.`. */
+  wildcards: Map<string, HostRoutes>;
+  /** Rules without a host: every Host that no precise or wildcard rule names. */
+  anyHost: HostRoutes;
+  defaultBackend?: Route;
+  /** TLS hosts (precise or wildcard) -> namespace/secret name. */
+  tls: Map<string, string>;
+}
+
+export interface Problem {
+  ingress: { namespace: string; name: string; uid?: string };
+  reason: string;
+  message: string;
+}
+
+export interface RouteInput {
+  ingresses: Ingress[];
+  services: Service[];
+  slices: EndpointSlice[];
+  /** namespace/name of the TLS Secrets that are present and valid (tls.ts decides). */
+  usableSecrets: Set<string>;
+}
+
+function duration(v: string | undefined, fallbackMs: number): number {
+  const n = Number(v);
+  return v !== undefined && Number.isFinite(n) && n > 0 ? n * 1000 : fallbackMs;
+}
+
+/** nginx sizes: 8m, 512k, 1g, or bytes; 0 = unlimited. */
+export function parseSize(v: string | undefined, fallback: number): number {
+  const m = v === undefined ? null : /^\s*(\d+)\s*([kmg]?)\s*$/i.exec(v);
+  if (!m) return fallback;
+  const n = Number(m[1]) * { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return n === 0 ? Infinity : n;
+}
+
+export function routeOptions(ing: Ingress): RouteOptions {
+  const a = (k: string) => ing.metadata.annotations?.[ANNOTATION_PREFIX + k];
+  return {
+    connectTimeoutMs: duration(a('proxy-connect-timeout'), DEFAULT_OPTIONS.connectTimeoutMs),
+    readTimeoutMs: duration(a('proxy-read-timeout'), DEFAULT_OPTIONS.readTimeoutMs),
+    bodyLimit: parseSize(a('proxy-body-size'), DEFAULT_OPTIONS.bodyLimit),
+    sslRedirect: a('ssl-redirect') !== 'false',
+  };
+}
+
+/** ingress-nginx's strict path validation: Exact and Prefix paths are plain path characters. */
+const SAFE_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
+
+const key = (o: { metadata: { namespace?: string; name: string } }) => `${o.metadata.namespace}/${o.metadata.name}`;
+
+/** Oldest first, then by namespace/name: the order in which Ingresses claim a host and path. */
+export function byAge(a: Ingress, b: Ingress): number {
+  return (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || key(a).localeCompare(key(b));
+}
+
+/** A Service port's ready endpoints, from the Service's EndpointSlices. */
+function resolveUpstream(ing: Ingress, backend: IngressBackend, services: Map<string, Service>, slicesOf: Map<string, EndpointSlice[]>, problem: (reason: string, message: string) => void): Upstream | undefined {
+  const ns = ing.metadata.namespace!;
+  if (!backend.service) {
+    problem('UnsupportedBackend', `backend ${JSON.stringify(backend.resource?.kind ?? 'resource')}: only Service backends are supported`);
+    return undefined;
+  }
+  const { name, port } = backend.service;
+  const portText = port.name ?? String(port.number);
+  const upstream: Upstream = { name: `${ns}/${name}:${portText}`, namespace: ns, service: name, endpoints: [] };
+  const svc = services.get(`${ns}/${name}`);
+  if (!svc) {
+    problem('ServiceNotFound', `service ${ns}/${name} not found: requests for it are answered 503`);
+    return { ...upstream, unavailable: `service ${ns}/${name} not found` };
+  }
+  const sp = (svc.spec.ports ?? []).find((p) => (port.name !== undefined ? p.name === port.name : p.port === port.number));
+  if (!sp) {
+    const known = (svc.spec.ports ?? []).map((p) => (port.name !== undefined ? p.name ?? '<unnamed>' : String(p.port))).join(', ') || 'none';
+    problem('PortNotFound', `service ${ns}/${name} has no port ${port.name !== undefined ? `named ${JSON.stringify(port.name)}` : port.number} (it has ${known}): requests for it are answered 503`);
+    return { ...upstream, unavailable: `service ${ns}/${name} has no port ${portText}` };
+  }
+  const seen = new Set<string>();
+  for (const slice of slicesOf.get(`${ns}/${name}`) ?? []) {
+    const ep = (slice.ports ?? []).find((p) => (p.name ?? '') === (sp.name ?? ''));
+    if (!ep?.port || (slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6')) continue;
+    for (const e of slice.endpoints) {
+      if (e.conditions.ready === false) continue;
+      const addr = slice.addressType === 'IPv6' ? `[${e.addresses[0]}]:${ep.port}` : `${e.addresses[0]}:${ep.port}`;
+      seen.add(addr);
+    }
+  }
+  upstream.endpoints = [...seen].sort();
+  if (!upstream.endpoints.length) upstream.unavailable = `service ${ns}/${name} has no ready endpoints`;
+  return upstream;
+}
+
+export function emptyTable(): RouteTable {
+  return { hosts: new Map(), wildcards: new Map(), anyHost: { host: '', routes: [] }, tls: new Map() };
+}
+
+/** One backend of an Ingress resolved on its own (for `describe ingress`): its endpoints, or why none. */
+export function upstreamOf(ing: Ingress, backend: IngressBackend, services: Service[], slices: EndpointSlice[]): Upstream | string {
+  let why = '';
+  const up = resolveUpstream(ing, backend, new Map(services.map((s) => [key(s), s])), indexSlices(slices), (_r, m) => (why ||= m));
+  return why || up!;
+}
+
+function indexSlices(slices: EndpointSlice[]): Map<string, EndpointSlice[]> {
+  const bySvc = new Map<string, EndpointSlice[]>();
+  for (const s of slices) {
+    const svc = s.metadata.labels?.['kubernetes.io/service-name'];
+    if (svc) bySvc.set(`${s.metadata.namespace}/${svc}`, [...(bySvc.get(`${s.metadata.namespace}/${svc}`) ?? []), s]);
+  }
+  return bySvc;
+}
+
+/** Builds the table from the Ingresses this controller serves (the caller filters by class). */
+export function buildRoutes(input: RouteInput): { table: RouteTable; problems: Problem[] } {
+  const services = new Map(input.services.map((s) => [key(s), s]));
+  const slicesOf = indexSlices(input.slices);
+  const problems: Problem[] = [];
+  const table = emptyTable();
+  const claimed = new Map<string, Ingress>(); // host + path + pathType -> the Ingress serving it
+
+  for (const ing of [...input.ingresses].sort(byAge)) {
+    const ref = { namespace: ing.metadata.namespace!, name: ing.metadata.name, uid: ing.metadata.uid };
+    const problem = (reason: string, message: string) => problems.push({ ingress: ref, reason, message });
+    const options = routeOptions(ing);
+    const tlsHosts = new Set<string>();
+    for (const t of ing.spec.tls ?? []) {
+      const secret = t.secretName ? `${ref.namespace}/${t.secretName}` : undefined;
+      for (const h of t.hosts ?? []) {
+        tlsHosts.add(h);
+        if (!secret || !input.usableSecrets.has(secret)) continue; // the default certificate (tls.ts reports why)
+        const owner = table.tls.get(h);
+        if (owner && owner !== secret) problem('TLSConflict', `TLS host ${h}: already served with secret ${owner} by an older Ingress; ${secret} is not used for it`);
+        else table.tls.set(h, secret);
+      }
+    }
+    const upstreamFor = (backend: IngressBackend) => resolveUpstream(ing, backend, services, slicesOf, problem);
+
+    if (ing.spec.defaultBackend) {
+      const upstream = upstreamFor(ing.spec.defaultBackend);
+      if (upstream) {
+        if (table.defaultBackend) problem('DefaultBackendConflict', `defaultBackend: the default backend is already ${table.defaultBackend.upstream.name} from the older Ingress ${table.defaultBackend.ingress.namespace}/${table.defaultBackend.ingress.name}`);
+        else table.defaultBackend = { ...compilePath('/', 'Prefix'), host: '', ingress: ref, upstream, options, tls: false };
+      }
+    }
+    (ing.spec.rules ?? []).forEach((rule, i) => {
+      const host = rule.host ?? '';
+      const tls = host !== '' && [...tlsHosts].some((h) => h === host || hostMatches(h, host));
+      (rule.http?.paths ?? []).forEach((p, j) => {
+        const where = `spec.rules[${i}].http.paths[${j}]`;
+        if (p.pathType !== 'ImplementationSpecific' && !SAFE_PATH.test(p.path ?? '')) {
+          problem('InvalidPath', `${where}: path ${JSON.stringify(p.path)} of pathType ${p.pathType} may only contain letters, digits and - . _ ~ / (use ImplementationSpecific for anything else): this path is not served`);
+          return;
+        }
+        const upstream = upstreamFor(p.backend);
+        if (!upstream) return;
+        const claim = `${host} ${p.pathType} ${p.path ?? '/'}`;
+        const owner = claimed.get(claim);
+        if (owner && owner !== ing) {
+          problem('PathConflict', `${where}: host ${JSON.stringify(host || '*')} path ${p.path ?? '/'} (${p.pathType}) is already served by the older Ingress ${key(owner)}: this path is not served`);
+          return;
+        }
+        claimed.set(claim, ing);
+        const group = host === '' ? table.anyHost : hostGroup(host.startsWith('*.') ? table.wildcards : table.hosts, host.startsWith('*.') ? host.slice(2) : host);
+        group.routes.push({ ...compilePath(p.path, p.pathType), host, ingress: ref, upstream, options, tls: tls && options.sslRedirect });
+      });
+    });
+  }
+  for (const g of [table.anyHost, ...table.hosts.values(), ...table.wildcards.values()]) g.routes.sort(byPrecedence);
+  return { table, problems };
+}
+
+function hostGroup(map: Map<string, HostRoutes>, host: string): HostRoutes {
+  let g = map.get(host);
+  if (!g) map.set(host, (g = { host, routes: [] }));
+  return g;
+}
+
+/**
+ * The route for a request: the precise host's rules, else the wildcard's (one label), else
+ * the host-less rules; within them the first path that matches in precedence order; else
+ * the default backend. Undefined means 404.
+ */
+export function matchRoute(table: RouteTable, host: string, path: string): Route | undefined {
+  let group = table.hosts.get(host);
+  if (!group) {
+    const dot = host.indexOf('.');
+    group = dot > 0 ? table.wildcards.get(host.slice(dot + 1)) : undefined;
+  }
+  for (const r of (group ?? table.anyHost).routes) if (pathMatches(r, path)) return r;
+  return table.defaultBackend;
+}
+
+/** The TLS Secret for an SNI name: the precise host's, else its one-label wildcard's. */
+export function secretForServerName(table: RouteTable, name: string): string | undefined {
+  const precise = table.tls.get(name);
+  if (precise) return precise;
+  const dot = name.indexOf('.');
+  return dot > 0 ? table.tls.get(`*.${name.slice(dot + 1)}`) : undefined;
+}

@@ -1,0 +1,241 @@
+// The ingress routing table as plain data: the Kubernetes documentation's path-matching
+// table, hosts and wildcards, precedence, backends by port name and number, problems, TLS.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { EndpointSlice, Ingress, IngressClass, PathType, Secret, Service } from '../src/api/types.ts';
+import { validate } from '../src/api/validation.ts';
+import { admitIngress, admitSecret } from '../src/apiserver/admission.ts';
+import { servedBy } from '../src/ingress/classes.ts';
+import { hostMatches, requestHost, requestPath } from '../src/ingress/paths.ts';
+import { buildRoutes, matchRoute, parseSize, secretForServerName } from '../src/ingress/routes.ts';
+import { loadCertificate, loadTls } from '../src/ingress/tls.ts';
+
+let n = 0;
+function ingress(rules: Array<{ host?: string; paths: Array<[string, PathType, string, (number | string)?]> }>, extra: Partial<Ingress['spec']> = {}, meta: Partial<Ingress['metadata']> = {}): Ingress {
+  n++;
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name: `ing-${n}`, namespace: 'default', uid: `uid-${n}`, creationTimestamp: `2026-01-01T00:00:${String(n).padStart(2, '0')}Z`, ...meta },
+    spec: {
+      rules: rules.map((r) => ({ host: r.host, http: { paths: r.paths.map(([path, pathType, svc, port]) => ({ path, pathType, backend: { service: { name: svc, port: typeof port === 'string' ? { name: port } : { number: port ?? 80 } } } })) } })),
+      ...extra,
+    },
+  };
+}
+
+function service(name: string, ports: Array<{ name?: string; port: number }> = [{ port: 80 }]): Service {
+  return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { ports } };
+}
+
+function slice(svc: string, ips: string[], port = 8080, portName = '', notReady: string[] = []): EndpointSlice {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: `${svc}-abc`, namespace: 'default', labels: { 'kubernetes.io/service-name': svc } },
+    addressType: 'IPv4',
+    ports: [{ name: portName, port, protocol: 'TCP' }],
+    endpoints: [...ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })), ...notReady.map((ip) => ({ addresses: [ip], conditions: { ready: false, terminating: true } }))],
+  };
+}
+
+/** Services a..z with one endpoint each named after the Service, so a match names its backend. */
+const names = ['a', 'b', 'c', 'd', 'e'];
+const world = { services: names.map((s) => service(s)), slices: names.map((s, i) => slice(s, [`10.244.1.${i + 1}`])), usableSecrets: new Set<string>() };
+const routed = (ings: Ingress[], host: string, path: string) => {
+  const { table } = buildRoutes({ ingresses: ings, ...world });
+  return matchRoute(table, host, path)?.upstream.service;
+};
+
+test('the documentation table of path matches (kubernetes.io, Ingress "Examples")', () => {
+  const cases: Array<[Array<[string, PathType]>, string, boolean, string?]> = [
+    [[['/', 'Prefix']], '/anything/at/all', true],
+    [[['/foo', 'Exact']], '/foo', true],
+    [[['/foo', 'Exact']], '/bar', false],
+    [[['/foo', 'Exact']], '/foo/', false],
+    [[['/foo/', 'Exact']], '/foo', false],
+    [[['/foo', 'Prefix']], '/foo', true],
+    [[['/foo', 'Prefix']], '/foo/', true],
+    [[['/foo/', 'Prefix']], '/foo', true],
+    [[['/foo/', 'Prefix']], '/foo/', true],
+    [[['/aaa/bb', 'Prefix']], '/aaa/bbb', false],
+    [[['/aaa/bbb', 'Prefix']], '/aaa/bbb', true],
+    [[['/aaa/bbb/', 'Prefix']], '/aaa/bbb', true],
+    [[['/aaa/bbb', 'Prefix']], '/aaa/bbb/', true],
+    [[['/aaa/bbb', 'Prefix']], '/aaa/bbb/ccc', true],
+    [[['/aaa/bbb', 'Prefix']], '/aaa/bbbxyz', false],
+    [[['/', 'Prefix'], ['/aaa', 'Prefix']], '/aaa/ccc', true, '/aaa'],
+    [[['/', 'Prefix'], ['/aaa', 'Prefix'], ['/aaa/bbb', 'Prefix']], '/aaa/bbb', true, '/aaa/bbb'],
+    [[['/', 'Prefix'], ['/aaa', 'Prefix'], ['/aaa/bbb', 'Prefix']], '/ccc', true, '/'],
+    [[['/aaa', 'Prefix']], '/ccc', false],
+    [[['/foo', 'Prefix'], ['/foo', 'Exact']], '/foo', true, '/foo Exact'],
+  ];
+  for (const [paths, request, matches, winner] of cases) {
+    const ing = ingress([{ paths: paths.map(([p, t], i) => [p, t, names[i]!]) }]);
+    const { table } = buildRoutes({ ingresses: [ing], ...world });
+    const route = matchRoute(table, 'example.com', request);
+    const label = `${paths.map(([p, t]) => `${p} (${t})`).join(', ')} vs ${request}`;
+    assert.equal(Boolean(route), matches, label);
+    if (winner) assert.equal(`${route!.path}${winner.includes(' ') ? ` ${route!.pathType}` : ''}`, winner, label);
+  }
+});
+
+test('longest path first; at equal paths Exact over Prefix over ImplementationSpecific', () => {
+  const ing = ingress([{ paths: [['/foo', 'ImplementationSpecific', 'c'], ['/foo', 'Prefix', 'b'], ['/foo', 'Exact', 'a'], ['/foo/', 'Prefix', 'd']] }]);
+  assert.equal(routed([ing], 'x', '/foo'), 'd', '/foo/ is longer than /foo and, element-wise, matches /foo');
+  const ing2 = ingress([{ paths: [['/foo', 'ImplementationSpecific', 'c'], ['/foo', 'Prefix', 'b'], ['/foo', 'Exact', 'a']] }]);
+  assert.equal(routed([ing2], 'x', '/foo'), 'a');
+  assert.equal(routed([ing2], 'x', '/foo/x'), 'b');
+  assert.equal(routed([ing2], 'x', '/foobar'), 'c', 'ImplementationSpecific is a plain string prefix, as in ingress-nginx');
+});
+
+test('hosts: precise, wildcard covering exactly one label, host-less rules for the rest', () => {
+  const ing = ingress([
+    { host: 'foo.bar.com', paths: [['/', 'Prefix', 'a']] },
+    { host: '*.bar.com', paths: [['/', 'Prefix', 'b']] },
+    { paths: [['/', 'Prefix', 'c']] },
+  ]);
+  assert.equal(routed([ing], 'foo.bar.com', '/'), 'a');
+  assert.equal(routed([ing], 'baz.bar.com', '/'), 'b', 'one label in front of bar.com');
+  assert.equal(routed([ing], 'baz.foo.bar.com', '/'), 'c', 'a wildcard covers one label only');
+  assert.equal(routed([ing], 'bar.com', '/'), 'c', 'nor zero labels');
+  assert.equal(routed([ing], 'other.org', '/x'), 'c');
+  assert.equal(hostMatches('*.bar.com', 'a.bar.com'), true);
+  assert.equal(hostMatches('*.bar.com', 'a.b.bar.com'), false);
+  assert.equal(requestHost('Foo.Bar.com:8080'), 'foo.bar.com');
+  assert.equal(requestPath('/a//b?x=1'), '/a/b');
+});
+
+test('a host that matched keeps to its own rules, then the default backend, then 404', () => {
+  const ing = ingress([{ host: 'foo.com', paths: [['/api', 'Prefix', 'a']] }, { paths: [['/', 'Prefix', 'b']] }]);
+  assert.equal(routed([ing], 'foo.com', '/other'), undefined, 'no fall-through to host-less rules (ingress-nginx: server per host)');
+  const withDefault = ingress([{ host: 'foo.com', paths: [['/api', 'Prefix', 'a']] }], { defaultBackend: { service: { name: 'e', port: { number: 80 } } } });
+  assert.equal(routed([withDefault], 'foo.com', '/other'), 'e');
+  assert.equal(routed([withDefault], 'nothing.org', '/'), 'e');
+});
+
+test('several Ingresses share a host; for the same path the oldest wins and the other is told', () => {
+  const older = ingress([{ host: 'shop.com', paths: [['/cart', 'Prefix', 'a']] }]);
+  const newer = ingress([{ host: 'shop.com', paths: [['/pay', 'Prefix', 'b'], ['/cart', 'Prefix', 'c']] }]);
+  const { table, problems } = buildRoutes({ ingresses: [newer, older], ...world });
+  assert.equal(matchRoute(table, 'shop.com', '/cart/1')?.upstream.service, 'a');
+  assert.equal(matchRoute(table, 'shop.com', '/pay')?.upstream.service, 'b');
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.ingress.name, newer.metadata.name);
+  assert.match(problems[0]!.message, new RegExp(`already served by the older Ingress default/${older.metadata.name}`));
+});
+
+test('backends by port number and by name; endpoints are the ready ones, by the slice port of that name', () => {
+  const svc = service('web', [{ name: 'http', port: 80 }, { name: 'admin', port: 9000 }]);
+  const slices = [{ ...slice('web', ['10.244.1.7', '10.244.2.9'], 8080, 'http', ['10.244.1.8']) }, { ...slice('web', ['10.244.1.7'], 9090, 'admin'), metadata: { name: 'web-2', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } } }];
+  const ing = ingress([{ paths: [['/', 'Prefix', 'web', 80], ['/admin', 'Prefix', 'web', 'admin']] }]);
+  const { table, problems } = buildRoutes({ ingresses: [ing], services: [svc], slices, usableSecrets: new Set() });
+  assert.deepEqual(problems, []);
+  assert.deepEqual(matchRoute(table, 'x', '/')!.upstream.endpoints, ['10.244.1.7:8080', '10.244.2.9:8080'], 'the terminating 10.244.1.8 is left out');
+  assert.deepEqual(matchRoute(table, 'x', '/admin/x')!.upstream.endpoints, ['10.244.1.7:9090']);
+});
+
+test('problems: missing Service, unknown port, unsafe path; each costs only its rule', () => {
+  const ing = ingress([{ paths: [['/ok', 'Prefix', 'a'], ['/gone', 'Prefix', 'nope'], ['/port', 'Prefix', 'a', 'metrics'], ['/bad;x', 'Prefix', 'a'], ['/re(.*)', 'ImplementationSpecific', 'b']] }]);
+  const { table, problems } = buildRoutes({ ingresses: [ing], ...world });
+  assert.deepEqual(problems.map((p) => p.reason).sort(), ['InvalidPath', 'PortNotFound', 'ServiceNotFound']);
+  assert.match(problems.find((p) => p.reason === 'ServiceNotFound')!.message, /service default\/nope not found/);
+  assert.match(problems.find((p) => p.reason === 'PortNotFound')!.message, /no port named "metrics" \(it has <unnamed>\)/);
+  assert.match(problems.find((p) => p.reason === 'InvalidPath')!.message, /spec\.rules\[0\]\.http\.paths\[3\]: path "\/bad;x"/);
+  assert.equal(matchRoute(table, 'x', '/ok')!.upstream.service, 'a');
+  assert.equal(matchRoute(table, 'x', '/gone')!.upstream.unavailable, 'service default/nope not found', 'a missing Service answers 503');
+  assert.equal(matchRoute(table, 'x', '/bad;x'), undefined);
+  assert.equal(matchRoute(table, 'x', '/re(.*)/y')!.upstream.service, 'b');
+});
+
+test('API validation: upstream path rules per pathType, hosts, backends, class annotation', () => {
+  const errs = (ing: Ingress) => validate(ing).map((e) => `${e.field}: ${e.detail}`);
+  assert.deepEqual(errs(ingress([{ paths: [['/a', 'Prefix', 'a']] }])), []);
+  assert.match(errs(ingress([{ paths: [['a', 'Exact', 'a']] }]))[0]!, /paths\[0\]\.path: Invalid value: "a": must be an absolute path/);
+  assert.match(errs(ingress([{ paths: [['/a//b', 'Prefix', 'a']] }]))[0]!, /must not contain '\/\/'/);
+  assert.match(errs(ingress([{ paths: [['/a/..', 'Prefix', 'a']] }]))[0]!, /cannot end with '\/\.\.'/);
+  assert.deepEqual(errs(ingress([{ paths: [['/a//b', 'ImplementationSpecific', 'a']] }])), []);
+  assert.match(errs(ingress([{ paths: [['/a', 'Regex' as PathType, 'a']] }]))[0]!, /pathType: Unsupported value: "Regex"/);
+  assert.match(errs(ingress([{ host: '10.0.0.1', paths: [['/', 'Prefix', 'a']] }]))[0]!, /host: Invalid value: "10.0.0.1": must be a DNS name, not an IP address/);
+  assert.match(errs(ingress([{ host: '*', paths: [['/', 'Prefix', 'a']] }]))[0]!, /host: Invalid value: "\*"/);
+  assert.deepEqual(errs(ingress([{ host: '*.foo.com', paths: [['/', 'Prefix', 'a']] }])), []);
+  assert.match(errs(ingress([]))[0]!, /either `defaultBackend` or `rules` must be specified/);
+  const both = ingress([{ paths: [['/', 'Prefix', 'a']] }]);
+  both.spec.rules![0]!.http!.paths[0]!.backend.service!.port = { name: 'http', number: 80 };
+  assert.match(errs(both)[0]!, /exactly one of name or number/);
+  assert.match(errs(ingress([{ paths: [['/', 'Prefix', 'a']] }], { ingressClassName: 'b' }, { annotations: { 'kubernetes.io/ingress.class': 'a' } }))[0]!, /must match `ingressClassName`/);
+});
+
+const ingressClass = (name: string, controller: string, isDefault = false): IngressClass => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'IngressClass',
+  metadata: { name, annotations: isDefault ? { 'ingressclass.kubernetes.io/is-default-class': 'true' } : {} },
+  spec: { controller },
+});
+
+test('classes: our controller name, the deprecated annotation, the default class', () => {
+  const ours = 'kubewire.dev/ingress-controller';
+  const classes = [ingressClass('kubewire', ours, true), ingressClass('mine', ours), ingressClass('nginx', 'k8s.io/ingress-nginx')];
+  assert.equal(servedBy(ingress([], { ingressClassName: 'mine' }), classes, ours), true);
+  assert.equal(servedBy(ingress([], { ingressClassName: 'nginx' }), classes, ours), false, 'another controller\'s class is left alone');
+  assert.equal(servedBy(ingress([], { ingressClassName: 'absent' }), classes, ours), false);
+  assert.equal(servedBy(ingress([], {}, { annotations: { 'kubernetes.io/ingress.class': 'mine' } }), classes, ours), true);
+  assert.equal(servedBy(ingress([], {}, { annotations: { 'kubernetes.io/ingress.class': 'nginx' } }), classes, ours), false);
+  assert.equal(servedBy(ingress([]), classes, ours), true, 'class-less, and our class is the default');
+  assert.equal(servedBy(ingress([]), [ingressClass('kubewire', ours)], ours), false, 'class-less, no default class');
+  assert.equal(admitIngress(ingress([]), classes).spec.ingressClassName, 'kubewire');
+  assert.throws(() => admitIngress(ingress([]), [...classes, ingressClass('other', ours, true)]), /2 default IngressClasses were found/);
+});
+
+test('TLS Secrets: loaded, checked (key mismatch, garbage, wrong type, missing), chosen by SNI with wildcards', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const make = (name: string, san: string) => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`, '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`)], { stdio: 'ignore' });
+    return { crt: readFileSync(join(dir, `${name}.crt`), 'utf8'), key: readFileSync(join(dir, `${name}.key`), 'utf8') };
+  };
+  const foo = make('foo', 'DNS:foo.com');
+  const wild = make('wild', 'DNS:*.bar.com');
+  const secret = (name: string, data: Record<string, string>, type = 'kubernetes.io/tls'): Secret => admitSecret({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default' }, type, stringData: data });
+  const secrets = [
+    secret('foo', { 'tls.crt': foo.crt, 'tls.key': foo.key }),
+    secret('wild', { 'tls.crt': wild.crt, 'tls.key': wild.key }),
+    secret('mismatch', { 'tls.crt': foo.crt, 'tls.key': wild.key }),
+    secret('garbage', { 'tls.crt': 'hello', 'tls.key': 'world' }),
+    secret('opaque', { 'tls.crt': foo.crt, 'tls.key': foo.key }, 'Opaque'),
+  ];
+  assert.match(loadCertificate(secrets[2]!) as string, /tls\.key does not belong to tls\.crt/);
+  assert.match(loadCertificate(secrets[3]!) as string, /tls\.crt is not a PEM certificate/);
+  assert.match(loadCertificate(secrets[4]!) as string, /of type "Opaque", not kubernetes\.io\/tls/);
+  const ing = ingress([{ host: 'foo.com', paths: [['/', 'Prefix', 'a']] }, { host: 'x.bar.com', paths: [['/', 'Prefix', 'a']] }], {
+    tls: [{ hosts: ['foo.com'], secretName: 'foo' }, { hosts: ['*.bar.com'], secretName: 'wild' }, { hosts: ['m.com'], secretName: 'mismatch' }, { hosts: ['g.com'], secretName: 'missing' }, { hosts: ['other.com'], secretName: 'foo' }],
+  });
+  const tls = loadTls([ing], secrets);
+  assert.deepEqual([...tls.certificates.keys()].sort(), ['default/foo', 'default/wild']);
+  assert.deepEqual(tls.problems.map((p) => p.reason), ['BadTLSSecret', 'BadTLSSecret', 'TLSHostMismatch']);
+  assert.match(tls.problems[1]!.message, /secret default\/missing not found: hosts g\.com get the default certificate/);
+  assert.match(tls.problems[2]!.message, /is for foo\.com, not other\.com/);
+  const { table } = buildRoutes({ ingresses: [ing], ...world, usableSecrets: new Set(tls.certificates.keys()) });
+  assert.equal(secretForServerName(table, 'foo.com'), 'default/foo');
+  assert.equal(secretForServerName(table, 'x.bar.com'), 'default/wild');
+  assert.equal(secretForServerName(table, 'a.x.bar.com'), undefined, 'wildcards cover one label');
+  assert.equal(secretForServerName(table, 'm.com'), undefined, 'an unusable secret leaves the host to the default certificate');
+  assert.equal(matchRoute(table, 'foo.com', '/')!.tls, true, 'a TLS host: plain HTTP is redirected');
+});
+
+test('annotations: sizes and timeouts as ingress-nginx spells them', () => {
+  assert.equal(parseSize('8m', 0), 8 * 1024 * 1024);
+  assert.equal(parseSize('512k', 0), 512 * 1024);
+  assert.equal(parseSize('0', 5), Infinity);
+  assert.equal(parseSize('lots', 5), 5);
+  const ing = ingress([{ paths: [['/', 'Prefix', 'a']] }], {}, { annotations: { 'nginx.ingress.kubernetes.io/proxy-read-timeout': '3', 'nginx.ingress.kubernetes.io/ssl-redirect': 'false' } });
+  const r = buildRoutes({ ingresses: [ing], ...world }).table.anyHost.routes[0]!;
+  assert.equal(r.options.readTimeoutMs, 3000);
+  assert.equal(r.options.sslRedirect, false);
+  assert.equal(r.options.connectTimeoutMs, 5000);
+});

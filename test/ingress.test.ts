@@ -1,0 +1,412 @@
+// Ingress on a running cluster, requests from the `external` namespace to the node IPs:
+// status, path and host rules, named ports, default backend, 404/503, spread over every
+// endpoint, forwarding headers, TLS by SNI with certificates made here, the HTTP->HTTPS
+// redirect, upgrades, classes, bad input reported while the rest works, metrics, a
+// configuration change under an in-flight request, a killed controller restarted, and a
+// rolling replacement of the backend under steady load with no failed request.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Ingress, Pod } from '../src/api/types.ts';
+import { NOT_ROOT } from './helpers.ts';
+import { Kube, waitFor } from './kube.ts';
+
+const NODE_IPS = ['172.18.0.11', '172.18.0.12'];
+
+/** A backend with what the built-in workloads lack: upgrades (echoing), a slow path, its own name. */
+const BACKEND_SCRIPT = `
+const http = require('node:http');
+const name = require('node:os').hostname() + ':' + process.pid;
+const s = http.createServer((q, r) => {
+  if (q.url.startsWith('/slow')) return setTimeout(() => r.end('slow done'), 1500);
+  r.end('plain ' + name);
+});
+s.on('upgrade', (q, sock) => {
+  sock.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: ' + q.headers.upgrade + '\\r\\nConnection: Upgrade\\r\\n\\r\\n');
+  sock.on('data', (d) => sock.write('echo:' + d));
+});
+s.listen(9000);
+`;
+
+const MANIFEST = `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: netexec
+        image: registry.k8s.io/e2e-test-images/agnhost:2.47
+        args: [netexec, --http-port=8080]
+        ports: [{containerPort: 8080, name: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: other}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: other}}
+  template:
+    metadata: {labels: {app: other}}
+    spec:
+      containers:
+      - name: hello
+        image: hello
+        ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other}
+spec:
+  selector: {app: other}
+  ports: [{port: 8000, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty}
+spec:
+  selector: {app: nothing}
+  ports: [{port: 80}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ws}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: ws}}
+  template:
+    metadata: {labels: {app: ws}}
+    spec:
+      containers:
+      - name: ws
+        image: node
+        command: [${JSON.stringify(process.execPath)}, -e, ${JSON.stringify(BACKEND_SCRIPT)}]
+        ports: [{containerPort: 9000, name: ws}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ws}
+spec:
+  selector: {app: ws}
+  ports: [{name: ws, port: 80, targetPort: ws}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: main}
+spec:
+  defaultBackend: {service: {name: other, port: {number: 8000}}}
+  rules:
+  - host: web.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}
+      - {path: /exact, pathType: Exact, backend: {service: {name: other, port: {number: 8000}}}}
+      - {path: /aaa/bbb, pathType: Prefix, backend: {service: {name: other, port: {number: 8000}}}}
+      - {path: /empty, pathType: Prefix, backend: {service: {name: empty, port: {number: 80}}}}
+  - host: "*.wild.example.com"
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: other, port: {number: 8000}}}}
+  - host: ws.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: ws, port: {name: ws}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shared}
+spec:
+  rules:
+  - host: web.example.com
+    http:
+      paths:
+      - {path: /shared, pathType: Prefix, backend: {service: {name: other, port: {number: 8000}}}}
+`;
+
+describe('Ingress', { skip: NOT_ROOT }, () => {
+  const cluster = `kwi${process.pid % 100000}`;
+  let stateDir: string;
+  let certDir: string;
+  let kube: Kube;
+  let webPods: Pod[];
+
+  /** curl from outside the cluster; returns "STATUS BODY". */
+  const curl = async (url: string, ...args: string[]): Promise<string> => {
+    const r = await kube.run(['exec', '--external', '--', 'curl', '-s', '-m', '5', '-w', ' %{http_code}', ...args, url]);
+    const out = r.stdout;
+    const i = out.lastIndexOf(' ');
+    return `${out.slice(i + 1)} ${out.slice(0, i)}`;
+  };
+  const get = (host: string, path: string, node = 0, ...args: string[]) => curl(`http://${NODE_IPS[node]}${path}`, '-H', `Host: ${host}`, ...args);
+  const cert = (name: string, san: string) => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`, '-keyout', join(certDir, `${name}.key`), '-out', join(certDir, `${name}.crt`)], { stdio: 'ignore' });
+    const b64 = (f: string) => readFileSync(join(certDir, f)).toString('base64');
+    return `apiVersion: v1\nkind: Secret\nmetadata: {name: ${name}}\ntype: kubernetes.io/tls\ndata: {tls.crt: ${b64(`${name}.crt`)}, tls.key: ${b64(`${name}.key`)}}\n`;
+  };
+  const ingressEvents = async (name: string) => {
+    const ing = await kube.json<Ingress>('get', 'ingress', name);
+    return (await kube.json<{ items: Array<{ reason: string; message: string }> }>('get', 'events', '--field-selector', `involvedObject.uid=${ing.metadata.uid}`)).items;
+  };
+
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'kwt-ing-'));
+    certDir = mkdtempSync(join(tmpdir(), 'kwt-ingcert-'));
+    kube = new Kube(cluster, stateDir);
+    await kube.ok('up');
+    await kube.apply(MANIFEST);
+    for (const d of ['web', 'other', 'ws']) await kube.ok('rollout', 'status', `deployment/${d}`, '--timeout', '30s');
+    webPods = (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', 'app=web')).items;
+    await waitFor('the ingress to serve web.example.com', async () => (await get('web.example.com', '/hostname')).startsWith('200 '));
+  });
+  after(async () => {
+    await kube.run(['down']);
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(certDir, { recursive: true, force: true });
+  });
+
+  test('each node runs a controller; the Ingress is published with every node IP and the default class', async () => {
+    const ing = await waitFor('status', async () => {
+      const i = await kube.json<Ingress>('get', 'ingress', 'main');
+      return i.status?.loadBalancer?.ingress?.length ? i : undefined;
+    });
+    assert.deepEqual(ing.status!.loadBalancer!.ingress, NODE_IPS.map((ip) => ({ ip })));
+    assert.equal(ing.spec.ingressClassName, 'kubewire', 'the default IngressClass was given at creation');
+    assert.match(await kube.ok('get', 'ingress'), /^main\s+kubewire\s+web\.example\.com,\*\.wild\.example\.com,ws\.example\.com\s+172\.18\.0\.11,172\.18\.0\.12\s+80\s/m);
+    assert.match(await kube.ok('get', 'ingressclass'), /^kubewire\s+kubewire\.dev\/ingress-controller\s/m);
+  });
+
+  test('paths and hosts as the specification says, at every node; several Ingresses share a host', async () => {
+    for (const node of [0, 1]) {
+      assert.match(await get('web.example.com', '/hostname', node), /^200 web-/, 'Prefix / (netexec answers its pod name)');
+      assert.match(await get('web.example.com', '/exact', node), /^200 pod: other-/, 'Exact');
+      assert.match(await get('web.example.com', '/exact/', node), /^404 /, 'Exact /exact does not match /exact/: it falls to Prefix / (netexec: no such page)');
+      assert.match(await get('web.example.com', '/aaa/bbb/ccc', node), /^200 pod: other-/, 'Prefix matches a subpath');
+      assert.match(await get('web.example.com', '/aaa/bbbxyz', node), /^404 /, 'Prefix is element-wise: /aaa/bbbxyz is not under /aaa/bbb (falls to netexec)');
+      assert.match(await get('web.example.com', '/shared/x', node), /^200 pod: other-/, 'a path from the second Ingress on the same host');
+      assert.match(await get('a.wild.example.com', '/', node), /^200 pod: other-/, 'wildcard host');
+      assert.match(await get('WEB.example.com:80', '/hostname', node), /^200 web-/, 'host matched without case and port');
+    }
+    assert.match(await get('a.b.wild.example.com', '/'), /^200 pod: other-/, 'a wildcard covers one label only: this goes to the default backend');
+    assert.match(await get('nothing.example.org', '/'), /^200 pod: other-/, 'no rule: the default backend');
+  });
+
+  test('404 without a matching rule and no default backend; 503 for a backend without endpoints', async () => {
+    await kube.apply(MANIFEST.replace('  defaultBackend: {service: {name: other, port: {number: 8000}}}\n', ''));
+    await waitFor('the default backend to go', async () => (await get('nothing.example.org', '/')).startsWith('404 '));
+    assert.match(await get('nothing.example.org', '/'), /^404 .*404 Not Found/s);
+    assert.match(await get('web.example.com', '/empty'), /^503 .*503 Service Temporarily Unavailable/s);
+    await kube.apply(MANIFEST);
+    await waitFor('the default backend back', async () => (await get('nothing.example.org', '/')).startsWith('200 '));
+  });
+
+  test('requests spread over every ready endpoint', async () => {
+    const out = await kube.ok('exec', '--external', '--', 'sh', '-c', `for i in $(seq 30); do curl -s -m 2 -H 'Host: web.example.com' http://${NODE_IPS[0]}/hostname; echo; done`);
+    const seen = new Set(out.split('\n').filter(Boolean));
+    assert.deepEqual([...seen].sort(), webPods.map((p) => p.metadata.name).sort());
+  });
+
+  test("forwarding headers: the client's address, not what the client claims", async () => {
+    const header = (key: string, ...args: string[]) => get('web.example.com', `/header?key=${key}`, 0, ...args);
+    assert.equal(await header('X-Forwarded-For', '-H', 'X-Forwarded-For: 6.6.6.6'), '200 172.18.0.200');
+    assert.equal(await header('X-Real-IP', '-H', 'X-Real-IP: 6.6.6.6'), '200 172.18.0.200');
+    assert.equal(await header('X-Original-Forwarded-For', '-H', 'X-Forwarded-For: 6.6.6.6'), '200 6.6.6.6');
+    assert.equal(await header('X-Forwarded-Proto', '-H', 'X-Forwarded-Proto: https'), '200 http');
+    assert.equal(await header('X-Forwarded-Host'), '200 web.example.com');
+    assert.equal(await header('X-Forwarded-Port'), '200 80');
+    assert.match(await header('X-Request-ID'), /^200 [0-9a-f]{32}$/);
+    assert.equal(await header('Host'), '200 web.example.com');
+    assert.equal(await header('Proxy', '-H', 'Proxy: http://evil'), '200 ', 'httpoxy: never forwarded');
+    // A header the client lists in Connection is hop-by-hop and dropped, but never one of ours.
+    assert.equal(await header('X-Forwarded-For', '-H', 'Connection: close, X-Forwarded-For'), '200 172.18.0.200');
+    assert.equal(await header('X-Custom', '-H', 'Connection: X-Custom', '-H', 'X-Custom: 1'), '200 ');
+  });
+
+  test('TLS: certificates chosen by SNI (wildcards too), the default one otherwise, and HTTP redirected to HTTPS', async () => {
+    await kube.apply(`${cert('web', 'DNS:web.example.com')}---\n${cert('wild', 'DNS:*.wild.example.com')}---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: secure}
+spec:
+  tls:
+  - {hosts: [secure.example.com], secretName: web}
+  - {hosts: ["*.wild.example.com"], secretName: wild}
+  rules:
+  - host: secure.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
+`);
+    // The web certificate names web.example.com, not secure.example.com: served anyway (the user chose it), reported.
+    const served = async (name: string) => {
+      const out = await kube.ok('exec', '--external', '--', 'sh', '-c', `openssl s_client -connect ${NODE_IPS[1]}:443 -servername ${name} </dev/null 2>/dev/null | openssl x509 -noout -subject`);
+      return out.trim();
+    };
+    await waitFor('the secure Ingress', async () => (await served('secure.example.com')).includes('CN = web'));
+    assert.match(await served('a.wild.example.com'), /CN = wild/);
+    assert.match(await served('unknown.example.com'), /Kubernetes Ingress Controller Fake Certificate/);
+    // Verified end to end against the wildcard certificate the test made.
+    writeFileSync(join(certDir, 'ca.pem'), readFileSync(join(certDir, 'wild.crt')));
+    const https = await curl('https://x.wild.example.com/', '--cacert', join(certDir, 'ca.pem'), '--resolve', `x.wild.example.com:443:${NODE_IPS[0]}`);
+    assert.match(https, /^200 pod: other-/);
+    assert.equal((await curl('https://secure.example.com/header?key=X-Forwarded-Proto', '-k', '--resolve', `secure.example.com:443:${NODE_IPS[0]}`)), '200 https');
+    const redirect = await kube.ok('exec', '--external', '--', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', '-H', 'Host: secure.example.com', `http://${NODE_IPS[0]}/a?b=1`);
+    assert.equal(redirect, '308 https://secure.example.com/a?b=1');
+    const events = await ingressEvents('secure');
+    assert.ok(events.some((e) => e.reason === 'TLSHostMismatch' && /is for web\.example\.com, not secure\.example\.com/.test(e.message)), JSON.stringify(events));
+  });
+
+  test('websocket upgrades are tunnelled both ways', async () => {
+    const client = `
+const s = require('node:net').connect(80, ${JSON.stringify(NODE_IPS[1])}, () => s.write('GET /chat HTTP/1.1\\r\\nHost: ws.example.com\\r\\nConnection: Upgrade\\r\\nUpgrade: websocket\\r\\n\\r\\n'));
+let buf = '';
+s.on('data', (d) => {
+  buf += d;
+  if (buf.includes('\\r\\n\\r\\n') && !buf.includes('echo:')) { if (!s.sent) { s.sent = true; s.write('ping'); } }
+  if (buf.includes('echo:ping')) { console.log(buf.split('\\r\\n')[0] + ' | ' + buf.slice(buf.indexOf('echo:'))); process.exit(0); }
+});
+setTimeout(() => { console.log('timeout: ' + buf); process.exit(1); }, 4000);`;
+    const out = await kube.ok('exec', '--external', '--', process.execPath, '-e', client);
+    assert.equal(out.trim(), 'HTTP/1.1 101 Switching Protocols | echo:ping');
+  });
+
+  test("IngressClasses: another controller's class and the deprecated annotation", async () => {
+    await kube.apply(`
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: k8s.io/ingress-nginx}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: theirs}
+spec:
+  ingressClassName: nginx
+  rules: [{host: theirs.example.com, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: other, port: {number: 8000}}}}]}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: annotated
+  annotations: {kubernetes.io/ingress.class: kubewire}
+spec:
+  rules: [{host: annotated.example.com, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}}]
+`);
+    await waitFor('the annotated Ingress', async () => (await get('annotated.example.com', '/hostname')).startsWith('200 web-'));
+    assert.match(await get('theirs.example.com', '/'), /^200 pod: other-/, 'not ours: the host is unknown here, so the default backend answers');
+    const theirs = await kube.json<Ingress>('get', 'ingress', 'theirs');
+    assert.equal(theirs.status?.loadBalancer?.ingress?.length ?? 0, 0, 'no status on an Ingress of another class');
+  });
+
+  test('bad input: the API refuses invalid paths; the controller reports what it cannot serve and serves the rest', async () => {
+    const r = await kube.run(['apply', '-f', '-'], { input: `
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: invalid}
+spec:
+  rules: [{http: {paths: [{path: foo, pathType: Exact, backend: {service: {name: web, port: {number: 80}}}}]}}]
+` });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /document 0 \(Ingress "invalid"\): spec\.rules\[0\]\.http\.paths\[0\]\.path: Invalid value: "foo": must be an absolute path/);
+    await kube.apply(`
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: partly}
+spec:
+  tls: [{hosts: [partly.example.com], secretName: nosuch-tls}]
+  rules:
+  - host: partly.example.com
+    http:
+      paths:
+      - {path: /ok, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+      - {path: "/bad;path", pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+      - {path: /noport, pathType: Prefix, backend: {service: {name: web, port: {name: metrics}}}}
+      - {path: /nosvc, pathType: Prefix, backend: {service: {name: ghost, port: {number: 80}}}}
+`);
+    await waitFor('the partly valid Ingress', async () => (await curl('https://partly.example.com/hostname', '-k', '--resolve', `partly.example.com:443:${NODE_IPS[0]}`)).startsWith('200 '));
+    assert.match(await curl('https://partly.example.com/ok/hostname', '-k', '--resolve', `partly.example.com:443:${NODE_IPS[0]}`), /^404 /, '/ok goes to netexec, which has no /ok/hostname page');
+    assert.match(await curl('https://partly.example.com/noport', '-k', '--resolve', `partly.example.com:443:${NODE_IPS[0]}`), /^503 /);
+    assert.match(await curl('https://partly.example.com/nosvc', '-k', '--resolve', `partly.example.com:443:${NODE_IPS[0]}`), /^503 /);
+    const events = await waitFor('the problems as events', async () => {
+      const e = await ingressEvents('partly');
+      return e.filter((x) => x.reason !== 'Sync').length >= 4 ? e : undefined;
+    });
+    const reasons = events.map((e) => e.reason).sort();
+    assert.deepEqual(reasons, ['BadTLSSecret', 'InvalidPath', 'PortNotFound', 'ServiceNotFound', 'Sync']);
+    const described = await kube.ok('describe', 'ingress', 'partly');
+    assert.match(described, /secret default\/nosuch-tls not found: hosts partly\.example\.com get the default certificate/);
+    assert.match(described, /\/nosvc \(Prefix\)\s+ghost:80 <error: service default\/ghost not found/);
+    assert.match(described, /\/ok \(Prefix\)\s+web:80 \(10\.244\./);
+    const log = readFileSync(join(stateDir, cluster, 'ingress', `${cluster}-node-1.log`), 'utf8');
+    assert.match(log, /Ingress default\/partly: spec\.rules\[0\]\.http\.paths\[1\]: path "\/bad;path"/);
+    assert.match(await get('web.example.com', '/hostname'), /^200 web-/, 'other Ingresses undisturbed');
+  });
+
+  test('metrics by ingress, service and status; access log lines in ingress-nginx format', async () => {
+    await get('web.example.com', '/hostname');
+    const metrics = await kube.ok('exec', '--node', `${cluster}-node-1`, '--', 'curl', '-s', 'localhost:10254/metrics');
+    assert.match(metrics, /^kubewire_ingress_requests_total\{namespace="default",ingress="main",service="web",status="200",method="GET",host="web\.example\.com",path="\/"\} \d+/m);
+    assert.match(metrics, /^kubewire_ingress_request_duration_seconds_bucket\{le="0\.005",namespace="default",ingress="main"/m);
+    assert.match(metrics, /^kubewire_ingress_config_last_reload_successful 1$/m);
+    const accessLog = join(stateDir, cluster, 'ingress', `${cluster}-node-1.access.log`);
+    const line = await waitFor('an access log line', async () => existsSync(accessLog) && readFileSync(accessLog, 'utf8').split('\n').find((l) => l.includes('GET /hostname')));
+    assert.match(line, /^172\.18\.0\.200 - - \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET \/hostname HTTP\/1\.1" 200 \d+ "-" "curl\/[\d.]+" 0 \d+\.\d{3} \[default-web-http\] \[\] 10\.244\.\d+\.\d+:8080 - \d+\.\d{3} 200 [0-9a-f]{32}$/);
+  });
+
+  test('a configuration change leaves an in-flight request alone', async () => {
+    const slow = curl('http://ws.example.com/slow', '--resolve', `ws.example.com:80:${NODE_IPS[0]}`);
+    await new Promise((r) => setTimeout(r, 300));
+    await kube.apply(MANIFEST.replace('- {path: /shared,', '- {path: /shared2,'));
+    assert.equal(await slow, '200 slow done');
+    await waitFor('the change applied', async () => (await get('web.example.com', '/shared2')).startsWith('200 pod: other-'));
+  });
+
+  test('a killed controller is started again by the daemon and serves again', async () => {
+    const pidFile = join(stateDir, cluster, 'ingress', `${cluster}-node-2.pid`);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    await waitFor('a new controller', async () => Number(readFileSync(pidFile, 'utf8')) !== pid);
+    await waitFor('node 2 serving again', async () => (await get('web.example.com', '/hostname', 1)).startsWith('200 web-'), 10_000);
+  });
+
+  test('a rolling replacement of the backend under steady load fails no request', async () => {
+    const stop = join(certDir, 'stop');
+    // Keep-alive clients against both nodes until told to stop (at most 60 s); prints ok/failed counts.
+    const load = `
+const http = require('node:http');
+const fs = require('node:fs');
+const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+let ok = 0, failed = 0; const errors = {};
+const one = (ip) => new Promise((resolve) => {
+  const req = http.get({ host: ip, path: '/hostname', headers: { host: 'web.example.com' }, agent, timeout: 5000 }, (res) => {
+    res.resume(); res.on('end', () => { if (res.statusCode === 200) ok++; else { failed++; errors[res.statusCode] = (errors[res.statusCode] || 0) + 1; } resolve(); });
+  });
+  req.on('error', (e) => { failed++; errors[e.code] = (errors[e.code] || 0) + 1; resolve(); });
+});
+const deadline = Date.now() + 60000;
+const worker = async (ip) => { while (!fs.existsSync(${JSON.stringify(stop)}) && Date.now() < deadline) await one(ip); };
+Promise.all([${JSON.stringify(NODE_IPS[0])}, ${JSON.stringify(NODE_IPS[1])}, ${JSON.stringify(NODE_IPS[0])}, ${JSON.stringify(NODE_IPS[1])}].map(worker)).then(() => console.log(JSON.stringify({ ok, failed, errors })));`;
+    const running = kube.run(['exec', '--external', '--', process.execPath, '-e', load], { timeoutMs: 90_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    await kube.apply(MANIFEST.replace('args: [netexec, --http-port=8080]', 'args: [netexec, --http-port=8080, --delay-shutdown=0]'));
+    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '60s');
+    await new Promise((r) => setTimeout(r, 1000)); // the last old pod's endpoint gone from every controller
+    writeFileSync(stop, '');
+    const result = JSON.parse((await running).stdout) as { ok: number; failed: number; errors: Record<string, number> };
+    const now = (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', 'app=web')).items.map((p) => p.metadata.name);
+    assert.ok(now.every((n) => !webPods.some((p) => p.metadata.name === n)), 'every pod was replaced');
+    assert.ok(result.ok > 100, `steady load: ${JSON.stringify(result)}`);
+    assert.equal(result.failed, 0, JSON.stringify(result));
+  });
+});
