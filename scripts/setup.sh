@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kubewire needs on a fresh Debian/Ubuntu machine (as root): the kernel tools,
-# the reference CNI plugins (for the differential tests and benchmark), npm packages, and
+# the reference CNI plugins (for the differential tests and benchmark), openssl (the ingress's
+# certificates), wrk and nginx (the ingress benchmark's load and reference), npm packages, and
 # builds the project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq iproute2 iptables nftables conntrack ipset util-linux procps iputils-ping \
-  containernetworking-plugins hyperfine curl netcat-openbsd ipvsadm g++ make python3 >/dev/null
+  containernetworking-plugins hyperfine curl netcat-openbsd ipvsadm g++ make python3 \
+  openssl wrk nginx-light >/dev/null
 npm ci --no-audit --no-fund
 npm run build

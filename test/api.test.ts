@@ -80,7 +80,9 @@ test('REST paths and the names kubectl accepts', () => {
   assert.equal(parseResourcePath('/apis/apps/v1/namespaces/shop/deployments/web/scale')?.subresource, 'scale');
   assert.equal(parseResourcePath('/api/v1/pods')?.rt.kind, 'Pod');
   assert.equal(parseResourcePath('/api/v1/namespaces/x/nodes'), undefined, 'nodes are not namespaced');
-  assert.equal(resourceNamed('ingresses'), undefined);
+  assert.equal(resourceNamed('ing')!.kind, 'Ingress');
+  assert.equal(resourcePath(resourceNamed('ingresses.networking.k8s.io')!, 'shop', 'web'), '/apis/networking.k8s.io/v1/namespaces/shop/ingresses/web');
+  assert.equal(resourceNamed('gateways'), undefined);
   assert.equal(resourcePath(resourceNamed('endpointslices')!, 'ns1'), '/apis/discovery.k8s.io/v1/namespaces/ns1/endpointslices');
 });
 

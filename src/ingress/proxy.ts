@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import type { AccessLog } from './accesslog.ts';
+import { Forward, upstreamHeaders } from './forward.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath } from './paths.ts';
 import { matchRoute, secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
@@ -30,9 +31,6 @@ export interface ProxyOptions {
   accessLog: AccessLog;
 }
 
-/** Hop-by-hop headers (RFC 9110 7.6.1), never forwarded; nor `proxy` (httpoxy). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'proxy']);
-const FORWARDED = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-proto', 'x-forwarded-scheme', 'x-scheme', 'x-real-ip', 'x-original-forwarded-for'];
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Errors where the endpoint never got the request: any request may go to another one. */
 const CONNECT_FAILED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -41,45 +39,6 @@ const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_E
 const TRIES = 3;
 
 const STATUS_TEXT: Record<number, string> = { 404: 'Not Found', 413: 'Request Entity Too Large', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Timeout' };
-
-/**
- * The headers an endpoint receives: the client's minus hop-by-hop ones (and those its
- * Connection header names), with the forwarding headers set by us, as ingress-nginx sets them.
- */
-export function upstreamHeaders(req: IncomingMessage, scheme: 'http' | 'https', port: number, trust: boolean, requestId: string): Record<string, string | string[]> {
-  const incoming = req.headers;
-  const listed = incoming.connection ? new Set(String(incoming.connection).toLowerCase().split(',').map((s) => s.trim())) : undefined;
-  const out: Record<string, string | string[]> = {};
-  for (const k in incoming) {
-    if (HOP_BY_HOP.has(k) || listed?.has(k) || (!trust && FORWARDED.includes(k))) continue;
-    const v = incoming[k];
-    if (v !== undefined) out[k] = v;
-  }
-  const remote = req.socket.remoteAddress ?? '';
-  const clientFor = incoming['x-forwarded-for'];
-  if (clientFor) out['x-original-forwarded-for'] = String(clientFor);
-  out['x-request-id'] = requestId;
-  out['x-real-ip'] = trust && incoming['x-real-ip'] ? String(incoming['x-real-ip']) : remote;
-  out['x-forwarded-for'] = trust && clientFor ? `${clientFor}, ${remote}` : remote;
-  out['x-forwarded-host'] = trust && incoming['x-forwarded-host'] ? String(incoming['x-forwarded-host']) : incoming.host ?? '';
-  out['x-forwarded-port'] = trust && incoming['x-forwarded-port'] ? String(incoming['x-forwarded-port']) : String(port);
-  const proto = trust && incoming['x-forwarded-proto'] ? String(incoming['x-forwarded-proto']) : scheme;
-  out['x-forwarded-proto'] = proto;
-  out['x-forwarded-scheme'] = proto;
-  out['x-scheme'] = proto;
-  return out;
-}
-
-function responseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const listed = headers.connection ? new Set(String(headers.connection).toLowerCase().split(',').map((s) => s.trim())) : undefined;
-  const out: Record<string, string | string[]> = {};
-  for (const k in headers) {
-    const v = headers[k];
-    if (v === undefined || HOP_BY_HOP.has(k) || listed?.has(k)) continue;
-    out[k] = v;
-  }
-  return out;
-}
 
 /** Round robin over an upstream's endpoints, skipping those already tried for this request. */
 export class Balancer {
@@ -226,36 +185,30 @@ export class IngressProxy {
     const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId);
     const tried: string[] = [];
     const method = req.method ?? 'GET';
+    let attempt: Forward | undefined;
     for (;;) {
       const endpoint = this.balancer.pick(upstream, tried);
       if (!endpoint) return fail(502, tried);
       tried.push(endpoint);
-      let status = 0;
-      try {
-        await this.pool(endpoint, route.options.connectTimeoutMs).stream(
-          { path: req.url ?? '/', method: method as 'GET', headers, body, headersTimeout: route.options.readTimeoutMs, bodyTimeout: route.options.readTimeoutMs },
-          ({ statusCode, headers: h }) => {
-            status = statusCode;
-            bytes = h['content-length'] as string | undefined;
-            res.writeHead(statusCode, responseHeaders(h as Record<string, string | string[] | undefined>));
-            return res;
-          },
-        );
-        return done(status, tried.join(', '), String(status));
-      } catch (e) {
-        if (status) {
-          // The response had begun: nothing to retry; the client sees the connection cut, as from nginx.
-          res.destroy();
-          return done(status, tried.join(', '), String(status));
-        }
-        const code = (e as { code?: string }).code ?? '';
-        const retryable = CONNECT_FAILED.has(code) || (CONNECTION_LOST.has(code) && IDEMPOTENT.has(method));
-        if (retryable && tried.length < TRIES) {
-          this.opts.metrics.retry(route, code);
-          continue;
-        }
-        return fail(code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? 504 : 502, tried);
+      const err = await new Promise<Error | undefined>((resolve) => {
+        const forward = new Forward(res, resolve);
+        attempt = forward;
+        this.pool(endpoint, route.options.connectTimeoutMs).dispatch({ path: req.url ?? '/', method: method as 'GET', headers, body, headersTimeout: route.options.readTimeoutMs, bodyTimeout: route.options.readTimeoutMs }, forward);
+      });
+      bytes = attempt!.length;
+      if (!err) return done(attempt!.status, tried.join(', '), String(attempt!.status));
+      if (attempt!.status) {
+        // The response had begun: nothing to retry; the client sees the connection cut, as from nginx.
+        res.destroy();
+        return done(attempt!.status, tried.join(', '), String(attempt!.status));
       }
+      const code = (err as { code?: string }).code ?? '';
+      const retryable = CONNECT_FAILED.has(code) || (CONNECTION_LOST.has(code) && IDEMPOTENT.has(method));
+      if (retryable && tried.length < TRIES) {
+        this.opts.metrics.retry(route, code);
+        continue;
+      }
+      return fail(code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? 504 : 502, tried);
     }
   }
 
@@ -273,10 +226,9 @@ export class IngressProxy {
     if (!route.upstream.endpoints.length) return reject(503);
     client.on('error', () => undefined);
     const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId);
-    headers.connection = 'upgrade';
-    headers.upgrade = String(req.headers.upgrade);
+    headers.push('connection', 'upgrade', 'upgrade', String(req.headers.upgrade));
     let lines = `${req.method} ${req.url} HTTP/1.1\r\n`;
-    for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) lines += `${k}: ${one}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     const tried: string[] = [];
     const attempt = () => {
       const endpoint = this.balancer.pick(route.upstream, tried);
