@@ -1,15 +1,15 @@
 // Ingress throughput and tail latency (issue 5's goal): wrk from the cluster's `external`
 // namespace through kubewire's ingress controller to one backend pod, and in the same run
 // through nginx configured as a plain reverse proxy (upstream keep-alive, access log
-// buffered) in the same node namespace to the same pod; also straight to the pod, the
+// buffered, as many worker processes as ours) in the same node namespace to the same pod; also straight to the pod, the
 // ceiling both share. Runs alternate nginx, ours, ours, nginx (best of each), so drift
 // weighs on both alike. Everything runs on this machine's 2 cores: wrk, proxy and backend
 // compete, as they would on a small node.
-//   npm run bench:ingress            DURATION=10 (s per run)  CONNECTIONS=50
+//   npm run bench:ingress            DURATION=10 (s per run)  CONNECTIONS=50  WORKERS=<CPUs>
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resourceNamed } from '../src/api/resources.ts';
 import type { Pod } from '../src/api/types.ts';
@@ -21,6 +21,8 @@ import { netnsPath } from '../src/lab/lab.ts';
 import { daemonPaths } from '../src/state/paths.ts';
 
 const DURATION = Number(process.env.DURATION) || 10;
+/** Worker processes of both proxies (ingress-nginx runs nginx with worker_processes auto). */
+const WORKERS = Number(process.env.WORKERS) || availableParallelism();
 const CONNECTIONS = Number(process.env.CONNECTIONS) || 50;
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-state-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
@@ -74,7 +76,7 @@ function startNginx(dir: string, nodeNetns: string, backend: string): ChildProce
   // default: HTTP/1.1 keep-alive upstream, forwarding headers, an access log.
   writeFileSync(
     join(dir, 'nginx.conf'),
-    `worker_processes 1;
+    `worker_processes ${WORKERS};
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/logs/error.log;
@@ -106,7 +108,7 @@ const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${
 
 let nginx: ChildProcess | undefined;
 try {
-  await up({ name, nodes: 1, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' });
+  await up({ name, nodes: 1, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12', ingressWorkers: WORKERS });
   const plan = loadCluster(name);
   const node = plan.nodes[0]!;
   const client = new ApiClient(daemonPaths(name).socket);
@@ -140,7 +142,7 @@ try {
   nginx = startNginx(join(stateDir, 'nginx'), node.netns, `${podIP}:8080`);
   await new Promise((r) => setTimeout(r, 500));
 
-  console.log(`Ingress vs nginx: wrk -t1 -c${CONNECTIONS} -d${DURATION}s from the external namespace to node ${node.ip}, one backend pod (${podIP}, built-in hello workload); best of two runs each, alternating\n`);
+  console.log(`Ingress vs nginx, ${WORKERS} worker process(es) each: wrk -t1 -c${CONNECTIONS} -d${DURATION}s from the external namespace to node ${node.ip}, one backend pod (${podIP}, built-in hello workload); best of two runs each, alternating\n`);
   const oursPid = ingressPid(name, node.name)!;
   // Warm both (JIT, pools), then measure.
   await wrk(plan.externalNetns, ours);

@@ -22,7 +22,10 @@ const http = require('node:http');
 const name = require('node:os').hostname() + ':' + process.pid;
 const s = http.createServer((q, r) => {
   if (q.url.startsWith('/slow')) return setTimeout(() => r.end('slow done'), 1500);
-  r.end('plain ' + name);
+  if (q.url.startsWith('/chunked')) { r.write('part1'); return setTimeout(() => r.end('part2'), 50); }
+  let n = 0;
+  q.on('data', (d) => (n += d.length));
+  q.on('end', () => r.end(q.method === 'POST' ? 'got ' + n + ' bytes' : 'plain ' + name));
 });
 s.on('upgrade', (q, sock) => {
   sock.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: ' + q.headers.upgrade + '\\r\\nConnection: Upgrade\\r\\n\\r\\n');
@@ -281,6 +284,22 @@ setTimeout(() => { console.log('timeout: ' + buf); process.exit(1); }, 4000);`;
     assert.equal(out.trim(), 'HTTP/1.1 101 Switching Protocols | echo:ping');
   });
 
+  test('bodies both ways: Content-Length and chunked uploads (HTTP and HTTPS), chunked responses, HEAD, HTTP/1.0, 413', async () => {
+    const at = ['--resolve', `ws.example.com:80:${NODE_IPS[0]}`, '--resolve', `ws.example.com:443:${NODE_IPS[0]}`, '-k'];
+    assert.equal(await curl('http://ws.example.com/up', ...at, '-d', 'hello'), '200 got 5 bytes');
+    // Chunked uploads are not the fast path's: the connection goes to Node's HTTP server, on either port.
+    assert.equal(await curl('http://ws.example.com/up', ...at, '-H', 'Transfer-Encoding: chunked', '-d', 'hello world'), '200 got 11 bytes');
+    assert.equal(await curl('https://ws.example.com/up', ...at, '-H', 'Transfer-Encoding: chunked', '-d', 'hello world'), '200 got 11 bytes');
+    assert.equal(await curl('http://ws.example.com/chunked', ...at), '200 part1part2');
+    assert.equal(await curl('https://ws.example.com/chunked', ...at), '200 part1part2');
+    assert.match(await curl('http://ws.example.com/', ...at, '-0'), /^200 plain /, 'HTTP/1.0, through Node\'s HTTP server');
+    const head = await kube.ok('exec', '--external', '--', 'curl', '-s', '-I', '-m', '5', '--resolve', `ws.example.com:80:${NODE_IPS[0]}`, 'http://ws.example.com/', 'http://ws.example.com/');
+    assert.equal(head.match(/^HTTP\/1\.1 200/gm)?.length, 2, 'two HEADs on one connection: no body awaited after the first');
+    writeFileSync(join(certDir, 'big'), Buffer.alloc(2 * 1024 * 1024, 97));
+    const big = await kube.ok('exec', '--external', '--', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', '--resolve', `ws.example.com:80:${NODE_IPS[0]}`, '--data-binary', `@${join(certDir, 'big')}`, 'http://ws.example.com/up');
+    assert.equal(big, '413', 'over the 1 MiB default body limit');
+  });
+
   test("IngressClasses: another controller's class and the deprecated annotation", async () => {
     await kube.apply(`
 apiVersion: networking.k8s.io/v1
@@ -361,7 +380,7 @@ spec:
     assert.match(metrics, /^kubewire_ingress_config_last_reload_successful 1$/m);
     const accessLog = join(stateDir, cluster, 'ingress', `${cluster}-node-1.access.log`);
     const line = await waitFor('an access log line', async () => existsSync(accessLog) && readFileSync(accessLog, 'utf8').split('\n').find((l) => l.includes('GET /hostname')));
-    assert.match(line, /^172\.18\.0\.200 - - \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET \/hostname HTTP\/1\.1" 200 \d+ "-" "curl\/[\d.]+" 0 \d+\.\d{3} \[default-web-http\] \[\] 10\.244\.\d+\.\d+:8080 - \d+\.\d{3} 200 [0-9a-f]{32}$/);
+    assert.match(line, /^172\.18\.0\.200 - - \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET \/hostname HTTP\/1\.1" 200 \d+ "-" "curl\/[\d.]+" \d+ \d+\.\d{3} \[default-web-http\] \[\] 10\.244\.\d+\.\d+:8080 - \d+\.\d{3} 200 [0-9a-f]{32}$/);
   });
 
   test('a configuration change leaves an in-flight request alone', async () => {

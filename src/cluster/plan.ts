@@ -18,6 +18,8 @@ export interface ClusterSpec {
   proxyMode?: ProxyMode;
   /** The ingress controllers trust clients' X-Forwarded-* headers (ingress-nginx's use-forwarded-headers): only behind another proxy. */
   ingressUseForwardedHeaders?: boolean;
+  /** Worker processes of each node's ingress controller (nginx's worker_processes); default: one per CPU. */
+  ingressWorkers?: number;
 }
 
 export const DEFAULT_SPEC: Omit<ClusterSpec, 'name'> = {
@@ -67,6 +69,8 @@ export function validateSpec(spec: ClusterSpec): void {
   if (spec.mode !== 'routed' && spec.mode !== 'host-gw') throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed or host-gw`);
   const proxy = spec.proxyMode ?? 'iptables';
   if (!['iptables', 'nftables', 'ipvs'].includes(proxy)) throw new SpecError(`--proxy-mode ${JSON.stringify(proxy)}: must be iptables, nftables or ipvs`);
+  const workers = spec.ingressWorkers;
+  if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 64)) throw new SpecError(`--ingress-workers ${workers}: must be a whole number from 1 to 64`);
   const pods = cidr(spec.podCIDR, '--pod-cidr');
   const services = cidr(spec.serviceCIDR, '--service-cidr');
   if (pods.ip.family !== 4 || services.ip.family !== 4) throw new SpecError('--pod-cidr and --service-cidr must be IPv4 ranges (dual-stack clusters come later)');

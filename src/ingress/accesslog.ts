@@ -22,6 +22,24 @@ export function upstreamName(route: Route | undefined): string {
   return `${route.upstream.namespace}-${route.upstream.service}-${port}`;
 }
 
+/** What a log line says of the request. */
+export interface LoggedRequest {
+  remote: string;
+  method: string;
+  url: string;
+  httpVersion: string;
+  referer?: string;
+  userAgent?: string;
+  /** $request_length: the request's bytes (head and body). */
+  length: number;
+  requestId: string;
+}
+
+export function loggedRequest(req: IncomingMessage, requestId: string): LoggedRequest {
+  const h = req.headers;
+  return { remote: req.socket.remoteAddress ?? '-', method: req.method ?? '-', url: req.url ?? '-', httpVersion: req.httpVersion, referer: h.referer, userAgent: h['user-agent'], length: Number(h['content-length'] ?? 0), requestId };
+}
+
 export class AccessLog {
   private pending: string[] = [];
   private timer?: NodeJS.Timeout;
@@ -31,18 +49,16 @@ export class AccessLog {
   /** `write` receives batches of lines; by default appended to `file`. */
   constructor(private readonly file: string | undefined, private readonly write: (text: string) => Promise<void> = (t) => appendFile(file!, t)) {}
 
-  request(req: IncomingMessage, status: number, seconds: number, route: Route | undefined, upstreamAddr: string, upstreamStatus: string, requestId: string, bytes: string | undefined): void {
+  request(r: LoggedRequest, status: number, seconds: number, route: Route | undefined, upstreamAddr: string, upstreamStatus: string, bytes: string | undefined): void {
     const now = Date.now();
     const sec = Math.floor(now / 1000);
     if (sec !== this.second) {
       this.second = sec;
       this.stamp = timeLocal(new Date(now));
     }
-    const h = req.headers;
-    const q = (v: unknown) => (v === undefined ? '-' : String(v).replaceAll('"', '\\x22'));
-    const requestLine = `${req.method} ${req.url} HTTP/${req.httpVersion}`;
+    const q = (v: string | undefined) => (v === undefined ? '-' : v.replaceAll('"', '\\x22'));
     this.pending.push(
-      `${req.socket.remoteAddress ?? '-'} - - [${this.stamp}] "${q(requestLine)}" ${status} ${bytes ?? '-'} "${q(h.referer)}" "${q(h['user-agent'])}" ${h['content-length'] ?? 0} ${seconds.toFixed(3)} [${upstreamName(route)}] [] ${upstreamAddr} - ${upstreamAddr === '-' ? '-' : seconds.toFixed(3)} ${upstreamStatus} ${requestId}\n`,
+      `${r.remote} - - [${this.stamp}] "${q(`${r.method} ${r.url} HTTP/${r.httpVersion}`)}" ${status} ${bytes ?? '-'} "${q(r.referer)}" "${q(r.userAgent)}" ${r.length} ${seconds.toFixed(3)} [${upstreamName(route)}] [] ${upstreamAddr} - ${upstreamAddr === '-' ? '-' : seconds.toFixed(3)} ${upstreamStatus} ${r.requestId}\n`,
     );
     if (!this.timer) this.timer = setTimeout(() => void this.flush(), 100);
   }

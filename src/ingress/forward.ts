@@ -5,10 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-
-/** Hop-by-hop headers (RFC 9110 7.6.1), never forwarded; nor `proxy` (httpoxy). */
-export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'proxy']);
-const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-proto', 'x-forwarded-scheme', 'x-scheme', 'x-real-ip', 'x-original-forwarded-for', 'x-request-id']);
+import { FORWARDED, HOP_BY_HOP } from './http1.ts';
 
 /** The header names a Connection header lists (they are hop-by-hop too). */
 function listedIn(connection: string | undefined): Set<string> | undefined {
@@ -31,22 +28,37 @@ export function upstreamHeaders(req: IncomingMessage, scheme: 'http' | 'https', 
     if (HOP_BY_HOP.has(name) || FORWARDED.has(name) || listed?.has(name)) continue;
     out.push(name, raw[i + 1]!);
   }
-  const remote = req.socket.remoteAddress ?? '';
-  const clientFor = h['x-forwarded-for'] as string | undefined;
-  const claimed = (name: string, ours: string) => (trust && h[name] ? String(h[name]) : ours);
-  const proto = claimed('x-forwarded-proto', scheme);
-  if (clientFor) out.push('x-original-forwarded-for', clientFor);
-  out.push(
-    'x-request-id', requestId,
-    'x-real-ip', claimed('x-real-ip', remote),
-    'x-forwarded-for', trust && clientFor ? `${clientFor}, ${remote}` : remote,
-    'x-forwarded-host', claimed('x-forwarded-host', h.host ?? ''),
-    'x-forwarded-port', claimed('x-forwarded-port', String(port)),
+  out.push(...forwardingHeaders({ remote: req.socket.remoteAddress ?? '', scheme, port, trust, host: h.host ?? '', clientFor: h['x-forwarded-for'] as string | undefined, requestId, claimed: (name) => h[name] as string | undefined }));
+  return out;
+}
+
+export interface ForwardingInput {
+  remote: string;
+  scheme: 'http' | 'https';
+  port: number;
+  /** Trust what the client claims in X-Forwarded-* and X-Real-IP (ingress-nginx's use-forwarded-headers). */
+  trust: boolean;
+  host: string;
+  clientFor?: string;
+  requestId: string;
+  claimed: (name: string) => string | undefined;
+}
+
+/** The forwarding headers, as ingress-nginx sets them, as a flat [name, value, ...] list. */
+export function forwardingHeaders(f: ForwardingInput): string[] {
+  const claimed = (name: string, ours: string) => (f.trust && f.claimed(name)) || ours;
+  const proto = claimed('x-forwarded-proto', f.scheme);
+  return [
+    ...(f.clientFor ? ['x-original-forwarded-for', f.clientFor] : []),
+    'x-request-id', f.requestId,
+    'x-real-ip', claimed('x-real-ip', f.remote),
+    'x-forwarded-for', f.trust && f.clientFor ? `${f.clientFor}, ${f.remote}` : f.remote,
+    'x-forwarded-host', claimed('x-forwarded-host', f.host),
+    'x-forwarded-port', claimed('x-forwarded-port', String(f.port)),
     'x-forwarded-proto', proto,
     'x-forwarded-scheme', proto,
     'x-scheme', proto,
-  );
-  return out;
+  ];
 }
 
 /** Receives one endpoint's response into the client's; `done` settles once, with the error if any. */

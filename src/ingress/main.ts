@@ -1,9 +1,15 @@
 // `kubewire ingress-controller`: one per node, started by the daemon inside the node's
-// network namespace (ingress-nginx's hostNetwork DaemonSet). Serves :80 and :443, metrics
-// and health on :10254, and drains in-flight requests on SIGTERM.
+// network namespace (ingress-nginx's hostNetwork DaemonSet). Like nginx's worker_processes
+// auto, a primary process forks one worker per CPU; each worker is a whole controller (its
+// own watches and route table) sharing :80 and :443, which the primary hands out connection
+// by connection. The primary serves the workers' metrics, summed, and health on :10254,
+// restarts a worker that dies, and on SIGTERM lets the workers drain in-flight requests.
 
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { availableParallelism } from 'node:os';
+import { AggregatorRegistry } from 'prom-client';
 import { ApiClient } from '../apiserver/client.ts';
 import { loadCluster } from '../cluster/cluster.ts';
 import { daemonPaths } from '../state/paths.ts';
@@ -14,12 +20,60 @@ import { IngressProxy } from './proxy.ts';
 import { emptyTable } from './routes.ts';
 import { ingressPaths } from './supervisor.ts';
 
-export async function runIngressController(cluster: string, nodeName: string): Promise<void> {
-  const plan = loadCluster(cluster);
+const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${cluster.isWorker ? `[worker ${cluster.worker!.id}] ` : ''}${l}\n`);
+
+export async function runIngressController(clusterName: string, nodeName: string): Promise<void> {
+  const plan = loadCluster(clusterName);
   const node = plan.nodes.find((n) => n.name === nodeName);
-  if (!node) throw new Error(`node ${nodeName} is not in cluster ${cluster}`);
-  const paths = ingressPaths(cluster, nodeName);
-  const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`);
+  if (!node) throw new Error(`node ${nodeName} is not in cluster ${clusterName}`);
+  const workers = plan.spec.ingressWorkers || availableParallelism();
+  if (cluster.isPrimary && workers > 1) return runPrimary(workers, `${nodeName} (${node.ip})`);
+  return runWorker(clusterName, nodeName);
+}
+
+async function runPrimary(workers: number, where: string): Promise<void> {
+  const aggregate = new AggregatorRegistry();
+  let stopping = false;
+  const fork = () => cluster.fork();
+  cluster.on('exit', (w, code, signal) => {
+    if (stopping) return;
+    log(`worker ${w.id} exited (${signal ?? code}): starting another`);
+    setTimeout(fork, 200);
+  });
+  for (let i = 0; i < workers; i++) fork();
+  const health = createServer(async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      const text = await aggregate.clusterMetrics().catch((e: unknown) => `# metrics unavailable: ${e instanceof Error ? e.message : String(e)}\n`);
+      res.writeHead(200, { 'content-type': aggregate.contentType });
+      return void res.end(text);
+    }
+    if (path === '/healthz') return void res.writeHead(Object.keys(cluster.workers ?? {}).length ? 200 : 503).end('ok');
+    res.writeHead(404).end('404 page not found\n');
+  });
+  await new Promise<void>((r) => health.listen(METRICS_PORT, '0.0.0.0', r));
+  log(`ingress controller of ${where}: ${workers} workers, metrics on :${METRICS_PORT}`);
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    health.close();
+    const alive = Object.values(cluster.workers ?? {});
+    if (!alive.length) process.exit(0);
+    let left = alive.length;
+    for (const w of alive) {
+      w!.once('exit', () => --left || process.exit(0));
+      w!.process.kill('SIGTERM');
+    }
+    setTimeout(() => process.exit(0), 12_000).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+async function runWorker(clusterName: string, nodeName: string): Promise<void> {
+  const plan = loadCluster(clusterName);
+  const first = !cluster.isWorker || cluster.worker!.id === 1;
+  const paths = ingressPaths(clusterName, nodeName);
   const metrics = new IngressMetrics();
   const accessLog = new AccessLog(paths.accessLog);
   const proxy = new IngressProxy(
@@ -32,39 +86,46 @@ export async function runIngressController(cluster: string, nodeName: string): P
     { table: emptyTable(), contexts: new Map() },
   );
   const controller = new IngressController({
-    client: new ApiClient(daemonPaths(cluster).socket),
+    client: new ApiClient(daemonPaths(clusterName).socket),
     proxy,
     metrics,
     nodeName,
     addresses: plan.nodes.map((n) => n.ip),
-    leader: plan.nodes[0]!.name === nodeName,
-    log,
+    // One writer of statuses and Events per cluster; one logger of problems per node.
+    leader: first && plan.nodes[0]!.name === nodeName,
+    log: first ? log : () => undefined,
   });
   await controller.start();
   // Ports open only once the first full configuration is in: never a 404 for want of one.
   await controller.ready;
   await proxy.listen(80, 443);
-  const health = createServer(async (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': metrics.registry.contentType });
-      return void res.end(await metrics.registry.metrics());
-    }
-    if (path === '/healthz') return void res.writeHead(200).end('ok');
-    res.writeHead(404).end('404 page not found\n');
-  });
-  await new Promise<void>((r) => health.listen(METRICS_PORT, '0.0.0.0', r));
-  log(`ingress controller of ${nodeName} serving :80 and :443 (node ${node.ip}), metrics on :${METRICS_PORT}`);
+  let health: ReturnType<typeof createServer> | undefined;
+  if (cluster.isWorker) {
+    AggregatorRegistry.setRegistries(metrics.registry);
+    new AggregatorRegistry(); // answers the primary's requests for this worker's metrics
+    process.on('disconnect', () => process.exit(0)); // the primary is gone (kill -9): so are we
+  } else {
+    health = createServer(async (req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (path === '/metrics') {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        return void res.end(await metrics.registry.metrics());
+      }
+      if (path === '/healthz') return void res.writeHead(200).end('ok');
+      res.writeHead(404).end('404 page not found\n');
+    });
+    await new Promise<void>((r) => health!.listen(METRICS_PORT, '0.0.0.0', r));
+  }
+  if (first) log(`ingress controller of ${nodeName} serving :80 and :443`);
 
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
     controller.stop();
-    health.close();
+    health?.close();
     // In-flight requests finish (at most 10 s); idle keep-alive connections close now.
-    const deadline = setTimeout(() => process.exit(0), 10_000);
-    deadline.unref();
+    setTimeout(() => process.exit(0), 10_000).unref();
     void proxy.close().then(() => accessLog.flush()).finally(() => process.exit(0));
   };
   process.on('SIGTERM', stop);

@@ -1,18 +1,21 @@
 // The ingress data plane: HTTP on :80 and HTTPS on :443 of the node (its own network
 // namespace, as ingress-nginx with hostNetwork), proxying straight to the endpoint pods of
-// the matched route. Upstream connections are keep-alive pools per endpoint (undici); a
-// failed connect is retried on another endpoint, as nginx's proxy_next_upstream does.
-// Configuration changes swap the route table; requests in flight keep the route they had.
+// the matched route. Connections start on the fast path (connection.ts: heads read off the
+// socket, keep-alive connections per endpoint); a request it does not take (upgrades,
+// chunked uploads, Expect, HTTP/1.0) hands its connection to Node's HTTP server, served
+// here with undici's pools. Either way a failed connect is retried on another endpoint, as
+// nginx's proxy_next_upstream does. Configuration changes swap the route table; requests in
+// flight keep the route they had.
 
-import { randomUUID } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { connect as netConnect, type Socket } from 'node:net';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { connect as netConnect, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { SecureContext } from 'node:tls';
+import { createServer as createTlsServer, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
-import type { AccessLog } from './accesslog.ts';
+import { loggedRequest, type AccessLog } from './accesslog.ts';
+import { CONNECT_FAILED, CONNECTION_LOST, errorPage, IDEMPOTENT, newRequestId, serveConnection, STATUS_TEXT, TRIES } from './connection.ts';
 import { Forward, upstreamHeaders } from './forward.ts';
+import { UpstreamPools } from './upstream.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath } from './paths.ts';
 import { matchRoute, secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
@@ -30,15 +33,6 @@ export interface ProxyOptions {
   metrics: IngressMetrics;
   accessLog: AccessLog;
 }
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-/** Errors where the endpoint never got the request: any request may go to another one. */
-const CONNECT_FAILED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT']);
-/** Errors where the connection died before a response: safe to retry idempotent requests. */
-const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
-const TRIES = 3;
-
-const STATUS_TEXT: Record<number, string> = { 404: 'Not Found', 413: 'Request Entity Too Large', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Timeout' };
 
 /** Round robin over an upstream's endpoints, skipping those already tried for this request. */
 export class Balancer {
@@ -80,8 +74,10 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
 export class IngressProxy {
   private config: ProxyConfig;
   private readonly pools = new Map<string, Pool>();
+  private readonly fastPools = new UpstreamPools();
   private readonly balancer = new Balancer();
   private readonly servers: Server[] = [];
+  private readonly fallbacks: HttpServer[] = [];
 
   constructor(private readonly opts: ProxyOptions, initial: ProxyConfig) {
     this.config = initial;
@@ -99,6 +95,7 @@ export class IngressProxy {
       this.pools.delete(k);
       void pool.close().catch(() => undefined);
     }
+    this.fastPools.prune(new Set([...live].map((k) => k.slice(0, k.lastIndexOf('/')))));
   }
 
   private pool(endpoint: string, connectTimeoutMs: number): Pool {
@@ -114,25 +111,45 @@ export class IngressProxy {
 
   /** Listens on the node's :80 and :443 (this process runs in the node's network namespace). */
   async listen(httpPort = 80, httpsPort = 443, host = '0.0.0.0'): Promise<void> {
-    const http = createHttpServer({ keepAliveTimeout: 75_000 }, (req, res) => void this.handle(req, res, 'http', httpPort));
-    const https = createHttpsServer(
+    const fallback = (scheme: 'http' | 'https', port: number) => {
+      const server = createHttpServer({ keepAliveTimeout: 75_000 }, (req, res) => void this.handle(req, res, scheme, port));
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket as Socket, head, scheme, port));
+      server.on('clientError', (_e, socket: Duplex) => {
+        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+        else socket.destroy();
+      });
+      this.fallbacks.push(server);
+      return server;
+    };
+    const context = (scheme: 'http' | 'https', server: HttpServer) => ({
+      table: () => this.config.table,
+      pick: (u: Upstream, tried: readonly string[]) => this.balancer.pick(u, tried),
+      pools: this.fastPools,
+      trust: this.opts.trustForwardedHeaders,
+      metrics: this.opts.metrics,
+      accessLog: this.opts.accessLog,
+      fallback: (socket: Socket, buffered: Buffer | undefined) => {
+        if (buffered) socket.unshift(buffered);
+        server.emit('connection', socket);
+        socket.resume();
+      },
+    });
+    const plain = context('http', fallback('http', httpPort));
+    const secure = context('https', fallback('https', httpsPort));
+    const http = createNetServer((socket) => serveConnection(socket, 'http', httpPort, plain));
+    const https = createTlsServer(
       {
         ...this.opts.defaultCertificate,
-        keepAliveTimeout: 75_000,
         minVersion: 'TLSv1.2',
         SNICallback: (name, cb) => {
           const secret = secretForServerName(this.config.table, name.toLowerCase());
           cb(null, secret ? this.config.contexts.get(secret) : undefined);
         },
       },
-      (req, res) => void this.handle(req, res, 'https', httpsPort),
+      (socket) => serveConnection(socket, 'https', httpsPort, secure),
     );
-    for (const [server, scheme, port] of [[http, 'http', httpPort], [https, 'https', httpsPort]] as const) {
-      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket as Socket, head, scheme, port));
-      server.on('clientError', (_e, socket: Duplex) => {
-        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-        else socket.destroy();
-      });
+    https.on('tlsClientError', (_e, socket) => socket.destroy());
+    for (const [server, port] of [[http, httpPort], [https, httpsPort]] as const) {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
@@ -142,7 +159,9 @@ export class IngressProxy {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise((r) => { s.close(r); s.closeIdleConnections(); })));
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    for (const f of this.fallbacks) f.closeIdleConnections();
+    this.fastPools.close();
     await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => undefined)));
   }
 
@@ -150,16 +169,16 @@ export class IngressProxy {
     const started = performance.now();
     const host = requestHost(req.headers.host);
     const route = matchRoute(this.config.table, host, requestPath(req.url ?? '/'));
-    const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomUUID().replaceAll('-', '');
+    const requestId = (req.headers['x-request-id'] as string | undefined) ?? newRequestId();
     let bytes: string | undefined; // the response's length, for the access log
     const done = (status: number, upstreamAddr = '-', upstreamStatus = '-') => {
       const seconds = (performance.now() - started) / 1000;
       this.opts.metrics.request(route, req.method ?? 'GET', status, seconds);
-      this.opts.accessLog.request(req, status, seconds, route, upstreamAddr, upstreamStatus, requestId, bytes);
+      this.opts.accessLog.request(loggedRequest(req, requestId), status, seconds, route, upstreamAddr, upstreamStatus, bytes);
     };
     const fail = (status: number, tried: string[] = []) => {
       if (!res.headersSent) {
-        const body: string = `<html>\r\n<head><title>${status} ${STATUS_TEXT[status]}</title></head>\r\n<body>\r\n<center><h1>${status} ${STATUS_TEXT[status]}</h1></center>\r\n<hr><center>kubewire</center>\r\n</body>\r\n</html>\r\n`;
+        const body = errorPage(status);
         bytes = String(Buffer.byteLength(body));
         res.writeHead(status, { 'content-type': 'text/html', 'content-length': bytes }).end(body);
       } else res.destroy();
@@ -217,7 +236,7 @@ export class IngressProxy {
     const started = performance.now();
     const host = requestHost(req.headers.host);
     const route: Route | undefined = matchRoute(this.config.table, host, requestPath(req.url ?? '/'));
-    const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomUUID().replaceAll('-', '');
+    const requestId = (req.headers['x-request-id'] as string | undefined) ?? newRequestId();
     const reject = (status: number) => {
       client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       this.opts.metrics.request(route, req.method ?? 'GET', status, (performance.now() - started) / 1000);

@@ -1,0 +1,220 @@
+// The fast path: a client connection (plain, or TLS once the handshake is done) served by
+// reading request heads straight off the socket and forwarding them on the endpoints'
+// keep-alive connections. It takes the common requests of HTTP/1.1 (any method, a body
+// given by Content-Length); at the first request that is anything else (chunked upload,
+// Expect, Upgrade, HTTP/1.0, a malformed head) the connection is handed, with the bytes
+// read so far, to Node's HTTP server, which serves the rest of it (proxy.ts). On this
+// machine it costs about a third of the CPU per request of Node's HTTP server and client.
+
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { AccessLog, LoggedRequest } from './accesslog.ts';
+import { forwardingHeaders } from './forward.ts';
+import { FORWARDED, HOP_BY_HOP, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
+import type { IngressMetrics } from './metrics.ts';
+import { requestHost, requestPath } from './paths.ts';
+import { matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
+import type { ResponseSink, UpstreamPools } from './upstream.ts';
+
+export interface FastPathContext {
+  table(): RouteTable;
+  pick(upstream: Upstream, tried: readonly string[]): string | undefined;
+  pools: UpstreamPools;
+  trust: boolean;
+  metrics: IngressMetrics;
+  accessLog: AccessLog;
+  /** Gives the connection to Node's HTTP server; `buffered` are bytes read and not served. */
+  fallback(socket: Socket, buffered: Buffer | undefined): void;
+}
+
+export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** Errors where the endpoint never got the request: any request may go to another one. */
+export const CONNECT_FAILED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ETIMEDOUT_CONNECT', 'UND_ERR_CONNECT_TIMEOUT']);
+/** Errors where the connection died before a response: safe to retry idempotent requests. */
+export const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+export const TRIES = 3;
+const KEEPALIVE_MS = 75_000; // ingress-nginx's keepalive_timeout
+
+export const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 413: 'Request Entity Too Large', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Timeout' };
+
+/** nginx's error page, as ingress-nginx answers 404/502/503... itself. */
+export function errorPage(status: number): string {
+  const title = `${status} ${STATUS_TEXT[status] ?? ''}`;
+  return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>kubewire</center>\r\n</body>\r\n</html>\r\n`;
+}
+
+/** A random 32-hex-digit request id (ingress-nginx's $req_id), drawn from a pooled buffer. */
+let ids = Buffer.alloc(0);
+let idAt = 0;
+export function newRequestId(): string {
+  if (idAt + 16 > ids.length) {
+    ids = randomBytes(4096);
+    idAt = 0;
+  }
+  idAt += 16;
+  return ids.toString('hex', idAt - 16, idAt);
+}
+
+/** The request line and headers an endpoint receives (see forward.ts for the rules). */
+export function requestText(h: RequestHead, scheme: 'http' | 'https', port: number, remote: string, trust: boolean, requestId: string): string {
+  let out = `${h.method} ${h.target} HTTP/1.1\r\n`;
+  for (let i = 0; i < h.names.length; i++) {
+    const lower = h.names[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || FORWARDED.has(lower) || h.connection?.has(lower)) continue;
+    out += `${h.names[i]}: ${h.values[i]}\r\n`;
+  }
+  const f = forwardingHeaders({ remote, scheme, port, trust, host: h.host, clientFor: h.forwardedFor, requestId, claimed: (n) => h.claimed[n] });
+  for (let i = 0; i < f.length; i += 2) out += `${f[i]}: ${f[i + 1]}\r\n`;
+  return `${out}\r\n`;
+}
+
+/** Writes an endpoint's response to the client: its head and first bytes in one write. */
+class ClientSink implements ResponseSink {
+  close = false;
+  private pendingHead: string | undefined;
+  constructor(private readonly socket: Socket, private readonly clientClose: boolean) {}
+
+  head(h: ResponseHead): void {
+    let out = `HTTP/1.1 ${h.status} ${h.reason}\r\n${h.fields}`;
+    this.close = this.clientClose || h.length === -2; // a body ended by the close ends the connection
+    if (this.close) out += 'connection: close\r\n';
+    this.pendingHead = `${out}\r\n`;
+  }
+
+  data(chunk: Buffer): boolean {
+    if (this.socket.destroyed) return true; // the client left: the rest of the body is dropped
+    if (this.pendingHead === undefined) return this.socket.write(chunk);
+    const head = Buffer.from(this.pendingHead, 'latin1');
+    this.pendingHead = undefined;
+    return this.socket.write(Buffer.concat([head, chunk], head.length + chunk.length));
+  }
+
+  onDrain(resume: () => void): void {
+    this.socket.once('drain', resume);
+    this.socket.once('close', resume);
+  }
+
+  end(): void {
+    if (this.pendingHead !== undefined && !this.socket.destroyed) this.socket.write(this.pendingHead, 'latin1');
+    this.pendingHead = undefined;
+  }
+}
+
+/** Serves one client connection until it closes or is handed to Node's HTTP server. */
+export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: number, ctx: FastPathContext): void {
+  let buffered: Buffer | undefined;
+  let busy = false;
+  const remote = socket.remoteAddress ?? '';
+  socket.setNoDelay(true);
+  socket.setTimeout(KEEPALIVE_MS);
+
+  const onTimeout = () => socket.destroy();
+  const onError = () => undefined;
+  const onData = (d: Buffer) => {
+    buffered = buffered ? Buffer.concat([buffered, d]) : d;
+    if (!busy) next();
+  };
+  const handOff = () => {
+    socket.removeListener('data', onData);
+    socket.removeListener('timeout', onTimeout);
+    socket.removeListener('error', onError);
+    socket.setTimeout(0);
+    socket.pause();
+    ctx.fallback(socket, buffered);
+    buffered = undefined;
+  };
+
+  const next = (): void => {
+    while (buffered && !busy) {
+      const end = buffered.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (buffered.length > MAX_HEAD) handOff(); // Node's server answers 431
+        return;
+      }
+      const head = parseRequestHead(buffered.toString('latin1', 0, end));
+      if (typeof head === 'string') return handOff();
+      const route = matchRoute(ctx.table(), requestHost(head.host), requestPath(head.target));
+      const total = end + 4 + head.contentLength;
+      if (route && head.contentLength > route.options.bodyLimit) {
+        // nginx answers 413 without reading the body; the connection cannot go on.
+        socket.removeListener('data', onData);
+        socket.on('data', () => undefined);
+        buffered = undefined;
+        respond(head, route, 413, [['content-type', 'text/html']], errorPage(413), true, total);
+        return;
+      }
+      if (buffered.length < total) return; // the body is on its way
+      const body = head.contentLength ? buffered.subarray(end + 4, total) : undefined;
+      buffered = buffered.length > total ? buffered.subarray(total) : undefined;
+      busy = true;
+      // (The keep-alive timeout stays armed: traffic either way re-arms it.)
+      void serve(head, route, body, total).then((close) => {
+        busy = false;
+        if (close || head.close) return void socket.end();
+        if (buffered) next();
+      });
+    }
+  };
+
+  const logged = (head: RequestHead, length: number, requestId: string): LoggedRequest => ({ remote, method: head.method, url: head.target, httpVersion: '1.1', referer: head.referer, userAgent: head.userAgent, length, requestId });
+
+  /** Answers the client from here (404, 308, 413, 502...); returns `close`. */
+  const respond = (head: RequestHead, route: Route | undefined, status: number, headers: Array<[string, string]>, body: string, close: boolean, length: number, started = performance.now(), tried: string[] = []): boolean => {
+    if (!socket.destroyed) socket.write(simpleResponse(status, STATUS_TEXT[status] ?? (status === 308 ? 'Permanent Redirect' : ''), headers, body, close || head.close), 'latin1');
+    if (close) socket.end();
+    const seconds = (performance.now() - started) / 1000;
+    ctx.metrics.request(route, head.method, status, seconds);
+    ctx.accessLog.request(logged(head, length, head.requestId ?? newRequestId()), status, seconds, route, tried.join(', ') || '-', tried.length ? String(status) : '-', String(Buffer.byteLength(body)));
+    return close;
+  };
+
+  /** One request; resolves with whether the connection must close. */
+  const serve = async (head: RequestHead, route: Route | undefined, body: Buffer | undefined, length: number): Promise<boolean> => {
+    const started = performance.now();
+    if (!route) return respond(head, route, 404, [['content-type', 'text/html']], errorPage(404), false, length, started);
+    if (scheme === 'http' && route.tls) return respond(head, route, 308, [['location', `https://${requestHost(head.host)}${head.target}`]], '', false, length, started);
+    const upstream = route.upstream;
+    if (!upstream.endpoints.length) return respond(head, route, 503, [['content-type', 'text/html']], errorPage(503), false, length, started);
+    const requestId = head.requestId ?? newRequestId();
+    const request = requestText(head, scheme, port, remote, ctx.trust, requestId);
+    const tried: string[] = [];
+    const fail = (status: number) => respond(head, route, status, [['content-type', 'text/html']], errorPage(status), false, length, started, tried);
+    for (;;) {
+      const endpoint = ctx.pick(upstream, tried);
+      if (!endpoint) return fail(502);
+      tried.push(endpoint);
+      let conn;
+      try {
+        const got = ctx.pools.acquire(endpoint, route.options.connectTimeoutMs);
+        ({ conn } = 'then' in got ? await got : got);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        if (tried.length < TRIES) {
+          ctx.metrics.retry(route, code);
+          continue;
+        }
+        return fail(code === 'ETIMEDOUT_CONNECT' ? 504 : 502);
+      }
+      const sink = new ClientSink(socket, head.close);
+      const o = await conn.exchange(request, body, head.method === 'HEAD', sink, route.options.readTimeoutMs);
+      if (o.reusable) ctx.pools.release(conn);
+      const seconds = () => (performance.now() - started) / 1000;
+      if (!o.error || o.status) {
+        ctx.metrics.request(route, head.method, o.status, seconds());
+        ctx.accessLog.request(logged(head, length, requestId), o.status, seconds(), route, tried.join(', '), String(o.status), o.length);
+        if (o.error) socket.destroy(); // the response had begun: the client sees it cut, as from nginx
+        return sink.close;
+      }
+      const retryable = CONNECTION_LOST.has(o.error) && IDEMPOTENT.has(head.method);
+      if (retryable && tried.length < TRIES) {
+        ctx.metrics.retry(route, o.error);
+        continue;
+      }
+      return fail(o.error === 'ETIMEDOUT' ? 504 : 502);
+    }
+  };
+
+  socket.on('data', onData);
+  socket.on('timeout', onTimeout);
+  socket.on('error', onError);
+}

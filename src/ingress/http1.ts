@@ -1,0 +1,198 @@
+// HTTP/1.1 message heads and chunked bodies, as the proxy's fast path reads and writes them
+// (RFC 9112). Pure functions over strings and buffers. Only the common, unambiguous shapes
+// are accepted; anything else is left to Node's own HTTP server (see proxy.ts), which then
+// owns the connection.
+
+/** Hop-by-hop headers (RFC 9110 7.6.1), never forwarded; nor `proxy` (httpoxy). */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'proxy']);
+/** What the proxy sets itself; a client's values are dropped unless trusted. */
+export const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-proto', 'x-forwarded-scheme', 'x-scheme', 'x-real-ip', 'x-original-forwarded-for', 'x-request-id']);
+
+export const MAX_HEAD = 64 * 1024;
+
+export interface RequestHead {
+  method: string;
+  target: string;
+  /** Raw header lines' names and values, in order. */
+  names: string[];
+  values: string[];
+  host: string;
+  contentLength: number;
+  /** Header names the Connection header lists (hop-by-hop as well). */
+  connection?: Set<string>;
+  /** Values the forwarding headers need, if the client sent them. */
+  forwardedFor?: string;
+  requestId?: string;
+  referer?: string;
+  userAgent?: string;
+  claimed: Record<string, string>;
+  /** The client asked to close after this exchange. */
+  close: boolean;
+}
+
+const TOKEN_LINE = /^([A-Z]+) (\S+) HTTP\/1\.1$/;
+
+/**
+ * Parses a request head (without its final CRLF CRLF). Returns a string naming why the
+ * fast path should not take the request (Node's HTTP server will), or the head.
+ */
+export function parseRequestHead(text: string): RequestHead | string {
+  const lines = text.split('\r\n');
+  const m = TOKEN_LINE.exec(lines[0]!);
+  if (!m) return 'request line';
+  const head: RequestHead = { method: m[1]!, target: m[2]!, names: [], values: [], host: '', contentLength: 0, claimed: {}, close: false };
+  let lengthSeen = false;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(':');
+    if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) return 'header line';
+    const name = line.slice(0, colon);
+    const lower = name.toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    switch (lower) {
+      case 'host':
+        if (head.host) return 'two Host headers';
+        head.host = value;
+        break;
+      case 'content-length':
+        if (lengthSeen || !/^\d{1,15}$/.test(value)) return 'content-length';
+        lengthSeen = true;
+        head.contentLength = Number(value);
+        break;
+      case 'transfer-encoding':
+      case 'expect':
+      case 'upgrade':
+        return lower;
+      case 'connection':
+        head.connection = new Set(value.toLowerCase().split(',').map((s) => s.trim()));
+        if (head.connection.has('close')) head.close = true;
+        break;
+      case 'x-forwarded-for':
+        head.forwardedFor = head.forwardedFor ? `${head.forwardedFor}, ${value}` : value;
+        break;
+      case 'x-request-id':
+        head.requestId = value;
+        break;
+      case 'referer':
+        head.referer = value;
+        break;
+      case 'user-agent':
+        head.userAgent = value;
+        break;
+    }
+    if (FORWARDED.has(lower)) head.claimed[lower] = value;
+    head.names.push(name);
+    head.values.push(value);
+  }
+  if (!head.host) return 'no Host header';
+  return head;
+}
+
+export interface ResponseHead {
+  status: number;
+  reason: string;
+  /** The header lines to pass on (each ending in CRLF): hop-by-hop ones removed, Transfer-Encoding kept (chunked bodies pass through as framed). */
+  fields: string;
+  /** -1: chunked; -2: until the connection closes; else the body's length. */
+  length: number;
+  /** The endpoint will close the connection after this response. */
+  close: boolean;
+  contentLength?: string;
+}
+
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\r\n]*))?$/;
+const FIELD_LINES = /^(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*$/;
+const HOP_LINES = /^(?:connection|keep-alive|proxy-connection|te|trailer|upgrade|proxy-authenticate|proxy-authorization|proxy)[ \t]*:[^\r\n]*\r\n/gim;
+const CONTENT_LENGTH = /^content-length[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r\n/gim;
+const CHUNKED = /^transfer-encoding[ \t]*:[^\r\n]*chunked[ \t]*\r\n/im;
+const CONNECTION = /^connection[ \t]*:([^\r\n]*)\r\n/im;
+
+/**
+ * Parses a response head: the status line and header lines, each ending in CRLF (the
+ * blank line excluded). `noBody` for responses to HEAD (204 and 304 are found here).
+ * Undefined when it is not a well-formed HTTP/1.x response.
+ */
+export function parseResponseHead(text: string, noBody: boolean): ResponseHead | undefined {
+  const eol = text.indexOf('\r\n');
+  const m = STATUS_LINE.exec(text.slice(0, eol));
+  if (!m) return undefined;
+  let fields = text.slice(eol + 2);
+  if (!FIELD_LINES.test(fields)) return undefined;
+  const status = Number(m[2]);
+  const lengths = [...fields.matchAll(CONTENT_LENGTH)].map((x) => x[1]!);
+  if (lengths.some((l) => !/^\d{1,15}$/.test(l) || l !== lengths[0])) return undefined;
+  const chunked = CHUNKED.test(fields);
+  const connection = CONNECTION.exec(fields)?.[1]?.toLowerCase().split(',').map((t) => t.trim());
+  let close = m[1] === '0' ? !connection?.includes('keep-alive') : Boolean(connection?.includes('close'));
+  fields = fields.replace(HOP_LINES, '');
+  // Names the Connection header lists are hop-by-hop too.
+  for (const name of connection ?? []) {
+    if (!HOP_BY_HOP.has(name) && name !== 'close' && /^[a-z0-9-]+$/.test(name)) fields = fields.replace(new RegExp(`^${name}[ \\t]*:[^\\r\\n]*\\r\\n`, 'gim'), '');
+  }
+  let length: number;
+  if (noBody || status === 204 || status === 304 || (status >= 100 && status < 200)) length = 0;
+  else if (chunked) {
+    length = -1;
+    fields = fields.replace(CONTENT_LENGTH, ''); // Transfer-Encoding overrides it (RFC 9112 6.3)
+  } else if (lengths.length) length = Number(lengths[0]);
+  else {
+    length = -2;
+    close = true; // delimited by the close
+  }
+  return { status, reason: m[3] ?? '', fields, length, close, contentLength: chunked ? undefined : lengths[0] };
+}
+
+/**
+ * Walks a chunked body (RFC 9112 7.1) as bytes arrive and tells where it ends; the bytes
+ * themselves are passed on unchanged. Chunk extensions and trailers are skipped over.
+ */
+export class ChunkedScanner {
+  private state: 'size' | 'data' | 'data-crlf' | 'trailer' = 'size';
+  private line = '';
+  private left = 0;
+  done = false;
+
+  /** Consumes `buf`; returns how many bytes belong to the body (all of it unless the body ended inside). Throws on a malformed body. */
+  scan(buf: Buffer): number {
+    let i = 0;
+    while (i < buf.length && !this.done) {
+      if (this.state === 'data') {
+        const n = Math.min(this.left, buf.length - i);
+        i += n;
+        this.left -= n;
+        if (!this.left) this.state = 'data-crlf';
+        continue;
+      }
+      const c = buf[i++]!;
+      if (c !== 10) {
+        if (c !== 13) this.line += String.fromCharCode(c);
+        if (this.line.length > 1024) throw new Error('chunk line too long');
+        continue;
+      }
+      const line = this.line;
+      this.line = '';
+      if (this.state === 'size') {
+        const size = parseInt(line.split(';')[0]!.trim(), 16);
+        if (!Number.isFinite(size) || size < 0 || !/^[0-9a-fA-F]+$/.test(line.split(';')[0]!.trim())) throw new Error(`bad chunk size ${JSON.stringify(line)}`);
+        if (size === 0) this.state = 'trailer';
+        else {
+          this.left = size;
+          this.state = 'data';
+        }
+      } else if (this.state === 'data-crlf') {
+        if (line !== '') throw new Error('chunk not followed by CRLF');
+        this.state = 'size';
+      } else if (line === '') this.done = true; // the empty line after the trailers
+    }
+    return i;
+  }
+}
+
+/** A whole response with a small body, as the proxy itself answers (404, 503, 308...). */
+export function simpleResponse(status: number, reason: string, headers: Array<[string, string]>, body: string, close: boolean): string {
+  let out = `HTTP/1.1 ${status} ${reason}\r\n`;
+  for (const [k, v] of headers) out += `${k}: ${v}\r\n`;
+  out += `content-length: ${Buffer.byteLength(body)}\r\n`;
+  if (close) out += 'connection: close\r\n';
+  return `${out}\r\n${body}`;
+}
