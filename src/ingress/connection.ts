@@ -13,7 +13,7 @@ import { forwardingHeaders } from './forward.ts';
 import { FORWARDED, HOP_BY_HOP, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath } from './paths.ts';
-import { matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
+import { DEFAULT_OPTIONS, matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
 import type { ResponseSink, UpstreamPools } from './upstream.ts';
 
 export interface FastPathContext {
@@ -25,6 +25,8 @@ export interface FastPathContext {
   accessLog: AccessLog;
   /** Gives the connection to Node's HTTP server; `buffered` are bytes read and not served. */
   fallback(socket: Socket, buffered: Buffer | undefined): void;
+  /** Open connections, each closable once its request in flight (if any) is answered. */
+  connections: Set<{ drain(): void }>;
 }
 
 export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -33,6 +35,8 @@ export const CONNECT_FAILED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNRE
 /** Errors where the connection died before a response: safe to retry idempotent requests. */
 export const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 export const TRIES = 3;
+/** Limits for a request that matches no route (it is answered 404 once read). */
+const DEFAULT_ROUTE = { options: DEFAULT_OPTIONS };
 const KEEPALIVE_MS = 75_000; // ingress-nginx's keepalive_timeout
 
 export const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 413: 'Request Entity Too Large', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Timeout' };
@@ -104,11 +108,22 @@ class ClientSink implements ResponseSink {
 export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: number, ctx: FastPathContext): void {
   let buffered: Buffer | undefined;
   let busy = false;
+  let draining = false;
   const remote = socket.remoteAddress ?? '';
+  const handle = {
+    drain: () => {
+      draining = true;
+      if (!busy) socket.end();
+    },
+  };
+  ctx.connections.add(handle);
+  socket.once('close', () => ctx.connections.delete(handle));
   socket.setNoDelay(true);
   socket.setTimeout(KEEPALIVE_MS);
 
-  const onTimeout = () => socket.destroy();
+  // Idle keep-alive connections close after 75 s; one waiting on a slow endpoint (a read
+  // timeout may be set longer by annotation) is left to that timeout.
+  const onTimeout = () => (busy ? socket.setTimeout(KEEPALIVE_MS) : socket.destroy());
   const onError = () => undefined;
   const onData = (d: Buffer) => {
     buffered = buffered ? Buffer.concat([buffered, d]) : d;
@@ -120,6 +135,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     socket.removeListener('error', onError);
     socket.setTimeout(0);
     socket.pause();
+    ctx.connections.delete(handle);
     ctx.fallback(socket, buffered);
     buffered = undefined;
   };
@@ -135,7 +151,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
       if (typeof head === 'string') return handOff();
       const route = matchRoute(ctx.table(), requestHost(head.host), requestPath(head.target));
       const total = end + 4 + head.contentLength;
-      if (route && head.contentLength > route.options.bodyLimit) {
+      if (head.contentLength > (route ?? DEFAULT_ROUTE).options.bodyLimit) {
         // nginx answers 413 without reading the body; the connection cannot go on.
         socket.removeListener('data', onData);
         socket.on('data', () => undefined);
@@ -150,7 +166,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
       // (The keep-alive timeout stays armed: traffic either way re-arms it.)
       void serve(head, route, body, total).then((close) => {
         busy = false;
-        if (close || head.close) return void socket.end();
+        if (close || head.close || draining) return void socket.end();
         if (buffered) next();
       });
     }

@@ -78,6 +78,7 @@ export class IngressProxy {
   private readonly balancer = new Balancer();
   private readonly servers: Server[] = [];
   private readonly fallbacks: HttpServer[] = [];
+  private readonly connections = new Set<{ drain(): void }>();
 
   constructor(private readonly opts: ProxyOptions, initial: ProxyConfig) {
     this.config = initial;
@@ -133,6 +134,7 @@ export class IngressProxy {
         server.emit('connection', socket);
         socket.resume();
       },
+      connections: this.connections,
     });
     const plain = context('http', fallback('http', httpPort));
     const secure = context('https', fallback('https', httpsPort));
@@ -158,9 +160,15 @@ export class IngressProxy {
     }
   }
 
+  /** Stops accepting; idle connections close now, busy ones once their response is out. */
   async close(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
-    for (const f of this.fallbacks) f.closeIdleConnections();
+    const closed = Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    for (const c of this.connections) c.drain();
+    for (const f of this.fallbacks) {
+      f.closeIdleConnections();
+      setTimeout(() => f.closeAllConnections(), 5_000).unref(); // what Node's server still holds after 5 s
+    }
+    await closed;
     this.fastPools.close();
     await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => undefined)));
   }

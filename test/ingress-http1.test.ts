@@ -1,0 +1,75 @@
+// The fast path's HTTP/1.1 reading as plain data: which requests it takes (and which it
+// leaves to Node's HTTP server), response framing, hop-by-hop removal, chunked bodies.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ChunkedScanner, parseRequestHead, parseResponseHead, type RequestHead } from '../src/ingress/http1.ts';
+import { requestText } from '../src/ingress/connection.ts';
+
+test('requests: the common shapes are taken; anything unusual is left to Node\'s HTTP server', () => {
+  const head = parseRequestHead('POST /a?b=1 HTTP/1.1\r\nHost: Shop.example.com:80\r\nContent-Length: 5\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nX-Forwarded-For: 6.6.6.6\r\nUser-Agent: t') as RequestHead;
+  assert.equal(typeof head, 'object');
+  assert.equal(head.method, 'POST');
+  assert.equal(head.target, '/a?b=1');
+  assert.equal(head.host, 'Shop.example.com:80');
+  assert.equal(head.contentLength, 5);
+  assert.equal(head.forwardedFor, '6.6.6.6');
+  assert.equal(head.userAgent, 't');
+  assert.equal(head.close, false);
+  for (const [text, why] of [
+    ['GET / HTTP/1.0\r\nHost: a', 'request line'],
+    ['GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked', 'transfer-encoding'],
+    ['GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue', 'expect'],
+    ['GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket', 'upgrade'],
+    ['GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2', 'content-length'],
+    ['GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1', 'content-length'],
+    ['GET / HTTP/1.1\r\nHost: a\r\nHost: b', 'two Host headers'],
+    ['GET / HTTP/1.1\r\nHost: a\r\n folded', 'header line'],
+    ['GET / HTTP/1.1\r\nX: 1', 'no Host header'],
+    ['get / HTTP/1.1\r\nHost: a', 'request line'],
+  ] as const) assert.equal(parseRequestHead(text), why, text);
+});
+
+test('the request an endpoint receives: hop-by-hop and claimed forwarding headers gone, ours added', () => {
+  const head = parseRequestHead('GET /x HTTP/1.1\r\nHost: a.com\r\nConnection: X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\nProxy: evil\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\nAccept: */*') as RequestHead;
+  const text = requestText(head, 'https', 443, '172.18.0.200', false, 'abc');
+  assert.equal(text, [
+    'GET /x HTTP/1.1', 'Host: a.com', 'Accept: */*',
+    'x-original-forwarded-for: 6.6.6.6', 'x-request-id: abc', 'x-real-ip: 172.18.0.200', 'x-forwarded-for: 172.18.0.200', 'x-forwarded-host: a.com', 'x-forwarded-port: 443', 'x-forwarded-proto: https', 'x-forwarded-scheme: https', 'x-scheme: https', '', '',
+  ].join('\r\n'));
+  const trusted = requestText(head, 'http', 80, '10.0.0.1', true, 'abc');
+  assert.match(trusted, /\r\nx-forwarded-for: 6\.6\.6\.6, 10\.0\.0\.1\r\n/);
+  assert.match(trusted, /\r\nx-real-ip: 6\.6\.6\.6\r\n/);
+});
+
+test('responses: framing by Content-Length, chunked, HEAD/204/304, or the close; hop-by-hop headers removed', () => {
+  const r = parseResponseHead('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n', false)!;
+  assert.deepEqual({ status: r.status, length: r.length, close: r.close, fields: r.fields }, { status: 200, length: 12, close: false, fields: 'Content-Type: text/plain\r\nContent-Length: 12\r\n' });
+  const chunked = parseResponseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n', false)!;
+  assert.equal(chunked.length, -1);
+  assert.equal(chunked.fields, 'Transfer-Encoding: chunked\r\n', 'Content-Length dropped when chunked (RFC 9112 6.3)');
+  assert.equal(parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 12\r\n', true)!.length, 0, 'a HEAD response has no body');
+  assert.equal(parseResponseHead('HTTP/1.1 304 Not Modified\r\nContent-Length: 12\r\n', false)!.length, 0);
+  const untilClose = parseResponseHead('HTTP/1.1 200 OK\r\nX: 1\r\n', false)!;
+  assert.deepEqual([untilClose.length, untilClose.close], [-2, true]);
+  assert.equal(parseResponseHead('HTTP/1.0 200 OK\r\nContent-Length: 1\r\n', false)!.close, true, 'HTTP/1.0 closes unless keep-alive');
+  assert.equal(parseResponseHead('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n', false)!.close, true);
+  assert.equal(parseResponseHead('HTTP/1.1 200 OK\r\nConnection: X-Secret\r\nX-Secret: 1\r\nContent-Length: 1\r\n', false)!.fields, 'Content-Length: 1\r\n');
+  assert.equal(parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n', false), undefined, 'conflicting lengths');
+  assert.equal(parseResponseHead('HTTP/1.1 200 OK\r\n bad\r\n', false), undefined);
+  assert.equal(parseResponseHead('SSH-2.0-OpenSSH\r\n', false), undefined);
+});
+
+test('chunked bodies: the end is found across any split, extensions and trailers included; garbage refused', () => {
+  const body = Buffer.from('5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT');
+  for (let split = 1; split < body.length - 4; split++) {
+    const s = new ChunkedScanner();
+    const a = s.scan(body.subarray(0, split));
+    assert.equal(a, split);
+    const b = s.scan(body.subarray(split));
+    assert.equal(s.done, true, `split at ${split}`);
+    assert.equal(split + b, body.length - 4, 'the bytes after the body are not part of it');
+  }
+  assert.throws(() => new ChunkedScanner().scan(Buffer.from('zz\r\n')), /bad chunk size/);
+  assert.throws(() => new ChunkedScanner().scan(Buffer.from('2\r\nabX\r\n')), /not followed by CRLF/);
+});
