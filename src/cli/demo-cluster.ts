@@ -1,7 +1,8 @@
 // `kubewire demo` (the README's first command): a two-node cluster, a Deployment spread
-// over both nodes, and a request from a pod on node 1 to a pod on node 2 whose answer shows
-// the client's own pod IP (no NAT). Every step is a kubewire command the user can type;
-// the cluster stays up for exploring.
+// over both nodes, a request from a pod on node 1 to a pod on node 2 whose answer shows
+// the client's own pod IP (no NAT), then the same pods reached from outside the cluster
+// through the Service's ClusterIP and the ingress controller. Every step is a kubewire
+// command the user can type; the cluster stays up for exploring.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -34,11 +35,32 @@ spec:
       - name: hello
         image: hello   # no image is pulled: a container with ports and no command runs kubewire's built-in HTTP server
         ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: hello
+  namespace: demo
+spec:
+  selector: {app: hello}
+  ports: [{port: 80}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: hello
+  namespace: demo
+spec:
+  rules:
+  - host: hello.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: hello, port: {number: 80}}}}
 `;
 
 /** Runs `kubewire ARGS` as the user would, echoing the command and its output. */
 async function kw(args: string[], opts: { input?: string; quiet?: boolean } = {}): Promise<string> {
-  if (!opts.quiet) say(`\n${bold(`$ kubewire ${args.join(' ')}`)}`);
+  if (!opts.quiet) say(`\n${bold(`$ kubewire ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`)}`);
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
   const child = spawn(process.execPath, [cliPath(), ...args], { env, stdio: ['pipe', 'pipe', 'inherit'] });
@@ -77,12 +99,22 @@ export async function demoCluster(cluster: string): Promise<void> {
     ? `\n${bold('No NAT:')} the server saw the client's own pod IP ${seen}. The packet went pod eth0 -> veth -> cni0 -> node eth0 -> router -> node eth0 -> cni0 -> veth -> pod.`
     : `\nthe server saw ${seen ?? 'nothing'} while the client is ${client.status!.podIP}: something NATs pod traffic`);
 
+  const svc = JSON.parse(await kw(['get', 'service', 'hello', '-n', 'demo', '-o', 'json', ...c], { quiet: true })) as { spec: { clusterIP: string } };
+  say(`\nThe Service hello has the virtual IP ${svc.spec.clusterIP}; every node's proxy load-balances it (iptables DNAT to a pod):`);
+  await kw(['exec', '-n', 'demo', client.metadata.name, ...c, '--', 'curl', '-s', '-m', '5', `http://${svc.spec.clusterIP}/`]);
+  const nodeIPs = (JSON.parse(await kw(['get', 'nodes', '-o', 'json', ...c], { quiet: true })) as { items: Array<{ status: { addresses: Array<{ type: string; address: string }> } }> }).items.map((n) => n.status.addresses.find((a) => a.type === 'InternalIP')!.address);
+  say(`\nFrom outside the cluster (the external namespace) through the ingress controller on ${nodes[0]} (${nodeIPs[0]}:80), by host name:`);
+  await kw(['exec', '--external', ...c, '--', 'curl', '-s', '-m', '5', '--fail', '--retry', '20', '--retry-all-errors', '--retry-delay', '0', '-H', 'Host: hello.example.com', `http://${nodeIPs[0]}/`]);
+  await kw(['get', 'ingress', '-n', 'demo', ...c]);
+
   await kw(['exec', '-n', 'demo', client.metadata.name, ...c, '--', 'ip', 'route']);
   await kw(['exec', '--node', nodes[0]!, ...c, '--', 'bridge', 'fdb', 'show', 'br', 'cni0', 'dynamic']);
   say('cni0 learnt the MAC of each pod behind its veth port: the bridge of the seed, in the kernel.');
   say(`\n${bold('Explore:')}
   kubewire describe node ${nodes[0]} ${c.join(' ')}        # podCIDR, cni0, veth pairs, FDB, ARP, routes
   kubewire describe pod ${client.metadata.name} -n demo ${c.join(' ')}
+  kubewire describe service hello -n demo ${c.join(' ')}       # endpoints by node, and the iptables rules carrying it
+  kubewire describe ingress hello -n demo ${c.join(' ')}
   kubewire exec -n demo ${client.metadata.name} ${c.join(' ')} -- ping -c1 ${server.status!.podIP}
   kubewire scale deployment/hello --replicas=8 -n demo ${c.join(' ')}
   kubewire logs ${server.metadata.name} -n demo ${c.join(' ')}

@@ -73,9 +73,22 @@ export class IngressController {
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (this.informers.every((i) => i.synced)) void this.sync();
+      if (!this.informers.every((i) => i.synced)) return;
+      // One sync at a time (the leader's awaits API writes); a change meanwhile syncs again after.
+      if (this.syncing) return void (this.again = true);
+      this.syncing = true;
+      void this.sync().finally(() => {
+        this.syncing = false;
+        if (this.again) {
+          this.again = false;
+          this.schedule();
+        }
+      });
     }, 20);
   }
+
+  private syncing = false;
+  private again = false;
 
   private async sync(): Promise<void> {
     const classes = [...this.classes.items.values()];

@@ -1,7 +1,7 @@
-// One request forwarded to one endpoint, on undici's low-level dispatch API: the response's
-// status and headers go straight to the client's ServerResponse and its body chunks are
-// written through with backpressure, with no intermediate stream objects (the fastest
-// path undici offers; a proxy's cost per request is mostly such plumbing).
+// The forwarding headers both paths set, and the fallback path's forwarding of one request
+// (a connection Node's HTTP server took over: upgrades aside, chunked uploads, Expect,
+// HTTP/1.0) on undici's dispatch API: the response's status and headers go straight to the
+// client's ServerResponse and its body is written through with backpressure.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
@@ -95,24 +95,12 @@ export class Forward implements Dispatcher.DispatchHandler {
     return true;
   }
 
-  /** The first body chunk is held: a response of one chunk then leaves in one write with its head. */
-  private held: Buffer | undefined;
-
   onData(chunk: Buffer): boolean {
-    if (!this.held) {
-      this.held = chunk;
-      return true;
-    }
-    const first = this.held;
-    if (first.length) {
-      this.res.write(first);
-      this.held = Buffer.alloc(0);
-    }
     return this.res.write(chunk);
   }
 
   onComplete(): void {
-    this.res.end(this.held);
+    this.res.end();
     this.done();
   }
 
