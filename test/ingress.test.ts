@@ -399,6 +399,16 @@ spec:
     await waitFor('node 2 serving again', async () => (await get('web.example.com', '/hostname', 1)).startsWith('200 web-'), 10_000);
   });
 
+  test('the controllers outlive a daemon killed with -9, keep serving, and follow changes once it is back', async () => {
+    const daemonPid = Number(readFileSync(join(stateDir, cluster, 'daemon.pid'), 'utf8'));
+    process.kill(daemonPid, 'SIGKILL');
+    await waitFor('the daemon gone', async () => !existsSync(`/proc/${daemonPid}`) || readFileSync(`/proc/${daemonPid}/stat`, 'utf8').includes(') Z'));
+    assert.match(await get('web.example.com', '/hostname', 1), /^200 web-/, 'served from the last configuration');
+    await kube.ok('up');
+    await kube.apply(MANIFEST.replace('- {path: /shared,', '- {path: /shared3,'));
+    await waitFor('the change after the restart', async () => (await get('web.example.com', '/shared3')).startsWith('200 pod: other-'), 10_000);
+  });
+
   test('a rolling replacement of the backend under steady load fails no request', async () => {
     const stop = join(certDir, 'stop');
     // Keep-alive clients against both nodes until told to stop (at most 60 s); prints ok/failed counts.

@@ -13,6 +13,8 @@ export class Informer<T extends KubeObject> {
   private retry?: NodeJS.Timeout;
   /** True once the first list has arrived. */
   synced = false;
+  /** Why the last attempt failed (logged once per outage, not at every retry). */
+  private failing: string | undefined;
 
   constructor(private readonly client: ApiClient, private readonly rt: ResourceType, private readonly changed: () => void, private readonly log: (l: string) => void) {}
 
@@ -23,6 +25,8 @@ export class Informer<T extends KubeObject> {
       this.items.clear();
       for (const o of list.items) this.items.set(keyOf(o), { ...o, kind: this.rt.kind });
       this.synced = true;
+      if (this.failing) this.log(`watching ${this.rt.plural} again`);
+      this.failing = undefined;
       this.changed();
       this.stopWatch = await this.client.watch(this.rt, undefined, { resourceVersion: list.metadata.resourceVersion }, (e) => {
         const o = e.object as T;
@@ -31,7 +35,9 @@ export class Informer<T extends KubeObject> {
         this.changed();
       }, () => this.again());
     } catch (e) {
-      this.log(`watching ${this.rt.plural}: ${e instanceof Error ? e.message : String(e)}; retrying`);
+      const why = e instanceof Error ? e.message : String(e);
+      if (why !== this.failing) this.log(`watching ${this.rt.plural}: ${why}; retrying every 0.5 s`);
+      this.failing = why;
       this.again();
     }
   }
