@@ -148,7 +148,8 @@ test('problems: missing Service, unknown port, unsafe path; each costs only its 
   assert.match(problems.find((p) => p.reason === 'PortNotFound')!.message, /no port named "metrics" \(it has <unnamed>\)/);
   assert.match(problems.find((p) => p.reason === 'InvalidPath')!.message, /spec\.rules\[0\]\.http\.paths\[3\]: path "\/bad;x"/);
   assert.equal(matchRoute(table, 'x', '/ok')!.upstream.service, 'a');
-  assert.equal(matchRoute(table, 'x', '/gone')!.upstream.unavailable, 'service default/nope not found', 'a missing Service answers 503');
+  const gone = matchRoute(table, 'x', '/gone')!;
+  assert.deepEqual([gone.upstream.service, gone.upstream.endpoints], ['nope', []], 'a missing Service keeps its route, without endpoints: 503, not 404');
   assert.equal(matchRoute(table, 'x', '/bad;x'), undefined);
   assert.equal(matchRoute(table, 'x', '/re(.*)/y')!.upstream.service, 'b');
 });

@@ -149,6 +149,11 @@ export function now(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
+/** "namespace/name" (just "name" for cluster-scoped objects): how objects are keyed in maps and messages. */
+export function namespacedName(o: { metadata: { namespace?: string; name: string } }): string {
+  return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
+}
+
 export function isTerminating(obj: KubeObject): boolean {
   return Boolean(obj.metadata.deletionTimestamp);
 }

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Pod } from '../api/types.ts';
 import { daemonPid } from '../daemon/process.ts';
-import { cliPath, clusterDir } from '../state/paths.ts';
+import { cliEnv, cliPath, clusterDir } from '../state/paths.ts';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
@@ -61,9 +61,7 @@ spec:
 /** Runs `kubewire ARGS` as the user would, echoing the command and its output. */
 async function kw(args: string[], opts: { input?: string; quiet?: boolean } = {}): Promise<string> {
   if (!opts.quiet) say(`\n${bold(`$ kubewire ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`)}`);
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
-  const child = spawn(process.execPath, [cliPath(), ...args], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [cliPath(), ...args], { env: cliEnv(), stdio: ['pipe', 'pipe', 'inherit'] });
   child.stdin.end(opts.input ?? '');
   let out = '';
   child.stdout.setEncoding('utf8');

@@ -5,11 +5,11 @@
 // manage (Services without selectors) are left alone.
 
 import { createHash } from 'node:crypto';
+import { SERVICE_NAME_LABEL } from '../api/endpointslices.ts';
 import { matches } from '../api/labels.ts';
 import type { Endpoint, EndpointPort, EndpointSlice, Pod, Service } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 
-export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
 export const MANAGED_BY = 'endpointslice-controller.k8s.io';
 export const MAX_ENDPOINTS_PER_SLICE = 100;

@@ -9,6 +9,7 @@ import { Api } from '../apiserver/api.ts';
 import { ApiServer, type LogRequest } from '../apiserver/server.ts';
 import { Store, StoreError } from '../apiserver/store.ts';
 import { loadCluster } from '../cluster/cluster.ts';
+import type { ClusterPlan } from '../cluster/plan.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
 import { nodeFiles } from '../cluster/topology.ts';
 import { ControllerManager } from '../controllers/manager.ts';
@@ -36,8 +37,10 @@ export class Daemon {
   private readonly host: WorkloadHostClient;
   private watchdog?: NodeJS.Timeout;
 
+  private readonly plan: ClusterPlan;
+
   constructor(readonly cluster: string, private readonly log: (line: string) => void = (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`)) {
-    const plan = loadCluster(cluster);
+    const plan = (this.plan = loadCluster(cluster));
     const paths = daemonPaths(cluster);
     this.store = new Store(paths.store);
     this.api = new Api(this.store, { serviceCIDR: plan.spec.serviceCIDR });
@@ -101,7 +104,7 @@ export class Daemon {
   /** Every node runs an ingress controller; one that died (kill -9, OOM) is started again. */
   private checkIngressControllers(): void {
     try {
-      const started = ensureIngressControllers(this.cluster, loadCluster(this.cluster));
+      const started = ensureIngressControllers(this.cluster, this.plan);
       if (started.length) this.log(`ingress controller started on ${started.join(', ')}`);
     } catch (e) {
       this.log(`ingress controllers: ${e instanceof Error ? e.message : String(e)}`);

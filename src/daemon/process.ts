@@ -1,23 +1,13 @@
 // Starting and stopping a cluster's background processes: the daemon (control plane and
-// node agents) and the workload host. Both are detached so that the CLI can exit; a pid
-// file names each, checked against /proc/PID/cmdline so that a recycled pid is never hit.
+// node agents), the workload host and the ingress controllers. All are detached so that the
+// CLI can exit; a pid file names each (state/pidfile.ts).
 
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { ApiClient } from '../apiserver/client.ts';
-import { cliPath, daemonPaths } from '../state/paths.ts';
+import { cliEnv, cliPath, daemonPaths } from '../state/paths.ts';
 import { ingressControllerPids } from '../ingress/supervisor.ts';
-
-/** The pid in `pidFile` if that process is alive and is kubewire's `role` for `cluster`. */
-export function livePid(pidFile: string, role: string, cluster: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv.includes(role) && argv.includes(cluster) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
+import { livePid } from '../state/pidfile.ts';
 
 export function daemonPid(cluster: string): number | undefined {
   return livePid(daemonPaths(cluster).pidFile, 'daemon', cluster);
@@ -35,9 +25,7 @@ function tail(file: string, lines: number): string {
 export async function startDaemon(cluster: string, nodes: number, timeoutMs = 30_000): Promise<number> {
   const paths = daemonPaths(cluster);
   const out = openSync(paths.log, 'a');
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS; // ~50 ms per start, and the daemon makes no TLS calls
-  const child = spawn(process.execPath, [cliPath(), 'daemon', '--cluster', cluster], { detached: true, stdio: ['ignore', out, out], env });
+  const child = spawn(process.execPath, [cliPath(), 'daemon', '--cluster', cluster], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
   child.unref();
   const client = new ApiClient(paths.socket);
   const deadline = Date.now() + timeoutMs;

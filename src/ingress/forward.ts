@@ -5,11 +5,11 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { FORWARDED, HOP_BY_HOP } from './http1.ts';
+import { connectionTokens, FORWARDED, HOP_BY_HOP } from './http1.ts';
 
 /** The header names a Connection header lists (they are hop-by-hop too). */
 function listedIn(connection: string | undefined): Set<string> | undefined {
-  return connection ? new Set(connection.toLowerCase().split(',').map((s) => s.trim())) : undefined;
+  return connection ? connectionTokens(connection) : undefined;
 }
 
 /**

@@ -10,6 +10,11 @@ export const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forw
 
 export const MAX_HEAD = 64 * 1024;
 
+/** The tokens of a Connection header, lowercased: `close`, `keep-alive`, or names of more hop-by-hop headers. */
+export function connectionTokens(value: string): Set<string> {
+  return new Set(value.toLowerCase().split(',').map((s) => s.trim()));
+}
+
 export interface RequestHead {
   method: string;
   target: string;
@@ -64,7 +69,7 @@ export function parseRequestHead(text: string): RequestHead | string {
       case 'upgrade':
         return lower;
       case 'connection':
-        head.connection = new Set(value.toLowerCase().split(',').map((s) => s.trim()));
+        head.connection = connectionTokens(value);
         if (head.connection.has('close')) head.close = true;
         break;
       case 'x-forwarded-for':
@@ -122,8 +127,9 @@ export function parseResponseHead(text: string, noBody: boolean): ResponseHead |
   const lengths = [...fields.matchAll(CONTENT_LENGTH)].map((x) => x[1]!);
   if (lengths.some((l) => !/^\d{1,15}$/.test(l) || l !== lengths[0])) return undefined;
   const chunked = CHUNKED.test(fields);
-  const connection = CONNECTION.exec(fields)?.[1]?.toLowerCase().split(',').map((t) => t.trim());
-  let close = m[1] === '0' ? !connection?.includes('keep-alive') : Boolean(connection?.includes('close'));
+  const header = CONNECTION.exec(fields)?.[1];
+  const connection = header === undefined ? undefined : connectionTokens(header);
+  let close = m[1] === '0' ? !connection?.has('keep-alive') : Boolean(connection?.has('close'));
   fields = fields.replace(HOP_LINES, '');
   // Names the Connection header lists are hop-by-hop too.
   for (const name of connection ?? []) {

@@ -3,7 +3,7 @@
 // restarted) it lists again and replaces the copy, so deletions during the gap are seen.
 
 import type { ResourceType } from '../api/resources.ts';
-import type { KubeObject } from '../api/types.ts';
+import { namespacedName, type KubeObject } from '../api/types.ts';
 import type { ApiClient } from '../apiserver/client.ts';
 
 export class Informer<T extends KubeObject> {
@@ -23,15 +23,15 @@ export class Informer<T extends KubeObject> {
     try {
       const list = await this.client.list<T>(this.rt);
       this.items.clear();
-      for (const o of list.items) this.items.set(keyOf(o), { ...o, kind: this.rt.kind });
+      for (const o of list.items) this.items.set(namespacedName(o), { ...o, kind: this.rt.kind });
       this.synced = true;
       if (this.failing) this.log(`watching ${this.rt.plural} again`);
       this.failing = undefined;
       this.changed();
       this.stopWatch = await this.client.watch(this.rt, undefined, { resourceVersion: list.metadata.resourceVersion }, (e) => {
         const o = e.object as T;
-        if (e.type === 'DELETED') this.items.delete(keyOf(o));
-        else this.items.set(keyOf(o), o);
+        if (e.type === 'DELETED') this.items.delete(namespacedName(o));
+        else this.items.set(namespacedName(o), o);
         this.changed();
       }, () => this.again());
     } catch (e) {
@@ -55,8 +55,4 @@ export class Informer<T extends KubeObject> {
     clearTimeout(this.retry);
     this.stopWatch?.();
   }
-}
-
-export function keyOf(o: KubeObject): string {
-  return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
 }

@@ -7,7 +7,7 @@
 
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import { ApiClient } from '../apiserver/client.ts';
@@ -21,6 +21,22 @@ import { emptyTable } from './routes.ts';
 import { ingressPaths } from './supervisor.ts';
 
 const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${cluster.isWorker ? `[worker ${cluster.worker!.id}] ` : ''}${l}\n`);
+
+/** /metrics and /healthz on :10254, as ingress-nginx serves them. */
+async function serveHealth(metrics: () => Promise<string>, contentType: string, healthy: () => boolean): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      const text = await metrics();
+      res.writeHead(200, { 'content-type': contentType });
+      return void res.end(text);
+    }
+    if (path === '/healthz') return void res.writeHead(healthy() ? 200 : 503).end(healthy() ? 'ok' : 'no workers');
+    res.writeHead(404).end('404 page not found\n');
+  });
+  await new Promise<void>((r) => server.listen(METRICS_PORT, '0.0.0.0', r));
+  return server;
+}
 
 export async function runIngressController(clusterName: string, nodeName: string): Promise<void> {
   const plan = loadCluster(clusterName);
@@ -41,17 +57,11 @@ async function runPrimary(workers: number, where: string): Promise<void> {
     setTimeout(fork, 200);
   });
   for (let i = 0; i < workers; i++) fork();
-  const health = createServer(async (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/metrics') {
-      const text = await aggregate.clusterMetrics().catch((e: unknown) => `# metrics unavailable: ${e instanceof Error ? e.message : String(e)}\n`);
-      res.writeHead(200, { 'content-type': aggregate.contentType });
-      return void res.end(text);
-    }
-    if (path === '/healthz') return void res.writeHead(Object.keys(cluster.workers ?? {}).length ? 200 : 503).end('ok');
-    res.writeHead(404).end('404 page not found\n');
-  });
-  await new Promise<void>((r) => health.listen(METRICS_PORT, '0.0.0.0', r));
+  const health = await serveHealth(
+    () => aggregate.clusterMetrics().catch((e: unknown) => `# metrics unavailable: ${e instanceof Error ? e.message : String(e)}\n`),
+    aggregate.contentType,
+    () => Object.keys(cluster.workers ?? {}).length > 0,
+  );
   log(`ingress controller of ${where}: ${workers} workers, metrics on :${METRICS_PORT}`);
   const stop = () => {
     if (stopping) return;
@@ -99,23 +109,12 @@ async function runWorker(clusterName: string, nodeName: string): Promise<void> {
   // Ports open only once the first full configuration is in: never a 404 for want of one.
   await controller.ready;
   await proxy.listen(80, 443);
-  let health: ReturnType<typeof createServer> | undefined;
+  let health: Server | undefined;
   if (cluster.isWorker) {
     AggregatorRegistry.setRegistries(metrics.registry);
     new AggregatorRegistry(); // answers the primary's requests for this worker's metrics
     process.on('disconnect', () => process.exit(0)); // the primary is gone (kill -9): so are we
-  } else {
-    health = createServer(async (req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (path === '/metrics') {
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
-        return void res.end(await metrics.registry.metrics());
-      }
-      if (path === '/healthz') return void res.writeHead(200).end('ok');
-      res.writeHead(404).end('404 page not found\n');
-    });
-    await new Promise<void>((r) => health!.listen(METRICS_PORT, '0.0.0.0', r));
-  }
+  } else health = await serveHealth(() => metrics.registry.metrics(), metrics.registry.contentType, () => true);
   if (first) log(`ingress controller of ${nodeName} serving :80 and :443`);
 
   let stopping = false;

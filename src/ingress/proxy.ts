@@ -51,6 +51,9 @@ export class Balancer {
   }
 }
 
+/** undici's pools are per endpoint and connect timeout (a pool's connector has one). */
+const poolKey = (endpoint: string, connectTimeoutMs: number) => `${endpoint}/${connectTimeoutMs}`;
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined | 'too large'> {
   const length = req.headers['content-length'];
   if (!req.headers['transfer-encoding'] && (length === undefined || length === '0')) return Promise.resolve(undefined);
@@ -87,20 +90,20 @@ export class IngressProxy {
   /** Swaps in a new configuration; pools of endpoints that are gone drain and close. */
   configure(config: ProxyConfig): void {
     this.config = config;
-    const live = new Set<string>();
-    const all = [config.table.anyHost, ...config.table.hosts.values(), ...config.table.wildcards.values()];
-    for (const g of all) for (const r of g.routes) for (const ep of r.upstream.endpoints) live.add(`${ep}/${r.options.connectTimeoutMs}`);
-    for (const ep of config.table.defaultBackend?.upstream.endpoints ?? []) live.add(`${ep}/${config.table.defaultBackend!.options.connectTimeoutMs}`);
+    const t = config.table;
+    const routes = [...t.anyHost.routes, ...[...t.hosts.values(), ...t.wildcards.values()].flatMap((g) => g.routes), ...(t.defaultBackend ? [t.defaultBackend] : [])];
+    const live = new Set(routes.flatMap((r) => r.upstream.endpoints));
+    const livePools = new Set(routes.flatMap((r) => r.upstream.endpoints.map((ep) => poolKey(ep, r.options.connectTimeoutMs))));
     for (const [k, pool] of this.pools) {
-      if (live.has(k)) continue;
+      if (livePools.has(k)) continue;
       this.pools.delete(k);
       void pool.close().catch(() => undefined);
     }
-    this.fastPools.prune(new Set([...live].map((k) => k.slice(0, k.lastIndexOf('/')))));
+    this.fastPools.prune(live);
   }
 
   private pool(endpoint: string, connectTimeoutMs: number): Pool {
-    const k = `${endpoint}/${connectTimeoutMs}`;
+    const k = poolKey(endpoint, connectTimeoutMs);
     let p = this.pools.get(k);
     if (!p) {
       // Idle connections closed before the backend's own keep-alive timeout (Node's is 5 s).

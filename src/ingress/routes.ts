@@ -3,7 +3,9 @@
 // an unknown port name, a path ingress-nginx would refuse, a conflict with an older Ingress)
 // is reported against its Ingress and costs only that rule: the valid rest is served.
 
-import type { EndpointSlice, Ingress, IngressBackend, Service } from '../api/types.ts';
+import { portEndpoints, slicesByService } from '../api/endpointslices.ts';
+import { namespacedName, type EndpointSlice, type Ingress, type IngressBackend, type Service } from '../api/types.ts';
+import { endpointString } from '../proxy/model.ts';
 import { byPrecedence, compilePath, hostMatches, pathMatches, type PathMatcher } from './paths.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -14,9 +16,8 @@ export interface Upstream {
   name: string;
   namespace: string;
   service: string;
+  /** Ready endpoints (ip:port); none means 503. */
   endpoints: string[];
-  /** Why there is no endpoint to send to (503), when that is so. */
-  unavailable?: string;
 }
 
 /** Per-Ingress settings (ingress-nginx's annotation names, so existing manifests keep working). */
@@ -96,11 +97,9 @@ export function routeOptions(ing: Ingress): RouteOptions {
 /** ingress-nginx's strict path validation: Exact and Prefix paths are plain path characters. */
 const SAFE_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
 
-const key = (o: { metadata: { namespace?: string; name: string } }) => `${o.metadata.namespace}/${o.metadata.name}`;
-
 /** Oldest first, then by namespace/name: the order in which Ingresses claim a host and path. */
 export function byAge(a: Ingress, b: Ingress): number {
-  return (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || key(a).localeCompare(key(b));
+  return (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || namespacedName(a).localeCompare(namespacedName(b));
 }
 
 /** A Service port's ready endpoints, from the Service's EndpointSlices. */
@@ -116,26 +115,16 @@ function resolveUpstream(ing: Ingress, backend: IngressBackend, services: Map<st
   const svc = services.get(`${ns}/${name}`);
   if (!svc) {
     problem('ServiceNotFound', `service ${ns}/${name} not found: requests for it are answered 503`);
-    return { ...upstream, unavailable: `service ${ns}/${name} not found` };
+    return upstream;
   }
   const sp = (svc.spec.ports ?? []).find((p) => (port.name !== undefined ? p.name === port.name : p.port === port.number));
   if (!sp) {
     const known = (svc.spec.ports ?? []).map((p) => (port.name !== undefined ? p.name ?? '<unnamed>' : String(p.port))).join(', ') || 'none';
     problem('PortNotFound', `service ${ns}/${name} has no port ${port.name !== undefined ? `named ${JSON.stringify(port.name)}` : port.number} (it has ${known}): requests for it are answered 503`);
-    return { ...upstream, unavailable: `service ${ns}/${name} has no port ${portText}` };
+    return upstream;
   }
-  const seen = new Set<string>();
-  for (const slice of slicesOf.get(`${ns}/${name}`) ?? []) {
-    const ep = (slice.ports ?? []).find((p) => (p.name ?? '') === (sp.name ?? ''));
-    if (!ep?.port || (slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6')) continue;
-    for (const e of slice.endpoints) {
-      if (e.conditions.ready === false) continue;
-      const addr = slice.addressType === 'IPv6' ? `[${e.addresses[0]}]:${ep.port}` : `${e.addresses[0]}:${ep.port}`;
-      seen.add(addr);
-    }
-  }
-  upstream.endpoints = [...seen].sort();
-  if (!upstream.endpoints.length) upstream.unavailable = `service ${ns}/${name} has no ready endpoints`;
+  const ready = portEndpoints(slicesOf.get(`${ns}/${name}`) ?? [], sp.name ?? '', sp.protocol ?? 'TCP').filter((e) => e.endpoint.conditions.ready !== false);
+  upstream.endpoints = ready.map(endpointString).sort();
   return upstream;
 }
 
@@ -146,23 +135,14 @@ export function emptyTable(): RouteTable {
 /** One backend of an Ingress resolved on its own (for `describe ingress`): its endpoints, or why none. */
 export function upstreamOf(ing: Ingress, backend: IngressBackend, services: Service[], slices: EndpointSlice[]): Upstream | string {
   let why = '';
-  const up = resolveUpstream(ing, backend, new Map(services.map((s) => [key(s), s])), indexSlices(slices), (_r, m) => (why ||= m));
+  const up = resolveUpstream(ing, backend, new Map(services.map((s) => [namespacedName(s), s])), slicesByService(slices), (_r, m) => (why ||= m));
   return why || up!;
-}
-
-function indexSlices(slices: EndpointSlice[]): Map<string, EndpointSlice[]> {
-  const bySvc = new Map<string, EndpointSlice[]>();
-  for (const s of slices) {
-    const svc = s.metadata.labels?.['kubernetes.io/service-name'];
-    if (svc) bySvc.set(`${s.metadata.namespace}/${svc}`, [...(bySvc.get(`${s.metadata.namespace}/${svc}`) ?? []), s]);
-  }
-  return bySvc;
 }
 
 /** Builds the table from the Ingresses this controller serves (the caller filters by class). */
 export function buildRoutes(input: RouteInput): { table: RouteTable; problems: Problem[] } {
-  const services = new Map(input.services.map((s) => [key(s), s]));
-  const slicesOf = indexSlices(input.slices);
+  const services = new Map(input.services.map((s) => [namespacedName(s), s]));
+  const slicesOf = slicesByService(input.slices);
   const problems: Problem[] = [];
   const table = emptyTable();
   const claimed = new Map<string, Ingress>(); // host + path + pathType -> the Ingress serving it
@@ -205,7 +185,7 @@ export function buildRoutes(input: RouteInput): { table: RouteTable; problems: P
         const claim = `${host} ${p.pathType} ${p.path ?? '/'}`;
         const owner = claimed.get(claim);
         if (owner && owner !== ing) {
-          problem('PathConflict', `${where}: host ${JSON.stringify(host || '*')} path ${p.path ?? '/'} (${p.pathType}) is already served by the older Ingress ${key(owner)}: this path is not served`);
+          problem('PathConflict', `${where}: host ${JSON.stringify(host || '*')} path ${p.path ?? '/'} (${p.pathType}) is already served by the older Ingress ${namespacedName(owner)}: this path is not served`);
           return;
         }
         claimed.set(claim, ing);

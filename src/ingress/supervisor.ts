@@ -4,12 +4,13 @@
 // dies. The default certificate (ingress-nginx's "Fake Certificate") is made once per cluster.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterPlan, NodePlan } from '../cluster/plan.ts';
 import { toolPath } from '../dataplane/linux/exec.ts';
 import { netnsPath } from '../lab/lab.ts';
-import { cliPath, clusterDir } from '../state/paths.ts';
+import { cliEnv, cliPath, clusterDir } from '../state/paths.ts';
+import { livePid } from '../state/pidfile.ts';
 
 const ROLE = 'ingress-controller';
 
@@ -27,14 +28,7 @@ export function ingressPaths(cluster: string, node: string) {
 
 /** The controller's pid for `node`, if it runs. */
 export function ingressPid(cluster: string, node: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(ingressPaths(cluster, node).pidFile, 'utf8').trim());
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const zombie = readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
-    return !zombie && argv.includes(ROLE) && argv.includes(cluster) && argv.includes(node) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  return livePid(ingressPaths(cluster, node).pidFile, ROLE, cluster, node);
 }
 
 /** The pids of the cluster's running controllers (found by their pid files). */
@@ -58,10 +52,8 @@ export function ensureDefaultCertificate(cluster: string): void {
 function start(cluster: string, node: NodePlan): void {
   const p = ingressPaths(cluster, node.name);
   const out = openSync(p.log, 'a');
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS; // ~50 ms per start; the controller makes no outbound TLS calls
   // nsenter execs the controller: its pid is the controller's.
-  const child = spawn(toolPath('nsenter'), [`--net=${netnsPath(node.netns)}`, '--', process.execPath, cliPath(), ROLE, '--cluster', cluster, '--node', node.name], { detached: true, stdio: ['ignore', out, out], env });
+  const child = spawn(toolPath('nsenter'), [`--net=${netnsPath(node.netns)}`, '--', process.execPath, cliPath(), ROLE, '--cluster', cluster, '--node', node.name], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
   child.unref();
   writeFileSync(p.pidFile, `${child.pid}\n`, { mode: 0o600 });
 }

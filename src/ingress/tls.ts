@@ -5,7 +5,7 @@
 
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import type { Ingress, Secret } from '../api/types.ts';
+import { namespacedName, type Ingress, type Secret } from '../api/types.ts';
 import { hostMatches } from './paths.ts';
 import type { Problem } from './routes.ts';
 
@@ -24,7 +24,7 @@ function decode(secret: Secret, field: string): string | undefined {
 
 /** A Secret as a certificate, or what is wrong with it. */
 export function loadCertificate(secret: Secret): Certificate | string {
-  const name = `${secret.metadata.namespace}/${secret.metadata.name}`;
+  const name = namespacedName(secret);
   if (secret.type !== 'kubernetes.io/tls') return `secret ${name} is of type ${JSON.stringify(secret.type)}, not kubernetes.io/tls`;
   const crt = decode(secret, 'tls.crt');
   const key = decode(secret, 'tls.key');
@@ -62,7 +62,7 @@ export interface TlsState {
  * uncovered host. `cache` (by name and resourceVersion) spares re-parsing unchanged Secrets.
  */
 export function loadTls(ingresses: Ingress[], secrets: Secret[], cache = new Map<string, Certificate | string>()): TlsState {
-  const byName = new Map(secrets.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
+  const byName = new Map(secrets.map((s) => [namespacedName(s), s]));
   const certificates = new Map<string, Certificate>();
   const failed = new Map<string, string>();
   const problems: Problem[] = [];

@@ -3,7 +3,7 @@
 // kube-proxy's ServicePort and Endpoint views hold them.
 
 import type { EndpointSlice, Service } from '../api/types.ts';
-import { SERVICE_NAME_LABEL } from '../controllers/endpointslice.ts';
+import { portEndpoints, slicesByService } from '../api/endpointslices.ts';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
 
@@ -50,13 +50,7 @@ export function skipService(svc: Service): boolean {
 
 /** The proxy's view of the cluster's Services for the node `nodeName` (pure). */
 export function buildServicePorts(services: Service[], slices: EndpointSlice[], nodeName: string): ServicePortInfo[] {
-  const bySvc = new Map<string, EndpointSlice[]>();
-  for (const s of slices) {
-    const svcName = s.metadata.labels?.[SERVICE_NAME_LABEL];
-    if (!svcName || s.addressType !== 'IPv4') continue;
-    const key = `${s.metadata.namespace}/${svcName}`;
-    bySvc.set(key, [...(bySvc.get(key) ?? []), s]);
-  }
+  const bySvc = slicesByService(slices);
   const out: ServicePortInfo[] = [];
   for (const svc of services) {
     if (skipService(svc)) continue;
@@ -64,23 +58,15 @@ export function buildServicePorts(services: Service[], slices: EndpointSlice[], 
     for (const p of svc.spec.ports ?? []) {
       const protocol = (p.protocol ?? 'TCP').toLowerCase() as Protocol;
       const portName = p.name ?? '';
-      const seen = new Map<string, ProxyEndpoint>();
-      for (const slice of bySvc.get(`${ns}/${svc.metadata.name}`) ?? []) {
-        const sp = (slice.ports ?? []).find((x) => (x.name ?? '') === portName && (x.protocol ?? 'TCP').toLowerCase() === protocol);
-        if (!sp?.port) continue;
-        for (const ep of slice.endpoints) {
-          const e: ProxyEndpoint = {
-            ip: ep.addresses[0]!,
-            port: sp.port,
-            // An endpoint is ready unless it says otherwise (EndpointSlice semantics: nil means true).
-            ready: ep.conditions?.ready !== false,
-            serving: ep.conditions?.serving ?? ep.conditions?.ready !== false,
-            terminating: ep.conditions?.terminating === true,
-            local: ep.nodeName === nodeName,
-          };
-          seen.set(endpointString(e), e);
-        }
-      }
+      const endpoints = portEndpoints(bySvc.get(`${ns}/${svc.metadata.name}`) ?? [], portName, p.protocol ?? 'TCP').map(({ ip, port, endpoint: ep }): ProxyEndpoint => ({
+        ip,
+        port,
+        // An endpoint is ready unless it says otherwise (EndpointSlice semantics: nil means true).
+        ready: ep.conditions?.ready !== false,
+        serving: ep.conditions?.serving ?? ep.conditions?.ready !== false,
+        terminating: ep.conditions?.terminating === true,
+        local: ep.nodeName === nodeName,
+      }));
       out.push({
         namespace: ns,
         name: svc.metadata.name,
@@ -94,7 +80,7 @@ export function buildServicePorts(services: Service[], slices: EndpointSlice[], 
         externalLocal: svc.spec.externalTrafficPolicy === 'Local',
         internalLocal: svc.spec.internalTrafficPolicy === 'Local',
         // Sorted as kube-proxy sorts them: by their "ip:port" string.
-        endpoints: [...seen.values()].sort((a, b) => endpointString(a).localeCompare(endpointString(b))),
+        endpoints: endpoints.sort((a, b) => endpointString(a).localeCompare(endpointString(b))),
       });
     }
   }

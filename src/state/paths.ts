@@ -23,6 +23,13 @@ export function cliPath(): string {
   return join(packageRoot(), 'bin', 'kubewire.js');
 }
 
+/** The environment for a kubewire process this one starts: without NODE_EXTRA_CA_CERTS, which costs ~50 ms per start (none of them makes TLS calls to verify). */
+export function cliEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
 export function stateRoot(): string {
   return process.env.KUBEWIRE_STATE_DIR || '/var/lib/kubewire';
 }

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
 import { request } from 'node:http';
-import { cliPath } from '../state/paths.ts';
+import { cliEnv, cliPath } from '../state/paths.ts';
 import type { PodWorkloads } from './host.ts';
 
 export class WorkloadHostClient {
@@ -40,9 +40,7 @@ export class WorkloadHostClient {
   async start(cluster: string, logFile: string, pidFile: string): Promise<void> {
     if (await this.alive()) return;
     const out = openSync(logFile, 'a');
-    const env = { ...process.env };
-    delete env.NODE_EXTRA_CA_CERTS; // costs ~50 ms at every start, and the host makes no TLS calls
-    const child = spawn(process.execPath, [cliPath(), 'workload-host', '--cluster', cluster, '--socket', this.socketPath, '--pid-file', pidFile], { detached: true, stdio: ['ignore', out, out], env });
+    const child = spawn(process.execPath, [cliPath(), 'workload-host', '--cluster', cluster, '--socket', this.socketPath, '--pid-file', pidFile], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
     child.unref();
     for (let i = 0; i < 200; i++) {
       if (existsSync(this.socketPath) && (await this.alive())) return;
