@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
-import { forwardingHeaders } from './forward.ts';
+import { forwardingLines } from './forward.ts';
 import { FORWARDED, HOP_BY_HOP, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath } from './paths.ts';
@@ -59,17 +59,43 @@ export function newRequestId(): string {
   return ids.toString('hex', idAt - 16, idAt);
 }
 
-/** The request line and headers an endpoint receives (see forward.ts for the rules). */
-export function requestText(h: RequestHead, scheme: 'http' | 'https', port: number, remote: string, trust: boolean, requestId: string): string {
+/** The request line and the client's header lines an endpoint receives (see forward.ts for the rules). */
+function keptLines(h: RequestHead): string {
   let out = `${h.method} ${h.target} HTTP/1.1\r\n`;
   for (let i = 0; i < h.names.length; i++) {
     const lower = h.names[i]!.toLowerCase();
     if (HOP_BY_HOP.has(lower) || FORWARDED.has(lower) || h.connection?.has(lower)) continue;
     out += `${h.names[i]}: ${h.values[i]}\r\n`;
   }
-  const f = forwardingHeaders({ remote, scheme, port, trust, host: h.host, clientFor: h.forwardedFor, requestId, claimed: (n) => h.claimed[n] });
-  for (let i = 0; i < f.length; i += 2) out += `${f[i]}: ${f[i + 1]}\r\n`;
-  return `${out}\r\n`;
+  return out;
+}
+
+/** Our forwarding header lines, then the blank line that ends the head. */
+function forwardingText(h: RequestHead, scheme: 'http' | 'https', port: number, remote: string, trust: boolean, requestId: string): string {
+  return `${forwardingLines({ remote, scheme, port, trust, host: h.host, clientFor: h.forwardedFor, requestId, claimed: (n) => h.claimed[n] })}\r\n`;
+}
+
+/** The head an endpoint receives, as text. */
+export function requestText(h: RequestHead, scheme: 'http' | 'https', port: number, remote: string, trust: boolean, requestId: string): string {
+  return keptLines(h) + forwardingText(h, scheme, port, remote, trust, requestId);
+}
+
+/**
+ * The request an endpoint receives, head and body in one buffer. `received` starts with
+ * the client's head (`headBytes` long, up to the CRLF ending its last header line); a
+ * head with nothing to drop goes on as received, else it is rebuilt; ours are appended.
+ * (Header text is latin1 throughout: a character per byte.)
+ */
+export function upstreamRequest(received: Buffer, headBytes: number, h: RequestHead, body: Buffer | undefined, scheme: 'http' | 'https', port: number, remote: string, trust: boolean, requestId: string): Buffer {
+  const kept = h.plain ? undefined : keptLines(h);
+  const forwarding = forwardingText(h, scheme, port, remote, trust, requestId);
+  const at = kept === undefined ? headBytes : kept.length;
+  const out = Buffer.allocUnsafe(at + forwarding.length + (body?.length ?? 0));
+  if (kept === undefined) received.copy(out, 0, 0, headBytes);
+  else out.write(kept, 0, 'latin1');
+  out.write(forwarding, at, 'latin1');
+  body?.copy(out, at + forwarding.length);
+  return out;
 }
 
 /** Writes an endpoint's response to the client: its head and first bytes in one write. */
@@ -88,9 +114,12 @@ class ClientSink implements ResponseSink {
   data(chunk: Buffer): boolean {
     if (this.socket.destroyed) return true; // the client left: the rest of the body is dropped
     if (this.pendingHead === undefined) return this.socket.write(chunk);
-    const head = Buffer.from(this.pendingHead, 'latin1');
+    const head = this.pendingHead;
     this.pendingHead = undefined;
-    return this.socket.write(Buffer.concat([head, chunk], head.length + chunk.length));
+    const out = Buffer.allocUnsafe(head.length + chunk.length); // latin1: a byte per character
+    out.write(head, 0, 'latin1');
+    chunk.copy(out, head.length);
+    return this.socket.write(out);
   }
 
   onDrain(resume: () => void): void {
@@ -109,6 +138,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
   let buffered: Buffer | undefined;
   let busy = false;
   let draining = false;
+  let ended = false; // we closed our side: nothing more is read or served
   const remote = socket.remoteAddress ?? '';
   const handle = {
     drain: () => {
@@ -141,7 +171,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
   };
 
   const next = (): void => {
-    while (buffered && !busy) {
+    while (buffered && !busy && !ended) {
       const end = buffered.indexOf('\r\n\r\n');
       if (end < 0) {
         if (buffered.length > MAX_HEAD) handOff(); // Node's server answers 431
@@ -160,15 +190,20 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
         return;
       }
       if (buffered.length < total) return; // the body is on its way
-      const body = head.contentLength ? buffered.subarray(end + 4, total) : undefined;
+      const received = buffered.subarray(0, total);
       buffered = buffered.length > total ? buffered.subarray(total) : undefined;
       busy = true;
       // (The keep-alive timeout stays armed: traffic either way re-arms it.)
-      void serve(head, route, body, total).then((close) => {
+      let inLoop = true;
+      serve(head, route, received, end + 2, (close) => {
         busy = false;
-        if (close || head.close || draining) return void socket.end();
-        if (buffered) next();
+        if (close || head.close || draining) {
+          ended = true;
+          return void socket.end();
+        }
+        if (!inLoop && buffered) next(); // answered later: serve what came meanwhile
       });
+      inLoop = false;
     }
   };
 
@@ -184,50 +219,54 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     return close;
   };
 
-  /** One request; resolves with whether the connection must close. */
-  const serve = async (head: RequestHead, route: Route | undefined, body: Buffer | undefined, length: number): Promise<boolean> => {
+  /** One request; `done` is told whether the connection must close (at once for answers of our own). */
+  const serve = (head: RequestHead, route: Route | undefined, received: Buffer, headBytes: number, done: (close: boolean) => void): void => {
     const started = performance.now();
-    if (!route) return respond(head, route, 404, [['content-type', 'text/html']], errorPage(404), false, length, started);
-    if (scheme === 'http' && route.tls) return respond(head, route, 308, [['location', `https://${requestHost(head.host)}${head.target}`]], '', false, length, started);
+    const length = received.length;
+    if (!route) return done(respond(head, route, 404, [['content-type', 'text/html']], errorPage(404), false, length, started));
+    if (scheme === 'http' && route.tls) return done(respond(head, route, 308, [['location', `https://${requestHost(head.host)}${head.target}`]], '', false, length, started));
     const upstream = route.upstream;
-    if (!upstream.endpoints.length) return respond(head, route, 503, [['content-type', 'text/html']], errorPage(503), false, length, started);
+    if (!upstream.endpoints.length) return done(respond(head, route, 503, [['content-type', 'text/html']], errorPage(503), false, length, started));
     const requestId = head.requestId ?? newRequestId();
-    const request = requestText(head, scheme, port, remote, ctx.trust, requestId);
+    const body = head.contentLength ? received.subarray(headBytes + 2) : undefined;
+    const request = upstreamRequest(received, headBytes, head, body, scheme, port, remote, ctx.trust, requestId);
     const tried: string[] = [];
-    const fail = (status: number) => respond(head, route, status, [['content-type', 'text/html']], errorPage(status), false, length, started, tried);
-    for (;;) {
+    const fail = (status: number) => done(respond(head, route, status, [['content-type', 'text/html']], errorPage(status), false, length, started, tried));
+
+    // Each attempt takes an endpoint not tried yet; a connect that fails, or a connection
+    // lost before the response began (idempotent requests only), moves on to the next.
+    const attempt = (): void => {
       const endpoint = ctx.pick(upstream, tried);
       if (!endpoint) return fail(502);
       tried.push(endpoint);
-      let conn;
-      try {
-        const got = ctx.pools.acquire(endpoint, route.options.connectTimeoutMs);
-        ({ conn } = 'then' in got ? await got : got);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code ?? '';
-        if (tried.length < TRIES) {
-          ctx.metrics.retry(route, code);
-          continue;
+      ctx.pools.acquire(endpoint, route.options.connectTimeoutMs, (e, conn) => {
+        if (!conn) {
+          const code = e?.code ?? '';
+          if (tried.length < TRIES) {
+            ctx.metrics.retry(route, code);
+            return attempt();
+          }
+          return fail(code === 'ETIMEDOUT_CONNECT' ? 504 : 502);
         }
-        return fail(code === 'ETIMEDOUT_CONNECT' ? 504 : 502);
-      }
-      const sink = new ClientSink(socket, head.close);
-      const o = await conn.exchange(request, body, head.method === 'HEAD', sink, route.options.readTimeoutMs);
-      if (o.reusable) ctx.pools.release(conn);
-      const seconds = () => (performance.now() - started) / 1000;
-      if (!o.error || o.status) {
-        ctx.metrics.request(route, head.method, o.status, seconds());
-        ctx.accessLog.request(logged(head, length, requestId), o.status, seconds(), route, tried.join(', '), String(o.status), o.length);
-        if (o.error) socket.destroy(); // the response had begun: the client sees it cut, as from nginx
-        return sink.close;
-      }
-      const retryable = CONNECTION_LOST.has(o.error) && IDEMPOTENT.has(head.method);
-      if (retryable && tried.length < TRIES) {
-        ctx.metrics.retry(route, o.error);
-        continue;
-      }
-      return fail(o.error === 'ETIMEDOUT' ? 504 : 502);
-    }
+        const sink = new ClientSink(socket, head.close);
+        conn.exchange(request, head.method === 'HEAD', sink, route.options.readTimeoutMs, (o) => {
+          if (o.reusable) ctx.pools.release(conn);
+          if (!o.error || o.status) {
+            const seconds = (performance.now() - started) / 1000;
+            ctx.metrics.request(route, head.method, o.status, seconds);
+            ctx.accessLog.request(logged(head, length, requestId), o.status, seconds, route, tried.length === 1 ? endpoint : tried.join(', '), String(o.status), o.length);
+            if (o.error) socket.destroy(); // the response had begun: the client sees it cut, as from nginx
+            return done(sink.close);
+          }
+          if (CONNECTION_LOST.has(o.error) && IDEMPOTENT.has(head.method) && tried.length < TRIES) {
+            ctx.metrics.retry(route, o.error);
+            return attempt();
+          }
+          fail(o.error === 'ETIMEDOUT' ? 504 : 502);
+        });
+      });
+    };
+    attempt();
   };
 
   socket.on('data', onData);

@@ -8,7 +8,7 @@ import type { Dispatcher } from 'undici';
 import { connectionTokens, FORWARDED, HOP_BY_HOP } from './http1.ts';
 
 /** The header names a Connection header lists (they are hop-by-hop too). */
-function listedIn(connection: string | undefined): Set<string> | undefined {
+function listedIn(connection: string | undefined): ReadonlySet<string> | undefined {
   return connection ? connectionTokens(connection) : undefined;
 }
 
@@ -44,21 +44,29 @@ export interface ForwardingInput {
   claimed: (name: string) => string | undefined;
 }
 
-/** The forwarding headers, as ingress-nginx sets them, as a flat [name, value, ...] list. */
+/** The forwarding header lines (each ending in CRLF), as ingress-nginx sets them. */
+export function forwardingLines(f: ForwardingInput): string {
+  let realIp = f.remote;
+  let host = f.host;
+  let port = String(f.port);
+  let proto: string = f.scheme;
+  if (f.trust) {
+    realIp = f.claimed('x-real-ip') || realIp;
+    host = f.claimed('x-forwarded-host') || host;
+    port = f.claimed('x-forwarded-port') || port;
+    proto = f.claimed('x-forwarded-proto') || proto;
+  }
+  const forwardedFor = f.trust && f.clientFor ? `${f.clientFor}, ${f.remote}` : f.remote;
+  const original = f.clientFor ? `x-original-forwarded-for: ${f.clientFor}\r\n` : '';
+  return `${original}x-request-id: ${f.requestId}\r\nx-real-ip: ${realIp}\r\nx-forwarded-for: ${forwardedFor}\r\nx-forwarded-host: ${host}\r\nx-forwarded-port: ${port}\r\nx-forwarded-proto: ${proto}\r\nx-forwarded-scheme: ${proto}\r\nx-scheme: ${proto}\r\n`;
+}
+
+/** The same headers as a flat [name, value, ...] list. */
 export function forwardingHeaders(f: ForwardingInput): string[] {
-  const claimed = (name: string, ours: string) => (f.trust && f.claimed(name)) || ours;
-  const proto = claimed('x-forwarded-proto', f.scheme);
-  return [
-    ...(f.clientFor ? ['x-original-forwarded-for', f.clientFor] : []),
-    'x-request-id', f.requestId,
-    'x-real-ip', claimed('x-real-ip', f.remote),
-    'x-forwarded-for', f.trust && f.clientFor ? `${f.clientFor}, ${f.remote}` : f.remote,
-    'x-forwarded-host', claimed('x-forwarded-host', f.host),
-    'x-forwarded-port', claimed('x-forwarded-port', String(f.port)),
-    'x-forwarded-proto', proto,
-    'x-forwarded-scheme', proto,
-    'x-scheme', proto,
-  ];
+  return forwardingLines(f)
+    .split('\r\n')
+    .filter(Boolean)
+    .flatMap((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)]);
 }
 
 /** Receives one endpoint's response into the client's; `done` settles once, with the error if any. */
@@ -76,7 +84,7 @@ export class Forward implements Dispatcher.DispatchHandler {
     this.status = statusCode;
     // One pass; a Connection header naming more than the usual hop-by-hop ones filters again.
     let headers: string[] = [];
-    let listed: Set<string> | undefined;
+    let listed: ReadonlySet<string> | undefined;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i]!.toString('latin1');
       const lower = name.toLowerCase();

@@ -10,9 +10,15 @@ export const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forw
 
 export const MAX_HEAD = 64 * 1024;
 
+const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive']);
+const CLOSE: ReadonlySet<string> = new Set(['close']);
+
 /** The tokens of a Connection header, lowercased: `close`, `keep-alive`, or names of more hop-by-hop headers. */
-export function connectionTokens(value: string): Set<string> {
-  return new Set(value.toLowerCase().split(',').map((s) => s.trim()));
+export function connectionTokens(value: string): ReadonlySet<string> {
+  const v = value.trim().toLowerCase();
+  if (v === 'keep-alive') return KEEP_ALIVE; // what nearly every message says
+  if (v === 'close') return CLOSE;
+  return new Set(v.split(',').map((s) => s.trim()));
 }
 
 export interface RequestHead {
@@ -24,7 +30,7 @@ export interface RequestHead {
   host: string;
   contentLength: number;
   /** Header names the Connection header lists (hop-by-hop as well). */
-  connection?: Set<string>;
+  connection?: ReadonlySet<string>;
   /** Values the forwarding headers need, if the client sent them. */
   forwardedFor?: string;
   requestId?: string;
@@ -33,8 +39,11 @@ export interface RequestHead {
   claimed: Record<string, string>;
   /** The client asked to close after this exchange. */
   close: boolean;
+  /** No header line is to be dropped: the head may go on as received, ours appended. */
+  plain: boolean;
 }
 
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const TOKEN_LINE = /^([A-Z]+) (\S+) HTTP\/1\.1$/;
 
 /**
@@ -45,13 +54,14 @@ export function parseRequestHead(text: string): RequestHead | string {
   const lines = text.split('\r\n');
   const m = TOKEN_LINE.exec(lines[0]!);
   if (!m) return 'request line';
-  const head: RequestHead = { method: m[1]!, target: m[2]!, names: [], values: [], host: '', contentLength: 0, claimed: {}, close: false };
+  const head: RequestHead = { method: m[1]!, target: m[2]!, names: [], values: [], host: '', contentLength: 0, claimed: {}, close: false, plain: true };
   let lengthSeen = false;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
-    if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) return 'header line';
     const name = line.slice(0, colon);
+    // Not a token (a space before the colon, a folded line...): a backend might read it otherwise.
+    if (colon <= 0 || !FIELD_NAME.test(name)) return 'header line';
     const lower = name.toLowerCase();
     const value = line.slice(colon + 1).trim();
     switch (lower) {
@@ -85,7 +95,11 @@ export function parseRequestHead(text: string): RequestHead | string {
         head.userAgent = value;
         break;
     }
-    if (FORWARDED.has(lower)) head.claimed[lower] = value;
+    if (HOP_BY_HOP.has(lower)) head.plain = false;
+    else if (FORWARDED.has(lower)) {
+      head.claimed[lower] = value;
+      head.plain = false;
+    }
     head.names.push(name);
     head.values.push(value);
   }
@@ -107,45 +121,68 @@ export interface ResponseHead {
 
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\r\n]*))?$/;
 const FIELD_LINES = /^(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*$/;
-const HOP_LINES = /^(?:connection|keep-alive|proxy-connection|te|trailer|upgrade|proxy-authenticate|proxy-authorization|proxy)[ \t]*:[^\r\n]*\r\n/gim;
-const CONTENT_LENGTH = /^content-length[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r\n/gim;
-const CHUNKED = /^transfer-encoding[ \t]*:[^\r\n]*chunked[ \t]*\r\n/im;
-const CONNECTION = /^connection[ \t]*:([^\r\n]*)\r\n/im;
+const DIGITS = /^\d{1,15}$/;
+/** First letters (lowercased) of the header names parseResponseHead must look at. */
+const NOTABLE = new Set(['c', 'k', 'p', 't', 'u']);
 
 /**
  * Parses a response head: the status line and header lines, each ending in CRLF (the
  * blank line excluded). `noBody` for responses to HEAD (204 and 304 are found here).
- * Undefined when it is not a well-formed HTTP/1.x response.
+ * Undefined when it is not a well-formed HTTP/1.x response. It runs for every response:
+ * one check of the whole field block, then only the lines whose name may matter are read.
  */
 export function parseResponseHead(text: string, noBody: boolean): ResponseHead | undefined {
   const eol = text.indexOf('\r\n');
   const m = STATUS_LINE.exec(text.slice(0, eol));
   if (!m) return undefined;
-  let fields = text.slice(eol + 2);
-  if (!FIELD_LINES.test(fields)) return undefined;
+  const block = text.slice(eol + 2);
+  if (!FIELD_LINES.test(block)) return undefined;
   const status = Number(m[2]);
-  const lengths = [...fields.matchAll(CONTENT_LENGTH)].map((x) => x[1]!);
-  if (lengths.some((l) => !/^\d{1,15}$/.test(l) || l !== lengths[0])) return undefined;
-  const chunked = CHUNKED.test(fields);
-  const header = CONNECTION.exec(fields)?.[1];
-  const connection = header === undefined ? undefined : connectionTokens(header);
-  let close = m[1] === '0' ? !connection?.has('keep-alive') : Boolean(connection?.has('close'));
-  fields = fields.replace(HOP_LINES, '');
-  // Names the Connection header lists are hop-by-hop too.
-  for (const name of connection ?? []) {
-    if (!HOP_BY_HOP.has(name) && name !== 'close' && /^[a-z0-9-]+$/.test(name)) fields = fields.replace(new RegExp(`^${name}[ \\t]*:[^\\r\\n]*\\r\\n`, 'gim'), '');
+  let fields = '';
+  let kept = 0; // block[kept, at) is passed on as it is
+  let contentLength: string | undefined;
+  let chunked = false;
+  let connection: ReadonlySet<string> | undefined;
+  let listed = false; // the Connection header names other headers: a second pass drops them
+  for (let at = 0; at < block.length; ) {
+    const next = block.indexOf('\r\n', at) + 2;
+    if (!NOTABLE.has(block[at]!) && !NOTABLE.has(block[at]!.toLowerCase())) {
+      at = next;
+      continue;
+    }
+    const colon = block.indexOf(':', at);
+    const lower = block.slice(at, colon).toLowerCase();
+    if (lower === 'content-length') {
+      const v = block.slice(colon + 1, next - 2).trim();
+      if (!DIGITS.test(v) || (contentLength !== undefined && v !== contentLength)) return undefined;
+      contentLength = v;
+    } else if (lower === 'transfer-encoding') chunked = block.slice(colon + 1, next - 2).trim().toLowerCase().endsWith('chunked');
+    else if (lower === 'connection') {
+      connection = connectionTokens(block.slice(colon + 1, next - 2));
+      for (const token of connection) if (token !== 'close' && token !== 'keep-alive' && !HOP_BY_HOP.has(token)) listed = true;
+    }
+    if (lower !== 'transfer-encoding' && HOP_BY_HOP.has(lower)) {
+      fields += block.slice(kept, at);
+      kept = next;
+    }
+    at = next;
   }
+  fields += block.slice(kept);
+  // Names the Connection header lists are hop-by-hop too.
+  if (listed) fields = fields.split(/(?<=\r\n)/).filter((l) => !connection!.has(l.slice(0, l.indexOf(':')).toLowerCase())).join('');
+  let close = m[1] === '0' ? !connection?.has('keep-alive') : Boolean(connection?.has('close'));
   let length: number;
   if (noBody || status === 204 || status === 304 || (status >= 100 && status < 200)) length = 0;
   else if (chunked) {
     length = -1;
-    fields = fields.replace(CONTENT_LENGTH, ''); // Transfer-Encoding overrides it (RFC 9112 6.3)
-  } else if (lengths.length) length = Number(lengths[0]);
+    contentLength = undefined; // Transfer-Encoding overrides it (RFC 9112 6.3)
+    fields = fields.replace(/^content-length[ \t]*:[^\r\n]*\r\n/gim, '');
+  } else if (contentLength !== undefined) length = Number(contentLength);
   else {
     length = -2;
     close = true; // delimited by the close
   }
-  return { status, reason: m[3] ?? '', fields, length, close, contentLength: chunked ? undefined : lengths[0] };
+  return { status, reason: m[3] ?? '', fields, length, close, contentLength };
 }
 
 /**

@@ -39,7 +39,7 @@ class Exchange {
   private scanner: ChunkedScanner | undefined;
   error: string | undefined;
 
-  constructor(private readonly conn: UpstreamConnection, private readonly isHead: boolean, private readonly sink: ResponseSink, readonly deadline: number, private readonly resolve: (o: Outcome) => void) {}
+  constructor(private readonly conn: UpstreamConnection, private readonly isHead: boolean, private readonly sink: ResponseSink, readonly deadline: number, private readonly done: (o: Outcome) => void) {}
 
   onData(d: Buffer): void {
     if (!this.head) {
@@ -110,7 +110,7 @@ class Exchange {
     if (this.conn.current !== this) return;
     this.conn.current = undefined;
     if (!o.reusable) this.conn.socket.destroy();
-    this.resolve(o);
+    this.done(o);
   }
 }
 
@@ -129,17 +129,10 @@ export class UpstreamConnection {
     });
   }
 
-  /** Writes one request and streams the response into `sink`. */
-  exchange(request: string, body: Buffer | undefined, isHead: boolean, sink: ResponseSink, readTimeoutMs: number): Promise<Outcome> {
-    return new Promise((resolve) => {
-      this.current = new Exchange(this, isHead, sink, Date.now() + readTimeoutMs, resolve);
-      if (body?.length) {
-        this.socket.cork();
-        this.socket.write(request, 'latin1');
-        this.socket.write(body);
-        this.socket.uncork();
-      } else this.socket.write(request, 'latin1');
-    });
+  /** Writes one request and streams the response into `sink`; `done` is told how it went. */
+  exchange(request: Buffer, isHead: boolean, sink: ResponseSink, readTimeoutMs: number, done: (o: Outcome) => void): void {
+    this.current = new Exchange(this, isHead, sink, Date.now() + readTimeoutMs, done);
+    this.socket.write(request);
   }
 }
 
@@ -148,31 +141,29 @@ export class UpstreamPools {
   private readonly busy = new Set<UpstreamConnection>();
   private sweeper?: NodeJS.Timeout;
 
-  /** An idle connection to `endpoint` (ip:port), or a new one; `reused` when it had served before (the endpoint may have closed it meanwhile). */
-  acquire(endpoint: string, connectTimeoutMs: number): Promise<{ conn: UpstreamConnection; reused: boolean }> | { conn: UpstreamConnection; reused: boolean } {
+  /** Calls back with an idle connection to `endpoint` (ip:port) at once, or with a new one once connected. */
+  acquire(endpoint: string, connectTimeoutMs: number, then: (e: NodeJS.ErrnoException | undefined, conn?: UpstreamConnection) => void): void {
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
     const list = this.idle.get(endpoint);
     while (list?.length) {
       const conn = list.pop()!;
       if (conn.socket.destroyed) continue;
       this.busy.add(conn);
-      return { conn, reused: true };
+      return then(undefined, conn);
     }
-    return new Promise((resolve, reject) => {
-      const colon = endpoint.lastIndexOf(':');
-      const socket = connect({ host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)), noDelay: true });
-      const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT_CONNECT' })), connectTimeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        const conn = new UpstreamConnection(socket, endpoint, this);
-        this.busy.add(conn);
-        resolve({ conn, reused: false });
-      });
-      socket.once('error', (e: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        reject(Object.assign(e, { code: e.code ?? 'ECONNREFUSED' }));
-      });
+    const colon = endpoint.lastIndexOf(':');
+    const socket = connect({ host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)), noDelay: true });
+    const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT_CONNECT' })), connectTimeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      const conn = new UpstreamConnection(socket, endpoint, this);
+      this.busy.add(conn);
+      then(undefined, conn);
+    });
+    socket.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      then(Object.assign(e, { code: e.code ?? 'ECONNREFUSED' }));
     });
   }
 
