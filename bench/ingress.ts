@@ -1,10 +1,11 @@
 // Ingress throughput and tail latency (issue 5's goal): wrk from the cluster's `external`
 // namespace through kubewire's ingress controller to one backend pod, and in the same run
-// through nginx configured as a plain reverse proxy (upstream keep-alive, access log
-// buffered, as many worker processes as ours) in the same node namespace to the same pod; also straight to the pod, the
-// ceiling both share. Runs alternate nginx, ours, ours, nginx (best of each), so drift
-// weighs on both alike. Everything runs on this machine's 2 cores: wrk, proxy and backend
-// compete, as they would on a small node.
+// through nginx configured as a plain reverse proxy that does what ingress-nginx's nginx
+// does per request (upstream keep-alive, its forwarding headers and access log line, as
+// many worker processes as ours) in the same node namespace to the same pod; also straight
+// to the pod, the ceiling both share. Runs alternate nginx, ours, ours, nginx (best of
+// each), so drift weighs on both alike. Everything runs on this machine's 2 cores: wrk,
+// proxy and backend compete, as they would on a small node.
 //   npm run bench:ingress            DURATION=10 (s per run)  CONNECTIONS=50  WORKERS=<CPUs>
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -72,8 +73,9 @@ async function wrk(externalNetns: string, url: string, proxyPid?: number): Promi
 
 function startNginx(dir: string, nodeNetns: string, backend: string): ChildProcess {
   mkdirSync(join(dir, 'logs'), { recursive: true });
-  // A plain reverse proxy as one would write it, with what ingress-nginx also does by
-  // default: HTTP/1.1 keep-alive upstream, forwarding headers, an access log.
+  // A plain reverse proxy doing for each request what ingress-nginx's nginx does by default
+  // (rootfs/etc/nginx/template/nginx.tmpl), and so what ours does: HTTP/1.1 keep-alive
+  // upstream, the same forwarding headers, the same access log line, buffered.
   writeFileSync(
     join(dir, 'nginx.conf'),
     `worker_processes ${WORKERS};
@@ -82,7 +84,8 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/logs/error.log;
 events { worker_connections 4096; }
 http {
-  access_log ${dir}/logs/access.log combined buffer=64k flush=1s;
+  log_format upstreaminfo '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [default-backend-80] [] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $request_id';
+  access_log ${dir}/logs/access.log upstreaminfo buffer=64k flush=1s;
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;
   upstream backend { server ${backend}; keepalive 320; }
@@ -93,9 +96,16 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
+      proxy_set_header X-Request-ID $request_id;
       proxy_set_header X-Real-IP $remote_addr;
       proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Port $server_port;
       proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Scheme $scheme;
+      proxy_set_header X-Scheme $scheme;
+      proxy_set_header X-Original-Forwarded-For $http_x_forwarded_for;
+      proxy_set_header Proxy "";
     }
   }
 }
