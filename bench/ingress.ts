@@ -6,7 +6,8 @@
 // to the pod, the ceiling both share. Runs alternate nginx, ours, ours, nginx (best of
 // each), so drift weighs on both alike. Everything runs on this machine's 2 cores: wrk,
 // proxy and backend compete, as they would on a small node.
-//   npm run bench:ingress            DURATION=10 (s per run)  CONNECTIONS=50  WORKERS=<CPUs>
+//   npm run bench:ingress    DURATION=10 (s per run)  CONNECTIONS=50
+//                            WORKERS=<ours: the controller's default>  NGINX_WORKERS=<CPUs, ingress-nginx's worker_processes auto>
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,13 +18,15 @@ import type { Pod } from '../src/api/types.ts';
 import { ApiClient } from '../src/apiserver/client.ts';
 import { down, loadCluster, up } from '../src/cluster/cluster.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
+import { defaultIngressWorkers } from '../src/ingress/main.ts';
 import { ingressPid } from '../src/ingress/supervisor.ts';
 import { netnsPath } from '../src/lab/lab.ts';
 import { daemonPaths } from '../src/state/paths.ts';
 
 const DURATION = Number(process.env.DURATION) || 10;
-/** Worker processes of both proxies (ingress-nginx runs nginx with worker_processes auto). */
-const WORKERS = Number(process.env.WORKERS) || availableParallelism();
+/** Worker processes: each proxy's default unless told (ingress-nginx runs nginx with worker_processes auto). */
+const WORKERS = Number(process.env.WORKERS) || defaultIngressWorkers();
+const NGINX_WORKERS = Number(process.env.NGINX_WORKERS) || availableParallelism();
 const CONNECTIONS = Number(process.env.CONNECTIONS) || 50;
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-state-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
@@ -78,7 +81,7 @@ function startNginx(dir: string, nodeNetns: string, backend: string): ChildProce
   // upstream, the same forwarding headers, the same access log line, buffered.
   writeFileSync(
     join(dir, 'nginx.conf'),
-    `worker_processes ${WORKERS};
+    `worker_processes ${NGINX_WORKERS};
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/logs/error.log;
@@ -152,7 +155,7 @@ try {
   nginx = startNginx(join(stateDir, 'nginx'), node.netns, `${podIP}:8080`);
   await new Promise((r) => setTimeout(r, 500));
 
-  console.log(`Ingress vs nginx, ${WORKERS} worker process(es) each: wrk -t1 -c${CONNECTIONS} -d${DURATION}s from the external namespace to node ${node.ip}, one backend pod (${podIP}, built-in hello workload); best of two runs each, alternating\n`);
+  console.log(`Ingress vs nginx, ${WORKERS === NGINX_WORKERS ? `${WORKERS} worker process(es) each` : `${WORKERS} worker process(es) vs ${NGINX_WORKERS}`}: wrk -t1 -c${CONNECTIONS} -d${DURATION}s from the external namespace to node ${node.ip}, one backend pod (${podIP}, built-in hello workload); best of two runs each, alternating\n`);
   const oursPid = ingressPid(name, node.name)!;
   // Warm both (JIT, pools), then measure.
   await wrk(plan.externalNetns, ours);

@@ -1,5 +1,6 @@
 // The ingress routing table as plain data: the Kubernetes documentation's path-matching
-// table, hosts and wildcards, precedence, backends by port name and number, problems, TLS.
+// table, hosts and wildcards, precedence, backends by port name and number, problems, TLS;
+// and the access log lines the routes are logged with.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import { test } from 'node:test';
 import type { EndpointSlice, Ingress, IngressClass, PathType, Secret, Service } from '../src/api/types.ts';
 import { validate } from '../src/api/validation.ts';
 import { admitIngress, admitSecret } from '../src/apiserver/admission.ts';
+import { AccessLog } from '../src/ingress/accesslog.ts';
 import { servedBy } from '../src/ingress/classes.ts';
 import { hostMatches, requestHost, requestPath } from '../src/ingress/paths.ts';
 import { buildRoutes, matchRoute, parseSize, secretForServerName } from '../src/ingress/routes.ts';
@@ -239,4 +241,26 @@ test('annotations: sizes and timeouts as ingress-nginx spells them', () => {
   assert.equal(r.options.readTimeoutMs, 3000);
   assert.equal(r.options.sslRedirect, false);
   assert.equal(r.options.connectTimeoutMs, 5000);
+});
+
+test('access log: ingress-nginx\'s upstreaminfo line, bytes as received, buffered until 64 KiB or 100 ms', async () => {
+  const writes: string[] = [];
+  const log = new AccessLog('/nonexistent/never-opened', (bytes) => writes.push(bytes.toString('latin1')));
+  const route = matchRoute(buildRoutes({ ingresses: [ingress([{ host: 'a.com', paths: [['/', 'Prefix', 'a']] }])], ...world }).table, 'a.com', '/')!;
+  const request = { remote: '172.18.0.200', method: 'GET', url: '/caf\xe9?q="x"', httpVersion: '1.1', userAgent: 'curl/8', length: 77, requestId: 'f'.repeat(32) };
+  log.request(request, 200, 0.0123, route, '10.244.1.1:8080', '200', '12');
+  log.request({ ...request, method: 'POST' }, 404, 0.001, undefined, '-', '-', '146');
+  assert.equal(writes.length, 0, 'nothing written per request');
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(writes.length, 1, 'one write after 100 ms');
+  const [first, second] = writes[0]!.split('\n');
+  assert.match(first!, /^172\.18\.0\.200 - - \[\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/caf\xe9\?q=\\x22x\\x22 HTTP\/1\.1" 200 12 "-" "curl\/8" 77 0\.012 \[default-a-80\] \[\] 10\.244\.1\.1:8080 - 0\.012 200 f{32}$/);
+  assert.match(second!, / "POST .* 404 146 .* \[upstream-default-backend\] \[\] - - - - f{32}$/);
+  // A full buffer is written at once; nothing is lost or split.
+  for (let i = 0; i < 400; i++) log.request({ ...request, url: `/${i}/${'x'.repeat(200)}` }, 200, 0.001, route, '10.244.1.1:8080', '200', '1');
+  assert.ok(writes.length >= 2, 'written when 64 KiB filled');
+  log.flush();
+  const lines = writes.slice(1).join('').split('\n').filter(Boolean);
+  assert.equal(lines.length, 400);
+  assert.deepEqual(lines.map((l) => Number(/"GET \/(\d+)\//.exec(l)![1])), [...Array(400).keys()]);
 });

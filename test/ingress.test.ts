@@ -169,7 +169,9 @@ describe('Ingress', { skip: NOT_ROOT }, () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-ing-'));
     certDir = mkdtempSync(join(tmpdir(), 'kwt-ingcert-'));
     kube = new Kube(cluster, stateDir);
-    await kube.ok('up');
+    // Two workers per controller (the default is one per two CPUs): the primary, its shared
+    // ports and summed metrics are under test too.
+    await kube.ok('up', '--ingress-workers', '2');
     await kube.apply(MANIFEST);
     for (const d of ['web', 'other', 'ws']) await kube.ok('rollout', 'status', `deployment/${d}`, '--timeout', '30s');
     webPods = (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', 'app=web')).items;

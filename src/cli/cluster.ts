@@ -29,7 +29,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--node-cidr-mask <bits>', 'prefix length of each node podCIDR', integer('--node-cidr-mask'), DEFAULT_SPEC.nodeCIDRMask)
     .option('--service-cidr <cidr>', 'Service ClusterIP range', DEFAULT_SPEC.serviceCIDR)
     .option('--proxy-mode <mode>', 'service proxy: iptables or nftables (ipvs where the kernel has it)', DEFAULT_SPEC.proxyMode)
-    .option('--ingress-workers <n>', 'worker processes of each node\'s ingress controller (default: one per CPU, as nginx\'s worker_processes auto)', integer('--ingress-workers'))
+    .option('--ingress-workers <n>', 'worker processes of each node\'s ingress controller (default: one per two CPUs)', integer('--ingress-workers'))
     .option('--ingress-use-forwarded-headers', "ingress controllers trust clients' X-Forwarded-* headers (only behind another proxy; ingress-nginx's use-forwarded-headers)", false)
     .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number }) => {
       const t0 = performance.now();

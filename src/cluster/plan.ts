@@ -18,7 +18,7 @@ export interface ClusterSpec {
   proxyMode?: ProxyMode;
   /** The ingress controllers trust clients' X-Forwarded-* headers (ingress-nginx's use-forwarded-headers): only behind another proxy. */
   ingressUseForwardedHeaders?: boolean;
-  /** Worker processes of each node's ingress controller (nginx's worker_processes); default: one per CPU. */
+  /** Worker processes of each node's ingress controller (nginx's worker_processes); default: one per two CPUs (see ingress/main.ts). */
   ingressWorkers?: number;
 }
 

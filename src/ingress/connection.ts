@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
 import { forwardingLines } from './forward.ts';
-import { FORWARDED, HOP_BY_HOP, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
+import { FORWARDED, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath } from './paths.ts';
 import { DEFAULT_OPTIONS, matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
@@ -172,7 +172,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
 
   const next = (): void => {
     while (buffered && !busy && !ended) {
-      const end = buffered.indexOf('\r\n\r\n');
+      const end = buffered.indexOf(HEAD_END);
       if (end < 0) {
         if (buffered.length > MAX_HEAD) handOff(); // Node's server answers 431
         return;

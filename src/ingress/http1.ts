@@ -9,6 +9,8 @@ export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection
 export const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-proto', 'x-forwarded-scheme', 'x-scheme', 'x-real-ip', 'x-original-forwarded-for', 'x-request-id']);
 
 export const MAX_HEAD = 64 * 1024;
+/** The blank line that ends a head (a Buffer: searching with a string needle converts it every time). */
+export const HEAD_END = Buffer.from('\r\n\r\n');
 
 const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive']);
 const CLOSE: ReadonlySet<string> = new Set(['close']);

@@ -1,9 +1,9 @@
 // `kubewire ingress-controller`: one per node, started by the daemon inside the node's
-// network namespace (ingress-nginx's hostNetwork DaemonSet). Like nginx's worker_processes
-// auto, a primary process forks one worker per CPU; each worker is a whole controller (its
-// own watches and route table) sharing :80 and :443, which the primary hands out connection
-// by connection. The primary serves the workers' metrics, summed, and health on :10254,
-// restarts a worker that dies, and on SIGTERM lets the workers drain in-flight requests.
+// network namespace (ingress-nginx's hostNetwork DaemonSet). With more than one worker, a
+// primary process forks them; each worker is a whole controller (its own watches and route
+// table) sharing :80 and :443, which the primary hands out connection by connection. The
+// primary serves the workers' metrics, summed, and health on :10254, restarts a worker
+// that dies, and on SIGTERM lets the workers drain in-flight requests.
 
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
@@ -38,11 +38,21 @@ async function serveHealth(metrics: () => Promise<string>, contentType: string, 
   return server;
 }
 
+/**
+ * Workers by default: one per two CPUs (at least one). The controller shares the node's
+ * CPUs with its pods; measured on 2 cores with the backend and the clients beside it, a
+ * second worker added no throughput and doubled the tail latency: a worker descheduled for
+ * a time slice stalls every connection it holds (bench/ingress.ts; README).
+ */
+export function defaultIngressWorkers(): number {
+  return Math.max(1, Math.floor(availableParallelism() / 2));
+}
+
 export async function runIngressController(clusterName: string, nodeName: string): Promise<void> {
   const plan = loadCluster(clusterName);
   const node = plan.nodes.find((n) => n.name === nodeName);
   if (!node) throw new Error(`node ${nodeName} is not in cluster ${clusterName}`);
-  const workers = plan.spec.ingressWorkers || availableParallelism();
+  const workers = plan.spec.ingressWorkers || defaultIngressWorkers();
   if (cluster.isPrimary && workers > 1) return runPrimary(workers, `${nodeName} (${node.ip})`);
   return runWorker(clusterName, nodeName);
 }

@@ -6,7 +6,7 @@
 // request there is no listener or timer to add and remove.
 
 import { connect, type Socket } from 'node:net';
-import { ChunkedScanner, MAX_HEAD, parseResponseHead, type ResponseHead } from './http1.ts';
+import { ChunkedScanner, HEAD_END, MAX_HEAD, parseResponseHead, type ResponseHead } from './http1.ts';
 
 const IDLE_MS = 4_000;
 const MAX_IDLE = 320; // per endpoint, as ingress-nginx's upstream keepalive
@@ -45,7 +45,7 @@ class Exchange {
     if (!this.head) {
       this.pending = this.pending ? Buffer.concat([this.pending, d]) : d;
       for (;;) {
-        const end = this.pending.indexOf('\r\n\r\n');
+        const end = this.pending.indexOf(HEAD_END);
         if (end < 0) {
           if (this.pending.length > MAX_HEAD) this.finish({ status: 0, error: 'EPROTO', reusable: false });
           return;
