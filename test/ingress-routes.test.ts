@@ -13,7 +13,7 @@ import { validate } from '../src/api/validation.ts';
 import { admitIngress, admitSecret } from '../src/apiserver/admission.ts';
 import { AccessLog } from '../src/ingress/accesslog.ts';
 import { servedBy } from '../src/ingress/classes.ts';
-import { hostMatches, requestHost, requestPath } from '../src/ingress/paths.ts';
+import { hostMatches, requestHost, requestPath, rewriteUrl } from '../src/ingress/paths.ts';
 import { buildRoutes, matchRoute, parseSize, secretForServerName } from '../src/ingress/routes.ts';
 import { loadCertificate, loadTls } from '../src/ingress/tls.ts';
 
@@ -263,4 +263,42 @@ test('access log: ingress-nginx\'s upstreaminfo line, bytes as received, buffere
   const lines = writes.slice(1).join('').split('\n').filter(Boolean);
   assert.equal(lines.length, 400);
   assert.deepEqual(lines.map((l) => Number(/"GET \/(\d+)\//.exec(l)![1])), [...Array(400).keys()]);
+});
+
+test('use-regex and rewrite-target as ingress-nginx: all paths of the host become case-insensitive regexes; URLs rewritten with $1..$9', () => {
+  const annotated = (a: Record<string, string>) => ({ annotations: Object.fromEntries(Object.entries(a).map(([k, v]) => [`nginx.ingress.kubernetes.io/${k}`, v])) });
+  const rewriting = ingress([{ host: 'r.com', paths: [['/something(/|$)(.*)', 'ImplementationSpecific', 'a']] }], {}, annotated({ 'rewrite-target': '/$2' }));
+  const plain = ingress([{ host: 'r.com', paths: [['/plain', 'Prefix', 'b']] }, { host: 'other.com', paths: [['/plain', 'Prefix', 'c']] }]);
+  const toRoot = ingress([{ host: 'pay.com', paths: [['/pay', 'Prefix', 'd']] }], {}, annotated({ 'rewrite-target': '/' }));
+  const withQuery = ingress([{ host: 'q.com', paths: [['/q', 'Prefix', 'e']] }], {}, annotated({ 'rewrite-target': '/x?a=1' }));
+  const same = ingress([{ host: 'same.com', paths: [['/same', 'Prefix', 'a']] }], {}, annotated({ 'rewrite-target': '/same' }));
+  const { table, problems } = buildRoutes({ ingresses: [rewriting, plain, toRoot, withQuery, same], ...world });
+  assert.deepEqual(problems, []);
+  const to = (host: string, url: string) => {
+    const r = matchRoute(table, host, requestPath(url));
+    return r && `${r.upstream.service} ${r.rewrite ? rewriteUrl(r.rewrite, url) : url}`;
+  };
+  assert.equal(to('r.com', '/something'), 'a /');
+  assert.equal(to('r.com', '/something/'), 'a /');
+  assert.equal(to('r.com', '/something/new/x'), 'a /new/x');
+  assert.equal(to('r.com', '/SOMETHING/new?x=1&y=2'), 'a /new?x=1&y=2', 'case-insensitive; the query string follows');
+  assert.equal(to('r.com', '/somethingelse'), undefined);
+  // The other Ingress's Prefix path on the same host is a regex prefix too (ingress-nginx's
+  // enforceRegex per server): /plainly and /PLAIN match there, not on another host.
+  assert.equal(to('r.com', '/plainly'), 'b /plainly');
+  assert.equal(to('r.com', '/PLAIN/x'), 'b /PLAIN/x');
+  assert.equal(to('other.com', '/plainly'), undefined);
+  assert.equal(to('other.com', '/PLAIN'), undefined);
+  assert.equal(to('pay.com', '/pay/x/y?z=1'), 'd /?z=1', 'the whole URL becomes the target');
+  assert.equal(to('q.com', '/q/r?b=2'), 'e /x?a=1&b=2', "the client's query string after the target's");
+  assert.equal(to('same.com', '/same/x'), 'a /same/x', 'a target equal to the path is no rewrite');
+  assert.equal(to('same.com', '/SAME'), undefined, 'and makes no regex');
+
+  const broken = ingress([{ host: 'r.com', paths: [['/bad(', 'ImplementationSpecific', 'c'], ['/fine', 'ImplementationSpecific', 'c']] }], {}, annotated({ 'use-regex': 'true' }));
+  const built = buildRoutes({ ingresses: [broken, plain], ...world });
+  assert.equal(built.problems.length, 1);
+  assert.equal(built.problems[0]!.reason, 'InvalidPath');
+  assert.match(built.problems[0]!.message, /spec\.rules\[0\]\.http\.paths\[0\]: path "\/bad\(" is not a valid regular expression .*use-regex or rewrite-target/);
+  assert.equal(matchRoute(built.table, 'r.com', '/fine/1')?.upstream.service, 'c', 'the rest is served');
+  assert.equal(matchRoute(built.table, 'r.com', '/Plain')?.upstream.service, 'b');
 });

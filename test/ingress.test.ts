@@ -23,6 +23,7 @@ const name = require('node:os').hostname() + ':' + process.pid;
 const s = http.createServer((q, r) => {
   if (q.url.startsWith('/slow')) return setTimeout(() => r.end('slow done'), 1500);
   if (q.url.startsWith('/chunked')) { r.write('part1'); return setTimeout(() => r.end('part2'), 50); }
+  if (q.url.startsWith('/echo-url')) return r.end('url ' + q.url);
   let n = 0;
   q.on('data', (d) => (n += d.length));
   q.on('end', () => r.end(q.method === 'POST' ? 'got ' + n + ' bytes' : 'plain ' + name));
@@ -300,6 +301,28 @@ setTimeout(() => { console.log('timeout: ' + buf); process.exit(1); }, 4000);`;
     writeFileSync(join(certDir, 'big'), Buffer.alloc(2 * 1024 * 1024, 97));
     const big = await kube.ok('exec', '--external', '--', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', '--resolve', `ws.example.com:80:${NODE_IPS[0]}`, '--data-binary', `@${join(certDir, 'big')}`, 'http://ws.example.com/up');
     assert.equal(big, '413', 'over the 1 MiB default body limit');
+  });
+
+  test('rewrite-target and use-regex as ingress-nginx: the path a regex, the URL rewritten (fast path and Node\'s server)', async () => {
+    await kube.apply(`apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: rewrite
+  annotations: {nginx.ingress.kubernetes.io/rewrite-target: /echo-url/$2}
+spec:
+  rules:
+  - host: rewrite.example.com
+    http:
+      paths:
+      - {path: /app(/|$)(.*), pathType: ImplementationSpecific, backend: {service: {name: ws, port: {name: ws}}}}
+`);
+    const at = ['--resolve', `rewrite.example.com:80:${NODE_IPS[1]}`];
+    await waitFor('the rewriting Ingress served', async () => (await curl('http://rewrite.example.com/app/x', ...at)).startsWith('200 '), 10_000);
+    assert.equal(await curl('http://rewrite.example.com/app/x/y?z=1', ...at), '200 url /echo-url/x/y?z=1');
+    assert.equal(await curl('http://rewrite.example.com/APP', ...at), '200 url /echo-url/', 'case-insensitive, as nginx\'s ~*');
+    assert.equal(await curl('http://rewrite.example.com/app/old', ...at, '-0'), '200 url /echo-url/old', 'HTTP/1.0, through Node\'s HTTP server');
+    assert.match(await curl('http://rewrite.example.com/application', ...at), /^200 pod: other-/, '(/|$) after /app: no match, so the default backend');
+    await kube.ok('delete', 'ingress', 'rewrite');
   });
 
   test("IngressClasses: another controller's class and the deprecated annotation", async () => {

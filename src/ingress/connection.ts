@@ -12,7 +12,7 @@ import type { AccessLog, LoggedRequest } from './accesslog.ts';
 import { forwardingLines } from './forward.ts';
 import { FORWARDED, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
 import type { IngressMetrics } from './metrics.ts';
-import { requestHost, requestPath } from './paths.ts';
+import { requestHost, requestPath, rewriteUrl } from './paths.ts';
 import { DEFAULT_OPTIONS, matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
 import type { ResponseSink, UpstreamPools } from './upstream.ts';
 
@@ -59,9 +59,9 @@ export function newRequestId(): string {
   return ids.toString('hex', idAt - 16, idAt);
 }
 
-/** The request line and the client's header lines an endpoint receives (see forward.ts for the rules). */
-function keptLines(h: RequestHead): string {
-  let out = `${h.method} ${h.target} HTTP/1.1\r\n`;
+/** The request line (with `target`, the URL rewritten or not) and the client's header lines an endpoint receives (see forward.ts for the rules). */
+function keptLines(h: RequestHead, target: string): string {
+  let out = `${h.method} ${target} HTTP/1.1\r\n`;
   for (let i = 0; i < h.names.length; i++) {
     const lower = h.names[i]!.toLowerCase();
     if (HOP_BY_HOP.has(lower) || FORWARDED.has(lower) || h.connection?.has(lower)) continue;
@@ -77,17 +77,18 @@ function forwardingText(h: RequestHead, scheme: 'http' | 'https', port: number, 
 
 /** The head an endpoint receives, as text. */
 export function requestText(h: RequestHead, scheme: 'http' | 'https', port: number, remote: string, trust: boolean, requestId: string): string {
-  return keptLines(h) + forwardingText(h, scheme, port, remote, trust, requestId);
+  return keptLines(h, h.target) + forwardingText(h, scheme, port, remote, trust, requestId);
 }
 
 /**
  * The request an endpoint receives, head and body in one buffer. `received` starts with
  * the client's head (`headBytes` long, up to the CRLF ending its last header line); a
- * head with nothing to drop goes on as received, else it is rebuilt; ours are appended.
+ * head with nothing to drop or rewrite goes on as received, else it is rebuilt (with
+ * `target` for its URL, when rewritten); ours are appended.
  * (Header text is latin1 throughout: a character per byte.)
  */
-export function upstreamRequest(received: Buffer, headBytes: number, h: RequestHead, body: Buffer | undefined, scheme: 'http' | 'https', port: number, remote: string, trust: boolean, requestId: string): Buffer {
-  const kept = h.plain ? undefined : keptLines(h);
+export function upstreamRequest(received: Buffer, headBytes: number, h: RequestHead, body: Buffer | undefined, scheme: 'http' | 'https', port: number, remote: string, trust: boolean, requestId: string, target?: string): Buffer {
+  const kept = h.plain && target === undefined ? undefined : keptLines(h, target ?? h.target);
   const forwarding = forwardingText(h, scheme, port, remote, trust, requestId);
   const at = kept === undefined ? headBytes : kept.length;
   const out = Buffer.allocUnsafe(at + forwarding.length + (body?.length ?? 0));
@@ -229,7 +230,8 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     if (!upstream.endpoints.length) return done(respond(head, route, 503, [['content-type', 'text/html']], errorPage(503), false, length, started));
     const requestId = head.requestId ?? newRequestId();
     const body = head.contentLength ? received.subarray(headBytes + 2) : undefined;
-    const request = upstreamRequest(received, headBytes, head, body, scheme, port, remote, ctx.trust, requestId);
+    const target = route.rewrite ? rewriteUrl(route.rewrite, head.target) : undefined;
+    const request = upstreamRequest(received, headBytes, head, body, scheme, port, remote, ctx.trust, requestId, target);
     const tried: string[] = [];
     const fail = (status: number) => done(respond(head, route, status, [['content-type', 'text/html']], errorPage(status), false, length, started, tried));
 

@@ -9,12 +9,15 @@ export interface PathMatcher {
   pathType: PathType;
   /** Prefix: the path's elements joined ('' for '/'); a request matches it element-wise. */
   readonly prefix: string;
+  /** On a host whose paths are regular expressions (ingress-nginx's use-regex): `^path`, case-insensitive. */
+  readonly regex?: RegExp;
 }
 
-export function compilePath(path: string | undefined, pathType: PathType): PathMatcher {
+/** Throws a SyntaxError when `regex` is asked for and the path is not a valid regular expression. */
+export function compilePath(path: string | undefined, pathType: PathType, regex = false): PathMatcher {
   const raw = path || '/';
   const prefix = pathType === 'Prefix' ? raw.split('/').filter(Boolean).map((s) => `/${s}`).join('') : raw;
-  return { path: raw, pathType, prefix };
+  return regex ? { path: raw, pathType, prefix, regex: new RegExp(`^${raw}`, 'i') } : { path: raw, pathType, prefix };
 }
 
 /**
@@ -24,6 +27,7 @@ export function compilePath(path: string | undefined, pathType: PathType): PathM
  * ingress-nginx's, a plain string prefix (nginx's `location /path`).
  */
 export function pathMatches(m: PathMatcher, path: string): boolean {
+  if (m.regex) return m.regex.test(path);
   switch (m.pathType) {
     case 'Exact':
       return path === m.path;
@@ -43,6 +47,28 @@ export function requestPath(url: string): string {
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   return path.includes('//') ? path.replace(/\/{2,}/g, '/') : path;
+}
+
+/** ingress-nginx's rewrite-target: the path, as a case-insensitive regular expression, and what a matching URL becomes. */
+export interface Rewrite {
+  pattern: RegExp;
+  target: string;
+}
+
+/**
+ * The URL an endpoint receives for a rewritten route, as nginx's `rewrite "(?i)path" target
+ * break`: the whole path is replaced by the target, its $1..$9 taken from the match; the
+ * query string follows (after the target's own, if it has one). A path the pattern does
+ * not match is left alone.
+ */
+export function rewriteUrl(r: Rewrite, url: string): string {
+  const m = r.pattern.exec(requestPath(url));
+  if (!m) return url;
+  let target = r.target.replace(/\$(\d)/g, (_, n: string) => m[Number(n)] ?? '');
+  if (!target.startsWith('/')) target = `/${target}`;
+  const q = url.indexOf('?');
+  if (q < 0 || q === url.length - 1) return target;
+  return `${target}${target.includes('?') ? '&' : '?'}${url.slice(q + 1)}`;
 }
 
 const TYPE_RANK: Record<PathType, number> = { Exact: 0, Prefix: 1, ImplementationSpecific: 2 };

@@ -17,8 +17,11 @@ import { CONNECT_FAILED, CONNECTION_LOST, errorPage, IDEMPOTENT, newRequestId, s
 import { Forward, upstreamHeaders } from './forward.ts';
 import { UpstreamPools } from './upstream.ts';
 import type { IngressMetrics } from './metrics.ts';
-import { requestHost, requestPath } from './paths.ts';
+import { requestHost, requestPath, rewriteUrl } from './paths.ts';
 import { matchRoute, secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
+
+/** The URL an endpoint receives: the client's, or as the route's rewrite-target makes it. */
+const upstreamUrl = (route: Route, url: string) => (route.rewrite ? rewriteUrl(route.rewrite, url) : url);
 
 export interface ProxyConfig {
   table: RouteTable;
@@ -213,6 +216,7 @@ export class IngressProxy {
     if (body === 'too large') return fail(413);
 
     const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId);
+    const target = upstreamUrl(route, req.url ?? '/');
     const tried: string[] = [];
     const method = req.method ?? 'GET';
     let attempt: Forward | undefined;
@@ -223,7 +227,7 @@ export class IngressProxy {
       const err = await new Promise<Error | undefined>((resolve) => {
         const forward = new Forward(res, resolve);
         attempt = forward;
-        this.pool(endpoint, route.options.connectTimeoutMs).dispatch({ path: req.url ?? '/', method: method as 'GET', headers, body, headersTimeout: route.options.readTimeoutMs, bodyTimeout: route.options.readTimeoutMs }, forward);
+        this.pool(endpoint, route.options.connectTimeoutMs).dispatch({ path: target, method: method as 'GET', headers, body, headersTimeout: route.options.readTimeoutMs, bodyTimeout: route.options.readTimeoutMs }, forward);
       });
       bytes = attempt!.length;
       if (!err) return done(attempt!.status, tried.join(', '), String(attempt!.status));
@@ -257,7 +261,7 @@ export class IngressProxy {
     client.on('error', () => undefined);
     const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId);
     headers.push('connection', 'upgrade', 'upgrade', String(req.headers.upgrade));
-    let lines = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    let lines = `${req.method} ${upstreamUrl(route, req.url ?? '/')} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     const tried: string[] = [];
     const attempt = () => {

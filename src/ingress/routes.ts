@@ -6,7 +6,7 @@
 import { portEndpoints, slicesByService } from '../api/endpointslices.ts';
 import { namespacedName, type EndpointSlice, type Ingress, type IngressBackend, type Service } from '../api/types.ts';
 import { endpointString } from '../proxy/model.ts';
-import { byPrecedence, compilePath, hostMatches, pathMatches, type PathMatcher } from './paths.ts';
+import { byPrecedence, compilePath, hostMatches, pathMatches, type PathMatcher, type Rewrite } from './paths.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -26,9 +26,13 @@ export interface RouteOptions {
   readTimeoutMs: number;
   bodyLimit: number;
   sslRedirect: boolean;
+  /** The Ingress's paths are regular expressions (and so are all paths of their hosts). */
+  useRegex: boolean;
+  /** What the URL of a matching request becomes ($1..$9 from the path's groups). */
+  rewriteTarget?: string;
 }
 
-export const DEFAULT_OPTIONS: RouteOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 60_000, bodyLimit: 1024 * 1024, sslRedirect: true };
+export const DEFAULT_OPTIONS: RouteOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 60_000, bodyLimit: 1024 * 1024, sslRedirect: true, useRegex: false };
 
 export interface Route extends PathMatcher {
   /** The rule's host ('' for a host-less rule or the default backend). */
@@ -38,6 +42,7 @@ export interface Route extends PathMatcher {
   options: RouteOptions;
   /** This route's host has TLS: plain HTTP to it is redirected (308) unless the Ingress says not to. */
   tls: boolean;
+  rewrite?: Rewrite;
 }
 
 export interface HostRoutes {
@@ -91,7 +96,27 @@ export function routeOptions(ing: Ingress): RouteOptions {
     readTimeoutMs: duration(a('proxy-read-timeout'), DEFAULT_OPTIONS.readTimeoutMs),
     bodyLimit: parseSize(a('proxy-body-size'), DEFAULT_OPTIONS.bodyLimit),
     sslRedirect: a('ssl-redirect') !== 'false',
+    useRegex: a('use-regex') === 'true',
+    ...(a('rewrite-target') ? { rewriteTarget: a('rewrite-target') } : {}),
   };
+}
+
+/** A path that is rewritten: a target is set and differs from the path (ingress-nginx's needsRewrite). */
+const rewrites = (options: RouteOptions, path: string) => options.rewriteTarget !== undefined && options.rewriteTarget !== path;
+
+/**
+ * Hosts whose paths are all regular expressions, as ingress-nginx decides per server: one
+ * of its paths, in any Ingress, has use-regex or is rewritten. ('' stands for host-less rules.)
+ */
+function regexHosts(ingresses: Ingress[]): Set<string> {
+  const hosts = new Set<string>();
+  for (const ing of ingresses) {
+    const options = routeOptions(ing);
+    for (const rule of ing.spec.rules ?? []) {
+      if ((rule.http?.paths ?? []).some((p) => options.useRegex || rewrites(options, p.path || '/'))) hosts.add(rule.host ?? '');
+    }
+  }
+  return hosts;
 }
 
 /** ingress-nginx's strict path validation: Exact and Prefix paths are plain path characters. */
@@ -146,6 +171,7 @@ export function buildRoutes(input: RouteInput): { table: RouteTable; problems: P
   const problems: Problem[] = [];
   const table = emptyTable();
   const claimed = new Map<string, Ingress>(); // host + path + pathType -> the Ingress serving it
+  const regex = regexHosts(input.ingresses);
 
   for (const ing of [...input.ingresses].sort(byAge)) {
     const ref = { namespace: ing.metadata.namespace!, name: ing.metadata.name, uid: ing.metadata.uid };
@@ -180,6 +206,16 @@ export function buildRoutes(input: RouteInput): { table: RouteTable; problems: P
           problem('InvalidPath', `${where}: path ${JSON.stringify(p.path)} of pathType ${p.pathType} may only contain letters, digits and - . _ ~ / (use ImplementationSpecific for anything else): this path is not served`);
           return;
         }
+        let matcher: PathMatcher;
+        let rewrite: Rewrite | undefined;
+        try {
+          matcher = compilePath(p.path, p.pathType, regex.has(host));
+          if (rewrites(options, matcher.path)) rewrite = { pattern: new RegExp(matcher.path, 'i'), target: options.rewriteTarget! };
+        } catch (e) {
+          const why = options.useRegex || rewrites(options, p.path || '/') ? 'this Ingress asks for use-regex or rewrite-target' : 'another Ingress of this host asks for use-regex or rewrite-target, which makes every path of the host one';
+          problem('InvalidPath', `${where}: path ${JSON.stringify(p.path)} is not a valid regular expression (${(e as Error).message}); ${why}: this path is not served`);
+          return;
+        }
         const upstream = upstreamFor(p.backend);
         if (!upstream) return;
         const claim = `${host} ${p.pathType} ${p.path ?? '/'}`;
@@ -190,7 +226,7 @@ export function buildRoutes(input: RouteInput): { table: RouteTable; problems: P
         }
         claimed.set(claim, ing);
         const group = host === '' ? table.anyHost : hostGroup(host.startsWith('*.') ? table.wildcards : table.hosts, host.startsWith('*.') ? host.slice(2) : host);
-        group.routes.push({ ...compilePath(p.path, p.pathType), host, ingress: ref, upstream, options, tls: tls && options.sslRedirect });
+        group.routes.push({ ...matcher, host, ingress: ref, upstream, options, tls: tls && options.sslRedirect, ...(rewrite ? { rewrite } : {}) });
       });
     });
   }
