@@ -12,6 +12,7 @@ import { resourceNamed } from '../src/api/resources.ts';
 import type { Deployment, Pod } from '../src/api/types.ts';
 import { ApiClient } from '../src/apiserver/client.ts';
 import { clusterDir, down, up } from '../src/cluster/cluster.ts';
+import { cleanupOnInterrupt } from '../src/lab/lab.ts';
 import { nodeFiles } from '../src/cluster/topology.ts';
 import { SandboxManager } from '../src/node/sandbox.ts';
 import { daemonPaths } from '../src/state/paths.ts';
@@ -24,6 +25,12 @@ const raw = `${name}r`;
 const spec = { nodes: 3, mode: 'routed' as const, podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' };
 const seconds = (ms: number): string => (ms / 1000).toFixed(2);
 const line = (what: string, value: string, goal = '') => console.log(`${what.padEnd(44)}${value.padEnd(30)}${goal}`);
+const cleanup = async () => {
+  await down(name).catch(() => undefined);
+  await down(raw).catch(() => undefined);
+  rmSync(stateDir, { recursive: true, force: true });
+};
+cleanupOnInterrupt(cleanup);
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<number> {
   const t0 = performance.now();
@@ -84,7 +91,5 @@ try {
   line(`reference: ${REPLICAS} bare sandboxes, same machine`, `${seconds(sandboxes)} s (${(REPLICAS / (sandboxes / 1000)).toFixed(1)} pods/s)`, `cluster/bare = ${(ready / sandboxes).toFixed(2)}x`);
   await down(raw);
 } finally {
-  await down(name).catch(() => undefined);
-  await down(raw).catch(() => undefined);
-  rmSync(stateDir, { recursive: true, force: true });
+  await cleanup();
 }

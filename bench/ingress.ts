@@ -20,7 +20,7 @@ import { down, loadCluster, up } from '../src/cluster/cluster.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
 import { defaultIngressWorkers } from '../src/ingress/main.ts';
 import { ingressPid } from '../src/ingress/supervisor.ts';
-import { netnsPath } from '../src/lab/lab.ts';
+import { cleanupOnInterrupt, netnsPath } from '../src/lab/lab.ts';
 import { daemonPaths } from '../src/state/paths.ts';
 
 const DURATION = Number(process.env.DURATION) || 10;
@@ -120,6 +120,12 @@ http {
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 let nginx: ChildProcess | undefined;
+const cleanup = async () => {
+  nginx?.kill('SIGTERM');
+  await down(name).catch((e: unknown) => console.error(`down: ${e instanceof Error ? e.message : String(e)}`));
+  rmSync(stateDir, { recursive: true, force: true });
+};
+cleanupOnInterrupt(cleanup);
 try {
   await up({ name, nodes: 1, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12', ingressWorkers: WORKERS });
   const plan = loadCluster(name);
@@ -177,7 +183,5 @@ try {
   console.log(`\nkubewire / nginx: requests/s ${(o.rps / n.rps).toFixed(2)}x (goal >= 0.6x), p99 ${(o.p99 / n.p99).toFixed(2)}x (goal <= 1.5x)`);
   console.log(`ingress controller RSS after the runs: ${rss(oursPid).toFixed(0)} MB`);
 } finally {
-  nginx?.kill('SIGTERM');
-  await down(name).catch((e: unknown) => console.error(`down: ${e instanceof Error ? e.message : String(e)}`));
-  rmSync(stateDir, { recursive: true, force: true });
+  await cleanup();
 }

@@ -21,18 +21,35 @@ export function netnsPath(name: string): string {
   return `${NETNS_DIR}/${name}`;
 }
 
+/**
+ * Runs `cleanup` when the process is interrupted (Ctrl-C, SIGTERM), then exits 130: what a
+ * demo, test or benchmark made must go even when it is stopped. Returns the way to stop
+ * listening (once cleaned up normally).
+ */
+export function cleanupOnInterrupt(cleanup: () => Promise<unknown>): () => void {
+  const onSignal = (): void => {
+    // What was running fails as its namespaces go: that is expected now, not worth a stack trace.
+    process.on('uncaughtException', () => undefined);
+    process.on('unhandledRejection', () => undefined);
+    void cleanup().catch(() => undefined).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  };
+}
+
 export class Lab {
   private readonly namespaces: string[] = [];
   private readonly dirs: string[] = [];
   private readonly processes: ChildProcess[] = [];
-  private readonly onSignal = (): void => {
-    void this.cleanup().finally(() => process.exit(130));
-  };
+  private readonly stopListening: () => void;
 
   constructor(readonly prefix: string) {
     if (!NAME.test(prefix)) throw new Error(`lab prefix ${JSON.stringify(prefix)} must be lowercase letters, digits and '-'`);
-    process.once('SIGINT', this.onSignal);
-    process.once('SIGTERM', this.onSignal);
+    this.stopListening = cleanupOnInterrupt(() => this.cleanup());
   }
 
   /** Creates namespace <prefix>-<name> with lo up; returns its path. */
@@ -79,8 +96,7 @@ export class Lab {
   }
 
   async cleanup(): Promise<void> {
-    process.removeListener('SIGINT', this.onSignal);
-    process.removeListener('SIGTERM', this.onSignal);
+    this.stopListening();
     for (const p of this.processes.splice(0)) p.kill('SIGKILL');
     for (const ns of this.namespaces.splice(0).reverse()) {
       await run(['ip', 'netns', 'del', ns]).catch(() => undefined);
