@@ -12,6 +12,7 @@ import type { EndpointSlice, Ingress, IngressClass, PathType, Secret, Service } 
 import { validate } from '../src/api/validation.ts';
 import { admitIngress, admitSecret } from '../src/apiserver/admission.ts';
 import { AccessLog } from '../src/ingress/accesslog.ts';
+import { ownAnswer } from '../src/ingress/answers.ts';
 import { servedBy } from '../src/ingress/classes.ts';
 import { hostMatches, requestHost, requestPath, rewriteUrl } from '../src/ingress/paths.ts';
 import { buildRoutes, matchRoute, parseSize, secretForServerName } from '../src/ingress/routes.ts';
@@ -301,4 +302,48 @@ test('use-regex and rewrite-target as ingress-nginx: all paths of the host becom
   assert.match(built.problems[0]!.message, /spec\.rules\[0\]\.http\.paths\[0\]: path "\/bad\(" is not a valid regular expression .*use-regex or rewrite-target/);
   assert.equal(matchRoute(built.table, 'r.com', '/fine/1')?.upstream.service, 'c', 'the rest is served');
   assert.equal(matchRoute(built.table, 'r.com', '/Plain')?.upstream.service, 'b');
+});
+
+test("the proxy's own answers: app-root, redirect annotations, HTTPS redirect, allowlist; invalid values reported", () => {
+  const annotated = (a: Record<string, string>) => ({ annotations: Object.fromEntries(Object.entries(a).map(([k, v]) => [`nginx.ingress.kubernetes.io/${k}`, v])) });
+  const on = (host: string, a: Record<string, string>, extra: Partial<Ingress['spec']> = {}) => ingress([{ host, paths: [['/', 'Prefix', 'a']] }], extra, annotated(a));
+  const { table, problems } = buildRoutes({
+    ingresses: [
+      on('root.com', { 'app-root': '/app1' }),
+      on('moved.com', { 'permanent-redirect': 'https://example.org/new', 'permanent-redirect-code': '308' }),
+      on('temp.com', { 'temporal-redirect': 'http://example.org/t', 'permanent-redirect': 'https://example.org/p' }),
+      on('force.com', { 'force-ssl-redirect': 'true' }),
+      on('tls.com', {}, { tls: [{ hosts: ['tls.com'] }] }),
+      on('notls.com', { 'ssl-redirect': 'false' }, { tls: [{ hosts: ['notls.com'] }] }),
+      on('allow.com', { 'allowlist-source-range': '10.0.0.0/8, 192.168.1.7' }),
+      on('old.com', { 'whitelist-source-range': '172.18.0.0/16' }),
+      on('broken.com', { 'allowlist-source-range': '10.0.0.0/8,nonsense', 'permanent-redirect': 'javascript:alert(1)' }),
+      on('inject.com', { 'app-root': '/x\r\nSet-Cookie: a=b' }),
+    ],
+    ...world,
+  });
+  const answer = (host: string, target = '/', scheme: 'http' | 'https' = 'http', client = '172.18.0.200') => {
+    const route = matchRoute(table, host, requestPath(target))!;
+    return ownAnswer(route, { scheme, host: `${host}:8080`, target, client });
+  };
+  assert.deepEqual(answer('root.com'), { status: 302, location: 'http://root.com:8080/app1' });
+  assert.equal(answer('root.com', '/other'), undefined, 'app-root: only for /');
+  assert.deepEqual(answer('moved.com', '/x?y=1'), { status: 308, location: 'https://example.org/new' });
+  assert.deepEqual(answer('temp.com'), { status: 302, location: 'http://example.org/t' }, 'temporal before permanent, as ingress-nginx');
+  assert.deepEqual(answer('force.com', '/a?b'), { status: 308, location: 'https://force.com/a?b' });
+  assert.equal(answer('force.com', '/a', 'https'), undefined);
+  assert.deepEqual(answer('tls.com', '/z'), { status: 308, location: 'https://tls.com/z' });
+  assert.equal(answer('notls.com'), undefined);
+  assert.deepEqual(answer('allow.com'), { status: 403 });
+  assert.equal(answer('allow.com', '/', 'http', '10.1.2.3'), undefined);
+  assert.equal(answer('allow.com', '/', 'http', '::ffff:192.168.1.7'), undefined, 'an IPv4-mapped peer address');
+  assert.deepEqual(answer('allow.com', '/', 'http', '192.168.1.8'), { status: 403 });
+  assert.equal(answer('old.com'), undefined, 'the pre-1.9 annotation name');
+  assert.deepEqual(answer('broken.com', '/', 'http', '10.0.0.1'), { status: 503 }, 'an allowlist that cannot be read denies everyone');
+  assert.equal(answer('inject.com'), undefined, 'no header injection through app-root');
+  const reported = problems.map((p) => `${p.ingress.name} ${p.reason} ${p.message}`).join('\n');
+  assert.match(reported, /allowlist-source-range: "nonsense" is not a CIDR or IP address: every request is answered 503/);
+  assert.match(reported, /permanent-redirect: "javascript:alert\(1\)" is not an absolute http or https URL: ignored/);
+  assert.match(reported, /app-root: .* is not a path: ignored/);
+  assert.equal(problems.length, 3);
 });

@@ -325,6 +325,33 @@ spec:
     await kube.ok('delete', 'ingress', 'rewrite');
   });
 
+  test("the proxy's own answers from annotations: app-root, redirects, force-ssl-redirect, allowlist", async () => {
+    const one = (name: string, annotations: string) => `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ${name}, annotations: {${annotations}}}
+spec:
+  rules:
+  - host: ${name}.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
+`;
+    const a = 'nginx.ingress.kubernetes.io/';
+    await kube.apply([
+      one('approot', `${a}app-root: /hostname`),
+      one('moved', `${a}permanent-redirect: "https://example.org/new"`),
+      one('forced', `${a}force-ssl-redirect: "true"`),
+      one('locked', `${a}allowlist-source-range: "10.0.0.0/8"`),
+      one('open', `${a}allowlist-source-range: "10.0.0.0/8, 172.18.0.0/16"`),
+    ].join('---\n'));
+    const ask = async (name: string, path = '/') => (await kube.ok('exec', '--external', '--', 'curl', '-s', '-o', '/dev/null', '-m', '5', '-w', '%{http_code} %{redirect_url}', '-H', `Host: ${name}.example.com`, `http://${NODE_IPS[0]}${path}`)).trim();
+    await waitFor('the annotated Ingresses served', async () => (await ask('open', '/hostname')) === '200');
+    assert.equal(await ask('approot'), '302 http://approot.example.com/hostname');
+    assert.equal(await ask('approot', '/hostname'), '200');
+    assert.equal(await ask('moved', '/x'), '301 https://example.org/new');
+    assert.equal(await ask('forced', '/y?z=1'), '308 https://forced.example.com/y?z=1');
+    assert.equal(await ask('locked', '/hostname'), '403', 'the external client (172.18.0.200) is not in 10.0.0.0/8');
+    await kube.ok('delete', 'ingress', 'approot', 'moved', 'forced', 'locked', 'open');
+  });
+
   test("IngressClasses: another controller's class and the deprecated annotation", async () => {
     await kube.apply(`
 apiVersion: networking.k8s.io/v1

@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
-import { forwardingLines } from './forward.ts';
+import { ownAnswer } from './answers.ts';
+import { clientAddress, forwardingLines } from './forward.ts';
 import { FORWARDED, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
@@ -39,7 +40,7 @@ export const TRIES = 3;
 const DEFAULT_ROUTE = { options: DEFAULT_OPTIONS };
 const KEEPALIVE_MS = 75_000; // ingress-nginx's keepalive_timeout
 
-export const STATUS_TEXT: Record<number, string> = { 308: 'Permanent Redirect', 400: 'Bad Request', 404: 'Not Found', 413: 'Request Entity Too Large', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Timeout' };
+export const STATUS_TEXT: Record<number, string> = { 300: 'Multiple Choices', 301: 'Moved Permanently', 302: 'Moved Temporarily', 303: 'See Other', 304: 'Not Modified', 305: 'Use Proxy', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 413: 'Request Entity Too Large', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Timeout' };
 
 /** nginx's error page, as ingress-nginx answers 404/502/503... itself. */
 export function errorPage(status: number): string {
@@ -210,7 +211,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
 
   const logged = (head: RequestHead, length: number, requestId: string): LoggedRequest => ({ remote, method: head.method, url: head.target, httpVersion: '1.1', referer: head.referer, userAgent: head.userAgent, length, requestId });
 
-  /** Answers the client from here (404, 308, 413, 502...); returns `close`. */
+  /** Answers the client from here (404, redirects, 413, 502...); returns `close`. */
   const respond = (head: RequestHead, route: Route | undefined, status: number, headers: Array<[string, string]>, body: string, close: boolean, length: number, started = performance.now(), tried: string[] = []): boolean => {
     if (!socket.destroyed) socket.write(simpleResponse(status, STATUS_TEXT[status] ?? '', headers, body, close || head.close), 'latin1');
     if (close) socket.end();
@@ -225,7 +226,8 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     const started = performance.now();
     const length = received.length;
     if (!route) return done(respond(head, route, 404, [['content-type', 'text/html']], errorPage(404), false, length, started));
-    if (scheme === 'http' && route.tls) return done(respond(head, route, 308, [['location', `https://${requestHost(head.host)}${head.target}`]], '', false, length, started));
+    const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client: clientAddress(remote, ctx.trust, head.forwardedFor) });
+    if (own) return done(respond(head, route, own.status, own.location ? [['location', own.location]] : [['content-type', 'text/html']], own.location ? '' : errorPage(own.status), false, length, started));
     const upstream = route.upstream;
     if (!upstream.endpoints.length) return done(respond(head, route, 503, [['content-type', 'text/html']], errorPage(503), false, length, started));
     const requestId = head.requestId ?? newRequestId();

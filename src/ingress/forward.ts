@@ -44,6 +44,11 @@ export interface ForwardingInput {
   claimed: (name: string) => string | undefined;
 }
 
+/** The client's address as access rules see it: the peer's, or with trusted forwarding headers the first X-Forwarded-For hop (nginx's real_ip, recursive). */
+export function clientAddress(remote: string, trust: boolean, forwardedFor: string | undefined): string {
+  return (trust && forwardedFor?.split(',')[0]!.trim()) || remote;
+}
+
 /** The forwarding header lines (each ending in CRLF), as ingress-nginx sets them. */
 export function forwardingLines(f: ForwardingInput): string {
   let realIp = f.remote;

@@ -13,8 +13,9 @@ import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import { loggedRequest, type AccessLog } from './accesslog.ts';
+import { ownAnswer, type AskedFor } from './answers.ts';
 import { CONNECT_FAILED, CONNECTION_LOST, errorPage, IDEMPOTENT, newRequestId, serveConnection, STATUS_TEXT, TRIES } from './connection.ts';
-import { Forward, upstreamHeaders } from './forward.ts';
+import { clientAddress, Forward, upstreamHeaders } from './forward.ts';
 import { UpstreamPools } from './upstream.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
@@ -200,11 +201,13 @@ export class IngressProxy {
     };
 
     if (!route) return fail(404);
-    if (scheme === 'http' && route.tls) {
+    const own = ownAnswer(route, this.askedFor(req, scheme));
+    if (own?.location) {
       bytes = '0';
-      res.writeHead(308, { location: `https://${host}${req.url ?? '/'}`, 'content-length': 0 }).end();
-      return done(308);
+      res.writeHead(own.status, { location: own.location, 'content-length': 0 }).end();
+      return done(own.status);
     }
+    if (own) return fail(own.status);
     const upstream = route.upstream;
     if (!upstream.endpoints.length) return fail(503);
     let body: Buffer | undefined | 'too large';
@@ -246,17 +249,24 @@ export class IngressProxy {
     }
   }
 
+  private askedFor(req: IncomingMessage, scheme: 'http' | 'https'): AskedFor {
+    const client = clientAddress(req.socket.remoteAddress ?? '', this.opts.trustForwardedHeaders, req.headers['x-forwarded-for'] as string | undefined);
+    return { scheme, host: req.headers.host ?? '', target: req.url ?? '/', client };
+  }
+
   /** Upgrades (websocket and others) are tunnelled: the request goes to an endpoint, then bytes flow both ways. */
   private upgrade(req: IncomingMessage, client: Socket, head: Buffer, scheme: 'http' | 'https', port: number): void {
     const started = performance.now();
     const host = requestHost(req.headers.host);
     const route: Route | undefined = matchRoute(this.config.table, host, requestPath(req.url ?? '/'));
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? newRequestId();
-    const reject = (status: number) => {
-      client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    const reject = (status: number, location?: string) => {
+      client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\n${location ? `Location: ${location}\r\n` : ''}Connection: close\r\nContent-Length: 0\r\n\r\n`);
       this.opts.metrics.request(route, req.method ?? 'GET', status, (performance.now() - started) / 1000);
     };
     if (!route) return reject(404);
+    const own = ownAnswer(route, this.askedFor(req, scheme));
+    if (own) return reject(own.status, own.location);
     if (!route.upstream.endpoints.length) return reject(503);
     client.on('error', () => undefined);
     const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId);

@@ -5,6 +5,7 @@
 
 import { portEndpoints, slicesByService } from '../api/endpointslices.ts';
 import { namespacedName, type EndpointSlice, type Ingress, type IngressBackend, type Service } from '../api/types.ts';
+import { tryParseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
 import { endpointString } from '../proxy/model.ts';
 import { byPrecedence, compilePath, hostMatches, pathMatches, type PathMatcher, type Rewrite } from './paths.ts';
 
@@ -26,13 +27,23 @@ export interface RouteOptions {
   readTimeoutMs: number;
   bodyLimit: number;
   sslRedirect: boolean;
+  /** Plain HTTP is redirected to HTTPS even without a TLS section. */
+  forceSslRedirect: boolean;
   /** The Ingress's paths are regular expressions (and so are all paths of their hosts). */
   useRegex: boolean;
   /** What the URL of a matching request becomes ($1..$9 from the path's groups). */
   rewriteTarget?: string;
+  /** Every request is answered with this redirect (permanent-redirect, temporal-redirect). */
+  redirect?: { url: string; code: number };
+  /** A request for / is redirected here (app-root). */
+  appRoot?: string;
+  /** Only clients from these networks are served; others get 403 (allowlist-source-range). */
+  allowlist?: Prefix[];
+  /** Why every request is answered 503: an annotation that must not be ignored is invalid (ingress-nginx's denied location). */
+  denied?: string;
 }
 
-export const DEFAULT_OPTIONS: RouteOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 60_000, bodyLimit: 1024 * 1024, sslRedirect: true, useRegex: false };
+export const DEFAULT_OPTIONS: RouteOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 60_000, bodyLimit: 1024 * 1024, sslRedirect: true, forceSslRedirect: false, useRegex: false };
 
 export interface Route extends PathMatcher {
   /** The rule's host ('' for a host-less rule or the default backend). */
@@ -40,7 +51,7 @@ export interface Route extends PathMatcher {
   ingress: { namespace: string; name: string };
   upstream: Upstream;
   options: RouteOptions;
-  /** This route's host has TLS: plain HTTP to it is redirected (308) unless the Ingress says not to. */
+  /** Plain HTTP to this route is redirected to HTTPS (308): its host has TLS (unless ssl-redirect is off), or force-ssl-redirect. */
   tls: boolean;
   rewrite?: Rewrite;
 }
@@ -89,15 +100,57 @@ export function parseSize(v: string | undefined, fallback: number): number {
   return n === 0 ? Infinity : n;
 }
 
-export function routeOptions(ing: Ingress): RouteOptions {
+/** Something safe to send in a Location header: visible ASCII only (no CR/LF to inject headers with). */
+const HEADER_SAFE = /^[\x21-\x7e]+$/;
+
+/** A redirect annotation's URL and code: an absolute http(s) URL; the code 300-308 (else the default). */
+function redirectOf(url: string | undefined, code: string | undefined, fallbackCode: number, name: string, problem: (reason: string, message: string) => void): RouteOptions['redirect'] {
+  if (url === undefined) return undefined;
+  if (!HEADER_SAFE.test(url) || !/^https?:\/\/[^/]/i.test(url)) {
+    problem('InvalidAnnotation', `annotation ${ANNOTATION_PREFIX}${name}: ${JSON.stringify(url)} is not an absolute http or https URL: ignored`);
+    return undefined;
+  }
+  const n = Number(code);
+  return { url, code: Number.isInteger(n) && n >= 300 && n <= 308 ? n : fallbackCode };
+}
+
+/** allowlist-source-range (whitelist-source-range before ingress-nginx 1.9): CIDRs or addresses, comma-separated. */
+function allowlistOf(value: string | undefined, name: string): { allowlist?: Prefix[]; denied?: string } {
+  if (value === undefined) return {};
+  const allowlist: Prefix[] = [];
+  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const ip = item.includes('/') ? undefined : tryParseIP(item);
+    const prefix = ip ? { ip, bits: width(ip.family) } : tryParsePrefix(item);
+    // As ingress-nginx: an allowlist that cannot be read denies everyone rather than no one.
+    if (!prefix) return { denied: `annotation ${ANNOTATION_PREFIX}${name}: ${JSON.stringify(item)} is not a CIDR or IP address: every request is answered 503` };
+    allowlist.push(prefix);
+  }
+  return { allowlist };
+}
+
+/** An Ingress's annotations read as ingress-nginx reads them; `problem` hears of the values it ignores or refuses. */
+export function routeOptions(ing: Ingress, problem: (reason: string, message: string) => void = () => undefined): RouteOptions {
   const a = (k: string) => ing.metadata.annotations?.[ANNOTATION_PREFIX + k];
+  const redirect = redirectOf(a('temporal-redirect'), a('temporal-redirect-code'), 302, 'temporal-redirect', problem) ?? redirectOf(a('permanent-redirect'), a('permanent-redirect-code'), 301, 'permanent-redirect', problem);
+  let appRoot = a('app-root');
+  if (appRoot !== undefined && !HEADER_SAFE.test(appRoot)) {
+    problem('InvalidAnnotation', `annotation ${ANNOTATION_PREFIX}app-root: ${JSON.stringify(appRoot)} is not a path: ignored`);
+    appRoot = undefined;
+  }
+  const allowName = a('allowlist-source-range') !== undefined ? 'allowlist-source-range' : 'whitelist-source-range';
+  const access = allowlistOf(a(allowName), allowName);
+  if (access.denied) problem('InvalidAnnotation', access.denied);
   return {
     connectTimeoutMs: duration(a('proxy-connect-timeout'), DEFAULT_OPTIONS.connectTimeoutMs),
     readTimeoutMs: duration(a('proxy-read-timeout'), DEFAULT_OPTIONS.readTimeoutMs),
     bodyLimit: parseSize(a('proxy-body-size'), DEFAULT_OPTIONS.bodyLimit),
     sslRedirect: a('ssl-redirect') !== 'false',
+    forceSslRedirect: a('force-ssl-redirect') === 'true',
     useRegex: a('use-regex') === 'true',
     ...(a('rewrite-target') ? { rewriteTarget: a('rewrite-target') } : {}),
+    ...(redirect ? { redirect } : {}),
+    ...(appRoot ? { appRoot: appRoot.startsWith('/') ? appRoot : `/${appRoot}` } : {}),
+    ...access,
   };
 }
 
@@ -176,7 +229,7 @@ export function buildRoutes(input: RouteInput): { table: RouteTable; problems: P
   for (const ing of [...input.ingresses].sort(byAge)) {
     const ref = { namespace: ing.metadata.namespace!, name: ing.metadata.name, uid: ing.metadata.uid };
     const problem = (reason: string, message: string) => problems.push({ ingress: ref, reason, message });
-    const options = routeOptions(ing);
+    const options = routeOptions(ing, problem);
     const tlsHosts = new Set<string>();
     for (const t of ing.spec.tls ?? []) {
       const secret = t.secretName ? `${ref.namespace}/${t.secretName}` : undefined;
@@ -226,7 +279,7 @@ export function buildRoutes(input: RouteInput): { table: RouteTable; problems: P
         }
         claimed.set(claim, ing);
         const group = host === '' ? table.anyHost : hostGroup(host.startsWith('*.') ? table.wildcards : table.hosts, host.startsWith('*.') ? host.slice(2) : host);
-        group.routes.push({ ...matcher, host, ingress: ref, upstream, options, tls: tls && options.sslRedirect, ...(rewrite ? { rewrite } : {}) });
+        group.routes.push({ ...matcher, host, ingress: ref, upstream, options, tls: (tls && options.sslRedirect) || options.forceSslRedirect, ...(rewrite ? { rewrite } : {}) });
       });
     });
   }
