@@ -1,0 +1,117 @@
+// The fast path's connection handling over real loopback sockets (127.0.0.1 in the test's
+// own process: no lab namespace needed, nothing of the machine's network touched): keep-alive
+// and pipelined requests answered in order whether the proxy answers them itself or an
+// endpoint does, a rewritten URL, a retry on another endpoint after a refused connect, the
+// keep-alive connections to the endpoint reused, and the client's Connection: close obeyed.
+
+import assert from 'node:assert/strict';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { after, before, test } from 'node:test';
+import type { EndpointSlice, Ingress, Service } from '../src/api/types.ts';
+import { AccessLog } from '../src/ingress/accesslog.ts';
+import { serveConnection, type FastPathContext } from '../src/ingress/connection.ts';
+import { IngressMetrics } from '../src/ingress/metrics.ts';
+import { Balancer } from '../src/ingress/proxy.ts';
+import { buildRoutes, type RouteTable } from '../src/ingress/routes.ts';
+import { UpstreamPools } from '../src/ingress/upstream.ts';
+
+let backend: HttpServer;
+let proxy: Server;
+let refused: Server;
+const upstreamSockets = new Set<string>();
+const logged: string[] = [];
+const pools = new UpstreamPools();
+
+/** Sends `raw` on one connection and reads until the proxy closes it. */
+function exchange(raw: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect((proxy.address() as AddressInfo).port, '127.0.0.1', () => s.write(raw)); // no half-close: as nginx, a client FIN ends the connection
+    let out = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => (out += d));
+    s.on('close', () => resolve(out));
+    s.on('error', reject);
+    setTimeout(() => s.destroy(new Error(`no close; got ${JSON.stringify(out)}`)), 3000).unref();
+  });
+}
+
+before(async () => {
+  backend = createHttpServer((req, res) => {
+    upstreamSockets.add(`${req.socket.remotePort}`);
+    res.end(`${req.method} ${req.url} via ${req.headers['x-forwarded-host']}`);
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  // A port that refuses: a listener closed again.
+  refused = createServer();
+  await new Promise<void>((r) => refused.listen(0, '127.0.0.1', r));
+  const deadPort = (refused.address() as AddressInfo).port;
+  await new Promise<void>((r) => refused.close(() => r()));
+
+  const port = (backend.address() as AddressInfo).port;
+  const service: Service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { ports: [{ port: 80 }] } };
+  const slice = (name: string, p: number): EndpointSlice => ({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } }, addressType: 'IPv4', ports: [{ name: '', port: p, protocol: 'TCP' }], endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }] });
+  const ingress = (name: string, host: string, path: string, annotations: Record<string, string> = {}): Ingress => ({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name, namespace: 'default', annotations, creationTimestamp: '2026-01-01T00:00:00Z' },
+    spec: { rules: [{ host, http: { paths: [{ path, pathType: 'ImplementationSpecific', backend: { service: { name: 'web', port: { number: 80 } } } }] } }] },
+  });
+  const { table } = buildRoutes({
+    ingresses: [ingress('a', 'a.com', '/'), ingress('r', 'r.com', '/api(/|$)(.*)', { 'nginx.ingress.kubernetes.io/rewrite-target': '/v2/$2' })],
+    services: [service],
+    slices: [slice('web-1', port), slice('web-2', deadPort)],
+    usableSecrets: new Set(),
+  });
+  const balancer = new Balancer();
+  const ctx: FastPathContext = {
+    table: (): RouteTable => table,
+    pick: (u, tried) => balancer.pick(u, tried),
+    pools,
+    trust: false,
+    metrics: new IngressMetrics(),
+    accessLog: new AccessLog('', (bytes) => logged.push(bytes.toString('latin1'))),
+    fallback: (socket) => socket.destroy(),
+    connections: new Set(),
+  };
+  proxy = createServer((socket) => serveConnection(socket, 'http', 80, ctx));
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+});
+
+after(async () => {
+  pools.close();
+  await new Promise((r) => proxy.close(r));
+  backend.closeAllConnections();
+  await new Promise((r) => backend.close(r));
+});
+
+test('pipelined requests are answered in order, by the proxy itself or by the endpoint; Connection: close ends it', async () => {
+  const requests = [
+    'GET /one HTTP/1.1\r\nHost: nowhere.com\r\n\r\n',
+    'GET /two HTTP/1.1\r\nHost: a.com\r\n\r\n',
+    'GET /three HTTP/1.1\r\nHost: nowhere.com\r\n\r\n',
+    'POST /four HTTP/1.1\r\nHost: a.com\r\nContent-Length: 3\r\n\r\nabc',
+    'GET /api/x?y=1 HTTP/1.1\r\nHost: r.com\r\nConnection: close\r\n\r\n',
+    'GET /never HTTP/1.1\r\nHost: a.com\r\n\r\n',
+  ];
+  const out = await exchange(requests.join(''));
+  const statuses = [...out.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+  assert.deepEqual(statuses, ['404', '200', '404', '200', '200'], out);
+  const order = ['GET /two via a.com', 'POST /four via a.com', 'GET /v2/x?y=1 via r.com'].map((b) => out.indexOf(b));
+  assert.ok(order.every((at, i) => at > 0 && (i === 0 || at > order[i - 1]!)), `the endpoint's answers, in order (the last rewritten, its query kept):\n${out}`);
+  assert.ok(!out.includes('/never'), 'nothing served after Connection: close');
+  assert.match(out, /connection: close\r\n/i, 'the last response says close');
+});
+
+test('a refused endpoint is skipped for another; connections to the endpoint are kept alive and reused', async () => {
+  upstreamSockets.clear();
+  for (let i = 0; i < 4; i++) {
+    const out = await exchange(`GET /n${i} HTTP/1.1\r\nHost: a.com\r\nConnection: close\r\n\r\n`);
+    assert.match(out, new RegExp(`^HTTP/1\\.1 200 [\\s\\S]*GET /n${i} via a\\.com$`), out);
+  }
+  assert.equal(upstreamSockets.size, 1, 'one keep-alive connection served all four');
+  await new Promise((r) => setTimeout(r, 150)); // the access log's 100 ms
+  const lines = logged.join('').split('\n').filter((l) => l.includes('"GET /n'));
+  assert.equal(lines.length, 4);
+  assert.ok(lines.some((l) => / 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+ - [\d.]+ 200 /.test(l)), `a request that went to the second endpoint after the first refused:\n${lines.join('\n')}`);
+});
