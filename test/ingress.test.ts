@@ -352,6 +352,51 @@ spec:
     await kube.ok('delete', 'ingress', 'approot', 'moved', 'forced', 'locked', 'open');
   });
 
+  test('backend-protocol HTTPS: endpoints spoken to over TLS (fast path and Node\'s server); without it, 502', async () => {
+    cert('secure-backend', 'DNS:secure');
+    const key = join(certDir, 'secure-backend.key');
+    const crt = join(certDir, 'secure-backend.crt');
+    const server = `const fs = require('node:fs'); require('node:https').createServer({ key: fs.readFileSync(${JSON.stringify(key)}), cert: fs.readFileSync(${JSON.stringify(crt)}) }, (q, r) => r.end('tls ' + q.socket.encrypted + ' ' + q.url)).listen(8443);`;
+    const ingress = (name: string, path: string, annotations: string) => `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ${name}, annotations: {${annotations}}}
+spec:
+  rules:
+  - host: secure.example.com
+    http: {paths: [{path: ${path}, pathType: Prefix, backend: {service: {name: secure, port: {number: 443}}}}]}
+`;
+    await kube.apply(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: secure}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: secure}}
+  template:
+    metadata: {labels: {app: secure}}
+    spec:
+      containers:
+      - {name: https, image: node, command: [${JSON.stringify(process.execPath)}, -e, ${JSON.stringify(server)}], ports: [{containerPort: 8443}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: secure}
+spec:
+  selector: {app: secure}
+  ports: [{port: 443, targetPort: 8443}]
+---
+${ingress('secure', '/tls', 'nginx.ingress.kubernetes.io/backend-protocol: HTTPS')}---
+${ingress('insecure', '/plain', '')}`);
+    await kube.ok('rollout', 'status', 'deployment/secure', '--timeout', '30s');
+    const at = ['--resolve', `secure.example.com:80:${NODE_IPS[0]}`];
+    await waitFor('the HTTPS backend served', async () => (await curl('http://secure.example.com/tls/a', ...at)).startsWith('200 '), 10_000);
+    assert.equal(await curl('http://secure.example.com/tls/a?b=1', ...at), '200 tls true /tls/a?b=1');
+    assert.equal(await curl('http://secure.example.com/tls/old', ...at, '-0'), '200 tls true /tls/old', 'HTTP/1.0, through Node\'s HTTP server and undici');
+    assert.match(await curl('http://secure.example.com/plain', ...at), /^502 /, 'plain HTTP to a TLS endpoint');
+    await kube.ok('delete', 'ingress', 'secure', 'insecure');
+    await kube.ok('delete', 'deployment', 'secure');
+    await kube.ok('delete', 'service', 'secure');
+  });
+
   test("IngressClasses: another controller's class and the deprecated annotation", async () => {
     await kube.apply(`
 apiVersion: networking.k8s.io/v1

@@ -243,7 +243,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
       const endpoint = ctx.pick(upstream, tried);
       if (!endpoint) return fail(502);
       tried.push(endpoint);
-      ctx.pools.acquire(endpoint, route.options.connectTimeoutMs, (e, conn) => {
+      ctx.pools.acquire(endpoint, route.options.backendTls, route.options.connectTimeoutMs, (e, conn) => {
         if (!conn) {
           const code = e?.code ?? '';
           if (tried.length < TRIES) {

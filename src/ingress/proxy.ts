@@ -10,7 +10,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { connect as netConnect, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer as createTlsServer, type SecureContext } from 'node:tls';
+import { connect as tlsConnect, createServer as createTlsServer, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import { loggedRequest, type AccessLog } from './accesslog.ts';
 import { ownAnswer, type AskedFor } from './answers.ts';
@@ -55,8 +55,8 @@ export class Balancer {
   }
 }
 
-/** undici's pools are per endpoint and connect timeout (a pool's connector has one). */
-const poolKey = (endpoint: string, connectTimeoutMs: number) => `${endpoint}/${connectTimeoutMs}`;
+/** undici's pools are per endpoint, protocol and connect timeout (a pool's connector has one). */
+const poolKey = (endpoint: string, tls: boolean, connectTimeoutMs: number) => `${tls ? 'https' : 'http'}://${endpoint}/${connectTimeoutMs}`;
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined | 'too large'> {
   const length = req.headers['content-length'];
@@ -97,7 +97,7 @@ export class IngressProxy {
     const t = config.table;
     const routes = [...t.anyHost.routes, ...[...t.hosts.values(), ...t.wildcards.values()].flatMap((g) => g.routes), ...(t.defaultBackend ? [t.defaultBackend] : [])];
     const live = new Set(routes.flatMap((r) => r.upstream.endpoints));
-    const livePools = new Set(routes.flatMap((r) => r.upstream.endpoints.map((ep) => poolKey(ep, r.options.connectTimeoutMs))));
+    const livePools = new Set(routes.flatMap((r) => r.upstream.endpoints.map((ep) => poolKey(ep, r.options.backendTls, r.options.connectTimeoutMs))));
     for (const [k, pool] of this.pools) {
       if (livePools.has(k)) continue;
       this.pools.delete(k);
@@ -106,12 +106,13 @@ export class IngressProxy {
     this.fastPools.prune(live);
   }
 
-  private pool(endpoint: string, connectTimeoutMs: number): Pool {
-    const k = poolKey(endpoint, connectTimeoutMs);
+  private pool(endpoint: string, tls: boolean, connectTimeoutMs: number): Pool {
+    const k = poolKey(endpoint, tls, connectTimeoutMs);
     let p = this.pools.get(k);
     if (!p) {
-      // Idle connections closed before the backend's own keep-alive timeout (Node's is 5 s).
-      p = new Pool(`http://${endpoint}`, { connect: { timeout: connectTimeoutMs }, keepAliveTimeout: 4_000, keepAliveMaxTimeout: 60_000 });
+      // Idle connections closed before the backend's own keep-alive timeout (Node's is 5 s);
+      // HTTPS endpoints' certificates not verified, as ingress-nginx's proxy_ssl_verify off.
+      p = new Pool(`${tls ? 'https' : 'http'}://${endpoint}`, { connect: { timeout: connectTimeoutMs, rejectUnauthorized: false }, keepAliveTimeout: 4_000, keepAliveMaxTimeout: 60_000 });
       this.pools.set(k, p);
     }
     return p;
@@ -230,7 +231,7 @@ export class IngressProxy {
       const err = await new Promise<Error | undefined>((resolve) => {
         const forward = new Forward(res, resolve);
         attempt = forward;
-        this.pool(endpoint, route.options.connectTimeoutMs).dispatch({ path: target, method: method as 'GET', headers, body, headersTimeout: route.options.readTimeoutMs, bodyTimeout: route.options.readTimeoutMs }, forward);
+        this.pool(endpoint, route.options.backendTls, route.options.connectTimeoutMs).dispatch({ path: target, method: method as 'GET', headers, body, headersTimeout: route.options.readTimeoutMs, bodyTimeout: route.options.readTimeoutMs }, forward);
       });
       bytes = attempt!.length;
       if (!err) return done(attempt!.status, tried.join(', '), String(attempt!.status));
@@ -279,14 +280,17 @@ export class IngressProxy {
       if (!endpoint) return reject(502);
       tried.push(endpoint);
       const colon = endpoint.lastIndexOf(':');
-      const upstream = netConnect({ host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)), timeout: route.options.connectTimeoutMs });
+      const to = { host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)), timeout: route.options.connectTimeoutMs };
+      const upstream = route.options.backendTls ? tlsConnect({ ...to, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : netConnect(to);
       upstream.once('timeout', () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
+      let sent = false; // once the request is written, a failure cannot go to another endpoint
       upstream.once('error', () => {
-        if (upstream.connecting || !upstream.bytesWritten) return tried.length < TRIES ? attempt() : reject(502);
+        if (!sent) return tried.length < TRIES ? attempt() : reject(502);
         client.destroy();
       });
-      upstream.once('connect', () => {
+      upstream.once(route.options.backendTls ? 'secureConnect' : 'connect', () => {
         upstream.setTimeout(0);
+        sent = true;
         upstream.write(`${lines}\r\n`);
         if (head.length) upstream.write(head);
         // The endpoint's status line (101 when it agrees) is what the metrics count.

@@ -29,6 +29,8 @@ export interface RouteOptions {
   sslRedirect: boolean;
   /** Plain HTTP is redirected to HTTPS even without a TLS section. */
   forceSslRedirect: boolean;
+  /** The endpoints speak HTTPS (backend-protocol: HTTPS); their certificates are not verified, as ingress-nginx's proxy_ssl_verify off. */
+  backendTls: boolean;
   /** The Ingress's paths are regular expressions (and so are all paths of their hosts). */
   useRegex: boolean;
   /** What the URL of a matching request becomes ($1..$9 from the path's groups). */
@@ -43,7 +45,7 @@ export interface RouteOptions {
   denied?: string;
 }
 
-export const DEFAULT_OPTIONS: RouteOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 60_000, bodyLimit: 1024 * 1024, sslRedirect: true, forceSslRedirect: false, useRegex: false };
+export const DEFAULT_OPTIONS: RouteOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 60_000, bodyLimit: 1024 * 1024, sslRedirect: true, forceSslRedirect: false, backendTls: false, useRegex: false };
 
 export interface Route extends PathMatcher {
   /** The rule's host ('' for a host-less rule or the default backend). */
@@ -140,12 +142,15 @@ export function routeOptions(ing: Ingress, problem: (reason: string, message: st
   const allowName = a('allowlist-source-range') !== undefined ? 'allowlist-source-range' : 'whitelist-source-range';
   const access = allowlistOf(a(allowName), allowName);
   if (access.denied) problem('InvalidAnnotation', access.denied);
+  const protocol = (a('backend-protocol') ?? 'HTTP').toUpperCase();
+  if (protocol !== 'HTTP' && protocol !== 'HTTPS') problem('UnsupportedAnnotation', `annotation ${ANNOTATION_PREFIX}backend-protocol: ${JSON.stringify(a('backend-protocol'))} is not supported (HTTP and HTTPS are): the endpoints are spoken to in HTTP`);
   return {
     connectTimeoutMs: duration(a('proxy-connect-timeout'), DEFAULT_OPTIONS.connectTimeoutMs),
     readTimeoutMs: duration(a('proxy-read-timeout'), DEFAULT_OPTIONS.readTimeoutMs),
     bodyLimit: parseSize(a('proxy-body-size'), DEFAULT_OPTIONS.bodyLimit),
     sslRedirect: a('ssl-redirect') !== 'false',
     forceSslRedirect: a('force-ssl-redirect') === 'true',
+    backendTls: protocol === 'HTTPS',
     useRegex: a('use-regex') === 'true',
     ...(a('rewrite-target') ? { rewriteTarget: a('rewrite-target') } : {}),
     ...(redirect ? { redirect } : {}),

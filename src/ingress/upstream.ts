@@ -6,6 +6,7 @@
 // request there is no listener or timer to add and remove.
 
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { ChunkedScanner, HEAD_END, MAX_HEAD, parseResponseHead, type ResponseHead } from './http1.ts';
 
 const IDLE_MS = 4_000;
@@ -118,7 +119,7 @@ export class UpstreamConnection {
   current: Exchange | undefined;
   idleSince = 0;
 
-  constructor(readonly socket: Socket, readonly endpoint: string, pools: UpstreamPools) {
+  constructor(readonly socket: Socket, readonly endpoint: string, readonly tls: boolean, pools: UpstreamPools) {
     socket.on('data', (d: Buffer) => (this.current ? this.current.onData(d) : socket.destroy())); // bytes nobody asked for
     socket.on('error', (e: NodeJS.ErrnoException) => {
       if (this.current) this.current.error = e.code ?? 'ECONNRESET';
@@ -137,14 +138,19 @@ export class UpstreamConnection {
 }
 
 export class UpstreamPools {
-  private readonly idle = new Map<string, UpstreamConnection[]>();
+  /** Idle connections per endpoint, plain and TLS apart. */
+  private readonly idle = { plain: new Map<string, UpstreamConnection[]>(), tls: new Map<string, UpstreamConnection[]>() };
   private readonly busy = new Set<UpstreamConnection>();
   private sweeper?: NodeJS.Timeout;
 
-  /** Calls back with an idle connection to `endpoint` (ip:port) at once, or with a new one once connected. */
-  acquire(endpoint: string, connectTimeoutMs: number, then: (e: NodeJS.ErrnoException | undefined, conn?: UpstreamConnection) => void): void {
+  /**
+   * Calls back with an idle connection to `endpoint` (ip:port) at once, or with a new one
+   * once connected (with `tls`, once the handshake is done; the endpoint's certificate is
+   * not verified, as ingress-nginx's default proxy_ssl_verify off).
+   */
+  acquire(endpoint: string, tls: boolean, connectTimeoutMs: number, then: (e: NodeJS.ErrnoException | undefined, conn?: UpstreamConnection) => void): void {
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
-    const list = this.idle.get(endpoint);
+    const list = this.idle[tls ? 'tls' : 'plain'].get(endpoint);
     while (list?.length) {
       const conn = list.pop()!;
       if (conn.socket.destroyed) continue;
@@ -152,12 +158,14 @@ export class UpstreamPools {
       return then(undefined, conn);
     }
     const colon = endpoint.lastIndexOf(':');
-    const socket = connect({ host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)), noDelay: true });
+    const to = { host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)) };
+    const socket = tls ? tlsConnect({ ...to, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : connect({ ...to, noDelay: true });
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT_CONNECT' })), connectTimeoutMs);
-    socket.once('connect', () => {
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');
-      const conn = new UpstreamConnection(socket, endpoint, this);
+      if (tls) socket.setNoDelay(true);
+      const conn = new UpstreamConnection(socket, endpoint, tls, this);
       this.busy.add(conn);
       then(undefined, conn);
     });
@@ -170,8 +178,9 @@ export class UpstreamPools {
   /** Back to the idle list (or closed, if the list is full). */
   release(conn: UpstreamConnection): void {
     this.busy.delete(conn);
-    let list = this.idle.get(conn.endpoint);
-    if (!list) this.idle.set(conn.endpoint, (list = []));
+    const idle = this.idle[conn.tls ? 'tls' : 'plain'];
+    let list = idle.get(conn.endpoint);
+    if (!list) idle.set(conn.endpoint, (list = []));
     if (list.length >= MAX_IDLE || conn.socket.destroyed) return void conn.socket.destroy();
     conn.idleSince = Date.now();
     list.push(conn);
@@ -180,7 +189,7 @@ export class UpstreamPools {
   /** A connection that closed: out of the lists. */
   forget(conn: UpstreamConnection): void {
     this.busy.delete(conn);
-    const list = this.idle.get(conn.endpoint);
+    const list = this.idle[conn.tls ? 'tls' : 'plain'].get(conn.endpoint);
     const i = list ? list.indexOf(conn) : -1;
     if (i >= 0) list!.splice(i, 1);
   }
@@ -188,7 +197,7 @@ export class UpstreamPools {
   /** Closes idle connections past 4 s and exchanges past their read timeout. */
   private sweep(): void {
     const now = Date.now();
-    for (const list of this.idle.values()) for (const c of [...list]) if (now - c.idleSince > IDLE_MS) c.socket.destroy();
+    for (const idle of [this.idle.plain, this.idle.tls]) for (const list of idle.values()) for (const c of [...list]) if (now - c.idleSince > IDLE_MS) c.socket.destroy();
     for (const c of this.busy) {
       if (c.current && now > c.current.deadline) {
         c.current.error = 'ETIMEDOUT';
@@ -199,10 +208,12 @@ export class UpstreamPools {
 
   /** Closes the idle connections of endpoints no longer in `live`. */
   prune(live: Set<string>): void {
-    for (const [endpoint, list] of this.idle) {
-      if (live.has(endpoint)) continue;
-      for (const c of list.splice(0)) c.socket.destroy();
-      this.idle.delete(endpoint);
+    for (const idle of [this.idle.plain, this.idle.tls]) {
+      for (const [endpoint, list] of idle) {
+        if (live.has(endpoint)) continue;
+        for (const c of list.splice(0)) c.socket.destroy();
+        idle.delete(endpoint);
+      }
     }
   }
 
