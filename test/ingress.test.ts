@@ -267,6 +267,12 @@ spec:
     const https = await curl('https://x.wild.example.com/', '--cacert', join(certDir, 'ca.pem'), '--resolve', `x.wild.example.com:443:${NODE_IPS[0]}`);
     assert.match(https, /^200 pod: other-/);
     assert.equal((await curl('https://secure.example.com/header?key=X-Forwarded-Proto', '-k', '--resolve', `secure.example.com:443:${NODE_IPS[0]}`)), '200 https');
+    // HTTP/2 when the client offers it (ALPN h2, as ingress-nginx), HTTP/1.1 otherwise; the endpoint gets HTTP/1.1 with a Host either way.
+    const version = (...args: string[]) => kube.ok('exec', '--external', '--', 'curl', '-sk', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', ...args, '--resolve', `secure.example.com:443:${NODE_IPS[0]}`, 'https://secure.example.com/hostname');
+    assert.equal(await version('--http2'), '2 200');
+    assert.equal(await version('--http1.1'), '1.1 200');
+    assert.equal(await curl('https://secure.example.com/header?key=Host', '-k', '--http2', '--resolve', `secure.example.com:443:${NODE_IPS[0]}`), '200 secure.example.com');
+    assert.equal(await curl('https://ws.example.com/up', '-k', '--http2', '--resolve', `ws.example.com:443:${NODE_IPS[0]}`, '-d', 'over h2'), '200 got 7 bytes');
     const redirect = await kube.ok('exec', '--external', '--', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', '-H', 'Host: secure.example.com', `http://${NODE_IPS[0]}/a?b=1`);
     assert.equal(redirect, '308 https://secure.example.com/a?b=1');
     const events = await ingressEvents('secure');

@@ -6,7 +6,7 @@
 // to the page cache costs less than handing it to the thread pool.
 
 import { openSync, writeSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from './forward.ts';
 import type { Route } from './routes.ts';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -45,7 +45,7 @@ export interface LoggedRequest {
   requestId: string;
 }
 
-export function loggedRequest(req: IncomingMessage, requestId: string): LoggedRequest {
+export function loggedRequest(req: ClientRequest, requestId: string): LoggedRequest {
   const h = req.headers;
   return { remote: req.socket.remoteAddress ?? '-', method: req.method ?? '-', url: req.url ?? '-', httpVersion: req.httpVersion, referer: h.referer, userAgent: h['user-agent'], length: Number(h['content-length'] ?? 0), requestId };
 }

@@ -1,11 +1,21 @@
 // The forwarding headers both paths set, and the fallback path's forwarding of one request
 // (a connection Node's HTTP server took over: upgrades aside, chunked uploads, Expect,
-// HTTP/1.0) on undici's dispatch API: the response's status and headers go straight to the
-// client's ServerResponse and its body is written through with backpressure.
+// HTTP/1.0; or an HTTP/2 stream) on undici's dispatch API: the response's status and
+// headers go straight to the client's response and its body is written through with
+// backpressure.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import { connectionTokens, FORWARDED, HOP_BY_HOP } from './http1.ts';
+
+/** A client's request as one of Node's servers gives it: HTTP/1.x, or HTTP/2 through its compatibility API. */
+export type ClientRequest = IncomingMessage | Http2ServerRequest;
+
+/** The host a request names: its Host header, or HTTP/2's :authority. */
+export function hostOf(req: ClientRequest): string {
+  return req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
+}
 
 /** The header names a Connection header lists (they are hop-by-hop too). */
 function listedIn(connection: string | undefined): ReadonlySet<string> | undefined {
@@ -16,19 +26,21 @@ function listedIn(connection: string | undefined): ReadonlySet<string> | undefin
  * The headers an endpoint receives, as a flat [name, value, ...] list: the client's minus
  * hop-by-hop ones (and those its Connection header names), with the forwarding headers set
  * as ingress-nginx sets them. Unless `trust`, what the client sent in X-Forwarded-* and
- * X-Real-IP is dropped (its X-Forwarded-For survives as X-Original-Forwarded-For).
+ * X-Real-IP is dropped (its X-Forwarded-For survives as X-Original-Forwarded-For). HTTP/2's
+ * pseudo-headers do not go on; its :authority becomes the Host.
  */
-export function upstreamHeaders(req: IncomingMessage, scheme: 'http' | 'https', port: number, trust: boolean, requestId: string): string[] {
+export function upstreamHeaders(req: ClientRequest, scheme: 'http' | 'https', port: number, trust: boolean, requestId: string): string[] {
   const raw = req.rawHeaders;
   const h = req.headers;
-  const listed = listedIn(h.connection);
-  const out: string[] = [];
+  const listed = listedIn(h.connection as string | undefined);
+  const host = hostOf(req);
+  const out: string[] = h.host === undefined && host ? ['host', host] : [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || FORWARDED.has(name) || listed?.has(name)) continue;
+    if (name.startsWith(':') || HOP_BY_HOP.has(name) || FORWARDED.has(name) || listed?.has(name)) continue;
     out.push(name, raw[i + 1]!);
   }
-  out.push(...forwardingHeaders({ remote: req.socket.remoteAddress ?? '', scheme, port, trust, host: h.host ?? '', clientFor: h['x-forwarded-for'] as string | undefined, requestId, claimed: (name) => h[name] as string | undefined }));
+  out.push(...forwardingHeaders({ remote: req.socket.remoteAddress ?? '', scheme, port, trust, host, clientFor: h['x-forwarded-for'] as string | undefined, requestId, claimed: (name) => h[name] as string | undefined }));
   return out;
 }
 

@@ -3,11 +3,13 @@
 // the matched route. Connections start on the fast path (connection.ts: heads read off the
 // socket, keep-alive connections per endpoint); a request it does not take (upgrades,
 // chunked uploads, Expect, HTTP/1.0) hands its connection to Node's HTTP server, served
-// here with undici's pools. Either way a failed connect is retried on another endpoint, as
-// nginx's proxy_next_upstream does. Configuration changes swap the route table; requests in
-// flight keep the route they had.
+// here with undici's pools. HTTPS clients that offer HTTP/2 (ALPN h2, as ingress-nginx
+// serves it) go to Node's HTTP/2 server, served the same way. Either way a failed connect is
+// retried on another endpoint, as nginx's proxy_next_upstream does. Configuration changes
+// swap the route table; requests in flight keep the route they had.
 
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import { connect as netConnect, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, createServer as createTlsServer, type SecureContext } from 'node:tls';
@@ -15,7 +17,7 @@ import { Pool } from 'undici';
 import { loggedRequest, type AccessLog } from './accesslog.ts';
 import { ownAnswer, type AskedFor } from './answers.ts';
 import { CONNECT_FAILED, CONNECTION_LOST, errorPage, IDEMPOTENT, newRequestId, serveConnection, STATUS_TEXT, TRIES } from './connection.ts';
-import { clientAddress, Forward, upstreamHeaders } from './forward.ts';
+import { clientAddress, Forward, hostOf, upstreamHeaders, type ClientRequest } from './forward.ts';
 import { UpstreamPools } from './upstream.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
@@ -55,12 +57,16 @@ export class Balancer {
   }
 }
 
+const KEEPALIVE_MS = 75_000; // ingress-nginx's keepalive_timeout
+
 /** undici's pools are per endpoint, protocol and connect timeout (a pool's connector has one). */
 const poolKey = (endpoint: string, tls: boolean, connectTimeoutMs: number) => `${tls ? 'https' : 'http'}://${endpoint}/${connectTimeoutMs}`;
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined | 'too large'> {
+function readBody(req: ClientRequest, limit: number): Promise<Buffer | undefined | 'too large'> {
   const length = req.headers['content-length'];
-  if (!req.headers['transfer-encoding'] && (length === undefined || length === '0')) return Promise.resolve(undefined);
+  // HTTP/2 says "no body" with the end of the stream on its headers, not with a length.
+  const none = 'stream' in req ? req.stream.endAfterHeaders : !req.headers['transfer-encoding'] && (length === undefined || length === '0');
+  if (none) return Promise.resolve(undefined);
   if (length !== undefined && Number(length) > limit) return Promise.resolve('too large');
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -86,6 +92,7 @@ export class IngressProxy {
   private readonly servers: Server[] = [];
   private readonly fallbacks: HttpServer[] = [];
   private readonly connections = new Set<{ drain(): void }>();
+  private readonly sessions = new Set<Http2Session>();
 
   constructor(private readonly opts: ProxyOptions, initial: ProxyConfig) {
     this.config = initial;
@@ -146,17 +153,26 @@ export class IngressProxy {
     });
     const plain = context('http', fallback('http', httpPort));
     const secure = context('https', fallback('https', httpsPort));
+    // Node's HTTP/2 compatibility response takes the calls made on a response here (writeHead
+    // with a flat header list, write, end, 'drain', destroy), more than its types say.
+    const h2 = createHttp2Server((req: Http2ServerRequest, res: Http2ServerResponse) => void this.handle(req, res as unknown as ServerResponse, 'https', httpsPort));
+    h2.on('session', (session: Http2Session) => {
+      session.setTimeout(KEEPALIVE_MS, () => session.close()); // idle, as nginx's keepalive_timeout
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+    });
     const http = createNetServer((socket) => serveConnection(socket, 'http', httpPort, plain));
     const https = createTlsServer(
       {
         ...this.opts.defaultCertificate,
         minVersion: 'TLSv1.2',
+        ALPNProtocols: ['h2', 'http/1.1'],
         SNICallback: (name, cb) => {
           const secret = secretForServerName(this.config.table, name.toLowerCase());
           cb(null, secret ? this.config.contexts.get(secret) : undefined);
         },
       },
-      (socket) => serveConnection(socket, 'https', httpsPort, secure),
+      (socket) => (socket.alpnProtocol === 'h2' ? h2.emit('connection', socket) : serveConnection(socket, 'https', httpsPort, secure)),
     );
     https.on('tlsClientError', (_e, socket) => socket.destroy());
     for (const [server, port] of [[http, httpPort], [https, httpsPort]] as const) {
@@ -172,6 +188,7 @@ export class IngressProxy {
   async close(): Promise<void> {
     const closed = Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
     for (const c of this.connections) c.drain();
+    for (const s of this.sessions) s.close(); // GOAWAY: streams in flight finish
     for (const f of this.fallbacks) {
       f.closeIdleConnections();
       setTimeout(() => f.closeAllConnections(), 5_000).unref(); // what Node's server still holds after 5 s
@@ -181,9 +198,9 @@ export class IngressProxy {
     await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => undefined)));
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', port: number): Promise<void> {
+  private async handle(req: ClientRequest, res: ServerResponse, scheme: 'http' | 'https', port: number): Promise<void> {
     const started = performance.now();
-    const host = requestHost(req.headers.host);
+    const host = requestHost(hostOf(req));
     const route = matchRoute(this.config.table, host, requestPath(req.url ?? '/'));
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? newRequestId();
     let bytes: string | undefined; // the response's length, for the access log
@@ -250,9 +267,9 @@ export class IngressProxy {
     }
   }
 
-  private askedFor(req: IncomingMessage, scheme: 'http' | 'https'): AskedFor {
+  private askedFor(req: ClientRequest, scheme: 'http' | 'https'): AskedFor {
     const client = clientAddress(req.socket.remoteAddress ?? '', this.opts.trustForwardedHeaders, req.headers['x-forwarded-for'] as string | undefined);
-    return { scheme, host: req.headers.host ?? '', target: req.url ?? '/', client };
+    return { scheme, host: hostOf(req), target: req.url ?? '/', client };
   }
 
   /** Upgrades (websocket and others) are tunnelled: the request goes to an endpoint, then bytes flow both ways. */
