@@ -13,6 +13,7 @@ import { validate } from '../src/api/validation.ts';
 import { admitIngress, admitSecret } from '../src/apiserver/admission.ts';
 import { AccessLog } from '../src/ingress/accesslog.ts';
 import { ownAnswer } from '../src/ingress/answers.ts';
+import { chosenUpstream } from '../src/ingress/canary.ts';
 import { servedBy } from '../src/ingress/classes.ts';
 import { hostMatches, requestHost, requestPath, rewriteUrl } from '../src/ingress/paths.ts';
 import { buildRoutes, matchRoute, parseSize, secretForServerName } from '../src/ingress/routes.ts';
@@ -346,4 +347,35 @@ test("the proxy's own answers: app-root, redirect annotations, HTTPS redirect, a
   assert.match(reported, /permanent-redirect: "javascript:alert\(1\)" is not an absolute http or https URL: ignored/);
   assert.match(reported, /app-root: .* is not a path: ignored/);
   assert.equal(problems.length, 3);
+});
+
+test('canary Ingresses as ingress-nginx: joined to the main route of the same host and path; header, then cookie, then weight', () => {
+  const annotated = (a: Record<string, string>) => ({ annotations: Object.fromEntries(Object.entries(a).map(([k, v]) => [`nginx.ingress.kubernetes.io/${k}`, v])) });
+  const main = ingress([{ host: 'c.com', paths: [['/', 'Prefix', 'a'], ['/api', 'Prefix', 'a']] }]);
+  const byHeader = ingress([{ host: 'c.com', paths: [['/', 'Prefix', 'b']] }], {}, annotated({ canary: 'true', 'canary-by-header': 'X-Canary', 'canary-by-cookie': 'canary', 'canary-weight': '30' }));
+  const byValue = ingress([{ host: 'c.com', paths: [['/api', 'Prefix', 'c']] }], {}, annotated({ canary: 'true', 'canary-by-header': 'X-Env', 'canary-by-header-value': 'staging' }));
+  const second = ingress([{ host: 'c.com', paths: [['/', 'Prefix', 'd']] }], {}, annotated({ canary: 'true', 'canary-weight': '50' }));
+  const orphan = ingress([{ host: 'none.com', paths: [['/', 'Prefix', 'e']] }], {}, annotated({ canary: 'true', 'canary-weight': 'lots' }));
+  const { table, problems } = buildRoutes({ ingresses: [main, byHeader, byValue, second, orphan], ...world });
+  const reported = problems.map((p) => `${p.ingress.name} ${p.reason} ${p.message}`);
+  assert.equal(problems.length, 3, reported.join('\n'));
+  assert.ok(reported.some((r) => r.startsWith(`${second.metadata.name} CanaryConflict`) && r.includes(`already has the canary default/${byHeader.metadata.name}`)));
+  assert.ok(reported.some((r) => r.startsWith(`${orphan.metadata.name} CanaryWithoutMain`)));
+  assert.ok(reported.some((r) => r.startsWith(`${orphan.metadata.name} InvalidAnnotation`) && r.includes('canary-weight: "lots"')));
+  assert.equal(matchRoute(table, 'none.com', '/'), undefined, 'a canary serves nothing on its own');
+
+  const root = matchRoute(table, 'c.com', '/x')!;
+  const api = matchRoute(table, 'c.com', '/api/v1')!;
+  const to = (route: typeof root, headers: Record<string, string>, roll = 0.99) => chosenUpstream(route, (n) => headers[n], () => roll).service;
+  assert.equal(to(root, {}), 'a');
+  assert.equal(to(root, {}, 0.29), 'b', '30 of 100 by weight');
+  assert.equal(to(root, {}, 0.3), 'a');
+  assert.equal(to(root, { 'x-canary': 'always' }), 'b');
+  assert.equal(to(root, { 'x-canary': 'never' }, 0.01), 'a', 'never overrides the weight');
+  assert.equal(to(root, { 'x-canary': 'maybe', cookie: 'a=1; canary=always' }), 'b', 'another header value: the cookie decides');
+  assert.equal(to(root, { 'x-canary': 'always', cookie: 'canary=never' }), 'b', 'the header before the cookie');
+  assert.equal(to(root, { cookie: 'canary=never' }, 0.01), 'a');
+  assert.equal(to(api, { 'x-env': 'staging' }), 'c');
+  assert.equal(to(api, { 'x-env': 'always' }), 'a', 'with a value given, only that value');
+  assert.equal(to(api, {}, 0), 'a', 'no weight: never by chance');
 });

@@ -403,6 +403,29 @@ ${ingress('insecure', '/plain', '')}`);
     await kube.ok('delete', 'service', 'secure');
   });
 
+  test('a canary Ingress takes the requests its header asks for, and its weight (fast path and Node\'s server)', async () => {
+    const ingress = (name: string, service: string, port: string, annotations: string) => `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ${name}, annotations: {${annotations}}}
+spec:
+  rules:
+  - host: canary.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: ${service}, port: {${port}}}}}]}
+`;
+    const a = 'nginx.ingress.kubernetes.io/';
+    await kube.apply(`${ingress('stable', 'web', 'name: http', '')}---\n${ingress('preview', 'other', 'number: 8000', `${a}canary: "true", ${a}canary-by-header: X-Canary, ${a}canary-weight: "0"`)}`);
+    const at = ['--resolve', `canary.example.com:80:${NODE_IPS[0]}`];
+    await waitFor('the canary joined', async () => (await curl('http://canary.example.com/hostname', ...at, '-H', 'X-Canary: always')).startsWith('200 pod: other-'), 10_000);
+    for (let i = 0; i < 5; i++) assert.match(await curl('http://canary.example.com/hostname', ...at), /^200 web-/, 'weight 0: no request by chance');
+    assert.match(await curl('http://canary.example.com/hostname', ...at, '-H', 'X-Canary: never'), /^200 web-/);
+    assert.match(await curl('http://canary.example.com/hostname', ...at, '-0', '-H', 'X-Canary: always'), /^200 pod: other-/, 'HTTP/1.0, through Node\'s HTTP server');
+    await kube.apply(ingress('preview', 'other', 'number: 8000', `${a}canary: "true", ${a}canary-weight: "100"`));
+    await waitFor('all by weight', async () => (await curl('http://canary.example.com/hostname', ...at)).startsWith('200 pod: other-'), 10_000);
+    const log = join(stateDir, cluster, 'ingress', `${cluster}-node-1.access.log`);
+    await waitFor('the canary in the access log', async () => readFileSync(log, 'utf8').includes('[default-web-http] [default-other-8000]'));
+    await kube.ok('delete', 'ingress', 'stable', 'preview');
+  });
+
   test("IngressClasses: another controller's class and the deprecated annotation", async () => {
     await kube.apply(`
 apiVersion: networking.k8s.io/v1

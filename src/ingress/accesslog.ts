@@ -7,7 +7,7 @@
 
 import { openSync, writeSync } from 'node:fs';
 import type { ClientRequest } from './forward.ts';
-import type { Route } from './routes.ts';
+import type { Route, Upstream } from './routes.ts';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -17,14 +17,14 @@ export function timeLocal(d: Date): string {
   return `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
 }
 
-/** ingress-nginx's $proxy_upstream_name: namespace-service-port (kept per route: it is logged for every request). */
-const upstreamNames = new WeakMap<Route, string>();
-export function upstreamName(route: Route | undefined): string {
-  if (!route) return 'upstream-default-backend';
-  let name = upstreamNames.get(route);
+/** ingress-nginx's $proxy_upstream_name: namespace-service-port (kept per upstream: it is logged for every request). */
+const upstreamNames = new WeakMap<Upstream, string>();
+export function upstreamName(upstream: Upstream | undefined): string {
+  if (!upstream) return 'upstream-default-backend';
+  let name = upstreamNames.get(upstream);
   if (name === undefined) {
-    const port = route.upstream.name.slice(route.upstream.name.lastIndexOf(':') + 1);
-    upstreamNames.set(route, (name = `${route.upstream.namespace}-${route.upstream.service}-${port}`));
+    const port = upstream.name.slice(upstream.name.lastIndexOf(':') + 1);
+    upstreamNames.set(upstream, (name = `${upstream.namespace}-${upstream.service}-${port}`));
   }
   return name;
 }
@@ -43,11 +43,13 @@ export interface LoggedRequest {
   /** $request_length: the request's bytes (head and body). */
   length: number;
   requestId: string;
+  /** A canary's upstream that took the request ($proxy_alternative_upstream_name). */
+  alternative?: Upstream;
 }
 
-export function loggedRequest(req: ClientRequest, requestId: string): LoggedRequest {
+export function loggedRequest(req: ClientRequest, requestId: string, alternative?: Upstream): LoggedRequest {
   const h = req.headers;
-  return { remote: req.socket.remoteAddress ?? '-', method: req.method ?? '-', url: req.url ?? '-', httpVersion: req.httpVersion, referer: h.referer, userAgent: h['user-agent'], length: Number(h['content-length'] ?? 0), requestId };
+  return { remote: req.socket.remoteAddress ?? '-', method: req.method ?? '-', url: req.url ?? '-', httpVersion: req.httpVersion, referer: h.referer, userAgent: h['user-agent'], length: Number(h['content-length'] ?? 0), requestId, alternative };
 }
 
 const BUFFER_BYTES = 64 * 1024;
@@ -73,7 +75,7 @@ export class AccessLog {
     }
     const took = seconds.toFixed(3);
     // Headers and URL were read as latin1, so written as latin1 they are the bytes received.
-    const line = `${r.remote} - - [${this.stamp}] "${quoted(`${r.method} ${r.url} HTTP/${r.httpVersion}`)}" ${status} ${bytes ?? '-'} "${quoted(r.referer)}" "${quoted(r.userAgent)}" ${r.length} ${took} [${upstreamName(route)}] [] ${upstreamAddr} - ${upstreamAddr === '-' ? '-' : took} ${upstreamStatus} ${r.requestId}\n`;
+    const line = `${r.remote} - - [${this.stamp}] "${quoted(`${r.method} ${r.url} HTTP/${r.httpVersion}`)}" ${status} ${bytes ?? '-'} "${quoted(r.referer)}" "${quoted(r.userAgent)}" ${r.length} ${took} [${upstreamName(route?.upstream)}] [${r.alternative ? upstreamName(r.alternative) : ''}] ${upstreamAddr} - ${upstreamAddr === '-' ? '-' : took} ${upstreamStatus} ${r.requestId}\n`;
     if (this.used + line.length > BUFFER_BYTES) this.flush();
     if (line.length > BUFFER_BYTES) return this.out(Buffer.from(line, 'latin1'));
     this.used += this.buffer.write(line, this.used, 'latin1');

@@ -10,8 +10,9 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
 import { ownAnswer } from './answers.ts';
+import { chosenUpstream } from './canary.ts';
 import { clientAddress, forwardingLines } from './forward.ts';
-import { FORWARDED, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
+import { FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
 import { DEFAULT_OPTIONS, matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
@@ -209,7 +210,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     }
   };
 
-  const logged = (head: RequestHead, length: number, requestId: string): LoggedRequest => ({ remote, method: head.method, url: head.target, httpVersion: '1.1', referer: head.referer, userAgent: head.userAgent, length, requestId });
+  const logged = (head: RequestHead, length: number, requestId: string, alternative?: Upstream): LoggedRequest => ({ remote, method: head.method, url: head.target, httpVersion: '1.1', referer: head.referer, userAgent: head.userAgent, length, requestId, alternative });
 
   /** Answers the client from here (404, redirects, 413, 502...); returns `close`. */
   const respond = (head: RequestHead, route: Route | undefined, status: number, headers: Array<[string, string]>, body: string, close: boolean, length: number, started = performance.now(), tried: string[] = []): boolean => {
@@ -228,7 +229,8 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     if (!route) return done(respond(head, route, 404, [['content-type', 'text/html']], errorPage(404), false, length, started));
     const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client: clientAddress(remote, ctx.trust, head.forwardedFor) });
     if (own) return done(respond(head, route, own.status, own.location ? [['location', own.location]] : [['content-type', 'text/html']], own.location ? '' : errorPage(own.status), false, length, started));
-    const upstream = route.upstream;
+    const upstream = route.canary ? chosenUpstream(route, (name) => headerOf(head, name)) : route.upstream;
+    const alternative = upstream === route.upstream ? undefined : upstream;
     if (!upstream.endpoints.length) return done(respond(head, route, 503, [['content-type', 'text/html']], errorPage(503), false, length, started));
     const requestId = head.requestId ?? newRequestId();
     const body = head.contentLength ? received.subarray(headBytes + 2) : undefined;
@@ -258,7 +260,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
           if (!o.error || o.status) {
             const seconds = (performance.now() - started) / 1000;
             ctx.metrics.request(route, head.method, o.status, seconds);
-            ctx.accessLog.request(logged(head, length, requestId), o.status, seconds, route, tried.length === 1 ? endpoint : tried.join(', '), String(o.status), o.length);
+            ctx.accessLog.request(logged(head, length, requestId, alternative), o.status, seconds, route, tried.length === 1 ? endpoint : tried.join(', '), String(o.status), o.length);
             if (o.error) socket.destroy(); // the response had begun: the client sees it cut, as from nginx
             return done(sink.close);
           }

@@ -109,6 +109,12 @@ export function parseRequestHead(text: string): RequestHead | string {
   return head;
 }
 
+/** A request header's value by lowercased name (the first, if repeated). */
+export function headerOf(head: RequestHead, name: string): string | undefined {
+  for (let i = 0; i < head.names.length; i++) if (head.names[i]!.toLowerCase() === name) return head.values[i];
+  return undefined;
+}
+
 export interface ResponseHead {
   status: number;
   reason: string;

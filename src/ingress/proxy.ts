@@ -17,6 +17,7 @@ import { Pool } from 'undici';
 import { loggedRequest, type AccessLog } from './accesslog.ts';
 import { ownAnswer, type AskedFor } from './answers.ts';
 import { CONNECT_FAILED, CONNECTION_LOST, errorPage, IDEMPOTENT, newRequestId, serveConnection, STATUS_TEXT, TRIES } from './connection.ts';
+import { chosenUpstream } from './canary.ts';
 import { clientAddress, Forward, hostOf, upstreamHeaders, type ClientRequest } from './forward.ts';
 import { UpstreamPools } from './upstream.ts';
 import type { IngressMetrics } from './metrics.ts';
@@ -103,8 +104,9 @@ export class IngressProxy {
     this.config = config;
     const t = config.table;
     const routes = [...t.anyHost.routes, ...[...t.hosts.values(), ...t.wildcards.values()].flatMap((g) => g.routes), ...(t.defaultBackend ? [t.defaultBackend] : [])];
-    const live = new Set(routes.flatMap((r) => r.upstream.endpoints));
-    const livePools = new Set(routes.flatMap((r) => r.upstream.endpoints.map((ep) => poolKey(ep, r.options.backendTls, r.options.connectTimeoutMs))));
+    const endpointsOf = (r: Route) => (r.canary ? [...r.upstream.endpoints, ...r.canary.upstream.endpoints] : r.upstream.endpoints);
+    const live = new Set(routes.flatMap(endpointsOf));
+    const livePools = new Set(routes.flatMap((r) => endpointsOf(r).map((ep) => poolKey(ep, r.options.backendTls, r.options.connectTimeoutMs))));
     for (const [k, pool] of this.pools) {
       if (livePools.has(k)) continue;
       this.pools.delete(k);
@@ -204,10 +206,11 @@ export class IngressProxy {
     const route = matchRoute(this.config.table, host, requestPath(req.url ?? '/'));
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? newRequestId();
     let bytes: string | undefined; // the response's length, for the access log
+    let alternative: Upstream | undefined; // the canary's, when it took the request
     const done = (status: number, upstreamAddr = '-', upstreamStatus = '-') => {
       const seconds = (performance.now() - started) / 1000;
       this.opts.metrics.request(route, req.method ?? 'GET', status, seconds);
-      this.opts.accessLog.request(loggedRequest(req, requestId), status, seconds, route, upstreamAddr, upstreamStatus, bytes);
+      this.opts.accessLog.request(loggedRequest(req, requestId, alternative), status, seconds, route, upstreamAddr, upstreamStatus, bytes);
     };
     const fail = (status: number, tried: string[] = []) => {
       if (!res.headersSent) {
@@ -226,7 +229,8 @@ export class IngressProxy {
       return done(own.status);
     }
     if (own) return fail(own.status);
-    const upstream = route.upstream;
+    const upstream = chosenUpstream(route, (name) => req.headers[name] as string | undefined);
+    if (upstream !== route.upstream) alternative = upstream;
     if (!upstream.endpoints.length) return fail(503);
     let body: Buffer | undefined | 'too large';
     try {
@@ -285,7 +289,8 @@ export class IngressProxy {
     if (!route) return reject(404);
     const own = ownAnswer(route, this.askedFor(req, scheme));
     if (own) return reject(own.status, own.location);
-    if (!route.upstream.endpoints.length) return reject(503);
+    const chosen = chosenUpstream(route, (name) => req.headers[name] as string | undefined);
+    if (!chosen.endpoints.length) return reject(503);
     client.on('error', () => undefined);
     const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId);
     headers.push('connection', 'upgrade', 'upgrade', String(req.headers.upgrade));
@@ -293,7 +298,7 @@ export class IngressProxy {
     for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     const tried: string[] = [];
     const attempt = () => {
-      const endpoint = this.balancer.pick(route.upstream, tried);
+      const endpoint = this.balancer.pick(chosen, tried);
       if (!endpoint) return reject(502);
       tried.push(endpoint);
       const colon = endpoint.lastIndexOf(':');

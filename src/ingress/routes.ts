@@ -7,6 +7,7 @@ import { portEndpoints, slicesByService } from '../api/endpointslices.ts';
 import { namespacedName, type EndpointSlice, type Ingress, type IngressBackend, type Service } from '../api/types.ts';
 import { tryParseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
 import { endpointString } from '../proxy/model.ts';
+import { attachCanary, isCanary, type Canary } from './canary.ts';
 import { byPrecedence, compilePath, hostMatches, pathMatches, type PathMatcher, type Rewrite } from './paths.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -56,6 +57,8 @@ export interface Route extends PathMatcher {
   /** Plain HTTP to this route is redirected to HTTPS (308): its host has TLS (unless ssl-redirect is off), or force-ssl-redirect. */
   tls: boolean;
   rewrite?: Rewrite;
+  /** A canary Ingress taking part of this route's requests (canary.ts). */
+  canary?: Canary;
 }
 
 export interface HostRoutes {
@@ -229,9 +232,11 @@ export function buildRoutes(input: RouteInput): { table: RouteTable; problems: P
   const problems: Problem[] = [];
   const table = emptyTable();
   const claimed = new Map<string, Ingress>(); // host + path + pathType -> the Ingress serving it
-  const regex = regexHosts(input.ingresses);
+  // Canary Ingresses claim no path: their paths join the others' routes once those are built.
+  const mains = input.ingresses.filter((ing) => !isCanary(ing));
+  const regex = regexHosts(mains);
 
-  for (const ing of [...input.ingresses].sort(byAge)) {
+  for (const ing of mains.sort(byAge)) {
     const ref = { namespace: ing.metadata.namespace!, name: ing.metadata.name, uid: ing.metadata.uid };
     const problem = (reason: string, message: string) => problems.push({ ingress: ref, reason, message });
     const options = routeOptions(ing, problem);
@@ -287,6 +292,10 @@ export function buildRoutes(input: RouteInput): { table: RouteTable; problems: P
         group.routes.push({ ...matcher, host, ingress: ref, upstream, options, tls: (tls && options.sslRedirect) || options.forceSslRedirect, ...(rewrite ? { rewrite } : {}) });
       });
     });
+  }
+  for (const ing of input.ingresses.filter(isCanary).sort(byAge)) {
+    const problem = (reason: string, message: string) => problems.push({ ingress: { namespace: ing.metadata.namespace!, name: ing.metadata.name, uid: ing.metadata.uid }, reason, message });
+    attachCanary(table, ing, (backend) => resolveUpstream(ing, backend, services, slicesOf, problem), problems);
   }
   for (const g of [table.anyHost, ...table.hosts.values(), ...table.wildcards.values()]) g.routes.sort(byPrecedence);
   return { table, problems };
