@@ -12,8 +12,10 @@ import type { EndpointSlice, Ingress, IngressClass, PathType, Secret, Service } 
 import { validate } from '../src/api/validation.ts';
 import { admitIngress, admitSecret } from '../src/apiserver/admission.ts';
 import { AccessLog } from '../src/ingress/accesslog.ts';
+import { affinityOf, sessionCookie, stickyEndpoint } from '../src/ingress/affinity.ts';
 import { ownAnswer } from '../src/ingress/answers.ts';
 import { chosenUpstream } from '../src/ingress/canary.ts';
+import { corsHeaders, corsOf } from '../src/ingress/cors.ts';
 import { servedBy } from '../src/ingress/classes.ts';
 import { hostMatches, requestHost, requestPath, rewriteUrl } from '../src/ingress/paths.ts';
 import { buildRoutes, matchRoute, parseSize, secretForServerName } from '../src/ingress/routes.ts';
@@ -325,7 +327,7 @@ test("the proxy's own answers: app-root, redirect annotations, HTTPS redirect, a
   });
   const answer = (host: string, target = '/', scheme: 'http' | 'https' = 'http', client = '172.18.0.200') => {
     const route = matchRoute(table, host, requestPath(target))!;
-    return ownAnswer(route, { scheme, host: `${host}:8080`, target, client });
+    return ownAnswer(route, { scheme, host: `${host}:8080`, target, client, method: 'GET' });
   };
   assert.deepEqual(answer('root.com'), { status: 302, location: 'http://root.com:8080/app1' });
   assert.equal(answer('root.com', '/other'), undefined, 'app-root: only for /');
@@ -378,4 +380,41 @@ test('canary Ingresses as ingress-nginx: joined to the main route of the same ho
   assert.equal(to(api, { 'x-env': 'staging' }), 'c');
   assert.equal(to(api, { 'x-env': 'always' }), 'a', 'with a value given, only that value');
   assert.equal(to(api, {}, 0), 'a', 'no weight: never by chance');
+});
+
+test('CORS and sticky sessions from annotations, as ingress-nginx', () => {
+  const problems: string[] = [];
+  const problem = (_r: string, m: string) => void problems.push(m);
+  const cors = corsOf((k) => ({ 'enable-cors': 'true', 'cors-allow-origin': 'https://app.example.com, https://*.example.org', 'cors-expose-headers': 'X-Total' })[k], problem)!;
+  assert.deepEqual(corsHeaders(cors, 'https://app.example.com'), [
+    ['access-control-allow-origin', 'https://app.example.com'],
+    ['access-control-allow-methods', 'GET, PUT, POST, DELETE, PATCH, OPTIONS'],
+    ['access-control-allow-headers', 'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization'],
+    ['access-control-max-age', '1728000'],
+    ['access-control-allow-credentials', 'true'],
+    ['access-control-expose-headers', 'X-Total'],
+  ]);
+  assert.equal(corsHeaders(cors, 'https://a.b.example.org')[0]![1], 'https://a.b.example.org', 'a wildcard origin covers subdomains');
+  assert.deepEqual(corsHeaders(cors, 'https://example.org'), [], 'not the bare domain');
+  assert.deepEqual(corsHeaders(cors, 'http://app.example.com'), [], 'nor another scheme');
+  assert.deepEqual(corsHeaders(cors, undefined), []);
+  const any = corsOf((k) => ({ 'enable-cors': 'true', 'cors-allow-credentials': 'false', 'cors-allow-methods': 'GET\r\nX: y' })[k], problem)!;
+  assert.equal(corsHeaders(any, undefined)[0]![1], '*', 'every request, Origin or not');
+  assert.ok(!corsHeaders(any, 'https://x').some(([k]) => k === 'access-control-allow-credentials'));
+  assert.equal(corsHeaders(any, 'x')[1]![1], 'GET, PUT, POST, DELETE, PATCH, OPTIONS', 'no header injection: the default');
+  assert.equal(corsOf(() => undefined, problem), undefined);
+
+  const sticky = affinityOf((k) => ({ affinity: 'cookie', 'session-cookie-name': 'route', 'session-cookie-max-age': '60', 'session-cookie-samesite': 'Lax' })[k], problem)!;
+  const upstream = { name: 'default/web:80', namespace: 'default', service: 'web', endpoints: ['10.244.1.2:8080', '10.244.2.3:8080'] };
+  const first = sessionCookie(sticky, upstream, '10.244.2.3:8080', undefined, '/app', true)!;
+  assert.match(first, /^route=[0-9a-f]{32}; Path=\/app; HttpOnly; Max-Age=60; Secure; SameSite=Lax$/);
+  const value = first.slice(6, 38);
+  assert.equal(stickyEndpoint(sticky, upstream, `a=1; route=${value}`), '10.244.2.3:8080');
+  assert.equal(stickyEndpoint(sticky, { ...upstream, endpoints: ['10.244.1.2:8080'] }, `route=${value}`), undefined, 'the endpoint is gone');
+  assert.equal(sessionCookie(sticky, upstream, '10.244.2.3:8080', '10.244.2.3:8080', '/', false), undefined, 'the client holds it already');
+  assert.equal(sessionCookie(sticky, upstream, '10.244.1.2:8080', '10.244.2.3:8080', '/', false), undefined, 'kept after a failure unless change-on-failure');
+  assert.equal(affinityOf((k) => ({ affinity: 'ip' })[k], problem), undefined);
+  assert.equal(problems.length, 2, problems.join('\n'));
+  assert.match(problems.join('\n'), /cors-allow-methods: .* is not a header value/);
+  assert.match(problems.join('\n'), /affinity: "ip" is not supported/);
 });

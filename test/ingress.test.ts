@@ -426,6 +426,37 @@ spec:
     await kube.ok('delete', 'ingress', 'stable', 'preview');
   });
 
+  test('sticky sessions by cookie and CORS, as ingress-nginx (fast path and Node\'s server)', async () => {
+    const a = 'nginx.ingress.kubernetes.io/';
+    await kube.apply(`apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: sticky
+  annotations: {${a}affinity: cookie, ${a}session-cookie-name: route, ${a}enable-cors: "true", ${a}cors-allow-origin: "https://app.example.com"}
+spec:
+  rules:
+  - host: sticky.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
+`);
+    const at = ['--resolve', `sticky.example.com:80:${NODE_IPS[0]}`];
+    await waitFor('the sticky Ingress served', async () => (await curl('http://sticky.example.com/hostname', ...at)).startsWith('200 web-'), 10_000);
+    const jar = join(certDir, 'jar');
+    const first = await curl('http://sticky.example.com/hostname', ...at, '-c', jar);
+    assert.match(readFileSync(jar, 'utf8'), /\troute\t[0-9a-f]{32}$/m, 'a session cookie was set');
+    for (const extra of [[], [], ['-0'], []]) assert.equal(await curl('http://sticky.example.com/hostname', ...at, '-b', jar, ...extra), first, 'the same pod every time');
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add(await curl('http://sticky.example.com/hostname', ...at));
+    assert.ok(seen.size > 1, 'without the cookie, spread as before');
+    const headers = async (...args: string[]) => (await kube.ok('exec', '--external', '--', 'curl', '-s', '-o', '/dev/null', '-D', '-', '-m', '5', ...at, ...args, 'http://sticky.example.com/hostname')).toLowerCase();
+    const preflight = await headers('-X', 'OPTIONS', '-H', 'Origin: https://app.example.com');
+    assert.match(preflight, /^http\/1\.1 204 /);
+    assert.match(preflight, /access-control-allow-origin: https:\/\/app\.example\.com\r\n/);
+    assert.match(preflight, /access-control-allow-methods: get, put, post, delete, patch, options\r\n/);
+    assert.match(await headers('-H', 'Origin: https://app.example.com'), /^http\/1\.1 200 [\s\S]*access-control-allow-origin: https:\/\/app\.example\.com\r\n/);
+    assert.doesNotMatch(await headers('-H', 'Origin: https://evil.example.com'), /access-control-allow-origin/);
+    await kube.ok('delete', 'ingress', 'sticky');
+  });
+
   test("IngressClasses: another controller's class and the deprecated annotation", async () => {
     await kube.apply(`
 apiVersion: networking.k8s.io/v1

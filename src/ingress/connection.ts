@@ -10,7 +10,9 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
 import { ownAnswer } from './answers.ts';
+import { sessionCookie, stickyEndpoint } from './affinity.ts';
 import { chosenUpstream } from './canary.ts';
+import { corsHeaders } from './cors.ts';
 import { clientAddress, forwardingLines } from './forward.ts';
 import { FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
 import type { IngressMetrics } from './metrics.ts';
@@ -48,6 +50,8 @@ export function errorPage(status: number): string {
   const title = `${status} ${STATUS_TEXT[status] ?? ''}`;
   return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>kubewire</center>\r\n</body>\r\n</html>\r\n`;
 }
+
+const headerLines = (headers: Array<[string, string]>) => headers.map(([k, v]) => `${k}: ${v}\r\n`).join('');
 
 /** A random 32-hex-digit request id (ingress-nginx's $req_id), drawn from a pooled buffer. */
 let ids = Buffer.alloc(0);
@@ -105,10 +109,11 @@ export function upstreamRequest(received: Buffer, headBytes: number, h: RequestH
 class ClientSink implements ResponseSink {
   close = false;
   private pendingHead: string | undefined;
-  constructor(private readonly socket: Socket, private readonly clientClose: boolean) {}
+  /** `extra`: header lines the proxy adds (each ending in CRLF). */
+  constructor(private readonly socket: Socket, private readonly clientClose: boolean, private readonly extra = '') {}
 
   head(h: ResponseHead): void {
-    let out = `HTTP/1.1 ${h.status} ${h.reason}\r\n${h.fields}`;
+    let out = `HTTP/1.1 ${h.status} ${h.reason}\r\n${h.fields}${this.extra}`;
     this.close = this.clientClose || h.length === -2; // a body ended by the close ends the connection
     if (this.close) out += 'connection: close\r\n';
     this.pendingHead = `${out}\r\n`;
@@ -227,11 +232,20 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     const started = performance.now();
     const length = received.length;
     if (!route) return done(respond(head, route, 404, [['content-type', 'text/html']], errorPage(404), false, length, started));
-    const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client: clientAddress(remote, ctx.trust, head.forwardedFor) });
-    if (own) return done(respond(head, route, own.status, own.location ? [['location', own.location]] : [['content-type', 'text/html']], own.location ? '' : errorPage(own.status), false, length, started));
+    const { cors, affinity } = route.options;
+    const origin = cors ? headerOf(head, 'origin') : undefined;
+    const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client: clientAddress(remote, ctx.trust, head.forwardedFor), method: head.method, origin });
+    if (own) {
+      const page = own.location === undefined && own.headers === undefined;
+      const headers: Array<[string, string]> = own.location !== undefined ? [['location', own.location]] : (own.headers ?? [['content-type', 'text/html']]);
+      return done(respond(head, route, own.status, headers, page ? errorPage(own.status) : '', false, length, started));
+    }
     const upstream = route.canary ? chosenUpstream(route, (name) => headerOf(head, name)) : route.upstream;
     const alternative = upstream === route.upstream ? undefined : upstream;
     if (!upstream.endpoints.length) return done(respond(head, route, 503, [['content-type', 'text/html']], errorPage(503), false, length, started));
+    // Headers the proxy adds to the endpoint's response: CORS, and a session cookie.
+    const corsLines = cors ? headerLines(corsHeaders(cors, origin)) : '';
+    const sticky = affinity ? stickyEndpoint(affinity, upstream, headerOf(head, 'cookie')) : undefined;
     const requestId = head.requestId ?? newRequestId();
     const body = head.contentLength ? received.subarray(headBytes + 2) : undefined;
     const target = route.rewrite ? rewriteUrl(route.rewrite, head.target) : undefined;
@@ -242,7 +256,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     // Each attempt takes an endpoint not tried yet; a connect that fails, or a connection
     // lost before the response began (idempotent requests only), moves on to the next.
     const attempt = (): void => {
-      const endpoint = ctx.pick(upstream, tried);
+      const endpoint = sticky !== undefined && !tried.includes(sticky) ? sticky : ctx.pick(upstream, tried);
       if (!endpoint) return fail(502);
       tried.push(endpoint);
       ctx.pools.acquire(endpoint, route.options.backendTls, route.options.connectTimeoutMs, (e, conn) => {
@@ -254,7 +268,8 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
           }
           return fail(code === 'ETIMEDOUT_CONNECT' ? 504 : 502);
         }
-        const sink = new ClientSink(socket, head.close);
+        const cookie = affinity && sessionCookie(affinity, upstream, endpoint, sticky, route.regex ? '/' : route.path, scheme === 'https');
+        const sink = new ClientSink(socket, head.close, cookie ? `${corsLines}set-cookie: ${cookie}\r\n` : corsLines);
         conn.exchange(request, head.method === 'HEAD', sink, route.options.readTimeoutMs, (o) => {
           if (o.reusable) ctx.pools.release(conn);
           if (!o.error || o.status) {

@@ -93,7 +93,8 @@ export class Forward implements Dispatcher.DispatchHandler {
   /** The response's Content-Length, for the access log. */
   length: string | undefined;
 
-  constructor(private readonly res: ServerResponse, private readonly done: (err?: Error) => void) {}
+  /** `extra`: headers the proxy adds to the response, as a flat [name, value, ...] list. */
+  constructor(private readonly res: ServerResponse, private readonly done: (err?: Error) => void, private readonly extra: string[] = []) {}
 
   onConnect(): void {}
 
@@ -115,6 +116,7 @@ export class Forward implements Dispatcher.DispatchHandler {
       for (let i = 0; i < headers.length; i += 2) if (!listed.has(headers[i]!.toLowerCase())) kept.push(headers[i]!, headers[i + 1]!);
       headers = kept;
     }
+    if (this.extra.length) headers.push(...this.extra);
     this.res.writeHead(statusCode, headers);
     this.res.on('drain', resume);
     return true;

@@ -17,7 +17,9 @@ import { Pool } from 'undici';
 import { loggedRequest, type AccessLog } from './accesslog.ts';
 import { ownAnswer, type AskedFor } from './answers.ts';
 import { CONNECT_FAILED, CONNECTION_LOST, errorPage, IDEMPOTENT, newRequestId, serveConnection, STATUS_TEXT, TRIES } from './connection.ts';
+import { sessionCookie, stickyEndpoint } from './affinity.ts';
 import { chosenUpstream } from './canary.ts';
+import { corsHeaders } from './cors.ts';
 import { clientAddress, Forward, hostOf, upstreamHeaders, type ClientRequest } from './forward.ts';
 import { UpstreamPools } from './upstream.ts';
 import type { IngressMetrics } from './metrics.ts';
@@ -223,15 +225,19 @@ export class IngressProxy {
 
     if (!route) return fail(404);
     const own = ownAnswer(route, this.askedFor(req, scheme));
-    if (own?.location) {
+    if (own && (own.location !== undefined || own.headers)) {
       bytes = '0';
-      res.writeHead(own.status, { location: own.location, 'content-length': 0 }).end();
+      res.writeHead(own.status, [...(own.location !== undefined ? ['location', own.location] : []), ...(own.headers ?? []).flat(), 'content-length', '0']).end();
       return done(own.status);
     }
     if (own) return fail(own.status);
     const upstream = chosenUpstream(route, (name) => req.headers[name] as string | undefined);
     if (upstream !== route.upstream) alternative = upstream;
     if (!upstream.endpoints.length) return fail(503);
+    // Headers the proxy adds to the endpoint's response: CORS, and a session cookie.
+    const { cors, affinity } = route.options;
+    const corsHeaderList = cors ? corsHeaders(cors, req.headers.origin).flat() : [];
+    const sticky = affinity ? stickyEndpoint(affinity, upstream, req.headers.cookie) : undefined;
     let body: Buffer | undefined | 'too large';
     try {
       body = await readBody(req, route.options.bodyLimit);
@@ -246,11 +252,12 @@ export class IngressProxy {
     const method = req.method ?? 'GET';
     let attempt: Forward | undefined;
     for (;;) {
-      const endpoint = this.balancer.pick(upstream, tried);
+      const endpoint = sticky !== undefined && !tried.includes(sticky) ? sticky : this.balancer.pick(upstream, tried);
       if (!endpoint) return fail(502, tried);
       tried.push(endpoint);
+      const cookie = affinity && sessionCookie(affinity, upstream, endpoint, sticky, route.regex ? '/' : route.path, scheme === 'https');
       const err = await new Promise<Error | undefined>((resolve) => {
-        const forward = new Forward(res, resolve);
+        const forward = new Forward(res, resolve, cookie ? [...corsHeaderList, 'set-cookie', cookie] : corsHeaderList);
         attempt = forward;
         this.pool(endpoint, route.options.backendTls, route.options.connectTimeoutMs).dispatch({ path: target, method: method as 'GET', headers, body, headersTimeout: route.options.readTimeoutMs, bodyTimeout: route.options.readTimeoutMs }, forward);
       });
@@ -273,7 +280,7 @@ export class IngressProxy {
 
   private askedFor(req: ClientRequest, scheme: 'http' | 'https'): AskedFor {
     const client = clientAddress(req.socket.remoteAddress ?? '', this.opts.trustForwardedHeaders, req.headers['x-forwarded-for'] as string | undefined);
-    return { scheme, host: hostOf(req), target: req.url ?? '/', client };
+    return { scheme, host: hostOf(req), target: req.url ?? '/', client, method: req.method ?? 'GET', origin: req.headers.origin };
   }
 
   /** Upgrades (websocket and others) are tunnelled: the request goes to an endpoint, then bytes flow both ways. */
@@ -291,6 +298,8 @@ export class IngressProxy {
     if (own) return reject(own.status, own.location);
     const chosen = chosenUpstream(route, (name) => req.headers[name] as string | undefined);
     if (!chosen.endpoints.length) return reject(503);
+    // A session cookie is honoured (websockets of a sticky app stay with their endpoint); no new one is set on a 101.
+    const sticky = route.options.affinity ? stickyEndpoint(route.options.affinity, chosen, req.headers.cookie) : undefined;
     client.on('error', () => undefined);
     const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId);
     headers.push('connection', 'upgrade', 'upgrade', String(req.headers.upgrade));
@@ -298,7 +307,7 @@ export class IngressProxy {
     for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     const tried: string[] = [];
     const attempt = () => {
-      const endpoint = this.balancer.pick(chosen, tried);
+      const endpoint = sticky !== undefined && !tried.includes(sticky) ? sticky : this.balancer.pick(chosen, tried);
       if (!endpoint) return reject(502);
       tried.push(endpoint);
       const colon = endpoint.lastIndexOf(':');

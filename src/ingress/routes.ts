@@ -7,7 +7,9 @@ import { portEndpoints, slicesByService } from '../api/endpointslices.ts';
 import { namespacedName, type EndpointSlice, type Ingress, type IngressBackend, type Service } from '../api/types.ts';
 import { tryParseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
 import { endpointString } from '../proxy/model.ts';
+import { affinityOf, type Affinity } from './affinity.ts';
 import { attachCanary, isCanary, type Canary } from './canary.ts';
+import { corsOf, type Cors } from './cors.ts';
 import { byPrecedence, compilePath, hostMatches, pathMatches, type PathMatcher, type Rewrite } from './paths.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -44,6 +46,10 @@ export interface RouteOptions {
   allowlist?: Prefix[];
   /** Why every request is answered 503: an annotation that must not be ignored is invalid (ingress-nginx's denied location). */
   denied?: string;
+  /** Sticky sessions by cookie (affinity.ts). */
+  affinity?: Affinity;
+  /** CORS headers and preflight answers (cors.ts). */
+  cors?: Cors;
 }
 
 export const DEFAULT_OPTIONS: RouteOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 60_000, bodyLimit: 1024 * 1024, sslRedirect: true, forceSslRedirect: false, backendTls: false, useRegex: false };
@@ -145,6 +151,8 @@ export function routeOptions(ing: Ingress, problem: (reason: string, message: st
   const allowName = a('allowlist-source-range') !== undefined ? 'allowlist-source-range' : 'whitelist-source-range';
   const access = allowlistOf(a(allowName), allowName);
   if (access.denied) problem('InvalidAnnotation', access.denied);
+  const affinity = affinityOf(a, problem);
+  const cors = corsOf(a, problem);
   const protocol = (a('backend-protocol') ?? 'HTTP').toUpperCase();
   if (protocol !== 'HTTP' && protocol !== 'HTTPS') problem('UnsupportedAnnotation', `annotation ${ANNOTATION_PREFIX}backend-protocol: ${JSON.stringify(a('backend-protocol'))} is not supported (HTTP and HTTPS are): the endpoints are spoken to in HTTP`);
   return {
@@ -159,6 +167,8 @@ export function routeOptions(ing: Ingress, problem: (reason: string, message: st
     ...(redirect ? { redirect } : {}),
     ...(appRoot ? { appRoot: appRoot.startsWith('/') ? appRoot : `/${appRoot}` } : {}),
     ...access,
+    ...(affinity ? { affinity } : {}),
+    ...(cors ? { cors } : {}),
   };
 }
 
