@@ -2,8 +2,10 @@
 // table, hosts and wildcards, precedence, backends by port name and number, problems, TLS;
 // and the access log lines the routes are logged with.
 
+import bcrypt from 'bcryptjs';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -417,4 +419,44 @@ test('CORS and sticky sessions from annotations, as ingress-nginx', () => {
   assert.equal(problems.length, 2, problems.join('\n'));
   assert.match(problems.join('\n'), /cors-allow-methods: .* is not a header value/);
   assert.match(problems.join('\n'), /affinity: "ip" is not supported/);
+});
+
+test('basic authentication from a Secret, as ingress-nginx: htpasswd file or one key per user; 401 with a challenge', () => {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const secret = (name: string, data: Record<string, string>): Secret => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default' }, type: 'Opaque', data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])) });
+  const apr1 = execFileSync('openssl', ['passwd', '-apr1', 'open sesame']).toString().trim();
+  const sha512 = execFileSync('openssl', ['passwd', '-6', 'x']).toString().trim();
+  const file = secret('htpasswd', { auth: `alice:${apr1}\nbob:${bcrypt.hashSync('hunter2', 4)}\ncarol:{SHA}${createHash('sha1').update('pw').digest('base64')}\ndave:${sha512}\n` });
+  const map = secret('users', { erin: `{PLAIN}plain` });
+  const secrets = new Map([file, map].map((s) => [`default/${s.metadata.name}`, s]));
+  const annotated = (a: Record<string, string>) => ({ annotations: Object.fromEntries(Object.entries(a).map(([k, v]) => [`nginx.ingress.kubernetes.io/${k}`, v])) });
+  const on = (host: string, a: Record<string, string>) => ingress([{ host, paths: [['/', 'Prefix', 'a']] }], {}, annotated(a));
+  const { table, problems } = buildRoutes({
+    ingresses: [
+      on('file.com', { 'auth-type': 'basic', 'auth-secret': 'htpasswd', 'auth-realm': 'Staff "only"' }),
+      on('map.com', { 'auth-type': 'basic', 'auth-secret': 'default/users', 'auth-secret-type': 'auth-map' }),
+      on('missing.com', { 'auth-type': 'basic', 'auth-secret': 'nope' }),
+      on('digest.com', { 'auth-type': 'digest', 'auth-secret': 'htpasswd' }),
+    ],
+    ...world,
+    secrets,
+  });
+  const ask = (host: string, user?: string, password?: string) => ownAnswer(matchRoute(table, host, '/')!, { scheme: 'http', host, target: '/', client: '10.0.0.1', method: 'GET', ...(user !== undefined ? { authorization: `Basic ${b64(`${user}:${password}`)}` } : {}) });
+  assert.deepEqual(ask('file.com'), { status: 401, headers: [['www-authenticate', 'Basic realm="Staff only"']] });
+  assert.equal(ask('file.com', 'alice', 'open sesame'), undefined, '$apr1$ as htpasswd and openssl make it');
+  assert.equal(ask('file.com', 'bob', 'hunter2'), undefined, 'bcrypt');
+  assert.equal(ask('file.com', 'bob', 'hunter2'), undefined, 'bcrypt, remembered');
+  assert.equal(ask('file.com', 'carol', 'pw'), undefined, '{SHA}');
+  assert.equal(ask('file.com', 'alice', 'open sesamE')?.status, 401);
+  assert.equal(ask('file.com', 'bob', 'hunter3')?.status, 401);
+  assert.equal(ask('file.com', 'dave', 'x')?.status, 401, 'a hash kubewire cannot check: reported, not let in');
+  assert.equal(ask('file.com', 'mallory', 'x')?.status, 401);
+  assert.equal(ask('map.com', 'erin', 'plain'), undefined, 'auth-map');
+  assert.equal(ask('missing.com', 'alice', 'open sesame')?.status, 503, 'a Secret that is not there denies everyone');
+  assert.equal(ask('digest.com')?.status, 503);
+  const reported = problems.map((p) => p.message).join('\n');
+  assert.match(reported, /user "dave" is in a format kubewire cannot check/);
+  assert.match(reported, /auth-secret: Secret default\/nope not found: every request is answered 503/);
+  assert.match(reported, /auth-type: "digest" is not supported/);
+  assert.equal(problems.length, 3);
 });

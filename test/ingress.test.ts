@@ -457,6 +457,35 @@ spec:
     await kube.ok('delete', 'ingress', 'sticky');
   });
 
+  test('basic authentication from an htpasswd Secret (fast path and Node\'s server)', async () => {
+    const hash = execFileSync('openssl', ['passwd', '-apr1', 'open sesame']).toString().trim();
+    const a = 'nginx.ingress.kubernetes.io/';
+    await kube.apply(`apiVersion: v1
+kind: Secret
+metadata: {name: basic-auth}
+stringData: {auth: "alice:${hash}"}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: private
+  annotations: {${a}auth-type: basic, ${a}auth-secret: basic-auth, ${a}auth-realm: Staff}
+spec:
+  rules:
+  - host: private.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
+`);
+    const at = ['--resolve', `private.example.com:80:${NODE_IPS[1]}`];
+    await waitFor('the private Ingress served', async () => (await curl('http://private.example.com/hostname', ...at)).startsWith('401 '), 10_000);
+    const challenge = await kube.ok('exec', '--external', '--', 'curl', '-s', '-o', '/dev/null', '-D', '-', '-m', '5', ...at, 'http://private.example.com/hostname');
+    assert.match(challenge, /^HTTP\/1\.1 401 Unauthorized\r\n[\s\S]*www-authenticate: Basic realm="Staff"\r\n/i);
+    assert.match(await curl('http://private.example.com/hostname', ...at, '-u', 'alice:open sesame'), /^200 web-/);
+    assert.match(await curl('http://private.example.com/hostname', ...at, '-0', '-u', 'alice:open sesame'), /^200 web-/, 'HTTP/1.0, through Node\'s HTTP server');
+    assert.match(await curl('http://private.example.com/hostname', ...at, '-u', 'alice:wrong'), /^401 /);
+    await kube.ok('delete', 'ingress', 'private');
+    await kube.ok('delete', 'secret', 'basic-auth');
+  });
+
   test("IngressClasses: another controller's class and the deprecated annotation", async () => {
     await kube.apply(`
 apiVersion: networking.k8s.io/v1

@@ -1,12 +1,15 @@
 // What the proxy answers itself, before any endpoint, for a request that matched a route:
 // ingress-nginx's app-root, a location denied by an invalid annotation, the redirect
 // annotations, a CORS preflight, the redirect of plain HTTP to HTTPS, the source-range
-// allowlist. Checked in the order nginx meets them: the server's app-root first, then the
-// location's rewrite phase (its `return`s, then the Lua SSL redirect), then its access
-// phase (allow/deny). Pure: both data paths (connection.ts, proxy.ts) ask it.
+// allowlist, basic authentication. Checked in the order nginx meets them: the server's
+// app-root first, then the location's rewrite phase (its `return`s, then the Lua SSL
+// redirect), then its access phase (allow/deny, then auth_basic). Pure: both data paths
+// (connection.ts, proxy.ts) ask it.
 
 import { contains, tryParseIP } from '../netaddr/ip.ts';
+import { authorized } from './auth.ts';
 import { corsHeaders } from './cors.ts';
+import { errorPage } from './http1.ts';
 import { requestHost, requestPath } from './paths.ts';
 import type { Route } from './routes.ts';
 
@@ -29,6 +32,8 @@ export interface AskedFor {
   method: string;
   /** The Origin header, if any. */
   origin?: string;
+  /** The Authorization header, if any. */
+  authorization?: string;
 }
 
 export function ownAnswer(route: Route, req: AskedFor): OwnAnswer | undefined {
@@ -42,7 +47,15 @@ export function ownAnswer(route: Route, req: AskedFor): OwnAnswer | undefined {
   }
   if (req.scheme === 'http' && route.tls) return { status: 308, location: `https://${requestHost(req.host)}${req.target}` };
   if (o.allowlist && !allowed(o.allowlist, req.client)) return { status: 403 };
+  if (o.basicAuth && !authorized(o.basicAuth, req.authorization)) return { status: 401, headers: [['www-authenticate', `Basic realm="${o.basicAuth.realm}"`]] };
   return undefined;
+}
+
+/** The response for an answer: a redirect's Location, an error page, or the answer's headers alone. */
+export function ownResponse(own: OwnAnswer): { headers: Array<[string, string]>; body: string } {
+  if (own.location !== undefined) return { headers: [['location', own.location]], body: '' };
+  if (own.status >= 400) return { headers: [['content-type', 'text/html'], ...(own.headers ?? [])], body: errorPage(own.status) };
+  return { headers: own.headers ?? [], body: '' };
 }
 
 function allowed(allowlist: NonNullable<Route['options']['allowlist']>, client: string): boolean {

@@ -9,12 +9,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
-import { ownAnswer } from './answers.ts';
+import { ownAnswer, ownResponse } from './answers.ts';
 import { sessionCookie, stickyEndpoint } from './affinity.ts';
 import { chosenUpstream } from './canary.ts';
 import { corsHeaders } from './cors.ts';
 import { clientAddress, forwardingLines } from './forward.ts';
-import { FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, type RequestHead, type ResponseHead } from './http1.ts';
+import { errorPage, FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, STATUS_TEXT, type RequestHead, type ResponseHead } from './http1.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
 import { DEFAULT_OPTIONS, matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
@@ -42,14 +42,6 @@ export const TRIES = 3;
 /** Limits for a request that matches no route (it is answered 404 once read). */
 const DEFAULT_ROUTE = { options: DEFAULT_OPTIONS };
 const KEEPALIVE_MS = 75_000; // ingress-nginx's keepalive_timeout
-
-export const STATUS_TEXT: Record<number, string> = { 300: 'Multiple Choices', 301: 'Moved Permanently', 302: 'Moved Temporarily', 303: 'See Other', 304: 'Not Modified', 305: 'Use Proxy', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 413: 'Request Entity Too Large', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Timeout' };
-
-/** nginx's error page, as ingress-nginx answers 404/502/503... itself. */
-export function errorPage(status: number): string {
-  const title = `${status} ${STATUS_TEXT[status] ?? ''}`;
-  return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>kubewire</center>\r\n</body>\r\n</html>\r\n`;
-}
 
 const headerLines = (headers: Array<[string, string]>) => headers.map(([k, v]) => `${k}: ${v}\r\n`).join('');
 
@@ -234,11 +226,11 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     if (!route) return done(respond(head, route, 404, [['content-type', 'text/html']], errorPage(404), false, length, started));
     const { cors, affinity } = route.options;
     const origin = cors ? headerOf(head, 'origin') : undefined;
-    const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client: clientAddress(remote, ctx.trust, head.forwardedFor), method: head.method, origin });
+    const authorization = route.options.basicAuth ? headerOf(head, 'authorization') : undefined;
+    const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client: clientAddress(remote, ctx.trust, head.forwardedFor), method: head.method, origin, authorization });
     if (own) {
-      const page = own.location === undefined && own.headers === undefined;
-      const headers: Array<[string, string]> = own.location !== undefined ? [['location', own.location]] : (own.headers ?? [['content-type', 'text/html']]);
-      return done(respond(head, route, own.status, headers, page ? errorPage(own.status) : '', false, length, started));
+      const { headers, body } = ownResponse(own);
+      return done(respond(head, route, own.status, headers, body, false, length, started));
     }
     const upstream = route.canary ? chosenUpstream(route, (name) => headerOf(head, name)) : route.upstream;
     const alternative = upstream === route.upstream ? undefined : upstream;

@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import { resourceOfKind, resourcePath } from '../api/resources.ts';
-import type { EndpointSlice, Event, Ingress, IngressClass, KubeObject, Secret, Service } from '../api/types.ts';
+import { namespacedName, type EndpointSlice, type Event, type Ingress, type IngressClass, type KubeObject, type Secret, type Service } from '../api/types.ts';
 import { ApiError, type ApiClient } from '../apiserver/client.ts';
 import { eventFor } from '../apiserver/events.ts';
 import { servedBy } from './classes.ts';
@@ -96,7 +96,8 @@ export class IngressController {
     const served = all.filter((i) => servedBy(i, classes));
     try {
       const tls = loadTls(served, [...this.secrets.items.values()], this.certCache);
-      const { table, problems } = buildRoutes({ ingresses: served, services: [...this.services.items.values()], slices: [...this.slices.items.values()], usableSecrets: new Set(tls.certificates.keys()) });
+      const secrets = new Map([...this.secrets.items.values()].map((s) => [namespacedName(s), s]));
+      const { table, problems } = buildRoutes({ ingresses: served, services: [...this.services.items.values()], slices: [...this.slices.items.values()], usableSecrets: new Set(tls.certificates.keys()), secrets });
       this.o.proxy.configure({ table, contexts: new Map([...tls.certificates].map(([k, c]) => [k, c.context])) });
       const m = this.o.metrics;
       m.reloads.inc();

@@ -239,6 +239,14 @@ export class ChunkedScanner {
   }
 }
 
+export const STATUS_TEXT: Record<number, string> = { 300: 'Multiple Choices', 301: 'Moved Permanently', 302: 'Moved Temporarily', 303: 'See Other', 304: 'Not Modified', 305: 'Use Proxy', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 413: 'Request Entity Too Large', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Timeout' };
+
+/** nginx's error page, as ingress-nginx answers 404/502/503... itself. */
+export function errorPage(status: number): string {
+  const title = `${status} ${STATUS_TEXT[status] ?? ''}`;
+  return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>kubewire</center>\r\n</body>\r\n</html>\r\n`;
+}
+
 /** A whole response with a small body, as the proxy itself answers (404, 503, 308...). */
 export function simpleResponse(status: number, reason: string, headers: Array<[string, string]>, body: string, close: boolean): string {
   let out = `HTTP/1.1 ${status} ${reason}\r\n`;

@@ -15,16 +15,17 @@ import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, createServer as createTlsServer, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import { loggedRequest, type AccessLog } from './accesslog.ts';
-import { ownAnswer, type AskedFor } from './answers.ts';
-import { CONNECT_FAILED, CONNECTION_LOST, errorPage, IDEMPOTENT, newRequestId, serveConnection, STATUS_TEXT, TRIES } from './connection.ts';
 import { sessionCookie, stickyEndpoint } from './affinity.ts';
+import { ownAnswer, ownResponse, type AskedFor } from './answers.ts';
 import { chosenUpstream } from './canary.ts';
+import { CONNECT_FAILED, CONNECTION_LOST, IDEMPOTENT, newRequestId, serveConnection, TRIES } from './connection.ts';
 import { corsHeaders } from './cors.ts';
 import { clientAddress, Forward, hostOf, upstreamHeaders, type ClientRequest } from './forward.ts';
-import { UpstreamPools } from './upstream.ts';
+import { errorPage, STATUS_TEXT } from './http1.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
 import { matchRoute, secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
+import { UpstreamPools } from './upstream.ts';
 
 /** The URL an endpoint receives: the client's, or as the route's rewrite-target makes it. */
 const upstreamUrl = (route: Route, url: string) => (route.rewrite ? rewriteUrl(route.rewrite, url) : url);
@@ -225,12 +226,12 @@ export class IngressProxy {
 
     if (!route) return fail(404);
     const own = ownAnswer(route, this.askedFor(req, scheme));
-    if (own && (own.location !== undefined || own.headers)) {
-      bytes = '0';
-      res.writeHead(own.status, [...(own.location !== undefined ? ['location', own.location] : []), ...(own.headers ?? []).flat(), 'content-length', '0']).end();
+    if (own) {
+      const { headers, body } = ownResponse(own);
+      bytes = String(Buffer.byteLength(body));
+      res.writeHead(own.status, [...headers.flat(), 'content-length', bytes]).end(body);
       return done(own.status);
     }
-    if (own) return fail(own.status);
     const upstream = chosenUpstream(route, (name) => req.headers[name] as string | undefined);
     if (upstream !== route.upstream) alternative = upstream;
     if (!upstream.endpoints.length) return fail(503);
@@ -280,7 +281,7 @@ export class IngressProxy {
 
   private askedFor(req: ClientRequest, scheme: 'http' | 'https'): AskedFor {
     const client = clientAddress(req.socket.remoteAddress ?? '', this.opts.trustForwardedHeaders, req.headers['x-forwarded-for'] as string | undefined);
-    return { scheme, host: hostOf(req), target: req.url ?? '/', client, method: req.method ?? 'GET', origin: req.headers.origin };
+    return { scheme, host: hostOf(req), target: req.url ?? '/', client, method: req.method ?? 'GET', origin: req.headers.origin, authorization: req.headers.authorization };
   }
 
   /** Upgrades (websocket and others) are tunnelled: the request goes to an endpoint, then bytes flow both ways. */
@@ -289,13 +290,13 @@ export class IngressProxy {
     const host = requestHost(req.headers.host);
     const route: Route | undefined = matchRoute(this.config.table, host, requestPath(req.url ?? '/'));
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? newRequestId();
-    const reject = (status: number, location?: string) => {
-      client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\n${location ? `Location: ${location}\r\n` : ''}Connection: close\r\nContent-Length: 0\r\n\r\n`);
+    const reject = (status: number, headers: Array<[string, string]> = []) => {
+      client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}Connection: close\r\nContent-Length: 0\r\n\r\n`);
       this.opts.metrics.request(route, req.method ?? 'GET', status, (performance.now() - started) / 1000);
     };
     if (!route) return reject(404);
     const own = ownAnswer(route, this.askedFor(req, scheme));
-    if (own) return reject(own.status, own.location);
+    if (own) return reject(own.status, ownResponse(own).headers.filter(([k]) => k !== 'content-type'));
     const chosen = chosenUpstream(route, (name) => req.headers[name] as string | undefined);
     if (!chosen.endpoints.length) return reject(503);
     // A session cookie is honoured (websockets of a sticky app stay with their endpoint); no new one is set on a 101.

@@ -4,10 +4,11 @@
 // is reported against its Ingress and costs only that rule: the valid rest is served.
 
 import { portEndpoints, slicesByService } from '../api/endpointslices.ts';
-import { namespacedName, type EndpointSlice, type Ingress, type IngressBackend, type Service } from '../api/types.ts';
+import { namespacedName, type EndpointSlice, type Ingress, type IngressBackend, type Secret, type Service } from '../api/types.ts';
 import { tryParseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
 import { endpointString } from '../proxy/model.ts';
 import { affinityOf, type Affinity } from './affinity.ts';
+import { basicAuthOf, type BasicAuth } from './auth.ts';
 import { attachCanary, isCanary, type Canary } from './canary.ts';
 import { corsOf, type Cors } from './cors.ts';
 import { byPrecedence, compilePath, hostMatches, pathMatches, type PathMatcher, type Rewrite } from './paths.ts';
@@ -50,6 +51,8 @@ export interface RouteOptions {
   affinity?: Affinity;
   /** CORS headers and preflight answers (cors.ts). */
   cors?: Cors;
+  /** Basic authentication (auth.ts). */
+  basicAuth?: BasicAuth;
 }
 
 export const DEFAULT_OPTIONS: RouteOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 60_000, bodyLimit: 1024 * 1024, sslRedirect: true, forceSslRedirect: false, backendTls: false, useRegex: false };
@@ -96,6 +99,8 @@ export interface RouteInput {
   slices: EndpointSlice[];
   /** namespace/name of the TLS Secrets that are present and valid (tls.ts decides). */
   usableSecrets: Set<string>;
+  /** Secrets by namespace/name, for those annotations that name one (auth-secret). */
+  secrets?: ReadonlyMap<string, Secret>;
 }
 
 function duration(v: string | undefined, fallbackMs: number): number {
@@ -250,6 +255,9 @@ export function buildRoutes(input: RouteInput): { table: RouteTable; problems: P
     const ref = { namespace: ing.metadata.namespace!, name: ing.metadata.name, uid: ing.metadata.uid };
     const problem = (reason: string, message: string) => problems.push({ ingress: ref, reason, message });
     const options = routeOptions(ing, problem);
+    const auth = basicAuthOf(ing, input.secrets ?? new Map(), problem);
+    if (auth.auth) options.basicAuth = auth.auth;
+    if (auth.denied) options.denied ??= auth.denied;
     const tlsHosts = new Set<string>();
     for (const t of ing.spec.tls ?? []) {
       const secret = t.secretName ? `${ref.namespace}/${t.secretName}` : undefined;
