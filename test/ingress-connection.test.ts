@@ -2,7 +2,8 @@
 // own process: no lab namespace needed, nothing of the machine's network touched): keep-alive
 // and pipelined requests answered in order whether the proxy answers them itself or an
 // endpoint does, a rewritten URL, a retry on another endpoint after a refused connect, the
-// keep-alive connections to the endpoint reused, and the client's Connection: close obeyed.
+// keep-alive connections to the endpoint reused, the client's Connection: close obeyed, and a
+// rate limit counted as nginx's limit_req.
 
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -11,6 +12,7 @@ import { after, before, test } from 'node:test';
 import type { EndpointSlice, Ingress, Service } from '../src/api/types.ts';
 import { AccessLog } from '../src/ingress/accesslog.ts';
 import { serveConnection, type FastPathContext } from '../src/ingress/connection.ts';
+import { RateLimiter } from '../src/ingress/limits.ts';
 import { IngressMetrics } from '../src/ingress/metrics.ts';
 import { Balancer } from '../src/ingress/proxy.ts';
 import { buildRoutes, type RouteTable } from '../src/ingress/routes.ts';
@@ -58,7 +60,7 @@ before(async () => {
     spec: { rules: [{ host, http: { paths: [{ path, pathType: 'ImplementationSpecific', backend: { service: { name: 'web', port: { number: 80 } } } }] } }] },
   });
   const { table } = buildRoutes({
-    ingresses: [ingress('a', 'a.com', '/'), ingress('r', 'r.com', '/api(/|$)(.*)', { 'nginx.ingress.kubernetes.io/rewrite-target': '/v2/$2' })],
+    ingresses: [ingress('a', 'a.com', '/'), ingress('r', 'r.com', '/api(/|$)(.*)', { 'nginx.ingress.kubernetes.io/rewrite-target': '/v2/$2' }), ingress('l', 'l.com', '/', { 'nginx.ingress.kubernetes.io/limit-rps': '1' })],
     services: [service],
     slices: [slice('web-1', port), slice('web-2', deadPort)],
     usableSecrets: new Set(),
@@ -73,6 +75,7 @@ before(async () => {
     accessLog: new AccessLog('', (bytes) => logged.push(bytes.toString('latin1'))),
     fallback: (socket) => socket.destroy(),
     connections: new Set(),
+    limiter: new RateLimiter(),
   };
   proxy = createServer((socket) => serveConnection(socket, 'http', 80, ctx));
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
@@ -114,4 +117,11 @@ test('a refused endpoint is skipped for another; connections to the endpoint are
   const lines = logged.join('').split('\n').filter((l) => l.includes('"GET /n'));
   assert.equal(lines.length, 4);
   assert.ok(lines.some((l) => / 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+ - [\d.]+ 200 /.test(l)), `a request that went to the second endpoint after the first refused:\n${lines.join('\n')}`);
+});
+
+test('limit-rps as nginx\'s limit_req with burst 5x and nodelay: six at once pass, the seventh is refused (503)', async () => {
+  const request = (last: boolean) => `GET /x HTTP/1.1\r\nHost: l.com\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
+  const out = await exchange(Array.from({ length: 8 }, (_, i) => request(i === 7)).join(''));
+  const statuses = [...out.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+  assert.deepEqual(statuses, ['200', '200', '200', '200', '200', '200', '503', '503'], out);
 });

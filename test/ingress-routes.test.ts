@@ -18,6 +18,7 @@ import { affinityOf, sessionCookie, stickyEndpoint } from '../src/ingress/affini
 import { ownAnswer } from '../src/ingress/answers.ts';
 import { chosenUpstream } from '../src/ingress/canary.ts';
 import { corsHeaders, corsOf } from '../src/ingress/cors.ts';
+import { RateLimiter, rateLimitOf } from '../src/ingress/limits.ts';
 import { servedBy } from '../src/ingress/classes.ts';
 import { hostMatches, requestHost, requestPath, rewriteUrl } from '../src/ingress/paths.ts';
 import { buildRoutes, matchRoute, parseSize, secretForServerName } from '../src/ingress/routes.ts';
@@ -459,4 +460,22 @@ test('basic authentication from a Secret, as ingress-nginx: htpasswd file or one
   assert.match(reported, /auth-secret: Secret default\/nope not found: every request is answered 503/);
   assert.match(reported, /auth-type: "digest" is not supported/);
   assert.equal(problems.length, 3);
+});
+
+test('rate limits as nginx\'s limit_req: the bucket leaks at the rate, holds the burst, exempts the allowlist', () => {
+  const problems: string[] = [];
+  const limit = rateLimitOf((k) => ({ 'limit-rps': '2', 'limit-burst-multiplier': '2', 'limit-allowlist': '10.0.0.0/8, bogus' })[k], (_r, m) => void problems.push(m))!;
+  assert.equal(limit.burst, 4);
+  const limiter = new RateLimiter();
+  const at = (ms: number, client = '172.18.0.200') => limiter.over(limit, client, 1_000_000 + ms);
+  assert.deepEqual([0, 0, 0, 0, 0, 0].map((ms) => at(ms)), [false, false, false, false, false, true], 'the first and a burst of 4');
+  assert.equal(at(499), true, 'not yet leaked a whole request');
+  assert.equal(at(501), false, 'after 1/rate');
+  assert.equal(at(501), true);
+  assert.equal(at(0, '172.18.0.201'), false, 'another client has its own bucket');
+  for (let i = 0; i < 20; i++) assert.equal(at(0, '10.1.2.3'), false, 'the allowlist is not limited');
+  const perMinute = rateLimitOf((k) => ({ 'limit-rpm': '60', 'limit-rps': '5' })[k], () => undefined)!;
+  assert.equal(perMinute.rate, 1 / 1000, 'the stricter of the two');
+  assert.equal(rateLimitOf((k) => ({ 'limit-rps': '0' })[k], (_r, m) => void problems.push(m)), undefined);
+  assert.deepEqual(problems.map((p) => p.replace(/^annotation nginx\.ingress\.kubernetes\.io\//, '')), ['limit-allowlist: "bogus" is not a CIDR or IP address: ignored', 'limit-rps: "0" is not a positive whole number: ignored']);
 });

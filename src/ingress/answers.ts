@@ -1,15 +1,17 @@
 // What the proxy answers itself, before any endpoint, for a request that matched a route:
 // ingress-nginx's app-root, a location denied by an invalid annotation, the redirect
-// annotations, a CORS preflight, the redirect of plain HTTP to HTTPS, the source-range
-// allowlist, basic authentication. Checked in the order nginx meets them: the server's
-// app-root first, then the location's rewrite phase (its `return`s, then the Lua SSL
-// redirect), then its access phase (allow/deny, then auth_basic). Pure: both data paths
-// (connection.ts, proxy.ts) ask it.
+// annotations, a CORS preflight, the redirect of plain HTTP to HTTPS, a rate limit, the
+// source-range allowlist, basic authentication. Checked in the order nginx meets them: the
+// server's app-root first, then the location's rewrite phase (its `return`s, then the Lua
+// SSL redirect), its preaccess phase (limit_req), then its access phase (allow/deny, then
+// auth_basic). Pure but for the rate limiter's counts; both data paths (connection.ts,
+// proxy.ts) ask it.
 
 import { contains, tryParseIP } from '../netaddr/ip.ts';
 import { authorized } from './auth.ts';
 import { corsHeaders } from './cors.ts';
 import { errorPage } from './http1.ts';
+import type { RateLimit } from './limits.ts';
 import { requestHost, requestPath } from './paths.ts';
 import type { Route } from './routes.ts';
 
@@ -34,6 +36,8 @@ export interface AskedFor {
   origin?: string;
   /** The Authorization header, if any. */
   authorization?: string;
+  /** Counts the request against a rate limit; true when it goes over. */
+  overLimit?: (limit: RateLimit) => boolean;
 }
 
 export function ownAnswer(route: Route, req: AskedFor): OwnAnswer | undefined {
@@ -46,6 +50,7 @@ export function ownAnswer(route: Route, req: AskedFor): OwnAnswer | undefined {
     if (headers.length) return { status: 204, headers: [...headers, ['content-type', 'text/plain charset=UTF-8']] };
   }
   if (req.scheme === 'http' && route.tls) return { status: 308, location: `https://${requestHost(req.host)}${req.target}` };
+  if (o.rateLimit && req.overLimit?.(o.rateLimit)) return { status: 503 };
   if (o.allowlist && !allowed(o.allowlist, req.client)) return { status: 403 };
   if (o.basicAuth && !authorized(o.basicAuth, req.authorization)) return { status: 401, headers: [['www-authenticate', `Basic realm="${o.basicAuth.realm}"`]] };
   return undefined;

@@ -15,6 +15,7 @@ import { chosenUpstream } from './canary.ts';
 import { corsHeaders } from './cors.ts';
 import { clientAddress, forwardingLines } from './forward.ts';
 import { errorPage, FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, STATUS_TEXT, type RequestHead, type ResponseHead } from './http1.ts';
+import type { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
 import { DEFAULT_OPTIONS, matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
@@ -31,6 +32,7 @@ export interface FastPathContext {
   fallback(socket: Socket, buffered: Buffer | undefined): void;
   /** Open connections, each closable once its request in flight (if any) is answered. */
   connections: Set<{ drain(): void }>;
+  limiter: RateLimiter;
 }
 
 export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -227,7 +229,8 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     const { cors, affinity } = route.options;
     const origin = cors ? headerOf(head, 'origin') : undefined;
     const authorization = route.options.basicAuth ? headerOf(head, 'authorization') : undefined;
-    const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client: clientAddress(remote, ctx.trust, head.forwardedFor), method: head.method, origin, authorization });
+    const client = clientAddress(remote, ctx.trust, head.forwardedFor);
+    const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client, method: head.method, origin, authorization, overLimit: (limit) => ctx.limiter.over(limit, client) });
     if (own) {
       const { headers, body } = ownResponse(own);
       return done(respond(head, route, own.status, headers, body, false, length, started));

@@ -22,6 +22,7 @@ import { CONNECT_FAILED, CONNECTION_LOST, IDEMPOTENT, newRequestId, serveConnect
 import { corsHeaders } from './cors.ts';
 import { clientAddress, Forward, hostOf, upstreamHeaders, type ClientRequest } from './forward.ts';
 import { errorPage, STATUS_TEXT } from './http1.ts';
+import { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
 import { matchRoute, secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
@@ -97,6 +98,7 @@ export class IngressProxy {
   private readonly fallbacks: HttpServer[] = [];
   private readonly connections = new Set<{ drain(): void }>();
   private readonly sessions = new Set<Http2Session>();
+  private readonly limiter = new RateLimiter();
 
   constructor(private readonly opts: ProxyOptions, initial: ProxyConfig) {
     this.config = initial;
@@ -155,6 +157,7 @@ export class IngressProxy {
         socket.resume();
       },
       connections: this.connections,
+      limiter: this.limiter,
     });
     const plain = context('http', fallback('http', httpPort));
     const secure = context('https', fallback('https', httpsPort));
@@ -281,7 +284,7 @@ export class IngressProxy {
 
   private askedFor(req: ClientRequest, scheme: 'http' | 'https'): AskedFor {
     const client = clientAddress(req.socket.remoteAddress ?? '', this.opts.trustForwardedHeaders, req.headers['x-forwarded-for'] as string | undefined);
-    return { scheme, host: hostOf(req), target: req.url ?? '/', client, method: req.method ?? 'GET', origin: req.headers.origin, authorization: req.headers.authorization };
+    return { scheme, host: hostOf(req), target: req.url ?? '/', client, method: req.method ?? 'GET', origin: req.headers.origin, authorization: req.headers.authorization, overLimit: (limit) => this.limiter.over(limit, client) };
   }
 
   /** Upgrades (websocket and others) are tunnelled: the request goes to an endpoint, then bytes flow both ways. */

@@ -11,6 +11,7 @@ import { affinityOf, type Affinity } from './affinity.ts';
 import { basicAuthOf, type BasicAuth } from './auth.ts';
 import { attachCanary, isCanary, type Canary } from './canary.ts';
 import { corsOf, type Cors } from './cors.ts';
+import { rateLimitOf, type RateLimit } from './limits.ts';
 import { byPrecedence, compilePath, hostMatches, pathMatches, type PathMatcher, type Rewrite } from './paths.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -53,6 +54,8 @@ export interface RouteOptions {
   cors?: Cors;
   /** Basic authentication (auth.ts). */
   basicAuth?: BasicAuth;
+  /** Requests per client address (limits.ts). */
+  rateLimit?: RateLimit;
 }
 
 export const DEFAULT_OPTIONS: RouteOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 60_000, bodyLimit: 1024 * 1024, sslRedirect: true, forceSslRedirect: false, backendTls: false, useRegex: false };
@@ -158,6 +161,7 @@ export function routeOptions(ing: Ingress, problem: (reason: string, message: st
   if (access.denied) problem('InvalidAnnotation', access.denied);
   const affinity = affinityOf(a, problem);
   const cors = corsOf(a, problem);
+  const rateLimit = rateLimitOf(a, problem);
   const protocol = (a('backend-protocol') ?? 'HTTP').toUpperCase();
   if (protocol !== 'HTTP' && protocol !== 'HTTPS') problem('UnsupportedAnnotation', `annotation ${ANNOTATION_PREFIX}backend-protocol: ${JSON.stringify(a('backend-protocol'))} is not supported (HTTP and HTTPS are): the endpoints are spoken to in HTTP`);
   return {
@@ -174,6 +178,7 @@ export function routeOptions(ing: Ingress, problem: (reason: string, message: st
     ...access,
     ...(affinity ? { affinity } : {}),
     ...(cors ? { cors } : {}),
+    ...(rateLimit ? { rateLimit } : {}),
   };
 }
 
