@@ -14,6 +14,7 @@ import type { EndpointSlice, Ingress, IngressClass, PathType, Secret, Service } 
 import { validate } from '../src/api/validation.ts';
 import { admitIngress, admitSecret } from '../src/apiserver/admission.ts';
 import { AccessLog } from '../src/ingress/accesslog.ts';
+import { parseSize } from '../src/ingress/annotations.ts';
 import { affinityOf, sessionCookie, stickyEndpoint } from '../src/ingress/affinity.ts';
 import { ownAnswer } from '../src/ingress/answers.ts';
 import { chosenUpstream } from '../src/ingress/canary.ts';
@@ -21,7 +22,7 @@ import { corsHeaders, corsOf } from '../src/ingress/cors.ts';
 import { RateLimiter, rateLimitOf } from '../src/ingress/limits.ts';
 import { servedBy } from '../src/ingress/classes.ts';
 import { hostMatches, requestHost, requestPath, rewriteUrl } from '../src/ingress/paths.ts';
-import { buildRoutes, matchRoute, parseSize, secretForServerName } from '../src/ingress/routes.ts';
+import { buildRoutes, matchRoute, secretForServerName } from '../src/ingress/routes.ts';
 import { loadCertificate, loadTls } from '../src/ingress/tls.ts';
 
 let n = 0;
@@ -478,4 +479,12 @@ test('rate limits as nginx\'s limit_req: the bucket leaks at the rate, holds the
   assert.equal(perMinute.rate, 1 / 1000, 'the stricter of the two');
   assert.equal(rateLimitOf((k) => ({ 'limit-rps': '0' })[k], (_r, m) => void problems.push(m)), undefined);
   assert.deepEqual(problems.map((p) => p.replace(/^annotation nginx\.ingress\.kubernetes\.io\//, '')), ['limit-allowlist: "bogus" is not a CIDR or IP address: ignored', 'limit-rps: "0" is not a positive whole number: ignored']);
+});
+
+test('a rewrite-target that would break the request line (spaces, CR/LF) is refused, not sent', () => {
+  const bad = ingress([{ host: 'x.com', paths: [['/a', 'Prefix', 'a']] }], {}, { annotations: { 'nginx.ingress.kubernetes.io/rewrite-target': '/b HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET /c' } });
+  const { table, problems } = buildRoutes({ ingresses: [bad], ...world });
+  assert.equal(problems.length, 1);
+  assert.match(problems[0]!.message, /rewrite-target: .* is not a URL path \(spaces or control characters\): ignored/);
+  assert.equal(matchRoute(table, 'x.com', '/a/1')?.rewrite, undefined);
 });

@@ -6,7 +6,8 @@
 // alike.
 
 import { createHash } from 'node:crypto';
-import { ANNOTATION_PREFIX, type Upstream } from './routes.ts';
+import { ANNOTATION_PREFIX } from './annotations.ts';
+import type { Upstream } from './routes.ts';
 
 export interface Affinity {
   cookie: string;

@@ -7,7 +7,7 @@
 // auth_basic). Pure but for the rate limiter's counts; both data paths (connection.ts,
 // proxy.ts) ask it.
 
-import { contains, tryParseIP } from '../netaddr/ip.ts';
+import { inRanges } from './annotations.ts';
 import { authorized } from './auth.ts';
 import { corsHeaders } from './cors.ts';
 import { errorPage } from './http1.ts';
@@ -51,7 +51,7 @@ export function ownAnswer(route: Route, req: AskedFor): OwnAnswer | undefined {
   }
   if (req.scheme === 'http' && route.tls) return { status: 308, location: `https://${requestHost(req.host)}${req.target}` };
   if (o.rateLimit && req.overLimit?.(o.rateLimit)) return { status: 503 };
-  if (o.allowlist && !allowed(o.allowlist, req.client)) return { status: 403 };
+  if (o.allowlist && !inRanges(o.allowlist, req.client)) return { status: 403 };
   if (o.basicAuth && !authorized(o.basicAuth, req.authorization)) return { status: 401, headers: [['www-authenticate', `Basic realm="${o.basicAuth.realm}"`]] };
   return undefined;
 }
@@ -61,9 +61,4 @@ export function ownResponse(own: OwnAnswer): { headers: Array<[string, string]>;
   if (own.location !== undefined) return { headers: [['location', own.location]], body: '' };
   if (own.status >= 400) return { headers: [['content-type', 'text/html'], ...(own.headers ?? [])], body: errorPage(own.status) };
   return { headers: own.headers ?? [], body: '' };
-}
-
-function allowed(allowlist: NonNullable<Route['options']['allowlist']>, client: string): boolean {
-  const ip = tryParseIP(client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client);
-  return ip !== undefined && allowlist.some((p) => contains(p, ip));
 }

@@ -7,7 +7,8 @@
 
 import type { Ingress, IngressBackend } from '../api/types.ts';
 import { namespacedName } from '../api/types.ts';
-import { ANNOTATION_PREFIX, type Problem, type Route, type RouteTable, type Upstream } from './routes.ts';
+import { ANNOTATION_PREFIX } from './annotations.ts';
+import type { Problem, Route, RouteTable, Upstream } from './routes.ts';
 
 export interface Canary {
   ingress: { namespace: string; name: string };

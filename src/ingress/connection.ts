@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
+import { DEFAULT_OPTIONS } from './annotations.ts';
 import { ownAnswer, ownResponse } from './answers.ts';
 import { sessionCookie, stickyEndpoint } from './affinity.ts';
 import { chosenUpstream } from './canary.ts';
@@ -18,7 +19,7 @@ import { errorPage, FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRe
 import type { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
-import { DEFAULT_OPTIONS, matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
+import { matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
 import type { ResponseSink, UpstreamPools } from './upstream.ts';
 
 export interface FastPathContext {

@@ -5,8 +5,8 @@
 // counts in memory shared by its workers; here each worker process counts alone (one by
 // default on a 2-core node).
 
-import { contains, tryParseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
-import { ANNOTATION_PREFIX } from './routes.ts';
+import type { Prefix } from '../netaddr/ip.ts';
+import { ANNOTATION_PREFIX, inRanges, sourceRanges } from './annotations.ts';
 
 export interface RateLimit {
   /** Requests per millisecond. */
@@ -33,13 +33,8 @@ export function rateLimitOf(get: (name: string) => string | undefined, problem: 
   const byMinute = rpm !== undefined && (rps === undefined || rpm / 60 < rps);
   const rate = byMinute ? rpm! / 60_000 : rps! / 1000;
   const multiplier = positive('limit-burst-multiplier') ?? 5;
-  const allowlist: Prefix[] = [];
-  for (const item of (get('limit-allowlist') ?? get('limit-whitelist') ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
-    const ip = item.includes('/') ? undefined : tryParseIP(item);
-    const prefix = ip ? { ip, bits: width(ip.family) } : tryParsePrefix(item);
-    if (prefix) allowlist.push(prefix);
-    else problem('InvalidAnnotation', `annotation ${ANNOTATION_PREFIX}limit-allowlist: ${JSON.stringify(item)} is not a CIDR or IP address: ignored`);
-  }
+  const { ranges: allowlist, invalid } = sourceRanges(get('limit-allowlist') ?? get('limit-whitelist') ?? '');
+  for (const item of invalid) problem('InvalidAnnotation', `annotation ${ANNOTATION_PREFIX}limit-allowlist: ${JSON.stringify(item)} is not a CIDR or IP address: ignored`);
   return { rate, burst: (byMinute ? rpm! : rps!) * multiplier, allowlist };
 }
 
@@ -57,8 +52,7 @@ export class RateLimiter {
 
   /** Whether a request from `client` now goes over `limit` (and is to be refused). */
   over(limit: RateLimit, client: string, now = Date.now()): boolean {
-    const ip = tryParseIP(client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client);
-    if (ip && limit.allowlist.some((p) => contains(p, ip))) return false;
+    if (inRanges(limit.allowlist, client)) return false;
     let clients = this.buckets.get(limit);
     if (!clients) this.buckets.set(limit, (clients = new Map()));
     const b = clients.get(client);
