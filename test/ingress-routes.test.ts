@@ -21,7 +21,7 @@ import { chosenUpstream } from '../src/ingress/canary.ts';
 import { corsHeaders, corsOf } from '../src/ingress/cors.ts';
 import { RateLimiter, rateLimitOf } from '../src/ingress/limits.ts';
 import { servedBy } from '../src/ingress/classes.ts';
-import { hostMatches, requestHost, requestPath, rewriteUrl } from '../src/ingress/paths.ts';
+import { compilePath, hostMatches, requestHost, requestPath, rewriteUrl } from '../src/ingress/paths.ts';
 import { buildRoutes, matchRoute, secretForServerName } from '../src/ingress/routes.ts';
 import { loadCertificate, loadTls } from '../src/ingress/tls.ts';
 
@@ -410,13 +410,13 @@ test('CORS and sticky sessions from annotations, as ingress-nginx', () => {
 
   const sticky = affinityOf((k) => ({ affinity: 'cookie', 'session-cookie-name': 'route', 'session-cookie-max-age': '60', 'session-cookie-samesite': 'Lax' })[k], problem)!;
   const upstream = { name: 'default/web:80', namespace: 'default', service: 'web', endpoints: ['10.244.1.2:8080', '10.244.2.3:8080'] };
-  const first = sessionCookie(sticky, upstream, '10.244.2.3:8080', undefined, '/app', true)!;
+  const first = sessionCookie(sticky, upstream, '10.244.2.3:8080', undefined, compilePath('/app', 'Prefix'), true)!;
   assert.match(first, /^route=[0-9a-f]{32}; Path=\/app; HttpOnly; Max-Age=60; Secure; SameSite=Lax$/);
   const value = first.slice(6, 38);
   assert.equal(stickyEndpoint(sticky, upstream, `a=1; route=${value}`), '10.244.2.3:8080');
   assert.equal(stickyEndpoint(sticky, { ...upstream, endpoints: ['10.244.1.2:8080'] }, `route=${value}`), undefined, 'the endpoint is gone');
-  assert.equal(sessionCookie(sticky, upstream, '10.244.2.3:8080', '10.244.2.3:8080', '/', false), undefined, 'the client holds it already');
-  assert.equal(sessionCookie(sticky, upstream, '10.244.1.2:8080', '10.244.2.3:8080', '/', false), undefined, 'kept after a failure unless change-on-failure');
+  assert.equal(sessionCookie(sticky, upstream, '10.244.2.3:8080', '10.244.2.3:8080', compilePath('/', 'Prefix'), false), undefined, 'the client holds it already');
+  assert.equal(sessionCookie(sticky, upstream, '10.244.1.2:8080', '10.244.2.3:8080', compilePath('/', 'Prefix'), false), undefined, 'kept after a failure unless change-on-failure');
   assert.equal(affinityOf((k) => ({ affinity: 'ip' })[k], problem), undefined);
   assert.equal(problems.length, 2, problems.join('\n'));
   assert.match(problems.join('\n'), /cors-allow-methods: .* is not a header value/);

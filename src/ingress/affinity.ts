@@ -7,6 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import { ANNOTATION_PREFIX } from './annotations.ts';
+import type { PathMatcher } from './paths.ts';
 import type { Upstream } from './routes.ts';
 
 export interface Affinity {
@@ -83,11 +84,11 @@ export function stickyEndpoint(a: Affinity, upstream: Upstream, cookieHeader: st
  * already holds the right cookie (`sticky`), or holds one for an endpoint that failed and
  * the cookie is to be kept.
  */
-export function sessionCookie(a: Affinity, upstream: Upstream, endpoint: string, sticky: string | undefined, routePath: string, https: boolean): string | undefined {
+export function sessionCookie(a: Affinity, upstream: Upstream, endpoint: string, sticky: string | undefined, route: PathMatcher, https: boolean): string | undefined {
   if (endpoint === sticky || (sticky !== undefined && !a.changeOnFailure)) return undefined;
   const id = idsOf(upstream).byEndpoint.get(endpoint);
   if (!id) return undefined;
-  let cookie = `${a.cookie}=${id}; Path=${a.path ?? routePath}; HttpOnly`;
+  let cookie = `${a.cookie}=${id}; Path=${a.path ?? (route.regex ? '/' : route.path)}; HttpOnly`;
   if (a.expires) cookie += `; Expires=${new Date(Date.now() + a.expires * 1000).toUTCString()}`;
   if (a.maxAge) cookie += `; Max-Age=${a.maxAge}`;
   if (https) cookie += '; Secure';

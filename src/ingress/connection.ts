@@ -264,7 +264,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
           }
           return fail(code === 'ETIMEDOUT_CONNECT' ? 504 : 502);
         }
-        const cookie = affinity && sessionCookie(affinity, upstream, endpoint, sticky, route.regex ? '/' : route.path, scheme === 'https');
+        const cookie = affinity && sessionCookie(affinity, upstream, endpoint, sticky, route, scheme === 'https');
         const sink = new ClientSink(socket, head.close, cookie ? `${corsLines}set-cookie: ${cookie}\r\n` : corsLines);
         conn.exchange(request, head.method === 'HEAD', sink, route.options.readTimeoutMs, (o) => {
           if (o.reusable) ctx.pools.release(conn);

@@ -259,7 +259,7 @@ export class IngressProxy {
       const endpoint = sticky !== undefined && !tried.includes(sticky) ? sticky : this.balancer.pick(upstream, tried);
       if (!endpoint) return fail(502, tried);
       tried.push(endpoint);
-      const cookie = affinity && sessionCookie(affinity, upstream, endpoint, sticky, route.regex ? '/' : route.path, scheme === 'https');
+      const cookie = affinity && sessionCookie(affinity, upstream, endpoint, sticky, route, scheme === 'https');
       const err = await new Promise<Error | undefined>((resolve) => {
         const forward = new Forward(res, resolve, cookie ? [...corsHeaderList, 'set-cookie', cookie] : corsHeaderList);
         attempt = forward;
