@@ -400,6 +400,7 @@ test('CORS and sticky sessions from annotations, as ingress-nginx', () => {
   ]);
   assert.equal(corsHeaders(cors, 'https://a.b.example.org')[0]![1], 'https://a.b.example.org', 'a wildcard origin covers subdomains');
   assert.deepEqual(corsHeaders(cors, 'https://example.org'), [], 'not the bare domain');
+  assert.deepEqual(corsHeaders(cors, 'https://evil.com?.example.org'), [], 'only host labels in front');
   assert.deepEqual(corsHeaders(cors, 'http://app.example.com'), [], 'nor another scheme');
   assert.deepEqual(corsHeaders(cors, undefined), []);
   const any = corsOf((k) => ({ 'enable-cors': 'true', 'cors-allow-credentials': 'false', 'cors-allow-methods': 'GET\r\nX: y' })[k], problem)!;

@@ -50,7 +50,8 @@ function originAllowed(allowed: string, origin: string): boolean {
   if (star < 0) return false;
   const scheme = allowed.slice(0, star + 3);
   const suffix = allowed.slice(star + 4); // ".example.com[:port]"
-  return origin.startsWith(scheme) && origin.endsWith(suffix) && origin.length > scheme.length + suffix.length;
+  if (!origin.startsWith(scheme) || !origin.endsWith(suffix)) return false;
+  return /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(origin.slice(scheme.length, origin.length - suffix.length)); // labels, nothing else
 }
 
 /** The CORS headers for a request from `origin`; none when the origin is not allowed. */
