@@ -11,7 +11,7 @@ import { inRanges } from './annotations.ts';
 import { authorized } from './auth.ts';
 import { corsHeaders } from './cors.ts';
 import { errorPage } from './http1.ts';
-import type { RateLimit } from './limits.ts';
+import type { RateLimiter } from './limits.ts';
 import { requestHost, requestPath } from './paths.ts';
 import type { Route } from './routes.ts';
 
@@ -36,8 +36,8 @@ export interface AskedFor {
   origin?: string;
   /** The Authorization header, if any. */
   authorization?: string;
-  /** Counts the request against a rate limit; true when it goes over. */
-  overLimit?: (limit: RateLimit) => boolean;
+  /** Counts requests against rate limits (state kept by the proxy). */
+  limiter?: RateLimiter;
 }
 
 export function ownAnswer(route: Route, req: AskedFor): OwnAnswer | undefined {
@@ -50,7 +50,7 @@ export function ownAnswer(route: Route, req: AskedFor): OwnAnswer | undefined {
     if (headers.length) return { status: 204, headers: [...headers, ['content-type', 'text/plain charset=UTF-8']] };
   }
   if (req.scheme === 'http' && route.tls) return { status: 308, location: `https://${requestHost(req.host)}${req.target}` };
-  if (o.rateLimit && req.overLimit?.(o.rateLimit)) return { status: 503 };
+  if (o.rateLimit && req.limiter?.over(o.rateLimit, req.client)) return { status: 503 };
   if (o.allowlist && !inRanges(o.allowlist, req.client)) return { status: 403 };
   if (o.basicAuth && !authorized(o.basicAuth, req.authorization)) return { status: 401, headers: [['www-authenticate', `Basic realm="${o.basicAuth.realm}"`]] };
   return undefined;

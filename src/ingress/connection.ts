@@ -44,7 +44,7 @@ export const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND
 export const TRIES = 3;
 /** Limits for a request that matches no route (it is answered 404 once read). */
 const DEFAULT_ROUTE = { options: DEFAULT_OPTIONS };
-const KEEPALIVE_MS = 75_000; // ingress-nginx's keepalive_timeout
+export const KEEPALIVE_MS = 75_000; // ingress-nginx's keepalive_timeout
 
 const headerLines = (headers: Array<[string, string]>) => headers.map(([k, v]) => `${k}: ${v}\r\n`).join('');
 
@@ -231,7 +231,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     const origin = cors ? headerOf(head, 'origin') : undefined;
     const authorization = route.options.basicAuth ? headerOf(head, 'authorization') : undefined;
     const client = clientAddress(remote, ctx.trust, head.forwardedFor);
-    const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client, method: head.method, origin, authorization, overLimit: (limit) => ctx.limiter.over(limit, client) });
+    const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client, method: head.method, origin, authorization, limiter: ctx.limiter });
     if (own) {
       const { headers, body } = ownResponse(own);
       return done(respond(head, route, own.status, headers, body, false, length, started));

@@ -95,8 +95,9 @@ export class IngressController {
     const all = [...this.ingresses.items.values()];
     const served = all.filter((i) => servedBy(i, classes));
     try {
-      const tls = loadTls(served, [...this.secrets.items.values()], this.certCache);
-      const secrets = new Map([...this.secrets.items.values()].map((s) => [namespacedName(s), s]));
+      const secretList = [...this.secrets.items.values()];
+      const tls = loadTls(served, secretList, this.certCache);
+      const secrets = new Map(secretList.map((s) => [namespacedName(s), s]));
       const { table, problems } = buildRoutes({ ingresses: served, services: [...this.services.items.values()], slices: [...this.slices.items.values()], usableSecrets: new Set(tls.certificates.keys()), secrets });
       this.o.proxy.configure({ table, contexts: new Map([...tls.certificates].map(([k, c]) => [k, c.context])) });
       const m = this.o.metrics;

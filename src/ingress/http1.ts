@@ -130,8 +130,8 @@ export interface ResponseHead {
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\r\n]*))?$/;
 const FIELD_LINES = /^(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*$/;
 const DIGITS = /^\d{1,15}$/;
-/** First letters (lowercased) of the header names parseResponseHead must look at. */
-const NOTABLE = new Set(['c', 'k', 'p', 't', 'u']);
+/** First letters of the header names parseResponseHead must look at (connection, content-length, keep-alive, proxy-*, te, trailer, transfer-encoding, upgrade). */
+const NOTABLE = new Set([...'cCkKpPtTuU']);
 
 /**
  * Parses a response head: the status line and header lines, each ending in CRLF (the
@@ -154,7 +154,7 @@ export function parseResponseHead(text: string, noBody: boolean): ResponseHead |
   let listed = false; // the Connection header names other headers: a second pass drops them
   for (let at = 0; at < block.length; ) {
     const next = block.indexOf('\r\n', at) + 2;
-    if (!NOTABLE.has(block[at]!) && !NOTABLE.has(block[at]!.toLowerCase())) {
+    if (!NOTABLE.has(block[at]!)) {
       at = next;
       continue;
     }

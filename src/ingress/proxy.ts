@@ -10,15 +10,15 @@
 
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
-import { connect as netConnect, createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connect as tlsConnect, createServer as createTlsServer, type SecureContext } from 'node:tls';
+import { createServer as createTlsServer, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import { loggedRequest, type AccessLog } from './accesslog.ts';
 import { sessionCookie, stickyEndpoint } from './affinity.ts';
 import { ownAnswer, ownResponse, type AskedFor } from './answers.ts';
 import { chosenUpstream } from './canary.ts';
-import { CONNECT_FAILED, CONNECTION_LOST, IDEMPOTENT, newRequestId, serveConnection, TRIES } from './connection.ts';
+import { CONNECT_FAILED, CONNECTION_LOST, IDEMPOTENT, KEEPALIVE_MS, newRequestId, serveConnection, TRIES } from './connection.ts';
 import { corsHeaders } from './cors.ts';
 import { clientAddress, Forward, hostOf, upstreamHeaders, type ClientRequest } from './forward.ts';
 import { errorPage, STATUS_TEXT } from './http1.ts';
@@ -26,7 +26,7 @@ import { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
 import { matchRoute, secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
-import { UpstreamPools } from './upstream.ts';
+import { dialEndpoint, UpstreamPools } from './upstream.ts';
 
 /** The URL an endpoint receives: the client's, or as the route's rewrite-target makes it. */
 const upstreamUrl = (route: Route, url: string) => (route.rewrite ? rewriteUrl(route.rewrite, url) : url);
@@ -61,8 +61,6 @@ export class Balancer {
     return undefined;
   }
 }
-
-const KEEPALIVE_MS = 75_000; // ingress-nginx's keepalive_timeout
 
 /** undici's pools are per endpoint, protocol and connect timeout (a pool's connector has one). */
 const poolKey = (endpoint: string, tls: boolean, connectTimeoutMs: number) => `${tls ? 'https' : 'http'}://${endpoint}/${connectTimeoutMs}`;
@@ -135,7 +133,7 @@ export class IngressProxy {
   /** Listens on the node's :80 and :443 (this process runs in the node's network namespace). */
   async listen(httpPort = 80, httpsPort = 443, host = '0.0.0.0'): Promise<void> {
     const fallback = (scheme: 'http' | 'https', port: number) => {
-      const server = createHttpServer({ keepAliveTimeout: 75_000 }, (req, res) => void this.handle(req, res, scheme, port));
+      const server = createHttpServer({ keepAliveTimeout: KEEPALIVE_MS }, (req, res) => void this.handle(req, res, scheme, port));
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket as Socket, head, scheme, port));
       server.on('clientError', (_e, socket: Duplex) => {
         if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -284,7 +282,7 @@ export class IngressProxy {
 
   private askedFor(req: ClientRequest, scheme: 'http' | 'https'): AskedFor {
     const client = clientAddress(req.socket.remoteAddress ?? '', this.opts.trustForwardedHeaders, req.headers['x-forwarded-for'] as string | undefined);
-    return { scheme, host: hostOf(req), target: req.url ?? '/', client, method: req.method ?? 'GET', origin: req.headers.origin, authorization: req.headers.authorization, overLimit: (limit) => this.limiter.over(limit, client) };
+    return { scheme, host: hostOf(req), target: req.url ?? '/', client, method: req.method ?? 'GET', origin: req.headers.origin, authorization: req.headers.authorization, limiter: this.limiter };
   }
 
   /** Upgrades (websocket and others) are tunnelled: the request goes to an endpoint, then bytes flow both ways. */
@@ -314,16 +312,15 @@ export class IngressProxy {
       const endpoint = sticky !== undefined && !tried.includes(sticky) ? sticky : this.balancer.pick(chosen, tried);
       if (!endpoint) return reject(502);
       tried.push(endpoint);
-      const colon = endpoint.lastIndexOf(':');
-      const to = { host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)), timeout: route.options.connectTimeoutMs };
-      const upstream = route.options.backendTls ? tlsConnect({ ...to, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : netConnect(to);
+      const { socket: upstream, ready } = dialEndpoint(endpoint, route.options.backendTls);
+      upstream.setTimeout(route.options.connectTimeoutMs);
       upstream.once('timeout', () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
       let sent = false; // once the request is written, a failure cannot go to another endpoint
       upstream.once('error', () => {
         if (!sent) return tried.length < TRIES ? attempt() : reject(502);
         client.destroy();
       });
-      upstream.once(route.options.backendTls ? 'secureConnect' : 'connect', () => {
+      upstream.once(ready, () => {
         upstream.setTimeout(0);
         sent = true;
         upstream.write(`${lines}\r\n`);

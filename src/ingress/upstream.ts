@@ -115,6 +115,18 @@ class Exchange {
   }
 }
 
+/**
+ * A new connection to an endpoint (ip:port, IPv6 in brackets), plain or TLS; `ready` names
+ * the event after which it can carry a request. A TLS endpoint's certificate is not
+ * verified, as ingress-nginx's default proxy_ssl_verify off.
+ */
+export function dialEndpoint(endpoint: string, tls: boolean): { socket: Socket; ready: 'connect' | 'secureConnect' } {
+  const colon = endpoint.lastIndexOf(':');
+  const to = { host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)) };
+  if (tls) return { socket: tlsConnect({ ...to, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }), ready: 'secureConnect' };
+  return { socket: connect({ ...to, noDelay: true }), ready: 'connect' };
+}
+
 export class UpstreamConnection {
   current: Exchange | undefined;
   idleSince = 0;
@@ -143,11 +155,7 @@ export class UpstreamPools {
   private readonly busy = new Set<UpstreamConnection>();
   private sweeper?: NodeJS.Timeout;
 
-  /**
-   * Calls back with an idle connection to `endpoint` (ip:port) at once, or with a new one
-   * once connected (with `tls`, once the handshake is done; the endpoint's certificate is
-   * not verified, as ingress-nginx's default proxy_ssl_verify off).
-   */
+  /** Calls back with an idle connection to `endpoint` (ip:port) at once, or with a new one once connected (with `tls`, once the handshake is done). */
   acquire(endpoint: string, tls: boolean, connectTimeoutMs: number, then: (e: NodeJS.ErrnoException | undefined, conn?: UpstreamConnection) => void): void {
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
     const list = this.idle[tls ? 'tls' : 'plain'].get(endpoint);
@@ -157,11 +165,9 @@ export class UpstreamPools {
       this.busy.add(conn);
       return then(undefined, conn);
     }
-    const colon = endpoint.lastIndexOf(':');
-    const to = { host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)) };
-    const socket = tls ? tlsConnect({ ...to, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : connect({ ...to, noDelay: true });
+    const { socket, ready } = dialEndpoint(endpoint, tls);
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT_CONNECT' })), connectTimeoutMs);
-    socket.once(tls ? 'secureConnect' : 'connect', () => {
+    socket.once(ready, () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');
       if (tls) socket.setNoDelay(true);
