@@ -2,10 +2,12 @@
 // one clear line (never a stack trace).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { withLab } from '../src/lab/lab.ts';
+import { makeCa, makeLeaf } from './certificates.ts';
 import { NOT_ROOT, sh } from './helpers.ts';
 
 const CLI = new URL('../bin/kubewire.js', import.meta.url).pathname;
@@ -77,4 +79,36 @@ describe('cni add/check/del through the CLI', { skip: NOT_ROOT }, () => {
       assert.match(again.stderr, /no cached result for cli1\/eth0.*\(CNI error code 3\)/);
     });
   });
+});
+
+test('create secret tls|generic as kubectl: the object printed with --dry-run=client, bad input refused in one line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-create-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = makeCa(dir);
+  const leaf = makeLeaf(ca, 'web', 'web.example.com', 'rsa2048', 'pkcs1');
+  const other = makeLeaf(ca, 'other', 'other.example.com', 'p256', 'sec1');
+  writeFileSync(join(dir, 'chain.pem'), leaf.crt);
+  const tls = kubewire('create', 'secret', 'tls', 'web-tls', '-n', 'shop', '--cert', join(dir, 'chain.pem'), '--key', join(dir, 'web.key'), '--dry-run=client', '-o', 'json');
+  assert.equal(tls.code, 0, tls.stderr);
+  const secret = JSON.parse(tls.stdout);
+  assert.deepEqual([secret.kind, secret.type, secret.metadata], ['Secret', 'kubernetes.io/tls', { name: 'web-tls', namespace: 'shop' }]);
+  assert.equal(Buffer.from(secret.data['tls.crt'], 'base64').toString(), leaf.crt, 'the whole chain, as given');
+  assert.equal(Buffer.from(secret.data['tls.key'], 'base64').toString(), leaf.key);
+  const generic = kubewire('create', 'secret', 'generic', 'creds', '--from-literal', 'user=admin', '--from-literal', 'pass=a=b', '--from-file', `ca.crt=${ca.caFile}`, '--dry-run=client', '-o', 'yaml');
+  assert.equal(generic.code, 0, generic.stderr);
+  assert.match(generic.stdout, /^type: Opaque$/m);
+  assert.match(generic.stdout, new RegExp(`^  pass: ${Buffer.from('a=b').toString('base64')}$`, 'm'));
+  assert.match(generic.stdout, /^  ca\.crt: /m);
+  const refused: Array<[string[], RegExp]> = [
+    [['tls', 'x', '--cert', join(dir, 'chain.pem'), '--key', join(dir, 'other.key')], /^error: failed to load key pair \(--cert .*chain\.pem, --key .*other\.key\): tls\.key does not belong to tls\.crt\n$/],
+    [['tls', 'x', '--cert', join(dir, 'nothing.pem'), '--key', join(dir, 'web.key')], /^error: --cert .*nothing\.pem: no such file\n$/],
+    [['tls', 'x', '--cert', join(dir, 'web.key'), '--key', join(dir, 'web.key')], /^error: failed to load key pair .*tls\.crt is not a PEM certificate/],
+    [['generic', 'x', '--from-literal', 'novalue'], /^error: --from-literal novalue: must be key=value\n$/],
+    [['generic', 'x', '--from-literal', 'a=1', '--from-literal', 'a=2'], /^error: --from-literal a=2: cannot add key a, another key by that name already exists\n$/],
+  ];
+  for (const [args, message] of refused) {
+    const r = kubewire('create', 'secret', ...args, '--dry-run=client');
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, message);
+  }
 });

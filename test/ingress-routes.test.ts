@@ -203,7 +203,7 @@ test('classes: our controller name, the deprecated annotation, the default class
   assert.throws(() => admitIngress(ingress([]), [...classes, ingressClass('other', ours, true)]), /2 default IngressClasses were found/);
 });
 
-test('TLS Secrets: loaded, checked (key mismatch, garbage, wrong type, missing), chosen by SNI with wildcards', (t) => {
+test('TLS Secrets: loaded, checked (key mismatch, garbage, wrong type, missing), chosen by SNI with wildcards', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kwt-tls-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const make = (name: string, san: string) => {
@@ -220,13 +220,17 @@ test('TLS Secrets: loaded, checked (key mismatch, garbage, wrong type, missing),
     secret('garbage', { 'tls.crt': 'hello', 'tls.key': 'world' }),
     secret('opaque', { 'tls.crt': foo.crt, 'tls.key': foo.key }, 'Opaque'),
   ];
-  assert.match(loadCertificate(secrets[2]!) as string, /tls\.key does not belong to tls\.crt/);
-  assert.match(loadCertificate(secrets[3]!) as string, /tls\.crt is not a PEM certificate/);
-  assert.match(loadCertificate(secrets[4]!) as string, /of type "Opaque", not kubernetes\.io\/tls/);
+  assert.match((await loadCertificate(foo.crt, wild.key)) as string, /^tls\.key does not belong to tls\.crt$/);
+  assert.match((await loadCertificate('hello', 'world')) as string, /^tls\.crt is not a PEM certificate/);
+  const opaque = await loadTls([ingress([{ host: 'o.com', paths: [['/', 'Prefix', 'a']] }], { tls: [{ hosts: ['o.com'], secretName: 'opaque' }, { hosts: ['g.com'], secretName: 'garbage' }] })], secrets);
+  assert.deepEqual(opaque.problems.map((p) => p.message), [
+    'spec.tls: secret default/opaque is of type "Opaque", not kubernetes.io/tls: hosts o.com get the default certificate',
+    'spec.tls: secret default/garbage: tls.crt is not a PEM certificate (no BEGIN CERTIFICATE block): hosts g.com get the default certificate',
+  ]);
   const ing = ingress([{ host: 'foo.com', paths: [['/', 'Prefix', 'a']] }, { host: 'x.bar.com', paths: [['/', 'Prefix', 'a']] }], {
     tls: [{ hosts: ['foo.com'], secretName: 'foo' }, { hosts: ['*.bar.com'], secretName: 'wild' }, { hosts: ['m.com'], secretName: 'mismatch' }, { hosts: ['g.com'], secretName: 'missing' }, { hosts: ['other.com'], secretName: 'foo' }],
   });
-  const tls = loadTls([ing], secrets);
+  const tls = await loadTls([ing], secrets);
   assert.deepEqual([...tls.certificates.keys()].sort(), ['default/foo', 'default/wild']);
   assert.deepEqual(tls.problems.map((p) => p.reason), ['BadTLSSecret', 'BadTLSSecret', 'TLSHostMismatch']);
   assert.match(tls.problems[1]!.message, /secret default\/missing not found: hosts g\.com get the default certificate/);

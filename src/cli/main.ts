@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { ApiError } from '../apiserver/client.ts';
 import { CniError } from '../cni/spec/errors.ts';
 import { registerCniCommands } from './cni.ts';
+import { registerCreateCommands } from './create.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerClusterCommands } from './cluster.ts';
 import { registerKubectlCommands } from './kubectl.ts';
@@ -15,6 +16,7 @@ program
   .showHelpAfterError();
 registerClusterCommands(program);
 registerKubectlCommands(program);
+registerCreateCommands(program);
 registerCniCommands(program);
 registerDemoCommands(program);
 

@@ -36,7 +36,7 @@ export class IngressController {
   private readonly services: Informer<Service>;
   private readonly slices: Informer<EndpointSlice>;
   private readonly secrets: Informer<Secret>;
-  private readonly certCache = new Map<string, Certificate | string>();
+  private readonly certCache = new Map<string, Promise<Certificate | string>>();
   private timer?: NodeJS.Timeout;
   private lastProblems = new Set<string>();
   /** Events already recorded (by name), so that each is written once. */
@@ -96,10 +96,10 @@ export class IngressController {
     const served = all.filter((i) => servedBy(i, classes));
     try {
       const secretList = [...this.secrets.items.values()];
-      const tls = loadTls(served, secretList, this.certCache);
+      const tls = await loadTls(served, secretList, this.certCache);
       const secrets = new Map(secretList.map((s) => [namespacedName(s), s]));
       const { table, problems } = buildRoutes({ ingresses: served, services: [...this.services.items.values()], slices: [...this.slices.items.values()], usableSecrets: new Set(tls.certificates.keys()), secrets });
-      this.o.proxy.configure({ table, contexts: new Map([...tls.certificates].map(([k, c]) => [k, c.context])) });
+      this.o.proxy.configure({ table, certificates: new Map([...tls.certificates].map(([k, c]) => [k, c.keyPair])) });
       const m = this.o.metrics;
       m.reloads.inc();
       m.lastReloadOk.set(1);

@@ -103,7 +103,7 @@ async function runWorker(clusterName: string, nodeName: string): Promise<void> {
       metrics,
       accessLog,
     },
-    { table: emptyTable(), contexts: new Map() },
+    { table: emptyTable(), certificates: new Map() },
   );
   const controller = new IngressController({
     client: new ApiClient(daemonPaths(clusterName).socket),

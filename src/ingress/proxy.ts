@@ -12,7 +12,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer as createTlsServer, type SecureContext } from 'node:tls';
+import type { Server as TlsServer } from 'node:tls';
 import { Pool } from 'undici';
 import { loggedRequest, type AccessLog } from './accesslog.ts';
 import { sessionCookie, stickyEndpoint } from './affinity.ts';
@@ -26,6 +26,7 @@ import { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { requestHost, requestPath, rewriteUrl } from './paths.ts';
 import { matchRoute, secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
+import { terminateTls, terminatingServer, type KeyPair } from './terminate.ts';
 import { dialEndpoint, UpstreamPools } from './upstream.ts';
 
 /** The URL an endpoint receives: the client's, or as the route's rewrite-target makes it. */
@@ -33,14 +34,14 @@ const upstreamUrl = (route: Route, url: string) => (route.rewrite ? rewriteUrl(r
 
 export interface ProxyConfig {
   table: RouteTable;
-  /** namespace/name of a Secret -> its context. */
-  contexts: Map<string, SecureContext>;
+  /** namespace/name of a Secret -> its certificate and key. */
+  certificates: Map<string, KeyPair>;
 }
 
 export interface ProxyOptions {
   /** ingress-nginx's use-forwarded-headers: trust the client's X-Forwarded-* (behind another proxy). */
   trustForwardedHeaders: boolean;
-  defaultCertificate: { cert: string; key: string };
+  defaultCertificate: KeyPair;
   metrics: IngressMetrics;
   accessLog: AccessLog;
 }
@@ -97,6 +98,8 @@ export class IngressProxy {
   private readonly connections = new Set<{ drain(): void }>();
   private readonly sessions = new Set<Http2Session>();
   private readonly limiter = new RateLimiter();
+  /** The TLS server of each certificate (a new Secret version is a new key pair, so a new server). */
+  private readonly tlsServers = new WeakMap<KeyPair, TlsServer>();
 
   constructor(private readonly opts: ProxyOptions, initial: ProxyConfig) {
     this.config = initial;
@@ -168,19 +171,20 @@ export class IngressProxy {
       session.once('close', () => this.sessions.delete(session));
     });
     const http = createNetServer((socket) => serveConnection(socket, 'http', httpPort, plain));
-    const https = createTlsServer(
-      {
-        ...this.opts.defaultCertificate,
-        minVersion: 'TLSv1.2',
-        ALPNProtocols: ['h2', 'http/1.1'],
-        SNICallback: (name, cb) => {
-          const secret = secretForServerName(this.config.table, name.toLowerCase());
-          cb(null, secret ? this.config.contexts.get(secret) : undefined);
-        },
-      },
-      (socket) => (socket.alpnProtocol === 'h2' ? h2.emit('connection', socket) : serveConnection(socket, 'https', httpsPort, secure)),
+    const terminating = (pair: KeyPair) => {
+      let server = this.tlsServers.get(pair);
+      if (!server) {
+        server = terminatingServer(pair, ['h2', 'http/1.1'], (tls) => (tls.alpnProtocol === 'h2' ? h2.emit('connection', tls) : serveConnection(tls, 'https', httpsPort, secure)));
+        this.tlsServers.set(pair, server);
+      }
+      return server;
+    };
+    const https = createNetServer((socket) =>
+      terminateTls(socket, (name) => {
+        const secret = name && secretForServerName(this.config.table, name);
+        return terminating((secret && this.config.certificates.get(secret)) || this.opts.defaultCertificate);
+      }),
     );
-    https.on('tlsClientError', (_e, socket) => socket.destroy());
     for (const [server, port] of [[http, httpPort], [https, httpsPort]] as const) {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

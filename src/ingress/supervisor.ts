@@ -1,7 +1,7 @@
 // The daemon's side of the ingress controllers: one process per node, started inside the
 // node's network namespace, detached (it outlives a daemon restart, so Ingress traffic does
 // too), named by a pid file that is checked against /proc/PID/cmdline; started again if it
-// dies. The default certificate (ingress-nginx's "Fake Certificate") is made once per cluster.
+// dies. The default certificate (ingress-nginx's "Fake Certificate", RSA 2048 as upstream makes it) is made once per cluster.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
@@ -43,7 +43,7 @@ export function ensureDefaultCertificate(cluster: string): void {
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   if (existsSync(p.defaultCert) && existsSync(p.defaultKey)) return;
   execFileSync(toolPath('openssl'), [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '3650',
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650',
     '-subj', '/O=Acme Co/CN=Kubernetes Ingress Controller Fake Certificate', '-addext', 'subjectAltName=DNS:ingress.local',
     '-keyout', p.defaultKey, '-out', p.defaultCert,
   ], { stdio: 'ignore' });
