@@ -60,7 +60,14 @@ before(async () => {
     spec: { rules: [{ host, http: { paths: [{ path, pathType: 'ImplementationSpecific', backend: { service: { name: 'web', port: { number: 80 } } } }] } }] },
   });
   const { table } = buildRoutes({
-    ingresses: [ingress('a', 'a.com', '/'), ingress('r', 'r.com', '/api(/|$)(.*)', { 'nginx.ingress.kubernetes.io/rewrite-target': '/v2/$2' }), ingress('l', 'l.com', '/', { 'nginx.ingress.kubernetes.io/limit-rps': '1' })],
+    ingresses: [
+      ingress('a', 'a.com', '/'),
+      ingress('r', 'r.com', '/api(/|$)(.*)', { 'nginx.ingress.kubernetes.io/rewrite-target': '/v2/$2' }),
+      ingress('l', 'l.com', '/', { 'nginx.ingress.kubernetes.io/limit-rps': '1' }),
+      // /public open, /admin only for 10.0.0.0/8 (this test's client, 127.0.0.1, gets 403).
+      ingress('public', 'sec.com', '/public'),
+      ingress('admin', 'sec.com', '/admin', { 'nginx.ingress.kubernetes.io/allowlist-source-range': '10.0.0.0/8' }),
+    ],
     services: [service],
     slices: [slice('web-1', port), slice('web-2', deadPort)],
     usableSecrets: new Set(),
@@ -124,4 +131,21 @@ test('limit-rps as nginx\'s limit_req with burst 5x and nodelay: six at once pas
   const out = await exchange(Array.from({ length: 8 }, (_, i) => request(i === 7)).join(''));
   const statuses = [...out.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
   assert.deepEqual(statuses, ['200', '200', '200', '200', '200', '200', '503', '503'], out);
+});
+
+test("paths are normalised before the route is chosen (nginx's $uri); what climbs above the root, two Hosts: 400 and the connection ends", async () => {
+  const status = async (target: string, host = 'sec.com') => {
+    const out = await exchange(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    return `${/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1]} ${out.slice(out.indexOf('\r\n\r\n') + 4)}`;
+  };
+  assert.equal(await status('/public/x'), '200 GET /public/x via sec.com');
+  for (const escape of ['/public/../admin', '/public/%2e%2e/admin', '/public//../admin', '/public/.%2E/admin', '/public/../ADMIN/../admin/x']) {
+    assert.match(await status(escape), /^403 /, `${escape} is /admin's, and its allowlist applies`);
+  }
+  assert.equal(await status('/x/../public/a%20b?q=/../'), '200 GET /x/../public/a%20b?q=/../ via sec.com', "the endpoint gets the target as sent (nginx's $request_uri)");
+  assert.equal(await status('/public/y', 'SEC.com.'), '200 GET /public/y via SEC.com.', 'a trailing dot and case do not change the host');
+  for (const bad of ['/../../etc/passwd', '/public/../../x', '/public/%00', '/public/%zz']) assert.match(await status(bad), /^400 .*400 Bad Request/s, bad);
+  const twoHosts = await exchange('GET /public/x HTTP/1.1\r\nHost: sec.com\r\nHost: a.com\r\n\r\nGET /public/y HTTP/1.1\r\nHost: sec.com\r\n\r\n');
+  assert.match(twoHosts, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*connection: close\r\n/);
+  assert.ok(!twoHosts.includes('/public/y'), 'nothing served after the 400');
 });

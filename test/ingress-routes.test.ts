@@ -21,7 +21,7 @@ import { chosenUpstream } from '../src/ingress/canary.ts';
 import { corsHeaders, corsOf } from '../src/ingress/cors.ts';
 import { RateLimiter, rateLimitOf } from '../src/ingress/limits.ts';
 import { servedBy } from '../src/ingress/classes.ts';
-import { compilePath, hostMatches, requestHost, requestPath, rewriteUrl } from '../src/ingress/paths.ts';
+import { compilePath, escapeUri, hostMatches, normalizePath, parseRequestUri, rewriteUrl, validHost } from '../src/ingress/paths.ts';
 import { buildRoutes, matchRoute, secretForServerName } from '../src/ingress/routes.ts';
 import { loadCertificate, loadTls } from '../src/ingress/tls.ts';
 
@@ -117,8 +117,53 @@ test('hosts: precise, wildcard covering exactly one label, host-less rules for t
   assert.equal(routed([ing], 'other.org', '/x'), 'c');
   assert.equal(hostMatches('*.bar.com', 'a.bar.com'), true);
   assert.equal(hostMatches('*.bar.com', 'a.b.bar.com'), false);
-  assert.equal(requestHost('Foo.Bar.com:8080'), 'foo.bar.com');
-  assert.equal(requestPath('/a//b?x=1'), '/a/b');
+  assert.equal(validHost('Foo.Bar.com:8080'), 'foo.bar.com');
+  assert.equal(parseRequestUri('/a//b?x=1', 'a.com')!.path, '/a/b');
+});
+
+test("requests read as nginx reads them before choosing a location: the path normalised, the host validated, absolute form", () => {
+  // nginx's ngx_http_parse_complex_uri: decoded, dot segments resolved, slashes merged; 400 above the root.
+  const cases: Array<[string, string | undefined]> = [
+    ['/plain/path', '/plain/path'],
+    ['/public/../admin', '/admin'],
+    ['/public/%2e%2e/admin', '/admin'],
+    ['/public/%2E%2E/admin', '/admin'],
+    ['/public/.%2e/admin', '/admin'],
+    ['/public//../admin', '/admin'],
+    ['/public/%2fadmin', '/public/admin'],
+    ['/a/./b/.', '/a/b/'],
+    ['/a/b/..', '/a/'],
+    ['/a/..', '/'],
+    ['//a///b//', '/a/b/'],
+    ['/%7Euser/a%20b', '/~user/a b'],
+    ['/caf%C3%A9', '/café'],
+    ['/%ff', '/\xff'],
+    ['/..a/...', '/..a/...'],
+    ['/.well-known/x', '/.well-known/x'],
+    ['/..', undefined],
+    ['/../../etc/passwd', undefined],
+    ['/a/../..', undefined],
+    ['/a/%2e%2e/%2e%2e/x', undefined],
+    ['/a%zz', undefined],
+    ['/a%2', undefined],
+    ['/a%00b', undefined],
+  ];
+  for (const [raw, want] of cases) assert.equal(normalizePath(raw), want, raw);
+  // Hosts: lowercased, port and trailing dot dropped; 400 for what nginx's ngx_http_validate_host refuses.
+  assert.equal(validHost('Sec.Example.'), 'sec.example');
+  assert.equal(validHost('sec.example.:80'), 'sec.example');
+  assert.equal(validHost('[::1]:8080'), '[::1]');
+  for (const bad of ['', 'a..b', 'a/b', 'a b', 'a\\b', '.', '[::1']) assert.equal(validHost(bad), undefined, JSON.stringify(bad));
+  // The request line's authority wins over the Host header (RFC 9112 §3.2.2); the endpoint gets the origin form.
+  assert.deepEqual(parseRequestUri('http://Sec.Example/public?x=1', 'demo.example'), { host: 'sec.example', path: '/public', uri: '/public?x=1', authority: 'Sec.Example' });
+  assert.deepEqual(parseRequestUri('https://sec.example:8443', 'demo.example'), { host: 'sec.example', path: '/', uri: '/', authority: 'sec.example:8443' });
+  assert.deepEqual(parseRequestUri('/x/../y?a=/../b', 'h.com.'), { host: 'h.com', path: '/y', uri: '/x/../y?a=/../b' }, 'the query is not a path; the endpoint gets the target as sent');
+  assert.deepEqual(parseRequestUri('/x', undefined), { host: '', path: '/x', uri: '/x' }, 'HTTP/1.0 without Host');
+  assert.equal(parseRequestUri('*', 'h.com'), undefined);
+  assert.equal(parseRequestUri('h.com:443', 'h.com'), undefined, 'authority form (CONNECT)');
+  assert.equal(parseRequestUri('/x', ''), undefined, 'an empty Host');
+  assert.equal(parseRequestUri('http://a..b/x', 'h.com'), undefined);
+  assert.equal(escapeUri('/a b/%/é?#'), '/a%20b/%25/%C3%A9%3F%23');
 });
 
 test('a host that matched keeps to its own rules, then the default backend, then 404', () => {
@@ -287,8 +332,9 @@ test('use-regex and rewrite-target as ingress-nginx: all paths of the host becom
   const { table, problems } = buildRoutes({ ingresses: [rewriting, plain, toRoot, withQuery, same], ...world });
   assert.deepEqual(problems, []);
   const to = (host: string, url: string) => {
-    const r = matchRoute(table, host, requestPath(url));
-    return r && `${r.upstream.service} ${r.rewrite ? rewriteUrl(r.rewrite, url) : url}`;
+    const uri = parseRequestUri(url, host)!;
+    const r = matchRoute(table, host, uri.path);
+    return r && `${r.upstream.service} ${r.rewrite ? rewriteUrl(r.rewrite, uri.path, uri.uri) : url}`;
   };
   assert.equal(to('r.com', '/something'), 'a /');
   assert.equal(to('r.com', '/something/'), 'a /');
@@ -302,6 +348,7 @@ test('use-regex and rewrite-target as ingress-nginx: all paths of the host becom
   assert.equal(to('other.com', '/plainly'), undefined);
   assert.equal(to('other.com', '/PLAIN'), undefined);
   assert.equal(to('pay.com', '/pay/x/y?z=1'), 'd /?z=1', 'the whole URL becomes the target');
+  assert.equal(to('r.com', '/something/a%20b/../c%3F'), 'a /c%3F', 'groups come from the normalised path and are escaped again');
   assert.equal(to('q.com', '/q/r?b=2'), 'e /x?a=1&b=2', "the client's query string after the target's");
   assert.equal(to('same.com', '/same/x'), 'a /same/x', 'a target equal to the path is no rewrite');
   assert.equal(to('same.com', '/SAME'), undefined, 'and makes no regex');
@@ -334,8 +381,9 @@ test("the proxy's own answers: app-root, redirect annotations, HTTPS redirect, a
     ...world,
   });
   const answer = (host: string, target = '/', scheme: 'http' | 'https' = 'http', client = '172.18.0.200') => {
-    const route = matchRoute(table, host, requestPath(target))!;
-    return ownAnswer(route, { scheme, host: `${host}:8080`, target, client, method: 'GET' });
+    const uri = parseRequestUri(target, `${host}:8080`)!;
+    const route = matchRoute(table, host, uri.path)!;
+    return ownAnswer(route, { scheme, host: `${host}:8080`, uri, client, method: 'GET' });
   };
   assert.deepEqual(answer('root.com'), { status: 302, location: 'http://root.com:8080/app1' });
   assert.equal(answer('root.com', '/other'), undefined, 'app-root: only for /');
@@ -448,7 +496,7 @@ test('basic authentication from a Secret, as ingress-nginx: htpasswd file or one
     ...world,
     secrets,
   });
-  const ask = (host: string, user?: string, password?: string) => ownAnswer(matchRoute(table, host, '/')!, { scheme: 'http', host, target: '/', client: '10.0.0.1', method: 'GET', ...(user !== undefined ? { authorization: `Basic ${b64(`${user}:${password}`)}` } : {}) });
+  const ask = (host: string, user?: string, password?: string) => ownAnswer(matchRoute(table, host, '/')!, { scheme: 'http', host, uri: parseRequestUri('/', host)!, client: '10.0.0.1', method: 'GET', ...(user !== undefined ? { authorization: `Basic ${b64(`${user}:${password}`)}` } : {}) });
   assert.deepEqual(ask('file.com'), { status: 401, headers: [['www-authenticate', 'Basic realm="Staff only"']] });
   assert.equal(ask('file.com', 'alice', 'open sesame'), undefined, '$apr1$ as htpasswd and openssl make it');
   assert.equal(ask('file.com', 'bob', 'hunter2'), undefined, 'bcrypt');

@@ -24,7 +24,7 @@ const name = require('node:os').hostname() + ':' + process.pid;
 const s = http.createServer((q, r) => {
   if (q.url.startsWith('/slow')) return setTimeout(() => r.end('slow done'), 1500);
   if (q.url.startsWith('/chunked')) { r.write('part1'); return setTimeout(() => r.end('part2'), 50); }
-  if (q.url.startsWith('/echo-url')) return r.end('url ' + q.url);
+  if (q.url.startsWith('/echo-url')) return r.end('url ' + q.url + (q.url.endsWith('?host') ? ' host ' + q.headers.host : ''));
   let n = 0;
   q.on('data', (d) => (n += d.length));
   q.on('end', () => r.end(q.method === 'POST' ? 'got ' + n + ' bytes' : 'plain ' + name));
@@ -334,6 +334,46 @@ ${types.map((t) => `  - host: ${host(t)}\n    http: {paths: [{path: /, pathType:
     const log = readFileSync(join(stateDir, cluster, 'ingress', `${cluster}-node-1.log`), 'utf8');
     assert.match(log, /Ingress default\/keys: spec\.tls: secret default\/dsa-tls: the certificate cannot be used for a TLS handshake/);
     await kube.ok('delete', 'ingress', 'keys');
+  });
+
+  test("the route is chosen on the normalised path, as nginx's location: dot segments cannot slip past a rule, on every data path; absolute form; 400s", async () => {
+    await kube.apply(`apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: sec-public}
+spec:
+  rules: [{host: sec.example, http: {paths: [{path: /echo-url/public, pathType: Prefix, backend: {service: {name: ws, port: {number: 80}}}}]}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: sec-admin
+  annotations: {nginx.ingress.kubernetes.io/auth-type: basic, nginx.ingress.kubernetes.io/auth-secret: no-such-secret}
+spec:
+  rules: [{host: sec.example, http: {paths: [{path: /echo-url/admin, pathType: Prefix, backend: {service: {name: ws, port: {number: 80}}}}]}}]
+`);
+    const at = ['--path-as-is', '--resolve', `sec.example:80:${NODE_IPS[0]}`, '--resolve', `sec.example:443:${NODE_IPS[0]}`];
+    await waitFor('sec.example served', async () => (await curl('http://sec.example/echo-url/public/a', ...at)).startsWith('200 '));
+    assert.equal(await curl('http://sec.example/echo-url/public/a', ...at), '200 url /echo-url/public/a');
+    // /admin's rule (a missing auth Secret: 503 for everyone) applies however the path is spelt, on the
+    // fast path, through Node's HTTP server (HTTP/1.0) and over HTTP/2.
+    for (const path of ['/echo-url/public/../admin', '/echo-url/public/%2e%2e/admin', '/echo-url/public//../admin', '/echo-url/public/%2E%2e/admin/x']) {
+      assert.match(await curl(`http://sec.example${path}`, ...at), /^503 /, `${path} (fast path)`);
+      assert.match(await curl(`http://sec.example${path}`, ...at, '-0'), /^503 /, `${path} (HTTP/1.0, Node's server)`);
+      assert.match(await curl(`https://sec.example${path}`, ...at, '-k', '--http2'), /^503 /, `${path} (HTTP/2)`);
+    }
+    assert.equal(await curl('http://sec.example/echo-url/x/../public/b', ...at), '200 url /echo-url/x/../public/b', "routed as /echo-url/public/b; the endpoint gets the target as sent (nginx's $request_uri)");
+    for (const path of ['/../../etc/passwd', '/echo-url/public/../../../x', '/echo-url/public/%00']) {
+      assert.match(await curl(`http://sec.example${path}`, ...at), /^400 /, path);
+      assert.match(await curl(`http://sec.example${path}`, ...at, '-0'), /^400 /, `${path}, HTTP/1.0`);
+    }
+    assert.match(await curl('http://sec.example./echo-url/public/c', '--path-as-is', '--resolve', `sec.example.:80:${NODE_IPS[0]}`), /^200 url \/echo-url\/public\/c/, 'a trailing dot is dropped');
+    // Absolute form: the request line's authority wins over Host, and the endpoint gets the origin form and that authority as Host.
+    assert.equal(await curl(`http://${NODE_IPS[1]}/`, '--request-target', 'http://sec.example/echo-url/public/d?host', '-H', 'Host: web.example.com'), '200 url /echo-url/public/d?host host sec.example');
+    assert.match(await curl(`http://${NODE_IPS[1]}/`, '--request-target', 'http://sec.example/echo-url/public/../admin', '-H', 'Host: web.example.com'), /^503 /);
+    // Two Hosts: 400 and the connection closed, as nginx ("client sent duplicate host header").
+    const raw = await kube.ok('exec', '--external', '--', 'sh', '-c', `printf 'GET /echo-url/public/e HTTP/1.1\\r\\nHost: sec.example\\r\\nHost: web.example.com\\r\\n\\r\\n' | nc -N -w 3 ${NODE_IPS[0]} 80`);
+    assert.match(raw, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    await kube.ok('delete', 'ingress', 'sec-public', 'sec-admin');
   });
 
   test('websocket upgrades are tunnelled both ways', async () => {

@@ -12,7 +12,7 @@ import { authorized } from './auth.ts';
 import { corsHeaders } from './cors.ts';
 import { errorPage } from './http1.ts';
 import type { RateLimiter } from './limits.ts';
-import { requestHost, requestPath } from './paths.ts';
+import type { RequestUri } from './paths.ts';
 import type { Route } from './routes.ts';
 
 export interface OwnAnswer {
@@ -25,10 +25,10 @@ export interface OwnAnswer {
 
 export interface AskedFor {
   scheme: 'http' | 'https';
-  /** The Host header as sent. */
+  /** The Host header as sent (an absolute-form target's authority instead, when it has one). */
   host: string;
-  /** The request target (path and query). */
-  target: string;
+  /** The request line, read (host, normalised path, target as received). */
+  uri: RequestUri;
   /** The client's address (as the forwarding headers give it when those are trusted). */
   client: string;
   method: string;
@@ -42,14 +42,14 @@ export interface AskedFor {
 
 export function ownAnswer(route: Route, req: AskedFor): OwnAnswer | undefined {
   const o = route.options;
-  if (o.appRoot && requestPath(req.target) === '/') return { status: 302, location: `${req.scheme}://${req.host}${o.appRoot}` };
+  if (o.appRoot && req.uri.path === '/') return { status: 302, location: `${req.scheme}://${req.host}${o.appRoot}` };
   if (o.denied) return { status: 503 };
   if (o.redirect) return { status: o.redirect.code, location: o.redirect.url };
   if (o.cors && req.method === 'OPTIONS') {
     const headers = corsHeaders(o.cors, req.origin);
     if (headers.length) return { status: 204, headers: [...headers, ['content-type', 'text/plain charset=UTF-8']] };
   }
-  if (req.scheme === 'http' && route.tls) return { status: 308, location: `https://${requestHost(req.host)}${req.target}` };
+  if (req.scheme === 'http' && route.tls) return { status: 308, location: `https://${req.uri.host}${req.uri.uri}` };
   if (o.rateLimit && req.limiter?.over(o.rateLimit, req.client)) return { status: 503 };
   if (o.allowlist && !inRanges(o.allowlist, req.client)) return { status: 403 };
   if (o.basicAuth && !authorized(o.basicAuth, req.authorization)) return { status: 401, headers: [['www-authenticate', `Basic realm="${o.basicAuth.realm}"`]] };

@@ -18,7 +18,7 @@ import { clientAddress, forwardingLines } from './forward.ts';
 import { errorPage, FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, STATUS_TEXT, type RequestHead, type ResponseHead } from './http1.ts';
 import type { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
-import { requestHost, requestPath, rewriteUrl } from './paths.ts';
+import { parseRequestUri, rewriteUrl, type RequestUri } from './paths.ts';
 import { matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
 import type { ResponseSink, UpstreamPools } from './upstream.ts';
 
@@ -36,6 +36,8 @@ export interface FastPathContext {
   limiter: RateLimiter;
 }
 
+/** Methods nginx answers 405 itself ("client sent CONNECT method", "client sent TRACE method"). */
+export const NOT_ALLOWED: ReadonlySet<string> = new Set(['CONNECT', 'TRACE']);
 export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Errors where the endpoint never got the request: any request may go to another one. */
 export const CONNECT_FAILED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ETIMEDOUT_CONNECT', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -181,24 +183,23 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
         return;
       }
       const head = parseRequestHead(buffered.toString('latin1', 0, end));
-      if (typeof head === 'string') return handOff();
-      const route = matchRoute(ctx.table(), requestHost(head.host), requestPath(head.target));
+      // Node's server takes the other shapes, absolute-form targets among them.
+      if (typeof head === 'string' || head.target.charCodeAt(0) !== 47 /* '/' */) return handOff();
+      const uri = head.twoHosts ? undefined : parseRequestUri(head.target, head.host);
+      // Two Hosts, a path above the root, a bad escape or host: nginx's 400, and the connection ends.
+      if (!uri) return refuse(400, head, undefined, end + 4);
+      if (NOT_ALLOWED.has(head.method)) return refuse(405, head, undefined, end + 4);
+      const route = matchRoute(ctx.table(), uri.host, uri.path);
       const total = end + 4 + head.contentLength;
-      if (head.contentLength > (route ?? DEFAULT_ROUTE).options.bodyLimit) {
-        // nginx answers 413 without reading the body; the connection cannot go on.
-        socket.removeListener('data', onData);
-        socket.on('data', () => undefined);
-        buffered = undefined;
-        respond(head, route, 413, [['content-type', 'text/html']], errorPage(413), true, total);
-        return;
-      }
+      // nginx answers 413 without reading the body; the connection cannot go on.
+      if (head.contentLength > (route ?? DEFAULT_ROUTE).options.bodyLimit) return refuse(413, head, route, total);
       if (buffered.length < total) return; // the body is on its way
       const received = buffered.subarray(0, total);
       buffered = buffered.length > total ? buffered.subarray(total) : undefined;
       busy = true;
       // (The keep-alive timeout stays armed: traffic either way re-arms it.)
       let inLoop = true;
-      serve(head, route, received, end + 2, (close) => {
+      serve(head, uri, route, received, end + 2, (close) => {
         busy = false;
         if (close || head.close || draining) {
           ended = true;
@@ -208,6 +209,14 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
       });
       inLoop = false;
     }
+  };
+
+  /** Answers `status` and ends the connection, reading no more of it. */
+  const refuse = (status: number, head: RequestHead, route: Route | undefined, length: number): void => {
+    socket.removeListener('data', onData);
+    socket.on('data', () => undefined);
+    buffered = undefined;
+    respond(head, route, status, [['content-type', 'text/html']], errorPage(status), true, length);
   };
 
   const logged = (head: RequestHead, length: number, requestId: string, alternative?: Upstream): LoggedRequest => ({ remote, method: head.method, url: head.target, httpVersion: '1.1', referer: head.referer, userAgent: head.userAgent, length, requestId, alternative });
@@ -223,7 +232,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
   };
 
   /** One request; `done` is told whether the connection must close (at once for answers of our own). */
-  const serve = (head: RequestHead, route: Route | undefined, received: Buffer, headBytes: number, done: (close: boolean) => void): void => {
+  const serve = (head: RequestHead, uri: RequestUri, route: Route | undefined, received: Buffer, headBytes: number, done: (close: boolean) => void): void => {
     const started = performance.now();
     const length = received.length;
     if (!route) return done(respond(head, route, 404, [['content-type', 'text/html']], errorPage(404), false, length, started));
@@ -231,7 +240,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     const origin = cors ? headerOf(head, 'origin') : undefined;
     const authorization = route.options.basicAuth ? headerOf(head, 'authorization') : undefined;
     const client = clientAddress(remote, ctx.trust, head.forwardedFor);
-    const own = ownAnswer(route, { scheme, host: head.host, target: head.target, client, method: head.method, origin, authorization, limiter: ctx.limiter });
+    const own = ownAnswer(route, { scheme, host: head.host, uri, client, method: head.method, origin, authorization, limiter: ctx.limiter });
     if (own) {
       const { headers, body } = ownResponse(own);
       return done(respond(head, route, own.status, headers, body, false, length, started));
@@ -244,7 +253,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     const sticky = affinity ? stickyEndpoint(affinity, upstream, headerOf(head, 'cookie')) : undefined;
     const requestId = head.requestId ?? newRequestId();
     const body = head.contentLength ? received.subarray(headBytes + 2) : undefined;
-    const target = route.rewrite ? rewriteUrl(route.rewrite, head.target) : undefined;
+    const target = route.rewrite ? rewriteUrl(route.rewrite, uri.path, uri.uri) : undefined;
     const request = upstreamRequest(received, headBytes, head, body, scheme, port, remote, ctx.trust, requestId, target);
     const tried: string[] = [];
     const fail = (status: number) => done(respond(head, route, status, [['content-type', 'text/html']], errorPage(status), false, length, started, tried));

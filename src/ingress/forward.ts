@@ -27,17 +27,20 @@ function listedIn(connection: string | undefined): ReadonlySet<string> | undefin
  * hop-by-hop ones (and those its Connection header names), with the forwarding headers set
  * as ingress-nginx sets them. Unless `trust`, what the client sent in X-Forwarded-* and
  * X-Real-IP is dropped (its X-Forwarded-For survives as X-Original-Forwarded-For). HTTP/2's
- * pseudo-headers do not go on; its :authority becomes the Host.
+ * pseudo-headers do not go on; its :authority becomes the Host, as does the `authority` of
+ * an absolute-form request line.
  */
-export function upstreamHeaders(req: ClientRequest, scheme: 'http' | 'https', port: number, trust: boolean, requestId: string): string[] {
+export function upstreamHeaders(req: ClientRequest, scheme: 'http' | 'https', port: number, trust: boolean, requestId: string, authority?: string): string[] {
   const raw = req.rawHeaders;
   const h = req.headers;
   const listed = listedIn(h.connection as string | undefined);
-  const host = hostOf(req);
-  const out: string[] = h.host === undefined && host ? ['host', host] : [];
+  const host = authority ?? hostOf(req);
+  const out: string[] = (authority !== undefined || h.host === undefined) && host ? ['host', host] : [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (name.startsWith(':') || HOP_BY_HOP.has(name) || FORWARDED.has(name) || listed?.has(name)) continue;
+    // Expect was answered here (Node's server sent 100 Continue; the body is read before forwarding).
+    if (name.startsWith(':') || HOP_BY_HOP.has(name) || FORWARDED.has(name) || listed?.has(name) || name === 'expect') continue;
+    if (authority !== undefined && name === 'host') continue; // an absolute-form target's authority replaces it (RFC 9112 §3.2.2)
     out.push(name, raw[i + 1]!);
   }
   out.push(...forwardingHeaders({ remote: req.socket.remoteAddress ?? '', scheme, port, trust, host, clientFor: h['x-forwarded-for'] as string | undefined, requestId, claimed: (name) => h[name] as string | undefined }));

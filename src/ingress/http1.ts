@@ -43,6 +43,8 @@ export interface RequestHead {
   close: boolean;
   /** No header line is to be dropped: the head may go on as received, ours appended. */
   plain: boolean;
+  /** The request has a second Host header (the first is kept in `host`). */
+  twoHosts?: boolean;
 }
 
 const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -68,8 +70,8 @@ export function parseRequestHead(text: string): RequestHead | string {
     const value = line.slice(colon + 1).trim();
     switch (lower) {
       case 'host':
-        if (head.host) return 'two Host headers';
-        head.host = value;
+        if (head.host) head.twoHosts = true; // nginx: 400, "client sent duplicate host header"
+        else head.host = value;
         break;
       case 'content-length':
         if (lengthSeen || !/^\d{1,15}$/.test(value)) return 'content-length';
@@ -239,7 +241,7 @@ export class ChunkedScanner {
   }
 }
 
-export const STATUS_TEXT: Record<number, string> = { 300: 'Multiple Choices', 301: 'Moved Permanently', 302: 'Moved Temporarily', 303: 'See Other', 304: 'Not Modified', 305: 'Use Proxy', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 413: 'Request Entity Too Large', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Timeout' };
+export const STATUS_TEXT: Record<number, string> = { 300: 'Multiple Choices', 301: 'Moved Permanently', 302: 'Moved Temporarily', 303: 'See Other', 304: 'Not Modified', 305: 'Use Proxy', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Not Allowed', 413: 'Request Entity Too Large', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Timeout' };
 
 /** nginx's error page, as ingress-nginx answers 404/502/503... itself. */
 export function errorPage(status: number): string {

@@ -10,7 +10,7 @@
 
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
-import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer } from 'node:tls';
 import { Pool } from 'undici';
@@ -18,19 +18,25 @@ import { loggedRequest, type AccessLog } from './accesslog.ts';
 import { sessionCookie, stickyEndpoint } from './affinity.ts';
 import { ownAnswer, ownResponse, type AskedFor } from './answers.ts';
 import { chosenUpstream } from './canary.ts';
-import { CONNECT_FAILED, CONNECTION_LOST, IDEMPOTENT, KEEPALIVE_MS, newRequestId, serveConnection, TRIES } from './connection.ts';
+import { CONNECT_FAILED, CONNECTION_LOST, IDEMPOTENT, KEEPALIVE_MS, newRequestId, NOT_ALLOWED, serveConnection, TRIES } from './connection.ts';
 import { corsHeaders } from './cors.ts';
 import { clientAddress, Forward, hostOf, upstreamHeaders, type ClientRequest } from './forward.ts';
-import { errorPage, STATUS_TEXT } from './http1.ts';
+import { errorPage, simpleResponse, STATUS_TEXT } from './http1.ts';
 import { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
-import { requestHost, requestPath, rewriteUrl } from './paths.ts';
+import { parseRequestUri, rewriteUrl, type RequestUri } from './paths.ts';
 import { matchRoute, secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
 import { terminateTls, terminatingServer, type KeyPair } from './terminate.ts';
 import { dialEndpoint, UpstreamPools } from './upstream.ts';
 
 /** The URL an endpoint receives: the client's, or as the route's rewrite-target makes it. */
-const upstreamUrl = (route: Route, url: string) => (route.rewrite ? rewriteUrl(route.rewrite, url) : url);
+const upstreamUrl = (route: Route, uri: RequestUri) => (route.rewrite ? rewriteUrl(route.rewrite, uri.path, uri.uri) : uri.uri);
+
+/** The request line and Host read as nginx does; undefined for what nginx answers 400 (two Hosts among them). */
+function requestUri(req: ClientRequest): RequestUri | undefined {
+  if (((req as IncomingMessage).headersDistinct?.host?.length ?? 0) > 1) return undefined;
+  return parseRequestUri(req.url ?? '/', req.headers.host ?? (req.headers[':authority'] as string | undefined));
+}
 
 export interface ProxyConfig {
   table: RouteTable;
@@ -138,6 +144,8 @@ export class IngressProxy {
     const fallback = (scheme: 'http' | 'https', port: number) => {
       const server = createHttpServer({ keepAliveTimeout: KEEPALIVE_MS }, (req, res) => void this.handle(req, res, scheme, port));
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket as Socket, head, scheme, port));
+      // CONNECT never reaches 'request' in Node's server: answered 405 as nginx does.
+      server.on('connect', (_req: IncomingMessage, socket: Duplex) => socket.end(simpleResponse(405, STATUS_TEXT[405]!, [['content-type', 'text/html']], errorPage(405), true)));
       server.on('clientError', (_e, socket: Duplex) => {
         if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
         else socket.destroy();
@@ -194,6 +202,12 @@ export class IngressProxy {
     }
   }
 
+  /** The HTTP and HTTPS ports listened on (the kernel's choice where `listen` was given 0). */
+  ports(): { http: number; https: number } {
+    const [http, https] = this.servers.map((s) => (s.address() as AddressInfo).port);
+    return { http: http!, https: https! };
+  }
+
   /** Stops accepting; idle connections close now, busy ones once their response is out. */
   async close(): Promise<void> {
     const closed = Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
@@ -210,8 +224,8 @@ export class IngressProxy {
 
   private async handle(req: ClientRequest, res: ServerResponse, scheme: 'http' | 'https', port: number): Promise<void> {
     const started = performance.now();
-    const host = requestHost(hostOf(req));
-    const route = matchRoute(this.config.table, host, requestPath(req.url ?? '/'));
+    const uri = requestUri(req);
+    const route = uri && matchRoute(this.config.table, uri.host, uri.path);
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? newRequestId();
     let bytes: string | undefined; // the response's length, for the access log
     let alternative: Upstream | undefined; // the canary's, when it took the request
@@ -224,13 +238,19 @@ export class IngressProxy {
       if (!res.headersSent) {
         const body = errorPage(status);
         bytes = String(Buffer.byteLength(body));
-        res.writeHead(status, { 'content-type': 'text/html', 'content-length': bytes }).end(body);
+        // After a 400 nginx closes the connection (HTTP/2 has no Connection header: the stream alone ends).
+        const close = status === 400 && !('stream' in req) ? { connection: 'close' } : {};
+        if (req.httpVersionMajor === 0) return void res.socket?.destroy(); // nothing an HTTP/0.9 client could read
+        res.writeHead(status, { 'content-type': 'text/html', 'content-length': bytes, ...close }).end(body);
       } else res.destroy();
       done(status, tried.join(', ') || '-', tried.length ? String(status) : '-');
     };
 
+    // HTTP/0.9 ("GET /x" and no version) is refused, as nginx does for all but GET.
+    if (!uri || req.httpVersionMajor === 0) return fail(400);
+    if (NOT_ALLOWED.has(req.method ?? '')) return fail(405);
     if (!route) return fail(404);
-    const own = ownAnswer(route, this.askedFor(req, scheme));
+    const own = ownAnswer(route, this.askedFor(req, scheme, uri));
     if (own) {
       const { headers, body } = ownResponse(own);
       bytes = String(Buffer.byteLength(body));
@@ -252,8 +272,8 @@ export class IngressProxy {
     }
     if (body === 'too large') return fail(413);
 
-    const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId);
-    const target = upstreamUrl(route, req.url ?? '/');
+    const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId, uri.authority);
+    const target = upstreamUrl(route, uri);
     const tried: string[] = [];
     const method = req.method ?? 'GET';
     let attempt: Forward | undefined;
@@ -284,32 +304,33 @@ export class IngressProxy {
     }
   }
 
-  private askedFor(req: ClientRequest, scheme: 'http' | 'https'): AskedFor {
+  private askedFor(req: ClientRequest, scheme: 'http' | 'https', uri: RequestUri): AskedFor {
     const client = clientAddress(req.socket.remoteAddress ?? '', this.opts.trustForwardedHeaders, req.headers['x-forwarded-for'] as string | undefined);
-    return { scheme, host: hostOf(req), target: req.url ?? '/', client, method: req.method ?? 'GET', origin: req.headers.origin, authorization: req.headers.authorization, limiter: this.limiter };
+    return { scheme, host: uri.authority ?? hostOf(req), uri, client, method: req.method ?? 'GET', origin: req.headers.origin, authorization: req.headers.authorization, limiter: this.limiter };
   }
 
   /** Upgrades (websocket and others) are tunnelled: the request goes to an endpoint, then bytes flow both ways. */
   private upgrade(req: IncomingMessage, client: Socket, head: Buffer, scheme: 'http' | 'https', port: number): void {
     const started = performance.now();
-    const host = requestHost(req.headers.host);
-    const route: Route | undefined = matchRoute(this.config.table, host, requestPath(req.url ?? '/'));
+    const uri = requestUri(req);
+    const route: Route | undefined = uri && matchRoute(this.config.table, uri.host, uri.path);
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? newRequestId();
     const reject = (status: number, headers: Array<[string, string]> = []) => {
       client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}Connection: close\r\nContent-Length: 0\r\n\r\n`);
       this.opts.metrics.request(route, req.method ?? 'GET', status, (performance.now() - started) / 1000);
     };
+    if (!uri) return reject(400);
     if (!route) return reject(404);
-    const own = ownAnswer(route, this.askedFor(req, scheme));
+    const own = ownAnswer(route, this.askedFor(req, scheme, uri));
     if (own) return reject(own.status, ownResponse(own).headers.filter(([k]) => k !== 'content-type'));
     const chosen = chosenUpstream(route, (name) => req.headers[name] as string | undefined);
     if (!chosen.endpoints.length) return reject(503);
     // A session cookie is honoured (websockets of a sticky app stay with their endpoint); no new one is set on a 101.
     const sticky = route.options.affinity ? stickyEndpoint(route.options.affinity, chosen, req.headers.cookie) : undefined;
     client.on('error', () => undefined);
-    const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId);
+    const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId, uri.authority);
     headers.push('connection', 'upgrade', 'upgrade', String(req.headers.upgrade));
-    let lines = `${req.method} ${upstreamUrl(route, req.url ?? '/')} HTTP/1.1\r\n`;
+    let lines = `${req.method} ${upstreamUrl(route, uri)} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     const tried: string[] = [];
     const attempt = () => {
