@@ -42,11 +42,11 @@ test('scheduler: spreads a Deployment over ready nodes, never to a node without 
   const bound: Pod[] = [];
   for (let i = 0; i < 4; i++) {
     const p = podFromTemplate(d);
-    const n = pickNode(p, nodes, bound)!;
+    const n = pickNode(p, nodes, bound) as string;
     bound.push({ ...p, spec: { ...p.spec, nodeName: n } });
   }
   assert.deepEqual(bound.map((p) => p.spec.nodeName).sort(), ['n1', 'n1', 'n2', 'n2']);
-  assert.equal(pickNode(podFromTemplate(d), [node('x', '', true)], []), undefined);
+  assert.deepEqual(pickNode(podFromTemplate(d), [node('x', '', true)], []), { unschedulable: '0/1 nodes are available: 1 node(s) were not ready or had no podCIDR.' });
 });
 
 test('rollout: scale up and down, then a new template within maxSurge and maxUnavailable', () => {

@@ -129,7 +129,13 @@ export interface NodeSpec {
   unschedulable?: boolean;
 }
 
+/** The kubelet's default --max-pods: what a node takes unless told otherwise. */
+export const DEFAULT_MAX_PODS = 110;
+
 export interface NodeStatus {
+  /** What the node holds; `pods` is the kubelet's maxPods. */
+  capacity?: Record<string, string>;
+  allocatable?: Record<string, string>;
   addresses?: Array<{ type: string; address: string }>;
   conditions?: Condition[];
   nodeInfo?: Record<string, string>;

@@ -7,6 +7,7 @@ import { matches, parseSelector } from '../api/labels.ts';
 import { apiVersionOf, resourceOfKind } from '../api/resources.ts';
 import type { Ingress, IngressClass, KubeObject, Namespace, Node, Pod, Secret, Service } from '../api/types.ts';
 import { now } from '../api/types.ts';
+import { freeGeneratedName, generateName } from '../api/names.ts';
 import { formatErrors, validate } from '../api/validation.ts';
 import { allocatedBy, admitService, ServiceInvalid } from './services.ts';
 import { admitIngress, admitSecret } from './admission.ts';
@@ -61,13 +62,30 @@ export function labelSelectorMatcher(text: string | undefined): (obj: KubeObject
 export interface ApiOptions {
   /** Where ClusterIPs come from. */
   serviceCIDR?: string;
+  /** The cluster's pod limit (the nodes' maxPods summed): creations past it are refused, as by a pod quota. */
+  podLimit?: { pods: number; why: string };
 }
+
+/** generateName collisions retried before giving up, as the API server does (KEP-4420). */
+const GENERATE_NAME_TRIES = 8;
 
 export class Api {
   readonly serviceCIDR: string;
+  private readonly podLimit?: ApiOptions['podLimit'];
 
   constructor(readonly store: Store, opts: ApiOptions = {}) {
     this.serviceCIDR = opts.serviceCIDR ?? '10.96.0.0/12';
+    this.podLimit = opts.podLimit;
+  }
+
+  /** A pod past the cluster's limit is refused as a ResourceQuota refuses it (403, exceeded quota). */
+  private checkPodLimit(pod: KubeObject): void {
+    const limit = this.podLimit;
+    if (!limit) return;
+    const used = this.store.countActivePods();
+    if (used < limit.pods) return;
+    const name = pod.metadata.name || (pod.metadata.generateName as string | undefined) || '';
+    throw new StoreError('Forbidden', `pods ${JSON.stringify(name)} is forbidden: exceeded quota: cluster-pod-limit, requested: pods=1, used: pods=${used}, limited: pods=${limit.pods} (${limit.why})`);
   }
 
   /** Service admission: defaults and allocations, against what the other Services hold. */
@@ -121,6 +139,8 @@ export class Api {
     const obj = structuredClone(input);
     const rt = resourceOfKind(obj.kind);
     obj.apiVersion = apiVersionOf(rt);
+    const prefix = !obj.metadata?.name && typeof obj.metadata?.generateName === 'string' && obj.metadata.generateName ? obj.metadata.generateName : undefined;
+    if (prefix) obj.metadata.name = generateName(prefix);
     keyOf(obj);
     this.checkValid(obj);
     if (obj.kind === 'Node' && !opts.system) throw invalid(`nodes are registered by the node agents (kubewire up --nodes N); node ${JSON.stringify(obj.metadata.name)} does not exist`);
@@ -128,6 +148,13 @@ export class Api {
     for (const f of ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'generation'] as const) delete obj.metadata[f];
     return this.store.write(() => {
       this.checkNamespace(obj);
+      if (obj.kind === 'Pod') this.checkPodLimit(prefix ? { ...obj, metadata: { ...obj.metadata, name: '' } } : obj);
+      // A generated name that is taken is drawn again (the random part is 5 of 27 letters: 14 million names).
+      if (prefix && this.store.tryGet(keyOf(obj))) {
+        const free = freeGeneratedName(prefix, (name) => Boolean(this.store.tryGet({ ...keyOf(obj), name })), GENERATE_NAME_TRIES);
+        if (!free) throw new StoreError('AlreadyExists', `${rt.singular} ${JSON.stringify(obj.metadata.name)} already exists: ${GENERATE_NAME_TRIES + 1} names generated from ${JSON.stringify(prefix)} were all taken`);
+        obj.metadata.name = free;
+      }
       if (obj.kind === 'Pod') obj.status = { phase: 'Pending', ...(opts.system ? (obj.status as object) : {}) };
       else if (obj.kind === 'Namespace') obj.status = { phase: 'Active' };
       else if (!opts.system) delete obj.status;

@@ -1,6 +1,7 @@
 // Events, as the kubelet, scheduler and controllers record them: one per (object, reason,
-// message), counted when it repeats, kept an hour. They are what `describe` shows last and
-// what a user reads first when a pod does not start.
+// message), counted when it repeats, storms combined and rate-limited as client-go does,
+// kept an hour. They are what `describe` shows last and what a user reads first when a pod
+// does not start.
 
 import { randomBytes } from 'node:crypto';
 import type { Event, KubeObject } from '../api/types.ts';
@@ -27,29 +28,79 @@ export function eventFor(obj: KubeObject, type: Event['type'], reason: string, m
   };
 }
 
-export class EventRecorder {
-  /** (object uid, reason, message) -> event name, so that a repeat is a count, not a new object. */
-  private readonly seen = new Map<string, string>();
+/** client-go's EventSourceObjectSpamFilter: per object (and type), a burst of 25 events, then one per 5 minutes. */
+const SPAM_BURST = 25;
+const SPAM_REFILL_MS = 5 * 60 * 1000;
+/** client-go's EventAggregator: past 10 different messages of one reason in 10 minutes, one combined event. */
+const AGGREGATE_AFTER = 10;
+const AGGREGATE_WINDOW_MS = 10 * 60 * 1000;
+export const COMBINED_PREFIX = '(combined from similar events): ';
 
-  constructor(private readonly api: Api, private readonly component: string, private readonly host?: string) {}
+interface Similar {
+  messages: Set<string>;
+  since: number;
+}
+
+/**
+ * Records Events as client-go's recorder does: an identical event is a count on the first;
+ * more than 10 different messages for one (object, type, reason) within 10 minutes become
+ * one combined event that counts the rest; and an object gets at most 25 events of a type
+ * at once, then one per 5 minutes. A storm (thousands of pods created, a crash loop) is one counted
+ * Event, not thousands of objects.
+ */
+export class EventRecorder {
+  /** Dedup key -> event name, so that a repeat is a count, not a new object. */
+  private readonly seen = new Map<string, string>();
+  private readonly similar = new Map<string, Similar>();
+  private readonly tokens = new Map<string, { left: number; at: number }>();
+
+  constructor(private readonly api: Api, private readonly component: string, private readonly host?: string, private readonly clock: () => number = Date.now) {}
 
   record(obj: KubeObject, type: Event['type'], reason: string, message: string): void {
+    const t = this.clock();
+    // Keyed by object and type (client-go: the object alone), so that a storm of Normal events never hides a Warning.
+    if (!this.allow(`${obj.metadata.uid ?? `${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`}\u0000${type}`, t)) return;
     const ns = obj.metadata.namespace ?? 'default';
-    const key = `${obj.metadata.uid}\u0000${reason}\u0000${message}`;
+    const group = `${obj.metadata.uid}\u0000${type}\u0000${reason}`;
+    let similar = this.similar.get(group);
+    if (!similar || t - similar.since > AGGREGATE_WINDOW_MS) this.similar.set(group, (similar = { messages: new Set(), since: t }));
+    similar.messages.add(message);
+    const combined = similar.messages.size > AGGREGATE_AFTER;
+    const key = combined ? `${group}\u0000combined` : `${group}\u0000${message}`;
+    const text = combined ? `${COMBINED_PREFIX}${message}` : message;
     const stamp = now();
     try {
       const name = this.seen.get(key);
       const existing = name ? this.api.tryGet<Event>({ kind: 'Event', namespace: ns, name }) : undefined;
       if (existing) {
-        this.api.update<Event>({ ...existing, count: existing.count + 1, lastTimestamp: stamp, metadata: { ...existing.metadata, resourceVersion: undefined } });
+        this.api.update<Event>({ ...existing, message: text, count: existing.count + 1, lastTimestamp: stamp, metadata: { ...existing.metadata, resourceVersion: undefined } });
         return;
       }
-      const event = eventFor(obj, type, reason, message, { component: this.component, ...(this.host ? { host: this.host } : {}) }, `${obj.metadata.name}.${randomBytes(8).toString('hex')}`);
+      const event = eventFor(obj, type, reason, text, { component: this.component, ...(this.host ? { host: this.host } : {}) }, `${obj.metadata.name}.${randomBytes(8).toString('hex')}`);
       this.api.create(event, { system: true });
       this.seen.set(key, event.metadata.name);
     } catch {
       // An event is never worth failing the work it describes (its namespace may be going away).
     }
+    if (this.similar.size > 10_000 || this.seen.size > 10_000) this.forget(t);
+  }
+
+  /** The spam filter's token bucket for one object. */
+  private allow(object: string, t: number): boolean {
+    const bucket = this.tokens.get(object) ?? { left: SPAM_BURST, at: t };
+    bucket.left = Math.min(SPAM_BURST, bucket.left + (t - bucket.at) / SPAM_REFILL_MS);
+    bucket.at = t;
+    this.tokens.set(object, bucket);
+    if (bucket.left < 1) return false;
+    bucket.left--;
+    return true;
+  }
+
+  /** Drops what no longer matters: windows that closed, buckets that are full again. */
+  private forget(t: number): void {
+    for (const [k, v] of this.similar) if (t - v.since > AGGREGATE_WINDOW_MS) this.similar.delete(k);
+    for (const [k, v] of this.tokens) if (v.left + (t - v.at) / SPAM_REFILL_MS >= SPAM_BURST) this.tokens.delete(k);
+    if (this.seen.size > 10_000) this.seen.clear(); // a later repeat starts a new event instead of counting on an old one
   }
 }
 

@@ -39,8 +39,8 @@ export interface WatchEvent {
   object: KubeObject;
 }
 
-export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Gone' | 'Invalid';
-const HTTP_CODE: Record<Reason, number> = { NotFound: 404, AlreadyExists: 409, Conflict: 409, Gone: 410, Invalid: 422 };
+export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Gone' | 'Invalid' | 'Forbidden';
+const HTTP_CODE: Record<Reason, number> = { NotFound: 404, AlreadyExists: 409, Conflict: 409, Gone: 410, Invalid: 422, Forbidden: 403 };
 
 /** A failed store operation, shaped like a Kubernetes Status. */
 export class StoreError extends Error {
@@ -139,6 +139,21 @@ export class Store {
     })();
   }
 
+  /**
+   * Pods that hold a place on a node: all but those that ran to completion (Succeeded,
+   * Failed), counting this transaction's writes. Kept in memory from the committed writes
+   * (read once at start): counting them in SQL parsed every pod at every pod creation.
+   */
+  countActivePods(): number {
+    const active = this.activePods ??= new Set((this.stmt("SELECT namespace || '/' || name AS key FROM objects WHERE kind = 'Pod' AND coalesce(json_extract(body, '$.status.phase'), '') NOT IN ('Succeeded', 'Failed')").all() as Array<{ key: string }>).map((r) => r.key));
+    if (!this.pending.some(([e]) => e.object.kind === 'Pod')) return active.size;
+    const now = new Set(active);
+    for (const [e] of this.pending) trackPod(now, e);
+    return now.size;
+  }
+
+  private activePods?: Set<string>;
+
   create(obj: KubeObject): KubeObject {
     return this.write(() => {
       const key = keyOf(obj);
@@ -217,6 +232,7 @@ export class Store {
       throw e;
     }
     if (outer) {
+      if (this.activePods) for (const [e] of this.pending) trackPod(this.activePods, e);
       this.outbox.push(...this.pending.splice(0));
       this.deliver();
     }
@@ -263,6 +279,15 @@ export class Store {
     this.pending.push([{ type, object: stored }, rv]);
     return stored;
   }
+}
+
+/** Updates the keys of active pods with one committed event. */
+function trackPod(active: Set<string>, e: WatchEvent): void {
+  if (e.object.kind !== 'Pod') return;
+  const key = `${e.object.metadata.namespace ?? ''}/${e.object.metadata.name}`;
+  const phase = (e.object.status as { phase?: string } | undefined)?.phase;
+  if (e.type === 'DELETED' || phase === 'Succeeded' || phase === 'Failed') active.delete(key);
+  else active.add(key);
 }
 
 export function keyOf(obj: KubeObject): Key {

@@ -5,9 +5,6 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ClusterError, down, up } from '../cluster/cluster.ts';
 import { DEFAULT_SPEC, type ProxyMode, type RoutingMode } from '../cluster/plan.ts';
-import { runDaemon } from '../daemon/daemon.ts';
-import { runIngressController } from '../ingress/main.ts';
-import { runWorkloadHost } from '../workloads/host.ts';
 import { defaultCluster } from './kubectl.ts';
 import { table } from './print.ts';
 
@@ -31,10 +28,11 @@ export function registerClusterCommands(program: Command): void {
     .option('--proxy-mode <mode>', 'service proxy: iptables or nftables (ipvs where the kernel has it)', DEFAULT_SPEC.proxyMode)
     .option('--ingress-workers <n>', 'worker processes of each node\'s ingress controller (default: one per two CPUs)', integer('--ingress-workers'))
     .option('--ingress-use-forwarded-headers', "ingress controllers trust clients' X-Forwarded-* headers (only behind another proxy; ingress-nginx's use-forwarded-headers)", false)
-    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number }) => {
+    .option('--max-pods <n>', "pods each node takes (the kubelet's --max-pods); the cluster refuses pods past this many times its nodes", integer('--max-pods'))
+    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number }) => {
       const t0 = performance.now();
       const { plan, restarted } = await up(
-        { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}) },
+        { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}) },
         (line) => process.stdout.write(` • ${line}\n`),
       );
       const secs = ((performance.now() - t0) / 1000).toFixed(2);
@@ -57,6 +55,8 @@ export function registerClusterCommands(program: Command): void {
     .description('run the control plane and node agents of a cluster (kubewire up starts it)')
     .option('--cluster <name>', 'cluster name', defaultCluster())
     .action(async (o: { cluster: string }) => {
+      // Loaded by this command alone: the user's commands start without the control plane's code.
+      const { runDaemon } = await import('../daemon/daemon.ts');
       await runDaemon(o.cluster);
     });
 
@@ -66,6 +66,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--cluster <name>', 'cluster name', defaultCluster())
     .requiredOption('--node <name>', 'the node whose network namespace this runs in')
     .action(async (o: { cluster: string; node: string }) => {
+      const { runIngressController } = await import('../ingress/main.ts');
       await runIngressController(o.cluster, o.node);
     });
 
@@ -76,6 +77,7 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption('--socket <path>', 'control socket')
     .requiredOption('--pid-file <path>', 'pid file')
     .action(async (o: { socket: string; pidFile: string }) => {
+      const { runWorkloadHost } = await import('../workloads/host.ts');
       await runWorkloadHost(o.socket);
       writeFileSync(o.pidFile, `${process.pid}\n`, { mode: 0o600 });
     });

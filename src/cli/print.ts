@@ -38,7 +38,6 @@ export function podStatus(pod: Pod): string {
     if (c.state.waiting) return c.state.waiting.reason;
     if (c.state.terminated && st?.phase !== 'Running') return c.state.terminated.reason;
   }
-  if (st?.phase === 'Pending' && pod.spec.nodeName) return 'ContainerCreating';
   return st?.phase ?? 'Pending';
 }
 

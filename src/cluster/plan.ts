@@ -20,6 +20,8 @@ export interface ClusterSpec {
   ingressUseForwardedHeaders?: boolean;
   /** Worker processes of each node's ingress controller (nginx's worker_processes); default: one per two CPUs (see ingress/main.ts). */
   ingressWorkers?: number;
+  /** Pods each node takes (the kubelet's --max-pods, 110 by default); the cluster takes this many times its nodes. */
+  maxPods?: number;
 }
 
 export const DEFAULT_SPEC: Omit<ClusterSpec, 'name'> = {
@@ -69,6 +71,7 @@ export function validateSpec(spec: ClusterSpec): void {
   if (spec.mode !== 'routed' && spec.mode !== 'host-gw') throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed or host-gw`);
   const proxy = spec.proxyMode ?? 'iptables';
   if (!['iptables', 'nftables', 'ipvs'].includes(proxy)) throw new SpecError(`--proxy-mode ${JSON.stringify(proxy)}: must be iptables, nftables or ipvs`);
+  if (spec.maxPods !== undefined && (!Number.isInteger(spec.maxPods) || spec.maxPods < 1 || spec.maxPods > 10_000)) throw new SpecError(`--max-pods ${spec.maxPods}: must be a whole number from 1 to 10000`);
   const workers = spec.ingressWorkers;
   if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 64)) throw new SpecError(`--ingress-workers ${workers}: must be a whole number from 1 to 64`);
   const pods = cidr(spec.podCIDR, '--pod-cidr');

@@ -4,19 +4,13 @@
 // pod-template-hash and an ownerReference to their Deployment (kubewire has no
 // ReplicaSet layer in between). Pods whose owner is gone are deleted (garbage collection).
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { safeEncode } from '../api/names.ts';
 import type { Condition, Deployment, DeploymentStatus, ObjectMeta, OwnerReference, Pod } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
 import { matches } from '../api/labels.ts';
-
-// Kubernetes' SafeEncodeString alphabet: no vowels, no look-alikes, so names never spell words.
-const ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
-
-function safeEncode(bytes: Buffer, length: number): string {
-  return Array.from(bytes.subarray(0, length), (b) => ALPHABET[b % ALPHABET.length]).join('');
-}
 
 export function templateHash(template: Deployment['spec']['template']): string {
   return safeEncode(createHash('sha256').update(JSON.stringify(template)).digest(), 10);
@@ -104,13 +98,15 @@ export function planReplicas(d: Deployment, owned: Pod[]): ReplicaPlan {
 export function podFromTemplate(d: Deployment): Pod {
   const hash = templateHash(d.spec.template);
   const owner: OwnerReference = { apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata.name, uid: d.metadata.uid!, controller: true, blockOwnerDeletion: true };
-  const suffix = safeEncode(randomBytes(5), 5);
+  const { name: _ignored, ...templateMeta } = d.spec.template.metadata ?? {};
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
-      ...(d.spec.template.metadata ?? {}),
-      name: `${d.metadata.name}-${hash}-${suffix}`,
+      ...templateMeta,
+      // The API server draws the suffix and draws again on a collision.
+      name: '',
+      generateName: `${d.metadata.name}-${hash}-`,
       namespace: d.metadata.namespace,
       labels: { ...(d.spec.template.metadata?.labels ?? {}), 'pod-template-hash': hash },
       ownerReferences: [owner],
@@ -123,10 +119,40 @@ export function controllerOf(obj: { metadata: ObjectMeta }): OwnerReference | un
   return obj.metadata.ownerReferences?.find((o) => o.controller);
 }
 
+/**
+ * Pods created at most per sync (the ReplicaSet controller's burstReplicas, 500 upstream);
+ * the rest come in later syncs. Smaller here: the API server shares the controllers' event
+ * loop, and 32 creations (about 50 ms) is the longest it waits between two requests.
+ */
+export const BURST_REPLICAS = 32;
+
+/**
+ * The ReplicaSet controller's slowStartBatch: `count` calls in batches of 1, 2, 4, ...,
+ * stopping at the first failure, so that a creation that cannot succeed (a quota, a bad
+ * template) is tried once, not `count` times. Returns how many succeeded and the failure.
+ */
+export function slowStart(count: number, create: () => void): { done: number; error?: unknown } {
+  let done = 0;
+  for (let batch = 1; done < count; batch *= 2) {
+    for (const end = Math.min(count, done + batch); done < end; ) {
+      try {
+        create();
+        done++;
+      } catch (error) {
+        return { done, error };
+      }
+    }
+  }
+  return { done };
+}
+
+/** What the queue does with the key after a sync: nothing, again at once (more to create), or again after a back-off (creation failed). */
+export type Requeue = 'now' | 'backoff' | undefined;
+
 /** One reconcile of the Deployment namespace/name. */
-export function syncDeployment(api: Api, namespace: string, name: string, events?: EventRecorder): void {
+export function syncDeployment(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue {
   const d = api.tryGet<Deployment>({ kind: 'Deployment', namespace, name });
-  if (!d || d.metadata.deletionTimestamp) return;
+  if (!d || d.metadata.deletionTimestamp) return undefined;
   const pods = api.list('Pod', namespace).items as Pod[];
   const owned = pods.filter((p) => controllerOf(p)?.uid === d.metadata.uid);
   const plan = planReplicas(d, owned);
@@ -134,15 +160,19 @@ export function syncDeployment(api: Api, namespace: string, name: string, events
     api.delete({ kind: 'Pod', namespace, name: p.metadata.name });
     events?.record(d, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
   }
-  for (let i = 0; i < plan.create; i++) {
+  const { done, error } = slowStart(Math.min(plan.create, BURST_REPLICAS), () => {
     const pod = api.create(podFromTemplate(d));
     events?.record(d, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`);
-  }
-  if (plan.create || plan.delete.length) {
+  });
+  const failure = error === undefined ? undefined : `Error creating: ${error instanceof Error ? error.message : String(error)}`;
+  if (failure) events?.record(d, 'Warning', 'FailedCreate', failure);
+  if (done || plan.delete.length) {
     // The status reflects the pods as they are now.
     const after = (api.list('Pod', namespace).items as Pod[]).filter((p) => controllerOf(p)?.uid === d.metadata.uid);
     plan.status = planReplicas(d, after).status;
   }
+  // ReplicaFailure while pods cannot be created (a quota, the cluster's pod limit), as the ReplicaSet shows it.
+  if (failure) plan.status.conditions!.push({ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure });
   const previous = d.status?.conditions ?? [];
   const stamp = now();
   plan.status.conditions = plan.status.conditions!.map((c) => {
@@ -150,6 +180,7 @@ export function syncDeployment(api: Api, namespace: string, name: string, events
     return { ...c, lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : stamp };
   });
   api.updateStatus({ kind: 'Deployment', namespace, name }, plan.status);
+  return failure ? 'backoff' : plan.create > done ? 'now' : undefined;
 }
 
 /** Garbage collection: pods whose controlling Deployment no longer exists. */

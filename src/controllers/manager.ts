@@ -4,13 +4,14 @@
 
 import type { Deployment, Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
-import { collectOrphans, deploymentsFor, syncDeployment } from './deployment.ts';
+import { collectOrphans, deploymentsFor, syncDeployment, type Requeue } from './deployment.ts';
 import { servicesFor, syncEndpointSlices } from './endpointslice.ts';
 import { syncNamespace } from './namespace.ts';
+import { collectPodsOfMissingNodes } from './podgc.ts';
 import { EventRecorder, expireEvents } from '../apiserver/events.ts';
 import { syncNodeCIDRs } from './nodeipam.ts';
 import { WorkQueue, nameKey, splitKey } from './queue.ts';
-import { schedulePending } from './scheduler.ts';
+import { BIND_BATCH, schedulePending } from './scheduler.ts';
 
 export interface ControllerOptions {
   clusterCIDR: string;
@@ -31,13 +32,19 @@ export class ControllerManager {
     const onError = (name: string) => (key: string, e: unknown) => opts.log(`${name} ${key}: ${e instanceof Error ? e.message : String(e)}`);
     const nodes = this.queue(() => syncNodeCIDRs(api, opts.clusterCIDR, opts.nodeCIDRMask), onError('node-ipam'));
     const schedulerEvents = new EventRecorder(api, 'default-scheduler');
-    const scheduler = this.queue(() => void schedulePending(api, schedulerEvents), onError('scheduler'));
+    const scheduler = this.queue(() => (schedulePending(api, schedulerEvents) === BIND_BATCH ? 'now' : undefined), onError('scheduler'));
     const deploymentEvents = new EventRecorder(api, 'deployment-controller');
     const eventTTL = this.queue(() => void expireEvents(api), onError('event-ttl'));
     const gc = this.queue(() => void collectOrphans(api), onError('garbage-collector'));
+    const orphanSince = new Map<string, number>();
+    const podGCEvents = new EventRecorder(api, 'pod-garbage-collector');
+    const podGC = this.queue((key) => {
+      const again = collectPodsOfMissingNodes(api, orphanSince, podGCEvents);
+      if (again !== undefined) podGC.addAfter(key, again + 50);
+    }, onError('pod-garbage-collector'));
     const deployments = this.queue((key) => {
       const { namespace, name } = splitKey(key);
-      syncDeployment(api, namespace!, name, deploymentEvents);
+      return syncDeployment(api, namespace!, name, deploymentEvents);
     }, onError('deployment'));
     const slices = this.queue((key) => {
       const { namespace, name } = splitKey(key);
@@ -51,6 +58,7 @@ export class ControllerManager {
       api.watch('Node', undefined, api.store.currentRV(), () => {
         nodes.add('all');
         scheduler.add('pending');
+        podGC.add('orphans');
       }),
       api.watch('Deployment', undefined, api.store.currentRV(), (e) => {
         const d = e.object as Deployment;
@@ -60,6 +68,7 @@ export class ControllerManager {
       api.watch('Pod', undefined, api.store.currentRV(), (e) => {
         const pod = e.object as Pod;
         if (!pod.spec.nodeName && e.type !== 'DELETED') scheduler.add('pending');
+        if (pod.spec.nodeName && e.type !== 'DELETED' && !api.tryGet({ kind: 'Node', name: pod.spec.nodeName })) podGC.add('orphans');
         if (e.type === 'DELETED' || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') scheduler.add('pending');
         for (const name of deploymentsFor(api, pod)) deployments.add(nameKey(pod.metadata.namespace, name));
         for (const name of servicesFor(api, pod)) slices.add(nameKey(pod.metadata.namespace, name));
@@ -74,6 +83,7 @@ export class ControllerManager {
       nodes.add('all');
       scheduler.add('pending');
       gc.add('orphans');
+      podGC.add('orphans');
       for (const d of api.list('Deployment').items) deployments.add(nameKey(d.metadata.namespace, d.metadata.name));
       for (const svc of api.list('Service').items) slices.add(nameKey(svc.metadata.namespace, svc.metadata.name));
       for (const ns of api.list('Namespace').items) if (ns.metadata.deletionTimestamp) namespaces.add(ns.metadata.name);
@@ -83,7 +93,7 @@ export class ControllerManager {
     this.timer.unref();
   }
 
-  private queue(handle: (key: string) => void, onError: (key: string, e: unknown) => void): WorkQueue {
+  private queue(handle: (key: string) => Requeue | void, onError: (key: string, e: unknown) => void): WorkQueue {
     const q = new WorkQueue(handle, { onError });
     this.queues.push(q);
     return q;

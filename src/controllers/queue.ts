@@ -1,5 +1,7 @@
 // A work queue as client-go's: keys, not events (a burst of changes to one object is one
-// sync); a key is never handled twice at once; a failed key is retried with backoff.
+// sync); a key is never handled twice at once; a failed key is retried with backoff. Work
+// waits for a turn of the event loop, key by key: synchronous handlers (the controllers')
+// never run inside the API request that woke them, nor keep its sockets waiting for a queue.
 
 export class WorkQueue {
   private readonly queued = new Set<string>();
@@ -12,7 +14,8 @@ export class WorkQueue {
   private idleWaiters: Array<() => void> = [];
 
   constructor(
-    private readonly handle: (key: string) => Promise<void> | void,
+    /** Syncs a key. 'now' queues it again (more to do), 'backoff' again after a growing delay (without an error to log). */
+    private readonly handle: (key: string) => Promise<void> | void | 'now' | 'backoff',
     private readonly opts: { concurrency?: number; onError?: (key: string, e: unknown) => void } = {},
   ) {}
 
@@ -24,7 +27,23 @@ export class WorkQueue {
     }
     if (this.queued.has(key)) return;
     this.queued.add(key);
-    this.pump();
+    this.schedulePump();
+  }
+
+  private pumpScheduled = false;
+
+  /**
+   * Work starts on a later turn of the event loop, never inside the caller: a watch event
+   * delivered during an API request must not run a controller's sync before that request
+   * is answered.
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   /** Adds the key after `ms` (resyncs, retries). */
@@ -62,20 +81,27 @@ export class WorkQueue {
     if (!this.running && !this.queued.size) for (const w of this.idleWaiters.splice(0)) w();
   }
 
+  /** Again after 100 ms, doubling per consecutive failure up to 10 s. */
+  private backoff(key: string): void {
+    const n = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, n);
+    this.addAfter(key, Math.min(100 * 2 ** n, 10_000));
+  }
+
   private async work(key: string): Promise<void> {
     try {
-      await this.handle(key);
-      this.failures.delete(key);
+      const requeue = await this.handle(key);
+      if (requeue === 'backoff') this.backoff(key);
+      else this.failures.delete(key);
+      if (requeue === 'now') this.dirty.add(key);
     } catch (e) {
-      const n = (this.failures.get(key) ?? 0) + 1;
-      this.failures.set(key, n);
       this.opts.onError?.(key, e);
-      this.addAfter(key, Math.min(100 * 2 ** n, 10_000));
+      this.backoff(key);
     } finally {
       this.active.delete(key);
       this.running--;
-      if (this.dirty.delete(key)) this.add(key);
-      this.pump();
+      if (this.dirty.delete(key) && !this.stopped) this.queued.add(key);
+      this.schedulePump();
     }
   }
 }

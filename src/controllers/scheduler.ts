@@ -1,8 +1,10 @@
 // The scheduler: binds each pending pod to a node. Pods that name a node (spec.nodeName)
-// are never touched here; the rest go to the ready node with the fewest pods of the same
-// owner, then the fewest pods overall (spreading), ties broken by name.
+// are never touched here; the rest go to the ready node with room (fewer pods than its
+// allocatable pods, the kubelet's maxPods) with the fewest pods of the same owner, then the
+// fewest pods overall (spreading), ties broken by name. A pod no node can take stays
+// Pending with a FailedScheduling event that says why, as kube-scheduler's does.
 
-import type { Node, Pod } from '../api/types.ts';
+import { DEFAULT_MAX_PODS, type Node, type Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
 
@@ -15,17 +17,28 @@ function ownerUid(pod: Pod): string | undefined {
   return (pod.metadata.ownerReferences as Array<{ uid: string; controller?: boolean }> | undefined)?.find((o) => o.controller)?.uid;
 }
 
-/** The node for `pod` given the nodes and the pods already bound (pure). */
-export function pickNode(pod: Pod, nodes: Node[], bound: Pod[]): string | undefined {
-  const candidates = nodes.filter(isSchedulable).map((n) => n.metadata.name).sort();
-  if (!candidates.length) return undefined;
+/** The pods a node takes (status.allocatable.pods; the kubelet's default maxPods when unset). */
+export function podCapacity(node: Node): number {
+  const n = Number(node.status?.allocatable?.pods ?? node.status?.capacity?.pods);
+  return Number.isInteger(n) && n >= 0 ? n : DEFAULT_MAX_PODS;
+}
+
+/** The node for `pod` given the nodes and the pods already bound, or why there is none (pure). */
+export function pickNode(pod: Pod, nodes: Node[], bound: Pod[]): string | { unschedulable: string } {
+  const schedulable = nodes.filter(isSchedulable);
   const owner = ownerUid(pod);
-  const score = new Map(candidates.map((n) => [n, { siblings: 0, total: 0 }]));
+  const score = new Map(schedulable.map((n) => [n.metadata.name, { siblings: 0, total: 0 }]));
   for (const p of bound) {
     const s = score.get(p.spec.nodeName ?? '');
     if (!s || p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') continue;
     s.total++;
     if (owner && ownerUid(p) === owner) s.siblings++;
+  }
+  const candidates = schedulable.filter((n) => score.get(n.metadata.name)!.total < podCapacity(n)).map((n) => n.metadata.name).sort();
+  if (!candidates.length) {
+    const full = schedulable.length;
+    const reasons = [full && `${full} Too many pods`, nodes.length - full && `${nodes.length - full} node(s) were not ready or had no podCIDR`].filter(Boolean);
+    return { unschedulable: `0/${nodes.length} nodes are available${reasons.length ? `: ${reasons.join(', ')}` : ''}.` };
   }
   return candidates.reduce((best, n) => {
     const a = score.get(n)!;
@@ -34,8 +47,11 @@ export function pickNode(pod: Pod, nodes: Node[], bound: Pod[]): string | undefi
   });
 }
 
-/** Binds every unbound pod it can; returns how many it bound. */
-export function schedulePending(api: Api, events?: EventRecorder): number {
+/** Bindings at most per pass (the rest in the next one): the API server shares this event loop. */
+export const BIND_BATCH = 32;
+
+/** Binds the unbound pods it can, oldest first, at most BIND_BATCH; returns how many it bound. */
+export function schedulePending(api: Api, events?: EventRecorder, batch = BIND_BATCH): number {
   const pods = api.list('Pod').items as Pod[];
   const pending = pods.filter((p) => !p.spec.nodeName && !p.metadata.deletionTimestamp);
   if (!pending.length) return 0;
@@ -43,8 +59,12 @@ export function schedulePending(api: Api, events?: EventRecorder): number {
   const bound = pods.filter((p) => p.spec.nodeName);
   let n = 0;
   for (const pod of pending.sort((a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion))) {
+    if (n === batch) break;
     const node = pickNode(pod, nodes, bound);
-    if (!node) break;
+    if (typeof node !== 'string') {
+      events?.record(pod, 'Warning', 'FailedScheduling', node.unschedulable);
+      continue;
+    }
     const updated = api.mutate<Pod>({ kind: 'Pod', namespace: pod.metadata.namespace, name: pod.metadata.name }, (p) => (p.spec.nodeName ? undefined : { ...p, spec: { ...p.spec, nodeName: node } }));
     bound.push(updated);
     events?.record(updated, 'Normal', 'Scheduled', `Successfully assigned ${updated.metadata.namespace}/${updated.metadata.name} to ${node}`);

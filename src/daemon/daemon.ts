@@ -4,7 +4,7 @@
 
 import { existsSync, mkdirSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Pod } from '../api/types.ts';
+import { DEFAULT_MAX_PODS, type Pod } from '../api/types.ts';
 import { Api } from '../apiserver/api.ts';
 import { ApiServer, type LogRequest } from '../apiserver/server.ts';
 import { Store, StoreError } from '../apiserver/store.ts';
@@ -43,7 +43,9 @@ export class Daemon {
     const plan = (this.plan = loadCluster(cluster));
     const paths = daemonPaths(cluster);
     this.store = new Store(paths.store);
-    this.api = new Api(this.store, { serviceCIDR: plan.spec.serviceCIDR });
+    const maxPods = plan.spec.maxPods ?? DEFAULT_MAX_PODS;
+    const podLimit = { pods: maxPods * plan.nodes.length, why: `${maxPods} per node × ${plan.nodes.length} node${plan.nodes.length === 1 ? '' : 's'}; kubewire up --max-pods` };
+    this.api = new Api(this.store, { serviceCIDR: plan.spec.serviceCIDR, podLimit });
     this.host = new WorkloadHostClient(paths.hostSocket);
     this.server = new ApiServer(this.api, { podLog: (r) => this.podLog(r) });
     this.controllers = new ControllerManager(this.api, { clusterCIDR: plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });

@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import type { ContainerState, ContainerStatus, Node, Pod, PodPhase, PodStatus } from '../api/types.ts';
+import { DEFAULT_MAX_PODS, type ContainerState, type ContainerStatus, type Node, type Pod, type PodPhase, type PodStatus } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import { EventRecorder } from '../apiserver/events.ts';
@@ -161,7 +161,10 @@ export class NodeAgent {
   /** Registers the Node (its podCIDR comes from node IPAM) and reports it Ready. */
   private register(): void {
     const { api, node } = this.o;
+    const pods = String(this.o.plan.spec.maxPods ?? DEFAULT_MAX_PODS);
     const status = {
+      capacity: { pods },
+      allocatable: { pods },
       addresses: [{ type: 'InternalIP', address: node.ip }, { type: 'Hostname', address: node.name }],
       conditions: [{ type: 'Ready', status: 'True' as const, reason: 'KubeletReady', message: 'kubewire node agent is posting ready status', lastHeartbeatTime: now(), lastTransitionTime: now() }],
       nodeInfo: { kubeletVersion: 'v1.31.0-kubewire', containerRuntimeVersion: 'kubewire://0.1.0', operatingSystem: 'linux', architecture: process.arch === 'x64' ? 'amd64' : process.arch },
@@ -218,6 +221,7 @@ export class NodeAgent {
     if (!rec) {
       const finished = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
       if (finished) return; // a pod that ran to completion does not start again
+      this.publishCreating(pod);
       const sandbox = await this.sandboxes.create(refOf(pod), portMappings(pod)).catch((e: Error) => {
         this.events.record(pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${e.message}`);
         throw e;
@@ -344,6 +348,22 @@ export class NodeAgent {
     this.o.api.store.write(() => {
       const current = this.o.api.tryGet<Pod>({ kind: 'Pod', namespace: rec.namespace, name: rec.name });
       if (current?.metadata.uid === rec.uid && !current.metadata.deletionTimestamp) this.o.api.updateStatus({ kind: 'Pod', namespace: rec.namespace, name: rec.name }, status);
+    });
+  }
+
+  /** The kubelet's word while the sandbox is made: containers waiting, ContainerCreating (what `get pods` shows). */
+  private publishCreating(pod: Pod): void {
+    if (pod.status?.containerStatuses?.some((c) => c.state.waiting?.reason === 'ContainerCreating')) return;
+    const status: PodStatus = {
+      phase: 'Pending',
+      conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now() }],
+      hostIP: this.o.node.ip,
+      hostIPs: [{ ip: this.o.node.ip }],
+      containerStatuses: pod.spec.containers.map((c) => ({ name: c.name, image: c.image, ready: false, started: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } })),
+    };
+    this.o.api.store.write(() => {
+      const current = this.o.api.tryGet<Pod>({ kind: 'Pod', namespace: pod.metadata.namespace, name: pod.metadata.name });
+      if (current && current.metadata.uid === pod.metadata.uid && !current.metadata.deletionTimestamp) this.o.api.updateStatus({ kind: 'Pod', namespace: pod.metadata.namespace, name: pod.metadata.name }, status);
     });
   }
 
