@@ -23,10 +23,11 @@ static napi_value fail(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-// listenIn(netnsPath: string, protocol: "tcp" | "udp", port: number, backlog: number): fd
+// listenIn(netnsPath: string, protocol: "tcp" | "udp", port: number, backlog: number, address?: string): fd
+// Without an address: every address, IPv4 and IPv6; with one: that address alone.
 static napi_value listen_in(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 4) { napi_throw_type_error(env, NULL, "listenIn(netns, protocol, port, backlog)"); return NULL; }
   char path[512], proto[8];
@@ -38,6 +39,21 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
       napi_get_value_int32(env, argv[3], &backlog) != napi_ok) {
     napi_throw_type_error(env, NULL, "listenIn(netns: string, protocol: string, port: number, backlog: number)");
     return NULL;
+  }
+  // An explicit address, parsed before leaving this namespace.
+  char addr[64] = "";
+  struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+  struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
+  int family = 0;
+  if (argc >= 5) {
+    napi_valuetype t;
+    napi_typeof(env, argv[4], &t);
+    if (t == napi_string) {
+      if (napi_get_value_string_utf8(env, argv[4], addr, sizeof addr, &len) != napi_ok) { napi_throw_type_error(env, NULL, "address must be a string"); return NULL; }
+      if (inet_pton(AF_INET, addr, &a4.sin_addr) == 1) family = AF_INET;
+      else if (inet_pton(AF_INET6, addr, &a6.sin6_addr) == 1) family = AF_INET6;
+      else { napi_throw_type_error(env, NULL, "address must be an IPv4 or IPv6 address"); return NULL; }
+    }
   }
   int udp = strcmp(proto, "udp") == 0;
   if (!udp && strcmp(proto, "tcp") != 0) { napi_throw_type_error(env, NULL, "protocol must be tcp or udp"); return NULL; }
@@ -53,9 +69,9 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
   int err = 0;
   const char *step = NULL;
   // IPv6 socket with V6ONLY off: one listener answers IPv4 and IPv6, like Go's net.Listen(":P").
-  int fd = socket(AF_INET6, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  int v4only = 0;
-  if (fd < 0) {
+  int fd = socket(family ? family : AF_INET6, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int v4only = family == AF_INET;
+  if (fd < 0 && !family) {
     // Namespaces with IPv6 disabled: fall back to IPv4.
     fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     v4only = 1;
@@ -66,12 +82,14 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     int rc;
     if (v4only) {
-      struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = { htonl(INADDR_ANY) } };
-      rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+      if (!family) a4.sin_addr.s_addr = htonl(INADDR_ANY);
+      rc = bind(fd, (struct sockaddr *)&a4, sizeof a4);
     } else {
-      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-      struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port), .sin6_addr = IN6ADDR_ANY_INIT };
-      rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+      if (!family) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        a6.sin6_addr = in6addr_any;
+      }
+      rc = bind(fd, (struct sockaddr *)&a6, sizeof a6);
     }
     if (rc < 0) { err = errno; step = "bind"; }
     else if (!udp && listen(fd, backlog) < 0) { err = errno; step = "listen"; }

@@ -14,9 +14,9 @@ export interface Result {
 export class Kube {
   constructor(readonly cluster: string, readonly stateDir: string) {}
 
-  run(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Result> {
+  run(args: string[], opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<Result> {
     return new Promise((resolve) => {
-      const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: this.stateDir, KUBEWIRE_CLUSTER: this.cluster };
+      const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: this.stateDir, KUBEWIRE_CLUSTER: this.cluster, ...opts.env };
       delete env.NODE_EXTRA_CA_CERTS;
       const child = execFile(process.execPath, [BIN, ...args], { env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });

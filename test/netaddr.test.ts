@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addToIP, contains, formatIP, formatPrefix, networkOf, parseIP, parsePrefix, tryParseIP, tryParsePrefix } from '../src/netaddr/ip.ts';
+import { addToIP, contains, formatIP, formatPrefix, networkOf, parseHostPort, parseIP, parsePrefix, tryParseIP, tryParsePrefix } from '../src/netaddr/ip.ts';
 
 test('IPv4 and IPv6 round-trip in canonical form', () => {
   for (const [input, canonical] of [
@@ -29,4 +29,11 @@ test('network, containment and arithmetic', () => {
   assert.ok(!contains(p, parseIP('::1')));
   assert.equal(formatIP(addToIP(parseIP('10.0.0.255'), 1n)), '10.0.1.0');
   assert.throws(() => addToIP(parseIP('255.255.255.255'), 1n));
+});
+
+test('bind addresses: IP:PORT, [IPv6]:PORT, a bare IP', () => {
+  assert.deepEqual(parseHostPort('127.0.0.1:10249', 1), { host: '127.0.0.1', port: 10249 });
+  assert.deepEqual(parseHostPort('0.0.0.0', 10249), { host: '0.0.0.0', port: 10249 });
+  assert.deepEqual(parseHostPort('[::1]:9', 1), { host: '::1', port: 9 });
+  for (const bad of ['localhost:1', '::1:9', '1.2.3.4:0', '1.2.3.4:70000', '[1.2.3.4]:9', '300.1.1.1:9', '1.2.3.4:']) assert.equal(parseHostPort(bad, 1), undefined, bad);
 });

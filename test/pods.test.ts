@@ -9,7 +9,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Pod } from '../src/api/types.ts';
+import { resourceNamed } from '../src/api/resources.ts';
+import type { EndpointSlice, Pod } from '../src/api/types.ts';
+import { ApiClient } from '../src/apiserver/client.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
 import { contains, parseIP, tryParsePrefix } from '../src/netaddr/ip.ts';
 import { NOT_ROOT, rootState } from './helpers.ts';
@@ -226,6 +228,62 @@ describe('pods on a two-node cluster', { skip: NOT_ROOT }, () => {
       return now.filter((p) => p.metadata.labels?.app === 'web' && p.status?.phase === 'Running').length === 4 ? now : undefined;
     });
     assert.ok(!pods.some((p) => p.metadata.name === victim.metadata.name));
+  });
+
+  test("a pod whose network namespace is removed by hand is not ready within seconds (its endpoint leaves the Service), then gets a new sandbox", async () => {
+    await kube.apply('apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n');
+    const victim = pods.find((p) => p.metadata.labels?.app === 'web')!;
+    const endpoint = async () => {
+      const slices = await kube.json<{ items: Array<{ endpoints?: Array<{ addresses: string[]; conditions: { ready?: boolean } }> }> }>('get', 'endpointslices', '-l', 'kubernetes.io/service-name=web');
+      return slices.items.flatMap((s) => s.endpoints ?? []).find((e) => e.addresses[0] === victim.status!.podIP);
+    };
+    await waitFor('the victim a ready endpoint', async () => (await endpoint())?.conditions.ready === true);
+    // The window can be short (a sandbox is made again in well under a second): watched, not polled.
+    const client = new ApiClient(join(stateDir, cluster, 'api.sock'));
+    const seen: Array<{ at: number; ready: boolean }> = [];
+    const sliceReady: boolean[] = [];
+    const t0 = performance.now();
+    const stopPods = await client.watch(resourceNamed('pods')!, 'default', { fieldSelector: `metadata.name=${victim.metadata.name}` }, (e) => {
+      seen.push({ at: performance.now() - t0, ready: (e.object as Pod).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true });
+    });
+    const stopSlices = await client.watch(resourceNamed('endpointslices')!, 'default', { labelSelector: 'kubernetes.io/service-name=web' }, (e) => {
+      const ep = (e.object as EndpointSlice).endpoints?.find((x) => x.targetRef?.name === victim.metadata.name);
+      if (ep) sliceReady.push(ep.conditions.ready === true);
+    });
+    const netns = (await clusterNetns(cluster)).find((n) => n.endsWith(`_default_${victim.metadata.name}`))!;
+    await run(['ip', 'netns', 'del', netns]);
+    try {
+      await waitFor('the pod reported not ready, then ready again', async () => {
+        const down = seen.findIndex((s) => !s.ready);
+        return down >= 0 && seen.slice(down).some((s) => s.ready);
+      }, 30_000);
+      await waitFor('its endpoint not ready, then ready again', async () => {
+        const down = sliceReady.indexOf(false);
+        return down >= 0 && sliceReady.slice(down).includes(true);
+      }, 10_000);
+    } finally {
+      stopPods();
+      stopSlices();
+    }
+    const notReadyAt = seen.find((s) => !s.ready)!.at;
+    assert.ok(notReadyAt < 3000, `reported not ready ${notReadyAt.toFixed(0)} ms after its namespace went`);
+    const ready = await waitFor('a new sandbox, ready again', async () => {
+      const p = await kube.json<Pod>('get', 'pod', victim.metadata.name);
+      return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? p : undefined;
+    }, 30_000);
+    assert.ok((await clusterNetns(cluster)).some((n) => n.endsWith(`_default_${victim.metadata.name}`)), 'its namespace is back');
+    assert.match(await kube.ok('exec', victim.metadata.name, '--', 'curl', '-s', '-m', '2', `http://${ready.status!.podIP}/`), /web-/);
+    assert.match(await kube.ok('get', 'events', '--field-selector', `involvedObject.name=${victim.metadata.name}`), /SandboxChanged/);
+    await kube.ok('delete', 'service', 'web');
+  });
+
+  test('a pod bound to a node that does not exist: Pending, a NodeNotFound Warning, and its deletion goes through', async () => {
+    await kube.apply('apiVersion: v1\nkind: Pod\nmetadata: {name: stray}\nspec: {nodeName: no-such-node, containers: [{name: c, image: nginx}]}\n');
+    await waitFor('the warning', async () => (await kube.ok('describe', 'pod', 'stray')).includes('NodeNotFound') || undefined);
+    assert.match(await kube.ok('get', 'pod', 'stray'), /^stray\s+0\/1\s+Pending\s/m);
+    assert.match(await kube.ok('describe', 'pod', 'stray'), /node "no-such-node" does not exist: the pod cannot start, and is deleted in 40 s/);
+    assert.match(await kube.ok('delete', 'pod', 'stray', '--timeout', '10s'), /pod "stray" deleted/);
+    assert.equal((await kube.run(['get', 'pod', 'stray'])).code, 1, 'gone, not Terminating forever');
   });
 
   test('a command that keeps failing restarts with a back-off (CrashLoopBackOff); its output is in its log', async () => {

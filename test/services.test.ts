@@ -235,6 +235,11 @@ for (const mode of ['iptables', 'nftables'] as const) describe(`Services, ${mode
     assert.match(metrics, /^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m);
     const health = await kube.ok('exec', '--node', node(2), '--', 'curl', '-s', '-w', ' %{http_code}', 'http://127.0.0.1:10256/healthz');
     assert.match(health, /"nodeEligible":true\} 200$/);
+    // As kube-proxy binds them: metrics on the node's loopback only, healthz on every address.
+    const nodeIP = (await kube.json<{ status: { addresses: Array<{ type: string; address: string }> } }>('get', 'node', node(1))).status.addresses.find((a) => a.type === 'InternalIP')!.address;
+    const fromOutside = await kube.run(['exec', '--external', '--', 'curl', '-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `http://${nodeIP}:10249/metrics`]);
+    assert.equal(fromOutside.stdout, '000', 'metrics refused from outside the node');
+    assert.equal(await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `http://${nodeIP}:10256/healthz`), '200', 'healthz answers from outside');
   });
 
   test('endpoints removed and added are honoured within about a second', async () => {

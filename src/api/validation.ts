@@ -51,6 +51,19 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** The items of an optional list field; anything but a list (or nothing) is a problem, and no items. */
+function listOf(e: Errors, field: string, v: unknown): unknown[] {
+  if (v === undefined || v === null) return [];
+  if (Array.isArray(v)) return v;
+  e.add(field, `Invalid value: ${JSON.stringify(v)?.slice(0, 40)}: must be a list`);
+  return [];
+}
+
+/** An int or a percentage string ("25%"), as maxSurge and maxUnavailable are. */
+function intOrPercent(v: unknown): boolean {
+  return (Number.isInteger(v) && (v as number) >= 0) || (typeof v === 'string' && /^\d{1,3}%$/.test(v));
+}
+
 function checkLabels(e: Errors, field: string, labels: unknown): void {
   if (labels === undefined) return;
   if (!isObject(labels)) return e.add(field, 'Invalid value: must be a map of strings');
@@ -145,25 +158,40 @@ function checkDeployment(e: Errors, d: Deployment): void {
   const r = d.spec.replicas;
   if (r !== undefined && (!Number.isInteger(r) || r < 0)) e.add('spec.replicas', `Invalid value: ${JSON.stringify(r)}: must be greater than or equal to 0`);
   const sel = d.spec.selector as LabelSelector | undefined;
-  const selectorGiven = typeof sel === 'object' && sel !== null && (isObject(sel.matchLabels) || Array.isArray(sel.matchExpressions));
+  const before = e.list.length; // selector and labels are matched only once their shapes are sound
+  const selectorGiven = isObject(sel) && (isObject(sel.matchLabels) || Array.isArray(sel.matchExpressions));
   if (!selectorGiven) e.add('spec.selector', 'Required value');
   else {
     checkLabels(e, 'spec.selector.matchLabels', sel.matchLabels);
-    if (!Object.keys(sel.matchLabels ?? {}).length && !(sel.matchExpressions ?? []).length) e.add('spec.selector', 'Invalid value: empty selector is invalid for deployment');
+    if (sel.matchLabels !== undefined && !isObject(sel.matchLabels)) e.add('spec.selector.matchLabels', 'Invalid value: must be a map of strings');
+    listOf(e, 'spec.selector.matchExpressions', sel.matchExpressions).forEach((x, i) => {
+      const f = `spec.selector.matchExpressions[${i}]`;
+      if (!isObject(x) || typeof x.key !== 'string' || !['In', 'NotIn', 'Exists', 'DoesNotExist'].includes(x.operator as string)) return e.add(f, 'Invalid value: must have a key and an operator (In, NotIn, Exists, DoesNotExist)');
+      if (x.values !== undefined && (!Array.isArray(x.values) || x.values.some((v) => typeof v !== 'string'))) e.add(`${f}.values`, 'Invalid value: must be a list of strings');
+    });
+    if (!Object.keys(isObject(sel.matchLabels) ? sel.matchLabels : {}).length && !(Array.isArray(sel.matchExpressions) ? sel.matchExpressions : []).length) e.add('spec.selector', 'Invalid value: empty selector is invalid for deployment');
   }
   if (!isObject(d.spec.template)) return e.add('spec.template', 'Required value');
+  if (d.spec.template.metadata !== undefined && !isObject(d.spec.template.metadata)) return e.add('spec.template.metadata', 'Invalid value: must be an object');
   checkLabels(e, 'spec.template.metadata.labels', d.spec.template.metadata?.labels);
-  if (selectorGiven && !matches(sel, d.spec.template.metadata?.labels)) e.add('spec.template.metadata.labels', 'Invalid value: `selector` does not match template `labels`');
+  if (selectorGiven && e.list.length === before && !matches(sel, d.spec.template.metadata?.labels)) e.add('spec.template.metadata.labels', 'Invalid value: `selector` does not match template `labels`');
   checkPodSpec(e, 'spec.template.spec', d.spec.template.spec);
   const rp = d.spec.template.spec?.restartPolicy;
   if (rp !== undefined && rp !== 'Always') e.add('spec.template.spec.restartPolicy', `Unsupported value: ${JSON.stringify(rp)}: supported values: "Always"`);
+  if (d.spec.strategy !== undefined && !isObject(d.spec.strategy)) return e.add('spec.strategy', 'Invalid value: must be an object');
   const strategy = d.spec.strategy?.type;
   if (strategy !== undefined && strategy !== 'RollingUpdate' && strategy !== 'Recreate') e.add('spec.strategy.type', `Unsupported value: ${JSON.stringify(strategy)}: supported values: "Recreate", "RollingUpdate"`);
+  const ru = d.spec.strategy?.rollingUpdate;
+  if (ru !== undefined && !isObject(ru)) e.add('spec.strategy.rollingUpdate', 'Invalid value: must be an object');
+  else for (const k of ['maxSurge', 'maxUnavailable'] as const) {
+    if (ru?.[k] !== undefined && !intOrPercent(ru[k])) e.add(`spec.strategy.rollingUpdate.${k}`, `Invalid value: ${JSON.stringify(ru[k])}: must be a non-negative integer or a percentage ("25%")`);
+  }
 }
 
 function checkNode(e: Errors, n: Node): void {
   checkMeta(e, n, 'subdomain');
-  const cidrs = [n.spec?.podCIDR, ...(n.spec?.podCIDRs ?? [])].filter((c) => c !== undefined);
+  if (n.spec !== undefined && !isObject(n.spec)) return e.add('spec', 'Invalid value: must be an object');
+  const cidrs = [n.spec?.podCIDR, ...listOf(e, 'spec.podCIDRs', n.spec?.podCIDRs)].filter((c) => c !== undefined);
   for (const [i, c] of cidrs.entries()) {
     const field = i === 0 && n.spec?.podCIDR !== undefined ? 'spec.podCIDR' : `spec.podCIDRs[${i - (n.spec?.podCIDR !== undefined ? 1 : 0)}]`;
     const p = typeof c === 'string' ? tryParsePrefix(c) : undefined;
@@ -189,11 +217,11 @@ function checkService(e: Errors, svc: Service): void {
   if (spec.clusterIP !== undefined && spec.clusterIP !== '' && spec.clusterIP !== 'None' && !isIP(spec.clusterIP)) e.add('spec.clusterIP', `Invalid value: ${JSON.stringify(spec.clusterIP)}: must be a valid IP address (or "None" for a headless Service)`);
   if (spec.clusterIP === 'None' && type !== 'ClusterIP') e.add('spec.clusterIP', `Invalid value: "None": may not be set to 'None' for ${type} services`);
   if (spec.selector !== undefined) checkLabels(e, 'spec.selector', spec.selector);
-  (spec.externalIPs ?? []).forEach((ip, i) => {
+  listOf(e, 'spec.externalIPs', spec.externalIPs).forEach((ip, i) => {
     if (!isIP(ip)) e.add(`spec.externalIPs[${i}]`, `Invalid value: ${JSON.stringify(ip)}: must be a valid IP address`);
   });
   if (spec.sessionAffinity !== undefined && !['None', 'ClientIP'].includes(spec.sessionAffinity)) e.add('spec.sessionAffinity', `Unsupported value: ${JSON.stringify(spec.sessionAffinity)}: supported values: "ClientIP", "None"`);
-  const timeout = spec.sessionAffinityConfig?.clientIP?.timeoutSeconds;
+  const timeout = isObject(spec.sessionAffinityConfig) && isObject(spec.sessionAffinityConfig.clientIP) ? spec.sessionAffinityConfig.clientIP.timeoutSeconds : undefined;
   if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1 || timeout > 86400)) e.add('spec.sessionAffinityConfig.clientIP.timeoutSeconds', `Invalid value: ${JSON.stringify(timeout)}: must be greater than 0 and less than 86400`);
   for (const f of ['externalTrafficPolicy', 'internalTrafficPolicy'] as const) {
     if (spec[f] !== undefined && !['Cluster', 'Local'].includes(spec[f]!)) e.add(`spec.${f}`, `Unsupported value: ${JSON.stringify(spec[f])}: supported values: "Cluster", "Local"`);
@@ -234,12 +262,18 @@ function checkEndpointSlice(e: Errors, es: EndpointSlice): void {
   if (!Array.isArray(es.endpoints)) return e.add('endpoints', 'Required value');
   if (es.endpoints.length > 1000) e.add('endpoints', `Too many: ${es.endpoints.length}: must have at most 1000 items`);
   es.endpoints.forEach((ep, i) => {
-    if (!Array.isArray(ep?.addresses) || ep.addresses.length !== 1) e.add(`endpoints[${i}].addresses`, 'Invalid value: must contain exactly one address');
+    if (!isObject(ep)) return e.add(`endpoints[${i}]`, 'Invalid value: must be an object');
+    if (!Array.isArray(ep.addresses) || ep.addresses.length !== 1) e.add(`endpoints[${i}].addresses`, 'Invalid value: must contain exactly one address');
     else if (es.addressType !== 'FQDN' && !isIP(ep.addresses[0])) e.add(`endpoints[${i}].addresses[0]`, `Invalid value: ${JSON.stringify(ep.addresses[0])}: must be a valid IP address`);
+    if (ep.conditions !== undefined && !isObject(ep.conditions)) e.add(`endpoints[${i}].conditions`, 'Invalid value: must be an object');
+    else for (const [k, v] of Object.entries(ep.conditions ?? {})) if (v !== null && typeof v !== 'boolean') e.add(`endpoints[${i}].conditions.${k}`, `Invalid value: ${JSON.stringify(v)}: must be true or false`);
+    if (ep.nodeName !== undefined) e.add(`endpoints[${i}].nodeName`, dnsSubdomainProblem(ep.nodeName));
   });
-  (es.ports ?? []).forEach((p, i) => {
+  listOf(e, 'ports', es.ports).forEach((p, i) => {
+    if (!isObject(p)) return e.add(`ports[${i}]`, 'Invalid value: must be an object');
     checkPort(e, `ports[${i}].port`, p.port, false);
-    if (p.protocol !== undefined && !['TCP', 'UDP', 'SCTP'].includes(p.protocol)) e.add(`ports[${i}].protocol`, `Unsupported value: ${JSON.stringify(p.protocol)}: supported values: "SCTP", "TCP", "UDP"`);
+    if (p.name !== undefined && typeof p.name !== 'string') e.add(`ports[${i}].name`, 'Invalid value: must be a string');
+    if (p.protocol !== undefined && !['TCP', 'UDP', 'SCTP'].includes(p.protocol as string)) e.add(`ports[${i}].protocol`, `Unsupported value: ${JSON.stringify(p.protocol)}: supported values: "SCTP", "TCP", "UDP"`);
   });
 }
 
@@ -317,7 +351,7 @@ function checkIngress(e: Errors, ing: Ingress): void {
   if (!Array.isArray(tls)) return e.add('spec.tls', 'Invalid value: must be a list');
   tls.forEach((t, i) => {
     if (!isObject(t)) return e.add(`spec.tls[${i}]`, 'Invalid value: must be an object');
-    ((t.hosts ?? []) as unknown[]).forEach((h, j) => e.add(`spec.tls[${i}].hosts[${j}]`, hostProblem(h)));
+    listOf(e, `spec.tls[${i}].hosts`, t.hosts).forEach((h, j) => e.add(`spec.tls[${i}].hosts[${j}]`, hostProblem(h)));
     if (t.secretName !== undefined && t.secretName !== '') e.add(`spec.tls[${i}].secretName`, dnsSubdomainProblem(t.secretName));
   });
 }

@@ -109,6 +109,11 @@ export class Store {
     this.db.close();
   }
 
+  /** How many objects the store holds. */
+  countObjects(): number {
+    return (this.stmt('SELECT COUNT(*) AS n FROM objects').get() as { n: number }).n;
+  }
+
   /** The newest resourceVersion (0 for an empty store). */
   currentRV(): number {
     return (this.stmt("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined)?.seq ?? 0;

@@ -77,7 +77,8 @@ interface Planned {
   current?: KubeObject;
 }
 
-async function apply(client: ApiClient, manifests: Manifest[], nsFlag: string | undefined, dryRun: boolean): Promise<void> {
+/** kubectl apply: every object checked by the server first (dry run), then created or updated; nothing changes unless all pass. */
+export async function apply(client: ApiClient, manifests: Manifest[], nsFlag: string | undefined, dryRun: boolean, print: (line: string) => void = out): Promise<void> {
   // Namespaces first, so that objects in a namespace created by the same apply find it.
   const ordered = [...manifests.filter((m) => m.rt.kind === 'Namespace'), ...manifests.filter((m) => m.rt.kind !== 'Namespace')];
   const planned: Planned[] = [];
@@ -108,14 +109,14 @@ async function apply(client: ApiClient, manifests: Manifest[], nsFlag: string | 
   for (const p of planned) {
     const name = ref(p.m.rt, p.obj.metadata.name);
     if (p.current && sameContent(p.current, p.obj)) {
-      out(`${name} unchanged${suffix}`);
+      print(`${name} unchanged${suffix}`);
       continue;
     }
     if (!dryRun) {
       if (p.current) await client.update(p.m.rt, { ...p.obj, metadata: { ...p.obj.metadata, resourceVersion: p.current.metadata.resourceVersion } });
       else await client.create(p.m.rt, p.obj);
     }
-    out(`${name} ${p.current ? 'configured' : 'created'}${suffix}`);
+    print(`${name} ${p.current ? 'configured' : 'created'}${suffix}`);
   }
 }
 

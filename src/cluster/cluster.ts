@@ -9,7 +9,7 @@ import { clusterDir } from '../state/paths.ts';
 export { clusterDir, stateRoot } from '../state/paths.ts';
 import { planCluster, type ClusterPlan, type ClusterSpec } from './plan.ts';
 import { buildCluster, clusterNamespaces, removeClusterNetwork } from './topology.ts';
-import { daemonPid, startDaemon, stopClusterProcesses } from '../daemon/process.ts';
+import { daemonPid, startDaemon, stopClusterDaemons, stopClusterProcesses } from '../daemon/process.ts';
 
 export class ClusterError extends Error {
   override name = 'ClusterError';
@@ -48,13 +48,24 @@ export interface UpOptions {
   daemon?: boolean;
 }
 
+/** How long a starting daemon may go without a new phase before `up` gives up on it (KUBEWIRE_DAEMON_STALL_SECONDS, 60 s). */
+const stallMs = () => (Number(process.env.KUBEWIRE_DAEMON_STALL_SECONDS) || 60) * 1000;
+
 export async function up(spec: ClusterSpec, progress: (line: string) => void = () => {}, opts: UpOptions = {}): Promise<UpResult> {
   const dir = clusterDir(spec.name);
   if (existsSync(join(dir, 'cluster.json'))) {
     if (daemonPid(spec.name) || opts.daemon === false) throw new ClusterError(`cluster ${JSON.stringify(spec.name)} already exists and is running (kubewire down --cluster ${spec.name} removes it)`);
     const plan = loadCluster(spec.name);
     progress(`cluster ${spec.name} exists but its daemon is not running: starting it`);
-    await startDaemon(spec.name, plan.nodes.length);
+    // A daemon left from an earlier attempt (stuck loading, no pid file) would fight this one.
+    // The workload host and the ingress controllers stay: pods keep serving through a restart.
+    await stopClusterDaemons(spec.name);
+    try {
+      await startDaemon(spec.name, plan.nodes.length, (phase) => progress(`daemon: ${phase}`), stallMs());
+    } catch (e) {
+      await stopClusterDaemons(spec.name).catch(() => undefined);
+      throw e;
+    }
     return { plan, restarted: true };
   }
   const plan = planCluster(spec);
@@ -70,7 +81,7 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
     writeJsonAtomically(join(dir, 'cluster.json'), plan, 0o600);
     if (opts.daemon !== false) {
       progress('starting the control plane and the node agents');
-      await startDaemon(spec.name, plan.nodes.length);
+      await startDaemon(spec.name, plan.nodes.length, (phase) => progress(`daemon: ${phase}`), stallMs());
     }
   } catch (e) {
     await stopClusterProcesses(spec.name).catch(() => undefined);

@@ -2,7 +2,7 @@
 // a podCIDR cut from one flat cluster range; nodes sit on an underlay segment whose router
 // is their default gateway; everything lives in namespaces named after the cluster.
 
-import { addToIP, contains, firstIP, formatIP, formatPrefix, networkOf, overlaps, parseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
+import { addToIP, contains, parseHostPort, firstIP, formatIP, formatPrefix, networkOf, overlaps, parseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
 
 export type RoutingMode = 'routed' | 'host-gw';
 export type ProxyMode = 'iptables' | 'nftables' | 'ipvs';
@@ -22,6 +22,8 @@ export interface ClusterSpec {
   ingressWorkers?: number;
   /** Pods each node takes (the kubelet's --max-pods, 110 by default); the cluster takes this many times its nodes. */
   maxPods?: number;
+  /** Where each node's service proxy serves /metrics (kube-proxy's --metrics-bind-address, 127.0.0.1:10249). */
+  metricsBindAddress?: string;
 }
 
 export const DEFAULT_SPEC: Omit<ClusterSpec, 'name'> = {
@@ -72,6 +74,7 @@ export function validateSpec(spec: ClusterSpec): void {
   const proxy = spec.proxyMode ?? 'iptables';
   if (!['iptables', 'nftables', 'ipvs'].includes(proxy)) throw new SpecError(`--proxy-mode ${JSON.stringify(proxy)}: must be iptables, nftables or ipvs`);
   if (spec.maxPods !== undefined && (!Number.isInteger(spec.maxPods) || spec.maxPods < 1 || spec.maxPods > 10_000)) throw new SpecError(`--max-pods ${spec.maxPods}: must be a whole number from 1 to 10000`);
+  if (spec.metricsBindAddress !== undefined && !parseHostPort(spec.metricsBindAddress, 10249)) throw new SpecError(`--metrics-bind-address ${JSON.stringify(spec.metricsBindAddress)}: must be IP:PORT, e.g. 0.0.0.0:10249 for every address`);
   const workers = spec.ingressWorkers;
   if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 64)) throw new SpecError(`--ingress-workers ${workers}: must be a whole number from 1 to 64`);
   const pods = cidr(spec.podCIDR, '--pod-cidr');

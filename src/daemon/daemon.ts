@@ -2,7 +2,7 @@
 // agents of one cluster, in one process started by `kubewire up`. Pods' processes and the
 // workload host run apart from it and outlive it; a restarted daemon adopts them.
 
-import { existsSync, mkdirSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, writeFileSync, rmSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MAX_PODS, type Pod } from '../api/types.ts';
 import { Api } from '../apiserver/api.ts';
@@ -56,23 +56,39 @@ export class Daemon {
       const cfg = { clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR };
       const mode = plan.spec.proxyMode ?? 'iptables';
       const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip] }) : new IptablesBackend(netns, cfg);
-      this.proxies.push(new Proxier({ api: this.api, nodeName: node.name, netns, backend, log }));
+      this.proxies.push(new Proxier({ api: this.api, nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
     }
+  }
+
+  /** Tells `kubewire up` what the daemon is doing while it starts (a large store takes a while). */
+  private progress(phase: string): void {
+    appendFileSync(daemonPaths(this.cluster).progress, `${JSON.stringify({ pid: process.pid, phase, at: Date.now() })}\n`, { mode: 0o600 });
+    this.log(phase);
   }
 
   async start(): Promise<void> {
     const paths = daemonPaths(this.cluster);
+    const size = existsSync(paths.store) ? statSync(paths.store).size : 0;
+    this.progress(`store opened: ${this.store.countObjects().toLocaleString('en')} objects, ${(size / 1e6).toFixed(1)} MB`);
     for (const name of SYSTEM_NAMESPACES) {
       if (!this.api.tryGet({ kind: 'Namespace', name })) this.api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     }
+    this.progress('starting the workload host');
     await this.host.start(this.cluster, paths.hostLog, paths.hostPidFile);
+    // Fault injection for the tests of `up`: a daemon that hangs while starting.
+    if (process.env.KUBEWIRE_FAULT_DAEMON_HANG) await new Promise(() => setInterval(() => undefined, 60_000));
+    this.progress('starting the controllers');
     this.controllers.start();
     // Agents register their nodes; node IPAM gives them podCIDRs; then pods flow.
-    await Promise.all(this.agents.map((a) => a.start()));
+    this.progress('node agents: registering nodes, adopting pods');
+    let adopted = 0;
+    await Promise.all(this.agents.map((a) => a.start().then(() => this.progress(`node agents: ${++adopted} of ${this.agents.length} started (${a.nodeName})`))));
+    this.progress('service proxies: first sync');
     await Promise.all(this.proxies.map((p) => p.start()));
     if (!this.api.tryGet({ kind: 'IngressClass', name: DEFAULT_CLASS })) {
       this.api.create({ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: DEFAULT_CLASS, annotations: { [DEFAULT_CLASS_ANNOTATION]: 'true' } }, spec: { controller: CONTROLLER_NAME } });
     }
+    this.progress('API server listening; waiting for the nodes to be Ready');
     await this.server.listen(paths.socket);
     this.checkIngressControllers();
     this.watchdog = setInterval(() => {

@@ -3,7 +3,7 @@
 // CLI can exit; a pid file names each (state/pidfile.ts).
 
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { ApiClient } from '../apiserver/client.ts';
 import { cliEnv, cliPath, daemonPaths } from '../state/paths.ts';
 import { ingressControllerPids } from '../ingress/supervisor.ts';
@@ -21,25 +21,60 @@ function tail(file: string, lines: number): string {
   }
 }
 
-/** Starts the daemon and waits until its API answers and every node is Ready with a podCIDR. */
-export async function startDaemon(cluster: string, nodes: number, timeoutMs = 30_000): Promise<number> {
+/** What a starting daemon is doing, written as it goes (`kubewire up` shows it and waits while it changes). */
+export interface DaemonProgress {
+  pid: number;
+  phase: string;
+  at: number;
+}
+
+/** The phases a daemon has written so far (one JSON line each), oldest first. */
+export function readProgress(file: string): DaemonProgress[] {
+  try {
+    return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as DaemonProgress);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Starts the daemon and waits until its API answers and every node is Ready with a
+ * podCIDR, for as long as the daemon makes progress (a large store takes a while to load):
+ * each phase it reaches is reported; `stallMs` without a new one, or its exit, is a failure,
+ * and then the daemon this call started is stopped, not left running.
+ */
+export async function startDaemon(cluster: string, nodes: number, progress: (line: string) => void = () => {}, stallMs = 60_000): Promise<number> {
   const paths = daemonPaths(cluster);
+  rmSync(paths.progress, { force: true });
   const out = openSync(paths.log, 'a');
   const child = spawn(process.execPath, [cliPath(), 'daemon', '--cluster', cluster], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
   child.unref();
   const client = new ApiClient(paths.socket);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`the daemon of cluster ${cluster} exited (code ${child.exitCode}):\n${tail(paths.log, 5)}`);
+  let last = Date.now();
+  let phase = '';
+  let seen = 0;
+  const fail = async (why: string): Promise<never> => {
+    await stopProcess(child.pid!, 5000);
+    throw new Error(`the daemon of cluster ${cluster} ${why}; it was stopped (see ${paths.log}):\n${tail(paths.log, 5)}`);
+  };
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the daemon of cluster ${cluster} exited (${child.exitCode ?? child.signalCode}):\n${tail(paths.log, 5)}`);
+    const phases = readProgress(paths.progress).filter((p) => p.pid === child.pid);
+    for (const p of phases.slice(seen)) {
+      phase = p.phase;
+      last = Date.now();
+      progress(phase);
+    }
+    seen = phases.length;
     if (existsSync(paths.socket)) {
       const ready = await client
         .call<{ items: Array<{ spec?: { podCIDR?: string }; status?: { conditions?: Array<{ type: string; status: string }> } }> }>('GET', '/api/v1/nodes')
         .then((l) => l.items.filter((n) => n.spec?.podCIDR && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length, () => 0);
       if (ready >= nodes) return child.pid!;
     }
+    if (Date.now() - last > stallMs) await fail(`made no progress for ${stallMs / 1000} s${phase ? ` (last: ${phase})` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error(`the daemon of cluster ${cluster} did not become ready in ${timeoutMs / 1000} s (see ${paths.log})`);
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; returns once the process is gone. */
@@ -69,12 +104,54 @@ export async function stopProcess(pid: number, graceMs: number): Promise<void> {
   }
 }
 
+/** kubewire's background roles, as their command lines name them. */
+const ROLES = ['daemon', 'workload-host', 'ingress-controller'] as const;
+type Role = (typeof ROLES)[number];
+
+/** The pid and role of a kubewire process of `cluster` from its argv, if it is one. */
+export function roleOf(argv: string[], cluster: string): Role | undefined {
+  if (!argv[1]?.endsWith('kubewire.js')) return undefined;
+  const at = argv.indexOf('--cluster');
+  if (at < 0 || argv[at + 1] !== cluster) return undefined;
+  return ROLES.find((r) => argv[2] === r);
+}
+
+/**
+ * Every process of the cluster this machine runs, found by its command line whatever the
+ * pid files say: a daemon that never became ready writes none, and a state directory may
+ * be gone. Ingress controllers' workers carry their primary's command line.
+ */
+export function clusterProcesses(cluster: string): Array<{ pid: number; role: Role }> {
+  const out: Array<{ pid: number; role: Role }> = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      const role = roleOf(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'), cluster);
+      if (role) out.push({ pid, role });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Stops every daemon of the cluster (the one its pid file names and any other found running). */
+export async function stopClusterDaemons(cluster: string): Promise<void> {
+  const pids = new Set([...clusterProcesses(cluster).filter((p) => p.role === 'daemon').map((p) => p.pid), daemonPid(cluster) ?? 0]);
+  pids.delete(0);
+  await Promise.all([...pids].map((pid) => stopProcess(pid, 5000)));
+}
+
 /** Stops the daemon, the workload host and the ingress controllers of a cluster (pods' processes are left to `down`). */
 export async function stopClusterProcesses(cluster: string): Promise<void> {
+  const found = clusterProcesses(cluster);
   const paths = daemonPaths(cluster);
-  const daemon = daemonPid(cluster);
-  if (daemon) await stopProcess(daemon, 5000);
-  const host = livePid(paths.hostPidFile, 'workload-host', cluster);
-  if (host) await stopProcess(host, 2000);
-  await Promise.all(ingressControllerPids(cluster).map((pid) => stopProcess(pid, 11_000)));
+  const pids = (role: Role, pidFile?: number) => [...new Set([...found.filter((p) => p.role === role).map((p) => p.pid), ...(pidFile ? [pidFile] : [])])];
+  // The daemons first: they would start the others again.
+  await stopClusterDaemons(cluster);
+  await Promise.all([
+    ...pids('workload-host', livePid(paths.hostPidFile, 'workload-host', cluster)).map((pid) => stopProcess(pid, 2000)),
+    ...[...new Set([...pids('ingress-controller'), ...ingressControllerPids(cluster)])].map((pid) => stopProcess(pid, 11_000)),
+  ]);
 }

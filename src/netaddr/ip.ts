@@ -164,3 +164,14 @@ export function compareIP(a: IP, b: IP): number {
 export function defaultRoute(family: Family): string {
   return family === 4 ? '0.0.0.0/0' : '::/0';
 }
+
+/** `IP:PORT`, `[IPv6]:PORT` or a bare IP (with `defaultPort`) as host and port, as Go's net.SplitHostPort reads bind addresses; undefined when it is none of them. */
+export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d{1,5}))?$/.exec(text);
+  if (!m) return undefined;
+  const host = m[1] ?? m[2]!;
+  const ip = tryParseIP(host);
+  if (!ip || (m[1] !== undefined) !== (ip.family === 6)) return undefined;
+  const port = m[3] === undefined ? defaultPort : Number(m[3]);
+  return port >= 1 && port <= 65535 ? { host, port } : undefined;
+}

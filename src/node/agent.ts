@@ -131,7 +131,7 @@ export class NodeAgent {
     // and every 10 s, everything (level-triggered: whatever drifted converges back).
     let ticks = 0;
     this.timer = setInterval(() => {
-      this.checkProcesses();
+      this.checkPods();
       if (++ticks % 10 === 0) {
         this.resync();
         this.reportReadiness();
@@ -390,10 +390,34 @@ export class NodeAgent {
     if (this.local.get(key)?.uid === rec.uid) this.local.delete(key);
   }
 
-  private checkProcesses(): void {
+  /**
+   * Once a second: processes adopted after a restart that ended (they are not our children,
+   * so no exit event comes), and sandboxes removed behind our back, whose pods are reported
+   * not ready at once (their endpoints leave the Services) until the sync makes a new one.
+   */
+  private checkPods(): void {
     for (const [key, rec] of this.local) {
-      if (Object.values(rec.containers).some((c) => c.process && !this.children.has(c.process.pid) && !isAlive(c.process))) this.queue.add(key);
+      if (!existsSync(rec.netns)) {
+        this.reportSandboxLost(rec);
+        this.queue.add(key);
+      } else if (Object.values(rec.containers).some((c) => c.process && !this.children.has(c.process.pid) && !isAlive(c.process))) this.queue.add(key);
     }
+  }
+
+  /** The pod stays Running, its containers not ready, until its sandbox is made again (as the kubelet shows a lost sandbox). */
+  private reportSandboxLost(rec: LocalPod): void {
+    const key = { kind: 'Pod', namespace: rec.namespace, name: rec.name };
+    const changed = this.o.api.store.write(() => {
+      const pod = this.o.api.tryGet<Pod>(key);
+      if (!pod || pod.metadata.uid !== rec.uid || pod.metadata.deletionTimestamp || !pod.status) return false;
+      const notReady = new Set(['Ready', 'ContainersReady', 'PodReadyToStartContainers']);
+      if (pod.status.conditions?.every((c) => !notReady.has(c.type) || c.status === 'False')) return false;
+      const conditions = (pod.status.conditions ?? []).map((c) => (notReady.has(c.type) ? { ...c, status: 'False' as const, reason: 'SandboxLost', lastTransitionTime: now() } : c));
+      const containerStatuses = (pod.status.containerStatuses ?? []).map((c) => ({ ...c, ready: false }));
+      this.o.api.updateStatus(key, { ...pod.status, conditions, containerStatuses });
+      return true;
+    });
+    if (changed) this.events.record({ kind: 'Pod', apiVersion: 'v1', metadata: { name: rec.name, namespace: rec.namespace, uid: rec.uid } }, 'Warning', 'SandboxChanged', 'Pod sandbox changed (its network namespace is gone), it will be killed and re-created.');
   }
 
   /** The pods this agent runs, as it knows them (for logs, describe and tests). */

@@ -1,9 +1,11 @@
 // The proxy's Prometheus metrics and health, with kube-proxy's names, served as kube-proxy
-// serves them: /metrics on port 10249 and /healthz on port 10256 inside the node's own
-// network namespace (`kubewire exec --node N -- curl -s localhost:10249/metrics`).
+// serves them: /metrics on 127.0.0.1:10249 (up --metrics-bind-address) and /healthz on
+// port 10256 inside the node's own network namespace (`kubewire exec --node N -- curl -s
+// localhost:10249/metrics`).
 
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { parseHostPort } from '../netaddr/ip.ts';
 import { netnsAddon } from '../workloads/native.ts';
 
 export const METRICS_PORT = 10249;
@@ -51,8 +53,17 @@ export class ProxyMetrics {
   }
 }
 
-/** Serves /metrics and /healthz inside the node's namespace; returns the closer. */
-export async function serveProxyMetrics(metrics: ProxyMetrics, netns: string): Promise<() => Promise<void>> {
+/** kube-proxy's --metrics-bind-address default: the node's loopback only (metrics say what the node runs). */
+export const DEFAULT_METRICS_BIND = '127.0.0.1:10249';
+
+/**
+ * Serves /metrics (on `metricsBind`, the node's loopback by default, as kube-proxy's
+ * --metrics-bind-address) and /healthz (every address, :10256, as --healthz-bind-address)
+ * inside the node's namespace; returns the closer.
+ */
+export async function serveProxyMetrics(metrics: ProxyMetrics, netns: string, metricsBind = DEFAULT_METRICS_BIND): Promise<() => Promise<void>> {
+  const bind = parseHostPort(metricsBind, METRICS_PORT);
+  if (!bind) throw new Error(`--metrics-bind-address ${JSON.stringify(metricsBind)} is not IP:PORT`);
   const servers: Server[] = [];
   const handler = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -68,14 +79,14 @@ export async function serveProxyMetrics(metrics: ProxyMetrics, netns: string): P
     res.writeHead(404).end('404 page not found\n');
   });
   servers.push(handler);
-  const listen = (port: number) =>
+  const listen = (port: number, host?: string) =>
     new Promise<void>((resolve, reject) => {
-      const server = port === METRICS_PORT ? handler : createServer((req, res) => handler.emit('request', req, res));
+      const server = servers.length ? createServer((req, res) => handler.emit('request', req, res)) : handler;
       if (server !== handler) servers.push(server);
       server.once('error', reject);
-      server.listen({ fd: netnsAddon().listenIn(netns, 'tcp', port, 128) }, () => resolve());
+      server.listen({ fd: netnsAddon().listenIn(netns, 'tcp', port, 128, host === '0.0.0.0' || host === '::' ? undefined : host) }, () => resolve());
     });
-  await listen(METRICS_PORT);
+  await listen(bind.port, bind.host);
   await listen(HEALTHZ_PORT);
   return async () => {
     await Promise.all(servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));

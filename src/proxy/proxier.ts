@@ -32,6 +32,8 @@ export interface ProxierOptions {
   minSyncMs?: number;
   /** How often the backend is checked for lost rules. */
   checkMs?: number;
+  /** Where /metrics listens (kube-proxy's --metrics-bind-address; 127.0.0.1:10249). */
+  metricsBindAddress?: string;
 }
 
 export class Proxier {
@@ -79,7 +81,7 @@ export class Proxier {
         this.schedule();
       }),
     );
-    this.closeMetrics = await serveProxyMetrics(m, this.o.netns).catch((e: Error) => {
+    this.closeMetrics = await serveProxyMetrics(m, this.o.netns, this.o.metricsBindAddress).catch((e: Error) => {
       this.o.log(`proxy on ${this.o.nodeName}: no metrics endpoint: ${e.message}`);
       return undefined;
     });

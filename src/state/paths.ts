@@ -45,6 +45,8 @@ export interface DaemonPaths {
   store: string;
   pidFile: string;
   log: string;
+  /** What the daemon is doing while it starts (daemon/process.ts). */
+  progress: string;
   hostSocket: string;
   hostPidFile: string;
   hostLog: string;
@@ -58,6 +60,7 @@ export function daemonPaths(cluster: string): DaemonPaths {
     store: join(dir, 'store.db'),
     pidFile: join(dir, 'daemon.pid'),
     log: join(dir, 'daemon.log'),
+    progress: join(dir, 'daemon.progress'),
     hostSocket: join(dir, 'workloads.sock'),
     hostPidFile: join(dir, 'workloads.pid'),
     hostLog: join(dir, 'workloads.log'),

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { packageRoot } from '../state/paths.ts';
 
 interface NetnsAddon {
-  listenIn(netns: string, protocol: 'tcp' | 'udp', port: number, backlog: number): number;
+  /** A listening socket in `netns` on every address, or on `address` alone. */
+  listenIn(netns: string, protocol: 'tcp' | 'udp', port: number, backlog: number, address?: string): number;
 }
 
 let addon: NetnsAddon | undefined;

@@ -1,0 +1,98 @@
+// A cluster's processes through failures, as a user runs `up` and `down`: `up` after a
+// crash says what the daemon is doing; a daemon that hangs while starting makes `up` fail
+// and is stopped, not left behind; a stray daemon (no pid file, as one stuck loading leaves)
+// is found by its command line and stopped by `up` and by `down`; after `down` no process
+// of the cluster remains.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { clusterProcesses, roleOf } from '../src/daemon/process.ts';
+import { NOT_ROOT } from './helpers.ts';
+import { Kube, waitFor } from './kube.ts';
+
+test('processes of a cluster are known by their command lines', () => {
+  const cli = '/opt/kubewire/bin/kubewire.js';
+  assert.equal(roleOf(['node', cli, 'daemon', '--cluster', 'a'], 'a'), 'daemon');
+  assert.equal(roleOf(['/usr/bin/node', cli, 'ingress-controller', '--cluster', 'a', '--node', 'a-node-1'], 'a'), 'ingress-controller');
+  assert.equal(roleOf(['node', cli, 'workload-host', '--cluster', 'a', '--socket', 's'], 'a'), 'workload-host');
+  assert.equal(roleOf(['node', cli, 'daemon', '--cluster', 'ab'], 'a'), undefined, 'another cluster');
+  assert.equal(roleOf(['node', cli, 'down', '--cluster', 'a'], 'a'), undefined, 'a user command');
+  assert.equal(roleOf(['node', '/x/other.js', 'daemon', '--cluster', 'a'], 'a'), undefined);
+});
+
+describe('up and down through failures', { skip: NOT_ROOT }, () => {
+  const cluster = `kwl${process.pid % 100000}`;
+  let stateDir: string;
+  let kube: Kube;
+  const fakes: number[] = [];
+
+  /** A process that looks like a daemon of the cluster (its command line) and does nothing: what a stuck daemon without a pid file is to `down`. */
+  const strayDaemon = (): number => {
+    const dir = join(stateDir, 'fake', 'bin');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'kubewire.js'), 'setInterval(() => {}, 1000);\n');
+    const child = spawn(process.execPath, [join(dir, 'kubewire.js'), 'daemon', '--cluster', cluster], { detached: true, stdio: 'ignore' });
+    child.unref();
+    fakes.push(child.pid!);
+    return child.pid!;
+  };
+  const alive = (pid: number) => {
+    try {
+      return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
+    } catch {
+      return false;
+    }
+  };
+  const daemons = () => clusterProcesses(cluster).filter((p) => p.role === 'daemon').map((p) => p.pid);
+
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'kwt-life-'));
+    kube = new Kube(cluster, stateDir);
+    const out = await kube.ok('up', '--nodes', '1');
+    assert.match(out, /daemon: store opened: \d+ objects/, 'up says what the daemon does');
+    assert.match(out, /daemon: node agents: 1 of 1 started/);
+  });
+  after(async () => {
+    for (const pid of fakes) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    await kube.run(['down']);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('up after a kill -9 stops a stray daemon first and says what the new one does', async () => {
+    const [daemon] = daemons();
+    process.kill(daemon!, 'SIGKILL');
+    await waitFor('the daemon gone', async () => !alive(daemon!));
+    const stray = strayDaemon();
+    await waitFor('the stray daemon found', async () => daemons().includes(stray));
+    const out = await kube.ok('up');
+    assert.match(out, /daemon restarted/);
+    assert.match(out, /daemon: store opened/);
+    assert.equal(alive(stray), false, 'the stray daemon was stopped');
+    assert.equal(daemons().length, 1);
+  });
+
+  test('a daemon that hangs while starting: up fails saying so, and stops it', async () => {
+    const [daemon] = daemons();
+    process.kill(daemon!, 'SIGKILL');
+    await waitFor('the daemon gone', async () => !alive(daemon!));
+    const r = await kube.run(['up'], { env: { KUBEWIRE_FAULT_DAEMON_HANG: '1', KUBEWIRE_DAEMON_STALL_SECONDS: '2' } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^error: the daemon of cluster kwl\d+ made no progress for 2 s \(last: starting the workload host\); it was stopped/);
+    assert.deepEqual(daemons(), [], 'no daemon left running');
+    assert.match(await kube.ok('up'), /daemon restarted/, 'and the next up works');
+    assert.match(await kube.ok('get', 'nodes'), /Ready/);
+  });
+
+  test('down stops every process of the cluster, pid file or not', async () => {
+    const stray = strayDaemon();
+    const before = clusterProcesses(cluster);
+    assert.deepEqual([...new Set(before.map((p) => p.role))].sort(), ['daemon', 'ingress-controller', 'workload-host']);
+    assert.match(await kube.ok('down'), /removed/);
+    assert.deepEqual(clusterProcesses(cluster), [], 'nothing of the cluster runs');
+    assert.equal(alive(stray), false);
+    assert.match((await kube.ok('up', '--nodes', '1')), /is up/, 'up again for after()');
+  });
+});
