@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { Deployment, Event, Pod } from '../src/api/types.ts';
 import { clusterProcesses, roleOf } from '../src/daemon/process.ts';
 import { NOT_ROOT } from './helpers.ts';
 import { Kube, waitFor } from './kube.ts';
@@ -51,7 +52,7 @@ describe('up and down through failures', { skip: NOT_ROOT }, () => {
   before(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-life-'));
     kube = new Kube(cluster, stateDir);
-    const out = await kube.ok('up', '--nodes', '1');
+    const out = await kube.ok('up', '--nodes', '1', '--max-pods', '6');
     assert.match(out, /daemon: store opened: \d+ objects/, 'up says what the daemon does');
     assert.match(out, /daemon: node agents: 1 of 1 started/);
   });
@@ -84,6 +85,35 @@ describe('up and down through failures', { skip: NOT_ROOT }, () => {
     assert.deepEqual(daemons(), [], 'no daemon left running');
     assert.match(await kube.ok('up'), /daemon restarted/, 'and the next up works');
     assert.match(await kube.ok('get', 'nodes'), /Ready/);
+  });
+
+  test('replicas: 1000000000: apply returns at once, the cluster holds its limit, ReplicaFailure and one FailedCreate Event, delete clears it', async () => {
+    const t0 = performance.now();
+    await kube.apply(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: huge}
+spec:
+  replicas: 1000000000
+  selector: {matchLabels: {app: huge}}
+  template:
+    metadata: {labels: {app: huge}}
+    spec: {containers: [{name: web, image: hello, ports: [{containerPort: 8080}]}]}
+`);
+    assert.ok(performance.now() - t0 < 5000, 'apply returned');
+    const d = await waitFor('ReplicaFailure', async () => {
+      const x = await kube.json<Deployment>('get', 'deployment', 'huge');
+      return x.status?.conditions?.some((c) => c.type === 'ReplicaFailure') ? x : undefined;
+    });
+    assert.match(d.status!.conditions!.find((c) => c.type === 'ReplicaFailure')!.message!, /exceeded quota: cluster-pod-limit, requested: pods=1, used: pods=6, limited: pods=6 \(6 per node × 1 node; kubewire up --max-pods\)/);
+    await waitFor('6 pods Running', async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items.filter((p) => p.status?.phase === 'Running').length === 6, 30_000);
+    const t1 = performance.now();
+    assert.equal((await kube.json<{ items: Pod[] }>('get', 'pods')).items.length, 6);
+    assert.ok(performance.now() - t1 < 1000, 'get pods answers within a second');
+    const failed = (await kube.json<{ items: Event[] }>('get', 'events')).items.filter((e) => e.reason === 'FailedCreate');
+    assert.equal(failed.length, 1, 'one Event, counted');
+    assert.match(await kube.ok('describe', 'deployment', 'huge'), /FailedCreate .*\(x\d+ over/);
+    await kube.ok('delete', 'deployment', 'huge');
+    await waitFor('every pod gone', async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items.length === 0, 30_000);
   });
 
   test('down stops every process of the cluster, pid file or not', async () => {
