@@ -14,7 +14,7 @@ import { Api } from '../src/apiserver/api.ts';
 import { ApiClient, ApiError } from '../src/apiserver/client.ts';
 import { ApiServer, mergePatch } from '../src/apiserver/server.ts';
 import { Store } from '../src/apiserver/store.ts';
-import { loadManifests, ManifestError, parseManifests } from '../src/manifest/load.ts';
+import { loadManifests, ManifestError, parseManifests, splitDocuments } from '../src/manifest/load.ts';
 
 const deployment = (over: Record<string, unknown> = {}) => ({
   apiVersion: 'apps/v1',
@@ -58,6 +58,25 @@ test('manifests: multi-document YAML and v1 List, every problem named by file, d
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('YAML as kubectl reads it: document indexes by --- and ..., errors with their lines, duplicate keys and alias bombs refused, dates stay strings', () => {
+  assert.deepEqual(splitDocuments('a: 1\n---\n---\nb: 2\n').map((d) => d.text.trim()), ['a: 1', '', 'b: 2']);
+  assert.deepEqual(splitDocuments('# only a comment\n---\na: 1').map((d) => d.text.trim()), ['a: 1']);
+  assert.deepEqual(splitDocuments('---\n---\nb: 2').map((d) => d.text.trim()), ['', 'b: 2']);
+  assert.deepEqual(splitDocuments('a: 1\n...\n---\nb: 2').map((d) => d.text.trim()), ['a: 1', 'b: 2']);
+  assert.deepEqual(splitDocuments('--- {a: 1}\n--- {b: 2}').map((d) => d.text.trim()), ['{a: 1}', '{b: 2}']);
+  const problems: string[] = [];
+  const pod = (name: string, extra = '') => `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}${extra}}\nspec: {containers: [{name: c, image: x}]}`;
+  const text = [pod('a'), 'a: [unclosed\nb: 1', pod('b', ', name: c'), `x: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n${Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(9).fill(`*${String.fromCharCode(97 + i)}`).join(',')}]`).join('\n')}`, pod('d')].join('\n---\n');
+  const ok = parseManifests('y.yaml', text, problems);
+  assert.deepEqual(ok.map((m) => m.object.metadata.name), ['a', 'd'], 'the good documents are read');
+  assert.equal(problems.length, 3, problems.join('\n'));
+  assert.match(problems[0]!, /^y\.yaml: document 1: YAML syntax error at line [6-7], column \d+: /);
+  assert.match(problems[1]!, /^y\.yaml: document 2: YAML syntax error at line \d+, column \d+: duplicated mapping key/);
+  assert.match(problems[2]!, /^y\.yaml: document 3: its aliases expand to more than 1,000,000 nodes/);
+  const dated = parseManifests('d.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata: {name: n, annotations: {when: 2026-12-01, yes: yes}}', []);
+  assert.deepEqual(dated[0]!.object.metadata.annotations, { when: '2026-12-01', yes: 'yes' }, 'YAML 1.2 core: no timestamps, yes is a string');
 });
 
 test('deployment checks: selector must match the template, replicas non-negative, restartPolicy Always', () => {

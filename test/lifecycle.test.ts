@@ -17,6 +17,7 @@ import { Kube, waitFor } from './kube.ts';
 test('processes of a cluster are known by their command lines', () => {
   const cli = '/opt/kubewire/bin/kubewire.js';
   assert.equal(roleOf(['node', cli, 'daemon', '--cluster', 'a'], 'a'), 'daemon');
+  assert.equal(roleOf(['node', '--expose-gc', cli, 'daemon', '--cluster', 'a'], 'a'), 'daemon', "node's flags first");
   assert.equal(roleOf(['/usr/bin/node', cli, 'ingress-controller', '--cluster', 'a', '--node', 'a-node-1'], 'a'), 'ingress-controller');
   assert.equal(roleOf(['node', cli, 'workload-host', '--cluster', 'a', '--socket', 's'], 'a'), 'workload-host');
   assert.equal(roleOf(['node', cli, 'daemon', '--cluster', 'ab'], 'a'), undefined, 'another cluster');

@@ -262,8 +262,9 @@ for (const mode of ['iptables', 'nftables'] as const) describe(`Services, ${mode
   test('rules flushed behind its back come back by themselves', async () => {
     const ns = `/var/run/netns/kw_${cluster}_node-1`;
     if (mode === 'iptables') {
-      await run(['iptables', '-t', 'nat', '-F'], { netns: ns });
-      await run(['iptables', '-t', 'nat', '-X'], { netns: ns });
+      // As a user would, from the node (where `iptables` is the cluster's: legacy here).
+      await kube.ok('exec', '--node', node(1), '--', 'iptables', '-t', 'nat', '-F');
+      await kube.ok('exec', '--node', node(1), '--', 'iptables', '-t', 'nat', '-X');
     } else await run(['nft', 'delete', 'table', 'ip', 'kubewire'], { netns: ns });
     const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '1', `http://${vip}/`]);
     assert.notEqual(r.code, 0, 'broken right after the flush');

@@ -116,3 +116,46 @@ test('a watch from a compacted resourceVersion gets 410 Gone', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('reads come from memory: a rolled-back transaction (and savepoint) leaves no trace; indexes follow every write; objects are frozen', () => withStore((store, path) => {
+  const bound = (name: string, node: string) => pod(name, { spec: { nodeName: node, containers: [] } });
+  store.create(bound('a', 'n1'));
+  assert.throws(() => store.write(() => {
+    store.create(bound('b', 'n1'));
+    store.delete({ kind: 'Pod', namespace: 'default', name: 'a' });
+    assert.equal(store.tryGet({ kind: 'Pod', namespace: 'default', name: 'b' })?.metadata.name, 'b', 'a transaction reads its own writes');
+    throw new Error('abort');
+  }), /abort/);
+  assert.deepEqual(store.list('Pod').items.map((p) => p.metadata.name), ['a'], 'the rollback undid the create and the delete');
+  assert.equal(store.currentRV(), 1, 'and the numbering');
+  assert.deepEqual(store.byIndex('Pod', 'nodeName', 'n1').map((p) => p.metadata.name), ['a']);
+  // A savepoint that fails inside a transaction that goes on.
+  store.write(() => {
+    store.create(bound('c', 'n2'));
+    try {
+      store.write(() => {
+        store.create(bound('d', 'n2'));
+        throw new Error('inner');
+      });
+    } catch {
+      // the outer transaction carries on
+    }
+  });
+  assert.deepEqual(store.byIndex('Pod', 'nodeName', 'n2').map((p) => p.metadata.name), ['c']);
+  // Moving an object between index values, and deleting it.
+  store.mutate({ kind: 'Pod', namespace: 'default', name: 'c' }, (o) => ({ ...o, spec: { nodeName: 'n1', containers: [] } }));
+  assert.deepEqual(store.byIndex('Pod', 'nodeName', 'n1').map((p) => p.metadata.name).sort(), ['a', 'c']);
+  assert.deepEqual(store.byIndex('Pod', 'nodeName', 'n2'), []);
+  store.delete({ kind: 'Pod', namespace: 'default', name: 'a' });
+  assert.deepEqual(store.byIndex('Pod', 'nodeName', 'n1').map((p) => p.metadata.name), ['c']);
+  const c = store.get({ kind: 'Pod', namespace: 'default', name: 'c' });
+  assert.throws(() => ((c.metadata as { name: string }).name = 'x'), TypeError, 'stored objects are frozen');
+  assert.deepEqual(JSON.parse(`[${store.listText('Pod').items.join(',')}]`), store.list('Pod').items, 'the stored text is the object');
+  const again = new Store(path);
+  try {
+    assert.deepEqual(again.byIndex('Pod', 'nodeName', 'n1').map((p) => p.metadata.name), ['c'], 'indexes are rebuilt from disk');
+    assert.equal(again.currentRV(), store.currentRV());
+  } finally {
+    again.close();
+  }
+}));

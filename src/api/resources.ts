@@ -90,3 +90,6 @@ export function parseResourcePath(pathname: string): ParsedPath | undefined {
   if (!rt || (namespace !== undefined && !rt.namespaced)) return undefined;
   return { rt, namespace, name, subresource };
 }
+
+/** Where kubewire's whole-manifest apply is served: one request, one transaction (apiserver/api.ts apply). */
+export const APPLY_PATH = '/apis/kubewire.dev/v1/apply';

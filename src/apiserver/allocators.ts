@@ -12,7 +12,7 @@ export class AllocationError extends Error {
 }
 
 /** A ClusterIP from `cidr`: `requested` if in range and free, else a random free one (not the network, first or broadcast address). */
-export function allocateClusterIP(cidr: string, used: ReadonlySet<string>, requested?: string): string {
+export function allocateClusterIP(cidr: string, used: { has(ip: string): boolean }, requested?: string): string {
   const range = tryParsePrefix(cidr)!;
   if (requested) {
     const ip = tryParseIP(requested);
@@ -34,7 +34,7 @@ export function allocateClusterIP(cidr: string, used: ReadonlySet<string>, reque
 }
 
 /** A NodePort: `requested` if in range and free, else a random free one. */
-export function allocateNodePort(used: ReadonlySet<number>, requested?: number): number {
+export function allocateNodePort(used: { has(port: number): boolean }, requested?: number): number {
   const { min, max } = NODE_PORT_RANGE;
   if (requested !== undefined) {
     if (requested < min || requested > max) throw new AllocationError(`provided port is not in the valid range. The range of valid ports is ${min}-${max}`);

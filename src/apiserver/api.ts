@@ -7,9 +7,10 @@ import { matches, parseSelector } from '../api/labels.ts';
 import { apiVersionOf, resourceOfKind } from '../api/resources.ts';
 import type { Ingress, IngressClass, KubeObject, Namespace, Node, Pod, Secret, Service } from '../api/types.ts';
 import { now } from '../api/types.ts';
+import { appliedObject, sameManifest, type ApplyResult } from '../api/apply.ts';
 import { freeGeneratedName, generateName } from '../api/names.ts';
 import { formatErrors, validate } from '../api/validation.ts';
-import { allocatedBy, admitService, ServiceInvalid } from './services.ts';
+import { admitService, ServiceInvalid, type Allocated } from './services.ts';
 import { admitIngress, admitSecret } from './admission.ts';
 import { Store, StoreError, keyOf, type Key, type WatchEvent } from './store.ts';
 
@@ -26,6 +27,19 @@ export interface DeleteOptions {
 export interface WriteOptions {
   /** Writes by kubewire's own components (node registration). */
   system?: boolean;
+  /** The object is the caller's to give away (a request body, apply's copy): not copied again. */
+  owned?: boolean;
+}
+
+/** The item of an apply that failed: its index, and the failure as the API reports it. */
+export class ApplyError extends StoreError {
+  constructor(readonly index: number, cause: unknown) {
+    super(cause instanceof StoreError ? cause.reason : 'Invalid', cause instanceof Error ? cause.message : String(cause));
+  }
+
+  override toStatus(): object {
+    return { ...super.toStatus(), details: { index: this.index } };
+  }
 }
 
 function invalid(message: string): StoreError {
@@ -90,7 +104,12 @@ export class Api {
 
   /** Service admission: defaults and allocations, against what the other Services hold. */
   private admitService(svc: Service, current: Service | undefined): Service {
-    const used = allocatedBy(this.store.list('Service').items as Service[], current ? { namespace: current.metadata.namespace, name: current.metadata.name } : undefined);
+    // What the other Services hold, looked up in the store's indexes (not a list of every Service).
+    const other = (s: KubeObject) => !current || s.metadata.namespace !== current.metadata.namespace || s.metadata.name !== current.metadata.name;
+    const used: Allocated = {
+      clusterIPs: { has: (ip) => this.store.byIndex('Service', 'clusterIP', ip).some(other) },
+      nodePorts: { has: (port) => this.store.byIndex('Service', 'nodePort', String(port)).some(other) },
+    };
     try {
       return admitService(svc, current, used, this.serviceCIDR);
     } catch (e) {
@@ -110,6 +129,12 @@ export class Api {
   list(kind: string, namespace?: string, opts: ListOptions = {}): { items: KubeObject[]; resourceVersion: number } {
     const byLabel = labelSelectorMatcher(opts.labelSelector);
     const byField = fieldSelectorMatcher(opts.fieldSelector);
+    // A pod's node, asked for by every node agent, is an index, not a scan.
+    const node = kind === 'Pod' ? /^spec\.nodeName==?([^,!]+)$/.exec(opts.fieldSelector ?? '')?.[1] : undefined;
+    if (node !== undefined) {
+      const items = (this.store.byIndex('Pod', 'nodeName', node) as KubeObject[]).filter((o) => (namespace === undefined || o.metadata.namespace === namespace) && byLabel(o));
+      return { items, resourceVersion: this.store.currentRV() };
+    }
     const res = this.store.list(kind, namespace);
     return { items: res.items.filter((o) => byLabel(o) && byField(o)), resourceVersion: res.resourceVersion };
   }
@@ -136,7 +161,7 @@ export class Api {
   }
 
   create<T extends KubeObject>(input: T, opts: WriteOptions = {}): T {
-    const obj = structuredClone(input);
+    const obj = opts.owned ? input : structuredClone(input);
     const rt = resourceOfKind(obj.kind);
     obj.apiVersion = apiVersionOf(rt);
     const prefix = !obj.metadata?.name && typeof obj.metadata?.generateName === 'string' && obj.metadata.generateName ? obj.metadata.generateName : undefined;
@@ -166,8 +191,8 @@ export class Api {
   }
 
   /** Replaces an object's metadata and spec (status is kept: it has its own subresource). */
-  update<T extends KubeObject>(input: T): T {
-    const obj = structuredClone(input);
+  update<T extends KubeObject>(input: T, opts: WriteOptions = {}): T {
+    const obj = opts.owned ? input : structuredClone(input);
     obj.apiVersion = apiVersionOf(resourceOfKind(obj.kind));
     return this.store.write(() => {
       const current = this.store.get(keyOf(obj));
@@ -251,6 +276,31 @@ export class Api {
       if (current.kind === 'Namespace') marked.status = { phase: 'Terminating' };
       return this.store.update(marked);
     });
+  }
+
+  /**
+   * kubectl apply for a whole manifest, in one transaction: each object created, or updated
+   * when its manifest changed, or left alone; the first failure undoes them all and is
+   * thrown as an ApplyError naming the item. Namespaces should come first in `items`.
+   */
+  apply(items: KubeObject[], dryRun = false): ApplyResult[] {
+    const run = () =>
+      items.map((input, index): ApplyResult => {
+        try {
+          if (!input || typeof input !== 'object' || !input.metadata || typeof input.metadata !== 'object') throw invalid('an object with kind and metadata is expected');
+          const rt = resourceOfKind(input.kind);
+          const namespace = rt.namespaced ? input.metadata.namespace || 'default' : undefined;
+          const current = this.store.tryGet({ kind: rt.kind, namespace, name: input.metadata.name });
+          const obj = appliedObject({ ...input, metadata: { ...input.metadata, ...(namespace ? { namespace } : {}) } }, current);
+          if (current && sameManifest(current, obj)) return 'unchanged';
+          if (current) this.update({ ...obj, metadata: { ...obj.metadata, resourceVersion: undefined } }, { owned: true });
+          else this.create(obj, { owned: true });
+          return current ? 'configured' : 'created';
+        } catch (e) {
+          throw new ApplyError(index, e);
+        }
+      });
+    return dryRun ? this.dryRun(run) : this.store.write(run);
   }
 
   /** Runs a write with every check, then rolls it back (?dryRun=All). */

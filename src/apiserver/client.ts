@@ -7,7 +7,7 @@ import type { KubeObject } from '../api/types.ts';
 /** A failed API call, carrying the server's Status. */
 export class ApiError extends Error {
   override name = 'ApiError';
-  constructor(readonly code: number, readonly reason: string, message: string) {
+  constructor(readonly code: number, readonly reason: string, message: string, readonly details?: Record<string, unknown>) {
     super(message);
   }
 }
@@ -46,7 +46,7 @@ export class ApiClient {
       }
     })();
     if ((res.statusCode ?? 500) >= 400) {
-      throw new ApiError(res.statusCode ?? 500, String(parsed?.reason ?? 'Error'), String(parsed?.message ?? (text || `HTTP ${res.statusCode}`)));
+      throw new ApiError(res.statusCode ?? 500, String(parsed?.reason ?? 'Error'), String(parsed?.message ?? (text || `HTTP ${res.statusCode}`)), parsed?.details as Record<string, unknown> | undefined);
     }
     return (parsed ?? text) as T;
   }

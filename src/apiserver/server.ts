@@ -8,7 +8,7 @@
 import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { apiVersionOf, parseResourcePath, resourcePath, type ParsedPath } from '../api/resources.ts';
+import { APPLY_PATH, apiVersionOf, parseResourcePath, resourcePath, type ParsedPath } from '../api/resources.ts';
 import type { Deployment, KubeObject } from '../api/types.ts';
 import { Api, fieldSelectorMatcher, labelSelectorMatcher } from './api.ts';
 import { StoreError, type Key } from './store.ts';
@@ -51,6 +51,11 @@ function send(res: ServerResponse, code: number, body: unknown): void {
   res.end(text);
 }
 
+function sendText(res: ServerResponse, code: number, text: string): void {
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
 function sendError(res: ServerResponse, e: unknown): void {
   if (e instanceof StoreError) return send(res, e.code, e.toStatus());
   const code = e instanceof HttpError ? e.code : 500;
@@ -58,12 +63,12 @@ function sendError(res: ServerResponse, e: unknown): void {
   send(res, code, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: e instanceof Error ? e.message : String(e), reason, code });
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage, limitMiB = 8): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
     size += c.length;
-    if (size > 8 << 20) throw new HttpError(413, 'request body larger than 8 MiB', 'RequestEntityTooLarge');
+    if (size > limitMiB << 20) throw new HttpError(413, `request body larger than ${limitMiB} MiB`, 'RequestEntityTooLarge');
     chunks.push(c);
   }
   if (!size) return undefined;
@@ -118,6 +123,7 @@ export class ApiServer {
         return void res.end('ok');
       }
       if (url.pathname === '/version') return send(res, 200, VERSION);
+      if (url.pathname === APPLY_PATH) return await this.apply(req, res, url);
       const p = parseResourcePath(url.pathname);
       if (!p) throw new HttpError(404, `the server could not find the requested resource (${req.method} ${url.pathname})`, 'NotFound');
       if (p.rt.namespaced && !p.namespace && (req.method !== 'GET' || p.name)) throw new HttpError(404, `${p.rt.plural} are namespaced: use /namespaces/NS/${p.rt.plural}`, 'NotFound');
@@ -136,8 +142,14 @@ export class ApiServer {
       if (method === 'GET') {
         const opts = { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined };
         if (q.get('watch') === '1' || q.get('watch') === 'true') return this.watch(req, res, p, Number(q.get('resourceVersion') || 0), opts);
+        const head = (rv: number) => `{"kind":"${p.rt.kind}List","apiVersion":"${apiVersionOf(p.rt)}","metadata":{"resourceVersion":"${rv}"},"items":[`;
+        if (!opts.labelSelector && !opts.fieldSelector) {
+          // The stored text as it is: a list of 10,000 objects costs no parse and no stringify.
+          const list = api.store.listText(p.rt.kind, p.rt.namespaced ? p.namespace : undefined);
+          return sendText(res, 200, `${head(list.resourceVersion)}${list.items.join(',')}]}`);
+        }
         const list = api.list(p.rt.kind, p.namespace, opts);
-        return send(res, 200, { kind: `${p.rt.kind}List`, apiVersion: apiVersionOf(p.rt), metadata: { resourceVersion: String(list.resourceVersion) }, items: list.items });
+        return sendText(res, 200, `${head(list.resourceVersion)}${list.items.map((o) => JSON.stringify(o)).join(',')}]}`);
       }
       if (method === 'POST') {
         const obj = (await readBody(req)) as KubeObject;
@@ -183,7 +195,7 @@ export class ApiServer {
       case 'PATCH': {
         const patch = await readBody(req);
         const current = api.get(key);
-        const next = mergePatch(current, patch) as KubeObject;
+        const next = mergePatch(structuredClone(current), patch) as KubeObject; // stored objects are frozen
         next.metadata.resourceVersion = (patch as KubeObject)?.metadata?.resourceVersion;
         return send(res, 200, api.update(next));
       }
@@ -194,6 +206,20 @@ export class ApiServer {
       }
     }
     throw new HttpError(405, `${method} is not supported on ${resourcePath(p.rt, p.namespace, p.name)}`, 'MethodNotAllowed');
+  }
+
+  /**
+   * kubewire's whole-manifest apply (POST {kind: List, items}): one transaction, so a
+   * manifest goes in entirely or not at all, in one round trip (kubectl sends three per
+   * object). The answer lists each item's outcome; a failure is a Status naming the item.
+   */
+  private async apply(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (req.method !== 'POST') throw new HttpError(405, `${req.method} is not supported on ${APPLY_PATH}`, 'MethodNotAllowed');
+    const body = (await readBody(req, 512)) as { items?: unknown } | undefined;
+    if (!body || !Array.isArray(body.items)) throw new HttpError(400, 'the body must be a List: {"kind": "List", "items": [...]}');
+    const items = body.items as KubeObject[];
+    const results = this.api.apply(items, url.searchParams.get('dryRun') === 'All');
+    send(res, 200, { kind: 'ApplyResult', apiVersion: 'kubewire.dev/v1', items: results.map((result, i) => ({ kind: items[i]!.kind, namespace: items[i]!.metadata.namespace, name: items[i]!.metadata.name, result })) });
   }
 
   /** Newline-delimited watch events, as the Kubernetes API streams them. Without a resourceVersion, the current objects come first as ADDED. */
@@ -213,7 +239,7 @@ export class ApiServer {
     res.flushHeaders(); // the watcher learns at once that the watch is established
     for (const o of initial) res.write(`${JSON.stringify({ type: 'ADDED', object: o })}\n`);
     const stop = api.watch(p.rt.kind, p.namespace, start, (e) => {
-      if (byLabel(e.object) && byField(e.object)) res.write(`${JSON.stringify(e)}\n`);
+      if (byLabel(e.object) && byField(e.object)) res.write(`{"type":"${e.type}","object":${e.text ?? JSON.stringify(e.object)}}\n`);
     });
     this.watches.add(stop);
     const end = () => {

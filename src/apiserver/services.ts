@@ -5,14 +5,15 @@
 import type { Service, ServicePort } from '../api/types.ts';
 import { AllocationError, allocateClusterIP, allocateNodePort } from './allocators.ts';
 
+/** What other Services hold (only asked whether a value is taken). */
 export interface Allocated {
-  clusterIPs: Set<string>;
-  nodePorts: Set<number>;
+  clusterIPs: { has(ip: string): boolean };
+  nodePorts: { has(port: number): boolean };
 }
 
 /** What the other Services hold (pure). */
 export function allocatedBy(services: Service[], except?: { namespace?: string; name: string }): Allocated {
-  const out: Allocated = { clusterIPs: new Set(), nodePorts: new Set() };
+  const out = { clusterIPs: new Set<string>(), nodePorts: new Set<number>() };
   for (const s of services) {
     if (except && s.metadata.namespace === except.namespace && s.metadata.name === except.name) continue;
     if (s.spec.clusterIP && s.spec.clusterIP !== 'None') out.clusterIPs.add(s.spec.clusterIP);
@@ -57,7 +58,8 @@ export function admitService(input: Service, current: Service | undefined, used:
   spec.clusterIPs = [spec.clusterIP!];
 
   // NodePorts: NodePort and LoadBalancer Services have one per port; an existing one is kept.
-  const taken = new Set(used.nodePorts);
+  const mine = new Set<number>(); // this Service's own ports, taken as they are given out
+  const taken = { has: (port: number) => mine.has(port) || used.nodePorts.has(port) };
   spec.ports.forEach((p, i) => {
     if (spec.type === 'ClusterIP') {
       delete p.nodePort;
@@ -66,7 +68,7 @@ export function admitService(input: Service, current: Service | undefined, used:
     const kept = current?.spec.ports?.find((c) => c.port === p.port && (c.protocol ?? 'TCP') === p.protocol)?.nodePort;
     if (p.nodePort === undefined && kept) p.nodePort = kept;
     if (p.nodePort !== undefined && p.nodePort === kept) {
-      taken.add(p.nodePort);
+      mine.add(p.nodePort);
       return;
     }
     try {
@@ -74,7 +76,7 @@ export function admitService(input: Service, current: Service | undefined, used:
     } catch (e) {
       fail(`spec.ports[${i}].nodePort`, p.nodePort, e);
     }
-    taken.add(p.nodePort!);
+    mine.add(p.nodePort!);
   });
   return svc;
 }

@@ -1,12 +1,14 @@
 // The control plane's object store: Kubernetes-shaped objects in SQLite (better-sqlite3),
-// with resourceVersions, optimistic concurrency and list+watch. Every write is one SQLite
-// transaction that bumps the cluster-wide resourceVersion and appends a watch event; a
-// watcher that reconnects with the last resourceVersion it saw misses nothing, as long as
-// that version is still in the (compacted) event log — otherwise it gets 410 Gone and
-// relists, as Kubernetes clients do.
+// with resourceVersions, optimistic concurrency and list+watch; read from memory (cache.ts).
+// Every write is one SQLite transaction that bumps the cluster-wide resourceVersion and
+// appends a watch event to an in-memory log; a watcher that reconnects with the last
+// resourceVersion it saw misses nothing, as long as that version is still in the log —
+// otherwise (and after a restart) it gets 410 Gone and relists, as Kubernetes clients do.
 
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { ObjectCache } from './cache.ts';
+import { INDEXES } from './indexes.ts';
 
 export interface ObjectMeta {
   name: string;
@@ -37,6 +39,8 @@ export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 export interface WatchEvent {
   type: EventType;
   object: KubeObject;
+  /** The object as JSON text, when the store has it (it wrote it): watch streams send it as it is. */
+  text?: string;
 }
 
 export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Gone' | 'Invalid' | 'Forbidden';
@@ -77,6 +81,12 @@ export interface StoreOptions {
 export class Store {
   private readonly db: Database.Database;
   private readonly listeners = new Set<{ kind: string; namespace?: string; fn: Listener }>();
+  /**
+   * The newest committed events (at most eventLogSize, in memory, as kube-apiserver's watch
+   * cache): a watcher that resumes from a resourceVersion gets what it missed from here, or
+   * 410 Gone and lists again. Objects are what the cache holds: the log costs references.
+   */
+  private readonly log: Array<[WatchEvent, number]> = [];
   /** Events of the running transaction, delivered after it commits. */
   private readonly pending: Array<[WatchEvent, number]> = [];
   /** Committed events not yet delivered, in resourceVersion order. */
@@ -84,6 +94,10 @@ export class Store {
   private delivering = false;
 
   private readonly eventLogSize: number;
+  /** Every object, parsed once and indexed: reads never go to SQLite (cache.ts). */
+  private readonly cache = new ObjectCache(INDEXES);
+  /** The newest resourceVersion: events are numbered here, one writer at a time. */
+  private rv = 0;
 
   constructor(path: string, opts: StoreOptions = {}) {
     this.eventLogSize = opts.eventLogSize ?? 10_000;
@@ -92,8 +106,17 @@ export class Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS objects (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, rv INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, namespace, name));
-      CREATE TABLE IF NOT EXISTS events (rv INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, namespace TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
     `);
+    // The numbering goes on where it stopped (stores of earlier versions kept it in an events table).
+    const kept = (this.stmt("SELECT value FROM meta WHERE key = 'rv'").get() as { value: number } | undefined)?.value ?? 0;
+    const legacy = this.db.prepare("SELECT name FROM sqlite_master WHERE name = 'sqlite_sequence'").get() ? ((this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined)?.seq ?? 0) : 0;
+    const newest = (this.stmt('SELECT MAX(rv) AS rv FROM objects').get() as { rv: number | null }).rv ?? 0;
+    this.rv = Math.max(kept, legacy, newest);
+    for (const row of this.stmt('SELECT namespace, name, body FROM objects').iterate() as Iterable<{ namespace: string; name: string; body: string }>) {
+      const obj = JSON.parse(row.body) as KubeObject;
+      this.cache.set(obj.kind, row.namespace, row.name, obj, false);
+    }
   }
 
   private readonly statements = new Map<string, Database.Statement>();
@@ -114,34 +137,50 @@ export class Store {
     return (this.stmt('SELECT COUNT(*) AS n FROM objects').get() as { n: number }).n;
   }
 
-  /** The newest resourceVersion (0 for an empty store). */
-  currentRV(): number {
-    return (this.stmt("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined)?.seq ?? 0;
+  /** How many objects of a kind the store holds. */
+  count(kind: string): number {
+    return this.cache.count(kind);
   }
 
+  /** The newest resourceVersion (0 for an empty store). */
+  currentRV(): number {
+    return this.rv;
+  }
+
+  /** An object (frozen: copy it to change it). */
   get(key: Key): KubeObject {
-    const row = this.stmt('SELECT rv, body FROM objects WHERE kind = ? AND namespace = ? AND name = ?').get(key.kind, key.namespace ?? '', key.name) as Row | undefined;
-    if (!row) throw new StoreError('NotFound', `${key.kind.toLowerCase()} ${JSON.stringify(key.name)} not found${key.namespace ? ` in namespace ${key.namespace}` : ''}`);
-    return JSON.parse(row.body) as KubeObject;
+    const obj = this.tryGet(key);
+    if (!obj) throw new StoreError('NotFound', `${key.kind.toLowerCase()} ${JSON.stringify(key.name)} not found${key.namespace ? ` in namespace ${key.namespace}` : ''}`);
+    return obj;
   }
 
   tryGet(key: Key): KubeObject | undefined {
-    try {
-      return this.get(key);
-    } catch (e) {
-      if (e instanceof StoreError && e.reason === 'NotFound') return undefined;
-      throw e;
-    }
+    return this.cache.get(key.kind, key.namespace ?? '', key.name);
   }
 
-  /** Objects of a kind (in one namespace, or all), with the resourceVersion to watch from. */
+  /** Objects of a kind (in one namespace, or all) by namespace and name, with the resourceVersion to watch from. */
   list(kind: string, namespace?: string): { items: KubeObject[]; resourceVersion: number } {
-    return this.db.transaction(() => {
-      const rows = (namespace === undefined
-        ? this.stmt('SELECT rv, body FROM objects WHERE kind = ? ORDER BY namespace, name').all(kind)
-        : this.stmt('SELECT rv, body FROM objects WHERE kind = ? AND namespace = ? ORDER BY name').all(kind, namespace)) as Row[];
-      return { items: rows.map((r) => JSON.parse(r.body) as KubeObject), resourceVersion: this.currentRV() };
-    })();
+    const items = this.cache.list(kind, namespace);
+    items.sort((a, b) => (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') || (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+    return { items, resourceVersion: this.rv };
+  }
+
+  /** Objects an index holds under `value` (indexes.ts), in no particular order. */
+  byIndex(kind: string, index: string, value: string): KubeObject[] {
+    return this.cache.byIndex(kind, index, value);
+  }
+
+  /** The values an index holds and how many objects each. */
+  indexValues(kind: string, index: string): Map<string, number> {
+    return this.cache.indexValues(kind, index);
+  }
+
+  /** A list's items as the JSON text stored, by namespace and name, for the API server (no parse, no stringify). */
+  listText(kind: string, namespace?: string): { items: string[]; resourceVersion: number } {
+    const rows = (namespace === undefined
+      ? this.stmt('SELECT body FROM objects WHERE kind = ? ORDER BY namespace, name').all(kind)
+      : this.stmt('SELECT body FROM objects WHERE kind = ? AND namespace = ? ORDER BY name').all(kind, namespace)) as Array<{ body: string }>;
+    return { items: rows.map((r) => r.body), resourceVersion: this.rv };
   }
 
   /**
@@ -203,9 +242,7 @@ export class Store {
 
   delete(key: Key): KubeObject {
     return this.write(() => {
-      const current = this.get(key);
-      this.stmt('DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?').run(key.kind, key.namespace ?? '', key.name);
-      return this.commit('DELETED', current, false);
+      return this.commit('DELETED', this.get(key), false);
     });
   }
 
@@ -214,12 +251,19 @@ export class Store {
    * `since`: first those already in the log, then live ones. Returns the function that stops it.
    */
   watch(kind: string, namespace: string | undefined, since: number, fn: Listener): () => void {
-    const backlog = this.db
-      .prepare(`SELECT rv, type, body FROM events WHERE rv > ? AND kind = ?${namespace === undefined ? '' : ' AND namespace = ?'} ORDER BY rv`)
-      .all(...(namespace === undefined ? [since, kind] : [since, kind, namespace])) as Array<Row & { type: EventType }>;
-    const oldest = (this.stmt('SELECT MIN(rv) AS rv FROM events').get() as { rv: number | null }).rv;
-    if (since > 0 && oldest !== null && since < oldest - 1) throw new StoreError('Gone', `too old resource version: ${since} (${oldest - 1})`);
-    for (const e of backlog) fn({ type: e.type, object: JSON.parse(e.body) as KubeObject }, e.rv);
+    const oldest = this.log.length ? this.log[0]![1] : this.rv + 1;
+    if (since > 0 && since < oldest - 1) throw new StoreError('Gone', `too old resource version: ${since} (${oldest - 1})`);
+    // The first event after `since` (the log is in resourceVersion order).
+    let lo = 0;
+    for (let hi = this.log.length; lo < hi; ) {
+      const mid = (lo + hi) >> 1;
+      if (this.log[mid]![1] <= since) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; since > 0 && i < this.log.length; i++) {
+      const [e, rv] = this.log[i]!;
+      if (e.object.kind === kind && (namespace === undefined || (e.object.metadata.namespace ?? '') === namespace)) fn(e, rv);
+    }
     const listener = { kind, namespace, fn };
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -229,15 +273,35 @@ export class Store {
   write<T>(fn: () => T): T {
     const outer = !this.db.inTransaction;
     const mark = this.pending.length;
+    const cacheMark = this.cache.mark();
+    const rvMark = this.rv;
     let result: T;
+    // Nested calls run in a savepoint (statements prepared once: a transaction wrapper per
+    // call cost more than the writes in a 20,000-object apply).
+    this.stmt(outer ? 'BEGIN' : 'SAVEPOINT kw').run();
     try {
-      result = this.db.transaction(fn)(); // nested calls run in a savepoint
+      result = fn();
+      if (outer && this.rv !== rvMark) this.stmt("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)").run(this.rv);
+      this.stmt(outer ? 'COMMIT' : 'RELEASE kw').run();
     } catch (e) {
-      this.pending.length = mark; // rolled back (the whole transaction, or just this savepoint)
+      if (this.db.inTransaction) {
+        if (outer) this.stmt('ROLLBACK').run();
+        else {
+          this.stmt('ROLLBACK TO kw').run();
+          this.stmt('RELEASE kw').run();
+        }
+      }
+      // Rolled back (the whole transaction, or just this savepoint): so are the cache and the numbering.
+      this.pending.length = mark;
+      this.cache.rollback(cacheMark);
+      this.rv = rvMark;
       throw e;
     }
     if (outer) {
+      this.cache.commit();
       if (this.activePods) for (const [e] of this.pending) trackPod(this.activePods, e);
+      for (const e of this.pending) this.log.push(e);
+      if (this.log.length > 2 * this.eventLogSize) this.log.splice(0, this.log.length - this.eventLogSize);
       this.outbox.push(...this.pending.splice(0));
       this.deliver();
     }
@@ -255,33 +319,37 @@ export class Store {
     try {
       for (let next = this.outbox.shift(); next; next = this.outbox.shift()) {
         const [event, rv] = next;
-        for (const l of [...this.listeners]) {
-          if (l.kind !== event.object.kind || (l.namespace !== undefined && l.namespace !== (event.object.metadata.namespace ?? ''))) continue;
-          try {
-            l.fn(event, rv);
-          } catch (e) {
-            // One watcher's bug must not keep the event from the others, nor undo a committed write.
-            process.emitWarning(`watcher of ${l.kind} failed on ${event.type} ${event.object.metadata.name}: ${e instanceof Error ? e.message : String(e)}`);
-          }
-        }
+        this.deliverTo(event, rv);
+        delete event.text; // the log keeps the object, not a second copy of it as text
       }
     } finally {
       this.delivering = false;
     }
   }
 
+  private deliverTo(event: WatchEvent, rv: number): void {
+    for (const l of [...this.listeners]) {
+      if (l.kind !== event.object.kind || (l.namespace !== undefined && l.namespace !== (event.object.metadata.namespace ?? ''))) continue;
+      try {
+        l.fn(event, rv);
+      } catch (e) {
+        // One watcher's bug must not keep the event from the others, nor undo a committed write.
+        process.emitWarning(`watcher of ${l.kind} failed on ${event.type} ${event.object.metadata.name}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+
+  /** Writes one object (or its deletion, `keep` false) with the next resourceVersion, and logs the event; inside write() only. */
   private commit(type: EventType, obj: KubeObject, keep = true): KubeObject {
     const key = keyOf(obj);
     const ns = key.namespace ?? '';
-    const info = this.stmt('INSERT INTO events (kind, namespace, type, body) VALUES (?, ?, ?, ?)').run(obj.kind, ns, type, '');
-    const rv = Number(info.lastInsertRowid);
+    const rv = ++this.rv;
     const stored: KubeObject = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(rv) } };
-    const body = JSON.stringify(stored);
-    this.stmt('UPDATE events SET body = ? WHERE rv = ?').run(body, rv);
-    if (keep) this.stmt('INSERT OR REPLACE INTO objects (kind, namespace, name, rv, body) VALUES (?, ?, ?, ?, ?)').run(obj.kind, ns, key.name, rv, body);
-    // Compact now and then, not on every write.
-    if (rv % Math.min(1000, this.eventLogSize) === 0) this.stmt('DELETE FROM events WHERE rv <= ?').run(rv - this.eventLogSize);
-    this.pending.push([{ type, object: stored }, rv]);
+    const text = JSON.stringify(stored);
+    if (keep) this.stmt('INSERT OR REPLACE INTO objects (kind, namespace, name, rv, body) VALUES (?, ?, ?, ?, ?)').run(obj.kind, ns, key.name, rv, text);
+    else this.stmt('DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?').run(obj.kind, ns, key.name);
+    this.cache.set(obj.kind, ns, key.name, keep ? stored : undefined, true);
+    this.pending.push([{ type, object: stored, text }, rv]);
     return stored;
   }
 }

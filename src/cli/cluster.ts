@@ -29,11 +29,12 @@ export function registerClusterCommands(program: Command): void {
     .option('--ingress-workers <n>', 'worker processes of each node\'s ingress controller (default: one per two CPUs)', integer('--ingress-workers'))
     .option('--ingress-use-forwarded-headers', "ingress controllers trust clients' X-Forwarded-* headers (only behind another proxy; ingress-nginx's use-forwarded-headers)", false)
     .option('--max-pods <n>', "pods each node takes (the kubelet's --max-pods); the cluster refuses pods past this many times its nodes", integer('--max-pods'))
+    .option('--iptables-backend <backend>', 'legacy or nft: which iptables the nodes use (default: legacy where the kernel has it, it scales)')
     .option('--metrics-bind-address <ip:port>', "where each node's service proxy serves /metrics (kube-proxy's flag; default 127.0.0.1:10249, 0.0.0.0:10249 for every address)")
-    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string }) => {
+    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft' }) => {
       const t0 = performance.now();
       const { plan, restarted } = await up(
-        { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}) },
+        { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}), ...(o.iptablesBackend ? { iptablesBackend: o.iptablesBackend } : {}) },
         (line) => process.stdout.write(` • ${line}\n`),
       );
       const secs = ((performance.now() - t0) / 1000).toFixed(2);

@@ -67,6 +67,8 @@ export async function describeNode(node: Node, pods: Pod[], plan: ClusterPlan, a
     ['Namespace', `${np.netns} (${ns})`],
     ['eth0', `${ipv4Of(eth0) ?? '-'}  mac ${eth0?.address ?? '-'}  (on the underlay; default gateway ${UNDERLAY.router})`],
     ['cni0 (bridge)', cni0 ? `${ipv4Of(cni0) ?? '-'}  mac ${cni0.address}  ifindex ${cni0.ifindex}  (the pods' gateway)` : 'not created yet (the first pod creates it)'],
+    ['Service proxy', `${plan.spec.proxyMode ?? 'iptables'} mode`],
+    ['iptables', plan.spec.iptablesBackend ? `${plan.spec.iptablesBackend} (iptables-${plan.spec.iptablesBackend}-restore: kube-proxy's rules, masquerade, hostPorts)` : 'the host\'s default (iptables-restore)'],
   ]));
   if (ports.length) {
     net.push(`Bridge ports (host ends of the pods' veth pairs):\n` + indent(table([['PORT', 'IFINDEX', 'MAC', 'PEER (eth0 in the pod)', 'POD', 'STATE'], ...ports.map((p) => {
@@ -222,7 +224,7 @@ export async function describeService(svc: Service, slices: EndpointSlice[], pla
       }
       out.push(`nftables on ${node.name} (table ip kubewire; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
     } else {
-      const save = await run(['iptables-save'], { netns: netnsPath(node.netns) }).catch(() => '');
+      const save = await run([plan.spec.iptablesBackend ? `iptables-${plan.spec.iptablesBackend}-save` : 'iptables-save'], { netns: netnsPath(node.netns) }).catch(() => '');
       const lines = serviceRules(save.split('\n').filter((l) => l.startsWith('-A ')), svc);
       out.push(`Rules on ${node.name} (iptables; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
     }

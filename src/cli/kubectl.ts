@@ -2,11 +2,12 @@
 // scale, exec, wait, rollout status. Flags and output follow kubectl.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
+import { APPLY_PATH, apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
 import type { Deployment, EndpointSlice, Event, Ingress, KubeObject, Node, Pod, Service } from '../api/types.ts';
+import type { ApplyResult } from '../api/apply.ts';
 import { ApiClient, ApiError } from '../apiserver/client.ts';
 import { ClusterError, loadCluster } from '../cluster/cluster.ts';
 import type { ClusterPlan } from '../cluster/plan.ts';
@@ -57,67 +58,41 @@ function namespaceFor(rt: ResourceType, obj: KubeObject, flag: string | undefine
   return own || flag || 'default';
 }
 
-const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+/** Above this many objects apply prints a summary instead of a line per object. */
+const SUMMARY_OVER = 100;
 
-/** kubectl's record of what was applied: the manifest itself, in an annotation. */
-function withLastApplied(obj: KubeObject): KubeObject {
-  const { [LAST_APPLIED]: _previous, ...annotations } = obj.metadata.annotations ?? {};
-  const manifest = { ...obj, metadata: { ...obj.metadata, annotations: Object.keys(annotations).length ? annotations : undefined } };
-  return { ...obj, metadata: { ...obj.metadata, annotations: { ...annotations, [LAST_APPLIED]: `${JSON.stringify(manifest)}\n` } } };
-}
-
-/** Unchanged when the manifest is what was applied last time (the server's defaults do not count). */
-function sameContent(current: KubeObject, next: KubeObject): boolean {
-  return current.metadata.annotations?.[LAST_APPLIED] === next.metadata.annotations?.[LAST_APPLIED];
-}
-
-interface Planned {
-  m: Manifest;
-  obj: KubeObject;
-  current?: KubeObject;
-}
-
-/** kubectl apply: every object checked by the server first (dry run), then created or updated; nothing changes unless all pass. */
-export async function apply(client: ApiClient, manifests: Manifest[], nsFlag: string | undefined, dryRun: boolean, print: (line: string) => void = out): Promise<void> {
-  // Namespaces first, so that objects in a namespace created by the same apply find it.
+/**
+ * kubectl apply, the whole manifest in one request and one transaction on the server
+ * (api.ts apply): nothing changes unless every object passes. Namespaces go first so that
+ * objects in a namespace made by the same apply find it.
+ */
+export async function apply(client: ApiClient, manifests: Manifest[], nsFlag: string | undefined, dryRun: boolean, print: (line: string) => void = out, progress: (line: string) => void = () => {}): Promise<void> {
   const ordered = [...manifests.filter((m) => m.rt.kind === 'Namespace'), ...manifests.filter((m) => m.rt.kind !== 'Namespace')];
-  const planned: Planned[] = [];
-  for (const m of ordered) {
-    let obj: KubeObject = { ...structuredClone(m.object), apiVersion: apiVersionOf(m.rt) };
+  const items = ordered.map((m) => {
+    const obj: KubeObject = { ...structuredClone(m.object), apiVersion: apiVersionOf(m.rt) };
     const ns = namespaceFor(m.rt, obj, nsFlag);
     if (ns) obj.metadata.namespace = ns;
-    obj = withLastApplied(obj);
-    const current = await client.get(m.rt, ns, obj.metadata.name).catch((e: unknown) => {
-      if (e instanceof ApiError && e.code === 404) return undefined;
-      throw e;
-    });
-    const bound = (current as Pod | undefined)?.spec?.nodeName;
-    if (m.rt.kind === 'Pod' && bound && !(obj as Pod).spec?.nodeName) (obj as Pod).spec.nodeName = bound; // the scheduler's binding stays
-    planned.push({ m, obj, current });
+    return obj;
+  });
+  progress(`applying ${items.length} objects`);
+  const t0 = performance.now();
+  let answer: { items: Array<{ result: ApplyResult }> };
+  try {
+    answer = await client.call('POST', `${APPLY_PATH}${dryRun ? '?dryRun=All' : ''}`, { apiVersion: 'v1', kind: 'List', items });
+  } catch (e) {
+    const index = e instanceof ApiError ? e.details?.index : undefined;
+    if (typeof index !== 'number' || !ordered[index]) throw e;
+    const m = ordered[index]!;
+    throw new ManifestError(`nothing was applied:\n  ${m.source}: document ${m.index} (${m.rt.kind} ${JSON.stringify(m.object.metadata.name)}): ${(e as Error).message}`);
   }
-  // Every object through the server's checks first (dry run): nothing changes unless all pass.
-  const creating = new Set(planned.filter((p) => p.m.rt.kind === 'Namespace' && !p.current).map((p) => p.obj.metadata.name));
-  const problems: string[] = [];
-  for (const p of planned) {
-    if (p.obj.metadata.namespace && creating.has(p.obj.metadata.namespace) && !p.current) continue; // its namespace does not exist yet
-    const body = p.current ? { ...p.obj, metadata: { ...p.obj.metadata, resourceVersion: p.current.metadata.resourceVersion } } : p.obj;
-    const path = p.current ? resourcePath(p.m.rt, p.obj.metadata.namespace, p.obj.metadata.name) : resourcePath(p.m.rt, p.obj.metadata.namespace);
-    await client.call(p.current ? 'PUT' : 'POST', `${path}?dryRun=All`, body).catch((e: Error) => problems.push(`${p.m.source}: document ${p.m.index} (${p.m.rt.kind} ${JSON.stringify(p.obj.metadata.name)}): ${e.message}`));
-  }
-  if (problems.length) throw new ManifestError(`nothing was applied:\n  ${problems.join('\n  ')}`);
   const suffix = dryRun ? ' (dry run)' : '';
-  for (const p of planned) {
-    const name = ref(p.m.rt, p.obj.metadata.name);
-    if (p.current && sameContent(p.current, p.obj)) {
-      print(`${name} unchanged${suffix}`);
-      continue;
-    }
-    if (!dryRun) {
-      if (p.current) await client.update(p.m.rt, { ...p.obj, metadata: { ...p.obj.metadata, resourceVersion: p.current.metadata.resourceVersion } });
-      else await client.create(p.m.rt, p.obj);
-    }
-    print(`${name} ${p.current ? 'configured' : 'created'}${suffix}`);
+  const results = answer.items.map((r) => r.result);
+  if (results.length <= SUMMARY_OVER) {
+    results.forEach((r, i) => print(`${ref(ordered[i]!.rt, items[i]!.metadata.name)} ${r}${suffix}`));
+    return;
   }
+  const count = (r: ApplyResult) => results.filter((x) => x === r).length;
+  print(`${results.length} objects applied in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${count('created')} created, ${count('configured')} configured, ${count('unchanged')} unchanged${suffix}`);
 }
 
 async function waitGone(client: ApiClient, rt: ResourceType, ns: string | undefined, name: string, timeoutMs: number): Promise<boolean> {
@@ -179,6 +154,25 @@ async function watchTable(client: ApiClient, rt: ResourceType, ns: string | unde
   });
 }
 
+/**
+ * A directory of `iptables`, `iptables-save`, `iptables-restore` (and ip6tables') that are the
+ * cluster's backend, for commands run on a node; undefined when the host's default is it.
+ */
+export function nodeToolsDir(cluster: string, backend: 'legacy' | 'nft' | undefined): string | undefined {
+  if (!backend) return undefined;
+  const dir = join(clusterDir(cluster), `bin-iptables-${backend}`);
+  for (const family of ['iptables', 'ip6tables']) {
+    for (const verb of ['', '-save', '-restore']) {
+      const link = join(dir, `${family}${verb}`);
+      const target = `/usr/sbin/${family}-${backend}${verb}`;
+      if (existsSync(link) || !existsSync(target)) continue;
+      mkdirSync(dir, { recursive: true });
+      symlinkSync(target, link);
+    }
+  }
+  return dir;
+}
+
 async function runIn(netns: string, command: string[], env?: Record<string, string>): Promise<number> {
   if (!command.length) throw new ClusterError('you must specify at least one command for the container (after --)');
   const child = spawn('nsenter', [`--net=${netns}`, '--', ...command], { stdio: 'inherit', env: { ...process.env, ...env } });
@@ -201,9 +195,17 @@ export function registerKubectlCommands(program: Command): void {
     .option('--dry-run <mode>', 'server: check everything, change nothing')
     .option('--validate <mode>', 'strict (unknown fields are errors) or false', 'strict')
     .action(async (o: { cluster: string; namespace?: string; filename: string[]; dryRun?: string; validate: string }) => {
-      const manifests = loadManifests(o.filename, undefined, { validate: o.validate === 'false' || o.validate === 'ignore' ? 'ignore' : 'strict' });
-      const { client } = connect(o.cluster);
-      await apply(client, manifests, o.namespace, o.dryRun === 'server' || o.dryRun === 'client');
+      // A long apply says what it is doing on a terminal (stderr); the result goes to stdout.
+      const tty = process.stderr.isTTY;
+      const progress = (line: string) => tty && process.stderr.write(`\r\x1b[K${line}...`);
+      try {
+        progress('reading and checking the manifests');
+        const manifests = loadManifests(o.filename, undefined, { validate: o.validate === 'false' || o.validate === 'ignore' ? 'ignore' : 'strict' });
+        const { client } = connect(o.cluster);
+        await apply(client, manifests, o.namespace, o.dryRun === 'server' || o.dryRun === 'client', out, progress);
+      } finally {
+        if (tty) process.stderr.write('\r\x1b[K');
+      }
     });
 
   clusterOpt(nsOpt(program.command('delete')))
@@ -455,7 +457,9 @@ export function registerKubectlCommands(program: Command): void {
           if (!node) throw new ClusterError(`node ${JSON.stringify(o.node)} not found in cluster ${o.cluster} (nodes: ${plan.nodes.map((n) => n.name).join(', ')})`);
           netns = node.netns;
         }
-        process.exitCode = await runIn(netnsPath(netns), argv);
+        // On a node, `iptables` is the iptables the node's rules are in (as kube-proxy's image's wrapper makes it).
+        const tools = o.node ? nodeToolsDir(o.cluster, plan.spec.iptablesBackend) : undefined;
+        process.exitCode = await runIn(netnsPath(netns), argv, tools ? { PATH: `${tools}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` } : undefined);
         return;
       }
       if (!podArg) throw new ClusterError('exec needs a pod name, --node NODE or --external');

@@ -24,6 +24,8 @@ export interface ClusterSpec {
   maxPods?: number;
   /** Where each node's service proxy serves /metrics (kube-proxy's --metrics-bind-address, 127.0.0.1:10249). */
   metricsBindAddress?: string;
+  /** Which iptables the nodes' rules go through (kube-proxy, masquerade, hostPorts); chosen by `up` when not given (topology.ts). */
+  iptablesBackend?: 'legacy' | 'nft';
 }
 
 export const DEFAULT_SPEC: Omit<ClusterSpec, 'name'> = {
@@ -73,6 +75,7 @@ export function validateSpec(spec: ClusterSpec): void {
   if (spec.mode !== 'routed' && spec.mode !== 'host-gw') throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed or host-gw`);
   const proxy = spec.proxyMode ?? 'iptables';
   if (!['iptables', 'nftables', 'ipvs'].includes(proxy)) throw new SpecError(`--proxy-mode ${JSON.stringify(proxy)}: must be iptables, nftables or ipvs`);
+  if (spec.iptablesBackend !== undefined && spec.iptablesBackend !== 'legacy' && spec.iptablesBackend !== 'nft') throw new SpecError(`--iptables-backend ${JSON.stringify(spec.iptablesBackend)}: must be legacy or nft`);
   if (spec.maxPods !== undefined && (!Number.isInteger(spec.maxPods) || spec.maxPods < 1 || spec.maxPods > 10_000)) throw new SpecError(`--max-pods ${spec.maxPods}: must be a whole number from 1 to 10000`);
   if (spec.metricsBindAddress !== undefined && !parseHostPort(spec.metricsBindAddress, 10249)) throw new SpecError(`--metrics-bind-address ${JSON.stringify(spec.metricsBindAddress)}: must be IP:PORT, e.g. 0.0.0.0:10249 for every address`);
   const workers = spec.ingressWorkers;

@@ -153,9 +153,8 @@ export type Requeue = 'now' | 'backoff' | undefined;
 export function syncDeployment(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue {
   const d = api.tryGet<Deployment>({ kind: 'Deployment', namespace, name });
   if (!d || d.metadata.deletionTimestamp) return undefined;
-  const pods = api.list('Pod', namespace).items as Pod[];
-  const owned = pods.filter((p) => controllerOf(p)?.uid === d.metadata.uid);
-  const plan = planReplicas(d, owned);
+  const ownedNow = () => api.store.byIndex('Pod', 'owner', d.metadata.uid!) as Pod[];
+  const plan = planReplicas(d, ownedNow());
   for (const p of plan.delete) {
     api.delete({ kind: 'Pod', namespace, name: p.metadata.name });
     events?.record(d, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
@@ -168,8 +167,7 @@ export function syncDeployment(api: Api, namespace: string, name: string, events
   if (failure) events?.record(d, 'Warning', 'FailedCreate', failure);
   if (done || plan.delete.length) {
     // The status reflects the pods as they are now.
-    const after = (api.list('Pod', namespace).items as Pod[]).filter((p) => controllerOf(p)?.uid === d.metadata.uid);
-    plan.status = planReplicas(d, after).status;
+    plan.status = planReplicas(d, ownedNow()).status;
   }
   // ReplicaFailure while pods cannot be created (a quota, the cluster's pod limit), as the ReplicaSet shows it.
   if (failure) plan.status.conditions!.push({ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure });
@@ -185,13 +183,15 @@ export function syncDeployment(api: Api, namespace: string, name: string, events
 
 /** Garbage collection: pods whose controlling Deployment no longer exists. */
 export function collectOrphans(api: Api): number {
-  const uids = new Set(api.list('Deployment').items.map((d) => d.metadata.uid));
+  const uids = new Set(api.store.list('Deployment').items.map((d) => d.metadata.uid));
   let n = 0;
-  for (const p of api.list('Pod').items as Pod[]) {
-    const owner = controllerOf(p);
-    if (owner?.kind === 'Deployment' && !uids.has(owner.uid) && !p.metadata.deletionTimestamp) {
-      api.delete({ kind: 'Pod', namespace: p.metadata.namespace, name: p.metadata.name });
-      n++;
+  for (const owner of api.store.indexValues('Pod', 'owner').keys()) {
+    if (uids.has(owner)) continue;
+    for (const p of api.store.byIndex('Pod', 'owner', owner) as Pod[]) {
+      if (controllerOf(p)?.kind === 'Deployment' && !p.metadata.deletionTimestamp) {
+        api.delete({ kind: 'Pod', namespace: p.metadata.namespace, name: p.metadata.name });
+        n++;
+      }
     }
   }
   return n;

@@ -88,10 +88,10 @@ const content = (s: EndpointSlice) => JSON.stringify([s.endpoints, s.ports, s.me
 /** Converges the Service's managed slices on the desired ones. */
 export function syncEndpointSlices(api: Api, namespace: string, name: string): void {
   const svc = api.tryGet<Service>({ kind: 'Service', namespace, name });
-  const existing = (api.list('EndpointSlice', namespace, { labelSelector: `${SERVICE_NAME_LABEL}=${name},${MANAGED_BY_LABEL}=${MANAGED_BY}` }).items as EndpointSlice[]);
-  const desired = svc ? desiredSlices(svc, api.list('Pod', namespace).items as Pod[]) : [];
   // A Service without a selector keeps whatever slices its owner wrote by hand.
   if (svc && (!svc.spec.selector || !Object.keys(svc.spec.selector).length)) return;
+  const existing = (api.store.byIndex('EndpointSlice', 'service', `${namespace}/${name}`) as EndpointSlice[]).filter((s) => s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY);
+  const desired = svc ? desiredSlices(svc, api.store.list('Pod', namespace).items as Pod[]) : [];
   api.store.write(() => {
     for (const want of desired) {
       const have = existing.find((e) => e.metadata.name === want.metadata.name);
@@ -104,5 +104,5 @@ export function syncEndpointSlices(api: Api, namespace: string, name: string): v
 
 /** Services of the namespace that select this pod (what to resync on a pod event). */
 export function servicesFor(api: Api, pod: Pod): string[] {
-  return (api.list('Service', pod.metadata.namespace).items as Service[]).filter((s) => s.spec.selector && Object.keys(s.spec.selector).length && matches({ matchLabels: s.spec.selector }, pod.metadata.labels)).map((s) => s.metadata.name);
+  return (api.store.byIndex('Service', 'selecting', pod.metadata.namespace ?? '') as Service[]).filter((s) => matches({ matchLabels: s.spec.selector! }, pod.metadata.labels)).map((s) => s.metadata.name);
 }

@@ -52,11 +52,10 @@ export const BIND_BATCH = 32;
 
 /** Binds the unbound pods it can, oldest first, at most BIND_BATCH; returns how many it bound. */
 export function schedulePending(api: Api, events?: EventRecorder, batch = BIND_BATCH): number {
-  const pods = api.list('Pod').items as Pod[];
-  const pending = pods.filter((p) => !p.spec.nodeName && !p.metadata.deletionTimestamp);
+  const pending = api.store.byIndex('Pod', 'unscheduled', '') as Pod[];
   if (!pending.length) return 0;
-  const nodes = api.list('Node').items as Node[];
-  const bound = pods.filter((p) => p.spec.nodeName);
+  const nodes = api.store.list('Node').items as Node[];
+  const bound = nodes.flatMap((n) => api.store.byIndex('Pod', 'nodeName', n.metadata.name) as Pod[]);
   let n = 0;
   for (const pod of pending.sort((a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion))) {
     if (n === batch) break;

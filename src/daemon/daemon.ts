@@ -24,6 +24,7 @@ import { NftablesBackend } from '../proxy/nftables/backend.ts';
 import { Proxier } from '../proxy/proxier.ts';
 import { WorkloadHostClient } from '../workloads/client.ts';
 import { logStream } from './logs.ts';
+import { reclaimAfterBursts } from './memory.ts';
 
 export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
@@ -55,7 +56,7 @@ export class Daemon {
       const netns = netnsPath(node.netns);
       const cfg = { clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR };
       const mode = plan.spec.proxyMode ?? 'iptables';
-      const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip] }) : new IptablesBackend(netns, cfg);
+      const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip] }) : new IptablesBackend(netns, cfg, plan.spec.iptablesBackend);
       this.proxies.push(new Proxier({ api: this.api, nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
     }
   }
@@ -96,6 +97,7 @@ export class Daemon {
       this.checkIngressControllers();
     }, 1000);
     this.watchdog.unref();
+    this.stopReclaiming = reclaimAfterBursts();
     writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     this.log(`kubewire daemon for cluster ${this.cluster} ready on ${paths.socket}`);
   }
@@ -129,8 +131,11 @@ export class Daemon {
     }
   }
 
+  private stopReclaiming?: () => void;
+
   async stop(): Promise<void> {
     clearInterval(this.watchdog);
+    this.stopReclaiming?.();
     await this.server.close();
     this.controllers.stop();
     await Promise.all([...this.agents.map((a) => a.stop()), ...this.proxies.map((p) => p.stop())]);

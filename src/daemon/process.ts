@@ -47,7 +47,8 @@ export async function startDaemon(cluster: string, nodes: number, progress: (lin
   const paths = daemonPaths(cluster);
   rmSync(paths.progress, { force: true });
   const out = openSync(paths.log, 'a');
-  const child = spawn(process.execPath, [cliPath(), 'daemon', '--cluster', cluster], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
+  // --expose-gc: the daemon gives a burst's memory back once it is over (memory.ts).
+  const child = spawn(process.execPath, ['--expose-gc', cliPath(), 'daemon', '--cluster', cluster], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
   child.unref();
   const client = new ApiClient(paths.socket);
   let last = Date.now();
@@ -110,10 +111,11 @@ type Role = (typeof ROLES)[number];
 
 /** The pid and role of a kubewire process of `cluster` from its argv, if it is one. */
 export function roleOf(argv: string[], cluster: string): Role | undefined {
-  if (!argv[1]?.endsWith('kubewire.js')) return undefined;
+  const cli = argv.findIndex((a, i) => i > 0 && a.endsWith('kubewire.js')); // node's own flags may come first
+  if (cli < 1 || argv.slice(1, cli).some((a) => !a.startsWith('-'))) return undefined;
   const at = argv.indexOf('--cluster');
   if (at < 0 || argv[at + 1] !== cluster) return undefined;
-  return ROLES.find((r) => argv[2] === r);
+  return ROLES.find((r) => argv[cli + 1] === r);
 }
 
 /**

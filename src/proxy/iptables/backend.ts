@@ -5,7 +5,7 @@
 // (KEP-3453): the top-level chains whole, per-Service chains only for the Services that
 // changed. A canary chain tells when someone flushed or deleted the table.
 
-import { iptablesRestore, iptablesSave, parseSave, type TableDump } from '../../dataplane/linux/iptables.ts';
+import { iptablesRestore, iptablesSave, parseSave, type IptablesBackend as Iptables, type TableDump } from '../../dataplane/linux/iptables.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend } from '../proxier.ts';
 import { buildRules, JUMP_RULES, ownerKey, partialRestoreText, restoreText, SERVICE_CHAIN, type IptablesConfig, type RuleSet } from './rules.ts';
@@ -34,7 +34,7 @@ export function fullSyncText(rules: RuleSet, nat: TableDump, filter: TableDump):
 export class IptablesBackend implements ProxyBackend {
   readonly mode = 'iptables';
 
-  constructor(private readonly netns: string, private readonly cfg: IptablesConfig) {}
+  constructor(private readonly netns: string, private readonly cfg: IptablesConfig, private readonly backend?: Iptables) {}
 
   /** What the kernel holds since the last sync: each Service port (by identity) and its chains. */
   private synced = false;
@@ -44,7 +44,7 @@ export class IptablesBackend implements ProxyBackend {
   async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }> {
     const partial = this.synced;
     // A full sync reads the tables; started first, the reads run while the rules are generated.
-    const saves = partial ? undefined : Promise.all([iptablesSave('nat', this.netns), iptablesSave('filter', this.netns)]);
+    const saves = partial ? undefined : Promise.all([iptablesSave('nat', this.netns, 4, this.backend), iptablesSave('filter', this.netns, 4, this.backend)]);
     saves?.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
     const rules = buildRules(ports, this.cfg);
     const current = new Map(ports.map((sp) => [ownerKey(sp), sp]));
@@ -53,10 +53,10 @@ export class IptablesBackend implements ProxyBackend {
       const changed = new Set<string>();
       for (const [k, sp] of current) if (this.ports.get(k) !== sp) changed.add(k);
       for (const k of this.ports.keys()) if (!current.has(k)) changed.add(k);
-      await iptablesRestore(partialRestoreText(rules, changed, this.written, { declare: [CANARY] }), this.netns);
+      await iptablesRestore(partialRestoreText(rules, changed, this.written, { declare: [CANARY] }), this.netns, 4, this.backend);
     } else {
       const [nat, filter] = await saves!;
-      await iptablesRestore(fullSyncText(rules, parseSave(nat), parseSave(filter)), this.netns);
+      await iptablesRestore(fullSyncText(rules, parseSave(nat), parseSave(filter)), this.netns, 4, this.backend);
     }
     this.synced = true;
     this.written = rules.serviceChains;
@@ -66,7 +66,7 @@ export class IptablesBackend implements ProxyBackend {
 
   /** The canary and the jump into KUBE-SERVICES are still there. */
   async intact(): Promise<boolean> {
-    const dump = parseSave(await iptablesSave('nat', this.netns).catch(() => ''));
+    const dump = parseSave(await iptablesSave('nat', this.netns, 4, this.backend).catch(() => ''));
     const jump = JUMP_RULES.find((j) => j.table === 'nat' && j.chain === 'PREROUTING')!;
     const ok = dump.chains.has(CANARY) && dump.rules.includes(saveForm(jump.chain, jump.rule));
     if (!ok) this.synced = false; // the next sync is a full one

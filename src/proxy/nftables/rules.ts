@@ -270,7 +270,12 @@ const spKey = (sp: ServicePortInfo) => `${servicePortName(sp)}/${sp.protocol}`;
  * change, so finding the changes costs a pointer check per Service.
  */
 export class NftState {
-  private bySp = new Map<string, { sp: ServicePortInfo; c: Contribution }>();
+  /**
+   * The service ports of the last sync. Their contributions are computed again when one
+   * changes (a pure function of the port) rather than kept: at 10,000 Services the kept
+   * element strings were most of the daemon's memory.
+   */
+  private bySp = new Map<string, ServicePortInfo>();
   private hairpin = new Map<string, number>();
   private groups = new Map<number, number>();
 
@@ -284,7 +289,7 @@ export class NftState {
     this.totals = { serviceIPs: 0, backends: 0, noEndpoint: 0, chains: 0 };
     const all = ports.map((sp) => {
       const c = contribution(sp, this.cfg);
-      this.bySp.set(spKey(sp), { sp, c });
+      this.bySp.set(spKey(sp), sp);
       this.count(c, 1);
       return c;
     });
@@ -300,14 +305,13 @@ export class NftState {
       const k = spKey(sp);
       seen.add(k);
       const prev = this.bySp.get(k);
-      if (prev?.sp === sp) continue;
-      const c = contribution(sp, this.cfg);
-      changes.push([prev?.c, c]);
-      this.bySp.set(k, { sp, c });
+      if (prev === sp) continue;
+      changes.push([prev && contribution(prev, this.cfg), contribution(sp, this.cfg)]);
+      this.bySp.set(k, sp);
     }
     for (const [k, prev] of this.bySp) {
       if (seen.has(k)) continue;
-      changes.push([prev.c, undefined]);
+      changes.push([contribution(prev, this.cfg), undefined]);
       this.bySp.delete(k);
     }
     if (!changes.length) return '';

@@ -5,7 +5,7 @@ import { CniError, ErrorCode } from '../../spec/errors.ts';
 import type { Result } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { validAttachments } from '../../ipam/host-local/plugin.ts';
-import { iptablesRestore, iptablesSave, parseSave, removalLines, transaction } from '../../../dataplane/linux/iptables.ts';
+import { iptablesRestore, iptablesSave, parseSave, removalLines, transaction, type IptablesBackend } from '../../../dataplane/linux/iptables.ts';
 import { withFileLock } from '../../../dataplane/linux/lock.ts';
 import { setSysctls } from '../../../dataplane/linux/sysctl.ts';
 import { run } from '../../../dataplane/linux/exec.ts';
@@ -53,12 +53,20 @@ function targetOf(args: CmdArgs): PortmapTarget | undefined {
   return { network: args.conf.name, containerID: args.containerID, podAddress, mappings, markMasqBit, snat };
 }
 
-async function removeChains(netns: string | undefined, chainsOf: (dump: ReturnType<typeof parseSave>) => string[]): Promise<void> {
+async function removeChains(netns: string | undefined, backend: IptablesBackend | undefined, chainsOf: (dump: ReturnType<typeof parseSave>) => string[]): Promise<void> {
   await withFileLock(LOCK_FILE, async () => {
-    const dump = parseSave(await iptablesSave('nat', netns));
+    const dump = parseSave(await iptablesSave('nat', netns, 4, backend));
     const lines = removalLines(dump, chainsOf(dump));
-    if (lines.length) await iptablesRestore(transaction('nat', lines), netns);
+    if (lines.length) await iptablesRestore(transaction('nat', lines), netns, 4, backend);
   });
+}
+
+/** kubewire's extension of portmap's configuration: which iptables (legacy or nft) the host's other rules use. */
+function backendOf(conf: object): IptablesBackend | undefined {
+  const b = (conf as { iptablesBackend?: unknown }).iptablesBackend;
+  if (b === undefined) return undefined;
+  if (b !== 'legacy' && b !== 'nft') throw invalid(`iptablesBackend ${JSON.stringify(b)}: must be "legacy" or "nft"`);
+  return b;
 }
 
 export const portmap: PluginFuncs = {
@@ -69,8 +77,9 @@ export const portmap: PluginFuncs = {
     if (!target) return prev;
     mkdirSync(LOCK_DIR, { recursive: true });
     await withFileLock(LOCK_FILE, async () => {
-      const dump = parseSave(await iptablesSave('nat', args.hostNetns));
-      await iptablesRestore(transaction('nat', [...sharedLines(dump, target.markMasqBit), ...containerLines(target)]), args.hostNetns);
+      const backend = backendOf(args.conf);
+      const dump = parseSave(await iptablesSave('nat', args.hostNetns, 4, backend));
+      await iptablesRestore(transaction('nat', [...sharedLines(dump, target.markMasqBit), ...containerLines(target)]), args.hostNetns, 4, backend);
     });
     // DNAT of 127.0.0.1 to the pod needs route_localnet on the interface towards it.
     const hostIf = prev.interfaces?.find((i) => !i.sandbox)?.name;
@@ -85,13 +94,13 @@ export const portmap: PluginFuncs = {
   async del(args: CmdArgs): Promise<void> {
     // Best effort whatever the mappings say: the chain is found by the attachment's name.
     mkdirSync(LOCK_DIR, { recursive: true });
-    await removeChains(args.hostNetns, () => [dnatChainName(args.conf.name, args.containerID)]);
+    await removeChains(args.hostNetns, backendOf(args.conf), () => [dnatChainName(args.conf.name, args.containerID)]);
   },
 
   async check(args: CmdArgs): Promise<void> {
     const target = targetOf(args);
     if (!target) return;
-    const dump = parseSave(await iptablesSave('nat', args.hostNetns));
+    const dump = parseSave(await iptablesSave('nat', args.hostNetns, 4, backendOf(args.conf)));
     const chain = dnatChainName(target.network, target.containerID);
     if (!dump.chains.has(chain)) throw new CniError(ErrorCode.Internal, `portmap chain ${chain} for ${target.containerID} is missing`);
     const podIP = target.podAddress.split('/')[0];
@@ -104,7 +113,7 @@ export const portmap: PluginFuncs = {
   async gc(args: CmdArgs): Promise<void> {
     const valid = new Set(validAttachments(args.conf).map((a) => a.containerID));
     mkdirSync(LOCK_DIR, { recursive: true });
-    await removeChains(args.hostNetns, (dump) => {
+    await removeChains(args.hostNetns, backendOf(args.conf), (dump) => {
       const stale = [...portmapOwners(dump, args.conf.name)].filter(([, id]) => !valid.has(id));
       for (const [chain, id] of stale) args.log(`gc: removing port mappings ${chain} of ${id}`);
       return stale.map(([chain]) => chain);
