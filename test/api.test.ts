@@ -4,6 +4,7 @@
 // its real unix-socket adapter.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -226,4 +227,59 @@ spec: {selector: {app: web}, ports: [{port: 80, target: 8080}], externalTrafficP
   const lenient: string[] = [];
   assert.equal(parseManifests('typo.yaml', text, lenient, { validate: 'ignore' }).length, 2);
   assert.deepEqual(lenient, []);
+});
+
+describe('watches at volume: a slow watcher is cut off, never waited for; bookmarks; a too-old resourceVersion is 410', () => {
+  let dir: string;
+  let store: Store;
+  let api: Api;
+  let server: ApiServer;
+  let client: ApiClient;
+  const pods = resourceNamed('pods')!;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kwt-watch-'));
+    store = new Store(join(dir, 'store.db'), { eventLogSize: 100 });
+    api = new Api(store);
+    api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
+    server = new ApiServer(api, {}, { watchBufferBytes: 64 << 10, bookmarkMs: 50 });
+    await server.listen(join(dir, 'api.sock'));
+    client = new ApiClient(join(dir, 'api.sock'));
+  });
+  after(async () => {
+    await server.close();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const pod = (name: string): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', annotations: { pad: 'x'.repeat(1000) } }, spec: { containers: [{ name: 'c', image: 'x' }] } });
+
+  test('a watcher that stops reading gets 410 Expired once 64 KiB wait for it; the writes went on meanwhile', async () => {
+    const rv = (await client.list(pods, 'default')).metadata.resourceVersion;
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve) => request({ socketPath: join(dir, 'api.sock'), path: `/api/v1/namespaces/default/pods?watch=1&resourceVersion=${rv}` }, resolve).end());
+    res.pause(); // a client that does not read
+    const t0 = performance.now();
+    for (let i = 0; i < 3000; i++) api.create(pod(`p${i}`));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(performance.now() - t0 < 10_000, 'writes never waited for the watcher');
+    let text = '';
+    res.setEncoding('utf8');
+    res.on('data', (d: string) => (text += d));
+    res.resume();
+    await new Promise((r) => res.on('end', r));
+    const last = JSON.parse(text.trim().split('\n').pop()!);
+    assert.equal(last.type, 'ERROR');
+    assert.equal(last.object.code, 410);
+    assert.equal(last.object.reason, 'Expired');
+    assert.ok(text.split('\n').length < 3000, 'cut off, not sent everything');
+  });
+
+  test('bookmarks carry the current resourceVersion; resuming from one that is gone is 410', async () => {
+    const seen: Array<{ type: string; rv?: string }> = [];
+    const stop = await client.watch(pods, 'default', { resourceVersion: String(store.currentRV()), allowWatchBookmarks: 'true' }, (e) => seen.push({ type: e.type, rv: e.object.metadata.resourceVersion }));
+    api.create(pod('after'));
+    for (let i = 0; i < 100 && !seen.some((e) => e.type === 'BOOKMARK'); i++) await new Promise((r) => setTimeout(r, 10));
+    stop();
+    assert.equal(seen[0]!.type, 'ADDED');
+    assert.deepEqual(seen.find((e) => e.type === 'BOOKMARK'), { type: 'BOOKMARK', rv: String(store.currentRV()) });
+    await assert.rejects(client.watch(pods, 'default', { resourceVersion: '1' }, () => undefined), (e: unknown) => e instanceof ApiError && e.code === 410 && /too old resource version/.test(e.message));
+  });
 });

@@ -90,10 +90,21 @@ export class ApiClient {
   }
 
   /** Watches a collection; calls `fn` per event until the returned function is called, and `ended` if the server ends the stream. */
-  async watch(rt: ResourceType, namespace: string | undefined, q: ListQuery & { resourceVersion?: string }, fn: (e: { type: string; object: KubeObject }) => void, ended?: () => void): Promise<() => void> {
+  async watch(rt: ResourceType, namespace: string | undefined, q: ListQuery & { resourceVersion?: string; allowWatchBookmarks?: 'true' }, fn: (e: { type: string; object: KubeObject }) => void, ended?: () => void): Promise<() => void> {
     const qs = new URLSearchParams({ watch: '1', ...(Object.fromEntries(Object.entries(q).filter(([, v]) => v)) as Record<string, string>) }).toString();
     const res = await this.open('GET', `${resourcePath(rt, namespace)}?${qs}`);
-    if ((res.statusCode ?? 500) >= 400) throw new ApiError(res.statusCode ?? 500, 'Error', `watch failed with HTTP ${res.statusCode}`);
+    if ((res.statusCode ?? 500) >= 400) {
+      const chunks: Buffer[] = [];
+      for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+      const status = (() => {
+        try {
+          return JSON.parse(Buffer.concat(chunks).toString('utf8')) as { reason?: string; message?: string };
+        } catch {
+          return {};
+        }
+      })();
+      throw new ApiError(res.statusCode ?? 500, status.reason ?? 'Error', status.message ?? `watch failed with HTTP ${res.statusCode}`);
+    }
     let buffered = '';
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => {

@@ -97,7 +97,13 @@ export class ApiServer {
   private server?: Server;
   private readonly watches = new Set<() => void>();
 
-  constructor(private readonly api: Api, private readonly hooks: ServerHooks = {}) {}
+  private readonly watchBuffer: number;
+  private readonly bookmarkMs: number;
+
+  constructor(private readonly api: Api, private readonly hooks: ServerHooks = {}, opts: { watchBufferBytes?: number; bookmarkMs?: number } = {}) {
+    this.watchBuffer = opts.watchBufferBytes ?? 64 << 20;
+    this.bookmarkMs = opts.bookmarkMs ?? 60_000;
+  }
 
   async listen(socketPath: string): Promise<void> {
     rmSync(socketPath, { force: true });
@@ -141,7 +147,7 @@ export class ApiServer {
     if (!p.name) {
       if (method === 'GET') {
         const opts = { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined };
-        if (q.get('watch') === '1' || q.get('watch') === 'true') return this.watch(req, res, p, Number(q.get('resourceVersion') || 0), opts);
+        if (q.get('watch') === '1' || q.get('watch') === 'true') return this.watch(req, res, p, Number(q.get('resourceVersion') || 0), { ...opts, bookmarks: q.get('allowWatchBookmarks') === 'true' });
         const head = (rv: number) => `{"kind":"${p.rt.kind}List","apiVersion":"${apiVersionOf(p.rt)}","metadata":{"resourceVersion":"${rv}"},"items":[`;
         if (!opts.labelSelector && !opts.fieldSelector) {
           // The stored text as it is: a list of 10,000 objects costs no parse and no stringify.
@@ -222,8 +228,15 @@ export class ApiServer {
     send(res, 200, { kind: 'ApplyResult', apiVersion: 'kubewire.dev/v1', items: results.map((result, i) => ({ kind: items[i]!.kind, namespace: items[i]!.metadata.namespace, name: items[i]!.metadata.name, result })) });
   }
 
-  /** Newline-delimited watch events, as the Kubernetes API streams them. Without a resourceVersion, the current objects come first as ADDED. */
-  private watch(req: IncomingMessage, res: ServerResponse, p: ParsedPath, since: number, opts: { labelSelector?: string; fieldSelector?: string }): void {
+  /**
+   * Newline-delimited watch events, as the Kubernetes API streams them. Without a
+   * resourceVersion, the current objects come first as ADDED. A watcher that reads slower
+   * than the cluster writes gets at most WATCH_BUFFER bytes held for it, then an ERROR event
+   * (410 Expired) and the end of its stream: it lists again, and writers never wait for it.
+   * With allowWatchBookmarks=true, a BOOKMARK with the current resourceVersion comes every
+   * bookmarkMs, so that a watcher resumes from there instead of listing again.
+   */
+  private watch(req: IncomingMessage, res: ServerResponse, p: ParsedPath, since: number, opts: { labelSelector?: string; fieldSelector?: string; bookmarks?: boolean }): void {
     const api = this.api;
     // Parsed once, up front: a bad selector is a 422 before the stream starts.
     const byLabel = labelSelectorMatcher(opts.labelSelector);
@@ -235,17 +248,39 @@ export class ApiServer {
       initial.push(...list.items);
       start = list.resourceVersion;
     }
+    // Registered before the head goes out: a resourceVersion too old to resume from is a plain 410.
+    const early: string[] = [];
+    let streaming = false;
+    const stop = api.watch(p.rt.kind, p.namespace, start, (e) => {
+      if (!byLabel(e.object) || !byField(e.object)) return;
+      const line = `{"type":"${e.type}","object":${e.text ?? JSON.stringify(e.object)}}\n`;
+      if (streaming) send(line);
+      else early.push(line);
+    });
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders(); // the watcher learns at once that the watch is established
     for (const o of initial) res.write(`${JSON.stringify({ type: 'ADDED', object: o })}\n`);
-    const stop = api.watch(p.rt.kind, p.namespace, start, (e) => {
-      if (byLabel(e.object) && byField(e.object)) res.write(`{"type":"${e.type}","object":${e.text ?? JSON.stringify(e.object)}}\n`);
-    });
-    this.watches.add(stop);
+    let expired = false;
+    const send = (line: string) => {
+      if (expired) return;
+      if (res.writableLength > this.watchBuffer) {
+        expired = true;
+        const status = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: `the watch of ${p.rt.plural} fell ${res.writableLength} bytes behind: list again` };
+        res.end(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
+        return end();
+      }
+      res.write(line);
+    };
+    streaming = true;
+    for (const line of early.splice(0)) send(line);
+    const bookmarks = opts.bookmarks ? setInterval(() => send(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: p.rt.kind, apiVersion: apiVersionOf(p.rt), metadata: { resourceVersion: String(api.store.currentRV()) } } })}\n`), this.bookmarkMs) : undefined;
+    bookmarks?.unref();
     const end = () => {
       stop();
-      this.watches.delete(stop);
+      clearInterval(bookmarks);
+      this.watches.delete(end);
     };
+    this.watches.add(end);
     req.on('close', end);
     res.on('close', end);
   }

@@ -5,6 +5,7 @@
 // and records the problems it finds as Events, which `describe ingress` shows.
 
 import { createHash } from 'node:crypto';
+import { SERVICE_NAME_LABEL } from '../api/endpointslices.ts';
 import { resourceOfKind, resourcePath } from '../api/resources.ts';
 import { namespacedName, type EndpointSlice, type Event, type Ingress, type IngressClass, type KubeObject, type Secret, type Service } from '../api/types.ts';
 import { ApiError, type ApiClient } from '../apiserver/client.ts';
@@ -28,6 +29,17 @@ export interface ControllerOptions {
   log: (line: string) => void;
 }
 
+/** namespace/name of the Services that Ingresses send to (their default backends and paths). */
+export function referencedServices(ingresses: Ingress[]): Set<string> {
+  const out = new Set<string>();
+  for (const ing of ingresses) {
+    const add = (name: string | undefined) => name && out.add(`${ing.metadata.namespace}/${name}`);
+    add(ing.spec.defaultBackend?.service?.name);
+    for (const r of ing.spec.rules ?? []) for (const p of r.http?.paths ?? []) add(p.backend?.service?.name);
+  }
+  return out;
+}
+
 const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
 
 export class IngressController {
@@ -45,12 +57,25 @@ export class IngressController {
   readonly ready: Promise<void>;
   private markReady!: () => void;
 
+  /**
+   * namespace/name of every Service the served Ingresses name, as of the last sync: a change
+   * to another Service (or its slices) cannot change a route, and costs no rebuild (at 10,000
+   * Services, a rebuild per change of each was most of the controllers' CPU).
+   */
+  private referenced = new Set<string>();
+  private built = false;
+
   constructor(private readonly o: ControllerOptions) {
-    const inform = <T extends KubeObject>(kind: string) => new Informer<T>(o.client, resourceOfKind(kind), () => this.schedule(), o.log);
+    const inform = <T extends KubeObject>(kind: string, relevant: (obj: T) => boolean = () => true, indexBy?: (obj: T) => string | undefined) =>
+      new Informer<T>(o.client, resourceOfKind(kind), (obj) => (!obj || !this.built || relevant(obj) ? this.schedule() : undefined), o.log, indexBy);
+    const serviceOfSlice = (s: EndpointSlice) => {
+      const svc = s.metadata.labels?.[SERVICE_NAME_LABEL];
+      return svc ? `${s.metadata.namespace}/${svc}` : undefined;
+    };
     this.ingresses = inform('Ingress');
     this.classes = inform('IngressClass');
-    this.services = inform('Service');
-    this.slices = inform('EndpointSlice');
+    this.services = inform<Service>('Service', (s) => this.referenced.has(namespacedName(s)));
+    this.slices = inform<EndpointSlice>('EndpointSlice', (s) => this.referenced.has(serviceOfSlice(s) ?? ''), serviceOfSlice);
     this.secrets = inform('Secret');
     this.ready = new Promise((r) => (this.markReady = r));
   }
@@ -98,7 +123,11 @@ export class IngressController {
       const secretList = [...this.secrets.items.values()];
       const tls = await loadTls(served, secretList, this.certCache);
       const secrets = new Map(secretList.map((s) => [namespacedName(s), s]));
-      const { table, problems } = buildRoutes({ ingresses: served, services: [...this.services.items.values()], slices: [...this.slices.items.values()], usableSecrets: new Set(tls.certificates.keys()), secrets });
+      this.referenced = referencedServices(served);
+      const services = [...this.referenced].flatMap((k) => this.services.items.get(k) ?? []);
+      const slices = [...this.referenced].flatMap((k) => this.slices.byIndex(k));
+      const { table, problems } = buildRoutes({ ingresses: served, services, slices, usableSecrets: new Set(tls.certificates.keys()), secrets });
+      this.built = true;
       this.o.proxy.configure({ table, certificates: new Map([...tls.certificates].map(([k, c]) => [k, c.keyPair])) });
       const m = this.o.metrics;
       m.reloads.inc();

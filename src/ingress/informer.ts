@@ -1,6 +1,7 @@
 // A client-go style informer over the daemon's API: list, then watch from the list's
-// resourceVersion, keeping a local copy of every object. When the stream ends (the daemon
-// restarted) it lists again and replaces the copy, so deletions during the gap are seen.
+// resourceVersion, keeping a local copy of every object (and, if asked, an index of them).
+// When the stream ends (the daemon restarted) it lists again and replaces the copy, so
+// deletions during the gap are seen. Each change is told with the object that changed.
 
 import type { ResourceType } from '../api/resources.ts';
 import { namespacedName, type KubeObject } from '../api/types.ts';
@@ -8,6 +9,8 @@ import type { ApiClient } from '../apiserver/client.ts';
 
 export class Informer<T extends KubeObject> {
   readonly items = new Map<string, T>();
+  /** index value -> key -> object, for `indexBy`. */
+  private readonly index = new Map<string, Map<string, T>>();
   private stopWatch?: () => void;
   private stopped = false;
   private retry?: NodeJS.Timeout;
@@ -16,23 +19,44 @@ export class Informer<T extends KubeObject> {
   /** Why the last attempt failed (logged once per outage, not at every retry). */
   private failing: string | undefined;
 
-  constructor(private readonly client: ApiClient, private readonly rt: ResourceType, private readonly changed: () => void, private readonly log: (l: string) => void) {}
+  /** `changed` hears of each change (the object; nothing after a relist). */
+  constructor(private readonly client: ApiClient, private readonly rt: ResourceType, private readonly changed: (obj?: T) => void, private readonly log: (l: string) => void, private readonly indexBy?: (obj: T) => string | undefined) {}
+
+  /** Objects the index holds under `value`. */
+  byIndex(value: string): T[] {
+    return [...(this.index.get(value)?.values() ?? [])];
+  }
+
+  private put(key: string, obj: T | undefined): void {
+    const before = this.items.get(key);
+    const from = before && this.indexBy?.(before);
+    if (from !== undefined) this.index.get(from)?.delete(key);
+    if (obj) {
+      this.items.set(key, obj);
+      const to = this.indexBy?.(obj);
+      if (to !== undefined) {
+        let m = this.index.get(to);
+        if (!m) this.index.set(to, (m = new Map()));
+        m.set(key, obj);
+      }
+    } else this.items.delete(key);
+  }
 
   async start(): Promise<void> {
     if (this.stopped) return;
     try {
       const list = await this.client.list<T>(this.rt);
       this.items.clear();
-      for (const o of list.items) this.items.set(namespacedName(o), { ...o, kind: this.rt.kind });
+      this.index.clear();
+      for (const o of list.items) this.put(namespacedName(o), { ...o, kind: this.rt.kind });
       this.synced = true;
       if (this.failing) this.log(`watching ${this.rt.plural} again`);
       this.failing = undefined;
       this.changed();
       this.stopWatch = await this.client.watch(this.rt, undefined, { resourceVersion: list.metadata.resourceVersion }, (e) => {
         const o = e.object as T;
-        if (e.type === 'DELETED') this.items.delete(namespacedName(o));
-        else this.items.set(namespacedName(o), o);
-        this.changed();
+        this.put(namespacedName(o), e.type === 'DELETED' ? undefined : o);
+        this.changed(o);
       }, () => this.again());
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
