@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { freeGeneratedName, generateName } from '../src/api/names.ts';
 import type { Deployment, Event, Node, Pod } from '../src/api/types.ts';
-import { Api } from '../src/apiserver/api.ts';
+import { Api, ApplyError } from '../src/apiserver/api.ts';
 import { COMBINED_PREFIX, EventRecorder } from '../src/apiserver/events.ts';
 import { Store, StoreError } from '../src/apiserver/store.ts';
 import { BURST_REPLICAS, slowStart, syncDeployment } from '../src/controllers/deployment.ts';
@@ -218,4 +218,23 @@ test('the work queue yields to the event loop between keys', async () => {
   clearInterval(tick);
   assert.equal(handled.length, 40);
   assert.ok(new Set(handled).size > 10, `timers ran between keys (tick counts seen: ${[...new Set(handled)].join(',')})`);
+});
+
+test('a 2,000-object apply with one bad object in the middle changes nothing and names the object', () => {
+  const { api, store } = freshApi();
+  try {
+    const items = Array.from({ length: 1000 }, (_, i) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'default' }, spec: { clusterIP: `10.100.${(i + 1) >> 8}.${(i + 1) & 255}`, ports: [{ port: 80 }] } }));
+    const bad = structuredClone(items);
+    bad[500]!.spec.clusterIP = bad[499]!.spec.clusterIP; // taken by the one before, in the same apply
+    const rv = store.currentRV();
+    assert.throws(() => api.apply(bad), (e: unknown) => e instanceof ApplyError && e.index === 500 && /Service "s500" is invalid: spec\.clusterIPs: Invalid value: \["10\.100\.1\.244"\]: failed to allocate IP 10\.100\.1\.244: provided IP is already allocated/.test(e.message));
+    assert.equal(store.count('Service'), 0, 'nothing was applied');
+    assert.equal(store.currentRV(), rv, 'not even a resourceVersion');
+    assert.deepEqual(new Set(api.apply(items)), new Set(['created']));
+    assert.equal(store.count('Service'), 1000);
+    const again = api.apply(items.map((s, i) => (i === 7 ? { ...s, metadata: { ...s.metadata, labels: { changed: 'yes' } } } : s)));
+    assert.deepEqual([again[7], again.filter((r) => r === 'unchanged').length], ['configured', 999]);
+  } finally {
+    store.close();
+  }
 });

@@ -33,6 +33,7 @@ export interface WriteOptions {
 
 /** The item of an apply that failed: its index, and the failure as the API reports it. */
 export class ApplyError extends StoreError {
+  override name = 'ApplyError';
   constructor(readonly index: number, cause: unknown) {
     super(cause instanceof StoreError ? cause.reason : 'Invalid', cause instanceof Error ? cause.message : String(cause));
   }

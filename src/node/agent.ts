@@ -16,7 +16,7 @@ import { EventRecorder } from '../apiserver/events.ts';
 import type { ClusterPlan, NodePlan } from '../cluster/plan.ts';
 import type { NodeFiles } from '../cluster/topology.ts';
 import { nameKey, splitKey, WorkQueue } from '../controllers/queue.ts';
-import { run } from '../dataplane/linux/exec.ts';
+import { netnsPids } from '../dataplane/linux/netns.ts';
 import { netnsPath } from '../lab/lab.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { workloadFor, type WorkloadSpec } from '../workloads/builtin.ts';
@@ -375,11 +375,9 @@ export class NodeAgent {
     for (const c of Object.values(rec.containers)) c.process = undefined;
     // Anything else still running in the pod's namespace (a daemonised child) goes too.
     if (existsSync(rec.netns)) {
-      const netnsName = rec.netns.split('/').pop()!;
-      const pids = (await run(['ip', 'netns', 'pids', netnsName]).catch(() => '')).split('\n').filter(Boolean);
-      for (const pid of pids) {
+      for (const pid of netnsPids(rec.netns)) {
         try {
-          process.kill(Number(pid), 'SIGKILL');
+          process.kill(pid, 'SIGKILL');
         } catch {
           // gone already
         }

@@ -10,6 +10,7 @@ import { loadDefaultConfList, parseConfList, type NetworkConfigList } from '../c
 import { CniRuntime } from '../cni/runtime/runtime.ts';
 import type { Attachment } from '../cni/spec/types.ts';
 import { run } from '../dataplane/linux/exec.ts';
+import { netnsAddon } from '../dataplane/linux/native.ts';
 import { netnsPath } from '../lab/lab.ts';
 import { netnsPrefix, type NodePlan } from '../cluster/plan.ts';
 import type { NodeFiles } from '../cluster/topology.ts';
@@ -66,7 +67,7 @@ export class SandboxManager {
     // A namespace by this name without a record of it is what a crash mid-setup leaves:
     // undo it (CNI DEL for this pod, then the namespace) and start clean.
     if (existsSync(netns)) await this.remove(pod);
-    await run(['ip', 'netns', 'add', name]);
+    netnsAddon().netnsAdd(netns);
     try {
       const args = this.cniArgs(pod);
       // Like containerd: lo and eth0 at once.
@@ -89,7 +90,7 @@ export class SandboxManager {
     const args = this.cniArgs(pod);
     await this.runtime.delNetworkList(this.network(), { containerID: pod.uid, netns, ifName: 'eth0', args });
     await this.runtime.delNetworkList(LOOPBACK, { containerID: pod.uid, netns, ifName: 'lo', args });
-    if (existsSync(netns)) await run(['ip', 'netns', 'del', name]); // absent: already removed
+    if (existsSync(netns)) netnsAddon().netnsDel(netns); // absent: already removed
   }
 
   /** The pods' namespaces that exist on this node. */

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { parseHostPort } from '../netaddr/ip.ts';
-import { netnsAddon } from '../workloads/native.ts';
+import { netnsAddon } from '../dataplane/linux/native.ts';
 
 export const METRICS_PORT = 10249;
 export const HEALTHZ_PORT = 10256;

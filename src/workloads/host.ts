@@ -13,7 +13,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { answerUdp, handleHttp, plainAddress, type PodIdentity, type WorkloadSpec } from './builtin.ts';
-import { netnsAddon } from './native.ts';
+import { netnsAddon } from '../dataplane/linux/native.ts';
 
 export interface PodWorkloads {
   pod: PodIdentity;

@@ -1,6 +1,6 @@
 // Network namespaces are handled by path (CNI_NETNS), never by switching the process's own.
 
-import { statSync, type Stats } from 'node:fs';
+import { readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
 
 export type NetnsState = 'ok' | 'missing' | 'not-a-netns' | 'own';
 
@@ -18,4 +18,26 @@ export function inspectNetns(path: string, hostNetns?: string): NetnsState {
   const own = statSync(hostNetns ?? '/proc/self/ns/net');
   if (target.dev !== own.dev) return 'not-a-netns';
   return target.ino === own.ino ? 'own' : 'ok';
+}
+
+/** The processes in the network namespace at `path` (what `ip netns pids` prints), found in /proc without starting `ip`. */
+export function netnsPids(path: string): number[] {
+  let ino: number;
+  try {
+    ino = statSync(path).ino;
+  } catch {
+    return [];
+  }
+  const wanted = `net:[${ino}]`;
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      if (readlinkSync(`/proc/${pid}/ns/net`) === wanted) out.push(pid);
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
 }

@@ -1,0 +1,39 @@
+// The native helper (native/netns.c): a socket opened inside a pod's network namespace, and
+// the namespace, link and lock operations a pod's start would otherwise start processes for.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { packageRoot } from '../../state/paths.ts';
+
+interface NetnsAddon {
+  /** A listening socket in `netns` on every address, or on `address` alone. */
+  listenIn(netns: string, protocol: 'tcp' | 'udp', port: number, backlog: number, address?: string): number;
+  /** A new network namespace kept by a bind mount at `path` (`ip netns add`). */
+  netnsAdd(path: string): void;
+  /** The namespace at `path` unmounted and its file removed (`ip netns del`). */
+  netnsDel(path: string): void;
+  /** IFF_UP on `ifname` inside the namespace at `netns`. */
+  linkUp(netns: string, ifname: string): void;
+  /** flock(2) without waiting: true when taken. */
+  tryLock(fd: number, exclusive: boolean): boolean;
+}
+
+let addon: NetnsAddon | undefined;
+
+/** The addon, or undefined where it is not built (a CNI plugin installed away from the package). */
+export function optionalNetnsAddon(): NetnsAddon | undefined {
+  try {
+    return netnsAddon();
+  } catch {
+    return undefined;
+  }
+}
+
+export function netnsAddon(): NetnsAddon {
+  if (addon) return addon;
+  const file = join(packageRoot(), 'build', 'Release', 'kubewire_netns.node');
+  if (!existsSync(file)) throw new Error(`the native helper ${file} is missing: run npm install in ${packageRoot()} (it builds it with node-gyp)`);
+  addon = createRequire(import.meta.url)(file) as NetnsAddon;
+  return addon;
+}
