@@ -117,6 +117,28 @@ spec:
     await waitFor('every pod gone', async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items.length === 0, 30_000);
   });
 
+  test('kill -9 of the daemon during a 4,000-object apply: after up the store holds all of it or none, and the node\'s rules match it', async () => {
+    const n = 2000;
+    const docs = Array.from({ length: n }, (_, i) => `apiVersion: v1\nkind: Service\nmetadata: {name: bulk-${i}}\nspec: {clusterIP: 10.100.${(i + 1) >> 8}.${(i + 1) & 255}, ports: [{port: 80}]}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: bulk-${i}-1, labels: {kubernetes.io/service-name: bulk-${i}}}\naddressType: IPv4\nports: [{port: 80, protocol: TCP}]\nendpoints: [{addresses: [10.244.0.${2 + (i % 200)}], conditions: {ready: true}}]`);
+    const file = join(stateDir, 'bulk.yaml');
+    writeFileSync(file, docs.join('\n---\n'));
+    const applying = kube.run(['apply', '-f', file]);
+    // Somewhere in the apply: reading, sending, or inside the server's transaction.
+    await new Promise((r) => setTimeout(r, 600 + Math.random() * 900));
+    const [daemon] = daemons();
+    process.kill(daemon!, 'SIGKILL');
+    const outcome = await applying;
+    await waitFor('the daemon gone', async () => !alive(daemon!));
+    await kube.ok('up');
+    const names = (await kube.json<{ items: Array<{ metadata: { name: string } }> }>('get', 'services')).items.map((x) => x.metadata.name).filter((x) => x.startsWith('bulk-'));
+    assert.ok(names.length === 0 || names.length === n, `all or nothing: ${names.length} of ${n} (apply ${outcome.code === 0 ? 'returned' : 'failed'})`);
+    if (outcome.code === 0) assert.equal(names.length, n, 'an apply that returned is in the store');
+    const rules = async () => (await kube.ok('exec', '--node', `${cluster}-node-1`, '--', 'iptables-save', '-t', 'nat')).split('\n').filter((l) => l.startsWith('-A KUBE-SERVICES ') && /"default\/bulk-\d+ cluster IP"/.test(l)).length;
+    await waitFor(`the node's rules for ${names.length} Services`, async () => (await rules()) === names.length, 60_000);
+    process.stdout.write(`# killed ${outcome.code === 0 ? 'after' : 'before the end of'} the apply: ${names.length} of ${n} Services kept\n`);
+    if (names.length) await kube.ok('delete', '-f', file, '--wait=false');
+  });
+
   test('down stops every process of the cluster, pid file or not', async () => {
     const stray = strayDaemon();
     const before = clusterProcesses(cluster);
