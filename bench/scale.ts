@@ -21,8 +21,8 @@ import { down } from '../src/cluster/cluster.ts';
 import { cleanupOnInterrupt } from '../src/lab/lab.ts';
 import { daemonPaths } from '../src/state/paths.ts';
 
-const SIZES = (process.env.SIZES ?? '1000,5000,10000').split(',').map(Number);
-const MODES = (process.env.MODES ?? 'nftables,iptables').split(',');
+const SIZES = (process.env.SIZES ?? '1000,5000,10000').split(',').filter(Boolean).map(Number);
+const MODES = (process.env.MODES ?? 'nftables,iptables').split(',').filter(Boolean);
 const PODS = Number(process.env.PODS ?? 1000);
 const NODES = Number(process.env.NODES ?? 10);
 const REACH_TIMEOUT_MS = Number(process.env.REACH_TIMEOUT_S ?? 900) * 1000;

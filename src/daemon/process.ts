@@ -48,7 +48,9 @@ export async function startDaemon(cluster: string, nodes: number, progress: (lin
   rmSync(paths.progress, { force: true });
   const out = openSync(paths.log, 'a');
   // --expose-gc: the daemon gives a burst's memory back once it is over (memory.ts).
-  const child = spawn(process.execPath, ['--expose-gc', cliPath(), 'daemon', '--cluster', cluster], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
+  // KUBEWIRE_DAEMON_NODE_ARGS adds Node flags NODE_OPTIONS refuses (--cpu-prof, for profiles).
+  const nodeArgs = ['--expose-gc', ...(process.env.KUBEWIRE_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+  const child = spawn(process.execPath, [...nodeArgs, cliPath(), 'daemon', '--cluster', cluster], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
   child.unref();
   const client = new ApiClient(paths.socket);
   let last = Date.now();

@@ -3,7 +3,8 @@
 
 import { readFileSync } from 'node:fs';
 import { CommandError, run } from './exec.ts';
-import { SYSCTL_LOOP, setLocalSysctl } from './sysctl.ts';
+import { IFF_RUNNING, OWN_NETNS, optionalNetnsAddon } from './native.ts';
+import { SYSCTL_LOOP, setSysctls } from './sysctl.ts';
 
 /** Applies `lines` (ip commands without the leading "ip") in one process; stops at the first error. */
 export async function ipBatch(lines: string[], netns?: string): Promise<void> {
@@ -24,25 +25,34 @@ export async function ipJson<T>(args: string[], netns?: string): Promise<T> {
 }
 
 /**
- * Sets sysctls, then runs an ip batch, inside `netns` with one process chain: CNI ADD needs
- * both in the pod, and each process start costs milliseconds. `sysctls` keys are paths
- * under /proc/sys (net/ipv4/conf/eth0/arp_notify: interface names may contain dots); keys
- * that do not exist are skipped. Values and keys are
- * passed as arguments, never as script text.
+ * Sets sysctls, then runs an ip batch, inside `netns`: CNI ADD needs both in the pod, and
+ * each process start costs milliseconds. The native helper sets the sysctls from this
+ * process; without it, one process chain (a shell, then ip). `sysctls` keys are paths under
+ * /proc/sys (net/ipv4/conf/eth0/arp_notify: interface names may contain dots); keys that do
+ * not exist are skipped. Values and keys are passed as arguments, never as script text.
  */
 export async function ipBatchWithSysctls(netns: string, sysctls: Record<string, string>, lines: string[]): Promise<void> {
+  if (optionalNetnsAddon()) {
+    await setSysctls(netns, sysctls);
+    return ipBatch(lines, netns);
+  }
   const args = Object.entries(sysctls).flat();
   await run(['sh', '-c', `${SYSCTL_LOOP}; exec ip -batch -`, 'sh', ...args], { input: `${lines.join('\n')}\n`, netns });
 }
 
-/** As ipBatchWithSysctls, with JSON output; in this process's namespace when `netns` is undefined. */
-export async function ipBatchJsonWithSysctls<T>(netns: string | undefined, sysctls: Record<string, string>, lines: string[]): Promise<T> {
-  if (!netns) {
-    for (const [k, v] of Object.entries(sysctls)) setLocalSysctl(k, v);
-    return ipBatchJson<T>(lines);
+/**
+ * Whether a link is operationally up (IFF_RUNNING), in `netns` or here; asked without a
+ * process where the native helper is built. A missing link is not up.
+ */
+export async function linkRunning(name: string, netns?: string): Promise<boolean> {
+  const addon = optionalNetnsAddon();
+  if (!addon) return (await getLink(name, netns))?.operstate === 'UP';
+  try {
+    return (addon.linkFlags(netns ?? OWN_NETNS, name) & IFF_RUNNING) !== 0;
+  } catch (e) {
+    if (/No such device/.test((e as Error).message)) return false;
+    throw e;
   }
-  const out = await run(['sh', '-c', `${SYSCTL_LOOP}; exec ip -json -details -batch -`, 'sh', ...Object.entries(sysctls).flat()], { input: `${lines.join('\n')}\n`, netns });
-  return (out.trim() ? JSON.parse(out) : []) as T;
 }
 
 /** Whether a link exists in this process's network namespace (/proc/net/dev is per namespace). */

@@ -6,18 +6,32 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { packageRoot } from '../../state/paths.ts';
 
-interface NetnsAddon {
+export interface NetnsAddon {
   /** A listening socket in `netns` on every address, or on `address` alone. */
   listenIn(netns: string, protocol: 'tcp' | 'udp', port: number, backlog: number, address?: string): number;
   /** A new network namespace kept by a bind mount at `path` (`ip netns add`). */
   netnsAdd(path: string): void;
   /** The namespace at `path` unmounted and its file removed (`ip netns del`). */
   netnsDel(path: string): void;
-  /** IFF_UP on `ifname` inside the namespace at `netns`. */
-  linkUp(netns: string, ifname: string): void;
+  /** IFF_UP on `ifname` inside the namespace at `netns`; its flags after. */
+  linkUp(netns: string, ifname: string): number;
+  /** The interface flags (SIOCGIFFLAGS) of `ifname` inside the namespace at `netns`. */
+  linkFlags(netns: string, ifname: string): number;
+  /** /proc/sys/`key` written as seen from inside `netns`; false when the key does not exist. */
+  sysctlIn(netns: string, key: string, value: string): boolean;
   /** flock(2) without waiting: true when taken. */
   tryLock(fd: number, exclusive: boolean): boolean;
+  /** `file` started with posix_spawn (in the namespace at `netns` unless empty), its stdio on pipes. */
+  spawn(file: string, argv: string[], netns: string): { pid: number; stdin: number; stdout: number; stderr: number };
+  /** null while `pid` runs, else how it ended (and it is reaped). */
+  waitPid(pid: number): { code: number | null; signal: number | null } | null;
 }
+
+/** This thread's own network namespace, for the calls above when no other is meant. */
+export const OWN_NETNS = '/proc/thread-self/ns/net';
+
+/** IFF_RUNNING: the link's operstate is UP (or UNKNOWN, for links without carrier). */
+export const IFF_RUNNING = 0x40;
 
 let addon: NetnsAddon | undefined;
 

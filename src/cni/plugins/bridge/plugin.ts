@@ -2,9 +2,11 @@
 // node; the bridge (optionally) is the pod's gateway. Same observable result as the
 // reference plugin, in a few batched kernel calls:
 //   1. bridge + veth pair, then the bridge's state (one `ip -batch` on the host)  ∥  IPAM ADD
-//   2. pod sysctls, addresses and routes (one process chain in the pod), then gateway
-//      address, host sysctls and the veth's state (one batch on the host)  ∥  masquerade
+//   2. pod sysctls, addresses and routes (one batch in the pod), then host sysctls and,
+//      the first time, the gateway address (one batch on the host)  ∥  masquerade
 //   3. only if the host end of the veth is not up yet: wait for it, as the reference does
+// With the native helper, sysctls and the veth's state are asked without a process: two
+// `ip` starts per ADD.
 
 import { randomBytes } from 'node:crypto';
 import { CniError, ErrorCode, asCniError, withContext } from '../../spec/errors.ts';
@@ -12,7 +14,8 @@ import type { Interface, IPConfig, Result, Route } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { delegate } from '../../ipam/delegate.ts';
 import { validAttachments } from '../../ipam/host-local/plugin.ts';
-import { getLink, ipBatch, ipBatchJson, ipBatchJsonWithSysctls, ipBatchWithSysctls, ipJson, isExists, isNotFound, linkExistsHere, type LinkInfo } from '../../../dataplane/linux/ip.ts';
+import { getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, isExists, isNotFound, linkExistsHere, linkRunning, type LinkInfo } from '../../../dataplane/linux/ip.ts';
+import { setSysctls } from '../../../dataplane/linux/sysctl.ts';
 import { inspectNetns } from '../../../dataplane/linux/netns.ts';
 import { requireNetns } from '../sandbox.ts';
 import { addToIP, contains, defaultRoute, firstIP, formatIP, formatPrefix, networkOf, parsePrefix, tryParseIP, tryParsePrefix, type Family } from '../../../netaddr/ip.ts';
@@ -155,7 +158,9 @@ async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
   const mtu = conf.mtu ? ` mtu ${conf.mtu}` : '';
   const podMac = conf.mac ?? randomMac();
   const host = args.hostNetns;
-  let create = host ? !(await getLink(conf.bridge, host)) : !linkExistsHere(conf.bridge);
+  // In another namespace, the bridge is taken to exist (all ADDs but a node's first): a
+  // batch that finds it missing is run again with it.
+  let create = host ? false : !linkExistsHere(conf.bridge);
   for (let attempt = 0; ; attempt++) {
     const hostVeth = randomVethName();
     const hostMac = randomMac();
@@ -181,6 +186,10 @@ async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
       const existing = await getLink(conf.bridge, host);
       if (existing && existing.linkinfo?.info_kind !== 'bridge') {
         throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} already exists but is not a bridge`);
+      }
+      if (!existing && !create && attempt < 5) {
+        create = true;
+        continue;
       }
       if (!isExists(e) || attempt >= 5) throw withContext('failed to create the bridge and veth pair', e);
       // "File exists": a parallel ADD created the bridge first, the pod already has ifName,
@@ -228,24 +237,25 @@ async function add(args: CmdArgs): Promise<Result> {
       ...(conf.isGateway && ipv4.length < ips.length ? { 'net/ipv6/conf/all/forwarding': '1' } : {}),
     };
     const podSysctls = { [`net/ipv4/conf/${args.ifName}/arp_notify`]: '1', [`net/ipv6/conf/${args.ifName}/accept_dad`]: '0' };
-    const podThenHost = async (): Promise<LinkInfo | undefined> => {
+    const podThenHost = async (): Promise<void> => {
       try {
         await ipBatchWithSysctls(args.netns, podSysctls, podLines(args.ifName, ips, routes));
       } catch (e) {
         throw withContext(`failed to configure ${args.ifName} in ${args.netns}`, e);
       }
       try {
-        return (await ipBatchJsonWithSysctls<LinkInfo[]>(host, hostSysctls, [...hostLines, `link show dev ${links.hostVeth}`]))[0];
+        await setSysctls(host, hostSysctls);
+        await ipBatch(hostLines, host);
       } catch (e) {
         throw withContext(`failed to configure the gateway on ${conf.bridge}`, e);
       }
     };
-    const [hostVeth] = await Promise.all([
+    await Promise.all([
       podThenHost(),
       conf.ipMasq ? setupMasq(args.conf.name, args.containerID, ips.map((ip) => ip.address), host).catch((e) => { throw withContext('failed to set up IP masquerade', e); }) : undefined,
     ]);
     // Step 3: the reference answers only once the bridge port is up; so do we.
-    if (hostVeth?.operstate !== 'UP') await waitOperUp(links.hostVeth, host);
+    if (!(await linkRunning(links.hostVeth, host))) await waitOperUp(links.hostVeth, host);
 
     const interfaces: Interface[] = [
       { name: conf.bridge, mac: links.bridge.address },
@@ -265,8 +275,7 @@ async function add(args: CmdArgs): Promise<Result> {
 async function waitOperUp(hostVeth: string, host: string | undefined): Promise<void> {
   for (const delay of [20, 50, 500, 1000, 1000]) {
     await new Promise((r) => setTimeout(r, delay));
-    const link = await getLink(hostVeth, host);
-    if (link?.operstate === 'UP') return;
+    if (await linkRunning(hostVeth, host)) return;
   }
   throw new CniError(ErrorCode.Internal, `bridge port ${hostVeth} is not up (in error state)`);
 }
