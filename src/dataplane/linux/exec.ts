@@ -61,7 +61,8 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<string> {
   return addon ? spawnNative(addon, argv, opts) : spawnNode(argv, opts);
 }
 
-function spawnNative(addon: NetnsAddon, argv: string[], opts: RunOptions): Promise<string> {
+/** A tool started by the native helper (posix_spawn), reaped by it. */
+export function spawnNative(addon: NetnsAddon, argv: string[], opts: RunOptions): Promise<string> {
   const file = toolPath(argv[0]!);
   const full = [file, ...argv.slice(1)];
   const shown = inNetns(opts.netns, argv);
@@ -103,7 +104,8 @@ function spawnNative(addon: NetnsAddon, argv: string[], opts: RunOptions): Promi
   });
 }
 
-function spawnNode(argv: string[], opts: RunOptions): Promise<string> {
+/** A tool started by child_process (fork + exec), through nsenter for another namespace. */
+export function spawnNode(argv: string[], opts: RunOptions): Promise<string> {
   const full = inNetns(opts.netns, argv);
   return new Promise((resolve, reject) => {
     const child = spawn(toolPath(full[0]!), full.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });

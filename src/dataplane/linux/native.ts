@@ -37,12 +37,15 @@ let addon: NetnsAddon | undefined;
 
 /** The addon, or undefined where it is not built (a CNI plugin installed away from the package). */
 export function optionalNetnsAddon(): NetnsAddon | undefined {
+  if (missing) return undefined;
   try {
     return netnsAddon();
   } catch {
+    missing = true; // asked on every tool start: look once
     return undefined;
   }
 }
+let missing = false;
 
 export function netnsAddon(): NetnsAddon {
   if (addon) return addon;
