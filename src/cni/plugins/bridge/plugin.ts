@@ -187,11 +187,13 @@ async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
       if (existing && existing.linkinfo?.info_kind !== 'bridge') {
         throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} already exists but is not a bridge`);
       }
-      if (!existing && !create && attempt < 5) {
-        create = true;
+      if (attempt >= 5) throw withContext('failed to create the bridge and veth pair', e);
+      // The bridge was missing: make it, unless a parallel ADD has made it meanwhile.
+      if (!create && isNotFound(e)) {
+        create = !existing;
         continue;
       }
-      if (!isExists(e) || attempt >= 5) throw withContext('failed to create the bridge and veth pair', e);
+      if (!isExists(e)) throw withContext('failed to create the bridge and veth pair', e);
       // "File exists": a parallel ADD created the bridge first, the pod already has ifName,
       // or (rarely) the random host veth name was taken. Find out which.
       if (create && existing) {
