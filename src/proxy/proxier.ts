@@ -192,9 +192,15 @@ export class Proxier {
     }
   }
 
+  /** No check before this: one that took d ms waits 9 d more, so checks take at most a tenth of the time. */
+  private nextCheck = 0;
+
   private async check(): Promise<void> {
-    if (this.running || this.stopped) return;
-    if (!(await this.o.backend.intact().catch(() => false))) {
+    if (this.running || this.stopped || Date.now() < this.nextCheck) return;
+    const t0 = Date.now();
+    const ok = await this.o.backend.intact().catch(() => false);
+    this.nextCheck = Date.now() + 9 * (Date.now() - t0);
+    if (!ok) {
       this.o.log(`proxy on ${this.o.nodeName}: the ${this.o.backend.mode} rules are gone (flushed?): restoring them`);
       this.schedule();
     }

@@ -1,7 +1,7 @@
 // iptables through whole-table transactions: iptables-save to read, one iptables-restore
 // --noflush to change. The kernel never sees half a change.
 
-import { run } from './exec.ts';
+import { CommandError, run } from './exec.ts';
 
 export type Table = 'nat' | 'filter' | 'mangle' | 'raw';
 /** 4: iptables, 6: ip6tables. */
@@ -17,7 +17,7 @@ const TOOL: Record<IPFamily, string> = { 4: 'iptables', 6: 'ip6tables' };
  */
 export type IptablesBackend = 'legacy' | 'nft';
 
-const tool = (family: IPFamily, backend: IptablesBackend | undefined, verb: 'save' | 'restore') => (backend ? `${TOOL[family]}-${backend}-${verb}` : `${TOOL[family]}-${verb}`);
+const tool = (family: IPFamily, backend: IptablesBackend | undefined, verb: 'save' | 'restore' | '') => [TOOL[family], backend, verb].filter(Boolean).join('-');
 
 export async function iptablesSave(table: Table, netns?: string, family: IPFamily = 4, backend?: IptablesBackend): Promise<string> {
   return run([tool(family, backend, 'save'), '-t', table], { netns });
@@ -26,6 +26,20 @@ export async function iptablesSave(table: Table, netns?: string, family: IPFamil
 /** Applies an iptables-restore script (with *table ... COMMIT sections) atomically. */
 export async function iptablesRestore(script: string, netns?: string, family: IPFamily = 4, backend?: IptablesBackend): Promise<void> {
   await run([tool(family, backend, 'restore'), '-w', '--noflush'], { input: script, netns });
+}
+
+/**
+ * Whether `chain` of `table` holds the rule (`iptables -C`): one small answer where a save
+ * of a nat table with 10k Services is tens of megabytes to read.
+ */
+export async function iptablesHasRule(table: Table, chain: string, rule: string[], netns?: string, family: IPFamily = 4, backend?: IptablesBackend): Promise<boolean> {
+  try {
+    await run([tool(family, backend, ''), '-w', '-t', table, '-C', chain, ...rule], { netns });
+    return true;
+  } catch (e) {
+    if (e instanceof CommandError && e.exitCode !== null) return false; // no such rule, or no such chain
+    throw e;
+  }
 }
 
 /** A parsed `iptables-save -t TABLE` dump: chain names, and rules in order ("-A CHAIN ..."). */
