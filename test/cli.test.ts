@@ -9,6 +9,9 @@ import { describe, test } from 'node:test';
 import { withLab } from '../src/lab/lab.ts';
 import { makeCa, makeLeaf } from './certificates.ts';
 import { NOT_ROOT, sh } from './helpers.ts';
+import { resourceNamed } from '../src/api/resources.ts';
+import type { KubeObject } from '../src/apiserver/store.ts';
+import { printTable } from '../src/cli/print.ts';
 
 const CLI = new URL('../bin/kubewire.js', import.meta.url).pathname;
 
@@ -111,4 +114,17 @@ test('create secret tls|generic as kubectl: the object printed with --dry-run=cl
     assert.equal(r.code, 1, args.join(' '));
     assert.match(r.stderr, message);
   }
+});
+
+test('get tables as kubectl prints them: --no-headers drops the header line and sizes columns by the rows', () => {
+  const rt = resourceNamed('pods')!;
+  const pod = (name: string): KubeObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' }, spec: { containers: [] }, status: { phase: 'Running' } });
+  const items = [pod('a'), pod('web-7d9c-x2kqp')];
+  const withHeader = printTable(rt, items, { wide: false, allNamespaces: false }).split('\n');
+  assert.match(withHeader[0]!, /^NAME\s+READY\s+STATUS/);
+  assert.equal(withHeader.length, 3);
+  const bare = printTable(rt, items, { wide: false, allNamespaces: true, noHeaders: true }).split('\n');
+  assert.equal(bare.length, 2);
+  assert.match(bare[0]!, /^default\s+a\s+0\/0\s+Running/);
+  assert.ok(!bare.some((l) => /NAME/.test(l)));
 });

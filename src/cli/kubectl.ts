@@ -138,10 +138,9 @@ function attachmentsOf(cluster: string, node: string): PodAttachment[] {
 }
 
 /** `get -w`: the table, then one row per change (kubectl prints no header again). */
-async function watchTable(client: ApiClient, rt: ResourceType, ns: string | undefined, items: KubeObject[], rv: string, names: string[], o: { allNamespaces?: boolean; output?: string; selector?: string; fieldSelector?: string }): Promise<void> {
+async function watchTable(client: ApiClient, rt: ResourceType, ns: string | undefined, items: KubeObject[], rv: string, names: string[], o: { allNamespaces?: boolean; output?: string; selector?: string; fieldSelector?: string; headers?: boolean }): Promise<void> {
   const opts = { wide: o.output === 'wide', allNamespaces: Boolean(o.allNamespaces) };
-  const header = printTable(rt, [], opts);
-  out(items.length ? printTable(rt, items, opts) : header);
+  if (items.length || o.headers !== false) out(printTable(rt, items, { ...opts, noHeaders: o.headers === false }));
   if (!rv) rv = (await client.list(rt, ns, { labelSelector: o.selector, fieldSelector: o.fieldSelector })).metadata.resourceVersion;
   await new Promise<void>((resolve) => {
     void client.watch(rt, ns, { resourceVersion: rv, labelSelector: o.selector, fieldSelector: o.fieldSelector }, (e) => {
@@ -273,7 +272,8 @@ export function registerKubectlCommands(program: Command): void {
     .option('-l, --selector <selector>', 'label selector, e.g. app=web,tier!=db')
     .option('--field-selector <selector>', 'field selector, e.g. spec.nodeName=kubewire-node-1')
     .option('-w, --watch', 'after listing, print each change as it happens (Ctrl-C stops)')
-    .action(async (kind: string, names: string[], o: { cluster: string; namespace?: string; allNamespaces?: boolean; output?: string; selector?: string; fieldSelector?: string; watch?: boolean }) => {
+    .option('--no-headers', 'tables without their header line')
+    .action(async (kind: string, names: string[], o: { cluster: string; namespace?: string; allNamespaces?: boolean; output?: string; selector?: string; fieldSelector?: string; watch?: boolean; headers: boolean }) => {
       // Several kinds at once (get svc,pods; get all): a table per kind, names as kind/name.
       if ((kind.includes(',') || kind === 'all') && !kind.includes('/')) {
         if (names.length || o.watch) throw new ClusterError('names and --watch need a single kind');
@@ -287,7 +287,7 @@ export function registerKubectlCommands(program: Command): void {
         const tables = lists.filter((l) => l.items.length).map((l) => {
           const prefix = l.rt.group ? `${l.rt.singular}.${l.rt.group}/` : `${l.rt.singular}/`;
           const named = l.items.map((i) => ({ ...i, metadata: { ...i.metadata, name: `${prefix}${i.metadata.name}` } }));
-          return printTable(l.rt, named, { wide: o.output === 'wide', allNamespaces: Boolean(o.allNamespaces) });
+          return printTable(l.rt, named, { wide: o.output === 'wide', allNamespaces: Boolean(o.allNamespaces), noHeaders: !o.headers });
         });
         if (!tables.length) process.stderr.write('No resources found\n');
         return out(tables.join('\n\n'));
@@ -314,7 +314,7 @@ export function registerKubectlCommands(program: Command): void {
         process.stderr.write(ns ? `No resources found in ${ns} namespace.\n` : 'No resources found\n');
         return;
       }
-      out(printTable(t.rt, items, { wide: o.output === 'wide', allNamespaces: Boolean(o.allNamespaces) }));
+      out(printTable(t.rt, items, { wide: o.output === 'wide', allNamespaces: Boolean(o.allNamespaces), noHeaders: !o.headers }));
     });
 
   clusterOpt(nsOpt(program.command('describe')))

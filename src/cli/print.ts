@@ -107,11 +107,11 @@ const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObj
   Namespace: { base: ['NAME', 'STATUS', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Namespace).status?.phase ?? 'Active', age(o.metadata.creationTimestamp)] },
 };
 
-export function printTable(rt: ResourceType, items: KubeObject[], opts: { wide: boolean; allNamespaces: boolean }): string {
+export function printTable(rt: ResourceType, items: KubeObject[], opts: { wide: boolean; allNamespaces: boolean; noHeaders?: boolean }): string {
   const h = HEADERS[rt.kind]!;
   const header = [...(opts.allNamespaces && rt.namespaced ? ['NAMESPACE'] : []), ...h.base, ...(opts.wide ? h.wide : [])];
   const rows = items.map((o) => [...(opts.allNamespaces && rt.namespaced ? [o.metadata.namespace ?? ''] : []), ...h.row(o, opts.wide)]);
-  return table([header, ...rows]);
+  return table(opts.noHeaders ? rows : [header, ...rows]);
 }
 
 export function printObjects(items: KubeObject[], format: 'json' | 'yaml' | 'name', single: boolean, rt: ResourceType): string {
