@@ -37,7 +37,7 @@ export async function iptablesHasRule(table: Table, chain: string, rule: string[
     await run([tool(family, backend, ''), '-w', '-t', table, '-C', chain, ...rule], { netns });
     return true;
   } catch (e) {
-    if (e instanceof CommandError && e.exitCode !== null) return false; // no such rule, or no such chain
+    if (e instanceof CommandError && e.exitCode === 1) return false; // no such rule, or no such chain (2: a bad rule, an error)
     throw e;
   }
 }
