@@ -96,27 +96,20 @@ endpoints: [${endpoints.map((ip) => `{addresses: [${ip}], conditions: {ready: tr
   return `${docs.join('\n---\n')}\n`;
 }
 
-const BACKENDS = `
-apiVersion: apps/v1
+/** A Deployment of the built-in hello workload (it answers with its pod's name). */
+const deployment = (name: string, replicas: number) => `apiVersion: apps/v1
 kind: Deployment
-metadata: {name: green}
+metadata: {name: ${name}}
 spec:
-  replicas: 10
-  selector: {matchLabels: {app: green}}
+  replicas: ${replicas}
+  selector: {matchLabels: {app: ${name}}}
   template:
-    metadata: {labels: {app: green}}
+    metadata: {labels: {app: ${name}}}
     spec: {containers: [{name: hello, image: hello, ports: [{containerPort: 8080}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: blue}
-spec:
-  replicas: 10
-  selector: {matchLabels: {app: blue}}
-  template:
-    metadata: {labels: {app: blue}}
-    spec: {containers: [{name: hello, image: hello, ports: [{containerPort: 8080}]}]}
----
+`;
+
+const BACKENDS = `${deployment('green', 10)}---
+${deployment('blue', 10)}---
 apiVersion: v1
 kind: Pod
 metadata: {name: client}
@@ -186,7 +179,7 @@ async function pods(): Promise<void> {
   await kubewire(cluster, ['up', '--nodes', String(NODES)]);
   const client = new ApiClient(daemonPaths(cluster).socket);
   const t0 = performance.now();
-  await kubewire(cluster, ['apply', '-f', '-'], `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: many}\nspec:\n  replicas: ${PODS}\n  selector: {matchLabels: {app: many}}\n  template:\n    metadata: {labels: {app: many}}\n    spec: {containers: [{name: hello, image: hello, ports: [{containerPort: 8080}]}]}\n`);
+  await kubewire(cluster, ['apply', '-f', '-'], deployment('many', PODS));
   const running = await until(`${PODS} pods Running`, async () => (await client.list<Pod>(resourceNamed('pods')!, 'default')).items.filter((p) => p.status?.phase === 'Running' && p.status.podIP).length === PODS, 600_000);
   line(`apply -> ${PODS} pods Running with IPs`, s(running + (performance.now() - t0 - running)), 'goal <= 30 s');
   const gets: number[] = [];

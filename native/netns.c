@@ -38,6 +38,28 @@ static napi_value fail(napi_env env, const char *what, int err) {
   return NULL;
 }
 
+/* Enters the namespace at `path` on this thread, keeping the way home in *home. */
+static int enter(napi_env env, const char *path, int *home) {
+  *home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (*home < 0) { fail(env, "open /proc/thread-self/ns/net", errno); return 0; }
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) { int e = errno; close(*home); fail(env, path, e); return 0; }
+  int entered = setns(target, CLONE_NEWNET);
+  int e = errno;
+  close(target);
+  if (entered < 0) { close(*home); fail(env, "setns", e); return 0; }
+  return 1;
+}
+
+/* Back to the namespace `enter` left; false (with an error thrown) if that fails. */
+static int leave(napi_env env, int home) {
+  int back = setns(home, CLONE_NEWNET);
+  int e = errno;
+  close(home);
+  if (back < 0) { fail(env, "setns back to the original namespace", e); return 0; }
+  return 1;
+}
+
 // listenIn(netnsPath: string, protocol: "tcp" | "udp", port: number, backlog: number, address?: string): fd
 // Without an address: every address, IPv4 and IPv6; with one: that address alone.
 static napi_value listen_in(napi_env env, napi_callback_info info) {
@@ -74,12 +96,8 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
   if (!udp && strcmp(proto, "tcp") != 0) { napi_throw_type_error(env, NULL, "protocol must be tcp or udp"); return NULL; }
   if (port < 1 || port > 65535) { napi_throw_range_error(env, NULL, "port must be 1-65535"); return NULL; }
 
-  int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (home < 0) return fail(env, "open /proc/thread-self/ns/net", errno);
-  int target = open(path, O_RDONLY | O_CLOEXEC);
-  if (target < 0) { int e = errno; close(home); return fail(env, path, e); }
-  if (setns(target, CLONE_NEWNET) < 0) { int e = errno; close(home); close(target); return fail(env, "setns", e); }
-  close(target);
+  int home;
+  if (!enter(env, path, &home)) return NULL;
 
   int err = 0;
   const char *step = NULL;
@@ -111,13 +129,10 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
     if (err) { close(fd); fd = -1; }
   }
   // Always go home, even after a failure: the rest of the thread must stay where it was.
-  if (setns(home, CLONE_NEWNET) < 0) {
-    int e = errno;
-    close(home);
+  if (!leave(env, home)) {
     if (fd >= 0) close(fd);
-    return fail(env, "setns back to the original namespace", e);
+    return NULL;
   }
-  close(home);
   if (err) return fail(env, step, err);
   napi_value result;
   napi_create_int32(env, fd, &result);
@@ -151,9 +166,7 @@ static napi_value netns_add(napi_env env, napi_callback_info info) {
   const char *step = NULL;
   if (unshare(CLONE_NEWNET) < 0) { err = errno; step = "unshare"; }
   else if (mount("/proc/thread-self/ns/net", path, "none", MS_BIND, NULL) < 0) { err = errno; step = "mount"; }
-  int back = setns(home, CLONE_NEWNET);
-  close(home);
-  if (back < 0) return fail(env, "setns back to the original namespace", errno);
+  if (!leave(env, home)) return NULL;
   if (err) { unlink(path); return fail(env, step, err); }
   return NULL;
 }
@@ -168,28 +181,6 @@ static napi_value netns_del(napi_env env, napi_callback_info info) {
   if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return fail(env, "umount", errno);
   if (unlink(path) < 0 && errno != ENOENT) return fail(env, path, errno);
   return NULL;
-}
-
-/* Enters the namespace at `path` on this thread, keeping the way home in *home. */
-static int enter(napi_env env, const char *path, int *home) {
-  *home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (*home < 0) { fail(env, "open /proc/thread-self/ns/net", errno); return 0; }
-  int target = open(path, O_RDONLY | O_CLOEXEC);
-  if (target < 0) { int e = errno; close(*home); fail(env, path, e); return 0; }
-  int entered = setns(target, CLONE_NEWNET);
-  int e = errno;
-  close(target);
-  if (entered < 0) { close(*home); fail(env, "setns", e); return 0; }
-  return 1;
-}
-
-/* Back to the namespace `enter` left; false (with an error thrown) if that fails. */
-static int leave(napi_env env, int home) {
-  int back = setns(home, CLONE_NEWNET);
-  int e = errno;
-  close(home);
-  if (back < 0) { fail(env, "setns back to the original namespace", e); return 0; }
-  return 1;
 }
 
 /* The interface flags of `ifname` in the current namespace, IFF_UP added first when `up`. */

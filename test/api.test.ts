@@ -116,6 +116,22 @@ test('label selectors and merge patch', () => {
   assert.deepEqual(mergePatch({ a: 1, b: { c: 2, d: 3 } }, { b: { c: null, e: 4 }, f: [1] }), { a: 1, b: { d: 3, e: 4 }, f: [1] });
 });
 
+/** An API server on a unix socket in a temporary directory, holding these namespaces; close() removes it all. */
+async function serveApi(prefix: string, namespaces: string[], storeOpts?: ConstructorParameters<typeof Store>[1], serverOpts?: ConstructorParameters<typeof ApiServer>[2]) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const store = new Store(join(dir, 'store.db'), storeOpts);
+  const api = new Api(store);
+  for (const name of namespaces) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  const server = new ApiServer(api, {}, serverOpts);
+  await server.listen(join(dir, 'api.sock'));
+  const close = async () => {
+    await server.close();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { dir, store, api, server, client: new ApiClient(join(dir, 'api.sock')), close };
+}
+
 describe('API server over its unix socket', () => {
   let dir: string;
   let store: Store;
@@ -123,20 +139,11 @@ describe('API server over its unix socket', () => {
   let server: ApiServer;
   let client: ApiClient;
   const pods = resourceNamed('pods')!;
+  let close: () => Promise<void>;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kwt-api-'));
-    store = new Store(join(dir, 'store.db'));
-    api = new Api(store);
-    for (const name of ['default', 'shop']) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-    server = new ApiServer(api);
-    await server.listen(join(dir, 'api.sock'));
-    client = new ApiClient(join(dir, 'api.sock'));
+    ({ dir, store, api, server, client, close } = await serveApi('kwt-api-', ['default', 'shop']));
   });
-  after(async () => {
-    await server.close();
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => close());
 
   const pod = (name: string, ns = 'shop', labels: Record<string, string> = {}): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels }, spec: { containers: [{ name: 'c', image: 'x' }] } });
 
@@ -236,20 +243,11 @@ describe('watches at volume: a slow watcher is cut off, never waited for; bookma
   let server: ApiServer;
   let client: ApiClient;
   const pods = resourceNamed('pods')!;
+  let close: () => Promise<void>;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kwt-watch-'));
-    store = new Store(join(dir, 'store.db'), { eventLogSize: 100 });
-    api = new Api(store);
-    api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
-    server = new ApiServer(api, {}, { watchBufferBytes: 64 << 10, bookmarkMs: 50 });
-    await server.listen(join(dir, 'api.sock'));
-    client = new ApiClient(join(dir, 'api.sock'));
+    ({ dir, store, api, server, client, close } = await serveApi('kwt-watch-', ['default'], { eventLogSize: 100 }, { watchBufferBytes: 64 << 10, bookmarkMs: 50 }));
   });
-  after(async () => {
-    await server.close();
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => close());
   const pod = (name: string): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', annotations: { pad: 'x'.repeat(1000) } }, spec: { containers: [{ name: 'c', image: 'x' }] } });
 
   test('a watcher that stops reading gets 410 Expired once 64 KiB wait for it; the writes went on meanwhile', async () => {

@@ -117,6 +117,11 @@ export class ObjectCache {
     return new Map([...(i?.values ?? [])].map(([v, m]) => [v, m.size]));
   }
 
+  /** How many objects an index holds under `value`. */
+  indexCount(kind: string, index: string, value: string): number {
+    return this.kinds.get(kind)?.indexes.get(index)?.values.get(value)?.size ?? 0;
+  }
+
   count(kind: string): number {
     return this.kinds.get(kind)?.size ?? 0;
   }

@@ -26,6 +26,11 @@ export const INDEXES: IndexDefs = {
     unscheduled: (o) => ((o as PodLike).spec?.nodeName || o.metadata.deletionTimestamp ? none : ['']),
     /** Pods by the uid of their controlling owner. */
     owner: (o) => one(controllerUid(o)),
+    /** Pods that hold a place on a node: all but those that ran to completion (the pod limit). */
+    active: (o) => {
+      const phase = (o.status as { phase?: string } | undefined)?.phase;
+      return phase === 'Succeeded' || phase === 'Failed' ? none : [''];
+    },
   },
   EndpointSlice: {
     /** Slices by `namespace/service` (their kubernetes.io/service-name label). */

@@ -11,17 +11,6 @@ export interface Allocated {
   nodePorts: { has(port: number): boolean };
 }
 
-/** What the other Services hold (pure). */
-export function allocatedBy(services: Service[], except?: { namespace?: string; name: string }): Allocated {
-  const out = { clusterIPs: new Set<string>(), nodePorts: new Set<number>() };
-  for (const s of services) {
-    if (except && s.metadata.namespace === except.namespace && s.metadata.name === except.name) continue;
-    if (s.spec.clusterIP && s.spec.clusterIP !== 'None') out.clusterIPs.add(s.spec.clusterIP);
-    for (const p of s.spec.ports ?? []) if (p.nodePort) out.nodePorts.add(p.nodePort);
-  }
-  return out;
-}
-
 export class ServiceInvalid extends Error {
   override name = 'ServiceInvalid';
 }

@@ -185,18 +185,11 @@ export class Store {
 
   /**
    * Pods that hold a place on a node: all but those that ran to completion (Succeeded,
-   * Failed), counting this transaction's writes. Kept in memory from the committed writes
-   * (read once at start): counting them in SQL parsed every pod at every pod creation.
+   * Failed), counting this transaction's writes (the cache's `active` index).
    */
   countActivePods(): number {
-    const active = this.activePods ??= new Set((this.stmt("SELECT namespace || '/' || name AS key FROM objects WHERE kind = 'Pod' AND coalesce(json_extract(body, '$.status.phase'), '') NOT IN ('Succeeded', 'Failed')").all() as Array<{ key: string }>).map((r) => r.key));
-    if (!this.pending.some(([e]) => e.object.kind === 'Pod')) return active.size;
-    const now = new Set(active);
-    for (const [e] of this.pending) trackPod(now, e);
-    return now.size;
+    return this.cache.indexCount('Pod', 'active', '');
   }
-
-  private activePods?: Set<string>;
 
   create(obj: KubeObject): KubeObject {
     return this.write(() => {
@@ -299,7 +292,6 @@ export class Store {
     }
     if (outer) {
       this.cache.commit();
-      if (this.activePods) for (const [e] of this.pending) trackPod(this.activePods, e);
       for (const e of this.pending) this.log.push(e);
       if (this.log.length > 2 * this.eventLogSize) this.log.splice(0, this.log.length - this.eventLogSize);
       this.outbox.push(...this.pending.splice(0));
@@ -352,15 +344,6 @@ export class Store {
     this.pending.push([{ type, object: stored, text }, rv]);
     return stored;
   }
-}
-
-/** Updates the keys of active pods with one committed event. */
-function trackPod(active: Set<string>, e: WatchEvent): void {
-  if (e.object.kind !== 'Pod') return;
-  const key = `${e.object.metadata.namespace ?? ''}/${e.object.metadata.name}`;
-  const phase = (e.object.status as { phase?: string } | undefined)?.phase;
-  if (e.type === 'DELETED' || phase === 'Succeeded' || phase === 'Failed') active.delete(key);
-  else active.add(key);
 }
 
 export function keyOf(obj: KubeObject): Key {
