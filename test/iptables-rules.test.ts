@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import type { EndpointSlice, Service } from '../src/api/types.ts';
 import { buildServicePorts, type ServicePortInfo } from '../src/proxy/model.ts';
 import { endpointChain, serviceChain } from '../src/proxy/iptables/names.ts';
-import { buildRules, restoreText } from '../src/proxy/iptables/rules.ts';
+import { buildRules, natChains, natTable, partialRestoreText, restoreText } from '../src/proxy/iptables/rules.ts';
 import { isRoot } from './helpers.ts';
 
 function byChain(lines: string[]): Map<string, string[]> {
@@ -55,16 +55,16 @@ test("upstream's TestSyncProxyRulesRepeated golden, chain by chain", () => {
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.0.1.1:80" -j KUBE-SEP-SNQ3ZNILQDEJNDQO`.trim().split('\n');
   const want = byChain(golden);
-  const got = new Map([...byChain(rules.filter), ...byChain(rules.nat)]);
+  const got = new Map([...byChain(rules.filter), ...byChain(natTable(rules))]);
   for (const [chain, lines] of want) assert.deepEqual(got.get(chain), lines, chain);
   // Declared but empty in the golden: the filter chains and nat KUBE-NODEPORTS.
   for (const c of ['KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES', 'KUBE-PROXY-FIREWALL']) assert.ok(rules.filter.includes(`:${c} - [0:0]`), c);
-  assert.deepEqual(byChain(rules.nat).get('KUBE-NODEPORTS'), []);
+  assert.deepEqual(byChain(natTable(rules)).get('KUBE-NODEPORTS'), []);
 });
 
 test('two endpoints: random probability 1/2 then the last unconditionally, in ip:port order (upstream svc4 golden)', () => {
   const rules = buildRules([sp({ namespace: 'ns4', name: 'svc4', clusterIP: '172.30.0.44', endpoints: [ep('10.180.0.4', 80), ep('10.180.0.5', 80)] })], { clusterCIDR: '10.0.0.0/8' });
-  assert.deepEqual(byChain(rules.nat).get('KUBE-SVC-4SW47YFZTEDKD3PK'), [
+  assert.deepEqual(byChain(natTable(rules)).get('KUBE-SVC-4SW47YFZTEDKD3PK'), [
     '-A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 cluster IP" -m tcp -p tcp -d 172.30.0.44 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ',
     '-A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 -> 10.180.0.4:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-UKSFD7AGPMPPLUHC',
     '-A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 -> 10.180.0.5:80" -j KUBE-SEP-C6EBXVWJJZMIWKLZ',
@@ -73,21 +73,21 @@ test('two endpoints: random probability 1/2 then the last unconditionally, in ip
 
 test('ClientIP affinity: recent --rcheck per endpoint before the random rules, --set in the endpoint chain (upstream svc5 golden)', () => {
   const rules = buildRules([sp({ namespace: 'ns5', name: 'svc5', clusterIP: '172.30.0.45', affinitySeconds: 10800, endpoints: [ep('10.180.0.3', 80)] })], { clusterCIDR: '10.0.0.0/8' });
-  const svc = byChain(rules.nat).get('KUBE-SVC-NUKIZ6OKUXPJNT4C')!;
+  const svc = byChain(natTable(rules)).get('KUBE-SVC-NUKIZ6OKUXPJNT4C')!;
   assert.equal(svc[1], '-A KUBE-SVC-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 -> 10.180.0.3:80" -m recent --name KUBE-SEP-I77PXRDZVX7PMWMN --rcheck --seconds 10800 --reap -j KUBE-SEP-I77PXRDZVX7PMWMN');
-  assert.deepEqual(byChain(rules.nat).get('KUBE-SEP-I77PXRDZVX7PMWMN')![1], '-A KUBE-SEP-I77PXRDZVX7PMWMN -m comment --comment ns5/svc5:p80 -m recent --name KUBE-SEP-I77PXRDZVX7PMWMN --set -m tcp -p tcp -j DNAT --to-destination 10.180.0.3:80');
+  assert.deepEqual(byChain(natTable(rules)).get('KUBE-SEP-I77PXRDZVX7PMWMN')![1], '-A KUBE-SEP-I77PXRDZVX7PMWMN -m comment --comment ns5/svc5:p80 -m recent --name KUBE-SEP-I77PXRDZVX7PMWMN --set -m tcp -p tcp -j DNAT --to-destination 10.180.0.3:80');
 });
 
 test('no endpoints: REJECT in filter for the ClusterIP and the NodePort, no nat chains', () => {
   const rules = buildRules([sp({ clusterIP: '172.30.0.41', nodePort: 30080 })], { clusterCIDR: '10.0.0.0/8' });
   assert.deepEqual(byChain(rules.filter).get('KUBE-SERVICES'), ['-A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j REJECT']);
   assert.deepEqual(byChain(rules.filter).get('KUBE-EXTERNAL-SERVICES'), ['-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns1/svc1:p80 has no endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30080 -j REJECT']);
-  assert.ok(![...rules.natChains].some((c) => /^KUBE-(SVC|SEP|EXT)/.test(c)));
+  assert.ok(![...natChains(rules)].some((c) => /^KUBE-(SVC|SEP|EXT)/.test(c)));
 });
 
 test('NodePort, externalTrafficPolicy Local: the node\'s pods and the node itself use any endpoint, outside clients only local ones', () => {
   const rules = buildRules([sp({ clusterIP: '172.30.0.41', nodePort: 30080, externalLocal: true, endpoints: [ep('10.0.1.1', 80, true), ep('10.0.2.1', 80)] })], { clusterCIDR: '10.0.0.0/8', nodePodCIDR: '10.0.1.0/24' });
-  const nat = byChain(rules.nat);
+  const nat = byChain(natTable(rules));
   const ext = [...nat.keys()].find((c) => c.startsWith('KUBE-EXT-'))!;
   assert.deepEqual(nat.get('KUBE-NODEPORTS'), [`-A KUBE-NODEPORTS -m comment --comment ns1/svc1:p80 -m tcp -p tcp --dport 30080 -j ${ext}`]);
   assert.deepEqual(nat.get(ext)!.map((l) => l.replace(/KUBE-(SVC|SVL)-\w+/, 'KUBE-$1-X')), [
@@ -122,6 +122,30 @@ test('Services and EndpointSlices become service ports: named ports matched, hea
   assert.match(text, /\n:KUBE-SVC-AAAAAAAAAAAAAAAA - \[0:0\]\n/);
   assert.match(text, /\n-X KUBE-SVC-AAAAAAAAAAAAAAAA\nCOMMIT\n$/);
   assert.ok(!text.includes('10.0.1.10:8080 '), 'a terminating endpoint takes no new connections');
+});
+
+test('a partial build keeps names and top-level rules of unchanged ports and writes only the changed chains', () => {
+  const cfg = { clusterCIDR: '10.0.0.0/8' };
+  const a = sp({ name: 'a', clusterIP: '172.30.0.1', nodePort: 30001, endpoints: [ep('10.1.0.1', 80), ep('10.1.0.2', 80)] });
+  const b = sp({ name: 'b', clusterIP: '172.30.0.2', endpoints: [ep('10.1.0.3', 80)] });
+  const memo = new WeakMap();
+  const first = buildRules([a, b], cfg, memo);
+  assert.deepEqual(first, buildRules([a, b], cfg));
+  // b changes (a new object, as the proxier hands over); a is the same object.
+  const b2 = { ...b, endpoints: [ep('10.1.0.4', 80)] };
+  const second = buildRules([a, b2], cfg, memo, new Set(['ns1/b:p80/tcp']));
+  const whole = buildRules([a, b2], cfg);
+  assert.deepEqual([...second.serviceChains.keys()], ['ns1/b:p80/tcp']);
+  assert.deepEqual(second.serviceChains.get('ns1/b:p80/tcp'), whole.serviceChains.get('ns1/b:p80/tcp'));
+  assert.deepEqual(second.natTop, whole.natTop);
+  assert.deepEqual(second.chainNames, whole.chainNames);
+  assert.equal(second.serviceRules, whole.serviceRules);
+  // The restore input writes b's chains and deletes the endpoint chain b no longer has.
+  const text = partialRestoreText(second, new Set(['ns1/b:p80/tcp']), first.chainNames);
+  const oldSep = first.chainNames.get('ns1/b:p80/tcp')!.find((c) => c.startsWith('KUBE-SEP-'))!;
+  assert.match(text, new RegExp(`\\n-X ${oldSep}\\n`));
+  assert.ok(text.includes('--to-destination 10.1.0.4:80'));
+  assert.ok(!text.includes('--to-destination 10.1.0.1:80'), "a's chains are left as the kernel holds them");
 });
 
 test('UDP conntrack cleanup: flows to endpoints that went away, and flows made while there was none', async () => {
@@ -166,7 +190,7 @@ test('terminating endpoints serve only when no endpoint is ready (KEP-1669)', as
   assert.deepEqual(categorize(sp({ endpoints: [ep('10.0.1.1', 80), term('10.0.1.2')] })).cluster.map((e) => e.ip), ['10.0.1.1']);
   assert.deepEqual(categorize(sp({ endpoints: [term('10.0.1.2', true), { ...term('10.0.1.3'), serving: false }] })).cluster.map((e) => e.ip), ['10.0.1.2']);
   const rules = buildRules([sp({ clusterIP: '172.30.0.41', endpoints: [term('10.0.1.2')] })], { clusterCIDR: '10.0.0.0/8' });
-  assert.ok(rules.nat.some((l) => l.includes('--to-destination 10.0.1.2:80')), 'a terminating endpoint still serves when it is the last one');
+  assert.ok(natTable(rules).some((l) => l.includes('--to-destination 10.0.1.2:80')), 'a terminating endpoint still serves when it is the last one');
 });
 
 test('a rejected ruleset leaves the previous one in place, is reported, and the next sync is a full one (both modes)', { skip: isRoot ? false : 'needs root to create network namespaces' }, async () => {

@@ -8,7 +8,7 @@
 import { iptablesHasRule, iptablesRestore, iptablesSave, parseSave, type IptablesBackend as Iptables, type TableDump } from '../../dataplane/linux/iptables.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend } from '../proxier.ts';
-import { buildRules, JUMP_RULES, ownerKey, partialRestoreText, restoreText, SERVICE_CHAIN, type IptablesConfig, type RuleSet } from './rules.ts';
+import { buildRules, JUMP_RULES, natChains, ownerKey, partialRestoreText, restoreText, ruleCounts, SERVICE_CHAIN, type IptablesConfig, type KeptRules, type RuleSet } from './rules.ts';
 
 const CANARY = 'KUBE-PROXY-CANARY';
 
@@ -22,7 +22,8 @@ function saveForm(chain: string, args: string[]): string {
  * flushed table), and every stale per-Service chain deleted.
  */
 export function fullSyncText(rules: RuleSet, nat: TableDump, filter: TableDump): string {
-  const stale = [...nat.chains].filter((c) => SERVICE_CHAIN.test(c) && !rules.natChains.has(c));
+  const wanted = natChains(rules);
+  const stale = [...nat.chains].filter((c) => SERVICE_CHAIN.test(c) && !wanted.has(c));
   const jumps = { filter: [] as string[], nat: [] as string[] };
   for (const j of JUMP_RULES) {
     const rule = saveForm(j.chain, j.rule);
@@ -36,32 +37,36 @@ export class IptablesBackend implements ProxyBackend {
 
   constructor(private readonly netns: string, private readonly cfg: IptablesConfig, private readonly backend?: Iptables) {}
 
-  /** What the kernel holds since the last sync: each Service port (by identity) and its chains. */
+  /** What the kernel holds since the last sync: each Service port (by identity) and its chains' names. */
   private synced = false;
-  private written = new Map<string, string[][]>();
+  private written = new Map<string, string[]>();
   private ports = new Map<string, ServicePortInfo>();
+  /** Each Service port's top-level rules and chain names, kept while the proxier hands over the same (unchanged) port object. */
+  private readonly memo = new WeakMap<ServicePortInfo, KeptRules>();
 
   async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }> {
     const partial = this.synced;
     // A full sync reads the tables; started first, the reads run while the rules are generated.
     const saves = partial ? undefined : Promise.all([iptablesSave('nat', this.netns, 4, this.backend), iptablesSave('filter', this.netns, 4, this.backend)]);
     saves?.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
-    const rules = buildRules(ports, this.cfg);
     const current = new Map(ports.map((sp) => [ownerKey(sp), sp]));
     this.synced = false; // unknown until the transaction has gone in
+    let rules: RuleSet;
     if (partial) {
       const changed = new Set<string>();
       for (const [k, sp] of current) if (this.ports.get(k) !== sp) changed.add(k);
       for (const k of this.ports.keys()) if (!current.has(k)) changed.add(k);
+      rules = buildRules(ports, this.cfg, this.memo, changed);
       await iptablesRestore(partialRestoreText(rules, changed, this.written, { declare: [CANARY] }), this.netns, 4, this.backend);
     } else {
+      rules = buildRules(ports, this.cfg, this.memo);
       const [nat, filter] = await saves!;
       await iptablesRestore(fullSyncText(rules, parseSave(nat), parseSave(filter)), this.netns, 4, this.backend);
     }
     this.synced = true;
-    this.written = rules.serviceChains;
+    this.written = rules.chainNames;
     this.ports = current;
-    return { counts: { filter: rules.filter.filter((l) => l.startsWith('-A')).length, nat: rules.nat.filter((l) => l.startsWith('-A')).length }, partial };
+    return { counts: ruleCounts(rules), partial };
   }
 
   /**

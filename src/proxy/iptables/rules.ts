@@ -48,12 +48,23 @@ function probability(p: number): string {
 }
 
 export interface RuleSet {
+  /** The filter table: kube-proxy's chains, declarations first. */
   filter: string[];
-  nat: string[];
-  /** Every chain the nat table should hold afterwards (to find stale ones). */
-  natChains: Set<string>;
-  /** Each Service port's own chains (SVC, SVL, EXT, SEP), declaration first, by its key. */
+  /** nat's top-level chains (declarations first). */
+  natTop: string[];
+  /** Each Service port's own chains (SVC, SVL, EXT, SEP) by name, under its key. */
+  chainNames: Map<string, string[]>;
+  /** Those chains' rules (declaration first) for the keys asked for: all, or the changed ones. */
   serviceChains: Map<string, string[][]>;
+  /** How many rules all per-Service chains hold. */
+  serviceRules: number;
+}
+
+/** Every chain the nat table should hold (to find stale ones). */
+export function natChains(rules: RuleSet): Set<string> {
+  const out = new Set(NAT_CHAINS);
+  for (const names of rules.chainNames.values()) for (const c of names) out.add(c);
+  return out;
 }
 
 /** The key under which a Service port's chains are kept: "ns/name:port/protocol". */
@@ -61,109 +72,166 @@ export function ownerKey(sp: ServicePortInfo): string {
   return `${servicePortName(sp)}/${sp.protocol}`;
 }
 
-/** Builds the whole ruleset. */
-export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleSet {
+const chainOf = (line: string) => (line.startsWith(':') ? line.slice(1).split(' ')[0]! : line.split(' ')[1]!);
+
+/** The whole nat table as iptables-save lists it: every declaration, then every rule. */
+export function natTable(rules: RuleSet): string[] {
+  const blocks = [...rules.serviceChains.values()].flat();
+  const top = rules.natTop;
+  return [...top.filter((l) => l.startsWith(':')), ...blocks.map((b) => b[0]!), ...top.filter((l) => !l.startsWith(':')), ...blocks.flatMap((b) => b.slice(1))];
+}
+
+/** How many rules each table holds (kube-proxy's sync_proxy_rules_iptables_total). */
+export function ruleCounts(rules: RuleSet): { filter: number; nat: number } {
+  const nat = rules.natTop.filter((l) => l.startsWith('-A')).length + rules.serviceRules;
+  return { filter: rules.filter.filter((l) => l.startsWith('-A')).length, nat };
+}
+
+/** One Service port's share of the ruleset; a pure function of the port, so it can be kept while the port is unchanged. */
+export interface PortRules {
+  /** Its rules in filter's KUBE-SERVICES and KUBE-EXTERNAL-SERVICES. */
+  filter: string[];
+  external: string[];
+  /** Its rules in nat's KUBE-SERVICES and KUBE-NODEPORTS. */
+  natServices: string[];
+  natNodePorts: string[];
+  /** Its own chains (SVC, SVL, EXT, SEP), each declaration first. */
+  chains: string[][];
+}
+
+/** What is kept of a port's rules between syncs: all but its chains' rules (regenerated when it changes, or for a full sync). */
+export type KeptRules = Omit<PortRules, 'chains'> & { chainNames: string[]; chainRules: number };
+
+
+/** The rules of one Service port (kube-proxy's per-service loop body in syncProxyRules). */
+export function portRules(sp: ServicePortInfo, cfg: IptablesConfig): PortRules {
+  const out: PortRules = { filter: [], external: [], natServices: [], natNodePorts: [], chains: [] };
+  const name = servicePortName(sp);
+  const proto = sp.protocol;
+  const match = `-m ${proto} -p ${proto}`;
+  const svcChain = serviceChain(name, proto);
+  const svlChain = localChain(name, proto);
+  const extChain = externalChain(name, proto);
+  const { cluster: ready, local } = categorize(sp);
+  const clusterEndpoints = sp.internalLocal ? local : ready;
+  const hasExternal = sp.nodePort !== undefined || sp.externalIPs.length > 0;
+  const externalEndpoints = sp.externalLocal ? local : ready;
+  // With endpoints (below), KUBE-SVC serves cluster traffic unless internalTrafficPolicy is
+  // Local, and external traffic always (directly, or for pods and the node under eTP Local);
+  // KUBE-SVL holds the local endpoints when a Local policy needs them.
+  const usesSvc = !sp.internalLocal || hasExternal;
+  const usesSvl = local.length > 0 && (sp.internalLocal || (hasExternal && sp.externalLocal));
+
+  // ClusterIP.
+  if (sp.clusterIP) {
+    const dst = `-d ${sp.clusterIP} --dport ${sp.port}`;
+    if (clusterEndpoints.length) out.natServices.push(`-A KUBE-SERVICES ${comment(`${name} cluster IP`)} ${match} ${dst} -j ${sp.internalLocal ? svlChain : svcChain}`);
+    else if (ready.length === 0) out.filter.push(`-A KUBE-SERVICES ${comment(`${name} has no endpoints`)} ${match} ${dst} -j REJECT`);
+    else out.filter.push(`-A KUBE-SERVICES ${comment(`${name} has no local endpoints`)} ${match} ${dst} -j DROP`);
+  }
+
+  // External addresses: externalIPs and the NodePort go through KUBE-EXT.
+  if (hasExternal) {
+    if (externalEndpoints.length || (sp.externalLocal && ready.length)) {
+      for (const ip of sp.externalIPs) out.natServices.push(`-A KUBE-SERVICES ${comment(`${name} external IP`)} ${match} -d ${ip} --dport ${sp.port} -j ${extChain}`);
+      if (sp.nodePort) out.natNodePorts.push(`-A KUBE-NODEPORTS ${comment(name)} ${match} --dport ${sp.nodePort} -j ${extChain}`);
+    }
+    if (!ready.length) {
+      for (const ip of sp.externalIPs) out.external.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no endpoints`)} ${match} -d ${ip} --dport ${sp.port} -j REJECT`);
+      if (sp.nodePort) out.external.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no endpoints`)} -m addrtype --dst-type LOCAL ${match} --dport ${sp.nodePort} -j REJECT`);
+    } else if (sp.externalLocal && !local.length) {
+      for (const ip of sp.externalIPs) out.external.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no local endpoints`)} ${match} -d ${ip} --dport ${sp.port} -j DROP`);
+      if (sp.nodePort) out.external.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no local endpoints`)} -m addrtype --dst-type LOCAL ${match} --dport ${sp.nodePort} -j DROP`);
+    }
+  }
+
+  if (!ready.length) return out;
+  const chain = (c: string, rules: string[]) => out.chains.push([`:${c} - [0:0]`, ...rules]);
+
+  if (hasExternal && (externalEndpoints.length || sp.externalLocal)) {
+    const ext: string[] = [];
+    if (!sp.externalLocal) {
+      ext.push(`-A ${extChain} ${comment(`masquerade traffic for ${name} external destinations`)} -j KUBE-MARK-MASQ`, `-A ${extChain} -j ${svcChain}`);
+    } else {
+      // Local policy: pods and the node itself may use any endpoint; outside clients only local ones, with their address kept.
+      if (cfg.nodePodCIDR) ext.push(`-A ${extChain} ${comment(`pod traffic for ${name} external destinations`)} -s ${cfg.nodePodCIDR} -j ${svcChain}`);
+      ext.push(`-A ${extChain} ${comment(`masquerade LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`);
+      ext.push(`-A ${extChain} ${comment(`route LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${svcChain}`);
+      if (local.length) ext.push(`-A ${extChain} -j ${svlChain}`);
+    }
+    chain(extChain, ext);
+  }
+
+  // Each endpoint's chain name, hashed once.
+  const epText = new Map(ready.map((ep) => [ep, endpointString(ep)]));
+  const sepNames = new Map(ready.map((ep) => [ep, endpointChain(name, proto, epText.get(ep)!)]));
+  const nameComment = comment(name); // the same on every endpoint chain rule
+  const balance = (c: string, eps: typeof ready, masq: boolean) => {
+    const rules: string[] = [];
+    if (masq && sp.clusterIP) rules.push(`-A ${c} ${comment(`${name} cluster IP`)} ${match} -d ${sp.clusterIP} --dport ${sp.port} ! -s ${cfg.clusterCIDR} -j KUBE-MARK-MASQ`);
+    if (sp.affinitySeconds !== undefined) {
+      for (const ep of eps) {
+        const sep = sepNames.get(ep)!;
+        rules.push(`-A ${c} ${comment(`${name} -> ${epText.get(ep)}`)} -m recent --name ${sep} --rcheck --seconds ${sp.affinitySeconds} --reap -j ${sep}`);
+      }
+    }
+    eps.forEach((ep, i) => {
+      const sep = sepNames.get(ep)!;
+      const random = i < eps.length - 1 ? ` -m statistic --mode random --probability ${probability(1 / (eps.length - i))}` : '';
+      rules.push(`-A ${c} ${comment(`${name} -> ${epText.get(ep)}`)}${random} -j ${sep}`);
+    });
+    chain(c, rules);
+  };
+  if (usesSvc) balance(svcChain, ready, true);
+  if (usesSvl) balance(svlChain, local, false);
+
+  for (const ep of usesSvc ? ready : local) {
+    const sep = sepNames.get(ep)!;
+    const affinity = sp.affinitySeconds !== undefined ? ` -m recent --name ${sep} --set` : '';
+    chain(sep, [
+      `-A ${sep} ${nameComment} -s ${ep.ip} -j KUBE-MARK-MASQ`,
+      `-A ${sep} ${nameComment}${affinity} ${match} -j DNAT --to-destination ${epText.get(ep)}`,
+    ]);
+  }
+  return out;
+}
+
+/**
+ * Builds the ruleset: the top-level chains whole, and the per-Service chains of the ports
+ * whose key is in `only` (all without it). With `memo`, a port object seen before reuses
+ * what was kept of it: the proxier hands over the very same object while a Service is
+ * unchanged, so a partial sync at 10k Services generates text for the changed ones only,
+ * and the per-Service chains' text (most of the ruleset) is not held between syncs.
+ */
+export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig, memo?: WeakMap<ServicePortInfo, KeptRules>, only?: ReadonlySet<string>): RuleSet {
   const mark = `0x${(1 << (cfg.masqueradeBit ?? 14)).toString(16)}`;
   const filterRules: string[] = [];
   const externalRules: string[] = [];
   const natServices: string[] = [];
   const natNodePorts: string[] = [];
   const serviceChains = new Map<string, string[][]>();
-  const declared = new Set<string>(NAT_CHAINS);
+  const chainNames = new Map<string, string[]>();
+  let serviceRules = 0;
 
   for (const sp of ports) {
-    const name = servicePortName(sp);
-    const proto = sp.protocol;
-    const match = `-m ${proto} -p ${proto}`;
-    const svcChain = serviceChain(name, proto);
-    const svlChain = localChain(name, proto);
-    const extChain = externalChain(name, proto);
-    const { cluster: ready, local } = categorize(sp);
-    const clusterEndpoints = sp.internalLocal ? local : ready;
-    const hasExternal = sp.nodePort !== undefined || sp.externalIPs.length > 0;
-    const externalEndpoints = sp.externalLocal ? local : ready;
-    // With endpoints (below), KUBE-SVC serves cluster traffic unless internalTrafficPolicy is
-    // Local, and external traffic always (directly, or for pods and the node under eTP Local);
-    // KUBE-SVL holds the local endpoints when a Local policy needs them.
-    const usesSvc = !sp.internalLocal || hasExternal;
-    const usesSvl = local.length > 0 && (sp.internalLocal || (hasExternal && sp.externalLocal));
-
-    // ClusterIP.
-    if (sp.clusterIP) {
-      const dst = `-d ${sp.clusterIP} --dport ${sp.port}`;
-      if (clusterEndpoints.length) natServices.push(`-A KUBE-SERVICES ${comment(`${name} cluster IP`)} ${match} ${dst} -j ${sp.internalLocal ? svlChain : svcChain}`);
-      else if (ready.length === 0) filterRules.push(`-A KUBE-SERVICES ${comment(`${name} has no endpoints`)} ${match} ${dst} -j REJECT`);
-      else filterRules.push(`-A KUBE-SERVICES ${comment(`${name} has no local endpoints`)} ${match} ${dst} -j DROP`);
-    }
-
-    // External addresses: externalIPs and the NodePort go through KUBE-EXT.
-    if (hasExternal) {
-      if (externalEndpoints.length || (sp.externalLocal && ready.length)) {
-        for (const ip of sp.externalIPs) natServices.push(`-A KUBE-SERVICES ${comment(`${name} external IP`)} ${match} -d ${ip} --dport ${sp.port} -j ${extChain}`);
-        if (sp.nodePort) natNodePorts.push(`-A KUBE-NODEPORTS ${comment(name)} ${match} --dport ${sp.nodePort} -j ${extChain}`);
-      }
-      if (!ready.length) {
-        for (const ip of sp.externalIPs) externalRules.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no endpoints`)} ${match} -d ${ip} --dport ${sp.port} -j REJECT`);
-        if (sp.nodePort) externalRules.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no endpoints`)} -m addrtype --dst-type LOCAL ${match} --dport ${sp.nodePort} -j REJECT`);
-      } else if (sp.externalLocal && !local.length) {
-        for (const ip of sp.externalIPs) externalRules.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no local endpoints`)} ${match} -d ${ip} --dport ${sp.port} -j DROP`);
-        if (sp.nodePort) externalRules.push(`-A KUBE-EXTERNAL-SERVICES ${comment(`${name} has no local endpoints`)} -m addrtype --dst-type LOCAL ${match} --dport ${sp.nodePort} -j DROP`);
-      }
-    }
-
-    if (!ready.length) continue;
     const owner = ownerKey(sp);
-    const chain = (c: string, rules: string[]) => {
-      declared.add(c);
-      const block = [`:${c} - [0:0]`, ...rules];
-      serviceChains.set(owner, [...(serviceChains.get(owner) ?? []), block]);
-    };
-
-    if (hasExternal && (externalEndpoints.length || sp.externalLocal)) {
-      const ext: string[] = [];
-      if (!sp.externalLocal) {
-        ext.push(`-A ${extChain} ${comment(`masquerade traffic for ${name} external destinations`)} -j KUBE-MARK-MASQ`, `-A ${extChain} -j ${svcChain}`);
-      } else {
-        // Local policy: pods and the node itself may use any endpoint; outside clients only local ones, with their address kept.
-        if (cfg.nodePodCIDR) ext.push(`-A ${extChain} ${comment(`pod traffic for ${name} external destinations`)} -s ${cfg.nodePodCIDR} -j ${svcChain}`);
-        ext.push(`-A ${extChain} ${comment(`masquerade LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`);
-        ext.push(`-A ${extChain} ${comment(`route LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${svcChain}`);
-        if (local.length) ext.push(`-A ${extChain} -j ${svlChain}`);
-      }
-      chain(extChain, ext);
+    const wanted = !only || only.has(owner);
+    let r: KeptRules | undefined = wanted ? undefined : memo?.get(sp);
+    if (!r) {
+      const full = portRules(sp, cfg);
+      const { chains, ...rest } = full;
+      r = { ...rest, chainNames: chains.map((c) => chainOf(c[0]!)), chainRules: chains.reduce((n, c) => n + c.length - 1, 0) };
+      memo?.set(sp, r);
+      if (wanted && chains.length) serviceChains.set(owner, [...(serviceChains.get(owner) ?? []), ...chains]);
     }
-
-    // Each endpoint's chain name, hashed once.
-    const epText = new Map(ready.map((ep) => [ep, endpointString(ep)]));
-    const sepNames = new Map(ready.map((ep) => [ep, endpointChain(name, proto, epText.get(ep)!)]));
-    const nameComment = comment(name); // the same on every endpoint chain rule
-    const balance = (c: string, eps: typeof ready, masq: boolean) => {
-      const rules: string[] = [];
-      if (masq && sp.clusterIP) rules.push(`-A ${c} ${comment(`${name} cluster IP`)} ${match} -d ${sp.clusterIP} --dport ${sp.port} ! -s ${cfg.clusterCIDR} -j KUBE-MARK-MASQ`);
-      if (sp.affinitySeconds !== undefined) {
-        for (const ep of eps) {
-          const sep = sepNames.get(ep)!;
-          rules.push(`-A ${c} ${comment(`${name} -> ${epText.get(ep)}`)} -m recent --name ${sep} --rcheck --seconds ${sp.affinitySeconds} --reap -j ${sep}`);
-        }
-      }
-      eps.forEach((ep, i) => {
-        const sep = sepNames.get(ep)!;
-        const random = i < eps.length - 1 ? ` -m statistic --mode random --probability ${probability(1 / (eps.length - i))}` : '';
-        rules.push(`-A ${c} ${comment(`${name} -> ${epText.get(ep)}`)}${random} -j ${sep}`);
-      });
-      chain(c, rules);
-    };
-    if (usesSvc) balance(svcChain, ready, true);
-    if (usesSvl) balance(svlChain, local, false);
-
-    for (const ep of usesSvc ? ready : local) {
-      const sep = sepNames.get(ep)!;
-      const affinity = sp.affinitySeconds !== undefined ? ` -m recent --name ${sep} --set` : '';
-      chain(sep, [
-        `-A ${sep} ${nameComment} -s ${ep.ip} -j KUBE-MARK-MASQ`,
-        `-A ${sep} ${nameComment}${affinity} ${match} -j DNAT --to-destination ${epText.get(ep)}`,
-      ]);
-    }
+    for (const l of r.filter) filterRules.push(l);
+    for (const l of r.external) externalRules.push(l);
+    for (const l of r.natServices) natServices.push(l);
+    for (const l of r.natNodePorts) natNodePorts.push(l);
+    serviceRules += r.chainRules;
+    if (!r.chainNames.length) continue;
+    const before = chainNames.get(owner); // two ports with one name and protocol: an invalid Service, kept as before
+    chainNames.set(owner, before ? [...before, ...r.chainNames] : r.chainNames);
   }
 
   natServices.push(`-A KUBE-SERVICES ${comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain')} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`);
@@ -175,19 +243,16 @@ export function buildRules(ports: ServicePortInfo[], cfg: IptablesConfig): RuleS
     `-A KUBE-FORWARD ${comment('kubernetes forwarding rules')} -m mark --mark ${mark}/${mark} -j ACCEPT`,
     `-A KUBE-FORWARD ${comment('kubernetes forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
   ];
-  const blocks = [...serviceChains.values()].flat(); // per-Service chains, declaration first
-  const nat = [
+  const natTop = [
     ...NAT_CHAINS.map((c) => `:${c} - [0:0]`),
-    ...blocks.map((c) => c[0]!),
     ...natServices,
     ...natNodePorts,
     `-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`,
     `-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`,
     `-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`,
     `-A KUBE-POSTROUTING ${comment('kubernetes service traffic requiring SNAT')} -j MASQUERADE`,
-    ...blocks.flatMap((c) => c.slice(1)),
   ];
-  return { filter, nat, natChains: declared, serviceChains };
+  return { filter, natTop, chainNames, serviceChains, serviceRules };
 }
 
 export interface RestoreExtras {
@@ -198,14 +263,12 @@ export interface RestoreExtras {
   nat?: string[];
 }
 
-const chainOf = (line: string) => (line.startsWith(':') ? line.slice(1).split(' ')[0]! : line.split(' ')[1]!);
-
 /**
  * The iptables-restore input: the filter table and nat's top-level chains whole, the given
  * per-Service chain blocks, and `stale` chains flushed and deleted.
  */
 function render(rules: RuleSet, blocks: string[][], stale: string[], extras: RestoreExtras): string {
-  const natTop = rules.nat.filter((l) => NAT_CHAINS.includes(chainOf(l)));
+  const natTop = rules.natTop;
   const declare = (extras.declare ?? []).map((c) => `:${c} - [0:0]`);
   return [
     '*filter',
@@ -230,7 +293,8 @@ function render(rules: RuleSet, blocks: string[][], stale: string[], extras: Res
 
 /** A full sync: every chain, and the stale per-Service chains found in the kernel deleted. */
 export function restoreText(rules: RuleSet, staleChains: string[], extras: RestoreExtras = {}): string {
-  return render(rules, [...rules.serviceChains.values()].flat(), staleChains.filter((c) => !rules.natChains.has(c)), extras);
+  const wanted = natChains(rules);
+  return render(rules, [...rules.serviceChains.values()].flat(), staleChains.filter((c) => !wanted.has(c)), extras);
 }
 
 /**
@@ -238,8 +302,8 @@ export function restoreText(rules: RuleSet, staleChains: string[], extras: Resto
  * but of the per-Service chains only those of `changed` Service ports; chains they no longer
  * have (and those of removed ports) are deleted. The rest stays as the kernel holds it.
  */
-export function partialRestoreText(rules: RuleSet, changed: Set<string>, previous: Map<string, string[][]>, extras: RestoreExtras = {}): string {
+export function partialRestoreText(rules: RuleSet, changed: ReadonlySet<string>, previous: ReadonlyMap<string, string[]>, extras: RestoreExtras = {}): string {
   const blocks = [...changed].flatMap((k) => rules.serviceChains.get(k) ?? []);
-  const stale = [...changed].flatMap((k) => (previous.get(k) ?? []).map((b) => chainOf(b[0]!))).filter((c) => !rules.natChains.has(c));
+  const stale = [...changed].flatMap((k) => (previous.get(k) ?? []).filter((c) => !rules.chainNames.get(k)?.includes(c)));
   return render(rules, blocks, stale, extras);
 }
