@@ -4,8 +4,8 @@
 // source-range allowlist, basic authentication. Checked in the order nginx meets them: the
 // server's app-root first, then the location's rewrite phase (its `return`s, then the Lua
 // SSL redirect), its preaccess phase (limit_req), then its access phase (allow/deny, then
-// auth_basic). Pure but for the rate limiter's counts; both data paths (connection.ts,
-// proxy.ts) ask it.
+// auth_basic). Pure but for the rate limiter's counts; asked by the one request decision
+// (decide.ts) that every transport goes through.
 
 import { inRanges } from './annotations.ts';
 import { authorized } from './auth.ts';

@@ -9,17 +9,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
-import { DEFAULT_OPTIONS } from './annotations.ts';
-import { ownAnswer, ownResponse } from './answers.ts';
-import { sessionCookie, stickyEndpoint } from './affinity.ts';
-import { chosenUpstream } from './canary.ts';
-import { corsHeaders } from './cors.ts';
+import { addedHeaders, afterFailure, decide, nextEndpoint, type Decision } from './decide.ts';
 import { clientAddress, forwardingLines } from './forward.ts';
 import { errorPage, FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, STATUS_TEXT, type RequestHead, type ResponseHead } from './http1.ts';
 import type { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
-import { parseRequestUri, rewriteUrl, type RequestUri } from './paths.ts';
-import { matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
+import { parseRequestUri } from './paths.ts';
+import type { Route, RouteTable, Upstream } from './routes.ts';
 import type { ResponseSink, UpstreamPools } from './upstream.ts';
 
 export interface FastPathContext {
@@ -36,19 +32,13 @@ export interface FastPathContext {
   limiter: RateLimiter;
 }
 
-/** Methods nginx answers 405 itself ("client sent CONNECT method", "client sent TRACE method"). */
-export const NOT_ALLOWED: ReadonlySet<string> = new Set(['CONNECT', 'TRACE']);
-export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-/** Errors where the endpoint never got the request: any request may go to another one. */
-export const CONNECT_FAILED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ETIMEDOUT_CONNECT', 'UND_ERR_CONNECT_TIMEOUT']);
-/** Errors where the connection died before a response: safe to retry idempotent requests. */
-export const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
-export const TRIES = 3;
-/** Limits for a request that matches no route (it is answered 404 once read). */
-const DEFAULT_ROUTE = { options: DEFAULT_OPTIONS };
 export const KEEPALIVE_MS = 75_000; // ingress-nginx's keepalive_timeout
 
-const headerLines = (headers: Array<[string, string]>) => headers.map(([k, v]) => `${k}: ${v}\r\n`).join('');
+const headerLines = (headers: Array<[string, string]>) => {
+  let out = '';
+  for (const [k, v] of headers) out += `${k}: ${v}\r\n`;
+  return out;
+};
 
 /** A random 32-hex-digit request id (ingress-nginx's $req_id), drawn from a pooled buffer. */
 let ids = Buffer.alloc(0);
@@ -175,31 +165,35 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     buffered = undefined;
   };
 
+  /** The decision for the head at the front of the buffer, kept while its body arrives (so it is made once). */
+  let waiting: { head: RequestHead; decision: Decision; headEnd: number; total: number } | undefined;
+
   const next = (): void => {
     while (buffered && !busy && !ended) {
-      const end = buffered.indexOf(HEAD_END);
-      if (end < 0) {
-        if (buffered.length > MAX_HEAD) handOff(); // Node's server answers 431
-        return;
+      if (!waiting) {
+        const end = buffered.indexOf(HEAD_END);
+        if (end < 0) {
+          if (buffered.length > MAX_HEAD) handOff(); // Node's server answers 431
+          return;
+        }
+        const head = parseRequestHead(buffered.toString('latin1', 0, end));
+        // Node's server takes the other shapes, absolute-form targets among them.
+        if (typeof head === 'string' || head.target.charCodeAt(0) !== 47 /* '/' */) return handOff();
+        const uri = head.twoHosts ? undefined : parseRequestUri(head.target, head.host);
+        const decision = decide(ctx.table(), { scheme, method: head.method, uri, contentLength: head.contentLength, header: (name) => headerOf(head, name), client: () => clientAddress(remote, ctx.trust, head.forwardedFor) }, ctx.limiter);
+        // 400, 405, 413: answered at once, and the connection ends (its body is not read).
+        if (decision.kind === 'answer' && decision.close) return refuse(head, decision, end + 4);
+        waiting = { head, decision, headEnd: end, total: end + 4 + head.contentLength };
       }
-      const head = parseRequestHead(buffered.toString('latin1', 0, end));
-      // Node's server takes the other shapes, absolute-form targets among them.
-      if (typeof head === 'string' || head.target.charCodeAt(0) !== 47 /* '/' */) return handOff();
-      const uri = head.twoHosts ? undefined : parseRequestUri(head.target, head.host);
-      // Two Hosts, a path above the root, a bad escape or host: nginx's 400, and the connection ends.
-      if (!uri) return refuse(400, head, undefined, end + 4);
-      if (NOT_ALLOWED.has(head.method)) return refuse(405, head, undefined, end + 4);
-      const route = matchRoute(ctx.table(), uri.host, uri.path);
-      const total = end + 4 + head.contentLength;
-      // nginx answers 413 without reading the body; the connection cannot go on.
-      if (head.contentLength > (route ?? DEFAULT_ROUTE).options.bodyLimit) return refuse(413, head, route, total);
+      const { head, decision, headEnd, total } = waiting;
       if (buffered.length < total) return; // the body is on its way
+      waiting = undefined;
       const received = buffered.subarray(0, total);
       buffered = buffered.length > total ? buffered.subarray(total) : undefined;
       busy = true;
       // (The keep-alive timeout stays armed: traffic either way re-arms it.)
       let inLoop = true;
-      serve(head, uri, route, received, end + 2, (close) => {
+      serve(head, decision, received, headEnd + 2, (close) => {
         busy = false;
         if (close || head.close || draining) {
           ended = true;
@@ -211,17 +205,17 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     }
   };
 
-  /** Answers `status` and ends the connection, reading no more of it. */
-  const refuse = (status: number, head: RequestHead, route: Route | undefined, length: number): void => {
+  /** Answers and ends the connection, reading no more of it. */
+  const refuse = (head: RequestHead, d: Extract<Decision, { kind: 'answer' }>, length: number): void => {
     socket.removeListener('data', onData);
     socket.on('data', () => undefined);
     buffered = undefined;
-    respond(head, route, status, [['content-type', 'text/html']], errorPage(status), true, length);
+    respond(head, d.route, d.status, d.headers, d.body, true, length);
   };
 
   const logged = (head: RequestHead, length: number, requestId: string, alternative?: Upstream): LoggedRequest => ({ remote, method: head.method, url: head.target, httpVersion: '1.1', referer: head.referer, userAgent: head.userAgent, length, requestId, alternative });
 
-  /** Answers the client from here (404, redirects, 413, 502...); returns `close`. */
+  /** Answers the client from here (404, redirects, 502...); returns `close`. */
   const respond = (head: RequestHead, route: Route | undefined, status: number, headers: Array<[string, string]>, body: string, close: boolean, length: number, started = performance.now(), tried: string[] = []): boolean => {
     if (!socket.destroyed) socket.write(simpleResponse(status, STATUS_TEXT[status] ?? '', headers, body, close || head.close), 'latin1');
     if (close) socket.end();
@@ -231,64 +225,42 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     return close;
   };
 
-  /** One request; `done` is told whether the connection must close (at once for answers of our own). */
-  const serve = (head: RequestHead, uri: RequestUri, route: Route | undefined, received: Buffer, headBytes: number, done: (close: boolean) => void): void => {
+  /** One request, as decided; `done` is told whether the connection must close. */
+  const serve = (head: RequestHead, d: Decision, received: Buffer, headBytes: number, done: (close: boolean) => void): void => {
     const started = performance.now();
     const length = received.length;
-    if (!route) return done(respond(head, route, 404, [['content-type', 'text/html']], errorPage(404), false, length, started));
-    const { cors, affinity } = route.options;
-    const origin = cors ? headerOf(head, 'origin') : undefined;
-    const authorization = route.options.basicAuth ? headerOf(head, 'authorization') : undefined;
-    const client = clientAddress(remote, ctx.trust, head.forwardedFor);
-    const own = ownAnswer(route, { scheme, host: head.host, uri, client, method: head.method, origin, authorization, limiter: ctx.limiter });
-    if (own) {
-      const { headers, body } = ownResponse(own);
-      return done(respond(head, route, own.status, headers, body, false, length, started));
-    }
-    const upstream = route.canary ? chosenUpstream(route, (name) => headerOf(head, name)) : route.upstream;
-    const alternative = upstream === route.upstream ? undefined : upstream;
-    if (!upstream.endpoints.length) return done(respond(head, route, 503, [['content-type', 'text/html']], errorPage(503), false, length, started));
-    // Headers the proxy adds to the endpoint's response: CORS, and a session cookie.
-    const corsLines = cors ? headerLines(corsHeaders(cors, origin)) : '';
-    const sticky = affinity ? stickyEndpoint(affinity, upstream, headerOf(head, 'cookie')) : undefined;
+    if (d.kind === 'answer') return done(respond(head, d.route, d.status, d.headers, d.body, false, length, started));
+    const { route } = d;
     const requestId = head.requestId ?? newRequestId();
     const body = head.contentLength ? received.subarray(headBytes + 2) : undefined;
-    const target = route.rewrite ? rewriteUrl(route.rewrite, uri.path, uri.uri) : undefined;
-    const request = upstreamRequest(received, headBytes, head, body, scheme, port, remote, ctx.trust, requestId, target);
+    const request = upstreamRequest(received, headBytes, head, body, scheme, port, remote, ctx.trust, requestId, d.target);
     const tried: string[] = [];
     const fail = (status: number) => done(respond(head, route, status, [['content-type', 'text/html']], errorPage(status), false, length, started, tried));
+    const failed = (code: string, connecting: boolean): void => {
+      const next = afterFailure({ code, connecting, responseBegun: false }, head.method, tried.length);
+      if (next !== 'retry') return fail(next === 'cut' ? 502 : next);
+      ctx.metrics.retry(route, code);
+      attempt();
+    };
 
-    // Each attempt takes an endpoint not tried yet; a connect that fails, or a connection
-    // lost before the response began (idempotent requests only), moves on to the next.
+    // Each attempt takes an endpoint not tried yet (afterFailure says when another is tried).
     const attempt = (): void => {
-      const endpoint = sticky !== undefined && !tried.includes(sticky) ? sticky : ctx.pick(upstream, tried);
+      const endpoint = nextEndpoint(d, tried, ctx.pick);
       if (!endpoint) return fail(502);
       tried.push(endpoint);
       ctx.pools.acquire(endpoint, route.options.backendTls, route.options.connectTimeoutMs, (e, conn) => {
-        if (!conn) {
-          const code = e?.code ?? '';
-          if (tried.length < TRIES) {
-            ctx.metrics.retry(route, code);
-            return attempt();
-          }
-          return fail(code === 'ETIMEDOUT_CONNECT' ? 504 : 502);
-        }
-        const cookie = affinity && sessionCookie(affinity, upstream, endpoint, sticky, route, scheme === 'https');
-        const sink = new ClientSink(socket, head.close, cookie ? `${corsLines}set-cookie: ${cookie}\r\n` : corsLines);
+        if (!conn) return failed(e?.code ?? '', true);
+        const sink = new ClientSink(socket, head.close, headerLines(addedHeaders(d, endpoint, scheme === 'https')));
         conn.exchange(request, head.method === 'HEAD', sink, route.options.readTimeoutMs, (o) => {
           if (o.reusable) ctx.pools.release(conn);
           if (!o.error || o.status) {
             const seconds = (performance.now() - started) / 1000;
             ctx.metrics.request(route, head.method, o.status, seconds);
-            ctx.accessLog.request(logged(head, length, requestId, alternative), o.status, seconds, route, tried.length === 1 ? endpoint : tried.join(', '), String(o.status), o.length);
+            ctx.accessLog.request(logged(head, length, requestId, d.alternative), o.status, seconds, route, tried.length === 1 ? endpoint : tried.join(', '), String(o.status), o.length);
             if (o.error) socket.destroy(); // the response had begun: the client sees it cut, as from nginx
             return done(sink.close);
           }
-          if (CONNECTION_LOST.has(o.error) && IDEMPOTENT.has(head.method) && tried.length < TRIES) {
-            ctx.metrics.retry(route, o.error);
-            return attempt();
-          }
-          fail(o.error === 'ETIMEDOUT' ? 504 : 502);
+          failed(o.error, false);
         });
       });
     };

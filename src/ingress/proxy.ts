@@ -15,27 +15,38 @@ import type { Duplex } from 'node:stream';
 import type { Server as TlsServer } from 'node:tls';
 import { Pool } from 'undici';
 import { loggedRequest, type AccessLog } from './accesslog.ts';
-import { sessionCookie, stickyEndpoint } from './affinity.ts';
-import { ownAnswer, ownResponse, type AskedFor } from './answers.ts';
-import { chosenUpstream } from './canary.ts';
-import { CONNECT_FAILED, CONNECTION_LOST, IDEMPOTENT, KEEPALIVE_MS, newRequestId, NOT_ALLOWED, serveConnection, TRIES } from './connection.ts';
-import { corsHeaders } from './cors.ts';
-import { clientAddress, Forward, hostOf, upstreamHeaders, type ClientRequest } from './forward.ts';
+import { KEEPALIVE_MS, newRequestId, serveConnection } from './connection.ts';
+import { addedHeaders, afterFailure, decide, nextEndpoint, type Decision, type RequestFacts } from './decide.ts';
+import { clientAddress, Forward, upstreamHeaders, type ClientRequest } from './forward.ts';
 import { errorPage, simpleResponse, STATUS_TEXT } from './http1.ts';
 import { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
-import { parseRequestUri, rewriteUrl, type RequestUri } from './paths.ts';
-import { matchRoute, secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
+import { parseRequestUri, type RequestUri } from './paths.ts';
+import { secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
 import { terminateTls, terminatingServer, type KeyPair } from './terminate.ts';
 import { dialEndpoint, UpstreamPools } from './upstream.ts';
-
-/** The URL an endpoint receives: the client's, or as the route's rewrite-target makes it. */
-const upstreamUrl = (route: Route, uri: RequestUri) => (route.rewrite ? rewriteUrl(route.rewrite, uri.path, uri.uri) : uri.uri);
 
 /** The request line and Host read as nginx does; undefined for what nginx answers 400 (two Hosts among them). */
 function requestUri(req: ClientRequest): RequestUri | undefined {
   if (((req as IncomingMessage).headersDistinct?.host?.length ?? 0) > 1) return undefined;
   return parseRequestUri(req.url ?? '/', req.headers.host ?? (req.headers[':authority'] as string | undefined));
+}
+
+/** What the decision reads of a request Node's HTTP/1 or HTTP/2 server parsed. */
+function requestFacts(req: ClientRequest, scheme: 'http' | 'https', uri: RequestUri | undefined, trust: boolean): RequestFacts {
+  const h = req.headers;
+  const length = h['content-length'];
+  return {
+    scheme,
+    method: req.method ?? 'GET',
+    uri,
+    contentLength: length !== undefined && !h['transfer-encoding'] ? Number(length) : undefined,
+    header: (name) => {
+      const v = h[name] ?? (name === 'host' ? h[':authority'] : undefined);
+      return Array.isArray(v) ? v[0] : v;
+    },
+    client: () => clientAddress(req.socket.remoteAddress ?? '', trust, h['x-forwarded-for'] as string | undefined),
+  };
 }
 
 export interface ProxyConfig {
@@ -225,8 +236,8 @@ export class IngressProxy {
   private async handle(req: ClientRequest, res: ServerResponse, scheme: 'http' | 'https', port: number): Promise<void> {
     const started = performance.now();
     const uri = requestUri(req);
-    const route = uri && matchRoute(this.config.table, uri.host, uri.path);
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? newRequestId();
+    let route: Route | undefined;
     let bytes: string | undefined; // the response's length, for the access log
     let alternative: Upstream | undefined; // the canary's, when it took the request
     const done = (status: number, upstreamAddr = '-', upstreamStatus = '-') => {
@@ -234,116 +245,94 @@ export class IngressProxy {
       this.opts.metrics.request(route, req.method ?? 'GET', status, seconds);
       this.opts.accessLog.request(loggedRequest(req, requestId, alternative), status, seconds, route, upstreamAddr, upstreamStatus, bytes);
     };
-    const fail = (status: number, tried: string[] = []) => {
-      if (!res.headersSent) {
-        const body = errorPage(status);
+    const answer = (status: number, headers: Array<[string, string]>, body: string, close: boolean, tried: string[] = []) => {
+      if (res.headersSent) res.destroy();
+      else {
         bytes = String(Buffer.byteLength(body));
-        // After a 400 nginx closes the connection (HTTP/2 has no Connection header: the stream alone ends).
-        const close = status === 400 && !('stream' in req) ? { connection: 'close' } : {};
-        if (req.httpVersionMajor === 0) return void res.socket?.destroy(); // nothing an HTTP/0.9 client could read
-        res.writeHead(status, { 'content-type': 'text/html', 'content-length': bytes, ...close }).end(body);
-      } else res.destroy();
+        // HTTP/2 has no Connection header: the stream alone ends.
+        const closing: Array<[string, string]> = close && !('stream' in req) ? [['connection', 'close']] : [];
+        res.writeHead(status, [...headers, ['content-length', bytes], ...closing].flat()).end(body);
+      }
       done(status, tried.join(', ') || '-', tried.length ? String(status) : '-');
     };
+    const fail = (status: number, tried: string[] = []) => answer(status, [['content-type', 'text/html']], errorPage(status), status === 400, tried);
 
-    // HTTP/0.9 ("GET /x" and no version) is refused, as nginx does for all but GET.
-    if (!uri || req.httpVersionMajor === 0) return fail(400);
-    if (NOT_ALLOWED.has(req.method ?? '')) return fail(405);
-    if (!route) return fail(404);
-    const own = ownAnswer(route, this.askedFor(req, scheme, uri));
-    if (own) {
-      const { headers, body } = ownResponse(own);
-      bytes = String(Buffer.byteLength(body));
-      res.writeHead(own.status, [...headers.flat(), 'content-length', bytes]).end(body);
-      return done(own.status);
-    }
-    const upstream = chosenUpstream(route, (name) => req.headers[name] as string | undefined);
-    if (upstream !== route.upstream) alternative = upstream;
-    if (!upstream.endpoints.length) return fail(503);
-    // Headers the proxy adds to the endpoint's response: CORS, and a session cookie.
-    const { cors, affinity } = route.options;
-    const corsHeaderList = cors ? corsHeaders(cors, req.headers.origin).flat() : [];
-    const sticky = affinity ? stickyEndpoint(affinity, upstream, req.headers.cookie) : undefined;
+    // HTTP/0.9 ("GET /x" and no version) is refused, as nginx does for all but GET: nothing such a client could read.
+    if (req.httpVersionMajor === 0) return void res.socket?.destroy();
+    const d = decide(this.config.table, requestFacts(req, scheme, uri, this.opts.trustForwardedHeaders), this.limiter);
+    route = d.route;
+    if (d.kind === 'answer') return answer(d.status, d.headers, d.body, d.close);
+    alternative = d.alternative;
+    // A body of unknown length (chunked) meets its limit while it is read.
     let body: Buffer | undefined | 'too large';
     try {
-      body = await readBody(req, route.options.bodyLimit);
+      body = await readBody(req, d.route.options.bodyLimit);
     } catch {
       return fail(400);
     }
-    if (body === 'too large') return fail(413);
+    if (body === 'too large') return answer(413, [['content-type', 'text/html']], errorPage(413), true);
 
-    const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId, uri.authority);
-    const target = upstreamUrl(route, uri);
+    const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId, uri!.authority);
+    const target = d.target ?? uri!.uri;
+    const options = d.route.options;
     const tried: string[] = [];
     const method = req.method ?? 'GET';
     let attempt: Forward | undefined;
     for (;;) {
-      const endpoint = sticky !== undefined && !tried.includes(sticky) ? sticky : this.balancer.pick(upstream, tried);
+      const endpoint = nextEndpoint(d, tried, (u, t) => this.balancer.pick(u, t));
       if (!endpoint) return fail(502, tried);
       tried.push(endpoint);
-      const cookie = affinity && sessionCookie(affinity, upstream, endpoint, sticky, route, scheme === 'https');
       const err = await new Promise<Error | undefined>((resolve) => {
-        const forward = new Forward(res, resolve, cookie ? [...corsHeaderList, 'set-cookie', cookie] : corsHeaderList);
+        const forward = new Forward(res, resolve, addedHeaders(d, endpoint, scheme === 'https').flat());
         attempt = forward;
-        this.pool(endpoint, route.options.backendTls, route.options.connectTimeoutMs).dispatch({ path: target, method: method as 'GET', headers, body, headersTimeout: route.options.readTimeoutMs, bodyTimeout: route.options.readTimeoutMs }, forward);
+        this.pool(endpoint, options.backendTls, options.connectTimeoutMs).dispatch({ path: target, method: method as 'GET', headers, body, headersTimeout: options.readTimeoutMs, bodyTimeout: options.readTimeoutMs }, forward);
       });
       bytes = attempt!.length;
       if (!err) return done(attempt!.status, tried.join(', '), String(attempt!.status));
-      if (attempt!.status) {
-        // The response had begun: nothing to retry; the client sees the connection cut, as from nginx.
+      const code = (err as { code?: string }).code ?? '';
+      const next = afterFailure({ code, connecting: false, responseBegun: Boolean(attempt!.status) }, method, tried.length);
+      if (next === 'cut') {
+        // The response had begun: the client sees the connection cut, as from nginx.
         res.destroy();
         return done(attempt!.status, tried.join(', '), String(attempt!.status));
       }
-      const code = (err as { code?: string }).code ?? '';
-      const retryable = CONNECT_FAILED.has(code) || (CONNECTION_LOST.has(code) && IDEMPOTENT.has(method));
-      if (retryable && tried.length < TRIES) {
-        this.opts.metrics.retry(route, code);
-        continue;
-      }
-      return fail(code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? 504 : 502, tried);
+      if (next !== 'retry') return fail(next, tried);
+      this.opts.metrics.retry(d.route, code);
     }
-  }
-
-  private askedFor(req: ClientRequest, scheme: 'http' | 'https', uri: RequestUri): AskedFor {
-    const client = clientAddress(req.socket.remoteAddress ?? '', this.opts.trustForwardedHeaders, req.headers['x-forwarded-for'] as string | undefined);
-    return { scheme, host: uri.authority ?? hostOf(req), uri, client, method: req.method ?? 'GET', origin: req.headers.origin, authorization: req.headers.authorization, limiter: this.limiter };
   }
 
   /** Upgrades (websocket and others) are tunnelled: the request goes to an endpoint, then bytes flow both ways. */
   private upgrade(req: IncomingMessage, client: Socket, head: Buffer, scheme: 'http' | 'https', port: number): void {
     const started = performance.now();
     const uri = requestUri(req);
-    const route: Route | undefined = uri && matchRoute(this.config.table, uri.host, uri.path);
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? newRequestId();
+    const d = decide(this.config.table, requestFacts(req, scheme, uri, this.opts.trustForwardedHeaders), this.limiter);
     const reject = (status: number, headers: Array<[string, string]> = []) => {
       client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}Connection: close\r\nContent-Length: 0\r\n\r\n`);
-      this.opts.metrics.request(route, req.method ?? 'GET', status, (performance.now() - started) / 1000);
+      this.opts.metrics.request(d.route, req.method ?? 'GET', status, (performance.now() - started) / 1000);
     };
-    if (!uri) return reject(400);
-    if (!route) return reject(404);
-    const own = ownAnswer(route, this.askedFor(req, scheme, uri));
-    if (own) return reject(own.status, ownResponse(own).headers.filter(([k]) => k !== 'content-type'));
-    const chosen = chosenUpstream(route, (name) => req.headers[name] as string | undefined);
-    if (!chosen.endpoints.length) return reject(503);
-    // A session cookie is honoured (websockets of a sticky app stay with their endpoint); no new one is set on a 101.
-    const sticky = route.options.affinity ? stickyEndpoint(route.options.affinity, chosen, req.headers.cookie) : undefined;
+    if (d.kind === 'answer') return reject(d.status, d.headers.filter(([k]) => k !== 'content-type'));
+    const { options } = d.route;
     client.on('error', () => undefined);
-    const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId, uri.authority);
+    // A session cookie is honoured (websockets of a sticky app stay with their endpoint); no new one is set on a 101.
+    const headers = upstreamHeaders(req, scheme, port, this.opts.trustForwardedHeaders, requestId, uri!.authority);
     headers.push('connection', 'upgrade', 'upgrade', String(req.headers.upgrade));
-    let lines = `${req.method} ${upstreamUrl(route, uri)} HTTP/1.1\r\n`;
+    let lines = `${req.method} ${d.target ?? uri!.uri} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     const tried: string[] = [];
     const attempt = () => {
-      const endpoint = sticky !== undefined && !tried.includes(sticky) ? sticky : this.balancer.pick(chosen, tried);
+      const endpoint = nextEndpoint(d, tried, (u, t) => this.balancer.pick(u, t));
       if (!endpoint) return reject(502);
       tried.push(endpoint);
-      const { socket: upstream, ready } = dialEndpoint(endpoint, route.options.backendTls);
-      upstream.setTimeout(route.options.connectTimeoutMs);
-      upstream.once('timeout', () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
+      const { socket: upstream, ready } = dialEndpoint(endpoint, options.backendTls);
+      upstream.setTimeout(options.connectTimeoutMs);
+      upstream.once('timeout', () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT_CONNECT' })));
       let sent = false; // once the request is written, a failure cannot go to another endpoint
-      upstream.once('error', () => {
-        if (!sent) return tried.length < TRIES ? attempt() : reject(502);
-        client.destroy();
+      upstream.once('error', (e: NodeJS.ErrnoException) => {
+        if (sent) return void client.destroy();
+        const next = afterFailure({ code: e.code ?? '', connecting: true, responseBegun: false }, req.method ?? 'GET', tried.length);
+        if (next === 'retry') return attempt();
+        reject(next === 'cut' ? 502 : next);
       });
       upstream.once(ready, () => {
         upstream.setTimeout(0);
@@ -353,7 +342,7 @@ export class IngressProxy {
         // The endpoint's status line (101 when it agrees) is what the metrics count.
         upstream.once('data', (first: Buffer) => {
           const status = Number(/^HTTP\/1\.\d (\d{3})/.exec(first.subarray(0, 16).toString('latin1'))?.[1] ?? 502);
-          this.opts.metrics.request(route, req.method ?? 'GET', status, (performance.now() - started) / 1000);
+          this.opts.metrics.request(d.route, req.method ?? 'GET', status, (performance.now() - started) / 1000);
         });
         upstream.pipe(client).pipe(upstream);
         upstream.on('close', () => client.destroy());
