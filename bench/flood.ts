@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Event, Pod } from '../src/api/types.ts';
 import { ApiClient } from '../src/apiserver/client.ts';
 import { resourceNamed } from '../src/api/resources.ts';
-import { down } from '../src/cluster/cluster.ts';
+import { down } from '../src/lifecycle/cluster.ts';
 import { cleanupOnInterrupt } from '../src/lab/lab.ts';
 import { daemonPaths } from '../src/state/paths.ts';
 

@@ -16,11 +16,13 @@ import { join } from 'node:path';
 import { resourceNamed } from '../src/api/resources.ts';
 import type { Pod } from '../src/api/types.ts';
 import { ApiClient } from '../src/apiserver/client.ts';
-import { down, loadCluster, up } from '../src/cluster/cluster.ts';
+import { loadCluster } from '../src/cluster/cluster.ts';
+import { down, up } from '../src/lifecycle/cluster.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
 import { defaultIngressWorkers } from '../src/ingress/main.ts';
 import { ingressPid } from '../src/ingress/supervisor.ts';
-import { cleanupOnInterrupt, netnsPath } from '../src/lab/lab.ts';
+import { netnsPath } from '../src/dataplane/linux/netns.ts';
+import { cleanupOnInterrupt } from '../src/lab/lab.ts';
 import { daemonPaths } from '../src/state/paths.ts';
 
 const DURATION = Number(process.env.DURATION) || 10;

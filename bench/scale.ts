@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { Pod } from '../src/api/types.ts';
 import { resourceNamed } from '../src/api/resources.ts';
 import { ApiClient } from '../src/apiserver/client.ts';
-import { down } from '../src/cluster/cluster.ts';
+import { down } from '../src/lifecycle/cluster.ts';
 import { cleanupOnInterrupt } from '../src/lab/lab.ts';
 import { daemonPaths } from '../src/state/paths.ts';
 

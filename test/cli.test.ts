@@ -10,7 +10,7 @@ import { withLab } from '../src/lab/lab.ts';
 import { makeCa, makeLeaf } from './certificates.ts';
 import { NOT_ROOT, sh } from './helpers.ts';
 import { resourceNamed } from '../src/api/resources.ts';
-import type { KubeObject } from '../src/apiserver/store.ts';
+import type { KubeObject } from '../src/api/types.ts';
 import { printTable } from '../src/cli/print.ts';
 
 const CLI = new URL('../bin/kubewire.js', import.meta.url).pathname;

@@ -6,13 +6,15 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { clusterDir, down, ipvsAvailable, up } from '../src/cluster/cluster.ts';
+import { clusterDir, ipvsAvailable } from '../src/cluster/cluster.ts';
+import { down, up } from '../src/lifecycle/cluster.ts';
 import { nodeCIDR, planCluster, SpecError, type ClusterPlan } from '../src/cluster/plan.ts';
 import { nodeFiles } from '../src/cluster/topology.ts';
 import { loadDefaultConfList } from '../src/cni/runtime/conflist.ts';
 import { CniRuntime } from '../src/cni/runtime/runtime.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
-import { netnsPath, withLab } from '../src/lab/lab.ts';
+import { netnsPath } from '../src/dataplane/linux/netns.ts';
+import { withLab } from '../src/lab/lab.ts';
 import { NOT_ROOT, rootState, sh } from './helpers.ts';
 
 test('address plan: node CIDRs cut in order from the cluster range, node IPs on the underlay', () => {

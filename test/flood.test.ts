@@ -16,7 +16,7 @@ import { COMBINED_PREFIX, EventRecorder } from '../src/apiserver/events.ts';
 import { Store, StoreError } from '../src/apiserver/store.ts';
 import { BURST_REPLICAS, slowStart, syncDeployment } from '../src/controllers/deployment.ts';
 import { ORPHAN_QUARANTINE_MS, collectPodsOfMissingNodes, orphanedPods } from '../src/controllers/podgc.ts';
-import { WorkQueue } from '../src/controllers/queue.ts';
+import { WorkQueue } from '../src/apiserver/workqueue.ts';
 import { pickNode, schedulePending } from '../src/controllers/scheduler.ts';
 
 let dir: string;

@@ -15,7 +15,8 @@ import { serveConnection, type FastPathContext } from '../src/ingress/connection
 import { RateLimiter } from '../src/ingress/limits.ts';
 import { IngressMetrics } from '../src/ingress/metrics.ts';
 import { Balancer } from '../src/ingress/proxy.ts';
-import { buildRoutes, type RouteTable } from '../src/ingress/routes.ts';
+import { buildRoutes } from '../src/ingress/routes.ts';
+import type { RouteTable } from '../src/ingress/table.ts';
 import { UpstreamPools } from '../src/ingress/upstream.ts';
 
 let backend: HttpServer;

@@ -5,11 +5,13 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { clusterDir, down, up } from '../src/cluster/cluster.ts';
+import { clusterDir } from '../src/cluster/cluster.ts';
+import { down, up } from '../src/lifecycle/cluster.ts';
 import type { ClusterPlan } from '../src/cluster/plan.ts';
 import { nodeFiles } from '../src/cluster/topology.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
-import { Lab, netnsPath } from '../src/lab/lab.ts';
+import { netnsPath } from '../src/dataplane/linux/netns.ts';
+import { Lab } from '../src/lab/lab.ts';
 import { SandboxManager, type PodRef } from '../src/node/sandbox.ts';
 import { NOT_ROOT, sh } from './helpers.ts';
 

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Store, StoreError, type KubeObject, type WatchEvent } from '../src/apiserver/store.ts';
+import type { KubeObject } from '../src/api/types.ts';
+import { Store, StoreError, type WatchEvent } from '../src/apiserver/store.ts';
 
 const pod = (name: string, extra: Partial<KubeObject> = {}): KubeObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' }, spec: { containers: [{ name: 'c' }] }, ...extra });
 

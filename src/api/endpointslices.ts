@@ -6,6 +6,11 @@ import type { Endpoint, EndpointSlice } from './types.ts';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
+/** An endpoint as "ip:port" ("[ip]:port" for IPv6): how kube-proxy and ingress-nginx name and sort endpoints. */
+export function endpointString(ep: { ip: string; port: number }): string {
+  return ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
+}
+
 /** IPv4 slices by their Service, keyed "namespace/name". */
 export function slicesByService(slices: EndpointSlice[]): Map<string, EndpointSlice[]> {
   const bySvc = new Map<string, EndpointSlice[]>();

@@ -1,9 +1,30 @@
 // The Kubernetes object shapes kubewire reads and writes: only the fields it uses, named
 // and nested exactly as in the Kubernetes API so that ordinary YAML works unchanged.
 
-import type { KubeObject, ObjectMeta } from '../apiserver/store.ts';
+/** What every object has (metadata as the API server keeps it); kinds below narrow it. */
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+  deletionGracePeriodSeconds?: number;
+  [key: string]: unknown;
+}
 
-export type { KubeObject, ObjectMeta };
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec?: unknown;
+  status?: unknown;
+  [key: string]: unknown;
+}
 
 export interface OwnerReference {
   apiVersion: string;

@@ -6,7 +6,7 @@
 // change one copies it. Writes inside a transaction apply at once (reads see them) and are
 // undone if the transaction rolls back.
 
-import type { KubeObject } from './store.ts';
+import type { KubeObject } from '../api/types.ts';
 
 /** An index: the values an object is found under (none: not indexed). */
 export type IndexFn = (obj: KubeObject) => readonly string[];

@@ -3,7 +3,7 @@
 // reading every object of a kind.
 
 import type { IndexDefs } from './cache.ts';
-import type { KubeObject } from './store.ts';
+import type { KubeObject } from '../api/types.ts';
 
 interface PodLike extends KubeObject {
   spec: { nodeName?: string };

@@ -7,32 +7,9 @@
 
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
+import type { KubeObject } from '../api/types.ts';
 import { ObjectCache } from './cache.ts';
 import { INDEXES } from './indexes.ts';
-
-export interface ObjectMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
-  deletionGracePeriodSeconds?: number;
-  [key: string]: unknown;
-}
-
-export interface KubeObject {
-  apiVersion: string;
-  kind: string;
-  metadata: ObjectMeta;
-  spec?: unknown;
-  status?: unknown;
-  [key: string]: unknown;
-}
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -67,11 +44,6 @@ export interface Key {
 }
 
 type Listener = (event: WatchEvent, rv: number) => void;
-
-interface Row {
-  rv: number;
-  body: string;
-}
 
 export interface StoreOptions {
   /** How many events the log keeps for watchers that resume (older ones get 410 Gone). */

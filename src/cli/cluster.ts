@@ -3,7 +3,8 @@
 
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { ClusterError, down, up } from '../cluster/cluster.ts';
+import { ClusterError } from '../cluster/cluster.ts';
+import { down, up } from '../lifecycle/cluster.ts';
 import { DEFAULT_SPEC, type ProxyMode, type RoutingMode } from '../cluster/plan.ts';
 import { defaultCluster } from './kubectl.ts';
 import { table } from './print.ts';

@@ -4,11 +4,11 @@
 // through the Service's ClusterIP and the ingress controller. Every step is a kubewire
 // command the user can type; the cluster stays up for exploring.
 
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Pod } from '../api/types.ts';
 import { daemonPid } from '../daemon/process.ts';
 import { cliEnv, cliPath, clusterDir } from '../state/paths.ts';
+import { runCaptured } from '../supervisor/supervisor.ts';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
@@ -61,17 +61,9 @@ spec:
 /** Runs `kubewire ARGS` as the user would, echoing the command and its output. */
 async function kw(args: string[], opts: { input?: string; quiet?: boolean } = {}): Promise<string> {
   if (!opts.quiet) say(`\n${bold(`$ kubewire ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`)}`);
-  const child = spawn(process.execPath, [cliPath(), ...args], { env: cliEnv(), stdio: ['pipe', 'pipe', 'inherit'] });
-  child.stdin.end(opts.input ?? '');
-  let out = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (c: string) => {
-    out += c;
-    if (!opts.quiet) process.stdout.write(c);
-  });
-  const code = await new Promise<number>((r) => child.on('close', (c) => r(c ?? 1)));
-  if (code !== 0) throw new Error(`kubewire ${args.join(' ')} failed (exit code ${code})`);
-  return out;
+  const r = await runCaptured([process.execPath, cliPath(), ...args], { env: cliEnv(), input: opts.input, inheritStderr: true, onStdout: opts.quiet ? undefined : (c) => process.stdout.write(c) });
+  if (r.code !== 0) throw new Error(`kubewire ${args.join(' ')} failed (exit code ${r.code ?? r.signal})`);
+  return r.stdout;
 }
 
 export async function demoCluster(cluster: string): Promise<void> {

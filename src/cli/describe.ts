@@ -11,7 +11,7 @@ import { run } from '../dataplane/linux/exec.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
 import { UNDERLAY, type ClusterPlan } from '../cluster/plan.ts';
 import { bridgeFdb, formatRoute, ipv4Of, snapshot, type LinkInfo } from '../dataplane/linux/inspect.ts';
-import { netnsPath } from '../lab/lab.ts';
+import { netnsPath } from '../dataplane/linux/netns.ts';
 import { age, podStatus, table } from './print.ts';
 
 const indent = (text: string, n = 2) => text.split('\n').map((l) => (l ? ' '.repeat(n) + l : l)).join('\n');

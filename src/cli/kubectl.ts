@@ -1,7 +1,6 @@
 // kubectl's verbs against a kubewire cluster's API: apply, delete, get, describe, logs,
 // scale, exec, wait, rollout status. Flags and output follow kubectl.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -10,13 +9,12 @@ import type { Deployment, EndpointSlice, Event, Ingress, KubeObject, Node, Pod, 
 import type { ApplyResult } from '../api/apply.ts';
 import { ApiClient, ApiError } from '../apiserver/client.ts';
 import { ClusterError, loadCluster } from '../cluster/cluster.ts';
-import type { ClusterPlan } from '../cluster/plan.ts';
-import { nodeFiles } from '../cluster/topology.ts';
+import { podNetnsName, type ClusterPlan } from '../cluster/plan.ts';
 import { daemonPid } from '../daemon/process.ts';
-import { netnsPath } from '../lab/lab.ts';
+import { netnsPath } from '../dataplane/linux/netns.ts';
 import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts';
-import { SandboxManager } from '../node/sandbox.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
+import { runAttached } from '../supervisor/supervisor.ts';
 import { describeDeployment, describeIngress, describeNode, describePod, describeService, eventsSection, type PodAttachment } from './describe.ts';
 import { printObjects, printTable } from './print.ts';
 
@@ -120,8 +118,7 @@ function conditionTrue(obj: KubeObject, type: string): boolean {
 export function podNetns(cluster: string, plan: ClusterPlan, pod: Pod): string | undefined {
   const node = plan.nodes.find((n) => n.name === pod.spec.nodeName);
   if (!node || !pod.metadata.uid) return undefined;
-  const sm = new SandboxManager(cluster, node, nodeFiles(clusterDir(cluster), node));
-  const path = netnsPath(sm.netnsName({ uid: pod.metadata.uid, namespace: pod.metadata.namespace!, name: pod.metadata.name }));
+  const path = netnsPath(podNetnsName(cluster, node.name, { namespace: pod.metadata.namespace!, name: pod.metadata.name }));
   return existsSync(path) ? path : undefined;
 }
 
@@ -174,14 +171,7 @@ export function nodeToolsDir(cluster: string, backend: 'legacy' | 'nft' | undefi
 
 async function runIn(netns: string, command: string[], env?: Record<string, string>): Promise<number> {
   if (!command.length) throw new ClusterError('you must specify at least one command for the container (after --)');
-  const child = spawn('nsenter', [`--net=${netns}`, '--', ...command], { stdio: 'inherit', env: { ...process.env, ...env } });
-  return new Promise<number>((resolve) => {
-    child.on('error', (e) => {
-      process.stderr.write(`error: ${e.message}\n`);
-      resolve(1);
-    });
-    child.on('exit', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
-  });
+  return runAttached(command, { netns, env: { ...process.env, ...env } });
 }
 
 const clusterOpt = (c: Command) => c.option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster());

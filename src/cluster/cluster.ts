@@ -1,15 +1,12 @@
-// A cluster as the user sees it: `up` plans, builds and records it; `down` removes exactly
-// what it made. The record lives in <state dir>/<cluster>/cluster.json.
+// A cluster's record: the plan `up` made (lifecycle/cluster.ts), kept in
+// <state dir>/<cluster>/cluster.json and read by every process of the cluster.
 
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeJsonAtomically } from '../state/files.ts';
 import { clusterDir } from '../state/paths.ts';
 
 export { clusterDir, stateRoot } from '../state/paths.ts';
-import { planCluster, type ClusterPlan, type ClusterSpec } from './plan.ts';
-import { buildCluster, clusterNamespaces, removeClusterNetwork } from './topology.ts';
-import { daemonPid, startDaemon, stopClusterDaemons, stopClusterProcesses } from '../daemon/process.ts';
+import type { ClusterPlan } from './plan.ts';
 
 export class ClusterError extends Error {
   override name = 'ClusterError';
@@ -32,72 +29,3 @@ export function ipvsAvailable(): boolean {
   }
 }
 
-export interface UpResult {
-  plan: ClusterPlan;
-  /** true when the cluster existed and only its daemon was (re)started. */
-  restarted: boolean;
-}
-
-/**
- * Builds the cluster's network, records it, and starts its daemon. On a cluster that
- * exists but whose daemon is not running (a crash, a reboot of the daemon), `up` starts
- * the daemon again, which adopts the pods the kernel still holds.
- */
-export interface UpOptions {
-  /** false builds the network only, with no control plane (tests of the network alone). */
-  daemon?: boolean;
-}
-
-/** How long a starting daemon may go without a new phase before `up` gives up on it (KUBEWIRE_DAEMON_STALL_SECONDS, 60 s). */
-const stallMs = () => (Number(process.env.KUBEWIRE_DAEMON_STALL_SECONDS) || 60) * 1000;
-
-export async function up(spec: ClusterSpec, progress: (line: string) => void = () => {}, opts: UpOptions = {}): Promise<UpResult> {
-  const dir = clusterDir(spec.name);
-  if (existsSync(join(dir, 'cluster.json'))) {
-    if (daemonPid(spec.name) || opts.daemon === false) throw new ClusterError(`cluster ${JSON.stringify(spec.name)} already exists and is running (kubewire down --cluster ${spec.name} removes it)`);
-    const plan = loadCluster(spec.name);
-    progress(`cluster ${spec.name} exists but its daemon is not running: starting it`);
-    // A daemon left from an earlier attempt (stuck loading, no pid file) would fight this one.
-    // The workload host and the ingress controllers stay: pods keep serving through a restart.
-    await stopClusterDaemons(spec.name);
-    try {
-      await startDaemon(spec.name, plan.nodes.length, (phase) => progress(`daemon: ${phase}`), stallMs());
-    } catch (e) {
-      await stopClusterDaemons(spec.name).catch(() => undefined);
-      throw e;
-    }
-    return { plan, restarted: true };
-  }
-  const plan = planCluster(spec);
-  if (plan.spec.proxyMode === 'ipvs' && !ipvsAvailable()) {
-    throw new ClusterError('--proxy-mode ipvs needs the kernel\'s IPVS (the ip_vs module), and this kernel has none (no /proc/net/ip_vs, no ip_vs module to load): use --proxy-mode iptables');
-  }
-  if ((await clusterNamespaces(spec.name)).length) {
-    throw new ClusterError(`namespaces of a cluster ${JSON.stringify(spec.name)} exist but its record does not (kubewire down --cluster ${spec.name} removes them)`);
-  }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  try {
-    await buildCluster(plan, dir, progress);
-    writeJsonAtomically(join(dir, 'cluster.json'), plan, 0o600);
-    if (opts.daemon !== false) {
-      progress('starting the control plane and the node agents');
-      await startDaemon(spec.name, plan.nodes.length, (phase) => progress(`daemon: ${phase}`), stallMs());
-    }
-  } catch (e) {
-    await stopClusterProcesses(spec.name).catch(() => undefined);
-    await removeClusterNetwork(spec.name).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-    throw e;
-  }
-  return { plan, restarted: false };
-}
-
-/** Stops the cluster's processes, removes its namespaces (and what runs in them) and its files. */
-export async function down(name: string): Promise<string[]> {
-  const dir = clusterDir(name);
-  await stopClusterProcesses(name);
-  const namespaces = await removeClusterNetwork(name);
-  if (!namespaces.length && !existsSync(dir)) throw new ClusterError(`cluster ${JSON.stringify(name)} does not exist`);
-  rmSync(dir, { recursive: true, force: true });
-  return namespaces;
-}

@@ -2,6 +2,7 @@
 // a podCIDR cut from one flat cluster range; nodes sit on an underlay segment whose router
 // is their default gateway; everything lives in namespaces named after the cluster.
 
+import { createHash } from 'node:crypto';
 import { addToIP, contains, parseHostPort, firstIP, formatIP, formatPrefix, networkOf, overlaps, parseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
 
 export type RoutingMode = 'routed' | 'host-gw';
@@ -67,6 +68,18 @@ const CLUSTER_NAME = /^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$/;
 /** Namespace names start kw_<cluster>_: cluster names have no '_', so clusters never collide. */
 export function netnsPrefix(cluster: string): string {
   return `kw_${cluster}_`;
+}
+
+/** The prefix of the namespaces of a node's pods. */
+export function podNetnsPrefix(cluster: string, node: string): string {
+  return `${netnsPrefix(cluster)}pod_${node}_`;
+}
+
+/** A pod's namespace name: readable when short enough, hashed otherwise (names are DNS labels, so '_' separates safely). */
+export function podNetnsName(cluster: string, node: string, pod: { namespace: string; name: string }): string {
+  const prefix = podNetnsPrefix(cluster, node);
+  const readable = `${prefix}${pod.namespace}_${pod.name}`;
+  return readable.length <= 120 ? readable : `${prefix}${createHash('sha256').update(`${pod.namespace}/${pod.name}`).digest('hex').slice(0, 16)}`;
 }
 
 export function validateSpec(spec: ClusterSpec): void {

@@ -11,7 +11,7 @@ import { writeConfListAtomically } from '../cni/runtime/conflist.ts';
 import { run } from '../dataplane/linux/exec.ts';
 import { ipBatch, ipBatchWithSysctls } from '../dataplane/linux/ip.ts';
 import { iptablesRestore, transaction, type IptablesBackend } from '../dataplane/linux/iptables.ts';
-import { netnsPath } from '../lab/lab.ts';
+import { netnsPath } from '../dataplane/linux/netns.ts';
 import { netnsPrefix, nodeRoutes, routerRoutes, UNDERLAY, type ClusterPlan, type NodePlan } from './plan.ts';
 
 const UNDERLAY_BITS = UNDERLAY.subnet.split('/')[1];

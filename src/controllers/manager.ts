@@ -10,7 +10,7 @@ import { syncNamespace } from './namespace.ts';
 import { collectPodsOfMissingNodes } from './podgc.ts';
 import { EventRecorder, expireEvents } from '../apiserver/events.ts';
 import { syncNodeCIDRs } from './nodeipam.ts';
-import { WorkQueue, nameKey, splitKey } from './queue.ts';
+import { WorkQueue, nameKey, splitKey } from '../apiserver/workqueue.ts';
 import { BIND_BATCH, schedulePending } from './scheduler.ts';
 
 export interface ControllerOptions {

@@ -6,7 +6,7 @@
 import type { Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
-import { nameKey } from './queue.ts';
+import { nameKey } from '../apiserver/workqueue.ts';
 
 /** How long a pod of a missing node is kept (PodGC's quarantine). */
 export const ORPHAN_QUARANTINE_MS = 40_000;

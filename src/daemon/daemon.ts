@@ -13,7 +13,7 @@ import type { ClusterPlan } from '../cluster/plan.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
 import { nodeFiles } from '../cluster/topology.ts';
 import { ControllerManager } from '../controllers/manager.ts';
-import { netnsPath } from '../lab/lab.ts';
+import { netnsPath } from '../dataplane/linux/netns.ts';
 import { NodeAgent } from '../node/agent.ts';
 import { DEFAULT_CLASS_ANNOTATION } from '../apiserver/admission.ts';
 import { CONTROLLER_NAME, DEFAULT_CLASS } from '../ingress/classes.ts';
@@ -91,10 +91,10 @@ export class Daemon {
     }
     this.progress('API server listening; waiting for the nodes to be Ready');
     await this.server.listen(paths.socket);
-    this.checkIngressControllers();
+    await this.checkIngressControllers();
     this.watchdog = setInterval(() => {
       void this.checkWorkloadHost();
-      this.checkIngressControllers();
+      void this.checkIngressControllers();
     }, 1000);
     this.watchdog.unref();
     this.stopReclaiming = reclaimAfterBursts();
@@ -121,13 +121,19 @@ export class Daemon {
     }
   }
 
+  private ingressCheck = false;
+
   /** Every node runs an ingress controller; one that died (kill -9, OOM) is started again. */
-  private checkIngressControllers(): void {
+  private async checkIngressControllers(): Promise<void> {
+    if (this.ingressCheck) return; // one check at a time: a start takes a moment
+    this.ingressCheck = true;
     try {
-      const started = ensureIngressControllers(this.cluster, this.plan);
+      const started = await ensureIngressControllers(this.cluster, this.plan);
       if (started.length) this.log(`ingress controller started on ${started.join(', ')}`);
     } catch (e) {
       this.log(`ingress controllers: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      this.ingressCheck = false;
     }
   }
 

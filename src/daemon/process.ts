@@ -2,12 +2,12 @@
 // node agents), the workload host and the ingress controllers. All are detached so that the
 // CLI can exit; a pid file names each (state/pidfile.ts).
 
-import { spawn } from 'node:child_process';
-import { existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { ApiClient } from '../apiserver/client.ts';
 import { cliEnv, cliPath, daemonPaths } from '../state/paths.ts';
 import { ingressControllerPids } from '../ingress/supervisor.ts';
 import { livePid } from '../state/pidfile.ts';
+import { startDetached, stopProcess, type ExitStatus } from '../supervisor/supervisor.ts';
 
 export function daemonPid(cluster: string): number | undefined {
   return livePid(daemonPaths(cluster).pidFile, 'daemon', cluster);
@@ -46,22 +46,21 @@ export function readProgress(file: string): DaemonProgress[] {
 export async function startDaemon(cluster: string, nodes: number, progress: (line: string) => void = () => {}, stallMs = 60_000): Promise<number> {
   const paths = daemonPaths(cluster);
   rmSync(paths.progress, { force: true });
-  const out = openSync(paths.log, 'a');
   // --expose-gc: the daemon gives a burst's memory back once it is over (memory.ts).
   // KUBEWIRE_DAEMON_NODE_ARGS adds Node flags NODE_OPTIONS refuses (--cpu-prof, for profiles).
   const nodeArgs = ['--expose-gc', ...(process.env.KUBEWIRE_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-  const child = spawn(process.execPath, [...nodeArgs, cliPath(), 'daemon', '--cluster', cluster], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
-  child.unref();
+  let exited: ExitStatus | undefined;
+  const child = await startDetached({ argv: [process.execPath, ...nodeArgs, cliPath(), 'daemon', '--cluster', cluster], env: cliEnv(), logFile: paths.log }, (status) => (exited = status));
   const client = new ApiClient(paths.socket);
   let last = Date.now();
   let phase = '';
   let seen = 0;
   const fail = async (why: string): Promise<never> => {
-    await stopProcess(child.pid!, 5000);
+    await stopProcess(child, 5000);
     throw new Error(`the daemon of cluster ${cluster} ${why}; it was stopped (see ${paths.log}):\n${tail(paths.log, 5)}`);
   };
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the daemon of cluster ${cluster} exited (${child.exitCode ?? child.signalCode}):\n${tail(paths.log, 5)}`);
+    if (exited) throw new Error(`the daemon of cluster ${cluster} exited (${exited.code ?? exited.signal}):\n${tail(paths.log, 5)}`);
     const phases = readProgress(paths.progress).filter((p) => p.pid === child.pid);
     for (const p of phases.slice(seen)) {
       phase = p.phase;
@@ -73,37 +72,10 @@ export async function startDaemon(cluster: string, nodes: number, progress: (lin
       const ready = await client
         .call<{ items: Array<{ spec?: { podCIDR?: string }; status?: { conditions?: Array<{ type: string; status: string }> } }> }>('GET', '/api/v1/nodes')
         .then((l) => l.items.filter((n) => n.spec?.podCIDR && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length, () => 0);
-      if (ready >= nodes) return child.pid!;
+      if (ready >= nodes) return child.pid;
     }
     if (Date.now() - last > stallMs) await fail(`made no progress for ${stallMs / 1000} s${phase ? ` (last: ${phase})` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** SIGTERM, then SIGKILL after `graceMs`; returns once the process is gone. */
-export async function stopProcess(pid: number, graceMs: number): Promise<void> {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + graceMs;
-  const alive = () => {
-    try {
-      process.kill(pid, 0);
-      return existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
-    } catch {
-      return false;
-    }
-  };
-  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  if (alive()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-    while (alive()) await new Promise((r) => setTimeout(r, 10));
   }
 }
 

@@ -7,7 +7,7 @@
 
 import { openSync, writeSync } from 'node:fs';
 import type { ClientRequest } from './forward.ts';
-import type { Route, Upstream } from './routes.ts';
+import type { Route, Upstream } from './table.ts';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 

@@ -6,9 +6,8 @@
 // alike.
 
 import { createHash } from 'node:crypto';
-import { ANNOTATION_PREFIX } from './annotations.ts';
+import { ANNOTATION_PREFIX } from './annotation-values.ts';
 import type { PathMatcher } from './paths.ts';
-import type { Upstream } from './routes.ts';
 
 export interface Affinity {
   cookie: string;
@@ -51,6 +50,9 @@ export function affinityOf(get: (name: string) => string | undefined, problem: (
     changeOnFailure: get('session-cookie-change-on-failure') === 'true',
   };
 }
+
+/** What affinity reads of an upstream (table.ts's Upstream): its name and endpoints. */
+type Upstream = { readonly name: string; readonly endpoints: readonly string[] };
 
 /** Per upstream: endpoint -> cookie value, and back. */
 const ids = new WeakMap<Upstream, { byEndpoint: Map<string, string>; byId: Map<string, string> }>();

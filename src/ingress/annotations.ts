@@ -4,13 +4,13 @@
 // be read is reported as a problem of the Ingress.
 
 import type { Ingress } from '../api/types.ts';
-import { contains, tryParseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
+import type { Prefix } from '../netaddr/ip.ts';
+import { ANNOTATION_PREFIX, sourceRanges } from './annotation-values.ts';
 import { affinityOf, type Affinity } from './affinity.ts';
 import type { BasicAuth } from './auth.ts';
 import { corsOf, type Cors } from './cors.ts';
 import { rateLimitOf, type RateLimit } from './limits.ts';
 
-export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
 
 /** Per-Ingress settings (ingress-nginx's annotation names, so existing manifests keep working). */
 export interface RouteOptions {
@@ -71,25 +71,6 @@ function redirectOf(url: string | undefined, code: string | undefined, fallbackC
   }
   const n = Number(code);
   return { url, code: Number.isInteger(n) && n >= 300 && n <= 308 ? n : fallbackCode };
-}
-
-/** A list of source ranges (allowlist-source-range, limit-allowlist): CIDRs or addresses, comma-separated; what cannot be read is in `invalid`. */
-export function sourceRanges(value: string): { ranges: Prefix[]; invalid: string[] } {
-  const ranges: Prefix[] = [];
-  const invalid: string[] = [];
-  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const ip = item.includes('/') ? undefined : tryParseIP(item);
-    const prefix = ip ? { ip, bits: width(ip.family) } : tryParsePrefix(item);
-    if (prefix) ranges.push(prefix);
-    else invalid.push(item);
-  }
-  return { ranges, invalid };
-}
-
-/** Whether a client address (as a socket gives it: IPv4 may come IPv6-mapped) is in one of the ranges. */
-export function inRanges(ranges: readonly Prefix[], client: string): boolean {
-  const ip = tryParseIP(client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client);
-  return ip !== undefined && ranges.some((p) => contains(p, ip));
 }
 
 /** allowlist-source-range (whitelist-source-range before ingress-nginx 1.9). */

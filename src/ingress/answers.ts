@@ -7,13 +7,13 @@
 // auth_basic). Pure but for the rate limiter's counts; asked by the one request decision
 // (decide.ts) that every transport goes through.
 
-import { inRanges } from './annotations.ts';
+import { inRanges } from './annotation-values.ts';
 import { authorized } from './auth.ts';
 import { corsHeaders } from './cors.ts';
 import { errorPage } from './http1.ts';
 import type { RateLimiter } from './limits.ts';
 import type { RequestUri } from './paths.ts';
-import type { Route } from './routes.ts';
+import type { Route } from './table.ts';
 
 export interface OwnAnswer {
   status: number;

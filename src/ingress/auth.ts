@@ -9,7 +9,7 @@
 import bcrypt from 'bcryptjs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Ingress, Secret } from '../api/types.ts';
-import { ANNOTATION_PREFIX } from './annotations.ts';
+import { ANNOTATION_PREFIX } from './annotation-values.ts';
 
 export interface BasicAuth {
   realm: string;

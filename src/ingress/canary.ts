@@ -7,22 +7,8 @@
 
 import type { Ingress, IngressBackend } from '../api/types.ts';
 import { namespacedName } from '../api/types.ts';
-import { ANNOTATION_PREFIX } from './annotations.ts';
-import type { Problem, Route, RouteTable, Upstream } from './routes.ts';
-
-export interface Canary {
-  ingress: { namespace: string; name: string };
-  upstream: Upstream;
-  /** Out of weightTotal requests, this many go to the canary (when no header or cookie decided). */
-  weight: number;
-  weightTotal: number;
-  /** A request header (lowercased) that decides: "always" / "never", or matching value / pattern. */
-  header?: string;
-  headerValue?: string;
-  headerPattern?: RegExp;
-  /** A cookie that decides: "always" / "never". */
-  cookie?: string;
-}
+import { ANNOTATION_PREFIX } from './annotation-values.ts';
+import type { Canary, Problem, Route, RouteTable, Upstream } from './table.ts';
 
 export function isCanary(ing: Ingress): boolean {
   return ing.metadata.annotations?.[`${ANNOTATION_PREFIX}canary`] === 'true';

@@ -15,7 +15,7 @@ import { errorPage, FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRe
 import type { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { parseRequestUri } from './paths.ts';
-import type { Route, RouteTable, Upstream } from './routes.ts';
+import type { Route, RouteTable, Upstream } from './table.ts';
 import type { ResponseSink, UpstreamPools } from './upstream.ts';
 
 export interface FastPathContext {

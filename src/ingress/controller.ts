@@ -14,7 +14,8 @@ import { servedBy } from './classes.ts';
 import { Informer } from './informer.ts';
 import type { IngressMetrics } from './metrics.ts';
 import type { IngressProxy } from './proxy.ts';
-import { buildRoutes, type Problem } from './routes.ts';
+import { buildRoutes } from './routes.ts';
+import type { Problem } from './table.ts';
 import { loadTls, type Certificate } from './tls.ts';
 
 export interface ControllerOptions {

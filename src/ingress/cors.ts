@@ -3,7 +3,7 @@
 // `*` (every request, with or without an Origin) or a list, where `https://*.example.com`
 // covers one or more labels; an allowed origin is echoed back.
 
-import { ANNOTATION_PREFIX } from './annotations.ts';
+import { ANNOTATION_PREFIX } from './annotation-values.ts';
 
 export interface Cors {
   /** ['*'] or the allowed origins. */

@@ -16,7 +16,8 @@ import { corsHeaders } from './cors.ts';
 import { errorPage } from './http1.ts';
 import type { RateLimiter } from './limits.ts';
 import { rewriteUrl, type RequestUri } from './paths.ts';
-import { matchRoute, type Route, type RouteTable, type Upstream } from './routes.ts';
+import { matchRoute } from './routes.ts';
+import type { Route, RouteTable, Upstream } from './table.ts';
 
 /** What the decision reads of a request; each transport supplies it from its own parse. */
 export interface RequestFacts {

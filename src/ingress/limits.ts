@@ -6,7 +6,7 @@
 // default on a 2-core node).
 
 import type { Prefix } from '../netaddr/ip.ts';
-import { ANNOTATION_PREFIX, inRanges, sourceRanges } from './annotations.ts';
+import { ANNOTATION_PREFIX, inRanges, sourceRanges } from './annotation-values.ts';
 
 export interface RateLimit {
   /** Requests per millisecond. */

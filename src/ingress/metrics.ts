@@ -6,7 +6,7 @@
 // counters hash their labels on every increment, a visible cost at 20k requests/s.
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Route } from './routes.ts';
+import type { Route } from './table.ts';
 
 export const METRICS_PORT = 10254;
 

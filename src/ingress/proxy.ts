@@ -16,13 +16,14 @@ import type { Server as TlsServer } from 'node:tls';
 import { Pool } from 'undici';
 import { loggedRequest, type AccessLog } from './accesslog.ts';
 import { KEEPALIVE_MS, newRequestId, serveConnection } from './connection.ts';
-import { addedHeaders, afterFailure, decide, nextEndpoint, type Decision, type RequestFacts } from './decide.ts';
+import { addedHeaders, afterFailure, decide, nextEndpoint, type RequestFacts } from './decide.ts';
 import { clientAddress, Forward, upstreamHeaders, type ClientRequest } from './forward.ts';
 import { errorPage, simpleResponse, STATUS_TEXT } from './http1.ts';
 import { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { parseRequestUri, type RequestUri } from './paths.ts';
-import { secretForServerName, type Route, type RouteTable, type Upstream } from './routes.ts';
+import { secretForServerName } from './routes.ts';
+import type { Route, RouteTable, Upstream } from './table.ts';
 import { terminateTls, terminatingServer, type KeyPair } from './terminate.ts';
 import { dialEndpoint, UpstreamPools } from './upstream.ts';
 

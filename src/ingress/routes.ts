@@ -3,59 +3,13 @@
 // an unknown port name, a path ingress-nginx would refuse, a conflict with an older Ingress)
 // is reported against its Ingress and costs only that rule: the valid rest is served.
 
-import { portEndpoints, slicesByService } from '../api/endpointslices.ts';
+import { endpointString, portEndpoints, slicesByService } from '../api/endpointslices.ts';
 import { namespacedName, type EndpointSlice, type Ingress, type IngressBackend, type Secret, type Service } from '../api/types.ts';
-import { endpointString } from '../proxy/model.ts';
 import { routeOptions, type RouteOptions } from './annotations.ts';
 import { basicAuthOf } from './auth.ts';
-import { attachCanary, isCanary, type Canary } from './canary.ts';
+import { attachCanary, isCanary } from './canary.ts';
 import { byPrecedence, compilePath, hostMatches, pathMatches, type PathMatcher, type Rewrite } from './paths.ts';
-
-/** Where a path's requests go: a Service port and its ready endpoints (ip:port). */
-export interface Upstream {
-  /** namespace/service:port, as ingress-nginx names upstreams (its metrics' `service` label is the Service). */
-  name: string;
-  namespace: string;
-  service: string;
-  /** Ready endpoints (ip:port); none means 503. */
-  endpoints: string[];
-}
-
-export interface Route extends PathMatcher {
-  /** The rule's host ('' for a host-less rule or the default backend). */
-  host: string;
-  ingress: { namespace: string; name: string };
-  upstream: Upstream;
-  options: RouteOptions;
-  /** Plain HTTP to this route is redirected to HTTPS (308): its host has TLS (unless ssl-redirect is off), or force-ssl-redirect. */
-  tls: boolean;
-  rewrite?: Rewrite;
-  /** A canary Ingress taking part of this route's requests (canary.ts). */
-  canary?: Canary;
-}
-
-export interface HostRoutes {
-  host: string;
-  routes: Route[];
-}
-
-export interface RouteTable {
-  /** Precise hosts. */
-  hosts: Map<string, HostRoutes>;
-  /** Wildcard hosts, by the suffix after `*.`. */
-  wildcards: Map<string, HostRoutes>;
-  /** Rules without a host: every Host that no precise or wildcard rule names. */
-  anyHost: HostRoutes;
-  defaultBackend?: Route;
-  /** TLS hosts (precise or wildcard) -> namespace/secret name. */
-  tls: Map<string, string>;
-}
-
-export interface Problem {
-  ingress: { namespace: string; name: string; uid?: string };
-  reason: string;
-  message: string;
-}
+import type { HostRoutes, Problem, Route, RouteTable, Upstream } from './table.ts';
 
 export interface RouteInput {
   ingresses: Ingress[];

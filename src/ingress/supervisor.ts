@@ -3,14 +3,13 @@
 // too), named by a pid file that is checked against /proc/PID/cmdline; started again if it
 // dies. The default certificate (ingress-nginx's "Fake Certificate", RSA 2048 as upstream makes it) is made once per cluster.
 
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterPlan, NodePlan } from '../cluster/plan.ts';
-import { toolPath } from '../dataplane/linux/exec.ts';
-import { netnsPath } from '../lab/lab.ts';
+import { netnsPath } from '../dataplane/linux/netns.ts';
 import { cliEnv, cliPath, clusterDir } from '../state/paths.ts';
 import { livePid } from '../state/pidfile.ts';
+import { runQuietSync, startDetached } from '../supervisor/supervisor.ts';
 
 const ROLE = 'ingress-controller';
 
@@ -42,29 +41,26 @@ export function ensureDefaultCertificate(cluster: string): void {
   const p = ingressPaths(cluster, '');
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   if (existsSync(p.defaultCert) && existsSync(p.defaultKey)) return;
-  execFileSync(toolPath('openssl'), [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650',
+  runQuietSync([
+    'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650',
     '-subj', '/O=Acme Co/CN=Kubernetes Ingress Controller Fake Certificate', '-addext', 'subjectAltName=DNS:ingress.local',
     '-keyout', p.defaultKey, '-out', p.defaultCert,
-  ], { stdio: 'ignore' });
+  ]);
 }
 
-function start(cluster: string, node: NodePlan): void {
+async function start(cluster: string, node: NodePlan): Promise<void> {
   const p = ingressPaths(cluster, node.name);
-  const out = openSync(p.log, 'a');
-  // nsenter execs the controller: its pid is the controller's.
-  const child = spawn(toolPath('nsenter'), [`--net=${netnsPath(node.netns)}`, '--', process.execPath, cliPath(), ROLE, '--cluster', cluster, '--node', node.name], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
-  child.unref();
-  writeFileSync(p.pidFile, `${child.pid}\n`, { mode: 0o600 });
+  const rec = await startDetached({ argv: [process.execPath, cliPath(), ROLE, '--cluster', cluster, '--node', node.name], env: cliEnv(), netns: netnsPath(node.netns), logFile: p.log });
+  writeFileSync(p.pidFile, `${rec.pid}\n`, { mode: 0o600 });
 }
 
 /** Starts the controller of every node that has none running; returns the nodes started. */
-export function ensureIngressControllers(cluster: string, plan: ClusterPlan): string[] {
+export async function ensureIngressControllers(cluster: string, plan: ClusterPlan): Promise<string[]> {
   ensureDefaultCertificate(cluster);
   const started: string[] = [];
   for (const node of plan.nodes) {
     if (ingressPid(cluster, node.name) || !existsSync(netnsPath(node.netns))) continue;
-    start(cluster, node);
+    await start(cluster, node);
     started.push(node.name);
   }
   return started;

@@ -10,7 +10,7 @@ import { Duplex } from 'node:stream';
 import { connect as tlsConnect, createSecureContext, TLSSocket, type SecureContext, type SecureVersion } from 'node:tls';
 import { namespacedName, type Ingress, type Secret } from '../api/types.ts';
 import { hostMatches } from './paths.ts';
-import type { Problem } from './routes.ts';
+import type { Problem } from './table.ts';
 import { MIN_TLS_VERSION, type KeyPair } from './terminate.ts';
 
 export interface Certificate {

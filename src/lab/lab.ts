@@ -2,24 +2,19 @@
 // all removed by cleanup() — also when the process is interrupted. Nothing here ever
 // touches the machine's own root namespace: links are created inside lab namespaces only.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunOptions } from '../dataplane/linux/exec.ts';
 import { ipBatch } from '../dataplane/linux/ip.ts';
-
-const NETNS_DIR = '/var/run/netns';
+import { netnsPath } from '../dataplane/linux/netns.ts';
+import { startChild, type ChildProcess } from '../supervisor/supervisor.ts';
 
 // A tiny HTTP server that answers with its name and the client's address as it sees it
 // (proof of no NAT), and a client with a bounded timeout. Both run with the machine's node.
 const ECHO_SERVER = `require('http').createServer((q, s) => s.end('hello from ' + process.argv[2] + ', you are ' + q.socket.remoteAddress.replace('::ffff:', '') + '\\n')).listen(Number(process.argv[1]), '0.0.0.0', () => console.log('ready'))`;
 const HTTP_GET = `fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then(r => r.text()).then(t => process.stdout.write(t), e => { console.error(String(e.cause ?? e)); process.exit(1) })`;
 const NAME = /^[a-z0-9][a-z0-9-]{0,40}$/;
-
-export function netnsPath(name: string): string {
-  return `${NETNS_DIR}/${name}`;
-}
 
 /**
  * Runs `cleanup` when the process is interrupted (Ctrl-C, SIGTERM), then exits 130: what a
@@ -77,7 +72,7 @@ export class Lab {
 
   /** Starts the echo HTTP server inside `netns`; resolves once it listens. Stopped by cleanup(). */
   async echoServer(netns: string, port: number, name: string): Promise<ChildProcess> {
-    const child = spawn('nsenter', [`--net=${netns}`, '--', process.execPath, '-e', ECHO_SERVER, String(port), name], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = startChild([process.execPath, '-e', ECHO_SERVER, String(port), name], netns);
     this.processes.push(child);
     await new Promise<void>((resolve, reject) => {
       child.stdout!.once('data', () => resolve());

@@ -15,13 +15,13 @@ import type { Api } from '../apiserver/api.ts';
 import { EventRecorder } from '../apiserver/events.ts';
 import type { ClusterPlan, NodePlan } from '../cluster/plan.ts';
 import type { NodeFiles } from '../cluster/topology.ts';
-import { nameKey, splitKey, WorkQueue } from '../controllers/queue.ts';
+import { nameKey, splitKey, WorkQueue } from '../apiserver/workqueue.ts';
 import { netnsPids } from '../dataplane/linux/netns.ts';
-import { netnsPath } from '../lab/lab.ts';
+import { netnsPath } from '../dataplane/linux/netns.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { workloadFor, type WorkloadSpec } from '../workloads/builtin.ts';
 import type { WorkloadHostClient } from '../workloads/client.ts';
-import { isAlive, startProcess, stopProcess, type ProcessRecord } from './processes.ts';
+import { isAlive, startDetached, stopProcess, type ProcessRecord } from '../supervisor/supervisor.ts';
 import { SandboxManager, type PodRef } from './sandbox.ts';
 
 interface ContainerRecord {
@@ -289,7 +289,7 @@ export class NodeAgent {
       const startedAt = Date.now();
       let pid = 0;
       try {
-        cr.process = await startProcess({ argv, env, workingDir: c.workingDir, netns: rec.netns, logFile: join(this.podDir(rec), c.name, '0.log') }, (code, signal) => {
+        cr.process = await startDetached({ argv, env, cwd: c.workingDir, netns: rec.netns, logFile: join(this.podDir(rec), c.name, '0.log') }, ({ code, signal }) => {
           this.children.delete(pid);
           const current = this.local.get(key);
           const record = current?.uid === rec.uid ? current.containers[c.name] : undefined;

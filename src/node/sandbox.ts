@@ -4,15 +4,14 @@
 // as their host. Teardown is the reverse. After a crash, gc() removes the sandboxes (and
 // through CNI GC, the IPs and rules) of pods that are no longer wanted.
 
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { loadDefaultConfList, parseConfList, type NetworkConfigList } from '../cni/runtime/conflist.ts';
 import { CniRuntime } from '../cni/runtime/runtime.ts';
 import type { Attachment } from '../cni/spec/types.ts';
 import { run } from '../dataplane/linux/exec.ts';
 import { netnsAddon } from '../dataplane/linux/native.ts';
-import { netnsPath } from '../lab/lab.ts';
-import { netnsPrefix, type NodePlan } from '../cluster/plan.ts';
+import { netnsPath } from '../dataplane/linux/netns.ts';
+import { podNetnsName, podNetnsPrefix, type NodePlan } from '../cluster/plan.ts';
 import type { NodeFiles } from '../cluster/topology.ts';
 
 export interface PodRef {
@@ -42,13 +41,12 @@ export class SandboxManager {
     private readonly files: NodeFiles,
   ) {
     this.runtime = new CniRuntime({ path: [files.binDir], cacheDir: files.cacheDir, hostNetns: netnsPath(node.netns), inProcess: true });
-    this.prefix = `${netnsPrefix(cluster)}pod_${node.name}_`;
+    this.prefix = podNetnsPrefix(cluster, node.name);
   }
 
-  /** The pod's namespace name: readable when short enough, hashed otherwise (names are DNS labels, so '_' separates safely). */
+  /** The pod's namespace name (plan.ts decides it). */
   netnsName(pod: PodRef): string {
-    const readable = `${this.prefix}${pod.namespace}_${pod.name}`;
-    return readable.length <= 120 ? readable : `${this.prefix}${createHash('sha256').update(`${pod.namespace}/${pod.name}`).digest('hex').slice(0, 16)}`;
+    return podNetnsName(this.cluster, this.node.name, pod);
   }
 
   private network(): NetworkConfigList {

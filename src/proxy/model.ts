@@ -3,7 +3,7 @@
 // kube-proxy's ServicePort and Endpoint views hold them.
 
 import type { EndpointSlice, Service } from '../api/types.ts';
-import { portEndpoints, slicesByService } from '../api/endpointslices.ts';
+import { endpointString, portEndpoints, slicesByService } from '../api/endpointslices.ts';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
 
@@ -36,10 +36,6 @@ export interface ServicePortInfo {
 /** kube-proxy's ServicePortName: "ns/name:port", or "ns/name" for an unnamed port. */
 export function servicePortName(sp: Pick<ServicePortInfo, 'namespace' | 'name' | 'portName'>): string {
   return `${sp.namespace}/${sp.name}${sp.portName ? `:${sp.portName}` : ''}`;
-}
-
-export function endpointString(ep: Pick<ProxyEndpoint, 'ip' | 'port'>): string {
-  return ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
 }
 
 /** Services kube-proxy skips: headless, ExternalName, or handed to another proxy. */

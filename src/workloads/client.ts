@@ -1,8 +1,8 @@
 // The node agents' side of the workload host: ensure / stop a pod's built-in workloads.
 
-import { spawn } from 'node:child_process';
-import { existsSync, openSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
+import { startDetached } from '../supervisor/supervisor.ts';
 import { cliEnv, cliPath } from '../state/paths.ts';
 import type { PodWorkloads } from './host.ts';
 
@@ -39,12 +39,11 @@ export class WorkloadHostClient {
   /** Starts the host (detached, so that it outlives the daemon) unless one answers already. */
   async start(cluster: string, logFile: string, pidFile: string): Promise<void> {
     if (await this.alive()) return;
-    const out = openSync(logFile, 'a');
-    const child = spawn(process.execPath, [cliPath(), 'workload-host', '--cluster', cluster, '--socket', this.socketPath, '--pid-file', pidFile], { detached: true, stdio: ['ignore', out, out], env: cliEnv() });
-    child.unref();
+    let exited = false;
+    await startDetached({ argv: [process.execPath, cliPath(), 'workload-host', '--cluster', cluster, '--socket', this.socketPath, '--pid-file', pidFile], env: cliEnv(), logFile }, () => (exited = true));
     for (let i = 0; i < 200; i++) {
       if (existsSync(this.socketPath) && (await this.alive())) return;
-      if (child.exitCode !== null) break;
+      if (exited) break;
       await new Promise((r) => setTimeout(r, 25));
     }
     throw new Error(`the workload host did not start (see ${logFile})`);

@@ -1,9 +1,9 @@
 // Executing a plugin binary the way libcni's invoke package does: CNI_* environment, the
 // configuration on stdin, the result (or error JSON) from stdout.
 
-import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { runCaptured } from '../../supervisor/supervisor.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 
 export interface ExecRequest {
@@ -48,25 +48,9 @@ export async function execPlugin(req: ExecRequest): Promise<unknown> {
   }
 }
 
-function execOnce(req: ExecRequest): Promise<unknown> {
-  const argv = req.hostNetns ? ['nsenter', `--net=${req.hostNetns}`, '--', req.pluginPath] : [req.pluginPath];
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { env: req.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      try {
-        resolve(pluginOutput(req.pluginPath, code, signal, Buffer.concat(out).toString('utf8'), Buffer.concat(err).toString('utf8')));
-      } catch (e) {
-        reject(e);
-      }
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(req.stdin);
-  });
+async function execOnce(req: ExecRequest): Promise<unknown> {
+  const r = await runCaptured([req.pluginPath], { netns: req.hostNetns, env: req.env, input: req.stdin });
+  return pluginOutput(req.pluginPath, r.code, r.signal, r.stdout, r.stderr);
 }
 
 /** A plugin's answer: its parsed result (undefined when it printed nothing), or its error as a CniError. */

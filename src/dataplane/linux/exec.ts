@@ -5,9 +5,8 @@
 // pod's start runs several.
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { Socket } from 'node:net';
-import { join } from 'node:path';
+import { toolPath } from '../../supervisor/supervisor.ts';
 import { optionalNetnsAddon, type NetnsAddon } from './native.ts';
 
 export class CommandError extends Error {
@@ -27,28 +26,6 @@ export interface RunOptions {
   input?: string;
   /** Run inside this network namespace (a path such as /var/run/netns/NAME). */
   netns?: string;
-}
-
-const resolved = new Map<string, string>();
-
-/** The absolute path of a tool, found once in PATH (spawn would otherwise probe every PATH entry each time). */
-export function toolPath(name: string): string {
-  if (name.includes('/')) return name;
-  let path = resolved.get(name);
-  if (!path) {
-    path = name;
-    for (const dir of (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-      try {
-        accessSync(join(dir, name), constants.X_OK);
-        path = join(dir, name);
-        break;
-      } catch {
-        // not here
-      }
-    }
-    resolved.set(name, path);
-  }
-  return path;
 }
 
 /** Prefixes argv so that it runs in the network namespace at `netns`. */

@@ -6,7 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { toolPath } from './exec.ts';
+import { toolPath } from '../../supervisor/supervisor.ts';
 import { optionalNetnsAddon } from './native.ts';
 
 export interface FileLock {

@@ -2,6 +2,14 @@
 
 import { readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
 
+/** Where `ip netns` keeps named namespaces (their bind mounts). */
+export const NETNS_DIR = '/var/run/netns';
+
+/** The path of the named namespace NAME (what `ip netns add NAME` creates). */
+export function netnsPath(name: string): string {
+  return `${NETNS_DIR}/${name}`;
+}
+
 export type NetnsState = 'ok' | 'missing' | 'not-a-netns' | 'own';
 
 /**

@@ -3,7 +3,8 @@
 // comments and rule shapes (pkg/proxy/iptables/proxier.go), so that `iptables-save` on a
 // kubewire node reads like it does on any Kubernetes node.
 
-import { categorize, endpointString, servicePortName, type ServicePortInfo } from '../model.ts';
+import { endpointString } from '../../api/endpointslices.ts';
+import { categorize, servicePortName, type ServicePortInfo } from '../model.ts';
 import { endpointChain, externalChain, localChain, serviceChain } from './names.ts';
 
 export interface IptablesConfig {

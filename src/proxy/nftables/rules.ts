@@ -12,7 +12,8 @@
 
 import { createHash } from 'node:crypto';
 import { base32 } from '../iptables/names.ts';
-import { categorize, endpointString, servicePortName, type ProxyEndpoint, type ServicePortInfo } from '../model.ts';
+import { endpointString } from '../../api/endpointslices.ts';
+import { categorize, servicePortName, type ProxyEndpoint, type ServicePortInfo } from '../model.ts';
 
 export const TABLE = 'kubewire';
 

@@ -3,8 +3,9 @@
 // longer valid, the classic leak after a crash or reboot) and STATUS.
 
 import { readFileSync } from 'node:fs';
+import { validAttachments } from '../../spec/attachments.ts';
 import { CniError, ErrorCode } from '../../spec/errors.ts';
-import type { Attachment, DNS, IPConfig, NetConf, Result } from '../../spec/types.ts';
+import type { Attachment, DNS, IPConfig, Result } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { formatIP, formatPrefix, parseIP, type IP } from '../../../netaddr/ip.ts';
 import { nextFree, rangeOf } from './allocator.ts';
@@ -94,23 +95,6 @@ function readResolvConf(path: string): DNS {
     else if (key === 'options') (dns.options ??= []).push(...values);
   }
   return dns;
-}
-
-/** The attachments a GC call says are still valid (both the current and the older key). */
-export function validAttachments(conf: NetConf): Attachment[] {
-  const out: Attachment[] = [];
-  for (const key of ['cni.dev/valid-attachments', 'cni.dev/attachments'] as const) {
-    const list = conf[key];
-    if (list === undefined) continue;
-    if (!Array.isArray(list)) throw new CniError(ErrorCode.InvalidNetworkConfig, `field "${key}" must be a list`);
-    for (const a of list) {
-      if (typeof a?.containerID !== 'string' || typeof a?.ifname !== 'string') {
-        throw new CniError(ErrorCode.InvalidNetworkConfig, `field "${key}" entries need string containerID and ifname`);
-      }
-      out.push(a);
-    }
-  }
-  return out;
 }
 
 export function isValidOwner(owner: Owner, valid: Attachment[]): boolean {

@@ -13,7 +13,7 @@ import { CniError, ErrorCode, asCniError, withContext } from '../../spec/errors.
 import type { Interface, IPConfig, Result, Route } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { delegate } from '../../ipam/delegate.ts';
-import { validAttachments } from '../../ipam/host-local/plugin.ts';
+import { validAttachments } from '../../spec/attachments.ts';
 import { getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, isExists, isNotFound, linkExistsHere, linkRunning, type LinkInfo } from '../../../dataplane/linux/ip.ts';
 import { setSysctls } from '../../../dataplane/linux/sysctl.ts';
 import { inspectNetns } from '../../../dataplane/linux/netns.ts';

@@ -4,7 +4,7 @@
 import { CniError, ErrorCode } from '../../spec/errors.ts';
 import type { Result } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
-import { validAttachments } from '../../ipam/host-local/plugin.ts';
+import { validAttachments } from '../../spec/attachments.ts';
 import { iptablesRestore, iptablesSave, parseSave, removalLines, transaction, type IptablesBackend } from '../../../dataplane/linux/iptables.ts';
 import { withFileLock } from '../../../dataplane/linux/lock.ts';
 import { setSysctls } from '../../../dataplane/linux/sysctl.ts';

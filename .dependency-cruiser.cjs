@@ -1,0 +1,43 @@
+// The layers of src/, checked by `npm test` (dependency-cruiser): a folder imports only
+// folders of a lower rank, never one of its own rank or above, and nothing imports in a
+// cycle. Leaves first; see README's Architecture for what each layer holds.
+const RANK = {
+  netaddr: 0, state: 0, supervisor: 0,
+  dataplane: 1, api: 1,
+  lab: 2, cni: 2, manifest: 2, apiserver: 2,
+  cluster: 3, workloads: 3,
+  controllers: 4, node: 4, proxy: 4, ingress: 4,
+  daemon: 5,
+  lifecycle: 6,
+  cli: 7,
+};
+const folders = Object.keys(RANK);
+
+const layering = folders.flatMap((from) => {
+  const above = folders.filter((to) => to !== from && RANK[to] >= RANK[from]);
+  return above.length
+    ? [{ name: `layer:${from}`, severity: 'error', comment: `src/${from} (rank ${RANK[from]}) imports only lower layers`, from: { path: `^src/${from}/` }, to: { path: `^src/(${above.join('|')})/` } }]
+    : [];
+});
+
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', comment: 'no import cycles, type-only imports included', from: { path: '^src/' }, to: { circular: true } },
+    {
+      name: 'processes-through-the-port',
+      severity: 'error',
+      comment: 'processes start in the dataplane (network tools) or the supervisor (everything else), nowhere else',
+      from: { path: '^src/', pathNot: '^src/(dataplane/linux|supervisor)/' },
+      to: { dependencyTypes: ['core'], path: '^(node:)?child_process$' },
+    },
+    { name: 'no-test-code-in-src', severity: 'error', from: { path: '^src/' }, to: { path: '^(test|bench)/' } },
+    { name: 'every-folder-has-a-layer', severity: 'error', comment: 'a new folder of src/ gets a rank in .dependency-cruiser.cjs', from: { path: '^src/', pathNot: `^src/(${folders.join('|')})/` }, to: {} },
+    ...layering,
+  ],
+  options: {
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: 'node_modules' },
+  },
+};

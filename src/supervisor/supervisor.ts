@@ -1,0 +1,194 @@
+// The one place kubewire starts and stops processes other than network tools (those go
+// through the dataplane): the daemon, the workload host, ingress controllers, containers'
+// commands, CNI plugin executables, `kubewire exec`'s command. Long-lived ones start
+// detached (their own process group, stdio appended to a log file) so that they outlive a
+// crash of whoever started them; one inside a network namespace is exec'd by nsenter, so its
+// pid is its own. What identifies a process across restarts is its pid together with its
+// start time (/proc/PID/stat field 22): a pid reused by another process is not taken for it.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+export type { ChildProcess };
+
+const resolved = new Map<string, string>();
+
+/** The absolute path of a tool, found once in PATH (spawn would otherwise probe every PATH entry each time). */
+export function toolPath(name: string): string {
+  if (name.includes('/')) return name;
+  let path = resolved.get(name);
+  if (!path) {
+    path = name;
+    for (const dir of (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+      try {
+        accessSync(join(dir, name), constants.X_OK);
+        path = join(dir, name);
+        break;
+      } catch {
+        // not here
+      }
+    }
+    resolved.set(name, path);
+  }
+  return path;
+}
+
+export interface ProcessRecord {
+  pid: number;
+  startTicks: string;
+  startedAt: string;
+}
+
+/** The process's start time in clock ticks since boot; undefined when it is gone or a zombie. */
+export function startTicks(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z') return undefined; // a zombie has finished
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the recorded process still runs (a bare pid: whether some process has it). */
+export function isAlive(target: ProcessRecord | number): boolean {
+  return typeof target === 'number' ? startTicks(target) !== undefined : startTicks(target.pid) === target.startTicks;
+}
+
+/** argv run inside the network namespace at `netns` (nsenter execs it: the pid stays the command's). */
+function inNamespace(argv: string[], netns: string | undefined): string[] {
+  return netns ? [toolPath('nsenter'), `--net=${netns}`, '--', ...argv] : argv;
+}
+
+export interface DetachedSpec {
+  argv: string[];
+  /** The whole environment (nothing is inherited). */
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Run inside this network namespace (a path). */
+  netns?: string;
+  /** stdout and stderr are appended here. */
+  logFile: string;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * Starts a process that outlives this one; resolves once it runs. `onExit` hears how it
+ * ended, while this process lives to see it.
+ */
+export function startDetached(spec: DetachedSpec, onExit: (status: ExitStatus) => void = () => {}): Promise<ProcessRecord> {
+  mkdirSync(dirname(spec.logFile), { recursive: true });
+  const out = openSync(spec.logFile, 'a');
+  try {
+    const argv = inNamespace(spec.argv, spec.netns);
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', out, out], env: spec.env, cwd: spec.cwd || '/' });
+    return new Promise((resolve, reject) => {
+      child.once('error', (e) => reject(new Error(`cannot start ${JSON.stringify(spec.argv[0])}: ${e.message}`)));
+      child.once('spawn', () => {
+        child.unref();
+        child.once('exit', (code, signal) => onExit({ code, signal }));
+        const pid = child.pid!;
+        resolve({ pid, startTicks: startTicks(pid) ?? '', startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z') });
+      });
+    });
+  } finally {
+    closeSync(out);
+  }
+}
+
+/**
+ * SIGTERM to the process's group (a detached process leads its own; else to the process),
+ * SIGKILL after `graceMs`; resolves once it is gone.
+ */
+export async function stopProcess(target: ProcessRecord | number, graceMs: number): Promise<void> {
+  const pid = typeof target === 'number' ? target : target.pid;
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // gone
+      }
+    }
+  };
+  if (!isAlive(target)) return;
+  signal('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (isAlive(target) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  if (isAlive(target)) {
+    signal('SIGKILL');
+    while (isAlive(target)) await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export interface AttachedOptions {
+  netns?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs a command on this terminal (stdio inherited), inside `netns` if given; resolves with its exit code (128 + n for signal n... as a shell reports it, 1 when it could not start). */
+export function runAttached(argv: string[], opts: AttachedOptions = {}): Promise<number> {
+  const full = inNamespace(argv, opts.netns);
+  const child = spawn(full[0]!, full.slice(1), { stdio: 'inherit', env: opts.env ?? process.env });
+  return new Promise((resolve) => {
+    child.on('error', (e) => {
+      process.stderr.write(`error: ${e.message}\n`);
+      resolve(1);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+export interface CapturedOptions {
+  netns?: string;
+  env?: NodeJS.ProcessEnv;
+  input?: string | Buffer;
+  /** Each chunk of stdout as it comes (the output is still collected). */
+  onStdout?: (chunk: string) => void;
+  /** stderr goes to this process's stderr instead of being collected. */
+  inheritStderr?: boolean;
+}
+
+export interface Captured extends ExitStatus {
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to its end with its output collected; rejects only when it cannot start (ETXTBSY among them, with its code). */
+export function runCaptured(argv: string[], opts: CapturedOptions = {}): Promise<Captured> {
+  const full = inNamespace(argv, opts.netns);
+  const child = spawn(full[0]!, full.slice(1), { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', opts.inheritStderr ? 'inherit' : 'pipe'] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout!.on('data', (b: Buffer) => {
+    out.push(b);
+    opts.onStdout?.(b.toString('utf8'));
+  });
+  child.stderr?.on('data', (b: Buffer) => err.push(b));
+  child.stdin!.on('error', () => {}); // the command may exit before reading all input
+  child.stdin!.end(opts.input ?? '');
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+  });
+}
+
+/** Runs a short command to its end, synchronously, its output discarded; throws when it fails. */
+export function runQuietSync(argv: string[]): void {
+  execFileSync(toolPath(argv[0]!), argv.slice(1), { stdio: 'ignore' });
+}
+
+/** A child process kept by its starter (a lab's servers), inside `netns` if given; its stdout piped. */
+export function startChild(argv: string[], netns?: string): ChildProcess {
+  const full = inNamespace(argv, netns);
+  return spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+}
