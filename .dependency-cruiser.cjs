@@ -30,6 +30,13 @@ module.exports = {
       from: { path: '^src/', pathNot: '^src/(dataplane/linux|supervisor)/' },
       to: { dependencyTypes: ['core'], path: '^(node:)?child_process$' },
     },
+    {
+      name: 'kernel-through-the-port',
+      severity: 'error',
+      comment: 'components get a Dataplane (port.ts); only composition roots pick the Linux one',
+      from: { path: '^src/', pathNot: ['^src/dataplane/', '^src/(daemon|lifecycle|cli|lab)/', '^src/cni/plugins/main\\.ts$'] },
+      to: { path: '^src/dataplane/linux/' },
+    },
     { name: 'no-test-code-in-src', severity: 'error', from: { path: '^src/' }, to: { path: '^(test|bench)/' } },
     { name: 'every-folder-has-a-layer', severity: 'error', comment: 'a new folder of src/ gets a rank in .dependency-cruiser.cjs', from: { path: '^src/', pathNot: `^src/(${folders.join('|')})/` }, to: {} },
     ...layering,

@@ -17,6 +17,7 @@ import { cleanupOnInterrupt } from '../src/lab/lab.ts';
 import { nodeFiles } from '../src/cluster/topology.ts';
 import { SandboxManager } from '../src/node/sandbox.ts';
 import { daemonPaths } from '../src/state/paths.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
 
 const REPLICAS = Number(process.env.REPLICAS) || 100;
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-state-'));
@@ -81,7 +82,7 @@ try {
 
   // The same number of sandboxes without the control plane: the floor for the above.
   const { plan } = await up({ name: raw, ...spec }, () => {}, { daemon: false });
-  const managers = plan.nodes.map((n) => new SandboxManager(raw, n, nodeFiles(clusterDir(raw), n)));
+  const managers = plan.nodes.map((n) => new SandboxManager(raw, n, nodeFiles(clusterDir(raw), n), linux));
   const refs = Array.from({ length: REPLICAS }, (_, i) => ({ uid: `bench-${i}`, namespace: 'default', name: `p-${i}` }));
   t0 = performance.now();
   let next = 0;

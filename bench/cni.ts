@@ -10,6 +10,7 @@ import { execPlugin } from '../src/cni/invoke/exec.ts';
 import { withLab } from '../src/lab/lab.ts';
 import { parseConfList } from '../src/cni/runtime/conflist.ts';
 import { CniRuntime } from '../src/cni/runtime/runtime.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
 
 const REFERENCE_DIR = '/usr/lib/cni';
 const iterations = Number(process.argv[process.argv.indexOf('--iterations') + 1]) || 40;
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
     // kubewire's runtime library can run its own plugins in-process (no process start):
     // what kubewire's node agent does. Same kernel work, same results.
     const list = parseConfList(Buffer.from(JSON.stringify({ ...JSON.parse(conf('cni2', '10.90.0.0/16', lab.dir('ipam'))), type: undefined, plugins: [JSON.parse(conf('cni2', '10.90.0.0/16', lab.dir('ipam2')))] })), 'bench');
-    const rt = new CniRuntime({ path: [ours], cacheDir: lab.dir('cache'), hostNetns: node, inProcess: true });
+    const rt = new CniRuntime({ dataplane: linux, path: [ours], cacheDir: lab.dir('cache'), hostNetns: node, inProcess: true });
     const inAdd: number[] = [];
     const inDel: number[] = [];
     for (let i = 0; i < iterations; i++) {

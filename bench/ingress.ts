@@ -21,7 +21,7 @@ import { down, up } from '../src/lifecycle/cluster.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
 import { defaultIngressWorkers } from '../src/ingress/main.ts';
 import { ingressPid } from '../src/ingress/supervisor.ts';
-import { netnsPath } from '../src/dataplane/linux/netns.ts';
+import { netnsPath } from '../src/dataplane/port.ts';
 import { cleanupOnInterrupt } from '../src/lab/lab.ts';
 import { daemonPaths } from '../src/state/paths.ts';
 

@@ -8,13 +8,14 @@
 
 import { run } from '../src/dataplane/linux/exec.ts';
 import { Lab } from '../src/lab/lab.ts';
-import { parseSave } from '../src/dataplane/linux/iptables.ts';
+import { parseSave } from '../src/dataplane/iptables-text.ts';
 import { fullSyncText, IptablesBackend } from '../src/proxy/iptables/backend.ts';
 import { buildRules } from '../src/proxy/iptables/rules.ts';
 import type { ServicePortInfo } from '../src/proxy/model.ts';
 import { NftablesBackend } from '../src/proxy/nftables/backend.ts';
 import { buildTable, renderFull } from '../src/proxy/nftables/rules.ts';
 import type { ProxyBackend } from '../src/proxy/proxier.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
 
 const SIZES = (process.env.SIZES ?? '1000,10000').split(',').map(Number);
 const IPTABLES_MAX = Number(process.env.IPTABLES_MAX ?? 2000);
@@ -88,7 +89,7 @@ async function oneRun(mode: 'iptables' | 'nftables', size: number): Promise<void
     // As on a node: a route that covers the service range (DNAT happens after the first route lookup).
     await lab.exec(node, ['ip', 'route', 'add', '10.96.0.0/12', 'dev', 'eth1']);
     await lab.echoServer(pod, 8080, 'bench');
-    const backendIn = (ns: string): ProxyBackend => (mode === 'iptables' ? new IptablesBackend(ns, cfg) : new NftablesBackend(ns, cfg));
+    const backendIn = (ns: string): ProxyBackend => (mode === 'iptables' ? new IptablesBackend(linux.at(ns), cfg) : new NftablesBackend(linux.at(ns), cfg));
     const backend = backendIn(node);
 
     const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined); // node --expose-gc

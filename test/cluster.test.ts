@@ -13,9 +13,10 @@ import { nodeFiles } from '../src/cluster/topology.ts';
 import { loadDefaultConfList } from '../src/cni/runtime/conflist.ts';
 import { CniRuntime } from '../src/cni/runtime/runtime.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
-import { netnsPath } from '../src/dataplane/linux/netns.ts';
+import { netnsPath } from '../src/dataplane/port.ts';
 import { withLab } from '../src/lab/lab.ts';
 import { NOT_ROOT, rootState, sh } from './helpers.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
 
 test('address plan: node CIDRs cut in order from the cluster range, node IPs on the underlay', () => {
   const plan = planCluster({ name: 'demo', nodes: 3, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' });
@@ -67,7 +68,7 @@ for (const mode of ['routed', 'host-gw'] as const) {
         const pods: Array<{ netns: string; ip: string }> = [];
         for (const [i, node] of plan.nodes.entries()) {
           const files = nodeFiles(clusterDir(name), node);
-          const rt = new CniRuntime({ path: [files.binDir], cacheDir: files.cacheDir, hostNetns: netnsPath(node.netns), inProcess: true });
+          const rt = new CniRuntime({ dataplane: linux, path: [files.binDir], cacheDir: files.cacheDir, hostNetns: netnsPath(node.netns), inProcess: true });
           const netns = await lab.netns(`p${i}`);
           const result = await rt.addNetworkList(loadDefaultConfList(files.confDir), { containerID: `pod${i}`, netns, ifName: 'eth0' });
           const ip = result.ips![0]!.address.split('/')[0]!;

@@ -9,6 +9,7 @@ import { withLab, type Lab } from '../src/lab/lab.ts';
 import { parseConfList } from '../src/cni/runtime/conflist.ts';
 import { CniRuntime } from '../src/cni/runtime/runtime.ts';
 import { mustCall, NOT_ROOT, pluginDir, REFERENCE_DIR, sh } from './helpers.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
 
 const skip = NOT_ROOT || (existsSync(`${REFERENCE_DIR}/bridge`) ? false : `reference plugins missing in ${REFERENCE_DIR} (apt-get install containernetworking-plugins)`);
 
@@ -108,13 +109,13 @@ describe('differential: kubewire vs reference plugins', { skip }, () => {
         const node = await lab.netns(`${tag}node`);
         const pod = await lab.netns(`${tag}pod`);
         const list = parseConfList(conflist(lab.dir(`${tag}ipam`)), 'pnet');
-        const add = new CniRuntime({ path: [dir], cacheDir: lab.dir(`${tag}cache`), hostNetns: node });
+        const add = new CniRuntime({ dataplane: linux, path: [dir], cacheDir: lab.dir(`${tag}cache`), hostNetns: node });
         await add.addNetworkList(list, { containerID: 'pm', netns: pod, ifName: 'eth0', capabilityArgs: { portMappings } });
         const nat = await sh(node, ['iptables-save', '-t', 'nat']);
         // Rules as sets: the order of entries within a chain's table listing may differ.
         dumps.push(nat.split('\n').filter((l) => l.startsWith('-A') || l.startsWith(':CNI')).map((l) => l.replace(/\[\d+:\d+\]/, '')).sort());
         // DEL by the other implementation: the mapping's own chain goes.
-        const del = new CniRuntime({ path: [deleter], cacheDir: lab.dir(`${tag}cache2`), hostNetns: node });
+        const del = new CniRuntime({ dataplane: linux, path: [deleter], cacheDir: lab.dir(`${tag}cache2`), hostNetns: node });
         await del.delNetworkList(list, { containerID: 'pm', netns: pod, ifName: 'eth0', capabilityArgs: { portMappings } });
         assert.doesNotMatch(await sh(node, ['iptables-save', '-t', 'nat']), /CNI-DN-/);
       }

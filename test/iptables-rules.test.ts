@@ -9,6 +9,7 @@ import { buildServicePorts, type ServicePortInfo } from '../src/proxy/model.ts';
 import { endpointChain, serviceChain } from '../src/proxy/iptables/names.ts';
 import { buildRules, natChains, natTable, partialRestoreText, restoreText } from '../src/proxy/iptables/rules.ts';
 import { isRoot } from './helpers.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
 
 function byChain(lines: string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
@@ -152,11 +153,11 @@ test('UDP conntrack cleanup: flows to endpoints that went away, and flows made w
   const { staleUdpDeletions, udpState } = await import('../src/proxy/conntrack.ts');
   const udp = (eps: string[]) => sp({ protocol: 'udp', portName: 'dns', port: 53, clusterIP: '10.96.0.10', nodePort: 30053, endpoints: eps.map((ip) => ep(ip, 8081)) });
   assert.deepEqual(staleUdpDeletions(udpState([udp(['10.0.1.1', '10.0.2.1'])]), udpState([udp(['10.0.2.1'])])), [
-    ['conntrack', '-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--orig-port-dst', '53', '--reply-src', '10.0.1.1'],
-    ['conntrack', '-D', '-p', 'udp', '--orig-port-dst', '30053', '--reply-src', '10.0.1.1'],
+    { protocol: 'udp', origDst: '10.96.0.10', origDstPort: 53, replySrc: '10.0.1.1' },
+    { protocol: 'udp', origDstPort: 30053, replySrc: '10.0.1.1' },
   ]);
   assert.deepEqual(staleUdpDeletions(udpState([udp([])]), udpState([udp(['10.0.2.1'])])), [
-    ['conntrack', '-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--orig-port-dst', '53', '--reply-src', '10.96.0.10'],
+    { protocol: 'udp', origDst: '10.96.0.10', origDstPort: 53, replySrc: '10.96.0.10' },
   ]);
   assert.deepEqual(staleUdpDeletions(udpState([udp(['10.0.2.1'])]), udpState([udp(['10.0.2.1'])])), []);
   assert.deepEqual(staleUdpDeletions(udpState([sp({ endpoints: [ep('10.0.1.1', 80)] })]), udpState([])), [], 'TCP ends its own connections');
@@ -172,7 +173,7 @@ test('a partial sync (changed Services only) leaves iptables exactly as a full s
   const names = [`kwt-ipa-${process.pid}`, `kwt-ipb-${process.pid}`];
   for (const n of names) await run(['ip', 'netns', 'add', n]);
   try {
-    const [x, y] = names.map((n) => new IptablesBackend(`/var/run/netns/${n}`, { clusterCIDR: '10.0.0.0/8' }));
+    const [x, y] = names.map((n) => new IptablesBackend(linux.at(`/var/run/netns/${n}`), { clusterCIDR: '10.0.0.0/8' }));
     assert.equal((await x!.apply(a)).partial, false);
     assert.equal((await x!.apply(b)).partial, true);
     await y!.apply(b);
@@ -205,7 +206,7 @@ test('a rejected ruleset leaves the previous one in place, is reported, and the 
     const path = `/var/run/netns/${ns}`;
     await run(['ip', 'netns', 'add', ns]);
     try {
-      const backend = mode === 'iptables' ? new IptablesBackend(path, { clusterCIDR: '10.0.0.0/8' }) : new NftablesBackend(path, { clusterCIDR: '10.0.0.0/8' });
+      const backend = mode === 'iptables' ? new IptablesBackend(linux.at(path), { clusterCIDR: '10.0.0.0/8' }) : new NftablesBackend(linux.at(path), { clusterCIDR: '10.0.0.0/8' });
       await backend.apply(good);
       const before = mode === 'iptables' ? await run(['iptables-save', '-t', 'nat'], { netns: path }) : await run(['nft', 'list', 'table', 'ip', 'kubewire'], { netns: path });
       await assert.rejects(backend.apply(bad), mode);

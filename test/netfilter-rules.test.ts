@@ -1,7 +1,7 @@
 // The plugins' iptables rules as data (no kernel): names, shapes, removal.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseSave, removalLines } from '../src/dataplane/linux/iptables.ts';
+import { parseSave, removalLines } from '../src/dataplane/iptables-text.ts';
 import { masqLines, masqOwners } from '../src/cni/plugins/ipmasq.ts';
 import { chainName } from '../src/cni/plugins/netfilter-names.ts';
 import { containerLines, dnatChainName, portmapOwners, sharedLines } from '../src/cni/plugins/portmap/rules.ts';

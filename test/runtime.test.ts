@@ -9,6 +9,7 @@ import { CniRuntime, pluginConfig } from '../src/cni/runtime/runtime.ts';
 import { CniError } from '../src/cni/spec/errors.ts';
 import { withLab } from '../src/lab/lab.ts';
 import { NOT_ROOT, pluginDir, sh } from './helpers.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
 
 test('version negotiation picks the highest supported of cniVersion and cniVersions', () => {
   const list = parseConfList(Buffer.from(JSON.stringify({ cniVersion: '0.4.0', cniVersions: ['1.0.0', '1.1.0', '9.0.0'], name: 'n', plugins: [{ type: 'bridge' }] })), 'x');
@@ -48,7 +49,7 @@ describe('runtime with bridge + portmap on the real kernel', { skip: NOT_ROOT },
       const list = loadDefaultConfList(confDir);
       assert.equal(list.name, 'kwnet', 'the lexicographically first file is the network');
       const cacheDir = lab.dir('cache');
-      const rt = new CniRuntime({ path: [pluginDir()], cacheDir, hostNetns: node, inProcess });
+      const rt = new CniRuntime({ dataplane: linux, path: [pluginDir()], cacheDir, hostNetns: node, inProcess });
 
       const pods: Record<string, string> = {};
       for (const name of ['web', 'client']) pods[name] = await lab.netns(name);

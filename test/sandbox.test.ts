@@ -10,10 +10,11 @@ import { down, up } from '../src/lifecycle/cluster.ts';
 import type { ClusterPlan } from '../src/cluster/plan.ts';
 import { nodeFiles } from '../src/cluster/topology.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
-import { netnsPath } from '../src/dataplane/linux/netns.ts';
+import { netnsPath } from '../src/dataplane/port.ts';
 import { Lab } from '../src/lab/lab.ts';
 import { SandboxManager, type PodRef } from '../src/node/sandbox.ts';
 import { NOT_ROOT, sh } from './helpers.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
 
 describe('pod sandboxes', { skip: NOT_ROOT }, () => {
   const name = `kwt${process.pid % 100000}s`;
@@ -26,7 +27,7 @@ describe('pod sandboxes', { skip: NOT_ROOT }, () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-state-'));
     process.env.KUBEWIRE_STATE_DIR = stateDir;
     ({ plan } = await up({ name, nodes: 2, mode: 'routed', podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' }, () => {}, { daemon: false }));
-    managers = plan.nodes.map((n) => new SandboxManager(name, n, nodeFiles(clusterDir(name), n)));
+    managers = plan.nodes.map((n) => new SandboxManager(name, n, nodeFiles(clusterDir(name), n), linux));
   });
   after(async () => {
     await lab.cleanup();
@@ -63,7 +64,7 @@ describe('pod sandboxes', { skip: NOT_ROOT }, () => {
     // A crash between creating c's namespace and wiring it: a namespace with nothing in it.
     await run(['ip', 'netns', 'add', managers[0]!.netnsName(c!)]);
     // A new manager, as after a restart of the node agent; only `a` is still wanted.
-    const restarted = new SandboxManager(name, plan.nodes[0]!, nodeFiles(clusterDir(name), plan.nodes[0]!));
+    const restarted = new SandboxManager(name, plan.nodes[0]!, nodeFiles(clusterDir(name), plan.nodes[0]!), linux);
     const removed = await restarted.gc([a!]);
     assert.deepEqual(removed.sort(), [managers[0]!.netnsName(b!), managers[0]!.netnsName(c!)].sort());
     assert.deepEqual(await restarted.namespaces(), [managers[0]!.netnsName(a!)]);

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runPlugin, type PluginFuncs } from '../src/cni/skel/skel.ts';
+import { FakeDataplane } from '../src/dataplane/fake/host.ts';
 
 const calls: string[] = [];
 const funcs: PluginFuncs = {
@@ -12,7 +13,7 @@ const funcs: PluginFuncs = {
 async function invoke(env: Record<string, string>, stdin: string): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await runPlugin('test', funcs, { env, stdin: Buffer.from(stdin), stdout: (t) => (out += t), stderr: (t) => (err += t) });
+  const code = await runPlugin('test', funcs, { env, stdin: Buffer.from(stdin), stdout: (t) => (out += t), stderr: (t) => (err += t) }, new FakeDataplane());
   return { code, out, err };
 }
 

@@ -8,6 +8,7 @@ import { down, up } from '../lifecycle/cluster.ts';
 import { DEFAULT_SPEC, type ProxyMode, type RoutingMode } from '../cluster/plan.ts';
 import { defaultCluster } from './kubectl.ts';
 import { table } from './print.ts';
+import { linux } from '../dataplane/linux/host.ts';
 
 function integer(flag: string) {
   return (v: string): number => {
@@ -81,7 +82,7 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption('--pid-file <path>', 'pid file')
     .action(async (o: { socket: string; pidFile: string }) => {
       const { runWorkloadHost } = await import('../workloads/host.ts');
-      await runWorkloadHost(o.socket);
+      await runWorkloadHost(linux, o.socket);
       writeFileSync(o.pidFile, `${process.pid}\n`, { mode: 0o600 });
     });
 }

@@ -7,6 +7,7 @@ import { loadDefaultConfList } from '../cni/runtime/conflist.ts';
 import { CniRuntime, type RuntimeConf } from '../cni/runtime/runtime.ts';
 import { convertResult, type Attachment } from '../cni/spec/types.ts';
 import { validateContainerID } from '../cni/spec/names.ts';
+import { linux } from '../dataplane/linux/host.ts';
 
 interface RuntimeFlags {
   confDir: string;
@@ -32,7 +33,7 @@ function withRuntimeFlags(cmd: Command): Command {
 }
 
 function runtimeOf(flags: RuntimeFlags): CniRuntime {
-  return new CniRuntime({ path: flags.binDir.split(':').filter(Boolean), cacheDir: flags.cacheDir, hostNetns: flags.hostNetns });
+  return new CniRuntime({ dataplane: linux, path: flags.binDir.split(':').filter(Boolean), cacheDir: flags.cacheDir, hostNetns: flags.hostNetns });
 }
 
 function runtimeConf(netns: string, flags: RuntimeFlags): RuntimeConf {

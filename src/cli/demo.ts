@@ -8,8 +8,8 @@ import { installPlugins } from '../cni/install.ts';
 import { loadDefaultConfList } from '../cni/runtime/conflist.ts';
 import { CniRuntime } from '../cni/runtime/runtime.ts';
 import { Lab } from '../lab/lab.ts';
-import { run } from '../dataplane/linux/exec.ts';
 import { demoCluster } from './demo-cluster.ts';
+import { linux } from '../dataplane/linux/host.ts';
 
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
 const step = (s: string): void => say(`\n\x1b[1m==> ${s}\x1b[0m`);
@@ -49,7 +49,7 @@ async function demoCni(): Promise<void> {
     };
     writeFileSync(join(confDir, '10-kubewire.conflist'), JSON.stringify(conflist, null, 2));
     const list = loadDefaultConfList(confDir);
-    const rt = new CniRuntime({ path: [bin], cacheDir: lab.dir('cache'), hostNetns: node });
+    const rt = new CniRuntime({ dataplane: linux, path: [bin], cacheDir: lab.dir('cache'), hostNetns: node });
     const loList = { ...list, name: 'cni-loopback', plugins: [{ type: 'loopback' }] };
 
     step('Pod start: the runtime calls CNI twice per pod, for lo and for eth0');
@@ -73,16 +73,14 @@ async function demoCni(): Promise<void> {
     say(`(pod-a's own IP is ${ips['pod-a']}: the server saw the pod's real address)`);
 
     step('What the bridge learnt: its forwarding database (FDB) and the pods\' neighbour (ARP) tables');
-    const learnt = (await run(['bridge', 'fdb', 'show', 'br', 'cni0'], { netns: node })).split('\n').filter((l) => l && !l.includes('permanent'));
-    for (const line of learnt) {
-      const [mac = '', , port = ''] = line.split(' ');
-      say(`${line.trim()}   <- ${owners.get(mac) ?? 'unknown'} learnt on ${owners.get(port) ?? port}`);
-    }
-    say(`pod-a neighbours:\n${(await run(['ip', 'neigh', 'show', 'dev', 'eth0'], { netns: podA })).trim()}`);
+    const learnt = (await linux.at(node).fdb('cni0')).filter((e) => e.state !== 'permanent');
+    for (const e of learnt) say(`${e.mac} dev ${e.ifname} master cni0   <- ${owners.get(e.mac) ?? 'unknown'} learnt on ${owners.get(e.ifname) ?? e.ifname}`);
+    const neighbours = await linux.at(podA).neighbours('eth0');
+    say(`pod-a neighbours:\n${neighbours.map((n) => `${n.dst} dev ${n.dev} lladdr ${n.lladdr ?? '-'} ${(n.state ?? []).join(',')}`).join('\n')}`);
 
     step('portmap: hostPort 8080 on the node reaches pod-b:80, from outside the node');
     say(`external -> http://192.168.100.10:8080/ : ${(await fetchFrom(external, 'http://192.168.100.10:8080/')).trim()}`);
-    say((await run(['iptables', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT'], { netns: node })).trim());
+    say((await linux.at(node).iptablesSave('nat')).split('\n').filter((l) => l.startsWith('-A CNI-HOSTPORT-DNAT ')).join('\n'));
 
     step('Pod stop: DEL in reverse order; nothing is left');
     server.kill();
@@ -90,9 +88,9 @@ async function demoCni(): Promise<void> {
       await rt.delNetworkList(list, { containerID: name, netns, ifName: 'eth0' });
       await rt.delNetworkList(loList, { containerID: name, netns, ifName: 'lo' });
     }
-    const ports = (await run(['ip', '-o', 'link', 'show', 'master', 'cni0'], { netns: node })).trim();
-    say(`ports left on cni0: ${ports ? ports : 'none'}`);
-    say(`masquerade/portmap chains left: ${(await run(['iptables-save', '-t', 'nat'], { netns: node })).split('\n').filter((l) => /^:CNI-(DN-)?[0-9a-f]/.test(l)).length}`);
+    const ports = await linux.at(node).links('cni0');
+    say(`ports left on cni0: ${ports.length ? ports.map((l) => l.ifname).join(', ') : 'none'}`);
+    say(`masquerade/portmap chains left: ${(await linux.at(node).iptablesSave('nat')).split('\n').filter((l) => /^:CNI-(DN-)?[0-9a-f]/.test(l)).length}`);
   } finally {
     await lab.cleanup();
     say('\nlab namespaces removed');

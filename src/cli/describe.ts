@@ -2,16 +2,13 @@
 // seed made visible from the kernel itself: the node's podCIDR and cni0, each veth pair
 // with both ends (ifindex, MAC), the bridge FDB, the neighbour (ARP) table and the routes.
 
-import { existsSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { formatSelector } from '../api/labels.ts';
 import type { Deployment, EndpointSlice, Event, Ingress, IngressBackend, Node, Pod, Service } from '../api/types.ts';
 import { upstreamOf } from '../ingress/routes.ts';
-import { run } from '../dataplane/linux/exec.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
 import { UNDERLAY, type ClusterPlan } from '../cluster/plan.ts';
-import { bridgeFdb, formatRoute, ipv4Of, snapshot, type LinkInfo } from '../dataplane/linux/inspect.ts';
-import { netnsPath } from '../dataplane/linux/netns.ts';
+import { netnsPath, type Dataplane, type LinkInfo, type Netns, type RouteInfo } from '../dataplane/port.ts';
 import { age, podStatus, table } from './print.ts';
 
 const indent = (text: string, n = 2) => text.split('\n').map((l) => (l ? ' '.repeat(n) + l : l)).join('\n');
@@ -24,6 +21,21 @@ function fields(rows: Array<[string, string | undefined]>): string {
 function labels(l: Record<string, string> | undefined): string {
   const entries = Object.entries(l ?? {});
   return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join('\n') : '<none>';
+}
+
+/** A namespace's links, IPv4 routes and neighbours, as the kernel holds them. */
+async function snapshot(ns: Netns) {
+  const [links, routes, neighbours] = await Promise.all([ns.links(), ns.routes(), ns.neighbours()]);
+  return { links, routes: routes.filter((r) => !r.dst.includes(':')), neighbours };
+}
+
+function ipv4Of(link: LinkInfo | undefined): string | undefined {
+  const a = link?.addr_info?.find((x) => x.family === 'inet');
+  return a && `${a.local}/${a.prefixlen}`;
+}
+
+function formatRoute(r: RouteInfo): string {
+  return [r.dst, r.gateway && `via ${r.gateway}`, r.dev && `dev ${r.dev}`, r.protocol && `proto ${r.protocol}`, r.scope && r.scope !== 'global' ? `scope ${r.scope}` : '', r.prefsrc && `src ${r.prefsrc}`].filter(Boolean).join(' ');
 }
 
 function linkLine(l: LinkInfo): string {
@@ -39,7 +51,7 @@ export interface PodAttachment {
   hostVeth?: string;
 }
 
-export async function describeNode(node: Node, pods: Pod[], plan: ClusterPlan, attachments: PodAttachment[] = []): Promise<string> {
+export async function describeNode(dp: Dataplane, node: Node, pods: Pod[], plan: ClusterPlan, attachments: PodAttachment[] = []): Promise<string> {
   const np = plan.nodes.find((n) => n.name === node.metadata.name);
   const out: string[] = [];
   out.push(fields([
@@ -56,9 +68,9 @@ export async function describeNode(node: Node, pods: Pod[], plan: ClusterPlan, a
   if (!np) return out.join('\n');
 
   const ns = netnsPath(np.netns);
-  if (!existsSync(ns)) return [...out, `Network (from the kernel):\n  the node's namespace ${np.netns} is gone`].join('\n');
-  const snap = await snapshot(ns);
-  const fdb = await bridgeFdb(ns, 'cni0').catch(() => []);
+  if (dp.netnsState(ns) === 'missing') return [...out, `Network (from the kernel):\n  the node's namespace ${np.netns} is gone`].join('\n');
+  const snap = await snapshot(dp.at(ns));
+  const fdb = await dp.at(ns).fdb('cni0').catch(() => []);
   const cni0 = snap.links.find((l) => l.ifname === 'cni0');
   const eth0 = snap.links.find((l) => l.ifname === 'eth0');
   const ports = snap.links.filter((l) => l.master === 'cni0');
@@ -92,7 +104,7 @@ export async function describeNode(node: Node, pods: Pod[], plan: ClusterPlan, a
   return out.join('\n');
 }
 
-export async function describePod(pod: Pod, plan: ClusterPlan | undefined, netnsOfPod: string | undefined): Promise<string> {
+export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | undefined, netnsOfPod: string | undefined): Promise<string> {
   const out: string[] = [];
   const owner = (pod.metadata.ownerReferences as Array<{ kind: string; name: string }> | undefined)?.[0];
   const st = pod.status ?? {};
@@ -134,10 +146,10 @@ export async function describePod(pod: Pod, plan: ClusterPlan | undefined, netns
   if (!np || !netnsOfPod) return out.join('\n');
 
   // Both ends of the pod's veth pair: eth0 inside, its peer on cni0 in the node.
-  const [inside, node] = await Promise.all([snapshot(netnsOfPod), snapshot(netnsPath(np.netns))]);
+  const [inside, node] = await Promise.all([snapshot(dp.at(netnsOfPod)), snapshot(dp.at(netnsPath(np.netns)))]);
   const eth0 = inside.links.find((l) => l.ifname === 'eth0');
   const hostEnd = node.links.find((l) => l.ifindex === eth0?.link_index && l.master === 'cni0');
-  const fdb = await bridgeFdb(netnsPath(np.netns), 'cni0').catch(() => []);
+  const fdb = await dp.at(netnsPath(np.netns)).fdb('cni0').catch(() => []);
   const learned = fdb.find((e) => e.mac === eth0?.address && !e.flags?.includes('self'));
   const nodeNeigh = node.neighbours.find((n) => n.dst === st.podIP);
   const net: string[] = [];
@@ -174,7 +186,7 @@ export function describeDeployment(d: Deployment, pods: Pod[]): string {
 }
 
 /** `describe service`: kubectl's view, then where each endpoint runs and the chains that carry the Service on a node. */
-export async function describeService(svc: Service, slices: EndpointSlice[], plan: ClusterPlan | undefined): Promise<string> {
+export async function describeService(dp: Dataplane, svc: Service, slices: EndpointSlice[], plan: ClusterPlan | undefined): Promise<string> {
   const s = svc.spec;
   const endpoints = slices.flatMap((sl) => sl.endpoints.map((e) => ({ e, ports: sl.ports ?? [] })));
   const out: string[] = [];
@@ -207,9 +219,10 @@ export async function describeService(svc: Service, slices: EndpointSlice[], pla
   }
   out.push('Endpoints by node:\n' + indent(byNode.size ? [...byNode].map(([n, eps]) => `${n}: ${eps.join(', ')}`).join('\n') : '<none>'));
   const node = plan?.nodes[0];
-  if (node && existsSync(netnsPath(node.netns)) && s.clusterIP && s.clusterIP !== 'None') {
+  const nodeNs = node && dp.at(netnsPath(node.netns));
+  if (node && nodeNs && dp.netnsState(nodeNs.path!) === 'ok' && s.clusterIP && s.clusterIP !== 'None') {
     if (plan?.spec.proxyMode === 'nftables') {
-      const table = await run(['nft', 'list', 'table', 'ip', 'kubewire'], { netns: netnsPath(node.netns) }).catch(() => '');
+      const table = (await nodeNs.nftTable('kubewire').catch(() => undefined)) ?? '';
       const id = `-${svc.metadata.namespace}/${svc.metadata.name}/`;
       const addrs = [s.clusterIP, ...(s.externalIPs ?? [])].map((ip) => `${ip} . `);
       const nodePorts = (s.ports ?? []).filter((p) => p.nodePort).map((p) => ` . ${p.nodePort} : `);
@@ -224,7 +237,8 @@ export async function describeService(svc: Service, slices: EndpointSlice[], pla
       }
       out.push(`nftables on ${node.name} (table ip kubewire; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
     } else {
-      const save = await run([plan.spec.iptablesBackend ? `iptables-${plan.spec.iptablesBackend}-save` : 'iptables-save'], { netns: netnsPath(node.netns) }).catch(() => '');
+      const tables = await Promise.all((['filter', 'nat'] as const).map((t) => nodeNs.iptablesSave(t, 4, plan.spec.iptablesBackend).catch(() => '')));
+      const save = tables.join('\n');
       const lines = serviceRules(save.split('\n').filter((l) => l.startsWith('-A ')), svc);
       out.push(`Rules on ${node.name} (iptables; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
     }

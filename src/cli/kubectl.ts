@@ -11,7 +11,8 @@ import { ApiClient, ApiError } from '../apiserver/client.ts';
 import { ClusterError, loadCluster } from '../cluster/cluster.ts';
 import { podNetnsName, type ClusterPlan } from '../cluster/plan.ts';
 import { daemonPid } from '../daemon/process.ts';
-import { netnsPath } from '../dataplane/linux/netns.ts';
+import { linux } from '../dataplane/linux/host.ts';
+import { netnsPath } from '../dataplane/port.ts';
 import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
 import { runAttached } from '../supervisor/supervisor.ts';
@@ -324,9 +325,9 @@ export function registerKubectlCommands(program: Command): void {
         eventsSection(t.rt.namespaced ? (await client.list<Event>(resource('events'), ns, { fieldSelector: `involvedObject.uid=${obj.metadata.uid}` })).items : []);
       if (t.rt.kind === 'Node') {
         const pods = (await client.list<Pod>(resource('pods'), undefined, { fieldSelector: `spec.nodeName=${t.name}` })).items.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
-        return out(await describeNode(obj as Node, pods, plan, attachmentsOf(o.cluster, t.name)));
+        return out(await describeNode(linux, obj as Node, pods, plan, attachmentsOf(o.cluster, t.name)));
       }
-      if (t.rt.kind === 'Pod') return out(`${await describePod(obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod))}\n${await events()}`);
+      if (t.rt.kind === 'Pod') return out(`${await describePod(linux, obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod))}\n${await events()}`);
       if (t.rt.kind === 'Deployment') {
         const d = obj as Deployment;
         const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter((p) => (p.metadata.ownerReferences as Array<{ uid: string }> | undefined)?.some((r) => r.uid === d.metadata.uid));
@@ -334,7 +335,7 @@ export function registerKubectlCommands(program: Command): void {
       }
       if (t.rt.kind === 'Service') {
         const slices = (await client.list<EndpointSlice>(resource('endpointslices'), ns, { labelSelector: `kubernetes.io/service-name=${t.name}` })).items;
-        return out(`${await describeService(obj as Service, slices, plan)}\n${await events()}`);
+        return out(`${await describeService(linux, obj as Service, slices, plan)}\n${await events()}`);
       }
       if (t.rt.kind === 'Ingress') {
         const [services, slices] = await Promise.all([client.list<Service>(resource('services'), ns), client.list<EndpointSlice>(resource('endpointslices'), ns)]);

@@ -8,10 +8,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { installPlugins } from '../cni/install.ts';
 import { writeConfListAtomically } from '../cni/runtime/conflist.ts';
-import { run } from '../dataplane/linux/exec.ts';
-import { ipBatch, ipBatchWithSysctls } from '../dataplane/linux/ip.ts';
-import { iptablesRestore, transaction, type IptablesBackend } from '../dataplane/linux/iptables.ts';
-import { netnsPath } from '../dataplane/linux/netns.ts';
+import { transaction } from '../dataplane/iptables-text.ts';
+import type { Dataplane, IptablesBackend, Netns, NetOp } from '../dataplane/port.ts';
 import { netnsPrefix, nodeRoutes, routerRoutes, UNDERLAY, type ClusterPlan, type NodePlan } from './plan.ts';
 
 const UNDERLAY_BITS = UNDERLAY.subnet.split('/')[1];
@@ -34,8 +32,8 @@ export function nodeFiles(stateDir: string, node: NodePlan): NodeFiles {
  * because kube-proxy's rules at scale load an order of magnitude faster through it
  * (2,000 Services x 10 endpoints: 1.3 s against 31 s through nft); nft otherwise.
  */
-export async function chooseIptablesBackend(nodeNetns: string): Promise<IptablesBackend> {
-  return (await run(['iptables-legacy', '-t', 'nat', '-S'], { netns: nodeNetns }).then(() => true, () => false)) ? 'legacy' : 'nft';
+export async function chooseIptablesBackend(node: Netns): Promise<IptablesBackend> {
+  return (await node.iptablesUsable('legacy')) ? 'legacy' : 'nft';
 }
 
 /** The node's CNI network: bridge cni0 as the pods' gateway, host-local on the node's podCIDR, portmap. */
@@ -89,49 +87,51 @@ export function nodeMasqueradeLines(podCIDR: string): string[] {
   ];
 }
 
-async function addNetns(name: string): Promise<void> {
-  await run(['ip', 'netns', 'add', name]);
+/** A namespace's usual start: lo up, eth0 on the underlay with its address, the default route via the router. */
+function onUnderlay(ip: string, extraRoutes: Array<{ dst: string; via: string }> = []): NetOp[] {
+  return [
+    { op: 'link-set', name: 'lo', up: true },
+    { op: 'addr-add', dev: 'eth0', address: `${ip}/${UNDERLAY_BITS}` },
+    { op: 'link-set', name: 'eth0', up: true },
+    { op: 'route-add', dst: 'default', via: UNDERLAY.router },
+    ...extraRoutes.map((r): NetOp => ({ op: 'route-add', dst: r.dst, via: r.via })),
+  ];
 }
 
 /** Creates everything; on failure removes what it made and rethrows. `progress` narrates. */
-export async function buildCluster(plan: ClusterPlan, stateDir: string, progress: (line: string) => void = () => {}): Promise<void> {
+export async function buildCluster(dp: Dataplane, plan: ClusterPlan, stateDir: string, progress: (line: string) => void = () => {}): Promise<void> {
   try {
     progress(`creating namespaces: network, ${plan.nodes.map((n) => n.name).join(', ')}, external`);
-    for (const ns of [plan.networkNetns, ...plan.nodes.map((n) => n.netns), plan.externalNetns]) await addNetns(ns);
-    const network = netnsPath(plan.networkNetns);
+    for (const ns of [plan.networkNetns, ...plan.nodes.map((n) => n.netns), plan.externalNetns]) await dp.createNetns(ns);
+    const network = dp.at(dp.netnsPath(plan.networkNetns));
+    const node = (n: { netns: string }) => dp.at(dp.netnsPath(n.netns));
 
     progress(`underlay ${UNDERLAY.subnet}: bridge and router ${UNDERLAY.router} (mode ${plan.spec.mode})`);
-    const underlayLines = [
-      'link set dev lo up',
-      `link add name ${UNDERLAY.bridge} type bridge`,
-      `addr add ${UNDERLAY.router}/${UNDERLAY_BITS} dev ${UNDERLAY.bridge}`,
-      `link set dev ${UNDERLAY.bridge} up`,
-      ...plan.nodes.flatMap((n) => [
-        `link add name ${n.underlayPort} type veth peer name eth0 netns ${netnsPath(n.netns)}`,
-        `link set dev ${n.underlayPort} master ${UNDERLAY.bridge} up`,
-      ]),
-      `link add name external type veth peer name eth0 netns ${netnsPath(plan.externalNetns)}`,
-      `link set dev external master ${UNDERLAY.bridge} up`,
-      ...routerRoutes(plan).map((r) => `route add ${r.dst} via ${r.via}`),
-    ];
-    await ipBatchWithSysctls(network, ROUTER_SYSCTLS, underlayLines);
+    await network.apply(
+      [
+        { op: 'link-set', name: 'lo', up: true },
+        { op: 'link-add', name: UNDERLAY.bridge, kind: 'bridge' },
+        { op: 'addr-add', dev: UNDERLAY.bridge, address: `${UNDERLAY.router}/${UNDERLAY_BITS}` },
+        { op: 'link-set', name: UNDERLAY.bridge, up: true },
+        ...plan.nodes.flatMap((n): NetOp[] => [
+          { op: 'veth-add', name: n.underlayPort, peer: 'eth0', peerNetns: dp.netnsPath(n.netns) },
+          { op: 'link-set', name: n.underlayPort, master: UNDERLAY.bridge, up: true },
+        ]),
+        { op: 'veth-add', name: 'external', peer: 'eth0', peerNetns: dp.netnsPath(plan.externalNetns) },
+        { op: 'link-set', name: 'external', master: UNDERLAY.bridge, up: true },
+        ...routerRoutes(plan).map((r): NetOp => ({ op: 'route-add', dst: r.dst, via: r.via })),
+      ],
+      { sysctls: ROUTER_SYSCTLS },
+    );
 
     progress('nodes: eth0 on the underlay, default route to the router, forwarding, masquerade out of the cluster, CNI config and plugins');
     await Promise.all([
-      ...plan.nodes.map((n) =>
-        ipBatchWithSysctls(netnsPath(n.netns), NODE_SYSCTLS, [
-          'link set dev lo up',
-          `addr add ${n.ip}/${UNDERLAY_BITS} dev eth0`,
-          'link set dev eth0 up',
-          `route add default via ${UNDERLAY.router}`,
-          ...nodeRoutes(plan, n).map((r) => `route add ${r.dst} via ${r.via}`),
-        ]),
-      ),
-      ipBatch(['link set dev lo up', `addr add ${UNDERLAY.external}/${UNDERLAY_BITS} dev eth0`, 'link set dev eth0 up', `route add default via ${UNDERLAY.router}`], netnsPath(plan.externalNetns)),
+      ...plan.nodes.map((n) => node(n).apply(onUnderlay(n.ip, nodeRoutes(plan, n)), { sysctls: NODE_SYSCTLS })),
+      dp.at(dp.netnsPath(plan.externalNetns)).apply(onUnderlay(UNDERLAY.external)),
     ]);
-    plan.spec.iptablesBackend ??= await chooseIptablesBackend(netnsPath(plan.nodes[0]!.netns));
+    plan.spec.iptablesBackend ??= await chooseIptablesBackend(node(plan.nodes[0]!));
     progress(`iptables: ${plan.spec.iptablesBackend}`);
-    await Promise.all(plan.nodes.map((n) => iptablesRestore(transaction('nat', nodeMasqueradeLines(plan.spec.podCIDR)), netnsPath(n.netns), 4, plan.spec.iptablesBackend)));
+    await Promise.all(plan.nodes.map((n) => node(n).iptablesRestore(transaction('nat', nodeMasqueradeLines(plan.spec.podCIDR)), 4, plan.spec.iptablesBackend)));
     for (const n of plan.nodes) {
       const files = nodeFiles(stateDir, n);
       for (const dir of Object.values(files)) mkdirSync(dir, { recursive: true });
@@ -141,34 +141,23 @@ export async function buildCluster(plan: ClusterPlan, stateDir: string, progress
   } catch (e) {
     // The build's own error is the one to report; a namespace that would not go is found
     // by the next `up` ("already exists") and removed by `down`.
-    await removeClusterNetwork(plan.spec.name).catch(() => undefined);
+    await removeClusterNetwork(dp, plan.spec.name).catch(() => undefined);
     rmSync(join(stateDir, 'nodes'), { recursive: true, force: true });
     throw e;
   }
 }
 
 /** The namespaces of a cluster, found by name (so that even a half-built cluster is found). */
-export async function clusterNamespaces(cluster: string): Promise<string[]> {
-  const out = await run(['ip', 'netns', 'list']);
-  return out.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(netnsPrefix(cluster)));
+export function clusterNamespaces(dp: Dataplane, cluster: string): Promise<string[]> {
+  return dp.listNetns(netnsPrefix(cluster));
 }
 
 /** Deletes every namespace of the cluster (links inside go with them); tries all, then reports failures. */
-export async function removeClusterNetwork(cluster: string): Promise<string[]> {
-  const namespaces = await clusterNamespaces(cluster);
+export async function removeClusterNetwork(dp: Dataplane, cluster: string): Promise<string[]> {
+  const namespaces = await clusterNamespaces(dp, cluster);
   const failures: string[] = [];
-  for (const ns of namespaces) {
-    // Processes left inside would keep the namespace alive: end them first.
-    const pids = (await run(['ip', 'netns', 'pids', ns]).catch(() => '')).split('\n').filter(Boolean);
-    for (const pid of pids) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    await run(['ip', 'netns', 'del', ns]).catch((e: Error) => failures.push(e.message));
-  }
+  // Processes left inside would keep a namespace alive: deleteNetns ends them first.
+  for (const ns of namespaces) await dp.deleteNetns(ns).catch((e: Error) => failures.push(e.message));
   if (failures.length) throw new Error(`could not remove ${failures.length} namespace(s) of cluster ${cluster}: ${failures.join('; ')}`);
   return namespaces;
 }

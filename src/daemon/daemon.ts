@@ -13,7 +13,7 @@ import type { ClusterPlan } from '../cluster/plan.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
 import { nodeFiles } from '../cluster/topology.ts';
 import { ControllerManager } from '../controllers/manager.ts';
-import { netnsPath } from '../dataplane/linux/netns.ts';
+import { linux } from '../dataplane/linux/host.ts';
 import { NodeAgent } from '../node/agent.ts';
 import { DEFAULT_CLASS_ANNOTATION } from '../apiserver/admission.ts';
 import { CONTROLLER_NAME, DEFAULT_CLASS } from '../ingress/classes.ts';
@@ -52,8 +52,8 @@ export class Daemon {
     this.controllers = new ControllerManager(this.api, { clusterCIDR: plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });
     for (const node of plan.nodes) {
       const files = nodeFiles(paths.dir, node);
-      this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, log }));
-      const netns = netnsPath(node.netns);
+      this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, dataplane: linux, log }));
+      const netns = linux.at(linux.netnsPath(node.netns));
       const cfg = { clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR };
       const mode = plan.spec.proxyMode ?? 'iptables';
       const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip] }) : new IptablesBackend(netns, cfg, plan.spec.iptablesBackend);

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterPlan, NodePlan } from '../cluster/plan.ts';
-import { netnsPath } from '../dataplane/linux/netns.ts';
+import { netnsPath } from '../dataplane/port.ts';
 import { cliEnv, cliPath, clusterDir } from '../state/paths.ts';
 import { livePid } from '../state/pidfile.ts';
 import { runQuietSync, startDetached } from '../supervisor/supervisor.ts';

@@ -5,9 +5,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, type RunOptions } from '../dataplane/linux/exec.ts';
-import { ipBatch } from '../dataplane/linux/ip.ts';
-import { netnsPath } from '../dataplane/linux/netns.ts';
+import { linux } from '../dataplane/linux/host.ts';
+import type { NetOp } from '../dataplane/port.ts';
 import { startChild, type ChildProcess } from '../supervisor/supervisor.ts';
 
 // A tiny HTTP server that answers with its name and the client's address as it sees it
@@ -51,17 +50,18 @@ export class Lab {
   async netns(name: string): Promise<string> {
     const full = `${this.prefix}-${name}`;
     if (!NAME.test(full)) throw new Error(`namespace name ${JSON.stringify(full)} is not valid`);
-    await run(['ip', 'netns', 'add', full]);
+    const ns = await linux.createNetns(full);
     this.namespaces.push(full);
-    await ipBatch(['link set dev lo up'], netnsPath(full));
-    return netnsPath(full);
+    await ns.apply([{ op: 'link-set', name: 'lo', up: true }]);
+    return ns.path!;
   }
 
   /** A veth pair between two lab namespaces (given by path), with addresses in CIDR notation. */
   async link(a: { netns: string; ifName: string; address?: string }, b: { netns: string; ifName: string; address?: string }): Promise<void> {
     // Created inside namespace a, the peer goes straight into b: the root namespace never holds either end.
-    await ipBatch([`link add name ${a.ifName} type veth peer name ${b.ifName} netns ${b.netns}`, `link set dev ${a.ifName} up`, ...(a.address ? [`addr add ${a.address} dev ${a.ifName}`] : [])], a.netns);
-    await ipBatch([`link set dev ${b.ifName} up`, ...(b.address ? [`addr add ${b.address} dev ${b.ifName}`] : [])], b.netns);
+    const side = (x: typeof a): NetOp[] => [{ op: 'link-set', name: x.ifName, up: true }, ...(x.address ? [{ op: 'addr-add', dev: x.ifName, address: x.address } as const] : [])];
+    await linux.at(a.netns).apply([{ op: 'veth-add', name: a.ifName, peer: b.ifName, peerNetns: b.netns }, ...side(a)]);
+    await linux.at(b.netns).apply(side(b));
   }
 
   dir(name: string): string {
@@ -83,18 +83,18 @@ export class Lab {
 
   /** An HTTP GET from inside `netns` (3 s timeout); resolves with the body. */
   httpGet(netns: string, url: string): Promise<string> {
-    return run([process.execPath, '-e', HTTP_GET, url], { netns });
+    return linux.at(netns).exec([process.execPath, '-e', HTTP_GET, url]);
   }
 
-  exec(netns: string, argv: string[], opts: Omit<RunOptions, 'netns'> = {}): Promise<string> {
-    return run(argv, { ...opts, netns });
+  exec(netns: string, argv: string[], opts: { input?: string } = {}): Promise<string> {
+    return linux.at(netns).exec(argv, opts.input);
   }
 
   async cleanup(): Promise<void> {
     this.stopListening();
     for (const p of this.processes.splice(0)) p.kill('SIGKILL');
     for (const ns of this.namespaces.splice(0).reverse()) {
-      await run(['ip', 'netns', 'del', ns]).catch(() => undefined);
+      await linux.deleteNetns(ns).catch(() => undefined);
     }
     for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ClusterError, ipvsAvailable, loadCluster } from '../cluster/cluster.ts';
 import { planCluster, type ClusterPlan, type ClusterSpec } from '../cluster/plan.ts';
 import { buildCluster, clusterNamespaces, removeClusterNetwork } from '../cluster/topology.ts';
+import { linux } from '../dataplane/linux/host.ts';
 import { daemonPid, startDaemon, stopClusterDaemons, stopClusterProcesses } from '../daemon/process.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { clusterDir } from '../state/paths.ts';
@@ -50,12 +51,12 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
   if (plan.spec.proxyMode === 'ipvs' && !ipvsAvailable()) {
     throw new ClusterError('--proxy-mode ipvs needs the kernel\'s IPVS (the ip_vs module), and this kernel has none (no /proc/net/ip_vs, no ip_vs module to load): use --proxy-mode iptables');
   }
-  if ((await clusterNamespaces(spec.name)).length) {
+  if ((await clusterNamespaces(linux, spec.name)).length) {
     throw new ClusterError(`namespaces of a cluster ${JSON.stringify(spec.name)} exist but its record does not (kubewire down --cluster ${spec.name} removes them)`);
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   try {
-    await buildCluster(plan, dir, progress);
+    await buildCluster(linux, plan, dir, progress);
     writeJsonAtomically(join(dir, 'cluster.json'), plan, 0o600);
     if (opts.daemon !== false) {
       progress('starting the control plane and the node agents');
@@ -63,7 +64,7 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
     }
   } catch (e) {
     await stopClusterProcesses(spec.name).catch(() => undefined);
-    await removeClusterNetwork(spec.name).catch(() => undefined);
+    await removeClusterNetwork(linux, spec.name).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
@@ -74,7 +75,7 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
 export async function down(name: string): Promise<string[]> {
   const dir = clusterDir(name);
   await stopClusterProcesses(name);
-  const namespaces = await removeClusterNetwork(name);
+  const namespaces = await removeClusterNetwork(linux, name);
   if (!namespaces.length && !existsSync(dir)) throw new ClusterError(`cluster ${JSON.stringify(name)} does not exist`);
   rmSync(dir, { recursive: true, force: true });
   return namespaces;

@@ -6,7 +6,7 @@
 // goes. Its record of each pod (<node>/pods/<ns>_<name>_<uid>/pod.json) and the kernel
 // are what a restarted agent adopts or cleans up.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_MAX_PODS, type ContainerState, type ContainerStatus, type Node, type Pod, type PodPhase, type PodStatus } from '../api/types.ts';
@@ -16,8 +16,7 @@ import { EventRecorder } from '../apiserver/events.ts';
 import type { ClusterPlan, NodePlan } from '../cluster/plan.ts';
 import type { NodeFiles } from '../cluster/topology.ts';
 import { nameKey, splitKey, WorkQueue } from '../apiserver/workqueue.ts';
-import { netnsPids } from '../dataplane/linux/netns.ts';
-import { netnsPath } from '../dataplane/linux/netns.ts';
+import type { Dataplane } from '../dataplane/port.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { workloadFor, type WorkloadSpec } from '../workloads/builtin.ts';
 import type { WorkloadHostClient } from '../workloads/client.ts';
@@ -65,6 +64,8 @@ export interface AgentOptions {
   files: NodeFiles;
   stateDir: string; // the node's directory
   host: WorkloadHostClient;
+  /** How the node's pods reach the kernel (namespaces, CNI). */
+  dataplane: Dataplane;
   log: (line: string) => void;
   concurrency?: number;
 }
@@ -82,7 +83,7 @@ export class NodeAgent {
   private stopped = false;
 
   constructor(private readonly o: AgentOptions) {
-    this.sandboxes = new SandboxManager(o.plan.spec.name, o.node, o.files);
+    this.sandboxes = new SandboxManager(o.plan.spec.name, o.node, o.files, o.dataplane);
     this.podsDir = join(o.stateDir, 'pods');
     this.events = new EventRecorder(o.api, 'kubelet', o.node.name);
     this.queue = new WorkQueue((key) => this.sync(key), { concurrency: o.concurrency ?? 8, onError: (key, e) => o.log(`${o.node.name}: pod ${key}: ${e instanceof Error ? e.message : String(e)}`) });
@@ -177,7 +178,7 @@ export class NodeAgent {
   /** A node whose namespace is gone (someone removed it) is NotReady: the scheduler stops sending pods. */
   private reportReadiness(): void {
     const { api, node } = this.o;
-    const ok = existsSync(netnsPath(node.netns));
+    const ok = this.o.dataplane.netnsState(this.o.dataplane.netnsPath(node.netns)) === 'ok';
     const current = api.tryGet<Node>({ kind: 'Node', name: node.name });
     const ready = current?.status?.conditions?.find((c) => c.type === 'Ready');
     if (!current || (ready?.status === 'True') === ok) return;
@@ -211,7 +212,7 @@ export class NodeAgent {
       api.finalize({ kind: 'Pod', namespace, name }, pod.metadata.uid);
       return;
     }
-    if (rec && !existsSync(rec.netns)) {
+    if (rec && this.o.dataplane.netnsState(rec.netns) === 'missing') {
       // Someone removed the pod's namespace behind our back: a new sandbox, as the kubelet would make.
       this.o.log(`${node.name}: sandbox of ${key} is gone; recreating it`);
       await this.teardown(rec, 0);
@@ -374,8 +375,8 @@ export class NodeAgent {
     await Promise.all(Object.values(rec.containers).map((c) => (c.process ? stopProcess(c.process, graceMs) : undefined)));
     for (const c of Object.values(rec.containers)) c.process = undefined;
     // Anything else still running in the pod's namespace (a daemonised child) goes too.
-    if (existsSync(rec.netns)) {
-      for (const pid of netnsPids(rec.netns)) {
+    if (this.o.dataplane.netnsState(rec.netns) === 'ok') {
+      for (const pid of this.o.dataplane.netnsPids(rec.netns)) {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
@@ -395,7 +396,7 @@ export class NodeAgent {
    */
   private checkPods(): void {
     for (const [key, rec] of this.local) {
-      if (!existsSync(rec.netns)) {
+      if (this.o.dataplane.netnsState(rec.netns) === 'missing') {
         this.reportSandboxLost(rec);
         this.queue.add(key);
       } else if (Object.values(rec.containers).some((c) => c.process && !this.children.has(c.process.pid) && !isAlive(c.process))) this.queue.add(key);

@@ -4,13 +4,10 @@
 // as their host. Teardown is the reverse. After a crash, gc() removes the sandboxes (and
 // through CNI GC, the IPs and rules) of pods that are no longer wanted.
 
-import { existsSync } from 'node:fs';
 import { loadDefaultConfList, parseConfList, type NetworkConfigList } from '../cni/runtime/conflist.ts';
 import { CniRuntime } from '../cni/runtime/runtime.ts';
 import type { Attachment } from '../cni/spec/types.ts';
-import { run } from '../dataplane/linux/exec.ts';
-import { netnsAddon } from '../dataplane/linux/native.ts';
-import { netnsPath } from '../dataplane/linux/netns.ts';
+import type { Dataplane } from '../dataplane/port.ts';
 import { podNetnsName, podNetnsPrefix, type NodePlan } from '../cluster/plan.ts';
 import type { NodeFiles } from '../cluster/topology.ts';
 
@@ -39,8 +36,9 @@ export class SandboxManager {
     private readonly cluster: string,
     private readonly node: NodePlan,
     private readonly files: NodeFiles,
+    private readonly dataplane: Dataplane,
   ) {
-    this.runtime = new CniRuntime({ path: [files.binDir], cacheDir: files.cacheDir, hostNetns: netnsPath(node.netns), inProcess: true });
+    this.runtime = new CniRuntime({ path: [files.binDir], cacheDir: files.cacheDir, hostNetns: dataplane.netnsPath(node.netns), inProcess: true, dataplane });
     this.prefix = podNetnsPrefix(cluster, node.name);
   }
 
@@ -60,12 +58,12 @@ export class SandboxManager {
   /** Creates the pod's namespace and wires lo and eth0; on failure nothing is left. */
   async create(pod: PodRef, portMappings: unknown[] = []): Promise<Sandbox> {
     const name = this.netnsName(pod);
-    const netns = netnsPath(name);
+    const netns = this.dataplane.netnsPath(name);
     const network = this.network();
     // A namespace by this name without a record of it is what a crash mid-setup leaves:
     // undo it (CNI DEL for this pod, then the namespace) and start clean.
-    if (existsSync(netns)) await this.remove(pod);
-    netnsAddon().netnsAdd(netns);
+    if (this.dataplane.netnsState(netns) !== 'missing') await this.remove(pod);
+    await this.dataplane.createNetns(name);
     try {
       const args = this.cniArgs(pod);
       // Like containerd: lo and eth0 at once.
@@ -84,17 +82,17 @@ export class SandboxManager {
   /** CNI DEL for eth0 and lo (from the cached results), then the namespace. Idempotent. */
   async remove(pod: PodRef): Promise<void> {
     const name = this.netnsName(pod);
-    const netns = netnsPath(name);
+    const netns = this.dataplane.netnsPath(name);
     const args = this.cniArgs(pod);
     await this.runtime.delNetworkList(this.network(), { containerID: pod.uid, netns, ifName: 'eth0', args });
     await this.runtime.delNetworkList(LOOPBACK, { containerID: pod.uid, netns, ifName: 'lo', args });
-    if (existsSync(netns)) netnsAddon().netnsDel(netns); // absent: already removed
+    // Its containers were stopped by the agent; absent: already removed.
+    await this.dataplane.deleteNetns(name, { leaveProcesses: true });
   }
 
   /** The pods' namespaces that exist on this node. */
-  async namespaces(): Promise<string[]> {
-    const out = await run(['ip', 'netns', 'list']);
-    return out.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(this.prefix));
+  namespaces(): Promise<string[]> {
+    return this.dataplane.listNetns(this.prefix);
   }
 
   /**
@@ -112,7 +110,7 @@ export class SandboxManager {
     await this.runtime.gcNetworkList(LOOPBACK, wanted.map((p) => ({ containerID: p.uid, ifname: 'lo' }))).catch((e: Error) => errors.push(e.message));
     for (const name of await this.namespaces()) {
       if (keep.has(name)) continue;
-      await run(['ip', 'netns', 'del', name]).then(() => removed.push(name), (e: Error) => errors.push(e.message));
+      await this.dataplane.deleteNetns(name).then(() => removed.push(name), (e: Error) => errors.push(e.message));
     }
     if (errors.length) throw new Error(`sandbox GC on ${this.node.name} incomplete: ${errors.join('; ')}`);
     return removed;

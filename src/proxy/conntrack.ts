@@ -3,6 +3,7 @@
 // Service had no endpoints keeps bypassing the DNAT once it has some. After each sync the
 // proxy deletes exactly those entries, as kube-proxy's conntrack cleanup does.
 
+import type { ConntrackFilter } from '../dataplane/port.ts';
 import { servicePortName, type ServicePortInfo } from './model.ts';
 
 /** What a UDP service port looked like at the last sync: its destinations and serving endpoint IPs. */
@@ -24,26 +25,25 @@ export function udpState(ports: ServicePortInfo[]): Map<string, UdpState> {
   return out;
 }
 
-/** conntrack deletions (argv) for what changed between two syncs (pure). */
-export function staleUdpDeletions(before: Map<string, UdpState>, after: Map<string, UdpState>): string[][] {
-  const out: string[][] = [];
+/** The conntrack deletions for what changed between two syncs (pure). */
+export function staleUdpDeletions(before: Map<string, UdpState>, after: Map<string, UdpState>): ConntrackFilter[] {
+  const out: ConntrackFilter[] = [];
+  const match = (d: UdpState['destinations'][number], replySrc: string): ConntrackFilter => ({ protocol: 'udp', ...(d.ip ? { origDst: d.ip } : {}), origDstPort: d.port, replySrc });
   for (const [name, prev] of before) {
     const next = after.get(name);
-    const dests = prev.destinations;
-    const match = (d: UdpState['destinations'][number]) => [...(d.ip ? ['--orig-dst', d.ip] : []), '--orig-port-dst', String(d.port)];
     // Flows to endpoints that no longer serve.
     for (const ip of prev.endpoints) {
       if (next?.endpoints.has(ip)) continue;
-      for (const d of dests) out.push(['conntrack', '-D', '-p', 'udp', ...match(d), '--reply-src', ip]);
+      for (const d of prev.destinations) out.push(match(d, ip));
     }
     // Flows made while there was no endpoint: they were never DNATed, and would never be.
     if (!prev.endpoints.size && next?.endpoints.size) {
-      for (const d of next.destinations) if (d.ip) out.push(['conntrack', '-D', '-p', 'udp', ...match(d), '--reply-src', d.ip]);
+      for (const d of next.destinations) if (d.ip) out.push(match(d, d.ip));
     }
   }
   for (const [name, next] of after) {
     if (before.has(name) || !next.endpoints.size) continue;
-    for (const d of next.destinations) if (d.ip) out.push(['conntrack', '-D', '-p', 'udp', '--orig-dst', d.ip, '--orig-port-dst', String(d.port), '--reply-src', d.ip]);
+    for (const d of next.destinations) if (d.ip) out.push(match(d, d.ip));
   }
   return out;
 }

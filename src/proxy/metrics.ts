@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { parseHostPort } from '../netaddr/ip.ts';
-import { netnsAddon } from '../dataplane/linux/native.ts';
+import type { Netns } from '../dataplane/port.ts';
 
 export const METRICS_PORT = 10249;
 export const HEALTHZ_PORT = 10256;
@@ -61,7 +61,7 @@ export const DEFAULT_METRICS_BIND = '127.0.0.1:10249';
  * --metrics-bind-address) and /healthz (every address, :10256, as --healthz-bind-address)
  * inside the node's namespace; returns the closer.
  */
-export async function serveProxyMetrics(metrics: ProxyMetrics, netns: string, metricsBind = DEFAULT_METRICS_BIND): Promise<() => Promise<void>> {
+export async function serveProxyMetrics(metrics: ProxyMetrics, netns: Netns, metricsBind = DEFAULT_METRICS_BIND): Promise<() => Promise<void>> {
   const bind = parseHostPort(metricsBind, METRICS_PORT);
   if (!bind) throw new Error(`--metrics-bind-address ${JSON.stringify(metricsBind)} is not IP:PORT`);
   const servers: Server[] = [];
@@ -84,7 +84,7 @@ export async function serveProxyMetrics(metrics: ProxyMetrics, netns: string, me
       const server = servers.length ? createServer((req, res) => handler.emit('request', req, res)) : handler;
       if (server !== handler) servers.push(server);
       server.once('error', reject);
-      server.listen({ fd: netnsAddon().listenIn(netns, 'tcp', port, 128, host === '0.0.0.0' || host === '::' ? undefined : host) }, () => resolve());
+      server.listen({ fd: netns.listen('tcp', port, 128, host === '0.0.0.0' || host === '::' ? undefined : host) }, () => resolve());
     });
   await listen(bind.port, bind.host);
   await listen(HEALTHZ_PORT);

@@ -8,7 +8,7 @@
 
 import type { EndpointSlice, Service } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
-import { run } from '../dataplane/linux/exec.ts';
+import type { Netns } from '../dataplane/port.ts';
 import { staleUdpDeletions, udpState, type UdpState } from './conntrack.ts';
 import { ProxyMetrics, serveProxyMetrics } from './metrics.ts';
 import { buildServicePorts, type ServicePortInfo } from './model.ts';
@@ -24,8 +24,8 @@ export interface ProxyBackend {
 export interface ProxierOptions {
   api: Api;
   nodeName: string;
-  /** The node's network namespace (path). */
-  netns: string;
+  /** The node's network namespace. */
+  netns: Netns;
   backend: ProxyBackend;
   log: (line: string) => void;
   /** Least time between two syncs (kube-proxy's minSyncPeriod); changes in between are batched. */
@@ -171,7 +171,7 @@ export class Proxier {
       const { counts, partial } = await this.o.backend.apply(ports);
       // Only once the new rules are in: stale UDP flows would otherwise be re-created by the old ones.
       const udp = udpState(ports);
-      for (const argv of staleUdpDeletions(this.udp, udp)) await run(argv, { netns }).catch(() => undefined); // exit 1: nothing matched
+      for (const filter of staleUdpDeletions(this.udp, udp)) await netns.conntrackDelete(filter).catch(() => undefined);
       this.udp = udp;
       const seconds = (performance.now() - t0) / 1000;
       m.syncDuration.observe(seconds);

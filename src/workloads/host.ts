@@ -13,7 +13,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { answerUdp, handleHttp, plainAddress, type PodIdentity, type WorkloadSpec } from './builtin.ts';
-import { netnsAddon } from '../dataplane/linux/native.ts';
+import type { Dataplane } from '../dataplane/port.ts';
 
 export interface PodWorkloads {
   pod: PodIdentity;
@@ -27,7 +27,7 @@ interface Serving {
   close: () => Promise<void>;
 }
 
-async function openPod(p: PodWorkloads): Promise<Serving> {
+async function openPod(dp: Dataplane, p: PodWorkloads): Promise<Serving> {
   const closers: Array<() => Promise<void>> = [];
   const logs: WriteStream[] = [];
   const close = async () => {
@@ -41,7 +41,7 @@ async function openPod(p: PodWorkloads): Promise<Serving> {
       logs.push(log);
       log.write(`kubewire built-in ${w.kind} workload for ${p.pod.namespace}/${p.pod.name} on ${w.ports.map((x) => `${x.port}/${x.protocol}`).join(', ')}\n`);
       for (const port of w.ports) {
-        const fd = netnsAddon().listenIn(p.netns, port.protocol === 'UDP' ? 'udp' : 'tcp', port.port, 511);
+        const fd = dp.at(p.netns).listen(port.protocol === 'UDP' ? 'udp' : 'tcp', port.port, 511);
         if (port.protocol === 'UDP') {
           const sock: UdpSocket = createSocket('udp6');
           await new Promise<void>((resolve, reject) => {
@@ -82,7 +82,7 @@ async function openPod(p: PodWorkloads): Promise<Serving> {
   return { spec: JSON.stringify(p), close };
 }
 
-export async function runWorkloadHost(socketPath: string): Promise<void> {
+export async function runWorkloadHost(dp: Dataplane, socketPath: string): Promise<void> {
   const pods = new Map<string, Serving>();
   const pending = new Map<string, Promise<unknown>>();
   // One change per pod at a time: a PUT racing a DELETE must not leave a listener behind.
@@ -112,7 +112,7 @@ export async function runWorkloadHost(socketPath: string): Promise<void> {
           if (current?.spec === JSON.stringify(spec)) return;
           if (current) await current.close();
           pods.delete(uid);
-          pods.set(uid, await openPod(spec));
+          pods.set(uid, await openPod(dp, spec));
         });
         return reply(200, { uid, serving: true });
       }

@@ -4,7 +4,8 @@
 // ip6tables, each one transaction.
 
 import { networkOf, formatPrefix, parsePrefix } from '../../netaddr/ip.ts';
-import { iptablesRestore, iptablesSave, parseSave, removalLines, transaction, type IPFamily, type TableDump } from '../../dataplane/linux/iptables.ts';
+import { parseSave, removalLines, transaction, type TableDump } from '../../dataplane/iptables-text.ts';
+import type { IPFamily, Netns } from '../../dataplane/port.ts';
 import { attachmentComment, chainName, containerOfRule, quoteArg } from './netfilter-names.ts';
 
 const MULTICAST: Record<IPFamily, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
@@ -28,19 +29,19 @@ export function masqLines(network: string, containerID: string, addresses: strin
   return lines;
 }
 
-export async function setupMasq(network: string, containerID: string, addresses: string[], netns?: string): Promise<void> {
+export async function setupMasq(host: Netns, network: string, containerID: string, addresses: string[]): Promise<void> {
   await Promise.all(FAMILIES.map(async (family) => {
     const mine = addresses.filter((a) => familyOf(a) === family);
-    if (mine.length) await iptablesRestore(transaction('nat', masqLines(network, containerID, mine, family)), netns, family);
+    if (mine.length) await host.iptablesRestore(transaction('nat', masqLines(network, containerID, mine, family)), family);
   }));
 }
 
 /** Removes the attachment's chain and its jumps; `families` narrows the work when known. */
-export async function teardownMasq(network: string, containerID: string, netns?: string, families: IPFamily[] = FAMILIES): Promise<void> {
+export async function teardownMasq(host: Netns, network: string, containerID: string, families: IPFamily[] = FAMILIES): Promise<void> {
   await Promise.all(families.map(async (family) => {
-    const dump = parseSave(await iptablesSave('nat', netns, family));
+    const dump = parseSave(await host.iptablesSave('nat', family));
     const lines = removalLines(dump, [chainName(network, containerID)]);
-    if (lines.length) await iptablesRestore(transaction('nat', lines), netns, family);
+    if (lines.length) await host.iptablesRestore(transaction('nat', lines), family);
   }));
 }
 
@@ -61,12 +62,12 @@ export function masqOwners(dump: TableDump, network: string): Map<string, string
 }
 
 /** Removes masquerade chains of attachments that are not valid any more. */
-export async function gcMasq(network: string, validContainers: Set<string>, log: (m: string) => void, netns?: string): Promise<void> {
+export async function gcMasq(host: Netns, network: string, validContainers: Set<string>, log: (m: string) => void): Promise<void> {
   await Promise.all(FAMILIES.map(async (family) => {
-    const dump = parseSave(await iptablesSave('nat', netns, family));
+    const dump = parseSave(await host.iptablesSave('nat', family));
     const stale = [...masqOwners(dump, network)].filter(([, id]) => !validContainers.has(id));
     if (!stale.length) return;
     for (const [chain, id] of stale) log(`gc: removing masquerade chain ${chain} (IPv${family}) of ${id}`);
-    await iptablesRestore(transaction('nat', removalLines(dump, stale.map(([c]) => c))), netns, family);
+    await host.iptablesRestore(transaction('nat', removalLines(dump, stale.map(([c]) => c))), family);
   }));
 }

@@ -1,6 +1,7 @@
 // Entry point of the plugin executables that `kubewire cni install` writes: one bundle,
 // several plugins, chosen by the first argument (the installed wrapper passes its name).
 
+import { linux } from '../../dataplane/linux/host.ts';
 import { runPlugin } from '../skel/skel.ts';
 import { PLUGINS } from './registry.ts';
 
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
     stdin,
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
-  });
+  }, linux);
 }
 
 void main();

@@ -4,6 +4,7 @@
 
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Dataplane } from '../../dataplane/port.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import { atLeast, convertResult, normalizeResult, type Attachment, type Result } from '../spec/types.ts';
 import { validateContainerID, validateIfName } from '../spec/names.ts';
@@ -39,6 +40,8 @@ export interface RuntimeOptions {
   inProcess?: boolean;
   /** Where in-process plugins' logs go (default: stderr). */
   log?: (line: string) => void;
+  /** How in-process plugins reach the kernel. */
+  dataplane: Dataplane;
 }
 
 type PluginCommand = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC';
@@ -175,7 +178,7 @@ export class CniRuntime {
     if (local && isKubewirePlugin(path)) {
       let stdout = '';
       const log = this.opts.log ?? ((line: string) => void process.stderr.write(line));
-      const code = await runPlugin(plugin.type, local, { env, stdin: Buffer.from(JSON.stringify(conf)), stdout: (t) => (stdout += t), stderr: log }, this.opts.hostNetns);
+      const code = await runPlugin(plugin.type, local, { env, stdin: Buffer.from(JSON.stringify(conf)), stdout: (t) => (stdout += t), stderr: log }, this.opts.dataplane, this.opts.hostNetns);
       return pluginOutput(path, code, null, stdout, '');
     }
     return execPlugin({ pluginPath: path, env, stdin: JSON.stringify(conf), hostNetns: this.opts.hostNetns });

@@ -15,6 +15,8 @@ import {
 } from '../spec/types.ts';
 import { validateContainerID, validateIfName, validateNetnsPath, validateNetworkName } from '../spec/names.ts';
 
+import type { Dataplane } from '../../dataplane/port.ts';
+
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
 
 export interface CmdArgs {
@@ -36,6 +38,8 @@ export interface CmdArgs {
    * runtime serving a lab node; undefined for an executable, whose host is its own namespace.
    */
   hostNetns?: string;
+  /** How the plugin reaches the kernel (the host's, or a fake in tests). */
+  dataplane: Dataplane;
 }
 
 export interface PluginFuncs {
@@ -66,7 +70,7 @@ const REQUIRED_ENV: Record<Command, string[]> = {
 const MIN_VERSION: Partial<Record<Command, string>> = { CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
 
 /** Runs one plugin invocation and returns its exit code. */
-export async function runPlugin(name: string, funcs: PluginFuncs, io: PluginIO, hostNetns?: string): Promise<number> {
+export async function runPlugin(name: string, funcs: PluginFuncs, io: PluginIO, dataplane: Dataplane, hostNetns?: string): Promise<number> {
   const rawCommand = io.env.CNI_COMMAND;
   if (!rawCommand) {
     io.stderr(`CNI ${name} plugin (kubewire) — supported CNI versions: ${SUPPORTED_VERSIONS.join(', ')}\n`);
@@ -99,6 +103,7 @@ export async function runPlugin(name: string, funcs: PluginFuncs, io: PluginIO, 
       env: io.env,
       log: (m) => io.stderr(`${name}: ${m}\n`),
       hostNetns,
+      dataplane,
     };
     switch (command) {
       case 'ADD': {

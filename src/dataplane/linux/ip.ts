@@ -1,7 +1,7 @@
 // iproute2 as a batch engine: one `ip -batch` per namespace and step keeps the kernel
 // calls of a CNI ADD to a handful of process starts.
 
-import { readFileSync } from 'node:fs';
+import type { LinkInfo } from '../port.ts';
 import { CommandError, run } from './exec.ts';
 import { IFF_RUNNING, OWN_NETNS, optionalNetnsAddon } from './native.ts';
 import { SYSCTL_LOOP, setSysctls } from './sysctl.ts';
@@ -55,26 +55,6 @@ export async function linkRunning(name: string, netns?: string): Promise<boolean
   }
 }
 
-/** Whether a link exists in this process's network namespace (/proc/net/dev is per namespace). */
-export function linkExistsHere(name: string): boolean {
-  return readFileSync('/proc/net/dev', 'utf8').split('\n').some((l) => l.trimStart().startsWith(`${name}:`));
-}
-
-export interface LinkInfo {
-  ifindex: number;
-  ifname: string;
-  link?: string;
-  link_index?: number;
-  flags: string[];
-  mtu: number;
-  operstate: string;
-  address: string;
-  master?: string;
-  ifalias?: string;
-  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_data?: Record<string, unknown>; info_slave_data?: Record<string, unknown> };
-  addr_info?: Array<{ family: string; local: string; prefixlen: number; scope?: string }>;
-}
-
 /** A link with its addresses and details, or undefined when it does not exist. */
 export async function getLink(name: string, netns?: string): Promise<LinkInfo | undefined> {
   try {
@@ -88,8 +68,4 @@ export async function getLink(name: string, netns?: string): Promise<LinkInfo | 
 
 export function isNotFound(e: unknown): boolean {
   return e instanceof CommandError && /does not exist|Cannot find device|No such device|not found/i.test(e.stderr);
-}
-
-export function isExists(e: unknown): boolean {
-  return e instanceof CommandError && /File exists/i.test(e.stderr);
 }

@@ -1,16 +1,7 @@
 // Network namespaces are handled by path (CNI_NETNS), never by switching the process's own.
 
 import { readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
-
-/** Where `ip netns` keeps named namespaces (their bind mounts). */
-export const NETNS_DIR = '/var/run/netns';
-
-/** The path of the named namespace NAME (what `ip netns add NAME` creates). */
-export function netnsPath(name: string): string {
-  return `${NETNS_DIR}/${name}`;
-}
-
-export type NetnsState = 'ok' | 'missing' | 'not-a-netns' | 'own';
+import type { NetnsState } from '../port.ts';
 
 /**
  * Tells whether `path` is a namespace file other than the host's network namespace (this

@@ -5,7 +5,8 @@
 // (KEP-3453): the top-level chains whole, per-Service chains only for the Services that
 // changed. A canary chain tells when someone flushed or deleted the table.
 
-import { iptablesHasRule, iptablesRestore, iptablesSave, parseSave, type IptablesBackend as Iptables, type TableDump } from '../../dataplane/linux/iptables.ts';
+import { parseSave, type TableDump } from '../../dataplane/iptables-text.ts';
+import type { IptablesBackend as Iptables, Netns } from '../../dataplane/port.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend } from '../proxier.ts';
 import { buildRules, JUMP_RULES, natChains, ownerKey, partialRestoreText, restoreText, ruleCounts, SERVICE_CHAIN, type IptablesConfig, type KeptRules, type RuleSet } from './rules.ts';
@@ -35,7 +36,7 @@ export function fullSyncText(rules: RuleSet, nat: TableDump, filter: TableDump):
 export class IptablesBackend implements ProxyBackend {
   readonly mode = 'iptables';
 
-  constructor(private readonly netns: string, private readonly cfg: IptablesConfig, private readonly backend?: Iptables) {}
+  constructor(private readonly netns: Netns, private readonly cfg: IptablesConfig, private readonly backend?: Iptables) {}
 
   /** What the kernel holds since the last sync: each Service port (by identity) and its chains' names. */
   private synced = false;
@@ -47,7 +48,7 @@ export class IptablesBackend implements ProxyBackend {
   async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }> {
     const partial = this.synced;
     // A full sync reads the tables; started first, the reads run while the rules are generated.
-    const saves = partial ? undefined : Promise.all([iptablesSave('nat', this.netns, 4, this.backend), iptablesSave('filter', this.netns, 4, this.backend)]);
+    const saves = partial ? undefined : Promise.all([this.netns.iptablesSave('nat', 4, this.backend), this.netns.iptablesSave('filter', 4, this.backend)]);
     saves?.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
     const current = new Map(ports.map((sp) => [ownerKey(sp), sp]));
     this.synced = false; // unknown until the transaction has gone in
@@ -57,11 +58,11 @@ export class IptablesBackend implements ProxyBackend {
       for (const [k, sp] of current) if (this.ports.get(k) !== sp) changed.add(k);
       for (const k of this.ports.keys()) if (!current.has(k)) changed.add(k);
       rules = buildRules(ports, this.cfg, this.memo, changed);
-      await iptablesRestore(partialRestoreText(rules, changed, this.written, { declare: [CANARY] }), this.netns, 4, this.backend);
+      await this.netns.iptablesRestore(partialRestoreText(rules, changed, this.written, { declare: [CANARY] }), 4, this.backend);
     } else {
       rules = buildRules(ports, this.cfg, this.memo);
       const [nat, filter] = await saves!;
-      await iptablesRestore(fullSyncText(rules, parseSave(nat), parseSave(filter)), this.netns, 4, this.backend);
+      await this.netns.iptablesRestore(fullSyncText(rules, parseSave(nat), parseSave(filter)), 4, this.backend);
     }
     this.synced = true;
     this.written = rules.chainNames;
@@ -76,7 +77,7 @@ export class IptablesBackend implements ProxyBackend {
    */
   async intact(): Promise<boolean> {
     const jump = JUMP_RULES.find((j) => j.table === 'nat' && j.chain === 'PREROUTING')!;
-    const ok = await iptablesHasRule('nat', jump.chain, jump.rule, this.netns, 4, this.backend);
+    const ok = await this.netns.iptablesHasRule('nat', jump.chain, jump.rule, 4, this.backend);
     if (!ok) this.synced = false; // the next sync is a full one
     return ok;
   }

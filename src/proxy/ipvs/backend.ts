@@ -4,10 +4,8 @@
 // iptables rules in one restore, then only the difference of virtual and real servers
 // through ipvsadm-restore. Every decision is in config.ts, tested as data.
 
-import { run } from '../../dataplane/linux/exec.ts';
-import { ipBatch } from '../../dataplane/linux/ip.ts';
-import { iptablesRestore, iptablesSave, parseSave } from '../../dataplane/linux/iptables.ts';
-import { setSysctls } from '../../dataplane/linux/sysctl.ts';
+import { parseSave } from '../../dataplane/iptables-text.ts';
+import type { Netns, NetOp } from '../../dataplane/port.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend } from '../proxier.ts';
 import { buildIpvsConfig, DUMMY_INTERFACE, ipsetSwapRestore, ipvsadmDiff, type IpvsOptions } from './config.ts';
@@ -21,30 +19,32 @@ const JUMPS: Array<[string, string]> = [
 export class IpvsBackend implements ProxyBackend {
   readonly mode = 'ipvs';
 
-  constructor(private readonly netns: string, private readonly opts: IpvsOptions) {}
+  constructor(private readonly netns: Netns, private readonly opts: IpvsOptions) {}
 
   async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }> {
     const cfg = buildIpvsConfig(ports, this.opts);
     const netns = this.netns;
-    await setSysctls(netns, cfg.sysctls);
+    await netns.setSysctls(cfg.sysctls);
     // The dummy link holds the VIPs so that the node accepts their traffic (left down, as kube-proxy leaves it).
-    const links = await run(['ip', '-o', 'link', 'show'], { netns });
-    if (!links.includes(` ${DUMMY_INTERFACE}:`)) await ipBatch([`link add ${DUMMY_INTERFACE} type dummy`], netns);
-    const held = (JSON.parse(await run(['ip', '-j', 'addr', 'show', 'dev', DUMMY_INTERFACE], { netns })) as Array<{ addr_info: Array<{ local: string }> }>)[0]?.addr_info.map((a) => a.local) ?? [];
+    const dummy = (await netns.link(DUMMY_INTERFACE)) ?? (await netns.apply([{ op: 'link-add', name: DUMMY_INTERFACE, kind: 'dummy' }], { show: DUMMY_INTERFACE }));
+    const held = (dummy?.addr_info ?? []).map((a) => a.local);
     const want = new Set(cfg.addresses);
-    const addrCmds = [...cfg.addresses.filter((a) => !held.includes(a)).map((a) => `addr add ${a}/32 dev ${DUMMY_INTERFACE}`), ...held.filter((a) => !want.has(a)).map((a) => `addr del ${a}/32 dev ${DUMMY_INTERFACE}`)];
-    if (addrCmds.length) await ipBatch(addrCmds, netns);
-    await run(['ipset', 'restore', '-exist'], { netns, input: ipsetSwapRestore(cfg) });
-    const nat = parseSave(await iptablesSave('nat', netns));
+    const addrOps: NetOp[] = [
+      ...cfg.addresses.filter((a) => !held.includes(a)).map((a): NetOp => ({ op: 'addr-add', dev: DUMMY_INTERFACE, address: `${a}/32` })),
+      ...held.filter((a) => !want.has(a)).map((a): NetOp => ({ op: 'addr-del', dev: DUMMY_INTERFACE, address: `${a}/32` })),
+    ];
+    if (addrOps.length) await netns.apply(addrOps);
+    await netns.ipsetRestore(ipsetSwapRestore(cfg));
+    const nat = parseSave(await netns.iptablesSave('nat'));
     const jumps = JUMPS.filter(([chain, rule]) => !nat.rules.includes(`-A ${chain} ${rule}`)).map(([chain, rule]) => `-I ${chain} 1 ${rule}`);
-    await iptablesRestore(cfg.iptables.replace(/\nCOMMIT\n$/, `\n${jumps.map((j) => `${j}\n`).join('')}COMMIT\n`), netns);
-    const diff = ipvsadmDiff(await run(['ipvsadm-save', '-n'], { netns }), cfg);
-    if (diff.length) await run(['ipvsadm-restore'], { netns, input: `${diff.join('\n')}\n` });
+    await netns.iptablesRestore(cfg.iptables.replace(/\nCOMMIT\n$/, `\n${jumps.map((j) => `${j}\n`).join('')}COMMIT\n`));
+    const diff = ipvsadmDiff(await netns.ipvsSave(), cfg);
+    await netns.ipvsRestore(diff);
     return { counts: { 'virtual-servers': cfg.virtualServers.length, 'real-servers': cfg.virtualServers.reduce((n, v) => n + v.realServers.length, 0) }, partial: diff.length > 0 };
   }
 
   async intact(): Promise<boolean> {
-    const sets = await run(['ipset', 'list', '-n'], { netns: this.netns }).catch(() => '');
-    return sets.split('\n').includes('KUBE-CLUSTER-IP');
+    const sets = await this.netns.ipsetNames().catch((): string[] => []);
+    return sets.includes('KUBE-CLUSTER-IP');
   }
 }

@@ -2,7 +2,7 @@
 // kubewire's table whole in one `nft -f` transaction; later ones send only the difference
 // from what the kernel holds: a few elements for a one-Service change, at any scale.
 
-import { run } from '../../dataplane/linux/exec.ts';
+import type { Netns } from '../../dataplane/port.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend } from '../proxier.ts';
 import { NftState, TABLE, type NftConfig } from './rules.ts';
@@ -16,7 +16,7 @@ export class NftablesBackend implements ProxyBackend {
   /** How the last sync went in: for tests and the benchmark. */
   lastSync: { kind: 'full' | 'partial' | 'none'; lines: number } = { kind: 'none', lines: 0 };
 
-  constructor(private readonly netns: string, cfg: NftConfig) {
+  constructor(private readonly netns: Netns, cfg: NftConfig) {
     this.state = new NftState(cfg);
   }
 
@@ -28,15 +28,14 @@ export class NftablesBackend implements ProxyBackend {
       script = this.state.full(ports).script;
     }
     this.synced = false; // unknown until the transaction has gone in
-    if (script) await run(['nft', '-f', '-'], { netns: this.netns, input: script });
+    if (script) await this.netns.nft(script);
     this.synced = true;
     this.lastSync = { kind: script ? (partial ? 'partial' : 'full') : 'none', lines: script ? script.split('\n').length - 1 : 0 };
     return { counts: this.state.counts(), partial };
   }
 
   async intact(): Promise<boolean> {
-    const tables = await run(['nft', 'list', 'tables'], { netns: this.netns });
-    const ok = tables.split('\n').includes(`table ip ${TABLE}`);
+    const ok = (await this.netns.nftTables()).includes(TABLE);
     if (!ok) this.synced = false; // the next sync writes it whole
     return ok;
   }

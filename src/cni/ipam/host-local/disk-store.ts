@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tryParseIP } from '../../../netaddr/ip.ts';
-import { lockFile, type FileLock } from '../../../dataplane/linux/lock.ts';
+import type { Dataplane, FileLock } from '../../../dataplane/port.ts';
 
 export interface Owner {
   containerID: string;
@@ -34,9 +34,10 @@ export class DiskStore {
     this.dir = join(dataDir, network);
   }
 
-  async lock(): Promise<FileLock> {
+  /** The network's lock file, taken as the reference plugin takes it (flock), through the dataplane. */
+  async lock(dp: Dataplane): Promise<FileLock> {
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    return lockFile(join(this.dir, 'lock'));
+    return dp.lock(join(this.dir, 'lock'));
   }
 
   /** Every allocation: IP (as its file name) → owner. Reads each file, as the reference does. */

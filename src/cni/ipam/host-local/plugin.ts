@@ -3,6 +3,7 @@
 // longer valid, the classic leak after a crash or reboot) and STATUS.
 
 import { readFileSync } from 'node:fs';
+import type { Dataplane } from '../../../dataplane/port.ts';
 import { validAttachments } from '../../spec/attachments.ts';
 import { CniError, ErrorCode } from '../../spec/errors.ts';
 import type { Attachment, DNS, IPConfig, Result } from '../../spec/types.ts';
@@ -12,9 +13,9 @@ import { nextFree, rangeOf } from './allocator.ts';
 import { parseHostLocalConfig, type HostLocalConfig } from './config.ts';
 import { DiskStore, ownedBy, type Owner } from './disk-store.ts';
 
-async function withStore<T>(cfg: HostLocalConfig, fn: (store: DiskStore) => T): Promise<T> {
+async function withStore<T>(dp: Dataplane, cfg: HostLocalConfig, fn: (store: DiskStore) => T): Promise<T> {
   const store = new DiskStore(cfg.dataDir, cfg.network);
-  const lock = await store.lock();
+  const lock = await store.lock(dp);
   try {
     return fn(store);
   } finally {
@@ -105,13 +106,13 @@ export const hostLocal: PluginFuncs = {
   async add(args: CmdArgs): Promise<Result> {
     const cfg = parseHostLocalConfig(args.conf, args.args);
     const dns = cfg.resolvConf ? readResolvConf(cfg.resolvConf) : undefined;
-    const ips = await withStore(cfg, (store) => allocate(cfg, store, { containerID: args.containerID, ifname: args.ifName }));
+    const ips = await withStore(args.dataplane, cfg, (store) => allocate(cfg, store, { containerID: args.containerID, ifname: args.ifName }));
     return { cniVersion: args.conf.cniVersion, ips, routes: cfg.routes, ...(dns ? { dns } : {}) };
   },
 
   async del(args: CmdArgs): Promise<void> {
     const cfg = parseHostLocalConfig(args.conf, args.args);
-    await withStore(cfg, (store) => {
+    await withStore(args.dataplane, cfg, (store) => {
       for (const [ip, owner] of store.allocations()) {
         if (ownedBy(owner, args.containerID, args.ifName)) store.release(ip);
       }
@@ -120,7 +121,7 @@ export const hostLocal: PluginFuncs = {
 
   async check(args: CmdArgs): Promise<void> {
     const cfg = parseHostLocalConfig(args.conf, args.args);
-    await withStore(cfg, (store) => {
+    await withStore(args.dataplane, cfg, (store) => {
       const mine = [...store.allocations()].filter(([, o]) => ownedBy(o, args.containerID, args.ifName)).map(([ip]) => ip);
       cfg.rangeSets.forEach((set, i) => {
         if (!mine.some((ip) => rangeOf(set, parseIP(ip)))) {
@@ -133,7 +134,7 @@ export const hostLocal: PluginFuncs = {
   async gc(args: CmdArgs): Promise<void> {
     const cfg = parseHostLocalConfig(args.conf, args.args);
     const valid = validAttachments(args.conf);
-    await withStore(cfg, (store) => {
+    await withStore(args.dataplane, cfg, (store) => {
       for (const [ip, owner] of store.allocations()) {
         if (!isValidOwner(owner, valid)) {
           args.log(`gc: releasing ${ip} held by ${owner.containerID || '(unknown)'}/${owner.ifname || '-'}`);
@@ -147,7 +148,7 @@ export const hostLocal: PluginFuncs = {
     const cfg = parseHostLocalConfig(args.conf, args.args);
     let full: number | undefined;
     try {
-      full = await withStore(cfg, (store) => {
+      full = await withStore(args.dataplane, cfg, (store) => {
         const taken = store.allocations();
         return cfg.rangeSets.findIndex((set) => !nextFree(set, (c) => taken.has(formatIP(c))));
       });

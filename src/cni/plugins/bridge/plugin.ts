@@ -1,12 +1,12 @@
 // The bridge plugin: a veth pair joins the pod's network namespace to a Linux bridge on the
 // node; the bridge (optionally) is the pod's gateway. Same observable result as the
-// reference plugin, in a few batched kernel calls:
-//   1. bridge + veth pair, then the bridge's state (one `ip -batch` on the host)  ∥  IPAM ADD
+// reference plugin, in a few batched kernel calls through the dataplane port:
+//   1. bridge + veth pair, then the bridge's state (one batch on the host)  ∥  IPAM ADD
 //   2. pod sysctls, addresses and routes (one batch in the pod), then host sysctls and,
 //      the first time, the gateway address (one batch on the host)  ∥  masquerade
 //   3. only if the host end of the veth is not up yet: wait for it, as the reference does
-// With the native helper, sysctls and the veth's state are asked without a process: two
-// `ip` starts per ADD.
+// On Linux with the native helper, sysctls and the veth's state are asked without a
+// process: two `ip` starts per ADD.
 
 import { randomBytes } from 'node:crypto';
 import { CniError, ErrorCode, asCniError, withContext } from '../../spec/errors.ts';
@@ -14,10 +14,8 @@ import type { Interface, IPConfig, Result, Route } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { delegate } from '../../ipam/delegate.ts';
 import { validAttachments } from '../../spec/attachments.ts';
-import { getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, isExists, isNotFound, linkExistsHere, linkRunning, type LinkInfo } from '../../../dataplane/linux/ip.ts';
-import { setSysctls } from '../../../dataplane/linux/sysctl.ts';
-import { inspectNetns } from '../../../dataplane/linux/netns.ts';
-import { requireNetns } from '../sandbox.ts';
+import { isExists, isNotFound, type LinkInfo, type Netns, type NetOp } from '../../../dataplane/port.ts';
+import { podNetnsPresent, requireNetns } from '../sandbox.ts';
 import { addToIP, contains, defaultRoute, firstIP, formatIP, formatPrefix, networkOf, parsePrefix, tryParseIP, tryParsePrefix, type Family } from '../../../netaddr/ip.ts';
 import { parseBridgeConf, type BridgeConf } from './config.ts';
 import { familiesOf, gcMasq, setupMasq, teardownMasq } from '../ipmasq.ts';
@@ -101,24 +99,24 @@ export function podRoutes(ips: IPConfig[], ipamRoutes: Route[], isDefaultGateway
   return routes;
 }
 
-/** ip commands run inside the pod: addresses, link up, routes (a route without gw uses its family's gateway). */
-export function podLines(ifName: string, ips: IPConfig[], routes: Route[]): string[] {
-  const lines = ips.map((ip) => `addr add ${ip.address} dev ${ifName}`);
-  lines.push(`link set dev ${ifName} up`);
+/** The changes inside the pod: addresses, link up, routes (a route without gw uses its family's gateway). */
+export function podOps(ifName: string, ips: IPConfig[], routes: Route[]): NetOp[] {
+  const ops: NetOp[] = ips.map((ip) => ({ op: 'addr-add', dev: ifName, address: ip.address }));
+  ops.push({ op: 'link-set', name: ifName, up: true });
   for (const r of routes) {
     const family = familyOf(r.dst);
     const gw = r.gw ?? ips.find((ip) => familyOf(ip.address) === family)?.gateway;
-    lines.push(`route add ${r.dst}${gw ? ` via ${gw}` : ''} dev ${ifName}`);
+    ops.push({ op: 'route-add', dst: r.dst, ...(gw ? { via: gw } : {}), dev: ifName });
   }
-  return lines;
+  return ops;
 }
 
 /**
- * The ip lines that give the bridge its gateway addresses (removing those in the way when
+ * The changes that give the bridge its gateway addresses (removing those in the way when
  * forceAddress). A different address in the way is an error otherwise (the reference's ensureAddr).
  */
-export function gatewayLines(conf: BridgeConf, bridge: LinkInfo | undefined, ips: IPConfig[]): string[] {
-  const lines: string[] = [];
+export function gatewayOps(conf: BridgeConf, bridge: LinkInfo | undefined, ips: IPConfig[]): NetOp[] {
+  const ops: NetOp[] = [];
   const existing = (bridge?.addr_info ?? []).filter((a) => a.scope !== 'link');
   for (const ip of ips) {
     const bits = parsePrefix(ip.address).bits;
@@ -134,12 +132,12 @@ export function gatewayLines(conf: BridgeConf, bridge: LinkInfo | undefined, ips
         if (!conf.forceAddress) {
           throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} already has an IP address different from ${ip.gateway}/${bits} (${a.local}/${a.prefixlen}); set forceAddress to replace it`);
         }
-        lines.push(`addr del ${a.local}/${a.prefixlen} dev ${conf.bridge}`);
+        ops.push({ op: 'addr-del', dev: conf.bridge, address: `${a.local}/${a.prefixlen}` });
       }
     }
-    if (!present) lines.push(`addr replace ${ip.gateway}/${bits} dev ${conf.bridge}`);
+    if (!present) ops.push({ op: 'addr-add', dev: conf.bridge, address: `${ip.gateway}/${bits}`, replace: true });
   }
-  return lines;
+  return ops;
 }
 
 interface Links {
@@ -151,39 +149,37 @@ interface Links {
 }
 
 /**
- * Step 1, one process: the bridge (created if missing), the veth pair with its pod end named
- * ifName inside the pod, the host end on the bridge; the batch ends by printing the bridge.
+ * Step 1, one batch: the bridge (created if missing), the veth pair with its pod end named
+ * ifName inside the pod, the host end on the bridge; the bridge as it is afterwards.
  */
 async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
-  const mtu = conf.mtu ? ` mtu ${conf.mtu}` : '';
   const podMac = conf.mac ?? randomMac();
-  const host = args.hostNetns;
-  // In another namespace, the bridge is taken to exist (all ADDs but a node's first): a
-  // batch that finds it missing is run again with it.
-  let create = host ? false : !linkExistsHere(conf.bridge);
+  const host = args.dataplane.at(args.hostNetns);
+  const pod = args.dataplane.at(args.netns);
+  const alias = vethAlias(args.conf.name, args.containerID, args.ifName);
+  // The bridge is taken to exist (all ADDs but a node's first): a batch that finds it
+  // missing is run again with it.
+  let create = false;
   for (let attempt = 0; ; attempt++) {
     const hostVeth = randomVethName();
     const hostMac = randomMac();
-    const lines = [
+    const ops: NetOp[] = [
       // A fixed address: otherwise a bridge takes the lowest MAC of its ports and changes it as pods come and go.
-      ...(create ? [`link add name ${conf.bridge}${mtu} address ${randomMac()} type bridge`] : []),
-      `link set dev ${conf.bridge} up${conf.promiscMode ? ' promisc on' : ''}`,
-      `link add name ${hostVeth}${mtu} address ${hostMac} type veth peer name ${args.ifName}${mtu} address ${podMac} netns ${args.netns}`,
-      `link set dev ${hostVeth} master ${conf.bridge} alias "${vethAlias(args.conf.name, args.containerID, args.ifName)}"`,
-      ...(conf.hairpinMode ? [`link set dev ${hostVeth} type bridge_slave hairpin on`] : []),
-      `link set dev ${hostVeth} up`,
-      `addr show dev ${conf.bridge}`,
+      ...(create ? [{ op: 'link-add', name: conf.bridge, kind: 'bridge', mtu: conf.mtu, mac: randomMac() } as const] : []),
+      { op: 'link-set', name: conf.bridge, up: true, ...(conf.promiscMode ? { promisc: true } : {}) },
+      { op: 'veth-add', name: hostVeth, peer: args.ifName, peerNetns: args.netns, mtu: conf.mtu, mac: hostMac, peerMac: podMac },
+      { op: 'link-set', name: hostVeth, master: conf.bridge, alias, ...(conf.hairpinMode ? { hairpin: true } : {}), up: true },
     ];
     try {
-      const [bridge] = await ipBatchJson<LinkInfo[]>(lines, host);
+      const bridge = await host.apply(ops, { show: conf.bridge });
       if (bridge?.linkinfo?.info_kind !== 'bridge') throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} is not a bridge`);
       return { bridge, hostVeth, hostMac, podMac };
     } catch (e) {
       // Undo whatever part of the batch ran: our veth, recognised by its alias (the name
       // itself may have been taken by another pod, which must be left alone).
-      const made = await getLink(hostVeth, host).catch(() => undefined);
-      if (made?.ifalias === vethAlias(args.conf.name, args.containerID, args.ifName)) await ipBatch([`link del dev ${hostVeth}`], host).catch(() => undefined);
-      const existing = await getLink(conf.bridge, host);
+      const made = await host.link(hostVeth).catch(() => undefined);
+      if (made?.ifalias === alias) await host.apply([{ op: 'link-del', name: hostVeth }]).catch(() => undefined);
+      const existing = await host.link(conf.bridge);
       if (existing && existing.linkinfo?.info_kind !== 'bridge') {
         throw new CniError(ErrorCode.Internal, `${JSON.stringify(conf.bridge)} already exists but is not a bridge`);
       }
@@ -200,7 +196,7 @@ async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
         create = false;
         continue;
       }
-      if (await getLink(args.ifName, args.netns).catch(() => undefined)) {
+      if (await pod.link(args.ifName).catch(() => undefined)) {
         throw new CniError(ErrorCode.Internal, `container interface ${JSON.stringify(args.ifName)} already exists in ${args.netns}`);
       }
     }
@@ -209,14 +205,15 @@ async function setupLinks(conf: BridgeConf, args: CmdArgs): Promise<Links> {
 
 async function add(args: CmdArgs): Promise<Result> {
   const conf = parseBridgeConf(args.conf, args.args);
-  const host = args.hostNetns;
-  requireNetns(args.netns, host);
+  requireNetns(args);
+  const host = args.dataplane.at(args.hostNetns);
+  const pod = args.dataplane.at(args.netns);
   const undo: Array<() => Promise<unknown>> = [];
   try {
     const [linksOutcome, ipamOutcome] = await Promise.allSettled([setupLinks(conf, args), delegate('ADD', args)]);
     if (linksOutcome.status === 'fulfilled') {
       const veth = linksOutcome.value.hostVeth;
-      undo.push(() => ipBatch([`link del dev ${veth}`], host));
+      undo.push(() => host.apply([{ op: 'link-del', name: veth }]));
     }
     if (ipamOutcome.status === 'fulfilled') undo.push(() => delegate('DEL', args));
     if (linksOutcome.status === 'rejected') throw linksOutcome.reason;
@@ -228,8 +225,8 @@ async function add(args: CmdArgs): Promise<Result> {
     const ips = withGateways(checked.ips);
     const routes = podRoutes(ips, checked.routes, conf.isDefaultGateway);
     const ipv4 = ips.filter((ip) => familyOf(ip.address) === 4).map((ip) => ip.address);
-    const hostLines = conf.isGateway ? gatewayLines(conf, links.bridge, ips) : [];
-    if (conf.ipMasq) undo.push(() => teardownMasq(args.conf.name, args.containerID, host, familiesOf(ips.map((ip) => ip.address))));
+    const hostOps = conf.isGateway ? gatewayOps(conf, links.bridge, ips) : [];
+    if (conf.ipMasq) undo.push(() => teardownMasq(host, args.conf.name, args.containerID, familiesOf(ips.map((ip) => ip.address))));
 
     // Step 2: the pod's side (sysctls first: accept_dad must precede IPv6 addresses), then
     // the host's (gateway address, and a look at the veth's state), beside the masquerade.
@@ -241,23 +238,22 @@ async function add(args: CmdArgs): Promise<Result> {
     const podSysctls = { [`net/ipv4/conf/${args.ifName}/arp_notify`]: '1', [`net/ipv6/conf/${args.ifName}/accept_dad`]: '0' };
     const podThenHost = async (): Promise<void> => {
       try {
-        await ipBatchWithSysctls(args.netns, podSysctls, podLines(args.ifName, ips, routes));
+        await pod.apply(podOps(args.ifName, ips, routes), { sysctls: podSysctls });
       } catch (e) {
         throw withContext(`failed to configure ${args.ifName} in ${args.netns}`, e);
       }
       try {
-        await setSysctls(host, hostSysctls);
-        await ipBatch(hostLines, host);
+        await host.apply(hostOps, { sysctls: hostSysctls });
       } catch (e) {
         throw withContext(`failed to configure the gateway on ${conf.bridge}`, e);
       }
     };
     await Promise.all([
       podThenHost(),
-      conf.ipMasq ? setupMasq(args.conf.name, args.containerID, ips.map((ip) => ip.address), host).catch((e) => { throw withContext('failed to set up IP masquerade', e); }) : undefined,
+      conf.ipMasq ? setupMasq(host, args.conf.name, args.containerID, ips.map((ip) => ip.address)).catch((e) => { throw withContext('failed to set up IP masquerade', e); }) : undefined,
     ]);
     // Step 3: the reference answers only once the bridge port is up; so do we.
-    if (!(await linkRunning(links.hostVeth, host))) await waitOperUp(links.hostVeth, host);
+    if (!(await host.linkRunning(links.hostVeth))) await waitOperUp(links.hostVeth, host);
 
     const interfaces: Interface[] = [
       { name: conf.bridge, mac: links.bridge.address },
@@ -274,39 +270,35 @@ async function add(args: CmdArgs): Promise<Result> {
 }
 
 /** The reference waits for the host end to be operationally up before answering. */
-async function waitOperUp(hostVeth: string, host: string | undefined): Promise<void> {
+async function waitOperUp(hostVeth: string, host: Netns): Promise<void> {
   for (const delay of [20, 50, 500, 1000, 1000]) {
     await new Promise((r) => setTimeout(r, delay));
-    if (await linkRunning(hostVeth, host)) return;
+    if (await host.linkRunning(hostVeth)) return;
   }
   throw new CniError(ErrorCode.Internal, `bridge port ${hostVeth} is not up (in error state)`);
 }
 
 async function del(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConf(args.conf, args.args);
-  const podGone = !args.netns || inspectNetns(args.netns, args.hostNetns) !== 'ok';
+  const dp = args.dataplane;
   await Promise.all([
     // The host end of the veth disappears with the pod end; a gone namespace took both.
-    podGone ? undefined : ipBatch([`link del dev ${args.ifName}`], args.netns).catch((e) => { if (!isNotFound(e)) throw withContext(`failed to delete ${args.ifName}`, e); }),
+    podNetnsPresent(dp, args) ? dp.at(args.netns).apply([{ op: 'link-del', name: args.ifName }]).catch((e) => { if (!isNotFound(e)) throw withContext(`failed to delete ${args.ifName}`, e); }) : undefined,
     delegate('DEL', args),
     // With prevResult we know which families to clean; without it, both.
-    conf.ipMasq ? teardownMasq(args.conf.name, args.containerID, args.hostNetns, args.conf.prevResult?.ips?.length ? familiesOf(args.conf.prevResult.ips.map((ip) => ip.address)) : undefined) : undefined,
+    conf.ipMasq ? teardownMasq(dp.at(args.hostNetns), args.conf.name, args.containerID, args.conf.prevResult?.ips?.length ? familiesOf(args.conf.prevResult.ips.map((ip) => ip.address)) : undefined) : undefined,
   ]);
 }
 
 async function check(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConf(args.conf, args.args);
-  const host = args.hostNetns;
-  requireNetns(args.netns, host);
+  requireNetns(args);
+  const host = args.dataplane.at(args.hostNetns);
+  const podNs = args.dataplane.at(args.netns);
   const prev = args.conf.prevResult;
   if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'CHECK requires prevResult');
   await delegate('CHECK', args);
-  const [bridge, pod, routes] = await Promise.all([
-    getLink(conf.bridge, host),
-    getLink(args.ifName, args.netns),
-    // `ip route` lists one family at a time.
-    Promise.all(['-4', '-6'].map((f) => ipJson<Array<{ dst: string; gateway?: string }>>([f, 'route', 'show', 'dev', args.ifName], args.netns).catch(() => []))).then((r) => r.flat()),
-  ]);
+  const [bridge, pod, routes] = await Promise.all([host.link(conf.bridge), podNs.link(args.ifName), podNs.routes(args.ifName).catch(() => [])]);
   if (!bridge || bridge.linkinfo?.info_kind !== 'bridge') throw new CniError(ErrorCode.Internal, `bridge ${conf.bridge} does not exist`);
   if (!pod) throw new CniError(ErrorCode.Internal, `interface ${args.ifName} does not exist in ${args.netns}`);
   if (pod.linkinfo?.info_kind !== 'veth') throw new CniError(ErrorCode.Internal, `interface ${args.ifName} in ${args.netns} is not a veth`);
@@ -316,7 +308,7 @@ async function check(args: CmdArgs): Promise<void> {
   }
   const hostIf = prev.interfaces?.find((i) => !i.sandbox && i.name !== conf.bridge);
   if (hostIf) {
-    const hostLink = await getLink(hostIf.name, host);
+    const hostLink = await host.link(hostIf.name);
     if (!hostLink) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} does not exist`);
     if (hostLink.master !== conf.bridge) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} is not a port of ${conf.bridge}`);
     if (pod.link_index !== hostLink.ifindex) throw new CniError(ErrorCode.Internal, `${args.ifName} is not the peer of host veth ${hostIf.name}`);
@@ -343,15 +335,16 @@ async function gc(args: CmdArgs): Promise<void> {
   };
   await attempt('IPAM GC', () => delegate('GC', args));
   await attempt('veth GC', async () => {
-    const ports = await ipJson<LinkInfo[]>(['link', 'show', 'master', conf.bridge], args.hostNetns).catch((e) => { if (isNotFound(e)) return []; throw e; });
+    const host = args.dataplane.at(args.hostNetns);
+    const ports = await host.links(conf.bridge).catch((e) => { if (isNotFound(e)) return []; throw e; });
     const stale = ports.filter((p) => {
       const owner = parseVethAlias(p.ifalias);
       return owner && owner.network === args.conf.name && !isValid(owner.containerID, owner.ifName);
     });
     for (const p of stale) args.log(`gc: removing host veth ${p.ifname} (${p.ifalias})`);
-    await ipBatch(stale.map((p) => `link del dev ${p.ifname}`), args.hostNetns);
+    await host.apply(stale.map((p) => ({ op: 'link-del', name: p.ifname })));
   });
-  if (conf.ipMasq) await attempt('masquerade GC', () => gcMasq(args.conf.name, new Set(valid.map((a) => a.containerID)), args.log, args.hostNetns));
+  if (conf.ipMasq) await attempt('masquerade GC', () => gcMasq(args.dataplane.at(args.hostNetns), args.conf.name, new Set(valid.map((a) => a.containerID)), args.log));
   if (errors.length) throw new CniError(ErrorCode.Internal, `GC incomplete: ${errors.join('; ')}`);
 }
 

@@ -1,12 +1,11 @@
 // The loopback plugin: brings `lo` up in the pod (whatever CNI_IFNAME says), as the
 // runtime asks before eth0 when a pod starts.
 
+import { isNotFound } from '../../../dataplane/port.ts';
 import { CniError, ErrorCode } from '../../spec/errors.ts';
 import type { Result } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
-import { ipBatch, ipBatchJson, ipJson, isNotFound, type LinkInfo } from '../../../dataplane/linux/ip.ts';
-import { inspectNetns } from '../../../dataplane/linux/netns.ts';
-import { requireNetns } from '../sandbox.ts';
+import { podNetnsPresent, requireNetns } from '../sandbox.ts';
 
 function isLoopbackAddress(local: string): boolean {
   return local === '::1' || local.startsWith('127.');
@@ -14,8 +13,8 @@ function isLoopbackAddress(local: string): boolean {
 
 export const loopback: PluginFuncs = {
   async add(args: CmdArgs): Promise<Result> {
-    requireNetns(args.netns, args.hostNetns);
-    const [lo] = await ipBatchJson<LinkInfo[]>(['link set dev lo up', 'addr show dev lo'], args.netns);
+    requireNetns(args);
+    const lo = await args.dataplane.at(args.netns).apply([{ op: 'link-set', name: 'lo', up: true }], { show: 'lo' });
     const addrs = lo?.addr_info ?? [];
     const foreign = addrs.find((a) => !isLoopbackAddress(a.local));
     if (foreign) throw new CniError(ErrorCode.Internal, `lo in ${args.netns} has a non-loopback address ${foreign.local}`);
@@ -28,15 +27,15 @@ export const loopback: PluginFuncs = {
   },
 
   async del(args: CmdArgs): Promise<void> {
-    if (!args.netns || inspectNetns(args.netns, args.hostNetns) !== 'ok') return; // the namespace took lo with it
-    await ipBatch(['link set dev lo down'], args.netns).catch((e) => {
+    if (!podNetnsPresent(args.dataplane, args)) return; // the namespace took lo with it
+    await args.dataplane.at(args.netns).apply([{ op: 'link-set', name: 'lo', up: false }]).catch((e) => {
       if (!isNotFound(e)) throw e;
     });
   },
 
   async check(args: CmdArgs): Promise<void> {
-    requireNetns(args.netns, args.hostNetns);
-    const [lo] = await ipJson<LinkInfo[]>(['link', 'show', 'dev', 'lo'], args.netns);
+    requireNetns(args);
+    const lo = await args.dataplane.at(args.netns).link('lo');
     if (!lo?.flags.includes('UP')) throw new CniError(ErrorCode.Internal, `lo is down in ${args.netns}`);
   },
 };

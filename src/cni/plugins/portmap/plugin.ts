@@ -5,10 +5,8 @@ import { CniError, ErrorCode } from '../../spec/errors.ts';
 import type { Result } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { validAttachments } from '../../spec/attachments.ts';
-import { iptablesRestore, iptablesSave, parseSave, removalLines, transaction, type IptablesBackend } from '../../../dataplane/linux/iptables.ts';
-import { withFileLock } from '../../../dataplane/linux/lock.ts';
-import { setSysctls } from '../../../dataplane/linux/sysctl.ts';
-import { run } from '../../../dataplane/linux/exec.ts';
+import { parseSave, removalLines, transaction } from '../../../dataplane/iptables-text.ts';
+import { withLock, type IptablesBackend } from '../../../dataplane/port.ts';
 import { tryParseIP } from '../../../netaddr/ip.ts';
 import { containerLines, dnatChainName, portmapOwners, sharedLines, type PortMapping, type PortmapTarget } from './rules.ts';
 import { mkdirSync } from 'node:fs';
@@ -53,11 +51,12 @@ function targetOf(args: CmdArgs): PortmapTarget | undefined {
   return { network: args.conf.name, containerID: args.containerID, podAddress, mappings, markMasqBit, snat };
 }
 
-async function removeChains(netns: string | undefined, backend: IptablesBackend | undefined, chainsOf: (dump: ReturnType<typeof parseSave>) => string[]): Promise<void> {
-  await withFileLock(LOCK_FILE, async () => {
-    const dump = parseSave(await iptablesSave('nat', netns, 4, backend));
+async function removeChains(args: CmdArgs, backend: IptablesBackend | undefined, chainsOf: (dump: ReturnType<typeof parseSave>) => string[]): Promise<void> {
+  const host = args.dataplane.at(args.hostNetns);
+  await withLock(args.dataplane, LOCK_FILE, async () => {
+    const dump = parseSave(await host.iptablesSave('nat', 4, backend));
     const lines = removalLines(dump, chainsOf(dump));
-    if (lines.length) await iptablesRestore(transaction('nat', lines), netns, 4, backend);
+    if (lines.length) await host.iptablesRestore(transaction('nat', lines), 4, backend);
   });
 }
 
@@ -76,17 +75,18 @@ export const portmap: PluginFuncs = {
     if (!prev) throw invalid('portmap must be chained after a plugin that sets up the interface: prevResult is missing');
     if (!target) return prev;
     mkdirSync(LOCK_DIR, { recursive: true });
-    await withFileLock(LOCK_FILE, async () => {
+    const host = args.dataplane.at(args.hostNetns);
+    await withLock(args.dataplane, LOCK_FILE, async () => {
       const backend = backendOf(args.conf);
-      const dump = parseSave(await iptablesSave('nat', args.hostNetns, 4, backend));
-      await iptablesRestore(transaction('nat', [...sharedLines(dump, target.markMasqBit), ...containerLines(target)]), args.hostNetns, 4, backend);
+      const dump = parseSave(await host.iptablesSave('nat', 4, backend));
+      await host.iptablesRestore(transaction('nat', [...sharedLines(dump, target.markMasqBit), ...containerLines(target)]), 4, backend);
     });
     // DNAT of 127.0.0.1 to the pod needs route_localnet on the interface towards it.
     const hostIf = prev.interfaces?.find((i) => !i.sandbox)?.name;
-    if (hostIf) await setSysctls(args.hostNetns, { [`net/ipv4/conf/${hostIf}/route_localnet`]: '1' });
+    if (hostIf) await host.setSysctls({ [`net/ipv4/conf/${hostIf}/route_localnet`]: '1' });
     // Stale UDP conntrack entries would keep sending to the previous pod on this hostPort.
     for (const m of target.mappings.filter((x) => x.protocol === 'udp')) {
-      await run(['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(m.hostPort)], { netns: args.hostNetns }).catch(() => undefined);
+      await host.conntrackDelete({ protocol: 'udp', origDstPort: m.hostPort }).catch(() => undefined);
     }
     return prev;
   },
@@ -94,13 +94,13 @@ export const portmap: PluginFuncs = {
   async del(args: CmdArgs): Promise<void> {
     // Best effort whatever the mappings say: the chain is found by the attachment's name.
     mkdirSync(LOCK_DIR, { recursive: true });
-    await removeChains(args.hostNetns, backendOf(args.conf), () => [dnatChainName(args.conf.name, args.containerID)]);
+    await removeChains(args, backendOf(args.conf), () => [dnatChainName(args.conf.name, args.containerID)]);
   },
 
   async check(args: CmdArgs): Promise<void> {
     const target = targetOf(args);
     if (!target) return;
-    const dump = parseSave(await iptablesSave('nat', args.hostNetns, 4, backendOf(args.conf)));
+    const dump = parseSave(await args.dataplane.at(args.hostNetns).iptablesSave('nat', 4, backendOf(args.conf)));
     const chain = dnatChainName(target.network, target.containerID);
     if (!dump.chains.has(chain)) throw new CniError(ErrorCode.Internal, `portmap chain ${chain} for ${target.containerID} is missing`);
     const podIP = target.podAddress.split('/')[0];
@@ -113,7 +113,7 @@ export const portmap: PluginFuncs = {
   async gc(args: CmdArgs): Promise<void> {
     const valid = new Set(validAttachments(args.conf).map((a) => a.containerID));
     mkdirSync(LOCK_DIR, { recursive: true });
-    await removeChains(args.hostNetns, backendOf(args.conf), (dump) => {
+    await removeChains(args, backendOf(args.conf), (dump) => {
       const stale = [...portmapOwners(dump, args.conf.name)].filter(([, id]) => !valid.has(id));
       for (const [chain, id] of stale) args.log(`gc: removing port mappings ${chain} of ${id}`);
       return stale.map(([chain]) => chain);

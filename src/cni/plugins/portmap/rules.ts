@@ -5,7 +5,7 @@
 //   POSTROUTING -> CNI-HOSTPORT-MASQ: marked packets are masqueraded
 // Pure: no I/O.
 
-import { ruleChain, ruleTarget, type TableDump } from '../../../dataplane/linux/iptables.ts';
+import { ruleChain, ruleTarget, type TableDump } from '../../../dataplane/iptables-text.ts';
 import { formatPrefix, networkOf, parsePrefix } from '../../../netaddr/ip.ts';
 import { attachmentComment, chainName, containerOfRule, quoteArg } from '../netfilter-names.ts';
 

@@ -1,0 +1,229 @@
+// The dataplane port on the real kernel: iproute2 batches, iptables-restore and nft
+// transactions, conntrack, and the native helper where it saves a process (namespaces,
+// sysctls, link state, sockets inside a namespace, locks). Failures come back as
+// DataplaneErrors whose code is the kernel's errno, read from the tool's message.
+
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { DataplaneError, NETNS_DIR, netnsPath, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
+import { CommandError, run } from './exec.ts';
+import { getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, linkRunning } from './ip.ts';
+import { iptablesHasRule, iptablesRestore, iptablesSave } from './iptables.ts';
+import { lockFile } from './lock.ts';
+import { netnsAddon, optionalNetnsAddon, OWN_NETNS } from './native.ts';
+import { inspectNetns, netnsPids } from './netns.ts';
+import { ipLines } from './render.ts';
+import { setSysctls } from './sysctl.ts';
+
+/** The errno a tool's message names, as a port error code. */
+export function errorCode(message: string): DataplaneErrorCode {
+  if (/File exists|already assigned/i.test(message)) return 'exists';
+  if (/does not exist|Cannot find device|No such device|No such file or directory|No such process|Cannot assign requested address|not found|Couldn't load target|Chain '.*' does not exist/i.test(message)) return 'not-found';
+  if (/Device or resource busy|Too many links|Directory not empty/i.test(message)) return 'busy';
+  if (/Invalid argument|is wrong|Nexthop has invalid gateway|Operation not supported|Error: either|syntax error|Bad argument|not a valid/i.test(message)) return 'invalid';
+  return 'failed';
+}
+
+/** A failed tool call as a DataplaneError (anything else passes through). */
+function portError(e: unknown): unknown {
+  if (e instanceof CommandError) return new DataplaneError(errorCode(e.stderr || e.message), e.message);
+  if (e instanceof Error && !(e instanceof DataplaneError)) return new DataplaneError(errorCode(e.message), e.message);
+  return e;
+}
+
+async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw portError(e);
+  }
+}
+
+class LinuxNetns implements Netns {
+  constructor(readonly path: string | undefined) {}
+
+  apply(ops: NetOp[], opts: ApplyOptions = {}): Promise<LinkInfo | undefined> {
+    const lines = ops.flatMap(ipLines);
+    const { sysctls, show } = opts;
+    return guarded(async () => {
+      if (show === undefined) {
+        // Sysctls and the batch in one process where the native helper cannot set them from here.
+        if (sysctls && Object.keys(sysctls).length && this.path) await ipBatchWithSysctls(this.path, sysctls, lines);
+        else {
+          if (sysctls) await setSysctls(this.path, sysctls);
+          await ipBatch(lines, this.path);
+        }
+        return undefined;
+      }
+      if (sysctls) await setSysctls(this.path, sysctls);
+      const [link] = await ipBatchJson<LinkInfo[]>([...lines, `addr show dev ${show}`], this.path);
+      return link;
+    });
+  }
+
+  setSysctls(values: Record<string, string>): Promise<void> {
+    return guarded(() => setSysctls(this.path, values));
+  }
+
+  async sysctl(key: string): Promise<string | undefined> {
+    if (!this.path) return existsSync(`/proc/sys/${key}`) ? readFileSync(`/proc/sys/${key}`, 'utf8').trim() : undefined;
+    return run(['cat', `/proc/sys/${key}`], { netns: this.path }).then((v) => v.trim(), () => undefined);
+  }
+
+  link(name: string): Promise<LinkInfo | undefined> {
+    return guarded(() => getLink(name, this.path));
+  }
+
+  links(master?: string): Promise<LinkInfo[]> {
+    return guarded(() => ipJson<LinkInfo[]>(['-details', 'addr', 'show', ...(master ? ['master', master] : [])], this.path));
+  }
+
+  linkRunning(name: string): Promise<boolean> {
+    return guarded(() => linkRunning(name, this.path));
+  }
+
+  async routes(dev?: string): Promise<RouteInfo[]> {
+    // `ip route` lists one family at a time.
+    const lists = await guarded(() => Promise.all(['-4', '-6'].map((f) => ipJson<RouteInfo[]>([f, 'route', 'show', ...(dev ? ['dev', dev] : [])], this.path))));
+    return lists.flat();
+  }
+
+  neighbours(dev?: string): Promise<NeighbourInfo[]> {
+    return guarded(() => ipJson<NeighbourInfo[]>(['neigh', 'show', ...(dev ? ['dev', dev] : [])], this.path));
+  }
+
+  fdb(bridge: string): Promise<FdbEntry[]> {
+    return guarded(async () => {
+      const out = await run(['bridge', '-j', 'fdb', 'show', 'br', bridge], { netns: this.path });
+      return (out.trim() ? JSON.parse(out) : []) as FdbEntry[];
+    });
+  }
+
+  iptablesSave(table: IptablesTable, family: IPFamily = 4, backend?: IptablesBackend): Promise<string> {
+    return guarded(() => iptablesSave(table, this.path, family, backend));
+  }
+
+  iptablesRestore(script: string, family: IPFamily = 4, backend?: IptablesBackend): Promise<void> {
+    return guarded(() => iptablesRestore(script, this.path, family, backend));
+  }
+
+  iptablesHasRule(table: IptablesTable, chain: string, rule: string[], family: IPFamily = 4, backend?: IptablesBackend): Promise<boolean> {
+    return guarded(() => iptablesHasRule(table, chain, rule, this.path, family, backend));
+  }
+
+  iptablesUsable(backend: IptablesBackend): Promise<boolean> {
+    return run([`iptables-${backend}`, '-t', 'nat', '-S'], { netns: this.path }).then(() => true, () => false);
+  }
+
+  async nft(script: string): Promise<void> {
+    if (script) await guarded(() => run(['nft', '-f', '-'], { netns: this.path, input: script }));
+  }
+
+  async nftTable(name: string): Promise<string | undefined> {
+    try {
+      return await run(['nft', 'list', 'table', 'ip', name], { netns: this.path });
+    } catch (e) {
+      const err = portError(e);
+      if (err instanceof DataplaneError && err.code === 'not-found') return undefined;
+      throw err;
+    }
+  }
+
+  async nftTables(): Promise<string[]> {
+    const out = await guarded(() => run(['nft', 'list', 'tables', 'ip'], { netns: this.path }));
+    return out.split('\n').map((l) => /^table ip (\S+)/.exec(l)?.[1]).filter((t): t is string => t !== undefined);
+  }
+
+  async ipsetRestore(script: string): Promise<void> {
+    await guarded(() => run(['ipset', 'restore', '-exist'], { netns: this.path, input: script }));
+  }
+
+  async ipsetNames(): Promise<string[]> {
+    const out = await guarded(() => run(['ipset', 'list', '-n'], { netns: this.path }));
+    return out.split('\n').filter(Boolean);
+  }
+
+  ipvsSave(): Promise<string> {
+    return guarded(() => run(['ipvsadm-save', '-n'], { netns: this.path }));
+  }
+
+  async ipvsRestore(lines: string[]): Promise<void> {
+    if (lines.length) await guarded(() => run(['ipvsadm-restore'], { netns: this.path, input: `${lines.join('\n')}\n` }));
+  }
+
+  async conntrackDelete(f: ConntrackFilter): Promise<number> {
+    const argv = ['conntrack', '-D', '-p', f.protocol, ...(f.origDst ? ['--orig-dst', f.origDst] : []), ...(f.origDstPort !== undefined ? ['--orig-port-dst', String(f.origDstPort)] : []), ...(f.replySrc ? ['--reply-src', f.replySrc] : [])];
+    try {
+      await run(argv, { netns: this.path });
+      return 1;
+    } catch (e) {
+      // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
+      if (e instanceof CommandError && e.exitCode === 1) return 0;
+      throw portError(e);
+    }
+  }
+
+  exec(argv: string[], input?: string): Promise<string> {
+    return guarded(() => run(argv, { netns: this.path, input }));
+  }
+
+  listen(protocol: 'tcp' | 'udp', port: number, backlog: number, address?: string): number {
+    try {
+      return netnsAddon().listenIn(this.path ?? OWN_NETNS, protocol, port, backlog, address);
+    } catch (e) {
+      throw portError(e);
+    }
+  }
+}
+
+export class LinuxDataplane implements Dataplane {
+  at(path?: string): Netns {
+    return new LinuxNetns(path);
+  }
+
+  async createNetns(name: string): Promise<Netns> {
+    const path = netnsPath(name);
+    if (existsSync(path)) throw new DataplaneError('exists', `network namespace ${JSON.stringify(name)} exists`);
+    const addon = optionalNetnsAddon();
+    await guarded(async () => (addon ? addon.netnsAdd(path) : void (await run(['ip', 'netns', 'add', name]))));
+    return this.at(path);
+  }
+
+  async listNetns(prefix = ''): Promise<string[]> {
+    const names = existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : [];
+    return names.filter((n) => n.startsWith(prefix)).sort();
+  }
+
+  async deleteNetns(name: string, opts: { leaveProcesses?: boolean } = {}): Promise<void> {
+    const path = netnsPath(name);
+    // Processes left inside would keep the namespace alive: end them first.
+    for (const pid of opts.leaveProcesses ? [] : netnsPids(path)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (!existsSync(path)) return;
+    const addon = optionalNetnsAddon();
+    await guarded(async () => (addon ? addon.netnsDel(path) : void (await run(['ip', 'netns', 'del', name]))));
+  }
+
+  netnsPath(name: string): string {
+    return netnsPath(name);
+  }
+
+  netnsState(path: string, hostNetns?: string): NetnsState {
+    return inspectNetns(path, hostNetns);
+  }
+
+  netnsPids(path: string): number[] {
+    return netnsPids(path);
+  }
+
+  lock(path: string, mode: 'exclusive' | 'shared' = 'exclusive'): Promise<FileLock> {
+    return lockFile(path, mode);
+  }
+}
+
+/** The host's dataplane (one per process: it holds no state). */
+export const linux: Dataplane = new LinuxDataplane();

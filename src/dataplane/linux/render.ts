@@ -1,0 +1,36 @@
+// NetOps as iproute2 batch lines (pure): what the Linux dataplane sends to one `ip -batch`.
+
+import type { NetOp } from '../port.ts';
+
+const mtuOf = (mtu?: number) => (mtu ? ` mtu ${mtu}` : '');
+const macOf = (mac?: string) => (mac ? ` address ${mac}` : '');
+
+/** The batch lines for one change (a link change may take more than one: ip sets the bridge port's options apart). */
+export function ipLines(op: NetOp): string[] {
+  switch (op.op) {
+    case 'link-add':
+      return [`link add name ${op.name}${mtuOf(op.mtu)}${macOf(op.mac)} type ${op.kind}`];
+    case 'veth-add':
+      return [`link add name ${op.name}${mtuOf(op.mtu)}${macOf(op.mac)} type veth peer name ${op.peer}${mtuOf(op.mtu)}${macOf(op.peerMac)}${op.peerNetns ? ` netns ${op.peerNetns}` : ''}`];
+    case 'link-set': {
+      const lines: string[] = [];
+      const attrs = `${op.master !== undefined ? ` master ${op.master}` : ''}${op.alias !== undefined ? ` alias "${op.alias}"` : ''}${op.promisc !== undefined ? ` promisc ${op.promisc ? 'on' : 'off'}` : ''}`;
+      if (attrs) lines.push(`link set dev ${op.name}${attrs}`);
+      if (op.hairpin !== undefined) lines.push(`link set dev ${op.name} type bridge_slave hairpin ${op.hairpin ? 'on' : 'off'}`);
+      if (op.up !== undefined) lines.push(`link set dev ${op.name} ${op.up ? 'up' : 'down'}`);
+      return lines;
+    }
+    case 'link-del':
+      return [`link del dev ${op.name}`];
+    case 'addr-add':
+      return [`addr ${op.replace ? 'replace' : 'add'} ${op.address} dev ${op.dev}`];
+    case 'addr-del':
+      return [`addr del ${op.address} dev ${op.dev}`];
+    case 'route-add':
+      return [`route ${op.replace ? 'replace' : 'add'} ${op.dst}${op.via ? ` via ${op.via}` : ''}${op.dev ? ` dev ${op.dev}` : ''}`];
+    case 'route-del':
+      return [`route del ${op.dst}`];
+    case 'neigh-replace':
+      return [`neigh replace ${op.ip} lladdr ${op.mac} dev ${op.dev}`];
+  }
+}
