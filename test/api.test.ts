@@ -13,6 +13,8 @@ import { parseResourcePath, resourceNamed, resourcePath } from '../src/api/resou
 import type { Pod } from '../src/api/types.ts';
 import { Api } from '../src/apiserver/api.ts';
 import { ApiClient, ApiError } from '../src/apiserver/client.ts';
+import { LocalClient, type ObjectClient } from '../src/apiserver/objects.ts';
+import { isAlreadyExists, isConflict, isNotFound } from '../src/apiserver/status.ts';
 import { ApiServer, mergePatch } from '../src/apiserver/server.ts';
 import { Store } from '../src/apiserver/store.ts';
 import { loadManifests, ManifestError, parseManifests, splitDocuments } from '../src/manifest/load.ts';
@@ -193,6 +195,31 @@ describe('API server over its unix socket', () => {
     for (let i = 0; i < 50 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
     stop();
     assert.deepEqual(seen, ['ADDED w1', 'DELETED w1']);
+  });
+
+  test('the in-process client answers as the socket client does: one ObjectClient, one isNotFound', async () => {
+    const clients: Array<[string, ObjectClient]> = [['socket', client], ['local', new LocalClient(api)]];
+    const seen: Record<string, string[]> = {};
+    for (const [name, c] of clients) {
+      const events: string[] = [];
+      const list = await c.list(pods, 'default');
+      const stop = await c.watch(pods, 'default', { resourceVersion: list.metadata.resourceVersion, labelSelector: `via=${name}` }, (e) => events.push(`${e.type} ${e.object.metadata.name.replace(name, 'X')}`));
+      const made = await c.create(pods, pod(`${name}-p`, 'default', { via: name }));
+      assert.equal((await c.get<Pod>(pods, 'default', `${name}-p`)).metadata.uid, made.metadata.uid);
+      assert.deepEqual((await c.list(pods, 'default', { labelSelector: `via=${name}` })).items.map((p) => p.metadata.name), [`${name}-p`]);
+      const status = await c.updateStatus(pods, { ...made, status: { phase: 'Running' } });
+      assert.equal((status as Pod).status?.phase, 'Running');
+      await c.create(pods, pod(`${name}-other`, 'default', { via: 'nobody' }));
+      await assert.rejects(c.get(pods, 'default', 'nothing'), (e: unknown) => isNotFound(e) && !isAlreadyExists(e), `${name}: not found`);
+      await assert.rejects(c.create(pods, pod(`${name}-p`, 'default')), (e: unknown) => isAlreadyExists(e) && !isNotFound(e), `${name}: already exists`);
+      await assert.rejects(c.update(pods, { ...made, metadata: { ...made.metadata, resourceVersion: '1' } }), (e: unknown) => isConflict(e), `${name}: a stale update conflicts`);
+      await c.delete(pods, 'default', `${name}-p`);
+      for (let i = 0; i < 50 && events.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+      stop();
+      seen[name] = events;
+    }
+    assert.deepEqual(seen.local, seen.socket, 'the same events, filtered by the same selector');
+    assert.deepEqual(seen.socket, ['ADDED X-p', 'MODIFIED X-p', 'DELETED X-p']);
   });
 
   test('a terminating namespace takes no new objects', async () => {

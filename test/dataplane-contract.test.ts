@@ -159,6 +159,12 @@ describe('dataplane port contract', () => {
     );
     assert.ok(await ns.link('br2'), 'ops before the failure stay');
     assert.equal(await ns.link('br3'), undefined, 'ops after it never ran');
+    // A master that is not a bridge is refused, after the alias went in (what lets the bridge plugin find and undo its veth).
+    await rejectsWith(ns.apply([{ op: 'veth-add', name: 'v2', peer: 'v2peer' }, { op: 'link-set', name: 'v2', master: 'v1', alias: 'mine', up: true }]), 'invalid', 'a master that is not a bridge');
+    const v2 = await ns.link('v2');
+    assert.equal(v2?.ifalias, 'mine');
+    assert.equal(v2?.master, undefined);
+    assert.ok(!v2?.flags.includes('UP'), 'the rest of the op did not run');
     return [ns];
   });
 

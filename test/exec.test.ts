@@ -38,7 +38,7 @@ for (const [way, run] of ways) {
       const big = 'abcdefghij'.repeat(30_000);
       assert.equal(await run(['cat'], { input: big }), big);
       await assert.rejects(run(['sh', '-c', 'echo broken >&2; exit 3']), (e: unknown) => e instanceof CommandError && e.exitCode === 3 && e.stderr === 'broken\n');
-      await assert.rejects(run(['kubewire-no-such-tool']), (e: unknown) => e instanceof CommandError && e.exitCode === null && /No such file|ENOENT/.test(e.message));
+      await assert.rejects(run(['kubewire-no-such-tool']), (e: unknown) => e instanceof CommandError && e.exitCode === null && /No such file|ENOENT|EACCES/.test(e.message)); // EACCES: a PATH entry this user may not search
       await assert.rejects(run(['sh', '-c', 'kill -9 $$']), (e: unknown) => e instanceof CommandError && e.exitCode === null);
     });
 

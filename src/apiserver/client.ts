@@ -3,21 +3,20 @@
 import { request, type IncomingMessage } from 'node:http';
 import { resourcePath, type ResourceType } from '../api/resources.ts';
 import type { KubeObject } from '../api/types.ts';
+import type { ListQuery, ObjectClient, WatchQuery } from './objects.ts';
+import { StatusError } from './status.ts';
 
 /** A failed API call, carrying the server's Status. */
-export class ApiError extends Error {
+export class ApiError extends StatusError {
   override name = 'ApiError';
-  constructor(readonly code: number, readonly reason: string, message: string, readonly details?: Record<string, unknown>) {
-    super(message);
+  constructor(code: number, reason: string, message: string, readonly details?: Record<string, unknown>) {
+    super(code, reason, message);
   }
 }
 
-export interface ListQuery {
-  labelSelector?: string;
-  fieldSelector?: string;
-}
+export type { ListQuery };
 
-export class ApiClient {
+export class ApiClient implements ObjectClient {
   constructor(readonly socketPath: string) {}
 
   private open(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
@@ -84,13 +83,17 @@ export class ApiClient {
     return this.call<T>('PUT', resourcePath(rt, obj.metadata.namespace, obj.metadata.name), obj);
   }
 
+  updateStatus<T extends KubeObject>(rt: ResourceType, obj: T): Promise<T> {
+    return this.call<T>('PUT', `${resourcePath(rt, obj.metadata.namespace, obj.metadata.name)}/status`, obj);
+  }
+
   delete(rt: ResourceType, namespace: string | undefined, name: string, gracePeriodSeconds?: number): Promise<KubeObject> {
     const q = gracePeriodSeconds === undefined ? '' : `?gracePeriodSeconds=${gracePeriodSeconds}`;
     return this.call('DELETE', `${resourcePath(rt, namespace, name)}${q}`);
   }
 
   /** Watches a collection; calls `fn` per event until the returned function is called, and `ended` if the server ends the stream. */
-  async watch(rt: ResourceType, namespace: string | undefined, q: ListQuery & { resourceVersion?: string; allowWatchBookmarks?: 'true' }, fn: (e: { type: string; object: KubeObject }) => void, ended?: () => void): Promise<() => void> {
+  async watch(rt: ResourceType, namespace: string | undefined, q: WatchQuery, fn: (e: { type: string; object: KubeObject }) => void, ended?: () => void): Promise<() => void> {
     const qs = new URLSearchParams({ watch: '1', ...(Object.fromEntries(Object.entries(q).filter(([, v]) => v)) as Record<string, string>) }).toString();
     const res = await this.open('GET', `${resourcePath(rt, namespace)}?${qs}`);
     if ((res.statusCode ?? 500) >= 400) {

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { KubeObject } from '../api/types.ts';
 import { ObjectCache } from './cache.ts';
+import { StatusError } from './status.ts';
 import { INDEXES } from './indexes.ts';
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -24,16 +25,11 @@ export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Gone' | 'Inval
 const HTTP_CODE: Record<Reason, number> = { NotFound: 404, AlreadyExists: 409, Conflict: 409, Gone: 410, Invalid: 422, Forbidden: 403 };
 
 /** A failed store operation, shaped like a Kubernetes Status. */
-export class StoreError extends Error {
+export class StoreError extends StatusError {
   override name = 'StoreError';
-  readonly code: number;
-  constructor(readonly reason: Reason, message: string) {
-    super(message);
-    this.code = HTTP_CODE[reason];
-  }
-
-  toStatus(): object {
-    return { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: this.message, reason: this.reason, code: this.code };
+  declare readonly reason: Reason;
+  constructor(reason: Reason, message: string) {
+    super(HTTP_CODE[reason], reason, message);
   }
 }
 

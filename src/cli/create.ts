@@ -7,7 +7,7 @@ import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { resourceOfKind } from '../api/resources.ts';
 import type { Secret } from '../api/types.ts';
-import { ApiError } from '../apiserver/client.ts';
+import { isAlreadyExists } from '../apiserver/status.ts';
 import { ClusterError } from '../cluster/cluster.ts';
 import { parseKeyPair } from '../ingress/tls.ts';
 import { connect, defaultCluster } from './kubectl.ts';
@@ -61,7 +61,7 @@ async function create(o: { cluster: string; dryRun?: string; output?: string }, 
       if (o.dryRun === 'server') await client.call('POST', `/api/v1/namespaces/${secret.metadata.namespace}/secrets?dryRun=All`, secret);
       else await client.create(rt, secret);
     } catch (e) {
-      if (e instanceof ApiError && e.code === 409) throw new ClusterError(`failed to create secret secrets "${secret.metadata.name}" already exists`);
+      if (isAlreadyExists(e)) throw new ClusterError(`failed to create secret secrets "${secret.metadata.name}" already exists`);
       throw e;
     }
   }

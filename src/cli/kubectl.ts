@@ -8,6 +8,7 @@ import { APPLY_PATH, apiVersionOf, resourceNamed, resourcePath, RESOURCES, type 
 import type { Deployment, EndpointSlice, Event, Ingress, KubeObject, Node, Pod, Service } from '../api/types.ts';
 import type { ApplyResult } from '../api/apply.ts';
 import { ApiClient, ApiError } from '../apiserver/client.ts';
+import { isNotFound } from '../apiserver/status.ts';
 import { ClusterError, loadCluster } from '../cluster/cluster.ts';
 import { podNetnsName, type ClusterPlan } from '../cluster/plan.ts';
 import { daemonPid } from '../daemon/process.ts';
@@ -97,7 +98,7 @@ export async function apply(client: ApiClient, manifests: Manifest[], nsFlag: st
 async function waitGone(client: ApiClient, rt: ResourceType, ns: string | undefined, name: string, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const gone = await client.get(rt, ns, name).then(() => false, (e: unknown) => e instanceof ApiError && e.code === 404);
+    const gone = await client.get(rt, ns, name).then(() => false, isNotFound);
     if (gone) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -243,8 +244,8 @@ export function registerKubectlCommands(program: Command): void {
           out(`${ref(t.rt, t.name).replace('/', ' "')}" deleted`);
           deleted.push(t);
         } catch (e) {
-          if (e instanceof ApiError && e.code === 404 && o.ignoreNotFound) continue;
-          if (e instanceof ApiError && e.code === 404) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${t.name}" not found${t.ns ? ` in namespace ${t.ns}` : ''}`);
+          if (isNotFound(e) && o.ignoreNotFound) continue;
+          if (isNotFound(e)) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${t.name}" not found${t.ns ? ` in namespace ${t.ns}` : ''}`);
           throw e;
         }
       }
@@ -290,7 +291,7 @@ export function registerKubectlCommands(program: Command): void {
       const ns = t.rt.namespaced && !o.allNamespaces ? o.namespace ?? 'default' : undefined;
       let items: KubeObject[] = [];
       if (all.length) items = await Promise.all(all.map((n) => client.get(t.rt, ns, n).catch((e: unknown) => {
-        if (e instanceof ApiError && e.code === 404) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${n}" not found`);
+        if (isNotFound(e)) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${n}" not found`);
         throw e;
       })));
       let listRV = '';
@@ -318,7 +319,7 @@ export function registerKubectlCommands(program: Command): void {
       const { client, plan } = connect(o.cluster);
       const ns = t.rt.namespaced ? o.namespace ?? 'default' : undefined;
       const obj = await client.get(t.rt, ns, t.name).catch((e: unknown) => {
-        if (e instanceof ApiError && e.code === 404) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${t.name}" not found`);
+        if (isNotFound(e)) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${t.name}" not found`);
         throw e;
       });
       const events = async () =>
@@ -387,7 +388,7 @@ export function registerKubectlCommands(program: Command): void {
       const want = o.for === 'delete' ? undefined : o.for.match(/^condition=(\w+)$/)?.[1];
       if (o.for !== 'delete' && !want) throw new ClusterError(`--for ${JSON.stringify(o.for)}: expected condition=TYPE or delete`);
       const deadline = Date.now() + parseDuration(o.timeout, '--timeout');
-      const fetch = async () => (t.name ? [await client.get(t.rt, ns, t.name).catch((e: unknown) => { if (e instanceof ApiError && e.code === 404) return undefined; throw e; })].filter((x): x is KubeObject => Boolean(x)) : (await client.list(t.rt, ns, { labelSelector: o.selector })).items);
+      const fetch = async () => (t.name ? [await client.get(t.rt, ns, t.name).catch((e: unknown) => { if (isNotFound(e)) return undefined; throw e; })].filter((x): x is KubeObject => Boolean(x)) : (await client.list(t.rt, ns, { labelSelector: o.selector })).items);
       for (;;) {
         const items = await fetch();
         if (o.for === 'delete' ? items.length === 0 : items.length > 0 && items.every((i) => conditionTrue(i, want!))) {
@@ -458,7 +459,7 @@ export function registerKubectlCommands(program: Command): void {
       const { client } = connect(o.cluster);
       const ns = o.namespace ?? 'default';
       const pod = await client.get<Pod>(resource('pods'), ns, name).catch((e: unknown) => {
-        if (e instanceof ApiError && e.code === 404) throw new ClusterError(`pods "${name}" not found in namespace ${ns}`);
+        if (isNotFound(e)) throw new ClusterError(`pods "${name}" not found in namespace ${ns}`);
         throw e;
       });
       const container = o.container ? pod.spec.containers.find((c) => c.name === o.container) : pod.spec.containers[0];

@@ -6,9 +6,10 @@
 
 import { createHash } from 'node:crypto';
 import { SERVICE_NAME_LABEL } from '../api/endpointslices.ts';
-import { resourceOfKind, resourcePath } from '../api/resources.ts';
+import { resourceOfKind } from '../api/resources.ts';
 import { namespacedName, type EndpointSlice, type Event, type Ingress, type IngressClass, type KubeObject, type Secret, type Service } from '../api/types.ts';
-import { ApiError, type ApiClient } from '../apiserver/client.ts';
+import type { ObjectClient } from '../apiserver/objects.ts';
+import { isAlreadyExists } from '../apiserver/status.ts';
 import { eventFor } from '../apiserver/events.ts';
 import { servedBy } from './classes.ts';
 import { Informer } from './informer.ts';
@@ -19,7 +20,7 @@ import type { Problem } from './table.ts';
 import { loadTls, type Certificate } from './tls.ts';
 
 export interface ControllerOptions {
-  client: ApiClient;
+  client: ObjectClient;
   proxy: IngressProxy;
   metrics: IngressMetrics;
   nodeName: string;
@@ -166,8 +167,7 @@ export class IngressController {
       const current = ing.status?.loadBalancer?.ingress ?? [];
       const wanted = servedSet.has(ing) ? ours : JSON.stringify(current) === JSON.stringify(ours) ? [] : current;
       if (JSON.stringify(current) === JSON.stringify(wanted)) continue;
-      const path = `${resourcePath(resourceOfKind('Ingress'), ing.metadata.namespace, ing.metadata.name)}/status`;
-      await this.o.client.call('PUT', path, { ...ing, status: { loadBalancer: { ingress: wanted } } }).catch((e: unknown) => this.o.log(`status of Ingress ${ing.metadata.namespace}/${ing.metadata.name}: ${e instanceof Error ? e.message : String(e)}`));
+      await this.o.client.updateStatus(resourceOfKind('Ingress'), { ...ing, status: { loadBalancer: { ingress: wanted } } }).catch((e: unknown) => this.o.log(`status of Ingress ${ing.metadata.namespace}/${ing.metadata.name}: ${e instanceof Error ? e.message : String(e)}`));
     }
     for (const ing of served) await this.event(ing, 'Normal', 'Sync', 'Scheduled for sync', JSON.stringify(ing.spec));
     const byUid = new Map(served.map((i) => [i.metadata.uid, i]));
@@ -186,7 +186,7 @@ export class IngressController {
       await this.o.client.create(resourceOfKind('Event'), event);
       this.recorded.add(name);
     } catch (e) {
-      if (e instanceof ApiError && e.code === 409) this.recorded.add(name);
+      if (isAlreadyExists(e)) this.recorded.add(name);
       // Otherwise (namespace going away, API restarting) the next sync tries again.
     }
   }

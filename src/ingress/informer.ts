@@ -5,7 +5,7 @@
 
 import type { ResourceType } from '../api/resources.ts';
 import { namespacedName, type KubeObject } from '../api/types.ts';
-import type { ApiClient } from '../apiserver/client.ts';
+import type { ObjectClient } from '../apiserver/objects.ts';
 
 export class Informer<T extends KubeObject> {
   readonly items = new Map<string, T>();
@@ -20,7 +20,7 @@ export class Informer<T extends KubeObject> {
   private failing: string | undefined;
 
   /** `changed` hears of each change (the object; nothing after a relist). */
-  constructor(private readonly client: ApiClient, private readonly rt: ResourceType, private readonly changed: (obj?: T) => void, private readonly log: (l: string) => void, private readonly indexBy?: (obj: T) => string | undefined) {}
+  constructor(private readonly client: ObjectClient, private readonly rt: ResourceType, private readonly changed: (obj?: T) => void, private readonly log: (l: string) => void, private readonly indexBy?: (obj: T) => string | undefined) {}
 
   /** Objects the index holds under `value`. */
   byIndex(value: string): T[] {

@@ -212,14 +212,16 @@ class FakeNetnsHandle implements Netns {
         return;
       }
       case 'link-set': {
+        // In the kernel's order (do_setlink): the alias and flags go in before the master is
+        // tried, so a refused master leaves them set.
         const l = ns.need(op.name);
+        if (op.alias !== undefined) l.alias = op.alias;
+        if (op.promisc !== undefined) l.promisc = op.promisc;
         if (op.master !== undefined) {
           const m = ns.need(op.master);
           if (m.kind !== 'bridge') fail('invalid', 'RTNETLINK answers: Operation not supported');
           l.master = op.master;
         }
-        if (op.alias !== undefined) l.alias = op.alias;
-        if (op.promisc !== undefined) l.promisc = op.promisc;
         if (op.hairpin !== undefined) {
           if (!l.master) fail('invalid', 'RTNETLINK answers: Operation not supported');
           l.hairpin = op.hairpin;

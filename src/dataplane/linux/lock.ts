@@ -5,7 +5,8 @@
 // it is released when we close the descriptor (or when we die, as with kill -9).
 
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { toolPath } from '../../supervisor/supervisor.ts';
 import { optionalNetnsAddon } from './native.ts';
 
@@ -14,6 +15,7 @@ export interface FileLock {
 }
 
 export async function lockFile(path: string, mode: 'exclusive' | 'shared' = 'exclusive'): Promise<FileLock> {
+  mkdirSync(dirname(path), { recursive: true });
   const fd = openSync(path, 'a', 0o600);
   try {
     const addon = optionalNetnsAddon();

@@ -9,11 +9,9 @@ import { parseSave, removalLines, transaction } from '../../../dataplane/iptable
 import { withLock, type IptablesBackend } from '../../../dataplane/port.ts';
 import { tryParseIP } from '../../../netaddr/ip.ts';
 import { containerLines, dnatChainName, portmapOwners, sharedLines, type PortMapping, type PortmapTarget } from './rules.ts';
-import { mkdirSync } from 'node:fs';
 
 /** Serialises read-modify-write of the shared chains between concurrent portmap calls. */
-const LOCK_DIR = '/run/kubewire';
-const LOCK_FILE = `${LOCK_DIR}/cni-portmap.lock`;
+const LOCK_FILE = '/run/kubewire/cni-portmap.lock';
 
 function invalid(msg: string): CniError {
   return new CniError(ErrorCode.InvalidNetworkConfig, msg);
@@ -74,7 +72,6 @@ export const portmap: PluginFuncs = {
     const prev = args.conf.prevResult;
     if (!prev) throw invalid('portmap must be chained after a plugin that sets up the interface: prevResult is missing');
     if (!target) return prev;
-    mkdirSync(LOCK_DIR, { recursive: true });
     const host = args.dataplane.at(args.hostNetns);
     await withLock(args.dataplane, LOCK_FILE, async () => {
       const backend = backendOf(args.conf);
@@ -93,7 +90,6 @@ export const portmap: PluginFuncs = {
 
   async del(args: CmdArgs): Promise<void> {
     // Best effort whatever the mappings say: the chain is found by the attachment's name.
-    mkdirSync(LOCK_DIR, { recursive: true });
     await removeChains(args, backendOf(args.conf), () => [dnatChainName(args.conf.name, args.containerID)]);
   },
 
@@ -112,7 +108,6 @@ export const portmap: PluginFuncs = {
 
   async gc(args: CmdArgs): Promise<void> {
     const valid = new Set(validAttachments(args.conf).map((a) => a.containerID));
-    mkdirSync(LOCK_DIR, { recursive: true });
     await removeChains(args, backendOf(args.conf), (dump) => {
       const stale = [...portmapOwners(dump, args.conf.name)].filter(([, id]) => !valid.has(id));
       for (const [chain, id] of stale) args.log(`gc: removing port mappings ${chain} of ${id}`);
