@@ -123,6 +123,17 @@ describe('dataplane port contract', () => {
     assert.deepEqual((await node.links('br0')).map((l) => l.ifname), ['veth0']);
     assert.deepEqual((await pod.routes('eth0')).filter((r) => r.dst === 'default').map((r) => r.gateway), ['10.91.0.1']);
     assert.equal(await pod.link('nothing'), undefined);
+    // A static FDB entry on the port, in the same batch as a neighbour entry (two tools, one call).
+    await node.apply([
+      { op: 'fdb-replace', dev: 'veth0', mac: '02:00:00:00:bb:01' },
+      { op: 'neigh-replace', dev: 'br0', ip: '10.91.0.9', mac: '02:00:00:00:bb:01' },
+    ]);
+    const statics = (await node.fdb('br0')).filter((e) => e.state === 'static').map((e) => `${e.mac} ${e.ifname}`);
+    assert.deepEqual(statics, ['02:00:00:00:bb:01 veth0']);
+    assert.deepEqual((await node.neighbours('br0')).map((n) => `${n.dst} ${n.lladdr}`), ['10.91.0.9 02:00:00:00:bb:01']);
+    await rejectsWith(node.apply([{ op: 'fdb-replace', dev: 'br0', mac: '02:00:00:00:bb:02' }]), 'invalid', 'a bridge entry on a device that is no port');
+    await node.apply([{ op: 'fdb-del', dev: 'veth0', mac: '02:00:00:00:bb:01' }]);
+    assert.deepEqual((await node.fdb('br0')).filter((e) => e.state === 'static'), []);
     return [node, pod];
   });
 

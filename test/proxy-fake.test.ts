@@ -2,11 +2,10 @@
 // tables, then the service proxy end to end against a store and the fake dataplane — watches
 // in, change tracking (only changed Services rebuilt), both backends' transactions accepted
 // by the fake's kernel checks (every jump and map element resolves), partial syncs after
-// the first, rules restored after a flush, UDP conntrack cleanup — and the sandbox manager's
-// reconcile (pods wanted vs found) on a fake node.
+// the first, rules restored after a flush, UDP conntrack cleanup.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -14,13 +13,8 @@ import type { EndpointSlice, Pod, Service } from '../src/api/types.ts';
 import { Api } from '../src/apiserver/api.ts';
 import { admitService, ServiceInvalid } from '../src/apiserver/services.ts';
 import { Store } from '../src/apiserver/store.ts';
-import type { NodePlan } from '../src/cluster/plan.ts';
-import { nodeConflist, nodeFiles } from '../src/cluster/topology.ts';
-import { installPlugins } from '../src/cni/install.ts';
-import { writeConfListAtomically } from '../src/cni/runtime/conflist.ts';
 import { desiredSlices, MAX_ENDPOINTS_PER_SLICE } from '../src/controllers/endpointslice.ts';
 import { FakeDataplane } from '../src/dataplane/fake/host.ts';
-import { SandboxManager } from '../src/node/sandbox.ts';
 import { IptablesBackend } from '../src/proxy/iptables/backend.ts';
 import { NftablesBackend } from '../src/proxy/nftables/backend.ts';
 import { Proxier, type ProxyBackend } from '../src/proxy/proxier.ts';
@@ -163,26 +157,4 @@ test('the proxy against the fake (iptables): upstream chains accepted by the ker
   } finally {
     await p.stop();
   }
-});
-
-test("the sandbox manager's reconcile on a fake node: pods not wanted any more are torn down, their IPs released", async () => {
-  const dp = new FakeDataplane();
-  const node: NodePlan = { name: 'n1', ip: '172.18.0.11', podCIDR: '10.244.1.0/24', bridgeIP: '10.244.1.1', netns: 'kw_fk_n1', underlayPort: 'n1' };
-  await dp.createNetns(node.netns);
-  const files = nodeFiles(join(scratch, 'sandbox'), node);
-  for (const dir of Object.values(files)) mkdirSync(dir, { recursive: true });
-  installPlugins({ dir: files.binDir });
-  writeConfListAtomically(join(files.confDir, '10-kubewire.conflist'), nodeConflist(node, files));
-  const sm = new SandboxManager('fk', node, files, dp);
-  const refs = ['a', 'b', 'c'].map((n) => ({ uid: `uid-${n}`, namespace: 'default', name: n }));
-  const boxes = [];
-  for (const r of refs) boxes.push(await sm.create(r));
-  assert.deepEqual(boxes.map((b) => b.ip), ['10.244.1.2', '10.244.1.3', '10.244.1.4']);
-  assert.deepEqual((await sm.namespaces()).length, 3);
-  // A restarted agent wants only `a`.
-  const removed = await new SandboxManager('fk', node, files, dp).gc([refs[0]!]);
-  assert.deepEqual(removed.sort(), [sm.netnsName(refs[1]!), sm.netnsName(refs[2]!)].sort());
-  assert.deepEqual(await sm.namespaces(), [sm.netnsName(refs[0]!)]);
-  assert.deepEqual(readdirSync(join(files.ipamDir, 'kubewire')).filter((f) => /^\d/.test(f)), ['10.244.1.2']);
-  assert.equal((await dp.at(dp.netnsPath(node.netns)).links('cni0')).length, 1, "only a's veth is left on the bridge");
 });

@@ -68,7 +68,10 @@ export type NetOp =
   | { op: 'addr-del'; dev: string; address: string }
   | { op: 'route-add'; dst: string; via?: string; dev?: string; replace?: boolean }
   | { op: 'route-del'; dst: string }
-  | { op: 'neigh-replace'; dev: string; ip: string; mac: string };
+  | { op: 'neigh-replace'; dev: string; ip: string; mac: string }
+  /** A static forwarding entry: on a bridge port (the bridge's FDB), or with `dst` on a VXLAN device (its remote VTEP). */
+  | { op: 'fdb-replace'; dev: string; mac: string; dst?: string }
+  | { op: 'fdb-del'; dev: string; mac: string; dst?: string };
 
 export type IptablesTable = 'nat' | 'filter' | 'mangle' | 'raw';
 /** 4: iptables, 6: ip6tables. */

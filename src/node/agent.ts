@@ -63,7 +63,8 @@ export interface AgentOptions {
   node: NodePlan;
   files: NodeFiles;
   stateDir: string; // the node's directory
-  host: WorkloadHostClient;
+  /** Where built-in workloads run (the workload host; what the agent asks of it). */
+  host: Pick<WorkloadHostClient, 'ensure' | 'stop'>;
   /** How the node's pods reach the kernel (namespaces, CNI). */
   dataplane: Dataplane;
   log: (line: string) => void;

@@ -29,6 +29,8 @@ interface FakeLink {
   promisc?: boolean;
   /** A veth's other end. */
   peer?: { ns: FakeNamespace; name: string };
+  /** Static FDB entries on this port (MAC -> remote VTEP for a VXLAN device, '' on a bridge port). */
+  fdb: Map<string, string>;
   addresses: Prefix[];
 }
 
@@ -82,8 +84,8 @@ class FakeNamespace {
     this.addLink({ name: 'lo', kind: 'loopback', mtu: 65536, mac: '00:00:00:00:00:00', up: false, addresses: [] });
   }
 
-  addLink(l: Omit<FakeLink, 'ifindex'>): FakeLink {
-    const link = { ...l, ifindex: this.nextIndex++ };
+  addLink(l: Omit<FakeLink, 'ifindex' | 'fdb'>): FakeLink {
+    const link = { ...l, ifindex: this.nextIndex++, fdb: new Map<string, string>() };
     this.links.set(link.name, link);
     return link;
   }
@@ -274,6 +276,16 @@ class FakeNetnsHandle implements Netns {
         ns.need(op.dev);
         ns.neighbours.set(op.ip, { dev: op.dev, mac: op.mac });
         return;
+      case 'fdb-replace':
+      case 'fdb-del': {
+        const l = ns.need(op.dev);
+        // Without dst the entry goes in the master bridge's FDB: the device must be a port.
+        if (!op.dst && !l.master) fail('invalid', 'RTNETLINK answers: Operation not supported');
+        const mac = op.mac.toLowerCase();
+        if (op.op === 'fdb-replace') l.fdb.set(mac, op.dst ?? '');
+        else if (!l.fdb.delete(mac)) fail('not-found', 'RTNETLINK answers: No such file or directory');
+        return;
+      }
     }
   }
 
@@ -327,8 +339,10 @@ class FakeNetnsHandle implements Netns {
   async fdb(bridge: string): Promise<FdbEntry[]> {
     const ns = this.ns();
     ns.need(bridge);
-    // No traffic here: only each port's own address, as the kernel lists it (permanent).
-    return [...ns.links.values()].filter((l) => l.master === bridge).map((l) => ({ mac: l.mac, ifname: l.name, master: bridge, state: 'permanent' }));
+    // No traffic here: each port's own address (permanent, as the kernel lists it) and the static entries added.
+    return [...ns.links.values()]
+      .filter((l) => l.master === bridge)
+      .flatMap((l): FdbEntry[] => [{ mac: l.mac, ifname: l.name, master: bridge, state: 'permanent' }, ...[...l.fdb.keys()].map((mac) => ({ mac, ifname: l.name, master: bridge, state: 'static' }))]);
   }
 
   private tables(family: IPFamily, backend?: IptablesBackend): FakeIptables {

@@ -6,12 +6,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { DataplaneError, NETNS_DIR, netnsPath, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
 import { CommandError, run } from './exec.ts';
-import { getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, linkRunning } from './ip.ts';
+import { bridgeBatch, getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, linkRunning } from './ip.ts';
 import { iptablesHasRule, iptablesRestore, iptablesSave } from './iptables.ts';
 import { lockFile } from './lock.ts';
 import { netnsAddon, optionalNetnsAddon, OWN_NETNS } from './native.ts';
 import { inspectNetns, netnsPids } from './netns.ts';
-import { ipLines } from './render.ts';
+import { batches } from './render.ts';
 import { setSysctls } from './sysctl.ts';
 
 /** The errno a tool's message names, as a port error code. */
@@ -42,21 +42,26 @@ class LinuxNetns implements Netns {
   constructor(readonly path: string | undefined) {}
 
   apply(ops: NetOp[], opts: ApplyOptions = {}): Promise<LinkInfo | undefined> {
-    const lines = ops.flatMap(ipLines);
     const { sysctls, show } = opts;
+    const runs = batches(ops);
     return guarded(async () => {
-      if (show === undefined) {
-        // Sysctls and the batch in one process where the native helper cannot set them from here.
-        if (sysctls && Object.keys(sysctls).length && this.path) await ipBatchWithSysctls(this.path, sysctls, lines);
-        else {
-          if (sysctls) await setSysctls(this.path, sysctls);
-          await ipBatch(lines, this.path);
-        }
+      const hasSysctls = sysctls && Object.keys(sysctls).length > 0;
+      // The usual case, ip alone: sysctls and the batch in one process where the native helper cannot set them from here.
+      if (show === undefined && runs.length <= 1 && runs[0]?.tool !== 'bridge' && hasSysctls && this.path) {
+        await ipBatchWithSysctls(this.path, sysctls!, runs[0]?.lines ?? []);
         return undefined;
       }
-      if (sysctls) await setSysctls(this.path, sysctls);
-      const [link] = await ipBatchJson<LinkInfo[]>([...lines, `addr show dev ${show}`], this.path);
-      return link;
+      if (hasSysctls) await setSysctls(this.path, sysctls!);
+      for (const [i, run] of runs.entries()) {
+        const last = i === runs.length - 1;
+        if (last && show !== undefined && run.tool === 'ip') {
+          const [link] = await ipBatchJson<LinkInfo[]>([...run.lines, `addr show dev ${show}`], this.path);
+          return link;
+        }
+        if (run.tool === 'ip') await ipBatch(run.lines, this.path);
+        else await bridgeBatch(run.lines, this.path);
+      }
+      return show === undefined ? undefined : getLink(show, this.path);
     });
   }
 

@@ -12,6 +12,12 @@ export async function ipBatch(lines: string[], netns?: string): Promise<void> {
   await run(['ip', '-batch', '-'], { input: `${lines.join('\n')}\n`, netns });
 }
 
+/** Applies `lines` (bridge commands without the leading "bridge": FDB entries) in one process. */
+export async function bridgeBatch(lines: string[], netns?: string): Promise<void> {
+  if (!lines.length) return;
+  await run(['bridge', '-batch', '-'], { input: `${lines.join('\n')}\n`, netns });
+}
+
 /** Runs `lines` in one process with JSON (-details) output: what its `show` lines print. */
 export async function ipBatchJson<T>(lines: string[], netns?: string): Promise<T> {
   const out = await run(['ip', '-json', '-details', '-batch', '-'], { input: `${lines.join('\n')}\n`, netns });

@@ -1,9 +1,27 @@
-// NetOps as iproute2 batch lines (pure): what the Linux dataplane sends to one `ip -batch`.
+// NetOps as iproute2 batch lines (pure): what the Linux dataplane sends to `ip -batch`, and
+// for FDB entries to `bridge -batch` (iproute2's other tool).
 
 import type { NetOp } from '../port.ts';
 
 const mtuOf = (mtu?: number) => (mtu ? ` mtu ${mtu}` : '');
 const macOf = (mac?: string) => (mac ? ` address ${mac}` : '');
+
+/** Which tool takes the op's lines. */
+export function toolOf(op: NetOp): 'ip' | 'bridge' {
+  return op.op === 'fdb-replace' || op.op === 'fdb-del' ? 'bridge' : 'ip';
+}
+
+/** Consecutive ops of one tool, in order: each run is one batch. */
+export function batches(ops: NetOp[]): Array<{ tool: 'ip' | 'bridge'; lines: string[] }> {
+  const out: Array<{ tool: 'ip' | 'bridge'; lines: string[] }> = [];
+  for (const op of ops) {
+    const tool = toolOf(op);
+    const last = out[out.length - 1];
+    if (last?.tool === tool) last.lines.push(...ipLines(op));
+    else out.push({ tool, lines: ipLines(op) });
+  }
+  return out;
+}
 
 /** The batch lines for one change (a link change may take more than one: ip sets the bridge port's options apart). */
 export function ipLines(op: NetOp): string[] {
@@ -32,5 +50,9 @@ export function ipLines(op: NetOp): string[] {
       return [`route del ${op.dst}`];
     case 'neigh-replace':
       return [`neigh replace ${op.ip} lladdr ${op.mac} dev ${op.dev}`];
+    case 'fdb-replace':
+      return [op.dst ? `fdb replace ${op.mac} dev ${op.dev} dst ${op.dst} self permanent` : `fdb replace ${op.mac} dev ${op.dev} master static`];
+    case 'fdb-del':
+      return [op.dst ? `fdb del ${op.mac} dev ${op.dev} dst ${op.dst} self` : `fdb del ${op.mac} dev ${op.dev} master`];
   }
 }
