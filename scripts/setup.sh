@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what kubewire needs on a fresh Debian/Ubuntu machine (as root): the kernel tools,
 # the reference CNI plugins (for the differential tests and benchmark), openssl (the ingress's
-# certificates), wrk and nginx (the ingress benchmark's load and reference), npm packages, and
-# builds the project.
+# certificates), wrk and nginx (the ingress benchmark's load and reference), user-mode Linux
+# and kmod (a kernel with IPVS for the tests this one cannot run), npm packages, and builds
+# the project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -13,6 +14,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq iproute2 iptables nftables conntrack ipset util-linux procps iputils-ping \
   containernetworking-plugins hyperfine curl netcat-openbsd ipvsadm g++ make python3 \
-  openssl wrk nginx-light >/dev/null
+  openssl wrk nginx-light user-mode-linux kmod >/dev/null
 npm ci --no-audit --no-fund
 npm run build

@@ -117,7 +117,10 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 `;
 
-for (const mode of ['iptables', 'nftables'] as const) describe(`Services, ${mode} mode`, { skip: NOT_ROOT }, () => {
+/** The modes to run (test/uml.test.ts runs this file inside a UML kernel with ipvs). */
+const MODES = (process.env.KUBEWIRE_TEST_PROXY_MODES ?? 'iptables,nftables').split(',') as Array<'iptables' | 'nftables' | 'ipvs'>;
+
+for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT }, () => {
   const cluster = `kws${process.pid % 100000}${mode[0]}`;
   let stateDir: string;
   let kube: Kube;

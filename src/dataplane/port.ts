@@ -175,7 +175,7 @@ export interface Netns {
   ipsetNames(): Promise<string[]>;
   /** `ipvsadm-save -n`: the virtual and real servers, one `-A`/`-a` line each. */
   ipvsSave(): Promise<string>;
-  /** `ipvsadm-restore`: `-A/-E/-D` virtual and `-a/-e/-d` real server lines, in order. */
+  /** `ipvsadm -R`: `-A/-E/-D` virtual and `-a/-e/-d` real server lines applied in order to what the kernel holds. */
   ipvsRestore(lines: string[]): Promise<void>;
 
   /** Deletes matching conntrack entries; returns how many went. */

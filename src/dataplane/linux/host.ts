@@ -152,7 +152,8 @@ class LinuxNetns implements Netns {
   }
 
   async ipvsRestore(lines: string[]): Promise<void> {
-    if (lines.length) await guarded(() => run(['ipvsadm-restore'], { netns: this.path, input: `${lines.join('\n')}\n` }));
+    // `ipvsadm -R`, not the ipvsadm-restore script: that one clears every virtual server first.
+    if (lines.length) await guarded(() => run(['ipvsadm', '-R'], { netns: this.path, input: `${lines.join('\n')}\n` }));
   }
 
   async conntrackDelete(f: ConntrackFilter): Promise<number> {

@@ -5,7 +5,7 @@
 // through ipvsadm-restore. Every decision is in config.ts, tested as data.
 
 import { parseSave } from '../../dataplane/iptables-text.ts';
-import type { Netns, NetOp } from '../../dataplane/port.ts';
+import type { IptablesBackend, Netns, NetOp } from '../../dataplane/port.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend } from '../proxier.ts';
 import { buildIpvsConfig, DUMMY_INTERFACE, ipsetSwapRestore, ipvsadmDiff, type IpvsOptions } from './config.ts';
@@ -19,7 +19,8 @@ const JUMPS: Array<[string, string]> = [
 export class IpvsBackend implements ProxyBackend {
   readonly mode = 'ipvs';
 
-  constructor(private readonly netns: Netns, private readonly opts: IpvsOptions) {}
+  /** `iptables`: which iptables the node's other rules use (legacy where nf_tables lacks the ip family, as in UML). */
+  constructor(private readonly netns: Netns, private readonly opts: IpvsOptions, private readonly iptables?: IptablesBackend) {}
 
   async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }> {
     const cfg = buildIpvsConfig(ports, this.opts);
@@ -35,9 +36,9 @@ export class IpvsBackend implements ProxyBackend {
     ];
     if (addrOps.length) await netns.apply(addrOps);
     await netns.ipsetRestore(ipsetSwapRestore(cfg));
-    const nat = parseSave(await netns.iptablesSave('nat'));
+    const nat = parseSave(await netns.iptablesSave('nat', 4, this.iptables));
     const jumps = JUMPS.filter(([chain, rule]) => !nat.rules.includes(`-A ${chain} ${rule}`)).map(([chain, rule]) => `-I ${chain} 1 ${rule}`);
-    await netns.iptablesRestore(cfg.iptables.replace(/\nCOMMIT\n$/, `\n${jumps.map((j) => `${j}\n`).join('')}COMMIT\n`));
+    await netns.iptablesRestore(cfg.iptables.replace(/\nCOMMIT\n$/, `\n${jumps.map((j) => `${j}\n`).join('')}COMMIT\n`), 4, this.iptables);
     const diff = ipvsadmDiff(await netns.ipvsSave(), cfg);
     await netns.ipvsRestore(diff);
     return { counts: { 'virtual-servers': cfg.virtualServers.length, 'real-servers': cfg.virtualServers.reduce((n, v) => n + v.realServers.length, 0) }, partial: diff.length > 0 };
