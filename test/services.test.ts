@@ -208,6 +208,12 @@ for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT },
       assert.match(save, new RegExp(`-A KUBE-SERVICES -d ${vip.replace(/\./g, '\\.')}/32 -p tcp -m comment --comment "default/web:http cluster IP" -m tcp --dport 80 -j ${chain}`));
       assert.equal(save.split('\n').filter((l) => l.startsWith(`-A ${chain} `) && l.includes('-j KUBE-SEP-')).length, 3);
       assert.match(save, /-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES/);
+    } else if (mode === 'ipvs') {
+      const ipvs = await kube.ok('exec', '--node', node(1), '--', 'ipvsadm', '-Ln');
+      const block = ipvs.split(/\n(?=TCP|UDP)/).find((b) => b.startsWith(`TCP  ${vip}:80 rr`));
+      assert.ok(block, ipvs);
+      assert.equal(block!.split('\n').filter((l) => /-> 10\.244\.\d+\.\d+:8080\s+Masq/.test(l)).length, 3, block);
+      assert.match(await kube.ok('exec', '--node', node(1), '--', 'ip', '-br', 'addr', 'show', 'kube-ipvs0'), new RegExp(`${vip.replace(/\./g, '\\.')}/32`));
     } else {
       const table = await kube.ok('exec', '--node', node(1), '--', 'nft', 'list', 'table', 'ip', 'kubewire');
       assert.match(table, new RegExp(`${vip.replace(/\./g, '\\.')} \\. tcp \\. 80 : goto group-3`));
@@ -226,6 +232,9 @@ for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT },
     if (mode === 'iptables') {
       assert.match(text, /-A KUBE-NODEPORTS .*--dport 30080 -j KUBE-EXT-/);
       assert.equal(text.split('\n').filter((l) => /-j DNAT --to-destination/.test(l)).length, 3);
+    } else if (mode === 'ipvs') {
+      assert.match(text, /-A -t 172\.18\.0\.11:30080 -s rr/);
+      assert.equal(text.split('\n').filter((l) => /-a -t 172\.18\.0\.11:30080 -r 10\.244\.\d+\.\d+:8080 -m/.test(l)).length, 3, text);
     } else {
       assert.match(text, /tcp \. 30080 : goto external-\w+-default\/web-np\/tcp\/80/);
       assert.match(text, /dnat ip to numgen random mod 3 map/);
@@ -234,6 +243,7 @@ for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT },
     const metrics = await kube.ok('exec', '--node', node(1), '--', 'curl', '-s', 'http://127.0.0.1:10249/metrics');
     assert.ok(Number(metrics.match(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds (\S+)$/m)?.[1]) > Date.now() / 1000 - 600);
     if (mode === 'iptables') assert.ok(Number(metrics.match(/^kubeproxy_sync_proxy_rules_iptables_total\{table="nat"\} (\d+)$/m)?.[1]) > 10);
+    else if (mode === 'ipvs') assert.ok(Number(metrics.match(/^kubewire_proxy_objects\{kind="real-servers"\} (\d+)$/m)?.[1]) >= 3);
     else assert.ok(Number(metrics.match(/^kubewire_proxy_objects\{kind="backends"\} (\d+)$/m)?.[1]) >= 3);
     assert.match(metrics, /^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m);
     const health = await kube.ok('exec', '--node', node(2), '--', 'curl', '-s', '-w', ' %{http_code}', 'http://127.0.0.1:10256/healthz');
@@ -268,7 +278,8 @@ for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT },
       // As a user would, from the node (where `iptables` is the cluster's: legacy here).
       await kube.ok('exec', '--node', node(1), '--', 'iptables', '-t', 'nat', '-F');
       await kube.ok('exec', '--node', node(1), '--', 'iptables', '-t', 'nat', '-X');
-    } else await run(['nft', 'delete', 'table', 'ip', 'kubewire'], { netns: ns });
+    } else if (mode === 'ipvs') await kube.ok('exec', '--node', node(1), '--', 'ipvsadm', '-C');
+    else await run(['nft', 'delete', 'table', 'ip', 'kubewire'], { netns: ns });
     const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '1', `http://${vip}/`]);
     assert.notEqual(r.code, 0, 'broken right after the flush');
     await waitFor('the rules to come back', async () => {

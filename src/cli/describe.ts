@@ -236,6 +236,14 @@ export async function describeService(dp: Dataplane, svc: Service, slices: Endpo
         if (inChain && l === '}') inChain = false;
       }
       out.push(`nftables on ${node.name} (table ip kubewire; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
+    } else if (plan?.spec.proxyMode === 'ipvs') {
+      // Its virtual servers (ClusterIP, external IPs, a NodePort on each node address) and their real servers.
+      const save = await nodeNs.ipvsSave().catch(() => '');
+      const addrs = [s.clusterIP, ...(s.externalIPs ?? [])].flatMap((ip) => (s.ports ?? []).map((p) => `${ip}:${p.port}`));
+      const nodePorts = (s.ports ?? []).filter((p) => p.nodePort).map((p) => `:${p.nodePort}`);
+      const ours = (l: string) => addrs.some((a) => l.includes(` ${a} `) || l.endsWith(` ${a}`)) || nodePorts.some((n) => new RegExp(`^-[Aa] -[tu] [\\d.]+${n}( |$)`).test(l));
+      const lines = save.split('\n').filter((l) => l && ours(l));
+      out.push(`IPVS on ${node.name} (ipvsadm-save; every node holds the same, its own address for NodePorts):\n` + indent(lines.join('\n') || '<none>'));
     } else {
       const tables = await Promise.all((['filter', 'nat'] as const).map((t) => nodeNs.iptablesSave(t, 4, plan.spec.iptablesBackend).catch(() => '')));
       const save = tables.join('\n');

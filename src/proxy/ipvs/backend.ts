@@ -41,11 +41,17 @@ export class IpvsBackend implements ProxyBackend {
     await netns.iptablesRestore(cfg.iptables.replace(/\nCOMMIT\n$/, `\n${jumps.map((j) => `${j}\n`).join('')}COMMIT\n`), 4, this.iptables);
     const diff = ipvsadmDiff(await netns.ipvsSave(), cfg);
     await netns.ipvsRestore(diff);
+    this.virtualServers = cfg.virtualServers.length;
     return { counts: { 'virtual-servers': cfg.virtualServers.length, 'real-servers': cfg.virtualServers.reduce((n, v) => n + v.realServers.length, 0) }, partial: diff.length > 0 };
   }
 
+  /** Virtual servers the last sync left (0: none to miss). */
+  private virtualServers = 0;
+
+  /** kube-proxy's ipsets are there, and so are the virtual servers (`ipvsadm -C` takes them all). */
   async intact(): Promise<boolean> {
     const sets = await this.netns.ipsetNames().catch((): string[] => []);
-    return sets.includes('KUBE-CLUSTER-IP');
+    if (!sets.includes('KUBE-CLUSTER-IP')) return false;
+    return this.virtualServers === 0 || /^-A /m.test(await this.netns.ipvsSave().catch(() => ''));
   }
 }
