@@ -40,20 +40,21 @@ export class LocalClient implements ObjectClient {
     return { items: structuredClone(res.items) as T[], metadata: { resourceVersion: String(res.resourceVersion) } };
   }
 
+  // Copies out, as a client over the socket gets its own parsed objects (the store's are frozen).
   async create<T extends KubeObject>(_rt: ResourceType, obj: T): Promise<T> {
-    return this.api.create(obj);
+    return structuredClone(this.api.create(obj));
   }
 
   async update<T extends KubeObject>(_rt: ResourceType, obj: T): Promise<T> {
-    return this.api.update(obj);
+    return structuredClone(this.api.update(obj));
   }
 
   async updateStatus<T extends KubeObject>(rt: ResourceType, obj: T): Promise<T> {
-    return this.api.updateStatus<T>({ kind: rt.kind, namespace: obj.metadata.namespace, name: obj.metadata.name }, obj.status, obj.metadata.resourceVersion);
+    return structuredClone(this.api.updateStatus<T>({ kind: rt.kind, namespace: obj.metadata.namespace, name: obj.metadata.name }, obj.status, obj.metadata.resourceVersion));
   }
 
   async delete(rt: ResourceType, namespace: string | undefined, name: string, gracePeriodSeconds?: number): Promise<KubeObject> {
-    return this.api.delete({ kind: rt.kind, namespace, name }, { gracePeriodSeconds });
+    return structuredClone(this.api.delete({ kind: rt.kind, namespace, name }, { gracePeriodSeconds }));
   }
 
   async watch(rt: ResourceType, namespace: string | undefined, q: WatchQuery, fn: (e: { type: string; object: KubeObject }) => void): Promise<() => void> {
