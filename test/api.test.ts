@@ -135,15 +135,13 @@ async function serveApi(prefix: string, namespaces: string[], storeOpts?: Constr
 }
 
 describe('API server over its unix socket', () => {
-  let dir: string;
   let store: Store;
   let api: Api;
-  let server: ApiServer;
   let client: ApiClient;
   const pods = resourceNamed('pods')!;
   let close: () => Promise<void>;
   before(async () => {
-    ({ dir, store, api, server, client, close } = await serveApi('kwt-api-', ['default', 'shop']));
+    ({ store, api, client, close } = await serveApi('kwt-api-', ['default', 'shop']));
   });
   after(() => close());
 
@@ -267,12 +265,11 @@ describe('watches at volume: a slow watcher is cut off, never waited for; bookma
   let dir: string;
   let store: Store;
   let api: Api;
-  let server: ApiServer;
   let client: ApiClient;
   const pods = resourceNamed('pods')!;
   let close: () => Promise<void>;
   before(async () => {
-    ({ dir, store, api, server, client, close } = await serveApi('kwt-watch-', ['default'], { eventLogSize: 100 }, { watchBufferBytes: 64 << 10, bookmarkMs: 50 }));
+    ({ dir, store, api, client, close } = await serveApi('kwt-watch-', ['default'], { eventLogSize: 100 }, { watchBufferBytes: 64 << 10, bookmarkMs: 50 }));
   });
   after(() => close());
   const pod = (name: string): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', annotations: { pad: 'x'.repeat(1000) } }, spec: { containers: [{ name: 'c', image: 'x' }] } });

@@ -115,12 +115,13 @@ test('a failed ADD leaves nothing: the name cni0 is taken by something that is n
 test('GC removes what attachments that are no longer valid left behind: IPs, veths, masquerade', async () => {
   const { dp, node, list, rt, pod } = await fakeNode('gc');
   for (const id of ['c1', 'c2', 'c3']) await rt.addNetworkList(list, { containerID: id, netns: await pod(id), ifName: 'eth0' });
-  // A crash: c2 and c3's namespaces are gone without a DEL (their veths went with them).
+  // A crash: c2's namespace is gone without a DEL (its veth went with it); c3's is still
+  // there, but c3 is no longer a valid attachment: its host veth is GC's to remove.
   await dp.deleteNetns('gc-c2');
-  await dp.deleteNetns('gc-c3');
+  assert.equal((await node.links('cni0')).length, 2);
   await rt.gcNetworkList(list, [{ containerID: 'c1', ifname: 'eth0' }]);
   assert.deepEqual(readdirSync(join(scratch, 'gc', 'ipam', 'kubewire')).filter((f) => /^\d/.test(f)), ['10.244.1.2']);
   const nat = await node.iptablesSave('nat');
   assert.equal((nat.match(/^-A POSTROUTING -s /gm) ?? []).length, 1, "only c1's masquerade is left");
-  assert.equal((await node.links('cni0')).length, 1);
+  assert.deepEqual((await node.links('cni0')).map((l) => l.ifalias?.split(' ')[2]), ['c1'], "c3's veth removed by GC");
 });

@@ -423,7 +423,6 @@ class FakeNetnsHandle implements Netns {
 
 export class FakeDataplane implements Dataplane {
   private readonly namespaces = new Map<string, FakeNamespace>([[OWN, new FakeNamespace(OWN)]]);
-  private readonly pids = new Map<string, number[]>();
   private readonly locks = new Map<string, Promise<void>>();
   /** Which link kinds "the kernel" can make (this machine's has no dummy; a test may say otherwise). */
   linkKinds: Array<'bridge' | 'dummy'> = ['bridge', 'dummy'];
@@ -458,7 +457,6 @@ export class FakeDataplane implements Dataplane {
     const path = this.netnsPath(name);
     const ns = this.namespaces.get(path);
     if (!ns) return;
-    this.pids.delete(path);
     // Its veths die with it, and their peers elsewhere with them.
     for (const l of [...ns.links.values()]) ns.removeLink(l.name);
     this.namespaces.delete(path);
@@ -473,13 +471,8 @@ export class FakeDataplane implements Dataplane {
     return path === (hostNetns ?? OWN) ? 'own' : 'ok';
   }
 
-  netnsPids(path: string): number[] {
-    return this.pids.get(path) ?? [];
-  }
-
-  /** For tests: processes "running" in a namespace. */
-  setPids(path: string, pids: number[]): void {
-    this.pids.set(path, pids);
+  netnsPids(): number[] {
+    return []; // the fake runs no processes
   }
 
   async lock(path: string): Promise<FileLock> {

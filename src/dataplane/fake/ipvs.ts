@@ -49,10 +49,6 @@ export class FakeIpsets {
   names(): string[] {
     return [...this.sets.keys()];
   }
-
-  members(name: string): string[] {
-    return [...(this.sets.get(name)?.members ?? [])];
-  }
 }
 
 function fail(message: string): never {

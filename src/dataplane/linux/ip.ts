@@ -72,6 +72,7 @@ export async function getLink(name: string, netns?: string): Promise<LinkInfo | 
   }
 }
 
-export function isNotFound(e: unknown): boolean {
+/** A tool's "no such device" (the port's isNotFound reads DataplaneErrors). */
+function isNotFound(e: unknown): boolean {
   return e instanceof CommandError && /does not exist|Cannot find device|No such device|not found/i.test(e.stderr);
 }

@@ -292,10 +292,9 @@ function render(rules: RuleSet, blocks: string[][], stale: string[], extras: Res
   ].join('\n');
 }
 
-/** A full sync: every chain, and the stale per-Service chains found in the kernel deleted. */
+/** A full sync: every chain, and `staleChains` (found in the kernel, not in `rules`: the caller picks them) deleted. */
 export function restoreText(rules: RuleSet, staleChains: string[], extras: RestoreExtras = {}): string {
-  const wanted = natChains(rules);
-  return render(rules, [...rules.serviceChains.values()].flat(), staleChains.filter((c) => !wanted.has(c)), extras);
+  return render(rules, [...rules.serviceChains.values()].flat(), staleChains, extras);
 }
 
 /**
