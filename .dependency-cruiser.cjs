@@ -3,7 +3,7 @@
 // cycle. Leaves first; see README's Architecture for what each layer holds.
 const RANK = {
   netaddr: 0, state: 0, supervisor: 0,
-  dataplane: 1, api: 1,
+  dataplane: 1, api: 1, kernel: 1,
   lab: 2, cni: 2, manifest: 2, apiserver: 2,
   cluster: 3, workloads: 3,
   controllers: 4, node: 4, proxy: 4, ingress: 4,

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { run } from '../src/dataplane/linux/exec.ts';
 import type { ServicePortInfo } from '../src/proxy/model.ts';
-import { buildIpvsConfig, ipsetRestore, ipsetSwapRestore, ipvsadmDiff, ipvsadmRules } from '../src/proxy/ipvs/config.ts';
+import { buildIpvsConfig, ipsetRestore, ipsetSwapRestore, ipvsadmDiff, ipvsadmRules, removedRealServers } from '../src/proxy/ipvs/config.ts';
+import { parseIpvsList } from '../src/dataplane/linux/host.ts';
 import { NOT_ROOT } from './helpers.ts';
 
 const sp = (over: Partial<ServicePortInfo>): ServicePortInfo => ({ namespace: 'ns1', name: 'svc1', portName: 'p80', protocol: 'tcp', port: 80, externalIPs: [], externalLocal: false, internalLocal: false, endpoints: [], ...over });
@@ -91,6 +92,51 @@ test('ipvsadm diff: add what is missing, edit what changed, delete what is stale
     '-D -t 10.96.0.99:80',
   ]);
   assert.deepEqual(ipvsadmDiff(ipvsadmRules(cfg), cfg), [], 'in sync: nothing to do');
+});
+
+test('graceful termination: a TCP real server that goes with connections open is drained (weight 0), deleted once idle; UDP goes at once', () => {
+  const cfg = buildIpvsConfig([sp({ clusterIP: '10.96.0.10', endpoints: [ep('10.244.0.2', 8080)] }), sp({ name: 'dns', protocol: 'udp', port: 53, clusterIP: '10.96.0.13', endpoints: [] })], opts);
+  const current = [
+    '-A -t 10.96.0.10:80 -s rr',
+    '-a -t 10.96.0.10:80 -r 10.244.0.2:8080 -m -w 1',
+    '-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1',
+    '-A -u 10.96.0.13:53 -s rr',
+    '-a -u 10.96.0.13:53 -r 10.244.0.5:53 -m -w 1',
+  ].join('\n');
+  assert.deepEqual(removedRealServers(current, cfg), ['-t 10.96.0.10:80 -r 10.244.1.2:8080', '-u 10.96.0.13:53 -r 10.244.0.5:53']);
+  const busy = new Map([['-t 10.96.0.10:80 -r 10.244.1.2:8080', 3], ['-u 10.96.0.13:53 -r 10.244.0.5:53', 5]]);
+  assert.deepEqual(ipvsadmDiff(current, cfg, busy), ['-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 0', '-d -u 10.96.0.13:53 -r 10.244.0.5:53']);
+  const drained = current.replace('10.244.1.2:8080 -m -w 1', '10.244.1.2:8080 -m -w 0');
+  assert.deepEqual(ipvsadmDiff(drained, cfg, busy), ['-d -u 10.96.0.13:53 -r 10.244.0.5:53'], 'already at weight 0: left to drain');
+  assert.deepEqual(ipvsadmDiff(drained, cfg, new Map()), ['-d -t 10.96.0.10:80 -r 10.244.1.2:8080', '-d -u 10.96.0.13:53 -r 10.244.0.5:53'], 'idle: deleted');
+  const back = buildIpvsConfig([sp({ clusterIP: '10.96.0.10', endpoints: [ep('10.244.0.2', 8080), ep('10.244.1.2', 8080)] })], opts);
+  assert.ok(ipvsadmDiff(drained, back, busy).includes('-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1'), 'an endpoint that comes back gets its weight back');
+});
+
+test('ipvsadm -Ln: connections per real server, keyed as the save format', () => {
+  const text = [
+    'IP Virtual Server version 1.2.1 (size=4096)',
+    'Prot LocalAddress:Port Scheduler Flags',
+    '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+    'TCP  10.96.0.10:80 rr',
+    '  -> 10.244.0.2:8080              Masq    1      2          1',
+    '  -> 10.244.1.2:8080              Masq    0      0          4',
+    'UDP  10.96.0.13:53 rr persistent 600',
+    '  -> 10.244.0.5:53                Masq    1      0          0',
+  ].join('\n');
+  assert.deepEqual([...parseIpvsList(text)], [
+    ['-t 10.96.0.10:80 -r 10.244.0.2:8080', 3],
+    ['-t 10.96.0.10:80 -r 10.244.1.2:8080', 4],
+    ['-u 10.96.0.13:53 -r 10.244.0.5:53', 0],
+  ]);
+});
+
+test('scheduler and strict ARP: --ipvs-scheduler names every virtual server\'s scheduler, --ipvs-strict-arp sets arp_ignore/arp_announce', () => {
+  const cfg = buildIpvsConfig(FIXTURE.slice(0, 1), { ...opts, scheduler: 'mh', strictARP: true });
+  assert.ok(ipvsadmRules(cfg).startsWith('-A -t 10.96.0.10:80 -s mh\n'));
+  assert.equal(cfg.sysctls['net/ipv4/conf/all/arp_ignore'], '1');
+  assert.equal(cfg.sysctls['net/ipv4/conf/all/arp_announce'], '2');
+  assert.equal(buildIpvsConfig(FIXTURE.slice(0, 1), opts).sysctls['net/ipv4/conf/all/arp_ignore'], undefined, 'off by default, as in kube-proxy');
 });
 
 test('ipsets are swapped in whole (loaded for real twice: the second replaces the first)', { skip: NOT_ROOT }, async () => {

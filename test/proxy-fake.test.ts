@@ -17,6 +17,7 @@ import { desiredSlices, MAX_ENDPOINTS_PER_SLICE } from '../src/controllers/endpo
 import { FakeDataplane } from '../src/dataplane/fake/host.ts';
 import { IptablesBackend } from '../src/proxy/iptables/backend.ts';
 import { NftablesBackend } from '../src/proxy/nftables/backend.ts';
+import { IpvsBackend } from '../src/proxy/ipvs/backend.ts';
 import { Proxier, type ProxyBackend } from '../src/proxy/proxier.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'kwt-proxyfake-'));
@@ -154,6 +155,33 @@ test('the proxy against the fake (iptables): upstream chains accepted by the ker
     assert.doesNotMatch(await p.node.iptablesSave('nat', 4, 'legacy'), /10\.244\.1\.6/);
     for (let i = 0; i < 100 && (await p.node.conntrackDelete({ protocol: 'udp', replySrc: '10.244.1.6' })) !== 0; i++) await new Promise((r) => setTimeout(r, 5));
     assert.equal(await p.node.conntrackDelete({ protocol: 'udp', replySrc: '10.244.1.5' }), 1, "the serving endpoint's flow was kept");
+  } finally {
+    await p.stop();
+  }
+});
+
+test('the proxy against the fake (IPVS): VIPs on kube-ipvs0, the chosen scheduler, a removed endpoint drained until its connections are gone', async () => {
+  const p = await proxyOnFake('ipvs', (ns) => new IpvsBackend(ns, { clusterCIDR: '10.244.0.0/16', nodeIPs: ['172.18.0.11'], scheduler: 'mh' }, 'legacy'));
+  try {
+    p.api.create(service('web', { selector: undefined, clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 80 }] }));
+    p.api.create(slice('web', ['10.244.1.2', '10.244.1.3']));
+    const until = async (what: string, ok: (save: string) => boolean) => {
+      for (let i = 0; i < 400 && !ok(await p.node.ipvsSave()); i++) await new Promise((r) => setTimeout(r, 10));
+      const save = await p.node.ipvsSave();
+      assert.ok(ok(save), `${what}:\n${save}`);
+      return save;
+    };
+    await until('a virtual server with two real servers', (s) => s.includes('-A -t 10.96.0.30:80 -s mh') && s.includes('10.244.1.3:8080 -m -w 1'));
+    assert.deepEqual((await p.node.link('kube-ipvs0'))?.addr_info?.map((a) => a.local), ['10.96.0.30']);
+    // A client still talks to 10.244.1.3 when its endpoint goes: no new connections, the open one kept.
+    const fake = p.node as ReturnType<FakeDataplane['at']>;
+    fake.setIpvsConnections('-t 10.96.0.30:80 -r 10.244.1.3:8080', 1);
+    p.api.update({ ...(p.api.get({ kind: 'EndpointSlice', namespace: 'default', name: 'web-1' }) as EndpointSlice), endpoints: [{ addresses: ['10.244.1.2'], conditions: { ready: true }, nodeName: 'n1' }] });
+    await until('drained: weight 0', (s) => s.includes('-a -t 10.96.0.30:80 -r 10.244.1.3:8080 -m -w 0'));
+    // Its connection ends: a later sync (no API change) deletes it.
+    fake.setIpvsConnections('-t 10.96.0.30:80 -r 10.244.1.3:8080', 0);
+    const save = await until('deleted once idle', (s) => !s.includes('10.244.1.3'));
+    assert.match(save, /-a -t 10\.96\.0\.30:80 -r 10\.244\.1\.2:8080 -m -w 1/, 'the other stays');
   } finally {
     await p.stop();
   }

@@ -4,9 +4,16 @@
 // test file there (one of test/uml/, or the Services suite in IPVS mode) and must pass it whole.
 
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { ipvsAvailable } from '../src/cluster/cluster.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
+import { runCaptured } from '../src/supervisor/supervisor.ts';
 import { runInUml, umlMissing } from '../src/supervisor/uml.ts';
 import { NOT_ROOT } from './helpers.ts';
+import { field, Kube, waitFor } from './kube.ts';
 
 const skip = NOT_ROOT || (umlMissing() ? `user-mode Linux is not installed: ${umlMissing()}` : false);
 
@@ -22,4 +29,91 @@ test('the Services suite in IPVS mode, a whole cluster inside UML (every scenari
   const failed = r.output.split('\n').filter((l) => /^\s*not ok|^\s+error:/.test(l)).join('\n');
   assert.equal(r.code, 0, `inside UML (${r.seconds.toFixed(0)} s):\n${failed}\n--- kernel:\n${r.console.split('\n').slice(-10).join('\n')}`);
   assert.match(r.output, /^# pass 17$/m);
+});
+
+const WEB = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: kubewire/echo, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`;
+
+test('a cluster in its own kernel: up --kernel uml, every verb run in there through the channel, down leaves nothing', { skip }, async () => {
+  const state = mkdtempSync(join(tmpdir(), 'kwt-kernel-'));
+  const kube = new Kube('kwk', state);
+  try {
+    const up = await kube.run(['up', '--kernel', 'uml', '--nodes', '2', '--proxy-mode', 'ipvs', '--ipvs-scheduler', 'wrr'], { timeoutMs: 120_000 });
+    assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
+    assert.match(up.stdout, /kernel booted in [\d.]+ s/);
+    assert.match(up.stdout, /cluster kwk is up in its own kernel/);
+    assert.deepEqual(await linux.listNetns('kwk-'), [], "none of its namespaces is the host's");
+    assert.match(readFileSync(join(state, 'kwk', 'kernel.log'), 'utf8'), /Linux version 6\./, "the kernel's console is in the cluster's log");
+
+    const nodes = await kube.json('get', 'nodes');
+    assert.deepEqual(nodes.items.map((n: any) => n.metadata.name).sort(), ['kwk-node-1', 'kwk-node-2']);
+    await kube.apply(WEB); // stdin travels into the kernel
+    const pods = await waitFor('two web pods running', async () => {
+      const list = (await kube.json('get', 'pods')).items.filter((p: any) => p.status?.phase === 'Running' && p.status?.podIP);
+      return list.length === 2 ? list : undefined;
+    }, 60_000);
+    const svc = await kube.json('get', 'service', 'web');
+    const answer = await kube.ok('exec', pods[0].metadata.name, '--', 'curl', '-s', '-m', '5', `http://${svc.spec.clusterIP}/`);
+    assert.ok(pods.some((p: any) => p.metadata.name === field(answer, 'pod')), `a web pod answered the ClusterIP: ${answer}`);
+    const ipvs = await kube.ok('exec', '--node', 'kwk-node-1', '--', 'ipvsadm', '-Ln');
+    assert.match(ipvs, new RegExp(`TCP  ${svc.spec.clusterIP.replace(/\./g, '\\.')}:80 wrr`));
+    for (const p of pods) assert.match(ipvs, new RegExp(`-> ${p.status.podIP.replace(/\./g, '\\.')}:8080`));
+    assert.match(await kube.ok('exec', '--node', 'kwk-node-2', '--', 'ip', '-br', 'addr', 'show', 'kube-ipvs0'), new RegExp(svc.spec.clusterIP.replace(/\./g, '\\.')));
+    const viaNodePort = await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '5', `http://172.18.0.11:${svc.spec.ports[0].nodePort}/`);
+    assert.ok(field(viaNodePort, 'pod'), `the external client reached a pod through the NodePort: ${viaNodePort}`);
+    assert.equal((await kube.run(['exec', pods[0].metadata.name, '--', 'sh', '-c', 'exit 7'])).code, 7, 'the exit status comes back');
+    assert.match(await kube.ok('logs', pods[0].metadata.name), /kubewire built-in/);
+    assert.match(await kube.ok('describe', 'service', 'web'), /IPVS on kwk-node-1/);
+    const bad = await kube.run(['get', 'pods', 'nope']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /not found/, 'errors come back as the CLI prints them');
+
+    const down = await kube.run(['down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /its kernel powered off/);
+    assert.equal(existsSync(join(state, 'kwk')), false, 'its host directory is gone');
+    const left = await runCaptured(['pgrep', '-f', join(state, 'kwk')]);
+    assert.equal(left.stdout.trim(), '', 'no process of its kernel is left');
+  } finally {
+    await kube.run(['down']).catch(() => undefined);
+    rmSync(state, { recursive: true, force: true });
+  }
+});
+
+test('up --kernel uml refuses what that kernel cannot do before booting it; up --proxy-mode ipvs on a kernel without IPVS names --kernel uml', { skip }, async () => {
+  const state = mkdtempSync(join(tmpdir(), 'kwt-kernel-'));
+  const kube = new Kube('kwr', state);
+  try {
+    const nft = await kube.run(['up', '--kernel', 'uml', '--proxy-mode', 'nftables']);
+    assert.equal(nft.code, 1);
+    assert.match(nft.stderr, /^error: .*nf_tables without its ip family/m);
+    const sched = await kube.run(['up', '--kernel', 'uml', '--proxy-mode', 'ipvs', '--ipvs-scheduler', 'fastest']);
+    assert.equal(sched.code, 1);
+    assert.match(sched.stderr, /^error: --ipvs-scheduler "fastest": must be one of rr, wrr/m);
+    assert.equal(existsSync(join(state, 'kwr')), false, 'nothing was made');
+    if (!ipvsAvailable()) {
+      const ipvs = await kube.run(['up', '--proxy-mode', 'ipvs']);
+      assert.equal(ipvs.code, 1);
+      assert.match(ipvs.stderr, /--kernel uml/);
+    } else console.log('# this kernel has IPVS: the refusal of --proxy-mode ipvs on one without is not exercised');
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
 });

@@ -5,10 +5,23 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ClusterError } from '../cluster/cluster.ts';
 import { down, up } from '../lifecycle/cluster.ts';
-import { DEFAULT_SPEC, type ProxyMode, type RoutingMode } from '../cluster/plan.ts';
+import { clusterKernel } from '../kernel/client.ts';
+import { DEFAULT_SPEC, IPVS_SCHEDULERS, validateSpec, type ClusterSpec, type ProxyMode, type RoutingMode } from '../cluster/plan.ts';
 import { defaultCluster } from './kubectl.ts';
 import { table } from './print.ts';
 import { linux } from '../dataplane/linux/host.ts';
+import { upInKernel } from '../lifecycle/kernel.ts';
+
+/** A command line without some options and their values (`--flag V` or `--flag=V`) (pure). */
+export function withoutOptions(argv: string[], flags: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (flags.includes(a)) i++;
+    else if (!flags.some((f) => a.startsWith(`${f}=`))) out.push(a);
+  }
+  return out;
+}
 
 function integer(flag: string) {
   return (v: string): number => {
@@ -32,13 +45,26 @@ export function registerClusterCommands(program: Command): void {
     .option('--ingress-use-forwarded-headers', "ingress controllers trust clients' X-Forwarded-* headers (only behind another proxy; ingress-nginx's use-forwarded-headers)", false)
     .option('--max-pods <n>', "pods each node takes (the kubelet's --max-pods); the cluster refuses pods past this many times its nodes", integer('--max-pods'))
     .option('--iptables-backend <backend>', 'legacy or nft: which iptables the nodes use (default: legacy where the kernel has it, it scales)')
+    .option('--ipvs-scheduler <name>', `IPVS mode: the virtual servers' scheduler (${IPVS_SCHEDULERS.join(', ')})`)
+    .option('--ipvs-strict-arp', 'IPVS mode: nodes do not answer ARP for the Service addresses on kube-ipvs0 (arp_ignore=1, arp_announce=2)')
+    .option('--kernel <kernel>', "host (this machine's kernel) or uml: a user-mode Linux kernel of the cluster's own, which has IPVS and dummy links; every command for the cluster then runs in it", 'host')
+    .option('--kernel-memory <MB>', 'memory of a --kernel uml kernel', integer('--kernel-memory'), 2048)
     .option('--metrics-bind-address <ip:port>', "where each node's service proxy serves /metrics (kube-proxy's flag; default 127.0.0.1:10249, 0.0.0.0:10249 for every address)")
-    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft' }) => {
+    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft'; ipvsScheduler?: string; ipvsStrictArp?: boolean; kernel: string; kernelMemory: number }) => {
       const t0 = performance.now();
-      const { plan, restarted } = await up(
-        { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}), ...(o.iptablesBackend ? { iptablesBackend: o.iptablesBackend } : {}) },
-        (line) => process.stdout.write(` • ${line}\n`),
-      );
+      const spec: ClusterSpec = { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}), ...(o.iptablesBackend ? { iptablesBackend: o.iptablesBackend } : {}), ...(o.ipvsScheduler ? { ipvsScheduler: o.ipvsScheduler } : {}), ...(o.ipvsStrictArp ? { ipvsStrictARP: true } : {}) };
+      if (o.kernel !== 'host' && o.kernel !== 'uml') throw new ClusterError(`--kernel ${JSON.stringify(o.kernel)}: must be host or uml`);
+      if (o.kernel === 'uml') {
+        validateSpec(spec); // before booting a kernel for it
+        // In there the ordinary `up` runs, with the same options (iptables-legacy: the only one that kernel has).
+        const upArgv = withoutOptions(process.argv.slice(3), ['--kernel', '--kernel-memory']);
+        if (!o.iptablesBackend) upArgv.push('--iptables-backend', 'legacy');
+        const code = await upInKernel(spec, upArgv, o.kernelMemory, process, (line) => process.stdout.write(` • ${line}\n`));
+        if (code === 0) process.stdout.write(`cluster ${o.cluster} is up in its own kernel in ${((performance.now() - t0) / 1000).toFixed(2)} s: every kubewire command for it runs there\n`);
+        process.exitCode = code;
+        return;
+      }
+      const { plan, restarted } = await up(spec, (line) => process.stdout.write(` • ${line}\n`));
       const secs = ((performance.now() - t0) / 1000).toFixed(2);
       process.stdout.write(restarted ? `cluster ${plan.spec.name}: daemon restarted in ${secs} s\n` : `cluster ${plan.spec.name} is up in ${secs} s (${plan.spec.mode})\n`);
       process.stdout.write(`${table([['NODE', 'INTERNAL-IP', 'POD-CIDR'], ...plan.nodes.map((n) => [n.name, n.ip, n.podCIDR])])}\n`);
@@ -50,8 +76,9 @@ export function registerClusterCommands(program: Command): void {
     .description('remove a cluster: every namespace, link, process and file it made')
     .option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster())
     .action(async (o: { cluster: string }) => {
+      const inKernel = clusterKernel(o.cluster) !== undefined;
       const removed = await down(o.cluster);
-      process.stdout.write(`cluster ${o.cluster} removed (${removed.length} namespaces)\n`);
+      process.stdout.write(inKernel ? `cluster ${o.cluster} removed (its kernel powered off)\n` : `cluster ${o.cluster} removed (${removed.length} namespaces)\n`);
     });
 
   program
@@ -62,6 +89,26 @@ export function registerClusterCommands(program: Command): void {
       // Loaded by this command alone: the user's commands start without the control plane's code.
       const { runDaemon } = await import('../daemon/daemon.ts');
       await runDaemon(o.cluster);
+    });
+
+  program
+    .command('kernel-host', { hidden: true })
+    .description("boot a cluster's own kernel and relay commands into it (kubewire up --kernel uml starts it)")
+    .option('--cluster <name>', 'cluster name', defaultCluster())
+    .option('--memory <MB>', 'kernel memory', integer('--memory'), 2048)
+    .action(async (o: { cluster: string; memory: number }) => {
+      const { runKernelHost } = await import('../kernel/host.ts');
+      await runKernelHost(o.cluster, o.memory);
+      process.exit(0);
+    });
+
+  program
+    .command('kernel-guest', { hidden: true })
+    .description("inside a cluster's own kernel: run the commands that come over its console line")
+    .requiredOption('--channel <device>', 'the console device')
+    .action(async (o: { channel: string }) => {
+      const { runGuest } = await import('../kernel/guest.ts');
+      await runGuest(o.channel);
     });
 
   program

@@ -7,7 +7,12 @@ import { registerCniCommands } from './cni.ts';
 import { registerCreateCommands } from './create.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerClusterCommands } from './cluster.ts';
-import { registerKubectlCommands } from './kubectl.ts';
+import { defaultCluster, registerKubectlCommands } from './kubectl.ts';
+import { clusterFlag, clusterKernel, runInKernel, runsInGuest } from '../kernel/client.ts';
+import { takeWarmRequest } from '../kernel/guest.ts';
+
+// A warm process in a cluster's own kernel waits here for the command it is to be (kernel/guest.ts).
+if (process.env.KUBEWIRE_WARM) await takeWarmRequest();
 
 const program = new Command();
 program
@@ -21,6 +26,10 @@ registerCniCommands(program);
 registerDemoCommands(program);
 
 try {
+  // A cluster in a kernel of its own: the command runs there, as typed (kernel/client.ts).
+  const argv = process.argv.slice(2);
+  const cluster = clusterFlag(argv) ?? defaultCluster();
+  if (!process.env.KUBEWIRE_GUEST && runsInGuest(argv, clusterKernel(cluster) !== undefined)) process.exit(await runInKernel(cluster, argv, process));
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CniError) process.stderr.write(`error: ${e.message} (CNI error code ${e.code})\n`);

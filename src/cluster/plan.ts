@@ -27,7 +27,14 @@ export interface ClusterSpec {
   metricsBindAddress?: string;
   /** Which iptables the nodes' rules go through (kube-proxy, masquerade, hostPorts); chosen by `up` when not given (topology.ts). */
   iptablesBackend?: 'legacy' | 'nft';
+  /** IPVS mode: the virtual servers' scheduler (kube-proxy's --ipvs-scheduler, rr by default). */
+  ipvsScheduler?: string;
+  /** IPVS mode: arp_ignore=1 and arp_announce=2 on the nodes, so that they do not answer ARP for the VIPs on kube-ipvs0 (kube-proxy's --ipvs-strict-arp). */
+  ipvsStrictARP?: boolean;
 }
+
+/** The schedulers kube-proxy's --ipvs-scheduler takes (the kernel's ip_vs_* modules). */
+export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'sh', 'dh', 'sed', 'nq', 'mh'];
 
 export const DEFAULT_SPEC: Omit<ClusterSpec, 'name'> = {
   nodes: 2,
@@ -89,6 +96,8 @@ export function validateSpec(spec: ClusterSpec): void {
   const proxy = spec.proxyMode ?? 'iptables';
   if (!['iptables', 'nftables', 'ipvs'].includes(proxy)) throw new SpecError(`--proxy-mode ${JSON.stringify(proxy)}: must be iptables, nftables or ipvs`);
   if (spec.iptablesBackend !== undefined && spec.iptablesBackend !== 'legacy' && spec.iptablesBackend !== 'nft') throw new SpecError(`--iptables-backend ${JSON.stringify(spec.iptablesBackend)}: must be legacy or nft`);
+  if (spec.ipvsScheduler !== undefined && !IPVS_SCHEDULERS.includes(spec.ipvsScheduler)) throw new SpecError(`--ipvs-scheduler ${JSON.stringify(spec.ipvsScheduler)}: must be one of ${IPVS_SCHEDULERS.join(', ')}`);
+  if ((spec.ipvsScheduler !== undefined || spec.ipvsStrictARP) && proxy !== 'ipvs') throw new SpecError('--ipvs-scheduler and --ipvs-strict-arp need --proxy-mode ipvs');
   if (spec.maxPods !== undefined && (!Number.isInteger(spec.maxPods) || spec.maxPods < 1 || spec.maxPods > 10_000)) throw new SpecError(`--max-pods ${spec.maxPods}: must be a whole number from 1 to 10000`);
   if (spec.metricsBindAddress !== undefined && !parseHostPort(spec.metricsBindAddress, 10249)) throw new SpecError(`--metrics-bind-address ${JSON.stringify(spec.metricsBindAddress)}: must be IP:PORT, e.g. 0.0.0.0:10249 for every address`);
   const workers = spec.ingressWorkers;

@@ -56,7 +56,7 @@ export class Daemon {
       const netns = linux.at(linux.netnsPath(node.netns));
       const cfg = { clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR };
       const mode = plan.spec.proxyMode ?? 'iptables';
-      const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip] }, plan.spec.iptablesBackend) : new IptablesBackend(netns, cfg, plan.spec.iptablesBackend);
+      const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip], ...(plan.spec.ipvsScheduler ? { scheduler: plan.spec.ipvsScheduler } : {}), ...(plan.spec.ipvsStrictARP ? { strictARP: true } : {}) }, plan.spec.iptablesBackend) : new IptablesBackend(netns, cfg, plan.spec.iptablesBackend);
       this.proxies.push(new Proxier({ api: this.api, nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
     }
   }

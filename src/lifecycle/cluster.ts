@@ -9,7 +9,9 @@ import { buildCluster, clusterNamespaces, removeClusterNetwork } from '../cluste
 import { linux } from '../dataplane/linux/host.ts';
 import { daemonPid, startDaemon, stopClusterDaemons, stopClusterProcesses } from '../daemon/process.ts';
 import { writeJsonAtomically } from '../state/files.ts';
-import { clusterDir } from '../state/paths.ts';
+import { clusterDir, kernelPaths } from '../state/paths.ts';
+import { clusterKernel } from '../kernel/client.ts';
+import { downKernel } from './kernel.ts';
 
 export interface UpResult {
   plan: ClusterPlan;
@@ -32,6 +34,7 @@ const stallMs = () => (Number(process.env.KUBEWIRE_DAEMON_STALL_SECONDS) || 60) 
 
 export async function up(spec: ClusterSpec, progress: (line: string) => void = () => {}, opts: UpOptions = {}): Promise<UpResult> {
   const dir = clusterDir(spec.name);
+  if (existsSync(kernelPaths(spec.name).record)) throw new ClusterError(`cluster ${JSON.stringify(spec.name)} already exists, in a kernel of its own (kubewire down --cluster ${spec.name} removes it)`);
   if (existsSync(join(dir, 'cluster.json'))) {
     if (daemonPid(spec.name) || opts.daemon === false) throw new ClusterError(`cluster ${JSON.stringify(spec.name)} already exists and is running (kubewire down --cluster ${spec.name} removes it)`);
     const plan = loadCluster(spec.name);
@@ -49,7 +52,7 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
   }
   const plan = planCluster(spec);
   if (plan.spec.proxyMode === 'ipvs' && !ipvsAvailable()) {
-    throw new ClusterError('--proxy-mode ipvs needs the kernel\'s IPVS (the ip_vs module), and this kernel has none (no /proc/net/ip_vs, no ip_vs module to load): use --proxy-mode iptables');
+    throw new ClusterError("--proxy-mode ipvs needs the kernel's IPVS (the ip_vs module), and this kernel has none (no /proc/net/ip_vs, no ip_vs module to load): add --kernel uml to run the cluster in a user-mode Linux kernel that has it, or use --proxy-mode iptables");
   }
   if ((await clusterNamespaces(linux, spec.name)).length) {
     throw new ClusterError(`namespaces of a cluster ${JSON.stringify(spec.name)} exist but its record does not (kubewire down --cluster ${spec.name} removes them)`);
@@ -73,6 +76,10 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
 
 /** Stops the cluster's processes, removes its namespaces (and what runs in them) and its files. */
 export async function down(name: string): Promise<string[]> {
+  if (clusterKernel(name)) {
+    await downKernel(name);
+    return [];
+  }
   const dir = clusterDir(name);
   await stopClusterProcesses(name);
   const namespaces = await removeClusterNetwork(linux, name);

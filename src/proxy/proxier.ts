@@ -15,8 +15,12 @@ import { buildServicePorts, type ServicePortInfo } from './model.ts';
 
 export interface ProxyBackend {
   readonly mode: 'iptables' | 'nftables' | 'ipvs';
-  /** Puts the ruleset for `ports` into the kernel in one transaction: whole, or only what changed (partial). */
-  apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }>;
+  /**
+   * Puts the ruleset for `ports` into the kernel in one transaction: whole, or only what
+   * changed (partial). `recheckMs`: sync again after this long even without a change (IPVS
+   * real servers being drained).
+   */
+  apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean; recheckMs?: number }>;
   /** False when the kernel lost the rules (a flushed or deleted table): the next sync restores them. */
   intact(): Promise<boolean>;
 }
@@ -168,7 +172,8 @@ export class Proxier {
     m.endpointChangesPending.set(0);
     try {
       const ports = this.currentPorts();
-      const { counts, partial } = await this.o.backend.apply(ports);
+      const { counts, partial, recheckMs } = await this.o.backend.apply(ports);
+      if (recheckMs !== undefined && !this.stopped) setTimeout(() => this.schedule(), recheckMs).unref();
       // Only once the new rules are in: stale UDP flows would otherwise be re-created by the old ones.
       const udp = udpState(ports);
       for (const filter of staleUdpDeletions(this.udp, udp)) await netns.conntrackDelete(filter).catch(() => undefined);

@@ -66,3 +66,24 @@ export function daemonPaths(cluster: string): DaemonPaths {
     hostLog: join(dir, 'workloads.log'),
   };
 }
+
+/** A cluster that runs in a kernel of its own (`up --kernel uml`): what the host keeps of it. */
+export interface KernelPaths {
+  dir: string;
+  /** Which kernel and how it was started (its presence marks the cluster as one in its own kernel). */
+  record: string;
+  /** The kernel host's socket: each connection runs one kubewire command in the guest. */
+  socket: string;
+  /** The kernel's console and the kernel host's own messages. */
+  log: string;
+  /** The kernel host process and the kernel process (ProcessRecords). */
+  hostPidFile: string;
+  kernelPidFile: string;
+  /** The guest's init and the module tree's link. */
+  bootDir: string;
+}
+
+export function kernelPaths(cluster: string): KernelPaths {
+  const dir = clusterDir(cluster);
+  return { dir, record: join(dir, 'kernel.json'), socket: join(dir, 'kernel.sock'), log: join(dir, 'kernel.log'), hostPidFile: join(dir, 'kernel-host.pid'), kernelPidFile: join(dir, 'kernel.pid'), bootDir: join(dir, 'boot') };
+}

@@ -192,3 +192,15 @@ export function startChild(argv: string[], netns?: string): ChildProcess {
   const full = inNamespace(argv, netns);
   return spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
 }
+
+export interface PipedOptions {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** A fourth pipe, the child's fd 3 (stdio[3]), for what it is to do. */
+  extraPipe?: boolean;
+}
+
+/** A command with its stdin, stdout and stderr piped to its starter, leading its own process group (signals go to all it runs). */
+export function startPiped(argv: string[], opts: PipedOptions): ChildProcess {
+  return spawn(toolPath(argv[0]!), argv.slice(1), { stdio: opts.extraPipe ? ['pipe', 'pipe', 'pipe', 'pipe'] : 'pipe', cwd: opts.cwd, env: opts.env, detached: true });
+}

@@ -398,6 +398,10 @@ class FakeNetnsHandle implements Netns {
     this.ns().ipvs.restore(lines);
   }
 
+  async ipvsConnections(): Promise<Map<string, number>> {
+    return this.ns().ipvs.connections();
+  }
+
   async conntrackDelete(f: ConntrackFilter): Promise<number> {
     const ct = this.ns().conntrack;
     const before = ct.length;
@@ -413,6 +417,11 @@ class FakeNetnsHandle implements Netns {
 
   listen(): number {
     return fail('invalid', 'the fake dataplane has no sockets: use the Linux dataplane for traffic');
+  }
+
+  /** For tests: how many connections IPVS counts for a real server ("-t VIP:PORT -r RIP:PORT"), as open clients would leave it. */
+  setIpvsConnections(realServer: string, n: number): void {
+    this.ns().ipvs.open.set(realServer, n);
   }
 
   /** For tests: a conntrack entry, as traffic would leave it. */

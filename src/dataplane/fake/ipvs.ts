@@ -93,6 +93,15 @@ export class FakeIpvs {
     }
   }
 
+  /** Connections the test says a real server has ("-t VIP:PORT -r RIP:PORT"); 0 for the rest. */
+  readonly open = new Map<string, number>();
+
+  connections(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [key, s] of this.services) for (const real of s.reals.keys()) out.set(`${key} -r ${real}`, this.open.get(`${key} -r ${real}`) ?? 0);
+    return out;
+  }
+
   save(): string {
     const out: string[] = [];
     for (const [key, s] of this.services) {

@@ -156,6 +156,10 @@ class LinuxNetns implements Netns {
     if (lines.length) await guarded(() => run(['ipvsadm', '-R'], { netns: this.path, input: `${lines.join('\n')}\n` }));
   }
 
+  async ipvsConnections(): Promise<Map<string, number>> {
+    return parseIpvsList(await guarded(() => run(['ipvsadm', '-Ln'], { netns: this.path })));
+  }
+
   async conntrackDelete(f: ConntrackFilter): Promise<number> {
     const argv = ['conntrack', '-D', '-p', f.protocol, ...(f.origDst ? ['--orig-dst', f.origDst] : []), ...(f.origDstPort !== undefined ? ['--orig-port-dst', String(f.origDstPort)] : []), ...(f.replySrc ? ['--reply-src', f.replySrc] : [])];
     try {
@@ -233,3 +237,18 @@ export class LinuxDataplane implements Dataplane {
 
 /** The host's dataplane (one per process: it holds no state). */
 export const linux: Dataplane = new LinuxDataplane();
+
+const IPVS_PROTOCOLS: Record<string, string> = { TCP: '-t', UDP: '-u', SCTP: '--sctp-service' };
+
+/** `ipvsadm -Ln` → connections (ActiveConn + InActConn) per real server, keyed as ipvsConnections says (pure). */
+export function parseIpvsList(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let service: string | undefined;
+  for (const line of text.split('\n')) {
+    const vs = /^(TCP|UDP|SCTP)\s+(\S+)/.exec(line);
+    if (vs) service = `${IPVS_PROTOCOLS[vs[1]!]} ${vs[2]}`;
+    const rs = /^\s+->\s+(\S+)\s+\S+\s+\d+\s+(\d+)\s+(\d+)/.exec(line);
+    if (rs && service) out.set(`${service} -r ${rs[1]}`, Number(rs[2]) + Number(rs[3]));
+  }
+  return out;
+}

@@ -8,7 +8,10 @@ import { parseSave } from '../../dataplane/iptables-text.ts';
 import type { IptablesBackend, Netns, NetOp } from '../../dataplane/port.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend } from '../proxier.ts';
-import { buildIpvsConfig, DUMMY_INTERFACE, ipsetSwapRestore, ipvsadmDiff, type IpvsOptions } from './config.ts';
+import { buildIpvsConfig, DUMMY_INTERFACE, ipsetSwapRestore, ipvsadmDiff, removedRealServers, type IpvsOptions } from './config.ts';
+
+/** How often real servers being drained are checked for connections left. */
+const DRAIN_CHECK_MS = 2_000;
 
 const JUMPS: Array<[string, string]> = [
   ['PREROUTING', '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'],
@@ -22,7 +25,7 @@ export class IpvsBackend implements ProxyBackend {
   /** `iptables`: which iptables the node's other rules use (legacy where nf_tables lacks the ip family, as in UML). */
   constructor(private readonly netns: Netns, private readonly opts: IpvsOptions, private readonly iptables?: IptablesBackend) {}
 
-  async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean }> {
+  async apply(ports: ServicePortInfo[]): Promise<{ counts: Record<string, number>; partial: boolean; recheckMs?: number }> {
     const cfg = buildIpvsConfig(ports, this.opts);
     const netns = this.netns;
     await netns.setSysctls(cfg.sysctls);
@@ -39,10 +42,20 @@ export class IpvsBackend implements ProxyBackend {
     const nat = parseSave(await netns.iptablesSave('nat', 4, this.iptables));
     const jumps = JUMPS.filter(([chain, rule]) => !nat.rules.includes(`-A ${chain} ${rule}`)).map(([chain, rule]) => `-I ${chain} 1 ${rule}`);
     await netns.iptablesRestore(cfg.iptables.replace(/\nCOMMIT\n$/, `\n${jumps.map((j) => `${j}\n`).join('')}COMMIT\n`), 4, this.iptables);
-    const diff = ipvsadmDiff(await netns.ipvsSave(), cfg);
+    const save = await netns.ipvsSave();
+    // Connections are counted only when a real server goes (one more ipvsadm call).
+    const removed = removedRealServers(save, cfg);
+    const connections = removed.length ? await netns.ipvsConnections() : new Map<string, number>();
+    const diff = ipvsadmDiff(save, cfg, connections);
     await netns.ipvsRestore(diff);
     this.virtualServers = cfg.virtualServers.length;
-    return { counts: { 'virtual-servers': cfg.virtualServers.length, 'real-servers': cfg.virtualServers.reduce((n, v) => n + v.realServers.length, 0) }, partial: diff.length > 0 };
+    const draining = removed.filter((r) => r.startsWith('-t ') && connections.get(r)).length;
+    return {
+      counts: { 'virtual-servers': cfg.virtualServers.length, 'real-servers': cfg.virtualServers.reduce((n, v) => n + v.realServers.length, 0), 'real-servers-draining': draining },
+      partial: diff.length > 0,
+      // Drained real servers are looked at again (kube-proxy: every minute) and deleted once idle.
+      ...(draining ? { recheckMs: DRAIN_CHECK_MS } : {}),
+    };
   }
 
   /** Virtual servers the last sync left (0: none to miss). */

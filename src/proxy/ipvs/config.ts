@@ -50,6 +50,8 @@ export interface IpvsOptions {
   nodeIPs: string[];
   scheduler?: string;
   masqueradeBit?: number;
+  /** kube-proxy's --ipvs-strict-arp: the node does not answer ARP for the VIPs it holds on kube-ipvs0. */
+  strictARP?: boolean;
 }
 
 /** kube-proxy's ipset names and types (pkg/proxy/ipvs/ipset.go). */
@@ -135,7 +137,13 @@ export function buildIpvsConfig(ports: ServicePortInfo[], o: IpvsOptions): IpvsC
     virtualServers,
     ipsets: sets,
     iptables,
-    sysctls: { 'net/ipv4/vs/conntrack': '1', 'net/ipv4/vs/expire_nodest_conn': '1', 'net/ipv4/vs/expire_quiescent_template': '1', 'net/ipv4/ip_forward': '1' },
+    sysctls: {
+      'net/ipv4/vs/conntrack': '1',
+      'net/ipv4/vs/expire_nodest_conn': '1',
+      'net/ipv4/vs/expire_quiescent_template': '1',
+      'net/ipv4/ip_forward': '1',
+      ...(o.strictARP ? { 'net/ipv4/conf/all/arp_ignore': '1', 'net/ipv4/conf/all/arp_announce': '2' } : {}),
+    },
   };
 }
 
@@ -162,13 +170,25 @@ export function ipsetRestore(cfg: IpvsConfig): string {
   return `${out.join('\n')}\n`;
 }
 
+/** The real servers that `cfg` no longer has, of virtual servers it keeps ("-t VIP:PORT -r RIP:PORT") (pure). */
+export function removedRealServers(currentSave: string, cfg: IpvsConfig): string[] {
+  const want = new Set(ipvsadmRules(cfg).split('\n').map((l) => l.replace(/^-[Aa] /, '').replace(/ -[sm].*$/, '')));
+  return currentSave
+    .split('\n')
+    .filter((l) => l.startsWith('-a '))
+    .map((l) => l.slice(3).replace(/ -[mgi] .*$/, ''))
+    .filter((real) => !want.has(real) && want.has(real.split(' -r ')[0]!));
+}
+
 /**
  * The ipvsadm-restore commands that turn what the kernel holds (`ipvsadm-save -n`) into
  * `cfg` (pure): new virtual servers added, changed ones edited, real servers added, edited
  * and deleted, stale virtual servers deleted last. Connections to servers that stay are not
- * disturbed, as kube-proxy's own sync does.
+ * disturbed, as kube-proxy's own sync does. A TCP real server that goes while `connections`
+ * says it still has some is drained as kube-proxy's graceful termination does: weight 0 (no
+ * new connections), deleted by a later sync once they are gone.
  */
-export function ipvsadmDiff(currentSave: string, cfg: IpvsConfig): string[] {
+export function ipvsadmDiff(currentSave: string, cfg: IpvsConfig, connections: Map<string, number> = new Map()): string[] {
   const parse = (lines: string[]) => {
     const vs = new Map<string, string>(); // "-t 10.96.0.10:80" -> "-s rr -p 600"
     const rs = new Map<string, string>(); // "-t 10.96.0.10:80 -r 10.244.0.2:8080" -> "-m -w 1"
@@ -191,9 +211,11 @@ export function ipvsadmDiff(currentSave: string, cfg: IpvsConfig): string[] {
     if (!have.rs.has(real)) out.push(`-a ${real} ${flags}`);
     else if (have.rs.get(real) !== flags) out.push(`-e ${real} ${flags}`);
   }
-  for (const real of have.rs.keys()) {
+  for (const [real, flags] of have.rs) {
     const svc = real.split(' -r ')[0]!;
-    if (!want.rs.has(real) && want.vs.has(svc)) out.push(`-d ${real}`);
+    if (want.rs.has(real) || !want.vs.has(svc)) continue;
+    if (!svc.startsWith('-t ') || !connections.get(real)) out.push(`-d ${real}`);
+    else if (!/ -w 0\b/.test(` ${flags}`)) out.push(`-e ${real} ${flags.replace(/-w \d+/, '-w 0')}`);
   }
   for (const svc of have.vs.keys()) if (!want.vs.has(svc)) out.push(`-D ${svc}`);
   return out;

@@ -1,0 +1,101 @@
+// The CLI's end: a command for a cluster that runs in its own kernel is run there, as it
+// was typed, through the kernel host's socket; its output, exit status and interruptions
+// travel as frames (frames.ts). `up`, `down` and what needs no cluster stay on the host.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { kernelPaths } from '../state/paths.ts';
+import { encodeFrame, forwardedEnv, FrameReader } from './frames.ts';
+
+export class KernelError extends Error {}
+
+export interface KernelRecord {
+  kernel: 'uml';
+  memMB: number;
+  createdAt: string;
+}
+
+/** The record of a cluster that runs in its own kernel, or undefined for one on the host's. */
+export function clusterKernel(cluster: string): KernelRecord | undefined {
+  const path = kernelPaths(cluster).record;
+  if (!existsSync(path)) return undefined;
+  return JSON.parse(readFileSync(path, 'utf8')) as KernelRecord;
+}
+
+/** Verbs the host runs itself whatever the cluster (`up`/`down` manage the kernel; the rest have no cluster). */
+const HOST_VERBS = new Set(['up', 'down', 'cni', 'demo', 'help', 'kernel-host', 'kernel-guest']);
+
+/** The cluster a command line names with --cluster (undefined when it names none) (pure). */
+export function clusterFlag(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--') return undefined;
+    if (argv[i] === '--cluster') return argv[i + 1];
+    if (argv[i]!.startsWith('--cluster=')) return argv[i]!.slice('--cluster='.length);
+  }
+  return undefined;
+}
+
+/** Whether a command line goes to the guest of its cluster's kernel (pure: `inKernel` says whether that cluster has one). */
+export function runsInGuest(argv: string[], inKernel: boolean): boolean {
+  if (!inKernel || !argv.length || HOST_VERBS.has(argv[0]!)) return false;
+  const options = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length);
+  return !options.includes('--help') && !options.includes('-h');
+}
+
+export interface Stdio {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean; destroy?: () => void };
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/**
+ * Runs `kubewire ARGV` in the guest of `cluster`'s kernel from `cwd` (the guest sees the host's
+ * files at the same paths); resolves with its exit status. An interrupt is passed on as
+ * SIGINT (a second one as SIGKILL).
+ */
+export function runInKernel(cluster: string, argv: string[], io: Stdio, cwd = process.cwd()): Promise<number> {
+  const socketPath = kernelPaths(cluster).socket;
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(socketPath);
+    let interrupts = 0;
+    const onInterrupt = () => socket.write(encodeFrame({ t: 'signal', sig: interrupts++ ? 'SIGKILL' : 'SIGINT' }));
+    const forwardIn = (b: Buffer | string) => socket.write(encodeFrame({ t: 'in', d: Buffer.from(b).toString('base64') }));
+    const endIn = () => socket.write(encodeFrame({ t: 'eof' }));
+    let done = false;
+    const finish = (code: number) => {
+      if (done) return;
+      done = true;
+      process.off('SIGINT', onInterrupt);
+      io.stdin.off('data', forwardIn);
+      io.stdin.off('end', endIn);
+      io.stdin.pause();
+      socket.destroy();
+      resolve(code);
+    };
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      if (done) return;
+      done = true;
+      process.off('SIGINT', onInterrupt);
+      reject(new KernelError(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? `the kernel of cluster ${cluster} is not running (kubewire down --cluster ${cluster} removes what is left of it)` : `cannot reach the kernel of cluster ${cluster}: ${e.message}`));
+    });
+    socket.on('connect', () => {
+      socket.write(encodeFrame({ t: 'start', argv, cwd, env: forwardedEnv(process.env) }));
+      process.on('SIGINT', onInterrupt);
+      io.stdin.on('data', forwardIn);
+      io.stdin.on('end', endIn);
+    });
+    const reader = new FrameReader((f) => {
+      if (f.t === 'out') io.stdout.write(Buffer.from(f.d, 'base64'));
+      else if (f.t === 'err') io.stderr.write(Buffer.from(f.d, 'base64'));
+      else if (f.t === 'exit') {
+        if (f.error) io.stderr.write(`error: ${f.error}\n`);
+        finish(f.code);
+      }
+    });
+    socket.on('data', (b) => reader.push(b));
+    socket.on('close', () => {
+      if (!done) io.stderr.write(`error: the kernel of cluster ${cluster} closed the session\n`);
+      finish(255);
+    });
+  });
+}

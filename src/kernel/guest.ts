@@ -1,0 +1,107 @@
+// Inside a cluster's own kernel: the guest end of the channel. It reads frames from its
+// console line (raw mode), runs each session's kubewire command with piped stdio, and sends
+// the command's output and exit status back. The state directory is the guest's tmpfs: the
+// cluster's files go with its kernel.
+//
+// Starting Node costs over a second in UML (every page fault and system call goes through
+// the host), so the guest keeps one kubewire process warm: started with nothing to do, its
+// bundle loaded, waiting on its fd 3 for the command line it is to run (takeWarmRequest).
+// A session takes it; the next one is started when no command is running.
+
+import { createReadStream, openSync } from 'node:fs';
+import tty from 'node:tty';
+import { cliPath } from '../state/paths.ts';
+import { startPiped, type ChildProcess } from '../supervisor/supervisor.ts';
+import { encodeFrame, FrameReader, type Frame } from './frames.ts';
+
+/** Exit status as a shell reports it: the code, or 128 + the signal's number. */
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+const statusOf = (code: number | null, signal: NodeJS.Signals | null): number => code ?? 128 + (signal ? SIGNALS[signal] ?? 0 : 0);
+
+/** What a warm kubewire process is given to do. */
+interface WarmRequest {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+}
+
+/**
+ * In a warm process (KUBEWIRE_WARM is set): waits for its command line on fd 3 and becomes
+ * that command (argv, working directory, environment), before the CLI reads any of them.
+ */
+export async function takeWarmRequest(): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const c of createReadStream('', { fd: 3 })) chunks.push(c as Buffer);
+  const req = JSON.parse(Buffer.concat(chunks).toString('utf8')) as WarmRequest;
+  delete process.env.KUBEWIRE_WARM;
+  Object.assign(process.env, req.env);
+  process.chdir(req.cwd);
+  process.argv = [process.argv[0]!, process.argv[1]!, ...req.argv];
+}
+
+export async function runGuest(channel: string): Promise<void> {
+  const fd = openSync(channel, 'r+');
+  const input = new tty.ReadStream(fd);
+  input.setRawMode(true);
+  const output = new tty.WriteStream(fd);
+  const send = (f: Frame) => output.write(encodeFrame(f));
+  const sessions = new Map<number, ChildProcess>();
+
+  let warm: ChildProcess | undefined;
+  const startWarm = () => {
+    if (warm || sessions.size) return;
+    const child = startPiped([process.execPath, cliPath()], { cwd: '/', env: { ...process.env, KUBEWIRE_WARM: '1' }, extraPipe: true });
+    child.on('error', () => {});
+    child.on('exit', () => {
+      if (warm === child) warm = undefined;
+    });
+    warm = child;
+  };
+
+  const start = (s: number, f: Extract<Frame, { t: 'start' }>) => {
+    let child = warm;
+    warm = undefined;
+    if (child && child.exitCode === null) {
+      const request: WarmRequest = { argv: f.argv, cwd: f.cwd, env: f.env };
+      (child.stdio[3] as NodeJS.WritableStream).end(JSON.stringify(request));
+    } else {
+      try {
+        child = startPiped([process.execPath, cliPath(), ...f.argv], { cwd: f.cwd, env: { ...process.env, ...f.env } });
+      } catch (e) {
+        send({ t: 'exit', s, code: 127, error: e instanceof Error ? e.message : String(e) });
+        return;
+      }
+    }
+    sessions.set(s, child);
+    child.stdout!.on('data', (b: Buffer) => send({ t: 'out', s, d: b.toString('base64') }));
+    child.stderr!.on('data', (b: Buffer) => send({ t: 'err', s, d: b.toString('base64') }));
+    child.stdin!.on('error', () => {}); // the command may end before reading its input
+    child.on('error', (e) => {
+      if (sessions.delete(s)) send({ t: 'exit', s, code: 127, error: e.message });
+    });
+    child.on('close', (code, signal) => {
+      if (sessions.delete(s)) send({ t: 'exit', s, code: statusOf(code, signal) });
+      startWarm();
+    });
+  };
+
+  const reader = new FrameReader((f) => {
+    if (f.t === 'poweroff') process.exit(0); // PID 1 syncs and powers the kernel off
+    if (f.t === 'ready' || f.s === undefined) return;
+    const child = sessions.get(f.s);
+    if (f.t === 'start') start(f.s, f);
+    else if (f.t === 'in') child?.stdin!.write(Buffer.from(f.d, 'base64'));
+    else if (f.t === 'eof') child?.stdin!.end();
+    else if (f.t === 'signal' && child?.pid) {
+      try {
+        process.kill(-child.pid, f.sig); // the command's group: what it runs goes with it
+      } catch {
+        // already gone
+      }
+    }
+  });
+  input.on('data', (b: Buffer) => reader.push(b));
+  send({ t: 'ready' });
+  startWarm();
+  await new Promise<void>((resolve) => input.on('end', resolve));
+}

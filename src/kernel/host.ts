@@ -1,0 +1,102 @@
+// The host end of a cluster's own kernel (`up --kernel uml` starts it as a detached
+// process): it boots the kernel with the guest agent as its one command, appends the kernel's
+// console to the cluster's kernel.log, and once the guest is ready serves a unix socket in
+// the cluster's host directory. Each connection there is one session: a kubewire command run
+// in the guest, its frames relayed over the kernel's console line. SIGTERM powers the kernel
+// off (killed after a grace period); when the kernel ends, so does this process.
+
+import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { writeJsonAtomically } from '../state/files.ts';
+import { kernelPaths, packageRoot, cliPath } from '../state/paths.ts';
+import { startTicks } from '../supervisor/supervisor.ts';
+import { GUEST_CHANNEL, startKernel } from '../supervisor/uml.ts';
+import { encodeFrame, FrameReader, type Frame } from './frames.ts';
+
+/** Where the guest keeps the cluster's state: its own tmpfs. */
+export const GUEST_STATE_DIR = '/run/kubewire';
+
+export async function runKernelHost(cluster: string, memMB: number): Promise<void> {
+  const paths = kernelPaths(cluster);
+  mkdirSync(paths.bootDir, { recursive: true });
+  const log = openSync(paths.log, 'a');
+  const note = (line: string) => process.stdout.write(`kubewire kernel-host: ${line}\n`);
+  const kernel = startKernel(
+    {
+      dir: paths.bootDir,
+      command: `exec ${process.execPath} ${cliPath()} kernel-guest --channel ${GUEST_CHANNEL}`,
+      cwd: packageRoot(),
+      env: { KUBEWIRE_STATE_DIR: GUEST_STATE_DIR, KUBEWIRE_GUEST: '1', KUBEWIRE_CLUSTER: cluster },
+    },
+    memMB,
+    log,
+  );
+  closeSync(log);
+  const kernelPid = kernel.pid!;
+  writeJsonAtomically(paths.kernelPidFile, { pid: kernelPid, startTicks: startTicks(kernelPid) ?? '', startedAt: new Date().toISOString() }, 0o600);
+  note(`kernel started (pid ${kernelPid}, ${memMB} MB)`);
+
+  const toGuest = kernel.stdio[3] as NodeJS.WritableStream;
+  const fromGuest = kernel.stdio[4] as NodeJS.ReadableStream;
+  const clients = new Map<number, Socket>();
+  let next = 1;
+  const server = createServer((socket) => {
+    const s = next++;
+    clients.set(s, socket);
+    const reader = new FrameReader((f) => {
+      if (f.t === 'start' || f.t === 'in' || f.t === 'eof' || f.t === 'signal') toGuest.write(encodeFrame({ ...f, s }));
+    });
+    socket.on('data', (b) => reader.push(b));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      // A CLI that went away takes its command with it.
+      if (clients.delete(s)) toGuest.write(encodeFrame({ t: 'signal', s, sig: 'SIGTERM' }));
+    });
+  });
+
+  const guest = new FrameReader(
+    (f: Frame) => {
+      if (f.t === 'ready') {
+        rmSync(paths.socket, { force: true });
+        server.listen(paths.socket, () => note('guest ready'));
+        return;
+      }
+      if (!('s' in f) || f.s === undefined) return;
+      const socket = clients.get(f.s);
+      if (!socket) return;
+      const { s: _s, ...frame } = f;
+      socket.write(encodeFrame(frame as Frame));
+      if (f.t === 'exit') {
+        clients.delete(f.s);
+        socket.end();
+      }
+    },
+    (line) => note(`guest: ${line}`),
+  );
+  fromGuest.on('data', (b: Buffer) => guest.push(b));
+
+  process.on('SIGTERM', () => {
+    note('powering the kernel off');
+    toGuest.write(encodeFrame({ t: 'poweroff' }));
+    setTimeout(() => {
+      note('the kernel did not power off: killing it');
+      try {
+        process.kill(-kernelPid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }, 10_000).unref();
+  });
+
+  await new Promise<void>((resolve) => kernel.on('exit', () => resolve()));
+  note('kernel stopped');
+  server.close();
+  rmSync(paths.socket, { force: true });
+  for (const socket of clients.values()) socket.end(encodeFrame({ t: 'exit', code: 255, error: `the kernel of cluster ${cluster} stopped` }));
+  // The kernel's own helper processes share its group: none outlives it.
+  try {
+    process.kill(-kernelPid, 'SIGKILL');
+  } catch {
+    // all gone
+  }
+}

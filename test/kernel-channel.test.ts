@@ -1,0 +1,88 @@
+// The channel to a cluster's own kernel, without one (no root): frames split from any
+// chunking and from console noise; which command lines go to the guest; the options `up`
+// passes on; a session through a kernel host's socket, played by a stand-in guest end.
+
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { test } from 'node:test';
+import { withoutOptions } from '../src/cli/cluster.ts';
+import { clusterFlag, runInKernel, runsInGuest } from '../src/kernel/client.ts';
+import { encodeFrame, forwardedEnv, FrameReader, type Frame } from '../src/kernel/frames.ts';
+
+test('frames: split across chunks, noise on the line set aside, bytes kept exact in base64', () => {
+  const frames: Frame[] = [];
+  const noise: string[] = [];
+  const r = new FrameReader((f) => frames.push(f), (l) => noise.push(l));
+  const bytes = Buffer.from([0, 1, 10, 13, 255]);
+  const text = `[  3.1] random kernel message\r\n${encodeFrame({ t: 'out', s: 4, d: bytes.toString('base64') })}${encodeFrame({ t: 'exit', s: 4, code: 7 })}`;
+  for (let i = 0; i < text.length; i += 5) r.push(text.slice(i, i + 5));
+  assert.deepEqual(noise, ['[  3.1] random kernel message']);
+  assert.equal(frames.length, 2);
+  assert.deepEqual(Buffer.from((frames[0] as { d: string }).d, 'base64'), bytes);
+  assert.deepEqual(frames[1], { t: 'exit', s: 4, code: 7 });
+});
+
+test('which command lines run in the guest; the cluster they name; what up passes on', () => {
+  assert.equal(clusterFlag(['get', 'pods', '--cluster', 'a']), 'a');
+  assert.equal(clusterFlag(['get', 'pods', '--cluster=b']), 'b');
+  assert.equal(clusterFlag(['exec', 'p', '--', 'x', '--cluster', 'c']), undefined, 'after -- it is the command');
+  assert.equal(runsInGuest(['get', 'pods'], true), true);
+  assert.equal(runsInGuest(['get', 'pods'], false), false, 'a cluster on the host kernel');
+  for (const host of [['up'], ['down'], ['cni', 'add'], ['demo'], ['get', '--help']]) assert.equal(runsInGuest(host, true), false, host.join(' '));
+  assert.equal(runsInGuest(['exec', 'p', '--', 'ls', '-h'], true), true, "the command's own -h");
+  assert.deepEqual(withoutOptions(['--nodes', '2', '--kernel', 'uml', '--kernel-memory=512', '--proxy-mode', 'ipvs'], ['--kernel', '--kernel-memory']), ['--nodes', '2', '--proxy-mode', 'ipvs']);
+  assert.deepEqual(Object.keys(forwardedEnv({ KUBEWIRE_CLUSTER: 'a', KUBEWIRE_STATE_DIR: '/x', PATH: '/bin', TERM: 'xterm' })).sort(), ['KUBEWIRE_CLUSTER', 'TERM']);
+});
+
+test("a session through the kernel host's socket: the command line, stdin to its end, output, an interrupt, the exit status", async () => {
+  const state = mkdtempSync(join(tmpdir(), 'kwt-channel-'));
+  const prev = process.env.KUBEWIRE_STATE_DIR;
+  process.env.KUBEWIRE_STATE_DIR = state;
+  mkdirSync(join(state, 'c1'));
+  writeFileSync(join(state, 'c1', 'kernel.json'), '{"kernel":"uml"}');
+  const seen: Frame[] = [];
+  // The guest's side, played here: echo stdin back on stdout, exit 3 at its end.
+  const server = createServer((socket) => {
+    const r = new FrameReader((f) => {
+      seen.push(f);
+      if (f.t === 'in') socket.write(encodeFrame({ t: 'out', d: f.d }));
+      if (f.t === 'eof') {
+        socket.write(encodeFrame({ t: 'err', d: Buffer.from('done\n').toString('base64') }));
+        socket.write(encodeFrame({ t: 'exit', code: 3 }));
+      }
+    });
+    socket.on('data', (b) => r.push(b));
+  });
+  await new Promise<void>((resolve) => server.listen(join(state, 'c1', 'kernel.sock'), resolve));
+  try {
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    const out: string[] = [];
+    const err: string[] = [];
+    stdout.on('data', (b) => out.push(String(b)));
+    stderr.on('data', (b) => err.push(String(b)));
+    const code = runInKernel('c1', ['exec', 'p', '--', 'cat'], { stdin, stdout, stderr }, '/some/dir');
+    await new Promise((r) => setTimeout(r, 50));
+    process.emit('SIGINT');
+    stdin.end('hello\n');
+    assert.equal(await code, 3);
+    assert.equal(out.join(''), 'hello\n');
+    assert.equal(err.join(''), 'done\n');
+    const start = seen.find((f) => f.t === 'start') as Extract<Frame, { t: 'start' }>;
+    assert.deepEqual(start.argv, ['exec', 'p', '--', 'cat']);
+    assert.equal(start.cwd, '/some/dir');
+    assert.ok(seen.some((f) => f.t === 'signal' && f.sig === 'SIGINT'), 'the interrupt went through');
+    assert.equal(process.listenerCount('SIGINT'), 0, 'the handler is gone with the session');
+    await assert.rejects(runInKernel('nope', ['get', 'pods'], { stdin, stdout, stderr }), /the kernel of cluster nope is not running/);
+  } finally {
+    server.close();
+    if (prev === undefined) delete process.env.KUBEWIRE_STATE_DIR;
+    else process.env.KUBEWIRE_STATE_DIR = prev;
+    rmSync(state, { recursive: true, force: true });
+  }
+});
