@@ -1,10 +1,12 @@
-// Service proxy at scale (issue 4's figures): for iptables and nftables modes, at S Services
-// × 10 endpoints, the time of a full sync, of a one-Service change, the proxy's memory, and
-// the raw cost of loading the same ruleset with iptables-restore / nft -f alone (our
-// overhead as a ratio); and TCP connection setup to a ClusterIP with 10 Services vs S.
-// Everything happens in lab namespaces made here; a real server answers on the first
-// Service's 10 endpoints.
+// Service proxy at scale (issue 4's figures): for each mode, at S Services × 10 endpoints,
+// the time of a full sync, of a one-Service change, the proxy's memory, and the raw cost of
+// loading the same ruleset with iptables-restore / nft -f / ipvsadm -R alone (our overhead as
+// a ratio); and TCP connection setup to a ClusterIP with 10 Services vs S. Everything happens
+// in lab namespaces made here; a real server answers on the first Service's 10 endpoints.
 //   npm run bench:proxy          SIZES=1000,10000 (default)   IPTABLES_MAX=2000 (default)
+//                                MODES=iptables,nftables (default; ipvs where the kernel has IP_VS)
+//                                IPTABLES_BACKEND=legacy|nft (default: the system's iptables)
+//   npm run bench:proxy:uml      the same inside a user-mode Linux kernel, IPVS beside iptables-legacy
 
 import { run } from '../src/dataplane/linux/exec.ts';
 import { Lab } from '../src/lab/lab.ts';
@@ -16,9 +18,14 @@ import { NftablesBackend } from '../src/proxy/nftables/backend.ts';
 import { buildTable, renderFull } from '../src/proxy/nftables/rules.ts';
 import type { ProxyBackend } from '../src/proxy/proxier.ts';
 import { linux } from '../src/dataplane/linux/host.ts';
+import { IpvsBackend } from '../src/proxy/ipvs/backend.ts';
+import { buildIpvsConfig, ipvsadmRules } from '../src/proxy/ipvs/config.ts';
 
 const SIZES = (process.env.SIZES ?? '1000,10000').split(',').map(Number);
 const IPTABLES_MAX = Number(process.env.IPTABLES_MAX ?? 2000);
+type Mode = 'iptables' | 'nftables' | 'ipvs';
+const MODES = (process.env.MODES ?? 'iptables,nftables').split(',') as Mode[];
+const IPTABLES_BACKEND = process.env.IPTABLES_BACKEND as 'legacy' | 'nft' | undefined;
 const CONNECTS = 300;
 const cfg = { clusterCIDR: '10.200.0.0/13', nodePodCIDR: '10.255.0.0/24' };
 
@@ -76,7 +83,7 @@ async function connectLatency(lab: Lab, node: string, vip: string): Promise<numb
   return Math.min(...p50s);
 }
 
-async function oneRun(mode: 'iptables' | 'nftables', size: number): Promise<void> {
+async function oneRun(mode: Mode, size: number): Promise<void> {
   const lab = new Lab(`kwb-${mode.slice(0, 3)}${size}`);
   try {
     const node = await lab.netns('node');
@@ -89,7 +96,8 @@ async function oneRun(mode: 'iptables' | 'nftables', size: number): Promise<void
     // As on a node: a route that covers the service range (DNAT happens after the first route lookup).
     await lab.exec(node, ['ip', 'route', 'add', '10.96.0.0/12', 'dev', 'eth1']);
     await lab.echoServer(pod, 8080, 'bench');
-    const backendIn = (ns: string): ProxyBackend => (mode === 'iptables' ? new IptablesBackend(linux.at(ns), cfg) : new NftablesBackend(linux.at(ns), cfg));
+    const backendIn = (ns: string): ProxyBackend =>
+      mode === 'iptables' ? new IptablesBackend(linux.at(ns), cfg, IPTABLES_BACKEND) : mode === 'ipvs' ? new IpvsBackend(linux.at(ns), { clusterCIDR: cfg.clusterCIDR, nodeIPs: ['10.255.0.1'] }, IPTABLES_BACKEND) : new NftablesBackend(linux.at(ns), cfg);
     const backend = backendIn(node);
 
     const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined); // node --expose-gc
@@ -100,7 +108,8 @@ async function oneRun(mode: 'iptables' | 'nftables', size: number): Promise<void
     // Exactly what a full sync sends to a fresh node (with the jumps from the built-in chains:
     // hooked into the built-in chains, the same rules take ~0.5 s longer to load at 1k, measured).
     const empty = parseSave('');
-    const text = mode === 'iptables' ? fullSyncText(buildRules(ports, cfg), empty, empty) : renderFull(buildTable(ports, cfg));
+    // IPVS: the virtual and real servers alone (ours also binds the VIPs and loads ipsets and a few rules).
+    const text = mode === 'iptables' ? fullSyncText(buildRules(ports, cfg), empty, empty) : mode === 'ipvs' ? ipvsadmRules(buildIpvsConfig(ports, { clusterCIDR: cfg.clusterCIDR, nodeIPs: ['10.255.0.1'] })) : renderFull(buildTable(ports, cfg));
     const generate = ms(t0);
     gc();
     // What the proxy's view and one generated ruleset occupy (`ports` and `text` are used below, so alive here).
@@ -109,7 +118,8 @@ async function oneRun(mode: 'iptables' | 'nftables', size: number): Promise<void
     // Ours and the raw tool, twice each in fresh namespaces; the best of each.
     const loadRaw = async (ns: string) => {
       const t = performance.now();
-      if (mode === 'iptables') await run(['iptables-restore', '-w', '--noflush'], { netns: ns, input: text });
+      if (mode === 'iptables') await run([IPTABLES_BACKEND === 'legacy' ? 'iptables-legacy-restore' : 'iptables-restore', '-w', '--noflush'], { netns: ns, input: text });
+      else if (mode === 'ipvs') await run(['ipvsadm', '-R'], { netns: ns, input: text });
       else await run(['nft', '-f', '-'], { netns: ns, input: text });
       return ms(t);
     };
@@ -155,10 +165,11 @@ async function oneRun(mode: 'iptables' | 'nftables', size: number): Promise<void
 
 console.log(`Service proxy, S Services x 10 endpoints; connection setup: best p50 of TCP connects from the node to a ClusterIP, with S Services and then 10 on the same node (ratio); full sync and raw load: best of two each, alternating\n`);
 row(['mode', 'S', 'full sync', 'raw load', 'ours/raw', '1-svc change', 'connect (vs 10)', 'heap / generate']);
-for (const mode of ['iptables', 'nftables'] as const) {
+for (const mode of MODES) {
   for (const size of SIZES) {
     if (mode === 'iptables' && size > IPTABLES_MAX) {
-      console.log(`${mode.padEnd(10)}${String(size).padEnd(8)}not run: iptables-restore (nft backend) of upstream-shaped rules grows quadratically here (31 s at 2k x 10, over 15 min at 10k x 10 measured by hand); IPTABLES_MAX=${size} runs it`);
+      const why = IPTABLES_BACKEND === 'legacy' ? 'upstream-shaped rules take minutes to load at this size (see README, Scale)' : 'iptables-restore (nft backend) of upstream-shaped rules grows quadratically here (31 s at 2k x 10, over 15 min at 10k x 10 measured by hand)';
+      console.log(`${mode.padEnd(10)}${String(size).padEnd(8)}not run: ${why}; IPTABLES_MAX=${size} runs it`);
       continue;
     }
     await oneRun(mode, size);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { run } from '../src/dataplane/linux/exec.ts';
 import type { ServicePortInfo } from '../src/proxy/model.ts';
-import { buildIpvsConfig, ipsetRestore, ipsetSwapRestore, ipvsadmDiff, ipvsadmRules, removedRealServers } from '../src/proxy/ipvs/config.ts';
+import { applyIpvsLines, buildIpvsConfig, desiredIpvs, ipsetDiff, ipsetRestore, ipsetSwapRestore, ipvsadmDiff, ipvsadmRules, parseIpvsSave, removedRealServers } from '../src/proxy/ipvs/config.ts';
 import { parseIpvsList } from '../src/dataplane/linux/host.ts';
 import { NOT_ROOT } from './helpers.ts';
 
@@ -77,7 +77,7 @@ test('ipvsadm diff: add what is missing, edit what changed, delete what is stale
     '-A -t 10.96.0.99:80 -s rr', // Service gone
     '-a -t 10.96.0.99:80 -r 10.244.0.9:80 -m -w 1',
   ].join('\n');
-  assert.deepEqual(ipvsadmDiff(current, cfg), [
+  assert.deepEqual(ipvsadmDiff(parseIpvsSave(current), desiredIpvs(cfg)), [
     '-E -t 10.96.0.11:80 -s rr -p 600',
     '-A -t 192.0.2.10:80 -s rr -p 600',
     '-A -t 172.18.0.11:30080 -s rr -p 600',
@@ -91,7 +91,22 @@ test('ipvsadm diff: add what is missing, edit what changed, delete what is stale
     '-d -t 10.96.0.10:80 -r 10.244.9.9:8080',
     '-D -t 10.96.0.99:80',
   ]);
-  assert.deepEqual(ipvsadmDiff(ipvsadmRules(cfg), cfg), [], 'in sync: nothing to do');
+  assert.deepEqual(ipvsadmDiff(parseIpvsSave(ipvsadmRules(cfg)), desiredIpvs(cfg)), [], 'in sync: nothing to do');
+});
+
+test('incremental syncs: the diff applied to what the kernel held gives what is wanted; ipset entries added and deleted', () => {
+  const before = buildIpvsConfig(FIXTURE, opts);
+  const after = buildIpvsConfig([FIXTURE[0]!, { ...FIXTURE[1]!, endpoints: [ep('10.244.0.3', 80, true)] }, FIXTURE[3]!], opts);
+  const have = parseIpvsSave(ipvsadmRules(before));
+  const lines = ipvsadmDiff(have, desiredIpvs(after));
+  assert.deepEqual(applyIpvsLines(have, lines), desiredIpvs(after), 'the backend\'s record of the kernel after the restore');
+  assert.ok(lines.includes('-D -t 10.96.0.12:80'), 'the Service that went');
+  const sets = new Map([...before.ipsets].map(([name, set]) => [name, new Set(set.entries)]));
+  const changes = ipsetDiff(sets, after).split('\n').filter(Boolean);
+  assert.ok(changes.includes('del KUBE-CLUSTER-IP 10.96.0.12,tcp:80'));
+  assert.ok(changes.includes('del KUBE-NODE-PORT-LOCAL-TCP 30081'));
+  assert.ok(changes.every((l) => /^del /.test(l)), `only deletions: ${changes.join('; ')}`);
+  assert.equal(ipsetDiff(new Map([...after.ipsets].map(([name, set]) => [name, new Set(set.entries)])), after), '', 'in step: nothing');
 });
 
 test('graceful termination: a TCP real server that goes with connections open is drained (weight 0), deleted once idle; UDP goes at once', () => {
@@ -103,14 +118,14 @@ test('graceful termination: a TCP real server that goes with connections open is
     '-A -u 10.96.0.13:53 -s rr',
     '-a -u 10.96.0.13:53 -r 10.244.0.5:53 -m -w 1',
   ].join('\n');
-  assert.deepEqual(removedRealServers(current, cfg), ['-t 10.96.0.10:80 -r 10.244.1.2:8080', '-u 10.96.0.13:53 -r 10.244.0.5:53']);
+  assert.deepEqual(removedRealServers(parseIpvsSave(current), desiredIpvs(cfg)), ['-t 10.96.0.10:80 -r 10.244.1.2:8080', '-u 10.96.0.13:53 -r 10.244.0.5:53']);
   const busy = new Map([['-t 10.96.0.10:80 -r 10.244.1.2:8080', 3], ['-u 10.96.0.13:53 -r 10.244.0.5:53', 5]]);
-  assert.deepEqual(ipvsadmDiff(current, cfg, busy), ['-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 0', '-d -u 10.96.0.13:53 -r 10.244.0.5:53']);
+  assert.deepEqual(ipvsadmDiff(parseIpvsSave(current), desiredIpvs(cfg), busy), ['-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 0', '-d -u 10.96.0.13:53 -r 10.244.0.5:53']);
   const drained = current.replace('10.244.1.2:8080 -m -w 1', '10.244.1.2:8080 -m -w 0');
-  assert.deepEqual(ipvsadmDiff(drained, cfg, busy), ['-d -u 10.96.0.13:53 -r 10.244.0.5:53'], 'already at weight 0: left to drain');
-  assert.deepEqual(ipvsadmDiff(drained, cfg, new Map()), ['-d -t 10.96.0.10:80 -r 10.244.1.2:8080', '-d -u 10.96.0.13:53 -r 10.244.0.5:53'], 'idle: deleted');
+  assert.deepEqual(ipvsadmDiff(parseIpvsSave(drained), desiredIpvs(cfg), busy), ['-d -u 10.96.0.13:53 -r 10.244.0.5:53'], 'already at weight 0: left to drain');
+  assert.deepEqual(ipvsadmDiff(parseIpvsSave(drained), desiredIpvs(cfg), new Map()), ['-d -t 10.96.0.10:80 -r 10.244.1.2:8080', '-d -u 10.96.0.13:53 -r 10.244.0.5:53'], 'idle: deleted');
   const back = buildIpvsConfig([sp({ clusterIP: '10.96.0.10', endpoints: [ep('10.244.0.2', 8080), ep('10.244.1.2', 8080)] })], opts);
-  assert.ok(ipvsadmDiff(drained, back, busy).includes('-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1'), 'an endpoint that comes back gets its weight back');
+  assert.ok(ipvsadmDiff(parseIpvsSave(drained), desiredIpvs(back), busy).includes('-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1'), 'an endpoint that comes back gets its weight back');
 });
 
 test('ipvsadm -Ln: connections per real server, keyed as the save format', () => {

@@ -160,7 +160,7 @@ test('the proxy against the fake (iptables): upstream chains accepted by the ker
   }
 });
 
-test('the proxy against the fake (IPVS): VIPs on kube-ipvs0, the chosen scheduler, a removed endpoint drained until its connections are gone', async () => {
+test('the proxy against the fake (IPVS): VIPs on kube-ipvs0, the chosen scheduler, a removed endpoint drained until its connections are gone, a cleared IPVS restored', async () => {
   const p = await proxyOnFake('ipvs', (ns) => new IpvsBackend(ns, { clusterCIDR: '10.244.0.0/16', nodeIPs: ['172.18.0.11'], scheduler: 'mh' }, 'legacy'));
   try {
     p.api.create(service('web', { selector: undefined, clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 80 }] }));
@@ -182,6 +182,9 @@ test('the proxy against the fake (IPVS): VIPs on kube-ipvs0, the chosen schedule
     fake.setIpvsConnections('-t 10.96.0.30:80 -r 10.244.1.3:8080', 0);
     const save = await until('deleted once idle', (s) => !s.includes('10.244.1.3'));
     assert.match(save, /-a -t 10\.96\.0\.30:80 -r 10\.244\.1\.2:8080 -m -w 1/, 'the other stays');
+    // Someone clears IPVS (ipvsadm -C): the check notices, a full sync reads the kernel and puts it back.
+    await p.node.ipvsRestore(['-D -t 10.96.0.30:80']);
+    await until('restored after a clear', (s) => s.includes('-a -t 10.96.0.30:80 -r 10.244.1.2:8080 -m -w 1'));
   } finally {
     await p.stop();
   }

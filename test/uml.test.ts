@@ -1,13 +1,15 @@
 // Tests that need a kernel this machine's lacks (IP_VS, dummy links) run inside a user-mode
 // Linux kernel (src/supervisor/uml.ts): booted for the test, with the host's filesystem as its
-// root and no network device of its own but loopback, powered off at the end. Each runs a
-// test file there (one of test/uml/, or the Services suite in IPVS mode) and must pass it whole.
+// root and no network device of its own but loopback, powered off at the end. Each runs test
+// files there (test/uml/, the Services suite in IPVS mode, a smoke run of the pods and
+// iptables-mode suites) and must pass them whole; and a user's session runs against a
+// cluster started with `up --kernel uml`.
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ipvsAvailable } from '../src/cluster/cluster.ts';
 import { linux } from '../src/dataplane/linux/host.ts';
 import { runCaptured } from '../src/supervisor/supervisor.ts';
@@ -16,20 +18,6 @@ import { NOT_ROOT } from './helpers.ts';
 import { field, Kube, waitFor } from './kube.ts';
 
 const skip = NOT_ROOT || (umlMissing() ? `user-mode Linux is not installed: ${umlMissing()}` : false);
-
-test('IPVS mode on a real kernel (UML): virtual and real servers, kube-ipvs0, traffic through ClusterIP and NodePort, an endpoint removed', { skip }, async () => {
-  const r = await runInUml({ command: 'node --import tsx --test test/uml/ipvs-mode.ts', cwd: process.cwd(), timeoutMs: 240_000 });
-  assert.equal(r.code, 0, `inside UML (${r.seconds.toFixed(0)} s):\n${r.output.split('\n').filter((l) => !/^\s+at /.test(l)).join('\n')}\n--- kernel:\n${r.console.split('\n').slice(-20).join('\n')}`);
-  assert.match(r.output, /^# pass 1$/m);
-});
-
-test('the Services suite in IPVS mode, a whole cluster inside UML (every scenario the iptables and nftables modes pass)', { skip }, async () => {
-  // Latency limits x4: in UML every process start and system call costs several times more.
-  const r = await runInUml({ command: 'node --import tsx --test test/services.test.ts', cwd: process.cwd(), env: { KUBEWIRE_TEST_PROXY_MODES: 'ipvs', KUBEWIRE_TEST_SLOWDOWN: '4' }, memMB: 2048, timeoutMs: 600_000 });
-  const failed = r.output.split('\n').filter((l) => /^\s*not ok|^\s+error:/.test(l)).join('\n');
-  assert.equal(r.code, 0, `inside UML (${r.seconds.toFixed(0)} s):\n${failed}\n--- kernel:\n${r.console.split('\n').slice(-10).join('\n')}`);
-  assert.match(r.output, /^# pass 17$/m);
-});
 
 const WEB = `apiVersion: apps/v1
 kind: Deployment
@@ -51,69 +39,98 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 `;
 
-test('a cluster in its own kernel: up --kernel uml, every verb run in there through the channel, down leaves nothing', { skip }, async () => {
-  const state = mkdtempSync(join(tmpdir(), 'kwt-kernel-'));
-  const kube = new Kube('kwk', state);
-  try {
-    const up = await kube.run(['up', '--kernel', 'uml', '--nodes', '2', '--proxy-mode', 'ipvs', '--ipvs-scheduler', 'wrr'], { timeoutMs: 120_000 });
-    assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
-    assert.match(up.stdout, /kernel booted in [\d.]+ s/);
-    assert.match(up.stdout, /cluster kwk is up in its own kernel/);
-    assert.deepEqual(await linux.listNetns('kwk-'), [], "none of its namespaces is the host's");
-    assert.match(readFileSync(join(state, 'kwk', 'kernel.log'), 'utf8'), /Linux version 6\./, "the kernel's console is in the cluster's log");
+/** Runs a test command in a fresh UML kernel; it must exit 0 having passed `passes` tests. */
+async function passesInUml(command: string, passes: number, opts: { env?: Record<string, string>; memMB?: number; timeoutMs: number }): Promise<void> {
+  const r = await runInUml({ command, cwd: process.cwd(), ...(opts.env ? { env: opts.env } : {}), memMB: opts.memMB ?? 1024, timeoutMs: opts.timeoutMs });
+  const failed = r.output.split('\n').filter((l) => /^\s*not ok|^\s+error:|^\s+(expected|actual):/.test(l)).join('\n');
+  assert.equal(r.code, 0, `inside UML (${r.seconds.toFixed(0)} s):\n${failed || r.output.slice(-3000)}\n--- kernel:\n${r.console.split('\n').slice(-10).join('\n')}`);
+  assert.match(r.output, new RegExp(`^# pass ${passes}$`, 'm'), r.output.split('\n').filter((l) => /^# /.test(l)).join('\n'));
+}
 
-    const nodes = await kube.json('get', 'nodes');
-    assert.deepEqual(nodes.items.map((n: any) => n.metadata.name).sort(), ['kwk-node-1', 'kwk-node-2']);
-    await kube.apply(WEB); // stdin travels into the kernel
-    const pods = await waitFor('two web pods running', async () => {
-      const list = (await kube.json('get', 'pods')).items.filter((p: any) => p.status?.phase === 'Running' && p.status?.podIP);
-      return list.length === 2 ? list : undefined;
-    }, 60_000);
-    const svc = await kube.json('get', 'service', 'web');
-    const answer = await kube.ok('exec', pods[0].metadata.name, '--', 'curl', '-s', '-m', '5', `http://${svc.spec.clusterIP}/`);
-    assert.ok(pods.some((p: any) => p.metadata.name === field(answer, 'pod')), `a web pod answered the ClusterIP: ${answer}`);
-    const ipvs = await kube.ok('exec', '--node', 'kwk-node-1', '--', 'ipvsadm', '-Ln');
-    assert.match(ipvs, new RegExp(`TCP  ${svc.spec.clusterIP.replace(/\./g, '\\.')}:80 wrr`));
-    for (const p of pods) assert.match(ipvs, new RegExp(`-> ${p.status.podIP.replace(/\./g, '\\.')}:8080`));
-    assert.match(await kube.ok('exec', '--node', 'kwk-node-2', '--', 'ip', '-br', 'addr', 'show', 'kube-ipvs0'), new RegExp(svc.spec.clusterIP.replace(/\./g, '\\.')));
-    const viaNodePort = await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '5', `http://172.18.0.11:${svc.spec.ports[0].nodePort}/`);
-    assert.ok(field(viaNodePort, 'pod'), `the external client reached a pod through the NodePort: ${viaNodePort}`);
-    assert.equal((await kube.run(['exec', pods[0].metadata.name, '--', 'sh', '-c', 'exit 7'])).code, 7, 'the exit status comes back');
-    assert.match(await kube.ok('logs', pods[0].metadata.name), /kubewire built-in/);
-    assert.match(await kube.ok('describe', 'service', 'web'), /IPVS on kwk-node-1/);
-    const bad = await kube.run(['get', 'pods', 'nope']);
-    assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /not found/, 'errors come back as the CLI prints them');
+// Latency limits x4 inside UML: every process start and system call costs several times more there.
+const SLOW = { KUBEWIRE_TEST_SLOWDOWN: '4' };
 
-    const down = await kube.run(['down']);
-    assert.equal(down.code, 0, down.stderr);
-    assert.match(down.stdout, /its kernel powered off/);
-    assert.equal(existsSync(join(state, 'kwk')), false, 'its host directory is gone');
-    const left = await runCaptured(['pgrep', '-f', join(state, 'kwk')]);
-    assert.equal(left.stdout.trim(), '', 'no process of its kernel is left');
-  } finally {
-    await kube.run(['down']).catch(() => undefined);
-    rmSync(state, { recursive: true, force: true });
-  }
-});
+// A UML kernel runs on one CPU: two at a time use this machine's two.
+describe('kernels of their own (user-mode Linux), two at a time', { skip, concurrency: 2 }, () => {
+  test('the Services suite in IPVS mode, a whole cluster inside UML (every scenario the iptables and nftables modes pass)', async () => {
+    await passesInUml('node --import tsx --test test/services.test.ts', 17, { env: { KUBEWIRE_TEST_PROXY_MODES: 'ipvs', ...SLOW }, memMB: 2048, timeoutMs: 600_000 });
+  });
 
-test('up --kernel uml refuses what that kernel cannot do before booting it; up --proxy-mode ipvs on a kernel without IPVS names --kernel uml', { skip }, async () => {
-  const state = mkdtempSync(join(tmpdir(), 'kwt-kernel-'));
-  const kube = new Kube('kwr', state);
-  try {
-    const nft = await kube.run(['up', '--kernel', 'uml', '--proxy-mode', 'nftables']);
-    assert.equal(nft.code, 1);
-    assert.match(nft.stderr, /^error: .*nf_tables without its ip family/m);
-    const sched = await kube.run(['up', '--kernel', 'uml', '--proxy-mode', 'ipvs', '--ipvs-scheduler', 'fastest']);
-    assert.equal(sched.code, 1);
-    assert.match(sched.stderr, /^error: --ipvs-scheduler "fastest": must be one of rr, wrr/m);
-    assert.equal(existsSync(join(state, 'kwr')), false, 'nothing was made');
-    if (!ipvsAvailable()) {
-      const ipvs = await kube.run(['up', '--proxy-mode', 'ipvs']);
-      assert.equal(ipvs.code, 1);
-      assert.match(ipvs.stderr, /--kernel uml/);
-    } else console.log('# this kernel has IPVS: the refusal of --proxy-mode ipvs on one without is not exercised');
-  } finally {
-    rmSync(state, { recursive: true, force: true });
-  }
+  test('IPVS mode on a real kernel: virtual and real servers, kube-ipvs0, ClusterIP and NodePort, graceful termination, sh, strict ARP', async () => {
+    await passesInUml('node --import tsx --test test/uml/ipvs-mode.ts', 2, { timeoutMs: 240_000 });
+  });
+
+  test('the lab is the same in there: a smoke run of the pods suite and of the Services suite in iptables mode (iptables-legacy)', async () => {
+    const pods = 'disjoint podCIDRs|Deployment spread over both nodes|pod to pod, same node|a node reaches its pods|share its namespace|bridge learns';
+    const services = 'gets a ClusterIP from the service CIDR|ClusterIP from a pod|NodePort from outside|without endpoints refuses|holds the Service';
+    await passesInUml(`node --import tsx --test --test-name-pattern='${pods}|${services}' test/pods.test.ts test/services.test.ts`, 11, { env: { KUBEWIRE_TEST_PROXY_MODES: 'iptables', ...SLOW }, memMB: 2048, timeoutMs: 480_000 });
+  });
+
+
+  test('a cluster in its own kernel: up --kernel uml, every verb run in there through the channel, down leaves nothing', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'kwt-kernel-'));
+    const kube = new Kube('kwk', state);
+    try {
+      const up = await kube.run(['up', '--kernel', 'uml', '--nodes', '2', '--proxy-mode', 'ipvs', '--ipvs-scheduler', 'wrr'], { timeoutMs: 120_000 });
+      assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
+      assert.match(up.stdout, /kernel booted in [\d.]+ s/);
+      assert.match(up.stdout, /cluster kwk is up in its own kernel/);
+      assert.deepEqual(await linux.listNetns('kwk-'), [], "none of its namespaces is the host's");
+      assert.match(readFileSync(join(state, 'kwk', 'kernel.log'), 'utf8'), /Linux version 6\./, "the kernel's console is in the cluster's log");
+
+      const nodes = await kube.json('get', 'nodes');
+      assert.deepEqual(nodes.items.map((n: any) => n.metadata.name).sort(), ['kwk-node-1', 'kwk-node-2']);
+      await kube.apply(WEB); // stdin travels into the kernel
+      const pods = await waitFor('two web pods running', async () => {
+        const list = (await kube.json('get', 'pods')).items.filter((p: any) => p.status?.phase === 'Running' && p.status?.podIP);
+        return list.length === 2 ? list : undefined;
+      }, 60_000);
+      const svc = await kube.json('get', 'service', 'web');
+      const answer = await kube.ok('exec', pods[0].metadata.name, '--', 'curl', '-s', '-m', '5', `http://${svc.spec.clusterIP}/`);
+      assert.ok(pods.some((p: any) => p.metadata.name === field(answer, 'pod')), `a web pod answered the ClusterIP: ${answer}`);
+      const ipvs = await kube.ok('exec', '--node', 'kwk-node-1', '--', 'ipvsadm', '-Ln');
+      assert.match(ipvs, new RegExp(`TCP  ${svc.spec.clusterIP.replace(/\./g, '\\.')}:80 wrr`));
+      for (const p of pods) assert.match(ipvs, new RegExp(`-> ${p.status.podIP.replace(/\./g, '\\.')}:8080`));
+      assert.match(await kube.ok('exec', '--node', 'kwk-node-2', '--', 'ip', '-br', 'addr', 'show', 'kube-ipvs0'), new RegExp(svc.spec.clusterIP.replace(/\./g, '\\.')));
+      const viaNodePort = await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '5', `http://172.18.0.11:${svc.spec.ports[0].nodePort}/`);
+      assert.ok(field(viaNodePort, 'pod'), `the external client reached a pod through the NodePort: ${viaNodePort}`);
+      assert.equal((await kube.run(['exec', pods[0].metadata.name, '--', 'sh', '-c', 'exit 7'])).code, 7, 'the exit status comes back');
+      assert.match(await kube.ok('logs', pods[0].metadata.name), /kubewire built-in/);
+      assert.match(await kube.ok('describe', 'service', 'web'), /IPVS on kwk-node-1/);
+      const bad = await kube.run(['get', 'pods', 'nope']);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /not found/, 'errors come back as the CLI prints them');
+
+      const down = await kube.run(['down']);
+      assert.equal(down.code, 0, down.stderr);
+      assert.match(down.stdout, /its kernel powered off/);
+      assert.equal(existsSync(join(state, 'kwk')), false, 'its host directory is gone');
+      const left = await runCaptured(['pgrep', '-f', join(state, 'kwk')]);
+      assert.equal(left.stdout.trim(), '', 'no process of its kernel is left');
+    } finally {
+      await kube.run(['down']).catch(() => undefined);
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  test('up --kernel uml refuses what that kernel cannot do before booting it; up --proxy-mode ipvs on a kernel without IPVS names --kernel uml', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'kwt-kernel-'));
+    const kube = new Kube('kwr', state);
+    try {
+      const nft = await kube.run(['up', '--kernel', 'uml', '--proxy-mode', 'nftables']);
+      assert.equal(nft.code, 1);
+      assert.match(nft.stderr, /^error: .*nf_tables without its ip family/m);
+      const sched = await kube.run(['up', '--kernel', 'uml', '--proxy-mode', 'ipvs', '--ipvs-scheduler', 'fastest']);
+      assert.equal(sched.code, 1);
+      assert.match(sched.stderr, /^error: --ipvs-scheduler "fastest": must be one of rr, wrr/m);
+      assert.equal(existsSync(join(state, 'kwr')), false, 'nothing was made');
+      if (!ipvsAvailable()) {
+        const ipvs = await kube.run(['up', '--proxy-mode', 'ipvs']);
+        assert.equal(ipvs.code, 1);
+        assert.match(ipvs.stderr, /--kernel uml/);
+      } else console.log('# this kernel has IPVS: the refusal of --proxy-mode ipvs on one without is not exercised');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
 });

@@ -54,6 +54,7 @@ export function registerClusterCommands(program: Command): void {
       const t0 = performance.now();
       const spec: ClusterSpec = { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}), ...(o.iptablesBackend ? { iptablesBackend: o.iptablesBackend } : {}), ...(o.ipvsScheduler ? { ipvsScheduler: o.ipvsScheduler } : {}), ...(o.ipvsStrictArp ? { ipvsStrictARP: true } : {}) };
       if (o.kernel !== 'host' && o.kernel !== 'uml') throw new ClusterError(`--kernel ${JSON.stringify(o.kernel)}: must be host or uml`);
+      if (o.kernel === 'uml' && process.env.KUBEWIRE_GUEST) throw new ClusterError(`cluster ${JSON.stringify(o.cluster)} already exists, in a kernel of its own (kubewire down --cluster ${o.cluster} removes it)`);
       if (o.kernel === 'uml') {
         validateSpec(spec); // before booting a kernel for it
         // In there the ordinary `up` runs, with the same options (iptables-legacy: the only one that kernel has).

@@ -177,8 +177,11 @@ export interface Netns {
   ipvsSave(): Promise<string>;
   /** `ipvsadm -R`: `-A/-E/-D` virtual and `-a/-e/-d` real server lines applied in order to what the kernel holds. */
   ipvsRestore(lines: string[]): Promise<void>;
-  /** Connections per real server (active + inactive, as `ipvsadm -Ln` counts them), keyed "-t VIP:PORT -r RIP:PORT" as in the save format. */
-  ipvsConnections(): Promise<Map<string, number>>;
+  /**
+   * Connections per real server (active + inactive, as `ipvsadm -Ln` counts them), keyed
+   * "-t VIP:PORT -r RIP:PORT" as in the save format; of these virtual servers ("-t VIP:PORT"), or all.
+   */
+  ipvsConnections(services?: string[]): Promise<Map<string, number>>;
 
   /** Deletes matching conntrack entries; returns how many went. */
   conntrackDelete(filter: ConntrackFilter): Promise<number>;

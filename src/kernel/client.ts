@@ -22,8 +22,11 @@ export function clusterKernel(cluster: string): KernelRecord | undefined {
   return JSON.parse(readFileSync(path, 'utf8')) as KernelRecord;
 }
 
-/** Verbs the host runs itself whatever the cluster (`up`/`down` manage the kernel; the rest have no cluster). */
-const HOST_VERBS = new Set(['up', 'down', 'cni', 'demo', 'help', 'kernel-host', 'kernel-guest']);
+/**
+ * Verbs the host runs itself whatever the cluster: `down` stops the kernel; the rest have no
+ * cluster. (`up` of an existing cluster goes in: there it restarts a daemon that died.)
+ */
+const HOST_VERBS = new Set(['down', 'cni', 'demo', 'help', 'kernel-host', 'kernel-guest']);
 
 /** The cluster a command line names with --cluster (undefined when it names none) (pure). */
 export function clusterFlag(argv: string[]): string | undefined {
@@ -39,7 +42,7 @@ export function clusterFlag(argv: string[]): string | undefined {
 export function runsInGuest(argv: string[], inKernel: boolean): boolean {
   if (!inKernel || !argv.length || HOST_VERBS.has(argv[0]!)) return false;
   const options = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length);
-  return !options.includes('--help') && !options.includes('-h');
+  return !['--help', '-h', '--version', '-V'].some((o) => options.includes(o));
 }
 
 export interface Stdio {

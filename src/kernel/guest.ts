@@ -8,7 +8,7 @@
 // bundle loaded, waiting on its fd 3 for the command line it is to run (takeWarmRequest).
 // A session takes it; the next one is started when no command is running.
 
-import { createReadStream, openSync } from 'node:fs';
+import { createReadStream, existsSync, openSync } from 'node:fs';
 import tty from 'node:tty';
 import { cliPath } from '../state/paths.ts';
 import { startPiped, type ChildProcess } from '../supervisor/supervisor.ts';
@@ -59,14 +59,16 @@ export async function runGuest(channel: string): Promise<void> {
   };
 
   const start = (s: number, f: Extract<Frame, { t: 'start' }>) => {
+    // The host's tree is the guest's, but for the kernel's own /run, /proc, /sys and /dev.
+    const cwd = existsSync(f.cwd) ? f.cwd : '/';
     let child = warm;
     warm = undefined;
     if (child && child.exitCode === null) {
-      const request: WarmRequest = { argv: f.argv, cwd: f.cwd, env: f.env };
+      const request: WarmRequest = { argv: f.argv, cwd, env: f.env };
       (child.stdio[3] as NodeJS.WritableStream).end(JSON.stringify(request));
     } else {
       try {
-        child = startPiped([process.execPath, cliPath(), ...f.argv], { cwd: f.cwd, env: { ...process.env, ...f.env } });
+        child = startPiped([process.execPath, cliPath(), ...f.argv], { cwd, env: { ...process.env, ...f.env } });
       } catch (e) {
         send({ t: 'exit', s, code: 127, error: e instanceof Error ? e.message : String(e) });
         return;

@@ -73,8 +73,22 @@ export async function downKernel(name: string): Promise<void> {
   if (host) await stopProcess(host, 15_000);
   // A kernel whose host was killed (kill -9) runs on alone: stop its whole group.
   const kernel = readRecord(paths.kernelPidFile);
-  if (kernel) await stopProcess(kernel, 1_000);
+  if (kernel) {
+    await stopProcess(kernel, 1_000);
+    // Its helper processes (one per address space of the guest) end just after it.
+    for (let i = 0; i < 200 && groupAlive(kernel.pid); i++) await new Promise((r) => setTimeout(r, 10));
+  }
   rmSync(paths.dir, { recursive: true, force: true });
+}
+
+/** Whether any process of the group led by `pgid` is left. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const tail = (file: string, lines = 15): string => {

@@ -398,8 +398,9 @@ class FakeNetnsHandle implements Netns {
     this.ns().ipvs.restore(lines);
   }
 
-  async ipvsConnections(): Promise<Map<string, number>> {
-    return this.ns().ipvs.connections();
+  async ipvsConnections(services?: string[]): Promise<Map<string, number>> {
+    const all = this.ns().ipvs.connections();
+    return services ? new Map([...all].filter(([k]) => services.includes(k.slice(0, k.indexOf(' -r '))))) : all;
   }
 
   async conntrackDelete(f: ConntrackFilter): Promise<number> {

@@ -4,7 +4,7 @@
 // DataplaneErrors whose code is the kernel's errno, read from the tool's message.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { DataplaneError, NETNS_DIR, netnsPath, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
+import { DataplaneError, isNotFound, NETNS_DIR, netnsPath, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
 import { CommandError, run } from './exec.ts';
 import { bridgeBatch, getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, linkRunning } from './ip.ts';
 import { iptablesHasRule, iptablesRestore, iptablesSave } from './iptables.ts';
@@ -17,7 +17,7 @@ import { setSysctls } from './sysctl.ts';
 /** The errno a tool's message names, as a port error code. */
 export function errorCode(message: string): DataplaneErrorCode {
   if (/File exists|already assigned/i.test(message)) return 'exists';
-  if (/does not exist|Cannot find device|No such device|No such file or directory|No such process|Cannot assign requested address|not found|Couldn't load target|Chain '.*' does not exist/i.test(message)) return 'not-found';
+  if (/does not exist|Cannot find device|No such device|No such file or directory|No such process|No such service|No such destination|Cannot assign requested address|not found|Couldn't load target|Chain '.*' does not exist/i.test(message)) return 'not-found';
   if (/Device or resource busy|Too many links|Directory not empty/i.test(message)) return 'busy';
   if (/Invalid argument|is wrong|Nexthop has invalid gateway|Operation not supported|Error: either|syntax error|Bad argument|not a valid/i.test(message)) return 'invalid';
   return 'failed';
@@ -156,8 +156,15 @@ class LinuxNetns implements Netns {
     if (lines.length) await guarded(() => run(['ipvsadm', '-R'], { netns: this.path, input: `${lines.join('\n')}\n` }));
   }
 
-  async ipvsConnections(): Promise<Map<string, number>> {
-    return parseIpvsList(await guarded(() => run(['ipvsadm', '-Ln'], { netns: this.path })));
+  async ipvsConnections(services?: string[]): Promise<Map<string, number>> {
+    // A few virtual servers: listed one by one (listing all of 10,000 costs more than a few processes).
+    if (!services || services.length > 8) return parseIpvsList(await guarded(() => run(['ipvsadm', '-Ln'], { netns: this.path })));
+    const out = new Map<string, number>();
+    for (const svc of services) {
+      const text = await guarded(() => run(['ipvsadm', '-Ln', ...svc.split(' ')], { netns: this.path })).catch((e: unknown) => (isNotFound(e) ? '' : Promise.reject(e)));
+      for (const [k, v] of parseIpvsList(text)) out.set(k, v);
+    }
+    return out;
   }
 
   async conntrackDelete(f: ConntrackFilter): Promise<number> {

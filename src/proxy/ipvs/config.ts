@@ -55,6 +55,15 @@ export interface IpvsOptions {
 }
 
 /** kube-proxy's ipset names and types (pkg/proxy/ipvs/ipset.go). */
+/**
+ * The hash sets' cap. kube-proxy keeps ipset's default, 65536, which KUBE-LOOP-BACK (an entry per
+ * endpoint) passes at 6,554 Services × 10 endpoints ("Hash is full", kubernetes#129389); a cap
+ * costs nothing until used (the hash grows with its entries), so kubewire's is 2^20.
+ */
+const MAXELEM = 1 << 20;
+
+const createSet = (name: string, type: string) => `create ${name} ${type}${type.startsWith('bitmap') ? ' range 0-65535' : ` family inet hashsize 1024 maxelem ${MAXELEM}`}`;
+
 const SETS: Array<[string, string, string]> = [
   ['KUBE-LOOP-BACK', 'hash:ip,port,ip', 'Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose'],
   ['KUBE-CLUSTER-IP', 'hash:ip,port', 'Kubernetes service cluster ip + port for masquerade purpose'],
@@ -66,20 +75,22 @@ const SETS: Array<[string, string, string]> = [
   ['KUBE-NODE-PORT-LOCAL-UDP', 'bitmap:port', 'Kubernetes nodeport UDP port with externalTrafficPolicy=local'],
 ];
 
-export function buildIpvsConfig(ports: ServicePortInfo[], o: IpvsOptions): IpvsConfig {
-  const sets = new Map<string, IpSet>(SETS.map(([name, type, comment]) => [name, { type, comment, entries: [] }]));
-  const add = (set: string, entry: string) => {
-    const s = sets.get(set)!;
-    if (!s.entries.includes(entry)) s.entries.push(entry);
-  };
-  const addresses = new Set<string>();
-  const virtualServers: VirtualServer[] = [];
-  for (const sp of ports) {
-    const { cluster, local } = categorize(sp);
-    const name = servicePortName(sp);
-    const proto = sp.protocol;
-    const real = (eps: typeof cluster): RealServer[] => eps.map((e) => ({ address: e.ip, port: e.port, weight: 1 }));
-    const vs = (kind: VirtualServer['kind'], address: string, port: number, eps: typeof cluster): VirtualServer => ({
+/** What one Service port adds to the node's IPVS configuration. */
+export interface PortPart {
+  addresses: string[];
+  virtualServers: VirtualServer[];
+  /** [set, entry] pairs. */
+  entries: Array<[string, string]>;
+}
+
+/** One Service port's virtual servers, VIPs and ipset entries (pure). */
+export function portPart(sp: ServicePortInfo, o: IpvsOptions): PortPart {
+  const part: PortPart = { addresses: [], virtualServers: [], entries: [] };
+  const { cluster, local } = categorize(sp);
+  const name = servicePortName(sp);
+  const proto = sp.protocol;
+  const vs = (kind: VirtualServer['kind'], address: string, port: number, eps: typeof cluster) =>
+    part.virtualServers.push({
       service: name,
       kind,
       address,
@@ -87,24 +98,50 @@ export function buildIpvsConfig(ports: ServicePortInfo[], o: IpvsOptions): IpvsC
       protocol: proto,
       scheduler: o.scheduler ?? 'rr',
       ...(sp.affinitySeconds !== undefined ? { persistence: sp.affinitySeconds } : {}),
-      realServers: real(eps),
+      realServers: eps.map((e) => ({ address: e.ip, port: e.port, weight: 1 })),
     });
-    for (const e of cluster) add('KUBE-LOOP-BACK', `${e.ip},${proto}:${e.port},${e.ip}`);
-    if (sp.clusterIP) {
-      addresses.add(sp.clusterIP);
-      add('KUBE-CLUSTER-IP', `${sp.clusterIP},${proto}:${sp.port}`);
-      virtualServers.push(vs('cluster IP', sp.clusterIP, sp.port, sp.internalLocal ? local : cluster));
+  for (const e of cluster) part.entries.push(['KUBE-LOOP-BACK', `${e.ip},${proto}:${e.port},${e.ip}`]);
+  if (sp.clusterIP) {
+    part.addresses.push(sp.clusterIP);
+    part.entries.push(['KUBE-CLUSTER-IP', `${sp.clusterIP},${proto}:${sp.port}`]);
+    vs('cluster IP', sp.clusterIP, sp.port, sp.internalLocal ? local : cluster);
+  }
+  for (const ip of sp.externalIPs) {
+    part.addresses.push(ip);
+    part.entries.push([sp.externalLocal ? 'KUBE-EXTERNAL-IP-LOCAL' : 'KUBE-EXTERNAL-IP', `${ip},${proto}:${sp.port}`]);
+    vs('external IP', ip, sp.port, sp.externalLocal ? local : cluster);
+  }
+  if (sp.nodePort && (proto === 'tcp' || proto === 'udp')) {
+    const p = proto.toUpperCase();
+    part.entries.push([`KUBE-NODE-PORT-${p}`, String(sp.nodePort)]);
+    if (sp.externalLocal) part.entries.push([`KUBE-NODE-PORT-LOCAL-${p}`, String(sp.nodePort)]);
+    for (const ip of o.nodeIPs) vs('node port', ip, sp.nodePort, sp.externalLocal ? local : cluster);
+  }
+  return part;
+}
+
+/**
+ * The node's whole IPVS configuration for `ports` (pure). `memo` keeps each Service port's
+ * part by object: the proxier hands unchanged Services over as the same objects, so a sync
+ * after one change computes one part.
+ */
+export function buildIpvsConfig(ports: ServicePortInfo[], o: IpvsOptions, memo?: WeakMap<ServicePortInfo, PortPart>): IpvsConfig {
+  const sets = new Map<string, IpSet>(SETS.map(([name, type, comment]) => [name, { type, comment, entries: [] }]));
+  const seen = new Map<string, Set<string>>(SETS.map(([name]) => [name, new Set<string>()]));
+  const addresses = new Set<string>();
+  const virtualServers: VirtualServer[] = [];
+  for (const sp of ports) {
+    let part = memo?.get(sp);
+    if (!part) {
+      part = portPart(sp, o);
+      memo?.set(sp, part);
     }
-    for (const ip of sp.externalIPs) {
-      addresses.add(ip);
-      add(sp.externalLocal ? 'KUBE-EXTERNAL-IP-LOCAL' : 'KUBE-EXTERNAL-IP', `${ip},${proto}:${sp.port}`);
-      virtualServers.push(vs('external IP', ip, sp.port, sp.externalLocal ? local : cluster));
-    }
-    if (sp.nodePort && (proto === 'tcp' || proto === 'udp')) {
-      const p = proto.toUpperCase();
-      add(`KUBE-NODE-PORT-${p}`, String(sp.nodePort));
-      if (sp.externalLocal) add(`KUBE-NODE-PORT-LOCAL-${p}`, String(sp.nodePort));
-      for (const ip of o.nodeIPs) virtualServers.push(vs('node port', ip, sp.nodePort, sp.externalLocal ? local : cluster));
+    for (const a of part.addresses) addresses.add(a);
+    for (const v of part.virtualServers) virtualServers.push(v);
+    for (const [set, entry] of part.entries) {
+      if (seen.get(set)!.has(entry)) continue;
+      seen.get(set)!.add(entry);
+      sets.get(set)!.entries.push(entry);
     }
   }
   const mark = `0x${(1 << (o.masqueradeBit ?? 14)).toString(16)}`;
@@ -164,44 +201,73 @@ export function ipvsadmRules(cfg: IpvsConfig): string {
 export function ipsetRestore(cfg: IpvsConfig): string {
   const out: string[] = [];
   for (const [name, s] of cfg.ipsets) {
-    out.push(`create ${name} ${s.type}${s.type.startsWith('bitmap') ? ' range 0-65535' : ' family inet hashsize 1024 maxelem 65536'}`);
+    out.push(createSet(name, s.type));
     for (const e of s.entries) out.push(`add ${name} ${e}`);
   }
   return `${out.join('\n')}\n`;
 }
 
-/** The real servers that `cfg` no longer has, of virtual servers it keeps ("-t VIP:PORT -r RIP:PORT") (pure). */
-export function removedRealServers(currentSave: string, cfg: IpvsConfig): string[] {
-  const want = new Set(ipvsadmRules(cfg).split('\n').map((l) => l.replace(/^-[Aa] /, '').replace(/ -[sm].*$/, '')));
-  return currentSave
-    .split('\n')
-    .filter((l) => l.startsWith('-a '))
-    .map((l) => l.slice(3).replace(/ -[mgi] .*$/, ''))
-    .filter((real) => !want.has(real) && want.has(real.split(' -r ')[0]!));
+/** Virtual servers ("-t VIP:PORT" → "-s rr -p 600") and real servers ("-t VIP:PORT -r RIP:PORT" → "-m -w 1"), as ipvsadm-save words them. */
+export interface IpvsState {
+  vs: Map<string, string>;
+  rs: Map<string, string>;
+}
+
+const SAVE_LINE = /^-([AEDaed]) (-[tu]|--sctp-service) (\S+)(?: -r (\S+))? ?(.*)$/;
+
+/** `ipvsadm-save -n` as an IpvsState (pure). */
+export function parseIpvsSave(text: string): IpvsState {
+  return applyIpvsLines({ vs: new Map(), rs: new Map() }, text.split('\n'));
 }
 
 /**
- * The ipvsadm-restore commands that turn what the kernel holds (`ipvsadm-save -n`) into
- * `cfg` (pure): new virtual servers added, changed ones edited, real servers added, edited
- * and deleted, stale virtual servers deleted last. Connections to servers that stay are not
- * disturbed, as kube-proxy's own sync does. A TCP real server that goes while `connections`
- * says it still has some is drained as kube-proxy's graceful termination does: weight 0 (no
- * new connections), deleted by a later sync once they are gone.
+ * `lines` (ipvsadm -R's commands) applied to `state`, as the kernel applies them (pure but for
+ * `state`, which it changes and returns): what the backend knows the kernel holds after a restore.
  */
-export function ipvsadmDiff(currentSave: string, cfg: IpvsConfig, connections: Map<string, number> = new Map()): string[] {
-  const parse = (lines: string[]) => {
-    const vs = new Map<string, string>(); // "-t 10.96.0.10:80" -> "-s rr -p 600"
-    const rs = new Map<string, string>(); // "-t 10.96.0.10:80 -r 10.244.0.2:8080" -> "-m -w 1"
-    for (const line of lines) {
-      const m = line.trim().match(/^-(A|a) (-[tu]|--sctp-service) (\S+)(?: -r (\S+))? ?(.*)$/);
-      if (!m) continue;
-      if (m[1] === 'A') vs.set(`${m[2]} ${m[3]}`, m[5]!.trim());
-      else rs.set(`${m[2]} ${m[3]} -r ${m[4]}`, m[5]!.trim());
-    }
-    return { vs, rs };
-  };
-  const have = parse(currentSave.split('\n'));
-  const want = parse(ipvsadmRules(cfg).split('\n'));
+export function applyIpvsLines(state: IpvsState, lines: string[]): IpvsState {
+  const deleted = new Set<string>();
+  for (const line of lines) {
+    const m = SAVE_LINE.exec(line.trim());
+    if (!m) continue;
+    const [, verb, proto, addr, real, flags] = m;
+    const svc = `${proto} ${addr}`;
+    if (verb === 'A' || verb === 'E') state.vs.set(svc, flags!.trim());
+    else if (verb === 'D') {
+      state.vs.delete(svc);
+      deleted.add(svc);
+    } else if (verb === 'a' || verb === 'e') state.rs.set(`${svc} -r ${real}`, flags!.trim());
+    else state.rs.delete(`${svc} -r ${real}`);
+  }
+  // A deleted virtual server takes its real servers along (one pass for all of them).
+  if (deleted.size) for (const key of state.rs.keys()) if (deleted.has(key.slice(0, key.indexOf(' -r '))) && !state.vs.has(key.slice(0, key.indexOf(' -r ')))) state.rs.delete(key);
+  return state;
+}
+
+/** What `cfg` wants IPVS to hold (pure). */
+export function desiredIpvs(cfg: IpvsConfig): IpvsState {
+  const state: IpvsState = { vs: new Map(), rs: new Map() };
+  for (const v of cfg.virtualServers) {
+    const svc = `${FLAG[v.protocol]} ${v.address}:${v.port}`;
+    state.vs.set(svc, `-s ${v.scheduler}${v.persistence !== undefined ? ` -p ${v.persistence}` : ''}`);
+    for (const r of v.realServers) state.rs.set(`${svc} -r ${r.address}:${r.port}`, `-m -w ${r.weight}`);
+  }
+  return state;
+}
+
+/** The real servers that `want` no longer has, of virtual servers it keeps ("-t VIP:PORT -r RIP:PORT") (pure). */
+export function removedRealServers(have: IpvsState, want: IpvsState): string[] {
+  return [...have.rs.keys()].filter((real) => !want.rs.has(real) && want.vs.has(real.slice(0, real.indexOf(' -r '))));
+}
+
+/**
+ * The ipvsadm -R commands that turn what the kernel holds (`have`) into `want` (pure): new
+ * virtual servers added, changed ones edited, real servers added, edited and deleted, stale
+ * virtual servers deleted last. Connections to servers that stay are not disturbed, as
+ * kube-proxy's own sync does. A TCP real server that goes while `connections` says it still
+ * has some is drained as kube-proxy's graceful termination does: weight 0 (no new
+ * connections), deleted by a later sync once they are gone.
+ */
+export function ipvsadmDiff(have: IpvsState, want: IpvsState, connections: Map<string, number> = new Map()): string[] {
   const out: string[] = [];
   for (const [svc, flags] of want.vs) {
     if (!have.vs.has(svc)) out.push(`-A ${svc} ${flags}`);
@@ -212,7 +278,7 @@ export function ipvsadmDiff(currentSave: string, cfg: IpvsConfig, connections: M
     else if (have.rs.get(real) !== flags) out.push(`-e ${real} ${flags}`);
   }
   for (const [real, flags] of have.rs) {
-    const svc = real.split(' -r ')[0]!;
+    const svc = real.slice(0, real.indexOf(' -r '));
     if (want.rs.has(real) || !want.vs.has(svc)) continue;
     if (!svc.startsWith('-t ') || !connections.get(real)) out.push(`-d ${real}`);
     else if (!/ -w 0\b/.test(` ${flags}`)) out.push(`-e ${real} ${flags.replace(/-w \d+/, '-w 0')}`);
@@ -221,12 +287,23 @@ export function ipvsadmDiff(currentSave: string, cfg: IpvsConfig, connections: M
   return out;
 }
 
+/** The ipset restore lines (`add`/`del`) that turn the sets' entries `have` into `cfg`'s (pure). */
+export function ipsetDiff(have: Map<string, Set<string>>, cfg: IpvsConfig): string {
+  const out: string[] = [];
+  for (const [name, s] of cfg.ipsets) {
+    const had = have.get(name) ?? new Set<string>();
+    const want = new Set(s.entries);
+    for (const e of s.entries) if (!had.has(e)) out.push(`add ${name} ${e}`);
+    for (const e of had) if (!want.has(e)) out.push(`del ${name} ${e}`);
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}
+
 /** ipsets replaced atomically: each filled as a temporary set, then swapped in. */
 export function ipsetSwapRestore(cfg: IpvsConfig): string {
   const out: string[] = [];
   for (const [name, s] of cfg.ipsets) {
-    const create = (n: string) => `create ${n} ${s.type}${s.type.startsWith('bitmap') ? ' range 0-65535' : ' family inet hashsize 1024 maxelem 65536'}`;
-    out.push(create(name), create(`${name}-TMP`), `flush ${name}-TMP`);
+    out.push(createSet(name, s.type), createSet(`${name}-TMP`, s.type), `flush ${name}-TMP`);
     for (const e of s.entries) out.push(`add ${name}-TMP ${e}`);
     out.push(`swap ${name}-TMP ${name}`, `destroy ${name}-TMP`);
   }
