@@ -58,12 +58,23 @@ export interface Container {
   ports?: ContainerPort[];
 }
 
+export interface PodDNSConfig {
+  nameservers?: string[];
+  searches?: string[];
+  options?: Array<{ name: string; value?: string }>;
+}
+
 export interface PodSpec {
   containers: Container[];
   nodeName?: string;
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   terminationGracePeriodSeconds?: number;
+  /** The pod's hostname (the pod's name otherwise); with `subdomain`, a DNS name under the headless Service of that name. */
   hostname?: string;
+  subdomain?: string;
+  dnsPolicy?: 'ClusterFirst' | 'ClusterFirstWithHostNet' | 'Default' | 'None';
+  dnsConfig?: PodDNSConfig;
+  hostAliases?: Array<{ ip: string; hostnames?: string[] }>;
   [key: string]: unknown;
 }
 
@@ -207,6 +218,8 @@ export interface ServiceSpec {
   externalTrafficPolicy?: 'Cluster' | 'Local';
   internalTrafficPolicy?: 'Cluster' | 'Local';
   externalName?: string;
+  /** Endpoints of pods that are not ready are published (as ready) all the same: DNS for StatefulSet peers. */
+  publishNotReadyAddresses?: boolean;
   [key: string]: unknown;
 }
 
@@ -216,6 +229,8 @@ export interface Service extends KubeObject {
 
 export interface Endpoint {
   addresses: string[];
+  /** The pod's `hostname`, when its `subdomain` names this Service: a DNS name under it. */
+  hostname?: string;
   conditions: { ready?: boolean; serving?: boolean; terminating?: boolean };
   nodeName?: string;
   targetRef?: { kind: string; namespace?: string; name: string; uid?: string };

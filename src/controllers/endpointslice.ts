@@ -53,9 +53,13 @@ export function desiredSlices(svc: Service, pods: Pod[]): EndpointSlice[] {
     const group = groups.get(key) ?? { ports, endpoints: [] };
     groups.set(key, group);
     const terminating = Boolean(pod.metadata.deletionTimestamp);
+    // As upstream's controller: publishNotReadyAddresses makes every endpoint ready.
+    const ready = svc.spec.publishNotReadyAddresses === true || (isReady(pod) && !terminating);
+    const hostname = pod.spec.hostname && pod.spec.subdomain === svc.metadata.name ? pod.spec.hostname : undefined;
     group.endpoints.push({
       addresses: [pod.status!.podIP!],
-      conditions: { ready: isReady(pod) && !terminating, serving: isReady(pod), terminating },
+      ...(hostname ? { hostname } : {}),
+      conditions: { ready, serving: svc.spec.publishNotReadyAddresses === true || isReady(pod), terminating },
       nodeName: pod.spec.nodeName,
       targetRef: { kind: 'Pod', namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid },
     });

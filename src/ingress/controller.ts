@@ -12,7 +12,7 @@ import type { ObjectClient } from '../apiserver/objects.ts';
 import { isAlreadyExists } from '../apiserver/status.ts';
 import { eventFor } from '../apiserver/events.ts';
 import { servedBy } from './classes.ts';
-import { Informer } from './informer.ts';
+import { Informer } from '../apiserver/informer.ts';
 import type { IngressMetrics } from './metrics.ts';
 import type { IngressProxy } from './proxy.ts';
 import { buildRoutes } from './routes.ts';

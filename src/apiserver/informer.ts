@@ -5,7 +5,7 @@
 
 import type { ResourceType } from '../api/resources.ts';
 import { namespacedName, type KubeObject } from '../api/types.ts';
-import type { ObjectClient } from '../apiserver/objects.ts';
+import type { ObjectClient } from './objects.ts';
 
 export class Informer<T extends KubeObject> {
   readonly items = new Map<string, T>();

@@ -1,0 +1,205 @@
+// The DNS wire protocol around records.ts, with dns-packet for the encoding: UDP and TCP
+// (length-prefixed, several queries per connection), EDNS0, truncation (TC) of UDP answers
+// larger than the client takes, forwarding of names outside the cluster to an upstream
+// resolver (REFUSED when there is none), and the error codes a bad query earns — FORMERR for
+// one that does not parse or asks several questions, NOTIMP for an opcode other than QUERY,
+// REFUSED for a class other than IN. Encoded answers are cached until the cluster changes; a
+// hit only rewrites the query's ID.
+
+import dgram from 'node:dgram';
+import { createServer, Socket, type Server } from 'node:net';
+import * as packet from 'dns-packet';
+import { answer, type Answer, type ClusterView, type Rcode } from './records.ts';
+
+/** What we advertise and what a UDP answer may be without EDNS (RFC 1035) or with it (the DNS flag day's 1232). */
+const CLASSIC_UDP = 512;
+const OUR_UDP = 1232;
+const MAX_CACHE = 50_000;
+const FORWARD_TIMEOUT_MS = 2_000;
+
+export interface Observer {
+  /** One answered query: its transport, type, response code, seconds taken, and whether it was forwarded. */
+  (q: { proto: 'udp' | 'tcp'; qtype: string; rcode: string; seconds: number; forwarded: boolean }): void;
+}
+
+export interface ServerOptions {
+  view: ClusterView & { generation: number };
+  /** host:port of the resolver for names outside the cluster; none: REFUSED. */
+  upstream?: { host: string; port: number };
+  observe?: Observer;
+}
+
+/** dns-packet's decoded header bits, which its types leave out. */
+type Decoded = packet.Packet & { flag_rd?: boolean; flag_cd?: boolean };
+
+const RCODE_NUMBER: Record<Rcode, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
+
+/** A response carrying only a code, built by hand from the query's first 12 bytes (they may be all that parses). */
+function bare(query: Buffer, rcode: Rcode): Buffer | undefined {
+  if (query.length < 12) return undefined; // not even a header: nothing to answer
+  const out = Buffer.alloc(12);
+  query.copy(out, 0, 0, 4); // ID, flags
+  out[2] = (out[2]! | 0x80) & ~0x02; // QR set, TC clear, opcode and RD as asked
+  out[3] = 0x80 | RCODE_NUMBER[rcode]; // RA, and the code
+  return out;
+}
+
+export class DnsServer {
+  private cache = new Map<string, Buffer>();
+  private cachedGeneration = -1;
+  private udp?: dgram.Socket;
+  private tcp?: Server;
+  private readonly connections = new Set<Socket>();
+
+  constructor(private readonly o: ServerOptions) {}
+
+  /** The response to one query in wire format, or undefined for something not to answer (a response, a runt). */
+  async respond(query: Buffer, proto: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    const t0 = performance.now();
+    if (query.length >= 3 && query[2]! & 0x80) return undefined; // a response, not a query: never answer one
+    let q: Decoded;
+    try {
+      q = packet.decode(query) as Decoded;
+    } catch {
+      return this.observed(bare(query, 'FORMERR'), proto, '?', 'FORMERR', t0, false);
+    }
+    const opcode = (query[2]! >> 3) & 0x0f;
+    if (opcode !== 0) return this.observed(bare(query, 'NOTIMP'), proto, '?', 'NOTIMP', t0, false);
+    const question = q.questions?.length === 1 ? q.questions[0]! : undefined;
+    if (!question) return this.observed(bare(query, 'FORMERR'), proto, '?', 'FORMERR', t0, false);
+    const qtype = String(question.type);
+    if (question.class !== 'IN') return this.observed(bare(query, 'REFUSED'), proto, qtype, 'REFUSED', t0, false);
+    const opt = q.additionals?.find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
+    const limit = proto === 'tcp' ? 65535 : Math.max(CLASSIC_UDP, Math.min(opt?.udpPayloadSize ?? CLASSIC_UDP, OUR_UDP));
+
+    if (this.cachedGeneration !== this.o.view.generation) {
+      this.cache.clear();
+      this.cachedGeneration = this.o.view.generation;
+    }
+    const key = `${question.name}|${qtype}|${limit}|${opt ? 1 : 0}|${q.flag_rd ? 1 : 0}|${q.flag_cd ? 1 : 0}`;
+    const hit = this.cache.get(key);
+    if (hit) {
+      const out = Buffer.from(hit);
+      query.copy(out, 0, 0, 2);
+      return this.observed(out, proto, qtype, RCODE_NAMES[out[3]! & 0x0f] ?? '?', t0, false);
+    }
+
+    const a = answer(this.o.view, question.name, qtype);
+    if (a.forward) {
+      const forwarded = this.o.upstream ? await this.forward(query, proto) : undefined;
+      const out = forwarded ?? this.encode(q, { rcode: this.o.upstream ? 'SERVFAIL' : 'REFUSED', answers: [], authorities: [] }, opt !== undefined, limit, false);
+      return this.observed(out, proto, qtype, RCODE_NAMES[out[3]! & 0x0f] ?? '?', t0, true);
+    }
+    const out = this.encode(q, a, opt !== undefined, limit, true);
+    if (this.cache.size >= MAX_CACHE) this.cache.clear();
+    this.cache.set(key, out);
+    return this.observed(Buffer.from(out), proto, qtype, a.rcode, t0, false);
+  }
+
+  private observed(out: Buffer | undefined, proto: 'udp' | 'tcp', qtype: string, rcode: string, t0: number, forwarded: boolean): Buffer | undefined {
+    if (out) this.o.observe?.({ proto, qtype, rcode, seconds: (performance.now() - t0) / 1000, forwarded });
+    return out;
+  }
+
+  /** The answer for `q`; one that does not fit `limit` goes out truncated: no records, TC set (the client asks again over TCP). */
+  private encode(q: Decoded, a: Answer, edns: boolean, limit: number, authoritative: boolean): Buffer {
+    // dns-packet takes the response code in the flags' low bits only.
+    const flags = (q.flag_rd ? packet.RECURSION_DESIRED : 0) | packet.RECURSION_AVAILABLE | (authoritative ? packet.AUTHORITATIVE_ANSWER : 0) | (q.flag_cd ? packet.CHECKING_DISABLED : 0) | RCODE_NUMBER[a.rcode];
+    const additionals = edns ? [{ type: 'OPT' as const, name: '.', udpPayloadSize: OUR_UDP, flags: 0 }] : [];
+    const response = { type: 'response' as const, id: q.id ?? 0, flags, rcode: a.rcode, questions: q.questions, answers: a.answers, authorities: a.authorities, additionals } as packet.Packet & { rcode: string };
+    const full = packet.encode(response);
+    if (full.length <= limit) return full;
+    return packet.encode({ ...response, flags: flags | packet.TRUNCATED_RESPONSE, answers: [], authorities: [] } as packet.Packet);
+  }
+
+  /** The query as it came, to the upstream resolver, over the same transport; undefined when it does not answer. */
+  private forward(query: Buffer, proto: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    const up = this.o.upstream!;
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (b: Buffer | undefined) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(b);
+      };
+      const timer = setTimeout(() => finish(undefined), FORWARD_TIMEOUT_MS);
+      if (proto === 'udp') {
+        const s = dgram.createSocket('udp4');
+        s.on('message', (m) => {
+          s.close();
+          finish(m);
+        });
+        s.on('error', () => {
+          s.close();
+          finish(undefined);
+        });
+        s.send(query, up.port, up.host);
+        timer.unref();
+      } else {
+        const framed = Buffer.concat([Buffer.from([query.length >> 8, query.length & 0xff]), query]);
+        const chunks: Buffer[] = [];
+        const s = new Socket();
+        s.connect(up.port, up.host, () => s.write(framed));
+        s.on('data', (b: Buffer) => {
+          chunks.push(b);
+          const all = Buffer.concat(chunks);
+          if (all.length >= 2 && all.length >= 2 + all.readUInt16BE(0)) {
+            s.destroy();
+            finish(all.subarray(2, 2 + all.readUInt16BE(0)));
+          }
+        });
+        s.on('error', () => finish(undefined));
+      }
+    });
+  }
+
+  /** Serves UDP and TCP on `port` of every address of this network namespace. */
+  async listen(port: number, host = '0.0.0.0'): Promise<void> {
+    const udp = (this.udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }));
+    udp.on('message', (msg, rinfo) => {
+      void this.respond(msg, 'udp').then((out) => {
+        if (out) udp.send(out, rinfo.port, rinfo.address);
+      });
+    });
+    udp.on('error', () => {}); // a send to a client that went away
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, host, () => resolve());
+    });
+    const tcp = (this.tcp = createServer((socket) => this.serveTcp(socket)));
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(port, host, () => resolve());
+    });
+  }
+
+  /** Length-prefixed queries, answered in turn; idle connections close after 10 s. */
+  private serveTcp(socket: Socket): void {
+    this.connections.add(socket);
+    socket.setTimeout(10_000, () => socket.destroy());
+    socket.on('close', () => this.connections.delete(socket));
+    socket.on('error', () => {});
+    let buf = Buffer.alloc(0);
+    let chain = Promise.resolve();
+    socket.on('data', (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const query = buf.subarray(2, 2 + buf.readUInt16BE(0));
+        buf = buf.subarray(2 + query.length);
+        chain = chain.then(async () => {
+          const out = await this.respond(Buffer.from(query), 'tcp');
+          if (out && !socket.destroyed) socket.write(Buffer.concat([Buffer.from([out.length >> 8, out.length & 0xff]), out]));
+        });
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.udp?.close();
+    for (const s of this.connections) s.destroy();
+    await new Promise<void>((resolve) => (this.tcp ? this.tcp.close(() => resolve()) : resolve()));
+  }
+}
+
+const RCODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RCODE_NUMBER).map(([k, v]) => [v, k]));
