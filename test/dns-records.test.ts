@@ -98,13 +98,13 @@ const query = (name: string, type: packet.RecordType, o: { edns?: number; id?: n
 test('the wire: an answer with the query ID, authoritative; EDNS0 echoed; too big for UDP: truncated, whole over TCP', async () => {
   const many = Array.from({ length: 100 }, (_, i) => ({ ip: `10.244.2.${i + 1}` }));
   const server = new DnsServer({ view: fixedView([...SERVICES, svc('default', 'big', { clusterIP: 'None' })], [...SLICES, slice('default', 'big', many)]) });
-  const r = packet.decode((await server.respond(query('web.default.svc.cluster.local', 'A', { id: 4242 }), 'udp'))!) as packet.Packet & { rcode: string; flag_aa: boolean };
+  const r = packet.decode((await server.respond(query('web.default.svc.cluster.local', 'A', { id: 4242 }), 'udp'))!) as unknown as packet.Packet & { rcode: string; flag_aa: boolean };
   assert.equal(r.id, 4242);
   assert.equal(r.rcode, 'NOERROR');
   assert.equal(r.flag_aa, true);
   const again = packet.decode((await server.respond(query('web.default.svc.cluster.local', 'A', { id: 99 }), 'udp'))!);
   assert.equal(again.id, 99, 'a cached answer carries the new ID');
-  const nx = packet.decode((await server.respond(query('nope.default.svc.cluster.local', 'A'), 'udp'))!) as packet.Packet & { rcode: string };
+  const nx = packet.decode((await server.respond(query('nope.default.svc.cluster.local', 'A'), 'udp'))!) as unknown as packet.Packet & { rcode: string };
   assert.equal(nx.rcode, 'NXDOMAIN');
   assert.equal(nx.authorities?.[0]?.type, 'SOA');
   const udp = packet.decode((await server.respond(query('big.default.svc.cluster.local', 'A', { edns: 1232 }), 'udp'))!) as packet.Packet & { flag_tc: boolean };

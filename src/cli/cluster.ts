@@ -45,14 +45,16 @@ export function registerClusterCommands(program: Command): void {
     .option('--ingress-use-forwarded-headers', "ingress controllers trust clients' X-Forwarded-* headers (only behind another proxy; ingress-nginx's use-forwarded-headers)", false)
     .option('--max-pods <n>', "pods each node takes (the kubelet's --max-pods); the cluster refuses pods past this many times its nodes", integer('--max-pods'))
     .option('--iptables-backend <backend>', 'legacy or nft: which iptables the nodes use (default: legacy where the kernel has it, it scales)')
+    .option('--cluster-domain <domain>', "the cluster's DNS zone (the kubelet's --cluster-domain)", 'cluster.local')
+    .option('--upstream-dns <addr>', 'the resolver the cluster DNS forwards other names to (IP[:PORT]); without it they are refused (the lab has no internet)')
     .option('--ipvs-scheduler <name>', `IPVS mode: the virtual servers' scheduler (${IPVS_SCHEDULERS.join(', ')})`)
     .option('--ipvs-strict-arp', 'IPVS mode: nodes do not answer ARP for the Service addresses on kube-ipvs0 (arp_ignore=1, arp_announce=2)')
     .option('--kernel <kernel>', "host (this machine's kernel) or uml: a user-mode Linux kernel of the cluster's own, which has IPVS and dummy links; every command for the cluster then runs in it", 'host')
     .option('--kernel-memory <MB>', 'memory of a --kernel uml kernel', integer('--kernel-memory'), 2048)
     .option('--metrics-bind-address <ip:port>', "where each node's service proxy serves /metrics (kube-proxy's flag; default 127.0.0.1:10249, 0.0.0.0:10249 for every address)")
-    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft'; ipvsScheduler?: string; ipvsStrictArp?: boolean; kernel: string; kernelMemory: number }) => {
+    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft'; ipvsScheduler?: string; ipvsStrictArp?: boolean; clusterDomain: string; upstreamDns?: string; kernel: string; kernelMemory: number }) => {
       const t0 = performance.now();
-      const spec: ClusterSpec = { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}), ...(o.iptablesBackend ? { iptablesBackend: o.iptablesBackend } : {}), ...(o.ipvsScheduler ? { ipvsScheduler: o.ipvsScheduler } : {}), ...(o.ipvsStrictArp ? { ipvsStrictARP: true } : {}) };
+      const spec: ClusterSpec = { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}), ...(o.iptablesBackend ? { iptablesBackend: o.iptablesBackend } : {}), ...(o.ipvsScheduler ? { ipvsScheduler: o.ipvsScheduler } : {}), ...(o.ipvsStrictArp ? { ipvsStrictARP: true } : {}), ...(o.clusterDomain !== 'cluster.local' ? { clusterDomain: o.clusterDomain } : {}), ...(o.upstreamDns ? { upstreamDns: o.upstreamDns } : {}) };
       if (o.kernel !== 'host' && o.kernel !== 'uml') throw new ClusterError(`--kernel ${JSON.stringify(o.kernel)}: must be host or uml`);
       if (o.kernel === 'uml' && process.env.KUBEWIRE_GUEST) throw new ClusterError(`cluster ${JSON.stringify(o.cluster)} already exists, in a kernel of its own (kubewire down --cluster ${o.cluster} removes it)`);
       if (o.kernel === 'uml') {
@@ -90,6 +92,15 @@ export function registerClusterCommands(program: Command): void {
       // Loaded by this command alone: the user's commands start without the control plane's code.
       const { runDaemon } = await import('../daemon/daemon.ts');
       await runDaemon(o.cluster);
+    });
+
+  program
+    .command('dns-server', { hidden: true })
+    .description('serve the cluster DNS in a pod of kube-system/coredns (its image, kubewire/dns, runs this)')
+    .option('--cluster <name>', 'cluster name', defaultCluster())
+    .action(async (o: { cluster: string }) => {
+      const { runDnsServer } = await import('../dns/main.ts');
+      await runDnsServer(o.cluster);
     });
 
   program

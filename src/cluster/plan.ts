@@ -27,6 +27,10 @@ export interface ClusterSpec {
   metricsBindAddress?: string;
   /** Which iptables the nodes' rules go through (kube-proxy, masquerade, hostPorts); chosen by `up` when not given (topology.ts). */
   iptablesBackend?: 'legacy' | 'nft';
+  /** The cluster's DNS zone (the kubelet's --cluster-domain), cluster.local by default. */
+  clusterDomain?: string;
+  /** The resolver the cluster DNS forwards other names to (ADDR or ADDR:PORT); none: it refuses them. */
+  upstreamDns?: string;
   /** IPVS mode: the virtual servers' scheduler (kube-proxy's --ipvs-scheduler, rr by default). */
   ipvsScheduler?: string;
   /** IPVS mode: arp_ignore=1 and arp_announce=2 on the nodes, so that they do not answer ARP for the VIPs on kube-ipvs0 (kube-proxy's --ipvs-strict-arp). */
@@ -98,6 +102,8 @@ export function validateSpec(spec: ClusterSpec): void {
   if (spec.iptablesBackend !== undefined && spec.iptablesBackend !== 'legacy' && spec.iptablesBackend !== 'nft') throw new SpecError(`--iptables-backend ${JSON.stringify(spec.iptablesBackend)}: must be legacy or nft`);
   if (spec.ipvsScheduler !== undefined && !IPVS_SCHEDULERS.includes(spec.ipvsScheduler)) throw new SpecError(`--ipvs-scheduler ${JSON.stringify(spec.ipvsScheduler)}: must be one of ${IPVS_SCHEDULERS.join(', ')}`);
   if ((spec.ipvsScheduler !== undefined || spec.ipvsStrictARP) && proxy !== 'ipvs') throw new SpecError('--ipvs-scheduler and --ipvs-strict-arp need --proxy-mode ipvs');
+  if (spec.clusterDomain !== undefined && !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(spec.clusterDomain)) throw new SpecError(`--cluster-domain ${JSON.stringify(spec.clusterDomain)}: must be a DNS name (lowercase labels separated by dots), e.g. cluster.local`);
+  if (spec.upstreamDns !== undefined && !parseHostPort(spec.upstreamDns, 53)) throw new SpecError(`--upstream-dns ${JSON.stringify(spec.upstreamDns)}: must be an IP address, optionally with :PORT`);
   if (spec.maxPods !== undefined && (!Number.isInteger(spec.maxPods) || spec.maxPods < 1 || spec.maxPods > 10_000)) throw new SpecError(`--max-pods ${spec.maxPods}: must be a whole number from 1 to 10000`);
   if (spec.metricsBindAddress !== undefined && !parseHostPort(spec.metricsBindAddress, 10249)) throw new SpecError(`--metrics-bind-address ${JSON.stringify(spec.metricsBindAddress)}: must be IP:PORT, e.g. 0.0.0.0:10249 for every address`);
   const workers = spec.ingressWorkers;
@@ -131,6 +137,13 @@ export function nodeCIDR(podCIDR: string, mask: number, index: number): string {
   const ip = addToIP(firstIP(range), size * BigInt(index));
   if (!contains(range, ip)) throw new SpecError(`node CIDR ${index} does not fit in ${podCIDR}`);
   return formatPrefix({ ip, bits: mask });
+}
+
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+
+/** The cluster DNS Service's address: the service range's 10th (10.96.0.10 by default), as kubeadm picks it. */
+export function dnsServiceIP(spec: Pick<ClusterSpec, 'serviceCIDR'>): string {
+  return formatIP(addToIP(firstIP(tryParsePrefix(spec.serviceCIDR)!), 10n));
 }
 
 export function planCluster(spec: ClusterSpec): ClusterPlan {

@@ -16,6 +16,7 @@ import { ControllerManager } from '../controllers/manager.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { NodeAgent } from '../node/agent.ts';
 import { DEFAULT_CLASS_ANNOTATION } from '../apiserver/admission.ts';
+import { ensureClusterDns } from './cluster-dns.ts';
 import { CONTROLLER_NAME, DEFAULT_CLASS } from '../ingress/classes.ts';
 import { ensureIngressControllers } from '../ingress/supervisor.ts';
 import { IptablesBackend } from '../proxy/iptables/backend.ts';
@@ -74,6 +75,7 @@ export class Daemon {
     for (const name of SYSTEM_NAMESPACES) {
       if (!this.api.tryGet({ kind: 'Namespace', name })) this.api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     }
+    ensureClusterDns(this.api, this.plan.spec);
     this.progress('starting the workload host');
     await this.host.start(this.cluster, paths.hostLog, paths.hostPidFile);
     // Fault injection for the tests of `up`: a daemon that hangs while starting.

@@ -18,7 +18,8 @@ import type { NodeFiles } from '../cluster/topology.ts';
 import { nameKey, splitKey, WorkQueue } from '../apiserver/workqueue.ts';
 import type { Dataplane } from '../dataplane/port.ts';
 import { writeJsonAtomically } from '../state/files.ts';
-import { workloadFor, type WorkloadSpec } from '../workloads/builtin.ts';
+import { kubewireCommand, workloadFor, type WorkloadSpec } from '../workloads/builtin.ts';
+import { cliPath, stateRoot } from '../state/paths.ts';
 import type { WorkloadHostClient } from '../workloads/client.ts';
 import { isAlive, startDetached, stopProcess, type ProcessRecord } from '../supervisor/supervisor.ts';
 import { SandboxManager, type PodRef } from './sandbox.ts';
@@ -276,7 +277,9 @@ export class NodeAgent {
         continue;
       }
       if (exited) cr.restartCount++;
-      const argv = [...(c.command ?? []), ...(c.args ?? [])];
+      // kubewire's own images (the cluster DNS) run kubewire itself.
+      const own = kubewireCommand(c);
+      const argv = own ? [process.execPath, cliPath(), own, '--cluster', this.o.plan.spec.name, ...(c.args ?? [])] : [...(c.command ?? []), ...(c.args ?? [])];
       const env: Record<string, string> = {
         PATH: process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
         HOSTNAME: pod.metadata.name,
@@ -286,6 +289,7 @@ export class NodeAgent {
         NODE_NAME: this.o.node.name,
         HOST_IP: this.o.node.ip,
       };
+      if (own) env.KUBEWIRE_STATE_DIR = stateRoot(); // kubewire's own process finds its cluster's files
       for (const e of c.env ?? []) env[e.name] = e.value ?? '';
       const key = nameKey(rec.namespace, rec.name);
       const startedAt = Date.now();

@@ -33,6 +33,15 @@ function hostPort(addr: string | undefined, port: number | undefined): string {
   return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
 }
 
+/** kubewire's own images that run as a process of kubewire's (the cluster DNS): the subcommand they run. */
+const KUBEWIRE_IMAGES: Record<string, string> = { 'kubewire/dns': 'dns-server' };
+
+/** The kubewire subcommand a container of one of kubewire's own images runs, or undefined (pure). */
+export function kubewireCommand(c: { image: string; command?: string[] }): string | undefined {
+  if (c.command?.length) return undefined;
+  return KUBEWIRE_IMAGES[c.image.replace(/^(docker\.io\/)?/, '').replace(/[:@].*$/, '')];
+}
+
 /** What a container of an image we cannot run should run instead, from its args (pure). */
 export function workloadFor(c: { name: string; image: string; command?: string[]; args?: string[]; ports?: Array<{ containerPort: number; protocol?: string }> }): WorkloadSpec | 'process' | 'idle' {
   const ports = (c.ports ?? []).filter((p) => p.protocol !== 'SCTP').map((p) => ({ port: p.containerPort, protocol: (p.protocol ?? 'TCP') as 'TCP' | 'UDP' }));
@@ -55,7 +64,7 @@ export function workloadFor(c: { name: string; image: string; command?: string[]
       return { container: c.name, kind: 'serve-hostname', ports: [...(tcp || !udp ? [{ port, protocol: 'TCP' as const }] : []), ...(udp ? [{ port, protocol: 'UDP' as const }] : [])] };
     }
   }
-  if (c.command?.length || c.args?.length) return 'process';
+  if (c.command?.length || c.args?.length || kubewireCommand(c)) return 'process';
   return ports.length ? { container: c.name, kind: 'hello', ports } : 'idle';
 }
 

@@ -1,0 +1,73 @@
+// The cluster DNS server process: what each pod of kube-system/coredns runs (its image,
+// kubewire/dns, is kubewire's own; workloads/builtin.ts). In the pod's network namespace it
+// serves port 53 (UDP and TCP) from informers over the daemon's API, CoreDNS's health (:8080
+// /health), readiness (:8181 /ready, once the informers have listed) and Prometheus metrics
+// with CoreDNS's names (:9153 /metrics).
+
+import { createServer, type Server } from 'node:http';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { ApiClient } from '../apiserver/client.ts';
+import { loadCluster } from '../cluster/cluster.ts';
+import { DEFAULT_CLUSTER_DOMAIN } from '../cluster/plan.ts';
+import { parseHostPort } from '../netaddr/ip.ts';
+import { daemonPaths } from '../state/paths.ts';
+import { DnsServer } from './server.ts';
+import { InformerView } from './view.ts';
+
+export const DNS_PORT = 53;
+export const HEALTH_PORT = 8080;
+export const READY_PORT = 8181;
+export const METRICS_PORT = 9153;
+
+/** CoreDNS's metric names, so that its dashboards and alerts read kubewire's. */
+export function dnsMetrics(zone: string) {
+  const registry = new Registry();
+  const r = [registry];
+  const requests = new Counter({ name: 'coredns_dns_requests_total', help: 'Counter of DNS requests made per zone, protocol and family.', labelNames: ['server', 'zone', 'view', 'proto', 'family', 'type'], registers: r });
+  const responses = new Counter({ name: 'coredns_dns_responses_total', help: 'Counter of response status codes.', labelNames: ['server', 'zone', 'view', 'rcode', 'plugin'], registers: r });
+  const duration = new Histogram({ name: 'coredns_dns_request_duration_seconds', help: 'Histogram of the time (in seconds) each request took.', labelNames: ['server', 'zone', 'view', 'type'], buckets: [0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192], registers: r });
+  const server = `dns://:${DNS_PORT}`;
+  return {
+    registry,
+    observe: (q: { proto: 'udp' | 'tcp'; qtype: string; rcode: string; seconds: number; forwarded: boolean }) => {
+      const z = q.forwarded ? '.' : `${zone}.`;
+      requests.inc({ server, zone: z, view: '', proto: q.proto, family: '1', type: q.qtype });
+      responses.inc({ server, zone: z, view: '', rcode: q.rcode, plugin: q.forwarded ? 'forward' : 'kubernetes' });
+      duration.observe({ server, zone: z, view: '', type: q.qtype }, q.seconds);
+    },
+  };
+}
+
+function serve(port: number, handler: (path: string) => { code: number; body: string; type?: string } | Promise<{ code: number; body: string; type?: string }>): Promise<Server> {
+  const server = createServer((req, res) => {
+    void Promise.resolve(handler(req.url ?? '/')).then((r) => {
+      res.writeHead(r.code, { 'content-type': r.type ?? 'text/plain' });
+      res.end(r.body);
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '0.0.0.0', () => resolve(server));
+  });
+}
+
+export async function runDnsServer(cluster: string, log: (line: string) => void = (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`)): Promise<void> {
+  const plan = loadCluster(cluster);
+  const zone = plan.spec.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
+  const upstream = plan.spec.upstreamDns ? parseHostPort(plan.spec.upstreamDns, 53) : undefined;
+  const metrics = dnsMetrics(zone);
+  const view = new InformerView(new ApiClient(daemonPaths(cluster).socket), zone, [plan.spec.podCIDR, plan.spec.serviceCIDR], log);
+  const dns = new DnsServer({ view, ...(upstream ? { upstream } : {}), observe: metrics.observe });
+  await dns.listen(DNS_PORT);
+  await serve(HEALTH_PORT, () => ({ code: 200, body: 'OK' }));
+  await serve(READY_PORT, () => (view.synced ? { code: 200, body: 'OK' } : { code: 503, body: 'informers not synced' }));
+  await serve(METRICS_PORT, async (path) => (path.startsWith('/metrics') ? { code: 200, body: await metrics.registry.metrics(), type: metrics.registry.contentType } : { code: 404, body: 'not found' }));
+  log(`cluster DNS for ${zone} on :${DNS_PORT} (udp, tcp); ${upstream ? `other names forwarded to ${upstream.host}:${upstream.port}` : 'other names refused (no --upstream-dns)'}`);
+  void view.start();
+  const stop = () => {
+    view.stop();
+    void dns.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
