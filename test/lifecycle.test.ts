@@ -106,9 +106,10 @@ spec:
       return x.status?.conditions?.some((c) => c.type === 'ReplicaFailure') ? x : undefined;
     });
     assert.match(d.status!.conditions!.find((c) => c.type === 'ReplicaFailure')!.message!, /exceeded quota: cluster-pod-limit, requested: pods=1, used: pods=6, limited: pods=6 \(6 per node × 1 node; kubewire up --max-pods\)/);
-    await waitFor('6 pods Running', async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items.filter((p) => p.status?.phase === 'Running').length === 6, 30_000);
+    // The cluster DNS's two pods (kube-system) hold two of the six places.
+    await waitFor('4 pods Running', async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items.filter((p) => p.status?.phase === 'Running').length === 4, 30_000);
     const t1 = performance.now();
-    assert.equal((await kube.json<{ items: Pod[] }>('get', 'pods')).items.length, 6);
+    assert.equal((await kube.json<{ items: Pod[] }>('get', 'pods')).items.length, 4);
     assert.ok(performance.now() - t1 < 1000, 'get pods answers within a second');
     const failed = (await kube.json<{ items: Event[] }>('get', 'events')).items.filter((e) => e.reason === 'FailedCreate');
     assert.equal(failed.length, 1, 'one Event, counted');

@@ -365,7 +365,7 @@ describe('pods on a two-node cluster', { skip: NOT_ROOT }, () => {
     const after = await running();
     assert.deepEqual(after.map((x) => `${x.metadata.uid} ${x.status?.podIP}`).sort(), pods.map((x) => `${x.metadata.uid} ${x.status?.podIP}`).sort());
     assert.ok(after.every((x) => x.status?.phase === 'Running'));
-    const podNs = (await clusterNetns(cluster)).filter((n) => n.includes('_pod_'));
+    const podNs = (await clusterNetns(cluster)).filter((n) => n.includes('_pod_') && n.includes('_default_'));
     assert.equal(podNs.length, after.length, 'one namespace per pod, none leaked');
     // The adopted command container still runs, and new pods get fresh IPs.
     assert.match(await kube.ok('logs', 'duo', '-c', 'client', '--tail', '1'), /duo/);

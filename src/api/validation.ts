@@ -4,7 +4,7 @@
 
 import { formatPrefix, networkOf, tryParseIP, tryParsePrefix } from '../netaddr/ip.ts';
 import { matches } from './labels.ts';
-import type { Container, Deployment, EndpointSlice, Ingress, IngressBackend, IngressClass, KubeObject, LabelSelector, Node, Pod, PodSpec, Secret, Service } from './types.ts';
+import type { Container, PodDNSConfig, Deployment, EndpointSlice, Ingress, IngressBackend, IngressClass, KubeObject, LabelSelector, Node, Pod, PodSpec, Secret, Service } from './types.ts';
 
 export interface FieldError {
   field: string;
@@ -145,6 +145,39 @@ function checkPodSpec(e: Errors, f: string, spec: PodSpec | undefined): void {
   const grace = spec.terminationGracePeriodSeconds;
   if (grace !== undefined && (!Number.isInteger(grace) || grace < 0)) e.add(`${f}.terminationGracePeriodSeconds`, `Invalid value: ${JSON.stringify(grace)}: must be a non-negative integer`);
   if (spec.hostNetwork) e.add(`${f}.hostNetwork`, 'Forbidden: kubewire pods get their own network namespace (hostNetwork is not supported)');
+  checkPodDns(e, f, spec);
+}
+
+/** hostname, subdomain, dnsPolicy, dnsConfig and hostAliases, as the API server checks them. */
+function checkPodDns(e: Errors, f: string, spec: PodSpec): void {
+  if (spec.hostname !== undefined) e.add(`${f}.hostname`, dnsLabelProblem(spec.hostname));
+  if (spec.subdomain !== undefined) e.add(`${f}.subdomain`, dnsLabelProblem(spec.subdomain));
+  const policies = ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'];
+  if (spec.dnsPolicy !== undefined && !policies.includes(spec.dnsPolicy)) e.add(`${f}.dnsPolicy`, `Unsupported value: ${JSON.stringify(spec.dnsPolicy)}: supported values: ${policies.map((p) => `"${p}"`).join(', ')}`);
+  if (spec.dnsConfig !== undefined && !isObject(spec.dnsConfig)) return e.add(`${f}.dnsConfig`, 'Invalid value: must be an object');
+  const cfg = spec.dnsConfig as PodDNSConfig | undefined;
+  if (spec.dnsPolicy === 'None' && !cfg?.nameservers?.length) e.add(`${f}.dnsConfig.nameservers`, 'Required value: must provide at least one DNS nameserver when DNS policy is None');
+  const servers = cfg?.nameservers ?? [];
+  if (!Array.isArray(servers)) e.add(`${f}.dnsConfig.nameservers`, 'Invalid value: must be a list');
+  else {
+    if (servers.length > 3) e.add(`${f}.dnsConfig.nameservers`, `Invalid value: ${JSON.stringify(servers)}: must not have more than 3 nameservers`);
+    servers.forEach((s, i) => {
+      if (typeof s !== 'string' || !tryParseIP(s)) e.add(`${f}.dnsConfig.nameservers[${i}]`, `Invalid value: ${JSON.stringify(s)}: must be a valid IP address`);
+    });
+  }
+  const searches = cfg?.searches ?? [];
+  if (!Array.isArray(searches)) e.add(`${f}.dnsConfig.searches`, 'Invalid value: must be a list');
+  else {
+    if (searches.length > 32) e.add(`${f}.dnsConfig.searches`, `Invalid value: must not have more than 32 search paths`);
+    searches.forEach((s, i) => e.add(`${f}.dnsConfig.searches[${i}]`, dnsSubdomainProblem(typeof s === 'string' ? s.replace(/\.$/, '') : s)));
+  }
+  (Array.isArray(cfg?.options) ? cfg.options : []).forEach((o, i) => {
+    if (!isObject(o) || typeof o.name !== 'string' || !o.name) e.add(`${f}.dnsConfig.options[${i}].name`, 'Required value');
+  });
+  (spec.hostAliases ?? []).forEach((a, i) => {
+    if (!isObject(a) || typeof a.ip !== 'string' || !tryParseIP(a.ip)) e.add(`${f}.hostAliases[${i}].ip`, `Invalid value: ${JSON.stringify(isObject(a) ? a.ip : a)}: must be a valid IP address`);
+    else (a.hostnames ?? []).forEach((h, j) => e.add(`${f}.hostAliases[${i}].hostnames[${j}]`, dnsSubdomainProblem(h)));
+  });
 }
 
 function checkPod(e: Errors, pod: Pod): void {

@@ -7,7 +7,9 @@ import { formatSelector } from '../api/labels.ts';
 import type { Deployment, EndpointSlice, Event, Ingress, IngressBackend, Node, Pod, Service } from '../api/types.ts';
 import { upstreamOf } from '../ingress/routes.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
-import { UNDERLAY, type ClusterPlan } from '../cluster/plan.ts';
+import { DEFAULT_CLUSTER_DOMAIN, UNDERLAY, type ClusterPlan } from '../cluster/plan.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { netnsPath, type Dataplane, type LinkInfo, type Netns, type RouteInfo } from '../dataplane/port.ts';
 import { age, podStatus, table } from './print.ts';
 
@@ -104,7 +106,18 @@ export async function describeNode(dp: Dataplane, node: Node, pods: Pod[], plan:
   return out.join('\n');
 }
 
-export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | undefined, netnsOfPod: string | undefined): Promise<string> {
+/** The names the cluster DNS gives a Service (records.ts answers them). */
+export function serviceDnsNames(svc: Service, slices: EndpointSlice[], zone: string): string[] {
+  const base = `${svc.metadata.name}.${svc.metadata.namespace}.svc.${zone}`;
+  if (svc.spec.type === 'ExternalName') return [`${base} (CNAME ${svc.spec.externalName ?? ''})`];
+  const headless = svc.spec.clusterIP === 'None';
+  const names = [`${base} (A: ${headless ? 'each ready endpoint' : svc.spec.clusterIP})`];
+  for (const p of svc.spec.ports ?? []) if (p.name) names.push(`_${p.name}._${(p.protocol ?? 'TCP').toLowerCase()}.${base} (SRV)`);
+  if (headless) for (const e of slices.flatMap((s) => s.endpoints)) if (e.hostname) names.push(`${e.hostname}.${base} (A: ${e.addresses[0]})`);
+  return names;
+}
+
+export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | undefined, netnsOfPod: string | undefined, podDir?: string): Promise<string> {
   const out: string[] = [];
   const owner = (pod.metadata.ownerReferences as Array<{ kind: string; name: string }> | undefined)?.[0];
   const st = pod.status ?? {};
@@ -142,6 +155,15 @@ export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | u
     ]));
   });
   out.push('Containers:\n' + indent(containers.join('\n')));
+  if (podDir && existsSync(join(podDir, 'etc', 'resolv.conf'))) {
+    // As the kubelet wrote them for the pod (what its containers see over /etc).
+    const resolv = readFileSync(join(podDir, 'etc', 'resolv.conf'), 'utf8').trimEnd();
+    out.push(fields([
+      ['DNS Policy', pod.spec.dnsPolicy ?? 'ClusterFirst'],
+      ['Hostname', readFileSync(join(podDir, 'etc', 'hostname'), 'utf8').trim()],
+      ['resolv.conf', resolv],
+    ]));
+  }
   out.push('Conditions:\n' + indent(table([['Type', 'Status'], ...(st.conditions ?? []).map((c) => [c.type, c.status])])));
   if (!np || !netnsOfPod) return out.join('\n');
 
@@ -202,6 +224,7 @@ export async function describeService(dp: Dataplane, svc: Service, slices: Endpo
     ['Session Affinity', s.sessionAffinity ?? 'None'],
     ...(s.externalTrafficPolicy ? [['External Traffic Policy', s.externalTrafficPolicy] as [string, string]] : []),
     ['Internal Traffic Policy', s.internalTrafficPolicy ?? 'Cluster'],
+    ['DNS', serviceDnsNames(svc, slices, plan?.spec.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN).join('\n')],
   ]));
   for (const p of s.ports ?? []) {
     const eps = endpoints.filter((x) => x.ports.some((ep) => (ep.name ?? '') === (p.name ?? '')) && x.e.conditions.ready !== false).map((x) => `${x.e.addresses[0]}:${x.ports.find((ep) => (ep.name ?? '') === (p.name ?? ''))!.port}`);

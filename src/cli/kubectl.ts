@@ -16,7 +16,7 @@ import { linux } from '../dataplane/linux/host.ts';
 import { netnsPath } from '../dataplane/port.ts';
 import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
-import { runAttached } from '../supervisor/supervisor.ts';
+import { runAttached, type PodView } from '../supervisor/supervisor.ts';
 import { describeDeployment, describeIngress, describeNode, describePod, describeService, eventsSection, type PodAttachment } from './describe.ts';
 import { printObjects, printTable } from './print.ts';
 
@@ -117,6 +117,12 @@ function conditionTrue(obj: KubeObject, type: string): boolean {
 }
 
 /** The network namespace of a pod, as its node agent named it. */
+/** Where a pod's node agent keeps its files (its logs, its resolv.conf, hosts and hostname under etc/). */
+export function podDir(cluster: string, pod: Pod): string | undefined {
+  if (!pod.spec.nodeName || !pod.metadata.uid) return undefined;
+  return join(clusterDir(cluster), 'nodes', pod.spec.nodeName, 'pods', `${pod.metadata.namespace}_${pod.metadata.name}_${pod.metadata.uid}`);
+}
+
 export function podNetns(cluster: string, plan: ClusterPlan, pod: Pod): string | undefined {
   const node = plan.nodes.find((n) => n.name === pod.spec.nodeName);
   if (!node || !pod.metadata.uid) return undefined;
@@ -171,9 +177,9 @@ export function nodeToolsDir(cluster: string, backend: 'legacy' | 'nft' | undefi
   return dir;
 }
 
-async function runIn(netns: string, command: string[], env?: Record<string, string>): Promise<number> {
+async function runIn(netns: string, command: string[], env?: Record<string, string>, view?: PodView): Promise<number> {
   if (!command.length) throw new ClusterError('you must specify at least one command for the container (after --)');
-  return runAttached(command, { netns, env: { ...process.env, ...env } });
+  return runAttached(command, { netns, env: { ...process.env, ...env }, ...(view ? { view } : {}) });
 }
 
 const clusterOpt = (c: Command) => c.option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster());
@@ -328,7 +334,7 @@ export function registerKubectlCommands(program: Command): void {
         const pods = (await client.list<Pod>(resource('pods'), undefined, { fieldSelector: `spec.nodeName=${t.name}` })).items.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
         return out(await describeNode(linux, obj as Node, pods, plan, attachmentsOf(o.cluster, t.name)));
       }
-      if (t.rt.kind === 'Pod') return out(`${await describePod(linux, obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod))}\n${await events()}`);
+      if (t.rt.kind === 'Pod') return out(`${await describePod(linux, obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod), podDir(o.cluster, obj as Pod))}\n${await events()}`);
       if (t.rt.kind === 'Deployment') {
         const d = obj as Deployment;
         const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter((p) => (p.metadata.ownerReferences as Array<{ uid: string }> | undefined)?.some((r) => r.uid === d.metadata.uid));
@@ -466,8 +472,11 @@ export function registerKubectlCommands(program: Command): void {
       if (!container) throw new ClusterError(`container ${o.container} not found in pod ${name} (containers: ${pod.spec.containers.map((c) => c.name).join(', ')})`);
       const netns = podNetns(o.cluster, plan, pod);
       if (!netns || pod.status?.phase !== 'Running') throw new ClusterError(`pod ${name} is not running (status ${pod.status?.phase ?? 'Pending'}${pod.spec.nodeName ? '' : ', not scheduled yet'})`);
-      const env: Record<string, string> = { HOSTNAME: name, POD_NAME: name, POD_NAMESPACE: ns, POD_IP: pod.status.podIP ?? '' };
+      // The pod's view of names, as its node agent wrote it (resolv.conf, hosts, hostname).
+      const etc = join(podDir(o.cluster, pod)!, 'etc');
+      const view = existsSync(join(etc, 'hostname')) ? { dir: etc, hostname: readFileSync(join(etc, 'hostname'), 'utf8').trim() } : undefined;
+      const env: Record<string, string> = { HOSTNAME: view?.hostname ?? name, POD_NAME: name, POD_NAMESPACE: ns, POD_IP: pod.status.podIP ?? '' };
       for (const e of container.env ?? []) env[e.name] = e.value ?? '';
-      process.exitCode = await runIn(netns, command, env);
+      process.exitCode = await runIn(netns, command, env, view);
     });
 }

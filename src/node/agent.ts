@@ -6,7 +6,7 @@
 // goes. Its record of each pod (<node>/pods/<ns>_<name>_<uid>/pod.json) and the kernel
 // are what a restarted agent adopts or cleans up.
 
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_MAX_PODS, type ContainerState, type ContainerStatus, type Node, type Pod, type PodPhase, type PodStatus } from '../api/types.ts';
@@ -17,11 +17,13 @@ import type { ClusterPlan, NodePlan } from '../cluster/plan.ts';
 import type { NodeFiles } from '../cluster/topology.ts';
 import { nameKey, splitKey, WorkQueue } from '../apiserver/workqueue.ts';
 import type { Dataplane } from '../dataplane/port.ts';
-import { writeJsonAtomically } from '../state/files.ts';
+import { writeFileAtomically, writeJsonAtomically } from '../state/files.ts';
 import { kubewireCommand, workloadFor, type WorkloadSpec } from '../workloads/builtin.ts';
 import { cliPath, stateRoot } from '../state/paths.ts';
+import { DEFAULT_CLUSTER_DOMAIN, dnsServiceIP } from '../cluster/plan.ts';
+import { parseResolvConf, podHostname, podHosts, podResolvConf, renderResolvConf, type ResolvConf } from './pod-view.ts';
 import type { WorkloadHostClient } from '../workloads/client.ts';
-import { isAlive, startDetached, stopProcess, type ProcessRecord } from '../supervisor/supervisor.ts';
+import { isAlive, startDetached, stopProcess, type PodView, type ProcessRecord } from '../supervisor/supervisor.ts';
 import { SandboxManager, type PodRef } from './sandbox.ts';
 
 interface ContainerRecord {
@@ -233,11 +235,34 @@ export class NodeAgent {
       this.local.set(key, rec);
       this.save(rec);
     }
-    const statuses = await this.runContainers(pod, rec, restartPolicy);
+    const view = this.writeView(pod, rec);
+    const statuses = await this.runContainers(pod, rec, restartPolicy, view);
     this.publish(pod, rec, statuses, restartPolicy);
   }
 
-  private async runContainers(pod: Pod, rec: LocalPod, restartPolicy: string): Promise<ContainerStatus[]> {
+  /** The node's own resolver configuration (the host's: nodes keep the host's files), read once. */
+  private nodeResolv?: ResolvConf;
+
+  /** The pod's resolv.conf, hosts and hostname, as the kubelet writes them (written again only when they change). */
+  private writeView(pod: Pod, rec: LocalPod): PodView {
+    const dir = join(this.podDir(rec), 'etc');
+    this.nodeResolv ??= parseResolvConf(existsSync('/etc/resolv.conf') ? readFileSync('/etc/resolv.conf', 'utf8') : '');
+    const zone = this.o.plan.spec.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
+    const hostname = podHostname(pod);
+    const files: Record<string, string> = {
+      'resolv.conf': renderResolvConf(podResolvConf(pod, { zone, dnsIP: dnsServiceIP(this.o.plan.spec), node: this.nodeResolv })),
+      hosts: podHosts(pod, { zone, ip: rec.ip }),
+      hostname: `${hostname}\n`,
+    };
+    mkdirSync(dir, { recursive: true });
+    for (const [name, text] of Object.entries(files)) {
+      const path = join(dir, name);
+      if (!existsSync(path) || readFileSync(path, 'utf8') !== text) writeFileAtomically(path, text, 0o644);
+    }
+    return { dir, hostname };
+  }
+
+  private async runContainers(pod: Pod, rec: LocalPod, restartPolicy: string, view: PodView): Promise<ContainerStatus[]> {
     const builtins: WorkloadSpec[] = [];
     const statuses: ContainerStatus[] = [];
     let changed = false;
@@ -295,7 +320,7 @@ export class NodeAgent {
       const startedAt = Date.now();
       let pid = 0;
       try {
-        cr.process = await startDetached({ argv, env, cwd: c.workingDir, netns: rec.netns, logFile: join(this.podDir(rec), c.name, '0.log') }, ({ code, signal }) => {
+        cr.process = await startDetached({ argv, env, cwd: c.workingDir, netns: rec.netns, view, logFile: join(this.podDir(rec), c.name, '0.log') }, ({ code, signal }) => {
           this.children.delete(pid);
           const current = this.local.get(key);
           const record = current?.uid === rec.uid ? current.containers[c.name] : undefined;
@@ -326,7 +351,7 @@ export class NodeAgent {
       statuses.push({ ...base, restartCount: cr.restartCount, ready: true, started: true, state: { running: { startedAt: cr.process.startedAt } }, ...(exited ? { lastState: { terminated: exited } } : {}) });
     }
     if (builtins.length) {
-      await this.o.host.ensure(rec.uid, { pod: { name: rec.name, namespace: rec.namespace, ip: rec.ip, node: this.o.node.name }, netns: rec.netns, logDir: this.podDir(rec), workloads: builtins });
+      await this.o.host.ensure(rec.uid, { pod: { name: rec.name, namespace: rec.namespace, ip: rec.ip, node: this.o.node.name, hostname: view.hostname }, netns: rec.netns, logDir: this.podDir(rec), workloads: builtins });
     }
     if (changed) this.save(rec);
     return statuses;

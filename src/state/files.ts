@@ -3,7 +3,11 @@
 import { renameSync, writeFileSync } from 'node:fs';
 
 export function writeJsonAtomically(path: string, value: unknown, mode = 0o644): void {
+  writeFileAtomically(path, `${JSON.stringify(value, null, 2)}\n`, mode);
+}
+
+export function writeFileAtomically(path: string, text: string, mode = 0o644): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode });
+  writeFileSync(tmp, text, { mode });
   renameSync(tmp, path);
 }

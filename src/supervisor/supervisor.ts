@@ -58,9 +58,22 @@ export function isAlive(target: ProcessRecord | number): boolean {
   return typeof target === 'number' ? startTicks(target) !== undefined : startTicks(target.pid) === target.startTicks;
 }
 
-/** argv run inside the network namespace at `netns` (nsenter execs it: the pid stays the command's). */
-function inNamespace(argv: string[], netns: string | undefined): string[] {
-  return netns ? [toolPath('nsenter'), `--net=${netns}`, '--', ...argv] : argv;
+/**
+ * What a pod's processes see of names: `dir`'s resolv.conf, hosts and hostname bound over
+ * /etc's, and `hostname`, in mount and UTS namespaces of the process's own (the host's stay
+ * untouched; a file /etc lacks is left out).
+ */
+export interface PodView {
+  dir: string;
+  hostname: string;
+}
+
+const VIEW_SCRIPT = 'd=$1; h=$2; shift 2; for f in resolv.conf hosts hostname; do [ -e "/etc/$f" ] || continue; mount --bind "$d/$f" "/etc/$f" || exit 126; done; hostname "$h" || exit 126; exec "$@"';
+
+/** argv run inside the network namespace at `netns`, with a pod's view of names if given (nsenter, unshare and sh exec in turn: the pid stays the command's). */
+function inNamespace(argv: string[], netns: string | undefined, view?: PodView): string[] {
+  const inner = view ? [toolPath('unshare'), '--mount', '--uts', '--propagation', 'private', '--', '/bin/sh', '-c', VIEW_SCRIPT, 'pod-view', view.dir, view.hostname, ...argv] : argv;
+  return netns ? [toolPath('nsenter'), `--net=${netns}`, '--', ...inner] : inner;
 }
 
 export interface DetachedSpec {
@@ -70,6 +83,8 @@ export interface DetachedSpec {
   cwd?: string;
   /** Run inside this network namespace (a path). */
   netns?: string;
+  /** A pod's view of names (its resolv.conf, hosts, hostname). */
+  view?: PodView;
   /** stdout and stderr are appended here. */
   logFile: string;
 }
@@ -87,7 +102,7 @@ export function startDetached(spec: DetachedSpec, onExit: (status: ExitStatus) =
   mkdirSync(dirname(spec.logFile), { recursive: true });
   const out = openSync(spec.logFile, 'a');
   try {
-    const argv = inNamespace(spec.argv, spec.netns);
+    const argv = inNamespace(spec.argv, spec.netns, spec.view);
     const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', out, out], env: spec.env, cwd: spec.cwd || '/' });
     return new Promise((resolve, reject) => {
       child.once('error', (e) => reject(new Error(`cannot start ${JSON.stringify(spec.argv[0])}: ${e.message}`)));
@@ -132,12 +147,13 @@ export async function stopProcess(target: ProcessRecord | number, graceMs: numbe
 
 export interface AttachedOptions {
   netns?: string;
+  view?: PodView;
   env?: NodeJS.ProcessEnv;
 }
 
 /** Runs a command on this terminal (stdio inherited), inside `netns` if given; resolves with its exit code (128 + n for signal n... as a shell reports it, 1 when it could not start). */
 export function runAttached(argv: string[], opts: AttachedOptions = {}): Promise<number> {
-  const full = inNamespace(argv, opts.netns);
+  const full = inNamespace(argv, opts.netns, opts.view);
   const child = spawn(full[0]!, full.slice(1), { stdio: 'inherit', env: opts.env ?? process.env });
   return new Promise((resolve) => {
     child.on('error', (e) => {

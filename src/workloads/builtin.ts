@@ -10,6 +10,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface PodIdentity {
   name: string;
+  /** The pod's hostname (spec.hostname, else its name): what hostname-answering workloads say. */
+  hostname?: string;
   namespace: string;
   ip: string;
   node: string;
@@ -69,7 +71,7 @@ export function workloadFor(c: { name: string; image: string; command?: string[]
 }
 
 export function helloText(pod: PodIdentity, client: string, server: string): string {
-  return `pod: ${pod.name}\nnamespace: ${pod.namespace}\npod IP: ${pod.ip}\nnode: ${pod.node}\nserver: ${server}\nclient: ${client}\n`;
+  return `pod: ${pod.name}\nnamespace: ${pod.namespace}\n${pod.hostname && pod.hostname !== pod.name ? `hostname: ${pod.hostname}\n` : ''}pod IP: ${pod.ip}\nnode: ${pod.node}\nserver: ${server}\nclient: ${client}\n`;
 }
 
 /** Answers one HTTP request; returns the log line. */
@@ -80,14 +82,14 @@ export function handleHttp(kind: WorkloadKind, pod: PodIdentity, req: IncomingMe
   let status = 200;
   let body: string;
   if (kind === 'hello') body = helloText(pod, client, server);
-  else if (kind === 'serve-hostname') body = pod.name;
+  else if (kind === 'serve-hostname') body = pod.hostname ?? pod.name;
   else {
     switch (url.pathname) {
       case '/':
         body = `NOW: ${new Date().toISOString()}`;
         break;
       case '/hostname':
-        body = pod.name;
+        body = pod.hostname ?? pod.name;
         break;
       case '/clientip':
         body = client;
@@ -120,9 +122,9 @@ export function handleHttp(kind: WorkloadKind, pod: PodIdentity, req: IncomingMe
 /** Answers one UDP datagram (pure). */
 export function answerUdp(kind: WorkloadKind, pod: PodIdentity, message: string, client: string): string {
   if (kind === 'hello') return helloText(pod, client, '');
-  if (kind === 'serve-hostname') return pod.name;
+  if (kind === 'serve-hostname') return pod.hostname ?? pod.name;
   const [cmd, ...rest] = message.trim().split(' ');
-  if (cmd === 'hostname') return pod.name;
+  if (cmd === 'hostname') return pod.hostname ?? pod.name;
   if (cmd === 'echo') return rest.join(' ');
   if (cmd === 'clientip') return client;
   return `unknown command ${JSON.stringify(cmd)}`;
