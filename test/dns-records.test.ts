@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import * as packet from 'dns-packet';
 import type { EndpointSlice, Service } from '../src/api/types.ts';
 import { answer, type ClusterView } from '../src/dns/records.ts';
-import { DnsServer } from '../src/dns/server.ts';
+import { cacheKey, DnsServer } from '../src/dns/server.ts';
 
 const svc = (namespace: string, name: string, spec: Service['spec']): Service => ({ apiVersion: 'v1', kind: 'Service', metadata: { namespace, name }, spec });
 const slice = (namespace: string, service: string, endpoints: Array<{ ip: string; ready?: boolean; hostname?: string }>, ports = [{ name: 'http', port: 8080, protocol: 'TCP' as const }]): EndpointSlice => ({
@@ -113,6 +113,13 @@ test('the wire: an answer with the query ID, authoritative; EDNS0 echoed; too bi
   assert.ok(udp.additionals?.some((a) => a.type === 'OPT'), 'EDNS0 answered with EDNS0');
   const tcp = packet.decode((await server.respond(query('big.default.svc.cluster.local', 'A'), 'tcp'))!);
   assert.equal(tcp.answers?.length, 100);
+  // The cache's key, read from the bytes: what the answer depends on, and nothing of an unusual query.
+  assert.match(cacheKey(query('web.default.svc.cluster.local', 'A', { edns: 4096 }), 'udp')!.key, /\|1232\|1\|1\|0$/, 'EDNS: our 1232-byte limit, RD set');
+  assert.equal(cacheKey(query('web.default.svc.cluster.local', 'SRV'), 'tcp')!.qtype, 33);
+  assert.notEqual(cacheKey(query('Web.default.svc.cluster.local', 'A'), 'udp')!.key, cacheKey(query('web.default.svc.cluster.local', 'A'), 'udp')!.key, 'the question is echoed as asked: case counts');
+  const pointer = Buffer.from(query('web.default.svc.cluster.local', 'A'));
+  pointer[12] = 0xc0;
+  assert.equal(cacheKey(pointer, 'udp'), undefined);
 });
 
 test('bad queries: FORMERR, NOTIMP, REFUSED (another class; outside the cluster with no upstream); responses and runts are not answered; random bytes never throw', async () => {

@@ -57,6 +57,18 @@ export class DnsServer {
   async respond(query: Buffer, proto: 'udp' | 'tcp'): Promise<Buffer | undefined> {
     const t0 = performance.now();
     if (query.length >= 3 && query[2]! & 0x80) return undefined; // a response, not a query: never answer one
+    if (this.cachedGeneration !== this.o.view.generation) {
+      this.cache.clear();
+      this.cachedGeneration = this.o.view.generation;
+    }
+    // The common case, a question asked before: found by its bytes, without decoding the query.
+    const fast = cacheKey(query, proto);
+    const cached = fast === undefined ? undefined : this.cache.get(fast.key);
+    if (cached) {
+      const out = Buffer.from(cached);
+      query.copy(out, 0, 0, 2);
+      return this.observed(out, proto, QTYPE_NAMES[fast!.qtype] ?? String(fast!.qtype), RCODE_NAMES[out[3]! & 0x0f] ?? '?', t0, false);
+    }
     let q: Decoded;
     try {
       q = packet.decode(query) as Decoded;
@@ -72,17 +84,6 @@ export class DnsServer {
     const opt = q.additionals?.find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
     const limit = proto === 'tcp' ? 65535 : Math.max(CLASSIC_UDP, Math.min(opt?.udpPayloadSize ?? CLASSIC_UDP, OUR_UDP));
 
-    if (this.cachedGeneration !== this.o.view.generation) {
-      this.cache.clear();
-      this.cachedGeneration = this.o.view.generation;
-    }
-    const key = `${question.name}|${qtype}|${limit}|${opt ? 1 : 0}|${q.flag_rd ? 1 : 0}|${q.flag_cd ? 1 : 0}`;
-    const hit = this.cache.get(key);
-    if (hit) {
-      const out = Buffer.from(hit);
-      query.copy(out, 0, 0, 2);
-      return this.observed(out, proto, qtype, RCODE_NAMES[out[3]! & 0x0f] ?? '?', t0, false);
-    }
 
     const a = answer(this.o.view, question.name, qtype);
     if (a.forward) {
@@ -91,8 +92,10 @@ export class DnsServer {
       return this.observed(out, proto, qtype, RCODE_NAMES[out[3]! & 0x0f] ?? '?', t0, true);
     }
     const out = this.encode(q, a, opt !== undefined, limit, true);
-    if (this.cache.size >= MAX_CACHE) this.cache.clear();
-    this.cache.set(key, out);
+    if (fast !== undefined) {
+      if (this.cache.size >= MAX_CACHE) this.cache.clear();
+      this.cache.set(fast.key, out);
+    }
     return this.observed(Buffer.from(out), proto, qtype, a.rcode, t0, false);
   }
 
@@ -203,3 +206,30 @@ export class DnsServer {
 }
 
 const RCODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RCODE_NUMBER).map(([k, v]) => [v, k]));
+const QTYPE_NAMES: Record<number, string> = { 1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 255: 'ANY' };
+
+/**
+ * The cache key of a plain query, read from its bytes (pure): one question, no answer or
+ * authority records, at most one additional record and that one an EDNS0 OPT at the root.
+ * The key holds what the answer depends on: the question as asked (case kept), the UDP
+ * limit, EDNS, RD and CD. undefined: anything else (decoded the slow way, never cached).
+ */
+export function cacheKey(query: Buffer, proto: 'udp' | 'tcp'): { key: string; qtype: number } | undefined {
+  if (query.length < 17 || query.readUInt16BE(4) !== 1 || query.readUInt16BE(6) !== 0 || query.readUInt16BE(8) !== 0) return undefined;
+  const additional = query.readUInt16BE(10);
+  if (additional > 1 || (query[2]! & 0x78) !== 0) return undefined; // opcode QUERY only
+  let i = 12;
+  while (i < query.length && query[i] !== 0) {
+    if (query[i]! & 0xc0) return undefined; // a compression pointer in a question: not a plain one
+    i += query[i]! + 1;
+  }
+  const end = i + 5; // the root label, QTYPE, QCLASS
+  if (end > query.length || query.readUInt16BE(i + 3) !== 1) return undefined; // class IN
+  let limit = proto === 'tcp' ? 65535 : CLASSIC_UDP;
+  if (additional === 1) {
+    // OPT: root name, type 41, class = the client's UDP payload size; nothing after it.
+    if (end + 11 > query.length || query[end] !== 0 || query.readUInt16BE(end + 1) !== 41 || end + 11 + query.readUInt16BE(end + 9) !== query.length) return undefined;
+    if (proto === 'udp') limit = Math.max(CLASSIC_UDP, Math.min(query.readUInt16BE(end + 3), OUR_UDP));
+  } else if (end !== query.length) return undefined;
+  return { key: `${query.toString('latin1', 12, end)}|${limit}|${additional}|${query[2]! & 0x01}|${query[3]! & 0x10}`, qtype: query.readUInt16BE(i + 1) };
+}
