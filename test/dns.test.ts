@@ -121,7 +121,9 @@ describe('cluster DNS', { skip: NOT_ROOT }, () => {
   before(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-dns-'));
     kube = new Kube(cluster, stateDir);
-    await kube.ok('up');
+    // Names outside the cluster go to a resolver outside it: dnsmasq on the external client.
+    await kube.ok('up', '--upstream-dns', '172.18.0.200');
+    await kube.ok('exec', '--external', '--', 'dnsmasq', '--user=root', '--no-resolv', '--no-hosts', '--address=/example.org/192.0.2.80', `--pid-file=${join(stateDir, 'dnsmasq.pid')}`);
     await kube.apply(MANIFEST);
     await kube.ok('rollout', 'status', '-n', 'kube-system', 'deployment/coredns', '--timeout', '30s');
     await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '30s');
@@ -185,7 +187,8 @@ describe('cluster DNS', { skip: NOT_ROOT }, () => {
     const nx = await inClient('dig', '+time=2', 'nope.default.svc.cluster.local');
     assert.match(nx, /status: NXDOMAIN/);
     assert.match(nx, /cluster\.local\.\s+5\s+IN\s+SOA/, 'the SOA for negative caching');
-    assert.match(await inClient('dig', '+time=2', 'example.org'), /status: REFUSED/, 'no --upstream-dns: other names are refused');
+    assert.deepEqual(await dig('example.org'), ['192.0.2.80'], 'other names: forwarded to --upstream-dns');
+    assert.match(await inClient('getent', 'hosts', 'ext'), /^192\.0\.2\.80\s+example\.org/, "the ExternalName's CNAME followed by the pod's resolver");
   });
 
   test('an answer too large for UDP is truncated and comes whole over TCP (dig retries by itself)', async () => {
@@ -205,6 +208,17 @@ describe('cluster DNS', { skip: NOT_ROOT }, () => {
     await kube.ok('delete', 'pod', '-n', 'kube-system', dnsPods[0]!.metadata.name);
     const answers = await inClient('sh', '-c', 'for i in $(seq 20); do getent hosts web >/dev/null && echo ok || echo FAIL; done');
     assert.deepEqual(answers.trim().split('\n').filter((l) => l !== 'ok'), [], 'every lookup answered while a DNS pod went');
+  });
+
+  test('10,000 random datagrams at port 53 leave the DNS answering; the built-in workloads answer with the pod\'s hostname', async () => {
+    const flood = `const s = require('dgram').createSocket('udp4'); let n = 0; let seed = 7;
+const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff;
+const next = () => { if (n++ >= 10000) return s.close(); const b = Buffer.from(Array.from({ length: 1 + rnd() % 80 }, rnd)); s.send(b, 53, '10.96.0.10', next); };
+next();`;
+    await inClient('node', '-e', flood);
+    assert.equal((await dig('web.default.svc.cluster.local')).length, 1, 'still answering');
+    const peerA = (await kube.json<Pod>('get', 'pod', 'peer-a')).status!.podIP!;
+    assert.equal(field(await inClient('curl', '-s', '-m', '3', `http://${peerA}:8080/`), 'hostname'), 'p0');
   });
 
   test('metrics with CoreDNS names, health and readiness on the DNS pods', async () => {

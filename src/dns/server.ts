@@ -84,15 +84,26 @@ export class DnsServer {
     const opt = q.additionals?.find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
     const limit = proto === 'tcp' ? 65535 : Math.max(CLASSIC_UDP, Math.min(opt?.udpPayloadSize ?? CLASSIC_UDP, OUR_UDP));
 
-
-    const a = answer(this.o.view, question.name, qtype);
+    let a = answer(this.o.view, question.name, qtype);
+    // An ExternalName's CNAME: its target's records go along (a stub resolver does not chase it).
+    let external = false;
+    const cname = a.answers.length === 1 && a.answers[0]!.type === 'CNAME' && qtype !== 'CNAME' ? (a.answers[0]!.data as string) : undefined;
+    if (cname) {
+      const target = answer(this.o.view, cname, qtype);
+      if (!target.forward) a = { ...a, answers: [...a.answers, ...target.answers] };
+      else if (this.o.upstream) {
+        external = true;
+        a = { ...a, answers: [...a.answers, ...(await this.lookUpstream(cname, qtype))] };
+      }
+    }
     if (a.forward) {
       const forwarded = this.o.upstream ? await this.forward(query, proto) : undefined;
       const out = forwarded ?? this.encode(q, { rcode: this.o.upstream ? 'SERVFAIL' : 'REFUSED', answers: [], authorities: [] }, opt !== undefined, limit, false);
       return this.observed(out, proto, qtype, RCODE_NAMES[out[3]! & 0x0f] ?? '?', t0, true);
     }
     const out = this.encode(q, a, opt !== undefined, limit, true);
-    if (fast !== undefined) {
+    // Not cached: what the upstream said (its TTLs are its own).
+    if (fast !== undefined && !external) {
       if (this.cache.size >= MAX_CACHE) this.cache.clear();
       this.cache.set(fast.key, out);
     }
@@ -113,6 +124,18 @@ export class DnsServer {
     const full = packet.encode(response);
     if (full.length <= limit) return full;
     return packet.encode({ ...response, flags: flags | packet.TRUNCATED_RESPONSE, answers: [], authorities: [] } as packet.Packet);
+  }
+
+  /** The records of `name` (type `qtype`) that the upstream resolver gives; none when it does not answer. */
+  private async lookUpstream(name: string, qtype: string): Promise<Answer['answers']> {
+    const query = packet.encode({ type: 'query', id: Math.floor(Math.random() * 65536), flags: packet.RECURSION_DESIRED, questions: [{ type: qtype as packet.RecordType, name, class: 'IN' }] });
+    const reply = await this.forward(query, 'udp');
+    if (!reply) return [];
+    try {
+      return ((packet.decode(reply).answers ?? []) as Answer['answers']).filter((r) => r.type === qtype || r.type === 'CNAME');
+    } catch {
+      return [];
+    }
   }
 
   /** The query as it came, to the upstream resolver, over the same transport; undefined when it does not answer. */
