@@ -116,7 +116,7 @@ test('the wire: an answer with the query ID, authoritative; EDNS0 echoed; too bi
   // An ExternalName to a name of the cluster: the CNAME and its target's record, in one answer.
   const alias = new DnsServer({ view: fixedView([...SERVICES, svc('default', 'alias', { type: 'ExternalName', externalName: 'web.default.svc.cluster.local' })]) });
   const chased = packet.decode((await alias.respond(query('alias.default.svc.cluster.local', 'A'), 'udp'))!);
-  assert.deepEqual(chased.answers?.map((r) => `${r.type} ${r.data}`), ['CNAME web.default.svc.cluster.local', 'A 10.96.0.20']);
+  assert.deepEqual(chased.answers?.map((r) => `${r.type} ${(r as { data: string }).data}`), ['CNAME web.default.svc.cluster.local', 'A 10.96.0.20']);
   // The cache's key, read from the bytes: what the answer depends on, and nothing of an unusual query.
   assert.match(cacheKey(query('web.default.svc.cluster.local', 'A', { edns: 4096 }), 'udp')!.key, /\|1232\|1\|1\|0$/, 'EDNS: our 1232-byte limit, RD set');
   assert.equal(cacheKey(query('web.default.svc.cluster.local', 'SRV'), 'tcp')!.qtype, 33);

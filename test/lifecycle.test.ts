@@ -73,7 +73,8 @@ describe('up and down through failures', { skip: NOT_ROOT }, () => {
     assert.match(out, /daemon restarted/);
     assert.match(out, /daemon: store opened/);
     assert.equal(alive(stray), false, 'the stray daemon was stopped');
-    assert.equal(daemons().length, 1);
+    const left = daemons();
+    assert.equal(left.length, 1, `daemons left: ${left.map((pid) => `${pid}: ${(() => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '); } catch { return 'gone'; } })()}`).join('; ')}`);
   });
 
   test('a daemon that hangs while starting: up fails saying so, and stops it', async () => {
