@@ -48,7 +48,19 @@ describe('up and down through failures', { skip: NOT_ROOT }, () => {
       return false;
     }
   };
-  const daemons = () => clusterProcesses(cluster).filter((p) => p.role === 'daemon').map((p) => p.pid);
+  /** The cluster's daemons; not a child the daemon has forked and not yet exec'd (`ip -batch`, ...), which wears its command line for a moment. */
+  const daemons = () => {
+    const pids = clusterProcesses(cluster).filter((p) => p.role === 'daemon').map((p) => p.pid);
+    const parent = (pid: number) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      } catch {
+        return 0;
+      }
+    };
+    return pids.filter((pid) => !pids.includes(parent(pid)));
+  };
 
   before(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-life-'));
