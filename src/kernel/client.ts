@@ -46,7 +46,7 @@ export function runsInGuest(argv: string[], inKernel: boolean): boolean {
 }
 
 export interface Stdio {
-  stdin: NodeJS.ReadableStream & { isTTY?: boolean; destroy?: () => void };
+  stdin: NodeJS.ReadableStream;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
 }
