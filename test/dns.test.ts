@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Pod, Service } from '../src/api/types.ts';
 import { NOT_ROOT } from './helpers.ts';
-import { field, Kube, waitFor } from './kube.ts';
+import { field, Kube, waitFor, webApp } from './kube.ts';
 
 /** A selector-less headless Service with 60 addresses: its A answer does not fit 512 bytes. */
 const bigSlice = () => {
@@ -28,24 +28,7 @@ const MANIFEST = `apiVersion: v1
 kind: Namespace
 metadata: {name: shop}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: kubewire/echo, ports: [{name: http, containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
+${webApp()}---
 apiVersion: v1
 kind: Service
 metadata: {name: db, namespace: shop}

@@ -58,3 +58,26 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 export function field(text: string, name: string): string | undefined {
   return text.match(new RegExp(`^${name}: (.*)$`, 'm'))?.[1];
 }
+
+/** The e2e tests' usual app: a Deployment `web` of the built-in echo workload (port `http`, 8080) and its Service on port 80. */
+export function webApp(o: { replicas?: number; serviceType?: 'ClusterIP' | 'NodePort' } = {}): string {
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: ${o.replicas ?? 2}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: kubewire/echo, ports: [{name: http, containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: ${o.serviceType ?? 'ClusterIP'}
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+`;
+}

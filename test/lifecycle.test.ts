@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Deployment, Event, Pod } from '../src/api/types.ts';
 import { clusterProcesses, roleOf } from '../src/daemon/process.ts';
+import { parentPid } from '../src/supervisor/supervisor.ts';
 import { NOT_ROOT } from './helpers.ts';
 import { Kube, waitFor } from './kube.ts';
 
@@ -51,15 +52,7 @@ describe('up and down through failures', { skip: NOT_ROOT }, () => {
   /** The cluster's daemons; not a child the daemon has forked and not yet exec'd (`ip -batch`, ...), which wears its command line for a moment. */
   const daemons = () => {
     const pids = clusterProcesses(cluster).filter((p) => p.role === 'daemon').map((p) => p.pid);
-    const parent = (pid: number) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      } catch {
-        return 0;
-      }
-    };
-    return pids.filter((pid) => !pids.includes(parent(pid)));
+    return pids.filter((pid) => !pids.includes(parentPid(pid) ?? 0));
   };
 
   before(async () => {

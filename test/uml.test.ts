@@ -15,29 +15,10 @@ import { linux } from '../src/dataplane/linux/host.ts';
 import { runCaptured } from '../src/supervisor/supervisor.ts';
 import { runInUml, umlMissing } from '../src/supervisor/uml.ts';
 import { NOT_ROOT } from './helpers.ts';
-import { field, Kube, waitFor } from './kube.ts';
+import { field, Kube, waitFor, webApp } from './kube.ts';
 
 const skip = NOT_ROOT || (umlMissing() ? `user-mode Linux is not installed: ${umlMissing()}` : false);
 
-const WEB = `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: kubewire/echo, ports: [{containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-`;
 
 /** Runs a test command in a fresh UML kernel; it must exit 0 having passed `passes` tests. */
 async function passesInUml(command: string, passes: number, opts: { env?: Record<string, string>; memMB?: number; timeoutMs: number }): Promise<void> {
@@ -80,7 +61,7 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
 
       const nodes = await kube.json('get', 'nodes');
       assert.deepEqual(nodes.items.map((n: any) => n.metadata.name).sort(), ['kwk-node-1', 'kwk-node-2']);
-      await kube.apply(WEB); // stdin travels into the kernel
+      await kube.apply(webApp({ serviceType: 'NodePort' })); // stdin travels into the kernel
       const pods = await waitFor('two web pods running', async () => {
         const list = (await kube.json('get', 'pods')).items.filter((p: any) => p.status?.phase === 'Running' && p.status?.podIP);
         return list.length === 2 ? list : undefined;

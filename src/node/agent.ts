@@ -243,8 +243,13 @@ export class NodeAgent {
   /** The node's own resolver configuration (the host's: nodes keep the host's files), read once. */
   private nodeResolv?: ResolvConf;
 
-  /** The pod's resolv.conf, hosts and hostname, as the kubelet writes them (written again only when they change). */
+  /** Views written by this agent, by pod uid: what they depend on (DNS fields, IP) does not change for a sandbox. */
+  private readonly views = new Map<string, PodView>();
+
+  /** The pod's resolv.conf, hosts and hostname, as the kubelet writes them: once per sandbox (after a restart, only what differs). */
   private writeView(pod: Pod, rec: LocalPod): PodView {
+    const known = this.views.get(rec.uid);
+    if (known) return known;
     const dir = join(this.podDir(rec), 'etc');
     this.nodeResolv ??= parseResolvConf(existsSync('/etc/resolv.conf') ? readFileSync('/etc/resolv.conf', 'utf8') : '');
     const zone = this.o.plan.spec.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
@@ -259,7 +264,9 @@ export class NodeAgent {
       const path = join(dir, name);
       if (!existsSync(path) || readFileSync(path, 'utf8') !== text) writeFileAtomically(path, text, 0o644);
     }
-    return { dir, hostname };
+    const view = { dir, hostname };
+    this.views.set(rec.uid, view);
+    return view;
   }
 
   private async runContainers(pod: Pod, rec: LocalPod, restartPolicy: string, view: PodView): Promise<ContainerStatus[]> {
@@ -401,6 +408,7 @@ export class NodeAgent {
   /** Stops everything of a pod and removes its sandbox and record. */
   private async teardown(rec: LocalPod, graceMs: number): Promise<void> {
     const key = nameKey(rec.namespace, rec.name);
+    this.views.delete(rec.uid);
     await this.o.host.stop(rec.uid).catch((e: Error) => this.o.log(`${this.o.node.name}: ${e.message}`));
     await Promise.all(Object.values(rec.containers).map((c) => (c.process ? stopProcess(c.process, graceMs) : undefined)));
     for (const c of Object.values(rec.containers)) c.process = undefined;

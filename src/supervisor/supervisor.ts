@@ -40,17 +40,28 @@ export interface ProcessRecord {
   startedAt: string;
 }
 
-/** The process's start time in clock ticks since boot; undefined when it is gone or a zombie. */
-export function startTicks(pid: number): string | undefined {
+/** /proc/PID/stat from its third field on (state, ppid, ...); undefined when the process is gone. */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z') return undefined; // a zombie has finished
-    return fields[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
+}
+
+/** The process's start time in clock ticks since boot; undefined when it is gone or a zombie. */
+export function startTicks(pid: number): string | undefined {
+  const fields = statFields(pid);
+  if (!fields || fields[0] === 'Z') return undefined; // a zombie has finished
+  return fields[19];
+}
+
+/** The process's parent; undefined when it is gone. */
+export function parentPid(pid: number): number | undefined {
+  const ppid = statFields(pid)?.[1];
+  return ppid === undefined ? undefined : Number(ppid);
 }
 
 /** Whether the recorded process still runs (a bare pid: whether some process has it). */
