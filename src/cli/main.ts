@@ -8,6 +8,7 @@ import { registerCreateCommands } from './create.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerClusterCommands } from './cluster.ts';
 import { defaultCluster, registerKubectlCommands } from './kubectl.ts';
+import { registerTraceCommands } from './trace.ts';
 import { clusterFlag, clusterKernel, runInKernel, runsInGuest } from '../kernel/client.ts';
 import { takeWarmRequest } from '../kernel/guest.ts';
 
@@ -21,6 +22,7 @@ program
   .showHelpAfterError();
 registerClusterCommands(program);
 registerKubectlCommands(program);
+registerTraceCommands(program);
 registerCreateCommands(program);
 registerCniCommands(program);
 registerDemoCommands(program);

@@ -188,9 +188,22 @@ export interface Netns {
 
   /** Runs a command inside this namespace to its end; resolves with its stdout, rejects (a DataplaneError) when it fails. */
   exec(argv: string[], input?: string): Promise<string>;
+  /**
+   * Starts a long-running observer inside this namespace (`nft monitor`, `tcpdump`); resolves
+   * once it runs, and, with `ready`, once it has printed that text (on stdout or stderr).
+   */
+  monitor(argv: string[], ready?: string): Promise<Monitor>;
 
   /** A listening socket inside this namespace (a file descriptor to hand to net.Server). */
   listen(protocol: 'tcp' | 'udp', port: number, backlog: number, address?: string): number;
+}
+
+/** A running observer (Netns.monitor): what it has printed, and its end. */
+export interface Monitor {
+  /** Resolves when its output (stdout and stderr) contains `text`; rejects after `timeoutMs` or when it ends first. */
+  until(text: string, timeoutMs: number): Promise<void>;
+  /** Ends it (SIGINT: tools flush what they hold) and resolves with everything it wrote to stdout. */
+  stop(): Promise<Buffer>;
 }
 
 /** The host: its network namespaces, and locks shared with the CNI plugins' own. */

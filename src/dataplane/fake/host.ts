@@ -416,6 +416,11 @@ class FakeNetnsHandle implements Netns {
     return fail('invalid', `the fake dataplane runs no processes (${argv[0]}): use the Linux dataplane`);
   }
 
+  async monitor(argv: string[]): Promise<never> {
+    this.ns();
+    return fail('invalid', `the fake dataplane runs no processes (${argv[0]}): use the Linux dataplane`);
+  }
+
   listen(): number {
     return fail('invalid', 'the fake dataplane has no sockets: use the Linux dataplane for traffic');
   }

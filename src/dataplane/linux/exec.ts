@@ -100,3 +100,86 @@ export function spawnNode(argv: string[], opts: RunOptions): Promise<string> {
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/**
+ * A long-running tool (an observer such as `nft monitor` or `tcpdump`): its output is kept
+ * until `stop`, which sends SIGINT (both flush on it) and waits for it to end.
+ */
+export async function startMonitor(argv: string[], netns: string | undefined): Promise<{ until(text: string, timeoutMs: number): Promise<void>; stop(): Promise<Buffer> }> {
+  const out: Buffer[] = [];
+  let seen = ''; // stdout and stderr as text, for `until`
+  let ended = false;
+  const waiters = new Set<() => void>();
+  const wake = () => waiters.forEach((w) => w());
+  const shown = inNetns(netns, argv);
+  let pid: number;
+  let exited: Promise<string>;
+  const addon = optionalNetnsAddon();
+  const onData = (into: Buffer[] | undefined) => (b: Buffer) => {
+    into?.push(b);
+    seen += b.toString('latin1');
+    wake();
+  };
+  if (addon) {
+    const file = toolPath(argv[0]!);
+    const child = addon.spawn(file, [file, ...argv.slice(1)], netns ?? '');
+    pid = child.pid;
+    new Socket({ fd: child.stdin, readable: false, writable: true }).on('error', () => {}).end();
+    let open = 2;
+    let closed!: () => void;
+    const pipesClosed = new Promise<void>((r) => (closed = r));
+    for (const [fd, into] of [[child.stdout, out], [child.stderr, undefined]] as const) {
+      const pipe = new Socket({ fd, readable: true, writable: false });
+      pipe.on('data', onData(into));
+      pipe.on('error', () => {});
+      pipe.on('close', () => --open === 0 && closed());
+    }
+    exited = pipesClosed.then(async () => {
+      for (let i = 0; ; i++) {
+        const status = addon.waitPid(pid);
+        if (status) return status.signal ? `signal ${status.signal}` : `exit code ${status.code}`;
+        await new Promise((r) => setTimeout(r, Math.min(50, 2 ** i)));
+      }
+    });
+  } else {
+    const child = spawn(toolPath(shown[0]!), shown.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    pid = child.pid ?? -1;
+    child.stdout.on('data', onData(out));
+    child.stderr.on('data', onData(undefined));
+    exited = new Promise((r) => child.on('close', (code, signal) => r(signal ? `signal ${signal}` : `exit code ${code}`)));
+  }
+  void exited.then(() => {
+    ended = true;
+    wake();
+  });
+  return {
+    until(text, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => done(new CommandError(shown, null, `did not print ${JSON.stringify(text)} within ${timeoutMs} ms: ${seen.slice(-300)}`, '')), timeoutMs);
+        const check = () => {
+          if (seen.includes(text)) done();
+          else if (ended) done(new CommandError(shown, null, seen.slice(-300) || 'ended before it was ready', ''));
+        };
+        const done = (e?: Error) => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          if (e) reject(e);
+          else resolve();
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    async stop() {
+      if (!ended) {
+        try {
+          process.kill(pid, 'SIGINT');
+        } catch {
+          // gone already
+        }
+      }
+      await exited;
+      return Buffer.concat(out);
+    },
+  };
+}

@@ -4,8 +4,8 @@
 // DataplaneErrors whose code is the kernel's errno, read from the tool's message.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { DataplaneError, isNotFound, NETNS_DIR, netnsPath, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
-import { CommandError, run } from './exec.ts';
+import { DataplaneError, isNotFound, NETNS_DIR, netnsPath, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type Monitor, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
+import { CommandError, run, startMonitor } from './exec.ts';
 import { bridgeBatch, getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, linkRunning } from './ip.ts';
 import { iptablesHasRule, iptablesRestore, iptablesSave } from './iptables.ts';
 import { lockFile } from './lock.ts';
@@ -181,6 +181,17 @@ class LinuxNetns implements Netns {
 
   exec(argv: string[], input?: string): Promise<string> {
     return guarded(() => run(argv, { netns: this.path, input }));
+  }
+
+  monitor(argv: string[], ready?: string): Promise<Monitor> {
+    return guarded(async () => {
+      const m = await startMonitor(argv, this.path);
+      if (ready !== undefined) await m.until(ready, 5_000).catch(async (e: unknown) => {
+        await m.stop();
+        throw e;
+      });
+      return m;
+    });
   }
 
   listen(protocol: 'tcp' | 'udp', port: number, backlog: number, address?: string): number {

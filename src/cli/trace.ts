@@ -1,0 +1,89 @@
+// `kubewire trace FROM TO`: one real probe's path, hop by hop, and `trace --matrix`.
+
+import type { Command } from 'commander';
+import { RESOURCES } from '../api/resources.ts';
+import type { Pod, Service } from '../api/types.ts';
+import { ClusterError } from '../cluster/cluster.ts';
+import { linux } from '../dataplane/linux/host.ts';
+import type { Hop, Leg, Trace } from '../trace/explain.ts';
+import type { Protocol } from '../trace/observe.ts';
+import { traceMatrix, traceOne, TraceError, type ClusterView, type MatrixCell } from '../trace/trace.ts';
+import { connect, defaultCluster } from './kubectl.ts';
+
+const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+function hopRows(hops: Hop[]): string[][] {
+  return [['#', 'WHERE', 'KIND', 'IN', 'OUT', 'WHAT'], ...hops.map((h, i) => [String(i + 1), h.netns, h.kind, h.in ?? '', h.out ?? '', [h.detail, h.rule && `rule: ${h.rule}`, h.verdict && h.kind === 'netfilter' && `verdict: ${h.verdict}`, h.translation && `NAT: ${h.translation}`].filter(Boolean).join('; ')])];
+}
+
+function leg(name: string, l: Leg): string {
+  return `${name}:\n${table(hopRows(l.hops))}\n${name} verdict: ${l.verdict.toUpperCase()}: ${l.reason}`;
+}
+
+export function renderTrace(t: Trace): string {
+  const to = `${t.probe.dst}${t.probe.dport !== undefined ? `:${t.probe.dport}` : ''}`;
+  const lines = [`trace ${t.probe.from} → ${to} (${t.probe.protocol}, probe ${t.probe.protocol === 'icmp' ? 'echo id' : 'source port'} ${t.probe.sport}); the sender saw: ${t.fate}`, '', leg('request', t)];
+  if (t.reply) lines.push('', leg('reply', t.reply));
+  lines.push('', `VERDICT: ${t.verdict}: ${t.reason}`);
+  return lines.join('\n');
+}
+
+const MARK: Record<string, string> = { delivered: '.', dropped: 'X', rejected: 'R' };
+
+export function renderMatrix(m: { sources: string[]; targets: string[]; cells: MatrixCell[] }): string {
+  const cell = (s: string, t: string) => m.cells.find((c) => c.from === s && c.to === t);
+  const header = ['FROM \\ TO', ...m.targets.map((_, i) => String(i + 1))];
+  const rows = m.sources.map((s) => [s, ...m.targets.map((t) => MARK[cell(s, t)?.verdict ?? ''] ?? '?')]);
+  const legend = m.targets.map((t, i) => `${i + 1}: ${t}`).join('   ');
+  const failures = m.cells.filter((c) => c.verdict !== 'delivered').map((c) => `${c.from} → ${c.to}: ${c.verdict}: ${c.reason}`);
+  return [table([header, ...rows]), '', legend, '. delivered   X dropped   R rejected', ...(failures.length ? ['', ...failures] : [])].join('\n');
+}
+
+async function clusterView(cluster: string): Promise<ClusterView> {
+  const { client, plan } = connect(cluster);
+  const rt = (kind: string) => RESOURCES.find((r) => r.kind === kind)!;
+  const [pods, services] = await Promise.all([client.list<Pod>(rt('Pod'), undefined), client.list<Service>(rt('Service'), undefined)]);
+  return { plan, pods: pods.items, services: services.items };
+}
+
+export function registerTraceCommands(program: Command): void {
+  program
+    .command('trace')
+    .description('send a real probe and show its path hop by hop: L2, routes, netfilter rules, NAT, conntrack, and the verdict')
+    .argument('[from]', 'pod/NAME, node/NAME or external')
+    .argument('[to]', 'pod/NAME, service/NAME, IP, IP:PORT (a NodePort at a node)')
+    .option('--port <port>', 'destination port (a Service port, or the pod port); the first one when not given')
+    .option('--protocol <protocol>', 'tcp | udp | icmp')
+    .option('--matrix', 'every pod of the namespace to every pod and Service port, as a table of verdicts')
+    .option('--timeout <seconds>', 'how long a probe waits for its answer', '1')
+    .option('-n, --namespace <ns>', 'namespace', 'default')
+    .option('-o, --output <format>', 'json')
+    .option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster())
+    .action(async (from: string | undefined, to: string | undefined, o: { port?: string; protocol?: string; matrix?: boolean; timeout: string; namespace: string; output?: string; cluster: string }) => {
+      if (o.output !== undefined && o.output !== 'json') throw new ClusterError(`-o ${JSON.stringify(o.output)}: trace prints a table, or json with -o json`);
+      if (o.protocol !== undefined && !['tcp', 'udp', 'icmp'].includes(o.protocol)) throw new ClusterError(`--protocol ${JSON.stringify(o.protocol)}: must be tcp, udp or icmp`);
+      const port = o.port === undefined ? undefined : Number(o.port);
+      if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new ClusterError(`--port ${JSON.stringify(o.port)}: must be a port number from 1 to 65535`);
+      const timeoutSeconds = Number(o.timeout);
+      if (!(timeoutSeconds > 0 && timeoutSeconds <= 30)) throw new ClusterError(`--timeout ${JSON.stringify(o.timeout)}: must be seconds, more than 0 and at most 30`);
+      const view = await clusterView(o.cluster);
+      try {
+        if (o.matrix) {
+          if (from || to) throw new ClusterError('--matrix takes no FROM or TO: it traces every pod of the namespace (-n) to every pod and Service port');
+          const m = await traceMatrix(linux, view, o.namespace, { timeoutSeconds });
+          return out(o.output === 'json' ? JSON.stringify(m, null, 2) : renderMatrix(m));
+        }
+        if (!from || !to) throw new ClusterError('trace needs FROM and TO, e.g. kubewire trace pod/client service/web (or --matrix)');
+        const t = await traceOne(linux, view, { from, to, namespace: o.namespace, ...(port !== undefined ? { port } : {}), ...(o.protocol ? { protocol: o.protocol as Protocol } : {}) }, { timeoutSeconds });
+        out(o.output === 'json' ? JSON.stringify(t, null, 2) : renderTrace(t));
+      } catch (e) {
+        if (e instanceof TraceError) throw new ClusterError(e.message);
+        throw e;
+      }
+    });
+}

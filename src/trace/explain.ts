@@ -1,0 +1,355 @@
+// A probe's path as hops, from what the kernel reported (observe.ts): the walk starts where
+// the probe was sent and goes, namespace by namespace, where the packet really went: each
+// namespace's trace chains say whether it arrived, was delivered locally or left (and by
+// which device, with which addresses after NAT); its rules say what netfilter did; the
+// kernel's own lookups with the packet's keys (`ip route get`, neighbours, the bridges' FDB,
+// listening sockets) say why. The reply is walked the same way from where it was sent.
+
+import { IPTABLES_HOOKS, iptablesPriority, type Hook, type PacketHeader, type TraceEvent } from './events.ts';
+import { TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
+
+export type HopKind = 'l2' | 'l3' | 'netfilter' | 'ipvs' | 'conntrack' | 'socket' | 'ingress';
+
+export interface Hop {
+  /** Where: pod/NS/NAME, node/NAME, network, external. */
+  netns: string;
+  kind: HopKind;
+  in?: string;
+  out?: string;
+  detail: string;
+  rule?: string;
+  translation?: string;
+  verdict?: string;
+}
+
+export type Verdict = 'delivered' | 'rejected' | 'dropped';
+
+export interface Leg {
+  verdict: Verdict;
+  /** One line, in the seed's words. */
+  reason: string;
+  hops: Hop[];
+}
+
+export interface Trace extends Leg {
+  probe: { from: string; protocol: string; dst: string; dport?: number; sport: number };
+  /** What the sender saw. */
+  fate: Fate;
+  destination?: { pod?: string; node?: string; ip: string; port?: number; process?: string };
+  reply?: Leg;
+}
+
+/** The kernel's lookups with a packet's keys, in its namespace. */
+export interface Lookups {
+  /** `ip route get fibmatch DST [from SRC iif DEV]`: the matching route, or the kernel's refusal. */
+  route(netns: string, dst: string, from?: string, iif?: string): Promise<{ route?: { dst: string; gateway?: string; dev?: string; type?: string; table?: string }; error?: string }>;
+  /** The processes listening on the port ("node (pid 12)"); empty when nothing listens. */
+  listeners(netns: string, protocol: 'tcp' | 'udp', port: number): Promise<string[]>;
+}
+
+/** Where a place's devices lead: a pod's eth0 to its node's bridge, a node's (or the client's) eth0 to the underlay. */
+export interface Fabric {
+  /** The bridge a device's frames enter: its place and name; undefined for a device that is not on one. */
+  segment(place: Place, dev: string): { place: Place; bridge: string } | undefined;
+}
+
+export function placeLabel(p: Place): string {
+  return p.kind === 'pod' ? `pod/${p.name}` : p.kind === 'node' ? `node/${p.name}` : p.kind;
+}
+
+/** What one namespace saw of one packet: its events in hook order and the trace chains' views of it. */
+interface Passage {
+  events: Array<TraceEvent & { hook: Hook; priority: number }>;
+  arrived?: PacketHeader;
+  sent?: PacketHeader;
+  local?: PacketHeader;
+  forwarded?: PacketHeader;
+  left?: PacketHeader;
+}
+
+const HOOK_RANK: Record<Hook, number> = { prerouting: 0, output: 0, input: 1, forward: 1, postrouting: 2 };
+const TRACE_CHAINS: Record<string, { hook: Hook; priority: number }> = {
+  'trace-prerouting': { hook: 'prerouting', priority: -350 },
+  'trace-output': { hook: 'output', priority: -350 },
+  'trace-input': { hook: 'input', priority: 350 },
+  'trace-forward': { hook: 'forward', priority: 350 },
+  'trace-postrouting': { hook: 'postrouting', priority: 350 },
+};
+
+/** Which way a packet goes for a probe: its request (source port = the probe's), its reply, or neither. */
+export function direction(h: PacketHeader | undefined, p: Probe, fromIP?: string): 'request' | 'reply' | undefined {
+  if (!h) return undefined;
+  if (p.protocol === 'icmp' && h.protocol === 'icmp' && h.icmpId === p.sport) return h.icmpType === 'echo-request' ? 'request' : h.icmpType === 'echo-reply' ? 'reply' : undefined;
+  if (h.protocol === 'icmp' && (h.icmpType === 'destination-unreachable' || h.icmpType === 'time-exceeded')) {
+    if (h.inner) return h.inner.protocol === p.protocol && h.inner.sport === p.sport ? 'reply' : undefined;
+    return fromIP !== undefined && h.daddr === fromIP ? 'reply' : undefined;
+  }
+  if (h.protocol !== p.protocol) return undefined;
+  if (h.sport === p.sport) return 'request';
+  if (h.dport === p.sport) return 'reply';
+  return undefined;
+}
+
+/** One namespace's events for one packet of the probe (the first of that direction: retransmissions are left out). */
+export function passage(events: TraceEvent[], snap: Snapshot | undefined, probe: Probe, dir: 'request' | 'reply', fromIP?: string): Passage {
+  const out: Passage['events'] = [];
+  // nft: a trace id per packet and hook run (a bridged packet's id changes after prerouting);
+  // each id's packet: line says which packet it is. A second start (prerouting or output) is a retransmission.
+  const keyDir = new Map<string, 'request' | 'reply' | undefined>();
+  const last = new Map<string, { hook: Hook; priority: number }>();
+  let starts = 0;
+  for (const e of events) {
+    if (e.source !== 'nft') continue;
+    if (e.type === 'packet' && !keyDir.has(e.packetKey)) keyDir.set(e.packetKey, direction(e.packet, probe, fromIP));
+    if (keyDir.get(e.packetKey) !== dir) continue;
+    const base = e.table === TRACE_TABLE ? TRACE_CHAINS[e.chain] : snap?.nftChains.get(`${e.table}/${e.chain}`);
+    if (base && e.type === 'packet') {
+      if (base.priority === -350 && ++starts > 1) break;
+      last.set(e.packetKey, base);
+    }
+    const at = last.get(e.packetKey);
+    if (at) out.push({ ...e, ...at });
+  }
+  // iptables: every line carries its packet; the first burst of this direction is one packet's.
+  const legacy = events.filter((e) => e.source === 'iptables' && direction(e.packet, probe, fromIP) === dir);
+  const t0 = legacy[0]?.time ?? 0;
+  let hook: Hook | undefined;
+  for (const e of legacy) {
+    if ((e.time ?? 0) - t0 > 200_000) break;
+    hook = IPTABLES_HOOKS[e.chain] ?? hook;
+    if (!hook) continue;
+    out.push({ ...e, hook, priority: iptablesPriority(e.table, hook) });
+  }
+  // Hook order, then priority; each source keeps its own order within a chain (the sort is stable).
+  out.sort((a, b) => HOOK_RANK[a.hook] - HOOK_RANK[b.hook] || a.priority - b.priority);
+  const seen = (chain: string) => out.find((e) => e.table === TRACE_TABLE && e.chain === chain && e.type === 'packet')?.packet;
+  return { events: out, arrived: seen('trace-prerouting'), sent: seen('trace-output'), local: seen('trace-input'), forwarded: seen('trace-forward'), left: seen('trace-postrouting') };
+}
+
+/** The netfilter steps of a passage as hops, and the rule that ended the packet, if one did. */
+function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined): { hops: Hop[]; stop?: { verdict: 'rejected' | 'dropped'; hop: Hop } } {
+  const hops: Hop[] = [];
+  for (const e of pass.events) {
+    if (e.table === TRACE_TABLE) continue;
+    if (e.source === 'nft') {
+      if (e.type === 'rule') {
+        const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: e.rule, verdict: e.verdict };
+        hops.push(hop);
+        if (/\breject\b/.test(e.rule ?? '')) return { hops, stop: { verdict: 'rejected', hop } };
+        if (e.verdict === 'drop') return { hops, stop: { verdict: 'dropped', hop } };
+      } else if ((e.type === 'policy' || e.type === 'verdict') && e.verdict === 'drop') {
+        const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: `${e.type} drop`, verdict: 'drop' };
+        hops.push(hop);
+        return { hops, stop: { verdict: 'dropped', hop } };
+      }
+      continue;
+    }
+    const table = snap?.iptables.get(e.table);
+    if (e.type === 'rule') {
+      const rule = table?.rules.get(e.chain)?.[(e.ruleNumber ?? 0) - 1] ?? `${e.chain} rule ${e.ruleNumber}`;
+      const target = / -j (\S+)/.exec(rule)?.[1];
+      const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule, verdict: target };
+      const to = / --to-destination (\S+)/.exec(rule)?.[1];
+      if (target === 'DNAT' && to) hop.translation = `destination → ${to}`;
+      hops.push(hop);
+      if (target === 'REJECT') return { hops, stop: { verdict: 'rejected', hop } };
+      if (target === 'DROP') return { hops, stop: { verdict: 'dropped', hop } };
+    } else if (e.type === 'policy' && table?.policies.get(e.chain) === 'DROP') {
+      const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: `policy DROP (-P ${e.chain} DROP)`, verdict: 'DROP' };
+      hops.push(hop);
+      return { hops, stop: { verdict: 'dropped', hop } };
+    }
+  }
+  return { hops };
+}
+
+/** The conntrack entry of the probe in a namespace, as a hop saying what NAT did. */
+export function conntrackHop(label: string, snap: Snapshot | undefined, probe: Probe): Hop | undefined {
+  const line = snap?.conntrack.find((l) => l.includes(`sport=${probe.sport} `) || (probe.protocol === 'icmp' && l.includes(`id=${probe.sport} `)));
+  if (!line) return undefined;
+  const tuples = [...line.matchAll(/src=(\S+) dst=(\S+)(?: sport=(\d+) dport=(\d+))?/g)].map((m) => ({ src: m[1]!, dst: m[2]!, sport: m[3], dport: m[4] }));
+  const state = /^\S+\s+\d+\s+\d+\s+([A-Z_]+)\s/.exec(line)?.[1];
+  const [orig, reply] = tuples;
+  if (!orig || !reply) return { netns: label, kind: 'conntrack', detail: line.replace(/\s+/g, ' ').trim() };
+  const at = (ip: string, port?: string) => (port ? `${ip}:${port}` : ip);
+  const nat: string[] = [];
+  if (reply.src !== orig.dst || reply.sport !== orig.dport) nat.push(`DNAT ${at(orig.dst, orig.dport)} → ${at(reply.src, reply.sport)}`);
+  if (reply.dst !== orig.src || reply.dport !== orig.sport) nat.push(`SNAT ${at(orig.src, orig.sport)} → ${at(reply.dst, reply.dport)}`);
+  const flags = [...line.matchAll(/\[([A-Z]+)\]/g)].map((m) => m[1]).join(' ');
+  return {
+    netns: label,
+    kind: 'conntrack',
+    detail: `${/^(\w+)/.exec(line)?.[1]} entry ${at(orig.src, orig.sport)} → ${at(orig.dst, orig.dport)}, reply expected from ${at(reply.src, reply.sport)}${state ? `; now ${state}` : ''}${flags ? ` [${flags}]` : ''}`,
+    ...(nat.length ? { translation: nat.join(', ') } : {}),
+  };
+}
+
+function macOwner(obs: Observation, mac: string): { place: Place; dev: string } | undefined {
+  for (const place of obs.places) {
+    const link = obs.snapshots.get(place.netns)?.links.find((l) => l.address?.toLowerCase() === mac.toLowerCase() && l.linkinfo?.info_slave_kind !== 'bridge');
+    if (link) return { place, dev: link.ifname };
+  }
+  return undefined;
+}
+
+function ipOwner(obs: Observation, ip: string): { place: Place; dev: string; mac: string } | undefined {
+  for (const place of obs.places) {
+    const link = obs.snapshots.get(place.netns)?.links.find((l) => l.addr_info?.some((a) => a.family === 'inet' && a.local === ip));
+    if (link) return { place, dev: link.ifname, mac: link.address };
+  }
+  return undefined;
+}
+
+/** The L2 step from `place` out of `dev` to the next hop `ip`: the neighbour entry used, and the bridge's FDB decision. */
+function l2Out(obs: Observation, fabric: Fabric, place: Place, dev: string, ip: string): { hops: Hop[]; mac?: string; problem?: string } {
+  const label = placeLabel(place);
+  const snap = obs.snapshots.get(place.netns);
+  const neigh = snap?.neighbours.find((n) => n.dst === ip && n.dev === dev);
+  const hops: Hop[] = [];
+  const state = neigh?.state?.join(',') ?? 'none';
+  if (!neigh?.lladdr) {
+    const detail = `ARP ${ip} on ${dev}: ${neigh ? state : 'no entry'}`;
+    hops.push({ netns: label, kind: 'l2', out: dev, detail });
+    return { hops, problem: `no ARP answer for ${ip} on ${dev} (neighbour ${neigh ? state : 'missing'})` };
+  }
+  hops.push({ netns: label, kind: 'l2', out: dev, detail: `ARP ${ip} is at ${neigh.lladdr} (${state})` });
+  const seg = fabric.segment(place, dev);
+  if (seg) {
+    const bridgeSnap = obs.snapshots.get(seg.place.netns);
+    const own = bridgeSnap?.links.find((l) => l.ifname === seg.bridge)?.address;
+    const entry = bridgeSnap?.fdb.get(seg.bridge)?.find((f) => f.mac.toLowerCase() === neigh.lladdr!.toLowerCase() && f.ifname !== seg.bridge);
+    const detail =
+      own?.toLowerCase() === neigh.lladdr.toLowerCase()
+        ? `bridge ${seg.bridge}: ${neigh.lladdr} is the bridge's own address: up to ${placeLabel(seg.place)}'s IP stack`
+        : entry
+          ? `bridge ${seg.bridge}: FDB ${neigh.lladdr} → port ${entry.ifname}${entry.state === 'permanent' || entry.flags?.includes('permanent') ? ' (permanent)' : ' (learned)'}`
+          : `bridge ${seg.bridge}: no FDB entry for ${neigh.lladdr}: flooded to every port`;
+    hops.push({ netns: placeLabel(seg.place), kind: 'l2', detail });
+  }
+  const owner = ipOwner(obs, ip);
+  if (owner && owner.mac.toLowerCase() !== neigh.lladdr.toLowerCase()) {
+    const holder = macOwner(obs, neigh.lladdr);
+    return { hops, mac: neigh.lladdr, problem: `the neighbour entry for ${ip} on ${dev} says ${neigh.lladdr}, but ${ip} is at ${owner.mac} (${placeLabel(owner.place)} ${owner.dev})${holder ? `; ${neigh.lladdr} is ${placeLabel(holder.place)} ${holder.dev}, which drops a frame for an address not its own` : ': no device has that address, the frame reached nobody'}` };
+  }
+  return { hops, mac: neigh.lladdr };
+}
+
+/** Walks one direction of the probe from `start`; `target` (the reply's) ends it when the packet is delivered there. */
+async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: Probe, dir: 'request' | 'reply', start: Place, fromIP: string | undefined): Promise<Leg & { at?: Place; delivered?: PacketHeader }> {
+  const hops: Hop[] = [];
+  let place = start;
+  let prev: { place: Place; dev: string; ip: string; problem?: string } | undefined;
+  const visited = new Set<string>();
+  for (let step = 0; step < 16; step++) {
+    const label = placeLabel(place);
+    const snap = obs.snapshots.get(place.netns);
+    const pass = passage(obs.events.get(place.netns) ?? [], snap, probe, dir, fromIP);
+    const entered = step === 0 ? (pass.sent ?? pass.arrived) : pass.arrived;
+    if (!entered) {
+      if (step === 0) {
+        const r = await lookups.route(place.netns, probe.dst);
+        hops.push({ netns: label, kind: 'l3', detail: r.error ? `route to ${probe.dst}: ${r.error}` : `route ${describeRoute(r.route!)}` });
+        return { verdict: 'dropped', reason: r.error ? `${label} has no route to ${probe.dst} (${r.error})` : `the probe never left ${label}`, hops };
+      }
+      const why = prev?.problem ?? `the packet left ${placeLabel(prev!.place)} by ${prev!.dev} towards ${prev!.ip} but never reached ${label}`;
+      return { verdict: 'dropped', reason: `dropped between ${placeLabel(prev!.place)} and ${label}: ${why}`, hops };
+    }
+    if (visited.has(place.netns) && step > 0 && !pass.local) return { verdict: 'dropped', reason: `a routing loop: the packet came back to ${label}`, hops };
+    visited.add(place.netns);
+    if (step > 0) hops.push({ netns: label, kind: 'l2', in: entered.iif, detail: `arrived on ${entered.iif ?? '?'}${entered.etherDaddr ? ` (frame to ${entered.etherDaddr})` : ''}: ${entered.saddr} → ${entered.daddr}${portOf(entered)}` });
+    const nf = netfilterHops(label, pass, snap);
+    hops.push(...nf.hops);
+    const ct = conntrackHop(label, snap, probe);
+    if (ct && dir === 'request') hops.push(ct);
+    if (nf.stop) {
+      const why = nf.stop.verdict === 'rejected' ? 'rejected' : 'dropped';
+      const svc = /"([^"]+) has no endpoints"/.exec(nf.stop.hop.rule ?? '')?.[1];
+      return { verdict: nf.stop.verdict, reason: `${why} on ${label} by ${nf.stop.hop.detail}: ${nf.stop.hop.rule}${svc ? ` (Service ${svc} has no endpoints)` : ''}`, hops };
+    }
+    if (pass.local) {
+      const pkt = pass.local;
+      if (probe.protocol === 'icmp' || pkt.protocol === 'icmp') {
+        hops.push({ netns: label, kind: 'socket', detail: `the kernel of ${label} takes the ${pkt.icmpType ?? 'ICMP'} for ${pkt.daddr}` });
+        return { verdict: 'delivered', reason: `delivered to ${label} (${pkt.daddr})`, hops, at: place, delivered: pkt };
+      }
+      if (dir === 'reply') {
+        hops.push({ netns: label, kind: 'socket', detail: `the sender's socket on ${pkt.daddr}:${pkt.dport} gets the ${replyKind(pkt)}` });
+        return { verdict: 'delivered', reason: `the ${replyKind(pkt)} reached the sender in ${label}`, hops, at: place, delivered: pkt };
+      }
+      const listening = await lookups.listeners(place.netns, pkt.protocol as 'tcp' | 'udp', pkt.dport!);
+      if (!listening.length) {
+        hops.push({ netns: label, kind: 'socket', detail: `nothing listens on ${pkt.protocol} port ${pkt.dport} in ${label}` });
+        return { verdict: 'dropped', reason: `no listener: the packet reached ${label} (${pkt.daddr}:${pkt.dport}), but nothing listens on ${pkt.protocol} port ${pkt.dport}${pkt.protocol === 'tcp' ? ', so its kernel answered with a reset' : ''}`, hops, at: place, delivered: pkt };
+      }
+      hops.push({ netns: label, kind: 'socket', detail: `${pkt.protocol} ${pkt.daddr}:${pkt.dport}: ${listening.join(', ')} listens` });
+      return { verdict: 'delivered', reason: `delivered to ${label} at ${pkt.daddr}:${pkt.dport}, where ${listening.join(', ')} listens`, hops, at: place, delivered: pkt };
+    }
+    const left = pass.left;
+    if (!left) {
+      // Arrived (or sent) but neither delivered nor sent on: the routing decision refused it.
+      const pkt = pass.forwarded ?? entered;
+      const r = await lookups.route(place.netns, pkt.daddr!, step > 0 ? pkt.saddr : undefined, step > 0 ? entered.iif : undefined);
+      hops.push({ netns: label, kind: 'l3', in: entered.iif, detail: r.error ? `route to ${pkt.daddr} from ${pkt.saddr}${entered.iif ? ` in on ${entered.iif}` : ''}: ${r.error}` : `route ${describeRoute(r.route!)}` });
+      if (r.error) {
+        const rp = /cross-device/i.test(r.error);
+        return { verdict: 'dropped', reason: rp ? `dropped on ${label} by rp_filter: the way back to ${pkt.saddr} is not through ${entered.iif}` : `${label} has no route to ${pkt.daddr} (${r.error})`, hops };
+      }
+      return { verdict: 'dropped', reason: `dropped on ${label} after routing (by ${r.route?.type ?? 'a'} route ${describeRoute(r.route!)})`, hops };
+    }
+    const r = await lookups.route(place.netns, left.daddr!, step > 0 ? (pass.forwarded ?? entered).saddr : undefined, step > 0 ? entered.iif : undefined);
+    const nextHop = r.route?.gateway ?? left.daddr!;
+    hops.push({ netns: label, kind: 'l3', in: step > 0 ? entered.iif : undefined, out: left.oif, detail: r.route ? `route ${describeRoute(r.route)}: next hop ${nextHop}` : `route to ${left.daddr}: ${r.error}`, ...(left.saddr !== entered.saddr ? { translation: `source ${entered.saddr} → ${left.saddr}` } : {}) });
+    const l2 = l2Out(obs, fabric, place, left.oif!, nextHop);
+    hops.push(...l2.hops);
+    const owner = ipOwner(obs, nextHop);
+    if (!owner) return { verdict: 'dropped', reason: `${label} sent it to ${nextHop} on ${left.oif}, which is no namespace of the cluster`, hops };
+    prev = { place, dev: left.oif!, ip: nextHop, ...(l2.problem ? { problem: l2.problem } : {}) };
+    place = owner.place;
+  }
+  return { verdict: 'dropped', reason: 'the walk went through more than 16 namespaces', hops };
+}
+
+function portOf(h: PacketHeader): string {
+  return h.dport !== undefined ? ` (${h.protocol} ${h.sport} → ${h.dport})` : h.icmpType ? ` (icmp ${h.icmpType})` : '';
+}
+
+function replyKind(h: PacketHeader): string {
+  if (h.protocol === 'icmp') return `ICMP ${h.icmpType}`;
+  if (h.flags?.includes('rst')) return 'reset';
+  if (h.flags?.includes('syn')) return 'SYN-ACK';
+  return `${h.protocol} reply`;
+}
+
+function describeRoute(r: { dst: string; gateway?: string; dev?: string; type?: string; table?: string }): string {
+  return `${r.type && r.type !== 'unicast' ? `${r.type} ` : ''}${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}${r.table && r.table !== 'main' ? ` table ${r.table}` : ''}`;
+}
+
+/** The probe's trace: its request walked from the sender, its reply from where it was answered. */
+export async function explain(obs: Observation, index: number, fabric: Fabric, lookups: Lookups, podOfPlace: (p: Place) => string | undefined = () => undefined): Promise<Trace> {
+  const { probe, fate } = obs.probes[index]!;
+  const fromPass = passage(obs.events.get(probe.from.netns) ?? [], obs.snapshots.get(probe.from.netns), probe, 'request');
+  const fromIP = (fromPass.sent ?? fromPass.left)?.saddr;
+  const request = await walk(obs, fabric, lookups, probe, 'request', probe.from, fromIP);
+  const trace: Trace = {
+    probe: { from: placeLabel(probe.from), protocol: probe.protocol, dst: probe.dst, ...(probe.dport !== undefined ? { dport: probe.dport } : {}), sport: probe.sport },
+    fate,
+    verdict: request.verdict,
+    reason: request.reason,
+    hops: request.hops,
+  };
+  if (request.at && request.delivered) {
+    const pod = podOfPlace(request.at);
+    trace.destination = { ...(pod ? { pod } : { node: placeLabel(request.at) }), ip: request.delivered.daddr!, ...(request.delivered.dport !== undefined ? { port: request.delivered.dport } : {}) };
+    const proc = request.hops.at(-1)?.detail.match(/: (.*) listens$/)?.[1];
+    if (proc && request.verdict === 'delivered') trace.destination.process = proc;
+  }
+  // The reply starts where a packet of the reply was sent by the kernel (the output hook).
+  const answerer = obs.places.find((p) => passage(obs.events.get(p.netns) ?? [], obs.snapshots.get(p.netns), probe, 'reply', fromIP).sent);
+  if (answerer) trace.reply = await walk(obs, fabric, lookups, probe, 'reply', answerer, fromIP);
+  // The sender's own view settles what the trace could not see.
+  if (request.verdict === 'delivered' && (fate === 'refused' || fate === 'timeout') && probe.protocol === 'tcp') {
+    trace.verdict = 'dropped';
+    trace.reason = `${request.reason}, but the sender saw ${fate === 'refused' ? 'a refusal' : 'no answer'}${trace.reply ? `: ${trace.reply.reason}` : ''}`;
+  }
+  return trace;
+}

@@ -1,0 +1,225 @@
+// Sends probes and watches them on the real kernel: in every namespace a probe may cross, a
+// table of trace chains marks the probes' packets (`meta nftrace set 1`, matched on the
+// session's source ports, which NAT keeps) and observes them at every hook; `nft monitor`
+// reports the nf_tables chains they pass and `tcpdump -i nflog:0` the iptables-legacy rules
+// (x_tables logs TRACE lines for packets nft marked). Afterwards each namespace's links,
+// neighbours, bridge FDBs and the probes' conntrack entries are read, then everything the
+// session added is removed: the trace table, its conntrack entries, the observers.
+
+import type { Dataplane, FdbEntry, LinkInfo, Monitor, NeighbourInfo } from '../dataplane/port.ts';
+import { chainPolicies, chainRules, nftBaseChains, parseNflogPcap, parseNftTrace, type Hook, type TraceEvent } from './events.ts';
+
+/** A namespace of the cluster and what it is in the seed's words. */
+export interface Place {
+  kind: 'pod' | 'node' | 'network' | 'external';
+  /** namespace/name for a pod, the node's name, "network", "external". */
+  name: string;
+  /** The namespace's path. */
+  netns: string;
+  /** A pod's node. */
+  node?: string;
+}
+
+export type Protocol = 'tcp' | 'udp' | 'icmp';
+
+export interface ProbeSpec {
+  from: Place;
+  protocol: Protocol;
+  dst: string;
+  /** tcp and udp. */
+  dport?: number;
+}
+
+/** A probe as sent: its identity is its source port (tcp, udp) or echo identifier (icmp). */
+export interface Probe extends ProbeSpec {
+  sport: number;
+}
+
+/** What the sender saw: the probe's real fate. */
+export type Fate = 'connected' | 'refused' | 'unreachable' | 'timeout' | 'sent' | 'answered';
+
+/** One namespace after the probes: what it holds, as the kernel lists it. */
+export interface Snapshot {
+  links: LinkInfo[];
+  neighbours: NeighbourInfo[];
+  /** bridge name → its forwarding database. */
+  fdb: Map<string, FdbEntry[]>;
+  /** The probes' conntrack entries (`conntrack -L` lines). */
+  conntrack: string[];
+  /** iptables-legacy: table → chain → rules, and the built-in chains' policies, for the tables TRACE named. */
+  iptables: Map<string, { rules: Map<string, string[]>; policies: Map<string, string> }>;
+  /** nf_tables base chains ("table/chain") → hook and priority. */
+  nftChains: Map<string, { hook: Hook; priority: number }>;
+}
+
+export interface Observation {
+  probes: Array<{ probe: Probe; fate: Fate; said: string }>;
+  /** netns path → every trace event seen there, nft's and iptables' (each source in its order). */
+  events: Map<string, TraceEvent[]>;
+  snapshots: Map<string, Snapshot>;
+  places: Place[];
+}
+
+export const TRACE_TABLE = 'kubewire-trace';
+/** The conntrack mark of the probes' connections ("kwtr"), by which the session lists and deletes them. */
+export const TRACE_CT_MARK = '0x6b777472';
+
+/** The session's trace table: chains at every hook marking and observing the probes' packets (sport or dport in the range). */
+export function traceTableScript(lo: number, hi: number, ctMark: boolean): string {
+  const range = lo === hi ? `${lo}` : `${lo}-${hi}`;
+  const mark = [
+    // Only what decides a connection's fate: the SYN, and the SYN-ACK or RST that answers it.
+    `tcp sport ${range} tcp flags & (syn | ack) == syn meta nftrace set 1`,
+    `tcp dport ${range} tcp flags & (syn | rst) != 0 meta nftrace set 1`,
+    `udp sport ${range} meta nftrace set 1`,
+    `udp dport ${range} meta nftrace set 1`,
+    `icmp type { echo-request, echo-reply } icmp id ${range} meta nftrace set 1`,
+    `icmp type { destination-unreachable, time-exceeded } meta nftrace set 1`,
+  ];
+  // Marked where conntrack has the connection (after its -200 hooks), so that the session finds and deletes its entries.
+  // Only where conntrack runs anyway (nodes): a ct expression would turn it on in a namespace.
+  const ctRules = [`meta l4proto { tcp, udp } th sport ${range} ct mark set ${TRACE_CT_MARK}`, `meta l4proto { tcp, udp } th dport ${range} ct mark set ${TRACE_CT_MARK}`, `icmp id ${range} ct mark set ${TRACE_CT_MARK}`];
+  const chain = (name: string, hook: Hook, priority: number, rules: string[]) => [`  chain ${name} {`, `    type filter hook ${hook} priority ${priority}; policy accept;`, ...rules.map((r) => `    ${r}`), '  }'];
+  return [
+    `table ip ${TRACE_TABLE} {`,
+    ...chain('trace-prerouting', 'prerouting', -350, mark),
+    ...chain('trace-output', 'output', -350, mark),
+    ...chain('trace-input', 'input', 350, ctMark ? ctRules : []),
+    ...chain('trace-forward', 'forward', 350, []),
+    ...chain('trace-postrouting', 'postrouting', 350, ctMark ? ctRules : []),
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** The command that sends a probe from its namespace, and how to read its end. */
+export function probeCommand(p: Probe, timeoutSeconds: number): { argv: string[]; input?: string } {
+  const w = String(timeoutSeconds);
+  if (p.protocol === 'tcp') return { argv: ['nc', '-z', '-v', '-n', '-w', w, '-p', String(p.sport), p.dst, String(p.dport)] };
+  if (p.protocol === 'udp') return { argv: ['nc', '-u', '-n', '-q', '0', '-p', String(p.sport), p.dst, String(p.dport)], input: 'kubewire trace\n' };
+  return { argv: ['ping', '-c', '1', '-n', '-W', w, '-e', String(p.sport), p.dst] };
+}
+
+export function fateOf(p: Probe, ok: boolean, said: string): Fate {
+  if (p.protocol === 'udp') return 'sent';
+  if (ok) return p.protocol === 'tcp' ? 'connected' : 'answered';
+  if (/refused/i.test(said)) return 'refused';
+  if (/unreachable|no route/i.test(said)) return 'unreachable';
+  return 'timeout';
+}
+
+export interface SessionOptions {
+  /** Namespaces whose iptables rules are iptables-legacy's (their TRACE lines are read from nflog). */
+  legacyIptables: Set<string>;
+  /** Namespaces where conntrack runs (the nodes): the probes' entries there are listed, then deleted. */
+  conntrack: Set<string>;
+  /** Seconds a probe waits for its answer. */
+  timeoutSeconds?: number;
+  /** Probes sent at once. */
+  parallel?: number;
+}
+
+/** The source ports of a session: above Linux's ephemeral range (32768-60999), so no other socket holds them. */
+export function portRange(count: number): { lo: number; hi: number } {
+  const lo = 61_000 + Math.floor(Math.random() * (4_000 - count));
+  return { lo, hi: lo + count - 1 };
+}
+
+/** Sends the probes with tracing on in every place, collects what the kernel reported, and leaves nothing behind. */
+export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[], opts: SessionOptions): Promise<Observation> {
+  if (specs.length > 3_000) throw new Error(`${specs.length} probes in one trace session: at most 3000`);
+  const { lo, hi } = portRange(Math.max(1, specs.length));
+  const probes: Probe[] = specs.map((s, i) => ({ ...s, sport: lo + i }));
+  const monitors: Array<{ netns: string; kind: 'nft' | 'nflog'; monitor: Monitor }> = [];
+  const tabled: string[] = [];
+  const timeout = opts.timeoutSeconds ?? 1;
+  try {
+    await Promise.all(
+      places.map(async (place) => {
+        const ns = dp.at(place.netns);
+        const started = [ns.monitor(['nft', 'monitor']).then((monitor) => monitors.push({ netns: place.netns, kind: 'nft', monitor }))];
+        if (opts.legacyIptables.has(place.netns)) started.push(ns.monitor(['tcpdump', '-i', 'nflog:0', '-U', '-w', '-', '-s', '512'], 'listening on').then((monitor) => monitors.push({ netns: place.netns, kind: 'nflog', monitor })));
+        await Promise.all(started);
+        await ns.nft(traceTableScript(lo, hi, opts.conntrack.has(place.netns)));
+        tabled.push(place.netns);
+        // The monitor has seen its namespace's table appear: it is subscribed.
+        await monitors.find((m) => m.netns === place.netns && m.kind === 'nft')!.monitor.until(`add table ip ${TRACE_TABLE}`, 3_000);
+      }),
+    );
+    const results = await mapLimit(probes, opts.parallel ?? 32, async (probe) => {
+      const { argv, input } = probeCommand(probe, timeout);
+      const ns = dp.at(probe.from.netns);
+      const said = await ns.exec(argv, input).then(
+        (out) => ({ ok: true, text: out }),
+        (e: Error) => ({ ok: false, text: e.message }),
+      );
+      return { probe, fate: fateOf(probe, said.ok, said.text), said: said.text.trim() };
+    });
+    // The last events are on their way through the observers' pipes.
+    await new Promise((r) => setTimeout(r, 30));
+    const snapshots = new Map<string, Snapshot>();
+    await Promise.all(places.map(async (p) => snapshots.set(p.netns, await snapshot(dp, p.netns, opts.conntrack.has(p.netns)))));
+    const events = new Map<string, TraceEvent[]>();
+    const outputs = await Promise.all(monitors.splice(0).map(async (m) => ({ ...m, out: await m.monitor.stop() })));
+    for (const o of outputs) {
+      const parsed = o.kind === 'nft' ? parseNftTrace(o.out.toString('utf8')) : parseNflogPcap(o.out);
+      events.set(o.netns, [...(events.get(o.netns) ?? []), ...parsed]);
+    }
+    // The rules TRACE named by number, and the nft chains' hooks, read now that it is known which are needed.
+    await Promise.all(
+      places.map(async (p) => {
+        const evs = events.get(p.netns) ?? [];
+        const snap = snapshots.get(p.netns)!;
+        const ns = dp.at(p.netns);
+        const tables = new Set(evs.filter((e) => e.source === 'iptables').map((e) => e.table));
+        for (const t of tables) {
+          const save = await ns.iptablesSave(t as 'nat', 4, 'legacy');
+          snap.iptables.set(t, { rules: chainRules(save), policies: chainPolicies(save) });
+        }
+        if (evs.some((e) => e.source === 'nft' && e.table !== TRACE_TABLE)) snap.nftChains = nftBaseChains(await ns.exec(['nft', 'list', 'ruleset']));
+      }),
+    );
+    return { probes: results, events, snapshots, places };
+  } finally {
+    await Promise.all(monitors.map((m) => m.monitor.stop().catch(() => undefined)));
+    await Promise.all(
+      tabled.map(async (netns) => {
+        const ns = dp.at(netns);
+        await ns.nft(`delete table ip ${TRACE_TABLE}\n`).catch(() => undefined);
+        // conntrack exits 1 when nothing matched.
+        if (opts.conntrack.has(netns)) await ns.exec(['conntrack', '-D', '-m', TRACE_CT_MARK]).catch(() => undefined);
+      }),
+    );
+  }
+}
+
+async function snapshot(dp: Dataplane, netns: string, conntrack: boolean): Promise<Snapshot> {
+  const ns = dp.at(netns);
+  const [links, neighbours, entries] = await Promise.all([
+    ns.links(),
+    ns.neighbours(),
+    conntrack
+      ? ns.exec(['conntrack', '-L', '-m', TRACE_CT_MARK]).then(
+          (out) => out.split('\n').filter((l) => l.trim()),
+          () => [] as string[],
+        )
+      : [],
+  ]);
+  const fdb = new Map<string, FdbEntry[]>();
+  for (const l of links.filter((l) => l.linkinfo?.info_kind === 'bridge')) fdb.set(l.ifname, await ns.fdb(l.ifname));
+  return { links, neighbours, fdb, conntrack: entries, iptables: new Map(), nftChains: new Map() };
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return results;
+}

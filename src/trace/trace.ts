@@ -1,0 +1,205 @@
+// `kubewire trace` against a cluster: FROM and TO resolved against its objects (pure), the
+// namespaces a probe may cross, the kernel lookups the explanation asks for, and the matrix.
+
+import type { Pod, Service } from '../api/types.ts';
+import { podNetnsName, type ClusterPlan } from '../cluster/plan.ts';
+import { netnsPath, type Dataplane } from '../dataplane/port.ts';
+import { matches } from '../api/labels.ts';
+import { explain, type Fabric, type Lookups, type Trace } from './explain.ts';
+import { observe, type Place, type Protocol, type ProbeSpec } from './observe.ts';
+
+export class TraceError extends Error {
+  override name = 'TraceError';
+}
+
+export interface ClusterView {
+  plan: ClusterPlan;
+  pods: Pod[];
+  services: Service[];
+}
+
+/** The places every trace watches: the underlay (its bridge and router), every node, the external client. */
+export function infrastructure(plan: ClusterPlan): Place[] {
+  return [
+    { kind: 'network', name: 'network', netns: netnsPath(plan.networkNetns) },
+    { kind: 'external', name: 'external', netns: netnsPath(plan.externalNetns) },
+    ...plan.nodes.map((n): Place => ({ kind: 'node', name: n.name, netns: netnsPath(n.netns) })),
+  ];
+}
+
+export function podPlace(plan: ClusterPlan, pod: Pod): Place | undefined {
+  const node = plan.nodes.find((n) => n.name === pod.spec.nodeName);
+  if (!node || pod.status?.phase !== 'Running' || !pod.status.podIP) return undefined;
+  return { kind: 'pod', name: `${pod.metadata.namespace}/${pod.metadata.name}`, netns: netnsPath(podNetnsName(plan.spec.name, node.name, { namespace: pod.metadata.namespace!, name: pod.metadata.name })), node: node.name };
+}
+
+/** Where a place's devices lead (the cluster's shape: pods on their node's cni0, nodes and the client on the underlay). */
+export function clusterFabric(plan: ClusterPlan): Fabric {
+  const [network] = infrastructure(plan);
+  return {
+    segment(place, dev) {
+      if (place.kind === 'pod' && dev === 'eth0') {
+        const node = plan.nodes.find((n) => n.name === place.node)!;
+        return { place: { kind: 'node', name: node.name, netns: netnsPath(node.netns) }, bridge: 'cni0' };
+      }
+      if ((place.kind === 'node' || place.kind === 'external') && dev === 'eth0') return { place: network!, bridge: 'underlay' };
+      if ((place.kind === 'node' && dev === 'cni0') || (place.kind === 'network' && dev === 'underlay')) return { place, bridge: dev };
+      return undefined;
+    },
+  };
+}
+
+/** The kernel's own answers, asked in the place's namespace. */
+export function kernelLookups(dp: Dataplane): Lookups {
+  return {
+    async route(netns, dst, from, iif) {
+      const argv = ['ip', '-json', 'route', 'get', 'fibmatch', dst, ...(from ? ['from', from] : []), ...(iif ? ['iif', iif] : [])];
+      try {
+        const [route] = JSON.parse(await dp.at(netns).exec(argv)) as Array<{ dst: string; gateway?: string; dev?: string; type?: string; table?: string }>;
+        return route ? { route } : { error: 'no answer' };
+      } catch (e) {
+        return { error: /(?:RTNETLINK answers|Error): ([^\n]*)/.exec((e as Error).message)?.[1]?.trim() ?? (e as Error).message };
+      }
+    },
+    async listeners(netns, protocol, port) {
+      const out = await dp.at(netns).exec(['ss', '-Hlnp', protocol === 'tcp' ? '-t' : '-u', 'sport', '=', `:${port}`]).catch(() => '');
+      const found = new Set<string>();
+      for (const m of out.matchAll(/\("([^"]+)",pid=(\d+)/g)) found.add(`${m[1]} (pid ${m[2]})`);
+      // A socket without a process (the kernel's, or one whose owner is not visible) still listens.
+      if (!found.size && out.trim()) found.add('a socket');
+      return [...found];
+    },
+  };
+}
+
+export interface TraceRequest {
+  from: string;
+  to: string;
+  port?: number;
+  protocol?: Protocol;
+  namespace: string;
+}
+
+/** FROM (pod/NAME, node/NAME, external) as a place. */
+export function resolveFrom(view: ClusterView, from: string, namespace: string): Place {
+  if (from === 'external') return infrastructure(view.plan)[1]!;
+  const [kind, name] = splitRef(from, 'FROM');
+  if (kind === 'node') {
+    const node = view.plan.nodes.find((n) => n.name === name);
+    if (!node) throw new TraceError(`FROM ${from}: no node ${JSON.stringify(name)} (nodes: ${view.plan.nodes.map((n) => n.name).join(', ')})`);
+    return { kind: 'node', name: node.name, netns: netnsPath(node.netns) };
+  }
+  if (kind === 'pod') return podPlaceNamed(view, name, namespace, 'FROM');
+  throw new TraceError(`FROM ${from}: expected pod/NAME, node/NAME or external`);
+}
+
+function podPlaceNamed(view: ClusterView, name: string, namespace: string, what: string): Place {
+  const pod = view.pods.find((p) => p.metadata.name === name && p.metadata.namespace === namespace);
+  if (!pod) throw new TraceError(`${what} pod/${name}: no such pod in namespace ${namespace}`);
+  const place = podPlace(view.plan, pod);
+  if (!place) throw new TraceError(`${what} pod/${name}: the pod is not running (${pod.status?.phase ?? 'Pending'})`);
+  return place;
+}
+
+function splitRef(ref: string, what: string): [string, string] {
+  const m = /^(pod|pods|po|node|nodes|no|service|services|svc)\/(.+)$/.exec(ref);
+  if (!m) throw new TraceError(`${what} ${JSON.stringify(ref)}: expected KIND/NAME (pod/web, node/NAME, service/web), an IP, IP:PORT or http://HOST/PATH`);
+  const kind = m[1]!.startsWith('po') ? 'pod' : m[1]!.startsWith('no') ? 'node' : 'service';
+  return [kind, m[2]!];
+}
+
+/** TO as where to send the probe, and the pods that may receive it (whose namespaces are watched too). */
+export function resolveTo(view: ClusterView, req: TraceRequest): { dst: string; dport?: number; protocol: Protocol; candidates: Pod[]; label: string } {
+  const wantProtocol = req.protocol;
+  const ipPort = /^(\d+\.\d+\.\d+\.\d+)(?::(\d+))?$/.exec(req.to);
+  if (ipPort) {
+    const dst = ipPort[1]!;
+    const dport = ipPort[2] ? Number(ipPort[2]) : req.port;
+    const protocol = wantProtocol ?? (dport === undefined ? 'icmp' : 'tcp');
+    // A NodePort, or any address: every pod a Service on that port could lead to, and the pod holding the address.
+    const backing = dport === undefined ? [] : view.services.filter((s) => s.spec.ports?.some((p) => p.nodePort === dport || p.port === dport)).flatMap((s) => selected(view, s));
+    return { dst, ...(dport !== undefined ? { dport } : {}), protocol, candidates: [...view.pods.filter((p) => p.status?.podIP === dst), ...backing], label: req.to };
+  }
+  const [kind, name] = splitRef(req.to, 'TO');
+  if (kind === 'pod') {
+    const pod = view.pods.find((p) => p.metadata.name === name && p.metadata.namespace === req.namespace);
+    if (!pod?.status?.podIP) throw new TraceError(`TO pod/${name}: no running pod of that name in namespace ${req.namespace}`);
+    const first = pod.spec.containers.flatMap((c) => c.ports ?? [])[0];
+    const dport = req.port ?? first?.containerPort;
+    const protocol = wantProtocol ?? (dport === undefined ? 'icmp' : ((first?.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp'));
+    return { dst: pod.status.podIP, ...(protocol !== 'icmp' && dport !== undefined ? { dport } : {}), protocol, candidates: [pod], label: `pod/${name}` };
+  }
+  if (kind === 'service') {
+    const svc = view.services.find((s) => s.metadata.name === name && s.metadata.namespace === req.namespace);
+    if (!svc) throw new TraceError(`TO service/${name}: no such Service in namespace ${req.namespace}`);
+    if (!svc.spec.clusterIP || svc.spec.clusterIP === 'None') throw new TraceError(`TO service/${name}: a headless Service has no virtual IP; trace one of its pods`);
+    const port = req.port !== undefined ? svc.spec.ports?.find((p) => p.port === req.port) : svc.spec.ports?.[0];
+    if (!port) throw new TraceError(`TO service/${name}: it has no port ${req.port} (ports: ${svc.spec.ports?.map((p) => p.port).join(', ') || 'none'})`);
+    return { dst: svc.spec.clusterIP, dport: port.port, protocol: wantProtocol ?? ((port.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp'), candidates: selected(view, svc), label: `service/${name}` };
+  }
+  throw new TraceError(`TO ${req.to}: a node is not a destination; trace its address (IP or IP:PORT)`);
+}
+
+function selected(view: ClusterView, svc: Service): Pod[] {
+  const sel = svc.spec.selector;
+  if (!sel || !Object.keys(sel).length) return [];
+  return view.pods.filter((p) => p.metadata.namespace === svc.metadata.namespace && matches({ matchLabels: sel }, p.metadata.labels ?? {}));
+}
+
+function uniquePlaces(places: Array<Place | undefined>): Place[] {
+  const byNetns = new Map<string, Place>();
+  for (const p of places) if (p && !byNetns.has(p.netns)) byNetns.set(p.netns, p);
+  return [...byNetns.values()];
+}
+
+export interface RunOptions {
+  timeoutSeconds?: number;
+}
+
+/** One trace, end to end. */
+export async function traceOne(dp: Dataplane, view: ClusterView, req: TraceRequest, opts: RunOptions = {}): Promise<Trace> {
+  const from = resolveFrom(view, req.from, req.namespace);
+  const to = resolveTo(view, req);
+  if (to.protocol !== 'icmp' && to.dport === undefined) throw new TraceError(`TO ${req.to}: which port? give --port (or --protocol icmp)`);
+  const places = uniquePlaces([...infrastructure(view.plan), from, ...to.candidates.map((p) => podPlace(view.plan, p))]);
+  const spec: ProbeSpec = { from, protocol: to.protocol, dst: to.dst, ...(to.dport !== undefined ? { dport: to.dport } : {}) };
+  return (await traceMany(dp, view, places, [spec], opts))[0]!;
+}
+
+/** Probes sent together in one session (one set of observers), each explained. */
+export async function traceMany(dp: Dataplane, view: ClusterView, places: Place[], specs: ProbeSpec[], opts: RunOptions = {}): Promise<Trace[]> {
+  const legacy = new Set(view.plan.spec.iptablesBackend === 'legacy' ? places.filter((p) => p.kind === 'node').map((p) => p.netns) : []);
+  const nodes = new Set(places.filter((p) => p.kind === 'node').map((p) => p.netns));
+  const obs = await observe(dp, places, specs, { legacyIptables: legacy, conntrack: nodes, timeoutSeconds: opts.timeoutSeconds ?? 1 });
+  const fabric = clusterFabric(view.plan);
+  const lookups = kernelLookups(dp);
+  const podOf = (p: Place) => (p.kind === 'pod' ? p.name : undefined);
+  return Promise.all(obs.probes.map((_, i) => explain(obs, i, fabric, lookups, podOf)));
+}
+
+export interface MatrixCell {
+  from: string;
+  to: string;
+  verdict: Trace['verdict'];
+  reason: string;
+}
+
+/** Every running pod of the namespace to every pod (its first port) and every Service port. */
+export async function traceMatrix(dp: Dataplane, view: ClusterView, namespace: string, opts: RunOptions = {}): Promise<{ sources: string[]; targets: string[]; cells: MatrixCell[] }> {
+  const pods = view.pods.filter((p) => p.metadata.namespace === namespace && podPlace(view.plan, p));
+  if (!pods.length) throw new TraceError(`no running pods in namespace ${namespace}`);
+  const targets: Array<{ label: string; dst: string; dport?: number; protocol: Protocol }> = [];
+  for (const p of pods) {
+    const port = p.spec.containers.flatMap((c) => c.ports ?? [])[0];
+    targets.push({ label: `pod/${p.metadata.name}`, dst: p.status!.podIP!, ...(port ? { dport: port.containerPort, protocol: (port.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp' } : { protocol: 'icmp' as const }) });
+  }
+  for (const s of view.services.filter((s) => s.metadata.namespace === namespace && s.spec.clusterIP && s.spec.clusterIP !== 'None')) {
+    for (const port of s.spec.ports ?? []) targets.push({ label: `service/${s.metadata.name}:${port.port}`, dst: s.spec.clusterIP!, dport: port.port, protocol: (port.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp' });
+  }
+  const places = uniquePlaces([...infrastructure(view.plan), ...pods.map((p) => podPlace(view.plan, p))]);
+  const sources = pods.map((p) => podPlace(view.plan, p)!);
+  const specs: ProbeSpec[] = sources.flatMap((from) => targets.map((t) => ({ from, protocol: t.protocol, dst: t.dst, ...(t.dport !== undefined ? { dport: t.dport } : {}) })));
+  const traces = await traceMany(dp, view, places, specs, opts);
+  const cells = traces.map((t, i): MatrixCell => ({ from: `pod/${pods[Math.floor(i / targets.length)]!.metadata.name}`, to: targets[i % targets.length]!.label, verdict: t.verdict, reason: t.reason }));
+  return { sources: pods.map((p) => `pod/${p.metadata.name}`), targets: targets.map((t) => t.label), cells };
+}
