@@ -90,40 +90,57 @@ export function direction(h: PacketHeader | undefined, p: Probe, fromIP?: string
   return undefined;
 }
 
-/** One namespace's events for one packet of the probe (the first of that direction: retransmissions are left out). */
-export function passage(events: TraceEvent[], snap: Snapshot | undefined, probe: Probe, dir: 'request' | 'reply', fromIP?: string): Passage {
-  const out: Passage['events'] = [];
+/**
+ * One namespace's passages of the probe's packet in one direction, in order: usually one, but
+ * a packet may cross a namespace twice (bridged through the underlay, then routed by its
+ * router), and a lost packet is sent again (a retransmission starts a passage of its own).
+ */
+export function passages(events: TraceEvent[], snap: Snapshot | undefined, probe: Probe, dir: 'request' | 'reply', fromIP?: string): Passage[] {
+  const runs: Array<Passage['events']> = [];
   // nft: a trace id per packet and hook run (a bridged packet's id changes after prerouting);
-  // each id's packet: line says which packet it is. A second start (prerouting or output) is a retransmission.
+  // each id's packet: line says which packet it is; a trace chain at -350 starts a passage.
   const keyDir = new Map<string, 'request' | 'reply' | undefined>();
-  const last = new Map<string, { hook: Hook; priority: number }>();
-  let starts = 0;
+  const at = new Map<string, { hook: Hook; priority: number }>();
   for (const e of events) {
     if (e.source !== 'nft') continue;
     if (e.type === 'packet' && !keyDir.has(e.packetKey)) keyDir.set(e.packetKey, direction(e.packet, probe, fromIP));
     if (keyDir.get(e.packetKey) !== dir) continue;
     const base = e.table === TRACE_TABLE ? TRACE_CHAINS[e.chain] : snap?.nftChains.get(`${e.table}/${e.chain}`);
     if (base && e.type === 'packet') {
-      if (base.priority === -350 && ++starts > 1) break;
-      last.set(e.packetKey, base);
+      if (base.priority === -350 || !runs.length) runs.push([]);
+      at.set(e.packetKey, base);
     }
-    const at = last.get(e.packetKey);
-    if (at) out.push({ ...e, ...at });
+    const where = at.get(e.packetKey);
+    if (where) runs.at(-1)!.push({ ...e, ...where });
   }
-  // iptables: every line carries its packet; the first burst of this direction is one packet's.
+  // iptables: every line carries its packet; its lines join the first passage (x_tables runs on nodes, which a packet crosses once).
   const legacy = events.filter((e) => e.source === 'iptables' && direction(e.packet, probe, fromIP) === dir);
   const t0 = legacy[0]?.time ?? 0;
   let hook: Hook | undefined;
+  if (legacy.length && !runs.length) runs.push([]);
   for (const e of legacy) {
-    if ((e.time ?? 0) - t0 > 200_000) break;
+    if ((e.time ?? 0) - t0 > 200_000) break; // a retransmission's
     hook = IPTABLES_HOOKS[e.chain] ?? hook;
     if (!hook) continue;
-    out.push({ ...e, hook, priority: iptablesPriority(e.table, hook) });
+    runs[0]!.push({ ...e, hook, priority: iptablesPriority(e.table, hook) });
   }
-  // Hook order, then priority; each source keeps its own order within a chain (the sort is stable).
-  out.sort((a, b) => HOOK_RANK[a.hook] - HOOK_RANK[b.hook] || a.priority - b.priority);
-  const seen = (chain: string) => out.find((e) => e.table === TRACE_TABLE && e.chain === chain && e.type === 'packet')?.packet;
-  return { events: out, arrived: seen('trace-prerouting'), sent: seen('trace-output'), local: seen('trace-input'), forwarded: seen('trace-forward'), left: seen('trace-postrouting') };
+  return runs.map((run) => {
+    // Hook order, then priority; each source keeps its own order within a chain (the sort is stable).
+    run.sort((a, b) => HOOK_RANK[a.hook] - HOOK_RANK[b.hook] || a.priority - b.priority);
+    const seen = (chain: string) => run.find((e) => e.table === TRACE_TABLE && e.chain === chain && e.type === 'packet')?.packet;
+    return { events: run, arrived: seen('trace-prerouting'), sent: seen('trace-output'), local: seen('trace-input'), forwarded: seen('trace-forward'), left: seen('trace-postrouting') };
+  });
+}
+
+/**
+ * The passage that continues the walk: the one sent here (at the start), or the one that
+ * arrived as `expect` left the previous place, in a frame addressed to this place (a frame
+ * only bridged through it, which br_netfilter shows to its IP hooks all the same, is not).
+ */
+function pickPassage(all: Passage[], start: boolean, expect?: PacketHeader, ownMacs?: Set<string>): Passage {
+  if (start) return all.find((p) => p.sent) ?? all[0] ?? { events: [] };
+  const arrived = all.filter((p) => p.arrived && (!p.arrived.etherDaddr || !ownMacs || ownMacs.has(p.arrived.etherDaddr.toLowerCase())));
+  return arrived.find((p) => p.arrived!.saddr === expect?.saddr && p.arrived!.daddr === expect?.daddr) ?? arrived[0] ?? { events: [] };
 }
 
 /** The netfilter steps of a passage as hops, and the rule that ended the packet, if one did. */
@@ -238,12 +255,13 @@ function l2Out(obs: Observation, fabric: Fabric, place: Place, dev: string, ip: 
 async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: Probe, dir: 'request' | 'reply', start: Place, fromIP: string | undefined): Promise<Leg & { at?: Place; delivered?: PacketHeader }> {
   const hops: Hop[] = [];
   let place = start;
-  let prev: { place: Place; dev: string; ip: string; problem?: string } | undefined;
+  let prev: { place: Place; dev: string; ip: string; left: PacketHeader; problem?: string } | undefined;
   const visited = new Set<string>();
   for (let step = 0; step < 16; step++) {
     const label = placeLabel(place);
     const snap = obs.snapshots.get(place.netns);
-    const pass = passage(obs.events.get(place.netns) ?? [], snap, probe, dir, fromIP);
+    const ownMacs = new Set((snap?.links ?? []).map((l) => l.address?.toLowerCase()).filter((m): m is string => Boolean(m)));
+    const pass = pickPassage(passages(obs.events.get(place.netns) ?? [], snap, probe, dir, fromIP), step === 0, prev?.left, ownMacs);
     const entered = step === 0 ? (pass.sent ?? pass.arrived) : pass.arrived;
     if (!entered) {
       if (step === 0) {
@@ -298,15 +316,23 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
     }
     const r = await lookups.route(place.netns, left.daddr!, step > 0 ? (pass.forwarded ?? entered).saddr : undefined, step > 0 ? entered.iif : undefined);
     const nextHop = r.route?.gateway ?? left.daddr!;
-    hops.push({ netns: label, kind: 'l3', in: step > 0 ? entered.iif : undefined, out: left.oif, detail: r.route ? `route ${describeRoute(r.route)}: next hop ${nextHop}` : `route to ${left.daddr}: ${r.error}`, ...(left.saddr !== entered.saddr ? { translation: `source ${entered.saddr} → ${left.saddr}` } : {}) });
+    hops.push({ netns: label, kind: 'l3', in: step > 0 ? entered.iif : undefined, out: left.oif, detail: r.route ? `route ${describeRoute(r.route)}: next hop ${nextHop}` : `route to ${left.daddr}: ${r.error}`, ...natBetween(entered, left) });
     const l2 = l2Out(obs, fabric, place, left.oif!, nextHop);
     hops.push(...l2.hops);
     const owner = ipOwner(obs, nextHop);
     if (!owner) return { verdict: 'dropped', reason: `${label} sent it to ${nextHop} on ${left.oif}, which is no namespace of the cluster`, hops };
-    prev = { place, dev: left.oif!, ip: nextHop, ...(l2.problem ? { problem: l2.problem } : {}) };
+    prev = { place, dev: left.oif!, ip: nextHop, left, ...(l2.problem ? { problem: l2.problem } : {}) };
     place = owner.place;
   }
   return { verdict: 'dropped', reason: 'the walk went through more than 16 namespaces', hops };
+}
+
+/** What NAT changed between a packet's arrival in a namespace and its leaving. */
+function natBetween(a: PacketHeader, b: PacketHeader): { translation?: string } {
+  const changes: string[] = [];
+  if (a.saddr !== b.saddr || a.sport !== b.sport) changes.push(`source ${a.saddr}${a.sport ? `:${a.sport}` : ''} → ${b.saddr}${b.sport ? `:${b.sport}` : ''}`);
+  if (a.daddr !== b.daddr || a.dport !== b.dport) changes.push(`destination ${a.daddr}${a.dport ? `:${a.dport}` : ''} → ${b.daddr}${b.dport ? `:${b.dport}` : ''}`);
+  return changes.length ? { translation: changes.join(', ') } : {};
 }
 
 function portOf(h: PacketHeader): string {
@@ -327,7 +353,7 @@ function describeRoute(r: { dst: string; gateway?: string; dev?: string; type?: 
 /** The probe's trace: its request walked from the sender, its reply from where it was answered. */
 export async function explain(obs: Observation, index: number, fabric: Fabric, lookups: Lookups, podOfPlace: (p: Place) => string | undefined = () => undefined): Promise<Trace> {
   const { probe, fate } = obs.probes[index]!;
-  const fromPass = passage(obs.events.get(probe.from.netns) ?? [], obs.snapshots.get(probe.from.netns), probe, 'request');
+  const fromPass = pickPassage(passages(obs.events.get(probe.from.netns) ?? [], obs.snapshots.get(probe.from.netns), probe, 'request'), true);
   const fromIP = (fromPass.sent ?? fromPass.left)?.saddr;
   const request = await walk(obs, fabric, lookups, probe, 'request', probe.from, fromIP);
   const trace: Trace = {
@@ -344,7 +370,7 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
     if (proc && request.verdict === 'delivered') trace.destination.process = proc;
   }
   // The reply starts where a packet of the reply was sent by the kernel (the output hook).
-  const answerer = obs.places.find((p) => passage(obs.events.get(p.netns) ?? [], obs.snapshots.get(p.netns), probe, 'reply', fromIP).sent);
+  const answerer = obs.places.find((p) => passages(obs.events.get(p.netns) ?? [], obs.snapshots.get(p.netns), probe, 'reply', fromIP).some((x) => x.sent));
   if (answerer) trace.reply = await walk(obs, fabric, lookups, probe, 'reply', answerer, fromIP);
   // The sender's own view settles what the trace could not see.
   if (request.verdict === 'delivered' && (fate === 'refused' || fate === 'timeout') && probe.protocol === 'tcp') {
