@@ -137,9 +137,10 @@ export function passages(events: TraceEvent[], snap: Snapshot | undefined, probe
  * arrived as `expect` left the previous place, in a frame addressed to this place (a frame
  * only bridged through it, which br_netfilter shows to its IP hooks all the same, is not).
  */
-function pickPassage(all: Passage[], start: boolean, expect?: PacketHeader, ownMacs?: Set<string>): Passage {
+function pickPassage(all: Passage[], start: boolean, expect?: PacketHeader, ownMacs?: Set<string>, used: Set<Passage> = new Set()): Passage {
   if (start) return all.find((p) => p.sent) ?? all[0] ?? { events: [] };
-  const arrived = all.filter((p) => p.arrived && (!p.arrived.etherDaddr || !ownMacs || ownMacs.has(p.arrived.etherDaddr.toLowerCase())));
+  // A packet may cross a namespace twice (a NodePort of another node, DNATed back to a pod here): each passage is walked once.
+  const arrived = all.filter((p) => !used.has(p) && p.arrived && (!p.arrived.etherDaddr || !ownMacs || ownMacs.has(p.arrived.etherDaddr.toLowerCase())));
   return arrived.find((p) => p.arrived!.saddr === expect?.saddr && p.arrived!.daddr === expect?.daddr) ?? arrived[0] ?? { events: [] };
 }
 
@@ -256,12 +257,13 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
   const hops: Hop[] = [];
   let place = start;
   let prev: { place: Place; dev: string; ip: string; left: PacketHeader; problem?: string } | undefined;
-  const visited = new Set<string>();
+  const used = new Set<Passage>();
   for (let step = 0; step < 16; step++) {
     const label = placeLabel(place);
     const snap = obs.snapshots.get(place.netns);
     const ownMacs = new Set((snap?.links ?? []).map((l) => l.address?.toLowerCase()).filter((m): m is string => Boolean(m)));
-    const pass = pickPassage(passages(obs.events.get(place.netns) ?? [], snap, probe, dir, fromIP), step === 0, prev?.left, ownMacs);
+    const pass = pickPassage(passages(obs.events.get(place.netns) ?? [], snap, probe, dir, fromIP), step === 0, prev?.left, ownMacs, used);
+    used.add(pass);
     const entered = step === 0 ? (pass.sent ?? pass.arrived) : pass.arrived;
     if (!entered) {
       if (step === 0) {
@@ -272,8 +274,6 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
       const why = prev?.problem ?? `the packet left ${placeLabel(prev!.place)} by ${prev!.dev} towards ${prev!.ip} but never reached ${label}`;
       return { verdict: 'dropped', reason: `dropped between ${placeLabel(prev!.place)} and ${label}: ${why}`, hops };
     }
-    if (visited.has(place.netns) && step > 0 && !pass.local) return { verdict: 'dropped', reason: `a routing loop: the packet came back to ${label}`, hops };
-    visited.add(place.netns);
     if (step > 0) hops.push({ netns: label, kind: 'l2', in: entered.iif, detail: `arrived on ${entered.iif ?? '?'}${entered.etherDaddr ? ` (frame to ${entered.etherDaddr})` : ''}: ${entered.saddr} → ${entered.daddr}${portOf(entered)}` });
     const nf = netfilterHops(label, pass, snap);
     hops.push(...nf.hops);
@@ -281,8 +281,11 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
     if (ct && dir === 'request') hops.push(ct);
     if (nf.stop) {
       const why = nf.stop.verdict === 'rejected' ? 'rejected' : 'dropped';
-      const svc = /"([^"]+) has no endpoints"/.exec(nf.stop.hop.rule ?? '')?.[1];
-      return { verdict: nf.stop.verdict, reason: `${why} on ${label} by ${nf.stop.hop.detail}: ${nf.stop.hop.rule}${svc ? ` (Service ${svc} has no endpoints)` : ''}`, hops };
+      const rule = nf.stop.hop.rule ?? '';
+      const none = /"([^"]+) has no endpoints"/.exec(rule)?.[1];
+      const noLocal = /"([^"]+) has no local endpoints"/.exec(rule)?.[1];
+      const because = none ? ` (Service ${none} has no endpoints)` : noLocal ? ` (externalTrafficPolicy Local: Service ${noLocal} has no endpoint on this node)` : '';
+      return { verdict: nf.stop.verdict, reason: `${why} on ${label} by ${nf.stop.hop.detail}: ${rule}${because}`, hops };
     }
     if (pass.local) {
       const pkt = pass.local;
@@ -354,7 +357,10 @@ function describeRoute(r: { dst: string; gateway?: string; dev?: string; type?: 
 export async function explain(obs: Observation, index: number, fabric: Fabric, lookups: Lookups, podOfPlace: (p: Place) => string | undefined = () => undefined): Promise<Trace> {
   const { probe, fate } = obs.probes[index]!;
   const fromPass = pickPassage(passages(obs.events.get(probe.from.netns) ?? [], obs.snapshots.get(probe.from.netns), probe, 'request'), true);
-  const fromIP = (fromPass.sent ?? fromPass.left)?.saddr;
+  // nft shows no ICMP error's quoted packet: one is taken as this probe's answer only when no other probe from the same sender was refused.
+  const refused = (f: Fate) => f === 'refused' || f === 'unreachable';
+  const alone = refused(fate) && obs.probes.filter((p) => p.probe.from.netns === probe.from.netns && refused(p.fate)).length === 1;
+  const fromIP = alone ? (fromPass.sent ?? fromPass.left)?.saddr : undefined;
   const request = await walk(obs, fabric, lookups, probe, 'request', probe.from, fromIP);
   const trace: Trace = {
     probe: { from: placeLabel(probe.from), protocol: probe.protocol, dst: probe.dst, ...(probe.dport !== undefined ? { dport: probe.dport } : {}), sport: probe.sport },
@@ -370,12 +376,18 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
     if (proc && request.verdict === 'delivered') trace.destination.process = proc;
   }
   // The reply starts where a packet of the reply was sent by the kernel (the output hook).
-  const answerer = obs.places.find((p) => passages(obs.events.get(p.netns) ?? [], obs.snapshots.get(p.netns), probe, 'reply', fromIP).some((x) => x.sent));
+  const answers = (p: Place) => passages(obs.events.get(p.netns) ?? [], obs.snapshots.get(p.netns), probe, 'reply', fromIP).some((x) => x.sent);
+  const answerer = request.at && answers(request.at) ? request.at : obs.places.find(answers);
   if (answerer) trace.reply = await walk(obs, fabric, lookups, probe, 'reply', answerer, fromIP);
-  // The sender's own view settles what the trace could not see.
-  if (request.verdict === 'delivered' && (fate === 'refused' || fate === 'timeout') && probe.protocol === 'tcp') {
+  // A request delivered whose answer was lost is, for the sender, lost all the same.
+  if (trace.verdict === 'delivered' && trace.reply && trace.reply.verdict !== 'delivered') {
     trace.verdict = 'dropped';
-    trace.reason = `${request.reason}, but the sender saw ${fate === 'refused' ? 'a refusal' : 'no answer'}${trace.reply ? `: ${trace.reply.reason}` : ''}`;
+    trace.reason = `${request.reason}; but its reply was lost: ${trace.reply.reason}`;
+  }
+  // The walk says what the kernel reported; the sender's view is beside it, and a disagreement is said, not hidden.
+  const saw = { connected: 'delivered', answered: 'delivered', refused: 'refused', unreachable: 'refused', timeout: 'silent', sent: undefined }[fate];
+  if (saw === 'delivered' ? trace.verdict !== 'delivered' : saw !== undefined && trace.verdict === 'delivered' && probe.protocol === 'tcp') {
+    trace.reason += ` (but the sender saw ${fate})`;
   }
   return trace;
 }

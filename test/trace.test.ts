@@ -1,0 +1,380 @@
+// `kubewire trace` end to end (root): real probes in a 3-node cluster, each path of the seed
+// traced as a user runs it (the CLI, -o json), the cluster broken in the ways people break it,
+// a randomized differential run (the trace's verdict against the probe's real fate), and
+// the same in nftables mode. Every trace must leave no rule, conntrack entry or process.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Pod, Service } from '../src/api/types.ts';
+import { loadCluster } from '../src/cluster/cluster.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
+import { TRACE_CT_MARK, TRACE_TABLE, type ProbeSpec } from '../src/trace/observe.ts';
+import { infrastructure, podPlace, traceMany, type ClusterView } from '../src/trace/trace.ts';
+import { NOT_ROOT } from './helpers.ts';
+import { Kube, waitFor } from './kube.ts';
+
+const MANIFEST = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: kubewire/echo, ports: [{name: http, containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  nodeName: NODE1
+  containers: [{name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: neighbour, labels: {app: solo}}
+spec:
+  nodeName: NODE1
+  containers: [{name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: far, labels: {app: local}}
+spec:
+  nodeName: NODE2
+  containers: [{name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: solo}
+spec:
+  selector: {app: solo}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: local}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty}
+spec:
+  selector: {app: nothing}
+  ports: [{port: 80}]
+`;
+
+interface TraceJson {
+  verdict: string;
+  reason: string;
+  fate: string;
+  hops: Array<{ netns: string; kind: string; in?: string; out?: string; detail: string; rule?: string; translation?: string }>;
+  destination?: { pod?: string; ip: string; port?: number; process?: string };
+  reply?: { verdict: string; hops: unknown[] };
+}
+
+function sh(netns: string, ...argv: string[]): string {
+  return execFileSync('ip', ['netns', 'exec', netns, ...argv], { encoding: 'utf8', timeout: 10_000 });
+}
+
+/** Nothing of a trace is left in the cluster's namespaces: no trace table, no marked conntrack entry, no observer. */
+function assertNothingLeft(cluster: string): void {
+  const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`kw_${cluster}_`));
+  assert.ok(namespaces.length > 5);
+  for (const ns of namespaces) {
+    assert.doesNotMatch(sh(ns, 'nft', 'list', 'tables'), new RegExp(TRACE_TABLE), `trace table left in ${ns}`);
+    let marked = '';
+    try {
+      marked = sh(ns, 'conntrack', '-L', '-m', TRACE_CT_MARK);
+    } catch {
+      // exit 1: nothing listed
+    }
+    assert.equal(marked.trim(), '', `trace conntrack entries left in ${ns}`);
+  }
+  const observers = execFileSync('sh', ['-c', 'pgrep -af \"^(nft monitor|tcpdump -i nflog)\" || true'], { encoding: 'utf8' });
+  assert.equal(observers.trim(), '', 'observer processes left');
+}
+
+describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
+  const cluster = 'ktrace';
+  let stateDir: string;
+  let kube: Kube;
+  let node1: string;
+  let node2: string;
+  const trace = async (...args: string[]): Promise<TraceJson> => JSON.parse(await kube.ok('trace', ...args, '-o', 'json')) as TraceJson;
+
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'kwt-trace-'));
+    kube = new Kube(cluster, stateDir);
+    process.env.KUBEWIRE_STATE_DIR = stateDir; // loadCluster, for the in-process differential run
+    await kube.ok('up', '--nodes', '3');
+    node1 = `${cluster}-node-1`;
+    node2 = `${cluster}-node-2`;
+    await kube.apply(MANIFEST.replaceAll('NODE1', node1).replaceAll('NODE2', node2));
+    await waitFor('all pods running', async () => {
+      const pods = (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
+      return pods.length === 6 && pods.every((p) => p.status?.phase === 'Running');
+    }, 30_000);
+    // Endpoints reach every node's rules.
+    await waitFor('the web Service answers', async () => (await kube.run(['exec', 'client', '--', 'curl', '-s', '-m', '1', 'http://web/'])).code === 0, 20_000);
+  });
+
+  after(async () => {
+    await kube.run(['down']);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const pods = async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
+
+  test('pod to pod on the same node: bridged by cni0, delivered to the listening process', async () => {
+    const t = await trace('pod/client', 'pod/neighbour');
+    assert.equal(t.verdict, 'delivered', t.reason);
+    assert.equal(t.fate, 'connected');
+    assert.match(t.destination!.pod!, /default\/neighbour/);
+    assert.equal(t.destination!.port, 8080);
+    assert.match(t.destination!.process!, /pid \d+/);
+    assert.ok(t.hops.some((h) => h.kind === 'l2' && /bridge cni0: FDB .* → port veth/.test(h.detail)), 'the FDB decision on cni0');
+    assert.ok(!t.hops.some((h) => h.netns === 'network'), 'same-node traffic never reaches the underlay');
+    assert.equal(t.reply?.verdict, 'delivered');
+    assertNothingLeft(cluster);
+  });
+
+  test('pod to pod across nodes: via the router, which routes by node CIDR, without NAT', async () => {
+    const t = await trace('pod/client', 'pod/far');
+    assert.equal(t.verdict, 'delivered', t.reason);
+    const routed = t.hops.find((h) => h.netns === 'network' && h.kind === 'l3');
+    assert.match(routed!.detail, /route 10\.244\.1\.0\/24 via 172\.18\.0\.12/);
+    assert.ok(!t.hops.some((h) => h.translation), 'the pod address crosses nodes unchanged');
+    const arrived = t.hops.find((h) => h.netns === 'pod/default/far' && h.kind === 'l2');
+    const client = (await pods()).find((p) => p.metadata.name === 'client')!;
+    assert.match(arrived!.detail, new RegExp(`${client.status!.podIP!.replaceAll('.', '\\.')} →`));
+  });
+
+  test('Service from a pod: KUBE-SERVICES → KUBE-SVC → KUBE-SEP, DNAT to an endpoint, un-DNAT on the reply', async () => {
+    const t = await trace('pod/client', 'service/web');
+    assert.equal(t.verdict, 'delivered', t.reason);
+    const rules = t.hops.filter((h) => h.kind === 'netfilter').map((h) => h.rule ?? '');
+    assert.ok(rules.some((r) => /^-A KUBE-SERVICES .*default\/web cluster IP.* -j KUBE-SVC-/.test(r)), 'the Service rule');
+    assert.ok(rules.some((r) => /^-A KUBE-SEP-\S+ .* -j DNAT --to-destination 10\.244\.\d+\.\d+:8080/.test(r)), 'the endpoint rule');
+    const ct = t.hops.find((h) => h.kind === 'conntrack');
+    assert.match(ct!.translation!, /DNAT 10\.\d+\.\d+\.\d+:80 → 10\.244\.\d+\.\d+:8080/);
+    assert.match(t.destination!.pod!, /default\/web-/);
+    assert.equal(t.reply?.verdict, 'delivered');
+  });
+
+  test('Service from a node, and hairpin (a pod to its own Service)', async () => {
+    const fromNode = await trace(`node/${node2}`, 'service/web');
+    assert.equal(fromNode.verdict, 'delivered', fromNode.reason);
+    assert.ok(fromNode.hops.some((h) => h.kind === 'netfilter' && /^-A OUTPUT .*KUBE-SERVICES/.test(h.rule ?? '')), 'locally generated: nat OUTPUT');
+    const hairpin = await trace('pod/neighbour', 'service/solo');
+    assert.equal(hairpin.verdict, 'delivered', hairpin.reason);
+    assert.equal(hairpin.destination!.pod, 'default/neighbour');
+    assert.ok(hairpin.hops.some((h) => /KUBE-MARK-MASQ/.test(h.rule ?? '')), 'hairpin traffic is marked for masquerade');
+    assert.ok(hairpin.hops.some((h) => /SNAT/.test(h.translation ?? '') || /source/.test(h.translation ?? '')), 'and masqueraded');
+  });
+
+  test('NodePort from outside: masqueraded to the endpoint; externalTrafficPolicy Local drops on a node without endpoints', async () => {
+    const svc = await kube.json<Service>('get', 'service', 'web');
+    const nodeIP = '172.18.0.11';
+    const t = await trace('external', `${nodeIP}:${svc.spec.ports![0]!.nodePort}`);
+    assert.equal(t.verdict, 'delivered', t.reason);
+    assert.ok(t.hops.some((h) => /-j MASQUERADE/.test(h.rule ?? '')), 'KUBE-POSTROUTING masquerades');
+    assert.match(t.hops.find((h) => h.kind === 'conntrack')!.translation!, /SNAT 172\.18\.0\.200/);
+    const local = await kube.json<Service>('get', 'service', 'local');
+    const dropped = await trace('external', `${nodeIP}:${local.spec.ports![0]!.nodePort}`);
+    assert.equal(dropped.verdict, 'dropped');
+    assert.match(dropped.reason, /node\/ktrace-node-1 .*has no local endpoints.*externalTrafficPolicy Local/);
+    assert.equal(dropped.fate, 'timeout');
+    const served = await trace('external', `172.18.0.12:${local.spec.ports![0]!.nodePort}`);
+    assert.equal(served.verdict, 'delivered', served.reason);
+  });
+
+  test('a Service without endpoints is rejected by its REJECT rule', async () => {
+    const t = await trace('pod/client', 'service/empty');
+    assert.equal(t.verdict, 'rejected');
+    assert.match(t.reason, /default\/empty has no endpoints.*-j REJECT/);
+    assert.equal(t.fate, 'refused');
+    assert.match(JSON.stringify(t.reply), /destination-unreachable/);
+  });
+
+  test('the text form names hops and the verdict; bad input is one clear line', async () => {
+    const text = await kube.ok('trace', 'pod/client', 'service/web');
+    assert.match(text, /^#\s+WHERE\s+KIND\s+IN\s+OUT\s+WHAT$/m);
+    assert.match(text, /^VERDICT: delivered: delivered to pod\/default\/web-/m);
+    for (const [args, message] of [
+      [['pod/nope', 'service/web'], /FROM pod\/nope: no such pod in namespace default/],
+      [['pod/client', 'service/nope'], /TO service\/nope: no such Service/],
+      [['pod/client', 'deploy/web'], /expected KIND\/NAME/],
+      [['pod/client', 'service/web', '--protocol', 'sctp'], /--protocol "sctp": must be tcp, udp or icmp/],
+      [['pod/client', 'service/web', '--port', '81'], /it has no port 81/],
+    ] as const) {
+      const r = await kube.run(['trace', ...args]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
+
+  test('a broken cluster: the verdict names the hop and the cause', async () => {
+    const { networkNetns, nodes } = loadCluster(cluster);
+    const [n1, n2] = nodes;
+    // A node's route deleted on the router.
+    sh(networkNetns, 'ip', 'route', 'del', n2!.podCIDR);
+    try {
+      const t = await trace('pod/client', 'pod/far');
+      assert.equal(t.verdict, 'dropped');
+      assert.match(t.reason, /^network has no route to 10\.244\.1\.\d+/);
+      assert.equal(t.fate, 'unreachable');
+    } finally {
+      sh(networkNetns, 'ip', 'route', 'add', n2!.podCIDR, 'via', n2!.ip);
+    }
+    // A DROP rule inserted on a node.
+    sh(n1!.netns, 'iptables-legacy', '-I', 'FORWARD', '-d', n2!.podCIDR, '-j', 'DROP');
+    try {
+      const t = await trace('pod/client', 'pod/far');
+      assert.equal(t.verdict, 'dropped');
+      assert.match(t.reason, /dropped on node\/ktrace-node-1 by forward filter FORWARD: -A FORWARD -d 10\.244\.1\.0\/24 -j DROP/);
+      assert.equal(t.fate, 'timeout');
+    } finally {
+      sh(n1!.netns, 'iptables-legacy', '-D', 'FORWARD', '-d', n2!.podCIDR, '-j', 'DROP');
+    }
+    // Nothing listening on the port.
+    const quiet = await trace('pod/client', 'pod/far', '--port', '9999');
+    assert.equal(quiet.verdict, 'dropped');
+    assert.match(quiet.reason, /no listener: .*nothing listens on tcp port 9999/);
+    assert.equal(quiet.fate, 'refused');
+    // The router's neighbour entry poisoned on a node.
+    sh(n1!.netns, 'ip', 'neigh', 'replace', '172.18.0.1', 'dev', 'eth0', 'lladdr', '02:00:00:00:00:99');
+    try {
+      const t = await trace('pod/client', 'pod/far');
+      assert.equal(t.verdict, 'dropped');
+      assert.match(t.reason, /between node\/ktrace-node-1 and network: the neighbour entry for 172\.18\.0\.1 on eth0 says 02:00:00:00:00:99, but 172\.18\.0\.1 is at/);
+      assert.ok(t.hops.some((h) => /no FDB entry for 02:00:00:00:00:99: flooded/.test(h.detail)), 'the underlay floods the unknown address');
+    } finally {
+      sh(n1!.netns, 'ip', 'neigh', 'del', '172.18.0.1', 'dev', 'eth0');
+    }
+    assert.equal((await trace('pod/client', 'pod/far')).verdict, 'delivered', 'mended');
+    assertNothingLeft(cluster);
+  });
+
+  test('--matrix: every pod to every pod and Service port', async () => {
+    const m = JSON.parse(await kube.ok('trace', '--matrix', '-o', 'json')) as { sources: string[]; targets: string[]; cells: Array<{ from: string; to: string; verdict: string; reason: string }> };
+    assert.equal(m.sources.length, 6);
+    assert.equal(m.cells.length, m.sources.length * m.targets.length);
+    for (const c of m.cells) {
+      if (c.to === 'service/empty:80') assert.equal(c.verdict, 'rejected', `${c.from} → ${c.to}`);
+      else assert.equal(c.verdict, 'delivered', `${c.from} → ${c.to}: ${c.reason}`);
+    }
+    const text = await kube.ok('trace', '--matrix');
+    assert.match(text, /service\/empty:80: rejected: rejected on node/);
+    assertNothingLeft(cluster);
+  });
+
+  test('differential: over 200 random probes and breakages, the verdict is the probe\'s real fate', async () => {
+    const plan = loadCluster(cluster);
+    const podList = (await pods()).filter((p) => p.status?.phase === 'Running');
+    const services = (await kube.json<{ items: Service[] }>('get', 'services')).items;
+    const view: ClusterView = { plan, pods: podList, services };
+    const places = [...infrastructure(plan), ...podList.map((p) => podPlace(plan, p)!)];
+    const sources = places.filter((p) => p.kind !== 'network');
+    const web = services.find((s) => s.metadata.name === 'web')!;
+    const targets: Array<{ dst: string; dport: number }> = [
+      ...podList.map((p) => ({ dst: p.status!.podIP!, dport: 8080 })),
+      ...podList.slice(0, 2).map((p) => ({ dst: p.status!.podIP!, dport: 9999 })),
+      ...services.filter((s) => s.spec.clusterIP && s.spec.clusterIP !== 'None' && s.metadata.namespace === 'default' && s.spec.ports?.[0]?.protocol !== 'UDP').map((s) => ({ dst: s.spec.clusterIP!, dport: s.spec.ports![0]!.port })),
+      ...plan.nodes.map((n) => ({ dst: n.ip, dport: web.spec.ports![0]!.nodePort! })),
+    ];
+    let seed = 42;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const [n1, n2, n3] = plan.nodes;
+    const breakages: Array<{ name: string; on: () => void; off: () => void }> = [
+      { name: 'none', on: () => {}, off: () => {} },
+      { name: 'DROP to node-2 pods on node-1', on: () => sh(n1!.netns, 'iptables-legacy', '-I', 'FORWARD', '-d', n2!.podCIDR, '-j', 'DROP'), off: () => sh(n1!.netns, 'iptables-legacy', '-D', 'FORWARD', '-d', n2!.podCIDR, '-j', 'DROP') },
+      { name: 'router lost node-3 route', on: () => sh(plan.networkNetns, 'ip', 'route', 'del', n3!.podCIDR), off: () => sh(plan.networkNetns, 'ip', 'route', 'add', n3!.podCIDR, 'via', n3!.ip) },
+      { name: 'node-2 router MAC poisoned', on: () => sh(n2!.netns, 'ip', 'neigh', 'replace', '172.18.0.1', 'dev', 'eth0', 'lladdr', '02:00:00:00:00:98'), off: () => sh(n2!.netns, 'ip', 'neigh', 'del', '172.18.0.1', 'dev', 'eth0') },
+      { name: 'INPUT DROP of 8080 on node-3 pods', on: () => sh(n3!.netns, 'iptables-legacy', '-I', 'FORWARD', '-p', 'tcp', '--dport', '8080', '-j', 'DROP'), off: () => sh(n3!.netns, 'iptables-legacy', '-D', 'FORWARD', '-p', 'tcp', '--dport', '8080', '-j', 'DROP') },
+    ];
+    let compared = 0;
+    const disagreements: string[] = [];
+    for (let round = 0; round < 2; round++) {
+      for (const b of breakages) {
+        const specs: ProbeSpec[] = Array.from({ length: 22 }, () => {
+          const t = targets[random(targets.length)]!;
+          return { from: sources[random(sources.length)]!, protocol: 'tcp', dst: t.dst, dport: t.dport };
+        });
+        b.on();
+        try {
+          const traces = await traceMany(linux, view, places, specs);
+          for (const t of traces) {
+            compared++;
+            const real = t.fate === 'connected';
+            if ((t.verdict === 'delivered') !== real) disagreements.push(`[${b.name}] ${t.probe.from} → ${t.probe.dst}:${t.probe.dport}: trace ${t.verdict} (${t.reason}), probe ${t.fate}`);
+          }
+        } finally {
+          b.off();
+        }
+      }
+    }
+    assert.ok(compared >= 200, `${compared} combinations`);
+    assert.deepEqual(disagreements, []);
+    assertNothingLeft(cluster);
+  });
+});
+
+describe('kubewire trace, nftables mode', { skip: NOT_ROOT }, () => {
+  const cluster = 'ktracenf';
+  let stateDir: string;
+  let kube: Kube;
+
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'kwt-tracenf-'));
+    kube = new Kube(cluster, stateDir);
+    await kube.ok('up', '--nodes', '2', '--proxy-mode', 'nftables', '--mode', 'host-gw');
+    await kube.apply(MANIFEST.replaceAll('NODE1', `${cluster}-node-1`).replaceAll('NODE2', `${cluster}-node-2`));
+    await waitFor('all pods running', async () => {
+      const pods = (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
+      return pods.length === 6 && pods.every((p) => p.status?.phase === 'Running');
+    }, 30_000);
+    await waitFor('the web Service answers', async () => (await kube.run(['exec', 'client', '--', 'curl', '-s', '-m', '1', 'http://web/'])).code === 0, 20_000);
+  });
+
+  after(async () => {
+    await kube.run(['down']);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('a Service through the kube-proxy table: services map, DNAT by numgen, host-gw between nodes', async () => {
+    const t = JSON.parse(await kube.ok('trace', 'pod/client', 'pod/far', '-o', 'json')) as TraceJson;
+    assert.equal(t.verdict, 'delivered', t.reason);
+    assert.ok(!t.hops.some((h) => h.netns === 'network' && h.kind === 'l3'), 'host-gw: nodes route to each other, not through the router');
+    const s = JSON.parse(await kube.ok('trace', 'pod/client', 'service/web', '-o', 'json')) as TraceJson;
+    assert.equal(s.verdict, 'delivered', s.reason);
+    const rules = s.hops.filter((h) => h.kind === 'netfilter').map((h) => `${h.detail} ${h.rule}`);
+    assert.ok(rules.some((r) => /services .*vmap @service-ips/.test(r)), `the services map: ${rules.join('\n')}`);
+    assert.ok(rules.some((r) => /dnat .*numgen random mod \d+ map @backends/.test(r)), 'the endpoints are picked by numgen');
+    assert.ok(s.hops.some((h) => /destination 10\.\d+\.\d+\.\d+:80 → 10\.244\.\d+\.\d+:8080/.test(h.translation ?? '')), 'the DNAT as the packet shows it');
+    const empty = JSON.parse(await kube.ok('trace', 'pod/client', 'service/empty', '-o', 'json')) as TraceJson;
+    assert.equal(empty.verdict, 'rejected', empty.reason);
+    assertNothingLeft(cluster);
+  });
+});
