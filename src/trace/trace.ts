@@ -49,8 +49,21 @@ export function clusterFabric(plan: ClusterPlan): Fabric {
   };
 }
 
-/** The kernel's own answers, asked in the place's namespace. */
+/** The kernel's own answers, asked in the place's namespace; one session's same questions are asked once (a matrix repeats them). */
 export function kernelLookups(dp: Dataplane): Lookups {
+  const asked = new Map<string, Promise<unknown>>();
+  const once = <T>(key: string, ask: () => Promise<T>): Promise<T> => {
+    if (!asked.has(key)) asked.set(key, ask());
+    return asked.get(key) as Promise<T>;
+  };
+  const kernel = answers(dp);
+  return {
+    route: (netns, dst, from, iif) => once(`route ${netns} ${dst} ${from} ${iif}`, () => kernel.route(netns, dst, from, iif)),
+    listeners: (netns, protocol, port) => once(`listen ${netns} ${protocol} ${port}`, () => kernel.listeners(netns, protocol, port)),
+  };
+}
+
+function answers(dp: Dataplane): Lookups {
   return {
     async route(netns, dst, from, iif) {
       const argv = ['ip', '-json', 'route', 'get', 'fibmatch', dst, ...(from ? ['from', from] : []), ...(iif ? ['iif', iif] : [])];

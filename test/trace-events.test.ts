@@ -1,0 +1,150 @@
+// The trace's parsers and decisions, without root: nft monitor's trace lines, x_tables'
+// TRACE records as tcpdump writes them (pcap, DLT_NFLOG), iptables-save chains, nft
+// priorities, and which way a packet goes for a probe.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { chainPolicies, chainRules, nftBaseChains, nftPriority, parseIPv4, parseNflogPcap, parseNftTrace } from '../src/trace/events.ts';
+import { conntrackHop, direction, passages } from '../src/trace/explain.ts';
+import { traceTableScript, type Probe } from '../src/trace/observe.ts';
+
+const NFT = `add table ip kubewire-trace
+trace id 62a77eea ip kubewire-trace trace-prerouting packet: iif "cni0" ether saddr 4e:0a:78:f6:48:55 ether daddr 7e:06:b7:22:31:9a ip saddr 10.244.0.5 ip daddr 10.96.0.20 ip dscp cs0 ip ecn not-ect ip ttl 64 ip id 37774 ip length 60 tcp sport 61007 tcp dport 80 tcp flags == syn tcp window 64240
+trace id 62a77eea ip kubewire-trace trace-prerouting unknown rule handle 6 (verdict continue)
+trace id 62a77eea ip kubewire-trace trace-prerouting policy accept
+trace id 62a77eea ip kubewire nat-prerouting rule jump services (verdict jump services)
+trace id 62a77eea ip kubewire services rule ip daddr . meta l4proto . th dport vmap @service-ips (verdict goto service-web)
+trace id 9a0b0c0d ip kubewire filter-forward packet: iif "cni0" oif "eth0" ip saddr 10.244.0.5 ip daddr 10.244.1.7 tcp sport 61007 tcp dport 8080 tcp flags == syn
+trace id 9a0b0c0d ip kubewire filter-forward policy drop
+trace id 2f6a575b ip kubewire-trace trace-output packet: oif "eth0" ip saddr 10.244.1.7 ip daddr 10.244.0.5 tcp sport 8080 tcp dport 61007 tcp flags == 0x14 tcp window 0
+`;
+
+const probe: Probe = { from: { kind: 'pod', name: 'default/a', netns: '/var/run/netns/a' }, protocol: 'tcp', dst: '10.96.0.20', dport: 80, sport: 61007 };
+
+test('nft monitor trace lines: packets with their headers, rules with verdicts, policies', () => {
+  const events = parseNftTrace(NFT);
+  assert.equal(events.length, 8, 'ruleset changes are skipped');
+  assert.deepEqual(events[0]!.packet, { iif: 'cni0', etherSaddr: '4e:0a:78:f6:48:55', etherDaddr: '7e:06:b7:22:31:9a', saddr: '10.244.0.5', daddr: '10.96.0.20', protocol: 'tcp', sport: 61007, dport: 80, flags: ['syn'] });
+  assert.deepEqual([events[1]!.rule, events[1]!.verdict], ['handle 6', 'continue']);
+  assert.deepEqual([events[4]!.chain, events[4]!.rule, events[4]!.verdict], ['services', 'ip daddr . meta l4proto . th dport vmap @service-ips', 'goto service-web']);
+  assert.deepEqual([events[6]!.type, events[6]!.verdict], ['policy', 'drop']);
+  assert.deepEqual(events[7]!.packet!.flags, ['rst', 'ack'], '0x14 as names');
+});
+
+test('passages: a packet\'s trace ids joined in hook order; the kernel\'s policy drop ends it; the reply apart', () => {
+  const events = parseNftTrace(NFT);
+  const snap = { links: [], neighbours: [], fdb: new Map(), conntrack: [], iptables: new Map(), nftChains: nftBaseChains('table ip kubewire {\n\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t}\n\tchain filter-forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n') };
+  const [request] = passages(events, snap, probe, 'request');
+  assert.equal(request!.arrived!.daddr, '10.96.0.20');
+  assert.equal(request!.forwarded, undefined, 'dropped before the trace chain at forward');
+  assert.equal(request!.events.at(-2)!.packet!.daddr, '10.244.1.7', 'after DNAT');
+  assert.deepEqual(request!.events.map((e) => `${e.hook}/${e.chain}/${e.type}`), [
+    'prerouting/trace-prerouting/packet', 'prerouting/trace-prerouting/rule', 'prerouting/trace-prerouting/policy', 'prerouting/nat-prerouting/rule', 'prerouting/services/rule', 'forward/filter-forward/packet', 'forward/filter-forward/policy',
+  ]);
+  const [reply] = passages(events, snap, probe, 'reply');
+  assert.equal(reply!.sent!.saddr, '10.244.1.7');
+});
+
+test('which way a packet goes for a probe', () => {
+  assert.equal(direction({ protocol: 'tcp', sport: 61007, dport: 80 }, probe), 'request');
+  assert.equal(direction({ protocol: 'tcp', sport: 80, dport: 61007 }, probe), 'reply');
+  assert.equal(direction({ protocol: 'udp', sport: 61007, dport: 80 }, probe), undefined, 'another protocol');
+  assert.equal(direction({ protocol: 'icmp', icmpType: 'destination-unreachable', daddr: '10.244.0.5', inner: { saddr: '10.244.0.5', daddr: '10.96.0.20', protocol: 'tcp', sport: 61007, dport: 80 } }, probe), 'reply');
+  assert.equal(direction({ protocol: 'icmp', icmpType: 'destination-unreachable', daddr: '10.244.0.5' }, probe), undefined, 'an ICMP error without its quote is nobody\'s...');
+  assert.equal(direction({ protocol: 'icmp', icmpType: 'destination-unreachable', daddr: '10.244.0.5' }, probe, '10.244.0.5'), 'reply', '...unless the sender is known to have had one refusal');
+  const ping: Probe = { ...probe, protocol: 'icmp', sport: 61010 };
+  assert.equal(direction({ protocol: 'icmp', icmpType: 'echo-request', icmpId: 61010 }, ping), 'request');
+  assert.equal(direction({ protocol: 'icmp', icmpType: 'echo-reply', icmpId: 61010 }, ping), 'reply');
+});
+
+/** A pcap stream of NFLOG records as libpcap writes them: a TRACE prefix and the packet. */
+function nflogPcap(records: Array<{ prefix: string; packet: Buffer; usec: number }>): Buffer {
+  const header = Buffer.alloc(24);
+  header.writeUInt32LE(0xa1b2c3d4, 0);
+  header.writeUInt16LE(2, 4);
+  header.writeUInt16LE(4, 6);
+  header.writeUInt32LE(65535, 16);
+  header.writeUInt32LE(239, 20);
+  const tlv = (type: number, value: Buffer) => {
+    const len = 4 + value.length;
+    const b = Buffer.alloc((len + 3) & ~3);
+    b.writeUInt16LE(len, 0);
+    b.writeUInt16LE(type, 2);
+    value.copy(b, 4);
+    return b;
+  };
+  const parts = [header];
+  for (const r of records) {
+    const body = Buffer.concat([Buffer.from([2, 0, 0, 0]), tlv(10, Buffer.from(`${r.prefix}\0`)), tlv(9, r.packet)]);
+    const rec = Buffer.alloc(16);
+    rec.writeUInt32LE(1_700_000_000, 0);
+    rec.writeUInt32LE(r.usec, 4);
+    rec.writeUInt32LE(body.length, 8);
+    rec.writeUInt32LE(body.length, 12);
+    parts.push(rec, body);
+  }
+  return Buffer.concat(parts);
+}
+
+function tcpPacket(src: string, dst: string, sport: number, dport: number, flags: number): Buffer {
+  const b = Buffer.alloc(40);
+  b[0] = 0x45;
+  b[9] = 6;
+  src.split('.').forEach((o, i) => (b[12 + i] = Number(o)));
+  dst.split('.').forEach((o, i) => (b[16 + i] = Number(o)));
+  b.writeUInt16BE(sport, 20);
+  b.writeUInt16BE(dport, 22);
+  b[33] = flags;
+  return b;
+}
+
+test('x_tables TRACE records read from tcpdump\'s nflog pcap, with the packet each was about', () => {
+  const pcap = nflogPcap([
+    { prefix: 'TRACE: nat:PREROUTING:rule:1 ', packet: tcpPacket('10.244.0.5', '10.96.0.20', 61007, 80, 0x02), usec: 10 },
+    { prefix: 'TRACE: nat:KUBE-SEP-ABC:rule:2 ', packet: tcpPacket('10.244.0.5', '10.96.0.20', 61007, 80, 0x02), usec: 11 },
+    { prefix: 'TRACE: filter:FORWARD:policy:4 ', packet: tcpPacket('10.244.0.5', '10.244.1.7', 61007, 8080, 0x02), usec: 12 },
+    { prefix: 'not a trace', packet: tcpPacket('1.1.1.1', '2.2.2.2', 1, 2, 0), usec: 13 },
+  ]);
+  const events = parseNflogPcap(pcap);
+  assert.equal(events.length, 3);
+  assert.deepEqual(events.map((e) => [e.table, e.chain, e.type, e.ruleNumber]), [['nat', 'PREROUTING', 'rule', 1], ['nat', 'KUBE-SEP-ABC', 'rule', 2], ['filter', 'FORWARD', 'policy', 4]]);
+  assert.deepEqual(events[2]!.packet, { saddr: '10.244.0.5', daddr: '10.244.1.7', protocol: 'tcp', sport: 61007, dport: 8080, flags: ['syn'] });
+  assert.equal(events[1]!.time, 1_700_000_000_000_011);
+  assert.deepEqual(parseNflogPcap(Buffer.alloc(0)), []);
+  assert.throws(() => parseNflogPcap(Buffer.alloc(24, 1)), /not a pcap/);
+});
+
+test('an ICMP error carries the packet it answers', () => {
+  const inner = tcpPacket('10.244.0.5', '10.96.0.30', 61007, 80, 0x02);
+  const icmp = Buffer.concat([Buffer.from([3, 3, 0, 0, 0, 0, 0, 0]), inner]);
+  const outer = Buffer.concat([Buffer.from([0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 244, 0, 1, 10, 244, 0, 5]), icmp]);
+  assert.deepEqual(parseIPv4(outer), { saddr: '10.244.0.1', daddr: '10.244.0.5', protocol: 'icmp', icmpType: 'destination-unreachable', inner: { saddr: '10.244.0.5', daddr: '10.96.0.30', protocol: 'tcp', sport: 61007, dport: 80 } });
+});
+
+test('iptables-save chains and policies; nft priorities by name', () => {
+  const save = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:KUBE-FORWARD - [0:0]\n-A FORWARD -j KUBE-FORWARD\n-A FORWARD -d 10.0.0.0/8 -j DROP\n-A KUBE-FORWARD -m mark --mark 0x4000/0x4000 -j ACCEPT\nCOMMIT\n';
+  assert.deepEqual(chainRules(save).get('FORWARD'), ['-A FORWARD -j KUBE-FORWARD', '-A FORWARD -d 10.0.0.0/8 -j DROP']);
+  assert.equal(chainPolicies(save).get('FORWARD'), 'DROP');
+  assert.equal(chainPolicies(save).get('KUBE-FORWARD'), undefined);
+  assert.equal(nftPriority('dstnat'), -100);
+  assert.equal(nftPriority('srcnat + 10'), 110);
+  assert.equal(nftPriority('filter - 5'), -5);
+  assert.equal(nftPriority('-350'), -350);
+});
+
+test('a conntrack entry as a hop: what NAT did, read from its reply tuple', () => {
+  const snap = { links: [], neighbours: [], fdb: new Map(), iptables: new Map(), nftChains: new Map(), conntrack: ['tcp      6 119 TIME_WAIT src=172.18.0.200 dst=172.18.0.11 sport=61007 dport=31388 src=10.244.0.3 dst=10.244.0.1 sport=8080 dport=61007 [ASSURED] mark=1802990706 use=1'] };
+  const hop = conntrackHop('node/n1', snap, probe)!;
+  assert.equal(hop.translation, 'DNAT 172.18.0.11:31388 → 10.244.0.3:8080, SNAT 172.18.0.200:61007 → 10.244.0.1:61007');
+  assert.match(hop.detail, /^tcp entry 172\.18\.0\.200:61007 → 172\.18\.0\.11:31388, reply expected from 10\.244\.0\.3:8080; now TIME_WAIT \[ASSURED\]$/);
+  assert.equal(conntrackHop('node/n1', snap, { ...probe, sport: 61008 }), undefined);
+});
+
+test('the trace table marks only the session\'s ports, and conntrack only where asked', () => {
+  const withCt = traceTableScript(61000, 61009, true);
+  assert.match(withCt, /tcp sport 61000-61009 tcp flags & \(syn \| ack\) == syn meta nftrace set 1/);
+  assert.match(withCt, /type filter hook prerouting priority -350;/);
+  assert.match(withCt, /ct mark set 0x6b777472/);
+  assert.doesNotMatch(traceTableScript(61000, 61000, false), /ct mark/);
+  assert.match(traceTableScript(61000, 61000, false), /udp sport 61000 meta nftrace set 1/);
+});
