@@ -140,7 +140,9 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
         const started = [ns.monitor(['nft', 'monitor']).then((monitor) => monitors.push({ netns: place.netns, kind: 'nft', monitor }))];
         if (opts.legacyIptables.has(place.netns)) started.push(ns.monitor(['tcpdump', '-i', 'nflog:0', '-U', '-w', '-', '-s', '512'], 'listening on').then((monitor) => monitors.push({ netns: place.netns, kind: 'nflog', monitor })));
         await Promise.all(started);
-        await ns.nft(traceTableScript(lo, hi, opts.conntrack.has(place.netns)));
+        await ns.nft(traceTableScript(lo, hi, opts.conntrack.has(place.netns))).catch((e: Error) => {
+          throw new Error(`cannot turn tracing on in ${place.kind === 'pod' ? `pod ${place.name}` : place.name}: tracing marks packets with nf_tables, which this kernel refused (${e.message.split('\n')[0]}); a cluster in its own kernel (--kernel uml) has no nf_tables and cannot be traced yet`);
+        });
         tabled.push(place.netns);
         // The monitor has seen its namespace's table appear: it is subscribed.
         await monitors.find((m) => m.netns === place.netns && m.kind === 'nft')!.monitor.until(`add table ip ${TRACE_TABLE}`, 3_000);
