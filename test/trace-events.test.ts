@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chainPolicies, chainRules, nftBaseChains, nftPriority, parseIPv4, parseNflogPcap, parseNftTrace } from '../src/trace/events.ts';
-import { conntrackHop, direction, passages } from '../src/trace/explain.ts';
+import { conntrackHop, direction, ingressHop, passages } from '../src/trace/explain.ts';
+import { tracePort } from '../src/ingress/decide.ts';
 import { traceTableScript, type Probe } from '../src/trace/observe.ts';
 
 const NFT = `add table ip kubewire-trace
@@ -147,4 +148,17 @@ test('the trace table marks only the session\'s ports, and conntrack only where 
   assert.match(withCt, /ct mark set 0x6b777472/);
   assert.doesNotMatch(traceTableScript(61000, 61000, false), /ct mark/);
   assert.match(traceTableScript(61000, 61000, false), /udp sport 61000 meta nftrace set 1/);
+});
+
+test('the ingress takes a trace port only inside the trace range; its answer names the rule and endpoint', () => {
+  assert.equal(tracePort('61234'), 61234);
+  for (const bad of [undefined, '', '80', '60999', '65000', '6123x', '61234 61235', '-61234']) assert.equal(tracePort(bad), undefined, String(bad));
+  const http: Probe = { ...probe, http: { host: 'shop.example', path: '/cart' }, upstreamPort: 61008 };
+  const ok = ingressHop('node/n2', http, 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nX-Kubewire-Trace-Route: ingress default/shop rule shop.example/ (Prefix) -> service default/web:80 -> endpoint 10.244.1.4:8080\r\n\r\n');
+  assert.deepEqual(ok.endpoint, { ip: '10.244.1.4', port: 8080 });
+  assert.equal(ok.hop.rule, 'ingress default/shop rule shop.example/ (Prefix) -> service default/web:80');
+  assert.equal(ok.hop.translation, 'a new connection to 10.244.1.4:8080 from port 61008');
+  const none = ingressHop('node/n2', http, 'HTTP/1.1 404 Not Found\r\n\r\n');
+  assert.equal(none.endpoint, undefined);
+  assert.match(none.reason, /answered 404 itself: no Ingress rule matches shop\.example\/cart/);
 });

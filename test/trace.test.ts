@@ -79,6 +79,18 @@ metadata: {name: empty}
 spec:
   selector: {app: nothing}
   ports: [{port: 80}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  ingressClassName: kubewire
+  rules:
+  - host: shop.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+      - {path: /gone, pathType: Prefix, backend: {service: {name: empty, port: {number: 80}}}}
 `;
 
 interface TraceJson {
@@ -214,6 +226,30 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     assert.match(JSON.stringify(t.reply), /destination-unreachable/);
   });
 
+  test('through the ingress: the HTTP hop names the rule and the endpoint, and the second leg is walked to the pod', async () => {
+    const t = await trace('external', 'http://shop.example/cart', '--node', node2);
+    assert.equal(t.verdict, 'delivered', t.reason);
+    const ingress = t.hops.find((h) => h.kind === 'ingress')!;
+    assert.match(ingress.rule!, /^ingress default\/shop rule shop\.example\/ \(Prefix\) -> service default\/web:80$/);
+    assert.match(ingress.detail, /^HTTP GET shop\.example\/cart answered 200: endpoint (10\.244\.\d+\.\d+):8080 chosen$/);
+    const endpoint = /endpoint (\S+):8080/.exec(ingress.detail)![1];
+    assert.equal(t.destination!.ip, endpoint, 'the endpoint the controller chose is where the trace delivers');
+    assert.match(t.destination!.pod!, /default\/web-/);
+    const before = t.hops.slice(0, t.hops.indexOf(ingress));
+    assert.ok(before.some((h) => h.kind === 'socket' && h.netns === `node/${node2}`), 'the first leg ends at the controller on the node');
+    const after = t.hops.slice(t.hops.indexOf(ingress) + 1);
+    assert.ok(after.some((h) => h.netns === `pod/${t.destination!.pod}` && h.kind === 'socket'), 'the second leg reaches the pod');
+    assert.equal(t.reply?.verdict, 'delivered');
+    // No rule for the host: the controller answers 404 itself; no endpoints: 503.
+    const unknown = await trace('external', 'http://nobody.example/');
+    assert.equal(unknown.verdict, 'rejected');
+    assert.match(unknown.reason, /answered 404 itself: no Ingress rule matches nobody\.example\//);
+    const gone = await trace('external', 'http://shop.example/gone');
+    assert.equal(gone.verdict, 'rejected');
+    assert.match(gone.reason, /answered 503 itself: the backend Service has no ready endpoints/);
+    assertNothingLeft(cluster);
+  });
+
   test('the text form names hops and the verdict; bad input is one clear line', async () => {
     const text = await kube.ok('trace', 'pod/client', 'service/web');
     assert.match(text, /^#\s+WHERE\s+KIND\s+IN\s+OUT\s+WHAT$/m);
@@ -224,6 +260,8 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
       [['pod/client', 'deploy/web'], /expected KIND\/NAME/],
       [['pod/client', 'service/web', '--protocol', 'sctp'], /--protocol "sctp": must be tcp, udp or icmp/],
       [['pod/client', 'service/web', '--port', '81'], /it has no port 81/],
+      [['external', 'https://shop.example/'], /only http:\/\/ is traced through the ingress/],
+      [['external', 'http://shop.example/', '--node', 'nope'], /--node nope: no such node/],
     ] as const) {
       const r = await kube.run(['trace', ...args]);
       assert.equal(r.code, 1);

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { RESOURCES } from '../api/resources.ts';
-import type { Pod, Service } from '../api/types.ts';
+import type { Ingress, Pod, Service } from '../api/types.ts';
 import { ClusterError } from '../cluster/cluster.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import type { Hop, Leg, Trace } from '../trace/explain.ts';
@@ -26,7 +26,7 @@ function leg(name: string, l: Leg): string {
 }
 
 export function renderTrace(t: Trace): string {
-  const to = `${t.probe.dst}${t.probe.dport !== undefined ? `:${t.probe.dport}` : ''}`;
+  const to = `${t.probe.dst}${t.probe.dport !== undefined ? `:${t.probe.dport}` : ''}${t.probe.http ? ` (HTTP Host ${t.probe.http.host}, ${t.probe.http.path})` : ''}`;
   const lines = [`trace ${t.probe.from} → ${to} (${t.probe.protocol}, probe ${t.probe.protocol === 'icmp' ? 'echo id' : 'source port'} ${t.probe.sport}); the sender saw: ${t.fate}`, '', leg('request', t)];
   if (t.reply) lines.push('', leg('reply', t.reply));
   lines.push('', `VERDICT: ${t.verdict}: ${t.reason}`);
@@ -47,8 +47,8 @@ export function renderMatrix(m: { sources: string[]; targets: string[]; cells: M
 async function clusterView(cluster: string): Promise<ClusterView> {
   const { client, plan } = connect(cluster);
   const rt = (kind: string) => RESOURCES.find((r) => r.kind === kind)!;
-  const [pods, services] = await Promise.all([client.list<Pod>(rt('Pod'), undefined), client.list<Service>(rt('Service'), undefined)]);
-  return { plan, pods: pods.items, services: services.items };
+  const [pods, services, ingresses] = await Promise.all([client.list<Pod>(rt('Pod'), undefined), client.list<Service>(rt('Service'), undefined), client.list<Ingress>(rt('Ingress'), undefined)]);
+  return { plan, pods: pods.items, services: services.items, ingresses: ingresses.items };
 }
 
 export function registerTraceCommands(program: Command): void {
@@ -56,15 +56,16 @@ export function registerTraceCommands(program: Command): void {
     .command('trace')
     .description('send a real probe and show its path hop by hop: L2, routes, netfilter rules, NAT, conntrack, and the verdict')
     .argument('[from]', 'pod/NAME, node/NAME or external')
-    .argument('[to]', 'pod/NAME, service/NAME, IP, IP:PORT (a NodePort at a node)')
+    .argument('[to]', 'pod/NAME, service/NAME, IP, IP:PORT (a NodePort at a node), or http://HOST/PATH through the ingress')
     .option('--port <port>', 'destination port (a Service port, or the pod port); the first one when not given')
     .option('--protocol <protocol>', 'tcp | udp | icmp')
+    .option('--node <name>', 'for a URL: the node whose ingress controller takes it (the first node by default)')
     .option('--matrix', 'every pod of the namespace to every pod and Service port, as a table of verdicts')
     .option('--timeout <seconds>', 'how long a probe waits for its answer', '1')
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('-o, --output <format>', 'json')
     .option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster())
-    .action(async (from: string | undefined, to: string | undefined, o: { port?: string; protocol?: string; matrix?: boolean; timeout: string; namespace: string; output?: string; cluster: string }) => {
+    .action(async (from: string | undefined, to: string | undefined, o: { port?: string; protocol?: string; node?: string; matrix?: boolean; timeout: string; namespace: string; output?: string; cluster: string }) => {
       if (o.output !== undefined && o.output !== 'json') throw new ClusterError(`-o ${JSON.stringify(o.output)}: trace prints a table, or json with -o json`);
       if (o.protocol !== undefined && !['tcp', 'udp', 'icmp'].includes(o.protocol)) throw new ClusterError(`--protocol ${JSON.stringify(o.protocol)}: must be tcp, udp or icmp`);
       const port = o.port === undefined ? undefined : Number(o.port);
@@ -79,7 +80,7 @@ export function registerTraceCommands(program: Command): void {
           return out(o.output === 'json' ? JSON.stringify(m, null, 2) : renderMatrix(m));
         }
         if (!from || !to) throw new ClusterError('trace needs FROM and TO, e.g. kubewire trace pod/client service/web (or --matrix)');
-        const t = await traceOne(linux, view, { from, to, namespace: o.namespace, ...(port !== undefined ? { port } : {}), ...(o.protocol ? { protocol: o.protocol as Protocol } : {}) }, { timeoutSeconds });
+        const t = await traceOne(linux, view, { from, to, namespace: o.namespace, ...(o.node ? { node: o.node } : {}), ...(port !== undefined ? { port } : {}), ...(o.protocol ? { protocol: o.protocol as Protocol } : {}) }, { timeoutSeconds });
         out(o.output === 'json' ? JSON.stringify(t, null, 2) : renderTrace(t));
       } catch (e) {
         if (e instanceof TraceError) throw new ClusterError(e.message);

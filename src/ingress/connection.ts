@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
-import { addedHeaders, afterFailure, decide, nextEndpoint, type Decision } from './decide.ts';
+import { addedHeaders, afterFailure, decide, nextEndpoint, TRACE_HEADER, tracePort, traceRoute, type Decision } from './decide.ts';
 import { clientAddress, forwardingLines } from './forward.ts';
 import { errorPage, FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, STATUS_TEXT, type RequestHead, type ResponseHead } from './http1.ts';
 import type { RateLimiter } from './limits.ts';
@@ -235,7 +235,8 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     const body = head.contentLength ? received.subarray(headBytes + 2) : undefined;
     const request = upstreamRequest(received, headBytes, head, body, scheme, port, remote, ctx.trust, requestId, d.target);
     const tried: string[] = [];
-    const fail = (status: number) => done(respond(head, route, status, [['content-type', 'text/html']], errorPage(status), false, length, started, tried));
+    const traced = tracePort(headerOf(head, TRACE_HEADER));
+    const fail = (status: number) => done(respond(head, route, status, [['content-type', 'text/html'], ...(traced && tried.length ? [traceRoute(d, tried.at(-1)!)] : [])], errorPage(status), false, length, started, tried));
     const failed = (code: string, connecting: boolean): void => {
       const next = afterFailure({ code, connecting, responseBegun: false }, head.method, tried.length);
       if (next !== 'retry') return fail(next === 'cut' ? 502 : next);
@@ -248,9 +249,12 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
       const endpoint = nextEndpoint(d, tried, ctx.pick);
       if (!endpoint) return fail(502);
       tried.push(endpoint);
+      // A traced request's first attempt leaves from the trace's port (a retry from a fresh one).
+      const localPort = traced && tried.length === 1 ? traced : undefined;
       ctx.pools.acquire(endpoint, route.options.backendTls, route.options.connectTimeoutMs, (e, conn) => {
         if (!conn) return failed(e?.code ?? '', true);
-        const sink = new ClientSink(socket, head.close, headerLines(addedHeaders(d, endpoint, scheme === 'https')));
+        const added = addedHeaders(d, endpoint, scheme === 'https');
+        const sink = new ClientSink(socket, head.close, headerLines(traced ? [...added, traceRoute(d, endpoint)] : added));
         conn.exchange(request, head.method === 'HEAD', sink, route.options.readTimeoutMs, (o) => {
           if (o.reusable) ctx.pools.release(conn);
           if (!o.error || o.status) {
@@ -262,7 +266,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
           }
           failed(o.error, false);
         });
-      });
+      }, localPort);
     };
     attempt();
   };

@@ -112,6 +112,28 @@ export function addedHeaders(d: Extract<Decision, { kind: 'forward' }>, endpoint
   return cookie ? [...d.responseHeaders, ['set-cookie', cookie]] : d.responseHeaders;
 }
 
+/**
+ * `kubewire trace` through the ingress: a request carrying `X-Kubewire-Trace: PORT` has its
+ * upstream connection opened from that local port (inside the trace session's range, above
+ * Linux's ephemeral ports), so that the second leg is traced like the first; the response
+ * says which rule and endpoint were chosen. Anything else in the header is ignored.
+ */
+export const TRACE_HEADER = 'x-kubewire-trace';
+export const TRACE_ROUTE_HEADER = 'x-kubewire-trace-route';
+
+export function tracePort(value: string | undefined): number | undefined {
+  if (!value || !/^\d{5}$/.test(value.trim())) return undefined;
+  const port = Number(value);
+  return port >= 61_000 && port <= 64_999 ? port : undefined;
+}
+
+/** The rule and endpoint a traced request took, for its response. */
+export function traceRoute(d: Extract<Decision, { kind: 'forward' }>, endpoint: string): [string, string] {
+  const r = d.route;
+  const upstream = d.alternative ?? d.upstream;
+  return [TRACE_ROUTE_HEADER, `ingress ${r.ingress.namespace}/${r.ingress.name} rule ${r.host || '*'}${r.path} (${r.pathType}) -> service ${upstream.name}${d.alternative ? ' (canary)' : ''} -> endpoint ${endpoint}`];
+}
+
 export const TRIES = 3;
 /** Errors where the endpoint never got the request: any request may go to another one. */
 export const CONNECT_FAILED: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ETIMEDOUT_CONNECT', 'UND_ERR_CONNECT_TIMEOUT']);

@@ -120,9 +120,9 @@ class Exchange {
  * the event after which it can carry a request. A TLS endpoint's certificate is not
  * verified, as ingress-nginx's default proxy_ssl_verify off.
  */
-export function dialEndpoint(endpoint: string, tls: boolean): { socket: Socket; ready: 'connect' | 'secureConnect' } {
+export function dialEndpoint(endpoint: string, tls: boolean, localPort?: number): { socket: Socket; ready: 'connect' | 'secureConnect' } {
   const colon = endpoint.lastIndexOf(':');
-  const to = { host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)) };
+  const to = { host: endpoint.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(endpoint.slice(colon + 1)), ...(localPort ? { localPort } : {}) };
   if (tls) return { socket: tlsConnect({ ...to, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }), ready: 'secureConnect' };
   return { socket: connect({ ...to, noDelay: true }), ready: 'connect' };
 }
@@ -130,6 +130,8 @@ export function dialEndpoint(endpoint: string, tls: boolean): { socket: Socket; 
 export class UpstreamConnection {
   current: Exchange | undefined;
   idleSince = 0;
+  /** Opened for one request (a traced one, from its own port): closed after it, never pooled. */
+  once = false;
 
   constructor(readonly socket: Socket, readonly endpoint: string, readonly tls: boolean, pools: UpstreamPools) {
     socket.on('data', (d: Buffer) => (this.current ? this.current.onData(d) : socket.destroy())); // bytes nobody asked for
@@ -155,23 +157,27 @@ export class UpstreamPools {
   private readonly busy = new Set<UpstreamConnection>();
   private sweeper?: NodeJS.Timeout;
 
-  /** Calls back with an idle connection to `endpoint` (ip:port) at once, or with a new one once connected (with `tls`, once the handshake is done). */
-  acquire(endpoint: string, tls: boolean, connectTimeoutMs: number, then: (e: NodeJS.ErrnoException | undefined, conn?: UpstreamConnection) => void): void {
+  /**
+   * Calls back with an idle connection to `endpoint` (ip:port) at once, or with a new one once
+   * connected (with `tls`, once the handshake is done); with `localPort`, always a new one from that port, used once.
+   */
+  acquire(endpoint: string, tls: boolean, connectTimeoutMs: number, then: (e: NodeJS.ErrnoException | undefined, conn?: UpstreamConnection) => void, localPort?: number): void {
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
-    const list = this.idle[tls ? 'tls' : 'plain'].get(endpoint);
+    const list = localPort ? undefined : this.idle[tls ? 'tls' : 'plain'].get(endpoint);
     while (list?.length) {
       const conn = list.pop()!;
       if (conn.socket.destroyed) continue;
       this.busy.add(conn);
       return then(undefined, conn);
     }
-    const { socket, ready } = dialEndpoint(endpoint, tls);
+    const { socket, ready } = dialEndpoint(endpoint, tls, localPort);
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT_CONNECT' })), connectTimeoutMs);
     socket.once(ready, () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');
       if (tls) socket.setNoDelay(true);
       const conn = new UpstreamConnection(socket, endpoint, tls, this);
+      conn.once = localPort !== undefined;
       this.busy.add(conn);
       then(undefined, conn);
     });
@@ -187,7 +193,7 @@ export class UpstreamPools {
     const idle = this.idle[conn.tls ? 'tls' : 'plain'];
     let list = idle.get(conn.endpoint);
     if (!list) idle.set(conn.endpoint, (list = []));
-    if (list.length >= MAX_IDLE || conn.socket.destroyed) return void conn.socket.destroy();
+    if (list.length >= MAX_IDLE || conn.socket.destroyed || conn.once) return void conn.socket.destroy();
     conn.idleSince = Date.now();
     list.push(conn);
   }

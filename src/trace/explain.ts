@@ -32,7 +32,7 @@ export interface Leg {
 }
 
 export interface Trace extends Leg {
-  probe: { from: string; protocol: string; dst: string; dport?: number; sport: number };
+  probe: { from: string; protocol: string; dst: string; dport?: number; sport: number; http?: { host: string; path: string } };
   /** What the sender saw. */
   fate: Fate;
   destination?: { pod?: string; node?: string; ip: string; port?: number; process?: string };
@@ -355,20 +355,37 @@ function describeRoute(r: { dst: string; gateway?: string; dev?: string; type?: 
 
 /** The probe's trace: its request walked from the sender, its reply from where it was answered. */
 export async function explain(obs: Observation, index: number, fabric: Fabric, lookups: Lookups, podOfPlace: (p: Place) => string | undefined = () => undefined): Promise<Trace> {
-  const { probe, fate } = obs.probes[index]!;
+  const { probe, fate, said } = obs.probes[index]!;
   const fromPass = pickPassage(passages(obs.events.get(probe.from.netns) ?? [], obs.snapshots.get(probe.from.netns), probe, 'request'), true);
   // nft shows no ICMP error's quoted packet: one is taken as this probe's answer only when no other probe from the same sender was refused.
   const refused = (f: Fate) => f === 'refused' || f === 'unreachable';
   const alone = refused(fate) && obs.probes.filter((p) => p.probe.from.netns === probe.from.netns && refused(p.fate)).length === 1;
   const fromIP = alone ? (fromPass.sent ?? fromPass.left)?.saddr : undefined;
-  const request = await walk(obs, fabric, lookups, probe, 'request', probe.from, fromIP);
+  let request = await walk(obs, fabric, lookups, probe, 'request', probe.from, fromIP);
   const trace: Trace = {
-    probe: { from: placeLabel(probe.from), protocol: probe.protocol, dst: probe.dst, ...(probe.dport !== undefined ? { dport: probe.dport } : {}), sport: probe.sport },
+    probe: { from: placeLabel(probe.from), protocol: probe.protocol, dst: probe.dst, ...(probe.dport !== undefined ? { dport: probe.dport } : {}), sport: probe.sport, ...(probe.http ? { http: probe.http } : {}) },
     fate,
     verdict: request.verdict,
     reason: request.reason,
     hops: request.hops,
   };
+  // Through the ingress: the controller's choice, then the second leg (its connection to the endpoint), walked the same way.
+  let upstream: { probe: Probe; from: Place } | undefined;
+  if (probe.http && request.verdict === 'delivered' && request.at) {
+    const hop = ingressHop(placeLabel(request.at), probe, said);
+    trace.hops.push(hop.hop);
+    if (!hop.endpoint) {
+      request = { ...request, verdict: 'rejected', reason: `${request.reason}; ${hop.reason}` };
+    } else {
+      const leg: Probe = { from: request.at, protocol: 'tcp', dst: hop.endpoint.ip, dport: hop.endpoint.port, sport: probe.upstreamPort! };
+      const second = await walk(obs, fabric, lookups, leg, 'request', request.at, undefined);
+      trace.hops.push(...second.hops);
+      upstream = { probe: leg, from: request.at };
+      request = { ...second, reason: `${hop.reason}; ${second.reason}` };
+    }
+    trace.verdict = request.verdict;
+    trace.reason = request.reason;
+  }
   if (request.at && request.delivered) {
     const pod = podOfPlace(request.at);
     trace.destination = { ...(pod ? { pod } : { node: placeLabel(request.at) }), ip: request.delivered.daddr!, ...(request.delivered.dport !== undefined ? { port: request.delivered.dport } : {}) };
@@ -376,9 +393,19 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
     if (proc && request.verdict === 'delivered') trace.destination.process = proc;
   }
   // The reply starts where a packet of the reply was sent by the kernel (the output hook).
-  const answers = (p: Place) => passages(obs.events.get(p.netns) ?? [], obs.snapshots.get(p.netns), probe, 'reply', fromIP).some((x) => x.sent);
-  const answerer = request.at && answers(request.at) ? request.at : obs.places.find(answers);
-  if (answerer) trace.reply = await walk(obs, fabric, lookups, probe, 'reply', answerer, fromIP);
+  const replyOf = async (p: Probe, at: Place | undefined, ip: string | undefined): Promise<Leg | undefined> => {
+    const answers = (x: Place) => passages(obs.events.get(x.netns) ?? [], obs.snapshots.get(x.netns), p, 'reply', ip).some((y) => y.sent);
+    const answerer = at && answers(at) ? at : obs.places.find(answers);
+    return answerer ? walk(obs, fabric, lookups, p, 'reply', answerer, ip) : undefined;
+  };
+  const first = await replyOf(probe, upstream?.from ?? request.at, fromIP);
+  const second = upstream ? await replyOf(upstream.probe, request.at, undefined) : undefined;
+  // Through the ingress the endpoint's answer comes first, then the controller's to the client.
+  const legs = [second, first].filter((l): l is Leg => l !== undefined);
+  if (legs.length) {
+    const lost = legs.find((l) => l.verdict !== 'delivered');
+    trace.reply = { verdict: lost?.verdict ?? 'delivered', reason: lost?.reason ?? legs.at(-1)!.reason, hops: legs.flatMap((l) => l.hops) };
+  }
   // A request delivered whose answer was lost is, for the sender, lost all the same.
   if (trace.verdict === 'delivered' && trace.reply && trace.reply.verdict !== 'delivered') {
     trace.verdict = 'dropped';
@@ -386,8 +413,23 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
   }
   // The walk says what the kernel reported; the sender's view is beside it, and a disagreement is said, not hidden.
   const saw = { connected: 'delivered', answered: 'delivered', refused: 'refused', unreachable: 'refused', timeout: 'silent', sent: undefined }[fate];
-  if (saw === 'delivered' ? trace.verdict !== 'delivered' : saw !== undefined && trace.verdict === 'delivered' && probe.protocol === 'tcp') {
+  if (!probe.http && (saw === 'delivered' ? trace.verdict !== 'delivered' : saw !== undefined && trace.verdict === 'delivered' && probe.protocol === 'tcp')) {
     trace.reason += ` (but the sender saw ${fate})`;
   }
   return trace;
+}
+
+/** The ingress controller's part, from the traced response's head: the status, and the rule and endpoint it chose (X-Kubewire-Trace-Route). */
+export function ingressHop(where: string, probe: Probe, said: string): { hop: Hop; reason: string; endpoint?: { ip: string; port: number } } {
+  const status = /^HTTP\/[\d.]+ (\d{3})/m.exec(said)?.[1];
+  const route = /^x-kubewire-trace-route: *(.*?)\r?$/im.exec(said)?.[1];
+  const target = route ? / -> endpoint (\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(route) : null;
+  const request = `GET ${probe.http!.host}${probe.http!.path}`;
+  const detail = target ? `HTTP ${request} answered ${status ?? '?'}: endpoint ${target[1]}:${target[2]} chosen` : `HTTP ${request}: ${status ? `the controller answered ${status} itself` : 'no HTTP answer'}`;
+  const hop: Hop = { netns: where, kind: 'ingress', detail, ...(route ? { rule: route.replace(/ -> endpoint .*$/, '') } : {}), ...(target ? { translation: `a new connection to ${target[1]}:${target[2]} from port ${probe.upstreamPort}` } : {}) };
+  if (!target) {
+    const why = status === '404' ? `no Ingress rule matches ${probe.http!.host}${probe.http!.path}` : status === '503' ? 'the backend Service has no ready endpoints' : status ? `the controller answered ${status}` : 'no HTTP answer came back';
+    return { hop, reason: `the ingress controller on ${where} answered ${status ?? 'nothing'} itself: ${why}` };
+  }
+  return { hop, reason: `the ingress controller on ${where} matched ${route!.replace(/ -> endpoint .*$/, '')} and chose endpoint ${target[1]}:${target[2]}${status && status !== '200' ? ` (status ${status})` : ''}`, endpoint: { ip: target[1]!, port: Number(target[2]) } };
 }

@@ -28,11 +28,15 @@ export interface ProbeSpec {
   dst: string;
   /** tcp and udp. */
   dport?: number;
+  /** An HTTP request through the ingress controller at dst:dport: its Host and path. */
+  http?: { host: string; path: string };
 }
 
 /** A probe as sent: its identity is its source port (tcp, udp) or echo identifier (icmp). */
 export interface Probe extends ProbeSpec {
   sport: number;
+  /** HTTP: the port the ingress controller opens its upstream connection from (the second leg's identity). */
+  upstreamPort?: number;
 }
 
 /** What the sender saw: the probe's real fate. */
@@ -92,10 +96,20 @@ export function traceTableScript(lo: number, hi: number, ctMark: boolean): strin
   ].join('\n');
 }
 
+/** How long a TCP probe waits for its answer at most: less than TCP's initial retransmission timeout. */
+export const SYN_WAIT_SECONDS = 0.95;
+
 /** The command that sends a probe from its namespace, and how to read its end. */
 export function probeCommand(p: Probe, timeoutSeconds: number): { argv: string[]; input?: string } {
   const w = String(timeoutSeconds);
-  if (p.protocol === 'tcp') return { argv: ['nc', '-z', '-v', '-n', '-w', w, '-p', String(p.sport), p.dst, String(p.dport)] };
+  if (p.http) {
+    // The response's head is what is read: its status and the ingress's X-Kubewire-Trace-Route.
+    const url = `http://${p.dst}:${p.dport}${p.http.path}`;
+    return { argv: ['curl', '-s', '-o', '/dev/null', '-D', '-', '--max-time', String(Math.max(2, timeoutSeconds + 1)), '--connect-timeout', String(Math.min(timeoutSeconds, SYN_WAIT_SECONDS)), '--local-port', String(p.sport), '-H', `Host: ${p.http.host}`, '-H', `X-Kubewire-Trace: ${p.upstreamPort}`, url] };
+  }
+  // One SYN only: the sender gives up before TCP's first retransmission (its initial RTO is 1 s),
+  // so that the packet traced is the one whose fate the sender reports.
+  if (p.protocol === 'tcp') return { argv: ['timeout', '-s', 'KILL', String(Math.min(timeoutSeconds, SYN_WAIT_SECONDS)), 'nc', '-z', '-v', '-n', '-w', w, '-p', String(p.sport), p.dst, String(p.dport)] };
   if (p.protocol === 'udp') return { argv: ['nc', '-u', '-n', '-q', '0', '-p', String(p.sport), p.dst, String(p.dport)], input: 'kubewire trace\n' };
   return { argv: ['ping', '-c', '1', '-n', '-W', w, '-e', String(p.sport), p.dst] };
 }
@@ -103,7 +117,7 @@ export function probeCommand(p: Probe, timeoutSeconds: number): { argv: string[]
 export function fateOf(p: Probe, ok: boolean, said: string): Fate {
   if (p.protocol === 'udp') return 'sent';
   if (ok) return p.protocol === 'tcp' ? 'connected' : 'answered';
-  if (/refused/i.test(said)) return 'refused';
+  if (/refused|exit code 7\b/i.test(said)) return 'refused';
   if (/unreachable|no route/i.test(said)) return 'unreachable';
   return 'timeout';
 }
@@ -128,8 +142,10 @@ export function portRange(count: number): { lo: number; hi: number } {
 /** Sends the probes with tracing on in every place, collects what the kernel reported, and leaves nothing behind. */
 export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[], opts: SessionOptions): Promise<Observation> {
   if (specs.length > 3_000) throw new Error(`${specs.length} probes in one trace session: at most 3000`);
-  const { lo, hi } = portRange(Math.max(1, specs.length));
-  const probes: Probe[] = specs.map((s, i) => ({ ...s, sport: lo + i }));
+  const upstreams = specs.filter((s) => s.http).length;
+  const { lo, hi } = portRange(Math.max(1, specs.length + upstreams));
+  let spare = lo + specs.length;
+  const probes: Probe[] = specs.map((s, i) => ({ ...s, sport: lo + i, ...(s.http ? { upstreamPort: spare++ } : {}) }));
   const monitors: Array<{ netns: string; kind: 'nft' | 'nflog'; monitor: Monitor }> = [];
   const tabled: string[] = [];
   const timeout = opts.timeoutSeconds ?? 1;

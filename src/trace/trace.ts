@@ -1,7 +1,7 @@
 // `kubewire trace` against a cluster: FROM and TO resolved against its objects (pure), the
 // namespaces a probe may cross, the kernel lookups the explanation asks for, and the matrix.
 
-import type { Pod, Service } from '../api/types.ts';
+import type { Ingress, Pod, Service } from '../api/types.ts';
 import { podNetnsName, type ClusterPlan } from '../cluster/plan.ts';
 import { netnsPath, type Dataplane } from '../dataplane/port.ts';
 import { matches } from '../api/labels.ts';
@@ -16,6 +16,8 @@ export interface ClusterView {
   plan: ClusterPlan;
   pods: Pod[];
   services: Service[];
+  /** For traces through the ingress: the Services they lead to are the candidates. */
+  ingresses?: Ingress[];
 }
 
 /** The places every trace watches: the underlay (its bridge and router), every node, the external client. */
@@ -91,6 +93,8 @@ export interface TraceRequest {
   port?: number;
   protocol?: Protocol;
   namespace: string;
+  /** A URL is sent to this node's ingress controller (the first node when not given). */
+  node?: string;
 }
 
 /** FROM (pod/NAME, node/NAME, external) as a place. */
@@ -122,8 +126,27 @@ function splitRef(ref: string, what: string): [string, string] {
 }
 
 /** TO as where to send the probe, and the pods that may receive it (whose namespaces are watched too). */
-export function resolveTo(view: ClusterView, req: TraceRequest): { dst: string; dport?: number; protocol: Protocol; candidates: Pod[]; label: string } {
+export function resolveTo(view: ClusterView, req: TraceRequest): { dst: string; dport?: number; protocol: Protocol; candidates: Pod[]; label: string; http?: { host: string; path: string } } {
   const wantProtocol = req.protocol;
+  if (/^https?:\/\//i.test(req.to)) {
+    let url: URL;
+    try {
+      url = new URL(req.to);
+    } catch {
+      throw new TraceError(`TO ${req.to}: not a URL such as http://shop.example/cart`);
+    }
+    if (url.protocol !== 'http:') throw new TraceError(`TO ${req.to}: only http:// is traced through the ingress (the trace's header would be inside TLS)`);
+    if (wantProtocol && wantProtocol !== 'tcp') throw new TraceError(`TO ${req.to}: a URL is traced over tcp, not ${wantProtocol}`);
+    const node = req.node ? view.plan.nodes.find((n) => n.name === req.node) : view.plan.nodes[0];
+    if (!node) throw new TraceError(`--node ${req.node}: no such node (nodes: ${view.plan.nodes.map((n) => n.name).join(', ')})`);
+    const services = new Set<string>();
+    for (const ing of view.ingresses ?? []) {
+      const backends = [ing.spec.defaultBackend, ...(ing.spec.rules ?? []).flatMap((r) => (r.http?.paths ?? []).map((p) => p.backend))];
+      for (const b of backends) if (b?.service) services.add(`${ing.metadata.namespace}/${b.service.name}`);
+    }
+    const candidates = view.services.filter((s) => services.has(`${s.metadata.namespace}/${s.metadata.name}`)).flatMap((s) => selected(view, s));
+    return { dst: node.ip, dport: Number(url.port || 80), protocol: 'tcp', candidates, label: req.to, http: { host: url.hostname, path: `${url.pathname}${url.search}` } };
+  }
   const ipPort = /^(\d+\.\d+\.\d+\.\d+)(?::(\d+))?$/.exec(req.to);
   if (ipPort) {
     const dst = ipPort[1]!;
@@ -175,7 +198,7 @@ export async function traceOne(dp: Dataplane, view: ClusterView, req: TraceReque
   const to = resolveTo(view, req);
   if (to.protocol !== 'icmp' && to.dport === undefined) throw new TraceError(`TO ${req.to}: which port? give --port (or --protocol icmp)`);
   const places = uniquePlaces([...infrastructure(view.plan), from, ...to.candidates.map((p) => podPlace(view.plan, p))]);
-  const spec: ProbeSpec = { from, protocol: to.protocol, dst: to.dst, ...(to.dport !== undefined ? { dport: to.dport } : {}) };
+  const spec: ProbeSpec = { from, protocol: to.protocol, dst: to.dst, ...(to.dport !== undefined ? { dport: to.dport } : {}), ...(to.http ? { http: to.http } : {}) };
   return (await traceMany(dp, view, places, [spec], opts))[0]!;
 }
 
