@@ -34,7 +34,7 @@ test('nft monitor trace lines: packets with their headers, rules with verdicts, 
 
 test('passages: a packet\'s trace ids joined in hook order; the kernel\'s policy drop ends it; the reply apart', () => {
   const events = parseNftTrace(NFT);
-  const snap = { links: [], neighbours: [], fdb: new Map(), conntrack: [], iptables: new Map(), nftChains: nftBaseChains('table ip kubewire {\n\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t}\n\tchain filter-forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n') };
+  const snap = { links: [], neighbours: [], fdb: new Map(), conntrack: [], ipvs: [], iptables: new Map(), nftChains: nftBaseChains('table ip kubewire {\n\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t}\n\tchain filter-forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n') };
   const [request] = passages(events, snap, probe, 'request');
   assert.equal(request!.arrived!.daddr, '10.96.0.20');
   assert.equal(request!.forwarded, undefined, 'dropped before the trace chain at forward');
@@ -134,7 +134,7 @@ test('iptables-save chains and policies; nft priorities by name', () => {
 });
 
 test('a conntrack entry as a hop: what NAT did, read from its reply tuple', () => {
-  const snap = { links: [], neighbours: [], fdb: new Map(), iptables: new Map(), nftChains: new Map(), conntrack: ['tcp      6 119 TIME_WAIT src=172.18.0.200 dst=172.18.0.11 sport=61007 dport=31388 src=10.244.0.3 dst=10.244.0.1 sport=8080 dport=61007 [ASSURED] mark=1802990706 use=1'] };
+  const snap = { links: [], neighbours: [], fdb: new Map(), ipvs: [], iptables: new Map(), nftChains: new Map(), conntrack: ['tcp      6 119 TIME_WAIT src=172.18.0.200 dst=172.18.0.11 sport=61007 dport=31388 src=10.244.0.3 dst=10.244.0.1 sport=8080 dport=61007 [ASSURED] mark=1802990706 use=1'] };
   const hop = conntrackHop('node/n1', snap, probe)!;
   assert.equal(hop.translation, 'DNAT 172.18.0.11:31388 → 10.244.0.3:8080, SNAT 172.18.0.200:61007 → 10.244.0.1:61007');
   assert.match(hop.detail, /^tcp entry 172\.18\.0\.200:61007 → 172\.18\.0\.11:31388, reply expected from 10\.244\.0\.3:8080; now TIME_WAIT \[ASSURED\]$/);

@@ -75,6 +75,16 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
       assert.match(await kube.ok('exec', '--node', 'kwk-node-2', '--', 'ip', '-br', 'addr', 'show', 'kube-ipvs0'), new RegExp(svc.spec.clusterIP.replace(/\./g, '\\.')));
       const viaNodePort = await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '5', `http://172.18.0.11:${svc.spec.ports[0].nodePort}/`);
       assert.ok(field(viaNodePort, 'pod'), `the external client reached a pod through the NodePort: ${viaNodePort}`);
+      // kubewire trace in a kernel without nf_tables: TRACE in raw, mangle's chains as observation points, IPVS's choice.
+      const traced = JSON.parse(await kube.ok('trace', `pod/${pods[0].metadata.name}`, 'service/web', '-o', 'json'));
+      assert.equal(traced.verdict, 'delivered', traced.reason);
+      const ipvsHop = traced.hops.find((h: any) => h.kind === 'ipvs');
+      assert.match(ipvsHop?.detail ?? '', new RegExp(`IPVS virtual server ${svc.spec.clusterIP.replace(/\./g, '\\.')}:80 → real server 10\\.244\\.\\d+\\.\\d+:8080`));
+      assert.ok(pods.some((p: any) => `default/${p.metadata.name}` === traced.destination.pod), `delivered to a web pod: ${traced.destination.pod}`);
+      const outside = JSON.parse(await kube.ok('trace', 'external', `172.18.0.11:${svc.spec.ports[0].nodePort}`, '-o', 'json'));
+      assert.equal(outside.verdict, 'delivered', outside.reason);
+      assert.ok(outside.hops.some((h: any) => h.kind === 'ipvs'), 'the NodePort is an IPVS virtual server too');
+      assert.doesNotMatch(await kube.ok('exec', '--node', 'kwk-node-1', '--', 'iptables-legacy-save'), /KUBEWIRE-TRACE/, 'the trace leaves no rule');
       assert.equal((await kube.run(['exec', pods[0].metadata.name, '--', 'sh', '-c', 'exit 7'])).code, 7, 'the exit status comes back');
       assert.match(await kube.ok('logs', pods[0].metadata.name), /kubewire built-in/);
       assert.match(await kube.ok('describe', 'service', 'web'), /IPVS on kwk-node-1/);

@@ -43,6 +43,9 @@ export interface TraceEvent {
   packet?: PacketHeader;
   /** iptables: when it was logged (µs since the epoch), for merging. */
   time?: number;
+  /** iptables: the devices (ifindex) the packet came in on and goes out of, as nfnetlink_log reports them. */
+  indev?: number;
+  outdev?: number;
 }
 
 const NFT_LINE = /^trace id (\S+) (ip|inet|bridge|netdev|arp) (\S+) (\S+) (packet: |rule |unknown rule handle |verdict |policy )(.*)$/;
@@ -106,8 +109,11 @@ function strip<T extends object>(o: T): T {
 }
 
 // nfnetlink_log's attributes (linux/netfilter/nfnetlink_log.h) as libpcap's DLT_NFLOG keeps them.
+const NFULA_IFINDEX_INDEV = 4;
+const NFULA_IFINDEX_OUTDEV = 5;
 const NFULA_PAYLOAD = 9;
 const NFULA_PREFIX = 10;
+const NFULA_HWHEADER = 16;
 const LINKTYPE_NFLOG = 239;
 
 /** `tcpdump -i nflog:0 -w -` output: the TRACE lines x_tables logged, with the packet each was about. */
@@ -126,18 +132,22 @@ export function parseNflogPcap(pcap: Buffer): TraceEvent[] {
     const record = pcap.subarray(at + 16, at + 16 + length);
     at += 16 + length;
     if (record.length < length) break; // cut off at the end of the capture
-    const { prefix, payload } = nflogAttributes(record);
+    const { prefix, payload, indev, outdev, hwheader } = nflogAttributes(record);
     const m = prefix && /^TRACE: ([^:]+):([^:]+):(rule|return|policy):(\d+)/.exec(prefix);
     if (!m) continue;
     const packet = payload ? parseIPv4(payload) : undefined;
-    events.push({ source: 'iptables', packetKey: String(time), time, table: m[1]!, chain: m[2]!, type: m[3] as 'rule' | 'return' | 'policy', ruleNumber: Number(m[4]), ...(packet ? { packet } : {}) });
+    if (packet && hwheader && hwheader.length >= 12) {
+      packet.etherDaddr = mac(hwheader.subarray(0, 6));
+      packet.etherSaddr = mac(hwheader.subarray(6, 12));
+    }
+    events.push({ source: 'iptables', packetKey: String(time), time, table: m[1]!, chain: m[2]!, type: m[3] as 'rule' | 'return' | 'policy', ruleNumber: Number(m[4]), ...(packet ? { packet } : {}), ...(indev ? { indev } : {}), ...(outdev ? { outdev } : {}) });
   }
   return events;
 }
 
 /** An NFLOG record: a 4-byte header, then TLVs (length and type in host order, i.e. little-endian here), 4-byte aligned. */
-function nflogAttributes(record: Buffer): { prefix?: string; payload?: Buffer } {
-  const found: { prefix?: string; payload?: Buffer } = {};
+function nflogAttributes(record: Buffer): { prefix?: string; payload?: Buffer; indev?: number; outdev?: number; hwheader?: Buffer } {
+  const found: { prefix?: string; payload?: Buffer; indev?: number; outdev?: number; hwheader?: Buffer } = {};
   for (let at = 4; at + 4 <= record.length; ) {
     const length = record.readUInt16LE(at);
     const type = record.readUInt16LE(at + 2) & 0x7fff;
@@ -145,9 +155,17 @@ function nflogAttributes(record: Buffer): { prefix?: string; payload?: Buffer } 
     const value = record.subarray(at + 4, at + length);
     if (type === NFULA_PREFIX) found.prefix = value.toString('latin1').replace(/\0.*$/s, '');
     if (type === NFULA_PAYLOAD) found.payload = value;
+    // The attributes' own values are in network order.
+    if (type === NFULA_IFINDEX_INDEV && value.length >= 4) found.indev = value.readUInt32BE(0);
+    if (type === NFULA_IFINDEX_OUTDEV && value.length >= 4) found.outdev = value.readUInt32BE(0);
+    if (type === NFULA_HWHEADER) found.hwheader = value;
     at += (length + 3) & ~3;
   }
   return found;
+}
+
+function mac(b: Buffer): string {
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 const PROTOCOLS: Record<number, 'tcp' | 'udp' | 'icmp'> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };

@@ -6,7 +6,7 @@
 // listening sockets) say why. The reply is walked the same way from where it was sent.
 
 import { IPTABLES_HOOKS, iptablesPriority, type Hook, type PacketHeader, type TraceEvent } from './events.ts';
-import { TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
+import { LEGACY_CT_CHAIN, LEGACY_TRACE_CHAIN, ownTraceEvent, TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
 
 export type HopKind = 'l2' | 'l3' | 'netfilter' | 'ipvs' | 'conntrack' | 'socket' | 'ingress';
 
@@ -113,8 +113,9 @@ export function passages(events: TraceEvent[], snap: Snapshot | undefined, probe
     const where = at.get(e.packetKey);
     if (where) runs.at(-1)!.push({ ...e, ...where });
   }
-  // iptables: every line carries its packet; its lines join the first passage (x_tables runs on nodes, which a packet crosses once).
   const legacy = events.filter((e) => e.source === 'iptables' && direction(e.packet, probe, fromIP) === dir);
+  if (!runs.length && legacy.some((e) => e.chain === LEGACY_TRACE_CHAIN)) return legacyPassages(legacy, snap);
+  // iptables beside nft: every line carries its packet; its lines join the first passage (x_tables runs on nodes, which a packet crosses once).
   const t0 = legacy[0]?.time ?? 0;
   let hook: Hook | undefined;
   if (legacy.length && !runs.length) runs.push([]);
@@ -133,6 +134,39 @@ export function passages(events: TraceEvent[], snap: Snapshot | undefined, probe
 }
 
 /**
+ * Passages where x_tables alone marked and saw the packet (a kernel without nf_tables): a new
+ * packet's first line is the end of the trace chain (TRACE marks it there, after its own rule
+ * was matched unseen); a packet marked already logs the jump into that chain first: IPVS
+ * sending on, through OUTPUT, a packet it took at INPUT, which stays one passage. mangle's
+ * built-in chains are the observation points, their devices named from the ifindex.
+ */
+function legacyPassages(events: TraceEvent[], snap: Snapshot | undefined): Passage[] {
+  const name = (ifindex?: number) => (ifindex === undefined ? undefined : (snap?.links.find((l) => l.ifindex === ifindex)?.ifname ?? `if${ifindex}`));
+  const passes: Passage[] = [];
+  let hook: Hook | undefined;
+  for (const [i, e] of events.entries()) {
+    if (e.chain === LEGACY_TRACE_CHAIN) {
+      // A packet already marked logs the jump into the trace chain too: one IPVS sends on.
+      const prev = events[i - 1];
+      const continued = prev && (prev.chain === LEGACY_TRACE_CHAIN || (prev.table === 'raw' && prev.type === 'rule' && (prev.chain === 'PREROUTING' || prev.chain === 'OUTPUT')));
+      if (!continued) passes.push({ events: [] });
+      hook = undefined;
+      continue;
+    }
+    const pass = passes.at(-1);
+    if (!pass) continue;
+    hook = IPTABLES_HOOKS[e.chain] ?? hook;
+    if (!hook) continue;
+    pass.events.push({ ...e, hook, priority: iptablesPriority(e.table, hook) });
+    if (e.table !== 'mangle' || !IPTABLES_HOOKS[e.chain] || !e.packet) continue;
+    const seen = { ...e.packet, ...(name(e.indev) ? { iif: name(e.indev) } : {}), ...(name(e.outdev) ? { oif: name(e.outdev) } : {}) };
+    const at = { PREROUTING: 'arrived', OUTPUT: 'sent', INPUT: 'local', FORWARD: 'forwarded', POSTROUTING: 'left' }[e.chain] as 'arrived' | 'sent' | 'local' | 'forwarded' | 'left';
+    pass[at] ??= seen;
+  }
+  return passes;
+}
+
+/**
  * The passage that continues the walk: the one sent here (at the start), or the one that
  * arrived as `expect` left the previous place, in a frame addressed to this place (a frame
  * only bridged through it, which br_netfilter shows to its IP hooks all the same, is not).
@@ -145,10 +179,10 @@ function pickPassage(all: Passage[], start: boolean, expect?: PacketHeader, ownM
 }
 
 /** The netfilter steps of a passage as hops, and the rule that ended the packet, if one did. */
-function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined): { hops: Hop[]; stop?: { verdict: 'rejected' | 'dropped'; hop: Hop } } {
+function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined, legacyMarked: boolean): { hops: Hop[]; stop?: { verdict: 'rejected' | 'dropped'; hop: Hop } } {
   const hops: Hop[] = [];
   for (const e of pass.events) {
-    if (e.table === TRACE_TABLE) continue;
+    if (e.table === TRACE_TABLE || e.chain === LEGACY_TRACE_CHAIN || e.chain === LEGACY_CT_CHAIN || (legacyMarked && ownTraceEvent(e))) continue;
     if (e.source === 'nft') {
       if (e.type === 'rule') {
         const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: e.rule, verdict: e.verdict };
@@ -165,6 +199,7 @@ function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined)
     const table = snap?.iptables.get(e.table);
     if (e.type === 'rule') {
       const rule = table?.rules.get(e.chain)?.[(e.ruleNumber ?? 0) - 1] ?? `${e.chain} rule ${e.ruleNumber}`;
+      if (rule.includes(`-j ${LEGACY_TRACE_CHAIN}`)) continue;
       const target = / -j (\S+)/.exec(rule)?.[1];
       const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule, verdict: target };
       const to = / --to-destination (\S+)/.exec(rule)?.[1];
@@ -275,7 +310,7 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
       return { verdict: 'dropped', reason: `dropped between ${placeLabel(prev!.place)} and ${label}: ${why}`, hops };
     }
     if (step > 0) hops.push({ netns: label, kind: 'l2', in: entered.iif, detail: `arrived on ${entered.iif ?? '?'}${entered.etherDaddr ? ` (frame to ${entered.etherDaddr})` : ''}: ${entered.saddr} → ${entered.daddr}${portOf(entered)}` });
-    const nf = netfilterHops(label, pass, snap);
+    const nf = netfilterHops(label, pass, snap, obs.marking === 'iptables');
     hops.push(...nf.hops);
     const ct = conntrackHop(label, snap, probe);
     if (ct && dir === 'request') hops.push(ct);
@@ -287,7 +322,16 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
       const because = none ? ` (Service ${none} has no endpoints)` : noLocal ? ` (externalTrafficPolicy Local: Service ${noLocal} has no endpoint on this node)` : '';
       return { verdict: nf.stop.verdict, reason: `${why} on ${label} by ${nf.stop.hop.detail}: ${rule}${because}`, hops };
     }
-    if (pass.local) {
+    // IPVS takes a packet for a virtual server at INPUT and sends it on to a real server.
+    const ipvs = pass.local && pass.left && (pass.left.daddr !== pass.local.daddr || pass.left.dport !== pass.local.dport);
+    if (ipvs) hops.push(ipvsHop(label, snap, probe, pass.local!, pass.left!));
+    const vip = pass.local && !ipvs && snap?.links.find((l) => l.ifname === 'kube-ipvs0')?.addr_info?.some((a) => a.local === pass.local!.daddr);
+    if (vip && pass.local!.protocol !== 'icmp') {
+      const pkt = pass.local!;
+      hops.push({ netns: label, kind: 'ipvs', detail: `IPVS virtual server ${pkt.daddr}:${pkt.dport} took no real server for it` });
+      return { verdict: 'rejected', reason: `rejected on ${label} by IPVS: the virtual server ${pkt.daddr}:${pkt.dport} has no real server (the Service has no ready endpoints), so IPVS answered port unreachable`, hops };
+    }
+    if (pass.local && !ipvs) {
       const pkt = pass.local;
       if (probe.protocol === 'icmp' || pkt.protocol === 'icmp') {
         hops.push({ netns: label, kind: 'socket', detail: `the kernel of ${label} takes the ${pkt.icmpType ?? 'ICMP'} for ${pkt.daddr}` });
@@ -317,7 +361,8 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
       }
       return { verdict: 'dropped', reason: `dropped on ${label} after routing (by ${r.route?.type ?? 'a'} route ${describeRoute(r.route!)})`, hops };
     }
-    const r = await lookups.route(place.netns, left.daddr!, step > 0 ? (pass.forwarded ?? entered).saddr : undefined, step > 0 ? entered.iif : undefined);
+    const routed = step > 0 && !ipvs; // a forwarded packet's lookup has its way in; the host's own (and IPVS's) has none
+    const r = await lookups.route(place.netns, left.daddr!, routed ? (pass.forwarded ?? entered).saddr : undefined, routed ? entered.iif : undefined);
     const nextHop = r.route?.gateway ?? left.daddr!;
     hops.push({ netns: label, kind: 'l3', in: step > 0 ? entered.iif : undefined, out: left.oif, detail: r.route ? `route ${describeRoute(r.route)}: next hop ${nextHop}` : `route to ${left.daddr}: ${r.error}`, ...natBetween(entered, left) });
     const l2 = l2Out(obs, fabric, place, left.oif!, nextHop);
@@ -328,6 +373,15 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
     place = owner.place;
   }
   return { verdict: 'dropped', reason: 'the walk went through more than 16 namespaces', hops };
+}
+
+/** IPVS's choice for the probe: its connection entry (`ipvsadm -Lnc`), or what the packet shows. */
+export function ipvsHop(label: string, snap: Snapshot | undefined, probe: Probe, local: PacketHeader, left: PacketHeader): Hop {
+  const line = snap?.ipvs.find((l) => l.split(/\s+/)[3]?.endsWith(`:${probe.sport}`));
+  const [, , state, , virtual, real] = line?.trim().split(/\s+/) ?? [];
+  const v = virtual ?? `${local.daddr}:${local.dport}`;
+  const r = real ?? `${left.daddr}:${left.dport}`;
+  return { netns: label, kind: 'ipvs', detail: `IPVS virtual server ${v} → real server ${r}${state ? ` (connection ${state})` : ''}`, translation: `destination ${v} → ${r}` };
 }
 
 /** What NAT changed between a packet's arrival in a namespace and its leaving. */

@@ -54,10 +54,14 @@ export interface Snapshot {
   iptables: Map<string, { rules: Map<string, string[]>; policies: Map<string, string> }>;
   /** nf_tables base chains ("table/chain") → hook and priority. */
   nftChains: Map<string, { hook: Hook; priority: number }>;
+  /** IPVS connections (`ipvsadm -Lnc` lines), where the namespace has kube-ipvs0. */
+  ipvs: string[];
 }
 
 export interface Observation {
   probes: Array<{ probe: Probe; fate: Fate; said: string }>;
+  /** How the probes' packets were marked and observed. */
+  marking: Marking;
   /** netns path → every trace event seen there, nft's and iptables' (each source in its order). */
   events: Map<string, TraceEvent[]>;
   snapshots: Map<string, Snapshot>;
@@ -140,6 +144,81 @@ export function portRange(count: number): { lo: number; hi: number } {
 }
 
 /** Sends the probes with tracing on in every place, collects what the kernel reported, and leaves nothing behind. */
+/**
+ * How packets are marked for tracing: `nft` (a trace table at every hook; the host's kernel),
+ * or `iptables` where the kernel has no nf_tables for ip (Debian's UML kernel): a TRACE rule in
+ * raw and the mangle table's chains as the observation points, everything read from nflog.
+ */
+export type Marking = 'nft' | 'iptables';
+
+export const LEGACY_TRACE_CHAIN = 'KUBEWIRE-TRACE';
+export const LEGACY_CT_CHAIN = 'KUBEWIRE-TRACE-CT';
+
+/** The iptables-legacy equivalent of the trace table (an iptables-restore --noflush script). */
+export function legacyTraceScript(lo: number, hi: number, ctMark: boolean): string {
+  const range = `${lo}:${hi}`;
+  const trace = (m: string) => `-A ${LEGACY_TRACE_CHAIN} ${m} -j TRACE`;
+  const lines = [
+    '*raw',
+    `:${LEGACY_TRACE_CHAIN} - [0:0]`,
+    `-I PREROUTING 1 -j ${LEGACY_TRACE_CHAIN}`,
+    `-I OUTPUT 1 -j ${LEGACY_TRACE_CHAIN}`,
+    trace(`-p tcp --sport ${range} --tcp-flags SYN,ACK SYN`),
+    trace(`-p tcp --dport ${range} --tcp-flags SYN,ACK SYN,ACK`),
+    trace(`-p tcp --dport ${range} --tcp-flags RST RST`),
+    trace(`-p udp --sport ${range}`),
+    trace(`-p udp --dport ${range}`),
+    ...['echo-request', 'echo-reply', 'destination-unreachable', 'time-exceeded'].map((t) => trace(`-p icmp --icmp-type ${t}`)),
+    'COMMIT',
+    // mangle has a chain at every hook: its TRACE lines are where the packet was seen (and with which devices).
+    '*mangle',
+    ...(ctMark
+      ? [
+          `:${LEGACY_CT_CHAIN} - [0:0]`,
+          `-I INPUT 1 -j ${LEGACY_CT_CHAIN}`,
+          `-I POSTROUTING 1 -j ${LEGACY_CT_CHAIN}`,
+          ...['tcp', 'udp'].flatMap((p) => ['--sport', '--dport'].map((d) => `-A ${LEGACY_CT_CHAIN} -p ${p} ${d} ${range} -j CONNMARK --set-mark ${TRACE_CT_MARK}`)),
+        ]
+      : []),
+    'COMMIT',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function legacyRemoval(ctMark: boolean): string {
+  const drop = (chain: string, hooks: string[]) => [...hooks.map((h) => `-D ${h} -j ${chain}`), `-F ${chain}`, `-X ${chain}`];
+  return ['*raw', ...drop(LEGACY_TRACE_CHAIN, ['PREROUTING', 'OUTPUT']), 'COMMIT', ...(ctMark ? ['*mangle', ...drop(LEGACY_CT_CHAIN, ['INPUT', 'POSTROUTING']), 'COMMIT'] : []), ''].join('\n');
+}
+
+/** A TRACE line of the trace's own rules (its chains, and the jumps into them inserted first). */
+export function ownTraceEvent(e: TraceEvent): boolean {
+  if (e.chain === LEGACY_TRACE_CHAIN || e.chain === LEGACY_CT_CHAIN) return true;
+  if (e.type !== 'rule' || e.ruleNumber !== 1) return false;
+  return (e.table === 'raw' && (e.chain === 'PREROUTING' || e.chain === 'OUTPUT')) || (e.table === 'mangle' && (e.chain === 'INPUT' || e.chain === 'POSTROUTING'));
+}
+
+/** One table's part of an `iptables-save` of all of them. */
+export function tableSection(save: string, table: string): string {
+  const start = save.indexOf(`*${table}\n`);
+  if (start < 0) return '';
+  const end = save.indexOf('COMMIT', start);
+  return save.slice(start, end < 0 ? undefined : end);
+}
+
+/** Whether this kernel takes nf_tables' ip family (asked in one place: every namespace has the same kernel). */
+async function markingOf(dp: Dataplane, place: Place): Promise<Marking> {
+  const probeTable = `${TRACE_TABLE}-probe`;
+  try {
+    await dp.at(place.netns).nft(`add table ip ${probeTable}\ndelete table ip ${probeTable}\n`);
+    return 'nft';
+  } catch (e) {
+    if (/not supported|No such file or directory|cache initialization failed/i.test((e as Error).message)) return 'iptables';
+    throw e;
+  }
+}
+
+/** Sends the probes with tracing on in every place, collects what the kernel reported, and leaves nothing behind. */
 export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[], opts: SessionOptions): Promise<Observation> {
   if (specs.length > 3_000) throw new Error(`${specs.length} probes in one trace session: at most 3000`);
   const upstreams = specs.filter((s) => s.http).length;
@@ -147,19 +226,25 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
   let spare = lo + specs.length;
   const probes: Probe[] = specs.map((s, i) => ({ ...s, sport: lo + i, ...(s.http ? { upstreamPort: spare++ } : {}) }));
   const monitors: Array<{ netns: string; kind: 'nft' | 'nflog'; monitor: Monitor }> = [];
-  const tabled: string[] = [];
+  const marked: string[] = [];
   const timeout = opts.timeoutSeconds ?? 1;
+  const marking = await markingOf(dp, places[0]!);
   try {
     await Promise.all(
       places.map(async (place) => {
         const ns = dp.at(place.netns);
-        const started = [ns.monitor(['nft', 'monitor']).then((monitor) => monitors.push({ netns: place.netns, kind: 'nft', monitor }))];
-        if (opts.legacyIptables.has(place.netns)) started.push(ns.monitor(['tcpdump', '-i', 'nflog:0', '-U', '-w', '-', '-s', '512'], 'listening on').then((monitor) => monitors.push({ netns: place.netns, kind: 'nflog', monitor })));
+        const ct = opts.conntrack.has(place.netns);
+        const started: Array<Promise<unknown>> = [];
+        if (marking === 'nft') started.push(ns.monitor(['nft', 'monitor']).then((monitor) => monitors.push({ netns: place.netns, kind: 'nft', monitor })));
+        if (marking === 'iptables' || opts.legacyIptables.has(place.netns)) started.push(ns.monitor(['tcpdump', '-i', 'nflog:0', '-U', '-w', '-', '-s', '512'], 'listening on').then((monitor) => monitors.push({ netns: place.netns, kind: 'nflog', monitor })));
         await Promise.all(started);
-        await ns.nft(traceTableScript(lo, hi, opts.conntrack.has(place.netns))).catch((e: Error) => {
-          throw new Error(`cannot turn tracing on in ${place.kind === 'pod' ? `pod ${place.name}` : place.name}: tracing marks packets with nf_tables, which this kernel refused (${e.message.split('\n')[0]}); a cluster in its own kernel (--kernel uml) has no nf_tables and cannot be traced yet`);
-        });
-        tabled.push(place.netns);
+        if (marking === 'iptables') {
+          await ns.iptablesRestore(legacyTraceScript(lo, hi, ct), 4, 'legacy');
+          marked.push(place.netns);
+          return;
+        }
+        await ns.nft(traceTableScript(lo, hi, ct));
+        marked.push(place.netns);
         // The monitor has seen its namespace's table appear: it is subscribed.
         await monitors.find((m) => m.netns === place.netns && m.kind === 'nft')!.monitor.until(`add table ip ${TRACE_TABLE}`, 3_000);
       }),
@@ -175,44 +260,54 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
     });
     // The last events are on their way through the observers' pipes.
     await new Promise((r) => setTimeout(r, 30));
-    const snapshots = new Map<string, Snapshot>();
-    await Promise.all(places.map(async (p) => snapshots.set(p.netns, await snapshot(dp, p.netns, opts.conntrack.has(p.netns)))));
     const events = new Map<string, TraceEvent[]>();
     const outputs = await Promise.all(monitors.splice(0).map(async (m) => ({ ...m, out: await m.monitor.stop() })));
     for (const o of outputs) {
       const parsed = o.kind === 'nft' ? parseNftTrace(o.out.toString('utf8')) : parseNflogPcap(o.out);
       events.set(o.netns, [...(events.get(o.netns) ?? []), ...parsed]);
     }
+    // Where the probes went, and the fabric (nodes' and underlay's bridges), all the kernel
+    // holds; of a pod no probe reached, only its addresses (it may be a next hop).
+    const crossed = (p: Place) => p.kind !== 'pod' || (events.get(p.netns) ?? []).length > 0 || probes.some((x) => x.from.netns === p.netns);
+    const snapshots = new Map<string, Snapshot>();
+    await Promise.all(places.map(async (p) => snapshots.set(p.netns, await snapshot(dp, p.netns, opts.conntrack.has(p.netns), crossed(p)))));
     // The rules TRACE named by number, and the nft chains' hooks, read now that it is known which are needed.
     await Promise.all(
       places.map(async (p) => {
         const evs = events.get(p.netns) ?? [];
         const snap = snapshots.get(p.netns)!;
         const ns = dp.at(p.netns);
-        const tables = new Set(evs.filter((e) => e.source === 'iptables').map((e) => e.table));
-        for (const t of tables) {
-          const save = await ns.iptablesSave(t as 'nat', 4, 'legacy');
-          snap.iptables.set(t, { rules: chainRules(save), policies: chainPolicies(save) });
+        // One iptables-save for every table whose rules (other than the trace's own) the packets matched.
+        const tables = new Set(evs.filter((e) => e.source === 'iptables' && e.type !== 'return' && !(marking === 'iptables' && ownTraceEvent(e))).map((e) => e.table));
+        if (tables.size) {
+          const saved = await ns.exec(['iptables-legacy-save']);
+          for (const t of tables) {
+            const save = tableSection(saved, t);
+            snap.iptables.set(t, { rules: chainRules(save), policies: chainPolicies(save) });
+          }
         }
         if (evs.some((e) => e.source === 'nft' && e.table !== TRACE_TABLE)) snap.nftChains = nftBaseChains(await ns.exec(['nft', 'list', 'ruleset']));
       }),
     );
-    return { probes: results, events, snapshots, places };
+    return { probes: results, events, snapshots, places, marking };
   } finally {
     await Promise.all(monitors.map((m) => m.monitor.stop().catch(() => undefined)));
     await Promise.all(
-      tabled.map(async (netns) => {
+      marked.map(async (netns) => {
         const ns = dp.at(netns);
-        await ns.nft(`delete table ip ${TRACE_TABLE}\n`).catch(() => undefined);
+        const ct = opts.conntrack.has(netns);
+        if (marking === 'nft') await ns.nft(`delete table ip ${TRACE_TABLE}\n`).catch(() => undefined);
+        else await ns.iptablesRestore(legacyRemoval(ct), 4, 'legacy').catch(() => undefined);
         // conntrack exits 1 when nothing matched.
-        if (opts.conntrack.has(netns)) await ns.exec(['conntrack', '-D', '-m', TRACE_CT_MARK]).catch(() => undefined);
+        if (ct) await ns.exec(['conntrack', '-D', '-m', TRACE_CT_MARK]).catch(() => undefined);
       }),
     );
   }
 }
 
-async function snapshot(dp: Dataplane, netns: string, conntrack: boolean): Promise<Snapshot> {
+async function snapshot(dp: Dataplane, netns: string, conntrack: boolean, crossed: boolean): Promise<Snapshot> {
   const ns = dp.at(netns);
+  if (!crossed) return { links: await ns.links(), neighbours: [], fdb: new Map(), conntrack: [], iptables: new Map(), nftChains: new Map(), ipvs: [] };
   const [links, neighbours, entries] = await Promise.all([
     ns.links(),
     ns.neighbours(),
@@ -225,7 +320,8 @@ async function snapshot(dp: Dataplane, netns: string, conntrack: boolean): Promi
   ]);
   const fdb = new Map<string, FdbEntry[]>();
   for (const l of links.filter((l) => l.linkinfo?.info_kind === 'bridge')) fdb.set(l.ifname, await ns.fdb(l.ifname));
-  return { links, neighbours, fdb, conntrack: entries, iptables: new Map(), nftChains: new Map() };
+  const ipvs = links.some((l) => l.ifname === 'kube-ipvs0') ? (await ns.exec(['ipvsadm', '-Lnc']).catch(() => '')).split('\n').filter((l) => /^(TCP|UDP|SCTP)\s/.test(l)) : [];
+  return { links, neighbours, fdb, conntrack: entries, iptables: new Map(), nftChains: new Map(), ipvs };
 }
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
