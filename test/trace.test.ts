@@ -308,6 +308,15 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     } finally {
       sh(n1!.netns, 'ip', 'neigh', 'del', '172.18.0.1', 'dev', 'eth0');
     }
+    // A wrong gateway on node-1: nobody answers ARP for it.
+    sh(n1!.netns, 'ip', 'route', 'replace', 'default', 'via', '172.18.0.99');
+    try {
+      const t = await trace('pod/client', 'pod/far');
+      assert.equal(t.verdict, 'dropped');
+      assert.match(t.reason, /^dropped on node\/ktrace-node-1: no ARP answer for 172\.18\.0\.99 on eth0 \(neighbour (INCOMPLETE|FAILED)\)/);
+    } finally {
+      sh(n1!.netns, 'ip', 'route', 'replace', 'default', 'via', '172.18.0.1');
+    }
     assert.equal((await trace('pod/client', 'pod/far')).verdict, 'delivered', 'mended');
     assertNothingLeft(cluster);
   });

@@ -368,7 +368,7 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
     const l2 = l2Out(obs, fabric, place, left.oif!, nextHop);
     hops.push(...l2.hops);
     const owner = ipOwner(obs, nextHop);
-    if (!owner) return { verdict: 'dropped', reason: `${label} sent it to ${nextHop} on ${left.oif}, which is no namespace of the cluster`, hops };
+    if (!owner) return { verdict: 'dropped', reason: l2.problem ? `dropped on ${label}: ${l2.problem}: ${nextHop} is no namespace of the cluster` : `${label} sent it to ${nextHop} on ${left.oif}, which is no namespace of the cluster`, hops };
     prev = { place, dev: left.oif!, ip: nextHop, left, ...(l2.problem ? { problem: l2.problem } : {}) };
     place = owner.place;
   }
