@@ -2,7 +2,7 @@
 // dependencies so that a plugin process starts as fast as Node allows. The CLI is split:
 // what `kubewire get` needs loads at start; the daemon, the ingress controller and the
 // workload host (undici, prom-client, SQLite) are chunks loaded by their own commands.
-import { rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 rmSync('dist', { recursive: true, force: true });
@@ -10,4 +10,8 @@ const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: 'l
 await Promise.all([
   build({ ...common, entryPoints: ['src/cni/plugins/main.ts'], outfile: 'dist/cni-plugins.cjs', format: 'cjs', sourcemap: false }),
   build({ ...common, entryPoints: { kubewire: 'src/cli/main.ts' }, outdir: 'dist', splitting: true, chunkNames: 'chunks/[name]-[hash]', format: 'esm', packages: 'external' }),
+  // The page of `kubewire ui`: everything in one file (no CDN: the lab has no internet).
+  build({ bundle: true, platform: 'browser', target: 'es2022', format: 'esm', minify: true, logLevel: 'warning', entryPoints: ['src/ui/web/app.ts'], outfile: 'dist/ui/app.js' }),
 ]);
+mkdirSync('dist/ui', { recursive: true });
+copyFileSync('src/ui/web/index.html', 'dist/ui/index.html');

@@ -9,6 +9,7 @@ import { registerDemoCommands } from './demo.ts';
 import { registerClusterCommands } from './cluster.ts';
 import { defaultCluster, registerKubectlCommands } from './kubectl.ts';
 import { registerTraceCommands } from './trace.ts';
+import { registerUiCommands } from './ui.ts';
 import { clusterFlag, clusterKernel, runInKernel, runsInGuest } from '../kernel/client.ts';
 import { takeWarmRequest } from '../kernel/guest.ts';
 
@@ -23,6 +24,7 @@ program
 registerClusterCommands(program);
 registerKubectlCommands(program);
 registerTraceCommands(program);
+registerUiCommands(program);
 registerCreateCommands(program);
 registerCniCommands(program);
 registerDemoCommands(program);
