@@ -1,0 +1,112 @@
+// `kubewire ui` as a user meets it (issue 18's goals), in Debian's Chromium: on a 3-node
+// cluster, 100 pods created while the page is open (the longest frame and the long tasks
+// meanwhile, and when the last pod shows with its IP against when the cluster had it
+// Running); the page opened on those 100 pods (navigation to everything drawn); one new
+// pod (from `kubewire apply` until it is on the page). `kubewire get pods` is the reference.
+//   npm run bench:ui
+
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { cleanupOnInterrupt } from '../src/lab/lab.ts';
+import { down } from '../src/lifecycle/cluster.ts';
+
+const REPLICAS = Number(process.env.REPLICAS) || 100;
+const stateDir = mkdtempSync(join(tmpdir(), 'kwb-ui-'));
+process.env.KUBEWIRE_STATE_DIR = stateDir;
+const name = `kwbu${process.pid % 10000}`;
+const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
+const kw = (args: string[], input?: string) => execFileSync(process.execPath, [BIN, ...args, '--cluster', name], { encoding: 'utf8', timeout: 180_000, env: process.env, ...(input ? { input } : {}) });
+const line = (what: string, value: string, goal = '') => console.log(`${what.padEnd(58)}${value.padEnd(24)}${goal}`);
+let ui: ReturnType<typeof spawn> | undefined;
+const cleanup = async () => {
+  ui?.kill('SIGINT');
+  await down(name).catch(() => undefined);
+  rmSync(stateDir, { recursive: true, force: true });
+};
+cleanupOnInterrupt(cleanup);
+
+const deployment = (replicas: number) => `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: ${replicas}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: kubewire/echo, ports: [{containerPort: 8080}]}]
+`;
+
+try {
+  kw(['up', '--nodes', '3']);
+  kw(['apply', '-f', '-'], deployment(0));
+  ui = spawn(process.execPath, [BIN, 'ui', '--port', '0', '--cluster', name], { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve) => ui!.stdout!.on('data', (b: Buffer) => /(http:\S+)/.test(b.toString()) && resolve(/(http:\S+\/)/.exec(b.toString())![1]!)));
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(url);
+  await page.waitForFunction(() => (window as any).kubewire?.ready);
+  // The longest gap between animation frames, and the long tasks, while the pods come.
+  await page.evaluate(() => {
+    const w = window as any;
+    w.bench = { maxFrame: 0, longTasks: [] as number[] };
+    let last = performance.now();
+    const tick = (t: number) => {
+      w.bench.maxFrame = Math.max(w.bench.maxFrame, t - last);
+      last = t;
+      if (!w.bench.stop) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+    new PerformanceObserver((l) => l.getEntries().forEach((e) => w.bench.longTasks.push(e.duration))).observe({ type: 'longtask', buffered: false });
+  });
+  const running = (out: string) => (JSON.parse(out).items as Array<{ status?: { phase?: string } }>).filter((p) => p.status?.phase === 'Running').length;
+  const t0 = performance.now();
+  kw(['scale', 'deployment/web', '--replicas', String(REPLICAS)]);
+  let clusterDone = 0;
+  const shown = () => page.evaluate(() => (window as any).kubewire.cy.nodes('[kind = "pod"][phase = "Running"]').filter((n: any) => n.data('labels')?.app === 'web').length as number);
+  let pageDone = 0;
+  while (!pageDone || !clusterDone) {
+    if (!clusterDone && running(kw(['get', 'pods', '-o', 'json'])) === REPLICAS) clusterDone = performance.now() - t0;
+    if (!pageDone && (await shown()) === REPLICAS) pageDone = performance.now() - t0;
+    if (performance.now() - t0 > 180_000) throw new Error('the pods did not all show');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 1_500)); // the settling layout after the last change
+  const b = await page.evaluate(() => ((window as any).bench.stop = true, (window as any).bench));
+  line(`${REPLICAS} pods: all Running in the cluster (kubewire get)`, `${(clusterDone / 1000).toFixed(2)} s`);
+  line(`${REPLICAS} pods: all on the page, Running with their IPs`, `${(pageDone / 1000).toFixed(2)} s`, 'each change ≤ 1 s');
+  line('longest frame meanwhile (requestAnimationFrame gap)', `${b.maxFrame.toFixed(0)} ms`, 'goal ≤ 100 ms');
+  line('long tasks meanwhile (> 50 ms)', `${b.longTasks.length}, longest ${Math.max(0, ...b.longTasks).toFixed(0)} ms`);
+  // The page opened on the cluster as it is.
+  const loads: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    await page.reload();
+    await page.waitForFunction((n) => (window as any).kubewire?.ready && (window as any).kubewire.cy.nodes('[kind = "pod"]').length >= n, REPLICAS);
+    loads.push(performance.now() - t);
+  }
+  const refs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    kw(['get', 'pods']);
+    refs.push(performance.now() - t);
+  }
+  const med = (xs: number[]) => [...xs].sort((a, c) => a - c)[Math.floor(xs.length / 2)]!;
+  line(`page opened on ${REPLICAS + 2} pods, 3 nodes: drawn (median of 5)`, `${med(loads).toFixed(0)} ms (${(med(loads) / med(refs)).toFixed(2)}× get)`, 'goal ≤ 1 s');
+  line('kubewire get pods (reference), median of 5', `${med(refs).toFixed(0)} ms`);
+  // One change.
+  const changes: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    kw(['apply', '-f', '-'], `apiVersion: v1\nkind: Pod\nmetadata: {name: one-${i}}\nspec:\n  containers: [{name: c, image: kubewire/echo}]\n`);
+    await page.waitForFunction((id) => (window as any).kubewire.cy.getElementById(id).nonempty(), `pod/default/one-${i}`);
+    changes.push(performance.now() - t);
+  }
+  line('a new pod: from kubewire apply until it is on the page', `${changes.map((c) => c.toFixed(0)).join(', ')} ms`, 'goal ≤ 1 s');
+  await browser.close();
+} finally {
+  await cleanup();
+}

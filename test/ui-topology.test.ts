@@ -1,0 +1,58 @@
+// The page's graph (pure): the seed's picture as elements, the diff the page applies, the filters.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { EndpointSlice, Ingress, Node, Pod, Service } from '../src/api/types.ts';
+import { planCluster, DEFAULT_SPEC } from '../src/cluster/plan.ts';
+import { diffElements, visible } from '../src/ui/graph.ts';
+import { topology } from '../src/ui/topology.ts';
+
+const plan = planCluster({ ...DEFAULT_SPEC, name: 'g', nodes: 2 });
+const node = (name: string, cidr: string): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name }, spec: { podCIDR: cidr }, status: { conditions: [{ type: 'Ready', status: 'True' }] } }) as Node;
+const pod = (name: string, nodeName: string, ip: string, labels: Record<string, string> = { app: 'web' }, phase = 'Running'): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', labels }, spec: { nodeName, containers: [{ name: 'c', image: 'kubewire/echo' }] }, status: { phase, podIP: ip } }) as Pod;
+const service: Service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.96.0.20', selector: { app: 'web' }, ports: [{ port: 80 }] } } as Service;
+const slice: EndpointSlice = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } }, addressType: 'IPv4', endpoints: [{ addresses: ['10.244.0.5'], conditions: { ready: true }, targetRef: { kind: 'Pod', namespace: 'default', name: 'a' } }] };
+const ingress: Ingress = { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'shop', namespace: 'default' }, spec: { rules: [{ host: 'shop.example', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }] } }] } };
+
+const objects = (pods: Pod[]) => ({ plan, nodes: [node('g-node-1', '10.244.0.0/24'), node('g-node-2', '10.244.1.0/24')], pods, services: [service], slices: [slice], ingresses: [ingress], attachments: new Map([['g-node-1', [{ namespace: 'default', name: 'a', hostVeth: 'veth0123abcd' }]]]) });
+
+test("the seed's picture: the underlay and its router's routes, each node's eth0 and cni0, pods in their node joined by their veth, Services to endpoints, Ingresses to Services", () => {
+  const g = topology(objects([pod('a', 'g-node-1', '10.244.0.5'), pod('b', 'g-node-2', '10.244.1.5')]));
+  const byId = new Map(g.map((e) => [e.data.id, e]));
+  assert.deepEqual(byId.get('router')!.data.facts, ['route 10.244.0.0/24 via 172.18.0.11', 'route 10.244.1.0/24 via 172.18.0.12']);
+  assert.equal(byId.get('eth0/g-node-1')!.data.ip, '172.18.0.11');
+  assert.equal(byId.get('cni0/g-node-2')!.data.ip, '10.244.1.1');
+  assert.equal(byId.get('pod/default/a')!.data.parent, 'node/g-node-1');
+  assert.equal(byId.get('veth:pod/default/a->cni0/g-node-1')!.data.label, 'eth0 ↔ veth0123abcd');
+  assert.ok(byId.has('endpoint:svc/default/web->pod/default/a'));
+  assert.ok(!byId.has('endpoint:svc/default/web->pod/default/b'), 'only the EndpointSlice says who is an endpoint');
+  assert.ok(byId.has('backend:ing/default/shop->svc/default/web'));
+  assert.ok(byId.has('link:eth0/g-node-2->underlay'));
+});
+
+test('host-gw: the router holds no pod routes', () => {
+  const hostGw = planCluster({ ...DEFAULT_SPEC, name: 'h', nodes: 2, mode: 'host-gw' });
+  const g = topology({ ...objects([]), plan: hostGw });
+  assert.match(g.find((e) => e.data.id === 'router')!.data.facts!.join(), /no pod routes/);
+});
+
+test('the diff the page applies: added, removed, changed (a pod moving to Running), a parent change as remove and add', () => {
+  const before = topology(objects([pod('a', 'g-node-1', '10.244.0.5'), pod('c', 'g-node-1', '', { app: 'x' }, 'Pending')]));
+  const after = topology(objects([pod('a', 'g-node-1', '10.244.0.5'), pod('c', 'g-node-1', '10.244.0.9', { app: 'x' }), pod('d', 'g-node-2', '10.244.1.9')]));
+  const d = diffElements(before, after);
+  assert.deepEqual(d.add.map((e) => e.data.id).sort(), ['pod/default/d', 'veth:pod/default/d->cni0/g-node-2']);
+  assert.deepEqual(d.update.map((e) => e.data.id), ['pod/default/c']);
+  assert.deepEqual(d.remove, []);
+  const gone = diffElements(after, topology(objects([pod('a', 'g-node-1', '10.244.0.5')])));
+  assert.deepEqual(gone.remove.sort(), ['pod/default/c', 'pod/default/d', 'veth:pod/default/c->cni0/g-node-1', 'veth:pod/default/d->cni0/g-node-2']);
+  const moved = diffElements(before, topology(objects([pod('a', 'g-node-2', '10.244.1.5'), pod('c', 'g-node-1', '', { app: 'x' }, 'Pending')])));
+  assert.ok(moved.remove.includes('pod/default/a') && moved.add.some((e) => e.data.id === 'pod/default/a'));
+});
+
+test('filters: a namespace and labels apply to pods, Services and Ingresses, never to the network', () => {
+  const g = topology(objects([pod('a', 'g-node-1', '10.244.0.5'), pod('c', 'g-node-1', '10.244.0.9', { app: 'x' })]));
+  const shown = g.filter((e) => e.group === 'nodes' && visible(e, { labels: { app: 'x' } })).map((e) => e.data.id);
+  assert.ok(shown.includes('pod/default/c') && !shown.includes('pod/default/a'));
+  assert.ok(shown.includes('router') && shown.includes('cni0/g-node-1'));
+  assert.ok(!g.filter((e) => visible(e, { namespace: 'kube-system' })).some((e) => e.data.kind === 'pod'));
+});
