@@ -50,18 +50,19 @@ try {
   await page.goto(url);
   await page.waitForFunction(() => (window as any).kubewire?.ready);
   // The longest gap between animation frames, and the long tasks, while the pods come.
-  await page.evaluate(() => {
-    const w = window as any;
-    w.bench = { maxFrame: 0, longTasks: [] as number[] };
+  // (A string: tsx would wrap a function's inner functions in a helper the page does not have.)
+  await page.evaluate(`(() => {
+    const w = window;
+    w.bench = { maxFrame: 0, longTasks: [] };
     let last = performance.now();
-    const tick = (t: number) => {
+    const tick = (t) => {
       w.bench.maxFrame = Math.max(w.bench.maxFrame, t - last);
       last = t;
       if (!w.bench.stop) requestAnimationFrame(tick);
     };
     requestAnimationFrame(tick);
     new PerformanceObserver((l) => l.getEntries().forEach((e) => w.bench.longTasks.push(e.duration))).observe({ type: 'longtask', buffered: false });
-  });
+  })()`);
   const running = (out: string) => (JSON.parse(out).items as Array<{ status?: { phase?: string } }>).filter((p) => p.status?.phase === 'Running').length;
   const t0 = performance.now();
   kw(['scale', 'deployment/web', '--replicas', String(REPLICAS)]);
@@ -80,6 +81,10 @@ try {
   line(`${REPLICAS} pods: all on the page, Running with their IPs`, `${(pageDone / 1000).toFixed(2)} s`, 'each change ≤ 1 s');
   line('longest frame meanwhile (requestAnimationFrame gap)', `${b.maxFrame.toFixed(0)} ms`, 'goal ≤ 100 ms');
   line('long tasks meanwhile (> 50 ms)', `${b.longTasks.length}, longest ${Math.max(0, ...b.longTasks).toFixed(0)} ms`);
+  const slow = await page.evaluate(() => (window as any).kubewire.slowest);
+  line('  slowest update in the page: diff, graph, layout, lists', `${slow.total.toFixed(0)} ms: ${slow.diff.toFixed(0)}, ${slow.graph.toFixed(0)}, ${slow.layout.toFixed(0)}, ${slow.lists.toFixed(0)}`);
+  const elkMs = await page.evaluate(() => [(window as any).kubewire.elkPrep, (window as any).kubewire.elkApply]);
+  line('  ELK: the graph for the worker, its positions applied', `${elkMs[0].toFixed(0)}, ${elkMs[1].toFixed(0)} ms`);
   // The page opened on the cluster as it is.
   const loads: number[] = [];
   for (let i = 0; i < 5; i++) {

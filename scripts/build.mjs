@@ -15,3 +15,5 @@ await Promise.all([
 ]);
 mkdirSync('dist/ui', { recursive: true });
 copyFileSync('src/ui/web/index.html', 'dist/ui/index.html');
+// ELK runs in a Web Worker (its layout never holds up the page): the worker script as elkjs ships it.
+copyFileSync('node_modules/elkjs/lib/elk-worker.min.js', 'dist/ui/elk-worker.js');

@@ -114,6 +114,7 @@ export class UiServer {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (req.method === 'GET' && url.pathname === '/') return file(res, 'index.html', 'text/html; charset=utf-8');
     if (req.method === 'GET' && url.pathname === '/app.js') return file(res, 'app.js', 'text/javascript; charset=utf-8');
+    if (req.method === 'GET' && url.pathname === '/elk-worker.js') return file(res, 'elk-worker.js', 'text/javascript; charset=utf-8');
     if (req.method === 'GET' && url.pathname === '/api/topology') return send(res, 200, { cluster: this.o.plan.spec.name, elements: this.graph });
     if (req.method === 'GET' && url.pathname === '/api/events') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });

@@ -1,12 +1,13 @@
 // The page: the cluster network drawn with Cytoscape.js (compound boxes for nodes, laid out
-// by ELK's layered algorithm: Ingresses and Services above, the nodes with their pods, cni0
-// and eth0, the underlay with its router and the client below; a node's pods re-laid by
-// Cytoscape's grid layout when they change), kept in step with the server's
+// by ELK's layered algorithm in a Web Worker, so that the page never waits for it:
+// Ingresses and Services above, the nodes with their pods, cni0 and eth0, the underlay with
+// its router and the client below; a node's pods re-laid at once by Cytoscape's grid layout
+// when they change), kept in step with the server's
 // stream of graphs (applied as a diff, at most once per animation frame), details on click,
 // and a trace drawn on the graph hop by hop with its table and verdict.
 
-import cytoscape, { type Core, type ElementDefinition } from 'cytoscape';
-import elk from 'cytoscape-elk';
+import cytoscape, { type Core, type ElementDefinition, type NodeSingular } from 'cytoscape';
+import ELK, { type ElkNode } from 'elkjs/lib/elk-api.js';
 import { diffElements, visible, type GraphElement } from '../graph.ts';
 
 interface Hop {
@@ -33,7 +34,8 @@ interface Trace extends Leg {
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
 const STYLE: cytoscape.StylesheetJson = [
-  { selector: 'node', style: { label: 'data(label)', 'font-size': 11, 'text-wrap': 'wrap', 'text-valign': 'center', 'text-halign': 'center', 'background-color': '#e2e8f0', 'border-width': 1, 'border-color': '#94a3b8', width: 'label', height: 'label', padding: '6px', shape: 'round-rectangle' } },
+  // Labels too small to read at the current zoom are not drawn (they cost the most to draw).
+  { selector: 'node', style: { 'min-zoomed-font-size': 7, label: 'data(label)', 'font-size': 11, 'text-wrap': 'wrap', 'text-valign': 'center', 'text-halign': 'center', 'background-color': '#e2e8f0', 'border-width': 1, 'border-color': '#94a3b8', width: 'label', height: 'label', padding: '6px', shape: 'round-rectangle' } },
   { selector: 'node[kind = "node"]', style: { 'text-valign': 'top', 'text-halign': 'center', 'background-color': '#f8fafc', 'border-color': '#475569', 'border-width': 2, 'font-size': 13, 'font-weight': 'bold', padding: '14px' } },
   { selector: 'node[kind = "pod"]', style: { 'background-color': '#dcfce7', 'border-color': '#16a34a' } },
   { selector: 'node.pending, node.terminating', style: { 'background-color': '#fef9c3', 'border-color': '#ca8a04', 'border-style': 'dashed' } },
@@ -45,7 +47,7 @@ const STYLE: cytoscape.StylesheetJson = [
   { selector: 'node[kind = "external"]', style: { shape: 'ellipse', 'background-color': '#fbcfe8', 'border-color': '#be185d' } },
   { selector: 'node[kind = "service"]', style: { shape: 'hexagon', 'background-color': '#ede9fe', 'border-color': '#7c3aed' } },
   { selector: 'node[kind = "ingress"]', style: { shape: 'tag', 'background-color': '#ffedd5', 'border-color': '#ea580c' } },
-  { selector: 'edge', style: { width: 1.5, 'line-color': '#94a3b8', 'curve-style': 'bezier', label: 'data(label)', 'font-size': 7, 'text-rotation': 'autorotate', color: '#475569' } },
+  { selector: 'edge', style: { 'min-zoomed-font-size': 8, width: 1.5, 'line-color': '#94a3b8', 'curve-style': 'bezier', label: 'data(label)', 'font-size': 7, 'text-rotation': 'autorotate', color: '#475569' } },
   { selector: 'edge[kind = "link"]', style: { width: 3, 'line-color': '#64748b' } },
   { selector: 'edge[kind = "endpoint"]', style: { 'line-style': 'dashed', 'line-color': '#a78bfa', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#a78bfa', label: '' } },
   { selector: 'edge[kind = "backend"]', style: { 'line-style': 'dashed', 'line-color': '#fb923c', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#fb923c' } },
@@ -56,12 +58,12 @@ const STYLE: cytoscape.StylesheetJson = [
   { selector: ':selected', style: { 'overlay-color': '#6366f1', 'overlay-opacity': 0.25 } },
 ];
 
-cytoscape.use(elk as unknown as cytoscape.Ext);
-const cy: Core = cytoscape({ container: $('graph'), style: STYLE, elements: [], minZoom: 0.1, maxZoom: 3, wheelSensitivity: 0.3 });
+const elk = new ELK({ workerUrl: '/elk-worker.js' });
+const cy: Core = cytoscape({ container: $('graph'), style: STYLE, elements: [], minZoom: 0.1, maxZoom: 3, wheelSensitivity: 0.3, hideEdgesOnViewport: true, textureOnViewport: true, pixelRatio: 1 });
 let all: GraphElement[] = [];
 let shown: GraphElement[] = [];
 let laidOut = false;
-const page = { cy, ready: false, updates: 0, lastTrace: undefined as Trace | undefined };
+const page = { cy, ready: false, updates: 0, lastTrace: undefined as Trace | undefined, slowest: { total: 0, diff: 0, graph: 0, layout: 0, lists: 0 }, elkPrep: 0, elkApply: 0 };
 (window as unknown as { kubewire: typeof page }).kubewire = page;
 
 function filters(): { namespace?: string; labels?: Record<string, string> } {
@@ -80,6 +82,50 @@ function select(elements: GraphElement[]): GraphElement[] {
 }
 
 let settle: ReturnType<typeof setTimeout> | undefined;
+let generation = 0;
+
+/** ELK's layered layout of the whole graph, computed in the worker, then applied in one batch (a newer run wins). */
+async function layered(): Promise<void> {
+  const run = ++generation;
+  const p0 = performance.now();
+  const nodes = cy.nodes();
+  const boxes = new Map<string, ElkNode>();
+  const leaf = (n: NodeSingular): ElkNode => {
+    const d = n.layoutDimensions({ nodeDimensionsIncludeLabels: true });
+    return { id: n.id(), width: d.w, height: d.h };
+  };
+  const root: ElkNode = { id: 'root', children: [], edges: [], layoutOptions: { 'elk.algorithm': 'layered', 'elk.direction': 'DOWN', 'elk.hierarchyHandling': 'INCLUDE_CHILDREN', 'elk.layered.spacing.nodeNodeBetweenLayers': '40', 'elk.spacing.nodeNode': '20', 'elk.padding': '[top=24,left=12,bottom=12,right=12]' } };
+  for (const n of nodes.filter((x) => x.isParent())) boxes.set(n.id(), { id: n.id(), children: [], layoutOptions: { 'elk.padding': '[top=28,left=12,bottom=12,right=12]' } });
+  for (const n of nodes) {
+    const el = boxes.get(n.id()) ?? leaf(n);
+    const parent = n.isChild() ? boxes.get(n.parent().first().id()) : undefined;
+    (parent ?? root).children!.push(el);
+  }
+  root.edges = cy.edges().not('.trace-request, .trace-reply').map((e) => ({ id: e.id(), sources: [e.data('source') as string], targets: [e.data('target') as string] }));
+  page.elkPrep = Math.max(page.elkPrep, performance.now() - p0);
+  const laid = await elk.layout(root);
+  const a0 = performance.now();
+  if (run !== generation) return;
+  const at = new Map<string, { x: number; y: number }>();
+  const walk = (n: ElkNode, ox: number, oy: number) => {
+    for (const c of n.children ?? []) {
+      const x = ox + (c.x ?? 0);
+      const y = oy + (c.y ?? 0);
+      if (c.children?.length) walk(c, x, y);
+      else at.set(c.id, { x: x + (c.width ?? 0) / 2, y: y + (c.height ?? 0) / 2 });
+    }
+  };
+  walk(laid, 0, 0);
+  cy.batch(() => {
+    for (const [id, p] of at) {
+      const n = cy.getElementById(id);
+      if (n.nonempty() && !n.isParent()) n.position(p).scratch('_placed', true);
+    }
+  });
+  cy.fit(undefined, 20);
+  page.elkApply = Math.max(page.elkApply, performance.now() - a0);
+}
+
 
 /**
  * Lays out the whole graph (first time, or when nodes, Services or Ingresses come and go);
@@ -90,23 +136,30 @@ function layout(changedBoxes: Set<string>, whole: boolean): void {
   clearTimeout(settle);
   if (!whole && laidOut) settle = setTimeout(() => layout(new Set(), true), 1_000);
   if (whole || !laidOut) {
-    cy.elements().not('.trace-request, .trace-reply').layout({ name: 'elk', fit: true, padding: 20, nodeDimensionsIncludeLabels: true, elk: { algorithm: 'layered', 'elk.direction': 'DOWN', 'elk.hierarchyHandling': 'INCLUDE_CHILDREN', 'elk.layered.spacing.nodeNodeBetweenLayers': 40, 'elk.spacing.nodeNode': 20 } } as unknown as cytoscape.LayoutOptions).run();
+    void layered();
     laidOut = true;
     return;
   }
+  // Meanwhile a new pod waits beside its node's bridge, in a grid by its place among the
+  // node's pods (no layout run: with a hundred pods a layout per change costs frames).
   for (const id of changedBoxes) {
     const box = cy.getElementById(id);
-    if (box.empty()) continue;
-    const bb = box.boundingBox({});
-    const children = box.children();
-    const cols = Math.ceil(Math.sqrt(children.length));
-    children.layout({ name: 'grid', animate: false, avoidOverlap: true, condense: true, cols, boundingBox: { x1: bb.x1, y1: bb.y1, w: Math.max(bb.w, cols * 110), h: Math.max(bb.h, Math.ceil(children.length / cols) * 50) } } as cytoscape.LayoutOptions).run();
+    const bridge = cy.getElementById(`cni0/${id.slice('node/'.length)}`);
+    if (box.empty() || bridge.empty()) continue;
+    const origin = bridge.position();
+    box.children('[kind = "pod"]').forEach((pod, i) => {
+      if (pod.scratch('_placed')) return;
+      pod.position({ x: origin.x - 150 + (i % 4) * 100, y: origin.y - 60 - Math.floor(i / 4) * 40 });
+      pod.scratch('_placed', true);
+    });
   }
 }
 
 function render(): void {
+  const t0 = performance.now();
   const next = select(all);
   const d = diffElements(shown, next);
+  const t1 = performance.now();
   if (!d.add.length && !d.remove.length && !d.update.length) return;
   const boxes = new Set<string>();
   for (const e of [...d.add, ...d.update]) if (e.data.parent) boxes.add(e.data.parent);
@@ -127,11 +180,16 @@ function render(): void {
       el.classes(e.classes ?? '');
     }
   });
-  layout(boxes, whole);
+  const t2 = performance.now();
+  cy.batch(() => layout(boxes, whole));
+  const t3 = performance.now();
   shown = next;
   page.updates++;
   inventory();
   choices();
+  const t4 = performance.now();
+  // The slowest update so far, by part (for bench:ui's breakdown).
+  if (t4 - t0 > page.slowest.total) page.slowest = { total: t4 - t0, diff: t1 - t0, graph: t2 - t1, layout: t3 - t2, lists: t4 - t3 };
 }
 
 // The server's graphs: only the latest is applied, once per frame.
