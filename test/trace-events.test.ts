@@ -162,3 +162,34 @@ test('the ingress takes a trace port only inside the trace range; its answer nam
   assert.equal(none.endpoint, undefined);
   assert.match(none.reason, /answered 404 itself: no Ingress rule matches shop\.example\/cart/);
 });
+
+test('x_tables alone (a kernel without nf_tables): passages start at the trace chain; IPVS sending on through OUTPUT stays one passage; mangle is where the packet was seen', () => {
+  const pkt = (daddr: string, dport: number) => ({ saddr: '10.244.0.5', daddr, protocol: 'tcp' as const, sport: 61007, dport, flags: ['syn'] });
+  const ev = (table: string, chain: string, type: 'rule' | 'return' | 'policy', n: number, packet: ReturnType<typeof pkt>, dev: { indev?: number; outdev?: number } = {}) => ({ source: 'iptables' as const, packetKey: '0', table, chain, type, ruleNumber: n, packet, ...dev });
+  const vip = pkt('10.96.0.20', 80);
+  const real = pkt('10.244.1.3', 8080);
+  const events = [
+    ev('raw', 'KUBEWIRE-TRACE', 'return', 10, vip, { indev: 4 }),
+    ev('raw', 'PREROUTING', 'policy', 2, vip, { indev: 4 }),
+    ev('mangle', 'PREROUTING', 'policy', 1, vip, { indev: 4 }),
+    ev('nat', 'PREROUTING', 'rule', 1, vip, { indev: 4 }),
+    ev('mangle', 'INPUT', 'policy', 2, vip, { indev: 4 }),
+    ev('raw', 'OUTPUT', 'rule', 1, real, { outdev: 2 }),
+    ev('raw', 'KUBEWIRE-TRACE', 'rule', 1, real, { outdev: 2 }),
+    ev('raw', 'KUBEWIRE-TRACE', 'return', 10, real, { outdev: 2 }),
+    ev('mangle', 'OUTPUT', 'policy', 1, real, { outdev: 2 }),
+    ev('mangle', 'POSTROUTING', 'policy', 2, real, { indev: 4, outdev: 2 }),
+    // A retransmission: a new packet.
+    ev('raw', 'KUBEWIRE-TRACE', 'return', 10, vip, { indev: 4 }),
+    ev('mangle', 'PREROUTING', 'policy', 1, vip, { indev: 4 }),
+  ];
+  const snap = { links: [{ ifindex: 4, ifname: 'cni0' }, { ifindex: 2, ifname: 'eth0' }] as never, neighbours: [], fdb: new Map(), conntrack: [], iptables: new Map(), nftChains: new Map(), ipvs: [] };
+  const [first, second, ...more] = passages(events, snap, probe, 'request');
+  assert.equal(more.length, 0);
+  assert.equal(first!.arrived!.iif, 'cni0');
+  assert.equal(first!.local!.daddr, '10.96.0.20', 'taken at INPUT for the virtual server');
+  assert.equal(first!.left!.daddr, '10.244.1.3', 'and sent on to the real server');
+  assert.equal(first!.left!.oif, 'eth0');
+  assert.equal(second!.arrived!.daddr, '10.96.0.20');
+  assert.equal(second!.left, undefined);
+});

@@ -6,7 +6,7 @@
 // listening sockets) say why. The reply is walked the same way from where it was sent.
 
 import { IPTABLES_HOOKS, iptablesPriority, type Hook, type PacketHeader, type TraceEvent } from './events.ts';
-import { LEGACY_CT_CHAIN, LEGACY_TRACE_CHAIN, ownTraceEvent, TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
+import { LEGACY_TRACE_CHAIN, ownTraceEvent, TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
 
 export type HopKind = 'l2' | 'l3' | 'netfilter' | 'ipvs' | 'conntrack' | 'socket' | 'ingress';
 
@@ -182,7 +182,8 @@ function pickPassage(all: Passage[], start: boolean, expect?: PacketHeader, ownM
 function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined, legacyMarked: boolean): { hops: Hop[]; stop?: { verdict: 'rejected' | 'dropped'; hop: Hop } } {
   const hops: Hop[] = [];
   for (const e of pass.events) {
-    if (e.table === TRACE_TABLE || e.chain === LEGACY_TRACE_CHAIN || e.chain === LEGACY_CT_CHAIN || (legacyMarked && ownTraceEvent(e))) continue;
+    // The trace's own chains and jumps are not the cluster's path.
+    if (e.table === TRACE_TABLE || (legacyMarked && ownTraceEvent(e))) continue;
     if (e.source === 'nft') {
       if (e.type === 'rule') {
         const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: e.rule, verdict: e.verdict };
@@ -199,7 +200,6 @@ function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined,
     const table = snap?.iptables.get(e.table);
     if (e.type === 'rule') {
       const rule = table?.rules.get(e.chain)?.[(e.ruleNumber ?? 0) - 1] ?? `${e.chain} rule ${e.ruleNumber}`;
-      if (rule.includes(`-j ${LEGACY_TRACE_CHAIN}`)) continue;
       const target = / -j (\S+)/.exec(rule)?.[1];
       const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule, verdict: target };
       const to = / --to-destination (\S+)/.exec(rule)?.[1];
