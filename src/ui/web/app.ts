@@ -217,10 +217,16 @@ function namespaces(): void {
   }
 }
 
+let listed = '';
 function inventory(): void {
   namespaces();
   const nav = $('inventory');
   const items = shown.filter((e) => e.group === 'nodes');
+  // Rebuilt only when it changed, and the focus kept on the same element (keyboard users).
+  const signature = items.map((e) => `${e.data.id} ${e.data.ip ?? ''} ${e.data.phase ?? ''}`).join('\n');
+  if (signature === listed) return;
+  listed = signature;
+  const focused = (document.activeElement as HTMLElement | null)?.dataset?.id;
   nav.replaceChildren(
     ...items.map((e) => {
       const b = document.createElement('button');
@@ -231,6 +237,7 @@ function inventory(): void {
       return b;
     }),
   );
+  if (focused) nav.querySelector<HTMLElement>(`button[data-id="${CSS.escape(focused)}"]`)?.focus();
 }
 
 /** The trace form's choices: every pod, node and the client as sources; pods and Services as targets. */
@@ -238,8 +245,11 @@ function choices(): void {
   const from = $<HTMLSelectElement>('from');
   const keep = from.value;
   const sources = ['external', ...all.filter((e) => e.data.kind === 'node').map((e) => e.data.id), ...all.filter((e) => e.data.kind === 'pod' && e.data.phase === 'Running').map((e) => e.data.id)];
-  from.replaceChildren(...sources.map((s) => Object.assign(document.createElement('option'), { value: s, textContent: s })));
-  if (sources.includes(keep)) from.value = keep;
+  // Rebuilt only when the choices changed (an open list is not swept away by each update).
+  if (sources.join() !== [...from.options].map((o) => o.value).join()) {
+    from.replaceChildren(...sources.map((s) => Object.assign(document.createElement('option'), { value: s, textContent: s })));
+    if (sources.includes(keep)) from.value = keep;
+  }
   const targets = [...all.filter((e) => e.data.kind === 'pod' && e.data.ip).map((e) => e.data.id), ...all.filter((e) => e.data.kind === 'service' && e.data.ip).map((e) => e.data.id.replace(/^svc\//, 'service/'))];
   $('targets').replaceChildren(...targets.map((t) => Object.assign(document.createElement('option'), { value: t })));
 }
