@@ -56,3 +56,21 @@ test('filters: a namespace and labels apply to pods, Services and Ingresses, nev
   assert.ok(shown.includes('router') && shown.includes('cni0/g-node-1'));
   assert.ok(!g.filter((e) => visible(e, { namespace: 'kube-system' })).some((e) => e.data.kind === 'pod'));
 });
+
+test("vxlan mode: each node's overlay as flannel programs it (pure), and the router holds no pod routes", async () => {
+  const { vxlanOps, routerRoutes, nodeRoutes, podMTU } = await import('../src/cluster/plan.ts');
+  const vx = planCluster({ ...DEFAULT_SPEC, name: 'v', nodes: 3, mode: 'vxlan' });
+  assert.deepEqual(routerRoutes(vx), []);
+  assert.deepEqual(nodeRoutes(vx, vx.nodes[0]!), []);
+  assert.equal(podMTU(vx), 1450);
+  const ops = vxlanOps(vx, vx.nodes[0]!);
+  assert.deepEqual(ops[0], { op: 'vxlan-add', name: 'flannel.1', id: 1, port: 8472, local: '172.18.0.11', dev: 'eth0', learning: false, mtu: 1450, mac: '0e:6b:77:00:00:01' });
+  assert.deepEqual(ops[1], { op: 'addr-add', dev: 'flannel.1', address: '10.244.0.0/32' });
+  assert.deepEqual(ops.slice(3, 6), [
+    { op: 'neigh-replace', dev: 'flannel.1', ip: '10.244.1.0', mac: '0e:6b:77:00:00:02' },
+    { op: 'fdb-replace', dev: 'flannel.1', mac: '0e:6b:77:00:00:02', dst: '172.18.0.12' },
+    { op: 'route-add', dst: '10.244.1.0/24', via: '10.244.1.0', dev: 'flannel.1', onlink: true },
+  ]);
+  assert.equal(ops.length, 3 + 2 * 3, 'the two other nodes');
+  assert.deepEqual(vxlanOps(planCluster({ ...DEFAULT_SPEC, name: 'r', nodes: 2 }), planCluster({ ...DEFAULT_SPEC, name: 'r', nodes: 2 }).nodes[0]!), [], 'routed mode has none');
+});

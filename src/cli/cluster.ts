@@ -36,7 +36,7 @@ export function registerClusterCommands(program: Command): void {
     .description('create a cluster: an underlay with its router, N nodes, an external client, the control plane and node agents')
     .option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster())
     .option('--nodes <n>', 'number of nodes', integer('--nodes'), DEFAULT_SPEC.nodes)
-    .option('--mode <mode>', 'routed (the underlay router holds a route per podCIDR) or host-gw (nodes route to each other)', DEFAULT_SPEC.mode)
+    .option('--mode <mode>', 'routed (the underlay router holds a route per podCIDR), host-gw (nodes route to each other) or vxlan (nodes wrap pod packets in VXLAN, as flannel does)', DEFAULT_SPEC.mode)
     .option('--pod-cidr <cidr>', 'cluster pod range', DEFAULT_SPEC.podCIDR)
     .option('--node-cidr-mask <bits>', 'prefix length of each node podCIDR', integer('--node-cidr-mask'), DEFAULT_SPEC.nodeCIDRMask)
     .option('--service-cidr <cidr>', 'Service ClusterIP range', DEFAULT_SPEC.serviceCIDR)

@@ -3,9 +3,10 @@
 // is their default gateway; everything lives in namespaces named after the cluster.
 
 import { createHash } from 'node:crypto';
+import type { NetOp } from '../dataplane/port.ts';
 import { addToIP, contains, parseHostPort, firstIP, formatIP, formatPrefix, networkOf, overlaps, parseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
 
-export type RoutingMode = 'routed' | 'host-gw';
+export type RoutingMode = 'routed' | 'host-gw' | 'vxlan';
 export type ProxyMode = 'iptables' | 'nftables' | 'ipvs';
 
 export interface ClusterSpec {
@@ -96,7 +97,7 @@ export function podNetnsName(cluster: string, node: string, pod: { namespace: st
 export function validateSpec(spec: ClusterSpec): void {
   if (!CLUSTER_NAME.test(spec.name)) throw new SpecError(`--cluster ${JSON.stringify(spec.name)}: a cluster name is a DNS label of at most 20 characters (lowercase letters, digits, '-')`);
   if (!Number.isInteger(spec.nodes) || spec.nodes < 1 || spec.nodes > 50) throw new SpecError(`--nodes ${spec.nodes}: must be a whole number from 1 to 50`);
-  if (spec.mode !== 'routed' && spec.mode !== 'host-gw') throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed or host-gw`);
+  if (!['routed', 'host-gw', 'vxlan'].includes(spec.mode)) throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed, host-gw or vxlan`);
   const proxy = spec.proxyMode ?? 'iptables';
   if (!['iptables', 'nftables', 'ipvs'].includes(proxy)) throw new SpecError(`--proxy-mode ${JSON.stringify(proxy)}: must be iptables, nftables or ipvs`);
   if (spec.iptablesBackend !== undefined && spec.iptablesBackend !== 'legacy' && spec.iptablesBackend !== 'nft') throw new SpecError(`--iptables-backend ${JSON.stringify(spec.iptablesBackend)}: must be legacy or nft`);
@@ -163,14 +164,55 @@ export function planCluster(spec: ClusterSpec): ClusterPlan {
   return { spec, networkNetns: `${prefix}network`, externalNetns: `${prefix}external`, nodes };
 }
 
-/** Routes each node needs to the other nodes' pods: none when routed (the router has them). */
+/** Routes each node needs to the other nodes' pods over the underlay: host-gw only (routed: the router has them; vxlan: the overlay). */
 export function nodeRoutes(plan: ClusterPlan, node: NodePlan): Array<{ dst: string; via: string }> {
-  if (plan.spec.mode === 'routed') return [];
+  if (plan.spec.mode !== 'host-gw') return [];
   return plan.nodes.filter((n) => n !== node).map((n) => ({ dst: n.podCIDR, via: n.ip }));
 }
 
-/** Routes the underlay's router holds: one per node podCIDR when routed ("the network routes by CIDR"). */
+/** Routes the underlay's router holds: one per node podCIDR when routed ("the network routes by CIDR"); none otherwise. */
 export function routerRoutes(plan: ClusterPlan): Array<{ dst: string; via: string }> {
-  if (plan.spec.mode === 'host-gw') return [];
+  if (plan.spec.mode !== 'routed') return [];
   return plan.nodes.map((n) => ({ dst: n.podCIDR, via: n.ip }));
+}
+
+/** flannel's vxlan backend: VNI 1 on UDP 8472, the device flannel.1, 50 bytes of VXLAN/UDP/IP/Ethernet overhead. */
+export const VXLAN = { device: 'flannel.1', vni: 1, port: 8472, overhead: 50 } as const;
+
+/** The pods' MTU: the underlay's, less what the overlay wraps around each packet in vxlan mode. */
+export function podMTU(plan: ClusterPlan): number | undefined {
+  return plan.spec.mode === 'vxlan' ? 1500 - VXLAN.overhead : undefined;
+}
+
+/** A node's VTEP: the address of its flannel.1 (its podCIDR's network address, /32, as flannel gives it) and its MAC (from its place in the plan). */
+export function vtep(plan: ClusterPlan, node: NodePlan): { ip: string; mac: string } {
+  const i = plan.nodes.indexOf(node) + 1;
+  return { ip: formatIP(firstIP(tryParsePrefix(node.podCIDR)!)), mac: `0e:6b:77:${((i >> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}` };
+}
+
+/**
+ * A node's overlay, as flannel's vxlan backend programs it: its VXLAN device (learning off),
+ * and for each other node a route to its podCIDR via that node's VTEP address `onlink`, a
+ * neighbour entry for the address → the VTEP's MAC, and an FDB entry for the MAC → the node's
+ * underlay IP (where the wrapped packet goes).
+ */
+export function vxlanOps(plan: ClusterPlan, node: NodePlan): NetOp[] {
+  if (plan.spec.mode !== 'vxlan') return [];
+  const own = vtep(plan, node);
+  const dev = VXLAN.device;
+  return [
+    { op: 'vxlan-add', name: dev, id: VXLAN.vni, port: VXLAN.port, local: node.ip, dev: 'eth0', learning: false, mtu: 1500 - VXLAN.overhead, mac: own.mac },
+    { op: 'addr-add', dev, address: `${own.ip}/32` },
+    { op: 'link-set', name: dev, up: true },
+    ...plan.nodes
+      .filter((n) => n !== node)
+      .flatMap((n): NetOp[] => {
+        const peer = vtep(plan, n);
+        return [
+          { op: 'neigh-replace', dev, ip: peer.ip, mac: peer.mac },
+          { op: 'fdb-replace', dev, mac: peer.mac, dst: n.ip },
+          { op: 'route-add', dst: n.podCIDR, via: peer.ip, dev, onlink: true },
+        ];
+      }),
+  ];
 }

@@ -10,7 +10,7 @@ import { installPlugins } from '../cni/install.ts';
 import { writeConfListAtomically } from '../cni/runtime/conflist.ts';
 import { transaction } from '../dataplane/iptables-text.ts';
 import type { Dataplane, IptablesBackend, Netns, NetOp } from '../dataplane/port.ts';
-import { netnsPrefix, nodeRoutes, routerRoutes, UNDERLAY, type ClusterPlan, type NodePlan } from './plan.ts';
+import { netnsPrefix, nodeRoutes, podMTU, routerRoutes, UNDERLAY, vxlanOps, type ClusterPlan, type NodePlan } from './plan.ts';
 
 const UNDERLAY_BITS = UNDERLAY.subnet.split('/')[1];
 
@@ -37,7 +37,7 @@ export async function chooseIptablesBackend(node: Netns): Promise<IptablesBacken
 }
 
 /** The node's CNI network: bridge cni0 as the pods' gateway, host-local on the node's podCIDR, portmap. */
-export function nodeConflist(node: NodePlan, files: NodeFiles, iptables?: IptablesBackend): object {
+export function nodeConflist(node: NodePlan, files: NodeFiles, iptables?: IptablesBackend, mtu?: number): object {
   return {
     cniVersion: '1.1.0',
     name: 'kubewire',
@@ -48,6 +48,8 @@ export function nodeConflist(node: NodePlan, files: NodeFiles, iptables?: Iptabl
         isGateway: true,
         isDefaultGateway: true,
         hairpinMode: true,
+        // Under an overlay, pod packets leave room for what wraps them (vxlan: 1450).
+        ...(mtu ? { mtu } : {}),
         // No ipMasq: pod traffic to other nodes' pods must keep the pod's own address.
         ipMasq: false,
         ipam: { type: 'host-local', ranges: [[{ subnet: node.podCIDR }]], dataDir: files.ipamDir },
@@ -124,9 +126,9 @@ export async function buildCluster(dp: Dataplane, plan: ClusterPlan, stateDir: s
       { sysctls: ROUTER_SYSCTLS },
     );
 
-    progress('nodes: eth0 on the underlay, default route to the router, forwarding, masquerade out of the cluster, CNI config and plugins');
+    progress(`nodes: eth0 on the underlay, default route to the router, forwarding, masquerade out of the cluster, CNI config and plugins${plan.spec.mode === 'vxlan' ? ', the VXLAN overlay (flannel.1, VNI 1, UDP 8472)' : ''}`);
     await Promise.all([
-      ...plan.nodes.map((n) => node(n).apply(onUnderlay(n.ip, nodeRoutes(plan, n)), { sysctls: NODE_SYSCTLS })),
+      ...plan.nodes.map((n) => node(n).apply([...onUnderlay(n.ip, nodeRoutes(plan, n)), ...vxlanOps(plan, n)], { sysctls: NODE_SYSCTLS })),
       dp.at(dp.netnsPath(plan.externalNetns)).apply(onUnderlay(UNDERLAY.external)),
     ]);
     plan.spec.iptablesBackend ??= await chooseIptablesBackend(node(plan.nodes[0]!));
@@ -136,7 +138,7 @@ export async function buildCluster(dp: Dataplane, plan: ClusterPlan, stateDir: s
       const files = nodeFiles(stateDir, n);
       for (const dir of Object.values(files)) mkdirSync(dir, { recursive: true });
       installPlugins({ dir: files.binDir });
-      writeConfListAtomically(join(files.confDir, '10-kubewire.conflist'), nodeConflist(n, files, plan.spec.iptablesBackend));
+      writeConfListAtomically(join(files.confDir, '10-kubewire.conflist'), nodeConflist(n, files, plan.spec.iptablesBackend, podMTU(plan)));
     }
   } catch (e) {
     // The build's own error is the one to report; a namespace that would not go is found

@@ -60,13 +60,16 @@ export interface FdbEntry {
 /** One change to a namespace's links, addresses, routes or neighbours. Addresses are CIDR text ("10.0.0.1/24"). */
 export type NetOp =
   | { op: 'link-add'; name: string; kind: 'bridge' | 'dummy'; mtu?: number; mac?: string }
+  /** A VXLAN device (VNI `id`, UDP `port`) whose tunnels leave from `local` on `dev`; `learning` off: its FDB is only what is set. */
+  | { op: 'vxlan-add'; name: string; id: number; port: number; local: string; dev: string; learning: boolean; mtu?: number; mac?: string }
   /** A veth pair: `name` here, `peer` in `peerNetns` (a path; here when absent). */
   | { op: 'veth-add'; name: string; peer: string; peerNetns?: string; mtu?: number; mac?: string; peerMac?: string }
   | { op: 'link-set'; name: string; master?: string; alias?: string; hairpin?: boolean; promisc?: boolean; up?: boolean }
   | { op: 'link-del'; name: string }
   | { op: 'addr-add'; dev: string; address: string; replace?: boolean }
   | { op: 'addr-del'; dev: string; address: string }
-  | { op: 'route-add'; dst: string; via?: string; dev?: string; replace?: boolean }
+  /** `onlink`: the gateway is taken as reachable on `dev` without a route to it (a VXLAN peer's address). */
+  | { op: 'route-add'; dst: string; via?: string; dev?: string; replace?: boolean; onlink?: boolean }
   | { op: 'route-del'; dst: string }
   | { op: 'neigh-replace'; dev: string; ip: string; mac: string }
   /** A static forwarding entry: on a bridge port (the bridge's FDB), or with `dst` on a VXLAN device (its remote VTEP). */

@@ -51,6 +51,8 @@ export interface Lookups {
 export interface Fabric {
   /** The bridge a device's frames enter: its place and name; undefined for a device that is not on one. */
   segment(place: Place, dev: string): { place: Place; bridge: string } | undefined;
+  /** An overlay device's wrapping of a frame for `mac`: where the outer packet goes; undefined for other devices. */
+  tunnel?(place: Place, dev: string, mac: string): string | undefined;
 }
 
 export function placeLabel(p: Place): string {
@@ -266,6 +268,8 @@ function l2Out(obs: Observation, fabric: Fabric, place: Place, dev: string, ip: 
     return { hops, problem: `no ARP answer for ${ip} on ${dev} (neighbour ${neigh ? state : 'missing'})` };
   }
   hops.push({ netns: label, kind: 'l2', out: dev, detail: `ARP ${ip} is at ${neigh.lladdr} (${state})` });
+  const wrapped = fabric.tunnel?.(place, dev, neigh.lladdr);
+  if (wrapped) hops.push({ netns: label, kind: 'l2', out: dev, detail: wrapped });
   const seg = fabric.segment(place, dev);
   if (seg) {
     const bridgeSnap = obs.snapshots.get(seg.place.netns);

@@ -2,7 +2,7 @@
 // namespaces a probe may cross, the kernel lookups the explanation asks for, and the matrix.
 
 import type { Ingress, Pod, Service } from '../api/types.ts';
-import { podNetnsName, type ClusterPlan } from '../cluster/plan.ts';
+import { podNetnsName, VXLAN, vtep, type ClusterPlan } from '../cluster/plan.ts';
 import { netnsPath, type Dataplane } from '../dataplane/port.ts';
 import { matches } from '../api/labels.ts';
 import { explain, type Fabric, type Lookups, type Trace } from './explain.ts';
@@ -47,6 +47,12 @@ export function clusterFabric(plan: ClusterPlan): Fabric {
       if ((place.kind === 'node' || place.kind === 'external') && dev === 'eth0') return { place: network!, bridge: 'underlay' };
       if ((place.kind === 'node' && dev === 'cni0') || (place.kind === 'network' && dev === 'underlay')) return { place, bridge: dev };
       return undefined;
+    },
+    tunnel(place, dev, mac) {
+      if (place.kind !== 'node' || dev !== VXLAN.device) return undefined;
+      const peer = plan.nodes.find((n) => vtep(plan, n).mac === mac.toLowerCase());
+      const self = plan.nodes.find((n) => n.name === place.name);
+      return peer ? `VXLAN ${dev}: ${mac} is the VTEP of ${peer.name}: the frame goes wrapped in UDP ${self?.ip ?? ''} → ${peer.ip}:${VXLAN.port} (VNI ${VXLAN.vni}) over the underlay, which sees no pod address` : `VXLAN ${dev}: no VTEP has ${mac}`;
     },
   };
 }

@@ -6,7 +6,7 @@
 // Services. Ids are stable (kind/namespace/name), so the page applies changes as a diff.
 
 import type { EndpointSlice, Ingress, Node, Pod, Service } from '../api/types.ts';
-import { routerRoutes, UNDERLAY, type ClusterPlan } from '../cluster/plan.ts';
+import { routerRoutes, UNDERLAY, VXLAN, vtep, type ClusterPlan } from '../cluster/plan.ts';
 import type { GraphElement } from './graph.ts';
 
 export type { GraphElement } from './graph.ts';
@@ -39,7 +39,7 @@ export function topology(o: ClusterObjects): GraphElement[] {
   const edge = (data: Omit<GraphElement['data'], 'id'> & { source: string; target: string; id?: string }, classes?: string) => el.push({ group: 'edges', data: { id: data.id ?? `${data.kind}:${data.source}->${data.target}`, ...data }, ...(classes ? { classes } : {}) });
   const routes = routerRoutes(o.plan);
   node({ id: 'underlay', kind: 'segment', label: `underlay ${UNDERLAY.subnet}`, facts: [`bridge ${UNDERLAY.bridge} in namespace ${o.plan.networkNetns}`, `mode ${o.plan.spec.mode}`] });
-  node({ id: 'router', kind: 'router', label: `router ${UNDERLAY.router}`, ip: UNDERLAY.router, facts: routes.length ? routes.map((r) => `route ${r.dst} via ${r.via}`) : ['no pod routes: nodes route to each other (host-gw)'] });
+  node({ id: 'router', kind: 'router', label: `router ${UNDERLAY.router}`, ip: UNDERLAY.router, facts: routes.length ? routes.map((r) => `route ${r.dst} via ${r.via}`) : [o.plan.spec.mode === 'vxlan' ? `no pod routes: nodes wrap pod packets in VXLAN (UDP ${VXLAN.port}) between their own addresses` : 'no pod routes: nodes route to each other (host-gw)'] });
   edge({ kind: 'link', source: 'router', target: 'underlay', label: UNDERLAY.bridge });
   node({ id: 'external', kind: 'external', label: `external ${UNDERLAY.external}`, ip: UNDERLAY.external, facts: ['a client outside the cluster', `default via ${UNDERLAY.router}`] });
   edge({ kind: 'link', source: 'external', target: 'underlay', label: 'eth0 ↔ external' });
@@ -50,7 +50,8 @@ export function topology(o: ClusterObjects): GraphElement[] {
     const ip = p?.ip ?? n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
     const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
     node({ id: `node/${name}`, kind: 'node', label: `${name}  podCIDR ${n.spec?.podCIDR ?? p?.podCIDR ?? '?'}`, ip, facts: [`podCIDR ${n.spec?.podCIDR ?? p?.podCIDR ?? '?'}`, ready ? 'Ready' : 'NotReady'] }, ready ? undefined : 'notready');
-    node({ id: `eth0/${name}`, kind: 'eth0', parent: `node/${name}`, label: `eth0 ${ip ?? ''}`, ip, facts: [`port ${p?.underlayPort ?? '?'} on the underlay`] });
+    const tunnel = p && o.plan.spec.mode === 'vxlan' ? vtep(o.plan, p) : undefined;
+    node({ id: `eth0/${name}`, kind: 'eth0', parent: `node/${name}`, label: `eth0 ${ip ?? ''}`, ip, facts: [`port ${p?.underlayPort ?? '?'} on the underlay`, ...(tunnel ? [`VTEP ${VXLAN.device} ${tunnel.ip} (${tunnel.mac}), VNI ${VXLAN.vni}, UDP ${VXLAN.port}`] : [])] });
     node({ id: `cni0/${name}`, kind: 'bridge', parent: `node/${name}`, label: `cni0 ${p?.bridgeIP ?? ''}`, ip: p?.bridgeIP, facts: ["the pods' gateway", 'learns MACs, answers ARP for the gateway'] });
     edge({ kind: 'link', source: `eth0/${name}`, target: 'underlay', label: p?.underlayPort ?? '' });
     edge({ kind: 'link', source: `cni0/${name}`, target: `eth0/${name}`, label: 'routed' }, 'internal');

@@ -17,7 +17,7 @@ const OWN = '/proc/self/ns/net';
 interface FakeLink {
   ifindex: number;
   name: string;
-  kind: 'loopback' | 'bridge' | 'dummy' | 'veth';
+  kind: 'loopback' | 'bridge' | 'dummy' | 'veth' | 'vxlan';
   mtu: number;
   /** A bridge whose MTU was not given follows its ports' smallest (as the kernel does). */
   mtuFollowsPorts?: boolean;
@@ -202,6 +202,11 @@ class FakeNetnsHandle implements Netns {
         checkName(op.name);
         ns.addLink({ name: op.name, kind: op.kind, mtu: op.mtu ?? 1500, mtuFollowsPorts: op.kind === 'bridge' && !op.mtu, mac: op.mac ?? fakeMac(), up: false, addresses: [] });
         return;
+      case 'vxlan-add':
+        checkName(op.name);
+        ns.need(op.dev);
+        ns.addLink({ name: op.name, kind: 'vxlan', mtu: op.mtu ?? 1450, mac: op.mac ?? fakeMac(), up: false, addresses: [] });
+        return;
       case 'veth-add': {
         const other = op.peerNetns ? this.dp.tryNamespace(op.peerNetns) ?? fail('invalid', `Error: argument "${op.peerNetns}" is wrong: Invalid "netns" value`) : ns;
         checkName(op.name);
@@ -255,7 +260,7 @@ class FakeNetnsHandle implements Netns {
           const l = ns.need(op.dev);
           if (!l.up) fail('invalid', 'Error: Device for nexthop is not up.');
         }
-        const dev = op.via ? ns.onLink(op.via) : op.dev;
+        const dev = op.via && !op.onlink ? ns.onLink(op.via) : op.dev;
         if (op.via && (!dev || (op.dev && dev !== op.dev))) fail('invalid', 'Error: Nexthop has invalid gateway.');
         if (!dev) fail('invalid', 'Error: Device for nexthop is not up.');
         const at = ns.routes.findIndex((r) => r.dst === dst);

@@ -28,6 +28,8 @@ export function ipLines(op: NetOp): string[] {
   switch (op.op) {
     case 'link-add':
       return [`link add name ${op.name}${mtuOf(op.mtu)}${macOf(op.mac)} type ${op.kind}`];
+    case 'vxlan-add':
+      return [`link add name ${op.name}${mtuOf(op.mtu)}${macOf(op.mac)} type vxlan id ${op.id} local ${op.local} dev ${op.dev} dstport ${op.port}${op.learning ? '' : ' nolearning'}`];
     case 'veth-add':
       return [`link add name ${op.name}${mtuOf(op.mtu)}${macOf(op.mac)} type veth peer name ${op.peer}${mtuOf(op.mtu)}${macOf(op.peerMac)}${op.peerNetns ? ` netns ${op.peerNetns}` : ''}`];
     case 'link-set': {
@@ -45,7 +47,7 @@ export function ipLines(op: NetOp): string[] {
     case 'addr-del':
       return [`addr del ${op.address} dev ${op.dev}`];
     case 'route-add':
-      return [`route ${op.replace ? 'replace' : 'add'} ${op.dst}${op.via ? ` via ${op.via}` : ''}${op.dev ? ` dev ${op.dev}` : ''}`];
+      return [`route ${op.replace ? 'replace' : 'add'} ${op.dst}${op.via ? ` via ${op.via}` : ''}${op.dev ? ` dev ${op.dev}` : ''}${op.onlink ? ' onlink' : ''}`];
     case 'route-del':
       return [`route del ${op.dst}`];
     case 'neigh-replace':
