@@ -34,7 +34,7 @@ test('bad specs are refused naming the flag', () => {
   const cases: Array<[object, RegExp]> = [
     [{ name: 'Bad_Name' }, /--cluster "Bad_Name"/],
     [{ nodes: 0 }, /--nodes 0/],
-    [{ mode: 'vxlan' }, /--mode "vxlan"/],
+    [{ mode: 'vpc' as never }, /--mode "vpc": must be routed, host-gw or vxlan/],
     [{ podCIDR: '10.244.0.0' }, /--pod-cidr "10\.244\.0\.0" is not a CIDR/],
     [{ podCIDR: '10.244.1.0/16' }, /host bits set; did you mean 10\.244\.0\.0\/16/],
     [{ podCIDR: '10.244.0.0/24', nodes: 3 }, /--node-cidr-mask 24|holds only 1 node CIDRs/],

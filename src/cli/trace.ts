@@ -7,7 +7,7 @@ import { ClusterError } from '../cluster/cluster.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import type { Hop, Leg, Trace } from '../trace/explain.ts';
 import type { Protocol } from '../trace/observe.ts';
-import { traceMatrix, traceOne, TraceError, type ClusterView, type MatrixCell } from '../trace/trace.ts';
+import type { ClusterView, MatrixCell } from '../trace/trace.ts';
 import { connect, defaultCluster } from './kubectl.ts';
 
 const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
@@ -73,6 +73,8 @@ export function registerTraceCommands(program: Command): void {
       const timeoutSeconds = Number(o.timeout);
       if (!(timeoutSeconds > 0 && timeoutSeconds <= 30)) throw new ClusterError(`--timeout ${JSON.stringify(o.timeout)}: must be seconds, more than 0 and at most 30`);
       const view = await clusterView(o.cluster);
+      // Loaded by this command only: every kubewire process (the DNS server, the ingress controller) starts from this bundle.
+      const { traceMatrix, traceOne, TraceError } = await import('../trace/trace.ts');
       try {
         if (o.matrix) {
           if (from || to) throw new ClusterError('--matrix takes no FROM or TO: it traces every pod of the namespace (-n) to every pod and Service port');

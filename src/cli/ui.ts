@@ -3,7 +3,6 @@
 import type { Command } from 'commander';
 import { ClusterError } from '../cluster/cluster.ts';
 import { linux } from '../dataplane/linux/host.ts';
-import { UiServer } from '../ui/server.ts';
 import { connect, defaultCluster } from './kubectl.ts';
 
 export function registerUiCommands(program: Command): void {
@@ -17,6 +16,8 @@ export function registerUiCommands(program: Command): void {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ClusterError(`--port ${JSON.stringify(o.port)}: must be a port number (0 for any free one)`);
       if (process.env.KUBEWIRE_GUEST) throw new ClusterError(`cluster ${o.cluster} runs in its own kernel, whose loopback a browser on this machine cannot reach: kubewire ui serves clusters on this machine's kernel`);
       const { client, plan } = connect(o.cluster);
+      // Loaded by this command only, as the daemon's and the controllers' code is.
+      const { UiServer } = await import('../ui/server.ts');
       const server = new UiServer({ client, plan, dp: linux, port, log: (l) => process.stderr.write(`${l}\n`) });
       const url = await server.start().catch((e: NodeJS.ErrnoException) => {
         throw new ClusterError(e.code === 'EADDRINUSE' ? `--port ${port}: 127.0.0.1:${port} is in use (give another, or --port 0)` : e.message);

@@ -68,6 +68,15 @@ export async function runDnsServer(cluster: string, log: (line: string) => void 
     view.stop();
     void dns.close().then(() => process.exit(0));
   };
-  process.on('SIGTERM', stop);
+  // Lame duck, as kubeadm's Corefile has CoreDNS (`health { lameduck 5s }`): a pod being
+  // deleted goes on answering while its endpoint leaves every node's rules, so that no
+  // query is sent to a server that is already gone.
+  process.once('SIGTERM', () => {
+    log(`terminating: answering for ${LAMEDUCK_MS / 1000} s more (lame duck)`);
+    setTimeout(stop, LAMEDUCK_MS).unref();
+    process.once('SIGTERM', stop);
+  });
   process.on('SIGINT', stop);
 }
+
+const LAMEDUCK_MS = 5_000;
