@@ -69,6 +69,15 @@ describe('vxlan mode', { skip: NOT_ROOT }, () => {
     assert.match(execFileSync('bridge', ['-n', `kw_${cluster}_node-1`, 'fdb', 'show', 'dev', 'flannel.1'], { encoding: 'utf8' }), /dst 172\.18\.0\.12 self permanent/);
   });
 
+  test('describe node shows the overlay: the VTEP, its peers in the FDB, their neighbour entries and routes', async () => {
+    const text = await kube.ok('describe', 'node', 'kvx-node-1');
+    assert.match(text, /Overlay \(VXLAN, as flannel's backend\):/);
+    assert.match(text, /flannel\.1 +10\.244\.0\.0\/32 +mac 0e:6b:77:00:00:01 +mtu 1450 +VNI 1, UDP 8472, local 172\.18\.0\.11/);
+    assert.match(text, /0e:6b:77:00:00:02 +172\.18\.0\.12/);
+    assert.match(text, /10\.244\.1\.0 +flannel\.1 +0e:6b:77:00:00:02 +PERMANENT/);
+    assert.match(text, /10\.244\.1\.0\/24 via 10\.244\.1\.0 dev flannel\.1/);
+  });
+
   test('Services and NodePorts work over the overlay, and trace names the VXLAN hop', async () => {
     const svc = await kube.json<Service>('get', 'service', 'web');
     for (let i = 0; i < 4; i++) assert.ok(field(await kube.ok('exec', 'a', '--', 'curl', '-s', '-m', '3', `http://${svc.spec.clusterIP}/`), 'pod'));

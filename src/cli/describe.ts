@@ -7,7 +7,7 @@ import { formatSelector } from '../api/labels.ts';
 import type { Deployment, EndpointSlice, Event, Ingress, IngressBackend, Node, Pod, Service } from '../api/types.ts';
 import { upstreamOf } from '../ingress/routes.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
-import { DEFAULT_CLUSTER_DOMAIN, UNDERLAY, type ClusterPlan } from '../cluster/plan.ts';
+import { DEFAULT_CLUSTER_DOMAIN, UNDERLAY, VXLAN, type ClusterPlan } from '../cluster/plan.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { netnsPath, type Dataplane, type LinkInfo, type Netns, type RouteInfo } from '../dataplane/port.ts';
@@ -98,6 +98,17 @@ export async function describeNode(dp: Dataplane, node: Node, pods: Pod[], plan:
       return port === 'cni0' ? 'the bridge itself' : '';
     };
     net.push('Bridge FDB (MACs cni0 learned, and the port each is behind):\n' + indent(table([['MAC', 'PORT', 'OWNER', 'STATE'], ...learned.map((e) => [e.mac, e.ifname, owner(e.mac, e.ifname), e.state ?? 'learned'])])));
+  }
+  if (plan.spec.mode === 'vxlan') {
+    // flannel's vxlan backend: the VTEP, and where each peer VTEP's MAC is (the FDB's dst: a node's address).
+    const dev = snap.links.find((l) => l.ifname === VXLAN.device);
+    const entries = JSON.parse((await dp.at(ns).exec(['bridge', '-json', 'fdb', 'show', 'dev', VXLAN.device]).catch(() => '[]')) || '[]') as Array<{ mac: string; dst?: string; flags?: string[]; state?: string }>;
+    const peers = entries.filter((e) => e.dst);
+    net.push(`Overlay (VXLAN, as flannel's backend):\n` + indent([
+      dev ? `${VXLAN.device}  ${ipv4Of(dev) ?? '-'}  mac ${dev.address}  mtu ${dev.mtu}  VNI ${VXLAN.vni}, UDP ${VXLAN.port}, local ${np.ip} on eth0, learning off` : `${VXLAN.device} is missing`,
+      'FDB (peer VTEP MAC → the node its frames are wrapped to):',
+      indent(peers.length ? table([['MAC', 'DST', 'STATE'], ...peers.map((e) => [e.mac, e.dst!, e.state ?? (e.flags ?? []).join(',')])]) : '<none>'),
+    ].join('\n')));
   }
   const neigh = snap.neighbours.filter((n) => !n.dst.includes(':'));
   net.push('Neighbours (ARP):\n' + indent(neigh.length ? table([['IP', 'DEV', 'MAC', 'STATE'], ...neigh.map((n) => [n.dst, n.dev, n.lladdr ?? '-', (n.state ?? []).join(',')])]) : '<none>'));
