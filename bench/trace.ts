@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { down } from '../src/lifecycle/cluster.ts';
 import { cleanupOnInterrupt } from '../src/lab/lab.ts';
+import { webApp } from '../test/kube.ts';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-trace-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
@@ -29,28 +30,7 @@ const cleanup = async () => {
 };
 cleanupOnInterrupt(cleanup);
 
-const app = (replicas: number) => `apiVersion: v1
-kind: Namespace
-metadata: {name: bench}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: bench}
-spec:
-  replicas: ${replicas}
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: kubewire/echo, ports: [{name: http, containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: bench}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: http}]
-`;
+const app = (replicas: number) => `apiVersion: v1\nkind: Namespace\nmetadata: {name: bench}\n---\n${webApp({ replicas, namespace: 'bench' })}`;
 
 async function runningPods(n: number): Promise<string[]> {
   for (let i = 0; i < 600; i++) {

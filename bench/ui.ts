@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { cleanupOnInterrupt } from '../src/lab/lab.ts';
 import { down } from '../src/lifecycle/cluster.ts';
+import { webApp } from '../test/kube.ts';
 
 const REPLICAS = Number(process.env.REPLICAS) || 100;
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-ui-'));
@@ -28,21 +29,9 @@ const cleanup = async () => {
 };
 cleanupOnInterrupt(cleanup);
 
-const deployment = (replicas: number) => `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: ${replicas}
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: kubewire/echo, ports: [{containerPort: 8080}]}]
-`;
-
 try {
   kw(['up', '--nodes', '3']);
-  kw(['apply', '-f', '-'], deployment(0));
+  kw(['apply', '-f', '-'], webApp({ replicas: 0, service: false }));
   ui = spawn(process.execPath, [BIN, 'ui', '--port', '0', '--cluster', name], { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve) => ui!.stdout!.on('data', (b: Buffer) => /(http:\S+)/.test(b.toString()) && resolve(/(http:\S+\/)/.exec(b.toString())![1]!)));
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });

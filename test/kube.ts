@@ -59,11 +59,15 @@ export function field(text: string, name: string): string | undefined {
   return text.match(new RegExp(`^${name}: (.*)$`, 'm'))?.[1];
 }
 
-/** The e2e tests' usual app: a Deployment `web` of the built-in echo workload (port `http`, 8080) and its Service on port 80. */
-export function webApp(o: { replicas?: number; serviceType?: 'ClusterIP' | 'NodePort' } = {}): string {
-  return `apiVersion: apps/v1
+/**
+ * The e2e tests' (and benchmarks') usual app: a Deployment `web` of the built-in echo workload
+ * (port `http`, 8080) and, unless `service: false`, its Service on port 80.
+ */
+export function webApp(o: { replicas?: number; serviceType?: 'ClusterIP' | 'NodePort'; namespace?: string; service?: boolean } = {}): string {
+  const meta = `{name: web${o.namespace ? `, namespace: ${o.namespace}` : ''}}`;
+  const deployment = `apiVersion: apps/v1
 kind: Deployment
-metadata: {name: web}
+metadata: ${meta}
 spec:
   replicas: ${o.replicas ?? 2}
   selector: {matchLabels: {app: web}}
@@ -71,13 +75,26 @@ spec:
     metadata: {labels: {app: web}}
     spec:
       containers: [{name: web, image: kubewire/echo, ports: [{name: http, containerPort: 8080}]}]
----
+`;
+  if (o.service === false) return deployment;
+  return `${deployment}---
 apiVersion: v1
 kind: Service
-metadata: {name: web}
+metadata: ${meta}
 spec:
   type: ${o.serviceType ?? 'ClusterIP'}
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: http}]
+`;
+}
+
+/** A pod of the built-in echo workload (port 8080), on `node` when given (spec.nodeName: the scheduler is bypassed). */
+export function echoPod(name: string, o: { node?: string; labels?: Record<string, string> } = {}): string {
+  const labels = o.labels ? `, labels: {${Object.entries(o.labels).map(([k, v]) => `${k}: ${v}`).join(', ')}}` : '';
+  return `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}${labels}}
+spec:
+${o.node ? `  nodeName: ${o.node}\n` : ''}  containers: [{name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}]
 `;
 }

@@ -13,50 +13,16 @@ import type { Pod, Service } from '../src/api/types.ts';
 import { loadCluster } from '../src/cluster/cluster.ts';
 import { linux } from '../src/dataplane/linux/host.ts';
 import { TRACE_CT_MARK, TRACE_TABLE, type ProbeSpec } from '../src/trace/observe.ts';
+import type { Trace } from '../src/trace/types.ts';
 import { infrastructure, podPlace, traceMany, type ClusterView } from '../src/trace/trace.ts';
 import { NOT_ROOT } from './helpers.ts';
-import { Kube, waitFor } from './kube.ts';
+import { echoPod, Kube, waitFor, webApp } from './kube.ts';
 
-const MANIFEST = `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: kubewire/echo, ports: [{name: http, containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports: [{port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  nodeName: NODE1
-  containers: [{name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: neighbour, labels: {app: solo}}
-spec:
-  nodeName: NODE1
-  containers: [{name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: far, labels: {app: local}}
-spec:
-  nodeName: NODE2
-  containers: [{name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}]
----
+/** The cluster of these tests: web (3 replicas, NodePort), client and neighbour on node 1, far on node 2, and Services over them. */
+const manifest = (node1: string, node2: string) => `${webApp({ replicas: 3, serviceType: 'NodePort' })}---
+${echoPod('client', { node: node1 })}---
+${echoPod('neighbour', { node: node1, labels: { app: 'solo' } })}---
+${echoPod('far', { node: node2, labels: { app: 'local' } })}---
 apiVersion: v1
 kind: Service
 metadata: {name: solo}
@@ -93,15 +59,6 @@ spec:
       - {path: /gone, pathType: Prefix, backend: {service: {name: empty, port: {number: 80}}}}
 `;
 
-interface TraceJson {
-  verdict: string;
-  reason: string;
-  fate: string;
-  hops: Array<{ netns: string; kind: string; in?: string; out?: string; detail: string; rule?: string; translation?: string }>;
-  destination?: { pod?: string; ip: string; port?: number; process?: string };
-  reply?: { verdict: string; hops: unknown[] };
-}
-
 function sh(netns: string, ...argv: string[]): string {
   return execFileSync('ip', ['netns', 'exec', netns, ...argv], { encoding: 'utf8', timeout: 10_000 });
 }
@@ -130,7 +87,7 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
   let kube: Kube;
   let node1: string;
   let node2: string;
-  const trace = async (...args: string[]): Promise<TraceJson> => JSON.parse(await kube.ok('trace', ...args, '-o', 'json')) as TraceJson;
+  const trace = async (...args: string[]): Promise<Trace> => JSON.parse(await kube.ok('trace', ...args, '-o', 'json')) as Trace;
 
   before(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-trace-'));
@@ -139,7 +96,7 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     await kube.ok('up', '--nodes', '3');
     node1 = `${cluster}-node-1`;
     node2 = `${cluster}-node-2`;
-    await kube.apply(MANIFEST.replaceAll('NODE1', node1).replaceAll('NODE2', node2));
+    await kube.apply(manifest(node1, node2));
     await waitFor('all pods running', async () => {
       const pods = (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
       return pods.length === 6 && pods.every((p) => p.status?.phase === 'Running');
@@ -183,7 +140,7 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     const t = await trace('pod/client', 'service/web');
     assert.equal(t.verdict, 'delivered', t.reason);
     const rules = t.hops.filter((h) => h.kind === 'netfilter').map((h) => h.rule ?? '');
-    assert.ok(rules.some((r) => /^-A KUBE-SERVICES .*default\/web cluster IP.* -j KUBE-SVC-/.test(r)), 'the Service rule');
+    assert.ok(rules.some((r) => /^-A KUBE-SERVICES .*default\/web:http cluster IP.* -j KUBE-SVC-/.test(r)), 'the Service rule');
     assert.ok(rules.some((r) => /^-A KUBE-SEP-\S+ .* -j DNAT --to-destination 10\.244\.\d+\.\d+:8080/.test(r)), 'the endpoint rule');
     const ct = t.hops.find((h) => h.kind === 'conntrack');
     assert.match(ct!.translation!, /DNAT 10\.\d+\.\d+\.\d+:80 → 10\.244\.\d+\.\d+:8080/);
@@ -397,7 +354,7 @@ describe('kubewire trace, nftables mode', { skip: NOT_ROOT }, () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-tracenf-'));
     kube = new Kube(cluster, stateDir);
     await kube.ok('up', '--nodes', '2', '--proxy-mode', 'nftables', '--mode', 'host-gw');
-    await kube.apply(MANIFEST.replaceAll('NODE1', `${cluster}-node-1`).replaceAll('NODE2', `${cluster}-node-2`));
+    await kube.apply(manifest(`${cluster}-node-1`, `${cluster}-node-2`));
     await waitFor('all pods running', async () => {
       const pods = (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
       return pods.length === 6 && pods.every((p) => p.status?.phase === 'Running');
@@ -411,16 +368,16 @@ describe('kubewire trace, nftables mode', { skip: NOT_ROOT }, () => {
   });
 
   test('a Service through the kube-proxy table: services map, DNAT by numgen, host-gw between nodes', async () => {
-    const t = JSON.parse(await kube.ok('trace', 'pod/client', 'pod/far', '-o', 'json')) as TraceJson;
+    const t = JSON.parse(await kube.ok('trace', 'pod/client', 'pod/far', '-o', 'json')) as Trace;
     assert.equal(t.verdict, 'delivered', t.reason);
     assert.ok(!t.hops.some((h) => h.netns === 'network' && h.kind === 'l3'), 'host-gw: nodes route to each other, not through the router');
-    const s = JSON.parse(await kube.ok('trace', 'pod/client', 'service/web', '-o', 'json')) as TraceJson;
+    const s = JSON.parse(await kube.ok('trace', 'pod/client', 'service/web', '-o', 'json')) as Trace;
     assert.equal(s.verdict, 'delivered', s.reason);
     const rules = s.hops.filter((h) => h.kind === 'netfilter').map((h) => `${h.detail} ${h.rule}`);
     assert.ok(rules.some((r) => /services .*vmap @service-ips/.test(r)), `the services map: ${rules.join('\n')}`);
     assert.ok(rules.some((r) => /dnat .*numgen random mod \d+ map @backends/.test(r)), 'the endpoints are picked by numgen');
     assert.ok(s.hops.some((h) => /destination 10\.\d+\.\d+\.\d+:80 → 10\.244\.\d+\.\d+:8080/.test(h.translation ?? '')), 'the DNAT as the packet shows it');
-    const empty = JSON.parse(await kube.ok('trace', 'pod/client', 'service/empty', '-o', 'json')) as TraceJson;
+    const empty = JSON.parse(await kube.ok('trace', 'pod/client', 'service/empty', '-o', 'json')) as Trace;
     assert.equal(empty.verdict, 'rejected', empty.reason);
     assertNothingLeft(cluster);
   });

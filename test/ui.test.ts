@@ -13,18 +13,11 @@ import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { Pod } from '../src/api/types.ts';
 import { NOT_ROOT } from './helpers.ts';
-import { Kube, waitFor, webApp } from './kube.ts';
+import { echoPod, Kube, waitFor, webApp } from './kube.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = NOT_ROOT || (existsSync(CHROMIUM) ? false : `Debian's chromium is not installed at ${CHROMIUM} (scripts/setup.sh installs it)`);
 const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts');
-
-const CLIENT = `apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  containers: [{name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}]
-`;
 
 describe('kubewire ui in Chromium', { skip }, () => {
   const cluster = 'kui';
@@ -41,7 +34,7 @@ describe('kubewire ui in Chromium', { skip }, () => {
     kube = new Kube(cluster, stateDir);
     mkdirSync(ARTIFACTS, { recursive: true });
     await kube.ok('up', '--nodes', '2');
-    await kube.apply(`${webApp({ replicas: 2 })}---\n${CLIENT}`);
+    await kube.apply(`${webApp({ replicas: 2 })}---\n${echoPod('client')}`);
     await waitFor('pods running', async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items.filter((p) => p.status?.phase === 'Running').length === 3, 30_000);
     ui = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'kubewire.js'), 'ui', '--port', '0'], { env: { ...process.env, KUBEWIRE_STATE_DIR: stateDir, KUBEWIRE_CLUSTER: cluster }, stdio: ['ignore', 'pipe', 'pipe'] });
     url = await new Promise<string>((resolve, reject) => {

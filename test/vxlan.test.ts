@@ -12,15 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Pod, Service } from '../src/api/types.ts';
 import { NOT_ROOT } from './helpers.ts';
-import { field, Kube, waitFor, webApp } from './kube.ts';
-
-const pinned = (name: string, node: string) => `apiVersion: v1
-kind: Pod
-metadata: {name: ${name}}
-spec:
-  nodeName: ${node}
-  containers: [{name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}]
-`;
+import { echoPod, field, Kube, waitFor, webApp } from './kube.ts';
 
 describe('vxlan mode', { skip: NOT_ROOT }, () => {
   const cluster = 'kvx';
@@ -32,7 +24,7 @@ describe('vxlan mode', { skip: NOT_ROOT }, () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-vxlan-'));
     kube = new Kube(cluster, stateDir);
     await kube.ok('up', '--nodes', '2', '--mode', 'vxlan');
-    await kube.apply(`${pinned('a', 'kvx-node-1')}---\n${pinned('b', 'kvx-node-2')}---\n${webApp({ serviceType: 'NodePort' })}`);
+    await kube.apply(`${echoPod('a', { node: 'kvx-node-1' })}---\n${echoPod('b', { node: 'kvx-node-2' })}---\n${webApp({ serviceType: 'NodePort' })}`);
     await waitFor('pods running', async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items.filter((p) => p.status?.phase === 'Running').length === 4, 30_000);
   });
 

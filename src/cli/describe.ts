@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { netnsPath, type Dataplane, type LinkInfo, type Netns, type RouteInfo } from '../dataplane/port.ts';
 import { age, podStatus, table } from './print.ts';
+import type { PodRecordBase } from '../node/records.ts';
 
 const indent = (text: string, n = 2) => text.split('\n').map((l) => (l ? ' '.repeat(n) + l : l)).join('\n');
 
@@ -44,16 +45,8 @@ function linkLine(l: LinkInfo): string {
   return `${l.ifname}@if${l.link_index ?? '-'}  ifindex ${l.ifindex}  mac ${l.address ?? '-'}`;
 }
 
-/** What the node agent recorded about a pod's attachment (its pod.json). */
-export interface PodAttachment {
-  namespace: string;
-  name: string;
-  ip: string;
-  mac?: string;
-  hostVeth?: string;
-}
 
-export async function describeNode(dp: Dataplane, node: Node, pods: Pod[], plan: ClusterPlan, attachments: PodAttachment[] = []): Promise<string> {
+export async function describeNode(dp: Dataplane, node: Node, pods: Pod[], plan: ClusterPlan, attachments: PodRecordBase[] = []): Promise<string> {
   const np = plan.nodes.find((n) => n.name === node.metadata.name);
   const out: string[] = [];
   out.push(fields([

@@ -1,7 +1,7 @@
 // kubectl's verbs against a kubewire cluster's API: apply, delete, get, describe, logs,
 // scale, exec, wait, rollout status. Flags and output follow kubectl.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { APPLY_PATH, apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
@@ -14,10 +14,11 @@ import { podNetnsName, type ClusterPlan } from '../cluster/plan.ts';
 import { daemonPid } from '../daemon/process.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { netnsPath } from '../dataplane/port.ts';
+import { podRecordDir, podRecords, podRecordsDir } from '../node/records.ts';
 import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
 import { runAttached, type PodView } from '../supervisor/supervisor.ts';
-import { describeDeployment, describeIngress, describeNode, describePod, describeService, eventsSection, type PodAttachment } from './describe.ts';
+import { describeDeployment, describeIngress, describeNode, describePod, describeService, eventsSection } from './describe.ts';
 import { printObjects, printTable } from './print.ts';
 
 export const defaultCluster = (): string => process.env.KUBEWIRE_CLUSTER || 'kubewire';
@@ -120,7 +121,7 @@ function conditionTrue(obj: KubeObject, type: string): boolean {
 /** Where a pod's node agent keeps its files (its logs, its resolv.conf, hosts and hostname under etc/). */
 export function podDir(cluster: string, pod: Pod): string | undefined {
   if (!pod.spec.nodeName || !pod.metadata.uid) return undefined;
-  return join(clusterDir(cluster), 'nodes', pod.spec.nodeName, 'pods', `${pod.metadata.namespace}_${pod.metadata.name}_${pod.metadata.uid}`);
+  return podRecordDir(podRecordsDir(cluster, pod.spec.nodeName), { namespace: pod.metadata.namespace!, name: pod.metadata.name, uid: pod.metadata.uid });
 }
 
 export function podNetns(cluster: string, plan: ClusterPlan, pod: Pod): string | undefined {
@@ -130,17 +131,6 @@ export function podNetns(cluster: string, plan: ClusterPlan, pod: Pod): string |
   return existsSync(path) ? path : undefined;
 }
 
-function attachmentsOf(cluster: string, node: string): PodAttachment[] {
-  const dir = join(clusterDir(cluster), 'nodes', node, 'pods');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).flatMap((d) => {
-    try {
-      return [JSON.parse(readFileSync(join(dir, d, 'pod.json'), 'utf8')) as PodAttachment];
-    } catch {
-      return [];
-    }
-  });
-}
 
 /** `get -w`: the table, then one row per change (kubectl prints no header again). */
 async function watchTable(client: ApiClient, rt: ResourceType, ns: string | undefined, items: KubeObject[], rv: string, names: string[], o: { allNamespaces?: boolean; output?: string; selector?: string; fieldSelector?: string; headers?: boolean }): Promise<void> {
@@ -332,7 +322,7 @@ export function registerKubectlCommands(program: Command): void {
         eventsSection(t.rt.namespaced ? (await client.list<Event>(resource('events'), ns, { fieldSelector: `involvedObject.uid=${obj.metadata.uid}` })).items : []);
       if (t.rt.kind === 'Node') {
         const pods = (await client.list<Pod>(resource('pods'), undefined, { fieldSelector: `spec.nodeName=${t.name}` })).items.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
-        return out(await describeNode(linux, obj as Node, pods, plan, attachmentsOf(o.cluster, t.name)));
+        return out(await describeNode(linux, obj as Node, pods, plan, podRecords(podRecordsDir(o.cluster, t.name))));
       }
       if (t.rt.kind === 'Pod') return out(`${await describePod(linux, obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod), podDir(o.cluster, obj as Pod))}\n${await events()}`);
       if (t.rt.kind === 'Deployment') {

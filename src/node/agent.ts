@@ -6,7 +6,7 @@
 // goes. Its record of each pod (<node>/pods/<ns>_<name>_<uid>/pod.json) and the kernel
 // are what a restarted agent adopts or cleans up.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_MAX_PODS, type ContainerState, type ContainerStatus, type Node, type Pod, type PodPhase, type PodStatus } from '../api/types.ts';
@@ -25,6 +25,7 @@ import { parseResolvConf, podHostname, podHosts, podResolvConf, renderResolvConf
 import type { WorkloadHostClient } from '../workloads/client.ts';
 import { isAlive, startDetached, stopProcess, type PodView, type ProcessRecord } from '../supervisor/supervisor.ts';
 import { SandboxManager, type PodRef } from './sandbox.ts';
+import { podRecordDir, podRecordDirs, readPodRecord, type PodRecordBase } from './records.ts';
 
 interface ContainerRecord {
   restartCount: number;
@@ -36,7 +37,7 @@ interface ContainerRecord {
 }
 
 /** What the agent keeps on disk about a pod it runs. */
-export interface LocalPod {
+export interface LocalPod extends PodRecordBase {
   uid: string;
   namespace: string;
   name: string;
@@ -98,7 +99,7 @@ export class NodeAgent {
   }
 
   podDir(p: { namespace: string; name: string; uid: string }): string {
-    return join(this.podsDir, `${p.namespace}_${p.name}_${p.uid}`);
+    return podRecordDir(this.podsDir, p);
   }
 
   async start(): Promise<void> {
@@ -106,13 +107,10 @@ export class NodeAgent {
     this.register();
     mkdirSync(this.podsDir, { recursive: true });
     // Adopt what a previous run left: records on disk, checked against the store and the kernel.
-    for (const dir of readdirSync(this.podsDir)) {
-      try {
-        const rec = JSON.parse(readFileSync(join(this.podsDir, dir, 'pod.json'), 'utf8')) as LocalPod;
-        this.local.set(nameKey(rec.namespace, rec.name), rec);
-      } catch {
-        rmSync(join(this.podsDir, dir), { recursive: true, force: true }); // a record cut short by a crash
-      }
+    for (const dir of podRecordDirs(this.podsDir)) {
+      const rec = readPodRecord<LocalPod>(this.podsDir, dir);
+      if (rec) this.local.set(nameKey(rec.namespace, rec.name), rec);
+      else rmSync(join(this.podsDir, dir), { recursive: true, force: true }); // a record cut short by a crash
     }
     const mine = (api.list('Pod', undefined, { fieldSelector: `spec.nodeName=${node.name}` }).items as Pod[]).filter((p) => !p.metadata.deletionTimestamp);
     for (const [key, rec] of this.local) {

@@ -6,38 +6,10 @@
 // listening sockets) say why. The reply is walked the same way from where it was sent.
 
 import { IPTABLES_HOOKS, iptablesPriority, type Hook, type PacketHeader, type TraceEvent } from './events.ts';
+import type { Hop, Leg, Trace } from './types.ts';
 import { LEGACY_TRACE_CHAIN, ownTraceEvent, TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
 
-export type HopKind = 'l2' | 'l3' | 'netfilter' | 'ipvs' | 'conntrack' | 'socket' | 'ingress';
-
-export interface Hop {
-  /** Where: pod/NS/NAME, node/NAME, network, external. */
-  netns: string;
-  kind: HopKind;
-  in?: string;
-  out?: string;
-  detail: string;
-  rule?: string;
-  translation?: string;
-  verdict?: string;
-}
-
-export type Verdict = 'delivered' | 'rejected' | 'dropped';
-
-export interface Leg {
-  verdict: Verdict;
-  /** One line, in the seed's words. */
-  reason: string;
-  hops: Hop[];
-}
-
-export interface Trace extends Leg {
-  probe: { from: string; protocol: string; dst: string; dport?: number; sport: number; http?: { host: string; path: string } };
-  /** What the sender saw. */
-  fate: Fate;
-  destination?: { pod?: string; node?: string; ip: string; port?: number; process?: string };
-  reply?: Leg;
-}
+export type { Hop, HopKind, Leg, Trace, Verdict } from './types.ts';
 
 /** The kernel's lookups with a packet's keys, in its namespace. */
 export interface Lookups {

@@ -39,8 +39,9 @@ export interface Probe extends ProbeSpec {
   upstreamPort?: number;
 }
 
-/** What the sender saw: the probe's real fate. */
-export type Fate = 'connected' | 'refused' | 'unreachable' | 'timeout' | 'sent' | 'answered';
+import type { Fate } from './types.ts';
+
+export type { Fate } from './types.ts';
 
 /** One namespace after the probes: what it holds, as the kernel lists it. */
 export interface Snapshot {

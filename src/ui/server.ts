@@ -4,7 +4,7 @@
 // click with what the kernel holds for that element (details.ts) and runs `kubewire trace`
 // for the page's trace form. The page itself (web/) is bundled by the build.
 
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -14,11 +14,12 @@ import { Informer } from '../apiserver/informer.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
 import type { ClusterPlan } from '../cluster/plan.ts';
 import type { Dataplane } from '../dataplane/port.ts';
-import { clusterDir, packageRoot } from '../state/paths.ts';
+import { packageRoot } from '../state/paths.ts';
+import { podRecordDirs, podRecordsDir, readPodRecord, type PodRecordBase } from '../node/records.ts';
 import { traceOne, TraceError } from '../trace/trace.ts';
 import type { Protocol } from '../trace/observe.ts';
 import { details } from './details.ts';
-import { topology, type Attachment, type GraphElement } from './topology.ts';
+import { topology, type GraphElement } from './topology.ts';
 
 export interface UiOptions {
   client: ObjectClient;
@@ -30,24 +31,14 @@ export interface UiOptions {
 
 const rt = (kind: string) => RESOURCES.find((r) => r.kind === kind)!;
 
-/** The host ends of the pods' veth pairs, as each node agent recorded them (pod.json). */
-function attachments(cluster: string, node: string): Attachment[] {
-  const dir = join(clusterDir(cluster), 'nodes', node, 'pods');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).flatMap((d) => {
-    try {
-      return [JSON.parse(readFileSync(join(dir, d, 'pod.json'), 'utf8')) as Attachment];
-    } catch {
-      return [];
-    }
-  });
-}
 
 export class UiServer {
   private readonly informers;
   private readonly server: Server;
   private readonly streams = new Set<ServerResponse>();
   private graph: GraphElement[] = [];
+  /** Pod records with their veth pair, read once: every rebuild lists the folders only. */
+  private readonly records = new Map<string, PodRecordBase>();
   private pending?: NodeJS.Timeout;
   private lastSent = 0;
 
@@ -93,7 +84,21 @@ export class UiServer {
       services: items(this.informers.services),
       slices: items(this.informers.slices),
       ingresses: items(this.informers.ingresses),
-      attachments: new Map(nodes.map((n) => [n.metadata.name, attachments(plan.spec.name, n.metadata.name)])),
+      attachments: new Map(nodes.map((n) => [n.metadata.name, this.attachments(n.metadata.name)])),
+    });
+  }
+
+  /** A node's pods' records; one is kept once it names its veth pair (written when the sandbox is made, it does not change after). */
+  private attachments(node: string): PodRecordBase[] {
+    const dir = podRecordsDir(this.o.plan.spec.name, node);
+    const listed = new Set(podRecordDirs(dir).map((d) => `${node}/${d}`));
+    for (const key of this.records.keys()) if (key.startsWith(`${node}/`) && !listed.has(key)) this.records.delete(key); // pods gone
+    return [...listed].flatMap((key) => {
+      const known = this.records.get(key);
+      if (known) return [known];
+      const rec = readPodRecord(dir, key.slice(node.length + 1));
+      if (rec?.hostVeth) this.records.set(key, rec);
+      return rec ? [rec] : [];
     });
   }
 

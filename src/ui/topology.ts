@@ -7,17 +7,10 @@
 
 import type { EndpointSlice, Ingress, Node, Pod, Service } from '../api/types.ts';
 import { routerRoutes, UNDERLAY, VXLAN, vtep, type ClusterPlan } from '../cluster/plan.ts';
+import type { PodRecordBase } from '../node/records.ts';
 import type { GraphElement } from './graph.ts';
 
 export type { GraphElement } from './graph.ts';
-
-/** A pod's veth pair as its node agent recorded it (the host end's name). */
-export interface Attachment {
-  namespace: string;
-  name: string;
-  hostVeth?: string;
-  mac?: string;
-}
 
 export interface ClusterObjects {
   plan: ClusterPlan;
@@ -27,7 +20,7 @@ export interface ClusterObjects {
   slices: EndpointSlice[];
   ingresses: Ingress[];
   /** node name → its pods' attachments. */
-  attachments: Map<string, Attachment[]>;
+  attachments: Map<string, Array<Pick<PodRecordBase, 'namespace' | 'name' | 'hostVeth' | 'mac'>>>;
 }
 
 export const podId = (ns: string, name: string) => `pod/${ns}/${name}`;

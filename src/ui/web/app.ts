@@ -9,27 +9,7 @@
 import cytoscape, { type Core, type ElementDefinition, type NodeSingular } from 'cytoscape';
 import ELK, { type ElkNode } from 'elkjs/lib/elk-api.js';
 import { diffElements, visible, type GraphElement } from '../graph.ts';
-
-interface Hop {
-  netns: string;
-  kind: string;
-  in?: string;
-  out?: string;
-  detail: string;
-  rule?: string;
-  translation?: string;
-  verdict?: string;
-}
-interface Leg {
-  verdict: string;
-  reason: string;
-  hops: Hop[];
-}
-interface Trace extends Leg {
-  probe: { from: string; dst: string; dport?: number; protocol: string };
-  fate: string;
-  reply?: Leg;
-}
+import type { Hop, Leg, Trace } from '../../trace/types.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
