@@ -25,7 +25,7 @@ test('cni install writes executable plugins that answer VERSION quickly', async 
     const dir = join(lab.dir('opt'), 'cni', 'bin');
     const r = kubewire('cni', 'install', '--dir', dir);
     assert.equal(r.code, 0, r.stderr);
-    for (const name of ['bridge', 'host-local', 'loopback', 'portmap']) {
+    for (const name of ['bridge', 'host-local', 'loopback', 'portmap', 'ptp']) {
       assert.ok(statSync(join(dir, name)).mode & 0o111, `${name} is not executable`);
       const v = spawnSync(join(dir, name), [], { env: { CNI_COMMAND: 'VERSION', PATH: process.env.PATH }, input: '{"cniVersion":"1.0.0"}', encoding: 'utf8' });
       assert.equal(v.status, 0, v.stderr);

@@ -43,6 +43,27 @@ async function snapshot(node: string, pod: string, bridge: string): Promise<obje
   };
 }
 
+/** A ptp attachment as a user would inspect it: both ends of the pair, routes and masquerade. */
+async function ptpSnapshot(node: string, pod: string): Promise<object> {
+  const hostLinks: any[] = JSON.parse(await sh(node, ['ip', '-json', '-details', 'addr', 'show']));
+  const podLinks: any[] = JSON.parse(await sh(pod, ['ip', '-json', '-details', 'addr', 'show']));
+  const eth0 = podLinks.find((l) => l.ifname === 'eth0');
+  const addrs = (l: any) => (l?.addr_info ?? []).filter((a: any) => a.scope !== 'link').map((a: any) => `${a.local}/${a.prefixlen}`).sort();
+  const routes = (text: string) => (JSON.parse(text) as any[]).filter((r) => !r.dst.startsWith('fe80')).map((r) => ({ dst: r.dst, gateway: r.gateway, dev: r.dev?.startsWith('veth') ? 'veth' : r.dev, scope: r.scope, protocol: r.protocol, prefsrc: r.prefsrc })).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  const rules = (text: string) => text.split('\n').filter((l) => l.startsWith('-A') || l.startsWith(':CNI')).map((l) => l.replace(/\[\d+:\d+\]/, '')).sort();
+  return {
+    hostVeths: hostLinks.filter((l) => l.linkinfo?.info_kind === 'veth').map((l) => ({ up: l.flags.includes('UP'), mtu: l.mtu, addresses: addrs(l), peerIsEth0: l.ifindex === eth0?.link_index })),
+    // Admin state: the operational state follows the peer's carrier a moment later (linkwatch).
+    eth0: eth0 ? { kind: eth0.linkinfo?.info_kind, up: eth0.flags.includes('UP'), mtu: eth0.mtu, addresses: addrs(eth0) } : undefined,
+    podRoutes: routes(await sh(pod, ['ip', '-json', 'route', 'show'])),
+    podRoutes6: routes(await sh(pod, ['ip', '-json', '-6', 'route', 'show'])),
+    hostRoutes: routes(await sh(node, ['ip', '-json', 'route', 'show'])),
+    hostRoutes6: routes(await sh(node, ['ip', '-json', '-6', 'route', 'show'])),
+    ipForward: (await sh(node, ['sysctl', '-n', 'net.ipv4.ip_forward'])).trim(),
+    nat: rules(await sh(node, ['iptables-save', '-t', 'nat'])),
+  };
+}
+
 async function runBoth(lab: Lab, conf: Record<string, unknown>): Promise<{ ours: object; theirs: object; results: any[] }> {
   const out: object[] = [];
   const results: any[] = [];
@@ -71,6 +92,42 @@ describe('differential: kubewire vs reference plugins', { skip }, () => {
         const conf = { cniVersion: '1.0.0', name: 'diffnet', type: 'bridge', bridge: 'kwbr6', ipam: { type: 'host-local', ranges: [[{ subnet: '10.100.10.0/24' }]], routes: [{ dst: '10.200.0.0/16' }] }, ...extra };
         const { ours, theirs, results } = await runBoth(lab, conf);
         assert.deepEqual(ours, theirs);
+        const shape = (r: any) => ({ ...r, interfaces: r.interfaces.map((i: any) => ({ ...i, name: i.name.startsWith('veth') ? 'veth' : i.name, mac: 'mac', sandbox: i.sandbox ? 'pod' : undefined })) });
+        assert.deepEqual(shape(results[0]), shape(results[1]));
+      });
+    });
+  }
+
+  // ptp: a point-to-point pair, no bridge. Same pod and host state, same result, and each
+  // implementation's DEL removes what the other's ADD made.
+  const PTP_CONFIGS: Array<[string, Record<string, unknown>]> = [
+    ['plain, default route from IPAM', {}],
+    ['ipMasq + mtu', { ipMasq: true, mtu: 1400 }],
+    ['dual-stack', { ipam: { type: 'host-local', ranges: [[{ subnet: '10.100.20.0/24' }], [{ subnet: 'fd00:100:20::/64' }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }] } }],
+  ];
+  for (const [label, extra] of PTP_CONFIGS) {
+    test(`ptp: same namespace state and result: ${label}`, async () => {
+      await withLab('kwt-diffptp', async (lab) => {
+        const conf = { cniVersion: '1.0.0', name: 'ptpnet', type: 'ptp', ipam: { type: 'host-local', ranges: [[{ subnet: '10.100.20.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] }, ...extra };
+        const states: object[] = [];
+        const results: any[] = [];
+        for (const [tag, dir, deleter] of [['o', pluginDir(), REFERENCE_DIR], ['r', REFERENCE_DIR, pluginDir()]] as const) {
+          const node = await lab.netns(`${tag}node`);
+          const pod = await lab.netns(`${tag}pod`);
+          const c = { ...conf, ipam: { ...(conf.ipam as object), dataDir: lab.dir(`${tag}ipam`) } };
+          const result = await mustCall({ command: 'ADD', conf: c, containerID: 'ptp', netns: pod, ifName: 'eth0', hostNetns: node, dir });
+          results.push(result);
+          states.push(await ptpSnapshot(node, pod));
+          // The pod answers through its pair: the host reaches it by its /32 host route.
+          const podIP = result.ips[0].address.split('/')[0];
+          await sh(node, ['ping', '-c', '1', '-W', '2', podIP]);
+          await mustCall({ command: 'DEL', conf: { ...c, prevResult: result }, containerID: 'ptp', netns: pod, ifName: 'eth0', hostNetns: node, dir: deleter });
+          const after = await ptpSnapshot(node, pod);
+          assert.deepEqual((after as any).hostVeths, [], `${tag}: the other implementation's DEL left a host veth`);
+          assert.deepEqual((after as any).hostRoutes, [], `${tag}: the other implementation's DEL left a host route`);
+          assert.doesNotMatch(await sh(node, ['iptables-save', '-t', 'nat']), /CNI-/);
+        }
+        assert.deepEqual(states[0], states[1]);
         const shape = (r: any) => ({ ...r, interfaces: r.interfaces.map((i: any) => ({ ...i, name: i.name.startsWith('veth') ? 'veth' : i.name, mac: 'mac', sandbox: i.sandbox ? 'pod' : undefined })) });
         assert.deepEqual(shape(results[0]), shape(results[1]));
       });

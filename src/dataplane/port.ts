@@ -64,14 +64,18 @@ export type NetOp =
   | { op: 'vxlan-add'; name: string; id: number; port: number; local: string; dev: string; learning: boolean; mtu?: number; mac?: string }
   /** A veth pair: `name` here, `peer` in `peerNetns` (a path; here when absent). */
   | { op: 'veth-add'; name: string; peer: string; peerNetns?: string; mtu?: number; mac?: string; peerMac?: string }
-  | { op: 'link-set'; name: string; master?: string; alias?: string; hairpin?: boolean; promisc?: boolean; up?: boolean }
+  /** `neighSuppress`: a bridge port whose ARP requests the bridge answers from its own neighbour entries (proxy ARP, as a VPC fabric does). */
+  | { op: 'link-set'; name: string; master?: string; alias?: string; hairpin?: boolean; neighSuppress?: boolean; promisc?: boolean; up?: boolean }
   | { op: 'link-del'; name: string }
   | { op: 'addr-add'; dev: string; address: string; replace?: boolean }
   | { op: 'addr-del'; dev: string; address: string }
   /** `onlink`: the gateway is taken as reachable on `dev` without a route to it (a VXLAN peer's address). */
-  | { op: 'route-add'; dst: string; via?: string; dev?: string; replace?: boolean; onlink?: boolean }
-  | { op: 'route-del'; dst: string }
+  /** `scope` link or host instead of the kernel's choice; `src`: the source address for traffic the route carries. */
+  | { op: 'route-add'; dst: string; via?: string; dev?: string; replace?: boolean; onlink?: boolean; scope?: 'link' | 'host'; src?: string }
+  /** With `dev`: the route through that device (the kernel's own prefix route of an address, too). */
+  | { op: 'route-del'; dst: string; dev?: string }
   | { op: 'neigh-replace'; dev: string; ip: string; mac: string }
+  | { op: 'neigh-del'; dev: string; ip: string }
   /** A static forwarding entry: on a bridge port (the bridge's FDB), or with `dst` on a VXLAN device (its remote VTEP). */
   | { op: 'fdb-replace'; dev: string; mac: string; dst?: string }
   | { op: 'fdb-del'; dev: string; mac: string; dst?: string };

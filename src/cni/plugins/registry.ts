@@ -6,10 +6,12 @@ import { hostLocal } from '../ipam/host-local/plugin.ts';
 import { bridge } from './bridge/plugin.ts';
 import { loopback } from './loopback/plugin.ts';
 import { portmap } from './portmap/plugin.ts';
+import { ptp } from './ptp/plugin.ts';
 
 export const PLUGINS: Record<string, PluginFuncs> = {
   bridge,
   'host-local': hostLocal,
   loopback,
   portmap,
+  ptp,
 };

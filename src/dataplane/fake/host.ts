@@ -71,6 +71,8 @@ const GLOBAL_SYSCTLS: Record<string, string> = {
 class FakeNamespace {
   readonly links = new Map<string, FakeLink>();
   readonly routes: FakeRoute[] = [];
+  /** Prefix routes of addresses that were deleted ("dst dev"): the kernel does not bring them back. */
+  readonly deletedConnected = new Set<string>();
   readonly neighbours = new Map<string, { dev: string; mac: string }>();
   readonly sysctls = new Map<string, string>(Object.entries(GLOBAL_SYSCTLS));
   readonly iptables = new Map<string, FakeIptables>();
@@ -136,17 +138,17 @@ class FakeNamespace {
     const out: FakeRoute[] = [];
     for (const l of this.links.values()) {
       if (!l.up || l.kind === 'loopback') continue;
-      for (const a of l.addresses) if (a.ip.family === 4) out.push({ dst: formatPrefix(networkOf(a)), dev: l.name });
+      for (const a of l.addresses) if (a.ip.family === 4 && a.bits < 32) out.push({ dst: formatPrefix(networkOf(a)), dev: l.name });
     }
-    return out;
+    return out.filter((r) => !this.deletedConnected.has(`${r.dst} ${r.dev}`));
   }
 
   /** The link through which `gw` is reachable (a connected route holds it). */
   onLink(gw: string): string | undefined {
     const ip = tryParseIP(gw);
     if (!ip) return undefined;
-    for (const r of this.connected()) {
-      const p = tryParsePrefix(r.dst);
+    for (const r of [...this.connected(), ...this.routes.filter((x) => !x.via)]) {
+      const p = tryParsePrefix(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
       if (p && contains(p, ip)) return r.dev;
     }
     return undefined;
@@ -233,6 +235,7 @@ class FakeNetnsHandle implements Netns {
           if (!l.master) fail('invalid', 'RTNETLINK answers: Operation not supported');
           l.hairpin = op.hairpin;
         }
+        if (op.neighSuppress !== undefined && !l.master) fail('invalid', 'RTNETLINK answers: Operation not supported');
         if (op.up !== undefined) l.up = op.up;
         return;
       }
@@ -272,11 +275,19 @@ class FakeNetnsHandle implements Netns {
       }
       case 'route-del': {
         const dst = op.dst === '0.0.0.0/0' ? 'default' : op.dst;
-        const at = ns.routes.findIndex((r) => r.dst === dst);
-        if (at < 0) fail('not-found', 'RTNETLINK answers: No such process');
-        ns.routes.splice(at, 1);
+        const at = ns.routes.findIndex((r) => r.dst === dst && (!op.dev || r.dev === op.dev));
+        if (at >= 0) {
+          ns.routes.splice(at, 1);
+          return;
+        }
+        const prefix = ns.connected().find((r) => r.dst === dst && (!op.dev || r.dev === op.dev)) ?? fail('not-found', 'RTNETLINK answers: No such process');
+        ns.deletedConnected.add(`${prefix.dst} ${prefix.dev}`);
         return;
       }
+      case 'neigh-del':
+        ns.need(op.dev);
+        if (!ns.neighbours.delete(op.ip)) fail('not-found', 'RTNETLINK answers: No such file or directory');
+        return;
       case 'neigh-replace':
         ns.need(op.dev);
         ns.neighbours.set(op.ip, { dev: op.dev, mac: op.mac });

@@ -37,6 +37,7 @@ export function ipLines(op: NetOp): string[] {
       const attrs = `${op.master !== undefined ? ` master ${op.master}` : ''}${op.alias !== undefined ? ` alias "${op.alias}"` : ''}${op.promisc !== undefined ? ` promisc ${op.promisc ? 'on' : 'off'}` : ''}`;
       if (attrs) lines.push(`link set dev ${op.name}${attrs}`);
       if (op.hairpin !== undefined) lines.push(`link set dev ${op.name} type bridge_slave hairpin ${op.hairpin ? 'on' : 'off'}`);
+      if (op.neighSuppress !== undefined) lines.push(`link set dev ${op.name} type bridge_slave neigh_suppress ${op.neighSuppress ? 'on' : 'off'}`);
       if (op.up !== undefined) lines.push(`link set dev ${op.name} ${op.up ? 'up' : 'down'}`);
       return lines;
     }
@@ -47,11 +48,13 @@ export function ipLines(op: NetOp): string[] {
     case 'addr-del':
       return [`addr del ${op.address} dev ${op.dev}`];
     case 'route-add':
-      return [`route ${op.replace ? 'replace' : 'add'} ${op.dst}${op.via ? ` via ${op.via}` : ''}${op.dev ? ` dev ${op.dev}` : ''}${op.onlink ? ' onlink' : ''}`];
+      return [`route ${op.replace ? 'replace' : 'add'} ${op.dst}${op.via ? ` via ${op.via}` : ''}${op.dev ? ` dev ${op.dev}` : ''}${op.onlink ? ' onlink' : ''}${op.scope ? ` scope ${op.scope}` : ''}${op.src ? ` src ${op.src}` : ''}`];
     case 'route-del':
-      return [`route del ${op.dst}`];
+      return [`route del ${op.dst}${op.dev ? ` dev ${op.dev}` : ''}`];
     case 'neigh-replace':
       return [`neigh replace ${op.ip} lladdr ${op.mac} dev ${op.dev}`];
+    case 'neigh-del':
+      return [`neigh del ${op.ip} dev ${op.dev}`];
     case 'fdb-replace':
       return [op.dst ? `fdb replace ${op.mac} dev ${op.dev} dst ${op.dst} self permanent` : `fdb replace ${op.mac} dev ${op.dev} master static`];
     case 'fdb-del':
