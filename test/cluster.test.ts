@@ -72,7 +72,7 @@ for (const mode of ['routed', 'host-gw'] as const) {
           const netns = await lab.netns(`p${i}`);
           const result = await rt.addNetworkList(loadDefaultConfList(files.confDir), { containerID: `pod${i}`, netns, ifName: 'eth0' });
           const ip = result.ips![0]!.address.split('/')[0]!;
-          assert.ok(ip.startsWith(node.podCIDR.split('.').slice(0, 3).join('.')), `${ip} outside ${node.podCIDR}`);
+          assert.ok(ip.startsWith(node.podCIDR!.split('.').slice(0, 3).join('.')), `${ip} outside ${node.podCIDR}`);
           pods.push({ netns, ip });
         }
         await lab.echoServer(pods[1]!.netns, 8080, 'pod1');

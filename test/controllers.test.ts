@@ -46,7 +46,7 @@ test('scheduler: spreads a Deployment over ready nodes, never to a node without 
     bound.push({ ...p, spec: { ...p.spec, nodeName: n } });
   }
   assert.deepEqual(bound.map((p) => p.spec.nodeName).sort(), ['n1', 'n1', 'n2', 'n2']);
-  assert.deepEqual(pickNode(podFromTemplate(d), [node('x', '', true)], []), { unschedulable: '0/1 nodes are available: 1 node(s) were not ready or had no podCIDR.' });
+  assert.deepEqual(pickNode(podFromTemplate(d), [node('x', '', true)], []), { unschedulable: '0/1 nodes are available: 1 node(s) were not ready or had no pod network.' });
 });
 
 test('rollout: scale up and down, then a new template within maxSurge and maxUnavailable', () => {

@@ -231,24 +231,24 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     const { networkNetns, nodes } = loadCluster(cluster);
     const [n1, n2] = nodes;
     // A node's route deleted on the router.
-    sh(networkNetns, 'ip', 'route', 'del', n2!.podCIDR);
+    sh(networkNetns, 'ip', 'route', 'del', n2!.podCIDR!);
     try {
       const t = await trace('pod/client', 'pod/far');
       assert.equal(t.verdict, 'dropped');
       assert.match(t.reason, /^network has no route to 10\.244\.1\.\d+/);
       assert.equal(t.fate, 'unreachable');
     } finally {
-      sh(networkNetns, 'ip', 'route', 'add', n2!.podCIDR, 'via', n2!.ip);
+      sh(networkNetns, 'ip', 'route', 'add', n2!.podCIDR!, 'via', n2!.ip);
     }
     // A DROP rule inserted on a node.
-    sh(n1!.netns, 'iptables-legacy', '-I', 'FORWARD', '-d', n2!.podCIDR, '-j', 'DROP');
+    sh(n1!.netns, 'iptables-legacy', '-I', 'FORWARD', '-d', n2!.podCIDR!, '-j', 'DROP');
     try {
       const t = await trace('pod/client', 'pod/far');
       assert.equal(t.verdict, 'dropped');
       assert.match(t.reason, /dropped on node\/ktrace-node-1 by forward filter FORWARD: -A FORWARD -d 10\.244\.1\.0\/24 -j DROP/);
       assert.equal(t.fate, 'timeout');
     } finally {
-      sh(n1!.netns, 'iptables-legacy', '-D', 'FORWARD', '-d', n2!.podCIDR, '-j', 'DROP');
+      sh(n1!.netns, 'iptables-legacy', '-D', 'FORWARD', '-d', n2!.podCIDR!, '-j', 'DROP');
     }
     // Nothing listening on the port.
     const quiet = await trace('pod/client', 'pod/far', '--port', '9999');
@@ -313,8 +313,8 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     const [n1, n2, n3] = plan.nodes;
     const breakages: Array<{ name: string; on: () => void; off: () => void }> = [
       { name: 'none', on: () => {}, off: () => {} },
-      { name: 'DROP to node-2 pods on node-1', on: () => sh(n1!.netns, 'iptables-legacy', '-I', 'FORWARD', '-d', n2!.podCIDR, '-j', 'DROP'), off: () => sh(n1!.netns, 'iptables-legacy', '-D', 'FORWARD', '-d', n2!.podCIDR, '-j', 'DROP') },
-      { name: 'router lost node-3 route', on: () => sh(plan.networkNetns, 'ip', 'route', 'del', n3!.podCIDR), off: () => sh(plan.networkNetns, 'ip', 'route', 'add', n3!.podCIDR, 'via', n3!.ip) },
+      { name: 'DROP to node-2 pods on node-1', on: () => sh(n1!.netns, 'iptables-legacy', '-I', 'FORWARD', '-d', n2!.podCIDR!, '-j', 'DROP'), off: () => sh(n1!.netns, 'iptables-legacy', '-D', 'FORWARD', '-d', n2!.podCIDR!, '-j', 'DROP') },
+      { name: 'router lost node-3 route', on: () => sh(plan.networkNetns, 'ip', 'route', 'del', n3!.podCIDR!), off: () => sh(plan.networkNetns, 'ip', 'route', 'add', n3!.podCIDR!, 'via', n3!.ip) },
       { name: 'node-2 router MAC poisoned', on: () => sh(n2!.netns, 'ip', 'neigh', 'replace', '172.18.0.1', 'dev', 'eth0', 'lladdr', '02:00:00:00:00:98'), off: () => sh(n2!.netns, 'ip', 'neigh', 'del', '172.18.0.1', 'dev', 'eth0') },
       { name: 'INPUT DROP of 8080 on node-3 pods', on: () => sh(n3!.netns, 'iptables-legacy', '-I', 'FORWARD', '-p', 'tcp', '--dport', '8080', '-j', 'DROP'), off: () => sh(n3!.netns, 'iptables-legacy', '-D', 'FORWARD', '-p', 'tcp', '--dport', '8080', '-j', 'DROP') },
     ];

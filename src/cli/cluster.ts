@@ -36,7 +36,10 @@ export function registerClusterCommands(program: Command): void {
     .description('create a cluster: an underlay with its router, N nodes, an external client, the control plane and node agents')
     .option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster())
     .option('--nodes <n>', 'number of nodes', integer('--nodes'), DEFAULT_SPEC.nodes)
-    .option('--mode <mode>', 'routed (the underlay router holds a route per podCIDR), host-gw (nodes route to each other) or vxlan (nodes wrap pod packets in VXLAN, as flannel does)', DEFAULT_SPEC.mode)
+    .option('--mode <mode>', 'routed (the underlay router holds a route per podCIDR), host-gw (nodes route to each other), vxlan (nodes wrap pod packets in VXLAN, as flannel does) or vpc (pods take addresses of the underlay itself, as the AWS VPC CNI)', DEFAULT_SPEC.mode)
+    .option('--warm-ip-target <n>', 'vpc mode: free addresses each node keeps in its pool (WARM_IP_TARGET, default 5)', integer('--warm-ip-target'))
+    .option('--minimum-ip-target <n>', 'vpc mode: addresses each node holds at least (MINIMUM_IP_TARGET)', integer('--minimum-ip-target'))
+    .option('--external-snat', 'vpc mode: pod traffic leaving the VPC keeps its pod address (a NAT outside translates it; AWS_VPC_K8S_CNI_EXTERNALSNAT)')
     .option('--pod-cidr <cidr>', 'cluster pod range', DEFAULT_SPEC.podCIDR)
     .option('--node-cidr-mask <bits>', 'prefix length of each node podCIDR', integer('--node-cidr-mask'), DEFAULT_SPEC.nodeCIDRMask)
     .option('--service-cidr <cidr>', 'Service ClusterIP range', DEFAULT_SPEC.serviceCIDR)
@@ -52,9 +55,9 @@ export function registerClusterCommands(program: Command): void {
     .option('--kernel <kernel>', "host (this machine's kernel) or uml: a user-mode Linux kernel of the cluster's own, which has IPVS and dummy links; every command for the cluster then runs in it", 'host')
     .option('--kernel-memory <MB>', 'memory of a --kernel uml kernel', integer('--kernel-memory'), 2048)
     .option('--metrics-bind-address <ip:port>', "where each node's service proxy serves /metrics (kube-proxy's flag; default 127.0.0.1:10249, 0.0.0.0:10249 for every address)")
-    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft'; ipvsScheduler?: string; ipvsStrictArp?: boolean; clusterDomain: string; upstreamDns?: string; kernel: string; kernelMemory: number }) => {
+    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft'; ipvsScheduler?: string; ipvsStrictArp?: boolean; clusterDomain: string; upstreamDns?: string; kernel: string; kernelMemory: number; warmIpTarget?: number; minimumIpTarget?: number; externalSnat?: boolean }) => {
       const t0 = performance.now();
-      const spec: ClusterSpec = { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}), ...(o.iptablesBackend ? { iptablesBackend: o.iptablesBackend } : {}), ...(o.ipvsScheduler ? { ipvsScheduler: o.ipvsScheduler } : {}), ...(o.ipvsStrictArp ? { ipvsStrictARP: true } : {}), ...(o.clusterDomain !== 'cluster.local' ? { clusterDomain: o.clusterDomain } : {}), ...(o.upstreamDns ? { upstreamDns: o.upstreamDns } : {}) };
+      const spec: ClusterSpec = { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}), ...(o.iptablesBackend ? { iptablesBackend: o.iptablesBackend } : {}), ...(o.ipvsScheduler ? { ipvsScheduler: o.ipvsScheduler } : {}), ...(o.ipvsStrictArp ? { ipvsStrictARP: true } : {}), ...(o.clusterDomain !== 'cluster.local' ? { clusterDomain: o.clusterDomain } : {}), ...(o.upstreamDns ? { upstreamDns: o.upstreamDns } : {}), ...(o.warmIpTarget !== undefined ? { warmIPTarget: o.warmIpTarget } : {}), ...(o.minimumIpTarget !== undefined ? { minimumIPTarget: o.minimumIpTarget } : {}), ...(o.externalSnat ? { externalSNAT: true } : {}) };
       if (o.kernel !== 'host' && o.kernel !== 'uml') throw new ClusterError(`--kernel ${JSON.stringify(o.kernel)}: must be host or uml`);
       if (o.kernel === 'uml' && process.env.KUBEWIRE_GUEST) throw new ClusterError(`cluster ${JSON.stringify(o.cluster)} already exists, in a kernel of its own (kubewire down --cluster ${o.cluster} removes it)`);
       if (o.kernel === 'uml') {
@@ -70,7 +73,7 @@ export function registerClusterCommands(program: Command): void {
       const { plan, restarted } = await up(spec, (line) => process.stdout.write(` • ${line}\n`));
       const secs = ((performance.now() - t0) / 1000).toFixed(2);
       process.stdout.write(restarted ? `cluster ${plan.spec.name}: daemon restarted in ${secs} s\n` : `cluster ${plan.spec.name} is up in ${secs} s (${plan.spec.mode})\n`);
-      process.stdout.write(`${table([['NODE', 'INTERNAL-IP', 'POD-CIDR'], ...plan.nodes.map((n) => [n.name, n.ip, n.podCIDR])])}\n`);
+      process.stdout.write(`${table([['NODE', 'INTERNAL-IP', 'POD-CIDR'], ...plan.nodes.map((n) => [n.name, n.ip, n.podCIDR ?? '<none> (pods take VPC addresses)'])])}\n`);
       process.stdout.write(`\ntry: kubewire get nodes -o wide --cluster ${plan.spec.name}\n`);
     });
 

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { NetOp } from '../dataplane/port.ts';
 import { addToIP, contains, parseHostPort, firstIP, formatIP, formatPrefix, networkOf, overlaps, parseIP, tryParsePrefix, width, type Prefix } from '../netaddr/ip.ts';
 
-export type RoutingMode = 'routed' | 'host-gw' | 'vxlan';
+export type RoutingMode = 'routed' | 'host-gw' | 'vxlan' | 'vpc';
 export type ProxyMode = 'iptables' | 'nftables' | 'ipvs';
 
 export interface ClusterSpec {
@@ -36,6 +36,12 @@ export interface ClusterSpec {
   ipvsScheduler?: string;
   /** IPVS mode: arp_ignore=1 and arp_announce=2 on the nodes, so that they do not answer ARP for the VIPs on kube-ipvs0 (kube-proxy's --ipvs-strict-arp). */
   ipvsStrictARP?: boolean;
+  /** vpc mode: free addresses each node keeps in its pool beyond those in use (the AWS VPC CNI's WARM_IP_TARGET). */
+  warmIPTarget?: number;
+  /** vpc mode: addresses each node holds at least, used or not (MINIMUM_IP_TARGET). */
+  minimumIPTarget?: number;
+  /** vpc mode: pod traffic leaving the VPC keeps the pod's address, for a NAT outside to translate (AWS_VPC_K8S_CNI_EXTERNALSNAT). */
+  externalSNAT?: boolean;
 }
 
 /** The schedulers kube-proxy's --ipvs-scheduler takes (the kernel's ip_vs_* modules). */
@@ -57,9 +63,10 @@ export interface NodePlan {
   name: string; // kubewire-node-1
   netns: string; // namespace name: kw-<cluster>-node-1
   ip: string; // on the underlay
-  podCIDR: string;
-  /** The node's gateway on its bridge: the podCIDR's first address. */
-  bridgeIP: string;
+  /** Cut from the cluster's pod range; none in vpc mode, where pods take the VPC's addresses. */
+  podCIDR?: string;
+  /** The node's gateway on its bridge: the podCIDR's first address (none in vpc mode: no bridge). */
+  bridgeIP?: string;
   /** Name of the underlay's port towards this node. */
   underlayPort: string;
 }
@@ -97,7 +104,11 @@ export function podNetnsName(cluster: string, node: string, pod: { namespace: st
 export function validateSpec(spec: ClusterSpec): void {
   if (!CLUSTER_NAME.test(spec.name)) throw new SpecError(`--cluster ${JSON.stringify(spec.name)}: a cluster name is a DNS label of at most 20 characters (lowercase letters, digits, '-')`);
   if (!Number.isInteger(spec.nodes) || spec.nodes < 1 || spec.nodes > 50) throw new SpecError(`--nodes ${spec.nodes}: must be a whole number from 1 to 50`);
-  if (!['routed', 'host-gw', 'vxlan'].includes(spec.mode)) throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed, host-gw or vxlan`);
+  if (!['routed', 'host-gw', 'vxlan', 'vpc'].includes(spec.mode)) throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed, host-gw, vxlan or vpc`);
+  for (const [flag, v] of [['--warm-ip-target', spec.warmIPTarget], ['--minimum-ip-target', spec.minimumIPTarget]] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 1000)) throw new SpecError(`${flag} ${v}: must be a whole number from 0 to 1000`);
+  }
+  if ((spec.warmIPTarget !== undefined || spec.minimumIPTarget !== undefined || spec.externalSNAT) && spec.mode !== 'vpc') throw new SpecError('--warm-ip-target, --minimum-ip-target and --external-snat need --mode vpc');
   const proxy = spec.proxyMode ?? 'iptables';
   if (!['iptables', 'nftables', 'ipvs'].includes(proxy)) throw new SpecError(`--proxy-mode ${JSON.stringify(proxy)}: must be iptables, nftables or ipvs`);
   if (spec.iptablesBackend !== undefined && spec.iptablesBackend !== 'legacy' && spec.iptablesBackend !== 'nft') throw new SpecError(`--iptables-backend ${JSON.stringify(spec.iptablesBackend)}: must be legacy or nft`);
@@ -151,29 +162,105 @@ export function planCluster(spec: ClusterSpec): ClusterPlan {
   validateSpec(spec);
   const prefix = netnsPrefix(spec.name);
   const nodes = Array.from({ length: spec.nodes }, (_, i): NodePlan => {
-    const podCIDR = nodeCIDR(spec.podCIDR, spec.nodeCIDRMask, i);
+    const podCIDR = spec.mode === 'vpc' ? undefined : nodeCIDR(spec.podCIDR, spec.nodeCIDRMask, i);
     return {
       name: `${spec.name}-node-${i + 1}`,
       netns: `${prefix}node-${i + 1}`,
       ip: formatIP(addToIP(parseIP(UNDERLAY.router), BigInt(UNDERLAY.firstNodeHost - 1 + i))),
-      podCIDR,
-      bridgeIP: formatIP(addToIP(firstIP(tryParsePrefix(podCIDR)!), 1n)),
+      ...(podCIDR ? { podCIDR, bridgeIP: formatIP(addToIP(firstIP(tryParsePrefix(podCIDR)!), 1n)) } : {}),
       underlayPort: `node${i + 1}`,
     };
   });
   return { spec, networkNetns: `${prefix}network`, externalNetns: `${prefix}external`, nodes };
 }
 
+/** Where pods take their addresses: the cluster's pod range, or in vpc mode the VPC's own subnet (kube-proxy's --cluster-cidr). */
+export function podRange(plan: Pick<ClusterPlan, 'spec'>): string {
+  return plan.spec.mode === 'vpc' ? UNDERLAY.subnet : plan.spec.podCIDR;
+}
+
+/**
+ * vpc mode, as the AWS VPC CNI: the underlay segment is the VPC. Each node holds secondary
+ * addresses of its subnet, given by the VPC (the network namespace) a few at a time; pods
+ * take them. The VPC knows where every address lives and answers every ARP itself, from
+ * its own table; it floods nothing and learns nothing.
+ */
+export const VPC = {
+  /** Secondary addresses come from past the segment's first /24 (the router, the nodes, the client). */
+  firstSecondary: '172.18.1.1',
+  lastSecondary: '172.18.255.254',
+  /** Each pod's gateway: the host end of its pair (the AWS VPC CNI's 169.254.1.1). */
+  podGateway: '169.254.1.1',
+  /** A host outside the VPC (TEST-NET-3), on the external client: pod traffic to it is SNATed to the node. */
+  outside: '203.0.113.10',
+  /** Without --warm-ip-target / --minimum-ip-target: five free addresses per node. */
+  warmIPTarget: 5,
+  minimumIPTarget: 0,
+} as const;
+
+/** An entry of the VPC's table: an address, the MAC of the interface that holds it, and the underlay port behind which it sits. */
+export interface FabricEntry {
+  ip: string;
+  mac: string;
+  port: string;
+}
+
+/** The MAC of a node's eth0 in vpc mode (the VPC must know it), from its place in the plan; the external client's is host 200's. */
+export function underlayMAC(host: number): string {
+  return `0a:6b:77:00:${((host >> 8) & 0xff).toString(16).padStart(2, '0')}:${(host & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+export function nodeMAC(plan: ClusterPlan, node: NodePlan): string {
+  return underlayMAC(plan.nodes.indexOf(node) + 1);
+}
+
+/** The VPC's table before any node holds a secondary address: every node's own address, and the external client's. */
+export function fabricBase(plan: ClusterPlan): FabricEntry[] {
+  return [
+    ...plan.nodes.map((n) => ({ ip: n.ip, mac: nodeMAC(plan, n), port: n.underlayPort })),
+    { ip: UNDERLAY.external, mac: underlayMAC(200), port: 'external' },
+  ];
+}
+
+/** The secondary addresses a node holds, as VPC entries (they lead to the node's eth0). */
+export function secondaryEntries(plan: ClusterPlan, node: NodePlan, addresses: string[]): FabricEntry[] {
+  return addresses.map((ip) => ({ ip, mac: nodeMAC(plan, node), port: node.underlayPort }));
+}
+
+/** The network namespace's side of VPC entries: a permanent neighbour entry on the bridge (which it answers ARP from) and a static FDB entry per MAC. */
+export function fabricOps(entries: FabricEntry[]): NetOp[] {
+  const ports = new Map(entries.map((e) => [e.mac, e.port]));
+  return [
+    ...[...ports].map(([mac, port]): NetOp => ({ op: 'fdb-replace', dev: port, mac })),
+    ...entries.map((e): NetOp => ({ op: 'neigh-replace', dev: UNDERLAY.bridge, ip: e.ip, mac: e.mac })),
+  ];
+}
+
+/**
+ * A node's NAT in vpc mode, as the AWS VPC CNI's AWS-SNAT-CHAIN: pod traffic that leaves the
+ * VPC takes the node's address, unless --external-snat (a NAT gateway outside does it);
+ * inside the VPC every address is kept.
+ */
+export function vpcSnatLines(plan: ClusterPlan, node: NodePlan): string[] {
+  if (plan.spec.externalSNAT) return [];
+  return [
+    ':KUBEWIRE-POSTROUTING - [0:0]',
+    '-A POSTROUTING -m comment --comment "kubewire: SNAT pod traffic leaving the VPC" -j KUBEWIRE-POSTROUTING',
+    `-A KUBEWIRE-POSTROUTING -d ${UNDERLAY.subnet} -j RETURN`,
+    `-A KUBEWIRE-POSTROUTING -m addrtype ! --dst-type LOCAL -j SNAT --to-source ${node.ip}`,
+  ];
+}
+
 /** Routes each node needs to the other nodes' pods over the underlay: host-gw only (routed: the router has them; vxlan: the overlay). */
 export function nodeRoutes(plan: ClusterPlan, node: NodePlan): Array<{ dst: string; via: string }> {
   if (plan.spec.mode !== 'host-gw') return [];
-  return plan.nodes.filter((n) => n !== node).map((n) => ({ dst: n.podCIDR, via: n.ip }));
+  return plan.nodes.filter((n) => n !== node).map((n) => ({ dst: n.podCIDR!, via: n.ip }));
 }
 
 /** Routes the underlay's router holds: one per node podCIDR when routed ("the network routes by CIDR"); none otherwise. */
 export function routerRoutes(plan: ClusterPlan): Array<{ dst: string; via: string }> {
   if (plan.spec.mode !== 'routed') return [];
-  return plan.nodes.map((n) => ({ dst: n.podCIDR, via: n.ip }));
+  return plan.nodes.map((n) => ({ dst: n.podCIDR!, via: n.ip }));
 }
 
 /** flannel's vxlan backend: VNI 1 on UDP 8472, the device flannel.1, 50 bytes of VXLAN/UDP/IP/Ethernet overhead. */
@@ -187,7 +274,7 @@ export function podMTU(plan: ClusterPlan): number | undefined {
 /** A node's VTEP: the address of its flannel.1 (its podCIDR's network address, /32, as flannel gives it) and its MAC (from its place in the plan). */
 export function vtep(plan: ClusterPlan, node: NodePlan): { ip: string; mac: string } {
   const i = plan.nodes.indexOf(node) + 1;
-  return { ip: formatIP(firstIP(tryParsePrefix(node.podCIDR)!)), mac: `0e:6b:77:${((i >> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}` };
+  return { ip: formatIP(firstIP(tryParsePrefix(node.podCIDR!)!)), mac: `0e:6b:77:${((i >> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}` };
 }
 
 /**
@@ -211,7 +298,7 @@ export function vxlanOps(plan: ClusterPlan, node: NodePlan): NetOp[] {
         return [
           { op: 'neigh-replace', dev, ip: peer.ip, mac: peer.mac },
           { op: 'fdb-replace', dev, mac: peer.mac, dst: n.ip },
-          { op: 'route-add', dst: n.podCIDR, via: peer.ip, dev, onlink: true },
+          { op: 'route-add', dst: n.podCIDR!, via: peer.ip, dev, onlink: true },
         ];
       }),
   ];

@@ -10,7 +10,7 @@ import { installPlugins } from '../cni/install.ts';
 import { writeConfListAtomically } from '../cni/runtime/conflist.ts';
 import { transaction } from '../dataplane/iptables-text.ts';
 import type { Dataplane, IptablesBackend, Netns, NetOp } from '../dataplane/port.ts';
-import { netnsPrefix, nodeRoutes, podMTU, routerRoutes, UNDERLAY, vxlanOps, type ClusterPlan, type NodePlan } from './plan.ts';
+import { fabricBase, fabricOps, netnsPrefix, nodeMAC, nodeRoutes, podMTU, routerRoutes, underlayMAC, UNDERLAY, VPC, vpcSnatLines, vxlanOps, type ClusterPlan, type NodePlan } from './plan.ts';
 
 const UNDERLAY_BITS = UNDERLAY.subnet.split('/')[1];
 
@@ -36,6 +36,24 @@ export async function chooseIptablesBackend(node: Netns): Promise<IptablesBacken
   return (await node.iptablesUsable('legacy')) ? 'legacy' : 'nft';
 }
 
+/** Where a node's ipamd (vpc mode) listens for the `vpc` IPAM plugin. */
+export function ipamdSocket(files: NodeFiles): string {
+  return join(files.confDir, '..', 'ipamd.sock');
+}
+
+/** The node's CNI network in vpc mode: a ptp pair per pod with an address from the node's pool (the `vpc` IPAM asks its ipamd), portmap. */
+export function vpcConflist(files: NodeFiles, iptables?: IptablesBackend): object {
+  return {
+    cniVersion: '1.1.0',
+    name: 'kubewire',
+    plugins: [
+      // ipMasq off: the node's SNAT (vpcSnatLines) decides what leaves the VPC with the node's address.
+      { type: 'ptp', ipMasq: false, ipam: { type: 'vpc', socket: ipamdSocket(files) } },
+      { type: 'portmap', capabilities: { portMappings: true }, ...(iptables ? { iptablesBackend: iptables } : {}) },
+    ],
+  };
+}
+
 /** The node's CNI network: bridge cni0 as the pods' gateway, host-local on the node's podCIDR, portmap. */
 export function nodeConflist(node: NodePlan, files: NodeFiles, iptables?: IptablesBackend, mtu?: number): object {
   return {
@@ -52,7 +70,7 @@ export function nodeConflist(node: NodePlan, files: NodeFiles, iptables?: Iptabl
         ...(mtu ? { mtu } : {}),
         // No ipMasq: pod traffic to other nodes' pods must keep the pod's own address.
         ipMasq: false,
-        ipam: { type: 'host-local', ranges: [[{ subnet: node.podCIDR }]], dataDir: files.ipamDir },
+        ipam: { type: 'host-local', ranges: [[{ subnet: node.podCIDR! }]], dataDir: files.ipamDir },
       },
       // iptablesBackend: kubewire's portmap goes through the same iptables as the node's other rules.
       { type: 'portmap', capabilities: { portMappings: true }, ...(iptables ? { iptablesBackend: iptables } : {}) },
@@ -108,7 +126,10 @@ export async function buildCluster(dp: Dataplane, plan: ClusterPlan, stateDir: s
     const network = dp.at(dp.netnsPath(plan.networkNetns));
     const node = (n: { netns: string }) => dp.at(dp.netnsPath(n.netns));
 
-    progress(`underlay ${UNDERLAY.subnet}: bridge and router ${UNDERLAY.router} (mode ${plan.spec.mode})`);
+    const vpc = plan.spec.mode === 'vpc';
+    progress(`underlay ${UNDERLAY.subnet}: bridge and router ${UNDERLAY.router} (mode ${plan.spec.mode})${vpc ? '; as a VPC: it answers every ARP from its own table and floods nothing' : ''}`);
+    // A VPC knows every interface on it: the ports answer ARP from the bridge's table (proxy_arp) and learn nothing.
+    const port = (name: string): NetOp => ({ op: 'link-set', name, master: UNDERLAY.bridge, up: true, ...(vpc ? { proxyArp: true, learning: false } : {}) });
     await network.apply(
       [
         { op: 'link-set', name: 'lo', up: true },
@@ -116,12 +137,13 @@ export async function buildCluster(dp: Dataplane, plan: ClusterPlan, stateDir: s
         { op: 'addr-add', dev: UNDERLAY.bridge, address: `${UNDERLAY.router}/${UNDERLAY_BITS}` },
         { op: 'link-set', name: UNDERLAY.bridge, up: true },
         ...plan.nodes.flatMap((n): NetOp[] => [
-          { op: 'veth-add', name: n.underlayPort, peer: 'eth0', peerNetns: dp.netnsPath(n.netns) },
-          { op: 'link-set', name: n.underlayPort, master: UNDERLAY.bridge, up: true },
+          { op: 'veth-add', name: n.underlayPort, peer: 'eth0', peerNetns: dp.netnsPath(n.netns), ...(vpc ? { peerMac: nodeMAC(plan, n) } : {}) },
+          port(n.underlayPort),
         ]),
-        { op: 'veth-add', name: 'external', peer: 'eth0', peerNetns: dp.netnsPath(plan.externalNetns) },
-        { op: 'link-set', name: 'external', master: UNDERLAY.bridge, up: true },
+        { op: 'veth-add', name: 'external', peer: 'eth0', peerNetns: dp.netnsPath(plan.externalNetns), ...(vpc ? { peerMac: underlayMAC(200) } : {}) },
+        port('external'),
         ...routerRoutes(plan).map((r): NetOp => ({ op: 'route-add', dst: r.dst, via: r.via })),
+        ...(vpc ? [...fabricOps(fabricBase(plan)), { op: 'route-add', dst: `${VPC.outside}/32`, via: UNDERLAY.external } as const] : []),
       ],
       { sysctls: ROUTER_SYSCTLS },
     );
@@ -129,16 +151,21 @@ export async function buildCluster(dp: Dataplane, plan: ClusterPlan, stateDir: s
     progress(`nodes: eth0 on the underlay, default route to the router, forwarding, masquerade out of the cluster, CNI config and plugins${plan.spec.mode === 'vxlan' ? ', the VXLAN overlay (flannel.1, VNI 1, UDP 8472)' : ''}`);
     await Promise.all([
       ...plan.nodes.map((n) => node(n).apply([...onUnderlay(n.ip, nodeRoutes(plan, n)), ...vxlanOps(plan, n)], { sysctls: NODE_SYSCTLS })),
-      dp.at(dp.netnsPath(plan.externalNetns)).apply(onUnderlay(UNDERLAY.external)),
+      // In vpc mode the client also stands for the world outside the VPC (VPC.outside), where SNAT shows.
+      dp.at(dp.netnsPath(plan.externalNetns)).apply([...onUnderlay(UNDERLAY.external), ...(plan.spec.mode === 'vpc' ? [{ op: 'addr-add', dev: 'eth0', address: `${VPC.outside}/32` } as const] : [])]),
     ]);
     plan.spec.iptablesBackend ??= await chooseIptablesBackend(node(plan.nodes[0]!));
     progress(`iptables: ${plan.spec.iptablesBackend}`);
-    await Promise.all(plan.nodes.map((n) => node(n).iptablesRestore(transaction('nat', nodeMasqueradeLines(plan.spec.podCIDR)), 4, plan.spec.iptablesBackend)));
+    await Promise.all(plan.nodes.map((n) => {
+      const nat = plan.spec.mode === 'vpc' ? vpcSnatLines(plan, n) : nodeMasqueradeLines(plan.spec.podCIDR);
+      return nat.length ? node(n).iptablesRestore(transaction('nat', nat), 4, plan.spec.iptablesBackend) : undefined;
+    }));
     for (const n of plan.nodes) {
       const files = nodeFiles(stateDir, n);
       for (const dir of Object.values(files)) mkdirSync(dir, { recursive: true });
       installPlugins({ dir: files.binDir });
-      writeConfListAtomically(join(files.confDir, '10-kubewire.conflist'), nodeConflist(n, files, plan.spec.iptablesBackend, podMTU(plan)));
+      const conflist = plan.spec.mode === 'vpc' ? vpcConflist(files, plan.spec.iptablesBackend) : nodeConflist(n, files, plan.spec.iptablesBackend, podMTU(plan));
+      writeConfListAtomically(join(files.confDir, '10-kubewire.conflist'), conflist);
     }
   } catch (e) {
     // The build's own error is the one to report; a namespace that would not go is found

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PLUGIN_MARKER } from './invoke/marker.ts';
 
-export const PLUGIN_NAMES = ['bridge', 'host-local', 'loopback', 'portmap', 'ptp'] as const;
+export const PLUGIN_NAMES = ['bridge', 'host-local', 'loopback', 'portmap', 'ptp', 'vpc'] as const;
 const BUNDLE = 'kubewire-cni.cjs';
 
 /** The built plugin bundle, found from this module's location (src/ or dist/). */

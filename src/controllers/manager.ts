@@ -14,7 +14,8 @@ import { WorkQueue, nameKey, splitKey } from '../apiserver/workqueue.ts';
 import { BIND_BATCH, schedulePending } from './scheduler.ts';
 
 export interface ControllerOptions {
-  clusterCIDR: string;
+  /** The range node IPAM cuts podCIDRs from; none: nodes get no podCIDR (--allocate-node-cidrs=false, as on EKS). */
+  clusterCIDR?: string;
   nodeCIDRMask: number;
   log: (line: string) => void;
   resyncMs?: number;
@@ -30,7 +31,7 @@ export class ControllerManager {
   start(): void {
     const { api, opts } = this;
     const onError = (name: string) => (key: string, e: unknown) => opts.log(`${name} ${key}: ${e instanceof Error ? e.message : String(e)}`);
-    const nodes = this.queue(() => syncNodeCIDRs(api, opts.clusterCIDR, opts.nodeCIDRMask), onError('node-ipam'));
+    const nodes = this.queue(() => (opts.clusterCIDR ? syncNodeCIDRs(api, opts.clusterCIDR, opts.nodeCIDRMask) : undefined), onError('node-ipam'));
     const schedulerEvents = new EventRecorder(api, 'default-scheduler');
     const scheduler = this.queue(() => (schedulePending(api, schedulerEvents) === BIND_BATCH ? 'now' : undefined), onError('scheduler'));
     const deploymentEvents = new EventRecorder(api, 'deployment-controller');

@@ -8,9 +8,18 @@ import { DEFAULT_MAX_PODS, type Node, type Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
 
+/**
+ * Whether the node's pod network is up: its NetworkUnavailable condition says so (as a cloud
+ * route controller or a CNI daemon posts it), or else it has its podCIDR (node IPAM's).
+ */
+export function networkAvailable(node: Node): boolean {
+  const unavailable = node.status?.conditions?.find((c) => c.type === 'NetworkUnavailable')?.status;
+  return unavailable === undefined ? Boolean(node.spec?.podCIDR) : unavailable === 'False';
+}
+
 export function isSchedulable(node: Node): boolean {
   const ready = node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-  return ready && Boolean(node.spec?.podCIDR) && !node.spec?.unschedulable;
+  return ready && networkAvailable(node) && !node.spec?.unschedulable;
 }
 
 function ownerUid(pod: Pod): string | undefined {
@@ -37,7 +46,7 @@ export function pickNode(pod: Pod, nodes: Node[], bound: Pod[]): string | { unsc
   const candidates = schedulable.filter((n) => score.get(n.metadata.name)!.total < podCapacity(n)).map((n) => n.metadata.name).sort();
   if (!candidates.length) {
     const full = schedulable.length;
-    const reasons = [full && `${full} Too many pods`, nodes.length - full && `${nodes.length - full} node(s) were not ready or had no podCIDR`].filter(Boolean);
+    const reasons = [full && `${full} Too many pods`, nodes.length - full && `${nodes.length - full} node(s) were not ready or had no pod network`].filter(Boolean);
     return { unschedulable: `0/${nodes.length} nodes are available${reasons.length ? `: ${reasons.join(', ')}` : ''}.` };
   }
   return candidates.reduce((best, n) => {

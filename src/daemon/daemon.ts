@@ -9,9 +9,9 @@ import { Api } from '../apiserver/api.ts';
 import { ApiServer, type LogRequest } from '../apiserver/server.ts';
 import { Store, StoreError } from '../apiserver/store.ts';
 import { loadCluster } from '../cluster/cluster.ts';
-import type { ClusterPlan } from '../cluster/plan.ts';
+import { podRange, VPC, type ClusterPlan } from '../cluster/plan.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
-import { nodeFiles } from '../cluster/topology.ts';
+import { ipamdSocket, nodeFiles } from '../cluster/topology.ts';
 import { ControllerManager } from '../controllers/manager.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { NodeAgent } from '../node/agent.ts';
@@ -24,6 +24,8 @@ import { IpvsBackend } from '../proxy/ipvs/backend.ts';
 import { NftablesBackend } from '../proxy/nftables/backend.ts';
 import { Proxier } from '../proxy/proxier.ts';
 import { WorkloadHostClient } from '../workloads/client.ts';
+import { Ipamd } from '../vpc/ipamd.ts';
+import { Vpc } from '../vpc/vpc.ts';
 import { logStream } from './logs.ts';
 import { reclaimAfterBursts } from './memory.ts';
 
@@ -33,6 +35,9 @@ export class Daemon {
   readonly api: Api;
   readonly agents: NodeAgent[] = [];
   readonly proxies: Proxier[] = [];
+  /** vpc mode: the VPC that gives nodes addresses, and each node's ipamd that hands them to pods. */
+  readonly vpc?: Vpc;
+  readonly ipamds: Ipamd[] = [];
   private readonly server: ApiServer;
   private readonly controllers: ControllerManager;
   private readonly store: Store;
@@ -50,12 +55,18 @@ export class Daemon {
     this.api = new Api(this.store, { serviceCIDR: plan.spec.serviceCIDR, podLimit });
     this.host = new WorkloadHostClient(paths.hostSocket);
     this.server = new ApiServer(this.api, { podLog: (r) => this.podLog(r) });
-    this.controllers = new ControllerManager(this.api, { clusterCIDR: plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });
+    // vpc mode: pods take VPC addresses, so node IPAM cuts no podCIDRs (--allocate-node-cidrs=false).
+    this.controllers = new ControllerManager(this.api, { clusterCIDR: plan.spec.mode === 'vpc' ? undefined : plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });
+    const vpc = plan.spec.mode === 'vpc' ? (this.vpc = new Vpc(plan, linux.at(linux.netnsPath(plan.networkNetns)), join(paths.dir, 'vpc.json'), log)) : undefined;
     for (const node of plan.nodes) {
       const files = nodeFiles(paths.dir, node);
+      if (vpc) {
+        const targets = { warmIPTarget: plan.spec.warmIPTarget ?? VPC.warmIPTarget, minimumIPTarget: plan.spec.minimumIPTarget ?? VPC.minimumIPTarget, maxIPs: maxPods };
+        this.ipamds.push(new Ipamd({ node, socketPath: ipamdSocket(files), vpc, targets, log }));
+      }
       this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, dataplane: linux, log }));
       const netns = linux.at(linux.netnsPath(node.netns));
-      const cfg = { clusterCIDR: plan.spec.podCIDR, nodePodCIDR: node.podCIDR };
+      const cfg = { clusterCIDR: podRange(plan), nodePodCIDR: node.podCIDR };
       const mode = plan.spec.proxyMode ?? 'iptables';
       const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip], ...(plan.spec.ipvsScheduler ? { scheduler: plan.spec.ipvsScheduler } : {}), ...(plan.spec.ipvsStrictARP ? { strictARP: true } : {}) }, plan.spec.iptablesBackend) : new IptablesBackend(netns, cfg, plan.spec.iptablesBackend);
       this.proxies.push(new Proxier({ api: this.api, nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
@@ -80,6 +91,11 @@ export class Daemon {
     await this.host.start(this.cluster, paths.hostLog, paths.hostPidFile);
     // Fault injection for the tests of `up`: a daemon that hangs while starting.
     if (process.env.KUBEWIRE_FAULT_DAEMON_HANG) await new Promise(() => setInterval(() => undefined, 60_000));
+    if (this.vpc) {
+      this.progress('vpc: the fabric, and each node\'s ipamd filling its warm pool');
+      await this.vpc.start();
+      await Promise.all(this.ipamds.map((d) => d.start()));
+    }
     this.progress('starting the controllers');
     this.controllers.start();
     // Agents register their nodes; node IPAM gives them podCIDRs; then pods flow.
@@ -147,6 +163,7 @@ export class Daemon {
     await this.server.close();
     this.controllers.stop();
     await Promise.all([...this.agents.map((a) => a.stop()), ...this.proxies.map((p) => p.stop())]);
+    await Promise.all(this.ipamds.map((d) => d.stop()));
     this.store.close();
     const paths = daemonPaths(this.cluster);
     if (readFileSync(paths.pidFile, 'utf8').trim() === String(process.pid)) rmSync(paths.pidFile, { force: true });

@@ -6,6 +6,8 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { ApiClient } from '../apiserver/client.ts';
 import { cliEnv, cliPath, daemonPaths } from '../state/paths.ts';
 import { ingressControllerPids } from '../ingress/supervisor.ts';
+import { networkAvailable } from '../controllers/scheduler.ts';
+import type { Node } from '../api/types.ts';
 import { livePid } from '../state/pidfile.ts';
 import { startDetached, stopProcess, type ExitStatus } from '../supervisor/supervisor.ts';
 
@@ -70,8 +72,8 @@ export async function startDaemon(cluster: string, nodes: number, progress: (lin
     seen = phases.length;
     if (existsSync(paths.socket)) {
       const ready = await client
-        .call<{ items: Array<{ spec?: { podCIDR?: string }; status?: { conditions?: Array<{ type: string; status: string }> } }> }>('GET', '/api/v1/nodes')
-        .then((l) => l.items.filter((n) => n.spec?.podCIDR && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length, () => 0);
+        .call<{ items: Node[] }>('GET', '/api/v1/nodes')
+        .then((l) => l.items.filter((n) => networkAvailable(n) && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length, () => 0);
       if (ready >= nodes) return child.pid;
     }
     if (Date.now() - last > stallMs) await fail(`made no progress for ${stallMs / 1000} s${phase ? ` (last: ${phase})` : ''}`);

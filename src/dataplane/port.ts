@@ -64,8 +64,11 @@ export type NetOp =
   | { op: 'vxlan-add'; name: string; id: number; port: number; local: string; dev: string; learning: boolean; mtu?: number; mac?: string }
   /** A veth pair: `name` here, `peer` in `peerNetns` (a path; here when absent). */
   | { op: 'veth-add'; name: string; peer: string; peerNetns?: string; mtu?: number; mac?: string; peerMac?: string }
-  /** `neighSuppress`: a bridge port whose ARP requests the bridge answers from its own neighbour entries (proxy ARP, as a VPC fabric does). */
-  | { op: 'link-set'; name: string; master?: string; alias?: string; hairpin?: boolean; neighSuppress?: boolean; promisc?: boolean; up?: boolean }
+  /**
+   * Bridge ports: `proxyArp`, the bridge answers ARP requests from this port out of its own
+   * neighbour entries and floods nothing to it; `learning` off, the FDB holds only what is set.
+   */
+  | { op: 'link-set'; name: string; master?: string; alias?: string; hairpin?: boolean; proxyArp?: boolean; learning?: boolean; promisc?: boolean; up?: boolean }
   | { op: 'link-del'; name: string }
   | { op: 'addr-add'; dev: string; address: string; replace?: boolean }
   | { op: 'addr-del'; dev: string; address: string }

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { ApiClient } from '../apiserver/client.ts';
 import { loadCluster } from '../cluster/cluster.ts';
-import { DEFAULT_CLUSTER_DOMAIN } from '../cluster/plan.ts';
+import { DEFAULT_CLUSTER_DOMAIN, podRange } from '../cluster/plan.ts';
 import { parseHostPort } from '../netaddr/ip.ts';
 import { daemonPaths } from '../state/paths.ts';
 import { DnsServer } from './server.ts';
@@ -56,7 +56,7 @@ export async function runDnsServer(cluster: string, log: (line: string) => void 
   const zone = plan.spec.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
   const upstream = plan.spec.upstreamDns ? parseHostPort(plan.spec.upstreamDns, 53) : undefined;
   const metrics = dnsMetrics(zone);
-  const view = new InformerView(new ApiClient(daemonPaths(cluster).socket), zone, [plan.spec.podCIDR, plan.spec.serviceCIDR], log);
+  const view = new InformerView(new ApiClient(daemonPaths(cluster).socket), zone, [podRange(plan), plan.spec.serviceCIDR], log);
   const dns = new DnsServer({ view, ...(upstream ? { upstream } : {}), observe: metrics.observe });
   await dns.listen(DNS_PORT);
   await serve(HEALTH_PORT, () => ({ code: 200, body: 'OK' }));

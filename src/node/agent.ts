@@ -169,7 +169,11 @@ export class NodeAgent {
       capacity: { pods },
       allocatable: { pods },
       addresses: [{ type: 'InternalIP', address: node.ip }, { type: 'Hostname', address: node.name }],
-      conditions: [{ type: 'Ready', status: 'True' as const, reason: 'KubeletReady', message: 'kubewire node agent is posting ready status', lastHeartbeatTime: now(), lastTransitionTime: now() }],
+      conditions: [
+        { type: 'Ready', status: 'True' as const, reason: 'KubeletReady', message: 'kubewire node agent is posting ready status', lastHeartbeatTime: now(), lastTransitionTime: now() },
+        // vpc mode: no podCIDR to wait for; the pod network is up once the node's ipamd is (the daemon starts it first).
+        ...(this.o.plan.spec.mode === 'vpc' ? [{ type: 'NetworkUnavailable', status: 'False' as const, reason: 'VpcIpamdReady', message: "the node's ipamd hands out VPC addresses", lastTransitionTime: now() }] : []),
+      ],
       nodeInfo: { kubeletVersion: 'v1.31.0-kubewire', containerRuntimeVersion: 'kubewire://0.1.0', operatingSystem: 'linux', architecture: process.arch === 'x64' ? 'amd64' : process.arch },
     };
     if (!api.tryGet({ kind: 'Node', name: node.name })) {
@@ -187,7 +191,7 @@ export class NodeAgent {
     const condition = ok
       ? { type: 'Ready', status: 'True' as const, reason: 'KubeletReady', message: 'kubewire node agent is posting ready status', lastTransitionTime: now() }
       : { type: 'Ready', status: 'False' as const, reason: 'NodeNetworkUnavailable', message: `the node's network namespace ${node.netns} is gone (kubewire down and up rebuild it)`, lastTransitionTime: now() };
-    api.updateStatus({ kind: 'Node', name: node.name }, { ...current.status, conditions: [condition] });
+    api.updateStatus({ kind: 'Node', name: node.name }, { ...current.status, conditions: [condition, ...(current.status?.conditions ?? []).filter((c) => c.type !== 'Ready')] });
     this.o.log(`${node.name}: ${condition.message}`);
   }
 

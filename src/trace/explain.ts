@@ -251,7 +251,7 @@ function l2Out(obs: Observation, fabric: Fabric, place: Place, dev: string, ip: 
       own?.toLowerCase() === neigh.lladdr.toLowerCase()
         ? `bridge ${seg.bridge}: ${neigh.lladdr} is the bridge's own address: up to ${placeLabel(seg.place)}'s IP stack`
         : entry
-          ? `bridge ${seg.bridge}: FDB ${neigh.lladdr} → port ${entry.ifname}${entry.state === 'permanent' || entry.flags?.includes('permanent') ? ' (permanent)' : ' (learned)'}`
+          ? `bridge ${seg.bridge}: FDB ${neigh.lladdr} → port ${entry.ifname}${entry.state === 'permanent' || entry.flags?.includes('permanent') ? ' (permanent)' : entry.state === 'static' ? ' (static)' : ' (learned)'}`
           : `bridge ${seg.bridge}: no FDB entry for ${neigh.lladdr}: flooded to every port`;
     hops.push({ netns: placeLabel(seg.place), kind: 'l2', detail });
   }
@@ -343,7 +343,9 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
     hops.push({ netns: label, kind: 'l3', in: step > 0 ? entered.iif : undefined, out: left.oif, detail: r.route ? `route ${describeRoute(r.route)}: next hop ${nextHop}` : `route to ${left.daddr}: ${r.error}`, ...natBetween(entered, left) });
     const l2 = l2Out(obs, fabric, place, left.oif!, nextHop);
     hops.push(...l2.hops);
-    const owner = ipOwner(obs, nextHop);
+    // The frame goes where its MAC leads: usually the next hop's own namespace, but through a
+    // VPC (proxy ARP) or to a point-to-point gateway, the namespace that routes it on.
+    const owner = (l2.mac ? macOwner(obs, l2.mac) : undefined) ?? ipOwner(obs, nextHop);
     if (!owner) return { verdict: 'dropped', reason: l2.problem ? `dropped on ${label}: ${l2.problem}: ${nextHop} is no namespace of the cluster` : `${label} sent it to ${nextHop} on ${left.oif}, which is no namespace of the cluster`, hops };
     prev = { place, dev: left.oif!, ip: nextHop, left, ...(l2.problem ? { problem: l2.problem } : {}) };
     place = owner.place;

@@ -40,7 +40,8 @@ export function clusterFabric(plan: ClusterPlan): Fabric {
   const [network] = infrastructure(plan);
   return {
     segment(place, dev) {
-      if (place.kind === 'pod' && dev === 'eth0') {
+      // vpc mode: a pod's eth0 is one end of a point-to-point pair, with no bridge between.
+      if (place.kind === 'pod' && dev === 'eth0' && plan.spec.mode !== 'vpc') {
         const node = plan.nodes.find((n) => n.name === place.node)!;
         return { place: { kind: 'node', name: node.name, netns: netnsPath(node.netns) }, bridge: 'cni0' };
       }

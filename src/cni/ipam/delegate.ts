@@ -8,8 +8,9 @@ import type { CmdArgs, Command, PluginFuncs } from '../skel/skel.ts';
 import { execPlugin, findInPath } from '../invoke/exec.ts';
 import { isKubewirePlugin } from '../invoke/marker.ts';
 import { hostLocal } from './host-local/plugin.ts';
+import { vpcIpam } from './vpc/plugin.ts';
 
-const IN_PROCESS: Record<string, PluginFuncs> = { 'host-local': hostLocal };
+const IN_PROCESS: Record<string, PluginFuncs> = { 'host-local': hostLocal, vpc: vpcIpam };
 
 export function ipamType(args: CmdArgs): string {
   const type = args.conf.ipam?.type;

@@ -3,6 +3,7 @@
 
 import type { PluginFuncs } from '../skel/skel.ts';
 import { hostLocal } from '../ipam/host-local/plugin.ts';
+import { vpcIpam } from '../ipam/vpc/plugin.ts';
 import { bridge } from './bridge/plugin.ts';
 import { loopback } from './loopback/plugin.ts';
 import { portmap } from './portmap/plugin.ts';
@@ -14,4 +15,5 @@ export const PLUGINS: Record<string, PluginFuncs> = {
   loopback,
   portmap,
   ptp,
+  vpc: vpcIpam,
 };

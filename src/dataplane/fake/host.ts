@@ -235,7 +235,7 @@ class FakeNetnsHandle implements Netns {
           if (!l.master) fail('invalid', 'RTNETLINK answers: Operation not supported');
           l.hairpin = op.hairpin;
         }
-        if (op.neighSuppress !== undefined && !l.master) fail('invalid', 'RTNETLINK answers: Operation not supported');
+        if ((op.proxyArp !== undefined || op.learning !== undefined) && !l.master) fail('invalid', 'RTNETLINK answers: Operation not supported');
         if (op.up !== undefined) l.up = op.up;
         return;
       }

@@ -37,7 +37,8 @@ export function ipLines(op: NetOp): string[] {
       const attrs = `${op.master !== undefined ? ` master ${op.master}` : ''}${op.alias !== undefined ? ` alias "${op.alias}"` : ''}${op.promisc !== undefined ? ` promisc ${op.promisc ? 'on' : 'off'}` : ''}`;
       if (attrs) lines.push(`link set dev ${op.name}${attrs}`);
       if (op.hairpin !== undefined) lines.push(`link set dev ${op.name} type bridge_slave hairpin ${op.hairpin ? 'on' : 'off'}`);
-      if (op.neighSuppress !== undefined) lines.push(`link set dev ${op.name} type bridge_slave neigh_suppress ${op.neighSuppress ? 'on' : 'off'}`);
+      if (op.proxyArp !== undefined) lines.push(`link set dev ${op.name} type bridge_slave proxy_arp ${op.proxyArp ? 'on' : 'off'}`);
+      if (op.learning !== undefined) lines.push(`link set dev ${op.name} type bridge_slave learning ${op.learning ? 'on' : 'off'}`);
       if (op.up !== undefined) lines.push(`link set dev ${op.name} ${op.up ? 'up' : 'down'}`);
       return lines;
     }

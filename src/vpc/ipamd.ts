@@ -1,0 +1,167 @@
+// A node's ipamd (vpc mode), as the AWS VPC CNI's: it holds the node's pool of VPC
+// addresses, hands them to pods through the `vpc` IPAM plugin (over a unix socket), and keeps
+// the pool at its warm targets by asking the VPC for more or giving some back. Its
+// assignments are checkpointed (ipamd.json) before it answers, so a kill -9 loses none.
+
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { dirname, join } from 'node:path';
+import type { NodePlan } from '../cluster/plan.ts';
+import { VPC, UNDERLAY } from '../cluster/plan.ts';
+import type { IpamdReply, IpamdRequest } from '../cni/ipam/vpc/plugin.ts';
+import { writeJsonAtomically } from '../state/files.ts';
+import { addressOf, assign, poolChange, toRelease, usedCount, withAddresses, withoutAddresses, type Holder, type Pool, type PoolTargets } from './pool.ts';
+import type { Vpc } from './vpc.ts';
+
+const SUBNET_BITS = UNDERLAY.subnet.split('/')[1];
+
+export class IpamdError extends Error {
+  override name = 'IpamdError';
+}
+
+export interface IpamdOptions {
+  node: NodePlan;
+  socketPath: string;
+  vpc: Vpc;
+  targets: PoolTargets;
+  log: (line: string) => void;
+}
+
+export class Ipamd {
+  private pool: Pool = {};
+  private server?: Server;
+  private chain: Promise<unknown> = Promise.resolve();
+  private reconcileQueued = false;
+  private stopped = false;
+
+  constructor(private readonly o: IpamdOptions) {}
+
+  private get checkpointPath(): string {
+    return join(dirname(this.o.socketPath), 'ipamd.json');
+  }
+
+  /** The pool as it is: every address the node holds, and what each is given to. */
+  snapshot(): Pool {
+    return { ...this.pool };
+  }
+
+  /** Loads the checkpoint against what the VPC says the node holds, fills the pool to its targets, then listens. */
+  async start(): Promise<void> {
+    const held = this.o.vpc.addressesOf(this.o.node.name);
+    const saved: Pool = existsSync(this.checkpointPath) ? (JSON.parse(readFileSync(this.checkpointPath, 'utf8')) as Pool) : {};
+    // The VPC is the authority on what the node holds; the checkpoint on who uses it.
+    this.pool = withAddresses({}, held);
+    for (const a of held) if (saved[a]) this.pool[a] = saved[a];
+    for (const a of Object.keys(saved)) if (saved[a] && !held.includes(a)) this.o.log(`ipamd ${this.o.node.name}: ${a} of ${saved[a]!.containerID} is not the node's any more (the VPC took it back)`);
+    this.checkpoint();
+    await this.serial(() => this.reconcile());
+    rmSync(this.o.socketPath, { force: true });
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const answer = (status: number, body: IpamdReply) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        let body: IpamdRequest;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as IpamdRequest;
+        } catch {
+          return answer(400, { error: 'the request is not JSON' });
+        }
+        this.handle(body).then((r) => answer(200, r), (e: Error) => answer(e instanceof IpamdError ? 409 : 500, { error: e.message }));
+      });
+    });
+    await new Promise<void>((resolve, reject) => this.server!.once('error', reject).listen(this.o.socketPath, resolve));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.chain.catch(() => undefined);
+  }
+
+  handle(r: IpamdRequest): Promise<IpamdReply> {
+    return this.serial(async () => {
+      const who = (): Holder => {
+        if (!r.containerID || !r.ifName) throw new IpamdError(`${r.command} needs a containerID and an ifName`);
+        return { containerID: r.containerID, ifName: r.ifName };
+      };
+      switch (r.command) {
+        case 'ADD': {
+          const address = await this.addressFor(who());
+          return { address: `${address}/${SUBNET_BITS}`, gateway: VPC.podGateway };
+        }
+        case 'DEL': {
+          const address = addressOf(this.pool, who());
+          if (address) this.change(() => (this.pool[address] = null));
+          return {};
+        }
+        case 'CHECK':
+          if (!addressOf(this.pool, who())) throw new IpamdError(`${r.containerID}/${r.ifName} holds no address of ${this.o.node.name}'s pool`);
+          return {};
+        case 'GC': {
+          const valid = r.valid ?? [];
+          const stale = Object.keys(this.pool).filter((a) => this.pool[a] && !valid.some((v) => v.containerID === this.pool[a]!.containerID && v.ifName === this.pool[a]!.ifName));
+          for (const a of stale) this.o.log(`ipamd ${this.o.node.name}: gc: ${a} of ${this.pool[a]!.containerID} back to the warm pool`);
+          if (stale.length) this.change(() => stale.forEach((a) => (this.pool[a] = null)));
+          return {};
+        }
+        case 'STATUS':
+          if (this.stopped) throw new IpamdError('ipamd is stopping');
+          return {};
+        default:
+          throw new IpamdError(`unknown command ${JSON.stringify((r as { command: unknown }).command)}`);
+      }
+    });
+  }
+
+  /** An address for the attachment: from the warm pool, or (the pool was empty) straight from the VPC. */
+  private async addressFor(who: Holder): Promise<string> {
+    let address = assign(this.pool, who);
+    if (!address) {
+      const grow = Math.max(1, poolChange(Object.keys(this.pool).length, usedCount(this.pool) + 1, this.o.targets));
+      if (Object.keys(this.pool).length >= this.o.targets.maxIPs) throw new IpamdError(`${this.o.node.name} holds ${this.o.targets.maxIPs} addresses, all in use (its pod capacity, --max-pods)`);
+      this.o.log(`ipamd ${this.o.node.name}: the warm pool is empty; asking the VPC for ${grow}`);
+      this.pool = withAddresses(this.pool, await this.o.vpc.assign(this.o.node, grow));
+      address = assign(this.pool, who)!;
+    }
+    this.change(() => (this.pool[address] = who));
+    return address;
+  }
+
+  /** Changes the pool, checkpoints it, and has the pool brought back to its targets once the burst settles. */
+  private change(fn: () => void): void {
+    fn();
+    this.checkpoint();
+    if (this.reconcileQueued) return;
+    this.reconcileQueued = true;
+    setImmediate(() => {
+      this.reconcileQueued = false;
+      if (!this.stopped) void this.serial(() => this.reconcile()).catch((e: Error) => this.o.log(`ipamd ${this.o.node.name}: ${e.message}`));
+    });
+  }
+
+  /** Brings the pool to WARM_IP_TARGET / MINIMUM_IP_TARGET: more addresses from the VPC, or free ones back to it. */
+  private async reconcile(): Promise<void> {
+    const delta = poolChange(Object.keys(this.pool).length, usedCount(this.pool), this.o.targets);
+    if (delta > 0) {
+      this.pool = withAddresses(this.pool, await this.o.vpc.assign(this.o.node, delta));
+    } else if (delta < 0) {
+      const release = toRelease(this.pool, -delta);
+      // Out of the pool first: nothing can hand them out while the VPC takes them back.
+      this.pool = withoutAddresses(this.pool, release);
+      this.checkpoint();
+      await this.o.vpc.unassign(this.o.node, release);
+    }
+    this.checkpoint();
+  }
+
+  private checkpoint(): void {
+    writeJsonAtomically(this.checkpointPath, this.pool, 0o600);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+}
