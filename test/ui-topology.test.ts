@@ -69,7 +69,7 @@ test("vxlan mode: each node's overlay as flannel programs it (pure), and the rou
   assert.deepEqual(ops.slice(3, 6), [
     { op: 'neigh-replace', dev: 'flannel.1', ip: '10.244.1.0', mac: '0e:6b:77:00:00:02' },
     { op: 'fdb-replace', dev: 'flannel.1', mac: '0e:6b:77:00:00:02', dst: '172.18.0.12' },
-    { op: 'route-add', dst: '10.244.1.0/24', via: '10.244.1.0', dev: 'flannel.1', onlink: true },
+    { op: 'route-add', dst: '10.244.1.0/24', via: '10.244.1.0', dev: 'flannel.1', onlink: true, replace: true },
   ]);
   assert.equal(ops.length, 3 + 2 * 3, 'the two other nodes');
   assert.deepEqual(vxlanOps(planCluster({ ...DEFAULT_SPEC, name: 'r', nodes: 2 }), planCluster({ ...DEFAULT_SPEC, name: 'r', nodes: 2 }).nodes[0]!), [], 'routed mode has none');

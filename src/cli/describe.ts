@@ -7,9 +7,11 @@ import { formatSelector } from '../api/labels.ts';
 import type { Deployment, EndpointSlice, Event, Ingress, IngressBackend, Node, Pod, Service } from '../api/types.ts';
 import { upstreamOf } from '../ingress/routes.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
-import { DEFAULT_CLUSTER_DOMAIN, UNDERLAY, VXLAN, type ClusterPlan } from '../cluster/plan.ts';
+import { DEFAULT_CLUSTER_DOMAIN, nodeMAC, UNDERLAY, VPC, VXLAN, type ClusterPlan, type NodePlan } from '../cluster/plan.ts';
+import { ipamdSocket, nodeFiles } from '../cluster/topology.ts';
+import { clusterDir } from '../state/paths.ts';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { netnsPath, type Dataplane, type LinkInfo, type Netns, type RouteInfo } from '../dataplane/port.ts';
 import { age, podStatus, table } from './print.ts';
 import type { PodRecordBase } from '../node/records.ts';
@@ -73,7 +75,9 @@ export async function describeNode(dp: Dataplane, node: Node, pods: Pod[], plan:
   net.push(fields([
     ['Namespace', `${np.netns} (${ns})`],
     ['eth0', `${ipv4Of(eth0) ?? '-'}  mac ${eth0?.address ?? '-'}  (on the underlay; default gateway ${UNDERLAY.router})`],
-    ['cni0 (bridge)', cni0 ? `${ipv4Of(cni0) ?? '-'}  mac ${cni0.address}  ifindex ${cni0.ifindex}  (the pods' gateway)` : 'not created yet (the first pod creates it)'],
+    plan.spec.mode === 'vpc'
+      ? ['Pod network', `vpc: a ptp pair per pod, no bridge; each pod's gateway is ${VPC.podGateway} on its pair's host end; pods take VPC addresses (below)`]
+      : ['cni0 (bridge)', cni0 ? `${ipv4Of(cni0) ?? '-'}  mac ${cni0.address}  ifindex ${cni0.ifindex}  (the pods' gateway)` : 'not created yet (the first pod creates it)'],
     ['Service proxy', `${plan.spec.proxyMode ?? 'iptables'} mode`],
     ['iptables', plan.spec.iptablesBackend ? `${plan.spec.iptablesBackend} (iptables-${plan.spec.iptablesBackend}-restore: kube-proxy's rules, masquerade, hostPorts)` : 'the host\'s default (iptables-restore)'],
   ]));
@@ -103,6 +107,7 @@ export async function describeNode(dp: Dataplane, node: Node, pods: Pod[], plan:
       indent(peers.length ? table([['MAC', 'DST', 'STATE'], ...peers.map((e) => [e.mac, e.dst!, e.state ?? (e.flags ?? []).join(',')])]) : '<none>'),
     ].join('\n')));
   }
+  if (plan.spec.mode === 'vpc') net.push(...(await vpcSection(dp, plan, np, snap, attachments)));
   const neigh = snap.neighbours.filter((n) => !n.dst.includes(':'));
   net.push('Neighbours (ARP):\n' + indent(neigh.length ? table([['IP', 'DEV', 'MAC', 'STATE'], ...neigh.map((n) => [n.dst, n.dev, n.lladdr ?? '-', (n.state ?? []).join(',')])]) : '<none>'));
   net.push('Routes:\n' + indent(snap.routes.map(formatRoute).join('\n')));
@@ -334,4 +339,36 @@ export function eventsSection(events: Event[]): string {
   const sorted = [...events].sort((a, b) => a.lastTimestamp.localeCompare(b.lastTimestamp));
   const rows = sorted.map((e) => [e.type, e.reason, e.count > 1 ? `${age(e.lastTimestamp)} (x${e.count} over ${age(e.firstTimestamp)})` : age(e.lastTimestamp), e.source.component, e.message]);
   return `Events:\n${indent(table([['Type', 'Reason', 'Age', 'From', 'Message'], ['----', '------', '----', '----', '-------'], ...rows]))}`;
+}
+
+/**
+ * vpc mode: the node's pool of VPC addresses as its ipamd holds it (each in use by a pod or
+ * warm), whether the VPC's table leads each one to this node, and the pods' pairs with the
+ * host routes to them.
+ */
+async function vpcSection(dp: Dataplane, plan: ClusterPlan, np: NodePlan, snap: Awaited<ReturnType<typeof snapshot>>, attachments: PodRecordBase[]): Promise<string[]> {
+  const checkpoint = join(dirname(ipamdSocket(nodeFiles(clusterDir(plan.spec.name), np))), 'ipamd.json');
+  const pool = (existsSync(checkpoint) ? JSON.parse(readFileSync(checkpoint, 'utf8')) : {}) as Record<string, { containerID: string } | null>;
+  const fabric = await dp.at(netnsPath(plan.networkNetns)).neighbours(UNDERLAY.bridge).catch(() => []);
+  const mac = nodeMAC(plan, np);
+  const rows = Object.entries(pool).map(([ip, holder]) => {
+    const a = attachments.find((x) => x.ip === ip);
+    const vpc = fabric.find((n) => n.dst === ip);
+    return [ip, holder ? (a ? `pod ${a.namespace}/${a.name}` : `in use (${holder.containerID.slice(0, 12)})`) : 'warm', vpc?.lladdr === mac ? `→ ${mac} (this node's eth0)` : vpc ? `→ ${vpc.lladdr ?? '?'} (not this node!)` : 'unknown to the VPC'];
+  });
+  const used = Object.values(pool).filter(Boolean).length;
+  const warm = plan.spec.warmIPTarget ?? VPC.warmIPTarget;
+  const minimum = plan.spec.minimumIPTarget ?? VPC.minimumIPTarget;
+  const pairs = snap.links.filter((l) => l.linkinfo?.info_kind === 'veth' && l.ifname !== 'eth0');
+  return [
+    `VPC addresses (this node's pool, as the AWS VPC CNI's ipamd keeps it: ${used} in use, ${Object.keys(pool).length - used} warm; WARM_IP_TARGET ${warm}, MINIMUM_IP_TARGET ${minimum}):\n` +
+      indent(rows.length ? table([['ADDRESS', 'USE', "THE VPC'S TABLE"], ...rows]) : '<none>'),
+    `Pod pairs (ptp: host end ${VPC.podGateway}/32, a /32 host route to the pod):\n` +
+      indent(pairs.length ? table([['HOST END', 'MAC', 'POD', 'ROUTE'], ...pairs.map((p) => {
+        const a = attachments.find((x) => x.hostVeth === p.ifname);
+        const route = snap.routes.find((r) => r.dev === p.ifname && r.dst !== VPC.podGateway);
+        return [p.ifname, p.address ?? '', a ? `${a.namespace}/${a.name} ${a.ip}` : '', route ? formatRoute(route) : 'none'];
+      })]) : '<none>'),
+    `SNAT: ${plan.spec.externalSNAT ? "none (--external-snat: pod traffic leaves the VPC with the pod's address)" : `pod traffic leaving the VPC ${UNDERLAY.subnet} takes ${np.ip} (KUBEWIRE-POSTROUTING)`}`,
+  ];
 }

@@ -274,7 +274,7 @@ export function podMTU(plan: ClusterPlan): number | undefined {
 /** A node's VTEP: the address of its flannel.1 (its podCIDR's network address, /32, as flannel gives it) and its MAC (from its place in the plan). */
 export function vtep(plan: ClusterPlan, node: NodePlan): { ip: string; mac: string } {
   const i = plan.nodes.indexOf(node) + 1;
-  return { ip: formatIP(firstIP(tryParsePrefix(node.podCIDR!)!)), mac: `0e:6b:77:${((i >> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}` };
+  return { ip: vtepIP(node.podCIDR!), mac: `0e:6b:77:${((i >> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}` };
 }
 
 /**
@@ -291,15 +291,29 @@ export function vxlanOps(plan: ClusterPlan, node: NodePlan): NetOp[] {
     { op: 'vxlan-add', name: dev, id: VXLAN.vni, port: VXLAN.port, local: node.ip, dev: 'eth0', learning: false, mtu: 1500 - VXLAN.overhead, mac: own.mac },
     { op: 'addr-add', dev, address: `${own.ip}/32` },
     { op: 'link-set', name: dev, up: true },
-    ...plan.nodes
-      .filter((n) => n !== node)
-      .flatMap((n): NetOp[] => {
-        const peer = vtep(plan, n);
-        return [
-          { op: 'neigh-replace', dev, ip: peer.ip, mac: peer.mac },
-          { op: 'fdb-replace', dev, mac: peer.mac, dst: n.ip },
-          { op: 'route-add', dst: n.podCIDR!, via: peer.ip, dev, onlink: true },
-        ];
-      }),
+    ...plan.nodes.filter((n) => n !== node).flatMap((n) => overlayPeerOps({ ip: n.ip, podCIDR: n.podCIDR!, vtepMAC: vtep(plan, n).mac })),
+  ];
+}
+
+/** Another node as the routes to its pods need it: its underlay address, its podCIDR and (vxlan) its VTEP's MAC. */
+export interface Peer {
+  ip: string;
+  podCIDR: string;
+  vtepMAC?: string;
+}
+
+/** The VTEP address of a podCIDR: its network address (flannel's choice). */
+export function vtepIP(podCIDR: string): string {
+  return formatIP(firstIP(tryParsePrefix(podCIDR)!));
+}
+
+/** What a node holds for one peer over the overlay: the neighbour entry for its VTEP, the FDB entry to its address, the route onlink. */
+export function overlayPeerOps(peer: Peer): NetOp[] {
+  const dev = VXLAN.device;
+  const ip = vtepIP(peer.podCIDR);
+  return [
+    { op: 'neigh-replace', dev, ip, mac: peer.vtepMAC! },
+    { op: 'fdb-replace', dev, mac: peer.vtepMAC!, dst: peer.ip },
+    { op: 'route-add', dst: peer.podCIDR, via: ip, dev, onlink: true, replace: true },
   ];
 }

@@ -15,6 +15,7 @@ import { ipamdSocket, nodeFiles } from '../cluster/topology.ts';
 import { ControllerManager } from '../controllers/manager.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { NodeAgent } from '../node/agent.ts';
+import { PeerSync } from '../node/peers.ts';
 import { DEFAULT_CLASS_ANNOTATION } from '../apiserver/admission.ts';
 import { ensureClusterDns } from './cluster-dns.ts';
 import { CONTROLLER_NAME, DEFAULT_CLASS } from '../ingress/classes.ts';
@@ -38,6 +39,8 @@ export class Daemon {
   /** vpc mode: the VPC that gives nodes addresses, and each node's ipamd that hands them to pods. */
   readonly vpc?: Vpc;
   readonly ipamds: Ipamd[] = [];
+  /** host-gw and vxlan: each node's routes to the others' pods, following the Node objects. */
+  readonly peers: PeerSync[] = [];
   private readonly server: ApiServer;
   private readonly controllers: ControllerManager;
   private readonly store: Store;
@@ -66,6 +69,7 @@ export class Daemon {
       }
       this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, dataplane: linux, log }));
       const netns = linux.at(linux.netnsPath(node.netns));
+      if (plan.spec.mode === 'host-gw' || plan.spec.mode === 'vxlan') this.peers.push(new PeerSync({ api: this.api, self: node.name, mode: plan.spec.mode, podRange: plan.spec.podCIDR, netns, log }));
       const cfg = { clusterCIDR: podRange(plan), nodePodCIDR: node.podCIDR };
       const mode = plan.spec.proxyMode ?? 'iptables';
       const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip], ...(plan.spec.ipvsScheduler ? { scheduler: plan.spec.ipvsScheduler } : {}), ...(plan.spec.ipvsStrictARP ? { strictARP: true } : {}) }, plan.spec.iptablesBackend) : new IptablesBackend(netns, cfg, plan.spec.iptablesBackend);
@@ -102,6 +106,10 @@ export class Daemon {
     this.progress('node agents: registering nodes, adopting pods');
     let adopted = 0;
     await Promise.all(this.agents.map((a) => a.start().then(() => this.progress(`node agents: ${++adopted} of ${this.agents.length} started (${a.nodeName})`))));
+    if (this.peers.length) {
+      this.progress(`peer routes (${this.plan.spec.mode}): from the Node objects`);
+      await Promise.all(this.peers.map((p) => p.start()));
+    }
     this.progress('service proxies: first sync');
     await Promise.all(this.proxies.map((p) => p.start()));
     if (!this.api.tryGet({ kind: 'IngressClass', name: DEFAULT_CLASS })) {
@@ -164,6 +172,7 @@ export class Daemon {
     this.controllers.stop();
     await Promise.all([...this.agents.map((a) => a.stop()), ...this.proxies.map((p) => p.stop())]);
     await Promise.all(this.ipamds.map((d) => d.stop()));
+    for (const p of this.peers) p.stop();
     this.store.close();
     const paths = daemonPaths(this.cluster);
     if (readFileSync(paths.pidFile, 'utf8').trim() === String(process.pid)) rmSync(paths.pidFile, { force: true });

@@ -51,6 +51,8 @@ export interface NeighbourInfo {
 export interface FdbEntry {
   mac: string;
   ifname: string;
+  /** A VXLAN device's entry: the remote VTEP's address. */
+  dst?: string;
   master?: string;
   state?: string;
   flags?: string[];
@@ -162,6 +164,8 @@ export interface Netns {
   routes(dev?: string): Promise<RouteInfo[]>;
   neighbours(dev?: string): Promise<NeighbourInfo[]>;
   fdb(bridge: string): Promise<FdbEntry[]>;
+  /** The forwarding entries of one device (a VXLAN device's remote VTEPs, with their dst). */
+  deviceFdb(dev: string): Promise<FdbEntry[]>;
 
   /** `iptables-save -t TABLE`. */
   iptablesSave(table: IptablesTable, family?: IPFamily, backend?: IptablesBackend): Promise<string>;

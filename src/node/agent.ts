@@ -20,7 +20,8 @@ import type { Dataplane } from '../dataplane/port.ts';
 import { writeFileAtomically, writeJsonAtomically } from '../state/files.ts';
 import { kubewireCommand, workloadFor, type WorkloadSpec } from '../workloads/builtin.ts';
 import { cliPath, stateRoot } from '../state/paths.ts';
-import { DEFAULT_CLUSTER_DOMAIN, dnsServiceIP } from '../cluster/plan.ts';
+import { DEFAULT_CLUSTER_DOMAIN, dnsServiceIP, vtep } from '../cluster/plan.ts';
+import { flannelAnnotations } from './peers.ts';
 import { parseResolvConf, podHostname, podHosts, podResolvConf, renderResolvConf, type ResolvConf } from './pod-view.ts';
 import type { WorkloadHostClient } from '../workloads/client.ts';
 import { isAlive, startDetached, stopProcess, type PodView, type ProcessRecord } from '../supervisor/supervisor.ts';
@@ -176,9 +177,14 @@ export class NodeAgent {
       ],
       nodeInfo: { kubeletVersion: 'v1.31.0-kubewire', containerRuntimeVersion: 'kubewire://0.1.0', operatingSystem: 'linux', architecture: process.arch === 'x64' ? 'amd64' : process.arch },
     };
+    // vxlan mode: the node tells its peers where its VTEP is, as flanneld annotates it.
+    const annotations = this.o.plan.spec.mode === 'vxlan' ? flannelAnnotations(node.ip, vtep(this.o.plan, node).mac) : undefined;
     if (!api.tryGet({ kind: 'Node', name: node.name })) {
-      api.create<Node>({ apiVersion: 'v1', kind: 'Node', metadata: { name: node.name, labels: { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux' } }, spec: {}, status }, { system: true });
-    } else api.updateStatus({ kind: 'Node', name: node.name }, status);
+      api.create<Node>({ apiVersion: 'v1', kind: 'Node', metadata: { name: node.name, labels: { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux' }, ...(annotations ? { annotations } : {}) }, spec: {}, status }, { system: true });
+    } else {
+      if (annotations) api.mutate<Node>({ kind: 'Node', name: node.name }, (n) => (Object.entries(annotations).every(([k, v]) => n.metadata.annotations?.[k] === v) ? undefined : { ...n, metadata: { ...n.metadata, annotations: { ...n.metadata.annotations, ...annotations } } }));
+      api.updateStatus({ kind: 'Node', name: node.name }, status);
+    }
   }
 
   /** A node whose namespace is gone (someone removed it) is NotReady: the scheduler stops sending pods. */

@@ -56,7 +56,7 @@ export async function details(o: Sources, e: GraphElement, objects: Objects): Pr
     const name = d.id.slice(d.id.indexOf('/') + 1);
     const node = plan.nodes.find((n) => n.name === name);
     if (!node) return head;
-    return [...head, `Node ${name}: eth0 ${node.ip}, cni0 ${node.bridgeIP}, podCIDR ${node.podCIDR}, namespace ${node.netns}`, ...(await kernelView(dp.at(netnsPath(node.netns)), { bridge: 'cni0' }))];
+    return [...head, `Node ${name}: eth0 ${node.ip}, ${node.podCIDR ? `cni0 ${node.bridgeIP}, podCIDR ${node.podCIDR}` : "pods on ptp pairs with VPC addresses"}, namespace ${node.netns}`, ...(await kernelView(dp.at(netnsPath(node.netns)), { bridge: 'cni0' }))];
   }
   if (d.kind === 'pod') {
     const pod = objects.pods.find((p) => `pod/${p.metadata.namespace}/${p.metadata.name}` === d.id);

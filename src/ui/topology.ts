@@ -6,7 +6,7 @@
 // Services. Ids are stable (kind/namespace/name), so the page applies changes as a diff.
 
 import type { EndpointSlice, Ingress, Node, Pod, Service } from '../api/types.ts';
-import { routerRoutes, UNDERLAY, VXLAN, vtep, type ClusterPlan } from '../cluster/plan.ts';
+import { routerRoutes, UNDERLAY, VPC, VXLAN, vtep, type ClusterPlan } from '../cluster/plan.ts';
 import type { PodRecordBase } from '../node/records.ts';
 import type { GraphElement } from './graph.ts';
 
@@ -26,13 +26,20 @@ export interface ClusterObjects {
 export const podId = (ns: string, name: string) => `pod/${ns}/${name}`;
 export const serviceId = (ns: string, name: string) => `svc/${ns}/${name}`;
 
+/** What the router says about pod routes in the modes where it holds none. */
+const noPodRoutes: Partial<Record<string, string>> = {
+  'host-gw': 'no pod routes: nodes route to each other (host-gw)',
+  vxlan: `no pod routes: nodes wrap pod packets in VXLAN (UDP ${VXLAN.port}) between their own addresses`,
+  vpc: 'no pod routes: pods hold VPC addresses, on the segment itself; the VPC answers ARP for each with its node\'s MAC',
+};
+
 export function topology(o: ClusterObjects): GraphElement[] {
   const el: GraphElement[] = [];
   const node = (data: GraphElement['data'], classes?: string) => el.push({ group: 'nodes', data, ...(classes ? { classes } : {}) });
   const edge = (data: Omit<GraphElement['data'], 'id'> & { source: string; target: string; id?: string }, classes?: string) => el.push({ group: 'edges', data: { id: data.id ?? `${data.kind}:${data.source}->${data.target}`, ...data }, ...(classes ? { classes } : {}) });
   const routes = routerRoutes(o.plan);
   node({ id: 'underlay', kind: 'segment', label: `underlay ${UNDERLAY.subnet}`, facts: [`bridge ${UNDERLAY.bridge} in namespace ${o.plan.networkNetns}`, `mode ${o.plan.spec.mode}`] });
-  node({ id: 'router', kind: 'router', label: `router ${UNDERLAY.router}`, ip: UNDERLAY.router, facts: routes.length ? routes.map((r) => `route ${r.dst} via ${r.via}`) : [o.plan.spec.mode === 'vxlan' ? `no pod routes: nodes wrap pod packets in VXLAN (UDP ${VXLAN.port}) between their own addresses` : 'no pod routes: nodes route to each other (host-gw)'] });
+  node({ id: 'router', kind: 'router', label: `router ${UNDERLAY.router}`, ip: UNDERLAY.router, facts: routes.length ? routes.map((r) => `route ${r.dst} via ${r.via}`) : [noPodRoutes[o.plan.spec.mode] ?? ''] });
   edge({ kind: 'link', source: 'router', target: 'underlay', label: UNDERLAY.bridge });
   node({ id: 'external', kind: 'external', label: `external ${UNDERLAY.external}`, ip: UNDERLAY.external, facts: ['a client outside the cluster', `default via ${UNDERLAY.router}`] });
   edge({ kind: 'link', source: 'external', target: 'underlay', label: 'eth0 ↔ external' });
@@ -42,11 +49,15 @@ export function topology(o: ClusterObjects): GraphElement[] {
     const name = n.metadata.name;
     const ip = p?.ip ?? n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
     const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-    node({ id: `node/${name}`, kind: 'node', label: `${name}  podCIDR ${n.spec?.podCIDR ?? p?.podCIDR ?? '?'}`, ip, facts: [`podCIDR ${n.spec?.podCIDR ?? p?.podCIDR ?? '?'}`, ready ? 'Ready' : 'NotReady'] }, ready ? undefined : 'notready');
+    const vpc = o.plan.spec.mode === 'vpc';
+    const cidr = vpc ? 'pods take VPC addresses' : `podCIDR ${n.spec?.podCIDR ?? p?.podCIDR ?? '?'}`;
+    node({ id: `node/${name}`, kind: 'node', label: `${name}  ${cidr}`, ip, facts: [cidr, ready ? 'Ready' : 'NotReady'] }, ready ? undefined : 'notready');
     const tunnel = p && o.plan.spec.mode === 'vxlan' ? vtep(o.plan, p) : undefined;
     node({ id: `eth0/${name}`, kind: 'eth0', parent: `node/${name}`, label: `eth0 ${ip ?? ''}`, ip, facts: [`port ${p?.underlayPort ?? '?'} on the underlay`, ...(tunnel ? [`VTEP ${VXLAN.device} ${tunnel.ip} (${tunnel.mac}), VNI ${VXLAN.vni}, UDP ${VXLAN.port}`] : [])] });
-    node({ id: `cni0/${name}`, kind: 'bridge', parent: `node/${name}`, label: `cni0 ${p?.bridgeIP ?? ''}`, ip: p?.bridgeIP, facts: ["the pods' gateway", 'learns MACs, answers ARP for the gateway'] });
     edge({ kind: 'link', source: `eth0/${name}`, target: 'underlay', label: p?.underlayPort ?? '' });
+    // vpc mode has no bridge: each pod's pair ends on the node, which routes to it by a /32 host route.
+    if (vpc) continue;
+    node({ id: `cni0/${name}`, kind: 'bridge', parent: `node/${name}`, label: `cni0 ${p?.bridgeIP ?? ''}`, ip: p?.bridgeIP, facts: ["the pods' gateway", 'learns MACs, answers ARP for the gateway'] });
     edge({ kind: 'link', source: `cni0/${name}`, target: `eth0/${name}`, label: 'routed' }, 'internal');
   }
   const known = new Set(o.nodes.map((n) => n.metadata.name));
@@ -59,7 +70,8 @@ export function topology(o: ClusterObjects): GraphElement[] {
     const attachment = o.attachments.get(nodeName)?.find((a) => a.namespace === ns && a.name === pod.metadata.name);
     const ip = pod.status?.podIP;
     node({ id, kind: 'pod', parent: `node/${nodeName}`, label: `${pod.metadata.name}\n${ip ?? phase}`, namespace: ns, labels: pod.metadata.labels ?? {}, ip, phase, facts: [`${phase}${ip ? ` at ${ip}` : ''}`, ...(attachment?.mac ? [`eth0 ${attachment.mac}`] : [])] }, phase.toLowerCase());
-    edge({ kind: 'veth', source: id, target: `cni0/${nodeName}`, label: `eth0 ↔ ${attachment?.hostVeth ?? 'veth'}`, namespace: ns });
+    const vpc = o.plan.spec.mode === 'vpc';
+    edge({ kind: 'veth', source: id, target: vpc ? `eth0/${nodeName}` : `cni0/${nodeName}`, label: `eth0 ↔ ${attachment?.hostVeth ?? 'veth'}${vpc ? ` (ptp, gateway ${VPC.podGateway})` : ''}`, namespace: ns });
   }
   const pods = new Set(el.filter((e) => e.data.kind === 'pod').map((e) => e.data.id));
   for (const svc of o.services) {

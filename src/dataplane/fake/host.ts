@@ -361,6 +361,11 @@ class FakeNetnsHandle implements Netns {
       .flatMap((l): FdbEntry[] => [{ mac: l.mac, ifname: l.name, master: bridge, state: 'permanent' }, ...[...l.fdb.keys()].map((mac) => ({ mac, ifname: l.name, master: bridge, state: 'static' }))]);
   }
 
+  async deviceFdb(dev: string): Promise<FdbEntry[]> {
+    const l = this.ns().need(dev);
+    return [...l.fdb].map(([mac, dst]) => ({ mac, ifname: dev, ...(dst ? { dst } : {}), state: 'permanent' }));
+  }
+
   private tables(family: IPFamily, backend?: IptablesBackend): FakeIptables {
     const ns = this.ns();
     const key = `${family}/${backend ?? 'nft'}`;

@@ -103,6 +103,13 @@ class LinuxNetns implements Netns {
     });
   }
 
+  deviceFdb(dev: string): Promise<FdbEntry[]> {
+    return guarded(async () => {
+      const out = await run(['bridge', '-j', 'fdb', 'show', 'dev', dev], { netns: this.path });
+      return (out.trim() ? JSON.parse(out) : []) as FdbEntry[];
+    });
+  }
+
   iptablesSave(table: IptablesTable, family: IPFamily = 4, backend?: IptablesBackend): Promise<string> {
     return guarded(() => iptablesSave(table, this.path, family, backend));
   }
