@@ -14,6 +14,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq iproute2 iptables nftables conntrack ipset util-linux procps iputils-ping \
   containernetworking-plugins hyperfine curl netcat-openbsd ipvsadm g++ make python3 \
-  openssl wrk nginx-light user-mode-linux kmod bind9-dnsutils dnsmasq-base dnsperf tcpdump chromium >/dev/null
+  openssl wrk nginx-light user-mode-linux kmod bind9-dnsutils dnsmasq-base dnsperf tcpdump chromium iperf3 ethtool >/dev/null
 npm ci --no-audit --no-fund
 npm run build

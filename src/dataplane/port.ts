@@ -83,7 +83,9 @@ export type NetOp =
   | { op: 'neigh-del'; dev: string; ip: string }
   /** A static forwarding entry: on a bridge port (the bridge's FDB), or with `dst` on a VXLAN device (its remote VTEP). */
   | { op: 'fdb-replace'; dev: string; mac: string; dst?: string }
-  | { op: 'fdb-del'; dev: string; mac: string; dst?: string };
+  | { op: 'fdb-del'; dev: string; mac: string; dst?: string }
+  /** A device's receive offload: GRO on makes a veth merge what it receives, as a NIC does. */
+  | { op: 'offload'; dev: string; gro: boolean };
 
 export type IptablesTable = 'nat' | 'filter' | 'mangle' | 'raw';
 /** 4: iptables, 6: ip6tables. */

@@ -284,6 +284,9 @@ class FakeNetnsHandle implements Netns {
         ns.deletedConnected.add(`${prefix.dst} ${prefix.dev}`);
         return;
       }
+      case 'offload':
+        ns.need(op.dev);
+        return;
       case 'neigh-del':
         ns.need(op.dev);
         if (!ns.neighbours.delete(op.ip)) fail('not-found', 'RTNETLINK answers: No such file or directory');

@@ -47,19 +47,20 @@ class LinuxNetns implements Netns {
     return guarded(async () => {
       const hasSysctls = sysctls && Object.keys(sysctls).length > 0;
       // The usual case, ip alone: sysctls and the batch in one process where the native helper cannot set them from here.
-      if (show === undefined && runs.length <= 1 && runs[0]?.tool !== 'bridge' && hasSysctls && this.path) {
+      if (show === undefined && runs.length <= 1 && (runs[0]?.tool ?? 'ip') === 'ip' && hasSysctls && this.path) {
         await ipBatchWithSysctls(this.path, sysctls!, runs[0]?.lines ?? []);
         return undefined;
       }
       if (hasSysctls) await setSysctls(this.path, sysctls!);
-      for (const [i, run] of runs.entries()) {
+      for (const [i, batch] of runs.entries()) {
         const last = i === runs.length - 1;
-        if (last && show !== undefined && run.tool === 'ip') {
-          const [link] = await ipBatchJson<LinkInfo[]>([...run.lines, `addr show dev ${show}`], this.path);
+        if (last && show !== undefined && batch.tool === 'ip') {
+          const [link] = await ipBatchJson<LinkInfo[]>([...batch.lines, `addr show dev ${show}`], this.path);
           return link;
         }
-        if (run.tool === 'ip') await ipBatch(run.lines, this.path);
-        else await bridgeBatch(run.lines, this.path);
+        if (batch.tool === 'ip') await ipBatch(batch.lines, this.path);
+        else if (batch.tool === 'bridge') await bridgeBatch(batch.lines, this.path);
+        else for (const line of batch.lines) await run(['ethtool', ...line.split(' ')], { netns: this.path }); // ethtool has no batch mode
       }
       return show === undefined ? undefined : getLink(show, this.path);
     });

@@ -7,13 +7,15 @@ const mtuOf = (mtu?: number) => (mtu ? ` mtu ${mtu}` : '');
 const macOf = (mac?: string) => (mac ? ` address ${mac}` : '');
 
 /** Which tool takes the op's lines. */
-export function toolOf(op: NetOp): 'ip' | 'bridge' {
-  return op.op === 'fdb-replace' || op.op === 'fdb-del' ? 'bridge' : 'ip';
+export type Tool = 'ip' | 'bridge' | 'ethtool';
+
+export function toolOf(op: NetOp): Tool {
+  return op.op === 'fdb-replace' || op.op === 'fdb-del' ? 'bridge' : op.op === 'offload' ? 'ethtool' : 'ip';
 }
 
 /** Consecutive ops of one tool, in order: each run is one batch. */
-export function batches(ops: NetOp[]): Array<{ tool: 'ip' | 'bridge'; lines: string[] }> {
-  const out: Array<{ tool: 'ip' | 'bridge'; lines: string[] }> = [];
+export function batches(ops: NetOp[]): Array<{ tool: Tool; lines: string[] }> {
+  const out: Array<{ tool: Tool; lines: string[] }> = [];
   for (const op of ops) {
     const tool = toolOf(op);
     const last = out[out.length - 1];
@@ -23,13 +25,13 @@ export function batches(ops: NetOp[]): Array<{ tool: 'ip' | 'bridge'; lines: str
   return out;
 }
 
-/** The batch lines for one change (a link change may take more than one: ip sets the bridge port's options apart). */
+/** The batch lines for one change (a link change may take more than one: ip sets the bridge port's options apart); for ethtool, its arguments. */
 export function ipLines(op: NetOp): string[] {
   switch (op.op) {
     case 'link-add':
       return [`link add name ${op.name}${mtuOf(op.mtu)}${macOf(op.mac)} type ${op.kind}`];
     case 'vxlan-add':
-      return [`link add name ${op.name}${mtuOf(op.mtu)}${macOf(op.mac)} type vxlan id ${op.id} local ${op.local} dev ${op.dev} dstport ${op.port}${op.learning ? '' : ' nolearning'}`];
+      return [`link add name ${op.name}${mtuOf(op.mtu)}${macOf(op.mac)} type vxlan id ${op.id} local ${op.local} dev ${op.dev} dstport ${op.port}${op.learning ? '' : ' nolearning'} noudpcsum`];
     case 'veth-add':
       return [`link add name ${op.name}${mtuOf(op.mtu)}${macOf(op.mac)} type veth peer name ${op.peer}${mtuOf(op.mtu)}${macOf(op.peerMac)}${op.peerNetns ? ` netns ${op.peerNetns}` : ''}`];
     case 'link-set': {
@@ -60,5 +62,7 @@ export function ipLines(op: NetOp): string[] {
       return [op.dst ? `fdb replace ${op.mac} dev ${op.dev} dst ${op.dst} self permanent` : `fdb replace ${op.mac} dev ${op.dev} master static`];
     case 'fdb-del':
       return [op.dst ? `fdb del ${op.mac} dev ${op.dev} dst ${op.dst} self` : `fdb del ${op.mac} dev ${op.dev} master`];
+    case 'offload':
+      return [`-K ${op.dev} gro ${op.gro ? 'on' : 'off'}`];
   }
 }
