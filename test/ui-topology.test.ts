@@ -74,3 +74,14 @@ test("vxlan mode: each node's overlay as flannel programs it (pure), and the rou
   assert.equal(ops.length, 3 + 2 * 3, 'the two other nodes');
   assert.deepEqual(vxlanOps(planCluster({ ...DEFAULT_SPEC, name: 'r', nodes: 2 }), planCluster({ ...DEFAULT_SPEC, name: 'r', nodes: 2 }).nodes[0]!), [], 'routed mode has none');
 });
+
+test('vpc mode: no bridge; each pod\'s ptp pair ends on its node\'s eth0 side; the router holds no pod routes', () => {
+  const vpc = planCluster({ ...DEFAULT_SPEC, name: 'g', nodes: 2, mode: 'vpc' });
+  const noCidr = (name: string): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name }, spec: {}, status: { conditions: [{ type: 'Ready', status: 'True' }] } }) as Node;
+  const g = topology({ ...objects([pod('a', 'g-node-1', '172.18.1.3')]), plan: vpc, nodes: [noCidr('g-node-1'), noCidr('g-node-2')] });
+  const byId = new Map(g.map((e) => [e.data.id, e]));
+  assert.ok(!byId.has('cni0/g-node-1'), 'no bridge in vpc mode');
+  assert.equal(byId.get('veth:pod/default/a->eth0/g-node-1')!.data.label, 'eth0 ↔ veth0123abcd (ptp, gateway 169.254.1.1)');
+  assert.match(byId.get('router')!.data.facts![0]!, /no pod routes: pods hold VPC addresses/);
+  assert.equal(byId.get('node/g-node-1')!.data.label, 'g-node-1  pods take VPC addresses');
+});

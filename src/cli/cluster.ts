@@ -36,7 +36,7 @@ export function registerClusterCommands(program: Command): void {
     .description('create a cluster: an underlay with its router, N nodes, an external client, the control plane and node agents')
     .option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster())
     .option('--nodes <n>', 'number of nodes', integer('--nodes'), DEFAULT_SPEC.nodes)
-    .option('--mode <mode>', 'routed (the underlay router holds a route per podCIDR), host-gw (nodes route to each other), vxlan (nodes wrap pod packets in VXLAN, as flannel does) or vpc (pods take addresses of the underlay itself, as the AWS VPC CNI)', DEFAULT_SPEC.mode)
+    .option('--mode <mode>', 'routed (the underlay router holds a route per podCIDR), host-gw (nodes route to each other), vxlan (nodes wrap pod packets in VXLAN, as flannel does) or vpc (pods take addresses of the underlay itself, as the AWS VPC CNI); or KUBEWIRE_MODE', process.env.KUBEWIRE_MODE || DEFAULT_SPEC.mode)
     .option('--warm-ip-target <n>', 'vpc mode: free addresses each node keeps in its pool (WARM_IP_TARGET, default 5)', integer('--warm-ip-target'))
     .option('--minimum-ip-target <n>', 'vpc mode: addresses each node holds at least (MINIMUM_IP_TARGET)', integer('--minimum-ip-target'))
     .option('--external-snat', 'vpc mode: pod traffic leaving the VPC keeps its pod address (a NAT outside translates it; AWS_VPC_K8S_CNI_EXTERNALSNAT)')
