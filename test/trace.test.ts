@@ -93,7 +93,9 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-trace-'));
     kube = new Kube(cluster, stateDir);
     process.env.KUBEWIRE_STATE_DIR = stateDir; // loadCluster, for the in-process differential run
-    await kube.ok('up', '--nodes', '3');
+    // The breakages below must hold while they are traced: the router's routes are not healed behind them.
+    const up = await kube.run(['up', '--nodes', '3'], { env: { KUBEWIRE_ROUTE_RESYNC_SECONDS: '0' } });
+    assert.equal(up.code, 0, up.stderr);
     node1 = `${cluster}-node-1`;
     node2 = `${cluster}-node-2`;
     await kube.apply(manifest(node1, node2));

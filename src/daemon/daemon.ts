@@ -39,7 +39,7 @@ export class Daemon {
   /** vpc mode: the VPC that gives nodes addresses, and each node's ipamd that hands them to pods. */
   readonly vpc?: Vpc;
   readonly ipamds: Ipamd[] = [];
-  /** host-gw and vxlan: each node's routes to the others' pods, following the Node objects. */
+  /** host-gw and vxlan: each node's routes to the others' pods; routed: the router's; all following the Node objects. */
   readonly peers: PeerSync[] = [];
   private readonly server: ApiServer;
   private readonly controllers: ControllerManager;
@@ -60,6 +60,9 @@ export class Daemon {
     this.server = new ApiServer(this.api, { podLog: (r) => this.podLog(r) });
     // vpc mode: pods take VPC addresses, so node IPAM cuts no podCIDRs (--allocate-node-cidrs=false).
     this.controllers = new ControllerManager(this.api, { clusterCIDR: plan.spec.mode === 'vpc' ? undefined : plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });
+    // routed mode: the router's route per node podCIDR follows the Node objects, as a cloud
+    // route table follows kube-controller-manager's route controller.
+    if (plan.spec.mode === 'routed') this.peers.push(new PeerSync({ api: this.api, self: 'router', mode: 'host-gw', podRange: plan.spec.podCIDR, netns: linux.at(linux.netnsPath(plan.networkNetns)), log }));
     const vpc = plan.spec.mode === 'vpc' ? (this.vpc = new Vpc(plan, linux.at(linux.netnsPath(plan.networkNetns)), join(paths.dir, 'vpc.json'), log)) : undefined;
     for (const node of plan.nodes) {
       const files = nodeFiles(paths.dir, node);

@@ -100,9 +100,16 @@ export async function readPeerState(netns: Netns, mode: RoutingMode): Promise<Pe
   return { routes: await netns.routes(), neighbours: [], fdb: [] };
 }
 
+/** How often the routes are checked against the kernel besides Node changes (flannel's route check, the route controller's period): KUBEWIRE_ROUTE_RESYNC_SECONDS, 10; 0: never (a route deleted by hand stays deleted). */
+function resyncMs(): number {
+  const s = Number(process.env.KUBEWIRE_ROUTE_RESYNC_SECONDS ?? 10);
+  return Number.isFinite(s) && s >= 0 ? s * 1000 : 10_000;
+}
+
 /**
  * One node's peer routes, as flanneld runs them: on every change of the Node objects (and
- * every 10 s, for drift) the kernel is read and brought to the peers in one batch.
+ * every 10 s, for drift: a route deleted by hand comes back) the kernel is read and brought
+ * to the peers in one batch.
  */
 export class PeerSync {
   private stopWatch?: () => void;
@@ -113,6 +120,7 @@ export class PeerSync {
   constructor(
     private readonly o: {
       api: { list(kind: string): { items: unknown[] }; watch(kind: string, ns: string | undefined, since: number, fn: () => void): () => void; store: { currentRV(): number } };
+      /** The node whose routes these are; for the underlay's router, a name no node has. */
       self: string;
       mode: RoutingMode;
       podRange: string;
@@ -123,8 +131,11 @@ export class PeerSync {
 
   async start(): Promise<void> {
     this.stopWatch = this.o.api.watch('Node', undefined, this.o.api.store.currentRV(), () => this.kick());
-    this.timer = setInterval(() => this.kick(), 10_000);
-    this.timer.unref();
+    const every = resyncMs();
+    if (every > 0) {
+      this.timer = setInterval(() => this.kick(), every);
+      this.timer.unref();
+    }
     this.kick();
     await this.running;
   }
