@@ -34,7 +34,9 @@ test('bad specs are refused naming the flag', () => {
   const cases: Array<[object, RegExp]> = [
     [{ name: 'Bad_Name' }, /--cluster "Bad_Name"/],
     [{ nodes: 0 }, /--nodes 0/],
-    [{ mode: 'vpc' as never }, /--mode "vpc": must be routed, host-gw or vxlan/],
+    [{ mode: 'bgp' as never }, /--mode "bgp": must be routed, host-gw, vxlan or vpc/],
+    [{ externalSNAT: true }, /--external-snat need --mode vpc/],
+    [{ mode: 'vpc', warmIPTarget: -1 }, /--warm-ip-target -1: must be a whole number from 0 to 1000/],
     [{ podCIDR: '10.244.0.0' }, /--pod-cidr "10\.244\.0\.0" is not a CIDR/],
     [{ podCIDR: '10.244.1.0/16' }, /host bits set; did you mean 10\.244\.0\.0\/16/],
     [{ podCIDR: '10.244.0.0/24', nodes: 3 }, /--node-cidr-mask 24|holds only 1 node CIDRs/],

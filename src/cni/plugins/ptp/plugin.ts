@@ -12,7 +12,7 @@ import type { Interface, IPConfig, Result, Route } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { delegate } from '../../ipam/delegate.ts';
 import { validAttachments } from '../../spec/attachments.ts';
-import { isNotFound, type NetOp } from '../../../dataplane/port.ts';
+import { isNotFound, type Netns, type NetOp } from '../../../dataplane/port.ts';
 import { podNetnsPresent, requireNetns } from '../sandbox.ts';
 import { formatPrefix, networkOf, parsePrefix } from '../../../netaddr/ip.ts';
 import { familiesOf, gcMasq, setupMasq, teardownMasq } from '../ipmasq.ts';
@@ -89,7 +89,14 @@ async function add(args: CmdArgs): Promise<Result> {
 
     const podThenHost = async (): Promise<void> => {
       try {
-        await pod.apply(ptpPodOps(args.ifName, ips, checked.routes), families.includes(6) ? { sysctls: { [`net/ipv6/conf/${args.ifName}/accept_dad`]: '0' } } : {});
+        const ops = ptpPodOps(args.ifName, ips, checked.routes);
+        if (families.includes(6)) {
+          // An IPv6 address is no route's source until it has settled (not tentative), as the reference's ConfigureIface waits.
+          const split = ops.findIndex((o) => o.op === 'route-del');
+          await pod.apply(ops.slice(0, split), { sysctls: { [`net/ipv6/conf/${args.ifName}/accept_dad`]: '0' } });
+          await settleAddresses(pod, args.ifName);
+          await pod.apply(ops.slice(split));
+        } else await pod.apply(ops);
       } catch (e) {
         throw withContext(`failed to configure ${args.ifName} in ${args.netns}`, e);
       }
@@ -118,6 +125,16 @@ async function add(args: CmdArgs): Promise<Result> {
     }
     throw e;
   }
+}
+
+/** Waits (up to 5 s) until no address of `dev` is tentative. */
+async function settleAddresses(netns: Netns, dev: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const link = await netns.link(dev);
+    if (!(link?.addr_info ?? []).some((a) => (a as { tentative?: boolean }).tentative)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new CniError(ErrorCode.Internal, `the addresses of ${dev} did not settle in 5 s (still tentative)`);
 }
 
 async function del(args: CmdArgs): Promise<void> {
