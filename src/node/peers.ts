@@ -5,6 +5,7 @@
 // every other node; a node registered again gets them back.
 
 import type { Node } from '../api/types.ts';
+import type { Api } from '../apiserver/api.ts';
 import type { FdbEntry, NeighbourInfo, Netns, NetOp, RouteInfo } from '../dataplane/port.ts';
 import { contains, tryParseIP, tryParsePrefix } from '../netaddr/ip.ts';
 import { overlayPeerOps, VXLAN, vtepIP, type Peer, type RoutingMode } from '../cluster/plan.ts';
@@ -119,7 +120,7 @@ export class PeerSync {
 
   constructor(
     private readonly o: {
-      api: { list(kind: string): { items: unknown[] }; watch(kind: string, ns: string | undefined, since: number, fn: () => void): () => void; store: { currentRV(): number } };
+      api: Api;
       /** The node whose routes these are; for the underlay's router, a name no node has. */
       self: string;
       mode: RoutingMode;
