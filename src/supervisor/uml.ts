@@ -23,7 +23,7 @@ const UML_MODULES = '/usr/lib/uml/modules';
  * and IPVS, but nf_tables without the ip family (CONFIG_NF_TABLES_IPV4 is off): nftables
  * mode and iptables-nft cannot run there, iptables-legacy and IPVS can.
  */
-export const LAB_MODULES = ['veth', 'bridge', 'br_netfilter', 'dummy', 'nf_conntrack', 'nf_nat', 'ip_tables', 'iptable_nat', 'iptable_filter', 'iptable_mangle', 'ipt_REJECT', 'xt_tcpudp', 'xt_comment', 'xt_mark', 'xt_MASQUERADE', 'xt_conntrack', 'xt_addrtype', 'xt_statistic', 'xt_recent', 'xt_multiport', 'xt_nat', 'xt_set', 'ip_set', 'ip_set_hash_ip', 'ip_set_hash_ipport', 'ip_set_hash_ipportip', 'ip_set_hash_ipportnet', 'ip_set_hash_net', 'ip_set_bitmap_port', 'ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_lc', 'ip_vs_sh', 'ip_vs_mh', 'iptable_raw', 'xt_TRACE', 'nfnetlink_log', 'xt_connmark', 'nf_conntrack_netlink'];
+export const LAB_MODULES = ['veth', 'bridge', 'br_netfilter', 'dummy', 'nf_conntrack', 'nf_nat', 'ip_tables', 'iptable_nat', 'iptable_filter', 'iptable_mangle', 'ipt_REJECT', 'xt_tcpudp', 'xt_comment', 'xt_mark', 'xt_MASQUERADE', 'xt_conntrack', 'xt_addrtype', 'xt_statistic', 'xt_recent', 'xt_multiport', 'xt_nat', 'xt_set', 'ip_set', 'ip_set_hash_ip', 'ip_set_hash_ipport', 'ip_set_hash_ipportip', 'ip_set_hash_ipportnet', 'ip_set_hash_net', 'ip_set_bitmap_port', 'ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_lc', 'ip_vs_sh', 'ip_vs_mh', 'iptable_raw', 'xt_TRACE', 'nfnetlink_log', 'xt_connmark', 'nf_conntrack_netlink', 'vxlan'];
 
 /** The console device inside the guest that startKernel's channel reaches (con1). */
 export const GUEST_CHANNEL = '/dev/tty1';
