@@ -37,6 +37,11 @@ test('assign: an attachment keeps its address on a retried ADD; the lowest free 
   pool = withoutAddresses(pool, ['172.18.1.9']);
   assert.deepEqual(Object.keys(pool), ['172.18.1.2', '172.18.1.10']);
   assert.equal(assign({ '172.18.1.2': a }, { containerID: 'c', ifName: 'eth0' }), undefined, 'a full pool has nothing to give');
+  const cooling = new Set(['172.18.1.2']);
+  const freed: Pool = { '172.18.1.2': null, '172.18.1.3': null, '172.18.1.4': null };
+  assert.equal(assign(freed, { containerID: 'd', ifName: 'eth0' }, cooling), '172.18.1.3', 'an address freed a moment ago cools down');
+  assert.equal(assign({ '172.18.1.2': null }, { containerID: 'd', ifName: 'eth0' }, cooling), undefined, 'only cooling ones: none (ipamd asks the VPC first)');
+  assert.deepEqual(toRelease(freed, 2, new Set(['172.18.1.4'])), ['172.18.1.3', '172.18.1.2'], 'cooling addresses go back last');
 });
 
 test('freeSecondaries: the lowest addresses nobody holds; fewer when the range runs out', () => {
@@ -58,6 +63,7 @@ test('vpc plan: nodes have no podCIDR; the VPC knows every node and the client; 
   assert.deepEqual(vpcSnatLines(plan, plan.nodes[1]!).slice(2), ['-A KUBEWIRE-POSTROUTING -d 172.18.0.0/16 -j RETURN', '-A KUBEWIRE-POSTROUTING -m addrtype ! --dst-type LOCAL -j SNAT --to-source 172.18.0.12']);
   assert.deepEqual(vpcSnatLines(planCluster({ ...DEFAULT_SPEC, name: 'v', nodes: 1, mode: 'vpc', externalSNAT: true }), plan.nodes[0]!), []);
   assert.throws(() => planCluster({ ...DEFAULT_SPEC, name: 'v', nodes: 1, externalSNAT: true }), /need --mode vpc/);
+  assert.throws(() => planCluster({ ...DEFAULT_SPEC, name: 'v', nodes: 1, mode: 'vpc', ipCooldownSeconds: 1.5 }), /--ip-cooldown-period 1\.5: must be a whole number/);
 });
 
 test('ptp ops: the pod reaches everything via the gateway alone on its link; the host holds the gateway and a host route', () => {

@@ -61,7 +61,8 @@ for (const mode of ['routed', 'host-gw', 'vxlan', 'vpc'] as const) {
     before(async () => {
       stateDir = mkdtempSync(join(tmpdir(), `kwt-${cluster}-`));
       kube = new Kube(cluster, stateDir);
-      await kube.ok('up', '--nodes', '2', '--mode', mode);
+      // vpc: a short cooldown of freed addresses, to see it end here (30 s by default).
+      await kube.ok('up', '--nodes', '2', '--mode', mode, ...(mode === 'vpc' ? ['--ip-cooldown-period', '3'] : []));
       await kube.apply([echoPod('a', { node: node(1) }), echoPod('b', { node: node(2) }), echoPod('c', { node: node(1) }), webApp({ serviceType: 'NodePort' }), INGRESS].join('---\n'));
       await waitFor('pods running', async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items.filter((p) => p.status?.phase === 'Running').length === 5, 30_000);
     });
@@ -130,8 +131,17 @@ for (const mode of ['routed', 'host-gw', 'vxlan', 'vpc'] as const) {
         await kube.ok('up');
         const web = (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', 'app=web')).items;
         for (const p of web.slice(0, 3)) assert.match(await kube.ok('exec', 'a', '--', 'curl', '-s', '-m', '3', `http://${p.status!.podIP}:8080/`), /pod: web-/, 'pods keep serving at their addresses after the restart');
+        // A freed address cools down: the next pod on the node gets another one.
+        await kube.apply(echoPod('e1', { node: node(1) }));
+        await waitFor('e1 running', async () => (await kube.json<Pod>('get', 'pod', 'e1')).status?.phase === 'Running', 20_000);
+        const first = await ip('e1');
+        await kube.ok('delete', 'pod', 'e1');
+        await kube.apply(echoPod('e2', { node: node(1) }));
+        await waitFor('e2 running', async () => (await kube.json<Pod>('get', 'pod', 'e2')).status?.phase === 'Running', 20_000);
+        assert.notEqual(await ip('e2'), first, `${first} was freed a moment ago: it cools down before another pod gets it`);
         await kube.ok('scale', 'deployment', 'web', '--replicas', '0');
-        await waitFor('pools back to 5 warm around what is left', async () => [1, 2].every((n) => count(n).total - count(n).used === 5 && count(n).used <= 3), 20_000);
+        await waitFor('the web pods gone', async () => (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', 'app=web')).items.length === 0, 30_000);
+        await waitFor('pools back to 5 warm around what is left, once the freed addresses cooled down', async () => [1, 2].every((n) => count(n).total - count(n).used === 5), 20_000);
         const fabric = execFileSync('ip', ['-n', `kw_${cluster}_network`, 'neigh', 'show', 'dev', 'underlay'], { encoding: 'utf8' });
         const held = [1, 2].reduce((s, n) => s + count(n).total, 0);
         assert.equal(fabric.trim().split('\n').filter((l) => /^172\.18\.(?!0\.)/.test(l)).length, held, 'the VPC\'s table holds exactly the addresses the nodes hold');

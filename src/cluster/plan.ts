@@ -42,6 +42,8 @@ export interface ClusterSpec {
   minimumIPTarget?: number;
   /** vpc mode: pod traffic leaving the VPC keeps the pod's address, for a NAT outside to translate (AWS_VPC_K8S_CNI_EXTERNALSNAT). */
   externalSNAT?: boolean;
+  /** vpc mode: seconds a freed address waits before another pod gets it (IP_COOLDOWN_PERIOD, 30). */
+  ipCooldownSeconds?: number;
 }
 
 /** The schedulers kube-proxy's --ipvs-scheduler takes (the kernel's ip_vs_* modules). */
@@ -105,10 +107,10 @@ export function validateSpec(spec: ClusterSpec): void {
   if (!CLUSTER_NAME.test(spec.name)) throw new SpecError(`--cluster ${JSON.stringify(spec.name)}: a cluster name is a DNS label of at most 20 characters (lowercase letters, digits, '-')`);
   if (!Number.isInteger(spec.nodes) || spec.nodes < 1 || spec.nodes > 50) throw new SpecError(`--nodes ${spec.nodes}: must be a whole number from 1 to 50`);
   if (!['routed', 'host-gw', 'vxlan', 'vpc'].includes(spec.mode)) throw new SpecError(`--mode ${JSON.stringify(spec.mode)}: must be routed, host-gw, vxlan or vpc`);
-  for (const [flag, v] of [['--warm-ip-target', spec.warmIPTarget], ['--minimum-ip-target', spec.minimumIPTarget]] as const) {
+  for (const [flag, v] of [['--warm-ip-target', spec.warmIPTarget], ['--minimum-ip-target', spec.minimumIPTarget], ['--ip-cooldown-period', spec.ipCooldownSeconds]] as const) {
     if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 1000)) throw new SpecError(`${flag} ${v}: must be a whole number from 0 to 1000`);
   }
-  if ((spec.warmIPTarget !== undefined || spec.minimumIPTarget !== undefined || spec.externalSNAT) && spec.mode !== 'vpc') throw new SpecError('--warm-ip-target, --minimum-ip-target and --external-snat need --mode vpc');
+  if ((spec.warmIPTarget !== undefined || spec.minimumIPTarget !== undefined || spec.ipCooldownSeconds !== undefined || spec.externalSNAT) && spec.mode !== 'vpc') throw new SpecError('--warm-ip-target, --minimum-ip-target, --ip-cooldown-period and --external-snat need --mode vpc');
   const proxy = spec.proxyMode ?? 'iptables';
   if (!['iptables', 'nftables', 'ipvs'].includes(proxy)) throw new SpecError(`--proxy-mode ${JSON.stringify(proxy)}: must be iptables, nftables or ipvs`);
   if (spec.iptablesBackend !== undefined && spec.iptablesBackend !== 'legacy' && spec.iptablesBackend !== 'nft') throw new SpecError(`--iptables-backend ${JSON.stringify(spec.iptablesBackend)}: must be legacy or nft`);
@@ -196,6 +198,8 @@ export const VPC = {
   /** Without --warm-ip-target / --minimum-ip-target: five free addresses per node. */
   warmIPTarget: 5,
   minimumIPTarget: 0,
+  /** Without --ip-cooldown-period: a freed address waits 30 s before another pod gets it (IP_COOLDOWN_PERIOD). */
+  ipCooldownSeconds: 30,
 } as const;
 
 /** An entry of the VPC's table: an address, the MAC of the interface that holds it, and the underlay port behind which it sits. */

@@ -68,7 +68,7 @@ export class Daemon {
       const files = nodeFiles(paths.dir, node);
       if (vpc) {
         const targets = { warmIPTarget: plan.spec.warmIPTarget ?? VPC.warmIPTarget, minimumIPTarget: plan.spec.minimumIPTarget ?? VPC.minimumIPTarget, maxIPs: maxPods };
-        this.ipamds.push(new Ipamd({ node, socketPath: ipamdSocket(files), vpc, targets, log }));
+        this.ipamds.push(new Ipamd({ node, socketPath: ipamdSocket(files), vpc, targets, cooldownSeconds: plan.spec.ipCooldownSeconds ?? VPC.ipCooldownSeconds, log }));
       }
       this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, dataplane: linux, log }));
       const netns = linux.at(linux.netnsPath(node.netns));

@@ -1,7 +1,8 @@
 // A node's ipamd (vpc mode), as the AWS VPC CNI's: it holds the node's pool of VPC
 // addresses, hands them to pods through the `vpc` IPAM plugin (over a unix socket), and keeps
-// the pool at its warm targets by asking the VPC for more or giving some back. Its
-// assignments are checkpointed (ipamd.json) before it answers, so a kill -9 loses none.
+// the pool at its warm targets by asking the VPC for more or giving some back. A freed
+// address cools down (30 s by default) before another pod gets it. Its assignments are checkpointed
+// (ipamd.json) before it answers, so a kill -9 loses none.
 
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -24,6 +25,8 @@ export interface IpamdOptions {
   socketPath: string;
   vpc: Vpc;
   targets: PoolTargets;
+  /** Seconds a freed address cools down before it is given again (IP_COOLDOWN_PERIOD). */
+  cooldownSeconds: number;
   log: (line: string) => void;
 }
 
@@ -33,6 +36,9 @@ export class Ipamd {
   private chain: Promise<unknown> = Promise.resolve();
   private reconcileQueued = false;
   private stopped = false;
+  /** Addresses freed lately, and when they may be given again (ms). */
+  private readonly coolingUntil = new Map<string, number>();
+  private cooldownTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: IpamdOptions) {}
 
@@ -75,6 +81,7 @@ export class Ipamd {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.cooldownTimer);
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.chain.catch(() => undefined);
   }
@@ -92,7 +99,7 @@ export class Ipamd {
         }
         case 'DEL': {
           const address = addressOf(this.pool, who());
-          if (address) this.change(() => (this.pool[address] = null));
+          if (address) this.change(() => this.free([address]));
           return {};
         }
         case 'CHECK':
@@ -102,7 +109,7 @@ export class Ipamd {
           const valid = r.valid ?? [];
           const stale = Object.keys(this.pool).filter((a) => this.pool[a] && !valid.some((v) => v.containerID === this.pool[a]!.containerID && v.ifName === this.pool[a]!.ifName));
           for (const a of stale) this.o.log(`ipamd ${this.o.node.name}: gc: ${a} of ${this.pool[a]!.containerID} back to the warm pool`);
-          if (stale.length) this.change(() => stale.forEach((a) => (this.pool[a] = null)));
+          if (stale.length) this.change(() => this.free(stale));
           return {};
         }
         case 'STATUS':
@@ -114,15 +121,39 @@ export class Ipamd {
     });
   }
 
-  /** An address for the attachment: from the warm pool, or (the pool was empty) straight from the VPC. */
+  /** Frees addresses: back to the warm pool, after their cooldown. */
+  private free(addresses: string[]): void {
+    const until = Date.now() + this.o.cooldownSeconds * 1000;
+    for (const a of addresses) {
+      this.pool[a] = null;
+      this.coolingUntil.set(a, until);
+    }
+    // When the cooldown ends the pool may be too big: look again then.
+    clearTimeout(this.cooldownTimer);
+    this.cooldownTimer = setTimeout(() => this.change(() => undefined), this.o.cooldownSeconds * 1000 + 100);
+    this.cooldownTimer.unref();
+  }
+
+  /** The addresses still cooling down (expired ones forgotten). */
+  private cooling(): Set<string> {
+    const now = Date.now();
+    for (const [a, until] of this.coolingUntil) if (until <= now || this.pool[a] !== null) this.coolingUntil.delete(a);
+    return new Set(this.coolingUntil.keys());
+  }
+
+  /** An address for the attachment: from the warm pool, or (nothing free but cooling) straight from the VPC, or at worst a cooling one. */
   private async addressFor(who: Holder): Promise<string> {
-    let address = assign(this.pool, who);
+    let address = assign(this.pool, who, this.cooling());
     if (!address) {
-      const grow = Math.max(1, poolChange(Object.keys(this.pool).length, usedCount(this.pool) + 1, this.o.targets));
-      if (Object.keys(this.pool).length >= this.o.targets.maxIPs) throw new IpamdError(`${this.o.node.name} holds ${this.o.targets.maxIPs} addresses, all in use (its pod capacity, --max-pods)`);
-      this.o.log(`ipamd ${this.o.node.name}: the warm pool is empty; asking the VPC for ${grow}`);
-      this.pool = withAddresses(this.pool, await this.o.vpc.assign(this.o.node, grow));
-      address = assign(this.pool, who)!;
+      const total = Object.keys(this.pool).length;
+      if (total < this.o.targets.maxIPs) {
+        const grow = Math.max(1, Math.min(this.o.targets.maxIPs - total, poolChange(total, usedCount(this.pool) + this.cooling().size + 1, this.o.targets)));
+        this.o.log(`ipamd ${this.o.node.name}: no free address in the warm pool; asking the VPC for ${grow}`);
+        this.pool = withAddresses(this.pool, await this.o.vpc.assign(this.o.node, grow).catch((e: Error) => (this.o.log(`ipamd ${this.o.node.name}: ${e.message}`), [])));
+      }
+      // The VPC gave none (the node is full, or the subnet): a cooling address is better than none.
+      address = assign(this.pool, who, this.cooling()) ?? assign(this.pool, who);
+      if (!address) throw new IpamdError(`${this.o.node.name} holds ${total} addresses, all in use (its pod capacity is ${this.o.targets.maxIPs}, --max-pods)`);
     }
     this.change(() => (this.pool[address] = who));
     return address;
@@ -142,11 +173,13 @@ export class Ipamd {
 
   /** Brings the pool to WARM_IP_TARGET / MINIMUM_IP_TARGET: more addresses from the VPC, or free ones back to it. */
   private async reconcile(): Promise<void> {
-    const delta = poolChange(Object.keys(this.pool).length, usedCount(this.pool), this.o.targets);
+    // Cooling addresses are not there to be given: the warm target counts them as taken.
+    const cooling = this.cooling();
+    const delta = poolChange(Object.keys(this.pool).length, usedCount(this.pool) + cooling.size, this.o.targets);
     if (delta > 0) {
       this.pool = withAddresses(this.pool, await this.o.vpc.assign(this.o.node, delta));
     } else if (delta < 0) {
-      const release = toRelease(this.pool, -delta);
+      const release = toRelease(this.pool, -delta, cooling);
       // Out of the pool first: nothing can hand them out while the VPC takes them back.
       this.pool = withoutAddresses(this.pool, release);
       this.checkpoint();

@@ -38,10 +38,15 @@ export function poolChange(total: number, used: number, t: PoolTargets): number 
 
 const sameHolder = (a: Holder | null, b: Holder): boolean => a !== null && a.containerID === b.containerID && a.ifName === b.ifName;
 
-/** The address for an attachment: the one it already has (an ADD retried), else the lowest free one; undefined when none is free. */
-export function assign(pool: Pool, who: Holder): string | undefined {
+/**
+ * The address for an attachment: the one it already has (an ADD retried), else the lowest
+ * free one that is not cooling down; undefined when none is. `cooling`: addresses freed too
+ * recently to be given again (the AWS VPC CNI's IP_COOLDOWN_PERIOD), so that a new pod does
+ * not inherit connections still addressed to the old one.
+ */
+export function assign(pool: Pool, who: Holder, cooling: ReadonlySet<string> = new Set()): string | undefined {
   const addresses = Object.keys(pool);
-  return addresses.find((a) => sameHolder(pool[a]!, who)) ?? addresses.find((a) => pool[a] === null);
+  return addresses.find((a) => sameHolder(pool[a]!, who)) ?? addresses.find((a) => pool[a] === null && !cooling.has(a));
 }
 
 /** The address an attachment holds, if any (DEL of an attachment already gone finds none). */
@@ -49,9 +54,10 @@ export function addressOf(pool: Pool, who: Holder): string | undefined {
   return Object.keys(pool).find((a) => sameHolder(pool[a]!, who));
 }
 
-/** Which free addresses to give back: the highest first, so that the pool stays low and compact. */
-export function toRelease(pool: Pool, count: number): string[] {
-  return Object.keys(pool).filter((a) => pool[a] === null).sort(compareIPs).reverse().slice(0, count);
+/** Which free addresses to give back: the highest first, so that the pool stays low and compact; cooling ones only when they must. */
+export function toRelease(pool: Pool, count: number, cooling: ReadonlySet<string> = new Set()): string[] {
+  const free = Object.keys(pool).filter((a) => pool[a] === null).sort(compareIPs).reverse();
+  return [...free.filter((a) => !cooling.has(a)), ...free.filter((a) => cooling.has(a))].slice(0, count);
 }
 
 export function compareIPs(a: string, b: string): number {
