@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { withLab, type Lab } from '../src/lab/lab.ts';
 import { parseConfList } from '../src/cni/runtime/conflist.ts';
 import { CniRuntime } from '../src/cni/runtime/runtime.ts';
-import { mustCall, NOT_ROOT, pluginDir, REFERENCE_DIR, sh } from './helpers.ts';
+import { callPlugin, mustCall, NOT_ROOT, pluginDir, REFERENCE_DIR, sh } from './helpers.ts';
 import { linux } from '../src/dataplane/linux/host.ts';
 
 const skip = NOT_ROOT || (existsSync(`${REFERENCE_DIR}/bridge`) ? false : `reference plugins missing in ${REFERENCE_DIR} (apt-get install containernetworking-plugins)`);
@@ -121,6 +121,12 @@ describe('differential: kubewire vs reference plugins', { skip }, () => {
           // The pod answers through its pair: the host reaches it by its /32 host route.
           const podIP = result.ips[0].address.split('/')[0];
           await sh(node, ['ping', '-c', '1', '-W', '2', podIP]);
+          // Our CHECK accepts either implementation's attachment, and finds a route gone.
+          const check = { command: 'CHECK' as const, conf: { ...c, prevResult: result }, containerID: 'ptp', netns: pod, ifName: 'eth0', hostNetns: node, dir: pluginDir() };
+          await mustCall(check);
+          await sh(pod, ['ip', 'route', 'del', 'default']);
+          const broken = await callPlugin(check);
+          assert.ok(!broken.ok && /route to 0\.0\.0\.0\/0 is missing/.test(broken.error.msg), JSON.stringify(broken));
           await mustCall({ command: 'DEL', conf: { ...c, prevResult: result }, containerID: 'ptp', netns: pod, ifName: 'eth0', hostNetns: node, dir: deleter });
           const after = await ptpSnapshot(node, pod);
           assert.deepEqual((after as any).hostVeths, [], `${tag}: the other implementation's DEL left a host veth`);

@@ -8,10 +8,10 @@ import type { Deployment, EndpointSlice, Event, Ingress, IngressBackend, Node, P
 import { upstreamOf } from '../ingress/routes.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
 import { DEFAULT_CLUSTER_DOMAIN, nodeMAC, UNDERLAY, VPC, VXLAN, type ClusterPlan, type NodePlan } from '../cluster/plan.ts';
-import { ipamdSocket, nodeFiles } from '../cluster/topology.ts';
+import { ipamdCheckpoint, nodeFiles } from '../cluster/topology.ts';
 import { clusterDir } from '../state/paths.ts';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { netnsPath, type Dataplane, type LinkInfo, type Netns, type RouteInfo } from '../dataplane/port.ts';
 import { age, podStatus, table } from './print.ts';
 import type { PodRecordBase } from '../node/records.ts';
@@ -99,7 +99,7 @@ export async function describeNode(dp: Dataplane, node: Node, pods: Pod[], plan:
   if (plan.spec.mode === 'vxlan') {
     // flannel's vxlan backend: the VTEP, and where each peer VTEP's MAC is (the FDB's dst: a node's address).
     const dev = snap.links.find((l) => l.ifname === VXLAN.device);
-    const entries = JSON.parse((await dp.at(ns).exec(['bridge', '-json', 'fdb', 'show', 'dev', VXLAN.device]).catch(() => '[]')) || '[]') as Array<{ mac: string; dst?: string; flags?: string[]; state?: string }>;
+    const entries = await dp.at(ns).deviceFdb(VXLAN.device).catch(() => []);
     const peers = entries.filter((e) => e.dst);
     net.push(`Overlay (VXLAN, as flannel's backend):\n` + indent([
       dev ? `${VXLAN.device}  ${ipv4Of(dev) ?? '-'}  mac ${dev.address}  mtu ${dev.mtu}  VNI ${VXLAN.vni}, UDP ${VXLAN.port}, local ${np.ip} on eth0, learning off` : `${VXLAN.device} is missing`,
@@ -347,7 +347,7 @@ export function eventsSection(events: Event[]): string {
  * host routes to them.
  */
 async function vpcSection(dp: Dataplane, plan: ClusterPlan, np: NodePlan, snap: Awaited<ReturnType<typeof snapshot>>, attachments: PodRecordBase[]): Promise<string[]> {
-  const checkpoint = join(dirname(ipamdSocket(nodeFiles(clusterDir(plan.spec.name), np))), 'ipamd.json');
+  const checkpoint = ipamdCheckpoint(nodeFiles(clusterDir(plan.spec.name), np));
   const pool = (existsSync(checkpoint) ? JSON.parse(readFileSync(checkpoint, 'utf8')) : {}) as Record<string, { containerID: string } | null>;
   const fabric = await dp.at(netnsPath(plan.networkNetns)).neighbours(UNDERLAY.bridge).catch(() => []);
   const mac = nodeMAC(plan, np);

@@ -41,6 +41,11 @@ export function ipamdSocket(files: NodeFiles): string {
   return join(files.confDir, '..', 'ipamd.sock');
 }
 
+/** Where a node's ipamd checkpoints its pool (which address is whose). */
+export function ipamdCheckpoint(files: NodeFiles): string {
+  return join(files.confDir, '..', 'ipamd.json');
+}
+
 /** The node's CNI network in vpc mode: a ptp pair per pod with an address from the node's pool (the `vpc` IPAM asks its ipamd), portmap. */
 export function vpcConflist(files: NodeFiles, iptables?: IptablesBackend): object {
   return {

@@ -11,7 +11,7 @@ import { Store, StoreError } from '../apiserver/store.ts';
 import { loadCluster } from '../cluster/cluster.ts';
 import { podRange, VPC, type ClusterPlan } from '../cluster/plan.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
-import { ipamdSocket, nodeFiles } from '../cluster/topology.ts';
+import { ipamdCheckpoint, ipamdSocket, nodeFiles } from '../cluster/topology.ts';
 import { ControllerManager } from '../controllers/manager.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { NodeAgent } from '../node/agent.ts';
@@ -68,7 +68,7 @@ export class Daemon {
       const files = nodeFiles(paths.dir, node);
       if (vpc) {
         const targets = { warmIPTarget: plan.spec.warmIPTarget ?? VPC.warmIPTarget, minimumIPTarget: plan.spec.minimumIPTarget ?? VPC.minimumIPTarget, maxIPs: maxPods };
-        this.ipamds.push(new Ipamd({ node, socketPath: ipamdSocket(files), vpc, targets, cooldownSeconds: plan.spec.ipCooldownSeconds ?? VPC.ipCooldownSeconds, log }));
+        this.ipamds.push(new Ipamd({ node, socketPath: ipamdSocket(files), checkpointPath: ipamdCheckpoint(files), vpc, targets, cooldownSeconds: plan.spec.ipCooldownSeconds ?? VPC.ipCooldownSeconds, log }));
       }
       this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, dataplane: linux, log }));
       const netns = linux.at(linux.netnsPath(node.netns));

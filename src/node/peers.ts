@@ -108,15 +108,19 @@ function resyncMs(): number {
 }
 
 /**
- * One node's peer routes, as flanneld runs them: on every change of the Node objects (and
- * every 10 s, for drift: a route deleted by hand comes back) the kernel is read and brought
- * to the peers in one batch.
+ * One node's peer routes, as flanneld runs them: when a change of the Node objects changes
+ * the peers, and every 10 s for drift (a route deleted by hand comes back), the kernel is
+ * read and brought to the peers in one batch. Node changes that leave the peers as they
+ * were (a status update) cost no kernel call.
  */
 export class PeerSync {
   private stopWatch?: () => void;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
-  private again = false;
+  /** A sync asked for while one runs; `true` when it is to read the kernel whatever the peers. */
+  private again?: boolean;
+  /** The peers the kernel was last brought to. */
+  private applied?: string;
 
   constructor(
     private readonly o: {
@@ -131,13 +135,13 @@ export class PeerSync {
   ) {}
 
   async start(): Promise<void> {
-    this.stopWatch = this.o.api.watch('Node', undefined, this.o.api.store.currentRV(), () => this.kick());
+    this.stopWatch = this.o.api.watch('Node', undefined, this.o.api.store.currentRV(), () => this.kick(false));
     const every = resyncMs();
     if (every > 0) {
-      this.timer = setInterval(() => this.kick(), every);
+      this.timer = setInterval(() => this.kick(true), every);
       this.timer.unref();
     }
-    this.kick();
+    this.kick(true);
     await this.running;
   }
 
@@ -146,26 +150,31 @@ export class PeerSync {
     clearInterval(this.timer);
   }
 
-  /** Syncs now, or once more after the sync under way (changes that come during one are not lost). */
-  private kick(): void {
+  /** Syncs now, or once more after the sync under way (changes that come during one are not lost). `drift`: read the kernel even if the peers are as last applied. */
+  private kick(drift: boolean): void {
     if (this.running) {
-      this.again = true;
+      this.again = Boolean(this.again) || drift;
       return;
     }
-    this.running = this.sync()
-      .catch((e: Error) => this.o.log(`${this.o.self}: peer routes: ${e.message}`))
+    this.running = this.sync(drift)
+      .catch((e: Error) => {
+        this.applied = undefined; // look again next time
+        this.o.log(`${this.o.self}: peer routes: ${e.message}`);
+      })
       .finally(() => {
         this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
+        const again = this.again;
+        this.again = undefined;
+        if (again !== undefined) this.kick(again);
       });
   }
 
-  private async sync(): Promise<void> {
+  private async sync(drift: boolean): Promise<void> {
     const peers = peersOf(this.o.api.list('Node').items as Node[], this.o.self, this.o.mode);
+    const key = JSON.stringify(peers);
+    if (!drift && key === this.applied) return;
     const ops = peerChanges(this.o.mode, this.o.podRange, await readPeerState(this.o.netns, this.o.mode), peers);
+    this.applied = key;
     if (!ops.length) return;
     await this.o.netns.apply(ops);
     const gone = ops.filter((o) => o.op === 'route-del').map((o) => (o as { dst: string }).dst);

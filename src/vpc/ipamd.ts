@@ -6,13 +6,13 @@
 
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { dirname, join } from 'node:path';
 import type { NodePlan } from '../cluster/plan.ts';
 import { VPC, UNDERLAY } from '../cluster/plan.ts';
 import type { IpamdReply, IpamdRequest } from '../cni/ipam/vpc/plugin.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { addressOf, assign, poolChange, toRelease, usedCount, withAddresses, withoutAddresses, type Holder, type Pool, type PoolTargets } from './pool.ts';
 import type { Vpc } from './vpc.ts';
+import { Serial } from './serial.ts';
 
 const SUBNET_BITS = UNDERLAY.subnet.split('/')[1];
 
@@ -23,6 +23,8 @@ export class IpamdError extends Error {
 export interface IpamdOptions {
   node: NodePlan;
   socketPath: string;
+  /** Where the pool is checkpointed. */
+  checkpointPath: string;
   vpc: Vpc;
   targets: PoolTargets;
   /** Seconds a freed address cools down before it is given again (IP_COOLDOWN_PERIOD). */
@@ -33,7 +35,7 @@ export interface IpamdOptions {
 export class Ipamd {
   private pool: Pool = {};
   private server?: Server;
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
   private reconcileQueued = false;
   private stopped = false;
   /** Addresses freed lately, and when they may be given again (ms). */
@@ -41,10 +43,6 @@ export class Ipamd {
   private cooldownTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: IpamdOptions) {}
-
-  private get checkpointPath(): string {
-    return join(dirname(this.o.socketPath), 'ipamd.json');
-  }
 
   /** The pool as it is: every address the node holds, and what each is given to. */
   snapshot(): Pool {
@@ -54,13 +52,13 @@ export class Ipamd {
   /** Loads the checkpoint against what the VPC says the node holds, fills the pool to its targets, then listens. */
   async start(): Promise<void> {
     const held = this.o.vpc.addressesOf(this.o.node.name);
-    const saved: Pool = existsSync(this.checkpointPath) ? (JSON.parse(readFileSync(this.checkpointPath, 'utf8')) as Pool) : {};
+    const saved: Pool = existsSync(this.o.checkpointPath) ? (JSON.parse(readFileSync(this.o.checkpointPath, 'utf8')) as Pool) : {};
     // The VPC is the authority on what the node holds; the checkpoint on who uses it.
     this.pool = withAddresses({}, held);
     for (const a of held) if (saved[a]) this.pool[a] = saved[a];
     for (const a of Object.keys(saved)) if (saved[a] && !held.includes(a)) this.o.log(`ipamd ${this.o.node.name}: ${a} of ${saved[a]!.containerID} is not the node's any more (the VPC took it back)`);
     this.checkpoint();
-    await this.serial(() => this.reconcile());
+    await this.serial.run(() => this.reconcile());
     rmSync(this.o.socketPath, { force: true });
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -83,11 +81,11 @@ export class Ipamd {
     this.stopped = true;
     clearTimeout(this.cooldownTimer);
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    await this.chain.catch(() => undefined);
+    await this.serial.idle();
   }
 
   handle(r: IpamdRequest): Promise<IpamdReply> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const who = (): Holder => {
         if (!r.containerID || !r.ifName) throw new IpamdError(`${r.command} needs a containerID and an ifName`);
         return { containerID: r.containerID, ifName: r.ifName };
@@ -167,7 +165,7 @@ export class Ipamd {
     this.reconcileQueued = true;
     setImmediate(() => {
       this.reconcileQueued = false;
-      if (!this.stopped) void this.serial(() => this.reconcile()).catch((e: Error) => this.o.log(`ipamd ${this.o.node.name}: ${e.message}`));
+      if (!this.stopped) void this.serial.run(() => this.reconcile()).catch((e: Error) => this.o.log(`ipamd ${this.o.node.name}: ${e.message}`));
     });
   }
 
@@ -189,12 +187,6 @@ export class Ipamd {
   }
 
   private checkpoint(): void {
-    writeJsonAtomically(this.checkpointPath, this.pool, 0o600);
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
-    this.chain = run.catch(() => undefined);
-    return run;
+    writeJsonAtomically(this.o.checkpointPath, this.pool, 0o600);
   }
 }

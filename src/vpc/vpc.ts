@@ -9,6 +9,7 @@ import type { Netns, NetOp } from '../dataplane/port.ts';
 import { fabricBase, fabricOps, secondaryEntries, UNDERLAY, VPC, type ClusterPlan, type NodePlan } from '../cluster/plan.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { compareIPs, freeSecondaries, type VpcRecord } from './pool.ts';
+import { Serial } from './serial.ts';
 
 export class VpcError extends Error {
   override name = 'VpcError';
@@ -16,7 +17,7 @@ export class VpcError extends Error {
 
 export class Vpc {
   private record: VpcRecord = {};
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
 
   constructor(
     private readonly plan: ClusterPlan,
@@ -38,7 +39,7 @@ export class Vpc {
 
   /** Gives `node` up to `count` more addresses (AssignPrivateIpAddresses); the fabric knows them before they are returned. */
   assign(node: NodePlan, count: number): Promise<string[]> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const addresses = freeSecondaries(this.record, VPC.firstSecondary, VPC.lastSecondary, count);
       if (!addresses.length) throw new VpcError(`the VPC ${UNDERLAY.subnet} has no free address left for ${node.name}`);
       for (const a of addresses) this.record[a] = node.name;
@@ -52,7 +53,7 @@ export class Vpc {
 
   /** Takes addresses back from `node` (UnassignPrivateIpAddresses): out of the fabric first, then out of the record. */
   unassign(node: NodePlan, addresses: string[]): Promise<void> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const mine = addresses.filter((a) => this.record[a] === node.name);
       if (!mine.length) return;
       await this.network.apply(mine.map((ip): NetOp => ({ op: 'neigh-del', dev: UNDERLAY.bridge, ip }))).catch((e: Error) => this.log(`vpc: removing ${span(mine)} from the fabric: ${e.message}`));
@@ -64,12 +65,6 @@ export class Vpc {
 
   private save(): void {
     writeJsonAtomically(this.recordPath, this.record, 0o600);
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
-    this.chain = run.catch(() => undefined);
-    return run;
   }
 }
 

@@ -12,13 +12,12 @@ import { CniError, ErrorCode, asCniError, withContext } from '../../spec/errors.
 import type { Interface, IPConfig, Result, Route } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { delegate } from '../../ipam/delegate.ts';
-import { validAttachments } from '../../spec/attachments.ts';
 import { isExists, isNotFound, type LinkInfo, type Netns, type NetOp } from '../../../dataplane/port.ts';
-import { podNetnsPresent, requireNetns } from '../sandbox.ts';
+import { requireNetns } from '../sandbox.ts';
 import { addToIP, contains, defaultRoute, firstIP, formatIP, networkOf, parsePrefix, tryParsePrefix } from '../../../netaddr/ip.ts';
-import { checkIpamResult, familyOf, injectFault, parseVethAlias, randomMac, randomVethName, vethAlias } from '../veth.ts';
+import { checkIpamResult, checkVethAttachment, delVethAttachment, familyOf, gcVethAttachments, injectFault, randomMac, randomVethName, vethAlias } from '../veth.ts';
 import { parseBridgeConf, type BridgeConf } from './config.ts';
-import { familiesOf, gcMasq, setupMasq, teardownMasq } from '../ipmasq.ts';
+import { familiesOf, setupMasq, teardownMasq } from '../ipmasq.ts';
 
 /** The gateway of each IP: as IPAM said, else the first address of its subnet (as the reference does). */
 export function withGateways(ips: IPConfig[]): IPConfig[] {
@@ -221,73 +220,21 @@ async function waitOperUp(hostVeth: string, host: Netns): Promise<void> {
 }
 
 async function del(args: CmdArgs): Promise<void> {
-  const conf = parseBridgeConf(args.conf, args.args);
-  const dp = args.dataplane;
-  await Promise.all([
-    // The host end of the veth disappears with the pod end; a gone namespace took both.
-    podNetnsPresent(dp, args) ? dp.at(args.netns).apply([{ op: 'link-del', name: args.ifName }]).catch((e) => { if (!isNotFound(e)) throw withContext(`failed to delete ${args.ifName}`, e); }) : undefined,
-    delegate('DEL', args),
-    // With prevResult we know which families to clean; without it, both.
-    conf.ipMasq ? teardownMasq(dp.at(args.hostNetns), args.conf.name, args.containerID, args.conf.prevResult?.ips?.length ? familiesOf(args.conf.prevResult.ips.map((ip) => ip.address)) : undefined) : undefined,
-  ]);
+  await delVethAttachment(args, parseBridgeConf(args.conf, args.args).ipMasq);
 }
 
 async function check(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConf(args.conf, args.args);
   requireNetns(args);
-  const host = args.dataplane.at(args.hostNetns);
-  const podNs = args.dataplane.at(args.netns);
-  const prev = args.conf.prevResult;
-  if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'CHECK requires prevResult');
-  await delegate('CHECK', args);
-  const [bridge, pod, routes] = await Promise.all([host.link(conf.bridge), podNs.link(args.ifName), podNs.routes(args.ifName).catch(() => [])]);
+  const bridge = await args.dataplane.at(args.hostNetns).link(conf.bridge);
   if (!bridge || bridge.linkinfo?.info_kind !== 'bridge') throw new CniError(ErrorCode.Internal, `bridge ${conf.bridge} does not exist`);
-  if (!pod) throw new CniError(ErrorCode.Internal, `interface ${args.ifName} does not exist in ${args.netns}`);
-  if (pod.linkinfo?.info_kind !== 'veth') throw new CniError(ErrorCode.Internal, `interface ${args.ifName} in ${args.netns} is not a veth`);
-  const podIf = prev.interfaces?.find((i) => i.name === args.ifName && i.sandbox);
-  if (podIf?.mac && podIf.mac.toLowerCase() !== pod.address.toLowerCase()) {
-    throw new CniError(ErrorCode.Internal, `interface ${args.ifName} has MAC ${pod.address}, expected ${podIf.mac}`);
-  }
-  const hostIf = prev.interfaces?.find((i) => !i.sandbox && i.name !== conf.bridge);
-  if (hostIf) {
-    const hostLink = await host.link(hostIf.name);
-    if (!hostLink) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} does not exist`);
-    if (hostLink.master !== conf.bridge) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} is not a port of ${conf.bridge}`);
-    if (pod.link_index !== hostLink.ifindex) throw new CniError(ErrorCode.Internal, `${args.ifName} is not the peer of host veth ${hostIf.name}`);
-  }
-  const have = new Set((pod.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
-  for (const ip of prev.ips ?? []) {
-    if (!have.has(ip.address)) throw new CniError(ErrorCode.Internal, `interface ${args.ifName} in ${args.netns} lacks address ${ip.address}`);
-  }
-  for (const r of prev.routes ?? []) {
-    const dst = r.dst === '0.0.0.0/0' || r.dst === '::/0' ? 'default' : r.dst;
-    const found = routes.some((k) => (k.dst === dst || `${k.dst}/32` === dst || `${k.dst}/128` === dst) && (!r.gw || k.gateway === r.gw));
-    if (!found) throw new CniError(ErrorCode.Internal, `route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${args.netns}`);
-  }
+  await checkVethAttachment(args, conf.bridge);
 }
 
-/** Removes what attachments no longer valid left behind: IPs (via IPAM), host veths, masquerade chains. */
+/** Removes what attachments no longer valid left behind: IPs (via IPAM), host veths (ports of the bridge), masquerade chains. */
 async function gc(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConf(args.conf, args.args);
-  const valid = validAttachments(args.conf);
-  const isValid = (containerID: string, ifName: string): boolean => valid.some((a) => a.containerID === containerID && a.ifname === ifName);
-  const errors: string[] = [];
-  const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
-    try { await fn(); } catch (e) { errors.push(`${what}: ${asCniError(e).message}`); }
-  };
-  await attempt('IPAM GC', () => delegate('GC', args));
-  await attempt('veth GC', async () => {
-    const host = args.dataplane.at(args.hostNetns);
-    const ports = await host.links(conf.bridge).catch((e) => { if (isNotFound(e)) return []; throw e; });
-    const stale = ports.filter((p) => {
-      const owner = parseVethAlias(p.ifalias);
-      return owner && owner.network === args.conf.name && !isValid(owner.containerID, owner.ifName);
-    });
-    for (const p of stale) args.log(`gc: removing host veth ${p.ifname} (${p.ifalias})`);
-    await host.apply(stale.map((p) => ({ op: 'link-del', name: p.ifname })));
-  });
-  if (conf.ipMasq) await attempt('masquerade GC', () => gcMasq(args.dataplane.at(args.hostNetns), args.conf.name, new Set(valid.map((a) => a.containerID)), args.log));
-  if (errors.length) throw new CniError(ErrorCode.Internal, `GC incomplete: ${errors.join('; ')}`);
+  await gcVethAttachments(args, conf.ipMasq, (host) => host.links(conf.bridge).catch((e) => { if (isNotFound(e)) return []; throw e; }));
 }
 
 async function status(args: CmdArgs): Promise<void> {

@@ -11,12 +11,11 @@ import { CniError, ErrorCode, asCniError, withContext } from '../../spec/errors.
 import type { Interface, IPConfig, Result, Route } from '../../spec/types.ts';
 import type { CmdArgs, PluginFuncs } from '../../skel/skel.ts';
 import { delegate } from '../../ipam/delegate.ts';
-import { validAttachments } from '../../spec/attachments.ts';
-import { isNotFound, type Netns, type NetOp } from '../../../dataplane/port.ts';
-import { podNetnsPresent, requireNetns } from '../sandbox.ts';
+import type { Netns, NetOp } from '../../../dataplane/port.ts';
+import { requireNetns } from '../sandbox.ts';
 import { formatPrefix, networkOf, parsePrefix } from '../../../netaddr/ip.ts';
-import { familiesOf, gcMasq, setupMasq, teardownMasq } from '../ipmasq.ts';
-import { checkIpamResult, familyOf, injectFault, parseVethAlias, randomMac, randomVethName, vethAlias } from '../veth.ts';
+import { familiesOf, setupMasq, teardownMasq } from '../ipmasq.ts';
+import { checkIpamResult, checkVethAttachment, delVethAttachment, familyOf, gcVethAttachments, injectFault, randomMac, randomVethName, vethAlias } from '../veth.ts';
 import { parsePtpConf } from './config.ts';
 
 /** The host route to each pod address: /32 (/128) through the host end, scope host as the reference sets it. */
@@ -138,66 +137,17 @@ async function settleAddresses(netns: Netns, dev: string): Promise<void> {
 }
 
 async function del(args: CmdArgs): Promise<void> {
-  const conf = parsePtpConf(args.conf);
-  const dp = args.dataplane;
-  await Promise.all([
-    // The host end, its address and its host route go with the pod's end; a gone namespace took them all.
-    podNetnsPresent(dp, args) ? dp.at(args.netns).apply([{ op: 'link-del', name: args.ifName }]).catch((e) => { if (!isNotFound(e)) throw withContext(`failed to delete ${args.ifName}`, e); }) : undefined,
-    delegate('DEL', args),
-    conf.ipMasq ? teardownMasq(dp.at(args.hostNetns), args.conf.name, args.containerID, args.conf.prevResult?.ips?.length ? familiesOf(args.conf.prevResult.ips.map((ip) => ip.address)) : undefined) : undefined,
-  ]);
+  await delVethAttachment(args, parsePtpConf(args.conf).ipMasq);
 }
 
 async function check(args: CmdArgs): Promise<void> {
   parsePtpConf(args.conf);
-  requireNetns(args);
-  const prev = args.conf.prevResult;
-  if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'CHECK requires prevResult');
-  await delegate('CHECK', args);
-  const host = args.dataplane.at(args.hostNetns);
-  const podNs = args.dataplane.at(args.netns);
-  const [pod, routes] = await Promise.all([podNs.link(args.ifName), podNs.routes(args.ifName).catch(() => [])]);
-  if (!pod) throw new CniError(ErrorCode.Internal, `interface ${args.ifName} does not exist in ${args.netns}`);
-  if (pod.linkinfo?.info_kind !== 'veth') throw new CniError(ErrorCode.Internal, `interface ${args.ifName} in ${args.netns} is not a veth`);
-  const podIf = prev.interfaces?.find((i) => i.name === args.ifName && i.sandbox);
-  if (!podIf || podIf.sandbox !== args.netns) throw new CniError(ErrorCode.Internal, `prevResult names no interface ${args.ifName} in ${args.netns}`);
-  if (podIf.mac && podIf.mac.toLowerCase() !== pod.address.toLowerCase()) throw new CniError(ErrorCode.Internal, `interface ${args.ifName} has MAC ${pod.address}, expected ${podIf.mac}`);
-  const hostIf = prev.interfaces?.find((i) => !i.sandbox);
-  if (hostIf) {
-    const hostLink = await host.link(hostIf.name);
-    if (!hostLink) throw new CniError(ErrorCode.Internal, `host veth ${hostIf.name} does not exist`);
-    if (pod.link_index !== hostLink.ifindex) throw new CniError(ErrorCode.Internal, `${args.ifName} is not the peer of host veth ${hostIf.name}`);
-  }
-  const have = new Set((pod.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
-  for (const ip of prev.ips ?? []) {
-    if (!have.has(ip.address)) throw new CniError(ErrorCode.Internal, `interface ${args.ifName} in ${args.netns} lacks address ${ip.address}`);
-  }
-  for (const r of prev.routes ?? []) {
-    const dst = r.dst === '0.0.0.0/0' || r.dst === '::/0' ? 'default' : r.dst;
-    if (!routes.some((k) => k.dst === dst && (!r.gw || k.gateway === r.gw))) throw new CniError(ErrorCode.Internal, `route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${args.netns}`);
-  }
+  await checkVethAttachment(args);
 }
 
-/** Removes what attachments no longer valid left behind: IPs (via IPAM), host ends of pairs, masquerade chains. */
+/** Removes what attachments no longer valid left behind: IPs (via IPAM), host ends of pairs (any link of the host), masquerade chains. */
 async function gc(args: CmdArgs): Promise<void> {
-  const conf = parsePtpConf(args.conf);
-  const valid = validAttachments(args.conf);
-  const errors: string[] = [];
-  const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
-    try { await fn(); } catch (e) { errors.push(`${what}: ${asCniError(e).message}`); }
-  };
-  await attempt('IPAM GC', () => delegate('GC', args));
-  await attempt('veth GC', async () => {
-    const host = args.dataplane.at(args.hostNetns);
-    const stale = (await host.links()).filter((l) => {
-      const owner = parseVethAlias(l.ifalias);
-      return owner && owner.network === args.conf.name && !valid.some((a) => a.containerID === owner.containerID && a.ifname === owner.ifName);
-    });
-    for (const l of stale) args.log(`gc: removing host veth ${l.ifname} (${l.ifalias})`);
-    await host.apply(stale.map((l) => ({ op: 'link-del', name: l.ifname })));
-  });
-  if (conf.ipMasq) await attempt('masquerade GC', () => gcMasq(args.dataplane.at(args.hostNetns), args.conf.name, new Set(valid.map((a) => a.containerID)), args.log));
-  if (errors.length) throw new CniError(ErrorCode.Internal, `GC incomplete: ${errors.join('; ')}`);
+  await gcVethAttachments(args, parsePtpConf(args.conf).ipMasq, (host) => host.links());
 }
 
 async function status(args: CmdArgs): Promise<void> {
