@@ -33,7 +33,7 @@ try {
   kw(['up', '--nodes', '3']);
   kw(['apply', '-f', '-'], webApp({ replicas: 0, service: false }));
   ui = spawn(process.execPath, [BIN, 'ui', '--port', '0', '--cluster', name], { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve) => ui!.stdout!.on('data', (b: Buffer) => /(http:\S+)/.test(b.toString()) && resolve(/(http:\S+\/)/.exec(b.toString())![1]!)));
+  const url = await new Promise<string>((resolve) => ui!.stdout!.on('data', (b: Buffer) => /(http:\S+)/.test(b.toString()) && resolve(/(http:\S+)/.exec(b.toString())![1]!)));
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(url);

@@ -41,7 +41,7 @@ describe('kubewire ui in Chromium', { skip }, () => {
       let out = '';
       ui.stdout!.on('data', (b: Buffer) => {
         out += b.toString();
-        const m = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+        const m = /(http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+)/.exec(out);
         if (m) resolve(m[1]!);
       });
       ui.once('exit', (code) => reject(new Error(`kubewire ui exited (${code}): ${out}`)));
