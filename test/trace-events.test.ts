@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { chainPolicies, chainRules, nftBaseChains, nftPriority, parseIPv4, parseNflogPcap, parseNftTrace } from '../src/trace/events.ts';
 import { conntrackHop, direction, ingressHop, passages } from '../src/trace/explain.ts';
 import { tracePort } from '../src/ingress/decide.ts';
-import { traceTableScript, type Probe } from '../src/trace/observe.ts';
+import { session, traceTableScript, type Probe } from '../src/trace/observe.ts';
 
 const NFT = `add table ip kubewire-trace
 trace id 62a77eea ip kubewire-trace trace-prerouting packet: iif "cni0" ether saddr 4e:0a:78:f6:48:55 ether daddr 7e:06:b7:22:31:9a ip saddr 10.244.0.5 ip daddr 10.96.0.20 ip dscp cs0 ip ecn not-ect ip ttl 64 ip id 37774 ip length 60 tcp sport 61007 tcp dport 80 tcp flags == syn tcp window 64240
@@ -142,12 +142,16 @@ test('a conntrack entry as a hop: what NAT did, read from its reply tuple', () =
 });
 
 test('the trace table marks only the session\'s ports, and conntrack only where asked', () => {
-  const withCt = traceTableScript(61000, 61009, true);
+  const withCt = traceTableScript(session(61000, 61009), true);
+  assert.match(withCt, /^table ip kubewire-trace-61000 \{/);
   assert.match(withCt, /tcp sport 61000-61009 tcp flags & \(syn \| ack\) == syn meta nftrace set 1/);
   assert.match(withCt, /type filter hook prerouting priority -350;/);
-  assert.match(withCt, /ct mark set 0x6b777472/);
-  assert.doesNotMatch(traceTableScript(61000, 61000, false), /ct mark/);
-  assert.match(traceTableScript(61000, 61000, false), /udp sport 61000 meta nftrace set 1/);
+  assert.match(withCt, /ct original proto-src 61000-61009 ct mark set 0x6b770000/);
+  assert.match(traceTableScript(session(61234, 61240), true), /ct mark set 0x6b7700ea/, 'each session its own mark');
+  assert.doesNotMatch(traceTableScript(session(61000, 61000), false), /ct mark/);
+  assert.match(traceTableScript(session(61000, 61000), false), /udp sport 61000 meta nftrace set 1/);
+  const masq = traceTableScript(session(61000, 61000), false, ['172.18.0.11', '10.244.0.1']);
+  assert.match(masq, /ip saddr \{ 172\.18\.0\.11, 10\.244\.0\.1 \} tcp flags & \(syn \| ack\) == syn meta nftrace set 1/, 'a masqueraded SYN, whatever its new port');
 });
 
 test('the ingress takes a trace port only inside the trace range; its answer names the rule and endpoint', () => {

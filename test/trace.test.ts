@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Pod, Service } from '../src/api/types.ts';
 import { loadCluster } from '../src/cluster/cluster.ts';
 import { linux } from '../src/dataplane/linux/host.ts';
-import { TRACE_CT_MARK, TRACE_TABLE, type ProbeSpec } from '../src/trace/observe.ts';
+import { TRACE_CT_MARK, TRACE_CT_MASK, TRACE_TABLE, type ProbeSpec } from '../src/trace/observe.ts';
 import type { Trace } from '../src/trace/types.ts';
 import { infrastructure, podPlace, traceMany, type ClusterView } from '../src/trace/trace.ts';
 import { NOT_ROOT } from './helpers.ts';
@@ -69,9 +69,10 @@ function assertNothingLeft(cluster: string): void {
   assert.ok(namespaces.length > 5);
   for (const ns of namespaces) {
     assert.doesNotMatch(sh(ns, 'nft', 'list', 'tables'), new RegExp(TRACE_TABLE), `trace table left in ${ns}`);
+    assert.doesNotMatch(sh(ns, 'iptables-legacy-save'), /KUBEWIRE-TRACE/, `trace chains left in ${ns}`);
     let marked = '';
     try {
-      marked = sh(ns, 'conntrack', '-L', '-m', TRACE_CT_MARK);
+      marked = sh(ns, 'conntrack', '-L', '-m', `${TRACE_CT_MARK}/${TRACE_CT_MASK}`);
     } catch {
       // exit 1: nothing listed
     }

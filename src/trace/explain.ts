@@ -7,7 +7,7 @@
 
 import { IPTABLES_HOOKS, iptablesPriority, type Hook, type PacketHeader, type TraceEvent } from './events.ts';
 import type { Hop, Leg, Trace } from './types.ts';
-import { LEGACY_TRACE_CHAIN, ownTraceEvent, TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
+import { isTraceChain, isTraceTable, ownTraceEvent, TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
 
 export type { Hop, HopKind, Leg, Trace, Verdict } from './types.ts';
 
@@ -50,18 +50,62 @@ const TRACE_CHAINS: Record<string, { hook: Hook; priority: number }> = {
   'trace-postrouting': { hook: 'postrouting', priority: 350 },
 };
 
-/** Which way a packet goes for a probe: its request (source port = the probe's), its reply, or neither. */
+/** Which way a packet goes for a probe: its request (source port = the probe's, or the one a NAT gave it), its reply, or neither. */
 export function direction(h: PacketHeader | undefined, p: Probe, fromIP?: string): 'request' | 'reply' | undefined {
   if (!h) return undefined;
-  if (p.protocol === 'icmp' && h.protocol === 'icmp' && h.icmpId === p.sport) return h.icmpType === 'echo-request' ? 'request' : h.icmpType === 'echo-reply' ? 'reply' : undefined;
+  const aliases = p.aliases ?? [];
+  if (p.protocol === 'icmp' && h.protocol === 'icmp' && (h.icmpType === 'echo-request' || h.icmpType === 'echo-reply')) {
+    if (h.icmpId === p.sport) return h.icmpType === 'echo-request' ? 'request' : 'reply';
+    if (h.icmpType === 'echo-request' && aliases.some((a) => a.addr === h.saddr && a.port === h.icmpId)) return 'request';
+    if (h.icmpType === 'echo-reply' && aliases.some((a) => a.addr === h.daddr && a.port === h.icmpId)) return 'reply';
+    return undefined;
+  }
   if (h.protocol === 'icmp' && (h.icmpType === 'destination-unreachable' || h.icmpType === 'time-exceeded')) {
-    if (h.inner) return h.inner.protocol === p.protocol && h.inner.sport === p.sport ? 'reply' : undefined;
+    if (h.inner) return h.inner.protocol === p.protocol && (h.inner.sport === p.sport || aliases.some((a) => a.addr === h.inner!.saddr && a.port === h.inner!.sport)) ? 'reply' : undefined;
     return fromIP !== undefined && h.daddr === fromIP ? 'reply' : undefined;
   }
   if (h.protocol !== p.protocol) return undefined;
   if (h.sport === p.sport) return 'request';
   if (h.dport === p.sport) return 'reply';
+  if (aliases.some((a) => a.addr === h.saddr && a.port === h.sport)) return 'request';
+  if (aliases.some((a) => a.addr === h.daddr && a.port === h.dport)) return 'reply';
   return undefined;
+}
+
+/**
+ * The source address and port a NAT gave the probe on its way (a masquerade that picked
+ * another port: nftables mode's `fully-random`, or a clash), read from the conntrack entries
+ * of the namespaces that NATed it: the reply tuple's destination is where the probe's packets
+ * come from after that hop. Followed through every NAT (one entry's new tuple is the next's original).
+ */
+export function natAliases(obs: Pick<Observation, 'snapshots'>, probe: Probe): Array<{ addr: string; port: number }> {
+  const entries = [...obs.snapshots.values()].flatMap((s) => s.conntrack).map(parseConntrack).filter((e): e is ConntrackEntry => e !== undefined && e.protocol === probe.protocol);
+  const found: Array<{ addr: string; port: number }> = [];
+  const isOurs = (src: string, port: number) => port === probe.sport || found.some((a) => a.addr === src && a.port === port);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const e of entries) {
+      if (!isOurs(e.orig.src, e.orig.sport) || (e.reply.dst === e.orig.src && e.reply.dport === e.orig.sport)) continue;
+      if (found.some((a) => a.addr === e.reply.dst && a.port === e.reply.dport) || e.reply.dport === probe.sport) continue;
+      found.push({ addr: e.reply.dst, port: e.reply.dport });
+      changed = true;
+    }
+  }
+  return found;
+}
+
+interface ConntrackEntry {
+  protocol: string;
+  orig: { src: string; dst: string; sport: number; dport: number };
+  reply: { src: string; dst: string; sport: number; dport: number };
+}
+
+/** A `conntrack -L` line's two tuples (ports, or an echo's identifier as both ports). */
+export function parseConntrack(line: string): ConntrackEntry | undefined {
+  const protocol = /^(\w+)/.exec(line)?.[1];
+  const tuples = [...line.matchAll(/src=(\S+) dst=(\S+) (?:sport=(\d+) dport=(\d+)|type=\d+ code=\d+ id=(\d+))/g)].map((m) => ({ src: m[1]!, dst: m[2]!, sport: Number(m[3] ?? m[5]), dport: Number(m[4] ?? m[5]) }));
+  const [orig, reply] = tuples;
+  return protocol && orig && reply ? { protocol, orig, reply } : undefined;
 }
 
 /**
@@ -69,7 +113,7 @@ export function direction(h: PacketHeader | undefined, p: Probe, fromIP?: string
  * a packet may cross a namespace twice (bridged through the underlay, then routed by its
  * router), and a lost packet is sent again (a retransmission starts a passage of its own).
  */
-export function passages(events: TraceEvent[], snap: Snapshot | undefined, probe: Probe, dir: 'request' | 'reply', fromIP?: string): Passage[] {
+export function passages(events: TraceEvent[], snap: Snapshot | undefined, probe: Probe, dir: 'request' | 'reply', fromIP?: string, table: string = TRACE_TABLE): Passage[] {
   const runs: Array<Passage['events']> = [];
   // nft: a trace id per packet and hook run (a bridged packet's id changes after prerouting);
   // each id's packet: line says which packet it is; a trace chain at -350 starts a passage.
@@ -77,9 +121,11 @@ export function passages(events: TraceEvent[], snap: Snapshot | undefined, probe
   const at = new Map<string, { hook: Hook; priority: number }>();
   for (const e of events) {
     if (e.source !== 'nft') continue;
+    // Another session's trace chains (one running beside this one) are not this packet's path.
+    if (isTraceTable(e.table) && e.table !== table) continue;
     if (e.type === 'packet' && !keyDir.has(e.packetKey)) keyDir.set(e.packetKey, direction(e.packet, probe, fromIP));
     if (keyDir.get(e.packetKey) !== dir) continue;
-    const base = e.table === TRACE_TABLE ? TRACE_CHAINS[e.chain] : snap?.nftChains.get(`${e.table}/${e.chain}`);
+    const base = e.table === table ? TRACE_CHAINS[e.chain] : snap?.nftChains.get(`${e.table}/${e.chain}`);
     if (base && e.type === 'packet') {
       if (base.priority === -350 || !runs.length) runs.push([]);
       at.set(e.packetKey, base);
@@ -88,7 +134,7 @@ export function passages(events: TraceEvent[], snap: Snapshot | undefined, probe
     if (where) runs.at(-1)!.push({ ...e, ...where });
   }
   const legacy = events.filter((e) => e.source === 'iptables' && direction(e.packet, probe, fromIP) === dir);
-  if (!runs.length && legacy.some((e) => e.chain === LEGACY_TRACE_CHAIN)) return legacyPassages(legacy, snap);
+  if (!runs.length && legacy.some((e) => isTraceChain(e.chain))) return legacyPassages(legacy, snap);
   // iptables beside nft: every line carries its packet; its lines join the first passage (x_tables runs on nodes, which a packet crosses once).
   const t0 = legacy[0]?.time ?? 0;
   let hook: Hook | undefined;
@@ -102,7 +148,7 @@ export function passages(events: TraceEvent[], snap: Snapshot | undefined, probe
   return runs.map((run) => {
     // Hook order, then priority; each source keeps its own order within a chain (the sort is stable).
     run.sort((a, b) => HOOK_RANK[a.hook] - HOOK_RANK[b.hook] || a.priority - b.priority);
-    const seen = (chain: string) => run.find((e) => e.table === TRACE_TABLE && e.chain === chain && e.type === 'packet')?.packet;
+    const seen = (chain: string) => run.find((e) => e.table === table && e.chain === chain && e.type === 'packet')?.packet;
     return { events: run, arrived: seen('trace-prerouting'), sent: seen('trace-output'), local: seen('trace-input'), forwarded: seen('trace-forward'), left: seen('trace-postrouting') };
   });
 }
@@ -119,10 +165,10 @@ function legacyPassages(events: TraceEvent[], snap: Snapshot | undefined): Passa
   const passes: Passage[] = [];
   let hook: Hook | undefined;
   for (const [i, e] of events.entries()) {
-    if (e.chain === LEGACY_TRACE_CHAIN) {
+    if (isTraceChain(e.chain)) {
       // A packet already marked logs the jump into the trace chain too: one IPVS sends on.
       const prev = events[i - 1];
-      const continued = prev && (prev.chain === LEGACY_TRACE_CHAIN || (prev.table === 'raw' && prev.type === 'rule' && (prev.chain === 'PREROUTING' || prev.chain === 'OUTPUT')));
+      const continued = prev && (isTraceChain(prev.chain) || (prev.table === 'raw' && prev.type === 'rule' && (prev.chain === 'PREROUTING' || prev.chain === 'OUTPUT')));
       if (!continued) passes.push({ events: [] });
       hook = undefined;
       continue;
@@ -157,7 +203,7 @@ function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined,
   const hops: Hop[] = [];
   for (const e of pass.events) {
     // The trace's own chains and jumps are not the cluster's path.
-    if (e.table === TRACE_TABLE || (legacyMarked && ownTraceEvent(e))) continue;
+    if (isTraceTable(e.table) || (legacyMarked && ownTraceEvent(e))) continue;
     if (e.source === 'nft') {
       if (e.type === 'rule') {
         const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: e.rule, verdict: e.verdict };
@@ -273,7 +319,7 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
     const label = placeLabel(place);
     const snap = obs.snapshots.get(place.netns);
     const ownMacs = new Set((snap?.links ?? []).map((l) => l.address?.toLowerCase()).filter((m): m is string => Boolean(m)));
-    const pass = pickPassage(passages(obs.events.get(place.netns) ?? [], snap, probe, dir, fromIP), step === 0, prev?.left, ownMacs, used);
+    const pass = pickPassage(passages(obs.events.get(place.netns) ?? [], snap, probe, dir, fromIP, obs.session.table), step === 0, prev?.left, ownMacs, used);
     used.add(pass);
     const entered = step === 0 ? (pass.sent ?? pass.arrived) : pass.arrived;
     if (!entered) {
@@ -387,8 +433,11 @@ function describeRoute(r: { dst: string; gateway?: string; dev?: string; type?: 
 
 /** The probe's trace: its request walked from the sender, its reply from where it was answered. */
 export async function explain(obs: Observation, index: number, fabric: Fabric, lookups: Lookups, podOfPlace: (p: Place) => string | undefined = () => undefined): Promise<Trace> {
-  const { probe, fate, said } = obs.probes[index]!;
-  const fromPass = pickPassage(passages(obs.events.get(probe.from.netns) ?? [], obs.snapshots.get(probe.from.netns), probe, 'request'), true);
+  const { probe: sent, fate, said } = obs.probes[index]!;
+  // Followed through a masquerade's new source port.
+  const aliases = natAliases(obs, sent);
+  const probe: Probe = aliases.length ? { ...sent, aliases } : sent;
+  const fromPass = pickPassage(passages(obs.events.get(probe.from.netns) ?? [], obs.snapshots.get(probe.from.netns), probe, 'request', undefined, obs.session.table), true);
   // nft shows no ICMP error's quoted packet: one is taken as this probe's answer only when no other probe from the same sender was refused.
   const refused = (f: Fate) => f === 'refused' || f === 'unreachable';
   const alone = refused(fate) && obs.probes.filter((p) => p.probe.from.netns === probe.from.netns && refused(p.fate)).length === 1;
@@ -409,7 +458,9 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
     if (!hop.endpoint) {
       request = { ...request, verdict: 'rejected', reason: `${request.reason}; ${hop.reason}` };
     } else {
-      const leg: Probe = { from: request.at, protocol: 'tcp', dst: hop.endpoint.ip, dport: hop.endpoint.port, sport: probe.upstreamPort! };
+      const direct: Probe = { from: request.at, protocol: 'tcp', dst: hop.endpoint.ip, dport: hop.endpoint.port, sport: probe.upstreamPort! };
+      const legAliases = natAliases(obs, direct);
+      const leg: Probe = legAliases.length ? { ...direct, aliases: legAliases } : direct;
       const second = await walk(obs, fabric, lookups, leg, 'request', request.at, undefined);
       trace.hops.push(...second.hops);
       upstream = { probe: leg, from: request.at };
@@ -426,7 +477,7 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
   }
   // The reply starts where a packet of the reply was sent by the kernel (the output hook).
   const replyOf = async (p: Probe, at: Place | undefined, ip: string | undefined): Promise<Leg | undefined> => {
-    const answers = (x: Place) => passages(obs.events.get(x.netns) ?? [], obs.snapshots.get(x.netns), p, 'reply', ip).some((y) => y.sent);
+    const answers = (x: Place) => passages(obs.events.get(x.netns) ?? [], obs.snapshots.get(x.netns), p, 'reply', ip, obs.session.table).some((y) => y.sent);
     const answerer = at && answers(at) ? at : obs.places.find(answers);
     return answerer ? walk(obs, fabric, lookups, p, 'reply', answerer, ip) : undefined;
   };

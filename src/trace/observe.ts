@@ -6,7 +6,8 @@
 // neighbours, bridge FDBs and the probes' conntrack entries are read, then everything the
 // session added is removed: the trace table, its conntrack entries, the observers.
 
-import type { Dataplane, FdbEntry, LinkInfo, Monitor, NeighbourInfo } from '../dataplane/port.ts';
+import type { Dataplane, FdbEntry, FileLock, LinkInfo, Monitor, NeighbourInfo } from '../dataplane/port.ts';
+import { Sessions, TRACE_PORTS, type SessionRecord } from './sessions.ts';
 import { chainPolicies, chainRules, nftBaseChains, parseNflogPcap, parseNftTrace, type Hook, type TraceEvent } from './events.ts';
 
 /** A namespace of the cluster and what it is in the seed's words. */
@@ -37,6 +38,8 @@ export interface Probe extends ProbeSpec {
   sport: number;
   /** HTTP: the port the ingress controller opens its upstream connection from (the second leg's identity). */
   upstreamPort?: number;
+  /** Source addresses and ports a NAT gave it on its way (found afterwards, in conntrack). */
+  aliases?: Array<{ addr: string; port: number }>;
 }
 
 import type { Fate } from './types.ts';
@@ -67,15 +70,53 @@ export interface Observation {
   events: Map<string, TraceEvent[]>;
   snapshots: Map<string, Snapshot>;
   places: Place[];
+  /** The session's names (its own trace table, among any other session's). */
+  session: Session;
 }
 
+/** Every session's trace table starts with this name; a session's own is `kubewire-trace-<first port>`. */
 export const TRACE_TABLE = 'kubewire-trace';
-/** The conntrack mark of the probes' connections ("kwtr"), by which the session lists and deletes them. */
-export const TRACE_CT_MARK = '0x6b777472';
+/**
+ * The conntrack marks of the probes' connections: "kw" in the high half, the session in the low
+ * half (its first port's offset in the trace range), by which a session lists and deletes its
+ * own entries and a sweep finds any session's (`-m 0x6b770000/0xffff0000`).
+ */
+export const TRACE_CT_MARK = '0x6b770000';
+export const TRACE_CT_MASK = '0xffff0000';
 
-/** The session's trace table: chains at every hook marking and observing the probes' packets (sport or dport in the range). */
-export function traceTableScript(lo: number, hi: number, ctMark: boolean): string {
-  const range = lo === hi ? `${lo}` : `${lo}-${hi}`;
+/**
+ * One trace session's names, all derived from its first port, so that sessions running at once
+ * (the CLI's, the page's) never share one: its nft table, its iptables chains, its conntrack mark.
+ */
+export interface Session {
+  lo: number;
+  hi: number;
+  table: string;
+  chain: string;
+  ctChain: string;
+  ctMark: string;
+}
+
+export function session(lo: number, hi: number): Session {
+  return { lo, hi, table: `${TRACE_TABLE}-${lo}`, chain: `${LEGACY_TRACE_CHAIN}-${lo}`, ctChain: `${LEGACY_CT_CHAIN}-${lo}`, ctMark: `0x${(0x6b770000 + lo - TRACE_PORTS.lo).toString(16)}` };
+}
+
+/** Whether a table is a trace session's (this one's or another's running beside it). */
+export function isTraceTable(table: string): boolean {
+  return table === TRACE_TABLE || table.startsWith(`${TRACE_TABLE}-`);
+}
+
+/**
+ * The session's trace table: chains at every hook marking and observing the probes' packets
+ * (sport or dport in the range), and the packets of a masqueraded probe: the masquerade may
+ * give it another source port (nftables mode's `masquerade fully-random`), which no rule can
+ * know beforehand, so a SYN (or datagram, or echo) from an address that masquerades (a node's),
+ * and the answers to it, are marked too; the walk keeps only the probe's, found by the
+ * conntrack entry of the NAT. Conntrack entries are marked by their original tuple, which NAT keeps.
+ */
+export function traceTableScript(ses: Session, ct: boolean, masqueraders: string[] = []): string {
+  const range = ses.lo === ses.hi ? `${ses.lo}` : `${ses.lo}-${ses.hi}`;
+  const masq = masqueraders.length ? `{ ${masqueraders.join(', ')} }` : undefined;
   const mark = [
     // Only what decides a connection's fate: the SYN, and the SYN-ACK or RST that answers it.
     `tcp sport ${range} tcp flags & (syn | ack) == syn meta nftrace set 1`,
@@ -84,18 +125,29 @@ export function traceTableScript(lo: number, hi: number, ctMark: boolean): strin
     `udp dport ${range} meta nftrace set 1`,
     `icmp type { echo-request, echo-reply } icmp id ${range} meta nftrace set 1`,
     `icmp type { destination-unreachable, time-exceeded } meta nftrace set 1`,
+    ...(masq
+      ? [
+          `ip saddr ${masq} tcp flags & (syn | ack) == syn meta nftrace set 1`,
+          `ip daddr ${masq} tcp flags & (syn | rst) != 0 meta nftrace set 1`,
+          // Not VXLAN's outer packets (node to node, UDP 8472).
+          `ip saddr ${masq} udp sport != 8472 udp dport != 8472 meta nftrace set 1`,
+          `ip daddr ${masq} udp sport != 8472 udp dport != 8472 meta nftrace set 1`,
+          `ip saddr ${masq} icmp type echo-request meta nftrace set 1`,
+          `ip daddr ${masq} icmp type echo-reply meta nftrace set 1`,
+        ]
+      : []),
   ];
   // Marked where conntrack has the connection (after its -200 hooks), so that the session finds and deletes its entries.
   // Only where conntrack runs anyway (nodes): a ct expression would turn it on in a namespace.
-  const ctRules = [`meta l4proto { tcp, udp } th sport ${range} ct mark set ${TRACE_CT_MARK}`, `meta l4proto { tcp, udp } th dport ${range} ct mark set ${TRACE_CT_MARK}`, `icmp id ${range} ct mark set ${TRACE_CT_MARK}`];
+  const ctRules = [`meta l4proto { tcp, udp, icmp } ct original proto-src ${range} ct mark set ${ses.ctMark}`];
   const chain = (name: string, hook: Hook, priority: number, rules: string[]) => [`  chain ${name} {`, `    type filter hook ${hook} priority ${priority}; policy accept;`, ...rules.map((r) => `    ${r}`), '  }'];
   return [
-    `table ip ${TRACE_TABLE} {`,
+    `table ip ${ses.table} {`,
     ...chain('trace-prerouting', 'prerouting', -350, mark),
     ...chain('trace-output', 'output', -350, mark),
-    ...chain('trace-input', 'input', 350, ctMark ? ctRules : []),
+    ...chain('trace-input', 'input', 350, ct ? ctRules : []),
     ...chain('trace-forward', 'forward', 350, []),
-    ...chain('trace-postrouting', 'postrouting', 350, ctMark ? ctRules : []),
+    ...chain('trace-postrouting', 'postrouting', 350, ct ? ctRules : []),
     '}',
     '',
   ].join('\n');
@@ -136,15 +188,14 @@ export interface SessionOptions {
   timeoutSeconds?: number;
   /** Probes sent at once. */
   parallel?: number;
+  /** The addresses a masquerade may give a probe (the nodes'): their packets are marked too. */
+  masqueraders?: string[];
+  /** Ends the session early (Ctrl-C): what it put in place is removed all the same. */
+  signal?: AbortSignal;
+  /** Where sessions record their ports (tests: a directory of their own). */
+  runDir?: string;
 }
 
-/** The source ports of a session: above Linux's ephemeral range (32768-60999), so no other socket holds them. */
-export function portRange(count: number): { lo: number; hi: number } {
-  const lo = 61_000 + Math.floor(Math.random() * (4_000 - count));
-  return { lo, hi: lo + count - 1 };
-}
-
-/** Sends the probes with tracing on in every place, collects what the kernel reported, and leaves nothing behind. */
 /**
  * How packets are marked for tracing: `nft` (a trace table at every hook; the host's kernel),
  * or `iptables` where the kernel has no nf_tables for ip (Debian's UML kernel): a TRACE rule in
@@ -155,30 +206,43 @@ export type Marking = 'nft' | 'iptables';
 export const LEGACY_TRACE_CHAIN = 'KUBEWIRE-TRACE';
 export const LEGACY_CT_CHAIN = 'KUBEWIRE-TRACE-CT';
 
-/** The iptables-legacy equivalent of the trace table (an iptables-restore --noflush script). */
-export function legacyTraceScript(lo: number, hi: number, ctMark: boolean): string {
-  const range = `${lo}:${hi}`;
-  const trace = (m: string) => `-A ${LEGACY_TRACE_CHAIN} ${m} -j TRACE`;
+/** A trace session's iptables chain (this one's or another's). */
+export function isTraceChain(chain: string): boolean {
+  return /^KUBEWIRE-TRACE(-CT)?(-\d+)?$/.test(chain);
+}
+
+/** The iptables-legacy equivalent of the trace table (an iptables-restore --noflush script), masqueraded probes included. */
+export function legacyTraceScript(ses: Session, ctMark: boolean, masqueraders: string[] = []): string {
+  const range = `${ses.lo}:${ses.hi}`;
+  const trace = (m: string) => `-A ${ses.chain} ${m} -j TRACE`;
   const lines = [
     '*raw',
-    `:${LEGACY_TRACE_CHAIN} - [0:0]`,
-    `-I PREROUTING 1 -j ${LEGACY_TRACE_CHAIN}`,
-    `-I OUTPUT 1 -j ${LEGACY_TRACE_CHAIN}`,
+    `:${ses.chain} - [0:0]`,
+    `-I PREROUTING 1 -j ${ses.chain}`,
+    `-I OUTPUT 1 -j ${ses.chain}`,
     trace(`-p tcp --sport ${range} --tcp-flags SYN,ACK SYN`),
     trace(`-p tcp --dport ${range} --tcp-flags SYN,ACK SYN,ACK`),
     trace(`-p tcp --dport ${range} --tcp-flags RST RST`),
     trace(`-p udp --sport ${range}`),
     trace(`-p udp --dport ${range}`),
     ...['echo-request', 'echo-reply', 'destination-unreachable', 'time-exceeded'].map((t) => trace(`-p icmp --icmp-type ${t}`)),
+    ...masqueraders.flatMap((a) => [
+      trace(`-s ${a}/32 -p tcp --tcp-flags SYN,ACK SYN`),
+      trace(`-d ${a}/32 -p tcp --tcp-flags SYN,ACK SYN,ACK`),
+      trace(`-d ${a}/32 -p tcp --tcp-flags RST RST`),
+      trace(`-s ${a}/32 -p udp ! --sport 8472 ! --dport 8472`),
+      trace(`-d ${a}/32 -p udp ! --sport 8472 ! --dport 8472`),
+    ]),
     'COMMIT',
     // mangle has a chain at every hook: its TRACE lines are where the packet was seen (and with which devices).
     '*mangle',
     ...(ctMark
       ? [
-          `:${LEGACY_CT_CHAIN} - [0:0]`,
-          `-I INPUT 1 -j ${LEGACY_CT_CHAIN}`,
-          `-I POSTROUTING 1 -j ${LEGACY_CT_CHAIN}`,
-          ...['tcp', 'udp'].flatMap((p) => ['--sport', '--dport'].map((d) => `-A ${LEGACY_CT_CHAIN} -p ${p} ${d} ${range} -j CONNMARK --set-mark ${TRACE_CT_MARK}`)),
+          `:${ses.ctChain} - [0:0]`,
+          `-I INPUT 1 -j ${ses.ctChain}`,
+          `-I POSTROUTING 1 -j ${ses.ctChain}`,
+          // The original tuple: a masquerade's new source port does not hide the entry.
+          ...['tcp', 'udp'].flatMap((p) => ['--ctorigsrcport', '--ctorigdstport'].map((d) => `-A ${ses.ctChain} -p ${p} -m conntrack ${d} ${range} -j CONNMARK --set-mark ${ses.ctMark}`)),
         ]
       : []),
     'COMMIT',
@@ -187,14 +251,14 @@ export function legacyTraceScript(lo: number, hi: number, ctMark: boolean): stri
   return lines.join('\n');
 }
 
-function legacyRemoval(ctMark: boolean): string {
+function legacyRemoval(ses: Session, ctMark: boolean): string {
   const drop = (chain: string, hooks: string[]) => [...hooks.map((h) => `-D ${h} -j ${chain}`), `-F ${chain}`, `-X ${chain}`];
-  return ['*raw', ...drop(LEGACY_TRACE_CHAIN, ['PREROUTING', 'OUTPUT']), 'COMMIT', ...(ctMark ? ['*mangle', ...drop(LEGACY_CT_CHAIN, ['INPUT', 'POSTROUTING']), 'COMMIT'] : []), ''].join('\n');
+  return ['*raw', ...drop(ses.chain, ['PREROUTING', 'OUTPUT']), 'COMMIT', ...(ctMark ? ['*mangle', ...drop(ses.ctChain, ['INPUT', 'POSTROUTING']), 'COMMIT'] : []), ''].join('\n');
 }
 
 /** A TRACE line of the trace's own rules (its chains, and the jumps into them inserted first). */
 export function ownTraceEvent(e: TraceEvent): boolean {
-  if (e.chain === LEGACY_TRACE_CHAIN || e.chain === LEGACY_CT_CHAIN) return true;
+  if (isTraceChain(e.chain)) return true;
   if (e.type !== 'rule' || e.ruleNumber !== 1) return false;
   return (e.table === 'raw' && (e.chain === 'PREROUTING' || e.chain === 'OUTPUT')) || (e.table === 'mangle' && (e.chain === 'INPUT' || e.chain === 'POSTROUTING'));
 }
@@ -219,37 +283,64 @@ async function markingOf(dp: Dataplane, place: Place): Promise<Marking> {
   }
 }
 
+/** Removes what a session put in a namespace: its table or chains, its conntrack entries (each step tried, whatever failed before). */
+async function unmark(dp: Dataplane, ses: Session, marking: Marking, netns: string, ct: boolean): Promise<void> {
+  const ns = dp.at(netns);
+  if (marking === 'nft') await ns.nft(`delete table ip ${ses.table}\n`).catch(() => undefined);
+  else await ns.iptablesRestore(legacyRemoval(ses, ct), 4, 'legacy').catch(() => undefined);
+  // conntrack exits 1 when nothing matched.
+  if (ct) await ns.exec(['conntrack', '-D', '-m', ses.ctMark]).catch(() => undefined);
+}
+
+/** What sessions whose process died left behind (their record says where). */
+async function sweep(dp: Dataplane, dead: SessionRecord[]): Promise<void> {
+  await Promise.all(dead.flatMap((d) => d.places.map((p) => unmark(dp, session(d.lo, d.hi), d.marking, p.netns, p.conntrack))));
+}
+
+export class Interrupted extends Error {
+  override name = 'Interrupted';
+}
+
 /** Sends the probes with tracing on in every place, collects what the kernel reported, and leaves nothing behind. */
 export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[], opts: SessionOptions): Promise<Observation> {
   if (specs.length > 3_000) throw new Error(`${specs.length} probes in one trace session: at most 3000`);
   const upstreams = specs.filter((s) => s.http).length;
-  const { lo, hi } = portRange(Math.max(1, specs.length + upstreams));
-  let spare = lo + specs.length;
-  const probes: Probe[] = specs.map((s, i) => ({ ...s, sport: lo + i, ...(s.http ? { upstreamPort: spare++ } : {}) }));
+  const marking = await markingOf(dp, places[0]!);
+  const sessions = new Sessions(dp, opts.runDir);
+  const claimed = await sessions.claim(Math.max(1, specs.length + upstreams), { marking, places: places.map((p) => ({ netns: p.netns, conntrack: opts.conntrack.has(p.netns) })) });
+  const ses = session(claimed.lo, claimed.hi);
+  await sweep(dp, claimed.dead);
+  let spare = ses.lo + specs.length;
+  const probes: Probe[] = specs.map((s, i) => ({ ...s, sport: ses.lo + i, ...(s.http ? { upstreamPort: spare++ } : {}) }));
   const monitors: Array<{ netns: string; kind: 'nft' | 'nflog'; monitor: Monitor }> = [];
   const marked: string[] = [];
   const timeout = opts.timeoutSeconds ?? 1;
-  const marking = await markingOf(dp, places[0]!);
+  const masq = opts.masqueraders ?? [];
+  const check = () => {
+    if (opts.signal?.aborted) throw new Interrupted('the trace was interrupted; what it had put in place is removed');
+  };
+  const readers = places.filter((p) => marking === 'iptables' || opts.legacyIptables.has(p.netns)).map((p) => p.netns);
+  let nflog: FileLock | undefined;
   try {
+    // One reader of group 0 per namespace: a session reading it where another does waits its turn.
+    if (readers.length) nflog = await sessions.nflog(readers);
+    check();
     await Promise.all(
       places.map(async (place) => {
         const ns = dp.at(place.netns);
         const ct = opts.conntrack.has(place.netns);
         const started: Array<Promise<unknown>> = [];
         if (marking === 'nft') started.push(ns.monitor(['nft', 'monitor']).then((monitor) => monitors.push({ netns: place.netns, kind: 'nft', monitor })));
-        if (marking === 'iptables' || opts.legacyIptables.has(place.netns)) started.push(ns.monitor(['tcpdump', '-i', 'nflog:0', '-U', '-w', '-', '-s', '512'], 'listening on').then((monitor) => monitors.push({ netns: place.netns, kind: 'nflog', monitor })));
+        if (readers.includes(place.netns)) started.push(ns.monitor(['tcpdump', '-i', 'nflog:0', '-U', '-w', '-', '-s', '512'], 'listening on').then((monitor) => monitors.push({ netns: place.netns, kind: 'nflog', monitor })));
         await Promise.all(started);
-        if (marking === 'iptables') {
-          await ns.iptablesRestore(legacyTraceScript(lo, hi, ct), 4, 'legacy');
-          marked.push(place.netns);
-          return;
-        }
-        await ns.nft(traceTableScript(lo, hi, ct));
         marked.push(place.netns);
+        if (marking === 'iptables') return void (await ns.iptablesRestore(legacyTraceScript(ses, ct, masq), 4, 'legacy'));
+        await ns.nft(traceTableScript(ses, ct, masq));
         // The monitor has seen its namespace's table appear: it is subscribed.
-        await monitors.find((m) => m.netns === place.netns && m.kind === 'nft')!.monitor.until(`add table ip ${TRACE_TABLE}`, 3_000);
+        await monitors.find((m) => m.netns === place.netns && m.kind === 'nft')!.monitor.until(`add table ip ${ses.table}\n`, 3_000);
       }),
     );
+    check();
     const results = await mapLimit(probes, opts.parallel ?? 32, async (probe) => {
       const { argv, input } = probeCommand(probe, timeout);
       const ns = dp.at(probe.from.netns);
@@ -259,10 +350,12 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
       );
       return { probe, fate: fateOf(probe, said.ok, said.text), said: said.text.trim() };
     });
+    check();
     // The last events are on their way through the observers' pipes.
     await new Promise((r) => setTimeout(r, 30));
     const events = new Map<string, TraceEvent[]>();
     const outputs = await Promise.all(monitors.splice(0).map(async (m) => ({ ...m, out: await m.monitor.stop() })));
+    nflog?.release();
     for (const o of outputs) {
       const parsed = o.kind === 'nft' ? parseNftTrace(o.out.toString('utf8')) : parseNflogPcap(o.out);
       events.set(o.netns, [...(events.get(o.netns) ?? []), ...parsed]);
@@ -271,7 +364,7 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
     // holds; of a pod no probe reached, only its addresses (it may be a next hop).
     const crossed = (p: Place) => p.kind !== 'pod' || (events.get(p.netns) ?? []).length > 0 || probes.some((x) => x.from.netns === p.netns);
     const snapshots = new Map<string, Snapshot>();
-    await Promise.all(places.map(async (p) => snapshots.set(p.netns, await snapshot(dp, p.netns, opts.conntrack.has(p.netns), crossed(p)))));
+    await Promise.all(places.map(async (p) => snapshots.set(p.netns, await snapshot(dp, p.netns, opts.conntrack.has(p.netns) ? ses.ctMark : undefined, crossed(p)))));
     // The rules TRACE named by number, and the nft chains' hooks, read now that it is known which are needed.
     await Promise.all(
       places.map(async (p) => {
@@ -287,33 +380,26 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
             snap.iptables.set(t, { rules: chainRules(save), policies: chainPolicies(save) });
           }
         }
-        if (evs.some((e) => e.source === 'nft' && e.table !== TRACE_TABLE)) snap.nftChains = nftBaseChains(await ns.exec(['nft', 'list', 'ruleset']));
+        if (evs.some((e) => e.source === 'nft' && !isTraceTable(e.table))) snap.nftChains = nftBaseChains(await ns.exec(['nft', 'list', 'ruleset']));
       }),
     );
-    return { probes: results, events, snapshots, places, marking };
+    return { probes: results, events, snapshots, places, marking, session: ses };
   } finally {
     await Promise.all(monitors.map((m) => m.monitor.stop().catch(() => undefined)));
-    await Promise.all(
-      marked.map(async (netns) => {
-        const ns = dp.at(netns);
-        const ct = opts.conntrack.has(netns);
-        if (marking === 'nft') await ns.nft(`delete table ip ${TRACE_TABLE}\n`).catch(() => undefined);
-        else await ns.iptablesRestore(legacyRemoval(ct), 4, 'legacy').catch(() => undefined);
-        // conntrack exits 1 when nothing matched.
-        if (ct) await ns.exec(['conntrack', '-D', '-m', TRACE_CT_MARK]).catch(() => undefined);
-      }),
-    );
+    nflog?.release();
+    await Promise.all(marked.map((netns) => unmark(dp, ses, marking, netns, opts.conntrack.has(netns))));
+    await sessions.release(ses.lo).catch(() => undefined);
   }
 }
 
-async function snapshot(dp: Dataplane, netns: string, conntrack: boolean, crossed: boolean): Promise<Snapshot> {
+async function snapshot(dp: Dataplane, netns: string, ctMark: string | undefined, crossed: boolean): Promise<Snapshot> {
   const ns = dp.at(netns);
   if (!crossed) return { links: await ns.links(), neighbours: [], fdb: new Map(), conntrack: [], iptables: new Map(), nftChains: new Map(), ipvs: [] };
   const [links, neighbours, entries] = await Promise.all([
     ns.links(),
     ns.neighbours(),
-    conntrack
-      ? ns.exec(['conntrack', '-L', '-m', TRACE_CT_MARK]).then(
+    ctMark
+      ? ns.exec(['conntrack', '-L', '-m', ctMark]).then(
           (out) => out.split('\n').filter((l) => l.trim()),
           () => [] as string[],
         )

@@ -197,6 +197,13 @@ function uniquePlaces(places: Array<Place | undefined>): Place[] {
 
 export interface RunOptions {
   timeoutSeconds?: number;
+  /** Ends the trace early (Ctrl-C); what it put in place is removed all the same. */
+  signal?: AbortSignal;
+}
+
+/** The addresses a node's masquerade gives a packet: its own on the underlay, its bridge and its VTEP. */
+export function masqueraders(plan: ClusterPlan): string[] {
+  return plan.nodes.flatMap((n) => [n.ip, ...(n.bridgeIP ? [n.bridgeIP] : []), ...(plan.spec.mode === 'vxlan' && n.podCIDR ? [vtep(plan, n).ip] : [])]);
 }
 
 /** One trace, end to end. */
@@ -213,7 +220,7 @@ export async function traceOne(dp: Dataplane, view: ClusterView, req: TraceReque
 export async function traceMany(dp: Dataplane, view: ClusterView, places: Place[], specs: ProbeSpec[], opts: RunOptions = {}): Promise<Trace[]> {
   const legacy = new Set(view.plan.spec.iptablesBackend === 'legacy' ? places.filter((p) => p.kind === 'node').map((p) => p.netns) : []);
   const nodes = new Set(places.filter((p) => p.kind === 'node').map((p) => p.netns));
-  const obs = await observe(dp, places, specs, { legacyIptables: legacy, conntrack: nodes, timeoutSeconds: opts.timeoutSeconds ?? 1 });
+  const obs = await observe(dp, places, specs, { legacyIptables: legacy, conntrack: nodes, timeoutSeconds: opts.timeoutSeconds ?? 1, masqueraders: masqueraders(view.plan), ...(opts.signal ? { signal: opts.signal } : {}) });
   const fabric = clusterFabric(view.plan);
   const lookups = kernelLookups(dp);
   const podOf = (p: Place) => (p.kind === 'pod' ? p.name : undefined);
