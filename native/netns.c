@@ -28,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <node_api.h>
 
@@ -149,14 +150,49 @@ static int string_arg(napi_env env, napi_value v, char *buf, size_t size) {
   return 1;
 }
 
+/* What `ip netns add` does before its first namespace: `dir` (/run/netns, a tmpfs directory
+ * that no boot creates) made, and made a shared mount point, bind-mounted onto itself first if
+ * it is none, so that a namespace deleted later is unmounted in every mount namespace and
+ * freed. Under flock, as iproute2 takes it, so that two starts do not stack two bind mounts.
+ * Returns 0 or an errno, with *step naming what failed. */
+static int prepare_netns_dir(const char *dir, const char **step) {
+  if (mkdir(dir, 0755) < 0 && errno != EEXIST) { *step = "mkdir"; return errno; }
+  int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock < 0) { *step = "open"; return errno; }
+  if (flock(lock, LOCK_EX) < 0) { int e = errno; close(lock); *step = "flock"; return e; }
+  int err = 0, made = 0;
+  while (mount("", dir, "none", MS_SHARED | MS_REC, NULL) < 0) {
+    /* EINVAL: not a mount point yet; make it one (once), then try again */
+    if (errno != EINVAL || made) { err = errno; *step = "mount --make-shared"; break; }
+    if (mount(dir, dir, "none", MS_BIND | MS_REC, NULL) < 0) { err = errno; *step = "mount --bind"; break; }
+    made = 1;
+  }
+  close(lock);
+  return err;
+}
+
 // netnsAdd(path): a new network namespace, kept alive by a bind mount at `path` (what `ip
-// netns add` does: the calling thread alone enters it, then comes back).
+// netns add` does: the calling thread alone enters it, then comes back). Its directory is
+// prepared as `ip netns add` prepares it.
 static napi_value netns_add(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   char path[512];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 1 || !string_arg(env, argv[0], path, sizeof path)) return NULL;
+  char dir[512];
+  memcpy(dir, path, sizeof dir);
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = 0;
+    const char *prep = NULL;
+    int e = prepare_netns_dir(dir, &prep);
+    if (e) {
+      char what[600];
+      snprintf(what, sizeof what, "%s %s", prep, dir);
+      return fail(env, what, e);
+    }
+  }
   int target = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
   if (target < 0) return fail(env, path, errno);
   close(target);

@@ -2,8 +2,9 @@
 # Installs what kubewire needs on a fresh Debian/Ubuntu machine (as root): the kernel tools,
 # the reference CNI plugins (for the differential tests and benchmark), openssl (the ingress's
 # certificates), wrk and nginx (the ingress benchmark's load and reference), user-mode Linux
-# and kmod (a kernel with IPVS for the tests this one cannot run), npm packages, and builds
-# the project.
+# and kmod (a kernel with IPVS for the tests this one cannot run), npm packages, builds the
+# project, and puts `kubewire` on PATH (a link to this checkout's bin, as `npm link` would,
+# without npx's cost at every command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -17,3 +18,5 @@ apt-get install -y -qq iproute2 iptables nftables conntrack ipset util-linux pro
   openssl wrk nginx-light user-mode-linux kmod bind9-dnsutils dnsmasq-base dnsperf tcpdump chromium iperf3 ethtool >/dev/null
 npm ci --no-audit --no-fund
 npm run build
+ln -sfn "$PWD/bin/kubewire.js" /usr/local/bin/kubewire
+echo "kubewire $(kubewire --version | sed 's/^kubewire //') is on PATH: /usr/local/bin/kubewire -> $PWD/bin/kubewire.js"

@@ -30,8 +30,12 @@ test('which command lines run in the guest; the cluster they name; what up passe
   assert.equal(clusterFlag(['get', 'pods', '--cluster', 'a']), 'a');
   assert.equal(clusterFlag(['get', 'pods', '--cluster=b']), 'b');
   assert.equal(clusterFlag(['exec', 'p', '--', 'x', '--cluster', 'c']), undefined, 'after -- it is the command');
-  assert.equal(runsInGuest(['get', 'pods'], true), true);
-  assert.equal(runsInGuest(['get', 'pods'], false), false, 'a cluster on the host kernel');
+  assert.equal(runsInGuest(['describe', 'pod', 'p'], true), true, 'describe reads the kernel in there');
+  assert.equal(runsInGuest(['logs', 'p'], true), true, "logs reads the guest's files");
+  for (const api of [['get', 'pods'], ['apply', '-f', 'x'], ['delete', 'pod', 'p'], ['scale', 'deploy/web', '--replicas=2'], ['wait', '--for=condition=Ready', 'pod', 'p'], ['rollout', 'status', 'deploy/web']]) {
+    assert.equal(runsInGuest(api, true), false, `${api[0]} talks only to the API: the host runs it through the relay`);
+  }
+  assert.equal(runsInGuest(['exec', 'p', '--', 'ls'], false), false, 'a cluster on the host kernel');
   assert.equal(runsInGuest(['up'], true), true, 'up of an existing cluster restarts its daemon in there');
   for (const host of [['down'], ['cni', 'add'], ['demo'], ['get', '--help']]) assert.equal(runsInGuest(host, true), false, host.join(' '));
   assert.equal(runsInGuest(['exec', 'p', '--', 'ls', '-h'], true), true, "the command's own -h");

@@ -11,6 +11,18 @@ import { defaultCluster } from './kubectl.ts';
 import { table } from './print.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { upInKernel } from '../lifecycle/kernel.ts';
+import { chooseKernel, mayUseHostKernel } from '../lifecycle/privileges.ts';
+import { umlMissing } from '../supervisor/uml.ts';
+
+/**
+ * A kubewire command line as the user would type it next (pure in its inputs): with sudo when
+ * they ran this one through sudo, and --cluster only for a cluster that is not the default.
+ */
+export function typed(args: string, cluster: string, env: NodeJS.ProcessEnv = process.env): string {
+  const sudo = env.SUDO_USER && !env.KUBEWIRE_GUEST ? 'sudo ' : '';
+  const clusterFlag = cluster === (env.KUBEWIRE_CLUSTER || 'kubewire') ? '' : ` --cluster ${cluster}`;
+  return `${sudo}kubewire ${args}${clusterFlag}`;
+}
 
 /** A command line without some options and their values (`--flag V` or `--flag=V`) (pure). */
 export function withoutOptions(argv: string[], flags: string[]): string[] {
@@ -53,21 +65,22 @@ export function registerClusterCommands(program: Command): void {
     .option('--upstream-dns <addr>', 'the resolver the cluster DNS forwards other names to (IP[:PORT]); without it they are refused (the lab has no internet)')
     .option('--ipvs-scheduler <name>', `IPVS mode: the virtual servers' scheduler (${IPVS_SCHEDULERS.join(', ')})`)
     .option('--ipvs-strict-arp', 'IPVS mode: nodes do not answer ARP for the Service addresses on kube-ipvs0 (arp_ignore=1, arp_announce=2)')
-    .option('--kernel <kernel>', "host (this machine's kernel) or uml: a user-mode Linux kernel of the cluster's own, which has IPVS and dummy links; every command for the cluster then runs in it", 'host')
+    .option('--kernel <kernel>', "host (this machine's kernel; root's default) or uml: a user-mode Linux kernel of the cluster's own, which has IPVS and dummy links and needs no root (an ordinary user's default); every command for the cluster then runs in it")
     .option('--kernel-memory <MB>', 'memory of a --kernel uml kernel', integer('--kernel-memory'), 2048)
     .option('--metrics-bind-address <ip:port>', "where each node's service proxy serves /metrics (kube-proxy's flag; default 127.0.0.1:10249, 0.0.0.0:10249 for every address)")
-    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft'; ipvsScheduler?: string; ipvsStrictArp?: boolean; clusterDomain: string; upstreamDns?: string; kernel: string; kernelMemory: number; warmIpTarget?: number; minimumIpTarget?: number; ipCooldownPeriod?: number; externalSnat?: boolean }) => {
+    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft'; ipvsScheduler?: string; ipvsStrictArp?: boolean; clusterDomain: string; upstreamDns?: string; kernel?: string; kernelMemory: number; warmIpTarget?: number; minimumIpTarget?: number; ipCooldownPeriod?: number; externalSnat?: boolean }) => {
       const t0 = performance.now();
       const spec: ClusterSpec = { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}), ...(o.iptablesBackend ? { iptablesBackend: o.iptablesBackend } : {}), ...(o.ipvsScheduler ? { ipvsScheduler: o.ipvsScheduler } : {}), ...(o.ipvsStrictArp ? { ipvsStrictARP: true } : {}), ...(o.clusterDomain !== 'cluster.local' ? { clusterDomain: o.clusterDomain } : {}), ...(o.upstreamDns ? { upstreamDns: o.upstreamDns } : {}), ...(o.warmIpTarget !== undefined ? { warmIPTarget: o.warmIpTarget } : {}), ...(o.minimumIpTarget !== undefined ? { minimumIPTarget: o.minimumIpTarget } : {}), ...(o.ipCooldownPeriod !== undefined ? { ipCooldownSeconds: o.ipCooldownPeriod } : {}), ...(o.externalSnat ? { externalSNAT: true } : {}) };
-      if (o.kernel !== 'host' && o.kernel !== 'uml') throw new ClusterError(`--kernel ${JSON.stringify(o.kernel)}: must be host or uml`);
       if (o.kernel === 'uml' && process.env.KUBEWIRE_GUEST) throw new ClusterError(`cluster ${JSON.stringify(o.cluster)} already exists, in a kernel of its own (kubewire down --cluster ${o.cluster} removes it)`);
-      if (o.kernel === 'uml') {
+      const { kernel, note } = chooseKernel(o.kernel, mayUseHostKernel(), umlMissing());
+      if (note) process.stdout.write(` • ${note}\n`);
+      if (kernel === 'uml') {
         validateSpec(spec); // before booting a kernel for it
         // In there the ordinary `up` runs, with the same options (iptables-legacy: the only one that kernel has).
         const upArgv = withoutOptions(process.argv.slice(3), ['--kernel', '--kernel-memory']);
         if (!o.iptablesBackend) upArgv.push('--iptables-backend', 'legacy');
         const code = await upInKernel(spec, upArgv, o.kernelMemory, process, (line) => process.stdout.write(` • ${line}\n`));
-        if (code === 0) process.stdout.write(`cluster ${o.cluster} is up in its own kernel in ${((performance.now() - t0) / 1000).toFixed(2)} s: every kubewire command for it runs there\n`);
+        if (code === 0) process.stdout.write(`cluster ${o.cluster} is up in its own kernel in ${((performance.now() - t0) / 1000).toFixed(2)} s: every kubewire command for it runs there\n\ntry: ${typed('get nodes -o wide', o.cluster)}\n`);
         process.exitCode = code;
         return;
       }
@@ -75,7 +88,7 @@ export function registerClusterCommands(program: Command): void {
       const secs = ((performance.now() - t0) / 1000).toFixed(2);
       process.stdout.write(restarted ? `cluster ${plan.spec.name}: daemon restarted in ${secs} s\n` : `cluster ${plan.spec.name} is up in ${secs} s (${plan.spec.mode})\n`);
       process.stdout.write(`${table([['NODE', 'INTERNAL-IP', 'POD-CIDR'], ...plan.nodes.map((n) => [n.name, n.ip, n.podCIDR ?? '<none> (pods take VPC addresses)'])])}\n`);
-      process.stdout.write(`\ntry: kubewire get nodes -o wide --cluster ${plan.spec.name}\n`);
+      if (!process.env.KUBEWIRE_GUEST) process.stdout.write(`\ntry: ${typed('get nodes -o wide', plan.spec.name)}\n`); // in a kernel of its own, the host says it
     });
 
   program

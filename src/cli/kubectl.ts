@@ -12,6 +12,7 @@ import { isNotFound } from '../apiserver/status.ts';
 import { ClusterError, loadCluster } from '../cluster/cluster.ts';
 import { podNetnsName, type ClusterPlan } from '../cluster/plan.ts';
 import { daemonPid } from '../daemon/process.ts';
+import { clusterKernel } from '../kernel/client.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { netnsPath } from '../dataplane/port.ts';
 import { podRecordDir, podRecords, podRecordsDir } from '../node/records.ts';
@@ -26,7 +27,10 @@ const out = (s: string): void => void process.stdout.write(s.endsWith('\n') || !
 
 export function connect(cluster: string): { client: ApiClient; plan: ClusterPlan } {
   const plan = loadCluster(cluster);
-  if (!daemonPid(cluster)) throw new ClusterError(`the daemon of cluster ${cluster} is not running (kubewire up --cluster ${cluster} starts it again)`);
+  // A cluster in a kernel of its own: its API is relayed to the host at the same path (kernel/host.ts).
+  const relayed = !process.env.KUBEWIRE_GUEST && clusterKernel(cluster) !== undefined;
+  if (!relayed && !daemonPid(cluster)) throw new ClusterError(`the daemon of cluster ${cluster} is not running (kubewire up --cluster ${cluster} starts it again)`);
+  if (relayed && !existsSync(daemonPaths(cluster).socket)) throw new ClusterError(`the kernel of cluster ${cluster} is not running (kubewire down --cluster ${cluster} removes what is left of it)`);
   return { client: new ApiClient(daemonPaths(cluster).socket), plan };
 }
 

@@ -2,6 +2,8 @@
 
 import { Command } from 'commander';
 import { ApiError } from '../apiserver/client.ts';
+import { VERSION } from '../api/version.ts';
+import { kubewireVersion } from '../state/paths.ts';
 import { CniError } from '../cni/spec/errors.ts';
 import { registerCniCommands } from './cni.ts';
 import { registerCreateCommands } from './create.ts';
@@ -12,6 +14,8 @@ import { registerTraceCommands } from './trace.ts';
 import { registerUiCommands } from './ui.ts';
 import { clusterFlag, clusterKernel, runInKernel, runsInGuest } from '../kernel/client.ts';
 import { takeWarmRequest } from '../kernel/guest.ts';
+import { mayUseHostKernel } from '../lifecycle/privileges.ts';
+import { PermissionDenied } from '../supervisor/supervisor.ts';
 
 // A warm process in a cluster's own kernel waits here for the command it is to be (kernel/guest.ts).
 if (process.env.KUBEWIRE_WARM) await takeWarmRequest();
@@ -20,7 +24,14 @@ const program = new Command();
 program
   .name('kubewire')
   .description('Kubernetes host networking on one Linux machine, with the real kernel')
+  .version(`kubewire v${kubewireVersion()}`, '-V, --version', "print kubewire's version")
   .showHelpAfterError();
+program
+  .command('version')
+  .description("print kubewire's version, the Kubernetes API version its clusters serve, and Node's")
+  .action(() => {
+    process.stdout.write(`kubewire v${kubewireVersion()} (serves the Kubernetes API as ${VERSION.gitVersion}; Node.js ${process.version})\n`);
+  });
 registerClusterCommands(program);
 registerKubectlCommands(program);
 registerTraceCommands(program);
@@ -36,7 +47,10 @@ try {
   if (!process.env.KUBEWIRE_GUEST && runsInGuest(argv, clusterKernel(cluster) !== undefined)) process.exit(await runInKernel(cluster, argv, process));
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof CniError) process.stderr.write(`error: ${e.message} (CNI error code ${e.code})\n`);
+  const errno = (e as NodeJS.ErrnoException).code;
+  if (e instanceof PermissionDenied) process.stderr.write(`${e.message}\n`);
+  else if (errno === 'EACCES' || errno === 'EPERM') process.stderr.write(`permission denied: ${(e as Error).message.replace(/^E(ACCES|PERM): (permission denied|operation not permitted), /i, '')}: ${mayUseHostKernel() ? 'the file or process is not yours' : "this needs root (clusters on this machine's kernel are root's): run it with sudo"}\n`);
+  else if (e instanceof CniError) process.stderr.write(`error: ${e.message} (CNI error code ${e.code})\n`);
   else if (e instanceof ApiError) process.stderr.write(`Error from server (${e.reason}): ${e.message}\n`);
   else process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exitCode = 1;

@@ -38,9 +38,16 @@ export function clusterFlag(argv: string[]): string | undefined {
   return undefined;
 }
 
+/**
+ * Verbs that only talk to the cluster's API: the host runs them itself, through the API relayed
+ * out of the guest (kernel/host.ts), without a Node start in the slow kernel. The rest (exec,
+ * logs, describe, trace, ui) read the guest's kernel or files and run in there.
+ */
+const API_VERBS = new Set(['get', 'apply', 'delete', 'create', 'scale', 'wait', 'rollout']);
+
 /** Whether a command line goes to the guest of its cluster's kernel (pure: `inKernel` says whether that cluster has one). */
 export function runsInGuest(argv: string[], inKernel: boolean): boolean {
-  if (!inKernel || !argv.length || HOST_VERBS.has(argv[0]!)) return false;
+  if (!inKernel || !argv.length || HOST_VERBS.has(argv[0]!) || API_VERBS.has(argv[0]!)) return false;
   const options = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length);
   return !['--help', '-h', '--version', '-V'].some((o) => options.includes(o));
 }

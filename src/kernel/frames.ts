@@ -4,6 +4,8 @@
 // a CLI's socket carries one session and leaves the number out.
 
 export type Frame =
+  /** host → guest: open a stream to the unix socket at `path` in the guest (the cluster's API); `in`/`out` carry its bytes, `eof` ends the host's side, `exit` says it closed. */
+  | { t: 'dial'; s?: number; path: string }
   /** CLI → guest: run kubewire with these arguments, from this directory, with these variables. */
   | { t: 'start'; s?: number; argv: string[]; cwd: string; env: Record<string, string> }
   /** Bytes for the command's stdin (`in`), from its stdout or stderr. */

@@ -9,6 +9,7 @@
 // A session takes it; the next one is started when no command is running.
 
 import { createReadStream, existsSync, openSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
 import tty from 'node:tty';
 import { cliPath } from '../state/paths.ts';
 import { startPiped, type ChildProcess } from '../supervisor/supervisor.ts';
@@ -87,9 +88,30 @@ export async function runGuest(channel: string): Promise<void> {
     });
   };
 
+  // Streams to the cluster's API socket, for the verbs the host runs itself (kernel/client.ts):
+  // no Node start in here for them.
+  const streams = new Map<number, Socket>();
+  const dial = (s: number, path: string) => {
+    const socket = createConnection(path);
+    streams.set(s, socket);
+    socket.on('data', (b: Buffer) => send({ t: 'out', s, d: b.toString('base64') }));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      if (streams.delete(s)) send({ t: 'exit', s, code: 0 });
+    });
+  };
+
   const reader = new FrameReader((f) => {
     if (f.t === 'poweroff') process.exit(0); // PID 1 syncs and powers the kernel off
     if (f.t === 'ready' || f.s === undefined) return;
+    const stream = streams.get(f.s);
+    if (f.t === 'dial') return dial(f.s, f.path);
+    if (stream) {
+      if (f.t === 'in') stream.write(Buffer.from(f.d, 'base64'));
+      else if (f.t === 'eof') stream.end();
+      else if (f.t === 'signal') stream.destroy();
+      return;
+    }
     const child = sessions.get(f.s);
     if (f.t === 'start') start(f.s, f);
     else if (f.t === 'in') child?.stdin!.write(Buffer.from(f.d, 'base64'));

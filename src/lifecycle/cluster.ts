@@ -1,13 +1,16 @@
 // A cluster as the user sees it: `up` plans, builds and records it and starts its daemon;
 // `down` removes exactly what it made.
 
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClusterError, ipvsAvailable, loadCluster } from '../cluster/cluster.ts';
+import { ClusterError, clusterNotFound, ipvsAvailable, loadCluster } from '../cluster/cluster.ts';
+import { PermissionDenied } from '../supervisor/supervisor.ts';
 import { planCluster, type ClusterPlan, type ClusterSpec } from '../cluster/plan.ts';
 import { buildCluster, clusterNamespaces, removeClusterNetwork } from '../cluster/topology.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { daemonPid, startDaemon, stopClusterDaemons, stopClusterProcesses } from '../daemon/process.ts';
+import { preflight } from './preflight.ts';
+import { makeClusterDir } from './privileges.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { clusterDir, kernelPaths } from '../state/paths.ts';
 import { clusterKernel } from '../kernel/client.ts';
@@ -54,10 +57,11 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
   if (plan.spec.proxyMode === 'ipvs' && !ipvsAvailable()) {
     throw new ClusterError("--proxy-mode ipvs needs the kernel's IPVS (the ip_vs module), and this kernel has none (no /proc/net/ip_vs, no ip_vs module to load): add --kernel uml to run the cluster in a user-mode Linux kernel that has it, or use --proxy-mode iptables");
   }
+  await preflight(plan.spec);
   if ((await clusterNamespaces(linux, spec.name)).length) {
     throw new ClusterError(`namespaces of a cluster ${JSON.stringify(spec.name)} exist but its record does not (kubewire down --cluster ${spec.name} removes them)`);
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeClusterDir(dir);
   try {
     await buildCluster(linux, plan, dir, progress);
     writeJsonAtomically(join(dir, 'cluster.json'), plan, 0o600);
@@ -65,6 +69,8 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
       progress('starting the control plane and the node agents');
       await startDaemon(spec.name, plan.nodes.length, (phase) => progress(`daemon: ${phase}`), stallMs());
     }
+    // In a kernel of its own: the host's copy of the record, for the verbs it runs itself.
+    if (process.env.KUBEWIRE_GUEST && process.env.KUBEWIRE_HOST_DIR) writeJsonAtomically(join(process.env.KUBEWIRE_HOST_DIR, 'cluster.json'), plan, 0o600);
   } catch (e) {
     await stopClusterProcesses(spec.name).catch(() => undefined);
     await removeClusterNetwork(linux, spec.name).catch(() => undefined);
@@ -81,9 +87,13 @@ export async function down(name: string): Promise<string[]> {
     return [];
   }
   const dir = clusterDir(name);
+  // Not this user's to remove (root's cluster, seen by an ordinary user): say so before
+  // signalling anything, rather than fail on every process and namespace.
+  const missing = existsSync(dir) ? undefined : clusterNotFound(name);
+  if (missing instanceof PermissionDenied) throw missing;
   await stopClusterProcesses(name);
   const namespaces = await removeClusterNetwork(linux, name);
-  if (!namespaces.length && !existsSync(dir)) throw new ClusterError(`cluster ${JSON.stringify(name)} does not exist`);
+  if (!namespaces.length && missing) throw missing;
   rmSync(dir, { recursive: true, force: true });
   return namespaces;
 }

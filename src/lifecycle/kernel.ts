@@ -5,10 +5,11 @@
 // namespaces, processes and state all lived in it, so nothing of them is left; then the
 // cluster's host directory (the record, the kernel's log) goes.
 
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { ClusterError } from '../cluster/cluster.ts';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { ClusterError, clusterNotFound } from '../cluster/cluster.ts';
 import type { ClusterSpec } from '../cluster/plan.ts';
 import { clusterKernel, runInKernel, type Stdio } from '../kernel/client.ts';
+import { makeClusterDir } from './privileges.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { cliEnv, cliPath, kernelPaths } from '../state/paths.ts';
 import { isAlive, startDetached, stopProcess, type ProcessRecord } from '../supervisor/supervisor.ts';
@@ -42,7 +43,7 @@ export async function upInKernel(spec: Pick<ClusterSpec, 'name' | 'proxyMode' | 
   if (refusal) throw new ClusterError(refusal);
   const paths = kernelPaths(spec.name);
   if (existsSync(paths.dir)) throw new ClusterError(`cluster ${JSON.stringify(spec.name)} already exists (kubewire down --cluster ${spec.name} removes it)`);
-  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  makeClusterDir(paths.dir);
   writeJsonAtomically(paths.record, { kernel: 'uml', memMB, createdAt: new Date().toISOString() }, 0o600);
   try {
     const t0 = performance.now();
@@ -68,7 +69,7 @@ export async function upInKernel(spec: Pick<ClusterSpec, 'name' | 'proxyMode' | 
 /** Powers the cluster's kernel off (killing it if it does not go) and removes its host directory. */
 export async function downKernel(name: string): Promise<void> {
   const paths = kernelPaths(name);
-  if (!clusterKernel(name) && !existsSync(paths.dir)) throw new ClusterError(`cluster ${JSON.stringify(name)} does not exist`);
+  if (!clusterKernel(name) && !existsSync(paths.dir)) throw clusterNotFound(name);
   const host = readRecord(paths.hostPidFile);
   if (host) await stopProcess(host, 15_000);
   // A kernel whose host was killed (kill -9) runs on alone: stop its whole group.

@@ -1,6 +1,7 @@
 // Where kubewire's own files are, wherever it runs from (dist bundle, sources under tsx).
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,6 +19,11 @@ export function packageRoot(): string {
   return (root = dir);
 }
 
+/** kubewire's own version, from its package.json. */
+export function kubewireVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 /** The CLI entry point, for starting kubewire's own background processes. */
 export function cliPath(): string {
   return join(packageRoot(), 'bin', 'kubewire.js');
@@ -30,8 +36,19 @@ export function cliEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-export function stateRoot(): string {
-  return process.env.KUBEWIRE_STATE_DIR || '/var/lib/kubewire';
+/** Where root keeps its clusters (as /var/lib/kubelet): an ordinary user's are their own. */
+export const SYSTEM_STATE_ROOT = '/var/lib/kubewire';
+
+/**
+ * Where clusters are recorded: KUBEWIRE_STATE_DIR, else /var/lib/kubewire for root, else the
+ * user's own ($XDG_STATE_HOME/kubewire, ~/.local/state/kubewire as the XDG spec defaults it),
+ * where a cluster in its own kernel runs with no privilege at all.
+ */
+export function stateRoot(env: NodeJS.ProcessEnv = process.env, euid = process.geteuid?.() ?? 0): string {
+  if (env.KUBEWIRE_STATE_DIR) return env.KUBEWIRE_STATE_DIR;
+  if (euid === 0) return SYSTEM_STATE_ROOT;
+  const base = env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state');
+  return join(base, 'kubewire');
 }
 
 /** A cluster's directory: its plan, store, sockets, node files, pods' records and logs. */

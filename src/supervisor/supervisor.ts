@@ -129,11 +129,18 @@ export function startDetached(spec: DetachedSpec, onExit: (status: ExitStatus) =
   }
 }
 
+/** A process this user may not signal (another user's: root's cluster, seen by an ordinary user). */
+export class PermissionDenied extends Error {
+  override name = 'PermissionDenied';
+}
+
 /**
  * SIGTERM to the process's group (a detached process leads its own; else to the process),
- * SIGKILL after `graceMs`; resolves once it is gone.
+ * SIGKILL after `graceMs`; resolves once it is gone. A process this user may not signal is an
+ * error at once (never a wait for something that cannot happen); one that outlives SIGKILL by
+ * `killWaitMs` (stuck in the kernel, uninterruptible) is an error too.
  */
-export async function stopProcess(target: ProcessRecord | number, graceMs: number): Promise<void> {
+export async function stopProcess(target: ProcessRecord | number, graceMs: number, killWaitMs = 10_000): Promise<void> {
   const pid = typeof target === 'number' ? target : target.pid;
   const signal = (sig: NodeJS.Signals) => {
     try {
@@ -141,8 +148,9 @@ export async function stopProcess(target: ProcessRecord | number, graceMs: numbe
     } catch {
       try {
         process.kill(pid, sig);
-      } catch {
-        // gone
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EPERM') throw new PermissionDenied(`permission denied: process ${pid} is not yours to stop (${processOwner(pid)}'s)`);
+        // ESRCH: gone
       }
     }
   };
@@ -152,7 +160,23 @@ export async function stopProcess(target: ProcessRecord | number, graceMs: numbe
   while (isAlive(target) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   if (isAlive(target)) {
     signal('SIGKILL');
-    while (isAlive(target)) await new Promise((r) => setTimeout(r, 10));
+    const killDeadline = Date.now() + killWaitMs;
+    while (isAlive(target)) {
+      if (Date.now() > killDeadline) throw new Error(`process ${pid} did not end ${killWaitMs / 1000} s after SIGKILL (stuck in the kernel?)`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/** The user name (or uid) owning a process, for messages. */
+function processOwner(pid: number): string {
+  try {
+    const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    if (uid === undefined) return 'another user';
+    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.split(':')[2] === uid);
+    return line ? line.split(':')[0]! : `uid ${uid}`;
+  } catch {
+    return 'another user';
   }
 }
 

@@ -75,9 +75,13 @@ export function writeGuestInit(b: GuestBoot): string {
   return path;
 }
 
-/** The kernel's command line: hostfs root, `init`, `memMB` of memory; con0 on stdio, con1 on fds 3 (in) and 4 (out) when `channel`. */
-export function kernelArgv(init: string, memMB: number, channel: boolean): string[] {
-  return [UML_KERNEL, `mem=${memMB}M`, 'rootfstype=hostfs', 'rootflags=/', 'rw', `init=${init}`, 'con0=fd:0,fd:1', ...(channel ? ['con1=fd:3,fd:4'] : []), 'con=null'];
+/**
+ * The kernel's command line: hostfs root, `init`, `memMB` of memory; con0 on stdio, con1 on fds
+ * 3 (in) and 4 (out) when `channel`. Its pid files go to `umlDir` (uml_dir), not ~/.uml: an
+ * ordinary user such as nobody may have no home to write to, and the kernel panics without it.
+ */
+export function kernelArgv(init: string, memMB: number, channel: boolean, umlDir: string): string[] {
+  return [UML_KERNEL, `mem=${memMB}M`, `uml_dir=${umlDir}`, 'rootfstype=hostfs', 'rootflags=/', 'rw', `init=${init}`, 'con0=fd:0,fd:1', ...(channel ? ['con1=fd:3,fd:4'] : []), 'con=null'];
 }
 
 /**
@@ -88,7 +92,7 @@ export function kernelArgv(init: string, memMB: number, channel: boolean): strin
  */
 export function startKernel(b: GuestBoot, memMB: number, consoleFd: number): ChildProcess {
   const init = writeGuestInit(b);
-  const argv = kernelArgv(init, memMB, true);
+  const argv = kernelArgv(init, memMB, true, b.dir);
   return spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', consoleFd, consoleFd, 'pipe', 'pipe'], detached: true });
 }
 
@@ -122,7 +126,7 @@ export async function runInUml(r: UmlRun): Promise<UmlResult> {
   try {
     const command = `/bin/sh -c ${quote(r.command)} > ${quote(join(dir, 'out'))} 2>&1 < /dev/null; echo $? > ${quote(join(dir, 'code'))}`;
     const init = writeGuestInit({ dir, command, cwd: r.cwd, ...(r.env ? { env: r.env } : {}), ...(r.modules ? { modules: r.modules } : {}) });
-    const kernel = runCaptured(kernelArgv(init, r.memMB ?? 1024, false), { input: '' });
+    const kernel = runCaptured(kernelArgv(init, r.memMB ?? 1024, false, dir), { input: '' });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), r.timeoutMs ?? 600_000);
