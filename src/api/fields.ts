@@ -1,7 +1,7 @@
 // The fields Kubernetes defines at the levels kubewire reads, so that a typo (`replica:`,
 // `contianers:`) is an error, as kubectl's default --validate=strict makes it, instead of a
-// silent default. Deeper levels (probes, volumes, resources...) are accepted unchecked:
-// kubewire ignores them.
+// silent default. Deeper levels (volumes, resources...) are accepted unchecked; what
+// kubewire accepts but does not implement is named in a warning (unimplemented.ts).
 
 const META = ['name', 'generateName', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'labels', 'annotations', 'ownerReferences', 'finalizers', 'managedFields', 'selfLink'];
 
@@ -11,6 +11,10 @@ const POD_SPEC = [
 const CONTAINER = ['args', 'command', 'env', 'envFrom', 'image', 'imagePullPolicy', 'lifecycle', 'livenessProbe', 'name', 'ports', 'readinessProbe', 'resizePolicy', 'resources', 'restartPolicy', 'securityContext', 'startupProbe', 'stdin', 'stdinOnce', 'terminationMessagePath', 'terminationMessagePolicy', 'tty', 'volumeDevices', 'volumeMounts', 'workingDir'];
 const CONTAINER_PORT = ['containerPort', 'hostIP', 'hostPort', 'name', 'protocol'];
 const DEPLOYMENT_SPEC = ['minReadySeconds', 'paused', 'progressDeadlineSeconds', 'replicas', 'revisionHistoryLimit', 'selector', 'strategy', 'template'];
+const STATEFULSET_SPEC = ['minReadySeconds', 'ordinals', 'persistentVolumeClaimRetentionPolicy', 'podManagementPolicy', 'replicas', 'revisionHistoryLimit', 'selector', 'serviceName', 'template', 'updateStrategy', 'volumeClaimTemplates'];
+const DAEMONSET_SPEC = ['minReadySeconds', 'revisionHistoryLimit', 'selector', 'template', 'updateStrategy'];
+const JOB_SPEC = ['activeDeadlineSeconds', 'backoffLimit', 'backoffLimitPerIndex', 'completionMode', 'completions', 'managedBy', 'manualSelector', 'maxFailedIndexes', 'parallelism', 'podFailurePolicy', 'podReplacementPolicy', 'selector', 'successPolicy', 'suspend', 'template', 'ttlSecondsAfterFinished'];
+const PROBE = ['exec', 'failureThreshold', 'grpc', 'httpGet', 'initialDelaySeconds', 'periodSeconds', 'successThreshold', 'tcpSocket', 'terminationGracePeriodSeconds', 'timeoutSeconds'];
 const SERVICE_SPEC = ['allocateLoadBalancerNodePorts', 'clusterIP', 'clusterIPs', 'externalIPs', 'externalName', 'externalTrafficPolicy', 'healthCheckNodePort', 'internalTrafficPolicy', 'ipFamilies', 'ipFamilyPolicy', 'loadBalancerClass', 'loadBalancerIP', 'loadBalancerSourceRanges', 'ports', 'publishNotReadyAddresses', 'selector', 'sessionAffinity', 'sessionAffinityConfig', 'trafficDistribution', 'type'];
 const SERVICE_PORT = ['appProtocol', 'name', 'nodePort', 'port', 'protocol', 'targetPort'];
 const INGRESS_SPEC = ['defaultBackend', 'ingressClassName', 'rules', 'tls'];
@@ -26,7 +30,14 @@ const TOP: Record<string, string[]> = {
   Ingress: ['spec', 'status'],
   IngressClass: ['spec'],
   Secret: ['data', 'immutable', 'stringData', 'type'],
+  ConfigMap: ['binaryData', 'data', 'immutable'],
+  StatefulSet: ['spec', 'status'],
+  DaemonSet: ['spec', 'status'],
+  Job: ['spec', 'status'],
 };
+
+/** The pod spec a workload's template holds: spec.template.{metadata,spec}. */
+const TEMPLATE_SPECS: Record<string, string[]> = { Deployment: DEPLOYMENT_SPEC, StatefulSet: STATEFULSET_SPEC, DaemonSet: DAEMONSET_SPEC, Job: JOB_SPEC };
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -47,6 +58,7 @@ function checkPodSpec(out: string[], path: string, spec: unknown): void {
       check(out, `${path}.${list}[${i}]`, c, CONTAINER);
       const ports = isObject(c) ? c.ports : undefined;
       if (Array.isArray(ports)) ports.forEach((p, j) => check(out, `${path}.${list}[${i}].ports[${j}]`, p, CONTAINER_PORT));
+      for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) if (isObject(c)) check(out, `${path}.${list}[${i}].${probe}`, c[probe], PROBE);
     });
   }
 }
@@ -60,8 +72,8 @@ export function unknownFields(obj: Record<string, unknown>): string[] {
   check(out, 'metadata', obj.metadata, META);
   const spec = obj.spec;
   if (kind === 'Pod') checkPodSpec(out, 'spec', spec);
-  if (kind === 'Deployment' && isObject(spec)) {
-    check(out, 'spec', spec, DEPLOYMENT_SPEC);
+  if (TEMPLATE_SPECS[kind] && isObject(spec)) {
+    check(out, 'spec', spec, TEMPLATE_SPECS[kind]!);
     const template = spec.template;
     check(out, 'spec.template', template, ['metadata', 'spec']);
     if (isObject(template)) {

@@ -46,6 +46,43 @@ export interface ContainerPort {
 export interface EnvVar {
   name: string;
   value?: string;
+  /** A key of a ConfigMap or a Secret (read when the container starts). */
+  valueFrom?: { configMapKeyRef?: KeyRef; secretKeyRef?: KeyRef; fieldRef?: { fieldPath: string } };
+}
+
+export interface KeyRef {
+  name: string;
+  key: string;
+  optional?: boolean;
+}
+
+/** Every key of a ConfigMap or a Secret as variables (envFrom). */
+export interface EnvFromSource {
+  prefix?: string;
+  configMapRef?: { name: string; optional?: boolean };
+  secretRef?: { name: string; optional?: boolean };
+}
+
+/** A probe, as the kubelet runs it: one handler and its timing. */
+export interface Probe {
+  httpGet?: { path?: string; port: number | string; host?: string; scheme?: 'HTTP' | 'HTTPS'; httpHeaders?: Array<{ name: string; value: string }> };
+  tcpSocket?: { port: number | string; host?: string };
+  exec?: { command?: string[] };
+  grpc?: { port: number; service?: string };
+  initialDelaySeconds?: number;
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  successThreshold?: number;
+  failureThreshold?: number;
+  terminationGracePeriodSeconds?: number;
+}
+
+/** The parts of a security context kubewire honours (runAsUser, runAsGroup); the rest is warned about. */
+export interface SecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  [key: string]: unknown;
 }
 
 export interface Container {
@@ -55,7 +92,12 @@ export interface Container {
   args?: string[];
   workingDir?: string;
   env?: EnvVar[];
+  envFrom?: EnvFromSource[];
   ports?: ContainerPort[];
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+  startupProbe?: Probe;
+  securityContext?: SecurityContext;
 }
 
 export interface PodDNSConfig {
@@ -75,6 +117,8 @@ export interface PodSpec {
   dnsPolicy?: 'ClusterFirst' | 'ClusterFirstWithHostNet' | 'Default' | 'None';
   dnsConfig?: PodDNSConfig;
   hostAliases?: Array<{ ip: string; hostnames?: string[] }>;
+  nodeSelector?: Record<string, string>;
+  securityContext?: SecurityContext;
   [key: string]: unknown;
 }
 
@@ -153,6 +197,89 @@ export interface DeploymentStatus {
 export interface Deployment extends KubeObject {
   spec: DeploymentSpec;
   status?: DeploymentStatus;
+}
+
+export interface StatefulSetSpec {
+  replicas?: number;
+  serviceName: string;
+  selector: LabelSelector;
+  template: PodTemplateSpec;
+  podManagementPolicy?: 'OrderedReady' | 'Parallel';
+  updateStrategy?: { type?: 'RollingUpdate' | 'OnDelete'; rollingUpdate?: { partition?: number; maxUnavailable?: number | string } };
+  [key: string]: unknown;
+}
+
+export interface StatefulSetStatus {
+  observedGeneration?: number;
+  replicas: number;
+  readyReplicas?: number;
+  currentReplicas?: number;
+  updatedReplicas?: number;
+  availableReplicas?: number;
+  currentRevision?: string;
+  updateRevision?: string;
+}
+
+/** apps/v1 StatefulSet: pods NAME-0, NAME-1... with stable names and DNS names under spec.serviceName. */
+export interface StatefulSet extends KubeObject {
+  spec: StatefulSetSpec;
+  status?: StatefulSetStatus;
+}
+
+export interface DaemonSetSpec {
+  selector: LabelSelector;
+  template: PodTemplateSpec;
+  updateStrategy?: { type?: 'RollingUpdate' | 'OnDelete'; rollingUpdate?: { maxUnavailable?: number | string; maxSurge?: number | string } };
+  [key: string]: unknown;
+}
+
+export interface DaemonSetStatus {
+  observedGeneration?: number;
+  currentNumberScheduled: number;
+  desiredNumberScheduled: number;
+  numberMisscheduled: number;
+  numberReady: number;
+  numberAvailable?: number;
+  numberUnavailable?: number;
+  updatedNumberScheduled?: number;
+}
+
+/** apps/v1 DaemonSet: a pod on every node its template's nodeSelector picks. */
+export interface DaemonSet extends KubeObject {
+  spec: DaemonSetSpec;
+  status?: DaemonSetStatus;
+}
+
+export interface JobSpec {
+  completions?: number;
+  parallelism?: number;
+  backoffLimit?: number;
+  selector?: LabelSelector;
+  template: PodTemplateSpec;
+  [key: string]: unknown;
+}
+
+export interface JobStatus {
+  active?: number;
+  ready?: number;
+  succeeded?: number;
+  failed?: number;
+  startTime?: string;
+  completionTime?: string;
+  conditions?: Condition[];
+}
+
+/** batch/v1 Job: pods run to completion, `completions` of them, `parallelism` at a time, `backoffLimit` failures allowed. */
+export interface Job extends KubeObject {
+  spec: JobSpec;
+  status?: JobStatus;
+}
+
+/** core/v1 ConfigMap: plain strings in `data` (and base64 in `binaryData`). */
+export interface ConfigMap extends KubeObject {
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+  immutable?: boolean;
 }
 
 export interface NodeSpec {

@@ -4,7 +4,8 @@
 
 import { formatPrefix, networkOf, tryParseIP, tryParsePrefix } from '../netaddr/ip.ts';
 import { matches } from './labels.ts';
-import type { Container, PodDNSConfig, Deployment, EndpointSlice, Ingress, IngressBackend, IngressClass, KubeObject, LabelSelector, Node, Pod, PodSpec, Secret, Service } from './types.ts';
+import { qualifiedKind } from './resources.ts';
+import type { ConfigMap, Container, DaemonSet, Job, PodDNSConfig, Probe, SecurityContext, StatefulSet, Deployment, EndpointSlice, Ingress, IngressBackend, IngressClass, KubeObject, LabelSelector, Node, Pod, PodSpec, Secret, Service } from './types.ts';
 
 export interface FieldError {
   field: string;
@@ -111,8 +112,20 @@ function checkContainer(e: Errors, f: string, c: Container, names: Set<string>):
     else c.env.forEach((v, i) => {
       if (!isObject(v) || typeof v.name !== 'string' || !v.name) e.add(`${f}.env[${i}].name`, 'Required value');
       else if (v.value !== undefined && typeof v.value !== 'string') e.add(`${f}.env[${i}].value`, `Invalid value: ${JSON.stringify(v.value)}: must be a string (quote it in YAML)`);
+      else if (v.valueFrom !== undefined) checkValueFrom(e, `${f}.env[${i}].valueFrom`, v.valueFrom, v.value);
     });
   }
+  listOf(e, `${f}.envFrom`, c.envFrom).forEach((src, i) => {
+    const sf = `${f}.envFrom[${i}]`;
+    if (!isObject(src)) return e.add(sf, 'Invalid value: must be an object');
+    const refs = ['configMapRef', 'secretRef'].filter((k) => src[k] !== undefined);
+    if (refs.length !== 1) return e.add(sf, 'Invalid value: must specify one of: `configMapRef` or `secretRef`');
+    const r = src[refs[0]!];
+    if (!isObject(r)) return e.add(`${sf}.${refs[0]}`, 'Invalid value: must be an object');
+    e.add(`${sf}.${refs[0]}.name`, dnsSubdomainProblem(r.name));
+  });
+  for (const kind of ['readinessProbe', 'livenessProbe', 'startupProbe'] as const) if (c[kind] !== undefined) checkProbe(e, `${f}.${kind}`, c[kind], kind !== 'readinessProbe', c);
+  if (c.securityContext !== undefined) checkSecurityContext(e, `${f}.securityContext`, c.securityContext);
   if (c.ports === undefined) return;
   if (!Array.isArray(c.ports)) return e.add(`${f}.ports`, 'Invalid value: must be a list');
   const seen = new Set<string>();
@@ -131,6 +144,67 @@ function checkContainer(e: Errors, f: string, c: Container, names: Set<string>):
   });
 }
 
+function checkValueFrom(e: Errors, f: string, from: unknown, value: unknown): void {
+  if (!isObject(from)) return e.add(f, 'Invalid value: must be an object');
+  if (value !== undefined && value !== '') e.add(f, 'Invalid value: "": may not be specified when `value` is not empty');
+  const sources = ['configMapKeyRef', 'secretKeyRef', 'fieldRef', 'resourceFieldRef'].filter((k) => from[k] !== undefined);
+  if (sources.length !== 1) return e.add(f, 'Invalid value: must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`');
+  const k = sources[0]!;
+  const ref = from[k];
+  if (!isObject(ref)) return e.add(`${f}.${k}`, 'Invalid value: must be an object');
+  if (k === 'configMapKeyRef' || k === 'secretKeyRef') {
+    e.add(`${f}.${k}.name`, dnsSubdomainProblem(ref.name));
+    if (typeof ref.key !== 'string' || !ref.key) e.add(`${f}.${k}.key`, 'Required value');
+  }
+  if (k === 'fieldRef' && (typeof ref.fieldPath !== 'string' || !ref.fieldPath)) e.add(`${f}.${k}.fieldPath`, 'Required value');
+}
+
+const NAMED_PORT = (v: unknown) => typeof v === 'string' && v.length <= 15 && PORT_NAME.test(v) && /[a-z]/.test(v);
+
+/** A probe as the API server checks it: one handler, sane timing; liveness and startup succeed once (successThreshold 1). */
+function checkProbe(e: Errors, f: string, p: Probe, mustSucceedOnce: boolean, c: Container): void {
+  if (!isObject(p)) return e.add(f, 'Invalid value: must be an object');
+  const handlers = (['exec', 'httpGet', 'tcpSocket', 'grpc'] as const).filter((h) => p[h] !== undefined);
+  if (!handlers.length) e.add(f, 'Required value: must specify a handler type');
+  if (handlers.length > 1) e.add(f, `Forbidden: may not specify more than 1 handler type (${handlers.join(', ')})`);
+  const port = (pf: string, v: unknown) => {
+    if (typeof v === 'number') return checkPort(e, pf, v, true);
+    if (!NAMED_PORT(v)) return e.add(pf, v === undefined ? 'Required value' : `Invalid value: ${JSON.stringify(v)}: must be a port number or a port name`);
+    if (!(c.ports ?? []).some((x) => x.name === v)) e.add(pf, `Invalid value: ${JSON.stringify(v)}: no container port has this name`);
+  };
+  if (isObject(p.httpGet)) {
+    port(`${f}.httpGet.port`, p.httpGet.port);
+    if (p.httpGet.scheme !== undefined && !['HTTP', 'HTTPS'].includes(p.httpGet.scheme as string)) e.add(`${f}.httpGet.scheme`, `Unsupported value: ${JSON.stringify(p.httpGet.scheme)}: supported values: "HTTP", "HTTPS"`);
+    if (p.httpGet.path !== undefined && (typeof p.httpGet.path !== 'string' || (p.httpGet.path && !p.httpGet.path.startsWith('/')))) e.add(`${f}.httpGet.path`, `Invalid value: ${JSON.stringify(p.httpGet.path)}: must be an absolute path`);
+    listOf(e, `${f}.httpGet.httpHeaders`, p.httpGet.httpHeaders).forEach((h, i) => {
+      if (!isObject(h) || typeof h.name !== 'string' || !/^[-A-Za-z0-9!#$%&'*+.^_`|~]+$/.test(h.name)) e.add(`${f}.httpGet.httpHeaders[${i}].name`, 'Invalid value: must be an HTTP header name');
+      else if (typeof h.value !== 'string') e.add(`${f}.httpGet.httpHeaders[${i}].value`, 'Invalid value: must be a string');
+    });
+  } else if (p.httpGet !== undefined) e.add(`${f}.httpGet`, 'Invalid value: must be an object');
+  if (isObject(p.tcpSocket)) port(`${f}.tcpSocket.port`, p.tcpSocket.port);
+  else if (p.tcpSocket !== undefined) e.add(`${f}.tcpSocket`, 'Invalid value: must be an object');
+  if (isObject(p.grpc)) checkPort(e, `${f}.grpc.port`, p.grpc.port, true);
+  else if (p.grpc !== undefined) e.add(`${f}.grpc`, 'Invalid value: must be an object');
+  if (isObject(p.exec)) {
+    if (!Array.isArray(p.exec.command) || !p.exec.command.length) e.add(`${f}.exec.command`, 'Required value');
+    else stringArray(e, `${f}.exec.command`, p.exec.command);
+  } else if (p.exec !== undefined) e.add(`${f}.exec`, 'Invalid value: must be an object');
+  for (const [k, min] of [['initialDelaySeconds', 0], ['periodSeconds', 1], ['timeoutSeconds', 1], ['successThreshold', 1], ['failureThreshold', 1]] as const) {
+    const v = p[k];
+    if (v !== undefined && (!Number.isInteger(v) || (v as number) < min)) e.add(`${f}.${k}`, `Invalid value: ${JSON.stringify(v)}: must be ${min === 0 ? 'greater than or equal to 0' : 'greater than or equal to 1'}`);
+  }
+  if (mustSucceedOnce && p.successThreshold !== undefined && p.successThreshold !== 1) e.add(`${f}.successThreshold`, `Invalid value: ${JSON.stringify(p.successThreshold)}: must be 1`);
+}
+
+function checkSecurityContext(e: Errors, f: string, sc: SecurityContext): void {
+  if (!isObject(sc)) return e.add(f, 'Invalid value: must be an object');
+  for (const k of ['runAsUser', 'runAsGroup'] as const) {
+    const v = sc[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 2147483647)) e.add(`${f}.${k}`, `Invalid value: ${JSON.stringify(v)}: must be between 0 and 2147483647, inclusive`);
+  }
+  if (sc.runAsNonRoot === true && sc.runAsUser === 0) e.add(`${f}.runAsNonRoot`, 'Invalid value: true: runAsUser is 0: the container would run as root');
+}
+
 function checkPodSpec(e: Errors, f: string, spec: PodSpec | undefined): void {
   if (!isObject(spec)) return e.add(f, 'Required value');
   if (!Array.isArray(spec.containers) || spec.containers.length === 0) e.add(`${f}.containers`, 'Required value');
@@ -145,6 +219,8 @@ function checkPodSpec(e: Errors, f: string, spec: PodSpec | undefined): void {
   const grace = spec.terminationGracePeriodSeconds;
   if (grace !== undefined && (!Number.isInteger(grace) || grace < 0)) e.add(`${f}.terminationGracePeriodSeconds`, `Invalid value: ${JSON.stringify(grace)}: must be a non-negative integer`);
   if (spec.hostNetwork) e.add(`${f}.hostNetwork`, 'Forbidden: kubewire pods get their own network namespace (hostNetwork is not supported)');
+  if (spec.securityContext !== undefined) checkSecurityContext(e, `${f}.securityContext`, spec.securityContext);
+  if (spec.nodeSelector !== undefined) checkLabels(e, `${f}.nodeSelector`, spec.nodeSelector);
   checkPodDns(e, f, spec);
 }
 
@@ -185,16 +261,14 @@ function checkPod(e: Errors, pod: Pod): void {
   checkPodSpec(e, 'spec', pod.spec);
 }
 
-function checkDeployment(e: Errors, d: Deployment): void {
-  checkMeta(e, d, 'subdomain');
-  if (!isObject(d.spec)) return e.add('spec', 'Required value');
-  const r = d.spec.replicas;
-  if (r !== undefined && (!Number.isInteger(r) || r < 0)) e.add('spec.replicas', `Invalid value: ${JSON.stringify(r)}: must be greater than or equal to 0`);
-  const sel = d.spec.selector as LabelSelector | undefined;
+/** A controller's selector and pod template, checked as the API server does; `what` names the kind in messages. */
+function checkSelectorAndTemplate(e: Errors, spec: { selector?: unknown; template?: unknown }, what: string, restartPolicies: string[], selectorRequired = true): void {
+  const sel = spec.selector as LabelSelector | undefined;
   const before = e.list.length; // selector and labels are matched only once their shapes are sound
   const selectorGiven = isObject(sel) && (isObject(sel.matchLabels) || Array.isArray(sel.matchExpressions));
-  if (!selectorGiven) e.add('spec.selector', 'Required value');
-  else {
+  if (!selectorGiven) {
+    if (selectorRequired || sel !== undefined) e.add('spec.selector', 'Required value');
+  } else {
     checkLabels(e, 'spec.selector.matchLabels', sel.matchLabels);
     if (sel.matchLabels !== undefined && !isObject(sel.matchLabels)) e.add('spec.selector.matchLabels', 'Invalid value: must be a map of strings');
     listOf(e, 'spec.selector.matchExpressions', sel.matchExpressions).forEach((x, i) => {
@@ -202,15 +276,31 @@ function checkDeployment(e: Errors, d: Deployment): void {
       if (!isObject(x) || typeof x.key !== 'string' || !['In', 'NotIn', 'Exists', 'DoesNotExist'].includes(x.operator as string)) return e.add(f, 'Invalid value: must have a key and an operator (In, NotIn, Exists, DoesNotExist)');
       if (x.values !== undefined && (!Array.isArray(x.values) || x.values.some((v) => typeof v !== 'string'))) e.add(`${f}.values`, 'Invalid value: must be a list of strings');
     });
-    if (!Object.keys(isObject(sel.matchLabels) ? sel.matchLabels : {}).length && !(Array.isArray(sel.matchExpressions) ? sel.matchExpressions : []).length) e.add('spec.selector', 'Invalid value: empty selector is invalid for deployment');
+    if (!Object.keys(isObject(sel.matchLabels) ? sel.matchLabels : {}).length && !(Array.isArray(sel.matchExpressions) ? sel.matchExpressions : []).length) e.add('spec.selector', `Invalid value: empty selector is invalid for ${what}`);
   }
-  if (!isObject(d.spec.template)) return e.add('spec.template', 'Required value');
-  if (d.spec.template.metadata !== undefined && !isObject(d.spec.template.metadata)) return e.add('spec.template.metadata', 'Invalid value: must be an object');
-  checkLabels(e, 'spec.template.metadata.labels', d.spec.template.metadata?.labels);
-  if (selectorGiven && e.list.length === before && !matches(sel, d.spec.template.metadata?.labels)) e.add('spec.template.metadata.labels', 'Invalid value: `selector` does not match template `labels`');
-  checkPodSpec(e, 'spec.template.spec', d.spec.template.spec);
-  const rp = d.spec.template.spec?.restartPolicy;
-  if (rp !== undefined && rp !== 'Always') e.add('spec.template.spec.restartPolicy', `Unsupported value: ${JSON.stringify(rp)}: supported values: "Always"`);
+  const template = spec.template as { metadata?: unknown; spec?: PodSpec } | undefined;
+  if (!isObject(template)) return e.add('spec.template', 'Required value');
+  if (template.metadata !== undefined && !isObject(template.metadata)) return e.add('spec.template.metadata', 'Invalid value: must be an object');
+  const labels = (template.metadata as { labels?: Record<string, string> } | undefined)?.labels;
+  checkLabels(e, 'spec.template.metadata.labels', labels);
+  if (selectorGiven && e.list.length === before && !matches(sel, labels)) e.add('spec.template.metadata.labels', 'Invalid value: `selector` does not match template `labels`');
+  checkPodSpec(e, 'spec.template.spec', template.spec);
+  const rp = template.spec?.restartPolicy;
+  if (isObject(template.spec) && (rp !== undefined || restartPolicies[0] !== 'Always') && !restartPolicies.includes(rp as string)) {
+    e.add('spec.template.spec.restartPolicy', rp === undefined ? `Required value: valid values: ${restartPolicies.map((p) => `"${p}"`).join(', ')}` : `Unsupported value: ${JSON.stringify(rp)}: supported values: ${restartPolicies.map((p) => `"${p}"`).join(', ')}`);
+  }
+}
+
+function nonNegative(e: Errors, f: string, v: unknown): void {
+  if (v !== undefined && (!Number.isInteger(v) || (v as number) < 0)) e.add(f, `Invalid value: ${JSON.stringify(v)}: must be greater than or equal to 0`);
+}
+
+function checkDeployment(e: Errors, d: Deployment): void {
+  checkMeta(e, d, 'subdomain');
+  if (!isObject(d.spec)) return e.add('spec', 'Required value');
+  nonNegative(e, 'spec.replicas', d.spec.replicas);
+  checkSelectorAndTemplate(e, d.spec, 'deployment', ['Always']);
+  if (!isObject(d.spec.template)) return;
   if (d.spec.strategy !== undefined && !isObject(d.spec.strategy)) return e.add('spec.strategy', 'Invalid value: must be an object');
   const strategy = d.spec.strategy?.type;
   if (strategy !== undefined && strategy !== 'RollingUpdate' && strategy !== 'Recreate') e.add('spec.strategy.type', `Unsupported value: ${JSON.stringify(strategy)}: supported values: "Recreate", "RollingUpdate"`);
@@ -219,6 +309,60 @@ function checkDeployment(e: Errors, d: Deployment): void {
   else for (const k of ['maxSurge', 'maxUnavailable'] as const) {
     if (ru?.[k] !== undefined && !intOrPercent(ru[k])) e.add(`spec.strategy.rollingUpdate.${k}`, `Invalid value: ${JSON.stringify(ru[k])}: must be a non-negative integer or a percentage ("25%")`);
   }
+}
+
+function checkUpdateStrategy(e: Errors, s: unknown): void {
+  if (s === undefined) return;
+  if (!isObject(s)) return e.add('spec.updateStrategy', 'Invalid value: must be an object');
+  if (s.type !== undefined && s.type !== 'RollingUpdate' && s.type !== 'OnDelete') e.add('spec.updateStrategy.type', `Unsupported value: ${JSON.stringify(s.type)}: supported values: "OnDelete", "RollingUpdate"`);
+}
+
+function checkStatefulSet(e: Errors, s: StatefulSet): void {
+  checkMeta(e, s, 'subdomain');
+  if (!isObject(s.spec)) return e.add('spec', 'Required value');
+  nonNegative(e, 'spec.replicas', s.spec.replicas);
+  // Ordinal pods take the StatefulSet's name and a number, as a DNS label.
+  if (typeof s.metadata?.name === 'string' && s.metadata.name.length > 52 && DNS_LABEL.test(s.metadata.name)) e.add('metadata.name', `Invalid value: ${JSON.stringify(s.metadata.name)}: must be no more than 52 characters (its pods' names add an ordinal)`);
+  if (s.spec.serviceName === undefined || s.spec.serviceName === '') e.add('spec.serviceName', 'Required value');
+  else e.add('spec.serviceName', dnsLabelProblem(s.spec.serviceName));
+  const policy = s.spec.podManagementPolicy;
+  if (policy !== undefined && policy !== 'OrderedReady' && policy !== 'Parallel') e.add('spec.podManagementPolicy', `Unsupported value: ${JSON.stringify(policy)}: supported values: "OrderedReady", "Parallel"`);
+  checkUpdateStrategy(e, s.spec.updateStrategy);
+  checkSelectorAndTemplate(e, s.spec, 'statefulset', ['Always']);
+}
+
+function checkDaemonSet(e: Errors, d: DaemonSet): void {
+  checkMeta(e, d, 'subdomain');
+  if (!isObject(d.spec)) return e.add('spec', 'Required value');
+  checkUpdateStrategy(e, d.spec.updateStrategy);
+  checkSelectorAndTemplate(e, d.spec, 'daemonset', ['Always']);
+}
+
+function checkJob(e: Errors, j: Job): void {
+  checkMeta(e, j, 'subdomain');
+  if (!isObject(j.spec)) return e.add('spec', 'Required value');
+  nonNegative(e, 'spec.completions', j.spec.completions);
+  nonNegative(e, 'spec.parallelism', j.spec.parallelism);
+  nonNegative(e, 'spec.backoffLimit', j.spec.backoffLimit);
+  checkSelectorAndTemplate(e, j.spec, 'job', ['OnFailure', 'Never'], false);
+}
+
+function checkConfigMap(e: Errors, cm: ConfigMap): void {
+  checkMeta(e, cm, 'subdomain');
+  const data = cm.data ?? {};
+  const binary = cm.binaryData ?? {};
+  if (!isObject(data)) return e.add('data', 'Invalid value: must be a map of strings');
+  if (!isObject(binary)) return e.add('binaryData', 'Invalid value: must be a map of base64 strings');
+  for (const [k, v] of Object.entries(data)) {
+    if (!SECRET_KEY.test(k) || k.length > 253) e.add(`data[${k}]`, `Invalid value: ${JSON.stringify(k)}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`);
+    if (typeof v !== 'string') e.add(`data[${k}]`, `Invalid value: ${JSON.stringify(v)}: must be a string (quote it in YAML)`);
+  }
+  for (const [k, v] of Object.entries(binary)) {
+    if (!SECRET_KEY.test(k) || k.length > 253) e.add(`binaryData[${k}]`, `Invalid value: ${JSON.stringify(k)}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`);
+    if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v.replace(/\s/g, ''))) e.add(`binaryData[${k}]`, 'Invalid value: must be base64');
+    if (k in data) e.add(`data[${k}]`, `Invalid value: ${JSON.stringify(k)}: duplicate of key present in binaryData`);
+  }
+  if (cm.immutable !== undefined && typeof cm.immutable !== 'boolean') e.add('immutable', `Invalid value: ${JSON.stringify(cm.immutable)}: must be true or false`);
 }
 
 function checkNode(e: Errors, n: Node): void {
@@ -426,11 +570,15 @@ export function validate(obj: KubeObject): FieldError[] {
     case 'Ingress': checkIngress(e, obj as Ingress); break;
     case 'IngressClass': checkIngressClass(e, obj as IngressClass); break;
     case 'Secret': checkSecret(e, obj as Secret); break;
+    case 'ConfigMap': checkConfigMap(e, obj as ConfigMap); break;
+    case 'StatefulSet': checkStatefulSet(e, obj as StatefulSet); break;
+    case 'DaemonSet': checkDaemonSet(e, obj as DaemonSet); break;
+    case 'Job': checkJob(e, obj as Job); break;
   }
   return e.list;
 }
 
 export function formatErrors(kind: string, name: unknown, errors: FieldError[]): string {
-  const label = typeof name === 'string' && name ? `${kind} ${JSON.stringify(name)}` : kind;
+  const label = typeof name === 'string' && name ? `${qualifiedKind(kind)} ${JSON.stringify(name)}` : qualifiedKind(kind);
   return `${label} is invalid: ${errors.map((x) => `${x.field}: ${x.detail}`).join(', ')}`;
 }

@@ -4,7 +4,7 @@
 // subresource, graceful pod deletion (the node agent finishes it), and selectors on lists.
 
 import { matches, parseSelector } from '../api/labels.ts';
-import { apiVersionOf, resourceOfKind } from '../api/resources.ts';
+import { apiVersionOf, qualifiedKind, resourceOfKind } from '../api/resources.ts';
 import type { Ingress, IngressClass, KubeObject, Namespace, Node, Pod, Secret, Service } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import { appliedObject, sameManifest, type ApplyResult } from '../api/apply.ts';
@@ -243,10 +243,19 @@ export class Api {
       if (strip(a) !== strip(b)) throw invalid(`Pod ${name} is invalid: spec: Forbidden: pod updates may not change fields other than \`spec.containers[*].image\` and a first \`spec.nodeName\``);
       if (a.spec.nodeName && b.spec.nodeName !== a.spec.nodeName) throw invalid(`Pod ${name} is invalid: spec.nodeName: Forbidden: pod is already bound to node ${JSON.stringify(a.spec.nodeName)}`);
     }
-    if (next.kind === 'Deployment') {
-      const a = (current.spec as { selector?: unknown }).selector;
-      const b = (next.spec as { selector?: unknown }).selector;
-      if (JSON.stringify(a) !== JSON.stringify(b)) throw invalid(`Deployment.apps ${name} is invalid: spec.selector: Invalid value: field is immutable`);
+    if (['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(next.kind)) {
+      const what = qualifiedKind(next.kind);
+      const a = current.spec as Record<string, unknown>;
+      const b = next.spec as Record<string, unknown>;
+      if (JSON.stringify(a.selector) !== JSON.stringify(b.selector)) throw invalid(`${what} ${name} is invalid: spec.selector: Invalid value: field is immutable`);
+      if (next.kind === 'StatefulSet') {
+        const fixed = (s: Record<string, unknown>) => JSON.stringify({ ...s, replicas: undefined, ordinals: undefined, template: undefined, updateStrategy: undefined, persistentVolumeClaimRetentionPolicy: undefined, minReadySeconds: undefined });
+        if (fixed(a) !== fixed(b)) throw invalid(`${what} ${name} is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden`);
+      }
+      if (next.kind === 'Job') {
+        if (JSON.stringify(a.template) !== JSON.stringify(b.template)) throw invalid(`${what} ${name} is invalid: spec.template: Invalid value: field is immutable`);
+        if (a.completions !== b.completions) throw invalid(`${what} ${name} is invalid: spec.completions: Invalid value: ${JSON.stringify(b.completions)}: field is immutable`);
+      }
     }
     if (next.kind === 'IngressClass' && (current as IngressClass).spec.controller !== (next as IngressClass).spec.controller) {
       throw invalid(`IngressClass.networking.k8s.io ${name} is invalid: spec.controller: Invalid value: field is immutable`);

@@ -16,7 +16,19 @@ export class ApiError extends StatusError {
 
 export type { ListQuery };
 
+/** The texts of Warning headers (`299 - "text"`), as kubectl reads them. */
+export function parseWarnings(values: string[] | undefined): string[] {
+  const out: string[] = [];
+  for (const v of values ?? []) {
+    for (const m of v.matchAll(/\d{3} \S+ "((?:[^"\\]|\\.)*)"/g)) out.push(m[1]!.replace(/\\(.)/g, '$1'));
+  }
+  return out;
+}
+
 export class ApiClient implements ObjectClient {
+  /** Hears the API server's warnings (kubectl prints them on stderr as "Warning: ..."). */
+  onWarning?: (text: string) => void;
+
   constructor(readonly socketPath: string) {}
 
   private open(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
@@ -34,6 +46,7 @@ export class ApiClient implements ObjectClient {
 
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.open(method, path, body);
+    if (this.onWarning) for (const w of parseWarnings(res.headersDistinct.warning)) this.onWarning(w);
     const chunks: Buffer[] = [];
     for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
     const text = Buffer.concat(chunks).toString('utf8');

@@ -8,8 +8,9 @@
 import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { APPLY_PATH, apiVersionOf, parseResourcePath, resourcePath, type ParsedPath } from '../api/resources.ts';
-import type { Deployment, KubeObject } from '../api/types.ts';
+import { APPLY_PATH, apiVersionOf, parseResourcePath, resourceOfKind, resourcePath, RESOURCES, type ParsedPath } from '../api/resources.ts';
+import type { Deployment, KubeObject, StatefulSet } from '../api/types.ts';
+import { warningsFor } from '../api/unimplemented.ts';
 import { Api, fieldSelectorMatcher, labelSelectorMatcher } from './api.ts';
 import { StoreError, type Key } from './store.ts';
 
@@ -26,7 +27,8 @@ export interface ServerHooks {
   podLog?: (req: LogRequest) => Readable;
 }
 
-export const VERSION = { major: '1', minor: '31', gitVersion: 'v1.31.0-kubewire', platform: 'linux/amd64' };
+export { VERSION } from '../api/version.ts';
+import { VERSION } from '../api/version.ts';
 
 /** JSON merge patch (RFC 7386), what `kubectl patch --type merge` and `kubectl scale` send. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
@@ -79,11 +81,35 @@ async function readBody(req: IncomingMessage, limitMiB = 8): Promise<unknown> {
   }
 }
 
+/**
+ * The API server's warnings (RFC 7234 Warning headers, code 299, as Kubernetes sends them
+ * and kubectl prints them): here, the fields of the objects written that kubewire ignores.
+ */
+export function warningHeader(texts: string[]): string[] {
+  // Header values are ASCII: anything else is replaced, quotes and backslashes escaped.
+  return texts.map((t) => `299 - "${t.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, (c) => `\\${c}`)}"`);
+}
+
+/** The warnings of objects as `kind.group/name: field: why`, the object named (an apply writes many). */
+function objectWarnings(objs: KubeObject[]): string[] {
+  return objs.flatMap((o) => {
+    if (!o || typeof o !== 'object' || !RESOURCES.some((r) => r.kind === o.kind)) return [];
+    const rt = resourceOfKind(o.kind);
+    const name = `${rt.group ? `${rt.singular}.${rt.group}` : rt.singular}/${o.metadata?.name ?? ''}`;
+    return warningsFor(o).map((w) => `${name}: ${w}`);
+  });
+}
+
+function warn(res: ServerResponse, objs: KubeObject[]): void {
+  const texts = objectWarnings(objs);
+  if (texts.length) res.setHeader('warning', warningHeader(texts));
+}
+
 function keyOfPath(p: ParsedPath): Key {
   return { kind: p.rt.kind, namespace: p.rt.namespaced ? p.namespace : undefined, name: p.name! };
 }
 
-function scaleOf(d: Deployment): object {
+function scaleOf(d: Deployment | StatefulSet): object {
   return {
     kind: 'Scale',
     apiVersion: 'autoscaling/v1',
@@ -166,20 +192,21 @@ export class ApiServer {
           if (obj.metadata.namespace && obj.metadata.namespace !== p.namespace) throw new HttpError(400, 'the namespace of the provided object does not match the namespace sent on the request');
           obj.metadata.namespace = p.namespace;
         }
-        if (q.get('dryRun') === 'All') return send(res, 201, api.dryRun(() => api.create(obj)));
-        return send(res, 201, api.create(obj));
+        const created = q.get('dryRun') === 'All' ? api.dryRun(() => api.create(obj)) : api.create(obj);
+        warn(res, [obj]);
+        return send(res, 201, created);
       }
       throw new HttpError(405, `${method} is not supported on a collection`, 'MethodNotAllowed');
     }
     const key = keyOfPath(p);
     if (p.subresource === 'log' && p.rt.kind === 'Pod' && method === 'GET') return this.log(res, p, url);
-    if (p.subresource === 'scale' && p.rt.kind === 'Deployment') {
-      if (method === 'GET') return send(res, 200, scaleOf(api.get(key) as Deployment));
+    if (p.subresource === 'scale' && (p.rt.kind === 'Deployment' || p.rt.kind === 'StatefulSet')) {
+      if (method === 'GET') return send(res, 200, scaleOf(api.get(key) as Deployment | StatefulSet));
       const body = (await readBody(req)) as { spec?: { replicas?: unknown } } | undefined;
-      const scale = method === 'PATCH' ? (mergePatch(scaleOf(api.get(key) as Deployment), body) as typeof body) : body;
+      const scale = method === 'PATCH' ? (mergePatch(scaleOf(api.get(key) as Deployment | StatefulSet), body) as typeof body) : body;
       const replicas = scale?.spec?.replicas;
       if (!Number.isInteger(replicas) || (replicas as number) < 0) throw new StoreError('Invalid', `Scale.autoscaling ${JSON.stringify(p.name)} is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`);
-      const d = api.mutate<Deployment>(key, (d) => ({ ...d, spec: { ...d.spec, replicas: replicas as number } }));
+      const d = api.mutate<Deployment | StatefulSet>(key, (d) => ({ ...d, spec: { ...d.spec, replicas: replicas as number } }) as Deployment | StatefulSet);
       return send(res, 200, scaleOf(d));
     }
     if (p.subresource === 'status' && (method === 'PUT' || method === 'PATCH')) {
@@ -195,8 +222,9 @@ export class ApiServer {
         const obj = (await readBody(req)) as KubeObject;
         if (obj?.metadata?.name !== p.name) throw new HttpError(400, `the name of the object (${JSON.stringify(obj?.metadata?.name)}) does not match the name on the URL (${JSON.stringify(p.name)})`);
         if (p.namespace) obj.metadata.namespace = p.namespace;
-        if (q.get('dryRun') === 'All') return send(res, 200, api.dryRun(() => api.update(obj)));
-        return send(res, 200, api.update(obj));
+        const updated = q.get('dryRun') === 'All' ? api.dryRun(() => api.update(obj)) : api.update(obj);
+        warn(res, [obj]);
+        return send(res, 200, updated);
       }
       case 'PATCH': {
         const patch = await readBody(req);
@@ -225,6 +253,7 @@ export class ApiServer {
     if (!body || !Array.isArray(body.items)) throw new HttpError(400, 'the body must be a List: {"kind": "List", "items": [...]}');
     const items = body.items as KubeObject[];
     const results = this.api.apply(items, url.searchParams.get('dryRun') === 'All');
+    warn(res, items);
     send(res, 200, { kind: 'ApplyResult', apiVersion: 'kubewire.dev/v1', items: results.map((result, i) => ({ kind: items[i]!.kind, namespace: items[i]!.metadata.namespace, name: items[i]!.metadata.name, result })) });
   }
 

@@ -4,7 +4,7 @@
 
 import { stringify } from 'yaml';
 import { formatSelector } from '../api/labels.ts';
-import type { Deployment, EndpointSlice, Event, Ingress, IngressBackend, Node, Pod, Service } from '../api/types.ts';
+import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, IngressBackend, Job, Node, Pod, Service, StatefulSet } from '../api/types.ts';
 import { upstreamOf } from '../ingress/routes.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
 import { DEFAULT_CLUSTER_DOMAIN, nodeMAC, UNDERLAY, VPC, VXLAN, type ClusterPlan, type NodePlan } from '../cluster/plan.ts';
@@ -212,6 +212,59 @@ export function describeDeployment(d: Deployment, pods: Pod[]): string {
     ]),
     'Pod Template:\n' + indent(stringify(d.spec.template).trimEnd()),
     'Conditions:\n' + indent(table([['Type', 'Status', 'Reason'], ...(s.conditions ?? []).map((c) => [c.type, c.status, c.reason ?? ''])])),
+    'Pods:\n' + indent(table([['NAME', 'STATUS', 'IP', 'NODE'], ...pods.map((p) => [p.metadata.name, podStatus(p), p.status?.podIP ?? '<none>', p.spec.nodeName ?? '<none>'])])),
+  ].join('\n');
+}
+
+/** `describe statefulset|daemonset|job`: kubectl's fields, the pod template, the status and the pods. */
+export function describeWorkload(o: StatefulSet | DaemonSet | Job, pods: Pod[]): string {
+  const head: Array<[string, string | undefined]> = [
+    ['Name', o.metadata.name],
+    ['Namespace', o.metadata.namespace],
+    ['CreationTimestamp', o.metadata.creationTimestamp],
+    ['Labels', labels(o.metadata.labels)],
+  ];
+  let status: Array<[string, string | undefined]> = [];
+  if (o.kind === 'StatefulSet') {
+    const s = o as StatefulSet;
+    status = [
+      ['Selector', formatSelector(s.spec.selector)],
+      ['Replicas', `${s.spec.replicas ?? 1} desired | ${s.status?.replicas ?? 0} total`],
+      ['Pods Status', `${s.status?.readyReplicas ?? 0} Ready / ${s.status?.updatedReplicas ?? 0} Updated`],
+      ['Service', s.spec.serviceName],
+      ['Pod Management Policy', s.spec.podManagementPolicy ?? 'OrderedReady'],
+      ['Update Strategy', s.spec.updateStrategy?.type ?? 'RollingUpdate'],
+    ];
+  } else if (o.kind === 'DaemonSet') {
+    const d = o as DaemonSet;
+    const st = d.status;
+    status = [
+      ['Selector', formatSelector(d.spec.selector)],
+      ['Node-Selector', d.spec.template.spec.nodeSelector ? labels(d.spec.template.spec.nodeSelector) : '<none>'],
+      ['Desired Number of Nodes Scheduled', String(st?.desiredNumberScheduled ?? 0)],
+      ['Current Number of Nodes Scheduled', String(st?.currentNumberScheduled ?? 0)],
+      ['Number of Nodes Scheduled with Up-to-date Pods', String(st?.updatedNumberScheduled ?? 0)],
+      ['Number of Nodes Scheduled with Available Pods', String(st?.numberAvailable ?? 0)],
+      ['Number of Nodes Misscheduled', String(st?.numberMisscheduled ?? 0)],
+    ];
+  } else {
+    const j = o as Job;
+    const st = j.status;
+    const phases = (p: string) => pods.filter((x) => x.status?.phase === p).length;
+    status = [
+      ['Parallelism', String(j.spec.parallelism ?? 1)],
+      ['Completions', String(j.spec.completions ?? (j.spec.parallelism === undefined ? 1 : '<unset>'))],
+      ['Backoff Limit', String(j.spec.backoffLimit ?? 6)],
+      ['Start Time', st?.startTime],
+      ['Completed At', st?.completionTime],
+      ['Pods Statuses', `${st?.active ?? 0} Active (${st?.ready ?? 0} Ready) / ${phases('Succeeded')} Succeeded / ${phases('Failed')} Failed`],
+    ];
+  }
+  const conditions = ((o.status as { conditions?: Array<{ type: string; status: string; reason?: string }> } | undefined)?.conditions ?? []);
+  return [
+    fields([...head, ...status]),
+    'Pod Template:\n' + indent(stringify(o.spec.template).trimEnd()),
+    ...(conditions.length ? ['Conditions:\n' + indent(table([['Type', 'Status', 'Reason'], ...conditions.map((c) => [c.type, c.status, c.reason ?? ''])]))] : []),
     'Pods:\n' + indent(table([['NAME', 'STATUS', 'IP', 'NODE'], ...pods.map((p) => [p.metadata.name, podStatus(p), p.status?.podIP ?? '<none>', p.spec.nodeName ?? '<none>'])])),
   ].join('\n');
 }

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { APPLY_PATH, apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
-import type { Deployment, EndpointSlice, Event, Ingress, KubeObject, Node, Pod, Service } from '../api/types.ts';
+import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, Job, KubeObject, Node, Pod, Service, StatefulSet } from '../api/types.ts';
 import type { ApplyResult } from '../api/apply.ts';
 import { ApiClient, ApiError } from '../apiserver/client.ts';
 import { isNotFound } from '../apiserver/status.ts';
@@ -19,7 +19,7 @@ import { podRecordDir, podRecords, podRecordsDir } from '../node/records.ts';
 import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
 import { runAttached, type PodView } from '../supervisor/supervisor.ts';
-import { describeDeployment, describeIngress, describeNode, describePod, describeService, eventsSection } from './describe.ts';
+import { describeDeployment, describeWorkload, describeIngress, describeNode, describePod, describeService, eventsSection } from './describe.ts';
 import { printObjects, printTable } from './print.ts';
 
 export const defaultCluster = (): string => process.env.KUBEWIRE_CLUSTER || 'kubewire';
@@ -31,7 +31,10 @@ export function connect(cluster: string): { client: ApiClient; plan: ClusterPlan
   const relayed = !process.env.KUBEWIRE_GUEST && clusterKernel(cluster) !== undefined;
   if (!relayed && !daemonPid(cluster)) throw new ClusterError(`the daemon of cluster ${cluster} is not running (kubewire up --cluster ${cluster} starts it again)`);
   if (relayed && !existsSync(daemonPaths(cluster).socket)) throw new ClusterError(`the kernel of cluster ${cluster} is not running (kubewire down --cluster ${cluster} removes what is left of it)`);
-  return { client: new ApiClient(daemonPaths(cluster).socket), plan };
+  const client = new ApiClient(daemonPaths(cluster).socket);
+  // The API server's warnings, as kubectl prints them.
+  client.onWarning = (text) => void process.stderr.write(`Warning: ${text}\n`);
+  return { client, plan };
 }
 
 function resource(name: string): ResourceType {
@@ -256,7 +259,7 @@ export function registerKubectlCommands(program: Command): void {
     });
 
   clusterOpt(nsOpt(program.command('get')))
-    .description('display one or many objects (pods, deployments, services, endpointslices, nodes, namespaces)')
+    .description('display one or many objects (pods, deployments, statefulsets, daemonsets, jobs, services, endpointslices, configmaps, nodes, namespaces)')
     .argument('<kind>', 'a kind (pods, svc, deploy, ...), KIND/NAME, several as svc,pods, or all')
     .argument('[names...]', 'object names')
     .option('-A, --all-namespaces', 'list across all namespaces')
@@ -269,7 +272,7 @@ export function registerKubectlCommands(program: Command): void {
       // Several kinds at once (get svc,pods; get all): a table per kind, names as kind/name.
       if ((kind.includes(',') || kind === 'all') && !kind.includes('/')) {
         if (names.length || o.watch) throw new ClusterError('names and --watch need a single kind');
-        const kinds = kind === 'all' ? ['pods', 'services', 'deployments'] : kind.split(',');
+        const kinds = kind === 'all' ? ['pods', 'services', 'daemonsets', 'deployments', 'statefulsets', 'jobs'] : kind.split(',');
         const rts = kinds.map(resource);
         if (o.output && !['wide', 'json', 'yaml', 'name'].includes(o.output)) throw new ClusterError(`unable to match a printer suitable for the output format "${o.output}", allowed formats are: json,name,wide,yaml`);
         const { client } = connect(o.cluster);
@@ -329,6 +332,10 @@ export function registerKubectlCommands(program: Command): void {
         return out(await describeNode(linux, obj as Node, pods, plan, podRecords(podRecordsDir(o.cluster, t.name))));
       }
       if (t.rt.kind === 'Pod') return out(`${await describePod(linux, obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod), podDir(o.cluster, obj as Pod))}\n${await events()}`);
+      if (t.rt.kind === 'StatefulSet' || t.rt.kind === 'DaemonSet' || t.rt.kind === 'Job') {
+        const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter((p) => (p.metadata.ownerReferences as Array<{ uid: string }> | undefined)?.some((r) => r.uid === obj.metadata.uid));
+        return out(`${describeWorkload(obj as StatefulSet | DaemonSet | Job, pods)}\n${await events()}`);
+      }
       if (t.rt.kind === 'Deployment') {
         const d = obj as Deployment;
         const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter((p) => (p.metadata.ownerReferences as Array<{ uid: string }> | undefined)?.some((r) => r.uid === d.metadata.uid));
@@ -362,12 +369,12 @@ export function registerKubectlCommands(program: Command): void {
     });
 
   clusterOpt(nsOpt(program.command('scale')))
-    .description('set the number of replicas of a Deployment')
-    .argument('<target...>', 'deployment/NAME or deployment NAME')
+    .description('set the number of replicas of a Deployment or a StatefulSet')
+    .argument('<target...>', 'deployment/NAME, statefulset/NAME or KIND NAME')
     .requiredOption('--replicas <n>', 'the new number of replicas')
     .action(async (args: string[], o: { cluster: string; namespace?: string; replicas: string }) => {
       const t = target(args[0]!, args[1]);
-      if (t.rt.kind !== 'Deployment' || !t.name) throw new ClusterError('scale works on deployments: kubewire scale deployment/NAME --replicas=N');
+      if ((t.rt.kind !== 'Deployment' && t.rt.kind !== 'StatefulSet') || !t.name) throw new ClusterError('scale works on deployments and statefulsets: kubewire scale deployment/NAME --replicas=N');
       if (!/^\d+$/.test(o.replicas)) throw new ClusterError(`--replicas ${JSON.stringify(o.replicas)} is not a whole number`);
       const { client } = connect(o.cluster);
       await client.call('PATCH', resourcePath(t.rt, o.namespace ?? 'default', t.name, 'scale'), { spec: { replicas: Number(o.replicas) } });

@@ -3,7 +3,7 @@
 
 import { stringify } from 'yaml';
 import type { ResourceType } from '../api/resources.ts';
-import type { Deployment, EndpointSlice, Event, Ingress, IngressClass, KubeObject, Namespace, Node, Pod, Secret, Service } from '../api/types.ts';
+import type { ConfigMap, DaemonSet, Deployment, EndpointSlice, Event, Ingress, IngressClass, Job, KubeObject, Namespace, Node, Pod, Secret, Service, StatefulSet } from '../api/types.ts';
 import { formatSelector } from '../api/labels.ts';
 
 export function table(rows: string[][]): string {
@@ -57,6 +57,42 @@ function deploymentRow(d: Deployment, wide: boolean): string[] {
   return row;
 }
 
+function templateColumns(t: { spec: { containers: Array<{ name: string; image: string }> } }): string[] {
+  return [t.spec.containers.map((c) => c.name).join(','), t.spec.containers.map((c) => c.image).join(',')];
+}
+
+function statefulSetRow(s: StatefulSet, wide: boolean): string[] {
+  const row = [s.metadata.name, `${s.status?.readyReplicas ?? 0}/${s.spec.replicas ?? 1}`, age(s.metadata.creationTimestamp)];
+  if (wide) row.push(...templateColumns(s.spec.template));
+  return row;
+}
+
+function daemonSetRow(d: DaemonSet, wide: boolean): string[] {
+  const s = d.status;
+  const selector = d.spec.template.spec.nodeSelector;
+  const row = [d.metadata.name, String(s?.desiredNumberScheduled ?? 0), String(s?.currentNumberScheduled ?? 0), String(s?.numberReady ?? 0), String(s?.updatedNumberScheduled ?? 0), String(s?.numberAvailable ?? 0), selector && Object.keys(selector).length ? Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',') : '<none>', age(d.metadata.creationTimestamp)];
+  if (wide) row.push(...templateColumns(d.spec.template), formatSelector(d.spec.selector));
+  return row;
+}
+
+/** kubectl's Job STATUS column (1.31): Complete, Failed, Running. */
+function jobStatus(j: Job): string {
+  const c = j.status?.conditions ?? [];
+  if (c.some((x) => x.type === 'Complete' && x.status === 'True')) return 'Complete';
+  if (c.some((x) => x.type === 'Failed' && x.status === 'True')) return 'Failed';
+  return 'Running';
+}
+
+function jobRow(j: Job, wide: boolean): string[] {
+  const completions = j.spec.completions ?? (j.spec.parallelism === undefined ? 1 : undefined);
+  const start = j.status?.startTime;
+  const end = j.status?.completionTime;
+  const duration = start ? age(start, end ? Date.parse(end) : Date.now()) : '';
+  const row = [j.metadata.name, jobStatus(j), `${j.status?.succeeded ?? 0}/${completions ?? 1}`, duration, age(j.metadata.creationTimestamp)];
+  if (wide) row.push(...templateColumns(j.spec.template));
+  return row;
+}
+
 function nodeRow(n: Node, wide: boolean): string[] {
   const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
   const row = [n.metadata.name, `${ready ? 'Ready' : 'NotReady'}${n.spec?.unschedulable ? ',SchedulingDisabled' : ''}`, '<none>', age(n.metadata.creationTimestamp), n.status?.nodeInfo?.kubeletVersion ?? ''];
@@ -102,6 +138,10 @@ const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObj
   EndpointSlice: { base: ['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', 'AGE'], wide: [], row: (o) => sliceRow(o as EndpointSlice) },
   Ingress: { base: ['NAME', 'CLASS', 'HOSTS', 'ADDRESS', 'PORTS', 'AGE'], wide: [], row: (o) => ingressRow(o as Ingress) },
   IngressClass: { base: ['NAME', 'CONTROLLER', 'PARAMETERS', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as IngressClass).spec.controller ?? '', (o as IngressClass).spec.parameters ? JSON.stringify((o as IngressClass).spec.parameters) : '<none>', age(o.metadata.creationTimestamp)] },
+  StatefulSet: { base: ['NAME', 'READY', 'AGE'], wide: ['CONTAINERS', 'IMAGES'], row: (o, w) => statefulSetRow(o as StatefulSet, w) },
+  DaemonSet: { base: ['NAME', 'DESIRED', 'CURRENT', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'NODE SELECTOR', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => daemonSetRow(o as DaemonSet, w) },
+  Job: { base: ['NAME', 'STATUS', 'COMPLETIONS', 'DURATION', 'AGE'], wide: ['CONTAINERS', 'IMAGES'], row: (o, w) => jobRow(o as Job, w) },
+  ConfigMap: { base: ['NAME', 'DATA', 'AGE'], wide: [], row: (o) => [o.metadata.name, String(Object.keys((o as ConfigMap).data ?? {}).length + Object.keys((o as ConfigMap).binaryData ?? {}).length), age(o.metadata.creationTimestamp)] },
   Secret: { base: ['NAME', 'TYPE', 'DATA', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Secret).type ?? 'Opaque', String(Object.keys((o as Secret).data ?? {}).length), age(o.metadata.creationTimestamp)] },
   Event: { base: ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'], wide: [], row: (o) => eventRow(o as Event) },
   Namespace: { base: ['NAME', 'STATUS', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Namespace).status?.phase ?? 'Active', age(o.metadata.creationTimestamp)] },

@@ -181,14 +181,17 @@ export function syncDeployment(api: Api, namespace: string, name: string, events
   return failure ? 'backoff' : plan.create > done ? 'now' : undefined;
 }
 
-/** Garbage collection: pods whose controlling Deployment no longer exists. */
+/** The kinds whose pods the garbage collector removes when their owner is gone. */
+export const POD_OWNER_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'];
+
+/** Garbage collection: pods whose controlling Deployment, StatefulSet, DaemonSet or Job no longer exists. */
 export function collectOrphans(api: Api): number {
-  const uids = new Set(api.store.list('Deployment').items.map((d) => d.metadata.uid));
+  const uids = new Set(POD_OWNER_KINDS.flatMap((k) => api.store.list(k).items.map((d) => d.metadata.uid)));
   let n = 0;
   for (const owner of api.store.indexValues('Pod', 'owner').keys()) {
     if (uids.has(owner)) continue;
     for (const p of api.store.byIndex('Pod', 'owner', owner) as Pod[]) {
-      if (controllerOf(p)?.kind === 'Deployment' && !p.metadata.deletionTimestamp) {
+      if (POD_OWNER_KINDS.includes(controllerOf(p)?.kind ?? '') && !p.metadata.deletionTimestamp) {
         api.delete({ kind: 'Pod', namespace: p.metadata.namespace, name: p.metadata.name });
         n++;
       }

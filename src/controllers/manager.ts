@@ -1,10 +1,14 @@
-// kube-controller-manager and kube-scheduler of a kubewire cluster: each controller is a
+// kube-controller-manager and kube-scheduler of a kubewire cluster (node IPAM, Deployment,
+// StatefulSet, DaemonSet, Job, EndpointSlice, namespace, GC, scheduler): each controller is a
 // work queue fed by watches, plus a periodic resync (level-triggered: a missed event or a
 // restart costs nothing but a little delay).
 
 import type { Deployment, Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
-import { collectOrphans, deploymentsFor, syncDeployment, type Requeue } from './deployment.ts';
+import { collectOrphans, controllerOf, deploymentsFor, syncDeployment, type Requeue } from './deployment.ts';
+import { syncStatefulSet } from './statefulset.ts';
+import { syncDaemonSet } from './daemonset.ts';
+import { syncJob } from './job.ts';
 import { servicesFor, syncEndpointSlices } from './endpointslice.ts';
 import { syncNamespace } from './namespace.ts';
 import { collectPodsOfMissingNodes } from './podgc.ts';
@@ -47,6 +51,17 @@ export class ControllerManager {
       const { namespace, name } = splitKey(key);
       return syncDeployment(api, namespace!, name, deploymentEvents);
     }, onError('deployment'));
+    // StatefulSets, DaemonSets and Jobs: one queue each, keyed by namespace/name.
+    const workloads = new Map(
+      ([['StatefulSet', syncStatefulSet, 'statefulset-controller'], ['DaemonSet', syncDaemonSet, 'daemonset-controller'], ['Job', syncJob, 'job-controller']] as const).map(([kind, sync, component]) => {
+        const events = new EventRecorder(api, component);
+        const q = this.queue((key) => {
+          const { namespace, name } = splitKey(key);
+          return sync(api, namespace!, name, events);
+        }, onError(component.replace('-controller', '')));
+        return [kind as string, q] as const;
+      }),
+    );
     const slices = this.queue((key) => {
       const { namespace, name } = splitKey(key);
       syncEndpointSlices(api, namespace!, name);
@@ -57,6 +72,7 @@ export class ControllerManager {
 
     this.stops.push(
       api.watch('Node', undefined, api.store.currentRV(), () => {
+        for (const ds of api.store.list('DaemonSet').items) workloads.get('DaemonSet')!.add(nameKey(ds.metadata.namespace, ds.metadata.name));
         nodes.add('all');
         scheduler.add('pending');
         podGC.add('orphans');
@@ -66,8 +82,16 @@ export class ControllerManager {
         if (e.type === 'DELETED') gc.add('orphans');
         else deployments.add(nameKey(d.metadata.namespace, d.metadata.name));
       }),
+      ...[...workloads].map(([kind, q]) =>
+        api.watch(kind, undefined, api.store.currentRV(), (e) => {
+          if (e.type === 'DELETED') gc.add('orphans');
+          else q.add(nameKey(e.object.metadata.namespace, e.object.metadata.name));
+        }),
+      ),
       api.watch('Pod', undefined, api.store.currentRV(), (e) => {
         const pod = e.object as Pod;
+        const owner = controllerOf(pod);
+        if (owner && owner.kind !== 'Deployment') workloads.get(owner.kind)?.add(nameKey(pod.metadata.namespace, owner.name));
         if (!pod.spec.nodeName && e.type !== 'DELETED') scheduler.add('pending');
         if (pod.spec.nodeName && e.type !== 'DELETED' && !api.tryGet({ kind: 'Node', name: pod.spec.nodeName })) podGC.add('orphans');
         if (e.type === 'DELETED' || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') scheduler.add('pending');
@@ -86,6 +110,7 @@ export class ControllerManager {
       gc.add('orphans');
       podGC.add('orphans');
       for (const d of api.list('Deployment').items) deployments.add(nameKey(d.metadata.namespace, d.metadata.name));
+      for (const [kind, q] of workloads) for (const o of api.store.list(kind).items) q.add(nameKey(o.metadata.namespace, o.metadata.name));
       for (const svc of api.list('Service').items) slices.add(nameKey(svc.metadata.namespace, svc.metadata.name));
       for (const ns of api.list('Namespace').items) if (ns.metadata.deletionTimestamp) namespaces.add(ns.metadata.name);
     };

@@ -1,12 +1,13 @@
 // The scheduler: binds each pending pod to a node. Pods that name a node (spec.nodeName)
 // are never touched here; the rest go to the ready node with room (fewer pods than its
-// allocatable pods, the kubelet's maxPods) with the fewest pods of the same owner, then the
-// fewest pods overall (spreading), ties broken by name. A pod no node can take stays
+// allocatable pods, the kubelet's maxPods) whose labels match the pod's nodeSelector, with
+// the fewest pods of the same owner, then the fewest pods overall (spreading), ties broken by name. A pod no node can take stays
 // Pending with a FailedScheduling event that says why, as kube-scheduler's does.
 
 import { DEFAULT_MAX_PODS, type Node, type Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
+import { matches } from '../api/labels.ts';
 
 /**
  * Whether the node's pod network is up: its NetworkUnavailable condition says so (as a cloud
@@ -34,7 +35,10 @@ export function podCapacity(node: Node): number {
 
 /** The node for `pod` given the nodes and the pods already bound, or why there is none (pure). */
 export function pickNode(pod: Pod, nodes: Node[], bound: Pod[]): string | { unschedulable: string } {
-  const schedulable = nodes.filter(isSchedulable);
+  const selector = pod.spec.nodeSelector;
+  const selected = (n: Node) => !selector || matches({ matchLabels: selector }, n.metadata.labels);
+  const mismatched = nodes.filter((n) => !selected(n)).length;
+  const schedulable = nodes.filter((n) => isSchedulable(n) && selected(n));
   const owner = ownerUid(pod);
   const score = new Map(schedulable.map((n) => [n.metadata.name, { siblings: 0, total: 0 }]));
   for (const p of bound) {
@@ -46,7 +50,7 @@ export function pickNode(pod: Pod, nodes: Node[], bound: Pod[]): string | { unsc
   const candidates = schedulable.filter((n) => score.get(n.metadata.name)!.total < podCapacity(n)).map((n) => n.metadata.name).sort();
   if (!candidates.length) {
     const full = schedulable.length;
-    const reasons = [full && `${full} Too many pods`, nodes.length - full && `${nodes.length - full} node(s) were not ready or had no pod network`].filter(Boolean);
+    const reasons = [full && `${full} Too many pods`, mismatched && `${mismatched} node(s) didn't match Pod's node affinity/selector`, nodes.length - full - mismatched && `${nodes.length - full - mismatched} node(s) were not ready or had no pod network`].filter(Boolean);
     return { unschedulable: `0/${nodes.length} nodes are available${reasons.length ? `: ${reasons.join(', ')}` : ''}.` };
   }
   return candidates.reduce((best, n) => {

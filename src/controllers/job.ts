@@ -1,0 +1,112 @@
+// The Job controller: pods that run to completion, at most `parallelism` at a time, until
+// `completions` of them succeeded (Complete), or more than `backoffLimit` failed (Failed,
+// BackoffLimitExceeded; with restartPolicy OnFailure the containers' restarts count as
+// failures, as upstream counts them). Without completions, the first success ends the Job
+// once no pod runs (a work queue). Finished pods are kept for their logs; once the Job
+// finished, the pods still running are deleted. Pods carry the job-name and controller-uid
+// labels.
+
+import type { Condition, Job, JobStatus, OwnerReference, Pod } from '../api/types.ts';
+import { now } from '../api/types.ts';
+import type { Api } from '../apiserver/api.ts';
+import type { EventRecorder } from '../apiserver/events.ts';
+import { isReady, type Requeue } from './deployment.ts';
+
+export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
+export const CONTROLLER_UID_LABEL = 'batch.kubernetes.io/controller-uid';
+
+export function jobPod(job: Job): Pod {
+  const owner: OwnerReference = { apiVersion: 'batch/v1', kind: 'Job', name: job.metadata.name, uid: job.metadata.uid!, controller: true, blockOwnerDeletion: true };
+  const { name: _ignored, ...templateMeta } = job.spec.template.metadata ?? {};
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      ...templateMeta,
+      name: '',
+      generateName: `${job.metadata.name}-`,
+      namespace: job.metadata.namespace,
+      labels: { ...(job.spec.template.metadata?.labels ?? {}), [JOB_NAME_LABEL]: job.metadata.name, 'job-name': job.metadata.name, [CONTROLLER_UID_LABEL]: job.metadata.uid!, 'controller-uid': job.metadata.uid! },
+      ownerReferences: [owner],
+    },
+    spec: structuredClone(job.spec.template.spec),
+  };
+}
+
+export interface JobPlan {
+  create: number;
+  delete: Pod[];
+  status: JobStatus;
+  /** The condition the Job reached in this sync, if any (for its event). */
+  finished?: 'Complete' | 'Failed';
+}
+
+function finishedAs(job: Job): 'Complete' | 'Failed' | undefined {
+  const c = job.status?.conditions ?? [];
+  if (c.some((x) => x.type === 'Complete' && x.status === 'True')) return 'Complete';
+  if (c.some((x) => x.type === 'Failed' && x.status === 'True')) return 'Failed';
+  return undefined;
+}
+
+/** What to do next for a Job given the pods it owns, at `stamp` (pure). */
+export function planJob(job: Job, owned: Pod[], stamp: string): JobPlan {
+  const parallelism = job.spec.parallelism ?? 1;
+  const completions = job.spec.completions ?? (job.spec.parallelism === undefined ? 1 : undefined);
+  const backoffLimit = job.spec.backoffLimit ?? 6;
+  const active = owned.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+  const succeeded = owned.filter((p) => p.status?.phase === 'Succeeded').length;
+  const failed = owned.filter((p) => p.status?.phase === 'Failed').length;
+  const restarts = job.spec.template.spec.restartPolicy === 'OnFailure' ? active.reduce((n, p) => n + (p.status?.containerStatuses ?? []).reduce((m, c) => m + c.restartCount, 0), 0) : 0;
+  const status: JobStatus = {
+    active: active.length,
+    ready: active.filter(isReady).length,
+    succeeded,
+    failed,
+    startTime: job.status?.startTime ?? stamp,
+    ...(job.status?.completionTime ? { completionTime: job.status.completionTime } : {}),
+    conditions: job.status?.conditions ?? [],
+  };
+  const done = finishedAs(job);
+  if (done) return { create: 0, delete: active, status };
+  const condition = (type: string, reason: string, message: string): Condition => ({ type, status: 'True', reason, message, lastTransitionTime: stamp });
+  if (failed + restarts > backoffLimit) {
+    status.conditions = [...status.conditions!, condition('FailureTarget', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit'), condition('Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit')];
+    return { create: 0, delete: active, status: { ...status, active: 0, ready: 0 }, finished: 'Failed' };
+  }
+  const complete = completions !== undefined ? succeeded >= completions : succeeded > 0 && active.length === 0;
+  if (complete) {
+    status.conditions = [...status.conditions!, condition('SuccessCriteriaMet', 'CompletionsReached', 'Reached expected number of succeeded pods'), condition('Complete', 'CompletionsReached', 'Reached expected number of succeeded pods')];
+    return { create: 0, delete: active, status: { ...status, active: 0, ready: 0, completionTime: stamp }, finished: 'Complete' };
+  }
+  const want = completions !== undefined ? Math.min(parallelism, completions - succeeded) : succeeded > 0 ? 0 : parallelism;
+  return { create: Math.max(0, want - active.length), delete: [], status };
+}
+
+/** One reconcile of the Job namespace/name. */
+export function syncJob(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue {
+  const job = api.tryGet<Job>({ kind: 'Job', namespace, name });
+  if (!job || job.metadata.deletionTimestamp) return undefined;
+  const owned = () => api.store.byIndex('Pod', 'owner', job.metadata.uid!) as Pod[];
+  const stamp = now();
+  const plan = planJob(job, owned(), stamp);
+  for (const p of plan.delete) {
+    api.delete({ kind: 'Pod', namespace, name: p.metadata.name });
+    events?.record(job, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
+  }
+  let failure: string | undefined;
+  for (let i = 0; i < plan.create; i++) {
+    try {
+      const pod = api.create(jobPod(job));
+      events?.record(job, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`);
+    } catch (e) {
+      failure = `Error creating: ${e instanceof Error ? e.message : String(e)}`;
+      events?.record(job, 'Warning', 'FailedCreate', failure);
+      break;
+    }
+  }
+  if (plan.finished === 'Complete') events?.record(job, 'Normal', 'Completed', 'Job completed');
+  if (plan.finished === 'Failed') events?.record(job, 'Warning', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
+  const status = plan.create && !plan.finished ? { ...plan.status, active: (plan.status.active ?? 0) + plan.create } : plan.status;
+  api.updateStatus({ kind: 'Job', namespace, name }, status);
+  return failure ? 'backoff' : undefined;
+}
