@@ -27,6 +27,9 @@ import type { WorkloadHostClient } from '../workloads/client.ts';
 import { isAlive, startDetached, stopProcess, type PodView, type ProcessRecord } from '../supervisor/supervisor.ts';
 import { SandboxManager, type PodRef } from './sandbox.ts';
 import { podRecordDir, podRecordDirs, readPodRecord, type PodRecordBase } from './records.ts';
+import { ProbeManager, type ProbeKind, type ProbeTarget } from './probes.ts';
+import { containerEnv, ContainerConfigError, passwdGroups, runAs } from './container-config.ts';
+import type { ConfigMap, Container, Secret } from '../api/types.ts';
 
 interface ContainerRecord {
   restartCount: number;
@@ -87,9 +90,20 @@ export class NodeAgent {
   private stopWatch?: () => void;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  /** The containers' startup, liveness and readiness probes. */
+  private readonly probes: ProbeManager;
 
   constructor(private readonly o: AgentOptions) {
     this.sandboxes = new SandboxManager(o.plan.spec.name, o.node, o.files, o.dataplane);
+    this.probes = new ProbeManager((netns, argv, input) => o.dataplane.at(netns).exec(argv, input), {
+      changed: (key) => this.queue.add(key),
+      failed: (key, _container, _kind, message) => {
+        const { namespace, name } = splitKey(key);
+        const pod = o.api.tryGet<Pod>({ kind: 'Pod', namespace, name });
+        if (pod) this.events.record(pod, 'Warning', 'Unhealthy', message);
+      },
+      tripped: (key, container, kind, message) => void this.restartForProbe(key, container, kind, message).catch((e: Error) => o.log(`${o.node.name}: pod ${key}: ${e.message}`)),
+    });
     this.podsDir = join(o.stateDir, 'pods');
     this.events = new EventRecorder(o.api, 'kubelet', o.node.name);
     this.queue = new WorkQueue((key) => this.sync(key), { concurrency: o.concurrency ?? 8, onError: (key, e) => o.log(`${o.node.name}: pod ${key}: ${e instanceof Error ? e.message : String(e)}`) });
@@ -152,6 +166,7 @@ export class NodeAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.probes.stop();
     this.stopWatch?.();
     clearInterval(this.timer);
     this.queue.stop();
@@ -291,13 +306,16 @@ export class NodeAgent {
           cr.startedAt = now();
           this.events.record(pod, 'Normal', 'Started', `Started container ${c.name}${w === 'idle' ? '' : ` (kubewire's built-in ${w.kind} workload on ${w.ports.map((p) => `${p.port}/${p.protocol}`).join(', ')})`}`);
         }
-        statuses.push({ ...base, ready: true, started: true, state: { running: { startedAt: cr.startedAt } } });
+        const probed = this.probed(pod, rec, c, cr.startedAt);
+        statuses.push({ ...base, ...probed, state: { running: { startedAt: cr.startedAt } }, ...(cr.lastTerminated ? { lastState: { terminated: cr.lastTerminated } } : {}) });
         continue;
       }
       if (cr.process && (this.children.has(cr.process.pid) || isAlive(cr.process))) {
-        statuses.push({ ...base, ready: true, started: true, state: { running: { startedAt: cr.process.startedAt } }, ...(cr.lastTerminated ? { lastState: { terminated: cr.lastTerminated } } : {}) });
+        const probed = this.probed(pod, rec, c, `${cr.process.pid}@${cr.process.startedAt}`);
+        statuses.push({ ...base, ...probed, state: { running: { startedAt: cr.process.startedAt } }, ...(cr.lastTerminated ? { lastState: { terminated: cr.lastTerminated } } : {}) });
         continue;
       }
+      this.probes.forgetContainer(rec.uid, c.name);
       if (cr.process) {
         // It ended while nobody was watching (daemon restart): its exit code is lost.
         cr.lastTerminated = { exitCode: -1, reason: 'Unknown', startedAt: cr.process.startedAt, finishedAt: now() };
@@ -330,12 +348,24 @@ export class NodeAgent {
         HOST_IP: this.o.node.ip,
       };
       if (own) env.KUBEWIRE_STATE_DIR = stateRoot(); // kubewire's own process finds its cluster's files
-      for (const e of c.env ?? []) env[e.name] = e.value ?? '';
       const key = nameKey(rec.namespace, rec.name);
+      let user: { uid: number; gid: number } | undefined;
+      try {
+        Object.assign(env, this.containerEnv(pod, c, rec));
+        user = runAs(pod, c, this.passwd());
+      } catch (e) {
+        if (!(e instanceof ContainerConfigError)) throw e;
+        // As the kubelet: the container waits (CreateContainerConfigError) until what it needs exists.
+        this.events.record(pod, 'Warning', 'Failed', `Error: ${e.message}`);
+        this.queue.addAfter(key, 2000);
+        statuses.push({ ...base, ready: false, started: false, state: { waiting: { reason: 'CreateContainerConfigError', message: e.message } }, ...(exited ? { lastState: { terminated: exited } } : {}) });
+        if (exited) cr.restartCount--;
+        continue;
+      }
       const startedAt = Date.now();
       let pid = 0;
       try {
-        cr.process = await startDetached({ argv, env, cwd: c.workingDir, netns: rec.netns, view, logFile: join(this.podDir(rec), c.name, '0.log') }, ({ code, signal }) => {
+        cr.process = await startDetached({ argv, env, cwd: c.workingDir, netns: rec.netns, view, user, logFile: join(this.podDir(rec), c.name, '0.log') }, ({ code, signal }) => {
           this.children.delete(pid);
           const current = this.local.get(key);
           const record = current?.uid === rec.uid ? current.containers[c.name] : undefined;
@@ -363,13 +393,69 @@ export class NodeAgent {
       this.children.add(pid);
       this.events.record(pod, 'Normal', 'Started', `Started container ${c.name}`);
       changed = true;
-      statuses.push({ ...base, restartCount: cr.restartCount, ready: true, started: true, state: { running: { startedAt: cr.process.startedAt } }, ...(exited ? { lastState: { terminated: exited } } : {}) });
+      const probed = this.probed(pod, rec, c, `${cr.process.pid}@${cr.process.startedAt}`);
+      statuses.push({ ...base, restartCount: cr.restartCount, ...probed, state: { running: { startedAt: cr.process.startedAt } }, ...(exited ? { lastState: { terminated: exited } } : {}) });
     }
     if (builtins.length) {
       await this.o.host.ensure(rec.uid, { pod: { name: rec.name, namespace: rec.namespace, ip: rec.ip, node: this.o.node.name, hostname: view.hostname }, netns: rec.netns, logDir: this.podDir(rec), workloads: builtins });
     }
     if (changed) this.save(rec);
     return statuses;
+  }
+
+  /** A running container's started and ready, from its probes (started and ready at once when it has none). */
+  private probed(pod: Pod, rec: LocalPod, c: Container, instance: string): { started: boolean; ready: boolean } {
+    let user: ProbeTarget['user'];
+    try {
+      user = runAs(pod, c, this.passwd());
+    } catch {
+      user = undefined;
+    }
+    this.probes.ensure(nameKey(rec.namespace, rec.name), rec.uid, c, instance, { podIP: rec.ip, podNetns: rec.netns, nodeNetns: this.o.dataplane.netnsPath(this.o.node.netns), user });
+    return { started: this.probes.started(rec.uid, c.name), ready: this.probes.ready(rec.uid, c.name) };
+  }
+
+  /** A liveness or startup probe failed failureThreshold times: the container is killed and restarted, as the kubelet does. */
+  private async restartForProbe(key: string, container: string, kind: ProbeKind, message: string): Promise<void> {
+    const rec = this.local.get(key);
+    const { namespace, name } = splitKey(key);
+    const pod = this.o.api.tryGet<Pod>({ kind: 'Pod', namespace, name });
+    const c = pod?.spec.containers.find((x) => x.name === container);
+    const cr = rec?.containers[container];
+    if (!rec || !pod || !c || !cr || pod.metadata.uid !== rec.uid || pod.metadata.deletionTimestamp) return;
+    this.events.record(pod, 'Normal', 'Killing', `Container ${container} failed ${kind} probe, will be restarted`);
+    this.o.log(`${this.o.node.name}: pod ${key}: container ${container} failed its ${kind} probe (${message}): restarting it`);
+    this.probes.forgetContainer(rec.uid, container);
+    if (workloadFor(c) === 'process') {
+      // Its exit is recorded by its exit handler (or by the next sync, for an adopted process), and it starts again.
+      if (cr.process) await stopProcess(cr.process, (pod.spec.terminationGracePeriodSeconds ?? 30) * 1000);
+      this.queue.add(key);
+      return;
+    }
+    // A built-in workload: the workload host serves the pod's again, from a new start.
+    await this.o.host.stop(rec.uid);
+    cr.lastTerminated = { exitCode: 137, reason: 'Error', startedAt: cr.startedAt, finishedAt: now() };
+    cr.startedAt = undefined;
+    cr.restartCount++;
+    this.save(rec);
+    this.queue.add(key);
+  }
+
+  private passwdCache?: Map<number, number>;
+
+  /** The host's users' primary groups (the "image's" /etc/passwd: command containers run from the host's filesystem). */
+  private passwd(): Map<number, number> {
+    this.passwdCache ??= passwdGroups(existsSync('/etc/passwd') ? readFileSync('/etc/passwd', 'utf8') : '');
+    return this.passwdCache;
+  }
+
+  /** The container's variables from env and envFrom, ConfigMaps and Secrets read now. */
+  private containerEnv(pod: Pod, c: Container, rec: LocalPod): Record<string, string> {
+    const ns = rec.namespace;
+    return containerEnv(pod, c, {
+      configMap: (name) => this.o.api.tryGet<ConfigMap>({ kind: 'ConfigMap', namespace: ns, name }),
+      secret: (name) => this.o.api.tryGet<Secret>({ kind: 'Secret', namespace: ns, name }),
+    }, { podIP: rec.ip, hostIP: this.o.node.ip });
   }
 
   private publish(pod: Pod, rec: LocalPod, statuses: ContainerStatus[], restartPolicy: string): void {
@@ -417,6 +503,7 @@ export class NodeAgent {
   private async teardown(rec: LocalPod, graceMs: number): Promise<void> {
     const key = nameKey(rec.namespace, rec.name);
     this.views.delete(rec.uid);
+    this.probes.forget(rec.uid);
     await this.o.host.stop(rec.uid).catch((e: Error) => this.o.log(`${this.o.node.name}: ${e.message}`));
     await Promise.all(Object.values(rec.containers).map((c) => (c.process ? stopProcess(c.process, graceMs) : undefined)));
     for (const c of Object.values(rec.containers)) c.process = undefined;

@@ -98,6 +98,13 @@ export interface DetachedSpec {
   view?: PodView;
   /** stdout and stderr are appended here. */
   logFile: string;
+  /** The user and group the command runs as (setpriv drops to them after the namespaces are entered; no supplementary groups). */
+  user?: { uid: number; gid: number };
+}
+
+/** argv run as `user` (the pod view's mounts are made as root first). */
+function asUser(argv: string[], user: DetachedSpec['user']): string[] {
+  return user ? [toolPath('setpriv'), `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--', ...argv] : argv;
 }
 
 export interface ExitStatus {
@@ -113,7 +120,7 @@ export function startDetached(spec: DetachedSpec, onExit: (status: ExitStatus) =
   mkdirSync(dirname(spec.logFile), { recursive: true });
   const out = openSync(spec.logFile, 'a');
   try {
-    const argv = inNamespace(spec.argv, spec.netns, spec.view);
+    const argv = inNamespace(asUser(spec.argv, spec.user), spec.netns, spec.view);
     const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', out, out], env: spec.env, cwd: spec.cwd || '/' });
     return new Promise((resolve, reject) => {
       child.once('error', (e) => reject(new Error(`cannot start ${JSON.stringify(spec.argv[0])}: ${e.message}`)));
