@@ -20,8 +20,6 @@ try {
   ]);
   mkdirSync(`${out}/ui`, { recursive: true });
   copyFileSync('src/ui/web/index.html', `${out}/ui/index.html`);
-  // ELK runs in a Web Worker (its layout never holds up the page): the worker script as elkjs ships it.
-  copyFileSync('node_modules/elkjs/lib/elk-worker.min.js', `${out}/ui/elk-worker.js`);
 } catch (e) {
   rmSync(out, { recursive: true, force: true });
   throw e;

@@ -6,6 +6,7 @@ import type { EndpointSlice, Ingress, Node, Pod, Service } from '../src/api/type
 import { planCluster, DEFAULT_SPEC } from '../src/cluster/plan.ts';
 import { diffElements, visible } from '../src/ui/graph.ts';
 import { topology } from '../src/ui/topology.ts';
+import type { Hop } from '../src/trace/types.ts';
 
 const plan = planCluster({ ...DEFAULT_SPEC, name: 'g', nodes: 2 });
 const node = (name: string, cidr: string): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name }, spec: { podCIDR: cidr }, status: { conditions: [{ type: 'Ready', status: 'True' }] } }) as Node;
@@ -84,4 +85,91 @@ test('vpc mode: no bridge; each pod\'s ptp pair ends on its node\'s eth0 side; t
   assert.equal(byId.get('veth:pod/default/a->eth0/g-node-1')!.data.label, 'eth0 ↔ veth0123abcd (ptp, gateway 169.254.1.1)');
   assert.match(byId.get('router')!.data.facts![0]!, /no pod routes: pods hold VPC addresses/);
   assert.equal(byId.get('node/g-node-1')!.data.label, 'g-node-1  pods take VPC addresses');
+});
+
+// The layout (layout.ts): the picture row by row with fixed sizes, so that nothing overlaps at any size.
+import { layoutGraph, overlaps, SIZES, type Rect } from '../src/ui/layout.ts';
+import { tracePath } from '../src/ui/graph.ts';
+
+const many = (perNode: number, nodes = 2) =>
+  Array.from({ length: perNode * nodes }, (_, i) => pod(`web-${String(i).padStart(3, '0')}`, `g-node-${(i % nodes) + 1}`, `10.244.${i % nodes}.${10 + i}`));
+const attachmentsFor = (pods: Pod[]) => new Map(['g-node-1', 'g-node-2'].map((n) => [n, pods.filter((p) => p.spec.nodeName === n).map((p, i) => ({ namespace: 'default', name: p.metadata.name, hostVeth: `veth${String(i).padStart(8, '0')}` }))]));
+const inside = (a: Rect, box: Rect) => a.x - a.w / 2 >= box.x - box.w / 2 && a.x + a.w / 2 <= box.x + box.w / 2 && a.y - a.h / 2 >= box.y - box.h / 2 && a.y + a.h / 2 <= box.y + box.h / 2;
+
+for (const perNode of [1, 6, 12, 40]) {
+  test(`layout, ${perNode} pods per node: no two elements overlap, each pod inside its node's box, boxes apart, each veth pair a level line to its bridge`, () => {
+    const pods = many(perNode);
+    const g = topology({ ...objects(pods), attachments: attachmentsFor(pods) });
+    const l = layoutGraph(g);
+    const leaves = [...l.at.entries()];
+    assert.equal(leaves.length, g.filter((e) => e.group === 'nodes' && e.data.kind !== 'node').length, 'every drawn element placed');
+    // The bridge's label sits above its bar: count it as part of the bar.
+    const withLabels = leaves.map(([id, r]) => [id, id.startsWith('cni0/') ? { ...r, y: r.y - 11, h: r.h + 22 } : r] as const);
+    for (let i = 0; i < withLabels.length; i++) for (let j = i + 1; j < withLabels.length; j++) assert.ok(!overlaps(withLabels[i]![1], withLabels[j]![1]), `${withLabels[i]![0]} and ${withLabels[j]![0]} overlap`);
+    for (const p of pods) assert.ok(inside(l.at.get(`pod/default/${p.metadata.name}`)!, l.boxes.get(`node/${p.spec.nodeName}`)!), `${p.metadata.name} inside its box`);
+    const [b1, b2] = [l.boxes.get('node/g-node-1')!, l.boxes.get('node/g-node-2')!];
+    assert.ok(!overlaps(b1, b2));
+    for (const [id, r] of leaves) if (!id.startsWith('pod/') && !id.startsWith('cni0/') && !id.startsWith('eth0/')) assert.ok(!overlaps(r, b1) && !overlaps(r, b2), `${id} outside the boxes`);
+    for (const p of pods) {
+      const at = l.at.get(`pod/default/${p.metadata.name}`)!;
+      const bar = l.at.get(`cni0/${p.spec.nodeName}`)!;
+      const end = l.ends.get(`veth:pod/default/${p.metadata.name}->cni0/${p.spec.nodeName}`)!;
+      assert.equal(bar.y + end.dy, at.y, 'the pair ends on the bar level with its pod');
+      assert.equal(Math.abs(end.dx), SIZES.bar / 2);
+      assert.ok(at.y - at.h / 2 >= bar.y - bar.h / 2 && at.y + at.h / 2 <= bar.y + bar.h / 2, 'the bar spans its pods');
+    }
+    // The picture's rows: Services above the boxes, the underlay below them, the router below it.
+    assert.ok(l.at.get('svc/default/web')!.y < b1.y - b1.h / 2);
+    assert.ok(l.at.get('underlay')!.y > b1.y + b1.h / 2);
+    assert.ok(l.at.get('router')!.y > l.at.get('underlay')!.y);
+  });
+}
+
+test('layout: a pod keeps its place when another comes after it (by name), and the layout is the same for the same graph', () => {
+  const before = layoutGraph(topology(objects(many(3))));
+  const after = layoutGraph(topology(objects([...many(3), pod('zz-last', 'g-node-1', '10.244.0.99')])));
+  for (const p of many(3)) assert.deepEqual(after.at.get(`pod/default/${p.metadata.name}`), before.at.get(`pod/default/${p.metadata.name}`));
+  assert.deepEqual(layoutGraph(topology(objects(many(3)))), before);
+});
+
+test("layout in vpc mode: eth0 is the bar the ptp pairs end on", () => {
+  const vpc = planCluster({ ...DEFAULT_SPEC, name: 'g', nodes: 2, mode: 'vpc' });
+  const g = topology({ ...objects(many(4)), plan: vpc });
+  const l = layoutGraph(g);
+  assert.equal(l.at.get('eth0/g-node-1')!.w, SIZES.bar);
+  assert.ok(l.ends.has('veth:pod/default/web-000->eth0/g-node-1'));
+  assert.ok(l.ends.has('link:eth0/g-node-1->underlay'));
+});
+
+test('a trace on the graph: a path along its veth pairs, bridges and links (the underlay filled in between eth0 and the router), no step from an element to itself', () => {
+  const g = topology(objects([pod('a', 'g-node-1', '10.244.0.5'), pod('b', 'g-node-2', '10.244.1.5')]));
+  const hop = (netns: string, kind: Hop['kind'], io: { in?: string; out?: string } = {}, detail = '') => ({ netns, kind, detail, ...io });
+  const hops = [
+    hop('pod/default/a', 'l3', { out: 'eth0' }),
+    hop('node/g-node-1', 'l2', {}, "bridge cni0: 0a:… is the bridge's own address"),
+    hop('node/g-node-1', 'netfilter'),
+    hop('node/g-node-1', 'l3', { in: 'cni0', out: 'eth0' }),
+    hop('network', 'l3', { in: 'underlay', out: 'underlay' }),
+    hop('network', 'l2', {}, 'bridge underlay: FDB … → port node2'),
+    hop('node/g-node-2', 'l2', { in: 'eth0' }),
+    hop('node/g-node-2', 'conntrack'),
+    hop('node/g-node-2', 'l3', { in: 'eth0', out: 'cni0' }),
+    hop('pod/default/b', 'socket'),
+  ];
+  const { places, steps } = tracePath(hops, g);
+  assert.deepEqual(places, ['pod/default/a', 'cni0/g-node-1', 'eth0/g-node-1', 'router', 'underlay', 'eth0/g-node-2', 'cni0/g-node-2', 'pod/default/b']);
+  assert.deepEqual(steps.map((s) => ('edge' in s ? `${s.edge}${s.forward ? '' : ' (back)'}` : 'jump')), [
+    'veth:pod/default/a->cni0/g-node-1',
+    'link:cni0/g-node-1->eth0/g-node-1',
+    'link:eth0/g-node-1->underlay',
+    'link:router->underlay (back)',
+    'link:router->underlay',
+    'link:eth0/g-node-2->underlay (back)',
+    'link:cni0/g-node-2->eth0/g-node-2 (back)',
+    'veth:pod/default/b->cni0/g-node-2 (back)',
+  ]);
+  for (const s of steps) assert.notEqual(s.from, s.to);
+  // Between two places the graph does not join, a jump (never through a pod).
+  const stray = tracePath([hop('pod/default/a', 'l3'), hop('pod/default/b', 'socket')], g.filter((e) => e.data.kind !== 'veth'));
+  assert.deepEqual(stray.steps, [{ jump: true, from: 'pod/default/a', to: 'pod/default/b' }]);
 });

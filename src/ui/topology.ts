@@ -69,7 +69,9 @@ export function topology(o: ClusterObjects): GraphElement[] {
     const phase = pod.metadata.deletionTimestamp ? 'Terminating' : (pod.status?.phase ?? 'Pending');
     const attachment = o.attachments.get(nodeName)?.find((a) => a.namespace === ns && a.name === pod.metadata.name);
     const ip = pod.status?.podIP;
-    node({ id, kind: 'pod', parent: `node/${nodeName}`, label: `${pod.metadata.name}\n${ip ?? phase}`, namespace: ns, labels: pod.metadata.labels ?? {}, ip, phase, facts: [`${phase}${ip ? ` at ${ip}` : ''}`, ...(attachment?.mac ? [`eth0 ${attachment.mac}`] : [])] }, phase.toLowerCase());
+    // Its box names its veth pair too: the line to the bridge is too short for a label.
+    const pair = attachment?.hostVeth ? `\neth0 ↔ ${attachment.hostVeth}` : '';
+    node({ id, kind: 'pod', parent: `node/${nodeName}`, label: `${pod.metadata.name}\n${ip ?? phase}${pair}`, namespace: ns, labels: pod.metadata.labels ?? {}, ip, phase, facts: [`${phase}${ip ? ` at ${ip}` : ''}`, ...(attachment?.mac ? [`eth0 ${attachment.mac}`] : [])] }, phase.toLowerCase());
     const vpc = o.plan.spec.mode === 'vpc';
     edge({ kind: 'veth', source: id, target: vpc ? `eth0/${nodeName}` : `cni0/${nodeName}`, label: `eth0 ↔ ${attachment?.hostVeth ?? 'veth'}${vpc ? ` (ptp, gateway ${VPC.podGateway})` : ''}`, namespace: ns });
   }

@@ -1,50 +1,75 @@
-// The page: the cluster network drawn with Cytoscape.js (compound boxes for nodes, laid out
-// by ELK's layered algorithm in a Web Worker, so that the page never waits for it:
-// Ingresses and Services above, the nodes with their pods, cni0 and eth0, the underlay with
-// its router and the client below; a node's pods re-laid at once by Cytoscape's grid layout
-// when they change), kept in step with the server's
-// stream of graphs (applied as a diff, at most once per animation frame), details on click,
-// and a trace drawn on the graph hop by hop with its table and verdict.
+// The page: the cluster network drawn with Cytoscape.js, laid out by layout.ts (the seed's
+// picture row by row: Ingresses, Services, the nodes' boxes side by side with their pods in
+// two columns on each side of the bridge, the underlay with its router and the client below;
+// fixed sizes, so nothing is drawn over anything else), kept in step with the server's stream
+// of graphs (applied as a diff, at most once per animation frame), details on click, and a
+// trace drawn along the elements it crosses with its hop table and verdict below the graph.
+// When the drawing has settled the root element says so (data-layout="done") and the window
+// gets a `kubewire:layout` event: screenshots and tests wait for it.
 
-import cytoscape, { type Core, type ElementDefinition, type NodeSingular } from 'cytoscape';
-import ELK, { type ElkNode } from 'elkjs/lib/elk-api.js';
-import { diffElements, visible, type GraphElement } from '../graph.ts';
-import type { Hop, Leg, Trace } from '../../trace/types.ts';
+import cytoscape, { type Core, type ElementDefinition } from 'cytoscape';
+import { diffElements, tracePath, visible, type GraphElement, type TraceStep } from '../graph.ts';
+import { layoutGraph, SIZES, type Rect } from '../layout.ts';
+import type { Leg, Trace } from '../../trace/types.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
+const size = (s: { w: number; h: number }) => ({ width: s.w, height: s.h });
 const STYLE: cytoscape.StylesheetJson = [
   // Labels too small to read at the current zoom are not drawn (they cost the most to draw).
-  { selector: 'node', style: { 'min-zoomed-font-size': 7, label: 'data(label)', 'font-size': 11, 'text-wrap': 'wrap', 'text-valign': 'center', 'text-halign': 'center', 'background-color': '#e2e8f0', 'border-width': 1, 'border-color': '#94a3b8', width: 'label', height: 'label', padding: '6px', shape: 'round-rectangle' } },
-  { selector: 'node[kind = "node"]', style: { 'text-valign': 'top', 'text-halign': 'center', 'background-color': '#f8fafc', 'border-color': '#475569', 'border-width': 2, 'font-size': 13, 'font-weight': 'bold', padding: '14px' } },
-  { selector: 'node[kind = "pod"]', style: { 'background-color': '#dcfce7', 'border-color': '#16a34a' } },
+  { selector: 'node', style: { 'min-zoomed-font-size': 6, label: 'data(label)', 'font-size': 11, 'text-wrap': 'wrap', 'text-valign': 'center', 'text-halign': 'center', 'background-color': '#e2e8f0', 'border-width': 1, 'border-color': '#94a3b8', shape: 'round-rectangle', ...size(SIZES.pod) } },
+  { selector: 'node[kind = "node"]', style: { 'text-valign': 'top', 'text-halign': 'center', 'background-color': '#f8fafc', 'border-color': '#475569', 'border-width': 2, 'font-size': 13, 'font-weight': 'bold', padding: '14px', 'text-margin-y': -4 } },
+  { selector: 'node[kind = "pod"]', style: { 'font-size': 10, 'text-max-width': `${SIZES.pod.w - 10}px`, 'text-overflow-wrap': 'anywhere', 'background-color': '#dcfce7', 'border-color': '#16a34a' } },
   { selector: 'node.pending, node.terminating', style: { 'background-color': '#fef9c3', 'border-color': '#ca8a04', 'border-style': 'dashed' } },
   { selector: 'node.failed', style: { 'background-color': '#fee2e2', 'border-color': '#dc2626' } },
-  { selector: 'node[kind = "bridge"]', style: { shape: 'diamond', 'background-color': '#dbeafe', 'border-color': '#2563eb', 'text-valign': 'bottom', width: 34, height: 34, 'text-margin-y': 4 } },
-  { selector: 'node[kind = "eth0"]', style: { shape: 'rectangle', 'background-color': '#e0e7ff' } },
-  { selector: 'node[kind = "segment"]', style: { shape: 'rectangle', 'background-color': '#cbd5e1', 'font-weight': 'bold', padding: '10px' } },
-  { selector: 'node[kind = "router"]', style: { shape: 'octagon', 'background-color': '#fde68a', 'border-color': '#b45309' } },
-  { selector: 'node[kind = "external"]', style: { shape: 'ellipse', 'background-color': '#fbcfe8', 'border-color': '#be185d' } },
-  { selector: 'node[kind = "service"]', style: { shape: 'hexagon', 'background-color': '#ede9fe', 'border-color': '#7c3aed' } },
-  { selector: 'node[kind = "ingress"]', style: { shape: 'tag', 'background-color': '#ffedd5', 'border-color': '#ea580c' } },
-  { selector: 'edge', style: { 'min-zoomed-font-size': 8, width: 1.5, 'line-color': '#94a3b8', 'curve-style': 'bezier', label: 'data(label)', 'font-size': 7, 'text-rotation': 'autorotate', color: '#475569' } },
+  // The bridge: a bar its pods' veth pairs end on; its name and address above it.
+  { selector: 'node[kind = "bridge"]', style: { shape: 'rectangle', 'background-color': '#2563eb', 'border-color': '#1e40af', 'text-valign': 'top', 'text-margin-y': -3, color: '#1e3a8a', width: SIZES.bar, height: SIZES.pod.h } },
+  { selector: 'node[kind = "eth0"]', style: { shape: 'rectangle', 'background-color': '#e0e7ff', ...size(SIZES.eth0) } },
+  { selector: 'node[kind = "segment"]', style: { shape: 'rectangle', 'background-color': '#cbd5e1', 'font-weight': 'bold', height: SIZES.segment } },
+  { selector: 'node[kind = "router"]', style: { shape: 'octagon', 'background-color': '#fde68a', 'border-color': '#b45309', ...size(SIZES.router) } },
+  { selector: 'node[kind = "external"]', style: { shape: 'ellipse', 'background-color': '#fbcfe8', 'border-color': '#be185d', ...size(SIZES.external) } },
+  { selector: 'node[kind = "service"]', style: { shape: 'round-hexagon', 'background-color': '#ede9fe', 'border-color': '#7c3aed', 'text-max-width': `${SIZES.service.w - 20}px`, ...size(SIZES.service) } },
+  { selector: 'node[kind = "ingress"]', style: { shape: 'round-tag', 'background-color': '#ffedd5', 'border-color': '#ea580c', 'text-max-width': `${SIZES.ingress.w - 20}px`, ...size(SIZES.ingress) } },
+  { selector: 'edge', style: { 'min-zoomed-font-size': 7, width: 1.5, 'line-color': '#94a3b8', 'curve-style': 'straight', label: 'data(label)', 'font-size': 8, 'text-rotation': 'autorotate', color: '#475569', 'text-background-color': '#ffffff', 'text-background-opacity': 0.8 } },
   { selector: 'edge[kind = "link"]', style: { width: 3, 'line-color': '#64748b' } },
-  { selector: 'edge[kind = "endpoint"]', style: { 'line-style': 'dashed', 'line-color': '#a78bfa', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#a78bfa', label: '' } },
-  { selector: 'edge[kind = "backend"]', style: { 'line-style': 'dashed', 'line-color': '#fb923c', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#fb923c' } },
-  { selector: 'edge.trace-request', style: { width: 4, 'line-color': '#c2410c', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#c2410c', 'z-index': 10, label: 'data(label)', 'font-size': 9, color: '#9a3412' } },
-  { selector: 'edge.trace-reply', style: { width: 3, 'line-color': '#1d4ed8', 'line-style': 'dashed', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#1d4ed8', 'z-index': 9, label: 'data(label)', 'font-size': 9, color: '#1e3a8a' } },
-  { selector: 'node.on-path', style: { 'border-width': 3, 'border-color': '#c2410c' } },
+  // A veth pair: the line from the pod to its bridge (its names are in the pod's box).
+  { selector: 'edge[kind = "veth"]', style: { width: 2, 'line-color': '#16a34a', label: '' } },
+  // A Service's endpoints and an Ingress's backends: faint until one of their ends is selected.
+  { selector: 'edge[kind = "endpoint"]', style: { 'line-style': 'dashed', 'line-color': '#a78bfa', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#a78bfa', 'arrow-scale': 0.8, label: '', opacity: 0.35 } },
+  { selector: 'edge[kind = "backend"]', style: { 'line-style': 'dashed', 'line-color': '#fb923c', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#fb923c', opacity: 0.6 } },
+  { selector: 'edge.near-selected', style: { opacity: 1, width: 2.5 } },
+  // A trace: the request in orange along the elements it crossed (arrows its way, the steps' numbers), the reply's arrows in blue; where the reply went another way, dashed blue.
+  { selector: 'edge.t-req', style: { width: 6, 'line-color': '#ea580c', 'z-index': 10, label: 'data(step)', 'font-size': 11, 'font-weight': 'bold', color: '#9a3412', 'text-rotation': 'none', opacity: 1 } },
+  { selector: 'edge.t-req.t-f', style: { 'mid-target-arrow-shape': 'triangle', 'mid-target-arrow-color': '#9a3412', 'arrow-scale': 1.2 } },
+  { selector: 'edge.t-req.t-b', style: { 'mid-source-arrow-shape': 'triangle', 'mid-source-arrow-color': '#9a3412', 'arrow-scale': 1.2 } },
+  { selector: 'edge.t-rep', style: { 'z-index': 9, opacity: 1 } },
+  { selector: 'edge.t-rep[^step]', style: { width: 4, 'line-color': '#1d4ed8', 'line-style': 'dashed' } },
+  { selector: 'edge.t-rep.r-f', style: { 'mid-target-arrow-shape': 'triangle', 'mid-target-arrow-color': '#1d4ed8', 'arrow-scale': 1.2 } },
+  { selector: 'edge.t-rep.r-b', style: { 'mid-source-arrow-shape': 'triangle', 'mid-source-arrow-color': '#1d4ed8', 'arrow-scale': 1.2 } },
+  { selector: 'edge.t-jump', style: { 'line-style': 'dotted', 'curve-style': 'unbundled-bezier', 'control-point-distances': 30 } },
+  { selector: 'node.on-path', style: { 'border-width': 3, 'border-color': '#ea580c' } },
   { selector: 'node.stopped', style: { 'border-width': 5, 'border-color': '#dc2626', 'background-color': '#fecaca' } },
   { selector: ':selected', style: { 'overlay-color': '#6366f1', 'overlay-opacity': 0.25 } },
 ];
 
-const elk = new ELK({ workerUrl: '/elk-worker.js' });
-const cy: Core = cytoscape({ container: $('graph'), style: STYLE, elements: [], minZoom: 0.1, maxZoom: 3, wheelSensitivity: 0.3, hideEdgesOnViewport: true, textureOnViewport: true, pixelRatio: 1 });
+const cy: Core = cytoscape({ container: $('graph'), style: STYLE, elements: [], minZoom: 0.05, maxZoom: 3, wheelSensitivity: 0.3, pixelRatio: 1, autoungrabify: true });
 let all: GraphElement[] = [];
 let shown: GraphElement[] = [];
-let laidOut = false;
-const page = { cy, ready: false, updates: 0, lastTrace: undefined as Trace | undefined, slowest: { total: 0, diff: 0, graph: 0, layout: 0, lists: 0 }, elkPrep: 0, elkApply: 0 };
+const page = { cy, ready: false, updates: 0, lastTrace: undefined as Trace | undefined, lastPath: undefined as { request: TraceStep[]; reply: TraceStep[] } | undefined, slowest: { total: 0, diff: 0, graph: 0, layout: 0, lists: 0 } };
 (window as unknown as { kubewire: typeof page }).kubewire = page;
+
+/** The drawing is settled (data-layout="done" and a `kubewire:layout` event once the frame is painted), or is about to change. */
+function layoutState(state: 'pending' | 'done'): void {
+  if (state === 'pending') {
+    document.documentElement.dataset.layout = 'pending';
+    return;
+  }
+  requestAnimationFrame(() => {
+    if (latest) return; // a newer graph is on its way
+    document.documentElement.dataset.layout = 'done';
+    window.dispatchEvent(new CustomEvent('kubewire:layout', { detail: { pods: cy.nodes('[kind = "pod"]').length } }));
+  });
+}
 
 function filters(): { namespace?: string; labels?: Record<string, string> } {
   const namespace = $<HTMLSelectElement>('namespace').value || undefined;
@@ -61,77 +86,43 @@ function select(elements: GraphElement[]): GraphElement[] {
   return [...nodes, ...elements.filter((e) => e.group === 'edges' && ids.has(e.data.source!) && ids.has(e.data.target!))];
 }
 
-let settle: ReturnType<typeof setTimeout> | undefined;
-let generation = 0;
+let extent = '';
 
-/** ELK's layered layout of the whole graph, computed in the worker, then applied in one batch (a newer run wins). */
-async function layered(): Promise<void> {
-  const run = ++generation;
-  const p0 = performance.now();
-  const nodes = cy.nodes();
-  const boxes = new Map<string, ElkNode>();
-  const leaf = (n: NodeSingular): ElkNode => {
-    const d = n.layoutDimensions({ nodeDimensionsIncludeLabels: true });
-    return { id: n.id(), width: d.w, height: d.h };
-  };
-  const root: ElkNode = { id: 'root', children: [], edges: [], layoutOptions: { 'elk.algorithm': 'layered', 'elk.direction': 'DOWN', 'elk.hierarchyHandling': 'INCLUDE_CHILDREN', 'elk.layered.spacing.nodeNodeBetweenLayers': '40', 'elk.spacing.nodeNode': '20', 'elk.padding': '[top=24,left=12,bottom=12,right=12]' } };
-  for (const n of nodes.filter((x) => x.isParent())) boxes.set(n.id(), { id: n.id(), children: [], layoutOptions: { 'elk.padding': '[top=28,left=12,bottom=12,right=12]' } });
-  for (const n of nodes) {
-    const el = boxes.get(n.id()) ?? leaf(n);
-    const parent = n.isChild() ? boxes.get(n.parent().first().id()) : undefined;
-    (parent ?? root).children!.push(el);
+/** Every element where layout.ts puts it: positions, the bars' lengths, where the veth pairs and links end on them. */
+function place(): Rect {
+  const l = layoutGraph(shown);
+  for (const [id, r] of l.at) {
+    const n = cy.getElementById(id);
+    if (n.empty() || n.isParent()) continue;
+    const p = n.position();
+    if (p.x !== r.x || p.y !== r.y) n.position({ x: r.x, y: r.y });
+    // Bars (a bridge, vpc's eth0 with its ptp pairs, the underlay) are as long as what they join.
+    const kind = n.data('kind') as string;
+    if (kind === 'bridge' || kind === 'segment' || (kind === 'eth0' && r.w === SIZES.bar)) {
+      const wh = `${r.w}x${r.h}`;
+      if (n.scratch('_wh') !== wh) {
+        n.style({ width: r.w, height: r.h, ...(kind === 'eth0' ? { 'text-valign': 'top', 'text-margin-y': -3, 'background-color': '#6366f1' } : {}) });
+        n.scratch('_wh', wh);
+      }
+    }
   }
-  root.edges = cy.edges().not('.trace-request, .trace-reply').map((e) => ({ id: e.id(), sources: [e.data('source') as string], targets: [e.data('target') as string] }));
-  page.elkPrep = Math.max(page.elkPrep, performance.now() - p0);
-  const laid = await elk.layout(root);
-  const a0 = performance.now();
-  if (run !== generation) return;
-  const at = new Map<string, { x: number; y: number }>();
-  const walk = (n: ElkNode, ox: number, oy: number) => {
-    for (const c of n.children ?? []) {
-      const x = ox + (c.x ?? 0);
-      const y = oy + (c.y ?? 0);
-      if (c.children?.length) walk(c, x, y);
-      else at.set(c.id, { x: x + (c.width ?? 0) / 2, y: y + (c.height ?? 0) / 2 });
+  for (const [id, e] of l.ends) {
+    const edge = cy.getElementById(id);
+    const end = `${e.dx}px ${e.dy}px`;
+    if (edge.nonempty() && edge.scratch('_end') !== end) {
+      edge.style('target-endpoint', end);
+      edge.scratch('_end', end);
     }
-  };
-  walk(laid, 0, 0);
-  cy.batch(() => {
-    for (const [id, p] of at) {
-      const n = cy.getElementById(id);
-      if (n.nonempty() && !n.isParent()) n.position(p).scratch('_placed', true);
-    }
-  });
-  cy.fit(undefined, 20);
-  page.elkApply = Math.max(page.elkApply, performance.now() - a0);
+  }
+  return l.bounds;
 }
 
-
-/**
- * Lays out the whole graph (first time, or when nodes, Services or Ingresses come and go);
- * else re-lays at once only the boxes whose pods changed, and the whole graph once changes
- * have been quiet for a second (so that a box that grew pushes its neighbours aside).
- */
-function layout(changedBoxes: Set<string>, whole: boolean): void {
-  clearTimeout(settle);
-  if (!whole && laidOut) settle = setTimeout(() => layout(new Set(), true), 1_000);
-  if (whole || !laidOut) {
-    void layered();
-    laidOut = true;
-    return;
-  }
-  // Meanwhile a new pod waits beside its node's bridge, in a grid by its place among the
-  // node's pods (no layout run: with a hundred pods a layout per change costs frames).
-  for (const id of changedBoxes) {
-    const box = cy.getElementById(id);
-    const bridge = cy.getElementById(`cni0/${id.slice('node/'.length)}`);
-    if (box.empty() || bridge.empty()) continue;
-    const origin = bridge.position();
-    box.children('[kind = "pod"]').forEach((pod, i) => {
-      if (pod.scratch('_placed')) return;
-      pod.position({ x: origin.x - 150 + (i % 4) * 100, y: origin.y - 60 - Math.floor(i / 4) * 40 });
-      pod.scratch('_placed', true);
-    });
+/** The whole picture in the canvas (never magnified past 1.25). */
+function fit(): void {
+  cy.fit(undefined, 24);
+  if (cy.zoom() > 1.25) {
+    cy.zoom(1.25);
+    cy.center();
   }
 }
 
@@ -140,15 +131,7 @@ function render(): void {
   const next = select(all);
   const d = diffElements(shown, next);
   const t1 = performance.now();
-  if (!d.add.length && !d.remove.length && !d.update.length) return;
-  const boxes = new Set<string>();
-  for (const e of [...d.add, ...d.update]) if (e.data.parent) boxes.add(e.data.parent);
-  const old = new Map(shown.map((e) => [e.data.id, e]));
-  for (const id of d.remove) {
-    const parent = old.get(id)?.data.parent;
-    if (parent) boxes.add(parent);
-  }
-  const whole = [...d.add, ...d.remove.map((id) => old.get(id)!)].some((e) => e && (e.data.kind === 'node' || e.data.kind === 'service' || e.data.kind === 'ingress' || e.data.kind === 'segment'));
+  if (!d.add.length && !d.remove.length && !d.update.length) return layoutState('done');
   cy.batch(() => {
     for (const id of d.remove) cy.getElementById(id).remove();
     // Nodes before edges, parents before children.
@@ -157,25 +140,34 @@ function render(): void {
     for (const e of d.update) {
       const el = cy.getElementById(e.data.id);
       el.data(e.data);
-      el.classes(e.classes ?? '');
+      el.classes([e.classes ?? '', ...el.classes().filter((c) => /^(t-|r-|on-path|stopped|near-selected)/.test(c))].join(' '));
     }
   });
-  const t2 = performance.now();
-  cy.batch(() => layout(boxes, whole));
-  const t3 = performance.now();
   shown = next;
+  const t2 = performance.now();
+  let b: Rect | undefined;
+  cy.batch(() => void (b = place()));
+  // The whole picture fitted to the canvas when its extent changed (after the batch: cytoscape's bounds are only right then).
+  const now = `${b!.w}x${b!.h} ${cy.width()}x${cy.height()}`;
+  if (now !== extent) {
+    extent = now;
+    fit();
+  }
+  const t3 = performance.now();
   page.updates++;
   inventory();
   choices();
   const t4 = performance.now();
   // The slowest update so far, by part (for bench:ui's breakdown).
   if (t4 - t0 > page.slowest.total) page.slowest = { total: t4 - t0, diff: t1 - t0, graph: t2 - t1, layout: t3 - t2, lists: t4 - t3 };
+  layoutState('done');
 }
 
 // The server's graphs: only the latest is applied, once per frame.
 let latest: GraphElement[] | undefined;
 function receive(elements: GraphElement[]): void {
   latest = elements;
+  layoutState('pending');
   requestAnimationFrame(() => {
     if (!latest) return;
     all = latest;
@@ -213,7 +205,7 @@ function inventory(): void {
       b.type = 'button';
       b.dataset.id = e.data.id;
       b.textContent = `${e.data.kind} ${e.data.id.replace(/^\w+\//, '')}${e.data.ip ? ` ${e.data.ip}` : ''}${e.data.phase && e.data.phase !== 'Running' ? ` (${e.data.phase})` : ''}`;
-      b.addEventListener('click', () => void show(e.data.id));
+      b.addEventListener('click', () => void show(e.data.id, 'list'));
       return b;
     }),
   );
@@ -234,55 +226,73 @@ function choices(): void {
   $('targets').replaceChildren(...targets.map((t) => Object.assign(document.createElement('option'), { value: t })));
 }
 
-async function show(id: string): Promise<void> {
+/**
+ * An element's details in the side panel. A click on the graph leaves the view where it is;
+ * picked from the list, an element out of view is brought to the middle of the canvas.
+ */
+async function show(id: string, from: 'graph' | 'list'): Promise<void> {
   cy.elements().unselect();
+  cy.edges('.near-selected').removeClass('near-selected');
   const el = cy.getElementById(id);
   el.select();
-  if (el.nonempty()) cy.animate({ center: { eles: el } }, { duration: 150 });
+  if (el.nonempty() && el.isNode()) {
+    el.connectedEdges('[kind = "endpoint"], [kind = "backend"]').addClass('near-selected');
+    const e = cy.extent();
+    const b = el.boundingBox();
+    if (from === 'list' && (b.x1 < e.x1 || b.x2 > e.x2 || b.y1 < e.y1 || b.y2 > e.y2)) cy.animate({ center: { eles: el } }, { duration: 150 });
+  }
   $('details').textContent = 'reading...';
   const r = await fetch(`/api/details?id=${encodeURIComponent(id)}`);
   const body = (await r.json()) as { lines?: string[]; error?: string };
   $('details').textContent = body.lines?.join('\n') ?? body.error ?? '';
 }
 
-cy.on('tap', 'node', (ev) => void show(ev.target.id()));
-// A narrower window (or the panel moving below the graph) resizes the drawing with its box.
+cy.on('tap', 'node', (ev) => void show(ev.target.id(), 'graph'));
+// The canvas resized (a narrower window, the trace's table opening below it): the picture fitted again.
 new ResizeObserver(() => {
   cy.resize();
-  cy.fit(undefined, 20);
+  extent = '';
+  fit();
 }).observe($('graph'));
 
-/** A hop's place on the graph: the pod, the node's cni0 or eth0 (or the node), the router or the underlay, the client. */
-function placeOf(h: Hop): string {
-  if (h.netns.startsWith('pod/')) return h.netns;
-  if (h.netns.startsWith('node/')) {
-    const node = h.netns.slice(5);
-    const dev = h.out ?? h.in ?? (/bridge cni0/.test(h.detail) ? 'cni0' : undefined);
-    if (dev === 'cni0') return `cni0/${node}`;
-    if (dev === 'eth0') return `eth0/${node}`;
-    return `node/${node}`;
-  }
-  if (h.netns === 'network') return h.kind === 'l2' && !h.in ? 'underlay' : 'router';
-  return 'external';
+/** A leg's steps on the graph: the edges it crossed marked (its direction, its steps' numbers), a dotted jump where the graph has no edge. */
+function drawLeg(leg: Leg, kind: 'request' | 'reply'): TraceStep[] {
+  const { steps } = tracePath(leg.hops, shown);
+  const numbers = new Map<string, number[]>();
+  steps.forEach((s, i) => {
+    let edge = 'edge' in s ? cy.getElementById(s.edge) : cy.collection();
+    let forward = 'edge' in s ? s.forward : true;
+    if (!('edge' in s) || edge.empty()) {
+      edge = cy.add({ group: 'edges', data: { id: `trace-${kind}-${i}`, source: s.from, target: s.to, kind: 'link', label: '' }, classes: 't-jump' });
+      forward = true;
+    }
+    edge.addClass(kind === 'request' ? `t-req ${forward ? 't-f' : 't-b'}` : `t-rep ${forward ? 'r-f' : 'r-b'}`);
+    if (kind === 'request') numbers.set(edge.id(), [...(numbers.get(edge.id()) ?? []), i + 1]);
+    cy.getElementById(s.from).addClass('on-path');
+    cy.getElementById(s.to).addClass('on-path');
+  });
+  for (const [id, n] of numbers) cy.getElementById(id).data('step', n.join(', '));
+  return steps;
 }
 
-function drawLeg(leg: Leg, kind: 'request' | 'reply'): string[] {
-  const path: string[] = [];
-  for (const h of leg.hops) {
-    const id = placeOf(h);
-    if (path.at(-1) !== id && cy.getElementById(id).nonempty()) path.push(id);
-  }
-  cy.add(path.slice(1).map((target, i) => ({ group: 'edges' as const, data: { id: `trace-${kind}-${i}`, source: path[i]!, target, label: String(i + 1) }, classes: `trace-${kind}` })));
-  for (const id of path) cy.getElementById(id).addClass('on-path');
-  return path;
+function clearTrace(): void {
+  cy.remove(cy.edges('.t-jump'));
+  cy.edges('.t-req, .t-rep').forEach((e) => {
+    e.removeClass('t-req t-rep t-f t-b r-f r-b');
+    e.removeData('step');
+  });
+  cy.nodes().removeClass('on-path stopped');
 }
 
 function drawTrace(t: Trace): void {
-  cy.remove(cy.edges('.trace-request, .trace-reply'));
-  cy.nodes().removeClass('on-path stopped');
+  clearTrace();
   const request = drawLeg(t, 'request');
-  if (t.reply) drawLeg(t.reply, 'reply');
-  if (t.verdict !== 'delivered' && request.length) cy.getElementById(request.at(-1)!).addClass('stopped');
+  const reply = t.reply ? drawLeg(t.reply, 'reply') : [];
+  // The Service the probe was sent to, if any: its VIP is the probe's destination.
+  cy.nodes('[kind = "service"]').filter((n) => n.data('ip') === t.probe.dst).addClass('on-path');
+  const last = request.at(-1)?.to ?? tracePath(t.hops, shown).places.at(-1);
+  if (t.verdict !== 'delivered' && last) cy.getElementById(last).addClass('stopped');
+  page.lastPath = { request, reply };
   const rows = [...t.hops.map((h) => ({ h, kind: 'request' })), ...(t.reply?.hops ?? []).map((h) => ({ h, kind: 'reply' }))];
   const body = $('hops').querySelector('tbody')!;
   body.replaceChildren(
@@ -298,6 +308,7 @@ function drawTrace(t: Trace): void {
     }),
   );
   $('hops').hidden = false;
+  $('legend').hidden = false;
   const v = $('verdict');
   v.className = t.verdict;
   v.textContent = `${t.verdict.toUpperCase()}: ${t.reason} (the sender saw: ${t.fate})`;
@@ -319,6 +330,7 @@ $('trace-form').addEventListener('submit', (ev) => {
       ...($<HTMLSelectElement>('protocol').value ? { protocol: $<HTMLSelectElement>('protocol').value } : {}),
       ...($<HTMLInputElement>('port').value ? { port: Number($<HTMLInputElement>('port').value) } : {}),
     };
+    $('trace-result').hidden = false;
     $('verdict').className = '';
     $('verdict').textContent = 'tracing...';
     const r = await fetch('/api/trace', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
