@@ -218,7 +218,7 @@ export class ProbeManager {
       }
     } catch (e) {
       ok = false;
-      message = probeFailure(w.probe, e);
+      message = probeFailure(w.probe, e, cp.target.podIP);
     } finally {
       w.running = false;
     }
@@ -267,9 +267,21 @@ export class ProbeManager {
 }
 
 /** What a failed check says, as the kubelet words it. */
-function probeFailure(probe: Probe, e: unknown): string {
+function probeFailure(probe: Probe, e: unknown, podIP: string): string {
   const text = (e instanceof Error ? e.message : String(e)).trim().split('\n').filter(Boolean).pop() ?? 'failed';
-  if (probe.exec) return `command ${JSON.stringify(probe.exec.command?.join(' '))} failed: ${text}`;
-  if (probe.tcpSocket) return `dial tcp ${probe.tcpSocket.host ?? ''}:${String(probe.tcpSocket.port)}: connect: ${/refused/i.test(text) ? 'connection refused' : text}`;
+  if (probe.exec) {
+    const code = /exit code (\d+)/.exec(text)?.[1];
+    // timeout(1) killed it: the probe's timeout.
+    if (code === '137') return `command ${JSON.stringify(probe.exec.command?.join(' '))} timed out`;
+    return code ? `command ${JSON.stringify(probe.exec.command?.join(' '))} exited with code ${code}` : `command ${JSON.stringify(probe.exec.command?.join(' '))} failed: ${text}`;
+  }
+  const curl = /curl: \((\d+)\) (.*)$/.exec(text);
+  if (probe.httpGet && curl) {
+    const scheme = probe.httpGet.scheme === 'HTTPS' ? 'https' : 'http';
+    const what = `Get "${scheme}://${probe.httpGet.host || podIP}:${String(probe.httpGet.port)}${probe.httpGet.path ?? '/'}"`;
+    return curl[1] === '28' ? `${what}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)` : `${what}: ${curl[2]}`;
+  }
+  if (probe.grpc && curl) return curl[1] === '28' ? 'timeout: health rpc did not complete within the probe timeout' : `failed to connect service ":${probe.grpc.port}": ${curl[2]}`;
+  if (probe.tcpSocket) return `dial tcp ${probe.tcpSocket.host || podIP}:${String(probe.tcpSocket.port)}: connect: ${/refused/i.test(text) ? 'connection refused' : text}`;
   return text;
 }

@@ -1,0 +1,319 @@
+// The manifests people bring, as data (no root): StatefulSet, DaemonSet and Job decisions
+// and their controllers on an in-process API, the API server's wording for bad input, the
+// table of fields kubewire ignores and its Warning headers, probe timing and the checks
+// they make, and what a command container runs as and with.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { ConfigMap, Container, DaemonSet, Job, Node, Pod, Probe, Secret, StatefulSet } from '../src/api/types.ts';
+import { unimplementedFields, warningsFor } from '../src/api/unimplemented.ts';
+import { validate } from '../src/api/validation.ts';
+import { unknownFields } from '../src/api/fields.ts';
+import { Api } from '../src/apiserver/api.ts';
+import { parseWarnings } from '../src/apiserver/client.ts';
+import { warningHeader } from '../src/apiserver/server.ts';
+import { Store } from '../src/apiserver/store.ts';
+import { planDaemonSet, syncDaemonSet } from '../src/controllers/daemonset.ts';
+import { collectOrphans } from '../src/controllers/deployment.ts';
+import { planJob, syncJob } from '../src/controllers/job.ts';
+import { pickNode } from '../src/controllers/scheduler.ts';
+import { ordinalOf, planStatefulSet, statefulPod, syncStatefulSet } from '../src/controllers/statefulset.ts';
+import { ContainerConfigError, containerEnv, passwdGroups, runAs } from '../src/node/container-config.ts';
+import { grpcHealthRequest, grpcServing, initialProbeState, observeProbe, probeCommand, type ProbeState } from '../src/node/probes.ts';
+
+const template = (labels: Record<string, string>, extra: Partial<Pod['spec']> = {}) => ({ metadata: { labels }, spec: { containers: [{ name: 'c', image: 'kubewire/echo', ports: [{ name: 'http', containerPort: 8080 }] }], ...extra } });
+
+function sts(replicas: number, extra: Partial<StatefulSet['spec']> = {}): StatefulSet {
+  return { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'web', namespace: 'default', uid: 's-uid', generation: 1 }, spec: { replicas, serviceName: 'web', selector: { matchLabels: { app: 'web' } }, template: template({ app: 'web' }), ...extra } };
+}
+
+const readyPod = (p: Pod): Pod => ({ ...p, spec: { ...p.spec, nodeName: p.spec.nodeName ?? 'n1' }, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } });
+const runningNotReady = (p: Pod): Pod => ({ ...p, spec: { ...p.spec, nodeName: 'n1' }, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False' }] } });
+
+const node = (name: string, labels: Record<string, string> = {}, podCIDR = '10.244.0.0/24'): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } }, spec: podCIDR ? { podCIDR } : {}, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+
+function withApi(fn: (api: Api) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-wl-'));
+  const store = new Store(join(dir, 'db'));
+  try {
+    const api = new Api(store);
+    api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
+    fn(api);
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('StatefulSet: ordinal pods with hostname and subdomain; OrderedReady makes one at a time, each once the one before is ready', () => {
+  const s = sts(3);
+  assert.deepEqual(planStatefulSet(s, []).create, [0], 'only web-0 first');
+  const p0 = statefulPod(s, 0);
+  assert.equal(p0.metadata.name, 'web-0');
+  assert.equal(p0.spec.hostname, 'web-0');
+  assert.equal(p0.spec.subdomain, 'web');
+  assert.equal(p0.metadata.labels?.['statefulset.kubernetes.io/pod-name'], 'web-0');
+  assert.equal(p0.metadata.labels?.['apps.kubernetes.io/pod-index'], '0');
+  assert.deepEqual(planStatefulSet(s, [runningNotReady(p0)]).create, [], 'web-1 waits for web-0 to be Ready');
+  assert.deepEqual(planStatefulSet(s, [readyPod(p0)]).create, [1]);
+  assert.deepEqual(planStatefulSet(sts(3, { podManagementPolicy: 'Parallel' }), []).create, [0, 1, 2], 'Parallel: all at once');
+  assert.equal(ordinalOf('web', 'web-12'), 12);
+  assert.equal(ordinalOf('web', 'web-01'), undefined);
+  assert.equal(ordinalOf('web', 'webby-1'), undefined);
+});
+
+test('StatefulSet: scale down from the highest ordinal, one at a time while the rest are healthy; a failed pod is made again', () => {
+  const s = sts(3);
+  const pods = [0, 1, 2, 3, 4].map((i) => readyPod(statefulPod(sts(5), i)));
+  const down = planStatefulSet(s, pods);
+  assert.deepEqual(down.delete.map((p) => p.metadata.name), ['web-4']);
+  const terminating = { ...pods[4]!, metadata: { ...pods[4]!.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
+  assert.deepEqual(planStatefulSet(s, [...pods.slice(0, 4), terminating]).delete, [], 'web-3 waits for web-4 to be gone');
+  assert.deepEqual(planStatefulSet(sts(3, { podManagementPolicy: 'Parallel' }), pods).delete.map((p) => p.metadata.name), ['web-4', 'web-3']);
+  const failed = { ...pods[1]!, status: { phase: 'Failed' as const } };
+  assert.deepEqual(planStatefulSet(s, [pods[0]!, failed, pods[2]!]).delete.map((p) => p.metadata.name), ['web-1']);
+  assert.deepEqual(planStatefulSet(s, [pods[0]!, pods[2]!]).create, [1], 'the missing ordinal is made again under its name');
+  const st = planStatefulSet(s, pods.slice(0, 3)).status;
+  assert.equal(st.replicas, 3);
+  assert.equal(st.readyReplicas, 3);
+});
+
+test('StatefulSet: a new template replaces the highest ordinal first; OnDelete waits', () => {
+  const old = [0, 1, 2].map((i) => readyPod(statefulPod(sts(3), i)));
+  const next = sts(3, { template: template({ app: 'web' }, { terminationGracePeriodSeconds: 5 }) });
+  assert.deepEqual(planStatefulSet(next, old).delete.map((p) => p.metadata.name), ['web-2']);
+  assert.deepEqual(planStatefulSet({ ...next, spec: { ...next.spec, updateStrategy: { type: 'OnDelete' } } }, old).delete, []);
+  assert.equal(planStatefulSet(next, old).status.updatedReplicas, 0);
+});
+
+test('StatefulSet controller on a store: web-0, then web-1 once web-0 is ready; scale down; the pods go with the set', () => {
+  withApi((api) => {
+    api.create(sts(2));
+    syncStatefulSet(api, 'default', 'web');
+    assert.deepEqual(api.list('Pod', 'default').items.map((p) => p.metadata.name), ['web-0']);
+    syncStatefulSet(api, 'default', 'web');
+    assert.equal(api.list('Pod', 'default').items.length, 1, 'still one: web-0 is not ready');
+    api.mutate<Pod>({ kind: 'Pod', namespace: 'default', name: 'web-0' }, (x) => ({ ...x, spec: { ...x.spec, nodeName: 'n1' } }));
+    api.updateStatus({ kind: 'Pod', namespace: 'default', name: 'web-0' }, { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] });
+    syncStatefulSet(api, 'default', 'web');
+    assert.deepEqual(api.list('Pod', 'default').items.map((p) => p.metadata.name).sort(), ['web-0', 'web-1']);
+    const status = (api.get({ kind: 'StatefulSet', namespace: 'default', name: 'web' }) as StatefulSet).status!;
+    assert.equal(status.replicas, 2);
+    assert.equal(status.readyReplicas, 1);
+    api.delete({ kind: 'StatefulSet', namespace: 'default', name: 'web' });
+    assert.equal(collectOrphans(api), 2);
+    assert.deepEqual(api.list('Pod', 'default').items.map((p) => p.metadata.name), ['web-0'], 'the unbound web-1 went at once; web-0 waits for its node');
+  });
+});
+
+test('DaemonSet: a pod per node its nodeSelector picks, bound to it; pods on nodes that stop matching go', () => {
+  const ds: DaemonSet = { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'agent', namespace: 'default', uid: 'ds-uid' }, spec: { selector: { matchLabels: { app: 'agent' } }, template: template({ app: 'agent' }) } };
+  const nodes = [node('n1', { disk: 'ssd' }), node('n2'), node('n3', {}, '')];
+  assert.deepEqual(planDaemonSet(ds, nodes, []).create, ['n1', 'n2'], 'n3 has no pod network yet');
+  const picky: DaemonSet = { ...ds, spec: { ...ds.spec, template: template({ app: 'agent' }, { nodeSelector: { disk: 'ssd' } }) } };
+  const plan = planDaemonSet(picky, nodes, []);
+  assert.deepEqual(plan.create, ['n1']);
+  assert.equal(plan.status.desiredNumberScheduled, 1);
+  const onN2 = readyPod({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent-x', namespace: 'default' }, spec: { nodeName: 'n2', containers: [] } });
+  const after = planDaemonSet(picky, nodes, [onN2]);
+  assert.deepEqual(after.delete.map((p) => p.metadata.name), ['agent-x']);
+  assert.equal(after.status.numberMisscheduled, 1);
+  withApi((api) => {
+    for (const n of nodes) api.create(n, { system: true });
+    api.create(ds);
+    syncDaemonSet(api, 'default', 'agent');
+    const pods = api.list('Pod', 'default').items as Pod[];
+    assert.deepEqual(pods.map((p) => p.spec.nodeName).sort(), ['n1', 'n2']);
+    assert.ok(pods.every((p) => p.metadata.ownerReferences?.[0]?.kind === 'DaemonSet' && /^agent-[a-z0-9]{5}$/.test(p.metadata.name)));
+    syncDaemonSet(api, 'default', 'agent');
+    assert.equal(api.list('Pod', 'default').items.length, 2, 'idempotent');
+    assert.equal((api.get({ kind: 'DaemonSet', namespace: 'default', name: 'agent' }) as DaemonSet).status?.currentNumberScheduled, 2);
+  });
+});
+
+test('scheduler: nodeSelector picks the nodes; none matching says so', () => {
+  const pod: Pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec: { nodeSelector: { disk: 'ssd' }, containers: [] } };
+  assert.equal(pickNode(pod, [node('n1'), node('n2', { disk: 'ssd' })], []), 'n2');
+  assert.deepEqual(pickNode(pod, [node('n1')], []), { unschedulable: "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector." });
+});
+
+function job(extra: Partial<Job['spec']> = {}, status?: Job['status']): Job {
+  return { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'once', namespace: 'default', uid: 'j-uid' }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox', command: ['true'] }] } }, ...extra }, ...(status ? { status } : {}) };
+}
+const jobPodIn = (phase: Pod['status'] extends infer S ? S extends { phase?: infer P } ? P : never : never, name: string, restarts = 0): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' }, spec: { nodeName: 'n1', containers: [] }, status: { phase, containerStatuses: [{ name: 'c', image: 'busybox', ready: false, started: false, restartCount: restarts, state: {} }] } });
+
+test('Job: parallelism pods at a time until completions succeeded (Complete); more than backoffLimit failures (Failed)', () => {
+  const stamp = '2026-01-01T00:00:00Z';
+  assert.equal(planJob(job(), [], stamp).create, 1, 'completions and parallelism default to 1');
+  assert.equal(planJob(job({ completions: 5, parallelism: 2 }), [], stamp).create, 2);
+  assert.equal(planJob(job({ completions: 5, parallelism: 2 }), [jobPodIn('Succeeded', 'a'), jobPodIn('Succeeded', 'b'), jobPodIn('Succeeded', 'c'), jobPodIn('Succeeded', 'd')], stamp).create, 1, 'one more to go');
+  const done = planJob(job({ completions: 2 }), [jobPodIn('Succeeded', 'a'), jobPodIn('Succeeded', 'b')], stamp);
+  assert.equal(done.finished, 'Complete');
+  assert.ok(done.status.conditions?.some((c) => c.type === 'Complete' && c.status === 'True'));
+  assert.equal(done.status.completionTime, stamp);
+  assert.equal(done.status.succeeded, 2);
+  const failed = planJob(job({ backoffLimit: 1 }), [jobPodIn('Failed', 'a'), jobPodIn('Failed', 'b'), jobPodIn('Running', 'c')], stamp);
+  assert.equal(failed.finished, 'Failed');
+  assert.ok(failed.status.conditions?.some((c) => c.type === 'Failed' && c.reason === 'BackoffLimitExceeded'));
+  assert.deepEqual(failed.delete.map((p) => p.metadata.name), ['c'], 'what still runs is stopped');
+  const onFailure = job({ backoffLimit: 2, template: { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'c', image: 'x', command: ['false'] }] } } });
+  assert.equal(planJob(onFailure, [jobPodIn('Running', 'a', 3)], stamp).finished, 'Failed', "OnFailure: the container's restarts count");
+  assert.equal(planJob(job({ parallelism: 2 }), [jobPodIn('Succeeded', 'a'), jobPodIn('Running', 'b')], stamp).finished, undefined, 'a work queue: done when one succeeded and none runs');
+  assert.equal(planJob(job({ parallelism: 2 }), [jobPodIn('Succeeded', 'a')], stamp).finished, 'Complete');
+  assert.equal(planJob(job({}, { conditions: [{ type: 'Complete', status: 'True' }] }), [], stamp).create, 0, 'a finished Job stays finished');
+});
+
+test('Job controller on a store: pods labelled with the job, Complete once they succeeded', () => {
+  withApi((api) => {
+    api.create(job({ completions: 2, parallelism: 2 }));
+    syncJob(api, 'default', 'once');
+    const pods = api.list('Pod', 'default').items as Pod[];
+    assert.equal(pods.length, 2);
+    assert.ok(pods.every((p) => p.metadata.labels?.['job-name'] === 'once' && p.metadata.labels?.['batch.kubernetes.io/job-name'] === 'once' && p.spec.restartPolicy === 'Never'));
+    for (const p of pods) api.updateStatus({ kind: 'Pod', namespace: 'default', name: p.metadata.name }, { phase: 'Succeeded' });
+    syncJob(api, 'default', 'once');
+    const j = api.get({ kind: 'Job', namespace: 'default', name: 'once' }) as Job;
+    assert.equal(j.status?.succeeded, 2);
+    assert.ok(j.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True'));
+    assert.equal(api.list('Pod', 'default').items.length, 2, 'finished pods are kept');
+  });
+});
+
+test("bad input: the API server's wording, naming the object and the field, and nothing stored", () => {
+  withApi((api) => {
+    const noService = sts(1, { serviceName: undefined as unknown as string });
+    assert.throws(() => api.create(noService), /^.*StatefulSet\.apps "web" is invalid: spec\.serviceName: Required value/);
+    assert.throws(() => api.create(job({ template: { spec: { containers: [{ name: 'c', image: 'x' }] } } })), /Job\.batch "once" is invalid: spec\.template\.spec\.restartPolicy: Required value: valid values: "OnFailure", "Never"/);
+    assert.throws(() => api.create({ ...sts(1), spec: { ...sts(1).spec, template: template({ app: 'other' }) } }), /spec\.template\.metadata\.labels: Invalid value: `selector` does not match template `labels`/);
+    const probe: Probe = { httpGet: { port: 'nope', path: 'x' }, periodSeconds: 0 };
+    const bad = { ...sts(1), spec: { ...sts(1).spec, template: { ...template({ app: 'web' }), spec: { containers: [{ name: 'c', image: 'x', readinessProbe: probe, livenessProbe: { exec: { command: ['true'] }, successThreshold: 2 }, securityContext: { runAsUser: -1 } }] } } } } as StatefulSet;
+    const fields = validate(bad).map((e) => e.field);
+    assert.deepEqual(fields.sort(), ['spec.template.spec.containers[0].livenessProbe.successThreshold', 'spec.template.spec.containers[0].readinessProbe.httpGet.path', 'spec.template.spec.containers[0].readinessProbe.httpGet.port', 'spec.template.spec.containers[0].readinessProbe.periodSeconds', 'spec.template.spec.containers[0].securityContext.runAsUser'].sort());
+    assert.throws(() => api.apply([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'ok', namespace: 'default' }, data: { a: 'b' } } as ConfigMap, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bad', namespace: 'default' }, data: { 'a b': 'c' } } as ConfigMap]), /ConfigMap "bad" is invalid: data\[a b\]/);
+    assert.equal(api.list('ConfigMap', 'default').items.length, 0, 'the whole apply or nothing');
+    assert.equal(api.list('StatefulSet', 'default').items.length, 0);
+    assert.deepEqual(unknownFields({ ...sts(1), spec: { ...sts(1).spec, replica: 3 } } as unknown as Record<string, unknown>), ['spec.replica']);
+    api.create(sts(1));
+    assert.throws(() => api.update({ ...sts(1), spec: { ...sts(1).spec, serviceName: 'other' } }), /StatefulSet\.apps "web" is invalid: spec: Forbidden: updates to statefulset spec for fields other than/);
+  });
+});
+
+test('fields kubewire ignores are named, and only those; Warning headers carry them and the client reads them back', () => {
+  const d = sts(1, {
+    volumeClaimTemplates: [{ metadata: { name: 'data' } }],
+    template: {
+      metadata: { labels: { app: 'web' } },
+      spec: {
+        volumes: [{ name: 'v', emptyDir: {} }],
+        securityContext: { runAsUser: 1000, fsGroup: 2000 },
+        containers: [
+          { name: 'cmd', image: 'x', command: ['sleep', '9'], resources: { limits: { cpu: '1' } }, volumeMounts: [{ name: 'v', mountPath: '/v' }], readinessProbe: { tcpSocket: { port: 1 } } } as Container,
+          { name: 'builtin', image: 'kubewire/echo', ports: [{ containerPort: 8080 }] },
+        ],
+      },
+    },
+  });
+  assert.deepEqual(unimplementedFields(d).map((u) => u.field), [
+    'spec.volumeClaimTemplates',
+    'spec.template.spec.volumes',
+    'spec.template.spec.securityContext.fsGroup',
+    'spec.template.spec.containers[0].resources',
+    'spec.template.spec.containers[0].volumeMounts',
+    'spec.template.spec.containers[1].securityContext.runAsUser',
+  ]);
+  assert.match(warningsFor(d)[5]!, /built-in workload inside the workload host, which cannot drop privileges/);
+  assert.deepEqual(unimplementedFields(sts(2)), [], 'a plain StatefulSet: no warning');
+  assert.deepEqual(unimplementedFields(job({ suspend: false, completionMode: 'NonIndexed' })), [], 'values that change nothing: no warning');
+  assert.deepEqual(unimplementedFields(job({ ttlSecondsAfterFinished: 100 })).map((u) => u.field), ['spec.ttlSecondsAfterFinished']);
+  const pod: Pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { initContainers: [{ name: 'i', image: 'x' }], containers: [{ name: 'c', image: 'x', command: ['true'], securityContext: { runAsUser: 1, privileged: true } }] } };
+  assert.deepEqual(unimplementedFields(pod).map((u) => u.field), ['spec.initContainers', 'spec.containers[0].securityContext.privileged']);
+  const texts = ['statefulset.apps/web: spec.volumes: say "hi" \\ there', 'pod/p: é'];
+  assert.deepEqual(parseWarnings(warningHeader(texts)), ['statefulset.apps/web: spec.volumes: say "hi" \\ there', 'pod/p: ?']);
+  assert.deepEqual(parseWarnings([warningHeader(texts).join(', ')]), ['statefulset.apps/web: spec.volumes: say "hi" \\ there', 'pod/p: ?'], 'several in one header value');
+});
+
+test("probes: upstream's thresholds; readiness starts failed, liveness succeeded; liveness trips and holds", () => {
+  const p: Probe = { httpGet: { port: 80 }, failureThreshold: 3, successThreshold: 2 };
+  let r = initialProbeState('readiness');
+  assert.equal(r.result, false);
+  const step = (kind: 'readiness' | 'liveness' | 'startup', s: ProbeState, ok: boolean, probe = p) => observeProbe(kind, probe, s, ok);
+  let o = step('readiness', r, true);
+  assert.deepEqual([o.state.result, o.changed], [false, false], 'one success of two');
+  o = step('readiness', o.state, true);
+  assert.deepEqual([o.state.result, o.changed], [true, true]);
+  r = o.state;
+  for (let i = 0; i < 2; i++) r = step('readiness', r, false).state;
+  assert.equal(r.result, true, 'two failures of three');
+  o = step('readiness', r, false);
+  assert.deepEqual([o.state.result, o.changed, o.tripped], [false, true, false], 'readiness never trips');
+  let l = initialProbeState('liveness');
+  assert.equal(l.result, true);
+  const lp: Probe = { exec: { command: ['x'] }, failureThreshold: 2 };
+  l = step('liveness', l, false, lp).state;
+  o = step('liveness', l, false, lp);
+  assert.deepEqual([o.state.result, o.tripped, o.state.onHold], [false, true, true]);
+  const s = step('startup', initialProbeState('startup'), true, { tcpSocket: { port: 1 } });
+  assert.deepEqual([s.state.done, s.changed], [true, true], 'startup is done after its first success');
+});
+
+test('probe checks: curl from the node to the pod IP, nc for tcpSocket, a gRPC health frame, exec in the pod as its user', () => {
+  const c: Container = { name: 'web', image: 'x', ports: [{ name: 'http', containerPort: 8080 }] };
+  const t = { podIP: '10.244.1.5', podNetns: '/run/netns/pod', nodeNetns: '/run/netns/node', user: { uid: 65534, gid: 65534 } };
+  const http = probeCommand({ httpGet: { path: '/healthz', port: 'http', httpHeaders: [{ name: 'X-A', value: 'b' }] }, timeoutSeconds: 2 }, c, t);
+  assert.ok(typeof http !== 'string');
+  assert.equal(http.netns, '/run/netns/node');
+  assert.equal(http.argv.at(-1), 'http://10.244.1.5:8080/healthz');
+  assert.ok(http.argv.includes('--max-time') && http.argv[http.argv.indexOf('--max-time') + 1] === '2');
+  assert.ok(http.argv.includes('X-A: b'));
+  assert.deepEqual(http.judge('200'), { ok: true, message: '' });
+  assert.deepEqual(http.judge('302'), { ok: true, message: '' }, '3xx counts as success');
+  assert.deepEqual(http.judge('404'), { ok: false, message: 'HTTP probe failed with statuscode: 404' });
+  const tcp = probeCommand({ tcpSocket: { port: 8080 } }, c, t);
+  assert.ok(typeof tcp !== 'string');
+  assert.deepEqual(tcp.argv, ['nc', '-z', '-w', '1', '10.244.1.5', '8080']);
+  assert.equal(probeCommand({ tcpSocket: { port: 'nope' } }, c, t), 'port "nope" is not a port of container web');
+  const exec = probeCommand({ exec: { command: ['cat', '/tmp/ok'] } }, c, t);
+  assert.ok(typeof exec !== 'string');
+  assert.equal(exec.netns, '/run/netns/pod');
+  assert.deepEqual(exec.argv, ['timeout', '-s', 'KILL', '1s', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', 'cat', '/tmp/ok']);
+  assert.equal(grpcHealthRequest(''), '\x00\x00\x00\x00\x00');
+  assert.equal(grpcHealthRequest('db'), '\x00\x00\x00\x00\x04\x0a\x02db');
+  assert.equal(grpcServing('\x00\x00\x00\x00\x02\x08\x01'), true);
+  assert.equal(grpcServing('\x00\x00\x00\x00\x02\x08\x02'), false, 'NOT_SERVING');
+  assert.equal(grpcServing(''), false);
+});
+
+test('a command container runs as runAsUser/runAsGroup (the container over the pod), its group from passwd; env from ConfigMaps, Secrets and the pod', () => {
+  const groups = passwdGroups('root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+  const pod = (sc?: Pod['spec']['securityContext'], csc?: Container['securityContext']): [Pod, Container] => {
+    const c: Container = { name: 'c', image: 'x', command: ['id'], ...(csc ? { securityContext: csc } : {}) };
+    return [{ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default', uid: 'u1', labels: { tier: 'db' } }, spec: { nodeName: 'n1', containers: [c], ...(sc ? { securityContext: sc } : {}) } }, c];
+  };
+  assert.equal(runAs(...pod(), groups), undefined, 'as kubewire runs: root');
+  assert.deepEqual(runAs(...pod({ runAsUser: 65534 }), groups), { uid: 65534, gid: 65534 });
+  assert.deepEqual(runAs(...pod({ runAsUser: 65534 }, { runAsUser: 1000 }), groups), { uid: 1000, gid: 0 }, "the container's wins; an unknown user's group is 0");
+  assert.deepEqual(runAs(...pod({ runAsUser: 1000, runAsGroup: 3000 }, { runAsGroup: 4000 }), groups), { uid: 1000, gid: 4000 });
+  assert.throws(() => runAs(...pod({ runAsNonRoot: true }), groups), ContainerConfigError);
+  assert.deepEqual(runAs(...pod({ runAsNonRoot: true, runAsUser: 7 }), groups), { uid: 7, gid: 0 });
+
+  const cm: ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cfg' }, data: { MODE: 'fast', LEVEL: '3' } };
+  const secret: Secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds' }, data: { PASSWORD: Buffer.from('s3cret').toString('base64') } };
+  const src = { configMap: (n: string) => (n === 'cfg' ? cm : undefined), secret: (n: string) => (n === 'creds' ? secret : undefined) };
+  const [p, c] = pod();
+  c.envFrom = [{ configMapRef: { name: 'cfg' }, prefix: 'APP_' }];
+  c.env = [
+    { name: 'APP_MODE', value: 'slow' },
+    { name: 'PW', valueFrom: { secretKeyRef: { name: 'creds', key: 'PASSWORD' } } },
+    { name: 'LVL', valueFrom: { configMapKeyRef: { name: 'cfg', key: 'LEVEL' } } },
+    { name: 'ME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'TIER', valueFrom: { fieldRef: { fieldPath: "metadata.labels['tier']" } } },
+    { name: 'IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+  ];
+  assert.deepEqual(containerEnv(p, c, src, { podIP: '10.244.0.9', hostIP: '172.18.0.11' }), { APP_MODE: 'slow', APP_LEVEL: '3', PW: 's3cret', LVL: '3', ME: 'p', TIER: 'db', IP: '10.244.0.9' });
+  c.env = [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'missing', key: 'k' } } }];
+  assert.throws(() => containerEnv(p, c, src, { podIP: '', hostIP: '' }), /configmap "missing" not found/);
+  c.env = [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'missing', key: 'k', optional: true } } }];
+  assert.deepEqual(containerEnv(p, c, src, { podIP: '', hostIP: '' }), { APP_MODE: 'fast', APP_LEVEL: '3' });
+});
