@@ -6,7 +6,7 @@
 // cluster started with `up --kernel uml`.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -15,7 +15,18 @@ import { linux } from '../src/dataplane/linux/host.ts';
 import { runCaptured } from '../src/supervisor/supervisor.ts';
 import { runInUml, umlMissing } from '../src/supervisor/uml.ts';
 import { NOT_ROOT } from './helpers.ts';
-import { field, Kube, waitFor, webApp } from './kube.ts';
+import { echoPod, field, Kube, waitFor, webApp } from './kube.ts';
+import { execFileSync } from 'node:child_process';
+
+/** Why user nobody cannot run this checkout's kubewire here (a parent directory not theirs to enter), or false. */
+function nobodyCannotRun(): string | false {
+  try {
+    execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', 'test', '-r', join(import.meta.dirname, '..', 'dist', 'kubewire.js')]);
+    return false;
+  } catch {
+    return `user nobody cannot read ${join(import.meta.dirname, '..')}`;
+  }
+}
 
 const skip = NOT_ROOT || (umlMissing() ? `user-mode Linux is not installed: ${umlMissing()}` : false);
 
@@ -101,6 +112,39 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
     } finally {
       await kube.run(['down']).catch(() => undefined);
       rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  test('an ordinary user (nobody): up runs the cluster in a kernel of its own and says so, in their own state directory; the API verbs run on the host through the relay, exec in there; down leaves nothing', { skip: nobodyCannotRun(), timeout: 300_000 }, async () => {
+    const home = mkdtempSync(join(tmpdir(), 'kwt-nobody-'));
+    chownSync(home, 65534, 65534);
+    const bin = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
+    const env = { PATH: process.env.PATH!, HOME: '/nonexistent', XDG_STATE_HOME: home };
+    const asNobody = (args: string[], input?: string) => runCaptured(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, bin, ...args], { env, ...(input !== undefined ? { input } : {}) });
+    try {
+      const up = await asNobody(['up', '--cluster', 'kwn', '--nodes', '1']);
+      assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
+      assert.match(up.stdout, /not root: the cluster runs in a kernel of its own/);
+      assert.match(up.stdout, /cluster kwn is up in its own kernel/);
+      assert.ok(statSync(join(home, 'kubewire', 'kwn', 'kernel.json')).uid === 65534, "the cluster's record is nobody's, in their state directory");
+      const t0 = performance.now();
+      const nodes = await asNobody(['get', 'nodes', '--cluster', 'kwn']);
+      console.log(`# get nodes as nobody, through the relay of the guest's API: ${(performance.now() - t0).toFixed(0)} ms`);
+      assert.equal(nodes.code, 0, nodes.stderr);
+      assert.match(nodes.stdout, /kwn-node-1\s+Ready/);
+      const applied = await asNobody(['apply', '--cluster', 'kwn', '-f', '-'], echoPod('p1'));
+      assert.equal(applied.code, 0, applied.stderr);
+      await waitFor('p1 running', async () => /p1\s+1\/1\s+Running/.test((await asNobody(['get', 'pods', '--cluster', 'kwn'])).stdout), 90_000);
+      const inside = await asNobody(['exec', '--cluster', 'kwn', 'p1', '--', 'id', '-u']);
+      assert.equal(inside.stdout.trim(), '0', 'root inside its own kernel, nobody outside');
+      const down = await asNobody(['down', '--cluster', 'kwn']);
+      assert.equal(down.code, 0, down.stderr);
+      assert.equal(existsSync(join(home, 'kubewire', 'kwn')), false);
+      assert.equal((await runCaptured(['pgrep', '-u', '65534', '-f', home])).stdout.trim(), '', 'no process of its kernel is left');
+    } finally {
+      await asNobody(['down', '--cluster', 'kwn']).catch(() => undefined);
+      await runCaptured(['pkill', '-KILL', '-u', '65534', '-f', home]).catch(() => undefined);
+      rmSync(home, { recursive: true, force: true });
     }
   });
 
