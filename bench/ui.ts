@@ -1,6 +1,6 @@
-// `kubewire ui` as a user meets it (issue 18's goals), in Debian's Chromium: on a 3-node
-// cluster, 100 pods created while the page is open (the longest frame and the long tasks
-// meanwhile, and when the last pod shows with its IP against when the cluster had it
+// `kubewire ui` as a user meets it (issue 18's goals, issue 26's frames), in Debian's Chromium:
+// on a 3-node cluster, 100 pods created by `kubewire scale` while the page is open (the longest
+// frame against the 100 ms reference, and the long tasks meanwhile, and when the last pod shows with its IP against when the cluster had it
 // Running); the page opened on those 100 pods (navigation to everything drawn); one new
 // pod (from `kubewire apply` until it is on the page). `kubewire get pods` is the reference.
 //   npm run bench:ui
@@ -42,10 +42,14 @@ try {
   // (A string: tsx would wrap a function's inner functions in a helper the page does not have.)
   await page.evaluate(`(() => {
     const w = window;
-    w.bench = { maxFrame: 0, longTasks: [] };
+    w.bench = { maxFrame: 0, longTasks: [], frames: 0, over50: 0, over100: 0 };
     let last = performance.now();
     const tick = (t) => {
-      w.bench.maxFrame = Math.max(w.bench.maxFrame, t - last);
+      const gap = t - last;
+      w.bench.maxFrame = Math.max(w.bench.maxFrame, gap);
+      w.bench.frames++;
+      if (gap > 50) w.bench.over50++;
+      if (gap > 100) w.bench.over100++;
       last = t;
       if (!w.bench.stop) requestAnimationFrame(tick);
     };
@@ -64,22 +68,21 @@ try {
     if (performance.now() - t0 > 180_000) throw new Error('the pods did not all show');
     await new Promise((r) => setTimeout(r, 50));
   }
-  await new Promise((r) => setTimeout(r, 1_500)); // the settling layout after the last change
+  await page.waitForSelector('html[data-layout="done"]'); // the last change drawn
   const b = await page.evaluate(() => ((window as any).bench.stop = true, (window as any).bench));
   line(`${REPLICAS} pods: all Running in the cluster (kubewire get)`, `${(clusterDone / 1000).toFixed(2)} s`);
   line(`${REPLICAS} pods: all on the page, Running with their IPs`, `${(pageDone / 1000).toFixed(2)} s`, 'each change ≤ 1 s');
-  line('longest frame meanwhile (requestAnimationFrame gap)', `${b.maxFrame.toFixed(0)} ms`, 'goal ≤ 100 ms');
+  line('longest frame meanwhile (requestAnimationFrame gap)', `${b.maxFrame.toFixed(0)} ms`, `reference: 100 ms (${b.maxFrame <= 100 ? 'met' : 'missed'})`);
+  line('frames over 50 ms / over 100 ms', `${b.over50} / ${b.over100} of ${b.frames}`);
   line('long tasks meanwhile (> 50 ms)', `${b.longTasks.length}, longest ${Math.max(0, ...b.longTasks).toFixed(0)} ms`);
   const slow = await page.evaluate(() => (window as any).kubewire.slowest);
   line('  slowest update in the page: diff, graph, layout, lists', `${slow.total.toFixed(0)} ms: ${slow.diff.toFixed(0)}, ${slow.graph.toFixed(0)}, ${slow.layout.toFixed(0)}, ${slow.lists.toFixed(0)}`);
-  const elkMs = await page.evaluate(() => [(window as any).kubewire.elkPrep, (window as any).kubewire.elkApply]);
-  line('  ELK: the graph for the worker, its positions applied', `${elkMs[0].toFixed(0)}, ${elkMs[1].toFixed(0)} ms`);
   // The page opened on the cluster as it is.
   const loads: number[] = [];
   for (let i = 0; i < 5; i++) {
     const t = performance.now();
     await page.reload();
-    await page.waitForFunction((n) => (window as any).kubewire?.ready && (window as any).kubewire.cy.nodes('[kind = "pod"]').length >= n, REPLICAS);
+    await page.waitForFunction((n) => document.documentElement.dataset.layout === 'done' && (window as any).kubewire.cy.nodes('[kind = "pod"]').length >= n, REPLICAS);
     loads.push(performance.now() - t);
   }
   const refs: number[] = [];
