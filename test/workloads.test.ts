@@ -1,0 +1,249 @@
+// The manifests people bring, end to end (root): a two-node cluster driven through the CLI.
+// A StatefulSet behind a headless Service (ordinal pods, each its own DNS name through the
+// cluster DNS), DaemonSets (a pod per node, or per node its nodeSelector picks), a Job run to
+// completion as user 65534 with a ConfigMap's value, a readinessProbe on a 404 path keeping
+// its pod out of the Service's endpoints until the path is fixed, a liveness failure
+// restarting its container, and the API server's warnings for fields kubewire ignores.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { DaemonSet, EndpointSlice, Event, Job, Pod, StatefulSet } from '../src/api/types.ts';
+import { NOT_ROOT } from './helpers.ts';
+import { echoPod, Kube, waitFor } from './kube.ts';
+
+const STATEFUL = `apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: kubewire/echo, ports: [{name: http, containerPort: 8080}]}]
+`;
+
+const daemonSets = (node2: string) => `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: everywhere}
+spec:
+  selector: {matchLabels: {app: everywhere}}
+  template:
+    metadata: {labels: {app: everywhere}}
+    spec:
+      containers: [{name: a, image: kubewire/echo, ports: [{containerPort: 8080}]}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: picky}
+spec:
+  selector: {matchLabels: {app: picky}}
+  template:
+    metadata: {labels: {app: picky}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: ${node2}}
+      containers: [{name: a, image: kubewire/echo, ports: [{containerPort: 8080}]}]
+`;
+
+const JOB = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: greeting}
+data: {TEXT: hello-from-a-configmap}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: whoami}
+spec:
+  completions: 2
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      securityContext: {runAsUser: 65534}
+      containers:
+      - name: c
+        image: busybox
+        command: [sh, -c, 'echo "uid=$(id -u) gid=$(id -g) $TEXT"']
+        env: [{name: TEXT, valueFrom: {configMapKeyRef: {name: greeting, key: TEXT}}}]
+`;
+
+const readiness = (path: string) => `apiVersion: v1
+kind: Service
+metadata: {name: probed}
+spec:
+  selector: {app: probed}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: probed}
+spec:
+  selector: {matchLabels: {app: probed}}
+  template:
+    metadata: {labels: {app: probed}}
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/e2e-test-images/agnhost:2.39
+        args: [netexec, --http-port=8080]
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: ${path}, port: 8080}, periodSeconds: 1}
+        livenessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+`;
+
+describe('workloads: StatefulSet, DaemonSet, Job, probes, runAsUser, warnings', { skip: NOT_ROOT }, () => {
+  const cluster = `kwwl${process.pid % 100000}`;
+  let stateDir: string;
+  let kube: Kube;
+  let nodes: string[] = [];
+  const pods = async (selector: string) => (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', selector)).items;
+  const slices = async (svc: string) => (await kube.json<{ items: EndpointSlice[] }>('get', 'endpointslices', '-l', `kubernetes.io/service-name=${svc}`)).items.flatMap((s) => s.endpoints);
+  const events = async (pod: string) => (await kube.json<{ items: Event[] }>('get', 'events')).items.filter((e) => e.involvedObject.name === pod);
+
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'kwt-wl-'));
+    kube = new Kube(cluster, stateDir);
+    await kube.ok('up', '--nodes', '2');
+    nodes = (await kube.json<{ items: Array<{ metadata: { name: string } }> }>('get', 'nodes')).items.map((n) => n.metadata.name).sort();
+    await kube.apply(echoPod('client'));
+    await kube.ok('wait', '--for=condition=Ready', 'pod/client', '--timeout', '30s');
+  });
+  after(async () => {
+    await kube.run(['down']);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('a StatefulSet: web-0, web-1, web-2 in order, each resolving as web-N.web.default.svc.cluster.local; scale down from the top; deleted with its pods', async () => {
+    await kube.apply(STATEFUL);
+    await waitFor('three ready replicas', async () => (await kube.json<StatefulSet>('get', 'statefulset', 'web')).status?.readyReplicas === 3, 40_000);
+    const set = await pods('app=web');
+    assert.deepEqual(set.map((p) => p.metadata.name).sort(), ['web-0', 'web-1', 'web-2']);
+    const created = (n: string) => Date.parse(set.find((p) => p.metadata.name === n)!.metadata.creationTimestamp!);
+    const readyAt = (n: string) => Date.parse(set.find((p) => p.metadata.name === n)!.status!.conditions!.find((c) => c.type === 'Ready')!.lastTransitionTime!);
+    assert.ok(created('web-1') >= readyAt('web-0') && created('web-2') >= readyAt('web-1'), 'OrderedReady: each created once the one before was ready');
+    for (const p of set) {
+      assert.equal(p.spec.hostname, p.metadata.name);
+      assert.equal(p.spec.subdomain, 'web');
+      const answer = await kube.ok('exec', 'client', '--', 'getent', 'hosts', `${p.metadata.name}.web.default.svc.cluster.local`);
+      assert.equal(answer.trim().split(/\s+/)[0], p.status!.podIP, `${p.metadata.name} resolves to its own IP`);
+    }
+    assert.equal((await kube.ok('exec', 'web-1', '--', 'hostname')).trim(), 'web-1');
+    const web0 = set.find((p) => p.metadata.name === 'web-0')!.metadata.uid;
+    await kube.ok('scale', 'statefulset/web', '--replicas=1');
+    await waitFor('web-1 and web-2 gone', async () => (await pods('app=web')).length === 1, 30_000);
+    const left = await pods('app=web');
+    assert.deepEqual(left.map((p) => [p.metadata.name, p.metadata.uid]), [['web-0', web0]], 'web-0 stays, the same pod');
+    await kube.ok('delete', 'statefulset', 'web');
+    await waitFor('the set\'s pods gone', async () => (await pods('app=web')).length === 0, 30_000);
+  });
+
+  test('DaemonSets: a pod on every node; with a nodeSelector, on the nodes it picks', async () => {
+    await kube.apply(daemonSets(nodes[1]!));
+    await waitFor('everywhere on both nodes', async () => (await kube.json<DaemonSet>('get', 'daemonset', 'everywhere')).status?.numberReady === 2, 30_000);
+    assert.deepEqual((await pods('app=everywhere')).map((p) => p.spec.nodeName).sort(), nodes);
+    await waitFor('picky ready', async () => (await kube.json<DaemonSet>('get', 'daemonset', 'picky')).status?.numberReady === 1, 30_000);
+    assert.deepEqual((await pods('app=picky')).map((p) => p.spec.nodeName), [nodes[1]]);
+    assert.match(await kube.ok('get', 'daemonsets'), /picky\s+1\s+1\s+1\s+1\s+1\s+kubernetes\.io\/hostname=/);
+    await kube.ok('delete', 'daemonset', 'everywhere', 'picky');
+  });
+
+  test('a Job runs to completion, its command as user 65534 (runAsUser) with a ConfigMap value in its environment', async () => {
+    await kube.apply(JOB);
+    await kube.ok('wait', '--for=condition=Complete', 'job/whoami', '--timeout', '30s');
+    const job = await kube.json<Job>('get', 'job', 'whoami');
+    assert.equal(job.status?.succeeded, 2);
+    assert.ok(job.status?.completionTime);
+    const done = await pods('job-name=whoami');
+    assert.equal(done.length, 2);
+    for (const p of done) {
+      assert.equal(p.status?.phase, 'Succeeded');
+      assert.equal((await kube.ok('logs', p.metadata.name)).trim(), 'uid=65534 gid=65534 hello-from-a-configmap');
+    }
+    assert.match(await kube.ok('get', 'jobs'), /whoami\s+Complete\s+2\/2/);
+    await kube.ok('delete', 'job', 'whoami');
+    await waitFor("the Job's pods gone", async () => (await pods('job-name=whoami')).length === 0, 30_000);
+  });
+
+  test('a readinessProbe on a 404 path keeps the pod Running, not Ready, out of the endpoints; fixed, it comes in', async () => {
+    await kube.apply(readiness('/nope'));
+    const [pod] = await waitFor('the probed pod running', async () => {
+      const ps = (await pods('app=probed')).filter((p) => p.status?.phase === 'Running');
+      return ps.length === 1 ? ps : undefined;
+    });
+    await waitFor('an Unhealthy event', async () => (await events(pod!.metadata.name)).some((e) => e.reason === 'Unhealthy' && /Readiness probe failed: HTTP probe failed with statuscode: 404/.test(e.message)), 15_000);
+    const now = (await kube.json<Pod>('get', 'pod', pod!.metadata.name));
+    assert.equal(now.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
+    assert.equal(now.status?.containerStatuses?.[0]?.ready, false);
+    const eps = await slices('probed');
+    assert.deepEqual(eps.map((e) => e.conditions), [{ ready: false, serving: false, terminating: false }], 'in the slice, not ready: no traffic');
+    const r = await kube.run(['exec', 'client', '--', 'curl', '-s', '-m', '2', `http://${(await kube.json<{ spec: { clusterIP: string } }>('get', 'service', 'probed')).spec.clusterIP}/hostname`]);
+    assert.notEqual(r.code, 0, 'the Service has no ready endpoint to send to');
+    await kube.apply(readiness('/healthz'));
+    await waitFor('a ready endpoint', async () => {
+      const e = await slices('probed');
+      return e.length === 1 && e[0]!.conditions.ready === true && e[0]!.conditions.serving === true;
+    }, 30_000);
+    await kube.ok('delete', 'deployment', 'probed');
+  });
+
+  test('a failing livenessProbe restarts the container (Unhealthy, Killing); a passing one leaves it alone', async () => {
+    const flag = join(stateDir, 'alive');
+    await kube.apply(`apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "3600"]
+    livenessProbe: {exec: {command: [test, -e, ${flag}]}, periodSeconds: 1, failureThreshold: 2}
+`);
+    await waitFor('a restart', async () => ((await kube.json<Pod>('get', 'pod', 'live')).status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1, 20_000);
+    const evs = await events('live');
+    assert.ok(evs.some((e) => e.reason === 'Unhealthy' && /Liveness probe failed: command "test -e .*" exited with code 1/.test(e.message)), JSON.stringify(evs.map((e) => e.message)));
+    assert.ok(evs.some((e) => e.reason === 'Killing' && e.message === 'Container c failed liveness probe, will be restarted'));
+    const last = (await kube.json<Pod>('get', 'pod', 'live')).status?.containerStatuses?.[0]?.lastState?.terminated;
+    assert.equal(last?.exitCode, 143, 'stopped by SIGTERM');
+    writeFileSync(flag, '');
+    await waitFor('running again', async () => (await kube.json<Pod>('get', 'pod', 'live')).status?.containerStatuses?.[0]?.state.running !== undefined, 40_000);
+    const settled = (await kube.json<Pod>('get', 'pod', 'live')).status!.containerStatuses![0]!.restartCount;
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal((await kube.json<Pod>('get', 'pod', 'live')).status!.containerStatuses![0]!.restartCount, settled, 'no restart while the probe passes');
+    await kube.ok('delete', 'pod', 'live', '--grace-period', '1');
+  });
+
+  test("fields kubewire ignores are named on apply (kubectl's Warning: lines on stderr); the objects are applied", async () => {
+    const r = await kube.run(['apply', '-f', '-'], {
+      input: `apiVersion: v1
+kind: Pod
+metadata: {name: warned}
+spec:
+  volumes: [{name: data, emptyDir: {}}]
+  containers:
+  - name: c
+    image: kubewire/echo
+    ports: [{containerPort: 8080}]
+    resources: {limits: {cpu: "1"}}
+    securityContext: {runAsUser: 1000}
+`,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'pod/warned created');
+    const warnings = r.stderr.trim().split('\n');
+    assert.deepEqual(warnings.map((w) => /^Warning: pod\/warned: ([^:]+): /.exec(w)?.[1]), ['spec.volumes', 'spec.containers[0].resources', 'spec.containers[0].securityContext.runAsUser'], r.stderr);
+    assert.match(warnings[2]!, /built-in workload inside the workload host, which cannot drop privileges/);
+    await kube.ok('delete', 'pod', 'warned', '--grace-period', '1');
+  });
+});
