@@ -6,7 +6,6 @@ import type { Ingress, Pod, Service } from '../api/types.ts';
 import { ClusterError } from '../cluster/cluster.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import type { Hop, Leg, Trace } from '../trace/explain.ts';
-import type { Protocol } from '../trace/observe.ts';
 import type { ClusterView, MatrixCell } from '../trace/trace.ts';
 import { connect, defaultCluster } from './kubectl.ts';
 
@@ -33,7 +32,7 @@ export function renderTrace(t: Trace): string {
   return lines.join('\n');
 }
 
-const MARK: Record<string, string> = { delivered: '.', dropped: 'X', rejected: 'R' };
+const MARK: Record<string, string> = { delivered: '.', answered: 'A', dropped: 'X', rejected: 'R' };
 
 export function renderMatrix(m: { sources: string[]; targets: string[]; cells: MatrixCell[] }): string {
   const cell = (s: string, t: string) => m.cells.find((c) => c.from === s && c.to === t);
@@ -56,7 +55,7 @@ export function registerTraceCommands(program: Command): void {
     .command('trace')
     .description('send a real probe and show its path hop by hop: L2, routes, netfilter rules, NAT, conntrack, and the verdict')
     .argument('[from]', 'pod/NAME, node/NAME or external')
-    .argument('[to]', 'pod/NAME, service/NAME, IP, IP:PORT (a NodePort at a node), or http://HOST/PATH through the ingress')
+    .argument('[to]', 'pod/NAME, service/NAME, a Service\'s DNS name (web, web.shop.svc.cluster.local), IP, IP:PORT (a NodePort at a node), or http(s)://HOST/PATH through the ingress')
     .option('--port <port>', 'destination port (a Service port, or the pod port); the first one when not given')
     .option('--protocol <protocol>', 'tcp | udp | icmp')
     .option('--node <name>', 'for a URL: the node whose ingress controller takes it (the first node by default)')
@@ -67,26 +66,36 @@ export function registerTraceCommands(program: Command): void {
     .option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster())
     .action(async (from: string | undefined, to: string | undefined, o: { port?: string; protocol?: string; node?: string; matrix?: boolean; timeout: string; namespace: string; output?: string; cluster: string }) => {
       if (o.output !== undefined && o.output !== 'json') throw new ClusterError(`-o ${JSON.stringify(o.output)}: trace prints a table, or json with -o json`);
-      if (o.protocol !== undefined && !['tcp', 'udp', 'icmp'].includes(o.protocol)) throw new ClusterError(`--protocol ${JSON.stringify(o.protocol)}: must be tcp, udp or icmp`);
-      const port = o.port === undefined ? undefined : Number(o.port);
-      if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new ClusterError(`--port ${JSON.stringify(o.port)}: must be a port number from 1 to 65535`);
       const timeoutSeconds = Number(o.timeout);
       if (!(timeoutSeconds > 0 && timeoutSeconds <= 30)) throw new ClusterError(`--timeout ${JSON.stringify(o.timeout)}: must be seconds, more than 0 and at most 30`);
-      const view = await clusterView(o.cluster);
       // Loaded by this command only: every kubewire process (the DNS server, the ingress controller) starts from this bundle.
-      const { traceMatrix, traceOne, TraceError } = await import('../trace/trace.ts');
+      const { parseTraceRequest, traceMatrix, traceOne, TraceError, Interrupted } = await import('../trace/trace.ts');
+      // Ctrl-C (or a TERM) ends the trace, which removes what it had put in place before the process exits.
+      const stop = new AbortController();
+      const interrupt = () => stop.abort();
+      process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
       try {
         if (o.matrix) {
           if (from || to) throw new ClusterError('--matrix takes no FROM or TO: it traces every pod of the namespace (-n) to every pod and Service port');
-          const m = await traceMatrix(linux, view, o.namespace, { timeoutSeconds });
+          const view = await clusterView(o.cluster);
+          const m = await traceMatrix(linux, view, o.namespace, { timeoutSeconds, signal: stop.signal });
           return out(o.output === 'json' ? JSON.stringify(m, null, 2) : renderMatrix(m));
         }
         if (!from || !to) throw new ClusterError('trace needs FROM and TO, e.g. kubewire trace pod/client service/web (or --matrix)');
-        const t = await traceOne(linux, view, { from, to, namespace: o.namespace, ...(o.node ? { node: o.node } : {}), ...(port !== undefined ? { port } : {}), ...(o.protocol ? { protocol: o.protocol as Protocol } : {}) }, { timeoutSeconds });
+        // Checked before the cluster is asked anything: the same checks as the page's.
+        const req = parseTraceRequest({ from, to, namespace: o.namespace, port: o.port, protocol: o.protocol, node: o.node });
+        const view = await clusterView(o.cluster);
+        const t = await traceOne(linux, view, req, { timeoutSeconds, signal: stop.signal });
         out(o.output === 'json' ? JSON.stringify(t, null, 2) : renderTrace(t));
       } catch (e) {
         if (e instanceof TraceError) throw new ClusterError(e.message);
+        if (e instanceof Interrupted) {
+          process.stderr.write(`${e.message}\n`);
+          process.exit(130);
+        }
         throw e;
+      } finally {
+        process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
       }
     });
 }

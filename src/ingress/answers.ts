@@ -56,6 +56,20 @@ export function ownAnswer(route: Route, req: AskedFor): OwnAnswer | undefined {
   return undefined;
 }
 
+/** Why ownAnswer answered so, in a few words (for `kubewire trace`): read back from the answer and the route's options, in ownAnswer's order. */
+export function ownAnswerWhy(route: Route, own: OwnAnswer, req: Pick<AskedFor, 'scheme' | 'uri' | 'client' | 'authorization'>): string {
+  const o = route.options;
+  if (o.appRoot && own.status === 302 && req.uri.path === '/') return `app-root redirects / to ${o.appRoot}`;
+  if (o.denied && own.status === 503) return o.denied;
+  if (o.redirect && own.status === o.redirect.code && own.location === o.redirect.url) return `a redirect annotation sends it to ${o.redirect.url}`;
+  if (own.status === 204) return 'a CORS preflight, answered by the ingress (enable-cors)';
+  if (own.status === 308 && req.scheme === 'http' && route.tls) return `the host has TLS: plain HTTP is redirected to ${own.location} (ssl-redirect)`;
+  if (own.status === 503) return 'the client is over the rate limit (limit-rps/limit-rpm)';
+  if (own.status === 403) return `the client ${req.client} is not in whitelist-source-range`;
+  if (own.status === 401) return `basic authentication (realm ${JSON.stringify(o.basicAuth?.realm ?? '')}): ${req.authorization ? 'wrong credentials' : 'no credentials sent'}`;
+  return `answered ${own.status} by the ingress`;
+}
+
 /** The response for an answer: a redirect's Location, an error page, or the answer's headers alone. */
 export function ownResponse(own: OwnAnswer): { headers: Array<[string, string]>; body: string } {
   if (own.location !== undefined) return { headers: [['location', own.location]], body: '' };

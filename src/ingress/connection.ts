@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
-import { addedHeaders, afterFailure, decide, nextEndpoint, TRACE_HEADER, tracePort, traceRoute, type Decision } from './decide.ts';
+import { addedHeaders, afterFailure, decide, nextEndpoint, TRACE_HEADER, traceAnswer, tracePort, traceRoute, type Decision } from './decide.ts';
 import { clientAddress, forwardingLines } from './forward.ts';
 import { errorPage, FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, STATUS_TEXT, type RequestHead, type ResponseHead } from './http1.ts';
 import type { RateLimiter } from './limits.ts';
@@ -229,7 +229,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
   const serve = (head: RequestHead, d: Decision, received: Buffer, headBytes: number, done: (close: boolean) => void): void => {
     const started = performance.now();
     const length = received.length;
-    if (d.kind === 'answer') return done(respond(head, d.route, d.status, d.headers, d.body, false, length, started));
+    if (d.kind === 'answer') return done(respond(head, d.route, d.status, tracePort(headerOf(head, TRACE_HEADER)) ? [...d.headers, traceAnswer(d)] : d.headers, d.body, false, length, started));
     const { route } = d;
     const requestId = head.requestId ?? newRequestId();
     const body = head.contentLength ? received.subarray(headBytes + 2) : undefined;

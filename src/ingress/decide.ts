@@ -10,7 +10,7 @@
 
 import { sessionCookie, stickyEndpoint } from './affinity.ts';
 import { DEFAULT_OPTIONS } from './annotations.ts';
-import { ownAnswer, ownResponse } from './answers.ts';
+import { ownAnswer, ownAnswerWhy, ownResponse } from './answers.ts';
 import { chosenUpstream } from './canary.ts';
 import { corsHeaders } from './cors.ts';
 import { errorPage } from './http1.ts';
@@ -43,6 +43,8 @@ export type Decision =
       close: boolean;
       /** The matched route, for metrics and the access log. */
       route?: Route;
+      /** Why the proxy answers itself, in a few words (for `kubewire trace`). */
+      why?: string;
     }
   | {
       kind: 'forward';
@@ -63,8 +65,8 @@ export const NOT_ALLOWED: ReadonlySet<string> = new Set(['CONNECT', 'TRACE']);
 
 const DEFAULT_ROUTE = { options: DEFAULT_OPTIONS };
 
-function answer(status: number, route?: Route, close = false): Decision {
-  return { kind: 'answer', status, headers: [['content-type', 'text/html']], body: errorPage(status), close, route };
+function answer(status: number, route?: Route, close = false, why?: string): Decision {
+  return { kind: 'answer', status, headers: [['content-type', 'text/html']], body: errorPage(status), close, route, ...(why ? { why } : {}) };
 }
 
 export function decide(table: RouteTable, req: RequestFacts, limiter?: RateLimiter): Decision {
@@ -74,9 +76,9 @@ export function decide(table: RouteTable, req: RequestFacts, limiter?: RateLimit
   if (NOT_ALLOWED.has(req.method)) return answer(405, undefined, true);
   const route = matchRoute(table, uri.host, uri.path);
   if (req.contentLength !== undefined && req.contentLength > (route ?? DEFAULT_ROUTE).options.bodyLimit) return answer(413, route, true);
-  if (!route) return answer(404);
+  if (!route) return answer(404, undefined, false, `no Ingress rule matches host ${uri.host || '(none)'} path ${uri.path}`);
   const o = route.options;
-  const own = ownAnswer(route, {
+  const asked = {
     scheme: req.scheme,
     host: o.appRoot ? (uri.authority ?? req.header('host') ?? '') : '', // (only app-root's redirect names it)
     uri,
@@ -85,10 +87,11 @@ export function decide(table: RouteTable, req: RequestFacts, limiter?: RateLimit
     origin: o.cors ? req.header('origin') : undefined,
     authorization: o.basicAuth ? req.header('authorization') : undefined,
     limiter,
-  });
-  if (own) return { kind: 'answer', status: own.status, ...ownResponse(own), close: false, route };
+  };
+  const own = ownAnswer(route, asked);
+  if (own) return { kind: 'answer', status: own.status, ...ownResponse(own), close: false, route, why: ownAnswerWhy(route, own, asked) };
   const upstream = route.canary ? chosenUpstream(route, req.header) : route.upstream;
-  if (!upstream.endpoints.length) return answer(503, route);
+  if (!upstream.endpoints.length) return answer(503, route, false, upstream.missing ?? `service ${upstream.namespace}/${upstream.service} has no ready endpoints`);
   return {
     kind: 'forward',
     route,
@@ -131,7 +134,16 @@ export function tracePort(value: string | undefined): number | undefined {
 export function traceRoute(d: Extract<Decision, { kind: 'forward' }>, endpoint: string): [string, string] {
   const r = d.route;
   const upstream = d.alternative ?? d.upstream;
-  return [TRACE_ROUTE_HEADER, `ingress ${r.ingress.namespace}/${r.ingress.name} rule ${r.host || '*'}${r.path} (${r.pathType}) -> service ${upstream.name}${d.alternative ? ' (canary)' : ''} -> endpoint ${endpoint}`];
+  return [TRACE_ROUTE_HEADER, `${ruleName(r)} -> service ${upstream.name}${d.alternative ? ' (canary)' : ''} -> endpoint ${endpoint}`];
+}
+
+function ruleName(r: Route): string {
+  return `ingress ${r.ingress.namespace}/${r.ingress.name} rule ${r.host || '*'}${r.path} (${r.pathType})`;
+}
+
+/** Why a traced request was answered by the proxy itself (a redirect, 401, 404, 503...), for its response. */
+export function traceAnswer(d: Extract<Decision, { kind: 'answer' }>): [string, string] {
+  return [TRACE_ROUTE_HEADER, `${d.route ? `${ruleName(d.route)} -> service ${d.route.upstream.name} -> ` : ''}answered ${d.status}: ${(d.why ?? 'answered by the ingress').replace(/[\r\n]+/g, ' ')}`];
 }
 
 export const TRIES = 3;

@@ -60,12 +60,14 @@ function resolveUpstream(ing: Ingress, backend: IngressBackend, services: Map<st
   const svc = services.get(`${ns}/${name}`);
   if (!svc) {
     problem('ServiceNotFound', `service ${ns}/${name} not found: requests for it are answered 503`);
+    upstream.missing = `service ${ns}/${name} not found`;
     return upstream;
   }
   const sp = (svc.spec.ports ?? []).find((p) => (port.name !== undefined ? p.name === port.name : p.port === port.number));
   if (!sp) {
     const known = (svc.spec.ports ?? []).map((p) => (port.name !== undefined ? p.name ?? '<unnamed>' : String(p.port))).join(', ') || 'none';
     problem('PortNotFound', `service ${ns}/${name} has no port ${port.name !== undefined ? `named ${JSON.stringify(port.name)}` : port.number} (it has ${known}): requests for it are answered 503`);
+    upstream.missing = `service ${ns}/${name} has no port ${port.name !== undefined ? `named ${JSON.stringify(port.name)}` : port.number}`;
     return upstream;
   }
   const ready = portEndpoints(slicesOf.get(`${ns}/${name}`) ?? [], sp.name ?? '', sp.protocol ?? 'TCP').filter((e) => e.endpoint.conditions.ready !== false);

@@ -13,6 +13,8 @@ export interface Upstream {
   service: string;
   /** Ready endpoints (ip:port); none means 503. */
   endpoints: string[];
+  /** Why there can be none, when it is not for want of ready pods: the Service, or its port, is missing. */
+  missing?: string;
 }
 
 export interface Route extends PathMatcher {

@@ -7,7 +7,7 @@
 
 import { IPTABLES_HOOKS, iptablesPriority, type Hook, type PacketHeader, type TraceEvent } from './events.ts';
 import type { Hop, Leg, Trace } from './types.ts';
-import { isTraceChain, isTraceTable, ownTraceEvent, TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
+import { isTraceChain, isTraceTable, ownTraceEvent, TLS_VERIFY, TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
 
 export type { Hop, HopKind, Leg, Trace, Verdict } from './types.ts';
 
@@ -456,7 +456,7 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
     const hop = ingressHop(placeLabel(request.at), probe, said);
     trace.hops.push(hop.hop);
     if (!hop.endpoint) {
-      request = { ...request, verdict: 'rejected', reason: `${request.reason}; ${hop.reason}` };
+      request = { ...request, verdict: hop.verdict ?? 'rejected', reason: `${request.reason}; ${hop.reason}` };
     } else {
       const direct: Probe = { from: request.at, protocol: 'tcp', dst: hop.endpoint.ip, dport: hop.endpoint.port, sport: probe.upstreamPort! };
       const legAliases = natAliases(obs, direct);
@@ -502,17 +502,24 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
   return trace;
 }
 
-/** The ingress controller's part, from the traced response's head: the status, and the rule and endpoint it chose (X-Kubewire-Trace-Route). */
-export function ingressHop(where: string, probe: Probe, said: string): { hop: Hop; reason: string; endpoint?: { ip: string; port: number } } {
+/** The ingress controller's part, from the traced response's head: the status, and the rule and endpoint it chose, or why it answered itself (X-Kubewire-Trace-Route). */
+export function ingressHop(where: string, probe: Probe, said: string): { hop: Hop; reason: string; endpoint?: { ip: string; port: number }; verdict?: 'answered' | 'rejected' } {
   const status = /^HTTP\/[\d.]+ (\d{3})/m.exec(said)?.[1];
   const route = /^x-kubewire-trace-route: *(.*?)\r?$/im.exec(said)?.[1];
   const target = route ? / -> endpoint (\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(route) : null;
-  const request = `GET ${probe.http!.host}${probe.http!.path}`;
-  const detail = target ? `HTTP ${request} answered ${status ?? '?'}: endpoint ${target[1]}:${target[2]} chosen` : `HTTP ${request}: ${status ? `the controller answered ${status} itself` : 'no HTTP answer'}`;
-  const hop: Hop = { netns: where, kind: 'ingress', detail, ...(route ? { rule: route.replace(/ -> endpoint .*$/, '') } : {}), ...(target ? { translation: `a new connection to ${target[1]}:${target[2]} from port ${probe.upstreamPort}` } : {}) };
+  const own = route ? / ?(?:-> )?answered (\d{3}): (.*)$/.exec(route) : null;
+  const verify = new RegExp(`^${TLS_VERIFY}: (\\d+)`, 'm').exec(said)?.[1];
+  const http = probe.http!;
+  const request = `${http.tls ? 'HTTPS' : 'HTTP'} GET ${http.host}${http.path}`;
+  const tls = http.tls ? `TLS with SNI ${http.host}, certificate ${verify === undefined ? 'not seen' : verify === '0' ? 'trusted' : `not trusted (X509 verify result ${verify}), not checked`}; ` : '';
+  const rule = route?.replace(/ -> endpoint .*$/, '').replace(/ ?(?:-> )?answered \d{3}: .*$/, '');
+  const detail = target ? `${tls}${request} answered ${status ?? '?'}: endpoint ${target[1]}:${target[2]} chosen` : `${tls}${request}: ${status ? `the controller answered ${status} itself${own ? `: ${own[2]}` : ''}` : 'no HTTP answer'}`;
+  const hop: Hop = { netns: where, kind: 'ingress', detail, ...(rule ? { rule } : {}), ...(target ? { translation: `a new connection to ${target[1]}:${target[2]} from port ${probe.upstreamPort}` } : {}) };
   if (!target) {
-    const why = status === '404' ? `no Ingress rule matches ${probe.http!.host}${probe.http!.path}` : status === '503' ? 'the backend Service has no ready endpoints' : status ? `the controller answered ${status}` : 'no HTTP answer came back';
-    return { hop, reason: `the ingress controller on ${where} answered ${status ?? 'nothing'} itself: ${why}` };
+    // The controller's own words when it gave them; the status's usual cause otherwise (a controller without them).
+    const why = own?.[2] ?? (status === '404' ? `no Ingress rule matches ${http.host}${http.path}` : status === '503' ? 'the backend Service has no ready endpoints' : status ? `the controller answered ${status}` : 'no HTTP answer came back');
+    const answered = status !== undefined && Number(status) < 400;
+    return { hop, reason: `the ingress controller on ${where} answered ${status ?? 'nothing'} itself: ${why}`, verdict: answered ? 'answered' : 'rejected' };
   }
-  return { hop, reason: `the ingress controller on ${where} matched ${route!.replace(/ -> endpoint .*$/, '')} and chose endpoint ${target[1]}:${target[2]}${status && status !== '200' ? ` (status ${status})` : ''}`, endpoint: { ip: target[1]!, port: Number(target[2]) } };
+  return { hop, reason: `the ingress controller on ${where} matched ${rule} and chose endpoint ${target[1]}:${target[2]}${status && status !== '200' ? ` (status ${status})` : ''}`, endpoint: { ip: target[1]!, port: Number(target[2]) } };
 }

@@ -21,7 +21,9 @@ export interface Place {
   node?: string;
 }
 
-export type Protocol = 'tcp' | 'udp' | 'icmp';
+import type { Protocol } from './input.ts';
+
+export type { Protocol } from './input.ts';
 
 export interface ProbeSpec {
   from: Place;
@@ -29,8 +31,8 @@ export interface ProbeSpec {
   dst: string;
   /** tcp and udp. */
   dport?: number;
-  /** An HTTP request through the ingress controller at dst:dport: its Host and path. */
-  http?: { host: string; path: string };
+  /** An HTTP request through the ingress controller at dst:dport: its Host and path; over TLS (with SNI) for an https:// URL. */
+  http?: { host: string; path: string; tls?: boolean };
 }
 
 /** A probe as sent: its identity is its source port (tcp, udp) or echo identifier (icmp). */
@@ -156,13 +158,20 @@ export function traceTableScript(ses: Session, ct: boolean, masqueraders: string
 /** How long a TCP probe waits for its answer at most: less than TCP's initial retransmission timeout. */
 export const SYN_WAIT_SECONDS = 0.95;
 
+/** What the HTTPS probe adds after the response's head: the certificate check's result (0: trusted; X509's codes otherwise). */
+export const TLS_VERIFY = 'kubewire-tls-verify';
+
 /** The command that sends a probe from its namespace, and how to read its end. */
 export function probeCommand(p: Probe, timeoutSeconds: number): { argv: string[]; input?: string } {
   const w = String(timeoutSeconds);
   if (p.http) {
     // The response's head is what is read: its status and the ingress's X-Kubewire-Trace-Route.
-    const url = `http://${p.dst}:${p.dport}${p.http.path}`;
-    return { argv: ['curl', '-s', '-o', '/dev/null', '-D', '-', '--max-time', String(Math.max(2, timeoutSeconds + 1)), '--connect-timeout', String(Math.min(timeoutSeconds, SYN_WAIT_SECONDS)), '--local-port', String(p.sport), '-H', `Host: ${p.http.host}`, '-H', `X-Kubewire-Trace: ${p.upstreamPort}`, url] };
+    const common = ['curl', '-s', '-o', '/dev/null', '-D', '-', '--max-time', String(Math.max(2, timeoutSeconds + 1)), '--connect-timeout', String(Math.min(timeoutSeconds, SYN_WAIT_SECONDS)), '--local-port', String(p.sport), '-H', `X-Kubewire-Trace: ${p.upstreamPort}`];
+    if (!p.http.tls) return { argv: [...common, '-H', `Host: ${p.http.host}`, `http://${p.dst}:${p.dport}${p.http.path}`] };
+    // TLS to the controller with the name as SNI (and Host), the certificate taken whatever it is and its check reported.
+    const byName = !/^\d+\.\d+\.\d+\.\d+$/.test(p.http.host);
+    const url = `https://${byName ? p.http.host : p.dst}:${p.dport}${p.http.path}`;
+    return { argv: [...common, '-k', '--http1.1', ...(byName ? ['--resolve', `${p.http.host}:${p.dport}:${p.dst}`] : []), '-w', `${TLS_VERIFY}: %{ssl_verify_result}\\n`, url] };
   }
   // One SYN only: the sender gives up before TCP's first retransmission (its initial RTO is 1 s),
   // so that the packet traced is the one whose fate the sender reports.

@@ -2,15 +2,17 @@
 // namespaces a probe may cross, the kernel lookups the explanation asks for, and the matrix.
 
 import type { Ingress, Pod, Service } from '../api/types.ts';
-import { podNetnsName, VXLAN, vtep, type ClusterPlan } from '../cluster/plan.ts';
+import { podNetnsName, podRange, UNDERLAY, VPC, VXLAN, vtep, type ClusterPlan } from '../cluster/plan.ts';
+import { contains, parsePrefix, tryParseIP } from '../netaddr/ip.ts';
 import { netnsPath, type Dataplane } from '../dataplane/port.ts';
 import { matches } from '../api/labels.ts';
 import { explain, type Fabric, type Lookups, type Trace } from './explain.ts';
 import { observe, type Place, type Protocol, type ProbeSpec } from './observe.ts';
 
-export class TraceError extends Error {
-  override name = 'TraceError';
-}
+import { TraceError, type TraceRequest } from './input.ts';
+
+export { parseTraceRequest, TraceError, type RawTraceRequest, type TraceRequest } from './input.ts';
+export { Interrupted } from './observe.ts';
 
 export interface ClusterView {
   plan: ClusterPlan;
@@ -94,16 +96,6 @@ function answers(dp: Dataplane): Lookups {
   };
 }
 
-export interface TraceRequest {
-  from: string;
-  to: string;
-  port?: number;
-  protocol?: Protocol;
-  namespace: string;
-  /** A URL is sent to this node's ingress controller (the first node when not given). */
-  node?: string;
-}
-
 /** FROM (pod/NAME, node/NAME, external) as a place. */
 export function resolveFrom(view: ClusterView, from: string, namespace: string): Place {
   if (from === 'external') return infrastructure(view.plan)[1]!;
@@ -132,9 +124,20 @@ function splitRef(ref: string, what: string): [string, string] {
   return [kind, m[2]!];
 }
 
+/** Why an address is none of the cluster's (its pods', Services', underlay's), or undefined when it is. */
+export function outsideCluster(view: ClusterView, ip: string): string | undefined {
+  const addr = tryParseIP(ip);
+  if (!addr) return `${ip} is not an IPv4 address`;
+  const ranges = [podRange(view.plan), view.plan.spec.serviceCIDR, UNDERLAY.subnet];
+  if (ranges.some((r) => contains(parsePrefix(r), addr)) || (view.plan.spec.mode === 'vpc' && ip === VPC.outside)) return undefined;
+  if (view.services.some((s) => s.spec.externalIPs?.includes(ip))) return undefined;
+  return `${ip} is outside cluster ${view.plan.spec.name} (pods ${podRange(view.plan)}, Services ${view.plan.spec.serviceCIDR}, nodes on ${UNDERLAY.subnet}): the lab has no way out, so nothing could answer; trace a pod, a Service, a node address or a NodePort`;
+}
+
 /** TO as where to send the probe, and the pods that may receive it (whose namespaces are watched too). */
-export function resolveTo(view: ClusterView, req: TraceRequest): { dst: string; dport?: number; protocol: Protocol; candidates: Pod[]; label: string; http?: { host: string; path: string } } {
+export function resolveTo(view: ClusterView, req: TraceRequest): { dst: string; dport?: number; protocol: Protocol; candidates: Pod[]; label: string; http?: { host: string; path: string; tls: boolean } } {
   const wantProtocol = req.protocol;
+  const namespace = req.toNamespace ?? req.namespace;
   if (/^https?:\/\//i.test(req.to)) {
     let url: URL;
     try {
@@ -142,7 +145,8 @@ export function resolveTo(view: ClusterView, req: TraceRequest): { dst: string; 
     } catch {
       throw new TraceError(`TO ${req.to}: not a URL such as http://shop.example/cart`);
     }
-    if (url.protocol !== 'http:') throw new TraceError(`TO ${req.to}: only http:// is traced through the ingress (the trace's header would be inside TLS)`);
+    const tls = url.protocol === 'https:';
+    if (url.protocol !== 'http:' && !tls) throw new TraceError(`TO ${req.to}: only http:// and https:// are traced through the ingress`);
     if (wantProtocol && wantProtocol !== 'tcp') throw new TraceError(`TO ${req.to}: a URL is traced over tcp, not ${wantProtocol}`);
     const node = req.node ? view.plan.nodes.find((n) => n.name === req.node) : view.plan.nodes[0];
     if (!node) throw new TraceError(`--node ${req.node}: no such node (nodes: ${view.plan.nodes.map((n) => n.name).join(', ')})`);
@@ -152,29 +156,30 @@ export function resolveTo(view: ClusterView, req: TraceRequest): { dst: string; 
       for (const b of backends) if (b?.service) services.add(`${ing.metadata.namespace}/${b.service.name}`);
     }
     const candidates = view.services.filter((s) => services.has(`${s.metadata.namespace}/${s.metadata.name}`)).flatMap((s) => selected(view, s));
-    return { dst: node.ip, dport: Number(url.port || 80), protocol: 'tcp', candidates, label: req.to, http: { host: url.hostname, path: `${url.pathname}${url.search}` } };
+    return { dst: node.ip, dport: Number(url.port || (tls ? 443 : 80)), protocol: 'tcp', candidates, label: req.to, http: { host: url.hostname, path: `${url.pathname}${url.search}`, tls } };
   }
-  const ipPort = /^(\d+\.\d+\.\d+\.\d+)(?::(\d+))?$/.exec(req.to);
-  if (ipPort) {
-    const dst = ipPort[1]!;
-    const dport = ipPort[2] ? Number(ipPort[2]) : req.port;
+  if (tryParseIP(req.to)) {
+    const dst = req.to;
+    const outside = outsideCluster(view, dst);
+    if (outside) throw new TraceError(`TO ${req.to}: ${outside}`);
+    const dport = req.port;
     const protocol = wantProtocol ?? (dport === undefined ? 'icmp' : 'tcp');
     // A NodePort, or any address: every pod a Service on that port could lead to, and the pod holding the address.
     const backing = dport === undefined ? [] : view.services.filter((s) => s.spec.ports?.some((p) => p.nodePort === dport || p.port === dport)).flatMap((s) => selected(view, s));
-    return { dst, ...(dport !== undefined ? { dport } : {}), protocol, candidates: [...view.pods.filter((p) => p.status?.podIP === dst), ...backing], label: req.to };
+    return { dst, ...(dport !== undefined ? { dport } : {}), protocol, candidates: [...view.pods.filter((p) => p.status?.podIP === dst), ...backing], label: `${req.to}${dport !== undefined ? `:${dport}` : ''}` };
   }
   const [kind, name] = splitRef(req.to, 'TO');
   if (kind === 'pod') {
-    const pod = view.pods.find((p) => p.metadata.name === name && p.metadata.namespace === req.namespace);
-    if (!pod?.status?.podIP) throw new TraceError(`TO pod/${name}: no running pod of that name in namespace ${req.namespace}`);
+    const pod = view.pods.find((p) => p.metadata.name === name && p.metadata.namespace === namespace);
+    if (!pod?.status?.podIP) throw new TraceError(`TO pod/${name}: no running pod of that name in namespace ${namespace}`);
     const first = pod.spec.containers.flatMap((c) => c.ports ?? [])[0];
     const dport = req.port ?? first?.containerPort;
     const protocol = wantProtocol ?? (dport === undefined ? 'icmp' : ((first?.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp'));
     return { dst: pod.status.podIP, ...(protocol !== 'icmp' && dport !== undefined ? { dport } : {}), protocol, candidates: [pod], label: `pod/${name}` };
   }
   if (kind === 'service') {
-    const svc = view.services.find((s) => s.metadata.name === name && s.metadata.namespace === req.namespace);
-    if (!svc) throw new TraceError(`TO service/${name}: no such Service in namespace ${req.namespace}`);
+    const svc = view.services.find((s) => s.metadata.name === name && s.metadata.namespace === namespace);
+    if (!svc) throw new TraceError(`TO service/${name}: no such Service in namespace ${namespace}`);
     if (!svc.spec.clusterIP || svc.spec.clusterIP === 'None') throw new TraceError(`TO service/${name}: a headless Service has no virtual IP; trace one of its pods`);
     const port = req.port !== undefined ? svc.spec.ports?.find((p) => p.port === req.port) : svc.spec.ports?.[0];
     if (!port) throw new TraceError(`TO service/${name}: it has no port ${req.port} (ports: ${svc.spec.ports?.map((p) => p.port).join(', ') || 'none'})`);

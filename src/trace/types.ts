@@ -18,7 +18,8 @@ export interface Hop {
   verdict?: string;
 }
 
-export type Verdict = 'delivered' | 'rejected' | 'dropped';
+/** answered: the ingress controller answered the request itself without refusing it (a redirect, app-root, a CORS preflight). */
+export type Verdict = 'delivered' | 'answered' | 'rejected' | 'dropped';
 
 export interface Leg {
   verdict: Verdict;
@@ -28,7 +29,7 @@ export interface Leg {
 }
 
 export interface Trace extends Leg {
-  probe: { from: string; protocol: string; dst: string; dport?: number; sport: number; http?: { host: string; path: string } };
+  probe: { from: string; protocol: string; dst: string; dport?: number; sport: number; http?: { host: string; path: string; tls?: boolean } };
   /** What the sender saw. */
   fate: Fate;
   destination?: { pod?: string; node?: string; ip: string; port?: number; process?: string };

@@ -19,7 +19,7 @@ import type { ClusterPlan } from '../cluster/plan.ts';
 import type { Dataplane } from '../dataplane/port.ts';
 import { packageRoot } from '../state/paths.ts';
 import { podRecordDirs, podRecordsDir, readPodRecord, type PodRecordBase } from '../node/records.ts';
-import { traceOne, TraceError, type TraceRequest } from '../trace/trace.ts';
+import { parseTraceRequest, traceOne, TraceError, type TraceRequest } from '../trace/trace.ts';
 import type { Protocol } from '../trace/observe.ts';
 import { details } from './details.ts';
 import { admit, cookieName, type Guard } from './guard.ts';
@@ -178,8 +178,10 @@ export class UiServer {
     }
     if (req.method === 'POST' && url.pathname === '/api/trace') {
       if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) throw new Refused(415, 'a trace request is JSON: send content-type: application/json');
-      const request = traceRequest(await readBody(req));
+      const body = traceRequest(await readBody(req));
       try {
+        // The trace's own checks, the CLI's: a bad address, port or name is one line naming it (400).
+        const request = parseTraceRequest(body);
         const view = { plan: this.o.plan, pods: [...this.informers.pods.items.values()], services: [...this.informers.services.items.values()], ingresses: [...this.informers.ingresses.items.values()] };
         const trace = await traceOne(this.o.dp, view, request);
         return send(res, 200, trace);
