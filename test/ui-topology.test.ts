@@ -173,3 +173,13 @@ test('a trace on the graph: a path along its veth pairs, bridges and links (the 
   const stray = tracePath([hop('pod/default/a', 'l3'), hop('pod/default/b', 'socket')], g.filter((e) => e.data.kind !== 'veth'));
   assert.deepEqual(stray.steps, [{ jump: true, from: 'pod/default/a', to: 'pod/default/b' }]);
 });
+
+test('layout: pods in the order of their addresses (a node hands them out in order: a new pod moves nobody), those without one last; the view that fits the picture', async () => {
+  const { podOrder, fitView } = await import('../src/ui/layout.ts');
+  const g = topology(objects([pod('zz', 'g-node-1', '10.244.0.2'), pod('aa', 'g-node-1', '10.244.0.10'), pod('mm', 'g-node-1', '', {}, 'Pending')]));
+  assert.deepEqual(g.filter((e) => e.data.kind === 'pod').sort(podOrder).map((e) => e.data.id), ['pod/default/zz', 'pod/default/aa', 'pod/default/mm']);
+  const v = fitView({ x: 500, y: 250, w: 1000, h: 500 }, { w: 548, h: 1000 });
+  assert.equal(v.zoom, 0.5);
+  assert.deepEqual(v.pan, { x: 24, y: 375 });
+  assert.equal(fitView({ x: 50, y: 50, w: 100, h: 100 }, { w: 1000, h: 1000 }).zoom, 1.25, 'never magnified past 1.25');
+});

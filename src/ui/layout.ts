@@ -55,8 +55,14 @@ export interface Layout {
   boxes: Map<string, Rect>;
   /** Where an edge ends on a bar, relative to the bar's centre (cytoscape's target-endpoint): the veth pairs and the links to the underlay. */
   ends: Map<string, { dx: number; dy: number }>;
-  /** The whole picture. */
+  /** The whole picture (its centre and size), labels included. */
   bounds: Rect;
+}
+
+/** The viewport that shows the whole picture in a canvas, with a margin, never magnified past maxZoom (cytoscape's fit, without measuring anything). */
+export function fitView(bounds: Rect, canvas: { w: number; h: number }, margin = 24, maxZoom = 1.25): { zoom: number; pan: { x: number; y: number } } {
+  const zoom = Math.max(0.05, Math.min(maxZoom, (canvas.w - 2 * margin) / Math.max(1, bounds.w), (canvas.h - 2 * margin) / Math.max(1, bounds.h)));
+  return { zoom, pan: { x: canvas.w / 2 - bounds.x * zoom, y: canvas.h / 2 - bounds.y * zoom } };
 }
 
 /** Rectangles overlap (touching edges do not). */
@@ -64,8 +70,20 @@ export function overlaps(a: Rect, b: Rect): boolean {
   return Math.abs(a.x - b.x) * 2 < a.w + b.w && Math.abs(a.y - b.y) * 2 < a.h + b.h;
 }
 
-/** A node's pods in the order they are drawn: by name, so that a pod keeps its place as others come and go. */
 const byId = (a: GraphElement, b: GraphElement) => (a.data.id < b.data.id ? -1 : a.data.id > b.data.id ? 1 : 0);
+
+/** An IPv4 address as a number (pods without one: after every address). */
+function ipOrder(ip: string | undefined): number {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip ?? '');
+  return m ? ((Number(m[1]) * 256 + Number(m[2])) * 256 + Number(m[3])) * 256 + Number(m[4]) : Number.MAX_SAFE_INTEGER;
+}
+
+/**
+ * A node's pods in the order they are drawn: by address, then name. A node's IPAM hands out
+ * addresses in order, so a new pod comes after the others and nobody moves: the page redraws
+ * only what came.
+ */
+export const podOrder = (a: GraphElement, b: GraphElement) => ipOrder(a.data.ip) - ipOrder(b.data.ip) || byId(a, b);
 
 export function layoutGraph(elements: GraphElement[]): Layout {
   const at = new Map<string, Rect>();
@@ -84,7 +102,7 @@ export function layoutGraph(elements: GraphElement[]): Layout {
   const locals = new Map<string, Local>();
   for (const box of boxesOf) {
     const kids = children.get(box.data.id) ?? [];
-    const pods = kids.filter((k) => k.data.kind === 'pod').sort(byId);
+    const pods = kids.filter((k) => k.data.kind === 'pod').sort(podOrder);
     const bridge = kids.find((k) => k.data.kind === 'bridge');
     const eth0 = kids.find((k) => k.data.kind === 'eth0');
     // The bar the pods' pairs end on: the bridge; in vpc mode (no bridge) eth0, where the ptp pairs end.
@@ -164,5 +182,6 @@ export function layoutGraph(elements: GraphElement[]): Layout {
 
   // Anything else (a kind this layout does not know yet): a row at the bottom.
   row(nodes.filter((e) => !at.has(e.data.id) && !boxes.has(e.data.id) && (!e.data.parent || !ids.has(e.data.parent))), SIZES.pod);
-  return { at, boxes, ends, bounds: { x: width / 2, y: y / 2, w: width, h: y } };
+  const h = Math.max(1, y - ROW); // the last row's gap below it
+  return { at, boxes, ends, bounds: { x: width / 2, y: h / 2, w: width, h } };
 }

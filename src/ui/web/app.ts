@@ -9,7 +9,7 @@
 
 import cytoscape, { type Core, type ElementDefinition } from 'cytoscape';
 import { diffElements, tracePath, visible, type GraphElement, type TraceStep } from '../graph.ts';
-import { layoutGraph, SIZES, type Rect } from '../layout.ts';
+import { fitView, layoutGraph, SIZES, type Rect } from '../layout.ts';
 import type { Leg, Trace } from '../../trace/types.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -35,9 +35,14 @@ const STYLE: cytoscape.StylesheetJson = [
   // A veth pair: the line from the pod to its bridge (its names are in the pod's box).
   { selector: 'edge[kind = "veth"]', style: { width: 2, 'line-color': '#16a34a', label: '' } },
   // A Service's endpoints and an Ingress's backends: faint until one of their ends is selected.
-  { selector: 'edge[kind = "endpoint"]', style: { 'line-style': 'dashed', 'line-color': '#a78bfa', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#a78bfa', 'arrow-scale': 0.8, label: '', opacity: 0.35 } },
+  // (Haystack lines: the cheapest to draw, and there may be hundreds.)
+  { selector: 'edge[kind = "endpoint"]', style: { 'curve-style': 'haystack', 'haystack-radius': 0, 'line-color': '#a78bfa', label: '', opacity: 0.35 } },
   { selector: 'edge[kind = "backend"]', style: { 'line-style': 'dashed', 'line-color': '#fb923c', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#fb923c', opacity: 0.6 } },
   { selector: 'edge.near-selected', style: { opacity: 1, width: 2.5 } },
+  // Where layout.ts ends a veth pair or a link on its bar, and how long a bar is.
+  { selector: 'edge[end]', style: { 'target-endpoint': 'data(end)' } },
+  { selector: 'node[barH]', style: { width: 'data(barW)', height: 'data(barH)' } },
+  { selector: 'node[kind = "eth0"][barH]', style: { 'text-valign': 'top', 'text-margin-y': -3, 'background-color': '#6366f1' } },
   // A trace: the request in orange along the elements it crossed (arrows its way, the steps' numbers), the reply's arrows in blue; where the reply went another way, dashed blue.
   { selector: 'edge.t-req', style: { width: 6, 'line-color': '#ea580c', 'z-index': 10, label: 'data(step)', 'font-size': 11, 'font-weight': 'bold', color: '#9a3412', 'text-rotation': 'none', opacity: 1 } },
   { selector: 'edge.t-req.t-f', style: { 'mid-target-arrow-shape': 'triangle', 'mid-target-arrow-color': '#9a3412', 'arrow-scale': 1.2 } },
@@ -88,8 +93,10 @@ function select(elements: GraphElement[]): GraphElement[] {
 
 let extent = '';
 
-/** Every element where layout.ts puts it: positions, the bars' lengths, where the veth pairs and links end on them. */
-function place(): Rect {
+let bounds: Rect = { x: 0, y: 0, w: 1, h: 1 };
+
+/** Every element where layout.ts puts it: positions, the bars' lengths, where the veth pairs and links end on them (only what changed: a new pod moves nobody else). */
+function place(): void {
   const l = layoutGraph(shown);
   for (const [id, r] of l.at) {
     const n = cy.getElementById(id);
@@ -98,32 +105,19 @@ function place(): Rect {
     if (p.x !== r.x || p.y !== r.y) n.position({ x: r.x, y: r.y });
     // Bars (a bridge, vpc's eth0 with its ptp pairs, the underlay) are as long as what they join.
     const kind = n.data('kind') as string;
-    if (kind === 'bridge' || kind === 'segment' || (kind === 'eth0' && r.w === SIZES.bar)) {
-      const wh = `${r.w}x${r.h}`;
-      if (n.scratch('_wh') !== wh) {
-        n.style({ width: r.w, height: r.h, ...(kind === 'eth0' ? { 'text-valign': 'top', 'text-margin-y': -3, 'background-color': '#6366f1' } : {}) });
-        n.scratch('_wh', wh);
-      }
-    }
+    if ((kind === 'bridge' || kind === 'segment' || (kind === 'eth0' && r.w === SIZES.bar)) && (n.data('barW') !== r.w || n.data('barH') !== r.h)) n.data({ barW: r.w, barH: r.h });
   }
   for (const [id, e] of l.ends) {
     const edge = cy.getElementById(id);
     const end = `${e.dx}px ${e.dy}px`;
-    if (edge.nonempty() && edge.scratch('_end') !== end) {
-      edge.style('target-endpoint', end);
-      edge.scratch('_end', end);
-    }
+    if (edge.nonempty() && edge.data('end') !== end) edge.data('end', end);
   }
-  return l.bounds;
+  bounds = l.bounds;
 }
 
-/** The whole picture in the canvas (never magnified past 1.25). */
+/** The whole picture in the canvas, from the layout's own bounds (nothing measured). */
 function fit(): void {
-  cy.fit(undefined, 24);
-  if (cy.zoom() > 1.25) {
-    cy.zoom(1.25);
-    cy.center();
-  }
+  cy.viewport(fitView(bounds, { w: cy.width(), h: cy.height() }));
 }
 
 function render(): void {
@@ -145,10 +139,9 @@ function render(): void {
   });
   shown = next;
   const t2 = performance.now();
-  let b: Rect | undefined;
-  cy.batch(() => void (b = place()));
-  // The whole picture fitted to the canvas when its extent changed (after the batch: cytoscape's bounds are only right then).
-  const now = `${b!.w}x${b!.h} ${cy.width()}x${cy.height()}`;
+  cy.batch(() => place());
+  // The whole picture fitted to the canvas when its extent changed.
+  const now = `${bounds.w}x${bounds.h} ${cy.width()}x${cy.height()}`;
   if (now !== extent) {
     extent = now;
     fit();
