@@ -4,7 +4,7 @@
 
 import { stringify } from 'yaml';
 import { formatSelector } from '../api/labels.ts';
-import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, IngressBackend, Job, Node, Pod, Service, StatefulSet } from '../api/types.ts';
+import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, IngressBackend, Job, Node, Pod, Probe, Service, StatefulSet } from '../api/types.ts';
 import { upstreamOf } from '../ingress/routes.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
 import { DEFAULT_CLUSTER_DOMAIN, nodeMAC, UNDERLAY, VPC, VXLAN, type ClusterPlan, type NodePlan } from '../cluster/plan.ts';
@@ -126,6 +126,16 @@ export function serviceDnsNames(svc: Service, slices: EndpointSlice[], zone: str
   return names;
 }
 
+/** A probe on one line, as kubectl describe prints it. */
+export function describeProbe(p: Probe): string {
+  let what = 'unknown';
+  if (p.httpGet) what = `http-get ${(p.httpGet.scheme ?? 'HTTP').toLowerCase()}://${p.httpGet.host ?? ''}:${String(p.httpGet.port)}${p.httpGet.path ?? ''}`;
+  else if (p.tcpSocket) what = `tcp-socket ${p.tcpSocket.host ?? ''}:${String(p.tcpSocket.port)}`;
+  else if (p.grpc) what = `grpc <pod>:${p.grpc.port} ${p.grpc.service ?? ''}`.trimEnd();
+  else if (p.exec) what = `exec [${(p.exec.command ?? []).join(' ')}]`;
+  return `${what} delay=${p.initialDelaySeconds ?? 0}s timeout=${p.timeoutSeconds ?? 1}s period=${p.periodSeconds ?? 10}s #success=${p.successThreshold ?? 1} #failure=${p.failureThreshold ?? 3}`;
+}
+
 export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | undefined, netnsOfPod: string | undefined, podDir?: string): Promise<string> {
   const out: string[] = [];
   const owner = (pod.metadata.ownerReferences as Array<{ kind: string; name: string }> | undefined)?.[0];
@@ -161,6 +171,7 @@ export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | u
       ...(last ? ([['Last State', 'Terminated'], ['  Reason', last.reason], ['  Exit Code', String(last.exitCode)]] as Array<[string, string]>) : []),
       ['Ready', String(cs?.ready ?? false)],
       ['Restart Count', String(cs?.restartCount ?? 0)],
+      ...(['livenessProbe', 'readinessProbe', 'startupProbe'] as const).filter((k) => c[k]).map((k): [string, string] => [{ livenessProbe: 'Liveness', readinessProbe: 'Readiness', startupProbe: 'Startup' }[k], describeProbe(c[k]!)]),
     ]));
   });
   out.push('Containers:\n' + indent(containers.join('\n')));

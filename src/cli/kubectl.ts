@@ -66,6 +66,25 @@ function namespaceFor(rt: ResourceType, obj: KubeObject, flag: string | undefine
   return own || flag || 'default';
 }
 
+/** kubectl rollout status's words for a StatefulSet or a DaemonSet (pure). */
+export function rolloutLine(obj: StatefulSet | DaemonSet): { done: boolean; text: string } {
+  const name = obj.metadata.name;
+  if (((obj.status as { observedGeneration?: number } | undefined)?.observedGeneration ?? 0) < (obj.metadata.generation ?? 0)) return { done: false, text: `Waiting for ${obj.kind === 'StatefulSet' ? 'statefulset' : 'daemon set'} spec update to be observed...` };
+  if (obj.kind === 'DaemonSet') {
+    const s = (obj as DaemonSet).status;
+    const want = s?.desiredNumberScheduled ?? 0;
+    if ((s?.updatedNumberScheduled ?? 0) < want) return { done: false, text: `Waiting for daemon set "${name}" rollout to finish: ${s?.updatedNumberScheduled ?? 0} out of ${want} new pods have been updated...` };
+    if ((s?.numberAvailable ?? 0) < want) return { done: false, text: `Waiting for daemon set "${name}" rollout to finish: ${s?.numberAvailable ?? 0} of ${want} updated pods are available...` };
+    return { done: true, text: `daemon set "${name}" successfully rolled out` };
+  }
+  const sts = obj as StatefulSet;
+  const s = sts.status;
+  const want = sts.spec.replicas ?? 1;
+  if ((s?.readyReplicas ?? 0) < want) return { done: false, text: `Waiting for ${want - (s?.readyReplicas ?? 0)} pods to be ready...` };
+  if (s?.updateRevision !== s?.currentRevision || (s?.updatedReplicas ?? 0) < want) return { done: false, text: `Waiting for statefulset rolling update to complete ${s?.updatedReplicas ?? 0} pods at revision ${s?.updateRevision}...` };
+  return { done: true, text: `statefulset rolling update complete ${want} pods at revision ${s?.currentRevision}...` };
+}
+
 /** Above this many objects apply prints a summary instead of a line per object. */
 const SUMMARY_OVER = 100;
 
@@ -410,15 +429,26 @@ export function registerKubectlCommands(program: Command): void {
 
   const rollout = program.command('rollout').description('manage the rollout of a Deployment');
   clusterOpt(nsOpt(rollout.command('status')))
-    .description('watch a Deployment until all its replicas are updated and ready')
-    .argument('<target...>', 'deployment/NAME or deployment NAME')
+    .description('watch a Deployment, StatefulSet or DaemonSet until all its pods are updated and ready')
+    .argument('<target...>', 'deployment/NAME, statefulset/NAME, daemonset/NAME or KIND NAME')
     .option('--timeout <duration>', 'how long to wait', '120s')
     .action(async (args: string[], o: { cluster: string; namespace?: string; timeout: string }) => {
       const t = target(args[0]!, args[1]);
-      if (t.rt.kind !== 'Deployment' || !t.name) throw new ClusterError('rollout status works on deployments: kubewire rollout status deployment/NAME');
+      if (!['Deployment', 'StatefulSet', 'DaemonSet'].includes(t.rt.kind) || !t.name) throw new ClusterError('rollout status works on deployments, statefulsets and daemonsets: kubewire rollout status deployment/NAME');
       const { client } = connect(o.cluster);
       const deadline = Date.now() + parseDuration(o.timeout, '--timeout');
       let last = '';
+      if (t.rt.kind !== 'Deployment') {
+        for (;;) {
+          const obj = await client.get<StatefulSet | DaemonSet>(t.rt, o.namespace ?? 'default', t.name);
+          const line = rolloutLine(obj);
+          if (line.done) return out(line.text);
+          if (line.text !== last) out(line.text);
+          last = line.text;
+          if (Date.now() > deadline) throw new ClusterError(`timed out waiting for the rollout of ${t.rt.singular} "${t.name}"`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
       for (;;) {
         const d = await client.get<Deployment>(t.rt, o.namespace ?? 'default', t.name);
         const want = d.spec.replicas ?? 1;
