@@ -163,6 +163,11 @@ test('Job: parallelism pods at a time until completions succeeded (Complete); mo
   assert.equal(planJob(job({ parallelism: 2 }), [jobPodIn('Succeeded', 'a'), jobPodIn('Running', 'b')], stamp).finished, undefined, 'a work queue: done when one succeeded and none runs');
   assert.equal(planJob(job({ parallelism: 2 }), [jobPodIn('Succeeded', 'a')], stamp).finished, 'Complete');
   assert.equal(planJob(job({}, { conditions: [{ type: 'Complete', status: 'True' }] }), [], stamp).create, 0, 'a finished Job stays finished');
+  const failedAt = (name: string, at: string): Pod => ({ ...jobPodIn('Failed', name), status: { phase: 'Failed', containerStatuses: [{ name: 'c', image: 'x', ready: false, started: false, restartCount: 0, state: { terminated: { exitCode: 1, reason: 'Error', finishedAt: at } } }] } });
+  const held = planJob(job(), [failedAt('a', stamp)], stamp);
+  assert.deepEqual([held.create, held.retryInMs], [0, 10_000], "a failed pod's replacement waits 10 s");
+  assert.equal(planJob(job(), [failedAt('a', stamp)], stamp, Date.parse(stamp) + 10_001).create, 1);
+  assert.equal(planJob(job(), [failedAt('a', stamp), failedAt('b', stamp)], stamp, Date.parse(stamp) + 10_001).retryInMs, 9_999, 'doubled after the second failure');
 });
 
 test('Job controller on a store: pods labelled with the job, Complete once they succeeded', () => {

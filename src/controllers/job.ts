@@ -1,7 +1,8 @@
 // The Job controller: pods that run to completion, at most `parallelism` at a time, until
 // `completions` of them succeeded (Complete), or more than `backoffLimit` failed (Failed,
 // BackoffLimitExceeded; with restartPolicy OnFailure the containers' restarts count as
-// failures, as upstream counts them). Without completions, the first success ends the Job
+// failures, as upstream counts them); a failed pod's replacement waits 10 s, doubled per
+// failure (upstream's back-off). Without completions, the first success ends the Job
 // once no pod runs (a work queue). Finished pods are kept for their logs; once the Job
 // finished, the pods still running are deleted. Pods carry the job-name and controller-uid
 // labels.
@@ -33,8 +34,20 @@ export function jobPod(job: Job): Pod {
   };
 }
 
+/** Upstream's back-off before a failed pod's replacement: 10 s, doubled per failure, at most 6 min. */
+export const FAILURE_BACKOFF_MS = 10_000;
+export const MAX_FAILURE_BACKOFF_MS = 360_000;
+
+/** When a failed pod finished (its containers' end, else its last condition's change). */
+function failedAt(p: Pod): number {
+  const times = [...(p.status?.containerStatuses ?? []).map((c) => c.state.terminated?.finishedAt), ...(p.status?.conditions ?? []).map((c) => c.lastTransitionTime)].filter((t): t is string => Boolean(t)).map(Date.parse);
+  return times.length ? Math.max(...times) : 0;
+}
+
 export interface JobPlan {
   create: number;
+  /** Pods are wanted but the failure back-off holds them: look again after this long. */
+  retryInMs?: number;
   delete: Pod[];
   status: JobStatus;
   /** The condition the Job reached in this sync, if any (for its event). */
@@ -49,7 +62,7 @@ function finishedAs(job: Job): 'Complete' | 'Failed' | undefined {
 }
 
 /** What to do next for a Job given the pods it owns, at `stamp` (pure). */
-export function planJob(job: Job, owned: Pod[], stamp: string): JobPlan {
+export function planJob(job: Job, owned: Pod[], stamp: string, nowMs = Date.parse(stamp)): JobPlan {
   const parallelism = job.spec.parallelism ?? 1;
   const completions = job.spec.completions ?? (job.spec.parallelism === undefined ? 1 : undefined);
   const backoffLimit = job.spec.backoffLimit ?? 6;
@@ -79,11 +92,16 @@ export function planJob(job: Job, owned: Pod[], stamp: string): JobPlan {
     return { create: 0, delete: active, status: { ...status, active: 0, ready: 0, completionTime: stamp }, finished: 'Complete' };
   }
   const want = completions !== undefined ? Math.min(parallelism, completions - succeeded) : succeeded > 0 ? 0 : parallelism;
-  return { create: Math.max(0, want - active.length), delete: [], status };
+  const create = Math.max(0, want - active.length);
+  if (create && failed) {
+    const until = Math.max(...owned.filter((p) => p.status?.phase === 'Failed').map(failedAt)) + Math.min(FAILURE_BACKOFF_MS * 2 ** (failed - 1), MAX_FAILURE_BACKOFF_MS);
+    if (nowMs < until) return { create: 0, delete: [], status, retryInMs: until - nowMs };
+  }
+  return { create, delete: [], status };
 }
 
-/** One reconcile of the Job namespace/name. */
-export function syncJob(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue {
+/** One reconcile of the Job namespace/name; a number: again after that many ms (the failure back-off). */
+export function syncJob(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue | number {
   const job = api.tryGet<Job>({ kind: 'Job', namespace, name });
   if (!job || job.metadata.deletionTimestamp) return undefined;
   const owned = () => api.store.byIndex('Pod', 'owner', job.metadata.uid!) as Pod[];
@@ -108,5 +126,5 @@ export function syncJob(api: Api, namespace: string, name: string, events?: Even
   if (plan.finished === 'Failed') events?.record(job, 'Warning', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
   const status = plan.create && !plan.finished ? { ...plan.status, active: (plan.status.active ?? 0) + plan.create } : plan.status;
   api.updateStatus({ kind: 'Job', namespace, name }, status);
-  return failure ? 'backoff' : undefined;
+  return failure ? 'backoff' : plan.retryInMs;
 }

@@ -55,9 +55,12 @@ export class ControllerManager {
     const workloads = new Map(
       ([['StatefulSet', syncStatefulSet, 'statefulset-controller'], ['DaemonSet', syncDaemonSet, 'daemonset-controller'], ['Job', syncJob, 'job-controller']] as const).map(([kind, sync, component]) => {
         const events = new EventRecorder(api, component);
-        const q = this.queue((key) => {
+        const q: WorkQueue = this.queue((key) => {
           const { namespace, name } = splitKey(key);
-          return sync(api, namespace!, name, events);
+          const again = sync(api, namespace!, name, events);
+          if (typeof again !== 'number') return again;
+          q.addAfter(key, again + 50);
+          return undefined;
         }, onError(component.replace('-controller', '')));
         return [kind as string, q] as const;
       }),
