@@ -322,3 +322,21 @@ test('a command container runs as runAsUser/runAsGroup (the container over the p
   c.env = [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'missing', key: 'k', optional: true } } }];
   assert.deepEqual(containerEnv(p, c, src, { podIP: '', hostIP: '' }), { APP_MODE: 'fast', APP_LEVEL: '3' });
 });
+
+test('create configmap: literals and files as data, binary files as binaryData, bad keys refused', async () => {
+  const { configMapOf } = await import('../src/cli/create.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-cm-'));
+  try {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(dir, 'app.conf'), 'port=80\n');
+    writeFileSync(join(dir, 'blob'), Buffer.from([0xff, 0x00, 0xfe]));
+    const cm = configMapOf('cfg', 'default', ['MODE=fast'], [join(dir, 'app.conf'), `raw=${join(dir, 'blob')}`]);
+    assert.deepEqual(cm.data, { MODE: 'fast', 'app.conf': 'port=80\n' });
+    assert.deepEqual(cm.binaryData, { raw: '/wD+' });
+    assert.deepEqual(validate(cm), []);
+    assert.throws(() => configMapOf('cfg', 'default', ['a b=c'], []), /not a valid key name/);
+    assert.throws(() => configMapOf('cfg', 'default', ['A=1', 'A=2'], []), /another key by that name already exists/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
