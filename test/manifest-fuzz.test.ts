@@ -60,6 +60,10 @@ const TEMPLATES: KubeObject[] = [
   { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sec' }, type: 'Opaque', data: { a: 'YWJj' }, stringData: { b: 'x' } },
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'i', annotations: { 'nginx.ingress.kubernetes.io/rewrite-target': '/$1' } }, spec: { tls: [{ hosts: ['a.com'], secretName: 'sec' }], rules: [{ host: 'a.com', http: { paths: [{ path: '/x', pathType: 'Prefix', backend: { service: { name: 's', port: { number: 80 } } } }] } }] } },
   { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'e', labels: { 'kubernetes.io/service-name': 's' } }, addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], endpoints: [{ addresses: ['10.244.0.5'], conditions: { ready: true } }] },
+  { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'st' }, spec: { replicas: 2, serviceName: 's', podManagementPolicy: 'Parallel', selector: { matchLabels: { app: 'st' } }, template: { metadata: { labels: { app: 'st' } }, spec: { securityContext: { runAsUser: 1000 }, containers: [{ name: 'c', image: 'x', command: ['sleep', '1'], ports: [{ name: 'http', containerPort: 80 }], readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 2 }, livenessProbe: { tcpSocket: { port: 80 }, failureThreshold: 3 } }] } } } },
+  { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'ds' }, spec: { selector: { matchLabels: { app: 'ds' } }, template: { metadata: { labels: { app: 'ds' } }, spec: { nodeSelector: { 'kubernetes.io/os': 'linux' }, containers: [{ name: 'c', image: 'x', startupProbe: { exec: { command: ['true'] } } }] } } } },
+  { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'j' }, spec: { completions: 3, parallelism: 2, backoffLimit: 1, template: { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'c', image: 'x', command: ['true'], env: [{ name: 'A', valueFrom: { configMapKeyRef: { name: 'cm', key: 'a' } } }], envFrom: [{ secretRef: { name: 'sec' } }] }] } } } },
+  { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm' }, data: { a: 'b' }, binaryData: { c: 'YWJj' } },
 ];
 
 /** The same generated inputs every run. */
@@ -96,7 +100,7 @@ function oddValue(g: G, depth = 0): unknown {
 function paths(v: unknown, at: Array<string | number> = [], out: Array<Array<string | number>> = []): Array<Array<string | number>> {
   if (v && typeof v === 'object') {
     for (const [k, x] of Object.entries(v)) {
-      const p = [...at, Array.isArray(v) ? Number(k) : k];
+      const p = [...at, Array.isArray(v) && /^\d+$/.test(k) ? Number(k) : k];
       out.push(p);
       paths(x, p, out);
     }

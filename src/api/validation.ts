@@ -170,7 +170,7 @@ function checkProbe(e: Errors, f: string, p: Probe, mustSucceedOnce: boolean, c:
   const port = (pf: string, v: unknown) => {
     if (typeof v === 'number') return checkPort(e, pf, v, true);
     if (!NAMED_PORT(v)) return e.add(pf, v === undefined ? 'Required value' : `Invalid value: ${JSON.stringify(v)}: must be a port number or a port name`);
-    if (!(c.ports ?? []).some((x) => x.name === v)) e.add(pf, `Invalid value: ${JSON.stringify(v)}: no container port has this name`);
+    if (!(Array.isArray(c.ports) ? c.ports : []).some((x) => isObject(x) && x.name === v)) e.add(pf, `Invalid value: ${JSON.stringify(v)}: no container port has this name`);
   };
   if (isObject(p.httpGet)) {
     port(`${f}.httpGet.port`, p.httpGet.port);
