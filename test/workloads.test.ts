@@ -186,6 +186,7 @@ describe('workloads: StatefulSet, DaemonSet, Job, probes, runAsUser, warnings', 
     const now = (await kube.json<Pod>('get', 'pod', pod!.metadata.name));
     assert.equal(now.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
     assert.equal(now.status?.containerStatuses?.[0]?.ready, false);
+    assert.equal(now.status?.containerStatuses?.[0]?.restartCount, 0, 'its tcpSocket liveness probe passes: no restart');
     const eps = await slices('probed');
     assert.deepEqual(eps.map((e) => e.conditions), [{ ready: false, serving: false, terminating: false }], 'in the slice, not ready: no traffic');
     const r = await kube.run(['exec', 'client', '--', 'curl', '-s', '-m', '2', `http://${(await kube.json<{ spec: { clusterIP: string } }>('get', 'service', 'probed')).spec.clusterIP}/hostname`]);
@@ -222,6 +223,40 @@ spec:
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal((await kube.json<Pod>('get', 'pod', 'live')).status!.containerStatuses![0]!.restartCount, settled, 'no restart while the probe passes');
     await kube.ok('delete', 'pod', 'live', '--grace-period', '1');
+  });
+
+  test('a grpc readinessProbe asks the health service over HTTP/2: SERVING is ready, NOT_SERVING is not', async () => {
+    // A gRPC health server (grpc.health.v1.Health/Check over h2c), run by Node as the pod's command.
+    const server = join(stateDir, 'grpc-health.cjs');
+    writeFileSync(server, `const http2 = require('http2');
+const status = process.env.NOT_SERVING ? 2 : 1;
+http2.createServer().on('stream', (stream) => {
+  stream.on('data', () => {});
+  stream.on('end', () => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end(Buffer.from([0, 0, 0, 0, 2, 0x08, status]));
+  });
+}).listen(9090);
+`);
+    const pod = (name: string, env: string) => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}}
+spec:
+  containers:
+  - name: c
+    image: grpc-health
+    command: [${process.execPath}, ${server}]
+    env: [${env}]
+    ports: [{containerPort: 9090}]
+    readinessProbe: {grpc: {port: 9090}, periodSeconds: 1}
+`;
+    await kube.apply(`${pod('serving', '')}---
+${pod('not-serving', '{name: NOT_SERVING, value: "1"}')}`);
+    await kube.ok('wait', '--for=condition=Ready', 'pod/serving', '--timeout', '30s');
+    await waitFor('an Unhealthy event', async () => (await events('not-serving')).some((e) => e.reason === 'Unhealthy' && /Readiness probe failed: service unhealthy/.test(e.message)), 15_000);
+    assert.equal((await kube.json<Pod>('get', 'pod', 'not-serving')).status?.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
+    await kube.ok('delete', 'pod', 'serving', 'not-serving', '--grace-period', '1');
   });
 
   test("fields kubewire ignores are named on apply (kubectl's Warning: lines on stderr); the objects are applied", async () => {
