@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { ConfigMap, Container, DaemonSet, Job, Node, Pod, Probe, Secret, StatefulSet } from '../src/api/types.ts';
+import type { ConfigMap, Container, DaemonSet, Job, KubeObject, Node, Pod, Probe, Secret, StatefulSet } from '../src/api/types.ts';
 import { unimplementedFields, warningsFor } from '../src/api/unimplemented.ts';
 import { validate } from '../src/api/validation.ts';
 import { unknownFields } from '../src/api/fields.ts';
@@ -234,6 +234,8 @@ test('fields kubewire ignores are named, and only those; Warning headers carry t
   assert.deepEqual(unimplementedFields(job({ ttlSecondsAfterFinished: 100 })).map((u) => u.field), ['spec.ttlSecondsAfterFinished']);
   const pod: Pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { initContainers: [{ name: 'i', image: 'x' }], containers: [{ name: 'c', image: 'x', command: ['true'], securityContext: { runAsUser: 1, privileged: true } }] } };
   assert.deepEqual(unimplementedFields(pod).map((u) => u.field), ['spec.initContainers', 'spec.containers[0].securityContext.privileged']);
+  const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['10.0.0.0/8'], allocateLoadBalancerNodePorts: true, ports: [{ port: 80 }] } } as KubeObject;
+  assert.deepEqual(unimplementedFields(svc).map((u) => u.field), ['spec.loadBalancerSourceRanges']);
   const texts = ['statefulset.apps/web: spec.volumes: say "hi" \\ there', 'pod/p: é'];
   assert.deepEqual(parseWarnings(warningHeader(texts)), ['statefulset.apps/web: spec.volumes: say "hi" \\ there', 'pod/p: ?']);
   assert.deepEqual(parseWarnings([warningHeader(texts).join(', ')]), ['statefulset.apps/web: spec.volumes: say "hi" \\ there', 'pod/p: ?'], 'several in one header value');

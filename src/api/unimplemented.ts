@@ -74,6 +74,14 @@ export const SPEC_IGNORED: Readonly<Record<string, Readonly<Record<string, strin
     minReadySeconds: 'a pod counts as available once ready',
     'updateStrategy.rollingUpdate': 'pods are replaced one node at a time (maxUnavailable 1, no surge)',
   },
+  Service: {
+    allocateLoadBalancerNodePorts: 'LoadBalancer Services always get NodePorts',
+    healthCheckNodePort: 'no health check port is served',
+    loadBalancerClass: 'no load balancer controller: the Service gets no external address',
+    loadBalancerIP: 'no load balancer controller: the Service gets no external address',
+    loadBalancerSourceRanges: 'source ranges are not enforced',
+    trafficDistribution: 'endpoints are chosen without topology',
+  },
   Job: {
     activeDeadlineSeconds: 'jobs have no deadline',
     backoffLimitPerIndex: 'no indexed jobs',
@@ -95,6 +103,7 @@ function harmless(path: string, value: unknown): boolean {
   if (path === 'completionMode') return value === 'NonIndexed';
   if (path === 'suspend' || path === 'paused' || path === 'hostPID' || path === 'hostIPC' || path === 'shareProcessNamespace' || path === 'setHostnameAsFQDN' || path === 'stdin' || path === 'stdinOnce' || path === 'tty' || path === 'manualSelector') return value === false;
   if (path === 'minReadySeconds') return value === 0;
+  if (path === 'allocateLoadBalancerNodePorts') return value === true;
   if (path === 'automountServiceAccountToken') return value === false;
   if (Array.isArray(value)) return value.length === 0;
   if (typeof value === 'object') return Object.keys(value).length === 0;
