@@ -6,10 +6,14 @@
 // Starting Node costs over a second in UML (every page fault and system call goes through
 // the host), so the guest keeps one kubewire process warm: started with nothing to do, its
 // bundle loaded, waiting on its fd 3 for the command line it is to run (takeWarmRequest).
-// A session takes it; the next one is started when no command is running.
+// A session takes it, and the next one starts loading at once at the lowest priority (nice
+// 19), so that it never slows the command that runs, yet is ready for the one after it: two
+// commands back to back no longer wait for a whole Node start between them. A process taken
+// gets the ordinary priority back before it runs its command.
 
-import { createReadStream, existsSync, openSync } from 'node:fs';
+import { createReadStream, existsSync, openSync, readdirSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
+import { setPriority } from 'node:os';
 import tty from 'node:tty';
 import { cliPath } from '../state/paths.ts';
 import { startPiped, type ChildProcess } from '../supervisor/supervisor.ts';
@@ -18,6 +22,27 @@ import { encodeFrame, FrameReader, type Frame } from './frames.ts';
 /** Exit status as a shell reports it: the code, or 128 + the signal's number. */
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 const statusOf = (code: number | null, signal: NodeJS.Signals | null): number => code ?? 128 + (signal ? SIGNALS[signal] ?? 0 : 0);
+
+/**
+ * A process's nice value, thread by thread: Linux keeps one per thread, and Node's helper
+ * threads (GC, compilation, I/O) left at 19 would starve the command once it runs. The guest
+ * agent is root in its kernel: it may lower the value again.
+ */
+function setNice(pid: number, nice: number): void {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return; // gone meanwhile
+  }
+  for (const tid of tids) {
+    try {
+      setPriority(Number(tid), nice);
+    } catch {
+      // that thread ended meanwhile
+    }
+  }
+}
 
 /** What a warm kubewire process is given to do. */
 interface WarmRequest {
@@ -50,12 +75,13 @@ export async function runGuest(channel: string): Promise<void> {
 
   let warm: ChildProcess | undefined;
   const startWarm = () => {
-    if (warm || sessions.size) return;
+    if (warm) return;
     const child = startPiped([process.execPath, cliPath()], { cwd: '/', env: { ...process.env, KUBEWIRE_WARM: '1' }, extraPipe: true });
     child.on('error', () => {});
     child.on('exit', () => {
       if (warm === child) warm = undefined;
     });
+    if (child.pid) setNice(child.pid, 19);
     warm = child;
   };
 
@@ -65,6 +91,7 @@ export async function runGuest(channel: string): Promise<void> {
     let child = warm;
     warm = undefined;
     if (child && child.exitCode === null) {
+      if (child.pid) setNice(child.pid, 0);
       const request: WarmRequest = { argv: f.argv, cwd, env: f.env };
       (child.stdio[3] as NodeJS.WritableStream).end(JSON.stringify(request));
     } else {
@@ -76,6 +103,7 @@ export async function runGuest(channel: string): Promise<void> {
       }
     }
     sessions.set(s, child);
+    startWarm();
     child.stdout!.on('data', (b: Buffer) => send({ t: 'out', s, d: b.toString('base64') }));
     child.stderr!.on('data', (b: Buffer) => send({ t: 'err', s, d: b.toString('base64') }));
     child.stdin!.on('error', () => {}); // the command may end before reading its input

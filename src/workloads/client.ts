@@ -41,11 +41,13 @@ export class WorkloadHostClient {
     if (await this.alive()) return;
     let exited = false;
     await startDetached({ argv: [process.execPath, cliPath(), 'workload-host', '--cluster', cluster, '--socket', this.socketPath, '--pid-file', pidFile], env: cliEnv(), logFile }, () => (exited = true));
-    for (let i = 0; i < 200; i++) {
+    // As long as it runs it is starting: a Node start takes seconds in a kernel of its own on a
+    // busy machine (UML), 0.1 s here. A host that exits, or takes a minute, has failed.
+    const deadline = Date.now() + 60_000;
+    while (!exited && Date.now() < deadline) {
       if (existsSync(this.socketPath) && (await this.alive())) return;
-      if (exited) break;
       await new Promise((r) => setTimeout(r, 25));
     }
-    throw new Error(`the workload host did not start (see ${logFile})`);
+    throw new Error(`the workload host ${exited ? 'exited while starting' : 'did not start within 60 s'} (see ${logFile})`);
   }
 }
