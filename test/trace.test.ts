@@ -4,22 +4,25 @@
 // the same in nftables mode. Every trace must leave no rule, conntrack entry or process.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Pod, Service } from '../src/api/types.ts';
+import type { Ingress, Pod, Service } from '../src/api/types.ts';
 import { loadCluster } from '../src/cluster/cluster.ts';
 import { linux } from '../src/dataplane/linux/host.ts';
 import { TRACE_CT_MARK, TRACE_CT_MASK, TRACE_TABLE, type ProbeSpec } from '../src/trace/observe.ts';
 import type { Trace } from '../src/trace/types.ts';
-import { infrastructure, podPlace, traceMany, type ClusterView } from '../src/trace/trace.ts';
+import { infrastructure, parseTraceRequest, podPlace, traceMany, traceOne, type ClusterView } from '../src/trace/trace.ts';
 import { NOT_ROOT } from './helpers.ts';
+import { makeCa, makeLeaf, tlsSecretYaml } from './certificates.ts';
 import { echoPod, Kube, waitFor, webApp } from './kube.ts';
 
+const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
+
 /** The cluster of these tests: web (3 replicas, NodePort), client and neighbour on node 1, far on node 2, and Services over them. */
-const manifest = (node1: string, node2: string) => `${webApp({ replicas: 3, serviceType: 'NodePort' })}---
+const manifest = (node1: string, node2: string, stateDir: string) => `${webApp({ replicas: 3, serviceType: 'NodePort' })}---
 ${echoPod('client', { node: node1 })}---
 ${echoPod('neighbour', { node: node1, labels: { app: 'solo' } })}---
 ${echoPod('far', { node: node2, labels: { app: 'local' } })}---
@@ -57,7 +60,40 @@ spec:
       paths:
       - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
       - {path: /gone, pathType: Prefix, backend: {service: {name: empty, port: {number: 80}}}}
-`;
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: secure}
+spec:
+  ingressClassName: kubewire
+  tls: [{hosts: [secure.example], secretName: secure-tls}]
+  rules:
+  - host: secure.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: locked
+  annotations: {nginx.ingress.kubernetes.io/auth-type: basic, nginx.ingress.kubernetes.io/auth-secret: nosuch}
+spec:
+  ingressClassName: kubewire
+  rules:
+  - host: locked.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+${secureSecret(stateDir)}`;
+
+/** The TLS Secret of secure.example (a leaf of a test CA, made in the test's directory). */
+function secureSecret(dir: string): string {
+  const ca = makeCa(dir);
+  const leaf = makeLeaf(ca, 'secure', 'secure.example', 'p256');
+  return tlsSecretYaml('secure-tls', leaf.crt, leaf.key);
+}
 
 function sh(netns: string, ...argv: string[]): string {
   return execFileSync('ip', ['netns', 'exec', netns, ...argv], { encoding: 'utf8', timeout: 10_000 });
@@ -99,7 +135,7 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     assert.equal(up.code, 0, up.stderr);
     node1 = `${cluster}-node-1`;
     node2 = `${cluster}-node-2`;
-    await kube.apply(manifest(node1, node2));
+    await kube.apply(manifest(node1, node2, stateDir));
     await waitFor('all pods running', async () => {
       const pods = (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
       return pods.length === 6 && pods.every((p) => p.status?.phase === 'Running');
@@ -206,7 +242,25 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     assert.match(unknown.reason, /answered 404 itself: no Ingress rule matches nobody\.example\//);
     const gone = await trace('external', 'http://shop.example/gone');
     assert.equal(gone.verdict, 'rejected');
-    assert.match(gone.reason, /answered 503 itself: the backend Service has no ready endpoints/);
+    assert.match(gone.reason, /answered 503 itself: service default\/empty has no ready endpoints/);
+    // The controller's own reason: a 503 for a missing auth Secret is not one for missing endpoints.
+    const locked = await trace('external', 'http://locked.example/');
+    assert.equal(locked.verdict, 'rejected');
+    assert.match(locked.reason, /answered 503 itself: annotation nginx\.ingress\.kubernetes\.io\/auth-secret: Secret default\/nosuch not found/);
+    assertNothingLeft(cluster);
+  });
+
+  test('through the ingress with TLS: http:// meets the redirect (answered), https:// is traced through TLS with SNI to the pod', async () => {
+    const redirected = await trace('external', 'http://secure.example/cart');
+    assert.equal(redirected.verdict, 'answered', redirected.reason);
+    assert.match(redirected.reason, /answered 308 itself: the host has TLS: plain HTTP is redirected to https:\/\/secure\.example\/cart/);
+    const t = await trace('external', 'https://secure.example/cart', '--node', node2);
+    assert.equal(t.verdict, 'delivered', t.reason);
+    assert.equal(t.probe.dport, 443);
+    const ingress = t.hops.find((h) => h.kind === 'ingress')!;
+    assert.match(ingress.detail, /^TLS with SNI secure\.example, certificate not trusted \(X509 verify result \d+\), not checked; HTTPS GET secure\.example\/cart answered 200: endpoint 10\.244\.\d+\.\d+:8080 chosen$/);
+    assert.match(t.destination!.pod!, /default\/web-/);
+    assert.equal(t.reply?.verdict, 'delivered');
     assertNothingLeft(cluster);
   });
 
@@ -220,14 +274,30 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
       [['pod/client', 'deploy/web'], /expected KIND\/NAME/],
       [['pod/client', 'service/web', '--protocol', 'sctp'], /--protocol "sctp": must be tcp, udp or icmp/],
       [['pod/client', 'service/web', '--port', '81'], /it has no port 81/],
-      [['external', 'https://shop.example/'], /only http:\/\/ is traced through the ingress/],
+      [['external', 'ftp://shop.example/'], /TO "ftp:\/\/shop\.example\/": only http:\/\/ and https:\/\/ are traced/],
       [['external', 'http://shop.example/', '--node', 'nope'], /--node nope: no such node/],
+      [['external', '10.96.0.10:99999'], /TO "10\.96\.0\.10:99999": port "99999": a port is a number from 1 to 65535/],
+      [['external', '999.1.1.1'], /TO "999\.1\.1\.1": "999\.1\.1\.1" is not an IPv4 address/],
+      [['pod/client', '127.0.0.1:22'], /TO "127\.0\.0\.1:22": 127\.0\.0\.1 is a loopback address/],
+      [['pod/client', '8.8.8.8:53'], /TO 8\.8\.8\.8: 8\.8\.8\.8 is outside cluster ktrace/],
+      [['pod/client', 'service/web', '--port', '0'], /--port "0": a port is a number from 1 to 65535/],
+      [['pod/client', 'web.default.svc.cluster.local:81'], /TO service\/web: it has no port 81/],
     ] as const) {
       const r = await kube.run(['trace', ...args]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, message);
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
     }
+    assertNothingLeft(cluster);
+  });
+
+  test('six traces at once (and the page beside the CLI): each its own rules and captures, all verdicts right, nothing left', async () => {
+    await concurrently(kube, cluster, node2);
+  });
+
+  test('an interrupted trace (Ctrl-C) removes what it had put in place', async () => {
+    await interrupted(kube, cluster);
   });
 
   test('a broken cluster: the verdict names the hop and the cause', async () => {
@@ -294,59 +364,141 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     assertNothingLeft(cluster);
   });
 
-  test('differential: over 200 random probes and breakages, the verdict is the probe\'s real fate', async () => {
+  test('differential: over 200 random probes and breakages (NodePorts, node → ClusterIP, masquerade, the ingress), the verdict is the probe\'s real fate', async () => {
     const plan = loadCluster(cluster);
-    const podList = (await pods()).filter((p) => p.status?.phase === 'Running');
-    const services = (await kube.json<{ items: Service[] }>('get', 'services')).items;
-    const view: ClusterView = { plan, pods: podList, services };
-    const places = [...infrastructure(plan), ...podList.map((p) => podPlace(plan, p)!)];
-    const sources = places.filter((p) => p.kind !== 'network');
-    const web = services.find((s) => s.metadata.name === 'web')!;
-    const targets: Array<{ dst: string; dport: number }> = [
-      ...podList.map((p) => ({ dst: p.status!.podIP!, dport: 8080 })),
-      ...podList.slice(0, 2).map((p) => ({ dst: p.status!.podIP!, dport: 9999 })),
-      ...services.filter((s) => s.spec.clusterIP && s.spec.clusterIP !== 'None' && s.metadata.namespace === 'default' && s.spec.ports?.[0]?.protocol !== 'UDP').map((s) => ({ dst: s.spec.clusterIP!, dport: s.spec.ports![0]!.port })),
-      ...plan.nodes.map((n) => ({ dst: n.ip, dport: web.spec.ports![0]!.nodePort! })),
-    ];
-    let seed = 42;
-    const random = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
     const [n1, n2, n3] = plan.nodes;
-    const breakages: Array<{ name: string; on: () => void; off: () => void }> = [
-      { name: 'none', on: () => {}, off: () => {} },
-      { name: 'DROP to node-2 pods on node-1', on: () => sh(n1!.netns, 'iptables-legacy', '-I', 'FORWARD', '-d', n2!.podCIDR!, '-j', 'DROP'), off: () => sh(n1!.netns, 'iptables-legacy', '-D', 'FORWARD', '-d', n2!.podCIDR!, '-j', 'DROP') },
+    const drop = (netns: string, rule: string[]) => ({ on: () => sh(netns, 'iptables-legacy', '-I', ...rule, '-j', 'DROP'), off: () => sh(netns, 'iptables-legacy', '-D', ...rule, '-j', 'DROP') });
+    await differential(kube, cluster, [
+      { name: 'DROP to node-2 pods on node-1', ...drop(n1!.netns, ['FORWARD', '-d', n2!.podCIDR!]) },
       { name: 'router lost node-3 route', on: () => sh(plan.networkNetns, 'ip', 'route', 'del', n3!.podCIDR!), off: () => sh(plan.networkNetns, 'ip', 'route', 'add', n3!.podCIDR!, 'via', n3!.ip) },
       { name: 'node-2 router MAC poisoned', on: () => sh(n2!.netns, 'ip', 'neigh', 'replace', '172.18.0.1', 'dev', 'eth0', 'lladdr', '02:00:00:00:00:98'), off: () => sh(n2!.netns, 'ip', 'neigh', 'del', '172.18.0.1', 'dev', 'eth0') },
-      { name: 'INPUT DROP of 8080 on node-3 pods', on: () => sh(n3!.netns, 'iptables-legacy', '-I', 'FORWARD', '-p', 'tcp', '--dport', '8080', '-j', 'DROP'), off: () => sh(n3!.netns, 'iptables-legacy', '-D', 'FORWARD', '-p', 'tcp', '--dport', '8080', '-j', 'DROP') },
-    ];
-    let compared = 0;
-    const disagreements: string[] = [];
-    for (let round = 0; round < 2; round++) {
-      for (const b of breakages) {
-        const specs: ProbeSpec[] = Array.from({ length: 22 }, () => {
-          const t = targets[random(targets.length)]!;
-          return { from: sources[random(sources.length)]!, protocol: 'tcp', dst: t.dst, dport: t.dport };
-        });
-        b.on();
-        try {
-          const traces = await traceMany(linux, view, places, specs);
-          for (const t of traces) {
-            compared++;
-            const real = t.fate === 'connected';
-            if ((t.verdict === 'delivered') !== real) disagreements.push(`[${b.name}] ${t.probe.from} → ${t.probe.dst}:${t.probe.dport}: trace ${t.verdict} (${t.reason}), probe ${t.fate}`);
-          }
-        } finally {
-          b.off();
-        }
-      }
-    }
-    assert.ok(compared >= 200, `${compared} combinations`);
-    assert.deepEqual(disagreements, []);
-    assertNothingLeft(cluster);
+      { name: 'FORWARD DROP of 8080 on node-3', ...drop(n3!.netns, ['FORWARD', '-p', 'tcp', '--dport', '8080']) },
+    ]);
   });
 });
+
+/** A breakage of the cluster, put in place and taken away around one batch of probes. */
+interface Breakage {
+  name: string;
+  on: () => void;
+  off: () => void;
+}
+
+/**
+ * The differential run: random probes from every place to pods, Services, NodePorts and through
+ * the ingress (HTTP and HTTPS), plus in every round each node's NodePorts from outside (masqueraded),
+ * a ClusterIP from each node, and the ingress at each node; under each breakage in turn. The
+ * trace's verdict must be the probe's real fate: delivered when the sender connected (for HTTP:
+ * when an endpoint answered), answered or rejected when the ingress answered itself, dropped otherwise.
+ */
+async function differential(kube: Kube, cluster: string, breakages: Breakage[]): Promise<void> {
+  const plan = loadCluster(cluster);
+  const podList = (await kube.json<{ items: Pod[] }>('get', 'pods')).items.filter((p) => p.status?.phase === 'Running' && p.metadata.namespace === 'default');
+  const services = (await kube.json<{ items: Service[] }>('get', 'services')).items;
+  const ingresses = (await kube.json<{ items: Ingress[] }>('get', 'ingresses')).items;
+  const view: ClusterView = { plan, pods: podList, services, ingresses };
+  const places = [...infrastructure(plan), ...podList.map((p) => podPlace(plan, p)!)];
+  const sources = places.filter((p) => p.kind !== 'network');
+  const external = places.find((p) => p.kind === 'external')!;
+  const nodes = places.filter((p) => p.kind === 'node');
+  const web = services.find((s) => s.metadata.name === 'web')!;
+  const local = services.find((s) => s.metadata.name === 'local')!;
+  type Target = Omit<ProbeSpec, 'from'>;
+  const http = (dst: string, host: string, path: string, tls = false): Target => ({ protocol: 'tcp', dst, dport: tls ? 443 : 80, http: { host, path, tls } });
+  const targets: Target[] = [
+    ...podList.map((p) => ({ protocol: 'tcp' as const, dst: p.status!.podIP!, dport: 8080 })),
+    ...podList.slice(0, 2).map((p) => ({ protocol: 'tcp' as const, dst: p.status!.podIP!, dport: 9999 })),
+    ...services.filter((s) => s.spec.clusterIP && s.spec.clusterIP !== 'None' && s.metadata.namespace === 'default' && s.spec.ports?.[0]?.protocol !== 'UDP').map((s) => ({ protocol: 'tcp' as const, dst: s.spec.clusterIP!, dport: s.spec.ports![0]!.port })),
+    ...plan.nodes.flatMap((n) => [web, local].map((s) => ({ protocol: 'tcp' as const, dst: n.ip, dport: s.spec.ports![0]!.nodePort! }))),
+  ];
+  // Every round: each node's NodePorts from outside (masqueraded to the endpoint), web's ClusterIP from each node, the ingress at each node.
+  const fixed: ProbeSpec[] = [
+    ...plan.nodes.flatMap((n) => [web, local].map((s) => ({ from: external, protocol: 'tcp' as const, dst: n.ip, dport: s.spec.ports![0]!.nodePort! }))),
+    ...nodes.map((from) => ({ from, protocol: 'tcp' as const, dst: web.spec.clusterIP!, dport: 80 })),
+    ...plan.nodes.flatMap((n, i) => [http(n.ip, 'shop.example', '/cart'), http(n.ip, i % 2 ? 'secure.example' : 'shop.example', i % 2 ? '/' : '/gone', i % 2 === 1)]).map((t) => ({ from: external, ...t })),
+    { from: external, ...http(plan.nodes[0]!.ip, 'secure.example', '/a') },
+  ];
+  let seed = 42;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  let compared = 0;
+  const kinds = new Set<string>();
+  const disagreements: string[] = [];
+  for (let round = 0; round < 2; round++) {
+    for (const b of [{ name: 'none', on: () => {}, off: () => {} }, ...breakages]) {
+      const specs: ProbeSpec[] = [...fixed, ...Array.from({ length: Math.max(12, Math.ceil(210 / (2 * (breakages.length + 1))) - fixed.length) }, () => ({ from: sources[random(sources.length)]!, ...targets[random(targets.length)]! }))];
+      b.on();
+      try {
+        const traces = await traceMany(linux, view, places, specs);
+        for (const [i, t] of traces.entries()) {
+          compared++;
+          const spec = specs[i]!;
+          const ingress = t.hops.find((h) => h.kind === 'ingress');
+          const status = Number(/(?:answered|HTTPS? GET \S+ answered) (\d{3})/.exec(ingress?.detail ?? '')?.[1] ?? 0);
+          const expected = t.fate !== 'connected' ? 'dropped' : !spec.http ? 'delivered' : /endpoint \S+ chosen/.test(ingress?.detail ?? '') && status < 500 ? 'delivered' : status && status < 400 ? 'answered' : 'rejected';
+          const what = spec.http ? `ingress ${spec.http.tls ? 'https' : 'http'}` : spec.from.kind === 'node' && spec.dst === web.spec.clusterIP ? 'node → ClusterIP' : t.hops.some((h) => /SNAT|source /.test(h.translation ?? '')) ? 'masqueraded' : plan.nodes.some((n) => n.ip === spec.dst) ? 'NodePort' : 'other';
+          if (t.fate === 'connected' && expected === t.verdict) kinds.add(what);
+          if (t.verdict === 'rejected' && expected === 'dropped' && !spec.http) continue; // a refusal: the sender saw its reset or ICMP error, which is not a connection
+          if (expected !== t.verdict && !(expected === 'dropped' && t.verdict === 'rejected')) disagreements.push(`[${b.name}] ${t.probe.from} → ${t.probe.dst}:${t.probe.dport}${spec.http ? ` ${spec.http.host}${spec.http.path}` : ''} (${what}): trace ${t.verdict} (${t.reason}), probe ${t.fate}, expected ${expected}`);
+        }
+      } finally {
+        b.off();
+      }
+    }
+  }
+  assert.ok(compared >= 200, `${compared} combinations`);
+  assert.deepEqual(disagreements, []);
+  for (const k of ['masqueraded', 'node → ClusterIP', 'ingress http', 'ingress https']) assert.ok(kinds.has(k), `delivered ${k} probes were compared (${[...kinds].join(', ')})`);
+  assertNothingLeft(cluster);
+}
+
+/** Six traces at once: five through the CLI (each its own process), one in this process (as the page runs them); all right, nothing left. */
+async function concurrently(kube: Kube, cluster: string, node2: string): Promise<void> {
+  const plan = loadCluster(cluster);
+  const web = await kube.json<Service>('get', 'service', 'web');
+  const started = Date.now();
+  const runs = await Promise.all([
+    kube.run(['trace', 'pod/client', 'service/web', '-o', 'json']),
+    kube.run(['trace', 'external', `${plan.nodes[0]!.ip}:${web.spec.ports![0]!.nodePort}`, '-o', 'json']),
+    kube.run(['trace', `node/${node2}`, 'service/web', '-o', 'json']),
+    kube.run(['trace', 'external', 'http://shop.example/cart', '--node', node2, '-o', 'json']),
+    kube.run(['trace', 'pod/client', 'service/empty', '-o', 'json']),
+    (async () => {
+      const pods = (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
+      const services = (await kube.json<{ items: Service[] }>('get', 'services')).items;
+      const t = await traceOne(linux, { plan, pods, services }, parseTraceRequest({ from: 'pod/far', to: 'service/web' }));
+      return { code: 0, stdout: JSON.stringify(t), stderr: '' };
+    })(),
+  ]);
+  const traces = runs.map((r, i) => {
+    assert.equal(r.code, 0, `trace ${i + 1}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as Trace;
+  });
+  assert.deepEqual(traces.map((t) => t.verdict), ['delivered', 'delivered', 'delivered', 'delivered', 'rejected', 'delivered'], traces.map((t) => t.reason).join('\n'));
+  assert.deepEqual(traces.map((t) => t.fate), ['connected', 'connected', 'connected', 'connected', 'refused', 'connected']);
+  assert.equal(new Set(traces.map((t) => t.probe.sport)).size, 6, 'each session its own ports');
+  assert.ok(Date.now() - started < 60_000);
+  assertNothingLeft(cluster);
+}
+
+/** A trace interrupted while its probes are out (SIGINT, as Ctrl-C sends): no table, chain, conntrack entry or observer stays. */
+async function interrupted(kube: Kube, cluster: string): Promise<void> {
+  for (const delay of [300, 700, 1200]) {
+    const child = execFile(process.execPath, [BIN, 'trace', 'pod/client', 'service/web', '--timeout', '3'], { env: { ...process.env, KUBEWIRE_STATE_DIR: kube.stateDir, KUBEWIRE_CLUSTER: cluster } });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const ended = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    await new Promise((r) => setTimeout(r, delay));
+    child.kill('SIGINT');
+    const code = await ended;
+    assert.ok(code === 130 || code === 0, `exit ${code}: ${stderr}`);
+    if (code === 130) assert.match(stderr, /the trace was interrupted; what it had put in place is removed/);
+    await new Promise((r) => setTimeout(r, 200));
+    assertNothingLeft(cluster);
+  }
+}
 
 describe('kubewire trace, nftables mode', { skip: NOT_ROOT }, () => {
   const cluster = 'ktracenf';
@@ -356,8 +508,9 @@ describe('kubewire trace, nftables mode', { skip: NOT_ROOT }, () => {
   before(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kwt-tracenf-'));
     kube = new Kube(cluster, stateDir);
+    process.env.KUBEWIRE_STATE_DIR = stateDir; // loadCluster, for the in-process runs
     await kube.ok('up', '--nodes', '2', '--proxy-mode', 'nftables', '--mode', 'host-gw');
-    await kube.apply(manifest(`${cluster}-node-1`, `${cluster}-node-2`));
+    await kube.apply(manifest(`${cluster}-node-1`, `${cluster}-node-2`, stateDir));
     await waitFor('all pods running', async () => {
       const pods = (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
       return pods.length === 6 && pods.every((p) => p.status?.phase === 'Running');
@@ -383,5 +536,52 @@ describe('kubewire trace, nftables mode', { skip: NOT_ROOT }, () => {
     const empty = JSON.parse(await kube.ok('trace', 'pod/client', 'service/empty', '-o', 'json')) as Trace;
     assert.equal(empty.verdict, 'rejected', empty.reason);
     assertNothingLeft(cluster);
+  });
+
+  test('masqueraded paths (fully-random: a new source port), followed through the port change: NodePort from outside, node → ClusterIP', async () => {
+    const web = await kube.json<Service>('get', 'service', 'web');
+    for (const node of ['172.18.0.11', '172.18.0.12']) {
+      const t = JSON.parse(await kube.ok('trace', 'external', `${node}:${web.spec.ports![0]!.nodePort}`, '-o', 'json')) as Trace;
+      assert.equal(t.fate, 'connected');
+      assert.equal(t.verdict, 'delivered', t.reason);
+      assert.ok(t.hops.some((h) => h.kind === 'netfilter' && /masquerade fully-random/.test(h.rule ?? '')), 'the masquerade rule');
+      const snat = /SNAT 172\.18\.0\.200:(\d+) → (\S+):(\d+)/.exec(t.hops.find((h) => h.kind === 'conntrack')?.translation ?? '');
+      assert.ok(snat, 'the conntrack entry tells the new tuple');
+      assert.ok(t.hops.some((h) => h.kind === 'l2' && h.detail.includes(` → ${t.destination!.ip} (tcp ${snat[3]} → 8080)`)), `the packet is followed under its new source port ${snat[3]}`);
+      assert.match(t.destination!.pod!, /default\/web-/);
+      assert.equal(t.reply?.verdict, 'delivered', t.reply?.reason);
+    }
+    for (const node of [`${cluster}-node-1`, `${cluster}-node-2`]) {
+      const t = JSON.parse(await kube.ok('trace', `node/${node}`, 'service/web', '-o', 'json')) as Trace;
+      assert.equal(t.verdict, 'delivered', t.reason);
+      assert.equal(t.fate, 'connected');
+    }
+    assertNothingLeft(cluster);
+  });
+
+  test('the ingress: http (and its redirect for a TLS host), https through TLS, the 503s\' true causes', async () => {
+    const t = async (...a: string[]) => JSON.parse(await kube.ok('trace', ...a, '-o', 'json')) as Trace;
+    assert.equal((await t('external', 'http://shop.example/cart')).verdict, 'delivered');
+    assert.equal((await t('external', 'http://secure.example/')).verdict, 'answered');
+    assert.equal((await t('external', 'https://secure.example/', '--node', `${cluster}-node-2`)).verdict, 'delivered');
+    assert.match((await t('external', 'http://locked.example/')).reason, /Secret default\/nosuch not found/);
+    assert.match((await t('external', 'http://shop.example/gone')).reason, /service default\/empty has no ready endpoints/);
+    assertNothingLeft(cluster);
+  });
+
+  test('six traces at once', async () => {
+    await concurrently(kube, cluster, `${cluster}-node-2`);
+  });
+
+  test('differential in nftables mode: NodePorts, node → ClusterIP, masquerade, the ingress, under breakages', async () => {
+    const plan = loadCluster(cluster);
+    const [n1, n2] = plan.nodes;
+    // Breakages in a table of their own (nft), taken away whole.
+    const table = (netns: string, rule: string) => ({ on: () => execFileSync('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], { input: `table ip kwt-break {\n chain c {\n type filter hook forward priority 0; policy accept;\n ${rule}\n }\n}\n` }), off: () => sh(netns, 'nft', 'delete', 'table', 'ip', 'kwt-break') });
+    await differential(kube, cluster, [
+      { name: 'forward drop to node-2 pods on node-1', ...table(n1!.netns, `ip daddr ${n2!.podCIDR} drop`) },
+      { name: 'forward drop of 8080 on node-2', ...table(n2!.netns, 'tcp dport 8080 drop') },
+      { name: 'node-1 neighbour of node-2 poisoned', on: () => sh(n1!.netns, 'ip', 'neigh', 'replace', n2!.ip, 'dev', 'eth0', 'lladdr', '02:00:00:00:00:97'), off: () => sh(n1!.netns, 'ip', 'neigh', 'del', n2!.ip, 'dev', 'eth0') },
+    ]);
   });
 });

@@ -346,7 +346,7 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
         if (marking === 'iptables') return void (await ns.iptablesRestore(legacyTraceScript(ses, ct, masq), 4, 'legacy'));
         await ns.nft(traceTableScript(ses, ct, masq));
         // The monitor has seen its namespace's table appear: it is subscribed.
-        await monitors.find((m) => m.netns === place.netns && m.kind === 'nft')!.monitor.until(`add table ip ${ses.table}\n`, 3_000);
+        await monitors.find((m) => m.netns === place.netns && m.kind === 'nft')!.monitor.until(`add table ip ${ses.table}`, 10_000);
       }),
     );
     check();
@@ -360,8 +360,18 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
       return { probe, fate: fateOf(probe, said.ok, said.text), said: said.text.trim() };
     });
     check();
-    // The last events are on their way through the observers' pipes.
-    await new Promise((r) => setTimeout(r, 30));
+    // Every probe's packets have been through the kernel by now, their trace events queued to the
+    // observers in order: a change to the table, queued behind them, says when nft has read them all
+    // (a fixed wait lost the last ones on a busy machine). nflog's records get a short wait.
+    await Promise.all(
+      monitors
+        .filter((m) => m.kind === 'nft')
+        .map(async (m) => {
+          await dp.at(m.netns).nft(`add chain ip ${ses.table} barrier\n`);
+          await m.monitor.until(`add chain ip ${ses.table} barrier`, 10_000);
+        }),
+    );
+    if (readers.length) await new Promise((r) => setTimeout(r, 50));
     const events = new Map<string, TraceEvent[]>();
     const outputs = await Promise.all(monitors.splice(0).map(async (m) => ({ ...m, out: await m.monitor.stop() })));
     nflog?.release();
