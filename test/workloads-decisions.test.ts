@@ -200,6 +200,7 @@ test("bad input: the API server's wording, naming the object and the field, and 
     assert.equal(api.list('ConfigMap', 'default').items.length, 0, 'the whole apply or nothing');
     assert.equal(api.list('StatefulSet', 'default').items.length, 0);
     assert.deepEqual(unknownFields({ ...sts(1), spec: { ...sts(1).spec, replica: 3 } } as unknown as Record<string, unknown>), ['spec.replica']);
+    assert.deepEqual(validate({ ...sts(1), metadata: { name: 'web.v1' } }).map((e) => e.field), ['metadata.name'], "a StatefulSet's name is a DNS label: its pods' names are hostnames");
     api.create(sts(1));
     assert.throws(() => api.update({ ...sts(1), spec: { ...sts(1).spec, serviceName: 'other' } }), /StatefulSet\.apps "web" is invalid: spec: Forbidden: updates to statefulset spec for fields other than/);
   });

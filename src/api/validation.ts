@@ -318,11 +318,12 @@ function checkUpdateStrategy(e: Errors, s: unknown): void {
 }
 
 function checkStatefulSet(e: Errors, s: StatefulSet): void {
-  checkMeta(e, s, 'subdomain');
+  // A DNS label: its pods' names are their hostnames.
+  checkMeta(e, s, 'label');
   if (!isObject(s.spec)) return e.add('spec', 'Required value');
   nonNegative(e, 'spec.replicas', s.spec.replicas);
-  // Ordinal pods take the StatefulSet's name and a number, as a DNS label.
-  if (typeof s.metadata?.name === 'string' && s.metadata.name.length > 52 && DNS_LABEL.test(s.metadata.name)) e.add('metadata.name', `Invalid value: ${JSON.stringify(s.metadata.name)}: must be no more than 52 characters (its pods' names add an ordinal)`);
+  // Its pods' controller-revision-hash label is the name and a hash of 10: at most 63 characters.
+  if (typeof s.metadata?.name === 'string' && s.metadata.name.length > 52 && DNS_LABEL.test(s.metadata.name)) e.add('metadata.name', `Invalid value: ${JSON.stringify(s.metadata.name)}: must be no more than 52 characters (its pods' revision label adds a hash)`);
   if (s.spec.serviceName === undefined || s.spec.serviceName === '') e.add('spec.serviceName', 'Required value');
   else e.add('spec.serviceName', dnsLabelProblem(s.spec.serviceName));
   const policy = s.spec.podManagementPolicy;
