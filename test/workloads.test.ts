@@ -172,6 +172,8 @@ describe('workloads: StatefulSet, DaemonSet, Job, probes, runAsUser, warnings', 
       assert.equal((await kube.ok('logs', p.metadata.name)).trim(), 'uid=65534 gid=65534 hello-from-a-configmap');
     }
     assert.match(await kube.ok('get', 'jobs'), /whoami\s+Complete\s+2\/2/);
+    const viaJob = await kube.run(['logs', 'job/whoami']);
+    assert.deepEqual([viaJob.stdout.trim(), viaJob.stderr.trim()], ['uid=65534 gid=65534 hello-from-a-configmap', `Found 2 pods, using pod/${[...done].sort((a, b) => a.metadata.creationTimestamp!.localeCompare(b.metadata.creationTimestamp!) || a.metadata.name.localeCompare(b.metadata.name))[0]!.metadata.name}`]);
     await kube.ok('delete', 'job', 'whoami');
     await waitFor("the Job's pods gone", async () => (await pods('job-name=whoami')).length === 0, 30_000);
   });

@@ -373,13 +373,25 @@ export function registerKubectlCommands(program: Command): void {
 
   clusterOpt(nsOpt(program.command('logs')))
     .description("print a container's log (the built-in workload's requests, or the command's output)")
-    .argument('<pod>', 'pod name (or pod/NAME)')
+    .argument('<pod>', 'pod name (or pod/NAME, or job/NAME, deployment/NAME...: one of its pods)')
     .option('-c, --container <name>', 'container name (needed when the pod has several)')
     .option('-f, --follow', 'stream new lines until interrupted')
     .option('--tail <lines>', 'only the last N lines')
     .action(async (podArg: string, o: { cluster: string; namespace?: string; container?: string; follow?: boolean; tail?: string }) => {
-      const name = podArg.replace(/^(pod|pods|po)\//, '');
+      let name = podArg.replace(/^(pod|pods|po)\//, '');
       const { client } = connect(o.cluster);
+      if (name.includes('/')) {
+        // job/NAME, deployment/NAME...: one of its pods, as kubectl picks it (the oldest).
+        const t = target(name);
+        const owner = await client.get(t.rt, o.namespace ?? 'default', t.name!).catch((e: unknown) => {
+          if (isNotFound(e)) throw new ClusterError(`${t.rt.plural}${t.rt.group ? `.${t.rt.group}` : ''} "${t.name}" not found`);
+          throw e;
+        });
+        const owned = (await client.list<Pod>(resource('pods'), o.namespace ?? 'default')).items.filter((p) => p.metadata.ownerReferences?.some((r) => r.uid === owner.metadata.uid)).sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || a.metadata.name.localeCompare(b.metadata.name));
+        if (!owned.length) throw new ClusterError(`no pods of ${ref(t.rt, t.name!)} found`);
+        if (owned.length > 1) process.stderr.write(`Found ${owned.length} pods, using pod/${owned[0]!.metadata.name}\n`);
+        name = owned[0]!.metadata.name;
+      }
       const q = new URLSearchParams();
       if (o.container) q.set('container', o.container);
       if (o.follow) q.set('follow', 'true');
