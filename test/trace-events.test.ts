@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chainPolicies, chainRules, nftBaseChains, nftPriority, parseIPv4, parseNflogPcap, parseNftTrace } from '../src/trace/events.ts';
-import { conntrackHop, direction, ingressHop, passages } from '../src/trace/explain.ts';
+import { conntrackHop, direction, ingressHop, natAliases, parseConntrack, passages } from '../src/trace/explain.ts';
+import { parseTraceRequest, TraceError, type RawTraceRequest } from '../src/trace/input.ts';
+import { freeRange } from '../src/trace/sessions.ts';
 import { tracePort } from '../src/ingress/decide.ts';
 import { session, traceTableScript, type Probe } from '../src/trace/observe.ts';
 
@@ -196,4 +198,75 @@ test('x_tables alone (a kernel without nf_tables): passages start at the trace c
   assert.equal(first!.left!.oif, 'eth0');
   assert.equal(second!.arrived!.daddr, '10.96.0.20');
   assert.equal(second!.left, undefined);
+});
+
+test('a masqueraded probe: its new source port read from the NAT\'s conntrack entry, and its packets recognised by it', () => {
+  const snap = (conntrack: string[]) => ({ links: [], neighbours: [], fdb: new Map(), ipvs: [], iptables: new Map(), nftChains: new Map(), conntrack });
+  const snapshots = new Map([
+    ['n1', snap(['tcp      6 119 TIME_WAIT src=172.18.0.200 dst=172.18.0.11 sport=61007 dport=31388 src=10.244.1.3 dst=172.18.0.11 sport=8080 dport=48211 [ASSURED] mark=1802960896 use=1'])],
+    ['n2', snap(['tcp      6 119 TIME_WAIT src=10.244.0.5 dst=10.96.0.20 sport=61008 dport=80 src=10.244.1.4 dst=10.244.0.5 sport=8080 dport=61008 [ASSURED] mark=1802960896 use=1'])],
+  ]);
+  const aliases = natAliases({ snapshots }, probe);
+  assert.deepEqual(aliases, [{ addr: '172.18.0.11', port: 48211 }]);
+  assert.deepEqual(natAliases({ snapshots }, { ...probe, sport: 61008 }), [], 'DNAT alone keeps the source');
+  const followed = { ...probe, aliases };
+  assert.equal(direction({ protocol: 'tcp', saddr: '172.18.0.11', daddr: '10.244.1.3', sport: 48211, dport: 8080 }, followed), 'request');
+  assert.equal(direction({ protocol: 'tcp', saddr: '10.244.1.3', daddr: '172.18.0.11', sport: 8080, dport: 48211 }, followed), 'reply');
+  assert.equal(direction({ protocol: 'tcp', saddr: '172.18.0.12', daddr: '10.244.1.3', sport: 48211, dport: 8080 }, followed), undefined, 'the same port from another address is another connection');
+  assert.deepEqual(parseConntrack('icmp     1 29 src=172.18.0.11 dst=10.244.1.3 type=8 code=0 id=61010 src=10.244.1.3 dst=10.244.0.1 type=0 code=0 id=3321 mark=0 use=1')?.reply, { src: '10.244.1.3', dst: '10.244.0.1', sport: 3321, dport: 3321 });
+});
+
+test('the request checked in one place: each bad part named in one line', () => {
+  const ok = (raw: RawTraceRequest) => parseTraceRequest(raw);
+  assert.deepEqual(ok({ from: 'pod/client', to: '10.96.0.10:53' }), { from: 'pod/client', to: '10.96.0.10', namespace: 'default', port: 53 });
+  assert.deepEqual(ok({ from: 'po/client', to: 'web.shop.svc.cluster.local:80', namespace: 'default' }), { from: 'pod/client', to: 'service/web', namespace: 'default', toNamespace: 'shop', port: 80 });
+  assert.deepEqual(ok({ from: 'external', to: 'https://secure.example/a', node: 'n2' }), { from: 'external', to: 'https://secure.example/a', namespace: 'default', node: 'n2' });
+  assert.deepEqual(ok({ from: 'node/n1', to: 'svc/web', port: '8080', protocol: 'udp' }), { from: 'node/n1', to: 'service/web', namespace: 'default', port: 8080, protocol: 'udp' });
+  for (const [raw, message] of [
+    [{ from: 'external', to: '10.96.0.10:99999' }, /^TO "10\.96\.0\.10:99999": port "99999": a port is a number from 1 to 65535$/],
+    [{ from: 'external', to: '999.1.1.1' }, /^TO "999\.1\.1\.1": "999\.1\.1\.1" is not an IPv4 address/],
+    [{ from: 'external', to: '10.1.1' }, /is not an IPv4 address/],
+    [{ from: 'pod/client', to: '127.0.0.1:22' }, /^TO "127\.0\.0\.1:22": 127\.0\.0\.1 is a loopback address/],
+    [{ from: 'pod/client', to: '224.0.0.1' }, /multicast/],
+    [{ from: 'pod/client', to: 'http://127.0.0.1/' }, /loopback/],
+    [{ from: 'pod/client', to: 'service/web', port: 0 }, /^--port 0: a port is a number from 1 to 65535$/],
+    [{ from: 'pod/client', to: 'service/web', port: '8o' }, /^--port "8o"/],
+    [{ from: 'pod/client', to: 'service/web', protocol: 'sctp' }, /^--protocol "sctp": must be tcp, udp or icmp$/],
+    [{ from: 'pod/client', to: 'deploy/web' }, /expected KIND\/NAME/],
+    [{ from: 'pod/client', to: 'node/n1' }, /a node is not a destination/],
+    [{ from: 'service/web', to: 'pod/x' }, /^FROM "service\/web": expected pod\/NAME, node\/NAME or external$/],
+    [{ from: 'pod/client' }, /^TO is missing/],
+    [{ from: 'pod/client', to: 'ftp://x/' }, /only http:\/\/ and https:\/\//],
+    [{ from: 'pod/client', to: 'web.shop.example.com' }, /not a name of the cluster/],
+    [{ from: 'pod/client', to: '10.96.0.10:53', port: 80 }, /name different ports/],
+    [{ from: 'pod/client', to: 'service/web', node: 'n1' }, /only a URL .* takes --node/],
+    [{ from: 'pod/client', to: 'service/web', namespace: 'Bad_NS' }, /^namespace "Bad_NS"/],
+  ] as Array<[RawTraceRequest, RegExp]>) {
+    assert.throws(() => parseTraceRequest(raw), (e: Error) => e instanceof TraceError && message.test(e.message) && !e.message.includes('\n'), JSON.stringify(raw));
+  }
+});
+
+test('the ingress answering itself: below 400 answered, else rejected, with its own reason', () => {
+  const http: Probe = { ...probe, http: { host: 'secure.example', path: '/a', tls: true }, upstreamPort: 61008 };
+  const redirect = ingressHop('node/n1', { ...http, http: { ...http.http!, tls: false } }, 'HTTP/1.1 308 Permanent Redirect\r\nX-Kubewire-Trace-Route: ingress default/secure rule secure.example/ (Prefix) -> service default/web:80 -> answered 308: the host has TLS: plain HTTP is redirected to https://secure.example/a (ssl-redirect)\r\n\r\n');
+  assert.equal(redirect.verdict, 'answered');
+  assert.equal(redirect.hop.rule, 'ingress default/secure rule secure.example/ (Prefix) -> service default/web:80');
+  const locked = ingressHop('node/n1', http, 'HTTP/1.1 503 Service Temporarily Unavailable\r\nX-Kubewire-Trace-Route: ingress default/locked rule locked.example/ (Prefix) -> service default/web:80 -> answered 503: annotation nginx.ingress.kubernetes.io/auth-secret: Secret default/nosuch not found: every request is answered 503\r\n\r\nkubewire-tls-verify: 20\n');
+  assert.equal(locked.verdict, 'rejected');
+  assert.match(locked.reason, /answered 503 itself: annotation .*auth-secret: Secret default\/nosuch not found/);
+  assert.match(locked.hop.detail, /^TLS with SNI secure\.example, certificate not trusted \(X509 verify result 20\), not checked; HTTPS GET/);
+  const none = ingressHop('node/n1', http, 'HTTP/1.1 404 Not Found\r\nX-Kubewire-Trace-Route: answered 404: no Ingress rule matches host x path /\r\n\r\n');
+  assert.equal(none.hop.rule, undefined);
+  assert.match(none.reason, /answered 404 itself: no Ingress rule matches host x path \/$/);
+});
+
+test('sessions at once: each claims a range no other holds', () => {
+  const taken = [{ lo: 61000, hi: 61999 }, { lo: 63000, hi: 63010 }];
+  for (let i = 0; i < 50; i++) {
+    const r = freeRange(100, taken)!;
+    assert.ok(r.hi - r.lo === 99 && r.lo >= 61000 && r.hi <= 64999 && !taken.some((t) => r.lo <= t.hi && t.lo <= r.hi), JSON.stringify(r));
+  }
+  assert.deepEqual(freeRange(10, [{ lo: 61000, hi: 64989 }], () => 0), { lo: 64990, hi: 64999 }, 'crowded: the gap that is left');
+  assert.equal(freeRange(11, [{ lo: 61000, hi: 64989 }]), undefined);
+  assert.notEqual(session(61000, 61001).table, session(61002, 61003).table);
 });
