@@ -24,6 +24,14 @@ export interface GraphElement {
   classes?: string;
 }
 
+/** Each element's JSON, made once (an element of the last graph is compared again with the next one). */
+const texts = new WeakMap<GraphElement, string>();
+function text(e: GraphElement): string {
+  let t = texts.get(e);
+  if (t === undefined) texts.set(e, (t = JSON.stringify(e)));
+  return t;
+}
+
 /** Changes from one graph to the next, by id: what the page adds, removes and updates. */
 export function diffElements(before: GraphElement[], after: GraphElement[]): { add: GraphElement[]; remove: string[]; update: GraphElement[] } {
   const old = new Map(before.map((e) => [e.data.id, e]));
@@ -36,7 +44,7 @@ export function diffElements(before: GraphElement[], after: GraphElement[]): { a
     // A compound's parent cannot change in place: such an element is removed and added again.
     else if (was.data.parent !== e.data.parent) {
       add.push(e);
-    } else if (JSON.stringify(was) !== JSON.stringify(e)) update.push(e);
+    } else if (text(was) !== text(e)) update.push(e);
   }
   const remove = [...old.keys()].filter((id) => !next.has(id) || old.get(id)!.data.parent !== next.get(id)!.data.parent);
   return { add, remove, update };

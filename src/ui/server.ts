@@ -157,7 +157,8 @@ export class UiServer {
     }
     // The URL's token goes into a cookie and out of the address bar (and of any Referer).
     if (req.method === 'GET' && url.pathname === '/' && url.searchParams.has('token')) {
-      res.writeHead(303, { location: '/', 'set-cookie': `${cookieName(this.guard.port)}=${this.guard.token}; HttpOnly; SameSite=Strict; Path=/`, 'cache-control': 'no-store' });
+      url.searchParams.delete('token');
+      res.writeHead(303, { location: `/${url.search}`, 'set-cookie': `${cookieName(this.guard.port)}=${this.guard.token}; HttpOnly; SameSite=Strict; Path=/`, 'cache-control': 'no-store' });
       return void res.end();
     }
     if (req.method === 'GET' && url.pathname === '/') return file(res, 'index.html', 'text/html; charset=utf-8');

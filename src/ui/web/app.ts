@@ -9,7 +9,7 @@
 
 import cytoscape, { type Core, type ElementDefinition } from 'cytoscape';
 import { diffElements, tracePath, visible, type GraphElement, type TraceStep } from '../graph.ts';
-import { fitView, layoutGraph, SIZES, type Rect } from '../layout.ts';
+import { fitView, layoutGraph, SIZES, type Layout, type Rect } from '../layout.ts';
 import type { Leg, Trace } from '../../trace/types.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -17,7 +17,7 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const size = (s: { w: number; h: number }) => ({ width: s.w, height: s.h });
 const STYLE: cytoscape.StylesheetJson = [
   // Labels too small to read at the current zoom are not drawn (they cost the most to draw).
-  { selector: 'node', style: { 'min-zoomed-font-size': 6, label: 'data(label)', 'font-size': 11, 'text-wrap': 'wrap', 'text-valign': 'center', 'text-halign': 'center', 'background-color': '#e2e8f0', 'border-width': 1, 'border-color': '#94a3b8', shape: 'round-rectangle', ...size(SIZES.pod) } },
+  { selector: 'node', style: { 'min-zoomed-font-size': 7, label: 'data(label)', 'font-size': 11, 'text-wrap': 'wrap', 'text-valign': 'center', 'text-halign': 'center', 'background-color': '#e2e8f0', 'border-width': 1, 'border-color': '#94a3b8', shape: 'round-rectangle', ...size(SIZES.pod) } },
   { selector: 'node[kind = "node"]', style: { 'text-valign': 'top', 'text-halign': 'center', 'background-color': '#f8fafc', 'border-color': '#475569', 'border-width': 2, 'font-size': 13, 'font-weight': 'bold', padding: '14px', 'text-margin-y': -4 } },
   { selector: 'node[kind = "pod"]', style: { 'font-size': 10, 'text-max-width': `${SIZES.pod.w - 10}px`, 'text-overflow-wrap': 'anywhere', 'background-color': '#dcfce7', 'border-color': '#16a34a' } },
   { selector: 'node.pending, node.terminating', style: { 'background-color': '#fef9c3', 'border-color': '#ca8a04', 'border-style': 'dashed' } },
@@ -38,7 +38,8 @@ const STYLE: cytoscape.StylesheetJson = [
   // (Haystack lines: the cheapest to draw, and there may be hundreds.)
   { selector: 'edge[kind = "endpoint"]', style: { 'curve-style': 'haystack', 'haystack-radius': 0, 'line-color': '#a78bfa', label: '', opacity: 0.35 } },
   { selector: 'edge[kind = "backend"]', style: { 'line-style': 'dashed', 'line-color': '#fb923c', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#fb923c', opacity: 0.6 } },
-  { selector: 'edge.near-selected', style: { opacity: 1, width: 2.5 } },
+  { selector: 'edge.many', style: { display: 'none' } },
+  { selector: 'edge.near-selected', style: { display: 'element', opacity: 1, width: 2.5 } },
   // Where layout.ts ends a veth pair or a link on its bar, and how long a bar is.
   { selector: 'edge[end]', style: { 'target-endpoint': 'data(end)' } },
   { selector: 'node[barH]', style: { width: 'data(barW)', height: 'data(barH)' } },
@@ -94,26 +95,45 @@ function select(elements: GraphElement[]): GraphElement[] {
 let extent = '';
 
 let bounds: Rect = { x: 0, y: 0, w: 1, h: 1 };
+let placed: Layout | undefined;
+const same = (a: Rect | undefined, b: Rect) => a !== undefined && a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h;
 
-/** Every element where layout.ts puts it: positions, the bars' lengths, where the veth pairs and links end on them (only what changed: a new pod moves nobody else). */
-function place(): void {
+/**
+ * Every element where layout.ts puts it: positions, the bars' lengths, where the veth pairs
+ * and links end on them. Only what the layout moved (or what was just added) is touched: a new
+ * pod moves nobody else, and each element touched costs cytoscape a style pass.
+ */
+function place(added: Set<string>): void {
   const l = layoutGraph(shown);
+  const before = placed;
   for (const [id, r] of l.at) {
+    if (!added.has(id) && same(before?.at.get(id), r)) continue;
     const n = cy.getElementById(id);
     if (n.empty() || n.isParent()) continue;
-    const p = n.position();
-    if (p.x !== r.x || p.y !== r.y) n.position({ x: r.x, y: r.y });
+    n.position({ x: r.x, y: r.y });
     // Bars (a bridge, vpc's eth0 with its ptp pairs, the underlay) are as long as what they join.
     const kind = n.data('kind') as string;
     if ((kind === 'bridge' || kind === 'segment' || (kind === 'eth0' && r.w === SIZES.bar)) && (n.data('barW') !== r.w || n.data('barH') !== r.h)) n.data({ barW: r.w, barH: r.h });
   }
   for (const [id, e] of l.ends) {
+    const was = before?.ends.get(id);
+    if (!added.has(id) && was && was.dx === e.dx && was.dy === e.dy) continue;
     const edge = cy.getElementById(id);
     const end = `${e.dx}px ${e.dy}px`;
     if (edge.nonempty() && edge.data('end') !== end) edge.data('end', end);
   }
+  placed = l;
   bounds = l.bounds;
+  // Past a few dozen, the Services' endpoint lines cross everything: drawn for the selected element only.
+  const endpoints = cy.edges('[kind = "endpoint"]');
+  const many = endpoints.length > MANY_ENDPOINTS;
+  if (many !== manyEndpoints) {
+    manyEndpoints = many;
+    endpoints.toggleClass('many', many);
+  } else if (many) for (const id of added) cy.getElementById(id).filter('[kind = "endpoint"]').addClass('many');
 }
+const MANY_ENDPOINTS = 40;
+let manyEndpoints = false;
 
 /** The whole picture in the canvas, from the layout's own bounds (nothing measured). */
 function fit(): void {
@@ -134,12 +154,12 @@ function render(): void {
     for (const e of d.update) {
       const el = cy.getElementById(e.data.id);
       el.data(e.data);
-      el.classes([e.classes ?? '', ...el.classes().filter((c) => /^(t-|r-|on-path|stopped|near-selected)/.test(c))].join(' '));
+      el.classes([e.classes ?? '', ...el.classes().filter((c) => /^(t-|r-|on-path|stopped|near-selected|many)/.test(c))].join(' '));
     }
   });
   shown = next;
   const t2 = performance.now();
-  cy.batch(() => place());
+  cy.batch(() => place(new Set(d.add.map((e) => e.data.id))));
   // The whole picture fitted to the canvas when its extent changed.
   const now = `${bounds.w}x${bounds.h} ${cy.width()}x${cy.height()}`;
   if (now !== extent) {
@@ -156,19 +176,27 @@ function render(): void {
   layoutState('done');
 }
 
-// The server's graphs: only the latest is applied, once per frame.
+// The server's graphs: only the latest is applied, at most every APPLY_MS (a burst of pods
+// is drawn in a few steps, not one redraw of the whole canvas per step).
+const APPLY_MS = 250;
 let latest: GraphElement[] | undefined;
+let applied = 0;
+let queued = false;
 function receive(elements: GraphElement[]): void {
   latest = elements;
   layoutState('pending');
-  requestAnimationFrame(() => {
+  if (queued) return;
+  queued = true;
+  setTimeout(() => requestAnimationFrame(() => {
+    queued = false;
     if (!latest) return;
     all = latest;
     latest = undefined;
+    applied = performance.now();
     render();
     page.ready = true;
     $('status').textContent = `${all.filter((e) => e.data.kind === 'pod').length} pods, ${all.filter((e) => e.data.kind === 'node').length} nodes`;
-  });
+  }), Math.max(0, applied + APPLY_MS - performance.now()));
 }
 
 function namespaces(): void {
@@ -183,6 +211,7 @@ function namespaces(): void {
 }
 
 let listed = '';
+const buttons = new Map<string, HTMLButtonElement>();
 function inventory(): void {
   namespaces();
   const nav = $('inventory');
@@ -192,17 +221,26 @@ function inventory(): void {
   if (signature === listed) return;
   listed = signature;
   const focused = (document.activeElement as HTMLElement | null)?.dataset?.id;
-  nav.replaceChildren(
-    ...items.map((e) => {
-      const b = document.createElement('button');
+  // Each element's line kept, changed in place, new ones put in their place: no list rebuilt for one pod.
+  const keep = new Set(items.map((e) => e.data.id));
+  for (const [id, b] of buttons) if (!keep.has(id)) (b.remove(), buttons.delete(id));
+  let prev: HTMLButtonElement | undefined;
+  for (const e of items) {
+    let b = buttons.get(e.data.id);
+    if (!b) {
+      b = document.createElement('button');
       b.type = 'button';
       b.dataset.id = e.data.id;
-      b.textContent = `${e.data.kind} ${e.data.id.replace(/^\w+\//, '')}${e.data.ip ? ` ${e.data.ip}` : ''}${e.data.phase && e.data.phase !== 'Running' ? ` (${e.data.phase})` : ''}`;
-      b.addEventListener('click', () => void show(e.data.id, 'list'));
-      return b;
-    }),
-  );
-  if (focused) nav.querySelector<HTMLElement>(`button[data-id="${CSS.escape(focused)}"]`)?.focus();
+      const id = e.data.id;
+      b.addEventListener('click', () => void show(id, 'list'));
+      buttons.set(id, b);
+    }
+    const text = `${e.data.kind} ${e.data.id.replace(/^\w+\//, '')}${e.data.ip ? ` ${e.data.ip}` : ''}${e.data.phase && e.data.phase !== 'Running' ? ` (${e.data.phase})` : ''}`;
+    if (b.textContent !== text) b.textContent = text;
+    if ((prev ? prev.nextElementSibling : nav.firstElementChild) !== b) (prev ? prev.after(b) : nav.prepend(b));
+    prev = b;
+  }
+  if (focused && document.activeElement?.getAttribute('data-id') !== focused) buttons.get(focused)?.focus();
 }
 
 /** The trace form's choices: every pod, node and the client as sources; pods and Services as targets. */
@@ -216,7 +254,11 @@ function choices(): void {
     if (sources.includes(keep)) from.value = keep;
   }
   const targets = [...all.filter((e) => e.data.kind === 'pod' && e.data.ip).map((e) => e.data.id), ...all.filter((e) => e.data.kind === 'service' && e.data.ip).map((e) => e.data.id.replace(/^svc\//, 'service/'))];
-  $('targets').replaceChildren(...targets.map((t) => Object.assign(document.createElement('option'), { value: t })));
+  const list = $('targets');
+  if (targets.join() !== list.dataset.signature) {
+    list.dataset.signature = targets.join();
+    list.replaceChildren(...targets.map((t) => Object.assign(document.createElement('option'), { value: t })));
+  }
 }
 
 /**
