@@ -349,3 +349,48 @@ test('create configmap: literals and files as data, binary files as binaryData, 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the probe manager: a probe at once (no initial delay), startup gating the others, a trip reported, a new container instance starting afresh', async () => {
+  const { ProbeManager } = await import('../src/node/probes.ts');
+  const calls: string[] = [];
+  const seen: string[] = [];
+  let healthy = true;
+  const mgr = new ProbeManager(
+    async (_netns, argv) => {
+      calls.push(argv.join(' '));
+      if (argv.includes('/startup-ok')) return '';
+      if (argv.join(' ').includes('never')) throw new Error('nsenter ...: exit code 1');
+      if (!healthy) throw new Error('nsenter ...: exit code 1');
+      return '';
+    },
+    { changed: (k) => seen.push(`changed ${k}`), failed: (_k, c, kind, m) => seen.push(`failed ${c} ${kind}: ${m}`), tripped: (_k, c, kind) => seen.push(`tripped ${c} ${kind}`) },
+  );
+  const t = { podIP: '10.244.0.9', podNetns: '/p', nodeNetns: '/n' };
+  const settle = () => new Promise((r) => setTimeout(r, 100));
+  try {
+    const gated: Container = { name: 'g', image: 'x', startupProbe: { exec: { command: ['never'] }, periodSeconds: 60, failureThreshold: 5 }, readinessProbe: { exec: { command: ['ok'] }, periodSeconds: 60 } };
+    mgr.ensure('default/p', 'u1', gated, 'i1', t);
+    await settle();
+    assert.deepEqual(calls, ['timeout -s KILL 1s never'], 'readiness waits for the startup probe');
+    assert.deepEqual([mgr.started('u1', 'g'), mgr.ready('u1', 'g')], [false, false]);
+
+    const live: Container = { name: 'l', image: 'x', readinessProbe: { exec: { command: ['ok'] }, periodSeconds: 60 }, livenessProbe: { exec: { command: ['alive'] }, periodSeconds: 60, failureThreshold: 1 } };
+    assert.equal(mgr.ready('u1', 'l'), true, 'no probes known yet: as a container without probes');
+    healthy = false;
+    mgr.ensure('default/p', 'u1', live, 'i1', t);
+    await settle();
+    assert.equal(mgr.ready('u1', 'l'), false);
+    assert.ok(seen.includes('tripped l liveness'), seen.join('\n'));
+    assert.ok(seen.some((s) => s === 'failed l liveness: Liveness probe failed: command "alive" exited with code 1'), seen.join('\n'));
+    healthy = true;
+    mgr.ensure('default/p', 'u1', live, 'i1', t);
+    await settle();
+    assert.equal(mgr.ready('u1', 'l'), false, 'the same instance: no new probe before its period');
+    mgr.ensure('default/p', 'u1', live, 'i2', t);
+    await settle();
+    assert.equal(mgr.ready('u1', 'l'), true, 'a new instance is probed afresh');
+    assert.ok(seen.includes('changed default/p'));
+  } finally {
+    mgr.stop();
+  }
+});
