@@ -178,6 +178,27 @@ describe('workloads: StatefulSet, DaemonSet, Job, probes, runAsUser, warnings', 
     await waitFor("the Job's pods gone", async () => (await pods('job-name=whoami')).length === 0, 30_000);
   });
 
+  test('a Job with restartPolicy OnFailure: its container fails once, is restarted in its pod, and the Job completes', async () => {
+    const flag = join(stateDir, 'tried');
+    await kube.apply(`apiVersion: batch/v1
+kind: Job
+metadata: {name: retry}
+spec:
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers: [{name: c, image: busybox, command: [sh, -c, 'test -e ${flag} || { touch ${flag}; exit 3; }']}]
+`);
+    await kube.ok('wait', '--for=condition=Complete', 'job/retry', '--timeout', '30s');
+    const [pod] = await pods('job-name=retry');
+    assert.equal(pod?.status?.phase, 'Succeeded');
+    assert.equal(pod?.status?.containerStatuses?.[0]?.restartCount, 1);
+    assert.equal(pod?.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode, 3);
+    const job = await kube.json<Job>('get', 'job', 'retry');
+    assert.deepEqual([job.status?.succeeded, job.status?.failed], [1, 0], 'one pod, restarted in place: no failed pod');
+    await kube.ok('delete', 'job', 'retry');
+  });
+
   test('a readinessProbe on a 404 path keeps the pod Running, not Ready, out of the endpoints; fixed, it comes in', async () => {
     await kube.apply(readiness('/nope'));
     const [pod] = await waitFor('the probed pod running', async () => {

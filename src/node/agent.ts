@@ -36,6 +36,8 @@ interface ContainerRecord {
   process?: ProcessRecord;
   startedAt?: string;
   lastTerminated?: ContainerState['terminated'];
+  /** The termination before lastTerminated: a finished container's lastState. */
+  previousTerminated?: ContainerState['terminated'];
   /** While set, the container waits before its next start (CrashLoopBackOff). */
   backoffUntil?: number;
 }
@@ -318,6 +320,7 @@ export class NodeAgent {
       this.probes.forgetContainer(rec.uid, c.name);
       if (cr.process) {
         // It ended while nobody was watching (daemon restart): its exit code is lost.
+        cr.previousTerminated = cr.lastTerminated;
         cr.lastTerminated = { exitCode: -1, reason: 'Unknown', startedAt: cr.process.startedAt, finishedAt: now() };
         cr.process = undefined;
         changed = true;
@@ -325,7 +328,7 @@ export class NodeAgent {
       const exited = cr.lastTerminated;
       const mayRun = !exited || restartPolicy === 'Always' || (restartPolicy === 'OnFailure' && exited.exitCode !== 0);
       if (!mayRun) {
-        statuses.push({ ...base, ready: false, started: false, state: { terminated: exited } });
+        statuses.push({ ...base, ready: false, started: false, state: { terminated: exited }, ...(cr.previousTerminated ? { lastState: { terminated: cr.previousTerminated } } : {}) });
         continue;
       }
       if (cr.backoffUntil && Date.now() < cr.backoffUntil) {
@@ -372,6 +375,7 @@ export class NodeAgent {
           if (!record?.process) return;
           const signo = signal ? constants.signals[signal] : undefined;
           // A shell's convention, as the kubelet reports it: killed by signal N exits 128+N.
+          record.previousTerminated = record.lastTerminated;
           record.lastTerminated = { exitCode: code ?? 128 + (signo ?? 0), ...(signo ? { signal: signo } : {}), reason: code === 0 ? 'Completed' : 'Error', startedAt: record.process.startedAt, finishedAt: now() };
           record.process = undefined;
           // Quick exits back off, doubling up to 30 s, as the kubelet's CrashLoopBackOff (10 s to 5 min) does.
