@@ -76,12 +76,13 @@ describe('kubewire ui in Chromium', { skip }, () => {
     page.evaluate(`(() => {
       const cy = window.kubewire.cy;
       const hit = (a, b) => a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2;
-      const leaves = cy.nodes().filter((n) => !n.isParent()).map((n) => ({ id: n.id(), b: n.boundingBox({ includeLabels: true }) }));
+      const leaves = cy.nodes().filter((n) => n.data('kind') !== 'node').map((n) => ({ id: n.id(), b: n.boundingBox({ includeLabels: true }) }));
       const overlaps = [];
       for (let i = 0; i < leaves.length; i++) for (let j = i + 1; j < leaves.length; j++) if (hit(leaves[i].b, leaves[j].b)) overlaps.push(leaves[i].id + ' / ' + leaves[j].id);
       const boxes = cy.nodes('[kind = "node"]').map((n) => ({ id: n.id(), b: n.boundingBox({ includeLabels: false }) }));
       for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) if (hit(boxes[i].b, boxes[j].b)) overlaps.push(boxes[i].id + ' / ' + boxes[j].id);
-      const outside = cy.nodes('[kind = "pod"]').filter((p) => { const b = p.boundingBox({ includeLabels: true }); const o = p.parent().boundingBox({ includeLabels: false }); return b.x1 < o.x1 || b.x2 > o.x2 || b.y1 < o.y1 || b.y2 > o.y2; }).map((p) => p.id());
+      // (A node's box is drawn behind its pods: the pods name it as data('box').)
+      const outside = cy.nodes('[kind = "pod"]').filter((p) => { const b = p.boundingBox({ includeLabels: true }); const o = cy.getElementById(p.data('box')).boundingBox({ includeLabels: false }); return b.x1 < o.x1 || b.x2 > o.x2 || b.y1 < o.y1 || b.y2 > o.y2; }).map((p) => p.id());
       const r = cy.elements().renderedBoundingBox({ includeLabels: true });
       const veths = cy.edges('[kind = "veth"]').map((e) => { const s = e.sourceEndpoint(), t = e.targetEndpoint(); return { id: e.id(), visible: e.visible(), level: Math.abs(s.y - t.y) < 0.5, length: Math.abs(s.x - t.x) }; });
       return { pods: cy.nodes('[kind = "pod"]').length, overlaps, outside, fits: r.x1 >= -1 && r.y1 >= -1 && r.x2 <= cy.width() + 1 && r.y2 <= cy.height() + 1, rendered: r, canvas: [cy.width(), cy.height()], veths };
@@ -94,7 +95,7 @@ describe('kubewire ui in Chromium', { skip }, () => {
     assert.ok(m.fits, `the picture fits its canvas: ${JSON.stringify(m.rendered)} in ${m.canvas}`);
     assert.ok(m.veths.length >= m.pods - 2, `a veth pair per pod: ${m.veths.length}`);
     for (const v of m.veths) assert.ok(v.visible && v.level && v.length >= 20, `${v.id} drawn, a level line to its bridge: ${JSON.stringify(v)}`);
-    const perNodeDrawn = await page.evaluate(() => (window as any).kubewire.cy.nodes('[kind = "node"]').map((n: any) => n.children('[kind = "pod"]').length) as number[]);
+    const perNodeDrawn = await page.evaluate(() => (window as any).kubewire.cy.nodes('[kind = "node"]').map((n: any) => (window as any).kubewire.cy.nodes('[kind = "pod"]').filter((p: any) => p.data('box') === n.id()).length) as number[]);
     assert.ok(Math.min(...perNodeDrawn) >= perNode, `at least ${perNode} pods on each node: ${perNodeDrawn}`);
     await page.screenshot({ path: join(ARTIFACTS, shot) });
   };
@@ -116,7 +117,7 @@ describe('kubewire ui in Chromium', { skip }, () => {
     assert.ok(items.includes('router router 172.18.0.1'));
     assert.ok(items.some((i) => /^service default\/web 10\.\d+\.\d+\.\d+$/.test(i)));
     // The graph holds the same: each pod inside its node's box, joined to cni0 by its veth pair.
-    const graph = await page.evaluate(() => (window as any).kubewire.cy.nodes('[kind = "pod"]').map((n: any) => ({ id: n.id(), parent: n.data('parent'), veth: n.connectedEdges('[kind = "veth"]').map((e: any) => e.data('label'))[0] })));
+    const graph = await page.evaluate(() => (window as any).kubewire.cy.nodes('[kind = "pod"]').map((n: any) => ({ id: n.id(), parent: n.data('box'), veth: n.connectedEdges('[kind = "veth"]').map((e: any) => e.data('label'))[0] })));
     for (const p of (await pods()).filter((x) => x.metadata.namespace === 'default')) {
       const g = graph.find((x: any) => x.id === `pod/default/${p.metadata.name}`);
       assert.equal(g?.parent, `node/${p.spec.nodeName}`);

@@ -107,7 +107,10 @@ export function layoutGraph(elements: GraphElement[]): Layout {
     const eth0 = kids.find((k) => k.data.kind === 'eth0');
     // The bar the pods' pairs end on: the bridge; in vpc mode (no bridge) eth0, where the ptp pairs end.
     const hub = bridge ?? eth0;
-    const rows = Math.max(1, Math.ceil(pods.length / 2));
+    // Past 4 rows, a box grows 4 rows at a time, room for the pods to come: each time it grows,
+    // the page restyles the bridge and every line that ends on it.
+    const needed = Math.max(1, Math.ceil(pods.length / 2));
+    const rows = needed <= 4 ? needed : Math.ceil(needed / 4) * 4;
     const barTop = HUB_LABEL;
     const barH = rows * (SIZES.pod.h + ROW_GAP) - ROW_GAP;
     const rects = new Map<string, Rect>();

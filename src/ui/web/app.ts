@@ -18,7 +18,8 @@ const size = (s: { w: number; h: number }) => ({ width: s.w, height: s.h });
 const STYLE: cytoscape.StylesheetJson = [
   // Labels too small to read at the current zoom are not drawn (they cost the most to draw).
   { selector: 'node', style: { 'min-zoomed-font-size': 7, label: 'data(label)', 'font-size': 11, 'text-wrap': 'wrap', 'text-valign': 'center', 'text-halign': 'center', 'background-color': '#e2e8f0', 'border-width': 1, 'border-color': '#94a3b8', shape: 'round-rectangle', ...size(SIZES.pod) } },
-  { selector: 'node[kind = "node"]', style: { 'text-valign': 'top', 'text-halign': 'center', 'background-color': '#f8fafc', 'border-color': '#475569', 'border-width': 2, 'font-size': 13, 'font-weight': 'bold', padding: '14px', 'text-margin-y': -4 } },
+  // A node's box: drawn under everything, as large as layout.ts makes it (not a compound node: a compound that grows restyles all it holds, on every pod that comes).
+  { selector: 'node[kind = "node"]', style: { 'z-compound-depth': 'bottom', shape: 'round-rectangle', width: 'data(boxW)', height: 'data(boxH)', 'text-valign': 'top', 'text-halign': 'center', 'background-color': '#f8fafc', 'border-color': '#475569', 'border-width': 2, 'font-size': 13, 'font-weight': 'bold', 'text-margin-y': -4 } },
   { selector: 'node[kind = "pod"]', style: { 'font-size': 10, 'text-max-width': `${SIZES.pod.w - 10}px`, 'text-overflow-wrap': 'anywhere', 'background-color': '#dcfce7', 'border-color': '#16a34a' } },
   { selector: 'node.pending, node.terminating', style: { 'background-color': '#fef9c3', 'border-color': '#ca8a04', 'border-style': 'dashed' } },
   { selector: 'node.failed', style: { 'background-color': '#fee2e2', 'border-color': '#dc2626' } },
@@ -61,7 +62,7 @@ const STYLE: cytoscape.StylesheetJson = [
 const cy: Core = cytoscape({ container: $('graph'), style: STYLE, elements: [], minZoom: 0.05, maxZoom: 3, wheelSensitivity: 0.3, pixelRatio: 1, autoungrabify: true });
 let all: GraphElement[] = [];
 let shown: GraphElement[] = [];
-const page = { cy, ready: false, updates: 0, lastTrace: undefined as Trace | undefined, lastPath: undefined as { request: TraceStep[]; reply: TraceStep[] } | undefined, slowest: { total: 0, diff: 0, graph: 0, layout: 0, lists: 0 } };
+const page = { cy, ready: false, updates: 0, lastTrace: undefined as Trace | undefined, lastPath: undefined as { request: TraceStep[]; reply: TraceStep[] } | undefined, slowest: { total: 0, diff: 0, graph: 0, layout: 0, lists: 0 }, diffs: [] as Array<{ add: number; remove: number; update: string[] }> };
 (window as unknown as { kubewire: typeof page }).kubewire = page;
 
 /** The drawing is settled (data-layout="done" and a `kubewire:layout` event once the frame is painted), or is about to change. */
@@ -109,11 +110,18 @@ function place(added: Set<string>): void {
   for (const [id, r] of l.at) {
     if (!added.has(id) && same(before?.at.get(id), r)) continue;
     const n = cy.getElementById(id);
-    if (n.empty() || n.isParent()) continue;
+    if (n.empty()) continue;
     n.position({ x: r.x, y: r.y });
     // Bars (a bridge, vpc's eth0 with its ptp pairs, the underlay) are as long as what they join.
     const kind = n.data('kind') as string;
     if ((kind === 'bridge' || kind === 'segment' || (kind === 'eth0' && r.w === SIZES.bar)) && (n.data('barW') !== r.w || n.data('barH') !== r.h)) n.data({ barW: r.w, barH: r.h });
+  }
+  for (const [id, r] of l.boxes) {
+    if (!added.has(id) && same(before?.boxes.get(id), r)) continue;
+    const n = cy.getElementById(id);
+    if (n.empty()) continue;
+    n.position({ x: r.x, y: r.y });
+    n.data({ boxW: r.w, boxH: r.h });
   }
   for (const [id, e] of l.ends) {
     const was = before?.ends.get(id);
@@ -140,20 +148,29 @@ function fit(): void {
   cy.viewport(fitView(bounds, { w: cy.width(), h: cy.height() }));
 }
 
+/** An element's data as cytoscape holds it: a copy, its node's box named `box` (boxes are drawn behind their pods, not as compound nodes). */
+function drawn(e: GraphElement): Record<string, unknown> {
+  const { parent, ...data } = e.data;
+  return { ...data, ...(parent ? { box: parent } : {}), ...(e.data.kind === 'node' ? { boxW: 1, boxH: 1 } : {}) };
+}
+
 function render(): void {
   const t0 = performance.now();
   const next = select(all);
   const d = diffElements(shown, next);
   const t1 = performance.now();
   if (!d.add.length && !d.remove.length && !d.update.length) return layoutState('done');
+  page.diffs.push({ add: d.add.length, remove: d.remove.length, update: d.update.map((e) => e.data.id) });
+  if (page.diffs.length > 50) page.diffs.shift();
   cy.batch(() => {
     for (const id of d.remove) cy.getElementById(id).remove();
     // Nodes before edges, parents before children.
     const adds = [...d.add].sort((a, b) => (a.group === b.group ? (a.data.parent ? 1 : 0) - (b.data.parent ? 1 : 0) : a.group === 'nodes' ? -1 : 1));
-    cy.add(adds as unknown as ElementDefinition[]);
+    // Copies: cytoscape keeps the data object it is given, and the page adds to it (where an edge ends on its bar, a trace's steps); the graph as received stays as it came, for the next diff.
+    cy.add(adds.map((e) => ({ ...e, data: drawn(e) })) as unknown as ElementDefinition[]);
     for (const e of d.update) {
       const el = cy.getElementById(e.data.id);
-      el.data(e.data);
+      el.data(drawn(e));
       el.classes([e.classes ?? '', ...el.classes().filter((c) => /^(t-|r-|on-path|stopped|near-selected|many)/.test(c))].join(' '));
     }
   });
