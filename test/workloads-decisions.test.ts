@@ -237,6 +237,8 @@ test('fields kubewire ignores are named, and only those; Warning headers carry t
   assert.deepEqual(unimplementedFields(pod).map((u) => u.field), ['spec.initContainers', 'spec.containers[0].securityContext.privileged']);
   const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['10.0.0.0/8'], allocateLoadBalancerNodePorts: true, ports: [{ port: 80 }] } } as KubeObject;
   assert.deepEqual(unimplementedFields(svc).map((u) => u.field), ['spec.loadBalancerSourceRanges']);
+  assert.deepEqual(warningsFor({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app' } }), ['stored only: no tokens are made or mounted, and nothing is authorized by it']);
+  assert.deepEqual(validate({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'App' } }).map((e) => e.field), ['metadata.name']);
   const texts = ['statefulset.apps/web: spec.volumes: say "hi" \\ there', 'pod/p: é'];
   assert.deepEqual(parseWarnings(warningHeader(texts)), ['statefulset.apps/web: spec.volumes: say "hi" \\ there', 'pod/p: ?']);
   assert.deepEqual(parseWarnings([warningHeader(texts).join(', ')]), ['statefulset.apps/web: spec.volumes: say "hi" \\ there', 'pod/p: ?'], 'several in one header value');

@@ -31,6 +31,7 @@ const TOP: Record<string, string[]> = {
   IngressClass: ['spec'],
   Secret: ['data', 'immutable', 'stringData', 'type'],
   ConfigMap: ['binaryData', 'data', 'immutable'],
+  ServiceAccount: ['automountServiceAccountToken', 'imagePullSecrets', 'secrets'],
   StatefulSet: ['spec', 'status'],
   DaemonSet: ['spec', 'status'],
   Job: ['spec', 'status'],

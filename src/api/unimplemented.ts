@@ -97,6 +97,11 @@ export const SPEC_IGNORED: Readonly<Record<string, Readonly<Record<string, strin
   },
 };
 
+/** Kinds stored and listed but acted on by nothing in kubewire: the whole object is named. */
+export const KIND_IGNORED: Readonly<Record<string, string>> = {
+  ServiceAccount: 'stored only: no tokens are made or mounted, and nothing is authorized by it',
+};
+
 /** Values of ignored fields that mean nothing different from kubewire's behaviour: no warning. */
 function harmless(path: string, value: unknown): boolean {
   if (value === undefined || value === null) return true;
@@ -159,6 +164,7 @@ function podSpec(out: Unimplemented[], path: string, spec: PodSpec | undefined):
 /** The fields of `obj` that kubewire accepts and ignores, with why (pure). */
 export function unimplementedFields(obj: KubeObject): Unimplemented[] {
   const out: Unimplemented[] = [];
+  if (isObject(obj) && KIND_IGNORED[obj.kind]) out.push({ field: obj.kind, reason: KIND_IGNORED[obj.kind]! });
   if (!isObject(obj) || !isObject(obj.spec)) return out;
   if (obj.kind === 'Pod') podSpec(out, 'spec', obj.spec as PodSpec);
   const ignored = SPEC_IGNORED[obj.kind];
@@ -172,5 +178,5 @@ export function unimplementedFields(obj: KubeObject): Unimplemented[] {
 
 /** The warnings for an object, as the API server words them (one line each). */
 export function warningsFor(obj: KubeObject): string[] {
-  return unimplementedFields(obj).map((u) => `${u.field}: ${u.reason}`);
+  return unimplementedFields(obj).map((u) => (u.field === obj.kind ? u.reason : `${u.field}: ${u.reason}`));
 }

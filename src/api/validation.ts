@@ -572,6 +572,7 @@ export function validate(obj: KubeObject): FieldError[] {
     case 'IngressClass': checkIngressClass(e, obj as IngressClass); break;
     case 'Secret': checkSecret(e, obj as Secret); break;
     case 'ConfigMap': checkConfigMap(e, obj as ConfigMap); break;
+    case 'ServiceAccount': checkMeta(e, obj, 'subdomain'); break;
     case 'StatefulSet': checkStatefulSet(e, obj as StatefulSet); break;
     case 'DaemonSet': checkDaemonSet(e, obj as DaemonSet); break;
     case 'Job': checkJob(e, obj as Job); break;

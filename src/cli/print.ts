@@ -142,6 +142,7 @@ const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObj
   DaemonSet: { base: ['NAME', 'DESIRED', 'CURRENT', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'NODE SELECTOR', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => daemonSetRow(o as DaemonSet, w) },
   Job: { base: ['NAME', 'STATUS', 'COMPLETIONS', 'DURATION', 'AGE'], wide: ['CONTAINERS', 'IMAGES'], row: (o, w) => jobRow(o as Job, w) },
   ConfigMap: { base: ['NAME', 'DATA', 'AGE'], wide: [], row: (o) => [o.metadata.name, String(Object.keys((o as ConfigMap).data ?? {}).length + Object.keys((o as ConfigMap).binaryData ?? {}).length), age(o.metadata.creationTimestamp)] },
+  ServiceAccount: { base: ['NAME', 'SECRETS', 'AGE'], wide: [], row: (o) => [o.metadata.name, String(Array.isArray(o.secrets) ? o.secrets.length : 0), age(o.metadata.creationTimestamp)] },
   Secret: { base: ['NAME', 'TYPE', 'DATA', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Secret).type ?? 'Opaque', String(Object.keys((o as Secret).data ?? {}).length), age(o.metadata.creationTimestamp)] },
   Event: { base: ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'], wide: [], row: (o) => eventRow(o as Event) },
   Namespace: { base: ['NAME', 'STATUS', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Namespace).status?.phase ?? 'Active', age(o.metadata.creationTimestamp)] },
