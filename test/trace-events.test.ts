@@ -270,3 +270,12 @@ test('sessions at once: each claims a range no other holds', () => {
   assert.equal(freeRange(11, [{ lo: 61000, hi: 64989 }]), undefined);
   assert.notEqual(session(61000, 61001).table, session(61002, 61003).table);
 });
+
+test('the ingress retried: the endpoints tried first are walked from the next trace ports', () => {
+  const http: Probe = { ...probe, http: { host: 'shop.example', path: '/' }, upstreamPort: 61008 };
+  const r = ingressHop('node/n2', http, 'HTTP/1.1 200 OK\r\nX-Kubewire-Trace-Route: ingress default/shop rule shop.example/ (Prefix) -> service default/web:80 -> tried 10.244.2.2:8080, 10.244.2.3:8080 -> endpoint 10.244.0.5:8080\r\n\r\n');
+  assert.deepEqual(r.tried, [{ ip: '10.244.2.2', port: 8080 }, { ip: '10.244.2.3', port: 8080 }]);
+  assert.deepEqual(r.endpoint, { ip: '10.244.0.5', port: 8080 });
+  assert.equal(r.hop.rule, 'ingress default/shop rule shop.example/ (Prefix) -> service default/web:80');
+  assert.equal(r.hop.translation, 'a new connection to 10.244.0.5:8080 from port 61010');
+});

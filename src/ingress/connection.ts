@@ -236,7 +236,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
     const request = upstreamRequest(received, headBytes, head, body, scheme, port, remote, ctx.trust, requestId, d.target);
     const tried: string[] = [];
     const traced = tracePort(headerOf(head, TRACE_HEADER));
-    const fail = (status: number) => done(respond(head, route, status, [['content-type', 'text/html'], ...(traced && tried.length ? [traceRoute(d, tried.at(-1)!)] : [])], errorPage(status), false, length, started, tried));
+    const fail = (status: number) => done(respond(head, route, status, [['content-type', 'text/html'], ...(traced && tried.length ? [traceRoute(d, tried.at(-1)!, tried.slice(0, -1))] : [])], errorPage(status), false, length, started, tried));
     const failed = (code: string, connecting: boolean): void => {
       const next = afterFailure({ code, connecting, responseBegun: false }, head.method, tried.length);
       if (next !== 'retry') return fail(next === 'cut' ? 502 : next);
@@ -249,12 +249,12 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
       const endpoint = nextEndpoint(d, tried, ctx.pick);
       if (!endpoint) return fail(502);
       tried.push(endpoint);
-      // A traced request's first attempt leaves from the trace's port (a retry from a fresh one).
-      const localPort = traced && tried.length === 1 ? traced : undefined;
+      // A traced request's attempts leave from the trace's ports: the first from its port, a retry from the next.
+      const localPort = traced ? traced + tried.length - 1 : undefined;
       ctx.pools.acquire(endpoint, route.options.backendTls, route.options.connectTimeoutMs, (e, conn) => {
         if (!conn) return failed(e?.code ?? '', true);
         const added = addedHeaders(d, endpoint, scheme === 'https');
-        const sink = new ClientSink(socket, head.close, headerLines(traced ? [...added, traceRoute(d, endpoint)] : added));
+        const sink = new ClientSink(socket, head.close, headerLines(traced ? [...added, traceRoute(d, endpoint, tried.slice(0, -1))] : added));
         conn.exchange(request, head.method === 'HEAD', sink, route.options.readTimeoutMs, (o) => {
           if (o.reusable) ctx.pools.release(conn);
           if (!o.error || o.status) {

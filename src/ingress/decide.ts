@@ -117,9 +117,10 @@ export function addedHeaders(d: Extract<Decision, { kind: 'forward' }>, endpoint
 
 /**
  * `kubewire trace` through the ingress: a request carrying `X-Kubewire-Trace: PORT` has its
- * upstream connection opened from that local port (inside the trace session's range, above
- * Linux's ephemeral ports), so that the second leg is traced like the first; the response
- * says which rule and endpoint were chosen. Anything else in the header is ignored.
+ * upstream connections opened from that local port and the next ones (a retry from PORT + 1...;
+ * inside the trace session's range, above Linux's ephemeral ports), so that the second leg is
+ * traced like the first; the response says which rule and endpoints were chosen (the ones tried
+ * before, then the last). Anything else in the header is ignored.
  */
 export const TRACE_HEADER = 'x-kubewire-trace';
 export const TRACE_ROUTE_HEADER = 'x-kubewire-trace-route';
@@ -131,10 +132,10 @@ export function tracePort(value: string | undefined): number | undefined {
 }
 
 /** The rule and endpoint a traced request took, for its response. */
-export function traceRoute(d: Extract<Decision, { kind: 'forward' }>, endpoint: string): [string, string] {
+export function traceRoute(d: Extract<Decision, { kind: 'forward' }>, endpoint: string, before: readonly string[] = []): [string, string] {
   const r = d.route;
   const upstream = d.alternative ?? d.upstream;
-  return [TRACE_ROUTE_HEADER, `${ruleName(r)} -> service ${upstream.name}${d.alternative ? ' (canary)' : ''} -> endpoint ${endpoint}`];
+  return [TRACE_ROUTE_HEADER, `${ruleName(r)} -> service ${upstream.name}${d.alternative ? ' (canary)' : ''}${before.length ? ` -> tried ${before.join(', ')}` : ''} -> endpoint ${endpoint}`];
 }
 
 function ruleName(r: Route): string {

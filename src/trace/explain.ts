@@ -458,13 +458,29 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
     if (!hop.endpoint) {
       request = { ...request, verdict: hop.verdict ?? 'rejected', reason: `${request.reason}; ${hop.reason}` };
     } else {
-      const direct: Probe = { from: request.at, protocol: 'tcp', dst: hop.endpoint.ip, dport: hop.endpoint.port, sport: probe.upstreamPort! };
-      const legAliases = natAliases(obs, direct);
-      const leg: Probe = legAliases.length ? { ...direct, aliases: legAliases } : direct;
+      // Each attempt left from its own port (the first from the upstream port, a retry from the next): the failed ones, then the last.
+      const legOf = (ep: { ip: string; port: number }, i: number): Probe => {
+        const direct: Probe = { from: request.at!, protocol: 'tcp', dst: ep.ip, dport: ep.port, sport: probe.upstreamPort! + i };
+        const legAliases = natAliases(obs, direct);
+        return legAliases.length ? { ...direct, aliases: legAliases } : direct;
+      };
+      const failed: string[] = [];
+      for (const [i, ep] of hop.tried.entries()) {
+        const attempt = await walk(obs, fabric, lookups, legOf(ep, i), 'request', request.at, undefined);
+        trace.hops.push(...attempt.hops);
+        const why = attempt.verdict === 'delivered' ? 'it failed after connecting' : attempt.reason;
+        trace.hops.push({ netns: placeLabel(request.at), kind: 'ingress', detail: `attempt ${i + 1} to ${ep.ip}:${ep.port} (from port ${probe.upstreamPort! + i}) failed: ${why}; the controller tries another endpoint` });
+        failed.push(`attempt ${i + 1} to ${ep.ip}:${ep.port} failed (${why})`);
+      }
+      const leg = legOf(hop.endpoint, hop.tried.length);
       const second = await walk(obs, fabric, lookups, leg, 'request', request.at, undefined);
       trace.hops.push(...second.hops);
       upstream = { probe: leg, from: request.at };
-      request = { ...second, reason: `${hop.reason}; ${second.reason}` };
+      request = { ...second, reason: `${hop.reason}${failed.length ? ` after ${failed.join('; ')}` : ''}; ${second.reason}` };
+      // Every attempt failed: the client has the controller's 502 or 504, its rejection.
+      if (second.verdict !== 'delivered' && hop.status !== undefined && hop.status >= 500) {
+        request = { ...second, verdict: 'rejected', reason: `the ingress controller on ${placeLabel(request.at!)} answered ${hop.status}: ${[...failed, `attempt ${failed.length + 1} to ${hop.endpoint.ip}:${hop.endpoint.port} failed (${second.reason})`].join('; ')}` };
+      }
     }
     trace.verdict = request.verdict;
     trace.reason = request.reason;
@@ -503,23 +519,25 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
 }
 
 /** The ingress controller's part, from the traced response's head: the status, and the rule and endpoint it chose, or why it answered itself (X-Kubewire-Trace-Route). */
-export function ingressHop(where: string, probe: Probe, said: string): { hop: Hop; reason: string; endpoint?: { ip: string; port: number }; verdict?: 'answered' | 'rejected' } {
+export function ingressHop(where: string, probe: Probe, said: string): { hop: Hop; reason: string; status?: number; endpoint?: { ip: string; port: number }; tried: Array<{ ip: string; port: number }>; verdict?: 'answered' | 'rejected' } {
   const status = /^HTTP\/[\d.]+ (\d{3})/m.exec(said)?.[1];
   const route = /^x-kubewire-trace-route: *(.*?)\r?$/im.exec(said)?.[1];
   const target = route ? / -> endpoint (\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(route) : null;
   const own = route ? / ?(?:-> )?answered (\d{3}): (.*)$/.exec(route) : null;
+  // Endpoints tried before the last (a retry), each from the next trace port.
+  const tried = [...(/ -> tried ([^>]*) -> endpoint /.exec(route ?? '')?.[1] ?? '').matchAll(/(\d+\.\d+\.\d+\.\d+):(\d+)/g)].map((m) => ({ ip: m[1]!, port: Number(m[2]) }));
   const verify = new RegExp(`^${TLS_VERIFY}: (\\d+)`, 'm').exec(said)?.[1];
   const http = probe.http!;
   const request = `${http.tls ? 'HTTPS' : 'HTTP'} GET ${http.host}${http.path}`;
   const tls = http.tls ? `TLS with SNI ${http.host}, certificate ${verify === undefined ? 'not seen' : verify === '0' ? 'trusted' : `not trusted (X509 verify result ${verify}), not checked`}; ` : '';
-  const rule = route?.replace(/ -> endpoint .*$/, '').replace(/ ?(?:-> )?answered \d{3}: .*$/, '');
+  const rule = route?.replace(/ -> tried .*$/, '').replace(/ -> endpoint .*$/, '').replace(/ ?(?:-> )?answered \d{3}: .*$/, '');
   const detail = target ? `${tls}${request} answered ${status ?? '?'}: endpoint ${target[1]}:${target[2]} chosen` : `${tls}${request}: ${status ? `the controller answered ${status} itself${own ? `: ${own[2]}` : ''}` : 'no HTTP answer'}`;
-  const hop: Hop = { netns: where, kind: 'ingress', detail, ...(rule ? { rule } : {}), ...(target ? { translation: `a new connection to ${target[1]}:${target[2]} from port ${probe.upstreamPort}` } : {}) };
+  const hop: Hop = { netns: where, kind: 'ingress', detail, ...(rule ? { rule } : {}), ...(target ? { translation: `a new connection to ${target[1]}:${target[2]} from port ${probe.upstreamPort! + tried.length}` } : {}) };
   if (!target) {
     // The controller's own words when it gave them; the status's usual cause otherwise (a controller without them).
     const why = own?.[2] ?? (status === '404' ? `no Ingress rule matches ${http.host}${http.path}` : status === '503' ? 'the backend Service has no ready endpoints' : status ? `the controller answered ${status}` : 'no HTTP answer came back');
     const answered = status !== undefined && Number(status) < 400;
-    return { hop, reason: `the ingress controller on ${where} answered ${status ?? 'nothing'} itself: ${why}`, verdict: answered ? 'answered' : 'rejected' };
+    return { hop, reason: `the ingress controller on ${where} answered ${status ?? 'nothing'} itself: ${why}`, tried, verdict: answered ? 'answered' : 'rejected' };
   }
-  return { hop, reason: `the ingress controller on ${where} matched ${rule} and chose endpoint ${target[1]}:${target[2]}${status && status !== '200' ? ` (status ${status})` : ''}`, endpoint: { ip: target[1]!, port: Number(target[2]) } };
+  return { hop, reason: `the ingress controller on ${where} matched ${rule} and chose endpoint ${target[1]}:${target[2]}${status && status !== '200' ? ` (status ${status})` : ''}`, endpoint: { ip: target[1]!, port: Number(target[2]) }, tried, ...(status ? { status: Number(status) } : {}) };
 }

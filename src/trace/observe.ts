@@ -155,8 +155,19 @@ export function traceTableScript(ses: Session, ct: boolean, masqueraders: string
   ].join('\n');
 }
 
-/** How long a TCP probe waits for its answer at most: less than TCP's initial retransmission timeout. */
-export const SYN_WAIT_SECONDS = 0.95;
+/**
+ * How long a TCP probe waits for its answer: at least 1.9 s, so that a SYN answered late on a
+ * busy machine still counts (a sender killed before TCP's first retransmission, at 1 s, saw a
+ * timeout where the kernel had delivered the SYN and its answer), and less than 2.9 s, before the
+ * second retransmission (at 3 s). A retransmitted SYN follows the first's conntrack entry, so
+ * the same NAT and path; the walk follows the first SYN (a retransmission is a passage of its own).
+ */
+export function synWait(timeoutSeconds: number): number {
+  return Math.min(Math.max(timeoutSeconds, 1.9), 2.9);
+}
+
+/** The ingress controller's attempts at most (its TRIES): a traced request's attempts leave from its upstream port and the next ones. */
+export const UPSTREAM_TRIES = 3;
 
 /** What the HTTPS probe adds after the response's head: the certificate check's result (0: trusted; X509's codes otherwise). */
 export const TLS_VERIFY = 'kubewire-tls-verify';
@@ -166,16 +177,15 @@ export function probeCommand(p: Probe, timeoutSeconds: number): { argv: string[]
   const w = String(timeoutSeconds);
   if (p.http) {
     // The response's head is what is read: its status and the ingress's X-Kubewire-Trace-Route.
-    const common = ['curl', '-s', '-o', '/dev/null', '-D', '-', '--max-time', String(Math.max(2, timeoutSeconds + 1)), '--connect-timeout', String(Math.min(timeoutSeconds, SYN_WAIT_SECONDS)), '--local-port', String(p.sport), '-H', `X-Kubewire-Trace: ${p.upstreamPort}`];
+    const common = ['curl', '-s', '-o', '/dev/null', '-D', '-', '--max-time', String(Math.max(4, timeoutSeconds + 2)), '--connect-timeout', String(synWait(timeoutSeconds)), '--local-port', String(p.sport), '-H', `X-Kubewire-Trace: ${p.upstreamPort}`];
     if (!p.http.tls) return { argv: [...common, '-H', `Host: ${p.http.host}`, `http://${p.dst}:${p.dport}${p.http.path}`] };
     // TLS to the controller with the name as SNI (and Host), the certificate taken whatever it is and its check reported.
     const byName = !/^\d+\.\d+\.\d+\.\d+$/.test(p.http.host);
     const url = `https://${byName ? p.http.host : p.dst}:${p.dport}${p.http.path}`;
     return { argv: [...common, '-k', '--http1.1', ...(byName ? ['--resolve', `${p.http.host}:${p.dport}:${p.dst}`] : []), '-w', `${TLS_VERIFY}: %{ssl_verify_result}\\n`, url] };
   }
-  // One SYN only: the sender gives up before TCP's first retransmission (its initial RTO is 1 s),
-  // so that the packet traced is the one whose fate the sender reports.
-  if (p.protocol === 'tcp') return { argv: ['timeout', '-s', 'KILL', String(Math.min(timeoutSeconds, SYN_WAIT_SECONDS)), 'nc', '-z', '-v', '-n', '-w', w, '-p', String(p.sport), p.dst, String(p.dport)] };
+  // At most one retransmitted SYN (see synWait), so that the packet traced is the one whose fate the sender reports.
+  if (p.protocol === 'tcp') return { argv: ['timeout', '-s', 'KILL', String(synWait(timeoutSeconds)), 'nc', '-z', '-v', '-n', '-w', String(Math.ceil(synWait(timeoutSeconds))), '-p', String(p.sport), p.dst, String(p.dport)] };
   if (p.protocol === 'udp') return { argv: ['nc', '-u', '-n', '-q', '0', '-p', String(p.sport), p.dst, String(p.dport)], input: 'kubewire trace\n' };
   return { argv: ['ping', '-c', '1', '-n', '-W', w, '-e', String(p.sport), p.dst] };
 }
@@ -292,6 +302,20 @@ async function markingOf(dp: Dataplane, place: Place): Promise<Marking> {
   }
 }
 
+/**
+ * Waits until the namespace's `nft monitor` is subscribed: it has reported a change to the
+ * session's table. The table may have been added before nft subscribed (a busy machine starts
+ * it late): then a chain added later tells, tried again every half second.
+ */
+async function subscribed(dp: Dataplane, netns: string, monitor: Monitor, table: string): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    if (i > 0) await dp.at(netns).nft(`add chain ip ${table} subscribed-${i}\n`);
+    const text = i === 0 ? `add table ip ${table}` : `add chain ip ${table} subscribed-${i}`;
+    if (await monitor.until(text, 500).then(() => true, () => false)) return;
+  }
+  throw new Error(`nft monitor in ${netns} reported nothing of table ${table} within 20 s`);
+}
+
 /** Removes what a session put in a namespace: its table or chains, its conntrack entries (each step tried, whatever failed before). */
 async function unmark(dp: Dataplane, ses: Session, marking: Marking, netns: string, ct: boolean): Promise<void> {
   const ns = dp.at(netns);
@@ -313,14 +337,18 @@ export class Interrupted extends Error {
 /** Sends the probes with tracing on in every place, collects what the kernel reported, and leaves nothing behind. */
 export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[], opts: SessionOptions): Promise<Observation> {
   if (specs.length > 3_000) throw new Error(`${specs.length} probes in one trace session: at most 3000`);
-  const upstreams = specs.filter((s) => s.http).length;
+  const upstreams = specs.filter((s) => s.http).length * UPSTREAM_TRIES;
   const marking = await markingOf(dp, places[0]!);
   const sessions = new Sessions(dp, opts.runDir);
   const claimed = await sessions.claim(Math.max(1, specs.length + upstreams), { marking, places: places.map((p) => ({ netns: p.netns, conntrack: opts.conntrack.has(p.netns) })) });
   const ses = session(claimed.lo, claimed.hi);
   await sweep(dp, claimed.dead);
   let spare = ses.lo + specs.length;
-  const probes: Probe[] = specs.map((s, i) => ({ ...s, sport: ses.lo + i, ...(s.http ? { upstreamPort: spare++ } : {}) }));
+  const probes: Probe[] = specs.map((s, i) => {
+    const upstreamPort = s.http ? spare : undefined;
+    if (s.http) spare += UPSTREAM_TRIES;
+    return { ...s, sport: ses.lo + i, ...(upstreamPort !== undefined ? { upstreamPort } : {}) };
+  });
   const monitors: Array<{ netns: string; kind: 'nft' | 'nflog'; monitor: Monitor }> = [];
   const marked: string[] = [];
   const timeout = opts.timeoutSeconds ?? 1;
@@ -345,8 +373,7 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
         marked.push(place.netns);
         if (marking === 'iptables') return void (await ns.iptablesRestore(legacyTraceScript(ses, ct, masq), 4, 'legacy'));
         await ns.nft(traceTableScript(ses, ct, masq));
-        // The monitor has seen its namespace's table appear: it is subscribed.
-        await monitors.find((m) => m.netns === place.netns && m.kind === 'nft')!.monitor.until(`add table ip ${ses.table}`, 10_000);
+        await subscribed(dp, place.netns, monitors.find((m) => m.netns === place.netns && m.kind === 'nft')!.monitor, ses.table);
       }),
     );
     check();
@@ -403,6 +430,10 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
       }),
     );
     return { probes: results, events, snapshots, places, marking, session: ses };
+  } catch (e) {
+    // Ctrl-C at a terminal reaches the observers and probes too: whatever failed, the trace was interrupted.
+    if (opts.signal?.aborted && !(e instanceof Interrupted)) throw new Interrupted('the trace was interrupted; what it had put in place is removed', { cause: e });
+    throw e;
   } finally {
     await Promise.all(monitors.map((m) => m.monitor.stop().catch(() => undefined)));
     nflog?.release();
