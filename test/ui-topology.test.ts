@@ -182,4 +182,8 @@ test('layout: pods in the order of their addresses (a node hands them out in ord
   assert.equal(v.zoom, 0.5);
   assert.deepEqual(v.pan, { x: 24, y: 375 });
   assert.equal(fitView({ x: 50, y: 50, w: 100, h: 100 }, { w: 1000, h: 1000 }).zoom, 1.25, 'never magnified past 1.25');
+  // Room below for the pods to come: the top of the picture stays at the top of the view.
+  const roomy = fitView({ x: 500, y: 500, w: 1000, h: 1000 }, { w: 1248, h: 1248 }, 24, 1.25, 0.2);
+  assert.equal(roomy.zoom, 1200 / 1200);
+  assert.equal(roomy.pan.y + 0 * roomy.zoom, 24, "the picture's top at the margin");
 });

@@ -59,8 +59,13 @@ export interface Layout {
   bounds: Rect;
 }
 
-/** The viewport that shows the whole picture in a canvas, with a margin, never magnified past maxZoom (cytoscape's fit, without measuring anything). */
-export function fitView(bounds: Rect, canvas: { w: number; h: number }, margin = 24, maxZoom = 1.25): { zoom: number; pan: { x: number; y: number } } {
+/**
+ * The viewport that shows the whole picture in a canvas, with a margin, never magnified past
+ * maxZoom (cytoscape's fit, without measuring anything); with room (a fraction of its height)
+ * left below it for the picture to grow into.
+ */
+export function fitView(picture: Rect, canvas: { w: number; h: number }, margin = 24, maxZoom = 1.25, room = 0): { zoom: number; pan: { x: number; y: number } } {
+  const bounds = { ...picture, y: picture.y + (picture.h * room) / 2, h: picture.h * (1 + room) };
   const zoom = Math.max(0.05, Math.min(maxZoom, (canvas.w - 2 * margin) / Math.max(1, bounds.w), (canvas.h - 2 * margin) / Math.max(1, bounds.h)));
   return { zoom, pan: { x: canvas.w / 2 - bounds.x * zoom, y: canvas.h / 2 - bounds.y * zoom } };
 }

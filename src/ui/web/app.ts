@@ -93,7 +93,6 @@ function select(elements: GraphElement[]): GraphElement[] {
   return [...nodes, ...elements.filter((e) => e.group === 'edges' && ids.has(e.data.source!) && ids.has(e.data.target!))];
 }
 
-let extent = '';
 
 let bounds: Rect = { x: 0, y: 0, w: 1, h: 1 };
 let placed: Layout | undefined;
@@ -145,8 +144,24 @@ let manyEndpoints = false;
 
 /** The whole picture in the canvas, from the layout's own bounds (nothing measured). */
 function fit(): void {
-  cy.viewport(fitView(bounds, { w: cy.width(), h: cy.height() }));
+  fitted = `${cy.width()}x${cy.height()}`;
+  cy.viewport(fitView(bounds, { w: cy.width(), h: cy.height() }, 24, 1.25, ROOM));
 }
+
+/**
+ * The picture fitted again only when it no longer fits the canvas, fills less than half of it,
+ * or the canvas changed: each zoom makes cytoscape draw every element anew. A fit leaves room
+ * below for the pods to come.
+ */
+function refit(): void {
+  const e = cy.extent();
+  const b = bounds;
+  const inside = b.x - b.w / 2 >= e.x1 && b.x + b.w / 2 <= e.x2 && b.y - b.h / 2 >= e.y1 && b.y + b.h / 2 <= e.y2;
+  const small = b.w < e.w / 2 && b.h < e.h / 2;
+  if (fitted !== `${cy.width()}x${cy.height()}` || !inside || small) fit();
+}
+const ROOM = 0.2;
+let fitted = '';
 
 /** An element's data as cytoscape holds it: a copy, its node's box named `box` (boxes are drawn behind their pods, not as compound nodes). */
 function drawn(e: GraphElement): Record<string, unknown> {
@@ -162,10 +177,17 @@ function render(): void {
   if (!d.add.length && !d.remove.length && !d.update.length) return layoutState('done');
   page.diffs.push({ add: d.add.length, remove: d.remove.length, update: d.update.map((e) => e.data.id) });
   if (page.diffs.length > 50) page.diffs.shift();
+  // A burst of pods is drawn a slice at a time, a frame between slices (the first graph whole).
+  const nodes = d.add.filter((e) => e.group === 'nodes').sort((a, b) => Number(a.data.kind === 'pod') - Number(b.data.kind === 'pod'));
+  const taken = shown.length ? nodes.slice(0, SLICE) : nodes;
+  const drawnIds = new Set(shown.map((e) => e.data.id));
+  for (const id of d.remove) drawnIds.delete(id);
+  for (const e of taken) drawnIds.add(e.data.id);
+  const edges = d.add.filter((e) => e.group === 'edges' && drawnIds.has(e.data.source!) && drawnIds.has(e.data.target!));
+  for (const e of edges) drawnIds.add(e.data.id);
+  const adds = [...taken, ...edges];
   cy.batch(() => {
     for (const id of d.remove) cy.getElementById(id).remove();
-    // Nodes before edges, parents before children.
-    const adds = [...d.add].sort((a, b) => (a.group === b.group ? (a.data.parent ? 1 : 0) - (b.data.parent ? 1 : 0) : a.group === 'nodes' ? -1 : 1));
     // Copies: cytoscape keeps the data object it is given, and the page adds to it (where an edge ends on its bar, a trace's steps); the graph as received stays as it came, for the next diff.
     cy.add(adds.map((e) => ({ ...e, data: drawn(e) })) as unknown as ElementDefinition[]);
     for (const e of d.update) {
@@ -174,15 +196,11 @@ function render(): void {
       el.classes([e.classes ?? '', ...el.classes().filter((c) => /^(t-|r-|on-path|stopped|near-selected|many)/.test(c))].join(' '));
     }
   });
-  shown = next;
+  shown = adds.length === d.add.length ? next : next.filter((e) => drawnIds.has(e.data.id));
+  const more = adds.length < d.add.length;
   const t2 = performance.now();
-  cy.batch(() => place(new Set(d.add.map((e) => e.data.id))));
-  // The whole picture fitted to the canvas when its extent changed.
-  const now = `${bounds.w}x${bounds.h} ${cy.width()}x${cy.height()}`;
-  if (now !== extent) {
-    extent = now;
-    fit();
-  }
+  cy.batch(() => place(new Set(adds.map((e) => e.data.id))));
+  refit();
   const t3 = performance.now();
   page.updates++;
   inventory();
@@ -190,8 +208,10 @@ function render(): void {
   const t4 = performance.now();
   // The slowest update so far, by part (for bench:ui's breakdown).
   if (t4 - t0 > page.slowest.total) page.slowest = { total: t4 - t0, diff: t1 - t0, graph: t2 - t1, layout: t3 - t2, lists: t4 - t3 };
-  layoutState('done');
+  if (more) requestAnimationFrame(() => setTimeout(render, 0)); // the next slice after this one is drawn
+  else layoutState('done');
 }
+const SLICE = 12;
 
 // The server's graphs: only the latest is applied, at most every APPLY_MS (a burst of pods
 // is drawn in a few steps, not one redraw of the whole canvas per step).
@@ -305,7 +325,6 @@ cy.on('tap', 'node', (ev) => void show(ev.target.id(), 'graph'));
 // The canvas resized (a narrower window, the trace's table opening below it): the picture fitted again.
 new ResizeObserver(() => {
   cy.resize();
-  extent = '';
   fit();
 }).observe($('graph'));
 
