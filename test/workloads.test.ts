@@ -233,6 +233,17 @@ spec:
     image: busybox
     command: [sleep, "3600"]
     livenessProbe: {exec: {command: [test, -e, ${flag}]}, periodSeconds: 1, failureThreshold: 2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: live-builtin}
+spec:
+  containers:
+  - name: web
+    image: registry.k8s.io/e2e-test-images/agnhost:2.39
+    args: [netexec, --http-port=8080]
+    ports: [{containerPort: 8080}]
+    livenessProbe: {httpGet: {path: /nope, port: 8080}, periodSeconds: 1, failureThreshold: 2}
 `);
     await waitFor('a restart', async () => ((await kube.json<Pod>('get', 'pod', 'live')).status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1, 20_000);
     const evs = await events('live');
@@ -245,7 +256,14 @@ spec:
     const settled = (await kube.json<Pod>('get', 'pod', 'live')).status!.containerStatuses![0]!.restartCount;
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal((await kube.json<Pod>('get', 'pod', 'live')).status!.containerStatuses![0]!.restartCount, settled, 'no restart while the probe passes');
-    await kube.ok('delete', 'pod', 'live', '--grace-period', '1');
+    // A built-in workload (served by the workload host) is restarted too, with the same back-off.
+    const builtin = await waitFor('the built-in restarted twice', async () => {
+      const p = await kube.json<Pod>('get', 'pod', 'live-builtin');
+      return (p.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 2 ? p : undefined;
+    }, 20_000);
+    assert.equal(builtin.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode, 137);
+    assert.ok((await events('live-builtin')).some((e) => e.reason === 'Killing'));
+    await kube.ok('delete', 'pod', 'live', 'live-builtin', '--grace-period', '1');
   });
 
   test('a grpc readinessProbe asks the health service over HTTP/2: SERVING is ready, NOT_SERVING is not', async () => {

@@ -303,6 +303,13 @@ export class NodeAgent {
       const cr = (rec.containers[c.name] ??= { restartCount: 0 });
       const base = { name: c.name, image: c.image, restartCount: cr.restartCount };
       if (w !== 'process') {
+        if (!cr.startedAt && cr.backoffUntil && Date.now() < cr.backoffUntil) {
+          // Killed for its liveness probe: it waits out its back-off before it is served again.
+          this.events.record(pod, 'Warning', 'BackOff', `Back-off restarting failed container ${c.name} in pod ${rec.name}`);
+          this.queue.addAfter(nameKey(rec.namespace, rec.name), cr.backoffUntil - Date.now() + 10);
+          statuses.push({ ...base, ready: false, started: false, state: { waiting: { reason: 'CrashLoopBackOff', message: `back-off restarting failed container ${c.name} in pod ${rec.name}` } }, ...(cr.lastTerminated ? { lastState: { terminated: cr.lastTerminated } } : {}) });
+          continue;
+        }
         if (w !== 'idle') builtins.push(w);
         if (!cr.startedAt) {
           cr.startedAt = now();
@@ -429,19 +436,22 @@ export class NodeAgent {
     if (!rec || !pod || !c || !cr || pod.metadata.uid !== rec.uid || pod.metadata.deletionTimestamp) return;
     this.events.record(pod, 'Normal', 'Killing', `Container ${container} failed ${kind} probe, will be restarted`);
     this.o.log(`${this.o.node.name}: pod ${key}: container ${container} failed its ${kind} probe (${message}): restarting it`);
-    this.probes.forgetContainer(rec.uid, container);
+    // No more probes of this instance (a sync while it stops must not start them again).
+    this.probes.hold(rec.uid, container);
     if (workloadFor(c) === 'process') {
       // Its exit is recorded by its exit handler (or by the next sync, for an adopted process), and it starts again.
       if (cr.process) await stopProcess(cr.process, (pod.spec.terminationGracePeriodSeconds ?? 30) * 1000);
       this.queue.add(key);
       return;
     }
-    // A built-in workload: the workload host serves the pod's again, from a new start.
-    await this.o.host.stop(rec.uid);
+    // A built-in workload: the workload host serves the pod's again, from a new start, after its back-off.
+    cr.previousTerminated = cr.lastTerminated;
     cr.lastTerminated = { exitCode: 137, reason: 'Error', startedAt: cr.startedAt, finishedAt: now() };
     cr.startedAt = undefined;
     cr.restartCount++;
+    cr.backoffUntil = Date.now() + Math.min(BACKOFF_START_MS * 2 ** Math.min(cr.restartCount - 1, 10), BACKOFF_MAX_MS);
     this.save(rec);
+    await this.o.host.stop(rec.uid);
     this.queue.add(key);
   }
 

@@ -237,7 +237,7 @@ export class ProbeManager {
     } finally {
       w.running = false;
     }
-    if (cp.workers[w.kind] !== w) return; // forgotten meanwhile
+    if (cp.workers[w.kind] !== w || w.state.onHold) return; // forgotten or held meanwhile
     const { state, changed, tripped } = observeProbe(w.kind, w.probe, w.state, ok);
     w.state = state;
     const label = w.kind[0]!.toUpperCase() + w.kind.slice(1);
@@ -257,6 +257,14 @@ export class ProbeManager {
     if (!this.started(uid, container)) return false;
     const r = this.pods.get(uid)?.get(container)?.workers.readiness;
     return !r || r.state.result;
+  }
+
+  /** Stops probing a container instance that is being killed; its results stay, and ensure() leaves the instance alone until another starts. */
+  hold(uid: string, container: string): void {
+    for (const w of Object.values(this.pods.get(uid)?.get(container)?.workers ?? {})) {
+      clearTimeout(w.timer);
+      w.state = { ...w.state, onHold: true };
+    }
   }
 
   forgetContainer(uid: string, container: string): void {
