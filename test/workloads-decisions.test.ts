@@ -392,6 +392,11 @@ test('the probe manager: a probe at once (no initial delay), startup gating the 
     await settle();
     assert.equal(mgr.ready('u1', 'l'), true, 'a new instance is probed afresh');
     assert.ok(seen.includes('changed default/p'));
+    mgr.hold('u1', 'l');
+    const before = calls.length;
+    mgr.ensure('default/p', 'u1', live, 'i2', t);
+    await settle();
+    assert.equal(calls.length, before, 'a held instance (being killed) is not probed again by a sync');
   } finally {
     mgr.stop();
   }
