@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { withoutOptions } from '../src/cli/cluster.ts';
-import { clusterFlag, runInKernel, runsInGuest } from '../src/kernel/client.ts';
+import { clusterFlag, runInKernel, runProgramInKernel, runsInGuest } from '../src/kernel/client.ts';
 import { encodeFrame, forwardedEnv, FrameReader, type Frame } from '../src/kernel/frames.ts';
 
 test('frames: split across chunks, noise on the line set aside, bytes kept exact in base64', () => {
@@ -31,14 +31,14 @@ test('which command lines run in the guest; the cluster they name; what up passe
   assert.equal(clusterFlag(['get', 'pods', '--cluster=b']), 'b');
   assert.equal(clusterFlag(['exec', 'p', '--', 'x', '--cluster', 'c']), undefined, 'after -- it is the command');
   assert.equal(runsInGuest(['describe', 'pod', 'p'], true), true, 'describe reads the kernel in there');
-  assert.equal(runsInGuest(['logs', 'p'], true), true, "logs reads the guest's files");
-  for (const api of [['get', 'pods'], ['apply', '-f', 'x'], ['delete', 'pod', 'p'], ['scale', 'deploy/web', '--replicas=2'], ['wait', '--for=condition=Ready', 'pod', 'p'], ['rollout', 'status', 'deploy/web']]) {
+  for (const api of [['logs', 'p', '-f'], ['get', 'pods'], ['apply', '-f', 'x'], ['delete', 'pod', 'p'], ['scale', 'deploy/web', '--replicas=2'], ['wait', '--for=condition=Ready', 'pod', 'p'], ['rollout', 'status', 'deploy/web']]) {
     assert.equal(runsInGuest(api, true), false, `${api[0]} talks only to the API: the host runs it through the relay`);
   }
   assert.equal(runsInGuest(['exec', 'p', '--', 'ls'], false), false, 'a cluster on the host kernel');
   assert.equal(runsInGuest(['up'], true), true, 'up of an existing cluster restarts its daemon in there');
   for (const host of [['down'], ['cni', 'add'], ['demo'], ['get', '--help']]) assert.equal(runsInGuest(host, true), false, host.join(' '));
-  assert.equal(runsInGuest(['exec', 'p', '--', 'ls', '-h'], true), true, "the command's own -h");
+  assert.equal(runsInGuest(['describe', 'pod', 'p', '--', '-h'], true), true, "after -- an -h is not kubewire's");
+  assert.equal(runsInGuest(['exec', 'p', '--', 'ls'], true), false, 'exec is resolved on the host; the guest starts the program itself');
   assert.deepEqual(withoutOptions(['--nodes', '2', '--kernel', 'uml', '--kernel-memory=512', '--proxy-mode', 'ipvs'], ['--kernel', '--kernel-memory']), ['--nodes', '2', '--proxy-mode', 'ipvs']);
   assert.deepEqual(Object.keys(forwardedEnv({ KUBEWIRE_CLUSTER: 'a', KUBEWIRE_STATE_DIR: '/x', PATH: '/bin', TERM: 'xterm' })).sort(), ['KUBEWIRE_CLUSTER', 'TERM']);
 });
@@ -54,6 +54,7 @@ test("a session through the kernel host's socket: the command line, stdin to its
   const server = createServer((socket) => {
     const r = new FrameReader((f) => {
       seen.push(f);
+      if (f.t === 'run') socket.write(encodeFrame({ t: 'exit', code: 5 }));
       if (f.t === 'in') socket.write(encodeFrame({ t: 'out', d: f.d }));
       if (f.t === 'eof') {
         socket.write(encodeFrame({ t: 'err', d: Buffer.from('done\n').toString('base64') }));
@@ -84,6 +85,11 @@ test("a session through the kernel host's socket: the command line, stdin to its
     assert.ok(seen.some((f) => f.t === 'signal' && f.sig === 'SIGINT'), 'the interrupt went through');
     assert.equal(process.listenerCount('SIGINT'), 0, 'the handler is gone with the session');
     await assert.rejects(runInKernel('nope', ['get', 'pods'], { stdin, stdout, stderr }), /the kernel of cluster nope is not running/);
+    // exec as the host resolves it: the guest is told the program, its namespace and the pod's view, and starts it itself.
+    const program = { argv: ['id', '-u'], env: { POD_NAME: 'p' }, netns: '/var/run/netns/x', missing: 'pod p is not running', view: '/run/kubewire/c1/nodes/n/pods/p/etc' };
+    assert.equal(await runProgramInKernel('c1', program, { stdin: new PassThrough(), stdout, stderr }, '/w'), 5);
+    const run = seen.find((f) => f.t === 'run') as Extract<Frame, { t: 'run' }>;
+    assert.deepEqual({ argv: run.argv, netns: run.netns, missing: run.missing, view: run.view, cwd: run.cwd, pod: run.env.POD_NAME }, { argv: ['id', '-u'], netns: program.netns, missing: program.missing, view: program.view, cwd: '/w', pod: 'p' });
   } finally {
     server.close();
     if (prev === undefined) delete process.env.KUBEWIRE_STATE_DIR;

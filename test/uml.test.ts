@@ -63,7 +63,7 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
     const state = mkdtempSync(join(tmpdir(), 'kwt-kernel-'));
     const kube = new Kube('kwk', state);
     try {
-      const up = await kube.run(['up', '--kernel', 'uml', '--nodes', '2', '--proxy-mode', 'ipvs', '--ipvs-scheduler', 'wrr'], { timeoutMs: 120_000 });
+      const up = await kube.run(['up', '--kernel', 'uml', '--nodes', '2', '--proxy-mode', 'ipvs', '--ipvs-scheduler', 'wrr'], { timeoutMs: 240_000 });
       assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
       assert.match(up.stdout, /kernel booted in [\d.]+ s/);
       assert.match(up.stdout, /cluster kwk is up in its own kernel/);

@@ -2,7 +2,7 @@
 // scale, exec, wait, rollout status. Flags and output follow kubectl.
 
 import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { APPLY_PATH, apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
 import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, Job, KubeObject, Node, Pod, Service, StatefulSet } from '../api/types.ts';
@@ -12,7 +12,7 @@ import { isNotFound } from '../apiserver/status.ts';
 import { ClusterError, loadCluster } from '../cluster/cluster.ts';
 import { podNetnsName, type ClusterPlan } from '../cluster/plan.ts';
 import { daemonPid } from '../daemon/process.ts';
-import { clusterKernel } from '../kernel/client.ts';
+import { clusterKernel, GUEST_STATE_DIR, runProgramInKernel } from '../kernel/client.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { netnsPath } from '../dataplane/port.ts';
 import { podRecordDir, podRecords, podRecordsDir } from '../node/records.ts';
@@ -489,6 +489,8 @@ export function registerKubectlCommands(program: Command): void {
     .option('--external', 'the client outside the cluster')
     .action(async (podArg: string | undefined, command: string[], o: { cluster: string; namespace?: string; container?: string; node?: string; external?: boolean }) => {
       const plan = loadCluster(o.cluster);
+      // A cluster in a kernel of its own: resolved here (the API is relayed), the program started by the guest itself.
+      const inKernel = !process.env.KUBEWIRE_GUEST && clusterKernel(o.cluster) !== undefined;
       if (o.external || o.node) {
         const argv = podArg ? [podArg, ...command] : command;
         let netns: string;
@@ -500,7 +502,11 @@ export function registerKubectlCommands(program: Command): void {
         }
         // On a node, `iptables` is the iptables the node's rules are in (as kube-proxy's image's wrapper makes it).
         const tools = o.node ? nodeToolsDir(o.cluster, plan.spec.iptablesBackend) : undefined;
-        process.exitCode = await runIn(netnsPath(netns), argv, tools ? { PATH: `${tools}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` } : undefined);
+        const env = tools ? { PATH: `${tools}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` } : undefined;
+        if (inKernel) {
+          if (!argv.length) throw new ClusterError('you must specify at least one command (after --)');
+          process.exitCode = await runProgramInKernel(o.cluster, { argv, env: env ?? {}, netns: netnsPath(netns), missing: `the namespace ${netns} is gone` }, process);
+        } else process.exitCode = await runIn(netnsPath(netns), argv, env);
         return;
       }
       if (!podArg) throw new ClusterError('exec needs a pod name, --node NODE or --external');
@@ -513,8 +519,22 @@ export function registerKubectlCommands(program: Command): void {
       });
       const container = o.container ? pod.spec.containers.find((c) => c.name === o.container) : pod.spec.containers[0];
       if (!container) throw new ClusterError(`container ${o.container} not found in pod ${name} (containers: ${pod.spec.containers.map((c) => c.name).join(', ')})`);
+      const notRunning = `pod ${name} is not running (status ${pod.status?.phase ?? 'Pending'}${pod.spec.nodeName ? '' : ', not scheduled yet'})`;
+      if (inKernel) {
+        // Its namespace and records are the guest's: the guest checks the one and reads the other.
+        const node = plan.nodes.find((n) => n.name === pod.spec.nodeName);
+        const records = podDir(o.cluster, pod);
+        if (!node || !records || pod.status?.phase !== 'Running') throw new ClusterError(notRunning);
+        if (!command.length) throw new ClusterError('you must specify at least one command for the container (after --)');
+        const env: Record<string, string> = { HOSTNAME: pod.spec.hostname ?? name, POD_NAME: name, POD_NAMESPACE: ns, POD_IP: pod.status.podIP ?? '' };
+        for (const e of container.env ?? []) env[e.name] = e.value ?? '';
+        const netns = netnsPath(podNetnsName(o.cluster, node.name, { namespace: ns, name }));
+        const view = join(GUEST_STATE_DIR, o.cluster, relative(clusterDir(o.cluster), records), 'etc');
+        process.exitCode = await runProgramInKernel(o.cluster, { argv: command, env, netns, missing: notRunning, view }, process);
+        return;
+      }
       const netns = podNetns(o.cluster, plan, pod);
-      if (!netns || pod.status?.phase !== 'Running') throw new ClusterError(`pod ${name} is not running (status ${pod.status?.phase ?? 'Pending'}${pod.spec.nodeName ? '' : ', not scheduled yet'})`);
+      if (!netns || pod.status?.phase !== 'Running') throw new ClusterError(notRunning);
       // The pod's view of names, as its node agent wrote it (resolv.conf, hosts, hostname).
       const etc = join(podDir(o.cluster, pod)!, 'etc');
       const view = existsSync(join(etc, 'hostname')) ? { dir: etc, hostname: readFileSync(join(etc, 'hostname'), 'utf8').trim() } : undefined;

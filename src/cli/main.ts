@@ -20,6 +20,13 @@ import { PermissionDenied } from '../supervisor/supervisor.ts';
 // A warm process in a cluster's own kernel waits here for the command it is to be (kernel/guest.ts).
 if (process.env.KUBEWIRE_WARM) await takeWarmRequest();
 
+// A reader that went away (`kubewire get pods | head`) ends the command as SIGPIPE ends kubectl:
+// quietly, with 128 + 13, never an EPIPE stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(141);
+  throw e;
+});
+
 const program = new Command();
 program
   .name('kubewire')

@@ -5,9 +5,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { kernelPaths } from '../state/paths.ts';
-import { encodeFrame, forwardedEnv, FrameReader } from './frames.ts';
+import { encodeFrame, forwardedEnv, FrameReader, type Frame } from './frames.ts';
 
 export class KernelError extends Error {}
+
+/** Where the guest keeps the cluster's state: its own tmpfs. */
+export const GUEST_STATE_DIR = '/run/kubewire';
 
 export interface KernelRecord {
   kernel: 'uml';
@@ -23,10 +26,12 @@ export function clusterKernel(cluster: string): KernelRecord | undefined {
 }
 
 /**
- * Verbs the host runs itself whatever the cluster: `down` stops the kernel; the rest have no
- * cluster. (`up` of an existing cluster goes in: there it restarts a daemon that died.)
+ * Verbs the host runs itself whatever the cluster: `down` stops the kernel; `exec` resolves
+ * the pod through the API and has the guest start the program itself (runProgramInKernel), with
+ * no kubewire process in there; the rest have no cluster. (`up` of an existing cluster goes
+ * in: there it restarts a daemon that died.)
  */
-const HOST_VERBS = new Set(['down', 'cni', 'demo', 'help', 'kernel-host', 'kernel-guest']);
+const HOST_VERBS = new Set(['down', 'cni', 'demo', 'help', 'kernel-host', 'kernel-guest', 'exec']);
 
 /** The cluster a command line names with --cluster (undefined when it names none) (pure). */
 export function clusterFlag(argv: string[]): string | undefined {
@@ -40,10 +45,11 @@ export function clusterFlag(argv: string[]): string | undefined {
 
 /**
  * Verbs that only talk to the cluster's API: the host runs them itself, through the API relayed
- * out of the guest (kernel/host.ts), without a Node start in the slow kernel. The rest (exec,
- * logs, describe, trace, ui) read the guest's kernel or files and run in there.
+ * out of the guest (kernel/host.ts), without a Node start in the slow kernel (logs too: the
+ * daemon serves them). The rest (exec, describe, trace, ui) read the guest's kernel or files
+ * and run in there.
  */
-const API_VERBS = new Set(['get', 'apply', 'delete', 'create', 'scale', 'wait', 'rollout']);
+const API_VERBS = new Set(['get', 'apply', 'delete', 'create', 'scale', 'wait', 'rollout', 'logs']);
 
 /** Whether a command line goes to the guest of its cluster's kernel (pure: `inKernel` says whether that cluster has one). */
 export function runsInGuest(argv: string[], inKernel: boolean): boolean {
@@ -64,6 +70,28 @@ export interface Stdio {
  * SIGINT (a second one as SIGKILL).
  */
 export function runInKernel(cluster: string, argv: string[], io: Stdio, cwd = process.cwd()): Promise<number> {
+  return session(cluster, { t: 'start', argv, cwd, env: forwardedEnv(process.env) }, io);
+}
+
+/** A program the host resolved (`exec`), run by the guest itself, with no kubewire process in there. */
+export interface GuestProgram {
+  argv: string[];
+  env: Record<string, string>;
+  /** The network namespace's path (the same in the guest). */
+  netns?: string;
+  /** What to say when that namespace is gone. */
+  missing?: string;
+  /** The guest's directory holding the pod's view of names (resolv.conf, hosts, hostname). */
+  view?: string;
+}
+
+/** Runs `p` in the guest of `cluster`'s kernel; resolves with its exit status. */
+export function runProgramInKernel(cluster: string, p: GuestProgram, io: Stdio, cwd = process.cwd()): Promise<number> {
+  return session(cluster, { t: 'run', cwd, ...p, env: { ...forwardedEnv(process.env), ...p.env } }, io);
+}
+
+/** One session over the kernel host's socket, opened by `first`: stdin in, output and exit status back. */
+function session(cluster: string, first: Frame, io: Stdio): Promise<number> {
   const socketPath = kernelPaths(cluster).socket;
   return new Promise((resolve, reject) => {
     const socket = createConnection(socketPath);
@@ -89,7 +117,7 @@ export function runInKernel(cluster: string, argv: string[], io: Stdio, cwd = pr
       reject(new KernelError(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? `the kernel of cluster ${cluster} is not running (kubewire down --cluster ${cluster} removes what is left of it)` : `cannot reach the kernel of cluster ${cluster}: ${e.message}`));
     });
     socket.on('connect', () => {
-      socket.write(encodeFrame({ t: 'start', argv, cwd, env: forwardedEnv(process.env) }));
+      socket.write(encodeFrame(first));
       process.on('SIGINT', onInterrupt);
       io.stdin.on('data', forwardIn);
       io.stdin.on('end', endIn);

@@ -6,6 +6,12 @@
 export type Frame =
   /** host → guest: open a stream to the unix socket at `path` in the guest (the cluster's API); `in`/`out` carry its bytes, `eof` ends the host's side, `exit` says it closed. */
   | { t: 'dial'; s?: number; path: string }
+  /**
+   * CLI → guest: run a program itself (no kubewire process: `exec`, resolved on the host), inside
+   * the namespace at `netns` (`missing`: the error when it is gone), with the pod's view of names
+   * from the directory `view` when that holds one.
+   */
+  | { t: 'run'; s?: number; argv: string[]; cwd: string; env: Record<string, string>; netns?: string; missing?: string; view?: string }
   /** CLI → guest: run kubewire with these arguments, from this directory, with these variables. */
   | { t: 'start'; s?: number; argv: string[]; cwd: string; env: Record<string, string> }
   /** Bytes for the command's stdin (`in`), from its stdout or stderr. */

@@ -11,12 +11,13 @@
 // commands back to back no longer wait for a whole Node start between them. A process taken
 // gets the ordinary priority back before it runs its command.
 
-import { createReadStream, existsSync, openSync, readdirSync } from 'node:fs';
+import { createReadStream, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { setPriority } from 'node:os';
+import { join } from 'node:path';
 import tty from 'node:tty';
 import { cliPath } from '../state/paths.ts';
-import { startPiped, type ChildProcess } from '../supervisor/supervisor.ts';
+import { startPiped, startPipedIn, type ChildProcess } from '../supervisor/supervisor.ts';
 import { encodeFrame, FrameReader, type Frame } from './frames.ts';
 
 /** Exit status as a shell reports it: the code, or 128 + the signal's number. */
@@ -102,8 +103,26 @@ export async function runGuest(channel: string): Promise<void> {
         return;
       }
     }
-    sessions.set(s, child);
     startWarm();
+    attach(s, child);
+  };
+
+  /** `exec` as the host resolved it: the program started here directly, with no Node start. */
+  const run = (s: number, f: Extract<Frame, { t: 'run' }>) => {
+    if (f.netns && !existsSync(f.netns)) return send({ t: 'exit', s, code: 1, error: f.missing ?? `${f.netns} does not exist` });
+    const hostname = f.view && existsSync(join(f.view, 'hostname')) ? readFileSync(join(f.view, 'hostname'), 'utf8').trim() : undefined;
+    let child: ChildProcess;
+    try {
+      child = startPipedIn(f.argv, { cwd: existsSync(f.cwd) ? f.cwd : '/', env: { ...process.env, ...f.env }, ...(f.netns ? { netns: f.netns } : {}), ...(f.view && hostname ? { view: { dir: f.view, hostname } } : {}) });
+    } catch (e) {
+      return send({ t: 'exit', s, code: 127, error: e instanceof Error ? e.message : String(e) });
+    }
+    attach(s, child);
+  };
+
+  /** A session's process: its output and exit status go back as frames. */
+  const attach = (s: number, child: ChildProcess) => {
+    sessions.set(s, child);
     child.stdout!.on('data', (b: Buffer) => send({ t: 'out', s, d: b.toString('base64') }));
     child.stderr!.on('data', (b: Buffer) => send({ t: 'err', s, d: b.toString('base64') }));
     child.stdin!.on('error', () => {}); // the command may end before reading its input
@@ -142,6 +161,7 @@ export async function runGuest(channel: string): Promise<void> {
     }
     const child = sessions.get(f.s);
     if (f.t === 'start') start(f.s, f);
+    else if (f.t === 'run') run(f.s, f);
     else if (f.t === 'in') child?.stdin!.write(Buffer.from(f.d, 'base64'));
     else if (f.t === 'eof') child?.stdin!.end();
     else if (f.t === 'signal' && child?.pid) {

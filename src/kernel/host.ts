@@ -12,10 +12,9 @@ import { join } from 'node:path';
 import { cliPath, daemonPaths, kernelPaths, packageRoot } from '../state/paths.ts';
 import { startTicks } from '../supervisor/supervisor.ts';
 import { GUEST_CHANNEL, startKernel } from '../supervisor/uml.ts';
+import { GUEST_STATE_DIR } from './client.ts';
 import { encodeFrame, FrameReader, type Frame } from './frames.ts';
 
-/** Where the guest keeps the cluster's state: its own tmpfs. */
-export const GUEST_STATE_DIR = '/run/kubewire';
 
 export async function runKernelHost(cluster: string, memMB: number): Promise<void> {
   const paths = kernelPaths(cluster);
@@ -46,7 +45,7 @@ export async function runKernelHost(cluster: string, memMB: number): Promise<voi
     const s = next++;
     clients.set(s, socket);
     const reader = new FrameReader((f) => {
-      if (f.t === 'start' || f.t === 'in' || f.t === 'eof' || f.t === 'signal') toGuest.write(encodeFrame({ ...f, s }));
+      if (f.t === 'start' || f.t === 'run' || f.t === 'in' || f.t === 'eof' || f.t === 'signal') toGuest.write(encodeFrame({ ...f, s }));
     });
     socket.on('data', (b) => reader.push(b));
     socket.on('error', () => {});

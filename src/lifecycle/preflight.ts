@@ -21,15 +21,15 @@ interface Requirement {
   /** Whether this cluster needs it. */
   needed: (spec: ClusterSpec) => boolean;
   /** Whether the host has it. */
-  present: (facts: HostFacts) => boolean;
+  present: (facts: HostFacts, spec: ClusterSpec) => boolean;
   /** The line for a host without it. */
-  missing: string;
+  missing: (spec: ClusterSpec) => string;
 }
 
 const tool = (name: string, pkg: string, why: string, needed: Requirement['needed'] = () => true): Requirement => ({
   needed,
   present: (f) => f.tools.has(name),
-  missing: `${name} is not on PATH (${why}): apt-get install ${pkg}`,
+  missing: () => `${name} is not on PATH (${why}): apt-get install ${pkg}`,
 });
 
 const REQUIREMENTS: Requirement[] = [
@@ -38,7 +38,12 @@ const REQUIREMENTS: Requirement[] = [
   {
     needed: (s) => !s.iptablesBackend,
     present: (f) => f.tools.has('iptables-legacy-restore') || f.tools.has('iptables-nft-restore'),
-    missing: "neither iptables-legacy-restore nor iptables-nft-restore is on PATH (the nodes' masquerade, portmap, kube-proxy's rules): apt-get install iptables",
+    missing: () => "neither iptables-legacy-restore nor iptables-nft-restore is on PATH (the nodes' masquerade, portmap, kube-proxy's rules): apt-get install iptables",
+  },
+  {
+    needed: (s) => !!s.iptablesBackend,
+    present: (f, s) => f.tools.has(`iptables-${s.iptablesBackend}-restore`),
+    missing: (s) => `iptables-${s.iptablesBackend}-restore is not on PATH (--iptables-backend ${s.iptablesBackend}): apt-get install iptables`,
   },
   tool('conntrack', 'conntrack', "kube-proxy clears a Service's stale UDP flows"),
   tool('nft', 'nftables', '--proxy-mode nftables programs the Services with it', (s) => s.proxyMode === 'nftables'),
@@ -47,16 +52,13 @@ const REQUIREMENTS: Requirement[] = [
   {
     needed: () => true,
     present: (f) => f.brNetfilter,
-    missing: "the kernel's br_netfilter is not loaded (/proc/sys/net/bridge is missing), so traffic bridged between pods of a node never meets the Services' rules: modprobe br_netfilter",
+    missing: () => "the kernel's br_netfilter is not loaded (/proc/sys/net/bridge is missing), so traffic bridged between pods of a node never meets the Services' rules: modprobe br_netfilter",
   },
 ];
 
 /** The lines naming what this host lacks for a cluster of `spec`, one each (pure). */
 export function missingOnHost(spec: ClusterSpec, facts: HostFacts): string[] {
-  const lines = REQUIREMENTS.filter((r) => r.needed(spec) && !r.present(facts)).map((r) => r.missing);
-  const chosen = spec.iptablesBackend && `iptables-${spec.iptablesBackend}-restore`;
-  if (chosen && !facts.tools.has(chosen)) lines.splice(2, 0, `${chosen} is not on PATH (--iptables-backend ${spec.iptablesBackend}): apt-get install iptables`);
-  return lines;
+  return REQUIREMENTS.filter((r) => r.needed(spec) && !r.present(facts, spec)).map((r) => r.missing(spec));
 }
 
 /** Every tool any requirement names, for readHostFacts. */

@@ -259,6 +259,12 @@ export interface PipedOptions {
 }
 
 /** A command with its stdin, stdout and stderr piped to its starter, leading its own process group (signals go to all it runs). */
+/** A program started with piped stdio inside `netns` (with a pod's view of names if given), leading its own process group. */
+export function startPipedIn(argv: string[], opts: PipedOptions & { netns?: string; view?: PodView }): ChildProcess {
+  const full = inNamespace(argv, opts.netns, opts.view);
+  return spawn(full[0]!, full.slice(1), { stdio: 'pipe', cwd: opts.cwd, env: opts.env, detached: true });
+}
+
 export function startPiped(argv: string[], opts: PipedOptions): ChildProcess {
   return spawn(toolPath(argv[0]!), argv.slice(1), { stdio: opts.extraPipe ? ['pipe', 'pipe', 'pipe', 'pipe'] : 'pipe', cwd: opts.cwd, env: opts.env, detached: true });
 }
