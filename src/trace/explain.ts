@@ -191,11 +191,17 @@ function legacyPassages(events: TraceEvent[], snap: Snapshot | undefined): Passa
  * arrived as `expect` left the previous place, in a frame addressed to this place (a frame
  * only bridged through it, which br_netfilter shows to its IP hooks all the same, is not).
  */
-function pickPassage(all: Passage[], start: boolean, expect?: PacketHeader, ownMacs?: Set<string>, used: Set<Passage> = new Set()): Passage {
-  if (start) return all.find((p) => p.sent) ?? all[0] ?? { events: [] };
-  // A packet may cross a namespace twice (a NodePort of another node, DNATed back to a pod here): each passage is walked once.
-  const arrived = all.filter((p) => !used.has(p) && p.arrived && (!p.arrived.etherDaddr || !ownMacs || ownMacs.has(p.arrived.etherDaddr.toLowerCase())));
-  return arrived.find((p) => p.arrived!.saddr === expect?.saddr && p.arrived!.daddr === expect?.daddr) ?? arrived[0] ?? { events: [] };
+function pickPassage(all: Passage[], start: boolean, expect?: PacketHeader, ownMacs?: Set<string>, used: Set<string> = new Set(), netns = ''): Passage {
+  // Each passage is walked once: a packet may cross a namespace twice (a NodePort of another node,
+  // DNATed back to a pod here), and a retransmitted SYN is walked after the first (`used` keeps both walks' passages).
+  const free = all.map((p, i) => ({ p, key: `${netns}#${i}` })).filter((x) => !used.has(x.key));
+  const take = (x: { p: Passage; key: string } | undefined): Passage => {
+    if (x) used.add(x.key);
+    return x?.p ?? { events: [] };
+  };
+  if (start) return take(free.find((x) => x.p.sent) ?? (used.size ? undefined : free[0]));
+  const arrived = free.filter(({ p }) => p.arrived && (!p.arrived.etherDaddr || !ownMacs || ownMacs.has(p.arrived.etherDaddr.toLowerCase())));
+  return take(arrived.find(({ p }) => p.arrived!.saddr === expect?.saddr && p.arrived!.daddr === expect?.daddr) ?? arrived[0]);
 }
 
 /** The netfilter steps of a passage as hops, and the rule that ended the packet, if one did. */
@@ -310,17 +316,15 @@ function l2Out(obs: Observation, fabric: Fabric, place: Place, dev: string, ip: 
 }
 
 /** Walks one direction of the probe from `start`; `target` (the reply's) ends it when the packet is delivered there. */
-async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: Probe, dir: 'request' | 'reply', start: Place, fromIP: string | undefined): Promise<Leg & { at?: Place; delivered?: PacketHeader }> {
+async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: Probe, dir: 'request' | 'reply', start: Place, fromIP: string | undefined, used: Set<string> = new Set()): Promise<Leg & { at?: Place; delivered?: PacketHeader }> {
   const hops: Hop[] = [];
   let place = start;
   let prev: { place: Place; dev: string; ip: string; left: PacketHeader; problem?: string } | undefined;
-  const used = new Set<Passage>();
   for (let step = 0; step < 16; step++) {
     const label = placeLabel(place);
     const snap = obs.snapshots.get(place.netns);
     const ownMacs = new Set((snap?.links ?? []).map((l) => l.address?.toLowerCase()).filter((m): m is string => Boolean(m)));
-    const pass = pickPassage(passages(obs.events.get(place.netns) ?? [], snap, probe, dir, fromIP, obs.session.table), step === 0, prev?.left, ownMacs, used);
-    used.add(pass);
+    const pass = pickPassage(passages(obs.events.get(place.netns) ?? [], snap, probe, dir, fromIP, obs.session.table), step === 0, prev?.left, ownMacs, used, place.netns);
     const entered = step === 0 ? (pass.sent ?? pass.arrived) : pass.arrived;
     if (!entered) {
       if (step === 0) {
@@ -442,7 +446,18 @@ export async function explain(obs: Observation, index: number, fabric: Fabric, l
   const refused = (f: Fate) => f === 'refused' || f === 'unreachable';
   const alone = refused(fate) && obs.probes.filter((p) => p.probe.from.netns === probe.from.netns && refused(p.fate)).length === 1;
   const fromIP = alone ? (fromPass.sent ?? fromPass.left)?.saddr : undefined;
-  let request = await walk(obs, fabric, lookups, probe, 'request', probe.from, fromIP);
+  const walked = new Set<string>();
+  let request = await walk(obs, fabric, lookups, probe, 'request', probe.from, fromIP, walked);
+  // The first SYN lost, and the sender connected all the same: its retransmission went through
+  // (the first's conntrack entry died with it, so the retransmission was NATed anew, perhaps to
+  // another endpoint). Both are the kernel's story: the first, then the one that made the connection.
+  if (request.verdict !== 'delivered' && fate === 'connected' && probe.protocol === 'tcp') {
+    const again = await walk(obs, fabric, lookups, probe, 'request', probe.from, fromIP, walked);
+    if (again.verdict === 'delivered' && again.hops.length) {
+      const resent: Hop = { netns: placeLabel(probe.from), kind: 'socket', detail: `the sender's TCP sends the SYN again (its first retransmission, 1 s later): the first was ${request.verdict}` };
+      request = { ...again, hops: [...request.hops, resent, ...again.hops], reason: `${again.reason} (by the retransmitted SYN; the first was ${request.reason})` };
+    }
+  }
   const trace: Trace = {
     probe: { from: placeLabel(probe.from), protocol: probe.protocol, dst: probe.dst, ...(probe.dport !== undefined ? { dport: probe.dport } : {}), sport: probe.sport, ...(probe.http ? { http: probe.http } : {}) },
     fate,
