@@ -300,6 +300,20 @@ ${pod('not-serving', '{name: NOT_SERVING, value: "1"}')}`);
     await kube.ok('delete', 'pod', 'serving', 'not-serving', '--grace-period', '1');
   });
 
+  test("exec runs as the container's user, as kubectl exec does (runAsUser 65534: id -u says so)", async () => {
+    await kube.apply(`apiVersion: v1
+kind: Pod
+metadata: {name: as-nobody}
+spec:
+  securityContext: {runAsUser: 65534}
+  containers: [{name: c, image: busybox, command: [sleep, "600"]}]
+`);
+    await waitFor('as-nobody running', async () => (await kube.json('get', 'pod', 'as-nobody')).status?.phase === 'Running', 60_000);
+    assert.equal((await kube.ok('exec', 'as-nobody', '--', 'id', '-u')).trim(), '65534');
+    assert.equal((await kube.ok('exec', '--node', `${cluster}-node-1`, '--', 'id', '-u')).trim(), '0', 'a node is root');
+    await kube.ok('delete', 'pod', 'as-nobody', '--grace-period', '1');
+  });
+
   test("fields kubewire ignores are named on apply (kubectl's Warning: lines on stderr); the objects are applied", async () => {
     const r = await kube.run(['apply', '-f', '-'], {
       input: `apiVersion: v1

@@ -18,7 +18,8 @@ import { netnsPath } from '../dataplane/port.ts';
 import { podRecordDir, podRecords, podRecordsDir } from '../node/records.ts';
 import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
-import { runAttached, type PodView } from '../supervisor/supervisor.ts';
+import { asUser, runAttached, type PodView } from '../supervisor/supervisor.ts';
+import { passwdGroups, runAs } from '../node/container-config.ts';
 import { describeDeployment, describeWorkload, describeIngress, describeNode, describePod, describeService, eventsSection } from './describe.ts';
 import { printObjects, printTable } from './print.ts';
 
@@ -519,6 +520,9 @@ export function registerKubectlCommands(program: Command): void {
       });
       const container = o.container ? pod.spec.containers.find((c) => c.name === o.container) : pod.spec.containers[0];
       if (!container) throw new ClusterError(`container ${o.container} not found in pod ${name} (containers: ${pod.spec.containers.map((c) => c.name).join(', ')})`);
+      // As the container's user, as kubectl exec runs (securityContext.runAsUser/runAsGroup).
+      const user = runAs(pod, container, passwdGroups(readFileSync('/etc/passwd', 'utf8')));
+      const argv = command.length ? asUser(command, user) : command;
       const notRunning = `pod ${name} is not running (status ${pod.status?.phase ?? 'Pending'}${pod.spec.nodeName ? '' : ', not scheduled yet'})`;
       if (inKernel) {
         // Its namespace and records are the guest's: the guest checks the one and reads the other.
@@ -530,7 +534,7 @@ export function registerKubectlCommands(program: Command): void {
         for (const e of container.env ?? []) env[e.name] = e.value ?? '';
         const netns = netnsPath(podNetnsName(o.cluster, node.name, { namespace: ns, name }));
         const view = join(GUEST_STATE_DIR, o.cluster, relative(clusterDir(o.cluster), records), 'etc');
-        process.exitCode = await runProgramInKernel(o.cluster, { argv: command, env, netns, missing: notRunning, view }, process);
+        process.exitCode = await runProgramInKernel(o.cluster, { argv, env, netns, missing: notRunning, view }, process);
         return;
       }
       const netns = podNetns(o.cluster, plan, pod);
@@ -540,6 +544,6 @@ export function registerKubectlCommands(program: Command): void {
       const view = existsSync(join(etc, 'hostname')) ? { dir: etc, hostname: readFileSync(join(etc, 'hostname'), 'utf8').trim() } : undefined;
       const env: Record<string, string> = { HOSTNAME: view?.hostname ?? name, POD_NAME: name, POD_NAMESPACE: ns, POD_IP: pod.status.podIP ?? '' };
       for (const e of container.env ?? []) env[e.name] = e.value ?? '';
-      process.exitCode = await runIn(netns, command, env, view);
+      process.exitCode = await runIn(netns, argv, env, view);
     });
 }

@@ -103,7 +103,7 @@ export interface DetachedSpec {
 }
 
 /** argv run as `user` (the pod view's mounts are made as root first). */
-function asUser(argv: string[], user: DetachedSpec['user']): string[] {
+export function asUser(argv: string[], user: DetachedSpec['user']): string[] {
   return user ? [toolPath('setpriv'), `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--', ...argv] : argv;
 }
 
