@@ -144,6 +144,7 @@ let manyEndpoints = false;
 
 /** The whole picture in the canvas, from the layout's own bounds (nothing measured). */
 function fit(): void {
+  following = true;
   fitted = `${cy.width()}x${cy.height()}`;
   cy.viewport(fitView(bounds, { w: cy.width(), h: cy.height() }, 24, 1.25, ROOM));
 }
@@ -154,6 +155,7 @@ function fit(): void {
  * below for the pods to come.
  */
 function refit(): void {
+  if (!following && fitted === `${cy.width()}x${cy.height()}`) return; // the view is on a trace
   const e = cy.extent();
   const b = bounds;
   const inside = b.x - b.w / 2 >= e.x1 && b.x + b.w / 2 <= e.x2 && b.y - b.h / 2 >= e.y1 && b.y + b.h / 2 <= e.y2;
@@ -162,6 +164,8 @@ function refit(): void {
 }
 const ROOM = 0.2;
 let fitted = '';
+/** Whether the view follows the whole picture (not when it shows a trace's path; a double click on the background brings it back). */
+let following = true;
 
 /** An element's data as cytoscape holds it: a copy, its node's box named `box` (boxes are drawn behind their pods, not as compound nodes). */
 function drawn(e: GraphElement): Record<string, unknown> {
@@ -321,11 +325,25 @@ async function show(id: string, from: 'graph' | 'list'): Promise<void> {
   $('details').textContent = body.lines?.join('\n') ?? body.error ?? '';
 }
 
+/** The view on a trace's path, where its names can be read (not its bars or the Service: they span too much). */
+function fitPath(): void {
+  fitted = `${cy.width()}x${cy.height()}`;
+  const onPath = cy.nodes('.on-path').filter((n) => !['bridge', 'segment', 'service'].includes(n.data('kind') as string) && !n.data('barH'));
+  if (onPath.empty()) return fit();
+  cy.fit(onPath, 48);
+  if (cy.zoom() > 1.25) {
+    cy.zoom(1.25);
+    cy.center(onPath);
+  }
+}
+
 cy.on('tap', 'node', (ev) => void show(ev.target.id(), 'graph'));
+cy.on('dbltap', (ev) => ev.target === cy && fit());
 // The canvas resized (a narrower window, the trace's table opening below it): the picture fitted again.
 new ResizeObserver(() => {
   cy.resize();
-  fit();
+  if (following) fit();
+  else fitPath();
 }).observe($('graph'));
 
 /** A leg's steps on the graph: the edges it crossed marked (its direction, its steps' numbers), a dotted jump where the graph has no edge. */
@@ -366,6 +384,8 @@ function drawTrace(t: Trace): void {
   const last = request.at(-1)?.to ?? tracePath(t.hops, shown).places.at(-1);
   if (t.verdict !== 'delivered' && last) cy.getElementById(last).addClass('stopped');
   page.lastPath = { request, reply };
+  following = false;
+  fitPath();
   const rows = [...t.hops.map((h) => ({ h, kind: 'request' })), ...(t.reply?.hops ?? []).map((h) => ({ h, kind: 'reply' }))];
   const body = $('hops').querySelector('tbody')!;
   body.replaceChildren(
