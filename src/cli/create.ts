@@ -31,14 +31,8 @@ export function tlsSecret(name: string, namespace: string, cert: Buffer, key: Bu
   return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type: 'kubernetes.io/tls', data: { 'tls.crt': b64(cert), 'tls.key': b64(key) } };
 }
 
-/** An Opaque (or --type) Secret from key=value literals and [key=]path files. */
-export function genericSecret(name: string, namespace: string, type: string, literals: string[], files: string[]): Secret {
-  const data: Record<string, string> = {};
-  const put = (key: string, value: Buffer | string, from: string) => {
-    if (!/^[-._a-zA-Z0-9]+$/.test(key)) throw new ClusterError(`${from}: "${key}" is not a valid key name for a Secret (letters, digits, '-', '_', '.')`);
-    if (key in data) throw new ClusterError(`${from}: cannot add key ${key}, another key by that name already exists`);
-    data[key] = b64(value);
-  };
+/** Each key and value of kubectl's --from-literal key=value and --from-file [key=]path flags, with the flag that gave it. */
+function forEachSource(literals: string[], files: string[], put: (key: string, value: Buffer | string, from: string) => void): void {
   for (const l of literals) {
     const eq = l.indexOf('=');
     if (eq <= 0) throw new ClusterError(`--from-literal ${l}: must be key=value`);
@@ -49,6 +43,17 @@ export function genericSecret(name: string, namespace: string, type: string, lit
     const [key, path] = eq > 0 ? [f.slice(0, eq), f.slice(eq + 1)] : [basename(f), f];
     put(key, readInput(path, '--from-file'), `--from-file ${f}`);
   }
+}
+
+/** An Opaque (or --type) Secret from key=value literals and [key=]path files. */
+export function genericSecret(name: string, namespace: string, type: string, literals: string[], files: string[]): Secret {
+  const data: Record<string, string> = {};
+  const put = (key: string, value: Buffer | string, from: string) => {
+    if (!/^[-._a-zA-Z0-9]+$/.test(key)) throw new ClusterError(`${from}: "${key}" is not a valid key name for a Secret (letters, digits, '-', '_', '.')`);
+    if (key in data) throw new ClusterError(`${from}: cannot add key ${key}, another key by that name already exists`);
+    data[key] = b64(value);
+  };
+  forEachSource(literals, files, put);
   return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type, data };
 }
 
@@ -63,16 +68,7 @@ export function configMapOf(name: string, namespace: string, literals: string[],
     if (Buffer.from(text, 'utf8').equals(Buffer.from(value))) data[key] = text;
     else binaryData[key] = b64(value);
   };
-  for (const l of literals) {
-    const eq = l.indexOf('=');
-    if (eq <= 0) throw new ClusterError(`--from-literal ${l}: must be key=value`);
-    put(l.slice(0, eq), l.slice(eq + 1), `--from-literal ${l}`);
-  }
-  for (const f of files) {
-    const eq = f.indexOf('=');
-    const [key, path] = eq > 0 ? [f.slice(0, eq), f.slice(eq + 1)] : [basename(f), f];
-    put(key, readInput(path, '--from-file'), `--from-file ${f}`);
-  }
+  forEachSource(literals, files, put);
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data, ...(Object.keys(binaryData).length ? { binaryData } : {}) };
 }
 

@@ -6,10 +6,10 @@
 // time, each once the rest are ready (RollingUpdate, maxUnavailable 1), or on deletion (OnDelete).
 
 import { matches } from '../api/labels.ts';
-import type { DaemonSet, DaemonSetStatus, Node, OwnerReference, Pod } from '../api/types.ts';
+import type { DaemonSet, DaemonSetStatus, Node, Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
-import { isReady, templateHash, type Requeue } from './deployment.ts';
+import { isReady, podOfTemplate, templateHash, type Requeue } from './deployment.ts';
 import { networkAvailable } from './scheduler.ts';
 import { REVISION_LABEL } from './statefulset.ts';
 
@@ -21,21 +21,7 @@ export function nodeWanted(ds: DaemonSet, node: Node): boolean {
 
 /** The DaemonSet's pod for `node`. */
 export function daemonPod(ds: DaemonSet, node: string): Pod {
-  const owner: OwnerReference = { apiVersion: 'apps/v1', kind: 'DaemonSet', name: ds.metadata.name, uid: ds.metadata.uid!, controller: true, blockOwnerDeletion: true };
-  const { name: _ignored, ...templateMeta } = ds.spec.template.metadata ?? {};
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      ...templateMeta,
-      name: '',
-      generateName: `${ds.metadata.name}-`,
-      namespace: ds.metadata.namespace,
-      labels: { ...(ds.spec.template.metadata?.labels ?? {}), [REVISION_LABEL]: templateHash(ds.spec.template) },
-      ownerReferences: [owner],
-    },
-    spec: { ...structuredClone(ds.spec.template.spec), nodeName: node },
-  };
+  return podOfTemplate({ apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: ds.metadata }, ds.spec.template, { generateName: `${ds.metadata.name}-`, labels: { [REVISION_LABEL]: templateHash(ds.spec.template) }, spec: { nodeName: node } });
 }
 
 export interface DaemonPlan {

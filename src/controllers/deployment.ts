@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import { safeEncode } from '../api/names.ts';
-import type { Condition, Deployment, DeploymentStatus, ObjectMeta, OwnerReference, Pod } from '../api/types.ts';
+import type { Condition, Deployment, DeploymentStatus, ObjectMeta, OwnerReference, Pod, PodSpec, PodTemplateSpec } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
@@ -94,25 +94,38 @@ export function planReplicas(d: Deployment, owned: Pod[]): ReplicaPlan {
   };
 }
 
-/** The pod the Deployment's template describes, ready to create. */
-export function podFromTemplate(d: Deployment): Pod {
-  const hash = templateHash(d.spec.template);
-  const owner: OwnerReference = { apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata.name, uid: d.metadata.uid!, controller: true, blockOwnerDeletion: true };
-  const { name: _ignored, ...templateMeta } = d.spec.template.metadata ?? {};
+/**
+ * A pod of a controller's template, ready to create (every workload controller's): the
+ * template's metadata but its name, `name` or else `generateName` (the API server draws the
+ * suffix and draws again on a collision), the controller's own labels over the template's,
+ * its spec with `spec` over it, and the owner as its controller.
+ */
+export function podOfTemplate(
+  owner: { apiVersion: string; kind: string; metadata: ObjectMeta },
+  template: PodTemplateSpec,
+  o: { name?: string; generateName?: string; labels: Record<string, string>; spec?: Partial<PodSpec> },
+): Pod {
+  const ref: OwnerReference = { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid!, controller: true, blockOwnerDeletion: true };
+  const { name: _name, generateName: _generateName, ...templateMeta } = template.metadata ?? {};
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
       ...templateMeta,
-      // The API server draws the suffix and draws again on a collision.
-      name: '',
-      generateName: `${d.metadata.name}-${hash}-`,
-      namespace: d.metadata.namespace,
-      labels: { ...(d.spec.template.metadata?.labels ?? {}), 'pod-template-hash': hash },
-      ownerReferences: [owner],
+      name: o.name ?? '',
+      ...(o.name ? {} : { generateName: o.generateName }),
+      namespace: owner.metadata.namespace,
+      labels: { ...(template.metadata?.labels ?? {}), ...o.labels },
+      ownerReferences: [ref],
     },
-    spec: structuredClone(d.spec.template.spec),
+    spec: { ...structuredClone(template.spec), ...o.spec },
   };
+}
+
+/** The pod the Deployment's template describes, ready to create. */
+export function podFromTemplate(d: Deployment): Pod {
+  const hash = templateHash(d.spec.template);
+  return podOfTemplate({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: d.metadata }, d.spec.template, { generateName: `${d.metadata.name}-${hash}-`, labels: { 'pod-template-hash': hash } });
 }
 
 export function controllerOf(obj: { metadata: ObjectMeta }): OwnerReference | undefined {

@@ -7,31 +7,18 @@
 // finished, the pods still running are deleted. Pods carry the job-name and controller-uid
 // labels.
 
-import type { Condition, Job, JobStatus, OwnerReference, Pod } from '../api/types.ts';
+import type { Condition, Job, JobStatus, Pod } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
-import { isReady, type Requeue } from './deployment.ts';
+import { isReady, podOfTemplate, type Requeue } from './deployment.ts';
 
 export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
 export const CONTROLLER_UID_LABEL = 'batch.kubernetes.io/controller-uid';
 
 export function jobPod(job: Job): Pod {
-  const owner: OwnerReference = { apiVersion: 'batch/v1', kind: 'Job', name: job.metadata.name, uid: job.metadata.uid!, controller: true, blockOwnerDeletion: true };
-  const { name: _ignored, ...templateMeta } = job.spec.template.metadata ?? {};
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      ...templateMeta,
-      name: '',
-      generateName: `${job.metadata.name}-`,
-      namespace: job.metadata.namespace,
-      labels: { ...(job.spec.template.metadata?.labels ?? {}), [JOB_NAME_LABEL]: job.metadata.name, 'job-name': job.metadata.name, [CONTROLLER_UID_LABEL]: job.metadata.uid!, 'controller-uid': job.metadata.uid! },
-      ownerReferences: [owner],
-    },
-    spec: structuredClone(job.spec.template.spec),
-  };
+  const uid = job.metadata.uid!;
+  return podOfTemplate({ apiVersion: 'batch/v1', kind: 'Job', metadata: job.metadata }, job.spec.template, { generateName: `${job.metadata.name}-`, labels: { [JOB_NAME_LABEL]: job.metadata.name, 'job-name': job.metadata.name, [CONTROLLER_UID_LABEL]: uid, 'controller-uid': uid } });
 }
 
 /** Upstream's back-off before a failed pod's replacement: 10 s, doubled per failure, at most 6 min. */

@@ -7,10 +7,10 @@
 // down, one at a time (RollingUpdate), or when someone deletes them (OnDelete). Failed pods
 // are deleted and made again under the same name.
 
-import type { OwnerReference, Pod, StatefulSet, StatefulSetStatus } from '../api/types.ts';
+import type { Pod, StatefulSet, StatefulSetStatus } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
-import { isReady, templateHash, type Requeue } from './deployment.ts';
+import { isReady, podOfTemplate, templateHash, type Requeue } from './deployment.ts';
 
 export const POD_NAME_LABEL = 'statefulset.kubernetes.io/pod-name';
 export const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';
@@ -30,20 +30,7 @@ export function ordinalOf(setName: string, podName: string): number | undefined 
 /** The pod of ordinal `i`, as the set's template describes it. */
 export function statefulPod(s: StatefulSet, i: number): Pod {
   const name = `${s.metadata.name}-${i}`;
-  const owner: OwnerReference = { apiVersion: 'apps/v1', kind: 'StatefulSet', name: s.metadata.name, uid: s.metadata.uid!, controller: true, blockOwnerDeletion: true };
-  const { name: _ignored, generateName: _g, ...templateMeta } = s.spec.template.metadata ?? {};
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      ...templateMeta,
-      name,
-      namespace: s.metadata.namespace,
-      labels: { ...(s.spec.template.metadata?.labels ?? {}), [POD_NAME_LABEL]: name, [POD_INDEX_LABEL]: String(i), [REVISION_LABEL]: revisionOf(s) },
-      ownerReferences: [owner],
-    },
-    spec: { ...structuredClone(s.spec.template.spec), hostname: name, subdomain: s.spec.serviceName },
-  };
+  return podOfTemplate({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: s.metadata }, s.spec.template, { name, labels: { [POD_NAME_LABEL]: name, [POD_INDEX_LABEL]: String(i), [REVISION_LABEL]: revisionOf(s) }, spec: { hostname: name, subdomain: s.spec.serviceName } });
 }
 
 const finished = (p: Pod) => p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded';
