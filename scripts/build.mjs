@@ -14,7 +14,7 @@ try {
   const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: 'linked', logLevel: 'warning' };
   await Promise.all([
     build({ ...common, entryPoints: ['src/cni/plugins/main.ts'], outfile: `${out}/cni-plugins.cjs`, format: 'cjs', sourcemap: false }),
-    build({ ...common, entryPoints: { kubewire: 'src/cli/main.ts' }, outdir: out, splitting: true, chunkNames: 'chunks/[name]-[hash]', format: 'esm', packages: 'external' }),
+    build({ ...common, entryPoints: { kubewire: 'src/cli/main.ts', guest: 'src/kernel/guest-main.ts' }, outdir: out, splitting: true, chunkNames: 'chunks/[name]-[hash]', format: 'esm', packages: 'external' }),
     // The page of `kubewire ui`: everything in one file (no CDN: the lab has no internet).
     build({ bundle: true, platform: 'browser', target: 'es2022', format: 'esm', minify: true, logLevel: 'warning', entryPoints: ['src/ui/web/app.ts'], outfile: `${out}/ui/app.js` }),
   ]);

@@ -6,10 +6,9 @@
 // Starting Node costs over a second in UML (every page fault and system call goes through
 // the host), so the guest keeps one kubewire process warm: started with nothing to do, its
 // bundle loaded, waiting on its fd 3 for the command line it is to run (takeWarmRequest).
-// A session takes it, and the next one starts loading at once at the lowest priority (nice
-// 19), so that it never slows the command that runs, yet is ready for the one after it: two
-// commands back to back no longer wait for a whole Node start between them. A process taken
-// gets the ordinary priority back before it runs its command.
+// A session takes it; the next one starts loading once no command runs (a Node process
+// loading reads its files through hostfs, which holds up the whole kernel whatever its
+// priority), at nice 19; a process taken gets the ordinary priority back before it runs.
 
 import { createReadStream, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
@@ -76,7 +75,7 @@ export async function runGuest(channel: string): Promise<void> {
 
   let warm: ChildProcess | undefined;
   const startWarm = () => {
-    if (warm) return;
+    if (warm || sessions.size) return;
     const child = startPiped([process.execPath, cliPath()], { cwd: '/', env: { ...process.env, KUBEWIRE_WARM: '1' }, extraPipe: true });
     child.on('error', () => {});
     child.on('exit', () => {
@@ -103,7 +102,6 @@ export async function runGuest(channel: string): Promise<void> {
         return;
       }
     }
-    startWarm();
     attach(s, child);
   };
 

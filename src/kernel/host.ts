@@ -9,7 +9,7 @@ import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { writeJsonAtomically } from '../state/files.ts';
 import { join } from 'node:path';
-import { cliPath, daemonPaths, kernelPaths, packageRoot } from '../state/paths.ts';
+import { daemonPaths, kernelPaths, packageRoot } from '../state/paths.ts';
 import { startTicks } from '../supervisor/supervisor.ts';
 import { GUEST_CHANNEL, startKernel } from '../supervisor/uml.ts';
 import { GUEST_STATE_DIR } from './client.ts';
@@ -24,7 +24,7 @@ export async function runKernelHost(cluster: string, memMB: number): Promise<voi
   const kernel = startKernel(
     {
       dir: paths.bootDir,
-      command: `exec ${process.execPath} ${cliPath()} kernel-guest --channel ${GUEST_CHANNEL}`,
+      command: `exec ${process.execPath} ${join(packageRoot(), 'dist', 'guest.js')} --channel ${GUEST_CHANNEL}`,
       cwd: packageRoot(),
       // KUBEWIRE_HOST_DIR: where the guest's `up` leaves the host a copy of the cluster's record.
       env: { KUBEWIRE_STATE_DIR: GUEST_STATE_DIR, KUBEWIRE_GUEST: '1', KUBEWIRE_CLUSTER: cluster, KUBEWIRE_HOST_DIR: paths.dir },
