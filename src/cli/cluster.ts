@@ -132,15 +132,6 @@ export function registerClusterCommands(program: Command): void {
     });
 
   program
-    .command('kernel-guest', { hidden: true })
-    .description("inside a cluster's own kernel: run the commands that come over its console line")
-    .requiredOption('--channel <device>', 'the console device')
-    .action(async (o: { channel: string }) => {
-      const { runGuest } = await import('../kernel/guest.ts');
-      await runGuest(o.channel);
-    });
-
-  program
     .command('ingress-controller', { hidden: true })
     .description("serve a node's :80 and :443 for the cluster's Ingresses (the daemon starts one per node)")
     .option('--cluster <name>', 'cluster name', defaultCluster())

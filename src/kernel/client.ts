@@ -31,7 +31,7 @@ export function clusterKernel(cluster: string): KernelRecord | undefined {
  * no kubewire process in there; the rest have no cluster. (`up` of an existing cluster goes
  * in: there it restarts a daemon that died.)
  */
-const HOST_VERBS = new Set(['down', 'cni', 'demo', 'help', 'kernel-host', 'kernel-guest', 'exec']);
+const HOST_VERBS = new Set(['down', 'cni', 'demo', 'help', 'kernel-host', 'exec']);
 
 /** The cluster a command line names with --cluster (undefined when it names none) (pure). */
 export function clusterFlag(argv: string[]): string | undefined {
