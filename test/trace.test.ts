@@ -485,9 +485,12 @@ async function concurrently(kube: Kube, cluster: string, node2: string): Promise
 
 /** A trace interrupted once its rules are in place (SIGINT, as Ctrl-C sends): no table, chain, conntrack entry or observer stays. */
 async function interrupted(kube: Kube, cluster: string): Promise<void> {
-  const node1 = loadCluster(cluster).nodes[0]!.netns;
+  const { nodes } = loadCluster(cluster);
+  const node1 = nodes[0]!.netns;
+  // A probe that waits its whole time (externalTrafficPolicy Local, no endpoint on node 1): the interrupt comes while it is out.
+  const local = await kube.json<Service>('get', 'service', 'local');
   for (const extra of [0, 400]) {
-    const child = execFile(process.execPath, [BIN, 'trace', 'pod/client', 'service/web', '--timeout', '3'], { env: { ...process.env, KUBEWIRE_STATE_DIR: kube.stateDir, KUBEWIRE_CLUSTER: cluster } });
+    const child = execFile(process.execPath, [BIN, 'trace', 'external', `${nodes[0]!.ip}:${local.spec.ports![0]!.nodePort}`, '--timeout', '3'], { env: { ...process.env, KUBEWIRE_STATE_DIR: kube.stateDir, KUBEWIRE_CLUSTER: cluster } });
     let stderr = '';
     child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
     const ended = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

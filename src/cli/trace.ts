@@ -86,6 +86,7 @@ export function registerTraceCommands(program: Command): void {
         const req = parseTraceRequest({ from, to, namespace: o.namespace, port: o.port, protocol: o.protocol, node: o.node });
         const view = await clusterView(o.cluster);
         const t = await traceOne(linux, view, req, { timeoutSeconds, signal: stop.signal });
+        if (stop.signal.aborted) throw new Interrupted('the trace was interrupted; what it had put in place is removed');
         out(o.output === 'json' ? JSON.stringify(t, null, 2) : renderTrace(t));
       } catch (e) {
         if (e instanceof TraceError) throw new ClusterError(e.message);

@@ -429,6 +429,7 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
         if (evs.some((e) => e.source === 'nft' && !isTraceTable(e.table))) snap.nftChains = nftBaseChains(await ns.exec(['nft', 'list', 'ruleset']));
       }),
     );
+    check();
     return { probes: results, events, snapshots, places, marking, session: ses };
   } catch (e) {
     // Ctrl-C at a terminal reaches the observers and probes too: whatever failed, the trace was interrupted.
