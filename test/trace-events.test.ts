@@ -9,7 +9,7 @@ import { conntrackHop, direction, ingressHop, natAliases, parseConntrack, passag
 import { parseTraceRequest, TraceError, type RawTraceRequest } from '../src/trace/input.ts';
 import { freeRange } from '../src/trace/sessions.ts';
 import { tracePort } from '../src/ingress/decide.ts';
-import { session, traceTableScript, type Probe } from '../src/trace/observe.ts';
+import { isTraceChain, ownTraceEvent, session, traceTableScript, type Probe } from '../src/trace/observe.ts';
 
 const NFT = `add table ip kubewire-trace
 trace id 62a77eea ip kubewire-trace trace-prerouting packet: iif "cni0" ether saddr 4e:0a:78:f6:48:55 ether daddr 7e:06:b7:22:31:9a ip saddr 10.244.0.5 ip daddr 10.96.0.20 ip dscp cs0 ip ecn not-ect ip ttl 64 ip id 37774 ip length 60 tcp sport 61007 tcp dport 80 tcp flags == syn tcp window 64240
@@ -278,4 +278,11 @@ test('the ingress retried: the endpoints tried first are walked from the next tr
   assert.deepEqual(r.endpoint, { ip: '10.244.0.5', port: 8080 });
   assert.equal(r.hop.rule, 'ingress default/shop rule shop.example/ (Prefix) -> service default/web:80');
   assert.equal(r.hop.translation, 'a new connection to 10.244.0.5:8080 from port 61010');
+});
+
+test('x_tables alone: the conntrack-marking chain in mangle does not start a passage (only raw\'s trace chain does)', () => {
+  assert.equal(isTraceChain('KUBEWIRE-TRACE-61000'), true);
+  assert.equal(isTraceChain('KUBEWIRE-TRACE-CT-61000'), false);
+  assert.equal(isTraceChain('KUBEWIRE-TRACE-CT-61000', true), true);
+  assert.equal(ownTraceEvent({ source: 'iptables', packetKey: '0', table: 'mangle', chain: 'KUBEWIRE-TRACE-CT-61000', type: 'return' }), true);
 });

@@ -351,7 +351,8 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
     // IPVS takes a packet for a virtual server at INPUT and sends it on to a real server.
     const ipvs = pass.local && pass.left && (pass.left.daddr !== pass.local.daddr || pass.left.dport !== pass.local.dport);
     if (ipvs) hops.push(ipvsHop(label, snap, probe, pass.local!, pass.left!));
-    const vip = pass.local && !ipvs && snap?.links.find((l) => l.ifname === 'kube-ipvs0')?.addr_info?.some((a) => a.local === pass.local!.daddr);
+    // (A reply to the node's own socket on a VIP's address, the source it chose for a ClusterIP of its own, is no new connection for IPVS.)
+    const vip = dir === 'request' && pass.local && !ipvs && snap?.links.find((l) => l.ifname === 'kube-ipvs0')?.addr_info?.some((a) => a.local === pass.local!.daddr);
     if (vip && pass.local!.protocol !== 'icmp') {
       const pkt = pass.local!;
       hops.push({ netns: label, kind: 'ipvs', detail: `IPVS virtual server ${pkt.daddr}:${pkt.dport} took no real server for it` });

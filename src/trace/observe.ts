@@ -225,9 +225,9 @@ export type Marking = 'nft' | 'iptables';
 export const LEGACY_TRACE_CHAIN = 'KUBEWIRE-TRACE';
 export const LEGACY_CT_CHAIN = 'KUBEWIRE-TRACE-CT';
 
-/** A trace session's iptables chain (this one's or another's). */
-export function isTraceChain(chain: string): boolean {
-  return /^KUBEWIRE-TRACE(-CT)?(-\d+)?$/.test(chain);
+/** A trace session's iptables chain (this one's or another's): the marking one in raw, or with `ct`, the conntrack-marking one in mangle too. */
+export function isTraceChain(chain: string, ct = false): boolean {
+  return (ct ? /^KUBEWIRE-TRACE(-CT)?(-\d+)?$/ : /^KUBEWIRE-TRACE(-\d+)?$/).test(chain);
 }
 
 /** The iptables-legacy equivalent of the trace table (an iptables-restore --noflush script), masqueraded probes included. */
@@ -277,7 +277,7 @@ function legacyRemoval(ses: Session, ctMark: boolean): string {
 
 /** A TRACE line of the trace's own rules (its chains, and the jumps into them inserted first). */
 export function ownTraceEvent(e: TraceEvent): boolean {
-  if (isTraceChain(e.chain)) return true;
+  if (isTraceChain(e.chain, true)) return true;
   if (e.type !== 'rule' || e.ruleNumber !== 1) return false;
   return (e.table === 'raw' && (e.chain === 'PREROUTING' || e.chain === 'OUTPUT')) || (e.table === 'mangle' && (e.chain === 'INPUT' || e.chain === 'POSTROUTING'));
 }
