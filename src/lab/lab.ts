@@ -12,7 +12,7 @@ import { startChild, type ChildProcess } from '../supervisor/supervisor.ts';
 // A tiny HTTP server that answers with its name and the client's address as it sees it
 // (proof of no NAT), and a client with a bounded timeout. Both run with the machine's node.
 const ECHO_SERVER = `require('http').createServer((q, s) => s.end('hello from ' + process.argv[2] + ', you are ' + q.socket.remoteAddress.replace('::ffff:', '') + '\\n')).listen(Number(process.argv[1]), '0.0.0.0', () => console.log('ready'))`;
-const HTTP_GET = `fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then(r => r.text()).then(t => process.stdout.write(t), e => { console.error(String(e.cause ?? e)); process.exit(1) })`;
+const HTTP_GET = `fetch(process.argv[1], { signal: AbortSignal.timeout(Number(process.argv[2])) }).then(r => r.text()).then(t => process.stdout.write(t), e => { console.error(String(e.cause ?? e)); process.exit(1) })`;
 const NAME = /^[a-z0-9][a-z0-9-]{0,40}$/;
 
 /**
@@ -81,9 +81,9 @@ export class Lab {
     return child;
   }
 
-  /** An HTTP GET from inside `netns` (3 s timeout); resolves with the body. */
-  httpGet(netns: string, url: string): Promise<string> {
-    return linux.at(netns).exec([process.execPath, '-e', HTTP_GET, url]);
+  /** An HTTP GET from inside `netns` (given up after `timeoutMs`, 3 s); resolves with the body. */
+  httpGet(netns: string, url: string, timeoutMs = 3000): Promise<string> {
+    return linux.at(netns).exec([process.execPath, '-e', HTTP_GET, url, String(timeoutMs)]);
   }
 
   exec(netns: string, argv: string[], opts: { input?: string } = {}): Promise<string> {

@@ -13,6 +13,9 @@ import { Lab } from '../../src/lab/lab.ts';
 import { IpvsBackend } from '../../src/proxy/ipvs/backend.ts';
 import type { ServicePortInfo } from '../../src/proxy/model.ts';
 
+/** A request's limit in here: Node's fetch starts slowly in UML, more so with another kernel beside it (3 s timed out). */
+const GET_MS = 15_000;
+
 const ep = (ip: string) => ({ ip, port: 8080, ready: true, serving: true, terminating: false, local: true });
 const svc = (endpoints: string[], over: Partial<ServicePortInfo> = {}): ServicePortInfo => ({ namespace: 'default', name: 'web', portName: 'http', protocol: 'tcp', clusterIP: '10.96.0.10', port: 80, externalIPs: [], externalLocal: false, internalLocal: false, endpoints: endpoints.map(ep), ...over });
 
@@ -48,7 +51,7 @@ test('IPVS mode on a kernel with IP_VS: virtual and real servers, kube-ipvs0, tr
 
     const from = async (url: string, n: number) => {
       const seen = new Set<string>();
-      for (let i = 0; i < n; i++) seen.add(/hello from (\S+),/.exec(await lab.httpGet(node, url))?.[1] ?? '?');
+      for (let i = 0; i < n; i++) seen.add(/hello from (\S+),/.exec(await lab.httpGet(node, url, GET_MS))?.[1] ?? '?');
       return [...seen].sort();
     };
     assert.deepEqual(await from('http://10.96.0.10/', 4), ['p1', 'p2'], 'round robin over both pods');
@@ -88,7 +91,7 @@ test('graceful termination on the kernel: a removed endpoint with an open connec
     assert.equal(first.recheckMs, undefined, 'nothing to drain');
     // Source hashing: one client always reaches the same pod.
     const seen = new Set<string>();
-    for (let i = 0; i < 4; i++) seen.add(/hello from (\S+),/.exec(await lab.httpGet(node, 'http://10.96.0.10/'))?.[1] ?? '?');
+    for (let i = 0; i < 4; i++) seen.add(/hello from (\S+),/.exec(await lab.httpGet(node, 'http://10.96.0.10/', GET_MS))?.[1] ?? '?');
     assert.equal(seen.size, 1, `sh keeps a client on one pod: ${[...seen]}`);
 
     // Graceful termination, with rr (sh maps a client to its server even at weight 0, and refuses it then).
@@ -111,7 +114,7 @@ test('graceful termination on the kernel: a removed endpoint with an open connec
     assert.ok((await host.ipvsSave()).includes(`-a ${key} -m -w 0`), await host.ipvsSave());
     assert.equal(drained.counts['real-servers-draining'], 1);
     assert.ok(drained.recheckMs! > 0);
-    assert.deepEqual([...new Set(await Promise.all([1, 2, 3].map(() => lab.httpGet(node, 'http://10.96.0.11/').then((b) => /hello from (\S+),/.exec(b)?.[1]))))], [busy === '10.255.1.2' ? 'p2' : 'p1'], 'new connections go to the endpoint that stays');
+    assert.deepEqual([...new Set(await Promise.all([1, 2, 3].map(() => lab.httpGet(node, 'http://10.96.0.11/', GET_MS).then((b) => /hello from (\S+),/.exec(b)?.[1]))))], [busy === '10.255.1.2' ? 'p2' : 'p1'], 'new connections go to the endpoint that stays');
 
     // The client resets its connection; once IPVS forgets it (CLOSE: 10 s) a sync deletes the real server.
     client.kill('SIGTERM');
