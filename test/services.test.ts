@@ -284,7 +284,7 @@ for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT },
     await waitFor('the rules to come back', async () => {
       const again = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '1', `http://${vip}/`]);
       return again.code === 0 && field(again.stdout, 'pod') ? true : undefined;
-    }, 15_000);
+    }, 15_000 * SLOWDOWN);
   });
 
   const clusterIP = async (name: string) => (await kube.json<Service>('get', 'service', name)).spec.clusterIP!;
