@@ -19,4 +19,4 @@ apt-get install -y -qq iproute2 iptables nftables conntrack ipset util-linux pro
 npm ci --no-audit --no-fund
 npm run build
 ln -sfn "$PWD/bin/kubewire.js" /usr/local/bin/kubewire
-echo "kubewire $(kubewire --version | sed 's/^kubewire //') is on PATH: /usr/local/bin/kubewire -> $PWD/bin/kubewire.js"
+echo "$(/usr/local/bin/kubewire --version) is on PATH: /usr/local/bin/kubewire -> $PWD/bin/kubewire.js"
