@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ChunkedScanner, parseRequestHead, parseResponseHead, type RequestHead } from '../src/ingress/http1.ts';
+import { ChunkedScanner, findHeadEnd, parseRequestHead, parseResponseHead, type RequestHead } from '../src/ingress/http1.ts';
 import { requestText, upstreamRequest } from '../src/ingress/connection.ts';
 
 test('requests: the common shapes are taken; anything unusual is left to Node\'s HTTP server', () => {
@@ -52,6 +52,31 @@ test('the request an endpoint receives: hop-by-hop and claimed forwarding header
   const trusted = requestText(head, 'http', 80, '10.0.0.1', true, 'abc');
   assert.match(trusted, /\r\nx-forwarded-for: 6\.6\.6\.6, 10\.0\.0\.1\r\n/);
   assert.match(trusted, /\r\nx-real-ip: 6\.6\.6\.6\r\n/);
+});
+
+test('bare LF ends a line, as nginx reads requests; a bare CR is refused (400) at once, never waited on', () => {
+  const bounds = (text: string) => findHeadEnd(Buffer.from(text, 'latin1'));
+  // The common shape, then bare LF everywhere, then mixed: the head, the lines to pass on, where the body starts.
+  assert.deepEqual(bounds('GET / HTTP/1.1\r\nHost: x\r\n\r\nbody'), { text: 23, lines: 25, total: 27, crlf: true });
+  assert.deepEqual(bounds('GET / HTTP/1.1\nHost: x\n\nbody'), { text: 22, lines: 23, total: 24, crlf: false });
+  assert.deepEqual(bounds('GET / HTTP/1.1\r\nHost: x\n\r\n'), { text: 23, lines: 24, total: 26, crlf: false });
+  assert.deepEqual(bounds('GET / HTTP/1.1\nHost: x\r\n\n'), { text: 22, lines: 24, total: 25, crlf: false });
+  // The first empty line ends the head, whichever form it takes (a pipelined CRLF request behind it does not count).
+  assert.equal((bounds('GET /a HTTP/1.1\nHost: x\n\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n') as { total: number }).total, 25);
+  for (const partial of ['GET / HTTP/1.1\nHost: x\n', 'GET / HTTP/1.1\r\nHost: x\r', 'GET / HTTP/1.1\r']) assert.equal(bounds(partial), undefined, JSON.stringify(partial));
+  for (const cr of ['GET / HTTP/1.1\rHost: x\r\r', 'GET / HTTP/1.1\r\nHost: x\rY: z', 'GET / HTTP/1.1\rH']) assert.equal(bounds(cr), 'bare CR', JSON.stringify(cr));
+
+  const head = parseRequestHead('GET /a HTTP/1.1\nHost: x\nAccept: */*') as RequestHead;
+  assert.deepEqual([head.method, head.target, head.host, head.names, head.values], ['GET', '/a', 'x', ['Host', 'Accept'], ['x', '*/*']]);
+  // nginx: a header line may end in CR CR LF; the request line in one CR; any other CR is a bad request.
+  assert.equal((parseRequestHead('GET / HTTP/1.1\r\nHost: x\r\r') as RequestHead).host, 'x');
+  for (const text of ['GET / HTTP/1.1\r\r\nHost: x', 'GET / HTTP/1.1\r\nHost: x\ry', 'GET /\r HTTP/1.1\nHost: x']) assert.equal(parseRequestHead(text), 'bare CR', JSON.stringify(text));
+  // A bare-LF head is passed on rebuilt, in CRLF (the endpoint's parser may refuse bare LF: Node's does).
+  const received = Buffer.from('GET /a HTTP/1.1\nHost: x\n\n', 'latin1');
+  const b = findHeadEnd(received) as { text: number; lines: number; crlf: boolean };
+  const h = parseRequestHead(received.toString('latin1', 0, b.text)) as RequestHead;
+  h.plain &&= b.crlf;
+  assert.equal(upstreamRequest(received, b.lines, h, undefined, 'http', 80, '172.18.0.200', false, 'abc').toString('latin1').split('\r\n').slice(0, 3).join('|'), 'GET /a HTTP/1.1|Host: x|x-request-id: abc');
 });
 
 test('responses: framing by Content-Length, chunked, HEAD/204/304, or the close; hop-by-hop headers removed', () => {

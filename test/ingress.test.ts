@@ -376,6 +376,18 @@ spec:
     await kube.ok('delete', 'ingress', 'sec-public', 'sec-admin');
   });
 
+  test('bare LF line endings are read as nginx reads them (answered, not held for 75 s); a bare CR is a 400 at once', async () => {
+    // No -N: a client that half-closes would lose the proxied answer (the proxy ends the connection at its FIN).
+    const send = (text: string) => kube.ok('exec', '--external', '--', 'sh', '-c', `printf '${text}' | nc -w 3 ${NODE_IPS[0]} 80`);
+    const started = Date.now();
+    const lf = await send('GET /hostname HTTP/1.1\\nHost: web.example.com\\nConnection: close\\n\\n');
+    assert.match(lf, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nweb-/, 'the endpoint answered (it got the head in CRLF)');
+    const mixed = await send('GET /hostname HTTP/1.1\\r\\nHost: web.example.com\\nConnection: close\\r\\n\\n');
+    assert.match(mixed, /^HTTP\/1\.1 200 OK\r\n[^]*web-/);
+    for (const cr of ['GET /hostname HTTP/1.1\\rHost: web.example.com\\r\\r', 'GET /hostname HTTP/1.1\\r\\nHost: web.example.com\\rX: y\\r\\n\\r\\n']) assert.match(await send(cr), /^HTTP\/1\.1 400 Bad Request\r\n/, cr);
+    assert.ok(Date.now() - started < 10_000, `answered at once (${Date.now() - started} ms for four requests)`);
+  });
+
   test('websocket upgrades are tunnelled both ways', async () => {
     const client = `
 const s = require('node:net').connect(80, ${JSON.stringify(NODE_IPS[1])}, () => s.write('GET /chat HTTP/1.1\\r\\nHost: ws.example.com\\r\\nConnection: Upgrade\\r\\nUpgrade: websocket\\r\\n\\r\\n'));

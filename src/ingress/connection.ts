@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import type { AccessLog, LoggedRequest } from './accesslog.ts';
 import { addedHeaders, afterFailure, decide, nextEndpoint, TRACE_HEADER, traceAnswer, tracePort, traceRoute, type Decision } from './decide.ts';
 import { clientAddress, forwardingLines } from './forward.ts';
-import { errorPage, FORWARDED, headerOf, HOP_BY_HOP, HEAD_END, MAX_HEAD, parseRequestHead, simpleResponse, STATUS_TEXT, type RequestHead, type ResponseHead } from './http1.ts';
+import { errorPage, FORWARDED, findHeadEnd, headerOf, HOP_BY_HOP, MAX_HEAD, parseRequestHead, simpleResponse, STATUS_TEXT, type RequestHead, type ResponseHead } from './http1.ts';
 import type { RateLimiter } from './limits.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { parseRequestUri } from './paths.ts';
@@ -166,26 +166,28 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
   };
 
   /** The decision for the head at the front of the buffer, kept while its body arrives (so it is made once). */
-  let waiting: { head: RequestHead; decision: Decision; headEnd: number; total: number } | undefined;
+  let waiting: { head: RequestHead; decision: Decision; headBytes: number; bodyAt: number; total: number } | undefined;
 
   const next = (): void => {
     while (buffered && !busy && !ended) {
       if (!waiting) {
-        const end = buffered.indexOf(HEAD_END);
-        if (end < 0) {
+        const bounds = findHeadEnd(buffered);
+        if (bounds === 'bare CR') return handOff(); // Node's server answers 400, as nginx does
+        if (!bounds) {
           if (buffered.length > MAX_HEAD) handOff(); // Node's server answers 431
           return;
         }
-        const head = parseRequestHead(buffered.toString('latin1', 0, end));
+        const head = parseRequestHead(buffered.toString('latin1', 0, bounds.text));
         // Node's server takes the other shapes, absolute-form targets among them.
         if (typeof head === 'string' || head.target.charCodeAt(0) !== 47 /* '/' */) return handOff();
+        if (!bounds.crlf) head.plain = false; // bare LF ends (nginx takes them): the endpoint gets CRLF
         const uri = head.twoHosts ? undefined : parseRequestUri(head.target, head.host);
         const decision = decide(ctx.table(), { scheme, method: head.method, uri, contentLength: head.contentLength, header: (name) => headerOf(head, name), client: () => clientAddress(remote, ctx.trust, head.forwardedFor) }, ctx.limiter);
         // 400, 405, 413: answered at once, and the connection ends (its body is not read).
-        if (decision.kind === 'answer' && decision.close) return refuse(head, decision, end + 4);
-        waiting = { head, decision, headEnd: end, total: end + 4 + head.contentLength };
+        if (decision.kind === 'answer' && decision.close) return refuse(head, decision, bounds.total);
+        waiting = { head, decision, headBytes: bounds.lines, bodyAt: bounds.total, total: bounds.total + head.contentLength };
       }
-      const { head, decision, headEnd, total } = waiting;
+      const { head, decision, headBytes, bodyAt, total } = waiting;
       if (buffered.length < total) return; // the body is on its way
       waiting = undefined;
       const received = buffered.subarray(0, total);
@@ -193,7 +195,7 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
       busy = true;
       // (The keep-alive timeout stays armed: traffic either way re-arms it.)
       let inLoop = true;
-      serve(head, decision, received, headEnd + 2, (close) => {
+      serve(head, decision, received, headBytes, bodyAt, (close) => {
         busy = false;
         if (close || head.close || draining) {
           ended = true;
@@ -226,13 +228,13 @@ export function serveConnection(socket: Socket, scheme: 'http' | 'https', port: 
   };
 
   /** One request, as decided; `done` is told whether the connection must close. */
-  const serve = (head: RequestHead, d: Decision, received: Buffer, headBytes: number, done: (close: boolean) => void): void => {
+  const serve = (head: RequestHead, d: Decision, received: Buffer, headBytes: number, bodyAt: number, done: (close: boolean) => void): void => {
     const started = performance.now();
     const length = received.length;
     if (d.kind === 'answer') return done(respond(head, d.route, d.status, tracePort(headerOf(head, TRACE_HEADER)) ? [...d.headers, traceAnswer(d)] : d.headers, d.body, false, length, started));
     const { route } = d;
     const requestId = head.requestId ?? newRequestId();
-    const body = head.contentLength ? received.subarray(headBytes + 2) : undefined;
+    const body = head.contentLength ? received.subarray(bodyAt) : undefined;
     const request = upstreamRequest(received, headBytes, head, body, scheme, port, remote, ctx.trust, requestId, d.target);
     const tried: string[] = [];
     const traced = tracePort(headerOf(head, TRACE_HEADER));

@@ -11,6 +11,52 @@ export const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forw
 export const MAX_HEAD = 64 * 1024;
 /** The blank line that ends a head (a Buffer: searching with a string needle converts it every time). */
 export const HEAD_END = Buffer.from('\r\n\r\n');
+// A line ends in LF, with or without CR before it, as nginx reads requests: the blank line
+// that ends a head is then LF LF or LF CR LF (CRLF CRLF holds the latter).
+const LF_LF = Buffer.from('\n\n');
+const LF_CRLF = Buffer.from('\n\r\n');
+
+/** Where a request head ends in a buffer. */
+export interface HeadBounds {
+  /** The head's text ends here (its last line's terminator excluded). */
+  text: number;
+  /** The head's lines with the last one's terminator (the empty line excluded). */
+  lines: number;
+  /** The first byte after the empty line (the body's or the next request's). */
+  total: number;
+  /** Every line ended in CRLF: the head may be passed on as received. */
+  crlf: boolean;
+}
+
+/**
+ * Where the head at the front of `buf` ends (pure): its bounds; undefined while it is
+ * incomplete; 'bare CR' when a CR is followed by neither LF nor CR, which nginx answers
+ * with 400 at once (a head that could never end must not wait for the idle timeout).
+ */
+export function findHeadEnd(buf: Buffer): HeadBounds | 'bare CR' | undefined {
+  const a = buf.indexOf(LF_LF);
+  const b = buf.indexOf(LF_CRLF);
+  const at = a < 0 ? b : b < 0 ? a : Math.min(a, b);
+  if (at < 0) return bareCR(buf, buf.length) ? 'bare CR' : undefined;
+  const total = at + (at === b ? 3 : 2);
+  const cr = at > 0 && buf[at - 1] === 13;
+  return { text: cr ? at - 1 : at, lines: at + 1, total, crlf: at === b && everyLFAfterCR(buf, at) };
+}
+
+/** Whether every LF up to `end` (included) follows a CR. */
+function everyLFAfterCR(buf: Buffer, end: number): boolean {
+  for (let i = buf.indexOf(10); i >= 0 && i <= end; i = buf.indexOf(10, i + 1)) if (buf[i - 1] !== 13) return false;
+  return true;
+}
+
+/** Whether a CR before `end` is followed by a byte that is neither LF nor CR (nginx: invalid request, 400). */
+function bareCR(buf: Buffer, end: number): boolean {
+  for (let i = buf.indexOf(13); i >= 0 && i < end; i = buf.indexOf(13, i + 1)) {
+    const next = buf[i + 1];
+    if (next !== undefined && next !== 10 && next !== 13) return true;
+  }
+  return false;
+}
 
 const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive']);
 const CLOSE: ReadonlySet<string> = new Set(['close']);
@@ -51,11 +97,16 @@ const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const TOKEN_LINE = /^([A-Z]+) (\S+) HTTP\/1\.1$/;
 
 /**
- * Parses a request head (without its final CRLF CRLF). Returns a string naming why the
- * fast path should not take the request (Node's HTTP server will), or the head.
+ * Parses a request head (without its last line's end and the empty line; lines end in LF or
+ * CRLF, see findHeadEnd). Returns a string naming why the fast path should not take the
+ * request (Node's HTTP server will; it answers a bare CR with 400, as nginx does), or the head.
  */
 export function parseRequestHead(text: string): RequestHead | string {
-  const lines = text.split('\r\n');
+  const lines = text.split('\n');
+  // The request line may end in one CR, a header line in several (nginx); any other CR is a bare one.
+  lines[0] = lines[0]!.endsWith('\r') ? lines[0]!.slice(0, -1) : lines[0]!;
+  for (let i = 1; i < lines.length; i++) if (lines[i]!.endsWith('\r')) lines[i] = lines[i]!.replace(/\r+$/, '');
+  for (const line of lines) if (line.includes('\r')) return 'bare CR';
   const m = TOKEN_LINE.exec(lines[0]!);
   if (!m) return 'request line';
   const head: RequestHead = { method: m[1]!, target: m[2]!, names: [], values: [], host: '', contentLength: 0, claimed: {}, close: false, plain: true };
