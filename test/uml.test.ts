@@ -33,14 +33,18 @@ const skip = NOT_ROOT || (umlMissing() ? `user-mode Linux is not installed: ${um
 
 /** Runs a test command in a fresh UML kernel; it must exit 0 having passed `passes` tests. */
 async function passesInUml(command: string, passes: number, opts: { env?: Record<string, string>; memMB?: number; timeoutMs: number }): Promise<void> {
-  const r = await runInUml({ command, cwd: process.cwd(), ...(opts.env ? { env: opts.env } : {}), memMB: opts.memMB ?? 1024, timeoutMs: opts.timeoutMs });
+  // tsx's cache of compiled files (keyed by their content) is the host's: in there, compiling
+  // every test file and what it imports again takes seconds for each process that loads it.
+  const tsxCache = join(tmpdir(), `tsx-${process.getuid!()}`);
+  const r = await runInUml({ command: `[ -d ${tsxCache} ] && ln -sfn ${tsxCache} "$TMPDIR/tsx-$(id -u)"; ${command}`, cwd: process.cwd(), ...(opts.env ? { env: opts.env } : {}), memMB: opts.memMB ?? 1024, timeoutMs: opts.timeoutMs });
   const failed = r.output.split('\n').filter((l) => /^\s*not ok|^\s+error:|^\s+(expected|actual):/.test(l)).join('\n');
   assert.equal(r.code, 0, `inside UML (${r.seconds.toFixed(0)} s):\n${failed || r.output.slice(-3000)}\n--- kernel:\n${r.console.split('\n').slice(-10).join('\n')}`);
   assert.match(r.output, new RegExp(`^# pass ${passes}$`, 'm'), r.output.split('\n').filter((l) => /^# /.test(l)).join('\n'));
 }
 
-// Latency limits x4 inside UML: every process start and system call costs several times more there.
-const SLOW = { KUBEWIRE_TEST_SLOWDOWN: '4' };
+// Latency limits x4 inside UML: every process start and system call costs several times more
+// there; the tests' CLI runs from a process started ahead, as a user's commands in there do.
+const SLOW = { KUBEWIRE_TEST_SLOWDOWN: '4', KUBEWIRE_TEST_WARM_CLI: '1' };
 
 // A UML kernel runs on one CPU: two at a time use this machine's two.
 describe('kernels of their own (user-mode Linux), two at a time', { skip, concurrency: 2 }, () => {

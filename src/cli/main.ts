@@ -13,7 +13,7 @@ import { defaultCluster, registerKubectlCommands } from './kubectl.ts';
 import { registerTraceCommands } from './trace.ts';
 import { registerUiCommands } from './ui.ts';
 import { clusterFlag, clusterKernel, runInKernel, runsInGuest } from '../kernel/client.ts';
-import { takeWarmRequest } from '../kernel/guest.ts';
+import { takeWarmRequest } from '../kernel/warm.ts';
 import { mayUseHostKernel } from '../lifecycle/privileges.ts';
 import { PermissionDenied } from '../supervisor/supervisor.ts';
 

@@ -3,67 +3,23 @@
 // the command's output and exit status back. The state directory is the guest's tmpfs: the
 // cluster's files go with its kernel.
 //
-// Starting Node costs over a second in UML (every page fault and system call goes through
-// the host), so the guest keeps one kubewire process warm: started with nothing to do, its
-// bundle loaded, waiting on its fd 3 for the command line it is to run (takeWarmRequest).
-// A session takes it; the next one starts loading once no command runs (a Node process
-// loading reads its files through hostfs, which holds up the whole kernel whatever its
-// priority), at nice 19; a process taken gets the ordinary priority back before it runs.
+// Starting Node costs over a second in UML, so the guest keeps one kubewire process warm
+// (warm.ts). A session takes it; the next one starts loading once no command runs (a Node
+// process loading reads its files through hostfs, which holds up the whole kernel whatever
+// its priority).
 
-import { createReadStream, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import tty from 'node:tty';
 import { cliPath } from '../state/paths.ts';
 import { startPiped, startPipedIn, type ChildProcess } from '../supervisor/supervisor.ts';
 import { encodeFrame, FrameReader, type Frame } from './frames.ts';
+import { WarmCli } from './warm.ts';
 
 /** Exit status as a shell reports it: the code, or 128 + the signal's number. */
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 const statusOf = (code: number | null, signal: NodeJS.Signals | null): number => code ?? 128 + (signal ? SIGNALS[signal] ?? 0 : 0);
-
-/**
- * A process's nice value, thread by thread: Linux keeps one per thread, and Node's helper
- * threads (GC, compilation, I/O) left at 19 would starve the command once it runs. The guest
- * agent is root in its kernel: it may lower the value again.
- */
-function setNice(pid: number, nice: number): void {
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return; // gone meanwhile
-  }
-  for (const tid of tids) {
-    try {
-      setPriority(Number(tid), nice);
-    } catch {
-      // that thread ended meanwhile
-    }
-  }
-}
-
-/** What a warm kubewire process is given to do. */
-interface WarmRequest {
-  argv: string[];
-  cwd: string;
-  env: Record<string, string>;
-}
-
-/**
- * In a warm process (KUBEWIRE_WARM is set): waits for its command line on fd 3 and becomes
- * that command (argv, working directory, environment), before the CLI reads any of them.
- */
-export async function takeWarmRequest(): Promise<void> {
-  const chunks: Buffer[] = [];
-  for await (const c of createReadStream('', { fd: 3 })) chunks.push(c as Buffer);
-  const req = JSON.parse(Buffer.concat(chunks).toString('utf8')) as WarmRequest;
-  delete process.env.KUBEWIRE_WARM;
-  Object.assign(process.env, req.env);
-  process.chdir(req.cwd);
-  process.argv = [process.argv[0]!, process.argv[1]!, ...req.argv];
-}
 
 export async function runGuest(channel: string): Promise<void> {
   const fd = openSync(channel, 'r+');
@@ -73,28 +29,16 @@ export async function runGuest(channel: string): Promise<void> {
   const send = (f: Frame) => output.write(encodeFrame(f));
   const sessions = new Map<number, ChildProcess>();
 
-  let warm: ChildProcess | undefined;
+  const warm = new WarmCli([process.execPath, cliPath()], process.env);
   const startWarm = () => {
-    if (warm || sessions.size) return;
-    const child = startPiped([process.execPath, cliPath()], { cwd: '/', env: { ...process.env, KUBEWIRE_WARM: '1' }, extraPipe: true });
-    child.on('error', () => {});
-    child.on('exit', () => {
-      if (warm === child) warm = undefined;
-    });
-    if (child.pid) setNice(child.pid, 19);
-    warm = child;
+    if (!sessions.size) warm.prepare();
   };
 
   const start = (s: number, f: Extract<Frame, { t: 'start' }>) => {
     // The host's tree is the guest's, but for the kernel's own /run, /proc, /sys and /dev.
     const cwd = existsSync(f.cwd) ? f.cwd : '/';
-    let child = warm;
-    warm = undefined;
-    if (child && child.exitCode === null) {
-      if (child.pid) setNice(child.pid, 0);
-      const request: WarmRequest = { argv: f.argv, cwd, env: f.env };
-      (child.stdio[3] as NodeJS.WritableStream).end(JSON.stringify(request));
-    } else {
+    let child = warm.take({ argv: f.argv, cwd, env: f.env });
+    if (!child) {
       try {
         child = startPiped([process.execPath, cliPath(), ...f.argv], { cwd, env: { ...process.env, ...f.env } });
       } catch (e) {
