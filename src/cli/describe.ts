@@ -8,6 +8,7 @@ import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, IngressBacke
 import { upstreamOf } from '../ingress/routes.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
 import { DEFAULT_CLUSTER_DOMAIN, nodeMAC, UNDERLAY, VPC, VXLAN, type ClusterPlan, type NodePlan } from '../cluster/plan.ts';
+import { checkNames, SOURCE_CHECK } from '../vpc/source-check.ts';
 import { ipamdCheckpoint, nodeFiles } from '../cluster/topology.ts';
 import { clusterDir } from '../state/paths.ts';
 import { existsSync, readFileSync } from 'node:fs';
@@ -415,10 +416,11 @@ async function vpcSection(dp: Dataplane, plan: ClusterPlan, np: NodePlan, snap: 
   const pool = (existsSync(checkpoint) ? JSON.parse(readFileSync(checkpoint, 'utf8')) : {}) as Record<string, { containerID: string } | null>;
   const fabric = await dp.at(netnsPath(plan.networkNetns)).neighbours(UNDERLAY.bridge).catch(() => []);
   const mac = nodeMAC(plan, np);
+  const check = await sourceCheckOf(dp, plan, np);
   const rows = Object.entries(pool).map(([ip, holder]) => {
     const a = attachments.find((x) => x.ip === ip);
     const vpc = fabric.find((n) => n.dst === ip);
-    return [ip, holder ? (a ? `pod ${a.namespace}/${a.name}` : `in use (${holder.containerID.slice(0, 12)})`) : 'warm', vpc?.lladdr === mac ? `→ ${mac} (this node's eth0)` : vpc ? `→ ${vpc.lladdr ?? '?'} (not this node!)` : 'unknown to the VPC'];
+    return [ip, holder ? (a ? `pod ${a.namespace}/${a.name}` : `in use (${holder.containerID.slice(0, 12)})`) : 'warm', vpc?.lladdr === mac ? `→ ${mac} (this node's eth0)` : vpc ? `→ ${vpc.lladdr ?? '?'} (not this node!)` : 'unknown to the VPC', !check ? 'off' : check.allowed.has(ip) ? 'allowed' : 'dropped!'];
   });
   const used = Object.values(pool).filter(Boolean).length;
   const warm = plan.spec.warmIPTarget ?? VPC.warmIPTarget;
@@ -426,7 +428,11 @@ async function vpcSection(dp: Dataplane, plan: ClusterPlan, np: NodePlan, snap: 
   const pairs = snap.links.filter((l) => l.linkinfo?.info_kind === 'veth' && l.ifname !== 'eth0');
   return [
     `VPC addresses (this node's pool, as the AWS VPC CNI's ipamd keeps it: ${used} in use, ${Object.keys(pool).length - used} warm; WARM_IP_TARGET ${warm}, MINIMUM_IP_TARGET ${minimum}):\n` +
-      indent(rows.length ? table([['ADDRESS', 'USE', "THE VPC'S TABLE"], ...rows]) : '<none>'),
+      indent(rows.length ? table([['ADDRESS', 'USE', "THE VPC'S TABLE", 'AS A SOURCE'], ...rows]) : '<none>'),
+    check
+      ? `Source check (the VPC's, as EC2's on an ENI: port ${np.underlayPort} lets out frames from ${mac} only, with a source among the ${check.allowed.size} addresses assigned to this node, ${np.ip} and its pool): ` +
+        `dropped ${check.ip} with another source address (counter ${checkNames(np.underlayPort).ip}), ${check.mac} with another MAC (counter ${checkNames(np.underlayPort).mac})`
+      : `Source check: off (no table bridge ${SOURCE_CHECK.table} in the network namespace: frames of any source cross the VPC)`,
     `Pod pairs (ptp: host end ${VPC.podGateway}/32, a /32 host route to the pod):\n` +
       indent(pairs.length ? table([['HOST END', 'MAC', 'POD', 'ROUTE'], ...pairs.map((p) => {
         const a = attachments.find((x) => x.hostVeth === p.ifname);
@@ -435,4 +441,14 @@ async function vpcSection(dp: Dataplane, plan: ClusterPlan, np: NodePlan, snap: 
       })]) : '<none>'),
     `SNAT: ${plan.spec.externalSNAT ? "none (--external-snat: pod traffic leaves the VPC with the pod's address)" : `pod traffic leaving the VPC ${UNDERLAY.subnet} takes ${np.ip} (KUBEWIRE-POSTROUTING)`}`,
   ];
+}
+
+/** The VPC's source check of a node's port, as the fabric holds it: the addresses it lets out and what its counters dropped; undefined when it is off. */
+async function sourceCheckOf(dp: Dataplane, plan: ClusterPlan, np: NodePlan): Promise<{ allowed: Set<string>; ip: number; mac: number } | undefined> {
+  const out = await dp.at(netnsPath(plan.networkNetns)).exec(['nft', '-j', 'list', 'table', 'bridge', SOURCE_CHECK.table]).catch(() => undefined);
+  if (!out) return undefined;
+  const names = checkNames(np.underlayPort);
+  const objects = (JSON.parse(out) as { nftables: Array<{ set?: { name: string; elem?: string[] }; counter?: { name: string; packets: number } }> }).nftables;
+  const packets = (name: string) => objects.find((o) => o.counter?.name === name)?.counter?.packets ?? 0;
+  return { allowed: new Set(objects.find((o) => o.set?.name === names.set)?.set?.elem ?? []), ip: packets(names.ip), mac: packets(names.mac) };
 }

@@ -92,6 +92,21 @@ export const NODE_SYSCTLS: Record<string, string> = {
   'net/ipv4/conf/all/accept_redirects': '0',
 };
 
+/**
+ * vpc mode: rp_filter as on an EKS node. The distribution's default is strict (Amazon Linux 2's
+ * systemd sysctl.d/50-default.conf: all and default 1), and the AWS VPC CNI loosens only the
+ * primary interface (aws-vpc-cni-init: "Configure rp_filter in loose mode",
+ * net/ipv4/conf/eth0/rp_filter = 2), where NodePort answers may come back another way. A pod's
+ * pair is thus strict: a packet from a pod with any source but its own address dies on its node,
+ * even another pod's of the same node, which the VPC's source check (the ENI's) lets through.
+ */
+export const VPC_NODE_SYSCTLS: Record<string, string> = {
+  ...NODE_SYSCTLS,
+  'net/ipv4/conf/all/rp_filter': '1',
+  'net/ipv4/conf/default/rp_filter': '1',
+  'net/ipv4/conf/eth0/rp_filter': '2',
+};
+
 /** The router forwards between nodes and must not redirect them to each other: the seed's path goes through it. */
 export const ROUTER_SYSCTLS: Record<string, string> = {
   'net/ipv4/ip_forward': '1',
@@ -157,7 +172,7 @@ export async function buildCluster(dp: Dataplane, plan: ClusterPlan, stateDir: s
     progress(`nodes: eth0 on the underlay, default route to the router, forwarding, ${outward}, CNI config and plugins${plan.spec.mode === 'vxlan' ? ', the VXLAN overlay (flannel.1, VNI 1, UDP 8472)' : ''}${vpc ? ' (ptp + the vpc IPAM)' : ''}`);
     await Promise.all([
       ...plan.nodes.map(async (n) => {
-        await node(n).apply([...onUnderlay(n.ip, nodeRoutes(plan, n)), ...vxlanOps(plan, n)], { sysctls: NODE_SYSCTLS });
+        await node(n).apply([...onUnderlay(n.ip, nodeRoutes(plan, n)), ...vxlanOps(plan, n)], { sysctls: plan.spec.mode === 'vpc' ? VPC_NODE_SYSCTLS : NODE_SYSCTLS });
         // A node's eth0 merges what it receives (GRO), as a NIC does; a veth does not unless told.
         // Worth about 10% of VXLAN's throughput here (bench:modes); nothing measurable to the others.
         await node(n).apply([{ op: 'offload', dev: 'eth0', gro: true }]).catch(() => progress(`${n.name}: eth0 keeps GRO off (ethtool missing or refused)`));

@@ -25,6 +25,8 @@ export interface Fabric {
   segment(place: Place, dev: string): { place: Place; bridge: string } | undefined;
   /** An overlay device's wrapping of a frame for `mac`: where the outer packet goes; undefined for other devices. */
   tunnel?(place: Place, dev: string, mac: string): string | undefined;
+  /** The true cause of a drop by the fabric's own rule (vpc mode: the VPC's source check); undefined for any other rule. */
+  dropReason?(place: Place, rule: string, packet: PacketHeader): string | undefined;
 }
 
 export function placeLabel(p: Place): string {
@@ -346,7 +348,7 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
       const none = /"([^"]+) has no endpoints"/.exec(rule)?.[1];
       const noLocal = /"([^"]+) has no local endpoints"/.exec(rule)?.[1];
       const because = none ? ` (Service ${none} has no endpoints)` : noLocal ? ` (externalTrafficPolicy Local: Service ${noLocal} has no endpoint on this node)` : '';
-      return { verdict: nf.stop.verdict, reason: `${why} on ${label} by ${nf.stop.hop.detail}: ${rule}${because}`, hops };
+      return { verdict: nf.stop.verdict, reason: fabric.dropReason?.(place, rule, entered) ?? `${why} on ${label} by ${nf.stop.hop.detail}: ${rule}${because}`, hops };
     }
     // IPVS takes a packet for a virtual server at INPUT and sends it on to a real server.
     const ipvs = pass.local && pass.left && (pass.left.daddr !== pass.local.daddr || pass.left.dport !== pass.local.dport);
@@ -397,11 +399,34 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
     // The frame goes where its MAC leads: usually the next hop's own namespace, but through a
     // VPC (proxy ARP) or to a point-to-point gateway, the namespace that routes it on.
     const owner = (l2.mac ? macOwner(obs, l2.mac) : undefined) ?? ipOwner(obs, nextHop);
+    // A frame only bridged through the segment's namespace (the VPC) may be dropped there, by the bridge's own rules.
+    const seg = fabric.segment(place, left.oif!);
+    const bridged = seg && seg.place.netns !== owner?.place.netns ? bridgedDrop(obs, fabric, seg.place, probe, dir, fromIP, left) : undefined;
+    if (bridged) return { verdict: 'dropped', reason: bridged.reason, hops: [...hops, ...bridged.hops] };
     if (!owner) return { verdict: 'dropped', reason: l2.problem ? `dropped on ${label}: ${l2.problem}: ${nextHop} is no namespace of the cluster` : `${label} sent it to ${nextHop} on ${left.oif}, which is no namespace of the cluster`, hops };
     prev = { place, dev: left.oif!, ip: nextHop, left, ...(l2.problem ? { problem: l2.problem } : {}) };
     place = owner.place;
   }
   return { verdict: 'dropped', reason: 'the walk went through more than 16 namespaces', hops };
+}
+
+/** The drop of a frame on its way through a bridge's namespace (not routed there): its rule as hops, and why. */
+function bridgedDrop(obs: Observation, fabric: Fabric, at: Place, probe: Probe, dir: 'request' | 'reply', fromIP: string | undefined, left: PacketHeader): { hops: Hop[]; reason: string } | undefined {
+  const snap = obs.snapshots.get(at.netns);
+  const label = placeLabel(at);
+  for (const pass of passages(obs.events.get(at.netns) ?? [], snap, probe, dir, fromIP, obs.session.table)) {
+    const seen = pass.arrived;
+    if (!seen || seen.saddr !== left.saddr || seen.daddr !== left.daddr) continue;
+    const nf = netfilterHops(label, pass, snap, obs.marking === 'iptables');
+    if (!nf.stop) continue;
+    const rule = nf.stop.hop.rule ?? '';
+    const frame = seen.etherSaddr ? ` (frame from ${seen.etherSaddr})` : '';
+    return {
+      hops: [{ netns: label, kind: 'l2', ...(seen.iif ? { in: seen.iif } : {}), detail: `bridged${frame}: ${seen.saddr} → ${seen.daddr}${portOf(seen)}` }, ...nf.hops],
+      reason: fabric.dropReason?.(at, rule, seen) ?? `${nf.stop.verdict} on ${label} by ${nf.stop.hop.detail}: ${rule}`,
+    };
+  }
+  return undefined;
 }
 
 /** IPVS's choice for the probe: its connection entry (`ipvsadm -Lnc`), or what the packet shows. */

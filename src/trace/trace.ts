@@ -2,7 +2,8 @@
 // namespaces a probe may cross, the kernel lookups the explanation asks for, and the matrix.
 
 import type { Ingress, Pod, Service } from '../api/types.ts';
-import { podNetnsName, podRange, UNDERLAY, VPC, VXLAN, vtep, type ClusterPlan } from '../cluster/plan.ts';
+import { nodeMAC, podNetnsName, podRange, UNDERLAY, VPC, VXLAN, vtep, type ClusterPlan } from '../cluster/plan.ts';
+import { parseCheckRule, sourceDropReason } from '../vpc/source-check.ts';
 import { contains, parsePrefix, tryParseIP } from '../netaddr/ip.ts';
 import { netnsPath, type Dataplane } from '../dataplane/port.ts';
 import { matches } from '../api/labels.ts';
@@ -56,6 +57,12 @@ export function clusterFabric(plan: ClusterPlan): Fabric {
       const peer = plan.nodes.find((n) => vtep(plan, n).mac === mac.toLowerCase());
       const self = plan.nodes.find((n) => n.name === place.name);
       return peer ? `VXLAN ${dev}: ${mac} is the VTEP of ${peer.name}: the frame goes wrapped in UDP ${self?.ip ?? ''} → ${peer.ip}:${VXLAN.port} (VNI ${VXLAN.vni}) over the underlay, which sees no pod address` : `VXLAN ${dev}: no VTEP has ${mac}`;
+    },
+    // vpc mode: the VPC's source check, in its own words (which source, whose interface it is not).
+    dropReason(place, rule, packet) {
+      const check = plan.spec.mode === 'vpc' && place.kind === 'network' ? parseCheckRule(rule) : undefined;
+      const node = check && plan.nodes.find((n) => n.underlayPort === check.port);
+      return check && node ? sourceDropReason({ node: node.name, mac: nodeMAC(plan, node), port: check.port }, check.cause, { ip: packet.saddr, mac: packet.etherSaddr }) : undefined;
     },
   };
 }
