@@ -17,6 +17,7 @@ import { cleanupOnInterrupt } from '../src/lab/lab.ts';
 import { nodeFiles } from '../src/cluster/topology.ts';
 import { SandboxManager } from '../src/node/sandbox.ts';
 import { daemonPaths } from '../src/state/paths.ts';
+import { nodeHostPaths } from '../src/workloads/client.ts';
 import { linux } from '../src/dataplane/linux/host.ts';
 
 const REPLICAS = Number(process.env.REPLICAS) || 100;
@@ -70,8 +71,8 @@ try {
   line('  spread over nodes', [...perNode.values()].join(' / '));
   const rss = (pidFile: string) => Number(readFileSync(`/proc/${readFileSync(pidFile, 'utf8').trim()}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024;
   const daemonRss = rss(daemonPaths(name).pidFile);
-  const hostRss = rss(daemonPaths(name).hostPidFile);
-  line('  memory: daemon / workload host (RSS)', `${daemonRss.toFixed(0)} MB / ${hostRss.toFixed(0)} MB`);
+  const hostRss = [...perNode.keys()].map((node) => rss(nodeHostPaths(daemonPaths(name).dir, node).pidFile));
+  line('  memory: daemon / workload hosts, one per node (RSS)', `${daemonRss.toFixed(0)} MB / ${hostRss.map((r) => r.toFixed(0)).join(' + ')} MB`);
 
   await client.call('PATCH', `/apis/apps/v1/namespaces/default/deployments/bench/scale`, { spec: { replicas: 0 } });
   const gone = await until('all pods gone', async () => (await client.list(pods, 'default')).items.length === 0);

@@ -101,6 +101,20 @@ test("the node agent's reconcile on a fake node: pods started, a deleted one tor
     assert.deepEqual(await dp.listNetns(`kw_fa_pod_${node.name}_`), [aNetns], "a's sandbox adopted as it was, c's removed");
     assert.equal(podIP('a'), '10.244.0.2', 'a kept its IP');
     assert.deepEqual(readdirSync(join(files.ipamDir, 'kubewire')).filter((f) => /^\d/.test(f)), ['10.244.0.2'], "c's IP is free");
+
+    // The node's workload host dies: a's built-in container died with it. Not ready at once
+    // (its endpoint leaves), then served again by a new host, restarted once.
+    await agent.idle();
+    served.clear();
+    agent.workloadHostLost();
+    const a = () => api.get({ kind: 'Pod', namespace: 'default', name: 'a' }) as Pod;
+    const ready = () => a().status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+    assert.equal(ready(), false, 'NotReady before any restart');
+    assert.deepEqual(a().status?.containerStatuses?.[0]?.state.terminated?.exitCode, 137);
+    await settle(agent, () => served.size === 1 && ready());
+    assert.equal(a().status?.containerStatuses?.[0]?.restartCount, 1);
+    assert.equal(a().status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode, 137);
+    assert.ok(a().status?.containerStatuses?.[0]?.state.running);
   } finally {
     await agent.stop();
     store.close();

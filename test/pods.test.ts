@@ -328,16 +328,17 @@ describe('pods on a two-node cluster', { skip: NOT_ROOT }, () => {
     assert.match((await kube.run(['get', 'namespace', 'shop'])).stderr, /namespaces "shop" not found/);
   });
 
-  test('the workload host killed: the daemon starts it again and every pod serves again', async () => {
-    const hostPid = Number(readFileSync(join(stateDir, cluster, 'workloads.pid'), 'utf8'));
-    process.kill(hostPid, 'SIGKILL');
+  test("a node's workload host killed: the daemon starts it again and every pod serves again", async () => {
     const p = pods.find((x) => x.metadata.labels?.app === 'web')!;
+    const pidFile = join(stateDir, cluster, 'nodes', p.spec.nodeName!, 'workloads.pid');
+    const hostPid = Number(readFileSync(pidFile, 'utf8'));
+    process.kill(hostPid, 'SIGKILL');
     const body = await waitFor('the pod to serve again', async () => {
       const r = await kube.run(['exec', '--node', p.spec.nodeName!, '--', 'curl', '-s', '-m', '1', `http://${p.status!.podIP}/`]);
       return field(r.stdout, 'pod') === p.metadata.name ? r.stdout : undefined;
     }, 20_000);
     assert.equal(field(body, 'pod IP'), p.status!.podIP);
-    assert.notEqual(Number(readFileSync(join(stateDir, cluster, 'workloads.pid'), 'utf8')), hostPid);
+    assert.notEqual(Number(readFileSync(pidFile, 'utf8')), hostPid);
   });
 
   test('kill -9 of the daemon: pods keep serving; `up` restarts it; no pod lost, no IP twice, no namespace leaked', async () => {
@@ -377,7 +378,9 @@ describe('pods on a two-node cluster', { skip: NOT_ROOT }, () => {
   });
 
   test('down removes every namespace, process and file, and the root namespace is as before', async () => {
-    const procs = [join(stateDir, cluster, 'daemon.pid'), join(stateDir, cluster, 'workloads.pid')].map((f) => Number(readFileSync(f, 'utf8')));
+    const hostPids = readdirSync(join(stateDir, cluster, 'nodes')).map((n) => join(stateDir, cluster, 'nodes', n, 'workloads.pid')).filter((f) => existsSync(f));
+    assert.ok(hostPids.length > 0, 'the nodes with built-in pods run their workload hosts');
+    const procs = [join(stateDir, cluster, 'daemon.pid'), ...hostPids].map((f) => Number(readFileSync(f, 'utf8')));
     const out = await kube.ok('down');
     assert.match(out, /cluster kwp\d+ removed \(\d+ namespaces\)/);
     assert.deepEqual(await clusterNetns(cluster), []);

@@ -401,3 +401,9 @@ test('the probe manager: a probe at once (no initial delay), startup gating the 
     mgr.stop();
   }
 });
+
+test("a node's workload host that dies is started again at once; one that keeps dying young backs off to 30 s", async () => {
+  const { restartDelayMs, nodeHostPaths } = await import('../src/workloads/client.ts');
+  assert.deepEqual([0, 1, 2, 3, 4, 8, 20].map(restartDelayMs), [0, 0, 500, 1000, 2000, 30_000, 30_000]);
+  assert.deepEqual(nodeHostPaths('/s/c', 'c-node-1'), { socket: '/s/c/nodes/c-node-1/workloads.sock', pidFile: '/s/c/nodes/c-node-1/workloads.pid', log: '/s/c/nodes/c-node-1/workloads.log' });
+});

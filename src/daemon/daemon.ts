@@ -1,6 +1,6 @@
 // The cluster daemon: the control plane (store, API server, controllers) and the node
 // agents of one cluster, in one process started by `kubewire up`. Pods' processes and the
-// workload host run apart from it and outlive it; a restarted daemon adopts them.
+// nodes' workload hosts run apart from it and outlive it; a restarted daemon adopts them.
 
 import { appendFileSync, existsSync, mkdirSync, writeFileSync, rmSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,7 +24,9 @@ import { IptablesBackend } from '../proxy/iptables/backend.ts';
 import { IpvsBackend } from '../proxy/ipvs/backend.ts';
 import { NftablesBackend } from '../proxy/nftables/backend.ts';
 import { Proxier } from '../proxy/proxier.ts';
-import { WorkloadHostClient } from '../workloads/client.ts';
+import { nodeHostPaths, WorkloadHostClient } from '../workloads/client.ts';
+import { livePid } from '../state/pidfile.ts';
+import { stopProcess } from '../supervisor/supervisor.ts';
 import { Ipamd } from '../vpc/ipamd.ts';
 import { Vpc } from '../vpc/vpc.ts';
 import { logStream } from './logs.ts';
@@ -44,7 +46,8 @@ export class Daemon {
   private readonly server: ApiServer;
   private readonly controllers: ControllerManager;
   private readonly store: Store;
-  private readonly host: WorkloadHostClient;
+  /** Each node's workload host, started when its first built-in workload needs it. */
+  private readonly hosts: WorkloadHostClient[] = [];
   private watchdog?: NodeJS.Timeout;
 
   private readonly plan: ClusterPlan;
@@ -56,7 +59,6 @@ export class Daemon {
     const maxPods = plan.spec.maxPods ?? DEFAULT_MAX_PODS;
     const podLimit = { pods: maxPods * plan.nodes.length, why: `${maxPods} per node × ${plan.nodes.length} node${plan.nodes.length === 1 ? '' : 's'}; kubewire up --max-pods` };
     this.api = new Api(this.store, { serviceCIDR: plan.spec.serviceCIDR, podLimit });
-    this.host = new WorkloadHostClient(paths.hostSocket);
     this.server = new ApiServer(this.api, { podLog: (r) => this.podLog(r) });
     // vpc mode: pods take VPC addresses, so node IPAM cuts no podCIDRs (--allocate-node-cidrs=false).
     this.controllers = new ControllerManager(this.api, { clusterCIDR: plan.spec.mode === 'vpc' ? undefined : plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });
@@ -70,7 +72,11 @@ export class Daemon {
         const targets = { warmIPTarget: plan.spec.warmIPTarget ?? VPC.warmIPTarget, minimumIPTarget: plan.spec.minimumIPTarget ?? VPC.minimumIPTarget, maxIPs: maxPods };
         this.ipamds.push(new Ipamd({ node, socketPath: ipamdSocket(files), checkpointPath: ipamdCheckpoint(files), vpc, targets, cooldownSeconds: plan.spec.ipCooldownSeconds ?? VPC.ipCooldownSeconds, log }));
       }
-      this.agents.push(new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host: this.host, dataplane: linux, log }));
+      // A host's death is its node's built-in containers dying: the agent reports them and starts them again.
+      const host = new WorkloadHostClient({ cluster, ...nodeHostPaths(paths.dir, node.name), lost: () => agent.workloadHostLost() });
+      const agent = new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host, dataplane: linux, log });
+      this.hosts.push(host);
+      this.agents.push(agent);
       const netns = linux.at(linux.netnsPath(node.netns));
       if (plan.spec.mode === 'host-gw' || plan.spec.mode === 'vxlan') this.peers.push(new PeerSync({ api: this.api, self: node.name, mode: plan.spec.mode, podRange: plan.spec.podCIDR, netns, log }));
       const cfg = { clusterCIDR: podRange(plan), nodePodCIDR: node.podCIDR };
@@ -94,8 +100,7 @@ export class Daemon {
       if (!this.api.tryGet({ kind: 'Namespace', name })) this.api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     }
     ensureClusterDns(this.api, this.plan.spec);
-    this.progress('starting the workload host');
-    await this.host.start(this.cluster, paths.hostLog, paths.hostPidFile);
+    await this.retireClusterHost();
     // Fault injection for the tests of `up`: a daemon that hangs while starting.
     if (process.env.KUBEWIRE_FAULT_DAEMON_HANG) await new Promise(() => setInterval(() => undefined, 60_000));
     if (this.vpc) {
@@ -121,33 +126,26 @@ export class Daemon {
     this.progress('API server listening; waiting for the nodes to be Ready');
     await this.server.listen(paths.socket);
     await this.checkIngressControllers();
-    this.watchdog = setInterval(() => {
-      void this.checkWorkloadHost();
-      void this.checkIngressControllers();
-    }, 1000);
+    this.watchdog = setInterval(() => void this.checkIngressControllers(), 1000);
     this.watchdog.unref();
     this.stopReclaiming = reclaimAfterBursts();
     writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     this.log(`kubewire daemon for cluster ${this.cluster} ready on ${paths.socket}`);
   }
 
-  private checking = false;
-
-  /** A workload host that died (kill -9, OOM) is started again and given every pod's workloads back. */
-  private async checkWorkloadHost(): Promise<void> {
-    if (this.checking) return;
-    this.checking = true;
-    try {
-      if (await this.host.alive()) return;
-      const paths = daemonPaths(this.cluster);
-      this.log('the workload host is not answering: starting it again');
-      await this.host.start(this.cluster, paths.hostLog, paths.hostPidFile);
-      for (const a of this.agents) a.resync();
-    } catch (e) {
-      this.log(`workload host: ${e instanceof Error ? e.message : String(e)}`);
-    } finally {
-      this.checking = false;
+  /**
+   * A cluster-wide workload host left by an older kubewire (one process for every node) would
+   * hold the pods' ports the nodes' hosts need: it goes, and the agents serve its pods again.
+   */
+  private async retireClusterHost(): Promise<void> {
+    const paths = daemonPaths(this.cluster);
+    const pid = existsSync(paths.hostPidFile) ? livePid(paths.hostPidFile, 'workload-host', this.cluster) : undefined;
+    if (pid) {
+      this.progress('stopping the cluster-wide workload host of an older kubewire');
+      await stopProcess(pid, 2000);
     }
+    rmSync(paths.hostPidFile, { force: true });
+    rmSync(paths.hostSocket, { force: true });
   }
 
   private ingressCheck = false;
@@ -174,6 +172,7 @@ export class Daemon {
     await this.server.close();
     this.controllers.stop();
     await Promise.all([...this.agents.map((a) => a.stop()), ...this.proxies.map((p) => p.stop())]);
+    for (const h of this.hosts) h.close();
     await Promise.all(this.ipamds.map((d) => d.stop()));
     for (const p of this.peers) p.stop();
     this.store.close();

@@ -1,8 +1,9 @@
 // Starting and stopping a cluster's background processes: the daemon (control plane and
-// node agents), the workload host and the ingress controllers. All are detached so that the
+// node agents), the nodes' workload hosts and the ingress controllers. All are detached so that the
 // CLI can exit; a pid file names each (state/pidfile.ts).
 
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { ApiClient } from '../apiserver/client.ts';
 import { cliEnv, cliPath, daemonPaths } from '../state/paths.ts';
 import { ingressControllerPids } from '../ingress/supervisor.ts';
@@ -10,6 +11,7 @@ import { networkAvailable } from '../controllers/scheduler.ts';
 import type { Node } from '../api/types.ts';
 import { livePid } from '../state/pidfile.ts';
 import { startDetached, stopProcess, type ExitStatus } from '../supervisor/supervisor.ts';
+import { nodeHostPaths } from '../workloads/client.ts';
 
 export function daemonPid(cluster: string): number | undefined {
   return livePid(daemonPaths(cluster).pidFile, 'daemon', cluster);
@@ -122,15 +124,26 @@ export async function stopClusterDaemons(cluster: string): Promise<void> {
   await Promise.all([...pids].map((pid) => stopProcess(pid, 5000)));
 }
 
-/** Stops the daemon, the workload host and the ingress controllers of a cluster (pods' processes are left to `down`). */
+function nodeDirs(clusterDir: string): string[] {
+  try {
+    return readdirSync(join(clusterDir, 'nodes'));
+  } catch {
+    return [];
+  }
+}
+
+/** Stops the daemon, the workload hosts and the ingress controllers of a cluster (pods' processes are left to `down`). */
 export async function stopClusterProcesses(cluster: string): Promise<void> {
   const found = clusterProcesses(cluster);
   const paths = daemonPaths(cluster);
   const pids = (role: Role, pidFile?: number) => [...new Set([...found.filter((p) => p.role === role).map((p) => p.pid), ...(pidFile ? [pidFile] : [])])];
   // The daemons first: they would start the others again.
   await stopClusterDaemons(cluster);
+  // The nodes' workload hosts (and a cluster-wide one an older kubewire started).
+  const hostPidFiles = [paths.hostPidFile, ...nodeDirs(paths.dir).map((node) => nodeHostPaths(paths.dir, node).pidFile)];
+  const hosts = [...new Set(hostPidFiles.flatMap((f) => pids('workload-host', livePid(f, 'workload-host', cluster))))];
   await Promise.all([
-    ...pids('workload-host', livePid(paths.hostPidFile, 'workload-host', cluster)).map((pid) => stopProcess(pid, 2000)),
+    ...hosts.map((pid) => stopProcess(pid, 2000)),
     ...[...new Set([...pids('ingress-controller'), ...ingressControllerPids(cluster)])].map((pid) => stopProcess(pid, 11_000)),
   ]);
 }

@@ -566,11 +566,66 @@ export class NodeAgent {
     if (changed) this.events.record({ kind: 'Pod', apiVersion: 'v1', metadata: { name: rec.name, namespace: rec.namespace, uid: rec.uid } }, 'Warning', 'SandboxChanged', 'Pod sandbox changed (its network namespace is gone), it will be killed and re-created.');
   }
 
+  /**
+   * The node's workload host died (kill -9, OOM): every built-in container it served died
+   * with it. As when a container's process dies: each is recorded terminated (137, killed),
+   * its pod reported not ready at once (its endpoints leave the Services before the restart),
+   * and a sync starts it again, which starts a new host.
+   */
+  workloadHostLost(): void {
+    const at = now();
+    for (const [key, rec] of this.local) {
+      const pod = this.o.api.tryGet<Pod>({ kind: 'Pod', namespace: rec.namespace, name: rec.name });
+      if (!pod || pod.metadata.uid !== rec.uid) continue;
+      const died = pod.spec.containers.filter((c) => isServed(workloadFor(c)) && rec.containers[c.name]?.startedAt).map((c) => c.name);
+      if (!died.length) continue;
+      for (const name of died) {
+        const cr = rec.containers[name]!;
+        cr.previousTerminated = cr.lastTerminated;
+        cr.lastTerminated = { exitCode: 137, signal: 9, reason: 'Error', startedAt: cr.startedAt, finishedAt: at };
+        cr.startedAt = undefined;
+        cr.restartCount++;
+        this.probes.forgetContainer(rec.uid, name);
+      }
+      this.save(rec);
+      this.o.api.store.write(() => {
+        const current = this.o.api.tryGet<Pod>({ kind: 'Pod', namespace: rec.namespace, name: rec.name });
+        if (current?.metadata.uid !== rec.uid || current.metadata.deletionTimestamp || !current.status) return;
+        this.o.api.updateStatus({ kind: 'Pod', namespace: rec.namespace, name: rec.name }, containersDied(current.status, died, rec.containers, at));
+      });
+      this.o.log(`${this.o.node.name}: pod ${key}: the workload host died with container(s) ${died.join(', ')}: starting them again`);
+      this.queue.add(key);
+    }
+  }
+
   /** The pods this agent runs, as it knows them (for logs, describe and tests). */
   localPod(namespace: string, name: string): (LocalPod & { dir: string }) | undefined {
     const rec = this.local.get(nameKey(namespace, name));
     return rec && { ...rec, dir: this.podDir(rec) };
   }
+}
+
+/** Whether a container is one of the workload host's (a built-in server, not idle, not a process). */
+function isServed(w: ReturnType<typeof workloadFor>): boolean {
+  return w !== 'process' && w !== 'idle';
+}
+
+/**
+ * A pod's status once some of its containers died (pure): those terminated and not ready
+ * (their last state the one they died in), the pod's Ready and ContainersReady false, as
+ * the kubelet reports a container that exited until it runs again.
+ */
+export function containersDied(status: PodStatus, died: string[], records: Record<string, Pick<ContainerRecord, 'restartCount' | 'lastTerminated' | 'previousTerminated'>>, at: string): PodStatus {
+  const gone = new Set(died);
+  const containerStatuses = (status.containerStatuses ?? []).map((c): ContainerStatus => {
+    const r = records[c.name];
+    if (!gone.has(c.name) || !r?.lastTerminated) return c;
+    const { lastState: _, ...rest } = c;
+    return { ...rest, ready: false, started: false, restartCount: r.restartCount, state: { terminated: r.lastTerminated }, ...(r.previousTerminated ? { lastState: { terminated: r.previousTerminated } } : {}) };
+  });
+  const notReady = new Set(['Ready', 'ContainersReady']);
+  const conditions = (status.conditions ?? []).map((c) => (notReady.has(c.type) && c.status !== 'False' ? { ...c, status: 'False' as const, reason: 'ContainersNotReady', message: `containers with unready status: [${died.join(' ')}]`, lastTransitionTime: at } : c));
+  return { ...status, conditions, containerStatuses };
 }
 
 function refOf(p: Pod | LocalPod): PodRef {

@@ -1,11 +1,13 @@
-// The workload host: one process per cluster that serves every built-in workload of every
-// pod. Each listening socket is opened inside its pod's network namespace (native helper),
-// so the pod's IP answers on it exactly as if a process in the pod listened; one process
-// serves hundreds of pods in a few MB instead of one Node process per pod. It runs apart
-// from the daemon so that pods keep serving while the control plane restarts.
+// The workload host: one process per node that serves every built-in workload of the
+// node's pods. Each listening socket is opened inside its pod's network namespace (native
+// helper), so the pod's IP answers on it exactly as if a process in the pod listened; one
+// process serves hundreds of pods in a few MB instead of one Node process per pod. It runs
+// apart from the daemon so that pods keep serving while the control plane restarts; one per
+// node so that its crash is one node's containers dying, not the whole cluster's.
 //   PUT /pods/UID  {pod, netns, logDir, workloads}  -> listening (idempotent)
 //   DELETE /pods/UID                                -> closed, connections ended
 //   GET /pods                                        -> the pods it serves
+//   GET /watch                                       -> never ends: its close is the host's death
 
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createWriteStream, mkdirSync, rmSync, chmodSync, type WriteStream } from 'node:fs';
@@ -99,6 +101,11 @@ export async function runWorkloadHost(dp: Dataplane, socketPath: string): Promis
     };
     try {
       const url = new URL(req.url ?? '/', 'http://host');
+      if (url.pathname === '/watch' && req.method === 'GET') {
+        // The daemon holds this open: the kernel closes it the instant this process dies (kill -9 too).
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        return void res.write(`${process.pid}\n`);
+      }
       const m = url.pathname.match(/^\/pods(?:\/([\w-]+))?$/);
       if (!m) return reply(404, { message: 'not found' });
       const uid = m[1];
