@@ -5,12 +5,12 @@
 // with CoreDNS's names (:9153 /metrics).
 
 import { createServer, type Server } from 'node:http';
-import { Counter, Histogram, Registry } from 'prom-client';
 import { ApiClient } from '../apiserver/client.ts';
 import { loadCluster } from '../cluster/cluster.ts';
 import { DEFAULT_CLUSTER_DOMAIN, podRange } from '../cluster/plan.ts';
 import { parseHostPort } from '../netaddr/ip.ts';
 import { daemonPaths } from '../state/paths.ts';
+import { dnsMetrics } from './metrics.ts';
 import { DnsServer } from './server.ts';
 import { InformerView } from './view.ts';
 
@@ -19,32 +19,20 @@ export const HEALTH_PORT = 8080;
 export const READY_PORT = 8181;
 export const METRICS_PORT = 9153;
 
-/** CoreDNS's metric names, so that its dashboards and alerts read kubewire's. */
-export function dnsMetrics(zone: string) {
-  const registry = new Registry();
-  const r = [registry];
-  const requests = new Counter({ name: 'coredns_dns_requests_total', help: 'Counter of DNS requests made per zone, protocol and family.', labelNames: ['server', 'zone', 'view', 'proto', 'family', 'type'], registers: r });
-  const responses = new Counter({ name: 'coredns_dns_responses_total', help: 'Counter of response status codes.', labelNames: ['server', 'zone', 'view', 'rcode', 'plugin'], registers: r });
-  const duration = new Histogram({ name: 'coredns_dns_request_duration_seconds', help: 'Histogram of the time (in seconds) each request took.', labelNames: ['server', 'zone', 'view', 'type'], buckets: [0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192], registers: r });
-  const server = `dns://:${DNS_PORT}`;
-  return {
-    registry,
-    observe: (q: { proto: 'udp' | 'tcp'; qtype: string; rcode: string; seconds: number; forwarded: boolean }) => {
-      const z = q.forwarded ? '.' : `${zone}.`;
-      requests.inc({ server, zone: z, view: '', proto: q.proto, family: '1', type: q.qtype });
-      responses.inc({ server, zone: z, view: '', rcode: q.rcode, plugin: q.forwarded ? 'forward' : 'kubernetes' });
-      duration.observe({ server, zone: z, view: '', type: q.qtype }, q.seconds);
-    },
-  };
-}
+/** Bounds of the health, readiness and metrics listeners: they answer any pod and the outside too. */
+const HTTP_LIMITS = { headersTimeout: 5_000, requestTimeout: 10_000, maxConnections: 100 };
 
 function serve(port: number, handler: (path: string) => { code: number; body: string; type?: string } | Promise<{ code: number; body: string; type?: string }>): Promise<Server> {
   const server = createServer((req, res) => {
-    void Promise.resolve(handler(req.url ?? '/')).then((r) => {
-      res.writeHead(r.code, { 'content-type': r.type ?? 'text/plain' });
-      res.end(r.body);
-    });
+    void Promise.resolve()
+      .then(() => handler(req.url ?? '/'))
+      .catch((e: Error): { code: number; body: string; type?: string } => ({ code: 500, body: e.message }))
+      .then((r) => {
+        res.writeHead(r.code, { 'content-type': r.type ?? 'text/plain' });
+        res.end(r.body);
+      });
   });
+  Object.assign(server, HTTP_LIMITS);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '0.0.0.0', () => resolve(server));
@@ -55,7 +43,7 @@ export async function runDnsServer(cluster: string, log: (line: string) => void 
   const plan = loadCluster(cluster);
   const zone = plan.spec.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
   const upstream = plan.spec.upstreamDns ? parseHostPort(plan.spec.upstreamDns, 53) : undefined;
-  const metrics = dnsMetrics(zone);
+  const metrics = dnsMetrics(zone, DNS_PORT);
   const view = new InformerView(new ApiClient(daemonPaths(cluster).socket), zone, [podRange(plan), plan.spec.serviceCIDR], log);
   const dns = new DnsServer({ view, ...(upstream ? { upstream } : {}), observe: metrics.observe });
   await dns.listen(DNS_PORT);

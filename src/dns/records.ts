@@ -152,6 +152,15 @@ export function answer(view: ClusterView, qname: string, qtype: string): Answer 
   return none(zone, 'NXDOMAIN');
 }
 
+/**
+ * The answer to a name with a label no Kubernetes name has (a dot, a space or any byte other
+ * than letters, digits, '-' and '_'; see wire.ts): none of the cluster's names (NXDOMAIN)
+ * inside the zone, the upstream's to answer outside it. Never the dotted name it resembles.
+ */
+export function answerUnusual(zone: string, inZone: boolean): Answer {
+  return inZone ? none(zone, 'NXDOMAIN') : { rcode: 'NOERROR', answers: [], authorities: [], forward: true };
+}
+
 /** d.c.b.a.in-addr.arpa: a ClusterIP's Service, a headless endpoint's name. */
 function reverse(view: ClusterView, name: string, qtype: string): Answer {
   const zone = view.zone;

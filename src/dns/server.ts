@@ -3,23 +3,32 @@
 // larger than the client takes, forwarding of names outside the cluster to an upstream
 // resolver (REFUSED when there is none), and the error codes a bad query earns — FORMERR for
 // one that does not parse or asks several questions, NOTIMP for an opcode other than QUERY,
-// REFUSED for a class other than IN. Encoded answers are cached until the cluster changes; a
-// hit only rewrites the query's ID.
+// REFUSED for a class other than IN, BADVERS for an EDNS version above 0. Every answer
+// carries the question as the client wrote it, byte for byte (wire.ts). Encoded answers are
+// cached until the cluster changes; a hit only rewrites the query's ID. TCP connections are
+// bounded as CoreDNS bounds them (tcp.ts), and so are queries in flight to the upstream.
 
 import dgram from 'node:dgram';
 import { createServer, Socket, type Server } from 'node:net';
 import * as packet from 'dns-packet';
-import { answer, type Answer, type ClusterView, type Rcode } from './records.ts';
+import { answer, answerUnusual, type Answer, type ClusterView, type Rcode } from './records.ts';
+import { COREDNS_TCP_LIMITS, serveConnection, type TcpLimits } from './tcp.ts';
+import { badVersion, inspectQuery, inZone, OUR_UDP, plainName, questionBytes, withQuestion, type Question } from './wire.ts';
 
 /** What we advertise and what a UDP answer may be without EDNS (RFC 1035) or with it (the DNS flag day's 1232). */
 const CLASSIC_UDP = 512;
-const OUR_UDP = 1232;
-const MAX_CACHE = 50_000;
+/** Answers kept: CoreDNS's cache plugin holds 9984 of each kind (256 shards of 39); a full cache is emptied. */
+const MAX_CACHE = 10_000;
 const FORWARD_TIMEOUT_MS = 2_000;
+/**
+ * Queries in flight to the upstream at once; above it REFUSED, as CoreDNS's forward plugin
+ * answers above its max_concurrent (which is unset by default: a bound costs nothing here).
+ */
+const MAX_FORWARDS = 1_000;
 
 export interface Observer {
-  /** One answered query: its transport, type, response code, seconds taken, and whether it was forwarded. */
-  (q: { proto: 'udp' | 'tcp'; qtype: string; rcode: string; seconds: number; forwarded: boolean }): void;
+  /** One answered query: its transport, QTYPE as sent (undefined: none could be read), response code, seconds taken, and whether it was forwarded. */
+  (q: { proto: 'udp' | 'tcp'; qtype: number | undefined; rcode: string; seconds: number; forwarded: boolean }): void;
 }
 
 export interface ServerOptions {
@@ -27,12 +36,15 @@ export interface ServerOptions {
   /** host:port of the resolver for names outside the cluster; none: REFUSED. */
   upstream?: { host: string; port: number };
   observe?: Observer;
+  /** TCP's timeouts and caps; CoreDNS's by default (tests shorten them). */
+  tcp?: Partial<TcpLimits>;
 }
 
 /** dns-packet's decoded header bits, which its types leave out. */
 type Decoded = packet.Packet & { flag_rd?: boolean; flag_cd?: boolean };
 
 const RCODE_NUMBER: Record<Rcode, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
+const IN = 1;
 
 /** A response carrying only a code, built by hand from the query's first 12 bytes (they may be all that parses). */
 function bare(query: Buffer, rcode: Rcode): Buffer | undefined {
@@ -50,8 +62,17 @@ export class DnsServer {
   private udp?: dgram.Socket;
   private tcp?: Server;
   private readonly connections = new Set<Socket>();
+  private forwards = 0;
+  private readonly tcpLimits: TcpLimits;
 
-  constructor(private readonly o: ServerOptions) {}
+  constructor(private readonly o: ServerOptions) {
+    this.tcpLimits = { ...COREDNS_TCP_LIMITS, ...o.tcp };
+  }
+
+  /** What the server holds now: open TCP connections, cached answers, queries at the upstream (tests bound them). */
+  stats(): { connections: number; cached: number; forwards: number } {
+    return { connections: this.connections.size, cached: this.cache.size, forwards: this.forwards };
+  }
 
   /** The response to one query in wire format, or undefined for something not to answer (a response, a runt). */
   async respond(query: Buffer, proto: 'udp' | 'tcp'): Promise<Buffer | undefined> {
@@ -67,24 +88,25 @@ export class DnsServer {
     if (cached) {
       const out = Buffer.from(cached);
       query.copy(out, 0, 0, 2);
-      return this.observed(out, proto, QTYPE_NAMES[fast!.qtype] ?? String(fast!.qtype), RCODE_NAMES[out[3]! & 0x0f] ?? '?', t0, false);
+      return this.observed(out, proto, fast!.qtype, RCODE_NAMES[out[3]! & 0x0f] ?? 'other', t0, false);
     }
+    const checked = inspectQuery(query);
+    if (!checked.ok) return this.observed(bare(query, checked.rcode), proto, undefined, checked.rcode, t0, false);
+    const { question, edns } = checked;
+    if (question.qclass !== IN) return this.observed(bare(query, 'REFUSED'), proto, question.qtype, 'REFUSED', t0, false);
+    if (edns && edns.version > 0) return this.observed(badVersion(query, question), proto, question.qtype, 'BADVERS', t0, false);
     let q: Decoded;
     try {
       q = packet.decode(query) as Decoded;
     } catch {
-      return this.observed(bare(query, 'FORMERR'), proto, '?', 'FORMERR', t0, false);
+      return this.observed(bare(query, 'FORMERR'), proto, question.qtype, 'FORMERR', t0, false);
     }
-    const opcode = (query[2]! >> 3) & 0x0f;
-    if (opcode !== 0) return this.observed(bare(query, 'NOTIMP'), proto, '?', 'NOTIMP', t0, false);
-    const question = q.questions?.length === 1 ? q.questions[0]! : undefined;
-    if (!question) return this.observed(bare(query, 'FORMERR'), proto, '?', 'FORMERR', t0, false);
-    const qtype = String(question.type);
-    if (question.class !== 'IN') return this.observed(bare(query, 'REFUSED'), proto, qtype, 'REFUSED', t0, false);
-    const opt = q.additionals?.find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
-    const limit = proto === 'tcp' ? 65535 : Math.max(CLASSIC_UDP, Math.min(opt?.udpPayloadSize ?? CLASSIC_UDP, OUR_UDP));
+    const qtype = String(q.questions![0]!.type);
+    const limit = proto === 'tcp' ? 65535 : Math.max(CLASSIC_UDP, Math.min(edns?.udpSize ?? CLASSIC_UDP, OUR_UDP));
 
-    let a = answer(this.o.view, question.name, qtype);
+    // A name with a label no Kubernetes name has is answered for what it is, never as the name it resembles.
+    const name = plainName(question.labels);
+    let a = name === undefined ? answerUnusual(this.o.view.zone, inZone(question.labels, this.o.view.zone)) : answer(this.o.view, name, qtype);
     // An ExternalName's CNAME: its target's records go along (a stub resolver does not chase it).
     let external = false;
     const cname = a.answers.length === 1 && a.answers[0]!.type === 'CNAME' && qtype !== 'CNAME' ? (a.answers[0]!.data as string) : undefined;
@@ -97,33 +119,40 @@ export class DnsServer {
       }
     }
     if (a.forward) {
-      const forwarded = this.o.upstream ? await this.forward(query, proto) : undefined;
-      const out = forwarded ?? this.encode(q, { rcode: this.o.upstream ? 'SERVFAIL' : 'REFUSED', answers: [], authorities: [] }, opt !== undefined, limit, false);
-      return this.observed(out, proto, qtype, RCODE_NAMES[out[3]! & 0x0f] ?? '?', t0, true);
+      const busy = this.forwards >= MAX_FORWARDS;
+      const forwarded = this.o.upstream && !busy ? await this.forward(query, proto) : undefined;
+      // The upstream's answer goes back only when it is one to this question.
+      const echoed = forwarded && forwarded.readUInt16BE(0) === query.readUInt16BE(0) && questionBytes(forwarded)?.equals(query.subarray(12, question.end)) ? forwarded : undefined;
+      const rcode = !this.o.upstream || busy ? 'REFUSED' : 'SERVFAIL';
+      const out = echoed ?? this.encode(query, question, q, { rcode, answers: [], authorities: [] }, edns !== undefined, limit, false);
+      return this.observed(out, proto, question.qtype, RCODE_NAMES[out[3]! & 0x0f] ?? 'other', t0, true);
     }
-    const out = this.encode(q, a, opt !== undefined, limit, true);
+    const out = this.encode(query, question, q, a, edns !== undefined, limit, true);
     // Not cached: what the upstream said (its TTLs are its own).
     if (fast !== undefined && !external) {
       if (this.cache.size >= MAX_CACHE) this.cache.clear();
       this.cache.set(fast.key, out);
     }
-    return this.observed(Buffer.from(out), proto, qtype, a.rcode, t0, false);
+    return this.observed(Buffer.from(out), proto, question.qtype, a.rcode, t0, false);
   }
 
-  private observed(out: Buffer | undefined, proto: 'udp' | 'tcp', qtype: string, rcode: string, t0: number, forwarded: boolean): Buffer | undefined {
+  private observed(out: Buffer | undefined, proto: 'udp' | 'tcp', qtype: number | undefined, rcode: string, t0: number, forwarded: boolean): Buffer | undefined {
     if (out) this.o.observe?.({ proto, qtype, rcode, seconds: (performance.now() - t0) / 1000, forwarded });
     return out;
   }
 
-  /** The answer for `q`; one that does not fit `limit` goes out truncated: no records, TC set (the client asks again over TCP). */
-  private encode(q: Decoded, a: Answer, edns: boolean, limit: number, authoritative: boolean): Buffer {
+  /**
+   * The answer for `q`, its question the query's own bytes; one that does not fit `limit`
+   * goes out truncated: no records, TC set (the client asks again over TCP).
+   */
+  private encode(query: Buffer, question: Question, q: Decoded, a: Answer, edns: boolean, limit: number, authoritative: boolean): Buffer {
     // dns-packet takes the response code in the flags' low bits only.
     const flags = (q.flag_rd ? packet.RECURSION_DESIRED : 0) | packet.RECURSION_AVAILABLE | (authoritative ? packet.AUTHORITATIVE_ANSWER : 0) | (q.flag_cd ? packet.CHECKING_DISABLED : 0) | RCODE_NUMBER[a.rcode];
     const additionals = edns ? [{ type: 'OPT' as const, name: '.', udpPayloadSize: OUR_UDP, flags: 0 }] : [];
-    const response = { type: 'response' as const, id: q.id ?? 0, flags, rcode: a.rcode, questions: q.questions, answers: a.answers, authorities: a.authorities, additionals } as packet.Packet & { rcode: string };
-    const full = packet.encode(response);
+    const response = { type: 'response' as const, id: q.id ?? 0, flags, rcode: a.rcode, questions: [] as packet.Question[], answers: a.answers, authorities: a.authorities, additionals } as packet.Packet & { rcode: string };
+    const full = withQuestion(packet.encode(response), query, question);
     if (full.length <= limit) return full;
-    return packet.encode({ ...response, flags: flags | packet.TRUNCATED_RESPONSE, answers: [], authorities: [] } as packet.Packet);
+    return withQuestion(packet.encode({ ...response, flags: flags | packet.TRUNCATED_RESPONSE, answers: [], authorities: [] } as packet.Packet), query, question);
   }
 
   /** The records of `name` (type `qtype`) that the upstream resolver gives; none when it does not answer. */
@@ -141,18 +170,21 @@ export class DnsServer {
   /** The query as it came, to the upstream resolver, over the same transport; undefined when it does not answer. */
   private forward(query: Buffer, proto: 'udp' | 'tcp'): Promise<Buffer | undefined> {
     const up = this.o.upstream!;
+    this.forwards++;
     return new Promise((resolve) => {
       let done = false;
       const finish = (b: Buffer | undefined) => {
         if (done) return;
         done = true;
+        this.forwards--;
         clearTimeout(timer);
         resolve(b);
       };
       const timer = setTimeout(() => finish(undefined), FORWARD_TIMEOUT_MS);
       if (proto === 'udp') {
         const s = dgram.createSocket('udp4');
-        s.on('message', (m) => {
+        s.on('message', (m, from) => {
+          if (from.port !== up.port) return; // not the upstream's
           s.close();
           finish(m);
         });
@@ -176,6 +208,8 @@ export class DnsServer {
           }
         });
         s.on('error', () => finish(undefined));
+        timer.unref();
+        s.on('close', () => finish(undefined));
       }
     });
   }
@@ -194,31 +228,18 @@ export class DnsServer {
       udp.bind(port, host, () => resolve());
     });
     const tcp = (this.tcp = createServer((socket) => this.serveTcp(socket)));
+    tcp.maxConnections = this.tcpLimits.maxConnections; // Node closes the ones above it at once
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
-      tcp.listen(port, host, () => resolve());
+      tcp.listen(port || udp.address().port, host, () => resolve()); // port 0: TCP on the port UDP was given
     });
   }
 
-  /** Length-prefixed queries, answered in turn; idle connections close after 10 s. */
+  /** Length-prefixed queries, answered in turn, within tcp.ts's limits; nothing of a connection outlives it. */
   private serveTcp(socket: Socket): void {
     this.connections.add(socket);
-    socket.setTimeout(10_000, () => socket.destroy());
     socket.on('close', () => this.connections.delete(socket));
-    socket.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    let chain = Promise.resolve();
-    socket.on('data', (b: Buffer) => {
-      buf = Buffer.concat([buf, b]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const query = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        buf = buf.subarray(2 + query.length);
-        chain = chain.then(async () => {
-          const out = await this.respond(Buffer.from(query), 'tcp');
-          if (out && !socket.destroyed) socket.write(Buffer.concat([Buffer.from([out.length >> 8, out.length & 0xff]), out]));
-        });
-      }
-    });
+    serveConnection(socket, (query) => this.respond(query, 'tcp'), this.tcpLimits);
   }
 
   async close(): Promise<void> {
@@ -229,7 +250,6 @@ export class DnsServer {
 }
 
 const RCODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RCODE_NUMBER).map(([k, v]) => [v, k]));
-const QTYPE_NAMES: Record<number, string> = { 1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 255: 'ANY' };
 
 /**
  * The cache key of a plain query, read from its bytes (pure): one question, no answer or
@@ -250,8 +270,9 @@ export function cacheKey(query: Buffer, proto: 'udp' | 'tcp'): { key: string; qt
   if (end > query.length || query.readUInt16BE(i + 3) !== 1) return undefined; // class IN
   let limit = proto === 'tcp' ? 65535 : CLASSIC_UDP;
   if (additional === 1) {
-    // OPT: root name, type 41, class = the client's UDP payload size; nothing after it.
-    if (end + 11 > query.length || query[end] !== 0 || query.readUInt16BE(end + 1) !== 41 || end + 11 + query.readUInt16BE(end + 9) !== query.length) return undefined;
+    // OPT: root name, type 41, class = the client's UDP payload size, version 0 (the TTL's
+    // second byte: any other is BADVERS, on the slow path); nothing after it.
+    if (end + 11 > query.length || query[end] !== 0 || query.readUInt16BE(end + 1) !== 41 || query[end + 6] !== 0 || end + 11 + query.readUInt16BE(end + 9) !== query.length) return undefined;
     if (proto === 'udp') limit = Math.max(CLASSIC_UDP, Math.min(query.readUInt16BE(end + 3), OUR_UDP));
   } else if (end !== query.length) return undefined;
   return { key: `${query.toString('latin1', 12, end)}|${limit}|${additional}|${query[2]! & 0x01}|${query[3]! & 0x10}`, qtype: query.readUInt16BE(i + 1) };

@@ -1,0 +1,287 @@
+// The cluster DNS bounded and strict (issue 27, no root: a server on 127.0.0.1 of this
+// process): TCP as CoreDNS bounds it (a client that does not read its answers is closed, read
+// and idle timeouts, a cap on connections, nothing kept after a connection), metric labels
+// from a closed set, and the wire format where the RFCs are strict (a label holding a dot,
+// bytes that are not UTF-8, EDNS versions and OPT counts): the question always echoed as sent.
+
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { connect, type Socket } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import * as packet from 'dns-packet';
+import type { Service } from '../src/api/types.ts';
+import { metricType, dnsMetrics } from '../src/dns/metrics.ts';
+import type { ClusterView } from '../src/dns/records.ts';
+import { DnsServer } from '../src/dns/server.ts';
+import { COREDNS_TCP_LIMITS, mayRead, nextFrame } from '../src/dns/tcp.ts';
+import { inspectQuery, inZone, plainName, questionBytes } from '../src/dns/wire.ts';
+
+const web: Service = { apiVersion: 'v1', kind: 'Service', metadata: { namespace: 'default', name: 'web' }, spec: { clusterIP: '10.96.0.20' } };
+const view: ClusterView & { generation: number } = {
+  zone: 'cluster.local',
+  generation: 0,
+  service: (ns, name) => (ns === 'default' && name === 'web' ? web : undefined),
+  slices: () => [],
+  hasNamespace: (ns) => ns === 'default',
+  byClusterIP: () => undefined,
+  byEndpointIP: () => [],
+  ownsAddress: () => false,
+};
+
+/** A query from its labels as raw bytes (a label may hold anything, a dot included). */
+function rawQuery(labels: Array<string | Buffer>, o: { id?: number; qtype?: number; opts?: Buffer[]; ancount?: number } = {}): Buffer {
+  const name = Buffer.concat([...labels.map((l) => (typeof l === 'string' ? Buffer.from(l, 'latin1') : l)).flatMap((l) => [Buffer.from([l.length]), l]), Buffer.from([0])]);
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(o.id ?? 0x1234, 0);
+  header[2] = 0x01; // RD
+  header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(o.opts?.length ?? 0, 10);
+  const tail = Buffer.alloc(4);
+  tail.writeUInt16BE(o.qtype ?? 1, 0);
+  tail.writeUInt16BE(1, 2);
+  return Buffer.concat([header, name, tail, ...(o.opts ?? [])]);
+}
+/** An OPT record: root name, type 41, the UDP size, extended RCODE 0, `version`, no options. */
+function opt(version = 0, size = 1232): Buffer {
+  const b = Buffer.alloc(11);
+  b.writeUInt16BE(41, 1);
+  b.writeUInt16BE(size, 3);
+  b[6] = version;
+  return b;
+}
+const rcodeOf = (r: Buffer): number => {
+  // The extended RCODE: the OPT's upper eight bits above the header's four (RFC 6891 §6.1.3).
+  const d = packet.decode(r) as packet.Packet & { additionals?: Array<{ type: string; extendedRcode?: number }> };
+  const o = d.additionals?.find((a) => a.type === 'OPT');
+  return ((o?.extendedRcode ?? 0) << 4) | (r[3]! & 0x0f);
+};
+
+describe('wire format: the question echoed byte for byte; EDNS as RFC 6891 has it', () => {
+  const server = new DnsServer({ view });
+  const ask = async (q: Buffer) => (await server.respond(q, 'udp'))!;
+
+  test('a label holding a dot is not the dotted name: NXDOMAIN in the zone, the question as sent', async () => {
+    const q = rawQuery(['web.default', 'svc', 'cluster', 'local']);
+    const r = await ask(q);
+    assert.deepEqual(questionBytes(r), questionBytes(q), 'the question is not rewritten into five labels');
+    assert.equal(rcodeOf(r), 3, 'NXDOMAIN: no Kubernetes name has a dot in a label');
+    assert.equal(r.readUInt16BE(6), 0, 'no answer records');
+    const dotted = await ask(rawQuery(['web', 'default.svc', 'cluster', 'local']));
+    assert.equal(rcodeOf(dotted), 3, 'not web.default.svc.cluster.local');
+    // Outside the zone with no upstream: REFUSED, the question still as sent.
+    const outside = rawQuery(['a.b', 'example', 'org']);
+    const refused = await ask(outside);
+    assert.equal(rcodeOf(refused), 5);
+    assert.deepEqual(questionBytes(refused), questionBytes(outside));
+  });
+
+  test('bytes that are not UTF-8, and any case, are echoed as sent', async () => {
+    const q = rawQuery([Buffer.from([0xff, 0xfe, 0x41]), 'default', 'svc', 'cluster', 'local']);
+    const r = await ask(q);
+    assert.deepEqual(questionBytes(r), questionBytes(q));
+    assert.equal(rcodeOf(r), 3);
+    const mixed = rawQuery(['WeB', 'DeFault', 'svc', 'Cluster', 'local']);
+    const answered = await ask(mixed);
+    assert.deepEqual(questionBytes(answered), questionBytes(mixed));
+    assert.equal(rcodeOf(answered), 0);
+    assert.equal((packet.decode(answered).answers?.[0] as { data: string }).data, '10.96.0.20');
+  });
+
+  test('EDNS version 1: BADVERS (extended RCODE 16) with our OPT at version 0, even after a version-0 answer was cached', async () => {
+    const name = ['web', 'default', 'svc', 'cluster', 'local'];
+    assert.equal(rcodeOf(await ask(rawQuery(name, { opts: [opt(0)] }))), 0, 'version 0 answered (and cached)');
+    const q = rawQuery(name, { opts: [opt(1)] });
+    const r = await ask(q);
+    assert.equal(rcodeOf(r), 16, 'BADVERS');
+    assert.equal(r[3]! & 0x0f, 0, 'the header carries the low four bits of 16');
+    const o = (packet.decode(r).additionals ?? []).find((a) => a.type === 'OPT') as { ednsVersion: number } | undefined;
+    assert.equal(o?.ednsVersion, 0, 'the version we speak');
+    assert.deepEqual(questionBytes(r), questionBytes(q));
+  });
+
+  test('two OPT records, or an OPT outside the additional section or not at the root: FORMERR', async () => {
+    const name = ['web', 'default', 'svc', 'cluster', 'local'];
+    assert.equal(rcodeOf(await ask(rawQuery(name, { opts: [opt(0), opt(0)] }))), 1);
+    const notRoot = opt(0);
+    assert.equal(inspectQuery(rawQuery(name, { opts: [Buffer.concat([Buffer.from([1, 0x61]), notRoot.subarray(0, 0), notRoot])] })).ok, false, 'an OPT owned by a name');
+    const inAnswer = rawQuery(name, { opts: [opt(0)] });
+    inAnswer.writeUInt16BE(0, 10);
+    inAnswer.writeUInt16BE(1, 6); // the same OPT, counted as an answer record
+    assert.deepEqual(inspectQuery(inAnswer), { ok: false, rcode: 'FORMERR' });
+  });
+
+  test('the decisions: plain names, the zone, compression in the question', () => {
+    assert.equal(plainName([Buffer.from('_http'), Buffer.from('_tcp'), Buffer.from('web-1')]), '_http._tcp.web-1');
+    assert.equal(plainName([Buffer.from('a.b')]), undefined);
+    assert.equal(plainName([Buffer.from('a b')]), undefined);
+    assert.equal(inZone([Buffer.from('x'), Buffer.from('Cluster'), Buffer.from('LOCAL')], 'cluster.local'), true);
+    assert.equal(inZone([Buffer.from('cluster.local')], 'cluster.local'), false, 'one label holding a dot is not the zone');
+    const pointer = rawQuery(['web']);
+    pointer[12] = 0xc0;
+    pointer[13] = 0x00;
+    assert.deepEqual(inspectQuery(pointer), { ok: false, rcode: 'FORMERR' }, 'a pointer in the question can only point into the header');
+  });
+
+  test("an upstream's answer to another question is not relayed (SERVFAIL)", async () => {
+    const upstream = dgram.createSocket('udp4');
+    upstream.on('message', (m, from) => {
+      // Answers with the question rewritten: the dotted label split in two, as a re-encoding would.
+      const reply = Buffer.from(rawQuery(['a', 'b', 'example', 'org'], { id: m.readUInt16BE(0) }));
+      reply[2] = 0x81;
+      upstream.send(reply, from.port, from.address);
+    });
+    await new Promise<void>((r) => upstream.bind(0, '127.0.0.1', () => r()));
+    const forwarding = new DnsServer({ view, upstream: { host: '127.0.0.1', port: upstream.address().port } });
+    const q = rawQuery(['a.b', 'example', 'org']);
+    const r = (await forwarding.respond(q, 'udp'))!;
+    upstream.close();
+    assert.equal(rcodeOf(r), 2);
+    assert.deepEqual(questionBytes(r), questionBytes(q));
+  });
+});
+
+describe('metrics: labels from a closed set, a scrape that costs the same whatever clients sent', () => {
+  test("CoreDNS's known types by name, every other type (and none) as other", () => {
+    assert.equal(metricType(1), 'A');
+    assert.equal(metricType(65), 'HTTPS');
+    assert.equal(metricType(255), 'ANY');
+    assert.equal(metricType(99), 'other', 'SPF is not one CoreDNS counts by name');
+    assert.equal(metricType(65535), 'other');
+    assert.equal(metricType(undefined), 'other');
+  });
+
+  test('all 65,536 query types through a server: the same series as one query of each known type and one other', async () => {
+    const series = async (qtypes: number[]) => {
+      const metrics = dnsMetrics('cluster.local', 53);
+      const server = new DnsServer({ view, observe: metrics.observe });
+      for (const t of qtypes) await server.respond(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { qtype: t, id: t }), 'udp');
+      await server.respond(Buffer.from(rawQuery(['x'], { opts: [opt(7)] })), 'udp');
+      const body = await metrics.registry.metrics();
+      return { body, names: body.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/ [^ ]+$/, '')).sort() };
+    };
+    const all = await series(Array.from({ length: 65536 }, (_, t) => t));
+    const few = await series([1, 2, 5, 6, 12, 15, 16, 28, 33, 43, 46, 47, 48, 50, 64, 65, 251, 252, 255, 99]);
+    assert.deepEqual(all.names, few.names, 'the series do not depend on what clients sent');
+    const types = new Set([...all.body.matchAll(/type="([^"]*)"/g)].map((m) => m[1]));
+    assert.ok(types.size <= 20, `${types.size} type labels: ${[...types].slice(0, 30).join(' ')}`);
+    const rcodes = new Set([...all.body.matchAll(/rcode="([^"]*)"/g)].map((m) => m[1]));
+    assert.ok([...rcodes].every((r) => ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'BADVERS', 'other'].includes(r!)), [...rcodes].join(' '));
+    assert.ok(all.body.length < 128 << 10, `scrape of ${all.body.length} bytes`);
+  });
+});
+
+describe('TCP bounded as CoreDNS bounds it', () => {
+  const limits = { readTimeoutMs: 400, idleTimeoutMs: 400, writeTimeoutMs: 400, maxConnections: 5 };
+  const server = new DnsServer({ view, tcp: limits });
+  let port = 0;
+  before(async () => {
+    await server.listen(0, '127.0.0.1');
+    port = (server as unknown as { tcp: { address(): { port: number } } }).tcp.address().port;
+  });
+  after(() => server.close());
+
+  const open = () =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', reject);
+    });
+  /** Milliseconds until the server closes `s` (or `limitMs` when it does not). */
+  const closedAfter = (s: Socket, limitMs: number) =>
+    new Promise<number>((resolve) => {
+      const t0 = Date.now();
+      const timer = setTimeout(() => resolve(limitMs), limitMs);
+      s.once('close', () => {
+        clearTimeout(timer);
+        resolve(Date.now() - t0);
+      });
+      s.on('error', () => {});
+    });
+  const framed = (q: Buffer) => Buffer.concat([Buffer.from([q.length >> 8, q.length & 0xff]), q]);
+  const query = framed(rawQuery(['web', 'default', 'svc', 'cluster', 'local']));
+
+  test("CoreDNS's figures: read 3 s, idle 10 s, write 5 s (core/dnsserver/server.go)", () => {
+    assert.equal(COREDNS_TCP_LIMITS.readTimeoutMs, 3_000);
+    assert.equal(COREDNS_TCP_LIMITS.idleTimeoutMs, 10_000);
+    assert.equal(COREDNS_TCP_LIMITS.writeTimeoutMs, 5_000);
+  });
+
+  test('frames and flow (pure): a zero length closes; reading stops over either bound', () => {
+    assert.equal(nextFrame(Buffer.from([0])), undefined);
+    assert.deepEqual(nextFrame(Buffer.from([0, 0, 9])), { close: true });
+    const f = nextFrame(Buffer.from([0, 2, 7, 8, 9]));
+    assert.ok(f && 'query' in f);
+    assert.deepEqual([...f.query], [7, 8]);
+    assert.deepEqual([...f.rest], [9]);
+    assert.equal(mayRead(0, 0, COREDNS_TCP_LIMITS), true);
+    assert.equal(mayRead(0, (64 << 10) + 1, COREDNS_TCP_LIMITS), false, 'answers waiting for the client');
+    assert.equal(mayRead((64 << 10) + 1, 0, COREDNS_TCP_LIMITS), false, 'queries waiting for us');
+  });
+
+  test('a client pipelining queries and never reading is closed; the server stopped answering it long before', async () => {
+    const s = await open();
+    s.on('error', () => {});
+    let sent = 0;
+    const block = Buffer.concat(Array.from({ length: 1000 }, () => query));
+    const closed = closedAfter(s, 8_000);
+    // Write as fast as the server takes it, up to 30 MB (the old server took it all, and answered into memory).
+    const writeMore = () => {
+      while (!s.destroyed && sent < 30 << 20) {
+        sent += block.length;
+        if (!s.write(block)) return void s.once('drain', writeMore);
+      }
+    };
+    s.pause(); // never read
+    writeMore();
+    const ms = await closed;
+    assert.ok(ms < 8_000, 'closed by the server');
+    assert.ok(sent < 30 << 20, `the server stopped taking queries (${(sent / 1e6).toFixed(1)} MB written)`);
+  });
+
+  test('a client that pipelines and reads gets every answer', async () => {
+    const s = await open();
+    const n = 3000;
+    let got = 0;
+    let buf = Buffer.alloc(0);
+    const done = new Promise<void>((resolve, reject) => {
+      s.on('data', (b: Buffer) => {
+        buf = Buffer.concat([buf, b]);
+        while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          buf = buf.subarray(2 + buf.readUInt16BE(0));
+          if (++got === n) resolve();
+        }
+      });
+      s.on('close', () => reject(new Error(`closed after ${got} answers`)));
+    });
+    s.write(Buffer.concat(Array.from({ length: n }, () => query)));
+    await done;
+    s.destroy();
+  });
+
+  test('slowloris: a query sent a byte at a time is closed at the read timeout; an idle connection at the idle timeout', async () => {
+    const slow = await open();
+    const closed = closedAfter(slow, 3_000);
+    let i = 0;
+    const drip = setInterval(() => !slow.destroyed && slow.write(query.subarray(i, ++i)), 100);
+    const ms = await closed;
+    clearInterval(drip);
+    assert.ok(ms < 1_500, `closed after ${ms} ms`);
+
+    const idle = await open();
+    idle.write(query);
+    const answered = await new Promise<Buffer>((r) => idle.once('data', r));
+    assert.ok(answered.length > 14);
+    assert.ok((await closedAfter(idle, 3_000)) < 1_500, 'idle: closed');
+  });
+
+  test('connections above the cap are dropped at once; the ones within it are served; nothing is kept after they close', async () => {
+    const within = await Promise.all(Array.from({ length: limits.maxConnections }, open));
+    await new Promise((r) => setTimeout(r, 50));
+    const above = await open();
+    assert.ok((await closedAfter(above, 1_000)) < 1_000, 'the sixth connection is dropped');
+    within[0]!.write(query);
+    assert.ok((await new Promise<Buffer>((r) => within[0]!.once('data', r))).length > 14, 'a connection within the cap is answered');
+    for (const s of within) s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(server.stats().connections, 0);
+  });
+});
