@@ -40,6 +40,11 @@ async function kernelView(ns: Netns, what: { bridge?: string }): Promise<string[
   return out;
 }
 
+/** The kernel's view, or one line saying why it cannot be read now (a namespace removed behind the cluster's back): a click never fails. */
+function readable(view: Promise<string[]>, netns: string): Promise<string[]> {
+  return view.catch((e: Error) => [`(the kernel's view of ${netns} cannot be read: ${e.message.split('\n')[0]})`]);
+}
+
 async function eventsOf(o: Sources, uid: string | undefined, namespace: string | undefined): Promise<string[]> {
   if (!uid || !namespace) return [];
   const events = (await o.client.list<Event>(RESOURCES.find((r) => r.kind === 'Event')!, namespace, { fieldSelector: `involvedObject.uid=${uid}` })).items;
@@ -50,13 +55,13 @@ export async function details(o: Sources, e: GraphElement, objects: Objects): Pr
   const { plan, dp } = o;
   const d = e.data;
   const head = [`${d.kind} ${d.label?.replace(/\n/g, ' ') ?? d.id}`, ...(d.facts ?? [])];
-  if (d.kind === 'segment' || d.kind === 'router') return [...head, ...(await kernelView(dp.at(netnsPath(plan.networkNetns)), { bridge: 'underlay' }))];
-  if (d.kind === 'external') return [...head, ...(await kernelView(dp.at(netnsPath(plan.externalNetns)), {}))];
+  if (d.kind === 'segment' || d.kind === 'router') return [...head, ...(await readable(kernelView(dp.at(netnsPath(plan.networkNetns)), { bridge: 'underlay' }), plan.networkNetns))];
+  if (d.kind === 'external') return [...head, ...(await readable(kernelView(dp.at(netnsPath(plan.externalNetns)), {}), plan.externalNetns))];
   if (d.kind === 'node' || d.kind === 'eth0' || d.kind === 'bridge') {
     const name = d.id.slice(d.id.indexOf('/') + 1);
     const node = plan.nodes.find((n) => n.name === name);
     if (!node) return head;
-    return [...head, `Node ${name}: eth0 ${node.ip}, ${node.podCIDR ? `cni0 ${node.bridgeIP}, podCIDR ${node.podCIDR}` : "pods on ptp pairs with VPC addresses"}, namespace ${node.netns}`, ...(await kernelView(dp.at(netnsPath(node.netns)), { bridge: 'cni0' }))];
+    return [...head, `Node ${name}: eth0 ${node.ip}, ${node.podCIDR ? `cni0 ${node.bridgeIP}, podCIDR ${node.podCIDR}` : "pods on ptp pairs with VPC addresses"}, namespace ${node.netns}`, ...(await readable(kernelView(dp.at(netnsPath(node.netns)), node.podCIDR ? { bridge: 'cni0' } : {}), node.netns))];
   }
   if (d.kind === 'pod') {
     const pod = objects.pods.find((p) => `pod/${p.metadata.namespace}/${p.metadata.name}` === d.id);
