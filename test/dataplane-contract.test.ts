@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { FakeDataplane } from '../src/dataplane/fake/host.ts';
 import { linux } from '../src/dataplane/linux/host.ts';
-import { DataplaneError, type Dataplane, type LinkInfo, type Netns } from '../src/dataplane/port.ts';
+import { DataplaneError, type Dataplane, type LinkInfo, type Netns, type RouteInfo } from '../src/dataplane/port.ts';
 import { isAlive } from '../src/supervisor/supervisor.ts';
 import { NOT_ROOT } from './helpers.ts';
 
@@ -37,7 +37,15 @@ after(async () => {
 
 /** A view of a namespace both implementations can give alike: links, their state and addresses, IPv4 routes. */
 async function view(ns: Netns) {
-  const links = (await ns.links()).map((l: LinkInfo) => ({
+  const all = await ns.addressing();
+  const v = viewOf(await ns.links(), await ns.routes());
+  assert.deepEqual(viewOf(all.links, all.routes), v, 'addressing() reads what links() and routes() read');
+  assert.deepEqual(all.neighbours, await ns.neighbours(), 'addressing() reads what neighbours() reads');
+  return v;
+}
+
+function viewOf(linkList: LinkInfo[], routeList: RouteInfo[]) {
+  const links = linkList.map((l: LinkInfo) => ({
     name: l.ifname,
     kind: l.linkinfo?.info_kind ?? 'loopback',
     up: l.flags.includes('UP'),
@@ -46,7 +54,7 @@ async function view(ns: Netns) {
     alias: l.ifalias,
     addresses: (l.addr_info ?? []).filter((a) => a.scope === 'global').map((a) => `${a.local}/${a.prefixlen}`).sort(),
   }));
-  const routes = (await ns.routes()).filter((r) => !r.dst.includes(':')).map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}`).sort();
+  const routes = routeList.filter((r) => !r.dst.includes(':')).map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}`).sort();
   return { links: links.sort((a, b) => a.name.localeCompare(b.name)), routes };
 }
 
@@ -131,6 +139,7 @@ describe('dataplane port contract', () => {
     const statics = (await node.fdb('br0')).filter((e) => e.state === 'static').map((e) => `${e.mac} ${e.ifname}`);
     assert.deepEqual(statics, ['02:00:00:00:bb:01 veth0']);
     assert.deepEqual((await node.neighbours('br0')).map((n) => `${n.dst} ${n.lladdr}`), ['10.91.0.9 02:00:00:00:bb:01']);
+    assert.deepEqual((await node.addressing()).neighbours.filter((n) => n.dev === 'br0').map((n) => `${n.dst} ${n.lladdr}`), ['10.91.0.9 02:00:00:00:bb:01']);
     await rejectsWith(node.apply([{ op: 'fdb-replace', dev: 'br0', mac: '02:00:00:00:bb:02' }]), 'invalid', 'a bridge entry on a device that is no port');
     await node.apply([{ op: 'fdb-del', dev: 'veth0', mac: '02:00:00:00:bb:01' }]);
     assert.deepEqual((await node.fdb('br0')).filter((e) => e.state === 'static'), []);

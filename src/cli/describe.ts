@@ -13,7 +13,7 @@ import { ipamdCheckpoint, nodeFiles } from '../cluster/topology.ts';
 import { clusterDir } from '../state/paths.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { netnsPath, type Dataplane, type LinkInfo, type Netns, type RouteInfo } from '../dataplane/port.ts';
+import { netnsPath, type Addressing, type Dataplane, type LinkInfo, type RouteInfo } from '../dataplane/port.ts';
 import { age, podStatus, table } from './print.ts';
 import type { PodRecordBase } from '../node/records.ts';
 
@@ -27,12 +27,6 @@ function fields(rows: Array<[string, string | undefined]>): string {
 function labels(l: Record<string, string> | undefined): string {
   const entries = Object.entries(l ?? {});
   return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join('\n') : '<none>';
-}
-
-/** A namespace's links, IPv4 routes and neighbours, as the kernel holds them. */
-async function snapshot(ns: Netns) {
-  const [links, routes, neighbours] = await Promise.all([ns.links(), ns.routes(), ns.neighbours()]);
-  return { links, routes: routes.filter((r) => !r.dst.includes(':')), neighbours };
 }
 
 function ipv4Of(link: LinkInfo | undefined): string | undefined {
@@ -67,7 +61,7 @@ export async function describeNode(dp: Dataplane, node: Node, pods: Pod[], plan:
 
   const ns = netnsPath(np.netns);
   if (dp.netnsState(ns) === 'missing') return [...out, `Network (from the kernel):\n  the node's namespace ${np.netns} is gone`].join('\n');
-  const snap = await snapshot(dp.at(ns));
+  const snap = await dp.at(ns).addressing();
   const fdb = await dp.at(ns).fdb('cni0').catch(() => []);
   const cni0 = snap.links.find((l) => l.ifname === 'cni0');
   const eth0 = snap.links.find((l) => l.ifname === 'eth0');
@@ -189,7 +183,7 @@ export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | u
   if (!np || !netnsOfPod) return out.join('\n');
 
   // Both ends of the pod's veth pair: eth0 inside, its peer on cni0 in the node.
-  const [inside, node] = await Promise.all([snapshot(dp.at(netnsOfPod)), snapshot(dp.at(netnsPath(np.netns)))]);
+  const [inside, node] = await Promise.all([dp.at(netnsOfPod).addressing(), dp.at(netnsPath(np.netns)).addressing()]);
   const eth0 = inside.links.find((l) => l.ifname === 'eth0');
   const hostEnd = node.links.find((l) => l.ifindex === eth0?.link_index && l.master === 'cni0');
   const fdb = await dp.at(netnsPath(np.netns)).fdb('cni0').catch(() => []);
@@ -411,7 +405,7 @@ export function eventsSection(events: Event[]): string {
  * warm), whether the VPC's table leads each one to this node, and the pods' pairs with the
  * host routes to them.
  */
-async function vpcSection(dp: Dataplane, plan: ClusterPlan, np: NodePlan, snap: Awaited<ReturnType<typeof snapshot>>, attachments: PodRecordBase[]): Promise<string[]> {
+async function vpcSection(dp: Dataplane, plan: ClusterPlan, np: NodePlan, snap: Addressing, attachments: PodRecordBase[]): Promise<string[]> {
   const checkpoint = ipamdCheckpoint(nodeFiles(clusterDir(plan.spec.name), np));
   const pool = (existsSync(checkpoint) ? JSON.parse(readFileSync(checkpoint, 'utf8')) : {}) as Record<string, { containerID: string } | null>;
   const fabric = await dp.at(netnsPath(plan.networkNetns)).neighbours(UNDERLAY.bridge).catch(() => []);

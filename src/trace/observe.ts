@@ -446,9 +446,8 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
 async function snapshot(dp: Dataplane, netns: string, ctMark: string | undefined, crossed: boolean): Promise<Snapshot> {
   const ns = dp.at(netns);
   if (!crossed) return { links: await ns.links(), neighbours: [], fdb: new Map(), conntrack: [], iptables: new Map(), nftChains: new Map(), ipvs: [] };
-  const [links, neighbours, entries] = await Promise.all([
-    ns.links(),
-    ns.neighbours(),
+  const [{ links, neighbours }, entries] = await Promise.all([
+    ns.addressing(),
     ctMark
       ? ns.exec(['conntrack', '-L', '-m', ctMark]).then(
           (out) => out.split('\n').filter((l) => l.trim()),

@@ -5,7 +5,7 @@
 // namespace that does not exist). Reads return the kernel's JSON shapes. The contract suite
 // (test/dataplane-contract.test.ts) holds it to the Linux dataplane's behaviour.
 
-import { DataplaneError, NETNS_DIR, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
+import { DataplaneError, NETNS_DIR, type Addressing, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
 import { contains, formatIP, networkOf, formatPrefix, tryParseIP, tryParsePrefix, type Prefix } from '../../netaddr/ip.ts';
 import { FakeIptables } from './iptables.ts';
 import { FakeIpsets, FakeIpvs } from './ipvs.ts';
@@ -353,6 +353,11 @@ class FakeNetnsHandle implements Netns {
 
   async neighbours(dev?: string): Promise<NeighbourInfo[]> {
     return [...this.ns().neighbours].filter(([, n]) => dev === undefined || n.dev === dev).map(([ip, n]) => ({ dst: ip, dev: n.dev, lladdr: n.mac, state: ['PERMANENT'] }));
+  }
+
+  async addressing(): Promise<Addressing> {
+    const [links, routes, neighbours] = await Promise.all([this.links(), this.routes(), this.neighbours()]);
+    return { links, routes: routes.filter((r) => !r.dst.includes(':')), neighbours };
   }
 
   async fdb(bridge: string): Promise<FdbEntry[]> {

@@ -4,7 +4,7 @@
 // DataplaneErrors whose code is the kernel's errno, read from the tool's message.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { DataplaneError, isNotFound, NETNS_DIR, netnsPath, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type Monitor, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
+import { DataplaneError, isNotFound, NETNS_DIR, netnsPath, type Addressing, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type Monitor, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
 import { CommandError, run, startMonitor } from './exec.ts';
 import { bridgeBatch, getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, linkRunning } from './ip.ts';
 import { iptablesHasRule, iptablesRestore, iptablesSave } from './iptables.ts';
@@ -95,6 +95,15 @@ class LinuxNetns implements Netns {
 
   neighbours(dev?: string): Promise<NeighbourInfo[]> {
     return guarded(() => ipJson<NeighbourInfo[]>(['neigh', 'show', ...(dev ? ['dev', dev] : [])], this.path));
+  }
+
+  addressing(): Promise<Addressing> {
+    return guarded(async () => {
+      // A batch prints each command's JSON on a line of its own.
+      const out = await run(['ip', '-json', '-details', '-batch', '-'], { input: 'address show\nroute show\nneigh show\n', netns: this.path });
+      const [links = [], routes = [], neighbours = []] = out.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown[]);
+      return { links, routes, neighbours } as Addressing;
+    });
   }
 
   fdb(bridge: string): Promise<FdbEntry[]> {
