@@ -5,10 +5,15 @@
 // client 172.18.0.200; secondary addresses from 172.18.1.1; 203.0.113.10 outside the VPC.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import type { Netns } from '../src/dataplane/port.ts';
 import { DEFAULT_SPEC, planCluster } from '../src/cluster/plan.ts';
 import { clusterFabric } from '../src/trace/trace.ts';
 import { allowScript, parseCheckRule, sourceCheckScript, sourceChecks, sourceVerdict } from '../src/vpc/source-check.ts';
+import { Vpc } from '../src/vpc/vpc.ts';
 
 const plan = planCluster({ ...DEFAULT_SPEC, name: 'v', nodes: 2, mode: 'vpc' });
 const record = { '172.18.1.1': 'v-node-1', '172.18.1.2': 'v-node-2', '172.18.1.10': 'v-node-1' };
@@ -69,4 +74,50 @@ test("trace reads the check's rule back and says the true cause; other rules and
   assert.equal(fabric.dropReason?.(network, 'meta l4proto tcp drop', { saddr: '172.18.1.2' }), undefined);
   const routed = clusterFabric(planCluster({ ...DEFAULT_SPEC, name: 'r', nodes: 2 }));
   assert.equal(routed.dropReason?.(network, rule, { saddr: '172.18.1.2' }), undefined);
+});
+
+test('the VPC keeps the check with its record: allowed before an address is returned, dropped once taken back, all of it again when a change fails', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kwv-vpc-'));
+  const scripts: string[] = [];
+  let refuse = false;
+  const network = {
+    apply: async () => undefined,
+    nft: async (script: string) => {
+      if (refuse && script.startsWith('delete element')) throw new Error('Error: Could not process rule: No such file or directory');
+      scripts.push(script);
+    },
+  } as unknown as Netns;
+  try {
+    const vpc = new Vpc(plan, network, join(dir, 'vpc.json'), () => undefined);
+    await vpc.start();
+    assert.equal(scripts.length, 1);
+    assert.match(scripts[0]!, /add element bridge kubewire-vpc assigned_node1 \{ 172\.18\.0\.11 \}/);
+    const node1 = plan.nodes[0]!;
+    assert.deepEqual(await vpc.assign(node1, 2), ['172.18.1.1', '172.18.1.2']);
+    assert.equal(scripts.at(-1), 'add element bridge kubewire-vpc assigned_node1 { 172.18.1.1, 172.18.1.2 }\n');
+    await vpc.unassign(node1, ['172.18.1.2']);
+    assert.equal(scripts.at(-1), 'delete element bridge kubewire-vpc assigned_node1 { 172.18.1.2 }\n');
+    refuse = true;
+    await vpc.unassign(node1, ['172.18.1.1']);
+    assert.match(scripts.at(-1)!, /^add table bridge kubewire-vpc\n/, 'the whole check written again from the record');
+    assert.match(scripts.at(-1)!, /add element bridge kubewire-vpc assigned_node1 \{ 172\.18\.0\.11 \}\n/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a kernel that refuses the table (UML's, without nf_tables for bridges): the VPC runs without the check and says so", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kwv-vpc-'));
+  const log: string[] = [];
+  let calls = 0;
+  const network = { apply: async () => undefined, nft: async () => { calls++; throw new Error('Error: Could not process rule: Operation not supported\nadd table bridge kubewire-vpc'); } } as unknown as Netns;
+  try {
+    const vpc = new Vpc(plan, network, join(dir, 'vpc.json'), (l) => log.push(l));
+    await vpc.start();
+    await vpc.assign(plan.nodes[0]!, 1);
+    assert.equal(calls, 1, 'not asked again at each assignment');
+    assert.ok(log.some((l) => l === 'vpc: the source check is off, frames of any source cross the VPC: Error: Could not process rule: Operation not supported'), log.join('\n'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
