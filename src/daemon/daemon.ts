@@ -125,7 +125,9 @@ export class Daemon {
     }
     this.progress('API server listening; waiting for the nodes to be Ready');
     await this.server.listen(paths.socket);
-    await this.checkIngressControllers();
+    // The ingress controllers start beside the user's first commands rather than before `up`
+    // returns (as kind's addons do): in a kernel of its own each is seconds of Node starting.
+    void this.checkIngressControllers();
     this.watchdog = setInterval(() => void this.checkIngressControllers(), 1000);
     this.watchdog.unref();
     this.stopReclaiming = reclaimAfterBursts();
