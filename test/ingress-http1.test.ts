@@ -61,13 +61,16 @@ test('bare LF ends a line, as nginx reads requests; a bare CR is refused (400) a
   assert.deepEqual(bounds('GET / HTTP/1.1\nHost: x\n\nbody'), { text: 22, lines: 23, total: 24, crlf: false });
   assert.deepEqual(bounds('GET / HTTP/1.1\r\nHost: x\n\r\n'), { text: 23, lines: 24, total: 26, crlf: false });
   assert.deepEqual(bounds('GET / HTTP/1.1\nHost: x\r\n\n'), { text: 22, lines: 24, total: 25, crlf: false });
+  assert.deepEqual(bounds('GET / HTTP/1.1\nHost: x\r\n\r\n'), { text: 22, lines: 24, total: 26, crlf: true }, 'the tail only: the head\'s own lines are parseRequestHead\'s to judge');
   // The first empty line ends the head, whichever form it takes (a pipelined CRLF request behind it does not count).
   assert.equal((bounds('GET /a HTTP/1.1\nHost: x\n\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n') as { total: number }).total, 25);
   for (const partial of ['GET / HTTP/1.1\nHost: x\n', 'GET / HTTP/1.1\r\nHost: x\r', 'GET / HTTP/1.1\r']) assert.equal(bounds(partial), undefined, JSON.stringify(partial));
   for (const cr of ['GET / HTTP/1.1\rHost: x\r\r', 'GET / HTTP/1.1\r\nHost: x\rY: z', 'GET / HTTP/1.1\rH']) assert.equal(bounds(cr), 'bare CR', JSON.stringify(cr));
 
   const head = parseRequestHead('GET /a HTTP/1.1\nHost: x\nAccept: */*') as RequestHead;
-  assert.deepEqual([head.method, head.target, head.host, head.names, head.values], ['GET', '/a', 'x', ['Host', 'Accept'], ['x', '*/*']]);
+  assert.deepEqual([head.method, head.target, head.host, head.names, head.values, head.plain], ['GET', '/a', 'x', ['Host', 'Accept'], ['x', '*/*'], false]);
+  assert.equal((parseRequestHead('GET /a HTTP/1.1\r\nHost: x\nAccept: */*') as RequestHead).plain, false, 'one bare LF: rebuilt');
+  assert.equal((parseRequestHead('GET /a HTTP/1.1\r\nHost: x\r\nAccept: */*') as RequestHead).plain, true);
   // nginx: a header line may end in CR CR LF; the request line in one CR; any other CR is a bad request.
   assert.equal((parseRequestHead('GET / HTTP/1.1\r\nHost: x\r\r') as RequestHead).host, 'x');
   for (const text of ['GET / HTTP/1.1\r\r\nHost: x', 'GET / HTTP/1.1\r\nHost: x\ry', 'GET /\r HTTP/1.1\nHost: x']) assert.equal(parseRequestHead(text), 'bare CR', JSON.stringify(text));

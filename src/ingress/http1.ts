@@ -15,6 +15,8 @@ export const HEAD_END = Buffer.from('\r\n\r\n');
 // that ends a head is then LF LF or LF CR LF (CRLF CRLF holds the latter).
 const LF_LF = Buffer.from('\n\n');
 const LF_CRLF = Buffer.from('\n\r\n');
+/** A CR followed by neither LF nor CR (nginx: an invalid request, 400). */
+const BARE_CR = /\r[^\r\n]/;
 
 /** Where a request head ends in a buffer. */
 export interface HeadBounds {
@@ -24,7 +26,7 @@ export interface HeadBounds {
   lines: number;
   /** The first byte after the empty line (the body's or the next request's). */
   total: number;
-  /** Every line ended in CRLF: the head may be passed on as received. */
+  /** The last line and the empty one ended in CRLF (parseRequestHead tells of the others). */
   crlf: boolean;
 }
 
@@ -32,30 +34,16 @@ export interface HeadBounds {
  * Where the head at the front of `buf` ends (pure): its bounds; undefined while it is
  * incomplete; 'bare CR' when a CR is followed by neither LF nor CR, which nginx answers
  * with 400 at once (a head that could never end must not wait for the idle timeout).
+ * Native searches only, no loop per line: a head arriving in many pieces is searched again
+ * at each, and one of 64 KiB of empty-ish lines must cost what it did with CRLF alone.
  */
 export function findHeadEnd(buf: Buffer): HeadBounds | 'bare CR' | undefined {
   const a = buf.indexOf(LF_LF);
   const b = buf.indexOf(LF_CRLF);
   const at = a < 0 ? b : b < 0 ? a : Math.min(a, b);
-  if (at < 0) return bareCR(buf, buf.length) ? 'bare CR' : undefined;
-  const total = at + (at === b ? 3 : 2);
+  if (at < 0) return BARE_CR.test(buf.toString('latin1')) ? 'bare CR' : undefined;
   const cr = at > 0 && buf[at - 1] === 13;
-  return { text: cr ? at - 1 : at, lines: at + 1, total, crlf: at === b && everyLFAfterCR(buf, at) };
-}
-
-/** Whether every LF up to `end` (included) follows a CR. */
-function everyLFAfterCR(buf: Buffer, end: number): boolean {
-  for (let i = buf.indexOf(10); i >= 0 && i <= end; i = buf.indexOf(10, i + 1)) if (buf[i - 1] !== 13) return false;
-  return true;
-}
-
-/** Whether a CR before `end` is followed by a byte that is neither LF nor CR (nginx: invalid request, 400). */
-function bareCR(buf: Buffer, end: number): boolean {
-  for (let i = buf.indexOf(13); i >= 0 && i < end; i = buf.indexOf(13, i + 1)) {
-    const next = buf[i + 1];
-    if (next !== undefined && next !== 10 && next !== 13) return true;
-  }
-  return false;
+  return { text: cr ? at - 1 : at, lines: at + 1, total: at + (at === b ? 3 : 2), crlf: cr && at === b };
 }
 
 const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive']);
@@ -93,6 +81,27 @@ export interface RequestHead {
   twoHosts?: boolean;
 }
 
+/** A CR or LF that is not part of a CRLF: the head needs the lenient reading below. */
+const NOT_CRLF = /\r(?!\n)|(?<!\r)\n/;
+
+/**
+ * A head's lines as nginx reads them (pure): each ends in LF, the request line's with one CR
+ * before it or none, a header line's with any number; any other CR is a bare one (400).
+ * `bareLF`: a line ended without CR.
+ */
+function looseLines(text: string): { lines: string[]; bareLF: boolean } | 'bare CR' {
+  const lines = text.split('\n');
+  let bareLF = false;
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i]!;
+    if (line.endsWith('\r')) line = i === 0 ? line.slice(0, -1) : line.replace(/\r+$/, '');
+    else if (i < lines.length - 1) bareLF = true;
+    if (line.includes('\r')) return 'bare CR';
+    lines[i] = line;
+  }
+  return { lines, bareLF };
+}
+
 const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const TOKEN_LINE = /^([A-Z]+) (\S+) HTTP\/1\.1$/;
 
@@ -102,14 +111,18 @@ const TOKEN_LINE = /^([A-Z]+) (\S+) HTTP\/1\.1$/;
  * request (Node's HTTP server will; it answers a bare CR with 400, as nginx does), or the head.
  */
 export function parseRequestHead(text: string): RequestHead | string {
-  const lines = text.split('\n');
-  // The request line may end in one CR, a header line in several (nginx); any other CR is a bare one.
-  lines[0] = lines[0]!.endsWith('\r') ? lines[0]!.slice(0, -1) : lines[0]!;
-  for (let i = 1; i < lines.length; i++) if (lines[i]!.endsWith('\r')) lines[i] = lines[i]!.replace(/\r+$/, '');
-  for (const line of lines) if (line.includes('\r')) return 'bare CR';
+  // CRLF throughout (nearly every client): split as ever; else read as nginx reads.
+  let lines: string[];
+  let bareLF = false;
+  if (NOT_CRLF.test(text)) {
+    const loose = looseLines(text);
+    if (typeof loose === 'string') return loose;
+    ({ lines, bareLF } = loose);
+  } else lines = text.split('\r\n');
   const m = TOKEN_LINE.exec(lines[0]!);
   if (!m) return 'request line';
-  const head: RequestHead = { method: m[1]!, target: m[2]!, names: [], values: [], host: '', contentLength: 0, claimed: {}, close: false, plain: true };
+  // A head with bare LF ends is rebuilt in CRLF for the endpoint (Node's parser, for one, refuses bare LF).
+  const head: RequestHead = { method: m[1]!, target: m[2]!, names: [], values: [], host: '', contentLength: 0, claimed: {}, close: false, plain: !bareLF };
   let lengthSeen = false;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
