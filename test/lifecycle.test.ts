@@ -146,7 +146,10 @@ spec:
     if (names.length) await kube.ok('delete', '-f', file, '--wait=false');
   });
 
-  test('down stops every process of the cluster, pid file or not', async () => {
+  test('the first Ingress starts the ingress controllers; down stops every process of the cluster, pid file or not', async () => {
+    assert.ok(!clusterProcesses(cluster).some((p) => p.role === 'ingress-controller'), 'no ingress controller runs before the first Ingress');
+    await kube.apply('apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: first}\nspec:\n  defaultBackend: {service: {name: nothing, port: {number: 80}}}\n');
+    await waitFor('the node\'s ingress controller', async () => clusterProcesses(cluster).some((p) => p.role === 'ingress-controller'), 30_000);
     const stray = strayDaemon();
     const before = clusterProcesses(cluster);
     assert.deepEqual([...new Set(before.map((p) => p.role))].sort(), ['daemon', 'ingress-controller', 'workload-host']);

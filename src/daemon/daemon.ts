@@ -19,7 +19,7 @@ import { PeerSync } from '../node/peers.ts';
 import { DEFAULT_CLASS_ANNOTATION } from '../apiserver/admission.ts';
 import { ensureClusterDns } from './cluster-dns.ts';
 import { CONTROLLER_NAME, DEFAULT_CLASS } from '../ingress/classes.ts';
-import { ensureIngressControllers } from '../ingress/supervisor.ts';
+import { ensureIngressControllers, ingressControllerPids } from '../ingress/supervisor.ts';
 import { IptablesBackend } from '../proxy/iptables/backend.ts';
 import { IpvsBackend } from '../proxy/ipvs/backend.ts';
 import { NftablesBackend } from '../proxy/nftables/backend.ts';
@@ -125,9 +125,13 @@ export class Daemon {
     }
     this.progress('API server listening; waiting for the nodes to be Ready');
     await this.server.listen(paths.socket);
-    // The ingress controllers start beside the user's first commands rather than before `up`
-    // returns (as kind's addons do): in a kernel of its own each is seconds of Node starting.
+    // The ingress controllers start beside the user's commands rather than before `up` returns
+    // (as kind's addons do): in a kernel of its own each is seconds of Node starting.
     void this.checkIngressControllers();
+    // The first Ingress starts them at once, not at the next look.
+    this.stopIngressWatch = this.api.watch('Ingress', undefined, this.store.currentRV(), () => {
+      if (!this.ingressWanted) void this.checkIngressControllers();
+    });
     this.watchdog = setInterval(() => void this.checkIngressControllers(), 1000);
     this.watchdog.unref();
     this.stopReclaiming = reclaimAfterBursts();
@@ -151,10 +155,18 @@ export class Daemon {
   }
 
   private ingressCheck = false;
+  private stopIngressWatch?: () => void;
+  /**
+   * Whether the nodes run ingress controllers: from the cluster's first Ingress on (people add
+   * ingress-nginx to a cluster; here it comes with the first Ingress and stays), or when they
+   * run already (a restarted daemon). Until then none costs a Node process on every node.
+   */
+  private ingressWanted = false;
 
-  /** Every node runs an ingress controller; one that died (kill -9, OOM) is started again. */
+  /** Every node runs an ingress controller once wanted; one that died (kill -9, OOM) is started again. */
   private async checkIngressControllers(): Promise<void> {
-    if (this.ingressCheck) return; // one check at a time: a start takes a moment
+    this.ingressWanted ||= this.store.count('Ingress') > 0 || ingressControllerPids(this.cluster).length > 0;
+    if (!this.ingressWanted || this.ingressCheck) return; // one check at a time: a start takes a moment
     this.ingressCheck = true;
     try {
       const started = await ensureIngressControllers(this.cluster, this.plan);
@@ -170,6 +182,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     clearInterval(this.watchdog);
+    this.stopIngressWatch?.();
     this.stopReclaiming?.();
     await this.server.close();
     this.controllers.stop();
