@@ -6,7 +6,9 @@ const RANK = {
   dataplane: 1, api: 1, kernel: 1,
   lab: 2, cni: 2, manifest: 2, apiserver: 2,
   cluster: 3, workloads: 3,
-  controllers: 4, node: 4, proxy: 4, ingress: 4, dns: 4, trace: 4, vpc: 4,
+  // The VPC stands between the cluster's plan and what reads the network: trace names its drops.
+  vpc: 3.5,
+  controllers: 4, node: 4, proxy: 4, ingress: 4, dns: 4, trace: 4,
   daemon: 5, ui: 5,
   lifecycle: 6,
   cli: 7,
