@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as packet from 'dns-packet';
 import type { Service } from '../src/api/types.ts';
+import { FairQueue } from '../src/dns/fair.ts';
 import { metricType, dnsMetrics } from '../src/dns/metrics.ts';
 import type { ClusterView } from '../src/dns/records.ts';
 import { DnsServer } from '../src/dns/server.ts';
@@ -283,5 +284,47 @@ describe('TCP bounded as CoreDNS bounds it', () => {
     for (const s of within) s.destroy();
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(server.stats().connections, 0);
+  });
+});
+
+describe('UDP served in turn by source: a flood waits behind its own queries', () => {
+  test('the queue (pure): round robin across sources, bounded per source and in all, nothing kept of an emptied source', () => {
+    const q = new FairQueue<string>(3, 5);
+    for (const x of ['a1', 'a2', 'a3']) assert.equal(q.push('a', x), true);
+    assert.equal(q.push('a', 'a4'), false, 'a source holds at most 3');
+    assert.equal(q.push('b', 'b1'), true);
+    assert.equal(q.push('c', 'c1'), true);
+    assert.equal(q.push('d', 'd1'), false, '5 in all');
+    assert.deepEqual([q.shift(), q.shift(), q.shift(), q.shift(), q.shift(), q.shift()], ['a1', 'b1', 'c1', 'a2', 'a3', undefined]);
+    assert.equal(q.sources, 0);
+    assert.equal(q.size, 0);
+  });
+
+  test("one address's backlog does not hold up another's query: it is answered in turn, not after the backlog", async () => {
+    const server = new DnsServer({ view });
+    await server.listen(0, '127.0.0.1');
+    const port = (server as unknown as { udp: dgram.Socket }).udp.address().port;
+    const bind = async (address: string) => {
+      const s = dgram.createSocket('udp4');
+      await new Promise<void>((r) => s.bind(0, address, () => r()));
+      return s;
+    };
+    // Every loopback address is this machine's: a flood from 127.0.0.2, a client at 127.0.0.3.
+    const flood = await bind('127.0.0.2');
+    const client = await bind('127.0.0.3');
+    let floodAnswers = 0;
+    flood.on('message', () => floodAnswers++);
+    const BACKLOG = 800;
+    // Every query type in turn (none is a cached answer), all in the server's socket buffer before it reads one.
+    await Promise.all(Array.from({ length: BACKLOG }, (_, t) => new Promise<void>((r) => flood.send(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { qtype: t + 1000 }), port, '127.0.0.1', () => r()))));
+    const answered = new Promise<number>((resolve) => client.once('message', () => resolve(floodAnswers)));
+    client.send(rawQuery(['web', 'default', 'svc', 'cluster', 'local']), port, '127.0.0.1');
+    const before = await answered;
+    await new Promise((r) => setTimeout(r, 200));
+    flood.close();
+    client.close();
+    await server.close();
+    // In arrival order (the old server) it came after all 800.
+    assert.ok(before < BACKLOG / 4, `answered after ${before} of the flood's ${BACKLOG} queries`);
   });
 });

@@ -12,6 +12,7 @@ import dgram from 'node:dgram';
 import { createServer, Socket, type Server } from 'node:net';
 import * as packet from 'dns-packet';
 import { answer, answerUnusual, type Answer, type ClusterView, type Rcode } from './records.ts';
+import { FairQueue } from './fair.ts';
 import { COREDNS_TCP_LIMITS, serveConnection, type TcpLimits } from './tcp.ts';
 import { badVersion, inspectQuery, inZone, OUR_UDP, plainName, questionBytes, withQuestion, type Question } from './wire.ts';
 
@@ -25,6 +26,10 @@ const FORWARD_TIMEOUT_MS = 2_000;
  * answers above its max_concurrent (which is unset by default: a bound costs nothing here).
  */
 const MAX_FORWARDS = 1_000;
+/** UDP queries queued per source and in all (fair.ts), and answered between two reads of the socket. */
+const UDP_PER_SOURCE = 1_024;
+const UDP_QUEUED = 4_096;
+const UDP_BATCH = 4;
 
 export interface Observer {
   /** One answered query: its transport, QTYPE as sent (undefined: none could be read), response code, seconds taken, and whether it was forwarded. */
@@ -63,6 +68,9 @@ export class DnsServer {
   private tcp?: Server;
   private readonly connections = new Set<Socket>();
   private forwards = 0;
+  private readonly waiting = new FairQueue<{ msg: Buffer; port: number; address: string }>(UDP_PER_SOURCE, UDP_QUEUED);
+  private draining = false;
+  private closed = false;
   private readonly tcpLimits: TcpLimits;
 
   constructor(private readonly o: ServerOptions) {
@@ -70,8 +78,8 @@ export class DnsServer {
   }
 
   /** What the server holds now: open TCP connections, cached answers, queries at the upstream (tests bound them). */
-  stats(): { connections: number; cached: number; forwards: number } {
-    return { connections: this.connections.size, cached: this.cache.size, forwards: this.forwards };
+  stats(): { connections: number; cached: number; forwards: number; queued: number } {
+    return { connections: this.connections.size, cached: this.cache.size, forwards: this.forwards, queued: this.waiting.size };
   }
 
   /** The response to one query in wire format, or undefined for something not to answer (a response, a runt). */
@@ -214,13 +222,34 @@ export class DnsServer {
     });
   }
 
+  /**
+   * Answers up to UDP_BATCH queued queries in turn (fair.ts), then lets the event loop read
+   * the socket again: reading stays ahead of answering, so a flood is dropped at its own
+   * queue, not met in the socket's buffer by everyone else's queries.
+   */
+  private drain(udp: dgram.Socket): void {
+    for (let n = 0; n < UDP_BATCH && !this.closed; n++) {
+      const q = this.waiting.shift();
+      if (!q) break;
+      void this.respond(q.msg, 'udp').then((out) => {
+        if (out && !this.closed) udp.send(out, q.port, q.address);
+      });
+    }
+    if (this.waiting.size) setImmediate(() => this.drain(udp));
+    else this.draining = false;
+  }
+
   /** Serves UDP and TCP on `port` of every address of this network namespace. */
   async listen(port: number, host = '0.0.0.0'): Promise<void> {
-    const udp = (this.udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }));
+    // 1 MiB: about a thousand queries queued in the kernel; a larger buffer only lengthens the
+    // wait behind a flood (the fair queue can only order what has been read).
+    const udp = (this.udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20 }));
     udp.on('message', (msg, rinfo) => {
-      void this.respond(msg, 'udp').then((out) => {
-        if (out) udp.send(out, rinfo.port, rinfo.address);
-      });
+      if (!this.waiting.push(rinfo.address, { msg, port: rinfo.port, address: rinfo.address })) return; // its source's turn is full: dropped
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(() => this.drain(udp));
+      }
     });
     udp.on('error', () => {}); // a send to a client that went away
     await new Promise<void>((resolve, reject) => {
@@ -233,6 +262,7 @@ export class DnsServer {
       tcp.once('error', reject);
       tcp.listen(port || udp.address().port, host, () => resolve()); // port 0: TCP on the port UDP was given
     });
+    tcp.on('error', () => {}); // an accept that failed (EMFILE under a flood of connections) ends nothing
   }
 
   /** Length-prefixed queries, answered in turn, within tcp.ts's limits; nothing of a connection outlives it. */
@@ -243,6 +273,7 @@ export class DnsServer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.udp?.close();
     for (const s of this.connections) s.destroy();
     await new Promise<void>((resolve) => (this.tcp ? this.tcp.close(() => resolve()) : resolve()));

@@ -33,6 +33,9 @@ export const COREDNS_TCP_LIMITS: TcpLimits = {
   maxConnections: 1_000,
 };
 
+/** Queries of one connection answered before the event loop gets a turn. */
+const TURN = 16;
+
 export type Frame = { query: Buffer; rest: Buffer } | { close: true } | undefined;
 
 /**
@@ -69,7 +72,7 @@ export function serveConnection(socket: Socket, answer: (query: Buffer) => Promi
     if (busy) return;
     busy = true;
     try {
-      for (let f = nextFrame(unread); f && !socket.destroyed; f = nextFrame(unread)) {
+      for (let f = nextFrame(unread), n = 1; f && !socket.destroyed; f = nextFrame(unread), n++) {
         if ('close' in f) return void socket.destroy();
         // Copied: the query must not keep the whole chunk it came in alive.
         const query = Buffer.from(f.query);
@@ -94,6 +97,8 @@ export function serveConnection(socket: Socket, answer: (query: Buffer) => Promi
           if (socket.destroyed) return;
           deadline(limits.idleTimeoutMs);
         }
+        // A turn of the event loop every few queries: a pipelining client shares the server with the rest.
+        if (n % TURN === 0) await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
       busy = false;
