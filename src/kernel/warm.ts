@@ -45,6 +45,8 @@ export class WarmCli {
       if (this.warm === child) this.warm = undefined;
     });
     if (child.pid) setNice(child.pid, 19);
+    // A process kept waiting does not keep its starter alive (a test run must end).
+    refs(child, false);
     this.warm = child;
   }
 
@@ -54,6 +56,7 @@ export class WarmCli {
     this.warm = undefined;
     if (!child || child.exitCode !== null || child.signalCode !== null) return undefined;
     if (child.pid) setNice(child.pid, 0);
+    refs(child, true);
     (child.stdio[3] as NodeJS.WritableStream).end(JSON.stringify(request));
     return child;
   }
@@ -62,6 +65,15 @@ export class WarmCli {
   discard(): void {
     this.warm?.kill('SIGKILL');
     this.warm = undefined;
+  }
+}
+
+/** Whether a child and its pipes keep the event loop alive. */
+function refs(child: ChildProcess, on: boolean): void {
+  for (const h of [child, ...child.stdio]) {
+    const handle = h as { ref?: () => void; unref?: () => void } | null;
+    if (on) handle?.ref?.();
+    else handle?.unref?.();
   }
 }
 
