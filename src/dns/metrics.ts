@@ -28,12 +28,26 @@ export function dnsMetrics(zone: string, port: number) {
   const responses = new Counter({ name: 'coredns_dns_responses_total', help: 'Counter of response status codes.', labelNames: ['server', 'zone', 'view', 'rcode', 'plugin'], registers: r });
   const duration = new Histogram({ name: 'coredns_dns_request_duration_seconds', help: 'Histogram of the time (in seconds) each request took.', labelNames: ['server', 'zone', 'view', 'type'], buckets: [0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192], registers: r });
   const server = `dns://:${port}`;
+  // Each query touches three series; prom-client hashes a label set on every call, so the
+  // series of each combination (a closed set: at most a few hundred) are looked up once.
+  const series = new Map<string, { requests: { inc(): void }; responses: { inc(): void }; duration: { observe(v: number): void } }>();
   const observe: Observer = (q) => {
-    const z = q.forwarded ? '.' : `${zone}.`;
     const type = metricType(q.qtype);
-    requests.inc({ server, zone: z, view: '', proto: q.proto, family: '1', type });
-    responses.inc({ server, zone: z, view: '', rcode: metricRcode(q.rcode), plugin: q.forwarded ? 'forward' : 'kubernetes' });
-    duration.observe({ server, zone: z, view: '', type }, q.seconds);
+    const rcode = metricRcode(q.rcode);
+    const key = `${q.proto}|${type}|${rcode}|${q.forwarded}`;
+    let s = series.get(key);
+    if (!s) {
+      const z = q.forwarded ? '.' : `${zone}.`;
+      s = {
+        requests: requests.labels({ server, zone: z, view: '', proto: q.proto, family: '1', type }),
+        responses: responses.labels({ server, zone: z, view: '', rcode, plugin: q.forwarded ? 'forward' : 'kubernetes' }),
+        duration: duration.labels({ server, zone: z, view: '', type }),
+      };
+      series.set(key, s);
+    }
+    s.requests.inc();
+    s.responses.inc();
+    s.duration.observe(q.seconds);
   };
   return { registry, observe };
 }
