@@ -187,3 +187,18 @@ test('layout: pods in the order of their addresses (a node hands them out in ord
   assert.equal(roomy.zoom, 1200 / 1200);
   assert.equal(roomy.pan.y + 0 * roomy.zoom, 24, "the picture's top at the margin");
 });
+
+test('layout, given the previous one: pods keep their places as they get their addresses or go (a burst of Pending pods moves nobody as each turns Running), new ones take free places', () => {
+  const pending = Array.from({ length: 8 }, (_, i) => pod(`p-${i}`, 'g-node-1', '', {}, 'Pending'));
+  const first = layoutGraph(topology(objects(pending)));
+  // p-5 gets its address first: by podOrder alone it would go first and move five pods.
+  const running = pending.map((p) => (p.metadata.name === 'p-5' ? pod('p-5', 'g-node-1', '10.244.0.2') : p));
+  const second = layoutGraph(topology(objects(running)), first);
+  for (const p of pending) assert.deepEqual(second.at.get(`pod/default/${p.metadata.name}`), first.at.get(`pod/default/${p.metadata.name}`), `${p.metadata.name} stays`);
+  // p-0 goes, p-new comes: it takes p-0's place, the others stay.
+  const third = layoutGraph(topology(objects([...running.filter((p) => p.metadata.name !== 'p-0'), pod('p-new', 'g-node-1', '10.244.0.3')])), second);
+  assert.deepEqual(third.at.get('pod/default/p-new'), first.at.get('pod/default/p-0'));
+  for (const p of running.slice(1)) assert.deepEqual(third.at.get(`pod/default/${p.metadata.name}`), first.at.get(`pod/default/${p.metadata.name}`));
+  // Without a previous layout: podOrder, as before.
+  assert.deepEqual(layoutGraph(topology(objects(running))).at.get('pod/default/p-5'), first.at.get('pod/default/p-0'));
+});

@@ -57,6 +57,8 @@ export interface Layout {
   ends: Map<string, { dx: number; dy: number }>;
   /** The whole picture (its centre and size), labels included. */
   bounds: Rect;
+  /** Each pod's place in its node's box (0, 1: the first row, left and right; 2, 3: the second...): kept by the next layout. */
+  slots: Map<string, { box: string; slot: number }>;
 }
 
 /**
@@ -90,10 +92,17 @@ function ipOrder(ip: string | undefined): number {
  */
 export const podOrder = (a: GraphElement, b: GraphElement) => ipOrder(a.data.ip) - ipOrder(b.data.ip) || byId(a, b);
 
-export function layoutGraph(elements: GraphElement[]): Layout {
+/**
+ * Where everything goes. Given the previous layout, a pod keeps its place (its slot in its
+ * node's box) as long as it stays in that box: a pod that gets its address, or goes, moves
+ * nobody else; new pods take the free places from the top, in podOrder. Without one, the
+ * places follow podOrder (the same graph gives the same layout).
+ */
+export function layoutGraph(elements: GraphElement[], previous?: Pick<Layout, 'slots'>): Layout {
   const at = new Map<string, Rect>();
   const boxes = new Map<string, Rect>();
   const ends = new Map<string, { dx: number; dy: number }>();
+  const slots = new Map<string, { box: string; slot: number }>();
   const nodes = elements.filter((e) => e.group === 'nodes');
   const ids = new Set(nodes.map((e) => e.data.id));
   const children = new Map<string, GraphElement[]>();
@@ -114,13 +123,28 @@ export function layoutGraph(elements: GraphElement[]): Layout {
     const hub = bridge ?? eth0;
     // Past 4 rows, a box grows 4 rows at a time, room for the pods to come: each time it grows,
     // the page restyles the bridge and every line that ends on it.
-    const needed = Math.max(1, Math.ceil(pods.length / 2));
+    const place = new Map<string, number>();
+    const taken = new Set<number>();
+    for (const p of pods) {
+      const was = previous?.slots.get(p.data.id);
+      if (was && was.box === box.data.id && !taken.has(was.slot)) (place.set(p.data.id, was.slot), taken.add(was.slot));
+    }
+    let free = 0;
+    for (const p of pods) {
+      if (place.has(p.data.id)) continue;
+      while (taken.has(free)) free++;
+      place.set(p.data.id, free);
+      taken.add(free);
+    }
+    for (const [id, slot] of place) slots.set(id, { box: box.data.id, slot });
+    const needed = Math.max(1, Math.ceil((Math.max(-1, ...taken) + 1) / 2));
     const rows = needed <= 4 ? needed : Math.ceil(needed / 4) * 4;
     const barTop = HUB_LABEL;
     const barH = rows * (SIZES.pod.h + ROW_GAP) - ROW_GAP;
     const rects = new Map<string, Rect>();
     if (hub) rects.set(hub.data.id, { x: barX, y: barTop + barH / 2, w: SIZES.bar, h: barH });
-    pods.forEach((p, i) => {
+    pods.forEach((p) => {
+      const i = place.get(p.data.id)!;
       const left = i % 2 === 0;
       const y = barTop + Math.floor(i / 2) * (SIZES.pod.h + ROW_GAP) + SIZES.pod.h / 2;
       rects.set(p.data.id, { x: left ? SIZES.pod.w / 2 : inner.w - SIZES.pod.w / 2, y, w: SIZES.pod.w, h: SIZES.pod.h });
@@ -191,5 +215,5 @@ export function layoutGraph(elements: GraphElement[]): Layout {
   // Anything else (a kind this layout does not know yet): a row at the bottom.
   row(nodes.filter((e) => !at.has(e.data.id) && !boxes.has(e.data.id) && (!e.data.parent || !ids.has(e.data.parent))), SIZES.pod);
   const h = Math.max(1, y - ROW); // the last row's gap below it
-  return { at, boxes, ends, bounds: { x: width / 2, y: h / 2, w: width, h } };
+  return { at, boxes, ends, bounds: { x: width / 2, y: h / 2, w: width, h }, slots };
 }

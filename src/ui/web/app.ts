@@ -60,6 +60,18 @@ const STYLE: cytoscape.StylesheetJson = [
 ];
 
 const cy: Core = cytoscape({ container: $('graph'), style: STYLE, elements: [], minZoom: 0.05, maxZoom: 3, wheelSensitivity: 0.3, pixelRatio: 1, autoungrabify: true });
+// Cytoscape's texture caches are left out: the canvas is drawn directly, each element each frame
+// (a millisecond or two for the whole picture: what is too small to read is not drawn, nor what is
+// out of view). The caches pay off for a picture that stays still; this one changes every few
+// hundred ms while pods come, and each change cost them more than a direct redraw: a new or
+// changed element drawn into a shared texture (tens of ms for a few pods, in the frame), and the
+// layered cache drawing every element again into one layer a quarter of a second after each
+// change, in one frame. (Internal to its canvas renderer, which draws directly when a cache
+// gives nothing; if a cytoscape release moves them, nothing here breaks: the caches stay.)
+type TextureCache = { getElement?: () => unknown; getLayers?: () => unknown };
+const caches = (cy as unknown as { renderer?: () => { data?: Record<string, TextureCache | undefined> } }).renderer?.().data ?? {};
+for (const name of ['eleTxrCache', 'lblTxrCache', 'slbTxrCache', 'tlbTxrCache']) if (caches[name]?.getElement) caches[name].getElement = () => null;
+if (caches.lyrTxrCache?.getLayers) caches.lyrTxrCache.getLayers = () => null;
 let all: GraphElement[] = [];
 let shown: GraphElement[] = [];
 const page = { cy, ready: false, updates: 0, lastTrace: undefined as Trace | undefined, lastPath: undefined as { request: TraceStep[]; reply: TraceStep[] } | undefined, slowest: { total: 0, diff: 0, graph: 0, layout: 0, lists: 0 }, diffs: [] as Array<{ add: number; remove: number; update: string[] }> };
@@ -101,10 +113,11 @@ const same = (a: Rect | undefined, b: Rect) => a !== undefined && a.x === b.x &&
 /**
  * Every element where layout.ts puts it: positions, the bars' lengths, where the veth pairs
  * and links end on them. Only what the layout moved (or what was just added) is touched: a new
- * pod moves nobody else, and each element touched costs cytoscape a style pass.
+ * pod moves nobody else (a pod keeps its place as it gets its address), and each element
+ * touched costs cytoscape a style pass. The layout is of the whole graph received, drawn or
+ * not yet: the boxes take their size for a burst of pods at once, not a slice at a time.
  */
-function place(added: Set<string>): void {
-  const l = layoutGraph(shown);
+function place(l: Layout, added: Set<string>): void {
   const before = placed;
   for (const [id, r] of l.at) {
     if (!added.has(id) && same(before?.at.get(id), r)) continue;
@@ -174,6 +187,7 @@ function drawn(e: GraphElement): Record<string, unknown> {
 }
 
 function render(): void {
+  if (slicing) return; // the next slice is on its way, and takes the latest graph and filters
   const t0 = performance.now();
   const next = select(all);
   const d = diffElements(shown, next);
@@ -203,7 +217,8 @@ function render(): void {
   shown = adds.length === d.add.length ? next : next.filter((e) => drawnIds.has(e.data.id));
   const more = adds.length < d.add.length;
   const t2 = performance.now();
-  cy.batch(() => place(new Set(adds.map((e) => e.data.id))));
+  const l = layoutGraph(next, placed);
+  cy.batch(() => place(l, new Set(adds.map((e) => e.data.id))));
   refit();
   const t3 = performance.now();
   page.updates++;
@@ -212,18 +227,30 @@ function render(): void {
   const t4 = performance.now();
   // The slowest update so far, by part (for bench:ui's breakdown).
   if (t4 - t0 > page.slowest.total) page.slowest = { total: t4 - t0, diff: t1 - t0, graph: t2 - t1, layout: t3 - t2, lists: t4 - t3 };
-  if (more) requestAnimationFrame(() => setTimeout(render, 0)); // the next slice after this one is drawn
-  else layoutState('done');
+  // The next slice once cytoscape has drawn this one (its own animation frame), in a task of its
+  // own; one slice at a time (a graph received meanwhile is taken up by the next slice).
+  if (more) {
+    slicing = true;
+    cy.one('render', () =>
+      setTimeout(() => {
+        slicing = false;
+        render();
+      }, 0),
+    );
+  } else layoutState('done');
 }
-const SLICE = 12;
+let slicing = false;
+/** Pods (with their veth pairs) added per frame: each new element costs cytoscape its style, its label's size and its texture. */
+const SLICE = 4;
 
 // The server's graphs: only the latest is applied, at most every APPLY_MS (a burst of pods
 // is drawn in a few steps, not one redraw of the whole canvas per step).
 const APPLY_MS = 250;
-let latest: GraphElement[] | undefined;
+/** The latest graph received and not applied yet: as it came (a stream's message is parsed only if it is the one applied). */
+let latest: GraphElement[] | string | undefined;
 let applied = 0;
 let queued = false;
-function receive(elements: GraphElement[]): void {
+function receive(elements: GraphElement[] | string): void {
   latest = elements;
   layoutState('pending');
   if (queued) return;
@@ -233,7 +260,7 @@ function receive(elements: GraphElement[]): void {
   setTimeout(() => {
     queued = false;
     if (!latest) return;
-    all = latest;
+    all = typeof latest === 'string' ? (JSON.parse(latest) as { elements: GraphElement[] }).elements : latest;
     latest = undefined;
     applied = performance.now();
     render();
@@ -288,19 +315,31 @@ function inventory(): void {
 
 /** The trace form's choices: every pod, node and the client as sources; pods and Services as targets. */
 function choices(): void {
-  const from = $<HTMLSelectElement>('from');
-  const keep = from.value;
   const sources = ['external', ...all.filter((e) => e.data.kind === 'node').map((e) => e.data.id), ...all.filter((e) => e.data.kind === 'pod' && e.data.phase === 'Running').map((e) => e.data.id)];
-  // Rebuilt only when the choices changed (an open list is not swept away by each update).
-  if (sources.join() !== [...from.options].map((o) => o.value).join()) {
-    from.replaceChildren(...sources.map((s) => Object.assign(document.createElement('option'), { value: s, textContent: s })));
-    if (sources.includes(keep)) from.value = keep;
-  }
+  // Changed in place (an open list is not swept away by each update, the choice kept).
+  options($<HTMLSelectElement>('from'), sources, true);
   const targets = [...all.filter((e) => e.data.kind === 'pod' && e.data.ip).map((e) => e.data.id), ...all.filter((e) => e.data.kind === 'service' && e.data.ip).map((e) => e.data.id.replace(/^svc\//, 'service/'))];
-  const list = $('targets');
-  if (targets.join() !== list.dataset.signature) {
-    list.dataset.signature = targets.join();
-    list.replaceChildren(...targets.map((t) => Object.assign(document.createElement('option'), { value: t })));
+  options($('targets'), targets, false);
+}
+
+/** A list's options made the given values, in order: those that stay are kept, only what came or went is touched (a pod that comes is one option, not a list rebuilt). */
+function options(list: HTMLElement, values: string[], text: boolean): void {
+  const signature = values.join('\n');
+  if (list.dataset.signature === signature) return;
+  list.dataset.signature = signature;
+  const have = new Map([...list.children].map((o) => [(o as HTMLOptionElement).value, o as HTMLOptionElement]));
+  const keep = new Set(values);
+  for (const [v, o] of have) if (!keep.has(v)) (o.remove(), have.delete(v));
+  let prev: HTMLOptionElement | undefined;
+  for (const v of values) {
+    let o = have.get(v);
+    if (!o) {
+      o = document.createElement('option');
+      o.value = v;
+      if (text) o.textContent = v;
+    }
+    if ((prev ? prev.nextElementSibling : list.firstElementChild) !== o) (prev ? prev.after(o) : list.prepend(o));
+    prev = o;
   }
 }
 
@@ -445,5 +484,5 @@ void (async () => {
   $('cluster').textContent = `cluster ${first.cluster}`;
   receive(first.elements);
   const events = new EventSource('/api/events');
-  events.onmessage = (m) => receive((JSON.parse(m.data as string) as { elements: GraphElement[] }).elements);
+  events.onmessage = (m) => receive(m.data as string);
 })();
