@@ -9,7 +9,7 @@
 // bounded as CoreDNS bounds them (tcp.ts), and so are queries in flight to the upstream.
 
 import dgram from 'node:dgram';
-import { createServer, Socket, type Server } from 'node:net';
+import { createServer, isIP, Socket, type Server } from 'node:net';
 import * as packet from 'dns-packet';
 import { answer, answerUnusual, type Answer, type ClusterView, type Rcode } from './records.ts';
 import { FairQueue } from './fair.ts';
@@ -192,7 +192,7 @@ export class DnsServer {
       if (proto === 'udp') {
         const s = dgram.createSocket('udp4');
         s.on('message', (m, from) => {
-          if (from.port !== up.port) return; // not the upstream's
+          if (from.port !== up.port || (isIP(up.host) !== 0 && from.address !== up.host)) return; // not the upstream's
           s.close();
           finish(m);
         });
