@@ -57,7 +57,7 @@ try {
   const probe = (key: string, on = page) =>
     on.evaluate(`(() => {
     const w = window;
-    const s = (w.bench = w.bench || {})[${JSON.stringify(key)}] = { maxFrame: 0, longTasks: [], frames: 0, over50: 0, over100: 0, loaf: [] };
+    const s = (w.bench = w.bench || {})[${JSON.stringify(key)}] = { maxFrame: 0, longTasks: [], frames: 0, over50: 0, over100: 0, loaf: [], t0: performance.now() };
     let last = performance.now();
     const tick = (t) => {
       const gap = t - last;
@@ -71,9 +71,9 @@ try {
     requestAnimationFrame(tick);
     const observe = (type, f) => { try { const o = new PerformanceObserver((l) => s.stop || l.getEntries().forEach(f)); o.observe({ type, buffered: false }); } catch {} };
     observe('longtask', (e) => s.longTasks.push(e.duration));
-    observe('long-animation-frame', (e) => s.loaf.push({ duration: e.duration, script: e.scripts.reduce((a, x) => a + x.duration, 0), layout: e.styleAndLayoutStart ? e.startTime + e.duration - e.styleAndLayoutStart : 0 }));
+    observe('long-animation-frame', (e) => s.loaf.push({ at: (e.startTime - s.t0) / 1000, duration: e.duration, script: e.scripts.reduce((a, x) => a + x.duration, 0), layout: e.styleAndLayoutStart ? e.startTime + e.duration - e.styleAndLayoutStart : 0 }));
   })()`);
-  type Probe = { maxFrame: number; longTasks: number[]; frames: number; over50: number; over100: number; loaf: Array<{ duration: number; script: number; layout: number }> };
+  type Probe = { maxFrame: number; longTasks: number[]; frames: number; over50: number; over100: number; loaf: Array<{ at: number; duration: number; script: number; layout: number }> };
   const stopProbe = (key: string, on = page) => on.evaluate((k) => ((window as any).bench[k].stop = true, (window as any).bench[k]), key) as Promise<Probe>;
   // The second reference, at the same time as the pods come: a page of the same browser that does
   // nothing (its frames show what the machine, the cluster starting 100 pods included, leaves a page).
@@ -127,6 +127,7 @@ try {
   line('  its long animation frames (LoAF) >50/>100 ms', loafs(idle));
   line('longest frame while the pods come (rAF gap); >50/>100 ms', frames(b), `goal: 100 ms (${b.maxFrame <= 100 ? 'met' : 'missed'})`);
   line('  long animation frames (LoAF) >50/>100 ms, the longest (ms)', loafs(b));
+  line('  when the frames over 100 ms began (s after the scale)', b.loaf.filter((f) => f.duration > 100).map((f) => f.at.toFixed(1)).join(' ') || '-');
   line('reference: a blank page meanwhile: longest frame; >50/>100 ms', frames(still));
   // A frame over 100 ms in which the page's own work (scripts, style, layout) came to 100 ms or more.
   const own = b.loaf.filter((f) => f.duration > 100 && f.script + f.layout >= 100).length;

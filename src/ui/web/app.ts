@@ -228,20 +228,23 @@ function render(): void {
   // The slowest update so far, by part (for bench:ui's breakdown).
   if (t4 - t0 > page.slowest.total) page.slowest = { total: t4 - t0, diff: t1 - t0, graph: t2 - t1, layout: t3 - t2, lists: t4 - t3 };
   // The next slice once cytoscape has drawn this one (its own animation frame), in a task of its
-  // own; one slice at a time (a graph received meanwhile is taken up by the next slice).
+  // own, a little later (frames in between with nothing to do: on a busy machine a page that
+  // keeps the CPU busy frame after frame waits longer for it); one slice at a time (a graph
+  // received meanwhile is taken up by the next slice).
   if (more) {
     slicing = true;
     cy.one('render', () =>
       setTimeout(() => {
         slicing = false;
         render();
-      }, 0),
+      }, SLICE_GAP_MS),
     );
   } else layoutState('done');
 }
 let slicing = false;
-/** Pods (with their veth pairs) added per frame: each new element costs cytoscape its style, its label's size and its texture. */
-const SLICE = 4;
+/** Pods (with their veth pairs) added per slice: each new element costs cytoscape its style, its label's size and its drawing. */
+const SLICE = 3;
+const SLICE_GAP_MS = 30;
 
 // The server's graphs: only the latest is applied, at most every APPLY_MS (a burst of pods
 // is drawn in a few steps, not one redraw of the whole canvas per step).
