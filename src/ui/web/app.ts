@@ -68,10 +68,15 @@ const cy: Core = cytoscape({ container: $('graph'), style: STYLE, elements: [], 
 // layered cache drawing every element again into one layer a quarter of a second after each
 // change, in one frame. (Internal to its canvas renderer, which draws directly when a cache
 // gives nothing; if a cytoscape release moves them, nothing here breaks: the caches stay.)
-type TextureCache = { getElement?: () => unknown; getLayers?: () => unknown };
+// Nor are the unused caches told of each change (each works out the changed element's keys).
+type TextureCache = { getElement?: () => unknown; getLayers?: () => unknown; invalidateElements?: () => void };
 const caches = (cy as unknown as { renderer?: () => { data?: Record<string, TextureCache | undefined> } }).renderer?.().data ?? {};
-for (const name of ['eleTxrCache', 'lblTxrCache', 'slbTxrCache', 'tlbTxrCache']) if (caches[name]?.getElement) caches[name].getElement = () => null;
-if (caches.lyrTxrCache?.getLayers) caches.lyrTxrCache.getLayers = () => null;
+for (const name of ['eleTxrCache', 'lblTxrCache', 'slbTxrCache', 'tlbTxrCache']) {
+  const c = caches[name];
+  if (c?.getElement && c.invalidateElements) (c.getElement = () => null), (c.invalidateElements = () => {});
+}
+const layered = caches.lyrTxrCache;
+if (layered?.getLayers && layered.invalidateElements) (layered.getLayers = () => null), (layered.invalidateElements = () => {});
 let all: GraphElement[] = [];
 let shown: GraphElement[] = [];
 const page = { cy, ready: false, updates: 0, lastTrace: undefined as Trace | undefined, lastPath: undefined as { request: TraceStep[]; reply: TraceStep[] } | undefined, slowest: { total: 0, diff: 0, graph: 0, layout: 0, lists: 0 }, diffs: [] as Array<{ add: number; remove: number; update: string[] }> };
