@@ -20,10 +20,13 @@ const REPLICAS = Number(process.env.REPLICAS) || 100;
 /** How long the reference (the same page, idle) is watched. */
 const IDLE_MS = Number(process.env.IDLE_MS) || 10_000;
 
-/** The tasks of the renderer's main thread in a Chromium trace: wall time and the thread's own CPU time, in ms. */
-function mainThreadTasks(trace: Buffer): Array<{ wall: number; cpu: number }> {
-  const events = (JSON.parse(trace.toString('utf8')) as { traceEvents: Array<{ name: string; ph: string; pid: number; tid: number; dur?: number; tdur?: number; args?: { name?: string } }> }).traceEvents;
-  const main = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}/${e.tid}`));
+/** The tasks of the page's renderer main thread in a Chromium trace (not the blank reference's): wall time and the thread's own CPU time, in ms. */
+function mainThreadTasks(trace: Buffer, origin: string): Array<{ wall: number; cpu: number }> {
+  const events = (JSON.parse(trace.toString('utf8')) as { traceEvents: Array<{ name: string; ph: string; pid: number; tid: number; dur?: number; tdur?: number; args?: { name?: string; data?: { frames?: Array<{ url?: string; processId?: number }>; url?: string; processId?: number } } }> }).traceEvents;
+  // The page's renderer: the process its frames were committed in (all renderers if the trace does not say).
+  const frames = events.flatMap((e) => [...(e.args?.data?.frames ?? []), ...(e.name === 'FrameCommittedInBrowser' && e.args?.data ? [e.args.data] : [])]);
+  const pids = new Set(frames.filter((f) => f.url?.startsWith(origin) && f.processId).map((f) => f.processId));
+  const main = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain' && (!pids.size || pids.has(e.pid))).map((e) => `${e.pid}/${e.tid}`));
   return events.filter((e) => e.ph === 'X' && e.name === 'RunTask' && main.has(`${e.pid}/${e.tid}`)).map((e) => ({ wall: (e.dur ?? 0) / 1000, cpu: (e.tdur ?? 0) / 1000 }));
 }
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-ui-'));
@@ -114,7 +117,7 @@ try {
   const still = await stopProbe('blank', blank);
   const trace = await browser.stopTracing();
   if (process.env.TRACE_OUT) writeFileSync(process.env.TRACE_OUT, trace); // for chrome://tracing or Perfetto
-  const tasks = mainThreadTasks(trace);
+  const tasks = mainThreadTasks(trace, new URL(url).origin);
   const load1 = loadavg()[0]!;
   line(`${REPLICAS} pods: all Running in the cluster (kubewire get)`, `${(clusterDone / 1000).toFixed(2)} s`);
   line(`${REPLICAS} pods: all on the page, Running with their IPs`, `${(pageDone / 1000).toFixed(2)} s`, 'each change ≤ 1 s');
@@ -128,10 +131,11 @@ try {
   line('longest frame while the pods come (rAF gap); >50/>100 ms', frames(b), `goal: 100 ms (${b.maxFrame <= 100 ? 'met' : 'missed'})`);
   line('  long animation frames (LoAF) >50/>100 ms, the longest (ms)', loafs(b));
   line('  when the frames over 100 ms began (s after the scale)', b.loaf.filter((f) => f.duration > 100).map((f) => f.at.toFixed(1)).join(' ') || '-');
-  line('reference: a blank page meanwhile: longest frame; >50/>100 ms', frames(still));
-  // A frame over 100 ms in which the page's own work (scripts, style, layout) came to 100 ms or more.
+  // Frames over 100 ms in which the page's scripts, style and layout ran for 100 ms or more: wall
+  // time, waits for the CPU included (what they cost in CPU is the trace's figure below).
   const own = b.loaf.filter((f) => f.duration > 100 && f.script + f.layout >= 100).length;
-  line("  frames over 100 ms with 100 ms of the page's own work", `${own}`, `goal: 0 (${own === 0 ? 'met' : 'missed'})`);
+  line("  of those, with 100 ms of the page's scripts+layout (wall)", `${own}`);
+  line('reference: a blank page meanwhile: longest frame; >50/>100 ms', frames(still), `the machine's share`);
   const cpu = Math.max(0, ...tasks.map((t) => t.cpu));
   line("longest task's CPU time on the page's main thread", `${cpu.toFixed(0)} ms (wall ${Math.max(0, ...tasks.map((t) => t.wall)).toFixed(0)} ms)`, `reference: 100 ms (${cpu <= 100 ? 'met' : 'missed'})`);
   line('tasks over 50 ms / over 100 ms of CPU', `${tasks.filter((t) => t.cpu > 50).length} / ${tasks.filter((t) => t.cpu > 100).length} of ${tasks.length}`);
