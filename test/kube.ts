@@ -1,38 +1,9 @@
 // Running the kubewire CLI as a user would, for the end-to-end tests: each call bounded in
 // time, against a cluster in a scratch state directory.
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { WarmCli } from '../src/kernel/warm.ts';
-import { cliEnv } from '../src/state/paths.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
-
-/**
- * Inside a user-mode Linux kernel (test/uml.test.ts sets KUBEWIRE_TEST_WARM_CLI), a Node start
- * costs seconds: the CLI is run as the guest agent runs a user's commands there, by a process
- * started ahead with its bundle loaded (src/kernel/warm.ts). Same code, same arguments.
- */
-const warmCli = process.env.KUBEWIRE_TEST_WARM_CLI === '1' ? new WarmCli([process.execPath, BIN], cliEnv()) : undefined;
-warmCli?.prepare();
-process.on('exit', () => warmCli?.discard());
-
-/** A warm CLI process's result, as execFile's (bounded in time, output collected). */
-function runWarm(child: ChildProcess, timeoutMs: number, input: string | undefined): Promise<Result> {
-  return new Promise((resolve) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
-    child.stderr!.on('data', (b: Buffer) => err.push(b));
-    child.stdin!.on('error', () => {});
-    child.stdin!.end(input ?? '');
-    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      warmCli!.prepare(); // the next command's process loads while this test looks at the output
-      resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
-}
 
 export interface Result {
   code: number;
@@ -47,8 +18,6 @@ export class Kube {
     return new Promise((resolve) => {
       const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: this.stateDir, KUBEWIRE_CLUSTER: this.cluster, ...opts.env };
       delete env.NODE_EXTRA_CA_CERTS;
-      const warm = warmCli?.take({ argv: args, cwd: process.cwd(), env: env as Record<string, string> });
-      if (warm) return void runWarm(warm, opts.timeoutMs ?? 60_000, opts.input).then(resolve);
       const child = execFile(process.execPath, [BIN, ...args], { env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
       });

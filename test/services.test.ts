@@ -118,8 +118,10 @@ spec:
 
 /** Latency limits are multiplied by this where everything runs slower (a user-mode Linux kernel). */
 const SLOWDOWN = Number(process.env.KUBEWIRE_TEST_SLOWDOWN ?? 1);
-/** The modes to run (test/uml.test.ts runs this file inside a UML kernel with ipvs). */
+/** The modes to run (test/uml.test.ts runs this file with ipvs against a cluster in a UML kernel). */
 const MODES = (process.env.KUBEWIRE_TEST_PROXY_MODES ?? 'iptables,nftables').split(',') as Array<'iptables' | 'nftables' | 'ipvs'>;
+/** `uml`: the cluster runs in a kernel of its own (up --kernel uml), driven from here as a user drives one. */
+const KERNEL = process.env.KUBEWIRE_TEST_KERNEL === 'uml' ? 'uml' : 'host';
 
 for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT }, () => {
   const cluster = `kws${process.pid % 100000}${mode[0]}`;
@@ -135,13 +137,15 @@ for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT },
   };
 
   before(async () => {
-    stateDir = mkdtempSync(join(tmpdir(), 'kwt-svc-'));
+    stateDir = mkdtempSync(join(process.env.KUBEWIRE_TEST_SCRATCH ?? tmpdir(), 'kwt-svc-'));
     kube = new Kube(cluster, stateDir);
-    await kube.ok('up', '--proxy-mode', mode);
+    const up = await kube.run(['up', '--proxy-mode', mode, ...(KERNEL === 'uml' ? ['--kernel', 'uml'] : [])], { timeoutMs: 240_000 });
+    assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
     await kube.apply(MANIFEST.replace('NODE1', node(1)));
-    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '30s');
-    await kube.ok('rollout', 'status', 'deployment/echo', '--timeout', '30s');
-    await kube.ok('wait', '--for=condition=Ready', 'pod/solo', '--timeout', '30s');
+    const timeout = `${30 * SLOWDOWN}s`;
+    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', timeout);
+    await kube.ok('rollout', 'status', 'deployment/echo', '--timeout', timeout);
+    await kube.ok('wait', '--for=condition=Ready', 'pod/solo', '--timeout', timeout);
     pods = (await kube.json<{ items: Pod[] }>('get', 'pods', '-l', 'app=web')).items;
     vip = (await kube.json<Service>('get', 'service', 'web')).spec.clusterIP!;
   });
@@ -373,8 +377,8 @@ spec:
   });
 
   test('the proxy restarted (daemon killed, then up): the rules stay in the kernel the whole time', async () => {
-    const daemonPid = Number(readFileSync(join(stateDir, cluster, 'daemon.pid'), 'utf8'));
-    process.kill(daemonPid, 'SIGKILL');
+    if (KERNEL === 'uml') await kube.ok('exec', '--node', node(1), '--', 'pkill', '-KILL', '-f', `kubewire.js daemon --cluster ${cluster}$`); // its processes are the guest's
+    else process.kill(Number(readFileSync(join(stateDir, cluster, 'daemon.pid'), 'utf8')), 'SIGKILL');
     for (let i = 0; i < 3; i++) {
       const r = await kube.run(['exec', '--node', node(1), '--', 'curl', '-s', '-m', '2', `http://${vip}/`]);
       assert.equal(r.code, 0, 'served while the proxy is down');

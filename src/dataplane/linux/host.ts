@@ -203,7 +203,8 @@ class LinuxNetns implements Netns {
   monitor(argv: string[], ready?: string): Promise<Monitor> {
     return guarded(async () => {
       const m = await startMonitor(argv, this.path);
-      if (ready !== undefined) await m.until(ready, 5_000).catch(async (e: unknown) => {
+      // Normally at once; a tool starting in a user-mode kernel beside a busy cluster has taken over 5 s.
+      if (ready !== undefined) await m.until(ready, 20_000).catch(async (e: unknown) => {
         await m.stop();
         throw e;
       });
