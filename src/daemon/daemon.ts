@@ -125,10 +125,10 @@ export class Daemon {
     }
     this.progress('API server listening; waiting for the nodes to be Ready');
     await this.server.listen(paths.socket);
-    // The ingress controllers start beside the user's commands rather than before `up` returns
-    // (as kind's addons do): in a kernel of its own each is seconds of Node starting.
+    // The ingress controllers come with the first Ingress (ingressWanted), never on `up`'s path:
+    // in a kernel of its own each is seconds of Node starting. The watch starts them as that
+    // Ingress arrives; the watchdog starts again one that died.
     void this.checkIngressControllers();
-    // The first Ingress starts them at once, not at the next look.
     this.stopIngressWatch = this.api.watch('Ingress', undefined, this.store.currentRV(), () => {
       if (!this.ingressWanted) void this.checkIngressControllers();
     });
