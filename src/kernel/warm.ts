@@ -1,8 +1,8 @@
 // A kubewire process started ahead of its command. Starting Node costs over a second in a
-// user-mode Linux kernel (every page fault and system call goes through the host), so what
-// runs commands in there (the guest agent, the tests run inside one) keeps one process
-// loading its bundle with nothing to do; it waits on its fd 3 for the command line it is to
-// run (takeWarmRequest). It loads at nice 19 and gets the ordinary priority back when taken.
+// user-mode Linux kernel (every page fault and system call goes through the host), so the
+// guest agent keeps one process loading its bundle with nothing to do; it waits on its fd 3
+// for the command line it is to run (takeWarmRequest). It loads at nice 19 and gets the
+// ordinary priority back when taken.
 
 import { createReadStream, readdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
@@ -45,7 +45,7 @@ export class WarmCli {
       if (this.warm === child) this.warm = undefined;
     });
     if (child.pid) setNice(child.pid, 19);
-    // A process kept waiting does not keep its starter alive (a test run must end).
+    // A process kept waiting does not keep its starter alive: the starter may end meanwhile.
     refs(child, false);
     this.warm = child;
   }
