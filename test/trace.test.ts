@@ -568,9 +568,13 @@ describe('kubewire trace, nftables mode', { skip: NOT_ROOT }, () => {
 
   test('the ingress: http (and its redirect for a TLS host), https through TLS, the 503s\' true causes', async () => {
     const t = async (...a: string[]) => JSON.parse(await kube.ok('trace', ...a, '-o', 'json')) as Trace;
-    assert.equal((await t('external', 'http://shop.example/cart')).verdict, 'delivered');
-    assert.equal((await t('external', 'http://secure.example/')).verdict, 'answered');
-    assert.equal((await t('external', 'https://secure.example/', '--node', `${cluster}-node-2`)).verdict, 'delivered');
+    const verdict = async (want: string, ...a: string[]) => {
+      const x = await t(...a);
+      assert.equal(x.verdict, want, `${a.join(' ')}: ${x.reason}\n${x.hops.map((h) => `${h.netns} ${h.kind}: ${h.detail}`).join('\n')}`);
+    };
+    await verdict('delivered', 'external', 'http://shop.example/cart');
+    await verdict('answered', 'external', 'http://secure.example/');
+    await verdict('delivered', 'external', 'https://secure.example/', '--node', `${cluster}-node-2`);
     assert.match((await t('external', 'http://locked.example/')).reason, /Secret default\/nosuch not found/);
     assert.match((await t('external', 'http://shop.example/gone')).reason, /service default\/empty has no ready endpoints/);
     assertNothingLeft(cluster);
