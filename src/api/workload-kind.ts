@@ -11,11 +11,21 @@ export interface WorkloadSpec {
   ports: Array<{ port: number; protocol: 'TCP' | 'UDP' }>;
 }
 
-/** kubewire's own images that run as a process of kubewire's (the cluster DNS): the subcommand they run. */
-const KUBEWIRE_IMAGES: Record<string, string> = { 'kubewire/dns': 'dns-server' };
+/** A container of one of kubewire's own images: the kubewire subcommand it runs, and Node's flags for it. */
+export interface KubewireCommand {
+  command: string;
+  node: string[];
+}
 
-/** The kubewire subcommand a container of one of kubewire's own images runs, or undefined (pure). */
-export function kubewireCommand(c: { image: string; command?: string[] }): string | undefined {
+/** kubewire's own images that run as a process of kubewire's (the cluster DNS). */
+const KUBEWIRE_IMAGES: Record<string, KubewireCommand> = {
+  // Young generation semi-spaces of 2 MB rather than 16: a query's garbage is small and short-lived,
+  // and under a flood of queries the larger ones were tens of MB of the pod's RSS (bench:dns-abuse).
+  'kubewire/dns': { command: 'dns-server', node: ['--max-semi-space-size=2'] },
+};
+
+/** What a container of one of kubewire's own images runs, or undefined (pure). */
+export function kubewireCommand(c: { image: string; command?: string[] }): KubewireCommand | undefined {
   if (c.command?.length) return undefined;
   return KUBEWIRE_IMAGES[c.image.replace(/^(docker\.io\/)?/, '').replace(/[:@].*$/, '')];
 }

@@ -347,7 +347,7 @@ export class NodeAgent {
       if (exited) cr.restartCount++;
       // kubewire's own images (the cluster DNS) run kubewire itself.
       const own = kubewireCommand(c);
-      const argv = own ? [process.execPath, cliPath(), own, '--cluster', this.o.plan.spec.name, ...(c.args ?? [])] : [...(c.command ?? []), ...(c.args ?? [])];
+      const argv = own ? [process.execPath, ...own.node, cliPath(), own.command, '--cluster', this.o.plan.spec.name, ...(c.args ?? [])] : [...(c.command ?? []), ...(c.args ?? [])];
       const env: Record<string, string> = {
         PATH: process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
         HOSTNAME: pod.metadata.name,
