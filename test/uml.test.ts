@@ -29,6 +29,8 @@ function nobodyCannotRun(): string | false {
 
 const skip = NOT_ROOT || (umlMissing() ? `user-mode Linux is not installed: ${umlMissing()}` : false);
 
+/** The lines of a TAP report that say what failed. */
+const failures = (tap: string): string => tap.split('\n').filter((l) => /^\s*not ok|^\s+error:|^\s+(expected|actual):/.test(l)).join('\n');
 
 /** Runs a test command in a fresh UML kernel; it must exit 0 having passed `passes` tests. */
 async function passesInUml(command: string, passes: number, opts: { env?: Record<string, string>; memMB?: number; timeoutMs: number }): Promise<void> {
@@ -36,11 +38,10 @@ async function passesInUml(command: string, passes: number, opts: { env?: Record
   // every test file and what it imports again takes seconds for each process that loads it.
   const tsxCache = join(tmpdir(), `tsx-${process.getuid!()}`);
   const r = await runInUml({ command: `[ -d ${tsxCache} ] && ln -sfn ${tsxCache} "$TMPDIR/tsx-$(id -u)"; ${command}`, cwd: process.cwd(), ...(opts.env ? { env: opts.env } : {}), memMB: opts.memMB ?? 1024, timeoutMs: opts.timeoutMs });
-  const failed = r.output.split('\n').filter((l) => /^\s*not ok|^\s+error:|^\s+(expected|actual):/.test(l)).join('\n');
+  const failed = failures(r.output);
   assert.equal(r.code, 0, `inside UML (${r.seconds.toFixed(0)} s):\n${failed || r.output.slice(-3000)}\n--- kernel:\n${r.console.split('\n').slice(-10).join('\n')}`);
   assert.match(r.output, new RegExp(`^# pass ${passes}$`, 'm'), r.output.split('\n').filter((l) => /^# /.test(l)).join('\n'));
 }
-
 
 // A UML kernel runs on one CPU: two at a time use this machine's two.
 describe('kernels of their own (user-mode Linux), two at a time', { skip, concurrency: 2 }, () => {
@@ -55,7 +56,7 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
       const r = await new Promise<{ code: number; stdout: string }>((resolve) => {
         execFile(process.execPath, ['--import', 'tsx', '--test', 'test/services.test.ts'], { env, timeout: 600_000, maxBuffer: 64 << 20 }, (err, stdout) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout }));
       });
-      const failed = r.stdout.split('\n').filter((l) => /^\s*not ok|^\s+error:|^\s+(expected|actual):/.test(l)).join('\n');
+      const failed = failures(r.stdout);
       assert.equal(r.code, 0, failed || r.stdout.slice(-3000));
       assert.match(r.stdout, /^# pass 17$/m);
     } finally {
@@ -70,7 +71,6 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
   test('IPVS mode on a real kernel: virtual and real servers, kube-ipvs0, ClusterIP and NodePort, graceful termination, sh, strict ARP', async () => {
     await passesInUml('node --import tsx --test test/uml/ipvs-mode.ts', 2, { timeoutMs: 240_000 });
   });
-
 
   test('a cluster in its own kernel: up --kernel uml, every verb run in there through the channel, down leaves nothing', async () => {
     const state = mkdtempSync(join(tmpdir(), 'kwt-kernel-'));
