@@ -187,7 +187,9 @@ export class UiServer {
         const trace = await traceOne(this.o.dp, view, request);
         return send(res, 200, trace);
       } catch (e) {
-        return send(res, e instanceof TraceError ? 400 : 500, { error: (e as Error).message });
+        // A page served by an ordinary user may not trace (it writes under /run, marks packets): 403, as the CLI's one line.
+        const denied = ['EACCES', 'EPERM'].includes((e as NodeJS.ErrnoException).code ?? '');
+        return send(res, e instanceof TraceError ? 400 : denied ? 403 : 500, { error: denied ? `permission denied: ${(e as Error).message}: tracing needs root` : (e as Error).message });
       }
     }
     send(res, 404, { error: `no ${req.method} ${url.pathname}` });
