@@ -6,10 +6,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Deployment, Node, Pod } from '../src/api/types.ts';
+import type { Deployment, Node, Pod, ReplicaSet } from '../src/api/types.ts';
 import { Api } from '../src/apiserver/api.ts';
 import { Store } from '../src/apiserver/store.ts';
-import { collectOrphans, planReplicas, podFromTemplate, syncDeployment, templateHash } from '../src/controllers/deployment.ts';
+import { collectOrphans, planRollout, replicaSetOf, REVISION_ANNOTATION, syncDeployment, templateHash, type OwnedReplicaSet } from '../src/controllers/deployment.ts';
+import { planReplicaSet, podOfReplicaSet, syncReplicaSet } from '../src/controllers/replicaset.ts';
 import { syncNamespace } from '../src/controllers/namespace.ts';
 import { assignPodCIDRs } from '../src/controllers/nodeipam.ts';
 import { pickNode } from '../src/controllers/scheduler.ts';
@@ -25,6 +26,9 @@ function deployment(replicas: number, image = 'nginx', strategy?: Deployment['sp
     spec: { replicas, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image }] } }, strategy },
   };
 }
+
+/** The pod a Deployment's current ReplicaSet makes (what the scheduler sees). */
+const podFromTemplate = (d: Deployment) => podOfReplicaSet(replicaSetOf(d, d.spec.replicas ?? 1, 1));
 
 function running(p: Pod, name: string): Pod {
   return { ...p, metadata: { ...p.metadata, name, creationTimestamp: '2026-01-01T00:00:00Z' }, spec: { ...p.spec, nodeName: 'n1' }, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } };
@@ -49,58 +53,108 @@ test('scheduler: spreads a Deployment over ready nodes, never to a node without 
   assert.deepEqual(pickNode(podFromTemplate(d), [node('x', '', true)], []), { unschedulable: '0/1 nodes are available: 1 node(s) were not ready or had no pod network.' });
 });
 
-test('rollout: scale up and down, then a new template within maxSurge and maxUnavailable', () => {
+/** A ReplicaSet of the Deployment's template as the controller made it, with `ready` running pods. */
+function owned(d: Deployment, replicas: number, ready: number, revision: number, created = '2026-01-01T00:00:0' + revision + 'Z'): OwnedReplicaSet {
+  const rs = replicaSetOf(d, replicas, revision);
+  rs.metadata.uid = `rs-${revision}`;
+  rs.metadata.creationTimestamp = created;
+  return { rs, pods: Array.from({ length: ready }, (_, i) => running(podOfReplicaSet(rs), `${rs.metadata.name}-${i}`)) };
+}
+
+test('ReplicaSet: creates what is missing, removes the most expendable first', () => {
+  const d = deployment(3);
+  const { rs, pods } = owned(d, 3, 2, 1);
+  assert.equal(planReplicaSet(rs, pods).create, 1);
+  const pending = { ...podOfReplicaSet(rs), metadata: { ...podOfReplicaSet(rs).metadata, name: 'unscheduled' } };
+  const plan = planReplicaSet({ ...rs, spec: { ...rs.spec, replicas: 2 } }, [...pods, pending]);
+  assert.deepEqual(plan.delete.map((p) => p.metadata.name), ['unscheduled'], 'an unscheduled pod goes before running ones');
+  assert.equal(plan.status.replicas, 3);
+  assert.equal(plan.status.readyReplicas, 2);
+  assert.match(String(podOfReplicaSet(rs).metadata.generateName), new RegExp(`^web-${templateHash(d.spec.template)}-$`));
+  assert.equal(podOfReplicaSet(rs).metadata.ownerReferences![0]!.kind, 'ReplicaSet');
+});
+
+test('rollout: a ReplicaSet per template, scaled within maxSurge and maxUnavailable; Recreate; rollback; history', () => {
   const d = deployment(4);
-  assert.equal(planReplicas(d, []).create, 4);
-  const pods = Array.from({ length: 4 }, (_, i) => running(podFromTemplate(d), `old-${i}`));
-  assert.deepEqual(planReplicas(d, pods), { ...planReplicas(d, pods), create: 0, delete: [] });
-  assert.equal(planReplicas(deployment(2), pods).delete.length, 2, 'scale down');
-  assert.ok(planReplicas(d, pods).status.conditions!.some((c) => c.type === 'Available' && c.status === 'True'));
+  const first = planRollout(d, []);
+  assert.equal(first.create?.spec.replicas, 4);
+  assert.equal(first.create?.metadata.name, `web-${templateHash(d.spec.template)}`);
+  assert.equal(first.create?.metadata.annotations?.[REVISION_ANNOTATION], '1');
+  assert.equal(first.create?.spec.selector.matchLabels?.['pod-template-hash'], templateHash(d.spec.template));
+  const steady = owned(d, 4, 4, 1);
+  assert.equal(planRollout(d, [steady]).scale.size, 0, 'nothing to do');
+  assert.ok(planRollout(d, [steady]).status.conditions!.some((c) => c.type === 'Available' && c.status === 'True'));
+  assert.deepEqual([...planRollout(deployment(2), [owned(deployment(2), 4, 4, 1)]).scale], [[steady.rs.metadata.name, { replicas: 2 }]], 'scale down');
 
   // New image: 25% surge (1 pod) and 25% unavailable (1 pod) of 4.
   const next = deployment(4, 'nginx:2');
-  assert.notEqual(templateHash(next.spec.template), templateHash(d.spec.template));
-  const step1 = planReplicas(next, pods);
-  assert.equal(step1.create, 1);
-  assert.equal(step1.delete.length, 1);
+  const step1 = planRollout(next, [owned(d, 4, 4, 1)]);
+  assert.equal(step1.create?.spec.replicas, 1, 'the new ReplicaSet starts at maxSurge');
+  assert.equal(step1.create?.metadata.annotations?.[REVISION_ANNOTATION], '2');
+  assert.deepEqual(step1.scale.get(steady.rs.metadata.name), { replicas: 3 }, 'one old pod may go: 3 of 4 stay available');
   assert.equal(step1.status.updatedReplicas, 0);
+  // The new pod is ready: the new ReplicaSet grows by one more, the old one shrinks by one more.
+  const step2 = planRollout(next, [owned(d, 3, 3, 1), owned(next, 1, 1, 2)]);
+  assert.deepEqual(step2.scale.get(`web-${templateHash(next.spec.template)}`), { replicas: 2 });
+  assert.deepEqual(step2.scale.get(steady.rs.metadata.name), { replicas: 2 });
 
-  const recreate = planReplicas(deployment(4, 'nginx:2', { type: 'Recreate' }), pods);
-  assert.equal(recreate.create, 0, 'Recreate starts nothing while old pods live');
-  assert.equal(recreate.delete.length, 4);
+  const recreate = deployment(4, 'nginx:2', { type: 'Recreate' });
+  const r1 = planRollout(recreate, [owned(d, 4, 4, 1)]);
+  assert.equal(r1.create?.spec.replicas, 0, 'Recreate starts nothing while old pods live');
+  assert.deepEqual(r1.scale.get(steady.rs.metadata.name), { replicas: 0 });
+  assert.equal(planRollout(recreate, [owned(d, 0, 0, 1), owned(recreate, 0, 0, 2)]).scale.get(`web-${templateHash(recreate.spec.template)}`)?.replicas, 4, 'then all at once');
+
+  // Back to the first template: its ReplicaSet becomes the newest revision.
+  const back = planRollout(d, [owned(d, 0, 0, 1), owned(next, 4, 4, 2)]);
+  assert.equal(back.create, undefined);
+  assert.deepEqual(back.scale.get(steady.rs.metadata.name), { replicas: 1, revision: '3' });
+
+  // History: idle old ReplicaSets beyond revisionHistoryLimit go, oldest first.
+  const images = ['a', 'b', 'c', 'd'].map((i) => deployment(2, i));
+  const limited = { ...images[3]!, spec: { ...images[3]!.spec, revisionHistoryLimit: 1 } };
+  const history = planRollout(limited, [owned(images[0]!, 0, 0, 1), owned(images[1]!, 0, 0, 2), owned(images[2]!, 0, 0, 3), owned(images[3]!, 2, 2, 4)]);
+  assert.deepEqual(history.prune, [1, 2].map((i) => `web-${templateHash(images[i - 1]!.spec.template)}`));
 });
 
-test('Deployment controller on a store: pods with owner and hash, replaced on template change, collected when the owner goes', () => {
+test('Deployment controller on a store: a ReplicaSet, its pods with owner and hash, a new ReplicaSet on template change, all collected when the owner goes', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kwt-ctrl-'));
   const store = new Store(join(dir, 'db'));
   try {
     const api = new Api(store);
     api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
     const d = api.create(deployment(3));
-    syncDeployment(api, 'default', 'web');
+    const hash = templateHash(d.spec.template);
+    const sync = () => {
+      syncDeployment(api, 'default', 'web');
+      for (const rs of api.list('ReplicaSet', 'default').items) syncReplicaSet(api, 'default', rs.metadata.name);
+      syncDeployment(api, 'default', 'web');
+    };
+    sync();
+    const rs = api.get({ kind: 'ReplicaSet', namespace: 'default', name: `web-${hash}` }) as ReplicaSet;
+    assert.equal(rs.metadata.ownerReferences?.[0]?.uid, d.metadata.uid);
     let pods = api.list('Pod', 'default').items as Pod[];
     assert.equal(pods.length, 3);
-    const hash = templateHash(d.spec.template);
     for (const p of pods) {
       assert.equal(p.metadata.labels?.['pod-template-hash'], hash);
-      assert.equal(p.metadata.ownerReferences?.[0]?.uid, d.metadata.uid);
+      assert.equal(p.metadata.ownerReferences?.[0]?.uid, rs.metadata.uid);
       assert.match(p.metadata.name, new RegExp(`^web-${hash}-[a-z0-9]{5}$`));
     }
     // The scheduler binds them; the node agent reports them running and ready.
     for (const p of pods) api.mutate<Pod>({ kind: 'Pod', namespace: 'default', name: p.metadata.name }, (x) => ({ ...x, spec: { ...x.spec, nodeName: 'n1' } }));
     for (const p of pods) api.updateStatus({ kind: 'Pod', namespace: 'default', name: p.metadata.name }, { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] });
     api.mutate<Deployment>({ kind: 'Deployment', namespace: 'default', name: 'web' }, (x) => ({ ...x, spec: { ...x.spec, template: { ...x.spec.template, spec: { containers: [{ name: 'web', image: 'nginx:2' }] } } } }));
-    syncDeployment(api, 'default', 'web');
+    sync();
     pods = api.list('Pod', 'default').items as Pod[];
     const fresh = pods.filter((p) => p.metadata.labels?.['pod-template-hash'] !== hash);
     assert.equal(fresh.length, 1, 'maxSurge 25% of 3 rounds up to 1');
     assert.equal(pods.length, 4, 'maxUnavailable 25% of 3 rounds down to 0: no old pod goes before a new one is ready');
+    assert.deepEqual(api.list('ReplicaSet', 'default').items.map((r) => r.metadata.annotations?.[REVISION_ANNOTATION]).sort(), ['1', '2']);
     const status = (api.get({ kind: 'Deployment', namespace: 'default', name: 'web' }) as Deployment).status!;
     assert.equal(status.updatedReplicas, 1);
     assert.equal(status.observedGeneration, 2);
 
     api.delete({ kind: 'Deployment', namespace: 'default', name: 'web' });
-    assert.equal(collectOrphans(api), 4);
+    assert.equal(collectOrphans(api), 2 + 4, 'both ReplicaSets, then their pods');
     assert.deepEqual(api.list('Pod').items.map((p) => Boolean(p.metadata.deletionTimestamp)), [true, true, true], 'the unbound new pod went at once; bound ones wait for their node');
   } finally {
     store.close();

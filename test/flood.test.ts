@@ -1,6 +1,6 @@
 // What keeps one manifest from flooding the control plane, against a real store: pods made
-// in slow-start batches of at most 500 per sync, the cluster's pod limit refusing the rest
-// as a quota does (ReplicaFailure on the Deployment and one counted Event), generated names
+// by the ReplicaSet in slow-start batches of at most 32 per sync, the cluster's pod limit refusing
+// the rest as a quota does (ReplicaFailure on the ReplicaSet and its Deployment, one counted Event), generated names
 // drawn again on a collision, Events combined and rate-limited as client-go's recorder does,
 // nodes full at their maxPods, pods of missing nodes collected, and a work queue that lets
 // the event loop breathe between keys.
@@ -15,6 +15,7 @@ import { Api, ApplyError } from '../src/apiserver/api.ts';
 import { COMBINED_PREFIX, EventRecorder } from '../src/apiserver/events.ts';
 import { Store, StoreError } from '../src/apiserver/store.ts';
 import { BURST_REPLICAS, slowStart, syncDeployment } from '../src/controllers/deployment.ts';
+import { syncReplicaSet } from '../src/controllers/replicaset.ts';
 import { ORPHAN_QUARANTINE_MS, collectPodsOfMissingNodes, orphanedPods } from '../src/controllers/podgc.ts';
 import { WorkQueue } from '../src/apiserver/workqueue.ts';
 import { pickNode, schedulePending } from '../src/controllers/scheduler.ts';
@@ -56,21 +57,25 @@ test(`replicas: 1000000000 under a pod limit of 120: 120 pods, ReplicaFailure, o
   const { api, store } = freshApi(120);
   try {
     api.create(deployment(1_000_000_000));
-    const events = new EventRecorder(api, 'deployment-controller');
+    const events = new EventRecorder(api, 'replicaset-controller');
+    syncDeployment(api, 'default', 'web');
+    const [rs] = api.list('ReplicaSet', 'default').items;
+    const syncRS = () => syncReplicaSet(api, 'default', rs!.metadata.name, events);
     const t0 = performance.now();
     let syncs = 1;
-    for (let requeue = syncDeployment(api, 'default', 'web', events); requeue === 'now' && syncs < 10; syncs++) {
+    for (let requeue = syncRS(); requeue === 'now' && syncs < 10; syncs++) {
       assert.ok(api.list('Pod').items.length <= syncs * BURST_REPLICAS, `at most ${BURST_REPLICAS} a sync`);
-      requeue = syncDeployment(api, 'default', 'web', events);
+      requeue = syncRS();
     }
     const ms = performance.now() - t0;
     assert.equal(api.list('Pod').items.length, 120);
     assert.equal(syncs, Math.ceil(120 / BURST_REPLICAS), 'the sync that met the limit stopped asking for more');
-    for (let i = 0; i < 5; i++) assert.equal(syncDeployment(api, 'default', 'web', events), 'backoff', 'a refused creation backs off');
+    for (let i = 0; i < 5; i++) assert.equal(syncRS(), 'backoff', 'a refused creation backs off');
     assert.equal(api.list('Pod').items.length, 120, 'still the limit');
+    syncDeployment(api, 'default', 'web');
     const d = api.get({ kind: 'Deployment', namespace: 'default', name: 'web' }) as Deployment;
     const failure = d.status!.conditions!.find((c) => c.type === 'ReplicaFailure');
-    assert.equal(failure?.reason, 'FailedCreate');
+    assert.equal(failure?.reason, 'FailedCreate', 'the ReplicaSet\'s failure shows on its Deployment');
     assert.match(failure!.message!, /^Error creating: pods "web-[a-z0-9]+-" is forbidden: exceeded quota: cluster-pod-limit, requested: pods=1, used: pods=120, limited: pods=120 \(test limit\)$/);
     const all = api.list('Event').items as Event[];
     const failed = all.filter((e) => e.reason === 'FailedCreate');
@@ -81,7 +86,9 @@ test(`replicas: 1000000000 under a pod limit of 120: 120 pods, ReplicaFailure, o
     assert.ok(ms < 5000, `${ms} ms`);
     // Scaled down to what fits, the condition goes.
     api.mutate<Deployment>({ kind: 'Deployment', namespace: 'default', name: 'web' }, (x) => ({ ...x, spec: { ...x.spec, replicas: 100 } }));
-    syncDeployment(api, 'default', 'web', events);
+    syncDeployment(api, 'default', 'web');
+    syncRS();
+    syncDeployment(api, 'default', 'web');
     const after = api.get({ kind: 'Deployment', namespace: 'default', name: 'web' }) as Deployment;
     assert.equal(after.status!.conditions!.some((c) => c.type === 'ReplicaFailure'), false);
   } finally {
@@ -94,10 +101,12 @@ test(`without a limit, a sync creates at most ${BURST_REPLICAS} and asks to be c
   try {
     const replicas = 3 * BURST_REPLICAS - 1;
     api.create(deployment(replicas));
-    assert.equal(syncDeployment(api, 'default', 'web'), 'now');
+    syncDeployment(api, 'default', 'web');
+    const [rs] = api.list('ReplicaSet', 'default').items;
+    assert.equal(syncReplicaSet(api, 'default', rs!.metadata.name), 'now');
     assert.equal(api.list('Pod').items.length, BURST_REPLICAS);
-    assert.equal(syncDeployment(api, 'default', 'web'), 'now');
-    assert.equal(syncDeployment(api, 'default', 'web'), undefined);
+    assert.equal(syncReplicaSet(api, 'default', rs!.metadata.name), 'now');
+    assert.equal(syncReplicaSet(api, 'default', rs!.metadata.name), undefined);
     const names = api.list('Pod').items.map((p) => p.metadata.name);
     assert.equal(names.length, replicas);
     assert.equal(new Set(names).size, replicas);

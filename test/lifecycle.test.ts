@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Deployment, Event, Pod } from '../src/api/types.ts';
+import type { Deployment, Event, KubeObject, Pod } from '../src/api/types.ts';
 import { clusterProcesses, roleOf } from '../src/daemon/process.ts';
 import { parentPid } from '../src/supervisor/supervisor.ts';
 import { NOT_ROOT } from './helpers.ts';
@@ -119,7 +119,9 @@ spec:
     assert.ok(performance.now() - t1 < 1000, 'get pods answers within a second');
     const failed = (await kube.json<{ items: Event[] }>('get', 'events')).items.filter((e) => e.reason === 'FailedCreate');
     assert.equal(failed.length, 1, 'one Event, counted');
-    assert.match(await kube.ok('describe', 'deployment', 'huge'), /FailedCreate .*\(x\d+ over/);
+    // The refusals are the ReplicaSet's events (it makes the pods), as upstream; its Deployment shows the condition.
+    const [rs] = (await kube.json<{ items: KubeObject[] }>('get', 'replicasets', '-l', 'app=huge')).items;
+    assert.match(await kube.ok('describe', 'replicaset', rs!.metadata.name), /FailedCreate .*\(x\d+ over/);
     await kube.ok('delete', 'deployment', 'huge');
     await waitFor('every pod gone', async () => (await kube.json<{ items: Pod[] }>('get', 'pods')).items.length === 0, 30_000);
   });

@@ -301,7 +301,8 @@ describe('pods on a two-node cluster', { skip: NOT_ROOT }, () => {
     assert.match(described, /Normal\s+Scheduled\s+.*default-scheduler\s+Successfully assigned default\/crasher to /);
     assert.match(described, /Normal\s+Started\s+\S+ \(x[2-9]\d* over \S+\)\s+kubelet\s+Started container c/);
     assert.match(described, /Warning\s+BackOff\s+.*kubelet\s+Back-off restarting failed container c in pod crasher/);
-    assert.match(await kube.ok('get', 'events'), /SuccessfulCreate\s+deployment\/web\s+Created pod: web-/);
+    assert.match(await kube.ok('get', 'events'), /SuccessfulCreate\s+replicaset\/web-[a-z0-9]+\s+Created pod: web-/);
+    assert.match(await kube.ok('get', 'events'), /ScalingReplicaSet\s+deployment\/web\s+Scaled up replica set web-/);
     await kube.ok('delete', 'pod', 'crasher');
   });
 

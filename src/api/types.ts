@@ -181,6 +181,7 @@ export interface DeploymentSpec {
   selector: LabelSelector;
   template: PodTemplateSpec;
   strategy?: { type?: 'RollingUpdate' | 'Recreate'; rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string } };
+  revisionHistoryLimit?: number;
   [key: string]: unknown;
 }
 
@@ -197,6 +198,29 @@ export interface DeploymentStatus {
 export interface Deployment extends KubeObject {
   spec: DeploymentSpec;
   status?: DeploymentStatus;
+}
+
+/** apps/v1 ReplicaSet: what a Deployment owns, one per template (its pod-template-hash). */
+export interface ReplicaSetSpec {
+  replicas?: number;
+  minReadySeconds?: number;
+  selector: LabelSelector;
+  template: PodTemplateSpec;
+  [key: string]: unknown;
+}
+
+export interface ReplicaSetStatus {
+  replicas: number;
+  fullyLabeledReplicas?: number;
+  readyReplicas?: number;
+  availableReplicas?: number;
+  observedGeneration?: number;
+  conditions?: Condition[];
+}
+
+export interface ReplicaSet extends KubeObject {
+  spec: ReplicaSetSpec;
+  status?: ReplicaSetStatus;
 }
 
 export interface StatefulSetSpec {

@@ -63,6 +63,9 @@ export const SPEC_IGNORED: Readonly<Record<string, Readonly<Record<string, strin
     paused: 'rollouts cannot be paused',
     progressDeadlineSeconds: 'no progress deadline',
   },
+  ReplicaSet: {
+    minReadySeconds: 'a pod counts as available once ready',
+  },
   StatefulSet: {
     minReadySeconds: 'a pod counts as available once ready',
     ordinals: 'ordinals start at 0',
@@ -169,7 +172,7 @@ export function unimplementedFields(obj: KubeObject): Unimplemented[] {
   if (obj.kind === 'Pod') podSpec(out, 'spec', obj.spec as PodSpec);
   const ignored = SPEC_IGNORED[obj.kind];
   if (ignored) for (const [k, reason] of Object.entries(ignored)) if (!harmless(k, at(obj.spec, k))) out.push({ field: `spec.${k}`, reason });
-  if (obj.kind === 'StatefulSet' || obj.kind === 'DaemonSet' || obj.kind === 'Job' || obj.kind === 'Deployment') {
+  if (obj.kind === 'StatefulSet' || obj.kind === 'DaemonSet' || obj.kind === 'Job' || obj.kind === 'Deployment' || obj.kind === 'ReplicaSet') {
     const template = (obj.spec as { template?: { spec?: PodSpec } }).template;
     podSpec(out, 'spec.template.spec', template?.spec);
   }

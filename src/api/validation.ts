@@ -5,7 +5,7 @@
 import { formatPrefix, networkOf, tryParseIP, tryParsePrefix } from '../netaddr/ip.ts';
 import { matches } from './labels.ts';
 import { qualifiedKind } from './resources.ts';
-import type { ConfigMap, Container, DaemonSet, Job, PodDNSConfig, Probe, SecurityContext, StatefulSet, Deployment, EndpointSlice, Ingress, IngressBackend, IngressClass, KubeObject, LabelSelector, Node, Pod, PodSpec, Secret, Service } from './types.ts';
+import type { ConfigMap, Container, DaemonSet, Job, PodDNSConfig, Probe, SecurityContext, StatefulSet, Deployment, ReplicaSet, EndpointSlice, Ingress, IngressBackend, IngressClass, KubeObject, LabelSelector, Node, Pod, PodSpec, Secret, Service } from './types.ts';
 
 export interface FieldError {
   field: string;
@@ -311,6 +311,13 @@ function checkDeployment(e: Errors, d: Deployment): void {
   }
 }
 
+function checkReplicaSet(e: Errors, rs: ReplicaSet): void {
+  checkMeta(e, rs, 'subdomain');
+  if (!isObject(rs.spec)) return e.add('spec', 'Required value');
+  nonNegative(e, 'spec.replicas', rs.spec.replicas);
+  checkSelectorAndTemplate(e, rs.spec, 'replicaset', ['Always']);
+}
+
 function checkUpdateStrategy(e: Errors, s: unknown): void {
   if (s === undefined) return;
   if (!isObject(s)) return e.add('spec.updateStrategy', 'Invalid value: must be an object');
@@ -564,6 +571,7 @@ export function validate(obj: KubeObject): FieldError[] {
   switch (obj.kind) {
     case 'Pod': checkPod(e, obj as Pod); break;
     case 'Deployment': checkDeployment(e, obj as Deployment); break;
+    case 'ReplicaSet': checkReplicaSet(e, obj as ReplicaSet); break;
     case 'Node': checkNode(e, obj as Node); break;
     case 'Namespace': checkMeta(e, obj, 'label'); break;
     case 'Service': checkService(e, obj as Service); break;

@@ -243,7 +243,7 @@ export class Api {
       if (strip(a) !== strip(b)) throw invalid(`Pod ${name} is invalid: spec: Forbidden: pod updates may not change fields other than \`spec.containers[*].image\` and a first \`spec.nodeName\``);
       if (a.spec.nodeName && b.spec.nodeName !== a.spec.nodeName) throw invalid(`Pod ${name} is invalid: spec.nodeName: Forbidden: pod is already bound to node ${JSON.stringify(a.spec.nodeName)}`);
     }
-    if (['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(next.kind)) {
+    if (['Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'Job'].includes(next.kind)) {
       const what = qualifiedKind(next.kind);
       const a = current.spec as Record<string, unknown>;
       const b = next.spec as Record<string, unknown>;

@@ -51,4 +51,8 @@ export const INDEXES: IndexDefs = {
     nodePort: (o) => ((o as ServiceLike).spec?.ports ?? []).flatMap((p) => (p.nodePort ? [String(p.nodePort)] : [])),
   },
   Deployment: {},
+  ReplicaSet: {
+    /** ReplicaSets by the uid of their Deployment. */
+    owner: (o) => one(controllerUid(o)),
+  },
 };

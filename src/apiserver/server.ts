@@ -200,7 +200,7 @@ export class ApiServer {
     }
     const key = keyOfPath(p);
     if (p.subresource === 'log' && p.rt.kind === 'Pod' && method === 'GET') return this.log(res, p, url);
-    if (p.subresource === 'scale' && (p.rt.kind === 'Deployment' || p.rt.kind === 'StatefulSet')) {
+    if (p.subresource === 'scale' && (p.rt.kind === 'Deployment' || p.rt.kind === 'StatefulSet' || p.rt.kind === 'ReplicaSet')) {
       if (method === 'GET') return send(res, 200, scaleOf(api.get(key) as Deployment | StatefulSet));
       const body = (await readBody(req)) as { spec?: { replicas?: unknown } } | undefined;
       const scale = method === 'PATCH' ? (mergePatch(scaleOf(api.get(key) as Deployment | StatefulSet), body) as typeof body) : body;

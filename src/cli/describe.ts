@@ -4,7 +4,7 @@
 
 import { stringify } from 'yaml';
 import { formatSelector } from '../api/labels.ts';
-import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, IngressBackend, Job, Node, Pod, Probe, Service, StatefulSet } from '../api/types.ts';
+import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, IngressBackend, Job, Node, Pod, Probe, ReplicaSet, Service, StatefulSet } from '../api/types.ts';
 import { upstreamOf } from '../ingress/routes.ts';
 import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
 import { DEFAULT_CLUSTER_DOMAIN, nodeMAC, UNDERLAY, VPC, VXLAN, type ClusterPlan, type NodePlan } from '../cluster/plan.ts';
@@ -204,8 +204,14 @@ export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | u
   return out.join('\n');
 }
 
-export function describeDeployment(d: Deployment, pods: Pod[]): string {
+export function describeDeployment(d: Deployment, pods: Pod[], replicaSets: ReplicaSet[] = []): string {
   const s = d.status ?? {};
+  // kubectl's NewReplicaSet/OldReplicaSets lines: the one of the current template, the others that still have pods.
+  const hash = (rs: ReplicaSet) => rs.metadata.labels?.['pod-template-hash'];
+  const sets = [...replicaSets].sort((a, b) => Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) - Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0));
+  const newest = sets.at(-1);
+  const rsLine = (rs: ReplicaSet) => `${rs.metadata.name} (${rs.status?.replicas ?? 0}/${rs.spec.replicas ?? 1} replicas created)`;
+  const olds = sets.filter((rs) => rs !== newest && hash(rs) && (rs.spec.replicas ?? 1) > 0);
   return [
     fields([
       ['Name', d.metadata.name],
@@ -218,12 +224,16 @@ export function describeDeployment(d: Deployment, pods: Pod[]): string {
     ]),
     'Pod Template:\n' + indent(stringify(d.spec.template).trimEnd()),
     'Conditions:\n' + indent(table([['Type', 'Status', 'Reason'], ...(s.conditions ?? []).map((c) => [c.type, c.status, c.reason ?? ''])])),
+    fields([
+      ['OldReplicaSets', olds.length ? olds.map(rsLine).join(', ') : '<none>'],
+      ['NewReplicaSet', newest ? rsLine(newest) : '<none>'],
+    ]),
     'Pods:\n' + indent(table([['NAME', 'STATUS', 'IP', 'NODE'], ...pods.map((p) => [p.metadata.name, podStatus(p), p.status?.podIP ?? '<none>', p.spec.nodeName ?? '<none>'])])),
   ].join('\n');
 }
 
 /** `describe statefulset|daemonset|job`: kubectl's fields, the pod template, the status and the pods. */
-export function describeWorkload(o: StatefulSet | DaemonSet | Job, pods: Pod[]): string {
+export function describeWorkload(o: StatefulSet | DaemonSet | Job | ReplicaSet, pods: Pod[]): string {
   const head: Array<[string, string | undefined]> = [
     ['Name', o.metadata.name],
     ['Namespace', o.metadata.namespace],
@@ -231,7 +241,18 @@ export function describeWorkload(o: StatefulSet | DaemonSet | Job, pods: Pod[]):
     ['Labels', labels(o.metadata.labels)],
   ];
   let status: Array<[string, string | undefined]> = [];
-  if (o.kind === 'StatefulSet') {
+  const phases = (p: string) => pods.filter((x) => x.status?.phase === p).length;
+  if (o.kind === 'ReplicaSet') {
+    const rs = o as ReplicaSet;
+    const owner = rs.metadata.ownerReferences?.find((r) => r.controller);
+    status = [
+      ['Selector', formatSelector(rs.spec.selector)],
+      ['Annotations', labels(rs.metadata.annotations)],
+      ['Controlled By', owner ? `${owner.kind}/${owner.name}` : undefined],
+      ['Replicas', `${rs.status?.replicas ?? 0} current / ${rs.spec.replicas ?? 1} desired`],
+      ['Pods Status', `${phases('Running')} Running / ${phases('Pending')} Waiting / ${phases('Succeeded')} Succeeded / ${phases('Failed')} Failed`],
+    ];
+  } else if (o.kind === 'StatefulSet') {
     const s = o as StatefulSet;
     status = [
       ['Selector', formatSelector(s.spec.selector)],
@@ -256,7 +277,6 @@ export function describeWorkload(o: StatefulSet | DaemonSet | Job, pods: Pod[]):
   } else {
     const j = o as Job;
     const st = j.status;
-    const phases = (p: string) => pods.filter((x) => x.status?.phase === p).length;
     status = [
       ['Parallelism', String(j.spec.parallelism ?? 1)],
       ['Completions', String(j.spec.completions ?? (j.spec.parallelism === undefined ? 1 : '<unset>'))],

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { APPLY_PATH, apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
-import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, Job, KubeObject, Node, Pod, Service, StatefulSet } from '../api/types.ts';
+import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, Job, KubeObject, Node, Pod, ReplicaSet, Service, StatefulSet } from '../api/types.ts';
 import type { ApplyResult } from '../api/apply.ts';
 import { ApiClient, ApiError } from '../apiserver/client.ts';
 import { isNotFound } from '../apiserver/status.ts';
@@ -352,14 +352,16 @@ export function registerKubectlCommands(program: Command): void {
         return out(await describeNode(linux, obj as Node, pods, plan, podRecords(podRecordsDir(o.cluster, t.name))));
       }
       if (t.rt.kind === 'Pod') return out(`${await describePod(linux, obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod), podDir(o.cluster, obj as Pod))}\n${await events()}`);
-      if (t.rt.kind === 'StatefulSet' || t.rt.kind === 'DaemonSet' || t.rt.kind === 'Job') {
-        const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter((p) => (p.metadata.ownerReferences as Array<{ uid: string }> | undefined)?.some((r) => r.uid === obj.metadata.uid));
-        return out(`${describeWorkload(obj as StatefulSet | DaemonSet | Job, pods)}\n${await events()}`);
+      const ownedBy = (uids: Set<string | undefined>) => (o: KubeObject) => (o.metadata.ownerReferences ?? []).some((r) => uids.has(r.uid));
+      if (t.rt.kind === 'StatefulSet' || t.rt.kind === 'DaemonSet' || t.rt.kind === 'Job' || t.rt.kind === 'ReplicaSet') {
+        const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter(ownedBy(new Set([obj.metadata.uid])));
+        return out(`${describeWorkload(obj as StatefulSet | DaemonSet | Job | ReplicaSet, pods)}\n${await events()}`);
       }
       if (t.rt.kind === 'Deployment') {
         const d = obj as Deployment;
-        const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter((p) => (p.metadata.ownerReferences as Array<{ uid: string }> | undefined)?.some((r) => r.uid === d.metadata.uid));
-        return out(`${describeDeployment(d, pods)}\n${await events()}`);
+        const sets = (await client.list<ReplicaSet>(resource('replicasets'), ns)).items.filter(ownedBy(new Set([d.metadata.uid])));
+        const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter(ownedBy(new Set(sets.map((rs) => rs.metadata.uid))));
+        return out(`${describeDeployment(d, pods, sets)}\n${await events()}`);
       }
       if (t.rt.kind === 'Service') {
         const slices = (await client.list<EndpointSlice>(resource('endpointslices'), ns, { labelSelector: `kubernetes.io/service-name=${t.name}` })).items;

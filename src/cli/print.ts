@@ -3,7 +3,7 @@
 
 import { stringify } from 'yaml';
 import type { ResourceType } from '../api/resources.ts';
-import type { ConfigMap, DaemonSet, Deployment, EndpointSlice, Event, Ingress, IngressClass, Job, KubeObject, Namespace, Node, Pod, Secret, Service, StatefulSet } from '../api/types.ts';
+import type { ConfigMap, DaemonSet, Deployment, ReplicaSet, EndpointSlice, Event, Ingress, IngressClass, Job, KubeObject, Namespace, Node, Pod, Secret, Service, StatefulSet } from '../api/types.ts';
 import { formatSelector } from '../api/labels.ts';
 
 export function table(rows: string[][]): string {
@@ -54,6 +54,12 @@ function deploymentRow(d: Deployment, wide: boolean): string[] {
   const s = d.status ?? {};
   const row = [d.metadata.name, `${s.readyReplicas ?? 0}/${d.spec.replicas ?? 1}`, String(s.updatedReplicas ?? 0), String(s.availableReplicas ?? 0), age(d.metadata.creationTimestamp)];
   if (wide) row.push(d.spec.template.spec.containers.map((c) => c.name).join(','), d.spec.template.spec.containers.map((c) => c.image).join(','), formatSelector(d.spec.selector));
+  return row;
+}
+
+function replicaSetRow(rs: ReplicaSet, wide: boolean): string[] {
+  const row = [rs.metadata.name, String(rs.spec.replicas ?? 1), String(rs.status?.replicas ?? 0), String(rs.status?.readyReplicas ?? 0), age(rs.metadata.creationTimestamp)];
+  if (wide) row.push(...templateColumns(rs.spec.template), formatSelector(rs.spec.selector));
   return row;
 }
 
@@ -133,6 +139,7 @@ function eventRow(e: Event): string[] {
 const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObject, wide: boolean) => string[] }> = {
   Pod: { base: ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'], wide: ['IP', 'NODE'], row: (o, w) => podRow(o as Pod, w) },
   Deployment: { base: ['NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => deploymentRow(o as Deployment, w) },
+  ReplicaSet: { base: ['NAME', 'DESIRED', 'CURRENT', 'READY', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => replicaSetRow(o as ReplicaSet, w) },
   Node: { base: ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'], wide: ['INTERNAL-IP', 'POD-CIDR', 'CONTAINER-RUNTIME'], row: (o, w) => nodeRow(o as Node, w) },
   Service: { base: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE'], wide: ['SELECTOR'], row: (o, w) => serviceRow(o as Service, w) },
   EndpointSlice: { base: ['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', 'AGE'], wide: [], row: (o) => sliceRow(o as EndpointSlice) },

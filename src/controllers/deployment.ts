@@ -1,12 +1,13 @@
-// The Deployment controller: keeps spec.replicas pods of the current template, replacing
-// pods of an older template as the rolling-update strategy allows (maxSurge,
-// maxUnavailable, 25% each by default) or all at once (Recreate). Pods carry the label
-// pod-template-hash and an ownerReference to their Deployment (kubewire has no
-// ReplicaSet layer in between). Pods whose owner is gone are deleted (garbage collection).
+// The Deployment controller, as upstream: a ReplicaSet per template (NAME-HASH, labelled
+// pod-template-hash, numbered by the deployment.kubernetes.io/revision annotation), scaled
+// so that the current one grows and the old ones shrink as the rolling-update strategy
+// allows (maxSurge, maxUnavailable, 25% each by default) or all at once (Recreate). The
+// ReplicaSets make the pods (replicaset.ts); old ones are kept as history for rollbacks.
+// Pods and ReplicaSets whose owner is gone are deleted (garbage collection).
 
 import { createHash } from 'node:crypto';
 import { safeEncode } from '../api/names.ts';
-import type { Condition, Deployment, DeploymentStatus, ObjectMeta, OwnerReference, Pod, PodSpec, PodTemplateSpec } from '../api/types.ts';
+import type { Condition, Deployment, DeploymentStatus, ObjectMeta, OwnerReference, Pod, PodSpec, PodTemplateSpec, ReplicaSet } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
@@ -14,6 +15,11 @@ import { matches } from '../api/labels.ts';
 
 export function templateHash(template: Deployment['spec']['template']): string {
   return safeEncode(createHash('sha256').update(JSON.stringify(template)).digest(), 10);
+}
+
+/** Pods that still count: not terminating and not run to completion. */
+export function isLive(p: Pod): boolean {
+  return !p.metadata.deletionTimestamp && p.status?.phase !== 'Failed' && p.status?.phase !== 'Succeeded';
 }
 
 export function isReady(pod: Pod): boolean {
@@ -27,65 +33,147 @@ function resolve(v: number | string | undefined, fallback: string, total: number
   return roundUp ? Math.ceil(pct * total) : Math.floor(pct * total);
 }
 
-export interface ReplicaPlan {
-  create: number;
-  delete: Pod[];
+/** The annotation upstream keeps a ReplicaSet's place in its Deployment's history with. */
+export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';
+
+/** A ReplicaSet the Deployment owns, with its pods (the live ones count). */
+export interface OwnedReplicaSet {
+  rs: ReplicaSet;
+  pods: Pod[];
+}
+
+export interface RolloutPlan {
+  /** The ReplicaSet of the current template, when there is none yet. */
+  create?: ReplicaSet;
+  /** New spec.replicas (and revision) of existing ReplicaSets, by name. */
+  scale: Map<string, { replicas?: number; revision?: string }>;
+  /** Old ReplicaSets beyond spec.revisionHistoryLimit, scaled to zero and without pods. */
+  prune: string[];
   status: DeploymentStatus;
 }
 
-/** What to do next for a Deployment given the pods it owns (pure). */
-export function planReplicas(d: Deployment, owned: Pod[]): ReplicaPlan {
+const revisionOf = (rs: ReplicaSet) => Number(rs.metadata.annotations?.[REVISION_ANNOTATION] ?? 0) || 0;
+const specReplicas = (rs: ReplicaSet) => rs.spec.replicas ?? 1;
+
+/** The ReplicaSet a Deployment's template makes: named NAME-HASH, its selector and labels narrowed by the hash. */
+export function replicaSetOf(d: Deployment, replicas: number, revision: number): ReplicaSet {
+  const hash = templateHash(d.spec.template);
+  const labels = { ...(d.spec.template.metadata?.labels ?? {}), 'pod-template-hash': hash };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: {
+      name: `${d.metadata.name}-${hash}`,
+      namespace: d.metadata.namespace,
+      labels,
+      annotations: { [REVISION_ANNOTATION]: String(revision), 'deployment.kubernetes.io/desired-replicas': String(d.spec.replicas ?? 1) },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata.name, uid: d.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+    },
+    spec: {
+      replicas,
+      selector: { ...d.spec.selector, matchLabels: { ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash } },
+      template: { ...d.spec.template, metadata: { ...d.spec.template.metadata, labels } },
+    },
+  };
+}
+
+/**
+ * What to do next for a Deployment given the ReplicaSets it owns (pure): upstream's rolling
+ * update (new ReplicaSet up to replicas+maxSurge pods in all, old ones down while at least
+ * replicas-maxUnavailable stay available) or Recreate (old to zero, new up once their pods are
+ * gone), the revision history and the status.
+ */
+export function planRollout(d: Deployment, owned: OwnedReplicaSet[]): RolloutPlan {
   const desired = d.spec.replicas ?? 1;
   const hash = templateHash(d.spec.template);
-  const live = owned.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase !== 'Failed' && p.status?.phase !== 'Succeeded');
-  const current = live.filter((p) => p.metadata.labels?.['pod-template-hash'] === hash);
-  const old = live.filter((p) => p.metadata.labels?.['pod-template-hash'] !== hash);
-  const ready = live.filter(isReady);
-  // Pods that are not worth keeping first: failed ones, then unscheduled, not ready, newest.
-  const byExpendability = (a: Pod, b: Pod) =>
-    Number(isReady(a)) - Number(isReady(b)) || Number(Boolean(a.spec.nodeName)) - Number(Boolean(b.spec.nodeName)) || (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? '') || b.metadata.name.localeCompare(a.metadata.name);
-  const toDelete: Pod[] = owned.filter((p) => !p.metadata.deletionTimestamp && (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded'));
-  let create = 0;
+  const scale: RolloutPlan['scale'] = new Map();
+  const byAge = [...owned].sort((a, b) => (a.rs.metadata.creationTimestamp ?? '').localeCompare(b.rs.metadata.creationTimestamp ?? '') || a.rs.metadata.name.localeCompare(b.rs.metadata.name));
+  const current = byAge.find((o) => o.rs.metadata.labels?.['pod-template-hash'] === hash);
+  const olds = byAge.filter((o) => o !== current);
+  const maxOldRevision = Math.max(0, ...olds.map((o) => revisionOf(o.rs)));
+  const live = (o: OwnedReplicaSet) => o.pods.filter(isLive);
+  const ready = (o: OwnedReplicaSet) => live(o).filter(isReady).length;
+  // Replica counts as this sync leaves them: what the plan says, else the spec.
+  const target = new Map(owned.map((o) => [o.rs.metadata.name, specReplicas(o.rs)]));
+  const set = (o: OwnedReplicaSet | undefined, replicas: number) => {
+    if (!o) return;
+    target.set(o.rs.metadata.name, replicas);
+    if (replicas !== specReplicas(o.rs)) scale.set(o.rs.metadata.name, { ...scale.get(o.rs.metadata.name), replicas });
+  };
+  let newReplicas = current ? specReplicas(current.rs) : 0;
 
   if (d.spec.strategy?.type === 'Recreate') {
-    if (old.length) toDelete.push(...old);
-    else if (!owned.some((p) => p.metadata.deletionTimestamp && p.metadata.labels?.['pod-template-hash'] !== hash)) {
-      create = Math.max(0, desired - current.length);
-      if (current.length > desired) toDelete.push(...[...current].sort(byExpendability).slice(0, current.length - desired));
-    }
+    for (const o of olds) set(o, 0);
+    const oldPodsLeft = olds.some((o) => o.pods.some((p) => p.status?.phase !== 'Failed' && p.status?.phase !== 'Succeeded'));
+    if (!oldPodsLeft) newReplicas = desired;
   } else {
-    const ru = d.spec.strategy?.rollingUpdate;
-    const maxSurge = resolve(ru?.maxSurge, '25%', desired, true);
-    let maxUnavailable = resolve(ru?.maxUnavailable, '25%', desired, false);
+    const maxSurge = resolve(d.spec.strategy?.rollingUpdate?.maxSurge, '25%', desired, true);
+    let maxUnavailable = resolve(d.spec.strategy?.rollingUpdate?.maxUnavailable, '25%', desired, false);
     if (maxSurge === 0 && maxUnavailable === 0) maxUnavailable = 1;
-    if (!old.length) {
-      create = Math.max(0, desired - current.length);
-      if (current.length > desired) toDelete.push(...[...current].sort(byExpendability).slice(0, current.length - desired));
-    } else {
-      create = Math.max(0, Math.min(desired - current.length, desired + maxSurge - live.length));
-      // Old pods that are not ready cost no availability; ready ones go while enough stay ready.
-      const oldSorted = [...old].sort(byExpendability);
-      let canLose = ready.length - (desired - maxUnavailable);
-      for (const p of oldSorted) {
-        if (!isReady(p)) toDelete.push(p);
-        else if (canLose > 0) {
-          toDelete.push(p);
-          canLose--;
-        }
+    const oldTotal = olds.reduce((n, o) => n + target.get(o.rs.metadata.name)!, 0);
+    if (oldTotal === 0 || newReplicas > desired) newReplicas = desired;
+    else {
+      const room = desired + maxSurge - (oldTotal + newReplicas);
+      if (room > 0) newReplicas += Math.min(room, desired - newReplicas);
+    }
+    // Old ReplicaSets go down: first their pods that are not available (they cost nothing), then available ones while enough stay.
+    const minAvailable = desired - maxUnavailable;
+    const newUnavailable = Math.max(0, newReplicas - (current ? ready(current) : 0));
+    let canScaleDown = oldTotal + newReplicas - minAvailable - newUnavailable;
+    for (const o of olds) {
+      if (canScaleDown <= 0) break;
+      const spec = target.get(o.rs.metadata.name)!;
+      const unhealthy = Math.min(canScaleDown, Math.max(0, spec - ready(o)));
+      if (unhealthy > 0) {
+        set(o, spec - unhealthy);
+        canScaleDown -= unhealthy;
+      }
+    }
+    let available = owned.reduce((n, o) => n + Math.min(ready(o), target.get(o.rs.metadata.name)!), 0);
+    for (const o of olds) {
+      if (available <= minAvailable) break;
+      const spec = target.get(o.rs.metadata.name)!;
+      const down = Math.min(spec, available - minAvailable);
+      if (down > 0) {
+        set(o, spec - down);
+        available -= down;
       }
     }
   }
 
-  const readyCount = ready.length;
-  const available: Condition = { type: 'Available', status: readyCount >= desired - resolve(d.spec.strategy?.rollingUpdate?.maxUnavailable, '25%', desired, false) ? 'True' : 'False', reason: readyCount >= desired ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable' };
-  const progressing: Condition = { type: 'Progressing', status: 'True', reason: current.length === desired && !old.length && readyCount >= desired ? 'NewReplicaSetAvailable' : 'ReplicaSetUpdated' };
+  let create: ReplicaSet | undefined;
+  if (!current) create = replicaSetOf(d, newReplicas, maxOldRevision + 1);
+  else {
+    set(current, newReplicas);
+    // A template seen before (a rollback) becomes the newest revision again.
+    if (revisionOf(current.rs) <= maxOldRevision) scale.set(current.rs.metadata.name, { ...scale.get(current.rs.metadata.name), revision: String(maxOldRevision + 1) });
+  }
+
+  // History: old ReplicaSets at zero with no pods left, beyond the limit (10 by default), oldest first.
+  const limit = typeof d.spec.revisionHistoryLimit === 'number' ? d.spec.revisionHistoryLimit : 10;
+  const idle = olds.filter((o) => target.get(o.rs.metadata.name) === 0 && !o.pods.some((p) => !p.metadata.deletionTimestamp)).sort((a, b) => revisionOf(a.rs) - revisionOf(b.rs));
+  const prune = idle.slice(0, Math.max(0, idle.length - limit)).map((o) => o.rs.metadata.name);
+
+  const allLive = owned.flatMap(live);
+  const readyCount = owned.reduce((n, o) => n + ready(o), 0);
+  const updated = current ? live(current).length : 0;
+  const newName = current?.rs.metadata.name ?? create!.metadata.name;
+  const complete = updated === desired && allLive.length === desired && readyCount >= desired;
+  const maxUnavailable = resolve(d.spec.strategy?.rollingUpdate?.maxUnavailable, '25%', desired, false);
+  const available: Condition = readyCount >= desired - (d.spec.strategy?.type === 'Recreate' ? 0 : maxUnavailable)
+    ? { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.' }
+    : { type: 'Available', status: 'False', reason: 'MinimumReplicasUnavailable', message: 'Deployment does not have minimum availability.' };
+  const progressing: Condition = complete
+    ? { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${newName}" has successfully progressed.` }
+    : { type: 'Progressing', status: 'True', reason: current ? 'ReplicaSetUpdated' : 'NewReplicaSetCreated', message: current ? `ReplicaSet "${newName}" is progressing.` : `Created new replica set "${newName}"` };
   return {
     create,
-    delete: toDelete,
+    scale,
+    prune,
     status: {
       observedGeneration: d.metadata.generation,
-      replicas: live.length,
-      updatedReplicas: current.length,
+      replicas: allLive.length,
+      updatedReplicas: updated,
       readyReplicas: readyCount,
       availableReplicas: readyCount,
       unavailableReplicas: Math.max(0, desired - readyCount),
@@ -122,12 +210,6 @@ export function podOfTemplate(
   };
 }
 
-/** The pod the Deployment's template describes, ready to create. */
-export function podFromTemplate(d: Deployment): Pod {
-  const hash = templateHash(d.spec.template);
-  return podOfTemplate({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: d.metadata }, d.spec.template, { generateName: `${d.metadata.name}-${hash}-`, labels: { 'pod-template-hash': hash } });
-}
-
 export function controllerOf(obj: { metadata: ObjectMeta }): OwnerReference | undefined {
   return obj.metadata.ownerReferences?.find((o) => o.controller);
 }
@@ -162,45 +244,62 @@ export function slowStart(count: number, create: () => void): { done: number; er
 /** What the queue does with the key after a sync: nothing, again at once (more to create), or again after a back-off (creation failed). */
 export type Requeue = 'now' | 'backoff' | undefined;
 
-/** One reconcile of the Deployment namespace/name. */
+/** One reconcile of the Deployment namespace/name: its ReplicaSets created, scaled and pruned; its status. */
 export function syncDeployment(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue {
   const d = api.tryGet<Deployment>({ kind: 'Deployment', namespace, name });
   if (!d || d.metadata.deletionTimestamp) return undefined;
-  const ownedNow = () => api.store.byIndex('Pod', 'owner', d.metadata.uid!) as Pod[];
-  const plan = planReplicas(d, ownedNow());
-  for (const p of plan.delete) {
-    api.delete({ kind: 'Pod', namespace, name: p.metadata.name });
-    events?.record(d, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
+  const owned = (): OwnedReplicaSet[] =>
+    (api.store.byIndex('ReplicaSet', 'owner', d.metadata.uid!) as ReplicaSet[]).filter((rs) => !rs.metadata.deletionTimestamp).map((rs) => ({ rs, pods: api.store.byIndex('Pod', 'owner', rs.metadata.uid!) as Pod[] }));
+  const before = owned();
+  const plan = planRollout(d, before);
+  {
+    if (plan.create) {
+      const rs = api.create(plan.create);
+      events?.record(d, 'Normal', 'ScalingReplicaSet', `Scaled up replica set ${rs.metadata.name} from 0 to ${rs.spec.replicas}`);
+    }
+    for (const [rsName, change] of plan.scale) {
+      const was = before.find((o) => o.rs.metadata.name === rsName)!.rs;
+      api.mutate<ReplicaSet>({ kind: 'ReplicaSet', namespace, name: rsName }, (rs) => ({
+        ...rs,
+        metadata: { ...rs.metadata, annotations: { ...rs.metadata.annotations, ...(change.revision ? { [REVISION_ANNOTATION]: change.revision } : {}), 'deployment.kubernetes.io/desired-replicas': String(d.spec.replicas ?? 1) } },
+        spec: { ...rs.spec, replicas: change.replicas ?? rs.spec.replicas },
+      }));
+      if (change.replicas !== undefined) {
+        const from = was.spec.replicas ?? 1;
+        events?.record(d, 'Normal', 'ScalingReplicaSet', `Scaled ${change.replicas > from ? 'up' : 'down'} replica set ${rsName} from ${from} to ${change.replicas}`);
+      }
+    }
+    for (const rsName of plan.prune) api.delete({ kind: 'ReplicaSet', namespace, name: rsName });
   }
-  const { done, error } = slowStart(Math.min(plan.create, BURST_REPLICAS), () => {
-    const pod = api.create(podFromTemplate(d));
-    events?.record(d, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`);
-  });
-  const failure = error === undefined ? undefined : `Error creating: ${error instanceof Error ? error.message : String(error)}`;
-  if (failure) events?.record(d, 'Warning', 'FailedCreate', failure);
-  if (done || plan.delete.length) {
-    // The status reflects the pods as they are now.
-    plan.status = planReplicas(d, ownedNow()).status;
-  }
-  // ReplicaFailure while pods cannot be created (a quota, the cluster's pod limit), as the ReplicaSet shows it.
-  if (failure) plan.status.conditions!.push({ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure });
+  const status = plan.create || plan.scale.size ? planRollout(d, owned()).status : plan.status;
+  // A ReplicaSet that cannot create its pods (a quota, the cluster's pod limit) says so on the Deployment too.
+  const failure = owned().map((o) => o.rs.status?.conditions?.find((c) => c.type === 'ReplicaFailure')).find(Boolean);
+  if (failure) status.conditions!.push({ type: 'ReplicaFailure', status: 'True', reason: failure.reason, message: failure.message });
   const previous = d.status?.conditions ?? [];
   const stamp = now();
-  plan.status.conditions = plan.status.conditions!.map((c) => {
+  status.conditions = status.conditions!.map((c) => {
     const old = previous.find((o) => o.type === c.type);
-    return { ...c, lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : stamp };
+    return { ...c, lastUpdateTime: old && old.status === c.status && old.reason === c.reason ? (old as { lastUpdateTime?: string }).lastUpdateTime ?? stamp : stamp, lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : stamp };
   });
-  api.updateStatus({ kind: 'Deployment', namespace, name }, plan.status);
-  return failure ? 'backoff' : plan.create > done ? 'now' : undefined;
+  if (JSON.stringify(status) !== JSON.stringify(d.status)) api.updateStatus({ kind: 'Deployment', namespace, name }, status);
+  return undefined;
 }
 
 /** The kinds whose pods the garbage collector removes when their owner is gone. */
-export const POD_OWNER_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'];
+export const POD_OWNER_KINDS = ['ReplicaSet', 'StatefulSet', 'DaemonSet', 'Job'];
 
-/** Garbage collection: pods whose controlling Deployment, StatefulSet, DaemonSet or Job no longer exists. */
+/** Garbage collection: ReplicaSets whose Deployment, and pods whose ReplicaSet, StatefulSet, DaemonSet or Job no longer exists. */
 export function collectOrphans(api: Api): number {
-  const uids = new Set(POD_OWNER_KINDS.flatMap((k) => api.store.list(k).items.map((d) => d.metadata.uid)));
   let n = 0;
+  const deployments = new Set(api.store.list('Deployment').items.map((d) => d.metadata.uid));
+  for (const rs of api.store.list('ReplicaSet').items) {
+    const owner = controllerOf(rs);
+    if (owner?.kind === 'Deployment' && !deployments.has(owner.uid) && !rs.metadata.deletionTimestamp) {
+      api.delete({ kind: 'ReplicaSet', namespace: rs.metadata.namespace, name: rs.metadata.name });
+      n++;
+    }
+  }
+  const uids = new Set(POD_OWNER_KINDS.flatMap((k) => api.store.list(k).items.filter((o) => !o.metadata.deletionTimestamp).map((o) => o.metadata.uid)));
   for (const owner of api.store.indexValues('Pod', 'owner').keys()) {
     if (uids.has(owner)) continue;
     for (const p of api.store.byIndex('Pod', 'owner', owner) as Pod[]) {
@@ -213,9 +312,14 @@ export function collectOrphans(api: Api): number {
   return n;
 }
 
-/** Deployments in a namespace whose selector picks this pod (what to resync on a pod event). */
-export function deploymentsFor(api: Api, pod: Pod): string[] {
-  const owner = controllerOf(pod);
+/** The Deployments to resync on a pod's or a ReplicaSet's event: its owner's owner, else those whose selector picks it. */
+export function deploymentsFor(api: Api, obj: Pod | ReplicaSet): string[] {
+  const owner = controllerOf(obj);
   if (owner?.kind === 'Deployment') return [owner.name];
-  return (api.list('Deployment', pod.metadata.namespace).items as Deployment[]).filter((d) => matches(d.spec.selector, pod.metadata.labels)).map((d) => d.metadata.name);
+  if (owner?.kind === 'ReplicaSet') {
+    const rs = api.tryGet<ReplicaSet>({ kind: 'ReplicaSet', namespace: obj.metadata.namespace, name: owner.name });
+    const d = rs && controllerOf(rs);
+    return d?.kind === 'Deployment' ? [d.name] : [];
+  }
+  return (api.list('Deployment', obj.metadata.namespace).items as Deployment[]).filter((d) => matches(d.spec.selector, obj.metadata.labels)).map((d) => d.metadata.name);
 }

@@ -1,11 +1,12 @@
 // kube-controller-manager and kube-scheduler of a kubewire cluster (node IPAM, Deployment,
-// StatefulSet, DaemonSet, Job, EndpointSlice, namespace, GC, scheduler): each controller is a
+// ReplicaSet, StatefulSet, DaemonSet, Job, EndpointSlice, namespace, GC, scheduler): each controller is a
 // work queue fed by watches, plus a periodic resync (level-triggered: a missed event or a
 // restart costs nothing but a little delay).
 
-import type { Deployment, Pod } from '../api/types.ts';
+import type { Deployment, Pod, ReplicaSet } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import { collectOrphans, controllerOf, deploymentsFor, syncDeployment, type Requeue } from './deployment.ts';
+import { syncReplicaSet } from './replicaset.ts';
 import { syncStatefulSet } from './statefulset.ts';
 import { syncDaemonSet } from './daemonset.ts';
 import { syncJob } from './job.ts';
@@ -51,9 +52,9 @@ export class ControllerManager {
       const { namespace, name } = splitKey(key);
       return syncDeployment(api, namespace!, name, deploymentEvents);
     }, onError('deployment'));
-    // StatefulSets, DaemonSets and Jobs: one queue each, keyed by namespace/name.
+    // ReplicaSets, StatefulSets, DaemonSets and Jobs: one queue each, keyed by namespace/name.
     const workloads = new Map(
-      ([['StatefulSet', syncStatefulSet, 'statefulset-controller'], ['DaemonSet', syncDaemonSet, 'daemonset-controller'], ['Job', syncJob, 'job-controller']] as const).map(([kind, sync, component]) => {
+      ([['ReplicaSet', syncReplicaSet, 'replicaset-controller'], ['StatefulSet', syncStatefulSet, 'statefulset-controller'], ['DaemonSet', syncDaemonSet, 'daemonset-controller'], ['Job', syncJob, 'job-controller']] as const).map(([kind, sync, component]) => {
         const events = new EventRecorder(api, component);
         const q: WorkQueue = this.queue((key) => {
           const { namespace, name } = splitKey(key);
@@ -89,12 +90,14 @@ export class ControllerManager {
         api.watch(kind, undefined, api.store.currentRV(), (e) => {
           if (e.type === 'DELETED') gc.add('orphans');
           else q.add(nameKey(e.object.metadata.namespace, e.object.metadata.name));
+          // A ReplicaSet's change (its status, its deletion) is its Deployment's too.
+          if (kind === 'ReplicaSet') for (const name of deploymentsFor(api, e.object as ReplicaSet)) deployments.add(nameKey(e.object.metadata.namespace, name));
         }),
       ),
       api.watch('Pod', undefined, api.store.currentRV(), (e) => {
         const pod = e.object as Pod;
         const owner = controllerOf(pod);
-        if (owner && owner.kind !== 'Deployment') workloads.get(owner.kind)?.add(nameKey(pod.metadata.namespace, owner.name));
+        if (owner) workloads.get(owner.kind)?.add(nameKey(pod.metadata.namespace, owner.name));
         if (!pod.spec.nodeName && e.type !== 'DELETED') scheduler.add('pending');
         if (pod.spec.nodeName && e.type !== 'DELETED' && !api.tryGet({ kind: 'Node', name: pod.spec.nodeName })) podGC.add('orphans');
         if (e.type === 'DELETED' || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') scheduler.add('pending');
