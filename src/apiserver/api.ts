@@ -10,6 +10,7 @@ import { now } from '../api/types.ts';
 import { appliedObject, sameManifest, type ApplyResult } from '../api/apply.ts';
 import { freeGeneratedName, generateName } from '../api/names.ts';
 import { formatErrors, validate } from '../api/validation.ts';
+import { withDefaults } from '../api/defaults/index.ts';
 import { admitService, ServiceInvalid, type Allocated } from './services.ts';
 import { admitIngress, admitSecret } from './admission.ts';
 import { Store, StoreError, keyOf, type Key, type WatchEvent } from './store.ts';
@@ -162,7 +163,8 @@ export class Api {
   }
 
   create<T extends KubeObject>(input: T, opts: WriteOptions = {}): T {
-    const obj = opts.owned ? input : structuredClone(input);
+    // Upstream's defaults first, as the API server's decoding fills them in before validation.
+    const obj = withDefaults(opts.owned ? input : structuredClone(input));
     const rt = resourceOfKind(obj.kind);
     obj.apiVersion = apiVersionOf(rt);
     const prefix = !obj.metadata?.name && typeof obj.metadata?.generateName === 'string' && obj.metadata.generateName ? obj.metadata.generateName : undefined;
@@ -193,7 +195,7 @@ export class Api {
 
   /** Replaces an object's metadata and spec (status is kept: it has its own subresource). */
   update<T extends KubeObject>(input: T, opts: WriteOptions = {}): T {
-    const obj = opts.owned ? input : structuredClone(input);
+    const obj = withDefaults(opts.owned ? input : structuredClone(input));
     obj.apiVersion = apiVersionOf(resourceOfKind(obj.kind));
     return this.store.write(() => {
       const current = this.store.get(keyOf(obj));

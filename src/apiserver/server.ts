@@ -13,6 +13,10 @@ import type { Deployment, KubeObject, StatefulSet } from '../api/types.ts';
 import { warningsFor } from '../api/unimplemented.ts';
 import { Api, fieldSelectorMatcher, labelSelectorMatcher } from './api.ts';
 import { StoreError, type Key } from './store.ts';
+import { StatusError } from './status.ts';
+import { includeObjectOf, negotiateView } from './negotiate.ts';
+import { page, parseLimit } from './paging.ts';
+import { listAnswer, objectAnswer, watchEncoder } from './views.ts';
 
 export interface LogRequest {
   namespace: string;
@@ -53,13 +57,13 @@ function send(res: ServerResponse, code: number, body: unknown): void {
   res.end(text);
 }
 
-function sendText(res: ServerResponse, code: number, text: string): void {
-  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+function sendText(res: ServerResponse, code: number, text: string, contentType = 'application/json'): void {
+  res.writeHead(code, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
 function sendError(res: ServerResponse, e: unknown): void {
-  if (e instanceof StoreError) return send(res, e.code, e.toStatus());
+  if (e instanceof StatusError) return send(res, e.code, e.toStatus());
   const code = e instanceof HttpError ? e.code : 500;
   const reason = e instanceof HttpError ? e.reason : 'InternalError';
   send(res, code, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: e instanceof Error ? e.message : String(e), reason, code });
@@ -173,15 +177,24 @@ export class ApiServer {
     if (!p.name) {
       if (method === 'GET') {
         const opts = { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined };
-        if (q.get('watch') === '1' || q.get('watch') === 'true') return this.watch(req, res, p, Number(q.get('resourceVersion') || 0), { ...opts, bookmarks: q.get('allowWatchBookmarks') === 'true' });
-        const head = (rv: number) => `{"kind":"${p.rt.kind}List","apiVersion":"${apiVersionOf(p.rt)}","metadata":{"resourceVersion":"${rv}"},"items":[`;
-        if (!opts.labelSelector && !opts.fieldSelector) {
+        // Accept: a Table (kubectl get), PartialObjectMetadata, or the objects; anything else is 406.
+        const watching = q.get('watch') === '1' || q.get('watch') === 'true';
+        const view = negotiateView(req.headers.accept, !watching);
+        const includeObject = includeObjectOf(q.get('includeObject'));
+        if (watching) {
+          const timeout = q.get('timeoutSeconds');
+          return this.watch(req, res, p, Number(q.get('resourceVersion') || 0), { ...opts, bookmarks: q.get('allowWatchBookmarks') === 'true', encode: watchEncoder(view, p.rt.kind, includeObject), timeoutSeconds: timeout ? Number(timeout) : undefined });
+        }
+        const limit = parseLimit(q.get('limit'));
+        const token = q.get('continue');
+        if (view.as === 'Object' && !opts.labelSelector && !opts.fieldSelector && !token) {
           // The stored text as it is: a list of 10,000 objects costs no parse and no stringify.
           const list = api.store.listText(p.rt.kind, p.rt.namespaced ? p.namespace : undefined);
-          return sendText(res, 200, `${head(list.resourceVersion)}${list.items.join(',')}]}`);
+          if (!limit || list.items.length <= limit) return sendText(res, 200, `{"kind":"${p.rt.kind}List","apiVersion":"${apiVersionOf(p.rt)}","metadata":{"resourceVersion":"${list.resourceVersion}"},"items":[${list.items.join(',')}]}`);
         }
         const list = api.list(p.rt.kind, p.namespace, opts);
-        return sendText(res, 200, `${head(list.resourceVersion)}${list.items.map((o) => JSON.stringify(o)).join(',')}]}`);
+        const answer = listAnswer(view, p.rt, page(list.items, list.resourceVersion, limit, token), includeObject);
+        return sendText(res, 200, answer.body, answer.contentType);
       }
       if (method === 'POST') {
         const obj = (await readBody(req)) as KubeObject;
@@ -216,8 +229,10 @@ export class ApiServer {
     }
     if (p.subresource) throw new HttpError(404, `${p.rt.plural}/${p.subresource} is not a subresource kubewire serves`, 'NotFound');
     switch (method) {
-      case 'GET':
-        return send(res, 200, api.get(key));
+      case 'GET': {
+        const answer = objectAnswer(negotiateView(req.headers.accept, false), api.get(key), includeObjectOf(q.get('includeObject')));
+        return sendText(res, 200, answer.body, answer.contentType);
+      }
       case 'PUT': {
         const obj = (await readBody(req)) as KubeObject;
         if (obj?.metadata?.name !== p.name) throw new HttpError(400, `the name of the object (${JSON.stringify(obj?.metadata?.name)}) does not match the name on the URL (${JSON.stringify(p.name)})`);
@@ -265,11 +280,12 @@ export class ApiServer {
    * With allowWatchBookmarks=true, a BOOKMARK with the current resourceVersion comes every
    * bookmarkMs, so that a watcher resumes from there instead of listing again.
    */
-  private watch(req: IncomingMessage, res: ServerResponse, p: ParsedPath, since: number, opts: { labelSelector?: string; fieldSelector?: string; bookmarks?: boolean }): void {
+  private watch(req: IncomingMessage, res: ServerResponse, p: ParsedPath, since: number, opts: { labelSelector?: string; fieldSelector?: string; bookmarks?: boolean; encode?: ReturnType<typeof watchEncoder>; timeoutSeconds?: number }): void {
     const api = this.api;
     // Parsed once, up front: a bad selector is a 422 before the stream starts.
     const byLabel = labelSelectorMatcher(opts.labelSelector);
     const byField = fieldSelectorMatcher(opts.fieldSelector);
+    const encode = opts.encode ?? ((_type: string, obj: KubeObject, text?: string) => text ?? JSON.stringify(obj));
     let start = since;
     const initial: KubeObject[] = [];
     if (!since) {
@@ -282,13 +298,13 @@ export class ApiServer {
     let streaming = false;
     const stop = api.watch(p.rt.kind, p.namespace, start, (e) => {
       if (!byLabel(e.object) || !byField(e.object)) return;
-      const line = `{"type":"${e.type}","object":${e.text ?? JSON.stringify(e.object)}}\n`;
+      const line = `{"type":"${e.type}","object":${encode(e.type, e.object, e.text)}}\n`;
       if (streaming) send(line);
       else early.push(line);
     });
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders(); // the watcher learns at once that the watch is established
-    for (const o of initial) res.write(`${JSON.stringify({ type: 'ADDED', object: o })}\n`);
+    for (const o of initial) res.write(`{"type":"ADDED","object":${encode('ADDED', o)}}\n`);
     let expired = false;
     const send = (line: string) => {
       if (expired) return;
@@ -304,9 +320,12 @@ export class ApiServer {
     for (const line of early.splice(0)) send(line);
     const bookmarks = opts.bookmarks ? setInterval(() => send(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: p.rt.kind, apiVersion: apiVersionOf(p.rt), metadata: { resourceVersion: String(api.store.currentRV()) } } })}\n`), this.bookmarkMs) : undefined;
     bookmarks?.unref();
+    // timeoutSeconds: the server ends the watch then, cleanly (the client lists or watches again).
+    const timer = opts.timeoutSeconds !== undefined && opts.timeoutSeconds > 0 ? setTimeout(() => res.end(), opts.timeoutSeconds * 1000) : undefined;
     const end = () => {
       stop();
       clearInterval(bookmarks);
+      clearTimeout(timer);
       this.watches.delete(end);
     };
     this.watches.add(end);

@@ -1,0 +1,25 @@
+// Upstream's defaults for every kind kubewire serves, filled in before validation on create
+// and update as the API server's decoding does (one module per API group). Pure.
+
+import type { KubeObject } from '../types.ts';
+import { defaultDaemonSet, defaultDeployment, defaultReplicaSet, defaultStatefulSet } from './apps.ts';
+import { defaultJob } from './batch.ts';
+import { defaultNamespace, defaultPod } from './core.ts';
+import { defaultEndpointSlice } from './discovery.ts';
+
+const BY_KIND: Readonly<Record<string, (o: KubeObject) => KubeObject>> = {
+  Pod: defaultPod,
+  Namespace: defaultNamespace,
+  Deployment: defaultDeployment,
+  ReplicaSet: defaultReplicaSet,
+  StatefulSet: defaultStatefulSet,
+  DaemonSet: defaultDaemonSet,
+  Job: defaultJob,
+  EndpointSlice: defaultEndpointSlice,
+};
+
+/** The object with upstream's defaults filled in (a new object; the input is not changed). */
+export function withDefaults<T extends KubeObject>(obj: T): T {
+  const f = obj && typeof obj === 'object' ? BY_KIND[obj.kind] : undefined;
+  return f ? (f(obj) as T) : obj;
+}
