@@ -11,6 +11,9 @@ import type { Readable } from 'node:stream';
 import { APPLY_PATH, apiVersionOf, parseResourcePath, resourceOfKind, resourcePath, RESOURCES, type ParsedPath } from '../api/resources.ts';
 import type { Deployment, KubeObject, StatefulSet } from '../api/types.ts';
 import { warningsFor } from '../api/unimplemented.ts';
+import { serveDiscovery } from './discovery.ts';
+import { checkFields, checkItems, fieldValidationOf } from './field-validation.ts';
+import { serveOpenAPI } from './openapi.ts';
 import { Api, fieldSelectorMatcher, labelSelectorMatcher } from './api.ts';
 import { StoreError, type Key } from './store.ts';
 import { StatusError } from './status.ts';
@@ -104,8 +107,8 @@ function objectWarnings(objs: KubeObject[]): string[] {
   });
 }
 
-function warn(res: ServerResponse, objs: KubeObject[]): void {
-  const texts = objectWarnings(objs);
+function warn(res: ServerResponse, objs: KubeObject[], unknownFields: string[] = []): void {
+  const texts = [...unknownFields, ...objectWarnings(objs)];
   if (texts.length) res.setHeader('warning', warningHeader(texts));
 }
 
@@ -159,6 +162,7 @@ export class ApiServer {
         return void res.end('ok');
       }
       if (url.pathname === '/version') return send(res, 200, VERSION);
+      if (serveDiscovery(req, res, url) || serveOpenAPI(req, res, url)) return;
       if (url.pathname === APPLY_PATH) return await this.apply(req, res, url);
       const p = parseResourcePath(url.pathname);
       if (!p) throw new HttpError(404, `the server could not find the requested resource (${req.method} ${url.pathname})`, 'NotFound');
@@ -205,8 +209,9 @@ export class ApiServer {
           if (obj.metadata.namespace && obj.metadata.namespace !== p.namespace) throw new HttpError(400, 'the namespace of the provided object does not match the namespace sent on the request');
           obj.metadata.namespace = p.namespace;
         }
+        const unknown = checkFields(obj, fieldValidationOf(q.get('fieldValidation')));
         const created = q.get('dryRun') === 'All' ? api.dryRun(() => api.create(obj)) : api.create(obj);
-        warn(res, [obj]);
+        warn(res, [obj], unknown);
         return send(res, 201, created);
       }
       throw new HttpError(405, `${method} is not supported on a collection`, 'MethodNotAllowed');
@@ -237,8 +242,9 @@ export class ApiServer {
         const obj = (await readBody(req)) as KubeObject;
         if (obj?.metadata?.name !== p.name) throw new HttpError(400, `the name of the object (${JSON.stringify(obj?.metadata?.name)}) does not match the name on the URL (${JSON.stringify(p.name)})`);
         if (p.namespace) obj.metadata.namespace = p.namespace;
+        const unknown = checkFields(obj, fieldValidationOf(q.get('fieldValidation')));
         const updated = q.get('dryRun') === 'All' ? api.dryRun(() => api.update(obj)) : api.update(obj);
-        warn(res, [obj]);
+        warn(res, [obj], unknown);
         return send(res, 200, updated);
       }
       case 'PATCH': {
@@ -246,6 +252,7 @@ export class ApiServer {
         const current = api.get(key);
         const next = mergePatch(structuredClone(current), patch) as KubeObject; // stored objects are frozen
         next.metadata.resourceVersion = (patch as KubeObject)?.metadata?.resourceVersion;
+        warn(res, [], checkFields(next, fieldValidationOf(q.get('fieldValidation'))));
         return send(res, 200, api.update(next));
       }
       case 'DELETE': {
@@ -267,8 +274,9 @@ export class ApiServer {
     const body = (await readBody(req, 512)) as { items?: unknown } | undefined;
     if (!body || !Array.isArray(body.items)) throw new HttpError(400, 'the body must be a List: {"kind": "List", "items": [...]}');
     const items = body.items as KubeObject[];
+    const unknown = checkItems(items, fieldValidationOf(url.searchParams.get('fieldValidation')));
     const results = this.api.apply(items, url.searchParams.get('dryRun') === 'All');
-    warn(res, items);
+    warn(res, items, unknown);
     send(res, 200, { kind: 'ApplyResult', apiVersion: 'kubewire.dev/v1', items: results.map((result, i) => ({ kind: items[i]!.kind, namespace: items[i]!.metadata.namespace, name: items[i]!.metadata.name, result })) });
   }
 
