@@ -11,6 +11,11 @@ import { Api } from '../src/apiserver/api.ts';
 import { Store } from '../src/apiserver/store.ts';
 import { collectOrphans, planRollout, replicaSetOf, REVISION_ANNOTATION, syncDeployment, templateHash, type OwnedReplicaSet } from '../src/controllers/deployment.ts';
 import { planReplicaSet, podOfReplicaSet, syncReplicaSet } from '../src/controllers/replicaset.ts';
+import { endpointsOf } from '../src/controllers/endpoints.ts';
+import { ensureDefaultServiceAccount } from '../src/controllers/namespace.ts';
+import { microTime, renewedLease } from '../src/node/lease.ts';
+import { endpointsColumn } from '../src/cli/print.ts';
+import type { EndpointSlice, Service } from '../src/api/types.ts';
 import { syncNamespace } from '../src/controllers/namespace.ts';
 import { assignPodCIDRs } from '../src/controllers/nodeipam.ts';
 import { pickNode } from '../src/controllers/scheduler.ts';
@@ -189,4 +194,46 @@ test('pod phase follows restartPolicy', () => {
   assert.equal(podPhase('OnFailure', [done(0), done(2)]), 'Failed');
   assert.equal(podPhase('Always', [{ waiting: { reason: 'CrashLoopBackOff' } }]), 'Running');
   assert.equal(podPhase('Always', [{ waiting: { reason: 'ContainerCreating' } }]), 'Pending');
+});
+
+test('Endpoints mirrored from slices: one subset per port set, not-ready apart, terminating left out; kubectl\'s column', () => {
+  const svc: Service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default', labels: { app: 'web' } }, spec: { selector: { app: 'web' }, ports: [{ port: 80 }] } };
+  const slice = (name: string, endpoints: EndpointSlice['endpoints']): EndpointSlice => ({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name, namespace: 'default' }, addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], endpoints });
+  const ep = endpointsOf(svc, [
+    slice('a', [{ addresses: ['10.244.2.3'], conditions: { ready: true }, nodeName: 'n2', targetRef: { kind: 'Pod', name: 'web-b', namespace: 'default' } }, { addresses: ['10.244.1.9'], conditions: { ready: false } }]),
+    slice('b', [{ addresses: ['10.244.1.2'], conditions: { ready: true } }, { addresses: ['10.244.1.7'], conditions: { ready: false, terminating: true } }]),
+  ]);
+  assert.deepEqual(ep.subsets, [{ ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], addresses: [{ ip: '10.244.1.2' }, { ip: '10.244.2.3', nodeName: 'n2', targetRef: { kind: 'Pod', name: 'web-b', namespace: 'default' } }], notReadyAddresses: [{ ip: '10.244.1.9' }] }]);
+  assert.equal(ep.metadata.name, 'web');
+  assert.equal(endpointsOf(svc, []).subsets, undefined, 'no endpoints: no subsets, as upstream');
+  assert.equal(endpointsColumn(ep.subsets), '10.244.1.2:8080,10.244.2.3:8080');
+  assert.equal(endpointsColumn([{ addresses: [1, 2, 3, 4, 5].map((i) => ({ ip: `10.0.0.${i}` })), ports: [{ port: 80 }] }]), '10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 2 more...');
+  assert.equal(endpointsColumn(undefined), '<none>');
+});
+
+test('node Lease: created in kube-node-lease owned by its Node, renewed with a MicroTime', () => {
+  const at = new Date('2026-12-06T10:00:00.123Z');
+  assert.equal(microTime(at), '2026-12-06T10:00:00.123000Z');
+  const lease = renewedLease({ name: 'n1', uid: 'u1' }, at);
+  assert.deepEqual([lease.metadata.namespace, lease.spec.holderIdentity, lease.spec.leaseDurationSeconds, lease.metadata.ownerReferences?.[0]?.uid], ['kube-node-lease', 'n1', 40, 'u1']);
+  const later = renewedLease({ name: 'n1' }, new Date('2026-12-06T10:00:10Z'), { ...lease, metadata: { ...lease.metadata, resourceVersion: '7' } });
+  assert.equal(later.spec.renewTime, '2026-12-06T10:00:10.000000Z');
+  assert.equal(later.metadata.resourceVersion, '7', 'an update of the one read');
+});
+
+test('every live namespace gets its default ServiceAccount, once', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-sa-'));
+  const store = new Store(join(dir, 'db'));
+  try {
+    const api = new Api(store);
+    api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
+    ensureDefaultServiceAccount(api, 'shop');
+    ensureDefaultServiceAccount(api, 'shop');
+    assert.deepEqual(api.list('ServiceAccount', 'shop').items.map((o) => o.metadata.name), ['default']);
+    ensureDefaultServiceAccount(api, 'missing');
+    assert.equal(api.list('ServiceAccount').items.length, 1, 'none for a namespace that does not exist');
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

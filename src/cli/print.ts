@@ -63,6 +63,13 @@ function replicaSetRow(rs: ReplicaSet, wide: boolean): string[] {
   return row;
 }
 
+/** kubectl's ENDPOINTS column: ip:port pairs, three at most, then "+ N more...". */
+export function endpointsColumn(subsets: Array<{ addresses?: Array<{ ip: string }>; ports?: Array<{ port: number }> }> | undefined): string {
+  const pairs = (subsets ?? []).flatMap((s) => (s.addresses ?? []).flatMap((a) => (s.ports?.length ? s.ports.map((p) => `${a.ip}:${p.port}`) : [a.ip])));
+  if (!pairs.length) return '<none>';
+  return pairs.length > 3 ? `${pairs.slice(0, 3).join(',')} + ${pairs.length - 3} more...` : pairs.join(',');
+}
+
 function templateColumns(t: { spec: { containers: Array<{ name: string; image: string }> } }): string[] {
   return [t.spec.containers.map((c) => c.name).join(','), t.spec.containers.map((c) => c.image).join(',')];
 }
@@ -140,6 +147,8 @@ const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObj
   Pod: { base: ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'], wide: ['IP', 'NODE'], row: (o, w) => podRow(o as Pod, w) },
   Deployment: { base: ['NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => deploymentRow(o as Deployment, w) },
   ReplicaSet: { base: ['NAME', 'DESIRED', 'CURRENT', 'READY', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => replicaSetRow(o as ReplicaSet, w) },
+  Endpoints: { base: ['NAME', 'ENDPOINTS', 'AGE'], wide: [], row: (o) => [o.metadata.name, endpointsColumn((o as { subsets?: [] }).subsets), age(o.metadata.creationTimestamp)] },
+  Lease: { base: ['NAME', 'HOLDER', 'AGE'], wide: [], row: (o) => [o.metadata.name, String((o.spec as { holderIdentity?: string } | undefined)?.holderIdentity ?? ''), age(o.metadata.creationTimestamp)] },
   Node: { base: ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'], wide: ['INTERNAL-IP', 'POD-CIDR', 'CONTAINER-RUNTIME'], row: (o, w) => nodeRow(o as Node, w) },
   Service: { base: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE'], wide: ['SELECTOR'], row: (o, w) => serviceRow(o as Service, w) },
   EndpointSlice: { base: ['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', 'AGE'], wide: [], row: (o) => sliceRow(o as EndpointSlice) },

@@ -11,12 +11,14 @@ import { syncStatefulSet } from './statefulset.ts';
 import { syncDaemonSet } from './daemonset.ts';
 import { syncJob } from './job.ts';
 import { servicesFor, syncEndpointSlices } from './endpointslice.ts';
-import { syncNamespace } from './namespace.ts';
+import { ensureDefaultServiceAccount, syncNamespace } from './namespace.ts';
+import { syncEndpoints } from './endpoints.ts';
 import { collectPodsOfMissingNodes } from './podgc.ts';
 import { EventRecorder, expireEvents } from '../apiserver/events.ts';
 import { syncNodeCIDRs } from './nodeipam.ts';
 import { WorkQueue, nameKey, splitKey } from '../apiserver/workqueue.ts';
 import { BIND_BATCH, schedulePending } from './scheduler.ts';
+import { startGarbageCollector } from './garbagecollector.ts';
 
 export interface ControllerOptions {
   /** The range node IPAM cuts podCIDRs from; none: nodes get no podCIDR (--allocate-node-cidrs=false, as on EKS). */
@@ -69,11 +71,15 @@ export class ControllerManager {
     const slices = this.queue((key) => {
       const { namespace, name } = splitKey(key);
       syncEndpointSlices(api, namespace!, name);
+      syncEndpoints(api, namespace!, name);
     }, onError('endpointslice'));
+    const serviceAccounts = this.queue((key) => ensureDefaultServiceAccount(api, key), onError('serviceaccount'));
     const namespaces = this.queue((key) => {
       if (!syncNamespace(api, key)) namespaces.addAfter(key, 500);
     }, onError('namespace'));
 
+    // ownerReferences of any kind: Foreground deletion, and dependents whose owners are all gone.
+    this.stops.push(startGarbageCollector(api, opts.log));
     this.stops.push(
       api.watch('Node', undefined, api.store.currentRV(), () => {
         for (const ds of api.store.list('DaemonSet').items) workloads.get('DaemonSet')!.add(nameKey(ds.metadata.namespace, ds.metadata.name));
@@ -107,6 +113,10 @@ export class ControllerManager {
       api.watch('Service', undefined, api.store.currentRV(), (e) => slices.add(nameKey(e.object.metadata.namespace, e.object.metadata.name))),
       api.watch('Namespace', undefined, api.store.currentRV(), (e) => {
         if (e.object.metadata.deletionTimestamp) namespaces.add(e.object.metadata.name);
+        else if (e.type !== 'DELETED') serviceAccounts.add(e.object.metadata.name);
+      }),
+      api.watch('ServiceAccount', undefined, api.store.currentRV(), (e) => {
+        if (e.type === 'DELETED' && e.object.metadata.name === 'default') serviceAccounts.add(e.object.metadata.namespace ?? '');
       }),
     );
     const resync = () => {
@@ -118,7 +128,7 @@ export class ControllerManager {
       for (const d of api.list('Deployment').items) deployments.add(nameKey(d.metadata.namespace, d.metadata.name));
       for (const [kind, q] of workloads) for (const o of api.store.list(kind).items) q.add(nameKey(o.metadata.namespace, o.metadata.name));
       for (const svc of api.list('Service').items) slices.add(nameKey(svc.metadata.namespace, svc.metadata.name));
-      for (const ns of api.list('Namespace').items) if (ns.metadata.deletionTimestamp) namespaces.add(ns.metadata.name);
+      for (const ns of api.list('Namespace').items) (ns.metadata.deletionTimestamp ? namespaces : serviceAccounts).add(ns.metadata.name);
     };
     resync();
     this.timer = setInterval(resync, opts.resyncMs ?? 10_000);

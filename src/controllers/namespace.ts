@@ -1,5 +1,6 @@
 // The namespace controller: a Terminating namespace is emptied (its pods deleted
-// gracefully, so their node agents tear them down), then removed.
+// gracefully, so their node agents tear them down), then removed. And the service account
+// controller's one job here: every live namespace has its `default` ServiceAccount.
 
 import { RESOURCES } from '../api/resources.ts';
 import type { Api } from '../apiserver/api.ts';
@@ -19,4 +20,12 @@ export function syncNamespace(api: Api, name: string): boolean {
   if (remaining) return false;
   api.finalize({ kind: 'Namespace', name }, ns.metadata.uid);
   return true;
+}
+
+/** Creates the namespace's `default` ServiceAccount when it is missing (pods name it by default). */
+export function ensureDefaultServiceAccount(api: Api, namespace: string): void {
+  const ns = api.tryGet({ kind: 'Namespace', name: namespace });
+  if (!ns || ns.metadata.deletionTimestamp) return;
+  if (api.tryGet({ kind: 'ServiceAccount', namespace, name: 'default' })) return;
+  api.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace } }, { system: true });
 }

@@ -30,6 +30,7 @@ import { podRecordDir, podRecordDirs, readPodRecord, type PodRecordBase } from '
 import { ProbeManager, type ProbeKind, type ProbeTarget } from './probes.ts';
 import { containerEnv, ContainerConfigError, passwdGroups, runAs } from './container-config.ts';
 import type { ConfigMap, Container, Secret } from '../api/types.ts';
+import { NODE_LEASE_NAMESPACE, renewedLease, type Lease } from './lease.ts';
 
 interface ContainerRecord {
   restartCount: number;
@@ -122,6 +123,7 @@ export class NodeAgent {
   async start(): Promise<void> {
     const { api, node } = this.o;
     this.register();
+    this.renewLease();
     mkdirSync(this.podsDir, { recursive: true });
     // Adopt what a previous run left: records on disk, checked against the store and the kernel.
     for (const dir of podRecordDirs(this.podsDir)) {
@@ -155,6 +157,7 @@ export class NodeAgent {
       if (++ticks % 10 === 0) {
         this.resync();
         this.reportReadiness();
+        this.renewLease();
       }
     }, 1000);
     this.timer.unref();
@@ -201,6 +204,19 @@ export class NodeAgent {
     } else {
       if (annotations) api.mutate<Node>({ kind: 'Node', name: node.name }, (n) => (Object.entries(annotations).every(([k, v]) => n.metadata.annotations?.[k] === v) ? undefined : { ...n, metadata: { ...n.metadata, annotations: { ...n.metadata.annotations, ...annotations } } }));
       api.updateStatus({ kind: 'Node', name: node.name }, status);
+    }
+  }
+
+  /** The node's heartbeat Lease, renewed (best effort: a store that refuses now is tried again in 10 s). */
+  private renewLease(): void {
+    const { api, node } = this.o;
+    try {
+      const existing = api.tryGet<Lease>({ kind: 'Lease', namespace: NODE_LEASE_NAMESPACE, name: node.name });
+      const lease = renewedLease({ name: node.name, uid: api.tryGet({ kind: 'Node', name: node.name })?.metadata.uid }, new Date(), existing);
+      if (existing) api.update(lease);
+      else if (api.tryGet({ kind: 'Namespace', name: NODE_LEASE_NAMESPACE })) api.create(lease, { system: true });
+    } catch (e) {
+      this.o.log(`${node.name}: lease not renewed: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
