@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -304,6 +305,23 @@ static napi_value try_lock(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* { pid, stdin, stdout, stderr } of a started child: this side's ends of its stdio pipes, handed
+ * over (set to -1 in `pipes`, so that the caller's clean-up leaves them open). */
+static napi_value started(napi_env env, pid_t pid, int pipes[][2]) {
+  napi_value result, v;
+  napi_create_object(env, &result);
+  napi_create_int32(env, pid, &v);
+  napi_set_named_property(env, result, "pid", v);
+  const char *names[3] = { "stdin", "stdout", "stderr" };
+  for (int i = 0; i < 3; i++) {
+    int *mine = i == 0 ? &pipes[i][1] : &pipes[i][0];
+    napi_create_int32(env, *mine, &v);
+    napi_set_named_property(env, result, names[i], v);
+    *mine = -1;
+  }
+  return result;
+}
+
 extern char **environ;
 
 // spawn(file, argv, netns): { pid, stdin, stdout, stderr } - `file` started with posix_spawn,
@@ -363,17 +381,7 @@ static napi_value spawn_tool(napi_env env, napi_callback_info info) {
   int err = posix_spawn(&pid, file, &actions, &attr, args, environ);
   if (home >= 0 && !leave(env, home)) goto out;
   if (err) { fail(env, file, err); goto out; }
-  napi_value v;
-  napi_create_object(env, &result);
-  napi_create_int32(env, pid, &v);
-  napi_set_named_property(env, result, "pid", v);
-  const char *names[3] = { "stdin", "stdout", "stderr" };
-  for (int i = 0; i < 3; i++) {
-    int mine = i == 0 ? pipes[i][1] : pipes[i][0];
-    napi_create_int32(env, mine, &v);
-    napi_set_named_property(env, result, names[i], v);
-    if (i == 0) pipes[i][1] = -1; else pipes[i][0] = -1; // handed over
-  }
+  result = started(env, pid, pipes);
 out:
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 2; j++)
@@ -406,10 +414,191 @@ static napi_value wait_pid(napi_env env, napi_callback_info info) {
   return result;
 }
 
+
+/* What a program started by spawnIn needs done between clone and exec. */
+struct spawn_in {
+  const char *file, *cwd, *netns, *view, *hostname;
+  char **argv, **envp;
+  int fds[3]; /* the child's stdin, stdout, stderr */
+  int report; /* close-on-exec: the step that failed, if one did */
+};
+
+/* Why a child could not become its program: the exit status a shell would give (126: set-up, 127: exec). */
+struct spawn_failure { int status, err; char step[96]; };
+
+static void report_failure(const struct spawn_in *s, int status, const char *step, int err) {
+  struct spawn_failure f = { .status = status, .err = err };
+  strncpy(f.step, step, sizeof f.step - 1);
+  ssize_t w = write(s->report, &f, sizeof f);
+  (void)w;
+  _exit(status);
+}
+
+/* dir/name into `out` (dir under 512 bytes, name under 16: spawn_in checks the one, the other is ours). */
+static void join_path(char *out, const char *dir, const char *name) {
+  size_t d = strlen(dir), n = strlen(name);
+  memcpy(out, dir, d);
+  out[d] = '/';
+  memcpy(out + d + 1, name, n + 1);
+}
+
+/* The child, on its own stack and the parent's memory (the parent waits until it execs or exits):
+ * system calls only, no allocation. */
+static int spawn_in_child(void *arg) {
+  const struct spawn_in *s = arg;
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL); /* Node's handlers and its ignored SIGPIPE */
+  if (setsid() < 0) report_failure(s, 126, "setsid", errno);
+  if (s->netns[0]) {
+    int fd = open(s->netns, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) report_failure(s, 126, s->netns, errno);
+    if (setns(fd, CLONE_NEWNET) < 0) report_failure(s, 126, "setns", errno);
+    close(fd);
+  }
+  if (s->view[0]) {
+    /* What `unshare --mount --uts --propagation private` and the view's mounts did: the pod's
+     * resolv.conf, hosts and hostname over /etc's (those /etc has), its hostname set. */
+    if (unshare(CLONE_NEWNS | CLONE_NEWUTS) < 0) report_failure(s, 126, "unshare", errno);
+    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) report_failure(s, 126, "mount --make-rprivate /", errno);
+    static const char *const files[] = { "resolv.conf", "hosts", "hostname" };
+    for (int i = 0; i < 3; i++) {
+      char src[600], dst[64];
+      join_path(dst, "/etc", files[i]);
+      if (access(dst, F_OK) < 0) continue;
+      join_path(src, s->view, files[i]);
+      if (mount(src, dst, NULL, MS_BIND, NULL) < 0) report_failure(s, 126, dst, errno);
+    }
+    if (sethostname(s->hostname, strlen(s->hostname)) < 0) report_failure(s, 126, "sethostname", errno);
+  }
+  if (chdir(s->cwd) < 0) report_failure(s, 126, s->cwd, errno);
+  for (int i = 0; i < 3; i++)
+    if (dup2(s->fds[i], i) < 0) report_failure(s, 126, "dup2", errno);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  execve(s->file, s->argv, s->envp);
+  report_failure(s, 127, s->file, errno);
+  return 127;
+}
+
+/* A JS array of strings as a NULL-terminated vector (freed by free_vector); NULL with an error thrown. */
+static char **string_vector(napi_env env, napi_value array, const char *what) {
+  bool is_array = false;
+  uint32_t n;
+  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array || napi_get_array_length(env, array, &n) != napi_ok) {
+    char msg[100];
+    snprintf(msg, sizeof msg, "spawnIn: %s must be an array of strings", what);
+    napi_throw_type_error(env, NULL, msg);
+    return NULL;
+  }
+  char **v = calloc(n + 1, sizeof *v);
+  if (!v) { fail(env, "spawnIn", ENOMEM); return NULL; }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    size_t len;
+    napi_get_element(env, array, i, &e);
+    if (napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok || !(v[i] = malloc(len + 1))) {
+      for (uint32_t j = 0; j < i; j++) free(v[j]);
+      free(v);
+      char msg[100];
+      snprintf(msg, sizeof msg, "spawnIn: %s must be an array of strings", what);
+      napi_throw_type_error(env, NULL, msg);
+      return NULL;
+    }
+    napi_get_value_string_utf8(env, e, v[i], len + 1, &len);
+  }
+  return v;
+}
+
+static void free_vector(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+// spawnIn(file, argv, env, cwd, netns, view, hostname): { pid, stdin, stdout, stderr } - a
+// program (`file`: a path) started with its stdio on pipes, leading a session of its own, inside
+// the network namespace at `netns` unless empty, with a pod's view of names from the directory
+// `view` unless empty (its resolv.conf, hosts and hostname bound over /etc's in a mount
+// namespace of its own, `hostname` set in a UTS namespace of its own): what nsenter, unshare
+// and a shell did before it, in one clone (CLONE_VM | CLONE_VFORK, as posix_spawn) and one
+// exec. A failure before the exec throws, its code KW_SETUP (a shell's 126) or KW_EXEC (127).
+// Reap it with waitPid.
+static napi_value spawn_in(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 7) { napi_throw_type_error(env, NULL, "spawnIn(file, argv, env, cwd, netns, view, hostname)"); return NULL; }
+  char file[512], cwd[512], netns[512], view[512], hostname[65];
+  const struct { napi_value v; char *buf; size_t size; int may_be_empty; const char *name; } strings[] = {
+    { argv[0], file, sizeof file, 0, "file" }, { argv[3], cwd, sizeof cwd, 0, "cwd" }, { argv[4], netns, sizeof netns, 1, "netns" },
+    { argv[5], view, sizeof view, 1, "view" }, { argv[6], hostname, sizeof hostname, 1, "hostname" },
+  };
+  for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+    size_t len;
+    if (napi_get_value_string_utf8(env, strings[i].v, strings[i].buf, strings[i].size, &len) != napi_ok || len >= strings[i].size - 1 || (!len && !strings[i].may_be_empty)) {
+      char msg[100];
+      snprintf(msg, sizeof msg, "spawnIn: %s must be a%s string shorter than %zu bytes", strings[i].name, strings[i].may_be_empty ? "" : " non-empty", strings[i].size - 1);
+      napi_throw_type_error(env, NULL, msg);
+      return NULL;
+    }
+  }
+  char **args = string_vector(env, argv[1], "argv");
+  if (!args) return NULL;
+  char **envp = string_vector(env, argv[2], "env");
+  if (!envp) { free_vector(args); return NULL; }
+  napi_value result = NULL;
+  int pipes[4][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
+  const size_t stack_size = 256 * 1024;
+  char *stack = malloc(stack_size);
+  if (!stack) { fail(env, "spawnIn", ENOMEM); goto out; }
+  for (int i = 0; i < 4; i++)
+    if (pipe2(pipes[i], O_CLOEXEC) < 0) { fail(env, "pipe2", errno); goto out; }
+  struct spawn_in s = { .file = file, .cwd = cwd, .netns = netns, .view = view, .hostname = hostname, .argv = args, .envp = envp,
+                        .fds = { pipes[0][0], pipes[1][1], pipes[2][1] }, .report = pipes[3][1] };
+  /* No signal handler of this process may run on the child's stack before it execs. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = clone(spawn_in_child, stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &s);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pid < 0) { fail(env, "clone", clone_errno); goto out; }
+  /* The child has exec'd (its copy of the report pipe closed with it) or exited: read what it said. */
+  close(pipes[3][1]);
+  pipes[3][1] = -1;
+  struct spawn_failure f;
+  ssize_t got;
+  do got = read(pipes[3][0], &f, sizeof f); while (got < 0 && errno == EINTR);
+  if (got == (ssize_t)sizeof f) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    char msg[700];
+    snprintf(msg, sizeof msg, "%s: %s", f.step, strerror(f.err));
+    napi_value error, message, code;
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+    napi_create_string_utf8(env, f.status == 127 ? "KW_EXEC" : "KW_SETUP", NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, message, &error);
+    napi_throw(env, error);
+    goto out;
+  }
+  result = started(env, pid, pipes);
+out:
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 2; j++)
+      if (pipes[i][j] >= 0) close(pipes[i][j]);
+  free(stack);
+  free_vector(args);
+  free_vector(envp);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const struct { const char *name; napi_callback fn; } fns[] = {
     { "listenIn", listen_in }, { "netnsAdd", netns_add }, { "netnsDel", netns_del }, { "linkUp", link_up }, { "linkFlags", link_flags }, { "sysctlIn", sysctl_in }, { "tryLock", try_lock },
-    { "spawn", spawn_tool }, { "waitPid", wait_pid },
+    { "spawn", spawn_tool }, { "spawnIn", spawn_in }, { "waitPid", wait_pid },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

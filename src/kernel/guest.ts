@@ -12,8 +12,9 @@ import { existsSync, openSync, readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import tty from 'node:tty';
-import { cliPath } from '../state/paths.ts';
-import { startPiped, startPipedIn, type ChildProcess } from '../supervisor/supervisor.ts';
+import { cliPath, packageRoot } from '../state/paths.ts';
+import { loadSpawnIn, startIn, StartError, type PipedProcess } from '../supervisor/spawn-in.ts';
+import { startPiped, startPipedIn } from '../supervisor/supervisor.ts';
 import { encodeFrame, FrameReader, type Frame } from './frames.ts';
 import { WarmCli } from './warm.ts';
 
@@ -27,7 +28,9 @@ export async function runGuest(channel: string): Promise<void> {
   input.setRawMode(true);
   const output = new tty.WriteStream(fd);
   const send = (f: Frame) => output.write(encodeFrame(f));
-  const sessions = new Map<number, ChildProcess>();
+  const sessions = new Map<number, PipedProcess>();
+  // `exec`'s programs start in one step where the native helper is built (nsenter, unshare and a shell otherwise).
+  const native = loadSpawnIn(join(packageRoot(), 'build', 'Release', 'kubewire_netns.node'));
 
   const warm = new WarmCli([process.execPath, cliPath()], process.env);
   const startWarm = () => {
@@ -53,17 +56,18 @@ export async function runGuest(channel: string): Promise<void> {
   const run = (s: number, f: Extract<Frame, { t: 'run' }>) => {
     if (f.netns && !existsSync(f.netns)) return send({ t: 'exit', s, code: 1, error: f.missing ?? `${f.netns} does not exist` });
     const hostname = f.view && existsSync(join(f.view, 'hostname')) ? readFileSync(join(f.view, 'hostname'), 'utf8').trim() : undefined;
-    let child: ChildProcess;
+    let child: PipedProcess;
+    const opts = { cwd: existsSync(f.cwd) ? f.cwd : '/', env: { ...process.env, ...f.env }, ...(f.netns ? { netns: f.netns } : {}), ...(f.view && hostname ? { view: { dir: f.view, hostname } } : {}) };
     try {
-      child = startPipedIn(f.argv, { cwd: existsSync(f.cwd) ? f.cwd : '/', env: { ...process.env, ...f.env }, ...(f.netns ? { netns: f.netns } : {}), ...(f.view && hostname ? { view: { dir: f.view, hostname } } : {}) });
+      child = native ? startIn(native, f.argv, opts) : startPipedIn(f.argv, opts);
     } catch (e) {
-      return send({ t: 'exit', s, code: 127, error: e instanceof Error ? e.message : String(e) });
+      return send({ t: 'exit', s, code: e instanceof StartError ? e.status : 127, error: e instanceof Error ? e.message : String(e) });
     }
     attach(s, child);
   };
 
   /** A session's process: its output and exit status go back as frames. */
-  const attach = (s: number, child: ChildProcess) => {
+  const attach = (s: number, child: PipedProcess) => {
     sessions.set(s, child);
     child.stdout!.on('data', (b: Buffer) => send({ t: 'out', s, d: b.toString('base64') }));
     child.stderr!.on('data', (b: Buffer) => send({ t: 'err', s, d: b.toString('base64') }));
