@@ -16,6 +16,8 @@ import { checkFields, checkItems, fieldValidationOf } from './field-validation.t
 import { serveOpenAPI } from './openapi.ts';
 import { Api, fieldSelectorMatcher, labelSelectorMatcher } from './api.ts';
 import { StoreError, type Key } from './store.ts';
+import { mergePatch } from '../api/patch/merge.ts';
+import { deleteRequest, managedOnCreate, patchRequest, replaceObject } from './writes.ts';
 import { StatusError } from './status.ts';
 import { includeObjectOf, negotiateView } from './negotiate.ts';
 import { page, parseLimit } from './paging.ts';
@@ -38,15 +40,7 @@ export { VERSION } from '../api/version.ts';
 import { VERSION } from '../api/version.ts';
 
 /** JSON merge patch (RFC 7386), what `kubectl patch --type merge` and `kubectl scale` send. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> = typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
-}
+export { mergePatch };
 
 class HttpError extends Error {
   constructor(readonly code: number, message: string, readonly reason = 'BadRequest') {
@@ -210,6 +204,7 @@ export class ApiServer {
           obj.metadata.namespace = p.namespace;
         }
         const unknown = checkFields(obj, fieldValidationOf(q.get('fieldValidation')));
+        managedOnCreate(obj, q, req.headers['user-agent']);
         const created = q.get('dryRun') === 'All' ? api.dryRun(() => api.create(obj)) : api.create(obj);
         warn(res, [obj], unknown);
         return send(res, 201, created);
@@ -243,23 +238,19 @@ export class ApiServer {
         if (obj?.metadata?.name !== p.name) throw new HttpError(400, `the name of the object (${JSON.stringify(obj?.metadata?.name)}) does not match the name on the URL (${JSON.stringify(p.name)})`);
         if (p.namespace) obj.metadata.namespace = p.namespace;
         const unknown = checkFields(obj, fieldValidationOf(q.get('fieldValidation')));
-        const updated = q.get('dryRun') === 'All' ? api.dryRun(() => api.update(obj)) : api.update(obj);
+        const replace = () => replaceObject(api, key, obj, q, req.headers['user-agent']);
+        const updated = q.get('dryRun') === 'All' ? api.dryRun(replace) : replace();
         warn(res, [obj], unknown);
         return send(res, 200, updated);
       }
       case 'PATCH': {
-        const patch = await readBody(req);
-        const current = api.get(key);
-        const next = mergePatch(structuredClone(current), patch) as KubeObject; // stored objects are frozen
-        next.metadata.resourceVersion = (patch as KubeObject)?.metadata?.resourceVersion;
-        warn(res, [], checkFields(next, fieldValidationOf(q.get('fieldValidation'))));
-        return send(res, 200, api.update(next));
+        // By Content-Type: merge, strategic merge, JSON patch or server-side apply (writes.ts).
+        const r = await patchRequest(api, req, q, p, key, (next) => checkFields(next, fieldValidationOf(q.get('fieldValidation'))));
+        warn(res, [], r.checked);
+        return send(res, r.created ? 201 : 200, r.object);
       }
-      case 'DELETE': {
-        const body = (await readBody(req)) as { gracePeriodSeconds?: number } | undefined;
-        const grace = q.get('gracePeriodSeconds') ?? body?.gracePeriodSeconds;
-        return send(res, 200, api.delete(key, { gracePeriodSeconds: grace === undefined || grace === null ? undefined : Number(grace) }));
-      }
+      case 'DELETE':
+        return send(res, 200, deleteRequest(api, key, await readBody(req), q));
     }
     throw new HttpError(405, `${method} is not supported on ${resourcePath(p.rt, p.namespace, p.name)}`, 'MethodNotAllowed');
   }
