@@ -10,7 +10,8 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { RESOURCES } from '../src/api/resources.ts';
+import { PATCH_META } from '../src/api/patch-meta.ts';
+import { APPLY_PATH, RESOURCES } from '../src/api/resources.ts';
 import { Api } from '../src/apiserver/api.ts';
 import { aggregatedVersionOf, apiGroupList, apiResourceList, discoveryFor } from '../src/apiserver/discovery.ts';
 import { checkFields, checkItems, fieldValidationOf, unknownFieldsOf } from '../src/apiserver/field-validation.ts';
@@ -151,6 +152,18 @@ describe('OpenAPI v3', () => {
     assert.equal(all['io.k8s.api.core.v1.EphemeralContainer'].properties.env['x-kubernetes-patch-merge-key'], 'name');
   });
 
+  test("patch-meta.ts (what strategic merge and server-side apply use) agrees with upstream's tags in the generated schemas", () => {
+    const all = schemas() as Any;
+    for (const [def, fields] of Object.entries(PATCH_META)) {
+      for (const [field, meta] of Object.entries(fields)) {
+        const p = all[def]?.properties?.[field];
+        assert.ok(p, `${def}.${field} is in the schemas`);
+        const tags = { strategy: p['x-kubernetes-patch-strategy'], mergeKey: p['x-kubernetes-patch-merge-key'], listType: p['x-kubernetes-list-type'], listMapKeys: p['x-kubernetes-list-map-keys'], mapType: p['x-kubernetes-map-type'] };
+        for (const k of Object.keys(tags) as Array<keyof typeof tags>) assert.deepEqual(meta[k], tags[k], `${def}.${field} ${k}`);
+      }
+    }
+  });
+
   test('the root lists a document per served group version with a hash; each has patch operations kubectl verifies', () => {
     const root = openapiRoot() as Any;
     const gvs = Object.keys(root.paths);
@@ -213,7 +226,10 @@ describe('field validation', () => {
     assert.equal(fieldValidationOf('Strict'), 'Strict');
     assert.throws(() => fieldValidationOf('strict'), (e: unknown) => e instanceof StatusError && e.code === 400 && /supported values: "Ignore", "Strict", "Warn"/.test(e.message));
     assert.deepEqual(checkItems([d], 'Warn'), ['Deployment "web": unknown field "spec.foo"']);
-    assert.throws(() => checkItems([deployment(), d], 'Strict'), (e: unknown) => e instanceof StatusError && e.code === 400 && e.message.startsWith('Deployment "web": Deployment in version "v1" cannot be handled as a Deployment'));
+    assert.throws(
+      () => checkItems([deployment(), d], 'Strict'),
+      (e: unknown) => e instanceof StatusError && e.code === 400 && e.message.startsWith('Deployment in version "v1" cannot be handled as a Deployment') && (e.toStatus() as Any).details.index === 1,
+    );
   });
 });
 
@@ -312,6 +328,19 @@ describe('the API server answers discovery, OpenAPI and fieldValidation', () => 
     const patch = await call(sock, 'PATCH', `${path}/web?fieldValidation=Strict`, { spec: { template: { spec: { containers: [{ name: 'web', image: 'x', imagee: 'y' }] } } } }, { 'content-type': 'application/merge-patch+json' });
     assert.equal(patch.status, 400);
     assert.match(patch.body.message, /unknown field "spec.template.spec.containers\[0\].imagee"/);
+  });
+
+  test("kubewire's own apply: Strict refuses naming the item's index, absent warns naming the object", async () => {
+    const item = (name: string, extra: object = {}) => ({ ...deployment(extra), metadata: { name, namespace: 'default' } });
+    const rv = store.currentRV();
+    const strict = await call(sock, 'POST', `${APPLY_PATH}?fieldValidation=Strict`, { apiVersion: 'v1', kind: 'List', items: [item('a1'), item('a2', { templat: {} })] });
+    assert.equal(strict.status, 400);
+    assert.deepEqual([strict.body.reason, strict.body.details], ['BadRequest', { index: 1 }]);
+    assert.match(strict.body.message, /strict decoding error: unknown field "spec.templat"/);
+    assert.equal(store.currentRV(), rv, 'nothing applied');
+    const warned = await call(sock, 'POST', APPLY_PATH, { apiVersion: 'v1', kind: 'List', items: [item('a3', { templat: {} })] });
+    assert.equal(warned.status, 200, JSON.stringify(warned.body));
+    assert.match(([] as string[]).concat(warned.headers.warning ?? []).join('\n'), /Deployment \\"a3\\": unknown field \\"spec.templat\\"/);
   });
 });
 
@@ -419,5 +448,17 @@ describe('kubectl v1.32 against cluster kapid', { skip: E2E_SKIP }, () => {
     assert.equal(warn.code, 0, warn.stderr);
     assert.equal(warn.stdout, 'deployment.apps/web3 created\n');
     assert.match(warn.stderr, /Warning: unknown field "spec\.replicaz"/);
+  });
+
+  test("kubewire's own apply: the server checks every field (deeper than the CLI's own check), --validate=warn warns", async () => {
+    // containers[].resources is below the levels the CLI checks itself (src/api/fields.ts): the server finds it.
+    const deep = webApp({ replicas: 1, service: false }).replace('name: web}', 'name: deep}').replace('image: kubewire/echo,', 'image: kubewire/echo, resources: {limitz: {cpu: 1}},');
+    const strict = await kube.run(['apply', '-f', '-'], { input: deep });
+    assert.equal(strict.code, 1);
+    assert.match(strict.stderr, /nothing was applied:\n {2}<stdin>: document 0 \(Deployment "deep"\): Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec\.template\.spec\.containers\[0\]\.resources\.limitz"/);
+    const warn = await kube.run(['apply', '--validate=warn', '-f', '-'], { input: deep });
+    assert.equal(warn.code, 0, warn.stderr);
+    assert.match(warn.stderr, /Warning: Deployment "deep": unknown field "spec\.template\.spec\.containers\[0\]\.resources\.limitz"/);
+    assert.equal((await kube.run(['apply', '--validate=nonsense', '-f', '-'], { input: deep })).code, 1);
   });
 });

@@ -87,15 +87,24 @@ export function checkFields(obj: { kind?: unknown; apiVersion?: unknown; [field:
   throw new StatusError(400, 'BadRequest', `${kind} in version ${JSON.stringify(version)} cannot be handled as a ${kind}: strict decoding error: ${texts.join(', ')}`);
 }
 
-/** checkFields for each object of a kubewire apply, each warning and error naming its object (Deployment "web": ...). */
+/** A refused item of a kubewire apply: the Status names its index, as api.ts ApplyError does. */
+export class ItemFieldError extends StatusError {
+  constructor(readonly index: number, cause: StatusError) {
+    super(cause.code, cause.reason, cause.message);
+  }
+
+  override toStatus(): object {
+    return { ...super.toStatus(), details: { index: this.index } };
+  }
+}
+
+/** checkFields for each object of a kubewire apply: warnings name their object (Deployment "web": ...), a Strict refusal its index. */
 export function checkItems(items: Array<{ kind?: unknown; apiVersion?: unknown; metadata?: { name?: unknown } }>, mode: FieldValidation): string[] {
-  return items.flatMap((o) => {
-    const who = `${String(o?.kind)} ${JSON.stringify(o?.metadata?.name ?? '')}`;
+  return items.flatMap((o, index) => {
     try {
-      return checkFields(o, mode).map((t) => `${who}: ${t}`);
+      return checkFields(o, mode).map((t) => `${String(o?.kind)} ${JSON.stringify(o?.metadata?.name ?? '')}: ${t}`);
     } catch (e) {
-      if (e instanceof StatusError) throw new StatusError(e.code, e.reason, `${who}: ${e.message}`);
-      throw e;
+      throw e instanceof StatusError ? new ItemFieldError(index, e) : e;
     }
   });
 }

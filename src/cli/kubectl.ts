@@ -94,7 +94,7 @@ const SUMMARY_OVER = 100;
  * (api.ts apply): nothing changes unless every object passes. Namespaces go first so that
  * objects in a namespace made by the same apply find it.
  */
-export async function apply(client: ApiClient, manifests: Manifest[], nsFlag: string | undefined, dryRun: boolean, print: (line: string) => void = out, progress: (line: string) => void = () => {}): Promise<void> {
+export async function apply(client: ApiClient, manifests: Manifest[], nsFlag: string | undefined, dryRun: boolean, print: (line: string) => void = out, progress: (line: string) => void = () => {}, fieldValidation: 'Strict' | 'Warn' | 'Ignore' = 'Strict'): Promise<void> {
   const ordered = [...manifests.filter((m) => m.rt.kind === 'Namespace'), ...manifests.filter((m) => m.rt.kind !== 'Namespace')];
   const items = ordered.map((m) => {
     const obj: KubeObject = { ...structuredClone(m.object), apiVersion: apiVersionOf(m.rt) };
@@ -106,7 +106,8 @@ export async function apply(client: ApiClient, manifests: Manifest[], nsFlag: st
   const t0 = performance.now();
   let answer: { items: Array<{ result: ApplyResult }> };
   try {
-    answer = await client.call('POST', `${APPLY_PATH}${dryRun ? '?dryRun=All' : ''}`, { apiVersion: 'v1', kind: 'List', items });
+    // The server checks every field against the schemas, as kubectl's --validate asks of kube-apiserver.
+    answer = await client.call('POST', `${APPLY_PATH}?${dryRun ? 'dryRun=All&' : ''}fieldValidation=${fieldValidation}`, { apiVersion: 'v1', kind: 'List', items });
   } catch (e) {
     const index = e instanceof ApiError ? e.details?.index : undefined;
     if (typeof index !== 'number' || !ordered[index]) throw e;
@@ -207,16 +208,18 @@ export function registerKubectlCommands(program: Command): void {
     .description('create or update objects from manifests (multi-document YAML, JSON, directories, - for stdin)')
     .requiredOption('-f, --filename <file...>', 'file, directory or - (repeatable)')
     .option('--dry-run <mode>', 'server: check everything, change nothing')
-    .option('--validate <mode>', 'strict (unknown fields are errors) or false', 'strict')
+    .option('--validate <mode>', 'strict or true (unknown fields are errors), warn (warnings), ignore or false', 'strict')
     .action(async (o: { cluster: string; namespace?: string; filename: string[]; dryRun?: string; validate: string }) => {
       // A long apply says what it is doing on a terminal (stderr); the result goes to stdout.
       const tty = process.stderr.isTTY;
       const progress = (line: string) => tty && process.stderr.write(`\r\x1b[K${line}...`);
       try {
         progress('reading and checking the manifests');
-        const manifests = loadManifests(o.filename, undefined, { validate: o.validate === 'false' || o.validate === 'ignore' ? 'ignore' : 'strict' });
+        const mode = ({ strict: 'Strict', true: 'Strict', warn: 'Warn', ignore: 'Ignore', false: 'Ignore' } as const)[o.validate as 'strict'];
+        if (!mode) throw new ManifestError(`--validate: ${JSON.stringify(o.validate)} is not one of strict, warn, ignore, true, false`);
+        const manifests = loadManifests(o.filename, undefined, { validate: mode === 'Strict' ? 'strict' : 'ignore' });
         const { client } = connect(o.cluster);
-        await apply(client, manifests, o.namespace, o.dryRun === 'server' || o.dryRun === 'client', out, progress);
+        await apply(client, manifests, o.namespace, o.dryRun === 'server' || o.dryRun === 'client', out, progress, mode);
       } finally {
         if (tty) process.stderr.write('\r\x1b[K');
       }
