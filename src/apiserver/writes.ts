@@ -179,10 +179,17 @@ export async function patchRequest(
       // A resourceVersion the patch sets is a precondition; otherwise the patch applies to whatever is current.
       const rv = next.metadata.resourceVersion !== current.metadata.resourceVersion ? next.metadata.resourceVersion : undefined;
       if (!apply) next.metadata.managedFields = recordUpdate(entriesOf(next), current, next, current.kind, manager, current.apiVersion, now());
+      // A patch that changes nothing writes nothing (upstream's no-op update: kubectl says "patched (no change)").
+      if (!rv && sameObject(current, next)) return { object: current, created: false, checked };
       const object = api.update({ ...next, metadata: { ...next.metadata, resourceVersion: rv } }, { owned: true });
       return { object: finishIfFinalized(api, object) ?? object, created: false, checked };
     });
   return q.get('dryRun') === 'All' ? api.dryRun(write) : write();
+}
+
+function sameObject(a: KubeObject, b: KubeObject): boolean {
+  const strip = (o: KubeObject) => JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return strip(a) === strip(b);
 }
 
 /** DELETE with DeleteOptions from the body and the query: the object while it is still there, else Status Success. */

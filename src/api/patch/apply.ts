@@ -62,7 +62,11 @@ export function serverSideApply(req: ApplyRequest): JsonObject {
   for (const p of gone) removePath(merged, p.split('\n'), def);
 
   const next: ManagedFieldsEntry[] = others.filter((o) => o.set.size).map((o) => ({ ...o.entry, fieldsV1: encodeFieldsV1(o.set) }));
-  if (applied.size) next.push({ ...me, time: req.time, fieldsType: 'FieldsV1', fieldsV1: encodeFieldsV1(applied) });
+  const fieldsV1 = encodeFieldsV1(applied);
+  const mine = entries.find(isMe);
+  // The same set applied again keeps its time: an apply that changes nothing is a no-op.
+  const time = mine && mine.apiVersion === req.apiVersion && JSON.stringify(mine.fieldsV1) === JSON.stringify(fieldsV1) ? (mine.time ?? req.time) : req.time;
+  if (applied.size) next.push({ ...me, time, fieldsType: 'FieldsV1', fieldsV1 });
   const metadata = (isObject(merged.metadata) ? merged.metadata : {}) as JsonObject;
   merged.metadata = { ...metadata, managedFields: sortEntries(next) as unknown as Json };
   return merged;
@@ -76,7 +80,7 @@ export function conflictError(conflicts: Conflict[]): PatchError {
   else {
     const byManager = new Map<string, string[]>();
     for (const c of conflicts) byManager.set(c.manager, [...(byManager.get(c.manager) ?? []), c.path]);
-    const lines = [...byManager.keys()].sort().flatMap((m) => [`conflicts with ${m}`, ...byManager.get(m)!.map((p) => `- ${p}`)]);
+    const lines = [...byManager.keys()].sort().flatMap((m) => [`conflicts with ${m}:`, ...byManager.get(m)!.map((p) => `- ${p}`)]);
     message = `Apply failed with ${conflicts.length} conflicts: ${lines.join('\n')}`;
   }
   return new PatchError(409, 'Conflict', message, conflicts.map((c) => ({ type: 'FieldManagerConflict', message: `conflict with ${c.manager}`, field: c.path })));
