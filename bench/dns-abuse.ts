@@ -10,6 +10,11 @@
 //              scrape every 2 s (its time and size)
 // Printed beside the goals (RSS < 150 MB, p99 ≤ 2 ms) and CoreDNS's documented limits.
 //   npm run bench:dns-abuse      DURATION=60 (s per attack)  RATE=200 (normal queries/s)
+//     ATTACKS=pipeline,qtypes (a subset)  QTYPES_RATE=N (the flood's queries/s; default: as fast
+//     as the attacker sends)  CLUSTER=name (default kwba<pid>)  PROFILE=FILE (the DNS process's
+//     profile, a line a second: loop delay, GC, CPU, queries read/dropped/answered; src/dns/profile.ts)
+// Beside each row: the DNS process's CPU (% of one core) and its UDP socket's largest Recv-Q
+// and drops (/proc/PID/net/udp, read in its network namespace), the attacker's CPU, the load.
 
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,7 +29,9 @@ const SERVICES = 200;
 const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-dnsabuse-'));
 const work = mkdtempSync(join(tmpdir(), 'kwb-dnsabuse-files-'));
-const cluster = `kwba${process.pid % 10000}`;
+const cluster = process.env.CLUSTER || `kwba${process.pid % 10000}`;
+const ONLY = process.env.ATTACKS?.split(',');
+const QTYPES_RATE = Number(process.env.QTYPES_RATE) || 0;
 process.env.KUBEWIRE_STATE_DIR = stateDir; // for down() in this process
 const GOAL_RSS_MB = 150;
 const GOAL_P99_MS = 2;
@@ -78,8 +85,10 @@ const [ip, seconds] = [process.argv[2], Number(process.argv[3])];
 const s = dgram.createSocket('udp4'); s.on('message', () => {});
 const name = 'svc-1.default.svc.cluster.local';
 const q = (t, id) => { const b = Buffer.alloc(12 + name.length + 2 + 4); b.writeUInt16BE(id, 0); b[2] = 1; b.writeUInt16BE(1, 4); let o = 12; for (const l of name.split('.')) { b[o++] = l.length; b.write(l, o, 'latin1'); o += l.length; } b[o++] = 0; b.writeUInt16BE(t, o); b.writeUInt16BE(1, o + 2); return b; };
+const rate = Number(process.argv[4]) || 0; const t0 = Date.now();
 const end = Date.now() + seconds * 1000; let sent = 0; const scrapes = [];
-async function send() { for (let n = 0; Date.now() < end; n++) { const t = n < 131072 ? n & 0xffff : Math.floor(Math.random() * 65536); await new Promise((r) => s.send(q(t, n & 0xffff), 53, ip, r)); sent++; if (n % 200 === 199) await new Promise((r) => setTimeout(r, 5)); } }
+// Paced at rate/s when given (checked every 200 queries), else as fast as sends complete.
+async function send() { for (let n = 0; Date.now() < end; n++) { const t = n < 131072 ? n & 0xffff : Math.floor(Math.random() * 65536); await new Promise((r) => s.send(q(t, n & 0xffff), 53, ip, r)); sent++; if (n % 200 === 199) { const ahead = rate ? t0 + (sent / rate) * 1000 - Date.now() : 0; await new Promise((r) => setTimeout(r, Math.max(5, ahead))); } } }
 function scrape() { if (Date.now() >= end) return; const t0 = Date.now(); let size = 0; http.get({ host: ip, port: 9153, path: '/metrics', timeout: 30000 }, (res) => { res.on('data', (c) => (size += c.length)); res.on('end', () => { scrapes.push({ ms: Date.now() - t0, bytes: size }); setTimeout(scrape, 2000); }); }).on('error', () => setTimeout(scrape, 2000)); }
 setTimeout(scrape, 2000);
 send().then(() => setTimeout(() => { const ms = scrapes.map((x) => x.ms).sort((a, b) => a - b); console.log(JSON.stringify({ queriesSent: sent, scrapes: scrapes.length, scrapeMaxMs: ms[ms.length - 1] ?? null, scrapeMaxBytes: Math.max(0, ...scrapes.map((x) => x.bytes)) })); process.exit(0); }, 500));
@@ -110,31 +119,93 @@ function dnsPid(podIP: string): number {
 
 const rssMB = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
-/** Samples `pid`'s RSS every 200 ms until stopped; the largest and the last. */
-function sampleRss(pid: number): () => { max: number; last: number } {
+/** User + system CPU seconds of `pid` so far (/proc/PID/stat, clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** The UDP socket on port 53 in `pid`'s network namespace: bytes waiting (Recv-Q) and datagrams dropped so far. */
+function udp53(pid: number): { rxq: number; drops: number } {
+  for (const line of readFileSync(`/proc/${pid}/net/udp`, 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1]?.endsWith(':0035')) return { rxq: parseInt(f[4]!.split(':')[1]!, 16), drops: Number(f[12]) };
+  }
+  return { rxq: 0, drops: 0 };
+}
+
+/** The pid of the attacker's node process running `script`, once it runs (undefined until then). */
+function attackerPid(script: string): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(script)) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+interface Sample {
+  max: number;
+  last: number;
+  cpu: number;
+  rxqMax: number;
+  drops: number;
+  attackerCpu: number;
+  load: number;
+}
+
+/** Samples `pid` every 200 ms until stopped: RSS (largest, last), CPU (% of a core), its UDP socket, the attacker's CPU, the load. */
+function sample(pid: number, script?: string): () => Sample {
   let max = rssMB(pid);
   let last = max;
+  let rxqMax = 0;
+  const t0 = performance.now();
+  const cpu0 = cpuSeconds(pid);
+  const drops0 = udp53(pid).drops;
+  let drops = drops0;
+  let attacker: { pid: number; cpu0: number; cpu: number } | undefined;
   const timer = setInterval(() => {
     try {
       last = rssMB(pid);
       max = Math.max(max, last);
+      const u = udp53(pid);
+      rxqMax = Math.max(rxqMax, u.rxq);
+      drops = u.drops;
     } catch {
       last = NaN; // the process is gone: a crash, reported as such
+    }
+    try {
+      if (script && !attacker) {
+        const a = attackerPid(script);
+        if (a) attacker = { pid: a, cpu0: cpuSeconds(a), cpu: cpuSeconds(a) };
+      } else if (attacker) attacker.cpu = cpuSeconds(attacker.pid);
+    } catch {
+      // the attacker ended
     }
   }, 200);
   return () => {
     clearInterval(timer);
-    return { max, last };
+    const seconds = (performance.now() - t0) / 1000;
+    let cpu = NaN;
+    try {
+      cpu = ((cpuSeconds(pid) - cpu0) / seconds) * 100;
+    } catch {
+      // gone
+    }
+    return { max, last, cpu, rxqMax, drops: drops - drops0, attackerCpu: attacker ? ((attacker.cpu - attacker.cpu0) / seconds) * 100 : NaN, load: Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]) };
   };
 }
 
 /** Normal queries to `ip` at RATE/s for `seconds`: p50, p99 and lost, from dnsperf -v's per-query latencies. */
-async function normalQueries(ip: string, seconds: number): Promise<{ p50: number; p99: number; lost: number; n: number }> {
+async function normalQueries(ip: string, seconds: number): Promise<{ p50: number; p99: number; max: number; lost: number; n: number }> {
   const out = await kw(['exec', 'client', '--', 'dnsperf', '-s', ip, '-d', join(work, 'queries.txt'), '-l', String(seconds), '-Q', String(RATE), '-t', '2', '-v'], undefined, (seconds + 60) * 1000);
   const samples = [...out.matchAll(/^> \S+ .* ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
   const lost = Number(/Queries lost:\s+(\d+)/.exec(out)?.[1] ?? 0);
   if (samples.length < 10) throw new Error(`too few latency samples (${samples.length}):\n${out.slice(0, 2000)}`);
-  return { p50: samples[Math.floor(samples.length * 0.5)]!, p99: samples[Math.floor(samples.length * 0.99)]!, lost, n: samples.length };
+  return { p50: samples[Math.floor(samples.length * 0.5)]!, p99: samples[Math.floor(samples.length * 0.99)]!, max: samples[samples.length - 1]!, lost, n: samples.length };
 }
 
 try {
@@ -156,24 +227,40 @@ try {
   if (!check.trim()) throw new Error(`${target.metadata.name} (${ip}) does not answer`);
   console.log(`target: ${target.metadata.name} at ${ip} (pid ${pid}), RSS ${rssMB(pid).toFixed(0)} MB at rest\n`);
 
+  if (process.env.PROFILE) process.kill(pid, 'SIGUSR2'); // its profile on, a line a second in its log
   const rows: string[][] = [];
-  const baseline = await normalQueries(ip, Math.min(DURATION, 10));
-  rows.push(['none (baseline, 10 s)', `${rssMB(pid).toFixed(0)}`, '', `${baseline.p50.toFixed(2)} / ${baseline.p99.toFixed(2)} ms`, String(baseline.lost), '', '']);
-  for (const name of Object.keys(ATTACKS)) {
+  const mark = (what: string) => process.env.PROFILE && marks.push(`${new Date().toISOString()} ${what}`);
+  const marks: string[] = [];
+  const ms = (n: { p50: number; p99: number; max: number }) => `${n.p50.toFixed(2)} / ${n.p99.toFixed(2)} / ${n.max.toFixed(1)}`;
+  const profile = (p: Sample) => `${p.cpu.toFixed(0)}%, Recv-Q ${(p.rxqMax / 1024).toFixed(0)} KiB, ${p.drops} dropped; attacker ${Number.isNaN(p.attackerCpu) ? '-' : `${p.attackerCpu.toFixed(0)}%`}; load ${p.load.toFixed(2)}`;
+  const reference = async (label: string) => {
+    const stop = sample(pid);
+    mark(label);
+    const n = await normalQueries(ip, Math.min(DURATION, 10));
+    const p = stop();
+    rows.push([label, `${rssMB(pid).toFixed(0)}`, '', ms(n), String(n.lost), n.p99 <= GOAL_P99_MS ? 'met' : 'MISSED', profile(p)]);
+  };
+  await reference('none (reference, 10 s)');
+  for (const name of Object.keys(ATTACKS).filter((a) => !ONLY || ONLY.includes(a))) {
     const before = rssMB(pid);
-    const stop = sampleRss(pid);
+    const script = join(work, `${name}.cjs`);
+    const stop = sample(pid, script);
+    mark(name);
     const [attack, normal] = await Promise.all([
-      kw(['exec', 'attacker', '--', 'sh', '-c', `ulimit -n 8192; exec node ${join(work, `${name}.cjs`)} ${ip} ${DURATION}`], undefined, (DURATION + 90) * 1000),
+      kw(['exec', 'attacker', '--', 'sh', '-c', `ulimit -n 8192; exec node ${script} ${ip} ${DURATION} ${name === 'qtypes' ? QTYPES_RATE : ''}`], undefined, (DURATION + 90) * 1000),
       normalQueries(ip, DURATION),
     ]);
-    const rss = stop();
+    const p = stop();
     await new Promise((r) => setTimeout(r, 3000));
     const settled = rssMB(pid);
-    rows.push([name, `${before.toFixed(0)} → max ${rss.max.toFixed(0)} (${settled.toFixed(0)} 3 s after)`, rss.max < GOAL_RSS_MB ? 'met' : 'MISSED', `${normal.p50.toFixed(2)} / ${normal.p99.toFixed(2)} ms`, String(normal.lost), normal.p99 <= GOAL_P99_MS ? 'met' : 'MISSED', attack.trim().split('\n').pop() ?? '']);
+    rows.push([name, `${before.toFixed(0)} → max ${p.max.toFixed(0)} (${settled.toFixed(0)} 3 s after)`, p.max < GOAL_RSS_MB ? 'met' : 'MISSED', ms(normal), String(normal.lost), normal.p99 <= GOAL_P99_MS ? 'met' : 'MISSED', profile(p)]);
+    rows.push(['', '', '', '', '', '', `  ${attack.trim().split('\n').pop() ?? ''}`]);
   }
-  const widths = [24, 34, 8, 20, 6, 8];
+  await reference('none (after, 10 s)');
+  if (process.env.PROFILE) writeFileSync(process.env.PROFILE, `${marks.join('\n')}\n${await kw(['logs', '-n', 'kube-system', target.metadata.name])}`);
+  const widths = [24, 34, 8, 26, 6, 8];
   const row = (cells: string[]) => console.log(cells.map((c, i) => (i < widths.length ? c.padEnd(widths[i]!) : c)).join(''));
-  row(['attack', `DNS pod RSS, MB (goal < ${GOAL_RSS_MB})`, '', `normal p50 / p99 (≤ ${GOAL_P99_MS} ms)`, 'lost', '', 'the attacker saw']);
+  row(['attack', `DNS pod RSS, MB (goal < ${GOAL_RSS_MB})`, '', `normal p50/p99/max ms (≤ ${GOAL_P99_MS})`, 'lost', '', 'DNS CPU, UDP socket; attacker CPU; load / the attacker saw']);
   for (const r of rows) row(r);
   console.log('\nCoreDNS, for comparison:');
   for (const [name, text] of Object.entries(COREDNS)) console.log(`  ${name.padEnd(10)} ${text}`);

@@ -11,6 +11,7 @@ import { DEFAULT_CLUSTER_DOMAIN, podRange } from '../cluster/plan.ts';
 import { parseHostPort } from '../netaddr/ip.ts';
 import { daemonPaths } from '../state/paths.ts';
 import { dnsMetrics } from './metrics.ts';
+import { startProfile } from './profile.ts';
 import { DnsServer } from './server.ts';
 import { InformerView } from './view.ts';
 
@@ -52,6 +53,12 @@ export async function runDnsServer(cluster: string, log: (line: string) => void 
   await serve(METRICS_PORT, async (path) => (path.startsWith('/metrics') ? { code: 200, body: await metrics.registry.metrics(), type: metrics.registry.contentType } : { code: 404, body: 'not found' }));
   log(`cluster DNS for ${zone} on :${DNS_PORT} (udp, tcp); ${upstream ? `other names forwarded to ${upstream.host}:${upstream.port}` : 'other names refused (no --upstream-dns)'}`);
   void view.start();
+  // SIGUSR2 turns the profile's line a second on and off (bench:dns-abuse PROFILE=1).
+  let profiling: (() => void) | undefined;
+  process.on('SIGUSR2', () => {
+    if (profiling) profiling = void profiling();
+    else profiling = startProfile(() => ({ ...dns.counters }), () => dns.stats(), log);
+  });
   const stop = () => {
     view.stop();
     void dns.close().then(() => process.exit(0));

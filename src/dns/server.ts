@@ -18,7 +18,7 @@ import { badVersion, inspectQuery, inZone, OUR_UDP, plainName, questionBytes, wi
 
 /** What we advertise and what a UDP answer may be without EDNS (RFC 1035) or with it (the DNS flag day's 1232). */
 const CLASSIC_UDP = 512;
-/** Answers kept: CoreDNS's cache plugin holds 9984 of each kind (256 shards of 39); a full cache is emptied. */
+/** Answers kept: CoreDNS's cache plugin holds 9984 of each kind (256 shards of 39); a full cache drops its oldest. */
 const MAX_CACHE = 10_000;
 const FORWARD_TIMEOUT_MS = 2_000;
 /**
@@ -26,10 +26,22 @@ const FORWARD_TIMEOUT_MS = 2_000;
  * answers above its max_concurrent (which is unset by default: a bound costs nothing here).
  */
 const MAX_FORWARDS = 1_000;
-/** UDP queries queued per source and in all (fair.ts), and answered between two reads of the socket. */
-const UDP_PER_SOURCE = 1_024;
+/** Queries queued per source and in all (fair.ts), and answered between two reads of the sockets. */
+// A source's queue long enough for a client's burst (dnsperf keeps 100 queries out), short
+// enough that a flood's queries are dropped while new, rather than kept until the young
+// generation's collections have to copy and promote them (measured: 1,020 of a flood queued
+// at once, 100-150 ms a second in GC).
+const UDP_PER_SOURCE = 256;
 const UDP_QUEUED = 4_096;
 const UDP_BATCH = 4;
+
+/** A query waiting for its turn: a datagram to answer, or a TCP connection's query (`done` takes its answer). */
+interface Waiting {
+  msg: Buffer;
+  port: number;
+  address: string;
+  done?: (out: Buffer | undefined) => void;
+}
 
 export interface Observer {
   /** One answered query: its transport, QTYPE as sent (undefined: none could be read), response code, seconds taken, and whether it was forwarded. */
@@ -68,7 +80,9 @@ export class DnsServer {
   private tcp?: Server;
   private readonly connections = new Set<Socket>();
   private forwards = 0;
-  private readonly waiting = new FairQueue<{ msg: Buffer; port: number; address: string }>(UDP_PER_SOURCE, UDP_QUEUED);
+  private readonly waiting = new FairQueue<Waiting>(UDP_PER_SOURCE, UDP_QUEUED);
+  /** Running totals for the profile (profile.ts): datagrams read and dropped, queries answered, ms spent answering. */
+  readonly counters = { udpRead: 0, dropped: 0, answered: 0, answerMs: 0 };
   private draining = false;
   private closed = false;
   private readonly tcpLimits: TcpLimits;
@@ -94,8 +108,10 @@ export class DnsServer {
     const fast = cacheKey(query, proto);
     const cached = fast === undefined ? undefined : this.cache.get(fast.key);
     if (cached) {
+      // The ID and the question as this query asked it (a type answered alike shares the answer: cacheKey).
       const out = Buffer.from(cached);
       query.copy(out, 0, 0, 2);
+      query.copy(out, 12, 12, fast!.end);
       return this.observed(out, proto, fast!.qtype, RCODE_NAMES[out[3]! & 0x0f] ?? 'other', t0, false);
     }
     const checked = inspectQuery(query);
@@ -138,7 +154,9 @@ export class DnsServer {
     const out = this.encode(query, question, q, a, edns !== undefined, limit, true);
     // Not cached: what the upstream said (its TTLs are its own).
     if (fast !== undefined && !external) {
-      if (this.cache.size >= MAX_CACHE) this.cache.clear();
+      // Full: the oldest answer goes (a Map iterates in insertion order), not the lot: a flood
+      // of new questions must not take every other client's answers with it.
+      if (this.cache.size >= MAX_CACHE) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(fast.key, out);
     }
     return this.observed(Buffer.from(out), proto, question.qtype, a.rcode, t0, false);
@@ -224,19 +242,38 @@ export class DnsServer {
 
   /**
    * Answers up to UDP_BATCH queued queries in turn (fair.ts), then lets the event loop read
-   * the socket again: reading stays ahead of answering, so a flood is dropped at its own
-   * queue, not met in the socket's buffer by everyone else's queries.
+   * the sockets again (libuv reads up to 32 datagrams a turn): reading stays ahead of
+   * answering, so a flood is dropped at its own queue, not met in the socket's buffer by
+   * everyone else's queries.
    */
   private drain(udp: dgram.Socket): void {
     for (let n = 0; n < UDP_BATCH && !this.closed; n++) {
       const q = this.waiting.shift();
       if (!q) break;
-      void this.respond(q.msg, 'udp').then((out) => {
-        if (out && !this.closed) udp.send(out, q.port, q.address);
-      });
+      const t0 = performance.now();
+      const answered = this.respond(q.msg, q.done ? 'tcp' : 'udp');
+      this.counters.answered++;
+      this.counters.answerMs += performance.now() - t0;
+      if (q.done) void answered.then(q.done, () => q.done!(undefined));
+      else
+        void answered.then((out) => {
+          if (out && !this.closed) udp.send(out, q.port, q.address);
+        });
     }
-    if (this.waiting.size) setImmediate(() => this.drain(udp));
+    if (this.waiting.size && !this.closed) setImmediate(() => this.drain(udp));
     else this.draining = false;
+  }
+
+  /** Queues a query for its source's turn (fair.ts); false: its source's turn is full, dropped. */
+  private enqueue(item: Waiting): boolean {
+    // A TCP connection's queries are bounded by the connection (tcp.ts: TURN at a time), not here.
+    if (!this.waiting.push(item.address, item, !item.done)) return false;
+    if (!this.draining && this.udp) {
+      this.draining = true;
+      const udp = this.udp;
+      setImmediate(() => this.drain(udp));
+    }
+    return true;
   }
 
   /** Serves UDP and TCP on `port` of every address of this network namespace. */
@@ -245,11 +282,8 @@ export class DnsServer {
     // wait behind a flood (the fair queue can only order what has been read).
     const udp = (this.udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20 }));
     udp.on('message', (msg, rinfo) => {
-      if (!this.waiting.push(rinfo.address, { msg, port: rinfo.port, address: rinfo.address })) return; // its source's turn is full: dropped
-      if (!this.draining) {
-        this.draining = true;
-        setImmediate(() => this.drain(udp));
-      }
+      this.counters.udpRead++;
+      if (!this.enqueue({ msg, port: rinfo.port, address: rinfo.address })) this.counters.dropped++; // its source's turn is full
     });
     udp.on('error', () => {}); // a send to a client that went away
     await new Promise<void>((resolve, reject) => {
@@ -265,11 +299,17 @@ export class DnsServer {
     tcp.on('error', () => {}); // an accept that failed (EMFILE under a flood of connections) ends nothing
   }
 
-  /** Length-prefixed queries, answered in turn, within tcp.ts's limits; nothing of a connection outlives it. */
+  /**
+   * Length-prefixed queries, within tcp.ts's limits; nothing of a connection outlives it. Each
+   * query waits for its source's turn with the datagrams (one at a time per connection): a
+   * pipelining client shares the server as a flood of datagrams does, never ahead of anyone.
+   */
   private serveTcp(socket: Socket): void {
     this.connections.add(socket);
     socket.on('close', () => this.connections.delete(socket));
-    serveConnection(socket, (query) => this.respond(query, 'tcp'), this.tcpLimits);
+    const address = socket.remoteAddress ?? '';
+    const port = socket.remotePort ?? 0;
+    serveConnection(socket, (msg) => new Promise((done) => void this.enqueue({ msg, port, address, done })), this.tcpLimits);
   }
 
   async close(): Promise<void> {
@@ -283,12 +323,21 @@ export class DnsServer {
 const RCODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RCODE_NUMBER).map(([k, v]) => [v, k]));
 
 /**
+ * The query types records.ts (and the CNAME chase above) answers each in its own way: A,
+ * CNAME, SOA, PTR, TXT, SRV and ANY. Every other type of a name gets the same answer (its
+ * name's code, no records, the SOA), so they share one cached answer: a flood of every type
+ * of one name costs a lookup each, not a decoding and an encoding, and does not push the
+ * cache's other answers out.
+ */
+const ANSWERED_TYPES = new Set([1, 5, 6, 12, 16, 33, 255]);
+
+/**
  * The cache key of a plain query, read from its bytes (pure): one question, no answer or
  * authority records, at most one additional record and that one an EDNS0 OPT at the root.
  * The key holds what the answer depends on: the question as asked (case kept), the UDP
  * limit, EDNS, RD and CD. undefined: anything else (decoded the slow way, never cached).
  */
-export function cacheKey(query: Buffer, proto: 'udp' | 'tcp'): { key: string; qtype: number } | undefined {
+export function cacheKey(query: Buffer, proto: 'udp' | 'tcp'): { key: string; qtype: number; end: number } | undefined {
   if (query.length < 17 || query.readUInt16BE(4) !== 1 || query.readUInt16BE(6) !== 0 || query.readUInt16BE(8) !== 0) return undefined;
   const additional = query.readUInt16BE(10);
   if (additional > 1 || (query[2]! & 0x78) !== 0) return undefined; // opcode QUERY only
@@ -306,5 +355,6 @@ export function cacheKey(query: Buffer, proto: 'udp' | 'tcp'): { key: string; qt
     if (end + 11 > query.length || query[end] !== 0 || query.readUInt16BE(end + 1) !== 41 || query[end + 6] !== 0 || end + 11 + query.readUInt16BE(end + 9) !== query.length) return undefined;
     if (proto === 'udp') limit = Math.max(CLASSIC_UDP, Math.min(query.readUInt16BE(end + 3), OUR_UDP));
   } else if (end !== query.length) return undefined;
-  return { key: `${query.toString('latin1', 12, end)}|${limit}|${additional}|${query[2]! & 0x01}|${query[3]! & 0x10}`, qtype: query.readUInt16BE(i + 1) };
+  const qtype = query.readUInt16BE(i + 1);
+  return { key: `${query.toString('latin1', 12, i + 1)}|${ANSWERED_TYPES.has(qtype) ? qtype : 'other'}|${limit}|${additional}|${query[2]! & 0x01}|${query[3]! & 0x10}`, qtype, end };
 }

@@ -35,7 +35,7 @@ export const COREDNS_TCP_LIMITS: TcpLimits = {
   maxConnections: 4_096,
 };
 
-/** Queries of one connection answered before the event loop gets a turn. */
+/** Queries of one connection handed over at once (the server answers them in its sources' turns, fair.ts). */
 const TURN = 16;
 
 export type Frame = { query: Buffer; rest: Buffer } | { close: true } | undefined;
@@ -59,7 +59,21 @@ export function mayRead(unread: number, unsent: number, limits: TcpLimits): bool
 
 /** Serves one connection: queries answered one at a time, in order, within the limits above. */
 export function serveConnection(socket: Socket, answer: (query: Buffer) => Promise<Buffer | undefined>, limits: TcpLimits): void {
+  // What came and is not parsed yet: the chunk being parsed, and the chunks after it, kept as
+  // they came (joining each chunk to all that waits would copy up to maxUnread bytes a read).
   let unread: Buffer = Buffer.alloc(0);
+  const later: Buffer[] = [];
+  let laterBytes = 0;
+  /** The next frame; a frame split across chunks joins the chunk's tail (under 64 KiB) to the next. */
+  const next = (): Frame => {
+    for (;;) {
+      const f = nextFrame(unread);
+      if (f || !later.length) return f;
+      const b = later.shift()!;
+      laterBytes -= b.length;
+      unread = unread.length ? Buffer.concat([unread, b]) : b;
+    }
+  };
   let busy = false;
   let timer: NodeJS.Timeout | undefined;
   const deadline = (ms: number) => {
@@ -67,22 +81,31 @@ export function serveConnection(socket: Socket, answer: (query: Buffer) => Promi
     timer = setTimeout(() => socket.destroy(), ms);
   };
   const flow = () => {
-    if (mayRead(unread.length, socket.writableLength, limits)) socket.resume();
+    if (mayRead(unread.length + laterBytes, socket.writableLength, limits)) socket.resume();
     else socket.pause();
   };
   const pump = async () => {
     if (busy) return;
     busy = true;
     try {
-      for (let f = nextFrame(unread), n = 1; f && !socket.destroyed; f = nextFrame(unread), n++) {
-        if ('close' in f) return void socket.destroy();
-        // Copied: the query must not keep the whole chunk it came in alive.
-        const query = Buffer.from(f.query);
-        unread = f.rest.length ? f.rest : Buffer.alloc(0);
+      while (!socket.destroyed) {
+        // Up to TURN whole queries at once: they wait for their turn together (the caller's
+        // queue), and their answers go out in order in one write.
+        const queries: Buffer[] = [];
+        for (let f = next(); f && queries.length < TURN; f = next()) {
+          if ('close' in f) return void socket.destroy();
+          // Copied: the query must not keep the whole chunk it came in alive.
+          queries.push(Buffer.from(f.query));
+          unread = f.rest.length ? f.rest : Buffer.alloc(0);
+        }
+        if (!queries.length) return;
         deadline(limits.idleTimeoutMs); // a whole query came: the next one has the idle timeout
-        const out = await answer(query).catch(() => undefined); // a failure to answer one query ends nothing else
+        // A failure to answer one query ends nothing else.
+        const outs = await Promise.all(queries.map((q) => answer(q).catch(() => undefined)));
         if (socket.destroyed) return;
-        if (out) socket.write(Buffer.concat([Buffer.from([out.length >> 8, out.length & 0xff]), out]));
+        const framed: Buffer[] = [];
+        for (const out of outs) if (out) framed.push(Buffer.from([out.length >> 8, out.length & 0xff]), out);
+        if (framed.length) socket.write(Buffer.concat(framed));
         if (socket.writableLength > limits.maxUnsent) {
           // The client is not reading: no more answers until it does, closed if it does not in time.
           socket.pause();
@@ -99,8 +122,6 @@ export function serveConnection(socket: Socket, answer: (query: Buffer) => Promi
           if (socket.destroyed) return;
           deadline(limits.idleTimeoutMs);
         }
-        // A turn of the event loop every few queries: a pipelining client shares the server with the rest.
-        if (n % TURN === 0) await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
       busy = false;
@@ -109,7 +130,10 @@ export function serveConnection(socket: Socket, answer: (query: Buffer) => Promi
   };
   deadline(limits.readTimeoutMs);
   socket.on('data', (b: Buffer) => {
-    unread = unread.length ? Buffer.concat([unread, b]) : b;
+    if (unread.length || later.length) {
+      later.push(b);
+      laterBytes += b.length;
+    } else unread = b;
     flow();
     void pump();
   });
@@ -117,5 +141,6 @@ export function serveConnection(socket: Socket, answer: (query: Buffer) => Promi
   socket.on('close', () => {
     clearTimeout(timer);
     unread = Buffer.alloc(0);
+    later.length = laterBytes = 0;
   });
 }
