@@ -17,6 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { defaultImagePullPolicy } from '../src/api/defaults/core.ts';
 import { withDefaults } from '../src/api/defaults/index.ts';
 import { RESOURCES } from '../src/api/resources.ts';
+import { warningsFor } from '../src/api/unimplemented.ts';
 import type { KubeObject } from '../src/api/types.ts';
 import { Api } from '../src/apiserver/api.ts';
 import { negotiateView } from '../src/apiserver/negotiate.ts';
@@ -237,6 +238,11 @@ test('defaults: containers, pods, templates, Deployment, Job, StatefulSet, Daemo
   assert.deepEqual(ds.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } });
   const ns = withDefaults({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } } as KubeObject);
   assert.deepEqual([ns.metadata.labels, ns.spec], [{ 'kubernetes.io/metadata.name': 'shop' }, { finalizers: ['kubernetes'] }]);
+  // Defaults ask for nothing kubewire does not do: an object written back as read earns no warning.
+  for (const o of [pod, withDefaults({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' }, spec: { selector: {}, template } } as KubeObject), withDefaults({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'db' }, spec: { serviceName: 'db', selector: {}, template } } as KubeObject), withDefaults({ apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'a' }, spec: { selector: {}, template } } as KubeObject), withDefaults({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'pi' }, spec: { template: { spec: { ...template.spec, restartPolicy: 'Never' } } } } as KubeObject)]) {
+    assert.deepEqual(warningsFor(o), [], `${o.kind} with upstream's defaults`);
+  }
+  assert.equal(warningsFor(withDefaults({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' }, spec: { progressDeadlineSeconds: 60, selector: {}, template } } as KubeObject)).length, 1, 'a value of the user\'s own is still named');
   const es = withDefaults({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'x' }, addressType: 'IPv4', endpoints: [], ports: [{ port: 80 }] });
   assert.deepEqual(es.ports, [{ port: 80, name: '', protocol: 'TCP' }]);
 });

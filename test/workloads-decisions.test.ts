@@ -190,7 +190,7 @@ test("bad input: the API server's wording, naming the object and the field, and 
   withApi((api) => {
     const noService = sts(1, { serviceName: undefined as unknown as string });
     assert.throws(() => api.create(noService), /^.*StatefulSet\.apps "web" is invalid: spec\.serviceName: Required value/);
-    assert.throws(() => api.create(job({ template: { spec: { containers: [{ name: 'c', image: 'x' }] } } })), /Job\.batch "once" is invalid: spec\.template\.spec\.restartPolicy: Required value: valid values: "OnFailure", "Never"/);
+    assert.throws(() => api.create(job({ template: { spec: { containers: [{ name: 'c', image: 'x' }] } } })), /Job\.batch "once" is invalid: spec\.template\.spec\.restartPolicy: Unsupported value: "Always": supported values: "OnFailure", "Never"/); // defaulted to Always first, as upstream
     assert.throws(() => api.create({ ...sts(1), spec: { ...sts(1).spec, template: template({ app: 'other' }) } }), /spec\.template\.metadata\.labels: Invalid value: `selector` does not match template `labels`/);
     const probe: Probe = { httpGet: { port: 'nope', path: 'x' }, periodSeconds: 0 };
     const bad = { ...sts(1), spec: { ...sts(1).spec, template: { ...template({ app: 'web' }), spec: { containers: [{ name: 'c', image: 'x', readinessProbe: probe, livenessProbe: { exec: { command: ['true'] }, successThreshold: 2 }, securityContext: { runAsUser: -1 } }] } } } } as StatefulSet;

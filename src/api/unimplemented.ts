@@ -5,6 +5,7 @@
 
 import type { Container, KubeObject, PodSpec } from './types.ts';
 import { workloadFor } from './workload-kind.ts';
+import { isUpstreamDefault } from './defaults/index.ts';
 
 /** Pod spec fields kubewire ignores, and what that means. */
 export const POD_SPEC_IGNORED: Readonly<Record<string, string>> = {
@@ -107,7 +108,7 @@ export const KIND_IGNORED: Readonly<Record<string, string>> = {
 
 /** Values of ignored fields that mean nothing different from kubewire's behaviour: no warning. */
 function harmless(path: string, value: unknown): boolean {
-  if (value === undefined || value === null) return true;
+  if (value === undefined || value === null || isUpstreamDefault(path, value)) return true;
   if (path === 'completionMode') return value === 'NonIndexed';
   if (path === 'suspend' || path === 'paused' || path === 'hostPID' || path === 'hostIPC' || path === 'shareProcessNamespace' || path === 'setHostnameAsFQDN' || path === 'stdin' || path === 'stdinOnce' || path === 'tty' || path === 'manualSelector') return value === false;
   if (path === 'minReadySeconds') return value === 0;

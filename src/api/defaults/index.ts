@@ -23,3 +23,21 @@ export function withDefaults<T extends KubeObject>(obj: T): T {
   const f = obj && typeof obj === 'object' ? BY_KIND[obj.kind] : undefined;
   return f ? (f(obj) as T) : obj;
 }
+
+/**
+ * Values of fields kubewire ignores that upstream's defaulting sets by itself: a full object
+ * written back as read (kubectl edit, replace, get -o yaml | apply) carries them, and they ask
+ * for nothing kubewire does not do, so they earn no warning (api/unimplemented.ts).
+ */
+const UPSTREAM_DEFAULT_VALUES: Readonly<Record<string, readonly unknown[]>> = {
+  serviceAccountName: ['default'],
+  serviceAccount: ['default'],
+  progressDeadlineSeconds: [600],
+  podReplacementPolicy: ['TerminatingOrFailed'],
+  persistentVolumeClaimRetentionPolicy: [{ whenDeleted: 'Retain', whenScaled: 'Retain' }],
+  'updateStrategy.rollingUpdate': [{ partition: 0 }, { maxUnavailable: 1, maxSurge: 0 }],
+};
+
+export function isUpstreamDefault(field: string, value: unknown): boolean {
+  return (UPSTREAM_DEFAULT_VALUES[field] ?? []).some((v) => JSON.stringify(v) === JSON.stringify(value));
+}
