@@ -131,7 +131,19 @@ export function describeProbe(p: Probe): string {
   return `${what} delay=${p.initialDelaySeconds ?? 0}s timeout=${p.timeoutSeconds ?? 1}s period=${p.periodSeconds ?? 10}s #success=${p.successThreshold ?? 1} #failure=${p.failureThreshold ?? 3}`;
 }
 
-export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | undefined, netnsOfPod: string | undefined, podDir?: string): Promise<string> {
+/** A pod's resolv.conf and hostname as its node agent wrote them (podView reads them from its directory). */
+export interface PodViewFiles {
+  resolv: string;
+  hostname: string;
+}
+
+/** The view files in a pod's directory (undefined until its sandbox has them). */
+export function podView(podDir: string | undefined): PodViewFiles | undefined {
+  if (!podDir || !existsSync(join(podDir, 'etc', 'resolv.conf'))) return undefined;
+  return { resolv: readFileSync(join(podDir, 'etc', 'resolv.conf'), 'utf8'), hostname: readFileSync(join(podDir, 'etc', 'hostname'), 'utf8') };
+}
+
+export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | undefined, netnsOfPod: string | undefined, view?: PodViewFiles): Promise<string> {
   const out: string[] = [];
   const owner = (pod.metadata.ownerReferences as Array<{ kind: string; name: string }> | undefined)?.[0];
   const st = pod.status ?? {};
@@ -170,23 +182,22 @@ export async function describePod(dp: Dataplane, pod: Pod, plan: ClusterPlan | u
     ]));
   });
   out.push('Containers:\n' + indent(containers.join('\n')));
-  if (podDir && existsSync(join(podDir, 'etc', 'resolv.conf'))) {
+  if (view) {
     // As the kubelet wrote them for the pod (what its containers see over /etc).
-    const resolv = readFileSync(join(podDir, 'etc', 'resolv.conf'), 'utf8').trimEnd();
     out.push(fields([
       ['DNS Policy', pod.spec.dnsPolicy ?? 'ClusterFirst'],
-      ['Hostname', readFileSync(join(podDir, 'etc', 'hostname'), 'utf8').trim()],
-      ['resolv.conf', resolv],
+      ['Hostname', view.hostname.trim()],
+      ['resolv.conf', view.resolv.trimEnd()],
     ]));
   }
   out.push('Conditions:\n' + indent(table([['Type', 'Status'], ...(st.conditions ?? []).map((c) => [c.type, c.status])])));
   if (!np || !netnsOfPod) return out.join('\n');
 
   // Both ends of the pod's veth pair: eth0 inside, its peer on cni0 in the node.
-  const [inside, node] = await Promise.all([dp.at(netnsOfPod).addressing(), dp.at(netnsPath(np.netns)).addressing()]);
+  // Read at once: each is a tool's start (0.05-0.15 s in a kernel of its own).
+  const [inside, node, fdb] = await Promise.all([dp.at(netnsOfPod).addressing(), dp.at(netnsPath(np.netns)).addressing(), dp.at(netnsPath(np.netns)).fdb('cni0').catch(() => [])]);
   const eth0 = inside.links.find((l) => l.ifname === 'eth0');
   const hostEnd = node.links.find((l) => l.ifindex === eth0?.link_index && l.master === 'cni0');
-  const fdb = await dp.at(netnsPath(np.netns)).fdb('cni0').catch(() => []);
   const learned = fdb.find((e) => e.mac === eth0?.address && !e.flags?.includes('self'));
   const nodeNeigh = node.neighbours.find((n) => n.dst === st.podIP);
   const net: string[] = [];

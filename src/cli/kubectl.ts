@@ -20,7 +20,8 @@ import { loadManifests, ManifestError, type Manifest } from '../manifest/load.ts
 import { clusterDir, daemonPaths } from '../state/paths.ts';
 import { asUser, runAttached, type PodView } from '../supervisor/supervisor.ts';
 import { passwdGroups, runAs } from '../node/container-config.ts';
-import { describeDeployment, describeWorkload, describeIngress, describeNode, describePod, describeService, eventsSection } from './describe.ts';
+import { describeDeployment, describeWorkload, describeIngress, describeNode, describePod, describeService, eventsSection, podView } from './describe.ts';
+import { describePodInKernel } from './describe-kernel.ts';
 import { printObjects, printTable } from './print.ts';
 
 export const defaultCluster = (): string => process.env.KUBEWIRE_CLUSTER || 'kubewire';
@@ -354,7 +355,13 @@ export function registerKubectlCommands(program: Command): void {
         const pods = (await client.list<Pod>(resource('pods'), undefined, { fieldSelector: `spec.nodeName=${t.name}` })).items.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
         return out(await describeNode(linux, obj as Node, pods, plan, podRecords(podRecordsDir(o.cluster, t.name))));
       }
-      if (t.rt.kind === 'Pod') return out(`${await describePod(linux, obj as Pod, plan, podNetns(o.cluster, plan, obj as Pod), podDir(o.cluster, obj as Pod))}\n${await events()}`);
+      if (t.rt.kind === 'Pod') {
+        // A cluster in a kernel of its own: described from here, its kernel read by the guest's tools.
+        const inKernel = !process.env.KUBEWIRE_GUEST && clusterKernel(o.cluster) !== undefined;
+        const pod = obj as Pod;
+        const podEvents = events(); // asked meanwhile
+        return out(`${inKernel ? await describePodInKernel(o.cluster, plan, pod) : await describePod(linux, pod, plan, podNetns(o.cluster, plan, pod), podView(podDir(o.cluster, pod)))}\n${await podEvents}`);
+      }
       const ownedBy = (uids: Set<string | undefined>) => (o: KubeObject) => (o.metadata.ownerReferences ?? []).some((r) => uids.has(r.uid));
       if (t.rt.kind === 'StatefulSet' || t.rt.kind === 'DaemonSet' || t.rt.kind === 'Job' || t.rt.kind === 'ReplicaSet') {
         const pods = (await client.list<Pod>(resource('pods'), ns)).items.filter(ownedBy(new Set([obj.metadata.uid])));

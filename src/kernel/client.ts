@@ -4,6 +4,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { Readable, Writable } from 'node:stream';
 import { kernelPaths } from '../state/paths.ts';
 import { encodeFrame, forwardedEnv, FrameReader, type Frame } from './frames.ts';
 
@@ -46,14 +47,33 @@ export function clusterFlag(argv: string[]): string | undefined {
 /**
  * Verbs that only talk to the cluster's API: the host runs them itself, through the API relayed
  * out of the guest (kernel/host.ts), without a Node start in the slow kernel (logs too: the
- * daemon serves them). The rest (exec, describe, trace, ui) read the guest's kernel or files
- * and run in there.
+ * daemon serves them). The rest (describe but of a pod, trace, ui) read the guest's kernel or
+ * files and run in there; exec and describe pod are resolved here and only read or start
+ * programs in there.
  */
 const API_VERBS = new Set(['get', 'apply', 'delete', 'create', 'scale', 'wait', 'rollout', 'logs']);
 
+/** Options of `describe` that take a value as the next argument. */
+const DESCRIBE_VALUED = new Set(['-n', '--namespace', '--cluster']);
+
+/**
+ * Whether a command line is `describe` of a pod (pure): the host runs that itself, the API
+ * relayed and the pod's kernel state read by the guest's tools (describeInKernel), with no
+ * kubewire process in there.
+ */
+export function describesPod(argv: string[]): boolean {
+  if (argv[0] !== 'describe') return false;
+  const words: string[] = [];
+  for (let i = 1; i < argv.length && argv[i] !== '--'; i++) {
+    if (DESCRIBE_VALUED.has(argv[i]!)) i++;
+    else if (!argv[i]!.startsWith('-')) words.push(argv[i]!);
+  }
+  return /^(pod|pods|po)(\/|$)/.test(words[0] ?? '');
+}
+
 /** Whether a command line goes to the guest of its cluster's kernel (pure: `inKernel` says whether that cluster has one). */
 export function runsInGuest(argv: string[], inKernel: boolean): boolean {
-  if (!inKernel || !argv.length || HOST_VERBS.has(argv[0]!) || API_VERBS.has(argv[0]!)) return false;
+  if (!inKernel || !argv.length || HOST_VERBS.has(argv[0]!) || API_VERBS.has(argv[0]!) || describesPod(argv)) return false;
   const options = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length);
   return !['--help', '-h', '--version', '-V'].some((o) => options.includes(o));
 }
@@ -89,6 +109,38 @@ export interface GuestProgram {
 export function runProgramInKernel(cluster: string, p: GuestProgram, io: Stdio, cwd = process.cwd()): Promise<number> {
   return session(cluster, { t: 'run', cwd, ...p, env: { ...forwardedEnv(process.env), ...p.env } }, io);
 }
+
+/** What a program run in the guest printed (its stderr ends with the guest's error line, if any), and its exit status. */
+export interface GuestCapture {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `p` in the guest of `cluster`'s kernel with `input` as its stdin; resolves with its output. */
+export async function captureInKernel(cluster: string, p: GuestProgram, input = ''): Promise<GuestCapture> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const code = await session(cluster, { t: 'run', cwd: '/', ...p }, { stdin: Readable.from(input ? [Buffer.from(input)] : []), stdout: sink(out), stderr: sink(err) });
+  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+/** Files of the guest of `cluster`'s kernel (path → text; null for one it has not), read there with no process started. */
+export async function readInKernel(cluster: string, paths: string[]): Promise<Record<string, string | null>> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const code = await session(cluster, { t: 'read', paths }, { stdin: Readable.from([]), stdout: sink(out), stderr: sink(err) });
+  if (code !== 0) throw new KernelError(`cannot read ${paths.join(', ')} in the kernel of cluster ${cluster}: ${Buffer.concat(err).toString('utf8').trim() || `exit status ${code}`}`);
+  return JSON.parse(Buffer.concat(out).toString('utf8')) as Record<string, string | null>;
+}
+
+const sink = (into: Buffer[]) =>
+  new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      into.push(Buffer.from(chunk));
+      done();
+    },
+  });
 
 /** One session over the kernel host's socket, opened by `first`: stdin in, output and exit status back. */
 function session(cluster: string, first: Frame, io: Stdio): Promise<number> {

@@ -12,6 +12,8 @@ export type Frame =
    * from the directory `view` when that holds one.
    */
   | { t: 'run'; s?: number; argv: string[]; cwd: string; env: Record<string, string>; netns?: string; missing?: string; view?: string }
+  /** CLI → guest: the contents of these files of the guest's (its own /run), as one `out` of JSON (path → text, null when there is none), then `exit`. */
+  | { t: 'read'; s?: number; paths: string[] }
   /** CLI → guest: run kubewire with these arguments, from this directory, with these variables. */
   | { t: 'start'; s?: number; argv: string[]; cwd: string; env: Record<string, string> }
   /** Bytes for the command's stdin (`in`), from its stdout or stderr. */

@@ -66,6 +66,20 @@ export async function runGuest(channel: string): Promise<void> {
     attach(s, child);
   };
 
+  /** Files the host cannot see (the guest's /run: a pod's view of names), read here with no process started. */
+  const read = (s: number, paths: string[]) => {
+    const files: Record<string, string | null> = {};
+    for (const path of paths) {
+      try {
+        files[path] = readFileSync(path, 'utf8');
+      } catch {
+        files[path] = null;
+      }
+    }
+    send({ t: 'out', s, d: Buffer.from(JSON.stringify(files)).toString('base64') });
+    send({ t: 'exit', s, code: 0 });
+  };
+
   /** A session's process: its output and exit status go back as frames. */
   const attach = (s: number, child: PipedProcess) => {
     sessions.set(s, child);
@@ -108,6 +122,7 @@ export async function runGuest(channel: string): Promise<void> {
     const child = sessions.get(f.s);
     if (f.t === 'start') start(f.s, f);
     else if (f.t === 'run') run(f.s, f);
+    else if (f.t === 'read') read(f.s, f.paths);
     else if (f.t === 'in') child?.stdin!.write(Buffer.from(f.d, 'base64'));
     else if (f.t === 'eof') child?.stdin!.end();
     else if (f.t === 'signal' && child?.pid) {

@@ -45,7 +45,7 @@ export async function runKernelHost(cluster: string, memMB: number): Promise<voi
     const s = next++;
     clients.set(s, socket);
     const reader = new FrameReader((f) => {
-      if (f.t === 'start' || f.t === 'run' || f.t === 'in' || f.t === 'eof' || f.t === 'signal') toGuest.write(encodeFrame({ ...f, s }));
+      if (f.t === 'start' || f.t === 'run' || f.t === 'read' || f.t === 'in' || f.t === 'eof' || f.t === 'signal') toGuest.write(encodeFrame({ ...f, s }));
     });
     socket.on('data', (b) => reader.push(b));
     socket.on('error', () => {});

@@ -33,7 +33,18 @@ export function inNetns(netns: string | undefined, argv: string[]): string[] {
   return netns ? ['nsenter', `--net=${netns}`, '--', ...argv] : argv;
 }
 
+/** A way to run the tools somewhere else: the kernel of a cluster of its own, for a CLI on its host. */
+export type ToolRunner = (argv: string[], opts: RunOptions) => Promise<string>;
+
+let elsewhere: ToolRunner | undefined;
+
+/** From now on this process's tools run through `runner` (undefined: here again); the namespaces named are that kernel's. */
+export function runToolsThrough(runner: ToolRunner | undefined): void {
+  elsewhere = runner;
+}
+
 export function run(argv: string[], opts: RunOptions = {}): Promise<string> {
+  if (elsewhere) return elsewhere(argv, opts);
   const addon = optionalNetnsAddon();
   return addon ? spawnNative(addon, argv, opts) : spawnNode(argv, opts);
 }
