@@ -414,6 +414,34 @@ static napi_value wait_pid(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// socketIn(netnsPath: string, family: 4 | 6): fd
+// An unconnected, non-blocking TCP socket created inside the namespace: the caller connects it
+// (to that namespace's localhost, for a port-forward) as any socket of its own.
+static napi_value socket_in(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[512];
+  int32_t family;
+  if (argc < 2) { napi_throw_type_error(env, NULL, "socketIn(netns, family)"); return NULL; }
+  if (!string_arg(env, argv[0], path, sizeof path)) return NULL;
+  if (napi_get_value_int32(env, argv[1], &family) != napi_ok || (family != 4 && family != 6)) {
+    napi_throw_type_error(env, NULL, "socketIn(netns: string, family: 4 | 6)");
+    return NULL;
+  }
+  int home;
+  if (!enter(env, path, &home)) return NULL;
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int err = errno;
+  if (!leave(env, home)) {
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
+  if (fd < 0) return fail(env, "socket", err);
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
+}
 
 /* What a program started by spawnIn needs done between clone and exec. */
 struct spawn_in {
@@ -598,7 +626,7 @@ out:
 static napi_value init(napi_env env, napi_value exports) {
   const struct { const char *name; napi_callback fn; } fns[] = {
     { "listenIn", listen_in }, { "netnsAdd", netns_add }, { "netnsDel", netns_del }, { "linkUp", link_up }, { "linkFlags", link_flags }, { "sysctlIn", sysctl_in }, { "tryLock", try_lock },
-    { "spawn", spawn_tool }, { "spawnIn", spawn_in }, { "waitPid", wait_pid },
+    { "spawn", spawn_tool }, { "spawnIn", spawn_in }, { "waitPid", wait_pid }, { "socketIn", socket_in },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

@@ -16,6 +16,8 @@ import { checkFields, checkItems, fieldValidationOf } from './field-validation.t
 import { serveOpenAPI } from './openapi.ts';
 import { Api, fieldSelectorMatcher, labelSelectorMatcher } from './api.ts';
 import { StoreError, type Key } from './store.ts';
+import { parseLogQuery, type LogQuery } from './streams/logs.ts';
+import { StreamServer, STREAM_SUBRESOURCES, type StreamHooks } from './streams/upgrade.ts';
 import { mergePatch } from '../api/patch/merge.ts';
 import { deleteRequest, managedOnCreate, patchRequest, replaceObject } from './writes.ts';
 import { StatusError } from './status.ts';
@@ -23,17 +25,12 @@ import { includeObjectOf, negotiateView } from './negotiate.ts';
 import { page, parseLimit } from './paging.ts';
 import { listAnswer, objectAnswer, watchEncoder } from './views.ts';
 
-export interface LogRequest {
-  namespace: string;
-  pod: string;
-  container?: string;
-  follow: boolean;
-  tailLines?: number;
-}
+export type LogRequest = LogQuery & { namespace: string; pod: string };
 
-export interface ServerHooks {
-  /** Opens a pod's container log; throws StoreError when there is none. */
-  podLog?: (req: LogRequest) => Readable;
+/** What the node side serves: logs here, exec, attach and port-forward through streams/upgrade.ts. */
+export interface ServerHooks extends StreamHooks {
+  /** Opens a pod's container log (with warnings for what it cannot do); throws a StatusError when there is none. */
+  podLog?: (req: LogRequest) => Readable | { stream: Readable; warnings: string[] };
 }
 
 export { VERSION } from '../api/version.ts';
@@ -130,11 +127,16 @@ export class ApiServer {
   constructor(private readonly api: Api, private readonly hooks: ServerHooks = {}, opts: { watchBufferBytes?: number; bookmarkMs?: number } = {}) {
     this.watchBuffer = opts.watchBufferBytes ?? 64 << 20;
     this.bookmarkMs = opts.bookmarkMs ?? 60_000;
+    this.streams = new StreamServer(hooks);
   }
+
+  /** exec, attach and port-forward: upgrades of this server's connections (the unix socket's and those accept() hands over). */
+  private readonly streams: StreamServer;
 
   async listen(socketPath: string): Promise<void> {
     rmSync(socketPath, { force: true });
     this.server = createServer((req, res) => void this.handle(req, res));
+    this.streams.attach(this.server);
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(socketPath, () => resolve());
@@ -144,6 +146,7 @@ export class ApiServer {
 
   async close(): Promise<void> {
     for (const stop of this.watches) stop();
+    this.streams.close();
     this.server?.closeAllConnections();
     await new Promise((r) => this.server?.close(r) ?? r(undefined));
   }
@@ -227,6 +230,7 @@ export class ApiServer {
       const status = method === 'PATCH' ? mergePatch(api.get(key).status, body?.status) : body?.status;
       return send(res, 200, api.updateStatus(key, status, body?.metadata?.resourceVersion));
     }
+    if (p.rt.kind === 'Pod' && STREAM_SUBRESOURCES.includes(p.subresource ?? '')) throw new HttpError(400, 'Upgrade request required');
     if (p.subresource) throw new HttpError(404, `${p.rt.plural}/${p.subresource} is not a subresource kubewire serves`, 'NotFound');
     switch (method) {
       case 'GET': {
@@ -334,14 +338,9 @@ export class ApiServer {
 
   private log(res: ServerResponse, p: ParsedPath, url: URL): void {
     if (!this.hooks.podLog) throw new HttpError(404, 'logs are not served', 'NotFound');
-    const tail = url.searchParams.get('tailLines');
-    const stream = this.hooks.podLog({
-      namespace: p.namespace!,
-      pod: p.name!,
-      container: url.searchParams.get('container') ?? undefined,
-      follow: url.searchParams.get('follow') === 'true' || url.searchParams.get('follow') === '1',
-      tailLines: tail === null ? undefined : Number(tail),
-    });
+    const log = this.hooks.podLog({ namespace: p.namespace!, pod: p.name!, ...parseLogQuery(p.name!, url.searchParams) });
+    const { stream, warnings } = 'warnings' in log ? log : { stream: log, warnings: [] };
+    if (warnings.length) res.setHeader('warning', warningHeader(warnings));
     res.writeHead(200, { 'content-type': 'text/plain' });
     stream.pipe(res);
     res.on('close', () => stream.destroy());

@@ -4,10 +4,10 @@
 
 import { appendFileSync, existsSync, mkdirSync, writeFileSync, rmSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_MAX_PODS, type Pod } from '../api/types.ts';
+import { DEFAULT_MAX_PODS } from '../api/types.ts';
 import { Api } from '../apiserver/api.ts';
-import { ApiServer, type LogRequest } from '../apiserver/server.ts';
-import { Store, StoreError } from '../apiserver/store.ts';
+import { ApiServer } from '../apiserver/server.ts';
+import { Store } from '../apiserver/store.ts';
 import { loadCluster } from '../cluster/cluster.ts';
 import { podRange, VPC, type ClusterPlan } from '../cluster/plan.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
@@ -29,7 +29,7 @@ import { livePid } from '../state/pidfile.ts';
 import { stopProcess } from '../supervisor/supervisor.ts';
 import { Ipamd } from '../vpc/ipamd.ts';
 import { Vpc } from '../vpc/vpc.ts';
-import { logStream } from './logs.ts';
+import { PodStreams } from './streams.ts';
 import { reclaimAfterBursts } from './memory.ts';
 
 export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
@@ -59,7 +59,9 @@ export class Daemon {
     const maxPods = plan.spec.maxPods ?? DEFAULT_MAX_PODS;
     const podLimit = { pods: maxPods * plan.nodes.length, why: `${maxPods} per node × ${plan.nodes.length} node${plan.nodes.length === 1 ? '' : 's'}; kubewire up --max-pods` };
     this.api = new Api(this.store, { serviceCIDR: plan.spec.serviceCIDR, podLimit });
-    this.server = new ApiServer(this.api, { podLog: (r) => this.podLog(r) });
+    // The node side of logs, exec, attach and port-forward (the kubelet's part), for every node's pods.
+    const streams = new PodStreams(this.api, this.agents);
+    this.server = new ApiServer(this.api, { podLog: (r) => streams.log(r), exec: (r) => streams.exec(r), attach: (r) => streams.attach(r), portForward: (r) => streams.portForward(r) });
     // vpc mode: pods take VPC addresses, so node IPAM cuts no podCIDRs (--allocate-node-cidrs=false).
     this.controllers = new ControllerManager(this.api, { clusterCIDR: plan.spec.mode === 'vpc' ? undefined : plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });
     // routed mode: the router's route per node podCIDR follows the Node objects, as a cloud
@@ -195,17 +197,6 @@ export class Daemon {
     if (readFileSync(paths.pidFile, 'utf8').trim() === String(process.pid)) rmSync(paths.pidFile, { force: true });
   }
 
-  private podLog(r: LogRequest) {
-    const pod = this.api.get({ kind: 'Pod', namespace: r.namespace, name: r.pod }) as Pod;
-    const names = pod.spec.containers.map((c) => c.name);
-    const container = r.container ?? (names.length === 1 ? names[0] : undefined);
-    if (!container) throw new StoreError('Invalid', `a container name must be specified for pod ${r.pod}, choose one of: [${names.join(' ')}]`);
-    if (!names.includes(container)) throw new StoreError('Invalid', `container ${container} is not valid for pod ${r.pod}`);
-    const local = this.agents.find((a) => a.nodeName === pod.spec.nodeName)?.localPod(r.namespace, r.pod);
-    if (!local) throw new StoreError('Invalid', `container "${container}" in pod "${r.pod}" is waiting to start: ContainerCreating`);
-    const file = join(local.dir, container, '0.log');
-    return logStream(file, { follow: r.follow, tailLines: r.tailLines, stillThere: () => existsSync(local.dir) });
-  }
 }
 
 /** `kubewire daemon`: runs until SIGTERM. */

@@ -25,6 +25,8 @@ export interface NetnsAddon {
   spawn(file: string, argv: string[], netns: string): { pid: number; stdin: number; stdout: number; stderr: number };
   /** null while `pid` runs, else how it ended (and it is reaped). */
   waitPid(pid: number): { code: number | null; signal: number | null } | null;
+  /** An unconnected, non-blocking TCP socket made inside `netns` (port-forward connects it to the pod's localhost). */
+  socketIn(netns: string, family: 4 | 6): number;
 }
 
 /** This thread's own network namespace, for the calls above when no other is meant. */
