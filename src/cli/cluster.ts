@@ -8,6 +8,7 @@ import { down, up } from '../lifecycle/cluster.ts';
 import { clusterKernel } from '../kernel/client.ts';
 import { DEFAULT_SPEC, IPVS_SCHEDULERS, validateSpec, type ClusterSpec, type ProxyMode, type RoutingMode } from '../cluster/plan.ts';
 import { defaultCluster } from './kubectl.ts';
+import { exportKubeconfig, forgetKubeconfig } from './kubeconfig.ts';
 import { table } from './print.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { upInKernel } from '../lifecycle/kernel.ts';
@@ -68,7 +69,8 @@ export function registerClusterCommands(program: Command): void {
     .option('--kernel <kernel>', "host (this machine's kernel; root's default) or uml: a user-mode Linux kernel of the cluster's own, which has IPVS and dummy links and needs no root (an ordinary user's default); every command for the cluster then runs in it")
     .option('--kernel-memory <MB>', 'memory of a --kernel uml kernel', integer('--kernel-memory'), 2048)
     .option('--metrics-bind-address <ip:port>', "where each node's service proxy serves /metrics (kube-proxy's flag; default 127.0.0.1:10249, 0.0.0.0:10249 for every address)")
-    .action(async (o: { cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft'; ipvsScheduler?: string; ipvsStrictArp?: boolean; clusterDomain: string; upstreamDns?: string; kernel?: string; kernelMemory: number; warmIpTarget?: number; minimumIpTarget?: number; ipCooldownPeriod?: number; externalSnat?: boolean }) => {
+    .option('--kubeconfig <file>', "the kubeconfig to merge the cluster's context into (default: the first existing file of $KUBECONFIG, else ~/.kube/config)")
+    .action(async (o: { kubeconfig?: string; cluster: string; nodes: number; mode: RoutingMode; podCidr: string; nodeCidrMask: number; serviceCidr: string; proxyMode: ProxyMode; ingressUseForwardedHeaders: boolean; ingressWorkers?: number; maxPods?: number; metricsBindAddress?: string; iptablesBackend?: 'legacy' | 'nft'; ipvsScheduler?: string; ipvsStrictArp?: boolean; clusterDomain: string; upstreamDns?: string; kernel?: string; kernelMemory: number; warmIpTarget?: number; minimumIpTarget?: number; ipCooldownPeriod?: number; externalSnat?: boolean }) => {
       const t0 = performance.now();
       const spec: ClusterSpec = { name: o.cluster, nodes: o.nodes, mode: o.mode, podCIDR: o.podCidr, nodeCIDRMask: o.nodeCidrMask, serviceCIDR: o.serviceCidr, proxyMode: o.proxyMode, ...(o.ingressUseForwardedHeaders ? { ingressUseForwardedHeaders: true } : {}), ...(o.ingressWorkers ? { ingressWorkers: o.ingressWorkers } : {}), ...(o.maxPods ? { maxPods: o.maxPods } : {}), ...(o.metricsBindAddress ? { metricsBindAddress: o.metricsBindAddress } : {}), ...(o.iptablesBackend ? { iptablesBackend: o.iptablesBackend } : {}), ...(o.ipvsScheduler ? { ipvsScheduler: o.ipvsScheduler } : {}), ...(o.ipvsStrictArp ? { ipvsStrictARP: true } : {}), ...(o.clusterDomain !== 'cluster.local' ? { clusterDomain: o.clusterDomain } : {}), ...(o.upstreamDns ? { upstreamDns: o.upstreamDns } : {}), ...(o.warmIpTarget !== undefined ? { warmIPTarget: o.warmIpTarget } : {}), ...(o.minimumIpTarget !== undefined ? { minimumIPTarget: o.minimumIpTarget } : {}), ...(o.ipCooldownPeriod !== undefined ? { ipCooldownSeconds: o.ipCooldownPeriod } : {}), ...(o.externalSnat ? { externalSNAT: true } : {}) };
       if (o.kernel === 'uml' && process.env.KUBEWIRE_GUEST) throw new ClusterError(`cluster ${JSON.stringify(o.cluster)} already exists, in a kernel of its own (kubewire down --cluster ${o.cluster} removes it)`);
@@ -77,10 +79,11 @@ export function registerClusterCommands(program: Command): void {
       if (kernel === 'uml') {
         validateSpec(spec); // before booting a kernel for it
         // In there the ordinary `up` runs, with the same options (iptables-legacy: the only one that kernel has).
-        const upArgv = withoutOptions(process.argv.slice(3), ['--kernel', '--kernel-memory']);
+        const upArgv = withoutOptions(process.argv.slice(3), ['--kernel', '--kernel-memory', '--kubeconfig']);
         if (!o.iptablesBackend) upArgv.push('--iptables-backend', 'legacy');
         const code = await upInKernel(spec, upArgv, o.kernelMemory, process, (line) => process.stdout.write(` • ${line}\n`));
         if (code === 0) process.stdout.write(`cluster ${o.cluster} is up in its own kernel in ${((performance.now() - t0) / 1000).toFixed(2)} s: every kubewire command for it runs there\n\ntry: ${typed('get nodes -o wide', o.cluster)}\n`);
+        if (code === 0) await exportKubeconfig(o.cluster, o.kubeconfig, process.stdout);
         process.exitCode = code;
         return;
       }
@@ -89,16 +92,24 @@ export function registerClusterCommands(program: Command): void {
       process.stdout.write(restarted ? `cluster ${plan.spec.name}: daemon restarted in ${secs} s\n` : `cluster ${plan.spec.name} is up in ${secs} s (${plan.spec.mode})\n`);
       process.stdout.write(`${table([['NODE', 'INTERNAL-IP', 'POD-CIDR'], ...plan.nodes.map((n) => [n.name, n.ip, n.podCIDR ?? '<none> (pods take VPC addresses)'])])}\n`);
       if (!process.env.KUBEWIRE_GUEST) process.stdout.write(`\ntry: ${typed('get nodes -o wide', plan.spec.name)}\n`); // in a kernel of its own, the host says it
+      if (!process.env.KUBEWIRE_GUEST) await exportKubeconfig(plan.spec.name, o.kubeconfig, process.stdout);
     });
 
   program
     .command('down')
     .description('remove a cluster: every namespace, link, process and file it made')
     .option('--cluster <name>', 'cluster name (or KUBEWIRE_CLUSTER)', defaultCluster())
-    .action(async (o: { cluster: string }) => {
+    .option('--kubeconfig <file>', "the kubeconfig to remove the cluster's context from (default: every file of $KUBECONFIG, else ~/.kube/config)")
+    .action(async (o: { cluster: string; kubeconfig?: string }) => {
       const inKernel = clusterKernel(o.cluster) !== undefined;
-      const removed = await down(o.cluster);
+      // As kind's delete: the kubeconfig entries go even when the cluster is already gone.
+      const forget = () => forgetKubeconfig(o.cluster, o.kubeconfig, process.stdout);
+      const removed = await down(o.cluster).catch(async (e: unknown) => {
+        await forget().catch(() => undefined);
+        throw e;
+      });
       process.stdout.write(inKernel ? `cluster ${o.cluster} removed (its kernel powered off)\n` : `cluster ${o.cluster} removed (${removed.length} namespaces)\n`);
+      await forget();
     });
 
   program

@@ -9,6 +9,7 @@ import { registerCniCommands } from './cni.ts';
 import { registerCreateCommands } from './create.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerClusterCommands } from './cluster.ts';
+import { registerKubeconfigCommands } from './kubeconfig.ts';
 import { defaultCluster, registerKubectlCommands } from './kubectl.ts';
 import { registerTraceCommands } from './trace.ts';
 import { registerUiCommands } from './ui.ts';
@@ -40,6 +41,7 @@ program
     process.stdout.write(`kubewire v${kubewireVersion()} (serves the Kubernetes API as ${VERSION.gitVersion}; Node.js ${process.version})\n`);
   });
 registerClusterCommands(program);
+registerKubeconfigCommands(program);
 registerKubectlCommands(program);
 registerTraceCommands(program);
 registerUiCommands(program);

@@ -29,10 +29,10 @@ export function clusterKernel(cluster: string): KernelRecord | undefined {
 /**
  * Verbs the host runs itself whatever the cluster: `down` stops the kernel; `exec` resolves
  * the pod through the API and has the guest start the program itself (runProgramInKernel), with
- * no kubewire process in there; the rest have no cluster. (`up` of an existing cluster goes
+ * no kubewire process in there; `kubeconfig` reads the host's copy of the PKI; the rest have no cluster. (`up` of an existing cluster goes
  * in: there it restarts a daemon that died.)
  */
-const HOST_VERBS = new Set(['down', 'cni', 'demo', 'help', 'kernel-host', 'exec']);
+const HOST_VERBS = new Set(['down', 'cni', 'demo', 'help', 'kernel-host', 'exec', 'kubeconfig']);
 
 /** The cluster a command line names with --cluster (undefined when it names none) (pure). */
 export function clusterFlag(argv: string[]): string | undefined {

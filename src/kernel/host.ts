@@ -3,7 +3,8 @@
 // console to the cluster's kernel.log, and once the guest is ready serves a unix socket in
 // the cluster's host directory. Each connection there is one session: a kubewire command run
 // in the guest, its frames relayed over the kernel's console line. SIGTERM powers the kernel
-// off (killed after a grace period); when the kernel ends, so does this process.
+// off (killed after a grace period); when the kernel ends, so does this process. It also
+// relays the cluster's API: api.sock for kubewire's CLI, 127.0.0.1:PORT (HTTPS) for kubectl.
 
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
@@ -13,6 +14,7 @@ import { daemonPaths, kernelPaths, packageRoot } from '../state/paths.ts';
 import { startTicks } from '../supervisor/supervisor.ts';
 import { GUEST_CHANNEL, startKernel } from '../supervisor/uml.ts';
 import { GUEST_STATE_DIR } from './client.ts';
+import { API_HOST, guestTlsSocket, readEndpoint } from '../identity/endpoint.ts';
 import { encodeFrame, FrameReader, type Frame } from './frames.ts';
 
 
@@ -59,18 +61,24 @@ export async function runKernelHost(cluster: string, memMB: number): Promise<voi
   // daemon's socket in the guest, so that the verbs that only talk to the API run on the host
   // (a Node start here costs a fifth of one in there).
   const streams = new Map<number, Socket>();
-  const apiRelay = createServer((socket) => {
-    const s = next++;
-    streams.set(s, socket);
-    toGuest.write(encodeFrame({ t: 'dial', s, path: join(GUEST_STATE_DIR, cluster, 'api.sock') }));
-    socket.on('data', (b: Buffer) => toGuest.write(encodeFrame({ t: 'in', s, d: b.toString('base64') })));
-    socket.on('end', () => toGuest.write(encodeFrame({ t: 'eof', s })));
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      if (streams.delete(s)) toGuest.write(encodeFrame({ t: 'signal', s, sig: 'SIGTERM' }));
+  const relayTo = (guestPath: string) =>
+    createServer((socket) => {
+      const s = next++;
+      streams.set(s, socket);
+      toGuest.write(encodeFrame({ t: 'dial', s, path: guestPath }));
+      socket.on('data', (b: Buffer) => toGuest.write(encodeFrame({ t: 'in', s, d: b.toString('base64') })));
+      socket.on('end', () => toGuest.write(encodeFrame({ t: 'eof', s })));
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        if (streams.delete(s)) toGuest.write(encodeFrame({ t: 'signal', s, sig: 'SIGTERM' }));
+      });
     });
-  });
+  const apiRelay = relayTo(join(GUEST_STATE_DIR, cluster, 'api.sock'));
   const apiSocket = daemonPaths(cluster).socket;
+  // kubectl's way in: the host's 127.0.0.1:PORT (recorded at `up`), relayed to the guest daemon's
+  // TLS socket; TLS and the client certificate's check happen in the guest, end to end.
+  const httpsRelay = relayTo(guestTlsSocket(join(GUEST_STATE_DIR, cluster)));
+  const endpoint = readEndpoint(paths.dir);
 
   const guest = new FrameReader(
     (f: Frame) => {
@@ -78,6 +86,10 @@ export async function runKernelHost(cluster: string, memMB: number): Promise<voi
         rmSync(paths.socket, { force: true });
         rmSync(apiSocket, { force: true });
         apiRelay.listen(apiSocket);
+        if (endpoint) {
+          httpsRelay.once('error', (e) => note(`cannot serve the API on ${API_HOST}:${endpoint.port}: ${e.message}`));
+          httpsRelay.listen(endpoint.port, API_HOST);
+        }
         server.listen(paths.socket, () => note('guest ready'));
         return;
       }
@@ -118,6 +130,7 @@ export async function runKernelHost(cluster: string, memMB: number): Promise<voi
   note('kernel stopped');
   server.close();
   apiRelay.close();
+  httpsRelay.close();
   rmSync(paths.socket, { force: true });
   rmSync(apiSocket, { force: true });
   for (const stream of streams.values()) stream.destroy();

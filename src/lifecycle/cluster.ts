@@ -15,6 +15,7 @@ import { writeJsonAtomically } from '../state/files.ts';
 import { clusterDir, kernelPaths } from '../state/paths.ts';
 import { clusterKernel } from '../kernel/client.ts';
 import { downKernel } from './kernel.ts';
+import { prepareApiAccess } from '../identity/access.ts';
 
 export interface UpResult {
   plan: ClusterPlan;
@@ -45,6 +46,7 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
     // A daemon left from an earlier attempt (stuck loading, no pid file) would fight this one.
     // The workload host and the ingress controllers stay: pods keep serving through a restart.
     await stopClusterDaemons(spec.name);
+    await prepareApiAccess(dir, plan.spec); // a cluster made before kubewire served HTTPS gets its PKI now
     try {
       await startDaemon(spec.name, plan.nodes.length, (phase) => progress(`daemon: ${phase}`), stallMs());
     } catch (e) {
@@ -66,6 +68,7 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
     await buildCluster(linux, plan, dir, progress);
     writeJsonAtomically(join(dir, 'cluster.json'), plan, 0o600);
     if (opts.daemon !== false) {
+      await prepareApiAccess(dir, plan.spec);
       progress('starting the control plane and the node agents');
       await startDaemon(spec.name, plan.nodes.length, (phase) => progress(`daemon: ${phase}`), stallMs());
     }

@@ -10,6 +10,7 @@ import { ClusterError, clusterNotFound } from '../cluster/cluster.ts';
 import type { ClusterSpec } from '../cluster/plan.ts';
 import { clusterKernel, runInKernel, type Stdio } from '../kernel/client.ts';
 import { makeClusterDir } from './privileges.ts';
+import { prepareApiAccess } from '../identity/access.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { cliEnv, cliPath, kernelPaths } from '../state/paths.ts';
 import { isAlive, startDetached, stopProcess, type ProcessRecord } from '../supervisor/supervisor.ts';
@@ -36,7 +37,7 @@ const readRecord = (path: string): ProcessRecord | undefined => {
  * Boots the cluster's kernel and runs `kubewire up UP_ARGV` in it; resolves with that
  * command's exit status. On failure nothing is left: the kernel is stopped and its directory removed.
  */
-export async function upInKernel(spec: Pick<ClusterSpec, 'name' | 'proxyMode' | 'iptablesBackend'>, upArgv: string[], memMB: number, io: Stdio, progress: (line: string) => void): Promise<number> {
+export async function upInKernel(spec: Pick<ClusterSpec, 'name' | 'proxyMode' | 'iptablesBackend' | 'serviceCIDR' | 'clusterDomain'>, upArgv: string[], memMB: number, io: Stdio, progress: (line: string) => void): Promise<number> {
   const missing = umlMissing();
   if (missing) throw new ClusterError(`--kernel uml needs user-mode Linux: ${missing}`);
   const refusal = umlRefusal(spec);
@@ -46,6 +47,8 @@ export async function upInKernel(spec: Pick<ClusterSpec, 'name' | 'proxyMode' | 
   makeClusterDir(paths.dir);
   writeJsonAtomically(paths.record, { kernel: 'uml', memMB, createdAt: new Date().toISOString() }, 0o600);
   try {
+    // The cluster's PKI and its port on the host's 127.0.0.1, before the kernel host that relays that port starts.
+    await prepareApiAccess(paths.dir, spec);
     const t0 = performance.now();
     const host = await startDetached({ argv: [process.execPath, cliPath(), 'kernel-host', '--cluster', spec.name, '--memory', String(memMB)], logFile: paths.log, env: cliEnv() });
     writeJsonAtomically(paths.hostPidFile, host, 0o600);
