@@ -336,6 +336,8 @@ describe('every way of writing over the API server (unix socket, no root)', () =
     const created = await call(sock, 'POST', `${D}?fieldManager=kubectl-client-side-apply`, m);
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.deepEqual(created.body.metadata.managedFields.map((e: Any) => `${e.manager}/${e.operation}`), ['kubectl-client-side-apply/Update']);
+    const owned = created.body.metadata.managedFields[0].fieldsV1['f:spec'];
+    assert.ok(owned['f:progressDeadlineSeconds'] && owned['f:template']['f:spec']['f:containers']['k:{"name":"web"}']['f:imagePullPolicy'], 'the defaults the server filled in are the creator\'s, as upstream');
 
     const smp = await call(sock, 'PATCH', `${D}/web?fieldManager=kubectl-patch`, { spec: { template: { spec: { containers: [{ name: 'web', image: 'nginx:2' }] } } } }, 'application/strategic-merge-patch+json');
     assert.equal(smp.status, 200, JSON.stringify(smp.body));
@@ -415,6 +417,15 @@ describe('every way of writing over the API server (unix socket, no root)', () =
     assert.equal(bg.body.status, 'Success');
     collectGarbage(api);
     assert.equal(api.tryGet({ kind: 'ConfigMap', namespace: 'default', name: 'dep3' }), undefined);
+  });
+
+  test("kubewire's own apply records kubectl's client-side-apply manager, so kubectl's server-side apply meets the same owners", async () => {
+    api.apply([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kw', namespace: 'default' }, data: { a: '1' } }]);
+    const cm = api.get({ kind: 'ConfigMap', namespace: 'default', name: 'kw' });
+    assert.deepEqual((cm.metadata.managedFields as Any[]).map((e) => `${e.manager}/${e.operation}`), ['kubectl-client-side-apply/Update']);
+    const ssa = await call(sock, 'PATCH', '/api/v1/namespaces/default/configmaps/kw?fieldManager=kubectl', undefined, 'application/apply-patch+yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kw}\ndata: {a: "2"}\n');
+    assert.equal(ssa.status, 409);
+    assert.equal(ssa.body.message, 'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using v1: .data.a');
   });
 
   test('a user finalizer holds the object; removing it by PATCH lets it go', async () => {

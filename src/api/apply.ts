@@ -4,8 +4,13 @@
 // and a pod keeps the node the scheduler bound it to. Pure.
 
 import type { KubeObject } from './types.ts';
+import { now } from './types.ts';
+import { withDefaults } from './defaults/index.ts';
+import { entriesOf, recordUpdate } from './managed-fields.ts';
 
 export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+/** The manager kubectl's client-side apply records its writes under. */
+export const CLIENT_SIDE_APPLY = 'kubectl-client-side-apply';
 
 export type ApplyResult = 'created' | 'configured' | 'unchanged';
 
@@ -21,9 +26,14 @@ export function sameManifest(current: KubeObject, next: KubeObject): boolean {
   return current.metadata.annotations?.[LAST_APPLIED] === next.metadata.annotations?.[LAST_APPLIED];
 }
 
-/** What to write for `manifest` over `current`: the annotated manifest, a pod's binding kept. */
+/**
+ * What to write for `manifest` over `current`: the annotated manifest, a pod's binding kept,
+ * and the managedFields kubectl's client-side apply would leave (its manager owns what it
+ * changed), so that kubectl's server-side apply meets the same owners after either.
+ */
 export function appliedObject(manifest: KubeObject, current: KubeObject | undefined): KubeObject {
   const obj = withLastApplied(manifest);
+  obj.metadata = { ...obj.metadata, managedFields: recordUpdate(entriesOf(current), current, withDefaults(obj), obj.kind, CLIENT_SIDE_APPLY, obj.apiVersion, now()) };
   const bound = current?.kind === 'Pod' ? (current.spec as { nodeName?: string } | undefined)?.nodeName : undefined;
   const spec = obj.spec as { nodeName?: string } | undefined;
   if (bound && spec && !spec.nodeName) obj.spec = { ...spec, nodeName: bound }; // the scheduler's binding stays

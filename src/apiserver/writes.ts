@@ -11,6 +11,7 @@ import { apiVersionOf, type ParsedPath } from '../api/resources.ts';
 import type { KubeObject } from '../api/types.ts';
 import { now } from '../api/types.ts';
 import { entriesOf, recordUpdate } from '../api/managed-fields.ts';
+import { withDefaults } from '../api/defaults/index.ts';
 import { serverSideApply } from '../api/patch/apply.ts';
 import { PatchError, isObject, type JsonObject, type StatusCause } from '../api/patch/errors.ts';
 import { jsonPatch } from '../api/patch/json.ts';
@@ -76,7 +77,8 @@ export function managerOf(q: URLSearchParams, userAgent: string | undefined): st
 /** managedFields for an object about to be created (POST): its manager owns every field it set. */
 export function managedOnCreate(obj: KubeObject, q: URLSearchParams, userAgent: string | undefined): void {
   const apiVersion = obj.apiVersion;
-  obj.metadata.managedFields = recordUpdate([], undefined, obj, obj.kind, managerOf(q, userAgent), apiVersion, now());
+  // Owned as upstream owns them: with the defaults the server fills in.
+  obj.metadata.managedFields = recordUpdate([], undefined, withDefaults(obj), obj.kind, managerOf(q, userAgent), apiVersion, now());
 }
 
 /**
@@ -88,7 +90,7 @@ export function replaceObject(api: Api, key: Key, obj: KubeObject, q: URLSearchP
   return api.store.write(() => {
     const live = api.get(key);
     const entries = obj.metadata.managedFields === undefined ? entriesOf(live) : entriesOf(obj);
-    obj.metadata.managedFields = recordUpdate(entries, live, obj, live.kind, manager, live.apiVersion, now());
+    obj.metadata.managedFields = recordUpdate(entries, live, withDefaults(obj), live.kind, manager, live.apiVersion, now());
     const updated = api.update(obj);
     return finishIfFinalized(api, updated) ?? updated;
   });
@@ -178,7 +180,7 @@ export async function patchRequest(
       }
       // A resourceVersion the patch sets is a precondition; otherwise the patch applies to whatever is current.
       const rv = next.metadata.resourceVersion !== current.metadata.resourceVersion ? next.metadata.resourceVersion : undefined;
-      if (!apply) next.metadata.managedFields = recordUpdate(entriesOf(next), current, next, current.kind, manager, current.apiVersion, now());
+      if (!apply) next.metadata.managedFields = recordUpdate(entriesOf(next), current, withDefaults(next), current.kind, manager, current.apiVersion, now());
       // A patch that changes nothing writes nothing (upstream's no-op update: kubectl says "patched (no change)").
       if (!rv && sameObject(current, next)) return { object: current, created: false, checked };
       const object = api.update({ ...next, metadata: { ...next.metadata, resourceVersion: rv } }, { owned: true });
