@@ -40,7 +40,7 @@ test('update with a stale resourceVersion conflicts; spec changes bump generatio
   const d = store.mutate({ kind: 'Pod', namespace: 'default', name: 'a' }, (o) => ({ ...o, status: { phase: 'Succeeded' } }));
   assert.equal(Number(d.metadata.resourceVersion), Number(c.metadata.resourceVersion) + 1);
   assert.deepEqual(store.get({ kind: 'Pod', namespace: 'default', name: 'a' }).status, { phase: 'Succeeded' });
-  assert.throws(() => store.get({ kind: 'Pod', namespace: 'default', name: 'zz' }), /pod "zz" not found in namespace default/);
+  assert.throws(() => store.get({ kind: 'Pod', namespace: 'default', name: 'zz' }), /pods "zz" not found$/);
 }));
 
 test('watch replays from a resourceVersion, then streams; a failed transaction emits nothing', () => withStore((store) => {

@@ -1,4 +1,5 @@
-// The REST adapter: Kubernetes-shaped paths on a unix socket that only root may open.
+// The REST adapter: Kubernetes-shaped paths on a unix socket that only root may open, and
+// the same over HTTPS with client certificates (https.ts hands its connections to accept()).
 // It turns HTTP into Api calls and Api errors into Status objects; the rules live in Api.
 //   GET    /api/v1/namespaces/NS/pods[?labelSelector=&fieldSelector=&watch=1&resourceVersion=]
 //   POST   /api/v1/namespaces/NS/pods          PUT|PATCH|DELETE .../pods/NAME
@@ -7,9 +8,10 @@
 
 import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { APPLY_PATH, apiVersionOf, parseResourcePath, resourceOfKind, resourcePath, RESOURCES, type ParsedPath } from '../api/resources.ts';
 import type { Deployment, KubeObject, StatefulSet } from '../api/types.ts';
+import { decodeObject, PROTOBUF_CONTENT_TYPE } from '../api/protobuf/decode.ts';
 import { warningsFor } from '../api/unimplemented.ts';
 import { serveDiscovery } from './discovery.ts';
 import { checkFields, checkItems, fieldValidationOf } from './field-validation.ts';
@@ -72,6 +74,14 @@ async function readBody(req: IncomingMessage, limitMiB = 8): Promise<unknown> {
     chunks.push(c);
   }
   if (!size) return undefined;
+  // kubectl's `create` generators and client-go's typed clients send protobuf; answers stay JSON, which they accept.
+  if (req.headers['content-type']?.startsWith(PROTOBUF_CONTENT_TYPE)) {
+    try {
+      return decodeObject(Buffer.concat(chunks));
+    } catch (e) {
+      throw new HttpError(400, `request body is not a valid Kubernetes protobuf object: ${(e as Error).message}`);
+    }
+  }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (e) {
@@ -142,6 +152,15 @@ export class ApiServer {
       this.server!.listen(socketPath, () => resolve());
     });
     chmodSync(socketPath, 0o600); // root only, like the admin kubeconfig
+  }
+
+  /**
+   * Serves a connection another listener accepted (an authenticated TLS socket of the HTTPS
+   * listener, https.ts): its requests and upgrades take the same path as the unix socket's.
+   */
+  accept(socket: Duplex): void {
+    if (!this.server) throw new Error('the API server is not listening yet');
+    this.server.emit('connection', socket);
   }
 
   async close(): Promise<void> {
@@ -225,6 +244,8 @@ export class ApiServer {
       const d = api.mutate<Deployment | StatefulSet>(key, (d) => ({ ...d, spec: { ...d.spec, replicas: replicas as number } }) as Deployment | StatefulSet);
       return send(res, 200, scaleOf(d));
     }
+    // GET of /status is the object itself, as upstream answers it (discovery.ts lists get on status).
+    if (p.subresource === 'status' && method === 'GET') return send(res, 200, api.get(key));
     if (p.subresource === 'status' && (method === 'PUT' || method === 'PATCH')) {
       const body = (await readBody(req)) as KubeObject;
       const status = method === 'PATCH' ? mergePatch(api.get(key).status, body?.status) : body?.status;

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { KubeObject } from '../api/types.ts';
+import { RESOURCES } from '../api/resources.ts';
 import { ObjectCache } from './cache.ts';
 import { StatusError } from './status.ts';
 import { INDEXES } from './indexes.ts';
@@ -118,7 +119,11 @@ export class Store {
   /** An object (frozen: copy it to change it). */
   get(key: Key): KubeObject {
     const obj = this.tryGet(key);
-    if (!obj) throw new StoreError('NotFound', `${key.kind.toLowerCase()} ${JSON.stringify(key.name)} not found${key.namespace ? ` in namespace ${key.namespace}` : ''}`);
+    // The API server's words, which kubectl prints as they come: pods "x" not found, deployments.apps "y" not found.
+    if (!obj) {
+      const rt = RESOURCES.find((r) => r.kind === key.kind);
+      throw new StoreError('NotFound', `${rt ? (rt.group ? `${rt.plural}.${rt.group}` : rt.plural) : key.kind.toLowerCase()} ${JSON.stringify(key.name)} not found`);
+    }
     return obj;
   }
 
