@@ -288,6 +288,12 @@ describe('the API server answers discovery, OpenAPI and fieldValidation', () => 
     const v1 = await call(sock, 'GET', '/api/v1');
     assert.equal(v1.body.kind, 'APIResourceList');
     assert.equal((await call(sock, 'GET', '/apis/kubewire.dev/v1')).status, 404);
+    // Every subresource listed with "get" answers a GET: status is the object itself.
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'x' }] } };
+    assert.equal((await call(sock, 'POST', '/api/v1/namespaces/default/pods', pod)).status, 201);
+    const status = await call(sock, 'GET', '/api/v1/namespaces/default/pods/p/status');
+    assert.equal(status.status, 200);
+    assert.deepEqual([status.body.kind, status.body.metadata.name, status.body.status.phase], ['Pod', 'p', 'Pending']);
   });
 
   test('GET /openapi/v3 and a document by its hash; a stale hash is redirected', async () => {
