@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DEFAULT_MAX_PODS } from '../api/types.ts';
 import { Api } from '../apiserver/api.ts';
 import { ApiServer } from '../apiserver/server.ts';
+import { listenClusterHttps, type HttpsListener } from '../apiserver/https.ts';
 import { Store } from '../apiserver/store.ts';
 import { loadCluster } from '../cluster/cluster.ts';
 import { podRange, VPC, type ClusterPlan } from '../cluster/plan.ts';
@@ -44,6 +45,8 @@ export class Daemon {
   /** host-gw and vxlan: each node's routes to the others' pods; routed: the router's; all following the Node objects. */
   readonly peers: PeerSync[] = [];
   private readonly server: ApiServer;
+  /** The same API on https://127.0.0.1:PORT with client certificates (kubectl's way in). */
+  private https?: HttpsListener;
   private readonly controllers: ControllerManager;
   private readonly store: Store;
   /** Each node's workload host, started when its first built-in workload needs it. */
@@ -127,6 +130,7 @@ export class Daemon {
     }
     this.progress('API server listening; waiting for the nodes to be Ready');
     await this.server.listen(paths.socket);
+    this.https = await listenClusterHttps(this.server, paths.dir, process.env.KUBEWIRE_GUEST === '1', (l) => this.log(l));
     // The ingress controllers come with the first Ingress (ingressWanted), never on `up`'s path:
     // in a kernel of its own each is seconds of Node starting. The watch starts them as that
     // Ingress arrives; the watchdog starts again one that died.
@@ -186,6 +190,7 @@ export class Daemon {
     clearInterval(this.watchdog);
     this.stopIngressWatch?.();
     this.stopReclaiming?.();
+    await this.https?.close();
     await this.server.close();
     this.controllers.stop();
     await Promise.all([...this.agents.map((a) => a.stop()), ...this.proxies.map((p) => p.stop())]);
