@@ -5,8 +5,8 @@
 // (kapis) and a pod, exec over the daemon's socket, and the real kubectl 1.32 once
 // `kubewire kubeconfig` exists.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer, connect, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,8 @@ import { offeredProtocols, StreamServer } from '../src/apiserver/streams/upgrade
 import { chooseProtocol, decodeChannel, encodeChannel, EXEC_PROTOCOLS, exitStatus, parseResize, portPrefix, protocolFeatures } from '../src/apiserver/streams/websocket-channels.ts';
 import { logStream } from '../src/daemon/logs.ts';
 import { onTerminal, shellQuote } from '../src/daemon/streams.ts';
+import { daemonPaths } from '../src/state/paths.ts';
+import { isRoot } from './helpers.ts';
 
 describe('channel framing (pure)', () => {
   test('a message is the channel byte and the payload, both ways', () => {
@@ -423,3 +425,156 @@ async function waitUntil(ok: () => boolean, what: string, timeoutMs = 5000): Pro
   }
 }
 
+
+// ---- root: a cluster, exec and port-forward over its api.sock, and the real kubectl when the HTTPS listener is there ----
+
+const CLUSTER = 'kapis';
+const CLI = new URL('../bin/kubewire.js', import.meta.url).pathname;
+const KUBECTL = '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
+let KUBECONFIG_FILE = ''; // up merges its context here (a file of this test's), never into ~/.kube/config
+
+function kubewire(args: string[], timeout = 240_000) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout, env: { ...process.env, KUBECONFIG: KUBECONFIG_FILE } });
+}
+
+const POD = `apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - {name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}
+  - {name: talker, image: busybox, command: ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.5; done"]}
+`;
+
+/** One exec over a WebSocket on `socketPath` (v5): what each channel carried. */
+function execOver(socketPath: string, query: string, input?: string): Promise<{ stdout: string; stderr: string; status: any }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws+unix://${socketPath}:/api/v1/namespaces/default/pods/web/exec?${query}`, ['v5.channel.k8s.io']);
+    const out = { stdout: '', stderr: '', error: '' };
+    const timer = setTimeout(() => (ws.terminate(), reject(new Error('exec timed out'))), 20_000);
+    ws.on('open', () => {
+      if (input === undefined) return;
+      ws.send(encodeChannel(0, input));
+      ws.send(Buffer.from([255, 0]));
+    });
+    ws.on('message', (b: Buffer) => {
+      const m = decodeChannel(b)!;
+      if (m.channel === 1) out.stdout += m.data;
+      else if (m.channel === 2) out.stderr += m.data;
+      else if (m.channel === 3) out.error += m.data;
+    });
+    ws.on('close', () => {
+      clearTimeout(timer);
+      resolve({ stdout: out.stdout, stderr: out.stderr, status: out.error ? JSON.parse(out.error) : undefined });
+    });
+    ws.on('error', reject);
+  });
+}
+
+describe(`a cluster (${CLUSTER}): exec and port-forward over its api.sock, and kubectl 1.32`, { skip: isRoot ? false : 'needs root: a cluster on this kernel' }, () => {
+  let work: string;
+  let kubeconfig: string | undefined;
+  let podIP = '';
+  const sock = daemonPaths(CLUSTER).socket;
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), 'kwt-streams-root-'));
+    kubewire(['down', '--cluster', CLUSTER], 120_000); // a leftover of an earlier run
+    KUBECONFIG_FILE = join(work, 'kubeconfig');
+    writeFileSync(KUBECONFIG_FILE, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n', { mode: 0o600 });
+    const up = kubewire(['up', '--cluster', CLUSTER, '--nodes', '1']);
+    assert.equal(up.status, 0, `up: ${up.stderr}`);
+    writeFileSync(join(work, 'pod.yaml'), POD);
+    const applied = kubewire(['apply', '--cluster', CLUSTER, '-f', join(work, 'pod.yaml')], 60_000);
+    assert.equal(applied.status, 0, applied.stderr);
+    const wait = kubewire(['wait', '--cluster', CLUSTER, '--for=condition=Ready', 'pod/web', '--timeout=90s'], 120_000);
+    assert.equal(wait.status, 0, `pod web not Ready: ${wait.stderr}`);
+    podIP = JSON.parse(kubewire(['get', '--cluster', CLUSTER, 'pod', 'web', '-o', 'json'], 30_000).stdout).status.podIP;
+    // The kubeconfig, when the HTTPS listener and `kubewire kubeconfig` exist.
+    const kc = kubewire(['kubeconfig', '--cluster', CLUSTER], 30_000);
+    if (kc.status === 0 && /server: https:\/\/127\.0\.0\.1:\d+/.test(kc.stdout)) {
+      kubeconfig = join(work, 'kubeconfig.print');
+      writeFileSync(kubeconfig, kc.stdout, { mode: 0o600 });
+    }
+  });
+  after(() => {
+    kubewire(['down', '--cluster', CLUSTER], 180_000);
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  test('exec over api.sock (v5): in the pod\'s network namespace, stdout and stderr apart, exit code 3, stdin round trip', async () => {
+    const r = await execOver(sock, 'command=sh&command=-c&command=ip+-o+-4+addr+show+eth0;+echo+err+>%262;+exit+3&stdout=true&stderr=true');
+    assert.match(r.stdout, new RegExp(`inet ${podIP.replace(/\./g, '\\.')}/`), 'the pod\'s own eth0 and address');
+    assert.equal(r.stderr, 'err\n');
+    assert.deepEqual(r.status.details.causes, [{ reason: 'ExitCode', message: '3' }]);
+    const cat = await execOver(sock, 'command=cat&container=talker&stdin=true&stdout=true', 'through the pod\n');
+    assert.equal(cat.stdout, 'through the pod\n');
+    assert.equal(cat.status.status, 'Success');
+  });
+
+  test('port-forward over api.sock (portforward.k8s.io channels): the pod\'s localhost:8080 answers', async () => {
+    const ws = new WebSocket(`ws+unix://${sock}:/api/v1/namespaces/default/pods/web/portforward?ports=8080`, ['portforward.k8s.io']);
+    let data = Buffer.alloc(0);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer through port-forward: ${data}`)), 10_000);
+      ws.on('open', () => ws.send(encodeChannel(0, 'GET / HTTP/1.0\r\n\r\n')));
+      ws.on('message', (b: Buffer) => {
+        if (b[0] === 0) data = Buffer.concat([data, b.subarray(1)]);
+        if (/pod: web/.test(data.toString())) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      ws.on('error', reject);
+    });
+    ws.terminate();
+    assert.deepEqual([...data.subarray(0, 2)], [0x90, 0x1f], 'the first message starts with the port');
+    assert.match(data.toString(), new RegExp(`pod IP: ${podIP.replace(/\./g, '\\.')}`));
+  });
+
+  test('kubectl 1.32: exec (exit code 3, -i), port-forward, logs, attach', async (t) => {
+    if (!kubeconfig) return t.skip('no HTTPS listener yet: `kubewire kubeconfig --cluster kapis` printed no https://127.0.0.1 server');
+    const kubectl = (args: string[], input?: string) => spawnSync(KUBECTL, ['--kubeconfig', kubeconfig!, '--cache-dir', join(work, 'cache'), ...args], { encoding: 'utf8', timeout: 30_000, input });
+    const exec = kubectl(['exec', 'web', '--', 'sh', '-c', 'echo hi; exit 3']);
+    assert.equal(exec.status, 3, exec.stderr);
+    assert.equal(exec.stdout, 'hi\n');
+    const stdin = kubectl(['exec', '-i', 'web', '-c', 'talker', '--', 'sh', '-c', 'cat; echo done'], 'typed\n');
+    assert.equal(stdin.status, 0, stdin.stderr);
+    assert.equal(stdin.stdout, 'typed\ndone\n');
+
+    // port-forward on 127.0.0.1 only, for at most 20 s; its process ended by its pid.
+    const local = await new Promise<number>((resolve) => {
+      const s = createNetServer().listen(0, '127.0.0.1', () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const pf = spawn('timeout', ['20', KUBECTL, '--kubeconfig', kubeconfig, '--cache-dir', join(work, 'cache'), 'port-forward', '--address', '127.0.0.1', 'pod/web', `${local}:8080`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let said = '';
+      pf.stdout!.on('data', (b) => (said += b));
+      await waitUntil(() => said.includes('Forwarding from'), 'kubectl port-forward to listen', 15_000);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const c = connect(local, '127.0.0.1', () => c.end('GET / HTTP/1.0\r\n\r\n'));
+        let text = '';
+        c.on('data', (b) => (text += b));
+        c.on('end', () => resolve(text));
+        c.on('error', reject);
+        c.setTimeout(10_000, () => c.destroy(new Error('no answer')));
+      });
+      assert.match(answer, /pod: web/);
+    } finally {
+      pf.kill();
+    }
+
+    const tail = kubectl(['logs', 'web', '-c', 'talker', '--tail=2']);
+    assert.equal(tail.status, 0, tail.stderr);
+    assert.match(tail.stdout, /^line \d+\nline \d+\n$/);
+    const limited = kubectl(['logs', 'web', '-c', 'talker', '--limit-bytes=4']);
+    assert.equal(limited.stdout, 'line');
+    const previous = kubectl(['logs', 'web', '-c', 'talker', '-p']);
+    assert.equal(previous.status, 1);
+    assert.match(previous.stderr, /previous terminated container "talker" in pod "web" not found/);
+    const attach = spawnSync('timeout', ['3', KUBECTL, '--kubeconfig', kubeconfig, '--cache-dir', join(work, 'cache'), 'attach', 'web', '-c', 'talker'], { encoding: 'utf8', timeout: 10_000 });
+    assert.match(attach.stdout, /^line \d+$/m, `attach: ${attach.stderr}`);
+  });
+});
