@@ -361,6 +361,9 @@ describe('every way of writing over the API server (unix socket, no root)', () =
     const other = await call(sock, 'PATCH', `${D}/web`, { a: 1 }, 'text/plain');
     assert.equal(other.status, 415);
     assert.equal(other.body.reason, 'UnsupportedMediaType');
+    const dry = await call(sock, 'PATCH', `${D}/web?dryRun=All`, { spec: { replicas: 4 } }, 'application/strategic-merge-patch+json');
+    assert.deepEqual([dry.body.spec.replicas, dry.body.metadata.resourceVersion], [4, rv], 'a dry run answers the result with the live resourceVersion');
+    assert.equal(api.get({ kind: 'Deployment', namespace: 'default', name: 'web' }).spec && (api.get({ kind: 'Deployment', namespace: 'default', name: 'web' }).spec as Any).replicas, 3);
     const noop = await call(sock, 'PATCH', `${D}/web`, { spec: { replicas: 3 } }, 'application/strategic-merge-patch+json');
     assert.equal(noop.body.metadata.resourceVersion, rv, 'a patch that changes nothing writes nothing');
     const stale = await call(sock, 'PATCH', `${D}/web`, { metadata: { resourceVersion: '1' }, spec: { replicas: 7 } }, 'application/merge-patch+json');
@@ -417,6 +420,22 @@ describe('every way of writing over the API server (unix socket, no root)', () =
     assert.equal(bg.body.status, 'Success');
     collectGarbage(api);
     assert.equal(api.tryGet({ kind: 'ConfigMap', namespace: 'default', name: 'dep3' }), undefined);
+  });
+
+  test('status and scale subresources take every patch type: conditions merge by type, a JSON patch scales', async () => {
+    const P = '/api/v1/namespaces/default/pods';
+    assert.equal((await call(sock, 'POST', P, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'i' }] } })).status, 201);
+    for (const type of ['Ready', 'Initialized']) {
+      const r = await call(sock, 'PATCH', `${P}/p/status`, { status: { conditions: [{ type, status: 'True' }] } }, 'application/strategic-merge-patch+json');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    assert.deepEqual((api.get({ kind: 'Pod', namespace: 'default', name: 'p' }).status as Any).conditions.map((c: Any) => c.type).sort(), ['Initialized', 'Ready']);
+    const merged = await call(sock, 'PATCH', `${P}/p/status`, { status: { conditions: [{ type: 'Other', status: 'True' }] } }, 'application/merge-patch+json');
+    assert.deepEqual(merged.body.status.conditions.map((c: Any) => c.type), ['Other'], 'a JSON merge patch replaces the list');
+    const scaled = await call(sock, 'PATCH', `${D}/web/scale`, [{ op: 'replace', path: '/spec/replicas', value: 4 }], 'application/json-patch+json');
+    assert.deepEqual([scaled.status, scaled.body.kind, scaled.body.spec.replicas], [200, 'Scale', 4]);
+    const applied = await call(sock, 'PATCH', `${D}/web/scale?fieldManager=x`, undefined, 'application/apply-patch+yaml', 'spec: {replicas: 1}');
+    assert.equal(applied.status, 415);
   });
 
   test("kubewire's own apply records kubectl's client-side-apply manager, so kubectl's server-side apply meets the same owners", async () => {

@@ -21,7 +21,7 @@ import { StoreError, type Key } from './store.ts';
 import { parseLogQuery, type LogQuery } from './streams/logs.ts';
 import { StreamServer, STREAM_SUBRESOURCES, type StreamHooks } from './streams/upgrade.ts';
 import { mergePatch } from '../api/patch/merge.ts';
-import { deleteRequest, managedOnCreate, patchRequest, replaceObject } from './writes.ts';
+import { deleteRequest, managedOnCreate, patchRequest, patchSubresource, replaceObject } from './writes.ts';
 import { StatusError } from './status.ts';
 import { includeObjectOf, negotiateView } from './negotiate.ts';
 import { page, parseLimit } from './paging.ts';
@@ -237,8 +237,8 @@ export class ApiServer {
     if (p.subresource === 'log' && p.rt.kind === 'Pod' && method === 'GET') return this.log(res, p, url);
     if (p.subresource === 'scale' && (p.rt.kind === 'Deployment' || p.rt.kind === 'StatefulSet' || p.rt.kind === 'ReplicaSet')) {
       if (method === 'GET') return send(res, 200, scaleOf(api.get(key) as Deployment | StatefulSet));
-      const body = (await readBody(req)) as { spec?: { replicas?: unknown } } | undefined;
-      const scale = method === 'PATCH' ? (mergePatch(scaleOf(api.get(key) as Deployment | StatefulSet), body) as typeof body) : body;
+      type ScaleBody = { spec?: { replicas?: unknown } } | undefined;
+      const scale = (method === 'PATCH' ? await patchSubresource(req, scaleOf(api.get(key) as Deployment | StatefulSet), 'Scale', 'scale') : await readBody(req)) as ScaleBody;
       const replicas = scale?.spec?.replicas;
       if (!Number.isInteger(replicas) || (replicas as number) < 0) throw new StoreError('Invalid', `Scale.autoscaling ${JSON.stringify(p.name)} is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`);
       const d = api.mutate<Deployment | StatefulSet>(key, (d) => ({ ...d, spec: { ...d.spec, replicas: replicas as number } }) as Deployment | StatefulSet);
@@ -247,9 +247,11 @@ export class ApiServer {
     // GET of /status is the object itself, as upstream answers it (discovery.ts lists get on status).
     if (p.subresource === 'status' && method === 'GET') return send(res, 200, api.get(key));
     if (p.subresource === 'status' && (method === 'PUT' || method === 'PATCH')) {
-      const body = (await readBody(req)) as KubeObject;
-      const status = method === 'PATCH' ? mergePatch(api.get(key).status, body?.status) : body?.status;
-      return send(res, 200, api.updateStatus(key, status, body?.metadata?.resourceVersion));
+      // PATCH by its Content-Type too (a strategic merge patch merges conditions by type), over the whole object.
+      const current = api.get(key);
+      const body = (method === 'PATCH' ? await patchSubresource(req, current, p.rt.kind, 'status') : await readBody(req)) as KubeObject;
+      const rv = method === 'PATCH' && body?.metadata?.resourceVersion === current.metadata.resourceVersion ? undefined : body?.metadata?.resourceVersion;
+      return send(res, 200, api.updateStatus(key, body?.status, rv));
     }
     if (p.rt.kind === 'Pod' && STREAM_SUBRESOURCES.includes(p.subresource ?? '')) throw new HttpError(400, 'Upgrade request required');
     if (p.subresource) throw new HttpError(404, `${p.rt.plural}/${p.subresource} is not a subresource kubewire serves`, 'NotFound');

@@ -137,6 +137,25 @@ function patched(type: string, current: KubeObject | undefined, patch: unknown, 
 }
 
 /**
+ * PATCH of a subresource (status, scale): the request's patch, of any type but apply, applied
+ * to `target` (the object, or its Scale). Throws 400/415/422 as a PATCH of the object does.
+ */
+export async function patchSubresource(req: IncomingMessage, target: unknown, kind: string, subresource: string): Promise<JsonObject> {
+  const type = mediaType(req.headers['content-type']);
+  if (type === PATCH_TYPES.apply) throw new WriteError(415, 'UnsupportedMediaType', `server-side apply of the ${subresource} subresource is not served by kubewire: use ${PATCH_TYPES.merge}, ${PATCH_TYPES.strategic} or ${PATCH_TYPES.json}`);
+  if (!(Object.values(PATCH_TYPES) as string[]).includes(type)) throw new WriteError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${[PATCH_TYPES.merge, PATCH_TYPES.strategic, PATCH_TYPES.json].join(', ')}${type ? ` (got ${type})` : ''}`);
+  const patch = parse(await readRaw(req), type);
+  try {
+    if (type === PATCH_TYPES.json) return jsonPatch(target, patch) as JsonObject;
+    if (!isObject(patch)) throw badRequest(`a ${type === PATCH_TYPES.merge ? 'JSON merge' : 'strategic merge'} patch must be a JSON object`);
+    return (type === PATCH_TYPES.merge ? mergePatch(structuredClone(target), patch) : strategicMergePatch(target, patch, kind)) as JsonObject;
+  } catch (e) {
+    if (e instanceof PatchError) throw WriteError.of(e);
+    throw e;
+  }
+}
+
+/**
  * PATCH: the patch of the request's Content-Type applied to the live object in one
  * transaction. An apply to an object that does not exist creates it (created: true).
  */
@@ -186,7 +205,11 @@ export async function patchRequest(
       const object = api.update({ ...next, metadata: { ...next.metadata, resourceVersion: rv } }, { owned: true });
       return { object: finishIfFinalized(api, object) ?? object, created: false, checked };
     });
-  return q.get('dryRun') === 'All' ? api.dryRun(write) : write();
+  if (q.get('dryRun') !== 'All') return write();
+  // A dry run keeps the live resourceVersion (nothing was stored): kubectl diff shows only what would change.
+  const live = api.tryGet(key)?.metadata.resourceVersion;
+  const r = api.dryRun(write);
+  return live ? { ...r, object: { ...r.object, metadata: { ...r.object.metadata, resourceVersion: live } } } : r;
 }
 
 function sameObject(a: KubeObject, b: KubeObject): boolean {
