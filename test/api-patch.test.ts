@@ -535,6 +535,9 @@ describe('the real kubectl 1.32: apply, patch, server-side apply, delete --casca
     assert.equal(await ok(['get', 'deploy', 'web', '-o', 'jsonpath={.spec.replicas}']), '3');
     // A new object by server-side apply is created.
     assert.equal(await ok(['apply', '--server-side', '-f', '-'], manifest('ssa')), 'deployment.apps/ssa serverside-applied');
+    // A port it stops applying goes (no one else owns it).
+    assert.equal(await ok(['apply', '--server-side', '-f', '-'], manifest('ssa', { ports: [80] })), 'deployment.apps/ssa serverside-applied');
+    assert.equal(await ok(['get', 'deploy', 'ssa', '-o', 'jsonpath={.spec.template.spec.containers[0].ports[*].containerPort}']), '80');
   });
 
   test('delete --cascade=orphan keeps the ReplicaSets without their owner; --cascade=foreground removes them before the Deployment', async () => {
