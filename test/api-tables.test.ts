@@ -25,6 +25,7 @@ import { decodeContinue, page } from '../src/apiserver/paging.ts';
 import { ApiServer } from '../src/apiserver/server.ts';
 import { Store } from '../src/apiserver/store.ts';
 import { humanDuration, PRINTERS, printerOf } from '../src/apiserver/tables.ts';
+import { osImageOf } from '../src/node/node-info.ts';
 import { daemonPaths } from '../src/state/paths.ts';
 import { NOT_ROOT } from './helpers.ts';
 
@@ -168,6 +169,12 @@ test('Node, Namespace, Event, Secret, ConfigMap, ServiceAccount cells', () => {
   assert.deepEqual(cells('Secret', { metadata: meta('tls'), type: 'kubernetes.io/tls', data: { 'tls.crt': 'x', 'tls.key': 'y' } }), ['tls', 'kubernetes.io/tls', 2, '5m3s']);
   assert.deepEqual(cells('ConfigMap', { metadata: meta('cfg'), data: { a: '1' }, binaryData: { b: 'AA==' } }), ['cfg', 2, '5m3s']);
   assert.deepEqual(cells('ServiceAccount', { metadata: meta('default') }), ['default', 0, '5m3s']);
+});
+
+test('a node reports OS-IMAGE from os-release PRETTY_NAME, as the kubelet', () => {
+  assert.equal(osImageOf('NAME="Debian GNU/Linux"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n'), 'Debian GNU/Linux 12 (bookworm)');
+  assert.equal(osImageOf("PRETTY_NAME='Alpine Linux v3.20'"), 'Alpine Linux v3.20');
+  assert.equal(osImageOf(undefined), 'Linux');
 });
 
 test('Accept negotiation: kubectl get, fallbacks, 406 for an as= nothing serves', () => {
