@@ -5,6 +5,7 @@
 // bytes that are not UTF-8, EDNS versions and OPT counts): the question always echoed as sent.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -15,6 +16,7 @@ import { metricType, dnsMetrics } from '../src/dns/metrics.ts';
 import type { ClusterView } from '../src/dns/records.ts';
 import { DnsServer } from '../src/dns/server.ts';
 import { COREDNS_TCP_LIMITS, mayRead, nextFrame } from '../src/dns/tcp.ts';
+import { kernelThrottle, notAPod, THROTTLE_RATE, throttleRuleset } from '../src/dns/throttle.ts';
 import { inspectQuery, inZone, plainName, questionBytes } from '../src/dns/wire.ts';
 
 const web: Service = { apiVersion: 'v1', kind: 'Service', metadata: { namespace: 'default', name: 'web' }, spec: { clusterIP: '10.96.0.20' } };
@@ -326,5 +328,85 @@ describe('UDP served in turn by source: a flood waits behind its own queries', (
     await server.close();
     // In arrival order (the old server) it came after all 800.
     assert.ok(before < BACKLOG / 4, `answered after ${before} of the flood's ${BACKLOG} queries`);
+  });
+});
+
+describe('a flood costs little: one cached answer for the types answered alike, its source throttled in the kernel', () => {
+  test('every query type a name answers alike shares one cached answer, each with its own question', async () => {
+    const server = new DnsServer({ view });
+    const types = [28, 1000, 2000, 65535];
+    const answers = await Promise.all(types.map((qtype, i) => server.respond(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { qtype, id: i }), 'udp')));
+    assert.equal(server.stats().cached, 1, 'AAAA and unknown types: one answer (NOERROR, no records, the SOA)');
+    answers.forEach((a, i) => {
+      assert.equal(a!.readUInt16BE(0), i, 'its own ID');
+      assert.equal(a!.readUInt16BE(12 + 31), types[i], 'its own type in the question (after the 31 bytes of the name)');
+      assert.deepEqual(a!.subarray(12, 12 + 31 + 4), rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { qtype: types[i] }).subarray(12), 'the question as asked');
+    });
+    const a = await server.respond(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { qtype: 1 }), 'udp');
+    assert.equal(packet.decode(a!).answers?.length, 1, 'A has its own answer');
+    assert.equal(server.stats().cached, 2);
+  });
+
+  test('a source whose queue overflows is reported to throttle, once; a client that waits for its answers is not', async () => {
+    const reported: string[] = [];
+    const server = new DnsServer({ view, throttle: (address) => reported.push(address) });
+    await server.listen(0, '127.0.0.1');
+    const port = (server as unknown as { udp: dgram.Socket }).udp.address().port;
+    const bind = async (address: string) => {
+      const s = dgram.createSocket('udp4');
+      await new Promise<void>((r) => s.bind(0, address, () => r()));
+      return s;
+    };
+    const flood = await bind('127.0.0.2');
+    const client = await bind('127.0.0.3');
+    await Promise.all(Array.from({ length: 800 }, (_, t) => new Promise<void>((r) => flood.send(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { qtype: t + 1000 }), port, '127.0.0.1', () => r()))));
+    for (let i = 0; i < 20; i++) {
+      const answered = new Promise((r) => client.once('message', r));
+      client.send(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { id: i }), port, '127.0.0.1');
+      await answered;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    flood.close();
+    client.close();
+    await server.close();
+    assert.deepEqual(reported, ['127.0.0.2']);
+  });
+
+  test("only in a pod's network namespace, never the machine's own: nothing run elsewhere", async () => {
+    const ran: string[][] = [];
+    const lines: string[] = [];
+    // This test's namespace holds no pod address.
+    assert.equal(await kernelThrottle(53, async (argv) => ran.push(argv), (l) => lines.push(l), '10.244.9.9'), undefined);
+    assert.deepEqual(ran, []);
+    assert.match(lines.join('\n'), /no interface here holds the pod's address \(POD_IP 10\.244\.9\.9\)/);
+    const ns = () => 'net:[1]';
+    assert.match(notAPod(undefined, ['10.244.1.2'], ns, ns)!, /POD_IP unset/);
+    assert.equal(notAPod('10.244.1.2', ['127.0.0.1', '10.244.1.2'], ns, ns), "this is the machine's own network namespace");
+    assert.equal(notAPod('10.244.1.2', ['10.244.1.2'], ns, () => 'net:[2]'), undefined);
+    assert.equal(notAPod('10.244.1.2', ['10.244.1.2'], ns, () => { throw new Error('EACCES'); }), undefined, '/proc/1 unreadable: the address decides');
+  });
+
+  test('the ruleset, in a namespace of its own: a throttled source gets about its rate through, another all it sends', (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root (a network namespace and nft)');
+    const ns = `kdnsab-tt-${process.pid}`;
+    const inNs = (argv: string[], input?: string) => execFileSync('ip', ['netns', 'exec', ns, ...argv], { input, encoding: 'utf8', timeout: 30_000 });
+    execFileSync('ip', ['netns', 'add', ns]);
+    try {
+      inNs(['ip', 'link', 'set', 'lo', 'up']);
+      inNs(['ip', 'addr', 'add', '127.0.0.2/8', 'dev', 'lo']);
+      inNs(['nft', '-f', '-'], throttleRuleset(53));
+      inNs(['nft', 'add', 'element', 'ip', 'kubewire_dns', 'throttled', '{ 127.0.0.2 timeout 10s }']);
+      // 3,000 datagrams in about half a second from each of two sources; counted by the receiver.
+      const script = `const d = require('dgram'); const r = d.createSocket({ type: 'udp4', recvBufferSize: 8 << 20 }); const got = {}; r.on('message', (m, i) => (got[i.address] = (got[i.address] || 0) + 1));
+        r.bind(53, '127.0.0.1', async () => { for (const from of ['127.0.0.2', '127.0.0.3']) { const s = d.createSocket('udp4'); await new Promise((ok) => s.bind(0, from, ok)); for (let i = 0; i < 3000; i++) { await new Promise((ok) => s.send(Buffer.alloc(40), 53, '127.0.0.1', ok)); if (i % 100 === 99) await new Promise((ok) => setTimeout(ok, 15)); } s.close(); }
+        setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 300); });`;
+      const got = JSON.parse(inNs([process.execPath, '-e', script])) as Record<string, number>;
+      assert.equal(got['127.0.0.3'], 3000, 'a source not throttled: everything');
+      const throttled = got['127.0.0.2'] ?? 0;
+      assert.ok(throttled < 3000 && throttled >= THROTTLE_RATE, `the throttled source: ${throttled} of 3000 (a burst of ${THROTTLE_RATE}, then ${THROTTLE_RATE}/s)`);
+      assert.match(inNs(['nft', 'list', 'table', 'ip', 'kubewire_dns']), /counter packets [1-9]/);
+    } finally {
+      execFileSync('ip', ['netns', 'del', ns]);
+    }
   });
 });

@@ -128,7 +128,8 @@ export function registerClusterCommands(program: Command): void {
     .option('--cluster <name>', 'cluster name', defaultCluster())
     .action(async (o: { cluster: string }) => {
       const { runDnsServer } = await import('../dns/main.ts');
-      await runDnsServer(o.cluster);
+      const { run } = await import('../dataplane/linux/exec.ts');
+      await runDnsServer(o.cluster, (argv, input) => run(argv, { input })); // nft in the pod's namespace: a flooding source throttled
     });
 
   program

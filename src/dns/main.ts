@@ -13,6 +13,7 @@ import { daemonPaths } from '../state/paths.ts';
 import { dnsMetrics } from './metrics.ts';
 import { startProfile } from './profile.ts';
 import { DnsServer } from './server.ts';
+import { kernelThrottle, type Tools } from './throttle.ts';
 import { InformerView } from './view.ts';
 
 export const DNS_PORT = 53;
@@ -40,13 +41,15 @@ function serve(port: number, handler: (path: string) => { code: number; body: st
   });
 }
 
-export async function runDnsServer(cluster: string, log: (line: string) => void = (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`)): Promise<void> {
+/** `tools` runs nft in the pod's network namespace (throttle.ts); none: no kernel-side throttling. */
+export async function runDnsServer(cluster: string, tools?: Tools, log: (line: string) => void = (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`)): Promise<void> {
   const plan = loadCluster(cluster);
   const zone = plan.spec.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
   const upstream = plan.spec.upstreamDns ? parseHostPort(plan.spec.upstreamDns, 53) : undefined;
   const metrics = dnsMetrics(zone, DNS_PORT);
   const view = new InformerView(new ApiClient(daemonPaths(cluster).socket), zone, [podRange(plan), plan.spec.serviceCIDR], log);
-  const dns = new DnsServer({ view, ...(upstream ? { upstream } : {}), observe: metrics.observe });
+  const throttle = tools ? await kernelThrottle(DNS_PORT, tools, log) : undefined;
+  const dns = new DnsServer({ view, ...(upstream ? { upstream } : {}), observe: metrics.observe, ...(throttle ? { throttle } : {}) });
   await dns.listen(DNS_PORT);
   await serve(HEALTH_PORT, () => ({ code: 200, body: 'OK' }));
   await serve(READY_PORT, () => (view.synced ? { code: 200, body: 'OK' } : { code: 503, body: 'informers not synced' }));

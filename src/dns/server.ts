@@ -34,6 +34,8 @@ const MAX_FORWARDS = 1_000;
 const UDP_PER_SOURCE = 256;
 const UDP_QUEUED = 4_096;
 const UDP_BATCH = 4;
+/** A source is reported to `throttle` again at most this often (the kernel's throttle lasts longer: throttle.ts). */
+const THROTTLE_MS = 5_000;
 
 /** A query waiting for its turn: a datagram to answer, or a TCP connection's query (`done` takes its answer). */
 interface Waiting {
@@ -53,6 +55,8 @@ export interface ServerOptions {
   /** host:port of the resolver for names outside the cluster; none: REFUSED. */
   upstream?: { host: string; port: number };
   observe?: Observer;
+  /** Called for a source whose UDP queue overflowed (at most once per THROTTLE_MS): throttle.ts limits it in the kernel. */
+  throttle?: (address: string) => void;
   /** TCP's timeouts and caps; CoreDNS's by default (tests shorten them). */
   tcp?: Partial<TcpLimits>;
 }
@@ -81,6 +85,8 @@ export class DnsServer {
   private readonly connections = new Set<Socket>();
   private forwards = 0;
   private readonly waiting = new FairQueue<Waiting>(UDP_PER_SOURCE, UDP_QUEUED);
+  /** Sources reported to `throttle`, and when (bounded: emptied past 4,096). */
+  private readonly throttled = new Map<string, number>();
   /** Running totals for the profile (profile.ts): datagrams read and dropped, queries answered, ms spent answering. */
   readonly counters = { udpRead: 0, dropped: 0, answered: 0, answerMs: 0 };
   private draining = false;
@@ -264,6 +270,17 @@ export class DnsServer {
     else this.draining = false;
   }
 
+  /** A datagram of `address` dropped: its queue is full; reported to `throttle` (not more than every THROTTLE_MS). */
+  private overflowed(address: string): void {
+    this.counters.dropped++;
+    if (!this.o.throttle) return;
+    const now = Date.now();
+    if ((this.throttled.get(address) ?? 0) > now - THROTTLE_MS) return;
+    if (this.throttled.size >= 4_096) this.throttled.clear();
+    this.throttled.set(address, now);
+    this.o.throttle(address);
+  }
+
   /** Queues a query for its source's turn (fair.ts); false: its source's turn is full, dropped. */
   private enqueue(item: Waiting): boolean {
     // A TCP connection's queries are bounded by the connection (tcp.ts: TURN at a time), not here.
@@ -283,7 +300,7 @@ export class DnsServer {
     const udp = (this.udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20 }));
     udp.on('message', (msg, rinfo) => {
       this.counters.udpRead++;
-      if (!this.enqueue({ msg, port: rinfo.port, address: rinfo.address })) this.counters.dropped++; // its source's turn is full
+      if (!this.enqueue({ msg, port: rinfo.port, address: rinfo.address })) this.overflowed(rinfo.address); // its source's turn is full
     });
     udp.on('error', () => {}); // a send to a client that went away
     await new Promise<void>((resolve, reject) => {
