@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import type { ResourceType } from '../api/resources.ts';
 import type { ConfigMap, DaemonSet, Deployment, ReplicaSet, EndpointSlice, Event, Ingress, IngressClass, Job, KubeObject, Namespace, Node, Pod, Secret, Service, StatefulSet } from '../api/types.ts';
 import { formatSelector } from '../api/labels.ts';
+import { since } from '../apiserver/tables.ts';
 
 export function table(rows: string[][]): string {
   if (!rows.length) return '';
@@ -12,20 +13,9 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('   ').trimEnd()).join('\n');
 }
 
-/** kubectl's HumanDuration: 45s, 5m3s, 3h20m, 2d4h, 400d. */
-export function age(since: string | undefined, nowMs = Date.now()): string {
-  if (!since) return '<unknown>';
-  const s = Math.max(0, Math.floor((nowMs - Date.parse(since)) / 1000));
-  if (s < 120) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 10) return s % 60 ? `${m}m${s % 60}s` : `${m}m`;
-  if (m < 180) return `${m}m`;
-  const h = Math.floor(m / 60);
-  if (h < 8) return m % 60 ? `${h}h${m % 60}m` : `${h}h`;
-  if (h < 48) return `${h}h`;
-  const d = Math.floor(h / 24);
-  if (d < 8) return h % 24 ? `${d}d${h % 24}h` : `${d}d`;
-  return `${d}d`;
+/** An object's age as kubectl prints it (apimachinery's HumanDuration: 45s, 5m3s, 3h20m, 2d4h, 400d, 2y10d), the API server's Tables' own. */
+export function age(timestamp: string | undefined, nowMs = Date.now()): string {
+  return since(timestamp, nowMs);
 }
 
 /** The STATUS column of `kubectl get pods`. */
