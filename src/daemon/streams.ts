@@ -64,6 +64,7 @@ export class PodStreams {
       throw e;
     }
     if (r.tty && toolPath('script') === 'script') throw badRequest('a terminal (tty) needs script(1) from util-linux on this machine; run without -t');
+    if (r.tty && !existsSync('/dev/pts/ptmx')) throw badRequest('a terminal (tty) needs pseudo-terminals (devpts on /dev/pts), which this kernel has not mounted; run without -t');
     const argv = asUser(r.command, user);
     const etc = join(local.dir, 'etc');
     const view: PodView | undefined = existsSync(join(etc, 'hostname')) ? { dir: etc, hostname: readFileSync(join(etc, 'hostname'), 'utf8').trim() } : undefined;
@@ -76,11 +77,13 @@ export class PodStreams {
     if (!r.stdin) child.stdin!.end();
     let ended = false;
     void done.then(() => (ended = true));
+    let resizing = Promise.resolve();
     return {
       stdin: r.stdin ? child.stdin! : undefined,
       stdout: child.stdout!,
       stderr: r.tty ? undefined : child.stderr!,
-      resize: r.tty ? (size) => void resizeTerminal(child.pid, size) : undefined,
+      // In order: a later size never overtaken by an earlier one still looking for the terminal.
+      resize: r.tty ? (size) => void (resizing = resizing.then(() => resizeTerminal(child.pid, size))) : undefined,
       done,
       kill: () => {
         if (ended || !child.pid) return;
@@ -167,9 +170,10 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
 /**
  * A terminal's new size, set on the pseudo-terminal that script(1) (`pid`) made for its
  * command: stty sets it (TIOCSWINSZ) and the kernel sends the command SIGWINCH. Right after
- * the start script may not have made it yet: looked for a few times.
+ * the start script may not have made it yet: looked for every 0.1 s for 5 s (a user-mode
+ * Linux kernel takes a second or more to start script and its command).
  */
-async function resizeTerminal(pid: number | undefined, size: { width: number; height: number }, attempts = 10): Promise<void> {
+async function resizeTerminal(pid: number | undefined, size: { width: number; height: number }, attempts = 50): Promise<void> {
   if (!pid) return;
   for (let i = 0; i < attempts; i++) {
     let tty: string | undefined;

@@ -64,6 +64,8 @@ export function writeGuestInit(b: GuestBoot): string {
     'mount -t sysfs sys /sys',
     'mount -t tmpfs run /run',
     'mkdir -p /run/netns /run/lock /run/tmp',
+    // Pseudo-terminals (exec -t, script(1)): the kernel's own devtmpfs /dev has no devpts on it.
+    'mkdir -p /dev/pts && mount -t devpts -o gid=5,mode=620,ptmxmode=0666 devpts /dev/pts',
     // One modprobe for all (a process start costs tens of milliseconds in UML); each one missing is named.
     `modprobe -a -q -d ${quote(mods)} ${(b.modules ?? LAB_MODULES).join(' ')} || for m in ${(b.modules ?? LAB_MODULES).join(' ')}; do modprobe -q -d ${quote(mods)} "$m" || echo "kubewire: module $m not loaded" >&2; done`,
     ...Object.entries(env).map(([k, v]) => `export ${k}=${quote(v)}`),
