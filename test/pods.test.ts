@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { resourceNamed } from '../src/api/resources.ts';
-import type { EndpointSlice, Pod } from '../src/api/types.ts';
+import type { Deployment, EndpointSlice, Pod } from '../src/api/types.ts';
 import { ApiClient } from '../src/apiserver/client.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
 import { contains, parseIP, tryParsePrefix } from '../src/netaddr/ip.ts';
@@ -318,6 +318,25 @@ describe('pods on a two-node cluster', { skip: NOT_ROOT }, () => {
     const hashes = new Set(pods.filter((p) => p.metadata.labels?.app === 'web').map((p) => p.metadata.labels!['pod-template-hash']));
     assert.equal(hashes.size, 1);
     assert.ok(!hashes.has(before[0]!.metadata.labels!['pod-template-hash']!));
+  });
+
+  test('rollout history, undo and restart, through ReplicaSets, as kubectl does them', async () => {
+    assert.match(await kube.ok('rollout', 'history', 'deployment/web'), /^REVISION {2}CHANGE-CAUSE\n1 {9}<none>\n2 {9}<none>\n/m);
+    assert.equal(await kube.ok('rollout', 'undo', 'deployment/web'), 'deployment.apps/web rolled back\n');
+    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '60s');
+    const image = async () => (await kube.json<Deployment>('get', 'deployment', 'web')).spec.template.spec.containers[0]!.image;
+    assert.equal(await image(), 'nginx', 'back to the first template');
+    assert.match(await kube.ok('get', 'replicasets'), /^web-\S+\s+4\s+4\s+4\s+/m);
+    assert.equal(await kube.ok('rollout', 'restart', 'deployment/web'), 'deployment.apps/web restarted\n');
+    await kube.ok('rollout', 'status', 'deployment/web', '--timeout', '60s');
+    assert.match(await kube.ok('rollout', 'history', 'deployment/web'), /^4 {9}<none>$/m, 'undo made revision 1 the third, restart the fourth');
+    // The tests after this one use the pods as they are now.
+    const [newest] = (await kube.json<{ items: Array<{ metadata: { labels: Record<string, string>; annotations: Record<string, string> } }> }>('get', 'replicasets')).items.filter((rs) => rs.metadata.annotations['deployment.kubernetes.io/revision'] === '4');
+    pods = await waitFor('only the restarted web pods', async () => {
+      const now = await running();
+      const web = now.filter((p) => p.metadata.labels?.app === 'web');
+      return web.length === 4 && web.every((p) => p.status?.phase === 'Running' && p.metadata.labels?.['pod-template-hash'] === newest!.metadata.labels['pod-template-hash']) ? now : undefined;
+    }, 30_000);
   });
 
   test('deleting a namespace removes its pods (namespaces, IPs) and then itself', async () => {

@@ -34,7 +34,9 @@ export class ApiClient implements ObjectClient {
   private open(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const data = body === undefined ? undefined : JSON.stringify(body);
-      const req = request({ socketPath: this.socketPath, method, path, headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} }, resolve);
+      // kubewire's own patches are JSON merge patches (RFC 7386), said as such: the API dispatches PATCH on the content type.
+      const type = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
+      const req = request({ socketPath: this.socketPath, method, path, headers: data ? { 'content-type': type, 'content-length': Buffer.byteLength(data) } : {} }, resolve);
       req.on('error', (e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(new ApiError(503, 'Unavailable', `the cluster's API server is not running (no answer on ${this.socketPath}); kubewire up restarts it`));
         else if (e.code === 'EACCES') reject(new ApiError(403, 'Forbidden', `permission denied on ${this.socketPath}: the API is root-only (use sudo)`));

@@ -1,6 +1,7 @@
 // kubectl's verbs against a kubewire cluster's API: apply, delete, get, describe, logs,
 // scale, exec, wait, rollout status. Flags and output follow kubectl.
 
+import { historyTable, restartPatch, rollbackTemplate } from './rollout.ts';
 import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Command } from 'commander';
@@ -489,6 +490,42 @@ export function registerKubectlCommands(program: Command): void {
         if (Date.now() > deadline) throw new ClusterError(`timed out waiting for the rollout of deployment "${t.name}"`);
         await new Promise((r) => setTimeout(r, 100));
       }
+    });
+
+  const deploymentOf = async (o: { cluster: string; namespace?: string }, args: string[], verb: string) => {
+    const t = target(args[0]!, args[1]);
+    if (t.rt.kind !== 'Deployment' || !t.name) throw new ClusterError(`rollout ${verb} works on deployments: kubewire rollout ${verb} deployment/NAME`);
+    const { client } = connect(o.cluster);
+    const ns = o.namespace ?? 'default';
+    const d = await client.get<Deployment>(t.rt, ns, t.name);
+    const owned = (await client.list<ReplicaSet>(resource('replicasets'), ns)).items;
+    return { client, d, owned, path: resourcePath(t.rt, ns, t.name) };
+  };
+  clusterOpt(nsOpt(rollout.command('history')))
+    .description("a Deployment's revisions (its ReplicaSets)")
+    .argument('<target...>', 'deployment/NAME or deployment NAME')
+    .action(async (args: string[], o: { cluster: string; namespace?: string }) => {
+      const { d, owned } = await deploymentOf(o, args, 'history');
+      out(historyTable(d, owned));
+    });
+  clusterOpt(nsOpt(rollout.command('undo')))
+    .description('roll a Deployment back to its previous revision, or --to-revision')
+    .argument('<target...>', 'deployment/NAME or deployment NAME')
+    .option('--to-revision <n>', 'the revision to go back to (0: the previous one)', '0')
+    .action(async (args: string[], o: { cluster: string; namespace?: string; toRevision: string }) => {
+      const { client, d, owned, path } = await deploymentOf(o, args, 'undo');
+      const template = rollbackTemplate(d, owned, Number(o.toRevision));
+      // A whole template, so that fields of the newer one that the old one lacks go (JSON merge patch would keep them).
+      await client.call('PUT', path, { ...d, spec: { ...d.spec, template } });
+      out(`deployment.apps/${d.metadata.name} rolled back`);
+    });
+  clusterOpt(nsOpt(rollout.command('restart')))
+    .description("restart a Deployment's pods by a rollout (a new restartedAt annotation on its template)")
+    .argument('<target...>', 'deployment/NAME or deployment NAME')
+    .action(async (args: string[], o: { cluster: string; namespace?: string }) => {
+      const { client, d, path } = await deploymentOf(o, args, 'restart');
+      await client.call('PATCH', path, restartPatch(new Date()));
+      out(`deployment.apps/${d.metadata.name} restarted`);
     });
 
   clusterOpt(nsOpt(program.command('exec')))
