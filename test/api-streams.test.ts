@@ -25,6 +25,7 @@ import { chooseProtocol, decodeChannel, encodeChannel, EXEC_PROTOCOLS, exitStatu
 import { logStream } from '../src/daemon/logs.ts';
 import { onTerminal, shellQuote } from '../src/daemon/streams.ts';
 import { daemonPaths } from '../src/state/paths.ts';
+import { umlMissing } from '../src/supervisor/uml.ts';
 import { isRoot } from './helpers.ts';
 
 describe('channel framing (pure)', () => {
@@ -428,7 +429,6 @@ async function waitUntil(ok: () => boolean, what: string, timeoutMs = 5000): Pro
 
 // ---- root: a cluster, exec and port-forward over its api.sock, and the real kubectl when the HTTPS listener is there ----
 
-const CLUSTER = 'kapis';
 const CLI = new URL('../bin/kubewire.js', import.meta.url).pathname;
 const KUBECTL = '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
 let KUBECONFIG_FILE = ''; // up merges its context here (a file of this test's), never into ~/.kube/config
@@ -445,6 +445,12 @@ spec:
   - {name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}
   - {name: talker, image: busybox, command: ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.5; done"]}
 `;
+
+/** The same checks on this machine's kernel and in a user-mode Linux kernel of the cluster's own. */
+const CLUSTERS = [
+  { name: 'kapis', kernel: 'host', skip: isRoot ? false : 'needs root: a cluster on this kernel' },
+  { name: 'kapis2', kernel: 'uml', skip: !isRoot ? 'needs root (the uml cluster shares the setup of root\'s)' : umlMissing() ? `user-mode Linux is not installed: ${umlMissing()}` : false },
+];
 
 /** One exec over a WebSocket on `socketPath` (v5): what each channel carried. */
 function execOver(socketPath: string, query: string, input?: string): Promise<{ stdout: string; stderr: string; status: any }> {
@@ -471,7 +477,8 @@ function execOver(socketPath: string, query: string, input?: string): Promise<{ 
   });
 }
 
-describe(`a cluster (${CLUSTER}): exec and port-forward over its api.sock, and kubectl 1.32`, { skip: isRoot ? false : 'needs root: a cluster on this kernel' }, () => {
+for (const { name: CLUSTER, kernel, skip } of CLUSTERS)
+describe(`a cluster (${CLUSTER}, kernel ${kernel}): exec and port-forward over its api.sock, and kubectl 1.32`, { skip }, () => {
   let work: string;
   let kubeconfig: string | undefined;
   let podIP = '';
@@ -481,12 +488,12 @@ describe(`a cluster (${CLUSTER}): exec and port-forward over its api.sock, and k
     kubewire(['down', '--cluster', CLUSTER], 120_000); // a leftover of an earlier run
     KUBECONFIG_FILE = join(work, 'kubeconfig');
     writeFileSync(KUBECONFIG_FILE, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n', { mode: 0o600 });
-    const up = kubewire(['up', '--cluster', CLUSTER, '--nodes', '1']);
+    const up = kubewire(['up', '--cluster', CLUSTER, '--nodes', '1', '--kernel', kernel, ...(kernel === 'uml' ? ['--kernel-memory', '1024'] : [])], 600_000);
     assert.equal(up.status, 0, `up: ${up.stderr}`);
     writeFileSync(join(work, 'pod.yaml'), POD);
     const applied = kubewire(['apply', '--cluster', CLUSTER, '-f', join(work, 'pod.yaml')], 60_000);
     assert.equal(applied.status, 0, applied.stderr);
-    const wait = kubewire(['wait', '--cluster', CLUSTER, '--for=condition=Ready', 'pod/web', '--timeout=90s'], 120_000);
+    const wait = kubewire(['wait', '--cluster', CLUSTER, '--for=condition=Ready', 'pod/web', '--timeout=240s'], 300_000);
     assert.equal(wait.status, 0, `pod web not Ready: ${wait.stderr}`);
     podIP = JSON.parse(kubewire(['get', '--cluster', CLUSTER, 'pod', 'web', '-o', 'json'], 30_000).stdout).status.podIP;
     // The kubeconfig, when the HTTPS listener and `kubewire kubeconfig` exist.
@@ -532,38 +539,51 @@ describe(`a cluster (${CLUSTER}): exec and port-forward over its api.sock, and k
   });
 
   test('kubectl 1.32: exec (exit code 3, -i), port-forward, logs, attach', async (t) => {
-    if (!kubeconfig) return t.skip('no HTTPS listener yet: `kubewire kubeconfig --cluster kapis` printed no https://127.0.0.1 server');
-    const kubectl = (args: string[], input?: string) => spawnSync(KUBECTL, ['--kubeconfig', kubeconfig!, '--cache-dir', join(work, 'cache'), ...args], { encoding: 'utf8', timeout: 30_000, input });
+    if (!kubeconfig) return t.skip(`no HTTPS listener yet: \`kubewire kubeconfig --cluster ${CLUSTER}\` printed no https://127.0.0.1 server`);
+    const kubectl = (args: string[], input?: string, env: Record<string, string> = {}) => spawnSync(KUBECTL, ['--kubeconfig', kubeconfig!, '--cache-dir', join(work, 'cache'), ...args], { encoding: 'utf8', timeout: 60_000, input, env: { ...process.env, ...env } });
     const exec = kubectl(['exec', 'web', '--', 'sh', '-c', 'echo hi; exit 3']);
     assert.equal(exec.status, 3, exec.stderr);
     assert.equal(exec.stdout, 'hi\n');
     const stdin = kubectl(['exec', '-i', 'web', '-c', 'talker', '--', 'sh', '-c', 'cat; echo done'], 'typed\n');
     assert.equal(stdin.status, 0, stdin.stderr);
     assert.equal(stdin.stdout, 'typed\ndone\n');
+    // SPDY, kubectl's fallback when the WebSocket upgrade fails, forced as kubectl allows.
+    const spdy = kubectl(['exec', '-i', 'web', '-c', 'talker', '--', 'sh', '-c', 'cat; echo e >&2; exit 6'], 'over spdy\n', { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' });
+    assert.equal(spdy.status, 6, spdy.stderr);
+    assert.equal(spdy.stdout, 'over spdy\n');
+    assert.match(spdy.stderr, /^e$/m);
+    // A terminal: kubectl on a pseudo-terminal of script(1) here, the command on one there, its size kubectl's.
+    const tty = spawnSync('script', ['-qec', `stty cols 91 rows 27; ${KUBECTL} --kubeconfig ${kubeconfig} --cache-dir ${join(work, 'cache')} exec -it web -c talker -- sh -c 'tty; sleep 3; stty size; exit 4'`, '/dev/null'], { encoding: 'utf8', timeout: 60_000, input: '' });
+    assert.equal(tty.status, 4, tty.stdout);
+    assert.match(tty.stdout, /\/dev\/pts\/\d+\r?\n/);
+    assert.match(tty.stdout, /^27 91\r?$/m);
 
-    // port-forward on 127.0.0.1 only, for at most 20 s; its process ended by its pid.
-    const local = await new Promise<number>((resolve) => {
-      const s = createNetServer().listen(0, '127.0.0.1', () => {
-        const port = (s.address() as { port: number }).port;
-        s.close(() => resolve(port));
+    // port-forward on 127.0.0.1 only, for at most 40 s, its process ended by its pid: SPDY in
+    // WebSocket (kubectl's first choice), then plain SPDY (its fallback, forced).
+    for (const websockets of ['true', 'false']) {
+      const local = await new Promise<number>((resolve) => {
+        const s = createNetServer().listen(0, '127.0.0.1', () => {
+          const port = (s.address() as { port: number }).port;
+          s.close(() => resolve(port));
+        });
       });
-    });
-    const pf = spawn('timeout', ['20', KUBECTL, '--kubeconfig', kubeconfig, '--cache-dir', join(work, 'cache'), 'port-forward', '--address', '127.0.0.1', 'pod/web', `${local}:8080`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    try {
-      let said = '';
-      pf.stdout!.on('data', (b) => (said += b));
-      await waitUntil(() => said.includes('Forwarding from'), 'kubectl port-forward to listen', 15_000);
-      const answer = await new Promise<string>((resolve, reject) => {
-        const c = connect(local, '127.0.0.1', () => c.end('GET / HTTP/1.0\r\n\r\n'));
-        let text = '';
-        c.on('data', (b) => (text += b));
-        c.on('end', () => resolve(text));
-        c.on('error', reject);
-        c.setTimeout(10_000, () => c.destroy(new Error('no answer')));
-      });
-      assert.match(answer, /pod: web/);
-    } finally {
-      pf.kill();
+      const pf = spawn('timeout', ['40', KUBECTL, '--kubeconfig', kubeconfig, '--cache-dir', join(work, 'cache'), 'port-forward', '--address', '127.0.0.1', 'pod/web', `${local}:8080`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECTL_PORT_FORWARD_WEBSOCKETS: websockets } });
+      try {
+        let said = '';
+        pf.stdout!.on('data', (b) => (said += b));
+        await waitUntil(() => said.includes('Forwarding from'), 'kubectl port-forward to listen', 30_000);
+        const answer = await new Promise<string>((resolve, reject) => {
+          const c = connect(local, '127.0.0.1', () => c.end('GET / HTTP/1.0\r\n\r\n'));
+          let text = '';
+          c.on('data', (b) => (text += b));
+          c.on('end', () => resolve(text));
+          c.on('error', reject);
+          c.setTimeout(20_000, () => c.destroy(new Error('no answer')));
+        });
+        assert.match(answer, /pod: web/, `port-forward (websockets ${websockets})`);
+      } finally {
+        pf.kill();
+      }
     }
 
     const tail = kubectl(['logs', 'web', '-c', 'talker', '--tail=2']);
@@ -574,7 +594,7 @@ describe(`a cluster (${CLUSTER}): exec and port-forward over its api.sock, and k
     const previous = kubectl(['logs', 'web', '-c', 'talker', '-p']);
     assert.equal(previous.status, 1);
     assert.match(previous.stderr, /previous terminated container "talker" in pod "web" not found/);
-    const attach = spawnSync('timeout', ['3', KUBECTL, '--kubeconfig', kubeconfig, '--cache-dir', join(work, 'cache'), 'attach', 'web', '-c', 'talker'], { encoding: 'utf8', timeout: 10_000 });
+    const attach = spawnSync('timeout', [kernel === 'uml' ? '8' : '3', KUBECTL, '--kubeconfig', kubeconfig, '--cache-dir', join(work, 'cache'), 'attach', 'web', '-c', 'talker'], { encoding: 'utf8', timeout: 15_000 });
     assert.match(attach.stdout, /^line \d+$/m, `attach: ${attach.stderr}`);
   });
 });
