@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { clusterNotFound } from '../cluster/cluster.ts';
 import { clusterKubeconfig } from '../identity/access.ts';
 import { mergeIntoUserKubeconfig, removeFromUserKubeconfigs } from '../identity/kubeconfig-files.ts';
-import { contextName, printKubeconfig } from '../identity/kubeconfig.ts';
+import { contextName, KubeconfigError, printKubeconfig } from '../identity/kubeconfig.ts';
 import { clusterDir } from '../state/paths.ts';
 import { defaultCluster } from './kubectl.ts';
 
@@ -19,8 +19,16 @@ function kubeconfigOf(cluster: string) {
 }
 
 /** After `up`: the cluster's entries merged into the user's kubeconfig and made current; says so as kind does. */
-export async function exportKubeconfig(cluster: string, explicit: string | undefined, out: NodeJS.WritableStream): Promise<void> {
-  const file = await mergeIntoUserKubeconfig(kubeconfigOf(cluster), { explicit });
+export async function exportKubeconfig(cluster: string, explicit: string | undefined, out: NodeJS.WritableStream, err: NodeJS.WritableStream = process.stderr): Promise<void> {
+  let file: string;
+  try {
+    file = await mergeIntoUserKubeconfig(kubeconfigOf(cluster), { explicit });
+  } catch (e) {
+    // The cluster is up and kubewire's own commands reach it: a kubeconfig that cannot be written is said, not a failed `up`.
+    if (!(e instanceof KubeconfigError)) throw e;
+    err.write(`warning: cluster ${cluster} is up but no kubeconfig was written: ${e.message} (kubewire kubeconfig${cluster === defaultCluster() ? '' : ` --cluster ${cluster}`} prints it)\n`);
+    return;
+  }
   const name = contextName(cluster);
   out.write(`Set kubectl context to "${name}" (in ${file})\nYou can now use your cluster with:\n\nkubectl cluster-info --context ${name}\n`);
 }
