@@ -33,6 +33,21 @@ function sink(): Writable & { text: () => string } {
   return w;
 }
 
+/** A pod of the web Deployment once its rollout is done: Ready and not terminating. */
+async function readyPod(): Promise<k8s.V1Pod> {
+  const apps = kc.makeApiClient(k8s.AppsV1Api);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  await waitFor('the rollout of web', async () => {
+    const d = await apps.readNamespacedDeployment({ namespace: 'default', name: 'web' });
+    const s = d.status;
+    return (d.metadata?.generation ?? 0) <= (s?.observedGeneration ?? 0) && s?.updatedReplicas === d.spec?.replicas && s?.replicas === s?.updatedReplicas && s?.availableReplicas === s?.updatedReplicas;
+  }, 60_000);
+  const pods = (await core.listNamespacedPod({ namespace: 'default', labelSelector: 'app=web' })).items;
+  const ready = pods.find((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+  assert.ok(ready, 'a ready web pod');
+  return ready;
+}
+
 describe('@kubernetes/client-node 1.x against kubewire', { skip, timeout: 300_000 }, () => {
   before(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'kw-client-node-'));
@@ -98,8 +113,7 @@ describe('@kubernetes/client-node 1.x against kubewire', { skip, timeout: 300_00
   });
 
   test('exec over the WebSocket channel protocol: stdout, stderr, stdin and the exit status', async () => {
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const [pod] = (await core.listNamespacedPod({ namespace: 'default', labelSelector: 'app=web' })).items.filter((p) => p.status?.phase === 'Running');
+    const pod = await readyPod();
     const out = sink();
     const err = sink();
     const stdin = new PassThrough();
@@ -115,8 +129,7 @@ describe('@kubernetes/client-node 1.x against kubewire', { skip, timeout: 300_00
   });
 
   test("port-forward over portforward.k8s.io reaches the pod's port inside its network namespace", async () => {
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const [pod] = (await core.listNamespacedPod({ namespace: 'default', labelSelector: 'app=web' })).items.filter((p) => p.status?.phase === 'Running');
+    const pod = await readyPod();
     const forward = new k8s.PortForward(kc);
     // A local listener on loopback hands each connection to the client's port-forward, as its docs show.
     const server = createServer((socket) => void forward.portForward('default', pod!.metadata!.name!, [8080], socket, null, socket));
