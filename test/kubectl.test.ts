@@ -192,7 +192,7 @@ describe('kubectl v1.32 against kubewire', { skip, timeout: 600_000 }, () => {
     const missing = await kubectl(['get', 'pod', 'nope']);
     assert.equal(missing.code, 1);
     assert.equal(missing.stderr.trim(), 'Error from server (NotFound): pods "nope" not found');
-    writeFileSync(join(scratch, 'bad.yaml'), CONFIG.replace('data:', 'dta:'));
+    writeFileSync(join(scratch, 'bad.yaml'), CONFIG.replace('\ndata:', '\ndta:'));
     const strict = await kubectl(['apply', '-f', join(scratch, 'bad.yaml')]);
     assert.equal(strict.code, 1);
     assert.match(strict.stderr, /unknown field "dta"/);
