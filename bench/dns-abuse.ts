@@ -10,8 +10,8 @@
 //              scrape every 2 s (its time and size)
 // Printed beside the goals (RSS < 150 MB, p99 ≤ 2 ms) and CoreDNS's documented limits.
 //   npm run bench:dns-abuse      DURATION=60 (s per attack)  RATE=200 (normal queries/s)
-//     ATTACKS=pipeline,qtypes (a subset)  QTYPES_RATE=N (the flood's queries/s; default: as fast
-//     as the attacker sends)  CLUSTER=name (default kwba<pid>)  PROFILE=FILE (the DNS process's
+//     ATTACKS=pipeline,qtypes (a subset)  QTYPES_RATE=N[,N...] (the flood's queries/s, a row each;
+//     0, the default: as fast as the attacker sends)  CLUSTER=name (default kwba<pid>)  PROFILE=FILE (the DNS process's
 //     profile, a line a second: loop delay, GC, CPU, queries read/dropped/answered; src/dns/profile.ts)
 // Beside each row: the DNS process's CPU (% of one core) and its UDP socket's largest Recv-Q
 // and drops (/proc/PID/net/udp, read in its network namespace), the attacker's CPU, the load.
@@ -31,7 +31,7 @@ const stateDir = mkdtempSync(join(tmpdir(), 'kwb-dnsabuse-'));
 const work = mkdtempSync(join(tmpdir(), 'kwb-dnsabuse-files-'));
 const cluster = process.env.CLUSTER || `kwba${process.pid % 10000}`;
 const ONLY = process.env.ATTACKS?.split(',');
-const QTYPES_RATE = Number(process.env.QTYPES_RATE) || 0;
+const QTYPES_RATES = (process.env.QTYPES_RATE ?? '0').split(',').map(Number);
 process.env.KUBEWIRE_STATE_DIR = stateDir; // for down() in this process
 const GOAL_RSS_MB = 150;
 const GOAL_P99_MS = 2;
@@ -241,19 +241,22 @@ try {
     rows.push([label, `${rssMB(pid).toFixed(0)}`, '', ms(n), String(n.lost), n.p99 <= GOAL_P99_MS ? 'met' : 'MISSED', profile(p)]);
   };
   await reference('none (reference, 10 s)');
-  for (const name of Object.keys(ATTACKS).filter((a) => !ONLY || ONLY.includes(a))) {
+  const runs = Object.keys(ATTACKS)
+    .filter((a) => !ONLY || ONLY.includes(a))
+    .flatMap((name) => (name === 'qtypes' ? QTYPES_RATES.map((rate) => ({ name, rate })) : [{ name, rate: 0 }]));
+  for (const { name, rate } of runs) {
     const before = rssMB(pid);
     const script = join(work, `${name}.cjs`);
     const stop = sample(pid, script);
-    mark(name);
+    mark(rate ? `${name} ${rate}/s` : name);
     const [attack, normal] = await Promise.all([
-      kw(['exec', 'attacker', '--', 'sh', '-c', `ulimit -n 8192; exec node ${script} ${ip} ${DURATION} ${name === 'qtypes' ? QTYPES_RATE : ''}`], undefined, (DURATION + 90) * 1000),
+      kw(['exec', 'attacker', '--', 'sh', '-c', `ulimit -n 8192; exec node ${script} ${ip} ${DURATION} ${rate || ''}`], undefined, (DURATION + 90) * 1000),
       normalQueries(ip, DURATION),
     ]);
     const p = stop();
     await new Promise((r) => setTimeout(r, 3000));
     const settled = rssMB(pid);
-    rows.push([name, `${before.toFixed(0)} → max ${p.max.toFixed(0)} (${settled.toFixed(0)} 3 s after)`, p.max < GOAL_RSS_MB ? 'met' : 'MISSED', ms(normal), String(normal.lost), normal.p99 <= GOAL_P99_MS ? 'met' : 'MISSED', profile(p)]);
+    rows.push([rate ? `${name} ${rate}/s` : name, `${before.toFixed(0)} → max ${p.max.toFixed(0)} (${settled.toFixed(0)} 3 s after)`, p.max < GOAL_RSS_MB ? 'met' : 'MISSED', ms(normal), String(normal.lost), normal.p99 <= GOAL_P99_MS ? 'met' : 'MISSED', profile(p)]);
     rows.push(['', '', '', '', '', '', `  ${attack.trim().split('\n').pop() ?? ''}`]);
   }
   await reference('none (after, 10 s)');
