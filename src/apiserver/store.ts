@@ -26,6 +26,12 @@ export type Reason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Gone' | 'Inval
 const HTTP_CODE: Record<Reason, number> = { NotFound: 404, AlreadyExists: 409, Conflict: 409, Gone: 410, Invalid: 422, Forbidden: 403 };
 
 /** A failed store operation, shaped like a Kubernetes Status. */
+/** How the API server names a kind's resource in its messages: pods, deployments.apps. */
+function resourceName(kind: string): string {
+  const rt = RESOURCES.find((r) => r.kind === kind);
+  return rt ? (rt.group ? `${rt.plural}.${rt.group}` : rt.plural) : kind.toLowerCase();
+}
+
 export class StoreError extends StatusError {
   override name = 'StoreError';
   declare readonly reason: Reason;
@@ -120,10 +126,7 @@ export class Store {
   get(key: Key): KubeObject {
     const obj = this.tryGet(key);
     // The API server's words, which kubectl prints as they come: pods "x" not found, deployments.apps "y" not found.
-    if (!obj) {
-      const rt = RESOURCES.find((r) => r.kind === key.kind);
-      throw new StoreError('NotFound', `${rt ? (rt.group ? `${rt.plural}.${rt.group}` : rt.plural) : key.kind.toLowerCase()} ${JSON.stringify(key.name)} not found`);
-    }
+    if (!obj) throw new StoreError('NotFound', `${resourceName(key.kind)} ${JSON.stringify(key.name)} not found`);
     return obj;
   }
 
@@ -167,7 +170,7 @@ export class Store {
   create(obj: KubeObject): KubeObject {
     return this.write(() => {
       const key = keyOf(obj);
-      if (this.tryGet(key)) throw new StoreError('AlreadyExists', `${obj.kind.toLowerCase()} ${JSON.stringify(key.name)} already exists${key.namespace ? ` in namespace ${key.namespace}` : ''}`);
+      if (this.tryGet(key)) throw new StoreError('AlreadyExists', `${resourceName(obj.kind)} ${JSON.stringify(key.name)} already exists`);
       const stored: KubeObject = {
         ...obj,
         metadata: { ...obj.metadata, uid: randomUUID(), creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), generation: 1 },

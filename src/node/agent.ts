@@ -31,6 +31,7 @@ import { ProbeManager, type ProbeKind, type ProbeTarget } from './probes.ts';
 import { containerEnv, ContainerConfigError, passwdGroups, runAs } from './container-config.ts';
 import type { ConfigMap, Container, Secret } from '../api/types.ts';
 import { NODE_LEASE_NAMESPACE, renewedLease, type Lease } from './lease.ts';
+import { VERSION } from '../api/version.ts';
 import { systemInfo } from './node-info.ts';
 
 interface ContainerRecord {
@@ -196,7 +197,7 @@ export class NodeAgent {
         // vpc mode: no podCIDR to wait for; the pod network is up once the node's ipamd is (the daemon starts it first).
         ...(this.o.plan.spec.mode === 'vpc' ? [{ type: 'NetworkUnavailable', status: 'False' as const, reason: 'VpcIpamdReady', message: "the node's ipamd hands out VPC addresses", lastTransitionTime: now() }] : []),
       ],
-      nodeInfo: { kubeletVersion: 'v1.31.0-kubewire', containerRuntimeVersion: 'kubewire://0.1.0', operatingSystem: 'linux', architecture: process.arch === 'x64' ? 'amd64' : process.arch, ...systemInfo() },
+      nodeInfo: { kubeletVersion: VERSION.gitVersion, containerRuntimeVersion: 'kubewire://0.1.0', operatingSystem: 'linux', architecture: process.arch === 'x64' ? 'amd64' : process.arch, ...systemInfo() },
     };
     // vxlan mode: the node tells its peers where its VTEP is, as flanneld annotates it.
     const annotations = this.o.plan.spec.mode === 'vxlan' ? flannelAnnotations(node.ip, vtep(this.o.plan, node).mac) : undefined;
