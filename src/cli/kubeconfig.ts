@@ -34,8 +34,15 @@ export async function exportKubeconfig(cluster: string, explicit: string | undef
 }
 
 /** After `down`: the cluster's entries gone from every file of the user's kubeconfig path list. */
-export async function forgetKubeconfig(cluster: string, explicit: string | undefined, out: NodeJS.WritableStream): Promise<void> {
-  const changed = await removeFromUserKubeconfigs(contextName(cluster), { explicit });
+export async function forgetKubeconfig(cluster: string, explicit: string | undefined, out: NodeJS.WritableStream, err: NodeJS.WritableStream = process.stderr): Promise<void> {
+  let changed: string[];
+  try {
+    changed = await removeFromUserKubeconfigs(contextName(cluster), { explicit });
+  } catch (e) {
+    if (!(e instanceof KubeconfigError)) throw e;
+    err.write(`warning: the kubeconfig entries of cluster ${cluster} were not removed: ${e.message}\n`);
+    return;
+  }
   for (const file of changed) out.write(`removed context ${contextName(cluster)} from ${file}\n`);
 }
 

@@ -64,17 +64,21 @@ export async function up(spec: ClusterSpec, progress: (line: string) => void = (
     throw new ClusterError(`namespaces of a cluster ${JSON.stringify(spec.name)} exist but its record does not (kubewire down --cluster ${spec.name} removes them)`);
   }
   makeClusterDir(dir);
+  // The PKI is made while the network is built (its CPU beside the ip commands' waits); the daemon needs it.
+  const access = opts.daemon === false ? undefined : prepareApiAccess(dir, plan.spec);
+  access?.catch(() => undefined); // awaited below, where its failure fails `up`
   try {
     await buildCluster(linux, plan, dir, progress);
     writeJsonAtomically(join(dir, 'cluster.json'), plan, 0o600);
     if (opts.daemon !== false) {
-      await prepareApiAccess(dir, plan.spec);
+      await access;
       progress('starting the control plane and the node agents');
       await startDaemon(spec.name, plan.nodes.length, (phase) => progress(`daemon: ${phase}`), stallMs());
     }
     // In a kernel of its own: the host's copy of the record, for the verbs it runs itself.
     if (process.env.KUBEWIRE_GUEST && process.env.KUBEWIRE_HOST_DIR) writeJsonAtomically(join(process.env.KUBEWIRE_HOST_DIR, 'cluster.json'), plan, 0o600);
   } catch (e) {
+    await access?.catch(() => undefined); // done writing before its directory goes
     await stopClusterProcesses(spec.name).catch(() => undefined);
     await removeClusterNetwork(linux, spec.name).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
