@@ -87,6 +87,14 @@ describe('merge', () => {
     assert.equal(twice['current-context'], 'kubewire-a');
   });
 
+  test('into a file a removal emptied: entries written as blocks, as kubectl writes them', () => {
+    const emptied = removeFromKubeconfig(mergeKubeconfig('', kc('a')), contextName('a'))!;
+    assert.match(emptied, /^clusters: \[\]$/m);
+    const text = mergeKubeconfig(emptied, kc('b'));
+    assert.match(text, /^clusters:\n- cluster:\n {4}certificate-authority-data: /m);
+    assert.equal(parse(text).clusters[0].name, 'kubewire-b');
+  });
+
   test("kubectl's empty sections (null) and a file without apiVersion/kind", () => {
     const merged = parse(mergeKubeconfig('clusters: null\nusers: null\ncontexts: null\ncurrent-context: ""\n', kc('a')));
     assert.equal(merged.clusters.length, 1);

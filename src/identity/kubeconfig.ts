@@ -87,6 +87,7 @@ export function mergeKubeconfig(existing: string, k: Kubeconfig, file = 'kubecon
   for (const key of SECTIONS) {
     const entry = k[key][0]!;
     const seq = section(doc, key, file);
+    seq.flow = false; // `clusters: []` (left by a removal) would otherwise take our entry inline
     const i = seq.items.findIndex((item) => nameOf(item) === entry.name);
     const node = doc.createNode(entry);
     if (i >= 0) seq.items[i] = node;
