@@ -79,6 +79,19 @@ function pump(from: Readable, send: (b: Buffer, done: () => void) => void, max =
   });
 }
 
+/** Writes what the client sent; a full writer stops reading the client until it drains (a flood is held there, not here). */
+export function writeHeld(ws: WebSocket, to: Writable, data: Buffer): void {
+  if (to.write(data) || to.destroyed) return;
+  ws.pause();
+  const resume = () => {
+    to.off('drain', resume);
+    to.off('close', resume);
+    ws.resume();
+  };
+  to.on('drain', resume);
+  to.on('close', resume);
+}
+
 /** A session over a WebSocket of channels; the socket closes (1000) after the error channel's Status. */
 export function serveOverWebSocket(ws: WebSocket, protocol: ExecProtocol, r: ExecRequest, s: ContainerSession): void {
   const features = protocolFeatures(protocol);
@@ -92,7 +105,7 @@ export function serveOverWebSocket(ws: WebSocket, protocol: ExecProtocol, r: Exe
     if (!isBinary) return;
     const m = decodeChannel(raw);
     if (!m) return;
-    if (m.channel === STDIN) s.stdin?.write(m.data);
+    if (m.channel === STDIN && s.stdin) writeHeld(ws, s.stdin, m.data);
     else if (m.channel === RESIZE && features.resize) {
       const size = parseResize(m.data);
       if (size) s.resize?.(size);

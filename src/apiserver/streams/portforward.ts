@@ -9,7 +9,7 @@
 
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { badRequest } from './exec.ts';
+import { badRequest, writeHeld } from './exec.ts';
 import type { SpdySession, SpdyStream } from './spdy.ts';
 import { decodeChannel, encodeChannel, portPrefix } from './websocket-channels.ts';
 
@@ -130,7 +130,7 @@ export function servePortForwardChannels(ws: WebSocket, t: PortForwardTarget, po
     if (!m || m.channel % 2 !== 0) return;
     const i = m.channel / 2;
     if (i >= ports.length) return;
-    if (conns[i]) conns[i].write(m.data);
+    if (conns[i]) writeHeld(ws, conns[i], m.data);
     else early[i]!.push(Buffer.from(m.data));
   });
   ws.on('close', () => conns.forEach((c) => c?.destroy()));
