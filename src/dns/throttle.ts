@@ -3,9 +3,10 @@
 // datagram of the flood is still read by the server's one thread (several microseconds
 // each) and waits in the socket's buffer with everyone else's while the thread is busy or
 // off the CPU (measured under a machine's load: 1.7 MB in Recv-Q, normal queries 15 ms at
-// p50 behind it). A source whose queue overflowed is therefore put, for THROTTLE_S, in an
-// nftables set of the pod's own network namespace whose rule lets each member through at
-// RATE datagrams a second and drops the rest before the socket. A client that waits for its
+// p50 behind it). A source whose queue overflowed is therefore put, for THROTTLE_S (renewed
+// by the kernel while it stays over its rate), in an nftables set of the pod's own network
+// namespace whose rule lets each member through at RATE datagrams a second and drops the
+// rest before the socket. A client that waits for its
 // answers (dnsperf keeps 100 out, glibc a handful) never fills its 256 queued and is never
 // throttled. CoreDNS has no such limit built in (the external ratelimit plugin limits by source
 // always); this one applies only to a source the server could not keep up with.
@@ -17,7 +18,7 @@ import { networkInterfaces } from 'node:os';
 const TABLE = 'kubewire_dns';
 /** Datagrams a second a throttled source still gets through (a burst of as many). */
 export const THROTTLE_RATE = 1_000;
-/** How long a source stays throttled after its queue last overflowed. */
+/** How long a source stays throttled after its queue last overflowed or it last went over its rate. */
 export const THROTTLE_S = 10;
 
 /** The ruleset (pure): replaces the table whole, so that a restarted server starts clean. */
@@ -26,11 +27,13 @@ export function throttleRuleset(port: number): string {
     `add table ip ${TABLE}`,
     `delete table ip ${TABLE}`,
     `table ip ${TABLE} {`,
-    `  set throttled { type ipv4_addr; flags timeout; size 4096; }`,
+    `  set throttled { type ipv4_addr; flags dynamic,timeout; size 4096; }`,
     `  set rate { type ipv4_addr; flags dynamic,timeout; timeout ${THROTTLE_S}s; size 4096; }`,
     `  chain input {`,
     `    type filter hook input priority filter; policy accept;`,
-    `    udp dport ${port} ip saddr @throttled update @rate { ip saddr limit rate over ${THROTTLE_RATE}/second burst ${THROTTLE_RATE} packets } counter drop`,
+    // A member over its rate stays a member THROTTLE_S more (the kernel renews it): a flood
+    // stays throttled for as long as it lasts, without the server having to see it again.
+    `    udp dport ${port} ip saddr @throttled update @rate { ip saddr limit rate over ${THROTTLE_RATE}/second burst ${THROTTLE_RATE} packets } update @throttled { ip saddr timeout ${THROTTLE_S}s } counter drop`,
     `  }`,
     `}`,
     '',
