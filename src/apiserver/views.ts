@@ -49,8 +49,23 @@ export function watchEncoder(view: View, kind: string, includeObject: IncludeObj
   return (type, obj, text) => {
     if (type === 'ERROR' || type === 'BOOKMARK' || view.as === 'Object') return text ?? JSON.stringify(obj);
     if (view.as === 'PartialObjectMetadata') return JSON.stringify(partialObjectMetadata(obj, view.version));
-    const table = toTable(kind, [obj], { resourceVersion: obj.metadata.resourceVersion }, { version: view.version, includeObject, noHeaders: headersSent });
+    if (headersSent) return sharedTable(kind, obj, view.version, includeObject, Date.now());
     headersSent = true;
-    return JSON.stringify(table);
+    return JSON.stringify(toTable(kind, [obj], { resourceVersion: obj.metadata.resourceVersion }, { version: view.version, includeObject }));
   };
+}
+
+/**
+ * One event's Table without column definitions is the same text for every watcher of that
+ * view (kubectl get -w): encoded once and shared, where 100 watchers each built and
+ * stringified it (bench:api). Kept with the object, for a second at most (the AGE cell).
+ */
+const sharedTables = new WeakMap<KubeObject, { key: string; at: number; text: string }>();
+function sharedTable(kind: string, obj: KubeObject, version: 'v1' | 'v1beta1', includeObject: IncludeObject, nowMs: number): string {
+  const key = `${version}|${includeObject}`;
+  const hit = sharedTables.get(obj);
+  if (hit && hit.key === key && nowMs - hit.at < 1000) return hit.text;
+  const text = JSON.stringify(toTable(kind, [obj], { resourceVersion: obj.metadata.resourceVersion }, { version, includeObject, noHeaders: true }, nowMs));
+  sharedTables.set(obj, { key, at: nowMs, text });
+  return text;
 }
