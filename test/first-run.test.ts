@@ -75,7 +75,7 @@ describe('a fresh machine', { skip: NOT_ROOT }, () => {
     const empty = join(state, 'bin');
     mkdirSync(empty);
     try {
-      const r = await sh([process.execPath, BIN, 'up', '--cluster', 'kwpre', '--proxy-mode', 'nftables'], { env: { ...process.env, PATH: empty, KUBEWIRE_STATE_DIR: state }, timeoutMs: 30_000 });
+      const r = await sh([process.execPath, BIN, 'up', '--cluster', 'kwpre', '--proxy-mode', 'nftables'], { env: { ...process.env, PATH: empty, KUBEWIRE_STATE_DIR: state, KUBECONFIG: join(state, 'kubeconfig') }, timeoutMs: 30_000 });
       assert.equal(r.code, 1);
       const lines = r.stderr.trim().split('\n');
       assert.match(lines[0]!, /this machine lacks what cluster "kwpre" needs/);

@@ -16,7 +16,8 @@ export class Kube {
 
   run(args: string[], opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<Result> {
     return new Promise((resolve) => {
-      const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: this.stateDir, KUBEWIRE_CLUSTER: this.cluster, ...opts.env };
+      // The kubeconfig `up` merges goes to the scratch directory, never the machine's ~/.kube/config.
+      const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: this.stateDir, KUBEWIRE_CLUSTER: this.cluster, KUBECONFIG: join(this.stateDir, 'kubeconfig'), ...opts.env };
       delete env.NODE_EXTRA_CA_CERTS;
       const child = execFile(process.execPath, [BIN, ...args], { env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });

@@ -138,7 +138,7 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
     const home = mkdtempSync(join(tmpdir(), 'kwt-nobody-'));
     chownSync(home, 65534, 65534);
     const bin = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
-    const env = { PATH: process.env.PATH!, HOME: '/nonexistent', XDG_STATE_HOME: home };
+    const env = { PATH: process.env.PATH!, HOME: '/nonexistent', XDG_STATE_HOME: home, KUBECONFIG: join(home, 'kubeconfig') };
     const asNobody = (args: string[], input?: string) => runCaptured(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, bin, ...args], { env, ...(input !== undefined ? { input } : {}) });
     try {
       const up = await asNobody(['up', '--cluster', 'kwn', '--nodes', '1']);
