@@ -513,6 +513,9 @@ describe(`a cluster (${CLUSTER}, kernel ${kernel}): exec and port-forward over i
     assert.match(r.stdout, new RegExp(`inet ${podIP.replace(/\./g, '\\.')}/`), 'the pod\'s own eth0 and address');
     assert.equal(r.stderr, 'err\n');
     assert.deepEqual(r.status.details.causes, [{ reason: 'ExitCode', message: '3' }]);
+    const missing = await execOver(sock, 'command=no-such-command-kw&stdout=true&stderr=true');
+    assert.deepEqual(missing.status.details.causes, [{ reason: 'ExitCode', message: '127' }]);
+    assert.match(missing.stderr, /no-such-command-kw/);
     const cat = await execOver(sock, 'command=cat&container=talker&stdin=true&stdout=true', 'through the pod\n');
     assert.equal(cat.stdout, 'through the pod\n');
     assert.equal(cat.status.status, 'Success');

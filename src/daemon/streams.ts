@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { constants as os } from 'node:os';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Container, Pod } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import { badRequest, type ContainerSession, type ExecRequest } from '../apiserver/streams/exec.ts';
@@ -19,7 +19,9 @@ import { StatusError } from '../apiserver/status.ts';
 import { netnsAddon } from '../dataplane/linux/native.ts';
 import type { NodeAgent } from '../node/agent.ts';
 import { ContainerConfigError, passwdGroups, runAs } from '../node/container-config.ts';
+import { loadSpawnIn, startIn, StartError, type PipedProcess, type SpawnInAddon } from '../supervisor/spawn-in.ts';
 import { asUser, runCaptured, startPipedIn, toolPath, type PodView } from '../supervisor/supervisor.ts';
+import { packageRoot } from '../state/paths.ts';
 import { logStream } from './logs.ts';
 
 /** What a log request gets: the bytes, and warnings for what kubewire's log files cannot do. */
@@ -68,10 +70,22 @@ export class PodStreams {
     const argv = asUser(r.command, user);
     const etc = join(local.dir, 'etc');
     const view: PodView | undefined = existsSync(join(etc, 'hostname')) ? { dir: etc, hostname: readFileSync(join(etc, 'hostname'), 'utf8').trim() } : undefined;
-    const child = startPipedIn(r.tty ? onTerminal(argv) : argv, { cwd: container.workingDir || '/', env: this.env(pod, container, local.ip, r.tty), netns: local.netns, view });
+    const opts = { cwd: container.workingDir || '/', env: this.env(pod, container, local.ip, r.tty), netns: local.netns, view };
+    const full = r.tty ? onTerminal(argv) : argv;
+    let child: PipedProcess;
+    try {
+      // One clone into the pod's namespaces where the native helper has spawnIn (nsenter, unshare and a shell otherwise: three more starts, slow in UML).
+      const native = spawnInAddon();
+      child = native ? startIn(native, full, opts) : startPipedIn(full, opts);
+    } catch (e) {
+      if (!(e instanceof StartError)) throw e;
+      // As a runtime reports a command it cannot start: its words on stderr, 126 or 127.
+      const stderr = Readable.from([`${e.message}\n`]);
+      return { stdout: Readable.from([]), stderr: r.tty ? undefined : stderr, done: Promise.resolve({ code: e.status }), kill: () => undefined };
+    }
     const done = new Promise<{ code?: number; message?: string }>((resolve) => {
       child.once('error', (e) => resolve({ message: `cannot run ${JSON.stringify(r.command[0])}: ${e.message}` }));
-      child.once('close', (code, signal) => resolve({ code: code ?? 128 + (signal ? (os.signals[signal] ?? 0) : 0) }));
+      child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code: code ?? 128 + (signal ? (os.signals[signal] ?? 0) : 0) }));
     });
     child.stdin!.on('error', () => undefined);
     if (!r.stdin) child.stdin!.end();
@@ -156,6 +170,13 @@ export class PodStreams {
     }
     return { stream: logStream(file, { follow, tailLines: r.tailLines, limitBytes: r.limitBytes, stillThere: () => existsSync(local.dir) }), warnings };
   }
+}
+
+let spawnIn: SpawnInAddon | undefined | null = null;
+/** The native helper's spawnIn, looked for once; undefined where it is not built. */
+function spawnInAddon(): SpawnInAddon | undefined {
+  if (spawnIn === null) spawnIn = loadSpawnIn(join(packageRoot(), 'build', 'Release', 'kubewire_netns.node'));
+  return spawnIn;
 }
 
 /** A signal to the process group `pid` leads (startPipedIn starts a group); nothing if it is gone. */
