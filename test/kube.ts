@@ -1,9 +1,26 @@
 // Running the kubewire CLI as a user would, for the end-to-end tests: each call bounded in
 // time, against a cluster in a scratch state directory.
 import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
+
+let kubeconfig: string | undefined;
+/**
+ * The kubeconfig `up` merges its context into: a file of this test process, never the
+ * machine's ~/.kube/config, and not in the state directory (tests check that `down` leaves it
+ * empty). Removed when the process ends.
+ */
+function testKubeconfig(): string {
+  if (!kubeconfig) {
+    const file = join(tmpdir(), `kwt-kubeconfig-${process.pid}`);
+    process.once('exit', () => rmSync(file, { force: true }));
+    kubeconfig = file;
+  }
+  return kubeconfig;
+}
 
 export interface Result {
   code: number;
@@ -16,8 +33,7 @@ export class Kube {
 
   run(args: string[], opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<Result> {
     return new Promise((resolve) => {
-      // The kubeconfig `up` merges goes to the scratch directory, never the machine's ~/.kube/config.
-      const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: this.stateDir, KUBEWIRE_CLUSTER: this.cluster, KUBECONFIG: join(this.stateDir, 'kubeconfig'), ...opts.env };
+      const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: this.stateDir, KUBEWIRE_CLUSTER: this.cluster, KUBECONFIG: testKubeconfig(), ...opts.env };
       delete env.NODE_EXTRA_CA_CERTS;
       const child = execFile(process.execPath, [BIN, ...args], { env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
