@@ -337,19 +337,25 @@ export class ApiServer {
     // watcher (a chunk and a TLS record each) held the daemon up while 100 watchers followed
     // 1,000 pods starting (bench:api).
     let pending: string[] = [];
+    let pendingBytes = 0;
     const flush = () => {
       if (expired || !pending.length) return;
       res.write(pending.length === 1 ? pending[0] : pending.join(''));
       pending = [];
+      pendingBytes = 0;
     };
     const send = (line: string) => {
       if (expired) return;
-      if (res.writableLength > this.watchBuffer) {
+      // What waits for the watcher counts whether written or still in this turn's batch.
+      const behind = res.writableLength + pendingBytes;
+      if (behind > this.watchBuffer) {
         expired = true;
-        const status = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: `the watch of ${p.rt.plural} fell ${res.writableLength} bytes behind: list again` };
+        pending = [];
+        const status = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: `the watch of ${p.rt.plural} fell ${behind} bytes behind: list again` };
         res.end(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
         return end();
       }
+      pendingBytes += line.length;
       if (pending.push(line) === 1) setImmediate(flush);
     };
     streaming = true;
