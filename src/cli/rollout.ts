@@ -4,11 +4,9 @@
 
 import type { Deployment, PodTemplateSpec, ReplicaSet } from '../api/types.ts';
 import { ClusterError } from '../cluster/cluster.ts';
+import { revisionOf } from '../controllers/deployment.ts';
 
-const REVISION = 'deployment.kubernetes.io/revision';
 const CHANGE_CAUSE = 'kubernetes.io/change-cause';
-
-const revisionOf = (rs: ReplicaSet) => Number(rs.metadata.annotations?.[REVISION] ?? 0);
 
 /** The Deployment's ReplicaSets by revision, oldest first. */
 export function revisions(d: Deployment, owned: ReplicaSet[]): ReplicaSet[] {

@@ -52,7 +52,8 @@ export interface RolloutPlan {
   status: DeploymentStatus;
 }
 
-const revisionOf = (rs: ReplicaSet) => Number(rs.metadata.annotations?.[REVISION_ANNOTATION] ?? 0) || 0;
+/** A ReplicaSet's place in its Deployment's history (0: none). */
+export const revisionOf = (rs: ReplicaSet) => Number(rs.metadata.annotations?.[REVISION_ANNOTATION] ?? 0) || 0;
 const specReplicas = (rs: ReplicaSet) => rs.spec.replicas ?? 1;
 
 /** The ReplicaSet a Deployment's template makes: named NAME-HASH, its selector and labels narrowed by the hash. */

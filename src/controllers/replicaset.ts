@@ -4,6 +4,7 @@
 // (SuccessfulCreate, FailedCreate) belong to the ReplicaSet.
 
 import type { Condition, Pod, ReplicaSet, ReplicaSetStatus } from '../api/types.ts';
+import { now } from '../api/types.ts';
 import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
 import { BURST_REPLICAS, isLive, isReady, podOfTemplate, slowStart, type Requeue } from './deployment.ts';
@@ -70,7 +71,7 @@ export function syncReplicaSet(api: Api, namespace: string, name: string, events
   const status = done || plan.delete.length ? planReplicaSet(rs, ownedNow()).status : plan.status;
   // ReplicaFailure while pods cannot be created (a quota, the cluster's pod limit); the Deployment shows it too.
   const previous = rs.status?.conditions?.find((c) => c.type === 'ReplicaFailure');
-  const conditions: Condition[] = failure ? [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure, lastTransitionTime: previous?.lastTransitionTime ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] : [];
+  const conditions: Condition[] = failure ? [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure, lastTransitionTime: previous?.lastTransitionTime ?? now() }] : [];
   if (conditions.length) status.conditions = conditions;
   if (JSON.stringify(status) !== JSON.stringify(rs.status)) api.updateStatus({ kind: 'ReplicaSet', namespace, name }, status);
   return failure ? 'backoff' : plan.create > done ? 'now' : undefined;
