@@ -99,6 +99,7 @@ test('REST paths and the names kubectl accepts', () => {
   assert.equal(resourcePath(deploy, 'shop'), '/apis/apps/v1/namespaces/shop/deployments');
   assert.equal(resourcePath(resourceNamed('ns')!, undefined, 'shop'), '/api/v1/namespaces/shop');
   assert.deepEqual(parseResourcePath('/api/v1/namespaces/shop'), { rt: resourceNamed('namespace'), namespace: undefined, name: 'shop', subresource: undefined });
+  assert.deepEqual(parseResourcePath('/api/v1/namespaces/shop/status'), { rt: resourceNamed('namespace'), namespace: undefined, name: 'shop', subresource: 'status' }, 'a Namespace subresource, not a plural named status');
   assert.equal(parseResourcePath('/apis/apps/v1/namespaces/shop/deployments/web/scale')?.subresource, 'scale');
   assert.equal(parseResourcePath('/api/v1/pods')?.rt.kind, 'Pod');
   assert.equal(parseResourcePath('/api/v1/namespaces/x/nodes'), undefined, 'nodes are not namespaced');

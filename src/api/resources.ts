@@ -93,8 +93,10 @@ export function parseResourcePath(pathname: string): ParsedPath | undefined {
   else if (parts[0] === 'apis') [group, version] = parts.splice(0, 3).slice(1) as [string, string];
   else return undefined;
   let namespace: string | undefined;
-  // /namespaces/NS/<plural>... is a namespaced path; /namespaces or /namespaces/NS alone is the Namespace resource.
-  if ((parts[0] as string) === 'namespaces' && parts.length >= 3) {
+  // /namespaces/NS/<plural>... is a namespaced path; /namespaces, /namespaces/NS and
+  // /namespaces/NS/status|finalize (a subresource, not a plural) are the Namespace resource.
+  const namespaceSubresource = parts.length === 3 && (parts[2] === 'status' || parts[2] === 'finalize');
+  if ((parts[0] as string) === 'namespaces' && parts.length >= 3 && !namespaceSubresource) {
     namespace = parts[1];
     parts.splice(0, 2);
   }
