@@ -306,3 +306,18 @@ describe('watches at volume: a slow watcher is cut off, never waited for; bookma
     await assert.rejects(client.watch(pods, 'default', { resourceVersion: '1' }, () => undefined), (e: unknown) => e instanceof ApiError && e.code === 410 && /too old resource version/.test(e.message));
   });
 });
+
+test('a Job gets the selector the API server generates: its uid in the selector and the template, job-name too; manualSelector keeps the given one', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-job-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const api = new Api(new Store(join(dir, 'store.db')));
+  api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } } as never, { system: true });
+  const template = { metadata: { labels: { app: 'pi' } }, spec: { restartPolicy: 'Never', containers: [{ name: 'pi', image: 'perl' }] } };
+  const job = api.create({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'pi', namespace: 'default' }, spec: { template } } as never) as unknown as { metadata: { uid: string }; spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> } } } };
+  assert.deepEqual(job.spec.selector.matchLabels, { 'batch.kubernetes.io/controller-uid': job.metadata.uid });
+  assert.deepEqual(job.spec.template.metadata.labels, { app: 'pi', 'job-name': 'pi', 'batch.kubernetes.io/job-name': 'pi', 'controller-uid': job.metadata.uid, 'batch.kubernetes.io/controller-uid': job.metadata.uid });
+  const manual = api.create({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'm', namespace: 'default' }, spec: { manualSelector: true, selector: { matchLabels: { app: 'pi' } }, template } } as never) as unknown as { spec: { selector: unknown; template: { metadata: { labels: unknown } } } };
+  assert.deepEqual(manual.spec.selector, { matchLabels: { app: 'pi' } });
+  assert.deepEqual(manual.spec.template.metadata.labels, { app: 'pi' });
+  assert.throws(() => api.create({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'bad', namespace: 'default' }, spec: { selector: { matchLabels: { app: 'other' } }, template } } as never), /selector/);
+});

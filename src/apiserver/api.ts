@@ -3,9 +3,11 @@
 // namespaces that must exist (and stop taking objects while they terminate), the status
 // subresource, graceful pod deletion (the node agent finishes it), and selectors on lists.
 
+import { randomUUID } from 'node:crypto';
 import { matches, parseSelector } from '../api/labels.ts';
 import { apiVersionOf, qualifiedKind, resourceOfKind } from '../api/resources.ts';
-import type { Ingress, IngressClass, KubeObject, Namespace, Node, Pod, Secret, Service } from '../api/types.ts';
+import type { Ingress, IngressClass, Job, KubeObject, Namespace, Node, Pod, Secret, Service } from '../api/types.ts';
+import { withGeneratedSelector } from '../api/job-selector.ts';
 import { now } from '../api/types.ts';
 import { appliedObject, sameManifest, type ApplyResult } from '../api/apply.ts';
 import { freeGeneratedName, generateName } from '../api/names.ts';
@@ -164,16 +166,20 @@ export class Api {
 
   create<T extends KubeObject>(input: T, opts: WriteOptions = {}): T {
     // Upstream's defaults first, as the API server's decoding fills them in before validation.
-    const obj = withDefaults(opts.owned ? input : structuredClone(input));
+    let obj = withDefaults(opts.owned ? input : structuredClone(input));
     const rt = resourceOfKind(obj.kind);
     obj.apiVersion = apiVersionOf(rt);
     const prefix = !obj.metadata?.name && typeof obj.metadata?.generateName === 'string' && obj.metadata.generateName ? obj.metadata.generateName : undefined;
     if (prefix) obj.metadata.name = generateName(prefix);
     keyOf(obj);
+    // Clients may not set what the server owns. The uid is drawn before validation, as the
+    // registry fills it in before the strategy's Validate (a Job's generated selector names it).
+    for (const f of ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'generation'] as const) delete obj.metadata[f];
+    const uid = randomUUID();
+    if (obj.kind === 'Job') obj = withGeneratedSelector(obj as unknown as Job, uid) as unknown as T;
+    obj.metadata.uid = uid;
     this.checkValid(obj);
     if (obj.kind === 'Node' && !opts.system) throw invalid(`nodes are registered by the node agents (kubewire up --nodes N); node ${JSON.stringify(obj.metadata.name)} does not exist`);
-    // Clients may not set what the server owns.
-    for (const f of ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'generation'] as const) delete obj.metadata[f];
     return this.store.write(() => {
       this.checkNamespace(obj);
       if (obj.kind === 'Pod') this.checkPodLimit(prefix ? { ...obj, metadata: { ...obj.metadata, name: '' } } : obj);

@@ -173,7 +173,7 @@ export class Store {
       if (this.tryGet(key)) throw new StoreError('AlreadyExists', `${resourceName(obj.kind)} ${JSON.stringify(key.name)} already exists`);
       const stored: KubeObject = {
         ...obj,
-        metadata: { ...obj.metadata, uid: randomUUID(), creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), generation: 1 },
+        metadata: { ...obj.metadata, uid: obj.metadata.uid ?? randomUUID(), creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), generation: 1 },
       };
       return this.commit('ADDED', stored);
     });
