@@ -7,7 +7,12 @@ const RANK = {
   identity: 0.5,
   dataplane: 1, api: 1, kernel: 1,
   lab: 2, cni: 2, manifest: 2, apiserver: 2,
+  // Clients of the Kubernetes API from outside the API server (HTTPS, a kubeconfig): over the
+  // ObjectClient interface and informers of apiserver, for node programs (proxy, cni, policy).
+  client: 2.5,
   cluster: 3, workloads: 3,
+  // NetworkPolicy: the pure model (read by trace and describe) and the per-node enforcer.
+  netpol: 3,
   // The VPC stands between the cluster's plan and what reads the network: trace names its drops.
   vpc: 3.5,
   controllers: 4, node: 4, proxy: 4, ingress: 4, dns: 4, trace: 4,
