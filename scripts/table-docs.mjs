@@ -26,6 +26,7 @@ const FIELDS = {
   'ConfigMap': ['kubernetes-models/v1/ConfigMap', ['data']],
   'EndpointSlice': ['kubernetes-models/discovery.k8s.io/v1/EndpointSlice', ['addressType', 'ports', 'endpoints']],
   'LeaseSpec': ['kubernetes-models/coordination.k8s.io/v1/LeaseSpec', ['holderIdentity']],
+  'NetworkPolicySpec': ['kubernetes-models/networking.k8s.io/v1/NetworkPolicySpec', ['podSelector']],
 };
 
 const out = {};

@@ -29,6 +29,7 @@ const TOP: Record<string, string[]> = {
   EndpointSlice: ['addressType', 'endpoints', 'ports'],
   Ingress: ['spec', 'status'],
   IngressClass: ['spec'],
+  NetworkPolicy: ['spec'],
   Secret: ['data', 'immutable', 'stringData', 'type'],
   ConfigMap: ['binaryData', 'data', 'immutable'],
   ServiceAccount: ['automountServiceAccountToken', 'imagePullSecrets', 'secrets'],
@@ -97,5 +98,19 @@ export function unknownFields(obj: Record<string, unknown>): string[] {
     }
   }
   if (kind === 'IngressClass') check(out, 'spec', spec, ['controller', 'parameters']);
+  if (kind === 'NetworkPolicy' && isObject(spec)) {
+    check(out, 'spec', spec, ['podSelector', 'ingress', 'egress', 'policyTypes']);
+    for (const [dir, peers] of [['ingress', 'from'], ['egress', 'to']] as const) {
+      const rules = spec[dir];
+      if (!Array.isArray(rules)) continue;
+      rules.forEach((r, i) => {
+        check(out, `spec.${dir}[${i}]`, r, ['ports', peers]);
+        const list = isObject(r) ? r[peers] : undefined;
+        if (Array.isArray(list)) list.forEach((p, j) => check(out, `spec.${dir}[${i}].${peers}[${j}]`, p, ['podSelector', 'namespaceSelector', 'ipBlock']));
+        const ports = isObject(r) ? r.ports : undefined;
+        if (Array.isArray(ports)) ports.forEach((p, j) => check(out, `spec.${dir}[${i}].ports[${j}]`, p, ['protocol', 'port', 'endPort']));
+      });
+    }
+  }
   return out;
 }

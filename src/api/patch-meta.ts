@@ -107,6 +107,10 @@ export const PATCH_META: Record<string, Record<string, FieldMeta>> = {
   'io.k8s.api.networking.v1.IngressTLS': { hosts: atomic },
   'io.k8s.api.networking.v1.HTTPIngressRuleValue': { paths: atomic },
   'io.k8s.api.networking.v1.IngressLoadBalancerStatus': { ingress: atomic },
+  'io.k8s.api.networking.v1.NetworkPolicySpec': { ingress: atomic, egress: atomic, policyTypes: atomic },
+  'io.k8s.api.networking.v1.NetworkPolicyIngressRule': { ports: atomic, from: atomic },
+  'io.k8s.api.networking.v1.NetworkPolicyEgressRule': { ports: atomic, to: atomic },
+  'io.k8s.api.networking.v1.IPBlock': { except: atomic },
   'io.k8s.api.discovery.v1.EndpointSlice': { endpoints: atomic, ports: atomic },
   'io.k8s.api.discovery.v1.Endpoint': { addresses: { listType: 'set' } },
 };
@@ -159,6 +163,11 @@ export const TYPES: Record<string, Record<string, string>> = {
   ['io.k8s.api.networking.v1.IngressRule']: { http: 'io.k8s.api.networking.v1.HTTPIngressRuleValue' },
   ['io.k8s.api.networking.v1.IngressStatus']: { loadBalancer: 'io.k8s.api.networking.v1.IngressLoadBalancerStatus' },
   ['io.k8s.api.networking.v1.IngressClass']: { metadata: META },
+  ['io.k8s.api.networking.v1.NetworkPolicy']: { metadata: META, spec: 'io.k8s.api.networking.v1.NetworkPolicySpec' },
+  ['io.k8s.api.networking.v1.NetworkPolicySpec']: { podSelector: SELECTOR, ingress: 'io.k8s.api.networking.v1.NetworkPolicyIngressRule', egress: 'io.k8s.api.networking.v1.NetworkPolicyEgressRule' },
+  ['io.k8s.api.networking.v1.NetworkPolicyIngressRule']: { from: 'io.k8s.api.networking.v1.NetworkPolicyPeer' },
+  ['io.k8s.api.networking.v1.NetworkPolicyEgressRule']: { to: 'io.k8s.api.networking.v1.NetworkPolicyPeer' },
+  ['io.k8s.api.networking.v1.NetworkPolicyPeer']: { podSelector: SELECTOR, namespaceSelector: SELECTOR, ipBlock: 'io.k8s.api.networking.v1.IPBlock' },
   ['io.k8s.api.discovery.v1.EndpointSlice']: { metadata: META, endpoints: 'io.k8s.api.discovery.v1.Endpoint' },
   [SELECTOR]: { matchExpressions: 'io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement' },
 };
@@ -173,7 +182,7 @@ const GROUP_PACKAGE: Record<string, string> = {
 
 const KIND_GROUP: Record<string, string> = {
   Deployment: 'apps', StatefulSet: 'apps', DaemonSet: 'apps', ReplicaSet: 'apps', Job: 'batch',
-  Ingress: 'networking.k8s.io', IngressClass: 'networking.k8s.io', EndpointSlice: 'discovery.k8s.io',
+  Ingress: 'networking.k8s.io', IngressClass: 'networking.k8s.io', NetworkPolicy: 'networking.k8s.io', EndpointSlice: 'discovery.k8s.io',
 };
 
 /** The OpenAPI definition name of a served kind: Deployment -> io.k8s.api.apps.v1.Deployment. */

@@ -469,3 +469,45 @@ export interface Ingress extends KubeObject {
 export interface IngressClass extends KubeObject {
   spec: { controller?: string; parameters?: Record<string, unknown> };
 }
+
+/** networking.k8s.io/v1 IPBlock: a CIDR, less the `except` holes inside it. */
+export interface IPBlock {
+  cidr: string;
+  except?: string[];
+}
+
+/** A peer of a NetworkPolicy rule: an ipBlock, or pods by podSelector and/or namespaceSelector. */
+export interface NetworkPolicyPeer {
+  podSelector?: LabelSelector;
+  namespaceSelector?: LabelSelector;
+  ipBlock?: IPBlock;
+}
+
+/** A port (number or IANA name) and protocol; endPort makes `port..endPort` a range. */
+export interface NetworkPolicyPort {
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  port?: number | string;
+  endPort?: number;
+}
+
+export interface NetworkPolicyIngressRule {
+  from?: NetworkPolicyPeer[];
+  ports?: NetworkPolicyPort[];
+}
+
+export interface NetworkPolicyEgressRule {
+  to?: NetworkPolicyPeer[];
+  ports?: NetworkPolicyPort[];
+}
+
+export type PolicyType = 'Ingress' | 'Egress';
+
+/** networking.k8s.io/v1 NetworkPolicy (policyTypes and protocols defaulted by the API server). */
+export interface NetworkPolicy extends KubeObject {
+  spec: {
+    podSelector: LabelSelector;
+    ingress?: NetworkPolicyIngressRule[];
+    egress?: NetworkPolicyEgressRule[];
+    policyTypes?: PolicyType[];
+  };
+}

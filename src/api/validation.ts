@@ -5,6 +5,7 @@
 import { formatPrefix, networkOf, tryParseIP, tryParsePrefix } from '../netaddr/ip.ts';
 import { matches } from './labels.ts';
 import { qualifiedKind } from './resources.ts';
+import { networkPolicySpecErrors } from './networkpolicy-validation.ts';
 import type { ConfigMap, Container, DaemonSet, Job, PodDNSConfig, Probe, SecurityContext, StatefulSet, Deployment, ReplicaSet, EndpointSlice, Ingress, IngressBackend, IngressClass, KubeObject, LabelSelector, Node, Pod, PodSpec, Secret, Service } from './types.ts';
 
 export interface FieldError {
@@ -578,6 +579,7 @@ export function validate(obj: KubeObject): FieldError[] {
     case 'EndpointSlice': checkEndpointSlice(e, obj as EndpointSlice); break;
     case 'Ingress': checkIngress(e, obj as Ingress); break;
     case 'IngressClass': checkIngressClass(e, obj as IngressClass); break;
+    case 'NetworkPolicy': checkMeta(e, obj, 'subdomain'); e.list.push(...networkPolicySpecErrors(obj.spec)); break;
     case 'Secret': checkSecret(e, obj as Secret); break;
     case 'ConfigMap': checkConfigMap(e, obj as ConfigMap); break;
     case 'ServiceAccount': checkMeta(e, obj, 'subdomain'); break;

@@ -467,6 +467,10 @@ export const PRINTERS: Readonly<Record<string, Printer>> = {
       return { cells: [name(c), c.spec?.controller ?? '', params, age(c, now)] };
     },
   },
+  NetworkPolicy: {
+    columns: [NAME, col('Pod-Selector', 'string', doc('NetworkPolicySpec.podSelector')), AGE],
+    row: (p, now) => ({ cells: [name(p), formatLabelSelector(p.spec?.podSelector), age(p, now)] }),
+  },
   Node: {
     columns: [
       NAME,

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { APPLY_PATH, apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
-import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, Job, KubeObject, Node, Pod, ReplicaSet, Service, StatefulSet } from '../api/types.ts';
+import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, Job, KubeObject, NetworkPolicy, Node, Pod, ReplicaSet, Service, StatefulSet } from '../api/types.ts';
 import type { ApplyResult } from '../api/apply.ts';
 import { ApiClient, ApiError } from '../apiserver/client.ts';
 import { isNotFound } from '../apiserver/status.ts';
@@ -23,6 +23,7 @@ import { asUser, runAttached, type PodView } from '../supervisor/supervisor.ts';
 import { passwdGroups, runAs } from '../node/container-config.ts';
 import { describeDeployment, describeWorkload, describeIngress, describeNode, describePod, describeService, eventsSection, podView } from './describe.ts';
 import { describePodInKernel } from './describe-kernel.ts';
+import { describeNetworkPolicy, podPoliciesSection } from './describe-netpol.ts';
 import { printObjects, printTable } from './print.ts';
 
 export const defaultCluster = (): string => process.env.KUBEWIRE_CLUSTER || 'kubewire';
@@ -361,7 +362,8 @@ export function registerKubectlCommands(program: Command): void {
         const inKernel = !process.env.KUBEWIRE_GUEST && clusterKernel(o.cluster) !== undefined;
         const pod = obj as Pod;
         const podEvents = events(); // asked meanwhile
-        return out(`${inKernel ? await describePodInKernel(o.cluster, plan, pod) : await describePod(linux, pod, plan, podNetns(o.cluster, plan, pod), podView(podDir(o.cluster, pod)))}\n${await podEvents}`);
+        const policies = client.list<NetworkPolicy>(resource('networkpolicies'), ns);
+        return out(`${inKernel ? await describePodInKernel(o.cluster, plan, pod) : await describePod(linux, pod, plan, podNetns(o.cluster, plan, pod), podView(podDir(o.cluster, pod)))}\n${podPoliciesSection(pod, (await policies).items)}\n${await podEvents}`);
       }
       const ownedBy = (uids: Set<string | undefined>) => (o: KubeObject) => (o.metadata.ownerReferences ?? []).some((r) => uids.has(r.uid));
       if (t.rt.kind === 'StatefulSet' || t.rt.kind === 'DaemonSet' || t.rt.kind === 'Job' || t.rt.kind === 'ReplicaSet') {
@@ -382,6 +384,7 @@ export function registerKubectlCommands(program: Command): void {
         const [services, slices] = await Promise.all([client.list<Service>(resource('services'), ns), client.list<EndpointSlice>(resource('endpointslices'), ns)]);
         return out(`${describeIngress(obj as Ingress, services.items, slices.items)}\n${await events()}`);
       }
+      if (t.rt.kind === 'NetworkPolicy') return out(describeNetworkPolicy(obj as NetworkPolicy)); // kubectl prints no events for it
       out(printObjects([obj], 'yaml', true, t.rt));
     });
 

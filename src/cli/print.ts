@@ -3,9 +3,9 @@
 
 import { stringify } from 'yaml';
 import type { ResourceType } from '../api/resources.ts';
-import type { ConfigMap, DaemonSet, Deployment, ReplicaSet, EndpointSlice, Event, Ingress, IngressClass, Job, KubeObject, Namespace, Node, Pod, Secret, Service, StatefulSet } from '../api/types.ts';
+import type { ConfigMap, DaemonSet, Deployment, ReplicaSet, EndpointSlice, Event, Ingress, IngressClass, Job, KubeObject, Namespace, NetworkPolicy, Node, Pod, Secret, Service, StatefulSet } from '../api/types.ts';
 import { formatSelector } from '../api/labels.ts';
-import { since } from '../apiserver/tables.ts';
+import { formatLabelSelector, since } from '../apiserver/tables.ts';
 
 export function table(rows: string[][]): string {
   if (!rows.length) return '';
@@ -143,6 +143,7 @@ const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObj
   Service: { base: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE'], wide: ['SELECTOR'], row: (o, w) => serviceRow(o as Service, w) },
   EndpointSlice: { base: ['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', 'AGE'], wide: [], row: (o) => sliceRow(o as EndpointSlice) },
   Ingress: { base: ['NAME', 'CLASS', 'HOSTS', 'ADDRESS', 'PORTS', 'AGE'], wide: [], row: (o) => ingressRow(o as Ingress) },
+  NetworkPolicy: { base: ['NAME', 'POD-SELECTOR', 'AGE'], wide: [], row: (o) => [o.metadata.name, formatLabelSelector((o as NetworkPolicy).spec?.podSelector), age(o.metadata.creationTimestamp)] },
   IngressClass: { base: ['NAME', 'CONTROLLER', 'PARAMETERS', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as IngressClass).spec.controller ?? '', (o as IngressClass).spec.parameters ? JSON.stringify((o as IngressClass).spec.parameters) : '<none>', age(o.metadata.creationTimestamp)] },
   StatefulSet: { base: ['NAME', 'READY', 'AGE'], wide: ['CONTAINERS', 'IMAGES'], row: (o, w) => statefulSetRow(o as StatefulSet, w) },
   DaemonSet: { base: ['NAME', 'DESIRED', 'CURRENT', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'NODE SELECTOR', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => daemonSetRow(o as DaemonSet, w) },

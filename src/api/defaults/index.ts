@@ -6,6 +6,7 @@ import { defaultDaemonSet, defaultDeployment, defaultReplicaSet, defaultStateful
 import { defaultJob } from './batch.ts';
 import { defaultNamespace, defaultPod } from './core.ts';
 import { defaultEndpointSlice } from './discovery.ts';
+import { defaultNetworkPolicy } from './networking.ts';
 
 const BY_KIND: Readonly<Record<string, (o: KubeObject) => KubeObject>> = {
   Pod: defaultPod,
@@ -16,6 +17,7 @@ const BY_KIND: Readonly<Record<string, (o: KubeObject) => KubeObject>> = {
   DaemonSet: defaultDaemonSet,
   Job: defaultJob,
   EndpointSlice: defaultEndpointSlice,
+  NetworkPolicy: defaultNetworkPolicy,
 };
 
 /** The object with upstream's defaults filled in (a new object; the input is not changed). */
