@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
-import { RESOURCES } from '../src/api/resources.ts';
+import { RESOURCES, REVIEW_RESOURCES } from '../src/api/resources.ts';
 
 const [apiRepo, machineryRepo, tag = 'v0.32.9'] = process.argv.slice(2);
 if (!apiRepo || !machineryRepo) throw new Error('usage: gen-protobuf.ts API_REPO APIMACHINERY_REPO [TAG]');
@@ -22,7 +22,7 @@ const FILES: Array<[string, string]> = [
   [machineryRepo, 'pkg/util/intstr/generated.proto'],
   [machineryRepo, 'pkg/api/resource/generated.proto'],
   [machineryRepo, 'pkg/apis/meta/v1/generated.proto'],
-  ...['core/v1', 'apps/v1', 'batch/v1', 'networking/v1', 'discovery/v1', 'coordination/v1', 'autoscaling/v1', 'policy/v1'].map((gv) => [apiRepo, `${gv}/generated.proto`] as [string, string]),
+  ...['core/v1', 'apps/v1', 'batch/v1', 'networking/v1', 'discovery/v1', 'coordination/v1', 'autoscaling/v1', 'policy/v1', 'authentication/v1', 'authorization/v1'].map((gv) => [apiRepo, `${gv}/generated.proto`] as [string, string]),
 ];
 
 // Go structs embedded with `json:",inline"` are one field on the wire and their fields at the
@@ -64,7 +64,7 @@ const visit = (t: protobuf.Type) => {
   wanted.add(t.fullName);
   for (const f of t.fieldsArray) if (f.resolvedType instanceof protobuf.Type) visit(f.resolvedType);
 };
-for (const rt of RESOURCES) visit(root.lookupType(`${packageOf(rt.group, rt.version)}.${rt.kind}`));
+for (const rt of [...RESOURCES, ...REVIEW_RESOURCES]) visit(root.lookupType(`${packageOf(rt.group, rt.version)}.${rt.kind}`));
 for (const extra of ['k8s.io.apimachinery.pkg.runtime.Unknown', 'k8s.io.api.autoscaling.v1.Scale', 'k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions', 'k8s.io.apimachinery.pkg.apis.meta.v1.Status']) visit(root.lookupType(extra));
 
 // A JSON descriptor of just those messages, grouped by package as protobufjs reads it back.

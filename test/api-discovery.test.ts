@@ -14,6 +14,7 @@ import { PATCH_META } from '../src/api/patch-meta.ts';
 import { APPLY_PATH, RESOURCES } from '../src/api/resources.ts';
 import { Api } from '../src/apiserver/api.ts';
 import { aggregatedVersionOf, apiGroupList, apiResourceList, discoveryFor } from '../src/apiserver/discovery.ts';
+import { REVIEW_RESOURCES, review, reviewAt, userOfSubject } from '../src/apiserver/reviews.ts';
 import { checkFields, checkItems, fieldValidationOf, unknownFieldsOf } from '../src/apiserver/field-validation.ts';
 import { closure, definitionOf, openapiDocument, openapiRoot, schemas } from '../src/apiserver/openapi.ts';
 import { ApiServer } from '../src/apiserver/server.ts';
@@ -81,9 +82,12 @@ describe('discovery', () => {
   test('aggregated /apis: every served group, scale answering an autoscaling/v1 Scale; kubewire.dev is not an API group', () => {
     const list = discoveryFor('/apis', KUBECTL_ACCEPT)!.body as Any;
     const groups = list.items.map((i: Any) => i.metadata.name);
-    const served = [...new Set(RESOURCES.filter((r) => r.group).map((r) => r.group))].sort();
+    const served = [...new Set([...RESOURCES, ...REVIEW_RESOURCES].filter((r) => r.group).map((r) => r.group))].sort();
     assert.deepEqual(groups, served);
     assert.ok(!groups.includes('kubewire.dev'));
+    // The reviews (kubectl auth whoami / can-i) are create-only.
+    const authz = list.items.find((i: Any) => i.metadata.name === 'authorization.k8s.io').versions[0].resources;
+    assert.deepEqual(authz.map((r: Any) => [r.resource, r.verbs, r.scope]), [['selfsubjectaccessreviews', ['create'], 'Cluster'], ['selfsubjectrulesreviews', ['create'], 'Cluster']]);
     const apps = list.items.find((i: Any) => i.metadata.name === 'apps').versions[0].resources;
     const deploy = apps.find((r: Any) => r.resource === 'deployments');
     assert.deepEqual(deploy.shortNames, ['deploy']);
@@ -467,4 +471,23 @@ describe('kubectl v1.32 against cluster kapid', { skip: E2E_SKIP }, () => {
     assert.match(warn.stderr, /Warning: Deployment "deep": unknown field "spec\.template\.spec\.containers\[0\]\.resources\.limitz"/);
     assert.equal((await kube.run(['apply', '--validate=nonsense', '-f', '-'], { input: deep })).code, 1);
   });
+});
+
+test('reviews: who the requester is, and that kubewire (no RBAC) allows them everything; bodies that are not reviews are refused', () => {
+  const [whoami, access, rules] = REVIEW_RESOURCES;
+  const admin = { username: 'kubernetes-admin', groups: ['kubeadm:cluster-admins', 'system:authenticated'] };
+  assert.deepEqual(userOfSubject({ CN: 'kubernetes-admin', O: 'kubeadm:cluster-admins' }), admin);
+  assert.deepEqual(userOfSubject({ CN: 'jane', O: ['dev', 'ops'] })?.groups, ['dev', 'ops', 'system:authenticated']);
+  assert.equal(userOfSubject({}), undefined);
+  assert.deepEqual((review(whoami!, { kind: 'SelfSubjectReview' }, admin) as Any).status.userInfo, admin);
+  const yes = review(access!, { spec: { resourceAttributes: { verb: 'create', resource: 'pods', namespace: 'default' } } }, admin) as Any;
+  assert.equal(yes.status.allowed, true);
+  assert.deepEqual(yes.spec.resourceAttributes.resource, 'pods');
+  assert.throws(() => review(access!, { spec: {} }, admin), (e: Any) => e.code === 422 && /resourceAttributes/.test(e.message));
+  assert.deepEqual((review(rules!, { spec: { namespace: 'default' } }, admin) as Any).status.resourceRules, [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }]);
+  assert.throws(() => review(rules!, { spec: {} }, admin), (e: Any) => e.code === 422 && /spec\.namespace/.test(e.message));
+  assert.throws(() => review(whoami!, [], admin), (e: Any) => e.code === 400);
+  assert.throws(() => review(whoami!, { kind: 'Pod' }, admin), (e: Any) => e.code === 400 && /SelfSubjectReview/.test(e.message));
+  assert.equal(reviewAt('/apis/authorization.k8s.io/v1/selfsubjectaccessreviews')?.kind, 'SelfSubjectAccessReview');
+  assert.equal(reviewAt('/apis/authorization.k8s.io/v1/namespaces/x/selfsubjectaccessreviews'), undefined);
 });

@@ -139,7 +139,7 @@ function servesKubectl(name: string, c: ScratchCluster): void {
     assert.equal(readFileSync(join(c.dir, 'pki', 'ca.crt'), 'utf8'), cred.ca);
   });
 
-  test(`${name}: kubectl version and get --raw /readyz with that kubeconfig`, { skip: noKubectl }, async () => {
+  test(`${name}: kubectl version, get --raw /readyz, auth whoami and auth can-i with that kubeconfig`, { skip: noKubectl }, async () => {
     const version = await c.kubectl(['version', '-o', 'json']);
     assert.equal(version.code, 0, version.stderr);
     const server = (JSON.parse(version.stdout) as { serverVersion: { major: string; minor: string; gitVersion: string } }).serverVersion;
@@ -148,6 +148,12 @@ function servesKubectl(name: string, c: ScratchCluster): void {
     assert.match(plain.stdout, /^Server Version: v1\.32\.0-kubewire$/m);
     const ready = await c.kubectl(['get', '--raw', '/readyz']);
     assert.deepEqual([ready.code, ready.stdout], [0, 'ok'], ready.stderr);
+    // Who the certificate makes you, and what you may do (SelfSubjectReview, SelfSubjectAccessReview).
+    const whoami = await c.kubectl(['auth', 'whoami', '-o', 'json']);
+    assert.equal(whoami.code, 0, whoami.stderr);
+    assert.deepEqual((JSON.parse(whoami.stdout) as { status: { userInfo: unknown } }).status.userInfo, { username: 'kubernetes-admin', groups: ['kubeadm:cluster-admins', 'system:authenticated'] });
+    const canI = await c.kubectl(['auth', 'can-i', 'create', 'pods']);
+    assert.deepEqual([canI.code, canI.stdout.trim()], [0, 'yes'], canI.stderr);
   });
 
   test(`${name}: kubewire kubeconfig prints the same entries without writing`, async () => {
@@ -208,6 +214,12 @@ describe('the API over HTTPS, with the kubeconfig kind would write', { skip, tim
     assert.deepEqual([again.port, again.ca], [before.port, before.ca]);
     const ready = await c.kubectl(['get', '--raw', '/readyz']);
     assert.deepEqual([ready.code, ready.stdout], [0, 'ok'], ready.stderr);
+    // Who the certificate makes you, and what you may do (SelfSubjectReview, SelfSubjectAccessReview).
+    const whoami = await c.kubectl(['auth', 'whoami', '-o', 'json']);
+    assert.equal(whoami.code, 0, whoami.stderr);
+    assert.deepEqual((JSON.parse(whoami.stdout) as { status: { userInfo: unknown } }).status.userInfo, { username: 'kubernetes-admin', groups: ['kubeadm:cluster-admins', 'system:authenticated'] });
+    const canI = await c.kubectl(['auth', 'can-i', 'create', 'pods']);
+    assert.deepEqual([canI.code, canI.stdout.trim()], [0, 'yes'], canI.stderr);
   });
 
   downForgets('host kernel', c);

@@ -33,6 +33,13 @@ export const RESOURCES: readonly ResourceType[] = [
   { kind: 'EndpointSlice', group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', singular: 'endpointslice', shortNames: [], namespaced: true },
 ];
 
+/** Create-only resources that store nothing and answer about the requester (kubectl auth whoami, can-i): apiserver/reviews.ts. */
+export const REVIEW_RESOURCES: readonly ResourceType[] = [
+  { kind: 'SelfSubjectReview', group: 'authentication.k8s.io', version: 'v1', plural: 'selfsubjectreviews', singular: 'selfsubjectreview', shortNames: [], namespaced: false },
+  { kind: 'SelfSubjectAccessReview', group: 'authorization.k8s.io', version: 'v1', plural: 'selfsubjectaccessreviews', singular: 'selfsubjectaccessreview', shortNames: [], namespaced: false },
+  { kind: 'SelfSubjectRulesReview', group: 'authorization.k8s.io', version: 'v1', plural: 'selfsubjectrulesreviews', singular: 'selfsubjectrulesreview', shortNames: [], namespaced: false },
+];
+
 export function apiVersionOf(rt: ResourceType): string {
   return rt.group ? `${rt.group}/${rt.version}` : rt.version;
 }

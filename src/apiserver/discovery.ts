@@ -5,14 +5,19 @@
 //     by the Accept header (application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList);
 //   - legacy: /api APIVersions, /apis APIGroupList, /apis/G APIGroup, /api/v1 and /apis/G/V
 //     APIResourceList (subresources as pods/log, deployments/scale).
-// Built from RESOURCES (src/api/resources.ts); kubewire's own /apis/kubewire.dev/v1/apply is
+// Built from RESOURCES (src/api/resources.ts) and the reviews (reviews.ts); kubewire's own /apis/kubewire.dev/v1/apply is
 // not an API resource and stays out. Pure functions, and one adapter (serveDiscovery).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RESOURCES, type ResourceType } from '../api/resources.ts';
+import { REVIEW_RESOURCES, REVIEW_VERBS } from './reviews.ts';
 
 /** What kubewire serves for every kind: no deletecollection (DELETE on a collection is 405). */
 const VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
+
+/** Every served resource: the stored kinds, and the create-only reviews (auth whoami, can-i). */
+const SERVED: readonly ResourceType[] = [...RESOURCES, ...REVIEW_RESOURCES];
+const verbsOf = (rt: ResourceType) => (REVIEW_RESOURCES.includes(rt) ? REVIEW_VERBS : VERBS);
 
 interface GVK {
   group: string;
@@ -68,7 +73,7 @@ export function groupVersions(resources: readonly ResourceType[] = RESOURCES): A
 const gvString = (group: string, version: string) => (group ? `${group}/${version}` : version);
 
 /** The APIResourceList of /api/v1 or /apis/G/V; undefined for a group version not served. */
-export function apiResourceList(group: string, version: string, resources: readonly ResourceType[] = RESOURCES): object | undefined {
+export function apiResourceList(group: string, version: string, resources: readonly ResourceType[] = SERVED): object | undefined {
   const rts = resources.filter((r) => r.group === group && r.version === version);
   if (!rts.length) return undefined;
   return {
@@ -82,7 +87,7 @@ export function apiResourceList(group: string, version: string, resources: reado
           singularName: rt.singular,
           namespaced: rt.namespaced,
           kind: rt.kind,
-          verbs: VERBS,
+          verbs: verbsOf(rt),
           ...(rt.shortNames.length ? { shortNames: rt.shortNames } : {}),
           ...(categoriesOf(rt).length ? { categories: categoriesOf(rt) } : {}),
         },
@@ -111,7 +116,7 @@ function apiGroup(group: string, resources: readonly ResourceType[]): object | u
 }
 
 /** /apis: every served group but the core one. */
-export function apiGroupList(resources: readonly ResourceType[] = RESOURCES): object {
+export function apiGroupList(resources: readonly ResourceType[] = SERVED): object {
   const groups = [...new Set(groupVersions(resources).map((gv) => gv.group))].filter((g) => g);
   return { kind: 'APIGroupList', apiVersion: 'v1', groups: groups.map((g) => apiGroup(g, resources)) };
 }
@@ -119,7 +124,7 @@ export function apiGroupList(resources: readonly ResourceType[] = RESOURCES): ob
 export type AggregatedVersion = 'v2' | 'v2beta1';
 
 /** The APIGroupDiscoveryList of /api (core: true) or /apis (every other group). */
-export function aggregatedDiscovery(coreGroup: boolean, version: AggregatedVersion = 'v2', resources: readonly ResourceType[] = RESOURCES): object {
+export function aggregatedDiscovery(coreGroup: boolean, version: AggregatedVersion = 'v2', resources: readonly ResourceType[] = SERVED): object {
   const gvs = groupVersions(resources).filter((gv) => (gv.group === '') === coreGroup);
   const groups = [...new Set(gvs.map((gv) => gv.group))];
   return {
@@ -140,7 +145,7 @@ export function aggregatedDiscovery(coreGroup: boolean, version: AggregatedVersi
               responseKind: { group, version: gv.version, kind: rt.kind },
               scope: rt.namespaced ? 'Namespaced' : 'Cluster',
               singularResource: rt.singular,
-              verbs: VERBS,
+              verbs: verbsOf(rt),
               ...(rt.shortNames.length ? { shortNames: rt.shortNames } : {}),
               ...(categoriesOf(rt).length ? { categories: categoriesOf(rt) } : {}),
               ...(subresourcesOf(rt).length
@@ -185,7 +190,7 @@ export function discoveryFor(pathname: string, accept: string | undefined, serve
   if (m) return json(apiResourceList('', m[1]!));
   m = /^\/apis\/([^/]+)$/.exec(path);
   if (m) {
-    const g = apiGroup(m[1]!, RESOURCES);
+    const g = apiGroup(m[1]!, SERVED);
     return g ? json({ kind: 'APIGroup', apiVersion: 'v1', ...g }) : undefined;
   }
   m = /^\/apis\/([^/]+)\/([^/]+)$/.exec(path);

@@ -15,6 +15,7 @@ import { PatchError } from '../api/patch/errors.ts';
 import { decodeObject, PROTOBUF_CONTENT_TYPE } from '../api/protobuf/decode.ts';
 import { warningsFor } from '../api/unimplemented.ts';
 import { serveDiscovery } from './discovery.ts';
+import { requester, review, reviewAt } from './reviews.ts';
 import { checkFields, checkItems, fieldValidationOf } from './field-validation.ts';
 import { serveOpenAPI } from './openapi.ts';
 import { Api, fieldSelectorMatcher, labelSelectorMatcher } from './api.ts';
@@ -181,6 +182,11 @@ export class ApiServer {
       if (url.pathname === '/version') return send(res, 200, VERSION);
       if (serveDiscovery(req, res, url) || serveOpenAPI(req, res, url)) return;
       if (url.pathname === APPLY_PATH) return await this.apply(req, res, url);
+      const reviewed = reviewAt(url.pathname);
+      if (reviewed) {
+        if (req.method !== 'POST') throw new HttpError(405, `${reviewed.plural}.${reviewed.group} only take create (POST)`, 'MethodNotAllowed');
+        return send(res, 201, review(reviewed, await readBody(req), requester(req)));
+      }
       const p = parseResourcePath(url.pathname);
       if (!p) throw new HttpError(404, `the server could not find the requested resource (${req.method} ${url.pathname})`, 'NotFound');
       if (p.rt.namespaced && !p.namespace && (req.method !== 'GET' || p.name)) throw new HttpError(404, `${p.rt.plural} are namespaced: use /namespaces/NS/${p.rt.plural}`, 'NotFound');

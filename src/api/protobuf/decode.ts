@@ -6,7 +6,7 @@
 // Time and RawExtension are messages on the wire and scalars or raw JSON in JSON.
 
 import protobuf from 'protobufjs';
-import { RESOURCES, apiVersionOf } from '../resources.ts';
+import { RESOURCES, REVIEW_RESOURCES, apiVersionOf } from '../resources.ts';
 import { DESCRIPTOR_JSON } from './descriptor.ts';
 import type { KubeObject } from '../types.ts';
 
@@ -123,7 +123,7 @@ export function decodeObject(body: Buffer): KubeObject {
   const { apiVersion, kind } = typeMeta;
   if (!apiVersion || !kind) throw new ProtobufError('the envelope names no apiVersion and kind');
   if (unknown.contentEncoding) throw new ProtobufError(`content encoding ${JSON.stringify(unknown.contentEncoding)} is not supported`);
-  const served = RESOURCES.some((r) => r.kind === kind && apiVersionOf(r) === apiVersion) || ['Scale', 'DeleteOptions'].includes(kind);
+  const served = [...RESOURCES, ...REVIEW_RESOURCES].some((r) => r.kind === kind && apiVersionOf(r) === apiVersion) || ['Scale', 'DeleteOptions'].includes(kind);
   if (!served) throw new ProtobufError(`${apiVersion} ${kind} is not a kind kubewire reads as protobuf`);
   const typeName = kind === 'DeleteOptions' ? `${META}.apis.meta.v1.DeleteOptions` : protoTypeName(apiVersion, kind);
   const raw = (unknown.raw as Uint8Array | undefined) ?? new Uint8Array();
