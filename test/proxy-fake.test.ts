@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { EndpointSlice, Pod, Service } from '../src/api/types.ts';
 import { Api } from '../src/apiserver/api.ts';
+import { LocalClient } from '../src/apiserver/objects.ts';
 import { admitService, ServiceInvalid } from '../src/apiserver/services.ts';
 import { Store } from '../src/apiserver/store.ts';
 import { desiredSlices, MAX_ENDPOINTS_PER_SLICE } from '../src/controllers/endpointslice.ts';
@@ -80,7 +81,7 @@ async function proxyOnFake(tag: string, makeBackend: (ns: ReturnType<FakeDatapla
   const node = await dp.createNetns(`${tag}-node`);
   const backend = makeBackend(node as ReturnType<FakeDataplane['at']>);
   const logs: string[] = [];
-  const proxier = new Proxier({ api, nodeName: 'n1', netns: node, backend, log: (l) => logs.push(l), minSyncMs: 0, checkMs: 20 });
+  const proxier = new Proxier({ client: new LocalClient(api), nodeName: 'n1', netns: node, backend, log: (l) => logs.push(l), minSyncMs: 0, checkMs: 20 });
   // The fake has no sockets: the metrics endpoint is skipped (and says so), the proxy runs on.
   await proxier.start();
   const synced = async (n: number) => {

@@ -54,6 +54,11 @@ export class HttpsListener {
     return listener;
   }
 
+  /** Takes a connection accepted elsewhere (the API's listener in a node's namespace): TLS and all as on its own port. */
+  accept(socket: Duplex): void {
+    this.server.emit('connection', socket);
+  }
+
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise((r) => this.server.close(r));

@@ -10,6 +10,7 @@ import { registerCreateCommands } from './create.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerClusterCommands } from './cluster.ts';
 import { registerKubeconfigCommands } from './kubeconfig.ts';
+import { registerProxyCommand } from './proxy.ts';
 import { defaultCluster, registerKubectlCommands } from './kubectl.ts';
 import { registerTraceCommands } from './trace.ts';
 import { registerUiCommands } from './ui.ts';
@@ -48,6 +49,7 @@ registerUiCommands(program);
 registerCreateCommands(program);
 registerCniCommands(program);
 registerDemoCommands(program);
+registerProxyCommand(program);
 
 try {
   // A cluster in a kernel of its own: the command runs there, as typed (kernel/client.ts).

@@ -26,6 +26,8 @@ export interface ClusterSpec {
   maxPods?: number;
   /** Where each node's service proxy serves /metrics (kube-proxy's --metrics-bind-address, 127.0.0.1:10249). */
   metricsBindAddress?: string;
+  /** Nodes whose service proxy runs as a program of its own (`kubewire proxy` in the node's namespace): the daemon runs none there. */
+  externalProxy?: string[];
   /** Which iptables the nodes' rules go through (kube-proxy, masquerade, hostPorts); chosen by `up` when not given (topology.ts). */
   iptablesBackend?: 'legacy' | 'nft';
   /** The cluster's DNS zone (the kubelet's --cluster-domain), cluster.local by default. */
@@ -120,6 +122,10 @@ export function validateSpec(spec: ClusterSpec): void {
   if (spec.upstreamDns !== undefined && !parseHostPort(spec.upstreamDns, 53)) throw new SpecError(`--upstream-dns ${JSON.stringify(spec.upstreamDns)}: must be an IP address, optionally with :PORT`);
   if (spec.maxPods !== undefined && (!Number.isInteger(spec.maxPods) || spec.maxPods < 1 || spec.maxPods > 10_000)) throw new SpecError(`--max-pods ${spec.maxPods}: must be a whole number from 1 to 10000`);
   if (spec.metricsBindAddress !== undefined && !parseHostPort(spec.metricsBindAddress, 10249)) throw new SpecError(`--metrics-bind-address ${JSON.stringify(spec.metricsBindAddress)}: must be IP:PORT, e.g. 0.0.0.0:10249 for every address`);
+  for (const node of spec.externalProxy ?? []) {
+    const i = node.startsWith(`${spec.name}-node-`) ? Number(node.slice(`${spec.name}-node-`.length)) : NaN;
+    if (!Number.isInteger(i) || i < 1 || i > spec.nodes) throw new SpecError(`--external-proxy ${JSON.stringify(node)}: not a node of this cluster (${spec.name}-node-1 to ${spec.name}-node-${spec.nodes})`);
+  }
   const workers = spec.ingressWorkers;
   if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 64)) throw new SpecError(`--ingress-workers ${workers}: must be a whole number from 1 to 64`);
   const pods = cidr(spec.podCIDR, '--pod-cidr');

@@ -6,6 +6,7 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync, rmSync, readFileS
 import { join } from 'node:path';
 import { DEFAULT_MAX_PODS } from '../api/types.ts';
 import { Api } from '../apiserver/api.ts';
+import { LocalClient } from '../apiserver/objects.ts';
 import { ApiServer } from '../apiserver/server.ts';
 import { listenClusterHttps, type HttpsListener } from '../apiserver/https.ts';
 import { Store } from '../apiserver/store.ts';
@@ -31,6 +32,8 @@ import { stopProcess } from '../supervisor/supervisor.ts';
 import { Ipamd } from '../vpc/ipamd.ts';
 import { Vpc } from '../vpc/vpc.ts';
 import { PodStreams } from './streams.ts';
+import { serveApiInNodes } from './node-api.ts';
+import { readEndpoint } from '../identity/endpoint.ts';
 import { reclaimAfterBursts } from './memory.ts';
 
 export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
@@ -54,6 +57,8 @@ export class Daemon {
   private watchdog?: NodeJS.Timeout;
 
   private readonly plan: ClusterPlan;
+  /** The API on each node's 127.0.0.1 (node-api.ts). */
+  private closeNodeApi?: () => Promise<void>;
 
   constructor(readonly cluster: string, private readonly log: (line: string) => void = (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`)) {
     const plan = (this.plan = loadCluster(cluster));
@@ -87,7 +92,7 @@ export class Daemon {
       const cfg = { clusterCIDR: podRange(plan), nodePodCIDR: node.podCIDR };
       const mode = plan.spec.proxyMode ?? 'iptables';
       const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip], ...(plan.spec.ipvsScheduler ? { scheduler: plan.spec.ipvsScheduler } : {}), ...(plan.spec.ipvsStrictARP ? { strictARP: true } : {}) }, plan.spec.iptablesBackend) : new IptablesBackend(netns, cfg, plan.spec.iptablesBackend);
-      this.proxies.push(new Proxier({ api: this.api, nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
+      if (!plan.spec.externalProxy?.includes(node.name)) this.proxies.push(new Proxier({ client: new LocalClient(this.api), nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
     }
   }
 
@@ -131,6 +136,8 @@ export class Daemon {
     this.progress('API server listening; waiting for the nodes to be Ready');
     await this.server.listen(paths.socket);
     this.https = await listenClusterHttps(this.server, paths.dir, process.env.KUBEWIRE_GUEST === '1', (l) => this.log(l));
+    const endpoint = this.https && !process.env.KUBEWIRE_GUEST ? readEndpoint(paths.dir) : undefined;
+    if (this.https && endpoint) this.closeNodeApi = await serveApiInNodes(this.https, this.plan.nodes.map((n) => ({ name: n.name, netns: linux.at(linux.netnsPath(n.netns)) })), endpoint.port, this.log);
     // The ingress controllers come with the first Ingress (ingressWanted), never on `up`'s path:
     // in a kernel of its own each is seconds of Node starting. The watch starts them as that
     // Ingress arrives; the watchdog starts again one that died.
@@ -190,6 +197,7 @@ export class Daemon {
     clearInterval(this.watchdog);
     this.stopIngressWatch?.();
     this.stopReclaiming?.();
+    await this.closeNodeApi?.();
     await this.https?.close();
     await this.server.close();
     this.controllers.stop();

@@ -25,8 +25,8 @@ export class ProxyMetrics {
   readonly endpointChangesPending: Gauge;
   readonly serviceChanges: Counter;
   readonly endpointChanges: Counter;
-  /** For /healthz: when the last change was queued and when rules last went in. */
-  queuedAt = 0;
+  /** For /healthz (kube-proxy's ProxierHealthServer): since when the oldest change not yet in the kernel waits (0: none), and when rules last went in. */
+  pendingSince = 0;
   syncedAt = 0;
 
   constructor(readonly nodeName: string) {
@@ -46,24 +46,50 @@ export class ProxyMetrics {
     this.endpointChanges = new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers: r });
   }
 
-  /** kube-proxy's rule: healthy unless a change has waited longer than the timeout for rules. */
-  health(timeoutMs = 60_000, now = Date.now()): { healthy: boolean; body: object } {
-    const healthy = this.queuedAt <= this.syncedAt || now - this.queuedAt < timeoutMs;
-    return { healthy, body: { lastUpdated: new Date(this.syncedAt || now).toISOString(), currentTime: new Date(now).toISOString(), nodeEligible: true } };
+  /**
+   * kube-proxy's answer (pkg/proxy/healthcheck/proxier_health.go): healthy unless a change has
+   * waited longer than the timeout (2 x syncPeriod) for its rules; lastUpdated is the last sync
+   * when not, and now when healthy (kube-proxy keeps that old meaning). /healthz adds
+   * nodeEligible; `note` adds kubewire's word on why (the API server away).
+   */
+  health(path: '/healthz' | '/livez', note?: HealthNote, timeoutMs = 60_000, now = Date.now()): { healthy: boolean; body: string } {
+    const healthy = !this.pendingSince || now - this.pendingSince <= timeoutMs;
+    const time = (t: number) => JSON.stringify(goTime(t));
+    const fields = [`"lastUpdated": ${time(healthy ? now : this.syncedAt)}`, `"currentTime": ${time(now)}`];
+    if (path === '/healthz') fields.push(`"nodeEligible": true`);
+    for (const [k, v] of Object.entries(note ?? {})) fields.push(`${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+    return { healthy, body: `{${fields.join(',')}}` };
   }
+}
+
+/** What /healthz says beside kube-proxy's fields (e.g. apiServer: "unreachable since ..."). */
+export type HealthNote = Record<string, string>;
+
+/** A time as Go's time.Time prints it (kube-proxy's %q of time.Now()), monotonic reading included. */
+export function goTime(ms: number, uptimeS = process.uptime() - (Date.now() - ms) / 1000): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  const frac = p(d.getUTCMilliseconds(), 3).replace(/0+$/, '');
+  const mono = `m=${uptimeS < 0 ? '-' : '+'}${Math.abs(uptimeS).toFixed(9)}`;
+  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}${frac ? `.${frac}` : ''} +0000 UTC ${mono}`;
 }
 
 /** kube-proxy's --metrics-bind-address default: the node's loopback only (metrics say what the node runs). */
 export const DEFAULT_METRICS_BIND = '127.0.0.1:10249';
 
+/** kube-proxy's --healthz-bind-address default: every address of the node (load balancers ask it). */
+export const DEFAULT_HEALTHZ_BIND = '0.0.0.0:10256';
+
 /**
  * Serves /metrics (on `metricsBind`, the node's loopback by default, as kube-proxy's
- * --metrics-bind-address) and /healthz (every address, :10256, as --healthz-bind-address)
- * inside the node's namespace; returns the closer.
+ * --metrics-bind-address) and /healthz and /livez (on `healthzBind`, every address :10256 by
+ * default, as --healthz-bind-address) inside the node's namespace; returns the closer.
  */
-export async function serveProxyMetrics(metrics: ProxyMetrics, netns: Netns, metricsBind = DEFAULT_METRICS_BIND): Promise<() => Promise<void>> {
+export async function serveProxyMetrics(metrics: ProxyMetrics, netns: Netns, metricsBind = DEFAULT_METRICS_BIND, healthzBind = DEFAULT_HEALTHZ_BIND, note?: () => HealthNote | undefined, healthTimeoutMs?: number): Promise<() => Promise<void>> {
   const bind = parseHostPort(metricsBind, METRICS_PORT);
   if (!bind) throw new Error(`--metrics-bind-address ${JSON.stringify(metricsBind)} is not IP:PORT`);
+  const hbind = parseHostPort(healthzBind, HEALTHZ_PORT);
+  if (!hbind) throw new Error(`--healthz-bind-address ${JSON.stringify(healthzBind)} is not IP:PORT`);
   const servers: Server[] = [];
   const handler = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -72,9 +98,9 @@ export async function serveProxyMetrics(metrics: ProxyMetrics, netns: Netns, met
       return void res.end(await metrics.registry.metrics());
     }
     if (path === '/healthz' || path === '/livez') {
-      const h = metrics.health();
-      res.writeHead(h.healthy ? 200 : 503, { 'content-type': 'application/json' });
-      return void res.end(JSON.stringify(h.body));
+      const h = metrics.health(path, note?.(), healthTimeoutMs);
+      res.writeHead(h.healthy ? 200 : 503, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' });
+      return void res.end(h.body);
     }
     res.writeHead(404).end('404 page not found\n');
   });
@@ -87,7 +113,7 @@ export async function serveProxyMetrics(metrics: ProxyMetrics, netns: Netns, met
       server.listen({ fd: netns.listen('tcp', port, 128, host === '0.0.0.0' || host === '::' ? undefined : host) }, () => resolve());
     });
   await listen(bind.port, bind.host);
-  await listen(HEALTHZ_PORT);
+  await listen(hbind.port, hbind.host);
   return async () => {
     await Promise.all(servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));
   };

@@ -1,4 +1,5 @@
-// The service proxy of one node (kube-proxy): it watches Services and EndpointSlices and,
+// The service proxy of one node (kube-proxy): it watches Services and EndpointSlices (through
+// informers over any ObjectClient: the daemon's Api in process, or an API server over HTTPS) and,
 // shortly after a change, hands the node's whole view (buildServicePorts) to its backend
 // (iptables or nftables), which puts it into the kernel in one transaction. Changes are
 // batched (at most one sync per minSyncMs, never two at once); a failed sync keeps the
@@ -6,11 +7,13 @@
 // to a flush; stale UDP conntrack entries are deleted after each sync; kube-proxy's
 // metrics and healthz are served in the node's namespace.
 
-import type { EndpointSlice, Service } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
+import { resourceNamed } from '../api/resources.ts';
+import { namespacedName, type EndpointSlice, type Service } from '../api/types.ts';
+import { Informer } from '../apiserver/informer.ts';
+import type { ObjectClient } from '../apiserver/objects.ts';
 import type { Netns } from '../dataplane/port.ts';
 import { staleUdpDeletions, udpState, type UdpState } from './conntrack.ts';
-import { ProxyMetrics, serveProxyMetrics } from './metrics.ts';
+import { ProxyMetrics, serveProxyMetrics, type HealthNote } from './metrics.ts';
 import { buildServicePorts, type ServicePortInfo } from './model.ts';
 
 export interface ProxyBackend {
@@ -25,8 +28,15 @@ export interface ProxyBackend {
   intact(): Promise<boolean>;
 }
 
+/** The Service a slice belongs to ("ns/name", from its kubernetes.io/service-name label). */
+const serviceOf = (es: EndpointSlice): string | undefined => {
+  const name = es.metadata.labels?.['kubernetes.io/service-name'];
+  return name ? `${es.metadata.namespace}/${name}` : undefined;
+};
+
 export interface ProxierOptions {
-  api: Api;
+  /** Where Services and EndpointSlices come from: the daemon's Api in process (LocalClient), or an API server over HTTPS (RestClient). */
+  client: ObjectClient;
   nodeName: string;
   /** The node's network namespace. */
   netns: Netns;
@@ -38,6 +48,12 @@ export interface ProxierOptions {
   checkMs?: number;
   /** Where /metrics listens (kube-proxy's --metrics-bind-address; 127.0.0.1:10249). */
   metricsBindAddress?: string;
+  /** Where /healthz and /livez listen (kube-proxy's --healthz-bind-address; 0.0.0.0:10256). */
+  healthzBindAddress?: string;
+  /** How long a queued change may wait before /healthz says unhealthy (kube-proxy: 2 x syncPeriod). */
+  healthTimeoutMs?: number;
+  /** Something /healthz should say beside kube-proxy's fields (the API server is away). */
+  health?: () => HealthNote | undefined;
 }
 
 export class Proxier {
@@ -47,45 +63,49 @@ export class Proxier {
   private running?: Promise<void>;
   private pending = false;
   private lastSync = 0;
-  private readonly stops: Array<() => void> = [];
   private stopped = false;
   private udp = new Map<string, UdpState>();
   private closeMetrics?: () => Promise<void>;
   // Change tracking (kube-proxy's ServiceChangeTracker / EndpointsChangeTracker): the objects
-  // as the watches deliver them, and each Service's ports rebuilt only when it changed, so that
-  // an unchanged Service hands the backend the very same object as last time.
-  private readonly services = new Map<string, Service>();
-  private readonly slices = new Map<string, Map<string, EndpointSlice>>();
+  // as the informers hold them (slices indexed by their Service), the Services changed since
+  // the last sync, and each Service's ports rebuilt only when it changed, so that an unchanged
+  // Service hands the backend the very same object as last time.
+  private readonly services: Informer<Service>;
+  private readonly slices: Informer<EndpointSlice>;
+  /** slice "ns/name" -> its Service's "ns/name" (to rebuild the old one when the label moves). */
   private readonly sliceOwner = new Map<string, string>();
   private readonly ports = new Map<string, ServicePortInfo[]>();
+  /** Service key -> version() its ports were built from. */
+  private readonly builtFrom = new Map<string, string>();
   private readonly dirty = new Set<string>();
 
   constructor(private readonly o: ProxierOptions) {
     this.metrics = new ProxyMetrics(o.nodeName);
+    const m = this.metrics;
+    const log = (l: string) => o.log(`proxy on ${o.nodeName}: ${l}`);
+    this.services = new Informer<Service>(o.client, resourceNamed('services')!, (svc) => {
+      if (svc) {
+        m.serviceChanges.inc();
+        m.serviceChangesPending.inc();
+        this.dirty.add(namespacedName(svc));
+      } else this.relisted();
+      this.schedule();
+    }, log);
+    this.slices = new Informer<EndpointSlice>(o.client, resourceNamed('endpointslices')!, (es) => {
+      if (es) {
+        m.endpointChanges.inc();
+        m.endpointChangesPending.inc();
+        this.onSlice(es);
+      } else this.relisted();
+      this.schedule();
+    }, log, serviceOf);
   }
 
   async start(): Promise<void> {
-    const { api } = this.o;
-    const m = this.metrics;
-    const services = api.list('Service');
-    for (const svc of services.items as Service[]) this.onService(svc, false);
-    const slices = api.list('EndpointSlice');
-    for (const es of slices.items as EndpointSlice[]) this.onSlice(es, false);
-    this.stops.push(
-      api.watch('Service', undefined, services.resourceVersion, (e) => {
-        m.serviceChanges.inc();
-        m.serviceChangesPending.inc();
-        this.onService(e.object as Service, e.type === 'DELETED');
-        this.schedule();
-      }),
-      api.watch('EndpointSlice', undefined, slices.resourceVersion, (e) => {
-        m.endpointChanges.inc();
-        m.endpointChangesPending.inc();
-        this.onSlice(e.object as EndpointSlice, e.type === 'DELETED');
-        this.schedule();
-      }),
-    );
-    this.closeMetrics = await serveProxyMetrics(m, this.o.netns, this.o.metricsBindAddress).catch((e: Error) => {
+    // Each start lists (or fails, and retries by itself): a proxier started while the API is away
+    // programs nothing until both lists have come, as kube-proxy waits for both caches to sync.
+    await Promise.all([this.services.start(), this.slices.start()]);
+    this.closeMetrics = await serveProxyMetrics(this.metrics, this.o.netns, this.o.metricsBindAddress, this.o.healthzBindAddress, this.o.health, this.o.healthTimeoutMs).catch((e: Error) => {
       this.o.log(`proxy on ${this.o.nodeName}: no metrics endpoint: ${e.message}`);
       return undefined;
     });
@@ -94,53 +114,68 @@ export class Proxier {
     this.checker.unref();
   }
 
+  /** Whether both caches hold their first list (nothing is programmed before). */
+  get synced(): boolean {
+    return this.services.synced && this.slices.synced;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const s of this.stops) s();
+    this.services.stop();
+    this.slices.stop();
     clearTimeout(this.timer);
     clearInterval(this.checker);
     await this.running;
     await this.closeMetrics?.();
   }
 
-  private onService(svc: Service, deleted: boolean): void {
-    const key = `${svc.metadata.namespace}/${svc.metadata.name}`;
-    if (deleted) this.services.delete(key);
-    else this.services.set(key, svc);
-    this.dirty.add(key);
+  /** A slice changed: its Service, and the one it named before (its service-name label changed), must be rebuilt. */
+  private onSlice(es: EndpointSlice): void {
+    const id = namespacedName(es);
+    const key = this.slices.items.has(id) ? serviceOf(es) : undefined;
+    const before = this.sliceOwner.get(id);
+    if (before && before !== key) this.dirty.add(before);
+    if (key) {
+      this.sliceOwner.set(id, key);
+      this.dirty.add(key);
+    } else this.sliceOwner.delete(id);
   }
 
-  private onSlice(es: EndpointSlice, deleted: boolean): void {
-    const id = `${es.metadata.namespace}/${es.metadata.name}`;
-    const svcName = es.metadata.labels?.['kubernetes.io/service-name'];
-    const key = svcName ? `${es.metadata.namespace}/${svcName}` : undefined;
-    // A slice that changed hands (its service-name label) leaves its old Service too.
-    const before = this.sliceOwner.get(id);
-    if (before && before !== key) {
-      this.slices.get(before)?.delete(id);
-      this.dirty.add(before);
+  /**
+   * A cache was listed again (the watch could not resume: the API server restarted, or the
+   * proxier fell behind): what changed in the gap is found by comparing resourceVersions
+   * with what the rules were built from, so that a relist of 10k Services rebuilds only
+   * those that changed, and the backend still gets unchanged Services as the same objects.
+   */
+  private relisted(): void {
+    this.sliceOwner.clear();
+    for (const [id, es] of this.slices.items) {
+      const key = serviceOf(es);
+      if (key) this.sliceOwner.set(id, key);
     }
-    if (!key || deleted) {
-      this.sliceOwner.delete(id);
-      if (key) {
-        this.slices.get(key)?.delete(id);
-        this.dirty.add(key);
-      }
-      return;
-    }
-    this.sliceOwner.set(id, key);
-    let map = this.slices.get(key);
-    if (!map) this.slices.set(key, (map = new Map()));
-    map.set(id, es);
-    this.dirty.add(key);
+    const keys = new Set([...this.builtFrom.keys(), ...this.services.items.keys()]);
+    for (const key of keys) if (this.builtFrom.get(key) !== this.version(key)) this.dirty.add(key);
+  }
+
+  /** What a Service's rules are built from: its resourceVersion and its slices'. */
+  private version(key: string): string | undefined {
+    const svc = this.services.items.get(key);
+    if (!svc) return undefined;
+    const slices = this.slices.byIndex(key).map((es) => es.metadata.resourceVersion ?? '').sort();
+    return `${svc.metadata.resourceVersion ?? ''}/${slices.join(',')}`;
   }
 
   /** Every Service's ports, rebuilt only for the Services that changed since the last sync. */
   private currentPorts(): ServicePortInfo[] {
     for (const key of this.dirty) {
-      const svc = this.services.get(key);
-      if (svc) this.ports.set(key, buildServicePorts([svc], [...(this.slices.get(key)?.values() ?? [])], this.o.nodeName));
-      else this.ports.delete(key);
+      const svc = this.services.items.get(key);
+      if (svc) {
+        this.ports.set(key, buildServicePorts([svc], this.slices.byIndex(key), this.o.nodeName));
+        this.builtFrom.set(key, this.version(key)!);
+      } else {
+        this.ports.delete(key);
+        this.builtFrom.delete(key);
+      }
     }
     this.dirty.clear();
     return [...this.ports.values()].flat();
@@ -149,9 +184,9 @@ export class Proxier {
   /** Batches changes: at most one sync per minSyncMs, and never two at once. */
   schedule(): void {
     this.pending = true;
-    this.metrics.queuedAt = Date.now();
+    if (!this.metrics.pendingSince) this.metrics.pendingSince = Date.now();
     this.metrics.lastQueued.setToCurrentTime();
-    if (this.timer || this.running || this.stopped) return;
+    if (this.timer || this.running || this.stopped || !this.synced) return;
     const wait = Math.max(0, this.lastSync + (this.o.minSyncMs ?? 100) - Date.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -168,6 +203,9 @@ export class Proxier {
     const { netns } = this.o;
     const m = this.metrics;
     const startedAt = Date.now();
+    // What waited is in once this sync succeeds; what comes meanwhile waits for the next one.
+    const waiting = m.pendingSince;
+    m.pendingSince = 0;
     m.serviceChangesPending.set(0);
     m.endpointChangesPending.set(0);
     try {
@@ -189,6 +227,7 @@ export class Proxier {
       }
     } catch (e) {
       m.restoreFailures.inc();
+      if (waiting) m.pendingSince = waiting;
       // The previous ruleset stays (the change is one transaction); try again, whole, soon.
       this.o.log(`proxy on ${this.o.nodeName}: sync failed, previous rules kept: ${e instanceof Error ? e.message : String(e)}`);
       if (!this.stopped) setTimeout(() => this.schedule(), 1000).unref();
