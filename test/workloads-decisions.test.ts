@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { ConfigMap, Container, DaemonSet, Job, KubeObject, Node, Pod, Probe, Secret, StatefulSet } from '../src/api/types.ts';
+import type { ConfigMap, Container, DaemonSet, Job, KubeObject, Node, Pod, Probe, Secret, Service, StatefulSet } from '../src/api/types.ts';
 import { unimplementedFields, warningsFor } from '../src/api/unimplemented.ts';
 import { validate } from '../src/api/validation.ts';
 import { unknownFields } from '../src/api/fields.ts';
@@ -20,7 +20,7 @@ import { collectOrphans } from '../src/controllers/deployment.ts';
 import { planJob, syncJob } from '../src/controllers/job.ts';
 import { pickNode } from '../src/controllers/scheduler.ts';
 import { ordinalOf, planStatefulSet, statefulPod, syncStatefulSet } from '../src/controllers/statefulset.ts';
-import { ContainerConfigError, containerEnv, passwdGroups, runAs } from '../src/node/container-config.ts';
+import { ContainerConfigError, containerEnv, passwdGroups, runAs, serviceEnv, servicesForEnv } from '../src/node/container-config.ts';
 import { grpcHealthRequest, grpcServing, initialProbeState, observeProbe, probeCommand, type ProbeState } from '../src/node/probes.ts';
 
 const template = (labels: Record<string, string>, extra: Partial<Pod['spec']> = {}) => ({ metadata: { labels }, spec: { containers: [{ name: 'c', image: 'kubewire/echo', ports: [{ name: 'http', containerPort: 8080 }] }], ...extra } });
@@ -332,6 +332,45 @@ test('a command container runs as runAsUser/runAsGroup (the container over the p
   assert.throws(() => containerEnv(p, c, src, { podIP: '', hostIP: '' }), /configmap "missing" not found/);
   c.env = [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'missing', key: 'k', optional: true } } }];
   assert.deepEqual(containerEnv(p, c, src, { podIP: '', hostIP: '' }), { APP_MODE: 'fast', APP_LEVEL: '3' });
+});
+
+test("Services' variables, as the kubelet sets them: the namespace's and default/kubernetes; the user's own win; enableServiceLinks: false keeps only the API server's", () => {
+  const svc = (namespace: string, name: string, clusterIP: string, ports: Array<{ name?: string; port: number; protocol?: string }>): Service =>
+    ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec: { clusterIP, ports } }) as unknown as Service;
+  const all = [
+    svc('default', 'kubernetes', '10.96.0.1', [{ name: 'https', port: 443, protocol: 'TCP' }]),
+    svc('shop', 'redis-primary', '10.96.12.7', [{ port: 6379 }, { name: 'metrics', port: 9121, protocol: 'TCP' }]),
+    svc('shop', 'dns-like', '10.96.0.99', [{ name: 'dns', port: 53, protocol: 'UDP' }]),
+    svc('shop', 'headless', 'None', [{ port: 80 }]),
+    svc('other', 'elsewhere', '10.96.3.3', [{ port: 80 }]),
+  ];
+  const p = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec: { containers: [{ name: 'c', image: 'x' }] } } as unknown as Pod;
+  assert.deepEqual(servicesForEnv(p, all).map((s) => s.metadata.name), ['dns-like', 'headless', 'kubernetes', 'redis-primary']);
+  const env = serviceEnv(servicesForEnv(p, all));
+  // Upstream's names for upstream's example (kubernetes.io "Discovering services": REDIS_PRIMARY_SERVICE_HOST...).
+  assert.deepEqual(Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('REDIS_PRIMARY'))), {
+    REDIS_PRIMARY_SERVICE_HOST: '10.96.12.7',
+    REDIS_PRIMARY_SERVICE_PORT: '6379',
+    REDIS_PRIMARY_SERVICE_PORT_METRICS: '9121',
+    REDIS_PRIMARY_PORT: 'tcp://10.96.12.7:6379',
+    REDIS_PRIMARY_PORT_6379_TCP: 'tcp://10.96.12.7:6379',
+    REDIS_PRIMARY_PORT_6379_TCP_PROTO: 'tcp',
+    REDIS_PRIMARY_PORT_6379_TCP_PORT: '6379',
+    REDIS_PRIMARY_PORT_6379_TCP_ADDR: '10.96.12.7',
+    REDIS_PRIMARY_PORT_9121_TCP: 'tcp://10.96.12.7:9121',
+    REDIS_PRIMARY_PORT_9121_TCP_PROTO: 'tcp',
+    REDIS_PRIMARY_PORT_9121_TCP_PORT: '9121',
+    REDIS_PRIMARY_PORT_9121_TCP_ADDR: '10.96.12.7',
+  });
+  assert.equal(env.KUBERNETES_SERVICE_HOST, '10.96.0.1');
+  assert.equal(env.KUBERNETES_SERVICE_PORT_HTTPS, '443');
+  assert.equal(env.DNS_LIKE_PORT_53_UDP, 'udp://10.96.0.99:53');
+  assert.ok(!Object.keys(env).some((k) => k.startsWith('HEADLESS') || k.startsWith('ELSEWHERE')), 'no ClusterIP, or another namespace: no variables');
+  const noLinks = { ...p, spec: { ...p.spec, enableServiceLinks: false } } as Pod;
+  assert.deepEqual(servicesForEnv(noLinks, all).map((s) => s.metadata.name), ['kubernetes']);
+  const c = { name: 'c', image: 'x', env: [{ name: 'REDIS_PRIMARY_SERVICE_HOST', value: 'mine' }] } as Container;
+  const none = { configMap: () => undefined, secret: () => undefined, services: () => servicesForEnv(p, all) };
+  assert.equal(containerEnv(p, c, none, { podIP: '', hostIP: '' }).REDIS_PRIMARY_SERVICE_HOST, 'mine', "the user's own variable wins");
 });
 
 test('create configmap: literals and files as data, binary files as binaryData, bad keys refused', async () => {

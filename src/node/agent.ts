@@ -28,8 +28,8 @@ import { isAlive, startDetached, stopProcess, type PodView, type ProcessRecord }
 import { SandboxManager, type PodRef } from './sandbox.ts';
 import { podRecordDir, podRecordDirs, readPodRecord, type PodRecordBase } from './records.ts';
 import { ProbeManager, type ProbeKind, type ProbeTarget } from './probes.ts';
-import { containerEnv, ContainerConfigError, passwdGroups, runAs } from './container-config.ts';
-import type { ConfigMap, Container, Secret } from '../api/types.ts';
+import { containerEnv, ContainerConfigError, passwdGroups, runAs, servicesForEnv } from './container-config.ts';
+import type { ConfigMap, Container, Secret, Service } from '../api/types.ts';
 import { NODE_LEASE_NAMESPACE, renewedLease, type Lease } from './lease.ts';
 import { VERSION } from '../api/version.ts';
 import { systemInfo } from './node-info.ts';
@@ -487,6 +487,10 @@ export class NodeAgent {
     return containerEnv(pod, c, {
       configMap: (name) => this.o.api.tryGet<ConfigMap>({ kind: 'ConfigMap', namespace: ns, name }),
       secret: (name) => this.o.api.tryGet<Secret>({ kind: 'Secret', namespace: ns, name }),
+      services: () => {
+        const master = this.o.api.tryGet<Service>({ kind: 'Service', namespace: 'default', name: 'kubernetes' });
+        return servicesForEnv(pod, [...(master ? [master] : []), ...(this.o.api.list('Service', ns).items as Service[])]);
+      },
     }, { podIP: rec.ip, hostIP: this.o.node.ip });
   }
 

@@ -2,9 +2,10 @@
 // group it runs as (securityContext.runAsUser/runAsGroup, the container's over the pod's;
 // the group, when not given, is the user's own in /etc/passwd, as an image's passwd gives
 // it, else 0), runAsNonRoot refused for root, and its environment from env and envFrom with
-// ConfigMap and Secret keys and the pod's own fields (the downward API's fieldRef).
+// ConfigMap and Secret keys and the pod's own fields (the downward API's fieldRef), and the
+// Services' variables (FOO_SERVICE_HOST, Docker's links) under the user's own.
 
-import type { ConfigMap, Container, Pod, Secret } from '../api/types.ts';
+import type { ConfigMap, Container, Pod, Secret, Service } from '../api/types.ts';
 
 export class ContainerConfigError extends Error {
   override name = 'ContainerConfigError';
@@ -35,6 +36,48 @@ export function runAs(pod: Pod, c: Container, groups: Map<number, number>): { ui
 export interface EnvSources {
   configMap(name: string): ConfigMap | undefined;
   secret(name: string): Secret | undefined;
+  /** The Services whose variables the container gets (servicesForEnv). */
+  services?(): Service[];
+}
+
+const envName = (s: string) => s.replace(/-/g, '_').toUpperCase();
+
+/**
+ * The variables the kubelet sets for each Service with a ClusterIP (pkg/kubelet/envvars
+ * FromServices): NAME_SERVICE_HOST, NAME_SERVICE_PORT (the first port) and one per named
+ * port, and Docker's link variables (NAME_PORT, NAME_PORT_80_TCP, ..._PROTO, _PORT, _ADDR).
+ */
+export function serviceEnv(services: Service[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const svc of services) {
+    const ip = svc.spec.clusterIP;
+    const ports = svc.spec.ports ?? [];
+    if (!ip || ip === 'None' || !ports.length) continue;
+    const prefix = envName(svc.metadata.name);
+    env[`${prefix}_SERVICE_HOST`] = ip;
+    env[`${prefix}_SERVICE_PORT`] = String(ports[0]!.port);
+    for (const p of ports) if (p.name) env[`${prefix}_SERVICE_PORT_${envName(p.name)}`] = String(p.port);
+    const hostPort = (port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+    ports.forEach((p, i) => {
+      const proto = (p.protocol ?? 'TCP').toLowerCase();
+      if (i === 0) env[`${prefix}_PORT`] = `${proto}://${hostPort(p.port)}`;
+      const pp = `${prefix}_PORT_${p.port}_${proto.toUpperCase()}`;
+      Object.assign(env, { [pp]: `${proto}://${hostPort(p.port)}`, [`${pp}_PROTO`]: proto, [`${pp}_PORT`]: String(p.port), [`${pp}_ADDR`]: ip });
+    });
+  }
+  return env;
+}
+
+/**
+ * Whose variables a pod's containers get (the kubelet's getServiceEnvVarMap): the Services
+ * of its namespace when spec.enableServiceLinks is not false, and always the API server's
+ * own, default/kubernetes (unless one of the namespace's has that name).
+ */
+export function servicesForEnv(pod: Pod, all: Service[]): Service[] {
+  const byName = new Map<string, Service>();
+  for (const s of all) if (s.metadata.namespace === 'default' && s.metadata.name === 'kubernetes') byName.set(s.metadata.name, s);
+  if (pod.spec.enableServiceLinks !== false) for (const s of all) if (s.metadata.namespace === pod.metadata.namespace) byName.set(s.metadata.name, s);
+  return [...byName.values()].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
 }
 
 function secretValue(s: Secret, key: string): string | undefined {
@@ -60,7 +103,7 @@ function podField(pod: Pod, path: string, podIP: string, hostIP: string): string
   return fields[path];
 }
 
-/** The container's variables from envFrom then env (env wins), as the kubelet resolves them. */
+/** The container's variables from envFrom then env (env wins), then the Services' where the user set none, as the kubelet resolves them. */
 export function containerEnv(pod: Pod, c: Container, src: EnvSources, ips: { podIP: string; hostIP: string }): Record<string, string> {
   const env: Record<string, string> = {};
   const missing = (kind: string, name: string) => new ContainerConfigError(`${kind} "${name}" not found`);
@@ -104,5 +147,5 @@ export function containerEnv(pod: Pod, c: Container, src: EnvSources, ips: { pod
       env[e.name] = podField(pod, from.fieldRef.fieldPath, ips.podIP, ips.hostIP) ?? '';
     }
   }
-  return env;
+  return { ...serviceEnv(src.services?.() ?? []), ...env };
 }
