@@ -2,11 +2,12 @@
 
 import type { Command } from 'commander';
 import { RESOURCES } from '../api/resources.ts';
-import type { Ingress, Pod, Service } from '../api/types.ts';
+import type { Ingress, Namespace, NetworkPolicy, Pod, Service } from '../api/types.ts';
 import { ClusterError } from '../cluster/cluster.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import type { Hop, Leg, Trace } from '../trace/explain.ts';
-import type { ClusterView, MatrixCell } from '../trace/trace.ts';
+import type { ClusterView, Matrix } from '../trace/trace.ts';
+import { agrees, type Expectation } from '../trace/policy.ts';
 import { connect, defaultCluster } from './kubectl.ts';
 
 const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
@@ -33,21 +34,55 @@ export function renderTrace(t: Trace): string {
 }
 
 const MARK: Record<string, string> = { delivered: '.', answered: 'A', dropped: 'X', rejected: 'R' };
+const EXPECTED_MARK: Record<Expectation, string> = { allowed: '.', blocked: 'X', mixed: '~', undefined: '-' };
 
-export function renderMatrix(m: { sources: string[]; targets: string[]; cells: MatrixCell[] }): string {
-  const cell = (s: string, t: string) => m.cells.find((c) => c.from === s && c.to === t);
-  const header = ['FROM \\ TO', ...m.targets.map((_, i) => String(i + 1))];
-  const rows = m.sources.map((s) => [s, ...m.targets.map((t) => MARK[cell(s, t)?.verdict ?? ''] ?? '?')]);
+/**
+ * The probed table (what the kernel did), and beside it, when the cluster has NetworkPolicies,
+ * the expected one (what the policies mean, computed by the model as Cyclonus does); a cell where
+ * they disagree is marked `!` in both and listed with both reasons.
+ */
+export function renderMatrix(m: Matrix): string {
+  const key = (s: string, t: string) => `${s}\0${t}`;
+  const probed = new Map(m.cells.map((c) => [key(c.from, c.to), c]));
+  const expected = new Map((m.expected ?? []).map((c) => [key(c.from, c.to), c]));
+  const differs = (s: string, t: string) => {
+    const e = expected.get(key(s, t));
+    return e !== undefined && !agrees(probed.get(key(s, t))?.verdict, e.expected);
+  };
+  const mark = (text: string, bad: boolean) => (bad ? `${text}!` : text);
+  const numbers = m.targets.map((_, i) => String(i + 1));
+  const header = ['FROM \\ TO', ...numbers, ...(m.expected ? ['|', ...numbers] : [])];
+  const rows = m.sources.map((s) => [
+    s,
+    ...m.targets.map((t) => mark(MARK[probed.get(key(s, t))?.verdict ?? ''] ?? '?', differs(s, t))),
+    ...(m.expected ? ['|', ...m.targets.map((t) => mark(EXPECTED_MARK[expected.get(key(s, t))?.expected ?? 'undefined'], differs(s, t)))] : []),
+  ]);
   const legend = m.targets.map((t, i) => `${i + 1}: ${t}`).join('   ');
-  const failures = m.cells.filter((c) => c.verdict !== 'delivered').map((c) => `${c.from} → ${c.to}: ${c.verdict}: ${c.reason}`);
-  return [table([header, ...rows]), '', legend, '. delivered   X dropped   R rejected', ...(failures.length ? ['', ...failures] : [])].join('\n');
+  const out = [table([header, ...rows]), ''];
+  if (m.expected) out.push('left of |: probed (what the kernel did)   right of |: expected (what the NetworkPolicies say, as the model computes them)');
+  out.push(legend, '. delivered/allowed   X dropped/blocked   R rejected');
+  if (m.expected) out.push('~ some backends allowed, some not   - not defined by NetworkPolicy (ICMP, a pod to itself)   ! the kernel and the policies disagree');
+  const failures = m.cells.filter((c) => c.verdict !== 'delivered' && !differs(c.from, c.to)).map((c) => `${c.from} → ${c.to}: ${c.verdict}: ${c.reason}`);
+  if (failures.length) out.push('', ...failures);
+  const disagreements = m.cells.filter((c) => differs(c.from, c.to)).map((c) => {
+    const e = expected.get(key(c.from, c.to))!;
+    return `${c.from} → ${c.to}: the policies say ${e.expected} (${e.reason}), but the probe was ${c.verdict}: ${c.reason}`;
+  });
+  if (disagreements.length) out.push('', `${disagreements.length} cell${disagreements.length === 1 ? '' : 's'} where the kernel and the policies disagree:`, ...disagreements);
+  return out.join('\n');
 }
 
 async function clusterView(cluster: string): Promise<ClusterView> {
   const { client, plan } = connect(cluster);
   const rt = (kind: string) => RESOURCES.find((r) => r.kind === kind)!;
-  const [pods, services, ingresses] = await Promise.all([client.list<Pod>(rt('Pod'), undefined), client.list<Service>(rt('Service'), undefined), client.list<Ingress>(rt('Ingress'), undefined)]);
-  return { plan, pods: pods.items, services: services.items, ingresses: ingresses.items };
+  const [pods, services, ingresses, policies, namespaces] = await Promise.all([
+    client.list<Pod>(rt('Pod'), undefined),
+    client.list<Service>(rt('Service'), undefined),
+    client.list<Ingress>(rt('Ingress'), undefined),
+    client.list<NetworkPolicy>(rt('NetworkPolicy'), undefined),
+    client.list<Namespace>(rt('Namespace'), undefined),
+  ]);
+  return { plan, pods: pods.items, services: services.items, ingresses: ingresses.items, policies: policies.items, namespaces: namespaces.items };
 }
 
 export function registerTraceCommands(program: Command): void {

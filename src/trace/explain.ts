@@ -25,8 +25,12 @@ export interface Fabric {
   segment(place: Place, dev: string): { place: Place; bridge: string } | undefined;
   /** An overlay device's wrapping of a frame for `mac`: where the outer packet goes; undefined for other devices. */
   tunnel?(place: Place, dev: string, mac: string): string | undefined;
-  /** The true cause of a drop by the fabric's own rule (vpc mode: the VPC's source check); undefined for any other rule. */
-  dropReason?(place: Place, rule: string, packet: PacketHeader): string | undefined;
+  /**
+   * The true cause of a drop by the cluster's own rule (vpc mode: the VPC's source check; a
+   * NetworkPolicy's drop); undefined for any other rule. `seen`: the packet as the dropping
+   * chain saw it (after DNAT), when the trace says.
+   */
+  dropReason?(place: Place, rule: string, packet: PacketHeader, seen?: PacketHeader): string | undefined;
 }
 
 export function placeLabel(p: Place): string {
@@ -207,17 +211,20 @@ function pickPassage(all: Passage[], start: boolean, expect?: PacketHeader, ownM
 }
 
 /** The netfilter steps of a passage as hops, and the rule that ended the packet, if one did. */
-function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined, legacyMarked: boolean): { hops: Hop[]; stop?: { verdict: 'rejected' | 'dropped'; hop: Hop } } {
+function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined, legacyMarked: boolean): { hops: Hop[]; stop?: { verdict: 'rejected' | 'dropped'; hop: Hop; seen?: PacketHeader } } {
   const hops: Hop[] = [];
+  // The packet as each nft trace id last showed it (a base chain's `packet:` line): what the dropping chain saw.
+  const seen = new Map<string, PacketHeader>();
   for (const e of pass.events) {
+    if (e.source === 'nft' && e.type === 'packet' && e.packet) seen.set(e.packetKey, e.packet);
     // The trace's own chains and jumps are not the cluster's path.
     if (isTraceTable(e.table) || (legacyMarked && ownTraceEvent(e))) continue;
     if (e.source === 'nft') {
       if (e.type === 'rule') {
         const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: e.rule, verdict: e.verdict };
         hops.push(hop);
-        if (/\breject\b/.test(e.rule ?? '')) return { hops, stop: { verdict: 'rejected', hop } };
-        if (e.verdict === 'drop') return { hops, stop: { verdict: 'dropped', hop } };
+        if (/\breject\b/.test(e.rule ?? '')) return { hops, stop: { verdict: 'rejected', hop, seen: seen.get(e.packetKey) } };
+        if (e.verdict === 'drop') return { hops, stop: { verdict: 'dropped', hop, seen: seen.get(e.packetKey) } };
       } else if ((e.type === 'policy' || e.type === 'verdict') && e.verdict === 'drop') {
         const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: `${e.type} drop`, verdict: 'drop' };
         hops.push(hop);
@@ -233,8 +240,8 @@ function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined,
       const to = / --to-destination (\S+)/.exec(rule)?.[1];
       if (target === 'DNAT' && to) hop.translation = `destination → ${to}`;
       hops.push(hop);
-      if (target === 'REJECT') return { hops, stop: { verdict: 'rejected', hop } };
-      if (target === 'DROP') return { hops, stop: { verdict: 'dropped', hop } };
+      if (target === 'REJECT') return { hops, stop: { verdict: 'rejected', hop, seen: e.packet } };
+      if (target === 'DROP') return { hops, stop: { verdict: 'dropped', hop, seen: e.packet } };
     } else if (e.type === 'policy' && table?.policies.get(e.chain) === 'DROP') {
       const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: `policy DROP (-P ${e.chain} DROP)`, verdict: 'DROP' };
       hops.push(hop);
@@ -348,7 +355,7 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
       const none = /"([^"]+) has no endpoints"/.exec(rule)?.[1];
       const noLocal = /"([^"]+) has no local endpoints"/.exec(rule)?.[1];
       const because = none ? ` (Service ${none} has no endpoints)` : noLocal ? ` (externalTrafficPolicy Local: Service ${noLocal} has no endpoint on this node)` : '';
-      return { verdict: nf.stop.verdict, reason: fabric.dropReason?.(place, rule, entered) ?? `${why} on ${label} by ${nf.stop.hop.detail}: ${rule}${because}`, hops };
+      return { verdict: nf.stop.verdict, reason: fabric.dropReason?.(place, rule, entered, nf.stop.seen) ?? `${why} on ${label} by ${nf.stop.hop.detail}: ${rule}${because}`, hops };
     }
     // IPVS takes a packet for a virtual server at INPUT and sends it on to a real server.
     const ipvs = pass.local && pass.left && (pass.left.daddr !== pass.local.daddr || pass.left.dport !== pass.local.dport);

@@ -1,13 +1,16 @@
 // `kubewire trace` against a cluster: FROM and TO resolved against its objects (pure), the
 // namespaces a probe may cross, the kernel lookups the explanation asks for, and the matrix.
 
-import type { Ingress, Pod, Service } from '../api/types.ts';
+import type { Ingress, Namespace, Pod, Service } from '../api/types.ts';
 import { nodeMAC, podNetnsName, podRange, UNDERLAY, VPC, VXLAN, vtep, type ClusterPlan } from '../cluster/plan.ts';
 import { parseCheckRule, sourceDropReason } from '../vpc/source-check.ts';
 import { contains, parsePrefix, tryParseIP } from '../netaddr/ip.ts';
 import { netnsPath, type Dataplane } from '../dataplane/port.ts';
 import { matches } from '../api/labels.ts';
-import { explain, type Fabric, type Lookups, type Trace } from './explain.ts';
+import { explain, placeLabel, type Fabric, type Lookups, type Trace } from './explain.ts';
+import { podInfo, verdict, worldOf, type NetworkPolicyObject, type PodInfo, type PolicyWorld } from '../netpol/model.ts';
+import { allowanceReason, endpointOf, expectedMatrix, parsePolicyRule, policyProtocol, ruleNote, type ExpectedCell, type PolicyTarget } from './policy.ts';
+import type { PacketHeader } from './events.ts';
 import { observe, type Place, type Protocol, type ProbeSpec } from './observe.ts';
 
 import { TraceError, type TraceRequest } from './input.ts';
@@ -21,6 +24,14 @@ export interface ClusterView {
   services: Service[];
   /** For traces through the ingress: the Services they lead to are the candidates. */
   ingresses?: Ingress[];
+  /** NetworkPolicies and namespaces: a policy's drop is explained, and the matrix gets the expected table. */
+  policies?: NetworkPolicyObject[];
+  namespaces?: Namespace[];
+}
+
+/** What the policies are judged against; undefined when the view has no policies (nothing isolates anything). */
+export function policyWorld(view: ClusterView): PolicyWorld | undefined {
+  return view.policies?.length ? worldOf(view.policies, view.pods, view.namespaces ?? []) : undefined;
 }
 
 /** The places every trace watches: the underlay (its bridge and router), every node, the external client. */
@@ -39,7 +50,7 @@ export function podPlace(plan: ClusterPlan, pod: Pod): Place | undefined {
 }
 
 /** Where a place's devices lead (the cluster's shape: pods on their node's cni0, nodes and the client on the underlay). */
-export function clusterFabric(plan: ClusterPlan): Fabric {
+export function clusterFabric(plan: ClusterPlan, world?: PolicyWorld): Fabric {
   const [network] = infrastructure(plan);
   return {
     segment(place, dev) {
@@ -59,12 +70,47 @@ export function clusterFabric(plan: ClusterPlan): Fabric {
       return peer ? `VXLAN ${dev}: ${mac} is the VTEP of ${peer.name}: the frame goes wrapped in UDP ${self?.ip ?? ''} → ${peer.ip}:${VXLAN.port} (VNI ${VXLAN.vni}) over the underlay, which sees no pod address` : `VXLAN ${dev}: no VTEP has ${mac}`;
     },
     // vpc mode: the VPC's source check, in its own words (which source, whose interface it is not).
-    dropReason(place, rule, packet) {
+    dropReason(place, rule, packet, seen) {
       const check = plan.spec.mode === 'vpc' && place.kind === 'network' ? parseCheckRule(rule) : undefined;
       const node = check && plan.nodes.find((n) => n.underlayPort === check.port);
-      return check && node ? sourceDropReason({ node: node.name, mac: nodeMAC(plan, node), port: check.port }, check.cause, { ip: packet.saddr, mac: packet.etherSaddr }) : undefined;
+      if (check && node) return sourceDropReason({ node: node.name, mac: nodeMAC(plan, node), port: check.port }, check.cause, { ip: packet.saddr, mac: packet.etherSaddr });
+      return policyDropReason(place, rule, seen ?? packet, world);
     },
   };
+}
+
+/** A NetworkPolicy's drop in the model's words (which policies isolate which pod, what no rule allows), at the place it happened; undefined for any other rule. */
+export function policyDropReason(place: Place, rule: string, pkt: PacketHeader, world: PolicyWorld | undefined): string | undefined {
+  const r = parsePolicyRule(rule);
+  if (r?.kind !== 'drop') return undefined;
+  const proto = policyProtocol(pkt.protocol);
+  const at = ` on ${placeLabel(place)}`;
+  if (!world || !pkt.saddr || !pkt.daddr || !proto || pkt.dport === undefined) return `dropped by NetworkPolicy ${r.policies.join(', ')} (${r.pod} is isolated for ${r.dir}; no rule allows it)${at}`;
+  const src = endpointOf(world, pkt.saddr);
+  const dst = endpointOf(world, pkt.daddr);
+  return `${ruleNote(r, verdict(world, src, dst, pkt.dport, proto), src, dst, pkt.dport, proto)}${at}`;
+}
+
+/**
+ * A trace with its policy rules named: each hop through a policy's allow clause says which
+ * policy rule let it through (checked against the model), and a delivered probe's reason says
+ * which rules allowed it.
+ */
+export function withPolicyNotes(t: Trace, world: PolicyWorld | undefined, fromIP: string | undefined): Trace {
+  if (!world || !fromIP) return t;
+  const proto = policyProtocol(t.probe.protocol);
+  const dstIP = t.destination?.ip ?? t.probe.dst;
+  const port = t.destination?.port ?? t.probe.dport;
+  if (!proto || port === undefined) return t;
+  const src = endpointOf(world, fromIP);
+  const dst = endpointOf(world, dstIP);
+  const v = verdict(world, src, dst, port, proto);
+  const hops = t.hops.map((h) => {
+    const r = h.kind === 'netfilter' ? parsePolicyRule(h.rule) : undefined;
+    return r?.kind === 'allow' ? { ...h, detail: `${h.detail}: ${ruleNote(r, v, src, dst, port, proto)}` } : h;
+  });
+  const allowedBy = t.verdict === 'delivered' ? allowanceReason(v, src, dst) : undefined;
+  return { ...t, hops, ...(allowedBy ? { reason: `${t.reason}; ${allowedBy}` } : {}) };
 }
 
 /** The kernel's own answers, asked in the place's namespace; one session's same questions are asked once (a matrix repeats them). */
@@ -233,10 +279,12 @@ export async function traceMany(dp: Dataplane, view: ClusterView, places: Place[
   const legacy = new Set(view.plan.spec.iptablesBackend === 'legacy' ? places.filter((p) => p.kind === 'node').map((p) => p.netns) : []);
   const nodes = new Set(places.filter((p) => p.kind === 'node').map((p) => p.netns));
   const obs = await observe(dp, places, specs, { legacyIptables: legacy, conntrack: nodes, timeoutSeconds: opts.timeoutSeconds ?? 1, masqueraders: masqueraders(view.plan), ...(opts.signal ? { signal: opts.signal } : {}) });
-  const fabric = clusterFabric(view.plan);
+  const world = policyWorld(view);
+  const fabric = clusterFabric(view.plan, world);
   const lookups = kernelLookups(dp);
   const podOf = (p: Place) => (p.kind === 'pod' ? p.name : undefined);
-  return Promise.all(obs.probes.map((_, i) => explain(obs, i, fabric, lookups, podOf)));
+  const ipOf = (p: Place) => view.pods.find((x) => p.kind === 'pod' && `${x.metadata.namespace}/${x.metadata.name}` === p.name)?.status?.podIP;
+  return Promise.all(obs.probes.map(async (_, i) => withPolicyNotes(await explain(obs, i, fabric, lookups, podOf), world, ipOf(specs[i]!.from))));
 }
 
 export interface MatrixCell {
@@ -246,22 +294,60 @@ export interface MatrixCell {
   reason: string;
 }
 
+export interface Matrix {
+  sources: string[];
+  targets: string[];
+  cells: MatrixCell[];
+  /** What the policies say of each cell (the model's truth table), when the cluster has policies. */
+  expected?: ExpectedCell[];
+}
+
+/** The port a Service port leads to on one backend: its targetPort, a name looked up in the pod's container ports. */
+function targetPortOn(pod: Pod, port: NonNullable<Service['spec']['ports']>[number]): number | undefined {
+  const tp = port.targetPort ?? port.port;
+  if (typeof tp === 'number') return tp;
+  if (/^[0-9]+$/.test(tp)) return Number(tp);
+  return pod.spec.containers.flatMap((c) => c.ports ?? []).find((c) => c.name === tp && (c.protocol ?? 'TCP') === (port.protocol ?? 'TCP'))?.containerPort;
+}
+
+/** A Service port as policy sees it: each ready backend pod and the port it is reached on there (after DNAT). */
+export function servicePolicyTarget(view: ClusterView, svc: Service, port: NonNullable<Service['spec']['ports']>[number], label: string): PolicyTarget {
+  const backends = selected(view, svc).flatMap((p) => {
+    const info = podInfo(p);
+    const n = targetPortOn(p, port);
+    return info && n !== undefined ? [{ pod: info, port: n }] : [];
+  });
+  return { label, protocol: (port.protocol ?? 'TCP').toLowerCase(), backends };
+}
+
 /** Every running pod of the namespace to every pod (its first port) and every Service port. */
-export async function traceMatrix(dp: Dataplane, view: ClusterView, namespace: string, opts: RunOptions = {}): Promise<{ sources: string[]; targets: string[]; cells: MatrixCell[] }> {
+export async function traceMatrix(dp: Dataplane, view: ClusterView, namespace: string, opts: RunOptions = {}): Promise<Matrix> {
   const pods = view.pods.filter((p) => p.metadata.namespace === namespace && podPlace(view.plan, p));
   if (!pods.length) throw new TraceError(`no running pods in namespace ${namespace}`);
-  const targets: Array<{ label: string; dst: string; dport?: number; protocol: Protocol }> = [];
+  const targets: Array<{ label: string; dst: string; dport?: number; protocol: Protocol; policy: PolicyTarget }> = [];
   for (const p of pods) {
     const port = p.spec.containers.flatMap((c) => c.ports ?? [])[0];
-    targets.push({ label: `pod/${p.metadata.name}`, dst: p.status!.podIP!, ...(port ? { dport: port.containerPort, protocol: (port.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp' } : { protocol: 'icmp' as const }) });
+    const label = `pod/${p.metadata.name}`;
+    const protocol = port ? ((port.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp') : 'icmp';
+    const info = podInfo(p);
+    targets.push({ label, dst: p.status!.podIP!, ...(port ? { dport: port.containerPort } : {}), protocol, policy: { label, protocol, backends: info && port ? [{ pod: info, port: port.containerPort }] : [] } });
   }
   for (const s of view.services.filter((s) => s.metadata.namespace === namespace && s.spec.clusterIP && s.spec.clusterIP !== 'None')) {
-    for (const port of s.spec.ports ?? []) targets.push({ label: `service/${s.metadata.name}:${port.port}`, dst: s.spec.clusterIP!, dport: port.port, protocol: (port.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp' });
+    for (const port of s.spec.ports ?? []) {
+      const label = `service/${s.metadata.name}:${port.port}`;
+      targets.push({ label, dst: s.spec.clusterIP!, dport: port.port, protocol: (port.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp', policy: servicePolicyTarget(view, s, port, label) });
+    }
   }
   const places = uniquePlaces([...infrastructure(view.plan), ...pods.map((p) => podPlace(view.plan, p))]);
   const sources = pods.map((p) => podPlace(view.plan, p)!);
   const specs: ProbeSpec[] = sources.flatMap((from) => targets.map((t) => ({ from, protocol: t.protocol, dst: t.dst, ...(t.dport !== undefined ? { dport: t.dport } : {}) })));
   const traces = await traceMany(dp, view, places, specs, opts);
   const cells = traces.map((t, i): MatrixCell => ({ from: `pod/${pods[Math.floor(i / targets.length)]!.metadata.name}`, to: targets[i % targets.length]!.label, verdict: t.verdict, reason: t.reason }));
-  return { sources: pods.map((p) => `pod/${p.metadata.name}`), targets: targets.map((t) => t.label), cells };
+  const world = policyWorld(view);
+  const policySources = pods.flatMap((p) => {
+    const info = podInfo(p);
+    return info ? [{ label: `pod/${p.metadata.name}`, pod: info }] : [];
+  });
+  const expected = world ? expectedMatrix(world, policySources, targets.map((t) => t.policy)) : undefined;
+  return { sources: pods.map((p) => `pod/${p.metadata.name}`), targets: targets.map((t) => t.label), cells, ...(expected ? { expected } : {}) };
 }
