@@ -26,6 +26,8 @@ import { IptablesBackend } from '../proxy/iptables/backend.ts';
 import { IpvsBackend } from '../proxy/ipvs/backend.ts';
 import { NftablesBackend } from '../proxy/nftables/backend.ts';
 import { Proxier } from '../proxy/proxier.ts';
+import { nodePolicy } from '../netpol/node.ts';
+import type { PolicyEnforcer } from '../netpol/enforcer.ts';
 import { nodeHostPaths, WorkloadHostClient } from '../workloads/client.ts';
 import { livePid } from '../state/pidfile.ts';
 import { stopProcess } from '../supervisor/supervisor.ts';
@@ -42,6 +44,8 @@ export class Daemon {
   readonly api: Api;
   readonly agents: NodeAgent[] = [];
   readonly proxies: Proxier[] = [];
+  /** Each node's NetworkPolicy enforcer (its own nftables table, or iptables + ipset). */
+  readonly policies: PolicyEnforcer[] = [];
   /** vpc mode: the VPC that gives nodes addresses, and each node's ipamd that hands them to pods. */
   readonly vpc?: Vpc;
   readonly ipamds: Ipamd[] = [];
@@ -84,7 +88,9 @@ export class Daemon {
       }
       // A host's death is its node's built-in containers dying: the agent reports them and starts them again.
       const host = new WorkloadHostClient({ cluster, ...nodeHostPaths(paths.dir, node.name), lost: () => agent.workloadHostLost() });
-      const agent = new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host, dataplane: linux, log });
+      const policy = nodePolicy({ api: this.api, nodeName: node.name, netns: linux.at(linux.netnsPath(node.netns)), spec: plan.spec, log });
+      this.policies.push(policy);
+      const agent = new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host, dataplane: linux, log, podStarting: (pod, ip) => policy.podStarting(pod, ip) });
       this.hosts.push(host);
       this.agents.push(agent);
       const netns = linux.at(linux.netnsPath(node.netns));
@@ -121,6 +127,7 @@ export class Daemon {
     this.progress('starting the controllers');
     this.controllers.start();
     // Agents register their nodes; node IPAM gives them podCIDRs; then pods flow.
+    await Promise.all(this.policies.map((p) => p.start()));
     this.progress('node agents: registering nodes, adopting pods');
     let adopted = 0;
     await Promise.all(this.agents.map((a) => a.start().then(() => this.progress(`node agents: ${++adopted} of ${this.agents.length} started (${a.nodeName})`))));
@@ -201,7 +208,7 @@ export class Daemon {
     await this.https?.close();
     await this.server.close();
     this.controllers.stop();
-    await Promise.all([...this.agents.map((a) => a.stop()), ...this.proxies.map((p) => p.stop())]);
+    await Promise.all([...this.agents.map((a) => a.stop()), ...this.proxies.map((p) => p.stop()), ...this.policies.map((p) => p.stop())]);
     for (const h of this.hosts) h.close();
     await Promise.all(this.ipamds.map((d) => d.stop()));
     for (const p of this.peers) p.stop();

@@ -104,6 +104,8 @@ export type IPFamily = 4 | 6;
  * through legacy and 31 s through nft, whose restore grows with the square of the rules.
  */
 export type IptablesBackend = 'legacy' | 'nft';
+/** nftables families kubewire writes: ip (the proxy), inet (NetworkPolicy, both IP families). */
+export type NftFamily = 'ip' | 'inet';
 
 /** Which UDP conntrack entries to delete: by original destination (address, port) and reply source. */
 export interface ConntrackFilter {
@@ -193,10 +195,10 @@ export interface Netns {
 
   /** `nft -f -`: one transaction. */
   nft(script: string): Promise<void>;
-  /** `nft list table ip NAME`; undefined when there is no such table. */
-  nftTable(name: string): Promise<string | undefined>;
-  /** The names of the ip family's tables (`nft list tables`). */
-  nftTables(): Promise<string[]>;
+  /** `nft list table FAMILY NAME` (ip unless said); undefined when there is no such table. */
+  nftTable(name: string, family?: NftFamily): Promise<string | undefined>;
+  /** The names of one family's tables (`nft list tables ip`, unless said). */
+  nftTables(family?: NftFamily): Promise<string[]>;
 
   /** `ipset restore -exist`: creates, adds, swaps, destroys (ipset's restore format). */
   ipsetRestore(script: string): Promise<void>;

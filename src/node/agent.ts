@@ -82,6 +82,8 @@ export interface AgentOptions {
   dataplane: Dataplane;
   log: (line: string) => void;
   concurrency?: number;
+  /** Called with a new pod's address before its containers start (NetworkPolicy isolates it first). */
+  podStarting?: (pod: Pod, ip: string) => Promise<void>;
 }
 
 export class NodeAgent {
@@ -277,6 +279,7 @@ export class NodeAgent {
       rec = { uid: pod.metadata.uid!, namespace: namespace!, name, netns: sandbox.netns, ip: sandbox.ip, mac: sandbox.mac, hostVeth: sandbox.hostVeth, startTime: now(), containers: {} };
       this.local.set(key, rec);
       this.save(rec);
+      await this.o.podStarting?.(pod, rec.ip);
     }
     const view = this.writeView(pod, rec);
     const statuses = await this.runContainers(pod, rec, restartPolicy, view);

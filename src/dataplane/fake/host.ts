@@ -5,7 +5,7 @@
 // namespace that does not exist). Reads return the kernel's JSON shapes. The contract suite
 // (test/dataplane-contract.test.ts) holds it to the Linux dataplane's behaviour.
 
-import { DataplaneError, NETNS_DIR, type Addressing, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
+import { DataplaneError, NETNS_DIR, type Addressing, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NftFamily, type NetOp, type Netns, type RouteInfo } from '../port.ts';
 import { contains, formatIP, networkOf, formatPrefix, tryParseIP, tryParsePrefix, type Prefix } from '../../netaddr/ip.ts';
 import { FakeIptables } from './iptables.ts';
 import { FakeIpsets, FakeIpvs } from './ipvs.ts';
@@ -403,12 +403,12 @@ class FakeNetnsHandle implements Netns {
     if (script) this.ns().nft.apply(script);
   }
 
-  async nftTable(name: string): Promise<string | undefined> {
-    return this.ns().nft.list(name);
+  async nftTable(name: string, family: NftFamily = 'ip'): Promise<string | undefined> {
+    return this.ns().nft.list(name, family);
   }
 
-  async nftTables(): Promise<string[]> {
-    return this.ns().nft.tableNames();
+  async nftTables(family: NftFamily = 'ip'): Promise<string[]> {
+    return this.ns().nft.tableNames(family);
   }
 
   async ipsetRestore(script: string): Promise<void> {

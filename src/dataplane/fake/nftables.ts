@@ -1,11 +1,14 @@
-// nftables as the kernel keeps it, in memory, for the ip family: tables of chains, maps and
+// nftables as the kernel keeps it, in memory, for the ip and inet families: tables of chains, maps and
 // sets, changed by `nft -f` transactions that apply whole or not at all, and refused as the
 // kernel refuses them: a jump, goto or @reference to what does not exist, a chain or set
 // deleted while referenced (or a chain while it has rules), an element deleted that is not
 // there, a map element added again with another value. It reads the forms kubewire writes
-// (a `table ip NAME { ... }` block, and add/delete/flush commands); rules are kept as text.
+// (a `table ip|inet NAME { ... }` block, and add/delete/flush commands); rules are kept as text.
+// Tables are keyed "FAMILY NAME".
 
-import { DataplaneError, type DataplaneErrorCode } from '../port.ts';
+import { DataplaneError, type DataplaneErrorCode, type NftFamily } from '../port.ts';
+
+const FAMILIES = new Set(['ip', 'inet']);
 
 interface Chain {
   /** "type nat hook prerouting priority dstnat; policy accept;" for a base chain. */
@@ -114,15 +117,15 @@ export class FakeNftables {
     this.tables = staged;
   }
 
-  tableNames(): string[] {
-    return [...this.tables.keys()];
+  tableNames(family: NftFamily = 'ip'): string[] {
+    return [...this.tables.keys()].filter((k) => k.startsWith(`${family} `)).map((k) => k.slice(family.length + 1));
   }
 
-  /** `nft list table ip NAME` (the structure, not nft's exact formatting); undefined when missing. */
-  list(name: string): string | undefined {
-    const t = this.tables.get(name);
+  /** `nft list table FAMILY NAME` (the structure, not nft's exact formatting); undefined when missing. */
+  list(name: string, family: NftFamily = 'ip'): string | undefined {
+    const t = this.tables.get(`${family} ${name}`);
     if (!t) return undefined;
-    const lines = [`table ip ${name} {`];
+    const lines = [`table ${family} ${name} {`];
     for (const [n, c] of t.collections) {
       lines.push(`\t${c.kind} ${n} {`, ...c.header.map((h) => `\t\t${h}`));
       if (c.elements.size) lines.push(`\t\telements = { ${[...c.elements].map(([k, v]) => (c.kind === 'map' ? `${k} : ${v}` : k)).join(',\n\t\t\t     ')} }`);
@@ -145,14 +148,14 @@ export class FakeNftables {
     const [verb, what] = words;
     if (!['add', 'create', 'delete', 'flush'].includes(verb!)) fail('invalid', `syntax error, unexpected ${JSON.stringify(verb)}`);
     if (what === 'table') {
-      if (words[2] !== 'ip') fail('invalid', `only the ip family is kept here: ${JSON.stringify(stmt)}`);
-      const name = words[3]!;
+      if (!FAMILIES.has(words[2]!)) fail('invalid', `only the ip and inet families are kept here: ${JSON.stringify(stmt)}`);
+      const name = `${words[2]} ${words[3]}`;
       if (verb === 'add' || verb === 'create') {
         if (tables.has(name)) {
-          if (verb === 'create') fail('exists', `File exists: table ip ${name}`);
+          if (verb === 'create') fail('exists', `File exists: table ${name}`);
         } else tables.set(name, { chains: new Map(), collections: new Map() });
         if (body) for (const item of statements(body)) this.tableItem(tables.get(name)!, item);
-      } else if (!tables.has(name)) fail('not-found', `No such file or directory: table ip ${name}`);
+      } else if (!tables.has(name)) fail('not-found', `No such file or directory: table ${name}`);
       else if (verb === 'delete') tables.delete(name);
       else for (const c of tables.get(name)!.chains.values()) c.rules = [];
       return;
@@ -181,7 +184,7 @@ export class FakeNftables {
         if (verb !== 'add') fail('invalid', `only rules are added here: ${JSON.stringify(stmt)}`);
         const chain = t.chains.get(name!);
         if (!chain) fail('not-found', `No such file or directory: chain ${name}`);
-        chain!.rules.push((/^\S+\s+rule\s+ip\s+\S+\s+\S+\s+([\s\S]*)$/.exec(stmt)?.[1] ?? '').trim().replace(/\s+/g, ' '));
+        chain!.rules.push((/^\S+\s+rule\s+(?:ip|inet)\s+\S+\s+\S+\s+([\s\S]*)$/.exec(stmt)?.[1] ?? '').trim().replace(/\s+/g, ' '));
         return;
       }
       case 'map':
@@ -217,11 +220,11 @@ export class FakeNftables {
   }
 
   private tableOf(tables: Map<string, Table>, words: string[], at: number, create: boolean): Table {
-    if (words[at] !== 'ip') fail('invalid', `only the ip family is kept here: ${words.join(' ')}`);
-    const name = words[at + 1]!;
+    if (!FAMILIES.has(words[at]!)) fail('invalid', `only the ip and inet families are kept here: ${words.join(' ')}`);
+    const name = `${words[at]} ${words[at + 1]}`;
     let t = tables.get(name);
     if (!t && create) tables.set(name, (t = { chains: new Map(), collections: new Map() }));
-    if (!t) fail('not-found', `No such file or directory: table ip ${name}`);
+    if (!t) fail('not-found', `No such file or directory: table ${name}`);
     return t!;
   }
 

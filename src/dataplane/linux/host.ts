@@ -4,7 +4,7 @@
 // DataplaneErrors whose code is the kernel's errno, read from the tool's message.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { DataplaneError, isNotFound, NETNS_DIR, netnsPath, type Addressing, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type Monitor, type NeighbourInfo, type NetnsState, type NetOp, type Netns, type RouteInfo } from '../port.ts';
+import { DataplaneError, isNotFound, NETNS_DIR, netnsPath, type Addressing, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type Monitor, type NeighbourInfo, type NetnsState, type NftFamily, type NetOp, type Netns, type RouteInfo } from '../port.ts';
 import { CommandError, run, startMonitor } from './exec.ts';
 import { bridgeBatch, getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, linkRunning } from './ip.ts';
 import { iptablesHasRule, iptablesRestore, iptablesSave } from './iptables.ts';
@@ -140,9 +140,9 @@ class LinuxNetns implements Netns {
     if (script) await guarded(() => run(['nft', '-f', '-'], { netns: this.path, input: script }));
   }
 
-  async nftTable(name: string): Promise<string | undefined> {
+  async nftTable(name: string, family: NftFamily = 'ip'): Promise<string | undefined> {
     try {
-      return await run(['nft', 'list', 'table', 'ip', name], { netns: this.path });
+      return await run(['nft', 'list', 'table', family, name], { netns: this.path });
     } catch (e) {
       const err = portError(e);
       if (err instanceof DataplaneError && err.code === 'not-found') return undefined;
@@ -150,9 +150,9 @@ class LinuxNetns implements Netns {
     }
   }
 
-  async nftTables(): Promise<string[]> {
-    const out = await guarded(() => run(['nft', 'list', 'tables', 'ip'], { netns: this.path }));
-    return out.split('\n').map((l) => /^table ip (\S+)/.exec(l)?.[1]).filter((t): t is string => t !== undefined);
+  async nftTables(family: NftFamily = 'ip'): Promise<string[]> {
+    const out = await guarded(() => run(['nft', 'list', 'tables', family], { netns: this.path }));
+    return out.split('\n').map((l) => new RegExp(`^table ${family} (\\S+)`).exec(l)?.[1]).filter((t): t is string => t !== undefined);
   }
 
   async ipsetRestore(script: string): Promise<void> {
