@@ -4,6 +4,12 @@
       "target_name": "kubewire_netns",
       "sources": ["native/netns.c"],
       "cflags": ["-Wall", "-O2"]
+    },
+    {
+      "target_name": "kubewire-cni-shim",
+      "type": "executable",
+      "sources": ["native/cni-shim.c"],
+      "cflags": ["-Wall", "-O2"]
     }
   ]
 }

@@ -46,7 +46,7 @@ test('errors are one line naming the problem, exit code 1, no stack trace', asyn
       [['cni', 'add', '/var/run/netns/kwt-none', '--conf-dir', '/nonexistent-kw'], /cannot read CNI config directory \/nonexistent-kw/],
       [['cni', 'add', '/var/run/netns/kwt-none', '--conf-dir', empty], /cni plugin not initialized: no network configuration in/],
       [['cni', 'add', '/var/run/netns/kwt-none', '--conf-dir', bad], /10-bad\.conflist: "plugins" must be a non-empty list \(CNI error code 7\)/],
-      [['cni', 'install'], /required option '--dir <dir>'/],
+      [['cni', 'install', '--bin-dir', join(bad, '10-bad.conflist', 'bin')], /^error: cannot write into \/.*10-bad\.conflist\/bin: a path component is not a directory\n$/],
       [['cni', 'add', '/x', '--conf-dir', bad, '--cap-args', '{bad'], /--cap-args is not valid JSON/],
       [['cni', 'add', '/x', '--conf-dir', bad, '--container-id', 'a b'], /container ID "a b" must be alphanumeric/],
     ];

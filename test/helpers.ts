@@ -19,6 +19,8 @@ export const NOT_ROOT = isRoot ? false : 'needs root to create network namespace
 let binDir: string | undefined;
 /** Our plugins, installed into a scratch directory by `installPlugins` (what `kubewire cni install` does). */
 export function pluginDir(): string {
+  // A suite run again through another installation (test/cni-shim-differential: the shim and its server).
+  if (process.env.KUBEWIRE_TEST_PLUGIN_DIR) return process.env.KUBEWIRE_TEST_PLUGIN_DIR;
   if (!binDir) {
     binDir = mkdtempSync(join(tmpdir(), 'kwt-bin-'));
     installPlugins({ dir: binDir });

@@ -2,7 +2,9 @@
 
 import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
-import { installPlugins } from '../cni/install.ts';
+import { DEFAULT_SERVER_SOCKET } from '../cni/install.ts';
+import { CniServer } from '../cni/server/server.ts';
+import { registerInstall } from './cni-install.ts';
 import { loadDefaultConfList } from '../cni/runtime/conflist.ts';
 import { CniRuntime, type RuntimeConf } from '../cni/runtime/runtime.ts';
 import { convertResult, type Attachment } from '../cni/spec/types.ts';
@@ -59,12 +61,19 @@ function runtimeConf(netns: string, flags: RuntimeFlags): RuntimeConf {
 export function registerCniCommands(program: Command): void {
   const cni = program.command('cni').description('CNI plugins and runtime');
 
+  registerInstall(cni);
+
   cni
-    .command('install')
-    .description('write the plugin executables (bridge, host-local, loopback, portmap) into a directory')
-    .requiredOption('--dir <dir>', 'target directory, e.g. /opt/cni/bin')
-    .action((opts: { dir: string }) => {
-      for (const path of installPlugins({ dir: opts.dir })) process.stdout.write(`installed ${path}\n`);
+    .command('server')
+    .description('serve the installed CNI shims: kubewire\'s plugins run in this process, a call costs no Node.js start (one per node, as a DaemonSet)')
+    .option('--socket <path>', 'unix socket the shims connect to (kubewire cni install --socket)', DEFAULT_SERVER_SOCKET)
+    .action(async (opts: { socket: string }) => {
+      const server = new CniServer({ socket: opts.socket, dataplane: linux });
+      await server.listen();
+      process.stderr.write(`serving kubewire's CNI plugins on ${opts.socket}\n`);
+      const stop = (): void => void server.close().finally(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
     });
 
   for (const verb of ['add', 'check', 'del'] as const) {

@@ -36,6 +36,11 @@ export async function chooseIptablesBackend(node: Netns): Promise<IptablesBacken
   return (await node.iptablesUsable('legacy')) ? 'legacy' : 'nft';
 }
 
+/** Where the daemon's CNI plugin server listens: the nodes' shims reach it by a link in their bin directory. */
+export function cniServerSocket(clusterDir: string): string {
+  return join(clusterDir, 'cni.sock');
+}
+
 /** Where a node's ipamd (vpc mode) listens for the `vpc` IPAM plugin. */
 export function ipamdSocket(files: NodeFiles): string {
   return join(files.confDir, '..', 'ipamd.sock');
@@ -189,7 +194,7 @@ export async function buildCluster(dp: Dataplane, plan: ClusterPlan, stateDir: s
     for (const n of plan.nodes) {
       const files = nodeFiles(stateDir, n);
       for (const dir of Object.values(files)) mkdirSync(dir, { recursive: true });
-      installPlugins({ dir: files.binDir });
+      installPlugins({ dir: files.binDir, socket: cniServerSocket(stateDir) });
       const conflist = plan.spec.mode === 'vpc' ? vpcConflist(files, plan.spec.iptablesBackend) : nodeConflist(n, files, plan.spec.iptablesBackend, podMTU(plan));
       writeConfListAtomically(join(files.confDir, '10-kubewire.conflist'), conflist);
     }
