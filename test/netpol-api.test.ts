@@ -241,6 +241,12 @@ spec:
     const described = await kubectl(['describe', 'networkpolicy', 'allow-b']);
     assert.equal(described.code, 0, described.stderr);
     assert.match(described.stdout, /Spec:\n  PodSelector:     pod=a\n  Allowing ingress traffic:\n    To Port: 80\/TCP\n    From:\n      PodSelector: pod=b\n  Not affecting egress traffic\n  Policy Types: Ingress\n/);
+    // kubewire's own get and describe print the same.
+    assert.match(await kube.ok('get', 'netpol'), /^NAME\s+POD-SELECTOR\s+AGE\nallow-b\s+pod=a\s+\d+s\n$/);
+    assert.match(await kube.ok('describe', 'networkpolicy', 'allow-b'), /^Name:         allow-b\nNamespace:    default\n[^]*\n  Policy Types: Ingress\n$/);
+    // describe pod says whether its pod is isolated (coredns is not: the policy is in default).
+    const dns = (await kube.json<{ items: Array<{ metadata: { name: string } }> }>('get', 'pods', '-n', 'kube-system')).items[0]!.metadata.name;
+    assert.match(await kube.ok('describe', 'pod', dns, '-n', 'kube-system'), /\nNetworkPolicies:\n  Ingress:  not isolated [^\n]*\n  Egress:  not isolated /);
     const bad = await kubectl(['apply', '-f', '-'], good.replace('allow-b', 'bad').replace('[{port: 80}]', '[{port: 81, endPort: 80}]'));
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /spec\.ingress\[0\]\.ports\[0\]\.endPort: Invalid value: 80: must be greater than or equal to `port`/);

@@ -3,7 +3,7 @@
 // lines, Policy Types), and `describe pod`'s NetworkPolicies section: the policies that
 // isolate the pod, per direction, and what each allows, in the same words. Pure.
 
-import { matches } from '../api/labels.ts';
+import { policyTypes, selects } from '../netpol/model.ts';
 import type { LabelSelector, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, Pod } from '../api/types.ts';
 import { formatLabelSelector } from '../apiserver/tables.ts';
 
@@ -78,11 +78,11 @@ export function describeNetworkPolicy(np: NetworkPolicy): string {
   ].join('\n');
 }
 
-/** The policies of the pod's namespace that select it, for a direction (what isolates it that way). */
+/** The policies that isolate the pod in a direction (the model's isolation: its namespace's policies that select it). */
 export function isolatingPolicies(pod: Pod, policies: NetworkPolicy[], dir: 'Ingress' | 'Egress'): NetworkPolicy[] {
-  return policies
-    .filter((np) => np.metadata.namespace === pod.metadata.namespace && (np.spec.policyTypes ?? []).includes(dir) && matches(np.spec.podSelector ?? {}, pod.metadata.labels ?? {}))
-    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const self = { namespace: pod.metadata.namespace ?? 'default', name: pod.metadata.name, labels: pod.metadata.labels ?? {}, ip: pod.status?.podIP ?? '', ports: [] };
+  const d = dir === 'Ingress' ? 'ingress' : 'egress';
+  return policies.filter((np) => policyTypes(np.spec).has(d) && selects(np, self)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
 }
 
 /**
