@@ -372,6 +372,36 @@ describe('a flood costs little: one cached answer for the types answered alike, 
     assert.deepEqual(reported, ['127.0.0.2']);
   });
 
+  test('a cached question is answered where it is read, one at a time; a flood of it still meets the queue and is reported', async () => {
+    const reported: string[] = [];
+    const server = new DnsServer({ view, throttle: (address) => reported.push(address) });
+    await server.listen(0, '127.0.0.1');
+    const port = (server as unknown as { udp: dgram.Socket }).udp.address().port;
+    const bind = async (address: string) => {
+      const s = dgram.createSocket('udp4');
+      await new Promise<void>((r) => s.bind(0, address, () => r()));
+      return s;
+    };
+    const client = await bind('127.0.0.3');
+    const ask = async (id: number) => {
+      const answered = new Promise<Buffer>((r) => client.once('message', r));
+      client.send(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { id }), port, '127.0.0.1');
+      return answered;
+    };
+    await ask(0); // not cached yet: the queue's way
+    for (let i = 1; i <= 20; i++) assert.equal((await ask(i)).readUInt16BE(0), i, 'its own ID');
+    assert.equal(server.counters.atOnce, 20, 'each cached answer sent in the callback that read its query');
+    // The same cached question 800 times in the socket before the server reads one: a few answered at once, the rest queued, the overflow reported.
+    const flood = await bind('127.0.0.2');
+    await Promise.all(Array.from({ length: 800 }, (_, i) => new Promise<void>((r) => flood.send(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { id: i }), port, '127.0.0.1', () => r()))));
+    for (let i = 0; i < 200 && !reported.length; i++) await new Promise((r) => setTimeout(r, 10));
+    flood.close();
+    client.close();
+    await server.close();
+    assert.deepEqual(reported, ['127.0.0.2']);
+    assert.ok(server.counters.atOnce < 20 + 100, `${server.counters.atOnce - 20} of the flood answered at once`);
+  });
+
   test("only in a pod's network namespace, never the machine's own: nothing run elsewhere", async () => {
     const ran: string[][] = [];
     const lines: string[] = [];

@@ -60,7 +60,7 @@ export async function runDnsServer(cluster: string, tools?: Tools, log: (line: s
   let profiling: (() => void) | undefined;
   process.on('SIGUSR2', () => {
     if (profiling) profiling = void profiling();
-    else profiling = startProfile(() => ({ ...dns.counters }), () => dns.stats(), log);
+    else profiling = startProfile(() => ({ ...dns.counters }), () => dns.stats(), log, { inProcessMs: dns.inProcess });
   });
   const stop = () => {
     view.stop();
