@@ -2,12 +2,21 @@
 // comments, a drop explained from the model's answer ("dropped by NetworkPolicy x/deny-ingress
 // (x/a is isolated for ingress; no rule allows y/b:80)"), an allowed hop naming its rule, the
 // expected matrix (Services by backend, loopback and ICMP undefined) and its rendering beside
-// the probed one with the disagreeing cells marked.
+// the probed one with the disagreeing cells marked. Then, as root, a 2-node cluster (kwna2)
+// whose kernel enforces a policy: the trace's drop hop and reason, the allowed hop's rule, and
+// the matrix whose expected table agrees with every probed cell.
 //
 // Address plan: pods 10.244.<ns>.<pod> (x 1, y 2; a 10, b 11); a node 172.18.0.11.
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Pod } from '../src/api/types.ts';
+import type { Matrix } from '../src/trace/trace.ts';
+import { NOT_ROOT } from './helpers.ts';
+import { echoPod, Kube, waitFor } from './kube.ts';
 import type { NetworkPolicyObject, PodInfo, PolicyWorld } from '../src/netpol/model.ts';
 import { verdict } from '../src/netpol/model.ts';
 import { allowanceReason, agrees, denialReason, endpointOf, expectedCell, expectedMatrix, parsePolicyRule, ruleNote } from '../src/trace/policy.ts';
@@ -126,4 +135,76 @@ test('trace --matrix prints the expected table beside the probed one and lists t
   // Without policies the table is as it was.
   const plain = renderMatrix({ sources: ['pod/a'], targets: ['pod/b'], cells: [{ from: 'pod/a', to: 'pod/b', verdict: 'delivered', reason: '' }] });
   assert.doesNotMatch(plain, /\||expected/);
+});
+
+// ---- the real kernel (root): a policy enforced on two nodes, traced ----
+
+const POLICY = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-b}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}], ports: [{port: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sa}
+spec:
+  selector: {pod: a}
+  ports: [{port: 80, targetPort: 8080}]
+`;
+
+describe('trace against the kernel: a NetworkPolicy drop and allow explained, the matrix with its expected table', { skip: NOT_ROOT, timeout: 300_000 }, () => {
+  const cluster = 'kwna2';
+  let stateDir: string;
+  let kube: Kube;
+  const trace = async (...args: string[]) => JSON.parse(await kube.ok('trace', ...args, '-o', 'json')) as Trace;
+
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'kwt-netpol-trace-'));
+    kube = new Kube(cluster, stateDir);
+    const up = await kube.run(['up', '--nodes', '2'], { timeoutMs: 120_000 });
+    assert.equal(up.code, 0, up.stderr);
+    const [n1, n2] = [`${cluster}-node-1`, `${cluster}-node-2`];
+    await kube.apply([echoPod('a', { node: n1, labels: { pod: 'a' } }), echoPod('b', { node: n2, labels: { pod: 'b' } }), echoPod('c', { node: n2, labels: { pod: 'c' } }), POLICY].join('---\n'));
+    await waitFor('pods running', async () => {
+      const pods = (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
+      return pods.length === 3 && pods.every((p) => p.status?.phase === 'Running');
+    }, 60_000);
+  });
+
+  after(async () => {
+    await kube?.run(['down'], { timeoutMs: 120_000 });
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('c → a through the Service: the drop on a\'s node, in the model\'s words after DNAT; b → a names the rule that allowed it', async () => {
+    // The policy reaches the node's kernel within a moment of the apply.
+    const dropped = await waitFor('the policy enforced', async () => {
+      const t = await trace('pod/c', 'service/sa');
+      return t.verdict === 'dropped' ? t : undefined;
+    }, 30_000);
+    assert.equal(dropped.reason, `dropped by NetworkPolicy default/allow-b (default/a is isolated for ingress; no rule allows default/c:8080) on node/${cluster}-node-1`);
+    const hop = dropped.hops.at(-1)!;
+    assert.equal(hop.netns, `node/${cluster}-node-1`);
+    assert.match(hop.rule ?? '', /default\/a isolated for ingress by \[default\/allow-b\]/);
+    const allowed = await trace('pod/b', 'pod/a');
+    assert.equal(allowed.verdict, 'delivered', allowed.reason);
+    assert.match(allowed.reason, /; default\/a's ingress allowed by NetworkPolicy default\/allow-b ingress rule 0$/);
+    assert.ok(allowed.hops.some((h) => /allowed by NetworkPolicy default\/allow-b ingress rule 0 \(default\/a is isolated for ingress by default\/allow-b\)/.test(h.detail)), JSON.stringify(allowed.hops.filter((h) => h.kind === 'netfilter')));
+  });
+
+  test('--matrix: the expected table beside the probed one, and the kernel agrees with it', async () => {
+    const m = JSON.parse(await kube.ok('trace', '--matrix', '-o', 'json')) as Matrix;
+    assert.equal(m.expected?.length, m.cells.length);
+    const expect = (from: string, to: string) => m.expected!.find((c) => c.from === from && c.to === to)!.expected;
+    assert.equal(expect('pod/b', 'pod/a'), 'allowed');
+    assert.equal(expect('pod/c', 'pod/a'), 'blocked');
+    assert.equal(expect('pod/c', 'service/sa:80'), 'blocked');
+    assert.equal(expect('pod/a', 'pod/a'), 'undefined');
+    for (const c of m.cells) assert.ok(agrees(c.verdict, m.expected!.find((e) => e.from === c.from && e.to === c.to)!.expected), `${c.from} → ${c.to}: probed ${c.verdict} (${c.reason})`);
+    const text = renderMatrix(m); // what the command prints for it (one probing run, not two)
+    assert.match(text, /^FROM \\ TO( +\d)+ +\|( +\d)+$/m);
+    assert.doesNotMatch(text, /disagree:/);
+  });
 });
