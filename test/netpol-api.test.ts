@@ -250,6 +250,14 @@ spec:
     const bad = await kubectl(['apply', '-f', '-'], good.replace('allow-b', 'bad').replace('[{port: 80}]', '[{port: 81, endPort: 80}]'));
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /spec\.ingress\[0\]\.ports\[0\]\.endPort: Invalid value: 80: must be greater than or equal to `port`/);
+    const mine = await kube.run(['apply', '-f', '-'], { input: good.replace('allow-b', 'bad').replace('[{port: 80}]', '[{port: 80, protocol: ICMP}]') });
+    assert.notEqual(mine.code, 0, 'kubewire apply refuses it too');
+    assert.match(mine.stderr, /spec\.ingress\[0\]\.ports\[0\]\.protocol: Unsupported value: "ICMP": supported values: "TCP", "UDP", "SCTP"/);
+    const resources = await kubectl(['api-resources', '--api-group=networking.k8s.io']);
+    assert.match(resources.stdout, /^networkpolicies\s+netpol\s+networking\.k8s\.io\/v1\s+true\s+NetworkPolicy$/m);
+    const explained = await kubectl(['explain', 'networkpolicy.spec.ingress.from.ipBlock']);
+    assert.equal(explained.code, 0, explained.stderr);
+    assert.match(explained.stdout, /except\s+<\[\]string>/);
     const deleted = await kubectl(['delete', 'netpol', 'allow-b']);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.match((await kube.run(['get', 'networkpolicies'])).stderr, /No resources found/);
