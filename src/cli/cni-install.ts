@@ -9,7 +9,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
 import { Agent, request } from 'undici';
 import { parse } from 'yaml';
-import { DEFAULT_SERVER_SOCKET, installConflist, installPlugins, nodeNetworkConflist } from '../cni/install.ts';
+import { DEFAULT_SERVER_SOCKET, ensureWritableDir, installConflist, installPlugins, nodeNetworkConflist } from '../cni/install.ts';
 import { kubeconfigPaths } from '../identity/kubeconfig.ts';
 
 interface InstallFlags {
@@ -52,10 +52,13 @@ export function registerInstall(cni: Command): void {
       // The Node first: a node without a podCIDR leaves nothing half-installed.
       const podCIDRs = flags.nodeName ? await nodePodCIDRs(flags.nodeName, flags.kubeconfig) : undefined;
       const binDir = flags.dir ?? flags.binDir;
+      if (podCIDRs) ensureWritableDir(flags.confDir);
       for (const path of installPlugins({ dir: binDir, shim: flags.shim ? undefined : false, socket: flags.shim ? flags.socket : undefined })) process.stdout.write(`installed ${path}\n`);
       if (!podCIDRs) return;
       const conflist = nodeNetworkConflist({ podCIDRs, plugin: flags.plugin, portmap: flags.portmap, mtu, ipMasq: flags.ipMasq, dataDir: flags.dataDir });
-      for (const path of installConflist(flags.confDir, conflist, flags.loopback)) process.stdout.write(`wrote ${path} (podCIDR ${podCIDRs.join(',')})\n`);
+      const [main, ...others] = installConflist(flags.confDir, conflist, flags.loopback);
+      process.stdout.write(`wrote ${main} (podCIDR ${podCIDRs.join(',')})\n`);
+      for (const path of others) process.stdout.write(`wrote ${path}\n`);
     });
 }
 

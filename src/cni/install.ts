@@ -11,7 +11,7 @@
 //   kubewire-cni.cjs         the plugin bundle (all plugins)
 //   kubewire-cni.sock        a symlink to the plugin server's socket, when one is given
 
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../state/paths.ts';
@@ -170,6 +170,15 @@ export function nodeNetworkConflist(o: ConflistOptions): object {
 /** The loopback network CRI-O ships as 99-loopback.conf (containerd sets lo up itself). */
 export function loopbackConf(): object {
   return { cniVersion: '1.0.0', name: 'cni-loopback', type: 'loopback' };
+}
+
+/** Makes `dir` (and its parents) and checks it can be written: before anything else is installed. */
+export function ensureWritableDir(dir: string): void {
+  const abs = resolve(dir);
+  writing(abs, () => {
+    mkdirSync(abs, { recursive: true, mode: 0o755 });
+    accessSync(abs, constants.W_OK);
+  });
 }
 
 /** Writes the node's conflist (and loopback's, if asked) into `confDir`; returns the paths. */
