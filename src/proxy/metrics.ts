@@ -54,11 +54,12 @@ export class ProxyMetrics {
    */
   health(path: '/healthz' | '/livez', note?: HealthNote, timeoutMs = 60_000, now = Date.now()): { healthy: boolean; body: string } {
     const healthy = !this.pendingSince || now - this.pendingSince <= timeoutMs;
-    const time = (t: number) => JSON.stringify(goTime(t));
-    const fields = [`"lastUpdated": ${time(healthy ? now : this.syncedAt)}`, `"currentTime": ${time(now)}`];
-    if (path === '/healthz') fields.push(`"nodeEligible": true`);
-    for (const [k, v] of Object.entries(note ?? {})) fields.push(`${JSON.stringify(k)}: ${JSON.stringify(v)}`);
-    return { healthy, body: `{${fields.join(',')}}` };
+    const current = JSON.stringify(goTime(now));
+    // kube-proxy's own Sprintf: `{"lastUpdated": %q,"currentTime": %q, "nodeEligible": %v}` (the odd spacing included).
+    let body = `"lastUpdated": ${healthy ? current : JSON.stringify(goTime(this.syncedAt || now))},"currentTime": ${current}`;
+    if (path === '/healthz') body += ', "nodeEligible": true';
+    for (const [k, v] of Object.entries(note ?? {})) body += `, ${JSON.stringify(k)}: ${JSON.stringify(v)}`;
+    return { healthy, body: `{${body}}` };
   }
 }
 
@@ -70,8 +71,9 @@ export function goTime(ms: number, uptimeS = process.uptime() - (Date.now() - ms
   const d = new Date(ms);
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   const frac = p(d.getUTCMilliseconds(), 3).replace(/0+$/, '');
-  const mono = `m=${uptimeS < 0 ? '-' : '+'}${Math.abs(uptimeS).toFixed(9)}`;
-  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}${frac ? `.${frac}` : ''} +0000 UTC ${mono}`;
+  // Go prints the monotonic reading of a time this process took (m=+seconds since its start); an older one has none.
+  const mono = uptimeS >= 0 ? ` m=+${uptimeS.toFixed(9)}` : '';
+  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}${frac ? `.${frac}` : ''} +0000 UTC${mono}`;
 }
 
 /** kube-proxy's --metrics-bind-address default: the node's loopback only (metrics say what the node runs). */
