@@ -142,7 +142,7 @@ test('describe pod lists the policies that isolate it, per direction, and what t
   const egressDeny = withDefaults(policy({ podSelector: {}, policyTypes: ['Egress'] }, 'deny-egress'));
   const section = podPoliciesSection(pod({ pod: 'a' }), [DESCRIBED, egressDeny, { ...DESCRIBED, metadata: { ...DESCRIBED.metadata, namespace: 'y', name: 'elsewhere' } }]);
   assert.match(section, /^NetworkPolicies:\n  Ingress: {2}isolated by allow-b \(allowed: the union of their rules, and traffic from the pod's own node\)\n    allow-b \(PodSelector: pod=a\):\n      To Port: 80\/TCP\n/);
-  assert.match(section, /  Egress: {2}isolated by deny-egress .*\n    deny-egress \(PodSelector: <none>\):\n      <none> \(Selected pods are isolated for egress connectivity\)$/);
+  assert.match(section, /  Egress: {3}isolated by deny-egress .*\n    deny-egress \(PodSelector: <none>\):\n      <none> \(Selected pods are isolated for egress connectivity\)$/);
   assert.doesNotMatch(section, /elsewhere/, 'a policy of another namespace never selects the pod');
   assert.match(podPoliciesSection(pod({ pod: 'c' }), [DESCRIBED]), /Ingress: {2}not isolated \(no policy selects this pod for ingress/);
 });
@@ -246,7 +246,7 @@ spec:
     assert.match(await kube.ok('describe', 'networkpolicy', 'allow-b'), /^Name:         allow-b\nNamespace:    default\n[^]*\n  Policy Types: Ingress\n$/);
     // describe pod says whether its pod is isolated (coredns is not: the policy is in default).
     const dns = (await kube.json<{ items: Array<{ metadata: { name: string } }> }>('get', 'pods', '-n', 'kube-system')).items[0]!.metadata.name;
-    assert.match(await kube.ok('describe', 'pod', dns, '-n', 'kube-system'), /\nNetworkPolicies:\n  Ingress:  not isolated [^\n]*\n  Egress:  not isolated /);
+    assert.match(await kube.ok('describe', 'pod', dns, '-n', 'kube-system'), /\nNetworkPolicies:\n  Ingress:  not isolated [^\n]*\n  Egress:   not isolated /);
     const bad = await kubectl(['apply', '-f', '-'], good.replace('allow-b', 'bad').replace('[{port: 80}]', '[{port: 81, endPort: 80}]'));
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /spec\.ingress\[0\]\.ports\[0\]\.endPort: Invalid value: 80: must be greater than or equal to `port`/);

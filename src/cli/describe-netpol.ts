@@ -96,10 +96,10 @@ export function podPoliciesSection(pod: Pod, policies: NetworkPolicy[]): string 
     const lower = dir === 'Ingress' ? 'ingress' : 'egress';
     const isolating = isolatingPolicies(pod, policies, dir);
     if (!isolating.length) {
-      out.push(`  ${dir}:  not isolated (no policy selects this pod for ${lower}: all ${lower} traffic is allowed)`);
+      out.push(`  ${`${dir}:`.padEnd(10)}not isolated (no policy selects this pod for ${lower}: all ${lower} traffic is allowed)`);
       continue;
     }
-    out.push(`  ${dir}:  isolated by ${isolating.map((np) => np.metadata.name).join(', ')} (allowed: the union of their rules${dir === 'Ingress' ? ", and traffic from the pod's own node" : ''})`);
+    out.push(`  ${`${dir}:`.padEnd(10)}isolated by ${isolating.map((np) => np.metadata.name).join(', ')} (allowed: the union of their rules${dir === 'Ingress' ? ", and traffic from the pod's own node" : ''})`);
     for (const np of isolating) {
       out.push(`    ${np.metadata.name} (PodSelector: ${formatLabelSelector(np.spec.podSelector)}):`);
       out.push(...ruleLines(lower, dir === 'Ingress' ? np.spec.ingress : np.spec.egress, '      '));
