@@ -380,7 +380,7 @@ try {
   const marks: string[] = [];
   const ms = (n: Spread) => `${n.p50.toFixed(2)} / ${n.p99.toFixed(2)} / ${n.max.toFixed(1)}`;
   const profile = (p: Sample) => `${p.cpu.toFixed(0)}% (dnsmasq ${p.refCpu.toFixed(1)}%), Recv-Q ${(p.rxqMax / 1024).toFixed(0)} KiB, ${p.drops} dropped; attacker ${Number.isNaN(p.attackerCpu) ? '-' : `${p.attackerCpu.toFixed(0)}%`}; load ${p.load.toFixed(2)}`;
-  const widths = [26, 30, 6, 30, 8, 22, 12];
+  const widths = [26, 36, 6, 39, 9, 24, 13];
   const row = (cells: string[]) => console.log(cells.map((c, i) => (i < widths.length ? c.padEnd(widths[i]!) : c)).join(''));
   row(['attack', `DNS pod RSS, MB (< ${GOAL_RSS_MB})`, '', `ours on the wire p50/p99/max ms, lost`, `≤ ${GOAL_P99_MS} ms`, 'dnsmasq p50/p99/max', 'dnsperf p99', 'DNS CPU (dnsmasq), UDP socket; attacker CPU; load / the attacker saw']);
   const referenceSeconds = Math.max(10, Math.min(DURATION, 30));
