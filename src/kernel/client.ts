@@ -17,6 +17,8 @@ export interface KernelRecord {
   kernel: 'uml';
   memMB: number;
   createdAt: string;
+  /** The modules its init loads (supervisor/uml.ts clusterModules); all of them when absent. */
+  modules?: string[];
 }
 
 /** The record of a cluster that runs in its own kernel, or undefined for one on the host's. */

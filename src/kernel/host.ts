@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { daemonPaths, kernelPaths, packageRoot } from '../state/paths.ts';
 import { startTicks } from '../supervisor/supervisor.ts';
 import { GUEST_CHANNEL, startKernel } from '../supervisor/uml.ts';
-import { GUEST_STATE_DIR } from './client.ts';
+import { clusterKernel, GUEST_STATE_DIR } from './client.ts';
 import { API_HOST, guestTlsSocket, readEndpoint } from '../identity/endpoint.ts';
 import { encodeFrame, FrameReader, type Frame } from './frames.ts';
 
@@ -22,7 +22,9 @@ export async function runKernelHost(cluster: string, memMB: number): Promise<voi
   const paths = kernelPaths(cluster);
   mkdirSync(paths.bootDir, { recursive: true });
   const log = openSync(paths.log, 'a');
-  const note = (line: string) => process.stdout.write(`kubewire kernel-host: ${line}\n`);
+  // The time of each line: the kernel's own lines carry its uptime, these the host's clock (bench:uml reads both).
+  const note = (line: string) => process.stdout.write(`kubewire kernel-host: ${new Date().toISOString()} ${line}\n`);
+  const modules = clusterKernel(cluster)?.modules;
   const kernel = startKernel(
     {
       dir: paths.bootDir,
@@ -30,6 +32,7 @@ export async function runKernelHost(cluster: string, memMB: number): Promise<voi
       cwd: packageRoot(),
       // KUBEWIRE_HOST_DIR: where the guest's `up` leaves the host a copy of the cluster's record.
       env: { KUBEWIRE_STATE_DIR: GUEST_STATE_DIR, KUBEWIRE_GUEST: '1', KUBEWIRE_CLUSTER: cluster, KUBEWIRE_HOST_DIR: paths.dir },
+      ...(modules ? { modules } : {}),
     },
     memMB,
     log,
@@ -78,7 +81,16 @@ export async function runKernelHost(cluster: string, memMB: number): Promise<voi
   // kubectl's way in: the host's 127.0.0.1:PORT (recorded at `up`), relayed to the guest daemon's
   // TLS socket; TLS and the client certificate's check happen in the guest, end to end.
   const httpsRelay = relayTo(guestTlsSocket(join(GUEST_STATE_DIR, cluster)));
-  const endpoint = readEndpoint(paths.dir);
+  // The port is chosen by `up` while the kernel boots: looked for once the guest is ready, and until it is there (a minute at most).
+  const serveHttps = (until: number) => {
+    const endpoint = readEndpoint(paths.dir);
+    if (!endpoint) {
+      if (Date.now() < until) setTimeout(() => serveHttps(until), 50).unref();
+      return;
+    }
+    httpsRelay.once('error', (e) => note(`cannot serve the API on ${API_HOST}:${endpoint.port}: ${e.message}`));
+    httpsRelay.listen(endpoint.port, API_HOST);
+  };
 
   const guest = new FrameReader(
     (f: Frame) => {
@@ -86,10 +98,7 @@ export async function runKernelHost(cluster: string, memMB: number): Promise<voi
         rmSync(paths.socket, { force: true });
         rmSync(apiSocket, { force: true });
         apiRelay.listen(apiSocket);
-        if (endpoint) {
-          httpsRelay.once('error', (e) => note(`cannot serve the API on ${API_HOST}:${endpoint.port}: ${e.message}`));
-          httpsRelay.listen(endpoint.port, API_HOST);
-        }
+        serveHttps(Date.now() + 60_000);
         server.listen(paths.socket, () => note('guest ready'));
         return;
       }

@@ -8,13 +8,13 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { ClusterError, clusterNotFound } from '../cluster/cluster.ts';
 import type { ClusterSpec } from '../cluster/plan.ts';
-import { clusterKernel, runInKernel, type Stdio } from '../kernel/client.ts';
+import { clusterKernel, runInKernel, type KernelRecord, type Stdio } from '../kernel/client.ts';
 import { makeClusterDir } from './privileges.ts';
 import { prepareApiAccess } from '../identity/access.ts';
 import { writeJsonAtomically } from '../state/files.ts';
 import { cliEnv, cliPath, kernelPaths } from '../state/paths.ts';
 import { isAlive, startDetached, stopProcess, type ProcessRecord } from '../supervisor/supervisor.ts';
-import { umlMissing } from '../supervisor/uml.ts';
+import { clusterModules, umlMissing } from '../supervisor/uml.ts';
 
 /** How long the kernel may take to boot and start its guest. */
 const BOOT_TIMEOUT_MS = 60_000;
@@ -37,7 +37,7 @@ const readRecord = (path: string): ProcessRecord | undefined => {
  * Boots the cluster's kernel and runs `kubewire up UP_ARGV` in it; resolves with that
  * command's exit status. On failure nothing is left: the kernel is stopped and its directory removed.
  */
-export async function upInKernel(spec: Pick<ClusterSpec, 'name' | 'proxyMode' | 'iptablesBackend' | 'serviceCIDR' | 'clusterDomain'>, upArgv: string[], memMB: number, io: Stdio, progress: (line: string) => void): Promise<number> {
+export async function upInKernel(spec: Pick<ClusterSpec, 'name' | 'mode' | 'proxyMode' | 'iptablesBackend' | 'serviceCIDR' | 'clusterDomain'>, upArgv: string[], memMB: number, io: Stdio, progress: (line: string) => void): Promise<number> {
   const missing = umlMissing();
   if (missing) throw new ClusterError(`--kernel uml needs user-mode Linux: ${missing}`);
   const refusal = umlRefusal(spec);
@@ -45,14 +45,15 @@ export async function upInKernel(spec: Pick<ClusterSpec, 'name' | 'proxyMode' | 
   const paths = kernelPaths(spec.name);
   if (existsSync(paths.dir)) throw new ClusterError(`cluster ${JSON.stringify(spec.name)} already exists (kubewire down --cluster ${spec.name} removes it)`);
   makeClusterDir(paths.dir);
-  writeJsonAtomically(paths.record, { kernel: 'uml', memMB, createdAt: new Date().toISOString() }, 0o600);
+  const record: KernelRecord = { kernel: 'uml', memMB, createdAt: new Date().toISOString(), modules: clusterModules(spec) };
+  writeJsonAtomically(paths.record, record, 0o600);
   try {
-    // The cluster's PKI and its port on the host's 127.0.0.1, before the kernel host that relays that port starts.
-    await prepareApiAccess(paths.dir, spec);
     const t0 = performance.now();
     const host = await startDetached({ argv: [process.execPath, cliPath(), 'kernel-host', '--cluster', spec.name, '--memory', String(memMB)], logFile: paths.log, env: cliEnv() });
     writeJsonAtomically(paths.hostPidFile, host, 0o600);
     progress(`booting a user-mode Linux kernel (${memMB} MB); its console goes to ${paths.log}`);
+    // The cluster's PKI and its port on the host's 127.0.0.1, made while the kernel host starts and the kernel boots (the guest's `up` copies them).
+    await prepareApiAccess(paths.dir, spec);
     const deadline = Date.now() + BOOT_TIMEOUT_MS;
     while (!existsSync(paths.socket)) {
       if (!isAlive(host)) throw new ClusterError(`the kernel of cluster ${spec.name} stopped while booting:\n${tail(paths.log)}`);
