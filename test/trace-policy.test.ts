@@ -89,6 +89,20 @@ test('a trace: the policy drop is the hop and the reason; an allowed hop and a d
   assert.equal(noted.hops[0]!.detail, 'forward kubewire-netpol ingress-x/a: allowed by NetworkPolicy x/allow-b ingress rule 1 (x/a is isolated for ingress by x/allow-b, x/deny-ingress)');
   assert.equal(noted.reason, `${t.reason}; x/a's ingress allowed by NetworkPolicy x/allow-b ingress rule 1`);
   assert.equal(withPolicyNotes(t, undefined, '10.244.1.11'), t, 'no policies: the trace as it was');
+  // A probe to a Service dropped further on: its egress hop is judged against the backend the DNAT chose, not the ClusterIP.
+  const egressOnly = world(ALLOW_B, np('x', 'egress-to-a', { podSelector: { matchLabels: { pod: 'b' } }, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: { matchLabels: { pod: 'a' } } }] }] }));
+  const dropped: Trace = {
+    ...t,
+    verdict: 'dropped',
+    reason: 'dropped further on',
+    destination: undefined,
+    hops: [
+      { netns: 'node/kwna-node-2', kind: 'netfilter', detail: 'prerouting nat KUBE-SEP-X', rule: '-A KUBE-SEP-X -p tcp -j DNAT --to-destination 10.244.1.10:80', verdict: 'DNAT', translation: 'destination → 10.244.1.10:80' },
+      { netns: 'node/kwna-node-2', kind: 'netfilter', detail: 'forward filter KWNP-EG-1', rule: '-A KWNP-EG-1 -m set --match-set KWNP-P dst -m comment --comment "x/egress-to-a egress rule 0" -j RETURN', verdict: 'RETURN' },
+    ],
+  };
+  assert.equal(withPolicyNotes(dropped, egressOnly, '10.244.1.11').hops[1]!.detail, 'forward filter KWNP-EG-1: allowed by NetworkPolicy x/egress-to-a egress rule 0 (x/b is isolated for egress by x/egress-to-a)');
+  assert.equal(withPolicyNotes(dropped, egressOnly, '10.244.1.11').reason, 'dropped further on', 'a dropped probe names no allowing rule in its reason');
 });
 
 test('the expected matrix: per backend after DNAT, loopback and ICMP undefined, mixed backends said', () => {

@@ -99,8 +99,10 @@ export function policyDropReason(place: Place, rule: string, pkt: PacketHeader, 
 export function withPolicyNotes(t: Trace, world: PolicyWorld | undefined, fromIP: string | undefined): Trace {
   if (!world || !fromIP) return t;
   const proto = policyProtocol(t.probe.protocol);
-  const dstIP = t.destination?.ip ?? t.probe.dst;
-  const port = t.destination?.port ?? t.probe.dport;
+  // Policy judges the backend after DNAT: where the probe arrived, else the last destination NAT on its way.
+  const nat = t.hops.flatMap((h) => [...(h.translation ?? '').matchAll(/(?:destination|DNAT)\b[^,]*?→ ([\d.]+):(\d+)/g)]).at(-1);
+  const dstIP = t.destination?.ip ?? nat?.[1] ?? t.probe.dst;
+  const port = t.destination?.port ?? (nat ? Number(nat[2]) : t.probe.dport);
   if (!proto || port === undefined) return t;
   const src = endpointOf(world, fromIP);
   const dst = endpointOf(world, dstIP);
