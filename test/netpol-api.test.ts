@@ -16,6 +16,7 @@ import type { KubeObject, NetworkPolicy, Pod } from '../src/api/types.ts';
 import { formatErrors, validate } from '../src/api/validation.ts';
 import { Api } from '../src/apiserver/api.ts';
 import { ApiClient, ApiError } from '../src/apiserver/client.ts';
+import { checkFields, unknownFieldsOf } from '../src/apiserver/field-validation.ts';
 import { ApiServer } from '../src/apiserver/server.ts';
 import { Store } from '../src/apiserver/store.ts';
 import { printerOf } from '../src/apiserver/tables.ts';
@@ -75,6 +76,12 @@ describe('NetworkPolicy validation, as the API server words it', () => {
     const errors = validate(withDefaults({ ...policy({ podSelector: {} }), metadata: { name: 'Bad_Name', namespace: 'x' } }));
     assert.equal(errors[0]?.field, 'metadata.name');
   });
+});
+
+test('strict field validation knows the kind from its generated schema: a misspelt field is named', () => {
+  const obj = policy({ podSelector: {}, ingress: [{ form: [{ podSelector: {} }], ports: [{ port: 80, endport: 90 }] }] }) as unknown as Record<string, unknown>;
+  assert.deepEqual(unknownFieldsOf(obj).sort(), ['spec.ingress[0].form', 'spec.ingress[0].ports[0].endport']);
+  assert.throws(() => checkFields(obj, 'Strict'), /NetworkPolicy in version "v1" cannot be handled as a NetworkPolicy: strict decoding error: unknown field "spec\.ingress\[0\]\.form"/);
 });
 
 test('defaults: policyTypes [Ingress], Egress too when there are egress rules; ports TCP; podSelector {}', () => {
