@@ -13,7 +13,8 @@ import { Store } from '../apiserver/store.ts';
 import { loadCluster } from '../cluster/cluster.ts';
 import { podRange, VPC, type ClusterPlan } from '../cluster/plan.ts';
 import { clusterDir, daemonPaths } from '../state/paths.ts';
-import { ipamdCheckpoint, ipamdSocket, nodeFiles } from '../cluster/topology.ts';
+import { cniServerSocket, ipamdCheckpoint, ipamdSocket, nodeFiles } from '../cluster/topology.ts';
+import { CniServer } from '../cni/server/server.ts';
 import { ControllerManager } from '../controllers/manager.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { NodeAgent } from '../node/agent.ts';
@@ -35,7 +36,6 @@ import { Ipamd } from '../vpc/ipamd.ts';
 import { Vpc } from '../vpc/vpc.ts';
 import { PodStreams } from './streams.ts';
 import { serveApiInNodes } from './node-api.ts';
-import { ensureKubernetesService } from './kubernetes-service.ts';
 import { readEndpoint } from '../identity/endpoint.ts';
 import { reclaimAfterBursts } from './memory.ts';
 
@@ -60,6 +60,8 @@ export class Daemon {
   /** Each node's workload host, started when its first built-in workload needs it. */
   private readonly hosts: WorkloadHostClient[] = [];
   private watchdog?: NodeJS.Timeout;
+  /** Serves the nodes' installed CNI shims (a runtime executing bridge, host-local... in a node's namespace). */
+  private readonly cniServer: CniServer;
 
   private readonly plan: ClusterPlan;
   /** The API on each node's 127.0.0.1 (node-api.ts). */
@@ -80,6 +82,7 @@ export class Daemon {
     // routed mode: the router's route per node podCIDR follows the Node objects, as a cloud
     // route table follows kube-controller-manager's route controller.
     if (plan.spec.mode === 'routed') this.peers.push(new PeerSync({ api: this.api, self: 'router', mode: 'host-gw', podRange: plan.spec.podCIDR, netns: linux.at(linux.netnsPath(plan.networkNetns)), log }));
+    this.cniServer = new CniServer({ socket: cniServerSocket(paths.dir), dataplane: linux, log });
     const vpc = plan.spec.mode === 'vpc' ? (this.vpc = new Vpc(plan, linux.at(linux.netnsPath(plan.networkNetns)), join(paths.dir, 'vpc.json'), log)) : undefined;
     for (const node of plan.nodes) {
       const files = nodeFiles(paths.dir, node);
@@ -116,7 +119,6 @@ export class Daemon {
     for (const name of SYSTEM_NAMESPACES) {
       if (!this.api.tryGet({ kind: 'Namespace', name })) this.api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     }
-    ensureKubernetesService(this.api, this.plan.spec, this.plan.nodes.map((n) => n.ip), this.log);
     ensureClusterDns(this.api, this.plan.spec);
     await this.retireClusterHost();
     // Fault injection for the tests of `up`: a daemon that hangs while starting.
@@ -144,10 +146,11 @@ export class Daemon {
     }
     this.progress('API server listening; waiting for the nodes to be Ready');
     await this.server.listen(paths.socket);
+    // Without it the shims run the plugins themselves (a Node.js start per call): worth a line, not a failed start.
+    await this.cniServer.listen().catch((e: Error) => this.log(`CNI plugin server: ${e.message}`));
     this.https = await listenClusterHttps(this.server, paths.dir, process.env.KUBEWIRE_GUEST === '1', (l) => this.log(l));
-    // In a kernel of its own the nodes' 127.0.0.1 door needs the host's port, which the guest does not know; 6443 is always served.
     const endpoint = this.https && !process.env.KUBEWIRE_GUEST ? readEndpoint(paths.dir) : undefined;
-    if (this.https) this.closeNodeApi = await serveApiInNodes(this.https, this.plan.nodes.map((n) => ({ name: n.name, netns: linux.at(linux.netnsPath(n.netns)), ip: n.ip })), endpoint?.port, this.log);
+    if (this.https && endpoint) this.closeNodeApi = await serveApiInNodes(this.https, this.plan.nodes.map((n) => ({ name: n.name, netns: linux.at(linux.netnsPath(n.netns)) })), endpoint.port, this.log);
     // The ingress controllers come with the first Ingress (ingressWanted), never on `up`'s path:
     // in a kernel of its own each is seconds of Node starting. The watch starts them as that
     // Ingress arrives; the watchdog starts again one that died.
@@ -210,6 +213,7 @@ export class Daemon {
     await this.closeNodeApi?.();
     await this.https?.close();
     await this.server.close();
+    await this.cniServer.close();
     this.controllers.stop();
     await Promise.all([...this.agents.map((a) => a.stop()), ...this.proxies.map((p) => p.stop()), ...this.policies.map((p) => p.stop())]);
     for (const h of this.hosts) h.close();
