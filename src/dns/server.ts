@@ -109,8 +109,8 @@ export class DnsServer {
   }
 
   /** The response to one query in wire format, or undefined for something not to answer (a response, a runt). */
-  async respond(query: Buffer, proto: 'udp' | 'tcp'): Promise<Buffer | undefined> {
-    const t0 = performance.now();
+  /** `t0`: when the query was read (its time in the metrics counts from there, its wait for its turn included). */
+  async respond(query: Buffer, proto: 'udp' | 'tcp', t0 = performance.now()): Promise<Buffer | undefined> {
     const hit = this.cachedAnswer(query, proto, t0);
     if (hit) return hit;
     if (query.length >= 3 && query[2]! & 0x80) return undefined; // a response, not a query: never answer one
@@ -272,7 +272,7 @@ export class DnsServer {
       const q = this.waiting.shift();
       if (!q) break;
       const t0 = performance.now();
-      const answered = this.respond(q.msg, q.done ? 'tcp' : 'udp');
+      const answered = this.respond(q.msg, q.done ? 'tcp' : 'udp', q.at);
       this.counters.answered++;
       this.counters.answerMs += performance.now() - t0;
       if (q.done) void answered.then(q.done, () => q.done!(undefined));
