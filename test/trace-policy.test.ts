@@ -166,6 +166,17 @@ metadata: {name: sa}
 spec:
   selector: {pod: a}
   ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: y}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: d, namespace: y, labels: {pod: b}}
+spec:
+  nodeName: kwna2-node-1
+  containers: [{name: c, image: kubewire/echo, ports: [{containerPort: 8080}]}]
 `;
 
 describe('trace against the kernel: a NetworkPolicy drop and allow explained, the matrix with its expected table', { skip: NOT_ROOT, timeout: 300_000 }, () => {
@@ -182,8 +193,8 @@ describe('trace against the kernel: a NetworkPolicy drop and allow explained, th
     const [n1, n2] = [`${cluster}-node-1`, `${cluster}-node-2`];
     await kube.apply([echoPod('a', { node: n1, labels: { pod: 'a' } }), echoPod('b', { node: n2, labels: { pod: 'b' } }), echoPod('c', { node: n2, labels: { pod: 'c' } }), POLICY].join('---\n'));
     await waitFor('pods running', async () => {
-      const pods = (await kube.json<{ items: Pod[] }>('get', 'pods')).items;
-      return pods.length === 3 && pods.every((p) => p.status?.phase === 'Running');
+      const pods = (await kube.json<{ items: Pod[] }>('get', 'pods', '-A')).items.filter((p) => p.metadata.namespace !== 'kube-system');
+      return pods.length === 4 && pods.every((p) => p.status?.phase === 'Running');
     }, 60_000);
   });
 
@@ -208,14 +219,16 @@ describe('trace against the kernel: a NetworkPolicy drop and allow explained, th
     assert.ok(allowed.hops.some((h) => /allowed by NetworkPolicy default\/allow-b ingress rule 0 \(default\/a is isolated for ingress by default\/allow-b\)/.test(h.detail)), JSON.stringify(allowed.hops.filter((h) => h.kind === 'netfilter')));
   });
 
-  test('--matrix: the expected table beside the probed one, and the kernel agrees with it', async () => {
-    const m = JSON.parse(await kube.ok('trace', '--matrix', '-o', 'json')) as Matrix;
+  test('--matrix over two namespaces: the expected table beside the probed one, and the kernel agrees with it', async () => {
+    const m = JSON.parse(await kube.ok('trace', '--matrix', '-n', 'default,y', '-o', 'json')) as Matrix;
+    assert.deepEqual(m.sources, ['pod/default/a', 'pod/default/b', 'pod/default/c', 'pod/y/d']);
     assert.equal(m.expected?.length, m.cells.length);
     const expect = (from: string, to: string) => m.expected!.find((c) => c.from === from && c.to === to)!.expected;
-    assert.equal(expect('pod/b', 'pod/a'), 'allowed');
-    assert.equal(expect('pod/c', 'pod/a'), 'blocked');
-    assert.equal(expect('pod/c', 'service/sa:80'), 'blocked');
-    assert.equal(expect('pod/a', 'pod/a'), 'undefined');
+    assert.equal(expect('pod/default/b', 'pod/default/a'), 'allowed');
+    assert.equal(expect('pod/default/c', 'pod/default/a'), 'blocked');
+    assert.equal(expect('pod/y/d', 'pod/default/a'), 'blocked', 'pod=b in another namespace: a podSelector alone means the policy\'s namespace');
+    assert.equal(expect('pod/default/c', 'service/default/sa:80'), 'blocked');
+    assert.equal(expect('pod/default/a', 'pod/default/a'), 'undefined');
     for (const c of m.cells) assert.ok(agrees(c.verdict, m.expected!.find((e) => e.from === c.from && e.to === c.to)!.expected), `${c.from} → ${c.to}: probed ${c.verdict} (${c.reason})`);
     const text = renderMatrix(m); // what the command prints for it (one probing run, not two)
     assert.match(text, /^FROM \\ TO( +\d)+ +\|( +\d)+$/m);

@@ -94,7 +94,7 @@ export function registerTraceCommands(program: Command): void {
     .option('--port <port>', 'destination port (a Service port, or the pod port); the first one when not given')
     .option('--protocol <protocol>', 'tcp | udp | icmp')
     .option('--node <name>', 'for a URL: the node whose ingress controller takes it (the first node by default)')
-    .option('--matrix', 'every pod of the namespace to every pod and Service port, as a table of verdicts')
+    .option('--matrix', 'every pod of the namespace (or of several: -n x,y,z) to every pod and Service port, as a table of verdicts; beside it the table the NetworkPolicies expect')
     .option('--timeout <seconds>', 'how long a probe waits for its answer', '1')
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('-o, --output <format>', 'json')
@@ -117,6 +117,7 @@ export function registerTraceCommands(program: Command): void {
           return out(o.output === 'json' ? JSON.stringify(m, null, 2) : renderMatrix(m));
         }
         if (!from || !to) throw new ClusterError('trace needs FROM and TO, e.g. kubewire trace pod/client service/web (or --matrix)');
+        if (o.namespace.includes(',')) throw new ClusterError(`-n ${o.namespace}: one namespace for a single trace (several only with --matrix)`);
         // Checked before the cluster is asked anything: the same checks as the page's.
         const req = parseTraceRequest({ from, to, namespace: o.namespace, port: o.port, protocol: o.protocol, node: o.node });
         const view = await clusterView(o.cluster);

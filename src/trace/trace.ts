@@ -322,21 +322,29 @@ export function servicePolicyTarget(view: ClusterView, svc: Service, port: NonNu
   return { label, protocol: (port.protocol ?? 'TCP').toLowerCase(), backends };
 }
 
-/** Every running pod of the namespace to every pod (its first port) and every Service port. */
+/**
+ * Every running pod of the namespaces to every pod (its first port) and every Service port.
+ * `namespace` may list several (x,y,z: upstream's and Cyclonus's model); then labels carry
+ * the namespace (pod/x/a, service/x/web:80).
+ */
 export async function traceMatrix(dp: Dataplane, view: ClusterView, namespace: string, opts: RunOptions = {}): Promise<Matrix> {
-  const pods = view.pods.filter((p) => p.metadata.namespace === namespace && podPlace(view.plan, p));
-  if (!pods.length) throw new TraceError(`no running pods in namespace ${namespace}`);
+  const namespaces = namespace.split(',').map((n) => n.trim()).filter(Boolean);
+  const qualified = namespaces.length > 1;
+  const name = (o: { metadata: { namespace?: string; name: string } }) => (qualified ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name);
+  const inScope = (o: { metadata: { namespace?: string } }) => namespaces.includes(o.metadata.namespace ?? 'default');
+  const pods = view.pods.filter((p) => inScope(p) && podPlace(view.plan, p));
+  if (!pods.length) throw new TraceError(`no running pods in namespace ${namespaces.join(', ')}`);
   const targets: Array<{ label: string; dst: string; dport?: number; protocol: Protocol; policy: PolicyTarget }> = [];
   for (const p of pods) {
     const port = p.spec.containers.flatMap((c) => c.ports ?? [])[0];
-    const label = `pod/${p.metadata.name}`;
+    const label = `pod/${name(p)}`;
     const protocol = port ? ((port.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp') : 'icmp';
     const info = podInfo(p);
     targets.push({ label, dst: p.status!.podIP!, ...(port ? { dport: port.containerPort } : {}), protocol, policy: { label, protocol, backends: info && port ? [{ pod: info, port: port.containerPort }] : [] } });
   }
-  for (const s of view.services.filter((s) => s.metadata.namespace === namespace && s.spec.clusterIP && s.spec.clusterIP !== 'None')) {
+  for (const s of view.services.filter((s) => inScope(s) && s.spec.clusterIP && s.spec.clusterIP !== 'None')) {
     for (const port of s.spec.ports ?? []) {
-      const label = `service/${s.metadata.name}:${port.port}`;
+      const label = `service/${name(s)}:${port.port}`;
       targets.push({ label, dst: s.spec.clusterIP!, dport: port.port, protocol: (port.protocol?.toLowerCase() as Protocol | undefined) ?? 'tcp', policy: servicePolicyTarget(view, s, port, label) });
     }
   }
@@ -344,12 +352,12 @@ export async function traceMatrix(dp: Dataplane, view: ClusterView, namespace: s
   const sources = pods.map((p) => podPlace(view.plan, p)!);
   const specs: ProbeSpec[] = sources.flatMap((from) => targets.map((t) => ({ from, protocol: t.protocol, dst: t.dst, ...(t.dport !== undefined ? { dport: t.dport } : {}) })));
   const traces = await traceMany(dp, view, places, specs, opts);
-  const cells = traces.map((t, i): MatrixCell => ({ from: `pod/${pods[Math.floor(i / targets.length)]!.metadata.name}`, to: targets[i % targets.length]!.label, verdict: t.verdict, reason: t.reason }));
+  const cells = traces.map((t, i): MatrixCell => ({ from: `pod/${name(pods[Math.floor(i / targets.length)]!)}`, to: targets[i % targets.length]!.label, verdict: t.verdict, reason: t.reason }));
   const world = policyWorld(view);
   const policySources = pods.flatMap((p) => {
     const info = podInfo(p);
-    return info ? [{ label: `pod/${p.metadata.name}`, pod: info }] : [];
+    return info ? [{ label: `pod/${name(p)}`, pod: info }] : [];
   });
   const expected = world ? expectedMatrix(world, policySources, targets.map((t) => t.policy)) : undefined;
-  return { sources: pods.map((p) => `pod/${p.metadata.name}`), targets: targets.map((t) => t.label), cells, ...(expected ? { expected } : {}) };
+  return { sources: pods.map((p) => `pod/${name(p)}`), targets: targets.map((t) => t.label), cells, ...(expected ? { expected } : {}) };
 }
