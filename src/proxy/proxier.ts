@@ -239,10 +239,14 @@ export class Proxier {
   /** No check before this: one that took d ms waits 9 d more, so checks take at most a tenth of the time. */
   private nextCheck = 0;
 
+  /** A check under way: a slow one (the kernel busy with a big ruleset) is never joined by another every interval. */
+  private checking = false;
+
   private async check(): Promise<void> {
-    if (this.running || this.stopped || Date.now() < this.nextCheck) return;
+    if (this.running || this.stopped || this.checking || Date.now() < this.nextCheck) return;
     const t0 = Date.now();
-    const ok = await this.o.backend.intact().catch(() => false);
+    this.checking = true;
+    const ok = await this.o.backend.intact().catch(() => false).finally(() => (this.checking = false));
     this.nextCheck = Date.now() + 9 * (Date.now() - t0);
     if (!ok) {
       this.o.log(`proxy on ${this.o.nodeName}: the ${this.o.backend.mode} rules are gone (flushed?): restoring them`);
