@@ -23,7 +23,8 @@
 //   npm run bench:dns-abuse      DURATION=60 (s per attack)  RATE=200 (normal queries/s)
 //     ATTACKS=pipeline,qtypes (a subset)  QTYPES_RATE=N[,N...] (the flood's queries/s, a row each;
 //     0, the default: as fast as the attacker sends)  CLUSTER=name (default kwba<pid>)  PROFILE=FILE (the DNS process's
-//     profile, a line a second: loop delay, GC, CPU, queries read/dropped/answered; src/dns/profile.ts)
+//     profile, on for the whole run, a line a second: loop delay, GC, CPU, queries read/dropped/answered,
+//     in-process p50/p99/max; src/dns/profile.ts: written to FILE with each row's start)
 // Beside each row: the DNS process's CPU (% of one core) and its UDP socket's largest Recv-Q
 // and drops (/proc/PID/net/udp, read in its network namespace), the attacker's CPU, the load.
 
