@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { withoutOptions } from '../src/cli/cluster.ts';
 import { clusterFlag, runInKernel, runProgramInKernel, runsInGuest } from '../src/kernel/client.ts';
 import { encodeFrame, forwardedEnv, FrameReader, type Frame } from '../src/kernel/frames.ts';
+import { exitReported, WarmCli } from '../src/kernel/warm.ts';
 
 test('frames: split across chunks, noise on the line set aside, bytes kept exact in base64', () => {
   const frames: Frame[] = [];
@@ -97,5 +98,35 @@ test("a session through the kernel host's socket: the command line, stdin to its
     if (prev === undefined) delete process.env.KUBEWIRE_STATE_DIR;
     else process.env.KUBEWIRE_STATE_DIR = prev;
     rmSync(state, { recursive: true, force: true });
+  }
+});
+
+test('a warm process reports its exit status on fd 3 with its output ended, before it has torn itself down (UML takes seconds for that)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-warm-'));
+  try {
+    // The "CLI": takes its request, prints, exits 4; an exit handler after the report plays the slow teardown.
+    const script = join(dir, 'cli.mts');
+    writeFileSync(script, `import { takeWarmRequest } from ${JSON.stringify(join(import.meta.dirname, '..', 'src', 'kernel', 'warm.ts'))};
+await takeWarmRequest();
+process.stdout.write(process.argv.slice(2).join(' ') + '\\n');
+process.exitCode = 4;
+process.on('exit', () => { const t = Date.now(); while (Date.now() - t < 1500); console.log('after the report: not seen'); });
+`);
+    const warm = new WarmCli([process.execPath, '--import', import.meta.resolve('tsx'), script], { ...process.env }); // it starts in /
+    warm.prepare();
+    const child = warm.take({ argv: ['hello', 'there'], cwd: dir, env: {} })!;
+    const out: string[] = [];
+    child.stdout!.on('data', (b: Buffer) => out.push(String(b)));
+    const reported = new Promise<{ code: number; at: number }>((resolve) => exitReported(child, (code) => resolve({ code, at: Date.now() })));
+    const ended = new Promise<number>((resolve) => child.stdout!.once('end', () => resolve(Date.now())));
+    const exited = new Promise<number>((resolve) => child.once('exit', () => resolve(Date.now())));
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    const r = await reported;
+    assert.equal(r.code, 4);
+    assert.ok((await ended) <= (await exited) - 1000, 'stdout ended a second before the process did');
+    assert.equal(out.join(''), 'hello there\n');
+    await closed; // its 'close' still comes (fd 3 let go)
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

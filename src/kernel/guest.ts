@@ -16,7 +16,7 @@ import { cliPath, packageRoot } from '../state/paths.ts';
 import { loadSpawnIn, startIn, StartError, type PipedProcess } from '../supervisor/spawn-in.ts';
 import { startPiped, startPipedIn } from '../supervisor/supervisor.ts';
 import { encodeFrame, FrameReader, type Frame } from './frames.ts';
-import { WarmCli } from './warm.ts';
+import { exitReported, WarmCli } from './warm.ts';
 
 /** Exit status as a shell reports it: the code, or 128 + the signal's number. */
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
@@ -41,6 +41,17 @@ export async function runGuest(channel: string): Promise<void> {
     // The host's tree is the guest's, but for the kernel's own /run, /proc, /sys and /dev.
     const cwd = existsSync(f.cwd) ? f.cwd : '/';
     let child = warm.take({ argv: f.argv, cwd, env: f.env });
+    if (child) {
+      // Its status as soon as its command is done (reportExit), with its output to the end: the session ends then, not when the process has torn itself down.
+      const taken = child;
+      let code: number | undefined;
+      let open = 2;
+      const done = () => {
+        if (code !== undefined && !open && sessions.get(s) === taken && sessions.delete(s)) send({ t: 'exit', s, code });
+      };
+      exitReported(taken, (c) => ((code = c), done()));
+      for (const out of [taken.stdout!, taken.stderr!]) out.once('end', () => (open--, done()));
+    }
     if (!child) {
       try {
         child = startPiped([process.execPath, cliPath(), ...f.argv], { cwd, env: { ...process.env, ...f.env } });

@@ -4,7 +4,7 @@
 // for the command line it is to run (takeWarmRequest). It loads at nice 19 and gets the
 // ordinary priority back when taken.
 
-import { createReadStream, readdirSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readdirSync, writeSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { startPiped, type ChildProcess } from '../supervisor/supervisor.ts';
 
@@ -21,12 +21,49 @@ export interface WarmRequest {
  */
 export async function takeWarmRequest(): Promise<void> {
   const chunks: Buffer[] = [];
-  for await (const c of createReadStream('', { fd: 3 })) chunks.push(c as Buffer);
+  // fd 3 stays open: the exit status goes back on it (reportExit).
+  for await (const c of createReadStream('', { fd: 3, autoClose: false })) chunks.push(c as Buffer);
   const req = JSON.parse(Buffer.concat(chunks).toString('utf8')) as WarmRequest;
   delete process.env.KUBEWIRE_WARM;
   Object.assign(process.env, req.env);
   process.chdir(req.cwd);
   process.argv = [process.argv[0]!, process.argv[1]!, ...req.argv];
+  process.once('exit', reportExit);
+}
+
+/**
+ * The command is done: its exit status goes to the guest agent on fd 3 and its stdout and stderr
+ * are closed (what it wrote is in the pipes: Node writes pipes synchronously on Linux), so that
+ * the command's user has the answer before the process has torn itself down, a second or more
+ * in UML (every page it frees goes through the host). Later writes go to /dev/null: the lowest
+ * free descriptors are 1 and 2 again.
+ */
+function reportExit(code: number): void {
+  try {
+    writeSync(3, `${JSON.stringify({ exit: code })}\n`);
+    closeSync(1);
+    closeSync(2);
+    openSync('/dev/null', 'w');
+    openSync('/dev/null', 'w');
+  } catch {
+    // the agent learns the status when the process ends, as for any other
+  }
+}
+
+/** The exit status a warm process reported on its fd 3 (reportExit), read by the guest agent; undefined until then. */
+export function exitReported(child: ChildProcess, onExit: (code: number) => void): void {
+  let text = '';
+  const fd3 = child.stdio[3] as NodeJS.ReadableStream | null | undefined;
+  fd3?.on('data', (b: Buffer) => {
+    text += b.toString('utf8');
+    const m = /^\{"exit":(\d+)\}\n/.exec(text);
+    if (m) onExit(Number(m[1]));
+  });
+  fd3?.on('error', () => {});
+  // What the command started may hold its fd 3 (a daemon `up` started): this end goes once the status came, or the process ended, so that its 'close' still comes.
+  const drop = () => (fd3 as { destroy?: () => void } | null | undefined)?.destroy?.();
+  child.once('exit', drop);
+  fd3?.on('data', () => /\n/.test(text) && drop());
 }
 
 /** One kubewire process kept warm: `prepare` starts it, `take` gives it its command. */
