@@ -5,7 +5,7 @@
 // time; when the last pod shows with its IP against when the cluster had it Running); the page
 // opened on those 100 pods (navigation to everything drawn); one new pod (from `kubewire apply`
 // until it is on the page). `kubewire get pods` is the reference for the last two.
-//   npm run bench:ui
+//   npm run bench:ui          (CLUSTER=NAME to name its cluster)
 
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,7 +31,7 @@ function mainThreadTasks(trace: Buffer, origin: string): Array<{ wall: number; c
 }
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-ui-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
-const name = `kwbu${process.pid % 10000}`;
+const name = process.env.CLUSTER ?? `kwbu${process.pid % 10000}`;
 const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
 const kw = (args: string[], input?: string) => execFileSync(process.execPath, [BIN, ...args, '--cluster', name], { encoding: 'utf8', timeout: 180_000, env: process.env, ...(input ? { input } : {}) });
 const line = (what: string, value: string, goal = '') => console.log(`${what.padEnd(66)}${value.padEnd(28)}${goal}`);

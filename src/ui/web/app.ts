@@ -90,6 +90,7 @@ function layoutState(state: 'pending' | 'done'): void {
   }
   requestAnimationFrame(() => {
     if (latest) return; // a newer graph is on its way
+    lists(); // the lists too, before anyone is told the page is settled
     document.documentElement.dataset.layout = 'done';
     window.dispatchEvent(new CustomEvent('kubewire:layout', { detail: { pods: cy.nodes('[kind = "pod"]').length } }));
   });
@@ -117,7 +118,8 @@ const same = (a: Rect | undefined, b: Rect) => a !== undefined && a.x === b.x &&
 
 /**
  * Every element where layout.ts puts it: positions, the bars' lengths, where the veth pairs
- * and links end on them. Only what the layout moved (or what was just added) is touched: a new
+ * and links end on them. Only what the layout moved is touched (what was just added came at its
+ * place, placedDefinition): a new
  * pod moves nobody else (a pod keeps its place as it gets its address), and each element
  * touched costs cytoscape a style pass. The layout is of the whole graph received, drawn or
  * not yet: the boxes take their size for a burst of pods at once, not a slice at a time.
@@ -125,7 +127,7 @@ const same = (a: Rect | undefined, b: Rect) => a !== undefined && a.x === b.x &&
 function place(l: Layout, added: Set<string>): void {
   const before = placed;
   for (const [id, r] of l.at) {
-    if (!added.has(id) && same(before?.at.get(id), r)) continue;
+    if (added.has(id) || same(before?.at.get(id), r)) continue;
     const n = cy.getElementById(id);
     if (n.empty()) continue;
     n.position({ x: r.x, y: r.y });
@@ -134,7 +136,7 @@ function place(l: Layout, added: Set<string>): void {
     if ((kind === 'bridge' || kind === 'segment' || (kind === 'eth0' && r.w === SIZES.bar)) && (n.data('barW') !== r.w || n.data('barH') !== r.h)) n.data({ barW: r.w, barH: r.h });
   }
   for (const [id, r] of l.boxes) {
-    if (!added.has(id) && same(before?.boxes.get(id), r)) continue;
+    if (added.has(id) || same(before?.boxes.get(id), r)) continue;
     const n = cy.getElementById(id);
     if (n.empty()) continue;
     n.position({ x: r.x, y: r.y });
@@ -142,7 +144,7 @@ function place(l: Layout, added: Set<string>): void {
   }
   for (const [id, e] of l.ends) {
     const was = before?.ends.get(id);
-    if (!added.has(id) && was && was.dx === e.dx && was.dy === e.dy) continue;
+    if (added.has(id) || (was && was.dx === e.dx && was.dy === e.dy)) continue;
     const edge = cy.getElementById(id);
     const end = `${e.dx}px ${e.dy}px`;
     if (edge.nonempty() && edge.data('end') !== end) edge.data('end', end);
@@ -191,6 +193,25 @@ function drawn(e: GraphElement): Record<string, unknown> {
   return { ...data, ...(parent ? { box: parent } : {}), ...(e.data.kind === 'node' ? { boxW: 1, boxH: 1 } : {}) };
 }
 
+/**
+ * An element to add, where the layout puts it: a node at its place with its size, an edge with
+ * where it ends on its bar. Added so, it costs cytoscape one style pass, not a second one for
+ * each position and size set after it was drawn at the origin.
+ */
+function placedDefinition(e: GraphElement, l: Layout): ElementDefinition {
+  const data = drawn(e);
+  if (e.group === 'edges') {
+    const end = l.ends.get(e.data.id);
+    return { group: 'edges', data: { ...data, ...(end ? { end: `${end.dx}px ${end.dy}px` } : {}) }, ...(e.classes ? { classes: e.classes } : {}) } as unknown as ElementDefinition;
+  }
+  const box = l.boxes.get(e.data.id);
+  const r = box ?? l.at.get(e.data.id);
+  const kind = e.data.kind;
+  if (box) Object.assign(data, { boxW: box.w, boxH: box.h });
+  else if (r && (kind === 'bridge' || kind === 'segment' || (kind === 'eth0' && r.w === SIZES.bar))) Object.assign(data, { barW: r.w, barH: r.h });
+  return { group: 'nodes', data, ...(r ? { position: { x: r.x, y: r.y } } : {}), ...(e.classes ? { classes: e.classes } : {}) } as unknown as ElementDefinition;
+}
+
 function render(): void {
   if (slicing) return; // the next slice is on its way, and takes the latest graph and filters
   const t0 = performance.now();
@@ -209,29 +230,32 @@ function render(): void {
   const edges = d.add.filter((e) => e.group === 'edges' && drawnIds.has(e.data.source!) && drawnIds.has(e.data.target!));
   for (const e of edges) drawnIds.add(e.data.id);
   const adds = [...taken, ...edges];
+  // The layout first (microseconds): what is added comes at its place.
+  const l = layoutGraph(next, placed);
+  const added = new Set(adds.map((e) => e.data.id));
   cy.batch(() => {
     for (const id of d.remove) cy.getElementById(id).remove();
     // Copies: cytoscape keeps the data object it is given, and the page adds to it (where an edge ends on its bar, a trace's steps); the graph as received stays as it came, for the next diff.
-    cy.add(adds.map((e) => ({ ...e, data: drawn(e) })) as unknown as ElementDefinition[]);
+    cy.add(adds.map((e) => placedDefinition(e, l)));
     for (const e of d.update) {
       const el = cy.getElementById(e.data.id);
-      el.data(drawn(e));
+      const data = drawn(e);
+      if (e.data.kind === 'node') delete data.boxW, delete data.boxH; // the layout's, not the placeholder's
+      el.data(data);
       el.classes([e.classes ?? '', ...el.classes().filter((c) => /^(t-|r-|on-path|stopped|near-selected|many)/.test(c))].join(' '));
     }
   });
   shown = adds.length === d.add.length ? next : next.filter((e) => drawnIds.has(e.data.id));
   const more = adds.length < d.add.length;
   const t2 = performance.now();
-  const l = layoutGraph(next, placed);
-  cy.batch(() => place(l, new Set(adds.map((e) => e.data.id))));
+  cy.batch(() => place(l, added));
   refit();
   const t3 = performance.now();
   page.updates++;
-  inventory();
-  choices();
-  const t4 = performance.now();
-  // The slowest update so far, by part (for bench:ui's breakdown).
-  if (t4 - t0 > page.slowest.total) page.slowest = { total: t4 - t0, diff: t1 - t0, graph: t2 - t1, layout: t3 - t2, lists: t4 - t3 };
+  // The side lists in a task of their own: the canvas's change and theirs are two shorter tasks.
+  listsLater();
+  // The slowest update so far, by part (for bench:ui's breakdown; the lists' own task adds its time).
+  if (t3 - t0 > page.slowest.total) page.slowest = { total: t3 - t0, diff: t1 - t0, graph: t2 - t1, layout: t3 - t2, lists: page.slowest.lists };
   // The next slice once cytoscape has drawn this one (its own animation frame), in a task of its
   // own, a little later (frames in between with nothing to do: on a busy machine a page that
   // keeps the CPU busy frame after frame waits longer for it); one slice at a time (a graph
@@ -247,8 +271,24 @@ function render(): void {
   } else layoutState('done');
 }
 let slicing = false;
-/** Pods (with their veth pairs) added per slice: each new element costs cytoscape its style, its label's size and its drawing. */
-const SLICE = 3;
+
+/** The inventory and the trace form's choices brought up to date in a task of their own (one for any number of updates meanwhile). */
+let listsPending = false;
+function listsLater(): void {
+  if (listsPending) return;
+  listsPending = true;
+  setTimeout(lists, 0);
+}
+function lists(): void {
+  if (!listsPending) return;
+  listsPending = false;
+  const t0 = performance.now();
+  inventory();
+  choices();
+  page.slowest.lists = Math.max(page.slowest.lists, performance.now() - t0);
+}
+/** Pods (with their veth pairs) added per slice: each new element costs cytoscape its style, its label's size and its drawing (2: a slice's task stays short on a busy machine). */
+const SLICE = 2;
 const SLICE_GAP_MS = 30;
 
 // The server's graphs: only the latest is applied, at most every APPLY_MS (a burst of pods
