@@ -183,9 +183,13 @@ export class PolicyEnforcer {
     }
   }
 
+  /** A check under way: a slow one (the kernel busy) is never joined by another every interval. */
+  private checking = false;
+
   private async check(): Promise<void> {
-    if (this.running || this.stopped || this.installed === 'none' || this.installed === undefined) return;
-    const ok = await this.o.backend.intact().catch(() => false);
+    if (this.running || this.stopped || this.checking || this.installed === 'none' || this.installed === undefined) return;
+    this.checking = true;
+    const ok = await this.o.backend.intact().catch(() => false).finally(() => (this.checking = false));
     if (!ok) {
       this.o.log(`network policy on ${this.o.nodeName}: the ${this.o.backend.name} rules are gone (flushed?): restoring them`);
       this.installed = undefined;
