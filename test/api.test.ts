@@ -321,3 +321,34 @@ test('a Job gets the selector the API server generates: its uid in the selector 
   assert.deepEqual(manual.spec.template.metadata.labels, { app: 'pi' });
   assert.throws(() => api.create({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'bad', namespace: 'default' }, spec: { selector: { matchLabels: { app: 'other' } }, template } } as never), /selector/);
 });
+
+test("the API server's own Service: default/kubernetes at the range's first address, its endpoints the nodes' 6443, kept in step; a user's Service of that name is left alone", async (t) => {
+  const { ensureKubernetesService } = await import('../src/daemon/kubernetes-service.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-ksvc-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const api = new Api(new Store(join(dir, 'store.db')));
+  api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } } as never, { system: true });
+  const log: string[] = [];
+  ensureKubernetesService(api, { serviceCIDR: '10.96.0.0/12' }, ['172.18.0.12', '172.18.0.11'], (l) => log.push(l));
+  const svc = api.get({ kind: 'Service', namespace: 'default', name: 'kubernetes' }) as unknown as { spec: { clusterIP: string; ports: unknown[]; selector?: unknown } };
+  assert.equal(svc.spec.clusterIP, '10.96.0.1');
+  assert.deepEqual(svc.spec.ports, [{ name: 'https', port: 443, protocol: 'TCP', targetPort: 6443 }]);
+  assert.equal(svc.spec.selector, undefined);
+  const slice = () => api.get({ kind: 'EndpointSlice', namespace: 'default', name: 'kubernetes' }) as unknown as { endpoints: Array<{ addresses: string[] }>; ports: unknown[]; metadata: { labels: Record<string, string> } };
+  assert.deepEqual(slice().endpoints.map((e) => e.addresses[0]), ['172.18.0.11', '172.18.0.12']);
+  assert.equal(slice().metadata.labels['kubernetes.io/service-name'], 'kubernetes');
+  const endpoints = () => api.get({ kind: 'Endpoints', namespace: 'default', name: 'kubernetes' }) as unknown as { subsets: Array<{ addresses: Array<{ ip: string }> }> };
+  assert.deepEqual(endpoints().subsets[0]!.addresses.map((a) => a.ip), ['172.18.0.11', '172.18.0.12']);
+  // A restart with another node set: the endpoints follow, the Service stays.
+  ensureKubernetesService(api, { serviceCIDR: '10.96.0.0/12' }, ['172.18.0.11'], (l) => log.push(l));
+  assert.deepEqual(slice().endpoints.map((e) => e.addresses[0]), ['172.18.0.11']);
+  assert.deepEqual(endpoints().subsets[0]!.addresses.map((a) => a.ip), ['172.18.0.11']);
+  assert.deepEqual(log, []);
+  // A user's own Service named kubernetes (with a selector) is not the API server's: left alone, and said so.
+  const other = new Api(new Store(join(dir, 'other.db')));
+  other.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } } as never, { system: true });
+  other.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'kubernetes', namespace: 'default' }, spec: { selector: { app: 'x' }, ports: [{ port: 80 }] } } as never);
+  ensureKubernetesService(other, { serviceCIDR: '10.96.0.0/12' }, ['172.18.0.11'], (l) => log.push(l));
+  assert.equal(other.tryGet({ kind: 'EndpointSlice', namespace: 'default', name: 'kubernetes' }), undefined);
+  assert.match(log.join('\n'), /has a selector/);
+});

@@ -162,6 +162,11 @@ export function nodeCIDR(podCIDR: string, mask: number, index: number): string {
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
 /** The cluster DNS Service's address: the service range's 10th (10.96.0.10 by default), as kubeadm picks it. */
+/** The kubernetes Service's ClusterIP: the service range's first address (as kube-apiserver picks it). */
+export function apiServiceIP(spec: Pick<ClusterSpec, 'serviceCIDR'>): string {
+  return formatIP(addToIP(firstIP(tryParsePrefix(spec.serviceCIDR)!), 1n));
+}
+
 export function dnsServiceIP(spec: Pick<ClusterSpec, 'serviceCIDR'>): string {
   return formatIP(addToIP(firstIP(tryParsePrefix(spec.serviceCIDR)!), 10n));
 }
