@@ -36,6 +36,7 @@ import { Ipamd } from '../vpc/ipamd.ts';
 import { Vpc } from '../vpc/vpc.ts';
 import { PodStreams } from './streams.ts';
 import { serveApiInNodes } from './node-api.ts';
+import { ensureKubernetesService } from './kubernetes-service.ts';
 import { readEndpoint } from '../identity/endpoint.ts';
 import { reclaimAfterBursts } from './memory.ts';
 
@@ -119,6 +120,7 @@ export class Daemon {
     for (const name of SYSTEM_NAMESPACES) {
       if (!this.api.tryGet({ kind: 'Namespace', name })) this.api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     }
+    ensureKubernetesService(this.api, this.plan.spec, this.plan.nodes.map((n) => n.ip), this.log);
     ensureClusterDns(this.api, this.plan.spec);
     await this.retireClusterHost();
     // Fault injection for the tests of `up`: a daemon that hangs while starting.
@@ -149,8 +151,9 @@ export class Daemon {
     // Without it the shims run the plugins themselves (a Node.js start per call): worth a line, not a failed start.
     await this.cniServer.listen().catch((e: Error) => this.log(`CNI plugin server: ${e.message}`));
     this.https = await listenClusterHttps(this.server, paths.dir, process.env.KUBEWIRE_GUEST === '1', (l) => this.log(l));
+    // In a kernel of its own the nodes' 127.0.0.1 door needs the host's port, which the guest does not know; 6443 is always served.
     const endpoint = this.https && !process.env.KUBEWIRE_GUEST ? readEndpoint(paths.dir) : undefined;
-    if (this.https && endpoint) this.closeNodeApi = await serveApiInNodes(this.https, this.plan.nodes.map((n) => ({ name: n.name, netns: linux.at(linux.netnsPath(n.netns)) })), endpoint.port, this.log);
+    if (this.https) this.closeNodeApi = await serveApiInNodes(this.https, this.plan.nodes.map((n) => ({ name: n.name, netns: linux.at(linux.netnsPath(n.netns)), ip: n.ip })), endpoint?.port, this.log);
     // The ingress controllers come with the first Ingress (ingressWanted), never on `up`'s path:
     // in a kernel of its own each is seconds of Node starting. The watch starts them as that
     // Ingress arrives; the watchdog starts again one that died.

@@ -110,9 +110,10 @@ export class PodStreams {
 
   /** The command's environment: the container's, as `kubewire exec` gives it (TERM on a terminal, as the kubelet sets it). */
   private env(pod: Pod, c: Container, ip: string, tty: boolean): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: pod.spec.hostname ?? pod.metadata.name, POD_NAME: pod.metadata.name, POD_NAMESPACE: pod.metadata.namespace, POD_IP: ip, ...(tty ? { TERM: 'xterm' } : {}) };
-    for (const e of c.env ?? []) env[e.name] = e.value ?? '';
-    return env;
+    const base: NodeJS.ProcessEnv = { PATH: process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: pod.spec.hostname ?? pod.metadata.name, POD_NAME: pod.metadata.name, POD_NAMESPACE: pod.metadata.namespace, POD_IP: ip, ...(tty ? { TERM: 'xterm' } : {}) };
+    // As a runtime's exec: the container's whole environment (env, envFrom, the Services'), not only its literal values.
+    const agent = this.agents.find((a) => a.nodeName === pod.spec.nodeName);
+    return { ...base, ...agent?.execEnv(pod, c) };
   }
 
   /**

@@ -624,6 +624,18 @@ export class NodeAgent {
   }
 
   /** The pods this agent runs, as it knows them (for logs, describe and tests). */
+  /** What a command run in a container gets (kubectl exec): the container's variables, read now as at its start. */
+  execEnv(pod: Pod, c: Container): Record<string, string> {
+    const rec = this.local.get(nameKey(pod.metadata.namespace!, pod.metadata.name));
+    if (!rec) return {};
+    try {
+      return this.containerEnv(pod, c, rec);
+    } catch (e) {
+      if (e instanceof ContainerConfigError) return {};
+      throw e;
+    }
+  }
+
   localPod(namespace: string, name: string): (LocalPod & { dir: string }) | undefined {
     const rec = this.local.get(nameKey(namespace, name));
     return rec && { ...rec, dir: this.podDir(rec) };
