@@ -6,6 +6,12 @@
       "cflags": ["-Wall", "-O2"]
     },
     {
+      "target_name": "kubewire-spawner",
+      "type": "executable",
+      "sources": ["native/spawner.c"],
+      "cflags": ["-Wall", "-O2"]
+    },
+    {
       "target_name": "kubewire-cni-shim",
       "type": "executable",
       "sources": ["native/cni-shim.c"],

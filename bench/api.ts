@@ -5,7 +5,9 @@
 //     manifest through `kubewire apply -f` (one request), C = 1k and 5k; client-side apply at 1k.
 //  2. W watchers of pods over HTTPS (half plain JSON, half kubectl's Table Accept header) while
 //     a Deployment of P pods starts: every watcher must see every event; meanwhile ordinary
-//     requests (GET a pod, list by labelSelector) one after another, their p50/p99/max.
+//     requests (GET a pod, list by labelSelector) one after another, their p50/p99/max; beside
+//     them, why they waited: the daemon's event loop during the burst (how late its timers ran,
+//     per second, and how busy it was), from the lines it logs with KUBEWIRE_LOOP_STATS.
 //  3. `kubectl get pods -A -o wide` with N real pods (those of step 2, scaled down: 1000, 500,
 //     100), SETTLE_S after the pods are Running, median of RUNS, beside kubectl's own start
 //     (`kubectl version --client`, no request) taken just before, and the server's part (the same list pages, with the same Accept header, over HTTPS).
@@ -22,6 +24,8 @@ import { Agent, request } from 'undici';
 import { parse } from 'yaml';
 import { down } from '../src/lifecycle/cluster.ts';
 import { cleanupOnInterrupt } from '../src/lab/lab.ts';
+import { parseLoopStats } from '../src/daemon/loop-stats.ts';
+import { daemonPaths } from '../src/state/paths.ts';
 
 const KUBECTL = process.env.KUBECTL ?? '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
 const RUNS = Number(process.env.RUNS) || 5;
@@ -38,6 +42,7 @@ const TABLE = 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=
 const scratch = mkdtempSync(join(tmpdir(), 'kwb-api-'));
 process.env.KUBEWIRE_STATE_DIR = join(scratch, 'state');
 process.env.KUBECONFIG = join(scratch, 'config');
+process.env.KUBEWIRE_LOOP_STATS ??= '1'; // the daemon logs its event loop's delay each second (daemon/loop-stats.ts)
 const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
 let clusterUp = false;
 const agents: Agent[] = [];
@@ -256,6 +261,7 @@ async function watchers(): Promise<boolean> {
   })();
   await new Promise((r) => setTimeout(r, 1000)); // the watches established
   const t0 = performance.now();
+  const burstFrom = new Date().toISOString();
   writeFileSync(join(scratch, 'watched.yaml'), deployment('watched', PODS));
   await ok(kubectl(['apply', '-f', join(scratch, 'watched.yaml')]), 'kubectl apply of the Deployment');
   let started = true;
@@ -267,6 +273,7 @@ async function watchers(): Promise<boolean> {
   // Quiet: no event for 3 s (the last status writes delivered), at most 60 s more.
   const q0 = performance.now();
   while (performance.now() - lastEvent < 3000 && performance.now() - q0 < 60_000) await new Promise((r) => setTimeout(r, 250));
+  const burstTo = new Date().toISOString();
   stop.abort();
   await Promise.all([...watches, probing]);
   const all = new Set<string>();
@@ -282,7 +289,27 @@ async function watchers(): Promise<boolean> {
   if (errors.length) line('  watch errors', String(errors.length), errors[0]!.slice(0, 120));
   const sorted = [...latencies].sort((a, b) => a - b);
   line(`  ordinary requests meanwhile (${sorted.length}): p50 / p99 / max`, `${msf(pct(sorted, 50))} / ${msf(pct(sorted, 99))} / ${msf(sorted.at(-1)!)}`, `goal p99 <= 100 ms${probeErrors.length ? `; ${probeErrors.length} failed: ${probeErrors[0]!.slice(0, 80)}` : ''}; ${load()}`);
+  loopDuring(burstFrom, burstTo);
   return started;
+}
+
+/**
+ * Why requests waited: the daemon's event loop during the burst, from the lines it logs each
+ * second (KUBEWIRE_LOOP_STATS): how late its timers ran (the wait before any request's turn)
+ * and how busy it was.
+ */
+function loopDuring(from: string, to: string): void {
+  let text = '';
+  try {
+    text = readFileSync(daemonPaths(CLUSTER).log, 'utf8');
+  } catch {
+    return;
+  }
+  const seconds = parseLoopStats(text).filter((x) => x.at >= from && x.at <= to);
+  if (!seconds.length) return line("  daemon's event loop during the burst", 'no data', 'its log has no event loop lines (KUBEWIRE_LOOP_STATS)');
+  const p99s = seconds.map((x) => x.p99).sort((a, b) => a - b);
+  const busy = seconds.reduce((n, x) => n + x.utilization, 0) / seconds.length;
+  line("  daemon's event loop during the burst: delay p99 (median / worst second), max", `${msf(median(p99s))} / ${msf(p99s.at(-1)!)}, ${msf(Math.max(...seconds.map((x) => x.max)))}`, `busy ${(busy * 100).toFixed(0)}% of ${seconds.length} s`);
 }
 
 /** The pages kubectl asks for (limit=500, then continue), with its Accept header: the server's part of a get. */

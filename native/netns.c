@@ -10,6 +10,16 @@
 // tables of a 100-500 MB process): at 1,000 pods they were half of its work. The tools it
 // still needs (ip, iptables-restore, nft) it starts with posix_spawn (clone(CLONE_VM |
 // CLONE_VFORK): 0.2 ms whatever the size), inside a namespace without nsenter.
+//
+// Those calls wait on the kernel: a namespace's creation and a link's flags take the RTNL
+// lock that every `ip` of every pod's start holds in turn, an unmount waits for an RCU grace
+// period, and a vfork waits until the child has exec'd. On the event loop those waits held
+// up every API request (at 1,000 pods starting, p99 about 1 s). Each of them is therefore
+// also offered as a promise (`promises.netnsAdd(...)`, as fs.promises): the same code runs
+// on a thread of its own, which enters the namespace, does the work and comes back. Not on
+// libuv's pool: its four threads also serve fs and dns, and these waits would queue them.
+// `promises.run` starts a tool and gives back its exit status and output once it has ended:
+// input, output and reaping all done by that thread, none of it by the event loop.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +34,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <net/if.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -40,26 +51,60 @@ static napi_value fail(napi_env env, const char *what, int err) {
   return NULL;
 }
 
+/* Why an operation failed, written by code that may run on any thread (no napi there): the
+ * errno, the step it names, and an error code for JS (NULL: none). */
+struct outcome {
+  int err;
+  const char *code;
+  char step[600];
+};
+
+static int failed(struct outcome *o, const char *step, int err) {
+  o->err = err;
+  snprintf(o->step, sizeof o->step, "%s", step);
+  return 0;
+}
+
+/* The JS Error for a failed outcome: "step: strerror", its code set when there is one. */
+static napi_value outcome_error(napi_env env, const struct outcome *o) {
+  char msg[800];
+  snprintf(msg, sizeof msg, "%s: %s", o->step, strerror(o->err));
+  napi_value error, message, code = NULL;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  if (o->code) napi_create_string_utf8(env, o->code, NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, message, &error);
+  return error;
+}
+
 /* Enters the namespace at `path` on this thread, keeping the way home in *home. */
-static int enter(napi_env env, const char *path, int *home) {
+static int enter_ns(const char *path, int *home, struct outcome *o) {
   *home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (*home < 0) { fail(env, "open /proc/thread-self/ns/net", errno); return 0; }
+  if (*home < 0) return failed(o, "open /proc/thread-self/ns/net", errno);
   int target = open(path, O_RDONLY | O_CLOEXEC);
-  if (target < 0) { int e = errno; close(*home); fail(env, path, e); return 0; }
+  if (target < 0) { int e = errno; close(*home); return failed(o, path, e); }
   int entered = setns(target, CLONE_NEWNET);
   int e = errno;
   close(target);
-  if (entered < 0) { close(*home); fail(env, "setns", e); return 0; }
+  if (entered < 0) { close(*home); return failed(o, "setns", e); }
   return 1;
 }
 
-/* Back to the namespace `enter` left; false (with an error thrown) if that fails. */
-static int leave(napi_env env, int home) {
-  int back = setns(home, CLONE_NEWNET);
-  int e = errno;
+/* Back to the namespace `enter_ns` left. A thread that cannot go back must not run anything
+ * else (a pool thread would resolve names and open sockets in a pod's namespace): that is
+ * a broken kernel, so the process stops. */
+static void leave_ns(int home) {
+  if (setns(home, CLONE_NEWNET) < 0) {
+    fprintf(stderr, "kubewire_netns: setns back to the original namespace: %s\n", strerror(errno));
+    abort();
+  }
   close(home);
-  if (back < 0) { fail(env, "setns back to the original namespace", e); return 0; }
-  return 1;
+}
+
+static int enter(napi_env env, const char *path, int *home) {
+  struct outcome o = { 0 };
+  if (enter_ns(path, home, &o)) return 1;
+  napi_throw(env, outcome_error(env, &o));
+  return 0;
 }
 
 // listenIn(netnsPath: string, protocol: "tcp" | "udp", port: number, backlog: number, address?: string): fd
@@ -131,10 +176,7 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
     if (err) { close(fd); fd = -1; }
   }
   // Always go home, even after a failure: the rest of the thread must stay where it was.
-  if (!leave(env, home)) {
-    if (fd >= 0) close(fd);
-    return NULL;
-  }
+  leave_ns(home);
   if (err) return fail(env, step, err);
   napi_value result;
   napi_create_int32(env, fd, &result);
@@ -172,17 +214,56 @@ static int prepare_netns_dir(const char *dir, const char **step) {
   return err;
 }
 
+/* ---- The operations offered both ways (on the calling thread, or as a promise on a pool
+ * thread): each is plain C over a job that holds its arguments and its results. ---- */
+
+enum op { NETNS_ADD, NETNS_DEL, LINK_UP, LINK_FLAGS, SYSCTL_IN, SPAWN, SPAWN_IN, RUN };
+
+/* Bytes that grow (a tool's output). */
+struct bytes { char *data; size_t len, cap; };
+
+struct job {
+  enum op op;
+  napi_threadsafe_function done;
+  napi_deferred deferred;
+  /* arguments */
+  char path[512];      /* the namespace (or, for SPAWN_IN, the program's netns; may be empty for the spawns) */
+  char name[512];      /* ifname, sysctl key, or the program's file */
+  char value[512];     /* sysctl value, or SPAWN_IN's cwd */
+  char view[512], hostname[65];
+  char **argv, **envp;
+  char *input;         /* RUN: written to the tool's stdin */
+  size_t input_len;
+  /* results */
+  struct outcome out;
+  int number;          /* link flags, or whether a sysctl key exists */
+  pid_t pid;
+  int fds[3];          /* this side's ends of a started program's stdin, stdout, stderr */
+  int status;          /* RUN: how the tool ended (waitpid) */
+  struct bytes output[2]; /* RUN: its stdout and stderr */
+};
+
+static void free_vector(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+static void free_job(struct job *j) {
+  free_vector(j->argv);
+  free_vector(j->envp);
+  free(j->input);
+  free(j->output[0].data);
+  free(j->output[1].data);
+  free(j);
+}
+
 // netnsAdd(path): a new network namespace, kept alive by a bind mount at `path` (what `ip
 // netns add` does: the calling thread alone enters it, then comes back). Its directory is
 // prepared as `ip netns add` prepares it.
-static napi_value netns_add(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  char path[512];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || !string_arg(env, argv[0], path, sizeof path)) return NULL;
+static int netns_add(struct job *j) {
   char dir[512];
-  memcpy(dir, path, sizeof dir);
+  memcpy(dir, j->path, sizeof dir);
   char *slash = strrchr(dir, '/');
   if (slash && slash != dir) {
     *slash = 0;
@@ -191,256 +272,182 @@ static napi_value netns_add(napi_env env, napi_callback_info info) {
     if (e) {
       char what[600];
       snprintf(what, sizeof what, "%s %s", prep, dir);
-      return fail(env, what, e);
+      return failed(&j->out, what, e);
     }
   }
-  int target = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-  if (target < 0) return fail(env, path, errno);
+  int target = open(j->path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (target < 0) return failed(&j->out, j->path, errno);
   close(target);
   int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (home < 0) { int e = errno; unlink(path); return fail(env, "open /proc/thread-self/ns/net", e); }
-  int err = 0;
-  const char *step = NULL;
-  if (unshare(CLONE_NEWNET) < 0) { err = errno; step = "unshare"; }
-  else if (mount("/proc/thread-self/ns/net", path, "none", MS_BIND, NULL) < 0) { err = errno; step = "mount"; }
-  if (!leave(env, home)) return NULL;
-  if (err) { unlink(path); return fail(env, step, err); }
-  return NULL;
+  if (home < 0) { int e = errno; unlink(j->path); return failed(&j->out, "open /proc/thread-self/ns/net", e); }
+  int ok = 1;
+  if (unshare(CLONE_NEWNET) < 0) ok = failed(&j->out, "unshare", errno);
+  else if (mount("/proc/thread-self/ns/net", j->path, "none", MS_BIND, NULL) < 0) ok = failed(&j->out, "mount", errno);
+  leave_ns(home);
+  if (!ok) unlink(j->path);
+  return ok;
 }
 
 // netnsDel(path): the namespace's mount detached and its file removed (`ip netns del`).
-static napi_value netns_del(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  char path[512];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || !string_arg(env, argv[0], path, sizeof path)) return NULL;
-  if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return fail(env, "umount", errno);
-  if (unlink(path) < 0 && errno != ENOENT) return fail(env, path, errno);
-  return NULL;
-}
-
-/* The interface flags of `ifname` in the current namespace, IFF_UP added first when `up`. */
-static int if_flags(const char *ifname, int up, short *flags, const char **step) {
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) { *step = "socket"; return errno; }
-  struct ifreq r;
-  memset(&r, 0, sizeof r);
-  memcpy(r.ifr_name, ifname, strnlen(ifname, IFNAMSIZ - 1));
-  int err = 0;
-  if (ioctl(s, SIOCGIFFLAGS, &r) < 0) err = errno;
-  else if (up && !(r.ifr_flags & IFF_UP)) {
-    r.ifr_flags |= IFF_UP;
-    if (ioctl(s, SIOCSIFFLAGS, &r) < 0) err = errno;
-  }
-  close(s);
-  *flags = r.ifr_flags;
-  if (err) *step = ifname;
-  return err;
+static int netns_del(struct job *j) {
+  if (umount2(j->path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return failed(&j->out, "umount", errno);
+  if (unlink(j->path) < 0 && errno != ENOENT) return failed(&j->out, j->path, errno);
+  return 1;
 }
 
 // linkUp(netnsPath, ifname): IFF_UP on an interface inside the namespace (`ip link set dev X up`).
 // linkFlags(netnsPath, ifname): its flags (IFF_RUNNING is "operstate UP or UNKNOWN").
-static napi_value link_flags_in(napi_env env, napi_callback_info info, int up) {
-  size_t argc = 2;
-  napi_value argv[2];
-  char path[512], ifname[IFNAMSIZ + 1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2 || !string_arg(env, argv[0], path, sizeof path) || !string_arg(env, argv[1], ifname, sizeof ifname)) return NULL;
+static int link_flags(struct job *j) {
   int home;
-  if (!enter(env, path, &home)) return NULL;
-  const char *step = NULL;
-  short flags = 0;
-  int err = if_flags(ifname, up, &flags, &step);
-  if (!leave(env, home)) return NULL;
-  if (err) return fail(env, step, err);
-  napi_value result;
-  napi_create_int32(env, (uint16_t)flags, &result);
-  return result;
+  if (!enter_ns(j->path, &home, &j->out)) return 0;
+  int ok = 1;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) ok = failed(&j->out, "socket", errno);
+  else {
+    struct ifreq r;
+    memset(&r, 0, sizeof r);
+    memcpy(r.ifr_name, j->name, strnlen(j->name, IFNAMSIZ - 1));
+    if (ioctl(s, SIOCGIFFLAGS, &r) < 0) ok = failed(&j->out, j->name, errno);
+    else if (j->op == LINK_UP && !(r.ifr_flags & IFF_UP)) {
+      r.ifr_flags |= IFF_UP;
+      if (ioctl(s, SIOCSIFFLAGS, &r) < 0) ok = failed(&j->out, j->name, errno);
+    }
+    j->number = (uint16_t)r.ifr_flags;
+    close(s);
+  }
+  leave_ns(home);
+  return ok;
 }
-static napi_value link_up(napi_env env, napi_callback_info info) { return link_flags_in(env, info, 1); }
-static napi_value link_flags(napi_env env, napi_callback_info info) { return link_flags_in(env, info, 0); }
 
 // sysctlIn(netnsPath, key, value): writes /proc/sys/<key> as seen from inside the namespace
 // (the net/ tree is that of the opening thread's namespace); false when the key does not exist.
-static napi_value sysctl_in(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  char path[512], key[400], value[256], file[420];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3 || !string_arg(env, argv[0], path, sizeof path) || !string_arg(env, argv[1], key, sizeof key) || !string_arg(env, argv[2], value, sizeof value)) return NULL;
-  if (strstr(key, "..")) { napi_throw_type_error(env, NULL, "sysctlIn: a key is a path under /proc/sys"); return NULL; }
-  snprintf(file, sizeof file, "/proc/sys/%s", key);
+static int sysctl_in(struct job *j) {
+  char file[600];
+  snprintf(file, sizeof file, "/proc/sys/%s", j->name);
   int home;
-  if (!enter(env, path, &home)) return NULL;
-  int err = 0, found = 1;
+  if (!enter_ns(j->path, &home, &j->out)) return 0;
+  int ok = 1;
+  j->number = 1;
   int fd = open(file, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) { if (errno == ENOENT) found = 0; else err = errno; }
-  else {
-    if (write(fd, value, strlen(value)) < 0) err = errno;
+  if (fd < 0) {
+    if (errno == ENOENT) j->number = 0;
+    else ok = failed(&j->out, file, errno);
+  } else {
+    if (write(fd, j->value, strlen(j->value)) < 0) ok = failed(&j->out, file, errno);
     close(fd);
   }
-  if (!leave(env, home)) return NULL;
-  if (err) return fail(env, file, err);
-  napi_value result;
-  napi_get_boolean(env, found, &result);
-  return result;
+  leave_ns(home);
+  return ok;
 }
 
-// tryLock(fd, exclusive): flock(2) without waiting; true when the lock is taken.
-static napi_value try_lock(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  int32_t fd;
-  bool exclusive;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_bool(env, argv[1], &exclusive) != napi_ok) {
-    napi_throw_type_error(env, NULL, "tryLock(fd: number, exclusive: boolean)");
-    return NULL;
-  }
-  int taken = flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0;
-  if (!taken && errno != EWOULDBLOCK && errno != EINTR) return fail(env, "flock", errno);
-  napi_value result;
-  napi_get_boolean(env, taken, &result);
-  return result;
-}
-
-/* { pid, stdin, stdout, stderr } of a started child: this side's ends of its stdio pipes, handed
- * over (set to -1 in `pipes`, so that the caller's clean-up leaves them open). */
-static napi_value started(napi_env env, pid_t pid, int pipes[][2]) {
-  napi_value result, v;
-  napi_create_object(env, &result);
-  napi_create_int32(env, pid, &v);
-  napi_set_named_property(env, result, "pid", v);
-  const char *names[3] = { "stdin", "stdout", "stderr" };
+/* Three pipes for a child's stdio (close-on-exec): the child's ends into child[], ours into
+ * j->fds. False, nothing left open, when they cannot be made. */
+static int stdio_pipes(struct job *j, int child[3]) {
+  int pipes[3][2];
   for (int i = 0; i < 3; i++) {
-    int *mine = i == 0 ? &pipes[i][1] : &pipes[i][0];
-    napi_create_int32(env, *mine, &v);
-    napi_set_named_property(env, result, names[i], v);
-    *mine = -1;
+    if (pipe2(pipes[i], O_CLOEXEC) < 0) {
+      int e = errno;
+      for (int k = 0; k < i; k++) { close(pipes[k][0]); close(pipes[k][1]); }
+      return failed(&j->out, "pipe2", e);
+    }
   }
-  return result;
+  for (int i = 0; i < 3; i++) {
+    child[i] = i == 0 ? pipes[i][0] : pipes[i][1];
+    j->fds[i] = i == 0 ? pipes[i][1] : pipes[i][0];
+  }
+  return 1;
 }
 
-extern char **environ;
+static void close_all(int fds[3]) {
+  for (int i = 0; i < 3; i++)
+    if (fds[i] >= 0) { close(fds[i]); fds[i] = -1; }
+}
 
 // spawn(file, argv, netns): { pid, stdin, stdout, stderr } - `file` started with posix_spawn,
 // its stdio on three pipes whose other ends (close-on-exec) are returned, in the network
 // namespace at `netns` when it is not empty (the calling thread enters it for the spawn and
 // comes back: the child inherits the thread's namespaces). Signals are reset to their
-// defaults and unblocked in the child (Node ignores SIGPIPE). Reap it with waitPid.
-static napi_value spawn_tool(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  char file[512], netns[512] = "";
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  bool is_array = false;
-  if (argc < 3 || !string_arg(env, argv[0], file, sizeof file) || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array) {
-    if (!is_array) napi_throw_type_error(env, NULL, "spawn(file: string, argv: string[], netns: string)");
-    return NULL;
-  }
-  size_t netns_len;
-  if (napi_get_value_string_utf8(env, argv[2], netns, sizeof netns, &netns_len) != napi_ok || netns_len >= sizeof netns - 1) {
-    napi_throw_type_error(env, NULL, "spawn: netns must be a path or empty");
-    return NULL;
-  }
-  uint32_t n;
-  napi_get_array_length(env, argv[1], &n);
-  char **args = calloc(n + 1, sizeof *args);
-  if (!args) return fail(env, "spawn", ENOMEM);
-  napi_value result = NULL;
-  int pipes[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
+// defaults and unblocked in the child (Node ignores SIGPIPE). Its environment is this
+// process's at the call. Reap it with waitPid.
+static int spawn_tool(struct job *j) {
+  int child[3];
+  if (!stdio_pipes(j, child)) return 0;
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_init(&attr);
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value v;
-    size_t len;
-    napi_get_element(env, argv[1], i, &v);
-    if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) { napi_throw_type_error(env, NULL, "spawn: argv must be strings"); goto out; }
-    args[i] = malloc(len + 1);
-    if (!args[i]) { fail(env, "spawn", ENOMEM); goto out; }
-    napi_get_value_string_utf8(env, v, args[i], len + 1, &len);
-  }
-  for (int i = 0; i < 3; i++)
-    if (pipe2(pipes[i], O_CLOEXEC) < 0) { fail(env, "pipe2", errno); goto out; }
   // The child's ends become its 0, 1 and 2 (dup2 clears close-on-exec on the copy).
-  posix_spawn_file_actions_adddup2(&actions, pipes[0][0], 0);
-  posix_spawn_file_actions_adddup2(&actions, pipes[1][1], 1);
-  posix_spawn_file_actions_adddup2(&actions, pipes[2][1], 2);
+  for (int i = 0; i < 3; i++) posix_spawn_file_actions_adddup2(&actions, child[i], i);
   sigset_t all, none;
   sigfillset(&all);
   sigemptyset(&none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  int home = -1;
-  if (netns[0] && !enter(env, netns, &home)) goto out;
-  pid_t pid;
-  int err = posix_spawn(&pid, file, &actions, &attr, args, environ);
-  if (home >= 0 && !leave(env, home)) goto out;
-  if (err) { fail(env, file, err); goto out; }
-  result = started(env, pid, pipes);
-out:
-  for (int i = 0; i < 3; i++)
-    for (int j = 0; j < 2; j++)
-      if (pipes[i][j] >= 0) close(pipes[i][j]);
+  int ok = 1, home = -1;
+  if (j->path[0] && !enter_ns(j->path, &home, &j->out)) ok = 0;
+  else {
+    int err = posix_spawn(&j->pid, j->name, &actions, &attr, j->argv, j->envp);
+    if (home >= 0) leave_ns(home);
+    if (err) ok = failed(&j->out, j->name, err);
+  }
+  for (int i = 0; i < 3; i++) close(child[i]);
+  if (!ok) close_all(j->fds);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  for (uint32_t i = 0; i < n; i++) free(args[i]);
-  free(args);
-  return result;
+  return ok;
 }
 
-// waitPid(pid): null while the process runs, else { code, signal } (it is reaped).
-static napi_value wait_pid(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t pid;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &pid) != napi_ok) { napi_throw_type_error(env, NULL, "waitPid(pid: number)"); return NULL; }
-  int status;
-  pid_t r;
-  do r = waitpid(pid, &status, WNOHANG); while (r < 0 && errno == EINTR);
-  if (r < 0) return fail(env, "waitpid", errno);
-  napi_value result, v;
-  if (r == 0) { napi_get_null(env, &result); return result; }
-  napi_create_object(env, &result);
-  if (WIFEXITED(status)) napi_create_int32(env, WEXITSTATUS(status), &v); else napi_get_null(env, &v);
-  napi_set_named_property(env, result, "code", v);
-  if (WIFSIGNALED(status)) napi_create_int32(env, WTERMSIG(status), &v); else napi_get_null(env, &v);
-  napi_set_named_property(env, result, "signal", v);
-  return result;
+static int append(struct bytes *b, const char *data, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n) cap *= 2;
+    char *grown = realloc(b->data, cap);
+    if (!grown) return 0;
+    b->data = grown;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, data, n);
+  b->len += n;
+  return 1;
 }
 
-// socketIn(netnsPath: string, family: 4 | 6): fd
-// An unconnected, non-blocking TCP socket created inside the namespace: the caller connects it
-// (to that namespace's localhost, for a port-forward) as any socket of its own.
-static napi_value socket_in(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char path[512];
-  int32_t family;
-  if (argc < 2) { napi_throw_type_error(env, NULL, "socketIn(netns, family)"); return NULL; }
-  if (!string_arg(env, argv[0], path, sizeof path)) return NULL;
-  if (napi_get_value_int32(env, argv[1], &family) != napi_ok || (family != 4 && family != 6)) {
-    napi_throw_type_error(env, NULL, "socketIn(netns: string, family: 4 | 6)");
-    return NULL;
+// run(file, argv, netns, input): { code, signal, stdout, stderr } - spawn's tool, `input` written
+// to its stdin (then closed), its stdout and stderr read until they end, and reaped: the
+// status as waitPid gives it, the output as Buffers. A tool that stops reading its input
+// early is not an error (the status tells).
+static int run_tool(struct job *j) {
+  if (!spawn_tool(j)) return 0;
+  for (int i = 0; i < 3; i++) fcntl(j->fds[i], F_SETFL, fcntl(j->fds[i], F_GETFL) | O_NONBLOCK);
+  size_t written = 0;
+  if (!j->input_len) { close(j->fds[0]); j->fds[0] = -1; }
+  int ok = 1;
+  char buf[65536];
+  while (j->fds[0] >= 0 || j->fds[1] >= 0 || j->fds[2] >= 0) {
+    struct pollfd p[3];
+    for (int i = 0; i < 3; i++) p[i] = (struct pollfd){ .fd = j->fds[i], .events = i == 0 ? POLLOUT : POLLIN };
+    if (poll(p, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      ok = failed(&j->out, "poll", errno);
+      break;
+    }
+    if (p[0].revents) {
+      ssize_t n = write(j->fds[0], j->input + written, j->input_len - written);
+      if (n > 0) written += n;
+      if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == j->input_len) { close(j->fds[0]); j->fds[0] = -1; } /* EPIPE: it stopped reading */
+    }
+    for (int i = 1; i < 3; i++) {
+      if (!p[i].revents) continue;
+      ssize_t n = read(j->fds[i], buf, sizeof buf);
+      if (n > 0 && !append(&j->output[i - 1], buf, n)) { ok = failed(&j->out, "run", ENOMEM); break; }
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) { close(j->fds[i]); j->fds[i] = -1; }
+    }
+    if (!ok) break;
   }
-  int home;
-  if (!enter(env, path, &home)) return NULL;
-  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  int err = errno;
-  if (!leave(env, home)) {
-    if (fd >= 0) close(fd);
-    return NULL;
-  }
-  if (fd < 0) return fail(env, "socket", err);
-  napi_value result;
-  napi_create_int32(env, fd, &result);
-  return result;
+  close_all(j->fds);
+  /* Its output has ended; after a failure here it may still run: it is reaped all the same. */
+  while (waitpid(j->pid, &j->status, 0) < 0 && errno == EINTR) {}
+  return ok;
 }
 
 /* What a program started by spawnIn needs done between clone and exec. */
@@ -511,41 +518,6 @@ static int spawn_in_child(void *arg) {
   return 127;
 }
 
-/* A JS array of strings as a NULL-terminated vector (freed by free_vector); NULL with an error thrown. */
-static char **string_vector(napi_env env, napi_value array, const char *what) {
-  bool is_array = false;
-  uint32_t n;
-  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array || napi_get_array_length(env, array, &n) != napi_ok) {
-    char msg[100];
-    snprintf(msg, sizeof msg, "spawnIn: %s must be an array of strings", what);
-    napi_throw_type_error(env, NULL, msg);
-    return NULL;
-  }
-  char **v = calloc(n + 1, sizeof *v);
-  if (!v) { fail(env, "spawnIn", ENOMEM); return NULL; }
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value e;
-    size_t len;
-    napi_get_element(env, array, i, &e);
-    if (napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok || !(v[i] = malloc(len + 1))) {
-      for (uint32_t j = 0; j < i; j++) free(v[j]);
-      free(v);
-      char msg[100];
-      snprintf(msg, sizeof msg, "spawnIn: %s must be an array of strings", what);
-      napi_throw_type_error(env, NULL, msg);
-      return NULL;
-    }
-    napi_get_value_string_utf8(env, e, v[i], len + 1, &len);
-  }
-  return v;
-}
-
-static void free_vector(char **v) {
-  if (!v) return;
-  for (char **p = v; *p; p++) free(*p);
-  free(v);
-}
-
 // spawnIn(file, argv, env, cwd, netns, view, hostname): { pid, stdin, stdout, stderr } - a
 // program (`file`: a path) started with its stdio on pipes, leading a session of its own, inside
 // the network namespace at `netns` unless empty, with a pod's view of names from the directory
@@ -554,85 +526,356 @@ static void free_vector(char **v) {
 // and a shell did before it, in one clone (CLONE_VM | CLONE_VFORK, as posix_spawn) and one
 // exec. A failure before the exec throws, its code KW_SETUP (a shell's 126) or KW_EXEC (127).
 // Reap it with waitPid.
-static napi_value spawn_in(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 7) { napi_throw_type_error(env, NULL, "spawnIn(file, argv, env, cwd, netns, view, hostname)"); return NULL; }
-  char file[512], cwd[512], netns[512], view[512], hostname[65];
-  const struct { napi_value v; char *buf; size_t size; int may_be_empty; const char *name; } strings[] = {
-    { argv[0], file, sizeof file, 0, "file" }, { argv[3], cwd, sizeof cwd, 0, "cwd" }, { argv[4], netns, sizeof netns, 1, "netns" },
-    { argv[5], view, sizeof view, 1, "view" }, { argv[6], hostname, sizeof hostname, 1, "hostname" },
-  };
-  for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+static int spawn_in(struct job *j) {
+  int child[3], report[2] = { -1, -1 };
+  const size_t stack_size = 256 * 1024;
+  char *stack = malloc(stack_size);
+  if (!stack) return failed(&j->out, "spawnIn", ENOMEM);
+  if (!stdio_pipes(j, child)) { free(stack); return 0; }
+  int ok = 1;
+  if (pipe2(report, O_CLOEXEC) < 0) ok = failed(&j->out, "pipe2", errno);
+  else {
+    struct spawn_in s = { .file = j->name, .cwd = j->value, .netns = j->path, .view = j->view, .hostname = j->hostname, .argv = j->argv, .envp = j->envp,
+                          .fds = { child[0], child[1], child[2] }, .report = report[1] };
+    /* No signal handler of this process may run on the child's stack before it execs. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = clone(spawn_in_child, stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &s);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) ok = failed(&j->out, "clone", clone_errno);
+    else {
+      /* The child has exec'd (its copy of the report pipe closed with it) or exited: read what it said. */
+      close(report[1]);
+      report[1] = -1;
+      struct spawn_failure f;
+      ssize_t got;
+      do got = read(report[0], &f, sizeof f); while (got < 0 && errno == EINTR);
+      if (got == (ssize_t)sizeof f) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        f.step[sizeof f.step - 1] = 0;
+        ok = failed(&j->out, f.step, f.err);
+        j->out.code = f.status == 127 ? "KW_EXEC" : "KW_SETUP";
+      } else j->pid = pid;
+    }
+  }
+  for (int i = 0; i < 2; i++)
+    if (report[i] >= 0) close(report[i]);
+  for (int i = 0; i < 3; i++) close(child[i]);
+  if (!ok) close_all(j->fds);
+  free(stack);
+  return ok;
+}
+
+static int run_job(struct job *j) {
+  switch (j->op) {
+    case NETNS_ADD: return netns_add(j);
+    case NETNS_DEL: return netns_del(j);
+    case LINK_UP:
+    case LINK_FLAGS: return link_flags(j);
+    case SYSCTL_IN: return sysctl_in(j);
+    case SPAWN: return spawn_tool(j);
+    case SPAWN_IN: return spawn_in(j);
+    case RUN: return run_tool(j);
+  }
+  return failed(&j->out, "unknown operation", EINVAL);
+}
+
+/* What a job that succeeded returns to JS. */
+static napi_value job_value(napi_env env, struct job *j) {
+  napi_value result, v;
+  switch (j->op) {
+    case LINK_UP:
+    case LINK_FLAGS: napi_create_int32(env, j->number, &result); return result;
+    case SYSCTL_IN: napi_get_boolean(env, j->number, &result); return result;
+    case SPAWN:
+    case SPAWN_IN: {
+      napi_create_object(env, &result);
+      napi_create_int32(env, j->pid, &v);
+      napi_set_named_property(env, result, "pid", v);
+      const char *names[3] = { "stdin", "stdout", "stderr" };
+      for (int i = 0; i < 3; i++) {
+        napi_create_int32(env, j->fds[i], &v);
+        napi_set_named_property(env, result, names[i], v);
+        j->fds[i] = -1; /* handed over */
+      }
+      return result;
+    }
+    case RUN: {
+      napi_create_object(env, &result);
+      if (WIFEXITED(j->status)) napi_create_int32(env, WEXITSTATUS(j->status), &v); else napi_get_null(env, &v);
+      napi_set_named_property(env, result, "code", v);
+      if (WIFSIGNALED(j->status)) napi_create_int32(env, WTERMSIG(j->status), &v); else napi_get_null(env, &v);
+      napi_set_named_property(env, result, "signal", v);
+      const char *names[2] = { "stdout", "stderr" };
+      for (int i = 0; i < 2; i++) {
+        napi_create_buffer_copy(env, j->output[i].len, j->output[i].len ? j->output[i].data : "", NULL, &v);
+        napi_set_named_property(env, result, names[i], v);
+      }
+      return result;
+    }
+    default: napi_get_undefined(env, &result); return result;
+  }
+}
+
+/* A JS array of strings as a NULL-terminated vector (freed by free_vector); NULL with an error thrown. */
+static char **string_vector(napi_env env, napi_value array, const char *fn, const char *what) {
+  bool is_array = false;
+  uint32_t n;
+  char msg[100];
+  snprintf(msg, sizeof msg, "%s: %s must be an array of strings", fn, what);
+  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array || napi_get_array_length(env, array, &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, msg);
+    return NULL;
+  }
+  char **v = calloc(n + 1, sizeof *v);
+  if (!v) { fail(env, fn, ENOMEM); return NULL; }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
     size_t len;
-    if (napi_get_value_string_utf8(env, strings[i].v, strings[i].buf, strings[i].size, &len) != napi_ok || len >= strings[i].size - 1 || (!len && !strings[i].may_be_empty)) {
-      char msg[100];
-      snprintf(msg, sizeof msg, "spawnIn: %s must be a%s string shorter than %zu bytes", strings[i].name, strings[i].may_be_empty ? "" : " non-empty", strings[i].size - 1);
+    napi_get_element(env, array, i, &e);
+    if (napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok || !(v[i] = malloc(len + 1))) {
+      free_vector(v);
       napi_throw_type_error(env, NULL, msg);
       return NULL;
     }
+    napi_get_value_string_utf8(env, e, v[i], len + 1, &len);
   }
-  char **args = string_vector(env, argv[1], "argv");
-  if (!args) return NULL;
-  char **envp = string_vector(env, argv[2], "env");
-  if (!envp) { free_vector(args); return NULL; }
+  return v;
+}
+
+extern char **environ;
+
+/* A copy of this process's environment, taken on the JS thread (which alone changes it). */
+static char **environment(void) {
+  size_t n = 0;
+  while (environ[n]) n++;
+  char **v = calloc(n + 1, sizeof *v);
+  if (!v) return NULL;
+  for (size_t i = 0; i < n; i++)
+    if (!(v[i] = strdup(environ[i]))) { free_vector(v); return NULL; }
+  return v;
+}
+
+/* One string argument into `buf` (empty allowed when may_be_empty); false with a TypeError thrown. */
+static int string_into(napi_env env, napi_value v, char *buf, size_t size, int may_be_empty, const char *fn, const char *name) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, buf, size, &len) == napi_ok && len < size - 1 && (len || may_be_empty)) return 1;
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s: %s must be a%s string shorter than %zu bytes", fn, name, may_be_empty ? "" : " non-empty", size - 1);
+  napi_throw_type_error(env, NULL, msg);
+  return 0;
+}
+
+/* The job a call describes, its arguments checked; NULL with a TypeError thrown. */
+static struct job *parse_job(napi_env env, enum op op, size_t argc, napi_value *argv) {
+  static const struct { const char *fn; size_t argc; } usage[] = {
+    [NETNS_ADD] = { "netnsAdd(path)", 1 }, [NETNS_DEL] = { "netnsDel(path)", 1 }, [LINK_UP] = { "linkUp(netns, ifname)", 2 },
+    [LINK_FLAGS] = { "linkFlags(netns, ifname)", 2 }, [SYSCTL_IN] = { "sysctlIn(netns, key, value)", 3 },
+    [SPAWN] = { "spawn(file, argv, netns)", 3 }, [SPAWN_IN] = { "spawnIn(file, argv, env, cwd, netns, view, hostname)", 7 },
+    [RUN] = { "run(file, argv, netns, input)", 4 },
+  };
+  const char *fn = usage[op].fn;
+  if (argc < usage[op].argc) { napi_throw_type_error(env, NULL, fn); return NULL; }
+  struct job *j = calloc(1, sizeof *j);
+  if (!j) { fail(env, fn, ENOMEM); return NULL; }
+  j->op = op;
+  j->fds[0] = j->fds[1] = j->fds[2] = -1;
+  int ok = 1;
+  switch (op) {
+    case NETNS_ADD:
+    case NETNS_DEL: ok = string_into(env, argv[0], j->path, sizeof j->path, 0, fn, "path"); break;
+    case LINK_UP:
+    case LINK_FLAGS: ok = string_into(env, argv[0], j->path, sizeof j->path, 0, fn, "netns") && string_into(env, argv[1], j->name, IFNAMSIZ + 1, 0, fn, "ifname"); break;
+    case SYSCTL_IN:
+      ok = string_into(env, argv[0], j->path, sizeof j->path, 0, fn, "netns") && string_into(env, argv[1], j->name, 400, 0, fn, "key") &&
+           string_into(env, argv[2], j->value, 256, 0, fn, "value");
+      if (ok && strstr(j->name, "..")) { napi_throw_type_error(env, NULL, "sysctlIn: a key is a path under /proc/sys"); ok = 0; }
+      break;
+    case SPAWN:
+    case RUN:
+      ok = string_into(env, argv[0], j->name, sizeof j->name, 0, fn, "file") && string_into(env, argv[2], j->path, sizeof j->path, 1, fn, "netns") &&
+           (j->argv = string_vector(env, argv[1], op == RUN ? "run" : "spawn", "argv")) != NULL;
+      if (ok && !(j->envp = environment())) { fail(env, fn, ENOMEM); ok = 0; }
+      if (ok && op == RUN) {
+        size_t len;
+        if (napi_get_value_string_utf8(env, argv[3], NULL, 0, &len) != napi_ok) { napi_throw_type_error(env, NULL, "run: input must be a string"); ok = 0; }
+        else if (!(j->input = malloc(len + 1))) { fail(env, fn, ENOMEM); ok = 0; }
+        else napi_get_value_string_utf8(env, argv[3], j->input, len + 1, &j->input_len);
+      }
+      break;
+    case SPAWN_IN:
+      ok = string_into(env, argv[0], j->name, sizeof j->name, 0, "spawnIn", "file") && string_into(env, argv[3], j->value, sizeof j->value, 0, "spawnIn", "cwd") &&
+           string_into(env, argv[4], j->path, sizeof j->path, 1, "spawnIn", "netns") && string_into(env, argv[5], j->view, sizeof j->view, 1, "spawnIn", "view") &&
+           string_into(env, argv[6], j->hostname, sizeof j->hostname, 1, "spawnIn", "hostname") &&
+           (j->argv = string_vector(env, argv[1], "spawnIn", "argv")) != NULL && (j->envp = string_vector(env, argv[2], "spawnIn", "env")) != NULL;
+      break;
+  }
+  if (!ok) { free_job(j); return NULL; }
+  return j;
+}
+
+/* On the JS thread once a job's thread is done: its promise settled, the job freed. `env` is
+ * NULL when the environment is going away: nothing to settle then, only to free. */
+static void settle(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  (void)context;
+  struct job *j = data;
+  if (env) {
+    if (j->out.err) napi_reject_deferred(env, j->deferred, outcome_error(env, &j->out));
+    else napi_resolve_deferred(env, j->deferred, job_value(env, j));
+  }
+  close_all(j->fds); /* not handed over */
+  free_job(j);
+}
+
+static void *job_thread(void *arg) {
+  struct job *j = arg;
+  napi_threadsafe_function done = j->done;
+  run_job(j);
+  napi_call_threadsafe_function(done, j, napi_tsfn_blocking);
+  napi_release_threadsafe_function(done, napi_tsfn_release);
+  return NULL;
+}
+
+/* The job on a detached thread of its own (signals blocked there: handlers run on the JS
+ * thread); its promise (rejected at once if no thread can be had). */
+static napi_value start_job(napi_env env, struct job *j) {
+  napi_value promise, name;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, "kubewire_netns", NAPI_AUTO_LENGTH, &name);
+  int err = 0;
+  if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, settle, &j->done) != napi_ok) {
+    failed(&j->out, "napi_create_threadsafe_function", ENOMEM);
+  } else {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t thread;
+    err = pthread_create(&thread, &attr, job_thread, j);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (!err) return promise;
+    napi_release_threadsafe_function(j->done, napi_tsfn_abort);
+    failed(&j->out, "pthread_create", err);
+  }
+  napi_reject_deferred(env, j->deferred, outcome_error(env, &j->out));
+  free_job(j);
+  return promise;
+}
+
+/* The entry point of every operation: `data` is its op; the `promises` variants carry
+ * ASYNC in it and run the job on a thread of its own. */
+#define ASYNC 0x100
+
+static napi_value call(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  void *data;
+  napi_get_cb_info(env, info, &argc, argv, NULL, &data);
+  int how = (int)(intptr_t)data;
+  struct job *j = parse_job(env, (enum op)(how & ~ASYNC), argc, argv);
+  if (!j) return NULL;
+  if (how & ASYNC) return start_job(env, j);
   napi_value result = NULL;
-  int pipes[4][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
-  const size_t stack_size = 256 * 1024;
-  char *stack = malloc(stack_size);
-  if (!stack) { fail(env, "spawnIn", ENOMEM); goto out; }
-  for (int i = 0; i < 4; i++)
-    if (pipe2(pipes[i], O_CLOEXEC) < 0) { fail(env, "pipe2", errno); goto out; }
-  struct spawn_in s = { .file = file, .cwd = cwd, .netns = netns, .view = view, .hostname = hostname, .argv = args, .envp = envp,
-                        .fds = { pipes[0][0], pipes[1][1], pipes[2][1] }, .report = pipes[3][1] };
-  /* No signal handler of this process may run on the child's stack before it execs. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = clone(spawn_in_child, stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &s);
-  int clone_errno = errno;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (pid < 0) { fail(env, "clone", clone_errno); goto out; }
-  /* The child has exec'd (its copy of the report pipe closed with it) or exited: read what it said. */
-  close(pipes[3][1]);
-  pipes[3][1] = -1;
-  struct spawn_failure f;
-  ssize_t got;
-  do got = read(pipes[3][0], &f, sizeof f); while (got < 0 && errno == EINTR);
-  if (got == (ssize_t)sizeof f) {
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    char msg[700];
-    snprintf(msg, sizeof msg, "%s: %s", f.step, strerror(f.err));
-    napi_value error, message, code;
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_string_utf8(env, f.status == 127 ? "KW_EXEC" : "KW_SETUP", NAPI_AUTO_LENGTH, &code);
-    napi_create_error(env, code, message, &error);
-    napi_throw(env, error);
-    goto out;
+  if (run_job(j)) result = job_value(env, j);
+  else napi_throw(env, outcome_error(env, &j->out));
+  free_job(j);
+  return result;
+}
+
+// tryLock(fd, exclusive): flock(2) without waiting; true when the lock is taken.
+static napi_value try_lock(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  bool exclusive;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_bool(env, argv[1], &exclusive) != napi_ok) {
+    napi_throw_type_error(env, NULL, "tryLock(fd: number, exclusive: boolean)");
+    return NULL;
   }
-  result = started(env, pid, pipes);
-out:
-  for (int i = 0; i < 4; i++)
-    for (int j = 0; j < 2; j++)
-      if (pipes[i][j] >= 0) close(pipes[i][j]);
-  free(stack);
-  free_vector(args);
-  free_vector(envp);
+  int taken = flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0;
+  if (!taken && errno != EWOULDBLOCK && errno != EINTR) return fail(env, "flock", errno);
+  napi_value result;
+  napi_get_boolean(env, taken, &result);
+  return result;
+}
+
+// waitPid(pid): null while the process runs, else { code, signal } (it is reaped).
+static napi_value wait_pid(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t pid;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &pid) != napi_ok) { napi_throw_type_error(env, NULL, "waitPid(pid: number)"); return NULL; }
+  int status;
+  pid_t r;
+  do r = waitpid(pid, &status, WNOHANG); while (r < 0 && errno == EINTR);
+  if (r < 0) return fail(env, "waitpid", errno);
+  napi_value result, v;
+  if (r == 0) { napi_get_null(env, &result); return result; }
+  napi_create_object(env, &result);
+  if (WIFEXITED(status)) napi_create_int32(env, WEXITSTATUS(status), &v); else napi_get_null(env, &v);
+  napi_set_named_property(env, result, "code", v);
+  if (WIFSIGNALED(status)) napi_create_int32(env, WTERMSIG(status), &v); else napi_get_null(env, &v);
+  napi_set_named_property(env, result, "signal", v);
+  return result;
+}
+
+// socketIn(netnsPath: string, family: 4 | 6): fd
+// An unconnected, non-blocking TCP socket created inside the namespace: the caller connects it
+// (to that namespace's localhost, for a port-forward) as any socket of its own.
+static napi_value socket_in(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[512];
+  int32_t family;
+  if (argc < 2) { napi_throw_type_error(env, NULL, "socketIn(netns, family)"); return NULL; }
+  if (!string_arg(env, argv[0], path, sizeof path)) return NULL;
+  if (napi_get_value_int32(env, argv[1], &family) != napi_ok || (family != 4 && family != 6)) {
+    napi_throw_type_error(env, NULL, "socketIn(netns: string, family: 4 | 6)");
+    return NULL;
+  }
+  int home;
+  if (!enter(env, path, &home)) return NULL;
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int err = errno;
+  leave_ns(home);
+  if (fd < 0) return fail(env, "socket", err);
+  napi_value result;
+  napi_create_int32(env, fd, &result);
   return result;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  const struct { const char *name; napi_callback fn; } fns[] = {
-    { "listenIn", listen_in }, { "netnsAdd", netns_add }, { "netnsDel", netns_del }, { "linkUp", link_up }, { "linkFlags", link_flags }, { "sysctlIn", sysctl_in }, { "tryLock", try_lock },
-    { "spawn", spawn_tool }, { "spawnIn", spawn_in }, { "waitPid", wait_pid }, { "socketIn", socket_in },
+  const struct { const char *name; napi_callback fn; } plain[] = {
+    { "listenIn", listen_in }, { "tryLock", try_lock }, { "waitPid", wait_pid }, { "socketIn", socket_in },
   };
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value fn;
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn);
-    napi_set_named_property(env, exports, fns[i].name, fn);
+  const struct { const char *name; enum op op; } ops[] = {
+    { "netnsAdd", NETNS_ADD }, { "netnsDel", NETNS_DEL }, { "linkUp", LINK_UP }, { "linkFlags", LINK_FLAGS },
+    { "sysctlIn", SYSCTL_IN }, { "spawn", SPAWN }, { "spawnIn", SPAWN_IN }, { "run", RUN },
+  };
+  napi_value fn, promises;
+  for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+    napi_create_function(env, plain[i].name, NAPI_AUTO_LENGTH, plain[i].fn, NULL, &fn);
+    napi_set_named_property(env, exports, plain[i].name, fn);
   }
+  napi_create_object(env, &promises);
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    napi_create_function(env, ops[i].name, NAPI_AUTO_LENGTH, call, (void *)(intptr_t)ops[i].op, &fn);
+    napi_set_named_property(env, exports, ops[i].name, fn);
+    napi_create_function(env, ops[i].name, NAPI_AUTO_LENGTH, call, (void *)(intptr_t)(ops[i].op | ASYNC), &fn);
+    napi_set_named_property(env, promises, ops[i].name, fn);
+  }
+  napi_set_named_property(env, exports, "promises", promises);
   return exports;
 }
 

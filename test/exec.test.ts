@@ -1,16 +1,17 @@
-// Starting the dataplane's tools: the native helper's posix_spawn and child_process give the
+// Starting the dataplane's tools: kubewire-spawner, the native helper's posix_spawn and child_process give the
 // same results (output, input, exit codes, signals, a namespace), and the helper's
 // in-namespace calls (sysctls, link flags) touch that namespace alone.
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { CommandError, spawnNative, spawnNode, type RunOptions } from '../src/dataplane/linux/exec.ts';
+import { CommandError, spawnBySpawner, spawnNative, spawnNode, type RunOptions } from '../src/dataplane/linux/exec.ts';
 import { linkRunning } from '../src/dataplane/linux/ip.ts';
 import { netnsAddon, type NetnsAddon } from '../src/dataplane/linux/native.ts';
 import { Lab } from '../src/lab/lab.ts';
 import { NOT_ROOT } from './helpers.ts';
 
 const ways: Array<[string, (argv: string[], opts?: RunOptions) => Promise<string>]> = [
+  ['kubewire-spawner (a helper process)', (argv, opts = {}) => spawnBySpawner(argv, opts) ?? Promise.reject(new Error('kubewire-spawner is not built (npm install builds it)'))],
   ['posix_spawn (native helper)', (argv, opts = {}) => spawnNative(netnsAddon(), argv, opts)],
   ['child_process', (argv, opts = {}) => spawnNode(argv, opts)],
 ];
@@ -66,7 +67,7 @@ describe('in a network namespace', { skip: NOT_ROOT }, () => {
 
   for (const [way, run] of ways) {
     test(`${way}: the tool runs inside it, this thread stays outside`, async () => {
-      const ns = await lab.netns(way.startsWith('posix') ? 'native' : 'node');
+      const ns = await lab.netns(way.startsWith('posix') ? 'native' : way.startsWith('kubewire') ? 'spawner' : 'node');
       const before = own();
       const links = await run(['ip', '-o', 'link', 'show'], { netns: ns });
       assert.deepEqual(links.trim().split('\n').map((l) => l.split(': ')[1]), ['lo']);

@@ -39,6 +39,7 @@ import { serveApiInNodes } from './node-api.ts';
 import { ensureKubernetesService } from './kubernetes-service.ts';
 import { readEndpoint } from '../identity/endpoint.ts';
 import { reclaimAfterBursts } from './memory.ts';
+import { reportLoopStats } from './loop-stats.ts';
 
 export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
@@ -234,6 +235,7 @@ export async function runDaemon(cluster: string): Promise<void> {
   mkdirSync(clusterDir(cluster), { recursive: true, mode: 0o700 });
   const daemon = new Daemon(cluster);
   await daemon.start();
+  reportLoopStats(process.env.KUBEWIRE_LOOP_STATS, (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`));
   let stopping = false;
   const stop = () => {
     if (stopping) return;

@@ -19,7 +19,7 @@ import { StatusError } from '../apiserver/status.ts';
 import { netnsAddon } from '../dataplane/linux/native.ts';
 import type { NodeAgent } from '../node/agent.ts';
 import { ContainerConfigError, passwdGroups, runAs } from '../node/container-config.ts';
-import { loadSpawnIn, startIn, StartError, type PipedProcess, type SpawnInAddon } from '../supervisor/spawn-in.ts';
+import { loadSpawnIn, startInAsync, StartError, type PipedProcess, type SpawnInAddon } from '../supervisor/spawn-in.ts';
 import { asUser, runCaptured, startPipedIn, toolPath, type PodView } from '../supervisor/supervisor.ts';
 import { packageRoot } from '../state/paths.ts';
 import { logStream } from './logs.ts';
@@ -76,7 +76,7 @@ export class PodStreams {
     try {
       // One clone into the pod's namespaces where the native helper has spawnIn (nsenter, unshare and a shell otherwise: three more starts, slow in UML).
       const native = spawnInAddon();
-      child = native ? startIn(native, full, opts) : startPipedIn(full, opts);
+      child = native ? await startInAsync(native, full, opts) : startPipedIn(full, opts);
     } catch (e) {
       if (!(e instanceof StartError)) throw e;
       // As a runtime reports a command it cannot start: its words on stderr, 126 or 127.

@@ -2,7 +2,8 @@
 // (native/netns.c spawnIn): the network namespace entered, the pod's view of names mounted in
 // mount and UTS namespaces of its own, then one exec. Through nsenter, unshare and a shell
 // that took four program starts; in a user-mode Linux kernel each costs 0.05-0.15 s (the
-// guest's `exec`), so there the one clone is most of the difference.
+// guest's `exec`), so there the one clone is most of the difference. The daemon starts it
+// with startInAsync: the clone (and its wait for the exec) on a thread of the helper's own.
 
 import { EventEmitter } from 'node:events';
 import { accessSync, constants, existsSync } from 'node:fs';
@@ -17,6 +18,8 @@ import type { PodView } from './supervisor.ts';
 export interface SpawnInAddon {
   spawnIn(file: string, argv: string[], env: string[], cwd: string, netns: string, view: string, hostname: string): { pid: number; stdin: number; stdout: number; stderr: number };
   waitPid(pid: number): { code: number | null; signal: number | null } | null;
+  /** spawnIn on a thread of its own (absent from builds older than it). */
+  promises?: { spawnIn(...args: Parameters<SpawnInAddon['spawnIn']>): Promise<ReturnType<SpawnInAddon['spawnIn']>> };
 }
 
 /** The native helper at `file` when it is built and has spawnIn (an older build has not), else undefined. */
@@ -67,17 +70,48 @@ export class StartError extends Error {
  * runs), inside `netns` and with the pod's `view` when given; throws a StartError when it
  * cannot. Emits 'close' (code, signal) once its output has ended and it has been reaped.
  */
-export function startIn(addon: SpawnInAddon, argv: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; netns?: string; view?: PodView }): PipedProcess {
+export function startIn(addon: SpawnInAddon, argv: string[], opts: StartOptions): PipedProcess {
+  const args = spawnArgs(argv, opts);
+  try {
+    return piped(addon, addon.spawnIn(...args));
+  } catch (e) {
+    throw startError(e);
+  }
+}
+
+/** startIn without the event loop waiting for the clone and the exec: what a daemon serving requests uses. */
+export async function startInAsync(addon: SpawnInAddon, argv: string[], opts: StartOptions): Promise<PipedProcess> {
+  if (!addon.promises) return startIn(addon, argv, opts);
+  const args = spawnArgs(argv, opts);
+  try {
+    return piped(addon, await addon.promises.spawnIn(...args));
+  } catch (e) {
+    throw startError(e);
+  }
+}
+
+interface StartOptions {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  netns?: string;
+  view?: PodView;
+}
+
+/** spawnIn's arguments for `argv`; a StartError when the program is not found. */
+function spawnArgs(argv: string[], opts: StartOptions): Parameters<SpawnInAddon['spawnIn']> {
   const file = resolveProgram(argv[0]!, opts.env.PATH);
   if (!file) throw new StartError(`exec: ${JSON.stringify(argv[0])}: executable file not found in $PATH`, 127); // as runc says it
   const env = Object.entries(opts.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
-  let started: ReturnType<SpawnInAddon['spawnIn']>;
-  try {
-    started = addon.spawnIn(file, argv, env, opts.cwd, opts.netns ?? '', opts.view?.dir ?? '', opts.view?.hostname ?? '');
-  } catch (e) {
-    const err = e as Error & { code?: string };
-    throw new StartError(err.message, err.code === 'KW_SETUP' ? 126 : 127);
-  }
+  return [file, argv, env, opts.cwd, opts.netns ?? '', opts.view?.dir ?? '', opts.view?.hostname ?? ''];
+}
+
+function startError(e: unknown): StartError {
+  const err = e as Error & { code?: string };
+  return new StartError(err.message, err.code === 'KW_SETUP' ? 126 : 127);
+}
+
+/** The started program as a PipedProcess: its pipes as sockets, 'close' once they ended and it is reaped. */
+function piped(addon: SpawnInAddon, started: ReturnType<SpawnInAddon['spawnIn']>): PipedProcess {
   const stdin = new Socket({ fd: started.stdin, readable: false, writable: true });
   const stdout = new Socket({ fd: started.stdout, readable: true, writable: false });
   const stderr = new Socket({ fd: started.stderr, readable: true, writable: false });

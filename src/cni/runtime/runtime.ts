@@ -2,7 +2,8 @@
 // list against a container — ADD chained with prevResult, DEL in reverse from the cached
 // result, CHECK, STATUS, GC with the valid attachments — and keeps libcni's result cache.
 
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dataplane } from '../../dataplane/port.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
@@ -73,7 +74,7 @@ export class CniRuntime {
       if (out === undefined) throw new CniError(ErrorCode.DecodingFailure, `plugin ${plugin.type} returned no result for ADD`);
       prev = normalizeResult(out, `result of plugin ${plugin.type}`);
     }
-    this.writeCache(list, rt, prev!);
+    await this.writeCache(list, rt, prev!);
     return prev!;
   }
 
@@ -82,7 +83,7 @@ export class CniRuntime {
     const cached = this.readCache(list.name, rt.containerID, rt.ifName);
     const prev = atLeast(list.cniVersion, '0.4.0') && cached?.result ? normalizeResult(cached.result, 'cached result') : undefined;
     for (const plugin of [...list.plugins].reverse()) await this.invoke('DEL', list, plugin, rt, prev);
-    rmSync(this.cachePath(list.name, rt.containerID, rt.ifName), { force: true });
+    await rm(this.cachePath(list.name, rt.containerID, rt.ifName), { force: true });
   }
 
   async checkNetworkList(list: NetworkConfigList, rt: RuntimeConf): Promise<void> {
@@ -197,9 +198,10 @@ export class CniRuntime {
     }
   }
 
-  private writeCache(list: NetworkConfigList, rt: RuntimeConf, result: Result): void {
+  /** Written beside and renamed over (a crash leaves the old entry or the new), off the event loop: on ext4 the rename starts the file's writeback. */
+  private async writeCache(list: NetworkConfigList, rt: RuntimeConf, result: Result): Promise<void> {
     const dir = join(this.cacheDir, 'results');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     const entry: CachedAttachment = {
       kind: 'cniCacheV1',
       containerId: rt.containerID,
@@ -212,8 +214,8 @@ export class CniRuntime {
       result: convertResult(result, list.cniVersion),
     };
     const path = this.cachePath(list.name, rt.containerID, rt.ifName);
-    writeFileSync(`${path}.tmp`, JSON.stringify(entry), { mode: 0o600 });
-    renameSync(`${path}.tmp`, path);
+    await writeFile(`${path}.tmp`, JSON.stringify(entry), { mode: 0o600 });
+    await rename(`${path}.tmp`, path);
   }
 }
 

@@ -1,13 +1,14 @@
 // Runs the system's network tools (ip, iptables-restore, nft, sysctl) without a shell:
-// arguments are passed as a vector, so no name ever reaches a shell. Where the native helper
-// is built they are started with posix_spawn, inside their namespace without nsenter: a
-// fork of the daemon (what child_process does) costs it 2-6 ms of CPU per tool, and a
-// pod's start runs several.
+// arguments are passed as a vector, so no name ever reaches a shell. Where the native code
+// is built they are started by kubewire-spawner (spawner.ts), else by the native helper's
+// posix_spawn, inside their namespace without nsenter: a fork of the daemon (what
+// child_process does) costs it 2-6 ms of CPU per tool, and a pod's start runs several.
 
 import { spawn } from 'node:child_process';
 import { Socket } from 'node:net';
 import { toolPath } from '../../supervisor/supervisor.ts';
 import { optionalNetnsAddon, type NetnsAddon } from './native.ts';
+import { runBySpawner, type Ran } from './spawner.ts';
 
 export class CommandError extends Error {
   override name = 'CommandError';
@@ -45,51 +46,42 @@ export function runToolsThrough(runner: ToolRunner | undefined): void {
 
 export function run(argv: string[], opts: RunOptions = {}): Promise<string> {
   if (elsewhere) return elsewhere(argv, opts);
+  const spawned = spawnBySpawner(argv, opts);
+  if (spawned) return spawned;
   const addon = optionalNetnsAddon();
   return addon ? spawnNative(addon, argv, opts) : spawnNode(argv, opts);
 }
 
-/** A tool started by the native helper (posix_spawn), reaped by it. */
+/** A tool started by kubewire-spawner (spawner.ts), undefined where it is not built. */
+export function spawnBySpawner(argv: string[], opts: RunOptions): Promise<string> | undefined {
+  const file = toolPath(argv[0]!);
+  const ran = runBySpawner(file, [file, ...argv.slice(1)], opts.netns ?? '', opts.input ?? '');
+  return ran && outcome(ran, inNetns(opts.netns, argv));
+}
+
+/** A tool's stdout when it exited 0, else a CommandError (`shown`: its command line as a user would type it). */
+async function outcome(running: Promise<Ran> | (() => Promise<Ran>), shown: string[]): Promise<string> {
+  let ended: Ran;
+  try {
+    ended = await (typeof running === 'function' ? running() : running);
+  } catch (e) {
+    throw new CommandError(shown, null, (e as Error).message, '');
+  }
+  const stdout = ended.stdout.toString('utf8');
+  if (ended.code === 0) return stdout;
+  throw new CommandError(shown, ended.code, ended.stderr.toString('utf8') || (ended.signal ? `killed by signal ${ended.signal}` : ''), stdout);
+}
+
+/**
+ * A tool started by the native helper (posix_spawn) on a thread of its own, which also feeds
+ * its input, reads its output and reaps it: the event loop does nothing per tool but settle
+ * a promise (under load, the vfork's wait for the child's exec alone took 20 ms). Where
+ * kubewire-spawner is built, run() prefers it: this still maps the child's stack in this
+ * process's address space and shares it until the exec.
+ */
 export function spawnNative(addon: NetnsAddon, argv: string[], opts: RunOptions): Promise<string> {
   const file = toolPath(argv[0]!);
-  const full = [file, ...argv.slice(1)];
-  const shown = inNetns(opts.netns, argv);
-  return new Promise((resolve, reject) => {
-    let child: ReturnType<NetnsAddon['spawn']>;
-    try {
-      child = addon.spawn(file, full, opts.netns ?? '');
-    } catch (e) {
-      reject(new CommandError(shown, null, (e as Error).message, ''));
-      return;
-    }
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let open = 2;
-    const collect = (fd: number, into: Buffer[]) => {
-      const pipe = new Socket({ fd, readable: true, writable: false });
-      pipe.on('data', (b: Buffer) => into.push(b));
-      pipe.on('error', () => {}); // a read error ends the pipe like EOF; the exit status tells
-      pipe.on('close', () => {
-        if (--open === 0) reap(0);
-      });
-    };
-    collect(child.stdout, out);
-    collect(child.stderr, err);
-    const stdin = new Socket({ fd: child.stdin, readable: false, writable: true });
-    stdin.on('error', () => {}); // the command may exit before reading all input
-    stdin.end(opts.input ?? '');
-    // Its pipes close as it exits; reaping may have to wait a moment after that.
-    const reap = (attempt: number) => {
-      const ended = addon.waitPid(child.pid);
-      if (!ended) {
-        setTimeout(reap, Math.min(50, 2 ** attempt), attempt + 1);
-        return;
-      }
-      const stdout = Buffer.concat(out).toString('utf8');
-      if (ended.code === 0) resolve(stdout);
-      else reject(new CommandError(shown, ended.code, Buffer.concat(err).toString('utf8') || (ended.signal ? `killed by signal ${ended.signal}` : ''), stdout));
-    };
-  });
+  return outcome(() => addon.promises.run(file, [file, ...argv.slice(1)], opts.netns ?? '', opts.input ?? ''), inNetns(opts.netns, argv));
 }
 
 /** A tool started by child_process (fork + exec), through nsenter for another namespace. */
@@ -133,7 +125,7 @@ export async function startMonitor(argv: string[], netns: string | undefined): P
   };
   if (addon) {
     const file = toolPath(argv[0]!);
-    const child = addon.spawn(file, [file, ...argv.slice(1)], netns ?? '');
+    const child = await addon.promises.spawn(file, [file, ...argv.slice(1)], netns ?? '');
     pid = child.pid;
     new Socket({ fd: child.stdin, readable: false, writable: true }).on('error', () => {}).end();
     let open = 2;

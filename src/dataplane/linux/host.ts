@@ -230,7 +230,7 @@ export class LinuxDataplane implements Dataplane {
     const path = netnsPath(name);
     if (existsSync(path)) throw new DataplaneError('exists', `network namespace ${JSON.stringify(name)} exists`);
     const addon = optionalNetnsAddon();
-    await guarded(async () => (addon ? addon.netnsAdd(path) : void (await run(['ip', 'netns', 'add', name]))));
+    await guarded(async () => (addon ? addon.promises.netnsAdd(path) : void (await run(['ip', 'netns', 'add', name]))));
     return this.at(path);
   }
 
@@ -251,7 +251,7 @@ export class LinuxDataplane implements Dataplane {
     }
     if (!existsSync(path)) return;
     const addon = optionalNetnsAddon();
-    await guarded(async () => (addon ? addon.netnsDel(path) : void (await run(['ip', 'netns', 'del', name]))));
+    await guarded(async () => (addon ? addon.promises.netnsDel(path) : void (await run(['ip', 'netns', 'del', name]))));
   }
 
   netnsPath(name: string): string {

@@ -27,6 +27,20 @@ export interface NetnsAddon {
   waitPid(pid: number): { code: number | null; signal: number | null } | null;
   /** An unconnected, non-blocking TCP socket made inside `netns` (port-forward connects it to the pod's localhost). */
   socketIn(netns: string, family: 4 | 6): number;
+  /**
+   * The calls above that wait on the kernel (the RTNL lock, an RCU grace period, a child's
+   * exec), each on a thread of its own: the event loop never waits for them. `run` starts a
+   * tool, feeds it `input`, and resolves once it has ended, with its status and output.
+   */
+  promises: {
+    netnsAdd(path: string): Promise<void>;
+    netnsDel(path: string): Promise<void>;
+    linkUp(netns: string, ifname: string): Promise<number>;
+    linkFlags(netns: string, ifname: string): Promise<number>;
+    sysctlIn(netns: string, key: string, value: string): Promise<boolean>;
+    spawn(file: string, argv: string[], netns: string): Promise<{ pid: number; stdin: number; stdout: number; stderr: number }>;
+    run(file: string, argv: string[], netns: string, input: string): Promise<{ code: number | null; signal: number | null; stdout: Buffer; stderr: Buffer }>;
+  };
 }
 
 /** This thread's own network namespace, for the calls above when no other is meant. */
@@ -53,6 +67,8 @@ export function netnsAddon(): NetnsAddon {
   if (addon) return addon;
   const file = join(packageRoot(), 'build', 'Release', 'kubewire_netns.node');
   if (!existsSync(file)) throw new Error(`the native helper ${file} is missing: run npm install in ${packageRoot()} (it builds it with node-gyp)`);
-  addon = createRequire(import.meta.url)(file) as NetnsAddon;
+  const loaded = createRequire(import.meta.url)(file) as Partial<NetnsAddon>;
+  if (typeof loaded.promises?.run !== 'function') throw new Error(`the native helper ${file} is older than this code: run npm install in ${packageRoot()} (it rebuilds it)`);
+  addon = loaded as NetnsAddon;
   return addon;
 }

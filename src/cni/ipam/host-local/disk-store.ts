@@ -4,10 +4,11 @@
 //   <dataDir>/<network>/last_reserved_ip.<N> the last IP handed out from range set N
 //   <dataDir>/<network>/lock                 flock(2) held across each operation
 
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tryParseIP } from '../../../netaddr/ip.ts';
 import type { Dataplane, FileLock } from '../../../dataplane/port.ts';
+import { readDirFiles, type DirFiles } from './dir-reader.ts';
 
 export interface Owner {
   containerID: string;
@@ -27,6 +28,26 @@ export function ownedBy(owner: Owner, containerID: string, ifname: string): bool
   return owner.containerID === containerID && (owner.ifname === '' || owner.ifname === ifname);
 }
 
+/** What the directory holds, read once under the lock: the allocations and the last reserved IPs. */
+export interface Snapshot {
+  /** IP (as its file name) -> owner. */
+  allocations: Map<string, Owner>;
+  /** The last IP handed out from range set N, as its file says. */
+  lastReserved(setIndex: number): string | undefined;
+}
+
+/** The snapshot of a directory's files (pure). */
+export function snapshotOf(files: DirFiles): Snapshot {
+  const allocations = new Map<string, Owner>();
+  for (const [name, content] of files) if (tryParseIP(name)) allocations.set(name, parseOwner(content));
+  return { allocations, lastReserved: (i) => files.get(`${LAST_RESERVED}${i}`)?.trim() || undefined };
+}
+
+/**
+ * The store's operations wait on the disk (a rename over a file starts its writeback on
+ * ext4) without the event loop: writes through fs.promises, the reads of a snapshot in one
+ * go (dir-reader.ts). All of them run under the network's lock, as the reference's do.
+ */
 export class DiskStore {
   readonly dir: string;
 
@@ -36,35 +57,24 @@ export class DiskStore {
 
   /** The network's lock file, taken as the reference plugin takes it (flock), through the dataplane. */
   async lock(dp: Dataplane): Promise<FileLock> {
-    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    await mkdir(this.dir, { recursive: true, mode: 0o755 });
     return dp.lock(join(this.dir, 'lock'));
   }
 
-  /** Every allocation: IP (as its file name) → owner. Reads each file, as the reference does. */
-  allocations(): Map<string, Owner> {
-    const out = new Map<string, Owner>();
-    let names: string[];
-    try {
-      names = readdirSync(this.dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
-      throw e;
-    }
-    for (const name of names) {
-      if (!tryParseIP(name)) continue;
-      try {
-        out.set(name, parseOwner(readFileSync(join(this.dir, name), 'utf8')));
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      }
-    }
-    return out;
+  /** Every allocation and the last reserved IPs. Reads each file, as the reference does. */
+  async snapshot(): Promise<Snapshot> {
+    return snapshotOf(await readDirFiles(this.dir));
+  }
+
+  /** Every allocation: IP (as its file name) -> owner. */
+  async allocations(): Promise<Map<string, Owner>> {
+    return (await this.snapshot()).allocations;
   }
 
   /** Claims `ip` for the owner; false when the file already exists. */
-  reserve(ip: string, owner: Owner): boolean {
+  async reserve(ip: string, owner: Owner): Promise<boolean> {
     try {
-      writeFileSync(join(this.dir, ip), `${owner.containerID}${LINE_BREAK}${owner.ifname}`, { flag: 'wx', mode: 0o600 });
+      await writeFile(join(this.dir, ip), `${owner.containerID}${LINE_BREAK}${owner.ifname}`, { flag: 'wx', mode: 0o600 });
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -72,21 +82,13 @@ export class DiskStore {
     }
   }
 
-  release(ip: string): void {
-    rmSync(join(this.dir, ip), { force: true });
+  async release(ip: string): Promise<void> {
+    await rm(join(this.dir, ip), { force: true });
   }
 
-  lastReserved(setIndex: number): string | undefined {
-    try {
-      return readFileSync(join(this.dir, `${LAST_RESERVED}${setIndex}`), 'utf8').trim() || undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  setLastReserved(setIndex: number, ip: string): void {
+  async setLastReserved(setIndex: number, ip: string): Promise<void> {
     const file = join(this.dir, `${LAST_RESERVED}${setIndex}`);
-    writeFileSync(`${file}.tmp`, ip, { mode: 0o644 });
-    renameSync(`${file}.tmp`, file);
+    await writeFile(`${file}.tmp`, ip, { mode: 0o644 });
+    await rename(`${file}.tmp`, file);
   }
 }

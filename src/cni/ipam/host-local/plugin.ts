@@ -13,11 +13,11 @@ import { nextFree, rangeOf } from './allocator.ts';
 import { parseHostLocalConfig, type HostLocalConfig } from './config.ts';
 import { DiskStore, ownedBy, type Owner } from './disk-store.ts';
 
-async function withStore<T>(dp: Dataplane, cfg: HostLocalConfig, fn: (store: DiskStore) => T): Promise<T> {
+async function withStore<T>(dp: Dataplane, cfg: HostLocalConfig, fn: (store: DiskStore) => Promise<T>): Promise<T> {
   const store = new DiskStore(cfg.dataDir, cfg.network);
   const lock = await store.lock(dp);
   try {
-    return fn(store);
+    return await fn(store);
   } finally {
     lock.release();
   }
@@ -27,12 +27,13 @@ function setName(cfg: HostLocalConfig, i: number): string {
   return cfg.rangeSets[i]!.map((r) => formatPrefix(r.subnet)).join(',');
 }
 
-export function allocate(cfg: HostLocalConfig, store: DiskStore, owner: Owner): IPConfig[] {
-  const allocations = store.allocations();
+export async function allocate(cfg: HostLocalConfig, store: DiskStore, owner: Owner): Promise<IPConfig[]> {
+  const { allocations, lastReserved } = await store.snapshot();
   const reserved: string[] = [];
   const requested = [...cfg.requested];
   try {
-    const ips = cfg.rangeSets.map((set, i): IPConfig => {
+    const ips: IPConfig[] = [];
+    for (const [i, set] of cfg.rangeSets.entries()) {
       for (const [ip, o] of allocations) {
         if (ownedBy(o, owner.containerID, owner.ifname) && o.ifname && rangeOf(set, parseIP(ip))) {
           throw new CniError(ErrorCode.Internal, `${ip} has been allocated to ${owner.containerID}, duplicate allocation is not allowed`);
@@ -46,7 +47,7 @@ export function allocate(cfg: HostLocalConfig, store: DiskStore, owner: Owner): 
           throw new CniError(ErrorCode.Internal, `requested IP address ${formatIP(ip)} is not available in range set ${setName(cfg, i)}`);
         }
       } else {
-        const lastText = store.lastReserved(i);
+        const lastText = lastReserved(i);
         const last = lastText ? safeIP(lastText) : undefined;
         ip = nextFree(set, (c) => allocations.has(formatIP(c)), last);
         if (!ip) {
@@ -54,20 +55,20 @@ export function allocate(cfg: HostLocalConfig, store: DiskStore, owner: Owner): 
         }
       }
       const text = formatIP(ip);
-      if (!store.reserve(text, owner)) {
+      if (!(await store.reserve(text, owner))) {
         throw new CniError(ErrorCode.TryAgainLater, `IP ${text} was taken by another process`);
       }
       reserved.push(text);
-      if (want < 0) store.setLastReserved(i, text);
+      if (want < 0) await store.setLastReserved(i, text);
       const range = rangeOf(set, ip)!;
-      return { address: `${text}/${range.subnet.bits}`, ...(range.gateway ? { gateway: formatIP(range.gateway) } : {}) };
-    });
+      ips.push({ address: `${text}/${range.subnet.bits}`, ...(range.gateway ? { gateway: formatIP(range.gateway) } : {}) });
+    }
     if (requested.length) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, `requested IP address ${formatIP(requested[0]!)} is not in any configured range`);
     }
     return ips;
   } catch (e) {
-    for (const ip of reserved) store.release(ip);
+    for (const ip of reserved) await store.release(ip);
     throw e;
   }
 }
@@ -112,17 +113,17 @@ export const hostLocal: PluginFuncs = {
 
   async del(args: CmdArgs): Promise<void> {
     const cfg = parseHostLocalConfig(args.conf, args.args);
-    await withStore(args.dataplane, cfg, (store) => {
-      for (const [ip, owner] of store.allocations()) {
-        if (ownedBy(owner, args.containerID, args.ifName)) store.release(ip);
+    await withStore(args.dataplane, cfg, async (store) => {
+      for (const [ip, owner] of await store.allocations()) {
+        if (ownedBy(owner, args.containerID, args.ifName)) await store.release(ip);
       }
     });
   },
 
   async check(args: CmdArgs): Promise<void> {
     const cfg = parseHostLocalConfig(args.conf, args.args);
-    await withStore(args.dataplane, cfg, (store) => {
-      const mine = [...store.allocations()].filter(([, o]) => ownedBy(o, args.containerID, args.ifName)).map(([ip]) => ip);
+    await withStore(args.dataplane, cfg, async (store) => {
+      const mine = [...(await store.allocations())].filter(([, o]) => ownedBy(o, args.containerID, args.ifName)).map(([ip]) => ip);
       cfg.rangeSets.forEach((set, i) => {
         if (!mine.some((ip) => rangeOf(set, parseIP(ip)))) {
           throw new CniError(ErrorCode.Internal, `host-local: no address in range set ${setName(cfg, i)} is recorded for container ${args.containerID} interface ${args.ifName}`);
@@ -134,11 +135,11 @@ export const hostLocal: PluginFuncs = {
   async gc(args: CmdArgs): Promise<void> {
     const cfg = parseHostLocalConfig(args.conf, args.args);
     const valid = validAttachments(args.conf);
-    await withStore(args.dataplane, cfg, (store) => {
-      for (const [ip, owner] of store.allocations()) {
+    await withStore(args.dataplane, cfg, async (store) => {
+      for (const [ip, owner] of await store.allocations()) {
         if (!isValidOwner(owner, valid)) {
           args.log(`gc: releasing ${ip} held by ${owner.containerID || '(unknown)'}/${owner.ifname || '-'}`);
-          store.release(ip);
+          await store.release(ip);
         }
       }
     });
@@ -148,8 +149,8 @@ export const hostLocal: PluginFuncs = {
     const cfg = parseHostLocalConfig(args.conf, args.args);
     let full: number | undefined;
     try {
-      full = await withStore(args.dataplane, cfg, (store) => {
-        const taken = store.allocations();
+      full = await withStore(args.dataplane, cfg, async (store) => {
+        const taken = await store.allocations();
         return cfg.rangeSets.findIndex((set) => !nextFree(set, (c) => taken.has(formatIP(c))));
       });
     } catch (e) {
