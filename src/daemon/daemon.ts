@@ -104,7 +104,7 @@ export class Daemon {
       const cfg = { clusterCIDR: podRange(plan), nodePodCIDR: node.podCIDR };
       const mode = plan.spec.proxyMode ?? 'iptables';
       const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip], ...(plan.spec.ipvsScheduler ? { scheduler: plan.spec.ipvsScheduler } : {}), ...(plan.spec.ipvsStrictARP ? { strictARP: true } : {}) }, plan.spec.iptablesBackend) : new IptablesBackend(netns, cfg, plan.spec.iptablesBackend);
-      if (!plan.spec.externalProxy?.includes(node.name)) this.proxies.push(new Proxier({ client: new LocalClient(this.api), nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
+      if (!plan.spec.externalProxy?.includes(node.name)) this.proxies.push(new Proxier({ client: new LocalClient(this.api, { shareObjects: true }), nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
     }
   }
 
