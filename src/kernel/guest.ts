@@ -47,7 +47,9 @@ export async function runGuest(channel: string): Promise<void> {
       let code: number | undefined;
       let open = 2;
       const done = () => {
-        if (code !== undefined && !open && sessions.get(s) === taken && sessions.delete(s)) send({ t: 'exit', s, code });
+        if (code === undefined || open || sessions.get(s) !== taken || !sessions.delete(s)) return;
+        send({ t: 'exit', s, code });
+        startWarm(); // the next one loads while this one tears itself down
       };
       exitReported(taken, (c) => ((code = c), done()));
       for (const out of [taken.stdout!, taken.stderr!]) out.once('end', () => (open--, done()));
