@@ -30,7 +30,18 @@ export const HEAD_JUMPS: Array<{ chain: 'FORWARD' | 'INPUT'; rule: string[] }> =
 
 const quote = (s: string) => `"${s.replace(/["\\\n]/g, ' ').slice(0, 250)}"`;
 
+/** Elements by the compiled rule's (shared) address lists: a policy's peers are rendered once, not once per pod it selects. */
+const elementMemo = new WeakMap<string[], WeakMap<Interval[], string[]>>();
+
 function elements(ips: string[], intervals: Interval[]): string[] {
+  let byIntervals = elementMemo.get(ips);
+  if (!byIntervals) elementMemo.set(ips, (byIntervals = new WeakMap()));
+  let hit = byIntervals.get(intervals);
+  if (!hit) byIntervals.set(intervals, (hit = elementsOf(ips, intervals)));
+  return hit;
+}
+
+function elementsOf(ips: string[], intervals: Interval[]): string[] {
   const all: Interval[] = [...intervals];
   for (const ip of ips) {
     const a = tryParseIP(ip);

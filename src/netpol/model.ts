@@ -63,9 +63,16 @@ export type Direction = 'ingress' | 'egress';
 
 /** The policy types as upstream defaults them: [Ingress], plus Egress when there are egress rules. */
 export function policyTypes(spec: NetworkPolicySpec): Set<Direction> {
-  if (spec.policyTypes?.length) return new Set(spec.policyTypes.map((t) => (t === 'Egress' ? 'egress' : 'ingress')));
-  return new Set<Direction>(spec.egress?.length ? ['ingress', 'egress'] : ['ingress']);
+  let types = typesMemo.get(spec);
+  if (!types) {
+    types = spec.policyTypes?.length ? new Set(spec.policyTypes.map((t) => (t === 'Egress' ? 'egress' : 'ingress'))) : new Set<Direction>(spec.egress?.length ? ['ingress', 'egress'] : ['ingress']);
+    typesMemo.set(spec, types);
+  }
+  return types;
 }
+
+/** Policy objects are not changed in place (informers replace them), so a spec's types are computed once. */
+const typesMemo = new WeakMap<NetworkPolicySpec, Set<Direction>>();
 
 // --- the world the model reads ---
 
@@ -302,25 +309,51 @@ export interface CompiledNode {
 interface Resolver {
   world: PolicyWorld;
   /** Memo of a peer list's pod IPs and intervals, keyed by policy namespace + JSON. */
-  peers: Map<string, { pods: PodInfo[]; intervals: Interval[] }>;
+  peers: Map<string, ResolvedPeers>;
+  /** Pods by namespace: a podSelector alone looks at one namespace, not at every pod. */
+  byNs: Map<string, PodInfo[]>;
 }
 
-function peerPods(rz: Resolver, peers: NetworkPolicyPeer[], ns: string): { pods: PodInfo[]; intervals: Interval[] } {
+function resolver(world: PolicyWorld): Resolver {
+  const byNs = new Map<string, PodInfo[]>();
+  for (const pod of world.pods) {
+    let l = byNs.get(pod.namespace);
+    if (!l) byNs.set(pod.namespace, (l = []));
+    l.push(pod);
+  }
+  return { world, peers: new Map(), byNs };
+}
+
+/** The pods one selector peer matches: the namespaces first (the policy's own, or those its namespaceSelector picks), then their pods. */
+function selectorPeerPods(rz: Resolver, peer: NetworkPolicyPeer, ns: string): PodInfo[] {
+  const namespaces = peer.namespaceSelector ? [...rz.byNs.keys()].filter((n) => matches(peer.namespaceSelector, namespaceLabels(rz.world, n))) : [ns];
+  return namespaces.flatMap((n) => (rz.byNs.get(n) ?? []).filter((pod) => !peer.podSelector || matches(peer.podSelector, pod.labels)));
+}
+
+/** A peer list resolved: its pods, their IPs sorted (once: every pod a policy selects shares them), its intervals. */
+interface ResolvedPeers {
+  pods: PodInfo[];
+  ips: string[];
+  intervals: Interval[];
+}
+
+function peerPods(rz: Resolver, peers: NetworkPolicyPeer[], ns: string): ResolvedPeers {
   const key = `${ns}\0${JSON.stringify(peers)}`;
   let hit = rz.peers.get(key);
   if (hit) return hit;
-  const selectorPeers = peers.filter((p) => !p.ipBlock);
-  const pods = selectorPeers.length ? rz.world.pods.filter((pod) => selectorPeers.some((p) => peerMatches(rz.world, p, ns, { pod }))) : [];
+  const selectorPeers = peers.filter((p) => !p.ipBlock && (p.podSelector || p.namespaceSelector));
+  const pods = [...new Set(selectorPeers.flatMap((p) => selectorPeerPods(rz, p, ns)))];
   const intervals = mergeIntervals(peers.flatMap((p) => (p.ipBlock ? blockIntervals(p.ipBlock) : [])));
-  rz.peers.set(key, (hit = { pods, intervals }));
+  rz.peers.set(key, (hit = { pods, ips: sortIPs(pods.map((p) => p.ip)), intervals }));
   return hit;
 }
 
-const sortIPs = (ips: Iterable<string>): string[] => [...new Set(ips)].sort((a, b) => {
-  const x = tryParseIP(a)?.value ?? 0n;
-  const y = tryParseIP(b)?.value ?? 0n;
-  return x < y ? -1 : x > y ? 1 : 0;
-});
+/** Distinct addresses in numeric order (each parsed once). */
+function sortIPs(ips: Iterable<string>): string[] {
+  const keyed = [...new Set(ips)].map((ip) => [tryParseIP(ip)?.value ?? 0n, ip] as const);
+  keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return keyed.map((k) => k[1]);
+}
 
 const rangeKey = (r: PortRange): string => `${r.protocol}:${r.first ?? ''}-${r.last ?? ''}`;
 
@@ -331,8 +364,12 @@ const rangeKey = (r: PortRange): string => `${r.protocol}:${r.first ?? ''}-${r.l
  */
 function compileRule(rz: Resolver, self: PodInfo, dir: Direction, ns: string, comment: string, ports: NetworkPolicyPort[] | undefined, peers: NetworkPolicyPeer[] | undefined): CompiledRule[] {
   const anyPeer = !peers?.length;
-  const resolved = anyPeer ? { pods: rz.world.pods, intervals: [] } : peerPods(rz, peers, ns);
-  const set = (pods: PodInfo[], withIntervals: boolean): PeerSet => (anyPeer && withIntervals ? { any: true } : { any: false, ips: sortIPs(pods.map((p) => p.ip)), intervals: withIntervals ? resolved.intervals : [] });
+  const resolved = anyPeer ? { pods: rz.world.pods, ips: [], intervals: [] } : peerPods(rz, peers, ns);
+  const set = (pods: PodInfo[], withIntervals: boolean): PeerSet => {
+    if (anyPeer && withIntervals) return { any: true };
+    // The resolved list's own sorted IPs (shared by every pod the policy selects), or a named port's subset.
+    return { any: false, ips: pods === resolved.pods && !anyPeer ? resolved.ips : sortIPs(pods.map((p) => p.ip)), intervals: withIntervals ? resolved.intervals : [] };
+  };
   if (!ports?.length) return [{ comment, peers: set(resolved.pods, true) }];
   const named = (pp: NetworkPolicyPort) => typeof pp.port === 'string' && !/^[0-9]+$/.test(pp.port);
   const out: CompiledRule[] = [];
@@ -382,7 +419,7 @@ function compileDirection(rz: Resolver, pod: PodInfo, dir: Direction, policies: 
 
 /** What `node` enforces (its pods isolated in some direction); every pod when `node` is undefined. */
 export function compileNode(world: PolicyWorld, node: string | undefined): CompiledNode {
-  const rz: Resolver = { world, peers: new Map() };
+  const rz = resolver(world);
   const byNs = new Map<string, NetworkPolicyObject[]>();
   for (const p of world.policies) {
     const ns = p.metadata.namespace ?? 'default';

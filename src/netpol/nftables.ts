@@ -39,7 +39,18 @@ function setName(elements: string[]): string {
   return `peers-${createHash('sha256').update(elements.join(',')).digest('base64url').slice(0, 12)}`;
 }
 
+/** Elements by the compiled rule's (shared) address lists: a policy's peers are rendered once, not once per pod it selects. */
+const elementMemo = new WeakMap<string[], WeakMap<Interval[], string[]>>();
+
 function ipv4Elements(ips: string[], intervals: Interval[]): string[] {
+  let byIntervals = elementMemo.get(ips);
+  if (!byIntervals) elementMemo.set(ips, (byIntervals = new WeakMap()));
+  let hit = byIntervals.get(intervals);
+  if (!hit) byIntervals.set(intervals, (hit = ipv4ElementsOf(ips, intervals)));
+  return hit;
+}
+
+function ipv4ElementsOf(ips: string[], intervals: Interval[]): string[] {
   const all: Interval[] = [...intervals];
   for (const ip of ips) {
     const a = tryParseIP(ip);

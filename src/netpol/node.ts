@@ -1,19 +1,50 @@
-// A node's NetworkPolicy enforcer as the daemon runs it: the backend its kernel takes
-// (nftables's own inet table; iptables + ipset where the kernel has no nf_tables, as the
-// user-mode Linux one with the legacy iptables backend), fed through the in-process client.
+// A node's NetworkPolicy enforcer as the daemon runs it: the backend its kernel takes, chosen
+// at the first sync by asking the kernel (nftables's own inet table; iptables + ipset where the
+// kernel has no nf_tables, as the user-mode Linux one), fed through the in-process client.
+// KUBEWIRE_NETPOL_BACKEND=iptables|nftables forces one (the e2e runs the iptables one on a
+// kernel that has both).
 
 import type { Api } from '../apiserver/api.ts';
 import { LocalClient } from '../apiserver/objects.ts';
 import type { IptablesBackend, Netns } from '../dataplane/port.ts';
 import { PolicyEnforcer, type NetpolBackend } from './enforcer.ts';
 import { IptablesPolicyBackend } from './iptables.ts';
+import type { CompiledNode } from './model.ts';
 import { NftablesPolicyBackend } from './nftables.ts';
 
-/** nftables, unless the cluster's iptables is the legacy one (a kernel without nf_tables). */
-export function policyBackend(netns: Netns, spec: { iptablesBackend?: IptablesBackend }): NetpolBackend {
-  return spec.iptablesBackend === 'legacy' ? new IptablesPolicyBackend(netns, 'legacy') : new NftablesPolicyBackend(netns);
+/** nftables where the kernel answers for the inet family, else iptables + ipset; decided once. */
+export class KernelPolicyBackend implements NetpolBackend {
+  private chosen?: NetpolBackend;
+
+  constructor(private readonly netns: Netns, private readonly iptables: IptablesBackend | undefined, private readonly forced?: 'nftables' | 'iptables') {}
+
+  get name(): 'nftables' | 'iptables' {
+    return this.chosen?.name ?? 'nftables';
+  }
+
+  private async pick(): Promise<NetpolBackend> {
+    if (!this.chosen) {
+      const nft = this.forced ? this.forced === 'nftables' : await this.netns.nftTables('inet').then(() => true, () => false);
+      this.chosen = nft ? new NftablesPolicyBackend(this.netns) : new IptablesPolicyBackend(this.netns, this.iptables);
+    }
+    return this.chosen;
+  }
+
+  async apply(node: CompiledNode): Promise<Record<string, number>> {
+    return (await this.pick()).apply(node);
+  }
+
+  async remove(): Promise<void> {
+    await (await this.pick()).remove();
+  }
+
+  async intact(): Promise<boolean> {
+    return (await this.pick()).intact();
+  }
 }
 
 export function nodePolicy(o: { api: Api; nodeName: string; netns: Netns; spec: { iptablesBackend?: IptablesBackend }; log: (line: string) => void }): PolicyEnforcer {
-  return new PolicyEnforcer({ client: new LocalClient(o.api), nodeName: o.nodeName, backend: policyBackend(o.netns, o.spec), log: o.log });
+  const env = process.env.KUBEWIRE_NETPOL_BACKEND;
+  const forced = env === 'iptables' || env === 'nftables' ? env : undefined;
+  return new PolicyEnforcer({ client: new LocalClient(o.api), nodeName: o.nodeName, backend: new KernelPolicyBackend(o.netns, o.spec.iptablesBackend, forced), log: o.log });
 }
