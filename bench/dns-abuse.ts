@@ -319,13 +319,15 @@ async function measure(ip: string, seconds: number, tag: string): Promise<Measur
   const script = [`tcpdump -i eth0 -n -s 128 --time-stamp-precision=nano -w ${cap} udp and host ${ip} 2>/dev/null & t=$!`, 'sleep 1', `${perf(REF_PORT, ref)} & d=$!`, perf(53, ours), 'wait $d', 'sleep 0.5', 'kill -INT $t', 'wait $t'].join('\n');
   await kw(['exec', 'client', '--', 'timeout', '-k', '5', String(seconds + 30), 'sh', '-c', script], undefined, (seconds + 45) * 1000);
   const wire = wireTimes(readFileSync(cap));
-  const client = [...readFileSync(ours, 'utf8').matchAll(/^> \S+ .* ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000);
-  const of = (port: number) => {
+  const [oursOut, refOut] = [readFileSync(ours, 'utf8'), readFileSync(ref, 'utf8')];
+  const client = [...oursOut.matchAll(/^> \S+ .* ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000);
+  // Lost: what dnsperf never had answered (tcpdump may miss packets of its own under load: its pairs time, dnsperf counts).
+  const of = (port: number, out: string) => {
     const w = wire.get(port) ?? { rtts: [], queries: 0 };
     if (w.rtts.length < 10) throw new Error(`too few answers on the wire from port ${port} (${w.rtts.length} of ${w.queries} queries)`);
-    return { ...spread(w.rtts), lost: w.queries - w.rtts.length };
+    return { ...spread(w.rtts), lost: Number(/Queries lost:\s+(\d+)/.exec(out)?.[1] ?? NaN) };
   };
-  return { wire: of(53), ref: of(REF_PORT), client: spread(client) };
+  return { wire: of(53, oursOut), ref: of(REF_PORT, refOut), client: spread(client) };
 }
 
 /** Starts a long command in a pod, in a process group of its own; returns what stops it (the whole group). */
