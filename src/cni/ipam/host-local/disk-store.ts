@@ -4,11 +4,11 @@
 //   <dataDir>/<network>/last_reserved_ip.<N> the last IP handed out from range set N
 //   <dataDir>/<network>/lock                 flock(2) held across each operation
 
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tryParseIP } from '../../../netaddr/ip.ts';
 import type { Dataplane, FileLock } from '../../../dataplane/port.ts';
-import { readDirFiles, type DirFiles } from './dir-reader.ts';
+import { readDirFiles, reserveFile, type DirFiles } from './dir-reader.ts';
 
 export interface Owner {
   containerID: string;
@@ -44,12 +44,15 @@ export function snapshotOf(files: DirFiles): Snapshot {
 }
 
 /**
- * The store's operations wait on the disk (a rename over a file starts its writeback on
- * ext4) without the event loop: writes through fs.promises, the reads of a snapshot in one
- * go (dir-reader.ts). All of them run under the network's lock, as the reference's do.
+ * The store's reads and the allocation's writes run where the directory was read: on a
+ * worker thread when it is large (dir-reader.ts), so that the event loop neither reads a
+ * hundred files nor waits for a rename's writeback (on ext4 a rename over a file starts it),
+ * and the lock is held for two turns of the loop. All of it under the network's lock, as the
+ * reference's operations are.
  */
 export class DiskStore {
   readonly dir: string;
+  private offThread = false;
 
   constructor(dataDir: string, network: string) {
     this.dir = join(dataDir, network);
@@ -57,13 +60,15 @@ export class DiskStore {
 
   /** The network's lock file, taken as the reference plugin takes it (flock), through the dataplane. */
   async lock(dp: Dataplane): Promise<FileLock> {
-    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     return dp.lock(join(this.dir, 'lock'));
   }
 
   /** Every allocation and the last reserved IPs. Reads each file, as the reference does. */
   async snapshot(): Promise<Snapshot> {
-    return snapshotOf(await readDirFiles(this.dir));
+    const { files, offThread } = await readDirFiles(this.dir);
+    this.offThread = offThread;
+    return snapshotOf(files);
   }
 
   /** Every allocation: IP (as its file name) -> owner. */
@@ -71,24 +76,16 @@ export class DiskStore {
     return (await this.snapshot()).allocations;
   }
 
-  /** Claims `ip` for the owner; false when the file already exists. */
-  async reserve(ip: string, owner: Owner): Promise<boolean> {
-    try {
-      await writeFile(join(this.dir, ip), `${owner.containerID}${LINE_BREAK}${owner.ifname}`, { flag: 'wx', mode: 0o600 });
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw e;
-    }
+  /**
+   * Claims `ip` for the owner, false when the file already exists; with `setIndex`, records
+   * it as the last IP reserved from that range set (written beside, then renamed over).
+   */
+  async reserve(ip: string, owner: Owner, setIndex?: number): Promise<boolean> {
+    const last = setIndex === undefined ? undefined : { name: `${LAST_RESERVED}${setIndex}`, content: ip };
+    return reserveFile(this.dir, ip, `${owner.containerID}${LINE_BREAK}${owner.ifname}`, last, this.offThread);
   }
 
-  async release(ip: string): Promise<void> {
-    await rm(join(this.dir, ip), { force: true });
-  }
-
-  async setLastReserved(setIndex: number, ip: string): Promise<void> {
-    const file = join(this.dir, `${LAST_RESERVED}${setIndex}`);
-    await writeFile(`${file}.tmp`, ip, { mode: 0o644 });
-    await rename(`${file}.tmp`, file);
+  release(ip: string): void {
+    rmSync(join(this.dir, ip), { force: true });
   }
 }

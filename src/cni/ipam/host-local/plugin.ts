@@ -55,11 +55,10 @@ export async function allocate(cfg: HostLocalConfig, store: DiskStore, owner: Ow
         }
       }
       const text = formatIP(ip);
-      if (!(await store.reserve(text, owner))) {
+      if (!(await store.reserve(text, owner, want < 0 ? i : undefined))) {
         throw new CniError(ErrorCode.TryAgainLater, `IP ${text} was taken by another process`);
       }
       reserved.push(text);
-      if (want < 0) await store.setLastReserved(i, text);
       const range = rangeOf(set, ip)!;
       ips.push({ address: `${text}/${range.subnet.bits}`, ...(range.gateway ? { gateway: formatIP(range.gateway) } : {}) });
     }
@@ -68,7 +67,7 @@ export async function allocate(cfg: HostLocalConfig, store: DiskStore, owner: Ow
     }
     return ips;
   } catch (e) {
-    for (const ip of reserved) await store.release(ip);
+    for (const ip of reserved) store.release(ip);
     throw e;
   }
 }
@@ -115,7 +114,7 @@ export const hostLocal: PluginFuncs = {
     const cfg = parseHostLocalConfig(args.conf, args.args);
     await withStore(args.dataplane, cfg, async (store) => {
       for (const [ip, owner] of await store.allocations()) {
-        if (ownedBy(owner, args.containerID, args.ifName)) await store.release(ip);
+        if (ownedBy(owner, args.containerID, args.ifName)) store.release(ip);
       }
     });
   },
@@ -139,7 +138,7 @@ export const hostLocal: PluginFuncs = {
       for (const [ip, owner] of await store.allocations()) {
         if (!isValidOwner(owner, valid)) {
           args.log(`gc: releasing ${ip} held by ${owner.containerID || '(unknown)'}/${owner.ifname || '-'}`);
-          await store.release(ip);
+          store.release(ip);
         }
       }
     });
