@@ -19,6 +19,7 @@ import { PolicyEnforcer } from '../src/netpol/enforcer.ts';
 import { headRepairs, IptablesPolicyBackend, renderIptables, TOP } from '../src/netpol/iptables.ts';
 import { compileNode, type NetworkPolicyObject, type PolicyWorld } from '../src/netpol/model.ts';
 import { NFT_TABLE, NftablesPolicyBackend, renderNftables } from '../src/netpol/nftables.ts';
+import { KernelPolicyBackend } from '../src/netpol/node.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'kwt-netpol-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -102,6 +103,24 @@ describe('iptables + ipset backend', () => {
     save = await ns.iptablesSave('filter');
     assert.doesNotMatch(save, new RegExp(`${TOP}|KWNP-`));
     assert.match(save, /-A FORWARD -j KUBE-FORWARD/, "the proxy's rules stay");
+  });
+});
+
+describe('the node\'s choice of backend', () => {
+  it('nftables where the kernel answers for inet, iptables + ipset when forced (or without nf_tables)', async () => {
+    const dp = new FakeDataplane();
+    const ns = await dp.createNetns('netpol-choice');
+    const auto = new KernelPolicyBackend(ns, undefined);
+    await auto.apply(compileNode(sampleWorld(), 'n1'));
+    assert.equal(auto.name, 'nftables');
+    assert.deepEqual(await ns.nftTables('inet'), [NFT_TABLE]);
+    const forced = new KernelPolicyBackend(ns, undefined, 'iptables');
+    await forced.apply(compileNode(sampleWorld(), 'n1'));
+    assert.equal(forced.name, 'iptables');
+    assert.match(await ns.iptablesSave('filter'), /-A FORWARD -m comment --comment "kubewire netpol" -j KUBEWIRE-NETPOL/);
+    await auto.remove();
+    await forced.remove();
+    assert.deepEqual(await ns.nftTables('inet'), []);
   });
 });
 
