@@ -25,7 +25,8 @@ export async function serveApiInNodes(https: HttpsListener, nodes: Array<{ name:
     for (const [host, p, consequence] of doors) {
       try {
         const fd = node.netns.listen('tcp', p, 511, host);
-        const server = createServer((socket) => https.accept(socket));
+        // TCP_NODELAY, as Go (kube-apiserver) sets on every connection: a watch event is a small write that must not wait for an ACK.
+        const server = createServer({ noDelay: true }, (socket) => https.accept(socket));
         await new Promise<void>((resolve, reject) => server.once('error', reject).listen({ fd }, resolve));
         servers.push(server);
       } catch (e) {
