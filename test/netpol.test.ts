@@ -286,7 +286,7 @@ function suite(proxyMode: 'nftables' | 'iptables', cluster: string, policyBacken
           const xa = { host: pods.get('x/a')!.ip, port: 80, proto: 'tcp' };
           await waitFor('y/a reaches x/a', async () => (await probers.get('y/a')!.probe([xa], 200))[0], 5000);
           const honoured = Date.now() - written;
-          process.stdout.write(`# netpol e2e: namespace label change honoured in ${honoured} ms after the API write (${written - t0} ms for the apply)\n`);
+          process.stdout.write(`# netpol e2e: namespace label change honoured ${honoured} ms after \`apply\` returned (${written - t0} ms from its start)\n`);
           assert.ok(honoured < 1500, `honoured in ${honoured} ms`);
           await expectMatrix(policies, [{ port: 80, proto: 'TCP' }], { y: { team: 'blue' } });
           // A new pod in x with the default-deny in place: isolated once Running (its rules were in before it started).
