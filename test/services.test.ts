@@ -251,7 +251,8 @@ for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT },
     else assert.ok(Number(metrics.match(/^kubewire_proxy_objects\{kind="backends"\} (\d+)$/m)?.[1]) >= 3);
     assert.match(metrics, /^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m);
     const health = await kube.ok('exec', '--node', node(2), '--', 'curl', '-s', '-w', ' %{http_code}', 'http://127.0.0.1:10256/healthz');
-    assert.match(health, /"nodeEligible":true\} 200$/);
+    // kube-proxy's body, byte for byte in shape: Go's time strings, a space after the colon before nodeEligible.
+    assert.match(health, /^\{"lastUpdated": "[^"]+ \+0000 UTC m=\+[\d.]+","currentTime": "[^"]+", "nodeEligible": true\} 200$/);
     // As kube-proxy binds them: metrics on the node's loopback only, healthz on every address.
     const nodeIP = (await kube.json<{ status: { addresses: Array<{ type: string; address: string }> } }>('get', 'node', node(1))).status.addresses.find((a) => a.type === 'InternalIP')!.address;
     const fromOutside = await kube.run(['exec', '--external', '--', 'curl', '-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `http://${nodeIP}:10249/metrics`]);
