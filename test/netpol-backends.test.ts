@@ -122,6 +122,20 @@ describe('the node\'s choice of backend', () => {
     await forced.remove();
     assert.deepEqual(await ns.nftTables('inet'), []);
   });
+
+  it("iptables + ipset where the kernel lists inet tables but makes none (user-mode Linux's: Operation not supported)", async () => {
+    const dp = new FakeDataplane();
+    const real = await dp.createNetns('netpol-uml');
+    const uml = new Proxy(real, {
+      get: (t, k) => (k === 'nft' ? () => Promise.reject(new Error('Error: Could not process rule: Operation not supported')) : Reflect.get(t, k)),
+    }) as typeof real;
+    assert.deepEqual(await uml.nftTables('inet'), [], 'it lists');
+    const auto = new KernelPolicyBackend(uml, undefined);
+    await auto.apply(compileNode(sampleWorld(), 'n1'));
+    assert.equal(auto.name, 'iptables');
+    assert.match(await real.iptablesSave('filter'), /-j KUBEWIRE-NETPOL/);
+    await auto.remove();
+  });
 });
 
 describe('enforcer against an in-process API', () => {

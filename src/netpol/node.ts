@@ -10,9 +10,9 @@ import type { IptablesBackend, Netns } from '../dataplane/port.ts';
 import { PolicyEnforcer, type NetpolBackend } from './enforcer.ts';
 import { IptablesPolicyBackend } from './iptables.ts';
 import type { CompiledNode } from './model.ts';
-import { NftablesPolicyBackend } from './nftables.ts';
+import { NftablesPolicyBackend, nftRemoval } from './nftables.ts';
 
-/** nftables where the kernel answers for the inet family, else iptables + ipset; decided once. */
+/** nftables where the kernel makes an inet table, else iptables + ipset; decided once. */
 export class KernelPolicyBackend implements NetpolBackend {
   private chosen?: NetpolBackend;
 
@@ -24,7 +24,9 @@ export class KernelPolicyBackend implements NetpolBackend {
 
   private async pick(): Promise<NetpolBackend> {
     if (!this.chosen) {
-      const nft = this.forced ? this.forced === 'nftables' : await this.netns.nftTables('inet').then(() => true, () => false);
+      // Listing is not enough: user-mode Linux's kernel lists inet tables but refuses to make one
+      // ("Operation not supported"), so the probe makes the table and takes it away again.
+      const nft = this.forced ? this.forced === 'nftables' : await this.netns.nft(nftRemoval()).then(() => true, () => false);
       this.chosen = nft ? new NftablesPolicyBackend(this.netns) : new IptablesPolicyBackend(this.netns, this.iptables);
     }
     return this.chosen;
