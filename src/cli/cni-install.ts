@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
-import { Agent, request } from 'undici';
 import { parse } from 'yaml';
 import { DEFAULT_SERVER_SOCKET, ensureWritableDir, installConflist, installPlugins, nodeNetworkConflist } from '../cni/install.ts';
 import { kubeconfigPaths } from '../identity/kubeconfig.ts';
@@ -83,6 +82,8 @@ interface Connection {
 /** GET /api/v1/nodes/NAME with the kubeconfig's credentials. */
 async function getNode(name: string, kubeconfig: string | undefined): Promise<unknown> {
   const c = connection(kubeconfig);
+  // undici only here: every kubewire command loads this module, few of them fetch a Node.
+  const { Agent, request } = await import('undici');
   const dispatcher = new Agent({ connect: { ca: c.ca, cert: c.cert, key: c.key, rejectUnauthorized: !c.insecure }, headersTimeout: 30_000, bodyTimeout: 30_000 });
   try {
     let res;

@@ -3,7 +3,6 @@
 import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
 import { DEFAULT_SERVER_SOCKET } from '../cni/install.ts';
-import { CniServer } from '../cni/server/server.ts';
 import { registerInstall } from './cni-install.ts';
 import { loadDefaultConfList } from '../cni/runtime/conflist.ts';
 import { CniRuntime, type RuntimeConf } from '../cni/runtime/runtime.ts';
@@ -68,6 +67,7 @@ export function registerCniCommands(program: Command): void {
     .description('serve the installed CNI shims: kubewire\'s plugins run in this process, a call costs no Node.js start (one per node, as a DaemonSet)')
     .option('--socket <path>', 'unix socket the shims connect to (kubewire cni install --socket)', DEFAULT_SERVER_SOCKET)
     .action(async (opts: { socket: string }) => {
+      const { CniServer } = await import('../cni/server/server.ts'); // the plugins' code, loaded by this command only
       const server = new CniServer({ socket: opts.socket, dataplane: linux });
       await server.listen();
       process.stderr.write(`serving kubewire's CNI plugins on ${opts.socket}\n`);
