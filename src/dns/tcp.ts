@@ -57,6 +57,19 @@ export function mayRead(unread: number, unsent: number, limits: TcpLimits): bool
   return unread <= limits.maxUnread && unsent <= limits.maxUnsent;
 }
 
+// Connections whose deadline passed are closed a few per turn of the event loop: a slowloris's
+// connections come in waves and time out together (1,500 at once), and closing them in one
+// timers phase held every UDP answer behind them (67 ms in process at p99).
+const expired: Socket[] = [];
+const CLOSES_PER_TURN = 32;
+function reap(): void {
+  for (const s of expired.splice(0, CLOSES_PER_TURN)) s.destroy();
+  if (expired.length) setImmediate(reap);
+}
+function expire(socket: Socket): void {
+  if (expired.push(socket) === 1) setImmediate(reap);
+}
+
 /** Serves one connection: queries answered one at a time, in order, within the limits above. */
 export function serveConnection(socket: Socket, answer: (query: Buffer) => Promise<Buffer | undefined>, limits: TcpLimits): void {
   // What came and is not parsed yet: the chunk being parsed, and the chunks after it, kept as
@@ -78,7 +91,7 @@ export function serveConnection(socket: Socket, answer: (query: Buffer) => Promi
   let timer: NodeJS.Timeout | undefined;
   const deadline = (ms: number) => {
     clearTimeout(timer);
-    timer = setTimeout(() => socket.destroy(), ms);
+    timer = setTimeout(() => expire(socket), ms);
   };
   const flow = () => {
     if (mayRead(unread.length + laterBytes, socket.writableLength, limits)) socket.resume();
