@@ -13,51 +13,15 @@
 // selectors); traffic from a pod's own node is always allowed in.
 
 import { matches } from '../api/labels.ts';
-import type { ContainerPort, LabelSelector, Namespace, Pod } from '../api/types.ts';
-import type { KubeObject } from '../api/types.ts';
+import type { ContainerPort, IPBlock, Namespace, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, Pod } from '../api/types.ts';
 import { firstIP, formatIP, lastIP, parsePrefix, tryParseIP, type IP } from '../netaddr/ip.ts';
 
-// --- networking.k8s.io/v1 shapes (structurally what src/api defines for the kind) ---
+// --- networking.k8s.io/v1 shapes: the API's own (src/api/types.ts), under the model's names ---
 
-export type Protocol = 'TCP' | 'UDP' | 'SCTP';
-
-export interface NetworkPolicyPort {
-  protocol?: Protocol;
-  port?: number | string;
-  endPort?: number;
-}
-
-export interface IPBlock {
-  cidr: string;
-  except?: string[];
-}
-
-export interface NetworkPolicyPeer {
-  podSelector?: LabelSelector;
-  namespaceSelector?: LabelSelector;
-  ipBlock?: IPBlock;
-}
-
-export interface NetworkPolicyIngressRule {
-  ports?: NetworkPolicyPort[];
-  from?: NetworkPolicyPeer[];
-}
-
-export interface NetworkPolicyEgressRule {
-  ports?: NetworkPolicyPort[];
-  to?: NetworkPolicyPeer[];
-}
-
-export interface NetworkPolicySpec {
-  podSelector: LabelSelector;
-  ingress?: NetworkPolicyIngressRule[];
-  egress?: NetworkPolicyEgressRule[];
-  policyTypes?: Array<'Ingress' | 'Egress'>;
-}
-
-export interface NetworkPolicyObject extends KubeObject {
-  spec: NetworkPolicySpec;
-}
+export type { IPBlock, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort };
+export type Protocol = NonNullable<NetworkPolicyPort['protocol']>;
+export type NetworkPolicySpec = NetworkPolicy['spec'];
+export type NetworkPolicyObject = NetworkPolicy;
 
 export type Direction = 'ingress' | 'egress';
 
