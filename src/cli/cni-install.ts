@@ -83,7 +83,9 @@ interface Connection {
 async function getNode(name: string, kubeconfig: string | undefined): Promise<unknown> {
   const c = connection(kubeconfig);
   // undici only here: every kubewire command loads this module, few of them fetch a Node.
-  const { Agent, request } = await import('undici');
+  // Bundled, a dynamic import of the CommonJS undici is its module.exports under `default`.
+  const mod = await import('undici');
+  const { Agent, request } = 'Agent' in mod && typeof mod.Agent === 'function' ? mod : (mod as unknown as { default: typeof mod }).default;
   const dispatcher = new Agent({ connect: { ca: c.ca, cert: c.cert, key: c.key, rejectUnauthorized: !c.insecure }, headersTimeout: 30_000, bodyTimeout: 30_000 });
   try {
     let res;
