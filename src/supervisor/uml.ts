@@ -25,7 +25,7 @@ const UML_MODULES = '/usr/lib/uml/modules';
  * iptables' tables and matches, ipsets (NetworkPolicy), what `trace` reads (TRACE, NFLOG,
  * conntrack events).
  */
-const BASE_MODULES = ['veth', 'bridge', 'br_netfilter', 'nf_conntrack', 'nf_nat', 'ip_tables', 'iptable_nat', 'iptable_filter', 'iptable_mangle', 'ipt_REJECT', 'xt_tcpudp', 'xt_comment', 'xt_mark', 'xt_MASQUERADE', 'xt_conntrack', 'xt_addrtype', 'xt_statistic', 'xt_recent', 'xt_multiport', 'xt_nat', 'xt_set', 'ip_set', 'ip_set_hash_ip', 'ip_set_hash_ipport', 'ip_set_hash_ipportip', 'ip_set_hash_ipportnet', 'ip_set_hash_net', 'ip_set_bitmap_port', 'iptable_raw', 'xt_TRACE', 'nfnetlink_log', 'xt_connmark', 'nf_conntrack_netlink'];
+const BASE_MODULES = ['veth', 'bridge', 'br_netfilter', 'nf_conntrack', 'nf_nat', 'ip_tables', 'iptable_nat', 'iptable_filter', 'iptable_mangle', 'ipt_REJECT', 'xt_tcpudp', 'xt_comment', 'xt_mark', 'xt_MASQUERADE', 'xt_conntrack', 'xt_addrtype', 'xt_statistic', 'xt_recent', 'xt_multiport', 'xt_nat', 'xt_set', 'ip_set', 'ip_set_hash_ip', 'ip_set_hash_ipport', 'ip_set_hash_ipportip', 'ip_set_hash_ipportnet', 'ip_set_hash_net', 'ip_set_bitmap_port', 'iptable_raw', 'xt_TRACE', 'nf_log_syslog', 'nfnetlink_log', 'xt_connmark', 'nf_conntrack_netlink'];
 /** IPVS mode: the virtual servers, their schedulers, kube-ipvs0 (a dummy link). */
 const IPVS_MODULES = ['dummy', 'ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_lc', 'ip_vs_sh', 'ip_vs_mh'];
 export const LAB_MODULES = [...BASE_MODULES, ...IPVS_MODULES, 'vxlan'];
