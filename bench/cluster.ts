@@ -23,6 +23,7 @@ import { linux } from '../src/dataplane/linux/host.ts';
 const REPLICAS = Number(process.env.REPLICAS) || 100;
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-state-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
+process.env.KUBECONFIG = join(stateDir, 'kubeconfig'); // the context up merges goes to the scratch state, never ~/.kube/config
 const name = `kwb${process.pid % 100000}`;
 const raw = `${name}r`;
 const spec = { nodes: 3, mode: 'routed' as const, podCIDR: '10.244.0.0/16', nodeCIDRMask: 24, serviceCIDR: '10.96.0.0/12' };

@@ -25,7 +25,7 @@ const cluster = `kwbd${process.pid % 10000}`;
 
 function kw(args: string[], input?: string, timeoutMs = 300_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: stateDir, KUBEWIRE_CLUSTER: cluster };
+    const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: stateDir, KUBECONFIG: join(stateDir, 'kubeconfig'), KUBEWIRE_CLUSTER: cluster };
     delete env.NODE_EXTRA_CA_CERTS;
     const child = execFile(process.execPath, [BIN, ...args], { env, timeout: timeoutMs, maxBuffer: 256 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`kubewire ${args.slice(0, 4).join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
     child.stdin!.end(input ?? '');

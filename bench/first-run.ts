@@ -26,7 +26,7 @@ interface Ran {
 }
 
 function run(argv: string[], opts: { user?: string; input?: string } = {}): Promise<Ran> {
-  const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: state };
+  const env: NodeJS.ProcessEnv = { ...process.env, KUBEWIRE_STATE_DIR: state, KUBECONFIG: join(state, 'kubeconfig') };
   delete env.NODE_EXTRA_CA_CERTS;
   const full = opts.user ? ['setpriv', `--reuid=${opts.user}`, `--regid=${opts.user}`, '--clear-groups', '--', ...argv] : argv;
   const t0 = performance.now();

@@ -20,6 +20,7 @@ import { daemonPaths } from '../src/state/paths.ts';
 const OBSERVE_S = Number(process.env.OBSERVE_SECONDS) || 60;
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-flood-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
+process.env.KUBECONFIG = join(stateDir, 'kubeconfig'); // the context up merges goes to the scratch state, never ~/.kube/config
 const name = `kwf${process.pid % 100000}`;
 const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
 const manifest = join(stateDir, 'huge.yaml');

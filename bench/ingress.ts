@@ -32,6 +32,7 @@ const NGINX_WORKERS = Number(process.env.NGINX_WORKERS) || availableParallelism(
 const CONNECTIONS = Number(process.env.CONNECTIONS) || 50;
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-state-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
+process.env.KUBECONFIG = join(stateDir, 'kubeconfig'); // the context up merges goes to the scratch state, never ~/.kube/config
 const name = `kwbi${process.pid % 10000}`;
 const HOST = 'bench.example.com';
 const NGINX_PORT = 8081;

@@ -23,6 +23,7 @@ const ROUNDS = 5;
 
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-modes-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
+process.env.KUBECONFIG = join(stateDir, 'kubeconfig'); // the context up merges goes to the scratch state, never ~/.kube/config
 const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
 const clusterOf = (m: Mode) => `kwbm${m.replace('-', '').slice(0, 4)}`;
 /** A kubewire command for mode m's cluster; --cluster goes before a `--` (what follows it is the pod's command). */

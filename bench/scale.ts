@@ -33,6 +33,7 @@ const STANDALONE = process.env.STANDALONE === '1';
 const proxies = new Set<ChildProcess>();
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-scale-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
+process.env.KUBECONFIG = join(stateDir, 'kubeconfig'); // the context up merges goes to the scratch state, never ~/.kube/config
 const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
 const clusters = new Set<string>();
 const cleanup = async () => {

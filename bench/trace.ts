@@ -14,6 +14,7 @@ import { webApp } from '../test/kube.ts';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-trace-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
+process.env.KUBECONFIG = join(stateDir, 'kubeconfig'); // the context up merges goes to the scratch state, never ~/.kube/config
 const name = `kwbt${process.pid % 10000}`;
 const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
 const kw = (...args: string[]) => execFileSync(process.execPath, [BIN, ...args, '--cluster', name], { encoding: 'utf8', timeout: 120_000, env: process.env });

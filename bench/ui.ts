@@ -31,6 +31,7 @@ function mainThreadTasks(trace: Buffer, origin: string): Array<{ wall: number; c
 }
 const stateDir = mkdtempSync(join(tmpdir(), 'kwb-ui-'));
 process.env.KUBEWIRE_STATE_DIR = stateDir;
+process.env.KUBECONFIG = join(stateDir, 'kubeconfig'); // the context up merges goes to the scratch state, never ~/.kube/config
 const name = process.env.CLUSTER ?? `kwbu${process.pid % 10000}`;
 const BIN = join(import.meta.dirname, '..', 'bin', 'kubewire.js');
 const kw = (args: string[], input?: string) => execFileSync(process.execPath, [BIN, ...args, '--cluster', name], { encoding: 'utf8', timeout: 180_000, env: process.env, ...(input ? { input } : {}) });
