@@ -59,6 +59,14 @@ const rcodeOf = (r: Buffer): number => {
   return ((o?.extendedRcode ?? 0) << 4) | (r[3]! & 0x0f);
 };
 
+
+/** A UDP socket bound to a loopback address of its own (127.0.0.N), so the server sees it as its own source. */
+async function bindUdp(address: string): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, address, () => r()));
+  return s;
+}
+
 describe('wire format: the question echoed byte for byte; EDNS as RFC 6891 has it', () => {
   const server = new DnsServer({ view });
   const ask = async (q: Buffer) => (await server.respond(q, 'udp'))!;
@@ -306,14 +314,9 @@ describe('UDP served in turn by source: a flood waits behind its own queries', (
     const server = new DnsServer({ view });
     await server.listen(0, '127.0.0.1');
     const port = (server as unknown as { udp: dgram.Socket }).udp.address().port;
-    const bind = async (address: string) => {
-      const s = dgram.createSocket('udp4');
-      await new Promise<void>((r) => s.bind(0, address, () => r()));
-      return s;
-    };
     // Every loopback address is this machine's: a flood from 127.0.0.2, a client at 127.0.0.3.
-    const flood = await bind('127.0.0.2');
-    const client = await bind('127.0.0.3');
+    const flood = await bindUdp('127.0.0.2');
+    const client = await bindUdp('127.0.0.3');
     let floodAnswers = 0;
     flood.on('message', () => floodAnswers++);
     const BACKLOG = 800;
@@ -352,13 +355,8 @@ describe('a flood costs little: one cached answer for the types answered alike, 
     const server = new DnsServer({ view, throttle: (address) => reported.push(address) });
     await server.listen(0, '127.0.0.1');
     const port = (server as unknown as { udp: dgram.Socket }).udp.address().port;
-    const bind = async (address: string) => {
-      const s = dgram.createSocket('udp4');
-      await new Promise<void>((r) => s.bind(0, address, () => r()));
-      return s;
-    };
-    const flood = await bind('127.0.0.2');
-    const client = await bind('127.0.0.3');
+    const flood = await bindUdp('127.0.0.2');
+    const client = await bindUdp('127.0.0.3');
     await Promise.all(Array.from({ length: 800 }, (_, t) => new Promise<void>((r) => flood.send(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { qtype: t + 1000 }), port, '127.0.0.1', () => r()))));
     for (let i = 0; i < 20; i++) {
       const answered = new Promise((r) => client.once('message', r));
@@ -377,12 +375,7 @@ describe('a flood costs little: one cached answer for the types answered alike, 
     const server = new DnsServer({ view, throttle: (address) => reported.push(address) });
     await server.listen(0, '127.0.0.1');
     const port = (server as unknown as { udp: dgram.Socket }).udp.address().port;
-    const bind = async (address: string) => {
-      const s = dgram.createSocket('udp4');
-      await new Promise<void>((r) => s.bind(0, address, () => r()));
-      return s;
-    };
-    const client = await bind('127.0.0.3');
+    const client = await bindUdp('127.0.0.3');
     const ask = async (id: number) => {
       const answered = new Promise<Buffer>((r) => client.once('message', r));
       client.send(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { id }), port, '127.0.0.1');
@@ -392,7 +385,7 @@ describe('a flood costs little: one cached answer for the types answered alike, 
     for (let i = 1; i <= 20; i++) assert.equal((await ask(i)).readUInt16BE(0), i, 'its own ID');
     assert.equal(server.counters.atOnce, 20, 'each cached answer sent in the callback that read its query');
     // The same cached question 800 times in the socket before the server reads one: a few answered at once, the rest queued, the overflow reported.
-    const flood = await bind('127.0.0.2');
+    const flood = await bindUdp('127.0.0.2');
     await Promise.all(Array.from({ length: 800 }, (_, i) => new Promise<void>((r) => flood.send(rawQuery(['web', 'default', 'svc', 'cluster', 'local'], { id: i }), port, '127.0.0.1', () => r()))));
     for (let i = 0; i < 200 && !reported.length; i++) await new Promise((r) => setTimeout(r, 10));
     flood.close();
