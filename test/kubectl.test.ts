@@ -196,6 +196,11 @@ describe('kubectl v1.32 against kubewire', { skip, timeout: 600_000 }, () => {
     const strict = await kubectl(['apply', '-f', join(scratch, 'bad.yaml')]);
     assert.equal(strict.code, 1);
     assert.match(strict.stderr, /unknown field "dta"/);
+    // A 422 carries details.causes, from which kubectl writes its own line (not "Error from server").
+    writeFileSync(join(scratch, 'odd.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: odd}\ndata: {"a b": c}\n');
+    const invalid = await kubectl(['apply', '-f', join(scratch, 'odd.yaml')]);
+    assert.equal(invalid.code, 1);
+    assert.match(invalid.stderr, /^The ConfigMap "odd" is invalid: data\[a b\]: Invalid value: "a b"/);
   });
 
   test('get -w streams rows as the objects change; delete -f removes them', async () => {

@@ -36,7 +36,7 @@ const ingressPort = (port: unknown) => ({ podSelector: {}, ingress: [{ ports: [p
 
 const PREFIX = 'NetworkPolicy.networking.k8s.io "p" is invalid: ';
 
-// [what, spec, the message after PREFIX ('' = valid)]
+// [what, spec, the message after PREFIX ('' = valid); several errors as apimachinery's aggregate "[a, b]"]
 const CASES: Array<[string, Record<string, unknown>, string]> = [
   ['default deny', { podSelector: {} }, ''],
   ['allow from a pod, a namespace, both, an ipBlock with an except', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }, { namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] }, podSelector: {} }, { ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } }] }] }, ''],
@@ -53,7 +53,7 @@ const CASES: Array<[string, Record<string, unknown>, string]> = [
   ['unknown protocol', ingressPort({ protocol: 'HTTP', port: 80 }), 'spec.ingress[0].ports[0].protocol: Unsupported value: "HTTP": supported values: "TCP", "UDP", "SCTP"'],
   ['port 0', ingressPort({ port: 0 }), 'spec.ingress[0].ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive'],
   ['port 65536', ingressPort({ port: 65536 }), 'spec.ingress[0].ports[0].port: Invalid value: 65536: must be between 1 and 65535, inclusive'],
-  ['port name with capitals', ingressPort({ port: 'HTTP' }), 'spec.ingress[0].ports[0].port: Invalid value: "HTTP": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-), spec.ingress[0].ports[0].port: Invalid value: "HTTP": must contain at least one letter (a-z)'],
+  ['port name with capitals', ingressPort({ port: 'HTTP' }), '[spec.ingress[0].ports[0].port: Invalid value: "HTTP": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-), spec.ingress[0].ports[0].port: Invalid value: "HTTP": must contain at least one letter (a-z)]'],
   ['port name too long', ingressPort({ port: 'a-very-long-port-name' }), 'spec.ingress[0].ports[0].port: Invalid value: "a-very-long-port-name": must be no more than 15 characters'],
   ['endPort below port', ingressPort({ port: 81, endPort: 80 }), 'spec.ingress[0].ports[0].endPort: Invalid value: 80: must be greater than or equal to `port`'],
   ['endPort with a named port', ingressPort({ port: 'http', endPort: 90 }), 'spec.ingress[0].ports[0].endPort: Invalid value: 90: may not be specified when `port` is non-numeric'],
@@ -65,7 +65,7 @@ const CASES: Array<[string, Record<string, unknown>, string]> = [
   ['In without values', ingressFrom({ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'In' }] } }), "spec.ingress[0].from[0].namespaceSelector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'"],
   ['Exists with values', ingressFrom({ podSelector: { matchExpressions: [{ key: 'pod', operator: 'Exists', values: ['a'] }] } }), "spec.ingress[0].from[0].podSelector.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"],
   ['label value', { podSelector: { matchLabels: { pod: 'a b' } } }, `spec.podSelector.matchLabels: Invalid value: "a b": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`],
-  ['several problems, all named', { podSelector: {}, ingress: [{ ports: [{ protocol: 'ICMP' }], from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['11.0.0.0/16'] } }] }] }, 'spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "TCP", "UDP", "SCTP", spec.ingress[0].from[0].ipBlock.except[0]: Invalid value: "11.0.0.0/16": must be a strict subset of `cidr`'],
+  ['several problems, all named', { podSelector: {}, ingress: [{ ports: [{ protocol: 'ICMP' }], from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['11.0.0.0/16'] } }] }] }, '[spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "TCP", "UDP", "SCTP", spec.ingress[0].from[0].ipBlock.except[0]: Invalid value: "11.0.0.0/16": must be a strict subset of `cidr`]'],
 ];
 
 describe('NetworkPolicy validation, as the API server words it', () => {

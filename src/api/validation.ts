@@ -590,7 +590,29 @@ export function validate(obj: KubeObject): FieldError[] {
   return e.list;
 }
 
+/** The API server's message: one error as it is, several as apimachinery's aggregate "[a, b]". */
 export function formatErrors(kind: string, name: unknown, errors: FieldError[]): string {
   const label = typeof name === 'string' && name ? `${qualifiedKind(kind)} ${JSON.stringify(name)}` : qualifiedKind(kind);
-  return `${label} is invalid: ${errors.map((x) => `${x.field}: ${x.detail}`).join(', ')}`;
+  const each = errors.map((x) => `${x.field}: ${x.detail}`);
+  return `${label} is invalid: ${each.length === 1 ? each[0] : `[${each.join(', ')}]`}`;
+}
+
+/** apimachinery's field.ErrorType names, by the words that open an error's detail. */
+const CAUSE_REASONS: Array<[string, string]> = [
+  ['Required value', 'FieldValueRequired'],
+  ['Invalid value', 'FieldValueInvalid'],
+  ['Unsupported value', 'FieldValueNotSupported'],
+  ['Duplicate value', 'FieldValueDuplicate'],
+  ['Forbidden', 'FieldValueForbidden'],
+  ['Too long', 'FieldValueTooLong'],
+  ['Too many', 'FieldValueTooMany'],
+  ['Not found', 'FieldValueNotFound'],
+];
+
+/**
+ * A 422 Status's details.causes: kubectl prints "The Pod "x" is invalid: field: detail" from
+ * these (one line per cause), and client libraries read the field paths from them.
+ */
+export function statusCauses(errors: FieldError[]): Array<{ reason: string; message: string; field: string }> {
+  return errors.map((x) => ({ reason: CAUSE_REASONS.find(([words]) => x.detail.startsWith(words))?.[1] ?? 'FieldValueInvalid', message: x.detail, field: x.field }));
 }

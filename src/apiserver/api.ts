@@ -5,13 +5,13 @@
 
 import { randomUUID } from 'node:crypto';
 import { matches, parseSelector } from '../api/labels.ts';
-import { apiVersionOf, qualifiedKind, resourceOfKind } from '../api/resources.ts';
+import { apiVersionOf, qualifiedKind, resourceOfKind, RESOURCES } from '../api/resources.ts';
 import type { Ingress, IngressClass, Job, KubeObject, Namespace, Node, Pod, Secret, Service } from '../api/types.ts';
 import { withGeneratedSelector } from '../api/job-selector.ts';
 import { now } from '../api/types.ts';
 import { appliedObject, sameManifest, type ApplyResult } from '../api/apply.ts';
 import { freeGeneratedName, generateName } from '../api/names.ts';
-import { formatErrors, validate } from '../api/validation.ts';
+import { formatErrors, statusCauses, validate, type FieldError } from '../api/validation.ts';
 import { withDefaults } from '../api/defaults/index.ts';
 import { admitService, ServiceInvalid, type Allocated } from './services.ts';
 import { admitIngress, admitSecret } from './admission.ts';
@@ -43,6 +43,20 @@ export class ApplyError extends StoreError {
 
   override toStatus(): object {
     return { ...super.toStatus(), details: { index: this.index } };
+  }
+}
+
+/** A 422 for an object that fails validation, with the causes kubectl and client libraries read. */
+export class InvalidObjectError extends StoreError {
+  override name = 'InvalidObjectError';
+  constructor(private readonly obj: KubeObject, private readonly errors: FieldError[]) {
+    super('Invalid', formatErrors(obj.kind, obj.metadata?.name, errors));
+  }
+
+  override toStatus(): object {
+    const rt = RESOURCES.find((r) => r.kind === this.obj.kind);
+    const name = typeof this.obj.metadata?.name === 'string' ? this.obj.metadata.name : '';
+    return { ...super.toStatus(), details: { name, ...(rt?.group ? { group: rt.group } : {}), kind: this.obj.kind, causes: statusCauses(this.errors) } };
   }
 }
 
@@ -161,7 +175,7 @@ export class Api {
 
   private checkValid(obj: KubeObject): void {
     const errors = validate(obj);
-    if (errors.length) throw invalid(formatErrors(obj.kind, obj.metadata?.name, errors));
+    if (errors.length) throw new InvalidObjectError(obj, errors);
   }
 
   create<T extends KubeObject>(input: T, opts: WriteOptions = {}): T {
