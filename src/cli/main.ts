@@ -11,6 +11,7 @@ import { registerDemoCommands } from './demo.ts';
 import { registerClusterCommands } from './cluster.ts';
 import { registerKubeconfigCommands } from './kubeconfig.ts';
 import { registerProxyCommand } from './proxy.ts';
+import { registerComponentCommands } from './components.ts';
 import { defaultCluster, registerKubectlCommands } from './kubectl.ts';
 import { registerTraceCommands } from './trace.ts';
 import { registerUiCommands } from './ui.ts';
@@ -50,6 +51,7 @@ registerCreateCommands(program);
 registerCniCommands(program);
 registerDemoCommands(program);
 registerProxyCommand(program);
+registerComponentCommands(program);
 
 try {
   // A cluster in a kernel of its own: the command runs there, as typed (kernel/client.ts).

@@ -6,13 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { ApiError } from '../apiserver/client.ts';
-import { loadRestConfig } from '../client/kubeconfig.ts';
-import { RestClient, TransportError } from '../client/rest.ts';
+import { connect } from './component-client.ts';
 import { linux } from '../dataplane/linux/host.ts';
 import { parseConfigFile, parseDuration, ProxyConfigError, resolveConfig, type ProxyConfig } from '../proxy/config.ts';
 import { runStandaloneProxy } from '../proxy/standalone.ts';
-import { kubewireVersion } from '../state/paths.ts';
 
 interface Flags {
   kubeconfig?: string;
@@ -27,21 +24,6 @@ interface Flags {
 }
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-
-/** The first answer: a wrong certificate or credentials end the program at once; a server not (yet) there is waited for, briefly. */
-async function firstContact(client: RestClient, source: string, waitMs = 5000): Promise<void> {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    try {
-      await client.call('GET', '/api/v1/services?limit=1');
-      return;
-    } catch (e) {
-      if (e instanceof ApiError) throw new ProxyConfigError(`the API server at ${client.config.server} refused ${source}: ${e.code} ${e.reason}: ${e.message}`);
-      if (!(e instanceof TransportError) || e.permanent || Date.now() > deadline) throw new ProxyConfigError(`${(e as Error).message} (${source})`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
 
 export function registerProxyCommand(program: Command): void {
   program
@@ -71,9 +53,7 @@ export function registerProxyCommand(program: Command): void {
         flags.minSyncMs = ms;
       }
       const config = resolveConfig(file, flags);
-      const rest = loadRestConfig({ kubeconfig: config.kubeconfig, context: f.context });
-      const client = new RestClient(rest, { userAgent: `kubewire-proxy/v${kubewireVersion()}` });
-      await firstContact(client, rest.source);
+      const client = await connect({ kubeconfig: config.kubeconfig, context: f.context, component: 'proxy' });
       const nodeName = config.hostnameOverride ?? hostname().toLowerCase();
       const proxier = await runStandaloneProxy({ client, netns: linux.at(undefined), config, nodeName, log });
       // As kube-proxy: a stop leaves the rules in the kernel (the next start takes them over).

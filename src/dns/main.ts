@@ -6,6 +6,7 @@
 
 import { createServer, type Server } from 'node:http';
 import { ApiClient } from '../apiserver/client.ts';
+import type { ObjectClient } from '../apiserver/objects.ts';
 import { loadCluster } from '../cluster/cluster.ts';
 import { DEFAULT_CLUSTER_DOMAIN, podRange } from '../cluster/plan.ts';
 import { parseHostPort } from '../netaddr/ip.ts';
@@ -41,20 +42,46 @@ function serve(port: number, handler: (path: string) => { code: number; body: st
   });
 }
 
-/** `tools` runs nft in the pod's network namespace (throttle.ts); none: no kernel-side throttling. */
-export async function runDnsServer(cluster: string, tools?: Tools, log: (line: string) => void = (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`)): Promise<void> {
+export interface DnsOptions {
+  client: ObjectClient;
+  zone: string;
+  /** The ranges whose reverse (PTR) names are this server's to answer (the pod and service ranges). */
+  ranges: string[];
+  upstream?: { host: string; port: number };
+  /** runs nft in the pod's network namespace (throttle.ts); none: no kernel-side throttling. */
+  tools?: Tools;
+  ports?: { dns?: number; health?: number; ready?: number; metrics?: number };
+  /** A line /health adds (the API server is away), or undefined. */
+  healthNote?: () => string | undefined;
+  log: (line: string) => void;
+}
+
+const stderrLog = (l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`);
+
+/** The cluster DNS of a kubewire cluster's coredns pods, over the daemon's socket. */
+export async function runDnsServer(cluster: string, tools?: Tools, log: (line: string) => void = stderrLog): Promise<void> {
   const plan = loadCluster(cluster);
-  const zone = plan.spec.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
   const upstream = plan.spec.upstreamDns ? parseHostPort(plan.spec.upstreamDns, 53) : undefined;
-  const metrics = dnsMetrics(zone, DNS_PORT);
-  const view = new InformerView(new ApiClient(daemonPaths(cluster).socket), zone, [podRange(plan), plan.spec.serviceCIDR], log);
-  const throttle = tools ? await kernelThrottle(DNS_PORT, tools, log) : undefined;
+  await runDns({ client: new ApiClient(daemonPaths(cluster).socket), zone: plan.spec.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN, ranges: [podRange(plan), plan.spec.serviceCIDR], ...(upstream ? { upstream } : {}), ...(tools ? { tools } : {}), log });
+}
+
+/** Serves DNS from informers over `client` until SIGTERM (after the lame duck) or SIGINT; resolves once serving. */
+export async function runDns(o: DnsOptions): Promise<{ view: InformerView }> {
+  const { zone, upstream, log } = o;
+  const port = { dns: DNS_PORT, health: HEALTH_PORT, ready: READY_PORT, metrics: METRICS_PORT, ...o.ports };
+  const metrics = dnsMetrics(zone, port.dns);
+  const view = new InformerView(o.client, zone, o.ranges, log);
+  const throttle = o.tools ? await kernelThrottle(port.dns, o.tools, log) : undefined;
   const dns = new DnsServer({ view, ...(upstream ? { upstream } : {}), observe: metrics.observe, ...(throttle ? { throttle } : {}) });
-  await dns.listen(DNS_PORT);
-  await serve(HEALTH_PORT, () => ({ code: 200, body: 'OK' }));
-  await serve(READY_PORT, () => (view.synced ? { code: 200, body: 'OK' } : { code: 503, body: 'informers not synced' }));
-  await serve(METRICS_PORT, async (path) => (path.startsWith('/metrics') ? { code: 200, body: await metrics.registry.metrics(), type: metrics.registry.contentType } : { code: 404, body: 'not found' }));
-  log(`cluster DNS for ${zone} on :${DNS_PORT} (udp, tcp); ${upstream ? `other names forwarded to ${upstream.host}:${upstream.port}` : 'other names refused (no --upstream-dns)'}`);
+  await dns.listen(port.dns);
+  // CoreDNS's health answers while the process lives; ours also says when it answers from a past state.
+  await serve(port.health, () => {
+    const note = o.healthNote?.();
+    return { code: 200, body: note ? `OK (${note})` : 'OK' };
+  });
+  await serve(port.ready, () => (view.synced ? { code: 200, body: 'OK' } : { code: 503, body: 'informers not synced' }));
+  await serve(port.metrics, async (path) => (path.startsWith('/metrics') ? { code: 200, body: await metrics.registry.metrics(), type: metrics.registry.contentType } : { code: 404, body: 'not found' }));
+  log(`cluster DNS for ${zone} on :${port.dns} (udp, tcp); ${upstream ? `other names forwarded to ${upstream.host}:${upstream.port}` : 'other names refused (no --upstream-dns)'}`);
   void view.start();
   // SIGUSR2 turns the profile's line a second on and off (bench:dns-abuse PROFILE=1).
   let profiling: (() => void) | undefined;
@@ -75,6 +102,7 @@ export async function runDnsServer(cluster: string, tools?: Tools, log: (line: s
     process.once('SIGTERM', stop);
   });
   process.on('SIGINT', stop);
+  return { view };
 }
 
 const LAMEDUCK_MS = 5_000;

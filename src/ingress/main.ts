@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import { ApiClient } from '../apiserver/client.ts';
+import type { ObjectClient } from '../apiserver/objects.ts';
 import { loadCluster } from '../cluster/cluster.ts';
 import { daemonPaths } from '../state/paths.ts';
 import { AccessLog } from './accesslog.ts';
@@ -23,7 +24,7 @@ import { ingressPaths } from './supervisor.ts';
 const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${cluster.isWorker ? `[worker ${cluster.worker!.id}] ` : ''}${l}\n`);
 
 /** /metrics and /healthz on :10254, as ingress-nginx serves them. */
-async function serveHealth(metrics: () => Promise<string>, contentType: string, healthy: () => boolean): Promise<Server> {
+async function serveHealth(metrics: () => Promise<string>, contentType: string, healthy: () => boolean, port = METRICS_PORT, note?: () => string | undefined): Promise<Server> {
   const server = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics') {
@@ -31,10 +32,17 @@ async function serveHealth(metrics: () => Promise<string>, contentType: string, 
       res.writeHead(200, { 'content-type': contentType });
       return void res.end(text);
     }
-    if (path === '/healthz') return void res.writeHead(healthy() ? 200 : 503).end(healthy() ? 'ok' : 'no workers');
+    if (path === '/healthz') {
+      // Serving the last configuration while the API server is away is healthy (a restart would lose it); the body says so.
+      const n = note?.();
+      return void res.writeHead(healthy() ? 200 : 503).end(healthy() ? (n ? `ok (${n})` : 'ok') : 'no workers');
+    }
     res.writeHead(404).end('404 page not found\n');
   });
-  await new Promise<void>((r) => server.listen(METRICS_PORT, '0.0.0.0', r));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '0.0.0.0', resolve);
+  });
   return server;
 }
 
@@ -94,38 +102,56 @@ async function runWorker(clusterName: string, nodeName: string): Promise<void> {
   const plan = loadCluster(clusterName);
   const first = !cluster.isWorker || cluster.worker!.id === 1;
   const paths = ingressPaths(clusterName, nodeName);
-  const metrics = new IngressMetrics();
-  const accessLog = new AccessLog(paths.accessLog);
-  const proxy = new IngressProxy(
-    {
-      trustForwardedHeaders: plan.spec.ingressUseForwardedHeaders ?? false,
-      defaultCertificate: { cert: readFileSync(paths.defaultCert, 'utf8'), key: readFileSync(paths.defaultKey, 'utf8') },
-      metrics,
-      accessLog,
-    },
-    { table: emptyTable(), certificates: new Map() },
-  );
-  const controller = new IngressController({
+  await serveIngress({
     client: new ApiClient(daemonPaths(clusterName).socket),
-    proxy,
-    metrics,
     nodeName,
     addresses: plan.nodes.map((n) => n.ip),
     // One writer of statuses and Events per cluster; one logger of problems per node.
     leader: first && plan.nodes[0]!.name === nodeName,
+    trustForwardedHeaders: plan.spec.ingressUseForwardedHeaders ?? false,
+    defaultCertificate: { cert: readFileSync(paths.defaultCert, 'utf8'), key: readFileSync(paths.defaultKey, 'utf8') },
+    accessLog: paths.accessLog,
     log: first ? log : () => undefined,
   });
+  if (first) log(`ingress controller of ${nodeName} serving :80 and :443`);
+}
+
+export interface IngressOptions {
+  client: ObjectClient;
+  nodeName: string;
+  /** What the leader writes into each served Ingress's status.loadBalancer.ingress. */
+  addresses: string[];
+  /** Writes statuses and Events (one per cluster). */
+  leader: boolean;
+  trustForwardedHeaders: boolean;
+  defaultCertificate: { cert: string; key: string };
+  /** The access log's file (ingress-nginx writes it to its stdout: /dev/stdout). */
+  accessLog: string;
+  ports?: { http?: number; https?: number; healthz?: number };
+  /** What /healthz adds (the API server is away), or undefined. */
+  healthNote?: () => string | undefined;
+  log: (line: string) => void;
+}
+
+/** One controller serving HTTP and HTTPS from informers over `client`, until SIGTERM or SIGINT (in-flight requests drain). */
+export async function serveIngress(o: IngressOptions): Promise<void> {
+  const metrics = new IngressMetrics();
+  const accessLog = new AccessLog(o.accessLog);
+  const proxy = new IngressProxy(
+    { trustForwardedHeaders: o.trustForwardedHeaders, defaultCertificate: o.defaultCertificate, metrics, accessLog },
+    { table: emptyTable(), certificates: new Map() },
+  );
+  const controller = new IngressController({ client: o.client, proxy, metrics, nodeName: o.nodeName, addresses: o.addresses, leader: o.leader, log: o.log });
   await controller.start();
   // Ports open only once the first full configuration is in: never a 404 for want of one.
   await controller.ready;
-  await proxy.listen(80, 443);
+  await proxy.listen(o.ports?.http ?? 80, o.ports?.https ?? 443);
   let health: Server | undefined;
   if (cluster.isWorker) {
     AggregatorRegistry.setRegistries(metrics.registry);
     new AggregatorRegistry(); // answers the primary's requests for this worker's metrics
     process.on('disconnect', () => process.exit(0)); // the primary is gone (kill -9): so are we
-  } else health = await serveHealth(() => metrics.registry.metrics(), metrics.registry.contentType, () => true);
-  if (first) log(`ingress controller of ${nodeName} serving :80 and :443`);
+  } else health = await serveHealth(() => metrics.registry.metrics(), metrics.registry.contentType, () => true, o.ports?.healthz, o.healthNote);
 
   let stopping = false;
   const stop = () => {

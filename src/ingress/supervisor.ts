@@ -41,10 +41,15 @@ export function ensureDefaultCertificate(cluster: string): void {
   const p = ingressPaths(cluster, '');
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   if (existsSync(p.defaultCert) && existsSync(p.defaultKey)) return;
+  makeFakeCertificate(p.defaultCert, p.defaultKey);
+}
+
+/** ingress-nginx's "Fake Certificate" (what HTTPS without a matching Ingress TLS gets), written to the two files. */
+export function makeFakeCertificate(certFile: string, keyFile: string): void {
   runQuietSync([
     'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650',
     '-subj', '/O=Acme Co/CN=Kubernetes Ingress Controller Fake Certificate', '-addext', 'subjectAltName=DNS:ingress.local',
-    '-keyout', p.defaultKey, '-out', p.defaultCert,
+    '-keyout', keyFile, '-out', certFile,
   ]);
 }
 
