@@ -1,11 +1,9 @@
-// Discovery, OpenAPI v3 and server-side field validation: the pure builders, the API server
-// answering them over its unix socket, and (as root, once the HTTPS listener and kubeconfig
-// are there) the real kubectl v1.32 against a 1-node cluster `kapid`: api-resources, explain,
-// apply that validates, apply with an unknown field (Strict), --validate=warn.
+// Discovery, OpenAPI v3 and server-side field validation: the pure builders and the API server
+// answering them over its unix socket. The real kubectl v1.32 against a cluster (api-resources,
+// explain, apply that validates, an unknown field, --validate=warn) is in api-clients.test.ts.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +18,6 @@ import { closure, definitionOf, openapiDocument, openapiRoot, schemas } from '..
 import { ApiServer } from '../src/apiserver/server.ts';
 import { StatusError } from '../src/apiserver/status.ts';
 import { Store } from '../src/apiserver/store.ts';
-import { Kube, webApp } from './kube.ts';
 
 /** What kubectl v1.32 sends for /api and /apis (fact sheet, section 2). */
 const KUBECTL_ACCEPT = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json';
@@ -351,125 +348,6 @@ describe('the API server answers discovery, OpenAPI and fieldValidation', () => 
     const warned = await call(sock, 'POST', APPLY_PATH, { apiVersion: 'v1', kind: 'List', items: [item('a3', { templat: {} })] });
     assert.equal(warned.status, 200, JSON.stringify(warned.body));
     assert.match(([] as string[]).concat(warned.headers.warning ?? []).join('\n'), /Deployment \\"a3\\": unknown field \\"spec.templat\\"/);
-  });
-});
-
-// ---- the real kubectl against a cluster ---------------------------------------------------
-
-const KUBECTL = '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
-const E2E_SKIP = process.getuid?.() !== 0 ? 'needs root to run a cluster' : !existsSync(KUBECTL) ? `no ${KUBECTL}` : false;
-
-function kubectl(kubeconfig: string, cacheDir: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(KUBECTL, ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, ...args], { timeout: 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-    if (input !== undefined) child.stdin!.end(input);
-  });
-}
-
-/** A Deployment and its Service (the e2e tests' usual app). */
-const MANIFEST = webApp({ replicas: 1 });
-
-describe('kubectl v1.32 against cluster kapid', { skip: E2E_SKIP }, () => {
-  let stateDir: string;
-  let kube: Kube;
-  let kubeconfig: string;
-  let cacheDir: string;
-  /** Why the kubectl tests cannot run yet (no HTTPS listener or kubeconfig), or false. */
-  let noApi: string | false = false;
-  let started = false;
-  before(async () => {
-    stateDir = mkdtempSync(join(tmpdir(), 'kwt-kapid-'));
-    kubeconfig = join(stateDir, 'kubeconfig');
-    cacheDir = join(stateDir, 'kube-cache');
-    kube = new Kube('kapid', stateDir);
-    if (!(await kube.run(['up', '--help'])).stdout.includes('--kubeconfig')) {
-      noApi = 'kubewire up has no --kubeconfig yet (no HTTPS listener or kubeconfig to point kubectl at)';
-      return;
-    }
-    started = true;
-    const up = await kube.run(['up', '--nodes', '1', '--kubeconfig', kubeconfig], { timeoutMs: 180_000 });
-    if (up.code !== 0) throw new Error(`up failed: ${up.stderr}`);
-    if (!existsSync(kubeconfig) || !/server: https:\/\/127\.0\.0\.1:\d+/.test(readFileSync(kubeconfig, 'utf8'))) noApi = `up wrote no kubeconfig with an https server at ${kubeconfig} (the HTTPS listener is not there yet)`;
-  });
-  after(async () => {
-    if (started) await kube.run(['down', '--kubeconfig', kubeconfig], { timeoutMs: 120_000 });
-    rmSync(stateDir, { recursive: true, force: true });
-  });
-
-  test('api-resources prints the served kinds, sorted by group, with short names', async (t) => {
-    if (noApi) return t.skip(noApi);
-    const r = await kubectl(kubeconfig, cacheDir, ['api-resources']);
-    t.diagnostic(r.stdout);
-    assert.equal(r.code, 0, r.stderr);
-    const lines = r.stdout.trim().split('\n');
-    assert.match(lines[0]!, /^NAME\s+SHORTNAMES\s+APIVERSION\s+NAMESPACED\s+KIND$/);
-    for (const rt of RESOURCES) {
-      const row = lines.find((l) => l.split(/\s+/)[0] === rt.plural);
-      assert.ok(row, `${rt.plural} listed`);
-      assert.ok(row.includes(rt.group ? `${rt.group}/${rt.version}` : rt.version) && row.trim().endsWith(rt.kind), row);
-      if (rt.shortNames[0]) assert.ok(row.split(/\s+/).includes(rt.shortNames.join(',')), row);
-    }
-    assert.ok(!r.stdout.includes('kubewire.dev'));
-    const all = await kubectl(kubeconfig, cacheDir, ['api-resources', '--categories=all', '-o', 'name']);
-    assert.deepEqual(new Set(all.stdout.trim().split('\n')), new Set(RESOURCES.filter((r) => ['Pod', 'Service', 'Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'Job'].includes(r.kind)).map((r) => (r.group ? `${r.plural}.${r.group}` : r.plural))));
-  });
-
-  test('explain pod.spec.containers and deployment.spec print fields with descriptions', async (t) => {
-    if (noApi) return t.skip(noApi);
-    const c = await kubectl(kubeconfig, cacheDir, ['explain', 'pod.spec.containers']);
-    t.diagnostic(c.stdout.split('\n').slice(0, 24).join('\n'));
-    assert.equal(c.code, 0, c.stderr);
-    assert.match(c.stdout, /^KIND:\s+Pod\nVERSION:\s+v1\n/);
-    assert.match(c.stdout, /FIELD: containers <\[\]Container>/);
-    assert.match(c.stdout, /\n {2}image\t<string>\n {4}Container image name/);
-    assert.match(c.stdout, /\n {2}name\t<string> -required-\n/);
-    const d = await kubectl(kubeconfig, cacheDir, ['explain', 'deployment.spec']);
-    assert.equal(d.code, 0, d.stderr);
-    assert.match(d.stdout, /GROUP:\s+apps\nKIND:\s+Deployment\nVERSION:\s+v1/);
-    assert.match(d.stdout, /\n {2}replicas\t<integer>\n {4}Number of desired pods/);
-    assert.match(d.stdout, /\n {2}template\t<PodTemplateSpec> -required-\n/);
-  });
-
-  test('apply -f validates (Strict) and creates; an unknown field is refused by the server; --validate=warn prints a warning', async (t) => {
-    if (noApi) return t.skip(noApi);
-    const ok = await kubectl(kubeconfig, cacheDir, ['apply', '-f', '-'], MANIFEST);
-    t.diagnostic(`${ok.stdout}${ok.stderr}`);
-    assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /deployment\.apps\/web created\nservice\/web created/);
-    // A new object with an unknown field: kubectl POSTs it with fieldValidation=Strict, the server refuses it.
-    const bad = (name: string) => webApp({ replicas: 1, service: false }).replace('name: web}', `name: ${name}}`).replace('replicas: 1', 'replicas: 1\n  replicaz: 2');
-    const file = join(stateDir, 'bad.yaml');
-    writeFileSync(file, bad('web2'));
-    const strict = await kubectl(kubeconfig, cacheDir, ['apply', '-f', file]);
-    t.diagnostic(strict.stderr);
-    assert.equal(strict.code, 1);
-    assert.equal(strict.stderr, `Error from server (BadRequest): error when creating "${file}": Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replicaz"\n`);
-    // The same field added to the live object: a strategic merge PATCH, refused the same way.
-    writeFileSync(file, bad('web'));
-    const patch = await kubectl(kubeconfig, cacheDir, ['apply', '-f', file]);
-    assert.equal(patch.code, 1);
-    assert.match(patch.stderr, /^Error from server \(BadRequest\): error when applying patch:\n.*\nfor: "[^"]+": error when patching "[^"]+": Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec\.replicaz"\n$/s);
-    // --validate=warn: kubectl sends fieldValidation=Warn, the object is created and the warning printed.
-    writeFileSync(file, bad('web3'));
-    const warn = await kubectl(kubeconfig, cacheDir, ['apply', '--validate=warn', '-f', file]);
-    t.diagnostic(`${warn.stdout}${warn.stderr}`);
-    assert.equal(warn.code, 0, warn.stderr);
-    assert.equal(warn.stdout, 'deployment.apps/web3 created\n');
-    assert.match(warn.stderr, /Warning: unknown field "spec\.replicaz"/);
-  });
-
-  test("kubewire's own apply: the server checks every field (deeper than the CLI's own check), --validate=warn warns", async () => {
-    // containers[].resources is below the levels the CLI checks itself (src/api/fields.ts): the server finds it.
-    const deep = webApp({ replicas: 1, service: false }).replace('name: web}', 'name: deep}').replace('image: kubewire/echo,', 'image: kubewire/echo, resources: {limitz: {cpu: 1}},');
-    const strict = await kube.run(['apply', '-f', '-'], { input: deep });
-    assert.equal(strict.code, 1);
-    assert.match(strict.stderr, /nothing was applied:\n {2}<stdin>: document 0 \(Deployment "deep"\): Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec\.template\.spec\.containers\[0\]\.resources\.limitz"/);
-    const warn = await kube.run(['apply', '--validate=warn', '-f', '-'], { input: deep });
-    assert.equal(warn.code, 0, warn.stderr);
-    assert.match(warn.stderr, /Warning: Deployment "deep": unknown field "spec\.template\.spec\.containers\[0\]\.resources\.limitz"/);
-    assert.equal((await kube.run(['apply', '--validate=nonsense', '-f', '-'], { input: deep })).code, 1);
   });
 });
 

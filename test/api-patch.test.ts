@@ -2,11 +2,10 @@
 // directive on Pod/Deployment/Service shapes (and the patch client-side `kubectl apply`
 // sends), JSON patch, server-side apply's managedFields, conflicts and force, the Update
 // managers of create/PUT/PATCH, DeleteOptions and the garbage collector's decisions: pure,
-// then over the API server's real unix-socket adapter (no root). As root, the real kubectl
-// 1.32 runs the same against cluster "kapip" (its kubeconfig in a temporary file).
+// then over the API server's real unix-socket adapter (no root). The real kubectl 1.32 runs the
+// same against a cluster in api-clients.test.ts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -408,17 +407,19 @@ describe('every way of writing over the API server (unix socket, no root)', () =
     assert.equal(fg.status, 200);
     assert.ok(fg.body.metadata.deletionTimestamp);
     assert.deepEqual(fg.body.metadata.finalizers, ['foregroundDeletion']);
-    collectGarbage(api); // deletes dep2
+    const gcContext = await startContext(new LocalClient(api, { shareObjects: true }));
+    t.after(() => gcContext.stop());
+    await collectGarbage(gcContext); // deletes dep2
     assert.equal(api.tryGet({ kind: 'ConfigMap', namespace: 'default', name: 'dep2' }), undefined);
     assert.ok(api.tryGet({ kind: 'ConfigMap', namespace: 'default', name: 'owner2' }), 'the owner waits for the next pass');
-    collectGarbage(api);
+    await collectGarbage(gcContext);
     assert.equal(api.tryGet({ kind: 'ConfigMap', namespace: 'default', name: 'owner2' }), undefined);
 
     const owner3 = (await call(sock, 'POST', '/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'owner3' } })).body;
     await dep('dep3', owner3);
     const bg = await call(sock, 'DELETE', '/api/v1/namespaces/default/configmaps/owner3', { propagationPolicy: 'Background' });
     assert.equal(bg.body.status, 'Success');
-    collectGarbage(api);
+    await collectGarbage(gcContext);
     assert.equal(api.tryGet({ kind: 'ConfigMap', namespace: 'default', name: 'dep3' }), undefined);
   });
 
@@ -465,95 +466,3 @@ function manifestJson(): JsonObject {
     spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'nginx:1', ports: [{ containerPort: 80 }] }] } } },
   };
 }
-
-// ---- The real kubectl v1.32 against cluster "kapip" (root: it makes a cluster) ----
-
-const KUBECTL = '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
-const CLUSTER = 'kapip';
-const skipKubectl = process.getuid?.() !== 0 ? 'needs root (it brings up cluster kapip)' : !existsSync(KUBECTL) ? `${KUBECTL} is not installed` : !existsSync('bin/kubewire.js') ? 'no CLI bundle (npm run build)' : false;
-if (skipKubectl) console.log(`# kubectl part skipped: ${skipKubectl}`);
-
-describe('the real kubectl 1.32: apply, patch, server-side apply, delete --cascade (cluster kapip)', { skip: skipKubectl }, () => {
-  let dir: string;
-  let kubeconfig: string;
-  const env = () => ({ ...process.env, KUBECONFIG: kubeconfig });
-  const run = (file: string, args: string[], input?: string) =>
-    new Promise<{ code: number; out: string; err: string }>((resolve) => {
-      const child = execFile(file, args, { env: env(), timeout: 120_000 }, (e, out, err) => resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out: String(out), err: String(err) }));
-      if (input !== undefined) child.stdin?.end(input);
-    });
-  const kubectl = (args: string[], input?: string) => run(KUBECTL, ['--kubeconfig', kubeconfig, ...args], input);
-  const ok = async (args: string[], input?: string) => {
-    const r = await kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.err}`);
-    return r.out.trim();
-  };
-  const manifest = (name: string, { image = 'nginx:1', ports = [80, 443], replicas = 1 } = {}) =>
-    `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${name}\n  labels: {app: ${name}}\nspec:\n  replicas: ${replicas}\n  selector: {matchLabels: {app: ${name}}}\n  template:\n    metadata: {labels: {app: ${name}}}\n    spec:\n      containers:\n      - name: web\n        image: ${image}\n        ports:\n${ports.map((p) => `        - containerPort: ${p}\n`).join('')}`;
-
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kwt-kapip-'));
-    kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n', { mode: 0o600 });
-    const up = await run(process.execPath, ['bin/kubewire.js', 'up', '--cluster', CLUSTER, '--nodes', '1']);
-    assert.equal(up.code, 0, `up: ${up.err}${up.out}`);
-  });
-  after(async () => {
-    await run(process.execPath, ['bin/kubewire.js', 'down', '--cluster', CLUSTER]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  test('client-side apply round-trips: created, unchanged, configured with a container port removed', async () => {
-    assert.equal(await ok(['apply', '-f', '-'], manifest('web')), 'deployment.apps/web created');
-    assert.equal(await ok(['apply', '-f', '-'], manifest('web')), 'deployment.apps/web unchanged');
-    assert.equal(await ok(['apply', '-f', '-'], manifest('web', { image: 'nginx:2', ports: [80] })), 'deployment.apps/web configured');
-    assert.equal(await ok(['get', 'deploy', 'web', '-o', 'jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[*].containerPort}']), 'nginx:2 80');
-    assert.equal(await ok(['apply', '-f', '-'], manifest('web', { image: 'nginx:2', ports: [80] })), 'deployment.apps/web unchanged');
-  });
-
-  test('patch: JSON patch, a failing test op, strategic (default), no change', async () => {
-    assert.equal(await ok(['patch', 'deploy', 'web', '--type=json', '-p', '[{"op":"replace","path":"/spec/replicas","value":2}]']), 'deployment.apps/web patched');
-    const failed = await kubectl(['patch', 'deploy', 'web', '--type=json', '-p', '[{"op":"test","path":"/spec/replicas","value":7}]']);
-    assert.equal(failed.code, 1);
-    assert.match(failed.err, /test failed/);
-    assert.equal(await ok(['patch', 'deploy', 'web', '-p', '{"spec":{"template":{"spec":{"containers":[{"name":"web","env":[{"name":"A","value":"1"}]}]}}}}']), 'deployment.apps/web patched');
-    assert.equal(await ok(['get', 'deploy', 'web', '-o', 'jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].env[0].name}']), '2 nginx:2 A');
-    assert.equal(await ok(['patch', 'deploy', 'web', '-p', '{"spec":{"replicas":2}}']), 'deployment.apps/web patched (no change)');
-    const bad = await kubectl(['patch', 'deploy', 'web', '-p', '{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}']);
-    assert.equal(bad.code, 1);
-    assert.match(bad.err, /Error from server \(BadRequest\): .*does not contain declared merge key: name/);
-  });
-
-  test('server-side apply: a conflict with a field another manager set is the 409 kubectl prints; --force-conflicts takes it', async () => {
-    assert.equal(await ok(['patch', 'deploy', 'web', '--type=merge', '-p', '{"spec":{"replicas":5}}']), 'deployment.apps/web patched');
-    const conflict = await kubectl(['apply', '--server-side', '-f', '-'], manifest('web', { image: 'nginx:2', ports: [80], replicas: 3 }));
-    assert.equal(conflict.code, 1);
-    assert.match(conflict.err, /^error: Apply failed with 1 conflict: conflict with "kubectl-patch" using apps\/v1: \.spec\.replicas\nPlease review the fields above--they currently have other managers/);
-    assert.equal(await ok(['apply', '--server-side', '--force-conflicts', '-f', '-'], manifest('web', { image: 'nginx:2', ports: [80], replicas: 3 })), 'deployment.apps/web serverside-applied');
-    const managers = JSON.parse(await ok(['get', 'deploy', 'web', '--show-managed-fields', '-o', 'jsonpath={.metadata.managedFields}'])) as Any[];
-    assert.ok(managers.some((m) => m.manager === 'kubectl' && m.operation === 'Apply' && m.fieldsV1['f:spec']['f:replicas']), JSON.stringify(managers));
-    assert.equal(await ok(['get', 'deploy', 'web', '-o', 'jsonpath={.spec.replicas}']), '3');
-    // A new object by server-side apply is created.
-    assert.equal(await ok(['apply', '--server-side', '-f', '-'], manifest('ssa')), 'deployment.apps/ssa serverside-applied');
-    // A port it stops applying goes (no one else owns it).
-    assert.equal(await ok(['apply', '--server-side', '-f', '-'], manifest('ssa', { ports: [80] })), 'deployment.apps/ssa serverside-applied');
-    assert.equal(await ok(['get', 'deploy', 'ssa', '-o', 'jsonpath={.spec.template.spec.containers[0].ports[*].containerPort}']), '80');
-  });
-
-  test('delete --cascade=orphan keeps the ReplicaSets without their owner; --cascade=foreground removes them before the Deployment', async () => {
-    const rsOf = async (app: string) => (await ok(['get', 'rs', '-l', `app=${app}`, '-o', 'jsonpath={range .items[*]}{.metadata.name}={.metadata.ownerReferences[*].name};{end}'])).split(';').filter(Boolean);
-    const waitFor = async (what: () => Promise<boolean>, ms = 30_000) => {
-      for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 200))) if (await what()) return true;
-      return false;
-    };
-    assert.ok(await waitFor(async () => (await rsOf('ssa')).length > 0), 'the ReplicaSet of ssa appears');
-    assert.equal(await ok(['delete', 'deploy', 'ssa', '--cascade=orphan']), 'deployment.apps "ssa" deleted');
-    const orphans = await rsOf('ssa');
-    assert.ok(orphans.length > 0 && orphans.every((r) => r.endsWith('=')), `orphaned: ${orphans.join(' ')}`);
-    await ok(['delete', 'rs', '-l', 'app=ssa']);
-
-    assert.equal(await ok(['delete', 'deploy', 'web', '--cascade=foreground', '--wait=false']), 'deployment.apps "web" deleted');
-    assert.ok(await waitFor(async () => (await kubectl(['get', 'deploy', 'web'])).code !== 0), 'the Deployment goes once its dependents are gone');
-    assert.deepEqual(await rsOf('web'), []);
-  });
-});

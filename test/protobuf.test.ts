@@ -1,7 +1,7 @@
 // The protobuf request bodies kubectl's `create` generators and client-go's typed clients send
 // (application/vnd.kubernetes.protobuf): the envelope, every kind served, and the types whose
 // wire form differs from their JSON (intstr, Quantity, Time, bytes, RawExtension). Bad bodies
-// are refused with a reason. The real kubectl's bodies are checked end to end in kubectl.test.ts.
+// are refused with a reason. The real kubectl's bodies are checked end to end in api-clients.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeObject, encodeObject, protoTypeName, ProtobufError } from '../src/api/protobuf/decode.ts';
