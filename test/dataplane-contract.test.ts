@@ -10,6 +10,7 @@ import { after, describe, test } from 'node:test';
 import { FakeDataplane } from '../src/dataplane/fake/host.ts';
 import { linux } from '../src/dataplane/linux/host.ts';
 import { DataplaneError, type Dataplane, type LinkInfo, type Netns, type RouteInfo } from '../src/dataplane/port.ts';
+import { closeSync } from 'node:fs';
 import { isAlive } from '../src/supervisor/supervisor.ts';
 import { NOT_ROOT } from './helpers.ts';
 
@@ -269,6 +270,91 @@ describe('dataplane port contract', () => {
     assert.deepEqual(chains(listed), ['nat-prerouting', 'svc-a', 'svc-b']);
     assert.match(listed!, /10\.96\.0\.2 \. tcp \. 80 : goto svc-b/);
     assert.equal(await ns.nftTable('nothing'), undefined);
+    return [ns];
+  });
+  scenario('netfilter read back typed: iptables rules with their comments, targets and counters; nft chains with hooks, rules, sets and maps', async (dp, names) => {
+    const ns = await dp.createNetns(names('nf'));
+    await ns.iptablesRestore('*nat\n:KWOBS-SVC - [0:0]\n-A PREROUTING -d 10.96.0.1/32 -p tcp -m comment --comment "ns/a cluster IP" -m tcp --dport 80 -j KWOBS-SVC\n-A KWOBS-SVC -p tcp -m tcp -j DNAT --to-destination 10.91.0.2:8080\nCOMMIT\n', 4, 'legacy');
+    const [nat, ...others] = await ns.iptablesRules(['nat'], 4, 'legacy');
+    assert.equal(others.length, 0, 'only the table asked for');
+    assert.equal(nat?.table, 'nat');
+    const pre = nat!.chains.find((c) => c.name === 'PREROUTING')!;
+    assert.equal(pre.policy, 'ACCEPT');
+    assert.equal(nat!.chains.find((c) => c.name === 'KWOBS-SVC')?.policy, undefined, 'a user chain has no policy');
+    assert.deepEqual(pre.rules.map((r) => ({ target: r.target, comment: r.comment, packets: r.packets, bytes: r.bytes })), [{ target: 'KWOBS-SVC', comment: 'ns/a cluster IP', packets: 0, bytes: 0 }]);
+    assert.match(pre.rules[0]!.text, /^-A PREROUTING -d 10\.96\.0\.1\/32 .*-j KWOBS-SVC$/);
+    assert.equal(nat!.chains.find((c) => c.name === 'KWOBS-SVC')?.rules[0]?.target, 'DNAT');
+    await ns.iptablesRestore('*filter\n:KWOBS-FW - [0:0]\nCOMMIT\n', 4, 'legacy');
+    assert.deepEqual((await ns.iptablesRules(['nat', 'raw', 'filter'], 4, 'legacy')).map((t) => t.table), ['nat', 'filter'], 'the tables that exist, in the order asked');
+
+    await ns.nft(
+      'table ip kwobs {\n  set allowed { type ipv4_addr; elements = { 10.91.0.1, 10.91.0.2 }; }\n  map vips { type ipv4_addr . inet_proto . inet_service : verdict; elements = { 10.96.0.1 . tcp . 80 : goto svc }; }\n' +
+        '  chain svc { meta l4proto tcp dnat ip to 10.91.0.2:8080 comment "ns/a"; }\n  chain pre { type nat hook prerouting priority dstnat - 10; policy accept; ip daddr 10.96.0.1 counter jump svc; }\n}\n',
+    );
+    const t = await ns.nftTableState('kwobs', 'ip');
+    assert.ok(t, 'the table is read');
+    assert.deepEqual(t.chains.map((c) => ({ name: c.name, hook: c.hook, priority: c.priority, policy: c.policy })).sort((a, b) => a.name.localeCompare(b.name)), [
+      { name: 'pre', hook: 'prerouting', priority: -110, policy: 'accept' },
+      { name: 'svc', hook: undefined, priority: undefined, policy: undefined },
+    ]);
+    const jump = t.chains.find((c) => c.name === 'pre')!.rules[0]!;
+    assert.equal(jump.text, 'ip daddr 10.96.0.1 counter jump svc', 'the rule as listed, its counter without values');
+    assert.equal(jump.packets ?? 0, 0);
+    if (dp !== fake) assert.ok(Number.isInteger(jump.handle), 'the kernel numbers its rules');
+    assert.equal(t.chains.find((c) => c.name === 'svc')!.rules[0]!.comment, 'ns/a');
+    assert.deepEqual(t.sets.map((x) => ({ name: x.name, kind: x.kind, elements: x.elements })).sort((a, b) => a.name.localeCompare(b.name)), [
+      { name: 'allowed', kind: 'set', elements: ['10.91.0.1', '10.91.0.2'] },
+      { name: 'vips', kind: 'map', elements: ['10.96.0.1 . tcp . 80 : goto svc'] },
+    ]);
+    assert.deepEqual((await ns.nftRuleset()).map((x) => `${x.family} ${x.name}`), ['ip kwobs']);
+    assert.equal(await ns.nftTableState('nothing', 'ip'), undefined);
+    return [ns];
+  });
+
+  scenario('conntrack entries listed and deleted by mark; listening sockets; the route the kernel picks; trace events read', async (dp, names) => {
+    const ns = await dp.createNetns(names('obs'));
+    await ns.apply([
+      { op: 'link-set', name: 'lo', up: true },
+      { op: 'link-add', name: 'br0', kind: 'bridge' },
+      { op: 'link-set', name: 'br0', up: true },
+      { op: 'addr-add', dev: 'br0', address: '10.93.0.1/24' },
+    ]);
+    // A datagram from port 40001, its connection marked; the fake is told what the kernel would keep.
+    const mark = '0x6b770001';
+    const watch = await ns.traceEvents('nft');
+    await ns.nft(`table ip kwobs {\n  chain out { type filter hook output priority -350; policy accept; udp sport 40001 meta nftrace set 1; }\n  chain post { type filter hook postrouting priority 350; policy accept; udp sport 40001 ct mark set ${mark}; }\n}\n`);
+    await watch.until('add table ip kwobs', 10_000);
+    if (dp === fake) {
+      fake.at(ns.path).addConntrack({ protocol: 'udp', timeout: 29, original: { src: '127.0.0.1', dst: '127.0.0.1', sport: 40001, dport: 9 }, reply: { src: '127.0.0.1', dst: '127.0.0.1', sport: 9, dport: 40001 }, flags: ['UNREPLIED'], mark: 0x6b770001 });
+      fake.at(ns.path).emitTrace('nft', [{ source: 'nft', packetKey: '1', table: 'kwobs', chain: 'out', type: 'packet', packet: { saddr: '127.0.0.1', daddr: '127.0.0.1', protocol: 'udp', sport: 40001, dport: 9 } }]);
+    } else await ns.exec(['nc', '-u', '-n', '-q', '0', '-p', '40001', '127.0.0.1', '9'], 'x\n');
+    await ns.nft('add chain ip kwobs barrier\n');
+    await watch.until('add chain ip kwobs barrier', 10_000);
+    const events = await watch.stop();
+    assert.ok(events.some((e) => e.source === 'nft' && e.table === 'kwobs' && e.type === 'packet' && e.packet?.sport === 40001 && e.packet.dport === 9), `the datagram's trace: ${JSON.stringify(events.slice(0, 3))}`);
+    const flows = await ns.conntrackList({ mark });
+    assert.equal(flows.length, 1, JSON.stringify(flows));
+    assert.deepEqual({ protocol: flows[0]!.protocol, original: flows[0]!.original, mark: flows[0]!.mark }, { protocol: 'udp', original: { src: '127.0.0.1', dst: '127.0.0.1', sport: 40001, dport: 9 }, mark: 0x6b770001 });
+    assert.deepEqual(await ns.conntrackList({ mark: '0x6b770002' }), []);
+    assert.equal(await ns.conntrackDelete({ mark }), 1);
+    assert.deepEqual(await ns.conntrackList({ mark }), []);
+    assert.equal(await ns.conntrackDelete({ mark }), 0, 'nothing left to delete');
+
+    if (dp === fake) fake.at(ns.path).addListener('tcp', 8089, { local: '*:8089', processes: [{ name: 'node', pid: process.pid }] });
+    const fd = dp === fake ? undefined : ns.listen('tcp', 8089, 4);
+    try {
+      const [socket, ...more] = await ns.listeners('tcp', 8089);
+      assert.equal(more.length, 0);
+      assert.match(socket?.local ?? '', /:8089$/);
+      assert.deepEqual(socket?.processes.map((p) => p.pid), [process.pid]);
+      assert.deepEqual(await ns.listeners('udp', 8089), []);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+
+    assert.deepEqual(await ns.routeGet('10.93.0.7'), { ...(await ns.routeGet('10.93.0.7')), dst: '10.93.0.0/24', dev: 'br0' });
+    await rejectsWith(ns.routeGet('10.94.0.7'), 'refused', 'a destination no route holds');
+    await assert.rejects(ns.routeGet('10.94.0.7'), /^DataplaneError: Network is unreachable$/);
     return [ns];
   });
 });

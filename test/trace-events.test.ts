@@ -9,6 +9,7 @@ import { conntrackHop, direction, ingressHop, natAliases, parseConntrack, passag
 import { parseTraceRequest, TraceError, type RawTraceRequest } from '../src/trace/input.ts';
 import { freeRange } from '../src/trace/sessions.ts';
 import { tracePort } from '../src/ingress/decide.ts';
+import { parseConntrackList } from '../src/dataplane/observations.ts';
 import { isTraceChain, ownTraceEvent, session, traceTableScript, type Probe } from '../src/trace/observe.ts';
 
 const NFT = `add table ip kubewire-trace
@@ -136,7 +137,7 @@ test('iptables-save chains and policies; nft priorities by name', () => {
 });
 
 test('a conntrack entry as a hop: what NAT did, read from its reply tuple', () => {
-  const snap = { links: [], neighbours: [], fdb: new Map(), ipvs: [], iptables: new Map(), nftChains: new Map(), conntrack: ['tcp      6 119 TIME_WAIT src=172.18.0.200 dst=172.18.0.11 sport=61007 dport=31388 src=10.244.0.3 dst=10.244.0.1 sport=8080 dport=61007 [ASSURED] mark=1802990706 use=1'] };
+  const snap = { links: [], neighbours: [], fdb: new Map(), ipvs: [], iptables: new Map(), nftChains: new Map(), conntrack: parseConntrackList('tcp      6 119 TIME_WAIT src=172.18.0.200 dst=172.18.0.11 sport=61007 dport=31388 src=10.244.0.3 dst=10.244.0.1 sport=8080 dport=61007 [ASSURED] mark=1802990706 use=1') };
   const hop = conntrackHop('node/n1', snap, probe)!;
   assert.equal(hop.translation, 'DNAT 172.18.0.11:31388 → 10.244.0.3:8080, SNAT 172.18.0.200:61007 → 10.244.0.1:61007');
   assert.match(hop.detail, /^tcp entry 172\.18\.0\.200:61007 → 172\.18\.0\.11:31388, reply expected from 10\.244\.0\.3:8080; now TIME_WAIT \[ASSURED\]$/);
@@ -201,7 +202,7 @@ test('x_tables alone (a kernel without nf_tables): passages start at the trace c
 });
 
 test('a masqueraded probe: its new source port read from the NAT\'s conntrack entry, and its packets recognised by it', () => {
-  const snap = (conntrack: string[]) => ({ links: [], neighbours: [], fdb: new Map(), ipvs: [], iptables: new Map(), nftChains: new Map(), conntrack });
+  const snap = (conntrack: string[]) => ({ links: [], neighbours: [], fdb: new Map(), ipvs: [], iptables: new Map(), nftChains: new Map(), conntrack: parseConntrackList(conntrack.join('\n')) });
   const snapshots = new Map([
     ['n1', snap(['tcp      6 119 TIME_WAIT src=172.18.0.200 dst=172.18.0.11 sport=61007 dport=31388 src=10.244.1.3 dst=172.18.0.11 sport=8080 dport=48211 [ASSURED] mark=1802960896 use=1'])],
     ['n2', snap(['tcp      6 119 TIME_WAIT src=10.244.0.5 dst=10.96.0.20 sport=61008 dport=80 src=10.244.1.4 dst=10.244.0.5 sport=8080 dport=61008 [ASSURED] mark=1802960896 use=1'])],

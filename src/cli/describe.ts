@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { formatSelector } from '../api/labels.ts';
 import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, IngressBackend, Job, Node, Pod, Probe, ReplicaSet, Service, StatefulSet } from '../api/types.ts';
 import { upstreamOf } from '../ingress/routes.ts';
-import { externalChain, localChain, serviceChain } from '../proxy/iptables/names.ts';
+import { carriersHeading, serviceCarriers } from '../proxy/carry.ts';
 import { DEFAULT_CLUSTER_DOMAIN, nodeMAC, UNDERLAY, VPC, VXLAN, type ClusterPlan, type NodePlan } from '../cluster/plan.ts';
 import { checkNames, SOURCE_CHECK } from '../vpc/source-check.ts';
 import { ipamdCheckpoint, nodeFiles } from '../cluster/topology.ts';
@@ -343,53 +343,10 @@ export async function describeService(dp: Dataplane, svc: Service, slices: Endpo
   const node = plan?.nodes[0];
   const nodeNs = node && dp.at(netnsPath(node.netns));
   if (node && nodeNs && dp.netnsState(nodeNs.path!) === 'ok' && s.clusterIP && s.clusterIP !== 'None') {
-    if (plan?.spec.proxyMode === 'nftables') {
-      const table = (await nodeNs.nftTable('kubewire').catch(() => undefined)) ?? '';
-      const id = `-${svc.metadata.namespace}/${svc.metadata.name}/`;
-      const addrs = [s.clusterIP, ...(s.externalIPs ?? [])].map((ip) => `${ip} . `);
-      const nodePorts = (s.ports ?? []).filter((p) => p.nodePort).map((p) => ` . ${p.nodePort} : `);
-      // Its map elements, and its own chains whole.
-      const lines: string[] = [];
-      let inChain = false;
-      for (const raw of table.split('\n')) {
-        const l = raw.trim();
-        if (l.startsWith('chain ')) inChain = l.includes(id);
-        if (inChain || addrs.some((a) => l.includes(a)) || nodePorts.some((n) => l.includes(n))) lines.push(l.replace(/^elements = \{ /, '').replace(/,$/, ''));
-        if (inChain && l === '}') inChain = false;
-      }
-      out.push(`nftables on ${node.name} (table ip kubewire; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
-    } else if (plan?.spec.proxyMode === 'ipvs') {
-      // Its virtual servers (ClusterIP, external IPs, a NodePort on each node address) and their real servers.
-      const save = await nodeNs.ipvsSave().catch(() => '');
-      const addrs = [s.clusterIP, ...(s.externalIPs ?? [])].flatMap((ip) => (s.ports ?? []).map((p) => `${ip}:${p.port}`));
-      const nodePorts = (s.ports ?? []).filter((p) => p.nodePort).map((p) => `:${p.nodePort}`);
-      const ours = (l: string) => addrs.some((a) => l.includes(` ${a} `) || l.endsWith(` ${a}`)) || nodePorts.some((n) => new RegExp(`^-[Aa] -[tu] [\\d.]+${n}( |$)`).test(l));
-      const lines = save.split('\n').filter((l) => l && ours(l));
-      out.push(`IPVS on ${node.name} (ipvsadm-save; every node holds the same, its own address for NodePorts):\n` + indent(lines.join('\n') || '<none>'));
-    } else {
-      const tables = await Promise.all((['filter', 'nat'] as const).map((t) => nodeNs.iptablesSave(t, 4, plan.spec.iptablesBackend).catch(() => '')));
-      const save = tables.join('\n');
-      const lines = serviceRules(save.split('\n').filter((l) => l.startsWith('-A ')), svc);
-      out.push(`Rules on ${node.name} (iptables; every node holds the same):\n` + indent(lines.join('\n') || '<none>'));
-    }
+    const carried = await serviceCarriers(nodeNs, plan?.spec.proxyMode ?? 'iptables', svc, plan?.spec.iptablesBackend);
+    out.push(`${carriersHeading(carried, node.name)}:\n` + indent(carried.lines.join('\n') || '<none>'));
   }
   return out.join('\n');
-}
-
-/** The rules of one Service in an iptables-save dump: its chains (named by hash, as kube-proxy names them), the jumps into them, its endpoints' chains, its REJECT/DROP rules. */
-export function serviceRules(rules: string[], svc: Service): string[] {
-  const chains = new Set<string>();
-  const tags: string[] = [];
-  for (const p of svc.spec.ports ?? []) {
-    const name = `${svc.metadata.namespace}/${svc.metadata.name}${p.name ? `:${p.name}` : ''}`;
-    const proto = (p.protocol ?? 'TCP').toLowerCase();
-    tags.push(name);
-    for (const c of [serviceChain(name, proto), localChain(name, proto), externalChain(name, proto)]) chains.add(c);
-  }
-  const target = (l: string) => l.match(/ -j (\S+)/)?.[1];
-  for (const l of rules) if (chains.has(l.split(' ')[1]!) && target(l)?.startsWith('KUBE-SEP-')) chains.add(target(l)!);
-  const own = (l: string) => tags.some((t) => l.includes(`"${t} has no`) || l.includes(`"${t} cluster IP"`) || l.includes(`"${t} external IP"`));
-  return rules.filter((l) => chains.has(l.split(' ')[1]!) || chains.has(target(l) ?? '') || own(l));
 }
 
 /** `describe ingress`, as kubectl prints it: rules with each backend's endpoints (or the error), TLS, annotations. */
@@ -470,10 +427,9 @@ async function vpcSection(dp: Dataplane, plan: ClusterPlan, np: NodePlan, snap: 
 
 /** The VPC's source check of a node's port, as the fabric holds it: the addresses it lets out and what its counters dropped; undefined when it is off. */
 async function sourceCheckOf(dp: Dataplane, plan: ClusterPlan, np: NodePlan): Promise<{ allowed: Set<string>; ip: number; mac: number } | undefined> {
-  const out = await dp.at(netnsPath(plan.networkNetns)).exec(['nft', '-j', 'list', 'table', 'bridge', SOURCE_CHECK.table]).catch(() => undefined);
-  if (!out) return undefined;
+  const table = await dp.at(netnsPath(plan.networkNetns)).nftTableState(SOURCE_CHECK.table, 'bridge').catch(() => undefined);
+  if (!table) return undefined;
   const names = checkNames(np.underlayPort);
-  const objects = (JSON.parse(out) as { nftables: Array<{ set?: { name: string; elem?: string[] }; counter?: { name: string; packets: number } }> }).nftables;
-  const packets = (name: string) => objects.find((o) => o.counter?.name === name)?.counter?.packets ?? 0;
-  return { allowed: new Set(objects.find((o) => o.set?.name === names.set)?.set?.elem ?? []), ip: packets(names.ip), mac: packets(names.mac) };
+  const packets = (name: string) => table.counters.find((c) => c.name === name)?.packets ?? 0;
+  return { allowed: new Set(table.sets.find((x) => x.name === names.set)?.elements ?? []), ip: packets(names.ip), mac: packets(names.mac) };
 }

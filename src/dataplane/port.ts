@@ -11,6 +11,12 @@
 // the tools' own text formats (iptables-restore, nft -f), which are what kube-proxy writes
 // and what users read, and which the kernel applies whole or not at all.
 
+import type { ConntrackFlow, IpvsConnection, IptablesTableState, NftListFamily, NftTableState, RouteLookup, SocketListener } from './observations.ts';
+import type { TraceEvent } from './trace-events.ts';
+
+export type * from './observations.ts';
+export type { PacketHeader, TraceEvent } from './trace-events.ts';
+
 /** A link as `ip -json -details addr show` describes it (the fields kubewire reads). */
 export interface LinkInfo {
   ifindex: number;
@@ -107,12 +113,29 @@ export type IptablesBackend = 'legacy' | 'nft';
 /** nftables families kubewire writes: ip (the proxy), inet (NetworkPolicy, both IP families). */
 export type NftFamily = 'ip' | 'inet';
 
-/** Which UDP conntrack entries to delete: by original destination (address, port) and reply source. */
+/** Which conntrack entries to delete: by protocol, original destination (address, port), reply source, mark (each one given must match). */
 export interface ConntrackFilter {
-  protocol: 'udp' | 'tcp';
+  protocol?: 'udp' | 'tcp';
   origDst?: string;
   origDstPort?: number;
   replySrc?: string;
+  /** A mark (0x6b770001) or mark/mask, as `conntrack --mark` takes it. */
+  mark?: string;
+}
+
+/** Where the kernel reports traced packets: nf_tables' trace (`nft monitor`), or x_tables' TRACE lines logged to nflog group 0. */
+export type TraceSource = 'nft' | 'nflog';
+
+/** A running reader of trace events (Netns.traceEvents): what it has seen, and its end. */
+export interface TraceWatch {
+  /**
+   * nft only: resolves once it has reported the ruleset change `change` ("add table ip T",
+   * "add chain ip T C"), which says it sees everything the kernel queued before; rejects after
+   * `timeoutMs` or when it ends first.
+   */
+  until(change: string, timeoutMs: number): Promise<void>;
+  /** Ends it and resolves with every trace event it read, in the kernel's order. */
+  stop(): Promise<TraceEvent[]>;
 }
 
 export type NetnsState = 'ok' | 'missing' | 'not-a-netns' | 'own';
@@ -214,27 +237,36 @@ export interface Netns {
    */
   ipvsConnections(services?: string[]): Promise<Map<string, number>>;
 
-  /** Deletes matching conntrack entries; returns how many went. */
+  /** Deletes matching conntrack entries; returns how many went (Linux: 1 when any went, 0 when none matched). */
   conntrackDelete(filter: ConntrackFilter): Promise<number>;
+  /** The conntrack entries (with `mark`, those whose mark matches: "0x6b770001" or "0x6b770000/0xffff0000"). */
+  conntrackList(filter?: { mark?: string }): Promise<ConntrackFlow[]>;
+  /** IPVS's connection entries (`ipvsadm -Lnc`): which real server each client's connection went to. */
+  ipvsConnectionList(): Promise<IpvsConnection[]>;
 
-  /** Runs a command inside this namespace to its end; resolves with its stdout, rejects (a DataplaneError) when it fails. */
-  exec(argv: string[], input?: string): Promise<string>;
+  /** Every table of every family (or of `family`), with chains, rules (handles, counters, comments), sets and named counters. */
+  nftRuleset(family?: NftListFamily): Promise<NftTableState[]>;
+  /** One table, as nftRuleset gives it; undefined when there is no such table. */
+  nftTableState(name: string, family: NftListFamily): Promise<NftTableState | undefined>;
+  /** iptables' tables (those named that exist, or all), in the order named, with rules, counters and comments, in one read. */
+  iptablesRules(tables?: IptablesTable[], family?: IPFamily, backend?: IptablesBackend): Promise<IptablesTableState[]>;
+  /** Starts reading the kernel's trace events of packets marked for tracing (resolves once it reads). */
+  traceEvents(source: TraceSource): Promise<TraceWatch>;
+
+  /** The sockets listening on `port` (tcp) or bound to it (udp), with the processes holding them. */
+  listeners(protocol: 'tcp' | 'udp', port: number): Promise<SocketListener[]>;
+  /** The route the kernel would take to `dst` (from a source, arriving on a device); rejects (a DataplaneError in the kernel's words) when none. */
+  routeGet(dst: string, opts?: { from?: string; iif?: string }): Promise<RouteLookup>;
+
   /**
-   * Starts a long-running observer inside this namespace (`nft monitor`, `tcpdump`); resolves
-   * once it runs, and, with `ready`, once it has printed that text (on stdout or stderr).
+   * Runs a command inside this namespace to its end; resolves with its stdout, rejects (a
+   * DataplaneError) when it fails. Only for what a user asks to run (a probe, an exec probe,
+   * `kubewire exec`): kubewire's own reads of the kernel are the typed operations above.
    */
-  monitor(argv: string[], ready?: string): Promise<Monitor>;
+  exec(argv: string[], input?: string): Promise<string>;
 
   /** A listening socket inside this namespace (a file descriptor to hand to net.Server). */
   listen(protocol: 'tcp' | 'udp', port: number, backlog: number, address?: string): number;
-}
-
-/** A running observer (Netns.monitor): what it has printed, and its end. */
-export interface Monitor {
-  /** Resolves when its output (stdout and stderr) contains `text`; rejects after `timeoutMs` or when it ends first. */
-  until(text: string, timeoutMs: number): Promise<void>;
-  /** Ends it (SIGINT: tools flush what they hold) and resolves with everything it wrote to stdout. */
-  stop(): Promise<Buffer>;
 }
 
 /** The host: its network namespaces, and locks shared with the CNI plugins' own. */

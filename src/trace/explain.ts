@@ -5,6 +5,8 @@
 // kernel's own lookups with the packet's keys (`ip route get`, neighbours, the bridges' FDB,
 // listening sockets) say why. The reply is walked the same way from where it was sent.
 
+import { parseConntrackLine } from '../dataplane/observations.ts';
+import type { ConntrackFlow, ConntrackTuple } from '../dataplane/port.ts';
 import { IPTABLES_HOOKS, iptablesPriority, type Hook, type PacketHeader, type TraceEvent } from './events.ts';
 import type { Hop, Leg, Trace } from './types.ts';
 import { isTraceChain, isTraceTable, ownTraceEvent, TLS_VERIFY, TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
@@ -85,7 +87,7 @@ export function direction(h: PacketHeader | undefined, p: Probe, fromIP?: string
  * come from after that hop. Followed through every NAT (one entry's new tuple is the next's original).
  */
 export function natAliases(obs: Pick<Observation, 'snapshots'>, probe: Probe): Array<{ addr: string; port: number }> {
-  const entries = [...obs.snapshots.values()].flatMap((s) => s.conntrack).map(parseConntrack).filter((e): e is ConntrackEntry => e !== undefined && e.protocol === probe.protocol);
+  const entries = [...obs.snapshots.values()].flatMap((s) => s.conntrack).map(natTuples).filter((e): e is ConntrackEntry => e !== undefined && e.protocol === probe.protocol);
   const found: Array<{ addr: string; port: number }> = [];
   const isOurs = (src: string, port: number) => port === probe.sport || found.some((a) => a.addr === src && a.port === port);
   for (let changed = true; changed; ) {
@@ -106,12 +108,22 @@ interface ConntrackEntry {
   reply: { src: string; dst: string; sport: number; dport: number };
 }
 
-/** A `conntrack -L` line's two tuples (ports, or an echo's identifier as both ports). */
+/** A flow's two tuples with ports (an echo's identifier as both ports); undefined when a tuple has neither. */
+function natTuples(f: ConntrackFlow): ConntrackEntry | undefined {
+  const ports = (t: ConntrackTuple) => {
+    const sport = t.sport ?? t.id;
+    const dport = t.dport ?? t.id;
+    return sport === undefined || dport === undefined ? undefined : { src: t.src, dst: t.dst, sport, dport };
+  };
+  const orig = ports(f.original);
+  const reply = ports(f.reply);
+  return orig && reply ? { protocol: f.protocol, orig, reply } : undefined;
+}
+
+/** A `conntrack -L` line's two tuples, as natAliases reads them. */
 export function parseConntrack(line: string): ConntrackEntry | undefined {
-  const protocol = /^(\w+)/.exec(line)?.[1];
-  const tuples = [...line.matchAll(/src=(\S+) dst=(\S+) (?:sport=(\d+) dport=(\d+)|type=\d+ code=\d+ id=(\d+))/g)].map((m) => ({ src: m[1]!, dst: m[2]!, sport: Number(m[3] ?? m[5]), dport: Number(m[4] ?? m[5]) }));
-  const [orig, reply] = tuples;
-  return protocol && orig && reply ? { protocol, orig, reply } : undefined;
+  const f = parseConntrackLine(line);
+  return f && natTuples(f);
 }
 
 /**
@@ -253,21 +265,21 @@ function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined,
 
 /** The conntrack entry of the probe in a namespace, as a hop saying what NAT did. */
 export function conntrackHop(label: string, snap: Snapshot | undefined, probe: Probe): Hop | undefined {
-  const line = snap?.conntrack.find((l) => l.includes(`sport=${probe.sport} `) || (probe.protocol === 'icmp' && l.includes(`id=${probe.sport} `)));
-  if (!line) return undefined;
-  const tuples = [...line.matchAll(/src=(\S+) dst=(\S+)(?: sport=(\d+) dport=(\d+))?/g)].map((m) => ({ src: m[1]!, dst: m[2]!, sport: m[3], dport: m[4] }));
-  const state = /^\S+\s+\d+\s+\d+\s+([A-Z_]+)\s/.exec(line)?.[1];
-  const [orig, reply] = tuples;
-  if (!orig || !reply) return { netns: label, kind: 'conntrack', detail: line.replace(/\s+/g, ' ').trim() };
+  const flow = snap?.conntrack.find((f) => [f.original, f.reply].some((t) => t.sport === probe.sport || (probe.protocol === 'icmp' && t.id === probe.sport)));
+  if (!flow) return undefined;
+  const text = (t: ConntrackTuple) => ({ src: t.src, dst: t.dst, sport: t.sport === undefined ? undefined : String(t.sport), dport: t.dport === undefined ? undefined : String(t.dport) });
+  const orig = text(flow.original);
+  const reply = text(flow.reply);
+  const state = flow.state;
   const at = (ip: string, port?: string) => (port ? `${ip}:${port}` : ip);
   const nat: string[] = [];
   if (reply.src !== orig.dst || reply.sport !== orig.dport) nat.push(`DNAT ${at(orig.dst, orig.dport)} → ${at(reply.src, reply.sport)}`);
   if (reply.dst !== orig.src || reply.dport !== orig.sport) nat.push(`SNAT ${at(orig.src, orig.sport)} → ${at(reply.dst, reply.dport)}`);
-  const flags = [...line.matchAll(/\[([A-Z]+)\]/g)].map((m) => m[1]).join(' ');
+  const flags = flow.flags.join(' ');
   return {
     netns: label,
     kind: 'conntrack',
-    detail: `${/^(\w+)/.exec(line)?.[1]} entry ${at(orig.src, orig.sport)} → ${at(orig.dst, orig.dport)}, reply expected from ${at(reply.src, reply.sport)}${state ? `; now ${state}` : ''}${flags ? ` [${flags}]` : ''}`,
+    detail: `${flow.protocol} entry ${at(orig.src, orig.sport)} → ${at(orig.dst, orig.dport)}, reply expected from ${at(reply.src, reply.sport)}${state ? `; now ${state}` : ''}${flags ? ` [${flags}]` : ''}`,
     ...(nat.length ? { translation: nat.join(', ') } : {}),
   };
 }
@@ -438,8 +450,8 @@ function bridgedDrop(obs: Observation, fabric: Fabric, at: Place, probe: Probe, 
 
 /** IPVS's choice for the probe: its connection entry (`ipvsadm -Lnc`), or what the packet shows. */
 export function ipvsHop(label: string, snap: Snapshot | undefined, probe: Probe, local: PacketHeader, left: PacketHeader): Hop {
-  const line = snap?.ipvs.find((l) => l.split(/\s+/)[3]?.endsWith(`:${probe.sport}`));
-  const [, , state, , virtual, real] = line?.trim().split(/\s+/) ?? [];
+  const conn = snap?.ipvs.find((c) => c.source.endsWith(`:${probe.sport}`));
+  const [state, virtual, real] = conn ? [conn.state, conn.virtual, conn.destination] : [];
   const v = virtual ?? `${local.daddr}:${local.dport}`;
   const r = real ?? `${left.daddr}:${left.dport}`;
   return { netns: label, kind: 'ipvs', detail: `IPVS virtual server ${v} → real server ${r}${state ? ` (connection ${state})` : ''}`, translation: `destination ${v} → ${r}` };

@@ -1,14 +1,14 @@
 // Sends probes and watches them on the real kernel: in every namespace a probe may cross, a
 // table of trace chains marks the probes' packets (`meta nftrace set 1`, matched on the
-// session's source ports, which NAT keeps) and observes them at every hook; `nft monitor`
-// reports the nf_tables chains they pass and `tcpdump -i nflog:0` the iptables-legacy rules
-// (x_tables logs TRACE lines for packets nft marked). Afterwards each namespace's links,
+// session's source ports, which NAT keeps) and observes them at every hook; the port's trace
+// readers report the nf_tables chains they pass and the iptables-legacy rules (x_tables logs
+// TRACE lines to nflog for packets nft marked). Afterwards each namespace's links,
 // neighbours, bridge FDBs and the probes' conntrack entries are read, then everything the
 // session added is removed: the trace table, its conntrack entries, the observers.
 
-import type { Dataplane, FdbEntry, FileLock, LinkInfo, Monitor, NeighbourInfo } from '../dataplane/port.ts';
+import type { ConntrackFlow, Dataplane, IptablesTable, FdbEntry, FileLock, IpvsConnection, LinkInfo, NeighbourInfo, TraceWatch } from '../dataplane/port.ts';
 import { Sessions, TRACE_PORTS, type SessionRecord } from './sessions.ts';
-import { chainPolicies, chainRules, nftBaseChains, parseNflogPcap, parseNftTrace, type Hook, type TraceEvent } from './events.ts';
+import { baseChains, tableRules, type Hook, type TraceEvent } from './events.ts';
 
 /** A namespace of the cluster and what it is in the seed's words. */
 export interface Place {
@@ -54,14 +54,14 @@ export interface Snapshot {
   neighbours: NeighbourInfo[];
   /** bridge name → its forwarding database. */
   fdb: Map<string, FdbEntry[]>;
-  /** The probes' conntrack entries (`conntrack -L` lines). */
-  conntrack: string[];
+  /** The probes' conntrack entries. */
+  conntrack: ConntrackFlow[];
   /** iptables-legacy: table → chain → rules, and the built-in chains' policies, for the tables TRACE named. */
   iptables: Map<string, { rules: Map<string, string[]>; policies: Map<string, string> }>;
   /** nf_tables base chains ("table/chain") → hook and priority. */
   nftChains: Map<string, { hook: Hook; priority: number }>;
-  /** IPVS connections (`ipvsadm -Lnc` lines), where the namespace has kube-ipvs0. */
-  ipvs: string[];
+  /** IPVS connections, where the namespace has kube-ipvs0. */
+  ipvs: IpvsConnection[];
 }
 
 export interface Observation {
@@ -282,14 +282,6 @@ export function ownTraceEvent(e: TraceEvent): boolean {
   return (e.table === 'raw' && (e.chain === 'PREROUTING' || e.chain === 'OUTPUT')) || (e.table === 'mangle' && (e.chain === 'INPUT' || e.chain === 'POSTROUTING'));
 }
 
-/** One table's part of an `iptables-save` of all of them. */
-export function tableSection(save: string, table: string): string {
-  const start = save.indexOf(`*${table}\n`);
-  if (start < 0) return '';
-  const end = save.indexOf('COMMIT', start);
-  return save.slice(start, end < 0 ? undefined : end);
-}
-
 /** Whether this kernel takes nf_tables' ip family (asked in one place: every namespace has the same kernel). */
 async function markingOf(dp: Dataplane, place: Place): Promise<Marking> {
   const probeTable = `${TRACE_TABLE}-probe`;
@@ -303,11 +295,11 @@ async function markingOf(dp: Dataplane, place: Place): Promise<Marking> {
 }
 
 /**
- * Waits until the namespace's `nft monitor` is subscribed: it has reported a change to the
+ * Waits until the namespace's nft trace reader is subscribed: it has reported a change to the
  * session's table. The table may have been added before nft subscribed (a busy machine starts
  * it late): then a chain added later tells, tried again every half second.
  */
-async function subscribed(dp: Dataplane, netns: string, monitor: Monitor, table: string): Promise<void> {
+async function subscribed(dp: Dataplane, netns: string, monitor: TraceWatch, table: string): Promise<void> {
   for (let i = 0; i < 40; i++) {
     if (i > 0) await dp.at(netns).nft(`add chain ip ${table} subscribed-${i}\n`);
     const text = i === 0 ? `add table ip ${table}` : `add chain ip ${table} subscribed-${i}`;
@@ -321,8 +313,7 @@ async function unmark(dp: Dataplane, ses: Session, marking: Marking, netns: stri
   const ns = dp.at(netns);
   if (marking === 'nft') await ns.nft(`delete table ip ${ses.table}\n`).catch(() => undefined);
   else await ns.iptablesRestore(legacyRemoval(ses, ct), 4, 'legacy').catch(() => undefined);
-  // conntrack exits 1 when nothing matched.
-  if (ct) await ns.exec(['conntrack', '-D', '-m', ses.ctMark]).catch(() => undefined);
+  if (ct) await ns.conntrackDelete({ mark: ses.ctMark }).catch(() => undefined);
 }
 
 /** What sessions whose process died left behind (their record says where). */
@@ -349,7 +340,7 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
     if (s.http) spare += UPSTREAM_TRIES;
     return { ...s, sport: ses.lo + i, ...(upstreamPort !== undefined ? { upstreamPort } : {}) };
   });
-  const monitors: Array<{ netns: string; kind: 'nft' | 'nflog'; monitor: Monitor }> = [];
+  const monitors: Array<{ netns: string; kind: 'nft' | 'nflog'; monitor: TraceWatch }> = [];
   const marked: string[] = [];
   const timeout = opts.timeoutSeconds ?? 1;
   const masq = opts.masqueraders ?? [];
@@ -367,8 +358,8 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
         const ns = dp.at(place.netns);
         const ct = opts.conntrack.has(place.netns);
         const started: Array<Promise<unknown>> = [];
-        if (marking === 'nft') started.push(ns.monitor(['nft', 'monitor']).then((monitor) => monitors.push({ netns: place.netns, kind: 'nft', monitor })));
-        if (readers.includes(place.netns)) started.push(ns.monitor(['tcpdump', '-i', 'nflog:0', '-U', '-w', '-', '-s', '512'], 'listening on').then((monitor) => monitors.push({ netns: place.netns, kind: 'nflog', monitor })));
+        if (marking === 'nft') started.push(ns.traceEvents('nft').then((monitor) => monitors.push({ netns: place.netns, kind: 'nft', monitor })));
+        if (readers.includes(place.netns)) started.push(ns.traceEvents('nflog').then((monitor) => monitors.push({ netns: place.netns, kind: 'nflog', monitor })));
         await Promise.all(started);
         marked.push(place.netns);
         if (marking === 'iptables') return void (await ns.iptablesRestore(legacyTraceScript(ses, ct, masq), 4, 'legacy'));
@@ -402,10 +393,7 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
     const events = new Map<string, TraceEvent[]>();
     const outputs = await Promise.all(monitors.splice(0).map(async (m) => ({ ...m, out: await m.monitor.stop() })));
     nflog?.release();
-    for (const o of outputs) {
-      const parsed = o.kind === 'nft' ? parseNftTrace(o.out.toString('utf8')) : parseNflogPcap(o.out);
-      events.set(o.netns, [...(events.get(o.netns) ?? []), ...parsed]);
-    }
+    for (const o of outputs) events.set(o.netns, [...(events.get(o.netns) ?? []), ...o.out]);
     // Where the probes went, and the fabric (nodes' and underlay's bridges), all the kernel
     // holds; of a pod no probe reached, only its addresses (it may be a next hop).
     const crossed = (p: Place) => p.kind !== 'pod' || (events.get(p.netns) ?? []).length > 0 || probes.some((x) => x.from.netns === p.netns);
@@ -417,16 +405,13 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
         const evs = events.get(p.netns) ?? [];
         const snap = snapshots.get(p.netns)!;
         const ns = dp.at(p.netns);
-        // One iptables-save for every table whose rules (other than the trace's own) the packets matched.
+        // One read of every table whose rules (other than the trace's own) the packets matched.
         const tables = new Set(evs.filter((e) => e.source === 'iptables' && e.type !== 'return' && !(marking === 'iptables' && ownTraceEvent(e))).map((e) => e.table));
         if (tables.size) {
-          const saved = await ns.exec(['iptables-legacy-save']);
-          for (const t of tables) {
-            const save = tableSection(saved, t);
-            snap.iptables.set(t, { rules: chainRules(save), policies: chainPolicies(save) });
-          }
+          const saved = await ns.iptablesRules([...tables] as IptablesTable[], 4, 'legacy');
+          for (const t of tables) snap.iptables.set(t, tableRules(saved.find((s) => s.table === t)));
         }
-        if (evs.some((e) => e.source === 'nft' && !isTraceTable(e.table))) snap.nftChains = nftBaseChains(await ns.exec(['nft', 'list', 'ruleset']));
+        if (evs.some((e) => e.source === 'nft' && !isTraceTable(e.table))) snap.nftChains = baseChains(await ns.nftRuleset());
       }),
     );
     check();
@@ -448,16 +433,11 @@ async function snapshot(dp: Dataplane, netns: string, ctMark: string | undefined
   if (!crossed) return { links: await ns.links(), neighbours: [], fdb: new Map(), conntrack: [], iptables: new Map(), nftChains: new Map(), ipvs: [] };
   const [{ links, neighbours }, entries] = await Promise.all([
     ns.addressing(),
-    ctMark
-      ? ns.exec(['conntrack', '-L', '-m', ctMark]).then(
-          (out) => out.split('\n').filter((l) => l.trim()),
-          () => [] as string[],
-        )
-      : [],
+    ctMark ? ns.conntrackList({ mark: ctMark }).catch(() => [] as ConntrackFlow[]) : [],
   ]);
   const fdb = new Map<string, FdbEntry[]>();
   for (const l of links.filter((l) => l.linkinfo?.info_kind === 'bridge')) fdb.set(l.ifname, await ns.fdb(l.ifname));
-  const ipvs = links.some((l) => l.ifname === 'kube-ipvs0') ? (await ns.exec(['ipvsadm', '-Lnc']).catch(() => '')).split('\n').filter((l) => /^(TCP|UDP|SCTP)\s/.test(l)) : [];
+  const ipvs = links.some((l) => l.ifname === 'kube-ipvs0') ? await ns.ipvsConnectionList().catch(() => [] as IpvsConnection[]) : [];
   return { links, neighbours, fdb, conntrack: entries, iptables: new Map(), nftChains: new Map(), ipvs };
 }
 

@@ -132,20 +132,17 @@ export function kernelLookups(dp: Dataplane): Lookups {
 function answers(dp: Dataplane): Lookups {
   return {
     async route(netns, dst, from, iif) {
-      const argv = ['ip', '-json', 'route', 'get', 'fibmatch', dst, ...(from ? ['from', from] : []), ...(iif ? ['iif', iif] : [])];
       try {
-        const [route] = JSON.parse(await dp.at(netns).exec(argv)) as Array<{ dst: string; gateway?: string; dev?: string; type?: string; table?: string }>;
-        return route ? { route } : { error: 'no answer' };
+        return { route: await dp.at(netns).routeGet(dst, { ...(from ? { from } : {}), ...(iif ? { iif } : {}) }) };
       } catch (e) {
-        return { error: /(?:RTNETLINK answers|Error): ([^\n]*)/.exec((e as Error).message)?.[1]?.trim() ?? (e as Error).message };
+        return { error: (e as Error).message };
       }
     },
     async listeners(netns, protocol, port) {
-      const out = await dp.at(netns).exec(['ss', '-Hlnp', protocol === 'tcp' ? '-t' : '-u', 'sport', '=', `:${port}`]).catch(() => '');
-      const found = new Set<string>();
-      for (const m of out.matchAll(/\("([^"]+)",pid=(\d+)/g)) found.add(`${m[1]} (pid ${m[2]})`);
+      const sockets = await dp.at(netns).listeners(protocol, port).catch(() => []);
+      const found = new Set(sockets.flatMap((s) => s.processes.map((p) => `${p.name} (pid ${p.pid})`)));
       // A socket without a process (the kernel's, or one whose owner is not visible) still listens.
-      if (!found.size && out.trim()) found.add('a socket');
+      if (!found.size && sockets.length) found.add('a socket');
       return [...found];
     },
   };

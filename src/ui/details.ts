@@ -1,6 +1,6 @@
 // What a click on the page shows: an element as `kubectl describe` and the kernel see it
-// (addresses, routes, ARP and FDB entries, the rules or map elements that carry a Service,
-// endpoints, events), read when asked.
+// (addresses, routes, ARP and FDB entries, the rules or map elements that carry a Service --
+// the proxy's own answer, as `describe service` prints it -- endpoints, events), read when asked.
 
 import { RESOURCES } from '../api/resources.ts';
 import type { EndpointSlice, Event, Ingress, Pod, Service } from '../api/types.ts';
@@ -8,6 +8,7 @@ import { podNetnsName } from '../cluster/plan.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
 import type { ClusterPlan } from '../cluster/plan.ts';
 import { netnsPath, type Dataplane, type Netns } from '../dataplane/port.ts';
+import { carriersHeading, serviceCarriers } from '../proxy/carry.ts';
 import type { GraphElement } from './topology.ts';
 
 /** What details are read through: the cluster's plan, its API, the kernel. */
@@ -75,18 +76,14 @@ export async function details(o: Sources, e: GraphElement, objects: Objects): Pr
   if (d.kind === 'service') {
     const svc = objects.services.find((s) => `svc/${s.metadata.namespace}/${s.metadata.name}` === d.id);
     if (!svc) return head;
-    const name = `${svc.metadata.namespace}/${svc.metadata.name}`;
     const endpoints = objects.slices.filter((s) => s.metadata.namespace === svc.metadata.namespace && s.metadata.labels?.['kubernetes.io/service-name'] === svc.metadata.name).flatMap((s) => s.endpoints.map((ep) => `  ${ep.addresses.join(',')}${ep.targetRef ? ` (pod ${ep.targetRef.name})` : ''} on ${ep.nodeName ?? '?'} ${ep.conditions.ready === false ? 'not ready' : 'ready'}`));
     const lines = [...head, `ClusterIP: ${svc.spec.clusterIP ?? '<none>'}`, `Selector: ${Object.entries(svc.spec.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '<none>'}`, 'Endpoints:', ...(endpoints.length ? endpoints : ['  <none>'])];
     const first = plan.nodes[0];
     if (first && svc.spec.clusterIP && svc.spec.clusterIP !== 'None') {
-      const ns = dp.at(netnsPath(first.netns));
-      const mode = plan.spec.proxyMode ?? 'iptables';
-      let rules: string[] = [];
-      if (mode === 'iptables') rules = (await ns.iptablesSave('nat', 4, plan.spec.iptablesBackend).catch(() => '')).split('\n').filter((l) => l.includes(`"${name}`) || l.includes(`${name} `));
-      else if (mode === 'nftables') rules = (await ns.exec(['nft', 'list', 'ruleset']).catch(() => '')).split('\n').filter((l) => l.includes(svc.spec.clusterIP!)).map((l) => l.trim());
-      else rules = (await ns.ipvsSave().catch(() => '')).split('\n').filter((l) => l.includes(svc.spec.clusterIP!));
-      lines.push(`How ${first.name} carries it (${mode} mode):`, ...rules.slice(0, 40).map((r) => `  ${r}`), ...(rules.length > 40 ? [`  ... ${rules.length - 40} more`] : []));
+      // The same answer `kubewire describe service` prints (src/proxy/carry.ts), the first 40 lines of it.
+      const carried = await serviceCarriers(dp.at(netnsPath(first.netns)), plan.spec.proxyMode ?? 'iptables', svc, plan.spec.iptablesBackend);
+      const rules = carried.lines;
+      lines.push(`${carriersHeading(carried, first.name)}:`, ...rules.slice(0, 40).map((r) => `  ${r}`), ...(rules.length > 40 ? [`  ... ${rules.length - 40} more`] : []));
     }
     return [...lines, ...(await eventsOf(o, svc.metadata.uid, svc.metadata.namespace))];
   }

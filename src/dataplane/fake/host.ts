@@ -5,7 +5,9 @@
 // namespace that does not exist). Reads return the kernel's JSON shapes. The contract suite
 // (test/dataplane-contract.test.ts) holds it to the Linux dataplane's behaviour.
 
-import { DataplaneError, NETNS_DIR, type Addressing, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NftFamily, type NetOp, type Netns, type RouteInfo } from '../port.ts';
+import { DataplaneError, NETNS_DIR, type Addressing, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NftFamily, type NetOp, type Netns, type RouteInfo, type TraceSource, type TraceWatch } from '../port.ts';
+import { parseIptablesSave, parseNftListing, type ConntrackFlow, type IptablesTableState, type IpvsConnection, type NftListFamily, type NftTableState, type RouteLookup, type SocketListener } from '../observations.ts';
+import type { TraceEvent } from '../trace-events.ts';
 import { contains, formatIP, networkOf, formatPrefix, tryParseIP, tryParsePrefix, type Prefix } from '../../netaddr/ip.ts';
 import { FakeIptables } from './iptables.ts';
 import { FakeIpsets, FakeIpvs } from './ipvs.ts';
@@ -40,11 +42,19 @@ interface FakeRoute {
   dev: string;
 }
 
-interface ConntrackEntry {
+/** The short form tests give a flow in: what the proxy's deletions match on. */
+interface ConntrackShort {
   protocol: 'udp' | 'tcp';
   origDst: string;
   origDstPort: number;
   replySrc: string;
+}
+
+/** Whether a flow's mark matches "VALUE" or "VALUE/MASK" (conntrack --mark). */
+function markMatches(flow: ConntrackFlow, mark: string): boolean {
+  const [value, mask] = mark.split('/').map((x) => Number(x));
+  const m = mask ?? 0xffffffff;
+  return ((flow.mark ?? 0) & m) >>> 0 === ((value ?? 0) & m) >>> 0;
 }
 
 const fail = (code: DataplaneErrorCode, message: string): never => {
@@ -79,7 +89,13 @@ class FakeNamespace {
   readonly nft = new FakeNftables();
   readonly ipsets = new FakeIpsets();
   readonly ipvs = new FakeIpvs();
-  readonly conntrack: ConntrackEntry[] = [];
+  readonly conntrack: ConntrackFlow[] = [];
+  readonly ipvsConns: IpvsConnection[] = [];
+  /** "tcp PORT" → its listening sockets. */
+  readonly sockets = new Map<string, SocketListener[]>();
+  /** Trace events "the kernel" reports to readers (tests put them here), and the readers. */
+  readonly traced: Array<{ source: TraceSource; event: TraceEvent }> = [];
+  readonly watches = new Set<{ source: TraceSource; events: TraceEvent[]; changes: string[]; wake: () => void }>();
   private nextIndex = 1;
 
   constructor(readonly path: string) {
@@ -400,7 +416,16 @@ class FakeNetnsHandle implements Netns {
   }
 
   async nft(script: string): Promise<void> {
-    if (script) this.ns().nft.apply(script);
+    if (!script) return;
+    const ns = this.ns();
+    ns.nft.apply(script);
+    // What `nft monitor` reports of a transaction: each table and chain it adds.
+    const changes = nftChanges(script);
+    for (const w of ns.watches) {
+      if (w.source !== 'nft') continue;
+      w.changes.push(...changes);
+      w.wake();
+    }
   }
 
   async nftTable(name: string, family: NftFamily = 'ip'): Promise<string | undefined> {
@@ -435,17 +460,94 @@ class FakeNetnsHandle implements Netns {
   async conntrackDelete(f: ConntrackFilter): Promise<number> {
     const ct = this.ns().conntrack;
     const before = ct.length;
-    const keep = ct.filter((e) => !(e.protocol === f.protocol && (!f.origDst || e.origDst === f.origDst) && (f.origDstPort === undefined || e.origDstPort === f.origDstPort) && (!f.replySrc || e.replySrc === f.replySrc)));
+    const matches = (e: ConntrackFlow) =>
+      (!f.protocol || e.protocol === f.protocol) && (!f.origDst || e.original.dst === f.origDst) && (f.origDstPort === undefined || e.original.dport === f.origDstPort) && (!f.replySrc || e.reply.src === f.replySrc) && (!f.mark || markMatches(e, f.mark));
+    const keep = ct.filter((e) => !matches(e));
     ct.splice(0, ct.length, ...keep);
     return before - keep.length;
   }
 
-  async exec(argv: string[]): Promise<string> {
-    this.ns();
-    return fail('invalid', `the fake dataplane runs no processes (${argv[0]}): use the Linux dataplane`);
+  async conntrackList(filter: { mark?: string } = {}): Promise<ConntrackFlow[]> {
+    return this.ns().conntrack.filter((e) => !filter.mark || markMatches(e, filter.mark)).map((e) => structuredClone(e));
   }
 
-  async monitor(argv: string[]): Promise<never> {
+  async ipvsConnectionList(): Promise<IpvsConnection[]> {
+    return this.ns().ipvsConns.map((c) => ({ ...c }));
+  }
+
+  async nftRuleset(family?: NftListFamily): Promise<NftTableState[]> {
+    const nft = this.ns().nft;
+    const families = family ? [family] : ['ip', 'inet'];
+    // The listing the kernel would print, read by the same parser as the Linux one's.
+    return families.flatMap((f) => (f === 'ip' || f === 'inet' ? nft.tableNames(f).flatMap((t) => parseNftListing(nft.list(t, f) ?? '')) : []));
+  }
+
+  async nftTableState(name: string, family: NftListFamily): Promise<NftTableState | undefined> {
+    const nft = this.ns().nft;
+    const text = family === 'ip' || family === 'inet' ? nft.list(name, family) : undefined;
+    return text === undefined ? undefined : parseNftListing(text)[0];
+  }
+
+  async iptablesRules(tables?: IptablesTable[], family: IPFamily = 4, backend?: IptablesBackend): Promise<IptablesTableState[]> {
+    const t = this.tables(family, backend);
+    // Only tables that exist, as a save of all lists them; no traffic here, so every counter is 0.
+    const names = (tables ?? (t.names() as IptablesTable[])).filter((n) => t.names().includes(n));
+    const read = names.flatMap((n) => parseIptablesSave(t.save(n)));
+    for (const r of read.flatMap((x) => x.chains.flatMap((c) => c.rules))) Object.assign(r, { packets: r.packets ?? 0, bytes: r.bytes ?? 0 });
+    return read;
+  }
+
+  async traceEvents(source: TraceSource): Promise<TraceWatch> {
+    const ns = this.ns();
+    const waiters = new Set<() => void>();
+    const watch = { source, events: [] as TraceEvent[], changes: [] as string[], wake: () => waiters.forEach((w) => w()) };
+    ns.watches.add(watch);
+    let ended = false;
+    return {
+      until: (change, timeoutMs) =>
+        new Promise<void>((resolve, reject) => {
+          const check = () => {
+            if (watch.changes.some((c) => c.includes(change))) return done(resolve);
+            if (ended) done(() => reject(new DataplaneError('failed', `the trace reader ended before reporting ${change}`)));
+          };
+          const timer = setTimeout(() => done(() => reject(new DataplaneError('failed', `no ${JSON.stringify(change)} within ${timeoutMs} ms`))), timeoutMs);
+          const done = (f: () => void) => {
+            clearTimeout(timer);
+            waiters.delete(check);
+            f();
+          };
+          waiters.add(check);
+          check();
+        }),
+      stop: async () => {
+        ended = true;
+        ns.watches.delete(watch);
+        watch.wake();
+        return watch.events;
+      },
+    };
+  }
+
+  async listeners(protocol: 'tcp' | 'udp', port: number): Promise<SocketListener[]> {
+    return (this.ns().sockets.get(`${protocol} ${port}`) ?? []).map((l) => ({ ...l, processes: [...l.processes] }));
+  }
+
+  async routeGet(dst: string, opts: { from?: string; iif?: string } = {}): Promise<RouteLookup> {
+    const ns = this.ns();
+    const ip = tryParseIP(dst) ?? fail('invalid', `Error: any valid prefix is expected rather than "${dst}".`);
+    if (opts.iif) ns.need(opts.iif);
+    // The longest prefix that holds it (no policy routing here: one table).
+    const routes = await this.routes();
+    let best: { r: RouteInfo; bits: number } | undefined;
+    for (const r of routes) {
+      const p = r.dst === 'default' ? tryParsePrefix('0.0.0.0/0') : tryParsePrefix(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
+      if (p && p.ip.family === ip.family && contains(p, ip) && (!best || p.bits > best.bits)) best = { r, bits: p.bits };
+    }
+    if (!best) return fail('not-found', 'Network is unreachable');
+    return { dst: best.r.dst, ...(best.r.gateway ? { gateway: best.r.gateway } : {}), ...(best.r.dev ? { dev: best.r.dev } : {}), type: 'unicast', table: 'main' };
+  }
+
+  async exec(argv: string[]): Promise<string> {
     this.ns();
     return fail('invalid', `the fake dataplane runs no processes (${argv[0]}): use the Linux dataplane`);
   }
@@ -459,10 +561,51 @@ class FakeNetnsHandle implements Netns {
     this.ns().ipvs.open.set(realServer, n);
   }
 
-  /** For tests: a conntrack entry, as traffic would leave it. */
-  addConntrack(e: ConntrackEntry): void {
-    this.ns().conntrack.push(e);
+  /** For tests: a conntrack entry, as traffic would leave it (the short form: a client whose address does not matter). */
+  addConntrack(e: ConntrackFlow | ConntrackShort): void {
+    const flow: ConntrackFlow =
+      'original' in e
+        ? structuredClone(e)
+        : { protocol: e.protocol, original: { src: '0.0.0.0', dst: e.origDst, sport: 0, dport: e.origDstPort }, reply: { src: e.replySrc, dst: '0.0.0.0', sport: e.origDstPort, dport: 0 }, flags: [] };
+    this.ns().conntrack.push(flow);
   }
+
+  /** For tests: an IPVS connection entry. */
+  addIpvsConnection(c: IpvsConnection): void {
+    this.ns().ipvsConns.push({ ...c });
+  }
+
+  /** For tests: a socket listening here. */
+  addListener(protocol: 'tcp' | 'udp', port: number, l: SocketListener): void {
+    const ns = this.ns();
+    ns.sockets.set(`${protocol} ${port}`, [...(ns.sockets.get(`${protocol} ${port}`) ?? []), l]);
+  }
+
+  /** For tests: trace events "the kernel" reports now, to the readers of their source. */
+  emitTrace(source: TraceSource, events: TraceEvent[]): void {
+    for (const w of this.ns().watches) if (w.source === source) w.events.push(...structuredClone(events));
+  }
+}
+
+/** The additions of an nft script as `nft monitor` names them ("add table ip T", "add chain ip T C"). */
+function nftChanges(script: string): string[] {
+  const out: string[] = [];
+  let table: string | undefined;
+  for (const raw of script.split('\n')) {
+    const line = raw.trim();
+    const block = /^table (\S+) (\S+) \{/.exec(line);
+    if (block) {
+      table = `${block[1]} ${block[2]}`;
+      out.push(`add table ${table}`);
+      continue;
+    }
+    const chain = /^chain (\S+) \{/.exec(line);
+    if (chain && table) out.push(`add chain ${table} ${chain[1]}`);
+    const cmd = /^add (table|chain) (\S+ \S+(?: \S+)?)/.exec(line);
+    if (cmd) out.push(`add ${cmd[1]} ${cmd[2]}`);
+    if (line === '}' && !raw.startsWith(' ') && !raw.startsWith('\t')) table = undefined;
+  }
+  return out;
 }
 
 export class FakeDataplane implements Dataplane {

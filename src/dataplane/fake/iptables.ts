@@ -130,6 +130,11 @@ export class FakeIptables {
     for (const [name, t] of staged) this.tables.set(name, t);
   }
 
+  /** The tables that exist (restored into, or read), as a save of all lists them. */
+  names(): string[] {
+    return [...this.tables.keys()];
+  }
+
   /** iptables-save -t TABLE. */
   save(table: string): string {
     const t = this.table(table);

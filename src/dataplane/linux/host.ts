@@ -4,10 +4,12 @@
 // DataplaneErrors whose code is the kernel's errno, read from the tool's message.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { DataplaneError, isNotFound, NETNS_DIR, netnsPath, type Addressing, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type Monitor, type NeighbourInfo, type NetnsState, type NftFamily, type NetOp, type Netns, type RouteInfo } from '../port.ts';
+import { DataplaneError, isNotFound, NETNS_DIR, netnsPath, type Addressing, type ApplyOptions, type ConntrackFilter, type Dataplane, type DataplaneErrorCode, type FdbEntry, type FileLock, type IPFamily, type IptablesBackend, type IptablesTable, type LinkInfo, type NeighbourInfo, type NetnsState, type NftFamily, type NetOp, type Netns, type RouteInfo, type TraceSource, type TraceWatch } from '../port.ts';
+import { parseConntrackList, parseIptablesSave, parseIpvsConnections, parseListeners, parseNftListing, type ConntrackFlow, type IptablesTableState, type IpvsConnection, type NftListFamily, type NftTableState, type RouteLookup, type SocketListener } from '../observations.ts';
+import { parseNflogPcap, parseNftTrace } from '../trace-events.ts';
 import { CommandError, run, startMonitor } from './exec.ts';
 import { bridgeBatch, getLink, ipBatch, ipBatchJson, ipBatchWithSysctls, ipJson, linkRunning } from './ip.ts';
-import { iptablesHasRule, iptablesRestore, iptablesSave } from './iptables.ts';
+import { iptablesHasRule, iptablesRestore, iptablesSave, iptablesSaveCounted } from './iptables.ts';
 import { lockFile } from './lock.ts';
 import { netnsAddon, optionalNetnsAddon, OWN_NETNS } from './native.ts';
 import { inspectNetns, netnsPids } from './netns.ts';
@@ -185,7 +187,7 @@ class LinuxNetns implements Netns {
   }
 
   async conntrackDelete(f: ConntrackFilter): Promise<number> {
-    const argv = ['conntrack', '-D', '-p', f.protocol, ...(f.origDst ? ['--orig-dst', f.origDst] : []), ...(f.origDstPort !== undefined ? ['--orig-port-dst', String(f.origDstPort)] : []), ...(f.replySrc ? ['--reply-src', f.replySrc] : [])];
+    const argv = ['conntrack', '-D', ...(f.protocol ? ['-p', f.protocol] : []), ...(f.origDst ? ['--orig-dst', f.origDst] : []), ...(f.origDstPort !== undefined ? ['--orig-port-dst', String(f.origDstPort)] : []), ...(f.replySrc ? ['--reply-src', f.replySrc] : []), ...(f.mark ? ['--mark', f.mark] : [])];
     try {
       await run(argv, { netns: this.path });
       return 1;
@@ -196,20 +198,77 @@ class LinuxNetns implements Netns {
     }
   }
 
-  exec(argv: string[], input?: string): Promise<string> {
-    return guarded(() => run(argv, { netns: this.path, input }));
+  async conntrackList(filter: { mark?: string } = {}): Promise<ConntrackFlow[]> {
+    return parseConntrackList(await guarded(() => run(['conntrack', '-L', ...(filter.mark ? ['--mark', filter.mark] : [])], { netns: this.path })));
   }
 
-  monitor(argv: string[], ready?: string): Promise<Monitor> {
+  async ipvsConnectionList(): Promise<IpvsConnection[]> {
+    return parseIpvsConnections(await guarded(() => run(['ipvsadm', '-Lnc'], { netns: this.path })));
+  }
+
+  async nftRuleset(family?: NftListFamily): Promise<NftTableState[]> {
+    return parseNftListing(await guarded(() => run(['nft', '-a', 'list', 'ruleset', ...(family ? [family] : [])], { netns: this.path })));
+  }
+
+  async nftTableState(name: string, family: NftListFamily): Promise<NftTableState | undefined> {
+    try {
+      return parseNftListing(await run(['nft', '-a', 'list', 'table', family, name], { netns: this.path }))[0];
+    } catch (e) {
+      const err = portError(e);
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async iptablesRules(tables?: IptablesTable[], family: IPFamily = 4, backend?: IptablesBackend): Promise<IptablesTableState[]> {
+    // One table: read alone; several: one save of all of them (one process, not one each).
+    const one = tables?.length === 1 ? tables[0] : undefined;
+    const all = parseIptablesSave(await guarded(() => iptablesSaveCounted(one, this.path, family, backend)));
+    // In the order asked for.
+    return tables ? tables.flatMap((name) => all.filter((t) => t.table === name)) : all;
+  }
+
+  traceEvents(source: TraceSource): Promise<TraceWatch> {
     return guarded(async () => {
-      const m = await startMonitor(argv, this.path);
-      // Normally at once; a tool starting in a user-mode kernel beside a busy cluster has taken over 5 s.
-      if (ready !== undefined) await m.until(ready, 20_000).catch(async (e: unknown) => {
+      const m = await startMonitor(source === 'nft' ? ['nft', 'monitor'] : ['tcpdump', '-i', 'nflog:0', '-U', '-w', '-', '-s', '512'], this.path);
+      // tcpdump says when it reads: normally at once; in a user-mode kernel beside a busy cluster it has taken over 5 s.
+      if (source === 'nflog') await m.until('listening on', 20_000).catch(async (e: unknown) => {
         await m.stop();
         throw e;
       });
-      return m;
+      return {
+        until: (change, timeoutMs) => m.until(change, timeoutMs),
+        // SIGINT: both tools flush what they hold.
+        stop: async () => {
+          const out = await m.stop();
+          return source === 'nft' ? parseNftTrace(out.toString('utf8')) : parseNflogPcap(out);
+        },
+      };
     });
+  }
+
+  async listeners(protocol: 'tcp' | 'udp', port: number): Promise<SocketListener[]> {
+    return parseListeners(await guarded(() => run(['ss', '-Hlnp', protocol === 'tcp' ? '-t' : '-u', 'sport', '=', `:${port}`], { netns: this.path })));
+  }
+
+  async routeGet(dst: string, opts: { from?: string; iif?: string } = {}): Promise<RouteLookup> {
+    const argv = ['ip', '-json', 'route', 'get', 'fibmatch', dst, ...(opts.from ? ['from', opts.from] : []), ...(opts.iif ? ['iif', opts.iif] : [])];
+    let out: string;
+    try {
+      out = await run(argv, { netns: this.path });
+    } catch (e) {
+      // The kernel's reason alone ("Network is unreachable"), as a user reads it.
+      const message = e instanceof CommandError ? e.message : (e as Error).message;
+      const reason = /(?:RTNETLINK answers|Error): ([^\n]*)/.exec(message)?.[1]?.trim() ?? message;
+      throw new DataplaneError(errorCode(message), reason);
+    }
+    const [route] = JSON.parse(out) as RouteLookup[];
+    if (!route) throw new DataplaneError('not-found', 'no answer');
+    return route;
+  }
+
+  exec(argv: string[], input?: string): Promise<string> {
+    return guarded(() => run(argv, { netns: this.path, input }));
   }
 
   listen(protocol: 'tcp' | 'udp', port: number, backlog: number, address?: string): number {

@@ -12,6 +12,11 @@ export async function iptablesSave(table: Table, netns?: string, family: IPFamil
   return run([tool(family, backend, 'save'), '-t', table], { netns });
 }
 
+/** iptables-save with counters: one table, or all of them in one read. */
+export async function iptablesSaveCounted(table: Table | undefined, netns?: string, family: IPFamily = 4, backend?: IptablesBackend): Promise<string> {
+  return run([tool(family, backend, 'save'), '-c', ...(table ? ['-t', table] : [])], { netns });
+}
+
 /** Applies an iptables-restore script (with *table ... COMMIT sections) atomically. */
 export async function iptablesRestore(script: string, netns?: string, family: IPFamily = 4, backend?: IptablesBackend): Promise<void> {
   await run([tool(family, backend, 'restore'), '-w', '--noflush'], { input: script, netns });
