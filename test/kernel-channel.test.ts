@@ -3,7 +3,7 @@
 // passes on; a session through a kernel host's socket, played by a stand-in guest end.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { withoutOptions } from '../src/cli/cluster.ts';
 import { clusterFlag, runInKernel, runProgramInKernel, runsInGuest } from '../src/kernel/client.ts';
 import { encodeFrame, forwardedEnv, FrameReader, type Frame } from '../src/kernel/frames.ts';
 import { exitReported, WarmCli } from '../src/kernel/warm.ts';
+import { becomesDaemon } from '../src/daemon/here.ts';
 
 test('frames: split across chunks, noise on the line set aside, bytes kept exact in base64', () => {
   const frames: Frame[] = [];
@@ -129,4 +130,42 @@ process.on('exit', () => { const t = Date.now(); while (Date.now() - t < 1500); 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a warm process that runs on after its command (up going on as the daemon): its status on fd 3 when the command is done, later output in its log, the process alive', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-warm-'));
+  try {
+    const script = join(dir, 'cli.mts');
+    const log = join(dir, 'daemon.log');
+    writeFileSync(script, `import { commandDone, stayAfterCommand, takeWarmRequest } from ${JSON.stringify(join(import.meta.dirname, '..', 'src', 'kernel', 'warm.ts'))};
+await takeWarmRequest();
+stayAfterCommand(${JSON.stringify(log)});
+process.stdout.write('up done\\n');
+commandDone(0);
+process.stderr.write('daemon: still here\\n');
+setTimeout(() => process.exit(0), 1500);
+`);
+    const warm = new WarmCli([process.execPath, '--import', import.meta.resolve('tsx'), script], { ...process.env });
+    warm.prepare();
+    const child = warm.take({ argv: ['up'], cwd: dir, env: {} })!;
+    const out: string[] = [];
+    child.stdout!.on('data', (b: Buffer) => out.push(String(b)));
+    const exited = new Promise<number>((resolve) => child.once('exit', () => resolve(Date.now())));
+    const r = await new Promise<{ code: number; at: number }>((resolve) => exitReported(child, (code) => resolve({ code, at: Date.now() })));
+    assert.equal(r.code, 0);
+    assert.ok(r.at <= (await exited) - 1000, 'the status came a second before the process ended');
+    assert.equal(out.join(''), 'up done\n');
+    assert.equal(readFileSync(log, 'utf8'), 'daemon: still here\n', 'what it writes after its command goes to its log');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('up becomes the daemon only when asked for that cluster and started as its daemon (its command line names it)', () => {
+  const asDaemon = ['/usr/bin/node', '--expose-gc', '/k/dist/kubewire.js', 'daemon', '--cluster', 'c1', ''];
+  assert.equal(becomesDaemon('c1', { KUBEWIRE_DAEMON_HERE: 'c1' }, asDaemon), true);
+  assert.equal(becomesDaemon('c2', { KUBEWIRE_DAEMON_HERE: 'c1' }, asDaemon), false, 'another cluster');
+  assert.equal(becomesDaemon('c1', {}, asDaemon), false, 'not asked');
+  assert.equal(becomesDaemon('c1', { KUBEWIRE_DAEMON_HERE: 'c1' }, ['/usr/bin/node', '/k/dist/kubewire.js', '']), false, 'a plain warm process: its command line would not say daemon');
+  assert.equal(becomesDaemon('c1', { KUBEWIRE_DAEMON_HERE: 'c1' }, ['/usr/bin/node', '/k/dist/kubewire.js', 'daemon', '--cluster', 'c2', '']), false, "another cluster's daemon");
 });

@@ -16,7 +16,7 @@ import { defaultCluster, registerKubectlCommands } from './kubectl.ts';
 import { registerTraceCommands } from './trace.ts';
 import { registerUiCommands } from './ui.ts';
 import { clusterFlag, clusterKernel, runInKernel, runsInGuest } from '../kernel/client.ts';
-import { takeWarmRequest } from '../kernel/warm.ts';
+import { commandDone, takeWarmRequest } from '../kernel/warm.ts';
 import { mayUseHostKernel } from '../lifecycle/privileges.ts';
 import { PermissionDenied } from '../supervisor/supervisor.ts';
 
@@ -68,3 +68,5 @@ try {
   else process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exitCode = 1;
 }
+// A process that runs on after its command (up going on as the daemon) reports its status now.
+commandDone(Number(process.exitCode ?? 0));

@@ -231,9 +231,9 @@ export class Daemon {
 }
 
 /** `kubewire daemon`: runs until SIGTERM. */
-export async function runDaemon(cluster: string): Promise<void> {
+export async function runDaemon(cluster: string, log?: (line: string) => void): Promise<void> {
   mkdirSync(clusterDir(cluster), { recursive: true, mode: 0o700 });
-  const daemon = new Daemon(cluster);
+  const daemon = new Daemon(cluster, log);
   await daemon.start();
   reportLoopStats(process.env.KUBEWIRE_LOOP_STATS, (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`));
   let stopping = false;

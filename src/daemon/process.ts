@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient } from '../apiserver/client.ts';
+import { becomeDaemon, becomesDaemon, ownCmdline } from './here.ts';
 import { cliEnv, cliPath, daemonPaths } from '../state/paths.ts';
 import { ingressControllerPids } from '../ingress/supervisor.ts';
 import { networkAvailable } from '../controllers/scheduler.ts';
@@ -50,6 +51,8 @@ export function readProgress(file: string): DaemonProgress[] {
 export async function startDaemon(cluster: string, nodes: number, progress: (line: string) => void = () => {}, stallMs = 60_000): Promise<number> {
   const paths = daemonPaths(cluster);
   rmSync(paths.progress, { force: true });
+  // `up` in a fresh kernel of its own goes on as the daemon (here.ts): one Node start fewer there.
+  if (becomesDaemon(cluster, process.env, ownCmdline())) return becomeDaemon(cluster, nodes, progress, stallMs);
   // --expose-gc: the daemon gives a burst's memory back once it is over (memory.ts).
   // KUBEWIRE_DAEMON_NODE_ARGS adds Node flags NODE_OPTIONS refuses (--cpu-prof, for profiles).
   const nodeArgs = ['--expose-gc', ...(process.env.KUBEWIRE_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean)];

@@ -22,6 +22,9 @@ import { exitReported, WarmCli } from './warm.ts';
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 const statusOf = (code: number | null, signal: NodeJS.Signals | null): number => code ?? 128 + (signal ? SIGNALS[signal] ?? 0 : 0);
 
+/** How long a session waits for the rest of a command's output once the command reported its status. */
+const OUTPUT_GRACE_MS = 500;
+
 export async function runGuest(channel: string): Promise<void> {
   const fd = openSync(channel, 'r+');
   const input = new tty.ReadStream(fd);
@@ -36,11 +39,19 @@ export async function runGuest(channel: string): Promise<void> {
   const startWarm = () => {
     if (!sessions.size) warm.prepare();
   };
+  // The kernel's first `up` goes on as the cluster's daemon (daemon/here.ts): its process starts
+  // as that daemon (`daemon --cluster C`, the daemon's Node flags), so that its command line says so.
+  const cluster = process.env.KUBEWIRE_CLUSTER;
+  const warmUp = cluster ? new WarmCli([process.execPath, '--expose-gc', cliPath(), 'daemon', '--cluster', cluster], process.env) : undefined;
+  const takeWarm = (f: Extract<Frame, { t: 'start' }>, cwd: string) => {
+    const up = f.argv[0] === 'up' && cluster ? warmUp?.take({ argv: f.argv, cwd, env: { ...f.env, KUBEWIRE_DAEMON_HERE: cluster } }) : undefined;
+    return up ?? warm.take({ argv: f.argv, cwd, env: f.env });
+  };
 
   const start = (s: number, f: Extract<Frame, { t: 'start' }>) => {
     // The host's tree is the guest's, but for the kernel's own /run, /proc, /sys and /dev.
     const cwd = existsSync(f.cwd) ? f.cwd : '/';
-    let child = warm.take({ argv: f.argv, cwd, env: f.env });
+    let child = takeWarm(f, cwd);
     if (child) {
       // Its status as soon as its command is done (reportExit), with its output to the end: the session ends then, not when the process has torn itself down.
       const taken = child;
@@ -51,7 +62,10 @@ export async function runGuest(channel: string): Promise<void> {
         send({ t: 'exit', s, code });
         startWarm(); // the next one loads while this one tears itself down
       };
-      exitReported(taken, (c) => ((code = c), done()));
+      // What its output was written to may live on with a copy of it (the tool spawner an `up`
+      // that goes on as the daemon started): past a moment after the status, the output is all in.
+      const settle = () => setTimeout(() => ((open = 0), done()), OUTPUT_GRACE_MS).unref();
+      exitReported(taken, (c) => ((code = c), done(), settle()));
       for (const out of [taken.stdout!, taken.stderr!]) out.once('end', () => (open--, done()));
     }
     if (!child) {
@@ -148,6 +162,7 @@ export async function runGuest(channel: string): Promise<void> {
   });
   input.on('data', (b: Buffer) => reader.push(b));
   send({ t: 'ready' });
-  startWarm();
+  if (warmUp) warmUp.prepare();
+  else startWarm();
   await new Promise<void>((resolve) => input.on('end', resolve));
 }

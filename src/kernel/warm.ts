@@ -28,23 +28,45 @@ export async function takeWarmRequest(): Promise<void> {
   Object.assign(process.env, req.env);
   process.chdir(req.cwd);
   process.argv = [process.argv[0]!, process.argv[1]!, ...req.argv];
-  process.once('exit', reportExit);
+  process.once('exit', (code) => reportExit(code));
 }
+
+/** Where the process's output goes once its command is done and it runs on (stayAfterCommand); undefined: it exits with its command. */
+let staysWith: string | undefined;
+
+/**
+ * The process runs on after its command, writing to `logFile` (`up` in a fresh kernel goes on as
+ * the cluster's daemon: one Node start in the guest fewer). commandDone then reports the command's
+ * status, rather than the process's exit.
+ */
+export function stayAfterCommand(logFile: string): void {
+  staysWith = logFile;
+}
+
+/** The CLI's command is done (cli/main.ts): a process that runs on reports its status now. */
+export function commandDone(code: number): void {
+  if (staysWith) reportExit(code, staysWith);
+}
+
+let reported = false;
 
 /**
  * The command is done: its exit status goes to the guest agent on fd 3 and its stdout and stderr
  * are closed (what it wrote is in the pipes: Node writes pipes synchronously on Linux), so that
  * the command's user has the answer before the process has torn itself down, a second or more
- * in UML (every page it frees goes through the host). Later writes go to /dev/null: the lowest
- * free descriptors are 1 and 2 again.
+ * in UML (every page it frees goes through the host). Later writes go to `then` (/dev/null): the
+ * lowest free descriptors are 1 and 2 again (3 is closed before them, so that they are taken first).
  */
-function reportExit(code: number): void {
+function reportExit(code: number, then = '/dev/null'): void {
+  if (reported) return;
+  reported = true;
   try {
     writeSync(3, `${JSON.stringify({ exit: code })}\n`);
+    closeSync(3);
     closeSync(1);
     closeSync(2);
-    openSync('/dev/null', 'w');
-    openSync('/dev/null', 'w');
+    openSync(then, 'a');
+    openSync(then, 'a');
   } catch {
     // the agent learns the status when the process ends, as for any other
   }
