@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resourceNamed } from '../src/api/resources.ts';
 import type { Deployment, Pod } from '../src/api/types.ts';
-import { ApiClient } from '../src/apiserver/client.ts';
+import { ApiClient } from '../src/client/rest.ts';
 import { clusterDir } from '../src/cluster/cluster.ts';
 import { down, up } from '../src/lifecycle/cluster.ts';
 import { cleanupOnInterrupt } from '../src/lab/lab.ts';

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Event, Pod } from '../src/api/types.ts';
-import { ApiClient } from '../src/apiserver/client.ts';
+import { ApiClient } from '../src/client/rest.ts';
 import { resourceNamed } from '../src/api/resources.ts';
 import { down } from '../src/lifecycle/cluster.ts';
 import { cleanupOnInterrupt } from '../src/lab/lab.ts';

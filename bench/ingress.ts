@@ -15,7 +15,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resourceNamed } from '../src/api/resources.ts';
 import type { Pod } from '../src/api/types.ts';
-import { ApiClient } from '../src/apiserver/client.ts';
+import { ApiClient } from '../src/client/rest.ts';
 import { loadCluster } from '../src/cluster/cluster.ts';
 import { down, up } from '../src/lifecycle/cluster.ts';
 import { run } from '../src/dataplane/linux/exec.ts';

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pod } from '../src/api/types.ts';
 import { resourceNamed } from '../src/api/resources.ts';
-import { ApiClient } from '../src/apiserver/client.ts';
+import { ApiClient } from '../src/client/rest.ts';
 import { down } from '../src/lifecycle/cluster.ts';
 import { cleanupOnInterrupt } from '../src/lab/lab.ts';
 import { daemonPaths } from '../src/state/paths.ts';

@@ -22,6 +22,8 @@ import { deleteAnswer, parseDeleteOptions, preconditionFailure } from '../src/ap
 import { ApiServer } from '../src/apiserver/server.ts';
 import { Store } from '../src/apiserver/store.ts';
 import { collectGarbage, planCollection } from '../src/controllers/garbagecollector.ts';
+import { startContext } from '../src/controllers/context.ts';
+import { LocalClient } from '../src/apiserver/objects.ts';
 import type { KubeObject } from '../src/api/types.ts';
 
 const LAST = 'kubectl.kubernetes.io/last-applied-configuration';
@@ -408,7 +410,6 @@ describe('every way of writing over the API server (unix socket, no root)', () =
     assert.ok(fg.body.metadata.deletionTimestamp);
     assert.deepEqual(fg.body.metadata.finalizers, ['foregroundDeletion']);
     const gcContext = await startContext(new LocalClient(api, { shareObjects: true }));
-    t.after(() => gcContext.stop());
     await collectGarbage(gcContext); // deletes dep2
     assert.equal(api.tryGet({ kind: 'ConfigMap', namespace: 'default', name: 'dep2' }), undefined);
     assert.ok(api.tryGet({ kind: 'ConfigMap', namespace: 'default', name: 'owner2' }), 'the owner waits for the next pass');
@@ -421,6 +422,7 @@ describe('every way of writing over the API server (unix socket, no root)', () =
     assert.equal(bg.body.status, 'Success');
     await collectGarbage(gcContext);
     assert.equal(api.tryGet({ kind: 'ConfigMap', namespace: 'default', name: 'dep3' }), undefined);
+    gcContext.stop();
   });
 
   test('status and scale subresources take every patch type: conditions merge by type, a JSON patch scales', async () => {

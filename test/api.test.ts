@@ -12,7 +12,8 @@ import { matches, parseSelector } from '../src/api/labels.ts';
 import { parseResourcePath, resourceNamed, resourcePath } from '../src/api/resources.ts';
 import type { Pod } from '../src/api/types.ts';
 import { Api } from '../src/apiserver/api.ts';
-import { ApiClient, ApiError } from '../src/apiserver/client.ts';
+import { ApiClient, ApiError } from '../src/client/rest.ts';
+import { WatchLines } from '../src/client/watch.ts';
 import { LocalClient, type ObjectClient } from '../src/apiserver/objects.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../src/apiserver/status.ts';
 import { ApiServer, mergePatch } from '../src/apiserver/server.ts';
@@ -296,11 +297,15 @@ describe('watches at volume: a slow watcher is cut off, never waited for; bookma
   });
 
   test('bookmarks carry the current resourceVersion; resuming from one that is gone is 410', async () => {
+    // On the wire: the client's reflector takes bookmarks in (its resourceVersion) and hands on only changes.
     const seen: Array<{ type: string; rv?: string }> = [];
-    const stop = await client.watch(pods, 'default', { resourceVersion: String(store.currentRV()), allowWatchBookmarks: 'true' }, (e) => seen.push({ type: e.type, rv: e.object.metadata.resourceVersion }));
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve) => request({ socketPath: join(dir, 'api.sock'), path: `/api/v1/namespaces/default/pods?watch=1&allowWatchBookmarks=true&resourceVersion=${store.currentRV()}` }, resolve).end());
+    const lines = new WatchLines();
+    res.setEncoding('utf8');
+    res.on('data', (d: string) => seen.push(...lines.push(d).map((e) => ({ type: e.type, rv: e.object.metadata.resourceVersion }))));
     api.create(pod('after'));
     for (let i = 0; i < 100 && !seen.some((e) => e.type === 'BOOKMARK'); i++) await new Promise((r) => setTimeout(r, 10));
-    stop();
+    res.destroy();
     assert.equal(seen[0]!.type, 'ADDED');
     assert.deepEqual(seen.find((e) => e.type === 'BOOKMARK'), { type: 'BOOKMARK', rv: String(store.currentRV()) });
     await assert.rejects(client.watch(pods, 'default', { resourceVersion: '1' }, () => undefined), (e: unknown) => e instanceof ApiError && e.code === 410 && /too old resource version/.test(e.message));
@@ -329,7 +334,7 @@ test("the API server's own Service: default/kubernetes at the range's first addr
   const api = new Api(new Store(join(dir, 'store.db')));
   api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } } as never, { system: true });
   const log: string[] = [];
-  ensureKubernetesService(api, { serviceCIDR: '10.96.0.0/12' }, ['172.18.0.12', '172.18.0.11'], (l) => log.push(l));
+  await ensureKubernetesService(new LocalClient(api), { serviceCIDR: '10.96.0.0/12' }, ['172.18.0.12', '172.18.0.11'], (l) => log.push(l));
   const svc = api.get({ kind: 'Service', namespace: 'default', name: 'kubernetes' }) as unknown as { spec: { clusterIP: string; ports: unknown[]; selector?: unknown } };
   assert.equal(svc.spec.clusterIP, '10.96.0.1');
   assert.deepEqual(svc.spec.ports, [{ name: 'https', port: 443, protocol: 'TCP', targetPort: 6443 }]);
@@ -340,7 +345,7 @@ test("the API server's own Service: default/kubernetes at the range's first addr
   const endpoints = () => api.get({ kind: 'Endpoints', namespace: 'default', name: 'kubernetes' }) as unknown as { subsets: Array<{ addresses: Array<{ ip: string }> }> };
   assert.deepEqual(endpoints().subsets[0]!.addresses.map((a) => a.ip), ['172.18.0.11', '172.18.0.12']);
   // A restart with another node set: the endpoints follow, the Service stays.
-  ensureKubernetesService(api, { serviceCIDR: '10.96.0.0/12' }, ['172.18.0.11'], (l) => log.push(l));
+  await ensureKubernetesService(new LocalClient(api), { serviceCIDR: '10.96.0.0/12' }, ['172.18.0.11'], (l) => log.push(l));
   assert.deepEqual(slice().endpoints.map((e) => e.addresses[0]), ['172.18.0.11']);
   assert.deepEqual(endpoints().subsets[0]!.addresses.map((a) => a.ip), ['172.18.0.11']);
   assert.equal(log.length, 0, log.join("\n"));
@@ -348,7 +353,7 @@ test("the API server's own Service: default/kubernetes at the range's first addr
   const other = new Api(new Store(join(dir, 'other.db')));
   other.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } } as never, { system: true });
   other.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'kubernetes', namespace: 'default' }, spec: { selector: { app: 'x' }, ports: [{ port: 80 }] } } as never);
-  ensureKubernetesService(other, { serviceCIDR: '10.96.0.0/12' }, ['172.18.0.11'], (l) => log.push(l));
+  await ensureKubernetesService(new LocalClient(other), { serviceCIDR: '10.96.0.0/12' }, ['172.18.0.11'], (l) => log.push(l));
   assert.equal(other.tryGet({ kind: 'EndpointSlice', namespace: 'default', name: 'kubernetes' }), undefined);
   assert.match(log.join('\n'), /has a selector/);
 });

@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Deployment, Node, Pod, ReplicaSet } from '../src/api/types.ts';
 import { Api } from '../src/apiserver/api.ts';
-import { Store } from '../src/apiserver/store.ts';
+import { LocalClient } from '../src/apiserver/objects.ts';
+import { startContext } from '../src/controllers/context.ts';
+import { ControllerManager } from '../src/controllers/manager.ts';
+import { ApiServer } from '../src/apiserver/server.ts';
+import { Store, StoreError } from '../src/apiserver/store.ts';
+import { retryOnConflict, updateWithRetry } from '../src/apiserver/retry.ts';
+import { ApiClient } from '../src/client/rest.ts';
+import { resourceOfKind } from '../src/api/resources.ts';
 import { collectOrphans, planRollout, replicaSetOf, REVISION_ANNOTATION, syncDeployment, templateHash, type OwnedReplicaSet } from '../src/controllers/deployment.ts';
 import { planReplicaSet, podOfReplicaSet, syncReplicaSet } from '../src/controllers/replicaset.ts';
 import { endpointsOf } from '../src/controllers/endpoints.ts';
@@ -121,20 +128,22 @@ test('rollout: a ReplicaSet per template, scaled within maxSurge and maxUnavaila
   assert.deepEqual(history.prune, [1, 2].map((i) => `web-${templateHash(images[i - 1]!.spec.template)}`));
 });
 
-test('Deployment controller on a store: a ReplicaSet, its pods with owner and hash, a new ReplicaSet on template change, all collected when the owner goes', () => {
+test('Deployment controller on a store: a ReplicaSet, its pods with owner and hash, a new ReplicaSet on template change, all collected when the owner goes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kwt-ctrl-'));
   const store = new Store(join(dir, 'db'));
+  let ctx: Awaited<ReturnType<typeof startContext>> | undefined;
   try {
     const api = new Api(store);
     api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
+    ctx = await startContext(new LocalClient(api, { shareObjects: true }));
     const d = api.create(deployment(3));
     const hash = templateHash(d.spec.template);
-    const sync = () => {
-      syncDeployment(api, 'default', 'web');
-      for (const rs of api.list('ReplicaSet', 'default').items) syncReplicaSet(api, 'default', rs.metadata.name);
-      syncDeployment(api, 'default', 'web');
+    const sync = async () => {
+      await syncDeployment(ctx!, 'default', 'web');
+      for (const rs of api.list('ReplicaSet', 'default').items) await syncReplicaSet(ctx!, 'default', rs.metadata.name);
+      await syncDeployment(ctx!, 'default', 'web');
     };
-    sync();
+    await sync();
     const rs = api.get({ kind: 'ReplicaSet', namespace: 'default', name: `web-${hash}` }) as ReplicaSet;
     assert.equal(rs.metadata.ownerReferences?.[0]?.uid, d.metadata.uid);
     let pods = api.list('Pod', 'default').items as Pod[];
@@ -148,7 +157,7 @@ test('Deployment controller on a store: a ReplicaSet, its pods with owner and ha
     for (const p of pods) api.mutate<Pod>({ kind: 'Pod', namespace: 'default', name: p.metadata.name }, (x) => ({ ...x, spec: { ...x.spec, nodeName: 'n1' } }));
     for (const p of pods) api.updateStatus({ kind: 'Pod', namespace: 'default', name: p.metadata.name }, { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] });
     api.mutate<Deployment>({ kind: 'Deployment', namespace: 'default', name: 'web' }, (x) => ({ ...x, spec: { ...x.spec, template: { ...x.spec.template, spec: { containers: [{ name: 'web', image: 'nginx:2' }] } } } }));
-    sync();
+    await sync();
     pods = api.list('Pod', 'default').items as Pod[];
     const fresh = pods.filter((p) => p.metadata.labels?.['pod-template-hash'] !== hash);
     assert.equal(fresh.length, 1, 'maxSurge 25% of 3 rounds up to 1');
@@ -159,29 +168,33 @@ test('Deployment controller on a store: a ReplicaSet, its pods with owner and ha
     assert.equal(status.observedGeneration, 2);
 
     api.delete({ kind: 'Deployment', namespace: 'default', name: 'web' });
-    assert.equal(collectOrphans(api), 2 + 4, 'both ReplicaSets, then their pods');
+    assert.equal(await collectOrphans(ctx), 2 + 4, 'both ReplicaSets, then their pods');
     assert.deepEqual(api.list('Pod').items.map((p) => Boolean(p.metadata.deletionTimestamp)), [true, true, true], 'the unbound new pod went at once; bound ones wait for their node');
   } finally {
+    ctx?.stop();
     store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('a terminating namespace is emptied, then removed', () => {
+test('a terminating namespace is emptied, then removed', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kwt-ns-'));
   const store = new Store(join(dir, 'db'));
+  let ctx: Awaited<ReturnType<typeof startContext>> | undefined;
   try {
     const api = new Api(store);
     api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
+    ctx = await startContext(new LocalClient(api, { shareObjects: true }));
     api.create<Pod>({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec: { containers: [{ name: 'c', image: 'x' }], nodeName: 'n1' } });
     api.delete({ kind: 'Namespace', name: 'shop' });
-    assert.equal(syncNamespace(api, 'shop'), false);
+    assert.equal(await syncNamespace(ctx, 'shop'), false);
     const p = api.get({ kind: 'Pod', namespace: 'shop', name: 'p' });
     assert.ok(p.metadata.deletionTimestamp, 'the bound pod waits for its node agent');
     api.finalize({ kind: 'Pod', namespace: 'shop', name: 'p' });
-    assert.equal(syncNamespace(api, 'shop'), true);
+    assert.equal(await syncNamespace(ctx, 'shop'), true);
     assert.equal(api.tryGet({ kind: 'Namespace', name: 'shop' }), undefined);
   } finally {
+    ctx?.stop();
     store.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -221,18 +234,66 @@ test('node Lease: created in kube-node-lease owned by its Node, renewed with a M
   assert.equal(later.metadata.resourceVersion, '7', 'an update of the one read');
 });
 
-test('every live namespace gets its default ServiceAccount, once', () => {
+test('every live namespace gets its default ServiceAccount, once', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kwt-sa-'));
   const store = new Store(join(dir, 'db'));
+  let ctx: Awaited<ReturnType<typeof startContext>> | undefined;
   try {
     const api = new Api(store);
     api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
-    ensureDefaultServiceAccount(api, 'shop');
-    ensureDefaultServiceAccount(api, 'shop');
+    ctx = await startContext(new LocalClient(api, { shareObjects: true }));
+    await ensureDefaultServiceAccount(ctx, 'shop');
+    await ensureDefaultServiceAccount(ctx, 'shop');
     assert.deepEqual(api.list('ServiceAccount', 'shop').items.map((o) => o.metadata.name), ['default']);
-    ensureDefaultServiceAccount(api, 'missing');
+    await ensureDefaultServiceAccount(ctx, 'missing');
     assert.equal(api.list('ServiceAccount').items.length, 1, 'none for a namespace that does not exist');
   } finally {
+    ctx?.stop();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the seam: the controllers over the REST API (the daemon\'s socket) as in process: a Deployment\'s pods, scheduled; a namespace emptied and finalized; writes retried on conflict', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kwt-seam-'));
+  const store = new Store(join(dir, 'db'));
+  const api = new Api(store);
+  const server = new ApiServer(api);
+  await server.listen(join(dir, 'api.sock'));
+  const client = new ApiClient(join(dir, 'api.sock'));
+  const errors: string[] = [];
+  const manager = new ControllerManager(client, { nodeCIDRMask: 24, clusterCIDR: '10.244.0.0/16', log: (l) => errors.push(l), resyncMs: 200 });
+  const until = async (what: string, ok: () => boolean) => {
+    for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(ok(), `${what} within 5 s (controller log: ${errors.join('; ')})`);
+  };
+  try {
+    for (const name of ['default', 'shop']) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    api.create({ ...node('n1'), spec: {} }, { system: true });
+    await manager.start();
+    await until('node IPAM gives n1 a podCIDR', () => Boolean((api.get({ kind: 'Node', name: 'n1' }) as Node).spec.podCIDR));
+    api.create({ ...deployment(3), metadata: { name: 'web', namespace: 'shop' } });
+    const pods = () => api.list('Pod', 'shop').items as Pod[];
+    await until('3 pods, each bound to n1', () => pods().length === 3 && pods().every((p) => p.spec.nodeName === 'n1'));
+    assert.equal(api.list('ReplicaSet', 'shop').items.length, 1);
+    await until('default ServiceAccounts', () => api.list('ServiceAccount').items.length === 2);
+    api.delete({ kind: 'Namespace', name: 'shop' });
+    // Bound pods wait for their node agent: here the test is the agent (the kubelet's delete with its uid).
+    await until('the namespace controller deletes the pods', () => pods().every((p) => p.metadata.deletionTimestamp));
+    for (const p of pods()) await client.delete(resourceOfKind('Pod'), 'shop', p.metadata.name, { gracePeriodSeconds: 0, preconditions: { uid: p.metadata.uid } });
+    await until('the namespace is finalized', () => !api.tryGet({ kind: 'Namespace', name: 'shop' }));
+    // RetryOnConflict: a write that lost the race reads again and goes in.
+    const stale = api.get({ kind: 'Node', name: 'n1' }) as Node;
+    api.mutate<Node>({ kind: 'Node', name: 'n1' }, (n) => ({ ...n, metadata: { ...n.metadata, labels: { a: '1' } } }));
+    let tries = 0;
+    const updated = await updateWithRetry<Node>(client, resourceOfKind('Node'), stale, (n) => (tries++, { ...n, metadata: { ...n.metadata, labels: { ...n.metadata.labels, b: '2' } } }));
+    assert.deepEqual([updated.metadata.labels, tries], [{ a: '1', b: '2' }, 2]);
+    await assert.rejects(retryOnConflict(async () => { throw new StoreError('Invalid', 'no'); }), /no/, 'other failures are not retried');
+    assert.deepEqual(errors.filter((e) => !/Conflict|modified/.test(e)), []);
+  } finally {
+    manager.stop();
+    client.close();
+    await server.close();
     store.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -14,6 +14,8 @@ import type { Deployment, Event, Node, Pod } from '../src/api/types.ts';
 import { Api, ApplyError } from '../src/apiserver/api.ts';
 import { COMBINED_PREFIX, EventRecorder } from '../src/apiserver/events.ts';
 import { Store, StoreError } from '../src/apiserver/store.ts';
+import { LocalClient } from '../src/apiserver/objects.ts';
+import { startContext, type ControllerContext } from '../src/controllers/context.ts';
 import { BURST_REPLICAS, slowStart, syncDeployment } from '../src/controllers/deployment.ts';
 import { syncReplicaSet } from '../src/controllers/replicaset.ts';
 import { ORPHAN_QUARANTINE_MS, collectPodsOfMissingNodes, orphanedPods } from '../src/controllers/podgc.ts';
@@ -32,6 +34,15 @@ function freshApi(podLimit?: number): { api: Api; store: Store } {
   return { api, store };
 }
 
+/** The controllers' context over `api` (informers listed), stopped with the store. */
+const contexts: Array<{ stop(): void }> = [];
+after(() => contexts.forEach((c) => c.stop()));
+async function contextOf(api: Api): Promise<ControllerContext> {
+  const ctx = await startContext(new LocalClient(api, { shareObjects: true }));
+  contexts.push(ctx);
+  return ctx;
+}
+
 const deployment = (replicas: number): Deployment => ({
   apiVersion: 'apps/v1',
   kind: 'Deployment',
@@ -41,38 +52,39 @@ const deployment = (replicas: number): Deployment => ({
 
 const node = (name: string, pods?: number): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name }, spec: { podCIDR: '10.244.0.0/24' }, status: { conditions: [{ type: 'Ready', status: 'True' }], ...(pods === undefined ? {} : { allocatable: { pods: String(pods) } }) } });
 
-test('slow start: batches of 1, 2, 4... and the first failure stops it', () => {
+test('slow start: batches of 1, 2, 4... and the first failure stops it', async () => {
   let calls = 0;
-  assert.deepEqual(slowStart(10, () => void calls++), { done: 10 });
+  assert.deepEqual(await slowStart(10, () => void calls++), { done: 10 });
   assert.equal(calls, 10);
   calls = 0;
-  const r = slowStart(1000, () => {
+  const r = await slowStart(1000, () => {
     if (++calls > 5) throw new Error('quota');
   });
   assert.equal(r.done, 5);
   assert.equal(calls, 6, 'one failing call, not 995');
 });
 
-test(`replicas: 1000000000 under a pod limit of 120: 120 pods, ReplicaFailure, one counted FailedCreate Event, never more than ${BURST_REPLICAS} a sync`, () => {
+test(`replicas: 1000000000 under a pod limit of 120: 120 pods, ReplicaFailure, one counted FailedCreate Event, never more than ${BURST_REPLICAS} a sync`, async () => {
   const { api, store } = freshApi(120);
+  const ctx = await contextOf(api);
   try {
     api.create(deployment(1_000_000_000));
     const events = new EventRecorder(api, 'replicaset-controller');
-    syncDeployment(api, 'default', 'web');
+    await syncDeployment(ctx, 'default', 'web');
     const [rs] = api.list('ReplicaSet', 'default').items;
-    const syncRS = () => syncReplicaSet(api, 'default', rs!.metadata.name, events);
+    const syncRS = () => syncReplicaSet(ctx, 'default', rs!.metadata.name, events);
     const t0 = performance.now();
     let syncs = 1;
-    for (let requeue = syncRS(); requeue === 'now' && syncs < 10; syncs++) {
+    for (let requeue = await syncRS(); requeue === 'now' && syncs < 10; syncs++) {
       assert.ok(api.list('Pod').items.length <= syncs * BURST_REPLICAS, `at most ${BURST_REPLICAS} a sync`);
-      requeue = syncRS();
+      requeue = await syncRS();
     }
     const ms = performance.now() - t0;
     assert.equal(api.list('Pod').items.length, 120);
     assert.equal(syncs, Math.ceil(120 / BURST_REPLICAS), 'the sync that met the limit stopped asking for more');
-    for (let i = 0; i < 5; i++) assert.equal(syncRS(), 'backoff', 'a refused creation backs off');
+    for (let i = 0; i < 5; i++) assert.equal(await syncRS(), 'backoff', 'a refused creation backs off');
     assert.equal(api.list('Pod').items.length, 120, 'still the limit');
-    syncDeployment(api, 'default', 'web');
+    await syncDeployment(ctx, 'default', 'web');
     const d = api.get({ kind: 'Deployment', namespace: 'default', name: 'web' }) as Deployment;
     const failure = d.status!.conditions!.find((c) => c.type === 'ReplicaFailure');
     assert.equal(failure?.reason, 'FailedCreate', 'the ReplicaSet\'s failure shows on its Deployment');
@@ -86,9 +98,9 @@ test(`replicas: 1000000000 under a pod limit of 120: 120 pods, ReplicaFailure, o
     assert.ok(ms < 5000, `${ms} ms`);
     // Scaled down to what fits, the condition goes.
     api.mutate<Deployment>({ kind: 'Deployment', namespace: 'default', name: 'web' }, (x) => ({ ...x, spec: { ...x.spec, replicas: 100 } }));
-    syncDeployment(api, 'default', 'web');
-    syncRS();
-    syncDeployment(api, 'default', 'web');
+    await syncDeployment(ctx, 'default', 'web');
+    await syncRS();
+    await syncDeployment(ctx, 'default', 'web');
     const after = api.get({ kind: 'Deployment', namespace: 'default', name: 'web' }) as Deployment;
     assert.equal(after.status!.conditions!.some((c) => c.type === 'ReplicaFailure'), false);
   } finally {
@@ -96,17 +108,18 @@ test(`replicas: 1000000000 under a pod limit of 120: 120 pods, ReplicaFailure, o
   }
 });
 
-test(`without a limit, a sync creates at most ${BURST_REPLICAS} and asks to be called again`, () => {
+test(`without a limit, a sync creates at most ${BURST_REPLICAS} and asks to be called again`, async () => {
   const { api, store } = freshApi();
+  const ctx = await contextOf(api);
   try {
     const replicas = 3 * BURST_REPLICAS - 1;
     api.create(deployment(replicas));
-    syncDeployment(api, 'default', 'web');
+    await syncDeployment(ctx, 'default', 'web');
     const [rs] = api.list('ReplicaSet', 'default').items;
-    assert.equal(syncReplicaSet(api, 'default', rs!.metadata.name), 'now');
+    assert.equal(await syncReplicaSet(ctx, 'default', rs!.metadata.name), 'now');
     assert.equal(api.list('Pod').items.length, BURST_REPLICAS);
-    assert.equal(syncReplicaSet(api, 'default', rs!.metadata.name), 'now');
-    assert.equal(syncReplicaSet(api, 'default', rs!.metadata.name), undefined);
+    assert.equal(await syncReplicaSet(ctx, 'default', rs!.metadata.name), 'now');
+    assert.equal(await syncReplicaSet(ctx, 'default', rs!.metadata.name), undefined);
     const names = api.list('Pod').items.map((p) => p.metadata.name);
     assert.equal(names.length, replicas);
     assert.equal(new Set(names).size, replicas);
@@ -167,13 +180,14 @@ test('events: identical ones counted, more than 10 messages of a reason combined
   }
 });
 
-test("scheduler: a node takes its allocatable pods; a pod nobody can take stays Pending with FailedScheduling", () => {
+test("scheduler: a node takes its allocatable pods; a pod nobody can take stays Pending with FailedScheduling", async () => {
   const { api, store } = freshApi();
+  const ctx = await contextOf(api);
   try {
     for (const n of [node('n1', 2), node('n2', 1)]) api.create(n, { system: true });
     const events = new EventRecorder(api, 'default-scheduler');
     for (let i = 0; i < 4; i++) api.create<Pod>({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'i' }] } });
-    assert.equal(schedulePending(api, events), 3);
+    assert.equal(await schedulePending(ctx, events), 3);
     const pods = api.list('Pod').items as Pod[];
     assert.deepEqual(pods.map((p) => p.spec.nodeName ?? '-').sort(), ['-', 'n1', 'n1', 'n2']);
     const failed = (api.list('Event').items as Event[]).filter((e) => e.reason === 'FailedScheduling');
@@ -184,7 +198,7 @@ test("scheduler: a node takes its allocatable pods; a pod nobody can take stays 
   }
 });
 
-test('pods of a node that does not exist: a Warning, then gone after the quarantine; terminating ones at once', () => {
+test('pods of a node that does not exist: a Warning, then gone after the quarantine; terminating ones at once', async () => {
   const since = new Map<string, number>();
   const pod = (name: string, nodeName: string, deleting = false): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', uid: name, ...(deleting ? { deletionTimestamp: 'x' } : {}) }, spec: { nodeName, containers: [] } });
   const pods = [pod('ok', 'n1'), pod('lost', 'ghost'), pod('leaving', 'ghost', true)];
@@ -195,18 +209,19 @@ test('pods of a node that does not exist: a Warning, then gone after the quarant
   assert.deepEqual([...since.keys()], ['lost'], 'forgotten once gone');
 
   const { api, store } = freshApi();
+  const ctx = await contextOf(api);
   try {
     api.create(node('n1'), { system: true });
     api.create<Pod>({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'stray', namespace: 'default' }, spec: { nodeName: 'nowhere', containers: [{ name: 'c', image: 'i' }] } });
     const seen = new Map<string, number>();
     const events = new EventRecorder(api, 'pod-garbage-collector');
-    assert.equal(collectPodsOfMissingNodes(api, seen, events, 0), ORPHAN_QUARANTINE_MS);
+    assert.equal(await collectPodsOfMissingNodes(ctx, seen, events, 0), ORPHAN_QUARANTINE_MS);
     const warning = (api.list('Event').items as Event[]).find((e) => e.reason === 'NodeNotFound');
     assert.match(warning!.message, /node "nowhere" does not exist: the pod cannot start, and is deleted in 40 s/);
     assert.equal((api.get({ kind: 'Pod', namespace: 'default', name: 'stray' }) as Pod).status?.phase, 'Pending');
     api.delete({ kind: 'Pod', namespace: 'default', name: 'stray' });
     assert.ok(api.get({ kind: 'Pod', namespace: 'default', name: 'stray' }).metadata.deletionTimestamp, 'graceful: waits for a node agent that will never come');
-    collectPodsOfMissingNodes(api, seen, events, 1);
+    await collectPodsOfMissingNodes(ctx, seen, events, 1);
     assert.equal(api.tryGet({ kind: 'Pod', namespace: 'default', name: 'stray' }), undefined, 'so the collector finishes it');
   } finally {
     store.close();

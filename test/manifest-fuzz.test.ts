@@ -16,11 +16,12 @@ import { stringify } from 'yaml';
 import { resourceOfKind } from '../src/api/resources.ts';
 import type { KubeObject } from '../src/api/types.ts';
 import { Api } from '../src/apiserver/api.ts';
-import { ApiClient, ApiError } from '../src/apiserver/client.ts';
+import { ApiClient, ApiError } from '../src/client/rest.ts';
 import { ApiServer } from '../src/apiserver/server.ts';
 import { Store } from '../src/apiserver/store.ts';
 import { apply } from '../src/cli/kubectl.ts';
 import { ControllerManager } from '../src/controllers/manager.ts';
+import { LocalClient } from '../src/apiserver/objects.ts';
 import { ManifestError, parseManifests } from '../src/manifest/load.ts';
 
 const MANIFESTS = 2500;
@@ -38,8 +39,8 @@ before(async () => {
   const api = new Api(store, { podLimit: { pods: 50, why: 'fuzz' } });
   for (const name of ['default', 'kube-system']) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   api.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.0.0/24' }, status: { conditions: [{ type: 'Ready', status: 'True' }] } }, { system: true });
-  controllers = new ControllerManager(api, { clusterCIDR: '10.244.0.0/16', nodeCIDRMask: 24, log: (l) => controllerErrors.push(l) });
-  controllers.start();
+  controllers = new ControllerManager(new LocalClient(api, { shareObjects: true }), { clusterCIDR: '10.244.0.0/16', nodeCIDRMask: 24, log: (l) => controllerErrors.push(l) });
+  await controllers.start();
   server = new ApiServer(api);
   await server.listen(join(dir, 'api.sock'));
   client = new ApiClient(join(dir, 'api.sock'));

@@ -15,7 +15,7 @@ import { resourceNamed } from '../src/api/resources.ts';
 import type { KubeObject, NetworkPolicy, Pod } from '../src/api/types.ts';
 import { formatErrors, validate } from '../src/api/validation.ts';
 import { Api } from '../src/apiserver/api.ts';
-import { ApiClient, ApiError } from '../src/apiserver/client.ts';
+import { ApiClient, ApiError } from '../src/client/rest.ts';
 import { checkFields, unknownFieldsOf } from '../src/apiserver/field-validation.ts';
 import { ApiServer } from '../src/apiserver/server.ts';
 import { Store } from '../src/apiserver/store.ts';

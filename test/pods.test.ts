@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { resourceNamed } from '../src/api/resources.ts';
 import type { Deployment, EndpointSlice, Pod } from '../src/api/types.ts';
-import { ApiClient } from '../src/apiserver/client.ts';
+import { ApiClient } from '../src/client/rest.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
 import { contains, parseIP, tryParsePrefix } from '../src/netaddr/ip.ts';
 import { NOT_ROOT, rootState } from './helpers.ts';

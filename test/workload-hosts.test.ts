@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { EndpointSlice, KubeObject, Pod, Service } from '../src/api/types.ts';
 import { RESOURCES } from '../src/api/resources.ts';
-import { ApiClient } from '../src/apiserver/client.ts';
+import { ApiClient } from '../src/client/rest.ts';
 import { clusterProcesses } from '../src/daemon/process.ts';
 import { NOT_ROOT } from './helpers.ts';
 import { Kube, waitFor, webApp } from './kube.ts';

@@ -12,9 +12,11 @@ import { unimplementedFields, warningsFor } from '../src/api/unimplemented.ts';
 import { validate } from '../src/api/validation.ts';
 import { unknownFields } from '../src/api/fields.ts';
 import { Api } from '../src/apiserver/api.ts';
-import { parseWarnings } from '../src/apiserver/client.ts';
+import { parseWarnings } from '../src/client/rest.ts';
 import { warningHeader } from '../src/apiserver/server.ts';
 import { Store } from '../src/apiserver/store.ts';
+import { LocalClient } from '../src/apiserver/objects.ts';
+import { startContext, type ControllerContext } from '../src/controllers/context.ts';
 import { planDaemonSet, syncDaemonSet } from '../src/controllers/daemonset.ts';
 import { collectOrphans } from '../src/controllers/deployment.ts';
 import { planJob, syncJob } from '../src/controllers/job.ts';
@@ -34,14 +36,18 @@ const runningNotReady = (p: Pod): Pod => ({ ...p, spec: { ...p.spec, nodeName: '
 
 const node = (name: string, labels: Record<string, string> = {}, podCIDR = '10.244.0.0/24'): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } }, spec: podCIDR ? { podCIDR } : {}, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
 
-function withApi(fn: (api: Api) => void): void {
+/** A store with namespace default, and the controllers' context over it (informers listed). */
+async function withApi(fn: (api: Api, ctx: ControllerContext) => Promise<void> | void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kwt-wl-'));
   const store = new Store(join(dir, 'db'));
+  let ctx: Awaited<ReturnType<typeof startContext>> | undefined;
   try {
     const api = new Api(store);
     api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
-    fn(api);
+    ctx = await startContext(new LocalClient(api, { shareObjects: true }));
+    await fn(api, ctx);
   } finally {
+    ctx?.stop();
     store.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -88,27 +94,27 @@ test('StatefulSet: a new template replaces the highest ordinal first; OnDelete w
   assert.equal(planStatefulSet(next, old).status.updatedReplicas, 0);
 });
 
-test('StatefulSet controller on a store: web-0, then web-1 once web-0 is ready; scale down; the pods go with the set', () => {
-  withApi((api) => {
+test('StatefulSet controller on a store: web-0, then web-1 once web-0 is ready; scale down; the pods go with the set', async () => {
+  await withApi(async (api, ctx) => {
     api.create(sts(2));
-    syncStatefulSet(api, 'default', 'web');
+    await syncStatefulSet(ctx, 'default', 'web');
     assert.deepEqual(api.list('Pod', 'default').items.map((p) => p.metadata.name), ['web-0']);
-    syncStatefulSet(api, 'default', 'web');
+    await syncStatefulSet(ctx, 'default', 'web');
     assert.equal(api.list('Pod', 'default').items.length, 1, 'still one: web-0 is not ready');
     api.mutate<Pod>({ kind: 'Pod', namespace: 'default', name: 'web-0' }, (x) => ({ ...x, spec: { ...x.spec, nodeName: 'n1' } }));
     api.updateStatus({ kind: 'Pod', namespace: 'default', name: 'web-0' }, { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] });
-    syncStatefulSet(api, 'default', 'web');
+    await syncStatefulSet(ctx, 'default', 'web');
     assert.deepEqual(api.list('Pod', 'default').items.map((p) => p.metadata.name).sort(), ['web-0', 'web-1']);
     const status = (api.get({ kind: 'StatefulSet', namespace: 'default', name: 'web' }) as StatefulSet).status!;
     assert.equal(status.replicas, 2);
     assert.equal(status.readyReplicas, 1);
     api.delete({ kind: 'StatefulSet', namespace: 'default', name: 'web' });
-    assert.equal(collectOrphans(api), 2);
+    assert.equal(await collectOrphans(ctx), 2);
     assert.deepEqual(api.list('Pod', 'default').items.map((p) => p.metadata.name), ['web-0'], 'the unbound web-1 went at once; web-0 waits for its node');
   });
 });
 
-test('DaemonSet: a pod per node its nodeSelector picks, bound to it; pods on nodes that stop matching go', () => {
+test('DaemonSet: a pod per node its nodeSelector picks, bound to it; pods on nodes that stop matching go', async () => {
   const ds: DaemonSet = { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'agent', namespace: 'default', uid: 'ds-uid' }, spec: { selector: { matchLabels: { app: 'agent' } }, template: template({ app: 'agent' }) } };
   const nodes = [node('n1', { disk: 'ssd' }), node('n2'), node('n3', {}, '')];
   assert.deepEqual(planDaemonSet(ds, nodes, []).create, ['n1', 'n2'], 'n3 has no pod network yet');
@@ -120,14 +126,14 @@ test('DaemonSet: a pod per node its nodeSelector picks, bound to it; pods on nod
   const after = planDaemonSet(picky, nodes, [onN2]);
   assert.deepEqual(after.delete.map((p) => p.metadata.name), ['agent-x']);
   assert.equal(after.status.numberMisscheduled, 1);
-  withApi((api) => {
+  await withApi(async (api, ctx) => {
     for (const n of nodes) api.create(n, { system: true });
     api.create(ds);
-    syncDaemonSet(api, 'default', 'agent');
+    await syncDaemonSet(ctx, 'default', 'agent');
     const pods = api.list('Pod', 'default').items as Pod[];
     assert.deepEqual(pods.map((p) => p.spec.nodeName).sort(), ['n1', 'n2']);
     assert.ok(pods.every((p) => p.metadata.ownerReferences?.[0]?.kind === 'DaemonSet' && /^agent-[a-z0-9]{5}$/.test(p.metadata.name)));
-    syncDaemonSet(api, 'default', 'agent');
+    await syncDaemonSet(ctx, 'default', 'agent');
     assert.equal(api.list('Pod', 'default').items.length, 2, 'idempotent');
     assert.equal((api.get({ kind: 'DaemonSet', namespace: 'default', name: 'agent' }) as DaemonSet).status?.currentNumberScheduled, 2);
   });
@@ -170,15 +176,15 @@ test('Job: parallelism pods at a time until completions succeeded (Complete); mo
   assert.equal(planJob(job(), [failedAt('a', stamp), failedAt('b', stamp)], stamp, Date.parse(stamp) + 10_001).retryInMs, 9_999, 'doubled after the second failure');
 });
 
-test('Job controller on a store: pods labelled with the job, Complete once they succeeded', () => {
-  withApi((api) => {
+test('Job controller on a store: pods labelled with the job, Complete once they succeeded', async () => {
+  await withApi(async (api, ctx) => {
     api.create(job({ completions: 2, parallelism: 2 }));
-    syncJob(api, 'default', 'once');
+    await syncJob(ctx, 'default', 'once');
     const pods = api.list('Pod', 'default').items as Pod[];
     assert.equal(pods.length, 2);
     assert.ok(pods.every((p) => p.metadata.labels?.['job-name'] === 'once' && p.metadata.labels?.['batch.kubernetes.io/job-name'] === 'once' && p.spec.restartPolicy === 'Never'));
     for (const p of pods) api.updateStatus({ kind: 'Pod', namespace: 'default', name: p.metadata.name }, { phase: 'Succeeded' });
-    syncJob(api, 'default', 'once');
+    await syncJob(ctx, 'default', 'once');
     const j = api.get({ kind: 'Job', namespace: 'default', name: 'once' }) as Job;
     assert.equal(j.status?.succeeded, 2);
     assert.ok(j.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True'));
@@ -186,8 +192,8 @@ test('Job controller on a store: pods labelled with the job, Complete once they 
   });
 });
 
-test("bad input: the API server's wording, naming the object and the field, and nothing stored", () => {
-  withApi((api) => {
+test("bad input: the API server's wording, naming the object and the field, and nothing stored", async () => {
+  await withApi(async (api) => {
     const noService = sts(1, { serviceName: undefined as unknown as string });
     assert.throws(() => api.create(noService), /^.*StatefulSet\.apps "web" is invalid: spec\.serviceName: Required value/);
     assert.throws(() => api.create(job({ template: { spec: { containers: [{ name: 'c', image: 'x' }] } } })), /Job\.batch "once" is invalid: spec\.template\.spec\.restartPolicy: Unsupported value: "Always": supported values: "OnFailure", "Never"/); // defaulted to Always first, as upstream

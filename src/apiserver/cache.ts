@@ -82,7 +82,8 @@ export class ObjectCache {
   /** Writes of the running transaction, newest last, to undo on a rollback. */
   private readonly undo: Array<{ kind: string; namespace: string; name: string; before: KubeObject | undefined }> = [];
 
-  constructor(private readonly defs: IndexDefs = {}) {}
+  /** `freeze` false: objects are kept as given (an informer's consumers may own what they read). */
+  constructor(private readonly defs: IndexDefs = {}, private readonly opts: { freeze?: boolean } = {}) {}
 
   private kind(kind: string): KindCache {
     let k = this.kinds.get(kind);
@@ -122,13 +123,18 @@ export class ObjectCache {
     return this.kinds.get(kind)?.indexes.get(index)?.values.get(value)?.size ?? 0;
   }
 
+  /** Forgets every object of a kind (an informer's relist). */
+  clear(kind: string): void {
+    this.kinds.delete(kind);
+  }
+
   count(kind: string): number {
     return this.kinds.get(kind)?.size ?? 0;
   }
 
   /** Puts an object (frozen) or removes it (undefined); remembered for undo while `inTransaction`. */
   set(kind: string, namespace: string, name: string, obj: KubeObject | undefined, inTransaction: boolean): void {
-    const before = this.kind(kind).put(namespace, name, obj && deepFreeze(obj));
+    const before = this.kind(kind).put(namespace, name, obj && this.opts.freeze !== false ? deepFreeze(obj) : obj);
     if (inTransaction) this.undo.push({ kind, namespace, name, before });
   }
 

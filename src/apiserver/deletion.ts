@@ -136,3 +136,18 @@ export function finishIfFinalized(api: Api, obj: KubeObject): KubeObject | undef
   if (((obj.metadata.finalizers as string[] | undefined) ?? []).length) return undefined;
   return api.store.delete({ kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name });
 }
+
+/**
+ * PUT namespaces/NAME/finalize: the namespace controller's word that a Terminating namespace
+ * is empty; it goes (kubewire's namespaces carry no spec.finalizers of their own). A live
+ * namespace is left as it is; `uid` guards against one of the same name made meanwhile.
+ */
+export function finalizeNamespace(api: Api, name: string, uid?: string): KubeObject {
+  return api.store.write(() => {
+    const current = api.get({ kind: 'Namespace', name });
+    const failed = preconditionFailure(current, { uid });
+    if (failed) throw new StoreError('Conflict', failed);
+    if (current.metadata.deletionTimestamp) api.finalize({ kind: 'Namespace', name }, current.metadata.uid);
+    return current;
+  });
+}

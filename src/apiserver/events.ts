@@ -6,9 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Event, KubeObject } from '../api/types.ts';
 import { now } from '../api/types.ts';
+import { resourceOfKind } from '../api/resources.ts';
 import type { Api } from './api.ts';
+import { LocalClient, type ObjectClient } from './objects.ts';
 
 export const EVENT_TTL_MS = 60 * 60 * 1000;
+const EVENTS = resourceOfKind('Event');
 
 /** A new v1 Event about `obj` (count 1, now). */
 export function eventFor(obj: KubeObject, type: Event['type'], reason: string, message: string, source: Event['source'], name: string): Event {
@@ -49,18 +52,22 @@ interface Similar {
  * Event, not thousands of objects.
  */
 export class EventRecorder {
-  /** Dedup key -> event name, so that a repeat is a count, not a new object. */
-  private readonly seen = new Map<string, string>();
+  /** Dedup key -> the event as last written, so that a repeat is a count on it, not a new object (client-go's cache). */
+  private readonly seen = new Map<string, Event>();
   private readonly similar = new Map<string, Similar>();
   private readonly tokens = new Map<string, { left: number; at: number }>();
+  private readonly client: ObjectClient;
 
-  constructor(private readonly api: Api, private readonly component: string, private readonly host?: string, private readonly clock: () => number = Date.now) {}
+  /** `target`: the client to write through (an Api in this process is wrapped in a LocalClient). */
+  constructor(target: ObjectClient | Api, private readonly component: string, private readonly host?: string, private readonly clock: () => number = Date.now) {
+    this.client = 'store' in target ? new LocalClient(target, { shareObjects: true }) : target;
+  }
 
+  /** Records the event; the write goes on in the background (an event is never worth waiting for, nor failing the work it describes). */
   record(obj: KubeObject, type: Event['type'], reason: string, message: string): void {
     const t = this.clock();
     // Keyed by object and type (client-go: the object alone), so that a storm of Normal events never hides a Warning.
     if (!this.allow(`${obj.metadata.uid ?? `${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`}\u0000${type}`, t)) return;
-    const ns = obj.metadata.namespace ?? 'default';
     const group = `${obj.metadata.uid}\u0000${type}\u0000${reason}`;
     let similar = this.similar.get(group);
     if (!similar || t - similar.since > AGGREGATE_WINDOW_MS) this.similar.set(group, (similar = { messages: new Set(), since: t }));
@@ -68,19 +75,21 @@ export class EventRecorder {
     const combined = similar.messages.size > AGGREGATE_AFTER;
     const key = combined ? `${group}\u0000combined` : `${group}\u0000${message}`;
     const text = combined ? `${COMBINED_PREFIX}${message}` : message;
-    const stamp = now();
-    try {
-      const name = this.seen.get(key);
-      const existing = name ? this.api.tryGet<Event>({ kind: 'Event', namespace: ns, name }) : undefined;
-      if (existing) {
-        this.api.update<Event>({ ...existing, message: text, count: existing.count + 1, lastTimestamp: stamp, metadata: { ...existing.metadata, resourceVersion: undefined } });
-        return;
-      }
+    const existing = this.seen.get(key);
+    if (existing) {
+      const next: Event = { ...existing, message: text, count: existing.count + 1, lastTimestamp: now(), metadata: { ...existing.metadata, resourceVersion: undefined } };
+      this.seen.set(key, next);
+      this.client.update<Event>(EVENTS, next).then(
+        (written) => this.seen.get(key) === next && this.seen.set(key, written),
+        () => this.seen.get(key) === next && this.seen.delete(key), // expired meanwhile: the next repeat starts a new one
+      );
+    } else {
       const event = eventFor(obj, type, reason, text, { component: this.component, ...(this.host ? { host: this.host } : {}) }, `${obj.metadata.name}.${randomBytes(8).toString('hex')}`);
-      this.api.create(event, { system: true });
-      this.seen.set(key, event.metadata.name);
-    } catch {
-      // An event is never worth failing the work it describes (its namespace may be going away).
+      this.seen.set(key, event);
+      this.client.create<Event>(EVENTS, event).then(
+        (written) => this.seen.get(key) === event && this.seen.set(key, written),
+        () => this.seen.get(key) === event && this.seen.delete(key), // its namespace may be going away
+      );
     }
     if (this.similar.size > 10_000 || this.seen.size > 10_000) this.forget(t);
   }
@@ -105,11 +114,11 @@ export class EventRecorder {
 }
 
 /** Deletes events last seen more than `ttlMs` ago; returns how many. */
-export function expireEvents(api: Api, ttlMs = EVENT_TTL_MS, nowMs = Date.now()): number {
+export async function expireEvents(client: ObjectClient, ttlMs = EVENT_TTL_MS, nowMs = Date.now()): Promise<number> {
   let n = 0;
-  for (const e of api.list('Event').items as Event[]) {
+  for (const e of (await client.list<Event>(EVENTS)).items) {
     if (nowMs - Date.parse(e.lastTimestamp) > ttlMs) {
-      api.delete({ kind: 'Event', namespace: e.metadata.namespace, name: e.metadata.name });
+      await client.delete(EVENTS, e.metadata.namespace, e.metadata.name).catch(() => undefined); // gone meanwhile
       n++;
     }
   }

@@ -25,6 +25,7 @@ import { StreamServer, STREAM_SUBRESOURCES, type StreamHooks } from './streams/u
 import { mergePatch } from '../api/patch/merge.ts';
 import { deleteRequest, managedOnCreate, patchRequest, patchSubresource, replaceObject } from './writes.ts';
 import { StatusError } from './status.ts';
+import { finalizeNamespace } from './deletion.ts';
 import { includeObjectOf, negotiateView } from './negotiate.ts';
 import { page, parseLimit } from './paging.ts';
 import { listAnswer, objectAnswer, watchEncoder } from './views.ts';
@@ -260,6 +261,8 @@ export class ApiServer {
       const rv = method === 'PATCH' && body?.metadata?.resourceVersion === current.metadata.resourceVersion ? undefined : body?.metadata?.resourceVersion;
       return send(res, 200, api.updateStatus(key, body?.status, rv));
     }
+    // The namespace controller's last step, for one that runs over the REST API (deletion.ts).
+    if (p.subresource === 'finalize' && p.rt.kind === 'Namespace' && method === 'PUT') return send(res, 200, finalizeNamespace(api, p.name!, ((await readBody(req)) as KubeObject | undefined)?.metadata?.uid));
     if (p.rt.kind === 'Pod' && STREAM_SUBRESOURCES.includes(p.subresource ?? '')) throw new HttpError(400, 'Upgrade request required');
     if (p.subresource) throw new HttpError(404, `${p.rt.plural}/${p.subresource} is not a subresource kubewire serves`, 'NotFound');
     switch (method) {

@@ -15,7 +15,7 @@ export class WorkQueue {
 
   constructor(
     /** Syncs a key. 'now' queues it again (more to do), 'backoff' again after a growing delay (without an error to log). */
-    private readonly handle: (key: string) => Promise<void> | void | 'now' | 'backoff',
+    private readonly handle: (key: string) => Promise<void | 'now' | 'backoff' | undefined> | void | 'now' | 'backoff',
     private readonly opts: { concurrency?: number; onError?: (key: string, e: unknown) => void } = {},
   ) {}
 

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { APPLY_PATH, apiVersionOf, resourceNamed, resourcePath, RESOURCES, type ResourceType } from '../api/resources.ts';
 import type { DaemonSet, Deployment, EndpointSlice, Event, Ingress, Job, KubeObject, NetworkPolicy, Node, Pod, ReplicaSet, Service, StatefulSet } from '../api/types.ts';
 import type { ApplyResult } from '../api/apply.ts';
-import { ApiClient, ApiError } from '../apiserver/client.ts';
+import { ApiClient, ApiError } from '../client/rest.ts';
 import { isNotFound } from '../apiserver/status.ts';
 import { ClusterError, loadCluster } from '../cluster/cluster.ts';
 import { podNetnsName, type ClusterPlan } from '../cluster/plan.ts';

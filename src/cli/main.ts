@@ -1,7 +1,7 @@
 // The kubewire command line. Errors are printed as one clear line, never a stack trace.
 
 import { Command } from 'commander';
-import { ApiError } from '../apiserver/client.ts';
+import { ApiError } from '../client/rest.ts';
 import { VERSION } from '../api/version.ts';
 import { kubewireVersion } from '../state/paths.ts';
 import { CniError } from '../cni/spec/errors.ts';

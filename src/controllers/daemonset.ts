@@ -7,9 +7,10 @@
 
 import { matches } from '../api/labels.ts';
 import type { DaemonSet, DaemonSetStatus, Node, Pod } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
-import { isReady, podOfTemplate, templateHash, type Requeue } from './deployment.ts';
+import { updateStatusWithRetry } from '../apiserver/retry.ts';
+import { ignoreNotFound, isReady, podOfTemplate, templateHash, type Requeue } from './deployment.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 import { networkAvailable } from './scheduler.ts';
 import { REVISION_LABEL } from './statefulset.ts';
 
@@ -86,20 +87,21 @@ export function planDaemonSet(ds: DaemonSet, nodes: Node[], owned: Pod[]): Daemo
 }
 
 /** One reconcile of the DaemonSet namespace/name. */
-export function syncDaemonSet(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue {
-  const ds = api.tryGet<DaemonSet>({ kind: 'DaemonSet', namespace, name });
+export async function syncDaemonSet(ctx: ControllerContext, namespace: string, name: string, events?: EventRecorder): Promise<Requeue> {
+  const ds = lister<DaemonSet>(ctx, 'DaemonSet').get(namespace, name);
   if (!ds || ds.metadata.deletionTimestamp) return undefined;
-  const owned = () => api.store.byIndex('Pod', 'owner', ds.metadata.uid!) as Pod[];
-  const nodes = api.store.list('Node').items as Node[];
+  const pods = lister<Pod>(ctx, 'Pod');
+  const owned = () => pods.indexed('owner', ds.metadata.uid!);
+  const nodes = lister<Node>(ctx, 'Node').list();
   const plan = planDaemonSet(ds, nodes, owned());
   for (const p of plan.delete) {
-    api.delete({ kind: 'Pod', namespace, name: p.metadata.name });
+    await ignoreNotFound(ctx.client.delete(rt('Pod'), namespace, p.metadata.name));
     events?.record(ds, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
   }
   let failure: string | undefined;
   for (const node of plan.create) {
     try {
-      const pod = api.create(daemonPod(ds, node));
+      const pod = await ctx.client.create(rt('Pod'), daemonPod(ds, node));
       events?.record(ds, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`);
     } catch (e) {
       failure = `Error creating: ${e instanceof Error ? e.message : String(e)}`;
@@ -108,6 +110,6 @@ export function syncDaemonSet(api: Api, namespace: string, name: string, events?
     }
   }
   const status = plan.create.length || plan.delete.length ? planDaemonSet(ds, nodes, owned()).status : plan.status;
-  api.updateStatus({ kind: 'DaemonSet', namespace, name }, status);
+  if (JSON.stringify(status) !== JSON.stringify(ds.status)) await ignoreNotFound(updateStatusWithRetry(ctx.client, rt('DaemonSet'), ds, status)); // gone meanwhile: nothing to report
   return failure ? 'backoff' : undefined;
 }

@@ -9,9 +9,11 @@ import { createHash } from 'node:crypto';
 import { safeEncode } from '../api/names.ts';
 import type { Condition, Deployment, DeploymentStatus, ObjectMeta, OwnerReference, Pod, PodSpec, PodTemplateSpec, ReplicaSet } from '../api/types.ts';
 import { now } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
+import { updateStatusWithRetry, updateWithRetry } from '../apiserver/retry.ts';
+import { isNotFound } from '../apiserver/status.ts';
 import { matches } from '../api/labels.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 
 export function templateHash(template: Deployment['spec']['template']): string {
   return safeEncode(createHash('sha256').update(JSON.stringify(template)).digest(), 10);
@@ -227,12 +229,12 @@ export const BURST_REPLICAS = 32;
  * stopping at the first failure, so that a creation that cannot succeed (a quota, a bad
  * template) is tried once, not `count` times. Returns how many succeeded and the failure.
  */
-export function slowStart(count: number, create: () => void): { done: number; error?: unknown } {
+export async function slowStart(count: number, create: () => Promise<unknown> | void): Promise<{ done: number; error?: unknown }> {
   let done = 0;
   for (let batch = 1; done < count; batch *= 2) {
     for (const end = Math.min(count, done + batch); done < end; ) {
       try {
-        create();
+        await create();
         done++;
       } catch (error) {
         return { done, error };
@@ -246,32 +248,31 @@ export function slowStart(count: number, create: () => void): { done: number; er
 export type Requeue = 'now' | 'backoff' | undefined;
 
 /** One reconcile of the Deployment namespace/name: its ReplicaSets created, scaled and pruned; its status. */
-export function syncDeployment(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue {
-  const d = api.tryGet<Deployment>({ kind: 'Deployment', namespace, name });
+export async function syncDeployment(ctx: ControllerContext, namespace: string, name: string, events?: EventRecorder): Promise<Requeue> {
+  const d = lister<Deployment>(ctx, 'Deployment').get(namespace, name);
   if (!d || d.metadata.deletionTimestamp) return undefined;
-  const owned = (): OwnedReplicaSet[] =>
-    (api.store.byIndex('ReplicaSet', 'owner', d.metadata.uid!) as ReplicaSet[]).filter((rs) => !rs.metadata.deletionTimestamp).map((rs) => ({ rs, pods: api.store.byIndex('Pod', 'owner', rs.metadata.uid!) as Pod[] }));
+  const replicaSets = lister<ReplicaSet>(ctx, 'ReplicaSet');
+  const pods = lister<Pod>(ctx, 'Pod');
+  const owned = (): OwnedReplicaSet[] => replicaSets.indexed('owner', d.metadata.uid!).filter((rs) => !rs.metadata.deletionTimestamp).map((rs) => ({ rs, pods: pods.indexed('owner', rs.metadata.uid!) }));
   const before = owned();
   const plan = planRollout(d, before);
-  {
-    if (plan.create) {
-      const rs = api.create(plan.create);
-      events?.record(d, 'Normal', 'ScalingReplicaSet', `Scaled up replica set ${rs.metadata.name} from 0 to ${rs.spec.replicas}`);
-    }
-    for (const [rsName, change] of plan.scale) {
-      const was = before.find((o) => o.rs.metadata.name === rsName)!.rs;
-      api.mutate<ReplicaSet>({ kind: 'ReplicaSet', namespace, name: rsName }, (rs) => ({
-        ...rs,
-        metadata: { ...rs.metadata, annotations: { ...rs.metadata.annotations, ...(change.revision ? { [REVISION_ANNOTATION]: change.revision } : {}), 'deployment.kubernetes.io/desired-replicas': String(d.spec.replicas ?? 1) } },
-        spec: { ...rs.spec, replicas: change.replicas ?? rs.spec.replicas },
-      }));
-      if (change.replicas !== undefined) {
-        const from = was.spec.replicas ?? 1;
-        events?.record(d, 'Normal', 'ScalingReplicaSet', `Scaled ${change.replicas > from ? 'up' : 'down'} replica set ${rsName} from ${from} to ${change.replicas}`);
-      }
-    }
-    for (const rsName of plan.prune) api.delete({ kind: 'ReplicaSet', namespace, name: rsName });
+  if (plan.create) {
+    const rs = await ctx.client.create(rt('ReplicaSet'), plan.create);
+    events?.record(d, 'Normal', 'ScalingReplicaSet', `Scaled up replica set ${rs.metadata.name} from 0 to ${rs.spec.replicas}`);
   }
+  for (const [rsName, change] of plan.scale) {
+    const was = before.find((o) => o.rs.metadata.name === rsName)!.rs;
+    await updateWithRetry<ReplicaSet>(ctx.client, rt('ReplicaSet'), was, (rs) => ({
+      ...rs,
+      metadata: { ...rs.metadata, annotations: { ...rs.metadata.annotations, ...(change.revision ? { [REVISION_ANNOTATION]: change.revision } : {}), 'deployment.kubernetes.io/desired-replicas': String(d.spec.replicas ?? 1) } },
+      spec: { ...rs.spec, replicas: change.replicas ?? rs.spec.replicas },
+    }));
+    if (change.replicas !== undefined) {
+      const from = was.spec.replicas ?? 1;
+      events?.record(d, 'Normal', 'ScalingReplicaSet', `Scaled ${change.replicas > from ? 'up' : 'down'} replica set ${rsName} from ${from} to ${change.replicas}`);
+    }
+  }
+  for (const rsName of plan.prune) await ignoreNotFound(ctx.client.delete(rt('ReplicaSet'), namespace, rsName));
   const status = plan.create || plan.scale.size ? planRollout(d, owned()).status : plan.status;
   // A ReplicaSet that cannot create its pods (a quota, the cluster's pod limit) says so on the Deployment too.
   const failure = owned().map((o) => o.rs.status?.conditions?.find((c) => c.type === 'ReplicaFailure')).find(Boolean);
@@ -282,30 +283,41 @@ export function syncDeployment(api: Api, namespace: string, name: string, events
     const old = previous.find((o) => o.type === c.type);
     return { ...c, lastUpdateTime: old && old.status === c.status && old.reason === c.reason ? (old as { lastUpdateTime?: string }).lastUpdateTime ?? stamp : stamp, lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : stamp };
   });
-  if (JSON.stringify(status) !== JSON.stringify(d.status)) api.updateStatus({ kind: 'Deployment', namespace, name }, status);
+  if (JSON.stringify(status) !== JSON.stringify(d.status)) await ignoreNotFound(updateStatusWithRetry(ctx.client, rt('Deployment'), d, status)); // gone meanwhile: nothing to report
   return undefined;
+}
+
+/** A delete whose object is gone already is done. */
+export async function ignoreNotFound<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
 }
 
 /** The kinds whose pods the garbage collector removes when their owner is gone. */
 export const POD_OWNER_KINDS = ['ReplicaSet', 'StatefulSet', 'DaemonSet', 'Job'];
 
 /** Garbage collection: ReplicaSets whose Deployment, and pods whose ReplicaSet, StatefulSet, DaemonSet or Job no longer exists. */
-export function collectOrphans(api: Api): number {
+export async function collectOrphans(ctx: ControllerContext): Promise<number> {
   let n = 0;
-  const deployments = new Set(api.store.list('Deployment').items.map((d) => d.metadata.uid));
-  for (const rs of api.store.list('ReplicaSet').items) {
+  const deployments = new Set(lister(ctx, 'Deployment').list().map((d) => d.metadata.uid));
+  for (const rs of lister<ReplicaSet>(ctx, 'ReplicaSet').list()) {
     const owner = controllerOf(rs);
     if (owner?.kind === 'Deployment' && !deployments.has(owner.uid) && !rs.metadata.deletionTimestamp) {
-      api.delete({ kind: 'ReplicaSet', namespace: rs.metadata.namespace, name: rs.metadata.name });
+      await ignoreNotFound(ctx.client.delete(rt('ReplicaSet'), rs.metadata.namespace, rs.metadata.name));
       n++;
     }
   }
-  const uids = new Set(POD_OWNER_KINDS.flatMap((k) => api.store.list(k).items.filter((o) => !o.metadata.deletionTimestamp).map((o) => o.metadata.uid)));
-  for (const owner of api.store.indexValues('Pod', 'owner').keys()) {
+  const uids = new Set(POD_OWNER_KINDS.flatMap((k) => lister(ctx, k).list().filter((o) => !o.metadata.deletionTimestamp).map((o) => o.metadata.uid)));
+  const pods = lister<Pod>(ctx, 'Pod');
+  for (const owner of pods.indexValues('owner')) {
     if (uids.has(owner)) continue;
-    for (const p of api.store.byIndex('Pod', 'owner', owner) as Pod[]) {
+    for (const p of pods.indexed('owner', owner)) {
       if (POD_OWNER_KINDS.includes(controllerOf(p)?.kind ?? '') && !p.metadata.deletionTimestamp) {
-        api.delete({ kind: 'Pod', namespace: p.metadata.namespace, name: p.metadata.name });
+        await ignoreNotFound(ctx.client.delete(rt('Pod'), p.metadata.namespace, p.metadata.name));
         n++;
       }
     }
@@ -314,13 +326,13 @@ export function collectOrphans(api: Api): number {
 }
 
 /** The Deployments to resync on a pod's or a ReplicaSet's event: its owner's owner, else those whose selector picks it. */
-export function deploymentsFor(api: Api, obj: Pod | ReplicaSet): string[] {
+export function deploymentsFor(ctx: ControllerContext, obj: Pod | ReplicaSet): string[] {
   const owner = controllerOf(obj);
   if (owner?.kind === 'Deployment') return [owner.name];
   if (owner?.kind === 'ReplicaSet') {
-    const rs = api.tryGet<ReplicaSet>({ kind: 'ReplicaSet', namespace: obj.metadata.namespace, name: owner.name });
+    const rs = lister<ReplicaSet>(ctx, 'ReplicaSet').get(obj.metadata.namespace, owner.name);
     const d = rs && controllerOf(rs);
     return d?.kind === 'Deployment' ? [d.name] : [];
   }
-  return (api.list('Deployment', obj.metadata.namespace).items as Deployment[]).filter((d) => matches(d.spec.selector, obj.metadata.labels)).map((d) => d.metadata.name);
+  return lister<Deployment>(ctx, 'Deployment').list(obj.metadata.namespace ?? '').filter((d) => matches(d.spec.selector, obj.metadata.labels)).map((d) => d.metadata.name);
 }

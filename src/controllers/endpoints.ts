@@ -4,7 +4,8 @@
 // Terminating endpoints are left out, as upstream's Endpoints never carry them.
 
 import type { EndpointSlice, KubeObject, Service } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
+import { ignoreNotFound } from './deployment.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 
 export interface EndpointAddress {
   ip: string;
@@ -57,18 +58,19 @@ export function endpointsOf(svc: Service, slices: EndpointSlice[]): Endpoints {
 }
 
 /** Converges the Service's Endpoints on its slices; removes it with the Service. */
-export function syncEndpoints(api: Api, namespace: string, name: string): void {
-  const svc = api.tryGet<Service>({ kind: 'Service', namespace, name });
-  const have = api.tryGet<Endpoints>({ kind: 'Endpoints', namespace, name });
+export async function syncEndpoints(ctx: ControllerContext, namespace: string, name: string): Promise<void> {
+  const svc = lister<Service>(ctx, 'Service').get(namespace, name);
+  const have = lister<Endpoints>(ctx, 'Endpoints').get(namespace, name);
+  const endpoints = rt('Endpoints');
   // A Service without a selector keeps whatever Endpoints its owner wrote by hand.
   if (svc && (!svc.spec.selector || !Object.keys(svc.spec.selector).length)) return;
   if (!svc) {
-    if (have) api.delete({ kind: 'Endpoints', namespace, name });
+    if (have) await ignoreNotFound(ctx.client.delete(endpoints, namespace, name));
     return;
   }
-  const want = endpointsOf(svc, api.store.byIndex('EndpointSlice', 'service', `${namespace}/${name}`) as EndpointSlice[]);
-  if (!have) api.create(want, { system: true });
+  const want = endpointsOf(svc, lister<EndpointSlice>(ctx, 'EndpointSlice').indexed('service', `${namespace}/${name}`));
+  if (!have) await ctx.client.create(endpoints, want);
   else if (JSON.stringify([have.subsets, have.metadata.labels]) !== JSON.stringify([want.subsets, want.metadata.labels])) {
-    api.update({ ...have, subsets: want.subsets, metadata: { ...have.metadata, labels: want.metadata.labels } } as Endpoints);
+    await ctx.client.update(endpoints, { ...have, subsets: want.subsets, metadata: { ...have.metadata, labels: want.metadata.labels } } as Endpoints);
   }
 }

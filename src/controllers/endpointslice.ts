@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { SERVICE_NAME_LABEL } from '../api/endpointslices.ts';
 import { matches } from '../api/labels.ts';
 import type { Endpoint, EndpointPort, EndpointSlice, Pod, Service } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
+import { ignoreNotFound } from './deployment.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 
 export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
 export const MANAGED_BY = 'endpointslice-controller.k8s.io';
@@ -90,23 +91,22 @@ export function desiredSlices(svc: Service, pods: Pod[]): EndpointSlice[] {
 const content = (s: EndpointSlice) => JSON.stringify([s.endpoints, s.ports, s.metadata.labels, s.metadata.ownerReferences]);
 
 /** Converges the Service's managed slices on the desired ones. */
-export function syncEndpointSlices(api: Api, namespace: string, name: string): void {
-  const svc = api.tryGet<Service>({ kind: 'Service', namespace, name });
+export async function syncEndpointSlices(ctx: ControllerContext, namespace: string, name: string): Promise<void> {
+  const svc = lister<Service>(ctx, 'Service').get(namespace, name);
   // A Service without a selector keeps whatever slices its owner wrote by hand.
   if (svc && (!svc.spec.selector || !Object.keys(svc.spec.selector).length)) return;
-  const existing = (api.store.byIndex('EndpointSlice', 'service', `${namespace}/${name}`) as EndpointSlice[]).filter((s) => s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY);
-  const desired = svc ? desiredSlices(svc, api.store.list('Pod', namespace).items as Pod[]) : [];
-  api.store.write(() => {
-    for (const want of desired) {
-      const have = existing.find((e) => e.metadata.name === want.metadata.name);
-      if (!have) api.create(want, { system: true });
-      else if (content(have) !== content(want)) api.update({ ...have, endpoints: want.endpoints, ports: want.ports, metadata: { ...have.metadata, labels: want.metadata.labels, ownerReferences: want.metadata.ownerReferences } });
-    }
-    for (const old of existing) if (!desired.some((d) => d.metadata.name === old.metadata.name)) api.delete({ kind: 'EndpointSlice', namespace, name: old.metadata.name });
-  });
+  const existing = lister<EndpointSlice>(ctx, 'EndpointSlice').indexed('service', `${namespace}/${name}`).filter((s) => s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY);
+  const desired = svc ? desiredSlices(svc, lister<Pod>(ctx, 'Pod').list(namespace)) : [];
+  const slices = rt('EndpointSlice');
+  for (const want of desired) {
+    const have = existing.find((e) => e.metadata.name === want.metadata.name);
+    if (!have) await ctx.client.create(slices, want);
+    else if (content(have) !== content(want)) await ctx.client.update(slices, { ...have, endpoints: want.endpoints, ports: want.ports, metadata: { ...have.metadata, labels: want.metadata.labels, ownerReferences: want.metadata.ownerReferences } });
+  }
+  for (const old of existing) if (!desired.some((d) => d.metadata.name === old.metadata.name)) await ignoreNotFound(ctx.client.delete(slices, namespace, old.metadata.name));
 }
 
 /** Services of the namespace that select this pod (what to resync on a pod event). */
-export function servicesFor(api: Api, pod: Pod): string[] {
-  return (api.store.byIndex('Service', 'selecting', pod.metadata.namespace ?? '') as Service[]).filter((s) => matches({ matchLabels: s.spec.selector! }, pod.metadata.labels)).map((s) => s.metadata.name);
+export function servicesFor(ctx: ControllerContext, pod: Pod): string[] {
+  return lister<Service>(ctx, 'Service').indexed('selecting', pod.metadata.namespace ?? '').filter((s) => matches({ matchLabels: s.spec.selector! }, pod.metadata.labels)).map((s) => s.metadata.name);
 }

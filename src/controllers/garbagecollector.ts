@@ -6,10 +6,12 @@
 // Decisions are pure (planCollection); collectGarbage applies them.
 
 import type { KubeObject } from '../api/types.ts';
-import { RESOURCES } from '../api/resources.ts';
-import type { Api } from '../apiserver/api.ts';
-import { deleteWithOptions, FOREGROUND } from '../apiserver/deletion.ts';
-import { StoreError } from '../apiserver/store.ts';
+import { retryOnConflict } from '../apiserver/retry.ts';
+import { isNotFound, StatusError } from '../apiserver/status.ts';
+import { INFORMED_KINDS, lister, rt, type ControllerContext } from './context.ts';
+
+/** The finalizer of an owner in foreground deletion (apiserver/deletion.ts sets it). */
+export const FOREGROUND = 'foregroundDeletion';
 
 export interface CollectionPlan {
   /** Dependents to delete, with the policy to delete them with. */
@@ -53,54 +55,69 @@ export function planCollection(objects: KubeObject[]): CollectionPlan {
   return plan;
 }
 
-/** One pass; returns the number of owners still waiting for their dependents. */
-export function collectGarbage(api: Api): number {
-  const objects = RESOURCES.filter((rt) => rt.kind !== 'Event').flatMap((rt) => api.store.list(rt.kind).items);
+/** One pass over the informers' objects; returns the number of owners still waiting for their dependents. */
+export async function collectGarbage(ctx: ControllerContext): Promise<number> {
+  const objects = INFORMED_KINDS.flatMap((kind) => lister(ctx, kind).list());
   const plan = planCollection(objects);
   for (const { object: o, policy } of plan.delete) {
     try {
-      deleteWithOptions(api, { kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name }, { propagationPolicy: policy, preconditions: { uid: o.metadata.uid } });
+      await ctx.client.delete(rt(o.kind), o.metadata.namespace, o.metadata.name, { propagationPolicy: policy, preconditions: { uid: o.metadata.uid } });
     } catch (e) {
-      if (!(e instanceof StoreError)) throw e; // gone meanwhile, or replaced by another of that name
+      if (!(e instanceof StatusError)) throw e; // gone meanwhile, or replaced by another of that name
     }
   }
   for (const owner of plan.finish) {
-    api.store.write(() => {
-      const current = api.tryGet({ kind: owner.kind, namespace: owner.metadata.namespace, name: owner.metadata.name });
-      if (!current || current.metadata.uid !== owner.metadata.uid) return;
-      const rest = finalizersOf(current).filter((f) => f !== FOREGROUND);
-      if (rest.length) api.store.update({ ...current, metadata: { ...current.metadata, finalizers: rest, resourceVersion: undefined } });
-      else api.store.delete({ kind: current.kind, namespace: current.metadata.namespace, name: current.metadata.name });
+    // The finalizer comes off; the API server removes an object marked for deletion once it has none.
+    await retryOnConflict(async (attempt) => {
+      const current = attempt === 0 ? owner : await ctx.client.get(rt(owner.kind), owner.metadata.namespace, owner.metadata.name);
+      if (current.metadata.uid !== owner.metadata.uid) return;
+      await ctx.client.update(rt(owner.kind), { ...current, metadata: { ...current.metadata, finalizers: finalizersOf(current).filter((f) => f !== FOREGROUND) } });
+    }).catch((e) => {
+      if (!isNotFound(e)) throw e;
     });
   }
   return plan.waiting;
 }
 
 /** Runs the collector on every deletion and every object marked for foreground deletion; returns the stop. */
-export function startGarbageCollector(api: Api, log: (line: string) => void, intervalMs = 1000): () => void {
+export function startGarbageCollector(ctx: ControllerContext, log: (line: string) => void, intervalMs = 1000): () => void {
   let timer: NodeJS.Timeout | undefined;
   let waiting = false;
-  const run = () => {
+  let stopped = false;
+  let running = false;
+  /** A deletion heard during a pass: another pass after it. */
+  let again = false;
+  const run = async () => {
     timer = undefined;
+    running = true;
     try {
-      waiting = collectGarbage(api) > 0;
+      waiting = (await collectGarbage(ctx)) > 0;
     } catch (e) {
       log(`garbage-collector: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      running = false;
     }
-    if (waiting) schedule(intervalMs); // dependents still terminating (pods wait for their node agent)
+    if (again) {
+      again = false;
+      schedule();
+    } else if (waiting) schedule(intervalMs); // dependents still terminating (pods wait for their node agent)
   };
   const schedule = (ms = 20) => {
-    if (!timer) timer = setTimeout(run, ms);
-    timer.unref?.();
+    if (stopped) return;
+    if (running) again = true;
+    else if (!timer) {
+      timer = setTimeout(() => void run(), ms);
+      timer.unref?.();
+    }
   };
-  const stops = RESOURCES.filter((rt) => rt.kind !== 'Event').map((rt) =>
-    api.watch(rt.kind, undefined, api.store.currentRV(), (e) => {
-      if (e.type === 'DELETED' || finalizersOf(e.object).includes(FOREGROUND)) schedule();
-    }),
-  );
+  for (const kind of INFORMED_KINDS) {
+    lister(ctx, kind).addHandler((type, o) => {
+      if (type === 'DELETED' || type === 'SYNC' || (o && finalizersOf(o).includes(FOREGROUND))) schedule();
+    });
+  }
   schedule();
   return () => {
+    stopped = true;
     clearTimeout(timer);
-    for (const s of stops) s();
   };
 }

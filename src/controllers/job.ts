@@ -9,9 +9,10 @@
 
 import type { Condition, Job, JobStatus, Pod } from '../api/types.ts';
 import { now } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
-import { isReady, podOfTemplate, type Requeue } from './deployment.ts';
+import { updateStatusWithRetry } from '../apiserver/retry.ts';
+import { ignoreNotFound, isReady, podOfTemplate, type Requeue } from './deployment.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 
 export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
 export const CONTROLLER_UID_LABEL = 'batch.kubernetes.io/controller-uid';
@@ -88,20 +89,20 @@ export function planJob(job: Job, owned: Pod[], stamp: string, nowMs = Date.pars
 }
 
 /** One reconcile of the Job namespace/name; a number: again after that many ms (the failure back-off). */
-export function syncJob(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue | number {
-  const job = api.tryGet<Job>({ kind: 'Job', namespace, name });
+export async function syncJob(ctx: ControllerContext, namespace: string, name: string, events?: EventRecorder): Promise<Requeue | number> {
+  const job = lister<Job>(ctx, 'Job').get(namespace, name);
   if (!job || job.metadata.deletionTimestamp) return undefined;
-  const owned = () => api.store.byIndex('Pod', 'owner', job.metadata.uid!) as Pod[];
+  const owned = () => lister<Pod>(ctx, 'Pod').indexed('owner', job.metadata.uid!);
   const stamp = now();
   const plan = planJob(job, owned(), stamp);
   for (const p of plan.delete) {
-    api.delete({ kind: 'Pod', namespace, name: p.metadata.name });
+    await ignoreNotFound(ctx.client.delete(rt('Pod'), namespace, p.metadata.name));
     events?.record(job, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
   }
   let failure: string | undefined;
   for (let i = 0; i < plan.create; i++) {
     try {
-      const pod = api.create(jobPod(job));
+      const pod = await ctx.client.create(rt('Pod'), jobPod(job));
       events?.record(job, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`);
     } catch (e) {
       failure = `Error creating: ${e instanceof Error ? e.message : String(e)}`;
@@ -112,6 +113,6 @@ export function syncJob(api: Api, namespace: string, name: string, events?: Even
   if (plan.finished === 'Complete') events?.record(job, 'Normal', 'Completed', 'Job completed');
   if (plan.finished === 'Failed') events?.record(job, 'Warning', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
   const status = plan.create && !plan.finished ? { ...plan.status, active: (plan.status.active ?? 0) + plan.create } : plan.status;
-  api.updateStatus({ kind: 'Job', namespace, name }, status);
+  if (JSON.stringify(status) !== JSON.stringify(job.status)) await ignoreNotFound(updateStatusWithRetry(ctx.client, rt('Job'), job, status)); // gone meanwhile: nothing to report
   return failure ? 'backoff' : plan.retryInMs;
 }

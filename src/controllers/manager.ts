@@ -1,10 +1,13 @@
 // kube-controller-manager and kube-scheduler of a kubewire cluster (node IPAM, Deployment,
-// ReplicaSet, StatefulSet, DaemonSet, Job, EndpointSlice, namespace, GC, scheduler): each controller is a
-// work queue fed by watches, plus a periodic resync (level-triggered: a missed event or a
-// restart costs nothing but a little delay).
+// ReplicaSet, StatefulSet, DaemonSet, Job, EndpointSlice, namespace, GC, scheduler): each
+// controller is a work queue fed by the shared informers' handlers, plus a periodic resync
+// (level-triggered: a missed event or a restart costs nothing but a little delay). They read
+// through the informers and write through the client: in the daemon a LocalClient whose
+// informers share the store's objects; anywhere else, a client of the REST API.
 
-import type { Deployment, Pod, ReplicaSet } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
+import type { Deployment, KubeObject, Pod, ReplicaSet } from '../api/types.ts';
+import { SharedInformers, type InformerEventType } from '../apiserver/informer.ts';
+import type { ObjectClient } from '../apiserver/objects.ts';
 import { collectOrphans, controllerOf, deploymentsFor, syncDeployment, type Requeue } from './deployment.ts';
 import { syncReplicaSet } from './replicaset.ts';
 import { syncStatefulSet } from './statefulset.ts';
@@ -19,6 +22,7 @@ import { syncNodeCIDRs } from './nodeipam.ts';
 import { WorkQueue, nameKey, splitKey } from '../apiserver/workqueue.ts';
 import { BIND_BATCH, schedulePending } from './scheduler.ts';
 import { startGarbageCollector } from './garbagecollector.ts';
+import { INFORMED_KINDS, lister, type ControllerContext } from './context.ts';
 
 export interface ControllerOptions {
   /** The range node IPAM cuts podCIDRs from; none: nodes get no podCIDR (--allocate-node-cidrs=false, as on EKS). */
@@ -26,41 +30,51 @@ export interface ControllerOptions {
   nodeCIDRMask: number;
   log: (line: string) => void;
   resyncMs?: number;
+  /** Informers to share with the process's other components; by default the manager's own. */
+  informers?: SharedInformers;
 }
+
+type Handler = (type: InformerEventType | 'SYNC', obj?: KubeObject) => void;
 
 export class ControllerManager {
   private readonly stops: Array<() => void> = [];
   private readonly queues: WorkQueue[] = [];
   private timer?: NodeJS.Timeout;
+  private stopped = false;
+  readonly ctx: ControllerContext;
 
-  constructor(private readonly api: Api, private readonly opts: ControllerOptions) {}
+  constructor(client: ObjectClient, private readonly opts: ControllerOptions) {
+    this.ctx = { client, informers: opts.informers ?? new SharedInformers(client, opts.log) };
+  }
 
-  start(): void {
-    const { api, opts } = this;
+  /** Starts the controllers once their informers have listed. */
+  async start(): Promise<void> {
+    const { ctx, opts } = this;
+    const { client } = ctx;
     const onError = (name: string) => (key: string, e: unknown) => opts.log(`${name} ${key}: ${e instanceof Error ? e.message : String(e)}`);
-    const nodes = this.queue(() => (opts.clusterCIDR ? syncNodeCIDRs(api, opts.clusterCIDR, opts.nodeCIDRMask) : undefined), onError('node-ipam'));
-    const schedulerEvents = new EventRecorder(api, 'default-scheduler');
-    const scheduler = this.queue(() => (schedulePending(api, schedulerEvents) === BIND_BATCH ? 'now' : undefined), onError('scheduler'));
-    const deploymentEvents = new EventRecorder(api, 'deployment-controller');
-    const eventTTL = this.queue(() => void expireEvents(api), onError('event-ttl'));
-    const gc = this.queue(() => void collectOrphans(api), onError('garbage-collector'));
+    const nodes = this.queue(() => (opts.clusterCIDR ? syncNodeCIDRs(ctx, opts.clusterCIDR, opts.nodeCIDRMask) : undefined), onError('node-ipam'));
+    const schedulerEvents = new EventRecorder(client, 'default-scheduler');
+    const scheduler = this.queue(async () => ((await schedulePending(ctx, schedulerEvents)) === BIND_BATCH ? 'now' : undefined), onError('scheduler'));
+    const deploymentEvents = new EventRecorder(client, 'deployment-controller');
+    const eventTTL = this.queue(async () => void (await expireEvents(client)), onError('event-ttl'));
+    const gc = this.queue(async () => void (await collectOrphans(ctx)), onError('garbage-collector'));
     const orphanSince = new Map<string, number>();
-    const podGCEvents = new EventRecorder(api, 'pod-garbage-collector');
-    const podGC = this.queue((key) => {
-      const again = collectPodsOfMissingNodes(api, orphanSince, podGCEvents);
+    const podGCEvents = new EventRecorder(client, 'pod-garbage-collector');
+    const podGC = this.queue(async (key) => {
+      const again = await collectPodsOfMissingNodes(ctx, orphanSince, podGCEvents);
       if (again !== undefined) podGC.addAfter(key, again + 50);
     }, onError('pod-garbage-collector'));
     const deployments = this.queue((key) => {
       const { namespace, name } = splitKey(key);
-      return syncDeployment(api, namespace!, name, deploymentEvents);
+      return syncDeployment(ctx, namespace!, name, deploymentEvents);
     }, onError('deployment'));
     // ReplicaSets, StatefulSets, DaemonSets and Jobs: one queue each, keyed by namespace/name.
     const workloads = new Map(
       ([['ReplicaSet', syncReplicaSet, 'replicaset-controller'], ['StatefulSet', syncStatefulSet, 'statefulset-controller'], ['DaemonSet', syncDaemonSet, 'daemonset-controller'], ['Job', syncJob, 'job-controller']] as const).map(([kind, sync, component]) => {
-        const events = new EventRecorder(api, component);
-        const q: WorkQueue = this.queue((key) => {
+        const events = new EventRecorder(client, component);
+        const q: WorkQueue = this.queue(async (key) => {
           const { namespace, name } = splitKey(key);
-          const again = sync(api, namespace!, name, events);
+          const again = await sync(ctx, namespace!, name, events);
           if (typeof again !== 'number') return again;
           q.addAfter(key, again + 50);
           return undefined;
@@ -68,74 +82,90 @@ export class ControllerManager {
         return [kind as string, q] as const;
       }),
     );
-    const slices = this.queue((key) => {
+    const slices = this.queue(async (key) => {
       const { namespace, name } = splitKey(key);
-      syncEndpointSlices(api, namespace!, name);
-      syncEndpoints(api, namespace!, name);
+      await syncEndpointSlices(ctx, namespace!, name);
+      await syncEndpoints(ctx, namespace!, name);
     }, onError('endpointslice'));
-    const serviceAccounts = this.queue((key) => ensureDefaultServiceAccount(api, key), onError('serviceaccount'));
-    const namespaces = this.queue((key) => {
-      if (!syncNamespace(api, key)) namespaces.addAfter(key, 500);
+    const serviceAccounts = this.queue((key) => ensureDefaultServiceAccount(ctx, key), onError('serviceaccount'));
+    const namespaces = this.queue(async (key) => {
+      if (!(await syncNamespace(ctx, key))) namespaces.addAfter(key, 500);
     }, onError('namespace'));
 
+    // Every kind the controllers read has its informer before any starts (the GC reads them all).
+    for (const kind of INFORMED_KINDS) ctx.informers.of(kind);
+    const on = (kind: string, h: Handler) => lister(ctx, kind).addHandler((type, obj) => (type === 'SYNC' ? this.resyncSoon() : h(type, obj)));
+    on('Node', () => {
+      for (const ds of lister(ctx, 'DaemonSet').list()) workloads.get('DaemonSet')!.add(nameKey(ds.metadata.namespace, ds.metadata.name));
+      nodes.add('all');
+      scheduler.add('pending');
+      podGC.add('orphans');
+    });
+    on('Deployment', (type, d) => {
+      if (type === 'DELETED') gc.add('orphans');
+      else deployments.add(nameKey(d!.metadata.namespace, (d as Deployment).metadata.name));
+    });
+    for (const [kind, q] of workloads) {
+      on(kind, (type, o) => {
+        if (type === 'DELETED') gc.add('orphans');
+        else q.add(nameKey(o!.metadata.namespace, o!.metadata.name));
+        // A ReplicaSet's change (its status, its deletion) is its Deployment's too.
+        if (kind === 'ReplicaSet') for (const name of deploymentsFor(ctx, o as ReplicaSet)) deployments.add(nameKey(o!.metadata.namespace, name));
+      });
+    }
+    on('Pod', (type, o) => {
+      const pod = o as Pod;
+      const owner = controllerOf(pod);
+      if (owner) workloads.get(owner.kind)?.add(nameKey(pod.metadata.namespace, owner.name));
+      if (!pod.spec.nodeName && type !== 'DELETED') scheduler.add('pending');
+      if (pod.spec.nodeName && type !== 'DELETED' && !lister(ctx, 'Node').get(undefined, pod.spec.nodeName)) podGC.add('orphans');
+      if (type === 'DELETED' || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') scheduler.add('pending');
+      for (const name of deploymentsFor(ctx, pod)) deployments.add(nameKey(pod.metadata.namespace, name));
+      for (const name of servicesFor(ctx, pod)) slices.add(nameKey(pod.metadata.namespace, name));
+    });
+    on('Service', (_type, o) => slices.add(nameKey(o!.metadata.namespace, o!.metadata.name)));
+    on('Namespace', (type, o) => {
+      if (o!.metadata.deletionTimestamp) namespaces.add(o!.metadata.name);
+      else if (type !== 'DELETED') serviceAccounts.add(o!.metadata.name);
+    });
+    on('ServiceAccount', (type, o) => {
+      if (type === 'DELETED' && o!.metadata.name === 'default') serviceAccounts.add(o!.metadata.namespace ?? '');
+    });
     // ownerReferences of any kind: Foreground deletion, and dependents whose owners are all gone.
-    this.stops.push(startGarbageCollector(api, opts.log));
-    this.stops.push(
-      api.watch('Node', undefined, api.store.currentRV(), () => {
-        for (const ds of api.store.list('DaemonSet').items) workloads.get('DaemonSet')!.add(nameKey(ds.metadata.namespace, ds.metadata.name));
-        nodes.add('all');
-        scheduler.add('pending');
-        podGC.add('orphans');
-      }),
-      api.watch('Deployment', undefined, api.store.currentRV(), (e) => {
-        const d = e.object as Deployment;
-        if (e.type === 'DELETED') gc.add('orphans');
-        else deployments.add(nameKey(d.metadata.namespace, d.metadata.name));
-      }),
-      ...[...workloads].map(([kind, q]) =>
-        api.watch(kind, undefined, api.store.currentRV(), (e) => {
-          if (e.type === 'DELETED') gc.add('orphans');
-          else q.add(nameKey(e.object.metadata.namespace, e.object.metadata.name));
-          // A ReplicaSet's change (its status, its deletion) is its Deployment's too.
-          if (kind === 'ReplicaSet') for (const name of deploymentsFor(api, e.object as ReplicaSet)) deployments.add(nameKey(e.object.metadata.namespace, name));
-        }),
-      ),
-      api.watch('Pod', undefined, api.store.currentRV(), (e) => {
-        const pod = e.object as Pod;
-        const owner = controllerOf(pod);
-        if (owner) workloads.get(owner.kind)?.add(nameKey(pod.metadata.namespace, owner.name));
-        if (!pod.spec.nodeName && e.type !== 'DELETED') scheduler.add('pending');
-        if (pod.spec.nodeName && e.type !== 'DELETED' && !api.tryGet({ kind: 'Node', name: pod.spec.nodeName })) podGC.add('orphans');
-        if (e.type === 'DELETED' || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') scheduler.add('pending');
-        for (const name of deploymentsFor(api, pod)) deployments.add(nameKey(pod.metadata.namespace, name));
-        for (const name of servicesFor(api, pod)) slices.add(nameKey(pod.metadata.namespace, name));
-      }),
-      api.watch('Service', undefined, api.store.currentRV(), (e) => slices.add(nameKey(e.object.metadata.namespace, e.object.metadata.name))),
-      api.watch('Namespace', undefined, api.store.currentRV(), (e) => {
-        if (e.object.metadata.deletionTimestamp) namespaces.add(e.object.metadata.name);
-        else if (e.type !== 'DELETED') serviceAccounts.add(e.object.metadata.name);
-      }),
-      api.watch('ServiceAccount', undefined, api.store.currentRV(), (e) => {
-        if (e.type === 'DELETED' && e.object.metadata.name === 'default') serviceAccounts.add(e.object.metadata.namespace ?? '');
-      }),
-    );
-    const resync = () => {
+    this.stops.push(startGarbageCollector(ctx, opts.log));
+
+    this.resync = () => {
       eventTTL.add('expire');
       nodes.add('all');
       scheduler.add('pending');
       gc.add('orphans');
       podGC.add('orphans');
-      for (const d of api.list('Deployment').items) deployments.add(nameKey(d.metadata.namespace, d.metadata.name));
-      for (const [kind, q] of workloads) for (const o of api.store.list(kind).items) q.add(nameKey(o.metadata.namespace, o.metadata.name));
-      for (const svc of api.list('Service').items) slices.add(nameKey(svc.metadata.namespace, svc.metadata.name));
-      for (const ns of api.list('Namespace').items) (ns.metadata.deletionTimestamp ? namespaces : serviceAccounts).add(ns.metadata.name);
+      for (const d of lister(ctx, 'Deployment').list()) deployments.add(nameKey(d.metadata.namespace, d.metadata.name));
+      for (const [kind, q] of workloads) for (const o of lister(ctx, kind).list()) q.add(nameKey(o.metadata.namespace, o.metadata.name));
+      for (const svc of lister(ctx, 'Service').list()) slices.add(nameKey(svc.metadata.namespace, svc.metadata.name));
+      for (const ns of lister(ctx, 'Namespace').list()) (ns.metadata.deletionTimestamp ? namespaces : serviceAccounts).add(ns.metadata.name);
     };
-    resync();
-    this.timer = setInterval(resync, opts.resyncMs ?? 10_000);
+    await ctx.informers.start();
+    if (this.stopped) return;
+    this.resync();
+    this.timer = setInterval(() => this.resync?.(), opts.resyncMs ?? 10_000);
     this.timer.unref();
   }
 
-  private queue(handle: (key: string) => Requeue | void, onError: (key: string, e: unknown) => void): WorkQueue {
+  private resync?: () => void;
+  private resyncPending = false;
+
+  /** After an informer (re)listed: everything once more, on a later turn (all informers list at start). */
+  private resyncSoon(): void {
+    if (this.resyncPending || !this.timer) return;
+    this.resyncPending = true;
+    setImmediate(() => {
+      this.resyncPending = false;
+      if (!this.stopped) this.resync?.();
+    });
+  }
+
+  private queue(handle: (key: string) => Promise<Requeue | void> | Requeue | void, onError: (key: string, e: unknown) => void): WorkQueue {
     const q = new WorkQueue(handle, { onError });
     this.queues.push(q);
     return q;
@@ -146,8 +176,10 @@ export class ControllerManager {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     for (const s of this.stops) s();
     for (const q of this.queues) q.stop();
+    if (!this.opts.informers) this.ctx.informers.stop();
   }
 }

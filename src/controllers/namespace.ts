@@ -1,31 +1,40 @@
 // The namespace controller: a Terminating namespace is emptied (its pods deleted
-// gracefully, so their node agents tear them down), then removed. And the service account
+// gracefully, so their node agents tear them down), then finalized (PUT .../finalize), which
+// removes it. As upstream's, it lists and deletes through the API, not through informers: a
+// namespace's deletion is rare, and must see what is there now. And the service account
 // controller's one job here: every live namespace has its `default` ServiceAccount.
 
 import { RESOURCES } from '../api/resources.ts';
-import type { Api } from '../apiserver/api.ts';
+import type { Namespace } from '../api/types.ts';
+import { isAlreadyExists } from '../apiserver/status.ts';
+import { ignoreNotFound } from './deployment.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 
 /** Returns true once the namespace is gone. */
-export function syncNamespace(api: Api, name: string): boolean {
-  const ns = api.tryGet({ kind: 'Namespace', name });
+export async function syncNamespace(ctx: ControllerContext, name: string): Promise<boolean> {
+  const ns = lister<Namespace>(ctx, 'Namespace').get(undefined, name);
   if (!ns) return true;
   if (!ns.metadata.deletionTimestamp) return false;
   let remaining = 0;
-  for (const rt of RESOURCES.filter((r) => r.namespaced)) {
-    for (const obj of api.list(rt.kind, name).items) {
+  for (const r of RESOURCES.filter((r) => r.namespaced)) {
+    for (const obj of (await ctx.client.list(r, name)).items) {
       remaining++;
-      api.delete({ kind: rt.kind, namespace: name, name: obj.metadata.name });
+      await ignoreNotFound(ctx.client.delete(r, name, obj.metadata.name));
     }
   }
   if (remaining) return false;
-  api.finalize({ kind: 'Namespace', name }, ns.metadata.uid);
+  await ignoreNotFound(ctx.client.finalizeNamespace(name, ns.metadata.uid));
   return true;
 }
 
 /** Creates the namespace's `default` ServiceAccount when it is missing (pods name it by default). */
-export function ensureDefaultServiceAccount(api: Api, namespace: string): void {
-  const ns = api.tryGet({ kind: 'Namespace', name: namespace });
+export async function ensureDefaultServiceAccount(ctx: ControllerContext, namespace: string): Promise<void> {
+  const ns = lister(ctx, 'Namespace').get(undefined, namespace);
   if (!ns || ns.metadata.deletionTimestamp) return;
-  if (api.tryGet({ kind: 'ServiceAccount', namespace, name: 'default' })) return;
-  api.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace } }, { system: true });
+  if (lister(ctx, 'ServiceAccount').get(namespace, 'default')) return;
+  try {
+    await ctx.client.create(rt('ServiceAccount'), { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace } });
+  } catch (e) {
+    if (!isAlreadyExists(e)) throw e; // made meanwhile (the informer was a step behind)
+  }
 }

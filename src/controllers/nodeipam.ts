@@ -3,7 +3,8 @@
 
 import { nodeCIDR } from '../cluster/plan.ts';
 import type { Node } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
+import { updateWithRetry } from '../apiserver/retry.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 
 /** podCIDRs for the nodes that have none, in the order given (pure). */
 export function assignPodCIDRs(nodes: Array<{ name: string; podCIDR?: string }>, clusterCIDR: string, mask: number): Map<string, string> {
@@ -21,10 +22,11 @@ export function assignPodCIDRs(nodes: Array<{ name: string; podCIDR?: string }>,
   return out;
 }
 
-export function syncNodeCIDRs(api: Api, clusterCIDR: string, mask: number): void {
-  const nodes = (api.list('Node').items as Node[]).sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion));
+export async function syncNodeCIDRs(ctx: ControllerContext, clusterCIDR: string, mask: number): Promise<void> {
+  const nodes = lister<Node>(ctx, 'Node').list().sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion));
   const assigned = assignPodCIDRs(nodes.map((n) => ({ name: n.metadata.name, podCIDR: n.spec?.podCIDR })), clusterCIDR, mask);
-  for (const [name, cidr] of assigned) {
-    api.mutate<Node>({ kind: 'Node', name }, (n) => ({ ...n, spec: { ...n.spec, podCIDR: cidr, podCIDRs: [cidr] } }));
+  for (const node of nodes) {
+    const cidr = assigned.get(node.metadata.name);
+    if (cidr) await updateWithRetry<Node>(ctx.client, rt('Node'), node, (n) => (n.spec?.podCIDR ? undefined : { ...n, spec: { ...n.spec, podCIDR: cidr, podCIDRs: [cidr] } }));
   }
 }

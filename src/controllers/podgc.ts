@@ -4,7 +4,7 @@
 // to appear), with a Warning before, so that `describe pod` says why it never started.
 
 import type { Pod } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
 import { nameKey } from '../apiserver/workqueue.ts';
 
@@ -39,15 +39,15 @@ export function orphanedPods(pods: Pod[], nodes: Set<string>, since: Map<string,
 }
 
 /** One pass of the collector; returns when to look again, if at all. */
-export function collectPodsOfMissingNodes(api: Api, since: Map<string, number>, events?: EventRecorder, now = Date.now()): number | undefined {
-  const nodes = new Set(api.list('Node').items.map((n) => n.metadata.name));
-  const d = orphanedPods(api.list('Pod').items as Pod[], nodes, since, now);
+export async function collectPodsOfMissingNodes(ctx: ControllerContext, since: Map<string, number>, events?: EventRecorder, now = Date.now()): Promise<number | undefined> {
+  const nodes = new Set(lister(ctx, 'Node').list().map((n) => n.metadata.name));
+  const d = orphanedPods(lister<Pod>(ctx, 'Pod').list(), nodes, since, now);
   for (const p of d.found) {
     if (!p.metadata.deletionTimestamp) events?.record(p, 'Warning', 'NodeNotFound', `node ${JSON.stringify(p.spec.nodeName)} does not exist: the pod cannot start, and is deleted in ${ORPHAN_QUARANTINE_MS / 1000} s (pod garbage collection)`);
   }
   for (const p of d.remove) {
     try {
-      api.delete({ kind: 'Pod', namespace: p.metadata.namespace, name: p.metadata.name }, { gracePeriodSeconds: 0 });
+      await ctx.client.delete(rt('Pod'), p.metadata.namespace, p.metadata.name, { gracePeriodSeconds: 0 });
     } catch {
       // deleted meanwhile
     }

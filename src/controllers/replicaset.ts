@@ -5,9 +5,10 @@
 
 import type { Condition, Pod, ReplicaSet, ReplicaSetStatus } from '../api/types.ts';
 import { now } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
-import { BURST_REPLICAS, isLive, isReady, podOfTemplate, slowStart, type Requeue } from './deployment.ts';
+import { updateStatusWithRetry } from '../apiserver/retry.ts';
+import { BURST_REPLICAS, ignoreNotFound, isLive, isReady, podOfTemplate, slowStart, type Requeue } from './deployment.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 
 /** Which pods to remove first (the ReplicaSet controller's ActivePods ordering): unscheduled, not ready, newest. */
 export function byExpendability(a: Pod, b: Pod): number {
@@ -53,17 +54,18 @@ export function podOfReplicaSet(rs: ReplicaSet): Pod {
 }
 
 /** One reconcile of the ReplicaSet namespace/name. */
-export function syncReplicaSet(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue {
-  const rs = api.tryGet<ReplicaSet>({ kind: 'ReplicaSet', namespace, name });
+export async function syncReplicaSet(ctx: ControllerContext, namespace: string, name: string, events?: EventRecorder): Promise<Requeue> {
+  const rs = lister<ReplicaSet>(ctx, 'ReplicaSet').get(namespace, name);
   if (!rs || rs.metadata.deletionTimestamp) return undefined;
-  const ownedNow = () => api.store.byIndex('Pod', 'owner', rs.metadata.uid!) as Pod[];
+  const pods = lister<Pod>(ctx, 'Pod');
+  const ownedNow = () => pods.indexed('owner', rs.metadata.uid!);
   const plan = planReplicaSet(rs, ownedNow());
   for (const p of plan.delete) {
-    api.delete({ kind: 'Pod', namespace, name: p.metadata.name });
+    await ignoreNotFound(ctx.client.delete(rt('Pod'), namespace, p.metadata.name));
     events?.record(rs, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
   }
-  const { done, error } = slowStart(Math.min(plan.create, BURST_REPLICAS), () => {
-    const pod = api.create(podOfReplicaSet(rs));
+  const { done, error } = await slowStart(Math.min(plan.create, BURST_REPLICAS), async () => {
+    const pod = await ctx.client.create(rt('Pod'), podOfReplicaSet(rs));
     events?.record(rs, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`);
   });
   const failure = error === undefined ? undefined : `Error creating: ${error instanceof Error ? error.message : String(error)}`;
@@ -73,6 +75,6 @@ export function syncReplicaSet(api: Api, namespace: string, name: string, events
   const previous = rs.status?.conditions?.find((c) => c.type === 'ReplicaFailure');
   const conditions: Condition[] = failure ? [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure, lastTransitionTime: previous?.lastTransitionTime ?? now() }] : [];
   if (conditions.length) status.conditions = conditions;
-  if (JSON.stringify(status) !== JSON.stringify(rs.status)) api.updateStatus({ kind: 'ReplicaSet', namespace, name }, status);
+  if (JSON.stringify(status) !== JSON.stringify(rs.status)) await ignoreNotFound(updateStatusWithRetry(ctx.client, rt('ReplicaSet'), rs, status)); // gone meanwhile: nothing to report
   return failure ? 'backoff' : plan.create > done ? 'now' : undefined;
 }

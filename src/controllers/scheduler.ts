@@ -5,8 +5,10 @@
 // Pending with a FailedScheduling event that says why, as kube-scheduler's does.
 
 import { DEFAULT_MAX_PODS, type Node, type Pod } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
+import { updateWithRetry } from '../apiserver/retry.ts';
+import { isNotFound } from '../apiserver/status.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 import { matches } from '../api/labels.ts';
 
 /**
@@ -64,11 +66,12 @@ export function pickNode(pod: Pod, nodes: Node[], bound: Pod[]): string | { unsc
 export const BIND_BATCH = 32;
 
 /** Binds the unbound pods it can, oldest first, at most BIND_BATCH; returns how many it bound. */
-export function schedulePending(api: Api, events?: EventRecorder, batch = BIND_BATCH): number {
-  const pending = api.store.byIndex('Pod', 'unscheduled', '') as Pod[];
+export async function schedulePending(ctx: ControllerContext, events?: EventRecorder, batch = BIND_BATCH): Promise<number> {
+  const pods = lister<Pod>(ctx, 'Pod');
+  const pending = pods.indexed('unscheduled', '');
   if (!pending.length) return 0;
-  const nodes = api.store.list('Node').items as Node[];
-  const bound = nodes.flatMap((n) => api.store.byIndex('Pod', 'nodeName', n.metadata.name) as Pod[]);
+  const nodes = lister<Node>(ctx, 'Node').list().sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const bound = nodes.flatMap((n) => pods.indexed('nodeName', n.metadata.name));
   let n = 0;
   for (const pod of pending.sort((a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion))) {
     if (n === batch) break;
@@ -77,7 +80,13 @@ export function schedulePending(api: Api, events?: EventRecorder, batch = BIND_B
       events?.record(pod, 'Warning', 'FailedScheduling', node.unschedulable);
       continue;
     }
-    const updated = api.mutate<Pod>({ kind: 'Pod', namespace: pod.metadata.namespace, name: pod.metadata.name }, (p) => (p.spec.nodeName ? undefined : { ...p, spec: { ...p.spec, nodeName: node } }));
+    let updated: Pod;
+    try {
+      updated = await updateWithRetry<Pod>(ctx.client, rt('Pod'), pod, (p) => (p.spec.nodeName ? undefined : { ...p, spec: { ...p.spec, nodeName: node } }));
+    } catch (e) {
+      if (isNotFound(e)) continue; // deleted while pending
+      throw e;
+    }
     bound.push(updated);
     events?.record(updated, 'Normal', 'Scheduled', `Successfully assigned ${updated.metadata.namespace}/${updated.metadata.name} to ${node}`);
     n++;

@@ -8,9 +8,10 @@
 // are deleted and made again under the same name.
 
 import type { Pod, StatefulSet, StatefulSetStatus } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
 import type { EventRecorder } from '../apiserver/events.ts';
-import { isReady, podOfTemplate, templateHash, type Requeue } from './deployment.ts';
+import { updateStatusWithRetry } from '../apiserver/retry.ts';
+import { ignoreNotFound, isReady, podOfTemplate, templateHash, type Requeue } from './deployment.ts';
+import { lister, rt, type ControllerContext } from './context.ts';
 
 export const POD_NAME_LABEL = 'statefulset.kubernetes.io/pod-name';
 export const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';
@@ -109,19 +110,20 @@ export function planStatefulSet(s: StatefulSet, owned: Pod[]): StatefulPlan {
 }
 
 /** One reconcile of the StatefulSet namespace/name. */
-export function syncStatefulSet(api: Api, namespace: string, name: string, events?: EventRecorder): Requeue {
-  const s = api.tryGet<StatefulSet>({ kind: 'StatefulSet', namespace, name });
+export async function syncStatefulSet(ctx: ControllerContext, namespace: string, name: string, events?: EventRecorder): Promise<Requeue> {
+  const s = lister<StatefulSet>(ctx, 'StatefulSet').get(namespace, name);
   if (!s || s.metadata.deletionTimestamp) return undefined;
-  const owned = () => api.store.byIndex('Pod', 'owner', s.metadata.uid!) as Pod[];
+  const pods = lister<Pod>(ctx, 'Pod');
+  const owned = () => pods.indexed('owner', s.metadata.uid!);
   const plan = planStatefulSet(s, owned());
   for (const p of plan.delete) {
-    api.delete({ kind: 'Pod', namespace, name: p.metadata.name });
+    await ignoreNotFound(ctx.client.delete(rt('Pod'), namespace, p.metadata.name));
     events?.record(s, 'Normal', 'SuccessfulDelete', `delete Pod ${p.metadata.name} in StatefulSet ${name} successful`);
   }
   let failure: string | undefined;
   for (const i of plan.create) {
     try {
-      const pod = api.create(statefulPod(s, i));
+      const pod = await ctx.client.create(rt('Pod'), statefulPod(s, i));
       events?.record(s, 'Normal', 'SuccessfulCreate', `create Pod ${pod.metadata.name} in StatefulSet ${name} successful`);
     } catch (e) {
       failure = `create Pod ${name}-${i} in StatefulSet ${name} failed error: ${e instanceof Error ? e.message : String(e)}`;
@@ -130,6 +132,6 @@ export function syncStatefulSet(api: Api, namespace: string, name: string, event
     }
   }
   const status = plan.create.length || plan.delete.length ? planStatefulSet(s, owned()).status : plan.status;
-  api.updateStatus({ kind: 'StatefulSet', namespace, name }, status);
+  if (JSON.stringify(status) !== JSON.stringify(s.status)) await ignoreNotFound(updateStatusWithRetry(ctx.client, rt('StatefulSet'), s, status)); // gone meanwhile: nothing to report
   return failure ? 'backoff' : undefined;
 }

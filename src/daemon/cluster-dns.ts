@@ -4,8 +4,10 @@
 // (dns), 53/TCP (dns-tcp) and 9153/TCP (metrics). The daemon creates them when they are
 // missing; a user may scale or edit them as any other object.
 
+import { resourceOfKind } from '../api/resources.ts';
 import type { Deployment, Service } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
+import type { ObjectClient } from '../apiserver/objects.ts';
+import { isNotFound } from '../apiserver/status.ts';
 import { dnsServiceIP, type ClusterSpec } from '../cluster/plan.ts';
 
 const LABELS = { 'k8s-app': 'kube-dns' };
@@ -56,8 +58,12 @@ export function clusterDnsObjects(spec: ClusterSpec): [Deployment, Service] {
 }
 
 /** Creates the cluster DNS's objects that are missing (the Service first: its address is reserved before any user's Service takes it). */
-export function ensureClusterDns(api: Api, spec: ClusterSpec): void {
+export async function ensureClusterDns(client: ObjectClient, spec: ClusterSpec): Promise<void> {
   const [deployment, service] = clusterDnsObjects(spec);
-  if (!api.tryGet({ kind: 'Service', namespace: 'kube-system', name: 'kube-dns' })) api.create(service);
-  if (!api.tryGet({ kind: 'Deployment', namespace: 'kube-system', name: 'coredns' })) api.create(deployment);
+  for (const obj of [service, deployment]) {
+    const rt = resourceOfKind(obj.kind);
+    // There already: a user may have edited it, and keeps it.
+    const there = await client.get(rt, obj.metadata.namespace, obj.metadata.name).then(() => true, (e: unknown) => (isNotFound(e) ? false : Promise.reject(e)));
+    if (!there) await client.create(rt, obj);
+  }
 }

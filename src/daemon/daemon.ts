@@ -45,6 +45,8 @@ export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube
 
 export class Daemon {
   readonly api: Api;
+  /** The in-process client every component of the daemon reads and writes through (its informers share the store's frozen objects). */
+  readonly client: LocalClient;
   readonly agents: NodeAgent[] = [];
   readonly proxies: Proxier[] = [];
   /** Each node's NetworkPolicy enforcer (its own nftables table, or iptables + ipset). */
@@ -76,14 +78,15 @@ export class Daemon {
     const maxPods = plan.spec.maxPods ?? DEFAULT_MAX_PODS;
     const podLimit = { pods: maxPods * plan.nodes.length, why: `${maxPods} per node × ${plan.nodes.length} node${plan.nodes.length === 1 ? '' : 's'}; kubewire up --max-pods` };
     this.api = new Api(this.store, { serviceCIDR: plan.spec.serviceCIDR, podLimit });
+    this.client = new LocalClient(this.api, { shareObjects: true });
     // The node side of logs, exec, attach and port-forward (the kubelet's part), for every node's pods.
     const streams = new PodStreams(this.api, this.agents);
     this.server = new ApiServer(this.api, { podLog: (r) => streams.log(r), exec: (r) => streams.exec(r), attach: (r) => streams.attach(r), portForward: (r) => streams.portForward(r) });
     // vpc mode: pods take VPC addresses, so node IPAM cuts no podCIDRs (--allocate-node-cidrs=false).
-    this.controllers = new ControllerManager(this.api, { clusterCIDR: plan.spec.mode === 'vpc' ? undefined : plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });
+    this.controllers = new ControllerManager(this.client, { clusterCIDR: plan.spec.mode === 'vpc' ? undefined : plan.spec.podCIDR, nodeCIDRMask: plan.spec.nodeCIDRMask, log });
     // routed mode: the router's route per node podCIDR follows the Node objects, as a cloud
     // route table follows kube-controller-manager's route controller.
-    if (plan.spec.mode === 'routed') this.peers.push(new PeerSync({ api: this.api, self: 'router', mode: 'host-gw', podRange: plan.spec.podCIDR, netns: linux.at(linux.netnsPath(plan.networkNetns)), log }));
+    if (plan.spec.mode === 'routed') this.peers.push(new PeerSync({ client: this.client, self: 'router', mode: 'host-gw', podRange: plan.spec.podCIDR, netns: linux.at(linux.netnsPath(plan.networkNetns)), log }));
     this.cniServer = new CniServer({ socket: cniServerSocket(paths.dir), dataplane: linux, log });
     const vpc = plan.spec.mode === 'vpc' ? (this.vpc = new Vpc(plan, linux.at(linux.netnsPath(plan.networkNetns)), join(paths.dir, 'vpc.json'), log)) : undefined;
     for (const node of plan.nodes) {
@@ -100,11 +103,11 @@ export class Daemon {
       this.hosts.push(host);
       this.agents.push(agent);
       const netns = linux.at(linux.netnsPath(node.netns));
-      if (plan.spec.mode === 'host-gw' || plan.spec.mode === 'vxlan') this.peers.push(new PeerSync({ api: this.api, self: node.name, mode: plan.spec.mode, podRange: plan.spec.podCIDR, netns, log }));
+      if (plan.spec.mode === 'host-gw' || plan.spec.mode === 'vxlan') this.peers.push(new PeerSync({ client: this.client, self: node.name, mode: plan.spec.mode, podRange: plan.spec.podCIDR, netns, log }));
       const cfg = { clusterCIDR: podRange(plan), nodePodCIDR: node.podCIDR };
       const mode = plan.spec.proxyMode ?? 'iptables';
       const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip], ...(plan.spec.ipvsScheduler ? { scheduler: plan.spec.ipvsScheduler } : {}), ...(plan.spec.ipvsStrictARP ? { strictARP: true } : {}) }, plan.spec.iptablesBackend) : new IptablesBackend(netns, cfg, plan.spec.iptablesBackend);
-      if (!plan.spec.externalProxy?.includes(node.name)) this.proxies.push(new Proxier({ client: new LocalClient(this.api, { shareObjects: true }), nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
+      if (!plan.spec.externalProxy?.includes(node.name)) this.proxies.push(new Proxier({ client: this.client, nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
     }
   }
 
@@ -121,8 +124,8 @@ export class Daemon {
     for (const name of SYSTEM_NAMESPACES) {
       if (!this.api.tryGet({ kind: 'Namespace', name })) this.api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     }
-    ensureKubernetesService(this.api, this.plan.spec, this.plan.nodes.map((n) => n.ip), this.log);
-    ensureClusterDns(this.api, this.plan.spec);
+    await ensureKubernetesService(this.client, this.plan.spec, this.plan.nodes.map((n) => n.ip), this.log);
+    await ensureClusterDns(this.client, this.plan.spec);
     await this.retireClusterHost();
     // Fault injection for the tests of `up`: a daemon that hangs while starting.
     if (process.env.KUBEWIRE_FAULT_DAEMON_HANG) await new Promise(() => setInterval(() => undefined, 60_000));
@@ -132,7 +135,7 @@ export class Daemon {
       await Promise.all(this.ipamds.map((d) => d.start()));
     }
     this.progress('starting the controllers');
-    this.controllers.start();
+    await this.controllers.start();
     // Agents register their nodes; node IPAM gives them podCIDRs; then pods flow.
     await Promise.all(this.policies.map((p) => p.start()));
     this.progress('node agents: registering nodes, adopting pods');

@@ -6,8 +6,10 @@
 // (kubernetes.default.svc, KUBERNETES_SERVICE_HOST) through the service proxy like any
 // Service; the server certificate names that address and those names.
 
+import { resourceOfKind, type ResourceType } from '../api/resources.ts';
 import type { EndpointSlice, KubeObject, Service } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
+import type { ObjectClient } from '../apiserver/objects.ts';
+import { isNotFound } from '../apiserver/status.ts';
 import { apiServiceIP, type ClusterSpec } from '../cluster/plan.ts';
 
 /** kube-apiserver's secure port: where the kubernetes Service's endpoints listen. */
@@ -45,23 +47,36 @@ export function kubernetesServiceObjects(spec: Pick<ClusterSpec, 'serviceCIDR'>,
  * and sets its EndpointSlice to the nodes' addresses. A Service of that name the user made
  * otherwise is left alone, and said so.
  */
-export function ensureKubernetesService(api: Api, spec: Pick<ClusterSpec, 'serviceCIDR'>, nodeIPs: string[], log: (line: string) => void): void {
+export async function ensureKubernetesService(client: ObjectClient, spec: Pick<ClusterSpec, 'serviceCIDR'>, nodeIPs: string[], log: (line: string) => void): Promise<void> {
   const [service, slice, endpoints] = kubernetesServiceObjects(spec, nodeIPs);
-  const current = api.tryGet<Service>({ kind: 'Service', namespace: 'default', name: 'kubernetes' });
+  const services = resourceOfKind('Service');
+  const slices = resourceOfKind('EndpointSlice');
+  const endpointsRT = resourceOfKind('Endpoints');
+  const current = await tryGet<Service>(client, services, 'kubernetes');
   if (!current) {
     try {
-      api.create(service);
+      await client.create(services, service);
     } catch (e) {
       return log(`the kubernetes Service: ${(e as Error).message} (pods cannot reach the API at ${service.spec.clusterIP})`);
     }
   } else if (current.spec.selector && Object.keys(current.spec.selector).length) {
     return log('the kubernetes Service has a selector: it is not the API server\'s, whose endpoints are left alone');
   }
-  const had = api.tryGet<EndpointSlice>({ kind: 'EndpointSlice', namespace: 'default', name: 'kubernetes' });
-  if (!had) api.create(slice);
-  else if (JSON.stringify([had.endpoints, had.ports]) !== JSON.stringify([slice.endpoints, slice.ports])) api.update({ ...had, endpoints: slice.endpoints, ports: slice.ports });
-  const hadEndpoints = api.tryGet<KubeObject & { subsets?: unknown }>({ kind: 'Endpoints', namespace: 'default', name: 'kubernetes' });
+  const had = await tryGet<EndpointSlice>(client, slices, 'kubernetes');
+  if (!had) await client.create(slices, slice);
+  else if (JSON.stringify([had.endpoints, had.ports]) !== JSON.stringify([slice.endpoints, slice.ports])) await client.update(slices, { ...had, endpoints: slice.endpoints, ports: slice.ports });
+  const hadEndpoints = await tryGet<KubeObject & { subsets?: unknown }>(client, endpointsRT, 'kubernetes');
   const subsets = (endpoints as KubeObject & { subsets: unknown }).subsets;
-  if (!hadEndpoints) api.create(endpoints);
-  else if (JSON.stringify(hadEndpoints.subsets) !== JSON.stringify(subsets)) api.update({ ...hadEndpoints, subsets });
+  if (!hadEndpoints) await client.create(endpointsRT, endpoints);
+  else if (JSON.stringify(hadEndpoints.subsets) !== JSON.stringify(subsets)) await client.update(endpointsRT, { ...hadEndpoints, subsets });
+}
+
+/** default/NAME, or undefined when there is none. */
+async function tryGet<T extends KubeObject>(client: ObjectClient, rt: ResourceType, name: string): Promise<T | undefined> {
+  try {
+    return await client.get<T>(rt, 'default', name);
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
 }

@@ -4,7 +4,7 @@
 
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ApiClient } from '../apiserver/client.ts';
+import { ApiClient } from '../client/rest.ts';
 import { becomeDaemon, becomesDaemon, ownCmdline } from './here.ts';
 import { cliEnv, cliPath, daemonPaths } from '../state/paths.ts';
 import { ingressControllerPids } from '../ingress/supervisor.ts';

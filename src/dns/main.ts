@@ -5,7 +5,7 @@
 // with CoreDNS's names (:9153 /metrics).
 
 import { createServer, type Server } from 'node:http';
-import { ApiClient } from '../apiserver/client.ts';
+import { ApiClient } from '../client/rest.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
 import { loadCluster } from '../cluster/cluster.ts';
 import { DEFAULT_CLUSTER_DOMAIN, podRange } from '../cluster/plan.ts';

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
-import { ApiClient } from '../apiserver/client.ts';
+import { ApiClient } from '../client/rest.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
 import { loadCluster } from '../cluster/cluster.ts';
 import { daemonPaths } from '../state/paths.ts';

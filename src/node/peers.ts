@@ -4,8 +4,10 @@
 // MAC comes from flannel's annotation on the Node). A node deleted loses its entries on
 // every other node; a node registered again gets them back.
 
+import { resourceOfKind } from '../api/resources.ts';
 import type { Node } from '../api/types.ts';
-import type { Api } from '../apiserver/api.ts';
+import { Informer } from '../apiserver/informer.ts';
+import type { ObjectClient } from '../apiserver/objects.ts';
 import type { FdbEntry, NeighbourInfo, Netns, NetOp, RouteInfo } from '../dataplane/port.ts';
 import { contains, tryParseIP, tryParsePrefix } from '../netaddr/ip.ts';
 import { overlayPeerOps, VXLAN, vtepIP, type Peer, type RoutingMode } from '../cluster/plan.ts';
@@ -114,7 +116,8 @@ function resyncMs(): number {
  * were (a status update) cost no kernel call.
  */
 export class PeerSync {
-  private stopWatch?: () => void;
+  /** The Node objects, as an informer over the client (in the daemon or over the REST API). */
+  private readonly nodes: Informer<Node>;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   /** A sync asked for while one runs; `true` when it is to read the kernel whatever the peers. */
@@ -124,7 +127,7 @@ export class PeerSync {
 
   constructor(
     private readonly o: {
-      api: Api;
+      client: ObjectClient;
       /** The node whose routes these are; for the underlay's router, a name no node has. */
       self: string;
       mode: RoutingMode;
@@ -132,10 +135,12 @@ export class PeerSync {
       netns: Netns;
       log: (line: string) => void;
     },
-  ) {}
+  ) {
+    this.nodes = new Informer<Node>(o.client, resourceOfKind('Node'), (n) => n && this.kick(false), (l) => o.log(`${o.self}: ${l}`));
+  }
 
   async start(): Promise<void> {
-    this.stopWatch = this.o.api.watch('Node', undefined, this.o.api.store.currentRV(), () => this.kick(false));
+    await this.nodes.start();
     const every = resyncMs();
     if (every > 0) {
       this.timer = setInterval(() => this.kick(true), every);
@@ -146,7 +151,7 @@ export class PeerSync {
   }
 
   stop(): void {
-    this.stopWatch?.();
+    this.nodes.stop();
     clearInterval(this.timer);
   }
 
@@ -170,7 +175,8 @@ export class PeerSync {
   }
 
   private async sync(drift: boolean): Promise<void> {
-    const peers = peersOf(this.o.api.list('Node').items as Node[], this.o.self, this.o.mode);
+    if (!this.nodes.synced) return; // nothing known yet: the kernel keeps what it has
+    const peers = peersOf(this.nodes.list().sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)), this.o.self, this.o.mode);
     const key = JSON.stringify(peers);
     if (!drift && key === this.applied) return;
     const ops = peerChanges(this.o.mode, this.o.podRange, await readPeerState(this.o.netns, this.o.mode), peers);
