@@ -4,9 +4,8 @@
 // certificate or a server that refuses the credentials ends the program with one line; a
 // server not (yet) there is waited for briefly, then that too is one line.
 
-import { ApiError } from '../apiserver/client.ts';
 import { loadRestConfig } from '../client/kubeconfig.ts';
-import { RestClient, TransportError } from '../client/rest.ts';
+import { ApiError, RestClient, TransportError } from '../client/rest.ts';
 import { kubewireVersion } from '../state/paths.ts';
 
 /** A configuration the program cannot start with: main prints its message as one line, exit 1. */

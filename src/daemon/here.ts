@@ -5,7 +5,7 @@
 // daemon (livePid, roleOf), and hands it `up` with KUBEWIRE_DAEMON_HERE=C.
 
 import { appendFileSync, readFileSync } from 'node:fs';
-import { ApiClient } from '../apiserver/client.ts';
+import { ApiClient } from '../client/rest.ts';
 import type { Node } from '../api/types.ts';
 import { networkAvailable } from '../controllers/scheduler.ts';
 import { stayAfterCommand } from '../kernel/warm.ts';
