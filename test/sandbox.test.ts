@@ -13,6 +13,7 @@ import { run } from '../src/dataplane/linux/exec.ts';
 import { netnsPath } from '../src/dataplane/port.ts';
 import { Lab } from '../src/lab/lab.ts';
 import { SandboxManager, type PodRef } from '../src/node/sandbox.ts';
+import { SandboxWorker } from '../src/daemon/sandbox-worker.ts';
 import { NOT_ROOT, sh } from './helpers.ts';
 import { linux } from '../src/dataplane/linux/host.ts';
 
@@ -82,5 +83,33 @@ describe('pod sandboxes', { skip: NOT_ROOT }, () => {
     assert.deepEqual(ipamFiles(1), [again.ip]);
     assert.equal((await sh(again.netns, ['ip', '-o', '-4', 'addr', 'show', 'eth0'])).includes(again.ip), true);
     await managers[1]!.remove(p);
+  });
+
+  // The thread runs the CLI's entry, as in the daemon (the built bundle: npm run build).
+  test("the daemon's sandbox thread: the same sandboxes made off the caller's event loop, errors as messages, a thread that died started again", async () => {
+    const logged: string[] = [];
+    const worker = new SandboxWorker({ cluster: name, nodes: plan.nodes.map((node) => ({ node, files: nodeFiles(clusterDir(name), node) })) }, (l) => logged.push(l));
+    try {
+      const node0 = worker.forNode(plan.nodes[0]!);
+      const [p, q] = [pod(200), pod(201)];
+      const made = await node0.create(p!);
+      assert.ok(made.ip.startsWith('10.244.0.'), `${made.ip} not in node 1's podCIDR`);
+      assert.equal(made.netns, netnsPath(node0.netnsName(p!)));
+      assert.match(await sh(made.netns, ['ip', '-o', '-4', 'addr', 'show', 'eth0']), new RegExp(made.ip.replaceAll('.', '\\.')));
+      assert.deepEqual(await node0.namespaces(), [node0.netnsName(p!)]);
+      // A node the thread was not given: the caller's promise fails, naming it.
+      await assert.rejects(worker.forNode({ ...plan.nodes[0]!, name: 'nope' }).namespaces(), /no node "nope"/);
+      // The thread dies (as a crash would end it): what was asked fails, the next call starts another.
+      const asked = node0.create(q!);
+      await (worker as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      await assert.rejects(asked, /sandbox worker exited/);
+      assert.ok(logged.some((l) => /sandbox worker exited/.test(l)), logged.join('\n'));
+      await node0.remove(q!); // whatever the dead thread left of q
+      await node0.remove(p!);
+      assert.deepEqual(await node0.namespaces(), []);
+      assert.deepEqual(ipamFiles(0), []);
+    } finally {
+      await worker.close();
+    }
   });
 });

@@ -1,5 +1,6 @@
 // The kubewire command line. Errors are printed as one clear line, never a stack trace.
 
+import { isMainThread } from 'node:worker_threads';
 import { Command } from 'commander';
 import { ApiError } from '../client/rest.ts';
 import { VERSION } from '../api/version.ts';
@@ -19,6 +20,9 @@ import { clusterFlag, clusterKernel, runInKernel, runsInGuest } from '../kernel/
 import { commandDone, takeWarmRequest } from '../kernel/warm.ts';
 import { mayUseHostKernel } from '../lifecycle/privileges.ts';
 import { PermissionDenied } from '../supervisor/supervisor.ts';
+
+// A thread of the daemon (the nodes' pod sandboxes, daemon/sandbox-worker.ts) serves it, runs no command.
+if (!isMainThread && (await import('../daemon/sandbox-worker.ts')).servingSandboxes) await new Promise(() => undefined);
 
 // A warm process in a cluster's own kernel waits here for the command it is to be (kernel/guest.ts).
 if (process.env.KUBEWIRE_WARM) await takeWarmRequest();

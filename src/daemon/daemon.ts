@@ -35,6 +35,7 @@ import { stopProcess } from '../supervisor/supervisor.ts';
 import { Ipamd } from '../vpc/ipamd.ts';
 import { Vpc } from '../vpc/vpc.ts';
 import { PodStreams } from './streams.ts';
+import { SandboxWorker } from './sandbox-worker.ts';
 import { serveApiInNodes } from './node-api.ts';
 import { ensureKubernetesService } from './kubernetes-service.ts';
 import { readEndpoint } from '../identity/endpoint.ts';
@@ -68,6 +69,8 @@ export class Daemon {
   private readonly cniServer: CniServer;
 
   private readonly plan: ClusterPlan;
+  /** Every node's pod sandboxes (namespaces, CNI), made on a thread of their own: off the API's event loop. */
+  private readonly sandboxes: SandboxWorker;
   /** The API on each node's 127.0.0.1 (node-api.ts). */
   private closeNodeApi?: () => Promise<void>;
 
@@ -88,6 +91,7 @@ export class Daemon {
     // route table follows kube-controller-manager's route controller.
     if (plan.spec.mode === 'routed') this.peers.push(new PeerSync({ client: this.client, self: 'router', mode: 'host-gw', podRange: plan.spec.podCIDR, netns: linux.at(linux.netnsPath(plan.networkNetns)), log }));
     this.cniServer = new CniServer({ socket: cniServerSocket(paths.dir), dataplane: linux, log });
+    this.sandboxes = new SandboxWorker({ cluster, nodes: plan.nodes.map((node) => ({ node, files: nodeFiles(paths.dir, node) })) }, log);
     const vpc = plan.spec.mode === 'vpc' ? (this.vpc = new Vpc(plan, linux.at(linux.netnsPath(plan.networkNetns)), join(paths.dir, 'vpc.json'), log)) : undefined;
     for (const node of plan.nodes) {
       const files = nodeFiles(paths.dir, node);
@@ -99,7 +103,7 @@ export class Daemon {
       const host = new WorkloadHostClient({ cluster, ...nodeHostPaths(paths.dir, node.name), lost: () => agent.workloadHostLost() });
       const policy = nodePolicy({ api: this.api, nodeName: node.name, netns: linux.at(linux.netnsPath(node.netns)), spec: plan.spec, log });
       this.policies.push(policy);
-      const agent = new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host, dataplane: linux, log, podStarting: (pod, ip) => policy.podStarting(pod, ip) });
+      const agent = new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host, dataplane: linux, log, podStarting: (pod, ip) => policy.podStarting(pod, ip), sandboxes: this.sandboxes.forNode(node) });
       this.hosts.push(host);
       this.agents.push(agent);
       const netns = linux.at(linux.netnsPath(node.netns));
@@ -223,6 +227,7 @@ export class Daemon {
     await this.cniServer.close();
     this.controllers.stop();
     await Promise.all([...this.agents.map((a) => a.stop()), ...this.proxies.map((p) => p.stop()), ...this.policies.map((p) => p.stop())]);
+    await this.sandboxes.close();
     for (const h of this.hosts) h.close();
     await Promise.all(this.ipamds.map((d) => d.stop()));
     for (const p of this.peers) p.stop();

@@ -25,7 +25,7 @@ import { flannelAnnotations } from './peers.ts';
 import { parseResolvConf, podHostname, podHosts, podResolvConf, renderResolvConf, type ResolvConf } from './pod-view.ts';
 import type { WorkloadHostClient } from '../workloads/client.ts';
 import { isAlive, startDetached, stopProcess, type PodView, type ProcessRecord } from '../supervisor/supervisor.ts';
-import { SandboxManager, type PodRef } from './sandbox.ts';
+import { SandboxManager, type PodRef, type Sandboxes } from './sandbox.ts';
 import { podRecordDir, podRecordDirs, readPodRecord, type PodRecordBase } from './records.ts';
 import { ProbeManager, type ProbeKind, type ProbeTarget } from './probes.ts';
 import { containerEnv, ContainerConfigError, passwdGroups, runAs, servicesForEnv } from './container-config.ts';
@@ -84,10 +84,12 @@ export interface AgentOptions {
   concurrency?: number;
   /** Called with a new pod's address before its containers start (NetworkPolicy isolates it first). */
   podStarting?: (pod: Pod, ip: string) => Promise<void>;
+  /** Where the node's sandboxes are made (the daemon's thread for them); a SandboxManager in this thread if not given. */
+  sandboxes?: Sandboxes;
 }
 
 export class NodeAgent {
-  readonly sandboxes: SandboxManager;
+  readonly sandboxes: Sandboxes;
   private readonly local = new Map<string, LocalPod>();
   /** Pids of processes this agent started in this run: their exit arrives as an event. */
   private readonly children = new Set<number>();
@@ -101,7 +103,7 @@ export class NodeAgent {
   private readonly probes: ProbeManager;
 
   constructor(private readonly o: AgentOptions) {
-    this.sandboxes = new SandboxManager(o.plan.spec.name, o.node, o.files, o.dataplane);
+    this.sandboxes = o.sandboxes ?? new SandboxManager(o.plan.spec.name, o.node, o.files, o.dataplane);
     this.probes = new ProbeManager((netns, argv, input) => o.dataplane.at(netns).exec(argv, input), {
       changed: (key) => this.queue.add(key),
       failed: (key, _container, _kind, message) => {
@@ -157,7 +159,7 @@ export class NodeAgent {
     // and every 10 s, everything (level-triggered: whatever drifted converges back).
     let ticks = 0;
     this.timer = setInterval(() => {
-      this.checkPods();
+      void this.checkPods().catch((e: Error) => this.o.log(`${node.name}: checking pods: ${e.message}`));
       if (++ticks % 10 === 0) {
         this.resync();
         this.reportReadiness();
@@ -566,13 +568,31 @@ export class NodeAgent {
    * so no exit event comes), and sandboxes removed behind our back, whose pods are reported
    * not ready at once (their endpoints leave the Services) until the sync makes a new one.
    */
-  private checkPods(): void {
-    for (const [key, rec] of this.local) {
-      if (this.o.dataplane.netnsState(rec.netns) === 'missing') {
-        this.reportSandboxLost(rec);
-        this.queue.add(key);
-      } else if (Object.values(rec.containers).some((c) => c.process && !this.children.has(c.process.pid) && !isAlive(c.process))) this.queue.add(key);
+  private async checkPods(): Promise<void> {
+    if (this.checking || this.stopped) return;
+    this.checking = true;
+    try {
+      // One listing of the node's namespaces (by the sandboxes' thread when there is one), not
+      // two stat calls per pod per second on this loop; a pod set up or torn down meanwhile is
+      // left to its own sync, and what the listing lacks is confirmed before it counts.
+      const records = [...this.local];
+      const present = new Set((await this.sandboxes.namespaces()).map((name) => this.o.dataplane.netnsPath(name)));
+      for (const [key, rec] of records) {
+        if (this.stopped || this.local.get(key) !== rec) continue;
+        this.checkPod(key, rec, present);
+      }
+    } finally {
+      this.checking = false;
     }
+  }
+
+  private checking = false;
+
+  private checkPod(key: string, rec: LocalPod, present: Set<string>): void {
+    if (!present.has(rec.netns) && this.o.dataplane.netnsState(rec.netns) === 'missing') {
+      this.reportSandboxLost(rec);
+      this.queue.add(key);
+    } else if (Object.values(rec.containers).some((c) => c.process && !this.children.has(c.process.pid) && !isAlive(c.process))) this.queue.add(key);
   }
 
   /** The pod stays Running, its containers not ready, until its sandbox is made again (as the kubelet shows a lost sandbox). */

@@ -25,6 +25,9 @@ export interface Sandbox {
   hostVeth?: string;
 }
 
+/** What an agent asks of its node's sandboxes: SandboxManager here, or the daemon's thread that runs them (daemon/sandbox-worker.ts). */
+export type Sandboxes = Pick<SandboxManager, 'netnsName' | 'create' | 'remove' | 'gc' | 'namespaces'>;
+
 /** What containerd's go-cni uses for lo: a fixed loopback network. */
 const LOOPBACK = parseConfList(Buffer.from(JSON.stringify({ cniVersion: '1.1.0', name: 'cni-loopback', plugins: [{ type: 'loopback' }] })), 'loopback network');
 
