@@ -555,8 +555,10 @@ describe(`a cluster (${CLUSTER}, kernel ${kernel}): exec and port-forward over i
     assert.equal(spdy.status, 6, spdy.stderr);
     assert.equal(spdy.stdout, 'over spdy\n');
     assert.match(spdy.stderr, /^e$/m);
-    // A terminal: kubectl on a pseudo-terminal of script(1) here, the command on one there, its size kubectl's.
-    const tty = spawnSync('script', ['-qec', `stty cols 91 rows 27; ${KUBECTL} --kubeconfig ${kubeconfig} --cache-dir ${join(work, 'cache')} exec -it web -c talker -- sh -c 'tty; sleep 3; stty size; exit 4'`, '/dev/null'], { encoding: 'utf8', timeout: 60_000, input: '' });
+    // A terminal: kubectl on a pseudo-terminal of script(1) here, the command on one there, its
+    // size kubectl's (the resize comes after the start: the command looks for it up to 10 s; the
+    // size on a line of its own, whatever the terminal echoed meanwhile).
+    const tty = spawnSync('script', ['-qec', `stty cols 91 rows 27; ${KUBECTL} --kubeconfig ${kubeconfig} --cache-dir ${join(work, 'cache')} exec -it web -c talker -- sh -c 'tty; i=0; while [ "$(stty size)" != "27 91" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo; stty size; exit 4'`, '/dev/null'], { encoding: 'utf8', timeout: 60_000, input: '' });
     assert.equal(tty.status, 4, tty.stdout);
     assert.match(tty.stdout, /\/dev\/pts\/\d+\r?\n/);
     assert.match(tty.stdout, /^27 91\r?$/m);
@@ -597,7 +599,15 @@ describe(`a cluster (${CLUSTER}, kernel ${kernel}): exec and port-forward over i
     const previous = kubectl(['logs', 'web', '-c', 'talker', '-p']);
     assert.equal(previous.status, 1);
     assert.match(previous.stderr, /previous terminated container "talker" in pod "web" not found/);
-    const attach = spawnSync('timeout', [kernel === 'uml' ? '8' : '3', KUBECTL, '--kubeconfig', kubeconfig, '--cache-dir', join(work, 'cache'), 'attach', 'web', '-c', 'talker'], { encoding: 'utf8', timeout: 15_000 });
-    assert.match(attach.stdout, /^line \d+$/m, `attach: ${attach.stderr}`);
+    // attach: ended once a line of the talker came through (at most 15 s).
+    const attach = spawn(KUBECTL, ['--kubeconfig', kubeconfig, '--cache-dir', join(work, 'cache'), 'attach', 'web', '-c', 'talker'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const attached = { stdout: '', stderr: '' };
+    attach.stdout!.on('data', (b) => (attached.stdout += b));
+    attach.stderr!.on('data', (b) => (attached.stderr += b));
+    const ended = new Promise((r) => attach.on('close', r));
+    await waitUntil(() => /^line \d+$/m.test(attached.stdout), 'a line through attach', 15_000).catch(() => undefined);
+    attach.kill();
+    await ended;
+    assert.match(attached.stdout, /^line \d+$/m, `attach: ${attached.stderr}`);
   });
 });

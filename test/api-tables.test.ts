@@ -516,18 +516,28 @@ describe(`a cluster (${CLUSTER}): Tables over its api.sock, and kubectl ${KUBECT
     const describe = kubectl('describe', 'pod', '-l', 'app=web');
     assert.equal(describe.status, 0, describe.stderr);
     assert.match(describe.stdout, /Port:\s+8080\/TCP/);
-    // get -w: the list, then the watch's rows (no header again) as the deployment scales to 3; bounded by timeout(1).
-    const watching = spawn('timeout', ['10', KUBECTL, '--kubeconfig', kubeconfig!, '--cache-dir', join(work, 'cache'), 'get', 'pods', '-w'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // get -w: the list, then the watch's rows (no header again) as the deployment scales to 3;
+    // ended once the new pod's row says Running (at most 30 s).
+    const watching = spawn(KUBECTL, ['--kubeconfig', kubeconfig!, '--cache-dir', join(work, 'cache'), 'get', 'pods', '-w'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const bound = setTimeout(() => watching.kill(), 30_000);
     let out = '';
     let err = '';
     watching.stdout.on('data', (c) => (out += c));
     watching.stderr.on('data', (c) => (err += c));
-    await new Promise((r) => setTimeout(r, 2_000));
+    const closed = new Promise((r) => watching.on('close', r));
+    const running = () => new Set([...out.matchAll(/^(web-\S+)\s+1\/1\s+Running\s/gm)].map((m) => m[1]));
+    const until = async (done: () => boolean) => {
+      for (const end = Date.now() + 30_000; !done() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+    };
+    await until(() => running().size >= 2); // the list
     const scaled = kubewire(['scale', '--cluster', CLUSTER, 'deployment/web', '--replicas=3'], 30_000);
     assert.equal(scaled.status, 0, scaled.stderr);
-    await new Promise((r) => watching.on('close', r));
+    await until(() => running().size >= 3);
+    watching.kill();
+    clearTimeout(bound);
+    await closed;
     const watch = { stdout: out, stderr: err };
-    t.diagnostic(`kubectl get pods -w (10 s, scaled to 3 after 2 s):\n${watch.stdout}${watch.stderr}`);
+    t.diagnostic(`kubectl get pods -w (scaled to 3 once it listed the two):\n${watch.stdout}${watch.stderr}`);
     assert.match(watch.stdout.split('\n')[0]!, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE$/);
     assert.equal(watch.stdout.match(/^NAME\s/gm)?.length, 1, 'one header');
     assert.ok(watch.stdout.trim().split('\n').length >= 4, 'rows of the watch after the two of the list');
