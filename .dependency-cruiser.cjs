@@ -3,6 +3,8 @@
 // cycle. Leaves first; see README's Architecture for what each layer holds.
 const RANK = {
   netaddr: 0, state: 0, supervisor: 0,
+  // Scheduling shared by the node components (kube-proxy's pkg/util/async).
+  async: 0,
   // The cluster's PKI, its API's address and kubeconfigs: read by the kernel host as by the daemon.
   identity: 0.5,
   dataplane: 1, api: 1, kernel: 1,

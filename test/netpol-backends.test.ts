@@ -38,6 +38,12 @@ function sampleWorld(): PolicyWorld {
   };
 }
 
+/** A table listing in an order-free form: its blocks sorted, each map's or set's elements sorted. */
+function canonical(list: string): string {
+  const sorted = list.replace(/elements = \{([^}]*)\}/g, (_m, els: string) => `elements = { ${els.split(',').map((e) => e.trim()).sort().join(', ')} }`);
+  return sorted.split(/\n(?=\t(?:chain|set|map) )/).map((b) => b.replace(/\n\}\n?$/, '')).sort().join('\n');
+}
+
 describe('nftables backend', () => {
   it('renders one inet table the fake kernel accepts, and removes it whole', async () => {
     const { script, counts } = renderNftables(compileNode(sampleWorld(), 'n1'));
@@ -58,6 +64,38 @@ describe('nftables backend', () => {
     await backend.remove();
     assert.deepEqual(await ns.nftTables('inet'), []);
     assert.equal(await backend.intact(), false);
+  });
+
+  it('a change goes in as its difference (new sets and chains, changed chains refilled, map elements, the unused removed), equal to the whole table of the new view', async () => {
+    const before = sampleWorld();
+    before.pods.push({ ...podInfo('x', 'gone', '10.244.1.40', 'n1'), labels: { pod: 'a' } }); // isolated by x/web, then deleted
+    const after = sampleWorld();
+    after.pods[2]!.labels = { pod: 'a', team: 'red' }; // y/a: a label change, peers unchanged
+    after.pods.push(podInfo('x', 'new', '10.244.1.41', 'n1'));
+    after.policies.push(policy('x', 'red', { podSelector: { matchLabels: { pod: 'new' } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { team: 'red' } } }] }] }));
+    const dp = new FakeDataplane();
+    const ns = await dp.createNetns('netpol-nft-diff');
+    const backend = new NftablesPolicyBackend(ns);
+    const first = await backend.apply(compileNode(before, 'n1'));
+    assert.equal(first.partial, 0);
+    assert.match(backend.lastScript, /^add table inet/, 'the first sync is whole');
+    const second = await backend.apply(compileNode(after, 'n1'));
+    assert.equal(second.partial, 1);
+    const diff = backend.lastScript;
+    assert.doesNotMatch(diff, /table inet kubewire-netpol \{|egress-x\/a/, `only what changed (x/a's egress peers did not):\n${diff}`);
+    assert.match(diff, /^add chain inet kubewire-netpol ingress-x\/new$/m);
+    assert.match(diff, /^delete element inet kubewire-netpol ingress \{ 10\.244\.1\.40 \}$/m);
+    assert.match(diff, /^flush chain inet kubewire-netpol ingress-x\/gone\ndelete chain inet kubewire-netpol ingress-x\/gone$/m);
+    const whole = await dp.createNetns('netpol-nft-whole');
+    await new NftablesPolicyBackend(whole).apply(compileNode(after, 'n1'));
+    assert.equal(canonical((await ns.nftTable(NFT_TABLE, 'inet'))!), canonical((await whole.nftTable(NFT_TABLE, 'inet'))!));
+    await backend.apply(compileNode(after, 'n1'));
+    assert.equal(backend.lastScript, '', 'nothing changed: no transaction');
+    // Lost (flushed by hand): the check says so and the next sync is whole again.
+    await ns.nft(`delete table inet ${NFT_TABLE}\n`);
+    assert.equal(await backend.intact(), false);
+    await backend.apply(compileNode(after, 'n1'));
+    assert.match(backend.lastScript, /^add table inet/);
   });
 
   it('long comments are cut to what nft keeps (128 bytes)', () => {
@@ -103,6 +141,76 @@ describe('iptables + ipset backend', () => {
     save = await ns.iptablesSave('filter');
     assert.doesNotMatch(save, new RegExp(`${TOP}|KWNP-`));
     assert.match(save, /-A FORWARD -j KUBE-FORWARD/, "the proxy's rules stay");
+  });
+});
+
+describe('iptables + ipset backend, later syncs', () => {
+  it('restores only the chains that changed, makes and destroys only the sets that came and went, and ends where a whole sync of the new view does', async () => {
+    const before = sampleWorld();
+    before.pods.push({ ...podInfo('x', 'gone', '10.244.1.40', 'n1'), labels: { pod: 'a' } });
+    const after = sampleWorld();
+    after.pods.push({ ...podInfo('x', 'new', '10.244.1.41', 'n1'), labels: { pod: 'a' } });
+    const dp = new FakeDataplane();
+    const ns = await dp.createNetns('netpol-ipt-diff');
+    const restores: string[] = [];
+    const spy = new Proxy(ns, { get: (t, k) => (k === 'iptablesRestore' ? (script: string, ...rest: []) => (restores.push(script), t.iptablesRestore(script, ...rest)) : Reflect.get(t, k)) }) as typeof ns;
+    const backend = new IptablesPolicyBackend(spy);
+    assert.equal((await backend.apply(compileNode(before, 'n1'))).partial, 0);
+    assert.equal((await backend.apply(compileNode(after, 'n1'))).partial, 1);
+    const diff = restores.at(-1)!;
+    assert.match(diff, /^:KUBEWIRE-NETPOL - \[0:0\]$/m, 'the top chain: a pod came and one went');
+    const egressOfA = /-A KUBEWIRE-NETPOL -s 10\.244\.1\.10\/32 -j (KWNP-EG-\S+)/.exec(restores[0]!)![1]!;
+    assert.ok(!diff.includes(`:${egressOfA} `), "x/a's egress chain (to namespace y) did not change: not restored");
+    assert.match(diff, /^-X KWNP-IN-\S+$/m, "x/gone's chain deleted");
+    const n = restores.length;
+    await backend.apply(compileNode(after, 'n1'));
+    assert.equal(restores.length, n, 'nothing changed: no restore');
+    const whole = await dp.createNetns('netpol-ipt-whole');
+    await new IptablesPolicyBackend(whole).apply(compileNode(after, 'n1'));
+    const ours = async (x: typeof ns) => (await x.iptablesSave('filter')).split('\n').filter((l) => /KWNP-|KUBEWIRE-NETPOL/.test(l)).sort();
+    assert.deepEqual(await ours(ns), await ours(whole));
+    assert.deepEqual((await ns.ipsetNames()).sort(), (await whole.ipsetNames()).sort());
+  });
+});
+
+describe('IPVS proxy mode', () => {
+  // IPVS DNATs in LOCAL_IN and sends a Service's packets on through OUTPUT: a pod's Service
+  // connection never meets FORWARD, and INPUT sees it before IPVS, on the ClusterIP.
+  it('nftables: input after IPVS (priority 101), an output chain judging both ends, the node\'s own packets passing', async () => {
+    const plain = renderNftables(compileNode(sampleWorld(), 'n1')).script;
+    assert.doesNotMatch(plain, /hook output/, 'no output chain without IPVS');
+    const { script } = renderNftables(compileNode(sampleWorld(), 'n1'), { ipvs: true });
+    assert.match(script, /chain input \{\n\t\ttype filter hook input priority filter \+ 101;/);
+    assert.match(script, /chain output \{\n\t\ttype filter hook output priority filter - 10; policy accept;\n\t\tct state established,related accept\n\t\tfib saddr type local accept\n\t\tip saddr vmap @egress\n\t\tip daddr vmap @ingress\n/);
+    const dp = new FakeDataplane();
+    const ns = await dp.createNetns('netpol-nft-ipvs');
+    const backend = new NftablesPolicyBackend(ns, { ipvs: true });
+    await backend.apply(compileNode(sampleWorld(), 'n1'));
+    assert.match((await ns.nftTable(NFT_TABLE, 'inet'))!, /hook output/);
+    await backend.remove();
+    assert.deepEqual(await ns.nftTables('inet'), []);
+  });
+
+  it('iptables: INPUT leaves ClusterIPs and NodePorts to IPVS, OUTPUT (kept first) judges what IPVS sends on; removal takes the OUTPUT jump too', async () => {
+    const proxy = { ipvs: true, serviceCIDR: '10.96.0.0/12' };
+    const r = renderIptables(compileNode(sampleWorld(), 'n1'), proxy);
+    const input = r.filter.split('\n').filter((l) => l.startsWith('-A KUBEWIRE-NETPOL-INPUT '));
+    assert.match(input[1]!, /^-A KUBEWIRE-NETPOL-INPUT -d 10\.96\.0\.0\/12 .*-j RETURN$/, 'ClusterIPs before any pod\'s egress chain');
+    assert.match(input[2]!, /^-A KUBEWIRE-NETPOL-INPUT -p tcp -m tcp --dport 30000:32767 .*-j RETURN$/);
+    assert.match(input.at(-1)!, /-s 10\.244\.1\.10\/32 -j KWNP-EG-/);
+    assert.match(r.filter, /-A KUBEWIRE-NETPOL-OUTPUT -m addrtype --src-type LOCAL .*-j RETURN\n-A KUBEWIRE-NETPOL-OUTPUT -j KUBEWIRE-NETPOL\n/);
+    assert.doesNotMatch(renderIptables(compileNode(sampleWorld(), 'n1')).filter, /KUBEWIRE-NETPOL-OUTPUT|30000/, 'none of it without IPVS');
+    const dp = new FakeDataplane();
+    const ns = await dp.createNetns('netpol-ipt-ipvs');
+    await ns.iptablesRestore('*filter\n:KUBE-FIREWALL - [0:0]\n-A OUTPUT -j KUBE-FIREWALL\nCOMMIT\n');
+    const backend = new IptablesPolicyBackend(ns, undefined, proxy);
+    await backend.apply(compileNode(sampleWorld(), 'n1'));
+    assert.match(await ns.iptablesSave('filter'), /-A OUTPUT -m comment --comment "kubewire netpol" -j KUBEWIRE-NETPOL-OUTPUT\n-A OUTPUT -j KUBE-FIREWALL/);
+    assert.ok(await backend.intact());
+    await backend.remove();
+    const save = await ns.iptablesSave('filter');
+    assert.doesNotMatch(save, /KUBEWIRE-NETPOL|KWNP-/);
+    assert.match(save, /-A OUTPUT -j KUBE-FIREWALL/);
   });
 });
 

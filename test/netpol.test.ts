@@ -311,5 +311,5 @@ function suite(proxyMode: 'nftables' | 'iptables', cluster: string, policyBacken
 
 /** Which suites run (both by default): KUBEWIRE_TEST_NETPOL_BACKENDS=nftables for one. */
 const BACKENDS = (process.env.KUBEWIRE_TEST_NETPOL_BACKENDS ?? 'nftables,iptables').split(',');
-if (BACKENDS.includes('nftables')) suite('nftables', 'kwnp', 'nftables');
-if (BACKENDS.includes('iptables')) suite('iptables', 'kwnp2', 'iptables');
+if (BACKENDS.includes('nftables')) suite('nftables', 'knp1', 'nftables');
+if (BACKENDS.includes('iptables')) suite('iptables', 'knp2', 'iptables');

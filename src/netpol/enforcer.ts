@@ -1,9 +1,10 @@
 // The NetworkPolicy enforcer of one node: informers over NetworkPolicies, Pods and Namespaces
 // (the ObjectClient seam, so it runs against any API server), and, shortly after any change,
 // the node's whole compiled view (model.ts compileNode) handed to a backend that puts it into
-// the kernel in one transaction. Level-triggered and batched as the service proxy is: at most
-// one sync per minSyncMs, never two at once, a failed sync retried whole, a lost table (flushed
-// by hand) restored at the next check. With no policy left the table is removed.
+// the kernel in one transaction. Level-triggered and batched by the service proxy's runner
+// (async/bounded-frequency-runner.ts): at most one sync per minSyncMs, never two at once, a
+// failed sync retried whole, a lost table (flushed by hand) restored at the next check. With
+// no policy left the table is removed.
 //
 // Pods are isolated before they start: the node agent calls `podStarting(pod, ip)` after the
 // CNI has given the pod its address and before its containers run; if a policy of its namespace
@@ -16,9 +17,18 @@
 
 import type { Namespace, Pod } from '../api/types.ts';
 import type { ResourceType } from '../api/resources.ts';
+import { BoundedFrequencyRunner } from '../async/bounded-frequency-runner.ts';
 import { Informer } from '../apiserver/informer.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
 import { compileNode, podInfo, type CompiledNode, type NetworkPolicyObject, type PodInfo, type PolicyWorld } from './model.ts';
+
+/** How the node's service proxy sends Service traffic, which decides where policy hooks. */
+export interface NetpolProxyInfo {
+  /** IPVS: it DNATs in LOCAL_IN and sends a Service's packets on through OUTPUT, never FORWARD. */
+  ipvs?: boolean;
+  /** The ClusterIPs' range (IPVS: packets to it are left to IPVS in INPUT and judged after it). */
+  serviceCIDR?: string;
+}
 
 /** Puts one node's compiled policy into the kernel. */
 export interface NetpolBackend {
@@ -53,22 +63,29 @@ export class PolicyEnforcer {
   private readonly namespaces: Informer<Namespace>;
   /** Pods whose address the agent told before the API shows it, by ns/name. */
   private readonly starting = new Map<string, PodInfo>();
-  private timer?: NodeJS.Timeout;
-  private checker?: NodeJS.Timeout;
-  private running?: Promise<void>;
-  private pending = false;
-  private lastSync = 0;
+  private readonly runner: BoundedFrequencyRunner;
   private stopped = false;
   /** What the kernel holds: 'none' (no table), a compiled view's JSON, or undefined (unknown: write it). */
   private installed: string | undefined;
-  /** Resolved after the next sync that starts after they were queued. */
-  private waiters: Array<() => void> = [];
   /** Last sync's figures: for logs, tests and the bench. */
   lastResult: { ms: number; counts: Record<string, number>; at: number } | undefined;
   /** Syncs done (a test waits for one). */
   syncs = 0;
 
   constructor(private readonly o: EnforcerOptions) {
+    this.runner = new BoundedFrequencyRunner({
+      fn: () => this.sync(),
+      minIntervalMs: o.minSyncMs ?? 50,
+      check: {
+        everyMs: o.checkMs ?? 5000,
+        intact: () => o.backend.intact(),
+        skip: () => this.installed === 'none' || this.installed === undefined,
+        lost: () => {
+          o.log(`network policy on ${o.nodeName}: the ${o.backend.name} rules are gone (flushed?): restoring them`);
+          this.installed = undefined;
+        },
+      },
+    });
     const changed = () => this.schedule();
     this.policies = new Informer<NetworkPolicyObject>(o.client, NETWORK_POLICIES, changed, o.log);
     this.pods = new Informer<Pod>(o.client, PODS, (pod) => {
@@ -82,8 +99,7 @@ export class PolicyEnforcer {
   async start(): Promise<void> {
     await Promise.all([this.policies.start(), this.pods.start(), this.namespaces.start()]);
     this.schedule();
-    this.checker = setInterval(() => void this.check(), this.o.checkMs ?? 5000);
-    this.checker.unref();
+    this.runner.start();
   }
 
   /** Stops watching; the rules stay (as kube-proxy's do) until the node's namespace goes. */
@@ -92,10 +108,7 @@ export class PolicyEnforcer {
     this.policies.stop();
     this.pods.stop();
     this.namespaces.stop();
-    clearTimeout(this.timer);
-    clearInterval(this.checker);
-    await this.running;
-    for (const w of this.waiters.splice(0)) w();
+    await this.runner.stop();
   }
 
   /**
@@ -114,10 +127,7 @@ export class PolicyEnforcer {
       this.schedule(); // it may be a peer of other pods' rules
       return;
     }
-    await new Promise<void>((resolve) => {
-      this.waiters.push(resolve);
-      this.schedule();
-    });
+    await this.runner.next();
   }
 
   /** Everything the model reads, from the informers' caches and the starting pods. */
@@ -137,19 +147,7 @@ export class PolicyEnforcer {
 
   /** Batches changes: at most one sync per minSyncMs, and never two at once. */
   schedule(): void {
-    this.pending = true;
-    if (this.timer || this.running || this.stopped) return;
-    const wait = Math.max(0, this.lastSync + (this.o.minSyncMs ?? 50) - Date.now());
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.pending = false;
-      const waiting = this.waiters.splice(0);
-      this.running = this.sync().finally(() => {
-        this.running = undefined;
-        for (const w of waiting) w();
-        if (this.pending) this.schedule();
-      });
-    }, wait);
+    this.runner.run();
   }
 
   private async sync(): Promise<void> {
@@ -177,23 +175,7 @@ export class PolicyEnforcer {
     } catch (e) {
       this.installed = undefined;
       this.o.log(`network policy on ${nodeName}: sync failed, previous rules kept: ${e instanceof Error ? e.message : String(e)}`);
-      if (!this.stopped) setTimeout(() => this.schedule(), 1000).unref();
-    } finally {
-      this.lastSync = Date.now();
-    }
-  }
-
-  /** A check under way: a slow one (the kernel busy) is never joined by another every interval. */
-  private checking = false;
-
-  private async check(): Promise<void> {
-    if (this.running || this.stopped || this.checking || this.installed === 'none' || this.installed === undefined) return;
-    this.checking = true;
-    const ok = await this.o.backend.intact().catch(() => false).finally(() => (this.checking = false));
-    if (!ok) {
-      this.o.log(`network policy on ${this.o.nodeName}: the ${this.o.backend.name} rules are gone (flushed?): restoring them`);
-      this.installed = undefined;
-      this.schedule();
+      this.runner.retryAfter(1000);
     }
   }
 }

@@ -140,6 +140,25 @@ export function formatInterval(iv: Interval): string {
   return iv.first === iv.last ? f(iv.first) : `${f(iv.first)}-${f(iv.last)}`;
 }
 
+/** Elements by a compiled rule's (shared) address lists: a policy's peers are rendered once, not once per pod it selects. */
+const elementMemo = new WeakMap<string[], WeakMap<Interval[], string[]>>();
+
+/** A peer set's IPv4 addresses as merged interval strings ("10.0.0.1", "10.0.0.0-10.0.0.127"), what both backends' sets hold. */
+export function ipv4Elements(ips: string[], intervals: Interval[]): string[] {
+  let byIntervals = elementMemo.get(ips);
+  if (!byIntervals) elementMemo.set(ips, (byIntervals = new WeakMap()));
+  let hit = byIntervals.get(intervals);
+  if (!hit) {
+    const all: Interval[] = [...intervals];
+    for (const ip of ips) {
+      const a = tryParseIP(ip);
+      if (a) all.push({ family: a.family, first: a.value, last: a.value });
+    }
+    byIntervals.set(intervals, (hit = mergeIntervals(all.filter((iv) => iv.family === 4)).map(formatInterval)));
+  }
+  return hit;
+}
+
 function inBlock(block: IPBlock, ip: string): boolean {
   const a = tryParseIP(ip);
   if (!a) return false;

@@ -7,7 +7,7 @@
 import type { Api } from '../apiserver/api.ts';
 import { LocalClient } from '../apiserver/objects.ts';
 import type { IptablesBackend, Netns } from '../dataplane/port.ts';
-import { PolicyEnforcer, type NetpolBackend } from './enforcer.ts';
+import { PolicyEnforcer, type NetpolBackend, type NetpolProxyInfo } from './enforcer.ts';
 import { IptablesPolicyBackend } from './iptables.ts';
 import type { CompiledNode } from './model.ts';
 import { NftablesPolicyBackend, nftRemoval } from './nftables.ts';
@@ -16,7 +16,7 @@ import { NftablesPolicyBackend, nftRemoval } from './nftables.ts';
 export class KernelPolicyBackend implements NetpolBackend {
   private chosen?: NetpolBackend;
 
-  constructor(private readonly netns: Netns, private readonly iptables: IptablesBackend | undefined, private readonly forced?: 'nftables' | 'iptables') {}
+  constructor(private readonly netns: Netns, private readonly iptables: IptablesBackend | undefined, private readonly forced?: 'nftables' | 'iptables', private readonly proxy: NetpolProxyInfo = {}) {}
 
   get name(): 'nftables' | 'iptables' {
     return this.chosen?.name ?? 'nftables';
@@ -27,7 +27,7 @@ export class KernelPolicyBackend implements NetpolBackend {
       // Listing is not enough: user-mode Linux's kernel lists inet tables but refuses to make one
       // ("Operation not supported"), so the probe makes the table and takes it away again.
       const nft = this.forced ? this.forced === 'nftables' : await this.netns.nft(nftRemoval()).then(() => true, () => false);
-      this.chosen = nft ? new NftablesPolicyBackend(this.netns) : new IptablesPolicyBackend(this.netns, this.iptables);
+      this.chosen = nft ? new NftablesPolicyBackend(this.netns, this.proxy) : new IptablesPolicyBackend(this.netns, this.iptables, this.proxy);
     }
     return this.chosen;
   }
@@ -45,8 +45,9 @@ export class KernelPolicyBackend implements NetpolBackend {
   }
 }
 
-export function nodePolicy(o: { api: Api; nodeName: string; netns: Netns; spec: { iptablesBackend?: IptablesBackend }; log: (line: string) => void }): PolicyEnforcer {
+export function nodePolicy(o: { api: Api; nodeName: string; netns: Netns; spec: { iptablesBackend?: IptablesBackend; proxyMode?: string; serviceCIDR: string }; log: (line: string) => void }): PolicyEnforcer {
   const env = process.env.KUBEWIRE_NETPOL_BACKEND;
   const forced = env === 'iptables' || env === 'nftables' ? env : undefined;
-  return new PolicyEnforcer({ client: new LocalClient(o.api), nodeName: o.nodeName, backend: new KernelPolicyBackend(o.netns, o.spec.iptablesBackend, forced), log: o.log });
+  const proxy: NetpolProxyInfo = o.spec.proxyMode === 'ipvs' ? { ipvs: true, serviceCIDR: o.spec.serviceCIDR } : {};
+  return new PolicyEnforcer({ client: new LocalClient(o.api), nodeName: o.nodeName, backend: new KernelPolicyBackend(o.netns, o.spec.iptablesBackend, forced, proxy), log: o.log });
 }

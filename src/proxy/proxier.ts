@@ -2,7 +2,8 @@
 // informers over any ObjectClient: the daemon's Api in process, or an API server over HTTPS) and,
 // shortly after a change, hands the node's whole view (buildServicePorts) to its backend
 // (iptables or nftables), which puts it into the kernel in one transaction. Changes are
-// batched (at most one sync per minSyncMs, never two at once); a failed sync keeps the
+// batched by a BoundedFrequencyRunner (async/: at most one sync per minSyncMs, never two at
+// once; the NetworkPolicy enforcer runs on the same one); a failed sync keeps the
 // previous rules and is retried; the backend is checked every few seconds for rules lost
 // to a flush; stale UDP conntrack entries are deleted after each sync; kube-proxy's
 // metrics and healthz are served in the node's namespace.
@@ -11,6 +12,7 @@ import { resourceNamed } from '../api/resources.ts';
 import { namespacedName, type EndpointSlice, type Service } from '../api/types.ts';
 import { Informer } from '../apiserver/informer.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
+import { BoundedFrequencyRunner } from '../async/bounded-frequency-runner.ts';
 import type { Netns } from '../dataplane/port.ts';
 import { staleUdpDeletions, udpState, type UdpState } from './conntrack.ts';
 import { ProxyMetrics, serveProxyMetrics, type HealthNote } from './metrics.ts';
@@ -58,12 +60,7 @@ export interface ProxierOptions {
 
 export class Proxier {
   readonly metrics: ProxyMetrics;
-  private timer?: NodeJS.Timeout;
-  private checker?: NodeJS.Timeout;
-  private running?: Promise<void>;
-  private pending = false;
-  private lastSync = 0;
-  private stopped = false;
+  private readonly runner: BoundedFrequencyRunner;
   private udp = new Map<string, UdpState>();
   private closeMetrics?: () => Promise<void>;
   // Change tracking (kube-proxy's ServiceChangeTracker / EndpointsChangeTracker): the objects
@@ -83,6 +80,12 @@ export class Proxier {
     this.metrics = new ProxyMetrics(o.nodeName);
     const m = this.metrics;
     const log = (l: string) => o.log(`proxy on ${o.nodeName}: ${l}`);
+    this.runner = new BoundedFrequencyRunner({
+      fn: () => this.sync(),
+      minIntervalMs: o.minSyncMs ?? 100,
+      ready: () => this.synced,
+      check: { everyMs: o.checkMs ?? 5000, intact: () => o.backend.intact(), lost: () => log(`the ${o.backend.mode} rules are gone (flushed?): restoring them`) },
+    });
     this.services = new Informer<Service>(o.client, resourceNamed('services')!, (svc) => {
       if (svc) {
         m.serviceChanges.inc();
@@ -110,8 +113,7 @@ export class Proxier {
       return undefined;
     });
     this.schedule();
-    this.checker = setInterval(() => void this.check(), this.o.checkMs ?? 5000);
-    this.checker.unref();
+    this.runner.start();
   }
 
   /** Whether both caches hold their first list (nothing is programmed before). */
@@ -120,12 +122,9 @@ export class Proxier {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     this.services.stop();
     this.slices.stop();
-    clearTimeout(this.timer);
-    clearInterval(this.checker);
-    await this.running;
+    await this.runner.stop();
     await this.closeMetrics?.();
   }
 
@@ -183,19 +182,9 @@ export class Proxier {
 
   /** Batches changes: at most one sync per minSyncMs, and never two at once. */
   schedule(): void {
-    this.pending = true;
     if (!this.metrics.pendingSince) this.metrics.pendingSince = Date.now();
     this.metrics.lastQueued.setToCurrentTime();
-    if (this.timer || this.running || this.stopped || !this.synced) return;
-    const wait = Math.max(0, this.lastSync + (this.o.minSyncMs ?? 100) - Date.now());
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.pending = false;
-      this.running = this.sync().finally(() => {
-        this.running = undefined;
-        if (this.pending) this.schedule();
-      });
-    }, wait);
+    this.runner.run();
   }
 
   private async sync(): Promise<void> {
@@ -211,7 +200,7 @@ export class Proxier {
     try {
       const ports = this.currentPorts();
       const { counts, partial, recheckMs } = await this.o.backend.apply(ports);
-      if (recheckMs !== undefined && !this.stopped) setTimeout(() => this.schedule(), recheckMs).unref();
+      if (recheckMs !== undefined) this.runner.retryAfter(recheckMs);
       // Only once the new rules are in: stale UDP flows would otherwise be re-created by the old ones.
       const udp = udpState(ports);
       for (const filter of staleUdpDeletions(this.udp, udp)) await netns.conntrackDelete(filter).catch(() => undefined);
@@ -230,27 +219,7 @@ export class Proxier {
       if (waiting) m.pendingSince = waiting;
       // The previous ruleset stays (the change is one transaction); try again, whole, soon.
       this.o.log(`proxy on ${this.o.nodeName}: sync failed, previous rules kept: ${e instanceof Error ? e.message : String(e)}`);
-      if (!this.stopped) setTimeout(() => this.schedule(), 1000).unref();
-    } finally {
-      this.lastSync = Date.now();
-    }
-  }
-
-  /** No check before this: one that took d ms waits 9 d more, so checks take at most a tenth of the time. */
-  private nextCheck = 0;
-
-  /** A check under way: a slow one (the kernel busy with a big ruleset) is never joined by another every interval. */
-  private checking = false;
-
-  private async check(): Promise<void> {
-    if (this.running || this.stopped || this.checking || Date.now() < this.nextCheck) return;
-    const t0 = Date.now();
-    this.checking = true;
-    const ok = await this.o.backend.intact().catch(() => false).finally(() => (this.checking = false));
-    this.nextCheck = Date.now() + 9 * (Date.now() - t0);
-    if (!ok) {
-      this.o.log(`proxy on ${this.o.nodeName}: the ${this.o.backend.mode} rules are gone (flushed?): restoring them`);
-      this.schedule();
+      this.runner.retryAfter(1000);
     }
   }
 }
