@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { EndpointSlice, Ingress, Node, Pod, Service } from '../src/api/types.ts';
+import type { EndpointSlice, Ingress, NetworkPolicy, Node, Pod, Service } from '../src/api/types.ts';
 import { planCluster, DEFAULT_SPEC } from '../src/cluster/plan.ts';
 import { diffElements, visible } from '../src/ui/graph.ts';
 import { topology } from '../src/ui/topology.ts';
@@ -201,4 +201,21 @@ test('layout, given the previous one: pods keep their places as they get their a
   for (const p of running.slice(1)) assert.deepEqual(third.at.get(`pod/default/${p.metadata.name}`), first.at.get(`pod/default/${p.metadata.name}`));
   // Without a previous layout: podOrder, as before.
   assert.deepEqual(layoutGraph(topology(objects(running))).at.get('pod/default/p-5'), first.at.get('pod/default/p-0'));
+});
+
+test('NetworkPolicy: an isolated pod is marked and names the policies that isolate it, per direction; other namespaces\' policies and unselected pods are untouched', () => {
+  const np = (ns: string, name: string, spec: object) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: ns, name }, spec: { podSelector: {}, ...spec } }) as NetworkPolicy;
+  const policies = [
+    np('default', 'deny-ingress', { podSelector: { matchLabels: { app: 'web' } } }),
+    np('default', 'egress-dns', { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Egress'], egress: [{ ports: [{ port: 53, protocol: 'UDP' }] }] }),
+    np('other', 'deny-all', { policyTypes: ['Ingress', 'Egress'] }),
+  ];
+  const g = topology({ ...objects([pod('a', 'g-node-1', '10.244.0.5'), pod('b', 'g-node-2', '10.244.1.5', { app: 'db' })]), policies });
+  const a = g.find((e) => e.data.id === 'pod/default/a')!;
+  const b = g.find((e) => e.data.id === 'pod/default/b')!;
+  assert.equal(a.classes, 'running isolated');
+  assert.ok(a.data.facts?.includes('isolated for ingress by default/deny-ingress'), a.data.facts?.join('; '));
+  assert.ok(a.data.facts?.includes('isolated for egress by default/egress-dns'), a.data.facts?.join('; '));
+  assert.equal(b.classes, 'running', "b is selected by no policy of its namespace (other/deny-all is another namespace's)");
+  assert.ok(!b.data.facts?.some((f) => f.startsWith('isolated')));
 });

@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { RESOURCES } from '../api/resources.ts';
-import type { EndpointSlice, Ingress, KubeObject, Node, Pod, Service } from '../api/types.ts';
+import type { EndpointSlice, Ingress, KubeObject, NetworkPolicy, Node, Pod, Service } from '../api/types.ts';
 import { Informer } from '../apiserver/informer.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
 import type { ClusterPlan } from '../cluster/plan.ts';
@@ -68,6 +68,7 @@ export class UiServer {
       services: new Informer<Service>(o.client, rt('Service'), changed, log),
       slices: new Informer<EndpointSlice>(o.client, rt('EndpointSlice'), changed, log),
       ingresses: new Informer<Ingress>(o.client, rt('Ingress'), changed, log),
+      policies: new Informer<NetworkPolicy>(o.client, rt('NetworkPolicy'), changed, log),
     };
     this.server = createServer((req, res) =>
       void this.handle(req, res).catch((e: Error) => {
@@ -111,6 +112,7 @@ export class UiServer {
       services: items(this.informers.services),
       slices: items(this.informers.slices),
       ingresses: items(this.informers.ingresses),
+      policies: items(this.informers.policies),
       attachments: new Map(nodes.map((n) => [n.metadata.name, this.attachments(n.metadata.name)])),
     });
   }

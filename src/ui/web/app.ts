@@ -11,6 +11,7 @@ import cytoscape, { type Core, type ElementDefinition } from 'cytoscape';
 import { diffElements, tracePath, visible, type GraphElement, type TraceStep } from '../graph.ts';
 import { fitView, layoutGraph, SIZES, type Layout, type Rect } from '../layout.ts';
 import type { Leg, Trace } from '../../trace/types.ts';
+import { hopWhat } from '../../trace/render.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -22,6 +23,8 @@ const STYLE: cytoscape.StylesheetJson = [
   { selector: 'node[kind = "node"]', style: { 'z-compound-depth': 'bottom', shape: 'round-rectangle', width: 'data(boxW)', height: 'data(boxH)', 'text-valign': 'top', 'text-halign': 'center', 'background-color': '#f8fafc', 'border-color': '#475569', 'border-width': 2, 'font-size': 13, 'font-weight': 'bold', 'text-margin-y': -4 } },
   { selector: 'node[kind = "pod"]', style: { 'font-size': 10, 'text-max-width': `${SIZES.pod.w - 10}px`, 'text-overflow-wrap': 'anywhere', 'background-color': '#dcfce7', 'border-color': '#16a34a' } },
   { selector: 'node.pending, node.terminating', style: { 'background-color': '#fef9c3', 'border-color': '#ca8a04', 'border-style': 'dashed' } },
+  // Isolated by a NetworkPolicy (its facts name the policies): a red double border.
+  { selector: 'node.isolated', style: { 'border-color': '#dc2626', 'border-width': 3, 'border-style': 'double' } },
   { selector: 'node.failed', style: { 'background-color': '#fee2e2', 'border-color': '#dc2626' } },
   // The bridge: a bar its pods' veth pairs end on; its name and address above it.
   { selector: 'node[kind = "bridge"]', style: { shape: 'rectangle', 'background-color': '#2563eb', 'border-color': '#1e40af', 'text-valign': 'top', 'text-margin-y': -3, color: '#1e3a8a', width: SIZES.bar, height: SIZES.pod.h } },
@@ -479,7 +482,7 @@ function drawTrace(t: Trace): void {
     ...rows.map(({ h, kind }, i) => {
       const tr = document.createElement('tr');
       tr.className = kind;
-      for (const text of [String(i + 1), h.netns, h.kind, h.in ?? '', h.out ?? '', [h.detail, h.rule && `rule: ${h.rule}`, h.translation && `NAT: ${h.translation}`].filter(Boolean).join('; ')]) {
+      for (const text of [String(i + 1), h.netns, h.kind, h.in ?? '', h.out ?? '', hopWhat(h)]) {
         const td = document.createElement('td');
         td.textContent = text;
         tr.append(td);
