@@ -22,7 +22,7 @@ const FILES: Array<[string, string]> = [
   [machineryRepo, 'pkg/util/intstr/generated.proto'],
   [machineryRepo, 'pkg/api/resource/generated.proto'],
   [machineryRepo, 'pkg/apis/meta/v1/generated.proto'],
-  ...['core/v1', 'apps/v1', 'batch/v1', 'networking/v1', 'discovery/v1', 'coordination/v1', 'autoscaling/v1', 'policy/v1', 'authentication/v1', 'authorization/v1'].map((gv) => [apiRepo, `${gv}/generated.proto`] as [string, string]),
+  ...['core/v1', 'apps/v1', 'batch/v1', 'networking/v1', 'discovery/v1', 'coordination/v1', 'rbac/v1', 'autoscaling/v1', 'policy/v1', 'authentication/v1', 'authorization/v1'].map((gv) => [apiRepo, `${gv}/generated.proto`] as [string, string]),
 ];
 
 // Go structs embedded with `json:",inline"` are one field on the wire and their fields at the
@@ -55,7 +55,7 @@ for (const [repo, path] of FILES) protobuf.parse(show(repo, path), root, { keepC
 root.resolveAll();
 
 /** The proto package of a group/version: core/v1 -> k8s.io.api.core.v1, apps/v1 -> k8s.io.api.apps.v1. */
-const packageOf = (group: string, version: string) => `k8s.io.api.${group ? group.replace(/\.k8s\.io$/, '').replace(/\./g, '') : 'core'}.${version}`;
+const packageOf = (group: string, version: string) => `k8s.io.api.${group ? group.split('.')[0] : 'core'}.${version}`;
 
 // Every message reachable from the served kinds (and the Unknown envelope and the scale subresource).
 const wanted = new Set<string>();

@@ -14,6 +14,8 @@ export const POD_SPEC_IGNORED: Readonly<Record<string, string>> = {
   automountServiceAccountToken: 'no service account tokens are mounted',
   ephemeralContainers: 'ephemeral containers are not run',
   hostIPC: 'pods share no IPC namespace with the host',
+  // Accepted so that install manifests written for real clusters (deploy/) apply; kubewire's own node components run in the node's namespace (up --components external).
+  hostNetwork: "the pod gets its own network namespace and address, not the node's",
   hostPID: 'pods share no PID namespace with the host',
   hostUsers: 'no user namespaces',
   imagePullSecrets: 'images are not pulled',
@@ -104,13 +106,17 @@ export const SPEC_IGNORED: Readonly<Record<string, Readonly<Record<string, strin
 /** Kinds stored and listed but acted on by nothing in kubewire: the whole object is named. */
 export const KIND_IGNORED: Readonly<Record<string, string>> = {
   ServiceAccount: 'stored only: no tokens are made or mounted, and nothing is authorized by it',
+  ClusterRole: 'stored only: kubewire does not enforce RBAC (every authenticated user may do everything)',
+  ClusterRoleBinding: 'stored only: kubewire does not enforce RBAC (every authenticated user may do everything)',
+  Role: 'stored only: kubewire does not enforce RBAC (every authenticated user may do everything)',
+  RoleBinding: 'stored only: kubewire does not enforce RBAC (every authenticated user may do everything)',
 };
 
 /** Values of ignored fields that mean nothing different from kubewire's behaviour: no warning. */
 function harmless(path: string, value: unknown): boolean {
   if (value === undefined || value === null || isUpstreamDefault(path, value)) return true;
   if (path === 'completionMode') return value === 'NonIndexed';
-  if (path === 'suspend' || path === 'paused' || path === 'hostPID' || path === 'hostIPC' || path === 'shareProcessNamespace' || path === 'setHostnameAsFQDN' || path === 'stdin' || path === 'stdinOnce' || path === 'tty' || path === 'manualSelector') return value === false;
+  if (path === 'suspend' || path === 'paused' || path === 'hostPID' || path === 'hostIPC' || path === 'hostNetwork' || path === 'shareProcessNamespace' || path === 'setHostnameAsFQDN' || path === 'stdin' || path === 'stdinOnce' || path === 'tty' || path === 'manualSelector') return value === false;
   if (path === 'minReadySeconds') return value === 0;
   if (path === 'allocateLoadBalancerNodePorts') return value === true;
   if (path === 'automountServiceAccountToken') return value === false;

@@ -6,6 +6,7 @@ import { formatPrefix, networkOf, tryParseIP, tryParsePrefix } from '../netaddr/
 import { matches } from './labels.ts';
 import { qualifiedKind } from './resources.ts';
 import { networkPolicySpecErrors } from './networkpolicy-validation.ts';
+import { rbacErrors } from './rbac.ts';
 import type { ConfigMap, Container, DaemonSet, Job, PodDNSConfig, Probe, SecurityContext, StatefulSet, Deployment, ReplicaSet, EndpointSlice, Ingress, IngressBackend, IngressClass, KubeObject, LabelSelector, Node, Pod, PodSpec, Secret, Service } from './types.ts';
 
 export interface FieldError {
@@ -219,7 +220,6 @@ function checkPodSpec(e: Errors, f: string, spec: PodSpec | undefined): void {
   }
   const grace = spec.terminationGracePeriodSeconds;
   if (grace !== undefined && (!Number.isInteger(grace) || grace < 0)) e.add(`${f}.terminationGracePeriodSeconds`, `Invalid value: ${JSON.stringify(grace)}: must be a non-negative integer`);
-  if (spec.hostNetwork) e.add(`${f}.hostNetwork`, 'Forbidden: kubewire pods get their own network namespace (hostNetwork is not supported)');
   if (spec.securityContext !== undefined) checkSecurityContext(e, `${f}.securityContext`, spec.securityContext);
   if (spec.nodeSelector !== undefined) checkLabels(e, `${f}.nodeSelector`, spec.nodeSelector);
   checkPodDns(e, f, spec);
@@ -583,6 +583,11 @@ export function validate(obj: KubeObject): FieldError[] {
     case 'Secret': checkSecret(e, obj as Secret); break;
     case 'ConfigMap': checkConfigMap(e, obj as ConfigMap); break;
     case 'ServiceAccount': checkMeta(e, obj, 'subdomain'); break;
+    case 'Role': case 'ClusterRole': case 'RoleBinding': case 'ClusterRoleBinding':
+      e.list.push(...rbacErrors(obj)); // names are path segments (system:node-proxier), not DNS names
+      if (obj.metadata?.namespace !== undefined) e.add('metadata.namespace', dnsLabelProblem(obj.metadata.namespace));
+      checkLabels(e, 'metadata.labels', obj.metadata?.labels);
+      break;
     case 'StatefulSet': checkStatefulSet(e, obj as StatefulSet); break;
     case 'DaemonSet': checkDaemonSet(e, obj as DaemonSet); break;
     case 'Job': checkJob(e, obj as Job); break;

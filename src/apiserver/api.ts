@@ -13,6 +13,7 @@ import { appliedObject, sameManifest, type ApplyResult } from '../api/apply.ts';
 import { freeGeneratedName, generateName } from '../api/names.ts';
 import { formatErrors, statusCauses, validate, type FieldError } from '../api/validation.ts';
 import { withDefaults } from '../api/defaults/index.ts';
+import { rbacUpdateError } from '../api/rbac.ts';
 import { admitService, ServiceInvalid, type Allocated } from './services.ts';
 import { admitIngress, admitSecret } from './admission.ts';
 import { Store, StoreError, keyOf, type Key, type WatchEvent } from './store.ts';
@@ -282,6 +283,8 @@ export class Api {
     if (next.kind === 'IngressClass' && (current as IngressClass).spec.controller !== (next as IngressClass).spec.controller) {
       throw invalid(`IngressClass.networking.k8s.io ${name} is invalid: spec.controller: Invalid value: field is immutable`);
     }
+    const rbac = rbacUpdateError(current, next);
+    if (rbac) throw new InvalidObjectError(next, [rbac]);
     if (next.kind === 'Node') {
       const a = (current as Node).spec?.podCIDR;
       const b = (next as Node).spec?.podCIDR;

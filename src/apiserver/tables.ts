@@ -6,6 +6,7 @@
 
 import type { KubeObject, LabelSelector } from '../api/types.ts';
 import { DOCS } from './table-docs.ts';
+import { bindingColumns, type RoleBinding } from '../api/rbac.ts';
 
 export interface ColumnDefinition {
   name: string;
@@ -517,11 +518,27 @@ export const PRINTERS: Readonly<Record<string, Printer>> = {
     columns: [NAME, col('Secrets', 'string', doc('ServiceAccount.secrets')), AGE],
     row: (s, now) => ({ cells: [name(s), (s.secrets ?? []).length, age(s, now)] }),
   },
+  // Upstream's Role and ClusterRole columns are the default ones.
+  Role: { columns: [NAME, col('Created At', 'date', doc('ObjectMeta.creationTimestamp'))], row: (o) => ({ cells: [name(o), o.metadata?.creationTimestamp ?? ''] }) },
+  ClusterRole: { columns: [NAME, col('Created At', 'date', doc('ObjectMeta.creationTimestamp'))], row: (o) => ({ cells: [name(o), o.metadata?.creationTimestamp ?? ''] }) },
+  RoleBinding: bindingPrinter('RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable.'),
+  ClusterRoleBinding: bindingPrinter('RoleRef can only reference a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable.'),
   Lease: {
     columns: [NAME, col('Holder', 'string', doc('LeaseSpec.holderIdentity')), AGE],
     row: (l, now) => ({ cells: [name(l), l.spec?.holderIdentity ?? '', age(l, now)] }),
   },
 };
+
+/** Upstream's roleBinding columns (Roles and ClusterRoles print the default Name and Created At). */
+function bindingPrinter(roleDoc: string): Printer {
+  return {
+    columns: [NAME, col('Role', 'string', roleDoc), AGE, col('Users', 'string', 'Users in the roleBinding', 1), col('Groups', 'string', 'Groups in the roleBinding', 1), col('ServiceAccounts', 'string', 'ServiceAccounts in the roleBinding', 1)],
+    row: (b, now) => {
+      const c = bindingColumns(b as unknown as RoleBinding);
+      return { cells: [name(b), c.role, age(b, now), c.users, c.groups, c.serviceAccounts] };
+    },
+  };
+}
 
 /** The default Table of a kind upstream has no printer for: Name and Created At (the API server's DefaultTableConvertor). */
 const DEFAULT_PRINTER: Printer = {

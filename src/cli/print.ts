@@ -3,6 +3,7 @@
 
 import { stringify } from 'yaml';
 import type { ResourceType } from '../api/resources.ts';
+import { bindingColumns, type RoleBinding } from '../api/rbac.ts';
 import type { ConfigMap, DaemonSet, Deployment, ReplicaSet, EndpointSlice, Event, Ingress, IngressClass, Job, KubeObject, Namespace, NetworkPolicy, Node, Pod, Secret, Service, StatefulSet } from '../api/types.ts';
 import { formatSelector } from '../api/labels.ts';
 import { formatLabelSelector, since } from '../apiserver/tables.ts';
@@ -114,6 +115,13 @@ function serviceRow(svc: Service, wide: boolean): string[] {
   return row;
 }
 
+function bindingRow(o: KubeObject, wide: boolean): string[] {
+  const c = bindingColumns(o as RoleBinding);
+  const row = [o.metadata.name, c.role, age(o.metadata.creationTimestamp)];
+  if (wide) row.push(c.users, c.groups, c.serviceAccounts);
+  return row;
+}
+
 function sliceRow(es: EndpointSlice): string[] {
   const ports = (es.ports ?? []).map((p) => String(p.port ?? '<unset>')).join(',') || '<unset>';
   const addrs = es.endpoints.map((e) => e.addresses[0]!);
@@ -149,6 +157,10 @@ const HEADERS: Record<string, { base: string[]; wide: string[]; row: (o: KubeObj
   DaemonSet: { base: ['NAME', 'DESIRED', 'CURRENT', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'NODE SELECTOR', 'AGE'], wide: ['CONTAINERS', 'IMAGES', 'SELECTOR'], row: (o, w) => daemonSetRow(o as DaemonSet, w) },
   Job: { base: ['NAME', 'STATUS', 'COMPLETIONS', 'DURATION', 'AGE'], wide: ['CONTAINERS', 'IMAGES'], row: (o, w) => jobRow(o as Job, w) },
   ConfigMap: { base: ['NAME', 'DATA', 'AGE'], wide: [], row: (o) => [o.metadata.name, String(Object.keys((o as ConfigMap).data ?? {}).length + Object.keys((o as ConfigMap).binaryData ?? {}).length), age(o.metadata.creationTimestamp)] },
+  ClusterRole: { base: ['NAME', 'CREATED AT'], wide: [], row: (o) => [o.metadata.name, o.metadata.creationTimestamp ?? ''] },
+  Role: { base: ['NAME', 'CREATED AT'], wide: [], row: (o) => [o.metadata.name, o.metadata.creationTimestamp ?? ''] },
+  ClusterRoleBinding: { base: ['NAME', 'ROLE', 'AGE'], wide: ['USERS', 'GROUPS', 'SERVICEACCOUNTS'], row: bindingRow },
+  RoleBinding: { base: ['NAME', 'ROLE', 'AGE'], wide: ['USERS', 'GROUPS', 'SERVICEACCOUNTS'], row: bindingRow },
   ServiceAccount: { base: ['NAME', 'SECRETS', 'AGE'], wide: [], row: (o) => [o.metadata.name, String(Array.isArray(o.secrets) ? o.secrets.length : 0), age(o.metadata.creationTimestamp)] },
   Secret: { base: ['NAME', 'TYPE', 'DATA', 'AGE'], wide: [], row: (o) => [o.metadata.name, (o as Secret).type ?? 'Opaque', String(Object.keys((o as Secret).data ?? {}).length), age(o.metadata.creationTimestamp)] },
   Event: { base: ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'], wide: [], row: (o) => eventRow(o as Event) },

@@ -7,6 +7,7 @@ import { defaultJob } from './batch.ts';
 import { defaultNamespace, defaultPod } from './core.ts';
 import { defaultEndpointSlice } from './discovery.ts';
 import { defaultNetworkPolicy } from './networking.ts';
+import { defaultBinding } from '../rbac.ts';
 
 const BY_KIND: Readonly<Record<string, (o: KubeObject) => KubeObject>> = {
   Pod: defaultPod,
@@ -18,6 +19,8 @@ const BY_KIND: Readonly<Record<string, (o: KubeObject) => KubeObject>> = {
   Job: defaultJob,
   EndpointSlice: defaultEndpointSlice,
   NetworkPolicy: defaultNetworkPolicy,
+  RoleBinding: defaultBinding,
+  ClusterRoleBinding: defaultBinding,
 };
 
 /** The object with upstream's defaults filled in (a new object; the input is not changed). */

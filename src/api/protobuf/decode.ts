@@ -48,7 +48,7 @@ function types(): protobuf.Root {
 /** The proto package of a group/version, as generated.proto names it: apps/v1 -> k8s.io.api.apps.v1, '' -> core. */
 export function protoTypeName(apiVersion: string, kind: string): string {
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') as [string, string] : ['', apiVersion];
-  return `k8s.io.api.${group ? group.replace(/\.k8s\.io$/, '').replace(/\./g, '') : 'core'}.${version}.${kind}`;
+  return `k8s.io.api.${group ? group.split('.')[0] : 'core'}.${version}.${kind}`;
 }
 
 const META = 'k8s.io.apimachinery.pkg';
