@@ -169,6 +169,10 @@ export const TYPES: Record<string, Record<string, string>> = {
   ['io.k8s.api.networking.v1.NetworkPolicyEgressRule']: { to: 'io.k8s.api.networking.v1.NetworkPolicyPeer' },
   ['io.k8s.api.networking.v1.NetworkPolicyPeer']: { podSelector: SELECTOR, namespaceSelector: SELECTOR, ipBlock: 'io.k8s.api.networking.v1.IPBlock' },
   ['io.k8s.api.discovery.v1.EndpointSlice']: { metadata: META, endpoints: 'io.k8s.api.discovery.v1.Endpoint' },
+  ['io.k8s.api.rbac.v1.ClusterRole']: { metadata: META },
+  ['io.k8s.api.rbac.v1.Role']: { metadata: META },
+  ['io.k8s.api.rbac.v1.ClusterRoleBinding']: { metadata: META },
+  ['io.k8s.api.rbac.v1.RoleBinding']: { metadata: META },
   [SELECTOR]: { matchExpressions: 'io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement' },
 };
 
@@ -178,11 +182,13 @@ const GROUP_PACKAGE: Record<string, string> = {
   batch: 'io.k8s.api.batch.v1',
   'networking.k8s.io': 'io.k8s.api.networking.v1',
   'discovery.k8s.io': 'io.k8s.api.discovery.v1',
+  'rbac.authorization.k8s.io': 'io.k8s.api.rbac.v1',
 };
 
 const KIND_GROUP: Record<string, string> = {
   Deployment: 'apps', StatefulSet: 'apps', DaemonSet: 'apps', ReplicaSet: 'apps', Job: 'batch',
   Ingress: 'networking.k8s.io', IngressClass: 'networking.k8s.io', NetworkPolicy: 'networking.k8s.io', EndpointSlice: 'discovery.k8s.io',
+  ClusterRole: 'rbac.authorization.k8s.io', ClusterRoleBinding: 'rbac.authorization.k8s.io', Role: 'rbac.authorization.k8s.io', RoleBinding: 'rbac.authorization.k8s.io',
 };
 
 /** The OpenAPI definition name of a served kind: Deployment -> io.k8s.api.apps.v1.Deployment. */
