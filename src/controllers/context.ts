@@ -6,6 +6,8 @@
 
 import { RESOURCES, resourceOfKind, type ResourceType } from '../api/resources.ts';
 import type { KubeObject } from '../api/types.ts';
+import type { IndexDefs } from '../apiserver/cache.ts';
+import { INDEXES } from '../apiserver/indexes.ts';
 import { SharedInformers, type Informer } from '../apiserver/informer.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
 
@@ -22,12 +24,24 @@ export function lister<T extends KubeObject>(ctx: ControllerContext, kind: strin
   return ctx.informers.of<T>(kind);
 }
 
+/**
+ * The indexes the controllers read (the store's own definitions, indexes.ts), and only those:
+ * each costs every event of its kind (10k Services: the admission's clusterIP and nodePort
+ * indexes are none of a controller's business).
+ */
+export const CONTROLLER_INDEXES: IndexDefs = {
+  Pod: { nodeName: INDEXES.Pod!.nodeName!, unscheduled: INDEXES.Pod!.unscheduled!, owner: INDEXES.Pod!.owner! },
+  ReplicaSet: { owner: INDEXES.ReplicaSet!.owner! },
+  EndpointSlice: { service: INDEXES.EndpointSlice!.service! },
+  Service: { selecting: INDEXES.Service!.selecting! },
+};
+
 /** Every kind a controller reads: the garbage collector reads them all (but Events, which own nothing). */
 export const INFORMED_KINDS = RESOURCES.map((r) => r.kind).filter((k) => k !== 'Event');
 
 /** A context whose informers (every kind the controllers read) have listed and are watching. */
 export async function startContext(client: ObjectClient, log: (line: string) => void = () => {}): Promise<ControllerContext & { stop(): void }> {
-  const informers = new SharedInformers(client, log);
+  const informers = new SharedInformers(client, log, CONTROLLER_INDEXES);
   for (const kind of INFORMED_KINDS) informers.of(kind);
   await informers.start();
   return { client, informers, stop: () => informers.stop() };

@@ -22,7 +22,7 @@ import { syncNodeCIDRs } from './nodeipam.ts';
 import { WorkQueue, nameKey, splitKey } from '../apiserver/workqueue.ts';
 import { BIND_BATCH, schedulePending } from './scheduler.ts';
 import { startGarbageCollector } from './garbagecollector.ts';
-import { INFORMED_KINDS, lister, type ControllerContext } from './context.ts';
+import { CONTROLLER_INDEXES, INFORMED_KINDS, lister, type ControllerContext } from './context.ts';
 
 export interface ControllerOptions {
   /** The range node IPAM cuts podCIDRs from; none: nodes get no podCIDR (--allocate-node-cidrs=false, as on EKS). */
@@ -44,7 +44,7 @@ export class ControllerManager {
   readonly ctx: ControllerContext;
 
   constructor(client: ObjectClient, private readonly opts: ControllerOptions) {
-    this.ctx = { client, informers: opts.informers ?? new SharedInformers(client, opts.log) };
+    this.ctx = { client, informers: opts.informers ?? new SharedInformers(client, opts.log, CONTROLLER_INDEXES) };
   }
 
   /** Starts the controllers once their informers have listed. */
