@@ -92,6 +92,10 @@ export class Daemon {
     if (plan.spec.mode === 'routed') this.peers.push(new PeerSync({ client: this.client, self: 'router', mode: 'host-gw', podRange: plan.spec.podCIDR, netns: linux.at(linux.netnsPath(plan.networkNetns)), log }));
     this.cniServer = new CniServer({ socket: cniServerSocket(paths.dir), dataplane: linux, log });
     this.sandboxes = new SandboxWorker({ cluster, nodes: plan.nodes.map((node) => ({ node, files: nodeFiles(paths.dir, node) })) }, log);
+    // In a kernel of its own (user-mode Linux: one CPU, every page fault through the host) a second
+    // isolate loading the bundle costs more than it spares; there the agents make sandboxes in-process
+    // (with the thread, the first pod's `kubewire wait` ended in 'socket hang up' in api-streams' UML suite).
+    const offLoop = process.env.KUBEWIRE_GUEST !== '1';
     const vpc = plan.spec.mode === 'vpc' ? (this.vpc = new Vpc(plan, linux.at(linux.netnsPath(plan.networkNetns)), join(paths.dir, 'vpc.json'), log)) : undefined;
     for (const node of plan.nodes) {
       const files = nodeFiles(paths.dir, node);
@@ -103,7 +107,7 @@ export class Daemon {
       const host = new WorkloadHostClient({ cluster, ...nodeHostPaths(paths.dir, node.name), lost: () => agent.workloadHostLost() });
       const policy = nodePolicy({ api: this.api, nodeName: node.name, netns: linux.at(linux.netnsPath(node.netns)), spec: plan.spec, log });
       this.policies.push(policy);
-      const agent = new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host, dataplane: linux, log, podStarting: (pod, ip) => policy.podStarting(pod, ip), sandboxes: this.sandboxes.forNode(node) });
+      const agent = new NodeAgent({ api: this.api, plan, node, files, stateDir: join(paths.dir, 'nodes', node.name), host, dataplane: linux, log, podStarting: (pod, ip) => policy.podStarting(pod, ip), sandboxes: offLoop ? this.sandboxes.forNode(node) : undefined });
       this.hosts.push(host);
       this.agents.push(agent);
       const netns = linux.at(linux.netnsPath(node.netns));
