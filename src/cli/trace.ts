@@ -5,33 +5,13 @@ import { RESOURCES } from '../api/resources.ts';
 import type { Ingress, Namespace, NetworkPolicy, Pod, Service } from '../api/types.ts';
 import { ClusterError } from '../cluster/cluster.ts';
 import { linux } from '../dataplane/linux/host.ts';
-import type { Hop, Leg, Trace } from '../trace/explain.ts';
+import type { Trace } from '../trace/explain.ts';
+import { renderTrace, table, traceJson } from '../trace/render.ts';
 import type { ClusterView, Matrix } from '../trace/trace.ts';
 import { agrees, type Expectation } from '../trace/policy.ts';
 import { connect, defaultCluster } from './kubectl.ts';
 
 const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
-}
-
-function hopRows(hops: Hop[]): string[][] {
-  return [['#', 'WHERE', 'KIND', 'IN', 'OUT', 'WHAT'], ...hops.map((h, i) => [String(i + 1), h.netns, h.kind, h.in ?? '', h.out ?? '', [h.detail, h.rule && `rule: ${h.rule}`, h.verdict && h.kind === 'netfilter' && `verdict: ${h.verdict}`, h.translation && `NAT: ${h.translation}`].filter(Boolean).join('; ')])];
-}
-
-function leg(name: string, l: Leg): string {
-  return `${name}:\n${table(hopRows(l.hops))}\n${name} verdict: ${l.verdict.toUpperCase()}: ${l.reason}`;
-}
-
-export function renderTrace(t: Trace): string {
-  const to = `${t.probe.dst}${t.probe.dport !== undefined ? `:${t.probe.dport}` : ''}${t.probe.http ? ` (HTTP Host ${t.probe.http.host}, ${t.probe.http.path})` : ''}`;
-  const lines = [`trace ${t.probe.from} → ${to} (${t.probe.protocol}, probe ${t.probe.protocol === 'icmp' ? 'echo id' : 'source port'} ${t.probe.sport}); the sender saw: ${t.fate}`, '', leg('request', t)];
-  if (t.reply) lines.push('', leg('reply', t.reply));
-  lines.push('', `VERDICT: ${t.verdict}: ${t.reason}`);
-  return lines.join('\n');
-}
 
 const MARK: Record<string, string> = { delivered: '.', answered: 'A', dropped: 'X', rejected: 'R' };
 const EXPECTED_MARK: Record<Expectation, string> = { allowed: '.', blocked: 'X', mixed: '~', undefined: '-' };
@@ -114,7 +94,7 @@ export function registerTraceCommands(program: Command): void {
           if (from || to) throw new ClusterError('--matrix takes no FROM or TO: it traces every pod of the namespace (-n) to every pod and Service port');
           const view = await clusterView(o.cluster);
           const m = await traceMatrix(linux, view, o.namespace, { timeoutSeconds, signal: stop.signal });
-          return out(o.output === 'json' ? JSON.stringify(m, null, 2) : renderMatrix(m));
+          return out(o.output === 'json' ? traceJson(m) : renderMatrix(m));
         }
         if (!from || !to) throw new ClusterError('trace needs FROM and TO, e.g. kubewire trace pod/client service/web (or --matrix)');
         if (o.namespace.includes(',')) throw new ClusterError(`-n ${o.namespace}: one namespace for a single trace (several only with --matrix)`);
@@ -123,7 +103,7 @@ export function registerTraceCommands(program: Command): void {
         const view = await clusterView(o.cluster);
         const t = await traceOne(linux, view, req, { timeoutSeconds, signal: stop.signal });
         if (stop.signal.aborted) throw new Interrupted('the trace was interrupted; what it had put in place is removed');
-        out(o.output === 'json' ? JSON.stringify(t, null, 2) : renderTrace(t));
+        out(o.output === 'json' ? traceJson(t) : renderTrace(t));
       } catch (e) {
         if (e instanceof TraceError) throw new ClusterError(e.message);
         if (e instanceof Interrupted) {

@@ -138,61 +138,56 @@ const HANDLE = / # handle (\d+)$/;
 export function parseNftListing(text: string): NftTableState[] {
   const tables: NftTableState[] = [];
   let table: NftTableState | undefined;
-  let chain: NftChainState | undefined;
-  let set: NftSetState | undefined;
-  let counter: NftCounterState | undefined;
-  let elements: string | undefined;
-  const flushElements = () => {
-    if (set && elements !== undefined) set.elements.push(...splitElements(elements));
-    elements = undefined;
-  };
+  // The blocks open at this line: the table, then one object (a chain, set, counter, or any other nft prints, skipped).
+  const open: Array<{ chain?: NftChainState; set?: NftSetState; counter?: NftCounterState }> = [];
+  let elements: { set: NftSetState; text: string } | undefined;
   for (const raw of text.split('\n')) {
-    const line = raw.trim();
+    const line = raw.replace(HANDLE, '').trim();
     if (!line) continue;
-    if (elements !== undefined) {
+    if (elements) {
       // An elements block continued over lines until its closing brace.
-      elements += ` ${line}`;
-      if (line.endsWith('}')) flushElements();
-      continue;
-    }
-    const t = /^table (\S+) (\S+) \{/.exec(line);
-    if (t) {
-      tables.push((table = { family: t[1]!, name: t[2]!, chains: [], sets: [], counters: [] }));
-      continue;
-    }
-    if (!table) continue;
-    const open = /^(chain|set|map|counter) (\S+) \{/.exec(line);
-    if (open) {
-      const name = unquote(open[2]!);
-      if (open[1] === 'chain') table.chains.push((chain = { name, rules: [] }));
-      else if (open[1] === 'counter') table.counters.push((counter = { name, packets: 0, bytes: 0 }));
-      else table.sets.push((set = { name, kind: open[1] as 'set' | 'map', elements: [] }));
-      continue;
-    }
-    if (line === '}') {
-      if (chain || set || counter) chain = set = counter = undefined;
-      else table = undefined;
-      continue;
-    }
-    if (set) {
-      if (line.startsWith('elements = {')) {
-        elements = line.slice('elements = '.length);
-        if (line.endsWith('}')) flushElements();
+      elements.text += ` ${line}`;
+      if (line.endsWith('}')) {
+        elements.set.elements.push(...splitElements(elements.text));
+        elements = undefined;
       }
       continue;
     }
-    if (counter) {
+    if (line === '}') {
+      if (open.pop() !== undefined && !open.length) table = undefined;
+      continue;
+    }
+    const t = /^table (\S+) (\S+) \{$/.exec(line);
+    if (t && !open.length) {
+      tables.push((table = { family: t[1]!, name: t[2]!, chains: [], sets: [], counters: [] }));
+      open.push({});
+      continue;
+    }
+    if (line.endsWith('{')) {
+      const o = /^(chain|set|map|counter) (\S+) \{$/.exec(line);
+      const name = o ? unquote(o[2]!) : '';
+      const block: (typeof open)[number] = {};
+      if (table && open.length === 1 && o?.[1] === 'chain') table.chains.push((block.chain = { name, rules: [] }));
+      else if (table && open.length === 1 && o?.[1] === 'counter') table.counters.push((block.counter = { name, packets: 0, bytes: 0 }));
+      else if (table && open.length === 1 && (o?.[1] === 'set' || o?.[1] === 'map')) table.sets.push((block.set = { name, kind: o[1] as 'set' | 'map', elements: [] }));
+      open.push(block);
+      continue;
+    }
+    const { chain, set, counter } = open.at(-1) ?? {};
+    if (set && line.startsWith('elements = {')) {
+      elements = { set, text: line.slice('elements = '.length) };
+      if (line.endsWith('}')) {
+        set.elements.push(...splitElements(elements.text));
+        elements = undefined;
+      }
+    } else if (counter) {
       const c = /^packets (\d+) bytes (\d+)/.exec(line);
       if (c) Object.assign(counter, { packets: Number(c[1]), bytes: Number(c[2]) });
-      continue;
+    } else if (chain) {
+      const base = /^type (\S+) hook (\S+)(?: device \S+)? priority ([^;]+)(?:;|$)(?: policy (\w+);?)?/.exec(line);
+      if (base && !chain.rules.length) Object.assign(chain, { type: base[1], hook: base[2], priority: nftPriority(base[3]!.trim()) }, base[4] ? { policy: base[4] } : {});
+      else chain.rules.push(nftRule(raw.trim()));
     }
-    if (!chain) continue;
-    const base = /^type (\S+) hook (\S+)(?: device \S+)? priority ([^;]+)(?:;|$)(?: policy (\w+);?)?/.exec(line);
-    if (base && !chain.rules.length) {
-      Object.assign(chain, { type: base[1], hook: base[2], priority: nftPriority(base[3]!.trim()) }, base[4] ? { policy: base[4] } : {});
-      continue;
-    }
-    chain.rules.push(nftRule(line));
   }
   return tables;
 }

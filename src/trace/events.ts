@@ -2,17 +2,17 @@
 // parsed in the dataplane (src/dataplane/trace-events.ts, re-exported here); here, the rules TRACE
 // names by number, the nft base chains' hooks, and x_tables' fixed priorities.
 
-import { parseIptablesSave, parseNftListing, type Hook, type IptablesTableState, type NftTableState } from '../dataplane/observations.ts';
+import { parseIptablesSave, parseNftListing, type Hook, type IptablesRuleState, type IptablesTableState, type NftTableState } from '../dataplane/observations.ts';
 
 export { nftPriority, type Hook } from '../dataplane/observations.ts';
 export { parseIPv4, parseNflogPcap, parseNftPacket, parseNftTrace, type PacketHeader, type TraceEvent } from '../dataplane/trace-events.ts';
 
 /** One table's rules by chain, in order (TRACE's rule numbers index them, from 1), and the built-in chains' policies. */
-export function tableRules(t: IptablesTableState | undefined): { rules: Map<string, string[]>; policies: Map<string, string> } {
-  const rules = new Map<string, string[]>();
+export function tableRules(t: IptablesTableState | undefined): { rules: Map<string, IptablesRuleState[]>; policies: Map<string, string> } {
+  const rules = new Map<string, IptablesRuleState[]>();
   const policies = new Map<string, string>();
   for (const c of t?.chains ?? []) {
-    if (c.rules.length) rules.set(c.name, c.rules.map((r) => r.text));
+    if (c.rules.length) rules.set(c.name, c.rules);
     if (c.policy === 'ACCEPT' || c.policy === 'DROP') policies.set(c.name, c.policy);
   }
   return { rules, policies };
@@ -20,7 +20,7 @@ export function tableRules(t: IptablesTableState | undefined): { rules: Map<stri
 
 /** The rules of each chain of an `iptables-save` table, in order. */
 export function chainRules(save: string): Map<string, string[]> {
-  return tableRules(parseIptablesSave(save)[0]).rules;
+  return new Map([...tableRules(parseIptablesSave(save)[0]).rules].map(([chain, rules]) => [chain, rules.map((r) => r.text)]));
 }
 
 /** The policy of each built-in chain of an `iptables-save` table (":FORWARD DROP [0:0]"). */

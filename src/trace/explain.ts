@@ -8,7 +8,8 @@
 import { parseConntrackLine } from '../dataplane/observations.ts';
 import type { ConntrackFlow, ConntrackTuple } from '../dataplane/port.ts';
 import { IPTABLES_HOOKS, iptablesPriority, type Hook, type PacketHeader, type TraceEvent } from './events.ts';
-import type { Hop, Leg, Trace } from './types.ts';
+import type { Hop, HopConntrack, HopRule, Leg, Trace, Translation } from './types.ts';
+import { withNat } from './render.ts';
 import { isTraceChain, isTraceTable, ownTraceEvent, TLS_VERIFY, TRACE_TABLE, type Fate, type Observation, type Place, type Probe, type Snapshot } from './observe.ts';
 
 export type { Hop, HopKind, Leg, Trace, Verdict } from './types.ts';
@@ -233,12 +234,12 @@ function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined,
     if (isTraceTable(e.table) || (legacyMarked && ownTraceEvent(e))) continue;
     if (e.source === 'nft') {
       if (e.type === 'rule') {
-        const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: e.rule, verdict: e.verdict };
+        const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: e.rule, verdict: e.verdict, netfilter: nftRuleRef(e, snap) };
         hops.push(hop);
         if (/\breject\b/.test(e.rule ?? '')) return { hops, stop: { verdict: 'rejected', hop, seen: seen.get(e.packetKey) } };
         if (e.verdict === 'drop') return { hops, stop: { verdict: 'dropped', hop, seen: seen.get(e.packetKey) } };
       } else if ((e.type === 'policy' || e.type === 'verdict') && e.verdict === 'drop') {
-        const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: `${e.type} drop`, verdict: 'drop' };
+        const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: `${e.type} drop`, verdict: 'drop', netfilter: { source: 'nft', table: e.table, chain: e.chain, hook: e.hook } };
         hops.push(hop);
         return { hops, stop: { verdict: 'dropped', hop } };
       }
@@ -246,16 +247,17 @@ function netfilterHops(label: string, pass: Passage, snap: Snapshot | undefined,
     }
     const table = snap?.iptables.get(e.table);
     if (e.type === 'rule') {
-      const rule = table?.rules.get(e.chain)?.[(e.ruleNumber ?? 0) - 1] ?? `${e.chain} rule ${e.ruleNumber}`;
+      const listed = table?.rules.get(e.chain)?.[(e.ruleNumber ?? 0) - 1];
+      const rule = listed?.text ?? `${e.chain} rule ${e.ruleNumber}`;
       const target = / -j (\S+)/.exec(rule)?.[1];
-      const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule, verdict: target };
+      const ref: HopRule = { source: 'iptables', table: e.table, chain: e.chain, hook: e.hook, ...(e.ruleNumber !== undefined ? { number: e.ruleNumber } : {}), ...(listed?.comment !== undefined ? { comment: listed.comment } : {}) };
       const to = / --to-destination (\S+)/.exec(rule)?.[1];
-      if (target === 'DNAT' && to) hop.translation = `destination → ${to}`;
+      const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule, verdict: target, netfilter: ref, ...(target === 'DNAT' && to ? withNat([{ kind: 'destination', to }]) : {}) };
       hops.push(hop);
       if (target === 'REJECT') return { hops, stop: { verdict: 'rejected', hop, seen: e.packet } };
       if (target === 'DROP') return { hops, stop: { verdict: 'dropped', hop, seen: e.packet } };
     } else if (e.type === 'policy' && table?.policies.get(e.chain) === 'DROP') {
-      const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: `policy DROP (-P ${e.chain} DROP)`, verdict: 'DROP' };
+      const hop: Hop = { netns: label, kind: 'netfilter', detail: `${e.hook} ${e.table} ${e.chain}`, rule: `policy DROP (-P ${e.chain} DROP)`, verdict: 'DROP', netfilter: { source: 'iptables', table: e.table, chain: e.chain, hook: e.hook } };
       hops.push(hop);
       return { hops, stop: { verdict: 'dropped', hop } };
     }
@@ -272,16 +274,29 @@ export function conntrackHop(label: string, snap: Snapshot | undefined, probe: P
   const reply = text(flow.reply);
   const state = flow.state;
   const at = (ip: string, port?: string) => (port ? `${ip}:${port}` : ip);
-  const nat: string[] = [];
-  if (reply.src !== orig.dst || reply.sport !== orig.dport) nat.push(`DNAT ${at(orig.dst, orig.dport)} → ${at(reply.src, reply.sport)}`);
-  if (reply.dst !== orig.src || reply.dport !== orig.sport) nat.push(`SNAT ${at(orig.src, orig.sport)} → ${at(reply.dst, reply.dport)}`);
+  const nat: Translation[] = [];
+  if (reply.src !== orig.dst || reply.sport !== orig.dport) nat.push({ kind: 'DNAT', from: at(orig.dst, orig.dport), to: at(reply.src, reply.sport) });
+  if (reply.dst !== orig.src || reply.dport !== orig.sport) nat.push({ kind: 'SNAT', from: at(orig.src, orig.sport), to: at(reply.dst, reply.dport) });
   const flags = flow.flags.join(' ');
   return {
     netns: label,
     kind: 'conntrack',
     detail: `${flow.protocol} entry ${at(orig.src, orig.sport)} → ${at(orig.dst, orig.dport)}, reply expected from ${at(reply.src, reply.sport)}${state ? `; now ${state}` : ''}${flags ? ` [${flags}]` : ''}`,
-    ...(nat.length ? { translation: nat.join(', ') } : {}),
+    ...withNat(nat),
+    conntrack: { protocol: flow.protocol, ...(state ? { state } : {}), flags: flow.flags, original: tupleOf(flow.original), reply: tupleOf(flow.reply) },
   };
+}
+
+function tupleOf(t: ConntrackTuple): HopConntrack['original'] {
+  return { src: t.src, dst: t.dst, ...(t.sport !== undefined ? { sport: t.sport } : {}), ...(t.dport !== undefined ? { dport: t.dport } : {}) };
+}
+
+/** Where an nft rule a packet matched sits: its comment from its text, its handle from the listing read after the probes (matched by text). */
+function nftRuleRef(e: TraceEvent & { hook?: string }, snap: Snapshot | undefined): HopRule {
+  const text = (e.rule ?? '').replace(/(^| )counter packets \d+ bytes \d+/, '$1counter').trim();
+  const comment = / comment "((?:[^"\\]|\\.)*)"$/.exec(text)?.[1];
+  const handle = snap?.nft?.find((t) => t.name === e.table)?.chains.find((c) => c.name === e.chain)?.rules.find((r) => r.text === text)?.handle;
+  return { source: 'nft', table: e.table, chain: e.chain, ...(e.hook ? { hook: e.hook } : {}), ...(handle !== undefined ? { handle } : {}), ...(comment !== undefined ? { comment } : {}) };
 }
 
 function macOwner(obs: Observation, mac: string): { place: Place; dev: string } | undefined {
@@ -367,7 +382,9 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
       const none = /"([^"]+) has no endpoints"/.exec(rule)?.[1];
       const noLocal = /"([^"]+) has no local endpoints"/.exec(rule)?.[1];
       const because = none ? ` (Service ${none} has no endpoints)` : noLocal ? ` (externalTrafficPolicy Local: Service ${noLocal} has no endpoint on this node)` : '';
-      return { verdict: nf.stop.verdict, reason: fabric.dropReason?.(place, rule, entered, nf.stop.seen) ?? `${why} on ${label} by ${nf.stop.hop.detail}: ${rule}${because}`, hops };
+      const reason = fabric.dropReason?.(place, rule, entered, nf.stop.seen) ?? `${why} on ${label} by ${nf.stop.hop.detail}: ${rule}${because}`;
+      nf.stop.hop.cause = reason;
+      return { verdict: nf.stop.verdict, reason, hops };
     }
     // IPVS takes a packet for a virtual server at INPUT and sends it on to a real server.
     const ipvs = pass.local && pass.left && (pass.left.daddr !== pass.local.daddr || pass.left.dport !== pass.local.dport);
@@ -376,8 +393,9 @@ async function walk(obs: Observation, fabric: Fabric, lookups: Lookups, probe: P
     const vip = dir === 'request' && pass.local && !ipvs && snap?.links.find((l) => l.ifname === 'kube-ipvs0')?.addr_info?.some((a) => a.local === pass.local!.daddr);
     if (vip && pass.local!.protocol !== 'icmp') {
       const pkt = pass.local!;
-      hops.push({ netns: label, kind: 'ipvs', detail: `IPVS virtual server ${pkt.daddr}:${pkt.dport} took no real server for it` });
-      return { verdict: 'rejected', reason: `rejected on ${label} by IPVS: the virtual server ${pkt.daddr}:${pkt.dport} has no real server (the Service has no ready endpoints), so IPVS answered port unreachable`, hops };
+      const reason = `rejected on ${label} by IPVS: the virtual server ${pkt.daddr}:${pkt.dport} has no real server (the Service has no ready endpoints), so IPVS answered port unreachable`;
+      hops.push({ netns: label, kind: 'ipvs', detail: `IPVS virtual server ${pkt.daddr}:${pkt.dport} took no real server for it`, cause: reason });
+      return { verdict: 'rejected', reason, hops };
     }
     if (pass.local && !ipvs) {
       const pkt = pass.local;
@@ -440,9 +458,10 @@ function bridgedDrop(obs: Observation, fabric: Fabric, at: Place, probe: Probe, 
     if (!nf.stop) continue;
     const rule = nf.stop.hop.rule ?? '';
     const frame = seen.etherSaddr ? ` (frame from ${seen.etherSaddr})` : '';
+    nf.stop.hop.cause = fabric.dropReason?.(at, rule, seen) ?? `${nf.stop.verdict} on ${label} by ${nf.stop.hop.detail}: ${rule}`;
     return {
       hops: [{ netns: label, kind: 'l2', ...(seen.iif ? { in: seen.iif } : {}), detail: `bridged${frame}: ${seen.saddr} → ${seen.daddr}${portOf(seen)}` }, ...nf.hops],
-      reason: fabric.dropReason?.(at, rule, seen) ?? `${nf.stop.verdict} on ${label} by ${nf.stop.hop.detail}: ${rule}`,
+      reason: nf.stop.hop.cause,
     };
   }
   return undefined;
@@ -454,15 +473,16 @@ export function ipvsHop(label: string, snap: Snapshot | undefined, probe: Probe,
   const [state, virtual, real] = conn ? [conn.state, conn.virtual, conn.destination] : [];
   const v = virtual ?? `${local.daddr}:${local.dport}`;
   const r = real ?? `${left.daddr}:${left.dport}`;
-  return { netns: label, kind: 'ipvs', detail: `IPVS virtual server ${v} → real server ${r}${state ? ` (connection ${state})` : ''}`, translation: `destination ${v} → ${r}` };
+  return { netns: label, kind: 'ipvs', detail: `IPVS virtual server ${v} → real server ${r}${state ? ` (connection ${state})` : ''}`, ...withNat([{ kind: 'destination', from: v, to: r }]) };
 }
 
 /** What NAT changed between a packet's arrival in a namespace and its leaving. */
-function natBetween(a: PacketHeader, b: PacketHeader): { translation?: string } {
-  const changes: string[] = [];
-  if (a.saddr !== b.saddr || a.sport !== b.sport) changes.push(`source ${a.saddr}${a.sport ? `:${a.sport}` : ''} → ${b.saddr}${b.sport ? `:${b.sport}` : ''}`);
-  if (a.daddr !== b.daddr || a.dport !== b.dport) changes.push(`destination ${a.daddr}${a.dport ? `:${a.dport}` : ''} → ${b.daddr}${b.dport ? `:${b.dport}` : ''}`);
-  return changes.length ? { translation: changes.join(', ') } : {};
+function natBetween(a: PacketHeader, b: PacketHeader): { nat?: Translation[]; translation?: string } {
+  const changes: Translation[] = [];
+  const at = (ip: string | undefined, port: number | undefined) => `${ip}${port ? `:${port}` : ''}`;
+  if (a.saddr !== b.saddr || a.sport !== b.sport) changes.push({ kind: 'source', from: at(a.saddr, a.sport), to: at(b.saddr, b.sport) });
+  if (a.daddr !== b.daddr || a.dport !== b.dport) changes.push({ kind: 'destination', from: at(a.daddr, a.dport), to: at(b.daddr, b.dport) });
+  return withNat(changes);
 }
 
 function portOf(h: PacketHeader): string {
@@ -592,7 +612,7 @@ export function ingressHop(where: string, probe: Probe, said: string): { hop: Ho
   const tls = http.tls ? `TLS with SNI ${http.host}, certificate ${verify === undefined ? 'not seen' : verify === '0' ? 'trusted' : `not trusted (X509 verify result ${verify}), not checked`}; ` : '';
   const rule = route?.replace(/ -> tried .*$/, '').replace(/ -> endpoint .*$/, '').replace(/ ?(?:-> )?answered \d{3}: .*$/, '');
   const detail = target ? `${tls}${request} answered ${status ?? '?'}: endpoint ${target[1]}:${target[2]} chosen` : `${tls}${request}: ${status ? `the controller answered ${status} itself${own ? `: ${own[2]}` : ''}` : 'no HTTP answer'}`;
-  const hop: Hop = { netns: where, kind: 'ingress', detail, ...(rule ? { rule } : {}), ...(target ? { translation: `a new connection to ${target[1]}:${target[2]} from port ${probe.upstreamPort! + tried.length}` } : {}) };
+  const hop: Hop = { netns: where, kind: 'ingress', detail, ...(rule ? { rule } : {}), ...(target ? withNat([{ kind: 'connection', to: `${target[1]}:${target[2]}`, sourcePort: probe.upstreamPort! + tried.length }]) : {}) };
   if (!target) {
     // The controller's own words when it gave them; the status's usual cause otherwise (a controller without them).
     const why = own?.[2] ?? (status === '404' ? `no Ingress rule matches ${http.host}${http.path}` : status === '503' ? 'the backend Service has no ready endpoints' : status ? `the controller answered ${status}` : 'no HTTP answer came back');

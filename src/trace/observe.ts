@@ -6,7 +6,7 @@
 // neighbours, bridge FDBs and the probes' conntrack entries are read, then everything the
 // session added is removed: the trace table, its conntrack entries, the observers.
 
-import type { ConntrackFlow, Dataplane, IptablesTable, FdbEntry, FileLock, IpvsConnection, LinkInfo, NeighbourInfo, TraceWatch } from '../dataplane/port.ts';
+import type { ConntrackFlow, Dataplane, IptablesRuleState, IptablesTable, FdbEntry, FileLock, IpvsConnection, LinkInfo, NeighbourInfo, NftTableState, TraceWatch } from '../dataplane/port.ts';
 import { Sessions, TRACE_PORTS, type SessionRecord } from './sessions.ts';
 import { baseChains, tableRules, type Hook, type TraceEvent } from './events.ts';
 
@@ -57,9 +57,11 @@ export interface Snapshot {
   /** The probes' conntrack entries. */
   conntrack: ConntrackFlow[];
   /** iptables-legacy: table → chain → rules, and the built-in chains' policies, for the tables TRACE named. */
-  iptables: Map<string, { rules: Map<string, string[]>; policies: Map<string, string> }>;
+  iptables: Map<string, { rules: Map<string, IptablesRuleState[]>; policies: Map<string, string> }>;
   /** nf_tables base chains ("table/chain") → hook and priority. */
   nftChains: Map<string, { hook: Hook; priority: number }>;
+  /** The nftables tables as read with those (their rules' handles), where the packets passed any but the trace's. */
+  nft?: NftTableState[];
   /** IPVS connections, where the namespace has kube-ipvs0. */
   ipvs: IpvsConnection[];
 }
@@ -411,7 +413,10 @@ export async function observe(dp: Dataplane, places: Place[], specs: ProbeSpec[]
           const saved = await ns.iptablesRules([...tables] as IptablesTable[], 4, 'legacy');
           for (const t of tables) snap.iptables.set(t, tableRules(saved.find((s) => s.table === t)));
         }
-        if (evs.some((e) => e.source === 'nft' && !isTraceTable(e.table))) snap.nftChains = baseChains(await ns.nftRuleset());
+        if (evs.some((e) => e.source === 'nft' && !isTraceTable(e.table))) {
+          snap.nft = await ns.nftRuleset();
+          snap.nftChains = baseChains(snap.nft);
+        }
       }),
     );
     check();

@@ -100,7 +100,7 @@ export function withPolicyNotes(t: Trace, world: PolicyWorld | undefined, fromIP
   if (!world || !fromIP) return t;
   const proto = policyProtocol(t.probe.protocol);
   // Policy judges the backend after DNAT: where the probe arrived, else the last destination NAT on its way.
-  const nat = t.hops.flatMap((h) => [...(h.translation ?? '').matchAll(/(?:destination|DNAT)\b[^,]*?→ ([\d.]+):(\d+)/g)]).at(-1);
+  const nat = t.hops.flatMap((h) => (h.nat ?? []).filter((n) => n.kind === 'destination' || n.kind === 'DNAT').map((n) => /^([\d.]+):(\d+)$/.exec(n.to)).filter((m) => m !== null)).at(-1);
   const dstIP = t.destination?.ip ?? nat?.[1] ?? t.probe.dst;
   const port = t.destination?.port ?? (nat ? Number(nat[2]) : t.probe.dport);
   if (!proto || port === undefined) return t;
