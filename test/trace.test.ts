@@ -268,7 +268,7 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
     const text = await kube.ok('trace', 'pod/client', 'service/web');
     assert.match(text, /^#\s+WHERE\s+KIND\s+IN\s+OUT\s+WHAT$/m);
     assert.match(text, /^VERDICT: delivered: delivered to pod\/default\/web-/m);
-    for (const [args, message] of [
+    const refusals = [
       [['pod/nope', 'service/web'], /FROM pod\/nope: no such pod in namespace default/],
       [['pod/client', 'service/nope'], /TO service\/nope: no such Service/],
       [['pod/client', 'deploy/web'], /expected KIND\/NAME/],
@@ -282,8 +282,11 @@ describe('kubewire trace, iptables mode', { skip: NOT_ROOT }, () => {
       [['pod/client', '8.8.8.8:53'], /TO 8\.8\.8\.8: 8\.8\.8\.8 is outside cluster ktrace/],
       [['pod/client', 'service/web', '--port', '0'], /--port "0": a port is a number from 1 to 65535/],
       [['pod/client', 'web.default.svc.cluster.local:81'], /TO service\/web: it has no port 81/],
-    ] as const) {
-      const r = await kube.run(['trace', ...args]);
+    ] as const;
+    // Refused before anything is put in place: all at once.
+    const runs = await Promise.all(refusals.map(([args]) => kube.run(['trace', ...args])));
+    for (const [i, [, message]] of refusals.entries()) {
+      const r = runs[i]!;
       assert.equal(r.code, 1);
       assert.match(r.stderr, message);
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
