@@ -386,7 +386,9 @@ try {
   /** The profile's lines logged since `since`: the worst second's in-process p99 and max, and the event loop's worst p99 lateness. */
   const inProcess = async (since: number): Promise<string> => {
     const log = await kw(['logs', '-n', 'kube-system', target.metadata.name], undefined, 30_000).catch(() => '');
-    const lines = [...log.matchAll(/^(\S+) profile (\{.*\})$/gm)].filter((m) => Date.parse(m[1]!) >= since).map((m) => JSON.parse(m[2]!) as { inProcessMs?: [number, number, number]; loopP99: number });
+    const all = [...log.matchAll(/^(\S+) profile (\{.*\})$/gm)].filter((m) => Date.parse(m[1]!) >= since).map((m) => JSON.parse(m[2]!) as { inProcessMs?: [number, number, number]; loopP99: number; udpThread?: number });
+    // UDP served on a thread of its own (src/dns/udp-thread.ts): its lines, its event loop.
+    const lines = all.some((l) => l.udpThread) ? all.filter((l) => l.udpThread) : all;
     const spreads = lines.flatMap((l) => (l.inProcessMs ? [l.inProcessMs] : []));
     if (!spreads.length) return '-';
     // The loop timer fires every 10 ms: its lateness is the delay past that.
@@ -428,7 +430,7 @@ try {
   await reference(`none (after, ${referenceSeconds} s)`, 'after');
   if (process.env.PROFILE) writeFileSync(process.env.PROFILE, `${marks.join('\n')}\n${await kw(['logs', '-n', 'kube-system', target.metadata.name])}`);
   console.log(`\nours and dnsmasq: round trips at the client pod's eth0 (tcpdump's kernel timestamps), ${RATE} queries/s to each at once; dnsperf p99: the same queries as the client process saw them;`);
-  console.log("in process: the DNS process's own time from reading a UDP query to sending its answer (its profile's worst second: p99 / max ms), and its event loop's worst p99 lateness (ms): a wait for the CPU.");
+  console.log("in process: the DNS process's own time from reading a UDP query to sending its answer (its profile's worst second: p99 / max ms), and the worst p99 lateness (ms) of the event loop that serves UDP (its own thread): a wait for the CPU.");
   console.log('CoreDNS, for comparison:');
   for (const [name, text] of Object.entries(COREDNS)) console.log(`  ${name.padEnd(10)} ${text}`);
   console.log('  memory     kubeadm\'s and coredns/deployment\'s manifests: limit 170Mi, request 70Mi');

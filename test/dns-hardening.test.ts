@@ -10,13 +10,16 @@ import dgram from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as packet from 'dns-packet';
-import type { Service } from '../src/api/types.ts';
+import type { EndpointSlice, Service } from '../src/api/types.ts';
 import { FairQueue } from '../src/dns/fair.ts';
 import { metricType, dnsMetrics } from '../src/dns/metrics.ts';
+import { MirrorView } from '../src/dns/mirror.ts';
 import type { ClusterView } from '../src/dns/records.ts';
 import { DnsServer } from '../src/dns/server.ts';
 import { COREDNS_TCP_LIMITS, mayRead, nextFrame } from '../src/dns/tcp.ts';
 import { kernelThrottle, notAPod, THROTTLE_RATE, throttleRuleset } from '../src/dns/throttle.ts';
+import { udpThreadOrNot } from '../src/dns/udp-thread.ts';
+import type { ViewEvent } from '../src/dns/view.ts';
 import { inspectQuery, inZone, plainName, questionBytes } from '../src/dns/wire.ts';
 
 const web: Service = { apiVersion: 'v1', kind: 'Service', metadata: { namespace: 'default', name: 'web' }, spec: { clusterIP: '10.96.0.20' } };
@@ -431,5 +434,69 @@ describe('a flood costs little: one cached answer for the types answered alike, 
     } finally {
       execFileSync('ip', ['netns', 'del', ns]);
     }
+  });
+});
+
+describe('UDP on a thread of its own', () => {
+  const svc = (name: string, clusterIP: string): Service => ({ apiVersion: 'v1', kind: 'Service', metadata: { namespace: 'default', name }, spec: { clusterIP } });
+  const headless: Service = { apiVersion: 'v1', kind: 'Service', metadata: { namespace: 'default', name: 'db' }, spec: { clusterIP: 'None' } };
+  const slice = (name: string, service: string, ip: string): EndpointSlice => ({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { namespace: 'default', name, labels: { 'kubernetes.io/service-name': service } }, addressType: 'IPv4', endpoints: [{ addresses: [ip], conditions: { ready: true } }] });
+
+  test("the mirror holds what the informers' changes say: a list replaces, a slice's label change moves it, a deletion removes", () => {
+    const m = new MirrorView('cluster.local', ['10.96.0.0/12']);
+    assert.equal(m.synced, false);
+    m.apply({ kind: 'Service', type: 'SYNC', objects: [svc('web', '10.96.0.20'), headless] });
+    m.apply({ kind: 'EndpointSlice', type: 'SYNC', objects: [slice('db-1', 'db', '10.244.1.5')] });
+    assert.equal(m.synced, true);
+    assert.equal(m.byClusterIP('10.96.0.20')?.metadata.name, 'web');
+    assert.deepEqual(m.byEndpointIP('10.244.1.5').map((e) => e.service.metadata.name), ['db']);
+    const before = m.generation;
+    m.apply({ kind: 'EndpointSlice', type: 'PUT', object: slice('db-1', 'other', '10.244.1.5') });
+    assert.ok(m.generation > before, 'a change empties the answer cache');
+    assert.deepEqual(m.slices('default', 'db'), []);
+    assert.equal(m.slices('default', 'other').length, 1);
+    m.apply({ kind: 'EndpointSlice', type: 'DELETED', object: slice('db-1', 'other', '10.244.1.5') });
+    assert.deepEqual(m.slices('default', 'other'), []);
+    m.apply({ kind: 'Service', type: 'SYNC', objects: [svc('api', '10.96.0.30')] });
+    assert.equal(m.service('default', 'web'), undefined, 'a relist replaces the lot');
+    assert.equal(m.ownsAddress('10.96.0.30'), true);
+  });
+
+  test('answers from the copy of the view, follows its changes, counts in the scrape, closes', async () => {
+    let relay: ((e: ViewEvent) => void) | undefined;
+    const metrics = dnsMetrics('cluster.local', 53);
+    const lines: string[] = [];
+    const thread = await udpThreadOrNot({ onEvent: (fn) => void (relay = fn) }, metrics, { port: 0, host: '127.0.0.1', zone: 'cluster.local', ranges: ['10.96.0.0/12'], log: (l) => lines.push(l) });
+    assert.ok(thread, `the thread started: ${lines.join('; ')}`);
+    const client = await bindUdp('127.0.0.3');
+    try {
+      const ask = async (name: string, id: number) => {
+        const answered = new Promise<Buffer>((r) => client.once('message', r));
+        client.send(rawQuery([...name.split('.'), 'svc', 'cluster', 'local'], { id }), thread.port, '127.0.0.1');
+        const a = packet.decode(await answered);
+        return { id: a.id, rcode: (a as packet.Packet & { rcode?: string }).rcode, data: (a.answers?.[0] as { data?: string } | undefined)?.data };
+      };
+      assert.equal(thread.synced, false);
+      relay!({ kind: 'Service', type: 'SYNC', objects: [svc('web', '10.96.0.20')] });
+      relay!({ kind: 'EndpointSlice', type: 'SYNC', objects: [] });
+      assert.deepEqual(await ask('web.default', 7), { id: 7, rcode: 'NOERROR', data: '10.96.0.20' });
+      assert.equal(thread.synced, true);
+      relay!({ kind: 'Service', type: 'PUT', object: svc('api', '10.96.0.30') });
+      assert.deepEqual(await ask('api.default', 8), { id: 8, rcode: 'NOERROR', data: '10.96.0.30' });
+      relay!({ kind: 'Service', type: 'DELETED', object: svc('web', '10.96.0.20') });
+      assert.equal((await ask('web.default', 9)).rcode, 'NXDOMAIN');
+      const body = await metrics.registry.metrics();
+      assert.match(body, /coredns_dns_requests_total\{[^}]*proto="udp"[^}]*type="A"\} 3/, 'the thread\'s answers in the scrape');
+    } finally {
+      client.close();
+      await thread.close();
+    }
+    // Its socket is closed: the port can be bound again.
+    const again = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      again.once('error', reject);
+      again.bind(thread.port, '127.0.0.1', () => resolve());
+    });
+    again.close();
   });
 });

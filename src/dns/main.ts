@@ -73,13 +73,17 @@ export async function runDns(o: DnsOptions): Promise<{ view: InformerView }> {
   const view = new InformerView(o.client, zone, o.ranges, log);
   const throttle = o.tools ? await kernelThrottle(port.dns, o.tools, log) : undefined;
   const dns = new DnsServer({ view, ...(upstream ? { upstream } : {}), observe: metrics.observe, ...(throttle ? { throttle } : {}) });
-  await dns.listen(port.dns);
+  // UDP on a thread of its own; TCP, HTTP and the informers here. Imported here, so that the
+  // bundle holds it in a chunk of its own: the thread loads that, not this module's imports.
+  const { udpThreadOrNot } = await import('./udp-thread.ts');
+  const udp = await udpThreadOrNot(view, metrics, { port: port.dns, zone, ranges: o.ranges, ...(upstream ? { upstream } : {}), ...(throttle ? { throttle } : {}), log });
+  await dns.listen(udp ? udp.port : port.dns, '0.0.0.0', { udp: !udp });
   // CoreDNS's health answers while the process lives; ours also says when it answers from a past state.
   await serve(port.health, () => {
     const note = o.healthNote?.();
     return { code: 200, body: note ? `OK (${note})` : 'OK' };
   });
-  await serve(port.ready, () => (view.synced ? { code: 200, body: 'OK' } : { code: 503, body: 'informers not synced' }));
+  await serve(port.ready, () => (view.synced && (udp?.synced ?? true) ? { code: 200, body: 'OK' } : { code: 503, body: 'informers not synced' }));
   await serve(port.metrics, async (path) => (path.startsWith('/metrics') ? { code: 200, body: await metrics.registry.metrics(), type: metrics.registry.contentType } : { code: 404, body: 'not found' }));
   log(`cluster DNS for ${zone} on :${port.dns} (udp, tcp); ${upstream ? `other names forwarded to ${upstream.host}:${upstream.port}` : 'other names refused (no --upstream-dns)'}`);
   void view.start();
@@ -88,10 +92,11 @@ export async function runDns(o: DnsOptions): Promise<{ view: InformerView }> {
   process.on('SIGUSR2', () => {
     if (profiling) profiling = void profiling();
     else profiling = startProfile(() => ({ ...dns.counters }), () => dns.stats(), log, { inProcessMs: dns.inProcess });
+    udp?.toggleProfile();
   });
   const stop = () => {
     view.stop();
-    void dns.close().then(() => process.exit(0));
+    void Promise.all([dns.close(), udp?.close()]).then(() => process.exit(0));
   };
   // Lame duck, as kubeadm's Corefile has CoreDNS (`health { lameduck 5s }`): a pod being
   // deleted goes on answering while its endpoint leaves every node's rules, so that no

@@ -267,7 +267,7 @@ export class DnsServer {
    * answering, so a flood is dropped at its own queue, not met in the socket's buffer by
    * everyone else's queries.
    */
-  private drain(udp: dgram.Socket): void {
+  private drain(udp: dgram.Socket | undefined): void {
     for (let n = 0; n < UDP_BATCH && !this.closed; n++) {
       const q = this.waiting.shift();
       if (!q) break;
@@ -278,7 +278,7 @@ export class DnsServer {
       if (q.done) void answered.then(q.done, () => q.done!(undefined));
       else
         void answered.then((out) => {
-          if (out && !this.closed) {
+          if (out && udp && !this.closed) {
             udp.send(out, q.port, q.address);
             this.inProcess.record(Math.max(1, Math.round((performance.now() - q.at) * 1e6)));
           }
@@ -326,7 +326,7 @@ export class DnsServer {
   private enqueue(item: Waiting): boolean {
     // A TCP connection's queries are bounded by the connection (tcp.ts: TURN at a time), not here.
     if (!this.waiting.push(item.address, item, !item.done)) return false;
-    if (!this.draining && this.udp) {
+    if (!this.draining && !this.closed) {
       this.draining = true;
       const udp = this.udp;
       setImmediate(() => this.drain(udp));
@@ -334,8 +334,21 @@ export class DnsServer {
     return true;
   }
 
-  /** Serves UDP and TCP on `port` of every address of this network namespace. */
-  async listen(port: number, host = '0.0.0.0'): Promise<void> {
+  /**
+   * Serves UDP and TCP (or one of them: the other served by another thread, udp-thread.ts) on
+   * `port` of every address of this network namespace; port 0: one the kernel picks (TCP on UDP's).
+   */
+  async listen(port: number, host = '0.0.0.0', transports: { udp?: boolean; tcp?: boolean } = {}): Promise<void> {
+    if (transports.udp !== false) await this.listenUdp(port, host);
+    if (transports.tcp !== false) await this.listenTcp(port || (this.udp?.address().port ?? 0), host);
+  }
+
+  /** The UDP port served (listen's port 0 made concrete). */
+  get udpPort(): number {
+    return this.udp!.address().port;
+  }
+
+  private async listenUdp(port: number, host: string): Promise<void> {
     // 1 MiB: about a thousand queries queued in the kernel; a larger buffer only lengthens the
     // wait behind a flood (the fair queue can only order what has been read).
     const udp = (this.udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20 }));
@@ -350,11 +363,14 @@ export class DnsServer {
       udp.once('error', reject);
       udp.bind(port, host, () => resolve());
     });
+  }
+
+  private async listenTcp(port: number, host: string): Promise<void> {
     const tcp = (this.tcp = createServer((socket) => this.serveTcp(socket)));
     tcp.maxConnections = this.tcpLimits.maxConnections; // Node closes the ones above it at once
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
-      tcp.listen(port || udp.address().port, host, () => resolve()); // port 0: TCP on the port UDP was given
+      tcp.listen(port, host, () => resolve());
     });
     tcp.on('error', () => {}); // an accept that failed (EMFILE under a flood of connections) ends nothing
   }

@@ -1,35 +1,41 @@
 // The cluster as the DNS server sees it: Services and EndpointSlices kept by informers over
 // the daemon's API (as CoreDNS's `kubernetes` plugin keeps client-go caches), with the
-// indexes its answers need. Every change bumps `generation`, which empties the answer cache.
+// indexes its answers need (store-view.ts). Its changes also go to the UDP thread's copy
+// (mirror.ts, udp-thread.ts).
 
 import { resourceOfKind } from '../api/resources.ts';
-import type { EndpointSlice, Service } from '../api/types.ts';
+import { namespacedName, type EndpointSlice, type Service } from '../api/types.ts';
 import { Informer } from '../apiserver/informer.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
-import { contains, tryParseIP, tryParsePrefix, type Prefix } from '../netaddr/ip.ts';
-import { endpointName, isHeadless, publishedEndpoints, type ClusterView } from './records.ts';
+import { sliceKey, StoreView, type ViewEvent } from './store-view.ts';
+
+export type { ViewEvent } from './store-view.ts';
 
 const SERVICES = resourceOfKind('Service');
 const SLICES = resourceOfKind('EndpointSlice');
-const SERVICE_LABEL = 'kubernetes.io/service-name';
 
-export class InformerView implements ClusterView {
+export class InformerView extends StoreView {
   private readonly services: Informer<Service>;
   private readonly slicesOf: Informer<EndpointSlice>;
-  private readonly ranges: Prefix[];
-  /** Indexes rebuilt lazily after a change. */
-  private index?: { byClusterIP: Map<string, Service>; byEndpointIP: Map<string, Array<{ service: Service; hostname: string }>>; namespaces: Set<string> };
-  generation = 0;
+  private readonly relays: Array<(e: ViewEvent) => void> = [];
 
-  constructor(client: ObjectClient, readonly zone: string, ranges: string[], log: (l: string) => void, onChange: () => void = () => {}) {
-    this.ranges = ranges.map((r) => tryParsePrefix(r)).filter((p): p is Prefix => p !== undefined);
-    const changed = () => {
-      this.generation++;
-      this.index = undefined;
+  constructor(client: ObjectClient, zone: string, ranges: string[], log: (l: string) => void, onChange: () => void = () => {}) {
+    let view: InformerView | undefined;
+    /** An informer's change (the object; none after a list): indexes and cache go, the relays hear it. */
+    const changed = <T extends Service | EndpointSlice>(kind: ViewEvent['kind'], informer: () => Informer<T>) => (obj?: T) => {
+      view?.changed();
       onChange();
+      if (!view?.relays.length) return;
+      const items = informer().items;
+      const e: ViewEvent = !obj ? { kind, type: 'SYNC', objects: [...items.values()] } : { kind, type: items.has(namespacedName(obj)) ? 'PUT' : 'DELETED', object: obj };
+      for (const fn of view.relays) fn(e);
     };
-    this.services = new Informer<Service>(client, SERVICES, changed, log);
-    this.slicesOf = new Informer<EndpointSlice>(client, SLICES, changed, log, (s) => `${s.metadata.namespace}/${s.metadata.labels?.[SERVICE_LABEL] ?? ''}`);
+    const services: Informer<Service> = new Informer<Service>(client, SERVICES, changed('Service', () => services), log);
+    const slicesOf: Informer<EndpointSlice> = new Informer<EndpointSlice>(client, SLICES, changed('EndpointSlice', () => slicesOf), log, sliceKey);
+    super({ services: services.items, slices: (key) => slicesOf.byIndex(key) }, zone, ranges);
+    view = this;
+    this.services = services;
+    this.slicesOf = slicesOf;
   }
 
   async start(): Promise<void> {
@@ -45,48 +51,8 @@ export class InformerView implements ClusterView {
     this.slicesOf.stop();
   }
 
-  service(namespace: string, name: string): Service | undefined {
-    return this.services.items.get(`${namespace}/${name}`);
-  }
-
-  slices(namespace: string, service: string): EndpointSlice[] {
-    return this.slicesOf.byIndex(`${namespace}/${service}`);
-  }
-
-  private built() {
-    if (this.index) return this.index;
-    const byClusterIP = new Map<string, Service>();
-    const byEndpointIP = new Map<string, Array<{ service: Service; hostname: string }>>();
-    const namespaces = new Set<string>();
-    for (const svc of this.services.items.values()) {
-      namespaces.add(svc.metadata.namespace!);
-      if (!isHeadless(svc)) {
-        if (svc.spec.clusterIP) byClusterIP.set(svc.spec.clusterIP, svc);
-        continue;
-      }
-      for (const e of publishedEndpoints(svc, this.slices(svc.metadata.namespace!, svc.metadata.name))) {
-        const list = byEndpointIP.get(e.ip) ?? [];
-        list.push({ service: svc, hostname: endpointName(e.hostname, e.ip) });
-        byEndpointIP.set(e.ip, list);
-      }
-    }
-    return (this.index = { byClusterIP, byEndpointIP, namespaces });
-  }
-
-  hasNamespace(namespace: string): boolean {
-    return this.built().namespaces.has(namespace);
-  }
-
-  byClusterIP(ip: string): Service | undefined {
-    return this.built().byClusterIP.get(ip);
-  }
-
-  byEndpointIP(ip: string): Array<{ service: Service; hostname: string }> {
-    return this.built().byEndpointIP.get(ip) ?? [];
-  }
-
-  ownsAddress(ip: string): boolean {
-    const parsed = tryParseIP(ip);
-    return parsed !== undefined && this.ranges.some((r) => contains(r, parsed));
+  /** Each change from now on, for a copy of this view elsewhere (mirror.ts); each (re)list as SYNC with every object. */
+  onEvent(fn: (e: ViewEvent) => void): void {
+    this.relays.push(fn);
   }
 }
