@@ -3,12 +3,15 @@
 // a Service from a pod and from a node, NodePorts from outside, the ingress, cluster DNS and
 // trace. Then what is each mode's own: in vpc mode the outside client reaches pods by their
 // addresses, SNAT leaves the VPC with the node's address (or not, with --external-snat) and
-// the pools follow their targets; in the other modes a node deleted and registered again
-// takes its routes with it and brings them back, on the router (routed) or on the other
-// nodes (host-gw, vxlan).
+// the pools follow their targets; in vxlan mode the underlay carries only UDP 8472 between
+// node addresses (a capture shows no pod address outside), a 1400-byte ping with DF crosses,
+// each node has flannel.1 with its peers and trace names the overlay hop; in host-gw mode a
+// hostPort reaches its pod from outside through the node (portmap); in the other modes a
+// node deleted and registered again takes its routes with it and brings them back, on the
+// router (routed) or on the other nodes (host-gw, vxlan).
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,6 +102,10 @@ for (const mode of ['routed', 'host-gw', 'vxlan', 'vpc'] as const) {
       const t = JSON.parse(await kube.ok('trace', 'pod/a', 'pod/b', '--port', '8080', '-o', 'json'));
       assert.equal(t.verdict, 'delivered', t.reason);
       assert.ok(t.hops.some((h: { netns: string }) => h.netns === `node/${node(2)}`), 'the walk crosses node-2');
+      if (mode === 'vxlan') {
+        assert.ok(t.hops.some((h: { detail: string }) => /^VXLAN flannel\.1: .* wrapped in UDP 172\.18\.0\.11 → 172\.18\.0\.12:8472 \(VNI 1\)/.test(h.detail)), JSON.stringify(t.hops.map((h: { detail: string }) => h.detail)));
+        assert.ok(t.hops.some((h: { netns: string; in?: string }) => h.netns === `node/${node(2)}` && h.in === 'flannel.1'), 'the packet comes out of the overlay on node-2');
+      }
       const s = JSON.parse(await kube.ok('trace', 'pod/a', 'service/web', '-o', 'json'));
       assert.equal(s.verdict, 'delivered', s.reason);
     });
@@ -164,6 +171,56 @@ for (const mode of ['routed', 'host-gw', 'vxlan', 'vpc'] as const) {
         } finally {
           await other.run(['down']);
         }
+      });
+    }
+
+    if (mode === 'vxlan') {
+      test('vxlan: pods across nodes keep their addresses; the underlay carries only VXLAN between node addresses', async () => {
+        const [a, b] = [await ip('a'), await ip('b')];
+        // Capture the underlay while a talks to b: every IPv4 packet is UDP 8472 between node
+        // addresses (IPv6 multicast listener reports of links just up would take the count's places).
+        // It ends at its sixth packet (at most 20 s); the request goes once it listens.
+        const capture = spawn('ip', ['netns', 'exec', `kw_${cluster}_network`, 'timeout', '20', 'tcpdump', '-nn', '-l', '-i', 'underlay', '-c', '6', 'ip'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let seen = '';
+        let said = '';
+        capture.stdout.on('data', (d: Buffer) => (seen += d.toString()));
+        capture.stderr.on('data', (d: Buffer) => (said += d.toString()));
+        const done = new Promise((r) => capture.once('exit', r));
+        await waitFor('tcpdump to listen on the underlay', async () => said.includes('listening on'), 10_000);
+        const answer = await kube.ok('exec', 'a', '--', 'curl', '-s', '-m', '3', `http://${b}:8080/`);
+        assert.equal(field(answer, 'client')?.split(':')[0], a, 'the server sees the client pod itself: no NAT across the overlay');
+        await done;
+        const lines = seen.split('\n').filter((l) => / IP /.test(l));
+        assert.ok(lines.length >= 4, seen);
+        for (const l of lines) assert.match(l, /IP 172\.18\.0\.1[12]\.\d+ > 172\.18\.0\.1[12]\.8472: OTV/, `outer headers are node to node, UDP 8472: ${l}`);
+        assert.doesNotMatch(lines.join('\n'), /IP 10\.244\.[\d.]+ >/, 'no pod address in an outer header');
+        const ping = await kube.run(['exec', 'a', '--', 'ping', '-M', 'do', '-s', '1372', '-c', '1', '-W', '2', b]);
+        assert.equal(ping.code, 0, `a 1400-byte packet with DF crosses: ${ping.stdout}${ping.stderr}`);
+        assert.match(await kube.ok('exec', 'a', '--', 'ip', 'link', 'show', 'eth0'), /mtu 1450/);
+      });
+
+      test('vxlan: the router holds no pod route; each node has flannel.1 with its peers; describe node shows the overlay (the trace of its VXLAN hop: above)', async () => {
+        assert.doesNotMatch(routes(`kw_${cluster}_network`), /10\.244\./);
+        assert.match(routes(`kw_${cluster}_node-1`), /10\.244\.1\.0\/24 via 10\.244\.1\.0 dev flannel\.1 onlink/);
+        assert.match(execFileSync('bridge', ['-n', `kw_${cluster}_node-1`, 'fdb', 'show', 'dev', 'flannel.1'], { encoding: 'utf8' }), /dst 172\.18\.0\.12 self permanent/);
+        const text = await kube.ok('describe', 'node', node(1));
+        assert.match(text, /Overlay \(VXLAN, as flannel's backend\):/);
+        assert.match(text, /flannel\.1 +10\.244\.0\.0\/32 +mac 0e:6b:77:00:00:01 +mtu 1450 +VNI 1, UDP 8472, local 172\.18\.0\.11/);
+        assert.match(text, /0e:6b:77:00:00:02 +172\.18\.0\.12/);
+        assert.match(text, /10\.244\.1\.0 +flannel\.1 +0e:6b:77:00:00:02 +PERMANENT/);
+        assert.match(text, /10\.244\.1\.0\/24 via 10\.244\.1\.0 dev flannel\.1/);
+      });
+    }
+
+    if (mode === 'host-gw') {
+      test("host-gw: each node routes the other's podCIDR via its address; a hostPort reaches the pod from outside through its node (portmap)", async () => {
+        assert.match(routes(`kw_${cluster}_node-1`), /10\.244\.1\.0\/24 via 172\.18\.0\.12 dev eth0/);
+        await kube.apply(`apiVersion: v1\nkind: Pod\nmetadata: {name: hp}\nspec:\n  nodeName: ${node(2)}\n  containers: [{name: c, image: nginx, ports: [{containerPort: 80, hostPort: 8080}]}]\n`);
+        await kube.ok('wait', '--for=condition=Ready', 'pod/hp', '--timeout', '30s');
+        const hp = await kube.json<Pod>('get', 'pod', 'hp');
+        const body = await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '3', `http://${hp.status!.hostIP}:8080/`);
+        assert.equal(field(body, 'pod'), 'hp');
+        assert.equal(field(body, 'client')?.split(':')[0], '172.18.0.200', 'DNAT only: the client address is kept');
       });
     }
 
