@@ -97,7 +97,7 @@ test('a trace: the policy drop is the hop and the reason; an allowed hop and a d
     reason: 'dropped further on',
     destination: undefined,
     hops: [
-      { netns: 'node/kwna-node-2', kind: 'netfilter', detail: 'prerouting nat KUBE-SEP-X', rule: '-A KUBE-SEP-X -p tcp -j DNAT --to-destination 10.244.1.10:80', verdict: 'DNAT', translation: 'destination → 10.244.1.10:80' },
+      { netns: 'node/kwna-node-2', kind: 'netfilter', detail: 'prerouting nat KUBE-SEP-X', rule: '-A KUBE-SEP-X -p tcp -j DNAT --to-destination 10.244.1.10:80', verdict: 'DNAT', translation: 'destination → 10.244.1.10:80', nat: [{ kind: 'destination', to: '10.244.1.10:80' }] },
       { netns: 'node/kwna-node-2', kind: 'netfilter', detail: 'forward filter KWNP-EG-1', rule: '-A KWNP-EG-1 -m set --match-set KWNP-P dst -m comment --comment "x/egress-to-a egress rule 0" -j RETURN', verdict: 'RETURN' },
     ],
   };
