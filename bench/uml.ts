@@ -109,7 +109,7 @@ async function umlPhases(r: Ran, startedAt: number): Promise<Array<[string, numb
     ['guest agent (Node) ready', iso(/guest ready/)],
     ['guest `up` runs (its Node start)', at(/creating namespaces/)],
     ['network built (namespaces, links, iptables)', at(/starting the control plane/)],
-    ['daemon started (its Node start, the store)', daemonAt(/store opened/) ?? at(/daemon: store opened/)],
+    ['daemon started (in up\'s own process, the store)', daemonAt(/store opened/) ?? at(/daemon: store opened/)],
     ['node agents started', daemonAt(/node agents: \d+ of \d+ started/)],
     ['service proxies synced, API listening', daemonAt(/API server listening/)],
     ['daemon ready (HTTPS served)', daemonAt(/kubewire daemon for cluster \S+ ready/)],

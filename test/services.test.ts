@@ -4,11 +4,13 @@
 // itself through its own Service (hairpin); a Service without endpoints refuses at once;
 // endpoint changes are honoured within about a second; a flushed nat table comes back.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Pod, Service } from '../src/api/types.ts';
+import { linux } from '../src/dataplane/linux/host.ts';
+import { runCaptured } from '../src/supervisor/supervisor.ts';
 import { serviceChain } from '../src/proxy/iptables/names.ts';
 import { NOT_ROOT } from './helpers.ts';
 import { field, Kube, waitFor } from './kube.ts';
@@ -129,6 +131,8 @@ for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT },
   let kube: Kube;
   let pods: Pod[];
   let vip: string;
+  /** What `up` printed (in a kernel of its own, the session's checks read it). */
+  let upOut = '';
   const node = (i: number) => `${cluster}-node-${i}`;
   /** Runs curl in the pod's namespace N times in one process; returns the answers. */
   const curlMany = async (where: string[], url: string, n: number): Promise<string[]> => {
@@ -141,6 +145,7 @@ for (const mode of MODES) describe(`Services, ${mode} mode`, { skip: NOT_ROOT },
     kube = new Kube(cluster, stateDir);
     const up = await kube.run(['up', '--proxy-mode', mode, ...(KERNEL === 'uml' ? ['--kernel', 'uml'] : [])], { timeoutMs: 240_000 });
     assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
+    upOut = up.stdout;
     await kube.apply(MANIFEST.replace('NODE1', node(1)));
     const timeout = `${30 * SLOWDOWN}s`;
     await kube.ok('rollout', 'status', 'deployment/web', '--timeout', timeout);
@@ -393,6 +398,29 @@ spec:
     });
   });
 
+  // A user's session with `up --kernel uml`, on this suite's cluster rather than a kernel booted for it (test/uml.test.ts).
+  test('in a kernel of its own: up says so, none of its namespaces is the host\'s, its console in its log; trace through IPVS leaves no rule; exit statuses, logs and errors come back', { skip: KERNEL === 'uml' ? false : 'only for a cluster in its own kernel' }, async () => {
+    assert.match(upOut, /kernel booted in [\d.]+ s/);
+    assert.match(upOut, new RegExp(`cluster ${cluster} is up in its own kernel`));
+    assert.deepEqual((await linux.listNetns()).filter((n) => n.includes(cluster)), [], "none of its namespaces is the host's");
+    assert.match(readFileSync(join(stateDir, cluster, 'kernel.log'), 'utf8'), /Linux version 6\./, "the kernel's console is in the cluster's log");
+    // kubewire trace in a kernel without nf_tables: TRACE in raw, mangle's chains as observation points, IPVS's choice.
+    const traced = JSON.parse(await kube.ok('trace', `pod/${pods[0]!.metadata.name}`, 'service/web', '-o', 'json'));
+    assert.equal(traced.verdict, 'delivered', traced.reason);
+    const ipvsHop = traced.hops.find((h: { kind: string }) => h.kind === 'ipvs');
+    assert.match(ipvsHop?.detail ?? '', new RegExp(`IPVS virtual server ${vip.replace(/\./g, '\\.')}:80 → real server 10\\.244\\.\\d+\\.\\d+:8080`));
+    assert.ok(pods.some((p) => `default/${p.metadata.name}` === traced.destination.pod), `delivered to a web pod: ${traced.destination.pod}`);
+    const outside = JSON.parse(await kube.ok('trace', 'external', '172.18.0.11:30080', '-o', 'json'));
+    assert.equal(outside.verdict, 'delivered', outside.reason);
+    assert.ok(outside.hops.some((h: { kind: string }) => h.kind === 'ipvs'), 'the NodePort is an IPVS virtual server too');
+    assert.doesNotMatch(await kube.ok('exec', '--node', node(1), '--', 'iptables-legacy-save'), /KUBEWIRE-TRACE/, 'the trace leaves no rule');
+    assert.equal((await kube.run(['exec', pods[0]!.metadata.name, '--', 'sh', '-c', 'exit 7'])).code, 7, 'the exit status comes back');
+    assert.match(await kube.ok('logs', pods[0]!.metadata.name), /kubewire built-in/);
+    const bad = await kube.run(['get', 'pods', 'nope']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /not found/, 'errors come back as the CLI prints them');
+  });
+
   test('bad Services are refused: a taken or out-of-range clusterIP or nodePort, an unknown protocol', async () => {
     const bad = async (spec: string) => (await kube.run(['apply', '-f', '-'], { input: `apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: ${spec}\n` })).stderr;
     assert.match(await bad(`{clusterIP: ${vip}, ports: [{port: 80}]}`), /spec\.clusterIPs: Invalid value: \[".*"\]: failed to allocate IP .*: provided IP is already allocated/);
@@ -402,5 +430,12 @@ spec:
     assert.match(await bad('{ports: [{port: 80, protocol: ICMP}]}'), /spec\.ports\[0\]\.protocol: Unsupported value: "ICMP"/);
     assert.match((await kube.run(['get', 'service', 'bad'])).stderr, /not found/);
   });
-});
 
+  test('down powers its kernel off and leaves no file and no process of it', { skip: KERNEL === 'uml' ? false : 'only for a cluster in its own kernel' }, async () => {
+    const down = await kube.run(['down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /its kernel powered off/);
+    assert.equal(existsSync(join(stateDir, cluster)), false, 'its host directory is gone');
+    assert.equal((await runCaptured(['pgrep', '-f', join(stateDir, cluster)])).stdout.trim(), '', 'no process of its kernel is left');
+  });
+});

@@ -2,19 +2,19 @@
 // kernel (src/supervisor/uml.ts): booted for the test, with the host's filesystem as its root
 // and no network device of its own but loopback, powered off at the end. test/uml/ runs inside
 // one and must pass whole; the Services suite in IPVS mode and a user's session (as root and
-// as nobody) run against clusters started with `up --kernel uml`, as a user drives them.
+// as nobody) run against clusters started with `up --kernel uml`, as a user drives them; the
+// user's session as root runs on the Services suite's cluster (one boot fewer).
 
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ipvsAvailable } from '../src/cluster/cluster.ts';
-import { linux } from '../src/dataplane/linux/host.ts';
 import { runCaptured } from '../src/supervisor/supervisor.ts';
 import { runInUml, umlMissing } from '../src/supervisor/uml.ts';
 import { NOT_ROOT } from './helpers.ts';
-import { echoPod, field, Kube, waitFor, webApp } from './kube.ts';
+import { echoPod, Kube, waitFor } from './kube.ts';
 import { execFile, execFileSync } from 'node:child_process';
 
 /** Why user nobody cannot run this checkout's kubewire here (a parent directory not theirs to enter), or false. */
@@ -45,9 +45,10 @@ async function passesInUml(command: string, passes: number, opts: { env?: Record
 
 // A UML kernel runs on one CPU: two at a time use this machine's two.
 describe('kernels of their own (user-mode Linux), two at a time', { skip, concurrency: 2 }, () => {
-  test('the Services suite in IPVS mode against a cluster in its own kernel (up --kernel uml; every scenario the iptables and nftables modes pass)', async () => {
+  test('the Services suite in IPVS mode against a cluster in its own kernel (up --kernel uml; every scenario the iptables and nftables modes pass), and a user\'s session with it (up\'s words, trace, exit statuses, logs, errors, down leaving nothing)', async () => {
     // Driven from here as a user drives such a cluster: the API verbs through the relay, exec
-    // started by the guest; only describe starts Node in there.
+    // started by the guest; describe of other kinds and trace start Node in there. The
+    // session's checks run on this cluster (services.test.ts), not on a kernel booted for them.
     const scratch = mkdtempSync(join(tmpdir(), 'kwt-svcuml-'));
     try {
       // NODE_TEST_CONTEXT would make the inner run report to this runner's protocol, not TAP.
@@ -58,7 +59,7 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
       });
       const failed = failures(r.stdout);
       assert.equal(r.code, 0, failed || r.stdout.slice(-3000));
-      assert.match(r.stdout, /^# pass 17$/m);
+      assert.match(r.stdout, /^# pass 19$/m);
     } finally {
       // A run cut short leaves its cluster's kernel running: power it off.
       for (const dir of readdirSync(scratch).filter((d) => d.startsWith('kwt-svc-'))) {
@@ -72,68 +73,6 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
     await passesInUml('node --import tsx --test test/uml/ipvs-mode.ts', 2, { timeoutMs: 240_000 });
   });
 
-  test('a cluster in its own kernel: up --kernel uml, every verb run in there through the channel, down leaves nothing', async () => {
-    const state = mkdtempSync(join(tmpdir(), 'kwt-kernel-'));
-    const kube = new Kube('kwk', state);
-    try {
-      const up = await kube.run(['up', '--kernel', 'uml', '--nodes', '2', '--proxy-mode', 'ipvs', '--ipvs-scheduler', 'wrr'], { timeoutMs: 240_000 });
-      assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
-      assert.match(up.stdout, /kernel booted in [\d.]+ s/);
-      assert.match(up.stdout, /cluster kwk is up in its own kernel/);
-      assert.deepEqual(await linux.listNetns('kwk-'), [], "none of its namespaces is the host's");
-      assert.match(readFileSync(join(state, 'kwk', 'kernel.log'), 'utf8'), /Linux version 6\./, "the kernel's console is in the cluster's log");
-
-      const nodes = await kube.json('get', 'nodes');
-      assert.deepEqual(nodes.items.map((n: any) => n.metadata.name).sort(), ['kwk-node-1', 'kwk-node-2']);
-      await kube.apply(webApp({ serviceType: 'NodePort' })); // stdin travels into the kernel
-      const pods = await waitFor('two web pods running', async () => {
-        const list = (await kube.json('get', 'pods')).items.filter((p: any) => p.status?.phase === 'Running' && p.status?.podIP);
-        return list.length === 2 ? list : undefined;
-      }, 60_000);
-      const svc = await kube.json('get', 'service', 'web');
-      // Running is not yet programmed: the proxy syncs once the endpoints are ready, which in this
-      // kernel, busy starting the DNS pods and the ingress controllers, can take tens of seconds.
-      const answer = await waitFor('the ClusterIP answers from a pod', async () => {
-        const r = await kube.run(['exec', pods[0].metadata.name, '--', 'curl', '-s', '-m', '5', `http://${svc.spec.clusterIP}/`]);
-        return r.code === 0 ? r.stdout : undefined;
-      }, 120_000);
-      assert.ok(pods.some((p: any) => p.metadata.name === field(answer, 'pod')), `a web pod answered the ClusterIP: ${answer}`);
-      const ipvs = await kube.ok('exec', '--node', 'kwk-node-1', '--', 'ipvsadm', '-Ln');
-      assert.match(ipvs, new RegExp(`TCP  ${svc.spec.clusterIP.replace(/\./g, '\\.')}:80 wrr`));
-      for (const p of pods) assert.match(ipvs, new RegExp(`-> ${p.status.podIP.replace(/\./g, '\\.')}:8080`));
-      // Each node's proxy syncs on its own: node 2's may still be at it.
-      await waitFor("the ClusterIP on node 2's kube-ipvs0", async () => new RegExp(svc.spec.clusterIP.replace(/\./g, '\\.')).test(await kube.ok('exec', '--node', 'kwk-node-2', '--', 'ip', '-br', 'addr', 'show', 'kube-ipvs0')), 60_000);
-      const viaNodePort = await kube.ok('exec', '--external', '--', 'curl', '-s', '-m', '5', `http://172.18.0.11:${svc.spec.ports[0].nodePort}/`);
-      assert.ok(field(viaNodePort, 'pod'), `the external client reached a pod through the NodePort: ${viaNodePort}`);
-      // kubewire trace in a kernel without nf_tables: TRACE in raw, mangle's chains as observation points, IPVS's choice.
-      const traced = JSON.parse(await kube.ok('trace', `pod/${pods[0].metadata.name}`, 'service/web', '-o', 'json'));
-      assert.equal(traced.verdict, 'delivered', traced.reason);
-      const ipvsHop = traced.hops.find((h: any) => h.kind === 'ipvs');
-      assert.match(ipvsHop?.detail ?? '', new RegExp(`IPVS virtual server ${svc.spec.clusterIP.replace(/\./g, '\\.')}:80 → real server 10\\.244\\.\\d+\\.\\d+:8080`));
-      assert.ok(pods.some((p: any) => `default/${p.metadata.name}` === traced.destination.pod), `delivered to a web pod: ${traced.destination.pod}`);
-      const outside = JSON.parse(await kube.ok('trace', 'external', `172.18.0.11:${svc.spec.ports[0].nodePort}`, '-o', 'json'));
-      assert.equal(outside.verdict, 'delivered', outside.reason);
-      assert.ok(outside.hops.some((h: any) => h.kind === 'ipvs'), 'the NodePort is an IPVS virtual server too');
-      assert.doesNotMatch(await kube.ok('exec', '--node', 'kwk-node-1', '--', 'iptables-legacy-save'), /KUBEWIRE-TRACE/, 'the trace leaves no rule');
-      assert.equal((await kube.run(['exec', pods[0].metadata.name, '--', 'sh', '-c', 'exit 7'])).code, 7, 'the exit status comes back');
-      assert.match(await kube.ok('logs', pods[0].metadata.name), /kubewire built-in/);
-      assert.match(await kube.ok('describe', 'service', 'web'), /IPVS on kwk-node-1/);
-      const bad = await kube.run(['get', 'pods', 'nope']);
-      assert.equal(bad.code, 1);
-      assert.match(bad.stderr, /not found/, 'errors come back as the CLI prints them');
-
-      const down = await kube.run(['down']);
-      assert.equal(down.code, 0, down.stderr);
-      assert.match(down.stdout, /its kernel powered off/);
-      assert.equal(existsSync(join(state, 'kwk')), false, 'its host directory is gone');
-      const left = await runCaptured(['pgrep', '-f', join(state, 'kwk')]);
-      assert.equal(left.stdout.trim(), '', 'no process of its kernel is left');
-    } finally {
-      await kube.run(['down']).catch(() => undefined);
-      rmSync(state, { recursive: true, force: true });
-    }
-  });
-
   test('an ordinary user (nobody): up runs the cluster in a kernel of its own and says so, in their own state directory; the API verbs run on the host through the relay, exec in there; down leaves nothing', { skip: nobodyCannotRun(), timeout: 300_000 }, async () => {
     const home = mkdtempSync(join(tmpdir(), 'kwt-nobody-'));
     chownSync(home, 65534, 65534);
@@ -141,7 +80,8 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
     const env = { PATH: process.env.PATH!, HOME: '/nonexistent', XDG_STATE_HOME: home, KUBECONFIG: join(home, 'kubeconfig') };
     const asNobody = (args: string[], input?: string) => runCaptured(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, bin, ...args], { env, ...(input !== undefined ? { input } : {}) });
     try {
-      const up = await asNobody(['up', '--cluster', 'kwn', '--nodes', '1']);
+      // IPVS with a scheduler of its own: the options reach the `up` inside.
+      const up = await asNobody(['up', '--cluster', 'kwn', '--nodes', '1', '--proxy-mode', 'ipvs', '--ipvs-scheduler', 'wrr']);
       assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
       assert.match(up.stdout, /not root: the cluster runs in a kernel of its own/);
       assert.match(up.stdout, /cluster kwn is up in its own kernel/);
@@ -156,6 +96,8 @@ describe('kernels of their own (user-mode Linux), two at a time', { skip, concur
       await waitFor('p1 running', async () => /p1\s+1\/1\s+Running/.test((await asNobody(['get', 'pods', '--cluster', 'kwn'])).stdout), 90_000);
       const inside = await asNobody(['exec', '--cluster', 'kwn', 'p1', '--', 'id', '-u']);
       assert.equal(inside.stdout.trim(), '0', 'root inside its own kernel, nobody outside');
+      const ipvs = await asNobody(['exec', '--cluster', 'kwn', '--node', 'kwn-node-1', '--', 'ipvsadm', '-Ln']);
+      assert.match(ipvs.stdout, /TCP  10\.96\.0\.1:443 wrr/, `the kubernetes Service is a wrr virtual server:\n${ipvs.stdout}${ipvs.stderr}`);
       const down = await asNobody(['down', '--cluster', 'kwn']);
       assert.equal(down.code, 0, down.stderr);
       assert.equal(existsSync(join(home, 'kubewire', 'kwn')), false);
