@@ -14,6 +14,7 @@ import { runCaptured } from '../src/supervisor/supervisor.ts';
 import { serviceChain } from '../src/proxy/iptables/names.ts';
 import { NOT_ROOT } from './helpers.ts';
 import { field, Kube, waitFor } from './kube.ts';
+import { checkPolicyThroughIpvs } from './netpol-ipvs-check.ts';
 
 const MANIFEST = `
 apiVersion: apps/v1
@@ -419,6 +420,8 @@ spec:
     const bad = await kube.run(['get', 'pods', 'nope']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /not found/, 'errors come back as the CLI prints them');
+    // NetworkPolicy through IPVS (issue 31; the UML kernel's iptables + ipset backend), on this cluster rather than one booted for it.
+    await checkPolicyThroughIpvs(kube, { pods, clusterIP: vip, nodes: [node(1), node(2)], nodePort: '172.18.0.11:30080' });
   });
 
   test('bad Services are refused: a taken or out-of-range clusterIP or nodePort, an unknown protocol', async () => {
