@@ -197,18 +197,21 @@ describe('Ingress', { skip: NOT_ROOT }, () => {
   });
 
   test('paths and hosts as the specification says, at every node; several Ingresses share a host', async () => {
-    for (const node of [0, 1]) {
-      assert.match(await get('web.example.com', '/hostname', node), /^200 web-/, 'Prefix / (netexec answers its pod name)');
-      assert.match(await get('web.example.com', '/exact', node), /^200 pod: other-/, 'Exact');
-      assert.match(await get('web.example.com', '/exact/', node), /^404 /, 'Exact /exact does not match /exact/: it falls to Prefix / (netexec: no such page)');
-      assert.match(await get('web.example.com', '/aaa/bbb/ccc', node), /^200 pod: other-/, 'Prefix matches a subpath');
-      assert.match(await get('web.example.com', '/aaa/bbbxyz', node), /^404 /, 'Prefix is element-wise: /aaa/bbbxyz is not under /aaa/bbb (falls to netexec)');
-      assert.match(await get('web.example.com', '/shared/x', node), /^200 pod: other-/, 'a path from the second Ingress on the same host');
-      assert.match(await get('a.wild.example.com', '/', node), /^200 pod: other-/, 'wildcard host');
-      assert.match(await get('WEB.example.com:80', '/hostname', node), /^200 web-/, 'host matched without case and port');
-    }
-    assert.match(await get('a.b.wild.example.com', '/'), /^200 pod: other-/, 'a wildcard covers one label only: this goes to the default backend');
-    assert.match(await get('nothing.example.org', '/'), /^200 pod: other-/, 'no rule: the default backend');
+    // Independent requests: all at once, each answer checked against its own expectation.
+    const checks: Array<[Promise<string>, RegExp, string]> = [0, 1].flatMap((node): Array<[Promise<string>, RegExp, string]> => [
+      [get('web.example.com', '/hostname', node), /^200 web-/, 'Prefix / (netexec answers its pod name)'],
+      [get('web.example.com', '/exact', node), /^200 pod: other-/, 'Exact'],
+      [get('web.example.com', '/exact/', node), /^404 /, 'Exact /exact does not match /exact/: it falls to Prefix / (netexec: no such page)'],
+      [get('web.example.com', '/aaa/bbb/ccc', node), /^200 pod: other-/, 'Prefix matches a subpath'],
+      [get('web.example.com', '/aaa/bbbxyz', node), /^404 /, 'Prefix is element-wise: /aaa/bbbxyz is not under /aaa/bbb (falls to netexec)'],
+      [get('web.example.com', '/shared/x', node), /^200 pod: other-/, 'a path from the second Ingress on the same host'],
+      [get('a.wild.example.com', '/', node), /^200 pod: other-/, 'wildcard host'],
+      [get('WEB.example.com:80', '/hostname', node), /^200 web-/, 'host matched without case and port'],
+    ]);
+    checks.push([get('a.b.wild.example.com', '/'), /^200 pod: other-/, 'a wildcard covers one label only: this goes to the default backend']);
+    checks.push([get('nothing.example.org', '/'), /^200 pod: other-/, 'no rule: the default backend']);
+    const answers = await Promise.all(checks.map(([answer]) => answer));
+    for (const [i, [, expected, what]] of checks.entries()) assert.match(answers[i]!, expected, what);
   });
 
   test('404 without a matching rule and no default backend; 503 for a backend without endpoints', async () => {
@@ -228,18 +231,26 @@ describe('Ingress', { skip: NOT_ROOT }, () => {
 
   test("forwarding headers: the client's address, not what the client claims", async () => {
     const header = (key: string, ...args: string[]) => get('web.example.com', `/header?key=${key}`, 0, ...args);
-    assert.equal(await header('X-Forwarded-For', '-H', 'X-Forwarded-For: 6.6.6.6'), '200 172.18.0.200');
-    assert.equal(await header('X-Real-IP', '-H', 'X-Real-IP: 6.6.6.6'), '200 172.18.0.200');
-    assert.equal(await header('X-Original-Forwarded-For', '-H', 'X-Forwarded-For: 6.6.6.6'), '200 6.6.6.6');
-    assert.equal(await header('X-Forwarded-Proto', '-H', 'X-Forwarded-Proto: https'), '200 http');
-    assert.equal(await header('X-Forwarded-Host'), '200 web.example.com');
-    assert.equal(await header('X-Forwarded-Port'), '200 80');
-    assert.match(await header('X-Request-ID'), /^200 [0-9a-f]{32}$/);
-    assert.equal(await header('Host'), '200 web.example.com');
-    assert.equal(await header('Proxy', '-H', 'Proxy: http://evil'), '200 ', 'httpoxy: never forwarded');
-    // A header the client lists in Connection is hop-by-hop and dropped, but never one of ours.
-    assert.equal(await header('X-Forwarded-For', '-H', 'Connection: close, X-Forwarded-For'), '200 172.18.0.200');
-    assert.equal(await header('X-Custom', '-H', 'Connection: X-Custom', '-H', 'X-Custom: 1'), '200 ');
+    // Independent requests: all at once, each answer checked against its own expectation.
+    const checks: Array<[Promise<string>, string | RegExp, string?]> = [
+      [header('X-Forwarded-For', '-H', 'X-Forwarded-For: 6.6.6.6'), '200 172.18.0.200'],
+      [header('X-Real-IP', '-H', 'X-Real-IP: 6.6.6.6'), '200 172.18.0.200'],
+      [header('X-Original-Forwarded-For', '-H', 'X-Forwarded-For: 6.6.6.6'), '200 6.6.6.6'],
+      [header('X-Forwarded-Proto', '-H', 'X-Forwarded-Proto: https'), '200 http'],
+      [header('X-Forwarded-Host'), '200 web.example.com'],
+      [header('X-Forwarded-Port'), '200 80'],
+      [header('X-Request-ID'), /^200 [0-9a-f]{32}$/],
+      [header('Host'), '200 web.example.com'],
+      [header('Proxy', '-H', 'Proxy: http://evil'), '200 ', 'httpoxy: never forwarded'],
+      // A header the client lists in Connection is hop-by-hop and dropped, but never one of ours.
+      [header('X-Forwarded-For', '-H', 'Connection: close, X-Forwarded-For'), '200 172.18.0.200'],
+      [header('X-Custom', '-H', 'Connection: X-Custom', '-H', 'X-Custom: 1'), '200 '],
+    ];
+    const answers = await Promise.all(checks.map(([answer]) => answer));
+    for (const [i, [, expected, what]] of checks.entries()) {
+      if (typeof expected === 'string') assert.equal(answers[i], expected, what);
+      else assert.match(answers[i]!, expected, what);
+    }
   });
 
   test('TLS: certificates chosen by SNI (wildcards too), the default one otherwise, and HTTP redirected to HTTPS', async () => {
