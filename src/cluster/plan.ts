@@ -28,6 +28,8 @@ export interface ClusterSpec {
   metricsBindAddress?: string;
   /** Nodes whose service proxy runs as a program of its own (`kubewire proxy` in the node's namespace): the daemon runs none there. */
   externalProxy?: string[];
+  /** 'external': every node component (proxy, ingress, DNS) runs as its own program with only a kubeconfig (daemon/components.ts). */
+  components?: 'external';
   /** Which iptables the nodes' rules go through (kube-proxy, masquerade, hostPorts); chosen by `up` when not given (topology.ts). */
   iptablesBackend?: 'legacy' | 'nft';
   /** The cluster's DNS zone (the kubelet's --cluster-domain), cluster.local by default. */
@@ -126,6 +128,7 @@ export function validateSpec(spec: ClusterSpec): void {
     const i = node.startsWith(`${spec.name}-node-`) ? Number(node.slice(`${spec.name}-node-`.length)) : NaN;
     if (!Number.isInteger(i) || i < 1 || i > spec.nodes) throw new SpecError(`--external-proxy ${JSON.stringify(node)}: not a node of this cluster (${spec.name}-node-1 to ${spec.name}-node-${spec.nodes})`);
   }
+  if (spec.components !== undefined && spec.components !== 'external') throw new SpecError(`--components ${JSON.stringify(spec.components)}: must be internal or external`);
   const workers = spec.ingressWorkers;
   if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 64)) throw new SpecError(`--ingress-workers ${workers}: must be a whole number from 1 to 64`);
   const pods = cidr(spec.podCIDR, '--pod-cidr');

@@ -9,6 +9,7 @@ import type { Deployment, Service } from '../api/types.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
 import { isNotFound } from '../apiserver/status.ts';
 import { dnsServiceIP, type ClusterSpec } from '../cluster/plan.ts';
+import { externalDnsContainer, externalComponents } from './components.ts';
 
 const LABELS = { 'k8s-app': 'kube-dns' };
 
@@ -54,6 +55,10 @@ export function clusterDnsObjects(spec: ClusterSpec): [Deployment, Service] {
       ],
     },
   };
+  if (externalComponents(spec)) {
+    const pod = deployment.spec!.template.spec!;
+    pod.containers = pod.containers.map((c) => externalDnsContainer(spec, c));
+  }
   return [deployment, service];
 }
 

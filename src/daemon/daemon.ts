@@ -21,6 +21,7 @@ import { NodeAgent } from '../node/agent.ts';
 import { PeerSync } from '../node/peers.ts';
 import { DEFAULT_CLASS_ANNOTATION } from '../apiserver/admission.ts';
 import { ensureClusterDns } from './cluster-dns.ts';
+import { ensureNodeComponents, externalComponents } from './components.ts';
 import { CONTROLLER_NAME, DEFAULT_CLASS } from '../ingress/classes.ts';
 import { ensureIngressControllers, ingressControllerPids } from '../ingress/supervisor.ts';
 import { IptablesBackend } from '../proxy/iptables/backend.ts';
@@ -115,7 +116,7 @@ export class Daemon {
       const cfg = { clusterCIDR: podRange(plan), nodePodCIDR: node.podCIDR };
       const mode = plan.spec.proxyMode ?? 'iptables';
       const backend = mode === 'nftables' ? new NftablesBackend(netns, cfg) : mode === 'ipvs' ? new IpvsBackend(netns, { ...cfg, nodeIPs: [node.ip], ...(plan.spec.ipvsScheduler ? { scheduler: plan.spec.ipvsScheduler } : {}), ...(plan.spec.ipvsStrictARP ? { strictARP: true } : {}) }, plan.spec.iptablesBackend) : new IptablesBackend(netns, cfg, plan.spec.iptablesBackend);
-      if (!plan.spec.externalProxy?.includes(node.name)) this.proxies.push(new Proxier({ client: this.client, nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
+      if (!plan.spec.externalProxy?.includes(node.name) && !externalComponents(plan.spec)) this.proxies.push(new Proxier({ client: this.client, nodeName: node.name, netns, backend, log, metricsBindAddress: plan.spec.metricsBindAddress }));
     }
   }
 
@@ -206,12 +207,13 @@ export class Daemon {
 
   /** Every node runs an ingress controller once wanted; one that died (kill -9, OOM) is started again. */
   private async checkIngressControllers(): Promise<void> {
-    this.ingressWanted ||= this.store.count('Ingress') > 0 || ingressControllerPids(this.cluster).length > 0;
+    this.ingressWanted ||= this.store.count('Ingress') > 0 || ingressControllerPids(this.cluster).length > 0 || externalComponents(this.plan.spec);
     if (!this.ingressWanted || this.ingressCheck) return; // one check at a time: a start takes a moment
     this.ingressCheck = true;
     try {
-      const started = await ensureIngressControllers(this.cluster, this.plan);
-      if (started.length) this.log(`ingress controller started on ${started.join(', ')}`);
+      // The external layout: each node's proxy and ingress controller are programs of their own, started (again) here.
+      const started = externalComponents(this.plan.spec) ? await ensureNodeComponents(this.plan) : await ensureIngressControllers(this.cluster, this.plan);
+      if (started.length) this.log(`${externalComponents(this.plan.spec) ? 'started' : 'ingress controller started on'} ${started.join(', ')}`);
     } catch (e) {
       this.log(`ingress controllers: ${e instanceof Error ? e.message : String(e)}`);
     } finally {

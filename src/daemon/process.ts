@@ -8,6 +8,7 @@ import { ApiClient } from '../client/rest.ts';
 import { becomeDaemon, becomesDaemon, ownCmdline } from './here.ts';
 import { cliEnv, cliPath, daemonPaths } from '../state/paths.ts';
 import { ingressControllerPids } from '../ingress/supervisor.ts';
+import { nodeComponentPids } from './components.ts';
 import { networkAvailable } from '../controllers/scheduler.ts';
 import type { Node } from '../api/types.ts';
 import { livePid } from '../state/pidfile.ts';
@@ -148,5 +149,6 @@ export async function stopClusterProcesses(cluster: string): Promise<void> {
   await Promise.all([
     ...hosts.map((pid) => stopProcess(pid, 2000)),
     ...[...new Set([...pids('ingress-controller'), ...ingressControllerPids(cluster)])].map((pid) => stopProcess(pid, 11_000)),
+    ...nodeComponentPids(cluster).map((pid) => stopProcess(pid, 11_000)),
   ]);
 }
