@@ -10,6 +10,8 @@
 import { resourceOfKind, type ResourceType } from '../api/resources.ts';
 import { namespacedName, type KubeObject } from '../api/types.ts';
 import { ObjectCache, type IndexDefs, type IndexFn } from './cache.ts';
+
+export type { IndexDefs, IndexFn };
 import { INDEXES } from './indexes.ts';
 import type { ObjectClient } from './objects.ts';
 

@@ -6,11 +6,12 @@
 // through this interface; only the API server (this folder) touches the store. All fail with
 // StatusErrors (status.ts), so callers ask isNotFound(e) / isConflict(e) and nothing else.
 
-import type { ResourceType } from '../api/resources.ts';
+import { resourceOfKind, type ResourceType } from '../api/resources.ts';
 import type { KubeObject } from '../api/types.ts';
 import { fieldSelectorMatcher, labelSelectorMatcher, type Api } from './api.ts';
 import { deleteWithOptions, finishIfFinalized, finalizeNamespace, type PropagationPolicy } from './deletion.ts';
 import { StoreError } from './store.ts';
+import { isNotFound } from './status.ts';
 
 export interface ListQuery {
   labelSelector?: string;
@@ -110,4 +111,17 @@ export class LocalClient implements ObjectClient {
       if (byLabel(e.object) && byField(e.object)) fn({ type: e.type, object: e.object });
     });
   }
+}
+
+/** Creates `obj` unless an object of its kind and name is there (kept as it is: a user may have edited it); true if it created it. */
+export async function createIfMissing(client: ObjectClient, obj: KubeObject): Promise<boolean> {
+  const rt = resourceOfKind(obj.kind);
+  try {
+    await client.get(rt, obj.metadata.namespace, obj.metadata.name);
+    return false;
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  await client.create(rt, obj);
+  return true;
 }

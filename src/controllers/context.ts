@@ -6,9 +6,8 @@
 
 import { RESOURCES, resourceOfKind, type ResourceType } from '../api/resources.ts';
 import type { KubeObject } from '../api/types.ts';
-import type { IndexDefs } from '../apiserver/cache.ts';
 import { INDEXES } from '../apiserver/indexes.ts';
-import { SharedInformers, type Informer } from '../apiserver/informer.ts';
+import { SharedInformers, type IndexDefs, type Informer } from '../apiserver/informer.ts';
 import type { ObjectClient } from '../apiserver/objects.ts';
 
 export interface ControllerContext {

@@ -4,10 +4,8 @@
 // (dns), 53/TCP (dns-tcp) and 9153/TCP (metrics). The daemon creates them when they are
 // missing; a user may scale or edit them as any other object.
 
-import { resourceOfKind } from '../api/resources.ts';
 import type { Deployment, Service } from '../api/types.ts';
-import type { ObjectClient } from '../apiserver/objects.ts';
-import { isNotFound } from '../apiserver/status.ts';
+import { createIfMissing, type ObjectClient } from '../apiserver/objects.ts';
 import { dnsServiceIP, type ClusterSpec } from '../cluster/plan.ts';
 import { externalDnsContainer, externalComponents } from './components.ts';
 
@@ -65,10 +63,5 @@ export function clusterDnsObjects(spec: ClusterSpec): [Deployment, Service] {
 /** Creates the cluster DNS's objects that are missing (the Service first: its address is reserved before any user's Service takes it). */
 export async function ensureClusterDns(client: ObjectClient, spec: ClusterSpec): Promise<void> {
   const [deployment, service] = clusterDnsObjects(spec);
-  for (const obj of [service, deployment]) {
-    const rt = resourceOfKind(obj.kind);
-    // There already: a user may have edited it, and keeps it.
-    const there = await client.get(rt, obj.metadata.namespace, obj.metadata.name).then(() => true, (e: unknown) => (isNotFound(e) ? false : Promise.reject(e)));
-    if (!there) await client.create(rt, obj);
-  }
+  for (const obj of [service, deployment]) await createIfMissing(client, obj);
 }

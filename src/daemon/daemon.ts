@@ -4,9 +4,11 @@
 
 import { appendFileSync, existsSync, mkdirSync, writeFileSync, rmSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_MAX_PODS } from '../api/types.ts';
+import { DEFAULT_MAX_PODS, type KubeObject } from '../api/types.ts';
 import { Api } from '../apiserver/api.ts';
-import { LocalClient } from '../apiserver/objects.ts';
+import { createIfMissing, LocalClient } from '../apiserver/objects.ts';
+import { Informer } from '../apiserver/informer.ts';
+import { resourceOfKind } from '../api/resources.ts';
 import { ApiServer } from '../apiserver/server.ts';
 import { listenClusterHttps, type HttpsListener } from '../apiserver/https.ts';
 import { Store } from '../apiserver/store.ts';
@@ -130,9 +132,7 @@ export class Daemon {
     const paths = daemonPaths(this.cluster);
     const size = existsSync(paths.store) ? statSync(paths.store).size : 0;
     this.progress(`store opened: ${this.store.countObjects().toLocaleString('en')} objects, ${(size / 1e6).toFixed(1)} MB`);
-    for (const name of SYSTEM_NAMESPACES) {
-      if (!this.api.tryGet({ kind: 'Namespace', name })) this.api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-    }
+    for (const name of SYSTEM_NAMESPACES) await createIfMissing(this.client, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     await ensureKubernetesService(this.client, this.plan.spec, this.plan.nodes.map((n) => n.ip), this.log);
     await ensureClusterDns(this.client, this.plan.spec);
     await this.retireClusterHost();
@@ -156,9 +156,7 @@ export class Daemon {
     }
     this.progress('service proxies: first sync');
     await Promise.all(this.proxies.map((p) => p.start()));
-    if (!this.api.tryGet({ kind: 'IngressClass', name: DEFAULT_CLASS })) {
-      this.api.create({ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: DEFAULT_CLASS, annotations: { [DEFAULT_CLASS_ANNOTATION]: 'true' } }, spec: { controller: CONTROLLER_NAME } });
-    }
+    await createIfMissing(this.client, { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: DEFAULT_CLASS, annotations: { [DEFAULT_CLASS_ANNOTATION]: 'true' } }, spec: { controller: CONTROLLER_NAME } } as KubeObject);
     this.progress('API server listening; waiting for the nodes to be Ready');
     await this.server.listen(paths.socket);
     // Without it the shims run the plugins themselves (a Node.js start per call): worth a line, not a failed start.
@@ -170,10 +168,10 @@ export class Daemon {
     // The ingress controllers come with the first Ingress (ingressWanted), never on `up`'s path:
     // in a kernel of its own each is seconds of Node starting. The watch starts them as that
     // Ingress arrives; the watchdog starts again one that died.
-    void this.checkIngressControllers();
-    this.stopIngressWatch = this.api.watch('Ingress', undefined, this.store.currentRV(), () => {
+    this.ingresses = new Informer(this.client, resourceOfKind('Ingress'), () => {
       if (!this.ingressWanted) void this.checkIngressControllers();
-    });
+    }, this.log);
+    await this.ingresses.start();
     this.watchdog = setInterval(() => void this.checkIngressControllers(), 1000);
     this.watchdog.unref();
     this.stopReclaiming = reclaimAfterBursts();
@@ -197,7 +195,8 @@ export class Daemon {
   }
 
   private ingressCheck = false;
-  private stopIngressWatch?: () => void;
+  /** The Ingresses, for whether the nodes run ingress controllers yet. */
+  private ingresses?: Informer<KubeObject>;
   /**
    * Whether the nodes run ingress controllers: from the cluster's first Ingress on (people add
    * ingress-nginx to a cluster; here it comes with the first Ingress and stays), or when they
@@ -207,7 +206,7 @@ export class Daemon {
 
   /** Every node runs an ingress controller once wanted; one that died (kill -9, OOM) is started again. */
   private async checkIngressControllers(): Promise<void> {
-    this.ingressWanted ||= this.store.count('Ingress') > 0 || ingressControllerPids(this.cluster).length > 0 || externalComponents(this.plan.spec);
+    this.ingressWanted ||= (this.ingresses?.items.size ?? 0) > 0 || ingressControllerPids(this.cluster).length > 0 || externalComponents(this.plan.spec);
     if (!this.ingressWanted || this.ingressCheck) return; // one check at a time: a start takes a moment
     this.ingressCheck = true;
     try {
@@ -225,7 +224,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     clearInterval(this.watchdog);
-    this.stopIngressWatch?.();
+    this.ingresses?.stop();
     this.stopReclaiming?.();
     await this.closeNodeApi?.();
     await this.https?.close();
