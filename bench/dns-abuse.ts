@@ -22,7 +22,8 @@
 // its bound is killed with its whole process group (a pod's process kept the pipe open).
 //   npm run bench:dns-abuse      DURATION=60 (s per attack)  RATE=200 (normal queries/s)
 //     ATTACKS=pipeline,qtypes (a subset)  QTYPES_RATE=N[,N...] (the flood's queries/s, a row each;
-//     0, the default: as fast as the attacker sends)  CLUSTER=name (default kwba<pid>)  PROFILE=FILE (the DNS process's
+//     0, the default: as fast as the attacker sends)  DNS_ENV=NAME=VALUE,... (the DNS pods' environment:
+//     KUBEWIRE_DNS_UDP_THREAD=0 serves UDP on the main thread, as before src/dns/udp-thread.ts)  CLUSTER=name (default kwba<pid>)  PROFILE=FILE (the DNS process's
 //     profile, on for the whole run, a line a second: loop delay, GC, CPU, queries read/dropped/answered,
 //     in-process p50/p99/max; src/dns/profile.ts: written to FILE with each row's start)
 // Beside each row: the DNS process's CPU (% of one core) and its UDP socket's largest Recv-Q
@@ -46,6 +47,8 @@ const ONLY = process.env.ATTACKS?.split(',');
 const QTYPES_RATES = (process.env.QTYPES_RATE ?? '0').split(',').map(Number);
 process.env.KUBEWIRE_STATE_DIR = stateDir; // for down() in this process
 process.env.KUBECONFIG = join(stateDir, 'kubeconfig'); // the context up merges: ours, never ~/.kube/config
+/** DNS_ENV=NAME=VALUE[,NAME=VALUE...]: set in the DNS pods' container. */
+const DNS_ENV = (process.env.DNS_ENV ?? '').split(',').filter(Boolean).map((kv) => ({ name: kv.split('=')[0]!, value: kv.split('=').slice(1).join('=') }));
 const GOAL_RSS_MB = 150;
 const GOAL_P99_MS = 2;
 
@@ -355,10 +358,19 @@ try {
   writeFileSync(join(work, 'queries.txt'), Array.from({ length: 1000 }, (_, i) => (i % 5 === 4 ? `missing-${i}.default.svc.cluster.local A` : `svc-${(i * 7) % SERVICES}.default.svc.cluster.local A`)).join('\n') + '\n');
   writeFileSync(join(work, 'hosts'), Array.from({ length: SERVICES }, (_, i) => `10.96.${100 + (i >> 8)}.${i & 255} svc-${i}.default.svc.cluster.local`).join('\n') + '\n');
   for (const [name, script] of Object.entries(ATTACKS)) writeFileSync(join(work, `${name}.cjs`), script);
-  await kw(['rollout', 'status', '-n', 'kube-system', 'deployment/coredns', '--timeout', '60s']);
+  if (DNS_ENV.length) {
+    // The DNS pods' environment (KUBEWIRE_DNS_UDP_THREAD=0: UDP on the main thread, to compare): the Deployment applied again with it.
+    const d = JSON.parse(await kw(['get', 'deployment', 'coredns', '-n', 'kube-system', '-o', 'json'])) as { metadata: Record<string, unknown>; spec: { template: { spec: { containers: Array<{ env?: Array<{ name: string; value: string }> }> } } } };
+    const c = d.spec.template.spec.containers[0]!;
+    c.env = [...(c.env ?? []).filter((e) => !DNS_ENV.some((n) => n.name === e.name)), ...DNS_ENV];
+    d.metadata = { name: 'coredns', namespace: 'kube-system', labels: d.metadata.labels };
+    await kw(['apply', '-f', '-'], JSON.stringify(d));
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  await kw(['rollout', 'status', '-n', 'kube-system', 'deployment/coredns', '--timeout', '120s']);
   await kw(['wait', '--for=condition=Ready', 'pod/client', 'pod/attacker', '--timeout', '60s']);
-  const pods = JSON.parse(await kw(['get', 'pods', '-n', 'kube-system', '-l', 'k8s-app=kube-dns', '-o', 'json'])) as { items: Array<{ metadata: { name: string }; status: { podIP: string } }> };
-  const target = pods.items[0]!;
+  const pods = JSON.parse(await kw(['get', 'pods', '-n', 'kube-system', '-l', 'k8s-app=kube-dns', '-o', 'json'])) as { items: Array<{ metadata: { name: string; deletionTimestamp?: string }; status: { podIP: string } }> };
+  const target = pods.items.find((p) => !p.metadata.deletionTimestamp)!; // not one a rollout (DNS_ENV) is ending
   const ip = target.status.podIP;
   if (!/^\d+\.\d+\.\d+\.\d+$/.test(ip ?? '')) throw new Error(`${target.metadata.name} has no IPv4 address (${ip})`);
   const pid = podPid('kube-system', target.metadata.name);
