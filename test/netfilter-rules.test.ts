@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseSave, removalLines } from '../src/dataplane/iptables-text.ts';
-import { masqLines, masqOwners } from '../src/cni/plugins/ipmasq.ts';
+import { knownRemovalLines, masqLines, masqOwners } from '../src/cni/plugins/ipmasq.ts';
 import { chainName } from '../src/cni/plugins/netfilter-names.ts';
 import { containerLines, dnatChainName, portmapOwners, sharedLines } from '../src/cni/plugins/portmap/rules.ts';
 
@@ -33,6 +33,13 @@ test('removal deletes jumps first, then flushes and deletes the chains; nothing 
   const dump = parseSave(['*nat', ':POSTROUTING ACCEPT [0:0]', ':CNI-x - [0:0]', '-A POSTROUTING -s 10.0.0.1/32 -j CNI-x', '-A POSTROUTING -j OTHER', '-A CNI-x -j MASQUERADE', 'COMMIT'].join('\n'));
   assert.deepEqual(removalLines(dump, ['CNI-x']), ['-D POSTROUTING -s 10.0.0.1/32 -j CNI-x', '-F CNI-x', '-X CNI-x']);
   assert.deepEqual(removalLines(dump, ['CNI-absent']), []);
+});
+
+test('DEL with prevResult removes what ADD made without reading the table: the jumps as added, then the chain', () => {
+  const chain = chainName('net', 'c1');
+  const comment = '-m comment --comment "name: \\"net\\" id: \\"c1\\""';
+  assert.deepEqual(knownRemovalLines('net', 'c1', ['10.100.0.5/24'], 4), [`-D POSTROUTING -s 10.100.0.5 -j ${chain} ${comment}`, `-F ${chain}`, `-X ${chain}`]);
+  assert.deepEqual(knownRemovalLines('net', 'c1', ['fd00::5/64'], 6)[0], `-D POSTROUTING -s fd00::5 -j ${chain} ${comment}`);
 });
 
 test('portmap: shared chains only when missing; per-container chain with hairpin and localhost marks', () => {

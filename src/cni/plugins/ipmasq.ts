@@ -36,9 +36,30 @@ export async function setupMasq(host: Netns, network: string, containerID: strin
   }));
 }
 
-/** Removes the attachment's chain and its jumps; `families` narrows the work when known. */
-export async function teardownMasq(host: Netns, network: string, containerID: string, families: IPFamily[] = FAMILIES): Promise<void> {
+/**
+ * The removal of what masqLines made for `addresses` (pure): the jumps as they were added, then
+ * the chain. Applied without reading the table first; iptables-restore refuses the whole
+ * transaction if any of it is not there (then the table is read, teardownMasq).
+ */
+export function knownRemovalLines(network: string, containerID: string, addresses: string[], family: IPFamily): string[] {
+  const chain = chainName(network, containerID);
+  const jumps = masqLines(network, containerID, addresses, family).filter((l) => l.startsWith('-A POSTROUTING ')).map((l) => `-D${l.slice(2)}`);
+  return [...jumps, `-F ${chain}`, `-X ${chain}`];
+}
+
+/**
+ * Removes the attachment's chain and its jumps; `families` narrows the work when known. With the
+ * attachment's `addresses` (DEL's prevResult) the removal is tried as ADD made it, one
+ * iptables-restore and no iptables-save (a DEL's longest part); anything else there, or
+ * nothing: the table is read and what it holds is removed.
+ */
+export async function teardownMasq(host: Netns, network: string, containerID: string, families: IPFamily[] = FAMILIES, addresses: string[] = []): Promise<void> {
   await Promise.all(families.map(async (family) => {
+    const mine = addresses.filter((a) => familyOf(a) === family);
+    if (mine.length) {
+      const done = await host.iptablesRestore(transaction('nat', knownRemovalLines(network, containerID, mine, family)), family).then(() => true, () => false);
+      if (done) return;
+    }
     const dump = parseSave(await host.iptablesSave('nat', family));
     const lines = removalLines(dump, [chainName(network, containerID)]);
     if (lines.length) await host.iptablesRestore(transaction('nat', lines), family);

@@ -79,7 +79,7 @@ export async function delVethAttachment(args: CmdArgs, ipMasq: boolean): Promise
     podNetnsPresent(dp, args) ? dp.at(args.netns).apply([{ op: 'link-del', name: args.ifName }]).catch((e) => { if (!isNotFound(e)) throw withContext(`failed to delete ${args.ifName}`, e); }) : undefined,
     delegate('DEL', args),
     // With prevResult we know which families to clean; without it, both.
-    ipMasq ? teardownMasq(dp.at(args.hostNetns), args.conf.name, args.containerID, args.conf.prevResult?.ips?.length ? familiesOf(args.conf.prevResult.ips.map((ip) => ip.address)) : undefined) : undefined,
+    ipMasq ? teardownMasq(dp.at(args.hostNetns), args.conf.name, args.containerID, args.conf.prevResult?.ips?.length ? familiesOf(args.conf.prevResult.ips.map((ip) => ip.address)) : undefined, args.conf.prevResult?.ips?.map((ip) => ip.address)) : undefined,
   ]);
 }
 
