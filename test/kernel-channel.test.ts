@@ -32,15 +32,15 @@ test('which command lines run in the guest; the cluster they name; what up passe
   assert.equal(clusterFlag(['get', 'pods', '--cluster', 'a']), 'a');
   assert.equal(clusterFlag(['get', 'pods', '--cluster=b']), 'b');
   assert.equal(clusterFlag(['exec', 'p', '--', 'x', '--cluster', 'c']), undefined, 'after -- it is the command');
-  assert.equal(runsInGuest(['describe', 'node', 'n'], true), true, "describe node reads the node's tables and records in there");
-  assert.equal(runsInGuest(['describe', 'pod', 'p'], true), false, 'describe pod runs on the host: the guest reads the kernel for it (describe-kernel.ts)');
+  assert.equal(runsInGuest(['describe', 'service', 's'], true), true, "describe service reads the nodes' tables in there");
+  for (const d of [['describe', 'pod', 'p'], ['describe', 'node', 'n'], ['describe', 'no/n', '--cluster', 'c']]) assert.equal(runsInGuest(d, true), false, `${d.join(' ')} runs on the host: the guest's tools read the kernel for it (describe-kernel.ts)`);
   for (const api of [['logs', 'p', '-f'], ['get', 'pods'], ['apply', '-f', 'x'], ['delete', 'pod', 'p'], ['scale', 'deploy/web', '--replicas=2'], ['wait', '--for=condition=Ready', 'pod', 'p'], ['rollout', 'status', 'deploy/web']]) {
     assert.equal(runsInGuest(api, true), false, `${api[0]} talks only to the API: the host runs it through the relay`);
   }
   assert.equal(runsInGuest(['exec', 'p', '--', 'ls'], false), false, 'a cluster on the host kernel');
   assert.equal(runsInGuest(['up'], true), true, 'up of an existing cluster restarts its daemon in there');
   for (const host of [['down'], ['cni', 'add'], ['demo'], ['get', '--help']]) assert.equal(runsInGuest(host, true), false, host.join(' '));
-  assert.equal(runsInGuest(['describe', 'node', 'n', '--', '-h'], true), true, "after -- an -h is not kubewire's");
+  assert.equal(runsInGuest(['describe', 'service', 's', '--', '-h'], true), true, "after -- an -h is not kubewire's");
   assert.equal(runsInGuest(['exec', 'p', '--', 'ls'], true), false, 'exec is resolved on the host; the guest starts the program itself');
   assert.deepEqual(withoutOptions(['--nodes', '2', '--kernel', 'uml', '--kernel-memory=512', '--proxy-mode', 'ipvs'], ['--kernel', '--kernel-memory']), ['--nodes', '2', '--proxy-mode', 'ipvs']);
   assert.deepEqual(Object.keys(forwardedEnv({ KUBEWIRE_CLUSTER: 'a', KUBEWIRE_STATE_DIR: '/x', PATH: '/bin', TERM: 'xterm' })).sort(), ['KUBEWIRE_CLUSTER', 'TERM']);

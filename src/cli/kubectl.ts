@@ -22,7 +22,7 @@ import { clusterDir, daemonPaths } from '../state/paths.ts';
 import { asUser, runAttached, type PodView } from '../supervisor/supervisor.ts';
 import { passwdGroups, runAs } from '../node/container-config.ts';
 import { describeDeployment, describeWorkload, describeIngress, describeNode, describePod, describeService, eventsSection, podView } from './describe.ts';
-import { describePodInKernel } from './describe-kernel.ts';
+import { describeNodeInKernel, describePodInKernel } from './describe-kernel.ts';
 import { describeNetworkPolicy, podPoliciesSection } from './describe-netpol.ts';
 import { printObjects, printTable } from './print.ts';
 
@@ -355,6 +355,8 @@ export function registerKubectlCommands(program: Command): void {
         eventsSection(t.rt.namespaced ? (await client.list<Event>(resource('events'), ns, { fieldSelector: `involvedObject.uid=${obj.metadata.uid}` })).items : []);
       if (t.rt.kind === 'Node') {
         const pods = (await client.list<Pod>(resource('pods'), undefined, { fieldSelector: `spec.nodeName=${t.name}` })).items.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+        // A cluster in a kernel of its own: described from here, as a pod is.
+        if (!process.env.KUBEWIRE_GUEST && clusterKernel(o.cluster) !== undefined) return out(await describeNodeInKernel(o.cluster, plan, obj as Node, pods));
         return out(await describeNode(linux, obj as Node, pods, plan, podRecords(podRecordsDir(o.cluster, t.name))));
       }
       if (t.rt.kind === 'Pod') {

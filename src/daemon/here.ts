@@ -48,6 +48,7 @@ function phasesOf(file: string): string[] {
  */
 export async function becomeDaemon(cluster: string, nodes: number, progress: (line: string) => void, stallMs: number): Promise<number> {
   delete process.env.KUBEWIRE_DAEMON_HERE; // not for what this process starts
+  process.chdir('/'); // as a started daemon: the user's directory (hostfs) is not the daemon's
   const paths = daemonPaths(cluster);
   const log = (line: string) => appendFileSync(paths.log, `${new Date().toISOString()} ${line}\n`, { mode: 0o600 });
   stayAfterCommand(paths.log);

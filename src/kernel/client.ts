@@ -59,8 +59,8 @@ const API_VERBS = new Set(['get', 'apply', 'delete', 'create', 'scale', 'wait', 
 const DESCRIBE_VALUED = new Set(['-n', '--namespace', '--cluster']);
 
 /**
- * Whether a command line is `describe` of a pod (pure): the host runs that itself, the API
- * relayed and the pod's kernel state read by the guest's tools (describeInKernel), with no
+ * Whether a command line is `describe` of a pod or a node (pure): the host runs that itself, the
+ * API relayed and the kernel's state read by the guest's tools (cli/describe-kernel.ts), with no
  * kubewire process in there.
  */
 export function describesPod(argv: string[]): boolean {
@@ -70,7 +70,7 @@ export function describesPod(argv: string[]): boolean {
     if (DESCRIBE_VALUED.has(argv[i]!)) i++;
     else if (!argv[i]!.startsWith('-')) words.push(argv[i]!);
   }
-  return /^(pod|pods|po)(\/|$)/.test(words[0] ?? '');
+  return /^(pod|pods|po|node|nodes|no)(\/|$)/.test(words[0] ?? '');
 }
 
 /** Whether a command line goes to the guest of its cluster's kernel (pure: `inKernel` says whether that cluster has one). */
