@@ -11,6 +11,7 @@ import cytoscape, { type Core, type ElementDefinition } from 'cytoscape';
 import { diffElements, tracePath, visible, type GraphElement, type TraceStep } from '../graph.ts';
 import { fitView, layoutGraph, SIZES, type Layout, type Rect } from '../layout.ts';
 import type { Leg, Trace } from '../../trace/types.ts';
+import { hopWhat } from '../../trace/render.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -481,7 +482,7 @@ function drawTrace(t: Trace): void {
     ...rows.map(({ h, kind }, i) => {
       const tr = document.createElement('tr');
       tr.className = kind;
-      for (const text of [String(i + 1), h.netns, h.kind, h.in ?? '', h.out ?? '', [h.detail, h.rule && `rule: ${h.rule}`, h.translation && `NAT: ${h.translation}`].filter(Boolean).join('; ')]) {
+      for (const text of [String(i + 1), h.netns, h.kind, h.in ?? '', h.out ?? '', hopWhat(h)]) {
         const td = document.createElement('td');
         td.textContent = text;
         tr.append(td);
