@@ -1,4 +1,4 @@
-// `describe pod` of a cluster in its own kernel, run on the host (no root, no kernel): which
+// `describe pod` (and `describe node`) of a cluster in its own kernel, run on the host (no root, no kernel): which
 // command lines stay on the host, and the description made from what a stand-in guest end
 // answers: the pod's view of names read there, `ip` and `bridge` run there in the pod's and
 // the node's namespaces, their output turned into the Network section.
@@ -13,15 +13,18 @@ import type { Pod } from '../src/api/types.ts';
 import { describePodInKernel } from '../src/cli/describe-kernel.ts';
 import type { ClusterPlan } from '../src/cluster/plan.ts';
 import { run } from '../src/dataplane/linux/exec.ts';
-import { describesPod, readInKernel, runsInGuest } from '../src/kernel/client.ts';
+import { describedOnHost, readInKernel, runsInGuest } from '../src/kernel/client.ts';
 import { encodeFrame, FrameReader, type Frame } from '../src/kernel/frames.ts';
 
-test('describe of a pod stays on the host, whatever the options around it; other kinds go in', () => {
-  for (const argv of [['describe', 'pod', 'p'], ['describe', 'pods', 'p'], ['describe', 'po/p'], ['describe', '-n', 'kube-system', 'pod/p'], ['describe', '--cluster', 'c', 'pod', 'p'], ['describe', '--namespace=x', 'pod', 'p']]) {
-    assert.equal(describesPod(argv), true, argv.join(' '));
+test('describe of a pod or a node stays on the host, whatever the options around it; other kinds go in', () => {
+  for (const argv of [['describe', 'pod', 'p'], ['describe', 'pods', 'p'], ['describe', 'po/p'], ['describe', '-n', 'kube-system', 'pod/p'], ['describe', '--cluster', 'c', 'pod', 'p'], ['describe', '--namespace=x', 'pod', 'p'], ['describe', 'node', 'n'], ['describe', 'no/n']]) {
+    assert.equal(describedOnHost(argv), true, argv.join(' '));
     assert.equal(runsInGuest(argv, true), false, argv.join(' '));
   }
-  for (const argv of [['describe', 'node', 'n'], ['describe', 'service/pod'], ['describe', '-n', 'pod', 'svc', 'x'], ['describe', 'podx', 'p'], ['get', 'pod', 'p']]) assert.equal(describesPod(argv), false, argv.join(' '));
+  for (const argv of [['describe', 'service/pod'], ['describe', '-n', 'pod', 'svc', 'x'], ['describe', 'podx', 'p'], ['describe', 'nodex', 'n'], ['get', 'pod', 'p']]) {
+    assert.equal(describedOnHost(argv), false, argv.join(' '));
+    assert.equal(runsInGuest(argv, true), argv[0] !== 'get', argv.join(' '));
+  }
 });
 
 const link = (ifname: string, ifindex: number, address: string, more: object = {}) => ({ ifname, ifindex, address, ...more });

@@ -63,7 +63,7 @@ const DESCRIBE_VALUED = new Set(['-n', '--namespace', '--cluster']);
  * API relayed and the kernel's state read by the guest's tools (cli/describe-kernel.ts), with no
  * kubewire process in there.
  */
-export function describesPod(argv: string[]): boolean {
+export function describedOnHost(argv: string[]): boolean {
   if (argv[0] !== 'describe') return false;
   const words: string[] = [];
   for (let i = 1; i < argv.length && argv[i] !== '--'; i++) {
@@ -75,7 +75,7 @@ export function describesPod(argv: string[]): boolean {
 
 /** Whether a command line goes to the guest of its cluster's kernel (pure: `inKernel` says whether that cluster has one). */
 export function runsInGuest(argv: string[], inKernel: boolean): boolean {
-  if (!inKernel || !argv.length || HOST_VERBS.has(argv[0]!) || API_VERBS.has(argv[0]!) || describesPod(argv)) return false;
+  if (!inKernel || !argv.length || HOST_VERBS.has(argv[0]!) || API_VERBS.has(argv[0]!) || describedOnHost(argv)) return false;
   const options = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length);
   return !['--help', '-h', '--version', '-V'].some((o) => options.includes(o));
 }
