@@ -24,11 +24,24 @@ function allFiles() {
 /** Runs a command; with `quiet`, its output is kept and printed whole once it ends (checks beside the tests). */
 function run(argv, { quiet = false } = {}) {
   return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: quiet ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+    const child = spawn(argv[0], argv.slice(1), { stdio: quiet ? ['ignore', 'pipe', 'pipe'] : ['inherit', 'pipe', 'inherit'] });
     let out = '';
     if (quiet) {
       child.stdout.on('data', (b) => (out += b));
       child.stderr.on('data', (b) => (out += b));
+    } else {
+      // Passed through as it comes; the runner's own summary lines ("# pass N" at the start of a
+      // line, not a suite's indented ones) are added up for the suite's closing line.
+      let partial = '';
+      child.stdout.on('data', (b) => {
+        process.stdout.write(b);
+        const lines = (partial + b).split('\n');
+        partial = lines.pop();
+        for (const line of lines) {
+          const m = /^# (tests|pass|fail|skipped|cancelled) (\d+)$/.exec(line);
+          if (m) totals[m[1]] += Number(m[2]);
+        }
+      });
     }
     const started = Date.now();
     child.on('close', (code, signal) => {
@@ -39,6 +52,9 @@ function run(argv, { quiet = false } = {}) {
     });
   });
 }
+
+/** Both phases' counts, for one closing line. */
+const totals = { tests: 0, pass: 0, fail: 0, skipped: 0, cancelled: 0 };
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 const unit = unitFiles(pkg);
@@ -61,4 +77,5 @@ if (!(typecheck && layers)) {
   process.exit(1);
 }
 const e2eOk = await run([node, '--import', 'tsx', '--test', '--test-concurrency=1', TIMEOUT, ...e2e]);
+process.stdout.write(`${totals.pass} passed, ${totals.fail + totals.cancelled} failed, ${totals.skipped} skipped (of ${totals.tests} tests, both phases)\n`);
 process.exit(unitOk && e2eOk ? 0 : 1);
